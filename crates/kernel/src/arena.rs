@@ -1,0 +1,165 @@
+//! A generational arena: objects named by an index plus a generation.
+//!
+//! Removing an object bumps its slot's generation, so an old [`Id`] to a
+//! reused slot is detected ("that port is dead") rather than aliasing the new
+//! occupant. Iteration is in slot order, never in hash order, so the kernel
+//! stays deterministic.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+
+/// A typed, generation-checked key into an [`Arena`].
+pub(crate) struct Id<T> {
+    index: u32,
+    generation: u32,
+    _kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Id<T> {
+    pub(crate) fn from_raw(raw: u64) -> Id<T> {
+        Id {
+            index: raw as u32,
+            generation: (raw >> 32) as u32,
+            _kind: PhantomData,
+        }
+    }
+    pub(crate) fn to_raw(self) -> u64 {
+        ((self.generation as u64) << 32) | self.index as u64
+    }
+}
+
+impl<T> Clone for Id<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Id<T> {}
+impl<T> PartialEq for Id<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index && self.generation == other.generation
+    }
+}
+impl<T> Eq for Id<T> {}
+impl<T> PartialOrd for Id<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Id<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.index, self.generation).cmp(&(other.index, other.generation))
+    }
+}
+impl<T> Hash for Id<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.to_raw().hash(state)
+    }
+}
+impl<T> fmt::Debug for Id<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.index, self.generation)
+    }
+}
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+/// Slot storage with generation-checked keys.
+pub(crate) struct Arena<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Arena<T> {
+    fn default() -> Self {
+        Arena {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Arena<T> {
+    pub(crate) fn insert(&mut self, value: T) -> Id<T> {
+        self.len += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.value = Some(value);
+            Id {
+                index,
+                generation: slot.generation,
+                _kind: PhantomData,
+            }
+        } else {
+            let index = u32::try_from(self.slots.len()).expect("arena index overflow");
+            self.slots.push(Slot {
+                generation: 0,
+                value: Some(value),
+            });
+            Id {
+                index,
+                generation: 0,
+                _kind: PhantomData,
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, id: Id<T>) -> Option<&T> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation == id.generation {
+            slot.value.as_ref()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation == id.generation {
+            slot.value.as_mut()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn contains(&self, id: Id<T>) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub(crate) fn remove(&mut self, id: Id<T>) -> Option<T> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation || slot.value.is_none() {
+            return None;
+        }
+        let value = slot.value.take();
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.len -= 1;
+        value
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Live objects in slot order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Id<T>, &T)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.value.as_ref().map(|v| {
+                (
+                    Id {
+                        index: i as u32,
+                        generation: s.generation,
+                        _kind: PhantomData,
+                    },
+                    v,
+                )
+            })
+        })
+    }
+}

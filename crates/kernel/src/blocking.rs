@@ -1,0 +1,248 @@
+//! The blocking layer: one [`Ipc`] implementation for every runner of the core.
+//!
+//! The core never waits. A runner — OS threads ([`Task`](crate::Task)) or the
+//! simulator's processes — implements [`Blocker`]: "how do I wait for this
+//! token, for at most this long?". Everything else (name lookups, rights,
+//! queues, RPC, direct links) is written once, here, so a thread and a
+//! simulated process cannot drift apart in behaviour.
+
+use std::time::Duration;
+
+use crate::capacity::{Capacity, OnFull, Sent, Wait};
+use crate::core::{Begin, Destination, Kernel, Source, WaitOutcome, WaitToken, Waker};
+use crate::error::{CallError, IpcError, ReceiveError, SendError};
+use crate::ipc::{Ipc, MailboxConfig, PortStatus};
+use crate::message::{Message, Notification, NotifyKind};
+use crate::name::{Access, Pid, PortName, RightKind, RightSet};
+use crate::Disposition;
+
+/// How a runner waits for the kernel's non-blocking core.
+///
+/// Implement this and the runner gets the whole [`Ipc`] API.
+pub trait Blocker {
+    /// The kernel this task lives in.
+    fn kernel(&self) -> &Kernel;
+    /// The task's pid in that kernel.
+    fn task_pid(&self) -> Pid;
+    /// The waker the core calls when one of this task's waits completes.
+    fn waker(&self) -> Waker;
+    /// Waits until the wait `token` completes, or `timeout` passes (then cancels
+    /// it with [`Kernel::wait_cancel`]); returns the outcome. `None` waits forever.
+    fn block(&self, token: WaitToken, timeout: Option<Duration>) -> WaitOutcome;
+    /// Called at the start of every IPC operation with its name: the
+    /// simulator's scheduling point. Does nothing by default.
+    fn before_ipc(&self, _op: &'static str) {}
+}
+
+fn send_timeout_of(on_full: OnFull) -> Option<Duration> {
+    match on_full {
+        OnFull::Timeout(d) => Some(d),
+        _ => None,
+    }
+}
+
+fn expect_sent(outcome: WaitOutcome) -> Result<Sent, SendError> {
+    match outcome {
+        WaitOutcome::Sent(r) => r,
+        WaitOutcome::Received(_) => unreachable!("a send wait completed as a receive"),
+    }
+}
+
+fn expect_received(outcome: WaitOutcome) -> Result<Message, ReceiveError> {
+    match outcome {
+        WaitOutcome::Received(r) => r,
+        WaitOutcome::Sent(_) => unreachable!("a receive wait completed as a send"),
+    }
+}
+
+impl<B: Blocker> BlockingExt for B {}
+
+/// The two generic primitives every blocking operation goes through.
+trait BlockingExt: Blocker {
+    fn send_via(
+        &self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        let waker = self.waker();
+        match self
+            .kernel()
+            .send_begin(self.task_pid(), dest, msg, on_full, &waker)
+        {
+            Begin::Done(r) => r,
+            Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
+        }
+    }
+
+    fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
+        let waker = self.waker();
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        match self
+            .kernel()
+            .receive_begin(self.task_pid(), source, may_wait, &waker)
+        {
+            Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
+                Err(ReceiveError::TimedOut)
+            }
+            Begin::Done(r) => r,
+            Begin::Blocked(token) => {
+                let timeout = match wait {
+                    Wait::For(d) => Some(d),
+                    _ => None,
+                };
+                expect_received(self.block(token, timeout))
+            }
+        }
+    }
+}
+
+impl<B: Blocker> Ipc for B {
+    fn pid(&self) -> Pid {
+        self.task_pid()
+    }
+
+    fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError> {
+        self.before_ipc("port_allocate");
+        self.kernel().port_allocate(self.task_pid(), capacity)
+    }
+    fn port_set_allocate(&self) -> Result<PortName, IpcError> {
+        self.before_ipc("port_set_allocate");
+        self.kernel().port_set_allocate(self.task_pid())
+    }
+    fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
+        self.before_ipc("port_set_insert");
+        self.kernel().port_set_insert(self.task_pid(), set, member)
+    }
+    fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
+        self.before_ipc("port_set_remove");
+        self.kernel().port_set_remove(self.task_pid(), member)
+    }
+    fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
+        self.before_ipc("make_right");
+        self.kernel().make_right(self.task_pid(), name, disposition)
+    }
+    fn deallocate(&self, name: PortName) -> Result<(), IpcError> {
+        self.before_ipc("deallocate");
+        self.kernel().deallocate(self.task_pid(), name)
+    }
+    fn destroy(&self, name: PortName) -> Result<(), IpcError> {
+        self.before_ipc("destroy");
+        self.kernel().destroy(self.task_pid(), name)
+    }
+    fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
+        self.before_ipc("mod_refs");
+        self.kernel().mod_refs(self.task_pid(), name, right, delta)
+    }
+    fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
+        self.kernel().rights(self.task_pid(), name)
+    }
+    fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError> {
+        self.kernel().port_status(self.task_pid(), name)
+    }
+    fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError> {
+        self.before_ipc("set_capacity");
+        self.kernel().set_capacity(self.task_pid(), name, capacity)
+    }
+    fn request_notification(
+        &self,
+        name: PortName,
+        kind: NotifyKind,
+        notify: PortName,
+    ) -> Result<(), IpcError> {
+        self.before_ipc("request_notification");
+        self.kernel()
+            .request_notification(self.task_pid(), name, kind, notify)
+    }
+
+    fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        self.before_ipc("send");
+        self.send_via(Destination::Name(dest), msg, on_full)
+    }
+    fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
+        self.before_ipc("receive");
+        self.receive_via(Source::Name(source), wait)
+    }
+    fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.before_ipc("select");
+        self.receive_via(Source::Any(sources), wait)
+    }
+    fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
+        self.before_ipc("call");
+        let pid = self.task_pid();
+        let kernel = self.kernel();
+        // A fresh reply port per call: the send-once right we hand out can be
+        // used exactly once, and if the server drops it we hear about it.
+        let reply_port = kernel
+            .port_allocate(pid, Capacity::Bounded(1))
+            .map_err(|_| CallError::Send(SendError::TaskExited(Message::default())))?;
+        let mut msg = msg;
+        let user_reply = msg.reply.replace(crate::CarriedRight {
+            name: reply_port,
+            disposition: Disposition::MakeSendOnce,
+        });
+        let result = match self.send_via(Destination::Name(dest), msg, OnFull::Block) {
+            Err(e) => Err(CallError::Send(e.map_message(|mut back| {
+                back.reply = user_reply;
+                back
+            }))),
+            Ok(_) => match self.receive_via(Source::Name(reply_port), wait) {
+                Ok(reply) if reply.notification() == Some(Notification::SendOnce) => {
+                    Err(CallError::NoReply)
+                }
+                Ok(reply) => Ok(reply),
+                Err(e) => Err(CallError::Receive(e)),
+            },
+        };
+        let _ = kernel.destroy(pid, reply_port);
+        result
+    }
+
+    fn send_to_with(&self, pid: Pid, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        self.before_ipc("send_to");
+        self.send_via(Destination::Task(pid), msg, on_full)
+    }
+    fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {
+        self.before_ipc("receive_from");
+        self.receive_via(Source::Task(pid), wait)
+    }
+    fn receive_from_any_with(&self, wait: Wait) -> Result<Message, ReceiveError> {
+        self.before_ipc("receive_from_any");
+        self.receive_via(Source::AnyTask, wait)
+    }
+    fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError> {
+        self.before_ipc("set_link_capacity");
+        self.kernel()
+            .set_link_capacity(self.task_pid(), pid, capacity)
+    }
+
+    fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
+        self.before_ipc("mailbox_create");
+        self.kernel().mailbox_create(self.task_pid(), name, config)
+    }
+    fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
+        self.before_ipc("mailbox_open");
+        self.kernel().mailbox_open(self.task_pid(), name)
+    }
+    fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError> {
+        self.before_ipc("mailbox_grant");
+        self.kernel()
+            .mailbox_grant(self.task_pid(), mailbox, pid, access)
+    }
+    fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
+        self.before_ipc("mailbox_destroy");
+        self.kernel().mailbox_destroy(self.task_pid(), mailbox)
+    }
+    fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
+        self.before_ipc("register");
+        self.kernel().register(self.task_pid(), service, right)
+    }
+    fn unregister(&self, service: &str) -> Result<(), IpcError> {
+        self.before_ipc("unregister");
+        self.kernel().unregister(self.task_pid(), service)
+    }
+    fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
+        self.before_ipc("look_up");
+        self.kernel().look_up(self.task_pid(), service)
+    }
+}

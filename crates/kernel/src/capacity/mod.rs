@@ -1,0 +1,145 @@
+//! Capacity models: how many messages a queue holds before a sender must wait.
+//!
+//! | model | a send completes when | a receive completes when |
+//! |---|---|---|
+//! | [`Capacity::Zero`] | a receiver takes the message (rendezvous) | a sender offers one |
+//! | [`Capacity::Bounded`]`(n)` | fewer than `n` messages are queued | a message is queued |
+//! | [`Capacity::Unbounded`] | always (up to the kernel's memory ceiling) | a message is queued |
+//!
+//! One file per model holds its admission rule: [`zero`], [`bounded`], [`unbounded`].
+//! The queue itself (FIFO of messages, lists of blocked senders and receivers)
+//! is the same for every model; only the question "may this message enter now?"
+//! differs, which is what makes a capacity experiment a one-word change.
+//!
+//! ```
+//! use mkipc_kernel::Capacity;
+//! assert!(Capacity::Bounded(2).validate().is_ok());
+//! assert!(Capacity::Bounded(0).validate().is_err()); // say Zero for a rendezvous
+//! ```
+
+pub(crate) mod bounded;
+pub(crate) mod unbounded;
+pub(crate) mod zero;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::IpcError;
+
+/// How many messages a port, mailbox or direct link can hold.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Capacity {
+    /// No buffer: sender and receiver meet (rendezvous).
+    Zero,
+    /// At most `n` (n >= 1) queued messages; Mach's queue limit.
+    Bounded(usize),
+    /// No count limit; a per-queue memory ceiling turns runaway growth into an error.
+    Unbounded,
+}
+
+impl Capacity {
+    /// Rejects `Bounded(0)` (ambiguous: use `Zero` for a rendezvous).
+    pub fn validate(self) -> Result<Capacity, IpcError> {
+        match self {
+            Capacity::Bounded(0) => Err(IpcError::InvalidValue),
+            other => Ok(other),
+        }
+    }
+}
+
+impl fmt::Display for Capacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Capacity::Zero => f.write_str("zero"),
+            Capacity::Bounded(n) => write!(f, "bounded({n})"),
+            Capacity::Unbounded => f.write_str("unbounded"),
+        }
+    }
+}
+
+/// What a send does when the destination cannot take the message now.
+///
+/// `send`, `try_send` and `send_timeout` are [`OnFull::Block`], [`OnFull::Fail`]
+/// and [`OnFull::Timeout`]; the two drop policies let loss be studied against
+/// blocking (a full bounded queue under `DropOldest` behaves like a ring buffer).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum OnFull {
+    /// Wait until the message can be taken.
+    Block,
+    /// Fail at once with [`SendError::Full`](crate::SendError::Full), message returned.
+    Fail,
+    /// Wait at most this long, then fail with [`SendError::TimedOut`](crate::SendError::TimedOut).
+    Timeout(Duration),
+    /// Discard the new message (its rights are destroyed); the send reports [`Sent::Dropped`].
+    DropNewest,
+    /// Discard the oldest queued message to make room; the send reports [`Sent::Displaced`].
+    /// On a zero-capacity queue nothing is buffered, so the new message is dropped.
+    DropOldest,
+}
+
+/// How long a receive (or the receive half of a call) may wait.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Wait {
+    /// Do not wait: fail with `Empty` if nothing is there.
+    NoWait,
+    /// Wait as long as it takes.
+    Forever,
+    /// Wait at most this long, then fail with `TimedOut`.
+    For(Duration),
+}
+
+/// How a successful send ended.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Sent {
+    /// The message is queued or was handed to a receiver.
+    Delivered,
+    /// The queue was full and [`OnFull::DropNewest`] (or `DropOldest` on a zero queue)
+    /// discarded this message.
+    Dropped,
+    /// The queue was full and [`OnFull::DropOldest`] discarded the oldest message to
+    /// make room for this one.
+    Displaced,
+}
+
+/// The admission decision a capacity model makes for one message.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Admission {
+    /// Put it in the queue now.
+    Enqueue,
+    /// The queue is full: apply the sender's [`OnFull`] policy.
+    Full,
+    /// Unbounded queue over its memory ceiling: an error, never a wait.
+    OverMemoryLimit,
+}
+
+/// Facts about one queue the admission rules look at.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueLoad {
+    /// Messages queued now.
+    pub len: usize,
+    /// Body bytes queued now.
+    pub bytes: usize,
+    /// Bytes the new message would add.
+    pub incoming_bytes: usize,
+    /// The kernel's per-queue memory ceiling for unbounded queues.
+    pub memory_limit: usize,
+    /// The message is sent with a send-once right (Mach lets these bypass the queue limit).
+    pub send_once: bool,
+    /// The message is a kernel notification (never blocks, never dropped).
+    pub kernel: bool,
+}
+
+impl Capacity {
+    /// May a message enter the queue now? (Hand-off to a waiting receiver is
+    /// decided before this: it needs no buffer space under any model.)
+    pub(crate) fn admit(self, load: QueueLoad) -> Admission {
+        if load.kernel {
+            return Admission::Enqueue;
+        }
+        match self {
+            Capacity::Zero => zero::admit(load),
+            Capacity::Bounded(n) => bounded::admit(n, load),
+            Capacity::Unbounded => unbounded::admit(load),
+        }
+    }
+}

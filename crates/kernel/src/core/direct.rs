@@ -1,0 +1,92 @@
+//! Direct addressing: `send_to(pid)` / `receive_from(pid)` / `receive_from_any()`.
+//!
+//! The kernel keeps one link per ordered pair of tasks, created on first use.
+//! A link is an ordinary port whose receive right the receiving task holds
+//! implicitly (it has no name), with its own capacity; all links into a task
+//! form that task's *inbox* port set, which is what `receive_from_any` waits
+//! on. When the sending task exits, the link is closed for writing: the
+//! receiver still gets everything already sent, then `SourceDead` (end of
+//! stream), like reading a pipe whose writer closed.
+
+use super::queue::MsgQueue;
+use super::{Kernel, Locked, Port, PortId, QueueId, Receiver, WaitId};
+use crate::capacity::Capacity;
+use crate::error::{IpcError, ReceiveError};
+use crate::name::Pid;
+
+impl Locked<'_> {
+    /// The link from `from` to `to` (which must be alive), created on first use.
+    pub(crate) fn link_port(&mut self, from: Pid, to: Pid) -> PortId {
+        if let Some(&p) = self.task(to).expect("live receiver").links_in.get(&from) {
+            return p;
+        }
+        let target = self.task(to).expect("live receiver");
+        let capacity = target
+            .link_capacity
+            .get(&from)
+            .copied()
+            .unwrap_or(self.config.link_capacity);
+        let inbox = target.inbox;
+        let writer_closed = self.task(from).is_none();
+        let port = self.ports.insert(Port {
+            queue: MsgQueue::new(capacity),
+            receiver: Receiver::Task(to),
+            set: Some(inbox),
+            send_rights: 0,
+            send_once_rights: 0,
+            dead_name_requests: Vec::new(),
+            no_senders_request: None,
+            port_destroyed_request: None,
+            link: Some((from, to)),
+            writer_closed,
+        });
+        self.sets
+            .get_mut(inbox)
+            .expect("live inbox")
+            .members
+            .insert(port);
+        self.task_mut(to).expect("live").links_in.insert(from, port);
+        if let Some(t) = self.task_mut(from) {
+            t.links_out.insert(to, port);
+        }
+        port
+    }
+
+    /// The writer of a link exited: receivers blocked on that link alone see
+    /// end of stream once it is empty.
+    pub(crate) fn close_link_writer(&mut self, port: PortId) {
+        let Some(p) = self.ports.get_mut(port) else {
+            return;
+        };
+        p.writer_closed = true;
+        if !p.queue.messages.is_empty() || !p.queue.blocked_senders.is_empty() {
+            return;
+        }
+        let blocked: Vec<WaitId> = p.queue.blocked_receivers.drain(..).collect();
+        for w in blocked {
+            self.fail_receiver(w, ReceiveError::SourceDead);
+        }
+        let _ = QueueId::Port(port);
+    }
+}
+
+impl Kernel {
+    /// Sets the capacity of the link from `from` into `pid`.
+    pub fn set_link_capacity(
+        &self,
+        pid: Pid,
+        from: Pid,
+        capacity: Capacity,
+    ) -> Result<(), IpcError> {
+        let capacity = capacity.validate()?;
+        let mut st = self.lock();
+        let task = st.task_mut(pid).ok_or(IpcError::TaskExited)?;
+        task.link_capacity.insert(from, capacity);
+        if let Some(&port) = task.links_in.get(&from) {
+            st.ports.get_mut(port).expect("live link").queue.capacity = capacity;
+            st.refill(QueueId::Port(port));
+            st.reap();
+        }
+        Ok(())
+    }
+}

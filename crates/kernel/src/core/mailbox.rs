@@ -1,0 +1,153 @@
+//! Mailboxes: named indirect channels with an owner and an access list.
+//!
+//! Unlike a port, a mailbox has no single receive right: every task the
+//! access list allows may send, receive, or both, and each message goes to
+//! exactly one receiver. A mailbox owned by a task dies with it (waiting
+//! senders get `DestinationDead`, waiting receivers `SourceDead`); a system
+//! mailbox lives until someone with full access destroys it.
+
+use super::queue::MsgQueue;
+use super::space::Obj;
+use super::{Kernel, Locked, Mailbox, MailboxId};
+use crate::error::{IpcError, ReceiveError, SendError};
+use crate::ipc::{MailboxConfig, Owner};
+use crate::name::{Access, Pid, PortName, RightKind};
+
+impl Locked<'_> {
+    /// Owner of a task-owned mailbox; anyone with full access to a system one.
+    pub(crate) fn may_manage_mailbox(&self, pid: Pid, m: MailboxId) -> bool {
+        self.mailboxes.get(m).is_some_and(|mb| match mb.owner {
+            Some(owner) => owner == pid,
+            None => mb.access(pid) == Access::ALL,
+        })
+    }
+
+    pub(crate) fn destroy_mailbox(&mut self, m: MailboxId) {
+        let Some(mb) = self.mailboxes.remove(m) else {
+            return;
+        };
+        tracing::debug!(target: "mkipc::ipc", mailbox = %mb.name, "mailbox destroyed");
+        self.mailbox_names.remove(&mb.name);
+        if let Some(owner) = mb.owner {
+            if let Some(t) = self.task_mut(owner) {
+                t.owned_mailboxes.remove(&m);
+            }
+        }
+        let mut queue = mb.queue;
+        while let Some(msg) = queue.pop() {
+            self.destroy_message(msg);
+        }
+        for w in queue.blocked_senders.drain(..) {
+            self.fail_sender(w, SendError::DestinationDead);
+        }
+        for w in queue.blocked_receivers.drain(..) {
+            self.fail_receiver(w, ReceiveError::SourceDead);
+        }
+        self.reap();
+    }
+
+    fn mailbox_of(&mut self, pid: Pid, name: PortName) -> Result<MailboxId, IpcError> {
+        match self.resolve(pid, name)? {
+            Obj::Mailbox(m) => Ok(m),
+            Obj::Dead(_) => Err(IpcError::DeadName),
+            _ => Err(IpcError::WrongRight {
+                needed: RightKind::Mailbox,
+            }),
+        }
+    }
+}
+
+impl Kernel {
+    /// Creates a named mailbox (see [`Ipc::mailbox_create`](crate::Ipc::mailbox_create)).
+    pub fn mailbox_create(
+        &self,
+        pid: Pid,
+        name: &str,
+        config: MailboxConfig,
+    ) -> Result<PortName, IpcError> {
+        let capacity = config.capacity.validate()?;
+        if name.is_empty() {
+            return Err(IpcError::InvalidValue);
+        }
+        let mut st = self.lock();
+        if st.task(pid).is_none() {
+            return Err(IpcError::TaskExited);
+        }
+        if st.mailbox_names.contains_key(name) {
+            return Err(IpcError::AlreadyExists);
+        }
+        let mut acl: std::collections::BTreeMap<Pid, Access> =
+            config.grants.iter().copied().collect();
+        let owner = match config.owner {
+            Owner::Creator => Some(pid),
+            Owner::System => {
+                acl.insert(pid, Access::ALL);
+                None
+            }
+        };
+        let m = st.mailboxes.insert(Mailbox {
+            name: name.to_owned(),
+            owner,
+            acl,
+            default_access: config.default_access,
+            queue: MsgQueue::new(capacity),
+        });
+        st.mailbox_names.insert(name.to_owned(), m);
+        if owner.is_some() {
+            st.task_mut(pid).expect("live").owned_mailboxes.insert(m);
+        }
+        tracing::debug!(target: "mkipc::ipc", %pid, mailbox = name, %capacity, "mailbox created");
+        Ok(st.space_mut(pid).alloc(Obj::Mailbox(m)))
+    }
+
+    /// Opens a mailbox by name with the access its list gives `pid`.
+    pub fn mailbox_open(&self, pid: Pid, name: &str) -> Result<PortName, IpcError> {
+        let mut st = self.lock();
+        if st.task(pid).is_none() {
+            return Err(IpcError::TaskExited);
+        }
+        let &m = st.mailbox_names.get(name).ok_or(IpcError::NotFound)?;
+        if st
+            .mailboxes
+            .get(m)
+            .expect("named mailbox is live")
+            .access(pid)
+            .is_none()
+        {
+            return Err(IpcError::NoPermission);
+        }
+        Ok(st.space_mut(pid).alloc(Obj::Mailbox(m)))
+    }
+
+    /// Changes a task's access to a mailbox.
+    pub fn mailbox_grant(
+        &self,
+        pid: Pid,
+        mailbox: PortName,
+        to: Pid,
+        access: Access,
+    ) -> Result<(), IpcError> {
+        let mut st = self.lock();
+        let m = st.mailbox_of(pid, mailbox)?;
+        if !st.may_manage_mailbox(pid, m) {
+            return Err(IpcError::NoPermission);
+        }
+        st.mailboxes
+            .get_mut(m)
+            .expect("live")
+            .acl
+            .insert(to, access);
+        Ok(())
+    }
+
+    /// Destroys a mailbox.
+    pub fn mailbox_destroy(&self, pid: Pid, mailbox: PortName) -> Result<(), IpcError> {
+        let mut st = self.lock();
+        let m = st.mailbox_of(pid, mailbox)?;
+        if !st.may_manage_mailbox(pid, m) {
+            return Err(IpcError::NoPermission);
+        }
+        st.destroy_mailbox(m);
+        Ok(())
+    }
+}

@@ -1,0 +1,418 @@
+//! The non-blocking core: every kernel operation completes or registers a waiter.
+//!
+//! All kernel objects live in one [`State`] behind one lock (a "big kernel
+//! lock", as early Mach and uniprocessor L4 had). An operation takes the lock,
+//! does all its work — name lookups, right transfers, queueing, hand-off to a
+//! waiting receiver, cascades of port deaths and notifications — and releases
+//! it. It never parks a thread: when it cannot complete, it records a *wait*
+//! (with the [`Waker`] to call when the wait completes) and returns
+//! [`Begin::Blocked`]. Whoever runs the task decides what blocking means:
+//! [`Task`](crate::Task) parks the OS thread; the simulator switches to another
+//! simulated process. Wakers are called after the lock is released.
+//!
+//! Because there is one lock and no iteration over hash maps, the core is
+//! deterministic: the same sequence of calls gives the same results, which is
+//! what lets the simulator replay a run event for event.
+
+mod direct;
+mod introspect;
+mod mailbox;
+mod ops;
+mod queue;
+mod receive;
+mod send;
+pub(crate) mod space;
+mod transfer;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+use smallvec::SmallVec;
+
+pub use introspect::{BlockedOn, KernelStats, TaskRights};
+
+use crate::arena::{Arena, Id};
+use crate::capacity::{Capacity, Sent};
+use crate::error::{ReceiveError, SendError};
+use crate::message::{Body, Message};
+use crate::name::{Access, Pid, PortName};
+use crate::sync::{Arc, Mutex, MutexGuard};
+use queue::MsgQueue;
+use space::Space;
+
+pub(crate) type PortId = Id<Port>;
+pub(crate) type SetId = Id<PortSet>;
+pub(crate) type MailboxId = Id<Mailbox>;
+pub(crate) type WaitId = Id<WaitRec>;
+
+/// Something to call when a wait completes: unpark a thread, mark a simulated
+/// process runnable. Called without the kernel lock held.
+pub trait Wake: Send + Sync {
+    /// The wait this waker was registered for has completed (or may have: a
+    /// spurious wake is allowed, and the owner re-checks with
+    /// [`Kernel::wait_take`]).
+    fn wake(&self);
+}
+
+/// A shared [`Wake`] handle.
+pub type Waker = Arc<dyn Wake>;
+
+/// The identity of a pending operation, returned by [`Begin::Blocked`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct WaitToken {
+    id: u64,
+    send: bool,
+}
+
+/// The result of starting an operation on the non-blocking core.
+#[derive(Debug)]
+pub enum Begin<T> {
+    /// It completed.
+    Done(T),
+    /// It is waiting; the waker will be called when it completes. Collect the
+    /// result with [`Kernel::wait_take`] or give up with [`Kernel::wait_cancel`].
+    Blocked(WaitToken),
+}
+
+/// The result of a completed wait.
+#[derive(Debug)]
+pub enum WaitOutcome {
+    /// A send finished.
+    Sent(Result<Sent, SendError>),
+    /// A receive finished.
+    Received(Result<Message, ReceiveError>),
+}
+
+/// Where a send goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Destination {
+    /// A port (send, send-once or receive right) or mailbox name.
+    Name(PortName),
+    /// A task, over the direct link from the sender.
+    Task(Pid),
+}
+
+/// Where a receive takes from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source<'a> {
+    /// A receive right, port set or mailbox.
+    Name(PortName),
+    /// The first message on any of these names (select).
+    Any(&'a [PortName]),
+    /// The direct link from this task.
+    Task(Pid),
+    /// Any direct link into the receiving task.
+    AnyTask,
+}
+
+/// Kernel-wide settings.
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    /// Memory ceiling (message body bytes) of each unbounded queue.
+    pub queue_memory_limit: usize,
+    /// Capacity of a direct link when it is created on first use.
+    pub link_capacity: Capacity,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            queue_memory_limit: 64 << 20,
+            link_capacity: Capacity::Unbounded,
+        }
+    }
+}
+
+/// A right while the kernel holds it (in a message, a request, the name service).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum KRight {
+    Receive(PortId),
+    Send(PortId),
+    SendOnce(PortId),
+    /// A send right that was a dead name when sent.
+    DeadSend,
+    /// A send-once right that was a dead name when sent.
+    DeadSendOnce,
+}
+
+/// A message while the kernel holds it.
+#[derive(Debug)]
+pub(crate) struct KMessage {
+    pub id: u32,
+    pub body: Body,
+    /// Carried rights, with the disposition the sender used.
+    pub rights: SmallVec<[(KRight, crate::Disposition); 1]>,
+    pub reply: Option<(KRight, crate::Disposition)>,
+    pub sender: Pid,
+    /// Global arrival order, used to pick the oldest message across queues.
+    pub stamp: u64,
+    /// Sent through a send-once right (bypasses bounded limits).
+    pub via_send_once: Option<PortId>,
+}
+
+/// Which task, if any, holds a port's receive right.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Receiver {
+    /// A task holds it (under a name in its space, or as a direct link's inbox).
+    Task(Pid),
+    /// It travels inside a message queued on (or parked at) this queue.
+    InTransit(QueueId),
+}
+
+/// Which queue a message goes to: a port's or a mailbox's.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) enum QueueId {
+    Port(PortId),
+    Mailbox(MailboxId),
+}
+
+/// A port: a queue with exactly one receive right.
+pub(crate) struct Port {
+    pub queue: MsgQueue,
+    pub receiver: Receiver,
+    pub set: Option<SetId>,
+    /// Send rights in existence (user references everywhere + in transit + service registry).
+    pub send_rights: u32,
+    pub send_once_rights: u32,
+    pub dead_name_requests: Vec<(Pid, PortName, KRight)>,
+    pub no_senders_request: Option<KRight>,
+    pub port_destroyed_request: Option<KRight>,
+    /// `Some((from, to))` for a direct link.
+    pub link: Option<(Pid, Pid)>,
+    /// Direct links: the sending task has exited (end of stream once drained).
+    pub writer_closed: bool,
+}
+
+/// A port set: receive from any member.
+pub(crate) struct PortSet {
+    pub members: BTreeSet<PortId>,
+    pub blocked_receivers: VecDeque<WaitId>,
+}
+
+/// A named mailbox with an owner and an access list.
+pub(crate) struct Mailbox {
+    pub name: String,
+    pub owner: Option<Pid>,
+    pub acl: BTreeMap<Pid, Access>,
+    pub default_access: Access,
+    pub queue: MsgQueue,
+}
+
+impl Mailbox {
+    pub(crate) fn access(&self, pid: Pid) -> Access {
+        if self.owner == Some(pid) {
+            return Access::ALL;
+        }
+        self.acl.get(&pid).copied().unwrap_or(self.default_access)
+    }
+}
+
+/// One place a blocked receiver is registered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Registration {
+    /// On a queue, with the name the receiver used (for the trailer).
+    Queue(QueueId, PortName),
+    /// On a port set (or a task's direct-link inbox).
+    Set(SetId),
+}
+
+pub(crate) enum WaitState {
+    Sending {
+        msg: KMessage,
+        queue: QueueId,
+        /// The user message's names and dispositions, to give rights back on failure.
+        original: Message,
+        /// The send-once destination name the send consumed, if any.
+        dest_name: Option<PortName>,
+    },
+    Receiving {
+        registrations: SmallVec<[Registration; 2]>,
+    },
+    Done(WaitOutcome),
+}
+
+pub(crate) struct WaitRec {
+    pub task: Pid,
+    pub waker: Waker,
+    pub state: WaitState,
+}
+
+/// Per-task kernel state.
+pub(crate) struct TaskState {
+    pub space: Space,
+    /// The set of direct links into this task (`receive_from_any` waits here).
+    pub inbox: SetId,
+    pub links_in: BTreeMap<Pid, PortId>,
+    pub links_out: BTreeMap<Pid, PortId>,
+    pub link_capacity: BTreeMap<Pid, Capacity>,
+    pub owned_mailboxes: BTreeSet<MailboxId>,
+    pub waits: SmallVec<[WaitId; 2]>,
+}
+
+/// Everything the kernel knows, behind its one lock.
+pub(crate) struct State {
+    pub config: KernelConfig,
+    /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.
+    pub tasks: Vec<Option<TaskState>>,
+    pub ports: Arena<Port>,
+    pub sets: Arena<PortSet>,
+    pub mailboxes: Arena<Mailbox>,
+    pub mailbox_names: BTreeMap<String, MailboxId>,
+    pub services: BTreeMap<String, (Pid, KRight)>,
+    pub waits: Arena<WaitRec>,
+    pub next_stamp: u64,
+    /// Wakers to call once the lock is released.
+    pub to_wake: Vec<Waker>,
+    /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
+    pub graveyard: Vec<KRight>,
+}
+
+/// A kernel: every port, right, mailbox and task of one IPC world.
+///
+/// A `Kernel` is a value: many can coexist in one process. Cloning gives
+/// another handle to the same kernel.
+///
+/// ```
+/// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+/// let kernel = Kernel::new();
+/// let task = kernel.spawn_task();
+/// let port = task.port_allocate(Capacity::Bounded(1)).unwrap();
+/// task.send(port, Message::new(1, b"hi")).unwrap();
+/// assert!(task.try_send(port, Message::new(2, b"full")).is_err()); // bounded(1) is full
+/// assert_eq!(&task.receive(port).unwrap().body[..], b"hi");
+/// ```
+#[derive(Clone)]
+pub struct Kernel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Kernel::new()
+    }
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// The lock guard; wakes everything the operation completed when dropped.
+pub(crate) struct Locked<'a> {
+    guard: Option<MutexGuard<'a, State>>,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("locked")
+    }
+}
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("locked")
+    }
+}
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
+        if guard.to_wake.is_empty() {
+            return;
+        }
+        let wakers = std::mem::take(&mut guard.to_wake);
+        // Release the lock before waking, so a woken thread does not
+        // immediately block on it.
+        drop(guard);
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+impl Kernel {
+    /// A new, empty kernel with the default [`KernelConfig`].
+    pub fn new() -> Kernel {
+        Kernel::with_config(KernelConfig::default())
+    }
+
+    /// A new, empty kernel.
+    pub fn with_config(config: KernelConfig) -> Kernel {
+        let state = State {
+            config,
+            tasks: vec![None],
+            ports: Arena::default(),
+            sets: Arena::default(),
+            mailboxes: Arena::default(),
+            mailbox_names: BTreeMap::new(),
+            services: BTreeMap::new(),
+            waits: Arena::default(),
+            next_stamp: 0,
+            to_wake: Vec::new(),
+            graveyard: Vec::new(),
+        };
+        Kernel {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: Some(self.inner.state.lock()),
+        }
+    }
+}
+
+impl State {
+    pub(crate) fn task(&self, pid: Pid) -> Option<&TaskState> {
+        self.tasks.get(pid.0 as usize).and_then(|t| t.as_ref())
+    }
+    pub(crate) fn task_mut(&mut self, pid: Pid) -> Option<&mut TaskState> {
+        self.tasks.get_mut(pid.0 as usize).and_then(|t| t.as_mut())
+    }
+    pub(crate) fn space_mut(&mut self, pid: Pid) -> &mut Space {
+        &mut self.task_mut(pid).expect("live task").space
+    }
+    pub(crate) fn queue(&self, q: QueueId) -> Option<&MsgQueue> {
+        match q {
+            QueueId::Port(p) => self.ports.get(p).map(|p| &p.queue),
+            QueueId::Mailbox(m) => self.mailboxes.get(m).map(|m| &m.queue),
+        }
+    }
+    pub(crate) fn queue_mut(&mut self, q: QueueId) -> Option<&mut MsgQueue> {
+        match q {
+            QueueId::Port(p) => self.ports.get_mut(p).map(|p| &mut p.queue),
+            QueueId::Mailbox(m) => self.mailboxes.get_mut(m).map(|m| &mut m.queue),
+        }
+    }
+    pub(crate) fn stamp(&mut self) -> u64 {
+        self.next_stamp += 1;
+        self.next_stamp
+    }
+}
+
+impl WaitToken {
+    pub(crate) fn from_id(id: WaitId, send: bool) -> WaitToken {
+        WaitToken {
+            id: id.to_raw(),
+            send,
+        }
+    }
+    pub(crate) fn id(self) -> WaitId {
+        Id::from_raw(self.id)
+    }
+    /// Whether this token belongs to a send (else a receive).
+    pub fn is_send(self) -> bool {
+        self.send
+    }
+}

@@ -1,0 +1,83 @@
+//! The message queue every port, mailbox and direct link has.
+//!
+//! A queue is a FIFO of messages plus two FIFOs of blocked operations: senders
+//! whose message could not enter yet (their message waits with them), and
+//! receivers waiting for a message. The [capacity model](crate::capacity)
+//! decides only whether a message may enter; everything else is shared.
+//!
+//! Invariants (checked by the reference-model tests):
+//! * a receiver is blocked only while the queue holds nothing it could take;
+//! * a sender is blocked only while the queue is full for it;
+//! * messages leave in the order they entered (FIFO across all senders).
+
+use std::collections::VecDeque;
+
+use super::{KMessage, WaitId};
+use crate::capacity::{Admission, Capacity, QueueLoad};
+
+pub(crate) struct MsgQueue {
+    pub capacity: Capacity,
+    pub messages: VecDeque<KMessage>,
+    /// Body bytes queued.
+    pub bytes: usize,
+    pub blocked_senders: VecDeque<WaitId>,
+    pub blocked_receivers: VecDeque<WaitId>,
+    /// Sequence number the next received message gets.
+    pub seqno: u64,
+    pub accepted: u64,
+    pub dropped: u64,
+    pub max_len: usize,
+}
+
+impl MsgQueue {
+    pub(crate) fn new(capacity: Capacity) -> MsgQueue {
+        MsgQueue {
+            capacity,
+            messages: VecDeque::new(),
+            bytes: 0,
+            blocked_senders: VecDeque::new(),
+            blocked_receivers: VecDeque::new(),
+            seqno: 0,
+            accepted: 0,
+            dropped: 0,
+            max_len: 0,
+        }
+    }
+
+    /// May `msg` enter the buffer now?
+    pub(crate) fn admit(
+        &self,
+        body_len: usize,
+        send_once: bool,
+        kernel: bool,
+        memory_limit: usize,
+    ) -> Admission {
+        self.capacity.admit(QueueLoad {
+            len: self.messages.len(),
+            bytes: self.bytes,
+            incoming_bytes: body_len,
+            memory_limit,
+            send_once,
+            kernel,
+        })
+    }
+
+    pub(crate) fn push(&mut self, msg: KMessage) {
+        self.bytes += msg.body.len();
+        self.messages.push_back(msg);
+        self.max_len = self.max_len.max(self.messages.len());
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<KMessage> {
+        let msg = self.messages.pop_front()?;
+        self.bytes -= msg.body.len();
+        Some(msg)
+    }
+
+    /// Takes the next sequence number.
+    pub(crate) fn next_seqno(&mut self) -> u64 {
+        let s = self.seqno;
+        self.seqno += 1;
+        s
+    }
+}

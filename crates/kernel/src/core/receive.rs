@@ -1,0 +1,301 @@
+//! Receiving: find the oldest message among the sources (a port, a port set's
+//! members, a mailbox, several names at once, direct links), take it — from the
+//! queue, or straight from a parked sender on a rendezvous queue — and refill
+//! the freed slot from the longest-blocked sender. If there is nothing, register
+//! the receiver on every source.
+
+use smallvec::SmallVec;
+
+use super::space::Obj;
+use super::{
+    Begin, KMessage, Locked, QueueId, Registration, WaitOutcome, WaitRec, WaitState, WaitToken,
+    Waker,
+};
+use crate::capacity::{Admission, Sent};
+use crate::core::Source;
+use crate::error::{IpcError, ReceiveError};
+use crate::message::Message;
+use crate::name::{Pid, PortName};
+use crate::Kernel;
+
+/// Where the oldest available message is.
+enum Found {
+    Queued(QueueId),
+    Parked(QueueId, super::WaitId),
+}
+
+impl Kernel {
+    /// Starts a receive for task `pid`. Completes at once with a message or an
+    /// error (`Empty` when `may_wait` is false and nothing is there), or blocks
+    /// and returns a token; the `waker` is called when the wait completes.
+    pub fn receive_begin(
+        &self,
+        pid: Pid,
+        source: Source<'_>,
+        may_wait: bool,
+        waker: &Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let mut st = self.lock();
+        let result = st.receive(pid, source, may_wait, waker);
+        match &result {
+            Begin::Done(Ok(m)) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = m.id, "receive")
+            }
+            Begin::Done(Err(e)) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, ?source, error = ?e, "receive failed")
+            }
+            Begin::Blocked(_) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, ?source, "receive blocked")
+            }
+        }
+        result
+    }
+}
+
+impl Locked<'_> {
+    fn registration_for(&mut self, pid: Pid, name: PortName) -> Result<Registration, ReceiveError> {
+        match self.resolve(pid, name)? {
+            Obj::Port {
+                port,
+                receive: true,
+                ..
+            } => Ok(Registration::Queue(QueueId::Port(port), name)),
+            Obj::Set(set) => Ok(Registration::Set(set)),
+            Obj::Mailbox(m) => {
+                if self
+                    .mailboxes
+                    .get(m)
+                    .is_some_and(|mb| mb.access(pid).receive)
+                {
+                    Ok(Registration::Queue(QueueId::Mailbox(m), name))
+                } else {
+                    Err(ReceiveError::NoPermission)
+                }
+            }
+            Obj::Dead(_) => Err(ReceiveError::SourceDead),
+            Obj::Port { .. } | Obj::SendOnce(_) => Err(ReceiveError::WrongRight),
+        }
+    }
+
+    fn registrations(
+        &mut self,
+        pid: Pid,
+        source: Source<'_>,
+    ) -> Result<SmallVec<[Registration; 2]>, ReceiveError> {
+        if self.task(pid).is_none() {
+            return Err(ReceiveError::TaskExited);
+        }
+        let mut regs = SmallVec::new();
+        match source {
+            Source::Name(name) => regs.push(self.registration_for(pid, name)?),
+            Source::Any(names) => {
+                if names.is_empty() {
+                    return Err(ReceiveError::InvalidValue);
+                }
+                for &name in names {
+                    let r = self.registration_for(pid, name)?;
+                    if !regs.contains(&r) {
+                        regs.push(r);
+                    }
+                }
+            }
+            Source::Task(from) => {
+                if from.0 == 0 || from.0 as usize >= self.tasks.len() {
+                    return Err(ReceiveError::InvalidName);
+                }
+                let port = match self.task(pid).and_then(|t| t.links_in.get(&from).copied()) {
+                    Some(p) => p,
+                    None if self.task(from).is_none() => return Err(ReceiveError::SourceDead),
+                    None => self.link_port(from, pid),
+                };
+                regs.push(Registration::Queue(QueueId::Port(port), PortName::NULL));
+            }
+            Source::AnyTask => regs.push(Registration::Set(self.task(pid).expect("live").inbox)),
+        }
+        Ok(regs)
+    }
+
+    /// The oldest message (by global stamp) a queue can give now.
+    fn oldest_in(&self, q: QueueId) -> Option<(u64, Found)> {
+        let queue = self.queue(q)?;
+        if let Some(m) = queue.messages.front() {
+            return Some((m.stamp, Found::Queued(q)));
+        }
+        let &w = queue.blocked_senders.front()?;
+        match &self.waits.get(w)?.state {
+            WaitState::Sending { msg, .. } => Some((msg.stamp, Found::Parked(q, w))),
+            _ => None,
+        }
+    }
+
+    fn find_oldest(&self, regs: &[Registration]) -> Option<Found> {
+        let mut best: Option<(u64, Found)> = None;
+        let mut consider = |c: Option<(u64, Found)>| {
+            if let Some(c) = c {
+                if best.as_ref().is_none_or(|b| c.0 < b.0) {
+                    best = Some(c);
+                }
+            }
+        };
+        for r in regs {
+            match *r {
+                Registration::Queue(q, _) => consider(self.oldest_in(q)),
+                Registration::Set(s) => {
+                    if let Some(set) = self.sets.get(s) {
+                        for &p in &set.members {
+                            consider(self.oldest_in(QueueId::Port(p)));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    /// Takes the message `found` points at; refills the queue from blocked senders.
+    fn take(&mut self, found: Found) -> (QueueId, KMessage) {
+        match found {
+            Found::Queued(q) => {
+                let msg = self.queue_mut(q).expect("live").pop().expect("non-empty");
+                self.refill(q);
+                (q, msg)
+            }
+            Found::Parked(q, w) => {
+                self.queue_mut(q)
+                    .expect("live")
+                    .blocked_senders
+                    .retain(|x| *x != w);
+                let msg = self.take_parked(w);
+                (q, msg)
+            }
+        }
+    }
+
+    /// Removes the message from a blocked sender's wait and completes the send.
+    fn take_parked(&mut self, w: super::WaitId) -> KMessage {
+        let rec = self.waits.get_mut(w).expect("live wait");
+        let state = std::mem::replace(
+            &mut rec.state,
+            WaitState::Done(WaitOutcome::Sent(Ok(Sent::Delivered))),
+        );
+        let WaitState::Sending { msg, .. } = state else {
+            unreachable!("blocked sender not sending")
+        };
+        let waker = rec.waker.clone();
+        self.to_wake.push(waker);
+        msg
+    }
+
+    /// Moves blocked senders' messages into the queue while it admits them
+    /// (after a receive freed a slot, or the capacity grew).
+    pub(crate) fn refill(&mut self, q: QueueId) {
+        let memory_limit = self.config.memory_limit();
+        loop {
+            let Some(queue) = self.queue(q) else { return };
+            let Some(&w) = queue.blocked_senders.front() else {
+                return;
+            };
+            let Some(WaitRec {
+                state: WaitState::Sending { msg, .. },
+                ..
+            }) = self.waits.get(w)
+            else {
+                return;
+            };
+            if queue.admit(
+                msg.body.len(),
+                msg.via_send_once.is_some(),
+                false,
+                memory_limit,
+            ) != Admission::Enqueue
+            {
+                return;
+            }
+            self.queue_mut(q).expect("live").blocked_senders.pop_front();
+            let msg = self.take_parked(w);
+            self.deliver(q, msg);
+        }
+    }
+
+    pub(crate) fn receive(
+        &mut self,
+        pid: Pid,
+        source: Source<'_>,
+        may_wait: bool,
+        waker: &Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let regs = match self.registrations(pid, source) {
+            Ok(r) => r,
+            Err(e) => return Begin::Done(Err(e)),
+        };
+        if let Some(found) = self.find_oldest(&regs) {
+            let (q, msg) = self.take(found);
+            let seqno = self.queue_mut(q).expect("live").next_seqno();
+            let received_on = regs
+                .iter()
+                .find_map(|r| match r {
+                    Registration::Queue(rq, name) if *rq == q => Some(*name),
+                    _ => None,
+                })
+                .unwrap_or_else(|| self.receiver_name_in(pid, q));
+            let message = self.copy_out(pid, msg, received_on, seqno);
+            self.reap();
+            return Begin::Done(Ok(message));
+        }
+        if let Source::Task(from) = source {
+            let closed = match regs[0] {
+                Registration::Queue(QueueId::Port(p), _) => {
+                    self.ports.get(p).is_some_and(|p| p.writer_closed)
+                }
+                _ => false,
+            };
+            if closed {
+                return Begin::Done(Err(ReceiveError::SourceDead));
+            }
+            let _ = from;
+        }
+        if !may_wait {
+            return Begin::Done(Err(ReceiveError::Empty));
+        }
+        let id = self.waits.insert(WaitRec {
+            task: pid,
+            waker: waker.clone(),
+            state: WaitState::Receiving {
+                registrations: regs.clone(),
+            },
+        });
+        for r in &regs {
+            match *r {
+                Registration::Queue(q, _) => self
+                    .queue_mut(q)
+                    .expect("live")
+                    .blocked_receivers
+                    .push_back(id),
+                Registration::Set(s) => self
+                    .sets
+                    .get_mut(s)
+                    .expect("live")
+                    .blocked_receivers
+                    .push_back(id),
+            }
+        }
+        self.task_mut(pid).expect("live").waits.push(id);
+        Begin::Blocked(WaitToken::from_id(id, false))
+    }
+
+    fn receiver_name_in(&self, pid: Pid, q: QueueId) -> PortName {
+        match q {
+            QueueId::Port(p) => self
+                .task(pid)
+                .and_then(|t| t.space.name_for_port(p))
+                .unwrap_or(PortName::NULL),
+            QueueId::Mailbox(_) => PortName::NULL,
+        }
+    }
+}
+
+impl From<IpcError> for Begin<Result<Message, ReceiveError>> {
+    fn from(e: IpcError) -> Self {
+        Begin::Done(Err(e.into()))
+    }
+}

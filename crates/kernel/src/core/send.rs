@@ -1,0 +1,296 @@
+//! Sending: resolve the destination, check the carried rights, then hand the
+//! message to a waiting receiver, queue it, apply the full-queue policy, or
+//! park the sender.
+//!
+//! Everything that can fail is checked *before* any right leaves the sender's
+//! name space, so an error returns the message exactly as it was given. Only a
+//! sender that actually blocks has its rights taken in; if that wait then fails
+//! (timeout, destination death) the rights are put back.
+
+use smallvec::SmallVec;
+
+use super::{
+    Begin, Destination, KMessage, Locked, QueueId, Receiver, WaitId, WaitRec, WaitState, WaitToken,
+    Waker,
+};
+use crate::capacity::{Admission, Capacity, OnFull, Sent};
+use crate::core::space::Obj;
+use crate::error::{IpcError, SendError};
+use crate::message::Message;
+use crate::name::{Pid, PortName};
+use crate::Kernel;
+
+/// Where a send resolved to.
+pub(crate) struct Target {
+    /// `None` when rights move straight from task to task (inheritance).
+    pub queue: Option<QueueId>,
+    /// The destination name is a send-once right, consumed by the send.
+    pub send_once_name: Option<PortName>,
+}
+
+impl Kernel {
+    /// Starts a send from task `pid`. Completes at once, fails at once with the
+    /// message returned, or (policies `Block`/`Timeout`) blocks and returns a
+    /// token; the `waker` is called when the wait completes.
+    pub fn send_begin(
+        &self,
+        pid: Pid,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+        waker: &Waker,
+    ) -> Begin<Result<Sent, SendError>> {
+        let mut st = self.lock();
+        let result = st.send(pid, dest, msg, on_full, waker);
+        match &result {
+            Begin::Done(Ok(sent)) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, ?dest, ?sent, "send")
+            }
+            Begin::Done(Err(e)) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, ?dest, error = ?e.kind(), "send failed")
+            }
+            Begin::Blocked(_) => tracing::trace!(target: "mkipc::ipc", %pid, ?dest, "send blocked"),
+        }
+        result
+    }
+}
+
+impl Locked<'_> {
+    fn resolve_destination(
+        &mut self,
+        pid: Pid,
+        dest: Destination,
+    ) -> Result<Target, fn(Message) -> SendError> {
+        match dest {
+            Destination::Name(name) => match self.resolve(pid, name) {
+                Err(IpcError::TaskExited) => Err(SendError::TaskExited),
+                Err(_) => Err(SendError::InvalidDestination),
+                Ok(Obj::Dead(_)) => Err(SendError::DestinationDead),
+                Ok(Obj::Port { port, .. }) => Ok(Target {
+                    queue: Some(QueueId::Port(port)),
+                    send_once_name: None,
+                }),
+                Ok(Obj::SendOnce(port)) => Ok(Target {
+                    queue: Some(QueueId::Port(port)),
+                    send_once_name: Some(name),
+                }),
+                Ok(Obj::Set(_)) => Err(SendError::WrongRight),
+                Ok(Obj::Mailbox(m)) => {
+                    if self.mailboxes.get(m).is_some_and(|mb| mb.access(pid).send) {
+                        Ok(Target {
+                            queue: Some(QueueId::Mailbox(m)),
+                            send_once_name: None,
+                        })
+                    } else {
+                        Err(SendError::NoPermission)
+                    }
+                }
+            },
+            Destination::Task(to) => {
+                if self.task(pid).is_none() {
+                    return Err(SendError::TaskExited);
+                }
+                if to.0 == 0 || to.0 as usize >= self.tasks.len() {
+                    return Err(SendError::InvalidDestination);
+                }
+                if self.task(to).is_none() {
+                    return Err(SendError::DestinationDead);
+                }
+                let port = self.link_port(pid, to);
+                Ok(Target {
+                    queue: Some(QueueId::Port(port)),
+                    send_once_name: None,
+                })
+            }
+        }
+    }
+
+    /// The first blocked receiver that would take a message arriving at `q`:
+    /// the queue's own receivers first, then its port set's.
+    pub(crate) fn waiting_receiver(&self, q: QueueId) -> Option<WaitId> {
+        let queue = self.queue(q)?;
+        if let Some(&w) = queue.blocked_receivers.front() {
+            return Some(w);
+        }
+        if let QueueId::Port(p) = q {
+            let set = self.ports.get(p)?.set?;
+            return self.sets.get(set)?.blocked_receivers.front().copied();
+        }
+        None
+    }
+
+    pub(crate) fn send(
+        &mut self,
+        pid: Pid,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+        waker: &Waker,
+    ) -> Begin<Result<Sent, SendError>> {
+        let target = match self.resolve_destination(pid, dest) {
+            Ok(t) => t,
+            Err(make) => return Begin::Done(Err(make(msg))),
+        };
+        if let Err((index, error)) = self.check_carried_rights(pid, &msg, &target) {
+            return Begin::Done(Err(SendError::InvalidRight {
+                index,
+                error,
+                message: msg,
+            }));
+        }
+        let memory_limit = self.config.memory_limit();
+        let q = target.queue.expect("a send has a queue");
+        let queue = self.queue(q).expect("resolved queue is live");
+        let admission = if queue.messages.is_empty() && self.waiting_receiver(q).is_some() {
+            Admission::Enqueue
+        } else {
+            queue.admit(
+                msg.body.len(),
+                target.send_once_name.is_some(),
+                false,
+                memory_limit,
+            )
+        };
+        let capacity = queue.capacity;
+        match (admission, on_full) {
+            (Admission::OverMemoryLimit, _) => Begin::Done(Err(SendError::MemoryLimit(msg))),
+            (Admission::Enqueue, _) => {
+                let k = self.copy_in(pid, msg, &target);
+                self.deliver(q, k);
+                self.reap();
+                Begin::Done(Ok(Sent::Delivered))
+            }
+            (Admission::Full, OnFull::Fail) => Begin::Done(Err(SendError::Full(msg))),
+            (Admission::Full, OnFull::Timeout(d)) if d.is_zero() => {
+                Begin::Done(Err(SendError::TimedOut(msg)))
+            }
+            (Admission::Full, OnFull::DropNewest) => self.drop_newest(pid, msg, &target, q),
+            (Admission::Full, OnFull::DropOldest) if capacity == Capacity::Zero => {
+                self.drop_newest(pid, msg, &target, q)
+            }
+            (Admission::Full, OnFull::DropOldest) => {
+                let k = self.copy_in(pid, msg, &target);
+                let q = self.queue_mut(q).expect("live");
+                q.dropped += 1;
+                let oldest = q.pop();
+                q.accepted += 1;
+                q.push(k);
+                if let Some(old) = oldest {
+                    self.destroy_message(old);
+                }
+                self.reap();
+                Begin::Done(Ok(Sent::Displaced))
+            }
+            (Admission::Full, OnFull::Block | OnFull::Timeout(_)) => {
+                let original = msg.clone_shape();
+                let k = self.copy_in(pid, msg, &target);
+                let id = self.waits.insert(WaitRec {
+                    task: pid,
+                    waker: waker.clone(),
+                    state: WaitState::Sending {
+                        msg: k,
+                        queue: q,
+                        original,
+                        dest_name: target.send_once_name,
+                    },
+                });
+                self.queue_mut(q)
+                    .expect("live")
+                    .blocked_senders
+                    .push_back(id);
+                self.task_mut(pid).expect("live").waits.push(id);
+                self.reap();
+                Begin::Blocked(WaitToken::from_id(id, true))
+            }
+        }
+    }
+
+    fn drop_newest(
+        &mut self,
+        pid: Pid,
+        msg: Message,
+        target: &Target,
+        q: QueueId,
+    ) -> Begin<Result<Sent, SendError>> {
+        let k = self.copy_in(pid, msg, target);
+        self.queue_mut(q).expect("live").dropped += 1;
+        self.destroy_message(k);
+        self.reap();
+        Begin::Done(Ok(Sent::Dropped))
+    }
+
+    /// Puts a message on a queue: hands it to a blocked receiver if there is
+    /// one, otherwise appends it. (Admission was decided by the caller.)
+    pub(crate) fn deliver(&mut self, q: QueueId, msg: KMessage) {
+        self.queue_mut(q).expect("live queue").accepted += 1;
+        if let Some(w) = self.waiting_receiver(q) {
+            let seqno = self.queue_mut(q).expect("live").next_seqno();
+            self.complete_receive(w, q, msg, seqno);
+        } else {
+            self.queue_mut(q).expect("live").push(msg);
+        }
+    }
+
+    /// A kernel-originated message (notification) through a send-once right:
+    /// never blocks, never dropped; vanishes if the port is dead.
+    pub(crate) fn send_kernel_message(
+        &mut self,
+        right: super::KRight,
+        id: u32,
+        body: &[u8],
+        rights: SmallVec<[(super::KRight, crate::Disposition); 1]>,
+    ) {
+        let super::KRight::SendOnce(port) = right else {
+            // A dead notify right: the rights carried are destroyed.
+            for (r, _) in rights {
+                self.graveyard.push(r);
+            }
+            return;
+        };
+        let Some(p) = self.ports.get_mut(port) else {
+            for (r, _) in rights {
+                self.graveyard.push(r);
+            }
+            return;
+        };
+        p.send_once_rights = p.send_once_rights.saturating_sub(1);
+        let stamp = self.stamp();
+        for (r, _) in &rights {
+            if let super::KRight::Receive(moved) = r {
+                if let Some(mp) = self.ports.get_mut(*moved) {
+                    mp.receiver = Receiver::InTransit(QueueId::Port(port));
+                }
+            }
+        }
+        let msg = KMessage {
+            id,
+            body: body.into(),
+            rights,
+            reply: None,
+            sender: Pid::KERNEL,
+            stamp,
+            via_send_once: Some(port),
+        };
+        self.deliver(QueueId::Port(port), msg);
+    }
+}
+
+impl Message {
+    /// The message's id, body and right names, for giving rights back after a
+    /// failed wait (the body is moved into the kernel message, so it is kept here).
+    pub(crate) fn clone_shape(&self) -> Message {
+        Message {
+            id: self.id,
+            body: Default::default(),
+            rights: self.rights.clone(),
+            reply: self.reply,
+            trailer: None,
+        }
+    }
+}
+
+impl super::KernelConfig {
+    pub(crate) fn memory_limit(&self) -> usize {
+        self.queue_memory_limit
+    }
+}

@@ -1,0 +1,208 @@
+//! A task's name space: the table that turns a [`PortName`] into a right.
+//!
+//! Each slot holds one entry: a port (receive right and/or send user
+//! references, which Mach keeps under one name per port), a send-once right
+//! (always its own name), a dead name, a port set, or a mailbox. A reverse
+//! index from port to name makes a second send right to the same port merge
+//! into the existing name, as in Mach.
+//!
+//! Dead names appear lazily: when a port dies, the send rights other tasks
+//! hold are not touched; the next lookup of such a name sees the port is gone
+//! and turns the entry into a dead name. Nothing needs to know who held a
+//! right to a port when it dies, which keeps port death O(queue length).
+
+use std::collections::BTreeMap;
+
+use super::{MailboxId, PortId, SetId, State};
+use crate::error::IpcError;
+use crate::name::PortName;
+
+/// Mach's limit on user references per right.
+pub(crate) const MAX_UREFS: u32 = 65_534;
+
+/// What a name denotes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Obj {
+    /// Rights to a port: its receive right and/or `send` user references.
+    Port {
+        port: PortId,
+        receive: bool,
+        send: u32,
+    },
+    /// One send-once right.
+    SendOnce(PortId),
+    /// A dead name with user references.
+    Dead(u32),
+    /// A port set this task owns.
+    Set(SetId),
+    /// A mailbox this task has opened.
+    Mailbox(MailboxId),
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    generation: u32,
+    obj: Option<Obj>,
+}
+
+/// One task's names.
+#[derive(Debug, Default)]
+pub(crate) struct Space {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    by_port: BTreeMap<PortId, u32>,
+}
+
+impl Space {
+    pub(crate) fn new() -> Space {
+        // Slot 0 is never used, so no name has index 0 (NULL).
+        Space {
+            entries: vec![Entry {
+                generation: 0,
+                obj: None,
+            }],
+            free: Vec::new(),
+            by_port: BTreeMap::new(),
+        }
+    }
+
+    fn name_of(&self, index: u32) -> PortName {
+        PortName::from_parts(index, self.entries[index as usize].generation)
+    }
+
+    /// Looks a name up without normalising dead ports (see [`State::resolve`]).
+    pub(crate) fn get(&self, name: PortName) -> Result<Obj, IpcError> {
+        let e = self
+            .entries
+            .get(name.index() as usize)
+            .ok_or(IpcError::InvalidName)?;
+        if name.index() == 0 || e.generation != name.generation() {
+            return Err(IpcError::InvalidName);
+        }
+        e.obj.ok_or(IpcError::InvalidName)
+    }
+
+    /// Replaces what a (valid) name denotes; `None` frees the name.
+    pub(crate) fn set(&mut self, name: PortName, obj: Option<Obj>) {
+        let index = name.index();
+        let old = self.entries[index as usize].obj;
+        if let Some(Obj::Port { port, .. }) = old {
+            if !matches!(obj, Some(Obj::Port { .. })) {
+                self.by_port.remove(&port);
+            }
+        }
+        match obj {
+            Some(Obj::Port { port, .. }) => {
+                self.by_port.insert(port, index);
+                self.entries[index as usize].obj = obj;
+            }
+            Some(o) => self.entries[index as usize].obj = Some(o),
+            None => {
+                let e = &mut self.entries[index as usize];
+                e.obj = None;
+                e.generation = e.generation.wrapping_add(1);
+                self.free.push(index);
+            }
+        }
+    }
+
+    /// Allocates a fresh name for `obj`.
+    pub(crate) fn alloc(&mut self, obj: Obj) -> PortName {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry {
+                    generation: 1,
+                    obj: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let name = self.name_of(index);
+        self.set(name, Some(obj));
+        name
+    }
+
+    /// Re-allocates exactly `name` if its slot is free and has not been handed
+    /// out since `name` was freed (used to give a failed send's rights back
+    /// under their old names). Returns whether it worked.
+    pub(crate) fn realloc_exact(&mut self, name: PortName, obj: Obj) -> bool {
+        let index = name.index();
+        let Some(e) = self.entries.get(index as usize) else {
+            return false;
+        };
+        if index == 0 || e.obj.is_some() || e.generation != name.generation().wrapping_add(1) {
+            return false;
+        }
+        let Some(pos) = self.free.iter().rposition(|&i| i == index) else {
+            return false;
+        };
+        self.free.swap_remove(pos);
+        self.entries[index as usize].generation = name.generation();
+        self.set(name, Some(obj));
+        true
+    }
+
+    /// The name under which this task holds rights to `port`, if any.
+    pub(crate) fn name_for_port(&self, port: PortId) -> Option<PortName> {
+        self.by_port.get(&port).map(|&i| self.name_of(i))
+    }
+
+    /// Every live name and what it denotes, in name order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (PortName, Obj)> + '_ {
+        self.entries.iter().enumerate().filter_map(|(i, e)| {
+            e.obj
+                .map(|o| (PortName::from_parts(i as u32, e.generation), o))
+        })
+    }
+
+    /// Number of live names.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len() - 1 - self.free.len()
+    }
+}
+
+impl State {
+    /// Looks `name` up in `pid`'s space, turning rights to dead ports (and
+    /// names of destroyed mailboxes and sets) into dead names first.
+    pub(crate) fn resolve(&mut self, pid: crate::Pid, name: PortName) -> Result<Obj, IpcError> {
+        let ports = &self.ports;
+        let sets = &self.sets;
+        let mailboxes = &self.mailboxes;
+        let task = self
+            .tasks
+            .get_mut(pid.0 as usize)
+            .and_then(|t| t.as_mut())
+            .ok_or(IpcError::TaskExited)?;
+        let space = &mut task.space;
+        let obj = space.get(name)?;
+        let dead = match obj {
+            Obj::Port {
+                port,
+                receive,
+                send,
+            } if !ports.contains(port) => {
+                debug_assert!(!receive, "receive right of a dead port left in a space");
+                Some(send)
+            }
+            Obj::SendOnce(port) if !ports.contains(port) => Some(1),
+            Obj::Mailbox(m) if !mailboxes.contains(m) => Some(1),
+            Obj::Set(s) if !sets.contains(s) => {
+                space.set(name, None);
+                return Err(IpcError::InvalidName);
+            }
+            _ => None,
+        };
+        match dead {
+            Some(0) => {
+                space.set(name, None);
+                Err(IpcError::InvalidName)
+            }
+            Some(refs) => {
+                space.set(name, Some(Obj::Dead(refs)));
+                Ok(Obj::Dead(refs))
+            }
+            None => Ok(obj),
+        }
+    }
+}

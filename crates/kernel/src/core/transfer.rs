@@ -1,0 +1,652 @@
+//! Rights in motion: taking rights out of a sender's space into a message
+//! (copy-in), putting them into a receiver's space (copy-out), giving them back
+//! after a failed wait (restore), and destroying them (release), including the
+//! cascades a destruction can start: a destroyed receive right kills its port,
+//! whose queued messages carry more rights, whose destruction sends
+//! notifications... The cascade runs off a worklist (`graveyard`), never by
+//! recursion.
+
+use smallvec::SmallVec;
+
+use super::send::Target;
+use super::space::{Obj, MAX_UREFS};
+use super::{
+    KMessage, KRight, Locked, QueueId, Receiver, Registration, WaitId, WaitOutcome, WaitState,
+};
+use crate::error::{IpcError, ReceiveError, SendError};
+use crate::message::{CarriedRight, Message, Notification, Trailer};
+use crate::name::{Pid, PortName, RightKind};
+use crate::Disposition;
+
+/// The effect of taking one right out of a (scratch copy of an) entry.
+fn take_right(obj: Obj, disposition: Disposition) -> Result<Option<Obj>, IpcError> {
+    use Disposition::*;
+    match (obj, disposition) {
+        (
+            Obj::Port {
+                port,
+                receive: true,
+                send,
+            },
+            MoveReceive,
+        ) => Ok(if send == 0 {
+            None
+        } else {
+            Some(Obj::Port {
+                port,
+                receive: false,
+                send,
+            })
+        }),
+        (
+            Obj::Port {
+                port,
+                receive,
+                send,
+            },
+            MoveSend,
+        ) if send > 0 => Ok(if send == 1 && !receive {
+            None
+        } else {
+            Some(Obj::Port {
+                port,
+                receive,
+                send: send - 1,
+            })
+        }),
+        (Obj::Dead(n), MoveSend | MoveSendOnce) => {
+            Ok(if n == 1 { None } else { Some(Obj::Dead(n - 1)) })
+        }
+        (Obj::Port { send, .. }, CopySend) if send > 0 => Ok(Some(obj)),
+        (Obj::Dead(_), CopySend) => Ok(Some(obj)),
+        (Obj::Port { receive: true, .. }, MakeSend | MakeSendOnce) => Ok(Some(obj)),
+        (Obj::SendOnce(_), MoveSendOnce) => Ok(None),
+        (_, MoveReceive | MakeSend | MakeSendOnce) => Err(IpcError::WrongRight {
+            needed: RightKind::Receive,
+        }),
+        (_, MoveSend | CopySend) => Err(IpcError::WrongRight {
+            needed: RightKind::Send,
+        }),
+        (_, MoveSendOnce) => Err(IpcError::WrongRight {
+            needed: RightKind::SendOnce,
+        }),
+    }
+}
+
+/// Index used for the reply right in [`SendError::InvalidRight`].
+pub const REPLY_INDEX: usize = usize::MAX;
+
+impl Locked<'_> {
+    /// Would taking every carried right (and the send-once destination right)
+    /// from `pid`'s space succeed? Simulates the takes in order on scratch
+    /// copies of the entries, so two takes of the same name are checked together.
+    pub(crate) fn check_carried_rights(
+        &mut self,
+        pid: Pid,
+        msg: &Message,
+        target: &Target,
+    ) -> Result<(), (usize, IpcError)> {
+        if msg.rights.is_empty() && msg.reply.is_none() {
+            return Ok(());
+        }
+        let mut scratch: SmallVec<[(PortName, Option<Obj>); 4]> = SmallVec::new();
+        if let Some(name) = target.send_once_name {
+            scratch.push((name, None));
+        }
+        let carried = msg
+            .rights
+            .iter()
+            .enumerate()
+            .chain(msg.reply.iter().map(|r| (REPLY_INDEX, r)));
+        for (index, right) in carried {
+            let current = match scratch.iter().find(|(n, _)| *n == right.name) {
+                Some((_, obj)) => *obj,
+                None => Some(self.resolve(pid, right.name).map_err(|e| (index, e))?),
+            };
+            let obj = current.ok_or((index, IpcError::InvalidName))?;
+            let after = take_right(obj, right.disposition).map_err(|e| (index, e))?;
+            if right.disposition == Disposition::MoveReceive {
+                let Obj::Port { port, .. } = obj else {
+                    unreachable!()
+                };
+                if target.queue.is_some_and(|q| self.would_cycle(port, q)) {
+                    return Err((index, IpcError::InvalidValue));
+                }
+            }
+            match scratch.iter_mut().find(|(n, _)| *n == right.name) {
+                Some(slot) => slot.1 = after,
+                None => scratch.push((right.name, after)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Would moving `port`'s receive right into a message on `queue` make a
+    /// port reachable only through itself (a receive right in its own queue,
+    /// directly or through a chain of in-transit receive rights)?
+    pub(crate) fn would_cycle(&self, port: super::PortId, queue: QueueId) -> bool {
+        let mut cur = queue;
+        for _ in 0..self.ports.len() + 1 {
+            match cur {
+                QueueId::Port(p) if p == port => return true,
+                QueueId::Port(p) => match self.ports.get(p).map(|p| p.receiver) {
+                    Some(Receiver::InTransit(next)) => cur = next,
+                    _ => return false,
+                },
+                QueueId::Mailbox(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Takes one right out of `pid`'s space (already checked).
+    fn copy_in_right(&mut self, pid: Pid, right: CarriedRight, dest: Option<QueueId>) -> KRight {
+        let obj = self.resolve(pid, right.name).expect("checked right");
+        let after = take_right(obj, right.disposition).expect("checked right");
+        self.space_mut(pid).set(right.name, after);
+        match (obj, right.disposition) {
+            (Obj::Dead(_), Disposition::MoveSendOnce) => KRight::DeadSendOnce,
+            (Obj::Dead(_), _) => KRight::DeadSend,
+            (Obj::Port { port, .. }, Disposition::MoveReceive) => {
+                self.detach_receive_right(port, ReceiveError::PortMoved);
+                if let Some(dest) = dest {
+                    self.ports.get_mut(port).expect("live").receiver = Receiver::InTransit(dest);
+                }
+                KRight::Receive(port)
+            }
+            (Obj::Port { port, .. }, Disposition::MoveSend) => KRight::Send(port),
+            (Obj::Port { port, .. }, Disposition::CopySend | Disposition::MakeSend) => {
+                self.ports.get_mut(port).expect("live").send_rights += 1;
+                KRight::Send(port)
+            }
+            (Obj::Port { port, .. }, Disposition::MakeSendOnce) => {
+                self.ports.get_mut(port).expect("live").send_once_rights += 1;
+                KRight::SendOnce(port)
+            }
+            (Obj::SendOnce(port), _) => KRight::SendOnce(port),
+            _ => unreachable!("checked right"),
+        }
+    }
+
+    /// A port's receive right leaves its holder (moved, or the port dies): it
+    /// leaves its set, and receivers blocked on it give up with `why`.
+    pub(crate) fn detach_receive_right(&mut self, port: super::PortId, why: ReceiveError) {
+        let st: &mut super::State = self;
+        let Some(p) = st.ports.get_mut(port) else {
+            return;
+        };
+        if let Some(set) = p.set.take() {
+            if let Some(s) = st.sets.get_mut(set) {
+                s.members.remove(&port);
+            }
+        }
+        let blocked: Vec<WaitId> = p.queue.blocked_receivers.drain(..).collect();
+        for w in blocked {
+            self.fail_receiver(w, why);
+        }
+    }
+
+    /// Turns a checked user message into a kernel message, taking its rights
+    /// from `pid`'s space.
+    pub(crate) fn copy_in(&mut self, pid: Pid, msg: Message, target: &Target) -> KMessage {
+        let via_send_once = target.send_once_name.map(|name| {
+            let Ok(Obj::SendOnce(port)) = self.resolve(pid, name) else {
+                unreachable!("checked destination")
+            };
+            self.space_mut(pid).set(name, None);
+            if let Some(p) = self.ports.get_mut(port) {
+                p.send_once_rights = p.send_once_rights.saturating_sub(1);
+            }
+            port
+        });
+        let mut rights = SmallVec::new();
+        for r in &msg.rights {
+            rights.push((self.copy_in_right(pid, *r, target.queue), r.disposition));
+        }
+        let reply = msg
+            .reply
+            .map(|r| (self.copy_in_right(pid, r, target.queue), r.disposition));
+        let stamp = self.stamp();
+        KMessage {
+            id: msg.id,
+            body: msg.body,
+            rights,
+            reply,
+            sender: pid,
+            stamp,
+            via_send_once,
+        }
+    }
+
+    /// Inserts one right into `pid`'s space; returns its name there.
+    fn copy_out_right(&mut self, pid: Pid, right: KRight) -> PortName {
+        match right {
+            KRight::Receive(port) => {
+                self.ports
+                    .get_mut(port)
+                    .expect("in-transit port is live")
+                    .receiver = Receiver::Task(pid);
+                let space = self.space_mut(pid);
+                match space.name_for_port(port) {
+                    Some(name) => {
+                        let Ok(Obj::Port { send, .. }) = space.get(name) else {
+                            unreachable!()
+                        };
+                        space.set(
+                            name,
+                            Some(Obj::Port {
+                                port,
+                                receive: true,
+                                send,
+                            }),
+                        );
+                        name
+                    }
+                    None => space.alloc(Obj::Port {
+                        port,
+                        receive: true,
+                        send: 0,
+                    }),
+                }
+            }
+            KRight::Send(port) if self.ports.contains(port) => {
+                let space = self.space_mut(pid);
+                match space.name_for_port(port) {
+                    Some(name) => {
+                        let Ok(Obj::Port { receive, send, .. }) = space.get(name) else {
+                            unreachable!()
+                        };
+                        space.set(
+                            name,
+                            Some(Obj::Port {
+                                port,
+                                receive,
+                                send: (send + 1).min(MAX_UREFS + 1),
+                            }),
+                        );
+                        name
+                    }
+                    None => space.alloc(Obj::Port {
+                        port,
+                        receive: false,
+                        send: 1,
+                    }),
+                }
+            }
+            KRight::SendOnce(port) if self.ports.contains(port) => {
+                self.space_mut(pid).alloc(Obj::SendOnce(port))
+            }
+            _ => PortName::DEAD,
+        }
+    }
+
+    /// Turns a kernel message into the message `pid` receives.
+    pub(crate) fn copy_out(
+        &mut self,
+        pid: Pid,
+        msg: KMessage,
+        received_on: PortName,
+        seqno: u64,
+    ) -> Message {
+        let mut rights = Vec::with_capacity(msg.rights.len());
+        for (r, d) in msg.rights {
+            rights.push(CarriedRight {
+                name: self.copy_out_right(pid, r),
+                disposition: d.received_as(),
+            });
+        }
+        let reply = msg.reply.map(|(r, d)| CarriedRight {
+            name: self.copy_out_right(pid, r),
+            disposition: d.received_as(),
+        });
+        Message {
+            id: msg.id,
+            body: msg.body,
+            rights,
+            reply,
+            trailer: Some(Trailer {
+                sender: msg.sender,
+                received_on,
+                seqno,
+            }),
+        }
+    }
+
+    /// Puts one right back where it came from, preferring its old name.
+    fn restore_right(&mut self, pid: Pid, right: KRight, original: CarriedRight) -> PortName {
+        use Disposition::*;
+        match (original.disposition, right) {
+            // Copies and makes were never the sender's to keep: release them.
+            (CopySend | MakeSend, KRight::Send(_)) => {
+                self.graveyard.push(right);
+                original.name
+            }
+            (MakeSendOnce, KRight::SendOnce(port)) => {
+                // Never seen by anyone: vanishes without a notification.
+                if let Some(p) = self.ports.get_mut(port) {
+                    p.send_once_rights = p.send_once_rights.saturating_sub(1);
+                }
+                original.name
+            }
+            (_, KRight::DeadSend | KRight::DeadSendOnce)
+                if matches!(original.disposition, CopySend) =>
+            {
+                original.name
+            }
+            _ => {
+                let dead = match right {
+                    KRight::Send(p) | KRight::SendOnce(p) | KRight::Receive(p) => {
+                        !self.ports.contains(p)
+                    }
+                    KRight::DeadSend | KRight::DeadSendOnce => true,
+                };
+                if dead {
+                    let space = self.space_mut(pid);
+                    if let Ok(Obj::Dead(n)) = space.get(original.name) {
+                        space.set(original.name, Some(Obj::Dead(n + 1)));
+                        return original.name;
+                    }
+                    if space.realloc_exact(original.name, Obj::Dead(1)) {
+                        return original.name;
+                    }
+                    return space.alloc(Obj::Dead(1));
+                }
+                if let KRight::SendOnce(port) = right {
+                    let space = self.space_mut(pid);
+                    if space.realloc_exact(original.name, Obj::SendOnce(port)) {
+                        return original.name;
+                    }
+                    return space.alloc(Obj::SendOnce(port));
+                }
+                // Receive and send rights merge into the task's name for the port.
+                let (port, receive) = match right {
+                    KRight::Receive(p) => (p, true),
+                    KRight::Send(p) => (p, false),
+                    _ => unreachable!(),
+                };
+                let exists = self.space_mut(pid).name_for_port(port).is_some();
+                if !exists {
+                    let obj = Obj::Port {
+                        port,
+                        receive: false,
+                        send: 0,
+                    };
+                    let space = self.space_mut(pid);
+                    if !space.realloc_exact(original.name, obj) {
+                        space.alloc(obj);
+                    }
+                }
+                if receive {
+                    self.copy_out_right(pid, right)
+                } else {
+                    let space = self.space_mut(pid);
+                    let name = space.name_for_port(port).expect("just ensured");
+                    let Ok(Obj::Port { receive, send, .. }) = space.get(name) else {
+                        unreachable!()
+                    };
+                    space.set(
+                        name,
+                        Some(Obj::Port {
+                            port,
+                            receive,
+                            send: send + 1,
+                        }),
+                    );
+                    name
+                }
+            }
+        }
+    }
+
+    /// Gives a blocked sender's message back to it after a failed wait: its
+    /// rights return to its space (under their old names when those are still
+    /// free) and the returned message names them.
+    pub(crate) fn restore(
+        &mut self,
+        pid: Pid,
+        msg: KMessage,
+        mut original: Message,
+        dest_name: Option<PortName>,
+    ) -> Message {
+        if self.task(pid).is_none() {
+            self.destroy_message(msg);
+            original.body = Default::default();
+            return original;
+        }
+        if let (Some(port), Some(name)) = (msg.via_send_once, dest_name) {
+            let alive = self.ports.contains(port);
+            let obj = if alive {
+                Obj::SendOnce(port)
+            } else {
+                Obj::Dead(1)
+            };
+            let space = self.space_mut(pid);
+            if !space.realloc_exact(name, obj) {
+                space.alloc(obj);
+            }
+            if let Some(p) = self.ports.get_mut(port) {
+                p.send_once_rights += 1;
+            }
+        }
+        for (i, (r, _)) in msg.rights.into_iter().enumerate() {
+            let name = self.restore_right(pid, r, original.rights[i]);
+            original.rights[i].name = name;
+        }
+        if let (Some((r, _)), Some(orig)) = (msg.reply, original.reply) {
+            let name = self.restore_right(pid, r, orig);
+            original.reply = Some(CarriedRight {
+                name,
+                disposition: orig.disposition,
+            });
+        }
+        original.body = msg.body;
+        original
+    }
+
+    /// Destroys an undeliverable message: its rights go to the graveyard.
+    pub(crate) fn destroy_message(&mut self, msg: KMessage) {
+        for (r, _) in msg.rights {
+            self.graveyard.push(r);
+        }
+        if let Some((r, _)) = msg.reply {
+            self.graveyard.push(r);
+        }
+    }
+
+    /// Processes the graveyard until empty: releases send rights (maybe a
+    /// no-senders notification), destroys send-once rights (a send-once
+    /// notification), destroys receive rights (the port dies).
+    pub(crate) fn reap(&mut self) {
+        while let Some(right) = self.graveyard.pop() {
+            match right {
+                KRight::Send(port) => {
+                    let Some(p) = self.ports.get_mut(port) else {
+                        continue;
+                    };
+                    p.send_rights = p.send_rights.saturating_sub(1);
+                    if p.send_rights == 0 {
+                        if let Some(notify) = p.no_senders_request.take() {
+                            let name = self.receiver_name(port);
+                            self.send_kernel_message(
+                                notify,
+                                Notification::NO_SENDERS_ID,
+                                &name.to_raw().to_le_bytes(),
+                                SmallVec::new(),
+                            );
+                        }
+                    }
+                }
+                KRight::SendOnce(port) => {
+                    // The right is used up by the notification it sends
+                    // (nothing happens if the port is dead).
+                    self.send_kernel_message(
+                        KRight::SendOnce(port),
+                        Notification::SEND_ONCE_ID,
+                        &[],
+                        SmallVec::new(),
+                    );
+                }
+                KRight::Receive(port) => self.destroy_port(port),
+                KRight::DeadSend | KRight::DeadSendOnce => {}
+            }
+        }
+    }
+
+    /// The name the receive right of `port` has in its holder's space (NULL if
+    /// in transit or a direct link).
+    pub(crate) fn receiver_name(&self, port: super::PortId) -> PortName {
+        match self.ports.get(port).map(|p| p.receiver) {
+            Some(Receiver::Task(pid)) => self
+                .task(pid)
+                .and_then(|t| t.space.name_for_port(port))
+                .unwrap_or(PortName::NULL),
+            _ => PortName::NULL,
+        }
+    }
+
+    /// Destroys a port whose receive right has already left every name space
+    /// (or is in a destroyed message): or, if a port-destroyed notification was
+    /// requested, sends the receive right there instead.
+    pub(crate) fn destroy_port(&mut self, port: super::PortId) {
+        let Some(p) = self.ports.get_mut(port) else {
+            return;
+        };
+        if let Some(request) = p.port_destroyed_request.take() {
+            if let KRight::SendOnce(notify) = request {
+                if notify != port
+                    && self.ports.contains(notify)
+                    && !self.would_cycle(port, QueueId::Port(notify))
+                {
+                    self.detach_receive_right(port, ReceiveError::PortMoved);
+                    let name = PortName::NULL;
+                    let mut rights = SmallVec::new();
+                    rights.push((KRight::Receive(port), Disposition::MoveReceive));
+                    self.send_kernel_message(
+                        request,
+                        Notification::PORT_DESTROYED_ID,
+                        &name.to_raw().to_le_bytes(),
+                        rights,
+                    );
+                    return;
+                }
+            }
+            self.graveyard.push(request);
+        }
+        self.detach_receive_right(port, ReceiveError::SourceDead);
+        let p = self.ports.remove(port).expect("live port");
+        if let Some((from, to)) = p.link {
+            if let Some(t) = self.task_mut(to) {
+                t.links_in.remove(&from);
+            }
+            if let Some(t) = self.task_mut(from) {
+                t.links_out.remove(&to);
+            }
+        }
+        let mut queue = p.queue;
+        while let Some(m) = queue.pop() {
+            self.destroy_message(m);
+        }
+        for w in queue.blocked_senders.drain(..) {
+            self.fail_sender(w, SendError::DestinationDead);
+        }
+        for (_, name, right) in p.dead_name_requests {
+            self.send_kernel_message(
+                right,
+                Notification::DEAD_NAME_ID,
+                &name.to_raw().to_le_bytes(),
+                SmallVec::new(),
+            );
+        }
+        if let Some(r) = p.no_senders_request {
+            self.graveyard.push(r);
+        }
+    }
+
+    /// Completes a blocked sender with an error; its message goes back to it.
+    pub(crate) fn fail_sender(&mut self, w: WaitId, make: fn(Message) -> SendError) {
+        let Some(rec) = self.waits.get_mut(w) else {
+            return;
+        };
+        let state = std::mem::replace(
+            &mut rec.state,
+            WaitState::Receiving {
+                registrations: SmallVec::new(),
+            },
+        );
+        let task = rec.task;
+        let WaitState::Sending {
+            msg,
+            original,
+            dest_name,
+            ..
+        } = state
+        else {
+            rec.state = state;
+            return;
+        };
+        let back = self.restore(task, msg, original, dest_name);
+        self.finish(w, WaitOutcome::Sent(Err(make(back))));
+    }
+
+    /// Completes a blocked receiver with an error.
+    pub(crate) fn fail_receiver(&mut self, w: WaitId, error: ReceiveError) {
+        self.unregister(w);
+        self.finish(w, WaitOutcome::Received(Err(error)));
+    }
+
+    /// Completes a blocked receiver with a message taken from queue `q`.
+    pub(crate) fn complete_receive(&mut self, w: WaitId, q: QueueId, msg: KMessage, seqno: u64) {
+        let registrations = self.unregister(w);
+        let task = self.waits.get(w).expect("live wait").task;
+        let received_on = registrations
+            .iter()
+            .find_map(|r| match r {
+                Registration::Queue(rq, name) if *rq == q => Some(*name),
+                _ => None,
+            })
+            .unwrap_or_else(|| match q {
+                QueueId::Port(p) => self
+                    .task(task)
+                    .and_then(|t| t.space.name_for_port(p))
+                    .unwrap_or(PortName::NULL),
+                QueueId::Mailbox(_) => PortName::NULL,
+            });
+        let message = self.copy_out(task, msg, received_on, seqno);
+        self.finish(w, WaitOutcome::Received(Ok(message)));
+    }
+
+    /// Removes a receive wait from every queue and set it is registered on.
+    pub(crate) fn unregister(&mut self, w: WaitId) -> SmallVec<[Registration; 2]> {
+        let Some(rec) = self.waits.get_mut(w) else {
+            return SmallVec::new();
+        };
+        let WaitState::Receiving { registrations } = &mut rec.state else {
+            return SmallVec::new();
+        };
+        let registrations = std::mem::take(registrations);
+        for r in &registrations {
+            match *r {
+                Registration::Queue(q, _) => {
+                    if let Some(queue) = self.queue_mut(q) {
+                        queue.blocked_receivers.retain(|x| *x != w);
+                    }
+                }
+                Registration::Set(s) => {
+                    if let Some(set) = self.sets.get_mut(s) {
+                        set.blocked_receivers.retain(|x| *x != w);
+                    }
+                }
+            }
+        }
+        registrations
+    }
+
+    /// Records a wait's outcome and schedules its waker.
+    pub(crate) fn finish(&mut self, w: WaitId, outcome: WaitOutcome) {
+        if let Some(rec) = self.waits.get_mut(w) {
+            rec.state = WaitState::Done(outcome);
+            let waker = rec.waker.clone();
+            self.to_wake.push(waker);
+        }
+    }
+}

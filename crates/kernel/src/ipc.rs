@@ -1,0 +1,303 @@
+//! The one IPC API every backend implements.
+//!
+//! User code is written against [`Ipc`]: the kernel's thread-backed
+//! [`Task`](crate::Task), the simulator's processes (`mkipc-sim`) and real OS
+//! processes (`mkipc-os`) all implement it, and the conformance suite
+//! ([`crate::conformance`]) is the executable definition of what it means.
+//!
+//! Each operation has one required method taking a policy ([`OnFull`] for
+//! sends, [`Wait`] for receives); the blocking, non-blocking (`try_`) and timed
+//! (`_timeout`) forms are provided wrappers, so a backend writes each operation
+//! once.
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Kernel, Message, ReceiveError};
+//!
+//! fn ping<P: Ipc>(p: &P) -> Result<u64, Box<dyn std::error::Error>> {
+//!     let port = p.port_allocate(Capacity::Bounded(4))?;
+//!     p.send(port, Message::from_u64(1, 42))?;
+//!     assert_eq!(p.try_receive(port).unwrap_err(), ReceiveError::Empty.max(ReceiveError::Empty).min(ReceiveError::Empty).clone().into_sentinel());
+//!     Ok(0)
+//! }
+//! # trait Sentinel { fn into_sentinel(self) -> ReceiveError; } impl Sentinel for ReceiveError { fn into_sentinel(self) -> ReceiveError { self } }
+//! ```
+
+use std::time::Duration;
+
+use crate::capacity::{Capacity, OnFull, Sent, Wait};
+use crate::error::{CallError, IpcError, ReceiveError, SendError};
+use crate::message::{Message, Notification, NotifyKind};
+use crate::name::{Access, Pid, PortName, RightKind, RightSet};
+
+/// Who owns a mailbox, which decides how long it lives.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Owner {
+    /// The creating task: the mailbox is destroyed when that task exits or destroys it.
+    Creator,
+    /// The system: the mailbox persists until explicitly destroyed.
+    System,
+}
+
+/// How to create a mailbox.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MailboxConfig {
+    /// How many messages it holds.
+    pub capacity: Capacity,
+    /// Who owns it.
+    pub owner: Owner,
+    /// Access for tasks not on the access list (the owner always has full access).
+    pub default_access: Access,
+    /// Per-task grants, applied at creation (more with [`Ipc::mailbox_grant`]).
+    pub grants: Vec<(Pid, Access)>,
+}
+
+impl MailboxConfig {
+    /// A mailbox owned by its creator, open to every task for sending and receiving.
+    pub fn new(capacity: Capacity) -> MailboxConfig {
+        MailboxConfig {
+            capacity,
+            owner: Owner::Creator,
+            default_access: Access::ALL,
+            grants: Vec::new(),
+        }
+    }
+    /// Sets the owner.
+    pub fn owner(mut self, owner: Owner) -> MailboxConfig {
+        self.owner = owner;
+        self
+    }
+    /// Sets the access of tasks not on the access list.
+    pub fn default_access(mut self, access: Access) -> MailboxConfig {
+        self.default_access = access;
+        self
+    }
+    /// Grants a task access.
+    pub fn grant(mut self, pid: Pid, access: Access) -> MailboxConfig {
+        self.grants.push((pid, access));
+        self
+    }
+}
+
+/// What [`Ipc::port_status`] reports about a port or mailbox.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PortStatus {
+    /// Messages queued now.
+    pub queue_len: usize,
+    /// The capacity model.
+    pub capacity: Capacity,
+    /// Send rights in existence (user references in every space, in messages,
+    /// in the name service). Zero for mailboxes.
+    pub send_rights: u32,
+    /// Send-once rights in existence.
+    pub send_once_rights: u32,
+    /// Sequence number the next received message will carry.
+    pub seqno: u64,
+    /// Senders blocked on the queue.
+    pub blocked_senders: usize,
+    /// Receivers blocked on the queue.
+    pub blocked_receivers: usize,
+    /// Messages ever accepted.
+    pub messages_sent: u64,
+    /// Messages discarded by a drop policy.
+    pub messages_dropped: u64,
+    /// The largest queue length seen.
+    pub max_queue_len: usize,
+}
+
+/// The IPC API user code is written against, whatever runs it.
+///
+/// Names ([`PortName`]) are local to the implementing task. Rights operations
+/// never block; sends and receives take a policy saying whether and how long
+/// they may wait.
+pub trait Ipc {
+    /// This task's process id.
+    fn pid(&self) -> Pid;
+
+    // ----- ports and rights -------------------------------------------------
+
+    /// Allocates a port with the given capacity; returns the name of its receive right.
+    fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError>;
+    /// Allocates an empty port set.
+    fn port_set_allocate(&self) -> Result<PortName, IpcError>;
+    /// Moves the port whose receive right is `member` into `set` (out of any other set).
+    fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError>;
+    /// Takes the port whose receive right is `member` out of its set.
+    fn port_set_remove(&self, member: PortName) -> Result<(), IpcError>;
+    /// Makes a right from a receive right this task holds: `MakeSend` adds a send
+    /// reference under the same name (returned), `MakeSendOnce` returns a new
+    /// send-once name. Other dispositions are [`IpcError::InvalidValue`].
+    fn make_right(
+        &self,
+        name: PortName,
+        disposition: crate::Disposition,
+    ) -> Result<PortName, IpcError>;
+    /// Releases one user reference of a send right, send-once right or dead
+    /// name (`mach_port_deallocate`). A send-once right released this way sends
+    /// a send-once notification.
+    fn deallocate(&self, name: PortName) -> Result<(), IpcError>;
+    /// Destroys every right under the name (`mach_port_destroy`): a receive
+    /// right destroys the port, a port set is dissolved, a mailbox name closed.
+    fn destroy(&self, name: PortName) -> Result<(), IpcError>;
+    /// Adds `delta` user references of `right` (`Send` or `DeadName`; `Receive`,
+    /// `SendOnce` and `PortSet` accept only -1, which releases the right).
+    fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError>;
+    /// The rights the name denotes.
+    fn rights(&self, name: PortName) -> Result<RightSet, IpcError>;
+    /// The queue of the port whose receive right (or mailbox) the name denotes.
+    fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError>;
+    /// Changes the capacity of the port whose receive right (or mailbox, as
+    /// owner) the name denotes. Growing wakes blocked senders; shrinking keeps
+    /// queued messages (new sends wait until the queue drains below the limit).
+    fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError>;
+    /// Asks for a notification about `name`, delivered to `notify` (a port
+    /// whose receive right this task holds) as a message whose
+    /// [`Message::notification`] decodes it.
+    fn request_notification(
+        &self,
+        name: PortName,
+        kind: NotifyKind,
+        notify: PortName,
+    ) -> Result<(), IpcError>;
+
+    // ----- messages -----------------------------------------------------------
+
+    /// Sends `msg` to the port or mailbox `dest`, applying `on_full` when it
+    /// cannot be taken now. The primitive behind [`send`](Ipc::send),
+    /// [`try_send`](Ipc::try_send) and [`send_timeout`](Ipc::send_timeout).
+    fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError>;
+    /// Receives from a receive right, port set or mailbox, waiting per `wait`.
+    fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError>;
+    /// Receives the oldest message from any of `sources` (a select); the
+    /// message's trailer says which name it came from.
+    fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError>;
+    /// Sends `msg` with a fresh send-once reply right and waits for the reply
+    /// (`mach_msg` with send and receive in one call).
+    fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError>;
+
+    // ----- direct addressing ---------------------------------------------------
+
+    /// Sends directly to a task, over the link the kernel keeps for this pair.
+    fn send_to_with(&self, pid: Pid, msg: Message, on_full: OnFull) -> Result<Sent, SendError>;
+    /// Receives the next message `pid` sent directly to this task (symmetric
+    /// addressing). [`ReceiveError::SourceDead`] once `pid` has exited and its
+    /// messages are all received: end of stream.
+    fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError>;
+    /// Receives the oldest message any task sent directly to this task
+    /// (asymmetric addressing); [`Message::sender`] tells who sent it.
+    fn receive_from_any_with(&self, wait: Wait) -> Result<Message, ReceiveError>;
+    /// Sets the capacity of the link from `pid` to this task.
+    fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError>;
+
+    // ----- mailboxes and the name service ---------------------------------------
+
+    /// Creates a named mailbox; returns this task's name for it (full access).
+    fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError>;
+    /// Opens a mailbox by name, with the access its access list gives this task.
+    fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError>;
+    /// Grants `pid` access to a mailbox this task owns (or, for a system
+    /// mailbox, has full access to). `Access::NONE` revokes.
+    fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError>;
+    /// Destroys a mailbox this task owns (or a system mailbox it has full access
+    /// to); waiting senders and receivers fail with the "dead" errors.
+    fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError>;
+    /// Registers a send right under a service name (like Mach's bootstrap
+    /// server). `right` may name a send right or a receive right.
+    fn register(&self, service: &str, right: PortName) -> Result<(), IpcError>;
+    /// Removes a service name this task registered.
+    fn unregister(&self, service: &str) -> Result<(), IpcError>;
+    /// Looks a service up; returns a send right to it in this task's space.
+    fn look_up(&self, service: &str) -> Result<PortName, IpcError>;
+
+    // ----- provided wrappers ------------------------------------------------------
+
+    /// Sends, waiting as long as it takes.
+    fn send(&self, dest: PortName, msg: Message) -> Result<(), SendError> {
+        self.send_with(dest, msg, OnFull::Block).map(drop)
+    }
+    /// Sends only if it can complete now; otherwise [`SendError::Full`].
+    fn try_send(&self, dest: PortName, msg: Message) -> Result<(), SendError> {
+        self.send_with(dest, msg, OnFull::Fail).map(drop)
+    }
+    /// Sends, waiting at most `timeout`; then [`SendError::TimedOut`].
+    fn send_timeout(
+        &self,
+        dest: PortName,
+        msg: Message,
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_with(dest, msg, OnFull::Timeout(timeout))
+            .map(drop)
+    }
+    /// Receives, waiting as long as it takes.
+    fn receive(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.receive_with(source, Wait::Forever)
+    }
+    /// Receives only if a message is there now; otherwise [`ReceiveError::Empty`].
+    fn try_receive(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.receive_with(source, Wait::NoWait)
+    }
+    /// Receives, waiting at most `timeout`; then [`ReceiveError::TimedOut`].
+    fn receive_timeout(
+        &self,
+        source: PortName,
+        timeout: Duration,
+    ) -> Result<Message, ReceiveError> {
+        self.receive_with(source, Wait::For(timeout))
+    }
+    /// Receives from whichever of `sources` has a message first.
+    fn select(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
+        self.select_with(sources, Wait::Forever)
+    }
+    /// RPC: sends and waits for the reply.
+    fn call(&self, dest: PortName, msg: Message) -> Result<Message, CallError> {
+        self.call_with(dest, msg, Wait::Forever)
+    }
+    /// RPC with a limit on the wait for the reply.
+    fn call_timeout(
+        &self,
+        dest: PortName,
+        msg: Message,
+        timeout: Duration,
+    ) -> Result<Message, CallError> {
+        self.call_with(dest, msg, Wait::For(timeout))
+    }
+    /// Replies to a request received from [`call`](Ipc::call): sends `reply`
+    /// with the request's send-once reply right. Never blocks (send-once
+    /// messages bypass queue limits). A request without a reply right gives
+    /// [`SendError::InvalidDestination`].
+    fn reply(&self, request: &Message, reply: Message) -> Result<(), SendError> {
+        match request.reply {
+            Some(right) if !right.name.is_dead() => {
+                self.send_with(right.name, reply, OnFull::Block).map(drop)
+            }
+            Some(_) => Err(SendError::DestinationDead(reply)),
+            None => Err(SendError::InvalidDestination(reply)),
+        }
+    }
+    /// Sends directly to a task, waiting as long as it takes.
+    fn send_to(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
+        self.send_to_with(pid, msg, OnFull::Block).map(drop)
+    }
+    /// Sends directly to a task only if it can complete now.
+    fn try_send_to(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
+        self.send_to_with(pid, msg, OnFull::Fail).map(drop)
+    }
+    /// Receives directly from a task, waiting as long as it takes.
+    fn receive_from(&self, pid: Pid) -> Result<Message, ReceiveError> {
+        self.receive_from_with(pid, Wait::Forever)
+    }
+    /// Receives directly from any task, waiting as long as it takes.
+    fn receive_from_any(&self) -> Result<Message, ReceiveError> {
+        self.receive_from_any_with(Wait::Forever)
+    }
+    /// Makes a send right from a receive right (same name).
+    fn make_send(&self, name: PortName) -> Result<PortName, IpcError> {
+        self.make_right(name, crate::Disposition::MakeSend)
+    }
+}
+
+/// Decodes a received message as a kernel notification (shorthand for
+/// [`Message::notification`]).
+pub fn notification_of(msg: &Message) -> Option<Notification> {
+    msg.notification()
+}

@@ -1,0 +1,135 @@
+//! First checks of every capacity model and the common paths, on threads.
+
+use std::thread;
+use std::time::Duration;
+
+use mkipc_kernel::*;
+
+#[test]
+fn smoke_bounded() {
+    let k = Kernel::new();
+    let t = k.spawn_task();
+    let p = t.port_allocate(Capacity::Bounded(2)).unwrap();
+    t.send(p, Message::from_u64(1, 1)).unwrap();
+    t.send(p, Message::from_u64(1, 2)).unwrap();
+    let err = t.try_send(p, Message::from_u64(1, 3)).unwrap_err();
+    assert_eq!(err.kind(), SendErrorKind::Full);
+    assert_eq!(err.into_message().as_u64(), Some(3));
+    assert_eq!(t.receive(p).unwrap().as_u64(), Some(1));
+    assert_eq!(t.receive(p).unwrap().as_u64(), Some(2));
+    assert_eq!(t.try_receive(p).unwrap_err(), ReceiveError::Empty);
+    assert_eq!(
+        t.receive_timeout(p, Duration::from_millis(10)).unwrap_err(),
+        ReceiveError::TimedOut
+    );
+}
+
+#[test]
+fn smoke_zero_rendezvous() {
+    let k = Kernel::new();
+    let a = k.spawn_task();
+    let b = k.spawn_task();
+    let p = b.port_allocate(Capacity::Zero).unwrap();
+    b.register("b", p).unwrap();
+    let to_b = a.look_up("b").unwrap();
+    // No receiver waiting: a zero-capacity try_send cannot complete.
+    assert_eq!(
+        a.try_send(to_b, Message::new(1, b"x")).unwrap_err().kind(),
+        SendErrorKind::Full
+    );
+    let err = a
+        .send_timeout(to_b, Message::new(1, b"x"), Duration::from_millis(20))
+        .unwrap_err();
+    assert_eq!(err.kind(), SendErrorKind::TimedOut);
+    let h = thread::spawn(move || {
+        a.send(to_b, Message::new(2, b"hello")).unwrap();
+        a
+    });
+    let m = b.receive(p).unwrap();
+    assert_eq!(&m.body[..], b"hello");
+    assert_eq!(m.sender(), Some(h.join().unwrap().pid()));
+}
+
+#[test]
+fn smoke_rights_move_and_dead_name() {
+    let k = Kernel::new();
+    let a = k.spawn_task();
+    let b = k.spawn_task();
+    let b_inbox = b.port_allocate(Capacity::Unbounded).unwrap();
+    b.register("b", b_inbox).unwrap();
+    let to_b = a.look_up("b").unwrap();
+    let ap = a.port_allocate(Capacity::Unbounded).unwrap();
+    a.send(
+        to_b,
+        Message::new(1, b"").with_right(ap, Disposition::MakeSend),
+    )
+    .unwrap();
+    let m = b.receive(b_inbox).unwrap();
+    let r = m.rights[0];
+    assert_eq!(r.disposition, Disposition::MoveSend);
+    assert_eq!(b.rights(r.name).unwrap().send, 1);
+    b.send(r.name, Message::new(5, b"back")).unwrap();
+    assert_eq!(a.receive(ap).unwrap().id, 5);
+    a.destroy(ap).unwrap();
+    assert_eq!(b.rights(r.name).unwrap().dead, 1);
+    assert_eq!(
+        b.send(r.name, Message::new(6, b"")).unwrap_err().kind(),
+        SendErrorKind::DestinationDead
+    );
+}
+
+#[test]
+fn smoke_call_and_no_reply() {
+    let k = Kernel::new();
+    let server = k.spawn_task();
+    let client = k.spawn_task();
+    let port = server.port_allocate(Capacity::Bounded(4)).unwrap();
+    server.register("s", port).unwrap();
+    let s = client.look_up("s").unwrap();
+    let h = thread::spawn(move || {
+        let req = server.receive(port).unwrap();
+        server
+            .reply(&req, Message::new(100, req.body.clone()))
+            .unwrap();
+        let _dropped = server.receive(port).unwrap();
+        // server exits without replying: the client hears NoReply
+    });
+    assert_eq!(client.call(s, Message::new(1, b"q")).unwrap().id, 100);
+    assert_eq!(
+        client.call(s, Message::new(1, b"q2")).unwrap_err(),
+        CallError::NoReply
+    );
+    h.join().unwrap();
+    assert_eq!(k.stats().ports, 0, "{:?}", k.stats());
+}
+
+#[test]
+fn smoke_direct_and_eof() {
+    let k = Kernel::new();
+    let a = k.spawn_task();
+    let b = k.spawn_task();
+    let (ap, bp) = (a.pid(), b.pid());
+    a.send_to(bp, Message::new(1, b"one")).unwrap();
+    a.send_to(bp, Message::new(2, b"two")).unwrap();
+    drop(a);
+    assert_eq!(b.receive_from(ap).unwrap().id, 1);
+    let m = b.receive_from_any().unwrap();
+    assert_eq!((m.id, m.sender()), (2, Some(ap)));
+    assert_eq!(b.receive_from(ap).unwrap_err(), ReceiveError::SourceDead);
+}
+
+#[test]
+fn smoke_mailbox_owner_exit_wakes_receivers() {
+    let k = Kernel::new();
+    let owner = k.spawn_task();
+    let user = k.spawn_task();
+    owner
+        .mailbox_create("jobs", MailboxConfig::new(Capacity::Bounded(1)))
+        .unwrap();
+    let mb = user.mailbox_open("jobs").unwrap();
+    let h = thread::spawn(move || user.receive(mb));
+    thread::sleep(Duration::from_millis(30));
+    drop(owner);
+    assert_eq!(h.join().unwrap().unwrap_err(), ReceiveError::SourceDead);
+    assert_eq!(k.stats().mailboxes, 0);
+}

@@ -1,0 +1,1 @@
+//! The mkipc API on real Linux processes (see issue: real-OS backend).

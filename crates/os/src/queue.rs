@@ -1,0 +1,195 @@
+//! Ports and mailboxes as POSIX message queues.
+//!
+//! A POSIX queue already is a kernel-held FIFO of whole messages with a
+//! maximum count (`mq_maxmsg`), a maximum size (`mq_msgsize`), blocking,
+//! non-blocking and timed operations, and file-like permissions. So:
+//!
+//! * a **port** is a queue that is created and `mq_unlink`ed at once: only the
+//!   descriptors remain, so only processes holding one (the receive right, or
+//!   a send right passed to them) can reach it, and nothing is left behind
+//!   when they exit, even after `SIGKILL`;
+//! * a **mailbox** keeps its name (`/mkipc-<run>-m-<name>`), so unrelated
+//!   processes meet through it; its mode bits are the access list.
+//!
+//! The capacity model is written into the queue itself, so that a sender who
+//! only opened the queue by name knows how to behave: `mq_msgsize & 3` is
+//! `0` for [`Capacity::Bounded`] (`mq_maxmsg` = n), `3` for [`Capacity::Zero`]
+//! (`mq_maxmsg` = 1, the sender waits for an acknowledgement) and `2` for
+//! [`Capacity::Unbounded`] (the sender spools what the queue cannot take, see
+//! [`crate::spool`]).
+//!
+//! ```
+//! use mkipc_kernel::Capacity;
+//! use mkipc_os::queue::{Model, msgsize_for};
+//! let size = msgsize_for(Capacity::Zero);
+//! assert_eq!(Model::from_msgsize(size), Model::Zero);
+//! assert_eq!(Model::from_msgsize(msgsize_for(Capacity::Bounded(3))), Model::Bounded);
+//! ```
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Mutex;
+
+use mkipc_kernel::Capacity;
+
+use crate::spool::Spool;
+use crate::sys::{self, Errno, MqWait};
+use crate::wire::HEADER_LEN;
+
+/// The capacity model a queue was created with, read back from its attributes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Model {
+    /// `mq_maxmsg` messages at most.
+    Bounded,
+    /// Rendezvous: the sender waits for the receiver's acknowledgement.
+    Zero,
+    /// The sender spools what the queue cannot take.
+    Unbounded,
+}
+
+impl Model {
+    /// Decodes the model from `mq_msgsize` (its two low bits).
+    pub fn from_msgsize(msgsize: usize) -> Model {
+        match msgsize & 3 {
+            3 => Model::Zero,
+            2 => Model::Unbounded,
+            _ => Model::Bounded,
+        }
+    }
+}
+
+/// The largest message a queue may be created with:
+/// `/proc/sys/fs/mqueue/msgsize_max` (8192 by default), rounded down to a
+/// multiple of 4 so the low two bits can carry the model.
+pub fn msgsize_limit() -> usize {
+    sys::mqueue_limit("msgsize_max").unwrap_or(8192) & !3
+}
+
+/// `mq_msgsize` for a queue of the given capacity.
+pub fn msgsize_for(capacity: Capacity) -> usize {
+    let base = msgsize_limit();
+    match capacity {
+        Capacity::Bounded(_) => base,
+        Capacity::Zero => base - 1,
+        Capacity::Unbounded => base - 2,
+    }
+}
+
+/// `mq_maxmsg` for a queue of the given capacity (unbounded queues take
+/// `/proc/sys/fs/mqueue/msg_max`, 10 by default).
+pub fn maxmsg_for(capacity: Capacity) -> usize {
+    match capacity {
+        Capacity::Bounded(n) => n,
+        Capacity::Zero => 1,
+        Capacity::Unbounded => sys::mqueue_limit("msg_max").unwrap_or(10),
+    }
+}
+
+/// One open POSIX queue descriptor, with what it allows and what it is.
+pub struct Queue {
+    fd: OwnedFd,
+    /// The POSIX name (it may already be unlinked).
+    pub(crate) name: String,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    pub(crate) model: Model,
+    pub(crate) maxmsg: usize,
+    pub(crate) msgsize: usize,
+    /// The receive buffer (one `mq_msgsize`), reused by every receive.
+    rx: Mutex<Vec<u8>>,
+    /// Frames this process could not put into an unbounded queue yet.
+    pub(crate) spool: Spool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).field("model", &self.model).finish()
+    }
+}
+
+impl Queue {
+    /// Creates a queue with `O_EXCL`, then sets its mode exactly (`mq_open`
+    /// applies the umask). `readable`/`writable` choose the descriptor's mode.
+    pub(crate) fn create(name: &str, capacity: Capacity, mode: u32, readable: bool, writable: bool) -> Result<Queue, Errno> {
+        let fd = sys::mq_open(
+            name,
+            oflag(readable, writable),
+            Some((mode as libc::mode_t, maxmsg_for(capacity), msgsize_for(capacity))),
+        )?;
+        sys::fchmod(fd.as_fd(), mode as libc::mode_t)?;
+        Queue::from_fd(fd, name.to_string(), readable, writable)
+    }
+
+    /// Opens an existing queue.
+    pub(crate) fn open(name: &str, readable: bool, writable: bool) -> Result<Queue, Errno> {
+        let fd = sys::mq_open(name, oflag(readable, writable), None)?;
+        Queue::from_fd(fd, name.to_string(), readable, writable)
+    }
+
+    /// Wraps a descriptor (e.g. one received with `SCM_RIGHTS`).
+    pub(crate) fn from_fd(fd: OwnedFd, name: String, readable: bool, writable: bool) -> Result<Queue, Errno> {
+        let attr = sys::mq_getattr(fd.as_fd())?;
+        Ok(Queue {
+            fd,
+            name,
+            readable,
+            writable,
+            model: Model::from_msgsize(attr.msgsize),
+            maxmsg: attr.maxmsg,
+            msgsize: attr.msgsize,
+            rx: Mutex::new(Vec::new()),
+            spool: Spool::default(),
+        })
+    }
+
+    /// The descriptor.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The largest body a message to this queue can have.
+    pub(crate) fn body_limit(&self) -> usize {
+        self.msgsize.saturating_sub(HEADER_LEN)
+    }
+
+    /// The capacity this queue was created with.
+    pub(crate) fn capacity(&self) -> Capacity {
+        match self.model {
+            Model::Bounded => Capacity::Bounded(self.maxmsg),
+            Model::Zero => Capacity::Zero,
+            Model::Unbounded => Capacity::Unbounded,
+        }
+    }
+
+    /// Messages queued now.
+    pub(crate) fn len(&self) -> usize {
+        sys::mq_getattr(self.fd.as_fd()).map(|a| a.curmsgs).unwrap_or(0)
+    }
+
+    /// Puts one frame into the queue.
+    pub(crate) fn send(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
+        sys::mq_send(self.fd.as_fd(), frame, wait)
+    }
+
+    /// Takes one frame out of the queue and hands its bytes to `f`.
+    pub(crate) fn receive<R>(&self, wait: MqWait, f: impl FnOnce(&[u8]) -> R) -> Result<R, Errno> {
+        let mut buf = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        if buf.len() < self.msgsize {
+            buf.resize(self.msgsize, 0);
+        }
+        let n = sys::mq_receive(self.fd.as_fd(), &mut buf, wait)?;
+        Ok(f(&buf[..n]))
+    }
+
+    /// A duplicate of the descriptor, to pass to another process.
+    pub(crate) fn dup_fd(&self) -> Result<OwnedFd, Errno> {
+        sys::dup(self.fd.as_fd())
+    }
+}
+
+fn oflag(readable: bool, writable: bool) -> libc::c_int {
+    match (readable, writable) {
+        (true, true) => libc::O_RDWR,
+        (true, false) => libc::O_RDONLY,
+        _ => libc::O_WRONLY,
+    }
+}

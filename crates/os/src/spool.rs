@@ -1,0 +1,125 @@
+//! Unbounded capacity on a bounded kernel queue: the sender-side spool.
+//!
+//! A POSIX queue always has an `mq_maxmsg`. To give a sender the
+//! [`Capacity::Unbounded`](mkipc_kernel::Capacity::Unbounded) promise ("a send
+//! never waits"), frames the queue cannot take right now go into a FIFO in the
+//! *sending* process, and one flusher thread per spooled queue moves them into
+//! the queue as the receiver makes room. Once anything is spooled, later sends
+//! to that queue go behind it, so order is kept.
+//!
+//! What differs from the kernel's unbounded queue: spooled messages live in
+//! the sender, so they are lost if the sender dies before the receiver makes
+//! room, and the receiver's `port_status` does not count them. Dropping the
+//! [`OsProcess`](crate::OsProcess) waits (a bounded time) for its spools to
+//! drain. The memory ceiling ([`SPOOL_LIMIT`] bytes per queue) turns runaway
+//! growth into [`SendError::MemoryLimit`](mkipc_kernel::SendError::MemoryLimit).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::queue::Queue;
+use crate::sys::{Errno, MqWait};
+
+/// The most body bytes one queue's spool holds before sends fail with `MemoryLimit`.
+pub const SPOOL_LIMIT: usize = 64 << 20;
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+    flusher: bool,
+}
+
+/// The spool of one queue.
+#[derive(Default)]
+pub struct Spool {
+    state: Mutex<State>,
+    drained: Condvar,
+}
+
+/// What happened to a frame given to [`push`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Spooled {
+    /// It went straight into the queue.
+    Queued,
+    /// It waits in the spool.
+    Spooled,
+    /// The spool is at [`SPOOL_LIMIT`].
+    OverLimit,
+}
+
+/// Sends `frame` to an unbounded queue without ever waiting.
+pub(crate) fn push(queue: &Arc<Queue>, frame: &[u8]) -> Result<Spooled, Errno> {
+    let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+    if st.frames.is_empty() {
+        match queue.send(frame, MqWait::NoWait) {
+            Ok(()) => return Ok(Spooled::Queued),
+            Err(libc::EAGAIN) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if st.bytes + frame.len() > SPOOL_LIMIT {
+        return Ok(Spooled::OverLimit);
+    }
+    st.bytes += frame.len();
+    st.frames.push_back(frame.to_vec());
+    if !st.flusher {
+        st.flusher = true;
+        let q = Arc::clone(queue);
+        std::thread::Builder::new()
+            .name("mkipc-spool".into())
+            .spawn(move || flush_loop(&q))
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+    }
+    Ok(Spooled::Spooled)
+}
+
+fn flush_loop(queue: &Arc<Queue>) {
+    loop {
+        let front = {
+            let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+            match st.frames.front() {
+                Some(f) => f.clone(),
+                None => {
+                    st.flusher = false;
+                    queue.spool.drained.notify_all();
+                    return;
+                }
+            }
+        };
+        match queue.send(&front, MqWait::Until(Instant::now() + Duration::from_millis(100))) {
+            Ok(()) => {
+                let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.frames.pop_front();
+                st.bytes -= front.len();
+            }
+            Err(libc::ETIMEDOUT) => {}
+            Err(e) => {
+                tracing::warn!(queue = %queue.name, errno = e, "spool: queue failed, dropping spooled messages");
+                let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.frames.clear();
+                st.bytes = 0;
+            }
+        }
+    }
+}
+
+/// Messages waiting in the spool.
+pub(crate) fn len(queue: &Queue) -> usize {
+    queue.spool.state.lock().unwrap_or_else(|p| p.into_inner()).frames.len()
+}
+
+/// Waits until the spool is empty or `timeout` passes; returns what is left.
+pub(crate) fn drain(queue: &Queue, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+    while !st.frames.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        st = queue.spool.drained.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+    }
+    st.frames.len()
+}

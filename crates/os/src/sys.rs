@@ -1,0 +1,470 @@
+//! Thin, safe wrappers over the Linux system calls the backend needs.
+//!
+//! Every `unsafe` block of the crate that is not about process start-up lives
+//! here, next to a `// SAFETY:` comment. Descriptors are always [`OwnedFd`], so
+//! nothing leaks on an early return. Errors are raw `errno` values: the layer
+//! above ([`crate::errno`]) decides which typed mkipc error each one becomes.
+
+use std::ffi::CString;
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A raw OS error number.
+pub(crate) type Errno = i32;
+
+/// The calling thread's current `errno`.
+pub(crate) fn errno() -> Errno {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Turns a `-1`-on-error return value into `Result`.
+fn check(ret: libc::c_int) -> Result<libc::c_int, Errno> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Turns a `-1`-on-error `ssize_t` into `Result`.
+fn check_size(ret: libc::ssize_t) -> Result<usize, Errno> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Ignores `SIGPIPE` for the whole process, so a write to a pipe whose reader
+/// is gone fails with `EPIPE` instead of killing the process.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler
+    // code; it is async-signal-safe and valid at any time.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// A deadline: `None` waits forever.
+pub(crate) type Deadline = Option<Instant>;
+
+/// Milliseconds left until `deadline`, for `poll` (`-1` for no deadline).
+pub(crate) fn poll_timeout(deadline: Deadline) -> libc::c_int {
+    match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            // Round up so a 0.5 ms wait does not spin with a 0 ms poll.
+            let ms = left.as_micros().div_ceil(1000);
+            ms.min(i32::MAX as u128) as libc::c_int
+        }
+    }
+}
+
+/// The absolute `CLOCK_REALTIME` time `deadline` corresponds to (what
+/// `mq_timedsend`/`mq_timedreceive` want).
+fn realtime(deadline: Instant) -> libc::timespec {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO) + left;
+    libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long }
+}
+
+/// Waits until `fd` is ready for `events` or the deadline passes.
+/// Returns `Ok(false)` on timeout.
+pub(crate) fn poll_one(fd: BorrowedFd<'_>, events: libc::c_short, deadline: Deadline) -> Result<bool, Errno> {
+    loop {
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+        // SAFETY: `pfd` is a valid, initialised array of one pollfd that lives
+        // across the call.
+        let ret = unsafe { libc::poll(&mut pfd, 1, poll_timeout(deadline)) };
+        match check(ret) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits until one of `fds` is readable (or hung up). Returns the indices that
+/// are, empty on timeout.
+pub(crate) fn poll_many(fds: &[RawFd], deadline: Deadline) -> Result<Vec<usize>, Errno> {
+    let mut pfds: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        // SAFETY: `pfds` is a valid array of `pfds.len()` initialised pollfds.
+        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, poll_timeout(deadline)) };
+        match check(ret) {
+            Ok(_) => {
+                return Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect());
+            }
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A new anonymous pipe `(read end, write end)`, both close-on-exec; the write
+/// end is non-blocking (a full pipe is then `EAGAIN`, which the sender turns
+/// into a wait or a `Full` error per its policy).
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors nobody else owns.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(w.as_fd_borrowed(), true)?;
+    Ok((r, w))
+}
+
+/// A connected pair of Unix stream sockets, close-on-exec.
+pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: socketpair succeeded, so both are fresh descriptors nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Borrowing helper so call sites read `fd.as_fd_borrowed()`.
+pub(crate) trait AsFdBorrowed {
+    fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
+}
+impl AsFdBorrowed for OwnedFd {
+    fn as_fd_borrowed(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.as_fd()
+    }
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> {
+    // SAFETY: F_GETFL on a valid descriptor reads its flags; no memory is passed.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    // SAFETY: F_SETFL with an integer argument on a valid descriptor.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) })?;
+    Ok(())
+}
+
+/// Clears close-on-exec, so the descriptor survives into an exec'd child.
+/// Only async-signal-safe work: it is called between fork and exec.
+pub(crate) fn clear_cloexec_raw(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_SETFD with an integer argument; fcntl is async-signal-safe.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// One `read`, retried on `EINTR`.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match check_size(ret) {
+            Err(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One `writev`, retried on `EINTR`.
+pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: IoSlice is ABI-compatible with iovec; the slices live across the call.
+        let ret = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), bufs.len() as libc::c_int) };
+        match check_size(ret) {
+            Err(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Sends `data` and the descriptors `fds` in one `sendmsg` with an
+/// `SCM_RIGHTS` control message. `MSG_NOSIGNAL`: a dead peer is `EPIPE`, never
+/// a signal.
+pub(crate) fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
+    let fd_bytes = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8).max(1)];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points at `space` zeroed, 8-aligned bytes, enough
+        // for one cmsghdr with `fd_bytes` of data, so CMSG_FIRSTHDR is non-null
+        // and CMSG_DATA has room for the descriptors copied into it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), fd_bytes);
+        }
+    }
+    let mut sent = 0;
+    while sent < data.len() {
+        if sent > 0 {
+            // The descriptors went with the first bytes; send the rest plainly.
+            msg.msg_control = std::ptr::null_mut();
+            msg.msg_controllen = 0;
+            iov.iov_base = data[sent..].as_ptr() as *mut _;
+            iov.iov_len = data.len() - sent;
+            msg.msg_iov = &mut iov;
+        }
+        // SAFETY: `msg` points at live buffers (iov, cbuf) set up above.
+        let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        match check_size(ret) {
+            Ok(n) => sent += n,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Receives exactly `data.len()` bytes and the descriptors that came with them
+/// (`SCM_RIGHTS`, close-on-exec). `Ok(None)` at end of stream before any byte.
+pub(crate) fn recv_fds(sock: BorrowedFd<'_>, data: &mut [u8], max_fds: usize) -> Result<Option<Vec<OwnedFd>>, Errno> {
+    let fd_bytes = max_fds.max(1) * std::mem::size_of::<RawFd>();
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    let mut fds = Vec::new();
+    let mut got = 0;
+    while got < data.len() {
+        let mut iov = libc::iovec { iov_base: data[got..].as_mut_ptr().cast(), iov_len: data.len() - got };
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: `msg` points at live, writable buffers (iov, cbuf).
+        let ret = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        let n = match check_size(ret) {
+            Ok(n) => n,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: the kernel filled `msg.msg_control` with `msg_controllen`
+        // valid bytes; CMSG_FIRSTHDR/NXTHDR walk only inside them, and each
+        // SCM_RIGHTS payload holds `(cmsg_len - CMSG_LEN(0)) / 4` descriptors
+        // that are now ours to own.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let count = len / std::mem::size_of::<RawFd>();
+                    let base = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    for i in 0..count {
+                        fds.push(OwnedFd::from_raw_fd(base.add(i).read_unaligned()));
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        if n == 0 {
+            return if got == 0 { Ok(None) } else { Err(libc::EPROTO) };
+        }
+        got += n;
+    }
+    Ok(Some(fds))
+}
+
+/// `dup` with close-on-exec.
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    fd.try_clone_to_owned().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+// ----- POSIX message queues ------------------------------------------------------
+
+/// Attributes of a POSIX queue.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MqAttr {
+    pub maxmsg: usize,
+    pub msgsize: usize,
+    pub curmsgs: usize,
+}
+
+fn cstring(name: &str) -> Result<CString, Errno> {
+    CString::new(name).map_err(|_| libc::EINVAL)
+}
+
+/// `mq_open`. With `create`, `attr` is `(maxmsg, msgsize)` and the queue must
+/// not exist yet (`O_EXCL`). The descriptor is close-on-exec (Linux does that
+/// for queue descriptors by default).
+pub(crate) fn mq_open(
+    name: &str,
+    oflag: libc::c_int,
+    create: Option<(libc::mode_t, usize, usize)>,
+) -> Result<OwnedFd, Errno> {
+    let cname = cstring(name)?;
+    let fd = match create {
+        None => {
+            // SAFETY: `cname` is a valid NUL-terminated string.
+            unsafe { libc::mq_open(cname.as_ptr(), oflag | libc::O_CLOEXEC) }
+        }
+        Some((mode, maxmsg, msgsize)) => {
+            // SAFETY: mq_attr is plain data; zero is a valid starting value.
+            let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+            attr.mq_maxmsg = maxmsg as _;
+            attr.mq_msgsize = msgsize as _;
+            // SAFETY: `cname` is NUL-terminated and `attr` lives across the
+            // call; the variadic mode and attr arguments match O_CREAT's contract.
+            unsafe {
+                libc::mq_open(
+                    cname.as_ptr(),
+                    oflag | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    mode as libc::c_uint,
+                    &mut attr as *mut libc::mq_attr,
+                )
+            }
+        }
+    };
+    let fd = check(fd)?;
+    // SAFETY: on Linux a mqd_t is a descriptor, fresh from mq_open and ours.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `mq_unlink`.
+pub(crate) fn mq_unlink(name: &str) -> Result<(), Errno> {
+    let cname = cstring(name)?;
+    // SAFETY: `cname` is a valid NUL-terminated string.
+    check(unsafe { libc::mq_unlink(cname.as_ptr()) }).map(drop)
+}
+
+/// `mq_getattr`.
+pub(crate) fn mq_getattr(fd: BorrowedFd<'_>) -> Result<MqAttr, Errno> {
+    // SAFETY: mq_attr is plain data; zero is a valid starting value.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is a queue descriptor and `attr` is writable.
+    check(unsafe { libc::mq_getattr(fd.as_raw_fd(), &mut attr) })?;
+    Ok(MqAttr { maxmsg: attr.mq_maxmsg as usize, msgsize: attr.mq_msgsize as usize, curmsgs: attr.mq_curmsgs as usize })
+}
+
+/// How long a queue operation may wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum MqWait {
+    /// Fail with `EAGAIN` at once.
+    NoWait,
+    /// Block.
+    Forever,
+    /// Fail with `ETIMEDOUT` at this instant.
+    Until(Instant),
+}
+
+/// Runs a queue operation in the requested waiting mode. `NoWait` flips the
+/// descriptor's `O_NONBLOCK` around the call (queue descriptors are private to
+/// this process, and the crate serialises operations per descriptor).
+fn mq_op(fd: BorrowedFd<'_>, wait: MqWait, mut op: impl FnMut(Option<&libc::timespec>) -> libc::ssize_t) -> Result<usize, Errno> {
+    match wait {
+        MqWait::NoWait => {
+            set_mq_nonblocking(fd, true)?;
+            let r = loop {
+                match check_size(op(None)) {
+                    Err(libc::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            set_mq_nonblocking(fd, false)?;
+            r
+        }
+        MqWait::Forever => loop {
+            match check_size(op(None)) {
+                Err(libc::EINTR) => continue,
+                other => return other,
+            }
+        },
+        MqWait::Until(deadline) => loop {
+            let ts = realtime(deadline);
+            match check_size(op(Some(&ts))) {
+                Err(libc::EINTR) => continue,
+                other => return other,
+            }
+        },
+    }
+}
+
+fn set_mq_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> {
+    // SAFETY: mq_attr is plain data; zero is a valid starting value.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_flags = if on { libc::O_NONBLOCK as _ } else { 0 };
+    // SAFETY: `fd` is a queue descriptor; `attr` is readable; old attrs not wanted.
+    check(unsafe { libc::mq_setattr(fd.as_raw_fd(), &attr, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `mq_send` / `mq_timedsend` at priority 0.
+pub(crate) fn mq_send(fd: BorrowedFd<'_>, data: &[u8], wait: MqWait) -> Result<(), Errno> {
+    mq_op(fd, wait, |ts| {
+        let r = match ts {
+            // SAFETY: `data` is readable for `data.len()` bytes; fd is a queue descriptor.
+            None => unsafe { libc::mq_send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) },
+            // SAFETY: as above, and `ts` points at a valid timespec.
+            Some(ts) => unsafe { libc::mq_timedsend(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0, ts) },
+        };
+        r as libc::ssize_t
+    })
+    .map(drop)
+}
+
+/// `mq_receive` / `mq_timedreceive` into `buf` (which must be at least the
+/// queue's `mq_msgsize`). Returns the message length.
+pub(crate) fn mq_receive(fd: BorrowedFd<'_>, buf: &mut [u8], wait: MqWait) -> Result<usize, Errno> {
+    let ptr = buf.as_mut_ptr();
+    let len = buf.len();
+    mq_op(fd, wait, |ts| match ts {
+        // SAFETY: `ptr` is writable for `len` bytes; fd is a queue descriptor.
+        None => unsafe { libc::mq_receive(fd.as_raw_fd(), ptr.cast(), len, std::ptr::null_mut()) },
+        // SAFETY: as above, and `ts` points at a valid timespec.
+        Some(ts) => unsafe { libc::mq_timedreceive(fd.as_raw_fd(), ptr.cast(), len, std::ptr::null_mut(), ts) },
+    })
+}
+
+/// `mkfifo`.
+pub(crate) fn mkfifo(path: &std::path::Path, mode: libc::mode_t) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    check(unsafe { libc::mkfifo(c.as_ptr(), mode) }).map(drop)
+}
+
+/// `open` with close-on-exec.
+pub(crate) fn open(path: &std::path::Path, flags: libc::c_int) -> Result<OwnedFd, Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: a fresh descriptor from open, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fchmod`: POSIX queues and FIFOs are created under the umask, so the exact
+/// access bits are set afterwards.
+pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: libc::mode_t) -> Result<(), Errno> {
+    // SAFETY: no memory is passed; fd is valid.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)`).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || errno() == libc::EPERM
+}
+
+/// Reads `/proc/sys/fs/mqueue/<what>`.
+pub(crate) fn mqueue_limit(what: &str) -> Option<usize> {
+    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{what}")).ok()?.trim().parse().ok()
+}
+
+/// The process's effective uid.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}

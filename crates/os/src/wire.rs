@@ -1,0 +1,284 @@
+//! The wire format: how one [`Message`] becomes bytes on a pipe, a FIFO or a
+//! POSIX queue, version 1.
+//!
+//! Pipes and FIFOs carry a byte stream with no message boundaries, so every
+//! message is a *frame*: a fixed 24-byte header that says how long the rest
+//! is, then one 4-byte descriptor per carried right, then the body. A POSIX
+//! queue keeps boundaries itself, and one queue message holds exactly one
+//! frame. All integers are little-endian.
+//!
+//! | offset | size | field | meaning |
+//! |---:|---:|---|---|
+//! | 0 | 2 | magic | the bytes `'M' 'K'` (0x4D 0x4B) |
+//! | 2 | 1 | version | 1 |
+//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`; others 0 |
+//! | 4 | 4 | id | the message id |
+//! | 8 | 4 | body_len | bytes of body after the right descriptors |
+//! | 12 | 2 | nrights | carried rights (0 on queues and FIFOs) |
+//! | 14 | 2 | reserved | 0 |
+//! | 16 | 4 | sender | the sender's OS process id |
+//! | 20 | 4 | token | pairs a reply or an acknowledgement with its request; 0 otherwise |
+//!
+//! ```
+//! use mkipc_kernel::Message;
+//! use mkipc_os::wire::{self, Header, HEADER_LEN};
+//!
+//! let frame = wire::encode(&Message::new(7, b"hi"), 4242, 0, 0, &[]);
+//! assert_eq!(frame.len(), HEADER_LEN + 2);
+//! assert_eq!(&frame[..3], b"MK\x01");
+//! let header = Header::parse(&frame).unwrap();
+//! assert_eq!((header.id, header.body_len, header.sender), (7, 2, 4242));
+//! ```
+
+use mkipc_kernel::{Disposition, Message};
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 24;
+/// Bytes per carried-right descriptor.
+pub const RIGHT_LEN: usize = 4;
+/// The two magic bytes that open every frame.
+pub const MAGIC: [u8; 2] = *b"MK";
+/// The wire format version this crate writes and accepts.
+pub const VERSION: u8 = 1;
+
+/// The sender waits for a reply on its reply queue (the frame is a `call`).
+pub const FLAG_REPLY_WANTED: u8 = 1 << 0;
+/// The sender waits until a receiver has taken the message (rendezvous).
+pub const FLAG_ACK_WANTED: u8 = 1 << 1;
+/// This frame is the reply to the call whose token it carries.
+pub const FLAG_IS_REPLY: u8 = 1 << 2;
+/// This frame acknowledges the rendezvous send whose token it carries.
+pub const FLAG_IS_ACK: u8 = 1 << 3;
+const KNOWN_FLAGS: u8 = FLAG_REPLY_WANTED | FLAG_ACK_WANTED | FLAG_IS_REPLY | FLAG_IS_ACK;
+
+/// The decoded fixed part of a frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Header {
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// The message id.
+    pub id: u32,
+    /// Body bytes.
+    pub body_len: u32,
+    /// Carried rights.
+    pub nrights: u16,
+    /// The sender's OS pid.
+    pub sender: u32,
+    /// Reply / acknowledgement token.
+    pub token: u32,
+}
+
+/// Why bytes are not a valid frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FrameError {
+    /// Fewer bytes than the header (or than the header says).
+    Short,
+    /// The magic bytes are wrong: not an mkipc frame, or the stream lost sync.
+    BadMagic,
+    /// A version this crate does not speak.
+    BadVersion(u8),
+    /// Unknown flag bits or a non-zero reserved field.
+    BadFlags,
+    /// A right descriptor this crate does not know.
+    BadRight,
+}
+
+impl Header {
+    /// Parses the first [`HEADER_LEN`] bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Header, FrameError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(FrameError::Short);
+        }
+        if bytes[0..2] != MAGIC {
+            return Err(FrameError::BadMagic);
+        }
+        if bytes[2] != VERSION {
+            return Err(FrameError::BadVersion(bytes[2]));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let flags = bytes[3];
+        if flags & !KNOWN_FLAGS != 0 || bytes[14] != 0 || bytes[15] != 0 {
+            return Err(FrameError::BadFlags);
+        }
+        Ok(Header {
+            flags,
+            id: u32_at(4),
+            body_len: u32_at(8),
+            nrights: u16::from_le_bytes([bytes[12], bytes[13]]),
+            sender: u32_at(16),
+            token: u32_at(20),
+        })
+    }
+
+    /// Writes the header into `out[..HEADER_LEN]`.
+    pub fn write(&self, out: &mut [u8]) {
+        out[0..2].copy_from_slice(&MAGIC);
+        out[2] = VERSION;
+        out[3] = self.flags;
+        out[4..8].copy_from_slice(&self.id.to_le_bytes());
+        out[8..12].copy_from_slice(&self.body_len.to_le_bytes());
+        out[12..14].copy_from_slice(&self.nrights.to_le_bytes());
+        out[14..16].copy_from_slice(&[0, 0]);
+        out[16..20].copy_from_slice(&self.sender.to_le_bytes());
+        out[20..24].copy_from_slice(&self.token.to_le_bytes());
+    }
+
+    /// Bytes of the whole frame this header opens.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + self.nrights as usize * RIGHT_LEN + self.body_len as usize
+    }
+}
+
+/// What kind of descriptor a carried right travels as (byte 1 of its descriptor).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum RightWire {
+    /// A send right to a port: a write-only queue descriptor.
+    Send = 1,
+    /// A receive right: a read-write queue descriptor (the port moves).
+    Receive = 2,
+    /// A send-once right: a write-only queue descriptor usable once.
+    SendOnce = 3,
+    /// A mailbox: a queue descriptor opened with the holder's access.
+    Mailbox = 4,
+}
+
+/// One carried right's 4-byte descriptor: disposition, kind, access bits
+/// (bit 0 send, bit 1 receive), reserved.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RightDesc {
+    /// How the right arrives (a move form).
+    pub disposition: Disposition,
+    /// What the descriptor is.
+    pub kind: RightWire,
+    /// Mailbox access bits.
+    pub access: u8,
+}
+
+/// Disposition codes on the wire (Mach's `MACH_MSG_TYPE_*` numbers).
+pub fn disposition_code(d: Disposition) -> u8 {
+    match d {
+        Disposition::MoveReceive => 16,
+        Disposition::MoveSend => 17,
+        Disposition::MoveSendOnce => 18,
+        Disposition::CopySend => 19,
+        Disposition::MakeSend => 20,
+        Disposition::MakeSendOnce => 21,
+    }
+}
+
+fn disposition_from(code: u8) -> Option<Disposition> {
+    Some(match code {
+        16 => Disposition::MoveReceive,
+        17 => Disposition::MoveSend,
+        18 => Disposition::MoveSendOnce,
+        19 => Disposition::CopySend,
+        20 => Disposition::MakeSend,
+        21 => Disposition::MakeSendOnce,
+        _ => return None,
+    })
+}
+
+impl RightDesc {
+    fn write(&self, out: &mut [u8]) {
+        out[0] = disposition_code(self.disposition);
+        out[1] = self.kind as u8;
+        out[2] = self.access;
+        out[3] = 0;
+    }
+    /// Parses a 4-byte descriptor.
+    pub fn parse(b: &[u8]) -> Result<RightDesc, FrameError> {
+        let disposition = disposition_from(b[0]).ok_or(FrameError::BadRight)?;
+        let kind = match b[1] {
+            1 => RightWire::Send,
+            2 => RightWire::Receive,
+            3 => RightWire::SendOnce,
+            4 => RightWire::Mailbox,
+            _ => return Err(FrameError::BadRight),
+        };
+        Ok(RightDesc { disposition, kind, access: b[2] })
+    }
+}
+
+/// Encodes `msg` as one frame: header, right descriptors, body.
+pub fn encode(msg: &Message, sender: u32, flags: u8, token: u32, rights: &[RightDesc]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + rights.len() * RIGHT_LEN + msg.body.len());
+    encode_into(&mut out, msg.id, &msg.body, sender, flags, token, rights);
+    out
+}
+
+/// Appends one frame to `out` (no allocation when `out` has room).
+pub fn encode_into(out: &mut Vec<u8>, id: u32, body: &[u8], sender: u32, flags: u8, token: u32, rights: &[RightDesc]) {
+    let start = out.len();
+    out.resize(start + HEADER_LEN + rights.len() * RIGHT_LEN, 0);
+    let header = Header { flags, id, body_len: body.len() as u32, nrights: rights.len() as u16, sender, token };
+    header.write(&mut out[start..]);
+    for (i, r) in rights.iter().enumerate() {
+        let at = start + HEADER_LEN + i * RIGHT_LEN;
+        r.write(&mut out[at..at + RIGHT_LEN]);
+    }
+    out.extend_from_slice(body);
+}
+
+/// A decoded frame: header, right descriptors and the body bytes.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Frame<'a> {
+    /// The header.
+    pub header: Header,
+    /// The carried rights' descriptors.
+    pub rights: Vec<RightDesc>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+/// Decodes one complete frame (exactly `bytes`, as a queue message is).
+pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
+    let header = Header::parse(bytes)?;
+    if bytes.len() != header.frame_len() {
+        return Err(FrameError::Short);
+    }
+    let rights_end = HEADER_LEN + header.nrights as usize * RIGHT_LEN;
+    let rights =
+        bytes[HEADER_LEN..rights_end].chunks_exact(RIGHT_LEN).map(RightDesc::parse).collect::<Result<Vec<_>, _>>()?;
+    Ok(Frame { header, rights, body: &bytes[rights_end..] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoke_round_trip() {
+        let rights = [RightDesc { disposition: Disposition::MoveSend, kind: RightWire::Send, access: 0 }];
+        let bytes = encode(&Message::new(9, b"body"), 77, FLAG_REPLY_WANTED, 5, &rights);
+        let f = decode(&bytes).unwrap();
+        assert_eq!(f.header, Header { flags: FLAG_REPLY_WANTED, id: 9, body_len: 4, nrights: 1, sender: 77, token: 5 });
+        assert_eq!(f.rights, rights);
+        assert_eq!(f.body, b"body");
+    }
+
+    #[test]
+    fn exact_bytes_of_a_small_frame() {
+        let bytes = encode(&Message::new(0x0102_0304, b"\xAA"), 0x0A0B_0C0D, 0, 0, &[]);
+        let want: &[u8] = &[
+            b'M', b'K', 1, 0, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0, 0, 0xAA,
+        ];
+        assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn rejects_bad_frames() {
+        let good = encode(&Message::new(1, b"x"), 1, 0, 0, &[]);
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert_eq!(decode(&bad), Err(FrameError::BadMagic));
+        let mut bad = good.clone();
+        bad[2] = 2;
+        assert_eq!(decode(&bad), Err(FrameError::BadVersion(2)));
+        let mut bad = good.clone();
+        bad[3] = 0x80;
+        assert_eq!(decode(&bad), Err(FrameError::BadFlags));
+        assert_eq!(decode(&good[..good.len() - 1]), Err(FrameError::Short));
+        assert_eq!(decode(&good[..10]), Err(FrameError::Short));
+    }
+}

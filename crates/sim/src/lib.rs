@@ -1,0 +1,1 @@
+//! Simulated processes on the mkipc kernel (see issue: process simulation).
