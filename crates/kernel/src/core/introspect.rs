@@ -47,7 +47,7 @@ pub struct TaskRights {
     pub send: u64,
     /// Send-once rights.
     pub send_once: usize,
-    /// Dead names (user references), counting rights whose port died since.
+    /// Dead names (user references), counting rights whose port (or mailbox) died since.
     pub dead: u64,
     /// Port sets.
     pub port_sets: usize,
@@ -131,7 +131,14 @@ impl Kernel {
                 }
                 Obj::Dead(n) => r.dead += u64::from(n),
                 Obj::Set(_) => r.port_sets += 1,
-                Obj::Mailbox(_) => r.mailboxes += 1,
+                // A name of a destroyed mailbox is a dead name (as `rights` reports it).
+                Obj::Mailbox(m) => {
+                    if st.mailboxes.contains(m) {
+                        r.mailboxes += 1;
+                    } else {
+                        r.dead += 1;
+                    }
+                }
             }
         }
         Some(r)

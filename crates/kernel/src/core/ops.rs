@@ -336,6 +336,7 @@ impl Kernel {
         st.sets.get_mut(set_id).expect("live").members.insert(port);
         // Messages already queued are now visible to receivers blocked on the set.
         st.hand_queued_to_set_receivers(port);
+        st.reap();
         Ok(())
     }
 
@@ -793,6 +794,7 @@ impl Kernel {
             via_send_once: None,
         };
         let m = st.copy_out(pid, k, PortName::NULL, 0);
+        st.reap();
         Ok(m.rights[0].name)
     }
 }

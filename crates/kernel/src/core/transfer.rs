@@ -264,6 +264,12 @@ impl Locked<'_> {
                                 send: (send + 1).min(MAX_UREFS + 1),
                             }),
                         );
+                        if send > MAX_UREFS {
+                            // User references are pegged (as in Mach): the
+                            // right that did not fit is released (at the
+                            // caller's next `reap`), so the port's count stays true.
+                            self.graveyard.push(right);
+                        }
                         name
                     }
                     None => space.alloc(Obj::Port {

@@ -1,0 +1,271 @@
+//! Kernel ports against crossbeam-channel, in the same run.
+//!
+//! * SPSC throughput: one thread sends `n` messages through a port, another
+//!   receives them; the same with a crossbeam channel of the same capacity
+//!   (zero, bounded 16, bounded 1024, unbounded), for 8-byte bodies (a `u64`
+//!   on the crossbeam side) and 1 KiB bodies (a `Vec<u8>` on the crossbeam
+//!   side: one allocation and copy per message on both sides).
+//! * RPC round trip: `call`/`reply` against a ping-pong over two crossbeam
+//!   channels (bounded(0) and bounded(1)).
+//!
+//! Criterion prints its own figures; after them a summary table gives the
+//! kernel/crossbeam throughput ratio, from batches timed here (median of 5).
+//! Compare pinned (`taskset -c 0 cargo bench -p mkipc-kernel --bench ports`)
+//! and unpinned: on a 2-CPU machine cross-CPU wake-ups dominate.
+//! `MKIPC_BENCH_SUMMARY_ONLY=1` skips the criterion part, `MKIPC_BENCH_NO_SUMMARY=1`
+//! the summary (for profiling one case: `--profile-time 5 spsc/unbounded/8B/kernel`).
+
+use std::hint::black_box;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use mkipc_kernel::{Capacity, Ipc, Kernel, KernelConfig, Message, PortName, Task};
+
+const SIZES: [usize; 2] = [8, 1024];
+const CAPACITIES: [Capacity; 4] = [
+    Capacity::Zero,
+    Capacity::Bounded(16),
+    Capacity::Bounded(1024),
+    Capacity::Unbounded,
+];
+
+/// A receiving task with a port of the given capacity and a sending task with a send right.
+struct KernelPair {
+    _kernel: Kernel,
+    rx: Task,
+    port: PortName,
+    tx: Task,
+    to_rx: PortName,
+}
+
+impl KernelPair {
+    fn new(capacity: Capacity) -> KernelPair {
+        // Unbounded runs may let the producer run far ahead of the consumer.
+        let kernel = Kernel::with_config(KernelConfig {
+            queue_memory_limit: 4 << 30,
+            ..KernelConfig::default()
+        });
+        let rx = kernel.spawn_task();
+        let port = rx.port_allocate(capacity).unwrap();
+        rx.register("rx", port).unwrap();
+        let tx = kernel.spawn_task();
+        let to_rx = tx.look_up("rx").unwrap();
+        KernelPair {
+            _kernel: kernel,
+            rx,
+            port,
+            tx,
+            to_rx,
+        }
+    }
+}
+
+/// Time to move `n` messages of `size` bytes from one thread to another through a kernel port.
+fn kernel_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
+    let p = KernelPair::new(capacity);
+    let body = vec![0x5a_u8; size];
+    thread::scope(|s| {
+        let start = Instant::now();
+        let consumer = s.spawn(|| {
+            for _ in 0..n {
+                black_box(p.rx.receive(p.port).unwrap());
+            }
+        });
+        for _ in 0..n {
+            p.tx.send(p.to_rx, Message::new(1, &body[..])).unwrap();
+        }
+        consumer.join().unwrap();
+        start.elapsed()
+    })
+}
+
+fn crossbeam_channel_of<T>(
+    capacity: Capacity,
+) -> (crossbeam_channel::Sender<T>, crossbeam_channel::Receiver<T>) {
+    match capacity {
+        Capacity::Zero => crossbeam_channel::bounded(0),
+        Capacity::Bounded(n) => crossbeam_channel::bounded(n),
+        Capacity::Unbounded => crossbeam_channel::unbounded(),
+    }
+}
+
+/// The same with a crossbeam channel (`u64` for 8 bytes, `Vec<u8>` otherwise).
+fn crossbeam_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
+    fn run<T: Send>(capacity: Capacity, n: u64, make: impl Fn(u64) -> T) -> Duration {
+        let (tx, rx) = crossbeam_channel_of::<T>(capacity);
+        thread::scope(|s| {
+            let start = Instant::now();
+            let consumer = s.spawn(|| {
+                for _ in 0..n {
+                    black_box(rx.recv().unwrap());
+                }
+            });
+            for i in 0..n {
+                tx.send(make(i)).unwrap();
+            }
+            consumer.join().unwrap();
+            start.elapsed()
+        })
+    }
+    if size == 8 {
+        run(capacity, n, |i| i)
+    } else {
+        let body = vec![0x5a_u8; size];
+        run(capacity, n, |_| body.clone())
+    }
+}
+
+/// Time for `n` RPC round trips: `call` from one thread, `receive` + `reply` on another.
+fn kernel_rpc(server_capacity: Capacity, n: u64) -> Duration {
+    let p = KernelPair::new(server_capacity);
+    thread::scope(|s| {
+        let start = Instant::now();
+        let server = s.spawn(|| loop {
+            let req = p.rx.receive(p.port).unwrap();
+            if req.id == 0 {
+                break;
+            }
+            p.rx.reply(&req, Message::new(2, req.body.clone())).unwrap();
+        });
+        for i in 0..n {
+            let r = p.tx.call(p.to_rx, Message::from_u64(1, i)).unwrap();
+            black_box(r);
+        }
+        p.tx.send(p.to_rx, Message::new(0, b"stop")).unwrap();
+        server.join().unwrap();
+        start.elapsed()
+    })
+}
+
+/// Time for `n` ping-pongs over two crossbeam channels of capacity `cap`.
+fn crossbeam_rpc(cap: usize, n: u64) -> Duration {
+    let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(cap);
+    let (resp_tx, resp_rx) = crossbeam_channel::bounded::<u64>(cap);
+    thread::scope(|s| {
+        let start = Instant::now();
+        let server = s.spawn(move || {
+            while let Ok(v) = req_rx.recv() {
+                resp_tx.send(v).unwrap();
+            }
+        });
+        for i in 0..n {
+            req_tx.send(i).unwrap();
+            black_box(resp_rx.recv().unwrap());
+        }
+        drop(req_tx);
+        server.join().unwrap();
+        start.elapsed()
+    })
+}
+
+fn cap_label(c: Capacity) -> String {
+    match c {
+        Capacity::Zero => "zero".into(),
+        Capacity::Bounded(n) => format!("bounded{n}"),
+        Capacity::Unbounded => "unbounded".into(),
+    }
+}
+
+fn criterion_benches(c: &mut Criterion) {
+    for capacity in CAPACITIES {
+        for size in SIZES {
+            let mut g = c.benchmark_group(format!("spsc/{}/{}B", cap_label(capacity), size));
+            g.throughput(Throughput::Elements(1));
+            g.sample_size(10)
+                .warm_up_time(Duration::from_millis(300))
+                .measurement_time(Duration::from_secs(2));
+            g.bench_function("kernel", |b| {
+                b.iter_custom(|iters| kernel_spsc(capacity, size, iters))
+            });
+            g.bench_function("crossbeam", |b| {
+                b.iter_custom(|iters| crossbeam_spsc(capacity, size, iters))
+            });
+            g.finish();
+        }
+    }
+    let mut g = c.benchmark_group("rpc_round_trip");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for capacity in [Capacity::Zero, Capacity::Bounded(1)] {
+        g.bench_function(BenchmarkId::new("kernel_call", cap_label(capacity)), |b| {
+            b.iter_custom(|iters| kernel_rpc(capacity, iters))
+        });
+    }
+    for cap in [0, 1] {
+        g.bench_function(
+            BenchmarkId::new("crossbeam_ping_pong", format!("bounded{cap}")),
+            |b| b.iter_custom(|iters| crossbeam_rpc(cap, iters)),
+        );
+    }
+    g.finish();
+}
+
+/// Median of 5 timed batches, as operations per second.
+fn median_rate(n: u64, mut run: impl FnMut(u64) -> Duration) -> f64 {
+    run(n / 10); // warm up
+    let mut rates: Vec<f64> = (0..5).map(|_| n as f64 / run(n).as_secs_f64()).collect();
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rates[2]
+}
+
+fn summary() {
+    println!();
+    println!("== kernel vs crossbeam (median of 5 batches; ratio = kernel / crossbeam throughput)");
+    println!(
+        "{:<30} {:>8} {:>14} {:>14} {:>7}",
+        "case", "batch", "kernel Mmsg/s", "xbeam Mmsg/s", "ratio"
+    );
+    for capacity in CAPACITIES {
+        for size in SIZES {
+            let n: u64 = match (capacity, size) {
+                (Capacity::Zero, _) => 20_000,
+                (Capacity::Bounded(16), _) => 50_000,
+                (_, 8) => 400_000,
+                _ => 100_000,
+            };
+            let k = median_rate(n, |n| kernel_spsc(capacity, size, n));
+            let x = median_rate(n, |n| crossbeam_spsc(capacity, size, n));
+            println!(
+                "{:<30} {:>8} {:>14.3} {:>14.3} {:>6.2}x",
+                format!("spsc {} {}B", cap_label(capacity), size),
+                n,
+                k / 1e6,
+                x / 1e6,
+                k / x
+            );
+        }
+    }
+    let n = 20_000;
+    let x0 = median_rate(n, |n| crossbeam_rpc(0, n));
+    let x1 = median_rate(n, |n| crossbeam_rpc(1, n));
+    println!(
+        "{:<30} {:>8} {:>14} {:>14} {:>7}",
+        "rpc round trip", "calls", "kernel us", "xbeam us", "ratio"
+    );
+    for capacity in [Capacity::Zero, Capacity::Bounded(1)] {
+        let k = median_rate(n, |n| kernel_rpc(capacity, n));
+        for (label, x) in [("bounded0", x0), ("bounded1", x1)] {
+            println!(
+                "{:<30} {:>8} {:>14.2} {:>14.2} {:>6.2}x",
+                format!("call({}) vs pp {}", cap_label(capacity), label),
+                n,
+                1e6 / k,
+                1e6 / x,
+                k / x
+            );
+        }
+    }
+}
+
+fn main() {
+    if std::env::var_os("MKIPC_BENCH_SUMMARY_ONLY").is_none() {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_benches(&mut c);
+        c.final_summary();
+    }
+    if std::env::var_os("MKIPC_BENCH_NO_SUMMARY").is_none() {
+        summary();
+    }
+}

@@ -1,0 +1,415 @@
+//! Bounded capacity on real threads: a send completes at once while fewer
+//! than `n` messages are queued and blocks otherwise; blocked senders are
+//! admitted in the order they blocked.
+//!
+//! Sleeps never decide an outcome here: a test waits (with a bounded deadline)
+//! until `port_status` shows the threads it expects to be blocked, then acts.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::*;
+
+/// Polls `cond` until it holds; fails the test after 5 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A receiving task with a bounded port, and a sending task with a send right to it.
+fn pair(k: &Kernel, n: usize) -> (Task, PortName, Task, PortName) {
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Bounded(n)).unwrap();
+    rx.register("rx", port).unwrap();
+    let tx = k.spawn_task();
+    let to_rx = tx.look_up("rx").unwrap();
+    (rx, port, tx, to_rx)
+}
+
+/// Runs a closure when dropped, also while unwinding: releases threads that
+/// wait for a stop message, so a failed assertion fails the test instead of
+/// leaving the thread scope waiting for them forever.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+fn assert_clean(k: &Kernel) {
+    let s = k.stats();
+    assert_eq!(
+        (s.messages, s.blocked_senders, s.blocked_receivers),
+        (0, 0, 0),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn smoke() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 4);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..2000 {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+        });
+        for i in 0..2000 {
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+        }
+    });
+    let st = rx.port_status(port).unwrap();
+    assert!(st.max_queue_len <= 4, "{st:?}");
+    assert_eq!((st.messages_sent, st.seqno), (2000, 2000));
+    assert_clean(&k);
+}
+
+/// `n` sends complete without a receiver; the next one blocks until a slot frees.
+#[test]
+fn sender_blocks_only_when_full() {
+    const N: usize = 3;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, N);
+    for i in 0..N {
+        tx.send(to_rx, Message::from_u64(1, i as u64)).unwrap();
+    }
+    assert_eq!(rx.port_status(port).unwrap().queue_len, N);
+    let returned = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            tx.send(to_rx, Message::from_u64(1, N as u64)).unwrap();
+            returned.store(true, Ordering::SeqCst);
+        });
+        wait_until("the extra sender is blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        thread::sleep(Duration::from_millis(20));
+        assert!(!returned.load(Ordering::SeqCst), "sent into a full queue");
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
+        wait_until("the blocked sender is admitted", || {
+            returned.load(Ordering::SeqCst)
+        });
+        let st = rx.port_status(port).unwrap();
+        assert_eq!((st.queue_len, st.blocked_senders), (N, 0));
+    });
+    for i in 1..=N {
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i as u64));
+    }
+    assert_clean(&k);
+}
+
+/// Senders blocked on a full queue complete in the order they blocked: after
+/// the k-th receive exactly senders 0..k have returned.
+#[test]
+fn blocked_senders_complete_in_blocking_order() {
+    const N: usize = 6;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 1);
+    tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
+    let done: Vec<AtomicBool> = (0..N).map(|_| AtomicBool::new(false)).collect();
+    thread::scope(|s| {
+        for i in 0..N {
+            let (tx, done) = (&tx, &done);
+            s.spawn(move || {
+                tx.send(to_rx, Message::from_u64(1, i as u64)).unwrap();
+                done[i].store(true, Ordering::SeqCst);
+            });
+            wait_until("one more sender is blocked", || {
+                rx.port_status(port).unwrap().blocked_senders == i + 1
+            });
+        }
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(100));
+        for i in 0..N {
+            wait_until("the next sender in line completes", || {
+                done[i].load(Ordering::SeqCst)
+            });
+            for (j, d) in done.iter().enumerate().skip(i + 1) {
+                assert!(!d.load(Ordering::SeqCst), "sender {j} overtook sender {i}");
+            }
+            assert_eq!(rx.port_status(port).unwrap().blocked_senders, N - i - 1);
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i as u64));
+        }
+    });
+    assert_clean(&k);
+}
+
+/// Several concurrent senders: each sender's messages arrive in its order,
+/// and every message arrives exactly once.
+#[test]
+fn fifo_per_sender_under_contention() {
+    const SENDERS: usize = 4;
+    const PER_SENDER: u64 = 2000;
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Bounded(8)).unwrap();
+    rx.register("rx", port).unwrap();
+    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
+    thread::scope(|s| {
+        for (i, t) in senders.iter().enumerate() {
+            s.spawn(move || {
+                let to_rx = t.look_up("rx").unwrap();
+                for j in 0..PER_SENDER {
+                    t.send(to_rx, Message::from_u64(i as u32, j)).unwrap();
+                }
+            });
+        }
+        let mut next = [0u64; SENDERS];
+        for _ in 0..SENDERS as u64 * PER_SENDER {
+            let m = rx.receive(port).unwrap();
+            let i = m.id as usize;
+            assert_eq!(m.as_u64(), Some(next[i]), "sender {i} out of order");
+            assert_eq!(m.sender(), Some(senders[i].pid()));
+            next[i] += 1;
+        }
+        assert_eq!(next, [PER_SENDER; SENDERS]);
+    });
+    assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
+    assert_clean(&k);
+}
+
+/// `try_send` and `send_timeout` on a full queue fail with the message back
+/// and leave nothing behind.
+#[test]
+fn full_queue_try_and_timeout_return_the_message() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 1);
+    tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
+    let err = tx.try_send(to_rx, Message::from_u64(1, 2)).unwrap_err();
+    assert_eq!(err.kind(), SendErrorKind::Full);
+    assert_eq!(err.into_message().as_u64(), Some(2));
+    let t0 = Instant::now();
+    let err = tx
+        .send_timeout(
+            to_rx,
+            Message::new(1, vec![7u8; 1000]),
+            Duration::from_millis(30),
+        )
+        .unwrap_err();
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    assert_eq!(err.kind(), SendErrorKind::TimedOut);
+    assert_eq!(&err.into_message().body[..], &[7u8; 1000][..]);
+    let st = rx.port_status(port).unwrap();
+    assert_eq!(
+        (st.queue_len, st.blocked_senders, st.messages_sent),
+        (1, 0, 1)
+    );
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(1));
+    assert_clean(&k);
+}
+
+/// A sender that times out in the middle of the line leaves; the others keep their order.
+#[test]
+fn timed_out_sender_leaves_the_line_in_order() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 1);
+    tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
+    thread::scope(|s| {
+        let first = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 0)));
+        wait_until("sender 0 is blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        let middle =
+            s.spawn(|| tx.send_timeout(to_rx, Message::from_u64(1, 1), Duration::from_millis(50)));
+        wait_until("sender 1 is blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == 2
+        });
+        let last = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 2)));
+        wait_until("sender 2 is blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == 3
+        });
+        let err = middle.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), SendErrorKind::TimedOut);
+        assert_eq!(err.into_message().as_u64(), Some(1));
+        assert_eq!(rx.port_status(port).unwrap().blocked_senders, 2);
+        let got: Vec<_> = (0..3)
+            .map(|_| rx.receive(port).unwrap().as_u64().unwrap())
+            .collect();
+        assert_eq!(got, [100, 0, 2]);
+        first.join().unwrap().unwrap();
+        last.join().unwrap().unwrap();
+    });
+    assert_clean(&k);
+}
+
+/// Growing the capacity admits blocked senders at once, in order.
+#[test]
+fn growing_capacity_wakes_blocked_senders() {
+    const N: usize = 3;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 1);
+    tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let h = s.spawn({
+                    let tx = &tx;
+                    move || tx.send(to_rx, Message::from_u64(1, i as u64))
+                });
+                wait_until("one more sender is blocked", || {
+                    rx.port_status(port).unwrap().blocked_senders == i + 1
+                });
+                h
+            })
+            .collect();
+        rx.set_capacity(port, Capacity::Bounded(1 + N)).unwrap();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let st = rx.port_status(port).unwrap();
+        assert_eq!((st.queue_len, st.blocked_senders), (1 + N, 0));
+    });
+    let got: Vec<_> = (0..1 + N)
+        .map(|_| rx.try_receive(port).unwrap().as_u64().unwrap())
+        .collect();
+    assert_eq!(got, [100, 0, 1, 2]);
+    assert_clean(&k);
+}
+
+/// As in Mach, a message sent through a send-once right bypasses the limit.
+#[test]
+fn send_once_bypasses_a_full_queue() {
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Bounded(1)).unwrap();
+    rx.send(port, Message::from_u64(1, 1)).unwrap();
+    let once = rx.make_right(port, Disposition::MakeSendOnce).unwrap();
+    rx.try_send(once, Message::from_u64(2, 2)).unwrap();
+    assert_eq!(rx.port_status(port).unwrap().queue_len, 2);
+    assert!(rx.rights(once).is_err(), "the send-once right was used up");
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(1));
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(2));
+    assert_clean(&k);
+}
+
+/// `DropOldest` turns a full queue into a ring buffer; `DropNewest` discards the newcomer.
+#[test]
+fn drop_policies_on_a_full_queue() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 2);
+    for i in 0..5 {
+        tx.send_with(to_rx, Message::from_u64(1, i), OnFull::DropOldest)
+            .unwrap();
+    }
+    assert_eq!(
+        tx.send_with(to_rx, Message::from_u64(1, 9), OnFull::DropNewest)
+            .unwrap(),
+        Sent::Dropped
+    );
+    let st = rx.port_status(port).unwrap();
+    assert_eq!((st.queue_len, st.messages_dropped), (2, 4));
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(3));
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(4));
+    assert_clean(&k);
+}
+
+/// Many senders, many receivers through one bounded mailbox: every message
+/// reaches exactly one receiver.
+#[test]
+fn mailbox_many_senders_many_receivers_no_loss_no_duplication() {
+    const SENDERS: u64 = 4;
+    const RECEIVERS: usize = 3;
+    const PER_SENDER: u64 = 1000;
+    let k = Kernel::new();
+    let owner = k.spawn_task();
+    let mb = owner
+        .mailbox_create("jobs", MailboxConfig::new(Capacity::Bounded(4)))
+        .unwrap();
+    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
+    let receivers: Vec<Task> = (0..RECEIVERS).map(|_| k.spawn_task()).collect();
+    let seen = Mutex::new(vec![0u8; (SENDERS * PER_SENDER) as usize]);
+    let received = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let _release = OnDrop(|| {
+            if std::thread::panicking() {
+                let _ = owner.mailbox_destroy(mb);
+            }
+        });
+        for (i, t) in senders.iter().enumerate() {
+            s.spawn(move || {
+                let mb = t.mailbox_open("jobs").unwrap();
+                for j in 0..PER_SENDER {
+                    t.send(mb, Message::from_u64(1, i as u64 * PER_SENDER + j))
+                        .unwrap();
+                }
+            });
+        }
+        for t in &receivers {
+            let (seen, received) = (&seen, &received);
+            s.spawn(move || {
+                let mb = t.mailbox_open("jobs").unwrap();
+                loop {
+                    let m = t.receive(mb).unwrap();
+                    if m.id == 2 {
+                        break;
+                    }
+                    seen.lock().unwrap()[m.as_u64().unwrap() as usize] += 1;
+                    received.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_until("every message is received", || {
+            received.load(Ordering::SeqCst) == (SENDERS * PER_SENDER) as usize
+        });
+        for _ in 0..RECEIVERS {
+            owner.send(mb, Message::new(2, b"stop")).unwrap();
+        }
+    });
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.iter().all(|&n| n == 1), "lost or duplicated messages");
+    let st = owner.port_status(mb).unwrap();
+    assert!(st.max_queue_len <= 4, "{st:?}");
+    assert_clean(&k);
+}
+
+/// The receiving task exits while senders are blocked on its full port: they
+/// all wake with `DestinationDead` and their own messages; the queued ones
+/// are destroyed, and nothing leaks.
+#[test]
+fn receiver_exit_wakes_blocked_senders_with_their_messages() {
+    const N: usize = 5;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, 2);
+    // The queued messages carry send rights to a port of tx's: destroying them
+    // must release those rights.
+    let carried = tx.port_allocate(Capacity::Unbounded).unwrap();
+    for _ in 0..2 {
+        tx.send(
+            to_rx,
+            Message::new(1, b"queued").with_right(carried, Disposition::MakeSend),
+        )
+        .unwrap();
+    }
+    assert_eq!(tx.port_status(carried).unwrap().send_rights, 2);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let tx = &tx;
+                s.spawn(move || {
+                    let err = tx.send(to_rx, Message::from_u64(1, i as u64)).unwrap_err();
+                    (i, err.kind(), err.into_message().as_u64())
+                })
+            })
+            .collect();
+        wait_until("all senders are blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == N
+        });
+        drop(rx);
+        for h in handles {
+            let (i, kind, body) = h.join().unwrap();
+            assert_eq!(kind, SendErrorKind::DestinationDead);
+            assert_eq!(body, Some(i as u64));
+        }
+    });
+    assert_eq!(tx.port_status(carried).unwrap().send_rights, 0);
+    assert_eq!(tx.rights(to_rx).unwrap().dead, 1);
+    assert_clean(&k);
+    drop(tx);
+    assert_eq!(k.stats().ports, 0, "{:?}", k.stats());
+}

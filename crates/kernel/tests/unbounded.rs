@@ -1,0 +1,283 @@
+//! Unbounded capacity on real threads: a sender never waits; a memory ceiling
+//! per queue turns runaway growth into an error that returns the message.
+//!
+//! Sleeps never decide an outcome here: a test waits (with a bounded deadline)
+//! until `port_status` shows the threads it expects to be blocked, then acts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::*;
+
+/// Polls `cond` until it holds; fails the test after 5 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A receiving task with an unbounded port, and a sending task with a send right to it.
+fn pair(k: &Kernel) -> (Task, PortName, Task, PortName) {
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+    rx.register("rx", port).unwrap();
+    let tx = k.spawn_task();
+    let to_rx = tx.look_up("rx").unwrap();
+    (rx, port, tx, to_rx)
+}
+
+/// Runs a closure when dropped, also while unwinding: releases threads that
+/// loop until a port dies, so a failed assertion fails the test instead of
+/// leaving the thread scope waiting for them forever.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+fn assert_clean(k: &Kernel) {
+    let s = k.stats();
+    assert_eq!(
+        (s.messages, s.blocked_senders, s.blocked_receivers),
+        (0, 0, 0),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn smoke() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..5000 {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+        });
+        for i in 0..5000 {
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+        }
+    });
+    assert_clean(&k);
+}
+
+/// With nobody receiving, every send (even `try_send`) completes at once.
+#[test]
+fn sender_never_blocks() {
+    const N: u64 = 10_000;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..N {
+                tx.try_send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    });
+    let st = rx.port_status(port).unwrap();
+    assert_eq!(
+        (st.queue_len, st.max_queue_len, st.blocked_senders),
+        (N as usize, N as usize, 0)
+    );
+    assert_eq!(k.stats().messages, N as usize);
+    for i in 0..N {
+        assert_eq!(rx.try_receive(port).unwrap().as_u64(), Some(i));
+    }
+    assert_clean(&k);
+}
+
+/// The memory ceiling: a send that would cross it fails with the message
+/// back; once the receiver drains some, sends succeed again.
+#[test]
+fn memory_ceiling_is_an_error_not_a_wait() {
+    let k = Kernel::with_config(KernelConfig {
+        queue_memory_limit: 4096,
+        ..KernelConfig::default()
+    });
+    let (rx, port, tx, to_rx) = pair(&k);
+    for i in 0..4u8 {
+        tx.send(to_rx, Message::new(1, vec![i; 1024])).unwrap();
+    }
+    let t0 = Instant::now();
+    let err = tx
+        .send(to_rx, Message::new(1, vec![9u8; 1024]))
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "a blocking send must not wait"
+    );
+    assert_eq!(err.kind(), SendErrorKind::MemoryLimit);
+    assert_eq!(&err.into_message().body[..], &[9u8; 1024][..]);
+    assert_eq!(rx.port_status(port).unwrap().queue_len, 4);
+    assert_eq!(&rx.receive(port).unwrap().body[..], &[0u8; 1024][..]);
+    tx.send(to_rx, Message::new(1, vec![4u8; 1024])).unwrap();
+    for i in 1..5u8 {
+        assert_eq!(&rx.receive(port).unwrap().body[..], &[i; 1024][..]);
+    }
+    assert_clean(&k);
+}
+
+/// Several threads of the receiving task wait; each message wakes exactly one.
+#[test]
+fn each_message_wakes_exactly_one_blocked_receiver() {
+    const M: usize = 4;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..M)
+            .map(|_| s.spawn(|| rx.receive(port).unwrap().as_u64().unwrap()))
+            .collect();
+        wait_until("all receivers are blocked", || {
+            rx.port_status(port).unwrap().blocked_receivers == M
+        });
+        for i in 0..M as u64 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            wait_until("one receiver fewer is blocked", || {
+                rx.port_status(port).unwrap().blocked_receivers == M - 1 - i as usize
+            });
+        }
+        let mut got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [0, 1, 2, 3]);
+    });
+    assert_eq!(rx.port_status(port).unwrap().queue_len, 0);
+    assert_clean(&k);
+}
+
+/// Several concurrent senders: each sender's messages arrive in its order.
+#[test]
+fn fifo_per_sender_under_contention() {
+    const SENDERS: usize = 4;
+    const PER_SENDER: u64 = 3000;
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+    rx.register("rx", port).unwrap();
+    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
+    thread::scope(|s| {
+        for (i, t) in senders.iter().enumerate() {
+            s.spawn(move || {
+                let to_rx = t.look_up("rx").unwrap();
+                for j in 0..PER_SENDER {
+                    t.send(to_rx, Message::from_u64(i as u32, j)).unwrap();
+                }
+            });
+        }
+        let mut next = [0u64; SENDERS];
+        for _ in 0..SENDERS as u64 * PER_SENDER {
+            let m = rx.receive(port).unwrap();
+            let i = m.id as usize;
+            assert_eq!(m.as_u64(), Some(next[i]), "sender {i} out of order");
+            next[i] += 1;
+        }
+        assert_eq!(next, [PER_SENDER; SENDERS]);
+    });
+    assert_clean(&k);
+}
+
+/// Many senders, many receivers through one unbounded system mailbox: every
+/// message reaches exactly one receiver.
+#[test]
+fn system_mailbox_many_senders_many_receivers_no_loss_no_duplication() {
+    const SENDERS: u64 = 3;
+    const RECEIVERS: usize = 4;
+    const PER_SENDER: u64 = 1500;
+    let k = Kernel::new();
+    let admin = k.spawn_task();
+    let mb = admin
+        .mailbox_create(
+            "work",
+            MailboxConfig::new(Capacity::Unbounded).owner(Owner::System),
+        )
+        .unwrap();
+    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
+    let receivers: Vec<Task> = (0..RECEIVERS).map(|_| k.spawn_task()).collect();
+    let seen = Mutex::new(vec![0u8; (SENDERS * PER_SENDER) as usize]);
+    let received = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let _stop_receivers = OnDrop(|| {
+            let _ = admin.mailbox_destroy(mb);
+        });
+        for (i, t) in senders.iter().enumerate() {
+            s.spawn(move || {
+                let mb = t.mailbox_open("work").unwrap();
+                for j in 0..PER_SENDER {
+                    t.send(mb, Message::from_u64(1, i as u64 * PER_SENDER + j))
+                        .unwrap();
+                }
+            });
+        }
+        for t in &receivers {
+            let (seen, received) = (&seen, &received);
+            s.spawn(move || {
+                let mb = t.mailbox_open("work").unwrap();
+                // Ends when the mailbox is destroyed.
+                while let Ok(m) = t.receive(mb) {
+                    seen.lock().unwrap()[m.as_u64().unwrap() as usize] += 1;
+                    received.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_until("every message is received", || {
+            received.load(Ordering::SeqCst) == (SENDERS * PER_SENDER) as usize
+        });
+        wait_until("all receivers wait again", || {
+            admin.port_status(mb).unwrap().blocked_receivers == RECEIVERS
+        });
+        admin.mailbox_destroy(mb).unwrap();
+    });
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.iter().all(|&n| n == 1), "lost or duplicated messages");
+    assert_eq!(k.stats().mailboxes, 0);
+    assert_clean(&k);
+}
+
+/// Destroying a port with queued messages destroys them and the rights they
+/// carry: the carried port sees its send rights go back to zero.
+#[test]
+fn destroying_a_port_releases_rights_in_queued_messages() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    let carried = tx.port_allocate(Capacity::Unbounded).unwrap();
+    thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    tx.send(
+                        to_rx,
+                        Message::new(1, b"r").with_right(carried, Disposition::MakeSend),
+                    )
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(tx.port_status(carried).unwrap().send_rights, 100);
+    assert_eq!(rx.port_status(port).unwrap().queue_len, 100);
+    rx.destroy(port).unwrap();
+    assert_eq!(tx.port_status(carried).unwrap().send_rights, 0);
+    assert_eq!(
+        tx.send(to_rx, Message::new(1, b"late")).unwrap_err().kind(),
+        SendErrorKind::DestinationDead
+    );
+    assert_clean(&k);
+    drop((rx, tx));
+    // (A service entry for a dead port is only purged lazily, by `look_up`;
+    // see threads.rs `stale_service_entry_is_purged_when_its_port_dies`.)
+    let stats = k.stats();
+    assert_eq!(
+        KernelStats {
+            services: 0,
+            ..stats
+        },
+        KernelStats::default()
+    );
+}

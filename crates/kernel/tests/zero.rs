@@ -1,0 +1,357 @@
+//! Zero capacity (rendezvous) on real threads: a send completes only when a
+//! receiver takes the message, a receive only when a sender offers one.
+//!
+//! Sleeps never decide an outcome here: a test waits (with a bounded deadline)
+//! until `port_status` shows the threads it expects to be blocked, then acts.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::*;
+
+/// Polls `cond` until it holds; fails the test after 5 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A receiving task with a zero-capacity port, and a sending task with a send right to it.
+fn pair(k: &Kernel) -> (Task, PortName, Task, PortName) {
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Zero).unwrap();
+    rx.register("rx", port).unwrap();
+    let tx = k.spawn_task();
+    let to_rx = tx.look_up("rx").unwrap();
+    (rx, port, tx, to_rx)
+}
+
+/// Runs a closure when dropped, also while unwinding: releases threads that
+/// wait for a stop message, so a failed assertion fails the test instead of
+/// leaving the thread scope waiting for them forever.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+fn assert_clean(k: &Kernel) {
+    let s = k.stats();
+    assert_eq!(
+        (s.messages, s.blocked_senders, s.blocked_receivers),
+        (0, 0, 0),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn smoke() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..100 {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+        });
+        for i in 0..100 {
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+        }
+    });
+    assert_eq!(rx.port_status(port).unwrap().max_queue_len, 0);
+    assert_clean(&k);
+}
+
+/// The sender of message `i` returns only after the receiver has taken it:
+/// the port's sequence number (advanced by each receive) is exactly `i + 1`
+/// when `send(i)` returns. A buffering port would let the sender run ahead.
+#[test]
+fn sender_returns_only_after_receiver_took_the_message() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    const N: u64 = 200;
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..N {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+                let seqno = rx.port_status(port).unwrap().seqno;
+                assert_eq!(seqno, i + 1, "send {i} returned before its receive");
+            }
+        });
+        for i in 0..N {
+            // Receive only once the sender is parked, so every message goes
+            // through the "sender waits for a receiver" path.
+            wait_until("the sender is blocked", || {
+                rx.port_status(port).unwrap().blocked_senders == 1
+            });
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+        }
+    });
+    assert_clean(&k);
+}
+
+/// With no receiver, a sender stays blocked (and its message is not queued).
+#[test]
+fn sender_blocks_without_receiver() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    let returned = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            tx.send(to_rx, Message::new(7, b"wait for me")).unwrap();
+            returned.store(true, Ordering::SeqCst);
+        });
+        wait_until("the sender is blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        // Give it time to (wrongly) return; the assertion below does not depend on it.
+        thread::sleep(Duration::from_millis(20));
+        assert!(!returned.load(Ordering::SeqCst), "sender returned alone");
+        let st = rx.port_status(port).unwrap();
+        assert_eq!((st.queue_len, st.seqno), (0, 0));
+        assert_eq!(k.stats().messages, 1, "the parked message is counted");
+        let m = rx.receive(port).unwrap();
+        assert_eq!((m.id, &m.body[..]), (7, &b"wait for me"[..]));
+    });
+    assert!(returned.load(Ordering::SeqCst));
+    assert_clean(&k);
+}
+
+/// A receiver waits for a sender; a `try_send` then succeeds by handing off.
+#[test]
+fn receiver_blocks_then_try_send_hands_off() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
+    let err = tx.try_send(to_rx, Message::from_u64(1, 5)).unwrap_err();
+    assert_eq!(err.kind(), SendErrorKind::Full);
+    assert_eq!(err.into_message().as_u64(), Some(5));
+    thread::scope(|s| {
+        let h = s.spawn(|| rx.receive(port).unwrap().as_u64());
+        wait_until("the receiver is blocked", || {
+            rx.port_status(port).unwrap().blocked_receivers == 1
+        });
+        tx.try_send(to_rx, Message::from_u64(1, 6)).unwrap();
+        assert_eq!(h.join().unwrap(), Some(6));
+    });
+    assert_clean(&k);
+}
+
+/// `try_receive` takes the message of a sender that is already parked.
+#[test]
+fn try_receive_takes_a_parked_sender() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    thread::scope(|s| {
+        let h = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 9)));
+        wait_until("the sender is blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        assert_eq!(rx.try_receive(port).unwrap().as_u64(), Some(9));
+        h.join().unwrap().unwrap();
+    });
+    assert_clean(&k);
+}
+
+/// Senders parked on a rendezvous port are served in the order they blocked.
+#[test]
+fn parked_senders_are_served_in_blocking_order() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    const N: usize = 6;
+    thread::scope(|s| {
+        for i in 0..N {
+            let (tx, to_rx) = (&tx, to_rx);
+            s.spawn(move || tx.send(to_rx, Message::from_u64(1, i as u64)).unwrap());
+            wait_until("one more sender is blocked", || {
+                rx.port_status(port).unwrap().blocked_senders == i + 1
+            });
+        }
+        for i in 0..N {
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i as u64));
+        }
+    });
+    assert_clean(&k);
+}
+
+/// A timed-out rendezvous send gets its message and its carried rights back.
+#[test]
+fn send_timeout_returns_message_and_rights() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    let mine = tx.port_allocate(Capacity::Unbounded).unwrap();
+    let send_right = tx.make_send(mine).unwrap();
+    let t0 = Instant::now();
+    let err = tx
+        .send_timeout(
+            to_rx,
+            Message::new(3, b"late").with_right(send_right, Disposition::MoveSend),
+            Duration::from_millis(30),
+        )
+        .unwrap_err();
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    assert_eq!(err.kind(), SendErrorKind::TimedOut);
+    let back = err.into_message();
+    assert_eq!((back.id, &back.body[..]), (3, &b"late"[..]));
+    assert_eq!(back.rights[0].name, send_right);
+    assert_eq!(tx.rights(send_right).unwrap().send, 1, "right is back");
+    assert_eq!(tx.port_status(mine).unwrap().send_rights, 1);
+    let st = rx.port_status(port).unwrap();
+    assert_eq!((st.blocked_senders, st.messages_sent), (0, 0));
+    assert_eq!(
+        rx.receive_timeout(port, Duration::from_millis(10))
+            .unwrap_err(),
+        ReceiveError::TimedOut
+    );
+    assert_clean(&k);
+}
+
+/// Drop policies never buffer on a rendezvous port: without a receiver the
+/// new message is dropped; with one it is delivered.
+#[test]
+fn drop_policies_without_and_with_receiver() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    for policy in [OnFull::DropNewest, OnFull::DropOldest] {
+        let sent = tx
+            .send_with(to_rx, Message::from_u64(1, 0), policy)
+            .unwrap();
+        assert_eq!(sent, Sent::Dropped);
+    }
+    assert_eq!(rx.port_status(port).unwrap().messages_dropped, 2);
+    thread::scope(|s| {
+        let h = s.spawn(|| rx.receive(port).unwrap().as_u64());
+        wait_until("the receiver is blocked", || {
+            rx.port_status(port).unwrap().blocked_receivers == 1
+        });
+        let sent = tx
+            .send_with(to_rx, Message::from_u64(1, 4), OnFull::DropNewest)
+            .unwrap();
+        assert_eq!(sent, Sent::Delivered);
+        assert_eq!(h.join().unwrap(), Some(4));
+    });
+    assert_clean(&k);
+}
+
+/// Many senders, many receivers through one zero-capacity mailbox: every
+/// message reaches exactly one receiver.
+#[test]
+fn mailbox_many_senders_many_receivers_no_loss_no_duplication() {
+    const SENDERS: u64 = 4;
+    const RECEIVERS: usize = 3;
+    const PER_SENDER: u64 = 300;
+    let k = Kernel::new();
+    let owner = k.spawn_task();
+    let rv = owner
+        .mailbox_create("rv", MailboxConfig::new(Capacity::Zero))
+        .unwrap();
+    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
+    let receivers: Vec<Task> = (0..RECEIVERS).map(|_| k.spawn_task()).collect();
+    let seen = Mutex::new(vec![false; (SENDERS * PER_SENDER) as usize]);
+    let received = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let _release = OnDrop(|| {
+            if std::thread::panicking() {
+                let _ = owner.mailbox_destroy(rv);
+            }
+        });
+        for (i, t) in senders.iter().enumerate() {
+            s.spawn(move || {
+                let mb = t.mailbox_open("rv").unwrap();
+                for j in 0..PER_SENDER {
+                    t.send(mb, Message::from_u64(1, i as u64 * PER_SENDER + j))
+                        .unwrap();
+                }
+            });
+        }
+        for t in &receivers {
+            let (seen, received) = (&seen, &received);
+            s.spawn(move || {
+                let mb = t.mailbox_open("rv").unwrap();
+                // Stop on the poison message (id 2) the main thread sends at the end.
+                loop {
+                    let m = t.receive(mb).unwrap();
+                    if m.id == 2 {
+                        break;
+                    }
+                    let v = m.as_u64().unwrap() as usize;
+                    let mut seen = seen.lock().unwrap();
+                    assert!(!seen[v], "message {v} delivered twice");
+                    seen[v] = true;
+                    received.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_until("every message is received", || {
+            received.load(Ordering::SeqCst) == (SENDERS * PER_SENDER) as usize
+        });
+        for _ in 0..RECEIVERS {
+            owner.send(rv, Message::new(2, b"stop")).unwrap();
+        }
+    });
+    assert!(seen.into_inner().unwrap().iter().all(|&b| b));
+    assert_clean(&k);
+}
+
+/// Destroying a rendezvous port wakes every parked sender with
+/// `DestinationDead` and its own message back.
+#[test]
+fn destroy_port_wakes_parked_senders_with_their_messages() {
+    const N: usize = 5;
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let (tx, to_rx) = (&tx, to_rx);
+                s.spawn(move || {
+                    let err = tx.send(to_rx, Message::from_u64(1, i as u64)).unwrap_err();
+                    (i, err.kind(), err.into_message().as_u64())
+                })
+            })
+            .collect();
+        wait_until("all senders are blocked", || {
+            rx.port_status(port).unwrap().blocked_senders == N
+        });
+        rx.destroy(port).unwrap();
+        for h in handles {
+            let (i, kind, body) = h.join().unwrap();
+            assert_eq!(kind, SendErrorKind::DestinationDead);
+            assert_eq!(
+                body,
+                Some(i as u64),
+                "sender {i} got someone else's message"
+            );
+        }
+    });
+    assert_eq!(tx.rights(to_rx).unwrap().dead, 1);
+    assert_clean(&k);
+    drop((rx, tx));
+    assert_eq!(k.stats().ports, 0);
+}
+
+/// Several threads of the receiving task wait on the port; destroying it
+/// wakes them all with `SourceDead`.
+#[test]
+fn destroy_port_wakes_all_blocked_receivers() {
+    const M: usize = 4;
+    let k = Kernel::new();
+    let (rx, port, _tx, _to_rx) = pair(&k);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..M).map(|_| s.spawn(|| rx.receive(port))).collect();
+        wait_until("all receivers are blocked", || {
+            rx.port_status(port).unwrap().blocked_receivers == M
+        });
+        rx.destroy(port).unwrap();
+        for h in handles {
+            assert_eq!(h.join().unwrap().unwrap_err(), ReceiveError::SourceDead);
+        }
+    });
+    assert_clean(&k);
+}
