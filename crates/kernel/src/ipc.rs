@@ -13,13 +13,18 @@
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Kernel, Message, ReceiveError};
 //!
-//! fn ping<P: Ipc>(p: &P) -> Result<u64, Box<dyn std::error::Error>> {
+//! /// Written once against the trait: runs on threads, in the simulator, or on real processes.
+//! fn echo_once<P: Ipc>(p: &P) -> Result<u64, Box<dyn std::error::Error>> {
 //!     let port = p.port_allocate(Capacity::Bounded(4))?;
 //!     p.send(port, Message::from_u64(1, 42))?;
-//!     assert_eq!(p.try_receive(port).unwrap_err(), ReceiveError::Empty.max(ReceiveError::Empty).min(ReceiveError::Empty).clone().into_sentinel());
-//!     Ok(0)
+//!     let got = p.receive(port)?;
+//!     assert_eq!(p.try_receive(port), Err(ReceiveError::Empty));
+//!     Ok(got.as_u64().unwrap_or_default())
 //! }
-//! # trait Sentinel { fn into_sentinel(self) -> ReceiveError; } impl Sentinel for ReceiveError { fn into_sentinel(self) -> ReceiveError { self } }
+//!
+//! let kernel = Kernel::new();
+//! let task = kernel.spawn_task();
+//! assert_eq!(echo_once(&task).unwrap(), 42);
 //! ```
 
 use std::time::Duration;

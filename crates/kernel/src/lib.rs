@@ -63,8 +63,8 @@ mod task;
 pub use crate::blocking::Blocker;
 pub use crate::capacity::{Capacity, OnFull, Sent, Wait};
 pub use crate::core::{
-    Begin, BlockedOn, Destination, Kernel, KernelConfig, KernelStats, Source, TaskRights,
-    WaitOutcome, WaitToken, Wake, Waker,
+    Begin, BlockedOn, Destination, Kernel, KernelConfig, KernelStats, QueueStats, Source,
+    TaskRights, WaitOutcome, WaitToken, Wake, Waker,
 };
 pub use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
 pub use crate::ipc::{notification_of, Ipc, MailboxConfig, Owner, PortStatus};

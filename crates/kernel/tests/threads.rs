@@ -41,17 +41,9 @@ fn assert_clean(k: &Kernel) {
     );
 }
 
-/// After every task has exited, the kernel holds nothing (service entries of
-/// dead ports are purged lazily, so they are not counted here).
+/// After every task has exited, the kernel holds nothing.
 fn assert_empty(k: &Kernel) {
-    let stats = k.stats();
-    assert_eq!(
-        KernelStats {
-            services: 0,
-            ..stats
-        },
-        KernelStats::default()
-    );
+    assert_eq!(k.stats(), KernelStats::default());
 }
 
 /// One `Task` used by several threads at once (it is `Send + Sync`).
@@ -534,7 +526,6 @@ fn send_timeouts_racing_with_receives_lose_nothing() {
 /// task) while one of that task's threads is blocked must wake that thread
 /// (with `TaskExited`), not leave it parked until its timeout.
 #[test]
-#[ignore = "kernel bug: Kernel::exit_task drops the task's wait records without waking their threads (see /work/notes/kernel-bugs.md)"]
 fn exit_task_wakes_the_tasks_own_blocked_threads() {
     let k = Kernel::new();
     let t = k.spawn_task();
@@ -560,9 +551,8 @@ fn exit_task_wakes_the_tasks_own_blocked_threads() {
     assert_empty(&k);
 }
 
-/// A service whose port has died should not be counted as live.
+/// A service whose port has died is gone at once (not only at the next `look_up`).
 #[test]
-#[ignore = "kernel bug: a service entry outlives its port until the next look_up; stats().services counts it (see /work/notes/kernel-bugs.md)"]
 fn stale_service_entry_is_purged_when_its_port_dies() {
     let k = Kernel::new();
     let t = k.spawn_task();

@@ -270,14 +270,5 @@ fn destroying_a_port_releases_rights_in_queued_messages() {
     );
     assert_clean(&k);
     drop((rx, tx));
-    // (A service entry for a dead port is only purged lazily, by `look_up`;
-    // see threads.rs `stale_service_entry_is_purged_when_its_port_dies`.)
-    let stats = k.stats();
-    assert_eq!(
-        KernelStats {
-            services: 0,
-            ..stats
-        },
-        KernelStats::default()
-    );
+    assert_eq!(k.stats(), KernelStats::default());
 }

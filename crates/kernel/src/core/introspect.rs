@@ -72,7 +72,78 @@ pub struct BlockedOn {
     pub senders: Vec<Pid>,
 }
 
+/// Statistics of one queue (port, direct link or mailbox).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct QueueStats {
+    /// A stable id of the queue within this kernel (also used by [`BlockedOn::queue_id`]).
+    pub queue_id: u64,
+    /// What it is: `"port"`, `"link"` or `"mailbox"`.
+    pub kind: &'static str,
+    /// The mailbox name, or for a link "from->to".
+    pub label: String,
+    /// The task holding the receive right (ports and links).
+    pub receiver: Option<Pid>,
+    /// Capacity model.
+    pub capacity: crate::Capacity,
+    /// Messages queued now.
+    pub len: usize,
+    /// Messages ever accepted.
+    pub accepted: u64,
+    /// Messages discarded by drop policies.
+    pub dropped: u64,
+    /// Largest length seen.
+    pub max_len: usize,
+    /// Blocked senders now.
+    pub blocked_senders: usize,
+    /// Blocked receivers now.
+    pub blocked_receivers: usize,
+}
+
 impl Kernel {
+    /// Statistics of every live queue, ports (in arena order) then mailboxes.
+    pub fn queue_stats(&self) -> Vec<QueueStats> {
+        let st = self.lock();
+        let mut out = Vec::with_capacity(st.ports.len() + st.mailboxes.len());
+        for (id, p) in st.ports.iter() {
+            let (kind, label) = match p.link {
+                Some((from, to)) => ("link", format!("{}->{}", from.0, to.0)),
+                None => ("port", format!("port#{}", id.to_raw())),
+            };
+            out.push(QueueStats {
+                queue_id: id.to_raw(),
+                kind,
+                label,
+                receiver: match p.receiver {
+                    Receiver::Task(t) => Some(t),
+                    Receiver::InTransit(_) => None,
+                },
+                capacity: p.queue.capacity,
+                len: p.queue.messages.len(),
+                accepted: p.queue.accepted,
+                dropped: p.queue.dropped,
+                max_len: p.queue.max_len,
+                blocked_senders: p.queue.blocked_senders.len(),
+                blocked_receivers: p.queue.blocked_receivers.len(),
+            });
+        }
+        for (id, m) in st.mailboxes.iter() {
+            out.push(QueueStats {
+                queue_id: id.to_raw(),
+                kind: "mailbox",
+                label: m.name.clone(),
+                receiver: None,
+                capacity: m.queue.capacity,
+                len: m.queue.messages.len(),
+                accepted: m.queue.accepted,
+                dropped: m.queue.dropped,
+                max_len: m.queue.max_len,
+                blocked_senders: m.queue.blocked_senders.len(),
+                blocked_receivers: m.queue.blocked_receivers.len(),
+            });
+        }
+        out
+    }
+
     /// Kernel-wide counts.
     pub fn stats(&self) -> KernelStats {
         let st = self.lock();

@@ -29,7 +29,7 @@ use std::fmt;
 
 use smallvec::SmallVec;
 
-pub use introspect::{BlockedOn, KernelStats, TaskRights};
+pub use introspect::{BlockedOn, KernelStats, QueueStats, TaskRights};
 
 use crate::arena::{Arena, Id};
 use crate::capacity::{Capacity, Sent};

@@ -113,6 +113,9 @@ impl Locked<'_> {
         tracing::debug!(target: "mkipc::task", %pid, "task exits");
         for w in task.waits {
             if let Some(rec) = self.waits.remove(w) {
+                // A thread of this task may be parked on the wait: wake it so it
+                // sees the task is gone (`TaskExited`) instead of sleeping on.
+                self.to_wake.push(rec.waker.clone());
                 match rec.state {
                     WaitState::Sending { msg, queue, .. } => {
                         if let Some(q) = self.queue_mut(queue) {

@@ -582,6 +582,8 @@ impl Model {
         }
         self.detach(port);
         let p = self.ports.remove(&port).unwrap();
+        // A service name dies with its port.
+        self.services.retain(|_, (_, p)| *p != port);
         if let Some((from, to)) = p.link {
             if let Some(t) = self.tasks.get_mut(&to) {
                 t.links_in.remove(&from);
