@@ -34,6 +34,14 @@ pub trait Blocker {
     fn before_ipc(&self, _op: &'static str) {}
 }
 
+/// Emits the `tracing` event every IPC operation gets (target `mkipc::ipc`):
+/// task, operation, arguments (names, capacity...) and outcome. Without a
+/// subscriber this is one relaxed atomic load.
+fn traced<T: std::fmt::Debug, E: std::fmt::Debug>(op: &'static str, pid: Pid, args: &dyn std::fmt::Debug, result: Result<T, E>) -> Result<T, E> {
+    tracing::trace!(target: "mkipc::ipc", %pid, op, ?args, outcome = ?result);
+    result
+}
+
 fn send_timeout_of(on_full: OnFull) -> Option<Duration> {
     match on_full {
         OnFull::Timeout(d) => Some(d),
@@ -65,10 +73,9 @@ trait BlockingExt: Blocker {
         msg: Message,
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
-        let waker = self.waker();
         match self
             .kernel()
-            .send_begin(self.task_pid(), dest, msg, on_full, &waker)
+            .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
         {
             Begin::Done(r) => r,
             Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
@@ -76,11 +83,10 @@ trait BlockingExt: Blocker {
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
-        let waker = self.waker();
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         match self
             .kernel()
-            .receive_begin(self.task_pid(), source, may_wait, &waker)
+            .receive_begin(self.task_pid(), source, may_wait, &|| self.waker())
         {
             Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
                 Err(ReceiveError::TimedOut)
@@ -104,45 +110,45 @@ impl<B: Blocker> Ipc for B {
 
     fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError> {
         self.before_ipc("port_allocate");
-        self.kernel().port_allocate(self.task_pid(), capacity)
+        traced("port_allocate", self.task_pid(), &(capacity), self.kernel().port_allocate(self.task_pid(), capacity))
     }
     fn port_set_allocate(&self) -> Result<PortName, IpcError> {
         self.before_ipc("port_set_allocate");
-        self.kernel().port_set_allocate(self.task_pid())
+        traced("port_set_allocate", self.task_pid(), &(()), self.kernel().port_set_allocate(self.task_pid()))
     }
     fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
         self.before_ipc("port_set_insert");
-        self.kernel().port_set_insert(self.task_pid(), set, member)
+        traced("port_set_insert", self.task_pid(), &(set, member), self.kernel().port_set_insert(self.task_pid(), set, member))
     }
     fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
         self.before_ipc("port_set_remove");
-        self.kernel().port_set_remove(self.task_pid(), member)
+        traced("port_set_remove", self.task_pid(), &(member), self.kernel().port_set_remove(self.task_pid(), member))
     }
     fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
         self.before_ipc("make_right");
-        self.kernel().make_right(self.task_pid(), name, disposition)
+        traced("make_right", self.task_pid(), &(name, disposition), self.kernel().make_right(self.task_pid(), name, disposition))
     }
     fn deallocate(&self, name: PortName) -> Result<(), IpcError> {
         self.before_ipc("deallocate");
-        self.kernel().deallocate(self.task_pid(), name)
+        traced("deallocate", self.task_pid(), &(name), self.kernel().deallocate(self.task_pid(), name))
     }
     fn destroy(&self, name: PortName) -> Result<(), IpcError> {
         self.before_ipc("destroy");
-        self.kernel().destroy(self.task_pid(), name)
+        traced("destroy", self.task_pid(), &(name), self.kernel().destroy(self.task_pid(), name))
     }
     fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
         self.before_ipc("mod_refs");
-        self.kernel().mod_refs(self.task_pid(), name, right, delta)
+        traced("mod_refs", self.task_pid(), &(name, right, delta), self.kernel().mod_refs(self.task_pid(), name, right, delta))
     }
     fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
-        self.kernel().rights(self.task_pid(), name)
+        traced("rights", self.task_pid(), &(name), self.kernel().rights(self.task_pid(), name))
     }
     fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError> {
-        self.kernel().port_status(self.task_pid(), name)
+        traced("port_status", self.task_pid(), &(name), self.kernel().port_status(self.task_pid(), name))
     }
     fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError> {
         self.before_ipc("set_capacity");
-        self.kernel().set_capacity(self.task_pid(), name, capacity)
+        traced("set_capacity", self.task_pid(), &(name, capacity), self.kernel().set_capacity(self.task_pid(), name, capacity))
     }
     fn request_notification(
         &self,
@@ -218,11 +224,12 @@ impl<B: Blocker> Ipc for B {
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
         self.before_ipc("mailbox_create");
-        self.kernel().mailbox_create(self.task_pid(), name, config)
+        let args = (name, config.capacity, config.owner);
+        traced("mailbox_create", self.task_pid(), &args, self.kernel().mailbox_create(self.task_pid(), name, config))
     }
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
         self.before_ipc("mailbox_open");
-        self.kernel().mailbox_open(self.task_pid(), name)
+        traced("mailbox_open", self.task_pid(), &(name), self.kernel().mailbox_open(self.task_pid(), name))
     }
     fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError> {
         self.before_ipc("mailbox_grant");
@@ -231,18 +238,18 @@ impl<B: Blocker> Ipc for B {
     }
     fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
         self.before_ipc("mailbox_destroy");
-        self.kernel().mailbox_destroy(self.task_pid(), mailbox)
+        traced("mailbox_destroy", self.task_pid(), &(mailbox), self.kernel().mailbox_destroy(self.task_pid(), mailbox))
     }
     fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
         self.before_ipc("register");
-        self.kernel().register(self.task_pid(), service, right)
+        traced("register", self.task_pid(), &(service, right), self.kernel().register(self.task_pid(), service, right))
     }
     fn unregister(&self, service: &str) -> Result<(), IpcError> {
         self.before_ipc("unregister");
-        self.kernel().unregister(self.task_pid(), service)
+        traced("unregister", self.task_pid(), &(service), self.kernel().unregister(self.task_pid(), service))
     }
     fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
         self.before_ipc("look_up");
-        self.kernel().look_up(self.task_pid(), service)
+        traced("look_up", self.task_pid(), &(service), self.kernel().look_up(self.task_pid(), service))
     }
 }

@@ -38,7 +38,7 @@ impl Kernel {
         dest: Destination,
         msg: Message,
         on_full: OnFull,
-        waker: &Waker,
+        waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
         let mut st = self.lock();
         let result = st.send(pid, dest, msg, on_full, waker);
@@ -119,14 +119,52 @@ impl Locked<'_> {
         None
     }
 
+    /// The common case in few instructions: a message carrying no rights, sent
+    /// through a send (or receive) right to a live port with room and no
+    /// blocked receiver. Gives the message back when the case does not apply.
+    #[inline]
+    fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: Message) -> Result<(), Message> {
+        if !msg.rights.is_empty() || msg.reply.is_some() {
+            return Err(msg);
+        }
+        let Destination::Name(name) = dest else { return Err(msg) };
+        let st: &mut super::State = self;
+        let Some(task) = st.tasks.get(pid.0 as usize).and_then(Option::as_ref) else { return Err(msg) };
+        let Ok(Obj::Port { port, .. }) = task.space.get(name) else { return Err(msg) };
+        let Some(p) = st.ports.get_mut(port) else { return Err(msg) };
+        if !p.queue.blocked_receivers.is_empty()
+            || p.set.is_some()
+            || p.queue.admit(msg.body.len(), false, false, st.config.queue_memory_limit) != Admission::Enqueue
+        {
+            return Err(msg);
+        }
+        st.next_stamp += 1;
+        let stamp = st.next_stamp;
+        p.queue.accepted += 1;
+        p.queue.push(KMessage {
+            id: msg.id,
+            body: msg.body,
+            rights: SmallVec::new(),
+            reply: None,
+            sender: pid,
+            stamp,
+            via_send_once: None,
+        });
+        Ok(())
+    }
+
     pub(crate) fn send(
         &mut self,
         pid: Pid,
         dest: Destination,
         msg: Message,
         on_full: OnFull,
-        waker: &Waker,
+        waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
+        let msg = match self.try_fast_send(pid, dest, msg) {
+            Ok(()) => return Begin::Done(Ok(Sent::Delivered)),
+            Err(msg) => msg,
+        };
         let target = match self.resolve_destination(pid, dest) {
             Ok(t) => t,
             Err(make) => return Begin::Done(Err(make(msg))),
@@ -186,7 +224,7 @@ impl Locked<'_> {
                 let k = self.copy_in(pid, msg, &target);
                 let id = self.waits.insert(WaitRec {
                     task: pid,
-                    waker: waker.clone(),
+                    waker: waker(),
                     state: WaitState::Sending {
                         msg: k,
                         queue: q,
