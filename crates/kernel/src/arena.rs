@@ -109,6 +109,7 @@ impl<T> Arena<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: Id<T>) -> Option<&T> {
         let slot = self.slots.get(id.index as usize)?;
         if slot.generation == id.generation {
@@ -118,6 +119,7 @@ impl<T> Arena<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation == id.generation {

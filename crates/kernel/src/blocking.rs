@@ -37,7 +37,12 @@ pub trait Blocker {
 /// Emits the `tracing` event every IPC operation gets (target `mkipc::ipc`):
 /// task, operation, arguments (names, capacity...) and outcome. Without a
 /// subscriber this is one relaxed atomic load.
-fn traced<T: std::fmt::Debug, E: std::fmt::Debug>(op: &'static str, pid: Pid, args: &dyn std::fmt::Debug, result: Result<T, E>) -> Result<T, E> {
+fn traced<T: std::fmt::Debug, E: std::fmt::Debug>(
+    op: &'static str,
+    pid: Pid,
+    args: &dyn std::fmt::Debug,
+    result: Result<T, E>,
+) -> Result<T, E> {
     tracing::trace!(target: "mkipc::ipc", %pid, op, ?args, outcome = ?result);
     result
 }
@@ -110,45 +115,100 @@ impl<B: Blocker> Ipc for B {
 
     fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError> {
         self.before_ipc("port_allocate");
-        traced("port_allocate", self.task_pid(), &(capacity), self.kernel().port_allocate(self.task_pid(), capacity))
+        traced(
+            "port_allocate",
+            self.task_pid(),
+            &(capacity),
+            self.kernel().port_allocate(self.task_pid(), capacity),
+        )
     }
     fn port_set_allocate(&self) -> Result<PortName, IpcError> {
         self.before_ipc("port_set_allocate");
-        traced("port_set_allocate", self.task_pid(), &(()), self.kernel().port_set_allocate(self.task_pid()))
+        traced(
+            "port_set_allocate",
+            self.task_pid(),
+            &(()),
+            self.kernel().port_set_allocate(self.task_pid()),
+        )
     }
     fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
         self.before_ipc("port_set_insert");
-        traced("port_set_insert", self.task_pid(), &(set, member), self.kernel().port_set_insert(self.task_pid(), set, member))
+        traced(
+            "port_set_insert",
+            self.task_pid(),
+            &(set, member),
+            self.kernel().port_set_insert(self.task_pid(), set, member),
+        )
     }
     fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
         self.before_ipc("port_set_remove");
-        traced("port_set_remove", self.task_pid(), &(member), self.kernel().port_set_remove(self.task_pid(), member))
+        traced(
+            "port_set_remove",
+            self.task_pid(),
+            &(member),
+            self.kernel().port_set_remove(self.task_pid(), member),
+        )
     }
     fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
         self.before_ipc("make_right");
-        traced("make_right", self.task_pid(), &(name, disposition), self.kernel().make_right(self.task_pid(), name, disposition))
+        traced(
+            "make_right",
+            self.task_pid(),
+            &(name, disposition),
+            self.kernel().make_right(self.task_pid(), name, disposition),
+        )
     }
     fn deallocate(&self, name: PortName) -> Result<(), IpcError> {
         self.before_ipc("deallocate");
-        traced("deallocate", self.task_pid(), &(name), self.kernel().deallocate(self.task_pid(), name))
+        traced(
+            "deallocate",
+            self.task_pid(),
+            &(name),
+            self.kernel().deallocate(self.task_pid(), name),
+        )
     }
     fn destroy(&self, name: PortName) -> Result<(), IpcError> {
         self.before_ipc("destroy");
-        traced("destroy", self.task_pid(), &(name), self.kernel().destroy(self.task_pid(), name))
+        traced(
+            "destroy",
+            self.task_pid(),
+            &(name),
+            self.kernel().destroy(self.task_pid(), name),
+        )
     }
     fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
         self.before_ipc("mod_refs");
-        traced("mod_refs", self.task_pid(), &(name, right, delta), self.kernel().mod_refs(self.task_pid(), name, right, delta))
+        traced(
+            "mod_refs",
+            self.task_pid(),
+            &(name, right, delta),
+            self.kernel().mod_refs(self.task_pid(), name, right, delta),
+        )
     }
     fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
-        traced("rights", self.task_pid(), &(name), self.kernel().rights(self.task_pid(), name))
+        traced(
+            "rights",
+            self.task_pid(),
+            &(name),
+            self.kernel().rights(self.task_pid(), name),
+        )
     }
     fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError> {
-        traced("port_status", self.task_pid(), &(name), self.kernel().port_status(self.task_pid(), name))
+        traced(
+            "port_status",
+            self.task_pid(),
+            &(name),
+            self.kernel().port_status(self.task_pid(), name),
+        )
     }
     fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError> {
         self.before_ipc("set_capacity");
-        traced("set_capacity", self.task_pid(), &(name, capacity), self.kernel().set_capacity(self.task_pid(), name, capacity))
+        traced(
+            "set_capacity",
+            self.task_pid(),
+            &(name, capacity),
+            self.kernel().set_capacity(self.task_pid(), name, capacity),
+        )
     }
     fn request_notification(
         &self,
@@ -225,11 +285,21 @@ impl<B: Blocker> Ipc for B {
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
         self.before_ipc("mailbox_create");
         let args = (name, config.capacity, config.owner);
-        traced("mailbox_create", self.task_pid(), &args, self.kernel().mailbox_create(self.task_pid(), name, config))
+        traced(
+            "mailbox_create",
+            self.task_pid(),
+            &args,
+            self.kernel().mailbox_create(self.task_pid(), name, config),
+        )
     }
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
         self.before_ipc("mailbox_open");
-        traced("mailbox_open", self.task_pid(), &(name), self.kernel().mailbox_open(self.task_pid(), name))
+        traced(
+            "mailbox_open",
+            self.task_pid(),
+            &(name),
+            self.kernel().mailbox_open(self.task_pid(), name),
+        )
     }
     fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError> {
         self.before_ipc("mailbox_grant");
@@ -238,18 +308,38 @@ impl<B: Blocker> Ipc for B {
     }
     fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
         self.before_ipc("mailbox_destroy");
-        traced("mailbox_destroy", self.task_pid(), &(mailbox), self.kernel().mailbox_destroy(self.task_pid(), mailbox))
+        traced(
+            "mailbox_destroy",
+            self.task_pid(),
+            &(mailbox),
+            self.kernel().mailbox_destroy(self.task_pid(), mailbox),
+        )
     }
     fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
         self.before_ipc("register");
-        traced("register", self.task_pid(), &(service, right), self.kernel().register(self.task_pid(), service, right))
+        traced(
+            "register",
+            self.task_pid(),
+            &(service, right),
+            self.kernel().register(self.task_pid(), service, right),
+        )
     }
     fn unregister(&self, service: &str) -> Result<(), IpcError> {
         self.before_ipc("unregister");
-        traced("unregister", self.task_pid(), &(service), self.kernel().unregister(self.task_pid(), service))
+        traced(
+            "unregister",
+            self.task_pid(),
+            &(service),
+            self.kernel().unregister(self.task_pid(), service),
+        )
     }
     fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
         self.before_ipc("look_up");
-        traced("look_up", self.task_pid(), &(service), self.kernel().look_up(self.task_pid(), service))
+        traced(
+            "look_up",
+            self.task_pid(),
+            &(service),
+            self.kernel().look_up(self.task_pid(), service),
+        )
     }
 }

@@ -132,6 +132,7 @@ pub(crate) struct QueueLoad {
 impl Capacity {
     /// May a message enter the queue now? (Hand-off to a waiting receiver is
     /// decided before this: it needs no buffer space under any model.)
+    #[inline]
     pub(crate) fn admit(self, load: QueueLoad) -> Admission {
         if load.kernel {
             return Admission::Enqueue;

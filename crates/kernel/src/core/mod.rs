@@ -135,19 +135,53 @@ pub(crate) enum KRight {
     DeadSendOnce,
 }
 
-/// A message while the kernel holds it.
+/// A message while the kernel holds it. Kept to about one cache line: the
+/// rights a message carries (rare on hot paths) live behind a box.
 #[derive(Debug)]
 pub(crate) struct KMessage {
     pub id: u32,
-    pub body: Body,
-    /// Carried rights, with the disposition the sender used.
-    pub rights: SmallVec<[(KRight, crate::Disposition); 1]>,
-    pub reply: Option<(KRight, crate::Disposition)>,
     pub sender: Pid,
     /// Global arrival order, used to pick the oldest message across queues.
     pub stamp: u64,
-    /// Sent through a send-once right (bypasses bounded limits).
+    pub body: Body,
+    /// Carried rights, reply right and send-once origin, if any.
+    pub carried: Option<Box<Carried>>,
+}
+
+impl KMessage {
+    /// The port whose send-once right this message was sent through (such
+    /// messages bypass bounded limits), if any.
+    pub(crate) fn via_send_once(&self) -> Option<PortId> {
+        self.carried.as_ref().and_then(|c| c.via_send_once)
+    }
+}
+
+/// The rights a kernel message carries, with the dispositions the sender used.
+#[derive(Debug, Default)]
+pub(crate) struct Carried {
+    pub rights: SmallVec<[(KRight, crate::Disposition); 2]>,
+    pub reply: Option<(KRight, crate::Disposition)>,
+    /// Sent through a send-once right to this port.
     pub via_send_once: Option<PortId>,
+}
+
+impl Carried {
+    /// Boxes the rights, or `None` when there are none.
+    pub(crate) fn boxed(
+        rights: SmallVec<[(KRight, crate::Disposition); 2]>,
+        reply: Option<(KRight, crate::Disposition)>,
+        via_send_once: Option<PortId>,
+    ) -> Option<Box<Carried>> {
+        if rights.is_empty() && reply.is_none() && via_send_once.is_none() {
+            None
+        } else {
+            Some(Box::new(Carried {
+                rights,
+                reply,
+                via_send_once,
+            }))
+        }
+    }
 }
 
 /// Which task, if any, holds a port's receive right.
@@ -321,6 +355,7 @@ impl std::ops::DerefMut for Locked<'_> {
     }
 }
 impl Drop for Locked<'_> {
+    #[inline]
     fn drop(&mut self) {
         let Some(mut guard) = self.guard.take() else {
             return;
@@ -366,6 +401,7 @@ impl Kernel {
         }
     }
 
+    #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
         Locked {
             guard: Some(self.inner.state.lock()),

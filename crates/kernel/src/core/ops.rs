@@ -790,11 +790,13 @@ impl Kernel {
         let k = super::KMessage {
             id: 0,
             body: Default::default(),
-            rights: smallvec::smallvec![(KRight::Send(port), Disposition::CopySend)],
-            reply: None,
+            carried: super::Carried::boxed(
+                smallvec::smallvec![(KRight::Send(port), Disposition::CopySend)],
+                None,
+                None,
+            ),
             sender: Pid::KERNEL,
             stamp: 0,
-            via_send_once: None,
         };
         let m = st.copy_out(pid, k, PortName::NULL, 0);
         st.reap();

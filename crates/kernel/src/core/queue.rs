@@ -45,6 +45,7 @@ impl MsgQueue {
     }
 
     /// May `msg` enter the buffer now?
+    #[inline]
     pub(crate) fn admit(
         &self,
         body_len: usize,
@@ -62,12 +63,14 @@ impl MsgQueue {
         })
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, msg: KMessage) {
         self.bytes += msg.body.len();
         self.messages.push_back(msg);
         self.max_len = self.max_len.max(self.messages.len());
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<KMessage> {
         let msg = self.messages.pop_front()?;
         self.bytes -= msg.body.len();
@@ -75,6 +78,7 @@ impl MsgQueue {
     }
 
     /// Takes the next sequence number.
+    #[inline]
     pub(crate) fn next_seqno(&mut self) -> u64 {
         let s = self.seqno;
         self.seqno += 1;

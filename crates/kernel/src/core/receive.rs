@@ -28,6 +28,7 @@ impl Kernel {
     /// Starts a receive for task `pid`. Completes at once with a message or an
     /// error (`Empty` when `may_wait` is false and nothing is there), or blocks
     /// and returns a token; the `waker` is called when the wait completes.
+    #[inline]
     pub fn receive_begin(
         &self,
         pid: Pid,
@@ -36,7 +37,13 @@ impl Kernel {
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
         let mut st = self.lock();
+        if let Some(message) = st.try_fast_receive(pid, source) {
+            drop(st);
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
+            return Begin::Done(Ok(message));
+        }
         let result = st.receive(pid, source, may_wait, waker);
+        drop(st);
         match &result {
             Begin::Done(Ok(m)) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = m.id, "receive")
@@ -204,7 +211,7 @@ impl Locked<'_> {
             };
             if queue.admit(
                 msg.body.len(),
-                msg.via_send_once.is_some(),
+                msg.via_send_once().is_some(),
                 false,
                 memory_limit,
             ) != Admission::Enqueue
@@ -219,15 +226,24 @@ impl Locked<'_> {
 
     /// The common case in few instructions: a receive right whose queue holds
     /// a message carrying no rights.
-    #[inline]
+    #[inline(always)]
     fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
-        let Source::Name(name) = source else { return None };
+        let Source::Name(name) = source else {
+            return None;
+        };
         let st: &mut super::State = self;
         let task = st.tasks.get(pid.0 as usize)?.as_ref()?;
-        let Ok(Obj::Port { port, receive: true, .. }) = task.space.get(name) else { return None };
+        let Ok(Obj::Port {
+            port,
+            receive: true,
+            ..
+        }) = task.space.get(name)
+        else {
+            return None;
+        };
         let p = st.ports.get_mut(port)?;
         let head = p.queue.messages.front()?;
-        if !head.rights.is_empty() || head.reply.is_some() {
+        if head.carried.is_some() {
             return None;
         }
         let msg = p.queue.pop()?;
@@ -240,10 +256,15 @@ impl Locked<'_> {
             body: msg.body,
             rights: Vec::new(),
             reply: None,
-            trailer: Some(crate::Trailer { sender: msg.sender, received_on: name, seqno }),
+            trailer: Some(crate::Trailer {
+                sender: msg.sender,
+                received_on: name,
+                seqno,
+            }),
         })
     }
 
+    #[inline(never)]
     pub(crate) fn receive(
         &mut self,
         pid: Pid,
@@ -251,9 +272,6 @@ impl Locked<'_> {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
-        if let Some(message) = self.try_fast_receive(pid, source) {
-            return Begin::Done(Ok(message));
-        }
         let regs = match self.registrations(pid, source) {
             Ok(r) => r,
             Err(e) => return Begin::Done(Err(e)),

@@ -32,6 +32,7 @@ impl Kernel {
     /// Starts a send from task `pid`. Completes at once, fails at once with the
     /// message returned, or (policies `Block`/`Timeout`) blocks and returns a
     /// token; the `waker` is called when the wait completes.
+    #[inline]
     pub fn send_begin(
         &self,
         pid: Pid,
@@ -41,7 +42,16 @@ impl Kernel {
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
         let mut st = self.lock();
+        let msg = match st.try_fast_send(pid, dest, msg) {
+            Ok(()) => {
+                drop(st);
+                tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+                return Begin::Done(Ok(Sent::Delivered));
+            }
+            Err(msg) => msg,
+        };
         let result = st.send(pid, dest, msg, on_full, waker);
+        drop(st);
         match &result {
             Begin::Done(Ok(sent)) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, ?dest, ?sent, "send")
@@ -122,19 +132,29 @@ impl Locked<'_> {
     /// The common case in few instructions: a message carrying no rights, sent
     /// through a send (or receive) right to a live port with room and no
     /// blocked receiver. Gives the message back when the case does not apply.
-    #[inline]
+    #[inline(always)]
     fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: Message) -> Result<(), Message> {
         if !msg.rights.is_empty() || msg.reply.is_some() {
             return Err(msg);
         }
-        let Destination::Name(name) = dest else { return Err(msg) };
+        let Destination::Name(name) = dest else {
+            return Err(msg);
+        };
         let st: &mut super::State = self;
-        let Some(task) = st.tasks.get(pid.0 as usize).and_then(Option::as_ref) else { return Err(msg) };
-        let Ok(Obj::Port { port, .. }) = task.space.get(name) else { return Err(msg) };
-        let Some(p) = st.ports.get_mut(port) else { return Err(msg) };
+        let Some(task) = st.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
+            return Err(msg);
+        };
+        let Ok(Obj::Port { port, .. }) = task.space.get(name) else {
+            return Err(msg);
+        };
+        let Some(p) = st.ports.get_mut(port) else {
+            return Err(msg);
+        };
         if !p.queue.blocked_receivers.is_empty()
             || p.set.is_some()
-            || p.queue.admit(msg.body.len(), false, false, st.config.queue_memory_limit) != Admission::Enqueue
+            || p.queue
+                .admit(msg.body.len(), false, false, st.config.queue_memory_limit)
+                != Admission::Enqueue
         {
             return Err(msg);
         }
@@ -144,15 +164,14 @@ impl Locked<'_> {
         p.queue.push(KMessage {
             id: msg.id,
             body: msg.body,
-            rights: SmallVec::new(),
-            reply: None,
+            carried: None,
             sender: pid,
             stamp,
-            via_send_once: None,
         });
         Ok(())
     }
 
+    #[inline(never)]
     pub(crate) fn send(
         &mut self,
         pid: Pid,
@@ -161,10 +180,6 @@ impl Locked<'_> {
         on_full: OnFull,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
-        let msg = match self.try_fast_send(pid, dest, msg) {
-            Ok(()) => return Begin::Done(Ok(Sent::Delivered)),
-            Err(msg) => msg,
-        };
         let target = match self.resolve_destination(pid, dest) {
             Ok(t) => t,
             Err(make) => return Begin::Done(Err(make(msg))),
@@ -276,7 +291,7 @@ impl Locked<'_> {
         right: super::KRight,
         id: u32,
         body: &[u8],
-        rights: SmallVec<[(super::KRight, crate::Disposition); 1]>,
+        rights: SmallVec<[(super::KRight, crate::Disposition); 2]>,
     ) {
         let super::KRight::SendOnce(port) = right else {
             // A dead notify right: the rights carried are destroyed.
@@ -303,11 +318,9 @@ impl Locked<'_> {
         let msg = KMessage {
             id,
             body: body.into(),
-            rights,
-            reply: None,
+            carried: super::Carried::boxed(rights, None, Some(port)),
             sender: Pid::KERNEL,
             stamp,
-            via_send_once: Some(port),
         };
         self.deliver(QueueId::Port(port), msg);
     }

@@ -71,6 +71,7 @@ impl Space {
     }
 
     /// Looks a name up without normalising dead ports (see [`State::resolve`]).
+    #[inline]
     pub(crate) fn get(&self, name: PortName) -> Result<Obj, IpcError> {
         let e = self
             .entries

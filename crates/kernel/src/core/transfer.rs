@@ -210,11 +210,9 @@ impl Locked<'_> {
         KMessage {
             id: msg.id,
             body: msg.body,
-            rights,
-            reply,
+            carried: super::Carried::boxed(rights, reply, via_send_once),
             sender: pid,
             stamp,
-            via_send_once,
         }
     }
 
@@ -294,14 +292,15 @@ impl Locked<'_> {
         received_on: PortName,
         seqno: u64,
     ) -> Message {
-        let mut rights = Vec::with_capacity(msg.rights.len());
-        for (r, d) in msg.rights {
+        let carried = msg.carried.map(|c| *c).unwrap_or_default();
+        let mut rights = Vec::with_capacity(carried.rights.len());
+        for (r, d) in carried.rights {
             rights.push(CarriedRight {
                 name: self.copy_out_right(pid, r),
                 disposition: d.received_as(),
             });
         }
-        let reply = msg.reply.map(|(r, d)| CarriedRight {
+        let reply = carried.reply.map(|(r, d)| CarriedRight {
             name: self.copy_out_right(pid, r),
             disposition: d.received_as(),
         });
@@ -419,7 +418,7 @@ impl Locked<'_> {
             original.body = Default::default();
             return original;
         }
-        if let (Some(port), Some(name)) = (msg.via_send_once, dest_name) {
+        if let (Some(port), Some(name)) = (msg.via_send_once(), dest_name) {
             let alive = self.ports.contains(port);
             let obj = if alive {
                 Obj::SendOnce(port)
@@ -434,11 +433,12 @@ impl Locked<'_> {
                 p.send_once_rights += 1;
             }
         }
-        for (i, (r, _)) in msg.rights.into_iter().enumerate() {
+        let carried = msg.carried.map(|c| *c).unwrap_or_default();
+        for (i, (r, _)) in carried.rights.into_iter().enumerate() {
             let name = self.restore_right(pid, r, original.rights[i]);
             original.rights[i].name = name;
         }
-        if let (Some((r, _)), Some(orig)) = (msg.reply, original.reply) {
+        if let (Some((r, _)), Some(orig)) = (carried.reply, original.reply) {
             let name = self.restore_right(pid, r, orig);
             original.reply = Some(CarriedRight {
                 name,
@@ -451,10 +451,11 @@ impl Locked<'_> {
 
     /// Destroys an undeliverable message: its rights go to the graveyard.
     pub(crate) fn destroy_message(&mut self, msg: KMessage) {
-        for (r, _) in msg.rights {
+        let Some(carried) = msg.carried else { return };
+        for (r, _) in carried.rights {
             self.graveyard.push(r);
         }
-        if let Some((r, _)) = msg.reply {
+        if let Some((r, _)) = carried.reply {
             self.graveyard.push(r);
         }
     }
