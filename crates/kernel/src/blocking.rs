@@ -127,7 +127,7 @@ impl<B: Blocker> Ipc for B {
         traced(
             "port_set_allocate",
             self.task_pid(),
-            &(()),
+            &(),
             self.kernel().port_set_allocate(self.task_pid()),
         )
     }
