@@ -12,7 +12,7 @@ pub(crate) use std::sync::Arc;
 
 #[cfg(not(loom))]
 pub(crate) mod thread {
-    pub(crate) use std::thread::{current, park, park_timeout, Thread};
+    pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread};
 }
 
 #[cfg(loom)]
@@ -20,7 +20,7 @@ pub(crate) use loom::sync::Arc;
 
 #[cfg(loom)]
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{current, park, Thread};
+    pub(crate) use loom::thread::{current, park, yield_now, Thread};
     /// loom has no timed park; a timed wait is modelled as a plain park.
     pub(crate) fn park_timeout(_d: std::time::Duration) {
         loom::thread::yield_now();

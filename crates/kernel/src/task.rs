@@ -129,24 +129,42 @@ impl Blocker for Task {
         w
     }
     fn block(&self, token: WaitToken, timeout: Option<Duration>) -> WaitOutcome {
+        let waker = this_thread_waker();
         let deadline = timeout.map(|d| Instant::now().checked_add(d).unwrap_or_else(far_future));
+        // Yield a few times before parking, watching the waker's flag (no
+        // lock): on one CPU this lets the peer run and complete our wait
+        // without a futex wake and a context switch per message.
+        let mut yields_left = SPIN_YIELDS;
+        let mut check = true;
         loop {
-            if let Some(outcome) = self.kernel.wait_take(self.pid, token) {
-                return outcome;
+            if check || waker.woken.swap(false, Ordering::Acquire) {
+                if let Some(outcome) = self.kernel.wait_take(self.pid, token) {
+                    return outcome;
+                }
+                check = false;
             }
-            match deadline {
-                None => thread::park(),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return self.kernel.wait_cancel(self.pid, token);
-                    }
-                    thread::park_timeout(deadline - now);
+            let now = deadline.map(|_| Instant::now());
+            if let (Some(deadline), Some(now)) = (deadline, now) {
+                if now >= deadline {
+                    return self.kernel.wait_cancel(self.pid, token);
                 }
             }
+            if yields_left > 0 {
+                yields_left -= 1;
+                thread::yield_now();
+                continue;
+            }
+            match (deadline, now) {
+                (Some(deadline), Some(now)) => thread::park_timeout(deadline - now),
+                _ => thread::park(),
+            }
+            check = true;
         }
     }
 }
+
+/// How many times a blocked thread yields before it parks.
+const SPIN_YIELDS: u32 = 16;
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
