@@ -287,6 +287,39 @@ pub trait Ipc {
     fn try_send_to(&self, pid: Pid, msg: Message) -> Result<(), SendError> {
         self.send_to_with(pid, msg, OnFull::Fail).map(drop)
     }
+    /// Sends directly to a task, waiting at most `timeout`.
+    fn send_to_timeout(&self, pid: Pid, msg: Message, timeout: Duration) -> Result<(), SendError> {
+        self.send_to_with(pid, msg, OnFull::Timeout(timeout))
+            .map(drop)
+    }
+    /// Receives directly from a task only if a message is there now.
+    fn try_receive_from(&self, pid: Pid) -> Result<Message, ReceiveError> {
+        self.receive_from_with(pid, Wait::NoWait)
+    }
+    /// Receives directly from a task, waiting at most `timeout`.
+    fn receive_from_timeout(&self, pid: Pid, timeout: Duration) -> Result<Message, ReceiveError> {
+        self.receive_from_with(pid, Wait::For(timeout))
+    }
+    /// Receives directly from any task only if a message is there now.
+    fn try_receive_from_any(&self) -> Result<Message, ReceiveError> {
+        self.receive_from_any_with(Wait::NoWait)
+    }
+    /// Receives directly from any task, waiting at most `timeout`.
+    fn receive_from_any_timeout(&self, timeout: Duration) -> Result<Message, ReceiveError> {
+        self.receive_from_any_with(Wait::For(timeout))
+    }
+    /// Receives from whichever of `sources` has a message now.
+    fn try_select(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
+        self.select_with(sources, Wait::NoWait)
+    }
+    /// Receives from whichever of `sources` has a message first, waiting at most `timeout`.
+    fn select_timeout(
+        &self,
+        sources: &[PortName],
+        timeout: Duration,
+    ) -> Result<Message, ReceiveError> {
+        self.select_with(sources, Wait::For(timeout))
+    }
     /// Receives directly from a task, waiting as long as it takes.
     fn receive_from(&self, pid: Pid) -> Result<Message, ReceiveError> {
         self.receive_from_with(pid, Wait::Forever)

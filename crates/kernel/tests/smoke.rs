@@ -133,3 +133,42 @@ fn smoke_mailbox_owner_exit_wakes_receivers() {
     assert_eq!(h.join().unwrap().unwrap_err(), ReceiveError::SourceDead);
     assert_eq!(k.stats().mailboxes, 0);
 }
+
+#[test]
+fn task_is_send_and_sync_and_every_form_exists() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Task>();
+    assert_send_sync::<Kernel>();
+    let k = Kernel::new();
+    let a = k.spawn_task();
+    let b = k.spawn_task();
+    let short = Duration::from_millis(5);
+    assert_eq!(
+        b.try_receive_from(a.pid()).unwrap_err(),
+        ReceiveError::Empty
+    );
+    assert_eq!(
+        b.receive_from_timeout(a.pid(), short).unwrap_err(),
+        ReceiveError::TimedOut
+    );
+    assert_eq!(b.try_receive_from_any().unwrap_err(), ReceiveError::Empty);
+    assert_eq!(
+        b.receive_from_any_timeout(short).unwrap_err(),
+        ReceiveError::TimedOut
+    );
+    b.set_link_capacity(a.pid(), Capacity::Bounded(1)).unwrap();
+    a.send_to_timeout(b.pid(), Message::new(1, b"1"), short)
+        .unwrap();
+    let full = a
+        .send_to_timeout(b.pid(), Message::new(2, b"2"), short)
+        .unwrap_err();
+    assert_eq!(full.kind(), SendErrorKind::TimedOut);
+    assert_eq!(b.try_receive_from(a.pid()).unwrap().id, 1);
+    let p = b.port_allocate(Capacity::Unbounded).unwrap();
+    assert_eq!(b.try_select(&[p]).unwrap_err(), ReceiveError::Empty);
+    assert_eq!(
+        b.select_timeout(&[p], short).unwrap_err(),
+        ReceiveError::TimedOut
+    );
+    assert_eq!(b.try_select(&[]).unwrap_err(), ReceiveError::InvalidValue);
+}
