@@ -296,7 +296,7 @@ pub(crate) struct State {
     pub waits: Arena<WaitRec>,
     pub next_stamp: u64,
     /// Wakers to call once the lock is released.
-    pub to_wake: Vec<Waker>,
+    pub to_wake: SmallVec<[Waker; 4]>,
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
 }
@@ -391,7 +391,7 @@ impl Kernel {
             services: BTreeMap::new(),
             waits: Arena::default(),
             next_stamp: 0,
-            to_wake: Vec::new(),
+            to_wake: SmallVec::new(),
             graveyard: Vec::new(),
         };
         Kernel {

@@ -119,7 +119,7 @@ impl Locked<'_> {
                 match rec.state {
                     WaitState::Sending { msg, queue, .. } => {
                         if let Some(q) = self.queue_mut(queue) {
-                            q.blocked_senders.retain(|x| *x != w);
+                            super::queue::remove_waiter(&mut q.blocked_senders, w);
                         }
                         self.destroy_message(msg);
                     }
@@ -128,12 +128,12 @@ impl Locked<'_> {
                             match r {
                                 super::Registration::Queue(q, _) => {
                                     if let Some(q) = self.queue_mut(q) {
-                                        q.blocked_receivers.retain(|x| *x != w);
+                                        super::queue::remove_waiter(&mut q.blocked_receivers, w);
                                     }
                                 }
                                 super::Registration::Set(s) => {
                                     if let Some(s) = self.sets.get_mut(s) {
-                                        s.blocked_receivers.retain(|x| *x != w);
+                                        super::queue::remove_waiter(&mut s.blocked_receivers, w);
                                     }
                                 }
                             }
@@ -241,7 +241,7 @@ impl Kernel {
             WaitState::Sending { queue, .. } => {
                 let q = *queue;
                 if let Some(queue) = st.queue_mut(q) {
-                    queue.blocked_senders.retain(|x| *x != id);
+                    super::queue::remove_waiter(&mut queue.blocked_senders, id);
                 }
                 st.fail_sender(id, SendError::TimedOut);
             }

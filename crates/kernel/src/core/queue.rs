@@ -85,3 +85,15 @@ impl MsgQueue {
         s
     }
 }
+
+/// Removes a wait from a list of blocked operations. The wait completing is
+/// almost always the oldest (FIFO service), so this is O(1) in the common
+/// case rather than a scan of every blocked process.
+#[inline]
+pub(crate) fn remove_waiter(list: &mut VecDeque<WaitId>, w: WaitId) {
+    if list.front() == Some(&w) {
+        list.pop_front();
+    } else if let Some(i) = list.iter().position(|x| *x == w) {
+        list.remove(i);
+    }
+}

@@ -168,10 +168,10 @@ impl Locked<'_> {
                 (q, msg)
             }
             Found::Parked(q, w) => {
-                self.queue_mut(q)
-                    .expect("live")
-                    .blocked_senders
-                    .retain(|x| *x != w);
+                super::queue::remove_waiter(
+                    &mut self.queue_mut(q).expect("live").blocked_senders,
+                    w,
+                );
                 let msg = self.take_parked(w);
                 (q, msg)
             }

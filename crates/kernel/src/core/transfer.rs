@@ -638,12 +638,12 @@ impl Locked<'_> {
             match *r {
                 Registration::Queue(q, _) => {
                     if let Some(queue) = self.queue_mut(q) {
-                        queue.blocked_receivers.retain(|x| *x != w);
+                        super::queue::remove_waiter(&mut queue.blocked_receivers, w);
                     }
                 }
                 Registration::Set(s) => {
                     if let Some(set) = self.sets.get_mut(s) {
-                        set.blocked_receivers.retain(|x| *x != w);
+                        super::queue::remove_waiter(&mut set.blocked_receivers, w);
                     }
                 }
             }
