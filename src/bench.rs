@@ -1,0 +1,293 @@
+//! `mkipc bench`: a quick benchmark suite, each mkipc number next to a
+//! baseline measured in the same run, on the same machine.
+//!
+//! | case | mkipc | baseline |
+//! |---|---|---|
+//! | one-way, 8-byte, bounded(1024) | kernel port between two threads | `crossbeam-channel` bounded(1024) |
+//! | one-way, 8-byte, rendezvous | kernel port, `Capacity::Zero` | `crossbeam-channel` bounded(0) |
+//! | ping-pong in the simulator | scheduled IPC operations per second | (none: reported as a rate) |
+//! | one process, 8-byte send + receive | os backend port (POSIX queue) | a raw pipe `write` + `read` |
+//!
+//! Each case runs for a fixed number of messages sized to take a fraction of
+//! a second, so the whole suite takes a few seconds. These are smoke numbers
+//! for spotting regressions and orders of magnitude, not criterion-grade
+//! measurements (see `cargo bench` for those).
+
+use std::fmt::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+use mkipc_sim::{Inherit, Sim};
+
+/// One line of the table.
+#[derive(Clone, Debug)]
+pub struct BenchLine {
+    /// What was measured.
+    pub name: String,
+    /// Operations done by each side.
+    pub ops: u64,
+    /// mkipc's time.
+    pub mkipc: Duration,
+    /// The baseline's name and time, if there is one.
+    pub baseline: Option<(String, Duration)>,
+    /// Why the case was skipped, if it was.
+    pub skipped: Option<String>,
+}
+
+impl BenchLine {
+    fn per_op(d: Duration, ops: u64) -> f64 {
+        d.as_nanos() as f64 / ops.max(1) as f64
+    }
+}
+
+/// Runs the suite; `scale` multiplies message counts (1.0 = default).
+pub fn run(scale: f64) -> Vec<BenchLine> {
+    let n = |base: u64| ((base as f64 * scale) as u64).max(10);
+    vec![
+        kernel_vs_crossbeam(n(200_000), Capacity::Bounded(1024)),
+        kernel_vs_crossbeam(n(20_000), Capacity::Zero),
+        sim_ping_pong(n(50_000)),
+        os_vs_pipe(n(20_000)),
+    ]
+}
+
+fn kernel_one_way(n: u64, capacity: Capacity) -> Result<Duration, String> {
+    let kernel = Kernel::new();
+    let rx = kernel.spawn_task();
+    let tx = kernel.spawn_task();
+    let port = rx.port_allocate(capacity).map_err(|e| e.to_string())?;
+    rx.register("bench", port).map_err(|e| e.to_string())?;
+    let to = tx.look_up("bench").map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let sender = thread::spawn(move || {
+        for i in 0..n {
+            if tx.send(to, Message::from_u64(1, i)).is_err() {
+                break;
+            }
+        }
+    });
+    for _ in 0..n {
+        rx.receive(port).map_err(|e| e.to_string())?;
+    }
+    let d = start.elapsed();
+    let _ = sender.join();
+    Ok(d)
+}
+
+fn crossbeam_one_way(n: u64, capacity: Capacity) -> Duration {
+    let (tx, rx) = match capacity {
+        Capacity::Zero => crossbeam_channel::bounded::<u64>(0),
+        Capacity::Bounded(k) => crossbeam_channel::bounded::<u64>(k),
+        Capacity::Unbounded => crossbeam_channel::unbounded::<u64>(),
+    };
+    let start = Instant::now();
+    let sender = thread::spawn(move || {
+        for i in 0..n {
+            if tx.send(i).is_err() {
+                break;
+            }
+        }
+    });
+    for _ in 0..n {
+        if rx.recv().is_err() {
+            break;
+        }
+    }
+    let d = start.elapsed();
+    let _ = sender.join();
+    d
+}
+
+fn kernel_vs_crossbeam(n: u64, capacity: Capacity) -> BenchLine {
+    let name = format!("kernel port {capacity}, 8 B, 2 threads");
+    match kernel_one_way(n, capacity) {
+        Ok(d) => BenchLine {
+            name,
+            ops: n,
+            mkipc: d,
+            baseline: Some((
+                format!("crossbeam {capacity}"),
+                crossbeam_one_way(n, capacity),
+            )),
+            skipped: None,
+        },
+        Err(e) => skipped(name, e),
+    }
+}
+
+fn skipped(name: String, why: String) -> BenchLine {
+    BenchLine {
+        name,
+        ops: 0,
+        mkipc: Duration::ZERO,
+        baseline: None,
+        skipped: Some(why),
+    }
+}
+
+fn sim_ping_pong(rounds: u64) -> BenchLine {
+    let name = "sim ping-pong, scheduled IPC ops".to_string();
+    let mut sim = Sim::builder().seed(1).trace(false).build();
+    let (Ok(ping), Ok(pong)) = (
+        sim.port("ping", Capacity::Bounded(1)),
+        sim.port("pong", Capacity::Bounded(1)),
+    ) else {
+        return skipped(name, "could not create ports".into());
+    };
+    let spawned = sim
+        .spawn_with(
+            "a",
+            &[Inherit::send(ping), Inherit::receive(pong)],
+            move |p| {
+                for i in 0..rounds {
+                    p.send(p.right(0), Message::from_u64(1, i))?;
+                    p.receive(p.right(1))?;
+                }
+                Ok(())
+            },
+        )
+        .and_then(|_| {
+            sim.spawn_with(
+                "b",
+                &[Inherit::receive(ping), Inherit::send(pong)],
+                move |p| {
+                    for _ in 0..rounds {
+                        let m = p.receive(p.right(0))?;
+                        p.send(p.right(1), m)?;
+                    }
+                    Ok(())
+                },
+            )
+        });
+    if let Err(e) = spawned {
+        return skipped(name, e.to_string());
+    }
+    let start = Instant::now();
+    match sim.run() {
+        Ok(_) => BenchLine {
+            name,
+            ops: rounds * 4,
+            mkipc: start.elapsed(),
+            baseline: None,
+            skipped: None,
+        },
+        Err(f) => skipped(name, f.reason.to_string()),
+    }
+}
+
+fn os_vs_pipe(n: u64) -> BenchLine {
+    let name = "os port (POSIX queue), 8 B, 1 process".to_string();
+    let os = match mkipc_os::OsProcess::new() {
+        Ok(os) => os,
+        Err(e) => return skipped(name, format!("os backend unavailable here: {e}")),
+    };
+    let measured = (|| -> Result<Duration, String> {
+        let port = os
+            .port_allocate(Capacity::Bounded(8))
+            .map_err(|e| e.to_string())?;
+        let to = os.make_send(port).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        for i in 0..n {
+            os.send(to, Message::from_u64(1, i))
+                .map_err(|e| e.to_string())?;
+            os.receive(port).map_err(|e| e.to_string())?;
+        }
+        Ok(start.elapsed())
+    })();
+    let mkipc = match measured {
+        Ok(d) => d,
+        Err(e) => return skipped(name, e),
+    };
+    match raw_pipe(n) {
+        Ok(d) => BenchLine {
+            name,
+            ops: n,
+            mkipc,
+            baseline: Some(("raw pipe write+read".into(), d)),
+            skipped: None,
+        },
+        Err(e) => skipped(name, e),
+    }
+}
+
+/// `n` times: write 8 bytes into a pipe, read them back.
+fn raw_pipe(n: u64) -> Result<Duration, String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe(2) to fill.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let (r, w) = (fds[0], fds[1]);
+    let mut buf = [0u8; 8];
+    let start = Instant::now();
+    let mut result = Ok(());
+    for i in 0..n {
+        let bytes = i.to_le_bytes();
+        // SAFETY: `w` is the pipe's open write end and `bytes` is 8 valid bytes.
+        let wrote = unsafe { libc::write(w, bytes.as_ptr().cast(), 8) };
+        // SAFETY: `r` is the pipe's open read end and `buf` has room for 8 bytes.
+        let read = unsafe { libc::read(r, buf.as_mut_ptr().cast(), 8) };
+        if wrote != 8 || read != 8 {
+            result = Err(format!("pipe i/o: {}", std::io::Error::last_os_error()));
+            break;
+        }
+    }
+    let d = start.elapsed();
+    // SAFETY: both descriptors were opened above and are closed once.
+    unsafe {
+        libc::close(r);
+        libc::close(w);
+    }
+    result.map(|()| d)
+}
+
+/// The table.
+pub fn render(lines: &[BenchLine]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<40} {:>9} {:>11}  {:<26} {:>11} {:>8}",
+        "case", "ops", "mkipc ns/op", "baseline", "base ns/op", "ratio"
+    );
+    for l in lines {
+        if let Some(why) = &l.skipped {
+            let _ = writeln!(s, "{:<40} skipped: {why}", l.name);
+            continue;
+        }
+        let ours = BenchLine::per_op(l.mkipc, l.ops);
+        match &l.baseline {
+            Some((name, d)) => {
+                let base = BenchLine::per_op(*d, l.ops);
+                let _ = writeln!(
+                    s,
+                    "{:<40} {:>9} {:>11.1}  {:<26} {:>11.1} {:>7.2}x",
+                    l.name,
+                    l.ops,
+                    ours,
+                    name,
+                    base,
+                    ours / base.max(f64::MIN_POSITIVE)
+                );
+            }
+            None => {
+                let rate = l.ops as f64 / l.mkipc.as_secs_f64().max(1e-9);
+                let _ = writeln!(
+                    s,
+                    "{:<40} {:>9} {:>11.1}  {:<26} {:>11} {:>8}",
+                    l.name,
+                    l.ops,
+                    ours,
+                    format!("= {:.2} M ops/s", rate / 1e6),
+                    "-",
+                    "-"
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "ratio = mkipc time / baseline time per operation (1.00x: as fast; 2.00x: twice as slow)."
+    );
+    s
+}

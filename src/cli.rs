@@ -1,0 +1,458 @@
+//! The `mkipc` command line: argument definitions and dispatch.
+//!
+//! Exit codes: 0 success; 1 the run failed (deadlock, broken invariant,
+//! panic) or exploration found a failing schedule; 2 bad input (a scenario
+//! file with errors, an unusable option).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+use mkipc_sim::{Schedule, SchedulerKind};
+
+use crate::explore::{explore, ExploreOptions};
+use crate::scenario::{self, RunOptions};
+
+/// mkipc: Mach-like message passing you can simulate, explore and run.
+#[derive(Parser, Debug)]
+#[command(version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which runtime runs a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The deterministic simulator (virtual time, replayable).
+    Sim,
+    /// Kernel tasks on OS threads (real time, not deterministic).
+    Threads,
+    /// Real Linux processes.
+    Os,
+}
+
+/// Scheduling policy of the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchedulerArg {
+    /// Uniformly random choice at each step.
+    Random,
+    /// Probabilistic concurrency testing.
+    Pct,
+    /// Oldest runnable first.
+    RoundRobin,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The capacity-model experiment: zero, bounded(1), bounded(8), unbounded.
+    #[command(
+        after_help = "Example:\n  mkipc demo --out /tmp/demo   # tables and diagrams on stdout, SVG chart in /tmp/demo"
+    )]
+    Demo {
+        /// Directory for the SVG chart.
+        #[arg(long, default_value = "target/mkipc-demo")]
+        out: PathBuf,
+        /// Seed of the drawn work times and the scheduler.
+        #[arg(long, default_value_t = 2024)]
+        seed: u64,
+    },
+    /// Run a scenario file once.
+    #[command(
+        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json"
+    )]
+    Run {
+        /// The scenario (TOML; see examples/scenarios/README.md).
+        scenario: PathBuf,
+        /// Seed (default: the scenario's `seed`, else 0).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Which runtime runs it.
+        #[arg(long, value_enum, default_value_t = Backend::Sim)]
+        backend: Backend,
+        /// Scheduling policy (simulator).
+        #[arg(long, value_enum, default_value_t = SchedulerArg::Random)]
+        scheduler: SchedulerArg,
+        /// Replay a recorded schedule, as printed by a failure (`seed=..;choices=..`).
+        #[arg(long)]
+        replay: Option<String>,
+        /// Write the trace as JSON lines.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Write the trace as a Mermaid sequence diagram.
+        #[arg(long, value_name = "FILE")]
+        mermaid: Option<PathBuf>,
+        /// Write the trace for Perfetto / chrome://tracing.
+        #[arg(long, value_name = "FILE")]
+        perfetto: Option<PathBuf>,
+        /// Write an SVG chart of every queue's length over time.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a scenario under many schedules; stop at the first failure.
+    #[command(
+        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive --bound 8"
+    )]
+    Explore {
+        /// The scenario.
+        scenario: PathBuf,
+        /// How many seeds.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Worker threads (default: every core).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// Use the PCT scheduler.
+        #[arg(long)]
+        pct: bool,
+        /// Every schedule up to `--bound` choice points, instead of seeds.
+        #[arg(long)]
+        exhaustive: bool,
+        /// Choice points branched on by `--exhaustive`.
+        #[arg(long, default_value_t = 10)]
+        bound: usize,
+        /// At most this many exhaustive runs.
+        #[arg(long, default_value_t = 100_000)]
+        max_runs: u64,
+    },
+    /// Quick benchmarks with baselines measured in the same run.
+    #[command(after_help = "Example:\n  cargo run --release -- bench")]
+    Bench {
+        /// Multiply the message counts (0.1 for a smoke run).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+    },
+    /// Remove POSIX queues, FIFOs and run directories left by crashed os-backend runs.
+    #[command(after_help = "Example:\n  mkipc cleanup")]
+    Cleanup,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  mkipc completions bash > ~/.local/share/bash-completion/completions/mkipc"
+    )]
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+/// Parses the process arguments and runs the command; returns the exit code.
+pub fn main() -> i32 {
+    dispatch(Cli::parse())
+}
+
+/// Runs a parsed command; returns the exit code.
+pub fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Demo { out, seed } => demo(&out, seed),
+        Command::Run {
+            scenario,
+            seed,
+            backend,
+            scheduler,
+            replay,
+            trace,
+            mermaid,
+            perfetto,
+            svg,
+            json,
+        } => {
+            let outputs = Outputs {
+                trace,
+                mermaid,
+                perfetto,
+                svg,
+                json,
+            };
+            run(
+                &scenario,
+                seed,
+                backend,
+                scheduler,
+                replay.as_deref(),
+                &outputs,
+            )
+        }
+        Command::Explore {
+            scenario,
+            seeds,
+            first_seed,
+            jobs,
+            pct,
+            exhaustive,
+            bound,
+            max_runs,
+        } => {
+            let opts = ExploreOptions {
+                first_seed,
+                seeds,
+                jobs,
+                pct,
+                exhaustive: exhaustive.then_some(bound),
+                max_runs,
+                progress: true,
+            };
+            explore_cmd(&scenario, &opts)
+        }
+        Command::Bench { scale } => {
+            eprintln!("running the benchmark suite (a few seconds)...");
+            print!("{}", crate::bench::render(&crate::bench::run(scale)));
+            0
+        }
+        Command::Cleanup => {
+            let r = mkipc_os::cleanup_stale();
+            for q in &r.queues {
+                println!("removed queue {q}");
+            }
+            for f in &r.fifos {
+                println!("removed FIFO {f}");
+            }
+            for d in &r.runs {
+                println!("removed run {d}");
+            }
+            println!(
+                "cleanup: {} queue(s), {} FIFO(s), {} run(s) removed",
+                r.queues.len(),
+                r.fifos.len(),
+                r.runs.len()
+            );
+            0
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "mkipc", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(&script);
+            0
+        }
+    }
+}
+
+fn demo(out: &Path, seed: u64) -> i32 {
+    let exp = crate::demo::Experiment {
+        seed,
+        ..Default::default()
+    };
+    let results = match exp.run() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mkipc demo: the simulation failed: {e}");
+            return 1;
+        }
+    };
+    print!("{}", crate::demo::render(&exp, &results));
+    let path = out.join("queue-length.svg");
+    match std::fs::create_dir_all(out)
+        .and_then(|()| std::fs::write(&path, crate::demo::chart(&results)))
+    {
+        Ok(()) => {
+            println!("\nChart of queue length over time: {}", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("mkipc demo: cannot write {}: {e}", path.display());
+            1
+        }
+    }
+}
+
+/// Where `run` writes its outputs.
+#[derive(Debug, Default)]
+struct Outputs {
+    trace: Option<PathBuf>,
+    mermaid: Option<PathBuf>,
+    perfetto: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    json: bool,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn run(
+    path: &Path,
+    seed: Option<u64>,
+    backend: Backend,
+    scheduler: SchedulerArg,
+    replay: Option<&str>,
+    out: &Outputs,
+) -> i32 {
+    let scn = match scenario::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let result = match backend {
+        Backend::Os => {
+            eprintln!(
+                "error: --backend os is not available yet: the os backend runs each process as a re-executed \
+                 child with a fixed role, and scenario scripts are not yet shipped to those children; \
+                 use --backend sim or --backend threads"
+            );
+            return 2;
+        }
+        Backend::Threads => {
+            if out.trace.is_some()
+                || out.mermaid.is_some()
+                || out.perfetto.is_some()
+                || out.svg.is_some()
+            {
+                eprintln!("error: traces and charts come from the simulator; drop --trace/--mermaid/--perfetto/--svg or use --backend sim");
+                return 2;
+            }
+            match scenario::run_threads(&scn) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            }
+        }
+        Backend::Sim => {
+            let replay = match replay.map(str::parse::<Schedule>).transpose() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: --replay: {e}");
+                    return 2;
+                }
+            };
+            let scheduler = match scheduler {
+                SchedulerArg::Random => None,
+                SchedulerArg::Pct => Some(SchedulerKind::pct()),
+                SchedulerArg::RoundRobin => Some(SchedulerKind::RoundRobin),
+            };
+            let opts = RunOptions {
+                seed,
+                scheduler,
+                replay,
+            };
+            let outcome = match scenario::run_sim(&scn, &opts) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            let trace = &outcome.report.trace;
+            let files: [(&Option<PathBuf>, String); 3] = [
+                (&out.trace, trace.to_json_lines()),
+                (&out.mermaid, trace.to_mermaid()),
+                (&out.perfetto, trace.to_chrome_json()),
+            ];
+            for (file, text) in files {
+                if let Some(p) = file {
+                    if let Err(e) = write_file(p, &text) {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
+                }
+            }
+            if let Some(p) = &out.svg {
+                let panels: Vec<_> = outcome
+                    .series
+                    .iter()
+                    .zip(&scn.queues)
+                    .map(|(s, q)| crate::svg::Panel {
+                        title: format!("{} ({}): max {}", q.name, q.capacity, s.max),
+                        samples: s.samples_ms(),
+                        end_ms: outcome.report.end_time.as_secs_f64() * 1e3,
+                    })
+                    .collect();
+                let svg = crate::svg::queue_chart(
+                    &format!("{}: queue length over virtual time", scn.name),
+                    &panels,
+                );
+                if let Err(e) = write_file(p, &svg) {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            }
+            outcome.result
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if out.json {
+        match serde_json::to_string_pretty(&result) {
+            Ok(j) => {
+                let _ = writeln!(stdout, "{j}");
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        if !scn.description.is_empty() {
+            for line in crate::demo::wrap(&scn.description, 88) {
+                let _ = writeln!(stdout, "{line}");
+            }
+            let _ = writeln!(stdout);
+        }
+        let _ = write!(stdout, "{result}");
+        if let (false, Some(s)) = (result.ok, &result.schedule) {
+            let _ = writeln!(
+                stdout,
+                "replay: mkipc run {} --replay '{s}'",
+                path.display()
+            );
+        }
+    }
+    if result.ok {
+        0
+    } else {
+        1
+    }
+}
+
+fn explore_cmd(path: &Path, opts: &ExploreOptions) -> i32 {
+    let scn = match scenario::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match explore(&scn, opts) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+        Ok(r) => match r.failure {
+            None => {
+                let what = if opts.exhaustive.is_some() {
+                    if r.complete {
+                        "every schedule within the bound"
+                    } else {
+                        "schedules (the bound was not exhausted: raise --max-runs)"
+                    }
+                } else {
+                    "seeds"
+                };
+                println!("no failure in {} runs ({what})", r.runs);
+                0
+            }
+            Some(f) => {
+                println!(
+                    "found a failing schedule after {} runs, seed {}:",
+                    r.runs, f.seed
+                );
+                println!("  {}", f.reason.replace('\n', "\n  "));
+                println!("schedule: {}", f.schedule);
+                println!("replay it with:\n  {}", f.replay_command);
+                1
+            }
+        },
+    }
+}

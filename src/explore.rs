@@ -1,0 +1,248 @@
+//! `mkipc explore`: one scenario under many schedules.
+//!
+//! A concurrency bug often hides in one interleaving out of thousands. The
+//! explorer runs the scenario once per seed (each seed gives the scheduler a
+//! different series of choices), or, with `--exhaustive`, every schedule that
+//! branches on the first `K` choice points, and stops at the first run that
+//! deadlocks, breaks an invariant or panics. It prints that run's seed and
+//! the exact command that replays it, so the bug can be watched with
+//! `--trace` and `--mermaid`.
+//!
+//! Seeds are explored in parallel (`--jobs`, every core by default). The
+//! answer does not depend on the number of jobs: seeds are handed out in
+//! order, and the smallest failing seed is the one reported.
+//!
+//! ```
+//! use mkipc::explore::{explore, ExploreOptions};
+//! let text = r#"
+//! [[port]]
+//! name = "p"
+//! capacity = 0
+//! receiver = "b"
+//! senders = ["a"]
+//! [[port]]
+//! name = "q"
+//! capacity = 0
+//! receiver = "a"
+//! senders = ["b"]
+//! [[process]]
+//! name = "a"
+//! script = "send p\nreceive q"
+//! [[process]]
+//! name = "b"
+//! script = "send q\nreceive p"
+//! "#;
+//! let scenario = mkipc::scenario::parse("deadlock.toml", text).unwrap();
+//! let found = explore(&scenario, &ExploreOptions { seeds: 10, jobs: 1, ..Default::default() }).unwrap();
+//! let failure = found.failure.unwrap();
+//! assert!(failure.deadlock);
+//! assert!(failure.replay_command.starts_with("mkipc run deadlock.toml"));
+//! ```
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mkipc_sim::{Explorer, FailureReason, SchedulerKind, Sim};
+
+use crate::scenario::{build_sim, builder_for, setup_sim, RunOptions, Scenario};
+
+/// How to explore.
+#[derive(Clone, Debug)]
+pub struct ExploreOptions {
+    /// First seed.
+    pub first_seed: u64,
+    /// How many seeds.
+    pub seeds: u64,
+    /// Worker threads (0: one per core).
+    pub jobs: usize,
+    /// Use the PCT scheduler instead of the random one.
+    pub pct: bool,
+    /// Exhaustive exploration branching on this many choice points.
+    pub exhaustive: Option<usize>,
+    /// Upper limit on exhaustive runs.
+    pub max_runs: u64,
+    /// Print progress on stderr.
+    pub progress: bool,
+}
+
+impl Default for ExploreOptions {
+    fn default() -> Self {
+        ExploreOptions {
+            first_seed: 0,
+            seeds: 1000,
+            jobs: 0,
+            pct: false,
+            exhaustive: None,
+            max_runs: 100_000,
+            progress: false,
+        }
+    }
+}
+
+/// The first failing run found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundFailure {
+    /// Its seed.
+    pub seed: u64,
+    /// What went wrong.
+    pub reason: String,
+    /// Whether it is a deadlock.
+    pub deadlock: bool,
+    /// Its recorded schedule.
+    pub schedule: String,
+    /// The command that replays it.
+    pub replay_command: String,
+}
+
+/// What an exploration did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExploreResult {
+    /// Runs performed.
+    pub runs: u64,
+    /// The first failure, if any.
+    pub failure: Option<FoundFailure>,
+    /// Exhaustive mode: every schedule within the bound was run.
+    pub complete: bool,
+}
+
+fn scheduler(opts: &ExploreOptions) -> Option<SchedulerKind> {
+    opts.pct.then(SchedulerKind::pct)
+}
+
+fn quote(path: &str) -> String {
+    if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
+
+/// Explores `scn`; an error only if the scenario cannot be set up.
+pub fn explore(scn: &Scenario, opts: &ExploreOptions) -> Result<ExploreResult, String> {
+    let scn = Arc::new(scn.clone());
+    // Setting up is deterministic: fail early, once, if it cannot be done.
+    build_sim(&scn, Sim::builder())?;
+    match opts.exhaustive {
+        Some(bound) => Ok(exhaustive(&scn, opts, bound)),
+        None => Ok(seeds(&scn, opts)),
+    }
+}
+
+fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
+    const CHUNK: u64 = 4;
+    let start = opts.first_seed;
+    let end = start.saturating_add(opts.seeds);
+    let jobs = if opts.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.jobs
+    };
+    let next = AtomicU64::new(start);
+    let best = AtomicU64::new(u64::MAX);
+    let runs = AtomicU64::new(0);
+    let failure: Mutex<Option<FoundFailure>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(|| loop {
+                    let chunk = next.fetch_add(CHUNK, Ordering::SeqCst);
+                    if chunk >= end || chunk >= best.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    for seed in chunk..(chunk + CHUNK).min(end) {
+                        if seed >= best.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let run_opts = RunOptions {
+                            seed: Some(seed),
+                            scheduler: scheduler(opts),
+                            replay: None,
+                        };
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let Ok((sim, _h)) = build_sim(scn, builder_for(scn, &run_opts)) else {
+                            continue;
+                        };
+                        if let Err(f) = sim.run() {
+                            let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                            if seed < best.load(Ordering::SeqCst) {
+                                best.store(seed, Ordering::SeqCst);
+                                let mut cmd =
+                                    format!("mkipc run {} --seed {seed}", quote(&scn.file));
+                                if opts.pct {
+                                    cmd.push_str(" --scheduler pct");
+                                }
+                                *slot = Some(FoundFailure {
+                                    seed,
+                                    deadlock: f.reason.is_deadlock(),
+                                    reason: f.reason.to_string(),
+                                    schedule: f.report.schedule.to_string(),
+                                    replay_command: cmd,
+                                });
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        if opts.progress {
+            while !workers.iter().all(|w| w.is_finished()) {
+                let done = runs.load(Ordering::SeqCst);
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\rexplored {done}/{} seeds", opts.seeds);
+                let _ = err.flush();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for w in workers {
+            let _ = w.join();
+        }
+    });
+    if opts.progress {
+        eprintln!(
+            "\rexplored {}/{} seeds",
+            runs.load(Ordering::SeqCst),
+            opts.seeds
+        );
+    }
+    let failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
+    ExploreResult {
+        runs: runs.load(Ordering::SeqCst),
+        failure,
+        complete: false,
+    }
+}
+
+fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> ExploreResult {
+    let base = builder_for(scn, &RunOptions::default());
+    let outcome = Explorer::new()
+        .builder(base)
+        .check_leaks(false)
+        .exhaustive(bound, opts.max_runs)
+        .run(|sim| {
+            // Setup succeeded once already; it is deterministic.
+            let _ = setup_sim(scn, sim);
+        });
+    let failure = outcome.failure.map(|f| {
+        let schedule = f.report.schedule.to_string();
+        FoundFailure {
+            seed: f.report.seed,
+            deadlock: matches!(f.reason, FailureReason::Deadlock(_)),
+            reason: f.reason.to_string(),
+            replay_command: format!("mkipc run {} --replay '{schedule}'", quote(&scn.file)),
+            schedule,
+        }
+    });
+    if opts.progress {
+        eprintln!("explored {} schedules", outcome.runs);
+    }
+    ExploreResult {
+        runs: outcome.runs,
+        failure,
+        complete: outcome.complete,
+    }
+}

@@ -1,0 +1,406 @@
+//! Running a script on a process handle.
+//!
+//! The interpreter is written against [`Proc`], which the simulator and the
+//! threaded runner both provide, so a scenario means the same on both. Every
+//! message it sends carries, in its body, the moment it was offered; the
+//! receiver subtracts that from the moment it got it, which is the message's
+//! latency. The counters here (messages sent, dropped, received) are what
+//! the "no message lost" invariant compares.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mkipc_kernel::{Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait};
+use mkipc_sim::{Inherit, Proc, ProcError, ProcResult};
+
+use super::{Op, QueueKind, Right, Scenario, Stmt};
+
+/// Counts for one queue.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct QueueCounters {
+    pub sent: u64,
+    pub received: u64,
+    pub latency_total: Duration,
+}
+
+/// What the interpreters counted, shared by every process of a run.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counters {
+    /// Sends that succeeded (delivered, or dropped by a drop policy).
+    pub sent: u64,
+    /// Of those, messages a drop policy discarded (the new one or an old one).
+    pub dropped: u64,
+    /// Messages received (requests, replies and direct messages included).
+    pub received: u64,
+    /// Sends that failed (`fail` policy on a full queue, dead destination...).
+    pub send_failures: u64,
+    /// Per queue, by index.
+    pub queues: Vec<QueueCounters>,
+    /// Per process: (sent, received).
+    pub procs: Vec<(u64, u64)>,
+}
+
+/// State shared by the processes of one run.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub scenario: Arc<Scenario>,
+    /// The pid of each declared process once it exists (latest instance).
+    pub pids: Mutex<Vec<Option<Pid>>>,
+    pub counters: Mutex<Counters>,
+    /// Threaded runs wait for pids to appear; the simulator never does.
+    pub wait_for_pids: bool,
+}
+
+impl Shared {
+    pub fn new(scenario: Arc<Scenario>, wait_for_pids: bool) -> Shared {
+        let n = scenario.processes.len();
+        let counters = Counters {
+            queues: vec![QueueCounters::default(); scenario.queues.len()],
+            procs: vec![(0, 0); n],
+            ..Counters::default()
+        };
+        Shared {
+            scenario,
+            pids: Mutex::new(vec![None; n]),
+            counters: Mutex::new(counters),
+            wait_for_pids,
+        }
+    }
+
+    pub fn counters(&self) -> MutexGuard<'_, Counters> {
+        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pid(&self, proc: usize) -> Option<Pid> {
+        self.pids.lock().unwrap_or_else(|p| p.into_inner())[proc]
+    }
+
+    pub fn set_pid(&self, proc: usize, pid: Pid) {
+        self.pids.lock().unwrap_or_else(|p| p.into_inner())[proc] = Some(pid);
+    }
+}
+
+enum Flow {
+    Next,
+    /// A receive failed inside a `forever` loop: leave the loop.
+    Break,
+    Exit(i32),
+}
+
+struct Env<'a> {
+    p: &'a Proc,
+    shared: &'a Arc<Shared>,
+    me: usize,
+    recv_names: Vec<Option<PortName>>,
+    send_names: Vec<Option<PortName>>,
+    last_request: Option<Message>,
+    next_id: u32,
+}
+
+/// The body of process `me`: runs its script on `p`.
+pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResult {
+    shared.set_pid(me, p.pid());
+    let scenario = Arc::clone(&shared.scenario);
+    let nq = scenario.queues.len();
+    let mut env = Env {
+        p,
+        shared: &shared,
+        me,
+        recv_names: vec![None; nq],
+        send_names: vec![None; nq],
+        last_request: None,
+        next_id: 1,
+    };
+    for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
+        let name = p.inherited().get(i).map(|r| r.name);
+        match right {
+            Right::Receive => env.recv_names[*q] = name,
+            Right::Send => env.send_names[*q] = name,
+        }
+    }
+    // A process opens the mailboxes its script uses when it starts, as a
+    // program opens its files: a mailbox that dies later is then a dead
+    // name ("source is dead"), not a name that was never found.
+    let mut used = Vec::new();
+    mailboxes_used(&scenario, &scenario.processes[me].script, &mut used);
+    for q in used {
+        let _ = env.queue_name(q, true);
+    }
+    match env.block(&scenario.processes[me].script, 0)? {
+        Flow::Exit(0) | Flow::Next | Flow::Break => Ok(()),
+        Flow::Exit(code) => Err(ProcError::exit(code)),
+    }
+}
+
+fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
+    ProcError::msg(format!("line {line}: {what}: {e}"))
+}
+
+impl Env<'_> {
+    fn block(&mut self, stmts: &[Stmt], forever_depth: usize) -> Result<Flow, ProcError> {
+        for s in stmts {
+            match self.stmt(s, forever_depth)? {
+                Flow::Next => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn queue_name(&mut self, q: usize, sending: bool) -> Result<PortName, String> {
+        let queue = &self.shared.scenario.queues[q];
+        let slot = if sending {
+            &mut self.send_names[q]
+        } else {
+            &mut self.recv_names[q]
+        };
+        if let Some(n) = *slot {
+            return Ok(n);
+        }
+        match queue.kind {
+            QueueKind::Mailbox { .. } => {
+                let n = self
+                    .p
+                    .mailbox_open(&queue.name)
+                    .map_err(|e| e.to_string())?;
+                self.send_names[q] = Some(n);
+                self.recv_names[q] = Some(n);
+                Ok(n)
+            }
+            QueueKind::Port { .. } => Err("this process no longer holds the right".to_string()),
+        }
+    }
+
+    fn message(&mut self) -> Message {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        Message::from_u64(id, self.p.now().as_nanos() as u64)
+    }
+
+    fn count_send(&self, queue: Option<usize>, r: &Result<Sent, SendError>) {
+        let mut c = self.shared.counters();
+        if let (Some(q), Ok(_)) = (queue, r) {
+            c.queues[q].sent += 1;
+        }
+        match r {
+            Ok(Sent::Delivered) => c.sent += 1,
+            Ok(Sent::Dropped | Sent::Displaced) => {
+                c.sent += 1;
+                c.dropped += 1;
+            }
+            Err(_) => c.send_failures += 1,
+        }
+        if r.is_ok() {
+            c.procs[self.me].0 += 1;
+        }
+    }
+
+    fn count_receive(&self, queue: Option<usize>, msg: &Message) {
+        let mut c = self.shared.counters();
+        c.received += 1;
+        c.procs[self.me].1 += 1;
+        if let Some(q) = queue {
+            let offered = Duration::from_nanos(msg.as_u64().unwrap_or_default());
+            let qc = &mut c.queues[q];
+            qc.received += 1;
+            qc.latency_total += self.p.now().saturating_sub(offered);
+        }
+    }
+
+    fn pid_of(&self, proc: usize, line: usize) -> Result<Pid, ProcError> {
+        for _ in 0..5000 {
+            if let Some(pid) = self.shared.pid(proc) {
+                return Ok(pid);
+            }
+            if !self.shared.wait_for_pids {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let name = &self.shared.scenario.processes[proc].name;
+        Err(fail(
+            line,
+            "direct addressing",
+            format!("process `{name}` has not started"),
+        ))
+    }
+
+    fn received(
+        &mut self,
+        r: Result<Message, ReceiveError>,
+        queue: Option<usize>,
+        forever_depth: usize,
+        line: usize,
+        what: &str,
+    ) -> Result<Flow, ProcError> {
+        match r {
+            Ok(msg) => {
+                self.count_receive(queue, &msg);
+                self.last_request = Some(msg);
+                Ok(Flow::Next)
+            }
+            Err(_) if forever_depth > 0 => Ok(Flow::Break),
+            Err(e) => Err(fail(line, what, e)),
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt, forever_depth: usize) -> Result<Flow, ProcError> {
+        let line = s.line;
+        let scenario = Arc::clone(&self.shared.scenario);
+        let qname = |q: usize| scenario.queues[q].name.clone();
+        match &s.op {
+            Op::Send { queue, on_full } => {
+                let what = format!("send {}", qname(*queue));
+                let dest = self
+                    .queue_name(*queue, true)
+                    .map_err(|e| fail(line, &what, e))?;
+                let msg = self.message();
+                let r = self.p.send_with(dest, msg, *on_full);
+                self.count_send(Some(*queue), &r);
+                match r {
+                    Ok(_) => {}
+                    Err(SendError::Full(_)) if *on_full == OnFull::Fail => {}
+                    Err(e) => return Err(fail(line, &what, e)),
+                }
+            }
+            Op::Receive { queue, timeout } => {
+                let what = format!("receive {}", qname(*queue));
+                let src = self
+                    .queue_name(*queue, false)
+                    .map_err(|e| fail(line, &what, e))?;
+                let r = self.p.receive_with(src, wait(*timeout));
+                return self.received(r, Some(*queue), forever_depth, line, &what);
+            }
+            Op::SendTo { proc } => {
+                let pid = self.pid_of(*proc, line)?;
+                let msg = self.message();
+                let r = self.p.send_to_with(pid, msg, OnFull::Block);
+                self.count_send(None, &r);
+                r.map_err(|e| {
+                    fail(
+                        line,
+                        &format!("send-to {}", scenario.processes[*proc].name),
+                        e,
+                    )
+                })?;
+            }
+            Op::ReceiveFrom { proc, timeout } => {
+                let pid = self.pid_of(*proc, line)?;
+                let r = self.p.receive_from_with(pid, wait(*timeout));
+                let what = format!("receive-from {}", scenario.processes[*proc].name);
+                return self.received(r, None, forever_depth, line, &what);
+            }
+            Op::ReceiveAny { timeout } => {
+                let r = self.p.receive_from_any_with(wait(*timeout));
+                return self.received(r, None, forever_depth, line, "receive-any");
+            }
+            Op::Call { queue } => {
+                let what = format!("call {}", qname(*queue));
+                let dest = self
+                    .queue_name(*queue, true)
+                    .map_err(|e| fail(line, &what, e))?;
+                let msg = self.message();
+                match self.p.call(dest, msg) {
+                    Ok(reply) => {
+                        self.count_send(Some(*queue), &Ok(Sent::Delivered));
+                        self.count_receive(None, &reply);
+                    }
+                    Err(_) if forever_depth > 0 => return Ok(Flow::Break),
+                    Err(e) => return Err(fail(line, &what, e)),
+                }
+            }
+            Op::Reply => {
+                let Some(request) = self.last_request.take() else {
+                    return Err(fail(line, "reply", "no request has been received"));
+                };
+                let msg = self.message();
+                let r = self.p.reply(&request, msg).map(|()| Sent::Delivered);
+                self.count_send(None, &r);
+                r.map_err(|e| fail(line, "reply", e))?;
+            }
+            Op::Work(d) => self.p.work(*d),
+            Op::Sleep(d) => self.p.sleep(*d),
+            Op::Repeat(n, body) => {
+                for _ in 0..*n {
+                    match self.block(body, forever_depth)? {
+                        Flow::Next => {}
+                        other => return Ok(other),
+                    }
+                }
+            }
+            Op::Forever(body) => loop {
+                match self.block(body, forever_depth + 1)? {
+                    Flow::Next => {}
+                    Flow::Break => break,
+                    exit @ Flow::Exit(_) => return Ok(exit),
+                }
+            },
+            Op::Spawn(child) => {
+                let proc = &scenario.processes[*child];
+                let mut inherit = Vec::new();
+                for (q, right) in &proc.rights {
+                    let name = match right {
+                        Right::Receive => self.recv_names[*q].take(),
+                        Right::Send => self.send_names[*q],
+                    };
+                    let Some(name) = name else {
+                        return Err(fail(line, &format!("spawn {}", proc.name), format!(
+                            "this process no longer holds the right to `{}` it must hand on (spawned twice?)",
+                            qname(*q)
+                        )));
+                    };
+                    inherit.push(match right {
+                        Right::Receive => Inherit::receive(name),
+                        Right::Send => Inherit::copy_send(name),
+                    });
+                }
+                let shared = Arc::clone(self.shared);
+                let c = *child;
+                self.p
+                    .spawn(&proc.name, &inherit, move |p| run_process(p, shared, c))
+                    .map_err(|e| fail(line, &format!("spawn {}", proc.name), e))?;
+            }
+            Op::Exit(code) => return Ok(Flow::Exit(*code)),
+            Op::Destroy(q) => {
+                let what = format!("destroy {}", qname(*q));
+                let r = if scenario.queues[*q].is_mailbox() {
+                    let name = self
+                        .queue_name(*q, false)
+                        .map_err(|e| fail(line, &what, e))?;
+                    self.p.mailbox_destroy(name)
+                } else {
+                    let name = self
+                        .queue_name(*q, false)
+                        .map_err(|e| fail(line, &what, e))?;
+                    self.recv_names[*q] = None;
+                    self.p.destroy(name)
+                };
+                r.map_err(|e| fail(line, &what, e))?;
+            }
+        }
+        Ok(Flow::Next)
+    }
+}
+
+fn mailboxes_used(scn: &Scenario, stmts: &[Stmt], out: &mut Vec<usize>) {
+    for s in stmts {
+        let q = match &s.op {
+            Op::Send { queue, .. }
+            | Op::Receive { queue, .. }
+            | Op::Call { queue }
+            | Op::Destroy(queue) => *queue,
+            Op::Repeat(_, body) | Op::Forever(body) => {
+                mailboxes_used(scn, body, out);
+                continue;
+            }
+            _ => continue,
+        };
+        if scn.queues[q].is_mailbox() && !out.contains(&q) {
+            out.push(q);
+        }
+    }
+}
+
+fn wait(timeout: Option<Duration>) -> Wait {
+    timeout.map_or(Wait::Forever, Wait::For)
+}

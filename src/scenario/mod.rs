@@ -1,0 +1,297 @@
+//! Scenario files: a small TOML format for IPC experiments.
+//!
+//! A scenario names the queues (ports and mailboxes, each with a capacity
+//! and an owner), the processes with a short script each, the faults to
+//! inject and the invariants to check. `mkipc run FILE` runs it in the
+//! simulator (or on threads), `mkipc explore FILE` runs it under many
+//! schedules. The format, in full:
+//!
+//! ```toml
+//! name = "bounded buffer"             # optional title
+//! description = "why this is here"    # optional, printed before the report
+//! seed = 7                            # optional default seed (--seed overrides)
+//!
+//! [[mailbox]]                         # indirect communication by name
+//! name = "jobs"
+//! capacity = 8                        # 0 (rendezvous), n (bounded) or "unbounded"
+//! owner = "consumer"                  # optional: the mailbox dies when its owner exits
+//! on_full = "block"                   # optional: block | fail | drop-newest | drop-oldest
+//! senders = ["producer"]              # optional access lists (default: everyone)
+//! receivers = ["consumer"]
+//!
+//! [[port]]                            # a Mach port: one receiver, send rights handed out
+//! name = "requests"
+//! capacity = 4
+//! receiver = "server"                 # holds the receive right (alias: owner)
+//! senders = ["client"]                # hold send rights
+//!
+//! [[process]]
+//! name = "producer"
+//! script = """
+//! repeat 20
+//!   work exp(2ms)                     # fixed: 2ms; exp(mean); uniform(lo, hi)
+//!   send jobs
+//! end
+//! """
+//!
+//! [[process]]
+//! name = "helper"
+//! start = "spawned"                   # started by another script's `spawn helper`
+//! script = "exit 0"
+//!
+//! [[fault]]
+//! kill = "producer"
+//! at = "15ms"                         # or: step = 40, or: chance = 0.01 (per step)
+//!
+//! [invariants]
+//! no_message_lost = true              # every message sent is received
+//! never_exceeds = { jobs = 8 }        # checked after every scheduling step
+//! ```
+//!
+//! Script statements, one per line (`#` starts a comment):
+//!
+//! | statement | meaning |
+//! |---|---|
+//! | `send Q [POLICY]` | send to port or mailbox `Q` (policy: `block`, `fail`, `drop-newest`, `drop-oldest`; default the queue's `on_full`) |
+//! | `receive Q [timeout D]` | receive from `Q` (the receiver of a port, or a reader of a mailbox) |
+//! | `send-to P`, `receive-from P`, `receive-any` | direct communication, naming the process |
+//! | `call Q`, `reply` | RPC: send a request with a reply right and wait; answer the last request |
+//! | `work D`, `sleep D` | be busy / asleep for a duration `D` |
+//! | `repeat N` ... `end`, `forever` ... `end` | loops; a `forever` loop ends when a receive in it fails (timeout, source gone) |
+//! | `spawn P`, `exit [CODE]`, `destroy Q` | start a `spawned` process, stop, destroy a queue this process owns |
+//!
+//! Every name is checked before anything runs: an unknown process or queue,
+//! a capacity that is not a number, or a script that receives from a port
+//! it holds no right to is an error naming the file, line and column
+//! ([`ScenarioError`]), never a panic.
+//!
+//! ```
+//! let text = r#"
+//! [[port]]
+//! name = "p"
+//! capacity = 1
+//! receiver = "b"
+//! senders = ["a"]
+//!
+//! [[process]]
+//! name = "a"
+//! script = "send p"
+//!
+//! [[process]]
+//! name = "b"
+//! script = "receive p"
+//! "#;
+//! let scenario = mkipc::scenario::parse("inline.toml", text).unwrap();
+//! let outcome = mkipc::scenario::run_sim(&scenario, &Default::default()).unwrap();
+//! assert!(outcome.result.ok);
+//! assert_eq!(outcome.result.messages.received, 1);
+//! ```
+
+mod error;
+mod interp;
+mod parse;
+mod report;
+mod run;
+mod script;
+
+use std::time::Duration;
+
+use mkipc_kernel::{Capacity, OnFull};
+use mkipc_sim::Dist;
+
+pub use error::ScenarioError;
+pub use parse::{load, parse};
+pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
+pub(crate) use run::builder_for;
+pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+
+/// A checked scenario: every name resolved to an index.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file it came from.
+    pub file: String,
+    /// Its title.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// Default seed.
+    pub seed: u64,
+    /// Ports and mailboxes.
+    pub queues: Vec<Queue>,
+    /// Processes, in declaration order.
+    pub processes: Vec<Process>,
+    /// Faults to inject.
+    pub faults: Vec<Fault>,
+    /// Invariants to check.
+    pub invariants: Invariants,
+}
+
+/// A port or mailbox.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    /// Its name.
+    pub name: String,
+    /// Its capacity.
+    pub capacity: Capacity,
+    /// What a plain `send` does when it is full.
+    pub on_full: OnFull,
+    /// Port or mailbox, with who holds what.
+    pub kind: QueueKind,
+}
+
+/// The two kinds of queue.
+#[derive(Clone, Debug)]
+pub enum QueueKind {
+    /// A port: one receiver, some senders (process indices).
+    Port {
+        /// Holder of the receive right.
+        receiver: usize,
+        /// Holders of send rights.
+        senders: Vec<usize>,
+    },
+    /// A named mailbox.
+    Mailbox {
+        /// The owning process, or `None` for a system mailbox.
+        owner: Option<usize>,
+        /// Who may send (`None`: everyone).
+        senders: Option<Vec<usize>>,
+        /// Who may receive (`None`: everyone).
+        receivers: Option<Vec<usize>>,
+    },
+}
+
+impl Queue {
+    /// Whether this is a mailbox.
+    pub fn is_mailbox(&self) -> bool {
+        matches!(self.kind, QueueKind::Mailbox { .. })
+    }
+}
+
+/// A right a process starts with (to a port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Right {
+    /// The receive right.
+    Receive,
+    /// A send right.
+    Send,
+}
+
+/// A process and its script.
+#[derive(Clone, Debug)]
+pub struct Process {
+    /// Its name.
+    pub name: String,
+    /// Started only by another process's `spawn`.
+    pub spawned: bool,
+    /// What it does.
+    pub script: Vec<Stmt>,
+    /// The port rights it starts with, in inheritance order: its own, then
+    /// those it passes on to the processes it spawns.
+    pub rights: Vec<(usize, Right)>,
+}
+
+/// A statement with its line in the file.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    /// 1-based line in the scenario file.
+    pub line: usize,
+    /// What it does.
+    pub op: Op,
+}
+
+/// Script operations (see the module docs).
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Send to a queue.
+    Send {
+        /// The queue.
+        queue: usize,
+        /// What to do when it is full.
+        on_full: OnFull,
+    },
+    /// Receive from a queue.
+    Receive {
+        /// The queue.
+        queue: usize,
+        /// Give up after this long.
+        timeout: Option<Duration>,
+    },
+    /// Send directly to a process.
+    SendTo {
+        /// The process.
+        proc: usize,
+    },
+    /// Receive directly from a process.
+    ReceiveFrom {
+        /// The process.
+        proc: usize,
+        /// Give up after this long.
+        timeout: Option<Duration>,
+    },
+    /// Receive directly from any process.
+    ReceiveAny {
+        /// Give up after this long.
+        timeout: Option<Duration>,
+    },
+    /// RPC on a queue.
+    Call {
+        /// The queue.
+        queue: usize,
+    },
+    /// Answer the last request received.
+    Reply,
+    /// Busy for a duration.
+    Work(Dist),
+    /// Asleep for a duration.
+    Sleep(Dist),
+    /// A counted loop.
+    Repeat(u64, Vec<Stmt>),
+    /// A loop ended by a failing receive.
+    Forever(Vec<Stmt>),
+    /// Start a `spawned` process.
+    Spawn(usize),
+    /// Stop with an exit code.
+    Exit(i32),
+    /// Destroy a queue this process owns.
+    Destroy(usize),
+}
+
+/// When a fault strikes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FaultWhen {
+    /// At a virtual time.
+    At(Duration),
+    /// At a scheduling step.
+    Step(u64),
+    /// With this probability at every step.
+    Chance(f64),
+}
+
+/// A process to kill.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// The process.
+    pub proc: usize,
+    /// When.
+    pub when: FaultWhen,
+}
+
+/// What must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Invariants {
+    /// Every message sent is received (checked at the end).
+    pub no_message_lost: bool,
+    /// `(queue, k)`: the queue never holds more than `k` (after every step).
+    pub never_exceeds: Vec<(usize, usize)>,
+}
+
+impl Scenario {
+    /// The index of a process by name.
+    pub fn process_index(&self, name: &str) -> Option<usize> {
+        self.processes.iter().position(|p| p.name == name)
+    }
+    /// The index of a queue by name.
+    pub fn queue_index(&self, name: &str) -> Option<usize> {
+        self.queues.iter().position(|q| q.name == name)
+    }
+}

@@ -1,0 +1,446 @@
+//! From TOML text to a checked [`Scenario`].
+//!
+//! `toml` and `serde` read the file into raw tables that keep the byte span
+//! of every value ([`toml::Spanned`]); then each name is resolved and each
+//! rule checked, and any problem becomes a [`ScenarioError`] pointing at the
+//! value's line and column.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use mkipc_kernel::{Capacity, OnFull};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::ScenarioError;
+use super::script::{list, parse_duration, parse_policy, ScriptCtx};
+use super::{Fault, FaultWhen, Invariants, Op, Process, Queue, QueueKind, Right, Scenario, Stmt};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<u64>,
+    #[serde(default)]
+    mailbox: Vec<RawQueue>,
+    #[serde(default)]
+    port: Vec<RawQueue>,
+    #[serde(default)]
+    process: Vec<RawProcess>,
+    #[serde(default)]
+    fault: Vec<RawFault>,
+    invariants: Option<RawInvariants>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    name: Spanned<String>,
+    capacity: Spanned<toml::Value>,
+    on_full: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+    receiver: Option<Spanned<String>>,
+    senders: Option<Vec<Spanned<String>>>,
+    receivers: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    name: Spanned<String>,
+    start: Option<Spanned<String>>,
+    script: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    kill: Spanned<String>,
+    at: Option<Spanned<String>>,
+    step: Option<u64>,
+    chance: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInvariants {
+    #[serde(default)]
+    no_message_lost: bool,
+    #[serde(default)]
+    never_exceeds: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioError::file(&file, format!("cannot read the file: {e}")))?;
+    parse(&file, &text)
+}
+
+/// Parses and checks scenario text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        ScenarioError::at(file, text, offset, e.message().trim().to_string())
+    })?;
+    Checker { file, text }.check(raw)
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::span(self.file, self.text, span, message)
+    }
+
+    fn check(&self, raw: RawFile) -> Result<Scenario, ScenarioError> {
+        // Processes first: every other section names them.
+        let mut procs: Vec<(String, bool)> = Vec::new();
+        for p in &raw.process {
+            let name = p.name.get_ref().clone();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(self.err(p.name.span(), "a process name must be one word"));
+            }
+            if procs.iter().any(|(n, _)| *n == name) {
+                return Err(self.err(p.name.span(), format!("process `{name}` is declared twice")));
+            }
+            let spawned = match &p.start {
+                None => false,
+                Some(s) if s.get_ref() == "run" => false,
+                Some(s) if s.get_ref() == "spawned" => true,
+                Some(s) => {
+                    return Err(self.err(
+                        s.span(),
+                        format!(
+                            "`start` is \"run\" (the default) or \"spawned\", not \"{}\"",
+                            s.get_ref()
+                        ),
+                    ))
+                }
+            };
+            procs.push((name, spawned));
+        }
+        let proc_index = |s: &Spanned<String>| -> Result<usize, ScenarioError> {
+            procs
+                .iter()
+                .position(|(n, _)| n == s.get_ref())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = procs.iter().map(|p| p.0.as_str()).collect();
+                    self.err(
+                        s.span(),
+                        format!(
+                            "unknown process `{}` (declared: {})",
+                            s.get_ref(),
+                            list(&known)
+                        ),
+                    )
+                })
+        };
+        let top_level = |s: &Spanned<String>, what: &str| -> Result<usize, ScenarioError> {
+            let i = proc_index(s)?;
+            if procs[i].1 {
+                return Err(self.err(
+                    s.span(),
+                    format!(
+                        "{what} must be a process that starts with the run, and `{}` is spawned",
+                        s.get_ref()
+                    ),
+                ));
+            }
+            Ok(i)
+        };
+
+        let mut queues: Vec<Queue> = Vec::new();
+        let sections = raw
+            .mailbox
+            .iter()
+            .map(|q| (q, true))
+            .chain(raw.port.iter().map(|q| (q, false)));
+        for (q, mailbox) in sections {
+            let name = q.name.get_ref().clone();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(self.err(q.name.span(), "a port or mailbox name must be one word"));
+            }
+            if queues.iter().any(|x| x.name == name) {
+                return Err(self.err(q.name.span(), format!("`{name}` is declared twice")));
+            }
+            let capacity = self.capacity(&q.capacity)?;
+            let on_full = match &q.on_full {
+                None => OnFull::Block,
+                Some(p) => parse_policy(p.get_ref()).ok_or_else(|| {
+                    self.err(
+                        p.span(),
+                        format!("unknown `on_full` policy \"{}\" (block, fail, drop-newest, drop-oldest)", p.get_ref()),
+                    )
+                })?,
+            };
+            let names =
+                |l: &Option<Vec<Spanned<String>>>| -> Result<Option<Vec<usize>>, ScenarioError> {
+                    l.as_ref()
+                        .map(|v| {
+                            v.iter()
+                                .map(|s| top_level(s, "a name in an access list"))
+                                .collect()
+                        })
+                        .transpose()
+                };
+            let kind = if mailbox {
+                if let Some(r) = &q.receiver {
+                    return Err(self.err(
+                        r.span(),
+                        "a mailbox has no `receiver`: use `receivers` (access list) or `owner`",
+                    ));
+                }
+                QueueKind::Mailbox {
+                    owner: q
+                        .owner
+                        .as_ref()
+                        .map(|o| top_level(o, "a mailbox owner"))
+                        .transpose()?,
+                    senders: names(&q.senders)?,
+                    receivers: names(&q.receivers)?,
+                }
+            } else {
+                if let Some(r) = &q.receivers {
+                    let span = r.first().map_or(q.name.span(), |s| s.span());
+                    return Err(self.err(span, "a port has one `receiver`, not `receivers`"));
+                }
+                let receiver = match (&q.receiver, &q.owner) {
+                    (Some(r), None) | (None, Some(r)) => proc_index(r)?,
+                    (Some(_), Some(o)) => {
+                        return Err(self.err(
+                            o.span(),
+                            "give a port's receiver once (`receiver` or `owner`)",
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(
+                            self.err(q.name.span(), format!("port `{name}` needs a `receiver`"))
+                        )
+                    }
+                };
+                let senders = q
+                    .senders
+                    .as_ref()
+                    .map(|v| v.iter().map(&proc_index).collect::<Result<Vec<_>, _>>())
+                    .transpose()?
+                    .unwrap_or_default();
+                QueueKind::Port { receiver, senders }
+            };
+            queues.push(Queue {
+                name,
+                capacity,
+                on_full,
+                kind,
+            });
+        }
+
+        let mut processes = Vec::new();
+        for (me, p) in raw.process.iter().enumerate() {
+            let ctx = ScriptCtx {
+                file: self.file,
+                text: self.text,
+                content_start: content_start(self.text, p.script.span().start),
+                queues: &queues,
+                procs: &procs,
+                me,
+            };
+            let script = ctx.parse(p.script.get_ref())?;
+            processes.push(Process {
+                name: procs[me].0.clone(),
+                spawned: procs[me].1,
+                script,
+                rights: Vec::new(),
+            });
+        }
+        self.spawn_tree(&raw, &mut processes, &queues)?;
+
+        let mut faults = Vec::new();
+        for f in &raw.fault {
+            let proc = top_level(&f.kill, "a process killed by a fault")?;
+            let when = match (&f.at, f.step, &f.chance) {
+                (Some(at), None, None) => {
+                    FaultWhen::At(parse_duration(at.get_ref()).map_err(|m| self.err(at.span(), m))?)
+                }
+                (None, Some(step), None) => FaultWhen::Step(step),
+                (None, None, Some(c)) => {
+                    let p = *c.get_ref();
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err(self.err(c.span(), "`chance` is a probability between 0 and 1"));
+                    }
+                    FaultWhen::Chance(p)
+                }
+                _ => return Err(self.err(
+                    f.kill.span(),
+                    "a fault needs exactly one of `at = \"5ms\"`, `step = 40` or `chance = 0.01`",
+                )),
+            };
+            faults.push(Fault { proc, when });
+        }
+
+        let mut invariants = Invariants::default();
+        if let Some(inv) = &raw.invariants {
+            invariants.no_message_lost = inv.no_message_lost;
+            for (name, k) in &inv.never_exceeds {
+                let queue = queues.iter().position(|q| &q.name == name).ok_or_else(|| {
+                    self.err(
+                        k.span(),
+                        format!("unknown port or mailbox `{name}` in `never_exceeds`"),
+                    )
+                })?;
+                let limit = match k.get_ref() {
+                    toml::Value::Integer(n) if *n >= 0 => *n as usize,
+                    other => {
+                        return Err(self.err(
+                            k.span(),
+                            format!("the limit must be a whole number, found {other}"),
+                        ))
+                    }
+                };
+                invariants.never_exceeds.push((queue, limit));
+            }
+        }
+
+        Ok(Scenario {
+            file: self.file.to_string(),
+            name: raw.name.clone().unwrap_or_else(|| self.file.to_string()),
+            description: raw
+                .description
+                .clone()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            seed: raw.seed.unwrap_or(0),
+            queues,
+            processes,
+            faults,
+            invariants,
+        })
+    }
+
+    fn capacity(&self, v: &Spanned<toml::Value>) -> Result<Capacity, ScenarioError> {
+        match v.get_ref() {
+            toml::Value::Integer(0) => Ok(Capacity::Zero),
+            toml::Value::Integer(n) if *n > 0 => Ok(Capacity::Bounded(*n as usize)),
+            toml::Value::String(s) if s == "unbounded" => Ok(Capacity::Unbounded),
+            toml::Value::String(s) if s == "zero" => Ok(Capacity::Zero),
+            other => Err(self.err(
+                v.span(),
+                format!(
+                    "capacity must be a number (0 for a rendezvous, n for bounded) or \"unbounded\", found {other}"
+                ),
+            )),
+        }
+    }
+
+    /// Works out who spawns whom, and so which rights each process must
+    /// start with to hand on.
+    fn spawn_tree(
+        &self,
+        raw: &RawFile,
+        processes: &mut [Process],
+        queues: &[Queue],
+    ) -> Result<(), ScenarioError> {
+        let n = processes.len();
+        let mut parent: Vec<Option<usize>> = vec![None; n];
+        for (p, proc) in processes.iter().enumerate() {
+            let mut children = Vec::new();
+            spawns(&proc.script, &mut children);
+            for c in children {
+                match parent[c] {
+                    Some(q) if q != p => {
+                        return Err(self.err(
+                            raw.process[c].name.span(),
+                            format!(
+                                "process `{}` is spawned by both `{}` and `{}`; give each spawned process one parent",
+                                processes[c].name, processes[q].name, processes[p].name
+                            ),
+                        ))
+                    }
+                    _ => parent[c] = Some(p),
+                }
+            }
+        }
+        for (c, proc) in processes.iter().enumerate() {
+            if proc.spawned && parent[c].is_none() {
+                return Err(self.err(
+                    raw.process[c].name.span(),
+                    format!(
+                        "process `{}` has `start = \"spawned\"` but no script spawns it",
+                        proc.name
+                    ),
+                ));
+            }
+        }
+        // Own port rights, then each ancestor holds its descendants' rights.
+        let mut rights: Vec<Vec<(usize, Right)>> = vec![Vec::new(); n];
+        for (qi, q) in queues.iter().enumerate() {
+            if let QueueKind::Port { receiver, senders } = &q.kind {
+                rights[*receiver].push((qi, Right::Receive));
+                for s in senders {
+                    if !rights[*s].contains(&(qi, Right::Send)) {
+                        rights[*s].push((qi, Right::Send));
+                    }
+                }
+            }
+        }
+        let own = rights.clone();
+        for c in 0..n {
+            let mut seen = vec![false; n];
+            let mut a = parent[c];
+            while let Some(p) = a {
+                if seen[p] {
+                    return Err(self.err(
+                        raw.process[c].name.span(),
+                        "processes spawn each other in a cycle",
+                    ));
+                }
+                seen[p] = true;
+                for r in &own[c] {
+                    if !rights[p].contains(r) {
+                        rights[p].push(*r);
+                    }
+                }
+                a = parent[p];
+            }
+        }
+        for (p, r) in processes.iter_mut().zip(rights) {
+            p.rights = r;
+        }
+        Ok(())
+    }
+}
+
+fn spawns(stmts: &[Stmt], out: &mut Vec<usize>) {
+    for s in stmts {
+        match &s.op {
+            Op::Spawn(c) => out.push(*c),
+            Op::Repeat(_, body) | Op::Forever(body) => spawns(body, out),
+            _ => {}
+        }
+    }
+}
+
+/// Where a string value's content starts, given the offset of its opening quote.
+fn content_start(text: &str, quote: usize) -> usize {
+    let rest = &text[quote.min(text.len())..];
+    if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+        let after = quote + 3;
+        // TOML trims a newline right after the opening delimiter.
+        if text[after..].starts_with("\r\n") {
+            after + 2
+        } else if text[after..].starts_with('\n') {
+            after + 1
+        } else {
+            after
+        }
+    } else {
+        quote + 1
+    }
+}

@@ -1,0 +1,192 @@
+//! What `mkipc run` prints: a [`RunResult`], as a table or as JSON.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// One process at the end of a run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ProcessResult {
+    /// Its name.
+    pub name: String,
+    /// How it ended (`exited(0)`, `failed(1): ...`, `killed`, `stuck`).
+    pub status: String,
+    /// Messages it sent.
+    pub sent: u64,
+    /// Messages it received.
+    pub received: u64,
+    /// Its sends that a drop policy discarded (or that displaced another).
+    pub drops: u64,
+    /// Time blocked in the kernel, ms (virtual; `None` on threads).
+    pub blocked_ms: Option<f64>,
+    /// Time in `work`, ms (virtual; `None` on threads).
+    pub working_ms: Option<f64>,
+}
+
+/// One port or mailbox at the end of a run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct QueueResult {
+    /// Its name.
+    pub name: String,
+    /// `port` or `mailbox`.
+    pub kind: String,
+    /// Its capacity model.
+    pub capacity: String,
+    /// Successful sends to it (delivered or dropped by its policy).
+    pub sent: u64,
+    /// Messages its drop policies discarded.
+    pub dropped: u64,
+    /// Messages received from it.
+    pub received: u64,
+    /// Largest length (simulator only).
+    pub max_len: Option<usize>,
+    /// Mean length over virtual time (simulator only).
+    pub mean_len: Option<f64>,
+    /// Mean time from offer to receipt, ms.
+    pub mean_latency_ms: Option<f64>,
+}
+
+/// Message totals over every queue and link.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, Default)]
+pub struct MessageTotals {
+    /// Successful sends (including those a drop policy then discarded).
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Messages discarded by drop policies.
+    pub dropped: u64,
+    /// Sends that failed.
+    pub send_failures: u64,
+    /// Sent but never received: dropped, or still queued when the queue died.
+    pub lost: u64,
+}
+
+/// One declared invariant and whether it held.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InvariantResult {
+    /// Its name.
+    pub name: String,
+    /// `true` if it held (or the run stopped before it could fail).
+    pub held: bool,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+/// Everything `mkipc run` reports (and `--json` prints).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RunResult {
+    /// The scenario's title.
+    pub scenario: String,
+    /// Its file.
+    pub file: String,
+    /// `sim` or `threads`.
+    pub backend: String,
+    /// The seed (simulator).
+    pub seed: Option<u64>,
+    /// The scheduling policy (simulator).
+    pub scheduler: Option<String>,
+    /// Scheduling steps (simulator).
+    pub steps: Option<u64>,
+    /// Virtual time at the end, ms (simulator) or wall time (threads).
+    pub time_ms: f64,
+    /// The run ended without deadlock, failed invariant or panic.
+    pub ok: bool,
+    /// Why it did not.
+    pub failure: Option<String>,
+    /// Whether the failure is a deadlock.
+    pub deadlock: bool,
+    /// The schedule that replays the run (simulator).
+    pub schedule: Option<String>,
+    /// Processes in spawn order.
+    pub processes: Vec<ProcessResult>,
+    /// Queues in declaration order.
+    pub queues: Vec<QueueResult>,
+    /// Totals.
+    pub messages: MessageTotals,
+    /// Declared invariants.
+    pub invariants: Vec<InvariantResult>,
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"))
+}
+
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "scenario: {} ({})", self.scenario, self.file)?;
+        match (self.seed, &self.scheduler, self.steps) {
+            (Some(seed), Some(s), Some(steps)) => writeln!(
+                f,
+                "backend sim, seed {seed}, {s} scheduler, {steps} steps, virtual time {:.3} ms",
+                self.time_ms
+            )?,
+            _ => writeln!(
+                f,
+                "backend {}, wall time {:.3} ms",
+                self.backend, self.time_ms
+            )?,
+        }
+        writeln!(
+            f,
+            "\n{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  status",
+            "process", "sent", "recv", "drops", "blocked ms", "working ms"
+        )?;
+        for p in &self.processes {
+            writeln!(
+                f,
+                "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
+                p.name,
+                p.sent,
+                p.received,
+                p.drops,
+                opt_ms(p.blocked_ms),
+                opt_ms(p.working_ms),
+                p.status
+            )?;
+        }
+        if !self.queues.is_empty() {
+            writeln!(
+                f,
+                "\n{:<12} {:<8} {:>11} {:>8} {:>7} {:>6} {:>5} {:>7} {:>11}",
+                "queue", "kind", "capacity", "sent", "dropped", "recv", "max", "mean", "latency ms"
+            )?;
+            for q in &self.queues {
+                writeln!(
+                    f,
+                    "{:<12} {:<8} {:>11} {:>8} {:>7} {:>6} {:>5} {:>7} {:>11}",
+                    q.name,
+                    q.kind,
+                    q.capacity,
+                    q.sent,
+                    q.dropped,
+                    q.received,
+                    q.max_len.map_or("-".into(), |m| m.to_string()),
+                    q.mean_len.map_or("-".into(), |m| format!("{m:.3}")),
+                    opt_ms(q.mean_latency_ms)
+                )?;
+            }
+        }
+        let m = &self.messages;
+        writeln!(
+            f,
+            "\nmessages: {} sent, {} received, {} dropped, {} failed sends, {} lost",
+            m.sent, m.received, m.dropped, m.send_failures, m.lost
+        )?;
+        for inv in &self.invariants {
+            match &inv.message {
+                None => writeln!(f, "invariant `{}`: held", inv.name)?,
+                Some(msg) => writeln!(f, "invariant `{}`: FAILED: {msg}", inv.name)?,
+            }
+        }
+        match &self.failure {
+            None => writeln!(f, "result: ok"),
+            Some(why) => {
+                writeln!(f, "result: FAILED: {why}")?;
+                if let Some(s) = &self.schedule {
+                    writeln!(f, "schedule: {s}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
