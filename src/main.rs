@@ -1,5 +1,12 @@
 //! The `mkipc` command; everything it does lives in the library ([`mkipc::cli`]).
 
 fn main() {
+    // Behave like other Unix filters when the reader of our output goes away
+    // (`mkipc demo | head`): end quietly instead of panicking in `print!`.
+    // SAFETY: called before any other thread exists; restoring the default
+    // disposition of SIGPIPE has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     std::process::exit(mkipc::cli::main());
 }

@@ -1,1 +1,66 @@
-//! The mkipc API on real Linux processes (see issue: real-OS backend).
+//! # mkipc-os: the mkipc API on real Linux processes
+//!
+//! The same user code that runs on the kernel's threads and in the simulator
+//! runs here on real processes: [`OsProcess`] implements
+//! [`mkipc_kernel::Ipc`] with pipes, FIFOs and POSIX message queues, so what
+//! a student explored in simulation can be watched for real (`strace`,
+//! `/dev/mqueue`, `ls -l /proc/<pid>/fd`).
+//!
+//! | mkipc | Linux |
+//! |---|---|
+//! | process | a child started by re-executing this binary with a role ([`OsProcess::spawn`], [`Spawn`]) |
+//! | direct link (`send_to`, `receive_from`) | a pair of anonymous pipes, framed ([`link`], [`wire`]) |
+//! | port | a POSIX queue unlinked at birth: only descriptors reach it ([`queue`]) |
+//! | mailbox | a named POSIX queue; mode bits are the access list |
+//! | byte-stream mailbox | a FIFO ([`fifo`]) |
+//! | `Capacity::Zero` | one-slot queue plus an acknowledgement from the receiver |
+//! | `Capacity::Unbounded` | a sender-side spool ([`spool`]) |
+//! | a right in a message | a descriptor passed with `SCM_RIGHTS` |
+//!
+//! Every queue and FIFO is named with `mkipc-<run id>` and written down in a
+//! run directory, so [`registry::cleanup`] can remove what a crashed run left
+//! ([`errno`] lists how each OS error maps to the typed errors).
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message, SendError};
+//! use mkipc_os::OsProcess;
+//!
+//! let os = OsProcess::new().unwrap();
+//! let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+//! let to_port = os.make_send(port).unwrap();
+//! os.send(to_port, Message::from_u64(1, 7)).unwrap();
+//! // The POSIX queue is full (mq_maxmsg = 1): a try-send fails at once and hands the message back.
+//! match os.try_send(to_port, Message::from_u64(1, 8)) {
+//!     Err(SendError::Full(msg)) => assert_eq!(msg.as_u64(), Some(8)),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert_eq!(os.receive(port).unwrap().as_u64(), Some(7));
+//! ```
+
+mod deliver;
+mod direct;
+pub mod errno;
+pub mod fifo;
+mod ipc;
+pub mod link;
+mod names;
+mod process;
+pub mod queue;
+pub mod registry;
+mod rendezvous;
+mod reply;
+mod spawn;
+pub mod spool;
+mod sys;
+mod transfer;
+pub mod wire;
+
+pub use crate::ipc::{
+    LINK_BODY_LIMIT, NO_CAPACITY_CHANGE, NO_DROP_OLDEST, NO_GRANTS, NO_NAME_SERVICE,
+    NO_NOTIFICATIONS, NO_PORT_SETS, NO_REPLY_HERE, NO_RIGHTS_HERE,
+};
+pub use crate::process::{new_link, LinkEnd, OsProcess};
+pub use crate::registry::{cleanup, cleanup_stale, leftovers, CleanupReport};
+pub use crate::spawn::{
+    child_main, set_entry_args, Child, Role, Spawn, BOOT_ENV, ROLE_ENV, RUN_ENV,
+};

@@ -27,6 +27,7 @@
 //! ```
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 use mkipc_kernel::Capacity;
@@ -98,22 +99,48 @@ pub struct Queue {
     rx: Mutex<Vec<u8>>,
     /// Frames this process could not put into an unbounded queue yet.
     pub(crate) spool: Spool,
+    /// Messages this process received from the queue (its trailer seqno).
+    pub(crate) seq: AtomicU64,
+    /// Messages this process's sends discarded under a drop policy.
+    pub(crate) dropped: AtomicU64,
+    /// A named mailbox another process may destroy: long waits are cut into
+    /// [`WATCH_SLICE`] slices, and between slices the name is checked, so a
+    /// waiter learns the mailbox is gone (`EIDRM`) instead of waiting forever
+    /// (`mq_unlink` does not wake anyone).
+    pub(crate) watch: bool,
 }
+
+/// How often a process blocked on a mailbox checks that it still exists.
+pub const WATCH_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").field("name", &self.name).field("model", &self.model).finish()
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("model", &self.model)
+            .finish()
     }
 }
 
 impl Queue {
     /// Creates a queue with `O_EXCL`, then sets its mode exactly (`mq_open`
     /// applies the umask). `readable`/`writable` choose the descriptor's mode.
-    pub(crate) fn create(name: &str, capacity: Capacity, mode: u32, readable: bool, writable: bool) -> Result<Queue, Errno> {
+    pub(crate) fn create(
+        name: &str,
+        capacity: Capacity,
+        mode: u32,
+        readable: bool,
+        writable: bool,
+    ) -> Result<Queue, Errno> {
+        validate_name(name)?;
         let fd = sys::mq_open(
             name,
             oflag(readable, writable),
-            Some((mode as libc::mode_t, maxmsg_for(capacity), msgsize_for(capacity))),
+            Some((
+                mode as libc::mode_t,
+                maxmsg_for(capacity),
+                msgsize_for(capacity),
+            )),
         )?;
         sys::fchmod(fd.as_fd(), mode as libc::mode_t)?;
         Queue::from_fd(fd, name.to_string(), readable, writable)
@@ -121,12 +148,18 @@ impl Queue {
 
     /// Opens an existing queue.
     pub(crate) fn open(name: &str, readable: bool, writable: bool) -> Result<Queue, Errno> {
+        validate_name(name)?;
         let fd = sys::mq_open(name, oflag(readable, writable), None)?;
         Queue::from_fd(fd, name.to_string(), readable, writable)
     }
 
     /// Wraps a descriptor (e.g. one received with `SCM_RIGHTS`).
-    pub(crate) fn from_fd(fd: OwnedFd, name: String, readable: bool, writable: bool) -> Result<Queue, Errno> {
+    pub(crate) fn from_fd(
+        fd: OwnedFd,
+        name: String,
+        readable: bool,
+        writable: bool,
+    ) -> Result<Queue, Errno> {
         let attr = sys::mq_getattr(fd.as_fd())?;
         Ok(Queue {
             fd,
@@ -138,6 +171,9 @@ impl Queue {
             msgsize: attr.msgsize,
             rx: Mutex::new(Vec::new()),
             spool: Spool::default(),
+            seq: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            watch: false,
         })
     }
 
@@ -160,14 +196,54 @@ impl Queue {
         }
     }
 
-    /// Messages queued now.
+    /// Messages queued now, counting those in this process's spool.
     pub(crate) fn len(&self) -> usize {
-        sys::mq_getattr(self.fd.as_fd()).map(|a| a.curmsgs).unwrap_or(0)
+        sys::mq_getattr(self.fd.as_fd())
+            .map(|a| a.curmsgs)
+            .unwrap_or(0)
+            + crate::spool::len(self)
+    }
+
+    /// Whether the queue's name still exists (a mailbox another process may
+    /// destroy). Unnamed queues (ports) always "exist".
+    pub(crate) fn still_named(&self) -> bool {
+        !self.watch
+            || !matches!(
+                sys::mq_open(&self.name, libc::O_RDONLY, None),
+                Err(libc::ENOENT)
+            )
+    }
+
+    /// Runs a blocking queue operation; on a watched mailbox the wait is cut
+    /// into slices with an existence check between them (`EIDRM` once gone).
+    fn watched<R>(
+        &self,
+        wait: MqWait,
+        mut op: impl FnMut(MqWait) -> Result<R, Errno>,
+    ) -> Result<R, Errno> {
+        if !self.watch || matches!(wait, MqWait::NoWait) {
+            return op(wait);
+        }
+        loop {
+            let slice_end = std::time::Instant::now() + WATCH_SLICE;
+            let (step, last) = match wait {
+                MqWait::Until(d) if d <= slice_end => (MqWait::Until(d), true),
+                _ => (MqWait::Until(slice_end), false),
+            };
+            match op(step) {
+                Err(libc::ETIMEDOUT) if !last => {
+                    if !self.still_named() {
+                        return Err(libc::EIDRM);
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Puts one frame into the queue.
     pub(crate) fn send(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
-        sys::mq_send(self.fd.as_fd(), frame, wait)
+        self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w))
     }
 
     /// Takes one frame out of the queue and hands its bytes to `f`.
@@ -176,7 +252,7 @@ impl Queue {
         if buf.len() < self.msgsize {
             buf.resize(self.msgsize, 0);
         }
-        let n = sys::mq_receive(self.fd.as_fd(), &mut buf, wait)?;
+        let n = self.watched(wait, |w| sys::mq_receive(self.fd.as_fd(), &mut buf, w))?;
         Ok(f(&buf[..n]))
     }
 
@@ -184,6 +260,31 @@ impl Queue {
     pub(crate) fn dup_fd(&self) -> Result<OwnedFd, Errno> {
         sys::dup(self.fd.as_fd())
     }
+}
+
+/// Checks a POSIX queue name: one leading slash, no other, 1 to 255
+/// characters after it. Linux itself answers `EACCES` for a second slash,
+/// which would read as a permission problem, so the rule is checked here and
+/// every malformed name is `EINVAL` (`ENAMETOOLONG` when too long).
+///
+/// ```
+/// use mkipc_os::queue::validate_name;
+/// assert!(validate_name("/mkipc-ok").is_ok());
+/// assert_eq!(validate_name("no-slash"), Err(libc::EINVAL));
+/// assert_eq!(validate_name("/a/b"), Err(libc::EINVAL));
+/// assert_eq!(validate_name("/"), Err(libc::EINVAL));
+/// ```
+pub fn validate_name(name: &str) -> Result<(), i32> {
+    let Some(rest) = name.strip_prefix('/') else {
+        return Err(libc::EINVAL);
+    };
+    if rest.is_empty() || rest.contains('/') || rest.contains('\0') {
+        return Err(libc::EINVAL);
+    }
+    if rest.len() > 255 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    Ok(())
 }
 
 fn oflag(readable: bool, writable: bool) -> libc::c_int {

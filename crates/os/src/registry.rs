@@ -40,7 +40,10 @@ pub const PREFIX: &str = "mkipc-";
 pub fn new_run_id() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     format!("{}-{}-{:x}", std::process::id(), n, t & 0xffff_ffff_ffff)
 }
 
@@ -77,10 +80,13 @@ pub(crate) enum EntryOwner {
 
 fn entry_file(run: &str, kind: Kind, name: &str) -> PathBuf {
     let tag = match kind {
-        Kind::Queue => "q",
-        Kind::Fifo => "f",
+        Kind::Queue => "reg.q.",
+        Kind::Fifo => "reg.f.",
     };
-    let flat: String = name.chars().map(|c| if c == '/' { '%' } else { c }).collect();
+    let flat: String = name
+        .chars()
+        .map(|c| if c == '/' { '%' } else { c })
+        .collect();
     run_dir(run).join(format!("{tag}{flat}"))
 }
 
@@ -109,21 +115,37 @@ struct Entry {
 }
 
 fn entries(run: &str) -> Vec<Entry> {
-    let Ok(dir) = fs::read_dir(run_dir(run)) else { return Vec::new() };
+    let Ok(dir) = fs::read_dir(run_dir(run)) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for e in dir.flatten() {
         let file = e.path();
         let fname = e.file_name().to_string_lossy().into_owned();
-        let kind = match fname.as_bytes().first() {
-            Some(b'q') => Kind::Queue,
-            Some(b'f') => Kind::Fifo,
-            _ => continue,
+        // Only regular files are entries: a FIFO may live in the same
+        // directory, and reading it would block.
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let kind = if fname.starts_with("reg.q.") {
+            Kind::Queue
+        } else if fname.starts_with("reg.f.") {
+            Kind::Fifo
+        } else {
+            continue;
         };
-        let Ok(text) = fs::read_to_string(&file) else { continue };
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
         let mut lines = text.lines();
         let owner = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
         let name = lines.next().unwrap_or("").to_string();
-        out.push(Entry { file, kind, owner, name });
+        out.push(Entry {
+            file,
+            kind,
+            owner,
+            name,
+        });
     }
     out.sort_by(|a, b| a.file.cmp(&b.file));
     out
@@ -174,7 +196,10 @@ pub fn cleanup(run: &str) -> CleanupReport {
         }
         let _ = fs::remove_file(&e.file);
     }
-    for q in mqueue_listing().into_iter().filter(|q| q.starts_with(&format!("{PREFIX}{run}-"))) {
+    for q in mqueue_listing()
+        .into_iter()
+        .filter(|q| q.starts_with(&format!("{PREFIX}{run}-")))
+    {
         if sys::mq_unlink(&format!("/{q}")).is_ok() {
             report.queues.push(format!("/{q}"));
         }
@@ -221,8 +246,13 @@ pub fn cleanup_stale() -> CleanupReport {
 
 /// The queue names (without slash) visible in `/dev/mqueue`, if it is mounted.
 pub fn mqueue_listing() -> Vec<String> {
-    let Ok(dir) = fs::read_dir("/dev/mqueue") else { return Vec::new() };
-    let mut v: Vec<String> = dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let Ok(dir) = fs::read_dir("/dev/mqueue") else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -242,7 +272,12 @@ pub fn leftovers(run: &str) -> Vec<String> {
         }
     }
     let prefix = format!("{PREFIX}{run}-");
-    out.extend(mqueue_listing().into_iter().filter(|q| q.starts_with(&prefix)).map(|q| format!("/{q}")));
+    out.extend(
+        mqueue_listing()
+            .into_iter()
+            .filter(|q| q.starts_with(&prefix))
+            .map(|q| format!("/{q}")),
+    );
     let dir = run_dir(run);
     if dir.exists() {
         out.push(dir.display().to_string());

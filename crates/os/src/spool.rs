@@ -40,27 +40,27 @@ pub struct Spool {
 
 /// What happened to a frame given to [`push`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Spooled {
+pub(crate) enum Pushed {
     /// It went straight into the queue.
     Queued,
     /// It waits in the spool.
-    Spooled,
+    Waiting,
     /// The spool is at [`SPOOL_LIMIT`].
     OverLimit,
 }
 
 /// Sends `frame` to an unbounded queue without ever waiting.
-pub(crate) fn push(queue: &Arc<Queue>, frame: &[u8]) -> Result<Spooled, Errno> {
+pub(crate) fn push(queue: &Arc<Queue>, frame: &[u8]) -> Result<Pushed, Errno> {
     let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
     if st.frames.is_empty() {
         match queue.send(frame, MqWait::NoWait) {
-            Ok(()) => return Ok(Spooled::Queued),
+            Ok(()) => return Ok(Pushed::Queued),
             Err(libc::EAGAIN) => {}
             Err(e) => return Err(e),
         }
     }
     if st.bytes + frame.len() > SPOOL_LIMIT {
-        return Ok(Spooled::OverLimit);
+        return Ok(Pushed::OverLimit);
     }
     st.bytes += frame.len();
     st.frames.push_back(frame.to_vec());
@@ -72,42 +72,75 @@ pub(crate) fn push(queue: &Arc<Queue>, frame: &[u8]) -> Result<Spooled, Errno> {
             .spawn(move || flush_loop(&q))
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
     }
-    Ok(Spooled::Spooled)
+    Ok(Pushed::Waiting)
 }
 
 fn flush_loop(queue: &Arc<Queue>) {
     loop {
-        let front = {
-            let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
-            match st.frames.front() {
-                Some(f) => f.clone(),
-                None => {
-                    st.flusher = false;
-                    queue.spool.drained.notify_all();
-                    return;
-                }
-            }
-        };
-        match queue.send(&front, MqWait::Until(Instant::now() + Duration::from_millis(100))) {
-            Ok(()) => {
-                let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.frames.pop_front();
-                st.bytes -= front.len();
-            }
-            Err(libc::ETIMEDOUT) => {}
-            Err(e) => {
-                tracing::warn!(queue = %queue.name, errno = e, "spool: queue failed, dropping spooled messages");
-                let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.frames.clear();
-                st.bytes = 0;
+        // Every send from the spool happens under its lock, so the flusher and
+        // a receiver pumping its own spool ([`pump_one`]) never send a frame twice.
+        match pump_one(queue) {
+            Pump::Empty => return,
+            Pump::Moved => continue,
+            Pump::Full => {
+                // Wait for room (queue descriptors are pollable) without the lock.
+                let _ = crate::sys::poll_one(
+                    queue.fd(),
+                    libc::POLLOUT,
+                    Some(Instant::now() + Duration::from_millis(100)),
+                );
             }
         }
     }
 }
 
-/// Messages waiting in the spool.
+/// What [`pump_one`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pump {
+    /// The spool is empty (and the flusher, if this is it, may stop).
+    Empty,
+    /// One frame moved into the queue.
+    Moved,
+    /// The queue is full.
+    Full,
+}
+
+/// Moves the oldest spooled frame into the queue if there is room. Called by
+/// the flusher, and by a receive of this same process that found the queue
+/// empty while its own spool is not (so a process that sends to itself sees
+/// every message at once, as with the kernel's unbounded queue).
+pub(crate) fn pump_one(queue: &Queue) -> Pump {
+    let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(front) = st.frames.front() else {
+        st.flusher = false;
+        queue.spool.drained.notify_all();
+        return Pump::Empty;
+    };
+    match queue.send(front, MqWait::NoWait) {
+        Ok(()) => {
+            let f = st.frames.pop_front().expect("front exists");
+            st.bytes -= f.len();
+            Pump::Moved
+        }
+        Err(libc::EAGAIN) => Pump::Full,
+        Err(e) => {
+            tracing::warn!(queue = %queue.name, errno = e, "spool: queue failed, dropping spooled messages");
+            st.frames.clear();
+            st.bytes = 0;
+            Pump::Full
+        }
+    }
+}
+
+/// Messages waiting in this process's spool for the queue.
 pub(crate) fn len(queue: &Queue) -> usize {
-    queue.spool.state.lock().unwrap_or_else(|p| p.into_inner()).frames.len()
+    queue
+        .spool
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .frames
+        .len()
 }
 
 /// Waits until the spool is empty or `timeout` passes; returns what is left.
@@ -119,7 +152,12 @@ pub(crate) fn drain(queue: &Queue, timeout: Duration) -> usize {
         if left.is_zero() {
             break;
         }
-        st = queue.spool.drained.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+        st = queue
+            .spool
+            .drained
+            .wait_timeout(st, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
     st.frames.len()
 }

@@ -15,7 +15,9 @@ pub(crate) type Errno = i32;
 
 /// The calling thread's current `errno`.
 pub(crate) fn errno() -> Errno {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Turns a `-1`-on-error return value into `Result`.
@@ -66,15 +68,29 @@ pub(crate) fn poll_timeout(deadline: Deadline) -> libc::c_int {
 /// `mq_timedsend`/`mq_timedreceive` want).
 fn realtime(deadline: Instant) -> libc::timespec {
     let left = deadline.saturating_duration_since(Instant::now());
-    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO) + left;
-    libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long }
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        + left;
+    libc::timespec {
+        tv_sec: at.as_secs() as libc::time_t,
+        tv_nsec: at.subsec_nanos() as libc::c_long,
+    }
 }
 
 /// Waits until `fd` is ready for `events` or the deadline passes.
 /// Returns `Ok(false)` on timeout.
-pub(crate) fn poll_one(fd: BorrowedFd<'_>, events: libc::c_short, deadline: Deadline) -> Result<bool, Errno> {
+pub(crate) fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    deadline: Deadline,
+) -> Result<bool, Errno> {
     loop {
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
         // SAFETY: `pfd` is a valid, initialised array of one pollfd that lives
         // across the call.
         let ret = unsafe { libc::poll(&mut pfd, 1, poll_timeout(deadline)) };
@@ -90,14 +106,31 @@ pub(crate) fn poll_one(fd: BorrowedFd<'_>, events: libc::c_short, deadline: Dead
 /// Waits until one of `fds` is readable (or hung up). Returns the indices that
 /// are, empty on timeout.
 pub(crate) fn poll_many(fds: &[RawFd], deadline: Deadline) -> Result<Vec<usize>, Errno> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     loop {
         // SAFETY: `pfds` is a valid array of `pfds.len()` initialised pollfds.
-        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, poll_timeout(deadline)) };
+        let ret = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                poll_timeout(deadline),
+            )
+        };
         match check(ret) {
             Ok(_) => {
-                return Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect());
+                return Ok(pfds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.revents != 0)
+                    .map(|(i, _)| i)
+                    .collect());
             }
             Err(libc::EINTR) => continue,
             Err(e) => return Err(e),
@@ -105,44 +138,41 @@ pub(crate) fn poll_many(fds: &[RawFd], deadline: Deadline) -> Result<Vec<usize>,
     }
 }
 
-/// A new anonymous pipe `(read end, write end)`, both close-on-exec; the write
-/// end is non-blocking (a full pipe is then `EAGAIN`, which the sender turns
-/// into a wait or a `Full` error per its policy).
+/// A new anonymous pipe `(read end, write end)`, both close-on-exec and
+/// blocking (the sender polls first when its policy forbids waiting).
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     // SAFETY: pipe2 succeeded, so both are fresh descriptors nobody else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_nonblocking(w.as_fd_borrowed(), true)?;
-    Ok((r, w))
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// A connected pair of Unix stream sockets, close-on-exec.
 pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    check(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
     // SAFETY: socketpair succeeded, so both are fresh descriptors nobody else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Borrowing helper so call sites read `fd.as_fd_borrowed()`.
-pub(crate) trait AsFdBorrowed {
-    fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
-}
-impl AsFdBorrowed for OwnedFd {
-    fn as_fd_borrowed(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.as_fd()
-    }
 }
 
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> {
     // SAFETY: F_GETFL on a valid descriptor reads its flags; no memory is passed.
     let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
     // SAFETY: F_SETFL with an integer argument on a valid descriptor.
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) })?;
     Ok(())
@@ -171,7 +201,13 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
     loop {
         // SAFETY: IoSlice is ABI-compatible with iovec; the slices live across the call.
-        let ret = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), bufs.len() as libc::c_int) };
+        let ret = unsafe {
+            libc::writev(
+                fd.as_raw_fd(),
+                bufs.as_ptr().cast(),
+                bufs.len() as libc::c_int,
+            )
+        };
         match check_size(ret) {
             Err(libc::EINTR) => continue,
             other => return other,
@@ -187,7 +223,10 @@ pub(crate) fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Resu
     // SAFETY: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
     let mut cbuf = vec![0u64; space.div_ceil(8).max(1)];
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -203,7 +242,11 @@ pub(crate) fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Resu
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
             (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), fd_bytes);
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(cmsg),
+                fd_bytes,
+            );
         }
     }
     let mut sent = 0;
@@ -229,7 +272,11 @@ pub(crate) fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Resu
 
 /// Receives exactly `data.len()` bytes and the descriptors that came with them
 /// (`SCM_RIGHTS`, close-on-exec). `Ok(None)` at end of stream before any byte.
-pub(crate) fn recv_fds(sock: BorrowedFd<'_>, data: &mut [u8], max_fds: usize) -> Result<Option<Vec<OwnedFd>>, Errno> {
+pub(crate) fn recv_fds(
+    sock: BorrowedFd<'_>,
+    data: &mut [u8],
+    max_fds: usize,
+) -> Result<Option<Vec<OwnedFd>>, Errno> {
     let fd_bytes = max_fds.max(1) * std::mem::size_of::<RawFd>();
     // SAFETY: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
@@ -237,7 +284,10 @@ pub(crate) fn recv_fds(sock: BorrowedFd<'_>, data: &mut [u8], max_fds: usize) ->
     let mut fds = Vec::new();
     let mut got = 0;
     while got < data.len() {
-        let mut iov = libc::iovec { iov_base: data[got..].as_mut_ptr().cast(), iov_len: data.len() - got };
+        let mut iov = libc::iovec {
+            iov_base: data[got..].as_mut_ptr().cast(),
+            iov_len: data.len() - got,
+        };
         // SAFETY: msghdr is plain data; all-zero is a valid empty header.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = &mut iov;
@@ -270,7 +320,11 @@ pub(crate) fn recv_fds(sock: BorrowedFd<'_>, data: &mut [u8], max_fds: usize) ->
             }
         }
         if n == 0 {
-            return if got == 0 { Ok(None) } else { Err(libc::EPROTO) };
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(libc::EPROTO)
+            };
         }
         got += n;
     }
@@ -279,7 +333,8 @@ pub(crate) fn recv_fds(sock: BorrowedFd<'_>, data: &mut [u8], max_fds: usize) ->
 
 /// `dup` with close-on-exec.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
-    fd.try_clone_to_owned().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    fd.try_clone_to_owned()
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 // ----- POSIX message queues ------------------------------------------------------
@@ -345,7 +400,11 @@ pub(crate) fn mq_getattr(fd: BorrowedFd<'_>) -> Result<MqAttr, Errno> {
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is a queue descriptor and `attr` is writable.
     check(unsafe { libc::mq_getattr(fd.as_raw_fd(), &mut attr) })?;
-    Ok(MqAttr { maxmsg: attr.mq_maxmsg as usize, msgsize: attr.mq_msgsize as usize, curmsgs: attr.mq_curmsgs as usize })
+    Ok(MqAttr {
+        maxmsg: attr.mq_maxmsg as usize,
+        msgsize: attr.mq_msgsize as usize,
+        curmsgs: attr.mq_curmsgs as usize,
+    })
 }
 
 /// How long a queue operation may wait.
@@ -359,54 +418,47 @@ pub(crate) enum MqWait {
     Until(Instant),
 }
 
-/// Runs a queue operation in the requested waiting mode. `NoWait` flips the
-/// descriptor's `O_NONBLOCK` around the call (queue descriptors are private to
-/// this process, and the crate serialises operations per descriptor).
-fn mq_op(fd: BorrowedFd<'_>, wait: MqWait, mut op: impl FnMut(Option<&libc::timespec>) -> libc::ssize_t) -> Result<usize, Errno> {
-    match wait {
-        MqWait::NoWait => {
-            set_mq_nonblocking(fd, true)?;
-            let r = loop {
-                match check_size(op(None)) {
-                    Err(libc::EINTR) => continue,
-                    other => break other,
+/// Runs a queue operation in the requested waiting mode. `NoWait` passes a
+/// deadline long past (the epoch): the call fails at once if it would block,
+/// without touching the descriptor's shared `O_NONBLOCK` flag (which another
+/// thread may be relying on), and its `ETIMEDOUT` is reported as `EAGAIN`.
+fn mq_op(
+    wait: MqWait,
+    mut op: impl FnMut(Option<&libc::timespec>) -> libc::ssize_t,
+) -> Result<usize, Errno> {
+    let past = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        let r = match wait {
+            MqWait::NoWait => check_size(op(Some(&past))).map_err(|e| {
+                if e == libc::ETIMEDOUT {
+                    libc::EAGAIN
+                } else {
+                    e
                 }
-            };
-            set_mq_nonblocking(fd, false)?;
-            r
+            }),
+            MqWait::Forever => check_size(op(None)),
+            MqWait::Until(deadline) => check_size(op(Some(&realtime(deadline)))),
+        };
+        match r {
+            Err(libc::EINTR) => continue,
+            other => return other,
         }
-        MqWait::Forever => loop {
-            match check_size(op(None)) {
-                Err(libc::EINTR) => continue,
-                other => return other,
-            }
-        },
-        MqWait::Until(deadline) => loop {
-            let ts = realtime(deadline);
-            match check_size(op(Some(&ts))) {
-                Err(libc::EINTR) => continue,
-                other => return other,
-            }
-        },
     }
-}
-
-fn set_mq_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> {
-    // SAFETY: mq_attr is plain data; zero is a valid starting value.
-    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-    attr.mq_flags = if on { libc::O_NONBLOCK as _ } else { 0 };
-    // SAFETY: `fd` is a queue descriptor; `attr` is readable; old attrs not wanted.
-    check(unsafe { libc::mq_setattr(fd.as_raw_fd(), &attr, std::ptr::null_mut()) }).map(drop)
 }
 
 /// `mq_send` / `mq_timedsend` at priority 0.
 pub(crate) fn mq_send(fd: BorrowedFd<'_>, data: &[u8], wait: MqWait) -> Result<(), Errno> {
-    mq_op(fd, wait, |ts| {
+    mq_op(wait, |ts| {
         let r = match ts {
             // SAFETY: `data` is readable for `data.len()` bytes; fd is a queue descriptor.
             None => unsafe { libc::mq_send(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0) },
             // SAFETY: as above, and `ts` points at a valid timespec.
-            Some(ts) => unsafe { libc::mq_timedsend(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0, ts) },
+            Some(ts) => unsafe {
+                libc::mq_timedsend(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), 0, ts)
+            },
         };
         r as libc::ssize_t
     })
@@ -418,11 +470,13 @@ pub(crate) fn mq_send(fd: BorrowedFd<'_>, data: &[u8], wait: MqWait) -> Result<(
 pub(crate) fn mq_receive(fd: BorrowedFd<'_>, buf: &mut [u8], wait: MqWait) -> Result<usize, Errno> {
     let ptr = buf.as_mut_ptr();
     let len = buf.len();
-    mq_op(fd, wait, |ts| match ts {
+    mq_op(wait, |ts| match ts {
         // SAFETY: `ptr` is writable for `len` bytes; fd is a queue descriptor.
         None => unsafe { libc::mq_receive(fd.as_raw_fd(), ptr.cast(), len, std::ptr::null_mut()) },
         // SAFETY: as above, and `ts` points at a valid timespec.
-        Some(ts) => unsafe { libc::mq_timedreceive(fd.as_raw_fd(), ptr.cast(), len, std::ptr::null_mut(), ts) },
+        Some(ts) => unsafe {
+            libc::mq_timedreceive(fd.as_raw_fd(), ptr.cast(), len, std::ptr::null_mut(), ts)
+        },
     })
 }
 
@@ -460,7 +514,11 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 
 /// Reads `/proc/sys/fs/mqueue/<what>`.
 pub(crate) fn mqueue_limit(what: &str) -> Option<usize> {
-    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{what}")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{what}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The process's effective uid.

@@ -196,7 +196,11 @@ impl RightDesc {
             4 => RightWire::Mailbox,
             _ => return Err(FrameError::BadRight),
         };
-        Ok(RightDesc { disposition, kind, access: b[2] })
+        Ok(RightDesc {
+            disposition,
+            kind,
+            access: b[2],
+        })
     }
 }
 
@@ -208,16 +212,54 @@ pub fn encode(msg: &Message, sender: u32, flags: u8, token: u32, rights: &[Right
 }
 
 /// Appends one frame to `out` (no allocation when `out` has room).
-pub fn encode_into(out: &mut Vec<u8>, id: u32, body: &[u8], sender: u32, flags: u8, token: u32, rights: &[RightDesc]) {
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    id: u32,
+    body: &[u8],
+    sender: u32,
+    flags: u8,
+    token: u32,
+    rights: &[RightDesc],
+) {
     let start = out.len();
     out.resize(start + HEADER_LEN + rights.len() * RIGHT_LEN, 0);
-    let header = Header { flags, id, body_len: body.len() as u32, nrights: rights.len() as u16, sender, token };
+    let header = Header {
+        flags,
+        id,
+        body_len: body.len() as u32,
+        nrights: rights.len() as u16,
+        sender,
+        token,
+    };
     header.write(&mut out[start..]);
     for (i, r) in rights.iter().enumerate() {
         let at = start + HEADER_LEN + i * RIGHT_LEN;
         r.write(&mut out[at..at + RIGHT_LEN]);
     }
     out.extend_from_slice(body);
+}
+
+/// Encodes one frame into this thread's scratch buffer and hands it to `f`:
+/// no allocation per message once the buffer has grown. `f` must not call
+/// `with_frame` itself.
+pub(crate) fn with_frame<R>(
+    id: u32,
+    body: &[u8],
+    sender: u32,
+    flags: u8,
+    token: u32,
+    rights: &[RightDesc],
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.clear();
+        encode_into(&mut buf, id, body, sender, flags, token, rights);
+        f(&buf)
+    })
 }
 
 /// A decoded frame: header, right descriptors and the body bytes.
@@ -238,9 +280,15 @@ pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
         return Err(FrameError::Short);
     }
     let rights_end = HEADER_LEN + header.nrights as usize * RIGHT_LEN;
-    let rights =
-        bytes[HEADER_LEN..rights_end].chunks_exact(RIGHT_LEN).map(RightDesc::parse).collect::<Result<Vec<_>, _>>()?;
-    Ok(Frame { header, rights, body: &bytes[rights_end..] })
+    let rights = bytes[HEADER_LEN..rights_end]
+        .chunks_exact(RIGHT_LEN)
+        .map(RightDesc::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Frame {
+        header,
+        rights,
+        body: &bytes[rights_end..],
+    })
 }
 
 #[cfg(test)]
@@ -249,10 +297,24 @@ mod tests {
 
     #[test]
     fn smoke_round_trip() {
-        let rights = [RightDesc { disposition: Disposition::MoveSend, kind: RightWire::Send, access: 0 }];
+        let rights = [RightDesc {
+            disposition: Disposition::MoveSend,
+            kind: RightWire::Send,
+            access: 0,
+        }];
         let bytes = encode(&Message::new(9, b"body"), 77, FLAG_REPLY_WANTED, 5, &rights);
         let f = decode(&bytes).unwrap();
-        assert_eq!(f.header, Header { flags: FLAG_REPLY_WANTED, id: 9, body_len: 4, nrights: 1, sender: 77, token: 5 });
+        assert_eq!(
+            f.header,
+            Header {
+                flags: FLAG_REPLY_WANTED,
+                id: 9,
+                body_len: 4,
+                nrights: 1,
+                sender: 77,
+                token: 5
+            }
+        );
         assert_eq!(f.rights, rights);
         assert_eq!(f.body, b"body");
     }
@@ -261,7 +323,8 @@ mod tests {
     fn exact_bytes_of_a_small_frame() {
         let bytes = encode(&Message::new(0x0102_0304, b"\xAA"), 0x0A0B_0C0D, 0, 0, &[]);
         let want: &[u8] = &[
-            b'M', b'K', 1, 0, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0, 0, 0xAA,
+            b'M', b'K', 1, 0, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0,
+            0, 0xAA,
         ];
         assert_eq!(bytes, want);
     }

@@ -1,0 +1,438 @@
+//! mkipc on real processes vs the raw OS, in the same run.
+//!
+//! Four pairs, each for 8-byte and 1 KiB messages, between this process and a
+//! child process:
+//!
+//! * round-trip latency: mkipc `send_to`/`receive_from` over its pipe link vs
+//!   a raw `write`/`read` ping-pong on two pipes; mkipc mailbox send/receive
+//!   vs raw `mq_send`/`mq_receive` on two POSIX queues;
+//! * one-way throughput: N messages one way, then one acknowledgement (the
+//!   raw pipe reader uses 64 KiB reads; queues have depth 10).
+//!
+//! At the end a table prints the time per operation and the ratio mkipc/raw
+//! (1.00 = as fast as the raw OS). Run it both ways:
+//!
+//! ```text
+//! cargo bench -p mkipc-os --bench os_vs_raw
+//! taskset -c 0 cargo bench -p mkipc-os --bench os_vs_raw
+//! ```
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message, PortName};
+use mkipc_os::{OsProcess, Spawn};
+
+const PING: u8 = 1;
+const ONE_WAY: u8 = 3;
+const REPORT: u8 = 4;
+const QUIT: u8 = 5;
+
+/// (total time, total operations) per benchmark, for the ratio table.
+static TOTALS: Mutex<BTreeMap<String, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &str, d: Duration, ops: u64) {
+    let mut t = TOTALS.lock().unwrap();
+    let e = t.entry(name.to_string()).or_insert((Duration::ZERO, 0));
+    e.0 += d;
+    e.1 += ops;
+}
+
+// ----- the child processes ---------------------------------------------------------
+
+/// mkipc echo over the direct link with the parent.
+fn echo_link(os: &OsProcess) -> i32 {
+    let parent = os.parent().unwrap();
+    while let Ok(m) = os.receive_from(parent) {
+        match m.id as u8 {
+            PING | REPORT => os.send_to(parent, m).unwrap(),
+            QUIT => return 0,
+            _ => {}
+        }
+    }
+    0
+}
+
+/// mkipc echo through two mailboxes (args: ping, pong).
+fn echo_mailbox(os: &OsProcess) -> i32 {
+    let ping = os.mailbox_open(&os.args()[0]).unwrap();
+    let pong = os.mailbox_open(&os.args()[1]).unwrap();
+    loop {
+        let m = os.receive(ping).unwrap();
+        match m.id as u8 {
+            PING | REPORT => os.send(pong, m).unwrap(),
+            QUIT => return 0,
+            _ => {}
+        }
+    }
+}
+
+/// Raw pipe echo on stdin/stdout: fixed-size messages whose first byte is the mode.
+fn raw_pipe_echo(size: usize) {
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut start, mut end) = (0, 0);
+    loop {
+        while end - start < size {
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                end -= start;
+                start = 0;
+            }
+            match input.read(&mut buf[end..]) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => end += n,
+            }
+        }
+        let msg = start..start + size;
+        start += size;
+        match buf[msg.start] {
+            PING | REPORT => {
+                output.write_all(&buf[msg]).unwrap();
+                output.flush().unwrap();
+            }
+            QUIT => return,
+            _ => {}
+        }
+    }
+}
+
+fn mq_open(name: &str, flags: i32, create: bool) -> i32 {
+    let c = CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated name; the attr pointer lives across the call.
+    unsafe {
+        if create {
+            let mut attr: libc::mq_attr = std::mem::zeroed();
+            attr.mq_maxmsg = 10;
+            attr.mq_msgsize = 8192;
+            libc::mq_open(
+                c.as_ptr(),
+                flags | libc::O_CREAT,
+                0o600 as libc::c_uint,
+                &mut attr as *mut libc::mq_attr,
+            )
+        } else {
+            libc::mq_open(c.as_ptr(), flags)
+        }
+    }
+}
+
+fn mq_send(q: i32, data: &[u8]) {
+    // SAFETY: `data` is readable; q is a queue descriptor.
+    let r = unsafe { libc::mq_send(q, data.as_ptr().cast(), data.len(), 0) };
+    assert_eq!(r, 0);
+}
+
+fn mq_receive(q: i32, buf: &mut [u8]) -> usize {
+    // SAFETY: `buf` is writable for its length, which is the queue's msgsize.
+    let r =
+        unsafe { libc::mq_receive(q, buf.as_mut_ptr().cast(), buf.len(), std::ptr::null_mut()) };
+    assert!(r >= 0);
+    r as usize
+}
+
+/// Raw POSIX queue echo (env: queue names).
+fn raw_mq_echo(ping: &str, pong: &str) {
+    let a = mq_open(ping, libc::O_RDONLY, false);
+    let b = mq_open(pong, libc::O_WRONLY, false);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = mq_receive(a, &mut buf);
+        match buf[0] {
+            PING | REPORT => mq_send(b, &buf[..n]),
+            QUIT => return,
+            _ => {}
+        }
+    }
+}
+
+// ----- the four peers, behind one interface ------------------------------------------
+
+trait Peer {
+    fn send(&mut self, mode: u8, body: &[u8]);
+    fn receive(&mut self);
+}
+
+struct MkLink<'a> {
+    os: &'a OsProcess,
+    child: mkipc_kernel::Pid,
+}
+impl Peer for MkLink<'_> {
+    fn send(&mut self, mode: u8, body: &[u8]) {
+        self.os
+            .send_to(self.child, Message::new(u32::from(mode), body))
+            .unwrap();
+    }
+    fn receive(&mut self) {
+        self.os.receive_from(self.child).unwrap();
+    }
+}
+
+struct MkMailbox<'a> {
+    os: &'a OsProcess,
+    ping: PortName,
+    pong: PortName,
+}
+impl Peer for MkMailbox<'_> {
+    fn send(&mut self, mode: u8, body: &[u8]) {
+        self.os
+            .send(self.ping, Message::new(u32::from(mode), body))
+            .unwrap();
+    }
+    fn receive(&mut self) {
+        self.os.receive(self.pong).unwrap();
+    }
+}
+
+struct RawPipe {
+    child: std::process::Child,
+    buf: Vec<u8>,
+}
+impl Peer for RawPipe {
+    fn send(&mut self, mode: u8, body: &[u8]) {
+        self.buf.clear();
+        self.buf.extend_from_slice(body);
+        self.buf[0] = mode;
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(&self.buf)
+            .unwrap();
+    }
+    fn receive(&mut self) {
+        let n = self.buf.len();
+        self.child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut self.buf[..n])
+            .unwrap();
+    }
+}
+
+struct RawMq {
+    ping: i32,
+    pong: i32,
+    buf: Vec<u8>,
+}
+impl Peer for RawMq {
+    fn send(&mut self, mode: u8, body: &[u8]) {
+        let mut b = [0u8; 1024];
+        b[..body.len()].copy_from_slice(body);
+        b[0] = mode;
+        mq_send(self.ping, &b[..body.len()]);
+    }
+    fn receive(&mut self) {
+        mq_receive(self.pong, &mut self.buf);
+    }
+}
+
+fn round_trips(peer: &mut dyn Peer, body: &[u8], iters: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        peer.send(PING, body);
+        peer.receive();
+    }
+    t.elapsed()
+}
+
+fn one_way(peer: &mut dyn Peer, body: &[u8], iters: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        peer.send(ONE_WAY, body);
+    }
+    peer.send(REPORT, body);
+    peer.receive();
+    t.elapsed()
+}
+
+fn bench_peer(c: &mut Criterion, kind: &str, size: usize, peer: &mut dyn Peer) {
+    let body = vec![0x55u8; size];
+    let mut g = c.benchmark_group(format!("{kind}/{size}B"));
+    let rt = format!("{kind}/{size}B/round-trip");
+    g.bench_function("round-trip", |b| {
+        b.iter_custom(|iters| {
+            let d = round_trips(peer, &body, iters);
+            record(&rt, d, iters);
+            d
+        })
+    });
+    let ow = format!("{kind}/{size}B/one-way");
+    g.bench_function("one-way", |b| {
+        b.iter_custom(|iters| {
+            let d = one_way(peer, &body, iters);
+            record(&ow, d, iters);
+            d
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    mkipc_os::set_entry_args(&[]);
+    let os = OsProcess::new().unwrap();
+    for size in [8usize, 1024] {
+        // mkipc over its pipe link.
+        let mut child = os.spawn(Spawn::new("echo-link")).unwrap();
+        bench_peer(
+            c,
+            "mkipc-pipe",
+            size,
+            &mut MkLink {
+                os: &os,
+                child: child.pid(),
+            },
+        );
+        os.send_to(child.pid(), Message::new(u32::from(QUIT), &[0u8][..]))
+            .unwrap();
+        child.wait().unwrap();
+
+        // Raw pipes (the child's stdin and stdout).
+        let exe = std::env::current_exe().unwrap();
+        let child = Command::new(exe)
+            .env("MKIPC_BENCH_RAW", "pipe")
+            .env("MKIPC_BENCH_SIZE", size.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut raw = RawPipe {
+            child,
+            buf: Vec::new(),
+        };
+        bench_peer(c, "raw-pipe", size, &mut raw);
+        drop(raw.child.stdin.take());
+        raw.child.wait().unwrap();
+
+        // mkipc over two mailboxes (POSIX queues).
+        let tag = format!("bench{size}");
+        let ping = os
+            .mailbox_create(
+                &format!("{tag}-ping"),
+                MailboxConfig::new(Capacity::Bounded(10)),
+            )
+            .unwrap();
+        let pong = os
+            .mailbox_create(
+                &format!("{tag}-pong"),
+                MailboxConfig::new(Capacity::Bounded(10)),
+            )
+            .unwrap();
+        let spec = Spawn::new("echo-mailbox")
+            .arg(format!("{tag}-ping"))
+            .arg(format!("{tag}-pong"));
+        let mut child = os.spawn(spec).unwrap();
+        bench_peer(
+            c,
+            "mkipc-mq",
+            size,
+            &mut MkMailbox {
+                os: &os,
+                ping,
+                pong,
+            },
+        );
+        os.send(ping, Message::new(u32::from(QUIT), &[0u8][..]))
+            .unwrap();
+        child.wait().unwrap();
+        os.mailbox_destroy(ping).unwrap();
+        os.mailbox_destroy(pong).unwrap();
+
+        // Raw POSIX queues.
+        let (pa, pb) = (
+            format!("/mkipc-bench-{}-a", std::process::id()),
+            format!("/mkipc-bench-{}-b", std::process::id()),
+        );
+        let a = mq_open(&pa, libc::O_WRONLY, true);
+        let b = mq_open(&pb, libc::O_RDONLY, true);
+        assert!(a >= 0 && b >= 0, "raw mq_open");
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new(exe)
+            .env("MKIPC_BENCH_RAW", "mq")
+            .env("MKIPC_BENCH_Q", format!("{pa} {pb}"))
+            .spawn()
+            .unwrap();
+        bench_peer(
+            c,
+            "raw-mq",
+            size,
+            &mut RawMq {
+                ping: a,
+                pong: b,
+                buf: vec![0u8; 8192],
+            },
+        );
+        mq_send(a, &[QUIT]);
+        child.wait().unwrap();
+        for n in [&pa, &pb] {
+            let c = CString::new(n.as_str()).unwrap();
+            // SAFETY: valid NUL-terminated name.
+            unsafe { libc::mq_unlink(c.as_ptr()) };
+        }
+    }
+}
+
+fn print_ratios() {
+    let t = TOTALS.lock().unwrap();
+    let per_op = |k: &str| {
+        t.get(k)
+            .map(|(d, n)| d.as_nanos() as f64 / (*n).max(1) as f64)
+    };
+    println!(
+        "\n{:<28} {:>12} {:>12} {:>8}",
+        "measure", "mkipc ns/op", "raw ns/op", "ratio"
+    );
+    for size in [8, 1024] {
+        for (mk, raw) in [("mkipc-pipe", "raw-pipe"), ("mkipc-mq", "raw-mq")] {
+            for shape in ["round-trip", "one-way"] {
+                let (a, b) = (
+                    per_op(&format!("{mk}/{size}B/{shape}")),
+                    per_op(&format!("{raw}/{size}B/{shape}")),
+                );
+                if let (Some(a), Some(b)) = (a, b) {
+                    let label = format!("{}/{size}B/{shape}", mk.trim_start_matches("mkipc-"));
+                    println!("{label:<28} {a:>12.0} {b:>12.0} {:>7.2}x", a / b);
+                }
+            }
+        }
+    }
+}
+
+/// Runs every benchmark with a short configuration (the pairs matter, not
+/// criterion's statistics).
+fn group() {
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    benches(&mut c);
+}
+
+fn main() {
+    // Children: the mkipc roles, or the raw echo loops.
+    mkipc_os::child_main(&[("echo-link", echo_link), ("echo-mailbox", echo_mailbox)]);
+    match std::env::var("MKIPC_BENCH_RAW").as_deref() {
+        Ok("pipe") => {
+            return raw_pipe_echo(std::env::var("MKIPC_BENCH_SIZE").unwrap().parse().unwrap())
+        }
+        Ok("mq") => {
+            let names = std::env::var("MKIPC_BENCH_Q").unwrap();
+            let (a, b) = names.split_once(' ').unwrap();
+            return raw_mq_echo(a, b);
+        }
+        _ => {}
+    }
+    group();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    print_ratios();
+}

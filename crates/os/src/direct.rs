@@ -1,0 +1,168 @@
+//! Direct addressing over the pipe links: `send_to`, `receive_from`,
+//! `receive_from_any`.
+//!
+//! Each peer has its own pipe each way ([`crate::link`]), so symmetric
+//! addressing (`receive_from(pid)`) reads exactly one pipe, and end of stream
+//! on that pipe is the peer's exit. Asymmetric addressing
+//! (`receive_from_any`) first takes a frame already buffered on any link
+//! (round-robin, so no peer starves), then `poll`s every link still open;
+//! when every link has ended it reports `SourceDead`.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mkipc_kernel::{Message, OnFull, Pid, ReceiveError, SendError, Sent, Wait};
+
+use crate::deliver::{deadline_of, not_sent, rx_error};
+use crate::errno;
+use crate::ipc::{LINK_BODY_LIMIT, NO_DROP_OLDEST, NO_REPLY_HERE, NO_RIGHTS_HERE};
+use crate::link::{LinkRx, RxError, TxError};
+use crate::process::OsProcess;
+use crate::sys;
+use crate::wire;
+
+impl OsProcess {
+    pub(crate) fn direct_send(
+        &self,
+        pid: Pid,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        let tx = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid.0)
+            .and_then(|l| l.tx.clone());
+        let Some(tx) = tx else {
+            return Err(SendError::InvalidDestination(msg));
+        };
+        if msg.reply.is_some() {
+            return Err(SendError::Unsupported {
+                reason: NO_REPLY_HERE,
+                message: msg,
+            });
+        }
+        if msg.body.len() > LINK_BODY_LIMIT {
+            return Err(SendError::TooLarge {
+                limit: LINK_BODY_LIMIT,
+                message: msg,
+            });
+        }
+        if !msg.rights.is_empty() && !tx.carries_rights() {
+            return Err(SendError::Unsupported {
+                reason: NO_RIGHTS_HERE,
+                message: msg,
+            });
+        }
+        let (descs, fds) = match self.prepare_rights(&msg) {
+            Ok(x) => x,
+            Err((index, error)) => {
+                return Err(SendError::InvalidRight {
+                    index,
+                    error,
+                    message: msg,
+                })
+            }
+        };
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let (wait, deadline) = match on_full {
+            OnFull::Block => (true, None),
+            OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
+            _ => (false, None),
+        };
+        let sent = wire::with_frame(msg.id, &msg.body, self.pid, 0, 0, &descs, |frame| {
+            tx.send(frame, &raw, wait, deadline)
+        });
+        match sent {
+            Ok(()) => {
+                self.commit_rights(&msg);
+                tracing::trace!(
+                    to = pid.0,
+                    id = msg.id,
+                    bytes = msg.body.len(),
+                    rights = msg.rights.len(),
+                    "send_to"
+                );
+                Ok(Sent::Delivered)
+            }
+            Err(TxError::WouldBlock) if on_full == OnFull::DropOldest => {
+                Err(SendError::Unsupported {
+                    reason: NO_DROP_OLDEST,
+                    message: msg,
+                })
+            }
+            Err(TxError::WouldBlock | TxError::TimedOut) => not_sent(on_full, msg),
+            Err(TxError::Closed) => Err(SendError::DestinationDead(msg)),
+            Err(TxError::Os(e)) => Err(errno::send_error(e, msg, LINK_BODY_LIMIT)),
+        }
+    }
+
+    pub(crate) fn direct_receive(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {
+        let rx = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid.0)
+            .and_then(|l| l.rx.clone());
+        let rx = rx.ok_or(ReceiveError::InvalidName)?;
+        let raw = match wait {
+            Wait::NoWait => rx.receive(false, None),
+            _ => rx.receive(true, deadline_of(wait)),
+        }
+        .map_err(rx_error)?;
+        tracing::trace!(
+            from = pid.0,
+            id = raw.header.id,
+            bytes = raw.header.body_len,
+            "receive_from"
+        );
+        Ok(self.message_from_link(pid.0, raw))
+    }
+
+    pub(crate) fn direct_receive_any(&self, wait: Wait) -> Result<Message, ReceiveError> {
+        let deadline = deadline_of(wait);
+        let rxs: Vec<(u32, Arc<LinkRx>)> = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(&pid, l)| l.rx.clone().map(|rx| (pid, rx)))
+            .collect();
+        let mut finished = vec![false; rxs.len()];
+        loop {
+            let n = rxs.len();
+            let start = self.rr.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+            for k in 0..n {
+                let i = (start + k) % n;
+                if finished[i] || !rxs[i].1.ready() {
+                    continue;
+                }
+                match rxs[i].1.receive(false, None) {
+                    Ok(raw) => return Ok(self.message_from_link(rxs[i].0, raw)),
+                    Err(RxError::Eof) => finished[i] = true,
+                    Err(RxError::Empty) => {}
+                    Err(e) => return Err(rx_error(e)),
+                }
+            }
+            let live: Vec<usize> = (0..n).filter(|&i| !finished[i]).collect();
+            if live.is_empty() {
+                return Err(ReceiveError::SourceDead);
+            }
+            if wait == Wait::NoWait {
+                return Err(ReceiveError::Empty);
+            }
+            let fds: Vec<RawFd> = live.iter().map(|&i| rxs[i].1.raw_fd()).collect();
+            match sys::poll_many(&fds, deadline) {
+                Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
+                Ok(ready) => {
+                    for r in ready {
+                        rxs[live[r]].1.pump().map_err(rx_error)?;
+                    }
+                }
+                Err(e) => return Err(ReceiveError::Os(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Byte-stream mailboxes between unrelated processes: named pipes (FIFOs).
+//!
+//! A FIFO is a pipe with a path. Two processes that share nothing but the
+//! path meet through it: the receiver creates it ([`OsProcess::fifo_create`])
+//! and the sender opens it ([`OsProcess::fifo_open`]). Frames are the same as
+//! on a pipe (see [`crate::wire`]), but every frame must fit in `PIPE_BUF`
+//! (4096 bytes) so that frames from several writers never interleave: a body
+//! may have at most [`FIFO_BODY_LIMIT`] bytes.
+//!
+//! The receiver opens its FIFO read-write, so it never sees end of stream when
+//! writers come and go (a mailbox outlives its senders). A writer that opens a
+//! FIFO nobody reads gets `ENXIO` ([`IpcError::NotFound`](mkipc_kernel::IpcError::NotFound)).
+//!
+//! [`OsProcess::fifo_create`]: crate::OsProcess::fifo_create
+//! [`OsProcess::fifo_open`]: crate::OsProcess::fifo_open
+
+use std::path::{Path, PathBuf};
+
+use crate::link::{LinkRx, LinkTx};
+use crate::sys::{self, Errno};
+use crate::wire::HEADER_LEN;
+
+/// `PIPE_BUF`: writes up to this size are atomic.
+pub const PIPE_BUF: usize = 4096;
+/// The largest body a FIFO message may have.
+pub const FIFO_BODY_LIMIT: usize = PIPE_BUF - HEADER_LEN;
+
+/// One end of a FIFO.
+pub(crate) struct Fifo {
+    pub(crate) path: PathBuf,
+    pub(crate) rx: Option<LinkRx>,
+    pub(crate) tx: Option<LinkTx>,
+    /// This process created it (and removes it when done).
+    pub(crate) owned: bool,
+}
+
+impl Fifo {
+    /// Creates the FIFO with exactly `mode` and opens it for reading.
+    pub(crate) fn create(path: &Path, mode: u32) -> Result<Fifo, Errno> {
+        sys::mkfifo(path, mode as libc::mode_t)?;
+        let fd = match sys::open(path, libc::O_RDWR) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        use std::os::fd::AsFd;
+        sys::fchmod(fd.as_fd(), mode as libc::mode_t)?;
+        Ok(Fifo {
+            path: path.to_path_buf(),
+            rx: Some(LinkRx::new(fd, None)),
+            tx: None,
+            owned: true,
+        })
+    }
+
+    /// Opens an existing FIFO for writing (`ENXIO` at once if nobody reads).
+    pub(crate) fn open(path: &Path) -> Result<Fifo, Errno> {
+        let fd = sys::open(path, libc::O_WRONLY | libc::O_NONBLOCK)?;
+        // Non-blocking only for the open (ENXIO instead of waiting for a reader).
+        sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fd), false)?;
+        Ok(Fifo {
+            path: path.to_path_buf(),
+            rx: None,
+            tx: Some(LinkTx::new(fd, None)),
+            owned: false,
+        })
+    }
+}

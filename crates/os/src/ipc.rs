@@ -1,0 +1,544 @@
+//! The [`Ipc`] trait on real processes: which OS mechanism serves each call.
+//!
+//! | API | OS mechanism |
+//! |---|---|
+//! | `port_allocate` | a POSIX queue, `mq_unlink`ed at birth: only descriptors reach it |
+//! | send right in a message | the queue's write-only descriptor, passed with `SCM_RIGHTS` |
+//! | `send_to` / `receive_from` | the pipe pair set up at spawn, framed |
+//! | `mailbox_*` | a named POSIX queue; its mode bits are the access list |
+//! | `call` / `reply` | the request carries a token; the reply goes to the caller's reply queue |
+//! | `Capacity::Zero` | the receiver acknowledges on the sender's reply queue |
+//! | `Capacity::Unbounded` | the sender spools what the queue cannot take ([`crate::spool`]) |
+//! | port sets, notifications, name service, per-pid grants, link capacity | [`IpcError::Unsupported`] |
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mkipc_kernel::{
+    Access, CallError, Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification,
+    NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet,
+    SendError, Sent, Trailer, Wait,
+};
+
+use crate::deliver::{deadline_of, mq_wait, not_sent, Source, Target};
+use crate::errno;
+use crate::fifo::FIFO_BODY_LIMIT;
+use crate::link::TxError;
+use crate::names::{rights_of, Entry};
+use crate::process::{open_with_best_access, OsProcess};
+use crate::queue::Queue;
+use crate::registry::{self, EntryOwner, Kind};
+use crate::sys::{self, MqWait};
+use crate::wire;
+
+/// Why port sets are missing.
+pub const NO_PORT_SETS: &str =
+    "port sets: use select() over the member ports (poll on queue descriptors)";
+/// Why notifications are missing.
+pub const NO_NOTIFICATIONS: &str =
+    "notifications: the OS does not tell a queue's holders when the others close it";
+/// Why the name service is missing.
+pub const NO_NAME_SERVICE: &str =
+    "name service: there is no server process; use a named mailbox, or pass the right at spawn or in a message";
+/// Why per-process grants are missing.
+pub const NO_GRANTS: &str =
+    "per-process grants: a POSIX queue has one mode for owner, group and others";
+/// Why capacities are fixed.
+pub const NO_CAPACITY_CHANGE: &str =
+    "changing a capacity: mq_maxmsg is fixed when a queue is created";
+/// Why a pipe cannot drop its oldest message.
+pub const NO_DROP_OLDEST: &str =
+    "DropOldest: only the receiver can take a message out of a pipe or a queue";
+/// Why rights cannot ride on queues and FIFOs.
+pub const NO_RIGHTS_HERE: &str =
+    "rights travel only on direct links (SCM_RIGHTS needs the link's Unix socket)";
+/// Why reply rights ride only on call().
+pub const NO_REPLY_HERE: &str = "a reply right travels only with call()";
+/// The largest body on a direct link.
+pub const LINK_BODY_LIMIT: usize = 64 << 20;
+
+impl Ipc for OsProcess {
+    fn pid(&self) -> Pid {
+        Pid(self.pid)
+    }
+
+    fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError> {
+        capacity.validate()?;
+        let name = self.fresh_queue_name("p");
+        registry::record(&self.run, Kind::Queue, &name, EntryOwner::Process(self.pid))
+            .map_err(crate::process::io_error)?;
+        let made = Queue::create(&name, capacity, 0o600, true, true)
+            .and_then(|receive| Ok((receive, Queue::open(&name, false, true)?)));
+        let _ = sys::mq_unlink(&name);
+        registry::forget(&self.run, Kind::Queue, &name);
+        let (mut receive, mut send) = made.map_err(errno::ipc_error)?;
+        // Unlinked: the name means nothing any more.
+        receive.name.clear();
+        send.name.clear();
+        Ok(self.insert(Entry::Port {
+            receive: Some(Arc::new(receive)),
+            send: Arc::new(send),
+            send_refs: 0,
+        }))
+    }
+
+    fn port_set_allocate(&self) -> Result<PortName, IpcError> {
+        Err(IpcError::Unsupported(NO_PORT_SETS))
+    }
+
+    fn port_set_insert(&self, _set: PortName, _member: PortName) -> Result<(), IpcError> {
+        Err(IpcError::Unsupported(NO_PORT_SETS))
+    }
+
+    fn port_set_remove(&self, _member: PortName) -> Result<(), IpcError> {
+        Err(IpcError::Unsupported(NO_PORT_SETS))
+    }
+
+    fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let send = match names.get_mut(name)? {
+            Entry::Port {
+                receive: Some(_),
+                send,
+                send_refs,
+            } => match disposition {
+                Disposition::MakeSend => {
+                    *send_refs = send_refs.checked_add(1).ok_or(IpcError::InvalidValue)?;
+                    return Ok(name);
+                }
+                Disposition::MakeSendOnce => Arc::clone(send),
+                _ => return Err(IpcError::InvalidValue),
+            },
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        Ok(names.insert(Entry::SendOnce { send }))
+    }
+
+    fn deallocate(&self, name: PortName) -> Result<(), IpcError> {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let remove = match names.get_mut(name)? {
+            Entry::Port {
+                receive, send_refs, ..
+            } => {
+                if *send_refs == 0 {
+                    return Err(IpcError::WrongRight {
+                        needed: RightKind::Send,
+                    });
+                }
+                *send_refs -= 1;
+                *send_refs == 0 && receive.is_none()
+            }
+            Entry::Dead { refs } => {
+                *refs -= 1;
+                *refs == 0
+            }
+            _ => true,
+        };
+        if remove {
+            let entry = names.remove(name)?;
+            drop(names);
+            self.drop_entry(entry);
+        }
+        Ok(())
+    }
+
+    fn destroy(&self, name: PortName) -> Result<(), IpcError> {
+        let entry = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)?;
+        self.drop_entry(entry);
+        Ok(())
+    }
+
+    fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let remove = match (right, names.get_mut(name)?) {
+            (
+                RightKind::Send,
+                Entry::Port {
+                    receive, send_refs, ..
+                },
+            ) => {
+                if *send_refs == 0 {
+                    return Err(IpcError::WrongRight {
+                        needed: RightKind::Send,
+                    });
+                }
+                let new = i64::from(*send_refs) + i64::from(delta);
+                *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
+                *send_refs == 0 && receive.is_none()
+            }
+            (
+                RightKind::Receive,
+                Entry::Port {
+                    receive, send_refs, ..
+                },
+            ) if receive.is_some() => {
+                if delta != -1 {
+                    return Err(IpcError::InvalidValue);
+                }
+                if *send_refs > 0 {
+                    // Our own send references to the port we destroyed become a dead name.
+                    let refs = *send_refs;
+                    *names.get_mut(name)? = Entry::Dead { refs };
+                    return Ok(());
+                }
+                true
+            }
+            (RightKind::DeadName, Entry::Dead { refs }) => {
+                let new = i64::from(*refs) + i64::from(delta);
+                *refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
+                *refs == 0
+            }
+            (RightKind::SendOnce, Entry::SendOnce { .. } | Entry::Reply { .. }) => {
+                if delta != -1 {
+                    return Err(IpcError::InvalidValue);
+                }
+                true
+            }
+            (needed, _) => return Err(IpcError::WrongRight { needed }),
+        };
+        if remove {
+            let entry = names.remove(name)?;
+            drop(names);
+            self.drop_entry(entry);
+        }
+        Ok(())
+    }
+
+    fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
+        Ok(rights_of(
+            self.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)?,
+        ))
+    }
+
+    fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let (q, send_rights) = match names.get(name)? {
+            Entry::Port {
+                receive: Some(q),
+                send_refs,
+                ..
+            } => (Arc::clone(q), *send_refs),
+            Entry::Mailbox { queue, .. } => (Arc::clone(queue), 0),
+            Entry::Fifo(_) => {
+                return Err(IpcError::Unsupported(
+                    "port_status of a FIFO: a pipe does not count messages",
+                ))
+            }
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        drop(names);
+        let queue_len = q.len();
+        Ok(PortStatus {
+            queue_len,
+            capacity: q.capacity(),
+            send_rights,
+            send_once_rights: 0,
+            seqno: q.seq.load(std::sync::atomic::Ordering::Relaxed),
+            blocked_senders: 0,
+            blocked_receivers: 0,
+            messages_sent: 0,
+            messages_dropped: q.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            max_queue_len: queue_len,
+        })
+    }
+
+    fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError> {
+        capacity.validate()?;
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)?;
+        Err(IpcError::Unsupported(NO_CAPACITY_CHANGE))
+    }
+
+    fn request_notification(
+        &self,
+        _name: PortName,
+        _kind: NotifyKind,
+        _notify: PortName,
+    ) -> Result<(), IpcError> {
+        Err(IpcError::Unsupported(NO_NOTIFICATIONS))
+    }
+
+    fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        let target = match self.resolve_target(dest) {
+            Ok(t) => t,
+            Err(k) => return Err(k.with(msg)),
+        };
+        if !msg.rights.is_empty() {
+            return Err(SendError::Unsupported {
+                reason: NO_RIGHTS_HERE,
+                message: msg,
+            });
+        }
+        if msg.reply.is_some() {
+            return Err(SendError::Unsupported {
+                reason: NO_REPLY_HERE,
+                message: msg,
+            });
+        }
+        match target {
+            Target::Queue { queue, once } => {
+                let sent = self.send_queue(&queue, msg, on_full, 0, 0)?;
+                if once {
+                    let _ = self
+                        .names
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(dest);
+                }
+                Ok(sent)
+            }
+            Target::Reply { pid, token } => {
+                let frame = wire::encode(&msg, self.pid, wire::FLAG_IS_REPLY, token, &[]);
+                match self.send_to_reply_queue(pid, &frame) {
+                    Ok(()) => {
+                        let _ = self
+                            .names
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(dest);
+                        Ok(Sent::Delivered)
+                    }
+                    Err(libc::ENOENT) => Err(SendError::DestinationDead(msg)),
+                    Err(e) => Err(errno::send_error(
+                        e,
+                        msg,
+                        crate::queue::msgsize_limit() - wire::HEADER_LEN,
+                    )),
+                }
+            }
+            Target::Fifo(f) => {
+                if msg.body.len() > FIFO_BODY_LIMIT {
+                    return Err(SendError::TooLarge {
+                        limit: FIFO_BODY_LIMIT,
+                        message: msg,
+                    });
+                }
+                let tx = f.tx.as_ref().expect("resolve_target checked the write end");
+                let frame = wire::encode(&msg, self.pid, 0, 0, &[]);
+                let (wait, deadline) = match on_full {
+                    OnFull::Block => (true, None),
+                    OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
+                    _ => (false, None),
+                };
+                match tx.send(&frame, &[], wait, deadline) {
+                    Ok(()) => Ok(Sent::Delivered),
+                    Err(TxError::WouldBlock) if on_full == OnFull::DropOldest => {
+                        Err(SendError::Unsupported {
+                            reason: NO_DROP_OLDEST,
+                            message: msg,
+                        })
+                    }
+                    Err(TxError::WouldBlock | TxError::TimedOut) => not_sent(on_full, msg),
+                    Err(TxError::Closed) => Err(SendError::DestinationDead(msg)),
+                    Err(TxError::Os(e)) => Err(errno::send_error(e, msg, FIFO_BODY_LIMIT)),
+                }
+            }
+        }
+    }
+
+    fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
+        match self.resolve_source(source)? {
+            Source::Queue(q) => self.receive_queue(source, &q, mq_wait(wait)),
+            Source::Fifo(f) => self.receive_fifo(source, f.rx.as_ref().expect("checked"), wait),
+        }
+    }
+
+    fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        if sources.is_empty() {
+            return Err(ReceiveError::InvalidValue);
+        }
+        let resolved: Vec<(PortName, Source)> = sources
+            .iter()
+            .map(|&n| self.resolve_source(n).map(|s| (n, s)))
+            .collect::<Result<_, _>>()?;
+        let fds: Vec<RawFd> = resolved
+            .iter()
+            .map(|(_, s)| match s {
+                Source::Queue(q) => q.fd().as_raw_fd(),
+                Source::Fifo(f) => f.rx.as_ref().expect("checked").raw_fd(),
+            })
+            .collect();
+        let deadline = deadline_of(wait);
+        loop {
+            for (name, s) in &resolved {
+                let got = match s {
+                    Source::Queue(q) => self.receive_queue(*name, q, MqWait::NoWait),
+                    Source::Fifo(f) => {
+                        self.receive_fifo(*name, f.rx.as_ref().expect("checked"), Wait::NoWait)
+                    }
+                };
+                match got {
+                    Err(ReceiveError::Empty) => {}
+                    other => return other,
+                }
+            }
+            if wait == Wait::NoWait {
+                return Err(ReceiveError::Empty);
+            }
+            match sys::poll_many(&fds, deadline) {
+                Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
+                Ok(_) => {}
+                Err(e) => return Err(ReceiveError::Os(e)),
+            }
+        }
+    }
+
+    fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
+        let queue = match self.resolve_target(dest) {
+            Ok(Target::Queue { queue, .. }) => queue,
+            Ok(_) => {
+                return Err(SendError::Unsupported {
+                    reason: "call() goes to a port or a mailbox",
+                    message: msg,
+                }
+                .into())
+            }
+            Err(k) => return Err(k.with(msg).into()),
+        };
+        if !msg.rights.is_empty() {
+            return Err(SendError::Unsupported {
+                reason: NO_RIGHTS_HERE,
+                message: msg,
+            }
+            .into());
+        }
+        self.reply_queue().map_err(ReceiveError::from)?;
+        let token = self.new_token();
+        self.expect_token(token);
+        let on_full = match wait {
+            Wait::NoWait => OnFull::Fail,
+            Wait::Forever => OnFull::Block,
+            Wait::For(d) => OnFull::Timeout(d),
+        };
+        let deadline = deadline_of(wait);
+        if let Err(e) = self.send_queue(&queue, msg, on_full, wire::FLAG_REPLY_WANTED, token) {
+            let _ = self.wait_token(token, None, true);
+            return Err(e.into());
+        }
+        let (h, body) = self.wait_token(token, deadline, wait == Wait::NoWait)?;
+        if h.sender == 0 && h.id == Notification::SEND_ONCE_ID {
+            return Err(CallError::NoReply);
+        }
+        let mut reply = Message::new(h.id, body);
+        reply.trailer = Some(Trailer {
+            sender: Pid(h.sender),
+            received_on: PortName::NULL,
+            seqno: 0,
+        });
+        Ok(reply)
+    }
+
+    fn send_to_with(&self, pid: Pid, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        self.direct_send(pid, msg, on_full)
+    }
+
+    fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {
+        self.direct_receive(pid, wait)
+    }
+
+    fn receive_from_any_with(&self, wait: Wait) -> Result<Message, ReceiveError> {
+        self.direct_receive_any(wait)
+    }
+
+    fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError> {
+        capacity.validate()?;
+        if !self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&pid.0)
+        {
+            return Err(IpcError::NotFound);
+        }
+        Err(IpcError::Unsupported(
+            "link capacity: a pipe holds 65536 bytes, not a number of messages",
+        ))
+    }
+
+    fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
+        if !config.grants.is_empty() {
+            return Err(IpcError::Unsupported(NO_GRANTS));
+        }
+        self.create_mailbox_queue(
+            name,
+            config.capacity,
+            config.default_access,
+            config.owner == Owner::System,
+        )
+    }
+
+    fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
+        let (queue, access) = open_with_best_access(&self.mailbox_posix_name(name))?;
+        Ok(self.insert(Entry::Mailbox {
+            queue: Arc::new(queue),
+            access,
+            owned: false,
+            system: false,
+        }))
+    }
+
+    fn mailbox_grant(&self, mailbox: PortName, _pid: Pid, _access: Access) -> Result<(), IpcError> {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(mailbox)?;
+        Err(IpcError::Unsupported(NO_GRANTS))
+    }
+
+    fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let posix = match names.get(mailbox)? {
+            Entry::Mailbox {
+                queue,
+                access,
+                owned,
+                ..
+            } => {
+                if !*owned && *access != Access::ALL {
+                    return Err(IpcError::NoPermission);
+                }
+                queue.name.clone()
+            }
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Mailbox,
+                })
+            }
+        };
+        names.remove(mailbox)?;
+        drop(names);
+        sys::mq_unlink(&posix).map_err(errno::ipc_error)?;
+        registry::forget(&self.run, Kind::Queue, &posix);
+        Ok(())
+    }
+
+    fn register(&self, _service: &str, _right: PortName) -> Result<(), IpcError> {
+        Err(IpcError::Unsupported(NO_NAME_SERVICE))
+    }
+
+    fn unregister(&self, _service: &str) -> Result<(), IpcError> {
+        Err(IpcError::Unsupported(NO_NAME_SERVICE))
+    }
+
+    fn look_up(&self, _service: &str) -> Result<PortName, IpcError> {
+        Err(IpcError::Unsupported(NO_NAME_SERVICE))
+    }
+}

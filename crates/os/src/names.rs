@@ -1,0 +1,158 @@
+//! One process's name space: what each [`PortName`] stands for in it.
+//!
+//! As in the kernel, a name is a slot index plus a generation, and means
+//! nothing outside the process. Behind each name sits a descriptor (a queue, a
+//! FIFO end) or a reply token: the descriptor *is* the right, and passing it to
+//! another process with `SCM_RIGHTS` is passing the right.
+
+use std::sync::Arc;
+
+use mkipc_kernel::{Access, IpcError, PortName, RightSet};
+
+use crate::fifo::Fifo;
+use crate::queue::Queue;
+
+/// What a name denotes.
+pub(crate) enum Entry {
+    /// A port: the receive right (read-write descriptor) if held, a write-only
+    /// descriptor for sends, and the send references under this name.
+    Port {
+        receive: Option<Arc<Queue>>,
+        send: Arc<Queue>,
+        send_refs: u32,
+    },
+    /// A send-once right to a port.
+    SendOnce { send: Arc<Queue> },
+    /// The reply right of a received call: one reply to `pid`'s reply queue.
+    Reply { pid: u32, token: u32 },
+    /// A mailbox opened with some access; `owned` if this process created it
+    /// with [`Owner::Creator`](mkipc_kernel::Owner::Creator).
+    Mailbox {
+        queue: Arc<Queue>,
+        access: Access,
+        owned: bool,
+        system: bool,
+    },
+    /// A FIFO end.
+    Fifo(Arc<Fifo>),
+    /// Send references whose port this process destroyed (only the process
+    /// that held the receive right can know the port died).
+    Dead { refs: u32 },
+}
+
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+/// The table of names.
+#[derive(Default)]
+pub(crate) struct Names {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+impl Names {
+    /// Installs an entry under a fresh name.
+    pub(crate) fn insert(&mut self, entry: Entry) -> PortName {
+        if self.slots.is_empty() {
+            // Slot 0 would make PortName::NULL reachable.
+            self.slots.push(Slot {
+                generation: 0,
+                entry: None,
+            });
+        }
+        if let Some(i) = self.free.pop() {
+            let slot = &mut self.slots[i as usize];
+            slot.generation = slot.generation.wrapping_add(1).max(1);
+            slot.entry = Some(entry);
+            PortName::from_parts(i, slot.generation)
+        } else {
+            let i = self.slots.len() as u32;
+            self.slots.push(Slot {
+                generation: 1,
+                entry: Some(entry),
+            });
+            PortName::from_parts(i, 1)
+        }
+    }
+
+    /// The entry under `name`.
+    pub(crate) fn get(&self, name: PortName) -> Result<&Entry, IpcError> {
+        if name.is_dead() {
+            return Err(IpcError::DeadName);
+        }
+        match self.slots.get(name.index() as usize) {
+            Some(Slot {
+                generation,
+                entry: Some(e),
+            }) if *generation == name.generation() => Ok(e),
+            _ => Err(IpcError::InvalidName),
+        }
+    }
+
+    /// The entry under `name`, mutably.
+    pub(crate) fn get_mut(&mut self, name: PortName) -> Result<&mut Entry, IpcError> {
+        if name.is_dead() {
+            return Err(IpcError::DeadName);
+        }
+        match self.slots.get_mut(name.index() as usize) {
+            Some(Slot {
+                generation,
+                entry: Some(e),
+            }) if *generation == name.generation() => Ok(e),
+            _ => Err(IpcError::InvalidName),
+        }
+    }
+
+    /// Removes the entry under `name`.
+    pub(crate) fn remove(&mut self, name: PortName) -> Result<Entry, IpcError> {
+        self.get(name)?;
+        let slot = &mut self.slots[name.index() as usize];
+        self.free.push(name.index());
+        Ok(slot.entry.take().expect("checked above"))
+    }
+
+    /// Visits every entry.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Entry)) {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .for_each(&mut f);
+    }
+
+    /// Every entry, for shutdown.
+    pub(crate) fn drain(&mut self) -> Vec<Entry> {
+        self.free.clear();
+        let out = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.entry.take())
+            .collect();
+        self.slots.clear();
+        out
+    }
+}
+
+/// The rights an entry gives, as [`Ipc::rights`](mkipc_kernel::Ipc::rights) reports them.
+pub(crate) fn rights_of(entry: &Entry) -> RightSet {
+    let mut r = RightSet::default();
+    match entry {
+        Entry::Port {
+            receive, send_refs, ..
+        } => {
+            r.receive = receive.is_some();
+            r.send = *send_refs;
+        }
+        Entry::SendOnce { .. } | Entry::Reply { .. } => r.send_once = true,
+        Entry::Mailbox { access, .. } => r.mailbox = Some(*access),
+        Entry::Fifo(f) => {
+            r.mailbox = Some(Access {
+                send: f.tx.is_some(),
+                receive: f.rx.is_some(),
+            });
+        }
+        Entry::Dead { refs } => r.dead = *refs,
+    }
+    r
+}

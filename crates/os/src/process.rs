@@ -1,0 +1,486 @@
+//! [`OsProcess`]: this real process as an mkipc task.
+//!
+//! One `OsProcess` per process (a role in a child, or the parent) owns the
+//! process's name space, its direct links (pipes to the processes it was
+//! spawned with) and its *reply queue* `/mkipc-<run>-<pid>-reply`, where
+//! replies to its calls and acknowledgements of its rendezvous sends arrive.
+//! Dropping it tidies up: spools are flushed, mailboxes it owns and its
+//! reply queue are unlinked, and the root of a run removes everything the run
+//! registered (see [`crate::registry`]).
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//! use mkipc_os::OsProcess;
+//!
+//! let os = OsProcess::new().unwrap();
+//! let port = os.port_allocate(Capacity::Bounded(4)).unwrap(); // a real POSIX queue
+//! let to_port = os.make_send(port).unwrap();
+//! os.send(to_port, Message::new(1, b"to myself")).unwrap();
+//! assert_eq!(&os.receive(port).unwrap().body[..], b"to myself");
+//! let run = os.run_id().to_string();
+//! drop(os);
+//! assert!(mkipc_os::registry::leftovers(&run).is_empty());
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::{Access, Body, Capacity, IpcError, Pid, PortName};
+
+use crate::errno;
+use crate::fifo::Fifo;
+use crate::link::{LinkRx, LinkTx};
+use crate::names::{Entry, Names};
+use crate::queue::Queue;
+use crate::registry::{self, EntryOwner, Kind};
+use crate::spool;
+use crate::sys;
+use crate::wire::Header;
+
+/// One process's end of a two-way direct link made by [`new_link`]: a pipe
+/// to read, a pipe to write, and the Unix socket rights travel on.
+#[derive(Debug)]
+pub struct LinkEnd {
+    rx: std::os::fd::OwnedFd,
+    tx: std::os::fd::OwnedFd,
+    rights: std::os::fd::OwnedFd,
+}
+
+impl LinkEnd {
+    /// The three descriptors (read pipe, write pipe, socket).
+    pub fn raw_fds(&self) -> [std::os::fd::RawFd; 3] {
+        use std::os::fd::AsRawFd;
+        [
+            self.rx.as_raw_fd(),
+            self.tx.as_raw_fd(),
+            self.rights.as_raw_fd(),
+        ]
+    }
+}
+
+/// Makes a two-way direct link (two pipes and a socket pair) whose ends are
+/// handed to two processes with [`OsProcess::adopt_link`].
+pub fn new_link() -> Result<(LinkEnd, LinkEnd), IpcError> {
+    let (a_rx, b_tx) = sys::pipe().map_err(errno::ipc_error)?;
+    let (b_rx, a_tx) = sys::pipe().map_err(errno::ipc_error)?;
+    let (a_s, b_s) = sys::socketpair().map_err(errno::ipc_error)?;
+    Ok((
+        LinkEnd {
+            rx: a_rx,
+            tx: a_tx,
+            rights: a_s,
+        },
+        LinkEnd {
+            rx: b_rx,
+            tx: b_tx,
+            rights: b_s,
+        },
+    ))
+}
+
+/// The two directions of the direct link with one peer.
+#[derive(Default, Clone)]
+pub(crate) struct LinkEnds {
+    pub tx: Option<Arc<LinkTx>>,
+    pub rx: Option<Arc<LinkRx>>,
+}
+
+/// This process, seen as an mkipc task: it owns the name space, the direct
+/// links, and the reply queue of this process, and implements
+/// [`Ipc`](mkipc_kernel::Ipc).
+pub struct OsProcess {
+    pub(crate) pid: u32,
+    pub(crate) run: String,
+    root: bool,
+    pub(crate) parent: Option<u32>,
+    pub(crate) names: Mutex<Names>,
+    pub(crate) links: Mutex<BTreeMap<u32, LinkEnds>>,
+    pub(crate) inherited: Vec<PortName>,
+    pub(crate) args: Vec<String>,
+    pub(crate) reply: Mutex<ReplyState>,
+    /// Queues of other processes' reply queues, opened once.
+    pub(crate) peers: Mutex<BTreeMap<u32, Arc<Queue>>>,
+    pub(crate) next_token: AtomicU32,
+    next_object: AtomicU64,
+    /// Serialises `receive_from_any`'s round robin.
+    pub(crate) rr: AtomicU32,
+}
+
+#[derive(Default)]
+pub(crate) struct ReplyState {
+    pub(crate) queue: Option<Arc<Queue>>,
+    /// Tokens some thread is waiting for.
+    pub(crate) outstanding: BTreeSet<u32>,
+    /// Frames that arrived for another waiter.
+    pub(crate) stash: BTreeMap<u32, (Header, Body)>,
+}
+
+impl std::fmt::Debug for OsProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OsProcess")
+            .field("pid", &self.pid)
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl OsProcess {
+    /// This process as the root of a new run (a fresh run id): when it is
+    /// dropped, everything the run registered is removed.
+    pub fn new() -> Result<OsProcess, IpcError> {
+        Ok(OsProcess::build(
+            registry::new_run_id(),
+            true,
+            None,
+            Vec::new(),
+            Vec::new(),
+        ))
+    }
+
+    /// This process joining an existing run (to meet unrelated processes of
+    /// that run through mailboxes and FIFOs). It removes only what it owns.
+    pub fn join(run: &str) -> Result<OsProcess, IpcError> {
+        if run.is_empty() || run.contains('/') {
+            return Err(IpcError::InvalidValue);
+        }
+        Ok(OsProcess::build(
+            run.to_string(),
+            false,
+            None,
+            Vec::new(),
+            Vec::new(),
+        ))
+    }
+
+    pub(crate) fn build(
+        run: String,
+        root: bool,
+        parent: Option<u32>,
+        args: Vec<String>,
+        inherited: Vec<PortName>,
+    ) -> OsProcess {
+        sys::ignore_sigpipe();
+        raise_msgqueue_limit();
+        OsProcess {
+            pid: std::process::id(),
+            run,
+            root,
+            parent,
+            names: Mutex::new(Names::default()),
+            links: Mutex::new(BTreeMap::new()),
+            inherited,
+            args,
+            reply: Mutex::new(ReplyState::default()),
+            peers: Mutex::new(BTreeMap::new()),
+            next_token: AtomicU32::new(1),
+            next_object: AtomicU64::new(0),
+            rr: AtomicU32::new(0),
+        }
+    }
+
+    /// The run this process belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    /// The process that spawned this one, if it was spawned by mkipc.
+    pub fn parent(&self) -> Option<Pid> {
+        self.parent.map(Pid)
+    }
+
+    /// The rights the parent passed at spawn ([`crate::Spawn::inherit`]), in order.
+    pub fn inherited(&self) -> &[PortName] {
+        &self.inherited
+    }
+
+    /// The role arguments given at spawn.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The processes this one has a direct link with.
+    pub fn peers(&self) -> Vec<Pid> {
+        lock(&self.links).keys().map(|&p| Pid(p)).collect()
+    }
+
+    /// Adopts one end of a [`new_link`] as the direct link with `peer`: for a
+    /// process that was started some other way than [`OsProcess::spawn`]
+    /// (e.g. `fork` from a single-threaded program, as the conformance suite does).
+    pub fn adopt_link(&self, peer: Pid, end: LinkEnd) {
+        let sock = Arc::new(end.rights);
+        let ends = LinkEnds {
+            tx: Some(Arc::new(LinkTx::new(end.tx, Some(Arc::clone(&sock))))),
+            rx: Some(Arc::new(LinkRx::new(end.rx, Some(sock)))),
+        };
+        lock(&self.links).insert(peer.0, ends);
+    }
+
+    /// The processes this one can send to directly.
+    pub fn receivers(&self) -> Vec<Pid> {
+        lock(&self.links)
+            .iter()
+            .filter(|(_, l)| l.tx.is_some())
+            .map(|(&p, _)| Pid(p))
+            .collect()
+    }
+
+    /// The processes this one can receive from directly.
+    pub fn senders(&self) -> Vec<Pid> {
+        lock(&self.links)
+            .iter()
+            .filter(|(_, l)| l.rx.is_some())
+            .map(|(&p, _)| Pid(p))
+            .collect()
+    }
+
+    /// Closes the direct link with `pid` in both directions: the peer's
+    /// receives end with [`ReceiveError::SourceDead`](mkipc_kernel::ReceiveError::SourceDead) once it has read what
+    /// was sent, and its sends fail with `DestinationDead` (`EPIPE`).
+    pub fn close_link(&self, pid: Pid) -> Result<(), IpcError> {
+        lock(&self.links)
+            .remove(&pid.0)
+            .map(drop)
+            .ok_or(IpcError::NotFound)
+    }
+
+    /// The POSIX name of the mailbox called `name` in this run.
+    pub fn mailbox_posix_name(&self, name: &str) -> String {
+        format!("/{}{}-m-{}", registry::PREFIX, self.run, name)
+    }
+
+    pub(crate) fn fresh_queue_name(&self, what: &str) -> String {
+        let n = self.next_object.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "/{}{}-{}-{}{}",
+            registry::PREFIX,
+            self.run,
+            self.pid,
+            what,
+            n
+        )
+    }
+
+    pub(crate) fn insert(&self, entry: Entry) -> PortName {
+        lock(&self.names).insert(entry)
+    }
+
+    // ----- POSIX queues by raw name --------------------------------------------
+
+    /// Opens any POSIX queue by its raw name (one leading slash, no other),
+    /// e.g. one a C program made, as a mailbox with the access its mode gives.
+    pub fn mailbox_open_posix(&self, posix: &str) -> Result<PortName, IpcError> {
+        let (queue, access) = open_with_best_access(posix)?;
+        Ok(self.insert(Entry::Mailbox {
+            queue: Arc::new(queue),
+            access,
+            owned: false,
+            system: false,
+        }))
+    }
+
+    pub(crate) fn create_mailbox_queue(
+        &self,
+        name: &str,
+        capacity: Capacity,
+        default: Access,
+        system: bool,
+    ) -> Result<PortName, IpcError> {
+        capacity.validate()?;
+        let posix = self.mailbox_posix_name(name);
+        let mut mode = 0o600;
+        if default.send {
+            mode |= 0o022;
+        }
+        if default.receive {
+            mode |= 0o044;
+        }
+        let owner = if system {
+            EntryOwner::Run
+        } else {
+            EntryOwner::Process(self.pid)
+        };
+        registry::record(&self.run, Kind::Queue, &posix, owner).map_err(io_error)?;
+        let queue = match Queue::create(&posix, capacity, mode, true, true) {
+            Ok(mut q) => {
+                q.watch = true;
+                q
+            }
+            Err(e) => {
+                if e != libc::EEXIST {
+                    registry::forget(&self.run, Kind::Queue, &posix);
+                }
+                return Err(errno::ipc_error(e));
+            }
+        };
+        tracing::debug!(queue = %posix, %capacity, mode, "mailbox created");
+        Ok(self.insert(Entry::Mailbox {
+            queue: Arc::new(queue),
+            access: Access::ALL,
+            owned: true,
+            system,
+        }))
+    }
+
+    // ----- FIFOs ----------------------------------------------------------------
+
+    /// Creates a FIFO at `path` and opens it for receiving: a byte-stream
+    /// mailbox that unrelated processes reach by path. `others` is the access
+    /// of other users (only `send` matters: the creator is the one reader).
+    /// The FIFO is removed when this process drops (or by cleanup).
+    pub fn fifo_create(&self, path: &Path, others: Access) -> Result<PortName, IpcError> {
+        let path_str = path.to_str().ok_or(IpcError::InvalidValue)?;
+        let mode = if others.send { 0o622 } else { 0o600 };
+        registry::record(
+            &self.run,
+            Kind::Fifo,
+            path_str,
+            EntryOwner::Process(self.pid),
+        )
+        .map_err(io_error)?;
+        let fifo = Fifo::create(path, mode).map_err(|e| {
+            if e != libc::EEXIST {
+                registry::forget(&self.run, Kind::Fifo, path_str);
+            }
+            errno::ipc_error(e)
+        })?;
+        Ok(self.insert(Entry::Fifo(Arc::new(fifo))))
+    }
+
+    /// Opens the FIFO at `path` for sending. [`IpcError::NotFound`] if it does
+    /// not exist or nobody has it open for reading.
+    pub fn fifo_open(&self, path: &Path) -> Result<PortName, IpcError> {
+        let fifo = Fifo::open(path).map_err(errno::ipc_error)?;
+        Ok(self.insert(Entry::Fifo(Arc::new(fifo))))
+    }
+
+    /// A path for a FIFO called `name` in this run's directory.
+    pub fn fifo_path(&self, name: &str) -> std::path::PathBuf {
+        let dir = registry::run_dir(&self.run);
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("fifo-{name}"))
+    }
+
+    /// Waits until every spooled message of this process is in its queue, or
+    /// `timeout` passes. Returns how many are still spooled.
+    pub fn flush(&self, timeout: Duration) -> usize {
+        let queues: Vec<Arc<Queue>> = {
+            let names = lock(&self.names);
+            let mut v = Vec::new();
+            names.for_each(|e| match e {
+                Entry::Port { receive, send, .. } => {
+                    v.push(Arc::clone(receive.as_ref().unwrap_or(send)))
+                }
+                Entry::Mailbox { queue, .. } => v.push(Arc::clone(queue)),
+                _ => {}
+            });
+            v
+        };
+        let deadline = Instant::now() + timeout;
+        queues
+            .iter()
+            .map(|q| spool::drain(q, deadline.saturating_duration_since(Instant::now())))
+            .sum()
+    }
+}
+
+impl Drop for OsProcess {
+    fn drop(&mut self) {
+        let left = self.flush(Duration::from_secs(2));
+        if left > 0 {
+            tracing::warn!(left, "dropping spooled messages nobody received");
+        }
+        let entries = lock(&self.names).drain();
+        for e in entries {
+            match e {
+                Entry::Mailbox {
+                    queue,
+                    owned: true,
+                    system: false,
+                    ..
+                } => {
+                    let _ = sys::mq_unlink(&queue.name);
+                    registry::forget(&self.run, Kind::Queue, &queue.name);
+                }
+                Entry::Fifo(f) if f.owned => {
+                    let _ = std::fs::remove_file(&f.path);
+                    if let Some(p) = f.path.to_str() {
+                        registry::forget(&self.run, Kind::Fifo, p);
+                    }
+                }
+                Entry::Reply { pid, token } => self.send_no_reply(pid, token),
+                _ => {}
+            }
+        }
+        if let Some(q) = lock(&self.reply).queue.take() {
+            let _ = sys::mq_unlink(&q.name);
+            registry::forget(&self.run, Kind::Queue, &q.name);
+        }
+        if self.root {
+            let report = registry::cleanup(&self.run);
+            tracing::debug!(?report, "run cleaned up");
+        }
+    }
+}
+
+/// Opens a queue with the most access its mode allows this process.
+pub(crate) fn open_with_best_access(posix: &str) -> Result<(Queue, Access), IpcError> {
+    let mut last = libc::EACCES;
+    for (r, w) in [(true, true), (false, true), (true, false)] {
+        match Queue::open(posix, r, w) {
+            Ok(mut q) => {
+                q.watch = true;
+                return Ok((
+                    q,
+                    Access {
+                        send: w,
+                        receive: r,
+                    },
+                ));
+            }
+            Err(libc::EACCES) => last = libc::EACCES,
+            Err(e) => return Err(errno::ipc_error(e)),
+        }
+    }
+    Err(errno::ipc_error(last))
+}
+
+pub(crate) fn io_error(e: std::io::Error) -> IpcError {
+    errno::ipc_error(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Raises `RLIMIT_MSGQUEUE` (819200 bytes by default: about nine queues of
+/// 10 x 8 KiB per user) as far as allowed, so tests and examples with many
+/// queues do not fail with `EMFILE`.
+fn raise_msgqueue_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut lim) } != 0 {
+        return;
+    }
+    let want: libc::rlim_t = 512 << 20;
+    let new = if sys::geteuid() == 0 {
+        libc::rlimit {
+            rlim_cur: lim.rlim_cur.max(want),
+            rlim_max: lim.rlim_max.max(want),
+        }
+    } else {
+        libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        }
+    };
+    // SAFETY: `new` is a valid rlimit; failure leaves the limit as it was.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_MSGQUEUE, &new);
+    }
+}

@@ -1,0 +1,109 @@
+//! Zero capacity on a POSIX queue: the rendezvous.
+//!
+//! A POSIX queue cannot hold zero messages, so a rendezvous queue holds one
+//! (`mq_maxmsg` = 1, marked by `mq_msgsize & 3 == 3`) and the *receiver*
+//! completes the meeting: the sender puts the frame in with `ACK_WANTED` and
+//! a token, then waits on its own reply queue; the receiving mkipc process
+//! sends back an `IS_ACK` frame with the same token as soon as it has taken
+//! the message ([`OsProcess::accept_queue_frame`]). The send returns only
+//! then, which is the rendezvous guarantee: the sender leaves after the
+//! receiver has the message.
+//!
+//! If the sender's wait ends first (`try_send`, `send_timeout`) it takes its
+//! message back out of the queue when it can read the queue (its own port).
+//! If it finds another sender's frame instead, its own was taken (so the send
+//! counts as done) and the other frame is put back. A sender that cannot read
+//! the queue cannot take the message back: it reports the failure, but the
+//! message may still be received later.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mkipc_kernel::{IpcError, Message, OnFull, ReceiveError, SendError, Sent};
+
+use crate::deliver::not_sent;
+use crate::errno;
+use crate::process::OsProcess;
+use crate::queue::Queue;
+use crate::sys::MqWait;
+use crate::wire;
+
+impl OsProcess {
+    /// Zero capacity: put the message in the (one-slot) queue, then wait for
+    /// the receiver's acknowledgement. If the wait ends first, take the
+    /// message back if this process can read the queue.
+    pub(crate) fn rendezvous(
+        &self,
+        q: &Arc<Queue>,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        let limit = q.body_limit();
+        if let Err(e) = self.reply_queue() {
+            return Err(match e {
+                IpcError::Os(errno) => SendError::Os {
+                    errno,
+                    message: msg,
+                },
+                _ => SendError::Os {
+                    errno: libc::EIO,
+                    message: msg,
+                },
+            });
+        }
+        let token = self.new_token();
+        self.expect_token(token);
+        let frame = wire::encode(&msg, self.pid, wire::FLAG_ACK_WANTED, token, &[]);
+        let (wait, deadline) = match on_full {
+            OnFull::Block => (MqWait::Forever, None),
+            OnFull::Timeout(d) => {
+                let at = Instant::now() + d;
+                (MqWait::Until(at), Some(at))
+            }
+            _ => (MqWait::NoWait, Some(Instant::now())),
+        };
+        match q.send(&frame, wait) {
+            Ok(()) => {}
+            Err(libc::EAGAIN | libc::ETIMEDOUT) => {
+                let _ = self.wait_token(token, None, true);
+                return not_sent(on_full, msg);
+            }
+            Err(e) => return Err(errno::send_error(e, msg, limit)),
+        }
+        let no_wait = matches!(wait, MqWait::NoWait);
+        match self.wait_token(token, deadline, no_wait) {
+            Ok(_) => Ok(Sent::Delivered),
+            Err(ReceiveError::TimedOut | ReceiveError::Empty) => {
+                if !q.readable {
+                    // Cannot take it back: it may still be received later.
+                    return not_sent(on_full, msg);
+                }
+                let me = self.pid;
+                match q.receive(MqWait::NoWait, |b| {
+                    wire::decode(b).map(|f| (f.header, b.to_vec()))
+                }) {
+                    Ok(Ok((h, _))) if h.sender == me && h.token == token => not_sent(on_full, msg),
+                    Ok(Ok((_, other))) => {
+                        // Ours was taken; put back the one that arrived since.
+                        let _ = q.send(&other, MqWait::NoWait);
+                        Ok(Sent::Delivered)
+                    }
+                    Ok(Err(_)) => Ok(Sent::Delivered),
+                    Err(_) => Ok(Sent::Delivered), // empty: a receiver took ours
+                }
+            }
+            Err(e) => Err(SendError::Os {
+                errno: receive_errno(e),
+                message: msg,
+            }),
+        }
+    }
+}
+
+pub(crate) fn receive_errno(e: ReceiveError) -> i32 {
+    match e {
+        ReceiveError::Os(e) => e,
+        ReceiveError::NoPermission => libc::EACCES,
+        _ => libc::EIO,
+    }
+}

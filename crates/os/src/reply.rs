@@ -1,0 +1,177 @@
+//! The reply queue: where replies to calls and rendezvous acknowledgements arrive.
+//!
+//! Each process that calls, or sends to a zero-capacity queue, gets one named
+//! queue `/mkipc-<run>-<pid>-reply` (mode 0622: anyone may write, only the
+//! owner reads), made on first use and unlinked when the process drops (or
+//! when its parent reaps it after a crash). A request carries a fresh token;
+//! the answer carries it back, so answers that arrive for another waiting
+//! thread are stashed and stale ones (for a send that gave up) discarded.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mkipc_kernel::{
+    Body, Capacity, IpcError, Message, Notification, Pid, PortName, ReceiveError, Trailer,
+};
+
+use crate::errno;
+use crate::names::Entry;
+use crate::process::{io_error, lock, OsProcess};
+use crate::queue::Queue;
+use crate::registry::{self, EntryOwner, Kind};
+use crate::sys::{self, MqWait};
+use crate::wire::{self, Header};
+
+impl OsProcess {
+    pub(crate) fn reply_queue_name(run: &str, pid: u32) -> String {
+        format!("/{}{}-{}-reply", registry::PREFIX, run, pid)
+    }
+
+    /// This process's reply queue, created on first use.
+    pub(crate) fn reply_queue(&self) -> Result<Arc<Queue>, IpcError> {
+        let mut st = lock(&self.reply);
+        if let Some(q) = &st.queue {
+            return Ok(Arc::clone(q));
+        }
+        let name = OsProcess::reply_queue_name(&self.run, self.pid);
+        registry::record(&self.run, Kind::Queue, &name, EntryOwner::Process(self.pid))
+            .map_err(io_error)?;
+        // Anyone may write replies into it; only this process reads.
+        let cap = Capacity::Bounded(crate::queue::maxmsg_for(Capacity::Unbounded));
+        let q = match Queue::create(&name, cap, 0o622, true, false) {
+            Ok(q) => Arc::new(q),
+            Err(e) => {
+                registry::forget(&self.run, Kind::Queue, &name);
+                return Err(errno::ipc_error(e));
+            }
+        };
+        st.queue = Some(Arc::clone(&q));
+        Ok(q)
+    }
+
+    pub(crate) fn new_token(&self) -> u32 {
+        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+        if t == 0 {
+            self.next_token.fetch_add(1, Ordering::Relaxed)
+        } else {
+            t
+        }
+    }
+
+    /// Says a token is awaited (so frames for it are stashed, not discarded).
+    pub(crate) fn expect_token(&self, token: u32) {
+        lock(&self.reply).outstanding.insert(token);
+    }
+
+    /// Waits on the reply queue for the frame carrying `token`.
+    pub(crate) fn wait_token(
+        &self,
+        token: u32,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<(Header, Body), ReceiveError> {
+        let q = self.reply_queue()?;
+        let result = loop {
+            if let Some(hit) = lock(&self.reply).stash.remove(&token) {
+                break Ok(hit);
+            }
+            let wait = if no_wait {
+                MqWait::NoWait
+            } else {
+                deadline.map_or(MqWait::Forever, MqWait::Until)
+            };
+            let got = q.receive(wait, |bytes| {
+                wire::decode(bytes).map(|f| (f.header, Body::from_slice(f.body)))
+            });
+            match got {
+                Ok(Ok((h, body))) => {
+                    if h.token == token {
+                        break Ok((h, body));
+                    }
+                    let mut st = lock(&self.reply);
+                    if st.outstanding.contains(&h.token) {
+                        st.stash.insert(h.token, (h, body));
+                    }
+                }
+                Ok(Err(_)) => {} // not a frame: ignore, the queue is ours
+                Err(e) => break Err(errno::receive_error(e)),
+            }
+        };
+        lock(&self.reply).outstanding.remove(&token);
+        result
+    }
+
+    /// Sends a reply or acknowledgement frame to `pid`'s reply queue, without
+    /// waiting (send-once messages never block).
+    pub(crate) fn send_to_reply_queue(&self, pid: u32, frame: &[u8]) -> Result<(), sys::Errno> {
+        let q = {
+            let mut peers = lock(&self.peers);
+            match peers.get(&pid) {
+                Some(q) => Arc::clone(q),
+                None => {
+                    let q = Arc::new(Queue::open(
+                        &OsProcess::reply_queue_name(&self.run, pid),
+                        false,
+                        true,
+                    )?);
+                    peers.insert(pid, Arc::clone(&q));
+                    q
+                }
+            }
+        };
+        q.send(frame, MqWait::NoWait)
+    }
+
+    /// Acknowledges a rendezvous frame.
+    pub(crate) fn acknowledge(&self, sender: u32, token: u32) {
+        let frame = wire::encode(
+            &Message::new(0, Body::new()),
+            self.pid,
+            wire::FLAG_IS_ACK,
+            token,
+            &[],
+        );
+        if let Err(e) = self.send_to_reply_queue(sender, &frame) {
+            tracing::warn!(sender, errno = e, "could not acknowledge a rendezvous send");
+        }
+    }
+
+    /// Tells a caller its request will never be answered.
+    pub(crate) fn send_no_reply(&self, pid: u32, token: u32) {
+        let msg = Message::new(Notification::SEND_ONCE_ID, Body::new());
+        let frame = wire::encode(&msg, 0, wire::FLAG_IS_REPLY, token, &[]);
+        let _ = self.send_to_reply_queue(pid, &frame);
+    }
+
+    /// Builds the received message for a decoded queue frame: acknowledges a
+    /// rendezvous, installs a reply right for a call.
+    pub(crate) fn accept_queue_frame(
+        &self,
+        header: Header,
+        body: Body,
+        on: PortName,
+        seqno: u64,
+    ) -> Message {
+        if header.flags & wire::FLAG_ACK_WANTED != 0 {
+            self.acknowledge(header.sender, header.token);
+        }
+        let mut msg = Message::new(header.id, body);
+        if header.flags & wire::FLAG_REPLY_WANTED != 0 {
+            let name = self.insert(Entry::Reply {
+                pid: header.sender,
+                token: header.token,
+            });
+            msg.reply = Some(mkipc_kernel::CarriedRight {
+                name,
+                disposition: mkipc_kernel::Disposition::MoveSendOnce,
+            });
+        }
+        msg.trailer = Some(Trailer {
+            sender: Pid(header.sender),
+            received_on: on,
+            seqno,
+        });
+        msg
+    }
+}

@@ -1,0 +1,487 @@
+//! Real child processes running a *role*, by re-executing the current binary.
+//!
+//! `fork` alone would copy a multi-threaded process (the test harness runs
+//! tests on several threads) with whatever locks other threads held at that
+//! instant, which is unsafe to continue from. So a child is a fresh `exec` of
+//! the same binary: [`Command`] forks and execs at once, and the new program
+//! finds out which role to play from the environment (`MKIPC_OS_ROLE`) and
+//! calls [`child_main`] early in `main` (or, in a test binary, from a
+//! dedicated `#[test]` the child is told to run, see [`set_entry_args`]).
+//!
+//! Start-up, step by step:
+//!
+//! 1. The parent makes every pipe and socket the new processes need: for each
+//!    child a pipe each way and a Unix socket pair with its parent (the direct
+//!    link, whose socket carries rights), one per sibling link asked for, and
+//!    a *bootstrap* socket pair.
+//! 2. It spawns each child with only the bootstrap socket inherited (its
+//!    number in `MKIPC_OS_BOOT`; every other descriptor is close-on-exec).
+//! 3. Once every pid is known, it sends each child one bootstrap message:
+//!    the run id, the role, its arguments, which descriptors are links with
+//!    which pids, which are inherited rights, and the descriptors themselves
+//!    by `SCM_RIGHTS`. Then it closes its copies of the children's ends, so
+//!    that end of stream and `EPIPE` work.
+//!
+//! A [`Child`] that is dropped without [`Child::wait`] is killed and reaped,
+//! and reaping a child removes the queues and FIFOs it owned, so no child
+//! process and nothing it made outlives the handle, even after `SIGKILL`.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+
+use mkipc_kernel::{Access, IpcError, Pid, PortName};
+
+use crate::link::{LinkRx, LinkTx};
+use crate::names::Entry;
+use crate::process::{LinkEnds, OsProcess};
+use crate::queue::Queue;
+use crate::registry;
+use crate::sys;
+
+/// The environment variable naming the role a child plays.
+pub const ROLE_ENV: &str = "MKIPC_OS_ROLE";
+/// The environment variable holding the bootstrap socket's descriptor number.
+pub const BOOT_ENV: &str = "MKIPC_OS_BOOT";
+/// The environment variable holding the run id.
+pub const RUN_ENV: &str = "MKIPC_RUN_ID";
+
+static ENTRY_ARGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Sets the arguments every child is started with (before the role is known).
+/// A normal program needs none: it calls [`child_main`] at the top of `main`.
+/// A test binary passes the name of the test that calls [`child_main`]:
+/// `set_entry_args(&["role_entry", "--exact", "--nocapture", "-q"])`.
+pub fn set_entry_args(args: &[&str]) {
+    *ENTRY_ARGS.lock().unwrap_or_else(|p| p.into_inner()) =
+        args.iter().map(|s| s.to_string()).collect();
+}
+
+/// A role: the function a child runs. Its return value is the exit code.
+pub type Role = fn(&OsProcess) -> i32;
+
+/// If this process was started as a child by [`OsProcess::spawn`], runs its
+/// role and exits with the role's code (101 if the role is unknown or
+/// start-up fails); otherwise returns at once. A child's standard output is
+/// `/dev/null` (a test harness prints there); its standard error is the
+/// parent's.
+pub fn child_main(roles: &[(&str, Role)]) {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let code = match OsProcess::from_bootstrap() {
+        Ok(os) => match roles.iter().find(|(name, _)| *name == role) {
+            Some((_, f)) => {
+                let code = f(&os);
+                drop(os);
+                code
+            }
+            None => {
+                eprintln!("mkipc-os: unknown role {role:?}");
+                101
+            }
+        },
+        Err(e) => {
+            eprintln!("mkipc-os: child start-up failed: {e}");
+            101
+        }
+    };
+    std::process::exit(code);
+}
+
+/// How to start one child.
+#[derive(Clone, Debug)]
+pub struct Spawn {
+    role: String,
+    args: Vec<String>,
+    inherit: Vec<PortName>,
+    uid: Option<u32>,
+}
+
+impl Spawn {
+    /// A child that plays `role`.
+    pub fn new(role: &str) -> Spawn {
+        Spawn {
+            role: role.to_string(),
+            args: Vec::new(),
+            inherit: Vec::new(),
+            uid: None,
+        }
+    }
+    /// Adds a role argument ([`OsProcess::args`] in the child). No newlines.
+    pub fn arg(mut self, arg: impl Into<String>) -> Spawn {
+        self.args.push(arg.into());
+        self
+    }
+    /// Passes a copy of the right under `name` (a send right, receive right or
+    /// mailbox); the child finds it in [`OsProcess::inherited`].
+    pub fn inherit(mut self, name: PortName) -> Spawn {
+        self.inherit.push(name);
+        self
+    }
+    /// Runs the child as this user (and group of the same number), e.g. 65534
+    /// ("nobody"), to see permissions enforced when the parent is root.
+    pub fn uid(mut self, uid: u32) -> Spawn {
+        self.uid = Some(uid);
+        self
+    }
+}
+
+/// A running child process.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+    process: std::process::Child,
+    run: String,
+    status: Option<ExitStatus>,
+}
+
+impl Child {
+    /// Its pid (the OS pid, which is also its mkipc pid).
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Sends `SIGKILL`.
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        self.process.kill()
+    }
+
+    /// Waits for it to exit, then removes the queues and FIFOs it owned.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(s) = self.status {
+            return Ok(s);
+        }
+        let s = self.process.wait()?;
+        self.status = Some(s);
+        let report = registry::reap_process(&self.run, self.pid.0);
+        if !report.queues.is_empty() || !report.fifos.is_empty() {
+            tracing::debug!(
+                pid = self.pid.0,
+                ?report,
+                "removed what an exited child left"
+            );
+        }
+        Ok(s)
+    }
+
+    /// Waits and returns the exit code, or `128 + signal` if a signal ended it.
+    pub fn wait_code(&mut self) -> std::io::Result<i32> {
+        let s = self.wait()?;
+        Ok(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.process.kill();
+            let _ = self.wait();
+        }
+    }
+}
+
+/// A sibling link as one child sees it: the peer's index in the group, the
+/// indices (in the child's descriptor list) of its read end, write end and
+/// rights socket.
+type SiblingLink = (usize, Option<usize>, Option<usize>, usize);
+
+/// What one child gets at start-up, before it is serialised.
+#[derive(Default)]
+struct Boot {
+    lines: Vec<String>,
+    fds: Vec<OwnedFd>,
+}
+
+impl Boot {
+    fn push_fd(&mut self, fd: OwnedFd) -> usize {
+        self.fds.push(fd);
+        self.fds.len() - 1
+    }
+}
+
+fn ipc_err(e: sys::Errno) -> IpcError {
+    crate::errno::ipc_error(e)
+}
+
+impl OsProcess {
+    /// Spawns one child with a direct link to this process.
+    pub fn spawn(&self, spec: Spawn) -> Result<Child, IpcError> {
+        Ok(self.spawn_group(vec![spec], &[])?.pop().expect("one child"))
+    }
+
+    /// Spawns several children, each with a direct link to this process, plus
+    /// one-way links between them: `(from, to)` indexes `specs` and lets child
+    /// `from` send to child `to` (e.g. `[(0, 1), (1, 2)]` for a pipeline).
+    pub fn spawn_group(
+        &self,
+        specs: Vec<Spawn>,
+        links: &[(usize, usize)],
+    ) -> Result<Vec<Child>, IpcError> {
+        if links
+            .iter()
+            .any(|&(a, b)| a >= specs.len() || b >= specs.len() || a == b)
+        {
+            return Err(IpcError::InvalidValue);
+        }
+        let mut boots: Vec<Boot> = specs.iter().map(|_| Boot::default()).collect();
+        // Parent links: (parent side, child index, child's line builder).
+        let mut parent_links = Vec::new();
+        let mut pending: Vec<Vec<SiblingLink>> = vec![Vec::new(); specs.len()];
+        for (i, boot) in boots.iter_mut().enumerate() {
+            let (p2c_r, p2c_w) = sys::pipe().map_err(ipc_err)?;
+            let (c2p_r, c2p_w) = sys::pipe().map_err(ipc_err)?;
+            let (sock_p, sock_c) = sys::socketpair().map_err(ipc_err)?;
+            let rx = boot.push_fd(p2c_r);
+            let tx = boot.push_fd(c2p_w);
+            let sock = boot.push_fd(sock_c);
+            parent_links.push((i, p2c_w, c2p_r, sock_p));
+            boot.lines.push(format!("parent-link {rx} {tx} {sock}"));
+        }
+        for &(from, to) in links {
+            let (r, w) = sys::pipe().map_err(ipc_err)?;
+            let (sa, sb) = sys::socketpair().map_err(ipc_err)?;
+            let w = boots[from].push_fd(w);
+            let sa = boots[from].push_fd(sa);
+            pending[from].push((to, None, Some(w), sa));
+            let r = boots[to].push_fd(r);
+            let sb = boots[to].push_fd(sb);
+            pending[to].push((from, Some(r), None, sb));
+        }
+        for (boot, spec) in boots.iter_mut().zip(&specs) {
+            for &name in &spec.inherit {
+                let (kind, queue, access) = self.right_for_child(name)?;
+                let fd = queue.dup_fd().map_err(ipc_err)?;
+                let idx = boot.push_fd(fd);
+                boot.lines.push(format!(
+                    "right {kind} {} {} {idx}",
+                    access.send as u8, access.receive as u8
+                ));
+            }
+            for a in &spec.args {
+                if a.contains('\n') {
+                    return Err(IpcError::InvalidValue);
+                }
+                boot.lines.push(format!("arg {a}"));
+            }
+        }
+
+        // Spawn them all, then tell each who its peers are.
+        let mut children = Vec::new();
+        let mut boot_socks = Vec::new();
+        for spec in &specs {
+            let (mine, theirs) = sys::socketpair().map_err(ipc_err)?;
+            let child = self
+                .exec_child(spec, &theirs)
+                .map_err(crate::process::io_error)?;
+            drop(theirs);
+            let pid = Pid(child.id());
+            children.push(Child {
+                pid,
+                process: child,
+                run: self.run.clone(),
+                status: None,
+            });
+            boot_socks.push(mine);
+        }
+        for (i, mut boot) in boots.into_iter().enumerate() {
+            for (peer, r, w, s) in &pending[i] {
+                let show = |x: &Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
+                boot.lines.push(format!(
+                    "link {} {} {} {}",
+                    children[*peer].pid.0,
+                    show(r),
+                    show(w),
+                    s
+                ));
+            }
+            boot.lines.insert(
+                0,
+                format!("start {} {} {}", self.run, self.pid, specs[i].role),
+            );
+            let text = boot.lines.join("\n");
+            let mut data = (text.len() as u32).to_le_bytes().to_vec();
+            data.extend_from_slice(text.as_bytes());
+            let raw: Vec<RawFd> = boot.fds.iter().map(|f| f.as_raw_fd()).collect();
+            sys::send_fds(boot_socks[i].as_fd(), &data, &raw).map_err(ipc_err)?;
+        }
+        let mut links_table = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, p2c_w, c2p_r, sock) in parent_links {
+            let sock = Arc::new(sock);
+            let ends = LinkEnds {
+                tx: Some(Arc::new(LinkTx::new(p2c_w, Some(Arc::clone(&sock))))),
+                rx: Some(Arc::new(LinkRx::new(c2p_r, Some(sock)))),
+            };
+            links_table.insert(children[i].pid.0, ends);
+        }
+        Ok(children)
+    }
+
+    fn right_for_child(
+        &self,
+        name: PortName,
+    ) -> Result<(&'static str, Arc<Queue>, Access), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match names.get(name)? {
+            Entry::Port { send, .. } => ("send", Arc::clone(send), Access::SEND),
+            Entry::Mailbox { queue, access, .. } => ("mailbox", Arc::clone(queue), *access),
+            Entry::SendOnce { send } => ("send", Arc::clone(send), Access::SEND),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: mkipc_kernel::RightKind::Send,
+                })
+            }
+        })
+    }
+
+    fn exec_child(&self, spec: &Spawn, boot: &OwnedFd) -> std::io::Result<std::process::Child> {
+        let exe = std::env::current_exe()?;
+        let entry = ENTRY_ARGS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let fd = boot.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.args(entry.iter().map(OsString::from))
+            .env(ROLE_ENV, &spec.role)
+            .env(RUN_ENV, &self.run)
+            .env(BOOT_ENV, fd.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Some(uid) = spec.uid {
+            cmd.uid(uid).gid(uid);
+        }
+        // SAFETY: the closure runs between fork and exec and calls only
+        // fcntl, which is async-signal-safe; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                sys::clear_cloexec_raw(fd).map_err(std::io::Error::from_raw_os_error)
+            });
+        }
+        cmd.spawn()
+    }
+
+    /// Builds the child's `OsProcess` from the bootstrap message.
+    fn from_bootstrap() -> Result<OsProcess, IpcError> {
+        let fd: RawFd = std::env::var(BOOT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or(IpcError::InvalidValue)?;
+        std::env::remove_var(BOOT_ENV);
+        std::env::remove_var(ROLE_ENV);
+        // SAFETY: the parent put this descriptor here for us alone, and it is
+        // taken exactly once (the variable is removed above).
+        let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let mut len = [0u8; 4];
+        let fds = sys::recv_fds(sock.as_fd(), &mut len, 250)
+            .map_err(ipc_err)?
+            .ok_or(IpcError::NotFound)?;
+        let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
+        sys::recv_fds(sock.as_fd(), &mut text, 1)
+            .map_err(ipc_err)?
+            .ok_or(IpcError::InvalidValue)?;
+        let text = String::from_utf8(text).map_err(|_| IpcError::InvalidValue)?;
+        let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+        let mut take = |s: &str| -> Result<Option<OwnedFd>, IpcError> {
+            if s == "-" {
+                return Ok(None);
+            }
+            let i: usize = s.parse().map_err(|_| IpcError::InvalidValue)?;
+            fds.get_mut(i)
+                .and_then(Option::take)
+                .map(Some)
+                .ok_or(IpcError::InvalidValue)
+        };
+
+        let mut run = String::new();
+        let mut parent = 0u32;
+        let mut args = Vec::new();
+        let mut links: Vec<(u32, LinkEnds)> = Vec::new();
+        let mut rights: Vec<(String, Access, OwnedFd)> = Vec::new();
+        for line in text.lines() {
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let f: Vec<&str> = rest.split(' ').collect();
+            match word {
+                "start" => {
+                    run = f.first().copied().unwrap_or_default().to_string();
+                    parent = f.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+                }
+                "arg" => args.push(rest.to_string()),
+                "parent-link" | "link" => {
+                    let (peer, f) = if word == "link" {
+                        (
+                            f.first()
+                                .and_then(|p| p.parse().ok())
+                                .ok_or(IpcError::InvalidValue)?,
+                            &f[1..],
+                        )
+                    } else {
+                        (parent, &f[..])
+                    };
+                    if f.len() < 3 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let (rx, tx, sock) = (take(f[0])?, take(f[1])?, take(f[2])?);
+                    let sock = sock.map(Arc::new);
+                    links.push((
+                        peer,
+                        LinkEnds {
+                            rx: rx.map(|fd| Arc::new(LinkRx::new(fd, sock.clone()))),
+                            tx: tx.map(|fd| Arc::new(LinkTx::new(fd, sock.clone()))),
+                        },
+                    ));
+                }
+                "right" => {
+                    if f.len() < 4 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let access = Access {
+                        send: f[1] == "1",
+                        receive: f[2] == "1",
+                    };
+                    let fd = take(f[3])?.ok_or(IpcError::InvalidValue)?;
+                    rights.push((f[0].to_string(), access, fd));
+                }
+                _ => return Err(IpcError::InvalidValue),
+            }
+        }
+        let os = OsProcess::build(run, false, Some(parent), args, Vec::new());
+        let mut inherited = Vec::new();
+        for (kind, access, fd) in rights {
+            let q = Arc::new(
+                Queue::from_fd(fd, String::new(), access.receive, access.send).map_err(ipc_err)?,
+            );
+            inherited.push(os.insert(if kind == "mailbox" {
+                Entry::Mailbox {
+                    queue: q,
+                    access,
+                    owned: false,
+                    system: false,
+                }
+            } else {
+                Entry::Port {
+                    receive: None,
+                    send: q,
+                    send_refs: 1,
+                }
+            }));
+        }
+        let mut os = os;
+        os.inherited = inherited;
+        {
+            let mut table = os.links.lock().unwrap_or_else(|p| p.into_inner());
+            for (peer, ends) in links {
+                let e = table.entry(peer).or_default();
+                if ends.rx.is_some() {
+                    e.rx = ends.rx;
+                }
+                if ends.tx.is_some() {
+                    e.tx = ends.tx;
+                }
+            }
+        }
+        Ok(os)
+    }
+}

@@ -1,0 +1,199 @@
+//! Rights in messages: from names to descriptors and back.
+//!
+//! On the way out, each carried right is looked up and its queue descriptor
+//! duplicated ([`OsProcess::prepare_rights`]); nothing changes in the name
+//! space until the frame and the descriptors are on their way
+//! ([`OsProcess::commit_rights`]), so a failed send leaves every right where it
+//! was. On the way in, every descriptor that came with a frame by
+//! `SCM_RIGHTS` becomes a new name ([`OsProcess::message_from_link`]).
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use mkipc_kernel::{Access, Disposition, IpcError, Message, Pid, PortName, RightKind, Trailer};
+
+use crate::link::RawFrame;
+use crate::names::Entry;
+use crate::process::OsProcess;
+use crate::queue::Queue;
+use crate::registry::{self, Kind};
+use crate::sys;
+use crate::wire::{RightDesc, RightWire};
+
+impl OsProcess {
+    /// Takes the rights a message carries out of this name space, as
+    /// descriptors (nothing is changed until [`commit_rights`](Self::commit_rights)).
+    pub(crate) fn prepare_rights(
+        &self,
+        msg: &Message,
+    ) -> Result<(Vec<RightDesc>, Vec<OwnedFd>), (usize, IpcError)> {
+        if msg.rights.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let mut descs = Vec::with_capacity(msg.rights.len());
+        let mut fds = Vec::with_capacity(msg.rights.len());
+        for (i, r) in msg.rights.iter().enumerate() {
+            let entry = names.get(r.name).map_err(|e| (i, e))?;
+            let wrong = |needed| (i, IpcError::WrongRight { needed });
+            let (kind, queue, access) = match (r.disposition, entry) {
+                (
+                    Disposition::MoveSend | Disposition::CopySend,
+                    Entry::Port {
+                        send, send_refs, ..
+                    },
+                ) if *send_refs > 0 => (RightWire::Send, send, 0),
+                (
+                    Disposition::MoveSend | Disposition::CopySend,
+                    Entry::Mailbox { queue, access, .. },
+                ) => (
+                    RightWire::Mailbox,
+                    queue,
+                    access.send as u8 | (access.receive as u8) << 1,
+                ),
+                (
+                    Disposition::MakeSend,
+                    Entry::Port {
+                        receive: Some(_),
+                        send,
+                        ..
+                    },
+                ) => (RightWire::Send, send, 0),
+                (
+                    Disposition::MakeSendOnce,
+                    Entry::Port {
+                        receive: Some(_),
+                        send,
+                        ..
+                    },
+                ) => (RightWire::SendOnce, send, 0),
+                (Disposition::MoveSendOnce, Entry::SendOnce { send }) => {
+                    (RightWire::SendOnce, send, 0)
+                }
+                (
+                    Disposition::MoveReceive,
+                    Entry::Port {
+                        receive: Some(q), ..
+                    },
+                ) => (RightWire::Receive, q, 0),
+                (Disposition::MoveSend | Disposition::CopySend, _) => {
+                    return Err(wrong(RightKind::Send))
+                }
+                (Disposition::MoveSendOnce, _) => return Err(wrong(RightKind::SendOnce)),
+                _ => return Err(wrong(RightKind::Receive)),
+            };
+            fds.push(queue.dup_fd().map_err(|e| (i, IpcError::Os(e)))?);
+            descs.push(RightDesc {
+                disposition: r.disposition.received_as(),
+                kind,
+                access,
+            });
+        }
+        Ok((descs, fds))
+    }
+
+    /// Removes moved rights from this name space after a successful send.
+    pub(crate) fn commit_rights(&self, msg: &Message) {
+        if msg.rights.is_empty() {
+            return;
+        }
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &msg.rights {
+            let remove = match (r.disposition, names.get_mut(r.name)) {
+                (
+                    Disposition::MoveSend,
+                    Ok(Entry::Port {
+                        receive, send_refs, ..
+                    }),
+                ) => {
+                    *send_refs = send_refs.saturating_sub(1);
+                    *send_refs == 0 && receive.is_none()
+                }
+                (Disposition::MoveSend, Ok(Entry::Mailbox { .. })) => true,
+                (Disposition::MoveSendOnce, Ok(_)) => true,
+                (
+                    Disposition::MoveReceive,
+                    Ok(Entry::Port {
+                        receive, send_refs, ..
+                    }),
+                ) => {
+                    *receive = None;
+                    *send_refs == 0
+                }
+                _ => false,
+            };
+            if remove {
+                let _ = names.remove(r.name);
+            }
+        }
+    }
+
+    /// Installs the rights that came with a link frame under new names.
+    pub(crate) fn message_from_link(&self, pid: u32, raw: RawFrame) -> Message {
+        let mut msg = Message::new(raw.header.id, raw.body);
+        for (desc, fd) in raw.rights.iter().zip(raw.fds) {
+            let (readable, writable) = match desc.kind {
+                RightWire::Receive => (true, true),
+                RightWire::Mailbox => (desc.access & 2 != 0, desc.access & 1 != 0),
+                _ => (false, true),
+            };
+            let name = match Queue::from_fd(fd, String::new(), readable, writable) {
+                Ok(q) => {
+                    let q = Arc::new(q);
+                    self.insert(match desc.kind {
+                        RightWire::Send => Entry::Port {
+                            receive: None,
+                            send: q,
+                            send_refs: 1,
+                        },
+                        RightWire::Receive => Entry::Port {
+                            receive: Some(Arc::clone(&q)),
+                            send: q,
+                            send_refs: 0,
+                        },
+                        RightWire::SendOnce => Entry::SendOnce { send: q },
+                        RightWire::Mailbox => Entry::Mailbox {
+                            queue: q,
+                            access: Access {
+                                send: writable,
+                                receive: readable,
+                            },
+                            owned: false,
+                            system: false,
+                        },
+                    })
+                }
+                Err(_) => PortName::DEAD,
+            };
+            msg.rights.push(mkipc_kernel::CarriedRight {
+                name,
+                disposition: desc.disposition,
+            });
+        }
+        msg.trailer = Some(Trailer {
+            sender: Pid(pid),
+            received_on: PortName::NULL,
+            seqno: raw.seqno,
+        });
+        msg
+    }
+
+    pub(crate) fn drop_entry(&self, entry: Entry) {
+        match entry {
+            Entry::Reply { pid, token } => self.send_no_reply(pid, token),
+            Entry::Fifo(f) if f.owned => {
+                let _ = std::fs::remove_file(&f.path);
+                if let Some(p) = f.path.to_str() {
+                    registry::forget(&self.run, Kind::Fifo, p);
+                }
+            }
+            Entry::Mailbox {
+                queue, owned: true, ..
+            } => {
+                let _ = sys::mq_unlink(&queue.name);
+                registry::forget(&self.run, Kind::Queue, &queue.name);
+            }
+            _ => {}
+        }
+    }
+}

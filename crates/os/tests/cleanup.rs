@@ -1,0 +1,97 @@
+//! Nothing left behind: crashed children, crashed runs, and `cleanup`.
+
+mod common;
+role_entry!();
+
+use std::time::Duration;
+
+use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message, Wait};
+use mkipc_os::Spawn;
+
+#[test]
+fn smoke_sigkill_mid_send_leaves_no_queue() {
+    let os = common::os();
+    let _target = os
+        .mailbox_create("rendezvous", MailboxConfig::new(Capacity::Zero))
+        .unwrap();
+    let mut child = os
+        .spawn(Spawn::new("stuck-in-rendezvous").arg("rendezvous"))
+        .unwrap();
+    os.receive_from_with(child.pid(), Wait::For(Duration::from_secs(10)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // The child owns a mailbox and a reply queue and is blocked in a send.
+    let run = os.run_id().to_string();
+    let before = mkipc_os::leftovers(&run);
+    assert!(
+        before.iter().any(|n| n.ends_with("-m-child-owned")),
+        "{before:?}"
+    );
+    assert!(
+        before
+            .iter()
+            .any(|n| n.ends_with(&format!("-{}-reply", child.pid().0))),
+        "{before:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = mkipc_os::leftovers(&run);
+    assert!(
+        !after
+            .iter()
+            .any(|n| n.contains("child-owned") || n.ends_with("-reply")),
+        "{after:?}"
+    );
+    common::finish(os);
+}
+
+#[test]
+fn cleanup_stale_removes_what_a_crashed_run_left() {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("crashing-root")).unwrap();
+    let m = os
+        .receive_from_with(child.pid(), Wait::For(Duration::from_secs(10)))
+        .unwrap();
+    let crashed_run = String::from_utf8(m.body.into_vec()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = mkipc_os::leftovers(&crashed_run);
+    assert!(left.iter().any(|n| n.ends_with("-m-orphan")), "{left:?}");
+    assert!(left.iter().any(|n| n.ends_with("fifo-orphan")), "{left:?}");
+    let report = mkipc_os::cleanup_stale();
+    assert!(report.runs.contains(&crashed_run), "{report:?}");
+    assert!(mkipc_os::leftovers(&crashed_run).is_empty());
+    common::finish(os);
+}
+
+#[test]
+fn a_dropped_child_handle_kills_and_reaps_the_child() {
+    let os = common::os();
+    let child = os.spawn(Spawn::new("count-until-eof")).unwrap();
+    let pid = child.pid().0;
+    drop(child);
+    // SAFETY: kill with signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    assert!(!alive, "the child was killed and reaped");
+    common::finish(os);
+}
+
+#[test]
+fn owner_exit_unlinks_creator_mailboxes_but_not_before() {
+    let os = common::os();
+    let run = os.run_id().to_string();
+    let other = mkipc_os::OsProcess::join(&run).unwrap();
+    let mb = other
+        .mailbox_create("mine", MailboxConfig::new(Capacity::Bounded(1)))
+        .unwrap();
+    other.send(mb, Message::new(1, b"x")).unwrap();
+    let opened = os.mailbox_open("mine").unwrap();
+    assert_eq!(os.receive(opened).unwrap().id, 1);
+    drop(other);
+    assert_eq!(
+        os.mailbox_open("mine"),
+        Err(mkipc_kernel::IpcError::NotFound),
+        "unlinked with its owner"
+    );
+    common::finish(os);
+}

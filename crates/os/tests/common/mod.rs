@@ -1,0 +1,354 @@
+//! Shared by every test binary: the roles children play, and the entry test
+//! that runs them.
+//!
+//! A child is this same test binary, re-executed with
+//! `role_entry --exact` so that libtest runs only [`role_entry`], which calls
+//! [`mkipc_os::child_main`]. In the normal run `role_entry` does nothing.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use mkipc_kernel::{
+    Access, Capacity, Disposition, Ipc, Message, OnFull, Pid, ReceiveError, SendError,
+};
+use mkipc_os::OsProcess;
+
+/// Every role the tests use.
+pub const ROLES: &[(&str, mkipc_os::Role)] = &[
+    ("count-until-eof", count_until_eof),
+    ("fifo-reader", fifo_reader),
+    ("fifo-writer", fifo_writer),
+    ("source", source),
+    ("filter", filter),
+    ("sink", sink),
+    ("squarer", squarer),
+    ("send-on-inherited", send_on_inherited),
+    ("zero-sender", zero_sender),
+    ("flood-parent", flood_parent),
+    ("write-after-close", write_after_close),
+    ("exit-now", |_| 0),
+    ("open-mailbox", open_mailbox),
+    ("exhaust-fds", exhaust_fds),
+    ("stuck-in-rendezvous", stuck_in_rendezvous),
+    ("crashing-root", crashing_root),
+    ("use-received-right", use_received_right),
+    ("give-receive-right", give_receive_right),
+    ("spool-sender", spool_sender),
+];
+
+/// Defines the entry test children run. Put `role_entry!();` in each test file.
+#[macro_export]
+macro_rules! role_entry {
+    () => {
+        #[test]
+        fn role_entry() {
+            mkipc_os::child_main(common::ROLES);
+        }
+    };
+}
+
+/// A root `OsProcess` for one test, whose children run this binary's roles.
+pub fn os() -> OsProcess {
+    mkipc_os::set_entry_args(&[
+        "role_entry",
+        "--exact",
+        "--nocapture",
+        "-q",
+        "--test-threads=1",
+    ]);
+    OsProcess::new().expect("OsProcess")
+}
+
+/// Drops `os` and asserts its run left nothing behind.
+pub fn finish(os: OsProcess) {
+    let run = os.run_id().to_string();
+    drop(os);
+    let left = mkipc_os::leftovers(&run);
+    assert!(left.is_empty(), "run {run} left {left:?}");
+}
+
+fn parent(os: &OsProcess) -> Pid {
+    os.parent().expect("spawned by mkipc")
+}
+
+fn other_peer(os: &OsProcess) -> Pid {
+    let p = parent(os);
+    os.peers()
+        .into_iter()
+        .find(|&q| q != p)
+        .expect("a sibling link")
+}
+
+/// Counts messages from the parent until end of stream; exits with the count.
+fn count_until_eof(os: &OsProcess) -> i32 {
+    let mut n = 0;
+    loop {
+        match os.receive_from(parent(os)) {
+            Ok(_) => n += 1,
+            Err(ReceiveError::SourceDead) => return n,
+            Err(e) => {
+                eprintln!("count-until-eof: {e}");
+                return 100;
+            }
+        }
+    }
+}
+
+/// Creates a FIFO at args[0], tells the parent, sums the u64s it receives
+/// until id 0, and reports the sum to the parent.
+fn fifo_reader(os: &OsProcess) -> i32 {
+    let path = Path::new(&os.args()[0]);
+    let fifo = os.fifo_create(path, Access::SEND).expect("fifo_create");
+    os.send_to(parent(os), Message::new(1, b"ready")).unwrap();
+    let mut sum = 0;
+    loop {
+        let m = os.receive(fifo).expect("fifo receive");
+        if m.id == 0 {
+            break;
+        }
+        sum += m.as_u64().unwrap();
+    }
+    os.send_to(parent(os), Message::from_u64(2, sum)).unwrap();
+    0
+}
+
+/// Opens the FIFO at args[0] and sends 1..=5, then id 0.
+fn fifo_writer(os: &OsProcess) -> i32 {
+    let fifo = os.fifo_open(Path::new(&os.args()[0])).expect("fifo_open");
+    for i in 1..=5u64 {
+        os.send(fifo, Message::from_u64(1, i)).unwrap();
+    }
+    os.send(fifo, Message::new(0, b"")).unwrap();
+    0
+}
+
+/// Pipeline stage 1: sends 1..=10 to the next stage.
+fn source(os: &OsProcess) -> i32 {
+    let next = other_peer(os);
+    for i in 1..=10u64 {
+        os.send_to(next, Message::from_u64(1, i)).unwrap();
+    }
+    0
+}
+
+/// Pipeline stage 2: squares the even numbers, drops the odd ones, until
+/// the source's end of stream.
+fn filter(os: &OsProcess) -> i32 {
+    let p = parent(os);
+    let from = os
+        .senders()
+        .into_iter()
+        .find(|&q| q != p)
+        .expect("a source");
+    let to = os
+        .receivers()
+        .into_iter()
+        .find(|&q| q != p)
+        .expect("a sink");
+    let mut forwarded = 0;
+    loop {
+        match os.receive_from(from) {
+            Ok(m) => {
+                let x = m.as_u64().unwrap();
+                if x % 2 == 0 {
+                    os.send_to(to, Message::from_u64(1, x * x)).unwrap();
+                    forwarded += 1;
+                }
+            }
+            Err(ReceiveError::SourceDead) => return if forwarded == 5 { 0 } else { 1 },
+            Err(e) => panic!("filter: {e}"),
+        }
+    }
+}
+
+/// Pipeline stage 3: sums until the filter's end of stream, reports to the parent.
+fn sink(os: &OsProcess) -> i32 {
+    let prev = other_peer(os);
+    let mut sum = 0;
+    while let Ok(m) = os.receive_from(prev) {
+        sum += m.as_u64().unwrap();
+    }
+    os.send_to(parent(os), Message::from_u64(3, sum)).unwrap();
+    0
+}
+
+/// Worker: squares whatever the master sends until end of stream.
+fn squarer(os: &OsProcess) -> i32 {
+    let master = parent(os);
+    let mut done = 0;
+    while let Ok(m) = os.receive_from(master) {
+        let x = m.as_u64().unwrap();
+        os.send_to(master, Message::from_u64(m.id, x * x)).unwrap();
+        done += 1;
+    }
+    done
+}
+
+/// Sends args[1] u64 messages (0..n) to the inherited right, then says "done"
+/// to the parent.
+fn send_on_inherited(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let n: u64 = os.args()[0].parse().unwrap();
+    for i in 0..n {
+        os.send(port, Message::from_u64(1, i)).unwrap();
+    }
+    os.send_to(parent(os), Message::new(9, b"done")).unwrap();
+    0
+}
+
+/// Sends one message to the inherited zero-capacity port, then tells the parent.
+fn zero_sender(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    os.send(port, Message::new(5, b"rendezvous")).unwrap();
+    os.send_to(parent(os), Message::new(6, b"sent")).unwrap();
+    0
+}
+
+/// Sends to the parent forever (it is killed mid-send).
+fn flood_parent(os: &OsProcess) -> i32 {
+    let p = parent(os);
+    let body = vec![7u8; 1000];
+    for i in 0.. {
+        if os.send_to(p, Message::new(i, body.as_slice())).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+/// Waits for "go", then writes to the parent until the write fails:
+/// exit 0 if it failed with DestinationDead (EPIPE), so SIGPIPE did not kill us.
+fn write_after_close(os: &OsProcess) -> i32 {
+    let p = parent(os);
+    let _ = os.receive_from(p);
+    for _ in 0..10_000 {
+        match os.send_to(p, Message::new(1, b"anyone?")) {
+            Ok(()) => std::thread::sleep(Duration::from_millis(1)),
+            Err(SendError::DestinationDead(m)) => return if m.id == 1 { 0 } else { 3 },
+            Err(e) => {
+                eprintln!("write-after-close: {e}");
+                return 2;
+            }
+        }
+    }
+    4
+}
+
+/// Opens mailbox args[0]; exits with 0 if denied, 10 + access bits otherwise.
+fn open_mailbox(os: &OsProcess) -> i32 {
+    match os.mailbox_open(&os.args()[0]) {
+        Err(mkipc_kernel::IpcError::NoPermission) => 0,
+        Ok(mb) => {
+            let access = os.rights(mb).unwrap().mailbox.unwrap();
+            let denied = matches!(os.try_receive(mb), Err(ReceiveError::NoPermission));
+            10 + access.send as i32 + 2 * access.receive as i32 + 4 * denied as i32
+        }
+        Err(e) => {
+            eprintln!("open-mailbox: {e}");
+            1
+        }
+    }
+}
+
+/// Lowers RLIMIT_NOFILE, allocates ports until that fails: exit 0 on EMFILE.
+fn exhaust_fds(os: &OsProcess) -> i32 {
+    let lim = libc::rlimit {
+        rlim_cur: 64,
+        rlim_max: 64,
+    };
+    // SAFETY: a valid rlimit; lowering our own limit is always allowed.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        match os.port_allocate(Capacity::Bounded(1)) {
+            Ok(p) => held.push(p),
+            Err(mkipc_kernel::IpcError::Os(libc::EMFILE)) => {
+                return if held.len() > 5 { 0 } else { 2 }
+            }
+            Err(e) => {
+                eprintln!("exhaust-fds: {e}");
+                return 3;
+            }
+        }
+    }
+    1
+}
+
+/// Creates its own mailbox, tells the parent, then blocks in a rendezvous
+/// send to the parent's zero-capacity mailbox args[0] (it is killed there).
+fn stuck_in_rendezvous(os: &OsProcess) -> i32 {
+    let _mine = os
+        .mailbox_create(
+            "child-owned",
+            mkipc_kernel::MailboxConfig::new(Capacity::Bounded(2)),
+        )
+        .unwrap();
+    let target = os.mailbox_open(&os.args()[0]).unwrap();
+    os.send_to(parent(os), Message::new(1, b"about to block"))
+        .unwrap();
+    let _ = os.send(target, Message::new(2, b"nobody takes this"));
+    0
+}
+
+/// Starts a run of its own (as if unrelated), makes a mailbox and a FIFO,
+/// reports the run id, and waits to be killed.
+fn crashing_root(os: &OsProcess) -> i32 {
+    let mine = OsProcess::new().unwrap();
+    mine.mailbox_create(
+        "orphan",
+        mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1)),
+    )
+    .unwrap();
+    mine.fifo_create(&mine.fifo_path("orphan"), Access::NONE)
+        .unwrap();
+    os.send_to(parent(os), Message::new(1, mine.run_id()))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    0
+}
+
+/// Receives a message carrying a send right, sends "hello" through the right.
+fn use_received_right(os: &OsProcess) -> i32 {
+    let m = os.receive_from(parent(os)).unwrap();
+    let right = m.rights[0];
+    assert_eq!(right.disposition, Disposition::MoveSend);
+    os.send(right.name, Message::new(42, b"hello through the right"))
+        .unwrap();
+    0
+}
+
+/// Allocates a port, queues a message in it, and moves the receive right to the parent.
+fn give_receive_right(os: &OsProcess) -> i32 {
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let s = os.make_send(port).unwrap();
+    os.send(s, Message::new(7, b"queued before the move"))
+        .unwrap();
+    let m = Message::new(1, b"take my port").with_right(port, Disposition::MoveReceive);
+    os.send_to(parent(os), m).unwrap();
+    // The receive right is gone from this process now.
+    let gone = os.try_receive(port).is_err();
+    if gone {
+        0
+    } else {
+        1
+    }
+}
+
+/// Sends args[0] messages to the inherited (unbounded) right without waiting,
+/// reports how long that took, then exits (its drop flushes the spool).
+fn spool_sender(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let n: u64 = os.args()[0].parse().unwrap();
+    for i in 0..n {
+        if os
+            .send_with(port, Message::from_u64(1, i), OnFull::Fail)
+            .is_err()
+        {
+            return 1;
+        }
+    }
+    os.send_to(parent(os), Message::new(9, b"all sent"))
+        .unwrap();
+    0
+}

@@ -1,0 +1,333 @@
+//! The kernel's conformance suite (`mkipc_kernel::conformance`) on real processes.
+//!
+//! The suite hands the backend *closures* to run as processes. A closure
+//! cannot cross an `exec`, so this backend uses `fork`: this test binary has
+//! `harness = false`, so `main` is the only thread when it forks and the child
+//! may run ordinary Rust code. Each role gets a direct link (pipes and a
+//! socket pair, see [`mkipc_os::new_link`]) with every other role, learns the
+//! pids of its peers from the parent after all have been forked, runs, and
+//! reports its outcome on a pipe.
+//!
+//! Cases the OS cannot give are skipped with the reason (the same list is in
+//! DESIGN-os.md): port sets, notifications, and rights carried in messages to
+//! a mailbox (rights travel only on direct links).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::conformance::{self, Backend, Outcome, Role};
+use mkipc_kernel::Pid;
+use mkipc_os::{LinkEnd, OsProcess};
+
+/// How long one case may take before its processes are killed.
+const CASE_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct ForkBackend;
+
+struct Forked {
+    pid: libc::pid_t,
+    result: std::fs::File,
+}
+
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: fresh descriptors from pipe2, owned by nobody else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// Forks a process that builds its `OsProcess`, adopts `links` once it has
+/// read its peers' pids from `pids`, runs `body`, and writes the outcome.
+fn fork_role(
+    run: &str,
+    links: Vec<(usize, LinkEnd)>,
+    pids: std::fs::File,
+    expected: usize,
+    body: Role<OsProcess>,
+    hold: Option<std::fs::File>,
+) -> Forked {
+    let (result_r, mut result_w) = pipe();
+    // SAFETY: this binary runs without the test harness, so the calling
+    // thread is the only one: the child gets a consistent copy of the
+    // allocator and of every lock, and may run ordinary code.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid > 0 {
+        drop(result_w);
+        return Forked {
+            pid,
+            result: result_r,
+        };
+    }
+    // Child: close every descriptor that is not ours (copies of other
+    // roles' link ends would keep their pipes open and hide end of stream).
+    drop(result_r);
+    let mut keep = vec![0, 1, 2, result_w.as_raw_fd(), pids.as_raw_fd()];
+    keep.extend(hold.as_ref().map(|h| h.as_raw_fd()));
+    keep.extend(links.iter().flat_map(|(_, e)| e.raw_fds()));
+    close_all_but(&keep);
+    let outcome: Outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut pids = pids;
+        let mut table = vec![0u8; 4 * expected];
+        pids.read_exact(&mut table).map_err(|e| e.to_string())?;
+        let table: Vec<u32> = table
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let os = OsProcess::join(run).map_err(|e| e.to_string())?;
+        for (peer, end) in links {
+            os.adopt_link(Pid(table[peer]), end);
+        }
+        let r = body(&os);
+        if let Some(mut hold) = hold {
+            // Setup: report, then stay alive until the parent closes `hold`'s peer.
+            let _ = result_w.write_all(format!("{r:?}").as_bytes());
+            let mut b = [0u8; 1];
+            let _ = hold.read(&mut b);
+        }
+        drop(os);
+        r
+    }))
+    .unwrap_or_else(|_| Err("role panicked".to_string()));
+    let _ = result_w.write_all(
+        match &outcome {
+            Ok(()) => b"OK".to_vec(),
+            Err(e) => format!("ERR {e}").into_bytes(),
+        }
+        .as_slice(),
+    );
+    drop(result_w);
+    // SAFETY: ends the child without running the parent's exit handlers.
+    unsafe { libc::_exit(0) }
+}
+
+/// Closes every open descriptor except `keep` (in a freshly forked child).
+fn close_all_but(keep: &[i32]) {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        if !keep.contains(&fd) {
+            // SAFETY: the descriptor belongs to a copy of the parent's state
+            // this child never uses (it leaves with _exit, dropping nothing).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+fn wait_all(children: &mut [Forked], deadline: Instant) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for c in children.iter_mut() {
+        let fd = c.result.as_raw_fd();
+        let mut text = Vec::new();
+        loop {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as i32;
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pfd, 1, left) };
+            if ready <= 0 {
+                // SAFETY: kills our own child.
+                unsafe { libc::kill(c.pid, libc::SIGKILL) };
+                text = b"ERR timed out (killed)".to_vec();
+                break;
+            }
+            let mut buf = [0u8; 4096];
+            match c.result.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+            }
+        }
+        let mut status = 0;
+        // SAFETY: reaps our own child.
+        unsafe { libc::waitpid(c.pid, &mut status, 0) };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        out.push(if text == "OK" {
+            Ok(())
+        } else {
+            Err(text.trim_start_matches("ERR ").to_string())
+        });
+    }
+    out
+}
+
+impl Backend for ForkBackend {
+    type Process = OsProcess;
+
+    fn run(&self, setup: Role<OsProcess>, roles: Vec<Role<OsProcess>>) -> Vec<Outcome> {
+        let root = OsProcess::new().expect("root");
+        let run = root.run_id().to_string();
+        let deadline = Instant::now() + CASE_TIMEOUT;
+
+        // The setup process: runs, reports, and stays until released.
+        let (pids_r, pids_w) = pipe();
+        drop(pids_w);
+        let (hold_r, hold_w) = pipe();
+        let mut setup_child = vec![fork_role(&run, Vec::new(), pids_r, 0, setup, Some(hold_r))];
+        let mut first = [0u8; 4096];
+        let n = setup_child[0].result.read(&mut first).unwrap_or(0);
+        let reported = String::from_utf8_lossy(&first[..n]).into_owned();
+        if reported != "Ok(())" {
+            drop(hold_w);
+            wait_all(&mut setup_child, deadline);
+            return vec![Err(format!("setup failed: {reported}"))];
+        }
+
+        // A link between every two roles.
+        let n = roles.len();
+        let mut ends: Vec<Vec<(usize, LinkEnd)>> = (0..n).map(|_| Vec::new()).collect();
+        for i in 0..n {
+            for j in i + 1..n {
+                let (a, b) = mkipc_os::new_link().expect("link");
+                ends[i].push((j, a));
+                ends[j].push((i, b));
+            }
+        }
+        let mut children = Vec::new();
+        let mut pid_writers = Vec::new();
+        for (role, links) in roles.into_iter().zip(ends) {
+            let (r, w) = pipe();
+            children.push(fork_role(&run, links, r, n, role, None));
+            pid_writers.push(w);
+        }
+        let table: Vec<u8> = children
+            .iter()
+            .flat_map(|c| (c.pid as u32).to_le_bytes())
+            .collect();
+        for mut w in pid_writers {
+            let _ = w.write_all(&table);
+        }
+        let outcomes = wait_all(&mut children, deadline);
+        drop(hold_w);
+        wait_all(&mut setup_child, deadline);
+        drop(root);
+        let left = mkipc_os::leftovers(&run);
+        let mut outcomes = outcomes;
+        if !left.is_empty() {
+            outcomes.push(Err(format!("left behind: {left:?}")));
+        }
+        outcomes
+    }
+
+    fn skip(&self, case: &str) -> Option<&'static str> {
+        match case {
+            "select_and_port_sets" => Some(mkipc_os::NO_PORT_SETS),
+            "no_senders_notification" => Some(mkipc_os::NO_NOTIFICATIONS),
+            "failed_send_keeps_rights" | "rights_transfer_and_rpc" => {
+                Some(mkipc_os::NO_RIGHTS_HERE)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn main() {
+    type Case = fn(&ForkBackend);
+    let cases: &[(&str, Case)] = &[
+        ("bounded_fifo_and_full", conformance::bounded_fifo_and_full),
+        ("zero_needs_a_receiver", conformance::zero_needs_a_receiver),
+        ("unbounded_never_full", conformance::unbounded_never_full),
+        ("receive_timeouts", conformance::receive_timeouts),
+        ("drop_policies", conformance::drop_policies),
+        ("names_and_dead_names", conformance::names_and_dead_names),
+        (
+            "failed_send_keeps_rights",
+            conformance::failed_send_keeps_rights,
+        ),
+        ("select_and_port_sets", conformance::select_and_port_sets),
+        (
+            "no_senders_notification",
+            conformance::no_senders_notification,
+        ),
+        (
+            "mailbox_producer_consumer",
+            conformance::mailbox_producer_consumer,
+        ),
+        (
+            "mailbox_each_message_once",
+            conformance::mailbox_each_message_once,
+        ),
+        (
+            "zero_capacity_rendezvous",
+            conformance::zero_capacity_rendezvous,
+        ),
+        (
+            "direct_addressing_and_end_of_stream",
+            conformance::direct_addressing_and_end_of_stream,
+        ),
+        (
+            "rights_transfer_and_rpc",
+            conformance::rights_transfer_and_rpc,
+        ),
+        (
+            "owned_mailbox_dies_with_owner",
+            conformance::owned_mailbox_dies_with_owner,
+        ),
+    ];
+    assert_eq!(
+        cases.len(),
+        conformance::CASES.len(),
+        "a conformance case is missing here"
+    );
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        ran += 1;
+        let t = Instant::now();
+        match catch_unwind(|| case(&ForkBackend)) {
+            Ok(()) => println!("test {name} ... ok ({:?})", t.elapsed()),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    // Final check: no run directory of this process (and so no registered
+    // queue or FIFO) is left.
+    let me = format!("mkipc-{}-", std::process::id());
+    let stale: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&me))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !stale.is_empty() {
+        println!("left behind: {stale:?}");
+        failed.push("no leftovers");
+    }
+    println!(
+        "\nconformance on the OS backend: {} run, {} failed {:?}",
+        ran,
+        failed.len(),
+        failed
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
