@@ -9,7 +9,7 @@
 //! reports its outcome on a pipe.
 //!
 //! Cases the OS cannot give are skipped with the reason (the same list is in
-//! DESIGN-os.md): port sets, notifications, and rights carried in messages to
+//! DESIGN.md (section "The real-OS backend")): port sets, notifications, and rights carried in messages to
 //! a mailbox (rights travel only on direct links).
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! A program that knows only DESIGN-os.md's wire format talks to mkipc
+//! A program that knows only DESIGN.md (section "The real-OS backend")'s wire format talks to mkipc
 //! through a POSIX queue (the "foreign" side here uses libc directly).
 
 use std::ffi::CString;
@@ -6,7 +6,7 @@ use std::ffi::CString;
 use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message};
 use mkipc_os::OsProcess;
 
-/// The 24-byte header, built by hand from the table in DESIGN-os.md.
+/// The 24-byte header, built by hand from the table in DESIGN.md (section "The real-OS backend").
 fn foreign_frame(id: u32, body: &[u8], pid: u32) -> Vec<u8> {
     let mut f = vec![b'M', b'K', 1, 0];
     f.extend_from_slice(&id.to_le_bytes());
