@@ -16,13 +16,17 @@
 
 mod direct;
 mod introspect;
+mod lifecycle;
 mod mailbox;
+mod notify;
 mod ops;
 mod queue;
 mod receive;
 mod send;
+mod service;
 pub(crate) mod space;
 mod transfer;
+mod wait;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;

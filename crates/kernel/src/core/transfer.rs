@@ -10,9 +10,7 @@ use smallvec::SmallVec;
 
 use super::send::Target;
 use super::space::{Obj, MAX_UREFS};
-use super::{
-    KMessage, KRight, Locked, QueueId, Receiver, Registration, WaitId, WaitOutcome, WaitState,
-};
+use super::{KMessage, KRight, Locked, QueueId, Receiver, WaitId};
 use crate::error::{IpcError, ReceiveError, SendError};
 use crate::message::{CarriedRight, Message, Notification, Trailer};
 use crate::name::{Pid, PortName, RightKind};
@@ -569,94 +567,6 @@ impl Locked<'_> {
         }
         if let Some(r) = p.no_senders_request {
             self.graveyard.push(r);
-        }
-    }
-
-    /// Completes a blocked sender with an error; its message goes back to it.
-    pub(crate) fn fail_sender(&mut self, w: WaitId, make: fn(Message) -> SendError) {
-        let Some(rec) = self.waits.get_mut(w) else {
-            return;
-        };
-        let state = std::mem::replace(
-            &mut rec.state,
-            WaitState::Receiving {
-                registrations: SmallVec::new(),
-            },
-        );
-        let task = rec.task;
-        let WaitState::Sending {
-            msg,
-            original,
-            dest_name,
-            ..
-        } = state
-        else {
-            rec.state = state;
-            return;
-        };
-        let back = self.restore(task, msg, original, dest_name);
-        self.finish(w, WaitOutcome::Sent(Err(make(back))));
-    }
-
-    /// Completes a blocked receiver with an error.
-    pub(crate) fn fail_receiver(&mut self, w: WaitId, error: ReceiveError) {
-        self.unregister(w);
-        self.finish(w, WaitOutcome::Received(Err(error)));
-    }
-
-    /// Completes a blocked receiver with a message taken from queue `q`.
-    pub(crate) fn complete_receive(&mut self, w: WaitId, q: QueueId, msg: KMessage, seqno: u64) {
-        let registrations = self.unregister(w);
-        let task = self.waits.get(w).expect("live wait").task;
-        let received_on = registrations
-            .iter()
-            .find_map(|r| match r {
-                Registration::Queue(rq, name) if *rq == q => Some(*name),
-                _ => None,
-            })
-            .unwrap_or_else(|| match q {
-                QueueId::Port(p) => self
-                    .task(task)
-                    .and_then(|t| t.space.name_for_port(p))
-                    .unwrap_or(PortName::NULL),
-                QueueId::Mailbox(_) => PortName::NULL,
-            });
-        let message = self.copy_out(task, msg, received_on, seqno);
-        self.finish(w, WaitOutcome::Received(Ok(message)));
-    }
-
-    /// Removes a receive wait from every queue and set it is registered on.
-    pub(crate) fn unregister(&mut self, w: WaitId) -> SmallVec<[Registration; 2]> {
-        let Some(rec) = self.waits.get_mut(w) else {
-            return SmallVec::new();
-        };
-        let WaitState::Receiving { registrations } = &mut rec.state else {
-            return SmallVec::new();
-        };
-        let registrations = std::mem::take(registrations);
-        for r in &registrations {
-            match *r {
-                Registration::Queue(q, _) => {
-                    if let Some(queue) = self.queue_mut(q) {
-                        super::queue::remove_waiter(&mut queue.blocked_receivers, w);
-                    }
-                }
-                Registration::Set(s) => {
-                    if let Some(set) = self.sets.get_mut(s) {
-                        super::queue::remove_waiter(&mut set.blocked_receivers, w);
-                    }
-                }
-            }
-        }
-        registrations
-    }
-
-    /// Records a wait's outcome and schedules its waker.
-    pub(crate) fn finish(&mut self, w: WaitId, outcome: WaitOutcome) {
-        if let Some(rec) = self.waits.get_mut(w) {
-            rec.state = WaitState::Done(outcome);
-            let waker = rec.waker.clone();
-            self.to_wake.push(waker);
         }
     }
 }

@@ -1,0 +1,280 @@
+//! Cases inside one process: capacity rules, names and rights, select, notifications.
+
+use std::time::Duration;
+
+use super::{nothing, role, run_case, Backend};
+use crate::{
+    Capacity, Disposition, Ipc, IpcError, Message, Notification, NotifyKind, OnFull, ReceiveError,
+    RightKind, SendErrorKind, Sent,
+};
+
+/// A bounded port keeps FIFO order and reports `Full` with the message back.
+pub fn bounded_fifo_and_full<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "bounded_fifo_and_full",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(3)));
+            for i in 0..3 {
+                check!(p.try_send(port, Message::from_u64(1, i)));
+            }
+            let err = p
+                .try_send(port, Message::from_u64(9, 99))
+                .expect_err("4th send into bounded(3)");
+            ensure!(
+                err.kind() == SendErrorKind::Full,
+                "expected Full, got {:?}",
+                err.kind()
+            );
+            ensure!(
+                err.into_message().as_u64() == Some(99),
+                "the failed send must return the message"
+            );
+            for i in 0..3 {
+                let m = check!(p.receive(port));
+                ensure!(
+                    m.as_u64() == Some(i),
+                    "FIFO: expected {i}, got {:?}",
+                    m.as_u64()
+                );
+            }
+            ensure!(
+                p.try_receive(port) == Err(ReceiveError::Empty),
+                "queue should be empty"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// Zero capacity: with no receiver waiting, a send cannot complete.
+pub fn zero_needs_a_receiver<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "zero_needs_a_receiver",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Zero));
+            let err = p
+                .try_send(port, Message::new(1, b"x"))
+                .expect_err("rendezvous without receiver");
+            ensure!(
+                err.kind() == SendErrorKind::Full,
+                "expected Full, got {:?}",
+                err.kind()
+            );
+            let err = p
+                .send_timeout(port, Message::new(1, b"y"), Duration::from_millis(20))
+                .expect_err("timed");
+            ensure!(
+                err.kind() == SendErrorKind::TimedOut,
+                "expected TimedOut, got {:?}",
+                err.kind()
+            );
+            ensure!(&err.into_message().body[..] == b"y", "message returned");
+            ensure!(
+                check!(p.port_status(port)).queue_len == 0,
+                "nothing buffered"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// Unbounded: a sender never waits.
+pub fn unbounded_never_full<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "unbounded_never_full",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Unbounded));
+            for i in 0..1000 {
+                check!(p.try_send(port, Message::from_u64(1, i)));
+            }
+            ensure!(check!(p.port_status(port)).queue_len == 1000, "all queued");
+            for i in 0..1000 {
+                ensure!(check!(p.try_receive(port)).as_u64() == Some(i), "FIFO");
+            }
+            Ok(())
+        })],
+    );
+}
+
+/// Timed receive on an empty queue times out; `try_receive` reports `Empty`.
+pub fn receive_timeouts<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "receive_timeouts",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(1)));
+            ensure!(p.try_receive(port) == Err(ReceiveError::Empty), "empty");
+            ensure!(
+                p.receive_timeout(port, Duration::from_millis(10)) == Err(ReceiveError::TimedOut),
+                "timed out"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// Full-queue policies: drop newest, drop oldest.
+pub fn drop_policies<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "drop_policies",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(2)));
+            check!(p.try_send(port, Message::from_u64(1, 1)));
+            check!(p.try_send(port, Message::from_u64(1, 2)));
+            ensure!(
+                check!(p.send_with(port, Message::from_u64(1, 3), OnFull::DropNewest))
+                    == Sent::Dropped,
+                "dropped"
+            );
+            ensure!(
+                check!(p.send_with(port, Message::from_u64(1, 4), OnFull::DropOldest))
+                    == Sent::Displaced,
+                "displaced"
+            );
+            ensure!(
+                check!(p.receive(port)).as_u64() == Some(2),
+                "1 was displaced"
+            );
+            ensure!(check!(p.receive(port)).as_u64() == Some(4), "3 was dropped");
+            ensure!(
+                check!(p.port_status(port)).messages_dropped == 2,
+                "two drops counted"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// Names: a deallocated name is invalid; a destroyed port's send right is a dead name.
+pub fn names_and_dead_names<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "names_and_dead_names",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(1)));
+            let once = check!(p.make_right(port, Disposition::MakeSendOnce));
+            ensure!(check!(p.rights(once)).send_once, "send-once right");
+            check!(p.deallocate(once));
+            ensure!(
+                p.rights(once) == Err(IpcError::InvalidName),
+                "stale name must be invalid"
+            );
+            check!(p.make_send(port));
+            ensure!(
+                check!(p.rights(port)).send == 1 && check!(p.rights(port)).receive,
+                "receive + send"
+            );
+            check!(p.mod_refs(port, RightKind::Receive, -1));
+            let r = check!(p.rights(port));
+            ensure!(
+                r.dead == 1 && !r.receive && r.send == 0,
+                "send right became a dead name: {r:?}"
+            );
+            let err = p
+                .send(port, Message::new(1, b""))
+                .expect_err("send to dead name");
+            ensure!(
+                err.kind() == SendErrorKind::DestinationDead,
+                "expected DestinationDead, got {:?}",
+                err.kind()
+            );
+            check!(p.deallocate(port));
+            ensure!(
+                p.rights(port) == Err(IpcError::InvalidName),
+                "dead name released"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// A failed send leaves the carried rights with the sender.
+pub fn failed_send_keeps_rights<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "failed_send_keeps_rights",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let full = check!(p.port_allocate(Capacity::Bounded(1)));
+            check!(p.try_send(full, Message::new(0, b"")));
+            let carried = check!(p.port_allocate(Capacity::Unbounded));
+            check!(p.make_send(carried));
+            let msg = Message::new(1, b"").with_right(carried, Disposition::MoveSend);
+            let err = p.try_send(full, msg).expect_err("full");
+            ensure!(err.kind() == SendErrorKind::Full, "Full");
+            ensure!(
+                check!(p.rights(carried)).send == 1,
+                "the moved send right is still ours"
+            );
+            ensure!(
+                err.into_message().rights[0].name == carried,
+                "returned message names it"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// Select and port sets receive the oldest message among several ports.
+pub fn select_and_port_sets<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "select_and_port_sets",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let a = check!(p.port_allocate(Capacity::Unbounded));
+            let c = check!(p.port_allocate(Capacity::Unbounded));
+            check!(p.send(c, Message::new(1, b"first")));
+            check!(p.send(a, Message::new(2, b"second")));
+            let m = check!(p.select(&[a, c]));
+            ensure!(
+                m.id == 1 && m.received_on() == Some(c),
+                "oldest first, from c: {m:?}"
+            );
+            let set = check!(p.port_set_allocate());
+            check!(p.port_set_insert(set, a));
+            check!(p.port_set_insert(set, c));
+            let m = check!(p.receive(set));
+            ensure!(
+                m.id == 2 && m.received_on() == Some(a),
+                "from the set's member a: {m:?}"
+            );
+            ensure!(p.try_receive(set) == Err(ReceiveError::Empty), "set empty");
+            Ok(())
+        })],
+    );
+}
+
+/// A no-senders notification arrives when the last send right goes away.
+pub fn no_senders_notification<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "no_senders_notification",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Unbounded));
+            let notify = check!(p.port_allocate(Capacity::Unbounded));
+            check!(p.make_send(port));
+            check!(p.request_notification(port, NotifyKind::NoSenders, notify));
+            ensure!(p.try_receive(notify) == Err(ReceiveError::Empty), "not yet");
+            check!(p.deallocate(port));
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(5)));
+            ensure!(
+                n.notification() == Some(Notification::NoSenders(port)),
+                "got {:?}",
+                n.notification()
+            );
+            Ok(())
+        })],
+    );
+}

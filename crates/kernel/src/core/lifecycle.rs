@@ -1,0 +1,205 @@
+//! Task lifecycle and waits: creating and ending tasks, collecting or
+//! cancelling the outcome of a blocked operation, and handing rights to a new
+//! task (inheritance across a "fork").
+
+use super::send::Target;
+use super::space::{Obj, Space};
+use super::{KRight, Kernel, Locked, PortSet, TaskState, WaitOutcome, WaitState, WaitToken};
+use crate::error::{IpcError, ReceiveError, SendError};
+use crate::message::{CarriedRight, Message};
+use crate::name::{Pid, PortName};
+use smallvec::SmallVec;
+
+impl Locked<'_> {
+    pub(crate) fn exit_task(&mut self, pid: Pid) {
+        let Some(task) = self.tasks.get_mut(pid.0 as usize).and_then(Option::take) else {
+            return;
+        };
+        tracing::debug!(target: "mkipc::task", %pid, "task exits");
+        for w in task.waits {
+            if let Some(rec) = self.waits.remove(w) {
+                // A thread of this task may be parked on the wait: wake it so it
+                // sees the task is gone (`TaskExited`) instead of sleeping on.
+                self.to_wake.push(rec.waker.clone());
+                match rec.state {
+                    WaitState::Sending { msg, queue, .. } => {
+                        if let Some(q) = self.queue_mut(queue) {
+                            super::queue::remove_waiter(&mut q.blocked_senders, w);
+                        }
+                        self.destroy_message(msg);
+                    }
+                    WaitState::Receiving { registrations } => {
+                        for r in registrations {
+                            match r {
+                                super::Registration::Queue(q, _) => {
+                                    if let Some(q) = self.queue_mut(q) {
+                                        super::queue::remove_waiter(&mut q.blocked_receivers, w);
+                                    }
+                                }
+                                super::Registration::Set(s) => {
+                                    if let Some(s) = self.sets.get_mut(s) {
+                                        super::queue::remove_waiter(&mut s.blocked_receivers, w);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    WaitState::Done(_) => {}
+                }
+            }
+        }
+        let entries: Vec<Obj> = task.space.entries().map(|(_, o)| o).collect();
+        for obj in entries {
+            let obj = match obj {
+                Obj::Port { port, .. } | Obj::SendOnce(port) if !self.ports.contains(port) => {
+                    continue
+                }
+                o => o,
+            };
+            self.release_obj(obj);
+            self.reap();
+        }
+        for m in task.owned_mailboxes {
+            self.destroy_mailbox(m);
+        }
+        for (_, port) in task.links_out {
+            self.close_link_writer(port);
+        }
+        for (_, port) in task.links_in {
+            self.graveyard.push(KRight::Receive(port));
+        }
+        self.destroy_set(task.inbox);
+        self.reap();
+    }
+
+    pub(crate) fn create_task(&mut self) -> Pid {
+        let pid = Pid(u32::try_from(self.tasks.len()).expect("pid overflow"));
+        let inbox = self.sets.insert(PortSet {
+            members: Default::default(),
+            blocked_receivers: Default::default(),
+        });
+        self.tasks.push(Some(TaskState {
+            space: Space::new(),
+            inbox,
+            links_in: Default::default(),
+            links_out: Default::default(),
+            link_capacity: Default::default(),
+            owned_mailboxes: Default::default(),
+            waits: SmallVec::new(),
+        }));
+        pid
+    }
+}
+
+impl Kernel {
+    /// Creates a task (with an empty name space) and returns its pid. Runners
+    /// such as [`Task`](crate::Task) and the simulator call this.
+    pub fn create_task(&self) -> Pid {
+        self.lock().create_task()
+    }
+
+    /// Ends a task as if it exited: its waits are abandoned, its receive rights
+    /// destroyed (ports die; blocked senders and receivers elsewhere get the
+    /// "dead" errors), send rights released (maybe no-senders notifications),
+    /// send-once rights destroyed (send-once notifications), port sets
+    /// dissolved, owned mailboxes destroyed, direct links closed. Idempotent.
+    pub fn exit_task(&self, pid: Pid) {
+        self.lock().exit_task(pid)
+    }
+
+    /// Whether the task exists and has not exited.
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.lock().task(pid).is_some()
+    }
+
+    /// Takes the outcome of a completed wait; `None` while it is still pending.
+    pub fn wait_take(&self, pid: Pid, token: WaitToken) -> Option<WaitOutcome> {
+        let mut st = self.lock();
+        let id = token.id();
+        let Some(rec) = st.waits.get(id) else {
+            return Some(token.abandoned());
+        };
+        if !matches!(rec.state, WaitState::Done(_)) {
+            return None;
+        }
+        let rec = st.waits.remove(id).expect("live wait");
+        if let Some(t) = st.task_mut(pid) {
+            t.waits.retain(|w| *w != id);
+        }
+        match rec.state {
+            WaitState::Done(outcome) => Some(outcome),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Gives up on a wait (its deadline passed): a pending send fails with
+    /// [`SendError::TimedOut`] and gets its message back, a pending receive
+    /// fails with [`ReceiveError::TimedOut`]. If the wait completed in the
+    /// meantime, returns that outcome instead.
+    pub fn wait_cancel(&self, pid: Pid, token: WaitToken) -> WaitOutcome {
+        let mut st = self.lock();
+        let id = token.id();
+        let Some(rec) = st.waits.get(id) else {
+            return token.abandoned();
+        };
+        match &rec.state {
+            WaitState::Sending { queue, .. } => {
+                let q = *queue;
+                if let Some(queue) = st.queue_mut(q) {
+                    super::queue::remove_waiter(&mut queue.blocked_senders, id);
+                }
+                st.fail_sender(id, SendError::TimedOut);
+            }
+            WaitState::Receiving { .. } => st.fail_receiver(id, ReceiveError::TimedOut),
+            WaitState::Done(_) => {}
+        }
+        st.reap();
+        let rec = st.waits.remove(id).expect("live wait");
+        if let Some(t) = st.task_mut(pid) {
+            t.waits.retain(|w| *w != id);
+        }
+        match rec.state {
+            WaitState::Done(outcome) => outcome,
+            _ => unreachable!("cancelled wait is done"),
+        }
+    }
+
+    /// Gives `to` the rights `from` names (moved or copied per their
+    /// dispositions), as a parent's descriptors are inherited across `fork`.
+    /// Returns `to`'s names for them, in order. All-or-nothing.
+    pub fn transfer_rights(
+        &self,
+        from: Pid,
+        to: Pid,
+        rights: &[CarriedRight],
+    ) -> Result<Vec<CarriedRight>, IpcError> {
+        let mut st = self.lock();
+        st.live(from)?;
+        st.live(to)?;
+        let msg = Message {
+            rights: rights.to_vec(),
+            ..Message::default()
+        };
+        let target = Target {
+            queue: None,
+            send_once_name: None,
+        };
+        st.check_carried_rights(from, &msg, &target)
+            .map_err(|(_, e)| e)?;
+        let k = st.copy_in(from, msg, &target);
+        let out = st.copy_out(to, k, PortName::NULL, 0);
+        st.reap();
+        Ok(out.rights)
+    }
+}
+
+impl WaitToken {
+    /// The outcome of a wait whose record is gone (its task exited).
+    fn abandoned(self) -> WaitOutcome {
+        if self.is_send() {
+            WaitOutcome::Sent(Err(SendError::TaskExited(Message::default())))
+        } else {
+            WaitOutcome::Received(Err(ReceiveError::TaskExited))
+        }
+    }
+}
