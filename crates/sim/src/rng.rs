@@ -33,7 +33,14 @@ impl SimRng {
     /// A generator whose whole stream is determined by `seed`.
     pub fn new(seed: u64) -> SimRng {
         let mut st = seed;
-        SimRng { s: [splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st), splitmix64(&mut st)] }
+        SimRng {
+            s: [
+                splitmix64(&mut st),
+                splitmix64(&mut st),
+                splitmix64(&mut st),
+                splitmix64(&mut st),
+            ],
+        }
     }
 
     /// The next 64 random bits.
@@ -78,9 +85,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_different_seed_different_stream() {
-        let a: Vec<u64> = { let mut r = SimRng::new(1); (0..8).map(|_| r.next_u64()).collect() };
-        let b: Vec<u64> = { let mut r = SimRng::new(1); (0..8).map(|_| r.next_u64()).collect() };
-        let c: Vec<u64> = { let mut r = SimRng::new(2); (0..8).map(|_| r.next_u64()).collect() };
+        let a: Vec<u64> = {
+            let mut r = SimRng::new(1);
+            (0..8).map(|_| r.next_u64()).collect()
+        };
+        let b: Vec<u64> = {
+            let mut r = SimRng::new(1);
+            (0..8).map(|_| r.next_u64()).collect()
+        };
+        let c: Vec<u64> = {
+            let mut r = SimRng::new(2);
+            (0..8).map(|_| r.next_u64()).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -67,8 +67,12 @@ impl FromStr for Schedule {
     fn from_str(s: &str) -> Result<Schedule, ScheduleParseError> {
         let bad = |what: &str| ScheduleParseError(what.to_string());
         let s = s.trim();
-        let rest = s.strip_prefix("seed=").ok_or_else(|| bad("expected `seed=`"))?;
-        let (seed, rest) = rest.split_once(";choices=").ok_or_else(|| bad("expected `;choices=`"))?;
+        let rest = s
+            .strip_prefix("seed=")
+            .ok_or_else(|| bad("expected `seed=`"))?;
+        let (seed, rest) = rest
+            .split_once(";choices=")
+            .ok_or_else(|| bad("expected `;choices=`"))?;
         let seed = seed.parse().map_err(|_| bad("seed is not a number"))?;
         let mut choices = Vec::new();
         for item in rest.split(',').filter(|x| !x.is_empty()) {
@@ -80,5 +84,29 @@ impl FromStr for Schedule {
             choices.extend(std::iter::repeat_n(p, n));
         }
         Ok(Schedule { seed, choices })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_schedules_and_bad_input() {
+        let empty = Schedule {
+            seed: 3,
+            choices: Vec::new(),
+        };
+        assert_eq!(empty.to_string(), "seed=3;choices=");
+        assert_eq!("seed=3;choices=".parse::<Schedule>().unwrap(), empty);
+        for bad in [
+            "",
+            "seed=x;choices=",
+            "seed=1",
+            "seed=1;choices=a",
+            "seed=1;choices=1*x",
+        ] {
+            assert!(bad.parse::<Schedule>().is_err(), "{bad:?}");
+        }
     }
 }

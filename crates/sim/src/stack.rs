@@ -13,7 +13,8 @@
 //! * the first [`GUARDED_SLOTS`] slots get an inaccessible guard page
 //!   (`mprotect`, which splits the mapping: affordable for that many), so an
 //!   overflow there faults at once;
-//! * every slot carries a canary at its low end, checked each time its
+//! * every slot carries a canary at its low end (64 bytes that must stay
+//!   zero, so checking it never dirties a page), checked each time its
 //!   process switches back to the scheduler; a smashed canary stops the run
 //!   with "stack overflow in process X" instead of corrupting a neighbour
 //!   silently later. A large enough frame can jump past a canary, which is why
@@ -36,7 +37,15 @@ pub const GUARDED_SLOTS: usize = 16 * 1024;
 pub const MIN_STACK: usize = 16 * 1024;
 
 const PAGE: usize = 4096;
-const CANARY: u64 = 0x6D6B_6970_635F_7369; // "mkipc_si"
+
+thread_local! {
+    static CACHE: RefCell<Vec<Rc<StackPool>>> = const { RefCell::new(Vec::new()) };
+}
+/// The canary is the lowest 64 bytes of a slot's usable part, which must
+/// still read as zero: a fresh anonymous page is zero, and nothing but an
+/// overflowing stack writes there. Writing a pattern instead would dirty one
+/// more page per process (4 KiB of resident memory each); reading an untouched
+/// page maps the shared zero page and costs nothing.
 const CANARY_WORDS: usize = 8;
 
 struct Chunk {
@@ -73,8 +82,40 @@ impl StackPool {
     pub fn new(stack_size: usize) -> Rc<StackPool> {
         let slot_size = stack_size.max(MIN_STACK).div_ceil(PAGE) * PAGE;
         Rc::new(StackPool {
-            inner: RefCell::new(PoolInner { slot_size, chunks: Vec::new(), free: Vec::new(), next_fresh: 0 }),
+            inner: RefCell::new(PoolInner {
+                slot_size,
+                chunks: Vec::new(),
+                free: Vec::new(),
+                next_fresh: 0,
+            }),
         })
+    }
+
+    /// This thread's shared pool for stacks of `stack_size` bytes: runs on
+    /// one thread reuse the slots (and pages) earlier runs touched, so an
+    /// exploration of thousands of runs maps and faults its stacks once.
+    pub fn cached(stack_size: usize) -> Rc<StackPool> {
+        let slot_size = stack_size.max(MIN_STACK).div_ceil(PAGE) * PAGE;
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(p) = cache.iter().find(|p| p.stack_size() == slot_size) {
+                return Rc::clone(p);
+            }
+            let pool = StackPool::new(slot_size);
+            cache.push(Rc::clone(&pool));
+            pool
+        })
+    }
+
+    /// Drops this thread's cached pool of this stack size if it grew past
+    /// `keep_slots` (a huge run should give its memory back when it ends).
+    pub fn trim_cache(stack_size: usize, keep_slots: usize) {
+        CACHE.with(|cache| {
+            cache.borrow_mut().retain(|p| {
+                let inner = p.inner.borrow();
+                inner.slot_size != stack_size || inner.next_fresh <= keep_slots
+            })
+        });
     }
 
     /// The size of each stack in bytes.
@@ -93,6 +134,9 @@ impl StackPool {
                     let chunk = map_chunk(inner.slot_size, inner.chunks.len())?;
                     inner.chunks.push(chunk);
                 }
+                if i < GUARDED_SLOTS {
+                    guard_slot(inner.slot_low(i))?;
+                }
                 inner.next_fresh += 1;
                 i
             }
@@ -100,18 +144,14 @@ impl StackPool {
         let low = inner.slot_low(index);
         let guarded = index < GUARDED_SLOTS;
         let canary_at = if guarded { low + PAGE } else { low };
-        // SAFETY: `canary_at .. canary_at + 64` lies inside this slot's
-        // read-write part (past the guard page when there is one), the slot is
-        // mapped until the pool drops, and no coroutine runs on it now (it was
-        // free), so nothing else reads or writes these bytes concurrently.
-        unsafe {
-            let words = canary_at as *mut u64;
-            for k in 0..CANARY_WORDS {
-                words.add(k).write(CANARY);
-            }
-        }
         let base = low + inner.slot_size;
-        Ok(PooledStack { pool: Rc::clone(self), index, base, low, canary_at })
+        Ok(PooledStack {
+            pool: Rc::clone(self),
+            index,
+            base,
+            low,
+            canary_at,
+        })
     }
 
     fn give_back(&self, index: usize) {
@@ -127,7 +167,7 @@ impl PoolInner {
 }
 
 fn map_chunk(slot_size: usize, chunk_index: usize) -> std::io::Result<Chunk> {
-    use rustix::mm::{mmap_anonymous, mprotect, MapFlags, MprotectFlags, ProtFlags};
+    use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
     let len = slot_size * CHUNK_SLOTS;
     // SAFETY: a fresh anonymous private mapping at an address the kernel
     // chooses aliases no Rust object; we own it until `Drop for StackPool`.
@@ -140,17 +180,18 @@ fn map_chunk(slot_size: usize, chunk_index: usize) -> std::io::Result<Chunk> {
         )
     }
     .map_err(std::io::Error::from)? as *mut u8;
-    let first_slot = chunk_index * CHUNK_SLOTS;
-    if first_slot < GUARDED_SLOTS {
-        for k in 0..CHUNK_SLOTS.min(GUARDED_SLOTS - first_slot) {
-            // SAFETY: the page is the lowest page of slot `k` of the mapping we
-            // just created; nothing uses it yet, and making it inaccessible is
-            // exactly its purpose (a stack guard).
-            unsafe { mprotect(base.add(k * slot_size).cast(), PAGE, MprotectFlags::empty()) }
-                .map_err(std::io::Error::from)?;
-        }
-    }
+    let _ = chunk_index;
     Ok(Chunk { base, len })
+}
+
+/// Turns the lowest page of a fresh slot into a guard page.
+fn guard_slot(low: usize) -> std::io::Result<()> {
+    use rustix::mm::{mprotect, MprotectFlags};
+    // SAFETY: `low` is the first page of a slot of one of our mappings that
+    // has never been handed out, so no stack (and no Rust object) uses it;
+    // making it inaccessible is exactly its purpose (a stack guard).
+    unsafe { mprotect(low as *mut std::ffi::c_void, PAGE, MprotectFlags::empty()) }
+        .map_err(std::io::Error::from)
 }
 
 impl Drop for StackPool {
@@ -174,7 +215,9 @@ pub struct PooledStack {
 
 impl std::fmt::Debug for PooledStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledStack").field("index", &self.index).finish()
+        f.debug_struct("PooledStack")
+            .field("index", &self.index)
+            .finish()
     }
 }
 
@@ -182,13 +225,36 @@ impl PooledStack {
     /// Whether the canary at the low end of the stack is intact. `false`
     /// means the process overflowed its stack.
     pub fn canary_intact(&self) -> bool {
-        // SAFETY: the canary words lie inside this slot's read-write part,
-        // mapped for as long as `self.pool` lives; the coroutine running on
-        // this stack is suspended while the scheduler calls this.
-        unsafe {
-            let words = self.canary_at as *const u64;
-            (0..CANARY_WORDS).all(|k| words.add(k).read_volatile() == CANARY)
-        }
+        // SAFETY: `self` keeps the stack (and the pool's mapping) alive.
+        unsafe { self.canary().intact() }
+    }
+
+    /// A handle to check this stack's canary after the stack has been moved
+    /// into a coroutine (which does not give it back until it ends).
+    pub fn canary(&self) -> Canary {
+        Canary { at: self.canary_at }
+    }
+}
+
+/// Where a stack's canary lives; see [`PooledStack::canary`].
+#[derive(Clone, Copy, Debug)]
+pub struct Canary {
+    at: usize,
+}
+
+impl Canary {
+    /// Whether the canary words are intact.
+    ///
+    /// # Safety
+    /// The [`PooledStack`] this came from must still be alive (owned by a
+    /// live coroutine), and no code may be running on that stack.
+    pub unsafe fn intact(&self) -> bool {
+        let words = self.at as *const u64;
+        // SAFETY: per the contract, the slot is mapped and read-write (the
+        // canary sits above any guard page), and no coroutine is writing to
+        // it concurrently; volatile reads because the compiler cannot see the
+        // coroutine's writes.
+        (0..CANARY_WORDS).all(|k| unsafe { words.add(k).read_volatile() } == 0)
     }
 }
 
@@ -229,6 +295,30 @@ mod tests {
         assert_eq!(b.base, a_base, "the freed slot is reused");
         let c = pool.take().unwrap();
         assert_ne!(c.base, b.base);
+    }
+
+    #[test]
+    fn an_overwritten_canary_is_noticed() {
+        let pool = StackPool::new(MIN_STACK);
+        let stack = pool.take().unwrap();
+        let canary = stack.canary();
+        // SAFETY: the stack is alive and nothing runs on it.
+        assert!(unsafe { canary.intact() });
+        // Simulate an overflow reaching the canary.
+        // SAFETY: the canary lies in this slot's read-write part, which no
+        // coroutine uses (the stack was never given to one).
+        unsafe { (stack.canary_at as *mut u64).add(3).write_volatile(0xdead) };
+        assert!(!stack.canary_intact());
+    }
+
+    #[test]
+    fn more_stacks_than_guard_pages_and_chunks() {
+        let pool = StackPool::new(MIN_STACK);
+        let stacks: Vec<_> = (0..CHUNK_SLOTS * 2 + 1)
+            .map(|_| pool.take().unwrap())
+            .collect();
+        assert!(stacks.iter().all(PooledStack::canary_intact));
+        assert_eq!(pool.inner.borrow().chunks.len(), 3);
     }
 
     #[test]

@@ -70,12 +70,52 @@ impl Scheduler for DfsScheduler {
     fn choose(&mut self, ready: &VecDeque<ProcId>, _rng: &mut SimRng) -> usize {
         let mut t = self.trail.inner.borrow_mut();
         let depth = t.taken.len();
-        let options = if depth < t.max_depth { ready.len() as u32 } else { 1 };
+        let options = if depth < t.max_depth {
+            ready.len() as u32
+        } else {
+            1
+        };
         let choice = t.prefix.get(depth).copied().unwrap_or(0).min(options - 1);
         t.taken.push((choice, options));
         choice as usize
     }
     fn name(&self) -> &'static str {
         "dfs"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives the scheduler through a fixed tree: 2 options, then 3.
+    fn one_run(trail: &DfsTrail) -> Vec<usize> {
+        let mut s = DfsScheduler::new(trail.clone());
+        let mut rng = SimRng::new(0);
+        let two: VecDeque<ProcId> = [ProcId(0), ProcId(1)].into();
+        let three: VecDeque<ProcId> = [ProcId(0), ProcId(1), ProcId(2)].into();
+        vec![s.choose(&two, &mut rng), s.choose(&three, &mut rng)]
+    }
+
+    #[test]
+    fn enumerates_every_leaf_once() {
+        let trail = DfsTrail::new(10);
+        let mut seen = vec![one_run(&trail)];
+        while trail.advance() {
+            seen.push(one_run(&trail));
+        }
+        assert_eq!(seen, [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]);
+    }
+
+    #[test]
+    fn depth_bound_stops_branching() {
+        let trail = DfsTrail::new(1);
+        let mut runs = 1;
+        one_run(&trail);
+        while trail.advance() {
+            one_run(&trail);
+            runs += 1;
+        }
+        assert_eq!(runs, 2, "only the first choice point branches");
     }
 }

@@ -85,13 +85,18 @@ pub enum SchedulerKind {
 impl SchedulerKind {
     /// PCT with the usual settings (depth 3, 1,000 steps).
     pub fn pct() -> SchedulerKind {
-        SchedulerKind::Pct { depth: 3, max_steps: 1000 }
+        SchedulerKind::Pct {
+            depth: 3,
+            max_steps: 1000,
+        }
     }
 
     pub(crate) fn build(&self, rng: &mut SimRng) -> Box<dyn Scheduler> {
         match self {
             SchedulerKind::Random => Box::new(RandomScheduler::new()),
-            SchedulerKind::Pct { depth, max_steps } => Box::new(PctScheduler::new(*depth, *max_steps, rng)),
+            SchedulerKind::Pct { depth, max_steps } => {
+                Box::new(PctScheduler::new(*depth, *max_steps, rng))
+            }
             SchedulerKind::RoundRobin => Box::new(RoundRobinScheduler::new()),
             SchedulerKind::Replay(s) => Box::new(ReplayScheduler::new(s.clone())),
             SchedulerKind::Dfs(trail) => Box::new(DfsScheduler::new(trail.clone())),

@@ -31,7 +31,13 @@ impl PctScheduler {
         while change_points.len() < depth - 1 && (change_points.len() as u64) < max_steps {
             change_points.insert(1 + rng.below(max_steps.max(1)));
         }
-        PctScheduler { depth, priorities: Vec::new(), change_points, step: 0, last: None }
+        PctScheduler {
+            depth,
+            priorities: Vec::new(),
+            change_points,
+            step: 0,
+            last: None,
+        }
     }
 
     fn priority(&self, p: ProcId) -> u64 {
@@ -72,5 +78,41 @@ impl Scheduler for PctScheduler {
 
     fn name(&self) -> &'static str {
         "pct"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highest_priority_runs_until_a_change_point() {
+        let mut rng = SimRng::new(5);
+        let mut s = PctScheduler::new(1, 100, &mut rng); // depth 1: no change points
+        for p in 0..3 {
+            s.on_spawn(ProcId(p), &mut rng);
+        }
+        let ready: VecDeque<ProcId> = [ProcId(0), ProcId(1), ProcId(2)].into();
+        let first = s.choose(&ready, &mut rng);
+        for _ in 0..20 {
+            assert_eq!(
+                s.choose(&ready, &mut rng),
+                first,
+                "no change point: always the same"
+            );
+        }
+    }
+
+    #[test]
+    fn a_change_point_demotes_the_running_process() {
+        let mut rng = SimRng::new(9);
+        let mut s = PctScheduler::new(2, 1, &mut rng); // one change point, at step 1
+        s.on_spawn(ProcId(0), &mut rng);
+        s.on_spawn(ProcId(1), &mut rng);
+        let ready: VecDeque<ProcId> = [ProcId(0), ProcId(1)].into();
+        s.last = Some(ready[0]);
+        s.priorities[0] = u64::MAX; // process 0 would win...
+        let i = s.choose(&ready, &mut rng); // ...but step 1 demotes it
+        assert_eq!(ready[i], ProcId(1));
     }
 }

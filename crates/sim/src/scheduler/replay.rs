@@ -25,7 +25,11 @@ pub struct ReplayScheduler {
 impl ReplayScheduler {
     /// Replays `schedule`.
     pub fn new(schedule: Schedule) -> ReplayScheduler {
-        ReplayScheduler { schedule, next: 0, diverged: false }
+        ReplayScheduler {
+            schedule,
+            next: 0,
+            diverged: false,
+        }
     }
 }
 
@@ -46,5 +50,30 @@ impl Scheduler for ReplayScheduler {
     }
     fn name(&self) -> &'static str {
         "replay"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_schedule_and_reports_divergence() {
+        let schedule = Schedule {
+            seed: 0,
+            choices: vec![ProcId(2), ProcId(0), ProcId(7)],
+        };
+        let mut s = ReplayScheduler::new(schedule);
+        let mut rng = SimRng::new(0);
+        let ready: VecDeque<ProcId> = [ProcId(0), ProcId(1), ProcId(2)].into();
+        assert_eq!(s.choose(&ready, &mut rng), 2);
+        assert_eq!(s.choose(&ready, &mut rng), 0);
+        assert!(!s.diverged());
+        assert_eq!(
+            s.choose(&ready, &mut rng),
+            0,
+            "process 7 is not ready: fall back"
+        );
+        assert!(s.diverged());
     }
 }

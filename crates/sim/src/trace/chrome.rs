@@ -29,38 +29,67 @@ impl Trace {
             let tid = e.proc.0;
             let ts = e.time.as_nanos() as f64 / 1000.0;
             let instant = |name: String| {
-                format!("{{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":{tid},\"ts\":{ts},\"name\":{}}}", quoted(&name))
+                format!(
+                    "{{\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":{tid},\"ts\":{ts},\"name\":{}}}",
+                    quoted(&name)
+                )
             };
             let mut close_block = |entries: &mut Vec<String>| {
                 if let Some(b) = blocked.get_mut(tid as usize) {
                     if std::mem::take(b) {
-                        entries.push(format!("{{\"ph\":\"E\",\"pid\":1,\"tid\":{tid},\"ts\":{ts}}}"));
+                        entries.push(format!(
+                            "{{\"ph\":\"E\",\"pid\":1,\"tid\":{tid},\"ts\":{ts}}}"
+                        ));
                     }
                 }
             };
             match &e.kind {
                 EventKind::SendBlocked { to: t } | EventKind::ReceiveBlocked { from: t } => {
-                    let what = if matches!(e.kind, EventKind::SendBlocked { .. }) { "send to" } else { "receive from" };
+                    let what = if matches!(e.kind, EventKind::SendBlocked { .. }) {
+                        "send to"
+                    } else {
+                        "receive from"
+                    };
                     let name = format!("blocked {what} {}", self.target_name(e.proc, *t));
-                    entries.push(format!("{{\"ph\":\"B\",\"pid\":1,\"tid\":{tid},\"ts\":{ts},\"name\":{}}}", quoted(&name)));
+                    entries.push(format!(
+                        "{{\"ph\":\"B\",\"pid\":1,\"tid\":{tid},\"ts\":{ts},\"name\":{}}}",
+                        quoted(&name)
+                    ));
                     if let Some(b) = blocked.get_mut(tid as usize) {
                         *b = true;
                     }
                 }
-                EventKind::SendCompleted { to, msg_id, outcome } => {
+                EventKind::SendCompleted {
+                    to,
+                    msg_id,
+                    outcome,
+                } => {
                     close_block(&mut entries);
-                    entries.push(instant(format!("send #{msg_id} to {}: {outcome:?}", self.target_name(e.proc, *to))));
+                    entries.push(instant(format!(
+                        "send #{msg_id} to {}: {outcome:?}",
+                        self.target_name(e.proc, *to)
+                    )));
                 }
                 EventKind::Received { from, msg_id, .. } => {
                     close_block(&mut entries);
-                    entries.push(instant(format!("receive #{msg_id} from {}", self.target_name(e.proc, *from))));
+                    entries.push(instant(format!(
+                        "receive #{msg_id} from {}",
+                        self.target_name(e.proc, *from)
+                    )));
                 }
                 EventKind::ReceiveFailed { from, error } => {
                     close_block(&mut entries);
-                    entries.push(instant(format!("receive from {} failed: {error:?}", self.target_name(e.proc, *from))));
+                    entries.push(instant(format!(
+                        "receive from {} failed: {error:?}",
+                        self.target_name(e.proc, *from)
+                    )));
                 }
                 EventKind::Work { duration } | EventKind::Sleep { duration } => {
-                    let name = if matches!(e.kind, EventKind::Work { .. }) { "work" } else { "sleep" };
+                    let name = if matches!(e.kind, EventKind::Work { .. }) {
+                        "work"
+                    } else {
+                        "sleep"
+                    };
                     let dur = duration.as_nanos() as f64 / 1000.0;
                     entries.push(format!(
                         "{{\"ph\":\"X\",\"pid\":1,\"tid\":{tid},\"ts\":{ts},\"dur\":{dur},\"name\":\"{name}\"}}"
@@ -77,6 +106,9 @@ impl Trace {
                 _ => {}
             }
         }
-        format!("{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{}\n]}}\n", entries.join(",\n"))
+        format!(
+            "{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{}\n]}}\n",
+            entries.join(",\n")
+        )
     }
 }

@@ -20,7 +20,13 @@ impl Trace {
     }
 
     fn write_event(&self, out: &mut String, e: &Event) {
-        let _ = write!(out, "{{\"step\":{},\"t_ns\":{},\"proc\":{},\"name\":", e.step, e.time.as_nanos(), e.proc.0);
+        let _ = write!(
+            out,
+            "{{\"step\":{},\"t_ns\":{},\"proc\":{},\"name\":",
+            e.step,
+            e.time.as_nanos(),
+            e.proc.0
+        );
         json_str(out, self.proc_name(e.proc));
         let target = |out: &mut String, key: &str, t| {
             let _ = write!(out, ",\"{key}\":");
@@ -45,7 +51,11 @@ impl Trace {
                 out.push_str(",\"ev\":\"send_blocked\"");
                 target(out, "to", *to);
             }
-            EventKind::SendCompleted { to, msg_id, outcome } => {
+            EventKind::SendCompleted {
+                to,
+                msg_id,
+                outcome,
+            } => {
                 out.push_str(",\"ev\":\"send_completed\"");
                 target(out, "to", *to);
                 let _ = write!(out, ",\"msg\":{msg_id},\"outcome\":");
@@ -64,7 +74,12 @@ impl Trace {
                 out.push_str(",\"ev\":\"receive_blocked\"");
                 target(out, "from", *from);
             }
-            EventKind::Received { from, msg_id, sender, rights } => {
+            EventKind::Received {
+                from,
+                msg_id,
+                sender,
+                rights,
+            } => {
                 out.push_str(",\"ev\":\"received\"");
                 target(out, "from", *from);
                 let _ = write!(out, ",\"msg\":{msg_id},\"rights\":{rights}");

@@ -11,7 +11,9 @@ use std::fmt::Write;
 use super::{EventKind, SendOutcome, Target, Trace};
 
 fn ident(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 impl Trace {
@@ -20,7 +22,15 @@ impl Trace {
         let mut out = String::from("sequenceDiagram\n");
         let mut ports = BTreeSet::new();
         for e in &self.events {
-            if let EventKind::SendCompleted { to: t @ Target::Name(_), .. } | EventKind::Received { from: t @ Target::Name(_), .. } = &e.kind {
+            if let EventKind::SendCompleted {
+                to: t @ Target::Name(_),
+                ..
+            }
+            | EventKind::Received {
+                from: t @ Target::Name(_),
+                ..
+            } = &e.kind
+            {
                 ports.insert(self.target_name(e.proc, *t));
             }
         }
@@ -34,7 +44,11 @@ impl Trace {
             let me = ident(self.proc_name(e.proc));
             let at = format!("t={:?}", e.time);
             match &e.kind {
-                EventKind::SendCompleted { to, msg_id, outcome } => {
+                EventKind::SendCompleted {
+                    to,
+                    msg_id,
+                    outcome,
+                } => {
                     let to = ident(&self.target_name(e.proc, *to));
                     let what = match outcome {
                         SendOutcome::Delivered => "send".to_string(),
@@ -42,7 +56,11 @@ impl Trace {
                         SendOutcome::Displaced => "send (displaced oldest)".to_string(),
                         SendOutcome::Failed(k) => format!("send failed: {k:?}"),
                     };
-                    let arrow = if matches!(outcome, SendOutcome::Failed(_)) { "-x" } else { "->>" };
+                    let arrow = if matches!(outcome, SendOutcome::Failed(_)) {
+                        "-x"
+                    } else {
+                        "->>"
+                    };
                     let _ = writeln!(out, "    {me}{arrow}{to}: {what} #{msg_id} ({at})");
                 }
                 EventKind::Received { from, msg_id, .. } => {
@@ -50,13 +68,25 @@ impl Trace {
                     let _ = writeln!(out, "    {from}->>{me}: receive #{msg_id} ({at})");
                 }
                 EventKind::SendBlocked { to } => {
-                    let _ = writeln!(out, "    Note over {me}: blocked sending to {} ({at})", self.target_name(e.proc, *to));
+                    let _ = writeln!(
+                        out,
+                        "    Note over {me}: blocked sending to {} ({at})",
+                        self.target_name(e.proc, *to)
+                    );
                 }
                 EventKind::ReceiveBlocked { from } => {
-                    let _ = writeln!(out, "    Note over {me}: blocked receiving from {} ({at})", self.target_name(e.proc, *from));
+                    let _ = writeln!(
+                        out,
+                        "    Note over {me}: blocked receiving from {} ({at})",
+                        self.target_name(e.proc, *from)
+                    );
                 }
                 EventKind::ReceiveFailed { from, error } => {
-                    let _ = writeln!(out, "    Note over {me}: receive from {} failed: {error:?}", self.target_name(e.proc, *from));
+                    let _ = writeln!(
+                        out,
+                        "    Note over {me}: receive from {} failed: {error:?}",
+                        self.target_name(e.proc, *from)
+                    );
                 }
                 EventKind::Killed { cause } => {
                     let _ = writeln!(out, "    Note over {me}: killed ({cause:?}, {at})");

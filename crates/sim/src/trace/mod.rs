@@ -197,7 +197,10 @@ pub struct Trace {
 impl Trace {
     /// The name of a process.
     pub fn proc_name(&self, p: ProcId) -> &str {
-        self.procs.get(p.0 as usize).map(|l| l.name.as_str()).unwrap_or("?")
+        self.procs
+            .get(p.0 as usize)
+            .map(|l| l.name.as_str())
+            .unwrap_or("?")
     }
 
     /// A printable name for a target as seen by process `p`.

@@ -1,0 +1,214 @@
+//! Simulator benchmarks: scheduled IPC operations per second, against floors
+//! measured in the same run, and the memory of an idle simulated process.
+//!
+//! * `pingpong/sim` — two simulated processes bounce a message over two
+//!   `Bounded(1)` ports in deterministic mode (random scheduler, trace off).
+//!   One element = one scheduled IPC operation (a send or a receive).
+//! * `pingpong/sim_traced` — the same with the trace recorded.
+//! * `floor/kernel_only` — the same four kernel operations per round trip on
+//!   the non-blocking core from one thread, no scheduling: the IPC cost.
+//! * `floor/coroutine_switch` — two coroutines on pooled stacks taking turns
+//!   through a ready queue, no IPC at all: the scheduling cost.
+//! * `explore/executions` — whole runs per second of a small model (a
+//!   producer sending 10 messages through a `Bounded(2)` port to a consumer),
+//!   each built, run and checked for leaks: shuttle does ~137,000 runs/s of a
+//!   10-message model on this kind of machine (PEERS.md).
+//!
+//! Before the timings it prints the resident memory per idle process with
+//! 100,000 processes parked in a receive on their own port; set
+//! `MKIPC_BENCH_NO_MEMORY=1` to skip that (e.g. when profiling).
+//!
+//! `cargo bench -p mkipc-sim --bench sim`
+
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use corosensei::{Coroutine, CoroutineResult};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use mkipc_kernel::{
+    Begin, Capacity, Destination, Ipc, Kernel, Message, OnFull, Source, Wake, Waker,
+};
+use mkipc_sim::stack::StackPool;
+use mkipc_sim::{ms, Explorer, Inherit, Sim};
+
+const ROUND_TRIPS: u64 = 10_000;
+const OPS: u64 = ROUND_TRIPS * 4;
+
+fn pingpong(rounds: u64, trace: bool) -> u64 {
+    let mut sim = Sim::builder().seed(7).trace(trace).build();
+    let ping = sim.port("ping", Capacity::Bounded(1)).unwrap();
+    let pong = sim.port("pong", Capacity::Bounded(1)).unwrap();
+    sim.spawn_with(
+        "a",
+        &[Inherit::send(ping), Inherit::receive(pong)],
+        move |p| {
+            for i in 0..rounds {
+                p.send(p.right(0), Message::from_u64(1, i))?;
+                p.receive(p.right(1))?;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    sim.spawn_with(
+        "b",
+        &[Inherit::receive(ping), Inherit::send(pong)],
+        move |p| {
+            for _ in 0..rounds {
+                let m = p.receive(p.right(0))?;
+                p.send(p.right(1), m)?;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    sim.run().unwrap().steps
+}
+
+struct NoWake;
+impl Wake for NoWake {
+    fn wake(&self) {}
+}
+
+fn kernel_only(rounds: u64) {
+    let kernel = Kernel::new();
+    let a = kernel.create_task();
+    let ping = kernel.port_allocate(a, Capacity::Bounded(1)).unwrap();
+    let pong = kernel.port_allocate(a, Capacity::Bounded(1)).unwrap();
+    let waker: Waker = Arc::new(NoWake);
+    let waker = || Arc::clone(&waker);
+    for i in 0..rounds {
+        for port in [ping, pong] {
+            let sent = kernel.send_begin(
+                a,
+                Destination::Name(port),
+                Message::from_u64(1, i),
+                OnFull::Fail,
+                &waker,
+            );
+            assert!(matches!(sent, Begin::Done(Ok(_))));
+            let got = kernel.receive_begin(a, Source::Name(port), false, &waker);
+            black_box(matches!(got, Begin::Done(Ok(_))));
+        }
+    }
+    kernel.exit_task(a);
+}
+
+fn coroutine_switch(switches: u64) {
+    let pool = StackPool::new(64 * 1024);
+    let mut cos: Vec<Coroutine<(), (), (), _>> = (0..2)
+        .map(|_| {
+            Coroutine::with_stack(
+                pool.take().unwrap(),
+                move |y: &corosensei::Yielder<(), ()>, ()| {
+                    for _ in 0..switches / 2 {
+                        y.suspend(());
+                    }
+                },
+            )
+        })
+        .collect();
+    let mut ready: VecDeque<usize> = VecDeque::from([0, 1]);
+    while let Some(i) = ready.pop_front() {
+        if let CoroutineResult::Yield(()) = cos[i].resume(()) {
+            ready.push_back(i);
+        }
+    }
+}
+
+/// A producer sends 10 messages through a `Bounded(2)` port to a consumer.
+fn ten_messages(sim: &mut Sim) {
+    let port = sim.port("q", Capacity::Bounded(2)).unwrap();
+    sim.spawn_with("producer", &[Inherit::send(port)], |p| {
+        for i in 0..10 {
+            p.send(p.right(0), Message::from_u64(1, i))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    sim.spawn_with("consumer", &[Inherit::receive(port)], |p| {
+        for _ in 0..10 {
+            p.receive(p.right(0))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+/// Resident bytes per idle process: N processes each allocate a port and
+/// block receiving on it (timing out after a virtual second); a reporter
+/// measures at 1 ms, when all are parked.
+fn idle_memory(n: u64) -> f64 {
+    let mut sim = Sim::builder().seed(1).trace(false).build();
+    let before = rss_bytes();
+    for _ in 0..n {
+        sim.spawn("idle", |p| {
+            let own = p.port_allocate(Capacity::Bounded(1))?;
+            let _ = p.receive_timeout(own, std::time::Duration::from_secs(1));
+            Ok(())
+        });
+    }
+    let idle = Rc::new(Cell::new(0u64));
+    let idle2 = Rc::clone(&idle);
+    sim.spawn("reporter", move |p| {
+        p.sleep(ms(1));
+        idle2.set(rss_bytes());
+        Ok(())
+    });
+    let report = sim.run().unwrap();
+    assert!(report.kernel_is_clean());
+    idle.get().saturating_sub(before) as f64 / n as f64
+}
+
+fn benches(c: &mut Criterion) {
+    let n = 100_000;
+    if std::env::var_os("MKIPC_BENCH_NO_MEMORY").is_none() {
+        println!("idle memory: {:.0} B resident per simulated process ({n} processes, each holding a port)", idle_memory(n));
+    }
+    assert_eq!(pingpong(10, false), pingpong(10, false), "deterministic");
+
+    let mut g = c.benchmark_group("pingpong");
+    g.throughput(Throughput::Elements(OPS));
+    g.bench_function("sim", |b| b.iter(|| pingpong(ROUND_TRIPS, false)));
+    g.bench_function("sim_traced", |b| b.iter(|| pingpong(ROUND_TRIPS, true)));
+    g.finish();
+
+    let mut g = c.benchmark_group("explore");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("executions", |b| {
+        b.iter(|| {
+            let outcome = Explorer::new().seeds(0..100).run(ten_messages);
+            assert!(outcome.failure.is_none());
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("floor");
+    g.throughput(Throughput::Elements(OPS));
+    g.bench_function("kernel_only", |b| b.iter(|| kernel_only(ROUND_TRIPS)));
+    g.bench_function("coroutine_switch", |b| b.iter(|| coroutine_switch(OPS)));
+    g.finish();
+}
+
+criterion_group! {
+    name = sim;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = benches
+}
+criterion_main!(sim);

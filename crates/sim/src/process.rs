@@ -1,0 +1,647 @@
+//! [`Proc`]: the handle a simulated process's code runs with.
+//!
+//! A process is an ordinary closure `FnOnce(&Proc) -> ProcResult`. The
+//! handle implements the kernel's [`Ipc`] trait — the same API the
+//! thread-backed [`Task`](mkipc_kernel::Task) and the OS backend offer — so one piece of user code
+//! runs on every backend. On top of IPC it offers what a simulation needs:
+//! [`work`](Proc::work) and [`sleep`](Proc::sleep) in virtual time,
+//! [`now`](Proc::now), [`yield_now`](Proc::yield_now), [`spawn`](Proc::spawn)
+//! with inherited rights, [`join`](Proc::join) and [`kill`](Proc::kill).
+//!
+//! Under the simulator every IPC operation starts with a scheduling point
+//! (the scheduler may run someone else first) and is recorded in the trace as
+//! it starts, blocks and completes. In threaded mode the same handle forwards
+//! to a kernel [`Task`](mkipc_kernel::Task) on an OS thread and records nothing.
+//!
+//! ```
+//! use mkipc_sim::{ms, Sim};
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//!
+//! let mut sim = Sim::builder().seed(1).build();
+//! sim.spawn("worker", |p| {
+//!     let port = p.port_allocate(Capacity::Bounded(1))?;
+//!     p.send(port, Message::from_u64(1, 7))?;
+//!     p.work(ms(5));
+//!     assert_eq!(p.receive(port)?.as_u64(), Some(7));
+//!     assert_eq!(p.now(), ms(5));
+//!     Ok(())
+//! });
+//! let report = sim.run().unwrap();
+//! assert!(report.procs[0].status.is_success());
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use corosensei::Yielder;
+use mkipc_kernel::{
+    Access, Blocker, CallError, Capacity, CarriedRight, Disposition, Ipc, IpcError, Kernel,
+    MailboxConfig, Message, NotifyKind, OnFull, Pid, PortName, PortStatus, ReceiveError, RightKind,
+    RightSet, SendError, Sent, Wait, WaitOutcome, WaitToken, Waker,
+};
+
+pub use crate::exit::{ExitStatus, ProcError, ProcResult};
+use crate::runtime::{Core, PState, Suspend};
+use crate::threaded::ThreadCtx;
+use crate::time::{to_nanos, Dist};
+use crate::trace::{EventKind, SendOutcome, Target};
+use crate::ProcId;
+
+/// The simulated backend of a [`Proc`]: a [`Blocker`] that switches coroutines.
+pub(crate) struct SimCtx {
+    pub core: Rc<Core>,
+    pub id: ProcId,
+    pub pid: Pid,
+    /// The coroutine's yielder. A raw pointer so that [`Proc`] carries no
+    /// lifetime (the conformance suite needs a `'static` process type); see
+    /// `suspend` for why it is always valid.
+    pub yielder: *const Yielder<(), Suspend>,
+    pub waker: Waker,
+    /// The operation in progress, for the "blocked" event: (sending, target).
+    pub op: Cell<Option<(bool, Target)>>,
+}
+
+impl SimCtx {
+    fn suspend(&self, s: Suspend) {
+        // SAFETY: a `SimCtx` is created inside its coroutine's body from the
+        // `&Yielder` that body received, and lives only inside a `Proc` that
+        // the body owns and lends to user code by reference. `Proc` is neither
+        // `Clone`, `Send` nor `Sync` (it holds an `Rc`), and user code only
+        // ever sees `&Proc` for the duration of the body, so every call here
+        // happens on the coroutine's own stack while the yielder is alive.
+        unsafe { (*self.yielder).suspend(s) };
+    }
+
+    /// Whether this process may switch to the loop: not while it is being
+    /// killed (its coroutine is unwinding for good), nor while a panic
+    /// unwinds through it (the panic must reach the loop first).
+    pub fn may_suspend(&self) -> bool {
+        !self.core.is_killed(self.id) && !std::thread::panicking()
+    }
+
+    /// A scheduling point.
+    ///
+    /// When the loop would only wake processes and choose at this step, the
+    /// process does exactly that itself — goes to the back of the ready
+    /// queue, moves woken processes behind it, lets the scheduler pick — and
+    /// switches only if someone else was picked. The order of operations is
+    /// the loop's, so the run is the same either way
+    /// (`tests/determinism.rs::fast_path_and_slow_path_agree`).
+    pub fn point(&self) {
+        if !self.may_suspend() {
+            return;
+        }
+        let core = &self.core;
+        if !core.may_choose_in_place() {
+            self.suspend(Suspend::Yield);
+            return;
+        }
+        if core.wakes.is_empty() && core.ready.borrow().is_empty() {
+            // Nobody else could run: the loop would pick this process again.
+            core.step.set(core.step.get() + 1);
+            return;
+        }
+        let i = self.id.0 as usize;
+        core.procs.borrow_mut()[i].state = PState::Ready;
+        core.ready.borrow_mut().push_back(self.id);
+        core.apply_wakes();
+        let next = core.pick();
+        core.step.set(core.step.get() + 1);
+        core.procs.borrow_mut()[next.0 as usize].state = PState::Running;
+        if next != self.id {
+            self.suspend(Suspend::SwitchTo(next));
+        }
+    }
+
+    fn wait_until(&self, until: u64) {
+        if !self.may_suspend() {
+            return;
+        }
+        self.suspend(Suspend::Timer { until });
+    }
+}
+
+impl Blocker for SimCtx {
+    fn kernel(&self) -> &Kernel {
+        &self.core.kernel
+    }
+    fn task_pid(&self) -> Pid {
+        self.pid
+    }
+    fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+    fn block(&self, token: WaitToken, timeout: Option<Duration>) -> WaitOutcome {
+        let core = &self.core;
+        if !self.may_suspend() {
+            return core.kernel.wait_cancel(self.pid, token);
+        }
+        let since = core.now();
+        let deadline = timeout.map(|d| since.saturating_add(to_nanos(d)));
+        let op = self.op.get();
+        if let Some((sending, target)) = op {
+            let kind = if sending {
+                EventKind::SendBlocked { to: target }
+            } else {
+                EventKind::ReceiveBlocked { from: target }
+            };
+            core.emit(self.id, kind);
+        }
+        core.procs.borrow_mut()[self.id.0 as usize].blocked_on = op;
+        let outcome = loop {
+            self.suspend(Suspend::Block { deadline });
+            if let Some(outcome) = core.kernel.wait_take(self.pid, token) {
+                break outcome;
+            }
+            let timed_out =
+                std::mem::take(&mut core.procs.borrow_mut()[self.id.0 as usize].timed_out);
+            if timed_out || core.is_killed(self.id) {
+                if timed_out {
+                    core.emit(self.id, EventKind::TimedOut);
+                }
+                break core.kernel.wait_cancel(self.pid, token);
+            }
+        };
+        let mut procs = core.procs.borrow_mut();
+        let meta = &mut procs[self.id.0 as usize];
+        meta.blocked_on = None;
+        meta.stats.blocked += Duration::from_nanos(core.now() - since);
+        outcome
+    }
+}
+
+pub(crate) enum Backend {
+    Sim(SimCtx),
+    Thread(ThreadCtx),
+}
+
+/// The handle a process runs with (module docs).
+pub struct Proc {
+    pub(crate) backend: Backend,
+    pub(crate) id: ProcId,
+    pub(crate) inherited: Vec<CarriedRight>,
+}
+
+impl fmt::Debug for Proc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proc")
+            .field("id", &self.id)
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+/// Runs `$e` with `$i` bound to the backend's [`Ipc`] implementation,
+/// statically dispatched (so the kernel call can be inlined into the wrapper).
+macro_rules! on_backend {
+    ($self:ident, $i:ident => $e:expr) => {
+        match &$self.backend {
+            Backend::Sim($i) => $e,
+            Backend::Thread(t) => {
+                let $i = &t.task;
+                $e
+            }
+        }
+    };
+}
+
+impl Proc {
+    fn sim(&self) -> Option<&SimCtx> {
+        match &self.backend {
+            Backend::Sim(s) => Some(s),
+            Backend::Thread(_) => None,
+        }
+    }
+
+    fn point(&self) {
+        if let Some(s) = self.sim() {
+            s.point();
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        if let Some(s) = self.sim() {
+            s.core.emit(self.id, kind);
+        }
+    }
+
+    fn started(&self, sending: bool, target: Target, kind: EventKind) {
+        if let Some(s) = self.sim() {
+            s.op.set(Some((sending, target)));
+            s.core.emit(self.id, kind);
+        }
+    }
+
+    fn sent_done(&self, to: Target, msg_id: u32, r: &Result<Sent, SendError>) {
+        let Some(s) = self.sim() else { return };
+        s.op.set(None);
+        let outcome = match r {
+            Ok(Sent::Delivered) => SendOutcome::Delivered,
+            Ok(Sent::Dropped) => SendOutcome::Dropped,
+            Ok(Sent::Displaced) => SendOutcome::Displaced,
+            Err(e) => SendOutcome::Failed(e.kind()),
+        };
+        {
+            let mut procs = s.core.procs.borrow_mut();
+            let st = &mut procs[self.id.0 as usize].stats;
+            match outcome {
+                SendOutcome::Delivered => st.sent += 1,
+                SendOutcome::Dropped | SendOutcome::Displaced => {
+                    st.sent += 1;
+                    st.drops += 1;
+                }
+                SendOutcome::Failed(_) => st.send_failures += 1,
+            }
+        }
+        s.core.emit(
+            self.id,
+            EventKind::SendCompleted {
+                to,
+                msg_id,
+                outcome,
+            },
+        );
+    }
+
+    fn received_done(&self, from: Target, r: Result<&Message, ReceiveError>) {
+        let Some(s) = self.sim() else { return };
+        s.op.set(None);
+        match r {
+            Ok(m) => {
+                s.core.procs.borrow_mut()[self.id.0 as usize].stats.received += 1;
+                let rights = m.rights.len() + usize::from(m.reply.is_some());
+                let sender = m.sender().map(|p| p.0);
+                s.core.emit(
+                    self.id,
+                    EventKind::Received {
+                        from,
+                        msg_id: m.id,
+                        sender,
+                        rights,
+                    },
+                );
+            }
+            Err(e) => {
+                s.core.procs.borrow_mut()[self.id.0 as usize]
+                    .stats
+                    .receive_failures += 1;
+                s.core
+                    .emit(self.id, EventKind::ReceiveFailed { from, error: e });
+            }
+        }
+    }
+
+    fn op_done<T>(&self, op: &'static str, r: &Result<T, IpcError>) {
+        self.emit(EventKind::Op { op, ok: r.is_ok() });
+    }
+
+    fn auto_label(&self, r: &Result<PortName, IpcError>, label: &str) {
+        if let (Some(s), Ok(name)) = (self.sim(), r) {
+            if s.core.label_of(s.pid, *name).is_none() {
+                s.core.set_label(s.pid, *name, label);
+            }
+        }
+    }
+
+    // ----- the simulation API -------------------------------------------------
+
+    /// This process's id in the run (spawn order, starting at 0).
+    pub fn id(&self) -> ProcId {
+        self.id
+    }
+
+    /// The name given at spawn.
+    pub fn name(&self) -> String {
+        match &self.backend {
+            Backend::Sim(s) => s.core.procs.borrow()[self.id.0 as usize].name.clone(),
+            Backend::Thread(t) => t.name.clone(),
+        }
+    }
+
+    /// The rights this process inherited at spawn, under its own names, in
+    /// the order they were given.
+    pub fn inherited(&self) -> &[CarriedRight] {
+        &self.inherited
+    }
+
+    /// The name of the `i`-th inherited right.
+    ///
+    /// # Panics
+    /// If fewer than `i + 1` rights were inherited.
+    pub fn right(&self, i: usize) -> PortName {
+        self.inherited[i].name
+    }
+
+    /// Time since the start of the run: virtual under the simulator, wall
+    /// clock in threaded mode.
+    pub fn now(&self) -> Duration {
+        match &self.backend {
+            Backend::Sim(s) => Duration::from_nanos(s.core.now()),
+            Backend::Thread(t) => t.start.elapsed(),
+        }
+    }
+
+    /// Is busy computing for a duration (fixed, or drawn from a [`Dist`]):
+    /// the virtual clock moves on for everyone else meanwhile.
+    pub fn work(&self, d: impl Into<Dist>) {
+        self.pause(d.into(), true);
+    }
+
+    /// Sleeps for a duration (fixed, or drawn from a [`Dist`]).
+    pub fn sleep(&self, d: impl Into<Dist>) {
+        self.pause(d.into(), false);
+    }
+
+    fn pause(&self, d: Dist, busy: bool) {
+        match &self.backend {
+            Backend::Sim(s) => {
+                let duration = d.sample(&mut s.core.world_rng.borrow_mut());
+                let kind = if busy {
+                    EventKind::Work { duration }
+                } else {
+                    EventKind::Sleep { duration }
+                };
+                s.core.emit(self.id, kind);
+                {
+                    let mut procs = s.core.procs.borrow_mut();
+                    let st = &mut procs[self.id.0 as usize].stats;
+                    if busy {
+                        st.working += duration;
+                    } else {
+                        st.sleeping += duration;
+                    }
+                }
+                s.wait_until(s.core.now().saturating_add(to_nanos(duration)));
+            }
+            Backend::Thread(t) => std::thread::sleep(d.sample(&mut t.rng.borrow_mut())),
+        }
+    }
+
+    /// A scheduling point without an IPC operation.
+    pub fn yield_now(&self) {
+        match &self.backend {
+            Backend::Sim(s) => s.point(),
+            Backend::Thread(_) => std::thread::yield_now(),
+        }
+    }
+
+    /// A random number in `0..n` from the run's seeded RNG (`n > 0`).
+    pub fn random_below(&self, n: u64) -> u64 {
+        match &self.backend {
+            Backend::Sim(s) => s.core.world_rng.borrow_mut().below(n),
+            Backend::Thread(t) => t.rng.borrow_mut().below(n),
+        }
+    }
+
+    /// Gives one of this process's names a label for traces and reports. A
+    /// receive right or mailbox so labelled also gets a line in the report's
+    /// queue statistics (followed while this process holds it).
+    pub fn label(&self, name: PortName, label: &str) {
+        if let Some(s) = self.sim() {
+            s.core.set_label(s.pid, name, label);
+            if let Ok(rights) = s.core.kernel.rights(s.pid, name) {
+                if rights.receive || rights.mailbox.is_some() {
+                    s.core.watch(label, s.pid, name, rights.mailbox.is_some());
+                }
+            }
+        }
+    }
+
+    /// Starts a child process that inherits `inherit` (moved or copied per
+    /// their dispositions, like descriptors across `fork`); the child finds
+    /// them in [`Proc::inherited`].
+    pub fn spawn<F>(&self, name: &str, inherit: &[CarriedRight], f: F) -> Result<ProcId, IpcError>
+    where
+        F: FnOnce(&Proc) -> ProcResult + Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sim(s) => {
+                let id = s.core_spawn(name, inherit, f)?;
+                s.point();
+                Ok(id)
+            }
+            Backend::Thread(t) => t.spawn(name, Some(self.pid()), inherit, f),
+        }
+    }
+
+    /// Waits until process `id` has ended; returns how it ended.
+    pub fn join(&self, id: ProcId) -> ExitStatus {
+        match &self.backend {
+            Backend::Sim(s) => {
+                if s.may_suspend() {
+                    s.suspend(Suspend::Join(id));
+                }
+                s.core.procs.borrow()[id.0 as usize]
+                    .status
+                    .clone()
+                    .unwrap_or(ExitStatus::Stuck)
+            }
+            Backend::Thread(t) => t.join(id),
+        }
+    }
+
+    /// Kills process `id` (as a fault would): its kernel task exits, peers
+    /// see the documented errors. Killing oneself ends at once.
+    pub fn kill(&self, id: ProcId) {
+        match &self.backend {
+            Backend::Sim(s) => {
+                s.core.kill_requests.borrow_mut().push(id);
+                if s.may_suspend() {
+                    s.suspend(Suspend::Yield);
+                }
+            }
+            Backend::Thread(t) => t.kill(id),
+        }
+    }
+}
+
+impl SimCtx {
+    fn core_spawn<F>(&self, name: &str, inherit: &[CarriedRight], f: F) -> Result<ProcId, IpcError>
+    where
+        F: FnOnce(&Proc) -> ProcResult + 'static,
+    {
+        crate::lifecycle::spawn_process(&self.core, name, Some((self.id, self.pid)), inherit, f)
+    }
+}
+
+macro_rules! plain_ops {
+    ($( fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty; )*) => {
+        $(
+            fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.point();
+                let r = on_backend!(self, i => i.$name($($arg),*));
+                self.op_done(stringify!($name), &r);
+                r
+            }
+        )*
+    };
+}
+
+impl Ipc for Proc {
+    fn pid(&self) -> Pid {
+        match &self.backend {
+            Backend::Sim(s) => s.pid,
+            Backend::Thread(t) => t.task.pid(),
+        }
+    }
+
+    plain_ops! {
+        fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError>;
+        fn port_set_allocate(&self) -> Result<PortName, IpcError>;
+        fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError>;
+        fn port_set_remove(&self, member: PortName) -> Result<(), IpcError>;
+        fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError>;
+        fn deallocate(&self, name: PortName) -> Result<(), IpcError>;
+        fn destroy(&self, name: PortName) -> Result<(), IpcError>;
+        fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError>;
+        fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError>;
+        fn request_notification(&self, name: PortName, kind: NotifyKind, notify: PortName) -> Result<(), IpcError>;
+        fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError>;
+        fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError>;
+        fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError>;
+        fn unregister(&self, service: &str) -> Result<(), IpcError>;
+    }
+
+    fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
+        on_backend!(self, i => i.rights(name))
+    }
+    fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError> {
+        on_backend!(self, i => i.port_status(name))
+    }
+
+    fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
+        self.point();
+        let r = on_backend!(self, i => i.mailbox_create(name, config));
+        self.op_done("mailbox_create", &r);
+        self.auto_label(&r, name);
+        if let (Some(s), Ok(mailbox)) = (self.sim(), &r) {
+            s.core.watch(name, s.pid, *mailbox, true);
+        }
+        r
+    }
+    fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
+        self.point();
+        let r = on_backend!(self, i => i.mailbox_open(name));
+        self.op_done("mailbox_open", &r);
+        self.auto_label(&r, name);
+        r
+    }
+    fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
+        self.point();
+        let r = on_backend!(self, i => i.register(service, right));
+        self.op_done("register", &r);
+        self.auto_label(&r.map(|_| right), service);
+        r
+    }
+    fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
+        self.point();
+        let r = on_backend!(self, i => i.look_up(service));
+        self.op_done("look_up", &r);
+        self.auto_label(&r, service);
+        r
+    }
+
+    fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        self.point();
+        let (to, msg_id) = (Target::Name(dest), msg.id);
+        let rights = msg.rights.len() + usize::from(msg.reply.is_some());
+        self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        let r = on_backend!(self, i => i.send_with(dest, msg, on_full));
+        self.sent_done(to, msg_id, &r);
+        r
+    }
+    fn send_to_with(&self, pid: Pid, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        self.point();
+        let (to, msg_id) = (Target::Task(pid.0), msg.id);
+        let rights = msg.rights.len() + usize::from(msg.reply.is_some());
+        self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        let r = on_backend!(self, i => i.send_to_with(pid, msg, on_full));
+        self.sent_done(to, msg_id, &r);
+        r
+    }
+
+    fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = Target::Name(source);
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        let r = on_backend!(self, i => i.receive_with(source, wait));
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = match sources {
+            [one] => Target::Name(*one),
+            _ => Target::AnyOf(sources.len()),
+        };
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        let r = on_backend!(self, i => i.select_with(sources, wait));
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = Target::Task(pid.0);
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        let r = on_backend!(self, i => i.receive_from_with(pid, wait));
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn receive_from_any_with(&self, wait: Wait) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = Target::AnyTask;
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        let r = on_backend!(self, i => i.receive_from_any_with(wait));
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+
+    fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
+        self.point();
+        let (to, msg_id) = (Target::Name(dest), msg.id);
+        let rights = msg.rights.len() + 1;
+        // The whole call counts as waiting on `dest`'s server, in both halves.
+        self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        let r = on_backend!(self, i => i.call_with(dest, msg, wait));
+        match &r {
+            Err(CallError::Send(e)) => self.sent_done(
+                to,
+                msg_id,
+                &Err(SendError::from_kind(e.kind(), Message::default())),
+            ),
+            Ok(reply) => {
+                self.sent_done(to, msg_id, &Ok(Sent::Delivered));
+                self.received_done(to, Ok(reply));
+            }
+            Err(CallError::Receive(e)) => {
+                self.sent_done(to, msg_id, &Ok(Sent::Delivered));
+                self.received_done(to, Err(*e));
+            }
+            Err(CallError::NoReply) => {
+                self.sent_done(to, msg_id, &Ok(Sent::Delivered));
+                self.received_done(to, Err(ReceiveError::SourceDead));
+            }
+        }
+        r
+    }
+}
+
+/// Runs `f` with a handle on an OS-thread task (threaded mode).
+pub(crate) fn run_threaded<F>(
+    ctx: ThreadCtx,
+    id: ProcId,
+    inherited: Vec<CarriedRight>,
+    f: F,
+) -> ProcResult
+where
+    F: FnOnce(&Proc) -> ProcResult,
+{
+    let p = Proc {
+        backend: Backend::Thread(ctx),
+        id,
+        inherited,
+    };
+    f(&p)
+}

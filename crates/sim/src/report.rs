@@ -1,0 +1,260 @@
+//! What a run reports: per-process and per-queue statistics, the schedule,
+//! the trace, and — when it failed — why, with the line that replays it.
+//!
+//! Queue statistics cover the ports and mailboxes the run was set up with
+//! ([`Sim::port`](crate::Sim::port), [`Sim::mailbox`](crate::Sim::mailbox)),
+//! mailboxes processes create, and receive rights processes label
+//! ([`Proc::label`](crate::Proc::label)): messages accepted, messages dropped
+//! by a drop policy, the largest queue length, and the mean queue length
+//! weighted by virtual time. A queue is followed through its holder; once the
+//! holder moves the receive right away in a message, its figures freeze.
+
+use std::fmt;
+use std::time::Duration;
+
+use mkipc_kernel::{Capacity, KernelStats};
+
+use crate::deadlock::Deadlock;
+use crate::process::ExitStatus;
+use crate::schedule::{Schedule, REPLAY_ENV};
+use crate::trace::Trace;
+use crate::ProcId;
+
+/// Counters of one process.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ProcStats {
+    /// Messages sent (delivered, dropped or displacing another).
+    pub sent: u64,
+    /// Of those, dropped or displacing.
+    pub drops: u64,
+    /// Sends that failed.
+    pub send_failures: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Receives that failed.
+    pub receive_failures: u64,
+    /// Virtual time spent blocked in the kernel.
+    pub blocked: Duration,
+    /// Virtual time spent in `work`.
+    pub working: Duration,
+    /// Virtual time spent in `sleep`.
+    pub sleeping: Duration,
+}
+
+/// One process in the report.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ProcReport {
+    /// Its id in the run.
+    pub id: ProcId,
+    /// Its name.
+    pub name: String,
+    /// Its kernel pid.
+    pub pid: u32,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its counters.
+    pub stats: ProcStats,
+}
+
+/// One watched port or mailbox in the report.
+#[derive(Clone, PartialEq, Debug)]
+pub struct PortReport {
+    /// The label given at creation.
+    pub label: String,
+    /// Whether it is a mailbox (else a port).
+    pub mailbox: bool,
+    /// Its capacity when last seen.
+    pub capacity: Option<Capacity>,
+    /// Messages accepted.
+    pub messages: u64,
+    /// Messages discarded by drop policies.
+    pub drops: u64,
+    /// Largest queue length seen.
+    pub max_occupancy: usize,
+    /// Mean queue length over virtual time (`None` if no virtual time passed).
+    pub mean_occupancy: Option<f64>,
+}
+
+/// Everything a run produced.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// The scheduling policy's name.
+    pub scheduler: &'static str,
+    /// Scheduling steps taken.
+    pub steps: u64,
+    /// Virtual time at the end.
+    pub end_time: Duration,
+    /// Processes, by id.
+    pub procs: Vec<ProcReport>,
+    /// Watched ports and mailboxes, in creation order.
+    pub ports: Vec<PortReport>,
+    /// The choices made: replays this run.
+    pub schedule: Schedule,
+    /// A replay left its recorded schedule.
+    pub replay_diverged: bool,
+    /// Kernel counts after every process ended and the simulator released its
+    /// own rights: all zero unless something leaked.
+    pub kernel_at_end: KernelStats,
+    /// The events (empty when tracing was off).
+    pub trace: Trace,
+}
+
+impl Report {
+    /// The report line of a process by name.
+    pub fn proc(&self, name: &str) -> Option<&ProcReport> {
+        self.procs.iter().find(|p| p.name == name)
+    }
+    /// The report line of a watched port or mailbox by label.
+    pub fn port(&self, label: &str) -> Option<&PortReport> {
+        self.ports.iter().find(|p| p.label == label)
+    }
+    /// Whether the kernel held nothing at the end (no task, port, message...).
+    pub fn kernel_is_clean(&self) -> bool {
+        self.kernel_at_end == KernelStats::default()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "run: seed {} ({}), {} steps, virtual time {:?}",
+            self.seed, self.scheduler, self.steps, self.end_time
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>6} {:>8} {:>8} {:>6} {:>12}  status",
+            "process", "pid", "sent", "recv", "drops", "blocked"
+        )?;
+        for p in &self.procs {
+            writeln!(
+                f,
+                "{:<16} {:>6} {:>8} {:>8} {:>6} {:>12?}  {}",
+                p.name,
+                p.pid,
+                p.stats.sent,
+                p.stats.received,
+                p.stats.drops,
+                p.stats.blocked,
+                p.status
+            )?;
+        }
+        if !self.ports.is_empty() {
+            writeln!(
+                f,
+                "{:<16} {:>12} {:>8} {:>6} {:>6} {:>8}",
+                "queue", "capacity", "msgs", "drops", "max", "mean"
+            )?;
+            for q in &self.ports {
+                let cap = q.capacity.map(|c| c.to_string()).unwrap_or_default();
+                let mean = q
+                    .mean_occupancy
+                    .map(|m| format!("{m:.3}"))
+                    .unwrap_or_else(|| "-".into());
+                writeln!(
+                    f,
+                    "{:<16} {:>12} {:>8} {:>6} {:>6} {:>8}",
+                    q.label, cap, q.messages, q.drops, q.max_occupancy, mean
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a run failed.
+#[derive(Clone, PartialEq, Debug)]
+pub enum FailureReason {
+    /// No process could run, and some were blocked.
+    Deadlock(Deadlock),
+    /// An invariant checked after a step did not hold.
+    Invariant {
+        /// The invariant's name.
+        name: String,
+        /// What it said.
+        message: String,
+        /// The step after which it failed.
+        step: u64,
+    },
+    /// A check at the end of the run did not hold.
+    FinalCheck {
+        /// The check's name.
+        name: String,
+        /// What it said.
+        message: String,
+    },
+    /// A process panicked.
+    Panicked {
+        /// Which.
+        proc: String,
+        /// The panic message.
+        message: String,
+    },
+    /// A process overflowed its stack (the canary was overwritten).
+    StackOverflow {
+        /// Which.
+        proc: String,
+    },
+    /// The run took more steps than allowed (a livelock, or a long model).
+    StepLimit(u64),
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureReason::Deadlock(d) => write!(f, "{d}"),
+            FailureReason::Invariant {
+                name,
+                message,
+                step,
+            } => {
+                write!(f, "invariant `{name}` failed after step {step}: {message}")
+            }
+            FailureReason::FinalCheck { name, message } => {
+                write!(f, "final check `{name}` failed: {message}")
+            }
+            FailureReason::Panicked { proc, message } => {
+                write!(f, "process {proc} panicked: {message}")
+            }
+            FailureReason::StackOverflow { proc } => {
+                write!(
+                    f,
+                    "process {proc} overflowed its stack (raise SimBuilder::stack_size)"
+                )
+            }
+            FailureReason::StepLimit(n) => write!(f, "step limit of {n} reached"),
+        }
+    }
+}
+
+/// A failed run: the reason, the full report, and how to replay it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Failure {
+    /// What went wrong.
+    pub reason: FailureReason,
+    /// Everything the run produced up to the failure.
+    pub report: Box<Report>,
+}
+
+impl Failure {
+    /// The line to give in `MKIPC_SIM_REPLAY` (or to `SimBuilder::replay`).
+    pub fn replay_line(&self) -> String {
+        self.report.schedule.to_string()
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "simulation failed: {}", self.reason)?;
+        let line = self.replay_line();
+        write!(
+            f,
+            "replay with: {REPLAY_ENV}='{line}' (read by Explorer and SimBuilder::replay_from_env), \
+             or Sim::builder().replay_str(\"{line}\")"
+        )
+    }
+}
+
+impl std::error::Error for Failure {}

@@ -1,0 +1,319 @@
+//! The state shared by the scheduler loop and the running process.
+//!
+//! A run has one [`Core`] behind an `Rc`: the kernel, the virtual clock, the
+//! ready queue, per-process bookkeeping, the trace. The scheduler loop in
+//! `sim.rs` owns the coroutines and resumes one at a time; the running
+//! process reaches the `Core` through its [`Proc`](crate::Proc) handle and
+//! hands control back with a [`Suspend`] request. Nothing here is shared
+//! between threads: only one piece of code runs at any moment, which is what
+//! makes a run deterministic.
+//!
+//! The one exception is the kernel's [`Wake`] callback, which must be
+//! `Send + Sync`. A [`SimWaker`] only appends its process id to the
+//! [`WakeQueue`]; the loop moves woken processes to the ready queue, in wake
+//! order, at its next step.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use corosensei::Coroutine;
+use mkipc_kernel::{Kernel, Pid, PortName, Wake, Waker};
+
+use crate::process::{ExitStatus, ProcResult};
+use crate::report::ProcStats;
+use crate::rng::SimRng;
+use crate::scheduler::Scheduler;
+use crate::stack::{Canary, PooledStack, StackPool};
+use crate::time::Nanos;
+use crate::trace::{Event, EventKind, Target};
+use crate::ProcId;
+
+/// What a process asks of the scheduler loop when it gives control back.
+#[derive(Debug)]
+pub(crate) enum Suspend {
+    /// A scheduling point: stay runnable, let the scheduler choose.
+    Yield,
+    /// Blocked in the kernel until woken, or until the deadline.
+    Block { deadline: Option<Nanos> },
+    /// Busy or asleep until the virtual time.
+    Timer { until: Nanos },
+    /// Wait until that process has ended.
+    Join(ProcId),
+    /// A scheduling point already chose (and counted) the next process; this
+    /// one is back in the ready queue.
+    SwitchTo(ProcId),
+}
+
+pub(crate) type Co = Coroutine<(), Suspend, ProcResult, PooledStack>;
+
+/// Where a process is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum PState {
+    Ready,
+    Running,
+    Blocked,
+    Timer,
+    Joining(ProcId),
+    Done,
+}
+
+/// Bookkeeping for one simulated process.
+pub(crate) struct ProcMeta {
+    pub name: String,
+    pub pid: Pid,
+    pub state: PState,
+    /// Bumped whenever a pending timer of this process becomes stale.
+    pub epoch: u64,
+    pub timed_out: bool,
+    pub killed: bool,
+    /// What it is blocked on (`true` = sending), while blocked in the kernel.
+    pub blocked_on: Option<(bool, Target)>,
+    pub stats: ProcStats,
+    pub status: Option<ExitStatus>,
+    pub joiners: Vec<ProcId>,
+}
+
+/// Ids of processes whose kernel waits completed, in wake order.
+///
+/// Only the simulator's thread ever touches it; the lock is there because
+/// [`Wake`] must be `Sync`. A flag lets the hot checks skip the lock.
+#[derive(Default)]
+pub(crate) struct WakeQueue {
+    list: parking_lot::Mutex<Vec<u32>>,
+    nonempty: AtomicBool,
+}
+
+impl WakeQueue {
+    pub fn drain_into(&self, out: &mut Vec<u32>) {
+        if self.nonempty.swap(false, Ordering::Acquire) {
+            out.append(&mut self.list.lock());
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        !self.nonempty.load(Ordering::Acquire)
+    }
+}
+
+/// The waker the kernel calls when a simulated process's wait completes.
+pub(crate) struct SimWaker {
+    id: u32,
+    queue: Arc<WakeQueue>,
+}
+
+impl Wake for SimWaker {
+    fn wake(&self) {
+        self.queue.list.lock().push(self.id);
+        self.queue.nonempty.store(true, Ordering::Release);
+    }
+}
+
+/// A port or mailbox whose occupancy the report follows.
+pub(crate) struct Watched {
+    pub label: String,
+    pub holder: Pid,
+    pub name: PortName,
+    pub is_mailbox: bool,
+    pub capacity: Option<mkipc_kernel::Capacity>,
+    pub len: usize,
+    pub max_len: usize,
+    pub messages: u64,
+    pub drops: u64,
+    /// Integral of the queue length over virtual time (messages x ns).
+    pub area: u128,
+}
+
+/// A pending timer: `(when, sequence, process, epoch)`, earliest first.
+pub(crate) type TimerEntry = Reverse<(Nanos, u64, u32, u64)>;
+
+/// Everything one run shares (module docs).
+pub(crate) struct Core {
+    pub kernel: Kernel,
+    pub init: Pid,
+    pub clock: Cell<Nanos>,
+    pub step: Cell<u64>,
+    pub max_steps: u64,
+    pub fast_path: Cell<bool>,
+    pub wakes: Arc<WakeQueue>,
+    pub procs: RefCell<Vec<ProcMeta>>,
+    pub ready: RefCell<VecDeque<ProcId>>,
+    pub timers: RefCell<BinaryHeap<TimerEntry>>,
+    pub timer_seq: Cell<u64>,
+    /// Coroutines created since the loop last looked (spawns from inside processes).
+    pub spawned: RefCell<Vec<(ProcId, Co, Canary)>>,
+    /// The process chosen at each real choice point: the schedule.
+    pub choices: RefCell<Vec<ProcId>>,
+    pub woken: RefCell<Vec<u32>>,
+    pub kill_requests: RefCell<Vec<ProcId>>,
+    pub tracing: bool,
+    pub trace: RefCell<Vec<Event>>,
+    pub labels: RefCell<BTreeMap<(u32, PortName), String>>,
+    pub watched: RefCell<Vec<Watched>>,
+    pub world_rng: RefCell<SimRng>,
+    pub sched: RefCell<Box<dyn Scheduler>>,
+    pub sched_rng: RefCell<SimRng>,
+    pub stacks: Rc<StackPool>,
+}
+
+impl Core {
+    pub fn now(&self) -> Nanos {
+        self.clock.get()
+    }
+
+    /// Records an event (when tracing).
+    #[inline(always)]
+    pub fn emit(&self, proc: ProcId, kind: EventKind) {
+        if self.tracing {
+            self.record(proc, kind);
+        }
+    }
+
+    fn record(&self, proc: ProcId, kind: EventKind) {
+        self.trace.borrow_mut().push(Event {
+            step: self.step.get(),
+            time: std::time::Duration::from_nanos(self.clock.get()),
+            proc,
+            kind,
+        });
+    }
+
+    pub fn new_waker(&self, id: ProcId) -> Waker {
+        Arc::new(SimWaker {
+            id: id.0,
+            queue: Arc::clone(&self.wakes),
+        })
+    }
+
+    #[inline]
+    pub fn is_killed(&self, id: ProcId) -> bool {
+        self.procs.borrow()[id.0 as usize].killed
+    }
+
+    pub fn label_of(&self, pid: Pid, name: PortName) -> Option<String> {
+        self.labels.borrow().get(&(pid.0, name)).cloned()
+    }
+
+    pub fn set_label(&self, pid: Pid, name: PortName, label: &str) {
+        self.labels
+            .borrow_mut()
+            .insert((pid.0, name), label.to_string());
+    }
+
+    /// Whether a scheduling point may make the loop's decision itself: the
+    /// loop would do nothing at this step but wake processes and choose
+    /// (no spawn or kill pending, no per-step faults or invariants).
+    #[inline]
+    pub fn may_choose_in_place(&self) -> bool {
+        self.fast_path.get()
+            && self.step.get() < self.max_steps
+            && self.spawned.borrow().is_empty()
+            && self.kill_requests.borrow().is_empty()
+    }
+
+    /// Moves processes whose kernel waits completed to the ready queue, in
+    /// wake order.
+    pub fn apply_wakes(&self) {
+        if self.wakes.is_empty() {
+            return;
+        }
+        let mut woken = self.woken.borrow_mut();
+        self.wakes.drain_into(&mut woken);
+        let mut procs = self.procs.borrow_mut();
+        let mut ready = self.ready.borrow_mut();
+        for id in woken.drain(..) {
+            let m = &mut procs[id as usize];
+            if m.state == PState::Blocked {
+                m.state = PState::Ready;
+                m.epoch += 1;
+                ready.push_back(ProcId(id));
+            }
+        }
+    }
+
+    /// Takes the next process off the (non-empty) ready queue, asking the
+    /// scheduler when there is a choice and recording the choice.
+    pub fn pick(&self) -> ProcId {
+        let mut ready = self.ready.borrow_mut();
+        let idx = if ready.len() > 1 {
+            let i = self
+                .sched
+                .borrow_mut()
+                .choose(&ready, &mut self.sched_rng.borrow_mut());
+            let i = i.min(ready.len() - 1);
+            self.choices.borrow_mut().push(ready[i]);
+            i
+        } else {
+            0
+        };
+        if idx == 0 {
+            ready.pop_front()
+        } else {
+            ready.swap_remove_back(idx)
+        }
+        .expect("ready is not empty")
+    }
+
+    /// Arms a timer for `id` at `when`; returns nothing, the loop fires it.
+    pub fn add_timer(&self, id: ProcId, when: Nanos) {
+        let seq = self.timer_seq.get();
+        self.timer_seq.set(seq + 1);
+        let epoch = self.procs.borrow()[id.0 as usize].epoch;
+        self.timers
+            .borrow_mut()
+            .push(Reverse((when, seq, id.0, epoch)));
+    }
+
+    /// Adds a queue to the report, unless it is already there.
+    pub fn watch(&self, label: &str, holder: Pid, name: PortName, is_mailbox: bool) {
+        let mut watched = self.watched.borrow_mut();
+        if watched.iter().any(|w| w.holder == holder && w.name == name) {
+            return;
+        }
+        watched.push(Watched {
+            label: label.to_string(),
+            holder,
+            name,
+            is_mailbox,
+            capacity: None,
+            len: 0,
+            max_len: 0,
+            messages: 0,
+            drops: 0,
+            area: 0,
+        });
+    }
+
+    /// Refreshes the occupancy figures of watched queues held by a live task.
+    pub fn sample_watched(&self) {
+        let mut watched = self.watched.borrow_mut();
+        for w in watched.iter_mut() {
+            if let Ok(s) = self.kernel.port_status(w.holder, w.name) {
+                w.len = s.queue_len;
+                w.max_len = w.max_len.max(s.max_queue_len).max(s.queue_len);
+                w.messages = s.messages_sent;
+                w.drops = s.messages_dropped;
+                w.capacity = Some(s.capacity);
+            } else {
+                // The holder is gone (or moved the right on): nothing queued
+                // that we can see; counters keep their last values.
+                w.len = 0;
+            }
+        }
+    }
+
+    /// Moves the clock to `to`, accumulating queue-length x time.
+    pub fn advance_clock(&self, to: Nanos) {
+        let now = self.clock.get();
+        if to <= now {
+            return;
+        }
+        self.sample_watched();
+        for w in self.watched.borrow_mut().iter_mut() {
+            w.area += w.len as u128 * (to - now) as u128;
+        }
+        self.clock.set(to);
+    }
+}

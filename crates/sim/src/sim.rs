@@ -1,0 +1,541 @@
+//! [`Sim`]: one deterministic run of simulated processes on a kernel.
+//!
+//! Build a run with [`Sim::builder`], create the ports and mailboxes the
+//! processes share ([`Sim::port`], [`Sim::mailbox`]), spawn processes with
+//! the rights they inherit, plan faults, add invariants, then [`Sim::run`].
+//!
+//! The loop in [`Sim::run`] is the whole scheduler: it moves woken processes
+//! to the ready queue, applies planned faults, asks the [`Scheduler`] which
+//! ready process runs next when there is a choice, resumes it until its next
+//! scheduling point, and checks the invariants. When nobody is ready it moves
+//! the virtual clock to the next timer; when there is no timer either, the
+//! run is over — finished if every process ended, deadlocked otherwise.
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//! use mkipc_sim::{ms, Inherit, Sim};
+//!
+//! let mut sim = Sim::builder().seed(42).build();
+//! let jobs = sim.port("jobs", Capacity::Bounded(2)).unwrap();
+//! sim.spawn_with("consumer", &[Inherit::receive(jobs)], |p| {
+//!     for _ in 0..10 {
+//!         p.receive(p.right(0))?;
+//!         p.work(ms(3));
+//!     }
+//!     Ok(())
+//! }).unwrap();
+//! sim.spawn_with("producer", &[Inherit::send(jobs)], |p| {
+//!     for i in 0..10 {
+//!         p.send(p.right(0), Message::from_u64(1, i))?;
+//!         p.work(ms(1));
+//!     }
+//!     Ok(())
+//! }).unwrap();
+//! let report = sim.run().unwrap();
+//! assert_eq!(report.port("jobs").unwrap().messages, 10);
+//! assert_eq!(report.end_time, ms(30)); // the consumer is the bottleneck
+//! assert!(report.kernel_is_clean());
+//! ```
+//!
+//! [`Scheduler`]: crate::scheduler::Scheduler
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use corosensei::CoroutineResult;
+use mkipc_kernel::{
+    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Owner, Pid,
+    PortName,
+};
+
+use crate::builder::SimBuilder;
+use crate::deadlock;
+use crate::lifecycle::{panic_message, spawn_process};
+use crate::process::{ExitStatus, Proc, ProcResult};
+use crate::report::{Failure, FailureReason, ProcStats, Report};
+use crate::runtime::{Co, Core, PState, Suspend};
+use crate::scheduler::SchedulerKind;
+use crate::stack::Canary;
+use crate::time::{to_nanos, Nanos};
+use crate::trace::KillCause;
+use crate::ProcId;
+
+/// Default stack size of a simulated process.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+pub(crate) type Invariant = Box<dyn Fn(&SimView<'_>) -> Result<(), String>>;
+pub(crate) type FinalCheck = Box<dyn Fn(&Report) -> Result<(), String>>;
+
+/// A run being set up, then run (module docs).
+pub struct Sim {
+    pub(crate) core: Rc<Core>,
+    pub(crate) seed: u64,
+    pub(crate) coroutines: Vec<Option<Co>>,
+    pub(crate) canaries: Vec<Option<Canary>>,
+    pub(crate) step_kills: BTreeMap<u64, Vec<ProcId>>,
+    pub(crate) time_kills: BTreeMap<Nanos, Vec<ProcId>>,
+    pub(crate) random_kills: Vec<(ProcId, f64)>,
+    pub(crate) stack_overflowed: bool,
+    pub(crate) setup_send_rights: Vec<PortName>,
+    pub(crate) invariants: Vec<(String, Invariant)>,
+    pub(crate) final_checks: Vec<(String, FinalCheck)>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("seed", &self.seed)
+            .field("procs", &self.core.procs.borrow().len())
+            .finish()
+    }
+}
+
+/// What an invariant sees after each step.
+pub struct SimView<'a> {
+    core: &'a Core,
+}
+
+impl SimView<'_> {
+    /// Virtual time now.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.core.now())
+    }
+    /// Steps taken so far.
+    pub fn step(&self) -> u64 {
+        self.core.step.get()
+    }
+    /// The kernel (for [`Kernel::stats`], [`Kernel::task_rights`], ...).
+    pub fn kernel(&self) -> &Kernel {
+        &self.core.kernel
+    }
+    /// How many processes have been spawned.
+    pub fn procs(&self) -> usize {
+        self.core.procs.borrow().len()
+    }
+    /// How a process ended, or `None` while it lives.
+    pub fn status(&self, id: ProcId) -> Option<ExitStatus> {
+        self.core
+            .procs
+            .borrow()
+            .get(id.0 as usize)
+            .and_then(|m| m.status.clone())
+    }
+    /// A process's counters so far.
+    pub fn stats(&self, id: ProcId) -> ProcStats {
+        self.core
+            .procs
+            .borrow()
+            .get(id.0 as usize)
+            .map(|m| m.stats)
+            .unwrap_or_default()
+    }
+    /// A process's kernel pid.
+    pub fn pid(&self, id: ProcId) -> Option<Pid> {
+        self.core.procs.borrow().get(id.0 as usize).map(|m| m.pid)
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::builder().build()
+    }
+}
+
+impl Sim {
+    /// Options: seed 0, random scheduler, tracing on.
+    pub fn builder() -> SimBuilder {
+        SimBuilder {
+            seed: 0,
+            scheduler: SchedulerKind::Random,
+            stack_size: DEFAULT_STACK_SIZE,
+            trace: true,
+            max_steps: 10_000_000,
+            kernel_config: KernelConfig::default(),
+        }
+    }
+
+    /// The run's kernel.
+    pub fn kernel(&self) -> &Kernel {
+        &self.core.kernel
+    }
+
+    /// The kernel pid of a spawned process.
+    pub fn pid(&self, id: ProcId) -> Option<Pid> {
+        self.core.procs.borrow().get(id.0 as usize).map(|m| m.pid)
+    }
+
+    /// The pid of the simulator's setup task, which holds the rights created
+    /// by [`Sim::port`] and [`Sim::mailbox`] until processes inherit them.
+    pub fn init_pid(&self) -> Pid {
+        self.core.init
+    }
+
+    /// Creates a port, held by the setup task, labelled and watched for the
+    /// report. Hand it to processes with [`Sim::spawn_with`]:
+    /// [`Inherit::receive`](crate::Inherit::receive) moves the receive right, [`Inherit::send`](crate::Inherit::send) gives
+    /// a send right, in any order. The setup task keeps one send right while
+    /// the run is set up and releases it when [`Sim::run`] starts, so
+    /// no-senders and dead-port behaviour during the run depend only on the
+    /// processes.
+    pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
+        let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
+        self.core
+            .kernel
+            .make_right(self.core.init, name, Disposition::MakeSend)?;
+        self.setup_send_rights.push(name);
+        self.watch(label, name, false);
+        Ok(name)
+    }
+
+    /// Creates a system-owned named mailbox (open to every process), labelled
+    /// and watched for the report. Processes reach it with `mailbox_open(label)`.
+    pub fn mailbox(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
+        let config = MailboxConfig::new(capacity).owner(Owner::System);
+        let name = self
+            .core
+            .kernel
+            .mailbox_create(self.core.init, label, config)?;
+        self.watch(label, name, true);
+        Ok(name)
+    }
+
+    fn watch(&mut self, label: &str, name: PortName, is_mailbox: bool) {
+        self.core.set_label(self.core.init, name, label);
+        self.core.watch(label, self.core.init, name, is_mailbox);
+    }
+
+    /// Spawns a process that inherits nothing.
+    pub fn spawn<F>(&mut self, name: &str, f: F) -> ProcId
+    where
+        F: FnOnce(&Proc) -> ProcResult + 'static,
+    {
+        spawn_process(&self.core, name, None, &[], f)
+            .expect("spawning without inherited rights cannot fail")
+    }
+
+    /// Spawns a process that inherits rights held by the setup task.
+    pub fn spawn_with<F>(
+        &mut self,
+        name: &str,
+        inherit: &[CarriedRight],
+        f: F,
+    ) -> Result<ProcId, IpcError>
+    where
+        F: FnOnce(&Proc) -> ProcResult + 'static,
+    {
+        spawn_process(&self.core, name, None, inherit, f)
+    }
+
+    /// Kills `proc` when the run reaches scheduling step `step`.
+    pub fn kill_at_step(&mut self, proc: ProcId, step: u64) {
+        self.step_kills.entry(step).or_default().push(proc);
+    }
+
+    /// Kills `proc` at virtual time `at`.
+    pub fn kill_at_time(&mut self, proc: ProcId, at: Duration) {
+        self.time_kills.entry(to_nanos(at)).or_default().push(proc);
+    }
+
+    /// At every step, kills `proc` with probability `p` (while it lives).
+    pub fn kill_randomly(&mut self, proc: ProcId, p: f64) {
+        self.random_kills.push((proc, p));
+    }
+
+    /// Checks `check` after every step; a failure stops the run.
+    pub fn invariant(
+        &mut self,
+        name: &str,
+        check: impl Fn(&SimView<'_>) -> Result<(), String> + 'static,
+    ) {
+        self.invariants.push((name.to_string(), Box::new(check)));
+    }
+
+    /// Checks `check` on the report at the end of a run that otherwise succeeded.
+    pub fn check_at_end(
+        &mut self,
+        name: &str,
+        check: impl Fn(&Report) -> Result<(), String> + 'static,
+    ) {
+        self.final_checks.push((name.to_string(), Box::new(check)));
+    }
+
+    /// Runs to the end: every process ended (`Ok`), or a deadlock, failed
+    /// invariant, panic or step limit (`Err`, with the report and the
+    /// schedule that replays it).
+    pub fn run(mut self) -> Result<Report, Failure> {
+        let failure = self.run_loop();
+        let report = self.finish();
+        if let Some(reason) = failure {
+            return Err(Failure {
+                reason,
+                report: Box::new(report),
+            });
+        }
+        for (name, check) in &self.final_checks {
+            if let Err(message) = check(&report) {
+                let reason = FailureReason::FinalCheck {
+                    name: name.clone(),
+                    message,
+                };
+                return Err(Failure {
+                    reason,
+                    report: Box::new(report),
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    fn run_loop(&mut self) -> Option<FailureReason> {
+        let core = Rc::clone(&self.core);
+        for name in std::mem::take(&mut self.setup_send_rights) {
+            let _ = core.kernel.deallocate(core.init, name);
+        }
+        let faults = !self.step_kills.is_empty()
+            || !self.time_kills.is_empty()
+            || !self.random_kills.is_empty();
+        core.fast_path.set(!faults && self.invariants.is_empty());
+        // A process that chose its successor at a scheduling point (see
+        // `SimCtx::point`) hands it over here; the step is already counted.
+        let mut chosen: Option<ProcId> = None;
+        loop {
+            let id = match chosen.take() {
+                Some(id) => id,
+                None => match self.next_to_run(&core) {
+                    Ok(id) => id,
+                    Err(end) => return end,
+                },
+            };
+            let co = self.coroutines[id.0 as usize]
+                .as_mut()
+                .expect("a ready process has a coroutine");
+            let result = catch_unwind(AssertUnwindSafe(|| co.resume(())));
+            if let (Ok(CoroutineResult::Yield(_)), Some(canary)) =
+                (&result, self.canaries[id.0 as usize])
+            {
+                // SAFETY: the coroutine that owns this stack is alive (it just
+                // yielded and sits in `self.coroutines`) and suspended.
+                if !unsafe { canary.intact() } {
+                    self.stack_overflowed = true;
+                    let proc = core.procs.borrow()[id.0 as usize].name.clone();
+                    return Some(FailureReason::StackOverflow { proc });
+                }
+            }
+            match result {
+                Ok(CoroutineResult::Yield(Suspend::SwitchTo(next))) => chosen = Some(next),
+                Ok(CoroutineResult::Yield(s)) => self.on_suspend(id, s),
+                Ok(CoroutineResult::Return(r)) => {
+                    self.coroutines[id.0 as usize] = None;
+                    let status = match r {
+                        Ok(()) => ExitStatus::Exited(0),
+                        Err(e) => e.into_status(),
+                    };
+                    self.end_process(id, status);
+                }
+                Err(payload) => {
+                    self.coroutines[id.0 as usize] = None;
+                    let message = panic_message(&*payload);
+                    self.end_process(id, ExitStatus::Panicked(message.clone()));
+                    let proc = core.procs.borrow()[id.0 as usize].name.clone();
+                    return Some(FailureReason::Panicked { proc, message });
+                }
+            }
+            if !self.invariants.is_empty() {
+                let view = SimView { core: &core };
+                for (name, check) in &self.invariants {
+                    if let Err(message) = check(&view) {
+                        return Some(FailureReason::Invariant {
+                            name: name.clone(),
+                            message,
+                            step: core.step.get(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One turn of the loop's bookkeeping: spawns, kills, faults, wakes,
+    /// timers; then the process to run next (marked running, step counted),
+    /// or how the run ends.
+    fn next_to_run(&mut self, core: &Rc<Core>) -> Result<ProcId, Option<FailureReason>> {
+        loop {
+            self.adopt_spawned();
+            self.apply_kill_requests();
+            self.apply_faults();
+            // After kills: a killed task's exit wakes its peers.
+            core.apply_wakes();
+            if core.ready.borrow().is_empty() {
+                match self.next_event_time() {
+                    Some(t) => {
+                        core.advance_clock(t);
+                        self.fire_timers();
+                        continue;
+                    }
+                    None => {
+                        if core.procs.borrow().iter().all(|m| m.state == PState::Done) {
+                            return Err(None);
+                        }
+                        let d =
+                            deadlock::analyse(core, |p, t| self.trace_names().target_name(p, t));
+                        return Err(Some(FailureReason::Deadlock(d)));
+                    }
+                }
+            }
+            if core.step.get() >= core.max_steps {
+                return Err(Some(FailureReason::StepLimit(core.max_steps)));
+            }
+            let id = core.pick();
+            core.step.set(core.step.get() + 1);
+            core.procs.borrow_mut()[id.0 as usize].state = PState::Running;
+            return Ok(id);
+        }
+    }
+
+    pub(crate) fn adopt_spawned(&mut self) {
+        if self.core.spawned.borrow().is_empty() {
+            return;
+        }
+        let spawned = std::mem::take(&mut *self.core.spawned.borrow_mut());
+        for (id, co, canary) in spawned {
+            let i = id.0 as usize;
+            if self.coroutines.len() <= i {
+                self.coroutines.resize_with(i + 1, || None);
+                self.canaries.resize(i + 1, None);
+            }
+            self.coroutines[i] = Some(co);
+            self.canaries[i] = Some(canary);
+        }
+    }
+
+    fn on_suspend(&mut self, id: ProcId, s: Suspend) {
+        let core = &self.core;
+        let i = id.0 as usize;
+        match s {
+            Suspend::Yield => {
+                core.procs.borrow_mut()[i].state = PState::Ready;
+                core.ready.borrow_mut().push_back(id);
+            }
+            Suspend::Block { deadline } => {
+                core.procs.borrow_mut()[i].state = PState::Blocked;
+                if let Some(d) = deadline {
+                    core.add_timer(id, d);
+                }
+            }
+            Suspend::Timer { until } => {
+                core.procs.borrow_mut()[i].state = PState::Timer;
+                core.add_timer(id, until);
+            }
+            Suspend::SwitchTo(_) => unreachable!("handled by the loop"),
+            Suspend::Join(target) => {
+                let mut procs = core.procs.borrow_mut();
+                if procs
+                    .get(target.0 as usize)
+                    .is_none_or(|t| t.state == PState::Done)
+                {
+                    procs[i].state = PState::Ready;
+                    core.ready.borrow_mut().push_back(id);
+                } else {
+                    procs[i].state = PState::Joining(target);
+                    procs[target.0 as usize].joiners.push(id);
+                }
+            }
+        }
+    }
+
+    fn next_event_time(&self) -> Option<Nanos> {
+        let procs = self.core.procs.borrow();
+        let mut timers = self.core.timers.borrow_mut();
+        // Drop stale timers so they neither move the clock nor hide a deadlock.
+        while let Some(std::cmp::Reverse((_, _, id, epoch))) = timers.peek() {
+            if procs[*id as usize].epoch == *epoch {
+                break;
+            }
+            timers.pop();
+        }
+        let timer = timers.peek().map(|r| r.0 .0);
+        let kill = self.time_kills.keys().next().copied();
+        match (timer, kill) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.core.now();
+        let mut procs = self.core.procs.borrow_mut();
+        let mut timers = self.core.timers.borrow_mut();
+        let mut ready = self.core.ready.borrow_mut();
+        while let Some(std::cmp::Reverse((when, _, id, epoch))) = timers.peek().copied() {
+            if when > now {
+                break;
+            }
+            timers.pop();
+            let m = &mut procs[id as usize];
+            if m.epoch != epoch {
+                continue;
+            }
+            match m.state {
+                PState::Blocked => m.timed_out = true,
+                PState::Timer => {}
+                _ => continue,
+            }
+            m.state = PState::Ready;
+            m.epoch += 1;
+            ready.push_back(ProcId(id));
+        }
+    }
+
+    fn apply_faults(&mut self) {
+        if self.step_kills.is_empty() && self.time_kills.is_empty() && self.random_kills.is_empty()
+        {
+            return;
+        }
+        let step = self.core.step.get();
+        let now = self.core.now();
+        let mut due: Vec<(ProcId, KillCause)> = Vec::new();
+        while let Some(entry) = self.step_kills.first_entry() {
+            if *entry.key() > step {
+                break;
+            }
+            let (s, ids) = entry.remove_entry();
+            due.extend(ids.into_iter().map(|p| (p, KillCause::AtStep(s))));
+        }
+        while let Some(entry) = self.time_kills.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            let (t, ids) = entry.remove_entry();
+            due.extend(
+                ids.into_iter()
+                    .map(|p| (p, KillCause::AtTime(Duration::from_nanos(t)))),
+            );
+        }
+        for &(p, prob) in &self.random_kills {
+            let alive = self
+                .core
+                .procs
+                .borrow()
+                .get(p.0 as usize)
+                .is_some_and(|m| m.state != PState::Done);
+            if alive && self.core.world_rng.borrow_mut().chance(prob) {
+                due.push((p, KillCause::Random));
+            }
+        }
+        for (p, cause) in due {
+            self.kill(p, cause);
+        }
+    }
+
+    fn apply_kill_requests(&mut self) {
+        if self.core.kill_requests.borrow().is_empty() {
+            return;
+        }
+        let requests = std::mem::take(&mut *self.core.kill_requests.borrow_mut());
+        for p in requests {
+            self.kill(p, KillCause::Requested);
+        }
+    }
+}

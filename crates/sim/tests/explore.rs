@@ -1,0 +1,173 @@
+//! Exploration: invariants after every step, exhaustive search, proptest.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use mkipc_kernel::{Capacity, Ipc, Message};
+use mkipc_sim::strategy::{scenario, Scenario, Topology};
+use mkipc_sim::{Explorer, FailureReason, Inherit, SchedulerKind, Sim};
+use proptest::prelude::*;
+
+/// A lost-update race: two clients read a shared counter from a server,
+/// then write back value + 1. Correct only if the two read-modify-write
+/// sequences do not interleave.
+fn lost_update(sim: &mut Sim) {
+    let svc = sim.port("counter", Capacity::Unbounded).unwrap();
+    let value = Rc::new(Cell::new(0u64));
+    let v = value.clone();
+    sim.spawn_with("server", &[Inherit::receive(svc)], move |p| {
+        for _ in 0..4 {
+            let req = p.receive(p.right(0))?;
+            match req.id {
+                1 => p.reply(&req, Message::from_u64(1, v.get()))?, // read
+                _ => v.set(req.as_u64().unwrap_or(0)),              // write
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    for k in 0..2 {
+        sim.spawn_with(&format!("client{k}"), &[Inherit::send(svc)], |p| {
+            let read = p
+                .call(p.right(0), Message::new(1, b""))?
+                .as_u64()
+                .unwrap_or(0);
+            p.send(p.right(0), Message::from_u64(2, read + 1))?;
+            Ok(())
+        })
+        .unwrap();
+    }
+    sim.check_at_end("both increments count", move |_| {
+        if value.get() == 2 {
+            Ok(())
+        } else {
+            Err(format!("counter is {}, expected 2", value.get()))
+        }
+    });
+}
+
+#[test]
+fn smoke() {
+    Explorer::new()
+        .seeds(0..5)
+        .run(|sim| {
+            Scenario {
+                topology: Topology::Ring { size: 3 },
+                capacity: Capacity::Zero,
+                messages: 2,
+            }
+            .install(sim)
+        })
+        .assert_ok();
+}
+
+#[test]
+fn random_search_finds_the_lost_update_and_replays_it() {
+    let outcome = Explorer::new().seeds(0..200).run(lost_update);
+    let failure = outcome.failure.expect("the race is found");
+    assert!(
+        matches!(failure.reason, FailureReason::FinalCheck { .. }),
+        "{failure}"
+    );
+    let mut sim = Sim::builder()
+        .replay_str(&failure.replay_line())
+        .unwrap()
+        .build();
+    lost_update(&mut sim);
+    let again = sim.run().unwrap_err();
+    assert_eq!(again.reason, failure.reason);
+}
+
+#[test]
+fn pct_finds_it_too() {
+    let outcome = Explorer::new()
+        .scheduler(SchedulerKind::Pct {
+            depth: 2,
+            max_steps: 30,
+        })
+        .seeds(0..200)
+        .run(lost_update);
+    assert!(outcome.failure.is_some());
+}
+
+#[test]
+fn exhaustive_search_finds_it_and_covers_a_correct_model() {
+    let found = Explorer::new().exhaustive(40, 100_000).run(lost_update);
+    assert!(found.failure.is_some());
+    let ring = Explorer::new().exhaustive(40, 100_000).run(|sim| {
+        Scenario {
+            topology: Topology::Ring { size: 2 },
+            capacity: Capacity::Zero,
+            messages: 1,
+        }
+        .install(sim)
+    });
+    ring.assert_ok();
+    assert!(ring.complete);
+    assert!(ring.runs > 1);
+}
+
+#[test]
+fn invariants_are_checked_after_every_step() {
+    // A bounded(2) port never holds more than 2 messages: true after every step.
+    let steps = Rc::new(Cell::new(0u64));
+    let s2 = steps.clone();
+    let outcome = Explorer::new().seeds(0..5).run(move |sim| {
+        Scenario {
+            topology: Topology::FanIn { producers: 3 },
+            capacity: Capacity::Bounded(2),
+            messages: 3,
+        }
+        .install(sim);
+        let s3 = s2.clone();
+        sim.invariant("at most 2 queued", move |v| {
+            s3.set(s3.get() + 1);
+            let queued = v.kernel().stats().messages;
+            // Queued plus parked with blocked senders: at most 2 + 3 producers.
+            if queued <= 5 {
+                Ok(())
+            } else {
+                Err(format!("{queued} messages in the kernel"))
+            }
+        });
+    });
+    outcome.assert_ok();
+    assert!(steps.get() > 50, "checked {} times", steps.get());
+
+    // A false invariant fails at a step and names it.
+    let outcome = Explorer::new().seeds(0..1).run(|sim| {
+        Scenario {
+            topology: Topology::FanIn { producers: 2 },
+            capacity: Capacity::Bounded(2),
+            messages: 3,
+        }
+        .install(sim);
+        sim.invariant("nothing ever queued", |v| {
+            if v.kernel().stats().messages == 0 {
+                Ok(())
+            } else {
+                Err("a message is queued".into())
+            }
+        });
+    });
+    let failure = outcome.failure.unwrap();
+    assert!(
+        matches!(failure.reason, FailureReason::Invariant { ref name, .. } if name == "nothing ever queued")
+    );
+    assert!(failure
+        .to_string()
+        .contains("replay with: MKIPC_SIM_REPLAY="));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn every_scenario_runs_clean_under_any_seed(s in scenario(), seed in 0u64..10_000) {
+        let mut sim = Sim::builder().seed(seed).build();
+        s.install(&mut sim);
+        let report = sim.run().map_err(|f| TestCaseError::fail(f.to_string()))?;
+        prop_assert!(report.kernel_is_clean());
+        let received: u64 = report.procs.iter().map(|p| p.stats.received).sum();
+        prop_assert_eq!(received, s.expected_receives());
+    }
+}

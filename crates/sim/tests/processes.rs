@@ -1,0 +1,144 @@
+//! Process lifecycle: spawn with inherited rights, exit codes, join, panics.
+
+use mkipc_kernel::{Capacity, Ipc, Message, SendErrorKind};
+use mkipc_sim::{ms, ExitStatus, FailureReason, Inherit, ProcError, Sim};
+
+#[test]
+fn smoke() {
+    let mut sim = Sim::builder().build();
+    let id = sim.spawn("p", |_| Ok(()));
+    let r = sim.run().unwrap();
+    assert_eq!(r.procs[id.0 as usize].status, ExitStatus::Exited(0));
+}
+
+#[test]
+fn children_inherit_rights_like_fork_and_report_exit_codes() {
+    for seed in 0..5 {
+        let mut sim = Sim::builder().seed(seed).build();
+        sim.spawn("parent", |p| {
+            let port = p.port_allocate(Capacity::Bounded(1))?;
+            p.make_send(port)?;
+            // The child gets the receive right (moved) and exits with the value it receives.
+            let child = p.spawn("child", &[Inherit::receive(port)], |c| {
+                let v = c.receive(c.right(0))?.as_u64().unwrap_or(0);
+                Err(ProcError::exit(v as i32))
+            })?;
+            // The parent keeps the send right under the same name.
+            p.send(port, Message::from_u64(1, 7))?;
+            assert_eq!(p.join(child), ExitStatus::Exited(7));
+            // The child has exited: its receive right died with it.
+            let err = p.send(port, Message::from_u64(1, 8)).unwrap_err();
+            assert_eq!(err.kind(), SendErrorKind::DestinationDead);
+            Ok(())
+        });
+        let r = sim.run().unwrap();
+        assert_eq!(r.proc("child").unwrap().status, ExitStatus::Exited(7));
+        assert!(r.proc("parent").unwrap().status.is_success());
+        assert!(r.kernel_is_clean());
+    }
+}
+
+#[test]
+fn errors_become_failed_statuses() {
+    let mut sim = Sim::builder().build();
+    sim.spawn("bad", |p| {
+        p.receive(mkipc_kernel::PortName::from_parts(9, 9))?;
+        Ok(())
+    });
+    let r = sim.run().unwrap();
+    match &r.proc("bad").unwrap().status {
+        ExitStatus::Failed { code: 1, error } => assert!(error.contains("invalid"), "{error}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_panicking_process_fails_the_run_with_its_message() {
+    let mut sim = Sim::builder().seed(3).build();
+    sim.spawn("ok", |p| {
+        p.sleep(ms(5));
+        Ok(())
+    });
+    sim.spawn("boom", |p| {
+        p.sleep(ms(1));
+        panic!("model bug at {:?}", p.now());
+    });
+    let failure = sim.run().unwrap_err();
+    match &failure.reason {
+        FailureReason::Panicked { proc, message } => {
+            assert_eq!(proc, "boom");
+            assert!(message.contains("model bug at 1ms"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    // The other process was unwound, the kernel emptied.
+    assert_eq!(failure.report.proc("ok").unwrap().status, ExitStatus::Stuck);
+    assert!(failure.report.kernel_is_clean());
+}
+
+#[test]
+fn the_step_limit_stops_livelocks() {
+    let mut sim = Sim::builder().max_steps(1000).build();
+    sim.spawn("spinner", |p| loop {
+        p.yield_now();
+    });
+    let failure = sim.run().unwrap_err();
+    assert_eq!(failure.reason, FailureReason::StepLimit(1000));
+}
+
+#[test]
+fn dropping_an_unrun_sim_unwinds_its_processes() {
+    let guard = std::rc::Rc::new(());
+    let g = guard.clone();
+    let mut sim = Sim::builder().build();
+    sim.spawn("never runs", move |_| {
+        let _keep = &g;
+        Ok(())
+    });
+    assert_eq!(std::rc::Rc::strong_count(&guard), 2);
+    drop(sim);
+    assert_eq!(
+        std::rc::Rc::strong_count(&guard),
+        1,
+        "the closure was dropped"
+    );
+}
+
+#[test]
+fn a_process_can_kill_itself() {
+    let mut sim = Sim::builder().build();
+    let guard = std::rc::Rc::new(());
+    let g = guard.clone();
+    sim.spawn("quitter", move |p| {
+        let _held = g; // dropped by the unwinding
+        let port = p.port_allocate(Capacity::Unbounded)?;
+        p.send(port, Message::new(1, b"left behind"))?;
+        p.kill(p.id());
+        unreachable!("a killed process does not run on");
+    });
+    let r = sim.run().unwrap();
+    assert_eq!(r.proc("quitter").unwrap().status, ExitStatus::Killed);
+    assert_eq!(std::rc::Rc::strong_count(&guard), 1);
+    assert!(r.kernel_is_clean(), "the queued message died with the port");
+}
+
+#[test]
+fn ipc_in_destructors_during_a_panic_does_not_switch() {
+    struct SayGoodbye<'a>(&'a mkipc_sim::Proc, mkipc_kernel::PortName);
+    impl Drop for SayGoodbye<'_> {
+        fn drop(&mut self) {
+            // A rendezvous nobody will meet: must not block while panicking.
+            let _ = self.0.send(self.1, Message::new(9, b"bye"));
+        }
+    }
+    let mut sim = Sim::builder().build();
+    sim.spawn("panicky", |p| {
+        let port = p.port_allocate(Capacity::Zero)?;
+        let _bye = SayGoodbye(p, port);
+        p.sleep(ms(1));
+        panic!("boom");
+    });
+    let failure = sim.run().unwrap_err();
+    assert!(matches!(failure.reason, FailureReason::Panicked { .. }));
+    assert!(failure.report.kernel_is_clean());
+}
