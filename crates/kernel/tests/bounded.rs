@@ -12,49 +12,13 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::*;
 
-/// Polls `cond` until it holds; fails the test after 5 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// A receiving task with a bounded port, and a sending task with a send right to it.
-fn pair(k: &Kernel, n: usize) -> (Task, PortName, Task, PortName) {
-    let rx = k.spawn_task();
-    let port = rx.port_allocate(Capacity::Bounded(n)).unwrap();
-    rx.register("rx", port).unwrap();
-    let tx = k.spawn_task();
-    let to_rx = tx.look_up("rx").unwrap();
-    (rx, port, tx, to_rx)
-}
-
-/// Runs a closure when dropped, also while unwinding: releases threads that
-/// wait for a stop message, so a failed assertion fails the test instead of
-/// leaving the thread scope waiting for them forever.
-struct OnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)()
-    }
-}
-
-fn assert_clean(k: &Kernel) {
-    let s = k.stats();
-    assert_eq!(
-        (s.messages, s.blocked_senders, s.blocked_receivers),
-        (0, 0, 0),
-        "{s:?}"
-    );
-}
+mod common;
+use common::*;
 
 #[test]
 fn smoke() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 4);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(4));
     thread::scope(|s| {
         s.spawn(|| {
             for i in 0..2000 {
@@ -76,7 +40,7 @@ fn smoke() {
 fn sender_blocks_only_when_full() {
     const N: usize = 3;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, N);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(N));
     for i in 0..N {
         tx.send(to_rx, Message::from_u64(1, i as u64)).unwrap();
     }
@@ -111,7 +75,7 @@ fn sender_blocks_only_when_full() {
 fn blocked_senders_complete_in_blocking_order() {
     const N: usize = 6;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 1);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(1));
     tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
     let done: Vec<AtomicBool> = (0..N).map(|_| AtomicBool::new(false)).collect();
     thread::scope(|s| {
@@ -179,7 +143,7 @@ fn fifo_per_sender_under_contention() {
 #[test]
 fn full_queue_try_and_timeout_return_the_message() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 1);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(1));
     tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
     let err = tx.try_send(to_rx, Message::from_u64(1, 2)).unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::Full);
@@ -208,7 +172,7 @@ fn full_queue_try_and_timeout_return_the_message() {
 #[test]
 fn timed_out_sender_leaves_the_line_in_order() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 1);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(1));
     tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
     thread::scope(|s| {
         let first = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 0)));
@@ -243,7 +207,7 @@ fn timed_out_sender_leaves_the_line_in_order() {
 fn growing_capacity_wakes_blocked_senders() {
     const N: usize = 3;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 1);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(1));
     tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
     thread::scope(|s| {
         let handles: Vec<_> = (0..N)
@@ -292,7 +256,7 @@ fn send_once_bypasses_a_full_queue() {
 #[test]
 fn drop_policies_on_a_full_queue() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 2);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(2));
     for i in 0..5 {
         tx.send_with(to_rx, Message::from_u64(1, i), OnFull::DropOldest)
             .unwrap();
@@ -375,7 +339,7 @@ fn mailbox_many_senders_many_receivers_no_loss_no_duplication() {
 fn receiver_exit_wakes_blocked_senders_with_their_messages() {
     const N: usize = 5;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k, 2);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(2));
     // The queued messages carry send rights to a port of tx's: destroying them
     // must release those rights.
     let carried = tx.port_allocate(Capacity::Unbounded).unwrap();

@@ -12,39 +12,8 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::*;
 
-/// Polls `cond` until it holds; fails the test after 5 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Runs a closure when dropped, also while unwinding: releases threads that
-/// loop until a port dies, so a failed assertion fails the test instead of
-/// leaving the thread scope waiting for them forever.
-struct OnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)()
-    }
-}
-
-fn assert_clean(k: &Kernel) {
-    let s = k.stats();
-    assert_eq!(
-        (s.messages, s.blocked_senders, s.blocked_receivers),
-        (0, 0, 0),
-        "{s:?}"
-    );
-}
-
-/// After every task has exited, the kernel holds nothing.
-fn assert_empty(k: &Kernel) {
-    assert_eq!(k.stats(), KernelStats::default());
-}
+mod common;
+use common::*;
 
 /// One `Task` used by several threads at once (it is `Send + Sync`).
 #[test]

@@ -11,49 +11,13 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::*;
 
-/// Polls `cond` until it holds; fails the test after 5 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// A receiving task with an unbounded port, and a sending task with a send right to it.
-fn pair(k: &Kernel) -> (Task, PortName, Task, PortName) {
-    let rx = k.spawn_task();
-    let port = rx.port_allocate(Capacity::Unbounded).unwrap();
-    rx.register("rx", port).unwrap();
-    let tx = k.spawn_task();
-    let to_rx = tx.look_up("rx").unwrap();
-    (rx, port, tx, to_rx)
-}
-
-/// Runs a closure when dropped, also while unwinding: releases threads that
-/// loop until a port dies, so a failed assertion fails the test instead of
-/// leaving the thread scope waiting for them forever.
-struct OnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)()
-    }
-}
-
-fn assert_clean(k: &Kernel) {
-    let s = k.stats();
-    assert_eq!(
-        (s.messages, s.blocked_senders, s.blocked_receivers),
-        (0, 0, 0),
-        "{s:?}"
-    );
-}
+mod common;
+use common::*;
 
 #[test]
 fn smoke() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
     thread::scope(|s| {
         s.spawn(|| {
             for i in 0..5000 {
@@ -72,7 +36,7 @@ fn smoke() {
 fn sender_never_blocks() {
     const N: u64 = 10_000;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
     thread::scope(|s| {
         s.spawn(|| {
             for i in 0..N {
@@ -102,7 +66,7 @@ fn memory_ceiling_is_an_error_not_a_wait() {
         queue_memory_limit: 4096,
         ..KernelConfig::default()
     });
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
     for i in 0..4u8 {
         tx.send(to_rx, Message::new(1, vec![i; 1024])).unwrap();
     }
@@ -130,7 +94,7 @@ fn memory_ceiling_is_an_error_not_a_wait() {
 fn each_message_wakes_exactly_one_blocked_receiver() {
     const M: usize = 4;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
     thread::scope(|s| {
         let handles: Vec<_> = (0..M)
             .map(|_| s.spawn(|| rx.receive(port).unwrap().as_u64().unwrap()))
@@ -245,7 +209,7 @@ fn system_mailbox_many_senders_many_receivers_no_loss_no_duplication() {
 #[test]
 fn destroying_a_port_releases_rights_in_queued_messages() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
     let carried = tx.port_allocate(Capacity::Unbounded).unwrap();
     thread::scope(|s| {
         for _ in 0..2 {

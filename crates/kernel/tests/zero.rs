@@ -11,49 +11,13 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::*;
 
-/// Polls `cond` until it holds; fails the test after 5 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// A receiving task with a zero-capacity port, and a sending task with a send right to it.
-fn pair(k: &Kernel) -> (Task, PortName, Task, PortName) {
-    let rx = k.spawn_task();
-    let port = rx.port_allocate(Capacity::Zero).unwrap();
-    rx.register("rx", port).unwrap();
-    let tx = k.spawn_task();
-    let to_rx = tx.look_up("rx").unwrap();
-    (rx, port, tx, to_rx)
-}
-
-/// Runs a closure when dropped, also while unwinding: releases threads that
-/// wait for a stop message, so a failed assertion fails the test instead of
-/// leaving the thread scope waiting for them forever.
-struct OnDrop<F: FnMut()>(F);
-
-impl<F: FnMut()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        (self.0)()
-    }
-}
-
-fn assert_clean(k: &Kernel) {
-    let s = k.stats();
-    assert_eq!(
-        (s.messages, s.blocked_senders, s.blocked_receivers),
-        (0, 0, 0),
-        "{s:?}"
-    );
-}
+mod common;
+use common::*;
 
 #[test]
 fn smoke() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     thread::scope(|s| {
         s.spawn(|| {
             for i in 0..100 {
@@ -74,7 +38,7 @@ fn smoke() {
 #[test]
 fn sender_returns_only_after_receiver_took_the_message() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     const N: u64 = 200;
     thread::scope(|s| {
         s.spawn(|| {
@@ -100,7 +64,7 @@ fn sender_returns_only_after_receiver_took_the_message() {
 #[test]
 fn sender_blocks_without_receiver() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     let returned = AtomicBool::new(false);
     thread::scope(|s| {
         s.spawn(|| {
@@ -127,7 +91,7 @@ fn sender_blocks_without_receiver() {
 #[test]
 fn receiver_blocks_then_try_send_hands_off() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
     let err = tx.try_send(to_rx, Message::from_u64(1, 5)).unwrap_err();
     assert_eq!(err.kind(), SendErrorKind::Full);
@@ -147,7 +111,7 @@ fn receiver_blocks_then_try_send_hands_off() {
 #[test]
 fn try_receive_takes_a_parked_sender() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     thread::scope(|s| {
         let h = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 9)));
         wait_until("the sender is blocked", || {
@@ -163,7 +127,7 @@ fn try_receive_takes_a_parked_sender() {
 #[test]
 fn parked_senders_are_served_in_blocking_order() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     const N: usize = 6;
     thread::scope(|s| {
         for i in 0..N {
@@ -184,7 +148,7 @@ fn parked_senders_are_served_in_blocking_order() {
 #[test]
 fn send_timeout_returns_message_and_rights() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     let mine = tx.port_allocate(Capacity::Unbounded).unwrap();
     let send_right = tx.make_send(mine).unwrap();
     let t0 = Instant::now();
@@ -217,7 +181,7 @@ fn send_timeout_returns_message_and_rights() {
 #[test]
 fn drop_policies_without_and_with_receiver() {
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     for policy in [OnFull::DropNewest, OnFull::DropOldest] {
         let sent = tx
             .send_with(to_rx, Message::from_u64(1, 0), policy)
@@ -305,7 +269,7 @@ fn mailbox_many_senders_many_receivers_no_loss_no_duplication() {
 fn destroy_port_wakes_parked_senders_with_their_messages() {
     const N: usize = 5;
     let k = Kernel::new();
-    let (rx, port, tx, to_rx) = pair(&k);
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
     thread::scope(|s| {
         let handles: Vec<_> = (0..N)
             .map(|i| {
@@ -342,7 +306,7 @@ fn destroy_port_wakes_parked_senders_with_their_messages() {
 fn destroy_port_wakes_all_blocked_receivers() {
     const M: usize = 4;
     let k = Kernel::new();
-    let (rx, port, _tx, _to_rx) = pair(&k);
+    let (rx, port, _tx, _to_rx) = pair(&k, Capacity::Zero);
     thread::scope(|s| {
         let handles: Vec<_> = (0..M).map(|_| s.spawn(|| rx.receive(port))).collect();
         wait_until("all receivers are blocked", || {
