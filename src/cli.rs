@@ -62,7 +62,7 @@ pub enum Command {
     },
     /// Run a scenario file once.
     #[command(
-        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json"
+        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes"
     )]
     Run {
         /// The scenario (TOML; see examples/scenarios/README.md).
@@ -94,6 +94,14 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// `--backend os`: every `work` and `sleep` lasts this many times its
+        /// duration, in real time (0.1 runs ten times faster).
+        #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+        time_scale: f64,
+        /// `--backend os`: kill whatever still runs after this many seconds
+        /// (the run then fails: a deadlock looks like a slow process).
+        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        timeout: f64,
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
@@ -164,6 +172,8 @@ pub fn dispatch(cli: Cli) -> i32 {
             perfetto,
             svg,
             json,
+            time_scale,
+            timeout,
         } => {
             let outputs = Outputs {
                 trace,
@@ -171,6 +181,8 @@ pub fn dispatch(cli: Cli) -> i32 {
                 perfetto,
                 svg,
                 json,
+                time_scale,
+                timeout,
             };
             run(
                 &scenario,
@@ -266,13 +278,15 @@ fn demo(out: &Path, seed: u64) -> i32 {
 }
 
 /// Where `run` writes its outputs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Outputs {
     trace: Option<PathBuf>,
     mermaid: Option<PathBuf>,
     perfetto: Option<PathBuf>,
     svg: Option<PathBuf>,
     json: bool,
+    time_scale: f64,
+    timeout: f64,
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
@@ -295,24 +309,30 @@ fn run(
         }
     };
     let result = match backend {
-        Backend::Os => {
-            eprintln!(
-                "error: --backend os is not available yet: the os backend runs each process as a re-executed \
-                 child with a fixed role, and scenario scripts are not yet shipped to those children; \
-                 use --backend sim or --backend threads"
-            );
-            return 2;
-        }
-        Backend::Threads => {
+        Backend::Os | Backend::Threads
             if out.trace.is_some()
                 || out.mermaid.is_some()
                 || out.perfetto.is_some()
-                || out.svg.is_some()
-            {
-                eprintln!("error: traces and charts come from the simulator; drop --trace/--mermaid/--perfetto/--svg or use --backend sim");
+                || out.svg.is_some() =>
+        {
+            eprintln!("error: traces and charts come from the simulator; drop --trace/--mermaid/--perfetto/--svg or use --backend sim");
+            return 2;
+        }
+        Backend::Os => {
+            if !(out.time_scale.is_finite() && out.time_scale >= 0.0) {
+                eprintln!("error: --time-scale must be a number >= 0");
                 return 2;
             }
-            match scenario::run_threads(&scn) {
+            if !(out.timeout.is_finite() && out.timeout > 0.0 && out.timeout < 1e9) {
+                eprintln!("error: --timeout must be a number of seconds > 0");
+                return 2;
+            }
+            let opts = scenario::OsOptions {
+                seed,
+                time_scale: out.time_scale,
+                timeout: std::time::Duration::from_secs_f64(out.timeout),
+            };
+            match scenario::run_os(&scn, &opts) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -320,6 +340,13 @@ fn run(
                 }
             }
         }
+        Backend::Threads => match scenario::run_threads(&scn) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
         Backend::Sim => {
             let replay = match replay.map(str::parse::<Schedule>).transpose() {
                 Ok(r) => r,

@@ -1,17 +1,21 @@
 //! Running a script on a process handle.
 //!
-//! The interpreter is written against [`Proc`], which the simulator and the
-//! threaded runner both provide, so a scenario means the same on both. Every
+//! The interpreter is written against [`Host`]: an [`Ipc`] implementation
+//! plus a clock, `work`/`sleep` and `spawn`. The simulator and the threaded
+//! runner provide it with [`Proc`], the os backend with a real process
+//! (`super::os`), so a scenario means the same on all three. Every
 //! message it sends carries, in its body, the moment it was offered; the
 //! receiver subtracts that from the moment it got it, which is the message's
 //! latency. The counters here (messages sent, dropped, received) are what
 //! the "no message lost" invariant compares.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait};
-use mkipc_sim::{Inherit, Proc, ProcError, ProcResult};
+use mkipc_kernel::{
+    CarriedRight, Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
+};
+use mkipc_sim::{Dist, Inherit, Proc, ProcError, ProcResult};
 
 use super::{Op, QueueKind, Right, Scenario, Stmt};
 
@@ -20,7 +24,20 @@ use super::{Op, QueueKind, Right, Scenario, Stmt};
 pub(crate) struct QueueCounters {
     pub sent: u64,
     pub received: u64,
+    /// Of `sent`, what a drop policy discarded.
+    pub dropped: u64,
     pub latency_total: Duration,
+}
+
+/// Per-process figures the os backend reports (the simulator has its own).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ProcTimes {
+    /// Sends a drop policy discarded (or that displaced another message).
+    pub drops: u64,
+    /// Wall time inside IPC calls that may block.
+    pub blocked: Duration,
+    /// Wall time in `work`.
+    pub working: Duration,
 }
 
 /// What the interpreters counted, shared by every process of a run.
@@ -38,6 +55,8 @@ pub(crate) struct Counters {
     pub queues: Vec<QueueCounters>,
     /// Per process: (sent, received).
     pub procs: Vec<(u64, u64)>,
+    /// Per process: drops and times.
+    pub times: Vec<ProcTimes>,
 }
 
 /// State shared by the processes of one run.
@@ -57,6 +76,7 @@ impl Shared {
         let counters = Counters {
             queues: vec![QueueCounters::default(); scenario.queues.len()],
             procs: vec![(0, 0); n],
+            times: vec![ProcTimes::default(); n],
             ..Counters::default()
         };
         Shared {
@@ -71,12 +91,70 @@ impl Shared {
         self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pid(&self, proc: usize) -> Option<Pid> {
+    pub(crate) fn pid(&self, proc: usize) -> Option<Pid> {
         self.pids.lock().unwrap_or_else(|p| p.into_inner())[proc]
     }
 
     pub fn set_pid(&self, proc: usize, pid: Pid) {
         self.pids.lock().unwrap_or_else(|p| p.into_inner())[proc] = Some(pid);
+    }
+}
+
+/// What the interpreter needs from whatever runs a process.
+pub(crate) trait Host {
+    /// The IPC implementation.
+    type I: Ipc;
+    /// The process's IPC handle.
+    fn ipc(&self) -> &Self::I;
+    /// Time since the start of the run (virtual or wall clock).
+    fn now(&self) -> Duration;
+    /// `work` (busy) or `sleep` for a duration drawn from `d`.
+    fn pause(&self, d: Dist, busy: bool);
+    /// Starts a new instance of process `child`, handing it `inherit`.
+    fn spawn_script(
+        &self,
+        shared: &Arc<Shared>,
+        child: usize,
+        inherit: &[CarriedRight],
+    ) -> Result<(), String>;
+    /// Whether `work` and IPC wall times are worth measuring (not in virtual time).
+    fn wall_clock(&self) -> bool {
+        false
+    }
+    /// Whether a directly received message is the host's own, not the script's.
+    fn is_control(&self, _msg: &Message) -> bool {
+        false
+    }
+    /// Keeps a control message [`is_control`](Host::is_control) picked out.
+    fn stash_control(&self, _msg: Message) {}
+}
+
+impl Host for Proc {
+    type I = Proc;
+    fn ipc(&self) -> &Proc {
+        self
+    }
+    fn now(&self) -> Duration {
+        Proc::now(self)
+    }
+    fn pause(&self, d: Dist, busy: bool) {
+        if busy {
+            self.work(d)
+        } else {
+            self.sleep(d)
+        }
+    }
+    fn spawn_script(
+        &self,
+        shared: &Arc<Shared>,
+        child: usize,
+        inherit: &[CarriedRight],
+    ) -> Result<(), String> {
+        let shared = Arc::clone(shared);
+        let name = shared.scenario.processes[child].name.clone();
+        self.spawn(&name, inherit, move |p| run_process(p, shared, child))
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -87,8 +165,9 @@ enum Flow {
     Exit(i32),
 }
 
-struct Env<'a> {
-    p: &'a Proc,
+struct Env<'a, H: Host> {
+    h: &'a H,
+    p: &'a H::I,
     shared: &'a Arc<Shared>,
     me: usize,
     recv_names: Vec<Option<PortName>>,
@@ -99,12 +178,28 @@ struct Env<'a> {
 
 /// The body of process `me`: runs its script on `p`.
 pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResult {
+    let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
+    run_script(p, &shared, me, &inherited, &[])
+}
+
+/// Runs the script of process `me` on host `h`: `inherited` are the names
+/// of its port rights (in the order of `Process::rights`), `preset` the
+/// mailboxes it already holds (the ones it created as their owner).
+pub(crate) fn run_script<H: Host>(
+    h: &H,
+    shared: &Arc<Shared>,
+    me: usize,
+    inherited: &[PortName],
+    preset: &[(usize, PortName)],
+) -> ProcResult {
+    let p = h.ipc();
     shared.set_pid(me, p.pid());
     let scenario = Arc::clone(&shared.scenario);
     let nq = scenario.queues.len();
     let mut env = Env {
+        h,
         p,
-        shared: &shared,
+        shared,
         me,
         recv_names: vec![None; nq],
         send_names: vec![None; nq],
@@ -112,11 +207,15 @@ pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResul
         next_id: 1,
     };
     for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
-        let name = p.inherited().get(i).map(|r| r.name);
+        let name = inherited.get(i).copied();
         match right {
             Right::Receive => env.recv_names[*q] = name,
             Right::Send => env.send_names[*q] = name,
         }
+    }
+    for &(q, name) in preset {
+        env.send_names[q] = Some(name);
+        env.recv_names[q] = Some(name);
     }
     // A process opens the mailboxes its script uses when it starts, as a
     // program opens its files: a mailbox that dies later is then a dead
@@ -136,7 +235,7 @@ fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
     ProcError::msg(format!("line {line}: {what}: {e}"))
 }
 
-impl Env<'_> {
+impl<H: Host> Env<'_, H> {
     fn block(&mut self, stmts: &[Stmt], forever_depth: usize) -> Result<Flow, ProcError> {
         for s in stmts {
             match self.stmt(s, forever_depth)? {
@@ -145,6 +244,44 @@ impl Env<'_> {
             }
         }
         Ok(Flow::Next)
+    }
+
+    /// Runs a possibly blocking IPC call, adding its wall time to this
+    /// process's blocked time when the host runs on the wall clock.
+    fn timed<T>(&self, f: impl FnOnce(&H::I) -> T) -> T {
+        if !self.h.wall_clock() {
+            return f(self.p);
+        }
+        let t = Instant::now();
+        let r = f(self.p);
+        self.shared.counters().times[self.me].blocked += t.elapsed();
+        r
+    }
+
+    /// `receive-from` / `receive-any`, passing over the host's own control
+    /// messages (an os-backend child's final report to its spawner).
+    fn direct_receive(
+        &self,
+        from: Option<Pid>,
+        timeout: Option<Duration>,
+    ) -> Result<Message, ReceiveError> {
+        let started = Instant::now();
+        let mut w = wait(timeout);
+        loop {
+            let r = self.timed(|p| match from {
+                Some(pid) => p.receive_from_with(pid, w),
+                None => p.receive_from_any_with(w),
+            });
+            match r {
+                Ok(msg) if self.h.is_control(&msg) => {
+                    self.h.stash_control(msg);
+                    if let Some(t) = timeout {
+                        w = Wait::For(t.saturating_sub(started.elapsed()));
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     fn queue_name(&mut self, q: usize, sending: bool) -> Result<PortName, String> {
@@ -174,7 +311,7 @@ impl Env<'_> {
     fn message(&mut self) -> Message {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        Message::from_u64(id, self.p.now().as_nanos() as u64)
+        Message::from_u64(id, self.h.now().as_nanos() as u64)
     }
 
     fn count_send(&self, queue: Option<usize>, r: &Result<Sent, SendError>) {
@@ -187,6 +324,10 @@ impl Env<'_> {
             Ok(Sent::Dropped | Sent::Displaced) => {
                 c.sent += 1;
                 c.dropped += 1;
+                c.times[self.me].drops += 1;
+                if let Some(q) = queue {
+                    c.queues[q].dropped += 1;
+                }
             }
             Err(_) => c.send_failures += 1,
         }
@@ -203,7 +344,7 @@ impl Env<'_> {
             let offered = Duration::from_nanos(msg.as_u64().unwrap_or_default());
             let qc = &mut c.queues[q];
             qc.received += 1;
-            qc.latency_total += self.p.now().saturating_sub(offered);
+            qc.latency_total += self.h.now().saturating_sub(offered);
         }
     }
 
@@ -255,7 +396,7 @@ impl Env<'_> {
                     .queue_name(*queue, true)
                     .map_err(|e| fail(line, &what, e))?;
                 let msg = self.message();
-                let r = self.p.send_with(dest, msg, *on_full);
+                let r = self.timed(|p| p.send_with(dest, msg, *on_full));
                 self.count_send(Some(*queue), &r);
                 match r {
                     Ok(_) => {}
@@ -268,13 +409,13 @@ impl Env<'_> {
                 let src = self
                     .queue_name(*queue, false)
                     .map_err(|e| fail(line, &what, e))?;
-                let r = self.p.receive_with(src, wait(*timeout));
+                let r = self.timed(|p| p.receive_with(src, wait(*timeout)));
                 return self.received(r, Some(*queue), forever_depth, line, &what);
             }
             Op::SendTo { proc } => {
                 let pid = self.pid_of(*proc, line)?;
                 let msg = self.message();
-                let r = self.p.send_to_with(pid, msg, OnFull::Block);
+                let r = self.timed(|p| p.send_to_with(pid, msg, OnFull::Block));
                 self.count_send(None, &r);
                 r.map_err(|e| {
                     fail(
@@ -286,12 +427,12 @@ impl Env<'_> {
             }
             Op::ReceiveFrom { proc, timeout } => {
                 let pid = self.pid_of(*proc, line)?;
-                let r = self.p.receive_from_with(pid, wait(*timeout));
+                let r = self.direct_receive(Some(pid), *timeout);
                 let what = format!("receive-from {}", scenario.processes[*proc].name);
                 return self.received(r, None, forever_depth, line, &what);
             }
             Op::ReceiveAny { timeout } => {
-                let r = self.p.receive_from_any_with(wait(*timeout));
+                let r = self.direct_receive(None, *timeout);
                 return self.received(r, None, forever_depth, line, "receive-any");
             }
             Op::Call { queue } => {
@@ -300,7 +441,7 @@ impl Env<'_> {
                     .queue_name(*queue, true)
                     .map_err(|e| fail(line, &what, e))?;
                 let msg = self.message();
-                match self.p.call(dest, msg) {
+                match self.timed(|p| p.call(dest, msg)) {
                     Ok(reply) => {
                         self.count_send(Some(*queue), &Ok(Sent::Delivered));
                         self.count_receive(None, &reply);
@@ -318,8 +459,14 @@ impl Env<'_> {
                 self.count_send(None, &r);
                 r.map_err(|e| fail(line, "reply", e))?;
             }
-            Op::Work(d) => self.p.work(*d),
-            Op::Sleep(d) => self.p.sleep(*d),
+            Op::Work(d) => {
+                let t = self.h.wall_clock().then(Instant::now);
+                self.h.pause(*d, true);
+                if let Some(t) = t {
+                    self.shared.counters().times[self.me].working += t.elapsed();
+                }
+            }
+            Op::Sleep(d) => self.h.pause(*d, false),
             Op::Repeat(n, body) => {
                 for _ in 0..*n {
                     match self.block(body, forever_depth)? {
@@ -354,10 +501,8 @@ impl Env<'_> {
                         Right::Send => Inherit::copy_send(name),
                     });
                 }
-                let shared = Arc::clone(self.shared);
-                let c = *child;
-                self.p
-                    .spawn(&proc.name, &inherit, move |p| run_process(p, shared, c))
+                self.h
+                    .spawn_script(self.shared, *child, &inherit)
                     .map_err(|e| fail(line, &format!("spawn {}", proc.name), e))?;
             }
             Op::Exit(code) => return Ok(Flow::Exit(*code)),

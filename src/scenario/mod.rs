@@ -3,8 +3,8 @@
 //! A scenario names the queues (ports and mailboxes, each with a capacity
 //! and an owner), the processes with a short script each, the faults to
 //! inject and the invariants to check. `mkipc run FILE` runs it in the
-//! simulator (or on threads), `mkipc explore FILE` runs it under many
-//! schedules. The format, in full:
+//! simulator (or on threads, or on real processes with `--backend os`),
+//! `mkipc explore FILE` runs it under many schedules. The format, in full:
 //!
 //! ```toml
 //! name = "bounded buffer"             # optional title
@@ -65,6 +65,32 @@
 //! it holds no right to is an error naming the file, line and column
 //! ([`ScenarioError`]), never a panic.
 //!
+//! ## Backends
+//!
+//! | backend | runs | supports |
+//! |---|---|---|
+//! | `sim` ([`run_sim`]) | the deterministic simulator, virtual time | everything |
+//! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists |
+//! | `os` ([`run_os`]) | real Linux processes (the `mkipc-os` crate), real time | see below |
+//!
+//! On `--backend os` each process is a re-executed `mkipc` (the binary calls
+//! `mkipc_os::child_main(OS_ROLES)` first in `main`) that parses the scenario
+//! text it is sent and runs the same interpreter on an
+//! [`mkipc_os::OsProcess`]; `work` and `sleep` are real sleeps times
+//! `--time-scale`. Ports are POSIX queues whose rights travel as descriptors;
+//! system mailboxes are named POSIX queues; `send-to`/`receive-from` are
+//! pipes between processes that start together; `spawn` starts a grandchild,
+//! which reports to its spawner. Every example scenario runs there
+//! (`deadlock.toml` usually deadlocks for real and is killed at
+//! `--timeout`). [`check_os`] refuses, before anything starts and naming the
+//! feature and why: mailbox access lists (per-process grants), faults by step
+//! or chance (and any fault on a spawned process), a mailbox owned by a
+//! spawned process, direct communication with a spawned process,
+//! `drop-oldest` sends to a port, `never_exceeds` on a queue the coordinator
+//! cannot watch (a port, an unbounded or owned mailbox) unless the capacity
+//! guarantees it, and a capacity above `/proc/sys/fs/mqueue/msg_max` for a
+//! non-root user. Results are not deterministic; queue lengths are sampled.
+//!
 //! ```
 //! let text = r#"
 //! [[port]]
@@ -89,17 +115,20 @@
 
 mod error;
 mod interp;
+mod os;
 mod parse;
 mod report;
 mod run;
 mod script;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
 pub use error::ScenarioError;
+pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, parse};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
@@ -110,6 +139,9 @@ pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles
 pub struct Scenario {
     /// The file it came from.
     pub file: String,
+    /// The text it was parsed from (the os backend ships it to each process,
+    /// which parses it again).
+    pub source: Arc<str>,
     /// Its title.
     pub name: String,
     /// What it shows.

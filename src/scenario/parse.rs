@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use mkipc_kernel::{Capacity, OnFull};
 use serde::Deserialize;
@@ -309,6 +310,7 @@ impl Checker<'_> {
 
         Ok(Scenario {
             file: self.file.to_string(),
+            source: Arc::from(self.text),
             name: raw.name.clone().unwrap_or_else(|| self.file.to_string()),
             description: raw
                 .description

@@ -79,7 +79,7 @@ pub struct RunResult {
     pub scenario: String,
     /// Its file.
     pub file: String,
-    /// `sim` or `threads`.
+    /// `sim`, `threads` or `os`.
     pub backend: String,
     /// The seed (simulator).
     pub seed: Option<u64>,
@@ -105,6 +105,12 @@ pub struct RunResult {
     pub messages: MessageTotals,
     /// Declared invariants.
     pub invariants: Vec<InvariantResult>,
+    /// The os backend's run id (its queues are named `/mkipc-<run id>-...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The os backend's time scale (`work` and `sleep` last this many times longer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_scale: Option<f64>,
 }
 
 fn opt_ms(v: Option<f64>) -> String {
@@ -120,6 +126,21 @@ impl fmt::Display for RunResult {
                 "backend sim, seed {seed}, {s} scheduler, {steps} steps, virtual time {:.3} ms",
                 self.time_ms
             )?,
+            _ if self.backend == "os" => {
+                writeln!(
+                    f,
+                    "backend os: real Linux processes (run {}), time scale {}, wall time {:.3} ms",
+                    self.run_id.as_deref().unwrap_or("?"),
+                    self.time_scale.unwrap_or(1.0),
+                    self.time_ms
+                )?;
+                writeln!(
+                    f,
+                    "not deterministic: times, latencies and queue lengths change from run to run; \
+                     queue lengths are sampled about every millisecond (system mailboxes only), \
+                     blocked ms is wall time inside IPC calls"
+                )?
+            }
             _ => writeln!(
                 f,
                 "backend {}, wall time {:.3} ms",

@@ -303,6 +303,8 @@ fn summarize(
         queues,
         messages: totals(&counters),
         invariants,
+        run_id: None,
+        time_scale: None,
     }
 }
 
@@ -487,5 +489,7 @@ pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
         queues,
         messages: totals(&counters),
         invariants,
+        run_id: None,
+        time_scale: None,
     })
 }
