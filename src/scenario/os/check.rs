@@ -1,0 +1,168 @@
+//! Which scenarios the os backend can run: everything is checked before
+//! anything is created, and a refusal names the feature and the reason.
+
+use super::*;
+
+pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), String> {
+    Err(format!(
+        "{}: {what} not available on the os backend: {why} (use --backend sim)",
+        scn.file
+    ))
+}
+
+pub(super) fn walk<'a>(stmts: &'a [Stmt], out: &mut Vec<&'a Stmt>) {
+    for s in stmts {
+        out.push(s);
+        if let Op::Repeat(_, body) | Op::Forever(body) = &s.op {
+            walk(body, out);
+        }
+    }
+}
+
+pub(super) fn statements(scn: &Scenario, proc: usize) -> Vec<&Stmt> {
+    let mut out = Vec::new();
+    walk(&scn.processes[proc].script, &mut out);
+    out
+}
+
+/// `/proc/sys/fs/mqueue/msg_max`: the largest `mq_maxmsg` an ordinary user may ask for.
+pub(super) fn msg_max() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Checks that `scn` uses only what the os backend can give; the error
+/// names the first feature that it cannot, and why.
+pub fn check_os(scn: &Scenario) -> Result<(), String> {
+    for f in &scn.faults {
+        let name = &scn.processes[f.proc].name;
+        match f.when {
+            FaultWhen::At(_) if scn.processes[f.proc].spawned => {
+                return unsupported(
+                    scn,
+                    format!("a fault killing `{name}` is"),
+                    "only a process that starts with the run has a pid the coordinator knows",
+                )
+            }
+            FaultWhen::At(_) => {}
+            FaultWhen::Step(_) | FaultWhen::Chance(_) => {
+                return unsupported(
+                    scn,
+                    format!("the fault killing `{name}` at a step or by chance is"),
+                    "real processes have no scheduling steps; give the fault `at = \"<time>\"`",
+                )
+            }
+        }
+    }
+    let root = mkipc_os_is_root();
+    for q in &scn.queues {
+        if let QueueKind::Mailbox {
+            owner,
+            senders,
+            receivers,
+        } = &q.kind
+        {
+            if senders.is_some() || receivers.is_some() {
+                return unsupported(
+                    scn,
+                    format!(
+                        "mailbox `{}` has access lists (`senders`/`receivers`), which are",
+                        q.name
+                    ),
+                    mkipc_os::NO_GRANTS,
+                );
+            }
+            if let Some(o) = owner {
+                if scn.processes[*o].spawned {
+                    return unsupported(
+                        scn,
+                        format!("mailbox `{}` is owned by a spawned process, which is", q.name),
+                        "an owner creates its mailbox before the run starts, and a spawned process does not exist yet",
+                    );
+                }
+            }
+        }
+        if let (Capacity::Bounded(n), Some(max), false) = (q.capacity, msg_max(), root) {
+            if n > max {
+                return unsupported(
+                    scn,
+                    format!("capacity {n} of `{}` is", q.name),
+                    &format!(
+                        "a POSIX queue holds at most /proc/sys/fs/mqueue/msg_max = {max} messages for a non-root user"
+                    ),
+                );
+            }
+        }
+    }
+    for &(q, k) in &scn.invariants.never_exceeds {
+        let queue = &scn.queues[q];
+        let guaranteed = matches!(queue.capacity, Capacity::Bounded(n) if n <= k);
+        if guaranteed {
+            continue;
+        }
+        match (&queue.kind, queue.capacity) {
+            (QueueKind::Port { .. }, _) => {
+                return unsupported(
+                    scn,
+                    format!("the invariant `{} never exceeds {k}` is", queue.name),
+                    "only a port's receiver can read its length, so the coordinator cannot watch it",
+                )
+            }
+            (_, Capacity::Unbounded) => {
+                return unsupported(
+                    scn,
+                    format!("the invariant `{} never exceeds {k}` is", queue.name),
+                    "an unbounded mailbox keeps what its POSIX queue cannot hold in each sender's spool, out of sight",
+                )
+            }
+            (QueueKind::Mailbox { owner: Some(_), .. }, _) => {
+                return unsupported(
+                    scn,
+                    format!("the invariant `{} never exceeds {k}` is", queue.name),
+                    "the coordinator watches only system mailboxes (no owner)",
+                )
+            }
+            _ => {}
+        }
+    }
+    for (i, p) in scn.processes.iter().enumerate() {
+        for s in statements(scn, i) {
+            let peer = match &s.op {
+                Op::SendTo { proc } | Op::ReceiveFrom { proc, .. } => Some(*proc),
+                Op::Send {
+                    queue,
+                    on_full: mkipc_kernel::OnFull::DropOldest,
+                } if !scn.queues[*queue].is_mailbox() => {
+                    return unsupported(
+                        scn,
+                        format!(
+                            "`send {} drop-oldest` (line {}) is",
+                            scn.queues[*queue].name, s.line
+                        ),
+                        mkipc_os::NO_DROP_OLDEST,
+                    );
+                }
+                _ => None,
+            };
+            if let Some(peer) = peer {
+                if p.spawned || scn.processes[peer].spawned {
+                    return unsupported(
+                        scn,
+                        format!(
+                            "direct communication between `{}` and `{}` (line {}) is",
+                            p.name, scn.processes[peer].name, s.line
+                        ),
+                        "direct links are pipes made when processes start together, and a spawned process starts later",
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn mkipc_os_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,255 @@
+//! A scenario process: the role a re-executed `mkipc` plays, running the
+//! same interpreter as the simulator on an [`OsProcess`].
+
+use super::*;
+
+/// A scenario process on a real process: the interpreter's [`Host`].
+pub(super) struct OsHost<'a> {
+    pub(super) os: &'a OsProcess,
+    pub(super) start_ns: u64,
+    pub(super) scale: f64,
+    pub(super) seed: u64,
+    pub(super) file: String,
+    pub(super) source: Arc<str>,
+    pub(super) rng: RefCell<SimRng>,
+    /// Processes this one spawned, with their scenario index.
+    pub(super) children: RefCell<Vec<(usize, Child)>>,
+    /// Reports of spawned children a `receive-any` came across.
+    pub(super) stash: RefCell<Vec<Message>>,
+}
+
+impl Host for OsHost<'_> {
+    type I = OsProcess;
+
+    fn ipc(&self) -> &OsProcess {
+        self.os
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(monotonic_ns().saturating_sub(self.start_ns))
+    }
+
+    fn pause(&self, d: Dist, _busy: bool) {
+        let d = d.sample(&mut self.rng.borrow_mut());
+        std::thread::sleep(d.mul_f64(self.scale));
+    }
+
+    fn spawn_script(
+        &self,
+        shared: &Arc<Shared>,
+        child: usize,
+        inherit: &[CarriedRight],
+    ) -> Result<(), String> {
+        let pids = (0..shared.scenario.processes.len())
+            .map(|i| shared.pid(i).map(|p| p.0))
+            .collect();
+        let setup = Setup {
+            me: child,
+            seed: self.seed,
+            scale: self.scale,
+            pids,
+            file: self.file.clone(),
+            source: self.source.to_string(),
+        };
+        let mut c = self.os.spawn(Spawn::new(ROLE)).map_err(|e| e.to_string())?;
+        let pid = c.pid();
+        let mut msg = Message::new(SETUP, setup.encode());
+        for r in inherit {
+            msg = msg.with_right(r.name, r.disposition);
+        }
+        let started = self
+            .os
+            .send_to(pid, msg)
+            .map_err(|e| e.to_string())
+            .and_then(|()| wait_ready(self.os, pid, &mut self.stash.borrow_mut()))
+            .and_then(|()| {
+                self.os
+                    .send_to(pid, Message::from_u64(GO, self.start_ns))
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = started {
+            let _ = c.kill();
+            let _ = c.wait();
+            return Err(format!("the new process did not start: {e}"));
+        }
+        shared.set_pid(child, pid);
+        self.children.borrow_mut().push((child, c));
+        Ok(())
+    }
+
+    fn wall_clock(&self) -> bool {
+        true
+    }
+
+    fn is_control(&self, msg: &Message) -> bool {
+        msg.id == REPORT
+            && self
+                .children
+                .borrow()
+                .iter()
+                .any(|(_, c)| Some(c.pid()) == msg.sender())
+    }
+
+    fn stash_control(&self, msg: Message) {
+        self.stash.borrow_mut().push(msg);
+    }
+}
+
+/// Waits for `pid`'s ready message; a report instead means it could not start.
+pub(super) fn wait_ready(os: &OsProcess, pid: Pid, stash: &mut Vec<Message>) -> Result<(), String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match os.receive_from_with(pid, Wait::For(left)) {
+            Ok(m) if m.id == READY => return Ok(()),
+            Ok(m) if m.id == REPORT => {
+                let why = decode_report(&m.body.clone().into_vec())
+                    .and_then(|l| l.first().map(|l| l.error.clone()))
+                    .unwrap_or_default();
+                stash.push(m);
+                return Err(why);
+            }
+            Ok(_) => {}
+            Err(ReceiveError::TimedOut) => {
+                return Err(format!("no ready message within {START_TIMEOUT:?}"))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+pub(super) fn die_with_parent(os: &OsProcess) -> bool {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
+    // The parent may have died before the call: then we were re-parented.
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let ppid = unsafe { libc::getppid() } as u32;
+    os.parent().is_some_and(|p| p.0 == ppid)
+}
+
+pub(super) fn role(os: &OsProcess) -> i32 {
+    if !die_with_parent(os) {
+        return 1;
+    }
+    let Some(parent) = os.parent() else {
+        return 101;
+    };
+    let send_error = |idx: usize, e: String| {
+        let line = ProcLine::missing(idx, &e);
+        let _ = os.send_to(parent, Message::new(REPORT, encode_report(&[line])));
+        eprintln!("mkipc: scenario process could not start: {e}");
+        1
+    };
+    let setup_msg = match os.receive_from_with(parent, Wait::For(START_TIMEOUT)) {
+        Ok(m) if m.id == SETUP => m,
+        Ok(m) => {
+            return send_error(
+                0,
+                format!("unexpected message {} instead of the setup", m.id),
+            )
+        }
+        Err(e) => return send_error(0, format!("no setup message: {e}")),
+    };
+    let inherited: Vec<PortName> = setup_msg.rights.iter().map(|r| r.name).collect();
+    let Some(setup) = Setup::decode(&setup_msg.body.into_vec(), 0) else {
+        return send_error(0, "malformed setup message".into());
+    };
+    let scn = match super::super::parse(&setup.file, &setup.source) {
+        Ok(s) => Arc::new(s),
+        Err(e) => return send_error(0, e.to_string()),
+    };
+    let me = setup.me;
+    if me >= scn.processes.len() {
+        return send_error(0, format!("no process {me} in the scenario"));
+    }
+    let shared = Arc::new(Shared::new(Arc::clone(&scn), false));
+    for (i, p) in setup.pids.iter().enumerate().take(scn.processes.len()) {
+        if let Some(p) = p {
+            shared.set_pid(i, Pid(*p));
+        }
+    }
+    // The mailboxes this process owns exist before anyone starts.
+    let mut preset = Vec::new();
+    for (q, queue) in scn.queues.iter().enumerate() {
+        if let QueueKind::Mailbox { owner: Some(o), .. } = queue.kind {
+            if o == me {
+                let config = MailboxConfig::new(queue.capacity).owner(Owner::Creator);
+                match os.mailbox_create(&queue.name, config) {
+                    Ok(name) => preset.push((q, name)),
+                    Err(e) => {
+                        return send_error(me, format!("creating mailbox `{}`: {e}", queue.name))
+                    }
+                }
+            }
+        }
+    }
+    if os.send_to(parent, Message::new(READY, Vec::new())).is_err() {
+        return 1;
+    }
+    let start_ns = match os.receive_from_with(parent, Wait::Forever) {
+        Ok(m) if m.id == GO => m.as_u64().unwrap_or_else(monotonic_ns),
+        _ => return 1,
+    };
+    let host = OsHost {
+        os,
+        start_ns,
+        scale: setup.scale,
+        seed: setup.seed,
+        file: setup.file.clone(),
+        source: Arc::clone(&scn.source),
+        rng: RefCell::new(SimRng::new(
+            setup.seed
+                ^ (me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ u64::from(os.pid().0).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+        )),
+        children: RefCell::new(Vec::new()),
+        stash: RefCell::new(Vec::new()),
+    };
+    let result = run_script(&host, &shared, me, &inherited, &preset);
+    let (code, error) = match result.map_err(|e| e.into_status()) {
+        Ok(()) => (0, String::new()),
+        Err(ExitStatus::Failed { code, error }) => (code, error),
+        Err(other) => (other.code(), String::new()),
+    };
+    let own = {
+        let c = shared.counters();
+        let t = c.times[me];
+        ProcLine {
+            idx: me,
+            status: "-".into(),
+            sent: c.procs[me].0,
+            received: c.procs[me].1,
+            drops: t.drops,
+            send_failures: c.send_failures,
+            dropped: c.dropped,
+            blocked_ns: t.blocked.as_nanos() as u64,
+            working_ns: t.working.as_nanos() as u64,
+            queues: c
+                .queues
+                .iter()
+                .map(|q| {
+                    [
+                        q.sent,
+                        q.received,
+                        q.dropped,
+                        q.latency_total.as_nanos() as u64,
+                    ]
+                })
+                .collect(),
+            error,
+            killed_for: None,
+        }
+    };
+    let mut lines = vec![own];
+    let children = std::mem::take(&mut *host.children.borrow_mut());
+    let mut stash = std::mem::take(&mut *host.stash.borrow_mut());
+    for (idx, mut child) in children {
+        lines.extend(collect_child(os, idx, &mut child, &mut stash));
+    }
+    let _ = os.send_to(parent, Message::new(REPORT, encode_report(&lines)));
+    code
+}
+
+// ----- the coordinator ----------------------------------------------------------
