@@ -6,7 +6,7 @@
 //! | one-way, 8-byte, bounded(1024) | kernel port between two threads | `crossbeam-channel` bounded(1024) |
 //! | one-way, 8-byte, rendezvous | kernel port, `Capacity::Zero` | `crossbeam-channel` bounded(0) |
 //! | ping-pong in the simulator | scheduled IPC operations per second | (none: reported as a rate) |
-//! | one process, 8-byte send + receive | os backend port (POSIX queue) | a raw pipe `write` + `read` |
+//! | one process, 8-byte send + receive | os backend port (POSIX queue) | raw `mq_send` + `mq_receive` on a queue |
 //!
 //! Each case runs for a fixed number of messages sized to take a fraction of
 //! a second, so the whole suite takes a few seconds. These are smoke numbers
@@ -48,7 +48,7 @@ pub fn run(scale: f64) -> Vec<BenchLine> {
         kernel_vs_crossbeam(n(200_000), Capacity::Bounded(1024)),
         kernel_vs_crossbeam(n(20_000), Capacity::Zero),
         sim_ping_pong(n(50_000)),
-        os_vs_pipe(n(20_000)),
+        os_vs_mqueue(n(20_000)),
     ]
 }
 
@@ -176,7 +176,7 @@ fn sim_ping_pong(rounds: u64) -> BenchLine {
     }
 }
 
-fn os_vs_pipe(n: u64) -> BenchLine {
+fn os_vs_mqueue(n: u64) -> BenchLine {
     let name = "os port (POSIX queue), 8 B, 1 process".to_string();
     let os = match mkipc_os::OsProcess::new() {
         Ok(os) => os,
@@ -199,46 +199,60 @@ fn os_vs_pipe(n: u64) -> BenchLine {
         Ok(d) => d,
         Err(e) => return skipped(name, e),
     };
-    match raw_pipe(n) {
+    match raw_mqueue(n) {
         Ok(d) => BenchLine {
             name,
             ops: n,
             mkipc,
-            baseline: Some(("raw pipe write+read".into(), d)),
+            baseline: Some(("raw mq_send+mq_receive".into(), d)),
             skipped: None,
         },
         Err(e) => skipped(name, e),
     }
 }
 
-/// `n` times: write 8 bytes into a pipe, read them back.
-fn raw_pipe(n: u64) -> Result<Duration, String> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe(2) to fill.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+/// `n` times: `mq_send` 8 bytes into a POSIX queue, `mq_receive` them back
+/// (the same OS object the os backend's port is made of, without mkipc).
+fn raw_mqueue(n: u64) -> Result<Duration, String> {
+    let name = std::ffi::CString::new(format!("/mkipc-bench-{}", std::process::id()))
+        .map_err(|e| e.to_string())?;
+    // SAFETY: `mq_attr` is a plain C struct for which all-zero bytes are valid.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 8;
+    attr.mq_msgsize = 8;
+    // SAFETY: `name` is a NUL-terminated string and `attr` a valid mq_attr;
+    // O_CREAT with a mode and an attribute pointer is the documented form.
+    let q = unsafe {
+        libc::mq_open(
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            0o600 as libc::mode_t,
+            &attr as *const libc::mq_attr,
+        )
+    };
+    if q == -1 {
+        return Err(format!("mq_open: {}", std::io::Error::last_os_error()));
     }
-    let (r, w) = (fds[0], fds[1]);
+    // Unlink at once: the descriptor keeps the queue alive, nothing is left behind.
+    // SAFETY: `name` is a NUL-terminated string.
+    unsafe { libc::mq_unlink(name.as_ptr()) };
     let mut buf = [0u8; 8];
     let start = Instant::now();
     let mut result = Ok(());
     for i in 0..n {
         let bytes = i.to_le_bytes();
-        // SAFETY: `w` is the pipe's open write end and `bytes` is 8 valid bytes.
-        let wrote = unsafe { libc::write(w, bytes.as_ptr().cast(), 8) };
-        // SAFETY: `r` is the pipe's open read end and `buf` has room for 8 bytes.
-        let read = unsafe { libc::read(r, buf.as_mut_ptr().cast(), 8) };
-        if wrote != 8 || read != 8 {
-            result = Err(format!("pipe i/o: {}", std::io::Error::last_os_error()));
+        // SAFETY: `q` is an open queue descriptor and `bytes` is 8 valid bytes.
+        let sent = unsafe { libc::mq_send(q, bytes.as_ptr().cast(), 8, 0) };
+        // SAFETY: `q` is open and `buf` has room for `mq_msgsize` (8) bytes.
+        let got = unsafe { libc::mq_receive(q, buf.as_mut_ptr().cast(), 8, std::ptr::null_mut()) };
+        if sent != 0 || got != 8 {
+            result = Err(format!("mq i/o: {}", std::io::Error::last_os_error()));
             break;
         }
     }
     let d = start.elapsed();
-    // SAFETY: both descriptors were opened above and are closed once.
-    unsafe {
-        libc::close(r);
-        libc::close(w);
-    }
+    // SAFETY: `q` was opened above and is closed once.
+    unsafe { libc::mq_close(q) };
     result.map(|()| d)
 }
 
