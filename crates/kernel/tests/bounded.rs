@@ -108,34 +108,7 @@ fn blocked_senders_complete_in_blocking_order() {
 /// and every message arrives exactly once.
 #[test]
 fn fifo_per_sender_under_contention() {
-    const SENDERS: usize = 4;
-    const PER_SENDER: u64 = 2000;
-    let k = Kernel::new();
-    let rx = k.spawn_task();
-    let port = rx.port_allocate(Capacity::Bounded(8)).unwrap();
-    rx.register("rx", port).unwrap();
-    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
-    thread::scope(|s| {
-        for (i, t) in senders.iter().enumerate() {
-            s.spawn(move || {
-                let to_rx = t.look_up("rx").unwrap();
-                for j in 0..PER_SENDER {
-                    t.send(to_rx, Message::from_u64(i as u32, j)).unwrap();
-                }
-            });
-        }
-        let mut next = [0u64; SENDERS];
-        for _ in 0..SENDERS as u64 * PER_SENDER {
-            let m = rx.receive(port).unwrap();
-            let i = m.id as usize;
-            assert_eq!(m.as_u64(), Some(next[i]), "sender {i} out of order");
-            assert_eq!(m.sender(), Some(senders[i].pid()));
-            next[i] += 1;
-        }
-        assert_eq!(next, [PER_SENDER; SENDERS]);
-    });
-    assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
-    assert_clean(&k);
+    fifo_per_sender(Capacity::Bounded(8), 4, 2000);
 }
 
 /// `try_send` and `send_timeout` on a full queue fail with the message back

@@ -119,32 +119,7 @@ fn each_message_wakes_exactly_one_blocked_receiver() {
 /// Several concurrent senders: each sender's messages arrive in its order.
 #[test]
 fn fifo_per_sender_under_contention() {
-    const SENDERS: usize = 4;
-    const PER_SENDER: u64 = 3000;
-    let k = Kernel::new();
-    let rx = k.spawn_task();
-    let port = rx.port_allocate(Capacity::Unbounded).unwrap();
-    rx.register("rx", port).unwrap();
-    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
-    thread::scope(|s| {
-        for (i, t) in senders.iter().enumerate() {
-            s.spawn(move || {
-                let to_rx = t.look_up("rx").unwrap();
-                for j in 0..PER_SENDER {
-                    t.send(to_rx, Message::from_u64(i as u32, j)).unwrap();
-                }
-            });
-        }
-        let mut next = [0u64; SENDERS];
-        for _ in 0..SENDERS as u64 * PER_SENDER {
-            let m = rx.receive(port).unwrap();
-            let i = m.id as usize;
-            assert_eq!(m.as_u64(), Some(next[i]), "sender {i} out of order");
-            next[i] += 1;
-        }
-        assert_eq!(next, [PER_SENDER; SENDERS]);
-    });
-    assert_clean(&k);
+    fifo_per_sender(Capacity::Unbounded, 4, 3000);
 }
 
 /// Many senders, many receivers through one unbounded system mailbox: every

@@ -319,3 +319,10 @@ fn destroy_port_wakes_all_blocked_receivers() {
     });
     assert_clean(&k);
 }
+
+/// Several concurrent senders through a rendezvous: each sender's messages
+/// arrive in its order, every message exactly once.
+#[test]
+fn fifo_per_sender_under_contention() {
+    fifo_per_sender(Capacity::Zero, 4, 300);
+}

@@ -55,3 +55,36 @@ pub fn assert_clean(k: &Kernel) {
 pub fn assert_empty(k: &Kernel) {
     assert_eq!(k.stats(), KernelStats::default());
 }
+
+/// Several senders on their own threads push `per_sender` messages each into
+/// one port of `capacity`: each sender's messages must arrive in its order,
+/// tagged with its pid, every message exactly once, and nothing may remain.
+pub fn fifo_per_sender(capacity: Capacity, senders: usize, per_sender: u64) {
+    use mkipc_kernel::{Message, ReceiveError};
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(capacity).unwrap();
+    rx.register("rx", port).unwrap();
+    let tasks: Vec<Task> = (0..senders).map(|_| k.spawn_task()).collect();
+    thread::scope(|s| {
+        for (i, t) in tasks.iter().enumerate() {
+            s.spawn(move || {
+                let to_rx = t.look_up("rx").unwrap();
+                for j in 0..per_sender {
+                    t.send(to_rx, Message::from_u64(i as u32, j)).unwrap();
+                }
+            });
+        }
+        let mut next = vec![0u64; senders];
+        for _ in 0..senders as u64 * per_sender {
+            let m = rx.receive(port).unwrap();
+            let i = m.id as usize;
+            assert_eq!(m.as_u64(), Some(next[i]), "sender {i} out of order");
+            assert_eq!(m.sender(), Some(tasks[i].pid()));
+            next[i] += 1;
+        }
+        assert_eq!(next, vec![per_sender; senders]);
+    });
+    assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
+    assert_clean(&k);
+}
