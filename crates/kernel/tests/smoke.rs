@@ -172,3 +172,38 @@ fn task_is_send_and_sync_and_every_form_exists() {
     );
     assert_eq!(b.try_select(&[]).unwrap_err(), ReceiveError::InvalidValue);
 }
+
+#[test]
+fn dead_name_request_lapses_when_its_name_is_released() {
+    let k = Kernel::new();
+    let server = k.spawn_task();
+    let client = k.spawn_task();
+    let port = server.port_allocate(Capacity::Unbounded).unwrap();
+    server.register("s", port).unwrap();
+    let notify = client.port_allocate(Capacity::Unbounded).unwrap();
+    // Ask for a notification on a send right, then give the right up.
+    let released = client.look_up("s").unwrap();
+    client
+        .request_notification(released, NotifyKind::DeadName, notify)
+        .unwrap();
+    assert_eq!(client.port_status(notify).unwrap().send_once_rights, 1);
+    client.deallocate(released).unwrap();
+    // Still held by another request: this one fires.
+    let held = client.look_up("s").unwrap();
+    client
+        .request_notification(held, NotifyKind::DeadName, notify)
+        .unwrap();
+    server.destroy(port).unwrap();
+    let n = client.try_receive(notify).unwrap();
+    assert_eq!(n.notification(), Some(Notification::DeadName(held)));
+    assert_eq!(
+        client.try_receive(notify).unwrap_err(),
+        ReceiveError::Empty,
+        "the lapsed request stays silent"
+    );
+    assert_eq!(
+        client.port_status(notify).unwrap().send_once_rights,
+        0,
+        "its right vanished"
+    );
+}

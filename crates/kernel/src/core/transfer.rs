@@ -557,13 +557,25 @@ impl Locked<'_> {
         for w in queue.blocked_senders.drain(..) {
             self.fail_sender(w, SendError::DestinationDead);
         }
-        for (_, name, right) in p.dead_name_requests {
-            self.send_kernel_message(
-                right,
-                Notification::DEAD_NAME_ID,
-                &name.to_raw().to_le_bytes(),
-                SmallVec::new(),
-            );
+        for (pid, name, right) in p.dead_name_requests {
+            // Only a name that still denotes a right to this port becomes a
+            // dead name; a request whose name was released since has lapsed
+            // (Mach cancels it when the name goes), so its right just vanishes.
+            let still_held = self.task(pid).is_some_and(|t| {
+                matches!(t.space.get(name), Ok(Obj::Port { port: q, .. }) | Ok(Obj::SendOnce(q)) if q == port)
+            });
+            if still_held {
+                self.send_kernel_message(
+                    right,
+                    Notification::DEAD_NAME_ID,
+                    &name.to_raw().to_le_bytes(),
+                    SmallVec::new(),
+                );
+            } else if let KRight::SendOnce(notify) = right {
+                if let Some(n) = self.ports.get_mut(notify) {
+                    n.send_once_rights = n.send_once_rights.saturating_sub(1);
+                }
+            }
         }
         if let Some(r) = p.no_senders_request {
             self.graveyard.push(r);

@@ -593,16 +593,19 @@ impl Model {
             }
         }
         // Every name for the port becomes a dead name (send-once: one reference).
-        for t in self.tasks.values_mut() {
+        let mut died: Vec<(u32, MName)> = Vec::new();
+        for (&pid, t) in self.tasks.iter_mut() {
             let names: Vec<MName> = t.names.keys().copied().collect();
             for n in names {
                 match t.names[&n] {
                     Ent::Port { port: q, send, .. } if q == port => {
                         assert!(send > 0, "a name for a dying port with no send rights");
                         t.names.insert(n, Ent::Dead(send));
+                        died.push((pid, n));
                     }
                     Ent::SendOnce(q) if q == port => {
                         t.names.insert(n, Ent::Dead(1));
+                        died.push((pid, n));
                     }
                     _ => {}
                 }
@@ -612,7 +615,14 @@ impl Model {
             self.destroy_msg(m);
         }
         for (pid, name, via) in p.dn_requests {
-            self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
+            if died.contains(&(pid, name)) {
+                self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
+            } else if let R::SendOnce(np) = via {
+                // The name was released before the port died: the request lapsed.
+                if let Some(n) = self.ports.get_mut(&np) {
+                    n.so_rights = n.so_rights.saturating_sub(1);
+                }
+            }
         }
         if let Some(r) = p.ns_request {
             self.grave.push(r);
