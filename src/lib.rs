@@ -7,7 +7,7 @@
 //! The `mkipc` command is built from the modules below, which tests and
 //! other programs can call in-process: [`demo`] (the capacity-model
 //! experiment), [`scenario`] (TOML scenario files: parse, check, run),
-//! [`explore`] (many schedules of one scenario), [`bench`], and the output
+//! [`explore`] (many schedules of one scenario), [`bench`](mod@bench), and the output
 //! helpers [`svg`] and [`sampler`].
 
 pub use mkipc_kernel as kernel;

@@ -2,7 +2,7 @@
 //!
 //! The simulator checks invariants after every scheduling step; a
 //! [`QueueSampler`] rides on that hook to read the kernel's per-queue
-//! statistics ([`Kernel::queue_stats`](mkipc::kernel::Kernel::queue_stats)) and
+//! statistics ([`Kernel::queue_stats`](crate::kernel::Kernel::queue_stats)) and
 //! write down every change of a watched queue's length with its virtual
 //! time. From that step function come the charts, the maximum and the
 //! time-weighted mean queue length, and the "never exceeds k" invariants.

@@ -17,9 +17,9 @@
 //! assert!(Capacity::Bounded(0).validate().is_err()); // say Zero for a rendezvous
 //! ```
 
-pub(crate) mod bounded;
-pub(crate) mod unbounded;
-pub(crate) mod zero;
+pub mod bounded;
+pub mod unbounded;
+pub mod zero;
 
 use std::fmt;
 use std::time::Duration;
