@@ -4,8 +4,6 @@
 //! port it is about; the kernel uses that right to deliver the notification
 //! (so notifications bypass queue limits and can be sent exactly once).
 
-use smallvec::SmallVec;
-
 use super::space::Obj;
 use super::{KRight, Kernel};
 use crate::error::IpcError;
@@ -23,36 +21,44 @@ impl Kernel {
     ) -> Result<(), IpcError> {
         let mut st = self.lock();
         let notify_port = st.receive_right(pid, notify)?;
-        let obj = st.resolve(pid, name)?;
+        // The port the request is about (`None`: the name is already dead).
+        let about = match (kind, st.resolve(pid, name)?) {
+            (NotifyKind::DeadName, Obj::Port { port, .. } | Obj::SendOnce(port)) => Some(port),
+            (NotifyKind::DeadName, Obj::Dead(_)) => None,
+            (NotifyKind::DeadName, _) => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Send,
+                })
+            }
+            (
+                _,
+                Obj::Port {
+                    port,
+                    receive: true,
+                    ..
+                },
+            ) => Some(port),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        if kind == NotifyKind::PortDestroyed && about == Some(notify_port) {
+            return Err(IpcError::InvalidValue);
+        }
+        // The request holds a send-once right made from the notify port's receive right.
+        st.ports
+            .get_mut(notify_port)
+            .expect("live")
+            .send_once_rights += 1;
         let right = KRight::SendOnce(notify_port);
-        match kind {
-            NotifyKind::DeadName => {
-                let port = match obj {
-                    Obj::Port { port, .. } | Obj::SendOnce(port) => port,
-                    Obj::Dead(_) => {
-                        st.ports
-                            .get_mut(notify_port)
-                            .expect("live")
-                            .send_once_rights += 1;
-                        st.send_kernel_message(
-                            right,
-                            Notification::DEAD_NAME_ID,
-                            &name.to_raw().to_le_bytes(),
-                            SmallVec::new(),
-                        );
-                        st.reap();
-                        return Ok(());
-                    }
-                    _ => {
-                        return Err(IpcError::WrongRight {
-                            needed: RightKind::Send,
-                        })
-                    }
-                };
-                st.ports
-                    .get_mut(notify_port)
-                    .expect("live")
-                    .send_once_rights += 1;
+        let replaced = match (kind, about) {
+            (NotifyKind::DeadName, None) => {
+                st.send_name_notification(right, Notification::DEAD_NAME_ID, name);
+                None
+            }
+            (NotifyKind::DeadName, Some(port)) => {
                 let p = st.ports.get_mut(port).expect("live");
                 let old = p
                     .dead_name_requests
@@ -60,68 +66,27 @@ impl Kernel {
                     .position(|(t, n, _)| *t == pid && *n == name);
                 let old = old.map(|i| p.dead_name_requests.remove(i).2);
                 p.dead_name_requests.push((pid, name, right));
-                if let Some(old) = old {
-                    st.graveyard.push(old);
-                }
+                old
             }
-            NotifyKind::NoSenders => {
-                let Obj::Port {
-                    port,
-                    receive: true,
-                    ..
-                } = obj
-                else {
-                    return Err(IpcError::WrongRight {
-                        needed: RightKind::Receive,
-                    });
-                };
-                st.ports
-                    .get_mut(notify_port)
-                    .expect("live")
-                    .send_once_rights += 1;
+            (NotifyKind::NoSenders, Some(port)) => {
                 let p = st.ports.get_mut(port).expect("live");
                 let old = p.no_senders_request.replace(right);
                 if p.send_rights == 0 {
                     let r = p.no_senders_request.take().expect("just set");
-                    st.send_kernel_message(
-                        r,
-                        Notification::NO_SENDERS_ID,
-                        &name.to_raw().to_le_bytes(),
-                        SmallVec::new(),
-                    );
+                    st.send_name_notification(r, Notification::NO_SENDERS_ID, name);
                 }
-                if let Some(old) = old {
-                    st.graveyard.push(old);
-                }
+                old
             }
-            NotifyKind::PortDestroyed => {
-                let Obj::Port {
-                    port,
-                    receive: true,
-                    ..
-                } = obj
-                else {
-                    return Err(IpcError::WrongRight {
-                        needed: RightKind::Receive,
-                    });
-                };
-                if port == notify_port {
-                    return Err(IpcError::InvalidValue);
-                }
-                st.ports
-                    .get_mut(notify_port)
-                    .expect("live")
-                    .send_once_rights += 1;
-                let old = st
-                    .ports
-                    .get_mut(port)
-                    .expect("live")
-                    .port_destroyed_request
-                    .replace(right);
-                if let Some(old) = old {
-                    st.graveyard.push(old);
-                }
-            }
+            (NotifyKind::PortDestroyed, Some(port)) => st
+                .ports
+                .get_mut(port)
+                .expect("live")
+                .port_destroyed_request
+                .replace(right),
+            (_, None) => unreachable!("only dead-name requests accept a dead name"),
+        };
+        if let Some(old) = replaced {
+            st.graveyard.push(old);
         }
         st.reap();
         Ok(())

@@ -2,8 +2,6 @@
 //! ports and sets, make, release and destroy rights, change user references,
 //! inspect a name, change a capacity.
 
-use smallvec::SmallVec;
-
 use super::queue::MsgQueue;
 use super::space::{Obj, MAX_UREFS};
 use super::{KRight, Kernel, Locked, Port, PortId, PortSet, QueueId, Receiver, SetId};
@@ -24,12 +22,7 @@ impl Locked<'_> {
         if p.send_rights == 0 {
             if let Some(notify) = p.no_senders_request.take() {
                 let name = self.receiver_name(port);
-                self.send_kernel_message(
-                    notify,
-                    Notification::NO_SENDERS_ID,
-                    &name.to_raw().to_le_bytes(),
-                    SmallVec::new(),
-                );
+                self.send_name_notification(notify, Notification::NO_SENDERS_ID, name);
             }
         }
     }

@@ -284,6 +284,12 @@ impl Locked<'_> {
         }
     }
 
+    /// A notification whose body is a name in the requester's space (dead-name,
+    /// no-senders, port-destroyed), sent through the request's send-once right.
+    pub(crate) fn send_name_notification(&mut self, right: super::KRight, id: u32, name: PortName) {
+        self.send_kernel_message(right, id, &name.to_raw().to_le_bytes(), SmallVec::new());
+    }
+
     /// A kernel-originated message (notification) through a send-once right:
     /// never blocks, never dropped; vanishes if the port is dead.
     pub(crate) fn send_kernel_message(

@@ -464,23 +464,7 @@ impl Locked<'_> {
     pub(crate) fn reap(&mut self) {
         while let Some(right) = self.graveyard.pop() {
             match right {
-                KRight::Send(port) => {
-                    let Some(p) = self.ports.get_mut(port) else {
-                        continue;
-                    };
-                    p.send_rights = p.send_rights.saturating_sub(1);
-                    if p.send_rights == 0 {
-                        if let Some(notify) = p.no_senders_request.take() {
-                            let name = self.receiver_name(port);
-                            self.send_kernel_message(
-                                notify,
-                                Notification::NO_SENDERS_ID,
-                                &name.to_raw().to_le_bytes(),
-                                SmallVec::new(),
-                            );
-                        }
-                    }
-                }
+                KRight::Send(port) => self.release_send(port, 1),
                 KRight::SendOnce(port) => {
                     // The right is used up by the notification it sends
                     // (nothing happens if the port is dead).
@@ -565,12 +549,7 @@ impl Locked<'_> {
                 matches!(t.space.get(name), Ok(Obj::Port { port: q, .. }) | Ok(Obj::SendOnce(q)) if q == port)
             });
             if still_held {
-                self.send_kernel_message(
-                    right,
-                    Notification::DEAD_NAME_ID,
-                    &name.to_raw().to_le_bytes(),
-                    SmallVec::new(),
-                );
+                self.send_name_notification(right, Notification::DEAD_NAME_ID, name);
             } else if let KRight::SendOnce(notify) = right {
                 if let Some(n) = self.ports.get_mut(notify) {
                     n.send_once_rights = n.send_once_rights.saturating_sub(1);
