@@ -5,8 +5,7 @@
 //! Sleeps never decide an outcome here: a test waits (with a bounded deadline)
 //! until `port_status` shows the threads it expects to be blocked, then acts.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -250,56 +249,8 @@ fn drop_policies_on_a_full_queue() {
 /// reaches exactly one receiver.
 #[test]
 fn mailbox_many_senders_many_receivers_no_loss_no_duplication() {
-    const SENDERS: u64 = 4;
-    const RECEIVERS: usize = 3;
-    const PER_SENDER: u64 = 1000;
-    let k = Kernel::new();
-    let owner = k.spawn_task();
-    let mb = owner
-        .mailbox_create("jobs", MailboxConfig::new(Capacity::Bounded(4)))
-        .unwrap();
-    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
-    let receivers: Vec<Task> = (0..RECEIVERS).map(|_| k.spawn_task()).collect();
-    let seen = Mutex::new(vec![0u8; (SENDERS * PER_SENDER) as usize]);
-    let received = AtomicUsize::new(0);
-    thread::scope(|s| {
-        let _release = OnDrop(|| {
-            if std::thread::panicking() {
-                let _ = owner.mailbox_destroy(mb);
-            }
-        });
-        for (i, t) in senders.iter().enumerate() {
-            s.spawn(move || {
-                let mb = t.mailbox_open("jobs").unwrap();
-                for j in 0..PER_SENDER {
-                    t.send(mb, Message::from_u64(1, i as u64 * PER_SENDER + j))
-                        .unwrap();
-                }
-            });
-        }
-        for t in &receivers {
-            let (seen, received) = (&seen, &received);
-            s.spawn(move || {
-                let mb = t.mailbox_open("jobs").unwrap();
-                loop {
-                    let m = t.receive(mb).unwrap();
-                    if m.id == 2 {
-                        break;
-                    }
-                    seen.lock().unwrap()[m.as_u64().unwrap() as usize] += 1;
-                    received.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-        wait_until("every message is received", || {
-            received.load(Ordering::SeqCst) == (SENDERS * PER_SENDER) as usize
-        });
-        for _ in 0..RECEIVERS {
-            owner.send(mb, Message::new(2, b"stop")).unwrap();
-        }
-    });
-    let seen = seen.into_inner().unwrap();
-    assert!(seen.iter().all(|&n| n == 1), "lost or duplicated messages");
+    let config = MailboxConfig::new(Capacity::Bounded(4));
+    let (k, owner, mb) = mailbox_each_message_once(config, 4, 3, 1000, StopReceivers::StopMessages);
     let st = owner.port_status(mb).unwrap();
     assert!(st.max_queue_len <= 4, "{st:?}");
     assert_clean(&k);

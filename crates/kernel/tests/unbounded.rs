@@ -4,8 +4,6 @@
 //! Sleeps never decide an outcome here: a test waits (with a bounded deadline)
 //! until `port_status` shows the threads it expects to be blocked, then acts.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -126,55 +124,9 @@ fn fifo_per_sender_under_contention() {
 /// message reaches exactly one receiver.
 #[test]
 fn system_mailbox_many_senders_many_receivers_no_loss_no_duplication() {
-    const SENDERS: u64 = 3;
-    const RECEIVERS: usize = 4;
-    const PER_SENDER: u64 = 1500;
-    let k = Kernel::new();
-    let admin = k.spawn_task();
-    let mb = admin
-        .mailbox_create(
-            "work",
-            MailboxConfig::new(Capacity::Unbounded).owner(Owner::System),
-        )
-        .unwrap();
-    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
-    let receivers: Vec<Task> = (0..RECEIVERS).map(|_| k.spawn_task()).collect();
-    let seen = Mutex::new(vec![0u8; (SENDERS * PER_SENDER) as usize]);
-    let received = AtomicUsize::new(0);
-    thread::scope(|s| {
-        let _stop_receivers = OnDrop(|| {
-            let _ = admin.mailbox_destroy(mb);
-        });
-        for (i, t) in senders.iter().enumerate() {
-            s.spawn(move || {
-                let mb = t.mailbox_open("work").unwrap();
-                for j in 0..PER_SENDER {
-                    t.send(mb, Message::from_u64(1, i as u64 * PER_SENDER + j))
-                        .unwrap();
-                }
-            });
-        }
-        for t in &receivers {
-            let (seen, received) = (&seen, &received);
-            s.spawn(move || {
-                let mb = t.mailbox_open("work").unwrap();
-                // Ends when the mailbox is destroyed.
-                while let Ok(m) = t.receive(mb) {
-                    seen.lock().unwrap()[m.as_u64().unwrap() as usize] += 1;
-                    received.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-        wait_until("every message is received", || {
-            received.load(Ordering::SeqCst) == (SENDERS * PER_SENDER) as usize
-        });
-        wait_until("all receivers wait again", || {
-            admin.port_status(mb).unwrap().blocked_receivers == RECEIVERS
-        });
-        admin.mailbox_destroy(mb).unwrap();
-    });
-    let seen = seen.into_inner().unwrap();
-    assert!(seen.iter().all(|&n| n == 1), "lost or duplicated messages");
+    let config = MailboxConfig::new(Capacity::Unbounded).owner(Owner::System);
+    let (k, _admin, _mb) =
+        mailbox_each_message_once(config, 3, 4, 1500, StopReceivers::DestroyMailbox);
     assert_eq!(k.stats().mailboxes, 0);
     assert_clean(&k);
 }

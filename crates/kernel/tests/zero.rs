@@ -4,8 +4,7 @@
 //! Sleeps never decide an outcome here: a test waits (with a bounded deadline)
 //! until `port_status` shows the threads it expects to be blocked, then acts.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -207,59 +206,9 @@ fn drop_policies_without_and_with_receiver() {
 /// message reaches exactly one receiver.
 #[test]
 fn mailbox_many_senders_many_receivers_no_loss_no_duplication() {
-    const SENDERS: u64 = 4;
-    const RECEIVERS: usize = 3;
-    const PER_SENDER: u64 = 300;
-    let k = Kernel::new();
-    let owner = k.spawn_task();
-    let rv = owner
-        .mailbox_create("rv", MailboxConfig::new(Capacity::Zero))
-        .unwrap();
-    let senders: Vec<Task> = (0..SENDERS).map(|_| k.spawn_task()).collect();
-    let receivers: Vec<Task> = (0..RECEIVERS).map(|_| k.spawn_task()).collect();
-    let seen = Mutex::new(vec![false; (SENDERS * PER_SENDER) as usize]);
-    let received = AtomicUsize::new(0);
-    thread::scope(|s| {
-        let _release = OnDrop(|| {
-            if std::thread::panicking() {
-                let _ = owner.mailbox_destroy(rv);
-            }
-        });
-        for (i, t) in senders.iter().enumerate() {
-            s.spawn(move || {
-                let mb = t.mailbox_open("rv").unwrap();
-                for j in 0..PER_SENDER {
-                    t.send(mb, Message::from_u64(1, i as u64 * PER_SENDER + j))
-                        .unwrap();
-                }
-            });
-        }
-        for t in &receivers {
-            let (seen, received) = (&seen, &received);
-            s.spawn(move || {
-                let mb = t.mailbox_open("rv").unwrap();
-                // Stop on the poison message (id 2) the main thread sends at the end.
-                loop {
-                    let m = t.receive(mb).unwrap();
-                    if m.id == 2 {
-                        break;
-                    }
-                    let v = m.as_u64().unwrap() as usize;
-                    let mut seen = seen.lock().unwrap();
-                    assert!(!seen[v], "message {v} delivered twice");
-                    seen[v] = true;
-                    received.fetch_add(1, Ordering::SeqCst);
-                }
-            });
-        }
-        wait_until("every message is received", || {
-            received.load(Ordering::SeqCst) == (SENDERS * PER_SENDER) as usize
-        });
-        for _ in 0..RECEIVERS {
-            owner.send(rv, Message::new(2, b"stop")).unwrap();
-        }
-    });
-    assert!(seen.into_inner().unwrap().iter().all(|&b| b));
+    let config = MailboxConfig::new(Capacity::Zero);
+    let (k, _owner, _mb) =
+        mailbox_each_message_once(config, 4, 3, 300, StopReceivers::StopMessages);
     assert_clean(&k);
 }
 

@@ -88,3 +88,84 @@ pub fn fifo_per_sender(capacity: Capacity, senders: usize, per_sender: u64) {
     assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
     assert_clean(&k);
 }
+
+/// How [`mailbox_each_message_once`] ends its receivers.
+pub enum StopReceivers {
+    /// The owner sends one "stop" message (id 2) per receiver.
+    StopMessages,
+    /// The owner destroys the mailbox once every receiver waits again.
+    DestroyMailbox,
+}
+
+/// `senders` threads each send `per_sender` distinct values through one
+/// mailbox made with `config`; `receivers` threads take them. Every value
+/// must arrive exactly once. Returns the kernel, the owner task and its name
+/// for the mailbox, for the caller's own checks.
+pub fn mailbox_each_message_once(
+    config: mkipc_kernel::MailboxConfig,
+    senders: u64,
+    receivers: usize,
+    per_sender: u64,
+    stop: StopReceivers,
+) -> (Kernel, Task, PortName) {
+    use mkipc_kernel::Message;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let k = Kernel::new();
+    let owner = k.spawn_task();
+    let mb = owner.mailbox_create("mb", config).unwrap();
+    let sending: Vec<Task> = (0..senders).map(|_| k.spawn_task()).collect();
+    let receiving: Vec<Task> = (0..receivers).map(|_| k.spawn_task()).collect();
+    let seen = Mutex::new(vec![0u8; (senders * per_sender) as usize]);
+    let received = AtomicUsize::new(0);
+    thread::scope(|s| {
+        let _release = OnDrop(|| {
+            if thread::panicking() {
+                let _ = owner.mailbox_destroy(mb);
+            }
+        });
+        for (i, t) in sending.iter().enumerate() {
+            s.spawn(move || {
+                let mb = t.mailbox_open("mb").unwrap();
+                for j in 0..per_sender {
+                    t.send(mb, Message::from_u64(1, i as u64 * per_sender + j))
+                        .unwrap();
+                }
+            });
+        }
+        for t in &receiving {
+            let (seen, received) = (&seen, &received);
+            s.spawn(move || {
+                let mb = t.mailbox_open("mb").unwrap();
+                // Ends on a stop message, or when the mailbox is destroyed.
+                while let Ok(m) = t.receive(mb) {
+                    if m.id == 2 {
+                        break;
+                    }
+                    seen.lock().unwrap()[m.as_u64().unwrap() as usize] += 1;
+                    received.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        wait_until("every message is received", || {
+            received.load(Ordering::SeqCst) == (senders * per_sender) as usize
+        });
+        match stop {
+            StopReceivers::StopMessages => {
+                for _ in 0..receivers {
+                    owner.send(mb, Message::new(2, b"stop")).unwrap();
+                }
+            }
+            StopReceivers::DestroyMailbox => {
+                wait_until("all receivers wait again", || {
+                    owner.port_status(mb).unwrap().blocked_receivers == receivers
+                });
+                owner.mailbox_destroy(mb).unwrap();
+            }
+        }
+    });
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.iter().all(|&n| n == 1), "lost or duplicated messages");
+    (k, owner, mb)
+}
