@@ -50,6 +50,24 @@ pub struct SimOutcome {
     pub series: Vec<QueueSeries>,
 }
 
+/// The rights a process starts with, as the setup task's names for its ports
+/// (the sim and threads runners both hand these to `spawn_with`).
+fn inherited_rights(
+    p: &super::Process,
+    port_names: &[Option<PortName>],
+) -> Vec<mkipc_kernel::CarriedRight> {
+    p.rights
+        .iter()
+        .map(|(q, r)| {
+            let name = port_names[*q].unwrap_or(PortName::NULL);
+            match r {
+                Right::Receive => Inherit::receive(name),
+                Right::Send => Inherit::send(name),
+            }
+        })
+        .collect()
+}
+
 fn setup_err(scn: &Scenario, what: &str, e: impl std::fmt::Display) -> String {
     format!("{}: setting up {what}: {e}", scn.file)
 }
@@ -99,17 +117,7 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
         if p.spawned {
             continue;
         }
-        let inherit: Vec<_> = p
-            .rights
-            .iter()
-            .map(|(q, r)| {
-                let name = port_names[*q].unwrap_or(PortName::NULL);
-                match r {
-                    Right::Receive => Inherit::receive(name),
-                    Right::Send => Inherit::send(name),
-                }
-            })
-            .collect();
+        let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
         let id = sim
             .spawn_with(&p.name, &inherit, move |proc| run_process(proc, s, i))
@@ -407,17 +415,7 @@ pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
         if p.spawned {
             continue;
         }
-        let inherit: Vec<_> = p
-            .rights
-            .iter()
-            .map(|(q, r)| {
-                let name = port_names[*q].unwrap_or(PortName::NULL);
-                match r {
-                    Right::Receive => Inherit::receive(name),
-                    Right::Send => Inherit::send(name),
-                }
-            })
-            .collect();
+        let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
         world
             .spawn_with(&p.name, &inherit, move |proc| run_process(proc, s, i))

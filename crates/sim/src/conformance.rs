@@ -55,14 +55,19 @@ impl SimBackend {
 /// a role reading back its own sync message) was fixed in the suite.
 pub const RACY_CASES: &[(&str, &str)] = &[];
 
+/// Why `case` is listed in [`RACY_CASES`], if it is.
+fn racy_reason(case: &str) -> Option<&'static str> {
+    RACY_CASES
+        .iter()
+        .find(|(c, _)| *c == case)
+        .map(|(_, why)| *why)
+}
+
 impl Backend for SimBackend {
     type Process = Proc;
 
     fn skip(&self, case: &str) -> Option<&'static str> {
-        RACY_CASES
-            .iter()
-            .find(|(c, _)| *c == case)
-            .map(|(_, why)| *why)
+        racy_reason(case)
     }
 
     fn run(&self, setup: Role<Proc>, roles: Vec<Role<Proc>>) -> Vec<Outcome> {
@@ -161,10 +166,7 @@ impl Backend for ThreadedBackend {
 
     fn skip(&self, case: &str) -> Option<&'static str> {
         // Racy on threads too, only rarely lost: skipped so CI cannot flake.
-        RACY_CASES
-            .iter()
-            .find(|(c, _)| *c == case)
-            .map(|(_, why)| *why)
+        racy_reason(case)
     }
 
     fn run(&self, setup: Role<Proc>, roles: Vec<Role<Proc>>) -> Vec<Outcome> {
