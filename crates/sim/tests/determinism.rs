@@ -6,6 +6,11 @@ use mkipc_sim::{ms, Inherit, Report, Schedule, SchedulerKind, Sim, SimBuilder};
 /// Three producers race to send into one bounded port; who gets in first is
 /// up to the scheduler.
 fn racy(builder: SimBuilder) -> Report {
+    racy_sim(builder).run().unwrap()
+}
+
+/// The racy model, built but not yet run.
+fn racy_sim(builder: SimBuilder) -> Sim {
     let mut sim = builder.build();
     let port = sim.port("inbox", Capacity::Bounded(2)).unwrap();
     for k in 0..3u32 {
@@ -25,7 +30,7 @@ fn racy(builder: SimBuilder) -> Report {
         Ok(())
     })
     .unwrap();
-    sim.run().unwrap()
+    sim
 }
 
 /// The order in which the consumer saw the producers.
@@ -109,26 +114,8 @@ fn fast_path_and_slow_path_agree() {
     // An always-true invariant turns the in-place choice off (every
     // scheduling point switches to the loop); the run must not notice.
     let fast = racy(Sim::builder().seed(4));
-    let mut sim = Sim::builder().seed(4).build();
+    let mut sim = racy_sim(Sim::builder().seed(4));
     sim.invariant("true", |_| Ok(()));
-    let port = sim.port("inbox", Capacity::Bounded(2)).unwrap();
-    for k in 0..3u32 {
-        sim.spawn_with(&format!("producer{k}"), &[Inherit::send(port)], move |p| {
-            for i in 0..4 {
-                p.send(p.right(0), Message::from_u64(k, i))?;
-            }
-            Ok(())
-        })
-        .unwrap();
-    }
-    sim.spawn_with("consumer", &[Inherit::receive(port)], |p| {
-        for _ in 0..12 {
-            p.receive(p.right(0))?;
-            p.work(ms(1));
-        }
-        Ok(())
-    })
-    .unwrap();
     let slow = sim.run().unwrap();
     assert_eq!(fast.trace.to_json_lines(), slow.trace.to_json_lines());
     assert_eq!(fast.schedule, slow.schedule);
