@@ -57,7 +57,7 @@ fn main() {
                         // (the send-once right `call` attached) tells the caller
                         // `NoReply`. Merely forgetting the message would not: its
                         // rights live in the server's name space until released.
-                        if let Some(reply) = req.reply {
+                        if let Some(reply) = req.reply() {
                             server.deallocate(reply.name).unwrap();
                         }
                         continue;

@@ -78,6 +78,10 @@ trait BlockingExt: Blocker {
         msg: Message,
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
+        let mut msg = msg;
+        if self.kernel().send_fast(self.task_pid(), dest, &mut msg) {
+            return Ok(Sent::Delivered);
+        }
         match self
             .kernel()
             .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
@@ -88,6 +92,10 @@ trait BlockingExt: Blocker {
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
+        let fast = self.kernel().receive_fast(self.task_pid(), source);
+        if fast.is_ok() {
+            return fast;
+        }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         match self
             .kernel()
@@ -243,13 +251,14 @@ impl<B: Blocker> Ipc for B {
             .port_allocate(pid, Capacity::Bounded(1))
             .map_err(|_| CallError::Send(SendError::TaskExited(Message::default())))?;
         let mut msg = msg;
-        let user_reply = msg.reply.replace(crate::CarriedRight {
+        let user_reply = msg.take_reply();
+        msg.set_reply(Some(crate::CarriedRight {
             name: reply_port,
             disposition: Disposition::MakeSendOnce,
-        });
+        }));
         let result = match self.send_via(Destination::Name(dest), msg, OnFull::Block) {
             Err(e) => Err(CallError::Send(e.map_message(|mut back| {
-                back.reply = user_reply;
+                back.set_reply(user_reply);
                 back
             }))),
             Ok(_) => match self.receive_via(Source::Name(reply_port), wait) {

@@ -271,7 +271,7 @@ pub trait Ipc {
     /// messages bypass queue limits). A request without a reply right gives
     /// [`SendError::InvalidDestination`].
     fn reply(&self, request: &Message, reply: Message) -> Result<(), SendError> {
-        match request.reply {
+        match request.reply() {
             Some(right) if !right.name.is_dead() => {
                 self.send_with(right.name, reply, OnFull::Block).map(drop)
             }

@@ -389,7 +389,7 @@ impl Harness {
         kernel: Result<Message, mkipc_kernel::ReceiveError>,
     ) {
         self.last_outcome = match &kernel {
-            Ok(k) => format!("Ok(id {}, {} rights)", k.id, k.rights.len()),
+            Ok(k) => format!("Ok(id {}, {} rights)", k.id, k.rights().len()),
             Err(e) => format!("{e:?}"),
         };
         let (m, k) = match (model, kernel) {
@@ -413,14 +413,14 @@ impl Harness {
         );
         assert_eq!(
             m.rights.len(),
-            k.rights.len(),
+            k.rights().len(),
             "step {step}: rights of {m:?} vs {k:?}"
         );
-        for (mr, kr) in m.rights.iter().zip(&k.rights) {
+        for (mr, kr) in m.rights.iter().zip(k.rights()) {
             assert_eq!(mr.1, kr.disposition, "step {step}: disposition");
             self.bind(pid, mr.0, kr.name);
         }
-        match (m.reply, k.reply) {
+        match (m.reply, k.reply()) {
             (None, None) => {}
             (Some(mr), Some(kr)) => {
                 assert_eq!(mr.1, kr.disposition, "step {step}: reply disposition");
@@ -428,7 +428,7 @@ impl Harness {
             }
             (a, b) => panic!("step {step}: reply {a:?} vs {b:?}"),
         }
-        let tr = k.trailer.expect("received message has a trailer");
+        let tr = k.trailer().expect("received message has a trailer");
         assert_eq!(Pid(m.sender), tr.sender, "step {step}: sender");
         assert_eq!(
             self.kernel_name(m.received_on),
@@ -743,7 +743,7 @@ impl Harness {
         self.last_outcome = match &kernel {
             Ok(k) => format!(
                 "{k:?} ({} rights)",
-                sent.rights.len() + usize::from(sent.reply.is_some())
+                sent.rights().len() + usize::from(sent.reply().is_some())
             ),
             Err(e) => format!("{:?}", e.kind()),
         };

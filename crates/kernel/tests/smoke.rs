@@ -65,7 +65,7 @@ fn smoke_rights_move_and_dead_name() {
     )
     .unwrap();
     let m = b.receive(b_inbox).unwrap();
-    let r = m.rights[0];
+    let r = m.rights()[0];
     assert_eq!(r.disposition, Disposition::MoveSend);
     assert_eq!(b.rights(r.name).unwrap().send, 1);
     b.send(r.name, Message::new(5, b"back")).unwrap();

@@ -162,7 +162,7 @@ fn send_timeout_returns_message_and_rights() {
     assert_eq!(err.kind(), SendErrorKind::TimedOut);
     let back = err.into_message();
     assert_eq!((back.id, &back.body[..]), (3, &b"late"[..]));
-    assert_eq!(back.rights[0].name, send_right);
+    assert_eq!(back.rights()[0].name, send_right);
     assert_eq!(tx.rights(send_right).unwrap().send, 1, "right is back");
     assert_eq!(tx.port_status(mine).unwrap().send_rights, 1);
     let st = rx.port_status(port).unwrap();

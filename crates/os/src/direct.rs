@@ -38,7 +38,7 @@ impl OsProcess {
         let Some(tx) = tx else {
             return Err(SendError::InvalidDestination(msg));
         };
-        if msg.reply.is_some() {
+        if msg.reply().is_some() {
             return Err(SendError::Unsupported {
                 reason: NO_REPLY_HERE,
                 message: msg,
@@ -50,7 +50,7 @@ impl OsProcess {
                 message: msg,
             });
         }
-        if !msg.rights.is_empty() && !tx.carries_rights() {
+        if !msg.rights().is_empty() && !tx.carries_rights() {
             return Err(SendError::Unsupported {
                 reason: NO_RIGHTS_HERE,
                 message: msg,
@@ -82,7 +82,7 @@ impl OsProcess {
                     to = pid.0,
                     id = msg.id,
                     bytes = msg.body.len(),
-                    rights = msg.rights.len(),
+                    rights = msg.rights().len(),
                     "send_to"
                 );
                 Ok(Sent::Delivered)

@@ -281,13 +281,13 @@ impl Ipc for OsProcess {
             Ok(t) => t,
             Err(k) => return Err(k.with(msg)),
         };
-        if !msg.rights.is_empty() {
+        if !msg.rights().is_empty() {
             return Err(SendError::Unsupported {
                 reason: NO_RIGHTS_HERE,
                 message: msg,
             });
         }
-        if msg.reply.is_some() {
+        if msg.reply().is_some() {
             return Err(SendError::Unsupported {
                 reason: NO_REPLY_HERE,
                 message: msg,
@@ -413,7 +413,7 @@ impl Ipc for OsProcess {
             }
             Err(k) => return Err(k.with(msg).into()),
         };
-        if !msg.rights.is_empty() {
+        if !msg.rights().is_empty() {
             return Err(SendError::Unsupported {
                 reason: NO_RIGHTS_HERE,
                 message: msg,
@@ -438,11 +438,11 @@ impl Ipc for OsProcess {
             return Err(CallError::NoReply);
         }
         let mut reply = Message::new(h.id, body);
-        reply.trailer = Some(Trailer {
+        reply.set_trailer(Some(Trailer {
             sender: Pid(h.sender),
             received_on: PortName::NULL,
             seqno: 0,
-        });
+        }));
         Ok(reply)
     }
 

@@ -162,16 +162,16 @@ impl OsProcess {
                 pid: header.sender,
                 token: header.token,
             });
-            msg.reply = Some(mkipc_kernel::CarriedRight {
+            msg.set_reply(Some(mkipc_kernel::CarriedRight {
                 name,
                 disposition: mkipc_kernel::Disposition::MoveSendOnce,
-            });
+            }));
         }
-        msg.trailer = Some(Trailer {
+        msg.set_trailer(Some(Trailer {
             sender: Pid(header.sender),
             received_on: on,
             seqno,
-        });
+        }));
         msg
     }
 }

@@ -27,13 +27,13 @@ impl OsProcess {
         &self,
         msg: &Message,
     ) -> Result<(Vec<RightDesc>, Vec<OwnedFd>), (usize, IpcError)> {
-        if msg.rights.is_empty() {
+        if msg.rights().is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let mut descs = Vec::with_capacity(msg.rights.len());
-        let mut fds = Vec::with_capacity(msg.rights.len());
-        for (i, r) in msg.rights.iter().enumerate() {
+        let mut descs = Vec::with_capacity(msg.rights().len());
+        let mut fds = Vec::with_capacity(msg.rights().len());
+        for (i, r) in msg.rights().iter().enumerate() {
             let entry = names.get(r.name).map_err(|e| (i, e))?;
             let wrong = |needed| (i, IpcError::WrongRight { needed });
             let (kind, queue, access) = match (r.disposition, entry) {
@@ -94,11 +94,11 @@ impl OsProcess {
 
     /// Removes moved rights from this name space after a successful send.
     pub(crate) fn commit_rights(&self, msg: &Message) {
-        if msg.rights.is_empty() {
+        if msg.rights().is_empty() {
             return;
         }
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        for r in &msg.rights {
+        for r in msg.rights() {
             let remove = match (r.disposition, names.get_mut(r.name)) {
                 (
                     Disposition::MoveSend,
@@ -165,16 +165,16 @@ impl OsProcess {
                 }
                 Err(_) => PortName::DEAD,
             };
-            msg.rights.push(mkipc_kernel::CarriedRight {
+            msg.rights_mut().push(mkipc_kernel::CarriedRight {
                 name,
                 disposition: desc.disposition,
             });
         }
-        msg.trailer = Some(Trailer {
+        msg.set_trailer(Some(Trailer {
             sender: Pid(pid),
             received_on: PortName::NULL,
             seqno: raw.seqno,
-        });
+        }));
         msg
     }
 

@@ -221,7 +221,7 @@ fn unsupported_operations_say_why() {
         Err(SendError::Unsupported { reason, message }) => {
             assert_eq!(reason, mkipc_os::NO_RIGHTS_HERE);
             assert_eq!(
-                message.rights.len(),
+                message.rights().len(),
                 1,
                 "the right comes back with the message"
             );

@@ -33,9 +33,9 @@ fn a_receive_right_moves_with_its_queued_messages() {
     let m = os
         .receive_from_with(child.pid(), Wait::For(Duration::from_secs(10)))
         .unwrap();
-    assert_eq!(m.rights.len(), 1);
-    assert_eq!(m.rights[0].disposition, Disposition::MoveReceive);
-    let port = m.rights[0].name;
+    assert_eq!(m.rights().len(), 1);
+    assert_eq!(m.rights()[0].disposition, Disposition::MoveReceive);
+    let port = m.rights()[0].name;
     assert!(os.rights(port).unwrap().receive);
     let queued = os.receive_timeout(port, Duration::from_secs(10)).unwrap();
     assert_eq!(&queued.body[..], b"queued before the move");
@@ -121,7 +121,7 @@ fn call_and_reply_through_a_mailbox() {
     std::thread::scope(|s| {
         s.spawn(|| {
             let req = os.receive(port).unwrap();
-            assert!(req.reply.is_some());
+            assert!(req.reply().is_some());
             os.reply(&req, Message::from_u64(2, req.as_u64().unwrap() + 1))
                 .unwrap();
         });

@@ -271,7 +271,7 @@ impl Proc {
         match r {
             Ok(m) => {
                 s.core.procs.borrow_mut()[self.id.0 as usize].stats.received += 1;
-                let rights = m.rights.len() + usize::from(m.reply.is_some());
+                let rights = m.rights().len() + usize::from(m.reply().is_some());
                 let sender = m.sender().map(|p| p.0);
                 s.core.emit(
                     self.id,
@@ -546,7 +546,7 @@ impl Ipc for Proc {
     fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
         self.point();
         let (to, msg_id) = (Target::Name(dest), msg.id);
-        let rights = msg.rights.len() + usize::from(msg.reply.is_some());
+        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
         self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
         let r = on_backend!(self, i => i.send_with(dest, msg, on_full));
         self.sent_done(to, msg_id, &r);
@@ -555,7 +555,7 @@ impl Ipc for Proc {
     fn send_to_with(&self, pid: Pid, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
         self.point();
         let (to, msg_id) = (Target::Task(pid.0), msg.id);
-        let rights = msg.rights.len() + usize::from(msg.reply.is_some());
+        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
         self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
         let r = on_backend!(self, i => i.send_to_with(pid, msg, on_full));
         self.sent_done(to, msg_id, &r);
@@ -601,7 +601,7 @@ impl Ipc for Proc {
     fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
         self.point();
         let (to, msg_id) = (Target::Name(dest), msg.id);
-        let rights = msg.rights.len() + 1;
+        let rights = msg.rights().len() + 1;
         // The whole call counts as waiting on `dest`'s server, in both halves.
         self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
         let r = on_backend!(self, i => i.call_with(dest, msg, wait));

@@ -152,7 +152,7 @@ pub(super) fn role(os: &OsProcess) -> i32 {
         }
         Err(e) => return send_error(0, format!("no setup message: {e}")),
     };
-    let inherited: Vec<PortName> = setup_msg.rights.iter().map(|r| r.name).collect();
+    let inherited: Vec<PortName> = setup_msg.rights().iter().map(|r| r.name).collect();
     let Some(setup) = Setup::decode(&setup_msg.body.into_vec(), 0) else {
         return send_error(0, "malformed setup message".into());
     };

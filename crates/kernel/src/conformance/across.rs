@@ -228,7 +228,7 @@ pub fn rights_transfer_and_rpc<B: Backend>(b: &B) {
                 ensure!(&request.body[..] == b"ping", "request body");
                 check!(p.reply(&request, Message::new(2, b"pong")));
                 let dropped = check!(p.receive(port));
-                if let Some(r) = dropped.reply {
+                if let Some(r) = dropped.reply() {
                     check!(p.deallocate(r.name)); // refuse to answer
                 }
                 Ok(())
@@ -236,7 +236,7 @@ pub fn rights_transfer_and_rpc<B: Backend>(b: &B) {
             role(move |p: &B::Process| {
                 let mb = check!(p.mailbox_open(&s2));
                 let m = check!(p.receive(mb));
-                let server = check!(m.rights.first().ok_or("no right")).name;
+                let server = check!(m.rights().first().ok_or("no right")).name;
                 ensure!(check!(p.rights(server)).send == 1, "received a send right");
                 let reply = check!(p.call(server, Message::new(1, b"ping")));
                 ensure!(&reply.body[..] == b"pong", "reply body");

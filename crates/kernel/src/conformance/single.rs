@@ -217,7 +217,7 @@ pub fn failed_send_keeps_rights<B: Backend>(b: &B) {
                 "the moved send right is still ours"
             );
             ensure!(
-                err.into_message().rights[0].name == carried,
+                err.into_message().rights()[0].name == carried,
                 "returned message names it"
             );
             Ok(())

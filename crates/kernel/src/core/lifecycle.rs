@@ -176,10 +176,8 @@ impl Kernel {
         let mut st = self.lock();
         st.live(from)?;
         st.live(to)?;
-        let msg = Message {
-            rights: rights.to_vec(),
-            ..Message::default()
-        };
+        let mut msg = Message::default();
+        *msg.rights_mut() = rights.to_vec();
         let target = Target {
             queue: None,
             send_once_name: None,
@@ -187,9 +185,9 @@ impl Kernel {
         st.check_carried_rights(from, &msg, &target)
             .map_err(|(_, e)| e)?;
         let k = st.copy_in(from, msg, &target);
-        let out = st.copy_out(to, k, PortName::NULL, 0);
+        let mut out = st.copy_out(to, k, PortName::NULL, 0);
         st.reap();
-        Ok(out.rights)
+        Ok(out.take_rights())
     }
 }
 

@@ -347,6 +347,13 @@ pub(crate) struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
 }
 
+impl<'a> Locked<'a> {
+    #[inline]
+    pub(crate) fn new(guard: MutexGuard<'a, State>) -> Locked<'a> {
+        Locked { guard: Some(guard) }
+    }
+}
+
 impl std::ops::Deref for Locked<'_> {
     type Target = State;
     fn deref(&self) -> &State {
@@ -407,9 +414,13 @@ impl Kernel {
 
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
-        Locked {
-            guard: Some(self.inner.state.lock()),
-        }
+        Locked::new(self.lock_raw())
+    }
+
+    /// The bare lock guard, for fast paths that never wake anyone.
+    #[inline]
+    pub(crate) fn lock_raw(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock()
     }
 }
 

@@ -63,14 +63,14 @@ impl MsgQueue {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, msg: KMessage) {
         self.bytes += msg.body.len();
         self.messages.push_back(msg);
         self.max_len = self.max_len.max(self.messages.len());
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<KMessage> {
         let msg = self.messages.pop_front()?;
         self.bytes -= msg.body.len();

@@ -36,12 +36,11 @@ impl Kernel {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
-        let mut st = self.lock();
-        if let Some(message) = st.try_fast_receive(pid, source) {
-            drop(st);
-            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
-            return Begin::Done(Ok(message));
+        let result = self.receive_fast(pid, source);
+        if result.is_ok() {
+            return Begin::Done(result);
         }
+        let mut st = self.lock();
         let result = st.receive(pid, source, may_wait, waker);
         drop(st);
         match &result {
@@ -54,6 +53,25 @@ impl Kernel {
             Begin::Blocked(_) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, ?source, "receive blocked")
             }
+        }
+        result
+    }
+}
+
+impl Kernel {
+    /// The fast path alone: `Err(ReceiveError::Empty)` means "not handled
+    /// here, take the general path" (the fast path never fails for real).
+    /// Returning the caller's own result type lets the message be built in
+    /// place, with no copy through an `Option`.
+    #[inline]
+    pub(crate) fn receive_fast(
+        &self,
+        pid: Pid,
+        source: Source<'_>,
+    ) -> Result<Message, ReceiveError> {
+        let result = self.lock_raw().try_fast_receive(pid, source);
+        if let Ok(message) = &result {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
         }
         result
     }
@@ -224,46 +242,6 @@ impl Locked<'_> {
         }
     }
 
-    /// The common case in few instructions: a receive right whose queue holds
-    /// a message carrying no rights.
-    #[inline(always)]
-    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
-        let Source::Name(name) = source else {
-            return None;
-        };
-        let st: &mut super::State = self;
-        let task = st.tasks.get(pid.0 as usize)?.as_ref()?;
-        let Ok(Obj::Port {
-            port,
-            receive: true,
-            ..
-        }) = task.space.get(name)
-        else {
-            return None;
-        };
-        let p = st.ports.get_mut(port)?;
-        let head = p.queue.messages.front()?;
-        if head.carried.is_some() {
-            return None;
-        }
-        let msg = p.queue.pop()?;
-        let seqno = p.queue.next_seqno();
-        if !p.queue.blocked_senders.is_empty() {
-            self.refill(QueueId::Port(port));
-        }
-        Some(Message {
-            id: msg.id,
-            body: msg.body,
-            rights: Vec::new(),
-            reply: None,
-            trailer: Some(crate::Trailer {
-                sender: msg.sender,
-                received_on: name,
-                seqno,
-            }),
-        })
-    }
-
     #[inline(never)]
     pub(crate) fn receive(
         &mut self,
@@ -339,6 +317,48 @@ impl Locked<'_> {
                 .unwrap_or(PortName::NULL),
             QueueId::Mailbox(_) => PortName::NULL,
         }
+    }
+}
+
+impl super::State {
+    /// The common case in few instructions: a receive right whose queue holds
+    /// a message carrying no rights, and no sender blocked behind it (taking
+    /// one would mean a refill and a wake-up). It never wakes anyone, so it
+    /// runs on the bare lock guard.
+    #[inline(always)]
+    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        const NOT_HERE: ReceiveError = ReceiveError::Empty;
+        let Source::Name(name) = source else {
+            return Err(NOT_HERE);
+        };
+        let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
+            return Err(NOT_HERE);
+        };
+        let Ok(Obj::Port {
+            port,
+            receive: true,
+            ..
+        }) = task.space.get(name)
+        else {
+            return Err(NOT_HERE);
+        };
+        let Some(p) = self.ports.get_mut(port) else {
+            return Err(NOT_HERE);
+        };
+        let q = &mut p.queue;
+        match q.messages.front() {
+            Some(head) if head.carried.is_none() && q.blocked_senders.is_empty() => {}
+            _ => return Err(NOT_HERE),
+        }
+        let Some(msg) = q.pop() else {
+            return Err(NOT_HERE);
+        };
+        let seqno = q.next_seqno();
+        Ok(Message::new(msg.id, msg.body).with_trailer(crate::Trailer {
+            sender: msg.sender,
+            received_on: name,
+            seqno,
+        }))
     }
 }
 

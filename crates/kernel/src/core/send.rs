@@ -37,19 +37,17 @@ impl Kernel {
         &self,
         pid: Pid,
         dest: Destination,
-        msg: Message,
+        mut msg: Message,
         on_full: OnFull,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
-        let mut st = self.lock();
-        let msg = match st.try_fast_send(pid, dest, msg) {
-            Ok(()) => {
-                drop(st);
-                tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
-                return Begin::Done(Ok(Sent::Delivered));
-            }
-            Err(msg) => msg,
-        };
+        let mut guard = self.lock_raw();
+        if guard.try_fast_send(pid, dest, &mut msg) {
+            drop(guard);
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+            return Begin::Done(Ok(Sent::Delivered));
+        }
+        let mut st = Locked::new(guard);
         let result = st.send(pid, dest, msg, on_full, waker);
         drop(st);
         match &result {
@@ -62,6 +60,18 @@ impl Kernel {
             Begin::Blocked(_) => tracing::trace!(target: "mkipc::ipc", %pid, ?dest, "send blocked"),
         }
         result
+    }
+}
+
+impl Kernel {
+    /// The fast path alone: true when the message was queued.
+    #[inline]
+    pub(crate) fn send_fast(&self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
+        let sent = self.lock_raw().try_fast_send(pid, dest, msg);
+        if sent {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+        }
+        sent
     }
 }
 
@@ -127,48 +137,6 @@ impl Locked<'_> {
             return self.sets.get(set)?.blocked_receivers.front().copied();
         }
         None
-    }
-
-    /// The common case in few instructions: a message carrying no rights, sent
-    /// through a send (or receive) right to a live port with room and no
-    /// blocked receiver. Gives the message back when the case does not apply.
-    #[inline(always)]
-    fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: Message) -> Result<(), Message> {
-        if !msg.rights.is_empty() || msg.reply.is_some() {
-            return Err(msg);
-        }
-        let Destination::Name(name) = dest else {
-            return Err(msg);
-        };
-        let st: &mut super::State = self;
-        let Some(task) = st.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
-            return Err(msg);
-        };
-        let Ok(Obj::Port { port, .. }) = task.space.get(name) else {
-            return Err(msg);
-        };
-        let Some(p) = st.ports.get_mut(port) else {
-            return Err(msg);
-        };
-        if !p.queue.blocked_receivers.is_empty()
-            || p.set.is_some()
-            || p.queue
-                .admit(msg.body.len(), false, false, st.config.queue_memory_limit)
-                != Admission::Enqueue
-        {
-            return Err(msg);
-        }
-        st.next_stamp += 1;
-        let stamp = st.next_stamp;
-        p.queue.accepted += 1;
-        p.queue.push(KMessage {
-            id: msg.id,
-            body: msg.body,
-            carried: None,
-            sender: pid,
-            stamp,
-        });
-        Ok(())
     }
 
     #[inline(never)]
@@ -332,17 +300,60 @@ impl Locked<'_> {
     }
 }
 
+impl super::State {
+    /// The common case in few instructions: a message carrying no rights, sent
+    /// through a send (or receive) right to a live port with room and no
+    /// blocked receiver. Takes the body and returns true, or leaves the
+    /// message untouched and returns false when the case does not apply. It
+    /// never wakes anyone, so it runs on the bare lock guard.
+    #[inline(always)]
+    fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
+        if msg.carries_rights() {
+            return false;
+        }
+        let Destination::Name(name) = dest else {
+            return false;
+        };
+        let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let Ok(Obj::Port { port, .. }) = task.space.get(name) else {
+            return false;
+        };
+        let Some(p) = self.ports.get_mut(port) else {
+            return false;
+        };
+        if !p.queue.blocked_receivers.is_empty()
+            || p.set.is_some()
+            || p.queue
+                .admit(msg.body.len(), false, false, self.config.queue_memory_limit)
+                != Admission::Enqueue
+        {
+            return false;
+        }
+        self.next_stamp += 1;
+        p.queue.accepted += 1;
+        p.queue.push(KMessage {
+            id: msg.id,
+            body: std::mem::take(&mut msg.body),
+            carried: None,
+            sender: pid,
+            stamp: self.next_stamp,
+        });
+        true
+    }
+}
+
 impl Message {
     /// The message's id, body and right names, for giving rights back after a
     /// failed wait (the body is moved into the kernel message, so it is kept here).
     pub(crate) fn clone_shape(&self) -> Message {
-        Message {
-            id: self.id,
-            body: Default::default(),
-            rights: self.rights.clone(),
-            reply: self.reply,
-            trailer: None,
+        let mut shape = Message::new(self.id, crate::Body::new());
+        if !self.rights().is_empty() {
+            *shape.rights_mut() = self.rights().to_vec();
         }
+        shape.set_reply(self.reply());
+        shape
     }
 }
 

@@ -75,6 +75,6 @@ impl Kernel {
         };
         let m = st.copy_out(pid, k, PortName::NULL, 0);
         st.reap();
-        Ok(m.rights[0].name)
+        Ok(m.rights()[0].name)
     }
 }

@@ -84,18 +84,19 @@ impl Locked<'_> {
         msg: &Message,
         target: &Target,
     ) -> Result<(), (usize, IpcError)> {
-        if msg.rights.is_empty() && msg.reply.is_none() {
+        if !msg.carries_rights() {
             return Ok(());
         }
         let mut scratch: SmallVec<[(PortName, Option<Obj>); 4]> = SmallVec::new();
         if let Some(name) = target.send_once_name {
             scratch.push((name, None));
         }
+        let reply = msg.reply();
         let carried = msg
-            .rights
+            .rights()
             .iter()
             .enumerate()
-            .chain(msg.reply.iter().map(|r| (REPLY_INDEX, r)));
+            .chain(reply.iter().map(|r| (REPLY_INDEX, r)));
         for (index, right) in carried {
             let current = match scratch.iter().find(|(n, _)| *n == right.name) {
                 Some((_, obj)) => *obj,
@@ -198,11 +199,11 @@ impl Locked<'_> {
             port
         });
         let mut rights = SmallVec::new();
-        for r in &msg.rights {
+        for r in msg.rights() {
             rights.push((self.copy_in_right(pid, *r, target.queue), r.disposition));
         }
         let reply = msg
-            .reply
+            .reply()
             .map(|r| (self.copy_in_right(pid, r, target.queue), r.disposition));
         let stamp = self.stamp();
         KMessage {
@@ -302,17 +303,16 @@ impl Locked<'_> {
             name: self.copy_out_right(pid, r),
             disposition: d.received_as(),
         });
-        Message {
-            id: msg.id,
-            body: msg.body,
-            rights,
-            reply,
-            trailer: Some(Trailer {
-                sender: msg.sender,
-                received_on,
-                seqno,
-            }),
+        let mut out = Message::new(msg.id, msg.body).with_trailer(Trailer {
+            sender: msg.sender,
+            received_on,
+            seqno,
+        });
+        if !rights.is_empty() {
+            *out.rights_mut() = rights;
         }
+        out.set_reply(reply);
+        out
     }
 
     /// Puts one right back where it came from, preferring its old name.
@@ -433,15 +433,15 @@ impl Locked<'_> {
         }
         let carried = msg.carried.map(|c| *c).unwrap_or_default();
         for (i, (r, _)) in carried.rights.into_iter().enumerate() {
-            let name = self.restore_right(pid, r, original.rights[i]);
-            original.rights[i].name = name;
+            let name = self.restore_right(pid, r, original.rights()[i]);
+            original.rights_mut()[i].name = name;
         }
-        if let (Some((r, _)), Some(orig)) = (carried.reply, original.reply) {
+        if let (Some((r, _)), Some(orig)) = (carried.reply, original.reply()) {
             let name = self.restore_right(pid, r, orig);
-            original.reply = Some(CarriedRight {
+            original.set_reply(Some(CarriedRight {
                 name,
                 disposition: orig.disposition,
-            });
+            }));
         }
         original.body = msg.body;
         original

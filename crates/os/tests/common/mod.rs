@@ -311,7 +311,7 @@ fn crashing_root(os: &OsProcess) -> i32 {
 /// Receives a message carrying a send right, sends "hello" through the right.
 fn use_received_right(os: &OsProcess) -> i32 {
     let m = os.receive_from(parent(os)).unwrap();
-    let right = m.rights[0];
+    let right = m.rights()[0];
     assert_eq!(right.disposition, Disposition::MoveSend);
     os.send(right.name, Message::new(42, b"hello through the right"))
         .unwrap();
