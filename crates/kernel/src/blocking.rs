@@ -92,9 +92,12 @@ trait BlockingExt: Blocker {
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
-        let fast = self.kernel().receive_fast(self.task_pid(), source);
-        if fast.is_ok() {
-            return fast;
+        let mut message = Message::default();
+        if self
+            .kernel()
+            .receive_fast(self.task_pid(), source, &mut message)
+        {
+            return Ok(message);
         }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         match self

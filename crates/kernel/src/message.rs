@@ -26,7 +26,7 @@ use smallvec::SmallVec;
 use crate::name::{Pid, PortName};
 
 /// Bodies up to this many bytes are stored inline: no heap allocation per small message.
-pub const INLINE_BODY: usize = 32;
+pub const INLINE_BODY: usize = 16;
 
 /// A message body: bytes, stored inline when small.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -308,6 +308,16 @@ impl Message {
                 seqno: t.seqno,
             },
             _ => RawTrailer::default(),
+        };
+    }
+    /// Writes the trailer of a message the kernel delivers (no checks: the
+    /// kernel's own pids are never `u32::MAX`).
+    #[inline]
+    pub(crate) fn set_received(&mut self, sender: Pid, received_on: PortName, seqno: u64) {
+        self.trailer = RawTrailer {
+            sender: sender.0,
+            received_on,
+            seqno,
         };
     }
     /// The same message with this trailer (see [`Message::set_trailer`]).

@@ -36,9 +36,9 @@ impl Kernel {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
-        let result = self.receive_fast(pid, source);
-        if result.is_ok() {
-            return Begin::Done(result);
+        let mut message = Message::default();
+        if self.receive_fast(pid, source, &mut message) {
+            return Begin::Done(Ok(message));
         }
         let mut st = self.lock();
         let result = st.receive(pid, source, may_wait, waker);
@@ -59,21 +59,16 @@ impl Kernel {
 }
 
 impl Kernel {
-    /// The fast path alone: `Err(ReceiveError::Empty)` means "not handled
-    /// here, take the general path" (the fast path never fails for real).
-    /// Returning the caller's own result type lets the message be built in
-    /// place, with no copy through an `Option`.
+    /// The fast path alone: fills `out` and returns true, or returns false
+    /// ("take the general path") leaving `out` as it was. Filling the caller's
+    /// message in place avoids copying it through a `Result` or `Option`.
     #[inline]
-    pub(crate) fn receive_fast(
-        &self,
-        pid: Pid,
-        source: Source<'_>,
-    ) -> Result<Message, ReceiveError> {
-        let result = self.lock_raw().try_fast_receive(pid, source);
-        if let Ok(message) = &result {
-            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
+    pub(crate) fn receive_fast(&self, pid: Pid, source: Source<'_>, out: &mut Message) -> bool {
+        let done = self.lock_raw().try_fast_receive(pid, source, out);
+        if done {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = out.id, "receive");
         }
-        result
+        done
     }
 }
 
@@ -326,13 +321,12 @@ impl super::State {
     /// one would mean a refill and a wake-up). It never wakes anyone, so it
     /// runs on the bare lock guard.
     #[inline(always)]
-    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
-        const NOT_HERE: ReceiveError = ReceiveError::Empty;
+    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>, out: &mut Message) -> bool {
         let Source::Name(name) = source else {
-            return Err(NOT_HERE);
+            return false;
         };
         let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
-            return Err(NOT_HERE);
+            return false;
         };
         let Ok(Obj::Port {
             port,
@@ -340,25 +334,35 @@ impl super::State {
             ..
         }) = task.space.get(name)
         else {
-            return Err(NOT_HERE);
+            return false;
         };
         let Some(p) = self.ports.get_mut(port) else {
-            return Err(NOT_HERE);
+            return false;
         };
         let q = &mut p.queue;
         match q.messages.front() {
             Some(head) if head.carried.is_none() && q.blocked_senders.is_empty() => {}
-            _ => return Err(NOT_HERE),
+            _ => return false,
         }
-        let Some(msg) = q.pop() else {
-            return Err(NOT_HERE);
+        let Some(super::KMessage {
+            id,
+            sender,
+            body,
+            carried,
+            ..
+        }) = q.pop()
+        else {
+            return false;
         };
+        // Checked above; spelled out so no drop glue is called for `None`.
+        if let Some(carried) = carried {
+            drop(carried);
+        }
         let seqno = q.next_seqno();
-        Ok(Message::new(msg.id, msg.body).with_trailer(crate::Trailer {
-            sender: msg.sender,
-            received_on: name,
-            seqno,
-        }))
+        out.id = id;
+        out.body = body;
+        out.set_received(sender, name, seqno);
+        true
     }
 }
 
