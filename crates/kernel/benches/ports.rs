@@ -5,8 +5,13 @@
 //!   (zero, bounded 16, bounded 1024, unbounded), for 8-byte bodies (a `u64`
 //!   on the crossbeam side) and 1 KiB bodies (a `Vec<u8>` on the crossbeam
 //!   side: one allocation and copy per message on both sides).
+//! * The same with crossbeam carrying the kernel's own `Message`, to separate
+//!   the cost of the message representation from the cost of the IPC.
 //! * RPC round trip: `call`/`reply` against a ping-pong over two crossbeam
 //!   channels (bounded(0) and bounded(1)).
+//!
+//! glibc heap trimming is turned off for all contenders (see
+//! `tame_heap_trimming`; `MKIPC_BENCH_GLIBC_TRIM=default` keeps it).
 //!
 //! Criterion prints its own figures; after them a summary table gives the
 //! kernel/crossbeam throughput ratio, from batches timed here (median of 5).
@@ -116,6 +121,27 @@ fn crossbeam_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
     }
 }
 
+/// The same with crossbeam carrying the kernel's own [`Message`] (same body,
+/// same 64-byte value): how much of the gap is the message representation
+/// rather than the IPC machinery.
+fn crossbeam_message_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel_of::<Message>(capacity);
+    let body = vec![0x5a_u8; size];
+    thread::scope(|s| {
+        let start = Instant::now();
+        let consumer = s.spawn(|| {
+            for _ in 0..n {
+                black_box(rx.recv().unwrap());
+            }
+        });
+        for _ in 0..n {
+            tx.send(Message::new(1, &body[..])).unwrap();
+        }
+        consumer.join().unwrap();
+        start.elapsed()
+    })
+}
+
 /// Time for `n` RPC round trips: `call` from one thread, `receive` + `reply` on another.
 fn kernel_rpc(server_capacity: Capacity, n: u64) -> Duration {
     let p = KernelPair::new(server_capacity);
@@ -210,12 +236,34 @@ fn median_rate(n: u64, mut run: impl FnMut(u64) -> Duration) -> f64 {
     rates[2]
 }
 
+/// Medians of 5 timed batches of each contender, run in turn (a, b, c, a, b,
+/// c, ...) so that a slow spell of the machine hits them all alike.
+fn median_rates<const N: usize>(n: u64, runs: [&dyn Fn(u64) -> Duration; N]) -> [f64; N] {
+    for run in runs {
+        run(n / 10); // warm up
+    }
+    let mut rates = [[0.0; 5]; N];
+    for round in 0..5 {
+        for (rate, run) in rates.iter_mut().zip(runs) {
+            rate[round] = n as f64 / run(n).as_secs_f64();
+        }
+    }
+    rates.map(|mut r| {
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        r[2]
+    })
+}
+
 fn summary() {
     println!();
     println!("== kernel vs crossbeam (median of 5 batches; ratio = kernel / crossbeam throughput)");
     println!(
-        "{:<30} {:>8} {:>14} {:>14} {:>7}",
-        "case", "batch", "kernel Mmsg/s", "xbeam Mmsg/s", "ratio"
+        "   xbeam: crossbeam carrying a u64 (8 B) or a Vec<u8> (1 KiB), the peer of the issue;"
+    );
+    println!("   xbeam<Message>: crossbeam carrying the kernel's Message, the same value the kernel moves");
+    println!(
+        "{:<26} {:>7} {:>10} {:>10} {:>7} {:>16} {:>7}",
+        "case", "batch", "kernel M/s", "xbeam M/s", "ratio", "xbeam<Message>", "ratio"
     );
     for capacity in CAPACITIES {
         for size in SIZES {
@@ -225,15 +273,23 @@ fn summary() {
                 (_, 8) => 400_000,
                 _ => 100_000,
             };
-            let k = median_rate(n, |n| kernel_spsc(capacity, size, n));
-            let x = median_rate(n, |n| crossbeam_spsc(capacity, size, n));
+            let [k, x, xm] = median_rates(
+                n,
+                [
+                    &|n| kernel_spsc(capacity, size, n),
+                    &|n| crossbeam_spsc(capacity, size, n),
+                    &|n| crossbeam_message_spsc(capacity, size, n),
+                ],
+            );
             println!(
-                "{:<30} {:>8} {:>14.3} {:>14.3} {:>6.2}x",
+                "{:<26} {:>7} {:>10.3} {:>10.3} {:>6.2}x {:>16.3} {:>6.2}x",
                 format!("spsc {} {}B", cap_label(capacity), size),
                 n,
                 k / 1e6,
                 x / 1e6,
-                k / x
+                k / x,
+                xm / 1e6,
+                k / xm
             );
         }
     }
@@ -259,7 +315,30 @@ fn summary() {
     }
 }
 
+/// glibc returns freed memory at the top of the heap to the OS once 128 KiB
+/// of it is free, and takes it back (page faults, `brk`, arena-lock
+/// contention) on the next allocations. Whichever side of a 1 KiB run happens
+/// to free its bodies in bursts at the top of the heap pays for that, and
+/// which side it is depends on the heap's history, not on the channel: the
+/// same kernel run measured 0.19x one time and 0.92x with trimming off. So
+/// the bench turns trimming off for every contender alike, unless
+/// `MKIPC_BENCH_GLIBC_TRIM=default` is set.
+fn tame_heap_trimming() {
+    if std::env::var("MKIPC_BENCH_GLIBC_TRIM").as_deref() == Ok("default") {
+        println!("(glibc heap trimming: default)");
+        return;
+    }
+    // SAFETY: mallopt only changes a malloc tuning parameter; it is called
+    // before the bench starts any thread.
+    let ok = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20) };
+    println!(
+        "(glibc heap trimming threshold set to 256 MiB for all contenders: {})",
+        ok == 1
+    );
+}
+
 fn main() {
+    tame_heap_trimming();
     if std::env::var_os("MKIPC_BENCH_SUMMARY_ONLY").is_none() {
         let mut c = Criterion::default().configure_from_args();
         criterion_benches(&mut c);
