@@ -95,38 +95,10 @@ fn crossbeam_channel_of<T>(
     }
 }
 
-/// The same with a crossbeam channel (`u64` for 8 bytes, `Vec<u8>` otherwise).
-fn crossbeam_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
-    fn run<T: Send>(capacity: Capacity, n: u64, make: impl Fn(u64) -> T) -> Duration {
-        let (tx, rx) = crossbeam_channel_of::<T>(capacity);
-        thread::scope(|s| {
-            let start = Instant::now();
-            let consumer = s.spawn(|| {
-                for _ in 0..n {
-                    black_box(rx.recv().unwrap());
-                }
-            });
-            for i in 0..n {
-                tx.send(make(i)).unwrap();
-            }
-            consumer.join().unwrap();
-            start.elapsed()
-        })
-    }
-    if size == 8 {
-        run(capacity, n, |i| i)
-    } else {
-        let body = vec![0x5a_u8; size];
-        run(capacity, n, |_| body.clone())
-    }
-}
-
-/// The same with crossbeam carrying the kernel's own [`Message`] (same body,
-/// same 64-byte value): how much of the gap is the message representation
-/// rather than the IPC machinery.
-fn crossbeam_message_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
-    let (tx, rx) = crossbeam_channel_of::<Message>(capacity);
-    let body = vec![0x5a_u8; size];
+/// Time to move `n` values made by `make` from one thread to another through
+/// a crossbeam channel of the given capacity.
+fn crossbeam_run<T: Send>(capacity: Capacity, n: u64, make: impl Fn(u64) -> T) -> Duration {
+    let (tx, rx) = crossbeam_channel_of::<T>(capacity);
     thread::scope(|s| {
         let start = Instant::now();
         let consumer = s.spawn(|| {
@@ -134,12 +106,30 @@ fn crossbeam_message_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
                 black_box(rx.recv().unwrap());
             }
         });
-        for _ in 0..n {
-            tx.send(Message::new(1, &body[..])).unwrap();
+        for i in 0..n {
+            tx.send(make(i)).unwrap();
         }
         consumer.join().unwrap();
         start.elapsed()
     })
+}
+
+/// The same with a crossbeam channel (`u64` for 8 bytes, `Vec<u8>` otherwise).
+fn crossbeam_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
+    if size == 8 {
+        crossbeam_run(capacity, n, |i| i)
+    } else {
+        let body = vec![0x5a_u8; size];
+        crossbeam_run(capacity, n, |_| body.clone())
+    }
+}
+
+/// The same with crossbeam carrying the kernel's own [`Message`] (same body,
+/// same 64-byte value): how much of the gap is the message representation
+/// rather than the IPC machinery.
+fn crossbeam_message_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
+    let body = vec![0x5a_u8; size];
+    crossbeam_run(capacity, n, |_| Message::new(1, &body[..]))
 }
 
 /// Time for `n` RPC round trips: `call` from one thread, `receive` + `reply` on another.
