@@ -70,21 +70,23 @@ fn expect_received(outcome: WaitOutcome) -> Result<Message, ReceiveError> {
 
 impl<B: Blocker> BlockingExt for B {}
 
-/// The two generic primitives every blocking operation goes through.
+/// The two generic primitives every blocking operation goes through. Each
+/// tries the core's fast path itself (what `send_begin`/`receive_begin` do
+/// inside) so that a received message is written straight into this
+/// function's result rather than copied out of a `Begin`.
 trait BlockingExt: Blocker {
     fn send_via(
         &self,
         dest: Destination,
-        msg: Message,
+        mut msg: Message,
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
-        let mut msg = msg;
         if self.kernel().send_fast(self.task_pid(), dest, &mut msg) {
             return Ok(Sent::Delivered);
         }
         match self
             .kernel()
-            .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
+            .send_general(self.task_pid(), dest, msg, on_full, &|| self.waker())
         {
             Begin::Done(r) => r,
             Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
@@ -102,7 +104,7 @@ trait BlockingExt: Blocker {
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         match self
             .kernel()
-            .receive_begin(self.task_pid(), source, may_wait, &|| self.waker())
+            .receive_general(self.task_pid(), source, may_wait, &|| self.waker())
         {
             Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
                 Err(ReceiveError::TimedOut)

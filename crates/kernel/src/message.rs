@@ -282,6 +282,12 @@ impl Message {
     pub fn take_reply(&mut self) -> Option<CarriedRight> {
         self.extra.as_mut().and_then(|e| e.reply.take())
     }
+    /// Replaces the carried rights and the reply right at once; keeps the box
+    /// absent when there are none.
+    pub(crate) fn set_carried(&mut self, rights: Vec<CarriedRight>, reply: Option<CarriedRight>) {
+        self.extra =
+            (!rights.is_empty() || reply.is_some()).then(|| Box::new(Extra { rights, reply }));
+    }
     /// Whether the message carries any right (carried rights or a reply right).
     #[inline]
     pub fn carries_rights(&self) -> bool {

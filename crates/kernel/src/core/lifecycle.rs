@@ -177,7 +177,7 @@ impl Kernel {
         st.live(from)?;
         st.live(to)?;
         let mut msg = Message::default();
-        *msg.rights_mut() = rights.to_vec();
+        msg.set_carried(rights.to_vec(), None);
         let target = Target {
             queue: None,
             send_once_name: None,

@@ -40,9 +40,30 @@ impl Kernel {
         if self.receive_fast(pid, source, &mut message) {
             return Begin::Done(Ok(message));
         }
-        let mut st = self.lock();
-        let result = st.receive(pid, source, may_wait, waker);
-        drop(st);
+        self.receive_general(pid, source, may_wait, waker)
+    }
+
+    /// The fast path alone: fills `out` and returns true, or returns false
+    /// ("take the general path") leaving `out` as it was. Filling the caller's
+    /// message in place avoids copying it through a `Result` or `Option`.
+    #[inline]
+    pub(crate) fn receive_fast(&self, pid: Pid, source: Source<'_>, out: &mut Message) -> bool {
+        let done = self.lock_raw().try_fast_receive(pid, source, out);
+        if done {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = out.id, "receive");
+        }
+        done
+    }
+
+    /// The general path alone, after the fast path found nothing to take.
+    pub(crate) fn receive_general(
+        &self,
+        pid: Pid,
+        source: Source<'_>,
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let result = self.lock().receive(pid, source, may_wait, waker);
         match &result {
             Begin::Done(Ok(m)) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = m.id, "receive")
@@ -55,20 +76,6 @@ impl Kernel {
             }
         }
         result
-    }
-}
-
-impl Kernel {
-    /// The fast path alone: fills `out` and returns true, or returns false
-    /// ("take the general path") leaving `out` as it was. Filling the caller's
-    /// message in place avoids copying it through a `Result` or `Option`.
-    #[inline]
-    pub(crate) fn receive_fast(&self, pid: Pid, source: Source<'_>, out: &mut Message) -> bool {
-        let done = self.lock_raw().try_fast_receive(pid, source, out);
-        if done {
-            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = out.id, "receive");
-        }
-        done
     }
 }
 

@@ -41,15 +41,32 @@ impl Kernel {
         on_full: OnFull,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
-        let mut guard = self.lock_raw();
-        if guard.try_fast_send(pid, dest, &mut msg) {
-            drop(guard);
-            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+        if self.send_fast(pid, dest, &mut msg) {
             return Begin::Done(Ok(Sent::Delivered));
         }
-        let mut st = Locked::new(guard);
-        let result = st.send(pid, dest, msg, on_full, waker);
-        drop(st);
+        self.send_general(pid, dest, msg, on_full, waker)
+    }
+
+    /// The fast path alone: true when the message was queued (its body taken).
+    #[inline]
+    pub(crate) fn send_fast(&self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
+        let sent = self.lock_raw().try_fast_send(pid, dest, msg);
+        if sent {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+        }
+        sent
+    }
+
+    /// The general path alone, for a message the fast path did not take.
+    pub(crate) fn send_general(
+        &self,
+        pid: Pid,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Sent, SendError>> {
+        let result = self.lock().send(pid, dest, msg, on_full, waker);
         match &result {
             Begin::Done(Ok(sent)) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, ?dest, ?sent, "send")
@@ -60,18 +77,6 @@ impl Kernel {
             Begin::Blocked(_) => tracing::trace!(target: "mkipc::ipc", %pid, ?dest, "send blocked"),
         }
         result
-    }
-}
-
-impl Kernel {
-    /// The fast path alone: true when the message was queued.
-    #[inline]
-    pub(crate) fn send_fast(&self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
-        let sent = self.lock_raw().try_fast_send(pid, dest, msg);
-        if sent {
-            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
-        }
-        sent
     }
 }
 
@@ -349,10 +354,7 @@ impl Message {
     /// failed wait (the body is moved into the kernel message, so it is kept here).
     pub(crate) fn clone_shape(&self) -> Message {
         let mut shape = Message::new(self.id, crate::Body::new());
-        if !self.rights().is_empty() {
-            *shape.rights_mut() = self.rights().to_vec();
-        }
-        shape.set_reply(self.reply());
+        shape.set_carried(self.rights().to_vec(), self.reply());
         shape
     }
 }

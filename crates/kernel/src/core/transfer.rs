@@ -308,10 +308,7 @@ impl Locked<'_> {
             received_on,
             seqno,
         });
-        if !rights.is_empty() {
-            *out.rights_mut() = rights;
-        }
-        out.set_reply(reply);
+        out.set_carried(rights, reply);
         out
     }
 
