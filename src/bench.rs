@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
-use mkipc_sim::{Inherit, Sim};
+use mkipc_sim::{workload, Sim};
 
 /// One line of the table.
 #[derive(Clone, Debug)]
@@ -129,45 +129,14 @@ fn skipped(name: String, why: String) -> BenchLine {
 fn sim_ping_pong(rounds: u64) -> BenchLine {
     let name = "sim ping-pong, scheduled IPC ops".to_string();
     let mut sim = Sim::builder().seed(1).trace(false).build();
-    let (Ok(ping), Ok(pong)) = (
-        sim.port("ping", Capacity::Bounded(1)),
-        sim.port("pong", Capacity::Bounded(1)),
-    ) else {
-        return skipped(name, "could not create ports".into());
-    };
-    let spawned = sim
-        .spawn_with(
-            "a",
-            &[Inherit::send(ping), Inherit::receive(pong)],
-            move |p| {
-                for i in 0..rounds {
-                    p.send(p.right(0), Message::from_u64(1, i))?;
-                    p.receive(p.right(1))?;
-                }
-                Ok(())
-            },
-        )
-        .and_then(|_| {
-            sim.spawn_with(
-                "b",
-                &[Inherit::receive(ping), Inherit::send(pong)],
-                move |p| {
-                    for _ in 0..rounds {
-                        let m = p.receive(p.right(0))?;
-                        p.send(p.right(1), m)?;
-                    }
-                    Ok(())
-                },
-            )
-        });
-    if let Err(e) = spawned {
+    if let Err(e) = workload::ping_pong(&mut sim, rounds) {
         return skipped(name, e.to_string());
     }
     let start = Instant::now();
     match sim.run() {
         Ok(_) => BenchLine {
             name,
-            ops: rounds * 4,
+            ops: rounds * workload::PING_PONG_OPS_PER_ROUND,
             mkipc: start.elapsed(),
             baseline: None,
             skipped: None,

@@ -17,7 +17,7 @@ use mkipc_kernel::{
 use crate::errno;
 use crate::fifo::Fifo;
 use crate::ipc::NO_DROP_OLDEST;
-use crate::link::{LinkRx, RxError};
+use crate::link::{LinkRx, RxError, TxError};
 use crate::names::Entry;
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
@@ -69,6 +69,34 @@ pub(crate) fn not_sent(on_full: OnFull, msg: Message) -> Result<Sent, SendError>
         OnFull::DropNewest | OnFull::DropOldest => Ok(Sent::Dropped),
         OnFull::Timeout(_) => Err(SendError::TimedOut(msg)),
         _ => Err(SendError::Full(msg)),
+    }
+}
+
+/// How a write to a pipe (a direct link or a FIFO) waits under `on_full`:
+/// whether it blocks, and until when.
+pub(crate) fn pipe_wait(on_full: OnFull) -> (bool, Option<Instant>) {
+    match on_full {
+        OnFull::Block => (true, None),
+        OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
+        _ => (false, None),
+    }
+}
+
+/// What a failed write to a pipe means for the sender, who gets `msg` back.
+pub(crate) fn pipe_send_failed(
+    e: TxError,
+    on_full: OnFull,
+    msg: Message,
+    body_limit: usize,
+) -> Result<Sent, SendError> {
+    match e {
+        TxError::WouldBlock if on_full == OnFull::DropOldest => Err(SendError::Unsupported {
+            reason: NO_DROP_OLDEST,
+            message: msg,
+        }),
+        TxError::WouldBlock | TxError::TimedOut => not_sent(on_full, msg),
+        TxError::Closed => Err(SendError::DestinationDead(msg)),
+        TxError::Os(e) => Err(errno::send_error(e, msg, body_limit)),
     }
 }
 

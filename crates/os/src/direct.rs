@@ -10,14 +10,12 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
 
 use mkipc_kernel::{Message, OnFull, Pid, ReceiveError, SendError, Sent, Wait};
 
-use crate::deliver::{deadline_of, not_sent, rx_error};
-use crate::errno;
-use crate::ipc::{LINK_BODY_LIMIT, NO_DROP_OLDEST, NO_REPLY_HERE, NO_RIGHTS_HERE};
-use crate::link::{LinkRx, RxError, TxError};
+use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, rx_error};
+use crate::ipc::{LINK_BODY_LIMIT, NO_REPLY_HERE, NO_RIGHTS_HERE};
+use crate::link::{LinkRx, RxError};
 use crate::process::OsProcess;
 use crate::sys;
 use crate::wire;
@@ -67,11 +65,7 @@ impl OsProcess {
             }
         };
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-        let (wait, deadline) = match on_full {
-            OnFull::Block => (true, None),
-            OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
-            _ => (false, None),
-        };
+        let (wait, deadline) = pipe_wait(on_full);
         let sent = wire::with_frame(msg.id, &msg.body, self.pid, 0, 0, &descs, |frame| {
             tx.send(frame, &raw, wait, deadline)
         });
@@ -87,15 +81,7 @@ impl OsProcess {
                 );
                 Ok(Sent::Delivered)
             }
-            Err(TxError::WouldBlock) if on_full == OnFull::DropOldest => {
-                Err(SendError::Unsupported {
-                    reason: NO_DROP_OLDEST,
-                    message: msg,
-                })
-            }
-            Err(TxError::WouldBlock | TxError::TimedOut) => not_sent(on_full, msg),
-            Err(TxError::Closed) => Err(SendError::DestinationDead(msg)),
-            Err(TxError::Os(e)) => Err(errno::send_error(e, msg, LINK_BODY_LIMIT)),
+            Err(e) => pipe_send_failed(e, on_full, msg, LINK_BODY_LIMIT),
         }
     }
 

@@ -13,7 +13,6 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
 
 use mkipc_kernel::{
     Access, CallError, Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification,
@@ -21,10 +20,9 @@ use mkipc_kernel::{
     SendError, Sent, Trailer, Wait,
 };
 
-use crate::deliver::{deadline_of, mq_wait, not_sent, Source, Target};
+use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, Target};
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
-use crate::link::TxError;
 use crate::names::{rights_of, Entry};
 use crate::process::{open_with_best_access, OsProcess};
 use crate::queue::Queue;
@@ -333,22 +331,10 @@ impl Ipc for OsProcess {
                 }
                 let tx = f.tx.as_ref().expect("resolve_target checked the write end");
                 let frame = wire::encode(&msg, self.pid, 0, 0, &[]);
-                let (wait, deadline) = match on_full {
-                    OnFull::Block => (true, None),
-                    OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
-                    _ => (false, None),
-                };
+                let (wait, deadline) = pipe_wait(on_full);
                 match tx.send(&frame, &[], wait, deadline) {
                     Ok(()) => Ok(Sent::Delivered),
-                    Err(TxError::WouldBlock) if on_full == OnFull::DropOldest => {
-                        Err(SendError::Unsupported {
-                            reason: NO_DROP_OLDEST,
-                            message: msg,
-                        })
-                    }
-                    Err(TxError::WouldBlock | TxError::TimedOut) => not_sent(on_full, msg),
-                    Err(TxError::Closed) => Err(SendError::DestinationDead(msg)),
-                    Err(TxError::Os(e)) => Err(errno::send_error(e, msg, FIFO_BODY_LIMIT)),
+                    Err(e) => pipe_send_failed(e, on_full, msg, FIFO_BODY_LIMIT),
                 }
             }
         }

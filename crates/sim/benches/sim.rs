@@ -35,39 +35,14 @@ use mkipc_kernel::{
     Begin, Capacity, Destination, Ipc, Kernel, Message, OnFull, Source, Wake, Waker,
 };
 use mkipc_sim::stack::StackPool;
-use mkipc_sim::{ms, Explorer, Inherit, Sim};
+use mkipc_sim::{ms, workload, Explorer, Inherit, Sim};
 
 const ROUND_TRIPS: u64 = 10_000;
-const OPS: u64 = ROUND_TRIPS * 4;
+const OPS: u64 = ROUND_TRIPS * workload::PING_PONG_OPS_PER_ROUND;
 
 fn pingpong(rounds: u64, trace: bool) -> u64 {
     let mut sim = Sim::builder().seed(7).trace(trace).build();
-    let ping = sim.port("ping", Capacity::Bounded(1)).unwrap();
-    let pong = sim.port("pong", Capacity::Bounded(1)).unwrap();
-    sim.spawn_with(
-        "a",
-        &[Inherit::send(ping), Inherit::receive(pong)],
-        move |p| {
-            for i in 0..rounds {
-                p.send(p.right(0), Message::from_u64(1, i))?;
-                p.receive(p.right(1))?;
-            }
-            Ok(())
-        },
-    )
-    .unwrap();
-    sim.spawn_with(
-        "b",
-        &[Inherit::receive(ping), Inherit::send(pong)],
-        move |p| {
-            for _ in 0..rounds {
-                let m = p.receive(p.right(0))?;
-                p.send(p.right(1), m)?;
-            }
-            Ok(())
-        },
-    )
-    .unwrap();
+    workload::ping_pong(&mut sim, rounds).unwrap();
     sim.run().unwrap().steps
 }
 

@@ -74,6 +74,7 @@ pub mod strategy;
 mod threaded;
 pub mod time;
 pub mod trace;
+pub mod workload;
 
 pub use crate::builder::{Inherit, SimBuilder};
 pub use crate::deadlock::Deadlock;
