@@ -6,7 +6,8 @@
 //!   on the crossbeam side) and 1 KiB bodies (a `Vec<u8>` on the crossbeam
 //!   side: one allocation and copy per message on both sides).
 //! * The same with crossbeam carrying the kernel's own `Message`, to separate
-//!   the cost of the message representation from the cost of the IPC.
+//!   the cost of the message representation from the cost of the IPC, and the
+//!   unbounded 8-byte case step by step (entry size, message, kernel).
 //! * RPC round trip: `call`/`reply` against a ping-pong over two crossbeam
 //!   channels (bounded(0) and bounded(1)).
 //!
@@ -283,6 +284,7 @@ fn summary() {
             );
         }
     }
+    unbounded_gap();
     let n = 20_000;
     let x0 = median_rate(n, |n| crossbeam_rpc(0, n));
     let x1 = median_rate(n, |n| crossbeam_rpc(1, n));
@@ -302,6 +304,38 @@ fn summary() {
                 k / x
             );
         }
+    }
+}
+
+/// The unbounded 8-byte case step by step, each step a ratio to crossbeam
+/// carrying a `u64`: a queue entry as big as the kernel's (48 plain bytes),
+/// then the kernel's `Message`, then a kernel port. On one CPU the producer
+/// runs a whole time slice before the consumer, so the backlog is read back
+/// from memory that has left the cache and entry size costs in proportion.
+fn unbounded_gap() {
+    let n = 400_000;
+    let steps = median_rates(
+        n,
+        [
+            &|n| crossbeam_spsc(Capacity::Unbounded, 8, n),
+            &|n| crossbeam_run(Capacity::Unbounded, n, |i| [i, 0, 0, 0, 0, 0]),
+            &|n| crossbeam_message_spsc(Capacity::Unbounded, 8, n),
+            &|n| kernel_spsc(Capacity::Unbounded, 8, n),
+        ],
+    );
+    println!("unbounded 8B step by step             M/s   vs xbeam<u64>");
+    let labels = [
+        "xbeam<u64> (16 B slots)",
+        "xbeam<[u64; 6]> (48 B, a kernel entry)",
+        "xbeam<Message>",
+        "kernel port",
+    ];
+    for (label, rate) in labels.iter().zip(steps) {
+        println!(
+            "  {label:<38} {:>7.3} {:>10.2}x",
+            rate / 1e6,
+            rate / steps[0]
+        );
     }
 }
 
