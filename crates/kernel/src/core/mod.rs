@@ -15,6 +15,7 @@
 //! what lets the simulator replay a run event for event.
 
 mod direct;
+mod fifo;
 mod introspect;
 mod lifecycle;
 mod mailbox;

@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 
+use super::fifo::Fifo;
 use super::{KMessage, WaitId};
 use crate::capacity::{Admission, Capacity, QueueLoad};
 
@@ -25,7 +26,8 @@ const PREALLOCATED: usize = 1024;
 
 pub(crate) struct MsgQueue {
     pub capacity: Capacity,
-    pub messages: VecDeque<KMessage>,
+    /// The queued messages, oldest first (in blocks: see [`Fifo`]).
+    pub messages: Fifo<KMessage>,
     /// Body bytes queued.
     pub bytes: usize,
     pub blocked_senders: VecDeque<WaitId>,
@@ -41,7 +43,7 @@ impl MsgQueue {
     pub(crate) fn new(capacity: Capacity) -> MsgQueue {
         MsgQueue {
             capacity,
-            messages: VecDeque::with_capacity(match capacity {
+            messages: Fifo::with_capacity(match capacity {
                 Capacity::Bounded(n) => n.min(PREALLOCATED),
                 _ => 0,
             }),
