@@ -146,11 +146,11 @@ impl Locked<'_> {
     fn oldest_in(&self, q: QueueId) -> Option<(u64, Found)> {
         let queue = self.queue(q)?;
         if let Some(m) = queue.messages.front() {
-            return Some((m.stamp, Found::Queued(q)));
+            return Some((m.stamp.get(), Found::Queued(q)));
         }
         let &w = queue.blocked_senders.front()?;
         match &self.waits.get(w)?.state {
-            WaitState::Sending { msg, .. } => Some((msg.stamp, Found::Parked(q, w))),
+            WaitState::Sending { msg, .. } => Some((msg.stamp.get(), Found::Parked(q, w))),
             _ => None,
         }
     }

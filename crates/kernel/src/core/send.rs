@@ -7,6 +7,8 @@
 //! sender that actually blocks has its rights taken in; if that wait then fails
 //! (timeout, destination death) the rights are put back.
 
+use std::num::NonZeroU64;
+
 use smallvec::SmallVec;
 
 use super::{
@@ -337,13 +339,14 @@ impl super::State {
             return false;
         }
         self.next_stamp += 1;
+        let stamp = NonZeroU64::new(self.next_stamp).unwrap_or(NonZeroU64::MAX);
         p.queue.accepted += 1;
         p.queue.push(KMessage {
             id: msg.id,
             body: std::mem::take(&mut msg.body),
             carried: None,
             sender: pid,
-            stamp: self.next_stamp,
+            stamp,
         });
         true
     }

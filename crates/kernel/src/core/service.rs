@@ -71,7 +71,7 @@ impl Kernel {
                 None,
             ),
             sender: Pid::KERNEL,
-            stamp: 0,
+            stamp: std::num::NonZeroU64::MIN,
         };
         let m = st.copy_out(pid, k, PortName::NULL, 0);
         st.reap();
