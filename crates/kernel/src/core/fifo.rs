@@ -18,8 +18,10 @@
 //! ```
 //!
 //! * Push appends to the back block; a full back block moves to the middle
-//!   and a new one starts ([`BLOCK`] entries, a few KiB, which the allocator
-//!   recycles from its free lists). Queued entries are never copied.
+//!   and a new one starts, twice as large, from [`FIRST_BLOCK`] entries up to
+//!   [`BLOCK`] (6 KiB, which the allocator recycles from its free lists), so
+//!   a port holding a few messages stays small. Queued entries are never
+//!   copied.
 //! * Pop takes from the front block; an emptied front is replaced by the
 //!   oldest middle block and kept as a spare (up to [`SPARE_BLOCKS`]) or
 //!   given back to the allocator.
@@ -34,8 +36,12 @@
 use std::collections::VecDeque;
 use std::mem;
 
-/// Entries per block after the first (6 KiB of kernel messages).
+/// Entries per block once a queue has grown (6 KiB of kernel messages).
 pub(crate) const BLOCK: usize = 128;
+
+/// Entries in the first block a queue allocates; each new block doubles,
+/// up to [`BLOCK`].
+pub(crate) const FIRST_BLOCK: usize = 4;
 
 /// Emptied blocks a queue keeps for reuse; beyond this they are freed, so a
 /// queue that once grew large gives its memory back as it drains.
@@ -98,7 +104,13 @@ impl<T> Fifo<T> {
     /// The back block is full (or was never allocated): start a new one.
     #[inline(never)]
     fn push_back_slow(&mut self, value: T) {
-        let fresh = self.spare.pop().unwrap_or_else(|| Block::new(BLOCK));
+        // Blocks double from FIRST_BLOCK up to BLOCK, so a port holding a few
+        // messages costs a few hundred bytes, not a whole block.
+        let wanted = (self.back.capacity() * 2).clamp(FIRST_BLOCK, BLOCK);
+        let fresh = match self.spare.pop() {
+            Some(block) if wanted == BLOCK => block,
+            _ => Block::new(wanted),
+        };
         let full = mem::replace(&mut self.back, fresh);
         if full.is_empty() {
             self.recycle(full);
@@ -142,7 +154,7 @@ impl<T> Fifo<T> {
 
     /// Keeps an emptied block for reuse, or frees it.
     fn recycle(&mut self, block: Block<T>) {
-        if block.capacity() > 0 && self.spare.len() < SPARE_BLOCKS {
+        if block.capacity() >= BLOCK && self.spare.len() < SPARE_BLOCKS {
             self.spare.push(block);
         }
     }
@@ -298,15 +310,36 @@ mod tests {
         for i in 0..10 * BLOCK {
             fifo.push_back(i);
         }
-        assert_eq!(fifo.front.capacity(), BLOCK);
-        assert_eq!(fifo.middle.len(), 8);
-        assert!(fifo.middle.iter().all(|b| b.capacity() == BLOCK));
-        assert_eq!(fifo.back.capacity(), BLOCK);
+        // Blocks of 4, 8, ..., 64 entries, then blocks of BLOCK.
+        let capacities: Vec<usize> = std::iter::once(&fifo.front)
+            .chain(&fifo.middle)
+            .chain(std::iter::once(&fifo.back))
+            .map(Block::capacity)
+            .collect();
+        let small = [4, 8, 16, 32, 64];
+        assert_eq!(&capacities[..small.len()], small);
+        let rest = 10 * BLOCK - small.iter().sum::<usize>();
+        assert_eq!(capacities.len(), small.len() + rest.div_ceil(BLOCK));
+        assert!(capacities[small.len()..].iter().all(|&c| c == BLOCK));
         for i in 0..10 * BLOCK {
             assert_eq!(fifo.pop_front(), Some(i));
         }
         assert_eq!(fifo.pop_front(), None);
         assert_eq!(fifo.spare.len(), SPARE_BLOCKS);
+    }
+
+    #[test]
+    fn a_short_queue_stays_small() {
+        let mut fifo = Fifo::with_capacity(0);
+        for round in 0..1000 {
+            fifo.push_back(round);
+            fifo.push_back(round);
+            assert_eq!(fifo.pop_front(), Some(round));
+            assert_eq!(fifo.pop_front(), Some(round));
+        }
+        assert_eq!(fifo.back.capacity(), FIRST_BLOCK);
+        assert_eq!(fifo.front.capacity() + fifo.middle.len(), 0);
+        assert!(fifo.spare.is_empty());
     }
 
     #[test]
