@@ -49,16 +49,34 @@ pub(crate) const SPARE_BLOCKS: usize = 4;
 
 /// A FIFO in blocks (see the module docs).
 ///
-/// Entries are ordered `front`, then `middle`'s blocks, then `back`. Pushes
+/// Entries are ordered `front`, then the middle blocks, then `back`. Pushes
 /// go to `back`; pops come from `front`, or from `back` when `front` is
-/// empty. Invariants: if `front` is empty, `middle` is empty; no block in
-/// `middle` is empty; `middle_len` counts the entries in `middle`.
+/// empty. Invariants: if `front` is empty, there are no middle blocks; no
+/// middle block is empty; `middle_len` counts the entries in middle blocks.
+///
+/// The middle blocks and the spares live behind a box that only a queue that
+/// has grown allocates, so every port pays 64 bytes for its queue's storage
+/// (a simulation can hold a million ports).
 pub(crate) struct Fifo<T> {
     front: Block<T>,
-    middle: VecDeque<Block<T>>,
-    middle_len: usize,
     back: Block<T>,
+    middle_len: usize,
+    grown: Option<Box<Grown<T>>>,
+}
+
+/// The parts of a [`Fifo`] that only a queue longer than one block needs.
+struct Grown<T> {
+    middle: VecDeque<Block<T>>,
     spare: Vec<Block<T>>,
+}
+
+impl<T> Default for Grown<T> {
+    fn default() -> Self {
+        Grown {
+            middle: VecDeque::new(),
+            spare: Vec::new(),
+        }
+    }
 }
 
 impl<T> Fifo<T> {
@@ -67,10 +85,9 @@ impl<T> Fifo<T> {
     pub(crate) fn with_capacity(preallocate: usize) -> Fifo<T> {
         Fifo {
             front: Block::new(0),
-            middle: VecDeque::new(),
-            middle_len: 0,
             back: Block::new(preallocate),
-            spare: Vec::new(),
+            middle_len: 0,
+            grown: None,
         }
     }
 
@@ -107,10 +124,11 @@ impl<T> Fifo<T> {
         // Blocks double from FIRST_BLOCK up to BLOCK, so a port holding a few
         // messages costs a few hundred bytes, not a whole block.
         let wanted = (self.back.capacity() * 2).clamp(FIRST_BLOCK, BLOCK);
-        let fresh = match self.spare.pop() {
-            Some(block) if wanted == BLOCK => block,
-            _ => Block::new(wanted),
+        let spare = match &mut self.grown {
+            Some(grown) if wanted == BLOCK => grown.spare.pop(),
+            _ => None,
         };
+        let fresh = spare.unwrap_or_else(|| Block::new(wanted));
         let full = mem::replace(&mut self.back, fresh);
         if full.is_empty() {
             self.recycle(full);
@@ -119,7 +137,10 @@ impl<T> Fifo<T> {
             self.recycle(emptied);
         } else {
             self.middle_len += full.len();
-            self.middle.push_back(full);
+            self.grown
+                .get_or_insert_with(Box::default)
+                .middle
+                .push_back(full);
         }
         self.back.push_back(value);
     }
@@ -141,7 +162,7 @@ impl<T> Fifo<T> {
     /// The front block is empty: the oldest middle block (if any) replaces it.
     #[inline(never)]
     fn advance(&mut self) {
-        let next = match self.middle.pop_front() {
+        let next = match self.grown.as_mut().and_then(|g| g.middle.pop_front()) {
             Some(block) => {
                 self.middle_len -= block.len();
                 block
@@ -154,9 +175,24 @@ impl<T> Fifo<T> {
 
     /// Keeps an emptied block for reuse, or frees it.
     fn recycle(&mut self, block: Block<T>) {
-        if block.capacity() >= BLOCK && self.spare.len() < SPARE_BLOCKS {
-            self.spare.push(block);
+        if block.capacity() >= BLOCK {
+            let spare = &mut self.grown.get_or_insert_with(Box::default).spare;
+            if spare.len() < SPARE_BLOCKS {
+                spare.push(block);
+            }
         }
+    }
+
+    /// The middle blocks, oldest first.
+    #[cfg(test)]
+    fn middle(&self) -> impl Iterator<Item = &Block<T>> {
+        self.grown.iter().flat_map(|g| g.middle.iter())
+    }
+
+    /// How many emptied blocks are kept for reuse.
+    #[cfg(test)]
+    fn spare_len(&self) -> usize {
+        self.grown.as_ref().map_or(0, |g| g.spare.len())
     }
 
     /// The entries, oldest first.
@@ -164,7 +200,7 @@ impl<T> Fifo<T> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.front
             .iter()
-            .chain(self.middle.iter().flat_map(Block::iter))
+            .chain(self.middle().flat_map(Block::iter))
             .chain(self.back.iter())
     }
 }
@@ -179,13 +215,16 @@ impl<T> Fifo<T> {
 /// the push (`perf annotate`, bounded(1024) 8-byte bench).
 struct Block<T> {
     slots: Box<[Option<T>]>,
-    /// Slot of the oldest entry.
-    head: usize,
-    len: usize,
+    /// Slot of the oldest entry. (`u32`s keep a block's header, and with it
+    /// every port, 8 bytes smaller; no block has more than `PREALLOCATED`
+    /// slots.)
+    head: u32,
+    len: u32,
 }
 
 impl<T> Block<T> {
     fn new(capacity: usize) -> Block<T> {
+        debug_assert!(u32::try_from(capacity).is_ok());
         Block {
             slots: std::iter::repeat_with(|| None).take(capacity).collect(),
             head: 0,
@@ -195,7 +234,7 @@ impl<T> Block<T> {
 
     #[inline(always)]
     fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     #[inline(always)]
@@ -210,13 +249,13 @@ impl<T> Block<T> {
 
     #[inline(always)]
     fn is_full(&self) -> bool {
-        self.len == self.slots.len()
+        self.len() == self.slots.len()
     }
 
     /// The slot `offset` places after the head.
     #[inline(always)]
     fn slot(&self, offset: usize) -> usize {
-        let i = self.head + offset;
+        let i = self.head as usize + offset;
         if i >= self.slots.len() {
             i - self.slots.len()
         } else {
@@ -229,14 +268,14 @@ impl<T> Block<T> {
         if self.len == 0 {
             return None;
         }
-        self.slots[self.head].as_ref()
+        self.slots[self.head as usize].as_ref()
     }
 
     /// Appends; the caller checks that the block is not full.
     #[inline(always)]
     fn push_back(&mut self, value: T) {
         debug_assert!(!self.is_full());
-        let i = self.slot(self.len);
+        let i = self.slot(self.len());
         self.slots[i] = Some(value);
         self.len += 1;
     }
@@ -246,21 +285,26 @@ impl<T> Block<T> {
         if self.len == 0 {
             return None;
         }
-        let value = self.slots[self.head].take();
-        self.head = self.slot(1);
+        let value = self.slots[self.head as usize].take();
+        self.head = self.slot(1) as u32;
         self.len -= 1;
         value
     }
 
     #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = &T> {
-        (0..self.len).filter_map(move |k| self.slots[self.slot(k)].as_ref())
+        (0..self.len()).filter_map(move |k| self.slots[self.slot(k)].as_ref())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_that_never_grew_costs_two_block_headers_and_a_count() {
+        assert_eq!(std::mem::size_of::<Fifo<super::super::KMessage>>(), 64);
+    }
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]
@@ -296,10 +340,10 @@ mod tests {
                 prop_assert_eq!(fifo.is_empty(), model.is_empty());
                 prop_assert_eq!(fifo.front(), model.front());
                 prop_assert!(fifo.iter().eq(model.iter()));
-                prop_assert!(fifo.spare.len() <= SPARE_BLOCKS);
-                prop_assert!(fifo.middle.iter().all(|b| !b.is_empty()));
-                prop_assert!(!fifo.front.is_empty() || fifo.middle.is_empty());
-                prop_assert_eq!(fifo.middle_len, fifo.middle.iter().map(Block::len).sum::<usize>());
+                prop_assert!(fifo.spare_len() <= SPARE_BLOCKS);
+                prop_assert!(fifo.middle().all(|b| !b.is_empty()));
+                prop_assert!(!fifo.front.is_empty() || fifo.middle().next().is_none());
+                prop_assert_eq!(fifo.middle_len, fifo.middle().map(Block::len).sum::<usize>());
             }
         }
     }
@@ -312,7 +356,7 @@ mod tests {
         }
         // Blocks of 4, 8, ..., 64 entries, then blocks of BLOCK.
         let capacities: Vec<usize> = std::iter::once(&fifo.front)
-            .chain(&fifo.middle)
+            .chain(fifo.middle())
             .chain(std::iter::once(&fifo.back))
             .map(Block::capacity)
             .collect();
@@ -325,7 +369,7 @@ mod tests {
             assert_eq!(fifo.pop_front(), Some(i));
         }
         assert_eq!(fifo.pop_front(), None);
-        assert_eq!(fifo.spare.len(), SPARE_BLOCKS);
+        assert_eq!(fifo.spare_len(), SPARE_BLOCKS);
     }
 
     #[test]
@@ -338,8 +382,8 @@ mod tests {
             assert_eq!(fifo.pop_front(), Some(round));
         }
         assert_eq!(fifo.back.capacity(), FIRST_BLOCK);
-        assert_eq!(fifo.front.capacity() + fifo.middle.len(), 0);
-        assert!(fifo.spare.is_empty());
+        assert_eq!(fifo.front.capacity() + fifo.middle().count(), 0);
+        assert!(fifo.spare_len() == 0);
     }
 
     #[test]
@@ -349,11 +393,11 @@ mod tests {
             for i in 0..16 {
                 fifo.push_back(round * 16 + i);
             }
-            assert!(fifo.front.is_empty() && fifo.middle.is_empty());
+            assert!(fifo.front.is_empty() && fifo.middle().next().is_none());
             for i in 0..16 {
                 assert_eq!(fifo.pop_front(), Some(round * 16 + i));
             }
         }
-        assert!(fifo.spare.is_empty());
+        assert!(fifo.spare_len() == 0);
     }
 }
