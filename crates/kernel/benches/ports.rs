@@ -344,16 +344,20 @@ fn summary() {
 }
 
 /// The unbounded 8-byte case step by step, each step a ratio to crossbeam
-/// carrying a `u64`: a queue entry as big as the kernel's (48 plain bytes),
-/// then the kernel's `Message`, then a kernel port. On one CPU the producer
-/// runs a whole time slice before the consumer, so the backlog is read back
-/// from memory that has left the cache and entry size costs in proportion.
+/// carrying a `u64`: 32 plain bytes, 32 bytes with drop glue (an
+/// `Option<Box>` the consumer must check, as a message's rights box), a
+/// queue entry as big as the kernel's (48 plain bytes), then the kernel's
+/// `Message`, then a kernel port. On one CPU the producer runs a whole time
+/// slice before the consumer, so the backlog is read back from memory that
+/// has left the cache and entry size costs in proportion.
 fn unbounded_gap() {
     let n = 400_000;
     let measured = median_rates(
         n,
         [
             &|n| crossbeam_spsc(Capacity::Unbounded, 8, n),
+            &|n| crossbeam_run(Capacity::Unbounded, n, |i| [i, 0, 0, 0]),
+            &|n| crossbeam_run(Capacity::Unbounded, n, |i| ([i, 0, 0], None::<Box<u64>>)),
             &|n| crossbeam_run(Capacity::Unbounded, n, |i| [i, 0, 0, 0, 0, 0]),
             &|n| crossbeam_message_spsc(Capacity::Unbounded, 8, n),
             &|n| kernel_spsc(Capacity::Unbounded, 8, n),
@@ -363,6 +367,8 @@ fn unbounded_gap() {
     println!("unbounded 8B step by step             M/s   vs xbeam<u64>  faults/1k msgs");
     let labels = [
         "xbeam<u64> (16 B slots)",
+        "xbeam<[u64; 4]> (32 B)",
+        "xbeam<([u64; 3], Option<Box>)> (32 B)",
         "xbeam<[u64; 6]> (48 B, a kernel entry)",
         "xbeam<Message>",
         "kernel port",
@@ -386,9 +392,10 @@ fn unbounded_gap() {
 /// of 0.9-1.0x. GLIBC_TUNABLES `glibc.malloc.arena_max=1`,
 /// `glibc.malloc.tcache_count=0` or a higher `glibc.malloc.trim_threshold`
 /// each remove it. So the bench turns trimming off for every contender
-/// alike, unless `MKIPC_BENCH_GLIBC_TRIM=default` is set. That costs the
-/// kernel's unbounded runs instead: each batch's queue buffer is a fresh
-/// mapping (about 9 faults per 1,000 messages, crossbeam none).
+/// alike, unless `MKIPC_BENCH_GLIBC_TRIM=default` is set. (It cost the
+/// kernel's unbounded runs about 8 faults per 1,000 messages while a queue
+/// was one doubling buffer, each a fresh mapping; its queues are now kept in
+/// small blocks the heap recycles, and the figure is about 2.)
 fn tame_heap_trimming() {
     if std::env::var("MKIPC_BENCH_GLIBC_TRIM").as_deref() == Ok("default") {
         println!("(glibc heap trimming: default)");
