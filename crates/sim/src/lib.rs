@@ -22,7 +22,7 @@
 //! * **Threaded mode** ([`Threaded`]) runs the same closures on OS threads.
 //!
 //! Examples: `cargo run -p mkipc-sim --example deadlock` (exploration finds
-//! and explains the classic rendezvous deadlock), `--example pipeline`
+//! and explains the classic rendezvous deadlock), `--example capacity_trace`
 //! (a capacity experiment with the report and all three trace formats),
 //! `--release --example scale -- 100000` (memory per idle process). The
 //! benchmark is `cargo bench -p mkipc-sim --bench sim`; DESIGN.md (section "The simulator")

@@ -3,7 +3,7 @@
 //! formats.
 //!
 //! ```text
-//! cargo run -p mkipc-sim --example pipeline -- [capacity] [out-dir]
+//! cargo run -p mkipc-sim --example capacity_trace -- [capacity] [out-dir]
 //! ```
 //!
 //! Open `<out-dir>/pipeline.chrome.json` in ui.perfetto.dev, paste
@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let report = sim.run()?;
     println!("{report}");
+    std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("pipeline.jsonl"), report.trace.to_json_lines())?;
     std::fs::write(out.join("pipeline.mmd"), report.trace.to_mermaid())?;
     std::fs::write(
