@@ -386,12 +386,15 @@ fn unbounded_gap() {
 /// glibc returns freed memory at the top of the heap to the OS once 128 KiB
 /// of it is free, and takes it back (page faults, `brk`, arena-lock
 /// contention) on the next allocations. The "faults" column shows who pays.
-/// With default trimming, once any kernel run has happened in the process,
-/// the kernel's bounded(1024) 1 KiB batches take about 220 minor faults per
-/// 1,000 messages against about 2 for crossbeam, and run at 0.18x instead
-/// of 0.9-1.0x. GLIBC_TUNABLES `glibc.malloc.arena_max=1`,
-/// `glibc.malloc.tcache_count=0` or a higher `glibc.malloc.trim_threshold`
-/// each remove it. So the bench turns trimming off for every contender
+/// With default trimming, the kernel's bounded(1024) 1 KiB batches can take
+/// about 220 minor faults per 1,000 messages against about 2 for crossbeam,
+/// and run at 0.18-0.21x instead of 0.9-1.0x. It is heap layout: freed bodies
+/// merge into the heap's top and are trimmed unless some live allocation
+/// sits above them; crossbeam's waker bookkeeping likely puts one there,
+/// and one 64-byte `Vec` held by the kernel's producer does the same
+/// (DESIGN.md, "The allocator moves these figures"). GLIBC_TUNABLES
+/// `glibc.malloc.arena_max=1`, `glibc.malloc.tcache_count=0` or a higher
+/// `glibc.malloc.trim_threshold` each remove it. So the bench turns trimming off for every contender
 /// alike, unless `MKIPC_BENCH_GLIBC_TRIM=default` is set. (It cost the
 /// kernel's unbounded runs about 8 faults per 1,000 messages while a queue
 /// was one doubling buffer, each a fresh mapping; its queues are now kept in
