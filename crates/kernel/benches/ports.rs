@@ -222,11 +222,8 @@ fn criterion_benches(c: &mut Criterion) {
 }
 
 /// Median of 5 timed batches, as operations per second.
-fn median_rate(n: u64, mut run: impl FnMut(u64) -> Duration) -> f64 {
-    run(n / 10); // warm up
-    let mut rates: Vec<f64> = (0..5).map(|_| n as f64 / run(n).as_secs_f64()).collect();
-    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    rates[2]
+fn median_rate(n: u64, run: impl Fn(u64) -> Duration) -> f64 {
+    median_rates(n, [&run]).rates[0]
 }
 
 /// Minor page faults of the whole process so far (first touches of memory

@@ -300,12 +300,12 @@ impl<T> Block<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn a_queue_that_never_grew_costs_two_block_headers_and_a_count() {
         assert_eq!(std::mem::size_of::<Fifo<super::super::KMessage>>(), 64);
     }
-    use proptest::prelude::*;
 
     #[derive(Debug, Clone)]
     enum Op {

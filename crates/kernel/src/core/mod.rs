@@ -156,6 +156,14 @@ pub(crate) struct KMessage {
     pub carried: Option<Box<Carried>>,
 }
 
+/// Takes the next arrival stamp from the kernel's counter (a free function so
+/// that a path already borrowing a port can take one: disjoint fields).
+#[inline(always)]
+pub(crate) fn take_stamp(next_stamp: &mut u64) -> NonZeroU64 {
+    *next_stamp += 1;
+    NonZeroU64::new(*next_stamp).unwrap_or(NonZeroU64::MAX)
+}
+
 // A queue slot is an `Option<KMessage>`; the stamp's niche keeps it as small as the message.
 const _: () = assert!(std::mem::size_of::<Option<KMessage>>() == std::mem::size_of::<KMessage>());
 
@@ -454,8 +462,7 @@ impl State {
         }
     }
     pub(crate) fn stamp(&mut self) -> NonZeroU64 {
-        self.next_stamp += 1;
-        NonZeroU64::new(self.next_stamp).unwrap_or(NonZeroU64::MAX)
+        take_stamp(&mut self.next_stamp)
     }
 }
 

@@ -7,8 +7,6 @@
 //! sender that actually blocks has its rights taken in; if that wait then fails
 //! (timeout, destination death) the rights are put back.
 
-use std::num::NonZeroU64;
-
 use smallvec::SmallVec;
 
 use super::{
@@ -338,8 +336,7 @@ impl super::State {
         {
             return false;
         }
-        self.next_stamp += 1;
-        let stamp = NonZeroU64::new(self.next_stamp).unwrap_or(NonZeroU64::MAX);
+        let stamp = super::take_stamp(&mut self.next_stamp);
         p.queue.accepted += 1;
         p.queue.push(KMessage {
             id: msg.id,
