@@ -51,8 +51,9 @@ pub(crate) const SPARE_BLOCKS: usize = 4;
 ///
 /// Entries are ordered `front`, then the middle blocks, then `back`. Pushes
 /// go to `back`; pops come from `front`, or from `back` when `front` is
-/// empty. Invariants: if `front` is empty, there are no middle blocks; no
-/// middle block is empty; `middle_len` counts the entries in middle blocks.
+/// empty and no middle block is left. Invariants: no middle block is empty;
+/// `middle_len` counts the entries in middle blocks. (An emptied `front` may
+/// sit before the middle blocks until the next pop replaces it.)
 ///
 /// The middle blocks and the spares live behind a box that only a queue that
 /// has grown allocates, so every port pays 64 bytes for its queue's storage
@@ -105,7 +106,17 @@ impl<T> Fifo<T> {
     /// The oldest entry.
     #[inline]
     pub(crate) fn front(&self) -> Option<&T> {
-        self.front.front().or_else(|| self.back.front())
+        self.front
+            .front()
+            .or_else(|| self.middle_front())
+            .or_else(|| self.back.front())
+    }
+
+    /// The oldest entry of the middle blocks (only reached when the front
+    /// block is empty).
+    #[inline(never)]
+    fn middle_front(&self) -> Option<&T> {
+        self.grown.as_ref()?.middle.front()?.front()
     }
 
     /// Appends an entry (never copies the entries already queued).
@@ -132,7 +143,7 @@ impl<T> Fifo<T> {
         let full = mem::replace(&mut self.back, fresh);
         if full.is_empty() {
             self.recycle(full);
-        } else if self.front.is_empty() {
+        } else if self.front.is_empty() && self.middle_len == 0 {
             let emptied = mem::replace(&mut self.front, full);
             self.recycle(emptied);
         } else {
@@ -146,20 +157,27 @@ impl<T> Fifo<T> {
     }
 
     /// Removes the oldest entry.
+    ///
+    /// An emptied front block is replaced at the start of the *next* pop, not
+    /// right after the entry is taken: an entry held across that (outlined)
+    /// call would be spilled to the stack and read back in pieces, a
+    /// store-forwarding stall measured at a sixth of a receive's time.
     #[inline(always)]
     pub(crate) fn pop_front(&mut self) -> Option<T> {
-        match self.front.pop_front() {
-            Some(value) => {
-                if self.front.is_empty() {
-                    self.advance();
-                }
-                Some(value)
+        if self.front.is_empty() {
+            if self.middle_len == 0 && self.front.capacity() == 0 {
+                return self.back.pop_front();
             }
-            None => self.back.pop_front(),
+            self.advance();
+            if self.front.is_empty() {
+                return self.back.pop_front();
+            }
         }
+        self.front.pop_front()
     }
 
-    /// The front block is empty: the oldest middle block (if any) replaces it.
+    /// The front block is empty: the oldest middle block replaces it, or, if
+    /// there is none, nothing does (the emptied block is kept as a spare or freed).
     #[inline(never)]
     fn advance(&mut self) {
         let next = match self.grown.as_mut().and_then(|g| g.middle.pop_front()) {
@@ -342,7 +360,6 @@ mod tests {
                 prop_assert!(fifo.iter().eq(model.iter()));
                 prop_assert!(fifo.spare_len() <= SPARE_BLOCKS);
                 prop_assert!(fifo.middle().all(|b| !b.is_empty()));
-                prop_assert!(!fifo.front.is_empty() || fifo.middle().next().is_none());
                 prop_assert_eq!(fifo.middle_len, fifo.middle().map(Block::len).sum::<usize>());
             }
         }
