@@ -119,13 +119,20 @@ impl<T> Fifo<T> {
         self.grown.as_ref()?.middle.front()?.front()
     }
 
-    /// Appends an entry (never copies the entries already queued).
-    #[inline(always)]
+    /// Appends an entry.
+    #[cfg(test)]
     pub(crate) fn push_back(&mut self, value: T) {
+        self.push_back_with(|| value);
+    }
+
+    /// Appends the entry `make` builds (never copies the entries already
+    /// queued); with room in the back block it is built straight into its slot.
+    #[inline(always)]
+    pub(crate) fn push_back_with(&mut self, make: impl FnOnce() -> T) {
         if self.back.len() < self.back.capacity() {
-            self.back.push_back(value);
+            self.back.push_back_with(make);
         } else {
-            self.push_back_slow(value);
+            self.push_back_slow(make());
         }
     }
 
@@ -293,8 +300,21 @@ impl<T> Block<T> {
     #[inline(always)]
     fn push_back(&mut self, value: T) {
         debug_assert!(!self.is_full());
+        self.push_back_with(|| value);
+    }
+
+    /// Appends the entry `make` builds, built straight into its slot.
+    #[inline(always)]
+    fn push_back_with(&mut self, make: impl FnOnce() -> T) {
+        debug_assert!(!self.is_full());
         let i = self.slot(self.len());
-        self.slots[i] = Some(value);
+        // A slot outside the live range is always `None`. Assigning would
+        // call the entry's drop glue on it, out of line, and the new entry
+        // would be built on the stack first and copied in pieces (a
+        // store-forwarding stall); filling the `None` does neither.
+        let slot = &mut self.slots[i];
+        debug_assert!(slot.is_none());
+        slot.get_or_insert_with(make);
         self.len += 1;
     }
 

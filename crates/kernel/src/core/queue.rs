@@ -78,8 +78,15 @@ impl MsgQueue {
 
     #[inline(always)]
     pub(crate) fn push(&mut self, msg: KMessage) {
-        self.bytes += msg.body.len();
-        self.messages.push_back(msg);
+        self.push_with(msg.body.len(), || msg);
+    }
+
+    /// Queues the message `make` builds (its body `body_len` bytes long),
+    /// building it straight into the queue's storage.
+    #[inline(always)]
+    pub(crate) fn push_with(&mut self, body_len: usize, make: impl FnOnce() -> KMessage) {
+        self.bytes += body_len;
+        self.messages.push_back_with(make);
         self.max_len = self.max_len.max(self.messages.len());
     }
 

@@ -338,7 +338,7 @@ impl super::State {
         }
         let stamp = super::take_stamp(&mut self.next_stamp);
         p.queue.accepted += 1;
-        p.queue.push(KMessage {
+        p.queue.push_with(msg.body.len(), || KMessage {
             id: msg.id,
             body: std::mem::take(&mut msg.body),
             carried: None,
