@@ -94,11 +94,7 @@ trait BlockingExt: Blocker {
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
-        let mut message = Message::default();
-        if self
-            .kernel()
-            .receive_fast(self.task_pid(), source, &mut message)
-        {
+        if let Some(message) = self.kernel().receive_fast(self.task_pid(), source) {
             return Ok(message);
         }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));

@@ -316,15 +316,26 @@ impl Message {
             _ => RawTrailer::default(),
         };
     }
-    /// Writes the trailer of a message the kernel delivers (no checks: the
-    /// kernel's own pids are never `u32::MAX`).
-    #[inline]
-    pub(crate) fn set_received(&mut self, sender: Pid, received_on: PortName, seqno: u64) {
-        self.trailer = RawTrailer {
-            sender: sender.0,
-            received_on,
-            seqno,
-        };
+    /// A message the kernel delivers, carrying no rights, with its trailer
+    /// (no checks: the kernel's own pids are never `u32::MAX`).
+    #[inline(always)]
+    pub(crate) fn received(
+        id: u32,
+        body: Body,
+        sender: Pid,
+        received_on: PortName,
+        seqno: u64,
+    ) -> Message {
+        Message {
+            id,
+            body,
+            trailer: RawTrailer {
+                sender: sender.0,
+                received_on,
+                seqno,
+            },
+            extra: None,
+        }
     }
     /// The same message with this trailer (see [`Message::set_trailer`]).
     pub fn with_trailer(mut self, trailer: Trailer) -> Message {

@@ -36,21 +36,19 @@ impl Kernel {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
-        let mut message = Message::default();
-        if self.receive_fast(pid, source, &mut message) {
+        if let Some(message) = self.receive_fast(pid, source) {
             return Begin::Done(Ok(message));
         }
         self.receive_general(pid, source, may_wait, waker)
     }
 
-    /// The fast path alone: fills `out` and returns true, or returns false
-    /// ("take the general path") leaving `out` as it was. Filling the caller's
-    /// message in place avoids copying it through a `Result` or `Option`.
+    /// The fast path alone: the message, or `None` for "take the general
+    /// path" (nothing was changed).
     #[inline]
-    pub(crate) fn receive_fast(&self, pid: Pid, source: Source<'_>, out: &mut Message) -> bool {
-        let done = self.lock_raw().try_fast_receive(pid, source, out);
-        if done {
-            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = out.id, "receive");
+    pub(crate) fn receive_fast(&self, pid: Pid, source: Source<'_>) -> Option<Message> {
+        let done = self.lock_raw().try_fast_receive(pid, source);
+        if let Some(message) = &done {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
         }
         done
     }
@@ -328,48 +326,37 @@ impl super::State {
     /// one would mean a refill and a wake-up). It never wakes anyone, so it
     /// runs on the bare lock guard.
     #[inline(always)]
-    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>, out: &mut Message) -> bool {
+    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
         let Source::Name(name) = source else {
-            return false;
+            return None;
         };
-        let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
-            return false;
-        };
+        let task = self.tasks.get(pid.0 as usize)?.as_ref()?;
         let Ok(Obj::Port {
             port,
             receive: true,
             ..
         }) = task.space.get(name)
         else {
-            return false;
+            return None;
         };
-        let Some(p) = self.ports.get_mut(port) else {
-            return false;
-        };
-        let q = &mut p.queue;
+        let q = &mut self.ports.get_mut(port)?.queue;
         match q.messages.front() {
             Some(head) if head.carried.is_none() && q.blocked_senders.is_empty() => {}
-            _ => return false,
+            _ => return None,
         }
-        let Some(super::KMessage {
+        let super::KMessage {
             id,
             sender,
             body,
             carried,
             ..
-        }) = q.pop()
-        else {
-            return false;
-        };
+        } = q.pop()?;
         // Checked above; spelled out so no drop glue is called for `None`.
         if let Some(carried) = carried {
             drop(carried);
         }
         let seqno = q.next_seqno();
-        out.id = id;
-        out.body = body;
-        out.set_received(sender, name, seqno);
-        true
+        Some(Message::received(id, body, sender, name, seqno))
     }
 }
 
