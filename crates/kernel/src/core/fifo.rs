@@ -299,7 +299,6 @@ impl<T> Block<T> {
     /// Appends; the caller checks that the block is not full.
     #[inline(always)]
     fn push_back(&mut self, value: T) {
-        debug_assert!(!self.is_full());
         self.push_back_with(|| value);
     }
 
