@@ -391,8 +391,9 @@ fn unbounded_gap() {
 /// and one 64-byte `Vec` held by the kernel's producer does the same
 /// (DESIGN.md, "The allocator moves these figures"). GLIBC_TUNABLES
 /// `glibc.malloc.arena_max=1`, `glibc.malloc.tcache_count=0` or a higher
-/// `glibc.malloc.trim_threshold` each remove it. So the bench turns trimming off for every contender
-/// alike, unless `MKIPC_BENCH_GLIBC_TRIM=default` is set. (It cost the
+/// `glibc.malloc.trim_threshold` each remove it. So the bench turns trimming
+/// off for every contender alike, unless `MKIPC_BENCH_GLIBC_TRIM=default` is
+/// set. (It cost the
 /// kernel's unbounded runs about 8 faults per 1,000 messages while a queue
 /// was one doubling buffer, each a fresh mapping; its queues are now kept in
 /// small blocks the heap recycles, and the figure is about 2.)

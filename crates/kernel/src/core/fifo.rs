@@ -22,9 +22,9 @@
 //!   [`BLOCK`] (6 KiB, which the allocator recycles from its free lists), so
 //!   a port holding a few messages stays small. Queued entries are never
 //!   copied.
-//! * Pop takes from the front block; an emptied front is replaced by the
-//!   oldest middle block and kept as a spare (up to [`SPARE_BLOCKS`]) or
-//!   given back to the allocator.
+//! * Pop takes from the front block; an emptied front is replaced (at the
+//!   next pop) by the oldest middle block and kept as a spare (up to
+//!   [`SPARE_BLOCKS`]) or given back to the allocator.
 //! * While the consumer keeps up, the back block is the only one and works as
 //!   a ring buffer: the common case is one slot written or taken, and so is a
 //!   producer running far ahead (it pushes into the back block, the consumer
@@ -100,7 +100,7 @@ impl<T> Fifo<T> {
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.front.is_empty() && self.back.is_empty()
+        self.len() == 0
     }
 
     /// The oldest entry.
