@@ -9,7 +9,9 @@
 //!   the cost of the message representation from the cost of the IPC, and the
 //!   unbounded 8-byte case step by step (entry size, message, kernel).
 //! * RPC round trip: `call`/`reply` against a ping-pong over two crossbeam
-//!   channels (bounded(0) and bounded(1)).
+//!   channels (bounded(0) and bounded(1)) and over two capacity-1 mailboxes
+//!   made of a `parking_lot` mutex, a `VecDeque` and two condvars (the
+//!   project's RPC goal: no slower than that mailbox).
 //!
 //! glibc heap trimming is turned off for all contenders (see
 //! `tame_heap_trimming`; `MKIPC_BENCH_GLIBC_TRIM=default` keeps it). The
@@ -23,6 +25,7 @@
 //! `MKIPC_BENCH_SUMMARY_ONLY=1` skips the criterion part, `MKIPC_BENCH_NO_SUMMARY=1`
 //! the summary (for profiling one case: `--profile-time 5 spsc/unbounded/8B/kernel`).
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -178,6 +181,68 @@ fn crossbeam_rpc(cap: usize, n: u64) -> Duration {
     })
 }
 
+/// The textbook mailbox: a bounded queue behind a `parking_lot` mutex, with
+/// one condvar for "not empty" and one for "not full".
+struct LockedMailbox {
+    queue: parking_lot::Mutex<VecDeque<u64>>,
+    not_empty: parking_lot::Condvar,
+    not_full: parking_lot::Condvar,
+    capacity: usize,
+}
+
+impl LockedMailbox {
+    fn new(capacity: usize) -> LockedMailbox {
+        LockedMailbox {
+            queue: parking_lot::Mutex::new(VecDeque::with_capacity(capacity)),
+            not_empty: parking_lot::Condvar::new(),
+            not_full: parking_lot::Condvar::new(),
+            capacity,
+        }
+    }
+
+    fn send(&self, value: u64) {
+        let mut queue = self.queue.lock();
+        while queue.len() >= self.capacity {
+            self.not_full.wait(&mut queue);
+        }
+        queue.push_back(value);
+        self.not_empty.notify_one();
+    }
+
+    fn receive(&self) -> u64 {
+        let mut queue = self.queue.lock();
+        loop {
+            if let Some(value) = queue.pop_front() {
+                self.not_full.notify_one();
+                return value;
+            }
+            self.not_empty.wait(&mut queue);
+        }
+    }
+}
+
+/// Time for `n` ping-pongs over two capacity-1 [`LockedMailbox`]es.
+fn mailbox_rpc(n: u64) -> Duration {
+    let (requests, replies) = (LockedMailbox::new(1), LockedMailbox::new(1));
+    thread::scope(|s| {
+        let start = Instant::now();
+        let server = s.spawn(|| loop {
+            let v = requests.receive();
+            if v == u64::MAX {
+                break;
+            }
+            replies.send(v);
+        });
+        for i in 0..n {
+            requests.send(i);
+            black_box(replies.receive());
+        }
+        requests.send(u64::MAX);
+        server.join().unwrap();
+        start.elapsed()
+    })
+}
+
 fn cap_label(c: Capacity) -> String {
     match c {
         Capacity::Zero => "zero".into(),
@@ -218,6 +283,9 @@ fn criterion_benches(c: &mut Criterion) {
             |b| b.iter_custom(|iters| crossbeam_rpc(cap, iters)),
         );
     }
+    g.bench_function("parking_lot_mailbox_ping_pong", |b| {
+        b.iter_custom(mailbox_rpc)
+    });
     g.finish();
 }
 
@@ -321,15 +389,21 @@ fn summary() {
     let n = 20_000;
     let x0 = median_rate(n, |n| crossbeam_rpc(0, n));
     let x1 = median_rate(n, |n| crossbeam_rpc(1, n));
+    let mb = median_rate(n, mailbox_rpc);
+    println!("rpc round trip: ratio = kernel / peer round trips per second");
     println!(
-        "{:<30} {:>8} {:>14} {:>14} {:>7}",
-        "rpc round trip", "calls", "kernel us", "xbeam us", "ratio"
+        "{:<36} {:>8} {:>14} {:>14} {:>7}",
+        "case", "calls", "kernel us", "peer us", "ratio"
     );
     for capacity in [Capacity::Zero, Capacity::Bounded(1)] {
         let k = median_rate(n, |n| kernel_rpc(capacity, n));
-        for (label, x) in [("bounded0", x0), ("bounded1", x1)] {
+        for (label, x) in [
+            ("xbeam bounded0", x0),
+            ("xbeam bounded1", x1),
+            ("pl mailbox", mb),
+        ] {
             println!(
-                "{:<30} {:>8} {:>14.2} {:>14.2} {:>6.2}x",
+                "{:<36} {:>8} {:>14.2} {:>14.2} {:>6.2}x",
                 format!("call({}) vs pp {}", cap_label(capacity), label),
                 n,
                 1e6 / k,
