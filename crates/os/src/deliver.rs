@@ -216,7 +216,14 @@ impl OsProcess {
                 }
                 q.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 loop {
-                    let _ = q.receive(MqWait::NoWait, |_| ());
+                    // The displaced message is destroyed, and with it its
+                    // reply right: tell a caller waiting on it (as the kernel's
+                    // send-once notification does) instead of leaving it to wait.
+                    if let Ok(Ok(h)) = q.receive(MqWait::NoWait, wire::Header::parse) {
+                        if h.flags & wire::FLAG_REPLY_WANTED != 0 {
+                            self.send_no_reply(h.sender, h.token);
+                        }
+                    }
                     match q.send(&frame, MqWait::NoWait) {
                         Ok(()) => return Ok(Sent::Displaced),
                         Err(libc::EAGAIN) => continue,

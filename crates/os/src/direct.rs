@@ -117,6 +117,14 @@ impl OsProcess {
             .filter_map(|(&pid, l)| l.rx.clone().map(|rx| (pid, rx)))
             .collect();
         let mut finished = vec![false; rxs.len()];
+        // A receive that may not wait still reads what the pipes hold: it
+        // polls once with a zero timeout, pumps the ready links, and looks again.
+        let deadline = if wait == Wait::NoWait {
+            Some(std::time::Instant::now())
+        } else {
+            deadline
+        };
+        let mut polled = false;
         loop {
             let n = rxs.len();
             let start = self.rr.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
@@ -136,12 +144,19 @@ impl OsProcess {
             if live.is_empty() {
                 return Err(ReceiveError::SourceDead);
             }
-            if wait == Wait::NoWait {
+            if wait == Wait::NoWait && polled {
                 return Err(ReceiveError::Empty);
             }
+            polled = true;
             let fds: Vec<RawFd> = live.iter().map(|&i| rxs[i].1.raw_fd()).collect();
             match sys::poll_many(&fds, deadline) {
-                Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
+                Ok(ready) if ready.is_empty() => {
+                    return Err(if wait == Wait::NoWait {
+                        ReceiveError::Empty
+                    } else {
+                        ReceiveError::TimedOut
+                    })
+                }
                 Ok(ready) => {
                     for r in ready {
                         rxs[live[r]].1.pump().map_err(rx_error)?;

@@ -46,10 +46,13 @@ impl Fifo {
             }
         };
         use std::os::fd::AsFd;
-        sys::fchmod(fd.as_fd(), mode as libc::mode_t)?;
+        if let Err(e) = sys::fchmod(fd.as_fd(), mode as libc::mode_t) {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(Fifo {
             path: path.to_path_buf(),
-            rx: Some(LinkRx::new(fd, None)),
+            rx: Some(LinkRx::new(fd, None, FIFO_BODY_LIMIT)),
             tx: None,
             owned: true,
         })

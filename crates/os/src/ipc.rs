@@ -64,12 +64,12 @@ impl Ipc for OsProcess {
     fn port_allocate(&self, capacity: Capacity) -> Result<PortName, IpcError> {
         capacity.validate()?;
         let name = self.fresh_queue_name("p");
-        registry::record(&self.run, Kind::Queue, &name, EntryOwner::Process(self.pid))
-            .map_err(crate::process::io_error)?;
+        let owner = EntryOwner::Process(self.pid);
+        registry::record(&self.run, Kind::Queue, &name, owner).map_err(crate::process::io_error)?;
         let made = Queue::create(&name, capacity, 0o600, true, true)
             .and_then(|receive| Ok((receive, Queue::open(&name, false, true)?)));
         let _ = sys::mq_unlink(&name);
-        registry::forget(&self.run, Kind::Queue, &name);
+        registry::forget_own(&self.run, Kind::Queue, &name, owner);
         let (mut receive, mut send) = made.map_err(errno::ipc_error)?;
         // Unlinked: the name means nothing any more.
         receive.name.clear();
@@ -185,7 +185,9 @@ impl Ipc for OsProcess {
                 if *send_refs > 0 {
                     // Our own send references to the port we destroyed become a dead name.
                     let refs = *send_refs;
-                    *names.get_mut(name)? = Entry::Dead { refs };
+                    let old = std::mem::replace(names.get_mut(name)?, Entry::Dead { refs });
+                    drop(names);
+                    self.drop_entry(old);
                     return Ok(());
                 }
                 true

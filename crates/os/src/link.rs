@@ -52,8 +52,16 @@ pub(crate) struct LinkTx {
 pub(crate) struct LinkRx {
     fd: OwnedFd,
     rights: Option<Arc<OwnedFd>>,
+    /// The largest body a sender on this stream may write: a header that
+    /// announces more is malformed (not a reason to wait for, and buffer,
+    /// up to 4 GiB).
+    max_body: usize,
     state: Mutex<RxState>,
 }
+
+/// The most descriptors Linux passes in one `SCM_RIGHTS` message
+/// (`SCM_MAX_FD`), so the most rights one frame can carry.
+pub(crate) const MAX_RIGHTS: usize = 253;
 
 struct RxState {
     buf: Vec<u8>,
@@ -111,6 +119,15 @@ impl LinkTx {
         wait: bool,
         deadline: Deadline,
     ) -> Result<(), TxError> {
+        // Check what the OS would refuse before any byte goes into the pipe:
+        // a frame whose descriptors cannot follow it would leave the reader
+        // waiting for them (and every later frame out of step).
+        if fds.len() > MAX_RIGHTS {
+            return Err(TxError::Os(libc::EINVAL));
+        }
+        if !fds.is_empty() && self.rights.is_none() {
+            return Err(TxError::Os(libc::ENOTSOCK));
+        }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         // The write end is blocking, so `send` (wait forever) is one `write`.
         // Otherwise first wait (or not) for room: POLLOUT on a pipe means a
@@ -150,8 +167,9 @@ impl LinkTx {
 }
 
 impl LinkRx {
-    /// Wraps a (blocking) pipe read end and the optional rights socket.
-    pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>) -> LinkRx {
+    /// Wraps a (blocking) pipe read end and the optional rights socket;
+    /// frames with bodies over `max_body` bytes are malformed.
+    pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>, max_body: usize) -> LinkRx {
         let state = RxState {
             buf: vec![0; 64 * 1024],
             start: 0,
@@ -162,6 +180,7 @@ impl LinkRx {
         LinkRx {
             fd,
             rights,
+            max_body,
             state: Mutex::new(state),
         }
     }
@@ -175,14 +194,14 @@ impl LinkRx {
     /// (either way a receive returns without touching the pipe).
     pub(crate) fn ready(&self) -> bool {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.eof || complete_frame(&st).is_some()
+        st.eof || self.complete_frame(&st).is_some()
     }
 
     /// Receives one frame. `deadline` `Some(now)` means do not wait.
     pub(crate) fn receive(&self, block: bool, deadline: Deadline) -> Result<RawFrame, RxError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(len) = complete_frame(&st) {
+            if let Some(len) = self.complete_frame(&st) {
                 return self.take_frame(&mut st, len?);
             }
             if st.eof {
@@ -221,7 +240,7 @@ impl LinkRx {
     /// only if the pipe is empty).
     pub(crate) fn pump(&self) -> Result<(), RxError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.eof || complete_frame(&st).is_some() {
+        if st.eof || self.complete_frame(&st).is_some() {
             return Ok(());
         }
         self.fill(&mut st)
@@ -280,18 +299,26 @@ impl LinkRx {
     }
 }
 
-/// The length of the complete frame at the front of the buffer, if there is one.
-fn complete_frame(st: &RxState) -> Option<Result<usize, RxError>> {
-    let avail = &st.buf[st.start..st.end];
-    if avail.len() < HEADER_LEN {
-        return None;
-    }
-    match Header::parse(avail) {
-        Ok(h) => {
-            let len = h.frame_len();
-            (avail.len() >= len).then_some(Ok(len))
+impl LinkRx {
+    /// The length of the complete frame at the front of the buffer, if there
+    /// is one. A header no sender on this stream could have written (a body
+    /// over the limit, more rights than one `SCM_RIGHTS` message carries) is
+    /// malformed at once.
+    fn complete_frame(&self, st: &RxState) -> Option<Result<usize, RxError>> {
+        let avail = &st.buf[st.start..st.end];
+        if avail.len() < HEADER_LEN {
+            return None;
         }
-        Err(FrameError::Short) => None,
-        Err(_) => Some(Err(RxError::Malformed)),
+        match Header::parse(avail) {
+            Ok(h) if h.body_len as usize > self.max_body || h.nrights as usize > MAX_RIGHTS => {
+                Some(Err(RxError::Malformed))
+            }
+            Ok(h) => {
+                let len = h.frame_len();
+                (avail.len() >= len).then_some(Ok(len))
+            }
+            Err(FrameError::Short) => None,
+            Err(_) => Some(Err(RxError::Malformed)),
+        }
     }
 }

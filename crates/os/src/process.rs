@@ -217,7 +217,11 @@ impl OsProcess {
         let sock = Arc::new(end.rights);
         let ends = LinkEnds {
             tx: Some(Arc::new(LinkTx::new(end.tx, Some(Arc::clone(&sock))))),
-            rx: Some(Arc::new(LinkRx::new(end.rx, Some(sock)))),
+            rx: Some(Arc::new(LinkRx::new(
+                end.rx,
+                Some(sock),
+                crate::ipc::LINK_BODY_LIMIT,
+            ))),
         };
         lock(&self.links).insert(peer.0, ends);
     }
@@ -306,15 +310,18 @@ impl OsProcess {
         } else {
             EntryOwner::Process(self.pid)
         };
-        registry::record(&self.run, Kind::Queue, &posix, owner).map_err(io_error)?;
+        let fresh = registry::record(&self.run, Kind::Queue, &posix, owner).map_err(io_error)?;
         let queue = match Queue::create(&posix, capacity, mode, true, true) {
             Ok(mut q) => {
                 q.watch = true;
                 q
             }
             Err(e) => {
-                if e != libc::EEXIST {
-                    registry::forget(&self.run, Kind::Queue, &posix);
+                // Take back only the entry this call made: on EEXIST the
+                // mailbox is someone else's (or ours from before), and its
+                // owner's entry must stay.
+                if fresh {
+                    registry::forget_own(&self.run, Kind::Queue, &posix, owner);
                 }
                 return Err(errno::ipc_error(e));
             }
@@ -337,16 +344,13 @@ impl OsProcess {
     pub fn fifo_create(&self, path: &Path, others: Access) -> Result<PortName, IpcError> {
         let path_str = path.to_str().ok_or(IpcError::InvalidValue)?;
         let mode = if others.send { 0o622 } else { 0o600 };
-        registry::record(
-            &self.run,
-            Kind::Fifo,
-            path_str,
-            EntryOwner::Process(self.pid),
-        )
-        .map_err(io_error)?;
+        let owner = EntryOwner::Process(self.pid);
+        let fresh = registry::record(&self.run, Kind::Fifo, path_str, owner).map_err(io_error)?;
         let fifo = Fifo::create(path, mode).map_err(|e| {
-            if e != libc::EEXIST {
-                registry::forget(&self.run, Kind::Fifo, path_str);
+            // On EEXIST the path is not ours (another process's FIFO, or any
+            // file at all): cleanup must never remove it.
+            if fresh {
+                registry::forget_own(&self.run, Kind::Fifo, path_str, owner);
             }
             errno::ipc_error(e)
         })?;
@@ -370,18 +374,7 @@ impl OsProcess {
     /// Waits until every spooled message of this process is in its queue, or
     /// `timeout` passes. Returns how many are still spooled.
     pub fn flush(&self, timeout: Duration) -> usize {
-        let queues: Vec<Arc<Queue>> = {
-            let names = lock(&self.names);
-            let mut v = Vec::new();
-            names.for_each(|e| match e {
-                Entry::Port { receive, send, .. } => {
-                    v.push(Arc::clone(receive.as_ref().unwrap_or(send)))
-                }
-                Entry::Mailbox { queue, .. } => v.push(Arc::clone(queue)),
-                _ => {}
-            });
-            v
-        };
+        let queues = self.sending_queues();
         let deadline = Instant::now() + timeout;
         queues
             .iter()
@@ -390,11 +383,33 @@ impl OsProcess {
     }
 }
 
+impl OsProcess {
+    /// The queues this process's sends go to (where its spools are).
+    fn sending_queues(&self) -> Vec<Arc<Queue>> {
+        let names = lock(&self.names);
+        let mut v = Vec::new();
+        names.for_each(|e| match e {
+            Entry::Port { receive, send, .. } => {
+                v.push(Arc::clone(receive.as_ref().unwrap_or(send)))
+            }
+            Entry::Mailbox { queue, .. } => v.push(Arc::clone(queue)),
+            _ => {}
+        });
+        v
+    }
+}
+
 impl Drop for OsProcess {
     fn drop(&mut self) {
         let left = self.flush(Duration::from_secs(2));
         if left > 0 {
             tracing::warn!(left, "dropping spooled messages nobody received");
+            // Spooled messages die with their sender: stop the flushers, or
+            // they would poll (and hold the queues open) for the rest of the
+            // program.
+            for q in self.sending_queues() {
+                spool::discard(&q);
+            }
         }
         let entries = lock(&self.names).drain();
         for e in entries {

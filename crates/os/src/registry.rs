@@ -78,7 +78,9 @@ pub(crate) enum EntryOwner {
     Run,
 }
 
-fn entry_file(run: &str, kind: Kind, name: &str) -> PathBuf {
+/// The start of the entry file names for object `name` (one file per owner:
+/// the prefix, then `@` and the owner's number).
+fn entry_prefix(kind: Kind, name: &str) -> String {
     let tag = match kind {
         Kind::Queue => "reg.q.",
         Kind::Fifo => "reg.f.",
@@ -87,24 +89,75 @@ fn entry_file(run: &str, kind: Kind, name: &str) -> PathBuf {
         .chars()
         .map(|c| if c == '/' { '%' } else { c })
         .collect();
-    run_dir(run).join(format!("{tag}{flat}"))
+    format!("{tag}{flat}@")
+}
+
+fn owner_number(owner: EntryOwner) -> u32 {
+    match owner {
+        EntryOwner::Process(pid) => pid,
+        EntryOwner::Run => 0,
+    }
+}
+
+/// Each would-be owner of a name has its own entry file, so one that fails to
+/// create the object (it exists already: another process's mailbox, or any
+/// file at a FIFO's path) takes back its own entry and never the owner's.
+fn entry_file(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> PathBuf {
+    run_dir(run).join(format!(
+        "{}{}",
+        entry_prefix(kind, name),
+        owner_number(owner)
+    ))
 }
 
 /// Writes an entry down (before the object exists, so a crash in between
-/// leaves at worst an entry for nothing, which cleanup ignores).
-pub(crate) fn record(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> io::Result<()> {
+/// leaves at worst an entry for nothing, which cleanup ignores). Returns
+/// whether this call made the entry (`false`: the same owner had it already).
+pub(crate) fn record(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> io::Result<bool> {
     let dir = run_dir(run);
     fs::create_dir_all(&dir)?;
-    let owner = match owner {
-        EntryOwner::Process(pid) => pid,
-        EntryOwner::Run => 0,
-    };
-    fs::write(entry_file(run, kind, name), format!("{owner}\n{name}\n"))
+    let text = format!("{}\n{name}\n", owner_number(owner));
+    let file = entry_file(run, kind, name, owner);
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+    {
+        Ok(mut f) => {
+            io::Write::write_all(&mut f, text.as_bytes())?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // Same owner, same name: the same text (rewritten in case a crash
+            // cut the earlier write short).
+            fs::write(&file, text)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Forgets an entry (after the object was removed).
+/// Takes back the entry `record` made for `owner` when the object could not
+/// be created (other owners' entries for the same name stay).
+pub(crate) fn forget_own(run: &str, kind: Kind, name: &str, owner: EntryOwner) {
+    let _ = fs::remove_file(entry_file(run, kind, name, owner));
+}
+
+/// Forgets an object (after it was removed): every owner's entry for it.
 pub(crate) fn forget(run: &str, kind: Kind, name: &str) {
-    let _ = fs::remove_file(entry_file(run, kind, name));
+    let Ok(dir) = fs::read_dir(run_dir(run)) else {
+        return;
+    };
+    let prefix = entry_prefix(kind, name);
+    for e in dir.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        if fname
+            .strip_prefix(&prefix)
+            .is_some_and(|owner| !owner.is_empty() && owner.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 struct Entry {

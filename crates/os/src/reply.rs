@@ -35,14 +35,16 @@ impl OsProcess {
             return Ok(Arc::clone(q));
         }
         let name = OsProcess::reply_queue_name(&self.run, self.pid);
-        registry::record(&self.run, Kind::Queue, &name, EntryOwner::Process(self.pid))
-            .map_err(io_error)?;
+        let owner = EntryOwner::Process(self.pid);
+        let fresh = registry::record(&self.run, Kind::Queue, &name, owner).map_err(io_error)?;
         // Anyone may write replies into it; only this process reads.
         let cap = Capacity::Bounded(crate::queue::maxmsg_for(Capacity::Unbounded));
         let q = match Queue::create(&name, cap, 0o622, true, false) {
             Ok(q) => Arc::new(q),
             Err(e) => {
-                registry::forget(&self.run, Kind::Queue, &name);
+                if fresh {
+                    registry::forget_own(&self.run, Kind::Queue, &name, owner);
+                }
                 return Err(errno::ipc_error(e));
             }
         };

@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use mkipc_kernel::{Access, IpcError, Pid, PortName};
 
+use crate::ipc::LINK_BODY_LIMIT;
 use crate::link::{LinkRx, LinkTx};
 use crate::names::Entry;
 use crate::process::{LinkEnds, OsProcess};
@@ -315,7 +316,7 @@ impl OsProcess {
             let sock = Arc::new(sock);
             let ends = LinkEnds {
                 tx: Some(Arc::new(LinkTx::new(p2c_w, Some(Arc::clone(&sock))))),
-                rx: Some(Arc::new(LinkRx::new(c2p_r, Some(sock)))),
+                rx: Some(Arc::new(LinkRx::new(c2p_r, Some(sock), LINK_BODY_LIMIT))),
             };
             links_table.insert(children[i].pid.0, ends);
         }
@@ -428,7 +429,8 @@ impl OsProcess {
                     links.push((
                         peer,
                         LinkEnds {
-                            rx: rx.map(|fd| Arc::new(LinkRx::new(fd, sock.clone()))),
+                            rx: rx
+                                .map(|fd| Arc::new(LinkRx::new(fd, sock.clone(), LINK_BODY_LIMIT))),
                             tx: tx.map(|fd| Arc::new(LinkTx::new(fd, sock.clone()))),
                         },
                     ));

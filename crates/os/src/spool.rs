@@ -65,12 +65,18 @@ pub(crate) fn push(queue: &Arc<Queue>, frame: &[u8]) -> Result<Pushed, Errno> {
     st.bytes += frame.len();
     st.frames.push_back(frame.to_vec());
     if !st.flusher {
-        st.flusher = true;
         let q = Arc::clone(queue);
-        std::thread::Builder::new()
+        let started = std::thread::Builder::new()
             .name("mkipc-spool".into())
-            .spawn(move || flush_loop(&q))
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+            .spawn(move || flush_loop(&q));
+        if let Err(e) = started {
+            // The caller gets its message back with the error, so the frame
+            // must not stay spooled too (it would be delivered as well).
+            st.frames.pop_back();
+            st.bytes -= frame.len();
+            return Err(e.raw_os_error().unwrap_or(libc::EAGAIN));
+        }
+        st.flusher = true;
     }
     Ok(Pushed::Waiting)
 }
@@ -130,6 +136,18 @@ pub(crate) fn pump_one(queue: &Queue) -> Pump {
             Pump::Full
         }
     }
+}
+
+/// Destroys what is still spooled for the queue (its port was destroyed, or
+/// this process is going away): the flusher finds the spool empty and ends,
+/// closing its descriptor, instead of polling a queue nobody will read.
+/// Returns how many messages were discarded.
+pub(crate) fn discard(queue: &Queue) -> usize {
+    let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+    let n = st.frames.len();
+    st.frames.clear();
+    st.bytes = 0;
+    n
 }
 
 /// Messages waiting in this process's spool for the queue.

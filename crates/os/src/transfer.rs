@@ -180,6 +180,12 @@ impl OsProcess {
 
     pub(crate) fn drop_entry(&self, entry: Entry) {
         match entry {
+            // The port dies with what this process still had spooled for it.
+            Entry::Port {
+                receive: Some(q), ..
+            } => {
+                crate::spool::discard(&q);
+            }
             Entry::Reply { pid, token } => self.send_no_reply(pid, token),
             Entry::Fifo(f) if f.owned => {
                 let _ = std::fs::remove_file(&f.path);

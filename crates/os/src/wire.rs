@@ -186,8 +186,11 @@ impl RightDesc {
         out[2] = self.access;
         out[3] = 0;
     }
-    /// Parses a 4-byte descriptor.
+    /// Parses a 4-byte descriptor ([`FrameError::Short`] if fewer bytes).
     pub fn parse(b: &[u8]) -> Result<RightDesc, FrameError> {
+        if b.len() < RIGHT_LEN {
+            return Err(FrameError::Short);
+        }
         let disposition = disposition_from(b[0]).ok_or(FrameError::BadRight)?;
         let kind = match b[1] {
             1 => RightWire::Send,
@@ -343,5 +346,15 @@ mod tests {
         assert_eq!(decode(&bad), Err(FrameError::BadFlags));
         assert_eq!(decode(&good[..good.len() - 1]), Err(FrameError::Short));
         assert_eq!(decode(&good[..10]), Err(FrameError::Short));
+    }
+
+    #[test]
+    fn short_right_descriptors_are_an_error_not_a_panic() {
+        assert_eq!(RightDesc::parse(&[]), Err(FrameError::Short));
+        assert_eq!(RightDesc::parse(&[17, 1, 0]), Err(FrameError::Short));
+        assert_eq!(
+            RightDesc::parse(&[17, 1, 0, 0]).map(|r| r.kind),
+            Ok(RightWire::Send)
+        );
     }
 }

@@ -35,6 +35,8 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("use-received-right", use_received_right),
     ("give-receive-right", give_receive_right),
     ("spool-sender", spool_sender),
+    ("create-existing-mailbox", create_existing_mailbox),
+    ("spool-then-drop", spool_then_drop),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -350,5 +352,96 @@ fn spool_sender(os: &OsProcess) -> i32 {
     }
     os.send_to(parent(os), Message::new(9, b"all sent"))
         .unwrap();
+    0
+}
+
+/// Tries to create mailbox args[0], which the parent already made: exit 0
+/// if that fails with AlreadyExists.
+fn create_existing_mailbox(os: &OsProcess) -> i32 {
+    match os.mailbox_create(
+        &os.args()[0],
+        mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1)),
+    ) {
+        Err(mkipc_kernel::IpcError::AlreadyExists) => 0,
+        other => {
+            eprintln!("create-existing-mailbox: {other:?}");
+            1
+        }
+    }
+}
+
+fn spool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "mkipc-spool")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether the flusher shows up (it names itself once it runs).
+fn one_spool_thread_soon() -> bool {
+    for _ in 0..100 {
+        if spool_threads() == 1 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// In a run of its own, spools messages into an unbounded port nobody
+/// receives from, and checks that the spool's flusher thread and the queue's
+/// descriptors do not outlive the port: first destroying the port (exit 30 +
+/// threads left), then dropping the whole `OsProcess` (10 + threads left, or
+/// 20 if descriptors are left). Exit 0 if nothing is left.
+fn spool_then_drop(_os: &OsProcess) -> i32 {
+    let fds_before = open_fds();
+    let mine = OsProcess::new().unwrap();
+    let doomed = mine.port_allocate(Capacity::Unbounded).unwrap();
+    let to_doomed = mine.make_send(doomed).unwrap();
+    for i in 0..30 {
+        mine.send_with(to_doomed, Message::from_u64(1, i), OnFull::Fail)
+            .unwrap();
+    }
+    if !one_spool_thread_soon() {
+        return 2; // the test would prove nothing
+    }
+    mine.mod_refs(doomed, mkipc_kernel::RightKind::Receive, -1)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let threads = spool_threads();
+    if threads > 0 {
+        return 30 + threads as i32;
+    }
+    let port = mine.port_allocate(Capacity::Unbounded).unwrap();
+    let send = mine.make_send(port).unwrap();
+    for i in 0..30 {
+        mine.send_with(send, Message::from_u64(1, i), OnFull::Fail)
+            .unwrap();
+    }
+    if !one_spool_thread_soon() {
+        return 2; // the test would prove nothing
+    }
+    drop(mine);
+    // The flusher polls in 100 ms slices: give it time to notice.
+    std::thread::sleep(Duration::from_millis(500));
+    let threads = spool_threads();
+    if threads > 0 {
+        return 10 + threads as i32;
+    }
+    if open_fds() > fds_before {
+        return 20;
+    }
     0
 }
