@@ -110,3 +110,4 @@ mod tests {
         }
     }
 }
+pub const MAX_CHOICES: usize = 1 << 28;

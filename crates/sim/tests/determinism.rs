@@ -150,3 +150,74 @@ fn exporters_produce_their_formats() {
         chrome.matches("\"ph\":\"E\"").count()
     );
 }
+
+mod hostile_settings {
+    use mkipc_sim::schedule::MAX_CHOICES;
+    use mkipc_sim::{ProcId, Schedule, SchedulerKind, Sim};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// A replay line is user input (`MKIPC_SIM_REPLAY`): any repeat
+        /// count either parses to exactly that many choices or is refused,
+        /// and never aborts the process on an impossible allocation.
+        #[test]
+        fn any_repeat_count_parses_or_is_refused(
+            counts in prop::collection::vec(prop_oneof![0u64..5, any::<u64>()], 1..4),
+            seed in any::<u64>(),
+        ) {
+            let items: Vec<String> = counts.iter().enumerate().map(|(p, n)| format!("{p}*{n}")).collect();
+            let text = format!("seed={seed};choices={}", items.join(","));
+            let total = counts.iter().try_fold(0u64, |a, &n| a.checked_add(n));
+            match text.parse::<Schedule>() {
+                Ok(s) => {
+                    prop_assert_eq!(Some(s.choices.len() as u64), total);
+                    prop_assert!(s.choices.len() <= MAX_CHOICES);
+                    prop_assert_eq!(s.seed, seed);
+                }
+                Err(_) => prop_assert!(total.is_none_or(|t| t > MAX_CHOICES as u64)),
+            }
+        }
+
+        /// PCT with any depth and step estimate runs a model (no overflow,
+        /// no endless search for change points) and stays deterministic.
+        #[test]
+        fn pct_accepts_any_depth(
+            depth in prop_oneof![0usize..10, any::<usize>()],
+            max_steps in prop_oneof![0u64..10, any::<u64>()],
+            seed in 0u64..100,
+        ) {
+            let run = || {
+                let mut sim = Sim::builder()
+                    .seed(seed)
+                    .scheduler(SchedulerKind::Pct { depth, max_steps })
+                    .build();
+                for k in 0..3 {
+                    sim.spawn(&format!("p{k}"), |p| {
+                        for _ in 0..3 {
+                            p.yield_now();
+                        }
+                        Ok(())
+                    });
+                }
+                sim.run().unwrap()
+            };
+            let (a, b) = (run(), run());
+            prop_assert_eq!(a.trace.hash(), b.trace.hash());
+            prop_assert_eq!(a.schedule, b.schedule);
+        }
+    }
+
+    #[test]
+    fn a_huge_repeat_count_is_refused() {
+        assert!("seed=1;choices=0*100000000000000"
+            .parse::<Schedule>()
+            .is_err());
+        assert!(format!("seed=1;choices=0*{}", MAX_CHOICES + 1)
+            .parse::<Schedule>()
+            .is_err());
+        let s = "seed=1;choices=2*3".parse::<Schedule>().unwrap();
+        assert_eq!(s.choices, vec![ProcId(2); 3]);
+    }
+}

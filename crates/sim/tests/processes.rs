@@ -142,3 +142,63 @@ fn ipc_in_destructors_during_a_panic_does_not_switch() {
     assert!(matches!(failure.reason, FailureReason::Panicked { .. }));
     assert!(failure.report.kernel_is_clean());
 }
+
+/// Joining an id no process has returns `Stuck` at once, as in threaded
+/// mode, instead of panicking the joiner.
+#[test]
+fn joining_an_unknown_process_returns_stuck() {
+    for id in [1, 2, 77, u32::MAX] {
+        let mut sim = Sim::builder().build();
+        sim.spawn("joiner", move |p| {
+            assert_eq!(p.join(mkipc_sim::ProcId(id)), ExitStatus::Stuck);
+            Ok(())
+        });
+        let r = sim.run().unwrap_or_else(|f| panic!("join of {id}: {f}"));
+        assert!(r.procs[0].status.is_success());
+    }
+    let threaded = mkipc_sim::Threaded::new();
+    let joiner = threaded.spawn("joiner", |p| {
+        assert_eq!(p.join(mkipc_sim::ProcId(77)), ExitStatus::Stuck);
+        Ok(())
+    });
+    assert_eq!(threaded.join(joiner), ExitStatus::Exited(0));
+}
+
+mod stack_sizes {
+    use mkipc_kernel::Ipc;
+    use mkipc_sim::{ExitStatus, Sim};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Any stack size either runs the process or reports that it could
+        /// not start; building the run, spawning and running never panic.
+        #[test]
+        fn any_stack_size_runs_or_fails_cleanly(
+            size in prop_oneof![
+                Just(0usize),
+                Just(usize::MAX),
+                (1usize << 40)..=usize::MAX,
+                0usize..(1 << 20),
+            ],
+        ) {
+            let mut sim = Sim::builder().stack_size(size).build();
+            let id = sim.spawn("p", |p| {
+                p.yield_now();
+                let _ = p.pid();
+                Ok(())
+            });
+            let r = sim.run().unwrap();
+            match &r.procs[id.0 as usize].status {
+                ExitStatus::Exited(0) => {}
+                ExitStatus::Failed { error, .. } => {
+                    prop_assert!(size >= 1 << 40, "{} bytes: {}", size, error);
+                    prop_assert!(error.contains("could not start"), "{}", error);
+                }
+                other => prop_assert!(false, "{} bytes: {}", size, other),
+            }
+            prop_assert!(r.kernel_is_clean(), "{:?}", r.kernel_at_end);
+        }
+    }
+}

@@ -246,3 +246,91 @@ fn queues_created_inside_processes_are_reported_when_labelled() {
     assert!(scratch.mailbox);
     assert_eq!(scratch.messages, 1);
 }
+
+mod planned_kills_and_drawn_durations {
+    use std::time::Duration;
+
+    use mkipc_kernel::{Capacity, Ipc, Message};
+    use mkipc_sim::{ms, Dist, ExitStatus, Inherit, ProcId, Sim, SimRng};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Processes work for drawn times; one of them is killed at a planned
+        /// time, which may come after it (or everyone) has ended. A kill that
+        /// strikes nobody must not move the clock: the run ends when its
+        /// last process does.
+        #[test]
+        fn a_planned_kill_moves_the_clock_only_if_it_strikes(
+            works in prop::collection::vec(1u64..50, 1..5),
+            victim in 0usize..5,
+            kill_at in 0u64..120,
+            seed in 0u64..100,
+        ) {
+            let victim = victim % works.len();
+            let mut sim = Sim::builder().seed(seed).build();
+            for (k, &w) in works.iter().enumerate() {
+                sim.spawn(&format!("worker{k}"), move |p| {
+                    p.work(ms(w));
+                    Ok(())
+                });
+            }
+            sim.kill_at_time(ProcId(victim as u32), ms(kill_at));
+            let r = sim.run().unwrap();
+            // A kill at the very instant the work ends strikes first (faults
+            // apply before the woken process runs).
+            let strikes = kill_at <= works[victim];
+            let ends = works.iter().enumerate().map(|(k, &w)| {
+                if k == victim && strikes { kill_at } else { w }
+            });
+            prop_assert_eq!(r.end_time, ms(ends.max().unwrap()));
+            let status = &r.procs[victim].status;
+            prop_assert_eq!(strikes, *status == ExitStatus::Killed, "{}", status);
+        }
+
+        /// Any uniform range, up to the whole of virtual time, draws inside
+        /// its bounds (and never panics).
+        #[test]
+        fn uniform_draws_stay_within_any_bounds(
+            lo in any::<u64>(),
+            hi in prop_oneof![any::<u64>(), Just(u64::MAX)],
+            seed in any::<u64>(),
+        ) {
+            let (lo, hi) = (Duration::from_nanos(lo), Duration::from_nanos(hi));
+            let mut rng = SimRng::new(seed);
+            for _ in 0..8 {
+                let d = Dist::uniform(lo, hi).sample(&mut rng);
+                prop_assert!(d >= lo && (d <= hi || hi < lo), "{:?} not in [{:?}, {:?}]", d, lo, hi);
+            }
+            let whole = Dist::uniform(Duration::ZERO, Duration::MAX).sample(&mut rng);
+            prop_assert!(whole <= Duration::from_nanos(u64::MAX));
+        }
+    }
+
+    /// A deadlock is reported at the time it happened, not at the time of a
+    /// planned kill of a process that had already ended.
+    #[test]
+    fn a_kill_of_an_ended_process_does_not_delay_a_deadlock() {
+        let mut sim = Sim::builder().build();
+        let port = sim.port("p", Capacity::Zero).unwrap();
+        let early = sim.spawn("early", |p| {
+            p.work(ms(1));
+            Ok(())
+        });
+        sim.spawn_with(
+            "stuck",
+            &[Inherit::receive(port), Inherit::send(port)],
+            |p| {
+                p.work(ms(2));
+                p.send(p.right(1), Message::new(1, b"to myself"))?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        sim.kill_at_time(early, Duration::from_secs(3600));
+        let f = sim.run().unwrap_err();
+        assert!(f.reason.is_deadlock(), "{f}");
+        assert_eq!(f.report.end_time, ms(2));
+    }
+}
