@@ -245,6 +245,57 @@ fn drop_policies_on_a_full_queue() {
     assert_clean(&k);
 }
 
+/// `DropOldest` never displaces what came through a send-once right: a
+/// port-destroyed notification (whose receive right would die with it) and a
+/// reply stay queued; an ordinary message behind them is displaced instead,
+/// and with nothing else queued the newcomer is dropped.
+#[test]
+fn drop_oldest_spares_notifications_and_replies() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(2));
+    // 1. A port-destroyed notification (carrying the receive right of `kept`).
+    let kept = rx.port_allocate(Capacity::Unbounded).unwrap();
+    rx.request_notification(kept, NotifyKind::PortDestroyed, port)
+        .unwrap();
+    rx.destroy(kept).unwrap();
+    // 2. A reply through a send-once right.
+    let once = rx.make_right(port, Disposition::MakeSendOnce).unwrap();
+    rx.send(once, Message::new(2, b"reply")).unwrap();
+    assert_eq!(rx.port_status(port).unwrap().queue_len, 2);
+    assert_eq!(k.stats().ports, 2);
+    // Full of send-once messages: the newcomer is the one dropped.
+    assert_eq!(
+        tx.send_with(to_rx, Message::new(3, b"a"), OnFull::DropOldest)
+            .unwrap(),
+        Sent::Dropped
+    );
+    // Capacity 3: one ordinary message fits, the next displaces it (not the
+    // notification or the reply ahead of it).
+    rx.set_capacity(port, Capacity::Bounded(3)).unwrap();
+    tx.send(to_rx, Message::new(4, b"b")).unwrap();
+    assert_eq!(
+        tx.send_with(to_rx, Message::new(5, b"c"), OnFull::DropOldest)
+            .unwrap(),
+        Sent::Displaced
+    );
+    let st = rx.port_status(port).unwrap();
+    assert_eq!((st.queue_len, st.messages_dropped), (3, 2));
+    assert_eq!(
+        k.stats().ports,
+        2,
+        "the receive right in the notification survives"
+    );
+    let first = rx.receive(port).unwrap();
+    let Some(Notification::PortDestroyed(back)) = first.notification() else {
+        panic!("expected the port-destroyed notification, got {first:?}");
+    };
+    assert!(rx.rights(back).unwrap().receive);
+    assert_eq!(rx.receive(port).unwrap().id, 2);
+    assert_eq!(rx.receive(port).unwrap().id, 5);
+    rx.destroy(back).unwrap();
+    assert_clean(&k);
+}
+
 /// Many senders, many receivers through one bounded mailbox: every message
 /// reaches exactly one receiver.
 #[test]

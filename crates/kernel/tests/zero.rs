@@ -143,6 +143,73 @@ fn parked_senders_are_served_in_blocking_order() {
     assert_clean(&k);
 }
 
+/// A rendezvous port with a parked sender joins a set a receiver already waits
+/// on: the receiver takes the parked message and both return (before the fix
+/// only queued messages were handed over, and both stayed blocked forever).
+#[test]
+fn port_set_insert_hands_a_parked_sender_to_a_set_receiver() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
+    let set = rx.port_set_allocate().unwrap();
+    thread::scope(|s| {
+        let receiver = s.spawn(|| rx.receive_timeout(set, Duration::from_secs(5)));
+        let sender =
+            s.spawn(|| tx.send_timeout(to_rx, Message::new(4, b"parked"), Duration::from_secs(5)));
+        wait_until(
+            "the sender is parked and the receiver waits on the set",
+            || {
+                rx.port_status(port).unwrap().blocked_senders == 1
+                    && k.stats().blocked_receivers == 1
+            },
+        );
+        rx.port_set_insert(set, port).unwrap();
+        let m = receiver
+            .join()
+            .unwrap()
+            .expect("the set receiver gets the parked message");
+        assert_eq!(
+            (m.id, &m.body[..], m.received_on()),
+            (4, &b"parked"[..], Some(port))
+        );
+        sender.join().unwrap().expect("the parked sender completes");
+    });
+    assert_eq!(rx.port_status(port).unwrap().seqno, 1);
+    assert_clean(&k);
+}
+
+/// Kernel notifications are the only messages ever buffered on a rendezvous
+/// port; one arriving after a sender parked must not overtake that sender's
+/// message (messages on one queue leave in arrival order).
+#[test]
+fn notification_does_not_overtake_a_parked_sender() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
+    thread::scope(|s| {
+        let sender =
+            s.spawn(|| tx.send_timeout(to_rx, Message::new(4, b"first"), Duration::from_secs(5)));
+        wait_until("the sender is parked", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        // A send-once right destroyed unused: a send-once notification is queued.
+        let once = rx.make_right(port, Disposition::MakeSendOnce).unwrap();
+        rx.deallocate(once).unwrap();
+        assert_eq!(rx.port_status(port).unwrap().queue_len, 1);
+        let first = rx.receive(port).unwrap();
+        assert_eq!(first.id, 4, "the parked message arrived first: {first:?}");
+        sender.join().unwrap().unwrap();
+        let second = rx.receive(port).unwrap();
+        assert_eq!(second.notification(), Some(Notification::SendOnce));
+        assert_eq!(
+            (
+                first.trailer().unwrap().seqno,
+                second.trailer().unwrap().seqno
+            ),
+            (0, 1)
+        );
+    });
+    assert_clean(&k);
+}
+
 /// A timed-out rendezvous send gets its message and its carried rights back.
 #[test]
 fn send_timeout_returns_message_and_rights() {

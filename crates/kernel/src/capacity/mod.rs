@@ -74,6 +74,9 @@ pub enum OnFull {
     DropNewest,
     /// Discard the oldest queued message to make room; the send reports [`Sent::Displaced`].
     /// On a zero-capacity queue nothing is buffered, so the new message is dropped.
+    /// Messages sent through send-once rights (replies, kernel notifications)
+    /// bypass the limit and are never displaced; when only such messages are
+    /// queued, the new message is dropped ([`Sent::Dropped`]).
     DropOldest,
 }
 

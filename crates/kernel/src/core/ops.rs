@@ -431,22 +431,21 @@ impl Kernel {
 }
 
 impl Locked<'_> {
-    /// After a port joins a set, receivers blocked on the set take its queued messages.
+    /// After a port joins a set, receivers blocked on the set take its queued
+    /// messages, and on a rendezvous port the messages of its parked senders.
     pub(crate) fn hand_queued_to_set_receivers(&mut self, port: PortId) {
         loop {
             let Some(p) = self.ports.get(port) else {
                 return;
             };
             let Some(set) = p.set else { return };
-            if p.queue.messages.is_empty() {
-                return;
-            }
             let Some(&w) = self.sets.get(set).and_then(|s| s.blocked_receivers.front()) else {
                 return;
             };
-            let q = &mut self.ports.get_mut(port).expect("live").queue;
-            let msg = q.pop().expect("non-empty");
-            let seqno = q.next_seqno();
+            let Some(msg) = self.take_oldest_unrefilled(QueueId::Port(port)) else {
+                return;
+            };
+            let seqno = self.ports.get_mut(port).expect("live").queue.next_seqno();
             self.complete_receive(w, QueueId::Port(port), msg, seqno);
             self.refill(QueueId::Port(port));
         }

@@ -97,6 +97,30 @@ impl MsgQueue {
         Some(msg)
     }
 
+    /// Removes the oldest message a `DropOldest` send may displace: one not
+    /// sent through a send-once right (those bypass the limit and must arrive
+    /// exactly once). The others keep their order.
+    pub(crate) fn pop_oldest_displaceable(&mut self) -> Option<KMessage> {
+        if self.messages.front()?.via_send_once().is_none() {
+            return self.pop();
+        }
+        // Rare (the head is a reply or a notification): rebuild the queue
+        // without its oldest displaceable message.
+        let mut kept = Vec::with_capacity(self.messages.len());
+        let mut displaced = None;
+        while let Some(m) = self.pop() {
+            if displaced.is_none() && m.via_send_once().is_none() {
+                displaced = Some(m);
+            } else {
+                kept.push(m);
+            }
+        }
+        for m in kept {
+            self.push(m);
+        }
+        displaced
+    }
+
     /// Takes the next sequence number.
     #[inline]
     pub(crate) fn next_seqno(&mut self) -> u64 {

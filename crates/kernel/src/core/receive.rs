@@ -11,7 +11,7 @@ use super::{
     Begin, KMessage, Locked, QueueId, Registration, WaitOutcome, WaitRec, WaitState, WaitToken,
     Waker,
 };
-use crate::capacity::{Admission, Sent};
+use crate::capacity::{Admission, Capacity, Sent};
 use crate::core::Source;
 use crate::error::{IpcError, ReceiveError};
 use crate::message::Message;
@@ -143,13 +143,39 @@ impl Locked<'_> {
     /// The oldest message (by global stamp) a queue can give now.
     fn oldest_in(&self, q: QueueId) -> Option<(u64, Found)> {
         let queue = self.queue(q)?;
-        if let Some(m) = queue.messages.front() {
-            return Some((m.stamp.get(), Found::Queued(q)));
+        let queued = queue
+            .messages
+            .front()
+            .map(|m| (m.stamp.get(), Found::Queued(q)));
+        let parked = || {
+            let &w = queue.blocked_senders.front()?;
+            match &self.waits.get(w)?.state {
+                WaitState::Sending { msg, .. } => Some((msg.stamp.get(), Found::Parked(q, w))),
+                _ => None,
+            }
+        };
+        match queued {
+            // On a rendezvous queue the parked senders *are* the queue; the
+            // only messages buffered there are kernel notifications, which
+            // must not overtake a sender that parked before they arrived.
+            Some(head) if queue.capacity == Capacity::Zero => match parked() {
+                Some(p) if p.0 < head.0 => Some(p),
+                _ => Some(head),
+            },
+            Some(head) => Some(head),
+            None => parked(),
         }
-        let &w = queue.blocked_senders.front()?;
-        match &self.waits.get(w)?.state {
-            WaitState::Sending { msg, .. } => Some((msg.stamp.get(), Found::Parked(q, w))),
-            _ => None,
+    }
+
+    /// Takes the oldest message queue `q` can give now without refilling it
+    /// (the caller completes its receiver first, then calls [`Self::refill`]).
+    pub(crate) fn take_oldest_unrefilled(&mut self, q: QueueId) -> Option<KMessage> {
+        match self.oldest_in(q)?.1 {
+            Found::Queued(q) => self.queue_mut(q)?.pop(),
+            Found::Parked(q, w) => {
+                super::queue::remove_waiter(&mut self.queue_mut(q)?.blocked_senders, w);
+                Some(self.take_parked(w))
+            }
         }
     }
 

@@ -198,14 +198,25 @@ impl Locked<'_> {
                 let k = self.copy_in(pid, msg, &target);
                 let q = self.queue_mut(q).expect("live");
                 q.dropped += 1;
-                let oldest = q.pop();
-                q.accepted += 1;
-                q.push(k);
-                if let Some(old) = oldest {
-                    self.destroy_message(old);
-                }
+                // Messages that came through a send-once right (replies and
+                // kernel notifications) bypassed the limit and are never
+                // displaced: a port-destroyed notification carries a receive
+                // right the requester asked to keep. With only such messages
+                // queued, the new message is the one dropped.
+                let sent = match q.pop_oldest_displaceable() {
+                    Some(old) => {
+                        q.accepted += 1;
+                        q.push(k);
+                        self.destroy_message(old);
+                        Sent::Displaced
+                    }
+                    None => {
+                        self.destroy_message(k);
+                        Sent::Dropped
+                    }
+                };
                 self.reap();
-                Begin::Done(Ok(Sent::Displaced))
+                Begin::Done(Ok(sent))
             }
             (Admission::Full, OnFull::Block | OnFull::Timeout(_)) => {
                 let original = msg.clone_shape();

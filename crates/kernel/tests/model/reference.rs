@@ -106,6 +106,9 @@ pub struct MMsg {
     pub sender: u32,
     /// Creation order, to pick the oldest message among several queues.
     pub stamp: u64,
+    /// Sent through a send-once right (a reply or a kernel notification):
+    /// bypasses bounded limits and is never displaced by `DropOldest`.
+    pub via_so: bool,
 }
 
 impl MMsg {
@@ -541,6 +544,7 @@ impl Model {
             reply: None,
             sender: 0,
             stamp: self.next_stamp,
+            via_so: true,
         };
         let p = self.ports.get_mut(&target).unwrap();
         p.so_rights = p.so_rights.saturating_sub(1);
@@ -1158,13 +1162,27 @@ impl Model {
                 let m = self.copy_in(pid, msg, so_name);
                 let queue = self.queue_mut(q);
                 queue.dropped += 1;
-                let oldest = queue.msgs.pop_front();
-                queue.push(m);
-                if let Some(old) = oldest {
-                    self.destroy_msg(old);
-                }
+                // Replies and notifications (sent through send-once rights)
+                // are never displaced; with only those queued, the new
+                // message is dropped.
+                let oldest = queue
+                    .msgs
+                    .iter()
+                    .position(|m| !m.via_so)
+                    .and_then(|i| queue.msgs.remove(i));
+                let sent = match oldest {
+                    Some(old) => {
+                        queue.push(m);
+                        self.destroy_msg(old);
+                        Sent::Displaced
+                    }
+                    None => {
+                        self.destroy_msg(m);
+                        Sent::Dropped
+                    }
+                };
                 self.reap();
-                Ok(Sent::Displaced)
+                Ok(sent)
             }
             (Adm::Full, OnFull::Block) => panic!("the model has no blocking sends"),
         }
@@ -1216,6 +1234,7 @@ impl Model {
             reply,
             sender: pid,
             stamp: self.next_stamp,
+            via_so: so_name.is_some(),
         }
     }
 
