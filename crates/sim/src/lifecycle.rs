@@ -239,6 +239,33 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Records a process that could not be created (`error`): it gets an id and
+/// a kernel pid like any other, and has already ended, failed.
+pub(crate) fn spawn_failed(core: &Rc<Core>, name: &str, error: &IpcError) -> ProcId {
+    let pid = core.kernel.create_task();
+    core.kernel.exit_task(pid);
+    let status = ExitStatus::Failed {
+        code: 1,
+        error: format!("could not start: {error}"),
+    };
+    let id = ProcId(core.procs.borrow().len() as u32);
+    core.procs.borrow_mut().push(ProcMeta {
+        name: name.to_string(),
+        pid,
+        state: PState::Done,
+        epoch: 0,
+        timed_out: false,
+        killed: false,
+        blocked_on: None,
+        stats: ProcStats::default(),
+        status: Some(status.clone()),
+        joiners: Vec::new(),
+    });
+    core.emit(id, EventKind::Spawned { parent: None });
+    core.emit(id, EventKind::Exited { status });
+    id
+}
+
 /// Creates a simulated process: a kernel task, its inherited rights, its
 /// bookkeeping and its coroutine (adopted by the loop at its next step).
 pub(crate) fn spawn_process<F>(

@@ -426,16 +426,20 @@ impl Proc {
         }
     }
 
-    /// Waits until process `id` has ended; returns how it ended.
+    /// Waits until process `id` has ended; returns how it ended
+    /// ([`ExitStatus::Stuck`] at once for an id no process has, as in
+    /// threaded mode).
     pub fn join(&self, id: ProcId) -> ExitStatus {
         match &self.backend {
             Backend::Sim(s) => {
                 if s.may_suspend() {
                     s.suspend(Suspend::Join(id));
                 }
-                s.core.procs.borrow()[id.0 as usize]
-                    .status
-                    .clone()
+                s.core
+                    .procs
+                    .borrow()
+                    .get(id.0 as usize)
+                    .and_then(|m| m.status.clone())
                     .unwrap_or(ExitStatus::Stuck)
             }
             Backend::Thread(t) => t.join(id),

@@ -21,6 +21,11 @@ use crate::ProcId;
 /// The environment variable [`Sim::builder`](crate::Sim::builder) reads a schedule from.
 pub const REPLAY_ENV: &str = "MKIPC_SIM_REPLAY";
 
+/// The most choices a parsed schedule may hold (2^28: a gigabyte of
+/// [`ProcId`]s, far more than the real choices of a run within the default
+/// step limit of ten million).
+pub const MAX_CHOICES: usize = 1 << 28;
+
 /// What is needed to replay a run: its seed (for drawn durations and faults)
 /// and the process chosen at each real choice point.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
@@ -81,6 +86,12 @@ impl FromStr for Schedule {
                 None => (item, 1),
             };
             let p = ProcId(p.parse().map_err(|_| bad("bad process id"))?);
+            // A repeat count is user input (`MKIPC_SIM_REPLAY`): refuse one
+            // that would make the list larger than any run could use rather
+            // than abort the process on an impossible allocation.
+            if n > MAX_CHOICES - choices.len() {
+                return Err(bad("too many choices"));
+            }
             choices.extend(std::iter::repeat_n(p, n));
         }
         Ok(Schedule { seed, choices })
@@ -110,4 +121,3 @@ mod tests {
         }
     }
 }
-pub const MAX_CHOICES: usize = 1 << 28;

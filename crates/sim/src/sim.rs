@@ -52,7 +52,7 @@ use mkipc_kernel::{
 
 use crate::builder::SimBuilder;
 use crate::deadlock;
-use crate::lifecycle::{panic_message, spawn_process};
+use crate::lifecycle::{panic_message, spawn_failed, spawn_process};
 use crate::process::{ExitStatus, Proc, ProcResult};
 use crate::report::{Failure, FailureReason, ProcStats, Report};
 use crate::runtime::{Co, Core, PState, Suspend};
@@ -207,12 +207,18 @@ impl Sim {
     }
 
     /// Spawns a process that inherits nothing.
+    ///
+    /// A process that cannot start (no memory left for its stack, say for
+    /// an absurd [`SimBuilder::stack_size`]) still gets its id; it ends at
+    /// once with [`ExitStatus::Failed`], as the report shows.
     pub fn spawn<F>(&mut self, name: &str, f: F) -> ProcId
     where
         F: FnOnce(&Proc) -> ProcResult + 'static,
     {
-        spawn_process(&self.core, name, None, &[], f)
-            .expect("spawning without inherited rights cannot fail")
+        match spawn_process(&self.core, name, None, &[], f) {
+            Ok(id) => id,
+            Err(e) => spawn_failed(&self.core, name, &e),
+        }
     }
 
     /// Spawns a process that inherits rights held by the setup task.
@@ -312,11 +318,15 @@ impl Sim {
                 .as_mut()
                 .expect("a ready process has a coroutine");
             let result = catch_unwind(AssertUnwindSafe(|| co.resume(())));
-            if let (Ok(CoroutineResult::Yield(_)), Some(canary)) =
+            // Also when the process returned: an overflow just before the end
+            // must not pass, nor its dirty slot go back to the pool (whose
+            // next user, maybe in a later run, would be blamed for it).
+            if let (Ok(CoroutineResult::Yield(_) | CoroutineResult::Return(_)), Some(canary)) =
                 (&result, self.canaries[id.0 as usize])
             {
                 // SAFETY: the coroutine that owns this stack is alive (it just
-                // yielded and sits in `self.coroutines`) and suspended.
+                // yielded or returned and sits in `self.coroutines`, which
+                // keeps the stack) and nothing runs on it.
                 if !unsafe { canary.intact() } {
                     self.stack_overflowed = true;
                     let proc = core.procs.borrow()[id.0 as usize].name.clone();
@@ -456,7 +466,19 @@ impl Sim {
             timers.pop();
         }
         let timer = timers.peek().map(|r| r.0 .0);
-        let kill = self.time_kills.keys().next().copied();
+        // A planned kill moves the clock only if it can still strike someone:
+        // a kill of processes that have all ended must neither stretch the
+        // run's end time nor delay the deadlock report.
+        let alive = |p: &ProcId| {
+            procs
+                .get(p.0 as usize)
+                .is_some_and(|m| m.state != PState::Done)
+        };
+        let kill = self
+            .time_kills
+            .iter()
+            .find(|(_, ids)| ids.iter().any(alive))
+            .map(|(&t, _)| t);
         match (timer, kill) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -537,5 +559,49 @@ impl Sim {
         for p in requests {
             self.kill(p, KillCause::Requested);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// A process that smashes its canary and returns before its next
+    /// scheduling point overflowed all the same: the run must say so, and
+    /// the dirty slot must not be handed to a later, innocent process.
+    #[test]
+    fn a_canary_smashed_just_before_returning_is_reported() {
+        // A stack size of its own, so this test's pool is not shared.
+        let builder = Sim::builder().stack_size(3 * crate::stack::MIN_STACK);
+        let mut sim = builder.clone().build();
+        let canary: Rc<Cell<Option<Canary>>> = Rc::default();
+        let c = Rc::clone(&canary);
+        sim.spawn("deep", move |_| {
+            let canary = c.get().expect("set before the run");
+            // SAFETY: this process's stack is alive (we run on it) and its
+            // lowest bytes are far below the frames in use.
+            unsafe { canary.smash() };
+            Ok(())
+        });
+        let spawned = sim.core.spawned.borrow().last().map(|s| s.2);
+        canary.set(spawned);
+        let failure = sim.run().expect_err("the overflow is reported");
+        assert_eq!(
+            failure.reason,
+            FailureReason::StackOverflow {
+                proc: "deep".into()
+            }
+        );
+        // The next run on this thread reuses the pool.
+        let mut sim = builder.build();
+        sim.spawn("innocent", |p| {
+            p.sleep(std::time::Duration::from_millis(1)); // back to the loop
+            Ok(())
+        });
+        let report = sim.run().expect("nobody overflowed in this run");
+        assert!(report.procs[0].status.is_success());
     }
 }

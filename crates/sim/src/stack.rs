@@ -80,7 +80,7 @@ impl StackPool {
     /// A pool of stacks of `stack_size` bytes (rounded up to whole pages, at
     /// least [`MIN_STACK`]).
     pub fn new(stack_size: usize) -> Rc<StackPool> {
-        let slot_size = stack_size.max(MIN_STACK).div_ceil(PAGE) * PAGE;
+        let slot_size = slot_size_for(stack_size);
         Rc::new(StackPool {
             inner: RefCell::new(PoolInner {
                 slot_size,
@@ -95,7 +95,7 @@ impl StackPool {
     /// one thread reuse the slots (and pages) earlier runs touched, so an
     /// exploration of thousands of runs maps and faults its stacks once.
     pub fn cached(stack_size: usize) -> Rc<StackPool> {
-        let slot_size = stack_size.max(MIN_STACK).div_ceil(PAGE) * PAGE;
+        let slot_size = slot_size_for(stack_size);
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if let Some(p) = cache.iter().find(|p| p.stack_size() == slot_size) {
@@ -166,9 +166,23 @@ impl PoolInner {
     }
 }
 
+/// The slot size for a requested stack size: whole pages, at least
+/// [`MIN_STACK`]; a size too large to round up stays the largest whole
+/// number of pages (mapping it then fails cleanly).
+fn slot_size_for(stack_size: usize) -> usize {
+    stack_size
+        .max(MIN_STACK)
+        .checked_next_multiple_of(PAGE)
+        .unwrap_or(usize::MAX / PAGE * PAGE)
+}
+
 fn map_chunk(slot_size: usize, chunk_index: usize) -> std::io::Result<Chunk> {
     use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
-    let len = slot_size * CHUNK_SLOTS;
+    // Checked: a wrapped length would map less than the slots handed out.
+    let len = slot_size
+        .checked_mul(CHUNK_SLOTS)
+        .filter(|&len| len <= isize::MAX as usize)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
     // SAFETY: a fresh anonymous private mapping at an address the kernel
     // chooses aliases no Rust object; we own it until `Drop for StackPool`.
     let base = unsafe {
@@ -255,6 +269,19 @@ impl Canary {
         // it concurrently; volatile reads because the compiler cannot see the
         // coroutine's writes.
         (0..CANARY_WORDS).all(|k| unsafe { words.add(k).read_volatile() } == 0)
+    }
+}
+
+#[cfg(test)]
+impl Canary {
+    /// Writes over the canary, as an overflowing stack would.
+    ///
+    /// # Safety
+    /// The stack must be alive and its lowest bytes unused.
+    pub(crate) unsafe fn smash(&self) {
+        // SAFETY: per the contract, the canary words are mapped, read-write
+        // and hold nothing.
+        unsafe { (self.at as *mut u64).add(3).write_volatile(0xdead) };
     }
 }
 

@@ -74,7 +74,12 @@ impl Dist {
                 if hi <= lo {
                     return Duration::from_nanos(lo);
                 }
-                Duration::from_nanos(lo + rng.below(hi - lo + 1))
+                // `hi - lo + 1` overflows only for the whole range of u64.
+                let offset = match (hi - lo).checked_add(1) {
+                    Some(n) => rng.below(n),
+                    None => rng.next_u64(),
+                };
+                Duration::from_nanos(lo + offset)
             }
             Dist::Exponential(mean) => {
                 // Inverse transform; 1 - unit() is in (0, 1], so ln is finite.

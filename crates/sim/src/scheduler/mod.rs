@@ -35,7 +35,7 @@ mod round_robin;
 use std::collections::VecDeque;
 
 pub use dfs::{DfsScheduler, DfsTrail};
-pub use pct::PctScheduler;
+pub use pct::{PctScheduler, MAX_CHANGE_POINTS};
 pub use random::RandomScheduler;
 pub use replay::ReplayScheduler;
 pub use round_robin::RoundRobinScheduler;

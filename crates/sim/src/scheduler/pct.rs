@@ -13,6 +13,9 @@ use super::Scheduler;
 use crate::rng::SimRng;
 use crate::ProcId;
 
+/// The most change points a [`PctScheduler`] draws (bug depth 65,537).
+pub const MAX_CHANGE_POINTS: usize = 1 << 16;
+
 /// The PCT policy.
 #[derive(Debug)]
 pub struct PctScheduler {
@@ -25,14 +28,20 @@ pub struct PctScheduler {
 
 impl PctScheduler {
     /// PCT with bug depth `depth` (>= 1) for runs of about `max_steps` choices.
+    ///
+    /// There are at most `max_steps` change points (one per step) and at
+    /// most [`MAX_CHANGE_POINTS`], so a huge `depth` cannot overflow the
+    /// priorities or exhaust memory.
     pub fn new(depth: usize, max_steps: u64, rng: &mut SimRng) -> PctScheduler {
-        let depth = depth.max(1);
+        let wanted = depth.max(1).saturating_sub(1).min(MAX_CHANGE_POINTS);
         let mut change_points = BTreeSet::new();
-        while change_points.len() < depth - 1 && (change_points.len() as u64) < max_steps {
+        while change_points.len() < wanted && (change_points.len() as u64) < max_steps {
             change_points.insert(1 + rng.below(max_steps.max(1)));
         }
         PctScheduler {
-            depth,
+            // The depth actually used: change points plus one. Initial
+            // priorities start above it, change-point priorities below.
+            depth: change_points.len() + 1,
             priorities: Vec::new(),
             change_points,
             step: 0,
