@@ -342,3 +342,60 @@ fn destroy_port_wakes_all_blocked_receivers() {
 fn fifo_per_sender_under_contention() {
     fifo_per_sender(Capacity::Zero, 4, 300);
 }
+
+/// A message sent through a send-once right and dropped at the rendezvous
+/// (`DropNewest`, nobody waiting) did not use the right up: as in Mach, its
+/// destruction sends the send-once notification, so whoever waits for that
+/// reply learns it will not come.
+#[test]
+fn a_dropped_send_once_message_sends_the_send_once_notification() {
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Zero).unwrap();
+    let once = rx.make_right(port, Disposition::MakeSendOnce).unwrap();
+    assert_eq!(
+        rx.send_with(once, Message::new(9, b"reply"), OnFull::DropNewest),
+        Ok(Sent::Dropped)
+    );
+    let status = rx.port_status(port).unwrap();
+    assert_eq!((status.queue_len, status.send_once_rights), (1, 0));
+    let n = rx.receive(port).unwrap();
+    assert_eq!(n.notification(), Some(Notification::SendOnce));
+    assert_eq!(rx.try_receive(port).unwrap_err(), ReceiveError::Empty);
+    drop(rx);
+    assert_clean(&k);
+}
+
+/// A task that exits while blocked sending through a send-once right: its
+/// message is destroyed undelivered, and the port gets the send-once
+/// notification in its place.
+#[test]
+fn a_sender_exiting_while_blocked_on_a_send_once_right_notifies() {
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Zero).unwrap();
+    let once = rx.make_right(port, Disposition::MakeSendOnce).unwrap();
+    let (child, names) = rx
+        .spawn_child(&[CarriedRight {
+            name: once,
+            disposition: Disposition::MoveSendOnce,
+        }])
+        .unwrap();
+    let child_once = names[0].name;
+    thread::scope(|s| {
+        let child = &child;
+        let sender = s.spawn(move || child.send(child_once, Message::new(9, b"reply")));
+        wait_until("the child is parked", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        k.exit_task(child.pid());
+        let err = sender.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), SendErrorKind::TaskExited);
+    });
+    let n = rx.receive_timeout(port, Duration::from_secs(5)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::SendOnce));
+    assert_eq!(rx.port_status(port).unwrap().send_once_rights, 0);
+    drop(child);
+    drop(rx);
+    assert_clean(&k);
+}

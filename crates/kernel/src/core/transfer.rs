@@ -453,6 +453,20 @@ impl Locked<'_> {
         if let Some((r, _)) = carried.reply {
             self.graveyard.push(r);
         }
+        // A task's message sent through a send-once right and destroyed
+        // undelivered (dropped at a rendezvous, or its sender exited while
+        // blocked) did not use the right up: as in Mach, destroying it sends
+        // the send-once notification, so a caller waiting for that reply
+        // learns it will not come. (A kernel notification destroyed
+        // undelivered sends none: its port is dead or dying.)
+        if let Some(port) = carried.via_send_once {
+            if msg.sender != Pid::KERNEL {
+                if let Some(p) = self.ports.get_mut(port) {
+                    p.send_once_rights += 1;
+                    self.graveyard.push(KRight::SendOnce(port));
+                }
+            }
+        }
     }
 
     /// Processes the graveyard until empty: releases send rights (maybe a

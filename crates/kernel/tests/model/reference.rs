@@ -106,9 +106,10 @@ pub struct MMsg {
     pub sender: u32,
     /// Creation order, to pick the oldest message among several queues.
     pub stamp: u64,
-    /// Sent through a send-once right (a reply or a kernel notification):
-    /// bypasses bounded limits and is never displaced by `DropOldest`.
-    pub via_so: bool,
+    /// The port whose send-once right it was sent through (a reply or a
+    /// kernel notification): bypasses bounded limits and is never displaced
+    /// by `DropOldest`.
+    pub via_so: Option<PortId>,
 }
 
 impl MMsg {
@@ -503,6 +504,16 @@ impl Model {
         for r in m.all_rights() {
             self.grave.push(r);
         }
+        // A task's message through a send-once right, destroyed undelivered:
+        // the right was not used up, so its destruction notifies.
+        if let Some(port) = m.via_so {
+            if m.sender != 0 {
+                if let Some(p) = self.ports.get_mut(&port) {
+                    p.so_rights += 1;
+                    self.grave.push(R::SendOnce(port));
+                }
+            }
+        }
     }
 
     /// Destroys everything on the stack of rights to destroy.
@@ -544,7 +555,7 @@ impl Model {
             reply: None,
             sender: 0,
             stamp: self.next_stamp,
-            via_so: true,
+            via_so: Some(target),
         };
         let p = self.ports.get_mut(&target).unwrap();
         p.so_rights = p.so_rights.saturating_sub(1);
@@ -1168,7 +1179,7 @@ impl Model {
                 let oldest = queue
                     .msgs
                     .iter()
-                    .position(|m| !m.via_so)
+                    .position(|m| m.via_so.is_none())
                     .and_then(|i| queue.msgs.remove(i));
                 let sent = match oldest {
                     Some(old) => {
@@ -1190,14 +1201,15 @@ impl Model {
 
     /// Takes the (checked) rights out of the sender's space into a message.
     fn copy_in(&mut self, pid: u32, msg: &UMsg, so_name: Option<MName>) -> MMsg {
-        if let Some(n) = so_name {
+        let via_so = so_name.map(|n| {
             let Ok(Ent::SendOnce(port)) = self.resolve(pid, n) else {
                 unreachable!()
             };
             self.set_name(pid, n, None);
             let p = self.ports.get_mut(&port).unwrap();
             p.so_rights = p.so_rights.saturating_sub(1);
-        }
+            port
+        });
         let take_one = |m: &mut Model, (name, d): (MName, Disposition)| -> R {
             let ent = m.resolve(pid, name).unwrap();
             let after = take(ent, d).unwrap();
@@ -1234,7 +1246,7 @@ impl Model {
             reply,
             sender: pid,
             stamp: self.next_stamp,
-            via_so: so_name.is_some(),
+            via_so,
         }
     }
 
