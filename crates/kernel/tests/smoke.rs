@@ -207,3 +207,43 @@ fn dead_name_request_lapses_when_its_name_is_released() {
         "its right vanished"
     );
 }
+
+/// `KernelConfig::link_capacity = Bounded(0)`, which `validate` rejects for a
+/// port, configures rendezvous links: nothing is ever buffered on them, even
+/// by a `DropOldest` send.
+#[test]
+fn a_bounded_zero_link_capacity_in_the_config_means_rendezvous() {
+    let k = Kernel::with_config(KernelConfig {
+        link_capacity: Capacity::Bounded(0),
+        ..KernelConfig::default()
+    });
+    let a = k.spawn_task();
+    let b = k.spawn_task();
+    let err = a.try_send_to(b.pid(), Message::new(1, b"1")).unwrap_err();
+    assert_eq!(err.kind(), SendErrorKind::Full);
+    assert_eq!(
+        a.send_to_with(b.pid(), Message::new(2, b"2"), OnFull::DropOldest),
+        Ok(Sent::Dropped)
+    );
+    assert_eq!(
+        b.try_receive_from(a.pid()).unwrap_err(),
+        ReceiveError::Empty
+    );
+    // A receiver waiting: the send hands over at once, as at any rendezvous.
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| b.receive_from_timeout(a.pid(), Duration::from_secs(5)));
+        let t = std::time::Instant::now();
+        while k.stats().blocked_receivers == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the receiver never blocked"
+            );
+            std::thread::yield_now();
+        }
+        a.try_send_to(b.pid(), Message::new(3, b"3")).unwrap();
+        assert_eq!(receiver.join().unwrap().unwrap().id, 3);
+    });
+    // And introspection calls the link what it is.
+    let links: Vec<Capacity> = k.queue_stats().iter().map(|q| q.capacity).collect();
+    assert_eq!(links, [Capacity::Zero]);
+}

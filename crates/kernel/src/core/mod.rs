@@ -117,6 +117,8 @@ pub struct KernelConfig {
     /// Memory ceiling (message body bytes) of each unbounded queue.
     pub queue_memory_limit: usize,
     /// Capacity of a direct link when it is created on first use.
+    /// `Bounded(0)`, which [`Capacity::validate`] rejects elsewhere, is taken
+    /// as `Zero` (no buffer: a rendezvous).
     pub link_capacity: Capacity,
 }
 
@@ -406,7 +408,10 @@ impl Kernel {
     }
 
     /// A new, empty kernel.
-    pub fn with_config(config: KernelConfig) -> Kernel {
+    pub fn with_config(mut config: KernelConfig) -> Kernel {
+        if config.link_capacity == Capacity::Bounded(0) {
+            config.link_capacity = Capacity::Zero;
+        }
         let state = State {
             config,
             tasks: vec![None],
