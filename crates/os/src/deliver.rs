@@ -243,7 +243,17 @@ impl OsProcess {
     ) -> Result<Message, ReceiveError> {
         let decode =
             |bytes: &[u8]| wire::decode(bytes).map(|f| (f.header, Body::from_slice(f.body)));
-        let mut got = q.receive(wait, decode);
+        // A rendezvous frame this process took out of the queue and could
+        // not put back (see `rendezvous::put_back`) comes before the queue.
+        let put_back = if q.model == Model::Zero {
+            spool::take_put_back(q)
+        } else {
+            None
+        };
+        let mut got = match put_back {
+            Some(frame) => Ok(decode(&frame)),
+            None => q.receive(wait, decode),
+        };
         // Empty, but this process has spooled messages for the queue: move one
         // in now rather than report Empty while our own sends are pending.
         while matches!(got, Err(libc::EAGAIN)) && spool::pump_one(q) != spool::Pump::Empty {

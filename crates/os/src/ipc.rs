@@ -511,9 +511,12 @@ impl Ipc for OsProcess {
                 })
             }
         };
+        // Unlink first, with the name table still locked: a destroy the OS
+        // refuses (`EPERM` for a queue another user made, `ENOENT` when it is
+        // gone already) changes nothing, and the name stays usable.
+        sys::mq_unlink(&posix).map_err(errno::ipc_error)?;
         names.remove(mailbox)?;
         drop(names);
-        sys::mq_unlink(&posix).map_err(errno::ipc_error)?;
         registry::forget(&self.run, Kind::Queue, &posix);
         Ok(())
     }

@@ -56,7 +56,9 @@ pub(crate) struct LinkRx {
     /// announces more is malformed (not a reason to wait for, and buffer,
     /// up to 4 GiB).
     max_body: usize,
-    state: Mutex<RxState>,
+    /// Held by the one thread that looks at the buffer or reads the pipe,
+    /// also while it waits for the pipe (see [`LinkRx::receive`]).
+    state: parking_lot::Mutex<RxState>,
 }
 
 /// The most descriptors Linux passes in one `SCM_RIGHTS` message
@@ -167,8 +169,8 @@ impl LinkTx {
 }
 
 impl LinkRx {
-    /// Wraps a (blocking) pipe read end and the optional rights socket;
-    /// frames with bodies over `max_body` bytes are malformed.
+    /// Wraps a (blocking) pipe or FIFO read end and the optional rights
+    /// socket; frames with bodies over `max_body` bytes are malformed.
     pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>, max_body: usize) -> LinkRx {
         let state = RxState {
             buf: vec![0; 64 * 1024],
@@ -181,7 +183,7 @@ impl LinkRx {
             fd,
             rights,
             max_body,
-            state: Mutex::new(state),
+            state: parking_lot::Mutex::new(state),
         }
     }
 
@@ -192,14 +194,39 @@ impl LinkRx {
 
     /// Whether a whole frame is already buffered, or end of stream was seen
     /// (either way a receive returns without touching the pipe).
+    /// Another thread holding the link is waited for briefly (a pump or a
+    /// look at the buffer takes microseconds; a thread that keeps it longer
+    /// is waiting in the pipe and will take what comes, so this says false).
     pub(crate) fn ready(&self) -> bool {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.eof || self.complete_frame(&st).is_some()
+        self.state
+            .try_lock_for(std::time::Duration::from_millis(1))
+            .is_some_and(|st| st.eof || self.complete_frame(&st).is_some())
     }
 
     /// Receives one frame. `deadline` `Some(now)` means do not wait.
+    ///
+    /// Several threads of this process may receive on one link at once
+    /// (`receive_from` and `receive_from_any`, or two `receive_from_any`).
+    /// One at a time holds the link's state, and keeps it while it waits for
+    /// the pipe: a receive without a deadline waits inside `read`, one system
+    /// call as for a plain pipe reader; a timed one in `poll`, then reads
+    /// what `poll` saw (nobody else can take it meanwhile). Every other
+    /// receiver waits for the state with its own deadline (`try_lock_until`),
+    /// so none waits past it, and finds what the holder read in the buffer.
     pub(crate) fn receive(&self, block: bool, deadline: Deadline) -> Result<RawFrame, RxError> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let gave_up = if block {
+            RxError::TimedOut
+        } else {
+            RxError::Empty
+        };
+        let held = match (block, deadline) {
+            (false, _) => self.state.try_lock(),
+            (true, Some(deadline)) => self.state.try_lock_until(deadline),
+            (true, None) => Some(self.state.lock()),
+        };
+        let Some(mut st) = held else {
+            return Err(gave_up);
+        };
         loop {
             if let Some(len) = self.complete_frame(&st) {
                 return self.take_frame(&mut st, len?);
@@ -211,41 +238,45 @@ impl LinkRx {
                     RxError::Malformed
                 });
             }
-            if !block || deadline.is_some() {
-                match sys::poll_one(
-                    self.fd.as_fd(),
-                    libc::POLLIN,
-                    if block {
-                        deadline
-                    } else {
-                        Some(Instant::now())
-                    },
-                ) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(if block {
-                            RxError::TimedOut
-                        } else {
-                            RxError::Empty
-                        })
-                    }
-                    Err(e) => return Err(RxError::Os(e)),
-                }
+            if block && deadline.is_none() {
+                self.fill(&mut st)?;
+                continue;
             }
-            self.fill(&mut st)?;
+            let until = if block {
+                deadline
+            } else {
+                Some(Instant::now())
+            };
+            match sys::poll_one(self.fd.as_fd(), libc::POLLIN, until) {
+                Ok(true) => self.fill(&mut st)?,
+                Ok(false) => return Err(gave_up),
+                Err(e) => return Err(RxError::Os(e)),
+            }
         }
     }
 
-    /// Reads whatever the pipe holds into the buffer (one `read`; it blocks
-    /// only if the pipe is empty).
+    /// Reads whatever the pipe holds into the buffer, if it holds anything
+    /// and no other thread is receiving on the link (that thread reads it).
+    /// Never waits: the pipe may have been emptied since the caller's `poll`,
+    /// so it polls again, with the state held, before it reads.
     pub(crate) fn pump(&self) -> Result<(), RxError> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut st) = self.state.try_lock() else {
+            // Another receiver holds the link and will read what came; let
+            // it run (on one CPU it may be waiting for this thread's slice).
+            std::thread::yield_now();
+            return Ok(());
+        };
         if st.eof || self.complete_frame(&st).is_some() {
             return Ok(());
         }
-        self.fill(&mut st)
+        match sys::poll_one(self.fd.as_fd(), libc::POLLIN, Some(Instant::now())) {
+            Ok(true) => self.fill(&mut st),
+            Ok(false) => Ok(()),
+            Err(e) => Err(RxError::Os(e)),
+        }
     }
 
+    /// One `read` into the buffer (it waits only if the pipe is empty).
     fn fill(&self, st: &mut RxState) -> Result<(), RxError> {
         if st.start == st.end {
             st.start = 0;

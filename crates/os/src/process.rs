@@ -438,6 +438,10 @@ impl Drop for OsProcess {
             registry::forget(&self.run, Kind::Queue, &q.name);
         }
         if self.root {
+            let orphans = registry::reap_orphans(&self.run);
+            if !orphans.is_empty() {
+                tracing::debug!(?orphans, "killed processes of the run left running");
+            }
             let report = registry::cleanup(&self.run);
             tracing::debug!(?report, "run cleaned up");
         }

@@ -237,6 +237,76 @@ pub(crate) fn reap_process(run: &str, pid: u32) -> CleanupReport {
     report
 }
 
+/// The file recording that `spawner` started process `pid` in `run`.
+fn process_file(run: &str, pid: u32, spawner: u32) -> PathBuf {
+    run_dir(run).join(format!("proc.{pid}@{spawner}"))
+}
+
+/// Writes down that this process (`spawner`) started child `pid` in `run`,
+/// so that whoever inherits the child if `spawner` dies (its nearest
+/// subreaper ancestor, see [`reap_orphans`]) can tell it is one of the run's.
+pub(crate) fn record_process(run: &str, pid: u32, spawner: u32) -> io::Result<()> {
+    fs::create_dir_all(run_dir(run))?;
+    fs::write(process_file(run, pid, spawner), b"")
+}
+
+/// Forgets process `pid` (it was reaped).
+pub(crate) fn forget_process(run: &str, pid: u32) {
+    let Ok(dir) = fs::read_dir(run_dir(run)) else {
+        return;
+    };
+    let prefix = format!("proc.{pid}@");
+    for e in dir.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Kills and reaps the processes of `run` this process inherited: children
+/// of a process of the run that died before them (killed, or gone without
+/// dropping its [`Child`](crate::Child) handles). Every process that spawns
+/// is a child subreaper, so they are re-parented here instead of to init
+/// (which, in a container, may never reap them); the process records say
+/// which of this process's children were started by someone else. Killing
+/// one re-parents its own children here too, so this repeats until none is
+/// left. What each owned is removed. Returns their pids.
+pub(crate) fn reap_orphans(run: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let mut reaped = Vec::new();
+    loop {
+        let Ok(dir) = fs::read_dir(run_dir(run)) else {
+            return reaped;
+        };
+        let mut found = false;
+        for e in dir.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            let Some((pid, spawner)) = fname
+                .strip_prefix("proc.")
+                .and_then(|r| r.split_once('@'))
+                .and_then(|(p, s)| Some((p.parse::<u32>().ok()?, s.parse::<u32>().ok()?)))
+            else {
+                continue;
+            };
+            match sys::parent_of(pid) {
+                // Its spawner's own child (the spawner reaps it), or ours.
+                Some(parent) if parent != me || spawner == me => continue,
+                Some(_) => {
+                    sys::kill_and_reap(pid);
+                    reap_process(run, pid);
+                    reaped.push(pid);
+                    found = true;
+                }
+                None => {} // gone and reaped: only the record is left
+            }
+            let _ = fs::remove_file(e.path());
+        }
+        if !found {
+            return reaped;
+        }
+    }
+}
+
 /// Removes every queue and FIFO `run` created, and its run directory.
 pub fn cleanup(run: &str) -> CleanupReport {
     let mut report = CleanupReport::default();

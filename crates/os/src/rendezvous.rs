@@ -12,7 +12,9 @@
 //! If the sender's wait ends first (`try_send`, `send_timeout`) it takes its
 //! message back out of the queue when it can read the queue (its own port).
 //! If it finds another sender's frame instead, its own was taken (so the send
-//! counts as done) and the other frame is put back. A sender that cannot read
+//! counts as done) and the other frame is put back, through this process's
+//! spool when a sender blocked in `mq_send` took the slot meanwhile (see
+//! [`put_back`]). A sender that cannot read
 //! the queue cannot take the message back: it reports the failure, but the
 //! message may still be received later.
 
@@ -25,6 +27,7 @@ use crate::deliver::not_sent;
 use crate::errno;
 use crate::process::OsProcess;
 use crate::queue::Queue;
+use crate::spool;
 use crate::sys::MqWait;
 use crate::wire;
 
@@ -79,16 +82,18 @@ impl OsProcess {
                     return not_sent(on_full, msg);
                 }
                 let me = self.pid;
-                match q.receive(MqWait::NoWait, |b| {
-                    wire::decode(b).map(|f| (f.header, b.to_vec()))
-                }) {
-                    Ok(Ok((h, _))) if h.sender == me && h.token == token => not_sent(on_full, msg),
-                    Ok(Ok((_, other))) => {
+                let taken = q.receive(MqWait::NoWait, |b| {
+                    let ours =
+                        wire::Header::parse(b).is_ok_and(|h| h.sender == me && h.token == token);
+                    (ours, b.to_vec())
+                });
+                match taken {
+                    Ok((true, _)) => not_sent(on_full, msg),
+                    Ok((false, other)) => {
                         // Ours was taken; put back the one that arrived since.
-                        let _ = q.send(&other, MqWait::NoWait);
+                        put_back(q, &other);
                         Ok(Sent::Delivered)
                     }
-                    Ok(Err(_)) => Ok(Sent::Delivered),
                     Err(_) => Ok(Sent::Delivered), // empty: a receiver took ours
                 }
             }
@@ -96,6 +101,31 @@ impl OsProcess {
                 errno: receive_errno(e),
                 message: msg,
             }),
+        }
+    }
+}
+
+/// Puts back a frame a sender took out of a rendezvous queue instead of its
+/// own. The slot it leaves is not ours to keep: a sender blocked in `mq_send`
+/// gets it during the very `mq_receive` that emptied it, so the frame may no
+/// longer fit. Then it waits in this process's spool for the queue, whose
+/// flusher moves it in when there is room, and which this process's own
+/// receives take from first ([`crate::spool::take_put_back`]): nothing is lost,
+/// and receivers in this process (all of them, for a port) still get it
+/// before the frame that took its slot.
+fn put_back(q: &Arc<Queue>, frame: &[u8]) {
+    let result = match q.send(frame, MqWait::NoWait) {
+        Ok(()) => return,
+        Err(libc::EAGAIN) => spool::push(q, frame),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(spool::Pushed::Queued | spool::Pushed::Waiting) => {}
+        Ok(spool::Pushed::OverLimit) => {
+            tracing::warn!(queue = %q.name, "rendezvous: spool full, a taken-back frame is lost")
+        }
+        Err(e) => {
+            tracing::warn!(queue = %q.name, errno = e, "rendezvous: could not put a frame back")
         }
     }
 }

@@ -25,6 +25,10 @@
 //! A [`Child`] that is dropped without [`Child::wait`] is killed and reaped,
 //! and reaping a child removes the queues and FIFOs it owned, so no child
 //! process and nothing it made outlives the handle, even after `SIGKILL`.
+//! A child killed with children of its own cannot drop their handles; every
+//! process that spawns is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so
+//! they become its children, and reaping the dead child kills and reaps them
+//! too (and theirs), as does the root's drop ([`registry::reap_orphans`]).
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -55,6 +59,8 @@ static ENTRY_ARGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// A normal program needs none: it calls [`child_main`] at the top of `main`.
 /// A test binary passes the name of the test that calls [`child_main`]:
 /// `set_entry_args(&["role_entry", "--exact", "--nocapture", "-q"])`.
+/// Children pass the arguments they were started with on to their own
+/// children, so a role may spawn without setting them again.
 pub fn set_entry_args(args: &[&str]) {
     *ENTRY_ARGS.lock().unwrap_or_else(|p| p.into_inner()) =
         args.iter().map(|s| s.to_string()).collect();
@@ -72,6 +78,15 @@ pub fn child_main(roles: &[(&str, Role)]) {
     let Ok(role) = std::env::var(ROLE_ENV) else {
         return;
     };
+    // A child was started with the entry arguments and nothing else: its own
+    // children get them too (a role that spawns, in a test binary, must not
+    // start grandchildren that run every test).
+    {
+        let mut entry = ENTRY_ARGS.lock().unwrap_or_else(|p| p.into_inner());
+        if entry.is_empty() {
+            *entry = std::env::args().skip(1).collect();
+        }
+    }
     let code = match OsProcess::from_bootstrap() {
         Ok(os) => match roles.iter().find(|(name, _)| *name == role) {
             Some((_, f)) => {
@@ -160,6 +175,17 @@ impl Child {
         }
         let s = self.process.wait()?;
         self.status = Some(s);
+        registry::forget_process(&self.run, self.pid.0);
+        // Its own children, if it left any running, are ours now (this
+        // process is a subreaper): they go too.
+        let orphans = registry::reap_orphans(&self.run);
+        if !orphans.is_empty() {
+            tracing::debug!(
+                pid = self.pid.0,
+                ?orphans,
+                "killed what an exited child left running"
+            );
+        }
         let report = registry::reap_process(&self.run, self.pid.0);
         if !report.queues.is_empty() || !report.fifos.is_empty() {
             tracing::debug!(
@@ -272,6 +298,16 @@ impl OsProcess {
             }
         }
 
+        // A child that dies before its own children leaves them to its
+        // nearest subreaper ancestor: this process, which then kills and
+        // reaps them ([`registry::reap_orphans`]) rather than leave them
+        // running, or as zombies of an init that never reaps.
+        static SUBREAPER: std::sync::Once = std::sync::Once::new();
+        SUBREAPER.call_once(|| {
+            if let Err(e) = sys::become_subreaper() {
+                tracing::warn!(errno = e, "cannot become a child subreaper");
+            }
+        });
         // Spawn them all, then tell each who its peers are.
         let mut children = Vec::new();
         let mut boot_socks = Vec::new();
@@ -282,6 +318,9 @@ impl OsProcess {
                 .map_err(crate::process::io_error)?;
             drop(theirs);
             let pid = Pid(child.id());
+            if let Err(e) = registry::record_process(&self.run, pid.0, self.pid) {
+                tracing::warn!(pid = pid.0, error = %e, "could not record a child");
+            }
             children.push(Child {
                 pid,
                 process: child,

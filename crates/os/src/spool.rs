@@ -138,6 +138,22 @@ pub(crate) fn pump_one(queue: &Queue) -> Pump {
     }
 }
 
+/// Takes the oldest spooled frame of a rendezvous queue, for a receive of
+/// this process. A rendezvous queue is never spooled into by sends (they wait
+/// for their acknowledgement); what its spool holds are frames a timed-out
+/// sender took out of the queue in place of its own and could not put back
+/// because another sender's frame took the slot ([`crate::rendezvous`]). They
+/// were in the queue first, so they are received first.
+pub(crate) fn take_put_back(queue: &Queue) -> Option<Vec<u8>> {
+    let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
+    let f = st.frames.pop_front()?;
+    st.bytes -= f.len();
+    if st.frames.is_empty() {
+        queue.spool.drained.notify_all();
+    }
+    Some(f)
+}
+
 /// Destroys what is still spooled for the queue (its port was destroyed, or
 /// this process is going away): the flusher finds the spool empty and ends,
 /// closing its descriptor, instead of polling a queue nobody will read.

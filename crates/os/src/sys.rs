@@ -526,3 +526,34 @@ pub(crate) fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.
     unsafe { libc::geteuid() }
 }
+
+/// Makes this process a *child subreaper* (`PR_SET_CHILD_SUBREAPER`): when a
+/// child it spawned dies, that child's own children are re-parented to this
+/// process instead of to init, so this process can kill and reap them.
+pub(crate) fn become_subreaper() -> Result<(), Errno> {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes a flag and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) }).map(drop)
+}
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat` (also for a zombie).
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sends `SIGKILL` to `pid`, then waits for it (it must be a child of this
+/// process) so that no zombie is left.
+pub(crate) fn kill_and_reap(pid: u32) {
+    // SAFETY: kill takes a pid and a signal number and touches no memory.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid, writable int for the call.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r >= 0 || errno() != libc::EINTR {
+            return;
+        }
+    }
+}

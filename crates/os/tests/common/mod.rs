@@ -37,6 +37,9 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("spool-sender", spool_sender),
     ("create-existing-mailbox", create_existing_mailbox),
     ("spool-then-drop", spool_then_drop),
+    ("destroy-foreign-mailbox", destroy_foreign_mailbox),
+    ("spawn-grandchild", spawn_grandchild),
+    ("linger", linger),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -52,6 +55,13 @@ macro_rules! role_entry {
 
 /// A root `OsProcess` for one test, whose children run this binary's roles.
 pub fn os() -> OsProcess {
+    set_entry_args();
+    OsProcess::new().expect("OsProcess")
+}
+
+/// Children of this test binary run only `role_entry` (and pass that on to
+/// their own children).
+pub fn set_entry_args() {
     mkipc_os::set_entry_args(&[
         "role_entry",
         "--exact",
@@ -59,7 +69,6 @@ pub fn os() -> OsProcess {
         "-q",
         "--test-threads=1",
     ]);
-    OsProcess::new().expect("OsProcess")
 }
 
 /// Drops `os` and asserts its run left nothing behind.
@@ -443,5 +452,60 @@ fn spool_then_drop(_os: &OsProcess) -> i32 {
     if open_fds() > fds_before {
         return 20;
     }
+    0
+}
+
+/// Opens mailbox args[0] (made by another user, open to all), tries to
+/// destroy it, which the OS refuses: exit 0 if that is `NoPermission` and the
+/// name still works afterwards (10 + n for what went wrong).
+fn destroy_foreign_mailbox(os: &OsProcess) -> i32 {
+    let Ok(mb) = os.mailbox_open(&os.args()[0]) else {
+        return 10;
+    };
+    if os.rights(mb).ok().and_then(|r| r.mailbox) != Some(Access::ALL) {
+        return 11; // the test would prove nothing
+    }
+    match os.mailbox_destroy(mb) {
+        Err(mkipc_kernel::IpcError::NoPermission) => {}
+        other => {
+            eprintln!("destroy-foreign-mailbox: {other:?}");
+            return 12;
+        }
+    }
+    if os.rights(mb).is_err() {
+        return 13; // the failed destroy took the name away
+    }
+    if os.send(mb, Message::new(3, b"still mine to use")).is_err() {
+        return 14;
+    }
+    0
+}
+
+/// Spawns a "linger" child, waits until it is ready, tells the parent its
+/// pid (as a u64), then waits to be killed, still holding the child's handle.
+fn spawn_grandchild(os: &OsProcess) -> i32 {
+    // No `set_entry_args` here: a child passes on the arguments it was
+    // started with (without that, the grandchild would run every test).
+    let child = os
+        .spawn(mkipc_os::Spawn::new("linger"))
+        .expect("spawn linger");
+    let _ = os.receive_from(child.pid()).expect("linger ready");
+    os.send_to(parent(os), Message::from_u64(1, child.pid().0 as u64))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    drop(child);
+    0
+}
+
+/// Makes a mailbox of its own, says so to the parent, then stays (30 s).
+fn linger(os: &OsProcess) -> i32 {
+    let _mine = os
+        .mailbox_create(
+            "linger-owned",
+            mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1)),
+        )
+        .unwrap();
+    os.send_to(parent(os), Message::new(1, b"ready")).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
     0
 }
