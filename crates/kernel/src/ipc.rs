@@ -200,7 +200,10 @@ pub trait Ipc {
     /// Opens a mailbox by name, with the access its access list gives this task.
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError>;
     /// Grants `pid` access to a mailbox this task owns (or, for a system
-    /// mailbox, has full access to). `Access::NONE` revokes.
+    /// mailbox, has full access to). `Access::NONE` revokes. A permission
+    /// taken away takes effect at once: `pid`'s sends (receives) blocked on
+    /// the mailbox fail with `NoPermission`, a sender getting its message
+    /// back; a select that includes the mailbox fails as a whole.
     fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError>;
     /// Destroys a mailbox this task owns (or a system mailbox it has full access
     /// to); waiting senders and receivers fail with the "dead" errors.

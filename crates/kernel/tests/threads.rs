@@ -370,6 +370,264 @@ fn mailbox_owner_exit_wakes_blocked_senders_and_receivers() {
     }
 }
 
+/// Revoking a permission takes effect at once, also for tasks already blocked
+/// on the mailbox: a blocked sender whose send permission goes (`NONE`, or
+/// receive only) fails with `NoPermission` and gets its message and the rights
+/// it carries back; a blocked receiver whose receive permission goes fails with
+/// `NoPermission`. A grant that keeps the permission the wait needs leaves it
+/// blocked. A new attempt gets the same error.
+#[test]
+fn mailbox_revoke_fails_blocked_senders_and_receivers() {
+    for capacity in [Capacity::Zero, Capacity::Bounded(2)] {
+        let k = Kernel::new();
+        let owner = k.spawn_task();
+        let full = owner
+            .mailbox_create("full", MailboxConfig::new(capacity))
+            .unwrap();
+        let empty = owner
+            .mailbox_create("empty", MailboxConfig::new(capacity))
+            .unwrap();
+        let queued = match capacity {
+            Capacity::Bounded(n) => n,
+            _ => 0,
+        };
+        for _ in 0..queued {
+            owner.send(full, Message::new(9, b"queued")).unwrap();
+        }
+        // Senders: revoked to NONE, revoked to receive only, kept (send only).
+        // Receivers: revoked to NONE, revoked to send only, kept (receive only).
+        let send_grants = [Access::NONE, Access::RECEIVE, Access::SEND];
+        let receive_grants = [Access::NONE, Access::SEND, Access::RECEIVE];
+        let senders: Vec<Task> = (0..3).map(|_| k.spawn_task()).collect();
+        let receivers: Vec<Task> = (0..3).map(|_| k.spawn_task()).collect();
+        thread::scope(|s| {
+            // On a failed assertion, end every wait so the scope can join.
+            let _release = OnDrop(|| {
+                if thread::panicking() {
+                    let _ = owner.mailbox_destroy(full);
+                    let _ = owner.mailbox_destroy(empty);
+                }
+            });
+            let send_handles: Vec<_> = senders
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    s.spawn(move || {
+                        let mb = t.mailbox_open("full").unwrap();
+                        let carried = t.port_allocate(Capacity::Unbounded).unwrap();
+                        t.make_send(carried).unwrap();
+                        let msg = Message::from_u64(1, i as u64)
+                            .with_right(carried, Disposition::MoveSend);
+                        let result = t.send(mb, msg);
+                        (result, carried, t.rights(carried).unwrap().send)
+                    })
+                })
+                .collect();
+            let receive_handles: Vec<_> = receivers
+                .iter()
+                .map(|t| {
+                    s.spawn(move || {
+                        let mb = t.mailbox_open("empty").unwrap();
+                        t.receive(mb)
+                    })
+                })
+                .collect();
+            wait_until("everyone is blocked", || {
+                let s = k.stats();
+                s.blocked_senders == 3 && s.blocked_receivers == 3
+            });
+            for (t, a) in senders.iter().zip(send_grants) {
+                owner.mailbox_grant(full, t.pid(), a).unwrap();
+            }
+            for (t, a) in receivers.iter().zip(receive_grants) {
+                owner.mailbox_grant(empty, t.pid(), a).unwrap();
+            }
+            wait_until("the revoked waits have failed", || {
+                let s = k.stats();
+                s.blocked_senders == 1 && s.blocked_receivers == 1
+            });
+            let mut send_handles = send_handles.into_iter();
+            for i in 0..2 {
+                let (result, carried, send_refs) = send_handles.next().unwrap().join().unwrap();
+                let err = result.unwrap_err();
+                assert_eq!(err.kind(), SendErrorKind::NoPermission, "{capacity}");
+                assert_eq!(send_refs, 1, "{capacity}: the carried send right is back");
+                let back = err.into_message();
+                assert_eq!(
+                    back.as_u64(),
+                    Some(i as u64),
+                    "{capacity}: wrong message back"
+                );
+                assert_eq!(back.rights()[0].name, carried, "{capacity}");
+            }
+            let mut receive_handles = receive_handles.into_iter();
+            for _ in 0..2 {
+                let r = receive_handles.next().unwrap().join().unwrap();
+                assert_eq!(r.unwrap_err(), ReceiveError::NoPermission, "{capacity}");
+            }
+            // A new attempt is refused the same way.
+            for t in &senders[..2] {
+                let mb = t.mailbox_open("full");
+                let err = match mb {
+                    Ok(mb) => t.try_send(mb, Message::new(2, b"")).unwrap_err().kind(),
+                    Err(e) => {
+                        assert_eq!(e, IpcError::NoPermission);
+                        SendErrorKind::NoPermission
+                    }
+                };
+                assert_eq!(err, SendErrorKind::NoPermission, "{capacity}");
+            }
+            let mb = receivers[1].mailbox_open("empty").unwrap();
+            assert_eq!(
+                receivers[1].try_receive(mb).unwrap_err(),
+                ReceiveError::NoPermission
+            );
+            // The kept waits still complete normally.
+            for _ in 0..queued {
+                assert_eq!(owner.receive(full).unwrap().id, 9);
+            }
+            let m = owner.receive(full).unwrap();
+            assert_eq!((m.as_u64(), m.sender()), (Some(2), Some(senders[2].pid())));
+            let (result, _, _) = send_handles.next().unwrap().join().unwrap();
+            result.unwrap();
+            owner.send(empty, Message::new(7, b"kept")).unwrap();
+            let m = receive_handles.next().unwrap().join().unwrap().unwrap();
+            assert_eq!(m.id, 7);
+            assert_clean(&k);
+        });
+        // Nothing leaked: each revoked sender holds exactly the right it carried.
+        for t in &senders[..2] {
+            let r = k.task_rights(t.pid()).unwrap();
+            assert_eq!((r.send, r.receive), (1, 1), "{capacity}: {r:?}");
+        }
+        assert_clean(&k);
+        drop(owner);
+        drop(senders);
+        drop(receivers);
+        assert_empty(&k);
+    }
+}
+
+/// A timed wait whose permission is revoked mid-way fails at once with
+/// `NoPermission`, not `TimedOut` at its deadline.
+#[test]
+fn mailbox_revoke_ends_timed_waits_with_no_permission() {
+    let long = Duration::from_secs(60);
+    let k = Kernel::new();
+    let owner = k.spawn_task();
+    let full = owner
+        .mailbox_create("full", MailboxConfig::new(Capacity::Bounded(1)))
+        .unwrap();
+    let empty = owner
+        .mailbox_create("empty", MailboxConfig::new(Capacity::Bounded(1)))
+        .unwrap();
+    owner.send(full, Message::new(9, b"queued")).unwrap();
+    let tx = k.spawn_task();
+    let rx = k.spawn_task();
+    let start = Instant::now();
+    thread::scope(|s| {
+        let _release = OnDrop(|| {
+            if thread::panicking() {
+                let _ = owner.mailbox_destroy(full);
+                let _ = owner.mailbox_destroy(empty);
+            }
+        });
+        let sender = s.spawn(|| {
+            let mb = tx.mailbox_open("full").unwrap();
+            tx.send_timeout(mb, Message::from_u64(1, 42), long)
+        });
+        let receiver = s.spawn(|| {
+            let mb = rx.mailbox_open("empty").unwrap();
+            rx.receive_timeout(mb, long)
+        });
+        wait_until("both are blocked", || {
+            let s = k.stats();
+            s.blocked_senders == 1 && s.blocked_receivers == 1
+        });
+        owner.mailbox_grant(full, tx.pid(), Access::NONE).unwrap();
+        owner.mailbox_grant(empty, rx.pid(), Access::NONE).unwrap();
+        wait_until("the revoked waits have failed", || {
+            let s = k.stats();
+            s.blocked_senders == 0 && s.blocked_receivers == 0
+        });
+        let err = sender.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), SendErrorKind::NoPermission);
+        assert_eq!(err.into_message().as_u64(), Some(42));
+        assert_eq!(
+            receiver.join().unwrap().unwrap_err(),
+            ReceiveError::NoPermission
+        );
+    });
+    assert!(start.elapsed() < long);
+    assert_eq!(owner.receive(full).unwrap().id, 9);
+    assert_clean(&k);
+}
+
+/// A select over a port, a port set and a mailbox, when only the mailbox's
+/// receive permission is revoked: the whole receive fails with `NoPermission`,
+/// as a new select over the same names would, and as a select fails when any
+/// one of its sources dies; it is unregistered from every source. A grant that
+/// keeps receive permission leaves the select waiting on all of them.
+#[test]
+fn mailbox_revoke_fails_a_select_that_includes_it() {
+    let k = Kernel::new();
+    let owner = k.spawn_task();
+    let mb_owner = owner
+        .mailbox_create("mb", MailboxConfig::new(Capacity::Bounded(1)))
+        .unwrap();
+    let rx = k.spawn_task();
+    let port = rx.port_allocate(Capacity::Bounded(1)).unwrap();
+    let member = rx.port_allocate(Capacity::Bounded(1)).unwrap();
+    let set = rx.port_set_allocate().unwrap();
+    rx.port_set_insert(set, member).unwrap();
+    let mb = rx.mailbox_open("mb").unwrap();
+    let blocked = || {
+        wait_until("the select is blocked on every source", || {
+            rx.port_status(port).unwrap().blocked_receivers == 1
+                && rx.port_status(mb).unwrap().blocked_receivers == 1
+                && k.stats().blocked_receivers == 3
+        })
+    };
+    thread::scope(|s| {
+        let _release = OnDrop(|| {
+            if thread::panicking() {
+                let _ = owner.mailbox_destroy(mb_owner);
+            }
+        });
+        // Keeping receive permission (dropping send) changes nothing.
+        let h = s.spawn(|| rx.select(&[port, set, mb]));
+        blocked();
+        owner
+            .mailbox_grant(mb_owner, rx.pid(), Access::RECEIVE)
+            .unwrap();
+        rx.send(member, Message::new(3, b"to the set")).unwrap();
+        let m = h.join().unwrap().unwrap();
+        assert_eq!((m.id, m.received_on()), (3, Some(member)));
+        assert_eq!(k.stats().blocked_receivers, 0);
+
+        // Revoking receive permission fails the select and unregisters it.
+        let h = s.spawn(|| rx.select(&[port, set, mb]));
+        blocked();
+        owner
+            .mailbox_grant(mb_owner, rx.pid(), Access::SEND)
+            .unwrap();
+        wait_until("the select has failed", || k.stats().blocked_receivers == 0);
+        assert_eq!(h.join().unwrap().unwrap_err(), ReceiveError::NoPermission);
+    });
+    assert_eq!(rx.port_status(port).unwrap().blocked_receivers, 0);
+    assert_eq!(
+        rx.try_select(&[port, set, mb]).unwrap_err(),
+        ReceiveError::NoPermission
+    );
+    // The other sources still work, and nothing is left behind.
+    rx.send(port, Message::new(4, b"")).unwrap();
+    assert_eq!(rx.select(&[port, set]).unwrap().id, 4);
+    assert_clean(&k);
+    drop(rx);
+    drop(owner);
+    assert_empty(&k);
+}
+
 /// Many tasks send directly to one: `receive_from_any` names each sender and
 /// keeps per-sender order; `receive_from` takes only from the named task and
 /// reports end of stream once that task has exited and been drained.

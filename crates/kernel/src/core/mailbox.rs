@@ -5,10 +5,21 @@
 //! exactly one receiver. A mailbox owned by a task dies with it (waiting
 //! senders get `DestinationDead`, waiting receivers `SourceDead`); a system
 //! mailbox lives until someone with full access destroys it.
+//!
+//! A grant that takes a permission away takes effect at once, also for the
+//! task's operations already blocked on the mailbox: a blocked send that lost
+//! send permission fails with `NoPermission` and its message (with its rights)
+//! goes back to the sender; a blocked receive that lost receive permission
+//! fails with `NoPermission`, the error a new attempt gets. A receive waiting
+//! on several sources at once (select) fails as a whole, as a new select over
+//! the same names would, and as it does when any one of its sources dies. (A
+//! mailbox is never a member of a port set.)
+
+use smallvec::SmallVec;
 
 use super::queue::MsgQueue;
 use super::space::Obj;
-use super::{Kernel, Locked, Mailbox, MailboxId};
+use super::{Kernel, Locked, Mailbox, MailboxId, WaitId};
 use crate::error::{IpcError, ReceiveError, SendError};
 use crate::ipc::{MailboxConfig, Owner};
 use crate::name::{Access, Pid, PortName, RightKind};
@@ -42,6 +53,44 @@ impl Locked<'_> {
         }
         for w in queue.blocked_receivers.drain(..) {
             self.fail_receiver(w, ReceiveError::SourceDead);
+        }
+        self.reap();
+    }
+
+    /// Fails `pid`'s operations blocked on mailbox `m` that its access no
+    /// longer allows (after a grant changed it): sends without send
+    /// permission, receives without receive permission, with `NoPermission`.
+    fn end_waits_without_access(&mut self, m: MailboxId, pid: Pid) {
+        let Some(mb) = self.mailboxes.get(m) else {
+            return;
+        };
+        let access = mb.access(pid);
+        let of_pid = |list: &std::collections::VecDeque<WaitId>, allowed: bool| {
+            let mut out: SmallVec<[WaitId; 2]> = SmallVec::new();
+            if !allowed {
+                for &w in list {
+                    if self.waits.get(w).is_some_and(|r| r.task == pid) && !out.contains(&w) {
+                        out.push(w);
+                    }
+                }
+            }
+            out
+        };
+        let senders = of_pid(&mb.queue.blocked_senders, access.send);
+        let receivers = of_pid(&mb.queue.blocked_receivers, access.receive);
+        if senders.is_empty() && receivers.is_empty() {
+            return;
+        }
+        tracing::debug!(target: "mkipc::ipc", mailbox = %mb.name, %pid, "access revoked: blocked operations fail");
+        for w in senders {
+            if let Some(mb) = self.mailboxes.get_mut(m) {
+                super::queue::remove_waiter(&mut mb.queue.blocked_senders, w);
+            }
+            self.fail_sender(w, SendError::NoPermission);
+        }
+        for w in receivers {
+            // Unregisters it from every source, not just this mailbox.
+            self.fail_receiver(w, ReceiveError::NoPermission);
         }
         self.reap();
     }
@@ -119,7 +168,9 @@ impl Kernel {
         Ok(st.space_mut(pid).alloc(Obj::Mailbox(m)))
     }
 
-    /// Changes a task's access to a mailbox.
+    /// Changes a task's access to a mailbox. Taking a permission away also
+    /// fails that task's operations blocked on the mailbox which need it,
+    /// with `NoPermission` (a blocked sender gets its message back).
     pub fn mailbox_grant(
         &self,
         pid: Pid,
@@ -137,6 +188,7 @@ impl Kernel {
             .expect("live")
             .acl
             .insert(to, access);
+        st.end_waits_without_access(m, to);
         Ok(())
     }
 
