@@ -18,6 +18,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use mkipc_kernel::{Pid, PortName};
+
 use crate::runtime::{Core, PState};
 use crate::trace::Target;
 use crate::ProcId;
@@ -168,14 +170,15 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
                     // The request sits with the receiver of the call's
                     // destination; the kernel cannot say who that is once the
                     // request is queued (notes/sim-requests.md), so use the
-                    // holder the simulator tracked for ports it created.
-                    holders.extend(
-                        core.watched
-                            .borrow()
-                            .iter()
-                            .filter(|w| w.label == label && w.holder != core.init)
-                            .map(|w| w.holder.0),
-                    );
+                    // holder the simulator tracked for ports it created. The
+                    // destination is found by identity (which watched queue
+                    // the caller's name denotes), never by label: labels may
+                    // repeat.
+                    if let Some((_, Target::Name(dest))) = m.blocked_on {
+                        if let Some(holder) = call_server(core, m.pid, dest) {
+                            holders.push(holder.0);
+                        }
+                    }
                     holders.sort_unstable();
                     holders.dedup();
                 }
@@ -211,6 +214,20 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
         .or_else(|| find_cycle(&waiting, true))
         .unwrap_or_default();
     Deadlock { waiting, cycle }
+}
+
+/// The task holding the receive end of the watched queue that `dest` (in
+/// `caller`'s space) denotes, if the simulator knows it and that task still
+/// holds it.
+fn call_server(core: &Core, caller: Pid, dest: PortName) -> Option<Pid> {
+    let queue = core.queue_of(caller, dest)?;
+    let watched = core.watched.borrow();
+    let w = watched.get(queue)?;
+    let holds = core
+        .kernel
+        .rights(w.holder, w.name)
+        .is_ok_and(|r| r.receive || r.mailbox.is_some());
+    (w.holder != core.init && holds).then_some(w.holder)
 }
 
 /// A cycle in the wait-for graph, as indices into `waiting`, found by

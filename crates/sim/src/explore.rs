@@ -14,7 +14,9 @@
 //! nothing at the end — no leaked right, port or message. The first failure
 //! stops the exploration; its [`Failure`] prints the seed and schedule that
 //! replay it. Setting `MKIPC_SIM_REPLAY` makes the explorer run only that
-//! schedule, so a failure found in CI is debugged with the same test.
+//! schedule, so a failure found in CI is debugged with the same test; a value
+//! that is not a schedule runs nothing and fails with
+//! [`FailureReason::BadReplay`].
 //!
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Message};
@@ -42,10 +44,15 @@
 use std::ops::Range;
 
 use crate::builder::SimBuilder;
-use crate::report::{Failure, FailureReason};
-use crate::schedule::{Schedule, REPLAY_ENV};
+use std::time::Duration;
+
+use mkipc_kernel::KernelStats;
+
+use crate::report::{Failure, FailureReason, Report};
+use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::{DfsTrail, SchedulerKind};
 use crate::sim::Sim;
+use crate::trace::Trace;
 
 #[derive(Clone, Debug)]
 enum Mode {
@@ -145,14 +152,27 @@ impl Explorer {
     }
 
     /// Explores; stops at the first failure.
+    ///
+    /// With `MKIPC_SIM_REPLAY` set (and not blank), runs only that schedule;
+    /// if it is not a schedule, runs nothing and returns a failure with
+    /// [`FailureReason::BadReplay`] (and `runs == 0`).
     pub fn run(&self, setup: impl Fn(&mut Sim)) -> ExploreOutcome {
-        if let Ok(s) = std::env::var(REPLAY_ENV) {
-            if let Ok(schedule) = s.parse::<Schedule>() {
-                let failure = self.one(self.base.clone().replay(schedule), &setup).err();
-                return ExploreOutcome {
-                    runs: 1,
-                    failure,
-                    complete: false,
+        if let Some(value) = std::env::var_os(REPLAY_ENV) {
+            // Blank means unset, as for `SimBuilder::replay_from_env`; a value
+            // that is not a schedule is reported, never explored past.
+            let value = value.to_string_lossy().into_owned();
+            if !value.trim().is_empty() {
+                return match value.parse::<Schedule>() {
+                    Ok(schedule) => ExploreOutcome {
+                        runs: 1,
+                        failure: self.one(self.base.clone().replay(schedule), &setup).err(),
+                        complete: false,
+                    },
+                    Err(error) => ExploreOutcome {
+                        runs: 0,
+                        failure: Some(bad_replay(value, error)),
+                        complete: false,
+                    },
                 };
             }
         }
@@ -211,6 +231,26 @@ impl Explorer {
                 }
             }
         }
+    }
+}
+
+/// The failure of an exploration that ran nothing because `MKIPC_SIM_REPLAY`
+/// is not a schedule: an empty report.
+fn bad_replay(value: String, error: ScheduleParseError) -> Failure {
+    Failure {
+        reason: FailureReason::BadReplay { value, error },
+        report: Box::new(Report {
+            seed: 0,
+            scheduler: "replay",
+            steps: 0,
+            end_time: Duration::ZERO,
+            procs: Vec::new(),
+            ports: Vec::new(),
+            schedule: Schedule::default(),
+            replay_diverged: false,
+            kernel_at_end: KernelStats::default(),
+            trace: Trace::default(),
+        }),
     }
 }
 

@@ -299,6 +299,9 @@ where
         if let Some(label) = core.label_of(from, given.name) {
             core.set_label(pid, got.name, &label);
         }
+        if let Some(queue) = core.queue_of(from, given.name) {
+            core.set_queue_of(pid, got.name, queue);
+        }
         if given.disposition == Disposition::MoveReceive {
             for w in core.watched.borrow_mut().iter_mut() {
                 if w.holder == from && w.name == given.name {

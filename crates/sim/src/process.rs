@@ -521,7 +521,11 @@ impl Ipc for Proc {
         self.op_done("mailbox_create", &r);
         self.auto_label(&r, name);
         if let (Some(s), Ok(mailbox)) = (self.sim(), &r) {
-            s.core.watch(name, s.pid, *mailbox, true);
+            let queue = s.core.watch(name, s.pid, *mailbox, true);
+            s.core
+                .mailboxes
+                .borrow_mut()
+                .insert(name.to_string(), queue);
         }
         r
     }
@@ -530,6 +534,14 @@ impl Ipc for Proc {
         let r = on_backend!(self, i => i.mailbox_open(name));
         self.op_done("mailbox_open", &r);
         self.auto_label(&r, name);
+        if let (Some(s), Ok(mailbox)) = (self.sim(), &r) {
+            // The kernel resolved `name` to its one live mailbox, the one
+            // created last under that name.
+            let queue = s.core.mailboxes.borrow().get(name).copied();
+            if let Some(queue) = queue {
+                s.core.set_queue_of(s.pid, *mailbox, queue);
+            }
+        }
         r
     }
     fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
@@ -537,6 +549,14 @@ impl Ipc for Proc {
         let r = on_backend!(self, i => i.register(service, right));
         self.op_done("register", &r);
         self.auto_label(&r.map(|_| right), service);
+        if let (Some(s), Ok(())) = (self.sim(), &r) {
+            let queue = s.core.queue_of(s.pid, right);
+            let mut services = s.core.services.borrow_mut();
+            match queue {
+                Some(queue) => services.insert(service.to_string(), queue),
+                None => services.remove(service),
+            };
+        }
         r
     }
     fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
@@ -544,6 +564,12 @@ impl Ipc for Proc {
         let r = on_backend!(self, i => i.look_up(service));
         self.op_done("look_up", &r);
         self.auto_label(&r, service);
+        if let (Some(s), Ok(name)) = (self.sim(), &r) {
+            let queue = s.core.services.borrow().get(service).copied();
+            if let Some(queue) = queue {
+                s.core.set_queue_of(s.pid, *name, queue);
+            }
+        }
         r
     }
 

@@ -16,7 +16,7 @@ use mkipc_kernel::{Capacity, KernelStats};
 
 use crate::deadlock::Deadlock;
 use crate::process::ExitStatus;
-use crate::schedule::{Schedule, REPLAY_ENV};
+use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::trace::Trace;
 use crate::ProcId;
 
@@ -199,6 +199,18 @@ pub enum FailureReason {
     },
     /// The run took more steps than allowed (a livelock, or a long model).
     StepLimit(u64),
+    /// [`Explorer::run`](crate::Explorer::run) found `MKIPC_SIM_REPLAY` set
+    /// to something that is not a schedule, and ran nothing: exploring as
+    /// if it were unset would hide the mistake behind a clean outcome. (A
+    /// blank value counts as unset, as for
+    /// [`SimBuilder::replay_from_env`](crate::SimBuilder::replay_from_env),
+    /// which returns the same error.) The failure's report is empty.
+    BadReplay {
+        /// The variable's value (lossily decoded if it was not UTF-8).
+        value: String,
+        /// Why it is not a schedule.
+        error: ScheduleParseError,
+    },
 }
 
 impl fmt::Display for FailureReason {
@@ -225,6 +237,11 @@ impl fmt::Display for FailureReason {
                 )
             }
             FailureReason::StepLimit(n) => write!(f, "step limit of {n} reached"),
+            FailureReason::BadReplay { value, error } => write!(
+                f,
+                "{REPLAY_ENV}='{value}' is not a schedule ({error}); nothing was run: \
+                 give a line a failure printed (like `seed=42;choices=0,1*3,0`) or unset it"
+            ),
         }
     }
 }
@@ -247,6 +264,10 @@ impl Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let FailureReason::BadReplay { .. } = self.reason {
+            // No run happened, so there is no schedule to replay.
+            return write!(f, "simulation not run: {}", self.reason);
+        }
         writeln!(f, "simulation failed: {}", self.reason)?;
         let line = self.replay_line();
         write!(

@@ -152,6 +152,16 @@ pub(crate) struct Core {
     pub trace: RefCell<Vec<Event>>,
     pub labels: RefCell<BTreeMap<(u32, PortName), String>>,
     pub watched: RefCell<Vec<Watched>>,
+    /// Which watched queue a name denotes: `(pid, name) -> index into
+    /// watched`, by identity (recorded where the sim saw the right made or
+    /// handed over), never by label text. Deadlock reports use it to find
+    /// who serves a call's destination.
+    pub queue_of: RefCell<BTreeMap<(u32, PortName), usize>>,
+    /// The watched queue a registered service's right denotes, by service name.
+    pub services: RefCell<BTreeMap<String, usize>>,
+    /// The watched queue of each mailbox, by its kernel name (the kernel's
+    /// key for a live mailbox).
+    pub mailboxes: RefCell<BTreeMap<String, usize>>,
     pub world_rng: RefCell<SimRng>,
     pub sched: RefCell<Box<dyn Scheduler>>,
     pub sched_rng: RefCell<SimRng>,
@@ -266,12 +276,28 @@ impl Core {
             .push(Reverse((when, seq, id.0, epoch)));
     }
 
-    /// Adds a queue to the report, unless it is already there.
-    pub fn watch(&self, label: &str, holder: Pid, name: PortName, is_mailbox: bool) {
+    /// The watched queue `name` denotes in `pid`'s space, if the sim knows.
+    pub fn queue_of(&self, pid: Pid, name: PortName) -> Option<usize> {
+        self.queue_of.borrow().get(&(pid.0, name)).copied()
+    }
+
+    /// Records that `name` in `pid`'s space denotes watched queue `queue`.
+    pub fn set_queue_of(&self, pid: Pid, name: PortName, queue: usize) {
+        self.queue_of.borrow_mut().insert((pid.0, name), queue);
+    }
+
+    /// Adds a queue to the report, unless it is already there; returns its
+    /// index in `watched`.
+    pub fn watch(&self, label: &str, holder: Pid, name: PortName, is_mailbox: bool) -> usize {
         let mut watched = self.watched.borrow_mut();
-        if watched.iter().any(|w| w.holder == holder && w.name == name) {
-            return;
+        if let Some(i) = watched
+            .iter()
+            .position(|w| w.holder == holder && w.name == name)
+        {
+            return i;
         }
+        let index = watched.len();
+        self.set_queue_of(holder, name, index);
         watched.push(Watched {
             label: label.to_string(),
             holder,
@@ -284,6 +310,7 @@ impl Core {
             drops: 0,
             area: 0,
         });
+        index
     }
 
     /// Refreshes the occupancy figures of watched queues held by a live task.

@@ -197,13 +197,17 @@ impl Sim {
             .core
             .kernel
             .mailbox_create(self.core.init, label, config)?;
-        self.watch(label, name, true);
+        let queue = self.watch(label, name, true);
+        self.core
+            .mailboxes
+            .borrow_mut()
+            .insert(label.to_string(), queue);
         Ok(name)
     }
 
-    fn watch(&mut self, label: &str, name: PortName, is_mailbox: bool) {
+    fn watch(&mut self, label: &str, name: PortName, is_mailbox: bool) -> usize {
         self.core.set_label(self.core.init, name, label);
-        self.core.watch(label, self.core.init, name, is_mailbox);
+        self.core.watch(label, self.core.init, name, is_mailbox)
     }
 
     /// Spawns a process that inherits nothing.

@@ -1,7 +1,7 @@
 //! Deadlock detection: the report names the wait-for cycle.
 
 use mkipc_kernel::{Capacity, Ipc, Message};
-use mkipc_sim::{Explorer, FailureReason, Inherit, Sim};
+use mkipc_sim::{Deadlock, Explorer, FailureReason, Inherit, ProcId, Sim};
 
 /// Two processes, two zero-capacity ports, each sending first.
 fn classic(sim: &mut Sim) {
@@ -260,4 +260,132 @@ fn dining_philosophers_with_fork_servers() {
         "{d}"
     );
     assert!(d.cycle_names().iter().any(|n| n.starts_with("fork")), "{d}");
+}
+
+/// The deadlock report of one run of `setup` (seed 0).
+fn deadlock_of(setup: impl FnOnce(&mut Sim) -> Vec<ProcId>) -> (Deadlock, Vec<ProcId>) {
+    let mut sim = Sim::builder().seed(0).build();
+    let ids = setup(&mut sim);
+    let failure = sim.run().unwrap_err();
+    let FailureReason::Deadlock(d) = failure.reason else {
+        panic!("not a deadlock: {failure}")
+    };
+    (d, ids)
+}
+
+fn cycle_procs(d: &Deadlock) -> Vec<ProcId> {
+    let mut procs: Vec<ProcId> = d.cycle.iter().map(|&i| d.waiting[i].proc).collect();
+    procs.sort_unstable();
+    procs
+}
+
+#[test]
+fn a_call_blames_the_server_of_its_own_port_not_one_with_the_same_label() {
+    // Two ports labelled "svc", served by two processes both named "server".
+    // The client calls the first; its server waits sending to the client's
+    // port: the real cycle is client -> server#1 -> client. The other server
+    // (spawned first, so it has the lower pid) also waits on the client, but
+    // nobody waits on it.
+    let (d, ids) = deadlock_of(|sim| {
+        let svc1 = sim.port("svc", Capacity::Bounded(4)).unwrap();
+        let svc2 = sim.port("svc", Capacity::Bounded(4)).unwrap();
+        let back = sim.port("back", Capacity::Zero).unwrap();
+        let serve = |p: &mkipc_sim::Proc| -> mkipc_sim::ProcResult {
+            p.send(p.right(1), Message::new(1, b"to the client"))?;
+            Ok(())
+        };
+        let other = sim
+            .spawn_with(
+                "server",
+                &[Inherit::receive(svc2), Inherit::send(back)],
+                serve,
+            )
+            .unwrap();
+        let real = sim
+            .spawn_with(
+                "server",
+                &[Inherit::receive(svc1), Inherit::send(back)],
+                serve,
+            )
+            .unwrap();
+        let client = sim
+            .spawn_with(
+                "client",
+                &[Inherit::send(svc1), Inherit::receive(back)],
+                |p| {
+                    p.call(p.right(0), Message::new(2, b"request"))?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        vec![other, real, client]
+    });
+    let (real, client) = (ids[1], ids[2]);
+    let mut expected = vec![client, real];
+    expected.sort_unstable();
+    assert_eq!(cycle_procs(&d), expected, "{d}");
+    let call = d.waiting.iter().find(|w| w.proc == client).unwrap();
+    assert_eq!(call.op, "call", "{d}");
+    assert_eq!(
+        call.held_by,
+        ["server"],
+        "only one server serves svc#1: {d}"
+    );
+}
+
+#[test]
+fn a_shared_label_does_not_invent_a_cycle() {
+    // The client calls svc#1, whose server waits on a port nobody can send
+    // to. The server of the other "svc" waits on the client, but the client
+    // does not wait on it: there is no cycle.
+    let (d, ids) = deadlock_of(|sim| {
+        let svc1 = sim.port("svc", Capacity::Bounded(4)).unwrap();
+        let svc2 = sim.port("svc", Capacity::Bounded(4)).unwrap();
+        let back = sim.port("back", Capacity::Zero).unwrap();
+        let nowhere = sim.port("nowhere", Capacity::Zero).unwrap();
+        let stuck = sim
+            .spawn_with(
+                "server",
+                &[Inherit::receive(svc1), Inherit::receive(nowhere)],
+                |p| {
+                    p.receive(p.right(1))?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let other = sim
+            .spawn_with(
+                "server",
+                &[Inherit::receive(svc2), Inherit::send(back)],
+                |p| {
+                    p.send(p.right(1), Message::new(1, b"to the client"))?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let client = sim
+            .spawn_with(
+                "client",
+                &[Inherit::send(svc1), Inherit::receive(back)],
+                |p| {
+                    p.call(p.right(0), Message::new(2, b"request"))?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        vec![stuck, other, client]
+    });
+    let (stuck, other, client) = (ids[0], ids[1], ids[2]);
+    assert!(
+        d.cycle.is_empty(),
+        "the client does not wait on the other server, so nothing is a ring: {d}"
+    );
+    let call = d.waiting.iter().find(|w| w.proc == client).unwrap();
+    assert_eq!(
+        call.held_by,
+        ["server"],
+        "only the stuck server serves svc#1: {d}"
+    );
+    let ids: Vec<ProcId> = d.waiting.iter().map(|w| w.proc).collect();
+    assert_eq!(ids, [stuck, other, client], "{d}");
 }
