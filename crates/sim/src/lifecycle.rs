@@ -17,7 +17,7 @@ use corosensei::{Coroutine, Yielder};
 use mkipc_kernel::{CarriedRight, Disposition, IpcError, Pid};
 
 use crate::process::{Backend, ExitStatus, Proc, ProcResult, SimCtx};
-use crate::report::{PortReport, ProcReport, ProcStats, Report};
+use crate::report::{PortReport, ProcReport, Report};
 use crate::runtime::{Co, Core, PState, ProcMeta, Suspend};
 use crate::schedule::Schedule;
 use crate::sim::Sim;
@@ -249,18 +249,9 @@ pub(crate) fn spawn_failed(core: &Rc<Core>, name: &str, error: &IpcError) -> Pro
         error: format!("could not start: {error}"),
     };
     let id = ProcId(core.procs.borrow().len() as u32);
-    core.procs.borrow_mut().push(ProcMeta {
-        name: name.to_string(),
-        pid,
-        state: PState::Done,
-        epoch: 0,
-        timed_out: false,
-        killed: false,
-        blocked_on: None,
-        stats: ProcStats::default(),
-        status: Some(status.clone()),
-        joiners: Vec::new(),
-    });
+    core.procs
+        .borrow_mut()
+        .push(ProcMeta::new(name, pid, Some(status.clone())));
     core.emit(id, EventKind::Spawned { parent: None });
     core.emit(id, EventKind::Exited { status });
     id
@@ -312,18 +303,7 @@ where
         }
     }
     let id = ProcId(core.procs.borrow().len() as u32);
-    core.procs.borrow_mut().push(ProcMeta {
-        name: name.to_string(),
-        pid,
-        state: PState::Ready,
-        epoch: 0,
-        timed_out: false,
-        killed: false,
-        blocked_on: None,
-        stats: ProcStats::default(),
-        status: None,
-        joiners: Vec::new(),
-    });
+    core.procs.borrow_mut().push(ProcMeta::new(name, pid, None));
     let waker = core.new_waker(id);
     let canary = stack.canary();
     let core2 = Rc::clone(core);

@@ -77,6 +77,28 @@ pub(crate) struct ProcMeta {
     pub joiners: Vec<ProcId>,
 }
 
+impl ProcMeta {
+    /// A process that has not run yet: ready, or (`status` given) already ended.
+    pub fn new(name: &str, pid: Pid, status: Option<ExitStatus>) -> ProcMeta {
+        ProcMeta {
+            name: name.to_string(),
+            pid,
+            state: if status.is_some() {
+                PState::Done
+            } else {
+                PState::Ready
+            },
+            epoch: 0,
+            timed_out: false,
+            killed: false,
+            blocked_on: None,
+            stats: ProcStats::default(),
+            status,
+            joiners: Vec::new(),
+        }
+    }
+}
+
 /// Ids of processes whose kernel waits completed, in wake order.
 ///
 /// Only the simulator's thread ever touches it; the lock is there because
