@@ -215,6 +215,10 @@ pub fn dispatch(cli: Cli) -> i32 {
             explore_cmd(&scenario, &opts)
         }
         Command::Bench { scale } => {
+            if !(scale.is_finite() && scale > 0.0) {
+                eprintln!("error: --scale must be a number > 0, not {scale}");
+                return 2;
+            }
             eprintln!("running the benchmark suite (a few seconds)...");
             print!("{}", crate::bench::render(&crate::bench::run(scale)));
             0
@@ -332,7 +336,10 @@ fn run(
                 time_scale: out.time_scale,
                 timeout: std::time::Duration::from_secs_f64(out.timeout),
             };
-            match scenario::run_os(&scn, &opts) {
+            let guard = CleanupGuard::start();
+            let result = scenario::run_os(&scn, &opts);
+            guard.finish();
+            match result {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -441,6 +448,89 @@ fn run(
     } else {
         1
     }
+}
+
+/// The environment variable that makes a re-executed `mkipc` the cleanup
+/// guard of the coordinator whose pid it holds (see [`guard_main`]).
+pub const GUARD_ENV: &str = "MKIPC_CLEANUP_GUARD";
+
+/// A helper process that removes what an os-backend run left behind when
+/// this process dies without cleaning up: killed by `SIGTERM`, `SIGKILL`,
+/// or by a Ctrl-C (the guard has its own process group, so the terminal's
+/// `SIGINT` does not reach it). It waits for the end of its standard
+/// input, which comes when this process exits, however it exits.
+struct CleanupGuard(Option<std::process::Child>);
+
+impl CleanupGuard {
+    fn start() -> CleanupGuard {
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let child = std::env::current_exe().ok().and_then(|exe| {
+            Command::new(exe)
+                .env(GUARD_ENV, std::process::id().to_string())
+                .env_remove("MKIPC_OS_ROLE")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .ok()
+        });
+        CleanupGuard(child)
+    }
+
+    /// The run cleaned up after itself: tell the guard, and wait for it.
+    fn finish(mut self) {
+        if let Some(mut child) = self.0.take() {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(b"done\n");
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs the cleanup guard if this process is one (the `mkipc` binary calls
+/// this first thing in `main`); returns its exit code, or `None`.
+pub fn guard_main() -> Option<i32> {
+    use std::io::Read;
+    let coordinator: u32 = std::env::var(GUARD_ENV).ok()?.parse().ok()?;
+    let mut said = String::new();
+    let _ = std::io::stdin().read_to_string(&mut said);
+    if said == "done\n" {
+        return Some(0);
+    }
+    // The coordinator died: its processes die with it (PR_SET_PDEATHSIG);
+    // give them a moment, then remove every object of its runs.
+    let prefix = format!("{}{coordinator}-", mkipc_os::registry::PREFIX);
+    for pause in [200, 500] {
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+        let mut runs: Vec<String> = Vec::new();
+        for dir in ["/dev/shm", "/tmp"] {
+            if let Ok(d) = std::fs::read_dir(dir) {
+                for e in d.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if let Some(run) = name.strip_prefix(mkipc_os::registry::PREFIX) {
+                        if name.starts_with(&prefix) {
+                            runs.push(run.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for q in mkipc_os::registry::mqueue_listing() {
+            if let Some(rest) = q.strip_prefix(&prefix) {
+                let parts: Vec<&str> = rest.splitn(3, '-').take(2).collect();
+                runs.push(format!("{coordinator}-{}", parts.join("-")));
+            }
+        }
+        runs.sort();
+        runs.dedup();
+        for run in runs {
+            mkipc_os::cleanup(&run);
+        }
+    }
+    Some(0)
 }
 
 fn explore_cmd(path: &Path, opts: &ExploreOptions) -> i32 {

@@ -136,59 +136,72 @@ pub fn explore(scn: &Scenario, opts: &ExploreOptions) -> Result<ExploreResult, S
 fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
     const CHUNK: u64 = 4;
     let start = opts.first_seed;
-    let end = start.saturating_add(opts.seeds);
+    // Seeds are handed out as offsets from `start`, so that a first seed
+    // near `u64::MAX` cannot wrap around (the last seed is `u64::MAX`).
+    let count = opts.seeds.min((u64::MAX - start).saturating_add(1));
+    let chunks = count.div_ceil(CHUNK);
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         opts.jobs
     };
-    let next = AtomicU64::new(start);
+    // No more workers than chunks of seeds, nor than a machine can start.
+    let jobs = jobs.clamp(1, usize::try_from(chunks.clamp(1, 1024)).unwrap_or(1024));
+    let next = AtomicU64::new(0);
     let best = AtomicU64::new(u64::MAX);
     let runs = AtomicU64::new(0);
     let failure: Mutex<Option<FoundFailure>> = Mutex::new(None);
     std::thread::scope(|s| {
+        let work = || loop {
+            let offset = next.fetch_add(CHUNK, Ordering::SeqCst);
+            if offset >= count {
+                break;
+            }
+            if offset >= best.load(Ordering::SeqCst) {
+                break;
+            }
+            for offset in offset..offset.saturating_add(CHUNK).min(count) {
+                // The offset of the smallest failing seed so far (`u64::MAX`: none).
+                if offset >= best.load(Ordering::SeqCst) {
+                    break;
+                }
+                let seed = start + offset;
+                let run_opts = RunOptions {
+                    seed: Some(seed),
+                    scheduler: scheduler(opts),
+                    replay: None,
+                };
+                runs.fetch_add(1, Ordering::SeqCst);
+                let Ok((sim, _h)) = build_sim(scn, builder_for(scn, &run_opts)) else {
+                    continue;
+                };
+                if let Err(f) = sim.run() {
+                    let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                    if offset < best.load(Ordering::SeqCst) {
+                        best.store(offset, Ordering::SeqCst);
+                        let mut cmd = format!("mkipc run {} --seed {seed}", quote(&scn.file));
+                        if opts.pct {
+                            cmd.push_str(" --scheduler pct");
+                        }
+                        *slot = Some(FoundFailure {
+                            seed,
+                            deadlock: f.reason.is_deadlock(),
+                            reason: f.reason.to_string(),
+                            schedule: f.report.schedule.to_string(),
+                            replay_command: cmd,
+                        });
+                    }
+                }
+            }
+        };
+        // A thread the system refuses is one worker fewer, not a panic; if
+        // none starts, this thread does the work.
         let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                s.spawn(|| loop {
-                    let chunk = next.fetch_add(CHUNK, Ordering::SeqCst);
-                    if chunk >= end || chunk >= best.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    for seed in chunk..(chunk + CHUNK).min(end) {
-                        if seed >= best.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let run_opts = RunOptions {
-                            seed: Some(seed),
-                            scheduler: scheduler(opts),
-                            replay: None,
-                        };
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        let Ok((sim, _h)) = build_sim(scn, builder_for(scn, &run_opts)) else {
-                            continue;
-                        };
-                        if let Err(f) = sim.run() {
-                            let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
-                            if seed < best.load(Ordering::SeqCst) {
-                                best.store(seed, Ordering::SeqCst);
-                                let mut cmd =
-                                    format!("mkipc run {} --seed {seed}", quote(&scn.file));
-                                if opts.pct {
-                                    cmd.push_str(" --scheduler pct");
-                                }
-                                *slot = Some(FoundFailure {
-                                    seed,
-                                    deadlock: f.reason.is_deadlock(),
-                                    reason: f.reason.to_string(),
-                                    schedule: f.report.schedule.to_string(),
-                                    replay_command: cmd,
-                                });
-                            }
-                        }
-                    }
-                })
-            })
+            .map_while(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
             .collect();
+        if workers.is_empty() {
+            work();
+        }
         if opts.progress {
             while !workers.iter().all(|w| w.is_finished()) {
                 let done = runs.load(Ordering::SeqCst);

@@ -233,3 +233,80 @@ fn a_hung_run_is_killed_at_the_timeout_and_leaves_nothing() {
     assert_eq!(process(&json, "c")["status"], "exited(3)");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The run ids of `pid` that still have a run directory or a queue.
+fn runs_of(pid: u32) -> Vec<String> {
+    let prefix = format!("mkipc-{pid}-");
+    let mut runs = Vec::new();
+    for dir in ["/dev/shm", "/tmp"] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) {
+                runs.push(name["mkipc-".len()..].to_string());
+            }
+        }
+    }
+    for e in std::fs::read_dir("/dev/mqueue")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(rest) = name.strip_prefix(&prefix) {
+            let parts: Vec<&str> = rest.splitn(3, '-').take(2).collect();
+            runs.push(format!("{pid}-{}", parts.join("-")));
+        }
+    }
+    runs.sort();
+    runs.dedup();
+    runs
+}
+
+#[test]
+fn a_coordinator_killed_by_a_signal_leaves_nothing() {
+    // SIGTERM (`kill`), SIGINT (Ctrl-C) and SIGKILL end the `mkipc` process
+    // without running its destructors; its system mailbox and run directory
+    // must go all the same.
+    for signal in ["TERM", "INT", "KILL"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mkipc"))
+            .args([
+                "run",
+                "examples/scenarios/deadlock.toml",
+                "--backend",
+                "os",
+                "--timeout",
+                "30",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let run = loop {
+            // The mailbox `forks` exists once the run is set up.
+            if let Some(run) = runs_of(pid).into_iter().next() {
+                if !mkipc::os::leftovers(&run).is_empty() {
+                    break run;
+                }
+            }
+            assert!(Instant::now() < deadline, "{signal}: the run never started");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = child.wait().unwrap();
+        assert!(!code.success(), "{signal}");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !runs_of(pid).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(runs_of(pid), Vec::<String>::new(), "{signal}: left behind");
+        assert_nothing_left(&run);
+    }
+}

@@ -21,7 +21,11 @@ pub struct ScenarioError {
 impl ScenarioError {
     /// An error at a byte offset of `text`.
     pub(crate) fn at(file: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
-        let offset = offset.min(text.len());
+        let mut offset = offset.min(text.len());
+        // Never slice inside a character (a bad offset must not panic).
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -467,6 +467,7 @@ impl<H: Host> Env<'_, H> {
                 }
             }
             Op::Sleep(d) => self.h.pause(*d, false),
+            Op::Repeat(_, body) if super::does_nothing(body) => {}
             Op::Repeat(n, body) => {
                 for _ in 0..*n {
                     match self.block(body, forever_depth)? {

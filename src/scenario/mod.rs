@@ -317,6 +317,17 @@ pub struct Invariants {
     pub never_exceeds: Vec<(usize, usize)>,
 }
 
+/// Whether running `stmts` does nothing at all: no statement, or only loops
+/// around nothing. The interpreter skips such a `repeat` (a billion turns of
+/// nothing would never yield to the scheduler), and a `forever` around
+/// nothing is refused when the script is parsed.
+pub(crate) fn does_nothing(stmts: &[Stmt]) -> bool {
+    stmts.iter().all(|s| match &s.op {
+        Op::Repeat(_, body) | Op::Forever(body) => does_nothing(body),
+        _ => false,
+    })
+}
+
 impl Scenario {
     /// The index of a process by name.
     pub fn process_index(&self, name: &str) -> Option<usize> {

@@ -247,7 +247,7 @@ impl Checker<'_> {
             let ctx = ScriptCtx {
                 file: self.file,
                 text: self.text,
-                content_start: content_start(self.text, p.script.span().start),
+                offsets: source_offsets(self.text, p.script.span().start, p.script.get_ref()),
                 queues: &queues,
                 procs: &procs,
                 me,
@@ -445,4 +445,53 @@ fn content_start(text: &str, quote: usize) -> usize {
     } else {
         quote + 1
     }
+}
+
+/// Maps each byte offset of `value`, the decoded content of the TOML string
+/// that starts (opening quote) at `quote`, to the byte offset in `text` it
+/// was decoded from, plus one entry for the end. Escapes (`\n`, `\u00e9`),
+/// line-ending backslashes and CRLF line ends make the two differ, so an
+/// error inside a script must be placed through this map.
+pub(crate) fn source_offsets(text: &str, quote: usize, value: &str) -> Vec<usize> {
+    let basic = text[quote.min(text.len())..].starts_with('"');
+    let mut r = content_start(text, quote).min(text.len());
+    let mut map = Vec::with_capacity(value.len() + 1);
+    for c in value.chars() {
+        loop {
+            let rest = &text[r..];
+            if basic && rest.starts_with('\\') {
+                let after = &rest[1..];
+                let blanks = after.len() - after.trim_start_matches([' ', '\t']).len();
+                if after[blanks..].starts_with('\n') || after[blanks..].starts_with("\r\n") {
+                    // A line-ending backslash: it and the blanks after it vanish.
+                    let tail = &after[blanks..];
+                    r += 1 + blanks + tail.len()
+                        - tail.trim_start_matches([' ', '\t', '\n', '\r']).len();
+                    continue;
+                }
+                let len = match after.chars().next() {
+                    Some('u') => 6,
+                    Some('U') => 10,
+                    Some('x') => 4,
+                    Some(e) => 1 + e.len_utf8(),
+                    None => 1,
+                };
+                map.extend(std::iter::repeat_n(r, c.len_utf8()));
+                r = (r + len).min(text.len());
+                while !text.is_char_boundary(r) {
+                    r += 1;
+                }
+                break;
+            }
+            map.extend(std::iter::repeat_n(r, c.len_utf8()));
+            r += if c == '\n' && rest.starts_with("\r\n") {
+                2
+            } else {
+                rest.chars().next().map_or(0, char::len_utf8)
+            };
+            break;
+        }
+    }
+    map.push(r);
+    map
 }

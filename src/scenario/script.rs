@@ -15,8 +15,9 @@ use super::{Op, Queue, QueueKind, Stmt};
 pub(crate) struct ScriptCtx<'a> {
     pub file: &'a str,
     pub text: &'a str,
-    /// Byte offset in `text` where the script's content starts.
-    pub content_start: usize,
+    /// For each byte offset of the script (and one past its end), the byte
+    /// offset in `text` it came from (escapes make the two differ).
+    pub offsets: Vec<usize>,
     pub queues: &'a [Queue],
     pub procs: &'a [(String, bool)],
     /// The process whose script this is.
@@ -32,12 +33,13 @@ struct Line<'a> {
 
 impl ScriptCtx<'_> {
     fn err(&self, script_offset: usize, message: impl Into<String>) -> ScenarioError {
-        ScenarioError::at(
-            self.file,
-            self.text,
-            self.content_start + script_offset,
-            message,
-        )
+        let at = self
+            .offsets
+            .get(script_offset)
+            .or(self.offsets.last())
+            .copied()
+            .unwrap_or(0);
+        ScenarioError::at(self.file, self.text, at, message)
     }
 
     fn line_no(&self, script_offset: usize) -> usize {
@@ -101,7 +103,15 @@ impl ScriptCtx<'_> {
                     if !args.is_empty() {
                         return Err(self.err(arg_at, "`forever` takes no argument"));
                     }
-                    Op::Forever(self.block(lines, i, Some(at))?)
+                    let body = self.block(lines, i, Some(at))?;
+                    if super::does_nothing(&body) {
+                        return Err(self.err(
+                            at,
+                            "this `forever` loop has nothing to run and could never end: \
+                             put a `receive` (or `call`) in it",
+                        ));
+                    }
+                    Op::Forever(body)
                 }
                 "send" => {
                     let (name, policy) = match args.as_slice() {

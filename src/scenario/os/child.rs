@@ -31,7 +31,7 @@ impl Host for OsHost<'_> {
 
     fn pause(&self, d: Dist, _busy: bool) {
         let d = d.sample(&mut self.rng.borrow_mut());
-        std::thread::sleep(d.mul_f64(self.scale));
+        std::thread::sleep(scaled(d, self.scale));
     }
 
     fn spawn_script(

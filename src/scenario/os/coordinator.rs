@@ -225,7 +225,7 @@ pub(super) fn coordinate(
         .faults
         .iter()
         .filter_map(|f| match f.when {
-            FaultWhen::At(at) => Some((at.mul_f64(opts.time_scale), f.proc)),
+            FaultWhen::At(at) => Some((scaled(at, opts.time_scale), f.proc)),
             _ => None,
         })
         .collect();

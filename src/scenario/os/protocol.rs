@@ -18,6 +18,12 @@ pub(super) fn monotonic_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
+/// `d` times `scale` (`--time-scale`), saturating instead of panicking
+/// when the product is too large for a `Duration`.
+pub(super) fn scaled(d: Duration, scale: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(Duration::MAX)
+}
+
 // ----- the setup message -------------------------------------------------------
 
 pub(super) struct Setup {
