@@ -19,6 +19,7 @@ use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::SchedulerKind;
 use crate::sim::Sim;
 use crate::stack::StackPool;
+use crate::trace::TraceBuffer;
 
 /// Rights a spawned process inherits, by the creator's names.
 ///
@@ -78,6 +79,7 @@ pub struct SimBuilder {
     pub(crate) scheduler: SchedulerKind,
     pub(crate) stack_size: usize,
     pub(crate) trace: bool,
+    pub(crate) trace_limit: usize,
     pub(crate) max_steps: u64,
     pub(crate) kernel_config: KernelConfig,
 }
@@ -120,6 +122,32 @@ impl SimBuilder {
         self.trace = on;
         self
     }
+    /// The most events a trace keeps (default
+    /// [`DEFAULT_TRACE_LIMIT`](crate::DEFAULT_TRACE_LIMIT), 100,000). A run
+    /// that records more keeps its first `max_events - max_events / 2` events
+    /// and its last `max_events / 2`, and leaves out the ones in between:
+    /// [`Trace::gap`](crate::Trace::gap) says where and how many, the
+    /// report and the exporters say so too. Memory for the trace stays
+    /// within `max_events` events (88 bytes each) however long the run, so
+    /// a livelock stopped by [`max_steps`](SimBuilder::max_steps) does not
+    /// fill the machine. The schedule is never cut, so replaying a cut run
+    /// reproduces all of it. `usize::MAX` keeps every event (memory then
+    /// grows with the run).
+    ///
+    /// ```
+    /// use mkipc_sim::{ms, Sim};
+    /// let mut sim = Sim::builder().trace_limit(10).max_steps(1_000).build();
+    /// sim.spawn("spinner", |p| loop { p.work(ms(1)); });
+    /// let failure = sim.run().unwrap_err(); // the step limit
+    /// let trace = &failure.report.trace;
+    /// assert_eq!(trace.events.len(), 10);
+    /// assert_eq!(trace.gap.unwrap().index, 5); // first 5, last 5
+    /// assert_eq!(trace.events_dropped(), 1_001 - 10);
+    /// ```
+    pub fn trace_limit(mut self, max_events: usize) -> SimBuilder {
+        self.trace_limit = max_events;
+        self
+    }
     /// Stops a run that takes more scheduling steps (default 10 million).
     pub fn max_steps(mut self, steps: u64) -> SimBuilder {
         self.max_steps = steps;
@@ -156,7 +184,7 @@ impl SimBuilder {
             woken: RefCell::default(),
             kill_requests: RefCell::default(),
             tracing: self.trace,
-            trace: RefCell::default(),
+            trace: RefCell::new(TraceBuffer::new(self.trace_limit)),
             labels: RefCell::default(),
             watched: RefCell::default(),
             queue_of: RefCell::default(),

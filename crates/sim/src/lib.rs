@@ -87,7 +87,7 @@ pub use crate::scheduler::SchedulerKind;
 pub use crate::sim::{Sim, SimView, DEFAULT_STACK_SIZE};
 pub use crate::threaded::Threaded;
 pub use crate::time::{ms, us, Dist};
-pub use crate::trace::{Event, EventKind, Trace};
+pub use crate::trace::{Event, EventKind, Trace, TraceGap, DEFAULT_TRACE_LIMIT};
 
 /// A simulated process's id within its run: spawn order, from 0. Stable
 /// across runs of the same program, which is what schedules record.

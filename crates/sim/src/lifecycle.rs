@@ -102,6 +102,7 @@ impl Sim {
                 })
                 .collect(),
             labels: self.core.labels.borrow().clone(),
+            gap: None,
         }
     }
 
@@ -151,7 +152,7 @@ impl Sim {
         }
         core.kernel.exit_task(core.init);
         let mut trace = self.trace_names();
-        trace.events = std::mem::take(&mut *core.trace.borrow_mut());
+        (trace.events, trace.gap) = core.trace.borrow_mut().take();
         let procs = core
             .procs
             .borrow()

@@ -97,7 +97,9 @@ pub struct Report {
     /// Kernel counts after every process ended and the simulator released its
     /// own rights: all zero unless something leaked.
     pub kernel_at_end: KernelStats,
-    /// The events (empty when tracing was off).
+    /// The events (empty when tracing was off; cut in the middle past
+    /// [`SimBuilder::trace_limit`](crate::SimBuilder::trace_limit) events,
+    /// see [`Report::events_dropped`]).
     pub trace: Trace,
 }
 
@@ -113,6 +115,12 @@ impl Report {
     /// Whether the kernel held nothing at the end (no task, port, message...).
     pub fn kernel_is_clean(&self) -> bool {
         self.kernel_at_end == KernelStats::default()
+    }
+    /// How many events the trace left out: 0 unless the run recorded more
+    /// than [`SimBuilder::trace_limit`](crate::SimBuilder::trace_limit)
+    /// events ([`Trace::gap`] says where). The schedule is always whole.
+    pub fn events_dropped(&self) -> u64 {
+        self.trace.events_dropped()
     }
 }
 
@@ -159,6 +167,9 @@ impl fmt::Display for Report {
                     q.label, cap, q.messages, q.drops, q.max_occupancy, mean
                 )?;
             }
+        }
+        if let Some(note) = self.trace.truncation_note() {
+            writeln!(f, "{note}")?;
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use crate::rng::SimRng;
 use crate::scheduler::Scheduler;
 use crate::stack::{Canary, PooledStack, StackPool};
 use crate::time::Nanos;
-use crate::trace::{Event, EventKind, Target};
+use crate::trace::{Event, EventKind, Target, TraceBuffer};
 use crate::ProcId;
 
 /// What a process asks of the scheduler loop when it gives control back.
@@ -171,7 +171,8 @@ pub(crate) struct Core {
     pub woken: RefCell<Vec<u32>>,
     pub kill_requests: RefCell<Vec<ProcId>>,
     pub tracing: bool,
-    pub trace: RefCell<Vec<Event>>,
+    /// The events so far, bounded by `SimBuilder::trace_limit`.
+    pub trace: RefCell<TraceBuffer>,
     pub labels: RefCell<BTreeMap<(u32, PortName), String>>,
     pub watched: RefCell<Vec<Watched>>,
     /// Which watched queue a name denotes: `(pid, name) -> index into

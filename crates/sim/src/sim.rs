@@ -59,7 +59,7 @@ use crate::runtime::{Co, Core, PState, Suspend};
 use crate::scheduler::SchedulerKind;
 use crate::stack::Canary;
 use crate::time::{to_nanos, Nanos};
-use crate::trace::KillCause;
+use crate::trace::{KillCause, DEFAULT_TRACE_LIMIT};
 use crate::ProcId;
 
 /// Default stack size of a simulated process.
@@ -144,13 +144,15 @@ impl Default for Sim {
 }
 
 impl Sim {
-    /// Options: seed 0, random scheduler, tracing on.
+    /// Options: seed 0, random scheduler, tracing on (up to
+    /// [`DEFAULT_TRACE_LIMIT`] events), at most 10 million steps.
     pub fn builder() -> SimBuilder {
         SimBuilder {
             seed: 0,
             scheduler: SchedulerKind::Random,
             stack_size: DEFAULT_STACK_SIZE,
             trace: true,
+            trace_limit: DEFAULT_TRACE_LIMIT,
             max_steps: 10_000_000,
             kernel_config: KernelConfig::default(),
         }

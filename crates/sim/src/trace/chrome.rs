@@ -4,7 +4,8 @@
 //! `work` and `sleep` are complete (`X`) slices, blocked sends and receives
 //! are begin/end (`B`/`E`) slices closed when the operation completes, and
 //! sends, receives, kills and exits are instant (`i`) events. Timestamps are
-//! virtual microseconds.
+//! virtual microseconds. The gap of a cut trace ([`Trace::gap`]) is a global
+//! instant event; slices still open there are closed at it.
 
 use super::{json_str, EventKind, Trace};
 
@@ -25,7 +26,31 @@ impl Trace {
             ));
         }
         let mut blocked = vec![false; self.procs.len()];
-        for e in &self.events {
+        let gap_at = self.gap.map(|g| g.index);
+        let gap = |entries: &mut Vec<String>, blocked: &mut Vec<bool>| {
+            // At the time of the last event before the gap.
+            let ts = gap_at
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| self.events.get(i))
+                .map_or(0.0, |e| e.time.as_nanos() as f64 / 1000.0);
+            for (tid, b) in blocked.iter_mut().enumerate() {
+                if std::mem::take(b) {
+                    entries.push(format!(
+                        "{{\"ph\":\"E\",\"pid\":1,\"tid\":{tid},\"ts\":{ts}}}"
+                    ));
+                }
+            }
+            if let Some(note) = self.truncation_note() {
+                entries.push(format!(
+                    "{{\"ph\":\"i\",\"s\":\"g\",\"pid\":1,\"tid\":0,\"ts\":{ts},\"name\":{}}}",
+                    quoted(&note)
+                ));
+            }
+        };
+        for (i, e) in self.events.iter().enumerate() {
+            if gap_at == Some(i) {
+                gap(&mut entries, &mut blocked);
+            }
             let tid = e.proc.0;
             let ts = e.time.as_nanos() as f64 / 1000.0;
             let instant = |name: String| {
@@ -105,6 +130,9 @@ impl Trace {
                 }
                 _ => {}
             }
+        }
+        if gap_at == Some(self.events.len()) {
+            gap(&mut entries, &mut blocked);
         }
         format!(
             "{{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n{}\n]}}\n",

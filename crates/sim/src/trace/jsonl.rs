@@ -3,20 +3,46 @@
 //! ```text
 //! {"step":3,"t_ns":1000000,"proc":0,"name":"producer","ev":"send_completed","to":"jobs","msg":1,"outcome":"delivered"}
 //! ```
+//!
+//! A cut trace ([`Trace::gap`]) has one more line where events were left out:
+//!
+//! ```text
+//! {"ev":"trace_truncated","dropped":1899990,"note":"trace truncated: ..."}
+//! ```
 
 use std::fmt::Write;
 
 use super::{json_str, Event, EventKind, SendOutcome, Trace};
 
 impl Trace {
-    /// Every event as one JSON object per line.
+    /// Every event as one JSON object per line (and a `trace_truncated`
+    /// line at the gap of a cut trace).
     pub fn to_json_lines(&self) -> String {
         let mut out = String::with_capacity(self.events.len() * 96);
-        for e in &self.events {
+        let gap_at = self.gap.map(|g| g.index);
+        for (i, e) in self.events.iter().enumerate() {
+            if gap_at == Some(i) {
+                self.write_gap(&mut out);
+            }
             self.write_event(&mut out, e);
             out.push('\n');
         }
+        if gap_at == Some(self.events.len()) {
+            self.write_gap(&mut out);
+        }
         out
+    }
+
+    fn write_gap(&self, out: &mut String) {
+        if let Some(note) = self.truncation_note() {
+            let _ = write!(
+                out,
+                "{{\"ev\":\"trace_truncated\",\"dropped\":{},\"note\":",
+                self.events_dropped()
+            );
+            json_str(out, &note);
+            out.push_str("}\n");
+        }
     }
 
     fn write_event(&self, out: &mut String, e: &Event) {

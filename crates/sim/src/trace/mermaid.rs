@@ -3,7 +3,8 @@
 //! A send to a labelled port is an arrow from the sender to the port; a
 //! receive is an arrow from the port to the receiver; direct sends go from
 //! process to process. Blocks, kills and exits are notes. Paste the output
-//! into any Mermaid renderer (GitHub renders ```mermaid blocks).
+//! into any Mermaid renderer (GitHub renders ```mermaid blocks). The gap
+//! of a cut trace ([`Trace::gap`]) is a note over every process.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -40,7 +41,26 @@ impl Trace {
         for p in &ports {
             let _ = writeln!(out, "    participant {} as [{}]", ident(p), p);
         }
-        for e in &self.events {
+        let gap_at = self.gap.map(|g| g.index);
+        let gap_note = |out: &mut String| {
+            if let (Some(note), Some(first), Some(last)) = (
+                self.truncation_note(),
+                self.procs.first(),
+                self.procs.last(),
+            ) {
+                let (first, last) = (ident(&first.name), ident(&last.name));
+                let over = if first == last {
+                    first
+                } else {
+                    format!("{first},{last}")
+                };
+                let _ = writeln!(out, "    Note over {over}: {note}");
+            }
+        };
+        for (i, e) in self.events.iter().enumerate() {
+            if gap_at == Some(i) {
+                gap_note(&mut out);
+            }
             let me = ident(self.proc_name(e.proc));
             let at = format!("t={:?}", e.time);
             match &e.kind {
@@ -99,6 +119,9 @@ impl Trace {
                 }
                 _ => {}
             }
+        }
+        if gap_at == Some(self.events.len()) {
+            gap_note(&mut out);
         }
         out
     }

@@ -14,12 +14,21 @@
 //!   Perfetto (ui.perfetto.dev) and `chrome://tracing` open.
 //!
 //! Same seed, same program: the same trace, byte for byte.
+//!
+//! A trace is bounded: past [`SimBuilder::trace_limit`] events (default
+//! [`DEFAULT_TRACE_LIMIT`]) a run keeps its first half-limit events and its
+//! last half-limit ones, and counts the events in between ([`Trace::gap`]),
+//! so a livelock that runs into the step limit does not fill the memory.
+//! The exporters mark the gap. The schedule is never cut: a cut run replays
+//! in full.
+//!
+//! [`SimBuilder::trace_limit`]: crate::SimBuilder::trace_limit
 
 mod chrome;
 mod jsonl;
 mod mermaid;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use mkipc_kernel::{PortName, ReceiveError, SendErrorKind};
@@ -183,15 +192,36 @@ pub struct ProcLabel {
     pub pid: u32,
 }
 
+/// How many events a run's trace keeps by default (see
+/// [`SimBuilder::trace_limit`](crate::SimBuilder::trace_limit)): about 9 MB
+/// of events; the longest trace of the workspace's examples and tests has
+/// about 4,000.
+pub const DEFAULT_TRACE_LIMIT: usize = 100_000;
+
+/// Where a bounded trace left events out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TraceGap {
+    /// Index in [`Trace::events`] of the first event after the gap: the
+    /// events before it are the run's first ones, the events from it on are
+    /// its last ones (it equals `events.len()` when none of the last were kept).
+    pub index: usize,
+    /// How many events were left out.
+    pub dropped: u64,
+}
+
 /// The events of a run, with the names needed to print them.
 #[derive(Clone, Default, PartialEq, Debug)]
 pub struct Trace {
-    /// Events in order.
+    /// Events in order (with a gap if [`Trace::gap`] says so).
     pub events: Vec<Event>,
     /// Processes, indexed by [`ProcId`].
     pub procs: Vec<ProcLabel>,
     /// Labels of names: `(pid, name) -> label`.
     pub labels: BTreeMap<(u32, PortName), String>,
+    /// `Some` when the run recorded more events than
+    /// [`SimBuilder::trace_limit`](crate::SimBuilder::trace_limit) allows and
+    /// the middle of the trace was left out; `None` for a whole trace.
+    pub gap: Option<TraceGap>,
 }
 
 impl Trace {
@@ -226,9 +256,95 @@ impl Trace {
         fnv1a(self.to_json_lines().as_bytes())
     }
 
-    /// How many events of a kind satisfy `f`.
+    /// How many events of a kind satisfy `f` (among the events kept).
     pub fn count(&self, f: impl Fn(&EventKind) -> bool) -> usize {
         self.events.iter().filter(|e| f(&e.kind)).count()
+    }
+
+    /// How many events the trace left out (0 for a whole trace).
+    pub fn events_dropped(&self) -> u64 {
+        self.gap.map_or(0, |g| g.dropped)
+    }
+
+    /// Whether events were left out (see [`Trace::gap`]).
+    pub fn is_truncated(&self) -> bool {
+        self.gap.is_some()
+    }
+
+    /// For a cut trace, the one line the exporters and [`Report`]'s display
+    /// print at the gap (how many events were left out, how many kept, and
+    /// the option that sets the limit); `None` for a whole trace.
+    ///
+    /// [`Report`]: crate::Report
+    pub fn truncation_note(&self) -> Option<String> {
+        self.gap.map(|g| {
+            format!(
+                "trace truncated: {} events after the first {} left out, the last {} kept \
+                 (SimBuilder::trace_limit)",
+                g.dropped,
+                g.index,
+                self.events.len() - g.index
+            )
+        })
+    }
+}
+
+/// The events of a run as it goes: the first `head_cap` events, then a ring
+/// of the last `tail_cap`, counting the events pushed out of the ring.
+/// Memory stays within `head_cap + tail_cap` events however long the run.
+#[derive(Debug)]
+pub(crate) struct TraceBuffer {
+    head: Vec<Event>,
+    tail: VecDeque<Event>,
+    head_cap: usize,
+    tail_cap: usize,
+    dropped: u64,
+}
+
+impl TraceBuffer {
+    /// A buffer keeping at most `limit` events: the first `limit - limit / 2`
+    /// and the last `limit / 2`.
+    pub(crate) fn new(limit: usize) -> TraceBuffer {
+        let tail_cap = limit / 2;
+        TraceBuffer {
+            head: Vec::new(),
+            tail: VecDeque::new(),
+            head_cap: limit - tail_cap,
+            tail_cap,
+            dropped: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, e: Event) {
+        let n = self.head.len();
+        if n < self.head_cap {
+            if n == self.head.capacity() {
+                // Doubling, but never past the cap.
+                self.head.reserve_exact(n.max(16).min(self.head_cap - n));
+            }
+            self.head.push(e);
+            return;
+        }
+        let n = self.tail.len();
+        if n == self.tail_cap {
+            self.dropped += 1;
+            if self.tail.pop_front().is_none() {
+                return; // no tail kept at all
+            }
+        } else if n == self.tail.capacity() {
+            self.tail.reserve_exact(n.max(16).min(self.tail_cap - n));
+        }
+        self.tail.push_back(e);
+    }
+
+    /// The events kept, in order, and the gap if some were left out.
+    pub(crate) fn take(&mut self) -> (Vec<Event>, Option<TraceGap>) {
+        let mut events = std::mem::take(&mut self.head);
+        let index = events.len();
+        events.extend(std::mem::take(&mut self.tail));
+        let dropped = std::mem::take(&mut self.dropped);
+        (events, (dropped > 0).then_some(TraceGap { index, dropped }))
     }
 }
 
