@@ -62,7 +62,7 @@ pub enum Command {
     },
     /// Run a scenario file once.
     #[command(
-        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes"
+        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes\n  mkipc run examples/scenarios/deadlock.toml --backend threads --timeout 2"
     )]
     Run {
         /// The scenario (TOML; see examples/scenarios/README.md).
@@ -98,10 +98,12 @@ pub enum Command {
         /// duration, in real time (0.1 runs ten times faster).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
         time_scale: f64,
-        /// `--backend os`: kill whatever still runs after this many seconds
-        /// (the run then fails: a deadlock looks like a slow process).
-        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
-        timeout: f64,
+        /// `--backend os` and `threads`: stop whatever still runs after this
+        /// many seconds (default: 60 on os, 10 on threads); the run then
+        /// fails, naming what each process still waited for (a deadlock
+        /// looks like a slow process).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
@@ -290,7 +292,23 @@ struct Outputs {
     svg: Option<PathBuf>,
     json: bool,
     time_scale: f64,
-    timeout: f64,
+    timeout: Option<f64>,
+}
+
+/// `--timeout` on `--backend os` when not given, in seconds.
+const OS_TIMEOUT: f64 = 60.0;
+/// `--timeout` on `--backend threads` when not given, in seconds: every
+/// example scenario ends in well under a second there.
+const THREADS_TIMEOUT: f64 = 10.0;
+
+/// The `--timeout` to apply, or the error to print.
+fn timeout_of(given: Option<f64>, default: f64) -> Result<std::time::Duration, String> {
+    let t = given.unwrap_or(default);
+    if t.is_finite() && t > 0.0 && t < 1e9 {
+        Ok(std::time::Duration::from_secs_f64(t))
+    } else {
+        Err("--timeout must be a number of seconds > 0".to_string())
+    }
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
@@ -327,14 +345,17 @@ fn run(
                 eprintln!("error: --time-scale must be a number >= 0");
                 return 2;
             }
-            if !(out.timeout.is_finite() && out.timeout > 0.0 && out.timeout < 1e9) {
-                eprintln!("error: --timeout must be a number of seconds > 0");
-                return 2;
-            }
+            let timeout = match timeout_of(out.timeout, OS_TIMEOUT) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
             let opts = scenario::OsOptions {
                 seed,
                 time_scale: out.time_scale,
-                timeout: std::time::Duration::from_secs_f64(out.timeout),
+                timeout,
             };
             let guard = CleanupGuard::start();
             let result = scenario::run_os(&scn, &opts);
@@ -347,13 +368,22 @@ fn run(
                 }
             }
         }
-        Backend::Threads => match scenario::run_threads(&scn) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
+        Backend::Threads => {
+            let timeout = match timeout_of(out.timeout, THREADS_TIMEOUT) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            };
+            match scenario::run_threads(&scn, timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
             }
-        },
+        }
         Backend::Sim => {
             let replay = match replay.map(str::parse::<Schedule>).transpose() {
                 Ok(r) => r,

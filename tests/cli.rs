@@ -140,3 +140,295 @@ fn a_huge_time_scale_on_the_os_backend_does_not_panic() {
     assert!(left.is_empty(), "{left:?}");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// Runs the binary, but fails (and kills it) if it has not ended within
+/// `limit`: a regression that hangs fails here instead of hanging the suite.
+fn mkipc_within(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mkipc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`mkipc {}` still ran after {limit:?}", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// A deadlock every schedule reaches: `p` and `q` each wait for the other's
+/// mailbox; `s` blocks sending to a full port whose receiver `r` sleeps.
+const SURE_DEADLOCK: &str = r#"
+name = "a sure deadlock"
+
+[[mailbox]]
+name = "a"
+capacity = 1
+
+[[mailbox]]
+name = "b"
+capacity = 1
+
+[[port]]
+name = "full"
+capacity = 1
+receiver = "r"
+senders = ["s"]
+
+[[process]]
+name = "p"
+script = """
+receive a
+send b
+"""
+
+[[process]]
+name = "q"
+script = """
+receive b
+send a
+"""
+
+[[process]]
+name = "s"
+script = """
+send full
+send full
+"""
+
+[[process]]
+name = "r"
+script = """
+sleep 3600s
+receive full
+"""
+"#;
+
+#[test]
+fn a_deadlock_on_the_threads_backend_times_out_and_names_what_is_blocked() {
+    let path = temp_scenario("threads-deadlock", SURE_DEADLOCK);
+    let started = std::time::Instant::now();
+    let out = mkipc_within(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--backend",
+            "threads",
+            "--timeout",
+            "1",
+            "--json",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    // Released promptly, even the process sleeping for an hour.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_no_panic(&out, "threads --timeout 1");
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false, "{json}");
+    let failure = json["failure"].as_str().unwrap();
+    for what in [
+        "timed out after 1s with 4 process(es) still running",
+        "`p` blocked receiving from mailbox `a`",
+        "`q` blocked receiving from mailbox `b`",
+        "`s` blocked sending to port `full`",
+        "`r` not blocked in IPC (working or sleeping)",
+    ] {
+        assert!(failure.contains(what), "no `{what}` in: {failure}");
+    }
+    let procs = json["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 4, "{json}");
+    for p in procs {
+        assert!(
+            p["status"].as_str().unwrap().starts_with("timed out: "),
+            "{p}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn the_threads_backend_has_a_default_timeout() {
+    let path = temp_scenario("threads-default-timeout", SURE_DEADLOCK);
+    let out = mkipc_within(
+        &["run", path.to_str().unwrap(), "--backend", "threads"],
+        std::time::Duration::from_secs(40),
+    );
+    assert_no_panic(&out, "threads without --timeout");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("result: FAILED: timed out after 10s"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn the_deadlock_example_ends_on_the_threads_backend() {
+    // Whether the diners deadlock depends on the OS's schedule: either the
+    // run ends well, or it times out and says so; it never hangs.
+    let out = mkipc_within(
+        &[
+            "run",
+            "examples/scenarios/deadlock.toml",
+            "--backend",
+            "threads",
+            "--timeout",
+            "2",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    assert_no_panic(&out, "deadlock.toml on threads");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => assert!(stdout.contains("result: ok"), "{stdout}"),
+        Some(1) => assert!(
+            stdout.contains("result: FAILED: timed out after 2s")
+                && stdout.contains("blocked receiving from mailbox `forks`"),
+            "{stdout}"
+        ),
+        other => panic!("exit {other:?}:\n{stdout}"),
+    }
+}
+
+#[test]
+fn the_threads_backend_rejects_a_bad_timeout() {
+    for t in ["0", "-1", "nan", "inf"] {
+        let out = mkipc_within(
+            &[
+                "run",
+                "examples/scenarios/rpc.toml",
+                "--backend",
+                "threads",
+                &format!("--timeout={t}"),
+            ],
+            std::time::Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(2), "--timeout={t}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("--timeout must be a number of seconds > 0"),
+            "--timeout={t}"
+        );
+    }
+}
+
+/// One process fills a port with 4 messages and a mailbox with 3, then
+/// empties both: the same largest lengths on every schedule.
+const BURSTS: &str = r#"
+name = "never_exceeds on threads"
+
+[[port]]
+name = "burst"
+capacity = "unbounded"
+receiver = "p"
+senders = ["p"]
+
+[[mailbox]]
+name = "m"
+capacity = "unbounded"
+
+[[process]]
+name = "p"
+script = """
+repeat 4
+  send burst
+end
+repeat 4
+  receive burst
+end
+repeat 3
+  send m
+end
+repeat 3
+  receive m
+end
+"""
+
+[invariants]
+never_exceeds = { burst = 3, m = 3 }
+"#;
+
+#[test]
+fn never_exceeds_is_checked_on_the_threads_backend() {
+    let path = temp_scenario("threads-never-exceeds", BURSTS);
+    let file = path.to_str().unwrap();
+    for backend in ["sim", "threads"] {
+        let out = mkipc_within(
+            &["run", file, "--backend", backend, "--json"],
+            std::time::Duration::from_secs(30),
+        );
+        assert_no_panic(&out, backend);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{backend}: a broken invariant exits 1"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["ok"], false, "{backend}: {json}");
+        let invariants = json["invariants"].as_array().unwrap();
+        let by_name = |name: &str| {
+            invariants
+                .iter()
+                .find(|i| i["name"] == name)
+                .unwrap_or_else(|| panic!("{backend}: no invariant `{name}` in {json}"))
+        };
+        assert_eq!(by_name("burst never exceeds 3")["held"], false, "{backend}");
+        assert!(
+            by_name("burst never exceeds 3")["message"]
+                .as_str()
+                .unwrap()
+                .contains("4 messages"),
+            "{backend}: {json}"
+        );
+        assert_eq!(by_name("m never exceeds 3")["held"], true, "{backend}");
+        assert!(
+            json["failure"]
+                .as_str()
+                .unwrap()
+                .contains("invariant `burst never exceeds 3` failed"),
+            "{backend}: {json}"
+        );
+    }
+    // On threads the queue table shows each queue's largest length.
+    let out = mkipc_within(
+        &["run", file, "--backend", "threads", "--json"],
+        std::time::Duration::from_secs(30),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let queues = json["queues"].as_array().unwrap();
+    let max = |name: &str| queues.iter().find(|q| q["name"] == name).unwrap()["max_len"].clone();
+    assert_eq!(max("burst"), 4, "{json}");
+    assert_eq!(max("m"), 3, "{json}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

@@ -163,7 +163,11 @@ fn rpc_round_trips() {
 #[test]
 fn rpc_runs_on_threads_too() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios/rpc.toml");
-    let r = scenario::run_threads(&scenario::load(&path).unwrap()).unwrap();
+    let r = scenario::run_threads(
+        &scenario::load(&path).unwrap(),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
     assert!(r.ok, "{r}");
     assert_eq!(r.messages.received, 12);
 }
@@ -227,4 +231,51 @@ fn same_seed_same_trace() {
     let b = scenario::run_sim(&scn, &RunOptions::default()).unwrap();
     assert_eq!(a.report.trace.hash(), b.report.trace.hash());
     assert_eq!(a.result, b.result);
+}
+
+#[test]
+fn a_threaded_run_stopped_at_its_timeout_joins_every_thread() {
+    // `a` and `b` wait for each other; `c` sleeps for an hour. All three are
+    // released at the timeout and their threads joined (no "did not end").
+    let text = r#"
+[[mailbox]]
+name = "x"
+capacity = 1
+
+[[mailbox]]
+name = "y"
+capacity = 1
+
+[[process]]
+name = "a"
+script = "receive x\nsend y"
+
+[[process]]
+name = "b"
+script = "receive y\nsend x"
+
+[[process]]
+name = "c"
+script = "sleep 3600s"
+"#;
+    let scn = scenario::parse("stuck.toml", text).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(scenario::run_threads(
+            &scn,
+            std::time::Duration::from_millis(300),
+        ));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("run_threads did not return")
+        .unwrap();
+    assert!(!r.ok, "{r}");
+    let failure = r.failure.as_deref().unwrap();
+    assert!(failure.contains("timed out after 300ms"), "{failure}");
+    assert!(!failure.contains("did not end"), "{failure}");
+    assert!(failure.contains("`c` not blocked in IPC"), "{failure}");
+    for p in &r.processes {
+        assert!(p.status.starts_with("timed out: "), "{r}");
+    }
 }

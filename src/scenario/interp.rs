@@ -9,7 +9,7 @@
 //! latency. The counters here (messages sent, dropped, received) are what
 //! the "no message lost" invariant compares.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     pub counters: Mutex<Counters>,
     /// Threaded runs wait for pids to appear; the simulator never does.
     pub wait_for_pids: bool,
+    /// Set when a threaded run timed out: every script stops at its next
+    /// statement, and interruptible pauses ([`Shared::pause`]) end at once.
+    stop: Mutex<bool>,
+    stopped: Condvar,
 }
 
 impl Shared {
@@ -84,7 +88,29 @@ impl Shared {
             pids: Mutex::new(vec![None; n]),
             counters: Mutex::new(counters),
             wait_for_pids,
+            stop: Mutex::new(false),
+            stopped: Condvar::new(),
         }
+    }
+
+    /// Whether the run was told to stop ([`Shared::stop`]).
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells every script of the run to stop, and wakes their pauses.
+    pub fn stop(&self) {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stopped.notify_all();
+    }
+
+    /// Sleeps for `d` of wall time, or until the run is told to stop.
+    pub fn pause(&self, d: Duration) {
+        let guard = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .stopped
+            .wait_timeout_while(guard, d, |stop| !*stop)
+            .unwrap_or_else(|p| p.into_inner());
     }
 
     pub fn counters(&self) -> MutexGuard<'_, Counters> {
@@ -127,6 +153,10 @@ pub(crate) trait Host {
     }
     /// Keeps a control message [`is_control`](Host::is_control) picked out.
     fn stash_control(&self, _msg: Message) {}
+    /// Called after every successful send and before a `destroy`: a host
+    /// without a step hook (threads) reads the kernel's queue maxima here,
+    /// while the queue still exists.
+    fn observe_queues(&self) {}
 }
 
 impl Host for Proc {
@@ -353,7 +383,7 @@ impl<H: Host> Env<'_, H> {
             if let Some(pid) = self.shared.pid(proc) {
                 return Ok(pid);
             }
-            if !self.shared.wait_for_pids {
+            if !self.shared.wait_for_pids || self.shared.is_stopped() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -387,6 +417,9 @@ impl<H: Host> Env<'_, H> {
 
     fn stmt(&mut self, s: &Stmt, forever_depth: usize) -> Result<Flow, ProcError> {
         let line = s.line;
+        if self.shared.is_stopped() {
+            return Err(fail(line, "stopped", "the run timed out"));
+        }
         let scenario = Arc::clone(&self.shared.scenario);
         let qname = |q: usize| scenario.queues[q].name.clone();
         match &s.op {
@@ -398,6 +431,9 @@ impl<H: Host> Env<'_, H> {
                 let msg = self.message();
                 let r = self.timed(|p| p.send_with(dest, msg, *on_full));
                 self.count_send(Some(*queue), &r);
+                if r.is_ok() {
+                    self.h.observe_queues();
+                }
                 match r {
                     Ok(_) => {}
                     Err(SendError::Full(_)) if *on_full == OnFull::Fail => {}
@@ -441,7 +477,9 @@ impl<H: Host> Env<'_, H> {
                     .queue_name(*queue, true)
                     .map_err(|e| fail(line, &what, e))?;
                 let msg = self.message();
-                match self.timed(|p| p.call(dest, msg)) {
+                let r = self.timed(|p| p.call(dest, msg));
+                self.h.observe_queues();
+                match r {
                     Ok(reply) => {
                         self.count_send(Some(*queue), &Ok(Sent::Delivered));
                         self.count_receive(None, &reply);
@@ -509,6 +547,7 @@ impl<H: Host> Env<'_, H> {
             Op::Exit(code) => return Ok(Flow::Exit(*code)),
             Op::Destroy(q) => {
                 let what = format!("destroy {}", qname(*q));
+                self.h.observe_queues();
                 let r = if scenario.queues[*q].is_mailbox() {
                     let name = self
                         .queue_name(*q, false)

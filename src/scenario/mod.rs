@@ -71,6 +71,13 @@
 //! |---|---|---|
 //! | `sim` ([`run_sim`]) | the deterministic simulator, virtual time | everything |
 //! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists |
+//!
+//! On `--backend threads` the run is stopped at `--timeout` (default 10 s):
+//! the report names each process still running and what it is blocked on
+//! ([`Kernel::blocked_on`](mkipc_kernel::Kernel::blocked_on)); their kernel
+//! tasks are exited (a blocked send or receive fails with `TaskExited`,
+//! sleeps are cut short) and their threads joined. `never_exceeds` is checked
+//! on the kernel's largest queue length, read after every send.
 //! | `os` ([`run_os`]) | real Linux processes (the `mkipc-os` crate), real time | see below |
 //!
 //! On `--backend os` each process is a re-executed `mkipc` (the binary calls

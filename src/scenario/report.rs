@@ -38,7 +38,7 @@ pub struct QueueResult {
     pub dropped: u64,
     /// Messages received from it.
     pub received: u64,
-    /// Largest length (simulator only).
+    /// Largest length (simulator and threads: exact; os: sampled).
     pub max_len: Option<usize>,
     /// Mean length over virtual time (simulator only).
     pub mean_len: Option<f64>,
@@ -111,6 +111,10 @@ pub struct RunResult {
     /// The os backend's time scale (`work` and `sleep` last this many times longer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_scale: Option<f64>,
+    /// The simulator kept only the first and last events of a long run's
+    /// trace: how many it left out (the exported traces mark the gap too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_note: Option<String>,
 }
 
 fn opt_ms(v: Option<f64>) -> String {
@@ -198,6 +202,9 @@ impl fmt::Display for RunResult {
                 None => writeln!(f, "invariant `{}`: held", inv.name)?,
                 Some(msg) => writeln!(f, "invariant `{}`: FAILED: {msg}", inv.name)?,
             }
+        }
+        if let Some(note) = &self.trace_note {
+            writeln!(f, "{note}")?;
         }
         match &self.failure {
             None => writeln!(f, "result: ok"),

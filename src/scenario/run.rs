@@ -7,16 +7,18 @@
 //! A [`QueueSampler`] watches every queue, and the declared invariants
 //! become the simulator's invariants (after every step) and end checks.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Access, MailboxConfig, Owner, Pid, PortName};
+use mkipc_kernel::{Access, CarriedRight, Ipc, Kernel, MailboxConfig, Owner, Pid, PortName};
 use mkipc_sim::{
-    Failure, FailureReason, Inherit, ProcId, Report, Schedule, SchedulerKind, Sim, SimBuilder,
-    Threaded,
+    Dist, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
+    SchedulerKind, Sim, SimBuilder, SimRng, Threaded,
 };
 
-use super::interp::{run_process, Shared};
+use super::interp::{run_process, run_script, Host, Shared};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, QueueKind, Right, Scenario};
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
@@ -87,12 +89,14 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
     for (i, q) in scn.queues.iter().enumerate() {
         match &q.kind {
             QueueKind::Port { .. } => {
-                let before: Vec<u64> = port_ids(sim);
+                let before: Vec<u64> = port_ids(sim.kernel());
                 let name = sim
                     .port(&q.name, q.capacity)
                     .map_err(|e| setup_err(scn, &q.name, e))?;
                 port_names[i] = Some(name);
-                let id = port_ids(sim).into_iter().find(|id| !before.contains(id));
+                let id = port_ids(sim.kernel())
+                    .into_iter()
+                    .find(|id| !before.contains(id));
                 keys.push((
                     q.name.clone(),
                     id.map_or(QueueKey::QueueId(u64::MAX), QueueKey::QueueId),
@@ -211,8 +215,8 @@ fn lost_message(sent: u64, received: u64, dropped: u64) -> Result<(), String> {
     ))
 }
 
-fn port_ids(sim: &Sim) -> Vec<u64> {
-    sim.kernel()
+fn port_ids(kernel: &Kernel) -> Vec<u64> {
+    kernel
         .queue_stats()
         .into_iter()
         .filter(|q| q.kind == "port")
@@ -313,6 +317,7 @@ fn summarize(
         invariants,
         run_id: None,
         time_scale: None,
+        trace_note: report.trace.truncation_note(),
     }
 }
 
@@ -359,10 +364,161 @@ fn invariant_results(scn: &Scenario, failure: Option<&FailureReason>) -> Vec<Inv
         .collect()
 }
 
-/// Runs `scn` on OS threads (real time, no determinism). Features that need
-/// pids before the run starts (mailbox owners, access lists, faults) are
+/// How long a threaded run waits, after it timed out and released every
+/// blocked process, for the threads to end.
+const RELEASE_GRACE: Duration = Duration::from_secs(10);
+
+/// What the threaded runner watches while the processes run: every task it
+/// started (to describe and release them at the timeout) and the largest
+/// length of every queue (read from the kernel's statistics after every
+/// send, while the queue exists; `never_exceeds` is checked on it).
+struct Watch {
+    kernel: Kernel,
+    /// Per scenario queue: how its statistics are found.
+    keys: Vec<QueueKey>,
+    /// Per scenario queue: the largest length seen.
+    max: Mutex<Vec<usize>>,
+    /// Every process instance: (its `ProcId`, its scenario process, its pid).
+    tasks: Mutex<Vec<(u32, usize, Pid)>>,
+}
+
+impl Watch {
+    fn observe(&self) {
+        let stats = self.kernel.queue_stats();
+        let mut max = self.max.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, m) in self.keys.iter().zip(max.iter_mut()) {
+            let found = stats.iter().find(|s| match key {
+                QueueKey::QueueId(id) => s.kind == "port" && s.queue_id == *id,
+                QueueKey::Mailbox(name) => s.kind == "mailbox" && s.label == *name,
+            });
+            if let Some(s) = found {
+                *m = (*m).max(s.max_len);
+            }
+        }
+    }
+
+    fn tasks(&self) -> Vec<(u32, usize, Pid)> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A process of a threaded run: its [`Proc`], with pauses the timeout can
+/// cut short and queue maxima read after every send.
+struct ThreadHost<'a> {
+    p: &'a Proc,
+    shared: &'a Arc<Shared>,
+    watch: &'a Arc<Watch>,
+    rng: RefCell<SimRng>,
+}
+
+impl Host for ThreadHost<'_> {
+    type I = Proc;
+    fn ipc(&self) -> &Proc {
+        self.p
+    }
+    fn now(&self) -> Duration {
+        self.p.now()
+    }
+    fn pause(&self, d: Dist, _busy: bool) {
+        self.shared.pause(d.sample(&mut self.rng.borrow_mut()));
+    }
+    fn spawn_script(
+        &self,
+        shared: &Arc<Shared>,
+        child: usize,
+        inherit: &[CarriedRight],
+    ) -> Result<(), String> {
+        let shared = Arc::clone(shared);
+        let watch = Arc::clone(self.watch);
+        let name = shared.scenario.processes[child].name.clone();
+        self.p
+            .spawn(&name, inherit, move |p| {
+                thread_process(p, shared, watch, child)
+            })
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+    fn observe_queues(&self) {
+        self.watch.observe();
+    }
+}
+
+/// The body of process `me` on the threads backend.
+fn thread_process(p: &Proc, shared: Arc<Shared>, watch: Arc<Watch>, me: usize) -> ProcResult {
+    // Written down before the script's first statement, which checks for a
+    // stop: a process the timeout's release misses stops by itself.
+    watch
+        .tasks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((p.id().0, me, p.pid()));
+    let host = ThreadHost {
+        p,
+        shared: &shared,
+        watch: &watch,
+        rng: RefCell::new(SimRng::new(u64::from(p.id().0))),
+    };
+    let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
+    let result = run_script(&host, &shared, me, &inherited, &[]);
+    watch.observe();
+    result
+}
+
+/// What a still-running process of a threaded run waits for, in words.
+fn describe_wait(
+    scn: &Scenario,
+    kernel: &Kernel,
+    pid: Pid,
+    keys: &[QueueKey],
+    names: &[(Pid, String)],
+) -> String {
+    let name_of = |pid: Pid| {
+        names
+            .iter()
+            .find(|(p, _)| *p == pid)
+            .map_or_else(|| format!("task {}", pid.0), |(_, n)| format!("`{n}`"))
+    };
+    let waits: Vec<String> = kernel
+        .blocked_on(pid)
+        .iter()
+        .map(|b| {
+            let verb = if b.sending {
+                "sending to"
+            } else {
+                "receiving from"
+            };
+            if let Some(m) = &b.mailbox {
+                return format!("{verb} mailbox `{m}`");
+            }
+            if let Some((from, to)) = b.link {
+                let peer = if b.sending { to } else { from };
+                return format!("{verb} {} (direct)", name_of(peer));
+            }
+            let queue = keys
+                .iter()
+                .position(|k| *k == QueueKey::QueueId(b.queue_id))
+                .map_or_else(
+                    || format!("port #{}", b.queue_id),
+                    |q| format!("port `{}`", scn.queues[q].name),
+                );
+            format!("{verb} {queue}")
+        })
+        .collect();
+    if waits.is_empty() {
+        "not blocked in IPC (working or sleeping)".to_string()
+    } else {
+        format!("blocked {}", waits.join(" or "))
+    }
+}
+
+/// Runs `scn` on OS threads (real time, no determinism), for at most
+/// `timeout`: then every process still running is described (what it is
+/// blocked on, from [`Kernel::blocked_on`]), its kernel task exited (its
+/// blocked operation fails with `TaskExited`, its pauses end) and its
+/// thread joined, and the run fails as timed out. Features that need pids
+/// before the run starts (mailbox owners, access lists, faults) are
 /// simulator-only and give an error here.
-pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
+pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, String> {
     let unsupported = |why: &str| {
         Err(format!(
             "{}: not available on the threads backend: {why}",
@@ -389,27 +545,40 @@ pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
     }
     let scn = Arc::new(scn.clone());
     let world = Threaded::new();
+    let kernel = world.kernel().clone();
     let shared = Arc::new(Shared::new(Arc::clone(&scn), true));
-    let setup = world.kernel().create_task();
+    let setup = kernel.create_task();
     let mut port_names: Vec<Option<PortName>> = vec![None; scn.queues.len()];
+    let mut keys = Vec::with_capacity(scn.queues.len());
     for (i, q) in scn.queues.iter().enumerate() {
         match q.kind {
             QueueKind::Port { .. } => {
+                let before = port_ids(&kernel);
                 port_names[i] = Some(
                     world
                         .port(q.capacity)
                         .map_err(|e| setup_err(&scn, &q.name, e))?,
-                )
+                );
+                let id = port_ids(&kernel)
+                    .into_iter()
+                    .find(|id| !before.contains(id));
+                keys.push(id.map_or(QueueKey::QueueId(u64::MAX), QueueKey::QueueId));
             }
             QueueKind::Mailbox { .. } => {
                 let config = MailboxConfig::new(q.capacity).owner(Owner::System);
-                world
-                    .kernel()
+                kernel
                     .mailbox_create(setup, &q.name, config)
                     .map_err(|e| setup_err(&scn, &q.name, e))?;
+                keys.push(QueueKey::Mailbox(q.name.clone()));
             }
         }
     }
+    let watch = Arc::new(Watch {
+        kernel: kernel.clone(),
+        max: Mutex::new(vec![0; keys.len()]),
+        keys,
+        tasks: Mutex::new(Vec::new()),
+    });
     let start = Instant::now();
     for (i, p) in scn.processes.iter().enumerate() {
         if p.spawned {
@@ -417,21 +586,117 @@ pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
         }
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
-        world
-            .spawn_with(&p.name, &inherit, move |proc| run_process(proc, s, i))
-            .map_err(|e| setup_err(&scn, &p.name, e))?;
+        let w = Arc::clone(&watch);
+        if let Err(e) =
+            world.spawn_with(&p.name, &inherit, move |proc| thread_process(proc, s, w, i))
+        {
+            // Release what already runs before giving up.
+            shared.stop();
+            for (_, _, pid) in watch.tasks() {
+                kernel.exit_task(pid);
+            }
+            return Err(setup_err(&scn, &p.name, e));
+        }
     }
-    let statuses = world.join_all();
+    // `join_all` has no deadline: it runs on a thread of its own, and this
+    // one waits for its answer at most `timeout`.
+    let (tx, rx) = mpsc::channel();
+    let joiner = std::thread::Builder::new()
+        .name("mkipc-join".into())
+        .spawn(move || {
+            let _ = tx.send(world.join_all());
+        })
+        .map_err(|e| format!("{}: cannot start a thread: {e}", scn.file))?;
+    let mut timed_out: Option<(Vec<(u32, String)>, String)> = None;
+    let mut all_ended = true;
+    let statuses = match rx.recv_timeout(timeout) {
+        Ok(s) => s,
+        Err(RecvTimeoutError::Disconnected) => {
+            return Err(format!("{}: the threaded run's joiner failed", scn.file))
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            watch.observe();
+            let tasks = watch.tasks();
+            let names: Vec<(Pid, String)> = tasks
+                .iter()
+                .map(|&(_, i, pid)| (pid, scn.processes[i].name.clone()))
+                .collect();
+            let mut running: Vec<(u32, String, String)> = tasks
+                .iter()
+                .filter(|&&(_, _, pid)| kernel.is_alive(pid))
+                .map(|&(id, i, pid)| {
+                    (
+                        id,
+                        scn.processes[i].name.clone(),
+                        describe_wait(&scn, &kernel, pid, &watch.keys, &names),
+                    )
+                })
+                .collect();
+            running.sort_by_key(|r| r.0);
+            // Release: scripts stop at their next statement, pauses end,
+            // and exiting a task fails its blocked send or receive.
+            shared.stop();
+            let released = Instant::now();
+            let statuses = loop {
+                for (_, _, pid) in watch.tasks() {
+                    kernel.exit_task(pid);
+                }
+                match rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(s) => break Some(s),
+                    Err(RecvTimeoutError::Timeout) if released.elapsed() < RELEASE_GRACE => {}
+                    Err(_) => break None,
+                }
+            };
+            let list: Vec<String> = running
+                .iter()
+                .map(|(_, name, what)| format!("`{name}` {what}"))
+                .collect();
+            let mut why = format!(
+                "timed out after {:?} with {} process(es) still running: {}; they were stopped \
+                 (a deadlock looks like this: `--backend sim` names the wait-for cycle; or raise --timeout)",
+                timeout,
+                running.len(),
+                list.join("; ")
+            );
+            if statuses.is_none() {
+                all_ended = false;
+                why.push_str(&format!(
+                    "; some threads did not end within {RELEASE_GRACE:?} of being released"
+                ));
+            }
+            timed_out = Some((
+                running
+                    .into_iter()
+                    .map(|(id, _, what)| (id, what))
+                    .collect(),
+                why,
+            ));
+            statuses.unwrap_or_default()
+        }
+    };
+    if all_ended {
+        let _ = joiner.join();
+    }
     let elapsed = start.elapsed();
+    watch.observe();
+    kernel.exit_task(setup);
+    let maxima = watch.max.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let counters = shared.counters().clone();
     let processes = statuses
         .iter()
-        .map(|(name, status)| {
+        .enumerate()
+        .map(|(id, (name, status))| {
             let i = scn.process_index(name).unwrap_or(0);
             let (sent, received) = counters.procs.get(i).copied().unwrap_or_default();
+            let stopped = timed_out
+                .as_ref()
+                .and_then(|(running, _)| running.iter().find(|(r, _)| *r as usize == id));
             ProcessResult {
                 name: name.clone(),
-                status: status.to_string(),
+                status: match stopped {
+                    Some((_, what)) => format!("timed out: {what}"),
+                    None => status.to_string(),
+                },
                 sent,
                 received,
                 drops: 0,
@@ -444,33 +709,53 @@ pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
         .queues
         .iter()
         .zip(&counters.queues)
-        .map(|(q, c)| QueueResult {
+        .zip(&maxima)
+        .map(|((q, c), &max)| QueueResult {
             name: q.name.clone(),
             kind: if q.is_mailbox() { "mailbox" } else { "port" }.to_string(),
             capacity: q.capacity.to_string(),
             sent: c.sent,
             dropped: 0,
             received: c.received,
-            max_len: None,
+            max_len: Some(max),
             mean_len: None,
             mean_latency_ms: (c.received > 0).then(|| ms(c.latency_total) / c.received as f64),
         })
         .collect();
-    let lost = lost_message(counters.sent, counters.received, counters.dropped);
-    let invariants = if scn.invariants.no_message_lost {
-        vec![InvariantResult {
+    let mut invariants: Vec<InvariantResult> = scn
+        .invariants
+        .never_exceeds
+        .iter()
+        .map(|&(q, k)| {
+            let max = maxima[q];
+            InvariantResult {
+                name: format!("{} never exceeds {k}", scn.queues[q].name),
+                held: max <= k,
+                message: (max > k).then(|| format!("it held {max} messages")),
+            }
+        })
+        .collect();
+    let mut failure = invariants.iter().find(|i| !i.held).map(|i| {
+        format!(
+            "invariant `{}` failed: {}",
+            i.name,
+            i.message.clone().unwrap_or_default()
+        )
+    });
+    if scn.invariants.no_message_lost {
+        let lost = lost_message(counters.sent, counters.received, counters.dropped);
+        invariants.push(InvariantResult {
             name: "no message lost".into(),
             held: lost.is_ok(),
             message: lost.clone().err(),
-        }]
-    } else {
-        Vec::new()
-    };
-    let failure = if scn.invariants.no_message_lost {
-        lost.err()
-    } else {
-        None
-    };
+        });
+        if failure.is_none() {
+            failure = lost.err();
+        }
+    }
+    if let Some((_, why)) = timed_out {
+        failure = Some(why);
+    }
     Ok(RunResult {
         scenario: scn.name.clone(),
         file: scn.file.clone(),
@@ -489,5 +774,6 @@ pub fn run_threads(scn: &Scenario) -> Result<RunResult, String> {
         invariants,
         run_id: None,
         time_scale: None,
+        trace_note: None,
     })
 }

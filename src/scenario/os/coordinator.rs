@@ -451,5 +451,6 @@ pub(super) fn summarize(
         invariants,
         run_id: Some(os.run_id().to_string()),
         time_scale: Some(opts.time_scale),
+        trace_note: None,
     }
 }
