@@ -99,7 +99,9 @@ pub struct FoundFailure {
 /// What an exploration did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExploreResult {
-    /// Runs performed.
+    /// Runs performed; after a failure found by seeds, the seeds up to and
+    /// including the first failing one (all of them were run), so that the
+    /// figure does not depend on how parallel jobs interleaved.
     pub runs: u64,
     /// The first failure, if any.
     pub failure: Option<FoundFailure>,
@@ -223,8 +225,16 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
         );
     }
     let failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
+    // With a failure, count the seeds up to the first failing one: every
+    // earlier seed was run (a worker only skips seeds past a failure), so
+    // this is the same whatever the jobs did in parallel, unlike the number
+    // of runs that happened to start before the failure was known.
+    let runs = match best.load(Ordering::SeqCst) {
+        u64::MAX => runs.load(Ordering::SeqCst),
+        first_failing => first_failing + 1,
+    };
     ExploreResult {
-        runs: runs.load(Ordering::SeqCst),
+        runs,
         failure,
         complete: false,
     }

@@ -432,3 +432,33 @@ fn never_exceeds_is_checked_on_the_threads_backend() {
     assert_eq!(max("m"), 3, "{json}");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// With parallel jobs, the report of the first failing seed is the same run
+/// after run: every seed before it was run, and the count says so (the number
+/// of runs that happened to start before the failure was known varied).
+#[test]
+fn explore_reports_the_same_run_count_whatever_the_jobs_did() {
+    let lines: Vec<String> = (0..8)
+        .map(|_| {
+            let out = mkipc(&[
+                "explore",
+                "examples/scenarios/deadlock.toml",
+                "--seeds",
+                "64",
+                "--jobs",
+                "4",
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find(|l| l.starts_with("found a failing schedule"))
+                .unwrap_or_else(|| panic!("no failure found: {text}"))
+                .to_string()
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l == "found a failing schedule after 1 runs, seed 0:"),
+        "{lines:?}"
+    );
+}
