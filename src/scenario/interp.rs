@@ -9,6 +9,7 @@
 //! latency. The counters here (messages sent, dropped, received) are what
 //! the "no message lost" invariant compares.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -69,8 +70,12 @@ pub(crate) struct Shared {
     /// Threaded runs wait for pids to appear; the simulator never does.
     pub wait_for_pids: bool,
     /// Set when a threaded run timed out: every script stops at its next
-    /// statement, and interruptible pauses ([`Shared::pause`]) end at once.
-    stop: Mutex<bool>,
+    /// statement (a load per statement, no lock: the simulator's scripts run
+    /// millions), and interruptible pauses ([`Shared::pause`]) end at once.
+    stop: AtomicBool,
+    /// What a pause waits on (the flag is also written under it, so a pause
+    /// cannot miss the stop between its check and its wait).
+    pause_lock: Mutex<()>,
     stopped: Condvar,
 }
 
@@ -88,28 +93,30 @@ impl Shared {
             pids: Mutex::new(vec![None; n]),
             counters: Mutex::new(counters),
             wait_for_pids,
-            stop: Mutex::new(false),
+            stop: AtomicBool::new(false),
+            pause_lock: Mutex::new(()),
             stopped: Condvar::new(),
         }
     }
 
     /// Whether the run was told to stop ([`Shared::stop`]).
     pub fn is_stopped(&self) -> bool {
-        *self.stop.lock().unwrap_or_else(|p| p.into_inner())
+        self.stop.load(Ordering::Acquire)
     }
 
     /// Tells every script of the run to stop, and wakes their pauses.
     pub fn stop(&self) {
-        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        let _guard = self.pause_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.stop.store(true, Ordering::Release);
         self.stopped.notify_all();
     }
 
     /// Sleeps for `d` of wall time, or until the run is told to stop.
     pub fn pause(&self, d: Duration) {
-        let guard = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.pause_lock.lock().unwrap_or_else(|p| p.into_inner());
         let _ = self
             .stopped
-            .wait_timeout_while(guard, d, |stop| !*stop)
+            .wait_timeout_while(guard, d, |_| !self.stop.load(Ordering::Acquire))
             .unwrap_or_else(|p| p.into_inner());
     }
 
