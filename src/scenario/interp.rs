@@ -160,9 +160,9 @@ pub(crate) trait Host {
     }
     /// Keeps a control message [`is_control`](Host::is_control) picked out.
     fn stash_control(&self, _msg: Message) {}
-    /// Called after every successful send and before a `destroy`: a host
-    /// without a step hook (threads) reads the kernel's queue maxima here,
-    /// while the queue still exists.
+    /// Called before a `destroy`: a host without a step hook (threads) reads
+    /// the kernel's queue maxima (high-water marks) here, while the queue
+    /// still exists; it reads them again as each process ends.
     fn observe_queues(&self) {}
 }
 
@@ -438,9 +438,6 @@ impl<H: Host> Env<'_, H> {
                 let msg = self.message();
                 let r = self.timed(|p| p.send_with(dest, msg, *on_full));
                 self.count_send(Some(*queue), &r);
-                if r.is_ok() {
-                    self.h.observe_queues();
-                }
                 match r {
                     Ok(_) => {}
                     Err(SendError::Full(_)) if *on_full == OnFull::Fail => {}
@@ -484,9 +481,7 @@ impl<H: Host> Env<'_, H> {
                     .queue_name(*queue, true)
                     .map_err(|e| fail(line, &what, e))?;
                 let msg = self.message();
-                let r = self.timed(|p| p.call(dest, msg));
-                self.h.observe_queues();
-                match r {
+                match self.timed(|p| p.call(dest, msg)) {
                     Ok(reply) => {
                         self.count_send(Some(*queue), &Ok(Sent::Delivered));
                         self.count_receive(None, &reply);

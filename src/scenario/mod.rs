@@ -77,7 +77,8 @@
 //! ([`Kernel::blocked_on`](mkipc_kernel::Kernel::blocked_on)); their kernel
 //! tasks are exited (a blocked send or receive fails with `TaskExited`,
 //! sleeps are cut short) and their threads joined. `never_exceeds` is checked
-//! on the kernel's largest queue length, read after every send.
+//! on the kernel's high-water mark of each queue, read before the queue can
+//! die (as each process ends, before a `destroy`, at the end of the run).
 //! | `os` ([`run_os`]) | real Linux processes (the `mkipc-os` crate), real time | see below |
 //!
 //! On `--backend os` each process is a re-executed `mkipc` (the binary calls

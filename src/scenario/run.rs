@@ -370,8 +370,9 @@ const RELEASE_GRACE: Duration = Duration::from_secs(10);
 
 /// What the threaded runner watches while the processes run: every task it
 /// started (to describe and release them at the timeout) and the largest
-/// length of every queue (read from the kernel's statistics after every
-/// send, while the queue exists; `never_exceeds` is checked on it).
+/// length of every queue (the kernel keeps each queue's high-water mark;
+/// it is read while the queue exists: as each process ends, before a
+/// `destroy`, at the timeout and at the end; `never_exceeds` is checked on it).
 struct Watch {
     kernel: Kernel,
     /// Per scenario queue: how its statistics are found.
@@ -403,7 +404,7 @@ impl Watch {
 }
 
 /// A process of a threaded run: its [`Proc`], with pauses the timeout can
-/// cut short and queue maxima read after every send.
+/// cut short and queue maxima read before a `destroy`.
 struct ThreadHost<'a> {
     p: &'a Proc,
     shared: &'a Arc<Shared>,
