@@ -19,6 +19,7 @@ use crate::name::{Pid, PortName};
 use crate::Kernel;
 
 /// Where the oldest available message is.
+#[derive(Clone, Copy)]
 enum Found {
     Queued(QueueId),
     Parked(QueueId, super::WaitId),
@@ -170,13 +171,8 @@ impl Locked<'_> {
     /// Takes the oldest message queue `q` can give now without refilling it
     /// (the caller completes its receiver first, then calls [`Self::refill`]).
     pub(crate) fn take_oldest_unrefilled(&mut self, q: QueueId) -> Option<KMessage> {
-        match self.oldest_in(q)?.1 {
-            Found::Queued(q) => self.queue_mut(q)?.pop(),
-            Found::Parked(q, w) => {
-                super::queue::remove_waiter(&mut self.queue_mut(q)?.blocked_senders, w);
-                Some(self.take_parked(w))
-            }
-        }
+        let (_, found) = self.oldest_in(q)?;
+        Some(self.take_unrefilled(found).1)
     }
 
     fn find_oldest(&self, regs: &[Registration]) -> Option<Found> {
@@ -205,19 +201,27 @@ impl Locked<'_> {
 
     /// Takes the message `found` points at; refills the queue from blocked senders.
     fn take(&mut self, found: Found) -> (QueueId, KMessage) {
+        let (q, msg) = self.take_unrefilled(found);
+        if let Found::Queued(_) = found {
+            self.refill(q);
+        }
+        (q, msg)
+    }
+
+    /// Takes the message `found` points at: the queue's head, or a parked
+    /// sender's message (which completes that send).
+    fn take_unrefilled(&mut self, found: Found) -> (QueueId, KMessage) {
         match found {
-            Found::Queued(q) => {
-                let msg = self.queue_mut(q).expect("live").pop().expect("non-empty");
-                self.refill(q);
-                (q, msg)
-            }
+            Found::Queued(q) => (
+                q,
+                self.queue_mut(q).expect("live").pop().expect("non-empty"),
+            ),
             Found::Parked(q, w) => {
                 super::queue::remove_waiter(
                     &mut self.queue_mut(q).expect("live").blocked_senders,
                     w,
                 );
-                let msg = self.take_parked(w);
-                (q, msg)
+                (q, self.take_parked(w))
             }
         }
     }
