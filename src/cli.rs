@@ -531,34 +531,11 @@ pub fn guard_main() -> Option<i32> {
         return Some(0);
     }
     // The coordinator died: its processes die with it (PR_SET_PDEATHSIG);
-    // give them a moment, then remove every object of its runs.
-    let prefix = format!("{}{coordinator}-", mkipc_os::registry::PREFIX);
+    // give them a moment, then remove every object of its runs (twice, for
+    // a straggler that was still creating one).
     for pause in [200, 500] {
         std::thread::sleep(std::time::Duration::from_millis(pause));
-        let mut runs: Vec<String> = Vec::new();
-        for dir in ["/dev/shm", "/tmp"] {
-            if let Ok(d) = std::fs::read_dir(dir) {
-                for e in d.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if let Some(run) = name.strip_prefix(mkipc_os::registry::PREFIX) {
-                        if name.starts_with(&prefix) {
-                            runs.push(run.to_string());
-                        }
-                    }
-                }
-            }
-        }
-        for q in mkipc_os::registry::mqueue_listing() {
-            if let Some(rest) = q.strip_prefix(&prefix) {
-                let parts: Vec<&str> = rest.splitn(3, '-').take(2).collect();
-                runs.push(format!("{coordinator}-{}", parts.join("-")));
-            }
-        }
-        runs.sort();
-        runs.dedup();
-        for run in runs {
-            mkipc_os::cleanup(&run);
-        }
+        mkipc_os::cleanup_runs_of(coordinator);
     }
     Some(0)
 }

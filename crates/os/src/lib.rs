@@ -60,7 +60,7 @@ pub use crate::ipc::{
     NO_NOTIFICATIONS, NO_PORT_SETS, NO_REPLY_HERE, NO_RIGHTS_HERE,
 };
 pub use crate::process::{new_link, LinkEnd, OsProcess};
-pub use crate::registry::{cleanup, cleanup_stale, leftovers, CleanupReport};
+pub use crate::registry::{cleanup, cleanup_runs_of, cleanup_stale, leftovers, CleanupReport};
 pub use crate::spawn::{
     child_main, set_entry_args, Child, Role, Spawn, BOOT_ENV, ROLE_ENV, RUN_ENV,
 };

@@ -338,7 +338,33 @@ pub fn cleanup(run: &str) -> CleanupReport {
 /// Cleans up every run whose root process is gone (a crashed or killed run):
 /// what the `mkipc cleanup` command does.
 pub fn cleanup_stale() -> CleanupReport {
+    let me = std::process::id();
+    cleanup_runs_where(|root| root != me && !sys::process_alive(root))
+}
+
+/// Removes every run whose root process is `root` (for a guard that outlives
+/// a coordinator killed before it could clean up).
+pub fn cleanup_runs_of(root: u32) -> CleanupReport {
+    cleanup_runs_where(|r| r == root)
+}
+
+/// Cleans every run found on disk or in `/dev/mqueue` whose root pid `pick`s.
+fn cleanup_runs_where(pick: impl Fn(u32) -> bool) -> CleanupReport {
     let mut report = CleanupReport::default();
+    for run in runs_on_disk() {
+        let root = run.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if root.is_some_and(&pick) {
+            let r = cleanup(&run);
+            report.queues.extend(r.queues);
+            report.fifos.extend(r.fifos);
+            report.runs.extend(r.runs);
+        }
+    }
+    report
+}
+
+/// The ids of the runs that left a run directory or a queue, sorted.
+fn runs_on_disk() -> Vec<String> {
     let mut runs: Vec<String> = Vec::new();
     if let Ok(dir) = fs::read_dir(base_dir()) {
         for e in dir.flatten() {
@@ -355,16 +381,7 @@ pub fn cleanup_stale() -> CleanupReport {
     }
     runs.sort();
     runs.dedup();
-    for run in runs {
-        let root = run.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if root.is_some_and(|pid| pid != std::process::id() && !sys::process_alive(pid)) {
-            let r = cleanup(&run);
-            report.queues.extend(r.queues);
-            report.fifos.extend(r.fifos);
-            report.runs.extend(r.runs);
-        }
-    }
-    report
+    runs
 }
 
 /// The queue names (without slash) visible in `/dev/mqueue`, if it is mounted.
