@@ -25,7 +25,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mkipc::kernel::SendError;
+use mkipc::kernel::SendErrorKind;
 use mkipc::{Capacity, Ipc, Kernel, Message};
 
 const MESSAGES: u64 = 20;
@@ -63,9 +63,9 @@ fn run(capacity: Capacity) -> Row {
         for i in 0..MESSAGES {
             // Try first: if the port cannot take the message now, the error
             // hands it back and we send it again, this time waiting.
-            if let Err(SendError::Full(msg)) =
-                producer.try_send(to_consumer, Message::from_u64(1, i))
-            {
+            if let Err(e) = producer.try_send(to_consumer, Message::from_u64(1, i)) {
+                assert_eq!(e.kind(), SendErrorKind::Full);
+                let msg = e.into_message();
                 found_full += 1;
                 let t0 = Instant::now();
                 producer.send(to_consumer, msg).unwrap();

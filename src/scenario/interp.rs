@@ -14,7 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
-    CarriedRight, Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
+    CarriedRight, Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, SendErrorKind,
+    Sent, Wait,
 };
 use mkipc_sim::{Dist, Inherit, Proc, ProcError, ProcResult};
 
@@ -440,7 +441,7 @@ impl<H: Host> Env<'_, H> {
                 self.count_send(Some(*queue), &r);
                 match r {
                     Ok(_) => {}
-                    Err(SendError::Full(_)) if *on_full == OnFull::Fail => {}
+                    Err(e) if e.kind() == SendErrorKind::Full && *on_full == OnFull::Fail => {}
                     Err(e) => return Err(fail(line, &what, e)),
                 }
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
 use crate::core::{Begin, Destination, Kernel, Source, WaitOutcome, WaitToken, Waker};
-use crate::error::{CallError, IpcError, ReceiveError, SendError};
+use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
 use crate::ipc::{Ipc, MailboxConfig, PortStatus};
 use crate::message::{Message, Notification, NotifyKind};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
@@ -250,7 +250,7 @@ impl<B: Blocker> Ipc for B {
         // used exactly once, and if the server drops it we hear about it.
         let reply_port = kernel
             .port_allocate(pid, Capacity::Bounded(1))
-            .map_err(|_| CallError::Send(SendError::TaskExited(Message::default())))?;
+            .map_err(|_| CallError::Send(SendErrorKind::TaskExited.with(Message::default())))?;
         let mut msg = msg;
         let user_reply = msg.take_reply();
         msg.set_reply(Some(crate::CarriedRight {

@@ -1,15 +1,19 @@
 //! Errors. Each says what happened; a failed send gives the message back.
 //!
 //! * [`IpcError`]: operations on names and rights (Mach's `kern_return_t`).
-//! * [`SendError`]: every variant holds the [`Message`], with its rights back
-//!   in the sender's name space; [`SendError::into_message`] returns it.
+//! * [`SendError`]: what went wrong (a [`SendErrorKind`], plain data you can
+//!   match and compare) and the [`Message`], with its rights back in the
+//!   sender's name space; [`SendError::into_message`] returns it.
 //! * [`ReceiveError`]: why nothing was received.
 //! * [`CallError`]: which half of an RPC failed.
+//! * [`Unsupported`]: what a backend cannot do, as a value (not a text), so a
+//!   caller can match on it and a backend's docs can list it.
 //!
 //! ```
 //! use mkipc_kernel::{Message, SendError, SendErrorKind};
-//! let err = SendError::Full(Message::new(1, b"keep me"));
+//! let err = SendError::new(SendErrorKind::Full, Message::new(1, b"keep me"));
 //! assert_eq!(err.kind(), SendErrorKind::Full);
+//! assert_eq!(err.to_string(), "destination queue is full");
 //! assert_eq!(&err.into_message().body[..], b"keep me");
 //! ```
 
@@ -49,36 +53,118 @@ pub enum IpcError {
     /// The task itself has exited.
     #[error("task has exited")]
     TaskExited,
-    /// This backend cannot provide the operation (the reason is in the backend's docs).
+    /// The backend could not get the memory the object needs (simulator:
+    /// a process stack, limited by `vm.max_map_count`).
+    #[error("out of memory for this object")]
+    OutOfMemory,
+    /// This backend cannot provide the operation.
     #[error("not supported by this backend: {0}")]
-    Unsupported(&'static str),
+    Unsupported(Unsupported),
     /// The operating system refused (errno inside), for the OS backend.
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
 }
 
-/// Why a send failed. Every variant gives the message back.
-#[derive(PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
+/// What a backend cannot provide. Each backend documents which of these it
+/// returns; the simulator and the in-process kernel return none of them.
+/// [`Unsupported::reason`] (also its `Display`) says why and what to use instead.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Unsupported {
+    /// Port sets (OS backend: use `select()` over the member ports).
+    PortSets,
+    /// Dead-name, no-senders and port-destroyed notifications.
+    Notifications,
+    /// The name service (OS backend: no server process).
+    NameService,
+    /// Per-task grants on a mailbox's access list.
+    Grants,
+    /// Changing a queue's capacity after it was created.
+    CapacityChange,
+    /// The `DropOldest` policy where only the receiver can take messages out.
+    DropOldest,
+    /// Rights carried on a queue or FIFO (OS backend: only direct links carry descriptors).
+    RightsHere,
+    /// A reply right on anything but `call()`.
+    ReplyHere,
+    /// `call()` to something that is not a port or a mailbox.
+    CallTarget,
+    /// `port_status` of a FIFO, which cannot count its messages.
+    FifoStatus,
+    /// A link capacity in messages (OS backend: a pipe holds bytes).
+    LinkCapacity,
+}
+
+impl Unsupported {
+    /// Why, in a sentence, and what to use instead.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Unsupported::PortSets => {
+                "port sets: use select() over the member ports (poll on queue descriptors)"
+            }
+            Unsupported::Notifications => {
+                "notifications: the OS does not tell a queue's holders when the others close it"
+            }
+            Unsupported::NameService => {
+                "name service: there is no server process; use a named mailbox, or pass the right at spawn or in a message"
+            }
+            Unsupported::Grants => {
+                "per-process grants: a POSIX queue has one mode for owner, group and others"
+            }
+            Unsupported::CapacityChange => {
+                "changing a capacity: mq_maxmsg is fixed when a queue is created"
+            }
+            Unsupported::DropOldest => {
+                "DropOldest: only the receiver can take a message out of a pipe or a queue"
+            }
+            Unsupported::RightsHere => {
+                "rights travel only on direct links (SCM_RIGHTS needs the link's Unix socket)"
+            }
+            Unsupported::ReplyHere => {
+                "a reply right travels only with call()"
+            }
+            Unsupported::CallTarget => {
+                "call() goes to a port or a mailbox"
+            }
+            Unsupported::FifoStatus => {
+                "port_status of a FIFO: a pipe does not count messages"
+            }
+            Unsupported::LinkCapacity => {
+                "link capacity: a pipe holds 65536 bytes, not a number of messages"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// What went wrong with a send; [`SendError`] pairs it with the message.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+pub enum SendErrorKind {
     /// The queue was full and the policy was to fail at once.
     #[error("destination queue is full")]
-    Full(Message),
+    Full,
     /// The send waited as long as allowed.
     #[error("send timed out")]
-    TimedOut(Message),
+    TimedOut,
     /// The destination name is a dead name, or the port, mailbox or task died
     /// while the sender waited.
     #[error("destination is dead")]
-    DestinationDead(Message),
+    DestinationDead,
     /// The destination name denotes nothing, or the pid is unknown.
     #[error("invalid destination name")]
-    InvalidDestination(Message),
+    InvalidDestination,
     /// The destination name holds no right that allows sending.
     #[error("destination name holds no send right")]
-    WrongRight(Message),
+    WrongRight,
     /// The mailbox's access list does not let this task send.
     #[error("no permission to send to this mailbox")]
-    NoPermission(Message),
+    NoPermission,
     /// A right carried in the message (index into `rights`, or `usize::MAX` for
     /// the reply right) cannot be taken from the sender.
     #[error("carried right {index} is invalid: {error}")]
@@ -87,178 +173,87 @@ pub enum SendError {
         index: usize,
         /// Why.
         error: IpcError,
-        /// The message.
-        message: Message,
     },
-    /// An unbounded queue is at its memory ceiling.
+    /// A queue is at its memory ceiling.
     #[error("destination queue is over its memory limit")]
-    MemoryLimit(Message),
+    MemoryLimit,
     /// The sending task exited while the send was in progress (its rights are gone).
     #[error("sending task has exited")]
-    TaskExited(Message),
+    TaskExited,
     /// The message is larger than the backend can carry.
     #[error("message too large (limit {limit} bytes)")]
     TooLarge {
-        /// The backend's limit.
+        /// The backend's limit, in body bytes.
         limit: usize,
-        /// The message.
-        message: Message,
     },
-    /// The backend cannot send this (reason in the backend's docs).
-    #[error("not supported by this backend: {reason}")]
-    Unsupported {
-        /// Why.
-        reason: &'static str,
-        /// The message.
-        message: Message,
-    },
+    /// The backend cannot send this.
+    #[error("not supported by this backend: {0}")]
+    Unsupported(Unsupported),
     /// The operating system refused (errno inside).
-    #[error("OS error: {}", std::io::Error::from_raw_os_error(*.errno))]
-    Os {
-        /// The OS error number.
-        errno: i32,
-        /// The message.
-        message: Message,
-    },
-}
-
-/// The variant of a [`SendError`] without its message, for matching and comparing.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[allow(missing_docs)]
-pub enum SendErrorKind {
-    Full,
-    TimedOut,
-    DestinationDead,
-    InvalidDestination,
-    WrongRight,
-    NoPermission,
-    InvalidRight { index: usize, error: IpcError },
-    MemoryLimit,
-    TaskExited,
-    TooLarge,
-    Unsupported,
+    #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
 }
 
-impl SendError {
-    /// The message, with its rights back in the sender's name space.
-    pub fn into_message(self) -> Message {
-        match self {
-            SendError::Full(m)
-            | SendError::TimedOut(m)
-            | SendError::DestinationDead(m)
-            | SendError::InvalidDestination(m)
-            | SendError::WrongRight(m)
-            | SendError::NoPermission(m)
-            | SendError::MemoryLimit(m)
-            | SendError::TaskExited(m) => m,
-            SendError::InvalidRight { message, .. }
-            | SendError::TooLarge { message, .. }
-            | SendError::Unsupported { message, .. }
-            | SendError::Os { message, .. } => message,
-        }
+impl SendErrorKind {
+    /// This kind of error around `message`: `SendErrorKind::Full.with(msg)`.
+    pub fn with(self, message: Message) -> SendError {
+        SendError::new(self, message)
     }
-    /// The same error around a changed message.
-    pub fn map_message(self, f: impl FnOnce(Message) -> Message) -> SendError {
-        match self {
-            SendError::InvalidRight {
-                index,
-                error,
-                message,
-            } => SendError::InvalidRight {
-                index,
-                error,
-                message: f(message),
-            },
-            SendError::TooLarge { limit, message } => SendError::TooLarge {
-                limit,
-                message: f(message),
-            },
-            SendError::Unsupported { reason, message } => SendError::Unsupported {
-                reason,
-                message: f(message),
-            },
-            SendError::Os { errno, message } => SendError::Os {
-                errno,
-                message: f(message),
-            },
-            other => {
-                let kind = other.kind();
-                SendError::from_kind(kind, f(other.into_message()))
-            }
-        }
+}
+
+/// Why a send failed, with the message given back (its rights are back in
+/// the sender's name space). `Debug` shows the kind and the message's id,
+/// not its body.
+#[derive(PartialEq, Eq)]
+pub struct SendError {
+    kind: SendErrorKind,
+    message: Message,
+}
+
+impl SendError {
+    /// An error of `kind` giving back `message`.
+    pub fn new(kind: SendErrorKind, message: Message) -> SendError {
+        SendError { kind, message }
+    }
+    /// What went wrong.
+    pub fn kind(&self) -> SendErrorKind {
+        self.kind
     }
     /// A look at the message without taking it.
     pub fn message(&self) -> &Message {
-        match self {
-            SendError::Full(m)
-            | SendError::TimedOut(m)
-            | SendError::DestinationDead(m)
-            | SendError::InvalidDestination(m)
-            | SendError::WrongRight(m)
-            | SendError::NoPermission(m)
-            | SendError::MemoryLimit(m)
-            | SendError::TaskExited(m) => m,
-            SendError::InvalidRight { message, .. }
-            | SendError::TooLarge { message, .. }
-            | SendError::Unsupported { message, .. }
-            | SendError::Os { message, .. } => message,
-        }
+        &self.message
     }
-    /// The variant, without the message.
-    pub fn kind(&self) -> SendErrorKind {
-        match self {
-            SendError::Full(_) => SendErrorKind::Full,
-            SendError::TimedOut(_) => SendErrorKind::TimedOut,
-            SendError::DestinationDead(_) => SendErrorKind::DestinationDead,
-            SendError::InvalidDestination(_) => SendErrorKind::InvalidDestination,
-            SendError::WrongRight(_) => SendErrorKind::WrongRight,
-            SendError::NoPermission(_) => SendErrorKind::NoPermission,
-            SendError::InvalidRight { index, error, .. } => SendErrorKind::InvalidRight {
-                index: *index,
-                error: *error,
-            },
-            SendError::MemoryLimit(_) => SendErrorKind::MemoryLimit,
-            SendError::TaskExited(_) => SendErrorKind::TaskExited,
-            SendError::TooLarge { .. } => SendErrorKind::TooLarge,
-            SendError::Unsupported { .. } => SendErrorKind::Unsupported,
-            SendError::Os { errno, .. } => SendErrorKind::Os(*errno),
-        }
+    /// The message, with its rights back in the sender's name space.
+    pub fn into_message(self) -> Message {
+        self.message
     }
-    /// Rebuilds an error of the given kind around a message (used by backends
-    /// that decide the kind before they have the message back).
-    pub fn from_kind(kind: SendErrorKind, message: Message) -> SendError {
-        match kind {
-            SendErrorKind::Full => SendError::Full(message),
-            SendErrorKind::TimedOut => SendError::TimedOut(message),
-            SendErrorKind::DestinationDead => SendError::DestinationDead(message),
-            SendErrorKind::InvalidDestination => SendError::InvalidDestination(message),
-            SendErrorKind::WrongRight => SendError::WrongRight(message),
-            SendErrorKind::NoPermission => SendError::NoPermission(message),
-            SendErrorKind::InvalidRight { index, error } => SendError::InvalidRight {
-                index,
-                error,
-                message,
-            },
-            SendErrorKind::MemoryLimit => SendError::MemoryLimit(message),
-            SendErrorKind::TaskExited => SendError::TaskExited(message),
-            SendErrorKind::TooLarge => SendError::TooLarge { limit: 0, message },
-            SendErrorKind::Unsupported => SendError::Unsupported {
-                reason: "",
-                message,
-            },
-            SendErrorKind::Os(errno) => SendError::Os { errno, message },
+    /// The kind and the message.
+    pub fn into_parts(self) -> (SendErrorKind, Message) {
+        (self.kind, self.message)
+    }
+    /// The same error around a changed message.
+    pub fn map_message(self, f: impl FnOnce(Message) -> Message) -> SendError {
+        SendError {
+            kind: self.kind,
+            message: f(self.message),
         }
     }
 }
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for SendError {}
 
 impl fmt::Debug for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "SendError::{:?}(message id {})",
-            self.kind(),
-            self.message().id
+            self.kind, self.message.id
         )
     }
 }
@@ -298,9 +293,9 @@ pub enum ReceiveError {
     /// A message arrived but could not be decoded (OS backend: bad frame).
     #[error("malformed message")]
     Malformed,
-    /// The backend cannot receive this way (reason in the backend's docs).
+    /// The backend cannot receive this way.
     #[error("not supported by this backend: {0}")]
-    Unsupported(&'static str),
+    Unsupported(Unsupported),
     /// The operating system refused (errno inside).
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
@@ -331,7 +326,9 @@ impl From<IpcError> for ReceiveError {
             IpcError::TaskExited => ReceiveError::TaskExited,
             IpcError::Unsupported(r) => ReceiveError::Unsupported(r),
             IpcError::Os(e) => ReceiveError::Os(e),
-            IpcError::InvalidValue | IpcError::AlreadyExists => ReceiveError::InvalidValue,
+            IpcError::InvalidValue | IpcError::AlreadyExists | IpcError::OutOfMemory => {
+                ReceiveError::InvalidValue
+            }
         }
     }
 }

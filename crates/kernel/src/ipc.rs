@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
-use crate::error::{CallError, IpcError, ReceiveError, SendError};
+use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
 use crate::message::{Message, Notification, NotifyKind};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
 
@@ -222,11 +222,11 @@ pub trait Ipc {
     fn send(&self, dest: PortName, msg: Message) -> Result<(), SendError> {
         self.send_with(dest, msg, OnFull::Block).map(drop)
     }
-    /// Sends only if it can complete now; otherwise [`SendError::Full`].
+    /// Sends only if it can complete now; otherwise [`SendErrorKind::Full`].
     fn try_send(&self, dest: PortName, msg: Message) -> Result<(), SendError> {
         self.send_with(dest, msg, OnFull::Fail).map(drop)
     }
-    /// Sends, waiting at most `timeout`; then [`SendError::TimedOut`].
+    /// Sends, waiting at most `timeout`; then [`SendErrorKind::TimedOut`].
     fn send_timeout(
         &self,
         dest: PortName,
@@ -272,14 +272,14 @@ pub trait Ipc {
     /// Replies to a request received from [`call`](Ipc::call): sends `reply`
     /// with the request's send-once reply right. Never blocks (send-once
     /// messages bypass queue limits). A request without a reply right gives
-    /// [`SendError::InvalidDestination`].
+    /// [`SendErrorKind::InvalidDestination`].
     fn reply(&self, request: &Message, reply: Message) -> Result<(), SendError> {
         match request.reply() {
             Some(right) if !right.name.is_dead() => {
                 self.send_with(right.name, reply, OnFull::Block).map(drop)
             }
-            Some(_) => Err(SendError::DestinationDead(reply)),
-            None => Err(SendError::InvalidDestination(reply)),
+            Some(_) => Err(SendErrorKind::DestinationDead.with(reply)),
+            None => Err(SendErrorKind::InvalidDestination.with(reply)),
         }
     }
     /// Sends directly to a task, waiting as long as it takes.

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mkipc_kernel::{
-    Body, IpcError, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait,
+    Body, IpcError, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent,
+    Unsupported, Wait,
 };
 
 use crate::errno;
 use crate::fifo::Fifo;
-use crate::ipc::NO_DROP_OLDEST;
+
 use crate::link::{LinkRx, RxError, TxError};
 use crate::names::Entry;
 use crate::process::OsProcess;
@@ -67,8 +68,8 @@ pub(crate) fn rx_error(e: RxError) -> ReceiveError {
 pub(crate) fn not_sent(on_full: OnFull, msg: Message) -> Result<Sent, SendError> {
     match on_full {
         OnFull::DropNewest | OnFull::DropOldest => Ok(Sent::Dropped),
-        OnFull::Timeout(_) => Err(SendError::TimedOut(msg)),
-        _ => Err(SendError::Full(msg)),
+        OnFull::Timeout(_) => Err(SendErrorKind::TimedOut.with(msg)),
+        _ => Err(SendErrorKind::Full.with(msg)),
     }
 }
 
@@ -90,12 +91,11 @@ pub(crate) fn pipe_send_failed(
     body_limit: usize,
 ) -> Result<Sent, SendError> {
     match e {
-        TxError::WouldBlock if on_full == OnFull::DropOldest => Err(SendError::Unsupported {
-            reason: NO_DROP_OLDEST,
-            message: msg,
-        }),
+        TxError::WouldBlock if on_full == OnFull::DropOldest => {
+            Err(SendErrorKind::Unsupported(Unsupported::DropOldest).with(msg))
+        }
         TxError::WouldBlock | TxError::TimedOut => not_sent(on_full, msg),
-        TxError::Closed => Err(SendError::DestinationDead(msg)),
+        TxError::Closed => Err(SendErrorKind::DestinationDead.with(msg)),
         TxError::Os(e) => Err(errno::send_error(e, msg, body_limit)),
     }
 }
@@ -174,13 +174,10 @@ impl OsProcess {
     ) -> Result<Sent, SendError> {
         let limit = q.body_limit();
         if msg.body.len() > limit {
-            return Err(SendError::TooLarge {
-                limit,
-                message: msg,
-            });
+            return Err(SendErrorKind::TooLarge { limit }.with(msg));
         }
         if !q.writable {
-            return Err(SendError::NoPermission(msg));
+            return Err(SendErrorKind::NoPermission.with(msg));
         }
         if q.model == Model::Zero && flags & wire::FLAG_REPLY_WANTED == 0 {
             return self.rendezvous(q, msg, on_full);
@@ -189,7 +186,7 @@ impl OsProcess {
         if q.model == Model::Unbounded {
             return match spool::push(q, &frame) {
                 Ok(Pushed::Queued | Pushed::Waiting) => Ok(Sent::Delivered),
-                Ok(Pushed::OverLimit) => Err(SendError::MemoryLimit(msg)),
+                Ok(Pushed::OverLimit) => Err(SendErrorKind::MemoryLimit.with(msg)),
                 Err(e) => Err(errno::send_error(e, msg, limit)),
             };
         }
@@ -209,10 +206,7 @@ impl OsProcess {
             }
             Err(libc::EAGAIN) if on_full == OnFull::DropOldest => {
                 if !q.readable {
-                    return Err(SendError::Unsupported {
-                        reason: NO_DROP_OLDEST,
-                        message: msg,
-                    });
+                    return Err(SendErrorKind::Unsupported(Unsupported::DropOldest).with(msg));
                 }
                 q.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 loop {
@@ -301,9 +295,9 @@ pub(crate) enum SendErrorKindless {
 impl SendErrorKindless {
     pub(crate) fn with(self, msg: Message) -> SendError {
         match self {
-            SendErrorKindless::Invalid => SendError::InvalidDestination(msg),
-            SendErrorKindless::Dead => SendError::DestinationDead(msg),
-            SendErrorKindless::NoPermission => SendError::NoPermission(msg),
+            SendErrorKindless::Invalid => SendErrorKind::InvalidDestination.with(msg),
+            SendErrorKindless::Dead => SendErrorKind::DestinationDead.with(msg),
+            SendErrorKindless::NoPermission => SendErrorKind::NoPermission.with(msg),
         }
     }
 }

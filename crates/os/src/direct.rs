@@ -11,10 +11,12 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use mkipc_kernel::{Message, OnFull, Pid, ReceiveError, SendError, Sent, Wait};
+use mkipc_kernel::{
+    Message, OnFull, Pid, ReceiveError, SendError, SendErrorKind, Sent, Unsupported, Wait,
+};
 
 use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, rx_error};
-use crate::ipc::{LINK_BODY_LIMIT, NO_REPLY_HERE, NO_RIGHTS_HERE};
+use crate::ipc::LINK_BODY_LIMIT;
 use crate::link::{LinkRx, RxError};
 use crate::process::OsProcess;
 use crate::sys;
@@ -34,34 +36,24 @@ impl OsProcess {
             .get(&pid.0)
             .and_then(|l| l.tx.clone());
         let Some(tx) = tx else {
-            return Err(SendError::InvalidDestination(msg));
+            return Err(SendErrorKind::InvalidDestination.with(msg));
         };
         if msg.reply().is_some() {
-            return Err(SendError::Unsupported {
-                reason: NO_REPLY_HERE,
-                message: msg,
-            });
+            return Err(SendErrorKind::Unsupported(Unsupported::ReplyHere).with(msg));
         }
         if msg.body.len() > LINK_BODY_LIMIT {
-            return Err(SendError::TooLarge {
+            return Err(SendErrorKind::TooLarge {
                 limit: LINK_BODY_LIMIT,
-                message: msg,
-            });
+            }
+            .with(msg));
         }
         if !msg.rights().is_empty() && !tx.carries_rights() {
-            return Err(SendError::Unsupported {
-                reason: NO_RIGHTS_HERE,
-                message: msg,
-            });
+            return Err(SendErrorKind::Unsupported(Unsupported::RightsHere).with(msg));
         }
         let (descs, fds) = match self.prepare_rights(&msg) {
             Ok(x) => x,
             Err((index, error)) => {
-                return Err(SendError::InvalidRight {
-                    index,
-                    error,
-                    message: msg,
-                })
+                return Err(SendErrorKind::InvalidRight { index, error }.with(msg))
             }
         };
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();

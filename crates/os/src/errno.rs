@@ -2,23 +2,23 @@
 //!
 //! | errno | where | becomes |
 //! |---|---|---|
-//! | `EAGAIN` | `mq_send` that may not wait (a deadline in the past), `poll` says a pipe is full | [`SendError::Full`] |
+//! | `EAGAIN` | `mq_send` that may not wait (a deadline in the past), `poll` says a pipe is full | [`SendErrorKind::Full`] |
 //! | `EAGAIN` | `mq_receive` that may not wait, `poll` says a pipe is empty | [`ReceiveError::Empty`] |
-//! | `ETIMEDOUT` | `mq_timedsend` / `mq_timedreceive`, `poll` timeout | `SendError::TimedOut` / [`ReceiveError::TimedOut`] |
-//! | `EPIPE` | pipe or socket write, reader gone | [`SendError::DestinationDead`] |
+//! | `ETIMEDOUT` | `mq_timedsend` / `mq_timedreceive`, `poll` timeout | `SendErrorKind::TimedOut` / [`ReceiveError::TimedOut`] |
+//! | `EPIPE` | pipe or socket write, reader gone | [`SendErrorKind::DestinationDead`] |
 //! | read returns 0 | pipe, writer gone | [`ReceiveError::SourceDead`] |
 //! | `EIDRM` (ours) | a waited-on mailbox's name disappeared (`mq_unlink` wakes nobody, so waits are sliced) | `DestinationDead` / `SourceDead` |
-//! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendError::TooLarge`] (limit = `mq_msgsize` - 24, from `/proc/sys/fs/mqueue/msgsize_max`) |
-//! | `EACCES` | `mq_open`, `open` of a FIFO: mode bits | [`IpcError::NoPermission`], [`SendError::NoPermission`] |
+//! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendErrorKind::TooLarge`] (limit = `mq_msgsize` - 24, from `/proc/sys/fs/mqueue/msgsize_max`) |
+//! | `EACCES` | `mq_open`, `open` of a FIFO: mode bits | [`IpcError::NoPermission`], [`SendErrorKind::NoPermission`] |
 //! | `ENOENT` | `mq_open`/`open` of a missing name | [`IpcError::NotFound`] |
 //! | `ENXIO` | opening a FIFO for writing with no reader | [`IpcError::NotFound`] |
 //! | `EEXIST` | `mq_open` with `O_EXCL`, `mkfifo` | [`IpcError::AlreadyExists`] |
 //! | `EINVAL` | `mq_open` of a malformed name, or `mq_maxmsg` over `msg_max` | [`IpcError::Os`]`(EINVAL)` |
 //! | `EMFILE`, `ENFILE`, `ENOSPC` | descriptor table full, too many queues (`queues_max`), `RLIMIT_MSGQUEUE` | [`IpcError::Os`] with that errno |
-//! | `EBADF` | using a descriptor opened without that access | `SendError::NoPermission` / `ReceiveError::NoPermission` |
+//! | `EBADF` | using a descriptor opened without that access | `SendErrorKind::NoPermission` / `ReceiveError::NoPermission` |
 //! | anything else | | the `Os` variant with the errno |
 
-use mkipc_kernel::{IpcError, Message, ReceiveError, SendError};
+use mkipc_kernel::{IpcError, Message, ReceiveError, SendError, SendErrorKind};
 
 use crate::sys::Errno;
 
@@ -35,18 +35,12 @@ pub fn ipc_error(e: Errno) -> IpcError {
 /// An errno from a send, as a [`SendError`] around the message.
 pub fn send_error(e: Errno, msg: Message, limit: usize) -> SendError {
     match e {
-        libc::EAGAIN => SendError::Full(msg),
-        libc::ETIMEDOUT => SendError::TimedOut(msg),
-        libc::EPIPE | libc::ECONNRESET | libc::EIDRM => SendError::DestinationDead(msg),
-        libc::EMSGSIZE => SendError::TooLarge {
-            limit,
-            message: msg,
-        },
-        libc::EACCES | libc::EPERM | libc::EBADF => SendError::NoPermission(msg),
-        errno => SendError::Os {
-            errno,
-            message: msg,
-        },
+        libc::EAGAIN => SendErrorKind::Full.with(msg),
+        libc::ETIMEDOUT => SendErrorKind::TimedOut.with(msg),
+        libc::EPIPE | libc::ECONNRESET | libc::EIDRM => SendErrorKind::DestinationDead.with(msg),
+        libc::EMSGSIZE => SendErrorKind::TooLarge { limit }.with(msg),
+        libc::EACCES | libc::EPERM | libc::EBADF => SendErrorKind::NoPermission.with(msg),
+        errno => SendErrorKind::Os(errno).with(msg),
     }
 }
 

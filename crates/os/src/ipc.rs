@@ -17,7 +17,7 @@ use std::sync::Arc;
 use mkipc_kernel::{
     Access, CallError, Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification,
     NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet,
-    SendError, Sent, Trailer, Wait,
+    SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
 };
 
 use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, Target};
@@ -30,29 +30,6 @@ use crate::registry::{self, EntryOwner, Kind};
 use crate::sys::{self, MqWait};
 use crate::wire;
 
-/// Why port sets are missing.
-pub const NO_PORT_SETS: &str =
-    "port sets: use select() over the member ports (poll on queue descriptors)";
-/// Why notifications are missing.
-pub const NO_NOTIFICATIONS: &str =
-    "notifications: the OS does not tell a queue's holders when the others close it";
-/// Why the name service is missing.
-pub const NO_NAME_SERVICE: &str =
-    "name service: there is no server process; use a named mailbox, or pass the right at spawn or in a message";
-/// Why per-process grants are missing.
-pub const NO_GRANTS: &str =
-    "per-process grants: a POSIX queue has one mode for owner, group and others";
-/// Why capacities are fixed.
-pub const NO_CAPACITY_CHANGE: &str =
-    "changing a capacity: mq_maxmsg is fixed when a queue is created";
-/// Why a pipe cannot drop its oldest message.
-pub const NO_DROP_OLDEST: &str =
-    "DropOldest: only the receiver can take a message out of a pipe or a queue";
-/// Why rights cannot ride on queues and FIFOs.
-pub const NO_RIGHTS_HERE: &str =
-    "rights travel only on direct links (SCM_RIGHTS needs the link's Unix socket)";
-/// Why reply rights ride only on call().
-pub const NO_REPLY_HERE: &str = "a reply right travels only with call()";
 /// The largest body on a direct link.
 pub const LINK_BODY_LIMIT: usize = 64 << 20;
 
@@ -82,15 +59,15 @@ impl Ipc for OsProcess {
     }
 
     fn port_set_allocate(&self) -> Result<PortName, IpcError> {
-        Err(IpcError::Unsupported(NO_PORT_SETS))
+        Err(IpcError::Unsupported(Unsupported::PortSets))
     }
 
     fn port_set_insert(&self, _set: PortName, _member: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(NO_PORT_SETS))
+        Err(IpcError::Unsupported(Unsupported::PortSets))
     }
 
     fn port_set_remove(&self, _member: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(NO_PORT_SETS))
+        Err(IpcError::Unsupported(Unsupported::PortSets))
     }
 
     fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
@@ -231,11 +208,7 @@ impl Ipc for OsProcess {
                 ..
             } => (Arc::clone(q), *send_refs),
             Entry::Mailbox { queue, .. } => (Arc::clone(queue), 0),
-            Entry::Fifo(_) => {
-                return Err(IpcError::Unsupported(
-                    "port_status of a FIFO: a pipe does not count messages",
-                ))
-            }
+            Entry::Fifo(_) => return Err(IpcError::Unsupported(Unsupported::FifoStatus)),
             _ => {
                 return Err(IpcError::WrongRight {
                     needed: RightKind::Receive,
@@ -264,7 +237,7 @@ impl Ipc for OsProcess {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)?;
-        Err(IpcError::Unsupported(NO_CAPACITY_CHANGE))
+        Err(IpcError::Unsupported(Unsupported::CapacityChange))
     }
 
     fn request_notification(
@@ -273,7 +246,7 @@ impl Ipc for OsProcess {
         _kind: NotifyKind,
         _notify: PortName,
     ) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(NO_NOTIFICATIONS))
+        Err(IpcError::Unsupported(Unsupported::Notifications))
     }
 
     fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
@@ -282,16 +255,10 @@ impl Ipc for OsProcess {
             Err(k) => return Err(k.with(msg)),
         };
         if !msg.rights().is_empty() {
-            return Err(SendError::Unsupported {
-                reason: NO_RIGHTS_HERE,
-                message: msg,
-            });
+            return Err(SendErrorKind::Unsupported(Unsupported::RightsHere).with(msg));
         }
         if msg.reply().is_some() {
-            return Err(SendError::Unsupported {
-                reason: NO_REPLY_HERE,
-                message: msg,
-            });
+            return Err(SendErrorKind::Unsupported(Unsupported::ReplyHere).with(msg));
         }
         match target {
             Target::Queue { queue, once } => {
@@ -316,7 +283,7 @@ impl Ipc for OsProcess {
                             .remove(dest);
                         Ok(Sent::Delivered)
                     }
-                    Err(libc::ENOENT) => Err(SendError::DestinationDead(msg)),
+                    Err(libc::ENOENT) => Err(SendErrorKind::DestinationDead.with(msg)),
                     Err(e) => Err(errno::send_error(
                         e,
                         msg,
@@ -326,10 +293,10 @@ impl Ipc for OsProcess {
             }
             Target::Fifo(f) => {
                 if msg.body.len() > FIFO_BODY_LIMIT {
-                    return Err(SendError::TooLarge {
+                    return Err(SendErrorKind::TooLarge {
                         limit: FIFO_BODY_LIMIT,
-                        message: msg,
-                    });
+                    }
+                    .with(msg));
                 }
                 let tx = f.tx.as_ref().expect("resolve_target checked the write end");
                 let frame = wire::encode(&msg, self.pid, 0, 0, &[]);
@@ -393,20 +360,16 @@ impl Ipc for OsProcess {
         let queue = match self.resolve_target(dest) {
             Ok(Target::Queue { queue, .. }) => queue,
             Ok(_) => {
-                return Err(SendError::Unsupported {
-                    reason: "call() goes to a port or a mailbox",
-                    message: msg,
-                }
-                .into())
+                return Err(SendErrorKind::Unsupported(Unsupported::CallTarget)
+                    .with(msg)
+                    .into())
             }
             Err(k) => return Err(k.with(msg).into()),
         };
         if !msg.rights().is_empty() {
-            return Err(SendError::Unsupported {
-                reason: NO_RIGHTS_HERE,
-                message: msg,
-            }
-            .into());
+            return Err(SendErrorKind::Unsupported(Unsupported::RightsHere)
+                .with(msg)
+                .into());
         }
         self.reply_queue().map_err(ReceiveError::from)?;
         let token = self.new_token();
@@ -456,14 +419,12 @@ impl Ipc for OsProcess {
         {
             return Err(IpcError::NotFound);
         }
-        Err(IpcError::Unsupported(
-            "link capacity: a pipe holds 65536 bytes, not a number of messages",
-        ))
+        Err(IpcError::Unsupported(Unsupported::LinkCapacity))
     }
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
         if !config.grants.is_empty() {
-            return Err(IpcError::Unsupported(NO_GRANTS));
+            return Err(IpcError::Unsupported(Unsupported::Grants));
         }
         self.create_mailbox_queue(
             name,
@@ -488,7 +449,7 @@ impl Ipc for OsProcess {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(mailbox)?;
-        Err(IpcError::Unsupported(NO_GRANTS))
+        Err(IpcError::Unsupported(Unsupported::Grants))
     }
 
     fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
@@ -522,14 +483,14 @@ impl Ipc for OsProcess {
     }
 
     fn register(&self, _service: &str, _right: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(NO_NAME_SERVICE))
+        Err(IpcError::Unsupported(Unsupported::NameService))
     }
 
     fn unregister(&self, _service: &str) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(NO_NAME_SERVICE))
+        Err(IpcError::Unsupported(Unsupported::NameService))
     }
 
     fn look_up(&self, _service: &str) -> Result<PortName, IpcError> {
-        Err(IpcError::Unsupported(NO_NAME_SERVICE))
+        Err(IpcError::Unsupported(Unsupported::NameService))
     }
 }

@@ -22,7 +22,7 @@
 //! ([`errno`] lists how each OS error maps to the typed errors).
 //!
 //! ```
-//! use mkipc_kernel::{Capacity, Ipc, Message, SendError};
+//! use mkipc_kernel::{Capacity, Ipc, Message, SendErrorKind};
 //! use mkipc_os::OsProcess;
 //!
 //! let os = OsProcess::new().unwrap();
@@ -31,7 +31,7 @@
 //! os.send(to_port, Message::from_u64(1, 7)).unwrap();
 //! // The POSIX queue is full (mq_maxmsg = 1): a try-send fails at once and hands the message back.
 //! match os.try_send(to_port, Message::from_u64(1, 8)) {
-//!     Err(SendError::Full(msg)) => assert_eq!(msg.as_u64(), Some(8)),
+//!     Err(e) if e.kind() == SendErrorKind::Full => assert_eq!(e.into_message().as_u64(), Some(8)),
 //!     other => panic!("{other:?}"),
 //! }
 //! assert_eq!(os.receive(port).unwrap().as_u64(), Some(7));
@@ -55,10 +55,7 @@ mod sys;
 mod transfer;
 pub mod wire;
 
-pub use crate::ipc::{
-    LINK_BODY_LIMIT, NO_CAPACITY_CHANGE, NO_DROP_OLDEST, NO_GRANTS, NO_NAME_SERVICE,
-    NO_NOTIFICATIONS, NO_PORT_SETS, NO_REPLY_HERE, NO_RIGHTS_HERE,
-};
+pub use crate::ipc::LINK_BODY_LIMIT;
 pub use crate::process::{new_link, LinkEnd, OsProcess};
 pub use crate::registry::{cleanup, cleanup_runs_of, cleanup_stale, leftovers, CleanupReport};
 pub use crate::spawn::{

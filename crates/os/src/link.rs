@@ -13,7 +13,7 @@
 //!   [`receive_from`](mkipc_kernel::Ipc::receive_from) reports as
 //!   [`ReceiveError::SourceDead`](mkipc_kernel::ReceiveError::SourceDead);
 //! * when every read end is closed, `write` fails with `EPIPE`:
-//!   [`SendError::DestinationDead`](mkipc_kernel::SendError::DestinationDead).
+//!   [`SendErrorKind::DestinationDead`](mkipc_kernel::SendErrorKind::DestinationDead).
 //!   `SIGPIPE` is ignored in every mkipc process, so this never kills anyone.
 //!
 //! Rights cannot ride in a pipe, so every link also has a Unix socket beside

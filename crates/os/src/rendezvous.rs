@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use mkipc_kernel::{IpcError, Message, OnFull, ReceiveError, SendError, Sent};
+use mkipc_kernel::{IpcError, Message, OnFull, ReceiveError, SendError, SendErrorKind, Sent};
 
 use crate::deliver::not_sent;
 use crate::errno;
@@ -44,14 +44,8 @@ impl OsProcess {
         let limit = q.body_limit();
         if let Err(e) = self.reply_queue() {
             return Err(match e {
-                IpcError::Os(errno) => SendError::Os {
-                    errno,
-                    message: msg,
-                },
-                _ => SendError::Os {
-                    errno: libc::EIO,
-                    message: msg,
-                },
+                IpcError::Os(errno) => SendErrorKind::Os(errno).with(msg),
+                _ => SendErrorKind::Os(libc::EIO).with(msg),
             });
         }
         let token = self.new_token();
@@ -97,10 +91,7 @@ impl OsProcess {
                     Err(_) => Ok(Sent::Delivered), // empty: a receiver took ours
                 }
             }
-            Err(e) => Err(SendError::Os {
-                errno: receive_errno(e),
-                message: msg,
-            }),
+            Err(e) => Err(SendErrorKind::Os(receive_errno(e)).with(msg)),
         }
     }
 }

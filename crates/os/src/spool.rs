@@ -12,7 +12,7 @@
 //! room, and the receiver's `port_status` does not count them. Dropping the
 //! [`OsProcess`](crate::OsProcess) waits (a bounded time) for its spools to
 //! drain. The memory ceiling ([`SPOOL_LIMIT`] bytes per queue) turns runaway
-//! growth into [`SendError::MemoryLimit`](mkipc_kernel::SendError::MemoryLimit).
+//! growth into [`SendErrorKind::MemoryLimit`](mkipc_kernel::SendErrorKind::MemoryLimit).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};

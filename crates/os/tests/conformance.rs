@@ -228,10 +228,10 @@ impl Backend for ForkBackend {
 
     fn skip(&self, case: &str) -> Option<&'static str> {
         match case {
-            "select_and_port_sets" => Some(mkipc_os::NO_PORT_SETS),
-            "no_senders_notification" => Some(mkipc_os::NO_NOTIFICATIONS),
+            "select_and_port_sets" => Some(mkipc_kernel::Unsupported::PortSets.reason()),
+            "no_senders_notification" => Some(mkipc_kernel::Unsupported::Notifications.reason()),
             "failed_send_keeps_rights" | "rights_transfer_and_rpc" => {
-                Some(mkipc_os::NO_RIGHTS_HERE)
+                Some(mkipc_kernel::Unsupported::RightsHere.reason())
             }
             _ => None,
         }

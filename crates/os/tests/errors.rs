@@ -6,7 +6,8 @@ role_entry!();
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
-    Access, Capacity, Ipc, IpcError, MailboxConfig, Message, ReceiveError, SendError, Wait,
+    Access, Capacity, Ipc, IpcError, MailboxConfig, Message, ReceiveError, SendErrorKind,
+    Unsupported, Wait,
 };
 use mkipc_os::Spawn;
 
@@ -19,7 +20,10 @@ fn smoke_queue_full_is_full_with_the_message_back() {
     os.send(mb, Message::new(1, b"a")).unwrap();
     let err = os.try_send(mb, Message::new(2, b"b")).unwrap_err();
     assert!(
-        matches!(&err, SendError::Full(m) if &m.body[..] == b"b"),
+        err.kind() == SendErrorKind::Full && {
+            let m = err.message();
+            &m.body[..] == b"b"
+        },
         "{err:?}"
     );
     common::finish(os);
@@ -43,7 +47,10 @@ fn timeouts_on_send_and_receive() {
         .send_timeout(mb, Message::new(2, b"waits"), Duration::from_millis(80))
         .unwrap_err();
     assert!(
-        matches!(err, SendError::TimedOut(ref m) if m.id == 2),
+        err.kind() == SendErrorKind::TimedOut && {
+            let m = err.message();
+            m.id == 2
+        },
         "{err:?}"
     );
     assert!(t.elapsed() >= Duration::from_millis(80));
@@ -64,8 +71,9 @@ fn message_too_large_names_the_limit_from_proc() {
         .unwrap();
     os.send(mb, Message::new(1, vec![0u8; limit])).unwrap();
     match os.send(mb, Message::new(2, vec![0u8; limit + 1])) {
-        Err(SendError::TooLarge { limit: l, message }) => {
-            assert_eq!(l, limit);
+        Err(e) if matches!(e.kind(), SendErrorKind::TooLarge { .. }) => {
+            assert_eq!(e.kind(), SendErrorKind::TooLarge { limit });
+            let message = e.into_message();
             assert_eq!(message.body.len(), limit + 1);
         }
         other => panic!("{other:?}"),
@@ -132,7 +140,10 @@ fn peer_died_writer_gets_destination_dead_not_sigpipe() {
         .send_to(child.pid(), Message::new(3, b"hello?"))
         .unwrap_err();
     assert!(
-        matches!(err, SendError::DestinationDead(ref m) if m.id == 3),
+        err.kind() == SendErrorKind::DestinationDead && {
+            let m = err.message();
+            m.id == 3
+        },
         "{err:?}"
     );
     // Child side: we close the link; the child's writes fail with EPIPE and it
@@ -208,18 +219,22 @@ fn unsupported_operations_say_why() {
     let os = common::os();
     assert_eq!(
         os.port_set_allocate(),
-        Err(IpcError::Unsupported(mkipc_os::NO_PORT_SETS))
+        Err(IpcError::Unsupported(Unsupported::PortSets))
     );
     assert_eq!(
         os.look_up("anything"),
-        Err(IpcError::Unsupported(mkipc_os::NO_NAME_SERVICE))
+        Err(IpcError::Unsupported(Unsupported::NameService))
     );
     let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
     let send = os.make_send(port).unwrap();
     let with_right = Message::new(1, b"x").with_right(send, mkipc_kernel::Disposition::CopySend);
     match os.send(send, with_right) {
-        Err(SendError::Unsupported { reason, message }) => {
-            assert_eq!(reason, mkipc_os::NO_RIGHTS_HERE);
+        Err(e) if matches!(e.kind(), SendErrorKind::Unsupported(_)) => {
+            assert_eq!(
+                e.kind(),
+                SendErrorKind::Unsupported(Unsupported::RightsHere)
+            );
+            let message = e.into_message();
             assert_eq!(
                 message.rights().len(),
                 1,
@@ -248,7 +263,10 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
         assert!(sent < 1000, "a 64 KiB pipe cannot take 1 MB");
     };
     assert!(
-        matches!(full, SendError::Full(ref m) if m.id == sent),
+        full.kind() == SendErrorKind::Full && {
+            let m = full.message();
+            m.id == sent
+        },
         "{full:?}"
     );
     assert!(
@@ -259,7 +277,7 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
     let err = os
         .send_to_timeout(peer, Message::new(0, b"late"), Duration::from_millis(50))
         .unwrap_err();
-    assert!(matches!(err, SendError::TimedOut(_)), "{err:?}");
+    assert_eq!(err.kind(), SendErrorKind::TimedOut, "{err:?}");
     assert!(t.elapsed() >= Duration::from_millis(50));
     common::finish(os);
 }

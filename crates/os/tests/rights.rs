@@ -96,17 +96,14 @@ fn an_invalid_carried_right_fails_the_send_and_returns_the_message() {
             Message::new(5, b"x").with_right(bogus, Disposition::CopySend),
         )
         .unwrap_err();
-    match err {
-        mkipc_kernel::SendError::InvalidRight {
-            index,
-            error,
-            message,
-        } => {
-            assert_eq!((index, error), (0, mkipc_kernel::IpcError::InvalidName));
-            assert_eq!(message.id, 5);
+    assert_eq!(
+        err.kind(),
+        mkipc_kernel::SendErrorKind::InvalidRight {
+            index: 0,
+            error: mkipc_kernel::IpcError::InvalidName
         }
-        other => panic!("{other:?}"),
-    }
+    );
+    assert_eq!(err.into_message().id, 5);
     assert_eq!(child.wait_code().unwrap(), 0);
     common::finish(os);
 }

@@ -270,10 +270,7 @@ pub(crate) fn spawn_process<F>(
 where
     F: FnOnce(&Proc) -> ProcResult + 'static,
 {
-    let stack = core
-        .stacks
-        .take()
-        .map_err(|_| IpcError::Unsupported("no memory left for process stacks"))?;
+    let stack = core.stacks.take().map_err(|_| IpcError::OutOfMemory)?;
     let pid = core.kernel.create_task();
     let from = parent.map_or(core.init, |p| p.1);
     let names = if inherit.is_empty() {

@@ -639,7 +639,7 @@ impl Ipc for Proc {
             Err(CallError::Send(e)) => self.sent_done(
                 to,
                 msg_id,
-                &Err(SendError::from_kind(e.kind(), Message::default())),
+                &Err(SendError::new(e.kind(), Message::default())),
             ),
             Ok(reply) => {
                 self.sent_done(to, msg_id, &Ok(Sent::Delivered));

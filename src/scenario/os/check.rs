@@ -70,7 +70,7 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
                         "mailbox `{}` has access lists (`senders`/`receivers`), which are",
                         q.name
                     ),
-                    mkipc_os::NO_GRANTS,
+                    mkipc_kernel::Unsupported::Grants.reason(),
                 );
             }
             if let Some(o) = owner {
@@ -140,7 +140,7 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
                             "`send {} drop-oldest` (line {}) is",
                             scn.queues[*queue].name, s.line
                         ),
-                        mkipc_os::NO_DROP_OLDEST,
+                        mkipc_kernel::Unsupported::DropOldest.reason(),
                     );
                 }
                 _ => None,

@@ -66,9 +66,9 @@ impl fmt::Display for Capacity {
 pub enum OnFull {
     /// Wait until the message can be taken.
     Block,
-    /// Fail at once with [`SendError::Full`](crate::SendError::Full), message returned.
+    /// Fail at once with [`SendErrorKind::Full`](crate::SendErrorKind::Full), message returned.
     Fail,
-    /// Wait at most this long, then fail with [`SendError::TimedOut`](crate::SendError::TimedOut).
+    /// Wait at most this long, then fail with [`SendErrorKind::TimedOut`](crate::SendErrorKind::TimedOut).
     Timeout(Duration),
     /// Discard the new message (its rights are destroyed); the send reports [`Sent::Dropped`].
     DropNewest,

@@ -4,7 +4,7 @@
 //! rather than an out-of-memory crash, each queue has a memory ceiling
 //! ([`KernelConfig::queue_memory_limit`](crate::KernelConfig)): a send that would
 //! take the queue's body bytes past it fails with
-//! [`SendError::MemoryLimit`](crate::SendError::MemoryLimit), message returned.
+//! [`SendErrorKind::MemoryLimit`](crate::SendErrorKind::MemoryLimit), message returned.
 
 use super::{Admission, QueueLoad};
 

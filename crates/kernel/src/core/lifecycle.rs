@@ -5,7 +5,7 @@
 use super::send::Target;
 use super::space::{Obj, Space};
 use super::{KRight, Kernel, Locked, PortSet, TaskState, WaitOutcome, WaitState, WaitToken};
-use crate::error::{IpcError, ReceiveError, SendError};
+use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::{CarriedRight, Message};
 use crate::name::{Pid, PortName};
 use smallvec::SmallVec;
@@ -133,7 +133,7 @@ impl Kernel {
     }
 
     /// Gives up on a wait (its deadline passed): a pending send fails with
-    /// [`SendError::TimedOut`] and gets its message back, a pending receive
+    /// [`SendErrorKind::TimedOut`] and gets its message back, a pending receive
     /// fails with [`ReceiveError::TimedOut`]. If the wait completed in the
     /// meantime, returns that outcome instead.
     pub fn wait_cancel(&self, pid: Pid, token: WaitToken) -> WaitOutcome {
@@ -148,7 +148,7 @@ impl Kernel {
                 if let Some(queue) = st.queue_mut(q) {
                     super::queue::remove_waiter(&mut queue.blocked_senders, id);
                 }
-                st.fail_sender(id, SendError::TimedOut);
+                st.fail_sender(id, SendErrorKind::TimedOut);
             }
             WaitState::Receiving { .. } => st.fail_receiver(id, ReceiveError::TimedOut),
             WaitState::Done(_) => {}
@@ -195,7 +195,7 @@ impl WaitToken {
     /// The outcome of a wait whose record is gone (its task exited).
     fn abandoned(self) -> WaitOutcome {
         if self.is_send() {
-            WaitOutcome::Sent(Err(SendError::TaskExited(Message::default())))
+            WaitOutcome::Sent(Err(SendErrorKind::TaskExited.with(Message::default())))
         } else {
             WaitOutcome::Received(Err(ReceiveError::TaskExited))
         }

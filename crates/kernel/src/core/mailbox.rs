@@ -20,7 +20,7 @@ use smallvec::SmallVec;
 use super::queue::MsgQueue;
 use super::space::Obj;
 use super::{Kernel, Locked, Mailbox, MailboxId, WaitId};
-use crate::error::{IpcError, ReceiveError, SendError};
+use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::ipc::{MailboxConfig, Owner};
 use crate::name::{Access, Pid, PortName, RightKind};
 
@@ -49,7 +49,7 @@ impl Locked<'_> {
             self.destroy_message(msg);
         }
         for w in queue.blocked_senders.drain(..) {
-            self.fail_sender(w, SendError::DestinationDead);
+            self.fail_sender(w, SendErrorKind::DestinationDead);
         }
         for w in queue.blocked_receivers.drain(..) {
             self.fail_receiver(w, ReceiveError::SourceDead);
@@ -86,7 +86,7 @@ impl Locked<'_> {
             if let Some(mb) = self.mailboxes.get_mut(m) {
                 super::queue::remove_waiter(&mut mb.queue.blocked_senders, w);
             }
-            self.fail_sender(w, SendError::NoPermission);
+            self.fail_sender(w, SendErrorKind::NoPermission);
         }
         for w in receivers {
             // Unregisters it from every source, not just this mailbox.

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::capacity::{Admission, Capacity, OnFull, Sent};
 use crate::core::space::Obj;
-use crate::error::{IpcError, SendError};
+use crate::error::{IpcError, SendError, SendErrorKind};
 use crate::message::Message;
 use crate::name::{Pid, PortName};
 use crate::Kernel;
@@ -85,12 +85,12 @@ impl Locked<'_> {
         &mut self,
         pid: Pid,
         dest: Destination,
-    ) -> Result<Target, fn(Message) -> SendError> {
+    ) -> Result<Target, SendErrorKind> {
         match dest {
             Destination::Name(name) => match self.resolve(pid, name) {
-                Err(IpcError::TaskExited) => Err(SendError::TaskExited),
-                Err(_) => Err(SendError::InvalidDestination),
-                Ok(Obj::Dead(_)) => Err(SendError::DestinationDead),
+                Err(IpcError::TaskExited) => Err(SendErrorKind::TaskExited),
+                Err(_) => Err(SendErrorKind::InvalidDestination),
+                Ok(Obj::Dead(_)) => Err(SendErrorKind::DestinationDead),
                 Ok(Obj::Port { port, .. }) => Ok(Target {
                     queue: Some(QueueId::Port(port)),
                     send_once_name: None,
@@ -99,7 +99,7 @@ impl Locked<'_> {
                     queue: Some(QueueId::Port(port)),
                     send_once_name: Some(name),
                 }),
-                Ok(Obj::Set(_)) => Err(SendError::WrongRight),
+                Ok(Obj::Set(_)) => Err(SendErrorKind::WrongRight),
                 Ok(Obj::Mailbox(m)) => {
                     if self.mailboxes.get(m).is_some_and(|mb| mb.access(pid).send) {
                         Ok(Target {
@@ -107,19 +107,19 @@ impl Locked<'_> {
                             send_once_name: None,
                         })
                     } else {
-                        Err(SendError::NoPermission)
+                        Err(SendErrorKind::NoPermission)
                     }
                 }
             },
             Destination::Task(to) => {
                 if self.task(pid).is_none() {
-                    return Err(SendError::TaskExited);
+                    return Err(SendErrorKind::TaskExited);
                 }
                 if to.0 == 0 || to.0 as usize >= self.tasks.len() {
-                    return Err(SendError::InvalidDestination);
+                    return Err(SendErrorKind::InvalidDestination);
                 }
                 if self.task(to).is_none() {
-                    return Err(SendError::DestinationDead);
+                    return Err(SendErrorKind::DestinationDead);
                 }
                 let port = self.link_port(pid, to);
                 Ok(Target {
@@ -155,14 +155,10 @@ impl Locked<'_> {
     ) -> Begin<Result<Sent, SendError>> {
         let target = match self.resolve_destination(pid, dest) {
             Ok(t) => t,
-            Err(make) => return Begin::Done(Err(make(msg))),
+            Err(kind) => return Begin::Done(Err(kind.with(msg))),
         };
         if let Err((index, error)) = self.check_carried_rights(pid, &msg, &target) {
-            return Begin::Done(Err(SendError::InvalidRight {
-                index,
-                error,
-                message: msg,
-            }));
+            return Begin::Done(Err(SendErrorKind::InvalidRight { index, error }.with(msg)));
         }
         let memory_limit = self.config.memory_limit();
         let q = target.queue.expect("a send has a queue");
@@ -179,16 +175,18 @@ impl Locked<'_> {
         };
         let capacity = queue.capacity;
         match (admission, on_full) {
-            (Admission::OverMemoryLimit, _) => Begin::Done(Err(SendError::MemoryLimit(msg))),
+            (Admission::OverMemoryLimit, _) => {
+                Begin::Done(Err(SendErrorKind::MemoryLimit.with(msg)))
+            }
             (Admission::Enqueue, _) => {
                 let k = self.copy_in(pid, msg, &target);
                 self.deliver(q, k);
                 self.reap();
                 Begin::Done(Ok(Sent::Delivered))
             }
-            (Admission::Full, OnFull::Fail) => Begin::Done(Err(SendError::Full(msg))),
+            (Admission::Full, OnFull::Fail) => Begin::Done(Err(SendErrorKind::Full.with(msg))),
             (Admission::Full, OnFull::Timeout(d)) if d.is_zero() => {
-                Begin::Done(Err(SendError::TimedOut(msg)))
+                Begin::Done(Err(SendErrorKind::TimedOut.with(msg)))
             }
             (Admission::Full, OnFull::DropNewest) => self.drop_newest(pid, msg, &target, q),
             (Admission::Full, OnFull::DropOldest) if capacity == Capacity::Zero => {

@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 use super::send::Target;
 use super::space::{Obj, MAX_UREFS};
 use super::{KMessage, KRight, Locked, QueueId, Receiver, WaitId};
-use crate::error::{IpcError, ReceiveError, SendError};
+use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::{CarriedRight, Message, Notification, Trailer};
 use crate::name::{Pid, PortName, RightKind};
 use crate::Disposition;
@@ -71,7 +71,7 @@ fn take_right(obj: Obj, disposition: Disposition) -> Result<Option<Obj>, IpcErro
     }
 }
 
-/// Index used for the reply right in [`SendError::InvalidRight`].
+/// Index used for the reply right in [`SendErrorKind::InvalidRight`](crate::SendErrorKind::InvalidRight).
 pub const REPLY_INDEX: usize = usize::MAX;
 
 impl Locked<'_> {
@@ -550,7 +550,7 @@ impl Locked<'_> {
             self.destroy_message(m);
         }
         for w in queue.blocked_senders.drain(..) {
-            self.fail_sender(w, SendError::DestinationDead);
+            self.fail_sender(w, SendErrorKind::DestinationDead);
         }
         for (pid, name, right) in p.dead_name_requests {
             // Only a name that still denotes a right to this port becomes a

@@ -5,13 +5,12 @@
 use smallvec::SmallVec;
 
 use super::{KMessage, Locked, QueueId, Registration, WaitId, WaitOutcome, WaitState};
-use crate::error::{ReceiveError, SendError};
-use crate::message::Message;
+use crate::error::{ReceiveError, SendErrorKind};
 use crate::name::PortName;
 
 impl Locked<'_> {
     /// Completes a blocked sender with an error; its message goes back to it.
-    pub(crate) fn fail_sender(&mut self, w: WaitId, make: fn(Message) -> SendError) {
+    pub(crate) fn fail_sender(&mut self, w: WaitId, kind: SendErrorKind) {
         let Some(rec) = self.waits.get_mut(w) else {
             return;
         };
@@ -33,7 +32,7 @@ impl Locked<'_> {
             return;
         };
         let back = self.restore(task, msg, original, dest_name);
-        self.finish(w, WaitOutcome::Sent(Err(make(back))));
+        self.finish(w, WaitOutcome::Sent(Err(kind.with(back))));
     }
 
     /// Completes a blocked receiver with an error.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mkipc_kernel::{
-    Access, Capacity, Disposition, Ipc, Message, OnFull, Pid, ReceiveError, SendError,
+    Access, Capacity, Disposition, Ipc, Message, OnFull, Pid, ReceiveError, SendErrorKind,
 };
 use mkipc_os::OsProcess;
 
@@ -236,7 +236,10 @@ fn write_after_close(os: &OsProcess) -> i32 {
     for _ in 0..10_000 {
         match os.send_to(p, Message::new(1, b"anyone?")) {
             Ok(()) => std::thread::sleep(Duration::from_millis(1)),
-            Err(SendError::DestinationDead(m)) => return if m.id == 1 { 0 } else { 3 },
+            Err(e) if e.kind() == SendErrorKind::DestinationDead => {
+                let m = e.into_message();
+                return if m.id == 1 { 0 } else { 3 };
+            }
             Err(e) => {
                 eprintln!("write-after-close: {e}");
                 return 2;
