@@ -311,6 +311,20 @@ fn timeout_of(given: Option<f64>, default: f64) -> Result<std::time::Duration, S
     }
 }
 
+/// A Mermaid diagram as a file's text: a fenced block in a Markdown file
+/// (`.md`, `.markdown`), which GitHub and most editors render; the bare
+/// diagram otherwise (`.mmd`, what `mmdc` and mermaid.live read).
+fn mermaid_text(path: Option<&Path>, diagram: String) -> String {
+    let markdown = path
+        .and_then(Path::extension)
+        .is_some_and(|e| e.eq_ignore_ascii_case("md") || e.eq_ignore_ascii_case("markdown"));
+    if markdown {
+        format!("```mermaid\n{diagram}```\n")
+    } else {
+        diagram
+    }
+}
+
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -412,7 +426,10 @@ fn run(
             let trace = &outcome.report.trace;
             let files: [(&Option<PathBuf>, String); 3] = [
                 (&out.trace, trace.to_json_lines()),
-                (&out.mermaid, trace.to_mermaid()),
+                (
+                    &out.mermaid,
+                    mermaid_text(out.mermaid.as_deref(), trace.to_mermaid()),
+                ),
                 (&out.perfetto, trace.to_chrome_json()),
             ];
             for (file, text) in files {

@@ -135,8 +135,8 @@ fn exporters_produce_their_formats() {
     );
     let mermaid = r.trace.to_mermaid();
     assert!(mermaid.starts_with("sequenceDiagram\n"));
-    assert!(mermaid.contains("participant consumer as consumer"));
-    assert!(mermaid.contains("producer0->>inbox: send #0"));
+    assert!(mermaid.contains(" as consumer\n"));
+    assert!(mermaid.contains("_producer0->>q0_inbox: send msg 0 (t="));
     let chrome = r.trace.to_chrome_json();
     assert!(chrome.starts_with("{\"displayTimeUnit\":\"ns\",\"traceEvents\":["));
     assert!(
