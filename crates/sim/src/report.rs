@@ -258,7 +258,12 @@ impl fmt::Display for FailureReason {
 }
 
 /// A failed run: the reason, the full report, and how to replay it.
-#[derive(Clone, PartialEq, Debug)]
+///
+/// `Display` and `Debug` are a few lines: what failed (the cycle, the
+/// assertion, the panic) and the replay line, so `sim.run().unwrap()`
+/// panics with a readable message however long the run was. The whole run
+/// is in [`Failure::report`]; `{:#?}` prints all of it.
+#[derive(Clone, PartialEq)]
 pub struct Failure {
     /// What went wrong.
     pub reason: FailureReason,
@@ -281,10 +286,42 @@ impl fmt::Display for Failure {
         }
         writeln!(f, "simulation failed: {}", self.reason)?;
         let line = self.replay_line();
+        if line.len() <= REPLAY_LINE_SHOWN {
+            return write!(
+                f,
+                "replay with: {REPLAY_ENV}='{line}' (read by Explorer and SimBuilder::replay_from_env), \
+                 or Sim::builder().replay_str(\"{line}\")"
+            );
+        }
+        // A long run's schedule is too long to read: the seed replays it with
+        // the same scheduler, and the schedule itself is one call away.
         write!(
             f,
-            "replay with: {REPLAY_ENV}='{line}' (read by Explorer and SimBuilder::replay_from_env), \
-             or Sim::builder().replay_str(\"{line}\")"
+            "replay with: the same model and scheduler with seed {}, or the schedule \
+             (Failure::replay_line(), {} characters) in {REPLAY_ENV}",
+            self.report.schedule.seed,
+            line.len()
+        )
+    }
+}
+
+/// The longest replay line a failure's `Display` prints in full.
+const REPLAY_LINE_SHOWN: usize = 400;
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("Failure")
+                .field("reason", &self.reason)
+                .field("report", &self.report)
+                .finish();
+        }
+        write!(
+            f,
+            "{self}\n(the whole run, {} steps and {} trace events, is in Failure::report)",
+            self.report.steps,
+            self.report.trace.events.len()
         )
     }
 }
