@@ -107,7 +107,7 @@ fn exporters_mark_the_gap() {
     )));
     let mermaid = cut.trace.to_mermaid();
     assert_eq!(mermaid.matches("trace truncated").count(), 1);
-    assert!(mermaid.contains("Note over ping,pong: trace truncated"));
+    assert!(mermaid.contains("Note over p0_ping,p1_pong: trace truncated"));
     let chrome = cut.trace.to_chrome_json();
     assert_eq!(chrome.matches("trace truncated").count(), 1);
     // Slices are balanced: each begin has its end.
