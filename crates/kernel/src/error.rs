@@ -21,7 +21,8 @@ use crate::name::RightKind;
 /// Why an operation on a name, right, mailbox or service failed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
 pub enum IpcError {
-    /// The name denotes nothing in this task (never allocated, or stale).
+    /// The name denotes nothing in this task (never allocated, or stale), or
+    /// a mailbox or service name breaks the [name rule](crate::name_rules).
     #[error("invalid name")]
     InvalidName,
     /// The name is a dead name: its port was destroyed.
@@ -34,7 +35,7 @@ pub enum IpcError {
         needed: RightKind,
     },
     /// A count or argument is out of range (user-reference overflow or
-    /// underflow, `Bounded(0)`, an empty select list, a malformed name).
+    /// underflow, `Bounded(0)`, an empty select list).
     #[error("invalid value")]
     InvalidValue,
     /// The task lacks permission (mailbox access list, owner-only operation).

@@ -57,6 +57,7 @@ mod error;
 mod ipc;
 mod message;
 mod name;
+pub mod name_rules;
 mod sync;
 mod task;
 

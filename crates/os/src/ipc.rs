@@ -20,6 +20,8 @@ use mkipc_kernel::{
     SendError, Sent, Trailer, Wait,
 };
 
+use mkipc_kernel::name_rules::validate_name;
+
 use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, Target};
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
@@ -462,6 +464,7 @@ impl Ipc for OsProcess {
     }
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
+        validate_name(name)?;
         if !config.grants.is_empty() {
             return Err(IpcError::Unsupported(NO_GRANTS));
         }
@@ -474,6 +477,7 @@ impl Ipc for OsProcess {
     }
 
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
+        validate_name(name)?;
         let (queue, access) = open_with_best_access(&self.mailbox_posix_name(name))?;
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
@@ -521,15 +525,20 @@ impl Ipc for OsProcess {
         Ok(())
     }
 
-    fn register(&self, _service: &str, _right: PortName) -> Result<(), IpcError> {
+    // A malformed name is refused as on every backend, before the backend
+    // says it has no name service.
+    fn register(&self, service: &str, _right: PortName) -> Result<(), IpcError> {
+        validate_name(service)?;
         Err(IpcError::Unsupported(NO_NAME_SERVICE))
     }
 
-    fn unregister(&self, _service: &str) -> Result<(), IpcError> {
+    fn unregister(&self, service: &str) -> Result<(), IpcError> {
+        validate_name(service)?;
         Err(IpcError::Unsupported(NO_NAME_SERVICE))
     }
 
-    fn look_up(&self, _service: &str) -> Result<PortName, IpcError> {
+    fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
+        validate_name(service)?;
         Err(IpcError::Unsupported(NO_NAME_SERVICE))
     }
 }

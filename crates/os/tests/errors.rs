@@ -75,25 +75,48 @@ fn message_too_large_names_the_limit_from_proc() {
 }
 
 #[test]
-fn invalid_queue_names_are_refused_by_the_os() {
+fn invalid_names_are_invalid_name() {
     let os = common::os();
     // POSIX: exactly one leading slash, no other.
-    assert_eq!(
-        os.mailbox_open_posix("no-leading-slash"),
-        Err(IpcError::Os(libc::EINVAL))
-    );
-    assert_eq!(
-        os.mailbox_open_posix("/two/slashes"),
-        Err(IpcError::Os(libc::EINVAL))
-    );
-    assert_eq!(
-        os.mailbox_create("a/b", MailboxConfig::new(Capacity::Bounded(1))),
-        Err(IpcError::Os(libc::EINVAL))
-    );
+    for posix in ["no-leading-slash", "/two/slashes", "/", "/nul\0"] {
+        assert_eq!(
+            os.mailbox_open_posix(posix),
+            Err(IpcError::InvalidName),
+            "{posix:?}"
+        );
+    }
+    let too_long = "x".repeat(mkipc_kernel::name_rules::MAX_NAME_LEN + 1);
+    for name in ["", "a/b", "two\nlines", "nul\0", "..", too_long.as_str()] {
+        let config = MailboxConfig::new(Capacity::Bounded(1));
+        assert_eq!(
+            os.mailbox_create(name, config).map(drop),
+            Err(IpcError::InvalidName),
+            "create {name:?}"
+        );
+        assert_eq!(
+            os.mailbox_open(name).map(drop),
+            Err(IpcError::InvalidName),
+            "open {name:?}"
+        );
+    }
+    for path in ["/tmp/mkipc-fifo\nwith-newline", "/tmp/mkipc-fifo\0nul", ""] {
+        let path = std::path::Path::new(path);
+        assert_eq!(
+            os.fifo_create(path, Access::NONE).map(drop),
+            Err(IpcError::InvalidName),
+            "{path:?}"
+        );
+        assert_eq!(
+            os.fifo_open(path).map(drop),
+            Err(IpcError::InvalidName),
+            "{path:?}"
+        );
+    }
     assert_eq!(
         os.mailbox_open_posix("/mkipc-never-made"),
         Err(IpcError::NotFound)
     );
+    assert!(mkipc_os::registry::leftovers(os.run_id()).is_empty());
     common::finish(os);
 }
 
