@@ -535,6 +535,20 @@ pub(crate) fn become_subreaper() -> Result<(), Errno> {
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) }).map(drop)
 }
 
+/// For a child between `fork` and `exec`: asks for `SIGKILL` when the
+/// parent dies (`PR_SET_PDEATHSIG`), then fails with `ESRCH` if the parent
+/// is no longer `parent` (it died before the `prctl`, and the child was
+/// re-parented). Async-signal-safe: two system calls, no allocation.
+pub(crate) fn die_with_parent_raw(parent: u32) -> Result<(), Errno> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, sig) takes a signal number and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) })?;
+    // SAFETY: getppid has no preconditions and cannot fail.
+    if unsafe { libc::getppid() } as u32 != parent {
+        return Err(libc::ESRCH);
+    }
+    Ok(())
+}
+
 /// The parent pid of `pid`, from `/proc/<pid>/stat` (also for a zombie).
 pub(crate) fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
