@@ -53,9 +53,59 @@ pub enum IpcError {
     /// This backend cannot provide the operation (the reason is in the backend's docs).
     #[error("not supported by this backend: {0}")]
     Unsupported(&'static str),
+    /// A system limit was reached (OS backend); the [`Limit`] says which
+    /// and where it is set.
+    #[error("limit reached: {0}")]
+    Limit(Limit),
     /// The operating system refused (errno inside), for the OS backend.
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
+}
+
+/// A system limit an operation ran into, with its value and where it is set
+/// (the OS backend maps the errno where the cause is known: `EINVAL` from
+/// `mq_open` with a depth over `msg_max`, `ENOSPC` for `queues_max`, `EMFILE`
+/// for either `RLIMIT_NOFILE` or `RLIMIT_MSGQUEUE`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Limit {
+    /// A queue deeper than `/proc/sys/fs/mqueue/msg_max` messages.
+    #[error("a POSIX queue holds at most {max} messages (/proc/sys/fs/mqueue/msg_max)")]
+    MqMsgMax {
+        /// The limit read from the file.
+        max: usize,
+    },
+    /// A message slot larger than `/proc/sys/fs/mqueue/msgsize_max` bytes.
+    #[error("a POSIX queue message has at most {max} bytes (/proc/sys/fs/mqueue/msgsize_max)")]
+    MqMsgsizeMax {
+        /// The limit read from the file.
+        max: usize,
+    },
+    /// More POSIX queues than `/proc/sys/fs/mqueue/queues_max` on the system
+    /// (IPC namespace), ports (unlinked queues) included.
+    #[error("at most {max} POSIX queues exist at once (/proc/sys/fs/mqueue/queues_max)")]
+    MqQueuesMax {
+        /// The limit read from the file.
+        max: usize,
+    },
+    /// The bytes of all this user's POSIX queues would pass this process's
+    /// `RLIMIT_MSGQUEUE`.
+    #[error(
+        "this user's POSIX queues would take more than {bytes} bytes (RLIMIT_MSGQUEUE, ulimit -q)"
+    )]
+    RlimitMsgqueue {
+        /// The process's soft limit.
+        bytes: u64,
+    },
+    /// This process has `RLIMIT_NOFILE` descriptors open.
+    #[error("this process has {max} descriptors open, its limit (RLIMIT_NOFILE, ulimit -n)")]
+    RlimitNofile {
+        /// The process's soft limit.
+        max: u64,
+    },
+    /// The system's table of open files is full (`/proc/sys/fs/file-max`).
+    #[error("the system's open file table is full (/proc/sys/fs/file-max)")]
+    FileMax,
 }
 
 /// Why a send failed. Every variant gives the message back.
@@ -302,6 +352,9 @@ pub enum ReceiveError {
     /// The backend cannot receive this way (reason in the backend's docs).
     #[error("not supported by this backend: {0}")]
     Unsupported(&'static str),
+    /// A system limit was reached (e.g. creating the reply queue of a call).
+    #[error("limit reached: {0}")]
+    Limit(Limit),
     /// The operating system refused (errno inside).
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
@@ -331,6 +384,7 @@ impl From<IpcError> for ReceiveError {
             IpcError::NoPermission => ReceiveError::NoPermission,
             IpcError::TaskExited => ReceiveError::TaskExited,
             IpcError::Unsupported(r) => ReceiveError::Unsupported(r),
+            IpcError::Limit(l) => ReceiveError::Limit(l),
             IpcError::Os(e) => ReceiveError::Os(e),
             IpcError::InvalidValue | IpcError::AlreadyExists => ReceiveError::InvalidValue,
         }

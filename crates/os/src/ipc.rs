@@ -68,11 +68,17 @@ impl Ipc for OsProcess {
         let name = self.fresh_queue_name("p");
         let owner = EntryOwner::Process(self.pid);
         registry::record(&self.run, Kind::Queue, &name, owner).map_err(crate::process::io_error)?;
+        // The errno of the creation and of the second open mean different
+        // things (only a creation can pass RLIMIT_MSGQUEUE): map each apart.
         let made = Queue::create(&name, capacity, 0o600, true, true)
-            .and_then(|receive| Ok((receive, Queue::open(&name, false, true)?)));
+            .map_err(|e| errno::create_queue_error(e, capacity))
+            .and_then(|receive| {
+                let send = Queue::open(&name, false, true).map_err(errno::ipc_error)?;
+                Ok((receive, send))
+            });
         let _ = sys::mq_unlink(&name);
         registry::forget_own(&self.run, Kind::Queue, &name, owner);
-        let (mut receive, mut send) = made.map_err(errno::ipc_error)?;
+        let (mut receive, mut send) = made?;
         // Unlinked: the name means nothing any more.
         receive.name.clear();
         send.name.clear();

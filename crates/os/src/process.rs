@@ -331,7 +331,7 @@ impl OsProcess {
                 if fresh {
                     registry::forget_own(&self.run, Kind::Queue, &posix, owner);
                 }
-                return Err(errno::ipc_error(e));
+                return Err(errno::create_queue_error(e, capacity));
             }
         };
         tracing::debug!(queue = %posix, %capacity, mode, "mailbox created");

@@ -521,6 +521,27 @@ pub(crate) fn mqueue_limit(what: &str) -> Option<usize> {
         .ok()
 }
 
+/// The soft limit of `resource` (`getrlimit`); `u64::MAX` for none.
+pub(crate) fn soft_rlimit(resource: libc::__rlimit_resource_t) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
+        return u64::MAX;
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u32 on some targets
+    let cur = lim.rlim_cur as u64;
+    cur
+}
+
+/// Whether this process can open one more descriptor now (it opens
+/// `/dev/null` and closes it again).
+pub(crate) fn descriptor_free() -> bool {
+    open(std::path::Path::new("/dev/null"), libc::O_RDONLY).is_ok()
+}
+
 /// The process's effective uid.
 pub(crate) fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.

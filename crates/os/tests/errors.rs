@@ -221,7 +221,7 @@ fn too_many_open_files() {
     assert_eq!(
         child.wait_code().unwrap(),
         0,
-        "port_allocate failed with Os(EMFILE)"
+        "port_allocate failed naming RLIMIT_NOFILE (64)"
     );
     common::finish(os);
 }
@@ -285,4 +285,72 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
     assert!(matches!(err, SendError::TimedOut(_)), "{err:?}");
     assert!(t.elapsed() >= Duration::from_millis(50));
     common::finish(os);
+}
+
+fn mqueue_limit(what: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{what}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_queue_deeper_than_msg_max_names_the_limit() {
+    // Suspect: Capacity::Bounded(msg_max + 1) failed as Os(EINVAL),
+    // "Invalid argument", which says nothing of /proc/sys/fs/mqueue/msg_max.
+    let os = common::os();
+    let max = mqueue_limit("msg_max");
+    let want = IpcError::Limit(mkipc_kernel::Limit::MqMsgMax { max });
+    let deep = Capacity::Bounded(max + 1);
+    assert_eq!(os.port_allocate(deep), Err(want));
+    assert_eq!(
+        os.mailbox_create("deep", MailboxConfig::new(deep))
+            .map(drop),
+        Err(want)
+    );
+    let text = want.to_string();
+    assert!(text.contains("/proc/sys/fs/mqueue/msg_max"), "{text}");
+    assert!(text.contains(&max.to_string()), "{text}");
+    assert!(os.port_allocate(Capacity::Bounded(max)).is_ok());
+    common::finish(os);
+}
+
+#[test]
+fn queues_over_rlimit_msgqueue_name_the_rlimit() {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("exhaust-msgqueue-bytes")).unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "see the child's stderr");
+    common::finish(os);
+}
+
+#[test]
+fn queues_over_queues_max_name_the_limit() {
+    // In the child's own IPC namespace: the other tests keep their queues.
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("exhaust-queues")).unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "see the child's stderr");
+    common::finish(os);
+}
+
+#[test]
+fn limits_say_where_they_are_set() {
+    use mkipc_kernel::Limit;
+    for (limit, names) in [
+        (Limit::MqMsgMax { max: 10 }, "/proc/sys/fs/mqueue/msg_max"),
+        (
+            Limit::MqMsgsizeMax { max: 8192 },
+            "/proc/sys/fs/mqueue/msgsize_max",
+        ),
+        (
+            Limit::MqQueuesMax { max: 256 },
+            "/proc/sys/fs/mqueue/queues_max",
+        ),
+        (Limit::RlimitMsgqueue { bytes: 1024 }, "RLIMIT_MSGQUEUE"),
+        (Limit::RlimitNofile { max: 64 }, "RLIMIT_NOFILE"),
+        (Limit::FileMax, "/proc/sys/fs/file-max"),
+    ] {
+        let text = IpcError::Limit(limit).to_string();
+        assert!(text.contains(names), "{text}");
+    }
 }
