@@ -20,6 +20,10 @@
 //! | `ENFILE` | the system's file table is full | [`Limit::FileMax`] |
 //! | `EBADF` | using a descriptor opened without that access | `SendError::NoPermission` / `ReceiveError::NoPermission` |
 //! | anything else | | the `Os` variant with the errno |
+//!
+//! A malformed name never reaches the system: the name rule
+//! ([`mkipc_kernel::name_rules`]) and the POSIX name check come first, and
+//! both answer [`IpcError::InvalidName`].
 
 use mkipc_kernel::{Capacity, IpcError, Limit, Message, ReceiveError, SendError};
 

@@ -116,7 +116,8 @@ pub fn child_main(roles: &[(&str, Role)]) {
     std::process::exit(code);
 }
 
-/// How to start one child.
+/// How to start one child. Whatever the spec, the child is killed
+/// (`SIGKILL`) when this process dies, however it dies.
 #[derive(Clone, Debug)]
 pub struct Spawn {
     role: String,
