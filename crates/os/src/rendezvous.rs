@@ -48,6 +48,10 @@ impl OsProcess {
                     errno,
                     message: msg,
                 },
+                IpcError::Limit(limit) => SendError::Os {
+                    errno: crate::errno::limit_errno(limit),
+                    message: msg,
+                },
                 _ => SendError::Os {
                     errno: libc::EIO,
                     message: msg,
@@ -133,6 +137,7 @@ fn put_back(q: &Arc<Queue>, frame: &[u8]) {
 pub(crate) fn receive_errno(e: ReceiveError) -> i32 {
     match e {
         ReceiveError::Os(e) => e,
+        ReceiveError::Limit(limit) => crate::errno::limit_errno(limit),
         ReceiveError::NoPermission => libc::EACCES,
         _ => libc::EIO,
     }

@@ -334,6 +334,24 @@ fn queues_over_queues_max_name_the_limit() {
 }
 
 #[test]
+fn a_rendezvous_send_without_a_reply_queue_keeps_the_errno() {
+    // Suspect: once creating a queue could fail with IpcError::Limit, a
+    // rendezvous send whose reply queue could not be made said EIO.
+    let os = common::os();
+    let _mb = os
+        .mailbox_create(
+            "zero-no-reply",
+            MailboxConfig::new(Capacity::Zero).default_access(Access::ALL),
+        )
+        .unwrap();
+    let mut child = os
+        .spawn(Spawn::new("zero-send-without-reply-queue").arg("zero-no-reply"))
+        .unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "see the child's stderr");
+    common::finish(os);
+}
+
+#[test]
 fn limits_say_where_they_are_set() {
     use mkipc_kernel::Limit;
     for (limit, names) in [

@@ -32,6 +32,10 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("exhaust-fds", exhaust_fds),
     ("exhaust-msgqueue-bytes", exhaust_msgqueue_bytes),
     ("exhaust-queues", exhaust_queues),
+    (
+        "zero-send-without-reply-queue",
+        zero_send_without_reply_queue,
+    ),
     ("stuck-in-rendezvous", stuck_in_rendezvous),
     ("crashing-root", crashing_root),
     ("use-received-right", use_received_right),
@@ -304,6 +308,30 @@ fn exhaust_msgqueue_bytes(os: &OsProcess) -> i32 {
         }
         other => {
             eprintln!("exhaust-msgqueue-bytes: {other:?}");
+            1
+        }
+    }
+}
+
+/// Opens the rendezvous mailbox args[0], lowers its `RLIMIT_MSGQUEUE` so
+/// its reply queue (where the acknowledgement comes) cannot be made, then
+/// sends: exit 0 if the send fails with the errno of that limit (`EMFILE`)
+/// and gives the message back.
+fn zero_send_without_reply_queue(os: &OsProcess) -> i32 {
+    let mb = os.mailbox_open(&os.args()[0]).expect("mailbox_open");
+    let lim = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    // SAFETY: a valid rlimit; lowering our own limit is always allowed.
+    unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &lim) };
+    match os.send_timeout(mb, Message::new(9, b"ack me"), Duration::from_secs(1)) {
+        Err(SendError::Os {
+            errno: libc::EMFILE,
+            message,
+        }) if message.id == 9 => 0,
+        other => {
+            eprintln!("zero-send-without-reply-queue: {other:?}");
             1
         }
     }
