@@ -142,6 +142,10 @@ pub enum Command {
         scale: f64,
     },
     /// Remove POSIX queues, FIFOs and run directories left by crashed os-backend runs.
+    ///
+    /// Prints each object removed and each found and left, with the reason
+    /// (an object the system would not remove, a registry record it cannot
+    /// read, a file that is no run's); exits 1 if anything was left.
     #[command(after_help = "Example:\n  mkipc cleanup")]
     Cleanup,
     /// Print a shell completion script.
@@ -228,21 +232,25 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Cleanup => {
             let r = mkipc_os::cleanup_stale();
             for q in &r.queues {
-                println!("removed queue {q}");
+                println!("removed queue {}", q.escape_debug());
             }
             for f in &r.fifos {
-                println!("removed FIFO {f}");
+                println!("removed FIFO {}", f.escape_debug());
             }
             for d in &r.runs {
                 println!("removed run {d}");
             }
+            for k in &r.kept {
+                println!("kept {k}");
+            }
             println!(
-                "cleanup: {} queue(s), {} FIFO(s), {} run(s) removed",
+                "cleanup: {} queue(s), {} FIFO(s), {} run(s) removed; {} kept",
                 r.queues.len(),
                 r.fifos.len(),
-                r.runs.len()
+                r.runs.len(),
+                r.kept.len()
             );
-            0
+            i32::from(!r.is_complete())
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -462,3 +462,39 @@ fn explore_reports_the_same_run_count_whatever_the_jobs_did() {
         "{lines:?}"
     );
 }
+
+/// A pid no process has now (a run "rooted" there is stale).
+fn dead_pid() -> u32 {
+    (20_000..32_000)
+        .rev()
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .expect("a free pid")
+}
+
+#[test]
+fn cleanup_reports_what_it_really_did() {
+    // Suspect: `mkipc cleanup` printed "removed run" for a regular file named
+    // like a run directory, which it did not (and must not) remove.
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    let run = format!("{}-0-cl1", dead_pid());
+    let path = std::path::PathBuf::from(format!("{base}/mkipc-{run}"));
+    std::fs::write(&path, b"not a run directory").unwrap();
+    let out = mkipc(&["cleanup"]);
+    let still = path.exists();
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(still, "the file is not the registry's to remove");
+    assert!(
+        !stdout.contains(&format!("removed run {run}")),
+        "claims a removal it did not do:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("kept run {}: not a run directory", path.display())),
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(1), "something was left");
+}

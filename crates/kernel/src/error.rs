@@ -25,7 +25,8 @@ use crate::name::RightKind;
 /// Why an operation on a name, right, mailbox or service failed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
 pub enum IpcError {
-    /// The name denotes nothing in this task (never allocated, or stale).
+    /// The name denotes nothing in this task (never allocated, or stale), or
+    /// a mailbox or service name breaks the [name rule](crate::name_rules).
     #[error("invalid name")]
     InvalidName,
     /// The name is a dead name: its port was destroyed.
@@ -38,7 +39,7 @@ pub enum IpcError {
         needed: RightKind,
     },
     /// A count or argument is out of range (user-reference overflow or
-    /// underflow, `Bounded(0)`, an empty select list, a malformed name).
+    /// underflow, `Bounded(0)`, an empty select list).
     #[error("invalid value")]
     InvalidValue,
     /// The task lacks permission (mailbox access list, owner-only operation).
@@ -60,6 +61,10 @@ pub enum IpcError {
     /// This backend cannot provide the operation.
     #[error("not supported by this backend: {0}")]
     Unsupported(Unsupported),
+    /// A system limit was reached (OS backend); the [`Limit`] says which
+    /// and where it is set.
+    #[error("limit reached: {0}")]
+    Limit(Limit),
     /// The operating system refused (errno inside), for the OS backend.
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
@@ -143,6 +148,52 @@ impl fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
+/// A system limit an operation ran into, with its value and where it is set
+/// (the OS backend maps the errno where the cause is known: `EINVAL` from
+/// `mq_open` with a depth over `msg_max`, `ENOSPC` for `queues_max`, `EMFILE`
+/// for either `RLIMIT_NOFILE` or `RLIMIT_MSGQUEUE`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Limit {
+    /// A queue deeper than `/proc/sys/fs/mqueue/msg_max` messages.
+    #[error("a POSIX queue holds at most {max} messages (/proc/sys/fs/mqueue/msg_max)")]
+    MqMsgMax {
+        /// The limit read from the file.
+        max: usize,
+    },
+    /// A message slot larger than `/proc/sys/fs/mqueue/msgsize_max` bytes.
+    #[error("a POSIX queue message has at most {max} bytes (/proc/sys/fs/mqueue/msgsize_max)")]
+    MqMsgsizeMax {
+        /// The limit read from the file.
+        max: usize,
+    },
+    /// More POSIX queues than `/proc/sys/fs/mqueue/queues_max` on the system
+    /// (IPC namespace), ports (unlinked queues) included.
+    #[error("at most {max} POSIX queues exist at once (/proc/sys/fs/mqueue/queues_max)")]
+    MqQueuesMax {
+        /// The limit read from the file.
+        max: usize,
+    },
+    /// The bytes of all this user's POSIX queues would pass this process's
+    /// `RLIMIT_MSGQUEUE`.
+    #[error(
+        "this user's POSIX queues would take more than {bytes} bytes (RLIMIT_MSGQUEUE, ulimit -q)"
+    )]
+    RlimitMsgqueue {
+        /// The process's soft limit.
+        bytes: u64,
+    },
+    /// This process has `RLIMIT_NOFILE` descriptors open.
+    #[error("this process has {max} descriptors open, its limit (RLIMIT_NOFILE, ulimit -n)")]
+    RlimitNofile {
+        /// The process's soft limit.
+        max: u64,
+    },
+    /// The system's table of open files is full (`/proc/sys/fs/file-max`).
+    #[error("the system's open file table is full (/proc/sys/fs/file-max)")]
+    FileMax,
+}
+
 /// What went wrong with a send; [`SendError`] pairs it with the message.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
 pub enum SendErrorKind {
@@ -189,6 +240,10 @@ pub enum SendErrorKind {
     /// The backend cannot send this.
     #[error("not supported by this backend: {0}")]
     Unsupported(Unsupported),
+    /// A system limit was reached (OS backend: e.g. the reply queue of a
+    /// call could not be created).
+    #[error("limit reached: {0}")]
+    Limit(Limit),
     /// The operating system refused (errno inside).
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
@@ -296,6 +351,9 @@ pub enum ReceiveError {
     /// The backend cannot receive this way.
     #[error("not supported by this backend: {0}")]
     Unsupported(Unsupported),
+    /// A system limit was reached (e.g. creating the reply queue of a call).
+    #[error("limit reached: {0}")]
+    Limit(Limit),
     /// The operating system refused (errno inside).
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
@@ -325,6 +383,7 @@ impl From<IpcError> for ReceiveError {
             IpcError::NoPermission => ReceiveError::NoPermission,
             IpcError::TaskExited => ReceiveError::TaskExited,
             IpcError::Unsupported(r) => ReceiveError::Unsupported(r),
+            IpcError::Limit(l) => ReceiveError::Limit(l),
             IpcError::Os(e) => ReceiveError::Os(e),
             IpcError::InvalidValue | IpcError::AlreadyExists | IpcError::OutOfMemory => {
                 ReceiveError::InvalidValue

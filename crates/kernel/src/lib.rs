@@ -57,6 +57,7 @@ mod error;
 mod ipc;
 mod message;
 mod name;
+pub mod name_rules;
 mod sync;
 mod task;
 
@@ -66,7 +67,9 @@ pub use crate::core::{
     Begin, BlockedOn, Destination, Kernel, KernelConfig, KernelStats, QueueStats, Source,
     TaskRights, WaitOutcome, WaitToken, Wake, Waker,
 };
-pub use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind, Unsupported};
+pub use crate::error::{
+    CallError, IpcError, Limit, ReceiveError, SendError, SendErrorKind, Unsupported,
+};
 pub use crate::ipc::{notification_of, Ipc, MailboxConfig, Owner, PortStatus};
 pub use crate::message::{
     Body, CarriedRight, Disposition, Message, Notification, NotifyKind, Trailer, INLINE_BODY,

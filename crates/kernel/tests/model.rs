@@ -24,8 +24,8 @@ use reference::{Dest, MBody, MName, Model, Received, Src, UMsg};
 
 const MEM_LIMIT: usize = 24;
 const MAX_TASKS: usize = 5;
-const SERVICES: [&str; 2] = ["s0", "s1"];
-const MAILBOXES: [&str; 3] = ["m0", "m1", ""];
+const SERVICES: [&str; 3] = ["s0", "s1", "bad\nservice"];
+const MAILBOXES: [&str; 4] = ["m0", "m1", "", "a/b"];
 
 // ----- operations ---------------------------------------------------------------
 
@@ -207,9 +207,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (t.clone(), p.clone()).prop_map(|(t, f)| Op::ReceiveFrom(t, f)),
         1 => t.clone().prop_map(Op::ReceiveAny),
         1 => (t.clone(), p.clone(), capacity()).prop_map(|(t, f, c)| Op::SetLinkCapacity(t, f, c)),
-        2 => (t.clone(), 0..2usize, n.clone()).prop_map(|(t, s, m)| Op::Register(t, s, m)),
-        1 => (t.clone(), 0..2usize).prop_map(|(t, s)| Op::Unregister(t, s)),
-        3 => (t.clone(), 0..2usize).prop_map(|(t, s)| Op::LookUp(t, s)),
+        2 => (t.clone(), 0..SERVICES.len(), n.clone()).prop_map(|(t, s, m)| Op::Register(t, s, m)),
+        1 => (t.clone(), 0..SERVICES.len()).prop_map(|(t, s)| Op::Unregister(t, s)),
+        3 => (t.clone(), 0..SERVICES.len()).prop_map(|(t, s)| Op::LookUp(t, s)),
         2 => (
             t.clone(),
             0..MAILBOXES.len(),

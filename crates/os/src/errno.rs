@@ -13,14 +13,22 @@
 //! | `ENOENT` | `mq_open`/`open` of a missing name | [`IpcError::NotFound`] |
 //! | `ENXIO` | opening a FIFO for writing with no reader | [`IpcError::NotFound`] |
 //! | `EEXIST` | `mq_open` with `O_EXCL`, `mkfifo` | [`IpcError::AlreadyExists`] |
-//! | `EINVAL` | `mq_open` of a malformed name, or `mq_maxmsg` over `msg_max` | [`IpcError::Os`]`(EINVAL)` |
-//! | `EMFILE`, `ENFILE`, `ENOSPC` | descriptor table full, too many queues (`queues_max`), `RLIMIT_MSGQUEUE` | [`IpcError::Os`] with that errno |
+//! | `EINVAL` | `mq_open` creating a queue deeper than `/proc/sys/fs/mqueue/msg_max` (or with a larger message than `msgsize_max`) | [`IpcError::Limit`]`(`[`Limit::MqMsgMax`]`)` (`MqMsgsizeMax`), with the value read from `/proc` |
+//! | `ENOSPC` | `mq_open` creating one queue more than `/proc/sys/fs/mqueue/queues_max` | [`Limit::MqQueuesMax`] |
+//! | `EMFILE` | `mq_open` creating a queue while a descriptor can still be opened: the user's queues would pass `RLIMIT_MSGQUEUE` | [`Limit::RlimitMsgqueue`] with the soft limit |
+//! | `EMFILE` | any other open, `pipe`, `socketpair`, or `mq_open` with the descriptor table full | [`Limit::RlimitNofile`] with the soft limit |
+//! | `ENFILE` | the system's file table is full | [`Limit::FileMax`] |
 //! | `EBADF` | using a descriptor opened without that access | `SendErrorKind::NoPermission` / `ReceiveError::NoPermission` |
 //! | anything else | | the `Os` variant with the errno |
+//!
+//! A malformed name never reaches the system: the name rule
+//! ([`mkipc_kernel::name_rules`]) and the POSIX name check come first, and
+//! both answer [`IpcError::InvalidName`].
 
-use mkipc_kernel::{IpcError, Message, ReceiveError, SendError, SendErrorKind};
+use mkipc_kernel::{Capacity, IpcError, Limit, Message, ReceiveError, SendError, SendErrorKind};
 
-use crate::sys::Errno;
+use crate::queue::{maxmsg_for, msgsize_for};
+use crate::sys::{self, Errno};
 
 /// An errno from opening or creating something, as an [`IpcError`].
 pub fn ipc_error(e: Errno) -> IpcError {
@@ -28,7 +36,53 @@ pub fn ipc_error(e: Errno) -> IpcError {
         libc::EACCES | libc::EPERM => IpcError::NoPermission,
         libc::ENOENT | libc::ENXIO => IpcError::NotFound,
         libc::EEXIST => IpcError::AlreadyExists,
+        libc::EMFILE => IpcError::Limit(Limit::RlimitNofile {
+            max: sys::soft_rlimit(libc::RLIMIT_NOFILE),
+        }),
+        libc::ENFILE => IpcError::Limit(Limit::FileMax),
         other => IpcError::Os(other),
+    }
+}
+
+/// An errno from `mq_open` creating a queue for `capacity` (and opening its
+/// other descriptor), as an [`IpcError`]: here the cause of `EINVAL`,
+/// `ENOSPC` and `EMFILE` is known, so each names its limit.
+pub fn create_queue_error(e: Errno, capacity: Capacity) -> IpcError {
+    let limit = |what: &str, default: usize| sys::mqueue_limit(what).unwrap_or(default);
+    match e {
+        libc::EINVAL => {
+            let msg_max = limit("msg_max", 10);
+            let msgsize_max = limit("msgsize_max", 8192);
+            if maxmsg_for(capacity) > msg_max {
+                IpcError::Limit(Limit::MqMsgMax { max: msg_max })
+            } else if msgsize_for(capacity) > msgsize_max {
+                IpcError::Limit(Limit::MqMsgsizeMax { max: msgsize_max })
+            } else {
+                IpcError::Os(e)
+            }
+        }
+        libc::ENOSPC => IpcError::Limit(Limit::MqQueuesMax {
+            max: limit("queues_max", 256),
+        }),
+        // Linux says EMFILE both for a full descriptor table and for a
+        // queue that would pass RLIMIT_MSGQUEUE: a free descriptor tells
+        // them apart.
+        libc::EMFILE if sys::descriptor_free() => IpcError::Limit(Limit::RlimitMsgqueue {
+            bytes: sys::soft_rlimit(libc::RLIMIT_MSGQUEUE),
+        }),
+        other => ipc_error(other),
+    }
+}
+
+/// The errno a [`Limit`] came from, for the error types that have no
+/// `Limit` variant yet (a send's `SendError::Os`).
+pub fn limit_errno(limit: Limit) -> Errno {
+    match limit {
+        Limit::MqMsgMax { .. } | Limit::MqMsgsizeMax { .. } => libc::EINVAL,
+        Limit::MqQueuesMax { .. } => libc::ENOSPC,
+        Limit::RlimitMsgqueue { .. } | Limit::RlimitNofile { .. } => libc::EMFILE,
+        Limit::FileMax => libc::ENFILE,
+        _ => libc::EIO,
     }
 }
 

@@ -20,6 +20,8 @@ use mkipc_kernel::{
     SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
 };
 
+use mkipc_kernel::name_rules::validate_name;
+
 use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, Target};
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
@@ -43,11 +45,17 @@ impl Ipc for OsProcess {
         let name = self.fresh_queue_name("p");
         let owner = EntryOwner::Process(self.pid);
         registry::record(&self.run, Kind::Queue, &name, owner).map_err(crate::process::io_error)?;
+        // The errno of the creation and of the second open mean different
+        // things (only a creation can pass RLIMIT_MSGQUEUE): map each apart.
         let made = Queue::create(&name, capacity, 0o600, true, true)
-            .and_then(|receive| Ok((receive, Queue::open(&name, false, true)?)));
+            .map_err(|e| errno::create_queue_error(e, capacity))
+            .and_then(|receive| {
+                let send = Queue::open(&name, false, true).map_err(errno::ipc_error)?;
+                Ok((receive, send))
+            });
         let _ = sys::mq_unlink(&name);
         registry::forget_own(&self.run, Kind::Queue, &name, owner);
-        let (mut receive, mut send) = made.map_err(errno::ipc_error)?;
+        let (mut receive, mut send) = made?;
         // Unlinked: the name means nothing any more.
         receive.name.clear();
         send.name.clear();
@@ -423,6 +431,7 @@ impl Ipc for OsProcess {
     }
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
+        validate_name(name)?;
         if !config.grants.is_empty() {
             return Err(IpcError::Unsupported(Unsupported::Grants));
         }
@@ -435,6 +444,7 @@ impl Ipc for OsProcess {
     }
 
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
+        validate_name(name)?;
         let (queue, access) = open_with_best_access(&self.mailbox_posix_name(name))?;
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
@@ -482,15 +492,20 @@ impl Ipc for OsProcess {
         Ok(())
     }
 
-    fn register(&self, _service: &str, _right: PortName) -> Result<(), IpcError> {
+    // A malformed name is refused as on every backend, before the backend
+    // says it has no name service.
+    fn register(&self, service: &str, _right: PortName) -> Result<(), IpcError> {
+        validate_name(service)?;
         Err(IpcError::Unsupported(Unsupported::NameService))
     }
 
-    fn unregister(&self, _service: &str) -> Result<(), IpcError> {
+    fn unregister(&self, service: &str) -> Result<(), IpcError> {
+        validate_name(service)?;
         Err(IpcError::Unsupported(Unsupported::NameService))
     }
 
-    fn look_up(&self, _service: &str) -> Result<PortName, IpcError> {
+    fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
+        validate_name(service)?;
         Err(IpcError::Unsupported(Unsupported::NameService))
     }
 }

@@ -46,9 +46,11 @@ pub mod link;
 mod names;
 mod process;
 pub mod queue;
+mod record;
 pub mod registry;
 mod rendezvous;
 mod reply;
+mod report;
 mod spawn;
 pub mod spool;
 mod sys;
@@ -57,7 +59,9 @@ pub mod wire;
 
 pub use crate::ipc::LINK_BODY_LIMIT;
 pub use crate::process::{new_link, LinkEnd, OsProcess};
-pub use crate::registry::{cleanup, cleanup_runs_of, cleanup_stale, leftovers, CleanupReport};
+pub use crate::registry::{
+    cleanup, cleanup_runs_of, cleanup_stale, leftovers, CleanupReport, Kept, KeptReason, KeptWhat,
+};
 pub use crate::spawn::{
     child_main, set_entry_args, Child, Role, Spawn, BOOT_ENV, ROLE_ENV, RUN_ENV,
 };

@@ -146,8 +146,14 @@ impl OsProcess {
 
     /// This process joining an existing run (to meet unrelated processes of
     /// that run through mailboxes and FIFOs). It removes only what it owns.
+    /// A run id follows the [name rule](mkipc_kernel::name_rules) and is at
+    /// most [`MAX_RUN_ID_LEN`](mkipc_kernel::name_rules::MAX_RUN_ID_LEN)
+    /// bytes (so every mailbox name fits in a POSIX queue name); any other is
+    /// [`IpcError::InvalidValue`].
     pub fn join(run: &str) -> Result<OsProcess, IpcError> {
-        if run.is_empty() || run.contains('/') {
+        if !mkipc_kernel::name_rules::is_valid_name(run)
+            || run.len() > mkipc_kernel::name_rules::MAX_RUN_ID_LEN
+        {
             return Err(IpcError::InvalidValue);
         }
         Ok(OsProcess::build(
@@ -279,7 +285,9 @@ impl OsProcess {
 
     /// Opens any POSIX queue by its raw name (one leading slash, no other),
     /// e.g. one a C program made, as a mailbox with the access its mode gives.
+    /// A malformed POSIX name is [`IpcError::InvalidName`].
     pub fn mailbox_open_posix(&self, posix: &str) -> Result<PortName, IpcError> {
+        crate::queue::validate_name(posix).map_err(|_| IpcError::InvalidName)?;
         let (queue, access) = open_with_best_access(posix)?;
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
@@ -323,7 +331,7 @@ impl OsProcess {
                 if fresh {
                     registry::forget_own(&self.run, Kind::Queue, &posix, owner);
                 }
-                return Err(errno::ipc_error(e));
+                return Err(errno::create_queue_error(e, capacity));
             }
         };
         tracing::debug!(queue = %posix, %capacity, mode, "mailbox created");
@@ -340,9 +348,12 @@ impl OsProcess {
     /// Creates a FIFO at `path` and opens it for receiving: a byte-stream
     /// mailbox that unrelated processes reach by path. `others` is the access
     /// of other users (only `send` matters: the creator is the one reader).
-    /// The FIFO is removed when this process drops (or by cleanup).
+    /// The FIFO is removed when this process drops (or by cleanup). A path
+    /// that is not UTF-8 is [`IpcError::InvalidValue`]; one with a NUL or
+    /// another control character is [`IpcError::InvalidName`].
     pub fn fifo_create(&self, path: &Path, others: Access) -> Result<PortName, IpcError> {
         let path_str = path.to_str().ok_or(IpcError::InvalidValue)?;
+        check_fifo_path(path)?;
         let mode = if others.send { 0o622 } else { 0o600 };
         let owner = EntryOwner::Process(self.pid);
         let fresh = registry::record(&self.run, Kind::Fifo, path_str, owner).map_err(io_error)?;
@@ -360,6 +371,7 @@ impl OsProcess {
     /// Opens the FIFO at `path` for sending. [`IpcError::NotFound`] if it does
     /// not exist or nobody has it open for reading.
     pub fn fifo_open(&self, path: &Path) -> Result<PortName, IpcError> {
+        check_fifo_path(path)?;
         let fifo = Fifo::open(path).map_err(errno::ipc_error)?;
         Ok(self.insert(Entry::Fifo(Arc::new(fifo))))
     }
@@ -446,6 +458,17 @@ impl Drop for OsProcess {
             tracing::debug!(?report, "run cleaned up");
         }
     }
+}
+
+/// A FIFO path must not hold NUL (no system call takes it) or any other
+/// control character (reports print one path a line).
+fn check_fifo_path(path: &Path) -> Result<(), IpcError> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.iter().any(|b| b.is_ascii_control()) {
+        return Err(IpcError::InvalidName);
+    }
+    Ok(())
 }
 
 /// Opens a queue with the most access its mode allows this process.

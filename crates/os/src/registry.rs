@@ -9,11 +9,13 @@
 //!    (`/mkipc-<run>-...` for queues), and
 //! 2. written down, before it is created, in the run directory
 //!    `/dev/shm/mkipc-<run>/` (or `/tmp/...` when `/dev/shm` is missing) as
-//!    one small file per object, holding its kind, its owner's pid and its name.
+//!    one small file per object, holding its kind, its owner's pid and its
+//!    name (escaped: the format is in `record.rs`).
 //!
 //! Whoever outlives a crash (the parent reaping a killed child, the root of the
 //! run when it drops, or a later run calling [`cleanup_stale`]) reads the
-//! directory and removes what it lists. This works without `/dev/mqueue`
+//! directory and removes what it lists, and reports what it found and left
+//! ([`CleanupReport::kept`]): nothing is deleted that cannot be read. This works without `/dev/mqueue`
 //! being mounted; when it is mounted, [`leftovers`] also scans it.
 //!
 //! A run id is `<root pid>-<counter>-<time>`: the first number lets
@@ -31,6 +33,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::record;
+pub use crate::report::{CleanupReport, Kept, KeptReason, KeptWhat};
 use crate::sys;
 
 /// The prefix of every queue, FIFO and run directory this crate creates.
@@ -78,18 +82,11 @@ pub(crate) enum EntryOwner {
     Run,
 }
 
-/// The start of the entry file names for object `name` (one file per owner:
-/// the prefix, then `@` and the owner's number).
-fn entry_prefix(kind: Kind, name: &str) -> String {
-    let tag = match kind {
+fn tag(kind: Kind) -> &'static str {
+    match kind {
         Kind::Queue => "reg.q.",
         Kind::Fifo => "reg.f.",
-    };
-    let flat: String = name
-        .chars()
-        .map(|c| if c == '/' { '%' } else { c })
-        .collect();
-    format!("{tag}{flat}@")
+    }
 }
 
 fn owner_number(owner: EntryOwner) -> u32 {
@@ -105,7 +102,7 @@ fn owner_number(owner: EntryOwner) -> u32 {
 fn entry_file(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> PathBuf {
     run_dir(run).join(format!(
         "{}{}",
-        entry_prefix(kind, name),
+        record::file_prefix(tag(kind), name),
         owner_number(owner)
     ))
 }
@@ -116,7 +113,7 @@ fn entry_file(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> PathBuf {
 pub(crate) fn record(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> io::Result<bool> {
     let dir = run_dir(run);
     fs::create_dir_all(&dir)?;
-    let text = format!("{}\n{name}\n", owner_number(owner));
+    let text = record::format(owner_number(owner), name);
     let file = entry_file(run, kind, name, owner);
     match fs::OpenOptions::new()
         .write(true)
@@ -129,7 +126,13 @@ pub(crate) fn record(run: &str, kind: Kind, name: &str, owner: EntryOwner) -> io
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             // Same owner, same name: the same text (rewritten in case a crash
-            // cut the earlier write short).
+            // cut the earlier write short). Another name with the same hash
+            // would lose its record: refuse instead.
+            if let Ok(old) = fs::read_to_string(&file) {
+                if record::parse(&old).is_ok_and(|(_, n)| n != name) {
+                    return Err(io::Error::other("registry record file name collision"));
+                }
+            }
             fs::write(&file, text)?;
             Ok(false)
         }
@@ -148,7 +151,7 @@ pub(crate) fn forget(run: &str, kind: Kind, name: &str) {
     let Ok(dir) = fs::read_dir(run_dir(run)) else {
         return;
     };
-    let prefix = entry_prefix(kind, name);
+    let prefix = record::file_prefix(tag(kind), name);
     for e in dir.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
         if fname
@@ -167,74 +170,126 @@ struct Entry {
     name: String,
 }
 
-fn entries(run: &str) -> Vec<Entry> {
+/// What is in a run directory.
+#[derive(Default)]
+struct Listing {
+    /// Records that parse.
+    entries: Vec<Entry>,
+    /// Records that do not, with the reason.
+    unreadable: Vec<(PathBuf, String)>,
+    /// Process records (`proc.<pid>@<spawner>`).
+    processes: Vec<PathBuf>,
+    /// Anything else.
+    others: Vec<PathBuf>,
+}
+
+fn list(run: &str) -> Listing {
+    let mut out = Listing::default();
     let Ok(dir) = fs::read_dir(run_dir(run)) else {
-        return Vec::new();
+        return out;
     };
-    let mut out = Vec::new();
     for e in dir.flatten() {
         let file = e.path();
         let fname = e.file_name().to_string_lossy().into_owned();
-        // Only regular files are entries: a FIFO may live in the same
-        // directory, and reading it would block.
-        if !e.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let kind = if fname.starts_with("reg.q.") {
+        let kind = if fname.starts_with(tag(Kind::Queue)) {
             Kind::Queue
-        } else if fname.starts_with("reg.f.") {
+        } else if fname.starts_with(tag(Kind::Fifo)) {
             Kind::Fifo
         } else {
+            if fname.starts_with("proc.") && e.file_type().is_ok_and(|t| t.is_file()) {
+                out.processes.push(file);
+            } else {
+                out.others.push(file);
+            }
             continue;
         };
-        let Ok(text) = fs::read_to_string(&file) else {
+        // Only regular files are records: a FIFO may live in the same
+        // directory, and reading it would block.
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            out.unreadable
+                .push((file, "not a regular file".to_string()));
             continue;
-        };
-        let mut lines = text.lines();
-        let owner = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
-        let name = lines.next().unwrap_or("").to_string();
-        out.push(Entry {
-            file,
-            kind,
-            owner,
-            name,
-        });
+        }
+        let parsed = fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| record::parse(&text).map_err(str::to_string));
+        match parsed {
+            Ok((owner, name)) => out.entries.push(Entry {
+                file,
+                kind,
+                owner,
+                name,
+            }),
+            Err(why) => out.unreadable.push((file, why)),
+        }
     }
-    out.sort_by(|a, b| a.file.cmp(&b.file));
+    out.entries.sort_by(|a, b| a.file.cmp(&b.file));
+    out.unreadable.sort();
+    out.processes.sort();
+    out.others.sort();
     out
 }
 
-fn remove_object(kind: Kind, name: &str) -> bool {
-    match kind {
-        Kind::Queue => sys::mq_unlink(name).is_ok(),
-        Kind::Fifo => fs::remove_file(name).is_ok(),
-    }
+fn entries(run: &str) -> Vec<Entry> {
+    list(run).entries
 }
 
-/// What a cleanup removed.
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
-pub struct CleanupReport {
-    /// Queue names unlinked.
-    pub queues: Vec<String>,
-    /// FIFO paths removed.
-    pub fifos: Vec<String>,
-    /// Run directories removed.
-    pub runs: Vec<String>,
+/// Removes one registered object. `Ok(true)`: removed; `Ok(false)`: it was
+/// not there (a crash between the record and the creation, or removed
+/// already); `Err`: it is there and stays.
+fn remove_object(kind: Kind, name: &str) -> Result<bool, KeptReason> {
+    match kind {
+        Kind::Queue => match sys::mq_unlink(name) {
+            Ok(()) => Ok(true),
+            Err(libc::ENOENT) => Ok(false),
+            Err(e) => Err(KeptReason::Os(e)),
+        },
+        Kind::Fifo => {
+            use std::os::unix::fs::FileTypeExt;
+            match fs::symlink_metadata(name) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(KeptReason::Os(e.raw_os_error().unwrap_or(libc::EIO))),
+                // Whatever else sits at the path now is not what the run made.
+                Ok(m) if !m.file_type().is_fifo() => return Err(KeptReason::NotAFifo),
+                Ok(_) => {}
+            }
+            match fs::remove_file(name) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(KeptReason::Os(e.raw_os_error().unwrap_or(libc::EIO))),
+            }
+        }
+    }
 }
 
 /// Removes the objects owned by process `pid` in `run` (after it exited).
 pub(crate) fn reap_process(run: &str, pid: u32) -> CleanupReport {
     let mut report = CleanupReport::default();
     for e in entries(run).into_iter().filter(|e| e.owner == pid) {
-        if remove_object(e.kind, &e.name) {
-            match e.kind {
-                Kind::Queue => report.queues.push(e.name.clone()),
-                Kind::Fifo => report.fifos.push(e.name.clone()),
-            }
-        }
-        let _ = fs::remove_file(&e.file);
+        remove_entry(&e, &mut report);
     }
     report
+}
+
+/// Removes a record's object, then the record; keeps the record when the
+/// object stays.
+fn remove_entry(e: &Entry, report: &mut CleanupReport) {
+    match remove_object(e.kind, &e.name) {
+        Ok(removed) => {
+            if removed {
+                report.removed(e.kind, &e.name);
+            }
+            let _ = fs::remove_file(&e.file);
+        }
+        Err(reason) => report.kept.push(Kept {
+            what: match e.kind {
+                Kind::Queue => KeptWhat::Queue,
+                Kind::Fifo => KeptWhat::Fifo,
+            },
+            path: e.name.clone(),
+            reason,
+        }),
+    }
 }
 
 /// The file recording that `spawner` started process `pid` in `run`.
@@ -307,30 +362,81 @@ pub(crate) fn reap_orphans(run: &str) -> Vec<u32> {
     }
 }
 
-/// Removes every queue and FIFO `run` created, and its run directory.
+/// Removes every queue and FIFO `run` created, and its run directory, and
+/// says exactly what it did: each object removed, each it found and left
+/// (an object the system would not remove, a record it cannot parse, a file
+/// that is no record, a path named like a run directory that is not one).
+/// A run directory with anything left in it stays.
 pub fn cleanup(run: &str) -> CleanupReport {
     let mut report = CleanupReport::default();
-    for e in entries(run) {
-        if remove_object(e.kind, &e.name) {
-            match e.kind {
-                Kind::Queue => report.queues.push(e.name.clone()),
-                Kind::Fifo => report.fifos.push(e.name.clone()),
-            }
+    let dir = run_dir(run);
+    let is_dir = match fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => {
+            report.kept.push(Kept {
+                what: KeptWhat::Run,
+                path: dir.display().to_string(),
+                reason: KeptReason::NotADirectory,
+            });
+            false
         }
-        let _ = fs::remove_file(&e.file);
+        Err(_) => false,
+    };
+    if is_dir {
+        let listing = list(run);
+        for e in &listing.entries {
+            remove_entry(e, &mut report);
+        }
+        for (file, why) in listing.unreadable {
+            report.kept.push(Kept {
+                what: KeptWhat::Record,
+                path: file.display().to_string(),
+                reason: KeptReason::Unreadable(why),
+            });
+        }
+        for p in listing.processes {
+            let _ = fs::remove_file(p);
+        }
+        // A registered FIFO in the directory is gone by now.
+        for p in listing
+            .others
+            .into_iter()
+            .filter(|p| p.symlink_metadata().is_ok())
+        {
+            report.kept.push(Kept {
+                what: KeptWhat::File,
+                path: p.display().to_string(),
+                reason: KeptReason::NotARecord,
+            });
+        }
     }
     for q in mqueue_listing()
         .into_iter()
         .filter(|q| q.starts_with(&format!("{PREFIX}{run}-")))
     {
-        if sys::mq_unlink(&format!("/{q}")).is_ok() {
-            report.queues.push(format!("/{q}"));
+        let name = format!("/{q}");
+        match sys::mq_unlink(&name) {
+            Ok(()) => report.queues.push(name),
+            Err(libc::ENOENT) => {}
+            Err(e) => report.kept.push(Kept {
+                what: KeptWhat::Queue,
+                path: name,
+                reason: KeptReason::Os(e),
+            }),
         }
     }
-    let dir = run_dir(run);
-    if dir.exists() {
-        let _ = fs::remove_dir_all(&dir);
-        report.runs.push(run.to_string());
+    if is_dir {
+        match fs::remove_dir(&dir) {
+            Ok(()) => report.runs.push(run.to_string()),
+            Err(e) => report.kept.push(Kept {
+                what: KeptWhat::Run,
+                path: dir.display().to_string(),
+                reason: match e.raw_os_error() {
+                    Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => KeptReason::NotEmpty,
+                    other => KeptReason::Os(other.unwrap_or(libc::EIO)),
+                },
+            }),
+        }
     }
     report
 }
@@ -354,10 +460,7 @@ fn cleanup_runs_where(pick: impl Fn(u32) -> bool) -> CleanupReport {
     for run in runs_on_disk() {
         let root = run.split('-').next().and_then(|p| p.parse::<u32>().ok());
         if root.is_some_and(&pick) {
-            let r = cleanup(&run);
-            report.queues.extend(r.queues);
-            report.fifos.extend(r.fifos);
-            report.runs.extend(r.runs);
+            report.extend(cleanup(&run));
         }
     }
     report
@@ -425,4 +528,114 @@ pub fn leftovers(run: &str) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn make_queue(name: &str) {
+        sys::mq_open(name, libc::O_RDWR, Some((0o600, 1, 64))).expect("mq_open");
+    }
+
+    #[test]
+    fn a_name_with_a_newline_reads_back_whole() {
+        let run = new_run_id();
+        record(&run, Kind::Fifo, "/tmp/two\nlines", EntryOwner::Process(1)).unwrap();
+        let names: Vec<String> = entries(&run).into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["/tmp/two\nlines"]);
+        forget(&run, Kind::Fifo, "/tmp/two\nlines");
+        assert!(entries(&run).is_empty());
+        assert_eq!(cleanup(&run).runs, std::slice::from_ref(&run));
+    }
+
+    #[test]
+    fn an_unreadable_record_is_kept_and_reported_not_deleted() {
+        // Suspect: a record of a name with a newline (written by a binary
+        // from before the names were checked) was read as a shorter name;
+        // cleanup deleted the record and the run directory, said "removed
+        // run", and left the queue.
+        let run = new_run_id();
+        let ok = format!("/{PREFIX}{run}-m-ok");
+        record(&run, Kind::Queue, &ok, EntryOwner::Run).unwrap();
+        make_queue(&ok);
+        let broken = format!("/{PREFIX}{run}-m-two\nlines");
+        make_queue(&broken);
+        let old_record = run_dir(&run).join("reg.q.old@0");
+        fs::write(&old_record, format!("0\n{broken}\n")).unwrap();
+        let garbage = run_dir(&run).join("reg.q.garbage@0");
+        fs::write(&garbage, "not\na record").unwrap();
+
+        // With /dev/mqueue mounted, cleanup also finds the queue by its run
+        // prefix and removes it; without it, the unreadable record is all
+        // that names the queue, and the queue stays with its record.
+        let listed = fs::read_dir("/dev/mqueue").is_ok();
+        let report = cleanup(&run);
+        let left_queue = sys::mq_unlink(&broken); // tidy up before asserting
+        let mut expected = vec![ok];
+        if listed {
+            expected.push(broken.clone());
+        }
+        assert_eq!(report.queues, expected, "{report:?}");
+        assert!(report.runs.is_empty(), "{report:?}");
+        for file in [&old_record, &garbage] {
+            assert!(file.exists(), "{file:?} deleted");
+            assert!(
+                report.kept.iter().any(|k| k.what == KeptWhat::Record
+                    && k.path == file.display().to_string()
+                    && matches!(k.reason, KeptReason::Unreadable(_))),
+                "{report:?}"
+            );
+        }
+        assert!(report
+            .kept
+            .iter()
+            .any(|k| k.what == KeptWhat::Run && k.reason == KeptReason::NotEmpty));
+        assert_eq!(
+            left_queue.is_ok(),
+            !listed,
+            "the queue was still there: {left_queue:?}"
+        );
+        assert!(!leftovers(&run).is_empty(), "the run directory stays");
+        fs::remove_dir_all(run_dir(&run)).unwrap();
+    }
+
+    #[test]
+    fn a_file_named_like_a_run_is_left_and_said_so() {
+        // Suspect: cleanup reported "removed run" for a regular file it
+        // could not remove (remove_dir_all fails on a file, silently).
+        let run = new_run_id();
+        let path = run_dir(&run);
+        fs::write(&path, b"not a run").unwrap();
+        let report = cleanup(&run);
+        let still = path.exists();
+        let _ = fs::remove_file(&path);
+        assert!(still, "the file is not the registry's");
+        assert!(report.runs.is_empty(), "{report:?}");
+        assert_eq!(
+            report.kept,
+            [Kept {
+                what: KeptWhat::Run,
+                path: path.display().to_string(),
+                reason: KeptReason::NotADirectory
+            }]
+        );
+    }
+
+    #[test]
+    fn a_queue_the_system_will_not_remove_keeps_its_record() {
+        let run = new_run_id();
+        // A queue name Linux refuses to unlink (EACCES for a second slash).
+        let name = format!("/{PREFIX}{run}-m-a/b");
+        record(&run, Kind::Queue, &name, EntryOwner::Run).unwrap();
+        let report = cleanup(&run);
+        let kept_queue = report.kept.iter().any(|k| {
+            k.what == KeptWhat::Queue && k.path == name && matches!(k.reason, KeptReason::Os(_))
+        });
+        let still = entries(&run).len();
+        let _ = fs::remove_dir_all(run_dir(&run));
+        assert!(kept_queue, "{report:?}");
+        assert_eq!(still, 1, "the record stays for a later try");
+        assert!(report.runs.is_empty());
+    }
 }

@@ -45,6 +45,7 @@ impl OsProcess {
         if let Err(e) = self.reply_queue() {
             return Err(match e {
                 IpcError::Os(errno) => SendErrorKind::Os(errno).with(msg),
+                IpcError::Limit(limit) => SendErrorKind::Limit(limit).with(msg),
                 _ => SendErrorKind::Os(libc::EIO).with(msg),
             });
         }
@@ -124,6 +125,7 @@ fn put_back(q: &Arc<Queue>, frame: &[u8]) {
 pub(crate) fn receive_errno(e: ReceiveError) -> i32 {
     match e {
         ReceiveError::Os(e) => e,
+        ReceiveError::Limit(limit) => crate::errno::limit_errno(limit),
         ReceiveError::NoPermission => libc::EACCES,
         _ => libc::EIO,
     }

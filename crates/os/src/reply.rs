@@ -45,7 +45,7 @@ impl OsProcess {
                 if fresh {
                     registry::forget_own(&self.run, Kind::Queue, &name, owner);
                 }
-                return Err(errno::ipc_error(e));
+                return Err(errno::create_queue_error(e, cap));
             }
         };
         st.queue = Some(Arc::clone(&q));

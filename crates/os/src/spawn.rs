@@ -29,6 +29,15 @@
 //! process that spawns is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so
 //! they become its children, and reaping the dead child kills and reaps them
 //! too (and theirs), as does the root's drop ([`registry::reap_orphans`]).
+//!
+//! Children also die with their parent: every child sets `PR_SET_PDEATHSIG`
+//! to `SIGKILL` between `fork` and `exec`, then checks that its parent is
+//! still the process that forked it (the parent may have died before the
+//! `prctl`; the child then exits at once instead of running on). So a
+//! program using [`Spawn`] that is killed with `SIGKILL` leaves no child
+//! running, and its children's children go the same way. The signal follows
+//! the forking *thread*, so one long-lived thread forks every child (see
+//! `spawn_on_spawner_thread`).
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -107,7 +116,8 @@ pub fn child_main(roles: &[(&str, Role)]) {
     std::process::exit(code);
 }
 
-/// How to start one child.
+/// How to start one child. Whatever the spec, the child is killed
+/// (`SIGKILL`) when this process dies, however it dies.
 #[derive(Clone, Debug)]
 pub struct Spawn {
     role: String,
@@ -210,6 +220,49 @@ impl Drop for Child {
             let _ = self.process.kill();
             let _ = self.wait();
         }
+    }
+}
+
+/// Forks `cmd` from one thread that lives as long as the process.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child ends,
+/// not the process: a child forked by a short-lived thread (a test, a worker
+/// of a pool) would be killed when that thread returns. So every child is
+/// forked by the `mkipc-spawner` thread, which never ends; the signal then
+/// comes exactly when this process dies. If that thread cannot be started,
+/// the calling thread forks.
+fn spawn_on_spawner_thread(mut cmd: Command) -> std::io::Result<std::process::Child> {
+    type Job = (
+        Command,
+        std::sync::mpsc::Sender<std::io::Result<std::process::Child>>,
+    );
+    static SPAWNER: std::sync::OnceLock<Option<Mutex<std::sync::mpsc::Sender<Job>>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("mkipc-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let Some(spawner) = spawner else {
+        return cmd.spawn();
+    };
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+    let sent = spawner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply_tx));
+    match sent {
+        Ok(()) => reply_rx
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the mkipc-spawner thread is gone"))),
+        Err(std::sync::mpsc::SendError((mut cmd, _))) => cmd.spawn(),
     }
 }
 
@@ -393,14 +446,17 @@ impl OsProcess {
         if let Some(uid) = spec.uid {
             cmd.uid(uid).gid(uid);
         }
+        let parent = std::process::id();
         // SAFETY: the closure runs between fork and exec and calls only
-        // fcntl, which is async-signal-safe; it allocates nothing.
+        // fcntl, prctl and getppid, which are async-signal-safe; it
+        // allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                sys::clear_cloexec_raw(fd).map_err(std::io::Error::from_raw_os_error)
+                sys::clear_cloexec_raw(fd).map_err(std::io::Error::from_raw_os_error)?;
+                sys::die_with_parent_raw(parent).map_err(std::io::Error::from_raw_os_error)
             });
         }
-        cmd.spawn()
+        spawn_on_spawner_thread(cmd)
     }
 
     /// Builds the child's `OsProcess` from the bootstrap message.

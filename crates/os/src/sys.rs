@@ -521,6 +521,27 @@ pub(crate) fn mqueue_limit(what: &str) -> Option<usize> {
         .ok()
 }
 
+/// The soft limit of `resource` (`getrlimit`); `u64::MAX` for none.
+pub(crate) fn soft_rlimit(resource: libc::__rlimit_resource_t) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(resource, &mut lim) } != 0 {
+        return u64::MAX;
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u32 on some targets
+    let cur = lim.rlim_cur as u64;
+    cur
+}
+
+/// Whether this process can open one more descriptor now (it opens
+/// `/dev/null` and closes it again).
+pub(crate) fn descriptor_free() -> bool {
+    open(std::path::Path::new("/dev/null"), libc::O_RDONLY).is_ok()
+}
+
 /// The process's effective uid.
 pub(crate) fn geteuid() -> u32 {
     // SAFETY: geteuid cannot fail and touches no memory.
@@ -533,6 +554,20 @@ pub(crate) fn geteuid() -> u32 {
 pub(crate) fn become_subreaper() -> Result<(), Errno> {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes a flag and touches no memory.
     check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) }).map(drop)
+}
+
+/// For a child between `fork` and `exec`: asks for `SIGKILL` when the
+/// parent dies (`PR_SET_PDEATHSIG`), then fails with `ESRCH` if the parent
+/// is no longer `parent` (it died before the `prctl`, and the child was
+/// re-parented). Async-signal-safe: two system calls, no allocation.
+pub(crate) fn die_with_parent_raw(parent: u32) -> Result<(), Errno> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, sig) takes a signal number and touches no memory.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) })?;
+    // SAFETY: getppid has no preconditions and cannot fail.
+    if unsafe { libc::getppid() } as u32 != parent {
+        return Err(libc::ESRCH);
+    }
+    Ok(())
 }
 
 /// The parent pid of `pid`, from `/proc/<pid>/stat` (also for a zombie).

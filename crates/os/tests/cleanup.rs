@@ -95,3 +95,49 @@ fn owner_exit_unlinks_creator_mailboxes_but_not_before() {
     );
     common::finish(os);
 }
+
+/// What `/proc` says of `pid`: `None` once it is reaped, else its state
+/// letter (`Z` for a zombie).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+#[test]
+fn children_of_a_killed_spawner_die_with_it() {
+    // Suspect: only the CLI's scenario children set a parent-death signal,
+    // so a library user of `Spawn` killed with SIGKILL left its children
+    // running until someone reaped the orphans.
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("spawn-grandchild")).unwrap();
+    let m = os
+        .receive_from_with(child.pid(), Wait::For(Duration::from_secs(10)))
+        .expect("the grandchild's pid");
+    let grandchild = m.as_u64().unwrap() as u32;
+    assert!(
+        proc_state(grandchild).is_some_and(|s| s != 'Z'),
+        "the grandchild runs"
+    );
+    // Kill the spawner alone, and do not wait for it yet: `Child::wait`
+    // would kill its orphans itself.
+    // SAFETY: kill takes a pid and a signal number and touches no memory.
+    assert_eq!(
+        unsafe { libc::kill(child.pid().0 as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    let t = std::time::Instant::now();
+    while let Some(state) = proc_state(grandchild).filter(|&s| s != 'Z') {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the grandchild {grandchild} outlived its killed parent: state {state}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait().unwrap();
+    common::finish(os);
+    assert_eq!(proc_state(grandchild), None, "reaped, not a zombie");
+}

@@ -248,6 +248,10 @@ fn main() {
         ("drop_policies", conformance::drop_policies),
         ("names_and_dead_names", conformance::names_and_dead_names),
         (
+            "mailbox_and_service_names",
+            conformance::mailbox_and_service_names,
+        ),
+        (
             "failed_send_keeps_rights",
             conformance::failed_send_keeps_rights,
         ),

@@ -83,25 +83,48 @@ fn message_too_large_names_the_limit_from_proc() {
 }
 
 #[test]
-fn invalid_queue_names_are_refused_by_the_os() {
+fn invalid_names_are_invalid_name() {
     let os = common::os();
     // POSIX: exactly one leading slash, no other.
-    assert_eq!(
-        os.mailbox_open_posix("no-leading-slash"),
-        Err(IpcError::Os(libc::EINVAL))
-    );
-    assert_eq!(
-        os.mailbox_open_posix("/two/slashes"),
-        Err(IpcError::Os(libc::EINVAL))
-    );
-    assert_eq!(
-        os.mailbox_create("a/b", MailboxConfig::new(Capacity::Bounded(1))),
-        Err(IpcError::Os(libc::EINVAL))
-    );
+    for posix in ["no-leading-slash", "/two/slashes", "/", "/nul\0"] {
+        assert_eq!(
+            os.mailbox_open_posix(posix),
+            Err(IpcError::InvalidName),
+            "{posix:?}"
+        );
+    }
+    let too_long = "x".repeat(mkipc_kernel::name_rules::MAX_NAME_LEN + 1);
+    for name in ["", "a/b", "two\nlines", "nul\0", "..", too_long.as_str()] {
+        let config = MailboxConfig::new(Capacity::Bounded(1));
+        assert_eq!(
+            os.mailbox_create(name, config).map(drop),
+            Err(IpcError::InvalidName),
+            "create {name:?}"
+        );
+        assert_eq!(
+            os.mailbox_open(name).map(drop),
+            Err(IpcError::InvalidName),
+            "open {name:?}"
+        );
+    }
+    for path in ["/tmp/mkipc-fifo\nwith-newline", "/tmp/mkipc-fifo\0nul", ""] {
+        let path = std::path::Path::new(path);
+        assert_eq!(
+            os.fifo_create(path, Access::NONE).map(drop),
+            Err(IpcError::InvalidName),
+            "{path:?}"
+        );
+        assert_eq!(
+            os.fifo_open(path).map(drop),
+            Err(IpcError::InvalidName),
+            "{path:?}"
+        );
+    }
     assert_eq!(
         os.mailbox_open_posix("/mkipc-never-made"),
         Err(IpcError::NotFound)
     );
+    assert!(mkipc_os::registry::leftovers(os.run_id()).is_empty());
     common::finish(os);
 }
 
@@ -209,7 +232,7 @@ fn too_many_open_files() {
     assert_eq!(
         child.wait_code().unwrap(),
         0,
-        "port_allocate failed with Os(EMFILE)"
+        "port_allocate failed naming RLIMIT_NOFILE (64)"
     );
     common::finish(os);
 }
@@ -280,4 +303,90 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
     assert_eq!(err.kind(), SendErrorKind::TimedOut, "{err:?}");
     assert!(t.elapsed() >= Duration::from_millis(50));
     common::finish(os);
+}
+
+fn mqueue_limit(what: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/fs/mqueue/{what}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_queue_deeper_than_msg_max_names_the_limit() {
+    // Suspect: Capacity::Bounded(msg_max + 1) failed as Os(EINVAL),
+    // "Invalid argument", which says nothing of /proc/sys/fs/mqueue/msg_max.
+    let os = common::os();
+    let max = mqueue_limit("msg_max");
+    let want = IpcError::Limit(mkipc_kernel::Limit::MqMsgMax { max });
+    let deep = Capacity::Bounded(max + 1);
+    assert_eq!(os.port_allocate(deep), Err(want));
+    assert_eq!(
+        os.mailbox_create("deep", MailboxConfig::new(deep))
+            .map(drop),
+        Err(want)
+    );
+    let text = want.to_string();
+    assert!(text.contains("/proc/sys/fs/mqueue/msg_max"), "{text}");
+    assert!(text.contains(&max.to_string()), "{text}");
+    assert!(os.port_allocate(Capacity::Bounded(max)).is_ok());
+    common::finish(os);
+}
+
+#[test]
+fn queues_over_rlimit_msgqueue_name_the_rlimit() {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("exhaust-msgqueue-bytes")).unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "see the child's stderr");
+    common::finish(os);
+}
+
+#[test]
+fn queues_over_queues_max_name_the_limit() {
+    // In the child's own IPC namespace: the other tests keep their queues.
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("exhaust-queues")).unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "see the child's stderr");
+    common::finish(os);
+}
+
+#[test]
+fn a_rendezvous_send_without_a_reply_queue_names_the_limit() {
+    // Suspect: once creating a queue could fail with IpcError::Limit, a
+    // rendezvous send whose reply queue could not be made said EIO.
+    let os = common::os();
+    let _mb = os
+        .mailbox_create(
+            "zero-no-reply",
+            MailboxConfig::new(Capacity::Zero).default_access(Access::ALL),
+        )
+        .unwrap();
+    let mut child = os
+        .spawn(Spawn::new("zero-send-without-reply-queue").arg("zero-no-reply"))
+        .unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "see the child's stderr");
+    common::finish(os);
+}
+
+#[test]
+fn limits_say_where_they_are_set() {
+    use mkipc_kernel::Limit;
+    for (limit, names) in [
+        (Limit::MqMsgMax { max: 10 }, "/proc/sys/fs/mqueue/msg_max"),
+        (
+            Limit::MqMsgsizeMax { max: 8192 },
+            "/proc/sys/fs/mqueue/msgsize_max",
+        ),
+        (
+            Limit::MqQueuesMax { max: 256 },
+            "/proc/sys/fs/mqueue/queues_max",
+        ),
+        (Limit::RlimitMsgqueue { bytes: 1024 }, "RLIMIT_MSGQUEUE"),
+        (Limit::RlimitNofile { max: 64 }, "RLIMIT_NOFILE"),
+        (Limit::FileMax, "/proc/sys/fs/file-max"),
+    ] {
+        let text = IpcError::Limit(limit).to_string();
+        assert!(text.contains(names), "{text}");
+    }
 }

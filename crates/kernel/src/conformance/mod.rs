@@ -126,6 +126,7 @@ pub const CASES: &[&str] = &[
     "receive_timeouts",
     "drop_policies",
     "names_and_dead_names",
+    "mailbox_and_service_names",
     "failed_send_keeps_rights",
     "select_and_port_sets",
     "no_senders_notification",
@@ -143,7 +144,7 @@ macro_rules! conformance_tests {
     ($backend:expr) => {
         $crate::conformance_tests!(@cases $backend;
             bounded_fifo_and_full, zero_needs_a_receiver, unbounded_never_full, receive_timeouts,
-            drop_policies, names_and_dead_names, failed_send_keeps_rights, select_and_port_sets,
+            drop_policies, names_and_dead_names, mailbox_and_service_names, failed_send_keeps_rights, select_and_port_sets,
             no_senders_notification, mailbox_producer_consumer, mailbox_each_message_once,
             zero_capacity_rendezvous, direct_addressing_and_end_of_stream, rights_transfer_and_rpc,
             owned_mailbox_dies_with_owner);

@@ -278,3 +278,61 @@ pub fn no_senders_notification<B: Backend>(b: &B) {
         })],
     );
 }
+
+/// Every name-taking operation refuses a name that breaks the
+/// [name rule](crate::name_rules) with `InvalidName`, and a name of the
+/// longest allowed length works.
+pub fn mailbox_and_service_names<B: Backend>(b: &B) {
+    let longest = {
+        let mut n = format!("{}-", b.mailbox_prefix());
+        while n.len() < crate::name_rules::MAX_NAME_LEN {
+            n.push('n');
+        }
+        n
+    };
+    run_case(
+        b,
+        "mailbox_and_service_names",
+        nothing(),
+        vec![role(move |p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(1)));
+            let too_long = "x".repeat(crate::name_rules::MAX_NAME_LEN + 1);
+            let bad: [&str; 9] = [
+                "",
+                ".",
+                "..",
+                "a/b",
+                "two\nlines",
+                "nul\0",
+                "cr\r",
+                "\u{7f}",
+                &too_long,
+            ];
+            for name in bad {
+                let config = crate::MailboxConfig::new(Capacity::Bounded(1));
+                let invalid = Err(IpcError::InvalidName);
+                ensure!(
+                    p.mailbox_create(name, config).map(drop) == invalid,
+                    "mailbox_create({name:?})"
+                );
+                ensure!(
+                    p.mailbox_open(name).map(drop) == invalid,
+                    "mailbox_open({name:?})"
+                );
+                ensure!(p.register(name, port) == invalid, "register({name:?})");
+                ensure!(p.unregister(name) == invalid, "unregister({name:?})");
+                ensure!(p.look_up(name).map(drop) == invalid, "look_up({name:?})");
+            }
+            let mb =
+                check!(p.mailbox_create(&longest, crate::MailboxConfig::new(Capacity::Bounded(1))));
+            let opened = check!(p.mailbox_open(&longest));
+            check!(p.send(mb, Message::new(3, b"long name")));
+            ensure!(
+                check!(p.receive(opened)).id == 3,
+                "through the long-named mailbox"
+            );
+            check!(p.mailbox_destroy(mb));
+            Ok(())
+        })],
+    );
+}

@@ -114,10 +114,8 @@ impl Kernel {
         name: &str,
         config: MailboxConfig,
     ) -> Result<PortName, IpcError> {
+        crate::name_rules::validate_name(name)?;
         let capacity = config.capacity.validate()?;
-        if name.is_empty() {
-            return Err(IpcError::InvalidValue);
-        }
         let mut st = self.lock();
         if st.task(pid).is_none() {
             return Err(IpcError::TaskExited);
@@ -151,6 +149,7 @@ impl Kernel {
 
     /// Opens a mailbox by name with the access its list gives `pid`.
     pub fn mailbox_open(&self, pid: Pid, name: &str) -> Result<PortName, IpcError> {
+        crate::name_rules::validate_name(name)?;
         let mut st = self.lock();
         if st.task(pid).is_none() {
             return Err(IpcError::TaskExited);

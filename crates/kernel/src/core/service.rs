@@ -4,11 +4,13 @@ use super::space::Obj;
 use super::{KRight, Kernel};
 use crate::error::IpcError;
 use crate::name::{Pid, PortName, RightKind};
+use crate::name_rules::validate_name;
 use crate::Disposition;
 
 impl Kernel {
     /// Registers a send right under a service name.
     pub fn register(&self, pid: Pid, service: &str, right: PortName) -> Result<(), IpcError> {
+        validate_name(service)?;
         let mut st = self.lock();
         let port = match st.resolve(pid, right)? {
             Obj::Port { port, .. } => port,
@@ -37,6 +39,7 @@ impl Kernel {
 
     /// Removes a service name this task registered.
     pub fn unregister(&self, pid: Pid, service: &str) -> Result<(), IpcError> {
+        validate_name(service)?;
         let mut st = self.lock();
         st.live(pid)?;
         match st.services.get(service) {
@@ -52,6 +55,7 @@ impl Kernel {
 
     /// Looks a service up; returns a new send right to it in the caller's space.
     pub fn look_up(&self, pid: Pid, service: &str) -> Result<PortName, IpcError> {
+        validate_name(service)?;
         let mut st = self.lock();
         st.live(pid)?;
         let Some(&(_, KRight::Send(port))) = st.services.get(service) else {

@@ -1451,10 +1451,8 @@ impl Model {
         default_access: Access,
         grants: &[(u32, Access)],
     ) -> Result<MName, IpcError> {
+        name_ok(name)?;
         let cap = valid(cap)?;
-        if name.is_empty() {
-            return Err(IpcError::InvalidValue);
-        }
         self.live(pid)?;
         if self.mailbox_names.contains_key(name) {
             return Err(IpcError::AlreadyExists);
@@ -1486,6 +1484,7 @@ impl Model {
     }
 
     pub fn mailbox_open(&mut self, pid: u32, name: &str) -> Result<MName, IpcError> {
+        name_ok(name)?;
         self.live(pid)?;
         let &m = self.mailbox_names.get(name).ok_or(IpcError::NotFound)?;
         if self.mailboxes[&m].access(pid).is_none() {
@@ -1527,6 +1526,7 @@ impl Model {
     }
 
     pub fn register(&mut self, pid: u32, service: &str, name: MName) -> Result<(), IpcError> {
+        name_ok(service)?;
         let port = match self.resolve(pid, name)? {
             Ent::Port { port, .. } => port,
             Ent::Dead(_) => return Err(IpcError::DeadName),
@@ -1546,6 +1546,7 @@ impl Model {
     }
 
     pub fn unregister(&mut self, pid: u32, service: &str) -> Result<(), IpcError> {
+        name_ok(service)?;
         self.live(pid)?;
         match self.services.get(service) {
             None => Err(IpcError::NotFound),
@@ -1560,6 +1561,7 @@ impl Model {
     }
 
     pub fn look_up(&mut self, pid: u32, service: &str) -> Result<MName, IpcError> {
+        name_ok(service)?;
         self.live(pid)?;
         let &(_, port) = self.services.get(service).ok_or(IpcError::NotFound)?;
         if !self.ports.contains_key(&port) {
@@ -1666,5 +1668,19 @@ impl Model {
                 "model: send-once rights of port {id}"
             );
         }
+    }
+}
+
+/// The name rule of `mkipc_kernel::name_rules`, written out again.
+fn name_ok(name: &str) -> Result<(), IpcError> {
+    let bad = name.is_empty()
+        || name.len() > 160
+        || name == "."
+        || name == ".."
+        || name.chars().any(|c| c == '/' || c.is_control());
+    if bad {
+        Err(IpcError::InvalidName)
+    } else {
+        Ok(())
     }
 }

@@ -30,6 +30,12 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("exit-now", |_| 0),
     ("open-mailbox", open_mailbox),
     ("exhaust-fds", exhaust_fds),
+    ("exhaust-msgqueue-bytes", exhaust_msgqueue_bytes),
+    ("exhaust-queues", exhaust_queues),
+    (
+        "zero-send-without-reply-queue",
+        zero_send_without_reply_queue,
+    ),
     ("stuck-in-rendezvous", stuck_in_rendezvous),
     ("crashing-root", crashing_root),
     ("use-received-right", use_received_right),
@@ -277,7 +283,7 @@ fn exhaust_fds(os: &OsProcess) -> i32 {
     for _ in 0..100 {
         match os.port_allocate(Capacity::Bounded(1)) {
             Ok(p) => held.push(p),
-            Err(mkipc_kernel::IpcError::Os(libc::EMFILE)) => {
+            Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::Limit::RlimitNofile { max: 64 })) => {
                 return if held.len() > 5 { 0 } else { 2 }
             }
             Err(e) => {
@@ -287,6 +293,92 @@ fn exhaust_fds(os: &OsProcess) -> i32 {
         }
     }
     1
+}
+
+/// Lowers its `RLIMIT_MSGQUEUE` below one queue's size, then creates a
+/// mailbox: exit 0 if that fails naming the rlimit.
+fn exhaust_msgqueue_bytes(os: &OsProcess) -> i32 {
+    let lim = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    // SAFETY: a valid rlimit; lowering our own limit is always allowed.
+    unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &lim) };
+    let config = mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1));
+    match os.mailbox_create("too-many-bytes", config) {
+        Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::Limit::RlimitMsgqueue { bytes: 1024 })) => {
+            0
+        }
+        other => {
+            eprintln!("exhaust-msgqueue-bytes: {other:?}");
+            1
+        }
+    }
+}
+
+/// Opens the rendezvous mailbox args[0], lowers its `RLIMIT_MSGQUEUE` so
+/// its reply queue (where the acknowledgement comes) cannot be made, then
+/// sends: exit 0 if the send fails naming that limit (`RLIMIT_MSGQUEUE`)
+/// and gives the message back.
+fn zero_send_without_reply_queue(os: &OsProcess) -> i32 {
+    let mb = os.mailbox_open(&os.args()[0]).expect("mailbox_open");
+    let lim = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    // SAFETY: a valid rlimit; lowering our own limit is always allowed.
+    unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &lim) };
+    match os.send_timeout(mb, Message::new(9, b"ack me"), Duration::from_secs(1)) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                SendErrorKind::Limit(mkipc_kernel::Limit::RlimitMsgqueue { .. })
+            ) && e.message().id == 9 =>
+        {
+            0
+        }
+        other => {
+            eprintln!("zero-send-without-reply-queue: {other:?}");
+            1
+        }
+    }
+}
+
+/// In an IPC namespace of its own (so no other test loses its queues),
+/// with `queues_max` lowered to 16 there (256 queues of 8 KiB would pass the
+/// `RLIMIT_MSGQUEUE` all of root's queues share), allocates ports until
+/// `queues_max` says no: exit 0 if that fails naming the limit.
+fn exhaust_queues(os: &OsProcess) -> i32 {
+    // SAFETY: unshare takes flags and touches no memory.
+    if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
+        eprintln!(
+            "exhaust-queues: unshare: {}",
+            std::io::Error::last_os_error()
+        );
+        return 2;
+    }
+    let max: usize = 16;
+    if let Err(e) = std::fs::write("/proc/sys/fs/mqueue/queues_max", max.to_string()) {
+        eprintln!("exhaust-queues: lowering queues_max: {e}");
+        return 2;
+    }
+    let mut held = Vec::new();
+    for _ in 0..=max {
+        match os.port_allocate(Capacity::Bounded(1)) {
+            Ok(p) => held.push(p),
+            Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::Limit::MqQueuesMax { max: m }))
+                if m == max && held.len() == max =>
+            {
+                return 0
+            }
+            Err(e) => {
+                eprintln!("exhaust-queues: after {} of {max}: {e:?}", held.len());
+                return 1;
+            }
+        }
+    }
+    eprintln!("exhaust-queues: {max} queues and no limit");
+    3
 }
 
 /// Creates its own mailbox, tells the parent, then blocks in a rendezvous
