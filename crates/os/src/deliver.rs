@@ -22,7 +22,7 @@ use crate::names::Entry;
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
 use crate::spool::{self, Pushed};
-use crate::sys::MqWait;
+use crate::sys::{self, MqWait};
 use crate::wire;
 
 /// Where a send goes.
@@ -40,7 +40,7 @@ pub(crate) enum Source {
 
 pub(crate) fn deadline_of(wait: Wait) -> Option<Instant> {
     match wait {
-        Wait::For(d) => Some(Instant::now() + d),
+        Wait::For(d) => sys::deadline_after(d),
         _ => None,
     }
 }
@@ -49,7 +49,7 @@ pub(crate) fn mq_wait(wait: Wait) -> MqWait {
     match wait {
         Wait::NoWait => MqWait::NoWait,
         Wait::Forever => MqWait::Forever,
-        Wait::For(d) => MqWait::Until(Instant::now() + d),
+        Wait::For(d) => MqWait::until(sys::deadline_after(d)),
     }
 }
 
@@ -77,7 +77,7 @@ pub(crate) fn not_sent(on_full: OnFull, msg: Message) -> Result<Sent, SendError>
 pub(crate) fn pipe_wait(on_full: OnFull) -> (bool, Option<Instant>) {
     match on_full {
         OnFull::Block => (true, None),
-        OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
+        OnFull::Timeout(d) => (true, sys::deadline_after(d)),
         _ => (false, None),
     }
 }
@@ -195,7 +195,7 @@ impl OsProcess {
         }
         let wait = match on_full {
             OnFull::Block => MqWait::Forever,
-            OnFull::Timeout(d) => MqWait::Until(Instant::now() + d),
+            OnFull::Timeout(d) => MqWait::until(sys::deadline_after(d)),
             _ => MqWait::NoWait,
         };
         match q.send(&frame, wait) {

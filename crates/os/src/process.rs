@@ -375,10 +375,17 @@ impl OsProcess {
     /// `timeout` passes. Returns how many are still spooled.
     pub fn flush(&self, timeout: Duration) -> usize {
         let queues = self.sending_queues();
-        let deadline = Instant::now() + timeout;
+        let deadline = sys::deadline_after(timeout);
         queues
             .iter()
-            .map(|q| spool::drain(q, deadline.saturating_duration_since(Instant::now())))
+            .map(|q| {
+                spool::drain(
+                    q,
+                    deadline.map_or(Duration::MAX, |d| {
+                        d.saturating_duration_since(Instant::now())
+                    }),
+                )
+            })
             .sum()
     }
 }

@@ -28,7 +28,7 @@ use crate::errno;
 use crate::process::OsProcess;
 use crate::queue::Queue;
 use crate::spool;
-use crate::sys::MqWait;
+use crate::sys::{self, MqWait};
 use crate::wire;
 
 impl OsProcess {
@@ -60,8 +60,8 @@ impl OsProcess {
         let (wait, deadline) = match on_full {
             OnFull::Block => (MqWait::Forever, None),
             OnFull::Timeout(d) => {
-                let at = Instant::now() + d;
-                (MqWait::Until(at), Some(at))
+                let at = sys::deadline_after(d);
+                (MqWait::until(at), at)
             }
             _ => (MqWait::NoWait, Some(Instant::now())),
         };

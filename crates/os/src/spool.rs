@@ -179,10 +179,12 @@ pub(crate) fn len(queue: &Queue) -> usize {
 
 /// Waits until the spool is empty or `timeout` passes; returns what is left.
 pub(crate) fn drain(queue: &Queue, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::sys::deadline_after(timeout);
     let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
     while !st.frames.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         if left.is_zero() {
             break;
         }

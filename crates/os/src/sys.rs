@@ -51,6 +51,13 @@ pub(crate) fn ignore_sigpipe() {
 /// A deadline: `None` waits forever.
 pub(crate) type Deadline = Option<Instant>;
 
+/// The deadline `timeout` from now. A wait too long for an [`Instant`] to
+/// represent (`Duration::MAX`) has no deadline: it is a blocking wait, never
+/// an overflow panic. Every timed call in this crate computes its deadline here.
+pub(crate) fn deadline_after(timeout: Duration) -> Deadline {
+    Instant::now().checked_add(timeout)
+}
+
 /// Milliseconds left until `deadline`, for `poll` (`-1` for no deadline).
 pub(crate) fn poll_timeout(deadline: Deadline) -> libc::c_int {
     match deadline {
@@ -68,13 +75,19 @@ pub(crate) fn poll_timeout(deadline: Deadline) -> libc::c_int {
 /// `mq_timedsend`/`mq_timedreceive` want).
 fn realtime(deadline: Instant) -> libc::timespec {
     let left = deadline.saturating_duration_since(Instant::now());
-    let at = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        + left;
-    libc::timespec {
-        tv_sec: at.as_secs() as libc::time_t,
-        tv_nsec: at.subsec_nanos() as libc::c_long,
+        .unwrap_or(Duration::ZERO);
+    // Saturates: a deadline beyond what `time_t` holds is the latest one.
+    match now.checked_add(left) {
+        Some(at) if at.as_secs() <= libc::time_t::MAX as u64 => libc::timespec {
+            tv_sec: at.as_secs() as libc::time_t,
+            tv_nsec: at.subsec_nanos() as libc::c_long,
+        },
+        _ => libc::timespec {
+            tv_sec: libc::time_t::MAX,
+            tv_nsec: 0,
+        },
     }
 }
 
@@ -416,6 +429,13 @@ pub(crate) enum MqWait {
     Forever,
     /// Fail with `ETIMEDOUT` at this instant.
     Until(Instant),
+}
+
+impl MqWait {
+    /// Waits until `deadline`; no deadline ([`deadline_after`] saturated) blocks.
+    pub(crate) fn until(deadline: Deadline) -> MqWait {
+        deadline.map_or(MqWait::Forever, MqWait::Until)
+    }
 }
 
 /// Runs a queue operation in the requested waiting mode. `NoWait` passes a
