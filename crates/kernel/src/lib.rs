@@ -66,7 +66,9 @@ pub use crate::core::{
     Begin, BlockedOn, Destination, Kernel, KernelConfig, KernelStats, QueueStats, Source,
     TaskRights, WaitOutcome, WaitToken, Wake, Waker,
 };
-pub use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
+pub use crate::error::{
+    CallError, IpcError, MalformedFrame, ReceiveError, SendError, SendErrorKind,
+};
 pub use crate::ipc::{notification_of, Ipc, MailboxConfig, Owner, PortStatus};
 pub use crate::message::{
     Body, CarriedRight, Disposition, Message, Notification, NotifyKind, Trailer, INLINE_BODY,

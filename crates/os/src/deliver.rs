@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mkipc_kernel::{
-    Body, IpcError, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait,
+    Body, IpcError, MalformedFrame, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait,
 };
 
 use crate::errno;
@@ -58,7 +58,7 @@ pub(crate) fn rx_error(e: RxError) -> ReceiveError {
         RxError::Empty => ReceiveError::Empty,
         RxError::TimedOut => ReceiveError::TimedOut,
         RxError::Eof => ReceiveError::SourceDead,
-        RxError::Malformed => ReceiveError::Malformed,
+        RxError::Malformed(what) => ReceiveError::Malformed(what),
         RxError::Os(e) => ReceiveError::Os(e),
     }
 }
@@ -262,13 +262,13 @@ impl OsProcess {
         match got {
             Ok(Ok((h, body))) => {
                 if h.nrights > 0 {
-                    return Err(ReceiveError::Malformed);
+                    return Err(ReceiveError::Malformed(MalformedFrame::RightsCount));
                 }
                 let seqno = q.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::trace!(queue = %q.name, from = h.sender, id = h.id, bytes = h.body_len, "receive");
                 Ok(self.accept_queue_frame(h, body, on, seqno))
             }
-            Ok(Err(_)) => Err(ReceiveError::Malformed),
+            Ok(Err(e)) => Err(ReceiveError::Malformed(e.malformed())),
             Err(e) => Err(errno::receive_error(e)),
         }
     }
@@ -284,9 +284,6 @@ impl OsProcess {
             _ => rx.receive(true, deadline_of(wait)),
         }
         .map_err(rx_error)?;
-        if raw.header.nrights > 0 {
-            return Err(ReceiveError::Malformed);
-        }
         Ok(self.accept_queue_frame(raw.header, raw.body, on, raw.seqno))
     }
 }

@@ -52,7 +52,7 @@ impl Fifo {
         }
         Ok(Fifo {
             path: path.to_path_buf(),
-            rx: Some(LinkRx::new(fd, None, FIFO_BODY_LIMIT)),
+            rx: Some(LinkRx::shared(fd, FIFO_BODY_LIMIT)),
             tx: None,
             owned: true,
         })

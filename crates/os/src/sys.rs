@@ -344,6 +344,17 @@ pub(crate) fn recv_fds(
     Ok(Some(fds))
 }
 
+/// Closes what `fd` refers to by putting `/dev/null` (read-only) in its
+/// place: the descriptor number stays valid (reads return end of file) while
+/// the pipe end it was is closed.
+pub(crate) fn replace_with_devnull(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let null = open(std::path::Path::new("/dev/null"), libc::O_RDONLY)?;
+    // SAFETY: both descriptors are open; dup3 atomically closes `fd`'s old
+    // file and makes it a close-on-exec copy of `null`. The OwnedFd that
+    // owns `fd` still owns the number, now naming /dev/null.
+    check(unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) }).map(drop)
+}
+
 /// `dup` with close-on-exec.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     fd.try_clone_to_owned()

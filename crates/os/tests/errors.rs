@@ -238,7 +238,8 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
     let (near, _far) = mkipc_os::new_link().unwrap();
     let peer = mkipc_kernel::Pid(1);
     os.adopt_link(peer, near);
-    let body = vec![1u8; 1000];
+    // 1 KiB frames: four to a pipe page.
+    let body = vec![1u8; 1024 - mkipc_os::wire::HEADER_LEN];
     let mut sent = 0;
     let full = loop {
         match os.try_send_to(peer, Message::new(sent, body.as_slice())) {

@@ -219,7 +219,8 @@ fn zero_sender(os: &OsProcess) -> i32 {
 /// Sends to the parent forever (it is killed mid-send).
 fn flood_parent(os: &OsProcess) -> i32 {
     let p = parent(os);
-    let body = vec![7u8; 1000];
+    // 1 KiB frames: four to a pipe page.
+    let body = vec![7u8; 1024 - mkipc_os::wire::HEADER_LEN];
     for i in 0.. {
         if os.send_to(p, Message::new(i, body.as_slice())).is_err() {
             return 1;
@@ -508,4 +509,39 @@ fn linger(os: &OsProcess) -> i32 {
     os.send_to(parent(os), Message::new(1, b"ready")).unwrap();
     std::thread::sleep(Duration::from_secs(30));
     0
+}
+
+/// CRC-32 as zlib computes it, bit by bit (a foreign program's version,
+/// independent of `mkipc_os::wire`).
+pub fn hand_crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A version-2 frame built by hand from DESIGN.md's "Wire format" table:
+/// 28-byte header (the check is CRC-32 of bytes 0..24 then the rest), then
+/// the body. `body_len` is what the header announces.
+pub fn hand_frame(id: u32, body: &[u8], body_len: u32, nrights: u16, pid: u32) -> Vec<u8> {
+    let mut f = vec![b'M', b'K', 2, 0];
+    f.extend_from_slice(&id.to_le_bytes());
+    f.extend_from_slice(&body_len.to_le_bytes());
+    f.extend_from_slice(&nrights.to_le_bytes());
+    f.extend_from_slice(&[0, 0]); // reserved
+    f.extend_from_slice(&pid.to_le_bytes());
+    f.extend_from_slice(&0u32.to_le_bytes()); // token
+    let mut checked = f.clone();
+    checked.extend_from_slice(body);
+    f.extend_from_slice(&hand_crc32(&checked).to_le_bytes());
+    f.extend_from_slice(body);
+    f
 }
