@@ -8,10 +8,10 @@
 //! | `EPIPE` | pipe or socket write, reader gone | [`SendError::DestinationDead`] |
 //! | read returns 0 | pipe, writer gone | [`ReceiveError::SourceDead`] |
 //! | `EIDRM` (ours) | a waited-on mailbox's name disappeared (`mq_unlink` wakes nobody, so waits are sliced) | `DestinationDead` / `SourceDead` |
-//! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendError::TooLarge`] (limit = `mq_msgsize` - 24, from `/proc/sys/fs/mqueue/msgsize_max`) |
+//! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendError::TooLarge`] (limit = `mq_msgsize` - 28, from `/proc/sys/fs/mqueue/msgsize_max`) |
 //! | `EACCES` | `mq_open`, `open` of a FIFO: mode bits | [`IpcError::NoPermission`], [`SendError::NoPermission`] |
 //! | `ENOENT` | `mq_open`/`open` of a missing name | [`IpcError::NotFound`] |
-//! | `ENXIO` | opening a FIFO for writing with no reader | [`IpcError::NotFound`] |
+//! | `ENXIO` | opening a FIFO for writing with no reader | [`IpcError::DeadName`] (the FIFO exists; its receiver is gone) |
 //! | `EEXIST` | `mq_open` with `O_EXCL`, `mkfifo` | [`IpcError::AlreadyExists`] |
 //! | `EINVAL` | `mq_open` of a malformed name, or `mq_maxmsg` over `msg_max` | [`IpcError::Os`]`(EINVAL)` |
 //! | `EMFILE`, `ENFILE`, `ENOSPC` | descriptor table full, too many queues (`queues_max`), `RLIMIT_MSGQUEUE` | [`IpcError::Os`] with that errno |
@@ -26,7 +26,8 @@ use crate::sys::Errno;
 pub fn ipc_error(e: Errno) -> IpcError {
     match e {
         libc::EACCES | libc::EPERM => IpcError::NoPermission,
-        libc::ENOENT | libc::ENXIO => IpcError::NotFound,
+        libc::ENOENT => IpcError::NotFound,
+        libc::ENXIO => IpcError::DeadName,
         libc::EEXIST => IpcError::AlreadyExists,
         other => IpcError::Os(other),
     }

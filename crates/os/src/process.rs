@@ -358,9 +358,10 @@ impl OsProcess {
     }
 
     /// Opens the FIFO at `path` for sending. [`IpcError::NotFound`] if it does
-    /// not exist or nobody has it open for reading.
+    /// not exist, [`IpcError::DeadName`] if nobody has it open for reading,
+    /// [`IpcError::InvalidValue`] if it is not a FIFO (see [`crate::fifo`]).
     pub fn fifo_open(&self, path: &Path) -> Result<PortName, IpcError> {
-        let fifo = Fifo::open(path).map_err(errno::ipc_error)?;
+        let fifo = Fifo::open(path)?;
         Ok(self.insert(Entry::Fifo(Arc::new(fifo))))
     }
 

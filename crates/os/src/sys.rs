@@ -355,6 +355,15 @@ pub(crate) fn replace_with_devnull(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     check(unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) }).map(drop)
 }
 
+/// Whether `fd` is a FIFO (`fstat`).
+pub(crate) fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    // SAFETY: stat is plain data; all-zero is a valid value to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is writable.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+}
+
 /// `dup` with close-on-exec.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     fd.try_clone_to_owned()
