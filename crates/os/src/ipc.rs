@@ -431,6 +431,9 @@ impl Ipc for OsProcess {
             received_on: PortName::NULL,
             seqno: 0,
         }));
+        // Only this user's processes can write the reply queue, but the pid
+        // in the frame is still what the replier wrote.
+        reply.mark_sender_claimed();
         Ok(reply)
     }
 

@@ -1,11 +1,20 @@
 //! The reply queue: where replies to calls and rendezvous acknowledgements arrive.
 //!
 //! Each process that calls, or sends to a zero-capacity queue, gets one named
-//! queue `/mkipc-<run>-<pid>-reply` (mode 0622: anyone may write, only the
-//! owner reads), made on first use and unlinked when the process drops (or
-//! when its parent reaps it after a crash). A request carries a fresh token;
-//! the answer carries it back, so answers that arrive for another waiting
-//! thread are stashed and stale ones (for a send that gave up) discarded.
+//! queue `/mkipc-<run>-<pid>-reply` (mode 0600: only processes of the same
+//! user may write, and only the owner reads), made on first use and unlinked
+//! when the process drops (or when its parent reaps it after a crash). A
+//! request carries a fresh token; the answer carries it back, so answers that
+//! arrive for another waiting thread are stashed and stale ones (for a send
+//! that gave up) discarded.
+//!
+//! Trust: the `NoReply` frame (sender 0, id `SEND_ONCE_ID`) stands for a
+//! notification, so the queue it arrives on must be one a stranger cannot
+//! write: another user with send access to a mailbox can put any frame into
+//! the *mailbox*, never into a reply queue. Tokens are a counter mixed with
+//! a per-process random key, so a frame forged into a mailbox (asking for an
+//! acknowledgement or a reply on behalf of some pid) cannot name a token
+//! that pid is waiting for, except by a 1 in 2^32 guess.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,9 +46,10 @@ impl OsProcess {
         let name = OsProcess::reply_queue_name(&self.run, self.pid);
         let owner = EntryOwner::Process(self.pid);
         let fresh = registry::record(&self.run, Kind::Queue, &name, owner).map_err(io_error)?;
-        // Anyone may write replies into it; only this process reads.
+        // Processes of this user may write replies into it; only this
+        // process reads.
         let cap = Capacity::Bounded(crate::queue::maxmsg_for(Capacity::Unbounded));
-        let q = match Queue::create(&name, cap, 0o622, true, false) {
+        let q = match Queue::create(&name, cap, 0o600, true, false) {
             Ok(q) => Arc::new(q),
             Err(e) => {
                 if fresh {
@@ -52,12 +62,14 @@ impl OsProcess {
         Ok(q)
     }
 
+    /// A token no other outstanding request of this process has, and that
+    /// nobody outside can predict (a counter through a random bijection).
     pub(crate) fn new_token(&self) -> u32 {
-        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
-        if t == 0 {
-            self.next_token.fetch_add(1, Ordering::Relaxed)
-        } else {
-            t
+        loop {
+            let t = self.next_token.fetch_add(1, Ordering::Relaxed) ^ token_key();
+            if t != 0 {
+                return t;
+            }
         }
     }
 
@@ -174,6 +186,25 @@ impl OsProcess {
             received_on: on,
             seqno,
         }));
+        // The pid is what the frame says: anyone who may write the queue or
+        // FIFO could have written it.
+        msg.mark_sender_claimed();
         msg
     }
+}
+
+/// This process's random key for tokens (from the kernel's random source;
+/// the clock if that fails, which still differs between processes).
+fn token_key() -> u32 {
+    static KEY: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key = [0u8; 4];
+        if sys::getrandom(&mut key).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            key = (t.subsec_nanos() ^ std::process::id()).to_le_bytes();
+        }
+        u32::from_le_bytes(key)
+    })
 }

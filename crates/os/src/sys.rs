@@ -355,6 +355,21 @@ pub(crate) fn replace_with_devnull(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     check(unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) }).map(drop)
 }
 
+/// Fills `buf` from the kernel's random source (`getrandom`).
+pub(crate) fn getrandom(buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: `buf[done..]` is writable for its length.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        match check_size(n) {
+            Ok(n) => done += n,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Whether `fd` is a FIFO (`fstat`).
 pub(crate) fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
     // SAFETY: stat is plain data; all-zero is a valid value to overwrite.
