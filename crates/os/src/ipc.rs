@@ -74,6 +74,11 @@ impl Ipc for OsProcess {
         // Unlinked: the name means nothing any more.
         receive.name.clear();
         send.name.clear();
+        // The liveness pipe: the receive right holds the write end, send
+        // rights watch the read end (see `crate::queue`).
+        let (watch, hold) = sys::pipe().map_err(errno::ipc_error)?;
+        receive.live_hold = Some(hold);
+        send.live_watch = Some(watch);
         Ok(self.insert(Entry::Port {
             receive: Some(Arc::new(receive)),
             send: Arc::new(send),

@@ -182,6 +182,7 @@ impl LinkTx {
         }
         if !fds.is_empty() {
             let sock = self.rights.as_ref().ok_or(TxError::Os(libc::ENOTSOCK))?;
+            // The count byte: how many descriptors follow (at most 253).
             match sys::send_fds(sock.as_fd(), &[fds.len() as u8], fds) {
                 Ok(()) => {}
                 Err(libc::EPIPE) | Err(libc::ECONNRESET) => return Err(TxError::Closed),
@@ -424,8 +425,9 @@ impl LinkRx {
                 Err(e) => return Err(RxError::Os(e)),
             }
             let mut count = [0u8; 1];
-            match sys::recv_fds(sock.as_fd(), &mut count, header.nrights as usize) {
-                Ok(Some(got)) if got.len() == header.nrights as usize => fds = got,
+            let want: usize = frame.rights.iter().map(RightDesc::descriptors).sum();
+            match sys::recv_fds(sock.as_fd(), &mut count, want) {
+                Ok(Some(got)) if got.len() == want && count[0] as usize == want => fds = got,
                 Ok(_) => return Err(RxError::Malformed(MalformedFrame::MissingRights)),
                 Err(e) => return Err(RxError::Os(e)),
             }

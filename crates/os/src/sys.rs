@@ -116,6 +116,44 @@ pub(crate) fn poll_one(
     }
 }
 
+/// Waits until one of `fds` is ready for its events (or hung up). Returns
+/// the indices that are, empty on timeout.
+pub(crate) fn poll_events(
+    fds: &[(RawFd, libc::c_short)],
+    deadline: Deadline,
+) -> Result<Vec<usize>, Errno> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `pfds` is a valid array of `pfds.len()` initialised pollfds.
+        let ret = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                poll_timeout(deadline),
+            )
+        };
+        match check(ret) {
+            Ok(_) => {
+                return Ok(pfds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.revents != 0)
+                    .map(|(i, _)| i)
+                    .collect())
+            }
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits until one of `fds` is readable (or hung up). Returns the indices that
 /// are, empty on timeout.
 pub(crate) fn poll_many(fds: &[RawFd], deadline: Deadline) -> Result<Vec<usize>, Errno> {

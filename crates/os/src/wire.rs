@@ -222,7 +222,7 @@ pub enum RightWire {
 }
 
 /// One carried right's 4-byte descriptor: disposition, kind, access bits
-/// (bit 0 send, bit 1 receive), reserved.
+/// (bit 0 send, bit 1 receive), liveness bits ([`LIVE_HOLD`], [`LIVE_WATCH`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RightDesc {
     /// How the right arrives (a move form).
@@ -231,7 +231,17 @@ pub struct RightDesc {
     pub kind: RightWire,
     /// Mailbox access bits.
     pub access: u8,
+    /// Which ends of the port's liveness pipe follow the queue descriptor
+    /// ([`LIVE_HOLD`] first, then [`LIVE_WATCH`]).
+    pub liveness: u8,
 }
+
+/// Liveness bit: the write end of the port's liveness pipe follows (it
+/// travels with a receive right).
+pub const LIVE_HOLD: u8 = 1 << 1;
+/// Liveness bit: a read end of the port's liveness pipe follows (with a send
+/// or receive right).
+pub const LIVE_WATCH: u8 = 1 << 0;
 
 /// Disposition codes on the wire (Mach's `MACH_MSG_TYPE_*` numbers).
 pub fn disposition_code(d: Disposition) -> u8 {
@@ -262,7 +272,12 @@ impl RightDesc {
         out[0] = disposition_code(self.disposition);
         out[1] = self.kind as u8;
         out[2] = self.access;
-        out[3] = 0;
+        out[3] = self.liveness;
+    }
+    /// How many file descriptors travel for this right: the queue's, then
+    /// the liveness pipe ends its bits announce.
+    pub fn descriptors(&self) -> usize {
+        1 + (self.liveness & LIVE_HOLD != 0) as usize + (self.liveness & LIVE_WATCH != 0) as usize
     }
     /// Parses a 4-byte descriptor ([`FrameError::Short`] if fewer bytes).
     pub fn parse(b: &[u8]) -> Result<RightDesc, FrameError> {
@@ -277,10 +292,14 @@ impl RightDesc {
             4 => RightWire::Mailbox,
             _ => return Err(FrameError::BadRight),
         };
+        if b[3] & !(LIVE_HOLD | LIVE_WATCH) != 0 {
+            return Err(FrameError::BadRight);
+        }
         Ok(RightDesc {
             disposition,
             kind,
             access: b[2],
+            liveness: b[3],
         })
     }
 }
@@ -389,6 +408,7 @@ mod tests {
             disposition: Disposition::MoveSend,
             kind: RightWire::Send,
             access: 0,
+            liveness: LIVE_WATCH,
         }];
         let bytes = encode(&Message::new(9, b"body"), 77, FLAG_REPLY_WANTED, 5, &rights);
         let f = decode(&bytes).unwrap();
@@ -454,6 +474,12 @@ mod tests {
         assert_eq!(
             RightDesc::parse(&[17, 1, 0, 0]).map(|r| r.kind),
             Ok(RightWire::Send)
+        );
+        // Unknown liveness bits are refused: only one encoding per descriptor.
+        assert_eq!(RightDesc::parse(&[17, 1, 0, 4]), Err(FrameError::BadRight));
+        assert_eq!(
+            RightDesc::parse(&[17, 1, 0, 3]).map(|r| r.descriptors()),
+            Ok(3)
         );
     }
 }

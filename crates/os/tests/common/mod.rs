@@ -40,6 +40,7 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("destroy-foreign-mailbox", destroy_foreign_mailbox),
     ("spawn-grandchild", spawn_grandchild),
     ("linger", linger),
+    ("port-owner", port_owner),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -544,4 +545,14 @@ pub fn hand_frame(id: u32, body: &[u8], body_len: u32, nrights: u16, pid: u32) -
     f.extend_from_slice(&hand_crc32(&checked).to_le_bytes());
     f.extend_from_slice(body);
     f
+}
+
+/// Allocates a one-slot port, gives the parent a send right to it, then
+/// exits (and the port dies with it) when the parent says so.
+fn port_owner(os: &OsProcess) -> i32 {
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    let m = Message::new(1, b"my port").with_right(port, Disposition::MakeSend);
+    os.send_to(parent(os), m).unwrap();
+    let _ = os.receive_from(parent(os));
+    0
 }
