@@ -240,7 +240,8 @@ impl Queue {
             return op(wait);
         }
         loop {
-            let slice_end = std::time::Instant::now() + WATCH_SLICE;
+            let slice_end =
+                sys::deadline_after(WATCH_SLICE).unwrap_or_else(std::time::Instant::now);
             let (step, last) = match wait {
                 MqWait::Until(d) if d <= slice_end => (MqWait::Until(d), true),
                 _ => (MqWait::Until(slice_end), false),

@@ -68,14 +68,16 @@ impl OsProcess {
         match q.send(&frame, wait) {
             Ok(()) => {}
             Err(libc::EAGAIN | libc::ETIMEDOUT) => {
-                let _ = self.wait_token(token, None, true);
+                let _ = self.wait_token(token, None, true, None);
                 return not_sent(on_full, msg);
             }
             Err(e) => return Err(errno::send_error(e, msg, limit)),
         }
         let no_wait = matches!(wait, MqWait::NoWait);
-        match self.wait_token(token, deadline, no_wait) {
+        match self.wait_token(token, deadline, no_wait, Some(q)) {
             Ok(_) => Ok(Sent::Delivered),
+            // The receiver died before it took the message: lost with the port.
+            Err(ReceiveError::SourceDead) => Err(SendError::DestinationDead(msg)),
             Err(ReceiveError::TimedOut | ReceiveError::Empty) => {
                 if !q.readable {
                     // Cannot take it back: it may still be received later.

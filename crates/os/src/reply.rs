@@ -16,6 +16,7 @@
 //! acknowledgement or a reply on behalf of some pid) cannot name a token
 //! that pid is waiting for, except by a 1 in 2^32 guess.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,19 +79,27 @@ impl OsProcess {
         lock(&self.reply).outstanding.insert(token);
     }
 
-    /// Waits on the reply queue for the frame carrying `token`.
+    /// Waits on the reply queue for the frame carrying `token`. With
+    /// `receiver`, the port the request went to, the wait also ends when
+    /// that port's receiver is gone ([`ReceiveError::SourceDead`]): it `poll`s
+    /// the reply queue and the port's liveness pipe together (see
+    /// [`crate::queue`]), after taking whatever answer already came.
     pub(crate) fn wait_token(
         &self,
         token: u32,
         deadline: Option<Instant>,
         no_wait: bool,
+        receiver: Option<&Queue>,
     ) -> Result<(Header, Body), ReceiveError> {
         let q = self.reply_queue()?;
+        let live = receiver
+            .filter(|_| !no_wait)
+            .and_then(|r| r.live_watch.as_ref().map(|w| (r, w)));
         let result = loop {
             if let Some(hit) = lock(&self.reply).stash.remove(&token) {
                 break Ok(hit);
             }
-            let wait = if no_wait {
+            let wait = if no_wait || live.is_some() {
                 MqWait::NoWait
             } else {
                 deadline.map_or(MqWait::Forever, MqWait::Until)
@@ -109,6 +118,21 @@ impl OsProcess {
                     }
                 }
                 Ok(Err(_)) => {} // not a frame: ignore, the queue is ours
+                Err(libc::EAGAIN) if live.is_some() => {
+                    let (receiver, watch) = live.expect("checked");
+                    if receiver.receiver_gone() {
+                        break Err(ReceiveError::SourceDead);
+                    }
+                    let fds = [
+                        (q.fd().as_raw_fd(), libc::POLLIN),
+                        (watch.as_raw_fd(), libc::POLLIN),
+                    ];
+                    match sys::poll_events(&fds, deadline) {
+                        Ok(ready) if ready.is_empty() => break Err(ReceiveError::TimedOut),
+                        Ok(_) => {}
+                        Err(e) => break Err(ReceiveError::Os(e)),
+                    }
+                }
                 Err(e) => break Err(errno::receive_error(e)),
             }
         };

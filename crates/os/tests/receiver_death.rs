@@ -58,6 +58,48 @@ fn smoke_a_send_to_a_port_whose_receiver_died_is_destination_dead() {
     common::finish(os);
 }
 
+/// Runs `op` on a send right to a port of a child, which exits while `op`
+/// waits; returns what `op` returned and how long it took.
+fn while_the_receiver_dies<T: Send>(
+    capacity: &str,
+    op: impl FnOnce(&mkipc_os::OsProcess, mkipc_kernel::PortName) -> T + Send,
+) -> (T, Duration) {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("port-owner").arg(capacity)).unwrap();
+    let right = os.receive_from(child.pid()).unwrap().rights()[0].name;
+    let out = std::thread::scope(|s| {
+        let waiting = s.spawn(|| {
+            let t = Instant::now();
+            let r = op(&os, right);
+            (r, t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        os.send_to(child.pid(), Message::new(0, b"exit")).unwrap();
+        assert_eq!(child.wait_code().unwrap(), 0);
+        waiting.join().unwrap()
+    });
+    common::finish(os);
+    out
+}
+
+#[test]
+fn a_rendezvous_sender_waiting_for_its_acknowledgement_learns_of_the_death() {
+    let (r, took) = while_the_receiver_dies("zero", |os, right| {
+        os.send(right, Message::new(9, b"meet me"))
+    });
+    assert!(is_dead(r, 9));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn a_call_to_a_server_that_dies_without_replying_is_no_reply() {
+    let (r, took) = while_the_receiver_dies("bounded", |os, right| {
+        os.call(right, Message::new(9, b"answer me"))
+    });
+    assert_eq!(r, Err(mkipc_kernel::CallError::NoReply));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
 #[test]
 fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
     // a allocates, moves the receive right to b, keeps a send right: a's

@@ -547,10 +547,15 @@ pub fn hand_frame(id: u32, body: &[u8], body_len: u32, nrights: u16, pid: u32) -
     f
 }
 
-/// Allocates a one-slot port, gives the parent a send right to it, then
-/// exits (and the port dies with it) when the parent says so.
+/// Allocates a one-slot port (zero-capacity with arg "zero"), gives the
+/// parent a send right to it, then exits (and the port dies with it) when
+/// the parent says so.
 fn port_owner(os: &OsProcess) -> i32 {
-    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    let capacity = match os.args().first().map(String::as_str) {
+        Some("zero") => Capacity::Zero,
+        _ => Capacity::Bounded(1),
+    };
+    let port = os.port_allocate(capacity).unwrap();
     let m = Message::new(1, b"my port").with_right(port, Disposition::MakeSend);
     os.send_to(parent(os), m).unwrap();
     let _ = os.receive_from(parent(os));
