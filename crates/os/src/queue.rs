@@ -23,7 +23,7 @@
 //! a read end. When every holder of the receive right is gone (it exited,
 //! even by `SIGKILL`, or destroyed the port), the read ends see `POLLHUP`,
 //! and a send fails with `DestinationDead` instead of filling a queue nobody
-//! will read ([`Queue::send`]). Nothing is ever written into the pipe.
+//! will read (`Queue::send`). Nothing is ever written into the pipe.
 //!
 //! ```
 //! use mkipc_kernel::Capacity;
