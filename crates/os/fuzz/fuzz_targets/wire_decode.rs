@@ -64,7 +64,12 @@ fn round_trip(u: &mut Unstructured<'_>) -> Result<()> {
     assert_eq!(bytes.len(), HEADER_LEN + n * RIGHT_LEN + body.len());
     let frame = wire::decode(&bytes).expect("a well-formed frame decodes");
     assert_eq!(
-        (frame.header.id, frame.header.sender, frame.header.token, frame.header.flags),
+        (
+            frame.header.id,
+            frame.header.sender,
+            frame.header.token,
+            frame.header.flags
+        ),
         (id, sender, token, flags)
     );
     assert_eq!(frame.header.nrights as usize, n);
