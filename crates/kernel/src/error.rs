@@ -189,6 +189,15 @@ pub enum Limit {
         /// The process's soft limit.
         max: u64,
     },
+    /// More descriptors in one message than Linux passes in one
+    /// `SCM_RIGHTS` message (`SCM_MAX_FD`); a right takes one to three.
+    #[error(
+        "a message carries at most {max} descriptors (Linux's SCM_MAX_FD); a right takes one to three"
+    )]
+    DescriptorsPerMessage {
+        /// The limit.
+        max: usize,
+    },
     /// The system's table of open files is full (`/proc/sys/fs/file-max`).
     #[error("the system's open file table is full (/proc/sys/fs/file-max)")]
     FileMax,
@@ -345,9 +354,10 @@ pub enum ReceiveError {
     /// An argument is invalid (e.g. an empty select list).
     #[error("invalid value")]
     InvalidValue,
-    /// A message arrived but could not be decoded (OS backend: bad frame).
-    #[error("malformed message")]
-    Malformed,
+    /// A message arrived but could not be decoded (OS backend: bad frame);
+    /// what was wrong with it inside.
+    #[error("malformed message: {0}")]
+    Malformed(MalformedFrame),
     /// The backend cannot receive this way.
     #[error("not supported by this backend: {0}")]
     Unsupported(Unsupported),
@@ -357,6 +367,42 @@ pub enum ReceiveError {
     /// The operating system refused (errno inside).
     #[error("OS error: {}", std::io::Error::from_raw_os_error(*.0))]
     Os(i32),
+}
+
+/// What was wrong with a frame that could not be decoded
+/// ([`ReceiveError::Malformed`]; the OS backend's wire format).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+pub enum MalformedFrame {
+    /// The frame does not start with the magic bytes: not a frame, or the
+    /// stream lost its place.
+    #[error("bad magic")]
+    Magic,
+    /// A wire format version this backend does not speak (the version inside).
+    #[error("unknown version {0}")]
+    Version(u8),
+    /// Unknown flag bits, or a reserved field that is not zero.
+    #[error("unknown flags or reserved bits")]
+    Flags,
+    /// The header's checksum does not match the frame's bytes.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// The body is longer than any sender on this channel may write.
+    #[error("body length over the limit")]
+    Length,
+    /// More rights than the channel can carry (any right on a queue or FIFO).
+    #[error("too many rights")]
+    RightsCount,
+    /// A right descriptor of an unknown kind or disposition.
+    #[error("unknown right descriptor")]
+    Right,
+    /// The frame ended before the length its header announces (end of
+    /// stream mid-frame, or a queue message shorter than its header says).
+    #[error("truncated frame")]
+    Truncated,
+    /// The descriptors the header announces never came (the peer closed the
+    /// rights socket, or sent fewer).
+    #[error("announced rights never arrived")]
+    MissingRights,
 }
 
 /// Why an RPC ([`Ipc::call`](crate::Ipc::call)) failed.

@@ -68,7 +68,7 @@ pub use crate::core::{
     TaskRights, WaitOutcome, WaitToken, Wake, Waker,
 };
 pub use crate::error::{
-    CallError, IpcError, Limit, ReceiveError, SendError, SendErrorKind, Unsupported,
+    CallError, IpcError, Limit, MalformedFrame, ReceiveError, SendError, SendErrorKind, Unsupported,
 };
 pub use crate::ipc::{notification_of, Ipc, MailboxConfig, Owner, PortStatus};
 pub use crate::message::{

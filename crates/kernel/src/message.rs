@@ -177,6 +177,11 @@ struct RawTrailer {
 
 const NO_TRAILER: u32 = u32::MAX;
 
+/// The top bit of `RawTrailer::seqno`: the sender is only *claimed* (see
+/// [`Message::sender_verified`]). Kept inside the seqno so the flag costs no
+/// space in every message (a queue never counts to 2^63).
+const CLAIMED: u64 = 1 << 63;
+
 impl Default for RawTrailer {
     fn default() -> Self {
         RawTrailer {
@@ -216,6 +221,9 @@ impl fmt::Debug for Message {
         }
         if let Some(trailer) = self.trailer() {
             d.field("trailer", &trailer);
+            if !self.sender_verified() {
+                d.field("sender_verified", &false);
+            }
         }
         d.finish()
     }
@@ -300,18 +308,37 @@ impl Message {
         (self.trailer.sender != NO_TRAILER).then_some(Trailer {
             sender: Pid(self.trailer.sender),
             received_on: self.trailer.received_on,
-            seqno: self.trailer.seqno,
+            seqno: self.trailer.seqno & !CLAIMED,
         })
     }
-    /// Sets the trailer. Backends call this on receipt; a sender's trailer is
-    /// ignored (the kernel writes its own), so it cannot be forged.
+    /// Whether the trailer's sender is vouched for by the backend: always on
+    /// the kernel and the simulator (the kernel writes it), and on the OS
+    /// backend's direct links (the link's peer). `false` when the sender is
+    /// only what the message itself claims (a frame from a POSIX queue or a
+    /// FIFO, which anyone with write access may write), and on a message
+    /// not yet received. Only verified senders make a
+    /// [`Notification`](Notification::decode).
+    pub fn sender_verified(&self) -> bool {
+        self.trailer.sender != NO_TRAILER && self.trailer.seqno & CLAIMED == 0
+    }
+    /// Marks the trailer's sender as claimed, not verified (a backend calls
+    /// this after [`set_trailer`](Message::set_trailer) when the OS cannot
+    /// vouch for the sender). [`Message::sender`] still gives the claimed pid.
+    pub fn mark_sender_claimed(&mut self) {
+        if self.trailer.sender != NO_TRAILER {
+            self.trailer.seqno |= CLAIMED;
+        }
+    }
+    /// Sets the trailer (its sender verified). Backends call this on receipt;
+    /// a sender's trailer is ignored (the kernel writes its own), so it cannot
+    /// be forged.
     pub fn set_trailer(&mut self, trailer: Option<Trailer>) {
         self.trailer = match trailer {
             // A pid of u32::MAX cannot exist (pids index the task table).
             Some(t) if t.sender.0 != NO_TRAILER => RawTrailer {
                 sender: t.sender.0,
                 received_on: t.received_on,
-                seqno: t.seqno,
+                seqno: t.seqno & !CLAIMED,
             },
             _ => RawTrailer::default(),
         };
@@ -392,9 +419,10 @@ impl Notification {
     pub const DEAD_NAME_ID: u32 = 0o110;
 
     /// Decodes a received message as a notification. Only messages the kernel
-    /// sent (sender `Pid(0)`) decode, so a task cannot forge one.
+    /// sent (sender `Pid(0)`, verified: [`Message::sender_verified`]) decode,
+    /// so a task cannot forge one.
     pub fn decode(msg: &Message) -> Option<Notification> {
-        if msg.sender() != Some(Pid::KERNEL) {
+        if msg.sender() != Some(Pid::KERNEL) || !msg.sender_verified() {
             return None;
         }
         let name = || msg.as_u64().map(PortName::from_raw);
@@ -414,4 +442,41 @@ impl Notification {
 impl Pid {
     /// The kernel's own pid, the sender of notifications.
     pub const KERNEL: Pid = Pid(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(sender: Pid, seqno: u64) -> Message {
+        Message::new(Notification::SEND_ONCE_ID, Body::new()).with_trailer(Trailer {
+            sender,
+            received_on: PortName::NULL,
+            seqno,
+        })
+    }
+
+    #[test]
+    fn a_claimed_sender_keeps_its_pid_and_seqno_but_makes_no_notification() {
+        let mut m = from(Pid::KERNEL, 41);
+        assert!(m.sender_verified());
+        assert_eq!(m.notification(), Some(Notification::SendOnce));
+        m.mark_sender_claimed();
+        assert!(!m.sender_verified());
+        assert_eq!(
+            (m.sender(), m.trailer().unwrap().seqno),
+            (Some(Pid::KERNEL), 41)
+        );
+        assert_eq!(m.notification(), None);
+        // A fresh trailer is verified again; no trailer is never verified.
+        m.set_trailer(Some(Trailer {
+            sender: Pid(3),
+            received_on: PortName::NULL,
+            seqno: 1,
+        }));
+        assert!(m.sender_verified());
+        let mut unsent = Message::new(1, Body::new());
+        unsent.mark_sender_claimed();
+        assert!(!unsent.sender_verified() && unsent.trailer().is_none());
+    }
 }

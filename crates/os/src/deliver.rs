@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mkipc_kernel::{
-    Body, IpcError, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent,
-    Unsupported, Wait,
+    Body, IpcError, Limit, MalformedFrame, Message, OnFull, PortName, ReceiveError, SendError,
+    SendErrorKind, Sent, Unsupported, Wait,
 };
 
 use crate::errno;
@@ -23,7 +23,7 @@ use crate::names::Entry;
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
 use crate::spool::{self, Pushed};
-use crate::sys::MqWait;
+use crate::sys::{self, MqWait};
 use crate::wire;
 
 /// Where a send goes.
@@ -41,7 +41,7 @@ pub(crate) enum Source {
 
 pub(crate) fn deadline_of(wait: Wait) -> Option<Instant> {
     match wait {
-        Wait::For(d) => Some(Instant::now() + d),
+        Wait::For(d) => sys::deadline_after(d),
         _ => None,
     }
 }
@@ -50,7 +50,7 @@ pub(crate) fn mq_wait(wait: Wait) -> MqWait {
     match wait {
         Wait::NoWait => MqWait::NoWait,
         Wait::Forever => MqWait::Forever,
-        Wait::For(d) => MqWait::Until(Instant::now() + d),
+        Wait::For(d) => MqWait::until(sys::deadline_after(d)),
     }
 }
 
@@ -59,7 +59,7 @@ pub(crate) fn rx_error(e: RxError) -> ReceiveError {
         RxError::Empty => ReceiveError::Empty,
         RxError::TimedOut => ReceiveError::TimedOut,
         RxError::Eof => ReceiveError::SourceDead,
-        RxError::Malformed => ReceiveError::Malformed,
+        RxError::Malformed(what) => ReceiveError::Malformed(what),
         RxError::Os(e) => ReceiveError::Os(e),
     }
 }
@@ -78,7 +78,7 @@ pub(crate) fn not_sent(on_full: OnFull, msg: Message) -> Result<Sent, SendError>
 pub(crate) fn pipe_wait(on_full: OnFull) -> (bool, Option<Instant>) {
     match on_full {
         OnFull::Block => (true, None),
-        OnFull::Timeout(d) => (true, Some(Instant::now() + d)),
+        OnFull::Timeout(d) => (true, sys::deadline_after(d)),
         _ => (false, None),
     }
 }
@@ -96,6 +96,10 @@ pub(crate) fn pipe_send_failed(
         }
         TxError::WouldBlock | TxError::TimedOut => not_sent(on_full, msg),
         TxError::Closed => Err(SendErrorKind::DestinationDead.with(msg)),
+        TxError::TooManyDescriptors => Err(SendErrorKind::Limit(Limit::DescriptorsPerMessage {
+            max: crate::link::MAX_RIGHTS,
+        })
+        .with(msg)),
         TxError::Os(e) => Err(errno::send_error(e, msg, body_limit)),
     }
 }
@@ -192,7 +196,7 @@ impl OsProcess {
         }
         let wait = match on_full {
             OnFull::Block => MqWait::Forever,
-            OnFull::Timeout(d) => MqWait::Until(Instant::now() + d),
+            OnFull::Timeout(d) => MqWait::until(sys::deadline_after(d)),
             _ => MqWait::NoWait,
         };
         match q.send(&frame, wait) {
@@ -256,13 +260,13 @@ impl OsProcess {
         match got {
             Ok(Ok((h, body))) => {
                 if h.nrights > 0 {
-                    return Err(ReceiveError::Malformed);
+                    return Err(ReceiveError::Malformed(MalformedFrame::RightsCount));
                 }
                 let seqno = q.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::trace!(queue = %q.name, from = h.sender, id = h.id, bytes = h.body_len, "receive");
                 Ok(self.accept_queue_frame(h, body, on, seqno))
             }
-            Ok(Err(_)) => Err(ReceiveError::Malformed),
+            Ok(Err(e)) => Err(ReceiveError::Malformed(e.malformed())),
             Err(e) => Err(errno::receive_error(e)),
         }
     }
@@ -278,9 +282,6 @@ impl OsProcess {
             _ => rx.receive(true, deadline_of(wait)),
         }
         .map_err(rx_error)?;
-        if raw.header.nrights > 0 {
-            return Err(ReceiveError::Malformed);
-        }
         Ok(self.accept_queue_frame(raw.header, raw.body, on, raw.seqno))
     }
 }

@@ -140,7 +140,7 @@ impl OsProcess {
                 return Err(ReceiveError::Empty);
             }
             polled = true;
-            let fds: Vec<RawFd> = live.iter().map(|&i| rxs[i].1.raw_fd()).collect();
+            let fds: Vec<RawFd> = live.iter().map(|&i| rxs[i].1.wait_fd()).collect();
             match sys::poll_many(&fds, deadline) {
                 Ok(ready) if ready.is_empty() => {
                     return Err(if wait == Wait::NoWait {

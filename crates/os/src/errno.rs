@@ -8,10 +8,10 @@
 //! | `EPIPE` | pipe or socket write, reader gone | [`SendErrorKind::DestinationDead`] |
 //! | read returns 0 | pipe, writer gone | [`ReceiveError::SourceDead`] |
 //! | `EIDRM` (ours) | a waited-on mailbox's name disappeared (`mq_unlink` wakes nobody, so waits are sliced) | `DestinationDead` / `SourceDead` |
-//! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendErrorKind::TooLarge`] (limit = `mq_msgsize` - 24, from `/proc/sys/fs/mqueue/msgsize_max`) |
+//! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendErrorKind::TooLarge`] (limit = `mq_msgsize` - 28, from `/proc/sys/fs/mqueue/msgsize_max`) |
 //! | `EACCES` | `mq_open`, `open` of a FIFO: mode bits | [`IpcError::NoPermission`], [`SendErrorKind::NoPermission`] |
 //! | `ENOENT` | `mq_open`/`open` of a missing name | [`IpcError::NotFound`] |
-//! | `ENXIO` | opening a FIFO for writing with no reader | [`IpcError::NotFound`] |
+//! | `ENXIO` | opening a FIFO for writing with no reader | [`IpcError::DeadName`] (the FIFO exists; its receiver is gone) |
 //! | `EEXIST` | `mq_open` with `O_EXCL`, `mkfifo` | [`IpcError::AlreadyExists`] |
 //! | `EINVAL` | `mq_open` creating a queue deeper than `/proc/sys/fs/mqueue/msg_max` (or with a larger message than `msgsize_max`) | [`IpcError::Limit`]`(`[`Limit::MqMsgMax`]`)` (`MqMsgsizeMax`), with the value read from `/proc` |
 //! | `ENOSPC` | `mq_open` creating one queue more than `/proc/sys/fs/mqueue/queues_max` | [`Limit::MqQueuesMax`] |
@@ -34,7 +34,8 @@ use crate::sys::{self, Errno};
 pub fn ipc_error(e: Errno) -> IpcError {
     match e {
         libc::EACCES | libc::EPERM => IpcError::NoPermission,
-        libc::ENOENT | libc::ENXIO => IpcError::NotFound,
+        libc::ENOENT => IpcError::NotFound,
+        libc::ENXIO => IpcError::DeadName,
         libc::EEXIST => IpcError::AlreadyExists,
         libc::EMFILE => IpcError::Limit(Limit::RlimitNofile {
             max: sys::soft_rlimit(libc::RLIMIT_NOFILE),
@@ -75,7 +76,7 @@ pub fn create_queue_error(e: Errno, capacity: Capacity) -> IpcError {
 }
 
 /// The errno a [`Limit`] came from, for the error types that have no
-/// `Limit` variant yet (a send's `SendError::Os`).
+/// `Limit` variant yet (a send's `SendErrorKind::Os`).
 pub fn limit_errno(limit: Limit) -> Errno {
     match limit {
         Limit::MqMsgMax { .. } | Limit::MqMsgsizeMax { .. } => libc::EINVAL,

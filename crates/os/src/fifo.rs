@@ -8,14 +8,29 @@
 //! may have at most [`FIFO_BODY_LIMIT`] bytes.
 //!
 //! The receiver opens its FIFO read-write, so it never sees end of stream when
-//! writers come and go (a mailbox outlives its senders). A writer that opens a
-//! FIFO nobody reads gets `ENXIO` ([`IpcError::NotFound`](mkipc_kernel::IpcError::NotFound)).
+//! writers come and go (a mailbox outlives its senders). [`OsProcess::fifo_open`]
+//! tells apart what can be wrong with a path:
+//!
+//! | path | error |
+//! |---|---|
+//! | missing (`ENOENT`) | [`IpcError::NotFound`] |
+//! | a FIFO nobody reads (`ENXIO`) | [`IpcError::DeadName`]: it exists, its receiver is gone |
+//! | not a FIFO (a regular file, `/dev/null`, a directory, ...) | [`IpcError::InvalidValue`], and the file is not written |
+//! | mode bits refuse (`EACCES`) | [`IpcError::NoPermission`] |
+//!
+//! The type is checked before the open (so no device is ever opened) and
+//! again on the opened descriptor (so a path swapped in between is caught).
 //!
 //! [`OsProcess::fifo_create`]: crate::OsProcess::fifo_create
 //! [`OsProcess::fifo_open`]: crate::OsProcess::fifo_open
 
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use mkipc_kernel::IpcError;
+
+use crate::errno;
 use crate::link::{LinkRx, LinkTx};
 use crate::sys::{self, Errno};
 use crate::wire::HEADER_LEN;
@@ -45,24 +60,37 @@ impl Fifo {
                 return Err(e);
             }
         };
-        use std::os::fd::AsFd;
         if let Err(e) = sys::fchmod(fd.as_fd(), mode as libc::mode_t) {
             let _ = std::fs::remove_file(path);
             return Err(e);
         }
         Ok(Fifo {
             path: path.to_path_buf(),
-            rx: Some(LinkRx::new(fd, None, FIFO_BODY_LIMIT)),
+            rx: Some(LinkRx::shared(fd, FIFO_BODY_LIMIT)),
             tx: None,
             owned: true,
         })
     }
 
-    /// Opens an existing FIFO for writing (`ENXIO` at once if nobody reads).
-    pub(crate) fn open(path: &Path) -> Result<Fifo, Errno> {
-        let fd = sys::open(path, libc::O_WRONLY | libc::O_NONBLOCK)?;
+    /// Opens an existing FIFO for writing (see the module docs for the errors).
+    pub(crate) fn open(path: &Path) -> Result<Fifo, IpcError> {
+        let not_fifo = |e: Errno| match e {
+            libc::ENXIO => IpcError::DeadName,
+            libc::EISDIR => IpcError::InvalidValue,
+            e => errno::ipc_error(e),
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if !m.file_type().is_fifo() => return Err(IpcError::InvalidValue),
+            Ok(_) => {}
+            Err(e) => return Err(not_fifo(e.raw_os_error().unwrap_or(libc::EIO))),
+        }
+        let fd = sys::open(path, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .map_err(not_fifo)?;
+        if !sys::is_fifo(fd.as_fd()).map_err(errno::ipc_error)? {
+            return Err(IpcError::InvalidValue);
+        }
         // Non-blocking only for the open (ENXIO instead of waiting for a reader).
-        sys::set_nonblocking(std::os::fd::AsFd::as_fd(&fd), false)?;
+        sys::set_nonblocking(fd.as_fd(), false).map_err(errno::ipc_error)?;
         Ok(Fifo {
             path: path.to_path_buf(),
             rx: None,

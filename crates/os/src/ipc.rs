@@ -59,6 +59,11 @@ impl Ipc for OsProcess {
         // Unlinked: the name means nothing any more.
         receive.name.clear();
         send.name.clear();
+        // The liveness pipe: the receive right holds the write end, send
+        // rights watch the read end (see `crate::queue`).
+        let (watch, hold) = sys::pipe().map_err(errno::ipc_error)?;
+        receive.live_hold = Some(hold);
+        send.live_watch = Some(watch);
         Ok(self.insert(Entry::Port {
             receive: Some(Arc::new(receive)),
             send: Arc::new(send),
@@ -389,10 +394,15 @@ impl Ipc for OsProcess {
         };
         let deadline = deadline_of(wait);
         if let Err(e) = self.send_queue(&queue, msg, on_full, wire::FLAG_REPLY_WANTED, token) {
-            let _ = self.wait_token(token, None, true);
+            let _ = self.wait_token(token, None, true, None);
             return Err(e.into());
         }
-        let (h, body) = self.wait_token(token, deadline, wait == Wait::NoWait)?;
+        // A server that dies (its port with it) before replying destroys the
+        // reply right: the kernel's send-once notification, here NoReply.
+        let (h, body) = match self.wait_token(token, deadline, wait == Wait::NoWait, Some(&queue)) {
+            Err(ReceiveError::SourceDead) => return Err(CallError::NoReply),
+            other => other?,
+        };
         if h.sender == 0 && h.id == Notification::SEND_ONCE_ID {
             return Err(CallError::NoReply);
         }
@@ -402,6 +412,9 @@ impl Ipc for OsProcess {
             received_on: PortName::NULL,
             seqno: 0,
         }));
+        // Only this user's processes can write the reply queue, but the pid
+        // in the frame is still what the replier wrote.
+        reply.mark_sender_claimed();
         Ok(reply)
     }
 

@@ -19,14 +19,31 @@
 //! Rights cannot ride in a pipe, so every link also has a Unix socket beside
 //! it: the frame goes into the pipe first, then the descriptors follow on the
 //! socket with `SCM_RIGHTS`, and the receiver picks them up after the frame.
+//! A frame whose descriptors have not come yet is not complete: a receive
+//! waits for them only until its deadline (and leaves the frame where it
+//! is), and the peer closing the socket first makes it malformed.
+//!
+//! Bytes that are not a valid frame ([`MalformedFrame`] says what was wrong):
+//!
+//! * on a pipe (one writer, the peer) the stream cannot be trusted any more:
+//!   the receive reports them once, and the link is closed: the next receive
+//!   is end of stream, and the writer's next send fails (`EPIPE`);
+//! * on a FIFO (any number of writers, each frame at most `PIPE_BUF` bytes,
+//!   so written whole by one `write`) the reader resynchronises: it reports
+//!   the bad bytes once, skips to the next place a frame may start, and goes
+//!   on with the next valid frame, so one bad writer never blocks the others.
+//!   A frame still incomplete when the FIFO has been read empty was not
+//!   written by one `write`: it is truncated, and skipped the same way.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use mkipc_kernel::MalformedFrame;
+
 use crate::sys::{self, Deadline, Errno};
-use crate::wire::{self, FrameError, Header, RightDesc, HEADER_LEN};
+use crate::wire::{self, FrameError, Header, RightDesc};
 
 /// How a link-level send ended (before mapping to the API's types).
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +54,8 @@ pub(crate) enum TxError {
     TimedOut,
     /// Every read end is closed (`EPIPE`).
     Closed,
+    /// More descriptors than one `SCM_RIGHTS` message carries ([`MAX_RIGHTS`]).
+    TooManyDescriptors,
     /// Another OS error.
     Os(Errno),
 }
@@ -56,6 +75,9 @@ pub(crate) struct LinkRx {
     /// announces more is malformed (not a reason to wait for, and buffer,
     /// up to 4 GiB).
     max_body: usize,
+    /// Several writers share the stream (a FIFO): resynchronise after bad
+    /// bytes instead of closing the link, and carry no rights.
+    shared: bool,
     /// Held by the one thread that looks at the buffer or reads the pipe,
     /// also while it waits for the pipe (see [`LinkRx::receive`]).
     state: parking_lot::Mutex<RxState>,
@@ -70,6 +92,9 @@ struct RxState {
     start: usize,
     end: usize,
     eof: bool,
+    /// The last `read` emptied the pipe (it returned less than it could
+    /// take): every whole `write` made so far is in the buffer.
+    drained: bool,
     seqno: u64,
 }
 
@@ -91,8 +116,9 @@ pub(crate) enum RxError {
     TimedOut,
     /// End of stream: the sender closed its end and everything was read.
     Eof,
-    /// The stream does not hold valid frames.
-    Malformed,
+    /// Bytes that are not a valid frame (see the module docs for what
+    /// happens to the link).
+    Malformed(MalformedFrame),
     /// Another OS error.
     Os(Errno),
 }
@@ -125,7 +151,7 @@ impl LinkTx {
         // a frame whose descriptors cannot follow it would leave the reader
         // waiting for them (and every later frame out of step).
         if fds.len() > MAX_RIGHTS {
-            return Err(TxError::Os(libc::EINVAL));
+            return Err(TxError::TooManyDescriptors);
         }
         if !fds.is_empty() && self.rights.is_none() {
             return Err(TxError::Os(libc::ENOTSOCK));
@@ -158,6 +184,7 @@ impl LinkTx {
         }
         if !fds.is_empty() {
             let sock = self.rights.as_ref().ok_or(TxError::Os(libc::ENOTSOCK))?;
+            // The count byte: how many descriptors follow (at most 253).
             match sys::send_fds(sock.as_fd(), &[fds.len() as u8], fds) {
                 Ok(()) => {}
                 Err(libc::EPIPE) | Err(libc::ECONNRESET) => return Err(TxError::Closed),
@@ -169,20 +196,37 @@ impl LinkTx {
 }
 
 impl LinkRx {
-    /// Wraps a (blocking) pipe or FIFO read end and the optional rights
-    /// socket; frames with bodies over `max_body` bytes are malformed.
+    /// Wraps a (blocking) pipe read end, written by one peer, and the
+    /// optional rights socket; frames with bodies over `max_body` bytes are
+    /// malformed.
     pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>, max_body: usize) -> LinkRx {
+        LinkRx::with_writers(fd, rights, max_body, false)
+    }
+
+    /// Wraps a FIFO read end that any number of writers share (no rights).
+    pub(crate) fn shared(fd: OwnedFd, max_body: usize) -> LinkRx {
+        LinkRx::with_writers(fd, None, max_body, true)
+    }
+
+    fn with_writers(
+        fd: OwnedFd,
+        rights: Option<Arc<OwnedFd>>,
+        max_body: usize,
+        shared: bool,
+    ) -> LinkRx {
         let state = RxState {
             buf: vec![0; 64 * 1024],
             start: 0,
             end: 0,
             eof: false,
+            drained: false,
             seqno: 0,
         };
         LinkRx {
             fd,
             rights,
             max_body,
+            shared,
             state: parking_lot::Mutex::new(state),
         }
     }
@@ -190,6 +234,20 @@ impl LinkRx {
     /// The pipe's descriptor, for `poll`.
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// What to `poll` while waiting on this link: the rights socket when a
+    /// whole frame is buffered and only its descriptors are missing, the
+    /// pipe otherwise.
+    pub(crate) fn wait_fd(&self) -> RawFd {
+        let waits_for_rights = self.state.try_lock().is_some_and(|st| {
+            matches!(self.complete_frame(&st), Some(Ok(_)))
+                && Header::parse(&st.buf[st.start..st.end]).is_ok_and(|h| h.nrights > 0)
+        });
+        match (&self.rights, waits_for_rights) {
+            (Some(sock), true) => sock.as_raw_fd(),
+            _ => self.fd.as_raw_fd(),
+        }
     }
 
     /// Whether a whole frame is already buffered, or end of stream was seen
@@ -228,14 +286,21 @@ impl LinkRx {
             return Err(gave_up);
         };
         loop {
-            if let Some(len) = self.complete_frame(&st) {
-                return self.take_frame(&mut st, len?);
+            match self.complete_frame(&st) {
+                Some(Ok(len)) => {
+                    return match self.take_frame(&mut st, len, block, deadline) {
+                        Err(RxError::Malformed(what)) => Err(self.skip_bad(&mut st, what)),
+                        other => other,
+                    }
+                }
+                Some(Err(what)) => return Err(self.skip_bad(&mut st, what)),
+                None => {}
             }
             if st.eof {
                 return Err(if st.start == st.end {
                     RxError::Eof
                 } else {
-                    RxError::Malformed
+                    self.skip_bad(&mut st, MalformedFrame::Truncated)
                 });
             }
             if block && deadline.is_none() {
@@ -293,33 +358,87 @@ impl LinkRx {
             }
         }
         let end = st.end;
+        let room = st.buf.len() - end;
         match sys::read(self.fd.as_fd(), &mut st.buf[end..]) {
             Ok(0) => st.eof = true,
-            Ok(n) => st.end += n,
+            Ok(n) => {
+                st.end += n;
+                st.drained = n < room;
+            }
             Err(e) => return Err(RxError::Os(e)),
         }
         Ok(())
     }
 
-    fn take_frame(&self, st: &mut RxState, len: usize) -> Result<RawFrame, RxError> {
+    /// Deals with bad bytes at the front of the buffer (see the module docs)
+    /// and returns the error the receive reports.
+    fn skip_bad(&self, st: &mut RxState, what: MalformedFrame) -> RxError {
+        tracing::warn!(shared = self.shared, ?what, "malformed frame");
+        if self.shared {
+            // Skip to the next byte a header may start at (or to the end).
+            let avail = &st.buf[st.start + 1..st.end];
+            let next = (0..avail.len())
+                .find(|&i| matches!(Header::parse(&avail[i..]), Ok(_) | Err(FrameError::Short)))
+                .unwrap_or(avail.len());
+            st.start += 1 + next;
+        } else {
+            // One writer, out of step for good: close the link. The read end
+            // becomes /dev/null (end of stream for the next receive, EPIPE for
+            // the writer); the descriptor number stays valid for pollers.
+            if let Err(e) = sys::replace_with_devnull(self.fd.as_fd()) {
+                tracing::warn!(errno = e, "could not close a link after a malformed frame");
+            }
+            st.start = 0;
+            st.end = 0;
+            st.eof = true;
+        }
+        RxError::Malformed(what)
+    }
+
+    /// Takes the complete frame of `len` bytes at the front of the buffer,
+    /// with its descriptors. Descriptors that have not come yet are waited
+    /// for until the receive's deadline; if they are still missing then, the
+    /// frame stays in the buffer for the next receive.
+    fn take_frame(
+        &self,
+        st: &mut RxState,
+        len: usize,
+        block: bool,
+        deadline: Deadline,
+    ) -> Result<RawFrame, RxError> {
         let bytes = &st.buf[st.start..st.start + len];
-        let frame = wire::decode(bytes).map_err(|_| RxError::Malformed)?;
+        let frame = wire::decode(bytes).map_err(|e| RxError::Malformed(e.malformed()))?;
         let header = frame.header;
+        let mut fds = Vec::new();
+        if header.nrights > 0 {
+            let sock = self
+                .rights
+                .as_ref()
+                .ok_or(RxError::Malformed(MalformedFrame::RightsCount))?;
+            let until = if block {
+                deadline
+            } else {
+                Some(Instant::now())
+            };
+            match sys::poll_one(sock.as_fd(), libc::POLLIN, until) {
+                Ok(true) => {}
+                Ok(false) if block => return Err(RxError::TimedOut),
+                Ok(false) => return Err(RxError::Empty),
+                Err(e) => return Err(RxError::Os(e)),
+            }
+            let mut count = [0u8; 1];
+            let want: usize = frame.rights.iter().map(RightDesc::descriptors).sum();
+            match sys::recv_fds(sock.as_fd(), &mut count, want) {
+                Ok(Some(got)) if got.len() == want && count[0] as usize == want => fds = got,
+                Ok(_) => return Err(RxError::Malformed(MalformedFrame::MissingRights)),
+                Err(e) => return Err(RxError::Os(e)),
+            }
+        }
         let rights = frame.rights;
         let body = mkipc_kernel::Body::from_slice(frame.body);
         st.start += len;
         let seqno = st.seqno;
         st.seqno += 1;
-        let mut fds = Vec::new();
-        if header.nrights > 0 {
-            let sock = self.rights.as_ref().ok_or(RxError::Malformed)?;
-            let mut count = [0u8; 1];
-            match sys::recv_fds(sock.as_fd(), &mut count, header.nrights as usize) {
-                Ok(Some(got)) if got.len() == header.nrights as usize => fds = got,
-                Ok(_) => return Err(RxError::Malformed),
-                Err(e) => return Err(RxError::Os(e)),
-            }
-        }
         Ok(RawFrame {
             header,
             rights,
@@ -333,23 +452,29 @@ impl LinkRx {
 impl LinkRx {
     /// The length of the complete frame at the front of the buffer, if there
     /// is one. A header no sender on this stream could have written (a body
-    /// over the limit, more rights than one `SCM_RIGHTS` message carries) is
-    /// malformed at once.
-    fn complete_frame(&self, st: &RxState) -> Option<Result<usize, RxError>> {
+    /// over the limit, more rights than one `SCM_RIGHTS` message carries, any
+    /// right on a FIFO) is malformed at once, and so is a frame on a FIFO
+    /// that is still incomplete when the FIFO has been read empty.
+    fn complete_frame(&self, st: &RxState) -> Option<Result<usize, MalformedFrame>> {
         let avail = &st.buf[st.start..st.end];
-        if avail.len() < HEADER_LEN {
-            return None;
-        }
+        let max_rights = if self.shared { 0 } else { MAX_RIGHTS };
+        let incomplete = || {
+            (self.shared && st.drained && !avail.is_empty())
+                .then_some(Err(MalformedFrame::Truncated))
+        };
         match Header::parse(avail) {
-            Ok(h) if h.body_len as usize > self.max_body || h.nrights as usize > MAX_RIGHTS => {
-                Some(Err(RxError::Malformed))
-            }
+            Ok(h) if h.body_len as usize > self.max_body => Some(Err(MalformedFrame::Length)),
+            Ok(h) if h.nrights as usize > max_rights => Some(Err(MalformedFrame::RightsCount)),
             Ok(h) => {
                 let len = h.frame_len();
-                (avail.len() >= len).then_some(Ok(len))
+                if avail.len() >= len {
+                    Some(Ok(len))
+                } else {
+                    incomplete()
+                }
             }
-            Err(FrameError::Short) => None,
-            Err(_) => Some(Err(RxError::Malformed)),
+            Err(FrameError::Short) => incomplete(),
+            Err(e) => Some(Err(e.malformed())),
         }
     }
 }

@@ -369,10 +369,11 @@ impl OsProcess {
     }
 
     /// Opens the FIFO at `path` for sending. [`IpcError::NotFound`] if it does
-    /// not exist or nobody has it open for reading.
+    /// not exist, [`IpcError::DeadName`] if nobody has it open for reading,
+    /// [`IpcError::InvalidValue`] if it is not a FIFO (see [`crate::fifo`]).
     pub fn fifo_open(&self, path: &Path) -> Result<PortName, IpcError> {
         check_fifo_path(path)?;
-        let fifo = Fifo::open(path).map_err(errno::ipc_error)?;
+        let fifo = Fifo::open(path)?;
         Ok(self.insert(Entry::Fifo(Arc::new(fifo))))
     }
 
@@ -387,10 +388,17 @@ impl OsProcess {
     /// `timeout` passes. Returns how many are still spooled.
     pub fn flush(&self, timeout: Duration) -> usize {
         let queues = self.sending_queues();
-        let deadline = Instant::now() + timeout;
+        let deadline = sys::deadline_after(timeout);
         queues
             .iter()
-            .map(|q| spool::drain(q, deadline.saturating_duration_since(Instant::now())))
+            .map(|q| {
+                spool::drain(
+                    q,
+                    deadline.map_or(Duration::MAX, |d| {
+                        d.saturating_duration_since(Instant::now())
+                    }),
+                )
+            })
             .sum()
     }
 }

@@ -18,6 +18,13 @@
 //! [`Capacity::Unbounded`] (the sender spools what the queue cannot take, see
 //! [`crate::spool`]).
 //!
+//! A POSIX queue does not know who holds it, so a port also has a
+//! *liveness pipe*: the receive right holds its write end, every send right
+//! a read end. When every holder of the receive right is gone (it exited,
+//! even by `SIGKILL`, or destroyed the port), the read ends see `POLLHUP`,
+//! and a send fails with `DestinationDead` instead of filling a queue nobody
+//! will read (`Queue::send`). Nothing is ever written into the pipe.
+//!
 //! ```
 //! use mkipc_kernel::Capacity;
 //! use mkipc_os::queue::{Model, msgsize_for};
@@ -26,7 +33,7 @@
 //! assert_eq!(Model::from_msgsize(msgsize_for(Capacity::Bounded(3))), Model::Bounded);
 //! ```
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
@@ -108,6 +115,12 @@ pub struct Queue {
     /// waiter learns the mailbox is gone (`EIDRM`) instead of waiting forever
     /// (`mq_unlink` does not wake anyone).
     pub(crate) watch: bool,
+    /// The port's liveness pipe, write end: held with the receive right.
+    pub(crate) live_hold: Option<OwnedFd>,
+    /// The port's liveness pipe, read end: held with a send right, to learn
+    /// that the receiver is gone. `None` where unknown (a mailbox, a right
+    /// inherited at spawn, a right from a foreign program).
+    pub(crate) live_watch: Option<OwnedFd>,
 }
 
 /// How often a process blocked on a mailbox checks that it still exists.
@@ -174,6 +187,8 @@ impl Queue {
             seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             watch: false,
+            live_hold: None,
+            live_watch: None,
         })
     }
 
@@ -225,7 +240,8 @@ impl Queue {
             return op(wait);
         }
         loop {
-            let slice_end = std::time::Instant::now() + WATCH_SLICE;
+            let slice_end =
+                sys::deadline_after(WATCH_SLICE).unwrap_or_else(std::time::Instant::now);
             let (step, last) = match wait {
                 MqWait::Until(d) if d <= slice_end => (MqWait::Until(d), true),
                 _ => (MqWait::Until(slice_end), false),
@@ -241,9 +257,44 @@ impl Queue {
         }
     }
 
-    /// Puts one frame into the queue.
+    /// Whether the port's receiver is known to be gone (see the module docs).
+    pub(crate) fn receiver_gone(&self) -> bool {
+        self.live_watch.as_ref().is_some_and(|w| {
+            // Nothing is written into the pipe: readable means hung up.
+            sys::poll_one(w.as_fd(), libc::POLLIN, Some(std::time::Instant::now())).unwrap_or(false)
+        })
+    }
+
+    /// Puts one frame into the queue. On a port whose receiver is known to
+    /// be gone it fails with `EIDRM` (`DestinationDead`), also while it waits
+    /// for room: the wait is a `poll` on the queue and the liveness pipe.
     pub(crate) fn send(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
-        self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w))
+        let Some(live) = &self.live_watch else {
+            return self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+        };
+        let deadline = match wait {
+            MqWait::NoWait => None,
+            MqWait::Forever => None,
+            MqWait::Until(d) => Some(d),
+        };
+        loop {
+            if self.receiver_gone() {
+                return Err(libc::EIDRM);
+            }
+            match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
+                Err(libc::EAGAIN) if !matches!(wait, MqWait::NoWait) => {}
+                other => return other,
+            }
+            let fds = [
+                (self.fd.as_raw_fd(), libc::POLLOUT),
+                (live.as_raw_fd(), libc::POLLIN),
+            ];
+            match sys::poll_events(&fds, deadline) {
+                Ok(ready) if ready.is_empty() => return Err(libc::ETIMEDOUT),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Takes one frame out of the queue and hands its bytes to `f`.

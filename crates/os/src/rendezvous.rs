@@ -28,7 +28,7 @@ use crate::errno;
 use crate::process::OsProcess;
 use crate::queue::Queue;
 use crate::spool;
-use crate::sys::MqWait;
+use crate::sys::{self, MqWait};
 use crate::wire;
 
 impl OsProcess {
@@ -55,22 +55,24 @@ impl OsProcess {
         let (wait, deadline) = match on_full {
             OnFull::Block => (MqWait::Forever, None),
             OnFull::Timeout(d) => {
-                let at = Instant::now() + d;
-                (MqWait::Until(at), Some(at))
+                let at = sys::deadline_after(d);
+                (MqWait::until(at), at)
             }
             _ => (MqWait::NoWait, Some(Instant::now())),
         };
         match q.send(&frame, wait) {
             Ok(()) => {}
             Err(libc::EAGAIN | libc::ETIMEDOUT) => {
-                let _ = self.wait_token(token, None, true);
+                let _ = self.wait_token(token, None, true, None);
                 return not_sent(on_full, msg);
             }
             Err(e) => return Err(errno::send_error(e, msg, limit)),
         }
         let no_wait = matches!(wait, MqWait::NoWait);
-        match self.wait_token(token, deadline, no_wait) {
+        match self.wait_token(token, deadline, no_wait, Some(q)) {
             Ok(_) => Ok(Sent::Delivered),
+            // The receiver died before it took the message: lost with the port.
+            Err(ReceiveError::SourceDead) => Err(SendErrorKind::DestinationDead.with(msg)),
             Err(ReceiveError::TimedOut | ReceiveError::Empty) => {
                 if !q.readable {
                     // Cannot take it back: it may still be received later.

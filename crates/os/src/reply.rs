@@ -1,12 +1,22 @@
 //! The reply queue: where replies to calls and rendezvous acknowledgements arrive.
 //!
 //! Each process that calls, or sends to a zero-capacity queue, gets one named
-//! queue `/mkipc-<run>-<pid>-reply` (mode 0622: anyone may write, only the
-//! owner reads), made on first use and unlinked when the process drops (or
-//! when its parent reaps it after a crash). A request carries a fresh token;
-//! the answer carries it back, so answers that arrive for another waiting
-//! thread are stashed and stale ones (for a send that gave up) discarded.
+//! queue `/mkipc-<run>-<pid>-reply` (mode 0600: only processes of the same
+//! user may write, and only the owner reads), made on first use and unlinked
+//! when the process drops (or when its parent reaps it after a crash). A
+//! request carries a fresh token; the answer carries it back, so answers that
+//! arrive for another waiting thread are stashed and stale ones (for a send
+//! that gave up) discarded.
+//!
+//! Trust: the `NoReply` frame (sender 0, id `SEND_ONCE_ID`) stands for a
+//! notification, so the queue it arrives on must be one a stranger cannot
+//! write: another user with send access to a mailbox can put any frame into
+//! the *mailbox*, never into a reply queue. Tokens are a counter mixed with
+//! a per-process random key, so a frame forged into a mailbox (asking for an
+//! acknowledgement or a reply on behalf of some pid) cannot name a token
+//! that pid is waiting for, except by a 1 in 2^32 guess.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,9 +47,10 @@ impl OsProcess {
         let name = OsProcess::reply_queue_name(&self.run, self.pid);
         let owner = EntryOwner::Process(self.pid);
         let fresh = registry::record(&self.run, Kind::Queue, &name, owner).map_err(io_error)?;
-        // Anyone may write replies into it; only this process reads.
+        // Processes of this user may write replies into it; only this
+        // process reads.
         let cap = Capacity::Bounded(crate::queue::maxmsg_for(Capacity::Unbounded));
-        let q = match Queue::create(&name, cap, 0o622, true, false) {
+        let q = match Queue::create(&name, cap, 0o600, true, false) {
             Ok(q) => Arc::new(q),
             Err(e) => {
                 if fresh {
@@ -52,12 +63,14 @@ impl OsProcess {
         Ok(q)
     }
 
+    /// A token no other outstanding request of this process has, and that
+    /// nobody outside can predict (a counter through a random bijection).
     pub(crate) fn new_token(&self) -> u32 {
-        let t = self.next_token.fetch_add(1, Ordering::Relaxed);
-        if t == 0 {
-            self.next_token.fetch_add(1, Ordering::Relaxed)
-        } else {
-            t
+        loop {
+            let t = self.next_token.fetch_add(1, Ordering::Relaxed) ^ token_key();
+            if t != 0 {
+                return t;
+            }
         }
     }
 
@@ -66,19 +79,27 @@ impl OsProcess {
         lock(&self.reply).outstanding.insert(token);
     }
 
-    /// Waits on the reply queue for the frame carrying `token`.
+    /// Waits on the reply queue for the frame carrying `token`. With
+    /// `receiver`, the port the request went to, the wait also ends when
+    /// that port's receiver is gone ([`ReceiveError::SourceDead`]): it `poll`s
+    /// the reply queue and the port's liveness pipe together (see
+    /// [`crate::queue`]), after taking whatever answer already came.
     pub(crate) fn wait_token(
         &self,
         token: u32,
         deadline: Option<Instant>,
         no_wait: bool,
+        receiver: Option<&Queue>,
     ) -> Result<(Header, Body), ReceiveError> {
         let q = self.reply_queue()?;
+        let live = receiver
+            .filter(|_| !no_wait)
+            .and_then(|r| r.live_watch.as_ref().map(|w| (r, w)));
         let result = loop {
             if let Some(hit) = lock(&self.reply).stash.remove(&token) {
                 break Ok(hit);
             }
-            let wait = if no_wait {
+            let wait = if no_wait || live.is_some() {
                 MqWait::NoWait
             } else {
                 deadline.map_or(MqWait::Forever, MqWait::Until)
@@ -97,6 +118,21 @@ impl OsProcess {
                     }
                 }
                 Ok(Err(_)) => {} // not a frame: ignore, the queue is ours
+                Err(libc::EAGAIN) if live.is_some() => {
+                    let (receiver, watch) = live.expect("checked");
+                    if receiver.receiver_gone() {
+                        break Err(ReceiveError::SourceDead);
+                    }
+                    let fds = [
+                        (q.fd().as_raw_fd(), libc::POLLIN),
+                        (watch.as_raw_fd(), libc::POLLIN),
+                    ];
+                    match sys::poll_events(&fds, deadline) {
+                        Ok(ready) if ready.is_empty() => break Err(ReceiveError::TimedOut),
+                        Ok(_) => {}
+                        Err(e) => break Err(ReceiveError::Os(e)),
+                    }
+                }
                 Err(e) => break Err(errno::receive_error(e)),
             }
         };
@@ -174,6 +210,25 @@ impl OsProcess {
             received_on: on,
             seqno,
         }));
+        // The pid is what the frame says: anyone who may write the queue or
+        // FIFO could have written it.
+        msg.mark_sender_claimed();
         msg
     }
+}
+
+/// This process's random key for tokens (from the kernel's random source;
+/// the clock if that fails, which still differs between processes).
+fn token_key() -> u32 {
+    static KEY: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key = [0u8; 4];
+        if sys::getrandom(&mut key).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            key = (t.subsec_nanos() ^ std::process::id()).to_le_bytes();
+        }
+        u32::from_le_bytes(key)
+    })
 }

@@ -51,6 +51,9 @@ pub(crate) enum Pushed {
 
 /// Sends `frame` to an unbounded queue without ever waiting.
 pub(crate) fn push(queue: &Arc<Queue>, frame: &[u8]) -> Result<Pushed, Errno> {
+    if queue.receiver_gone() {
+        return Err(libc::EIDRM);
+    }
     let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
     if st.frames.is_empty() {
         match queue.send(frame, MqWait::NoWait) {
@@ -93,7 +96,7 @@ fn flush_loop(queue: &Arc<Queue>) {
                 let _ = crate::sys::poll_one(
                     queue.fd(),
                     libc::POLLOUT,
-                    Some(Instant::now() + Duration::from_millis(100)),
+                    crate::sys::deadline_after(Duration::from_millis(100)),
                 );
             }
         }
@@ -179,10 +182,12 @@ pub(crate) fn len(queue: &Queue) -> usize {
 
 /// Waits until the spool is empty or `timeout` passes; returns what is left.
 pub(crate) fn drain(queue: &Queue, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::sys::deadline_after(timeout);
     let mut st = queue.spool.state.lock().unwrap_or_else(|p| p.into_inner());
     while !st.frames.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         if left.is_zero() {
             break;
         }

@@ -51,6 +51,13 @@ pub(crate) fn ignore_sigpipe() {
 /// A deadline: `None` waits forever.
 pub(crate) type Deadline = Option<Instant>;
 
+/// The deadline `timeout` from now. A wait too long for an [`Instant`] to
+/// represent (`Duration::MAX`) has no deadline: it is a blocking wait, never
+/// an overflow panic. Every timed call in this crate computes its deadline here.
+pub(crate) fn deadline_after(timeout: Duration) -> Deadline {
+    Instant::now().checked_add(timeout)
+}
+
 /// Milliseconds left until `deadline`, for `poll` (`-1` for no deadline).
 pub(crate) fn poll_timeout(deadline: Deadline) -> libc::c_int {
     match deadline {
@@ -68,13 +75,19 @@ pub(crate) fn poll_timeout(deadline: Deadline) -> libc::c_int {
 /// `mq_timedsend`/`mq_timedreceive` want).
 fn realtime(deadline: Instant) -> libc::timespec {
     let left = deadline.saturating_duration_since(Instant::now());
-    let at = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        + left;
-    libc::timespec {
-        tv_sec: at.as_secs() as libc::time_t,
-        tv_nsec: at.subsec_nanos() as libc::c_long,
+        .unwrap_or(Duration::ZERO);
+    // Saturates: a deadline beyond what `time_t` holds is the latest one.
+    match now.checked_add(left) {
+        Some(at) if at.as_secs() <= libc::time_t::MAX as u64 => libc::timespec {
+            tv_sec: at.as_secs() as libc::time_t,
+            tv_nsec: at.subsec_nanos() as libc::c_long,
+        },
+        _ => libc::timespec {
+            tv_sec: libc::time_t::MAX,
+            tv_nsec: 0,
+        },
     }
 }
 
@@ -97,6 +110,44 @@ pub(crate) fn poll_one(
         match check(ret) {
             Ok(0) => return Ok(false),
             Ok(_) => return Ok(true),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits until one of `fds` is ready for its events (or hung up). Returns
+/// the indices that are, empty on timeout.
+pub(crate) fn poll_events(
+    fds: &[(RawFd, libc::c_short)],
+    deadline: Deadline,
+) -> Result<Vec<usize>, Errno> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `pfds` is a valid array of `pfds.len()` initialised pollfds.
+        let ret = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                poll_timeout(deadline),
+            )
+        };
+        match check(ret) {
+            Ok(_) => {
+                return Ok(pfds
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.revents != 0)
+                    .map(|(i, _)| i)
+                    .collect())
+            }
             Err(libc::EINTR) => continue,
             Err(e) => return Err(e),
         }
@@ -331,6 +382,41 @@ pub(crate) fn recv_fds(
     Ok(Some(fds))
 }
 
+/// Closes what `fd` refers to by putting `/dev/null` (read-only) in its
+/// place: the descriptor number stays valid (reads return end of file) while
+/// the pipe end it was is closed.
+pub(crate) fn replace_with_devnull(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let null = open(std::path::Path::new("/dev/null"), libc::O_RDONLY)?;
+    // SAFETY: both descriptors are open; dup3 atomically closes `fd`'s old
+    // file and makes it a close-on-exec copy of `null`. The OwnedFd that
+    // owns `fd` still owns the number, now naming /dev/null.
+    check(unsafe { libc::dup3(null.as_raw_fd(), fd.as_raw_fd(), libc::O_CLOEXEC) }).map(drop)
+}
+
+/// Fills `buf` from the kernel's random source (`getrandom`).
+pub(crate) fn getrandom(buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: `buf[done..]` is writable for its length.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        match check_size(n) {
+            Ok(n) => done += n,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd` is a FIFO (`fstat`).
+pub(crate) fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    // SAFETY: stat is plain data; all-zero is a valid value to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is writable.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+}
+
 /// `dup` with close-on-exec.
 pub(crate) fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
     fd.try_clone_to_owned()
@@ -416,6 +502,13 @@ pub(crate) enum MqWait {
     Forever,
     /// Fail with `ETIMEDOUT` at this instant.
     Until(Instant),
+}
+
+impl MqWait {
+    /// Waits until `deadline`; no deadline ([`deadline_after`] saturated) blocks.
+    pub(crate) fn until(deadline: Deadline) -> MqWait {
+        deadline.map_or(MqWait::Forever, MqWait::Until)
+    }
 }
 
 /// Runs a queue operation in the requested waiting mode. `NoWait` passes a

@@ -7,7 +7,7 @@
 //! was. On the way in, every descriptor that came with a frame by
 //! `SCM_RIGHTS` becomes a new name ([`OsProcess::message_from_link`]).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use mkipc_kernel::{Access, Disposition, IpcError, Message, Pid, PortName, RightKind, Trailer};
@@ -18,7 +18,7 @@ use crate::process::OsProcess;
 use crate::queue::Queue;
 use crate::registry::{self, Kind};
 use crate::sys;
-use crate::wire::{RightDesc, RightWire};
+use crate::wire::{RightDesc, RightWire, LIVE_HOLD, LIVE_WATCH};
 
 impl OsProcess {
     /// Takes the rights a message carries out of this name space, as
@@ -82,11 +82,32 @@ impl OsProcess {
                 (Disposition::MoveSendOnce, _) => return Err(wrong(RightKind::SendOnce)),
                 _ => return Err(wrong(RightKind::Receive)),
             };
-            fds.push(queue.dup_fd().map_err(|e| (i, IpcError::Os(e)))?);
+            let os_err = |e| (i, IpcError::Os(e));
+            fds.push(queue.dup_fd().map_err(os_err)?);
+            // The port's liveness pipe travels with it: the write end with a
+            // receive right (taken from the receive queue), a read end with
+            // every right that sends (see `crate::queue`).
+            let mut liveness = 0;
+            if kind == RightWire::Receive {
+                if let Some(hold) = &queue.live_hold {
+                    fds.push(sys::dup(hold.as_fd()).map_err(os_err)?);
+                    liveness |= LIVE_HOLD;
+                }
+            }
+            let watch = match entry {
+                Entry::Port { send, .. } => send.live_watch.as_ref(),
+                Entry::SendOnce { send } => send.live_watch.as_ref(),
+                _ => None,
+            };
+            if let Some(watch) = watch {
+                fds.push(sys::dup(watch.as_fd()).map_err(os_err)?);
+                liveness |= LIVE_WATCH;
+            }
             descs.push(RightDesc {
                 disposition: r.disposition.received_as(),
                 kind,
                 access,
+                liveness,
             });
         }
         Ok((descs, fds))
@@ -131,14 +152,38 @@ impl OsProcess {
     /// Installs the rights that came with a link frame under new names.
     pub(crate) fn message_from_link(&self, pid: u32, raw: RawFrame) -> Message {
         let mut msg = Message::new(raw.header.id, raw.body);
-        for (desc, fd) in raw.rights.iter().zip(raw.fds) {
+        // The link checked that as many descriptors came as the rights announce.
+        let mut fds = raw.fds.into_iter();
+        for desc in raw.rights.iter() {
             let (readable, writable) = match desc.kind {
                 RightWire::Receive => (true, true),
                 RightWire::Mailbox => (desc.access & 2 != 0, desc.access & 1 != 0),
                 _ => (false, true),
             };
-            let name = match Queue::from_fd(fd, String::new(), readable, writable) {
-                Ok(q) => {
+            let fd = fds.next();
+            let hold = (desc.liveness & LIVE_HOLD != 0)
+                .then(|| fds.next())
+                .flatten();
+            let watch = (desc.liveness & LIVE_WATCH != 0)
+                .then(|| fds.next())
+                .flatten();
+            let made = fd.ok_or(libc::EPROTO).and_then(|fd| {
+                let mut q = Queue::from_fd(fd, String::new(), readable, writable)?;
+                if desc.kind != RightWire::Receive {
+                    q.live_watch = watch;
+                    return Ok((q, None));
+                }
+                // A receive right: the receive queue holds the liveness pipe,
+                // and the send side (a second descriptor) watches it, as after
+                // `port_allocate`, so that sends after the receive right moves
+                // on learn when its new holder is gone.
+                let mut send = Queue::from_fd(q.dup_fd()?, String::new(), false, true)?;
+                q.live_hold = hold;
+                send.live_watch = watch;
+                Ok((q, Some(send)))
+            });
+            let name = match made {
+                Ok((q, send)) => {
                     let q = Arc::new(q);
                     self.insert(match desc.kind {
                         RightWire::Send => Entry::Port {
@@ -147,8 +192,8 @@ impl OsProcess {
                             send_refs: 1,
                         },
                         RightWire::Receive => Entry::Port {
-                            receive: Some(Arc::clone(&q)),
-                            send: q,
+                            send: send.map_or_else(|| Arc::clone(&q), Arc::new),
+                            receive: Some(q),
                             send_refs: 0,
                         },
                         RightWire::SendOnce => Entry::SendOnce { send: q },

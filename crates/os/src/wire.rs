@@ -1,8 +1,8 @@
 //! The wire format: how one [`Message`] becomes bytes on a pipe, a FIFO or a
-//! POSIX queue, version 1.
+//! POSIX queue, version 2.
 //!
 //! Pipes and FIFOs carry a byte stream with no message boundaries, so every
-//! message is a *frame*: a fixed 24-byte header that says how long the rest
+//! message is a *frame*: a fixed 28-byte header that says how long the rest
 //! is, then one 4-byte descriptor per carried right, then the body. A POSIX
 //! queue keeps boundaries itself, and one queue message holds exactly one
 //! frame. All integers are little-endian.
@@ -10,14 +10,20 @@
 //! | offset | size | field | meaning |
 //! |---:|---:|---|---|
 //! | 0 | 2 | magic | the bytes `'M' 'K'` (0x4D 0x4B) |
-//! | 2 | 1 | version | 1 |
+//! | 2 | 1 | version | 2 |
 //! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`; others 0 |
 //! | 4 | 4 | id | the message id |
 //! | 8 | 4 | body_len | bytes of body after the right descriptors |
 //! | 12 | 2 | nrights | carried rights (0 on queues and FIFOs) |
 //! | 14 | 2 | reserved | 0 |
-//! | 16 | 4 | sender | the sender's OS process id |
+//! | 16 | 4 | sender | the sender's OS process id, as *claimed* by the writer |
 //! | 20 | 4 | token | pairs a reply or an acknowledgement with its request; 0 otherwise |
+//! | 24 | 4 | check | CRC-32 (zlib's `crc32`) of bytes 0..24 followed by every byte after the header |
+//!
+//! The check lets a reader of a stream shared by several writers (a FIFO)
+//! find its place again after bytes that are not a frame: it skips to the
+//! next `MK\x02` whose frame checks (see [`crate::link`]). It is not a
+//! signature: anyone who can write may write a valid frame.
 //!
 //! ```
 //! use mkipc_kernel::Message;
@@ -25,21 +31,24 @@
 //!
 //! let frame = wire::encode(&Message::new(7, b"hi"), 4242, 0, 0, &[]);
 //! assert_eq!(frame.len(), HEADER_LEN + 2);
-//! assert_eq!(&frame[..3], b"MK\x01");
+//! assert_eq!(&frame[..3], b"MK\x02");
 //! let header = Header::parse(&frame).unwrap();
 //! assert_eq!((header.id, header.body_len, header.sender), (7, 2, 4242));
+//! assert!(wire::decode(&frame).is_ok());
 //! ```
 
-use mkipc_kernel::{Disposition, Message};
+use mkipc_kernel::{Disposition, MalformedFrame, Message};
 
 /// Bytes in a frame header.
-pub const HEADER_LEN: usize = 24;
+pub const HEADER_LEN: usize = 28;
+/// Where the header's check field is.
+const CHECK_AT: usize = 24;
 /// Bytes per carried-right descriptor.
 pub const RIGHT_LEN: usize = 4;
 /// The two magic bytes that open every frame.
 pub const MAGIC: [u8; 2] = *b"MK";
 /// The wire format version this crate writes and accepts.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The sender waits for a reply on its reply queue (the frame is a `call`).
 pub const FLAG_REPLY_WANTED: u8 = 1 << 0;
@@ -66,12 +75,15 @@ pub struct Header {
     pub sender: u32,
     /// Reply / acknowledgement token.
     pub token: u32,
+    /// The CRC-32 the frame's bytes must have ([`frame_check`]).
+    pub check: u32,
 }
 
 /// Why bytes are not a valid frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FrameError {
-    /// Fewer bytes than the header (or than the header says).
+    /// Fewer bytes than the header (or than the header says): on a stream,
+    /// wait for more; for a whole frame, it is truncated.
     Short,
     /// The magic bytes are wrong: not an mkipc frame, or the stream lost sync.
     BadMagic,
@@ -81,25 +93,88 @@ pub enum FrameError {
     BadFlags,
     /// A right descriptor this crate does not know.
     BadRight,
+    /// The check field does not match the frame's bytes.
+    BadCheck,
+}
+
+impl FrameError {
+    /// What was wrong, as the receive error says it ([`MalformedFrame`]).
+    pub fn malformed(self) -> MalformedFrame {
+        match self {
+            FrameError::Short => MalformedFrame::Truncated,
+            FrameError::BadMagic => MalformedFrame::Magic,
+            FrameError::BadVersion(v) => MalformedFrame::Version(v),
+            FrameError::BadFlags => MalformedFrame::Flags,
+            FrameError::BadRight => MalformedFrame::Right,
+            FrameError::BadCheck => MalformedFrame::Checksum,
+        }
+    }
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// Continues a CRC-32 (IEEE, as zlib's `crc32(bytes, crc)`) over `bytes`.
+///
+/// ```
+/// assert_eq!(mkipc_os::wire::crc32(0, b"123456789"), 0xCBF4_3926);
+/// ```
+pub fn crc32(crc: u32, bytes: &[u8]) -> u32 {
+    let mut c = !crc;
+    for &b in bytes {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+/// The check of a whole frame: CRC-32 of its first 24 bytes and of every
+/// byte after the header (the check field itself is left out).
+/// `frame` must hold at least [`HEADER_LEN`] bytes.
+pub fn frame_check(frame: &[u8]) -> u32 {
+    crc32(crc32(0, &frame[..CHECK_AT]), &frame[HEADER_LEN..])
 }
 
 impl Header {
-    /// Parses the first [`HEADER_LEN`] bytes.
+    /// Parses the first [`HEADER_LEN`] bytes (the check is verified by
+    /// [`decode`], which has the whole frame). Fewer bytes are checked as far
+    /// as they go: a prefix that no header starts with is an error at once,
+    /// one that may still become a header is [`FrameError::Short`].
     pub fn parse(bytes: &[u8]) -> Result<Header, FrameError> {
-        if bytes.len() < HEADER_LEN {
-            return Err(FrameError::Short);
-        }
-        if bytes[0..2] != MAGIC {
+        let n = bytes.len();
+        if bytes[..n.min(2)] != MAGIC[..n.min(2)] {
             return Err(FrameError::BadMagic);
         }
-        if bytes[2] != VERSION {
+        if n > 2 && bytes[2] != VERSION {
             return Err(FrameError::BadVersion(bytes[2]));
+        }
+        if n > 3 && bytes[3] & !KNOWN_FLAGS != 0 {
+            return Err(FrameError::BadFlags);
+        }
+        if bytes[n.min(14)..n.min(16)].iter().any(|&b| b != 0) {
+            return Err(FrameError::BadFlags);
+        }
+        if n < HEADER_LEN {
+            return Err(FrameError::Short);
         }
         let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
         let flags = bytes[3];
-        if flags & !KNOWN_FLAGS != 0 || bytes[14] != 0 || bytes[15] != 0 {
-            return Err(FrameError::BadFlags);
-        }
         Ok(Header {
             flags,
             id: u32_at(4),
@@ -107,6 +182,7 @@ impl Header {
             nrights: u16::from_le_bytes([bytes[12], bytes[13]]),
             sender: u32_at(16),
             token: u32_at(20),
+            check: u32_at(CHECK_AT),
         })
     }
 
@@ -121,9 +197,11 @@ impl Header {
         out[14..16].copy_from_slice(&[0, 0]);
         out[16..20].copy_from_slice(&self.sender.to_le_bytes());
         out[20..24].copy_from_slice(&self.token.to_le_bytes());
+        out[CHECK_AT..HEADER_LEN].copy_from_slice(&self.check.to_le_bytes());
     }
 
-    /// Bytes of the whole frame this header opens.
+    /// Bytes of the whole frame this header opens (no overflow: at most
+    /// 28 + 65535 * 4 + 4 GiB).
     pub fn frame_len(&self) -> usize {
         HEADER_LEN + self.nrights as usize * RIGHT_LEN + self.body_len as usize
     }
@@ -144,7 +222,7 @@ pub enum RightWire {
 }
 
 /// One carried right's 4-byte descriptor: disposition, kind, access bits
-/// (bit 0 send, bit 1 receive), reserved.
+/// (bit 0 send, bit 1 receive), liveness bits ([`LIVE_HOLD`], [`LIVE_WATCH`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RightDesc {
     /// How the right arrives (a move form).
@@ -153,7 +231,17 @@ pub struct RightDesc {
     pub kind: RightWire,
     /// Mailbox access bits.
     pub access: u8,
+    /// Which ends of the port's liveness pipe follow the queue descriptor
+    /// ([`LIVE_HOLD`] first, then [`LIVE_WATCH`]).
+    pub liveness: u8,
 }
+
+/// Liveness bit: the write end of the port's liveness pipe follows (it
+/// travels with a receive right).
+pub const LIVE_HOLD: u8 = 1 << 1;
+/// Liveness bit: a read end of the port's liveness pipe follows (with a send
+/// or receive right).
+pub const LIVE_WATCH: u8 = 1 << 0;
 
 /// Disposition codes on the wire (Mach's `MACH_MSG_TYPE_*` numbers).
 pub fn disposition_code(d: Disposition) -> u8 {
@@ -184,7 +272,12 @@ impl RightDesc {
         out[0] = disposition_code(self.disposition);
         out[1] = self.kind as u8;
         out[2] = self.access;
-        out[3] = 0;
+        out[3] = self.liveness;
+    }
+    /// How many file descriptors travel for this right: the queue's, then
+    /// the liveness pipe ends its bits announce.
+    pub fn descriptors(&self) -> usize {
+        1 + (self.liveness & LIVE_HOLD != 0) as usize + (self.liveness & LIVE_WATCH != 0) as usize
     }
     /// Parses a 4-byte descriptor ([`FrameError::Short`] if fewer bytes).
     pub fn parse(b: &[u8]) -> Result<RightDesc, FrameError> {
@@ -199,10 +292,14 @@ impl RightDesc {
             4 => RightWire::Mailbox,
             _ => return Err(FrameError::BadRight),
         };
+        if b[3] & !(LIVE_HOLD | LIVE_WATCH) != 0 {
+            return Err(FrameError::BadRight);
+        }
         Ok(RightDesc {
             disposition,
             kind,
             access: b[2],
+            liveness: b[3],
         })
     }
 }
@@ -233,6 +330,7 @@ pub fn encode_into(
         nrights: rights.len() as u16,
         sender,
         token,
+        check: 0,
     };
     header.write(&mut out[start..]);
     for (i, r) in rights.iter().enumerate() {
@@ -240,6 +338,8 @@ pub fn encode_into(
         r.write(&mut out[at..at + RIGHT_LEN]);
     }
     out.extend_from_slice(body);
+    let check = frame_check(&out[start..]);
+    out[start + CHECK_AT..start + HEADER_LEN].copy_from_slice(&check.to_le_bytes());
 }
 
 /// Encodes one frame into this thread's scratch buffer and hands it to `f`:
@@ -276,11 +376,15 @@ pub struct Frame<'a> {
     pub body: &'a [u8],
 }
 
-/// Decodes one complete frame (exactly `bytes`, as a queue message is).
+/// Decodes one complete frame (exactly `bytes`, as a queue message is):
+/// header, length, check, then the right descriptors.
 pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
     let header = Header::parse(bytes)?;
     if bytes.len() != header.frame_len() {
         return Err(FrameError::Short);
+    }
+    if frame_check(bytes) != header.check {
+        return Err(FrameError::BadCheck);
     }
     let rights_end = HEADER_LEN + header.nrights as usize * RIGHT_LEN;
     let rights = bytes[HEADER_LEN..rights_end]
@@ -304,6 +408,7 @@ mod tests {
             disposition: Disposition::MoveSend,
             kind: RightWire::Send,
             access: 0,
+            liveness: LIVE_WATCH,
         }];
         let bytes = encode(&Message::new(9, b"body"), 77, FLAG_REPLY_WANTED, 5, &rights);
         let f = decode(&bytes).unwrap();
@@ -315,7 +420,8 @@ mod tests {
                 body_len: 4,
                 nrights: 1,
                 sender: 77,
-                token: 5
+                token: 5,
+                check: frame_check(&bytes),
             }
         );
         assert_eq!(f.rights, rights);
@@ -325,10 +431,14 @@ mod tests {
     #[test]
     fn exact_bytes_of_a_small_frame() {
         let bytes = encode(&Message::new(0x0102_0304, b"\xAA"), 0x0A0B_0C0D, 0, 0, &[]);
-        let want: &[u8] = &[
-            b'M', b'K', 1, 0, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0,
-            0, 0xAA,
+        let mut want: Vec<u8> = vec![
+            b'M', b'K', 2, 0, 4, 3, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0,
+            0,
         ];
+        // The check: CRC-32 of the 24 bytes above, then of the body.
+        let check = crc32(crc32(0, &want), b"\xAA");
+        want.extend_from_slice(&check.to_le_bytes());
+        want.push(0xAA);
         assert_eq!(bytes, want);
     }
 
@@ -339,13 +449,22 @@ mod tests {
         bad[0] = b'X';
         assert_eq!(decode(&bad), Err(FrameError::BadMagic));
         let mut bad = good.clone();
-        bad[2] = 2;
-        assert_eq!(decode(&bad), Err(FrameError::BadVersion(2)));
+        bad[2] = 1;
+        assert_eq!(decode(&bad), Err(FrameError::BadVersion(1)));
+        let mut bad = good.clone();
+        bad[HEADER_LEN] ^= 1;
+        assert_eq!(decode(&bad), Err(FrameError::BadCheck));
+        let mut bad = good.clone();
+        bad[4] ^= 1;
+        assert_eq!(decode(&bad), Err(FrameError::BadCheck));
         let mut bad = good.clone();
         bad[3] = 0x80;
         assert_eq!(decode(&bad), Err(FrameError::BadFlags));
         assert_eq!(decode(&good[..good.len() - 1]), Err(FrameError::Short));
         assert_eq!(decode(&good[..10]), Err(FrameError::Short));
+        assert_eq!(Header::parse(b"MX"), Err(FrameError::BadMagic));
+        assert_eq!(Header::parse(b"M"), Err(FrameError::Short));
+        assert_eq!(Header::parse(b""), Err(FrameError::Short));
     }
 
     #[test]
@@ -355,6 +474,12 @@ mod tests {
         assert_eq!(
             RightDesc::parse(&[17, 1, 0, 0]).map(|r| r.kind),
             Ok(RightWire::Send)
+        );
+        // Unknown liveness bits are refused: only one encoding per descriptor.
+        assert_eq!(RightDesc::parse(&[17, 1, 0, 4]), Err(FrameError::BadRight));
+        assert_eq!(
+            RightDesc::parse(&[17, 1, 0, 3]).map(|r| r.descriptors()),
+            Ok(3)
         );
     }
 }

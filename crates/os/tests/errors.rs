@@ -276,7 +276,8 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
     let (near, _far) = mkipc_os::new_link().unwrap();
     let peer = mkipc_kernel::Pid(1);
     os.adopt_link(peer, near);
-    let body = vec![1u8; 1000];
+    // 1 KiB frames: four to a pipe page.
+    let body = vec![1u8; 1024 - mkipc_os::wire::HEADER_LEN];
     let mut sent = 0;
     let full = loop {
         match os.try_send_to(peer, Message::new(sent, body.as_slice())) {
@@ -389,4 +390,31 @@ fn limits_say_where_they_are_set() {
         let text = IpcError::Limit(limit).to_string();
         assert!(text.contains(names), "{text}");
     }
+}
+
+#[test]
+fn fifo_open_refuses_what_is_not_a_fifo_and_tells_missing_from_unread() {
+    // Before the fix a regular file was opened as a FIFO (the next send
+    // overwrote its first bytes), /dev/null was accepted, and a FIFO with no
+    // reader was the same error as a missing path.
+    let os = common::os();
+    let dir = std::env::temp_dir().join(format!("mkipc-fifo-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("precious");
+    std::fs::write(&file, b"precious bytes").unwrap();
+    assert_eq!(os.fifo_open(&file), Err(IpcError::InvalidValue));
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious bytes");
+    assert_eq!(
+        os.fifo_open(std::path::Path::new("/dev/null")),
+        Err(IpcError::InvalidValue)
+    );
+    assert_eq!(os.fifo_open(&dir), Err(IpcError::InvalidValue));
+    assert_eq!(os.fifo_open(&dir.join("missing")), Err(IpcError::NotFound));
+    let unread = dir.join("unread");
+    let c = std::ffi::CString::new(unread.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(os.fifo_open(&unread), Err(IpcError::DeadName));
+    std::fs::remove_dir_all(&dir).unwrap();
+    common::finish(os);
 }

@@ -6,16 +6,12 @@ use std::ffi::CString;
 use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message};
 use mkipc_os::OsProcess;
 
-/// The 24-byte header, built by hand from the table in DESIGN.md (section "The real-OS backend").
+mod common;
+role_entry!();
+
+/// The 28-byte header, built by hand from the table in DESIGN.md (section "The real-OS backend").
 fn foreign_frame(id: u32, body: &[u8], pid: u32) -> Vec<u8> {
-    let mut f = vec![b'M', b'K', 1, 0];
-    f.extend_from_slice(&id.to_le_bytes());
-    f.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0]); // nrights, reserved
-    f.extend_from_slice(&pid.to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes()); // token
-    f.extend_from_slice(body);
-    f
+    common::hand_frame(id, body, body.len() as u32, 0, pid)
 }
 
 #[test]

@@ -46,6 +46,7 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("destroy-foreign-mailbox", destroy_foreign_mailbox),
     ("spawn-grandchild", spawn_grandchild),
     ("linger", linger),
+    ("port-owner", port_owner),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -225,7 +226,8 @@ fn zero_sender(os: &OsProcess) -> i32 {
 /// Sends to the parent forever (it is killed mid-send).
 fn flood_parent(os: &OsProcess) -> i32 {
     let p = parent(os);
-    let body = vec![7u8; 1000];
+    // 1 KiB frames: four to a pipe page.
+    let body = vec![7u8; 1024 - mkipc_os::wire::HEADER_LEN];
     for i in 0.. {
         if os.send_to(p, Message::new(i, body.as_slice())).is_err() {
             return 1;
@@ -602,5 +604,55 @@ fn linger(os: &OsProcess) -> i32 {
         .unwrap();
     os.send_to(parent(os), Message::new(1, b"ready")).unwrap();
     std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+/// CRC-32 as zlib computes it, bit by bit (a foreign program's version,
+/// independent of `mkipc_os::wire`).
+pub fn hand_crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A version-2 frame built by hand from DESIGN.md's "Wire format" table:
+/// 28-byte header (the check is CRC-32 of bytes 0..24 then the rest), then
+/// the body. `body_len` is what the header announces.
+pub fn hand_frame(id: u32, body: &[u8], body_len: u32, nrights: u16, pid: u32) -> Vec<u8> {
+    let mut f = vec![b'M', b'K', 2, 0];
+    f.extend_from_slice(&id.to_le_bytes());
+    f.extend_from_slice(&body_len.to_le_bytes());
+    f.extend_from_slice(&nrights.to_le_bytes());
+    f.extend_from_slice(&[0, 0]); // reserved
+    f.extend_from_slice(&pid.to_le_bytes());
+    f.extend_from_slice(&0u32.to_le_bytes()); // token
+    let mut checked = f.clone();
+    checked.extend_from_slice(body);
+    f.extend_from_slice(&hand_crc32(&checked).to_le_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// Allocates a one-slot port (zero-capacity with arg "zero"), gives the
+/// parent a send right to it, then exits (and the port dies with it) when
+/// the parent says so.
+fn port_owner(os: &OsProcess) -> i32 {
+    let capacity = match os.args().first().map(String::as_str) {
+        Some("zero") => Capacity::Zero,
+        _ => Capacity::Bounded(1),
+    };
+    let port = os.port_allocate(capacity).unwrap();
+    let m = Message::new(1, b"my port").with_right(port, Disposition::MakeSend);
+    os.send_to(parent(os), m).unwrap();
+    let _ = os.receive_from(parent(os));
     0
 }

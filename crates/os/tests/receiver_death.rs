@@ -1,0 +1,131 @@
+//! A sender learns that a port's receiver is gone, as on the kernel: the
+//! receive right holds the write end of the port's liveness pipe, so its
+//! holder's death (here: the process exits) hangs up every send right's
+//! read end, and sends fail with `DestinationDead`, message returned.
+//!
+//! Before the fix a send to a port whose receiver had died returned `Ok`
+//! (the message lost) until the queue filled, then `Full`/`TimedOut`.
+
+mod common;
+role_entry!();
+
+use std::time::{Duration, Instant};
+
+use mkipc_kernel::{Capacity, Disposition, Ipc, Message, SendError, SendErrorKind};
+use mkipc_os::Spawn;
+
+fn is_dead(r: Result<(), SendError>, id: u32) -> bool {
+    matches!(r, Err(e) if e.kind() == SendErrorKind::DestinationDead && e.message().id == id)
+}
+
+#[test]
+fn smoke_a_send_to_a_port_whose_receiver_died_is_destination_dead() {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("port-owner")).unwrap();
+    let got = os.receive_from(child.pid()).unwrap();
+    let right = got.rights()[0];
+    assert_eq!(right.disposition, Disposition::MoveSend);
+    // Alive: the message is queued (one slot), the next finds it full.
+    os.send(right.name, Message::new(1, b"while alive"))
+        .unwrap();
+    assert_eq!(
+        os.try_send(right.name, Message::new(2, b"full"))
+            .map_err(|e| e.kind()),
+        Err(SendErrorKind::Full)
+    );
+    // A blocked send learns of the death while it waits.
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| {
+            let t = Instant::now();
+            (
+                os.send(right.name, Message::new(3, b"blocked")),
+                t.elapsed(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        os.send_to(child.pid(), Message::new(0, b"exit")).unwrap();
+        assert_eq!(child.wait_code().unwrap(), 0);
+        let (r, took) = blocked.join().unwrap();
+        assert!(is_dead(r, 3), "the blocked send");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    });
+    // Every later send, whatever its policy.
+    assert!(is_dead(os.send(right.name, Message::new(4, b"")), 4));
+    assert!(is_dead(os.try_send(right.name, Message::new(5, b"")), 5));
+    assert!(is_dead(
+        os.send_timeout(right.name, Message::new(6, b""), Duration::from_secs(1)),
+        6
+    ));
+    common::finish(os);
+}
+
+/// Runs `op` on a send right to a port of a child, which exits while `op`
+/// waits; returns what `op` returned and how long it took.
+fn while_the_receiver_dies<T: Send>(
+    capacity: &str,
+    op: impl FnOnce(&mkipc_os::OsProcess, mkipc_kernel::PortName) -> T + Send,
+) -> (T, Duration) {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("port-owner").arg(capacity)).unwrap();
+    let right = os.receive_from(child.pid()).unwrap().rights()[0].name;
+    let out = std::thread::scope(|s| {
+        let waiting = s.spawn(|| {
+            let t = Instant::now();
+            let r = op(&os, right);
+            (r, t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        os.send_to(child.pid(), Message::new(0, b"exit")).unwrap();
+        assert_eq!(child.wait_code().unwrap(), 0);
+        waiting.join().unwrap()
+    });
+    common::finish(os);
+    out
+}
+
+#[test]
+fn a_rendezvous_sender_waiting_for_its_acknowledgement_learns_of_the_death() {
+    let (r, took) = while_the_receiver_dies("zero", |os, right| {
+        os.send(right, Message::new(9, b"meet me"))
+    });
+    assert!(is_dead(r, 9));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn a_call_to_a_server_that_dies_without_replying_is_no_reply() {
+    let (r, took) = while_the_receiver_dies("bounded", |os, right| {
+        os.call(right, Message::new(9, b"answer me"))
+    });
+    assert_eq!(r, Err(mkipc_kernel::CallError::NoReply));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
+    // a allocates, moves the receive right to b, keeps a send right: a's
+    // sends go on while b lives and fail once b drops the port.
+    let a = common::os();
+    let b = mkipc_os::OsProcess::join(a.run_id()).unwrap();
+    let (near, far) = mkipc_os::new_link().unwrap();
+    a.adopt_link(mkipc_kernel::Pid(2), near);
+    b.adopt_link(mkipc_kernel::Pid(1), far);
+    let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
+    let send = a.make_send(port).unwrap();
+    a.mod_refs(send, mkipc_kernel::RightKind::Send, 1).unwrap();
+    a.send_to(
+        mkipc_kernel::Pid(2),
+        Message::new(1, b"").with_right(port, Disposition::MoveReceive),
+    )
+    .unwrap();
+    let m = b.receive_from(mkipc_kernel::Pid(1)).unwrap();
+    let theirs = m.rights()[0].name;
+    a.send(send, Message::new(2, b"to b")).unwrap();
+    assert_eq!(b.receive(theirs).unwrap().id, 2);
+    // b destroys the port (its receive right): the send right in a is dead.
+    b.mod_refs(theirs, mkipc_kernel::RightKind::Receive, -1)
+        .unwrap();
+    assert!(is_dead(a.send(send, Message::new(3, b"")), 3));
+    drop(b);
+    common::finish(a);
+}
