@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
 use mkipc_sim::{workload, Sim};
+use serde::Serialize;
 
 /// One line of the table.
 #[derive(Clone, Debug)]
@@ -225,43 +226,185 @@ fn raw_mqueue(n: u64) -> Result<Duration, String> {
     result.map(|()| d)
 }
 
+/// Median, smallest and largest of a set of measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Spread {
+    /// The median (the mean of the two middle values for an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`, or `None` if there are none or one is not a
+    /// number.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[v.len() - 1],
+        })
+    }
+}
+
+/// One case over every run: a row of the table and of `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchRow {
+    /// What was measured (the table's `case`).
+    pub case: String,
+    /// Operations done by each side in one run.
+    pub ops: u64,
+    /// Runs measured.
+    pub runs: usize,
+    /// mkipc's nanoseconds per operation.
+    pub mkipc_ns_per_op: Option<Spread>,
+    /// mkipc's millions of operations per second (for a case without a
+    /// baseline, the table shows its median).
+    pub mkipc_mops_per_s: Option<Spread>,
+    /// The baseline's name, if the case has one.
+    pub baseline: Option<String>,
+    /// The baseline's nanoseconds per operation.
+    pub baseline_ns_per_op: Option<Spread>,
+    /// mkipc time / baseline time, computed per run (both measured in the
+    /// same run), then summarised.
+    pub ratio: Option<Spread>,
+    /// Why the case was skipped (in any run), if it was.
+    pub skipped: Option<String>,
+}
+
+/// `mkipc bench --json`: the whole suite as one JSON document.
+///
+/// Stable: fields are only ever added, and a change that is not an
+/// addition changes [`BenchJson::schema`].
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchJson {
+    /// `"mkipc-bench/1"`.
+    pub schema: &'static str,
+    /// `--scale`.
+    pub scale: f64,
+    /// `--runs`.
+    pub runs: usize,
+    /// One row per case, in the table's order.
+    pub rows: Vec<BenchRow>,
+}
+
+/// Runs the suite `runs` times (each run every case in turn, so a slow
+/// moment of the machine spreads over the cases instead of hitting one).
+pub fn run_many(scale: f64, runs: usize) -> Vec<Vec<BenchLine>> {
+    (0..runs).map(|_| run(scale)).collect()
+}
+
+/// One row per case over every run of [`run_many`].
+pub fn summarize(runs: &[Vec<BenchLine>]) -> Vec<BenchRow> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .map(|i| {
+            let lines: Vec<&BenchLine> = runs.iter().filter_map(|r| r.get(i)).collect();
+            let head = lines[0];
+            let mut row = BenchRow {
+                case: head.name.clone(),
+                ops: head.ops,
+                runs: lines.len(),
+                mkipc_ns_per_op: None,
+                mkipc_mops_per_s: None,
+                baseline: head.baseline.as_ref().map(|(n, _)| n.clone()),
+                baseline_ns_per_op: None,
+                ratio: None,
+                skipped: None,
+            };
+            if let Some(why) = lines.iter().find_map(|l| l.skipped.clone()) {
+                row.skipped = Some(why);
+                row.baseline = None;
+                return row;
+            }
+            let ours: Vec<f64> = lines
+                .iter()
+                .map(|l| BenchLine::per_op(l.mkipc, l.ops))
+                .collect();
+            row.mkipc_ns_per_op = Spread::of(&ours);
+            let rates: Vec<f64> = lines
+                .iter()
+                .map(|l| l.ops as f64 / l.mkipc.as_secs_f64().max(1e-9) / 1e6)
+                .collect();
+            row.mkipc_mops_per_s = Spread::of(&rates);
+            let base: Vec<f64> = lines
+                .iter()
+                .filter_map(|l| {
+                    l.baseline
+                        .as_ref()
+                        .map(|(_, d)| BenchLine::per_op(*d, l.ops))
+                })
+                .collect();
+            if base.len() == lines.len() {
+                row.baseline_ns_per_op = Spread::of(&base);
+                let ratios: Vec<f64> = ours
+                    .iter()
+                    .zip(&base)
+                    .map(|(o, b)| o / b.max(f64::MIN_POSITIVE))
+                    .collect();
+                row.ratio = Spread::of(&ratios);
+            }
+            row
+        })
+        .collect()
+}
+
+/// The suite's summary as the document `mkipc bench --json` prints.
+pub fn json(scale: f64, runs: usize, rows: Vec<BenchRow>) -> BenchJson {
+    BenchJson {
+        schema: "mkipc-bench/1",
+        scale,
+        runs,
+        rows,
+    }
+}
+
 /// The table.
-pub fn render(lines: &[BenchLine]) -> String {
+pub fn render(rows: &[BenchRow]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{:<40} {:>9} {:>11}  {:<26} {:>11} {:>8}",
         "case", "ops", "mkipc ns/op", "baseline", "base ns/op", "ratio"
     );
-    for l in lines {
-        if let Some(why) = &l.skipped {
-            let _ = writeln!(s, "{:<40} skipped: {why}", l.name);
+    for r in rows {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(s, "{:<40} skipped: {why}", r.case);
             continue;
         }
-        let ours = BenchLine::per_op(l.mkipc, l.ops);
-        match &l.baseline {
-            Some((name, d)) => {
-                let base = BenchLine::per_op(*d, l.ops);
+        let ours = r.mkipc_ns_per_op.map_or(f64::NAN, |x| x.median);
+        match (&r.baseline, r.baseline_ns_per_op, r.ratio) {
+            (Some(name), Some(base), Some(ratio)) => {
                 let _ = writeln!(
                     s,
                     "{:<40} {:>9} {:>11.1}  {:<26} {:>11.1} {:>7.2}x",
-                    l.name,
-                    l.ops,
-                    ours,
-                    name,
-                    base,
-                    ours / base.max(f64::MIN_POSITIVE)
+                    r.case, r.ops, ours, name, base.median, ratio.median
                 );
             }
-            None => {
-                let rate = l.ops as f64 / l.mkipc.as_secs_f64().max(1e-9);
+            _ => {
+                let rate = r.mkipc_mops_per_s.map_or(f64::NAN, |x| x.median);
                 let _ = writeln!(
                     s,
                     "{:<40} {:>9} {:>11.1}  {:<26} {:>11} {:>8}",
-                    l.name,
-                    l.ops,
+                    r.case,
+                    r.ops,
                     ours,
-                    format!("= {:.2} M ops/s", rate / 1e6),
+                    format!("= {rate:.2} M ops/s"),
                     "-",
                     "-"
                 );

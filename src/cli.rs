@@ -59,6 +59,10 @@ pub enum Command {
         /// Seed of the drawn work times and the scheduler.
         #[arg(long, default_value_t = 2024)]
         seed: u64,
+        /// Print the figures as one JSON document instead of the tables
+        /// (schema `mkipc-demo/1`, see README).
+        #[arg(long)]
+        json: bool,
     },
     /// Run a scenario file once.
     #[command(
@@ -140,6 +144,10 @@ pub enum Command {
         /// Multiply the message counts (0.1 for a smoke run).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// Print the figures as one JSON document instead of the table
+        /// (schema `mkipc-bench/1`, see README).
+        #[arg(long)]
+        json: bool,
     },
     /// Remove POSIX queues, FIFOs and run directories left by crashed os-backend runs.
     ///
@@ -166,7 +174,7 @@ pub fn main() -> i32 {
 /// Runs a parsed command; returns the exit code.
 pub fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Demo { out, seed } => demo(&out, seed),
+        Command::Demo { out, seed, json } => demo(&out, seed, json),
         Command::Run {
             scenario,
             seed,
@@ -220,15 +228,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             };
             explore_cmd(&scenario, &opts)
         }
-        Command::Bench { scale } => {
-            if !(scale.is_finite() && scale > 0.0) {
-                eprintln!("error: --scale must be a number > 0, not {scale}");
-                return 2;
-            }
-            eprintln!("running the benchmark suite (a few seconds)...");
-            print!("{}", crate::bench::render(&crate::bench::run(scale)));
-            0
-        }
+        Command::Bench { scale, json } => bench(scale, 1, json),
         Command::Cleanup => {
             let r = mkipc_os::cleanup_stale();
             for q in &r.queues {
@@ -263,7 +263,7 @@ pub fn dispatch(cli: Cli) -> i32 {
     }
 }
 
-fn demo(out: &Path, seed: u64) -> i32 {
+fn demo(out: &Path, seed: u64, json: bool) -> i32 {
     let exp = crate::demo::Experiment {
         seed,
         ..Default::default()
@@ -275,18 +275,49 @@ fn demo(out: &Path, seed: u64) -> i32 {
             return 1;
         }
     };
-    print!("{}", crate::demo::render(&exp, &results));
+    if !json {
+        print!("{}", crate::demo::render(&exp, &results));
+    }
     let path = out.join("queue-length.svg");
-    match std::fs::create_dir_all(out)
+    if let Err(e) = std::fs::create_dir_all(out)
         .and_then(|()| std::fs::write(&path, crate::demo::chart(&results)))
     {
-        Ok(()) => {
-            println!("\nChart of queue length over time: {}", path.display());
+        eprintln!("mkipc demo: cannot write {}: {e}", path.display());
+        return 1;
+    }
+    if json {
+        print_json(&crate::demo::json(&exp, &results, Some(&path)))
+    } else {
+        println!("\nChart of queue length over time: {}", path.display());
+        0
+    }
+}
+
+fn bench(scale: f64, runs: usize, json: bool) -> i32 {
+    if !(scale.is_finite() && scale > 0.0) {
+        eprintln!("error: --scale must be a number > 0, not {scale}");
+        return 2;
+    }
+    eprintln!("running the benchmark suite (a few seconds)...");
+    let rows = crate::bench::summarize(&crate::bench::run_many(scale, runs));
+    if json {
+        print_json(&crate::bench::json(scale, runs, rows))
+    } else {
+        print!("{}", crate::bench::render(&rows));
+        0
+    }
+}
+
+/// Prints a JSON document on stdout; returns the exit code.
+fn print_json<T: serde::Serialize>(doc: &T) -> i32 {
+    match serde_json::to_string_pretty(doc) {
+        Ok(j) => {
+            println!("{j}");
             0
         }
         Err(e) => {
-            eprintln!("mkipc demo: cannot write {}: {e}", path.display());
-            1
+            eprintln!("error: {e}");
+            2
         }
     }
 }

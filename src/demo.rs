@@ -33,11 +33,14 @@
 
 use std::cell::RefCell;
 use std::fmt::Write;
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
 use mkipc_kernel::{Capacity, Ipc, Message};
 use mkipc_sim::{ms, Dist, EventKind, ProcId, Sim, SimRng};
+
+use serde::Serialize;
 
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
 use crate::svg::{queue_chart, Panel};
@@ -401,4 +404,84 @@ pub fn chart(results: &[CapacityResult]) -> String {
         "mkipc demo: messages waiting in the mailbox over virtual time",
         &panels,
     )
+}
+
+/// `mkipc demo --json`: the demo's figures as one JSON document.
+///
+/// The document is stable: fields are only ever added, and a change that
+/// is not an addition changes [`DemoJson::schema`]. Times are in
+/// milliseconds of virtual time, as numbers (not rounded: the table prints
+/// the same figures with fewer digits).
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoJson {
+    /// `"mkipc-demo/1"`.
+    pub schema: &'static str,
+    /// The seed of the run.
+    pub seed: u64,
+    /// Messages the producer sends in each run.
+    pub messages: u64,
+    /// The produce-time distribution, as the table's header writes it.
+    pub produce: String,
+    /// The consume-time distribution, as the table's header writes it.
+    pub consume: String,
+    /// The SVG chart written, if one was.
+    pub chart: Option<String>,
+    /// One row per capacity, in the table's order.
+    pub rows: Vec<DemoRow>,
+}
+
+/// One capacity's row of [`DemoJson`].
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoRow {
+    /// `"zero"`, `"bounded(1)"`, ..., `"unbounded"` (the table's first column).
+    pub capacity: String,
+    /// Messages the consumer received.
+    pub received: u64,
+    /// Messages per second of virtual time (`msgs/s`).
+    pub throughput: f64,
+    /// Time the producer waited in `send` (`prod blocked`).
+    pub producer_blocked_ms: f64,
+    /// Sends that waited (`blocks`, before the slash).
+    pub blocked_sends: usize,
+    /// Time the consumer waited in `receive` (`cons idle`).
+    pub consumer_idle_ms: f64,
+    /// Largest number of messages in the queue (`max q`).
+    pub max_queue: usize,
+    /// Time-weighted mean number of messages in the queue (`mean q`).
+    pub mean_queue: f64,
+    /// Mean time from offering a message to its receipt (`mean latency`).
+    pub mean_latency_ms: f64,
+    /// Virtual time when the consumer finished.
+    pub end_ms: f64,
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The demo's figures as the document `mkipc demo --json` prints.
+pub fn json(exp: &Experiment, results: &[CapacityResult], chart: Option<&Path>) -> DemoJson {
+    DemoJson {
+        schema: "mkipc-demo/1",
+        seed: exp.seed,
+        messages: exp.messages,
+        produce: describe(&exp.produce),
+        consume: describe(&exp.consume),
+        chart: chart.map(|p| p.display().to_string()),
+        rows: results
+            .iter()
+            .map(|r| DemoRow {
+                capacity: r.capacity.to_string(),
+                received: r.received,
+                throughput: r.throughput(),
+                producer_blocked_ms: millis(r.producer_blocked),
+                blocked_sends: r.blocked_sends,
+                consumer_idle_ms: millis(r.consumer_idle),
+                max_queue: r.max_queue,
+                mean_queue: r.mean_queue,
+                mean_latency_ms: millis(r.mean_latency),
+                end_ms: millis(r.end),
+            })
+            .collect(),
+    }
 }
