@@ -374,13 +374,15 @@ pub fn json(scale: f64, runs: usize, rows: Vec<BenchRow>) -> BenchJson {
     }
 }
 
-/// The table.
+/// The table: medians over the runs, and each ratio to the peer as
+/// `median [min–max]`.
 pub fn render(rows: &[BenchRow]) -> String {
     let mut s = String::new();
+    let runs = rows.iter().map(|r| r.runs).max().unwrap_or(0);
     let _ = writeln!(
         s,
-        "{:<40} {:>9} {:>11}  {:<26} {:>11} {:>8}",
-        "case", "ops", "mkipc ns/op", "baseline", "base ns/op", "ratio"
+        "{:<40} {:>9} {:>11}  {:<26} {:>11}  {}",
+        "case", "ops", "mkipc ns/op", "baseline", "base ns/op", "ratio median [min–max]"
     );
     for r in rows {
         if let Some(why) = &r.skipped {
@@ -392,15 +394,15 @@ pub fn render(rows: &[BenchRow]) -> String {
             (Some(name), Some(base), Some(ratio)) => {
                 let _ = writeln!(
                     s,
-                    "{:<40} {:>9} {:>11.1}  {:<26} {:>11.1} {:>7.2}x",
-                    r.case, r.ops, ours, name, base.median, ratio.median
+                    "{:<40} {:>9} {:>11.1}  {:<26} {:>11.1}  {:>6.2}x [{:.2}–{:.2}]",
+                    r.case, r.ops, ours, name, base.median, ratio.median, ratio.min, ratio.max
                 );
             }
             _ => {
                 let rate = r.mkipc_mops_per_s.map_or(f64::NAN, |x| x.median);
                 let _ = writeln!(
                     s,
-                    "{:<40} {:>9} {:>11.1}  {:<26} {:>11} {:>8}",
+                    "{:<40} {:>9} {:>11.1}  {:<26} {:>11}  {:>7}",
                     r.case,
                     r.ops,
                     ours,
@@ -413,7 +415,8 @@ pub fn render(rows: &[BenchRow]) -> String {
     }
     let _ = writeln!(
         s,
-        "ratio = mkipc time / baseline time per operation (1.00x: as fast; 2.00x: twice as slow)."
+        "ns/op: median of {runs} run(s). ratio = mkipc time / baseline time per operation, taken in each\n\
+         run (1.00x: as fast; 2.00x: twice as slow): the median, and [min–max] over the runs."
     );
     s
 }

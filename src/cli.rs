@@ -139,11 +139,17 @@ pub enum Command {
         max_runs: u64,
     },
     /// Quick benchmarks with baselines measured in the same run.
-    #[command(after_help = "Example:\n  cargo run --release -- bench")]
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- bench\n  cargo run --release -- bench --runs 11 --json > bench.json"
+    )]
     Bench {
         /// Multiply the message counts (0.1 for a smoke run).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
+        /// Run the whole suite this many times; the table shows medians,
+        /// and each ratio to its peer as median [min–max].
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
         /// Print the figures as one JSON document instead of the table
         /// (schema `mkipc-bench/1`, see README).
         #[arg(long)]
@@ -228,7 +234,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             };
             explore_cmd(&scenario, &opts)
         }
-        Command::Bench { scale, json } => bench(scale, 1, json),
+        Command::Bench { scale, runs, json } => bench(scale, runs as usize, json),
         Command::Cleanup => {
             let r = mkipc_os::cleanup_stale();
             for q in &r.queues {
@@ -298,7 +304,7 @@ fn bench(scale: f64, runs: usize, json: bool) -> i32 {
         eprintln!("error: --scale must be a number > 0, not {scale}");
         return 2;
     }
-    eprintln!("running the benchmark suite (a few seconds)...");
+    eprintln!("running the benchmark suite {runs} time(s) (a few seconds each)...");
     let rows = crate::bench::summarize(&crate::bench::run_many(scale, runs));
     if json {
         print_json(&crate::bench::json(scale, runs, rows))
