@@ -69,7 +69,8 @@ pub enum Command {
         after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes\n  mkipc run examples/scenarios/deadlock.toml --backend threads --timeout 2"
     )]
     Run {
-        /// The scenario (TOML; see examples/scenarios/README.md).
+        /// The scenario: a TOML file (see examples/scenarios/README.md), or
+        /// the name of a bundled one when no such file exists (`mkipc scenarios`).
         scenario: PathBuf,
         /// Seed (default: the scenario's `seed`, else 0).
         #[arg(long)]
@@ -114,7 +115,7 @@ pub enum Command {
         after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive --bound 8"
     )]
     Explore {
-        /// The scenario.
+        /// The scenario: a file, or a bundled scenario's name (as for `run`).
         scenario: PathBuf,
         /// How many seeds.
         #[arg(long, default_value_t = 1000)]
@@ -155,6 +156,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the scenarios bundled in this binary, with their titles.
+    ///
+    /// `run` and `explore` take a bundled scenario's name where no file of
+    /// that name exists (a path always wins).
+    #[command(after_help = "Example:\n  mkipc scenarios\n  mkipc run capacity-zero")]
+    Scenarios,
     /// Remove POSIX queues, FIFOs and run directories left by crashed os-backend runs.
     ///
     /// Prints each object removed and each found and left, with the reason
@@ -235,6 +242,17 @@ pub fn dispatch(cli: Cli) -> i32 {
             explore_cmd(&scenario, &opts)
         }
         Command::Bench { scale, runs, json } => bench(scale, runs as usize, json),
+        Command::Scenarios => {
+            let width = crate::bundled::SCENARIOS
+                .iter()
+                .map(|b| b.name.len())
+                .max()
+                .unwrap_or(0);
+            for b in crate::bundled::SCENARIOS {
+                println!("{:<width$}  {}", b.name, b.title());
+            }
+            0
+        }
         Command::Cleanup => {
             let r = mkipc_os::cleanup_stale();
             for q in &r.queues {
@@ -374,6 +392,41 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// Loads `mkipc run ARG`'s scenario: the file if there is one, else the
+/// bundled scenario of that name (saying so on stderr).
+fn load_scenario(arg: &Path) -> Result<scenario::Scenario, String> {
+    use crate::bundled::{find, resolve, Source};
+    match resolve(arg) {
+        Source::Bundled(b) => {
+            eprintln!(
+                "mkipc: no file {}: running the bundled scenario {} (`mkipc scenarios` lists them)",
+                arg.display(),
+                b.name
+            );
+            scenario::parse(&b.file(), b.text).map_err(|e| e.to_string())
+        }
+        Source::File => {
+            let bundled = arg.to_str().and_then(find);
+            if let (Some(b), true) = (bundled, arg.exists()) {
+                eprintln!(
+                    "mkipc: running the file {}, not the bundled scenario {} (a path wins)",
+                    arg.display(),
+                    b.name
+                );
+            }
+            scenario::load(arg).map_err(|e| {
+                if bundled.is_none() && !arg.exists() {
+                    format!(
+                        "{e}\n(nor is it a bundled scenario's name: `mkipc scenarios` lists them)"
+                    )
+                } else {
+                    e.to_string()
+                }
+            })
+        }
+    }
+}
+
 fn run(
     path: &Path,
     seed: Option<u64>,
@@ -382,7 +435,7 @@ fn run(
     replay: Option<&str>,
     out: &Outputs,
 ) -> i32 {
-    let scn = match scenario::load(path) {
+    let scn = match load_scenario(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -603,7 +656,7 @@ pub fn guard_main() -> Option<i32> {
 }
 
 fn explore_cmd(path: &Path, opts: &ExploreOptions) -> i32 {
-    let scn = match scenario::load(path) {
+    let scn = match load_scenario(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

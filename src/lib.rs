@@ -7,7 +7,8 @@
 //! The `mkipc` command is built from the modules below, which tests and
 //! other programs can call in-process: [`demo`] (the capacity-model
 //! experiment), [`scenario`] (TOML scenario files: parse, check, run),
-//! [`explore`] (many schedules of one scenario), [`bench`](mod@bench), and the output
+//! [`explore`] (many schedules of one scenario), [`bundled`] (the
+//! example scenarios carried in the binary), [`bench`](mod@bench), and the output
 //! helpers [`svg`] and [`sampler`].
 
 pub use mkipc_kernel as kernel;
@@ -17,6 +18,7 @@ pub use mkipc_sim as sim;
 pub use mkipc_kernel::{Capacity, Ipc, Kernel, Message, OnFull, PortName, Task};
 
 pub mod bench;
+pub mod bundled;
 pub mod cli;
 pub mod demo;
 pub mod explore;
