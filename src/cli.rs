@@ -50,11 +50,12 @@ pub enum SchedulerArg {
 pub enum Command {
     /// The capacity-model experiment: zero, bounded(1), bounded(8), unbounded.
     #[command(
-        after_help = "Example:\n  mkipc demo --out /tmp/demo   # tables and diagrams on stdout, SVG chart in /tmp/demo"
+        after_help = "Examples:\n  mkipc demo                   # tables and diagrams on stdout, SVG chart in ./mkipc-demo/\n  mkipc demo --out /tmp/demo   # the chart in /tmp/demo\n  mkipc demo --json            # the figures as JSON (schema mkipc-demo/1)"
     )]
     Demo {
-        /// Directory for the SVG chart.
-        #[arg(long, default_value = "target/mkipc-demo")]
+        /// Directory for the demo's files (the SVG chart), made if missing;
+        /// relative to the current directory.
+        #[arg(long, value_name = "DIR", default_value = "mkipc-demo")]
         out: PathBuf,
         /// Seed of the drawn work times and the scheduler.
         #[arg(long, default_value_t = 2024)]
