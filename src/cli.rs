@@ -149,7 +149,7 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
         /// Run the whole suite this many times; the table shows medians,
-        /// and each ratio to its peer as median [min–max].
+        /// and each ratio to its peer as median [min-max].
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
         runs: u32,
         /// Print the figures as one JSON document instead of the table
@@ -170,6 +170,19 @@ pub enum Command {
     /// read, a file that is no run's); exits 1 if anything was left.
     #[command(after_help = "Example:\n  mkipc cleanup")]
     Cleanup,
+    /// Print the manual (roff), generated from these command definitions.
+    ///
+    /// Prints `mkipc(1)` and then one page per command, in one stream; with
+    /// `--dir`, writes instead `mkipc.1` and `mkipc-run.1`, ... into that
+    /// directory, for `man`.
+    #[command(
+        after_help = "Examples:\n  mkipc man | man -l -\n  mkipc man --dir ~/.local/share/man/man1   # then: man mkipc-run"
+    )]
+    Man {
+        /// Write `mkipc.1` and a page per command into this directory (made if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  mkipc completions bash > ~/.local/share/bash-completion/completions/mkipc"
@@ -277,6 +290,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             );
             i32::from(!r.is_complete())
         }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut script = Vec::new();
@@ -315,6 +329,62 @@ fn demo(out: &Path, seed: u64, json: bool) -> i32 {
     } else {
         println!("\nChart of queue length over time: {}", path.display());
         0
+    }
+}
+
+/// The manual pages: `mkipc(1)`, then one per command (`mkipc-run(1)`, ...).
+fn man_pages() -> Vec<clap_mangen::Man> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let source = format!("mkipc {}", env!("CARGO_PKG_VERSION"));
+    let subs = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect::<Vec<_>>();
+    std::iter::once(cmd)
+        .chain(subs)
+        .map(|c| clap_mangen::Man::new(c).source(source.clone()))
+        .collect()
+}
+
+/// The manual of `mkipc` as roff text, from the clap definitions: the page
+/// `mkipc(1)`, then one page per command (`mkipc-run(1)`, ...), in one
+/// stream (`man -l -` shows them in turn).
+pub fn man_page() -> String {
+    let mut text = Vec::new();
+    for page in man_pages() {
+        // Rendering into a Vec cannot fail but for a bug in the renderer.
+        let _ = page.render(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+fn man(dir: Option<&Path>) -> i32 {
+    let Some(dir) = dir else {
+        let _ = std::io::stdout().write_all(man_page().as_bytes());
+        return 0;
+    };
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        man_pages()
+            .iter()
+            .map(|page| page.generate_to(dir))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match written {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the manual pages into {}: {e}",
+                dir.display()
+            );
+            2
+        }
     }
 }
 
