@@ -28,8 +28,9 @@ impl Locked<'_> {
             .unwrap_or(self.config.link_capacity);
         let inbox = target.inbox;
         let writer_closed = self.task(from).is_none();
+        let queue = MsgQueue::new(capacity, self.config.queue_memory_limit);
         let port = self.ports.insert(Port {
-            queue: MsgQueue::new(capacity),
+            queue,
             receiver: Receiver::Task(to),
             set: Some(inbox),
             send_rights: 0,

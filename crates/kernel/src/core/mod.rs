@@ -35,6 +35,21 @@ use std::num::NonZeroU64;
 
 use smallvec::SmallVec;
 
+/// The memory a queued message costs against
+/// [`KernelConfig::queue_memory_limit`], in bytes: its queue entry, its body
+/// of `body_len` bytes and, when it carries `rights` rights (counting the
+/// reply right) or was sent through a send-once right (`boxed`), the box
+/// that holds them.
+///
+/// ```
+/// // Even an empty message costs its entry.
+/// assert!(mkipc_kernel::queue_cost(0, 0, false) > 0);
+/// assert!(mkipc_kernel::queue_cost(8, 1, true) > mkipc_kernel::queue_cost(8, 0, false));
+/// ```
+pub fn queue_cost(body_len: usize, rights: usize, boxed: bool) -> usize {
+    queue::message_cost(body_len, rights, boxed)
+}
+
 pub use introspect::{BlockedOn, KernelStats, QueueStats, TaskRights};
 
 use crate::arena::{Arena, Id};
@@ -114,7 +129,9 @@ pub enum Source<'a> {
 /// Kernel-wide settings.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
-    /// Memory ceiling (message body bytes) of each unbounded queue.
+    /// Memory ceiling of each unbounded or bounded queue, in bytes: what its
+    /// queued messages cost, counting each message's queue entry, body and
+    /// carried rights (so empty messages count too).
     pub queue_memory_limit: usize,
     /// Capacity of a direct link when it is created on first use.
     /// `Bounded(0)`, which [`Capacity::validate`] rejects elsewhere, is taken

@@ -63,8 +63,9 @@ impl Locked<'_> {
     }
 
     fn new_port(&mut self, capacity: Capacity, receiver: Pid) -> PortId {
+        let queue = MsgQueue::new(capacity, self.config.queue_memory_limit);
         self.ports.insert(Port {
-            queue: MsgQueue::new(capacity),
+            queue,
             receiver: Receiver::Task(receiver),
             set: None,
             send_rights: 0,

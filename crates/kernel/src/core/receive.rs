@@ -258,7 +258,7 @@ impl Locked<'_> {
                 return;
             };
             if queue.admit(
-                msg.body.len(),
+                msg.cost(),
                 msg.via_send_once().is_some(),
                 false,
                 memory_limit,

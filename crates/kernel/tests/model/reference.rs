@@ -113,6 +113,12 @@ pub struct MMsg {
 }
 
 impl MMsg {
+    /// What this message costs in a queue (see `mkipc_kernel::queue_cost`).
+    fn cost(&self) -> usize {
+        let rights = self.rights.len() + usize::from(self.reply.is_some());
+        mkipc_kernel::queue_cost(self.body.len(), rights, rights > 0 || self.via_so.is_some())
+    }
+
     fn all_rights(&self) -> impl Iterator<Item = R> + '_ {
         self.rights.iter().chain(self.reply.iter()).map(|(r, _)| *r)
     }
@@ -139,8 +145,10 @@ impl Queue {
             max_len: 0,
         }
     }
+    /// The memory the queued messages cost, as the kernel counts it
+    /// against its ceiling: entry, body and rights of each.
     fn bytes(&self) -> usize {
-        self.msgs.iter().map(|m| m.body.len()).sum()
+        self.msgs.iter().map(MMsg::cost).sum()
     }
     /// Appends a message that was admitted.
     fn push(&mut self, m: MMsg) {
@@ -1135,14 +1143,17 @@ impl Model {
             Full,
             OverMemory,
         }
+        // The memory ceiling applies to bounded and unbounded queues alike,
+        // counting each message's entry, body and rights.
+        let rights = msg.rights.len() + usize::from(msg.reply.is_some());
+        let cost =
+            mkipc_kernel::queue_cost(msg.body.len(), rights, rights > 0 || so_name.is_some());
+        let over_memory = queue.bytes() + cost > self.mem_limit;
         let adm = match queue.cap {
             Capacity::Zero => Adm::Full,
-            Capacity::Bounded(n) if len < n || so_name.is_some() => Adm::Enqueue,
-            Capacity::Bounded(_) => Adm::Full,
-            Capacity::Unbounded if queue.bytes() + msg.body.len() > self.mem_limit => {
-                Adm::OverMemory
-            }
-            Capacity::Unbounded => Adm::Enqueue,
+            Capacity::Bounded(n) if len >= n && so_name.is_none() => Adm::Full,
+            _ if over_memory => Adm::OverMemory,
+            Capacity::Bounded(_) | Capacity::Unbounded => Adm::Enqueue,
         };
         let is_zero = queue.cap == Capacity::Zero;
         match (adm, on_full) {
