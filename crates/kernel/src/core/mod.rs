@@ -26,6 +26,8 @@ mod receive;
 mod send;
 mod service;
 pub(crate) mod space;
+#[cfg(test)]
+mod tests;
 mod transfer;
 mod wait;
 
@@ -243,9 +245,14 @@ pub(crate) struct Port {
     pub queue: MsgQueue,
     pub receiver: Receiver,
     pub set: Option<SetId>,
-    /// Send rights in existence (user references everywhere + in transit + service registry).
-    pub send_rights: u32,
-    pub send_once_rights: u32,
+    /// Send rights in existence (user references everywhere + in transit +
+    /// service registry). A `u64`: each task may hold 65,535 user references,
+    /// so 65,537 tasks overflow a `u32` (which wrapped, firing a spurious
+    /// no-senders notification); no number of tasks and messages this
+    /// process can hold reaches 2^64.
+    pub send_rights: u64,
+    /// Send-once rights in existence (`u64` for the same reason).
+    pub send_once_rights: u64,
     pub dead_name_requests: Vec<(Pid, PortName, KRight)>,
     pub no_senders_request: Option<KRight>,
     pub port_destroyed_request: Option<KRight>,

@@ -14,7 +14,7 @@ use crate::Disposition;
 impl Locked<'_> {
     /// Releases `n` send rights to `port`; the last one fires a no-senders
     /// notification if one was requested.
-    pub(crate) fn release_send(&mut self, port: PortId, n: u32) {
+    pub(crate) fn release_send(&mut self, port: PortId, n: u64) {
         let Some(p) = self.ports.get_mut(port) else {
             return;
         };
@@ -36,7 +36,7 @@ impl Locked<'_> {
                 send,
             } => {
                 if send > 0 {
-                    self.release_send(port, send);
+                    self.release_send(port, u64::from(send));
                 }
                 if receive {
                     self.graveyard.push(KRight::Receive(port));
@@ -268,9 +268,9 @@ impl Kernel {
                     },
                 );
                 if new > send {
-                    st.ports.get_mut(port).expect("live").send_rights += new - send;
+                    st.ports.get_mut(port).expect("live").send_rights += u64::from(new - send);
                 } else {
-                    st.release_send(port, send - new);
+                    st.release_send(port, u64::from(send - new));
                 }
             }
             (RightKind::DeadName, Obj::Dead(n)) => {
@@ -385,8 +385,9 @@ impl Kernel {
         Ok(crate::PortStatus {
             queue_len: queue.messages.len(),
             capacity: queue.capacity,
-            send_rights,
-            send_once_rights,
+            // Reported saturated: the public status keeps its `u32`s.
+            send_rights: u32::try_from(send_rights).unwrap_or(u32::MAX),
+            send_once_rights: u32::try_from(send_once_rights).unwrap_or(u32::MAX),
             seqno: queue.seqno,
             blocked_senders: queue.blocked_senders.len(),
             blocked_receivers: queue.blocked_receivers.len(),
