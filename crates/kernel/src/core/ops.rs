@@ -205,8 +205,14 @@ impl Kernel {
     }
 
     /// Releases one user reference (see [`Ipc::deallocate`](crate::Ipc::deallocate)).
+    ///
+    /// The name is looked up and its reference released under one
+    /// acquisition of the kernel lock: with two, the port could die in
+    /// between, and the release then failed with `DeadName` and kept the
+    /// reference.
     pub fn deallocate(&self, pid: Pid, name: PortName) -> Result<(), IpcError> {
-        let kind = match self.lock().resolve(pid, name)? {
+        let mut st = self.lock();
+        let kind = match st.resolve(pid, name)? {
             Obj::Port { send, .. } if send > 0 => RightKind::Send,
             Obj::SendOnce(_) => RightKind::SendOnce,
             Obj::Dead(_) => RightKind::DeadName,
@@ -217,7 +223,7 @@ impl Kernel {
                 })
             }
         };
-        self.mod_refs(pid, name, kind, -1)
+        st.mod_refs(pid, name, kind, -1)
     }
 
     /// Destroys every right under a name.
@@ -238,7 +244,108 @@ impl Kernel {
         right: RightKind,
         delta: i32,
     ) -> Result<(), IpcError> {
+        self.lock().mod_refs(pid, name, right, delta)
+    }
+
+    /// What a name denotes.
+    pub fn rights(&self, pid: Pid, name: PortName) -> Result<RightSet, IpcError> {
         let mut st = self.lock();
+        let obj = st.resolve(pid, name)?;
+        let mut set = RightSet::default();
+        match obj {
+            Obj::Port { receive, send, .. } => {
+                set.receive = receive;
+                set.send = send;
+            }
+            Obj::SendOnce(_) => set.send_once = true,
+            Obj::Dead(n) => set.dead = n,
+            Obj::Set(_) => set.port_set = true,
+            Obj::Mailbox(m) => set.mailbox = st.mailboxes.get(m).map(|mb| mb.access(pid)),
+        }
+        Ok(set)
+    }
+
+    /// The status of the queue behind a receive right or mailbox name.
+    pub fn port_status(&self, pid: Pid, name: PortName) -> Result<crate::PortStatus, IpcError> {
+        let mut st = self.lock();
+        let (q, send_rights, send_once_rights) = match st.resolve(pid, name)? {
+            Obj::Port {
+                port,
+                receive: true,
+                ..
+            } => {
+                let p = st.ports.get(port).expect("live");
+                (QueueId::Port(port), p.send_rights, p.send_once_rights)
+            }
+            Obj::Mailbox(m) => (QueueId::Mailbox(m), 0, 0),
+            Obj::Dead(_) => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let queue = st.queue(q).expect("live");
+        Ok(crate::PortStatus {
+            queue_len: queue.messages.len(),
+            capacity: queue.capacity,
+            // Reported saturated: the public status keeps its `u32`s.
+            send_rights: u32::try_from(send_rights).unwrap_or(u32::MAX),
+            send_once_rights: u32::try_from(send_once_rights).unwrap_or(u32::MAX),
+            seqno: queue.seqno,
+            blocked_senders: queue.blocked_senders.len(),
+            blocked_receivers: queue.blocked_receivers.len(),
+            messages_sent: queue.accepted,
+            messages_dropped: queue.dropped,
+            max_queue_len: queue.max_len,
+        })
+    }
+
+    /// Changes a port's (or an owned mailbox's) capacity at run time.
+    pub fn set_capacity(
+        &self,
+        pid: Pid,
+        name: PortName,
+        capacity: Capacity,
+    ) -> Result<(), IpcError> {
+        let capacity = capacity.validate()?;
+        let mut st = self.lock();
+        let q = match st.resolve(pid, name)? {
+            Obj::Port {
+                port,
+                receive: true,
+                ..
+            } => QueueId::Port(port),
+            Obj::Mailbox(m) => {
+                if !st.may_manage_mailbox(pid, m) {
+                    return Err(IpcError::NoPermission);
+                }
+                QueueId::Mailbox(m)
+            }
+            Obj::Dead(_) => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        st.queue_mut(q).expect("live").capacity = capacity;
+        st.refill(q);
+        st.reap();
+        Ok(())
+    }
+}
+
+impl Locked<'_> {
+    /// Changes user references, under the caller's lock.
+    pub(crate) fn mod_refs(
+        &mut self,
+        pid: Pid,
+        name: PortName,
+        right: RightKind,
+        delta: i32,
+    ) -> Result<(), IpcError> {
+        let st = self;
         let obj = st.resolve(pid, name)?;
         let wrong = IpcError::WrongRight { needed: right };
         match (right, obj) {
@@ -343,96 +450,6 @@ impl Kernel {
         Ok(())
     }
 
-    /// What a name denotes.
-    pub fn rights(&self, pid: Pid, name: PortName) -> Result<RightSet, IpcError> {
-        let mut st = self.lock();
-        let obj = st.resolve(pid, name)?;
-        let mut set = RightSet::default();
-        match obj {
-            Obj::Port { receive, send, .. } => {
-                set.receive = receive;
-                set.send = send;
-            }
-            Obj::SendOnce(_) => set.send_once = true,
-            Obj::Dead(n) => set.dead = n,
-            Obj::Set(_) => set.port_set = true,
-            Obj::Mailbox(m) => set.mailbox = st.mailboxes.get(m).map(|mb| mb.access(pid)),
-        }
-        Ok(set)
-    }
-
-    /// The status of the queue behind a receive right or mailbox name.
-    pub fn port_status(&self, pid: Pid, name: PortName) -> Result<crate::PortStatus, IpcError> {
-        let mut st = self.lock();
-        let (q, send_rights, send_once_rights) = match st.resolve(pid, name)? {
-            Obj::Port {
-                port,
-                receive: true,
-                ..
-            } => {
-                let p = st.ports.get(port).expect("live");
-                (QueueId::Port(port), p.send_rights, p.send_once_rights)
-            }
-            Obj::Mailbox(m) => (QueueId::Mailbox(m), 0, 0),
-            Obj::Dead(_) => return Err(IpcError::DeadName),
-            _ => {
-                return Err(IpcError::WrongRight {
-                    needed: RightKind::Receive,
-                })
-            }
-        };
-        let queue = st.queue(q).expect("live");
-        Ok(crate::PortStatus {
-            queue_len: queue.messages.len(),
-            capacity: queue.capacity,
-            // Reported saturated: the public status keeps its `u32`s.
-            send_rights: u32::try_from(send_rights).unwrap_or(u32::MAX),
-            send_once_rights: u32::try_from(send_once_rights).unwrap_or(u32::MAX),
-            seqno: queue.seqno,
-            blocked_senders: queue.blocked_senders.len(),
-            blocked_receivers: queue.blocked_receivers.len(),
-            messages_sent: queue.accepted,
-            messages_dropped: queue.dropped,
-            max_queue_len: queue.max_len,
-        })
-    }
-
-    /// Changes a port's (or an owned mailbox's) capacity at run time.
-    pub fn set_capacity(
-        &self,
-        pid: Pid,
-        name: PortName,
-        capacity: Capacity,
-    ) -> Result<(), IpcError> {
-        let capacity = capacity.validate()?;
-        let mut st = self.lock();
-        let q = match st.resolve(pid, name)? {
-            Obj::Port {
-                port,
-                receive: true,
-                ..
-            } => QueueId::Port(port),
-            Obj::Mailbox(m) => {
-                if !st.may_manage_mailbox(pid, m) {
-                    return Err(IpcError::NoPermission);
-                }
-                QueueId::Mailbox(m)
-            }
-            Obj::Dead(_) => return Err(IpcError::DeadName),
-            _ => {
-                return Err(IpcError::WrongRight {
-                    needed: RightKind::Receive,
-                })
-            }
-        };
-        st.queue_mut(q).expect("live").capacity = capacity;
-        st.refill(q);
-        st.reap();
-        Ok(())
-    }
-}
-
-impl Locked<'_> {
     /// After a port joins a set, receivers blocked on the set take its queued
     /// messages, and on a rendezvous port the messages of its parked senders.
     pub(crate) fn hand_queued_to_set_receivers(&mut self, port: PortId) {
