@@ -343,7 +343,9 @@ impl Locked<'_> {
                 if dead {
                     let space = self.space_mut(pid);
                     if let Ok(Obj::Dead(n)) = space.get(original.name) {
-                        space.set(original.name, Some(Obj::Dead(n + 1)));
+                        // Pegged like a live right's references.
+                        let n = n.saturating_add(1).min(MAX_UREFS + 1);
+                        space.set(original.name, Some(Obj::Dead(n)));
                         return original.name;
                     }
                     if space.realloc_exact(original.name, Obj::Dead(1)) {
@@ -358,10 +360,13 @@ impl Locked<'_> {
                     }
                     return space.alloc(Obj::SendOnce(port));
                 }
-                // Receive and send rights merge into the task's name for the port.
-                let (port, receive) = match right {
-                    KRight::Receive(p) => (p, true),
-                    KRight::Send(p) => (p, false),
+                // Receive and send rights merge into the task's name for the
+                // port: make sure it has one (its old name if free), then add
+                // the right as a received one is added, so a send right's user
+                // references stay pegged at the limit (the one that does not
+                // fit is released) instead of passing it.
+                let port = match right {
+                    KRight::Receive(p) | KRight::Send(p) => p,
                     _ => unreachable!(),
                 };
                 let exists = self.space_mut(pid).name_for_port(port).is_some();
@@ -376,24 +381,7 @@ impl Locked<'_> {
                         space.alloc(obj);
                     }
                 }
-                if receive {
-                    self.copy_out_right(pid, right)
-                } else {
-                    let space = self.space_mut(pid);
-                    let name = space.name_for_port(port).expect("just ensured");
-                    let Ok(Obj::Port { receive, send, .. }) = space.get(name) else {
-                        unreachable!()
-                    };
-                    space.set(
-                        name,
-                        Some(Obj::Port {
-                            port,
-                            receive,
-                            send: send + 1,
-                        }),
-                    );
-                    name
-                }
+                self.copy_out_right(pid, right)
             }
         }
     }
