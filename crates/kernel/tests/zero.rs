@@ -450,3 +450,42 @@ fn a_timed_out_move_send_restores_a_pegged_right_within_the_limit() {
     let n = b.try_receive(notify).unwrap();
     assert!(matches!(n.notification(), Some(Notification::NoSenders(_))));
 }
+
+/// Regression: a message a receiver took straight from a sender already
+/// parked on a zero-capacity port was not counted in `messages_sent`
+/// (42,110-54,729 of 100,000 counted in a two-thread stress). Every
+/// hand-over counts once, whichever side arrived first.
+#[test]
+fn messages_sent_counts_hand_overs_from_parked_senders() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
+    for i in 0..10u64 {
+        let Begin::Blocked(token) = k.send_begin(
+            tx.pid(),
+            Destination::Name(to_rx),
+            Message::from_u64(1, i),
+            OnFull::Block,
+            &noop_waker,
+        ) else {
+            panic!("no receiver waits yet");
+        };
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+        assert!(matches!(
+            k.wait_take(tx.pid(), token),
+            Some(WaitOutcome::Sent(Ok(Sent::Delivered)))
+        ));
+    }
+    // And ten where the receiver waits first.
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..10u64 {
+                assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+            }
+        });
+        for i in 0..10u64 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+    });
+    assert_eq!(rx.port_status(port).unwrap().messages_sent, 20);
+    assert_clean(&k);
+}

@@ -75,6 +75,10 @@ pub(crate) struct MsgQueue {
     pub blocked_receivers: VecDeque<WaitId>,
     /// Sequence number the next received message gets.
     pub seqno: u64,
+    /// Messages the queue accepted: queued, or handed to a receiver (from
+    /// the sender, or from a parked sender's wait). Counted where the
+    /// message changes hands: `deliver` (and the send fast path, its
+    /// inlined copy) and a receive taking a parked sender's message.
     pub accepted: u64,
     pub dropped: u64,
     pub max_len: usize,

@@ -217,10 +217,11 @@ impl Locked<'_> {
                 self.queue_mut(q).expect("live").pop().expect("non-empty"),
             ),
             Found::Parked(q, w) => {
-                super::queue::remove_waiter(
-                    &mut self.queue_mut(q).expect("live").blocked_senders,
-                    w,
-                );
+                let queue = self.queue_mut(q).expect("live");
+                super::queue::remove_waiter(&mut queue.blocked_senders, w);
+                // Handed over straight from its sender: the queue accepted it
+                // now (the other hand-overs count in `deliver`).
+                queue.accepted += 1;
                 (q, self.take_parked(w))
             }
         }
