@@ -253,7 +253,11 @@ pub(crate) struct Port {
     pub send_rights: u64,
     /// Send-once rights in existence (`u64` for the same reason).
     pub send_once_rights: u64,
-    pub dead_name_requests: Vec<(Pid, PortName, KRight)>,
+    /// Dead-name requests on names for this port, by requesting task and
+    /// name, each holding its send-once right to the notify port. A request
+    /// is cancelled when its name is released (so a server's requests do not
+    /// pile up), and found by key, never by a scan.
+    pub dead_name_requests: BTreeMap<(Pid, PortName), KRight>,
     pub no_senders_request: Option<KRight>,
     pub port_destroyed_request: Option<KRight>,
     /// `Some((from, to))` for a direct link.

@@ -70,7 +70,7 @@ impl Locked<'_> {
             set: None,
             send_rights: 0,
             send_once_rights: 0,
-            dead_name_requests: Vec::new(),
+            dead_name_requests: Default::default(),
             no_senders_request: None,
             port_destroyed_request: None,
             link: None,
@@ -185,7 +185,8 @@ impl Kernel {
                 if send >= MAX_UREFS {
                     return Err(IpcError::InvalidValue);
                 }
-                st.space_mut(pid).set(
+                st.set_name(
+                    pid,
                     name,
                     Some(Obj::Port {
                         port,
@@ -230,7 +231,7 @@ impl Kernel {
     pub fn destroy(&self, pid: Pid, name: PortName) -> Result<(), IpcError> {
         let mut st = self.lock();
         let obj = st.resolve(pid, name)?;
-        st.space_mut(pid).set(name, None);
+        st.set_name(pid, name, None);
         st.release_obj(obj);
         st.reap();
         Ok(())
@@ -362,7 +363,8 @@ impl Locked<'_> {
                     return Err(IpcError::InvalidValue);
                 }
                 let new = new as u32;
-                st.space_mut(pid).set(
+                st.set_name(
+                    pid,
                     name,
                     if new == 0 && !receive {
                         None
@@ -385,7 +387,8 @@ impl Locked<'_> {
                 if !(0..=i64::from(MAX_UREFS)).contains(&new) {
                     return Err(IpcError::InvalidValue);
                 }
-                st.space_mut(pid).set(
+                st.set_name(
+                    pid,
                     name,
                     if new == 0 {
                         None
@@ -404,7 +407,8 @@ impl Locked<'_> {
             ) => match delta {
                 0 => {}
                 -1 => {
-                    st.space_mut(pid).set(
+                    st.set_name(
+                        pid,
                         name,
                         if send == 0 {
                             None
@@ -423,7 +427,7 @@ impl Locked<'_> {
             (RightKind::SendOnce, Obj::SendOnce(port)) => match delta {
                 0 => {}
                 -1 => {
-                    st.space_mut(pid).set(name, None);
+                    st.set_name(pid, name, None);
                     st.graveyard.push(KRight::SendOnce(port));
                 }
                 _ => return Err(IpcError::InvalidValue),
@@ -431,14 +435,14 @@ impl Locked<'_> {
             (RightKind::PortSet, Obj::Set(set)) => match delta {
                 0 => {}
                 -1 => {
-                    st.space_mut(pid).set(name, None);
+                    st.set_name(pid, name, None);
                     st.destroy_set(set);
                 }
                 _ => return Err(IpcError::InvalidValue),
             },
             (RightKind::Mailbox, Obj::Mailbox(_)) => match delta {
                 0 => {}
-                -1 => st.space_mut(pid).set(name, None),
+                -1 => st.set_name(pid, name, None),
                 _ => return Err(IpcError::InvalidValue),
             },
             (RightKind::Send, Obj::Dead(_))

@@ -296,6 +296,9 @@ impl Locked<'_> {
                 })
                 .unwrap_or_else(|| self.receiver_name_in(pid, q));
             let message = self.copy_out(pid, msg, received_on, seqno);
+            if let QueueId::Port(port) = q {
+                self.reclaim_link_if_drained(port);
+            }
             self.reap();
             return Begin::Done(Ok(message));
         }

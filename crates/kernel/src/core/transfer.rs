@@ -142,7 +142,7 @@ impl Locked<'_> {
     fn copy_in_right(&mut self, pid: Pid, right: CarriedRight, dest: Option<QueueId>) -> KRight {
         let obj = self.resolve(pid, right.name).expect("checked right");
         let after = take_right(obj, right.disposition).expect("checked right");
-        self.space_mut(pid).set(right.name, after);
+        self.set_name(pid, right.name, after);
         match (obj, right.disposition) {
             (Obj::Dead(_), Disposition::MoveSendOnce) => KRight::DeadSendOnce,
             (Obj::Dead(_), _) => KRight::DeadSend,
@@ -192,7 +192,7 @@ impl Locked<'_> {
             let Ok(Obj::SendOnce(port)) = self.resolve(pid, name) else {
                 unreachable!("checked destination")
             };
-            self.space_mut(pid).set(name, None);
+            self.set_name(pid, name, None);
             if let Some(p) = self.ports.get_mut(port) {
                 p.send_once_rights = p.send_once_rights.saturating_sub(1);
             }
@@ -540,19 +540,16 @@ impl Locked<'_> {
         for w in queue.blocked_senders.drain(..) {
             self.fail_sender(w, SendError::DestinationDead);
         }
-        for (pid, name, right) in p.dead_name_requests {
-            // Only a name that still denotes a right to this port becomes a
-            // dead name; a request whose name was released since has lapsed
-            // (Mach cancels it when the name goes), so its right just vanishes.
+        for ((pid, name), right) in p.dead_name_requests {
+            // Requests are cancelled when their name is released, so every
+            // one left names a right to this port (checked all the same).
             let still_held = self.task(pid).is_some_and(|t| {
                 matches!(t.space.get(name), Ok(Obj::Port { port: q, .. }) | Ok(Obj::SendOnce(q)) if q == port)
             });
             if still_held {
                 self.send_name_notification(right, Notification::DEAD_NAME_ID, name);
-            } else if let KRight::SendOnce(notify) = right {
-                if let Some(n) = self.ports.get_mut(notify) {
-                    n.send_once_rights = n.send_once_rights.saturating_sub(1);
-                }
+            } else {
+                self.drop_request_right(right);
             }
         }
         if let Some(r) = p.no_senders_request {

@@ -364,10 +364,49 @@ impl Model {
 
     fn set_name(&mut self, pid: u32, name: MName, ent: Option<Ent>) {
         let names = &mut self.tasks.get_mut(&pid).unwrap().names;
-        match ent {
+        let old = match ent {
             Some(e) => names.insert(name, e),
             None => names.remove(&name),
         };
+        // A name that stops denoting a right to its port loses its dead-name
+        // request (cancelled: nothing is sent, its send-once right vanishes).
+        let about = match old {
+            Some(Ent::Port { port, .. } | Ent::SendOnce(port)) => port,
+            _ => return,
+        };
+        let still =
+            matches!(ent, Some(Ent::Port { port, .. } | Ent::SendOnce(port)) if port == about);
+        if !still {
+            self.cancel_dn_request(pid, name, about);
+        }
+    }
+
+    fn cancel_dn_request(&mut self, pid: u32, name: MName, port: PortId) {
+        let Some(p) = self.ports.get_mut(&port) else {
+            return;
+        };
+        let Some(i) = p
+            .dn_requests
+            .iter()
+            .position(|(t, n, _)| *t == pid && *n == name)
+        else {
+            return;
+        };
+        let (_, _, via) = p.dn_requests.remove(i);
+        if let R::SendOnce(np) = via {
+            if let Some(n) = self.ports.get_mut(&np) {
+                n.so_rights = n.so_rights.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A link whose writer exited and that holds nothing is destroyed.
+    fn reclaim_link_if_drained(&mut self, port: PortId) {
+        if let Some(p) = self.ports.get(&port) {
+            if p.link.is_some() && p.writer_closed && p.q.msgs.is_empty() {
+                self.grave.push(R::Recv(port));
+            }
+        }
     }
 
     pub fn resolve(&self, pid: u32, name: MName) -> Result<Ent, IpcError> {
@@ -436,6 +475,11 @@ impl Model {
             return;
         };
         let mut entries: Vec<(MName, Ent)> = task.names.into_iter().collect();
+        for &(name, ent) in &entries {
+            if let Ent::Port { port, .. } | Ent::SendOnce(port) = ent {
+                self.cancel_dn_request(pid, name, port);
+            }
+        }
         entries.sort_by_key(|(n, _)| order(*n));
         for (_, ent) in entries {
             self.release_ent(ent);
@@ -448,6 +492,7 @@ impl Model {
             if let Some(p) = self.ports.get_mut(&port) {
                 p.writer_closed = true;
             }
+            self.reclaim_link_if_drained(port);
         }
         for (_, port) in task.links_in {
             self.grave.push(R::Recv(port));
@@ -1432,6 +1477,9 @@ impl Model {
                 QRef::Mb(_) => MName::NULL,
             });
         let got = self.copy_out(pid, m, received_on, seqno);
+        if let QRef::Port(port) = q {
+            self.reclaim_link_if_drained(port);
+        }
         self.reap();
         Ok(got)
     }
