@@ -776,6 +776,9 @@ impl Harness {
     fn compare_state(&mut self) {
         let step = self.step;
         self.model.check_invariants();
+        if let Err(e) = self.kernel.check_invariants() {
+            panic!("step {step}: kernel invariants: {e}");
+        }
         assert_eq!(
             self.model.stats(),
             self.kernel.stats(),

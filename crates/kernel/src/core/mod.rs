@@ -17,6 +17,7 @@
 mod direct;
 mod fifo;
 mod introspect;
+mod invariants;
 mod lifecycle;
 mod mailbox;
 mod notify;
