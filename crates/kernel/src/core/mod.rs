@@ -78,8 +78,10 @@ pub trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// A shared [`Wake`] handle.
-pub type Waker = Arc<dyn Wake>;
+/// A shared [`Wake`] handle. (Always a `std` `Arc`, also under loom: the
+/// handle's reference count is not what the model checks, and loom's `Arc`
+/// cannot hold a trait object.)
+pub type Waker = std::sync::Arc<dyn Wake>;
 
 /// The identity of a pending operation, returned by [`Begin::Blocked`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
