@@ -36,10 +36,7 @@ fn send_right_total_does_not_wrap_past_u32() {
     {
         let mut st = kernel.lock();
         let id = st.receive_right(task.pid(), port).unwrap();
-        assert_eq!(
-            u64::from(st.ports.get(id).unwrap().send_rights),
-            u64::from(u32::MAX)
-        );
+        assert_eq!(st.ports.get(id).unwrap().send_rights, u64::from(u32::MAX));
     }
     // The status saturates instead of wrapping.
     assert_eq!(task.port_status(port).unwrap().send_rights, u32::MAX);
