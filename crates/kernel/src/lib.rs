@@ -63,6 +63,7 @@ mod task;
 
 pub use crate::blocking::Blocker;
 pub use crate::capacity::{Capacity, OnFull, Sent, Wait};
+pub use crate::core::queue_cost;
 pub use crate::core::{
     Begin, BlockedOn, Destination, Kernel, KernelConfig, KernelStats, QueueStats, Source,
     TaskRights, WaitOutcome, WaitToken, Wake, Waker,

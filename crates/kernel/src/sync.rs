@@ -11,6 +11,20 @@ pub(crate) use parking_lot::{Mutex, MutexGuard};
 pub(crate) use std::sync::Arc;
 
 #[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+
+/// Thread-local storage: per OS thread, or per modelled thread under loom
+/// (whose threads share one OS thread).
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
+
+#[cfg(not(loom))]
 pub(crate) mod thread {
     pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread};
 }
@@ -21,7 +35,8 @@ pub(crate) use loom::sync::Arc;
 #[cfg(loom)]
 pub(crate) mod thread {
     pub(crate) use loom::thread::{current, park, yield_now, Thread};
-    /// loom has no timed park; a timed wait is modelled as a plain park.
+    /// loom has no timed park; a timed wait is modelled as a yield (the
+    /// caller re-checks its wait and its deadline, as after a spurious wake).
     pub(crate) fn park_timeout(_d: std::time::Duration) {
         loom::thread::yield_now();
     }

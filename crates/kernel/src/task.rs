@@ -28,13 +28,13 @@
 //! ```
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::blocking::Blocker;
 use crate::core::{Kernel, WaitOutcome, WaitToken, Wake, Waker};
 use crate::name::Pid;
-use crate::sync::{thread, Arc};
+use crate::sync::{thread, thread_local, AtomicBool, Ordering};
 
 /// A task whose operations block the calling OS thread.
 pub struct Task {
@@ -61,8 +61,14 @@ impl Wake for ThreadWaker {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static WAKER: RefCell<Option<Arc<ThreadWaker>>> = const { RefCell::new(None) };
+}
+
+#[cfg(loom)]
+thread_local! {
+    static WAKER: RefCell<Option<Arc<ThreadWaker>>> = RefCell::new(None);
 }
 
 fn this_thread_waker() -> Arc<ThreadWaker> {
@@ -130,7 +136,9 @@ impl Blocker for Task {
     }
     fn block(&self, token: WaitToken, timeout: Option<Duration>) -> WaitOutcome {
         let waker = this_thread_waker();
-        let deadline = timeout.map(|d| Instant::now().checked_add(d).unwrap_or_else(far_future));
+        // A deadline past what an `Instant` can hold is no deadline: the
+        // wait is as long as a blocking one (it saturates, never panics).
+        let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
         // Yield a few times before parking, watching the waker's flag (no
         // lock): on one CPU this lets the peer run and complete our wait
         // without a futex wake and a context switch per message.
@@ -164,8 +172,9 @@ impl Blocker for Task {
 }
 
 /// How many times a blocked thread yields before it parks.
+#[cfg(not(loom))]
 const SPIN_YIELDS: u32 = 16;
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
-}
+/// No spinning under loom: it only multiplies the interleavings to explore.
+#[cfg(loom)]
+const SPIN_YIELDS: u32 = 0;

@@ -22,7 +22,11 @@ use mkipc_kernel::{
 use proptest::prelude::*;
 use reference::{Dest, MBody, MName, Model, Received, Src, UMsg};
 
-const MEM_LIMIT: usize = 24;
+/// The per-queue memory ceiling: two empty messages and 24 bytes of bodies
+/// (a few small messages fit, a few 16-byte ones do not).
+fn mem_limit() -> usize {
+    2 * mkipc_kernel::queue_cost(0, 0, false) + 24
+}
 const MAX_TASKS: usize = 5;
 const SERVICES: [&str; 3] = ["s0", "s1", "bad\nservice"];
 const MAILBOXES: [&str; 4] = ["m0", "m1", "", "a/b"];
@@ -261,12 +265,12 @@ fn coverage_on() -> bool {
 impl Harness {
     fn new(initial_tasks: usize) -> Harness {
         let kernel = Kernel::with_config(KernelConfig {
-            queue_memory_limit: MEM_LIMIT,
+            queue_memory_limit: mem_limit(),
             link_capacity: Capacity::Bounded(2),
         });
         let mut h = Harness {
             kernel,
-            model: Model::new(MEM_LIMIT, Capacity::Bounded(2)),
+            model: Model::new(mem_limit(), Capacity::Bounded(2)),
             tasks: Vec::new(),
             fwd: BTreeMap::new(),
             rev: BTreeMap::new(),
@@ -772,6 +776,9 @@ impl Harness {
     fn compare_state(&mut self) {
         let step = self.step;
         self.model.check_invariants();
+        if let Err(e) = self.kernel.check_invariants() {
+            panic!("step {step}: kernel invariants: {e}");
+        }
         assert_eq!(
             self.model.stats(),
             self.kernel.stats(),

@@ -791,3 +791,50 @@ fn stale_service_entry_is_purged_when_its_port_dies() {
     // (`look_up` does purge it, and reports the service as gone.)
     assert_eq!(t.look_up("svc").unwrap_err(), IpcError::NotFound);
 }
+
+/// Regression: `deallocate` looked its name up and released the reference
+/// under two acquisitions of the kernel lock; a port that died in between
+/// made it fail with `DeadName` and keep the reference (a hang, ~1 in 2,000
+/// iterations of a stress test moving receive rights). Whenever the port
+/// dies, deallocating the last reference succeeds and frees the name. (The
+/// loom model `deallocate_racing_port_death` checks every interleaving.)
+#[test]
+fn deallocate_racing_port_death_always_releases_the_name() {
+    let k = Kernel::new();
+    let rx = k.spawn_task();
+    let tx = k.spawn_task();
+    let barrier = std::sync::Barrier::new(2);
+    let (to_destroy, from_main) = std::sync::mpsc::channel::<Option<PortName>>();
+    thread::scope(|s| {
+        // Owned by the scope's closure: a failed assertion drops it while
+        // unwinding, which ends the helper thread instead of hanging.
+        let to_destroy = to_destroy;
+        let (rx, barrier) = (&rx, &barrier);
+        s.spawn(move || {
+            while let Ok(Some(port)) = from_main.recv() {
+                barrier.wait();
+                rx.destroy(port).unwrap();
+            }
+        });
+        for _ in 0..10_000 {
+            let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+            let send = rx.make_send(port).unwrap();
+            let names = k
+                .transfer_rights(
+                    rx.pid(),
+                    tx.pid(),
+                    &[CarriedRight {
+                        name: send,
+                        disposition: Disposition::MoveSend,
+                    }],
+                )
+                .unwrap();
+            to_destroy.send(Some(port)).unwrap();
+            barrier.wait();
+            assert_eq!(tx.deallocate(names[0].name), Ok(()));
+            assert_eq!(tx.rights(names[0].name), Err(IpcError::InvalidName));
+        }
+        to_destroy.send(None).unwrap();
+    });
+    assert_eq!(k.task_rights(tx.pid()).unwrap().names, 0);
+}

@@ -57,11 +57,12 @@ fn sender_never_blocks() {
 }
 
 /// The memory ceiling: a send that would cross it fails with the message
-/// back; once the receiver drains some, sends succeed again.
+/// back; once the receiver drains some, sends succeed again. (The ceiling
+/// counts what each message costs: four 1 KiB messages fit, five do not.)
 #[test]
 fn memory_ceiling_is_an_error_not_a_wait() {
     let k = Kernel::with_config(KernelConfig {
-        queue_memory_limit: 4096,
+        queue_memory_limit: 4 * queue_cost(1024, 0, false) + 100,
         ..KernelConfig::default()
     });
     let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
@@ -162,4 +163,70 @@ fn destroying_a_port_releases_rights_in_queued_messages() {
     assert_clean(&k);
     drop((rx, tx));
     assert_eq!(k.stats(), KernelStats::default());
+}
+
+/// Regression: the ceiling counted body bytes only, so a loop of empty
+/// messages grew a queue without limit (7.6 GB, then an allocator abort).
+/// Every message costs at least its entry.
+#[test]
+fn empty_messages_count_against_the_memory_ceiling() {
+    const LIMIT: usize = 1 << 20;
+    let k = Kernel::with_config(KernelConfig {
+        queue_memory_limit: LIMIT,
+        ..KernelConfig::default()
+    });
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
+    let most = LIMIT / queue_cost(0, 0, false);
+    let mut sent = 0;
+    let err = loop {
+        match tx.try_send(to_rx, Message::new(1, b"")) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            sent <= most,
+            "{sent} empty messages queued past a {LIMIT}-byte ceiling"
+        );
+    };
+    assert_eq!(err.kind(), SendErrorKind::MemoryLimit);
+    assert_eq!(sent, most);
+    assert_eq!(rx.port_status(port).unwrap().queue_len, most);
+    drop(rx);
+    drop(tx);
+    assert_clean(&k);
+}
+
+/// Regression: a huge bounded capacity is a count limit that never bites;
+/// `Bounded(usize::MAX)` accepted 200 MiB past a 1 MiB ceiling. The ceiling
+/// applies to bounded queues too, and no capacity allocates up front.
+#[test]
+fn huge_bounded_capacities_obey_the_memory_ceiling() {
+    const LIMIT: usize = 1 << 20;
+    let k = Kernel::with_config(KernelConfig {
+        queue_memory_limit: LIMIT,
+        ..KernelConfig::default()
+    });
+    for capacity in [usize::MAX, usize::MAX / 2, 1 << 40, 100_000] {
+        let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(capacity));
+        let mut queued = 0usize;
+        let err = loop {
+            match tx.try_send(to_rx, Message::new(1, vec![7u8; 1024])) {
+                Ok(()) => queued += 1024,
+                Err(e) => break e,
+            }
+            assert!(queued <= LIMIT, "bounded({capacity}) queued {queued} bytes");
+        };
+        assert_eq!(err.kind(), SendErrorKind::MemoryLimit);
+        assert!(queued > LIMIT / 2);
+        // A send-once message bypasses the count limit, not the ceiling.
+        let reply = rx.make_right(port, Disposition::MakeSendOnce).unwrap();
+        let e = rx
+            .try_send(reply, Message::new(2, vec![1u8; 1024]))
+            .unwrap_err();
+        assert_eq!(e.kind(), SendErrorKind::MemoryLimit);
+        rx.deallocate(reply).unwrap();
+        drop(tx);
+        drop(rx);
+    }
+    assert_clean(&k);
 }

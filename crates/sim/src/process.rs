@@ -167,7 +167,10 @@ impl Blocker for SimCtx {
         let mut procs = core.procs.borrow_mut();
         let meta = &mut procs[self.id.0 as usize];
         meta.blocked_on = None;
-        meta.stats.blocked += Duration::from_nanos(core.now() - since);
+        meta.stats.blocked = meta
+            .stats
+            .blocked
+            .saturating_add(Duration::from_nanos(core.now().saturating_sub(since)));
         outcome
     }
 }
@@ -367,10 +370,11 @@ impl Proc {
                 {
                     let mut procs = s.core.procs.borrow_mut();
                     let st = &mut procs[self.id.0 as usize].stats;
+                    // Saturating: a process may sleep `Duration::MAX` twice.
                     if busy {
-                        st.working += duration;
+                        st.working = st.working.saturating_add(duration);
                     } else {
-                        st.sleeping += duration;
+                        st.sleeping = st.sleeping.saturating_add(duration);
                     }
                 }
                 s.wait_until(s.core.now().saturating_add(to_nanos(duration)));

@@ -9,13 +9,20 @@
 //! As in Mach, a message sent with a send-once right (a reply) bypasses the
 //! limit, so a server replying to a client can never deadlock on a full reply
 //! port.
+//!
+//! The kernel's memory ceiling applies here too, as on an unbounded queue:
+//! a capacity as large as `Bounded(usize::MAX)` is a count limit that never
+//! bites, and must not let a producer run the process out of memory. A send
+//! that has room by count but would cross the ceiling fails with
+//! [`SendErrorKind::MemoryLimit`](crate::SendErrorKind::MemoryLimit).
 
-use super::{Admission, QueueLoad};
+use super::{unbounded, Admission, QueueLoad};
 
-/// Admit while below the limit, or always for send-once messages.
+/// Admit while below the limit (or always for send-once messages) and
+/// under the memory ceiling.
 pub(crate) fn admit(limit: usize, load: QueueLoad) -> Admission {
     if load.len < limit || load.send_once {
-        Admission::Enqueue
+        unbounded::admit(load)
     } else {
         Admission::Full
     }

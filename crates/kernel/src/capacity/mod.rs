@@ -120,11 +120,11 @@ pub(crate) enum Admission {
 pub(crate) struct QueueLoad {
     /// Messages queued now.
     pub len: usize,
-    /// Body bytes queued now.
+    /// Memory the queued messages cost now (entries, bodies, rights).
     pub bytes: usize,
-    /// Bytes the new message would add.
+    /// Memory the new message would add.
     pub incoming_bytes: usize,
-    /// The kernel's per-queue memory ceiling for unbounded queues.
+    /// The kernel's per-queue memory ceiling (unbounded and bounded queues).
     pub memory_limit: usize,
     /// The message is sent with a send-once right (Mach lets these bypass the queue limit).
     pub send_once: bool,

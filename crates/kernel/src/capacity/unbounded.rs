@@ -3,7 +3,8 @@
 //! Every message is queued at once. So that a runaway producer becomes an error
 //! rather than an out-of-memory crash, each queue has a memory ceiling
 //! ([`KernelConfig::queue_memory_limit`](crate::KernelConfig)): a send that would
-//! take the queue's body bytes past it fails with
+//! take the memory the queue's messages cost (each message's entry, body and
+//! rights, not its body alone) past it fails with
 //! [`SendErrorKind::MemoryLimit`](crate::SendErrorKind::MemoryLimit), message returned.
 
 use super::{Admission, QueueLoad};

@@ -9,9 +9,9 @@
 //! stream), like reading a pipe whose writer closed.
 
 use super::queue::MsgQueue;
-use super::{Kernel, Locked, Port, PortId, QueueId, Receiver, WaitId};
+use super::{KRight, Kernel, Locked, Port, PortId, QueueId, Receiver};
 use crate::capacity::Capacity;
-use crate::error::{IpcError, ReceiveError};
+use crate::error::IpcError;
 use crate::name::Pid;
 
 impl Locked<'_> {
@@ -28,13 +28,14 @@ impl Locked<'_> {
             .unwrap_or(self.config.link_capacity);
         let inbox = target.inbox;
         let writer_closed = self.task(from).is_none();
+        let queue = MsgQueue::new(capacity, self.config.queue_memory_limit);
         let port = self.ports.insert(Port {
-            queue: MsgQueue::new(capacity),
+            queue,
             receiver: Receiver::Task(to),
             set: Some(inbox),
             send_rights: 0,
             send_once_rights: 0,
-            dead_name_requests: Vec::new(),
+            dead_name_requests: Default::default(),
             no_senders_request: None,
             port_destroyed_request: None,
             link: Some((from, to)),
@@ -53,20 +54,33 @@ impl Locked<'_> {
     }
 
     /// The writer of a link exited: receivers blocked on that link alone see
-    /// end of stream once it is empty.
+    /// end of stream once it is empty, and a drained link is reclaimed.
     pub(crate) fn close_link_writer(&mut self, port: PortId) {
         let Some(p) = self.ports.get_mut(port) else {
             return;
         };
         p.writer_closed = true;
-        if !p.queue.messages.is_empty() || !p.queue.blocked_senders.is_empty() {
+        self.reclaim_link_if_drained(port);
+    }
+
+    /// A link whose writer has exited and that holds nothing more is
+    /// destroyed (at the caller's next `reap`): receivers blocked on it
+    /// alone get `SourceDead`, it leaves the receiver's inbox, and a later
+    /// `receive_from` of the exited task answers `SourceDead` as before,
+    /// from the task being gone. Without this, a server that served many
+    /// short-lived clients kept one dead link per client, and every
+    /// `receive_from_any` looked at all of them.
+    pub(crate) fn reclaim_link_if_drained(&mut self, port: PortId) {
+        let Some(p) = self.ports.get(port) else {
             return;
+        };
+        if p.link.is_some()
+            && p.writer_closed
+            && p.queue.messages.is_empty()
+            && p.queue.blocked_senders.is_empty()
+        {
+            self.graveyard.push(KRight::Receive(port));
         }
-        let blocked: Vec<WaitId> = p.queue.blocked_receivers.drain(..).collect();
-        for w in blocked {
-            self.fail_receiver(w, ReceiveError::SourceDead);
-        }
-        let _ = QueueId::Port(port);
     }
 }
 

@@ -209,7 +209,6 @@ impl<T> Fifo<T> {
     }
 
     /// The middle blocks, oldest first.
-    #[cfg(test)]
     fn middle(&self) -> impl Iterator<Item = &Block<T>> {
         self.grown.iter().flat_map(|g| g.middle.iter())
     }
@@ -221,7 +220,6 @@ impl<T> Fifo<T> {
     }
 
     /// The entries, oldest first.
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.front
             .iter()
@@ -328,7 +326,6 @@ impl<T> Block<T> {
         value
     }
 
-    #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = &T> {
         (0..self.len()).filter_map(move |k| self.slots[self.slot(k)].as_ref())
     }

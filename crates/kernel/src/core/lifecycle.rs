@@ -48,8 +48,14 @@ impl Locked<'_> {
                 }
             }
         }
-        let entries: Vec<Obj> = task.space.entries().map(|(_, o)| o).collect();
-        for obj in entries {
+        let named: Vec<(PortName, Obj)> = task.space.entries().collect();
+        // The task's dead-name requests go with its names.
+        for &(name, obj) in &named {
+            if let Obj::Port { port, .. } | Obj::SendOnce(port) = obj {
+                self.cancel_dead_name_request(pid, name, port);
+            }
+        }
+        for (_, obj) in named {
             let obj = match obj {
                 Obj::Port { port, .. } | Obj::SendOnce(port) if !self.ports.contains(port) => {
                     continue

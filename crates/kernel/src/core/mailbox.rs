@@ -132,12 +132,13 @@ impl Kernel {
                 None
             }
         };
+        let queue = MsgQueue::new(capacity, st.config.queue_memory_limit);
         let m = st.mailboxes.insert(Mailbox {
             name: name.to_owned(),
             owner,
             acl,
             default_access: config.default_access,
-            queue: MsgQueue::new(capacity),
+            queue,
         });
         st.mailbox_names.insert(name.to_owned(), m);
         if owner.is_some() {

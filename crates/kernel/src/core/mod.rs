@@ -17,6 +17,7 @@
 mod direct;
 mod fifo;
 mod introspect;
+mod invariants;
 mod lifecycle;
 mod mailbox;
 mod notify;
@@ -26,6 +27,8 @@ mod receive;
 mod send;
 mod service;
 pub(crate) mod space;
+#[cfg(test)]
+mod tests;
 mod transfer;
 mod wait;
 
@@ -34,6 +37,21 @@ use std::fmt;
 use std::num::NonZeroU64;
 
 use smallvec::SmallVec;
+
+/// The memory a queued message costs against
+/// [`KernelConfig::queue_memory_limit`], in bytes: its queue entry, its body
+/// of `body_len` bytes and, when it carries `rights` rights (counting the
+/// reply right) or was sent through a send-once right (`boxed`), the box
+/// that holds them.
+///
+/// ```
+/// // Even an empty message costs its entry.
+/// assert!(mkipc_kernel::queue_cost(0, 0, false) > 0);
+/// assert!(mkipc_kernel::queue_cost(8, 1, true) > mkipc_kernel::queue_cost(8, 0, false));
+/// ```
+pub fn queue_cost(body_len: usize, rights: usize, boxed: bool) -> usize {
+    queue::message_cost(body_len, rights, boxed)
+}
 
 pub use introspect::{BlockedOn, KernelStats, QueueStats, TaskRights};
 
@@ -60,8 +78,10 @@ pub trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// A shared [`Wake`] handle.
-pub type Waker = Arc<dyn Wake>;
+/// A shared [`Wake`] handle. (Always a `std` `Arc`, also under loom: the
+/// handle's reference count is not what the model checks, and loom's `Arc`
+/// cannot hold a trait object.)
+pub type Waker = std::sync::Arc<dyn Wake>;
 
 /// The identity of a pending operation, returned by [`Begin::Blocked`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -114,7 +134,9 @@ pub enum Source<'a> {
 /// Kernel-wide settings.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
-    /// Memory ceiling (message body bytes) of each unbounded queue.
+    /// Memory ceiling of each unbounded or bounded queue, in bytes: what its
+    /// queued messages cost, counting each message's queue entry, body and
+    /// carried rights (so empty messages count too).
     pub queue_memory_limit: usize,
     /// Capacity of a direct link when it is created on first use.
     /// `Bounded(0)`, which [`Capacity::validate`] rejects elsewhere, is taken
@@ -226,10 +248,19 @@ pub(crate) struct Port {
     pub queue: MsgQueue,
     pub receiver: Receiver,
     pub set: Option<SetId>,
-    /// Send rights in existence (user references everywhere + in transit + service registry).
-    pub send_rights: u32,
-    pub send_once_rights: u32,
-    pub dead_name_requests: Vec<(Pid, PortName, KRight)>,
+    /// Send rights in existence (user references everywhere + in transit +
+    /// service registry). A `u64`: each task may hold 65,535 user references,
+    /// so 65,537 tasks overflow a `u32` (which wrapped, firing a spurious
+    /// no-senders notification); no number of tasks and messages this
+    /// process can hold reaches 2^64.
+    pub send_rights: u64,
+    /// Send-once rights in existence (`u64` for the same reason).
+    pub send_once_rights: u64,
+    /// Dead-name requests on names for this port, by requesting task and
+    /// name, each holding its send-once right to the notify port. A request
+    /// is cancelled when its name is released (so a server's requests do not
+    /// pile up), and found by key, never by a scan.
+    pub dead_name_requests: BTreeMap<(Pid, PortName), KRight>,
     pub no_senders_request: Option<KRight>,
     pub port_destroyed_request: Option<KRight>,
     /// `Some((from, to))` for a direct link.

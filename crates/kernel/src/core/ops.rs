@@ -14,7 +14,7 @@ use crate::Disposition;
 impl Locked<'_> {
     /// Releases `n` send rights to `port`; the last one fires a no-senders
     /// notification if one was requested.
-    pub(crate) fn release_send(&mut self, port: PortId, n: u32) {
+    pub(crate) fn release_send(&mut self, port: PortId, n: u64) {
         let Some(p) = self.ports.get_mut(port) else {
             return;
         };
@@ -36,7 +36,7 @@ impl Locked<'_> {
                 send,
             } => {
                 if send > 0 {
-                    self.release_send(port, send);
+                    self.release_send(port, u64::from(send));
                 }
                 if receive {
                     self.graveyard.push(KRight::Receive(port));
@@ -63,13 +63,14 @@ impl Locked<'_> {
     }
 
     fn new_port(&mut self, capacity: Capacity, receiver: Pid) -> PortId {
+        let queue = MsgQueue::new(capacity, self.config.queue_memory_limit);
         self.ports.insert(Port {
-            queue: MsgQueue::new(capacity),
+            queue,
             receiver: Receiver::Task(receiver),
             set: None,
             send_rights: 0,
             send_once_rights: 0,
-            dead_name_requests: Vec::new(),
+            dead_name_requests: Default::default(),
             no_senders_request: None,
             port_destroyed_request: None,
             link: None,
@@ -184,7 +185,8 @@ impl Kernel {
                 if send >= MAX_UREFS {
                     return Err(IpcError::InvalidValue);
                 }
-                st.space_mut(pid).set(
+                st.set_name(
+                    pid,
                     name,
                     Some(Obj::Port {
                         port,
@@ -204,8 +206,14 @@ impl Kernel {
     }
 
     /// Releases one user reference (see [`Ipc::deallocate`](crate::Ipc::deallocate)).
+    ///
+    /// The name is looked up and its reference released under one
+    /// acquisition of the kernel lock: with two, the port could die in
+    /// between, and the release then failed with `DeadName` and kept the
+    /// reference.
     pub fn deallocate(&self, pid: Pid, name: PortName) -> Result<(), IpcError> {
-        let kind = match self.lock().resolve(pid, name)? {
+        let mut st = self.lock();
+        let kind = match st.resolve(pid, name)? {
             Obj::Port { send, .. } if send > 0 => RightKind::Send,
             Obj::SendOnce(_) => RightKind::SendOnce,
             Obj::Dead(_) => RightKind::DeadName,
@@ -216,14 +224,14 @@ impl Kernel {
                 })
             }
         };
-        self.mod_refs(pid, name, kind, -1)
+        st.mod_refs(pid, name, kind, -1)
     }
 
     /// Destroys every right under a name.
     pub fn destroy(&self, pid: Pid, name: PortName) -> Result<(), IpcError> {
         let mut st = self.lock();
         let obj = st.resolve(pid, name)?;
-        st.space_mut(pid).set(name, None);
+        st.set_name(pid, name, None);
         st.release_obj(obj);
         st.reap();
         Ok(())
@@ -237,109 +245,7 @@ impl Kernel {
         right: RightKind,
         delta: i32,
     ) -> Result<(), IpcError> {
-        let mut st = self.lock();
-        let obj = st.resolve(pid, name)?;
-        let wrong = IpcError::WrongRight { needed: right };
-        match (right, obj) {
-            (
-                RightKind::Send,
-                Obj::Port {
-                    port,
-                    receive,
-                    send,
-                },
-            ) if send > 0 => {
-                let new = i64::from(send) + i64::from(delta);
-                if !(0..=i64::from(MAX_UREFS)).contains(&new) {
-                    return Err(IpcError::InvalidValue);
-                }
-                let new = new as u32;
-                st.space_mut(pid).set(
-                    name,
-                    if new == 0 && !receive {
-                        None
-                    } else {
-                        Some(Obj::Port {
-                            port,
-                            receive,
-                            send: new,
-                        })
-                    },
-                );
-                if new > send {
-                    st.ports.get_mut(port).expect("live").send_rights += new - send;
-                } else {
-                    st.release_send(port, send - new);
-                }
-            }
-            (RightKind::DeadName, Obj::Dead(n)) => {
-                let new = i64::from(n) + i64::from(delta);
-                if !(0..=i64::from(MAX_UREFS)).contains(&new) {
-                    return Err(IpcError::InvalidValue);
-                }
-                st.space_mut(pid).set(
-                    name,
-                    if new == 0 {
-                        None
-                    } else {
-                        Some(Obj::Dead(new as u32))
-                    },
-                );
-            }
-            (
-                RightKind::Receive,
-                Obj::Port {
-                    port,
-                    receive: true,
-                    send,
-                },
-            ) => match delta {
-                0 => {}
-                -1 => {
-                    st.space_mut(pid).set(
-                        name,
-                        if send == 0 {
-                            None
-                        } else {
-                            Some(Obj::Port {
-                                port,
-                                receive: false,
-                                send,
-                            })
-                        },
-                    );
-                    st.graveyard.push(KRight::Receive(port));
-                }
-                _ => return Err(IpcError::InvalidValue),
-            },
-            (RightKind::SendOnce, Obj::SendOnce(port)) => match delta {
-                0 => {}
-                -1 => {
-                    st.space_mut(pid).set(name, None);
-                    st.graveyard.push(KRight::SendOnce(port));
-                }
-                _ => return Err(IpcError::InvalidValue),
-            },
-            (RightKind::PortSet, Obj::Set(set)) => match delta {
-                0 => {}
-                -1 => {
-                    st.space_mut(pid).set(name, None);
-                    st.destroy_set(set);
-                }
-                _ => return Err(IpcError::InvalidValue),
-            },
-            (RightKind::Mailbox, Obj::Mailbox(_)) => match delta {
-                0 => {}
-                -1 => st.space_mut(pid).set(name, None),
-                _ => return Err(IpcError::InvalidValue),
-            },
-            (RightKind::Send, Obj::Dead(_))
-            | (RightKind::SendOnce, Obj::Dead(_))
-            | (RightKind::Receive, Obj::Dead(_)) => return Err(IpcError::DeadName),
-            _ => return Err(wrong),
-        }
-        st.reap();
-        Ok(())
+        self.lock().mod_refs(pid, name, right, delta)
     }
 
     /// What a name denotes.
@@ -384,8 +290,9 @@ impl Kernel {
         Ok(crate::PortStatus {
             queue_len: queue.messages.len(),
             capacity: queue.capacity,
-            send_rights,
-            send_once_rights,
+            // Reported saturated: the public status keeps its `u32`s.
+            send_rights: u32::try_from(send_rights).unwrap_or(u32::MAX),
+            send_once_rights: u32::try_from(send_once_rights).unwrap_or(u32::MAX),
             seqno: queue.seqno,
             blocked_senders: queue.blocked_senders.len(),
             blocked_receivers: queue.blocked_receivers.len(),
@@ -431,6 +338,122 @@ impl Kernel {
 }
 
 impl Locked<'_> {
+    /// Changes user references, under the caller's lock.
+    pub(crate) fn mod_refs(
+        &mut self,
+        pid: Pid,
+        name: PortName,
+        right: RightKind,
+        delta: i32,
+    ) -> Result<(), IpcError> {
+        let st = self;
+        let obj = st.resolve(pid, name)?;
+        let wrong = IpcError::WrongRight { needed: right };
+        match (right, obj) {
+            (
+                RightKind::Send,
+                Obj::Port {
+                    port,
+                    receive,
+                    send,
+                },
+            ) if send > 0 => {
+                let new = i64::from(send) + i64::from(delta);
+                if !(0..=i64::from(MAX_UREFS)).contains(&new) {
+                    return Err(IpcError::InvalidValue);
+                }
+                let new = new as u32;
+                st.set_name(
+                    pid,
+                    name,
+                    if new == 0 && !receive {
+                        None
+                    } else {
+                        Some(Obj::Port {
+                            port,
+                            receive,
+                            send: new,
+                        })
+                    },
+                );
+                if new > send {
+                    st.ports.get_mut(port).expect("live").send_rights += u64::from(new - send);
+                } else {
+                    st.release_send(port, u64::from(send - new));
+                }
+            }
+            (RightKind::DeadName, Obj::Dead(n)) => {
+                let new = i64::from(n) + i64::from(delta);
+                if !(0..=i64::from(MAX_UREFS)).contains(&new) {
+                    return Err(IpcError::InvalidValue);
+                }
+                st.set_name(
+                    pid,
+                    name,
+                    if new == 0 {
+                        None
+                    } else {
+                        Some(Obj::Dead(new as u32))
+                    },
+                );
+            }
+            (
+                RightKind::Receive,
+                Obj::Port {
+                    port,
+                    receive: true,
+                    send,
+                },
+            ) => match delta {
+                0 => {}
+                -1 => {
+                    st.set_name(
+                        pid,
+                        name,
+                        if send == 0 {
+                            None
+                        } else {
+                            Some(Obj::Port {
+                                port,
+                                receive: false,
+                                send,
+                            })
+                        },
+                    );
+                    st.graveyard.push(KRight::Receive(port));
+                }
+                _ => return Err(IpcError::InvalidValue),
+            },
+            (RightKind::SendOnce, Obj::SendOnce(port)) => match delta {
+                0 => {}
+                -1 => {
+                    st.set_name(pid, name, None);
+                    st.graveyard.push(KRight::SendOnce(port));
+                }
+                _ => return Err(IpcError::InvalidValue),
+            },
+            (RightKind::PortSet, Obj::Set(set)) => match delta {
+                0 => {}
+                -1 => {
+                    st.set_name(pid, name, None);
+                    st.destroy_set(set);
+                }
+                _ => return Err(IpcError::InvalidValue),
+            },
+            (RightKind::Mailbox, Obj::Mailbox(_)) => match delta {
+                0 => {}
+                -1 => st.set_name(pid, name, None),
+                _ => return Err(IpcError::InvalidValue),
+            },
+            (RightKind::Send, Obj::Dead(_))
+            | (RightKind::SendOnce, Obj::Dead(_))
+            | (RightKind::Receive, Obj::Dead(_)) => return Err(IpcError::DeadName),
+            _ => return Err(wrong),
+        }
+        st.reap();
+        Ok(())
+    }
+
     /// After a port joins a set, receivers blocked on the set take its queued
     /// messages, and on a rendezvous port the messages of its parked senders.
     pub(crate) fn hand_queued_to_set_receivers(&mut self, port: PortId) {

@@ -16,6 +16,46 @@ use super::fifo::Fifo;
 use super::{KMessage, WaitId};
 use crate::capacity::{Admission, Capacity, QueueLoad};
 
+/// What one queued message costs before its body and rights: its slot in
+/// the queue's storage.
+pub(crate) const ENTRY_COST: usize = std::mem::size_of::<Option<KMessage>>();
+
+/// What the rights a message carries cost: their box, plus one entry per
+/// right beyond the two kept inline.
+const CARRIED_COST: usize = std::mem::size_of::<super::Carried>();
+const RIGHT_COST: usize = std::mem::size_of::<(super::KRight, crate::Disposition)>();
+
+/// The memory a queued message costs, in bytes: its entry, its body, and
+/// (when it carries any) its rights. This, not the body length alone, is
+/// what the memory ceiling limits, so a flood of empty messages is bounded
+/// too. `rights` counts carried rights and the reply right; `boxed` says
+/// whether the message keeps a box of rights (any right, or a send-once
+/// origin).
+#[inline(always)]
+pub(crate) fn message_cost(body_len: usize, rights: usize, boxed: bool) -> usize {
+    let carried = if boxed {
+        CARRIED_COST.saturating_add(rights.saturating_sub(2).saturating_mul(RIGHT_COST))
+    } else {
+        0
+    };
+    ENTRY_COST.saturating_add(body_len).saturating_add(carried)
+}
+
+impl KMessage {
+    /// The memory this message costs in a queue ([`message_cost`]).
+    #[inline(always)]
+    pub(crate) fn cost(&self) -> usize {
+        match &self.carried {
+            None => message_cost(self.body.len(), 0, false),
+            Some(c) => message_cost(
+                self.body.len(),
+                c.rights.len() + usize::from(c.reply.is_some()),
+                true,
+            ),
+        }
+    }
+}
+
 /// Bounded queues get their buffer when they are created, up to this many
 /// entries, as a bounded channel allocates its slots up front. Growing the
 /// buffer message by message interleaves its reallocations with the
@@ -28,23 +68,32 @@ pub(crate) struct MsgQueue {
     pub capacity: Capacity,
     /// The queued messages, oldest first (in blocks: see [`Fifo`]).
     pub messages: Fifo<KMessage>,
-    /// Body bytes queued.
+    /// Memory the queued messages cost, in bytes ([`message_cost`]): what
+    /// the kernel's memory ceiling is checked against.
     pub bytes: usize,
     pub blocked_senders: VecDeque<WaitId>,
     pub blocked_receivers: VecDeque<WaitId>,
     /// Sequence number the next received message gets.
     pub seqno: u64,
+    /// Messages the queue accepted: queued, or handed to a receiver (from
+    /// the sender, or from a parked sender's wait). Counted where the
+    /// message changes hands: `deliver` (and the send fast path, its
+    /// inlined copy) and a receive taking a parked sender's message.
     pub accepted: u64,
     pub dropped: u64,
     pub max_len: usize,
 }
 
 impl MsgQueue {
-    pub(crate) fn new(capacity: Capacity) -> MsgQueue {
+    /// A queue of this capacity. A bounded queue's first block is allocated
+    /// now, sized to its capacity but never more than [`PREALLOCATED`]
+    /// entries nor than the memory ceiling allows, so no capacity value makes
+    /// the kernel allocate more than a few KiB up front.
+    pub(crate) fn new(capacity: Capacity, memory_limit: usize) -> MsgQueue {
         MsgQueue {
             capacity,
             messages: Fifo::with_capacity(match capacity {
-                Capacity::Bounded(n) => n.min(PREALLOCATED),
+                Capacity::Bounded(n) => n.min(PREALLOCATED).min(memory_limit / ENTRY_COST),
                 _ => 0,
             }),
             bytes: 0,
@@ -57,11 +106,11 @@ impl MsgQueue {
         }
     }
 
-    /// May `msg` enter the buffer now?
+    /// May a message costing `cost` bytes ([`message_cost`]) enter the buffer now?
     #[inline]
     pub(crate) fn admit(
         &self,
-        body_len: usize,
+        cost: usize,
         send_once: bool,
         kernel: bool,
         memory_limit: usize,
@@ -69,7 +118,7 @@ impl MsgQueue {
         self.capacity.admit(QueueLoad {
             len: self.messages.len(),
             bytes: self.bytes,
-            incoming_bytes: body_len,
+            incoming_bytes: cost,
             memory_limit,
             send_once,
             kernel,
@@ -78,14 +127,15 @@ impl MsgQueue {
 
     #[inline(always)]
     pub(crate) fn push(&mut self, msg: KMessage) {
-        self.push_with(msg.body.len(), || msg);
+        self.push_with(msg.cost(), || msg);
     }
 
-    /// Queues the message `make` builds (its body `body_len` bytes long),
-    /// building it straight into the queue's storage.
+    /// Queues the message `make` builds (costing `cost` bytes: it must be
+    /// what [`KMessage::cost`] says of it), building it straight into the
+    /// queue's storage.
     #[inline(always)]
-    pub(crate) fn push_with(&mut self, body_len: usize, make: impl FnOnce() -> KMessage) {
-        self.bytes += body_len;
+    pub(crate) fn push_with(&mut self, cost: usize, make: impl FnOnce() -> KMessage) {
+        self.bytes = self.bytes.saturating_add(cost);
         self.messages.push_back_with(make);
         self.max_len = self.max_len.max(self.messages.len());
     }
@@ -93,7 +143,7 @@ impl MsgQueue {
     #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<KMessage> {
         let msg = self.messages.pop_front()?;
-        self.bytes -= msg.body.len();
+        self.bytes = self.bytes.saturating_sub(msg.cost());
         Some(msg)
     }
 

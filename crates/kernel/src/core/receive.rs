@@ -217,10 +217,11 @@ impl Locked<'_> {
                 self.queue_mut(q).expect("live").pop().expect("non-empty"),
             ),
             Found::Parked(q, w) => {
-                super::queue::remove_waiter(
-                    &mut self.queue_mut(q).expect("live").blocked_senders,
-                    w,
-                );
+                let queue = self.queue_mut(q).expect("live");
+                super::queue::remove_waiter(&mut queue.blocked_senders, w);
+                // Handed over straight from its sender: the queue accepted it
+                // now (the other hand-overs count in `deliver`).
+                queue.accepted += 1;
                 (q, self.take_parked(w))
             }
         }
@@ -258,7 +259,7 @@ impl Locked<'_> {
                 return;
             };
             if queue.admit(
-                msg.body.len(),
+                msg.cost(),
                 msg.via_send_once().is_some(),
                 false,
                 memory_limit,
@@ -295,6 +296,9 @@ impl Locked<'_> {
                 })
                 .unwrap_or_else(|| self.receiver_name_in(pid, q));
             let message = self.copy_out(pid, msg, received_on, seqno);
+            if let QueueId::Port(port) = q {
+                self.reclaim_link_if_drained(port);
+            }
             self.reap();
             return Begin::Done(Ok(message));
         }

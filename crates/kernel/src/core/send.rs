@@ -166,8 +166,10 @@ impl Locked<'_> {
         let admission = if queue.messages.is_empty() && self.waiting_receiver(q).is_some() {
             Admission::Enqueue
         } else {
+            let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+            let boxed = rights > 0 || target.send_once_name.is_some();
             queue.admit(
-                msg.body.len(),
+                super::queue::message_cost(msg.body.len(), rights, boxed),
                 target.send_once_name.is_some(),
                 false,
                 memory_limit,
@@ -337,17 +339,18 @@ impl super::State {
         let Some(p) = self.ports.get_mut(port) else {
             return false;
         };
+        let cost = super::queue::message_cost(msg.body.len(), 0, false);
         if !p.queue.blocked_receivers.is_empty()
             || p.set.is_some()
             || p.queue
-                .admit(msg.body.len(), false, false, self.config.queue_memory_limit)
+                .admit(cost, false, false, self.config.queue_memory_limit)
                 != Admission::Enqueue
         {
             return false;
         }
         let stamp = super::take_stamp(&mut self.next_stamp);
         p.queue.accepted += 1;
-        p.queue.push_with(msg.body.len(), || KMessage {
+        p.queue.push_with(cost, || KMessage {
             id: msg.id,
             body: std::mem::take(&mut msg.body),
             carried: None,

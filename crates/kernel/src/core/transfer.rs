@@ -142,7 +142,7 @@ impl Locked<'_> {
     fn copy_in_right(&mut self, pid: Pid, right: CarriedRight, dest: Option<QueueId>) -> KRight {
         let obj = self.resolve(pid, right.name).expect("checked right");
         let after = take_right(obj, right.disposition).expect("checked right");
-        self.space_mut(pid).set(right.name, after);
+        self.set_name(pid, right.name, after);
         match (obj, right.disposition) {
             (Obj::Dead(_), Disposition::MoveSendOnce) => KRight::DeadSendOnce,
             (Obj::Dead(_), _) => KRight::DeadSend,
@@ -192,7 +192,7 @@ impl Locked<'_> {
             let Ok(Obj::SendOnce(port)) = self.resolve(pid, name) else {
                 unreachable!("checked destination")
             };
-            self.space_mut(pid).set(name, None);
+            self.set_name(pid, name, None);
             if let Some(p) = self.ports.get_mut(port) {
                 p.send_once_rights = p.send_once_rights.saturating_sub(1);
             }
@@ -343,7 +343,9 @@ impl Locked<'_> {
                 if dead {
                     let space = self.space_mut(pid);
                     if let Ok(Obj::Dead(n)) = space.get(original.name) {
-                        space.set(original.name, Some(Obj::Dead(n + 1)));
+                        // Pegged like a live right's references.
+                        let n = n.saturating_add(1).min(MAX_UREFS + 1);
+                        space.set(original.name, Some(Obj::Dead(n)));
                         return original.name;
                     }
                     if space.realloc_exact(original.name, Obj::Dead(1)) {
@@ -358,10 +360,13 @@ impl Locked<'_> {
                     }
                     return space.alloc(Obj::SendOnce(port));
                 }
-                // Receive and send rights merge into the task's name for the port.
-                let (port, receive) = match right {
-                    KRight::Receive(p) => (p, true),
-                    KRight::Send(p) => (p, false),
+                // Receive and send rights merge into the task's name for the
+                // port: make sure it has one (its old name if free), then add
+                // the right as a received one is added, so a send right's user
+                // references stay pegged at the limit (the one that does not
+                // fit is released) instead of passing it.
+                let port = match right {
+                    KRight::Receive(p) | KRight::Send(p) => p,
                     _ => unreachable!(),
                 };
                 let exists = self.space_mut(pid).name_for_port(port).is_some();
@@ -376,24 +381,7 @@ impl Locked<'_> {
                         space.alloc(obj);
                     }
                 }
-                if receive {
-                    self.copy_out_right(pid, right)
-                } else {
-                    let space = self.space_mut(pid);
-                    let name = space.name_for_port(port).expect("just ensured");
-                    let Ok(Obj::Port { receive, send, .. }) = space.get(name) else {
-                        unreachable!()
-                    };
-                    space.set(
-                        name,
-                        Some(Obj::Port {
-                            port,
-                            receive,
-                            send: send + 1,
-                        }),
-                    );
-                    name
-                }
+                self.copy_out_right(pid, right)
             }
         }
     }
@@ -552,19 +540,16 @@ impl Locked<'_> {
         for w in queue.blocked_senders.drain(..) {
             self.fail_sender(w, SendErrorKind::DestinationDead);
         }
-        for (pid, name, right) in p.dead_name_requests {
-            // Only a name that still denotes a right to this port becomes a
-            // dead name; a request whose name was released since has lapsed
-            // (Mach cancels it when the name goes), so its right just vanishes.
+        for ((pid, name), right) in p.dead_name_requests {
+            // Requests are cancelled when their name is released, so every
+            // one left names a right to this port (checked all the same).
             let still_held = self.task(pid).is_some_and(|t| {
                 matches!(t.space.get(name), Ok(Obj::Port { port: q, .. }) | Ok(Obj::SendOnce(q)) if q == port)
             });
             if still_held {
                 self.send_name_notification(right, Notification::DEAD_NAME_ID, name);
-            } else if let KRight::SendOnce(notify) = right {
-                if let Some(n) = self.ports.get_mut(notify) {
-                    n.send_once_rights = n.send_once_rights.saturating_sub(1);
-                }
+            } else {
+                self.drop_request_right(right);
             }
         }
         if let Some(r) = p.no_senders_request {

@@ -169,3 +169,14 @@ pub fn mailbox_each_message_once(
     assert!(seen.iter().all(|&n| n == 1), "lost or duplicated messages");
     (k, owner, mb)
 }
+
+/// A waker that does nothing, for driving the non-blocking core
+/// (`send_begin`, `receive_begin`) from one thread.
+#[allow(dead_code)]
+pub fn noop_waker() -> mkipc_kernel::Waker {
+    struct Noop;
+    impl mkipc_kernel::Wake for Noop {
+        fn wake(&self) {}
+    }
+    std::sync::Arc::new(Noop)
+}

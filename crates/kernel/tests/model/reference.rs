@@ -113,6 +113,12 @@ pub struct MMsg {
 }
 
 impl MMsg {
+    /// What this message costs in a queue (see `mkipc_kernel::queue_cost`).
+    fn cost(&self) -> usize {
+        let rights = self.rights.len() + usize::from(self.reply.is_some());
+        mkipc_kernel::queue_cost(self.body.len(), rights, rights > 0 || self.via_so.is_some())
+    }
+
     fn all_rights(&self) -> impl Iterator<Item = R> + '_ {
         self.rights.iter().chain(self.reply.iter()).map(|(r, _)| *r)
     }
@@ -139,8 +145,10 @@ impl Queue {
             max_len: 0,
         }
     }
+    /// The memory the queued messages cost, as the kernel counts it
+    /// against its ceiling: entry, body and rights of each.
     fn bytes(&self) -> usize {
-        self.msgs.iter().map(|m| m.body.len()).sum()
+        self.msgs.iter().map(MMsg::cost).sum()
     }
     /// Appends a message that was admitted.
     fn push(&mut self, m: MMsg) {
@@ -356,10 +364,49 @@ impl Model {
 
     fn set_name(&mut self, pid: u32, name: MName, ent: Option<Ent>) {
         let names = &mut self.tasks.get_mut(&pid).unwrap().names;
-        match ent {
+        let old = match ent {
             Some(e) => names.insert(name, e),
             None => names.remove(&name),
         };
+        // A name that stops denoting a right to its port loses its dead-name
+        // request (cancelled: nothing is sent, its send-once right vanishes).
+        let about = match old {
+            Some(Ent::Port { port, .. } | Ent::SendOnce(port)) => port,
+            _ => return,
+        };
+        let still =
+            matches!(ent, Some(Ent::Port { port, .. } | Ent::SendOnce(port)) if port == about);
+        if !still {
+            self.cancel_dn_request(pid, name, about);
+        }
+    }
+
+    fn cancel_dn_request(&mut self, pid: u32, name: MName, port: PortId) {
+        let Some(p) = self.ports.get_mut(&port) else {
+            return;
+        };
+        let Some(i) = p
+            .dn_requests
+            .iter()
+            .position(|(t, n, _)| *t == pid && *n == name)
+        else {
+            return;
+        };
+        let (_, _, via) = p.dn_requests.remove(i);
+        if let R::SendOnce(np) = via {
+            if let Some(n) = self.ports.get_mut(&np) {
+                n.so_rights = n.so_rights.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A link whose writer exited and that holds nothing is destroyed.
+    fn reclaim_link_if_drained(&mut self, port: PortId) {
+        if let Some(p) = self.ports.get(&port) {
+            if p.link.is_some() && p.writer_closed && p.q.msgs.is_empty() {
+                self.grave.push(R::Recv(port));
+            }
+        }
     }
 
     pub fn resolve(&self, pid: u32, name: MName) -> Result<Ent, IpcError> {
@@ -428,6 +475,11 @@ impl Model {
             return;
         };
         let mut entries: Vec<(MName, Ent)> = task.names.into_iter().collect();
+        for &(name, ent) in &entries {
+            if let Ent::Port { port, .. } | Ent::SendOnce(port) = ent {
+                self.cancel_dn_request(pid, name, port);
+            }
+        }
         entries.sort_by_key(|(n, _)| order(*n));
         for (_, ent) in entries {
             self.release_ent(ent);
@@ -440,6 +492,7 @@ impl Model {
             if let Some(p) = self.ports.get_mut(&port) {
                 p.writer_closed = true;
             }
+            self.reclaim_link_if_drained(port);
         }
         for (_, port) in task.links_in {
             self.grave.push(R::Recv(port));
@@ -1135,14 +1188,17 @@ impl Model {
             Full,
             OverMemory,
         }
+        // The memory ceiling applies to bounded and unbounded queues alike,
+        // counting each message's entry, body and rights.
+        let rights = msg.rights.len() + usize::from(msg.reply.is_some());
+        let cost =
+            mkipc_kernel::queue_cost(msg.body.len(), rights, rights > 0 || so_name.is_some());
+        let over_memory = queue.bytes() + cost > self.mem_limit;
         let adm = match queue.cap {
             Capacity::Zero => Adm::Full,
-            Capacity::Bounded(n) if len < n || so_name.is_some() => Adm::Enqueue,
-            Capacity::Bounded(_) => Adm::Full,
-            Capacity::Unbounded if queue.bytes() + msg.body.len() > self.mem_limit => {
-                Adm::OverMemory
-            }
-            Capacity::Unbounded => Adm::Enqueue,
+            Capacity::Bounded(n) if len >= n && so_name.is_none() => Adm::Full,
+            _ if over_memory => Adm::OverMemory,
+            Capacity::Bounded(_) | Capacity::Unbounded => Adm::Enqueue,
         };
         let is_zero = queue.cap == Capacity::Zero;
         match (adm, on_full) {
@@ -1421,6 +1477,9 @@ impl Model {
                 QRef::Mb(_) => MName::NULL,
             });
         let got = self.copy_out(pid, m, received_on, seqno);
+        if let QRef::Port(port) = q {
+            self.reclaim_link_if_drained(port);
+        }
         self.reap();
         Ok(got)
     }

@@ -1,0 +1,136 @@
+//! A full consistency check of the kernel's books, for fuzzing and tests:
+//! every port's counts of send and send-once rights equal the rights that
+//! exist (in name spaces, in queued and parked messages, in the name
+//! service, in notification requests), and every receive right is where the
+//! port says it is.
+
+use std::collections::BTreeMap;
+
+use super::space::Obj;
+use super::{KMessage, KRight, Kernel, PortId, QueueId, Receiver, State, WaitState};
+
+#[derive(Default)]
+struct Count {
+    send: u64,
+    send_once: u64,
+}
+
+impl State {
+    fn count_message(counts: &mut BTreeMap<PortId, Count>, msg: &KMessage) {
+        let Some(c) = &msg.carried else { return };
+        for (r, _) in c.rights.iter().chain(c.reply.iter()) {
+            match *r {
+                KRight::Send(p) => counts.entry(p).or_default().send += 1,
+                KRight::SendOnce(p) => counts.entry(p).or_default().send_once += 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !self.graveyard.is_empty() || !self.to_wake.is_empty() {
+            return Err("work left over between operations".into());
+        }
+        let mut counts: BTreeMap<PortId, Count> = BTreeMap::new();
+        for (pid, task) in self.tasks.iter().enumerate() {
+            let Some(task) = task else { continue };
+            for (name, obj) in task.space.entries() {
+                match obj {
+                    Obj::Port {
+                        port,
+                        receive,
+                        send,
+                    } if self.ports.contains(port) => {
+                        counts.entry(port).or_default().send += u64::from(send);
+                        let p = self.ports.get(port).expect("live");
+                        if receive && p.receiver != Receiver::Task(crate::Pid(pid as u32)) {
+                            return Err(format!("task {pid} name {name} holds the receive right of a port whose receiver is {:?}", p.receiver));
+                        }
+                    }
+                    Obj::SendOnce(port) if self.ports.contains(port) => {
+                        counts.entry(port).or_default().send_once += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (_, p) in self.ports.iter() {
+            for m in p.queue.messages.iter() {
+                Self::count_message(&mut counts, m);
+            }
+            for (_, r) in p.dead_name_requests.iter() {
+                if let KRight::SendOnce(n) = *r {
+                    counts.entry(n).or_default().send_once += 1;
+                }
+            }
+            for r in p
+                .no_senders_request
+                .iter()
+                .chain(p.port_destroyed_request.iter())
+            {
+                if let KRight::SendOnce(n) = *r {
+                    counts.entry(n).or_default().send_once += 1;
+                }
+            }
+        }
+        for (_, m) in self.mailboxes.iter() {
+            for msg in m.queue.messages.iter() {
+                Self::count_message(&mut counts, msg);
+            }
+        }
+        for (_, w) in self.waits.iter() {
+            if let WaitState::Sending { msg, queue, .. } = &w.state {
+                Self::count_message(&mut counts, msg);
+                if self.queue(*queue).is_none() {
+                    return Err("a blocked sender waits on a dead queue".into());
+                }
+            }
+        }
+        for (_, right) in self.services.values() {
+            if let KRight::Send(p) = *right {
+                counts.entry(p).or_default().send += 1;
+            }
+        }
+        for (id, p) in self.ports.iter() {
+            let c = counts.remove(&id).unwrap_or_default();
+            if c.send != p.send_rights || c.send_once != p.send_once_rights {
+                return Err(format!(
+                    "port {id:?}: counts send {} send-once {}, but {} and {} exist",
+                    p.send_rights, p.send_once_rights, c.send, c.send_once
+                ));
+            }
+            match p.receiver {
+                Receiver::Task(pid) => {
+                    let Some(t) = self.task(pid) else {
+                        return Err(format!("port {id:?}: its receiver {pid} has exited"));
+                    };
+                    let named = t.space.name_for_port(id).is_some_and(|n| {
+                        matches!(t.space.get(n), Ok(Obj::Port { receive: true, .. }))
+                    });
+                    let link = p.link.is_some_and(|(_, to)| to == pid);
+                    if !named && !link {
+                        return Err(format!(
+                            "port {id:?}: task {pid} does not hold its receive right"
+                        ));
+                    }
+                }
+                Receiver::InTransit(q) => {
+                    if self.queue(q).is_none() {
+                        return Err(format!("port {id:?}: in transit to a dead queue"));
+                    }
+                }
+            }
+            let _ = QueueId::Port(id);
+        }
+        Ok(())
+    }
+}
+
+impl Kernel {
+    /// Checks the kernel's books (see the module docs); `Err` says what is
+    /// wrong. For fuzzing and tests: it visits every object.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.lock().check()
+    }
+}
