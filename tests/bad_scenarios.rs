@@ -246,3 +246,42 @@ fn mutated_scenarios_never_panic() {
         }
     }
 }
+
+/// A sender and a receiver whose one statement sits inside `depth` nested
+/// `repeat 1` blocks.
+fn nested(depth: usize) -> String {
+    let wrap = |stmt: &str| "repeat 1\n".repeat(depth) + stmt + "\n" + &"end\n".repeat(depth);
+    format!(
+        "{PORT}\n[[process]]\nname = \"a\"\nscript = \"\"\"\n{}\"\"\"\n\n[[process]]\nname = \"b\"\nscript = \"\"\"\n{}\"\"\"\n",
+        wrap("send p"),
+        wrap("receive p")
+    )
+}
+
+#[test]
+fn blocks_nested_too_deeply_are_a_located_error_naming_the_limit() {
+    // Ten thousand levels overflowed the parser's stack (abort) before.
+    let limit = mkipc::scenario::MAX_NESTING;
+    assert!(limit >= 70, "70 nested blocks must stay allowed");
+    let first_script_line = 11;
+    let expected = format!(
+        "bad.toml:{}:1: blocks nest too deeply: at most {limit} `repeat`/`forever` blocks may be open at once, and this `repeat` would be level {}",
+        first_script_line + limit,
+        limit + 1
+    );
+    assert_eq!(headline(&nested(10_000)), expected);
+    assert_eq!(headline(&nested(limit + 1)), expected);
+    // A `forever` counts as a level too.
+    let script = "repeat 1\n".repeat(limit) + "forever\nreceive p\nend\n" + &"end\n".repeat(limit);
+    let text = format!("{PORT}\n[[process]]\nname = \"a\"\nscript = \"send p\"\n\n[[process]]\nname = \"b\"\nscript = \"\"\"\n{script}\"\"\"\n");
+    assert!(
+        headline(&text).ends_with(&format!("this `forever` would be level {}", limit + 1)),
+        "{}",
+        headline(&text)
+    );
+    // At the limit, the file is fine.
+    let scn = parse("ok.toml", &nested(limit)).unwrap();
+    let outcome = mkipc::scenario::run_sim(&scn, &Default::default()).unwrap();
+    assert!(outcome.result.ok);
+    assert_eq!(outcome.result.messages.received, 1);
+}

@@ -462,3 +462,58 @@ fn explore_reports_the_same_run_count_whatever_the_jobs_did() {
         "{lines:?}"
     );
 }
+
+/// A sender and a receiver whose one statement sits inside `depth` nested
+/// `repeat 1` blocks.
+fn nested_repeats(depth: usize) -> String {
+    let wrap = |stmt: &str| "repeat 1\n".repeat(depth) + stmt + "\n" + &"end\n".repeat(depth);
+    format!(
+        "[[port]]\nname = \"p\"\ncapacity = 1\nreceiver = \"b\"\nsenders = [\"a\"]\n\n\
+         [[process]]\nname = \"a\"\nscript = \"\"\"\n{}\"\"\"\n\n\
+         [[process]]\nname = \"b\"\nscript = \"\"\"\n{}\"\"\"\n",
+        wrap("send p"),
+        wrap("receive p")
+    )
+}
+
+#[test]
+fn deeply_nested_blocks_run_on_every_backend_and_too_deep_is_exit_2() {
+    // Before: 70 levels crashed the simulator (SIGSEGV on a coroutine
+    // stack), 10,000 aborted every backend with a stack overflow.
+    let fine = temp_scenario("nested70", &nested_repeats(70));
+    let deep = temp_scenario("nested10k", &nested_repeats(10_000));
+    let limit = std::time::Duration::from_secs(30);
+    for backend in ["sim", "threads", "os"] {
+        let out = mkipc_within(
+            &[
+                "run",
+                fine.to_str().unwrap(),
+                "--backend",
+                backend,
+                "--json",
+            ],
+            limit,
+        );
+        assert_no_panic(&out, backend);
+        assert_eq!(out.status.code(), Some(0), "{backend}: {out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["messages"]["received"], 1, "{backend}");
+
+        let out = mkipc_within(
+            &["run", deep.to_str().unwrap(), "--backend", backend],
+            limit,
+        );
+        assert_no_panic(&out, backend);
+        assert_eq!(out.status.code(), Some(2), "{backend}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("nested10k.toml:110:1: blocks nest too deeply: at most 100"),
+            "{backend}: {err}"
+        );
+        assert!(err.contains(" | ^"), "{backend}: no caret: {err}");
+    }
+    let out = mkipc_within(&["explore", deep.to_str().unwrap(), "--seeds", "2"], limit);
+    assert_eq!(out.status.code(), Some(2), "explore: {out:?}");
+    let _ = std::fs::remove_dir_all(fine.parent().unwrap());
+    let _ = std::fs::remove_dir_all(deep.parent().unwrap());
+}

@@ -262,7 +262,7 @@ pub(crate) fn run_script<H: Host>(
     for q in used {
         let _ = env.queue_name(q, true);
     }
-    match env.block(&scenario.processes[me].script, 0)? {
+    match env.run(&scenario.processes[me].script)? {
         Flow::Exit(0) | Flow::Next | Flow::Break => Ok(()),
         Flow::Exit(code) => Err(ProcError::exit(code)),
     }
@@ -273,11 +273,68 @@ fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
 }
 
 impl<H: Host> Env<'_, H> {
-    fn block(&mut self, stmts: &[Stmt], forever_depth: usize) -> Result<Flow, ProcError> {
-        for s in stmts {
-            match self.stmt(s, forever_depth)? {
-                Flow::Next => {}
-                other => return Ok(other),
+    /// Runs a script to its end: a loop over its flattened code with an
+    /// explicit [`Position`], never a recursion per block, so however
+    /// deeply a script nests it runs on the smallest coroutine stack.
+    fn run(&mut self, stmts: &[Stmt]) -> Result<Flow, ProcError> {
+        let code = compile(stmts);
+        let mut at = Position::default();
+        while let Some(c) = code.get(at.pc) {
+            match *c {
+                Code::Enter { times, end, line } => {
+                    if self.shared.is_stopped() {
+                        return Err(fail(line, "stopped", "the run timed out"));
+                    }
+                    if times == Some(0) {
+                        at.pc = end + 1;
+                    } else {
+                        at.loops.push(Frame {
+                            start: at.pc,
+                            left: times,
+                        });
+                        at.pc += 1;
+                    }
+                }
+                Code::End { start } => {
+                    let again = match at.loops.last_mut() {
+                        Some(Frame {
+                            left: Some(left), ..
+                        }) => {
+                            *left = left.saturating_sub(1);
+                            *left > 0
+                        }
+                        Some(Frame { left: None, .. }) => true,
+                        None => false,
+                    };
+                    if again {
+                        at.pc = start + 1;
+                    } else {
+                        at.loops.pop();
+                        at.pc += 1;
+                    }
+                }
+                Code::Do(stmt) => {
+                    let in_forever = at.loops.iter().any(|f| f.left.is_none());
+                    match self.stmt(stmt, in_forever)? {
+                        Flow::Next => at.pc += 1,
+                        exit @ Flow::Exit(_) => return Ok(exit),
+                        // A receive failed: leave the innermost `forever`
+                        // (and the `repeat`s inside it).
+                        Flow::Break => loop {
+                            match at.loops.pop() {
+                                Some(Frame { start, left: None }) => {
+                                    at.pc = match code.get(start) {
+                                        Some(Code::Enter { end, .. }) => end + 1,
+                                        _ => code.len(),
+                                    };
+                                    break;
+                                }
+                                Some(_) => {}
+                                None => return Ok(Flow::Break),
+                            }
+                        },
+                    }
+                }
             }
         }
         Ok(Flow::Next)
@@ -407,7 +464,7 @@ impl<H: Host> Env<'_, H> {
         &mut self,
         r: Result<Message, ReceiveError>,
         queue: Option<usize>,
-        forever_depth: usize,
+        in_forever: bool,
         line: usize,
         what: &str,
     ) -> Result<Flow, ProcError> {
@@ -417,12 +474,12 @@ impl<H: Host> Env<'_, H> {
                 self.last_request = Some(msg);
                 Ok(Flow::Next)
             }
-            Err(_) if forever_depth > 0 => Ok(Flow::Break),
+            Err(_) if in_forever => Ok(Flow::Break),
             Err(e) => Err(fail(line, what, e)),
         }
     }
 
-    fn stmt(&mut self, s: &Stmt, forever_depth: usize) -> Result<Flow, ProcError> {
+    fn stmt(&mut self, s: &Stmt, in_forever: bool) -> Result<Flow, ProcError> {
         let line = s.line;
         if self.shared.is_stopped() {
             return Err(fail(line, "stopped", "the run timed out"));
@@ -450,7 +507,7 @@ impl<H: Host> Env<'_, H> {
                     .queue_name(*queue, false)
                     .map_err(|e| fail(line, &what, e))?;
                 let r = self.timed(|p| p.receive_with(src, wait(*timeout)));
-                return self.received(r, Some(*queue), forever_depth, line, &what);
+                return self.received(r, Some(*queue), in_forever, line, &what);
             }
             Op::SendTo { proc } => {
                 let pid = self.pid_of(*proc, line)?;
@@ -469,11 +526,11 @@ impl<H: Host> Env<'_, H> {
                 let pid = self.pid_of(*proc, line)?;
                 let r = self.direct_receive(Some(pid), *timeout);
                 let what = format!("receive-from {}", scenario.processes[*proc].name);
-                return self.received(r, None, forever_depth, line, &what);
+                return self.received(r, None, in_forever, line, &what);
             }
             Op::ReceiveAny { timeout } => {
                 let r = self.direct_receive(None, *timeout);
-                return self.received(r, None, forever_depth, line, "receive-any");
+                return self.received(r, None, in_forever, line, "receive-any");
             }
             Op::Call { queue } => {
                 let what = format!("call {}", qname(*queue));
@@ -486,7 +543,7 @@ impl<H: Host> Env<'_, H> {
                         self.count_send(Some(*queue), &Ok(Sent::Delivered));
                         self.count_receive(None, &reply);
                     }
-                    Err(_) if forever_depth > 0 => return Ok(Flow::Break),
+                    Err(_) if in_forever => return Ok(Flow::Break),
                     Err(e) => return Err(fail(line, &what, e)),
                 }
             }
@@ -507,22 +564,8 @@ impl<H: Host> Env<'_, H> {
                 }
             }
             Op::Sleep(d) => self.h.pause(*d, false),
-            Op::Repeat(_, body) if super::does_nothing(body) => {}
-            Op::Repeat(n, body) => {
-                for _ in 0..*n {
-                    match self.block(body, forever_depth)? {
-                        Flow::Next => {}
-                        other => return Ok(other),
-                    }
-                }
-            }
-            Op::Forever(body) => loop {
-                match self.block(body, forever_depth + 1)? {
-                    Flow::Next => {}
-                    Flow::Break => break,
-                    exit @ Flow::Exit(_) => return Ok(exit),
-                }
-            },
+            // Loops are flattened by `compile` and run by `run`.
+            Op::Repeat(..) | Op::Forever(..) => {}
             Op::Spawn(child) => {
                 let proc = &scenario.processes[*child];
                 let mut inherit = Vec::new();
@@ -570,22 +613,95 @@ impl<H: Host> Env<'_, H> {
 }
 
 fn mailboxes_used(scn: &Scenario, stmts: &[Stmt], out: &mut Vec<usize>) {
-    for s in stmts {
+    for s in super::walk(stmts) {
         let q = match &s.op {
             Op::Send { queue, .. }
             | Op::Receive { queue, .. }
             | Op::Call { queue }
             | Op::Destroy(queue) => *queue,
-            Op::Repeat(_, body) | Op::Forever(body) => {
-                mailboxes_used(scn, body, out);
-                continue;
-            }
             _ => continue,
         };
         if scn.queues[q].is_mailbox() && !out.contains(&q) {
             out.push(q);
         }
     }
+}
+
+/// One instruction of a script flattened for [`Env::run`]: the statements
+/// of every block in order, each block between an `Enter` and its `End`.
+#[derive(Clone, Copy, Debug)]
+enum Code<'s> {
+    /// A statement that is not a block.
+    Do(&'s Stmt),
+    /// The start of a `repeat` (`times`: how often, 0 when its body does
+    /// nothing) or a `forever` (`times: None`); `end` indexes its `End`.
+    Enter {
+        times: Option<u64>,
+        end: usize,
+        line: usize,
+    },
+    /// The end of the block that starts at index `start`.
+    End { start: usize },
+}
+
+/// Where a running script is: the index of its next instruction and the
+/// loops it is inside, innermost last. Plain data (`Clone`, `Eq`, `Hash`):
+/// with the process's variables it is the whole interpreter state, which a
+/// model checker can snapshot, compare and hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Position {
+    /// Index into the flattened code.
+    pub pc: usize,
+    /// The open loops.
+    pub loops: Vec<Frame>,
+}
+
+/// A loop being run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Frame {
+    /// Index of the loop's `Enter`.
+    pub start: usize,
+    /// Turns left, this one included (`None`: a `forever`).
+    pub left: Option<u64>,
+}
+
+/// Flattens a statement tree into [`Code`] with an explicit stack (no
+/// recursion per level).
+fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
+    let mut code = Vec::new();
+    // Each open block: its statements still to flatten, and the index of
+    // its `Enter` (none for the script itself).
+    let mut stack: Vec<(std::slice::Iter<'_, Stmt>, Option<usize>)> = vec![(stmts.iter(), None)];
+    while let Some((iter, enter)) = stack.last_mut() {
+        let Some(s) = iter.next() else {
+            let enter = *enter;
+            stack.pop();
+            if let Some(start) = enter {
+                let end = code.len();
+                code.push(Code::End { start });
+                if let Some(Code::Enter { end: e, .. }) = code.get_mut(start) {
+                    *e = end;
+                }
+            }
+            continue;
+        };
+        let (times, body) = match &s.op {
+            Op::Repeat(_, body) if super::does_nothing(body) => (Some(0), body),
+            Op::Repeat(n, body) => (Some(*n), body),
+            Op::Forever(body) => (None, body),
+            _ => {
+                code.push(Code::Do(s));
+                continue;
+            }
+        };
+        stack.push((body.iter(), Some(code.len())));
+        code.push(Code::Enter {
+            times,
+            end: 0,
+            line: s.line,
+        });
+    }
+    code
 }
 
 fn wait(timeout: Option<Duration>) -> Wait {

@@ -63,7 +63,10 @@
 //! Every name is checked before anything runs: an unknown process or queue,
 //! a capacity that is not a number, or a script that receives from a port
 //! it holds no right to is an error naming the file, line and column
-//! ([`ScenarioError`]), never a panic.
+//! ([`ScenarioError`]), never a panic. Blocks nest at most [`MAX_NESTING`]
+//! deep (a deeper file is an error at the block one level too far), and no
+//! part of the parser or the interpreter recurses per level, so no file can
+//! overflow a stack.
 //!
 //! ## Backends
 //!
@@ -141,6 +144,7 @@ pub use parse::{load, parse};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
 pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use script::MAX_NESTING;
 
 /// A checked scenario: every name resolved to an index.
 #[derive(Clone, Debug)]
@@ -330,10 +334,32 @@ pub struct Invariants {
 /// nothing would never yield to the scheduler), and a `forever` around
 /// nothing is refused when the script is parsed.
 pub(crate) fn does_nothing(stmts: &[Stmt]) -> bool {
-    stmts.iter().all(|s| match &s.op {
-        Op::Repeat(_, body) | Op::Forever(body) => does_nothing(body),
-        _ => false,
-    })
+    walk(stmts)
+        .iter()
+        .all(|s| matches!(s.op, Op::Repeat(..) | Op::Forever(..)))
+}
+
+/// Every statement of `stmts` and of the blocks inside it, in the order
+/// they are written (a block's statement before its body). An explicit
+/// stack, not recursion: however deep a tree is, walking it cannot
+/// overflow a stack.
+pub(crate) fn walk(stmts: &[Stmt]) -> Vec<&Stmt> {
+    let mut out = Vec::new();
+    let mut stack = vec![stmts.iter()];
+    while let Some(iter) = stack.last_mut() {
+        match iter.next() {
+            None => {
+                stack.pop();
+            }
+            Some(s) => {
+                out.push(s);
+                if let Op::Repeat(_, body) | Op::Forever(body) = &s.op {
+                    stack.push(body.iter());
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Scenario {

@@ -420,11 +420,9 @@ impl Checker<'_> {
 }
 
 fn spawns(stmts: &[Stmt], out: &mut Vec<usize>) {
-    for s in stmts {
-        match &s.op {
-            Op::Spawn(c) => out.push(*c),
-            Op::Repeat(_, body) | Op::Forever(body) => spawns(body, out),
-            _ => {}
+    for s in super::walk(stmts) {
+        if let Op::Spawn(c) = s.op {
+            out.push(c);
         }
     }
 }

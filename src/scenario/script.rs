@@ -24,6 +24,29 @@ pub(crate) struct ScriptCtx<'a> {
     pub me: usize,
 }
 
+/// How many `repeat`/`forever` blocks may be open inside one another.
+///
+/// The parser refuses a deeper script with an error at the block that goes
+/// one level too far; the interpreter does not recurse per level at all
+/// (an explicit frame stack), so the limit only keeps the statement tree's
+/// walks (checks, drop) shallow and a file's mistakes readable.
+pub const MAX_NESTING: usize = 100;
+
+/// A `repeat` or `forever` block whose `end` has not been read yet.
+struct OpenBlock {
+    /// Offset of its opening word within the script.
+    at: usize,
+    /// Its line in the file.
+    line: usize,
+    kind: BlockKind,
+    body: Vec<Stmt>,
+}
+
+enum BlockKind {
+    Repeat(u64),
+    Forever,
+}
+
 struct Line<'a> {
     /// Offset of the line within the script.
     offset: usize,
@@ -55,23 +78,17 @@ impl ScriptCtx<'_> {
             lines.push(Line { offset, code });
             offset += raw.len();
         }
-        let mut i = 0;
-        let stmts = self.block(&lines, &mut i, None)?;
-        Ok(stmts)
+        self.statements(&lines)
     }
 
-    /// Parses statements until `end` (when `opened_at` is the block's
-    /// opening line) or the end of the script.
-    fn block(
-        &self,
-        lines: &[Line<'_>],
-        i: &mut usize,
-        opened_at: Option<usize>,
-    ) -> Result<Vec<Stmt>, ScenarioError> {
-        let mut out = Vec::new();
-        while *i < lines.len() {
-            let line = &lines[*i];
-            *i += 1;
+    /// Parses the lines into statements. Blocks are kept on an explicit
+    /// stack (no recursion per level), and at most [`MAX_NESTING`] may be
+    /// open at once, so no script can exhaust a stack here or in the tree
+    /// walks after it.
+    fn statements(&self, lines: &[Line<'_>]) -> Result<Vec<Stmt>, ScenarioError> {
+        let mut top = Vec::new();
+        let mut open: Vec<OpenBlock> = Vec::new();
+        for line in lines {
             let indent = line.code.len() - line.code.trim_start().len();
             let code = line.code.trim();
             if code.is_empty() {
@@ -83,12 +100,40 @@ impl ScriptCtx<'_> {
             let args: Vec<&str> = words.collect();
             let rest = code[word.len()..].trim();
             let arg_at = at + code.find(rest).filter(|_| !rest.is_empty()).unwrap_or(0);
+            if matches!(word, "repeat" | "forever") && open.len() >= MAX_NESTING {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "blocks nest too deeply: at most {MAX_NESTING} `repeat`/`forever` blocks \
+                         may be open at once, and this `{word}` would be level {}",
+                        open.len() + 1
+                    ),
+                ));
+            }
             let op = match word {
                 "end" => {
-                    if opened_at.is_none() {
+                    let Some(block) = open.pop() else {
                         return Err(self.err(at, "`end` without a `repeat` or `forever` to close"));
+                    };
+                    let op = match block.kind {
+                        BlockKind::Repeat(n) => Op::Repeat(n, block.body),
+                        BlockKind::Forever => {
+                            if super::does_nothing(&block.body) {
+                                return Err(self.err(
+                                    block.at,
+                                    "this `forever` loop has nothing to run and could never end: \
+                                     put a `receive` (or `call`) in it",
+                                ));
+                            }
+                            Op::Forever(block.body)
+                        }
+                    };
+                    let stmt = Stmt { line: block.line, op };
+                    match open.last_mut() {
+                        Some(parent) => parent.body.push(stmt),
+                        None => top.push(stmt),
                     }
-                    return Ok(out);
+                    continue;
                 }
                 "repeat" => {
                     let n = match args.as_slice() {
@@ -97,21 +142,15 @@ impl ScriptCtx<'_> {
                         })?,
                         _ => return Err(self.err(at, "write `repeat N`, then the statements, then `end`")),
                     };
-                    Op::Repeat(n, self.block(lines, i, Some(at))?)
+                    open.push(OpenBlock { at, line: self.line_no(at), kind: BlockKind::Repeat(n), body: Vec::new() });
+                    continue;
                 }
                 "forever" => {
                     if !args.is_empty() {
                         return Err(self.err(arg_at, "`forever` takes no argument"));
                     }
-                    let body = self.block(lines, i, Some(at))?;
-                    if super::does_nothing(&body) {
-                        return Err(self.err(
-                            at,
-                            "this `forever` loop has nothing to run and could never end: \
-                             put a `receive` (or `call`) in it",
-                        ));
-                    }
-                    Op::Forever(body)
+                    open.push(OpenBlock { at, line: self.line_no(at), kind: BlockKind::Forever, body: Vec::new() });
+                    continue;
                 }
                 "send" => {
                     let (name, policy) = match args.as_slice() {
@@ -216,14 +255,18 @@ impl ScriptCtx<'_> {
                     )))
                 }
             };
-            out.push(Stmt {
+            let stmt = Stmt {
                 line: self.line_no(at),
                 op,
-            });
+            };
+            match open.last_mut() {
+                Some(parent) => parent.body.push(stmt),
+                None => top.push(stmt),
+            }
         }
-        match opened_at {
-            Some(at) => Err(self.err(at, "this block has no `end`")),
-            None => Ok(out),
+        match open.last() {
+            Some(block) => Err(self.err(block.at, "this block has no `end`")),
+            None => Ok(top),
         }
     }
 

@@ -10,19 +10,8 @@ pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(),
     ))
 }
 
-pub(super) fn walk<'a>(stmts: &'a [Stmt], out: &mut Vec<&'a Stmt>) {
-    for s in stmts {
-        out.push(s);
-        if let Op::Repeat(_, body) | Op::Forever(body) = &s.op {
-            walk(body, out);
-        }
-    }
-}
-
 pub(super) fn statements(scn: &Scenario, proc: usize) -> Vec<&Stmt> {
-    let mut out = Vec::new();
-    walk(&scn.processes[proc].script, &mut out);
-    out
+    crate::scenario::walk(&scn.processes[proc].script)
 }
 
 /// `/proc/sys/fs/mqueue/msg_max`: the largest `mq_maxmsg` an ordinary user may ask for.
