@@ -67,6 +67,9 @@ pub enum Command {
     Run {
         /// The scenario (TOML; see examples/scenarios/README.md).
         scenario: PathBuf,
+        /// Override a `[params]` value, e.g. `--set NJOBS=11` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = scenario::parse_override)]
+        set: Vec<(String, i64)>,
         /// Seed (default: the scenario's `seed`, else 0).
         #[arg(long)]
         seed: Option<u64>,
@@ -112,6 +115,9 @@ pub enum Command {
     Explore {
         /// The scenario.
         scenario: PathBuf,
+        /// Override a `[params]` value, e.g. `--set NJOBS=11` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = scenario::parse_override)]
+        set: Vec<(String, i64)>,
         /// How many seeds.
         #[arg(long, default_value_t = 1000)]
         seeds: u64,
@@ -165,6 +171,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Demo { out, seed } => demo(&out, seed),
         Command::Run {
             scenario,
+            set,
             seed,
             backend,
             scheduler,
@@ -188,6 +195,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             };
             run(
                 &scenario,
+                &set,
                 seed,
                 backend,
                 scheduler,
@@ -197,6 +205,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         }
         Command::Explore {
             scenario,
+            set,
             seeds,
             first_seed,
             jobs,
@@ -214,7 +223,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 max_runs,
                 progress: true,
             };
-            explore_cmd(&scenario, &opts)
+            explore_cmd(&scenario, &set, &opts)
         }
         Command::Bench { scale } => {
             if !(scale.is_finite() && scale > 0.0) {
@@ -317,13 +326,14 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 
 fn run(
     path: &Path,
+    set: &[(String, i64)],
     seed: Option<u64>,
     backend: Backend,
     scheduler: SchedulerArg,
     replay: Option<&str>,
     out: &Outputs,
 ) -> i32 {
-    let scn = match scenario::load(path) {
+    let scn = match scenario::load_with(path, set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -540,8 +550,8 @@ pub fn guard_main() -> Option<i32> {
     Some(0)
 }
 
-fn explore_cmd(path: &Path, opts: &ExploreOptions) -> i32 {
-    let scn = match scenario::load(path) {
+fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions) -> i32 {
+    let scn = match scenario::load_with(path, set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

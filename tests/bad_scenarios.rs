@@ -265,7 +265,7 @@ fn blocks_nested_too_deeply_are_a_located_error_naming_the_limit() {
     assert!(limit >= 70, "70 nested blocks must stay allowed");
     let first_script_line = 11;
     let expected = format!(
-        "bad.toml:{}:1: blocks nest too deeply: at most {limit} `repeat`/`forever` blocks may be open at once, and this `repeat` would be level {}",
+        "bad.toml:{}:1: blocks nest too deeply: at most {limit} blocks (`repeat`, `forever`, `if`, `while`, `select`, `try-send ... else`) may be open at once, and this `repeat` would be level {}",
         first_script_line + limit,
         limit + 1
     );

@@ -18,7 +18,13 @@ use mkipc_kernel::{
 };
 use mkipc_sim::{Dist, Inherit, Proc, ProcError, ProcResult};
 
-use super::{Op, QueueKind, Right, Scenario, Stmt};
+use super::expr::set_index;
+use super::flow::{compile, Code, Frame, Position, ScriptState};
+use super::value::Value;
+use super::{Dest, Op, QueueKind, Right, Scenario, Stmt};
+
+mod select;
+use select::decode;
 
 /// Counts for one queue.
 #[derive(Clone, Debug, Default)]
@@ -211,7 +217,16 @@ struct Env<'a, H: Host> {
     send_names: Vec<Option<PortName>>,
     last_request: Option<Message>,
     next_id: u32,
+    /// Variables, position and set-aside messages: plain data.
+    state: ScriptState,
+    /// Statements run since the script last communicated or waited.
+    local_steps: u64,
 }
+
+/// A script may run this many statements in a row without communicating
+/// or waiting; then it is stopped as an endless loop (a loop of
+/// assignments would otherwise never yield to the simulator's scheduler).
+pub(crate) const MAX_LOCAL_STEPS: u64 = 1_000_000;
 
 /// The body of process `me`: runs its script on `p`.
 pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResult {
@@ -242,7 +257,14 @@ pub(crate) fn run_script<H: Host>(
         send_names: vec![None; nq],
         last_request: None,
         next_id: 1,
+        state: ScriptState {
+            at: Position::default(),
+            vars: vec![None; scenario.processes[me].vars.len().max(1)],
+            pending: vec![Default::default(); nq],
+        },
+        local_steps: 0,
     };
+    env.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
     for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
         let name = inherited.get(i).copied();
         match right {
@@ -278,19 +300,29 @@ impl<H: Host> Env<'_, H> {
     /// deeply a script nests it runs on the smallest coroutine stack.
     fn run(&mut self, stmts: &[Stmt]) -> Result<Flow, ProcError> {
         let code = compile(stmts);
-        let mut at = Position::default();
-        while let Some(c) = code.get(at.pc) {
-            match *c {
+        while let Some(c) = code.get(self.state.at.pc) {
+            self.local_steps += 1;
+            if self.local_steps > MAX_LOCAL_STEPS {
+                return Err(fail(
+                    self.line_of(c),
+                    "endless loop",
+                    format!(
+                        "{MAX_LOCAL_STEPS} statements in a row without communicating or waiting"
+                    ),
+                ));
+            }
+            let at = &mut self.state.at;
+            match c {
                 Code::Enter { times, end, line } => {
                     if self.shared.is_stopped() {
-                        return Err(fail(line, "stopped", "the run timed out"));
+                        return Err(fail(*line, "stopped", "the run timed out"));
                     }
-                    if times == Some(0) {
+                    if *times == Some(0) {
                         at.pc = end + 1;
                     } else {
                         at.loops.push(Frame {
                             start: at.pc,
-                            left: times,
+                            left: *times,
                         });
                         at.pc += 1;
                     }
@@ -313,31 +345,85 @@ impl<H: Host> Env<'_, H> {
                         at.pc += 1;
                     }
                 }
+                Code::Jump(to) => at.pc = *to,
+                Code::Branch { cond, to, line } => {
+                    if self.shared.is_stopped() {
+                        return Err(fail(*line, "stopped", "the run timed out"));
+                    }
+                    let holds = self.eval(cond, *line)?.truthy();
+                    let at = &mut self.state.at;
+                    at.pc = if holds { at.pc + 1 } else { *to };
+                }
+                Code::TrySend {
+                    dest,
+                    value,
+                    end,
+                    line,
+                } => {
+                    self.local_steps = 0;
+                    let sent = self.try_send(dest, *value, *line)?;
+                    let at = &mut self.state.at;
+                    at.pc = if sent { *end } else { at.pc + 1 };
+                }
+                Code::Select { arms, starts, line } => {
+                    self.local_steps = 0;
+                    let in_forever = self.in_forever();
+                    match self.select(arms, *line, in_forever)? {
+                        Some(i) => self.state.at.pc = starts.get(i).copied().unwrap_or(code.len()),
+                        None => self.leave_forever(&code)?,
+                    }
+                }
                 Code::Do(stmt) => {
-                    let in_forever = at.loops.iter().any(|f| f.left.is_none());
+                    if !matches!(stmt.op, Op::Assign { .. } | Op::Assert { .. }) {
+                        self.local_steps = 0;
+                    }
+                    let in_forever = self.in_forever();
                     match self.stmt(stmt, in_forever)? {
-                        Flow::Next => at.pc += 1,
+                        Flow::Next => self.state.at.pc += 1,
                         exit @ Flow::Exit(_) => return Ok(exit),
-                        // A receive failed: leave the innermost `forever`
-                        // (and the `repeat`s inside it).
-                        Flow::Break => loop {
-                            match at.loops.pop() {
-                                Some(Frame { start, left: None }) => {
-                                    at.pc = match code.get(start) {
-                                        Some(Code::Enter { end, .. }) => end + 1,
-                                        _ => code.len(),
-                                    };
-                                    break;
-                                }
-                                Some(_) => {}
-                                None => return Ok(Flow::Break),
-                            }
-                        },
+                        Flow::Break => self.leave_forever(&code)?,
                     }
                 }
             }
         }
         Ok(Flow::Next)
+    }
+
+    fn in_forever(&self) -> bool {
+        self.state.at.loops.iter().any(|f| f.left.is_none())
+    }
+
+    /// A receive failed inside a `forever`: leave the innermost one (and
+    /// the `repeat`s inside it).
+    fn leave_forever(&mut self, code: &[Code<'_>]) -> Result<(), ProcError> {
+        let at = &mut self.state.at;
+        loop {
+            match at.loops.pop() {
+                Some(Frame { start, left: None }) => {
+                    at.pc = match code.get(start) {
+                        Some(Code::Enter { end, .. }) => end + 1,
+                        _ => code.len(),
+                    };
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => {
+                    at.pc = code.len();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn line_of(&self, c: &Code<'_>) -> usize {
+        match c {
+            Code::Do(s) => s.line,
+            Code::Enter { line, .. }
+            | Code::Branch { line, .. }
+            | Code::Select { line, .. }
+            | Code::TrySend { line, .. } => *line,
+            Code::End { .. } | Code::Jump(_) => 0,
+        }
     }
 
     /// Runs a possibly blocking IPC call, adding its wall time to this
@@ -431,11 +517,16 @@ impl<H: Host> Env<'_, H> {
     }
 
     fn count_receive(&self, queue: Option<usize>, msg: &Message) {
+        self.count_taken(queue, decode(msg).0);
+    }
+
+    /// Counts a message the script took, offered at `offered` ns.
+    fn count_taken(&self, queue: Option<usize>, offered: u64) {
         let mut c = self.shared.counters();
         c.received += 1;
         c.procs[self.me].1 += 1;
         if let Some(q) = queue {
-            let offered = Duration::from_nanos(msg.as_u64().unwrap_or_default());
+            let offered = Duration::from_nanos(offered);
             let qc = &mut c.queues[q];
             qc.received += 1;
             qc.latency_total += self.h.now().saturating_sub(offered);
@@ -487,12 +578,27 @@ impl<H: Host> Env<'_, H> {
         let scenario = Arc::clone(&self.shared.scenario);
         let qname = |q: usize| scenario.queues[q].name.clone();
         match &s.op {
-            Op::Send { queue, on_full } => {
+            Op::Send { .. } | Op::SendVia { .. } => {
+                let (queue, on_full, value) = match &s.op {
+                    Op::Send {
+                        queue,
+                        on_full,
+                        value,
+                    } => (*queue, on_full, value),
+                    Op::SendVia {
+                        var,
+                        on_full,
+                        value,
+                    } => (self.dest_queue(&Dest::Var(*var), line)?, on_full, value),
+                    _ => return Ok(Flow::Next),
+                };
+                let queue = &queue;
                 let what = format!("send {}", qname(*queue));
                 let dest = self
                     .queue_name(*queue, true)
                     .map_err(|e| fail(line, &what, e))?;
-                let msg = self.message();
+                let value = self.eval_opt(value.as_ref(), line)?;
+                let msg = self.message_with(value.as_ref());
                 let r = self.timed(|p| p.send_with(dest, msg, *on_full));
                 self.count_send(Some(*queue), &r);
                 match r {
@@ -501,14 +607,54 @@ impl<H: Host> Env<'_, H> {
                     Err(e) => return Err(fail(line, &what, e)),
                 }
             }
-            Op::Receive { queue, timeout } => {
-                let what = format!("receive {}", qname(*queue));
-                let src = self
-                    .queue_name(*queue, false)
-                    .map_err(|e| fail(line, &what, e))?;
-                let r = self.timed(|p| p.receive_with(src, wait(*timeout)));
-                return self.received(r, Some(*queue), in_forever, line, &what);
+            Op::Receive {
+                queue,
+                timeout,
+                pattern,
+                expect,
+            } => {
+                let verb = if *expect { "expect" } else { "receive" };
+                let what = format!("{verb} {}", qname(*queue));
+                return self.receive_matching(
+                    *queue,
+                    pattern.as_ref(),
+                    *timeout,
+                    *expect,
+                    in_forever,
+                    line,
+                    &what,
+                );
             }
+            Op::Assign { var, index, value } => {
+                let v = self.eval(value, line)?;
+                let name = &scenario.processes[self.me].vars[*var];
+                match index {
+                    None => self.state.vars[*var] = Some(v),
+                    Some(i) => {
+                        let i = self.eval(i, line)?;
+                        let Some(array) = self.state.vars[*var].as_mut() else {
+                            return Err(fail(
+                                line,
+                                &format!("{name}[...] = ..."),
+                                format!("`{name}` has no value yet"),
+                            ));
+                        };
+                        set_index(array, i, v)
+                            .map_err(|m| fail(line, &format!("{name}[...] = ..."), m))?;
+                    }
+                }
+            }
+            Op::Assert { cond } => {
+                if !self.eval(cond, line)?.truthy() {
+                    return Err(fail(
+                        line,
+                        "assertion failed",
+                        format!("{}{}", cond.text, self.values_of(cond)),
+                    ));
+                }
+            }
+            // Blocks are flattened by `compile` and run by `run`.
+            Op::If { .. } | Op::While { .. } | Op::Select(_) | Op::TrySend { .. } => {}
             Op::SendTo { proc } => {
                 let pid = self.pid_of(*proc, line)?;
                 let msg = self.message();
@@ -625,83 +771,6 @@ fn mailboxes_used(scn: &Scenario, stmts: &[Stmt], out: &mut Vec<usize>) {
             out.push(q);
         }
     }
-}
-
-/// One instruction of a script flattened for [`Env::run`]: the statements
-/// of every block in order, each block between an `Enter` and its `End`.
-#[derive(Clone, Copy, Debug)]
-enum Code<'s> {
-    /// A statement that is not a block.
-    Do(&'s Stmt),
-    /// The start of a `repeat` (`times`: how often, 0 when its body does
-    /// nothing) or a `forever` (`times: None`); `end` indexes its `End`.
-    Enter {
-        times: Option<u64>,
-        end: usize,
-        line: usize,
-    },
-    /// The end of the block that starts at index `start`.
-    End { start: usize },
-}
-
-/// Where a running script is: the index of its next instruction and the
-/// loops it is inside, innermost last. Plain data (`Clone`, `Eq`, `Hash`):
-/// with the process's variables it is the whole interpreter state, which a
-/// model checker can snapshot, compare and hash.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Position {
-    /// Index into the flattened code.
-    pub pc: usize,
-    /// The open loops.
-    pub loops: Vec<Frame>,
-}
-
-/// A loop being run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Frame {
-    /// Index of the loop's `Enter`.
-    pub start: usize,
-    /// Turns left, this one included (`None`: a `forever`).
-    pub left: Option<u64>,
-}
-
-/// Flattens a statement tree into [`Code`] with an explicit stack (no
-/// recursion per level).
-fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
-    let mut code = Vec::new();
-    // Each open block: its statements still to flatten, and the index of
-    // its `Enter` (none for the script itself).
-    let mut stack: Vec<(std::slice::Iter<'_, Stmt>, Option<usize>)> = vec![(stmts.iter(), None)];
-    while let Some((iter, enter)) = stack.last_mut() {
-        let Some(s) = iter.next() else {
-            let enter = *enter;
-            stack.pop();
-            if let Some(start) = enter {
-                let end = code.len();
-                code.push(Code::End { start });
-                if let Some(Code::Enter { end: e, .. }) = code.get_mut(start) {
-                    *e = end;
-                }
-            }
-            continue;
-        };
-        let (times, body) = match &s.op {
-            Op::Repeat(_, body) if super::does_nothing(body) => (Some(0), body),
-            Op::Repeat(n, body) => (Some(*n), body),
-            Op::Forever(body) => (None, body),
-            _ => {
-                code.push(Code::Do(s));
-                continue;
-            }
-        };
-        stack.push((body.iter(), Some(code.len())));
-        code.push(Code::Enter {
-            times,
-            end: 0,
-            line: s.line,
-        });
-    }
-    code
 }
 
 fn wait(timeout: Option<Duration>) -> Wait {

@@ -124,13 +124,17 @@
 //! assert_eq!(outcome.result.messages.received, 1);
 //! ```
 
+mod blocks;
 mod error;
+mod expr;
+mod flow;
 mod interp;
 mod os;
 mod parse;
 mod report;
 mod run;
 mod script;
+mod value;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,13 +142,15 @@ use std::time::Duration;
 use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
+pub use blocks::MAX_NESTING;
 pub use error::ScenarioError;
+pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
-pub use parse::{load, parse};
+pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
 pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
-pub use script::MAX_NESTING;
+pub use value::{Value, MAX_VALUE_DEPTH, MAX_VALUE_SIZE};
 
 /// A checked scenario: every name resolved to an index.
 #[derive(Clone, Debug)]
@@ -168,6 +174,12 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Invariants to check.
     pub invariants: Invariants,
+    /// The symbols the scripts use, by index ([`Value::Sym`]).
+    pub symbols: Vec<String>,
+    /// The `[params]`, after any `--set` overrides.
+    pub params: std::collections::BTreeMap<String, i64>,
+    /// The `--set` overrides the scenario was parsed with.
+    pub overrides: Vec<(String, i64)>,
 }
 
 /// A port or mailbox.
@@ -232,6 +244,10 @@ pub struct Process {
     /// The port rights it starts with, in inheritance order: its own, then
     /// those it passes on to the processes it spawns.
     pub rights: Vec<(usize, Right)>,
+    /// Its variables' names, by slot (slot 0 is `id`).
+    pub vars: Vec<String>,
+    /// Its index in its family (`count = N`), 0 for a single process.
+    pub id: i64,
 }
 
 /// A statement with its line in the file.
@@ -252,13 +268,71 @@ pub enum Op {
         queue: usize,
         /// What to do when it is full.
         on_full: OnFull,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
     },
-    /// Receive from a queue.
+    /// Send to the queue a variable holds (`send reply_to v`).
+    SendVia {
+        /// The variable's slot.
+        var: usize,
+        /// What to do when it is full.
+        on_full: OnFull,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
+    },
+    /// Receive from a queue: the first message matching `pattern` (any
+    /// message without one); `expect`: the next message, which must match.
     Receive {
         /// The queue.
         queue: usize,
         /// Give up after this long.
         timeout: Option<Duration>,
+        /// Which message to take, binding its parts.
+        pattern: Option<Pattern>,
+        /// Take the next message and fail the process if it does not match.
+        expect: bool,
+    },
+    /// `x = EXPR` or `x[INDEX] = EXPR`.
+    Assign {
+        /// The variable's slot.
+        var: usize,
+        /// The element to set, for an array.
+        index: Option<Expr>,
+        /// The new value.
+        value: Expr,
+    },
+    /// `if COND` ... `else` ... `end`.
+    If {
+        /// The condition.
+        cond: Expr,
+        /// Run when it holds.
+        then: Vec<Stmt>,
+        /// Run when it does not.
+        otherwise: Vec<Stmt>,
+    },
+    /// `while COND` ... `end`.
+    While {
+        /// The condition, checked before each turn.
+        cond: Expr,
+        /// The loop body.
+        body: Vec<Stmt>,
+    },
+    /// `select` with `on` arms: the first arm that can proceed.
+    Select(Vec<Arm>),
+    /// `try-send Q [VALUE] else` ... `end`: send if there is room now, else
+    /// run `otherwise`.
+    TrySend {
+        /// Where to.
+        dest: Dest,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
+        /// Run when the queue is full.
+        otherwise: Vec<Stmt>,
+    },
+    /// `assert COND`: the process fails, naming the values, if it is false.
+    Assert {
+        /// The condition.
+        cond: Expr,
     },
     /// Send directly to a process.
     SendTo {
@@ -298,6 +372,49 @@ pub enum Op {
     Exit(i32),
     /// Destroy a queue this process owns.
     Destroy(usize),
+}
+
+/// Where a send goes.
+#[derive(Clone, Debug)]
+pub enum Dest {
+    /// A declared queue.
+    Queue(usize),
+    /// The queue a variable holds (its slot).
+    Var(usize),
+}
+
+/// One arm of a `select`.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    /// Its `on` line in the file.
+    pub line: usize,
+    /// What it waits for.
+    pub kind: ArmKind,
+    /// The arm is considered only when this holds.
+    pub guard: Option<Expr>,
+    /// Run when the arm is taken.
+    pub body: Vec<Stmt>,
+}
+
+/// What a `select` arm waits for.
+#[derive(Clone, Debug)]
+pub enum ArmKind {
+    /// A message (matching the pattern, if any) on a queue.
+    Receive {
+        /// The queue.
+        queue: usize,
+        /// Which message.
+        pattern: Option<Pattern>,
+    },
+    /// Room to send on a queue.
+    Send {
+        /// Where to.
+        dest: Dest,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
+    },
+    /// Nothing else could proceed for this long.
+    Timeout(Duration),
 }
 
 /// When a fault strikes.
@@ -353,13 +470,43 @@ pub(crate) fn walk(stmts: &[Stmt]) -> Vec<&Stmt> {
             }
             Some(s) => {
                 out.push(s);
-                if let Op::Repeat(_, body) | Op::Forever(body) = &s.op {
+                // Pushed in reverse, so the first block is walked first.
+                for body in s.op.blocks().into_iter().rev() {
                     stack.push(body.iter());
                 }
             }
         }
     }
     out
+}
+
+impl Op {
+    /// The statement lists inside this statement, in the order written.
+    pub fn blocks(&self) -> Vec<&[Stmt]> {
+        match self {
+            Op::Repeat(_, body) | Op::Forever(body) | Op::While { body, .. } => vec![body],
+            Op::If {
+                then, otherwise, ..
+            } => vec![then, otherwise],
+            Op::TrySend { otherwise, .. } => vec![otherwise],
+            Op::Select(arms) => arms.iter().map(|a| a.body.as_slice()).collect(),
+            Op::Send { .. }
+            | Op::SendVia { .. }
+            | Op::Receive { .. }
+            | Op::Assign { .. }
+            | Op::Assert { .. }
+            | Op::SendTo { .. }
+            | Op::ReceiveFrom { .. }
+            | Op::ReceiveAny { .. }
+            | Op::Call { .. }
+            | Op::Reply
+            | Op::Work(_)
+            | Op::Sleep(_)
+            | Op::Spawn(_)
+            | Op::Exit(_)
+            | Op::Destroy(_) => Vec::new(),
+        }
+    }
 }
 
 impl Scenario {

@@ -193,6 +193,7 @@ pub(super) fn coordinate(
             scale: opts.time_scale,
             pids: pids.clone(),
             file: scn.file.clone(),
+            overrides: scn.overrides.clone(),
             source: scn.source.to_string(),
         };
         let mut msg = Message::new(SETUP, setup.encode());
