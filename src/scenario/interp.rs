@@ -83,7 +83,16 @@ pub(crate) struct Shared {
     /// cannot miss the stop between its check and its wait).
     pause_lock: Mutex<()>,
     stopped: Condvar,
+    /// Set once a script's `assert` or `expect` fails (a load per step for
+    /// the simulator's invariant; the message is under the lock).
+    check_failed: AtomicBool,
+    first_check_failure: Mutex<Option<String>>,
 }
+
+/// What a failed `assert` says (the os backend finds it in a child's error).
+pub(crate) const ASSERT_FAILED: &str = "assertion failed";
+/// What a failed `expect` says.
+pub(crate) const EXPECT_FAILED: &str = "the message does not match";
 
 impl Shared {
     pub fn new(scenario: Arc<Scenario>, wait_for_pids: bool) -> Shared {
@@ -102,7 +111,32 @@ impl Shared {
             stop: AtomicBool::new(false),
             pause_lock: Mutex::new(()),
             stopped: Condvar::new(),
+            check_failed: AtomicBool::new(false),
+            first_check_failure: Mutex::new(None),
         }
+    }
+
+    /// Records a failed `assert` or `expect` (the first one is kept).
+    pub fn record_check_failure(&self, message: String) {
+        let mut first = self
+            .first_check_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(message);
+        }
+        self.check_failed.store(true, Ordering::Release);
+    }
+
+    /// The first failed `assert` or `expect`, if any.
+    pub fn check_failure(&self) -> Option<String> {
+        if !self.check_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.first_check_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether the run was told to stop ([`Shared::stop`]).
@@ -389,6 +423,13 @@ impl<H: Host> Env<'_, H> {
         Ok(Flow::Next)
     }
 
+    /// Records a failed check for the whole run, and returns its error.
+    fn check_failed(&self, e: ProcError) -> ProcError {
+        let name = &self.shared.scenario.processes[self.me].name;
+        self.shared.record_check_failure(format!("`{name}` {e}"));
+        e
+    }
+
     fn in_forever(&self) -> bool {
         self.state.at.loops.iter().any(|f| f.left.is_none())
     }
@@ -646,11 +687,12 @@ impl<H: Host> Env<'_, H> {
             }
             Op::Assert { cond } => {
                 if !self.eval(cond, line)?.truthy() {
-                    return Err(fail(
+                    let e = fail(
                         line,
-                        "assertion failed",
+                        ASSERT_FAILED,
                         format!("{}{}", cond.text, self.values_of(cond)),
-                    ));
+                    );
+                    return Err(self.check_failed(e));
                 }
             }
             // Blocks are flattened by `compile` and run by `run`.

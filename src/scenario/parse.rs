@@ -324,7 +324,7 @@ impl Checker<'_> {
             if queues.iter().any(|x| x.name == name) {
                 return Err(self.err(q.name.span(), format!("`{name}` is declared twice")));
             }
-            let capacity = self.capacity(&q.capacity)?;
+            let capacity = self.capacity(&q.capacity, &params)?;
             let on_full = match &q.on_full {
                 None => OnFull::Block,
                 Some(p) => parse_policy(p.get_ref()).ok_or_else(|| {
@@ -502,8 +502,18 @@ impl Checker<'_> {
         })
     }
 
-    fn capacity(&self, v: &Spanned<toml::Value>) -> Result<Capacity, ScenarioError> {
+    fn capacity(
+        &self,
+        v: &Spanned<toml::Value>,
+        params: &BTreeMap<String, i64>,
+    ) -> Result<Capacity, ScenarioError> {
         match v.get_ref() {
+            // A `[params]` name: its value, as a number.
+            toml::Value::String(s) if params.contains_key(s) => {
+                let n = params[s];
+                let raw = Spanned::new(v.span(), toml::Value::Integer(n));
+                self.capacity(&raw, &BTreeMap::new())
+            }
             toml::Value::Integer(0) => Ok(Capacity::Zero),
             toml::Value::Integer(n) if *n > 0 => Ok(Capacity::Bounded(*n as usize)),
             toml::Value::String(s) if s == "unbounded" => Ok(Capacity::Unbounded),

@@ -194,6 +194,14 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
             }
         });
     }
+    if has_checks(scn) {
+        // A failed `assert`/`expect` fails the run at once, with a replay line.
+        let s = Arc::clone(&shared);
+        sim.invariant(CHECKS, move |_| match s.check_failure() {
+            Some(m) => Err(m),
+            None => Ok(()),
+        });
+    }
     if scn.invariants.no_message_lost {
         let s = Arc::clone(&shared);
         sim.check_at_end("no message lost", move |_| {
@@ -202,6 +210,18 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
         });
     }
     Ok(SimHandles { shared, sampler })
+}
+
+/// The simulator invariant that carries a failed `assert` or `expect`.
+const CHECKS: &str = "the scripts' checks (assert, expect)";
+
+/// Whether any script has an `assert` or an `expect`.
+fn has_checks(scn: &Scenario) -> bool {
+    scn.processes.iter().any(|p| {
+        super::walk(&p.script)
+            .iter()
+            .any(|s| matches!(s.op, Op::Assert { .. } | Op::Receive { expect: true, .. }))
+    })
 }
 
 fn lost_message(sent: u64, received: u64, dropped: u64) -> Result<(), String> {
@@ -759,6 +779,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     }
     if let Some((_, why)) = timed_out {
         failure = Some(why);
+    }
+    if let Some(check) = shared.check_failure() {
+        failure = Some(check);
     }
     Ok(RunResult {
         scenario: scn.name.clone(),

@@ -11,7 +11,7 @@ use mkipc_sim::Dist;
 use std::cell::RefCell;
 
 use super::error::ScenarioError;
-use super::expr::{parse_expr, parse_pattern, tokenize, Expr, ExprOp, Names, Pattern, Tok};
+use super::expr::{parse_expr, parse_pattern, Expr, ExprOp, Names, Pattern};
 use super::{Dest, Op, Queue, QueueKind, Stmt};
 
 /// What a script may refer to, and where its text sits in the file.
@@ -330,35 +330,49 @@ impl ScriptCtx<'_> {
         let code = &script[w.at.min(script.len())..];
         let code = code.lines().next().unwrap_or("");
         let code = code.split('#').next().unwrap_or("").trim_end();
-        let Ok(toks) = tokenize(code) else {
+        // `NAME =` or `NAME[`: an assignment (whatever errors follow).
+        let name_len = code
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(code.len());
+        let name = &code[..name_len];
+        let after = code[name_len..].trim_start();
+        let is_assign = (after.starts_with('=') && !after.starts_with("=="))
+            || (after.starts_with('[') && !name.is_empty());
+        if name.is_empty() || !is_assign {
             return Ok(None);
-        };
-        let Some(eq) = toks.iter().position(|t| t.1 == Tok::Punct("=")) else {
-            return Ok(None);
-        };
-        let Some((_, Tok::Name(name))) = toks.first() else {
-            return Ok(None);
-        };
-        let value_text = code[toks[eq].0 + 1..].trim();
-        if value_text.is_empty() {
-            return Err(self.err(w.at + toks[eq].0, "write `NAME = EXPRESSION`"));
         }
-        let index = match eq {
-            1 => None,
-            n if n >= 4 && toks[1].1 == Tok::Punct("[") && toks[n - 1].1 == Tok::Punct("]") => {
-                let inner = &code[toks[1].0 + 1..toks[n - 1].0];
-                Some(self.expr(script, inner)?)
-            }
-            _ => {
+        let after_at = w.at + offset_in(code, after);
+        let (index, value_text) = if let Some(inside) = after.strip_prefix('[') {
+            // The index runs to the `]` that closes it.
+            let mut depth = 1usize;
+            let close = inside.char_indices().find_map(|(i, c)| {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ => {}
+                }
+                (depth == 0).then_some(i)
+            });
+            let Some(close) = close else {
+                return Err(self.err(after_at, "this `[` has no `]`"));
+            };
+            let rest = inside[close + 1..].trim_start();
+            let Some(value) = rest.strip_prefix('=').filter(|_| !rest.starts_with("==")) else {
                 return Err(self.err(
                     w.at,
                     "write `NAME = EXPRESSION` or `NAME[INDEX] = EXPRESSION`",
-                ))
-            }
+                ));
+            };
+            (Some(self.expr(script, &inside[..close])?), value.trim())
+        } else {
+            (None, after[1..].trim())
         };
+        if value_text.is_empty() {
+            return Err(self.err(after_at, "write `NAME = EXPRESSION`"));
+        }
         if name == "id"
             || name.starts_with(|c: char| c.is_ascii_uppercase())
-            || self.queues.iter().any(|q| q.name == *name)
+            || self.queues.iter().any(|q| q.name == name)
         {
             return Err(self.err(
                 w.at,

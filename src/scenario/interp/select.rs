@@ -20,7 +20,7 @@ use std::time::Duration;
 use mkipc_kernel::{Ipc, Message, OnFull, PortName, ReceiveError, SendError, Wait};
 use mkipc_sim::{Dist, ProcError};
 
-use super::{fail, Env, Flow, Host};
+use super::{fail, Env, Flow, Host, EXPECT_FAILED};
 use crate::scenario::expr::{Expr, Pattern};
 use crate::scenario::flow::{Pending, SELECT_POLL};
 use crate::scenario::value::{Show, Value};
@@ -240,7 +240,7 @@ impl<H: Host> Env<'_, H> {
 
     fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
         let got = got.map_or("a message with no value".to_string(), |v| self.show(v));
-        fail(line, what, format!("the message does not match: got {got}"))
+        self.check_failed(fail(line, what, format!("{EXPECT_FAILED}: got {got}")))
     }
 
     /// `try-send`: whether the message went (a full queue is not an error).
