@@ -476,9 +476,13 @@ fn run(
         }
         let _ = write!(stdout, "{result}");
         if let (false, Some(s)) = (result.ok, &result.schedule) {
+            let sets: String = set
+                .iter()
+                .map(|(name, value)| format!(" --set {name}={value}"))
+                .collect();
             let _ = writeln!(
                 stdout,
-                "replay: mkipc run {} --replay '{s}'",
+                "replay: mkipc run {}{sets} --replay '{s}'",
                 path.display()
             );
         }

@@ -4,7 +4,8 @@
 //! plus a clock, `work`/`sleep` and `spawn`. The simulator and the threaded
 //! runner provide it with [`Proc`], the os backend with a real process
 //! (`super::os`), so a scenario means the same on all three. Every
-//! message it sends carries, in its body, the moment it was offered; the
+//! message it sends carries, in its body, the moment it was offered (then
+//! its value, if the statement sends one: the codec is in `super::value`); the
 //! receiver subtracts that from the moment it got it, which is the message's
 //! latency. The counters here (messages sent, dropped, received) are what
 //! the "no message lost" invariant compares.

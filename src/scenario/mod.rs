@@ -59,14 +59,27 @@
 //! | `work D`, `sleep D` | be busy / asleep for a duration `D` |
 //! | `repeat N` ... `end`, `forever` ... `end` | loops; a `forever` loop ends when a receive in it fails (timeout, source gone) |
 //! | `spawn P`, `exit [CODE]`, `destroy Q` | start a `spawned` process, stop, destroy a queue this process owns |
+//! | `send Q [POLICY] VALUE`, `receive Q PATTERN`, `expect Q PATTERN` | messages with values ([`Value`]); selective receive |
+//! | `x = EXPR`, `a[i] = EXPR`, `if`/`else`, `while`, `assert EXPR` | per-process variables, choice, checks |
+//! | `select` with `on receive`/`on send`/`on timeout` arms, `try-send Q V else` | the first arm that can proceed; send if there is room |
+//!
+//! `[params]` (named integers, overridden by `--set NAME=VALUE`, see
+//! [`parse_with`]) and families (`count = N`: processes `name[0]`..) size a
+//! model. The whole language, with its grammar, is in
+//! `examples/scenarios/README.md`; expressions in [`Expr`], values and the
+//! message codec in [`Value`]. The interpreter runs a flattened script with
+//! a program counter and keeps its state (position, variables, messages a
+//! selective receive set aside) as plain `Clone + Eq + Hash` data, so a
+//! model checker can snapshot and hash it (`flow.rs`).
 //!
 //! Every name is checked before anything runs: an unknown process or queue,
 //! a capacity that is not a number, or a script that receives from a port
 //! it holds no right to is an error naming the file, line and column
 //! ([`ScenarioError`]), never a panic. Blocks nest at most [`MAX_NESTING`]
-//! deep (a deeper file is an error at the block one level too far), and no
-//! part of the parser or the interpreter recurses per level, so no file can
-//! overflow a stack.
+//! deep (a deeper file is an error at the block one level too far),
+//! expressions at most [`MAX_EXPR_DEPTH`] deep and [`MAX_EXPR_TOKENS`] long,
+//! and no part of the parser or the interpreter recurses per block, so no
+//! file can overflow a stack.
 //!
 //! ## Backends
 //!
