@@ -34,6 +34,7 @@ fn every_scenario_file_is_covered_here() {
         "capacity-unbounded.toml",
         "capacity-zero.toml",
         "deadlock.toml",
+        "dining-philosophers.toml",
         "direct-vs-indirect.toml",
         "fan-in-fan-out.toml",
         "master-worker-buggy.toml",
@@ -474,4 +475,32 @@ fn runtime_errors_fail_the_process_with_the_line() {
         let status = &proc(&r, "a").status;
         assert!(status.contains(needle), "{script}: {status}");
     }
+}
+
+#[test]
+fn dining_philosophers_deadlock_naively_and_not_when_ordered() {
+    let text = example_text("dining-philosophers.toml");
+    let found = explore_text(&text, &[], 50);
+    let failure = found.failure.expect("the naive order deadlocks");
+    assert!(failure.deadlock, "{}", failure.reason);
+    let ordered = [("ORDERED".to_string(), 1)];
+    let found = explore_text(&text, &ordered, 200);
+    assert!(found.failure.is_none(), "{:?}", found.failure);
+    let r = run_text(&text, &ordered);
+    assert!(r.ok, "{r}");
+    // Each philosopher: 2 meals x (2 ACQ + 2 REL) sent, 2 x 2 GRANTED received.
+    for i in 0..3 {
+        let p = proc(&r, &format!("phil{i}"));
+        assert_eq!((p.sent, p.received), (8, 4), "phil{i}");
+    }
+    // A fork released by someone else than its holder fails the fork's check.
+    let wrong = text.replace("  send second (REL, r0)", "  send second (REL, r1)");
+    let r = run_text(&wrong, &ordered);
+    assert!(
+        r.failure
+            .as_deref()
+            .unwrap_or("")
+            .contains("assertion failed: holder == who"),
+        "{r}"
+    );
 }
