@@ -504,3 +504,110 @@ fn dining_philosophers_deadlock_naively_and_not_when_ordered() {
         "{r}"
     );
 }
+
+/// A random program for the flattened interpreter, with its reference
+/// meaning computed by a plain recursive evaluator.
+enum Node {
+    Add(i64),
+    Echo,
+    Repeat(u64, Vec<Node>),
+    If(i64, Vec<Node>, Vec<Node>),
+    While(u64, usize, Vec<Node>),
+}
+
+struct Gen(u64, usize);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn block(&mut self, depth: usize) -> Vec<Node> {
+        (0..1 + self.below(3)).map(|_| self.node(depth)).collect()
+    }
+    fn node(&mut self, depth: usize) -> Node {
+        let leaf = depth >= 4 || self.below(3) == 0;
+        match if leaf {
+            self.below(2)
+        } else {
+            2 + self.below(3)
+        } {
+            0 => Node::Add(self.below(7) as i64 - 3),
+            1 => Node::Echo,
+            2 => Node::Repeat(self.below(4), self.block(depth + 1)),
+            3 => Node::If(
+                self.below(3) as i64,
+                self.block(depth + 1),
+                self.block(depth + 1),
+            ),
+            _ => {
+                self.1 += 1;
+                Node::While(self.below(4), self.1, self.block(depth + 1))
+            }
+        }
+    }
+}
+
+fn reference(nodes: &[Node], n: &mut i64) {
+    for node in nodes {
+        match node {
+            Node::Add(c) => *n += c,
+            Node::Echo => {}
+            Node::Repeat(k, body) => (0..*k).for_each(|_| reference(body, n)),
+            Node::If(t, a, b) => reference(if n.rem_euclid(3) == *t { a } else { b }, n),
+            Node::While(k, _, body) => (0..*k).for_each(|_| reference(body, n)),
+        }
+    }
+}
+
+fn render(nodes: &[Node], indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    for node in nodes {
+        match node {
+            Node::Add(c) => out.push_str(&format!("{pad}n = n + ({c})\n")),
+            Node::Echo => out.push_str(&format!(
+                "{pad}send q n\n{pad}receive q m\n{pad}assert m == n\n"
+            )),
+            Node::Repeat(k, body) => {
+                out.push_str(&format!("{pad}repeat {k}\n"));
+                render(body, indent + 1, out);
+                out.push_str(&format!("{pad}end\n"));
+            }
+            Node::If(t, a, b) => {
+                out.push_str(&format!("{pad}if (n % 3 + 3) % 3 == {t}\n"));
+                render(a, indent + 1, out);
+                out.push_str(&format!("{pad}else\n"));
+                render(b, indent + 1, out);
+                out.push_str(&format!("{pad}end\n"));
+            }
+            Node::While(k, c, body) => {
+                out.push_str(&format!("{pad}c{c} = 0\n{pad}while c{c} < {k}\n"));
+                render(body, indent + 1, out);
+                out.push_str(&format!("{pad}  c{c} = c{c} + 1\n{pad}end\n"));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_flattened_interpreter_agrees_with_a_recursive_reference() {
+    let mut gen = Gen(0x2545_F491_4F6C_DD1D, 0);
+    for case in 0..150 {
+        let program = gen.block(0);
+        let mut expected = 0;
+        reference(&program, &mut expected);
+        let mut body = String::from("n = 0\nm = 0\n");
+        render(&program, 0, &mut body);
+        body.push_str(&format!("assert n == {expected}\n"));
+        let text = format!(
+            "[[mailbox]]\nname = \"q\"\ncapacity = 1\n\n[[process]]\nname = \"a\"\nscript = \"\"\"\n{body}\"\"\"\n"
+        );
+        let r = run_text(&text, &[]);
+        assert!(r.ok, "case {case}:\n{body}\n{r}");
+    }
+}
