@@ -15,16 +15,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
-    CarriedRight, Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
+    CarriedRight, Ipc, Message, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
-use mkipc_sim::{Dist, Inherit, Proc, ProcError, ProcResult};
+use mkipc_sim::{Dist, Proc, ProcError, ProcResult};
 
-use super::expr::set_index;
-use super::flow::{compile, Code, Frame, Position, ScriptState};
+use super::flow::{Position, ScriptState};
 use super::value::Value;
-use super::{Dest, Op, QueueKind, Right, Scenario, Stmt};
+use super::{Op, QueueKind, Right, Scenario, Stmt};
 
+mod exec;
 mod select;
+mod stmt;
 use select::decode;
 
 /// Counts for one queue.
@@ -258,11 +259,6 @@ struct Env<'a, H: Host> {
     local_steps: u64,
 }
 
-/// A script may run this many statements in a row without communicating
-/// or waiting; then it is stopped as an endless loop (a loop of
-/// assignments would otherwise never yield to the simulator's scheduler).
-pub(crate) const MAX_LOCAL_STEPS: u64 = 1_000_000;
-
 /// The body of process `me`: runs its script on `p`.
 pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResult {
     let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
@@ -330,144 +326,6 @@ fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
 }
 
 impl<H: Host> Env<'_, H> {
-    /// Runs a script to its end: a loop over its flattened code with an
-    /// explicit [`Position`], never a recursion per block, so however
-    /// deeply a script nests it runs on the smallest coroutine stack.
-    fn run(&mut self, stmts: &[Stmt]) -> Result<Flow, ProcError> {
-        let code = compile(stmts);
-        while let Some(c) = code.get(self.state.at.pc) {
-            self.local_steps += 1;
-            if self.local_steps > MAX_LOCAL_STEPS {
-                return Err(fail(
-                    self.line_of(c),
-                    "endless loop",
-                    format!(
-                        "{MAX_LOCAL_STEPS} statements in a row without communicating or waiting"
-                    ),
-                ));
-            }
-            let at = &mut self.state.at;
-            match c {
-                Code::Enter { times, end, line } => {
-                    if self.shared.is_stopped() {
-                        return Err(fail(*line, "stopped", "the run timed out"));
-                    }
-                    if *times == Some(0) {
-                        at.pc = end + 1;
-                    } else {
-                        at.loops.push(Frame {
-                            start: at.pc,
-                            left: *times,
-                        });
-                        at.pc += 1;
-                    }
-                }
-                Code::End { start } => {
-                    let again = match at.loops.last_mut() {
-                        Some(Frame {
-                            left: Some(left), ..
-                        }) => {
-                            *left = left.saturating_sub(1);
-                            *left > 0
-                        }
-                        Some(Frame { left: None, .. }) => true,
-                        None => false,
-                    };
-                    if again {
-                        at.pc = start + 1;
-                    } else {
-                        at.loops.pop();
-                        at.pc += 1;
-                    }
-                }
-                Code::Jump(to) => at.pc = *to,
-                Code::Branch { cond, to, line } => {
-                    if self.shared.is_stopped() {
-                        return Err(fail(*line, "stopped", "the run timed out"));
-                    }
-                    let holds = self.eval(cond, *line)?.truthy();
-                    let at = &mut self.state.at;
-                    at.pc = if holds { at.pc + 1 } else { *to };
-                }
-                Code::TrySend {
-                    dest,
-                    value,
-                    end,
-                    line,
-                } => {
-                    self.local_steps = 0;
-                    let sent = self.try_send(dest, *value, *line)?;
-                    let at = &mut self.state.at;
-                    at.pc = if sent { *end } else { at.pc + 1 };
-                }
-                Code::Select { arms, starts, line } => {
-                    self.local_steps = 0;
-                    let in_forever = self.in_forever();
-                    match self.select(arms, *line, in_forever)? {
-                        Some(i) => self.state.at.pc = starts.get(i).copied().unwrap_or(code.len()),
-                        None => self.leave_forever(&code)?,
-                    }
-                }
-                Code::Do(stmt) => {
-                    if !matches!(stmt.op, Op::Assign { .. } | Op::Assert { .. }) {
-                        self.local_steps = 0;
-                    }
-                    let in_forever = self.in_forever();
-                    match self.stmt(stmt, in_forever)? {
-                        Flow::Next => self.state.at.pc += 1,
-                        exit @ Flow::Exit(_) => return Ok(exit),
-                        Flow::Break => self.leave_forever(&code)?,
-                    }
-                }
-            }
-        }
-        Ok(Flow::Next)
-    }
-
-    /// Records a failed check for the whole run, and returns its error.
-    fn check_failed(&self, e: ProcError) -> ProcError {
-        let name = &self.shared.scenario.processes[self.me].name;
-        self.shared.record_check_failure(format!("`{name}` {e}"));
-        e
-    }
-
-    fn in_forever(&self) -> bool {
-        self.state.at.loops.iter().any(|f| f.left.is_none())
-    }
-
-    /// A receive failed inside a `forever`: leave the innermost one (and
-    /// the `repeat`s inside it).
-    fn leave_forever(&mut self, code: &[Code<'_>]) -> Result<(), ProcError> {
-        let at = &mut self.state.at;
-        loop {
-            match at.loops.pop() {
-                Some(Frame { start, left: None }) => {
-                    at.pc = match code.get(start) {
-                        Some(Code::Enter { end, .. }) => end + 1,
-                        _ => code.len(),
-                    };
-                    return Ok(());
-                }
-                Some(_) => {}
-                None => {
-                    at.pc = code.len();
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    fn line_of(&self, c: &Code<'_>) -> usize {
-        match c {
-            Code::Do(s) => s.line,
-            Code::Enter { line, .. }
-            | Code::Branch { line, .. }
-            | Code::Select { line, .. }
-            | Code::TrySend { line, .. } => *line,
-            Code::End { .. } | Code::Jump(_) => 0,
-        }
-    }
-
     /// Runs a possibly blocking IPC call, adding its wall time to this
     /// process's blocked time when the host runs on the wall clock.
     fn timed<T>(&self, f: impl FnOnce(&H::I) -> T) -> T {
@@ -610,194 +468,6 @@ impl<H: Host> Env<'_, H> {
             Err(_) if in_forever => Ok(Flow::Break),
             Err(e) => Err(fail(line, what, e)),
         }
-    }
-
-    fn stmt(&mut self, s: &Stmt, in_forever: bool) -> Result<Flow, ProcError> {
-        let line = s.line;
-        if self.shared.is_stopped() {
-            return Err(fail(line, "stopped", "the run timed out"));
-        }
-        let scenario = Arc::clone(&self.shared.scenario);
-        let qname = |q: usize| scenario.queues[q].name.clone();
-        match &s.op {
-            Op::Send { .. } | Op::SendVia { .. } => {
-                let (queue, on_full, value) = match &s.op {
-                    Op::Send {
-                        queue,
-                        on_full,
-                        value,
-                    } => (*queue, on_full, value),
-                    Op::SendVia {
-                        var,
-                        on_full,
-                        value,
-                    } => (self.dest_queue(&Dest::Var(*var), line)?, on_full, value),
-                    _ => return Ok(Flow::Next),
-                };
-                let queue = &queue;
-                let what = format!("send {}", qname(*queue));
-                let dest = self
-                    .queue_name(*queue, true)
-                    .map_err(|e| fail(line, &what, e))?;
-                let value = self.eval_opt(value.as_ref(), line)?;
-                let msg = self.message_with(value.as_ref());
-                let r = self.timed(|p| p.send_with(dest, msg, *on_full));
-                self.count_send(Some(*queue), &r);
-                match r {
-                    Ok(_) => {}
-                    Err(SendError::Full(_)) if *on_full == OnFull::Fail => {}
-                    Err(e) => return Err(fail(line, &what, e)),
-                }
-            }
-            Op::Receive {
-                queue,
-                timeout,
-                pattern,
-                expect,
-            } => {
-                let verb = if *expect { "expect" } else { "receive" };
-                let what = format!("{verb} {}", qname(*queue));
-                return self.receive_matching(
-                    *queue,
-                    pattern.as_ref(),
-                    *timeout,
-                    *expect,
-                    in_forever,
-                    line,
-                    &what,
-                );
-            }
-            Op::Assign { var, index, value } => {
-                let v = self.eval(value, line)?;
-                let name = &scenario.processes[self.me].vars[*var];
-                match index {
-                    None => self.state.vars[*var] = Some(v),
-                    Some(i) => {
-                        let i = self.eval(i, line)?;
-                        let Some(array) = self.state.vars[*var].as_mut() else {
-                            return Err(fail(
-                                line,
-                                &format!("{name}[...] = ..."),
-                                format!("`{name}` has no value yet"),
-                            ));
-                        };
-                        set_index(array, i, v)
-                            .map_err(|m| fail(line, &format!("{name}[...] = ..."), m))?;
-                    }
-                }
-            }
-            Op::Assert { cond } => {
-                if !self.eval(cond, line)?.truthy() {
-                    let e = fail(
-                        line,
-                        ASSERT_FAILED,
-                        format!("{}{}", cond.text, self.values_of(cond)),
-                    );
-                    return Err(self.check_failed(e));
-                }
-            }
-            // Blocks are flattened by `compile` and run by `run`.
-            Op::If { .. } | Op::While { .. } | Op::Select(_) | Op::TrySend { .. } => {}
-            Op::SendTo { proc } => {
-                let pid = self.pid_of(*proc, line)?;
-                let msg = self.message();
-                let r = self.timed(|p| p.send_to_with(pid, msg, OnFull::Block));
-                self.count_send(None, &r);
-                r.map_err(|e| {
-                    fail(
-                        line,
-                        &format!("send-to {}", scenario.processes[*proc].name),
-                        e,
-                    )
-                })?;
-            }
-            Op::ReceiveFrom { proc, timeout } => {
-                let pid = self.pid_of(*proc, line)?;
-                let r = self.direct_receive(Some(pid), *timeout);
-                let what = format!("receive-from {}", scenario.processes[*proc].name);
-                return self.received(r, None, in_forever, line, &what);
-            }
-            Op::ReceiveAny { timeout } => {
-                let r = self.direct_receive(None, *timeout);
-                return self.received(r, None, in_forever, line, "receive-any");
-            }
-            Op::Call { queue } => {
-                let what = format!("call {}", qname(*queue));
-                let dest = self
-                    .queue_name(*queue, true)
-                    .map_err(|e| fail(line, &what, e))?;
-                let msg = self.message();
-                match self.timed(|p| p.call(dest, msg)) {
-                    Ok(reply) => {
-                        self.count_send(Some(*queue), &Ok(Sent::Delivered));
-                        self.count_receive(None, &reply);
-                    }
-                    Err(_) if in_forever => return Ok(Flow::Break),
-                    Err(e) => return Err(fail(line, &what, e)),
-                }
-            }
-            Op::Reply => {
-                let Some(request) = self.last_request.take() else {
-                    return Err(fail(line, "reply", "no request has been received"));
-                };
-                let msg = self.message();
-                let r = self.p.reply(&request, msg).map(|()| Sent::Delivered);
-                self.count_send(None, &r);
-                r.map_err(|e| fail(line, "reply", e))?;
-            }
-            Op::Work(d) => {
-                let t = self.h.wall_clock().then(Instant::now);
-                self.h.pause(*d, true);
-                if let Some(t) = t {
-                    self.shared.counters().times[self.me].working += t.elapsed();
-                }
-            }
-            Op::Sleep(d) => self.h.pause(*d, false),
-            // Loops are flattened by `compile` and run by `run`.
-            Op::Repeat(..) | Op::Forever(..) => {}
-            Op::Spawn(child) => {
-                let proc = &scenario.processes[*child];
-                let mut inherit = Vec::new();
-                for (q, right) in &proc.rights {
-                    let name = match right {
-                        Right::Receive => self.recv_names[*q].take(),
-                        Right::Send => self.send_names[*q],
-                    };
-                    let Some(name) = name else {
-                        return Err(fail(line, &format!("spawn {}", proc.name), format!(
-                            "this process no longer holds the right to `{}` it must hand on (spawned twice?)",
-                            qname(*q)
-                        )));
-                    };
-                    inherit.push(match right {
-                        Right::Receive => Inherit::receive(name),
-                        Right::Send => Inherit::copy_send(name),
-                    });
-                }
-                self.h
-                    .spawn_script(self.shared, *child, &inherit)
-                    .map_err(|e| fail(line, &format!("spawn {}", proc.name), e))?;
-            }
-            Op::Exit(code) => return Ok(Flow::Exit(*code)),
-            Op::Destroy(q) => {
-                let what = format!("destroy {}", qname(*q));
-                self.h.observe_queues();
-                let r = if scenario.queues[*q].is_mailbox() {
-                    let name = self
-                        .queue_name(*q, false)
-                        .map_err(|e| fail(line, &what, e))?;
-                    self.p.mailbox_destroy(name)
-                } else {
-                    let name = self
-                        .queue_name(*q, false)
-                        .map_err(|e| fail(line, &what, e))?;
-                    self.recv_names[*q] = None;
-                    self.p.destroy(name)
-                };
-                r.map_err(|e| fail(line, &what, e))?;
-            }
-        }
-        Ok(Flow::Next)
     }
 }
 
