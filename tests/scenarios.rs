@@ -611,3 +611,14 @@ fn the_flattened_interpreter_agrees_with_a_recursive_reference() {
         assert!(r.ok, "case {case}:\n{body}\n{r}");
     }
 }
+
+#[test]
+fn a_mailbox_used_only_in_a_select_is_opened_when_the_process_starts() {
+    // Before, the select opened it lazily, after its owner had died, and
+    // said "not found" instead of naming a dead mailbox, unlike `receive`.
+    let text = "[[mailbox]]\nname = \"m\"\ncapacity = 1\nowner = \"o\"\n\n[[process]]\nname = \"o\"\nscript = \"sleep 1ms\"\n\n\
+        [[process]]\nname = \"r\"\nscript = \"\"\"\nsleep 2ms\nselect\non receive m x\n  exit 0\nend\n\"\"\"\n";
+    let r = run_text(text, &[]);
+    let status = &proc(&r, "r").status;
+    assert!(status.contains("select: source is dead"), "{status}");
+}

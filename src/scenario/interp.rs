@@ -21,7 +21,7 @@ use mkipc_sim::{Dist, Proc, ProcError, ProcResult};
 
 use super::flow::{Position, ScriptState};
 use super::value::Value;
-use super::{Op, QueueKind, Right, Scenario, Stmt};
+use super::{ArmKind, Dest, Op, QueueKind, Right, Scenario, Stmt};
 
 mod exec;
 mod select;
@@ -473,15 +473,32 @@ impl<H: Host> Env<'_, H> {
 
 fn mailboxes_used(scn: &Scenario, stmts: &[Stmt], out: &mut Vec<usize>) {
     for s in super::walk(stmts) {
-        let q = match &s.op {
+        let named: Vec<usize> = match &s.op {
             Op::Send { queue, .. }
             | Op::Receive { queue, .. }
             | Op::Call { queue }
-            | Op::Destroy(queue) => *queue,
+            | Op::Destroy(queue)
+            | Op::TrySend {
+                dest: Dest::Queue(queue),
+                ..
+            } => vec![*queue],
+            Op::Select(arms) => arms
+                .iter()
+                .filter_map(|a| match &a.kind {
+                    ArmKind::Receive { queue, .. }
+                    | ArmKind::Send {
+                        dest: Dest::Queue(queue),
+                        ..
+                    } => Some(*queue),
+                    _ => None,
+                })
+                .collect(),
             _ => continue,
         };
-        if scn.queues[q].is_mailbox() && !out.contains(&q) {
-            out.push(q);
+        for q in named {
+            if scn.queues[q].is_mailbox() && !out.contains(&q) {
+                out.push(q);
+            }
         }
     }
 }
