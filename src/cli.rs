@@ -73,6 +73,9 @@ pub enum Command {
         /// The scenario: a TOML file (see examples/scenarios/README.md), or
         /// the name of a bundled one when no such file exists (`mkipc scenarios`).
         scenario: PathBuf,
+        /// Override a `[params]` value, e.g. `--set NJOBS=11` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = scenario::parse_override)]
+        set: Vec<(String, i64)>,
         /// Seed (default: the scenario's `seed`, else 0).
         #[arg(long)]
         seed: Option<u64>,
@@ -118,6 +121,9 @@ pub enum Command {
     Explore {
         /// The scenario: a file, or a bundled scenario's name (as for `run`).
         scenario: PathBuf,
+        /// Override a `[params]` value, e.g. `--set NJOBS=11` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = scenario::parse_override)]
+        set: Vec<(String, i64)>,
         /// How many seeds.
         #[arg(long, default_value_t = 1000)]
         seeds: u64,
@@ -204,6 +210,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         Command::Demo { out, seed, json } => demo(&out, seed, json),
         Command::Run {
             scenario,
+            set,
             seed,
             backend,
             scheduler,
@@ -227,6 +234,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             };
             run(
                 &scenario,
+                &set,
                 seed,
                 backend,
                 scheduler,
@@ -236,6 +244,7 @@ pub fn dispatch(cli: Cli) -> i32 {
         }
         Command::Explore {
             scenario,
+            set,
             seeds,
             first_seed,
             jobs,
@@ -253,7 +262,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 max_runs,
                 progress: true,
             };
-            explore_cmd(&scenario, &opts)
+            explore_cmd(&scenario, &set, &opts)
         }
         Command::Bench { scale, runs, json } => bench(scale, runs as usize, json),
         Command::Scenarios => {
@@ -465,7 +474,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 
 /// Loads `mkipc run ARG`'s scenario: the file if there is one, else the
 /// bundled scenario of that name (saying so on stderr).
-fn load_scenario(arg: &Path) -> Result<scenario::Scenario, String> {
+fn load_scenario(arg: &Path, set: &[(String, i64)]) -> Result<scenario::Scenario, String> {
     use crate::bundled::{find, resolve, Source};
     match resolve(arg) {
         Source::Bundled(b) => {
@@ -474,7 +483,7 @@ fn load_scenario(arg: &Path) -> Result<scenario::Scenario, String> {
                 arg.display(),
                 b.name
             );
-            scenario::parse(&b.file(), b.text).map_err(|e| e.to_string())
+            scenario::parse_with(&b.file(), b.text, set).map_err(|e| e.to_string())
         }
         Source::File => {
             let bundled = arg.to_str().and_then(find);
@@ -485,7 +494,7 @@ fn load_scenario(arg: &Path) -> Result<scenario::Scenario, String> {
                     b.name
                 );
             }
-            scenario::load(arg).map_err(|e| {
+            scenario::load_with(arg, set).map_err(|e| {
                 if bundled.is_none() && !arg.exists() {
                     format!(
                         "{e}\n(nor is it a bundled scenario's name: `mkipc scenarios` lists them)"
@@ -500,13 +509,14 @@ fn load_scenario(arg: &Path) -> Result<scenario::Scenario, String> {
 
 fn run(
     path: &Path,
+    set: &[(String, i64)],
     seed: Option<u64>,
     backend: Backend,
     scheduler: SchedulerArg,
     replay: Option<&str>,
     out: &Outputs,
 ) -> i32 {
-    let scn = match load_scenario(path) {
+    let scn = match load_scenario(path, set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -652,9 +662,13 @@ fn run(
         }
         let _ = write!(stdout, "{result}");
         if let (false, Some(s)) = (result.ok, &result.schedule) {
+            let sets: String = set
+                .iter()
+                .map(|(name, value)| format!(" --set {name}={value}"))
+                .collect();
             let _ = writeln!(
                 stdout,
-                "replay: mkipc run {} --replay '{s}'",
+                "replay: mkipc run {}{sets} --replay '{s}'",
                 path.display()
             );
         }
@@ -726,8 +740,8 @@ pub fn guard_main() -> Option<i32> {
     Some(0)
 }
 
-fn explore_cmd(path: &Path, opts: &ExploreOptions) -> i32 {
-    let scn = match load_scenario(path) {
+fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions) -> i32 {
+    let scn = match load_scenario(path, set) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

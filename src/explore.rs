@@ -113,10 +113,19 @@ fn scheduler(opts: &ExploreOptions) -> Option<SchedulerKind> {
     opts.pct.then(SchedulerKind::pct)
 }
 
+/// `mkipc run FILE` with the scenario's `--set` overrides.
+fn run_command(scn: &Scenario) -> String {
+    let mut cmd = format!("mkipc run {}", quote(&scn.file));
+    for (name, value) in &scn.overrides {
+        cmd.push_str(&format!(" --set {}", quote(&format!("{name}={value}"))));
+    }
+    cmd
+}
+
 fn quote(path: &str) -> String {
     if path
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-=".contains(c))
     {
         path.to_string()
     } else {
@@ -181,7 +190,7 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
                     let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
                     if offset < best.load(Ordering::SeqCst) {
                         best.store(offset, Ordering::SeqCst);
-                        let mut cmd = format!("mkipc run {} --seed {seed}", quote(&scn.file));
+                        let mut cmd = format!("{} --seed {seed}", run_command(scn));
                         if opts.pct {
                             cmd.push_str(" --scheduler pct");
                         }
@@ -256,7 +265,7 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
             seed: f.report.seed,
             deadlock: matches!(f.reason, FailureReason::Deadlock(_)),
             reason: f.reason.to_string(),
-            replay_command: format!("mkipc run {} --replay '{schedule}'", quote(&scn.file)),
+            replay_command: format!("{} --replay '{schedule}'", run_command(scn)),
             schedule,
         }
     });

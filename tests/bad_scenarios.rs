@@ -216,6 +216,27 @@ fn mutated_scenarios_never_panic() {
         "uniform(2ms,1ms)",
         "capacity",
         "owner",
+        "if x < 3\n",
+        "else\n",
+        "while i\n",
+        "select\n",
+        "on receive q (ACQ, p)\n",
+        "on send q v if ok\n",
+        "on timeout 2ms\n",
+        "try-send q 1 else\n",
+        "assert ",
+        "expect q ",
+        "x = ",
+        "a[i] = ",
+        "(((((",
+        "!!!!!!",
+        "\"ACQ\"",
+        "[params]\nN = 3\n",
+        "count = 3\n",
+        "count = \"N\"\n",
+        "array(99999999999, 0)",
+        " && ",
+        "%",
         "\u{0}",
         "\u{feff}",
     ];
@@ -245,4 +266,135 @@ fn mutated_scenarios_never_panic() {
             Err(_) => panic!("the parser panicked on:\n{text}"),
         }
     }
+}
+
+/// A sender and a receiver whose one statement sits inside `depth` nested
+/// `repeat 1` blocks.
+fn nested(depth: usize) -> String {
+    let wrap = |stmt: &str| "repeat 1\n".repeat(depth) + stmt + "\n" + &"end\n".repeat(depth);
+    format!(
+        "{PORT}\n[[process]]\nname = \"a\"\nscript = \"\"\"\n{}\"\"\"\n\n[[process]]\nname = \"b\"\nscript = \"\"\"\n{}\"\"\"\n",
+        wrap("send p"),
+        wrap("receive p")
+    )
+}
+
+#[test]
+fn blocks_nested_too_deeply_are_a_located_error_naming_the_limit() {
+    // Ten thousand levels overflowed the parser's stack (abort) before.
+    let limit = mkipc::scenario::MAX_NESTING;
+    assert!(limit >= 70, "70 nested blocks must stay allowed");
+    let first_script_line = 11;
+    let expected = format!(
+        "bad.toml:{}:1: blocks nest too deeply: at most {limit} blocks (`repeat`, `forever`, `if`, `while`, `select`, `try-send ... else`) may be open at once, and this `repeat` would be level {}",
+        first_script_line + limit,
+        limit + 1
+    );
+    assert_eq!(headline(&nested(10_000)), expected);
+    assert_eq!(headline(&nested(limit + 1)), expected);
+    // A `forever` counts as a level too.
+    let script = "repeat 1\n".repeat(limit) + "forever\nreceive p\nend\n" + &"end\n".repeat(limit);
+    let text = format!("{PORT}\n[[process]]\nname = \"a\"\nscript = \"send p\"\n\n[[process]]\nname = \"b\"\nscript = \"\"\"\n{script}\"\"\"\n");
+    assert!(
+        headline(&text).ends_with(&format!("this `forever` would be level {}", limit + 1)),
+        "{}",
+        headline(&text)
+    );
+    // At the limit, the file is fine.
+    let scn = parse("ok.toml", &nested(limit)).unwrap();
+    let outcome = mkipc::scenario::run_sim(&scn, &Default::default()).unwrap();
+    assert!(outcome.result.ok);
+    assert_eq!(outcome.result.messages.received, 1);
+}
+
+fn script(body: &str) -> String {
+    format!("[[mailbox]]\nname = \"q\"\ncapacity = 1\n\n[[process]]\nname = \"a\"\nscript = \"\"\"\n{body}\n\"\"\"\n")
+}
+
+#[test]
+fn expressions_nested_or_long_beyond_the_limits_are_located_errors() {
+    use mkipc::scenario::{MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
+    // Ten thousand parentheses or `!` would overflow a recursive parser.
+    let deep = format!("x = {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let h = headline(&script(&deep));
+    assert!(
+        h.starts_with("bad.toml:8:")
+            && h.ends_with(&format!(
+                "this expression is too long: at most {MAX_EXPR_TOKENS} tokens"
+            )),
+        "{h}"
+    );
+    let deep = format!("x = {}1{}", "(".repeat(40), ")".repeat(40));
+    assert_eq!(
+        headline(&script(&deep)),
+        format!(
+            "bad.toml:8:{}: this expression nests too deeply: at most {MAX_EXPR_DEPTH} levels",
+            5 + MAX_EXPR_DEPTH
+        )
+    );
+    let h = headline(&script(&format!("x = {}1", "!".repeat(100))));
+    assert!(h.contains("nests too deeply"), "{h}");
+    let h = headline(&script(&format!(
+        "receive q {}_{}",
+        "(".repeat(100),
+        ")".repeat(100)
+    )));
+    assert!(h.contains("nests too deeply"), "{h}");
+    // Within the limits, fine.
+    parse(
+        "ok.toml",
+        &script(&format!("x = {}1{}", "(".repeat(20), ")".repeat(20))),
+    )
+    .unwrap();
+}
+
+#[test]
+fn language_mistakes_are_located_errors() {
+    for (body, expected) in [
+        ("y = x + 1", "bad.toml:8:5: variable `x` is read here but never set in this script (set it with `x = ...` or bind it in a receive pattern)"),
+        ("send q blok", "bad.toml:8:8: unknown send policy or unset variable `blok` (policies: block, fail, drop-newest, drop-oldest)"),
+        ("else", "bad.toml:8:1: `else` belongs alone on a line inside an `if` block (once)"),
+        ("on receive q", "bad.toml:8:1: `on` starts an arm of a `select` block"),
+        ("select\nwork 1ms\nend", "bad.toml:9:1: the statements of a `select` go in its arms: start one with `on receive QUEUE [PATTERN]`, `on send QUEUE [VALUE]` or `on timeout D`"),
+        ("select\non timeout 1ms\nend", "bad.toml:8:1: this `select` has no `on receive` or `on send` arm"),
+        ("if 1\nwork 1ms", "bad.toml:8:1: this block has no `end`"),
+        ("x = (1, 2", "bad.toml:8:10: expected `)` here"),
+        ("q = 3", "bad.toml:8:1: `q` cannot be assigned: it is a process's index (`id`), a symbol or `[params]` name (upper case), or a port or mailbox"),
+        ("receive q x timeout", "bad.toml:8:9: write `receive QUEUE timeout D`"),
+        ("x = 1 $ 2", "bad.toml:8:7: unexpected `$` in an expression"),
+    ] {
+        assert_eq!(headline(&script(body)), expected, "{body}");
+    }
+}
+
+#[test]
+fn params_and_families_are_checked() {
+    let text = "[params]\nn = 3\n";
+    assert!(headline(text).starts_with("bad.toml:2:5: a param name is upper case"));
+    let text = "[[process]]\nname = \"w\"\ncount = 0\nscript = \"exit\"\n";
+    assert_eq!(
+        headline(text),
+        "bad.toml:3:9: `count` must be between 1 and 4096, found 0"
+    );
+    let text = "[[port]]\nname = \"p\"\ncapacity = 1\nreceiver = \"w\"\n\n[[process]]\nname = \"w\"\ncount = 2\nscript = \"exit\"\n";
+    assert_eq!(
+        headline(text),
+        "bad.toml:4:12: `w` is a family of 2 processes: name one, `w[0]`..`w[1]`"
+    );
+    let e = mkipc::scenario::parse_with("bad.toml", "[params]\nN = 1\n", &[("M".into(), 2)])
+        .unwrap_err();
+    assert_eq!(
+        e.headline(),
+        "bad.toml: `--set M=...`: no such param in `[params]` (declared: N)"
+    );
+    // A family member is named `w[i]`, and its script sees its index as `id`.
+    let text =
+        "[params]\nN = 3\n\n[[process]]\nname = \"w\"\ncount = \"N\"\nscript = \"assert id < N\"\n";
+    let scn = mkipc::scenario::parse_with("ok.toml", text, &[("N".into(), 5)]).unwrap();
+    let names: Vec<&str> = scn.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["w[0]", "w[1]", "w[2]", "w[3]", "w[4]"]);
+    let r = mkipc::scenario::run_sim(&scn, &Default::default())
+        .unwrap()
+        .result;
+    assert!(r.ok, "{r}");
 }

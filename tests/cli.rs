@@ -498,3 +498,140 @@ fn cleanup_reports_what_it_really_did() {
     );
     assert_eq!(out.status.code(), Some(1), "something was left");
 }
+
+/// A sender and a receiver whose one statement sits inside `depth` nested
+/// `repeat 1` blocks.
+fn nested_repeats(depth: usize) -> String {
+    let wrap = |stmt: &str| "repeat 1\n".repeat(depth) + stmt + "\n" + &"end\n".repeat(depth);
+    format!(
+        "[[port]]\nname = \"p\"\ncapacity = 1\nreceiver = \"b\"\nsenders = [\"a\"]\n\n\
+         [[process]]\nname = \"a\"\nscript = \"\"\"\n{}\"\"\"\n\n\
+         [[process]]\nname = \"b\"\nscript = \"\"\"\n{}\"\"\"\n",
+        wrap("send p"),
+        wrap("receive p")
+    )
+}
+
+#[test]
+fn deeply_nested_blocks_run_on_every_backend_and_too_deep_is_exit_2() {
+    // Before: 70 levels crashed the simulator (SIGSEGV on a coroutine
+    // stack), 10,000 aborted every backend with a stack overflow.
+    let fine = temp_scenario("nested70", &nested_repeats(70));
+    let deep = temp_scenario("nested10k", &nested_repeats(10_000));
+    let limit = std::time::Duration::from_secs(30);
+    for backend in ["sim", "threads", "os"] {
+        let out = mkipc_within(
+            &[
+                "run",
+                fine.to_str().unwrap(),
+                "--backend",
+                backend,
+                "--json",
+            ],
+            limit,
+        );
+        assert_no_panic(&out, backend);
+        assert_eq!(out.status.code(), Some(0), "{backend}: {out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["messages"]["received"], 1, "{backend}");
+
+        let out = mkipc_within(
+            &["run", deep.to_str().unwrap(), "--backend", backend],
+            limit,
+        );
+        assert_no_panic(&out, backend);
+        assert_eq!(out.status.code(), Some(2), "{backend}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("nested10k.toml:110:1: blocks nest too deeply: at most 100"),
+            "{backend}: {err}"
+        );
+        assert!(err.contains(" | ^"), "{backend}: no caret: {err}");
+    }
+    let out = mkipc_within(&["explore", deep.to_str().unwrap(), "--seeds", "2"], limit);
+    assert_eq!(out.status.code(), Some(2), "explore: {out:?}");
+    let _ = std::fs::remove_dir_all(fine.parent().unwrap());
+    let _ = std::fs::remove_dir_all(deep.parent().unwrap());
+}
+
+#[test]
+fn set_overrides_params_on_run_and_explore() {
+    let buggy = "examples/scenarios/master-worker-buggy.toml";
+    let limit = std::time::Duration::from_secs(60);
+    let out = mkipc_within(&["explore", buggy, "--seeds", "20", "--jobs", "1"], limit);
+    assert_eq!(out.status.code(), Some(1), "CAP = 1 deadlocks: {out:?}");
+    let out = mkipc_within(
+        &[
+            "explore", buggy, "--seeds", "50", "--jobs", "1", "--set", "CAP=2",
+        ],
+        limit,
+    );
+    assert_eq!(out.status.code(), Some(0), "CAP = 2 does not: {out:?}");
+    let out = mkipc_within(&["run", buggy, "--set", "CAP=2", "--set", "NJOBS=5"], limit);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = mkipc_within(&["run", buggy, "--set", "NJOBS=6", "--set", "CAP=2"], limit);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "6 > 2*2+1 jobs deadlock: {out:?}"
+    );
+    for bad in ["CAPS=2", "CAP=two", "CAP"] {
+        let out = mkipc_within(&["run", buggy, "--set", bad], limit);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+    }
+}
+
+#[test]
+fn the_new_constructs_run_on_threads_and_os_or_are_refused_before_starting() {
+    let limit = std::time::Duration::from_secs(60);
+    for file in ["producer-consumer.toml", "master-worker-select.toml"] {
+        let path = format!("examples/scenarios/{file}");
+        for backend in ["threads", "os"] {
+            let out = mkipc_within(
+                &["run", &path, "--backend", backend, "--set", "CAP=2"],
+                limit,
+            );
+            let out = if out.status.code() == Some(2) {
+                // producer-consumer has no CAP param.
+                mkipc_within(&["run", &path, "--backend", backend], limit)
+            } else {
+                out
+            };
+            assert_eq!(out.status.code(), Some(0), "{file} on {backend}: {out:?}");
+        }
+    }
+    // A failed assert fails the run on every backend.
+    let text = std::fs::read_to_string("examples/scenarios/producer-consumer.toml")
+        .unwrap()
+        .replace("k = k + 1", "k = k + 2");
+    let wrong = temp_scenario("wrong-order", &text);
+    for backend in ["sim", "threads", "os"] {
+        // The producers then wait forever for room: threads and os end at --timeout.
+        let mut args = vec!["run", wrong.to_str().unwrap(), "--backend", backend];
+        if backend != "sim" {
+            args.extend(["--timeout", "2"]);
+        }
+        let out = mkipc_within(&args, limit);
+        assert_eq!(out.status.code(), Some(1), "{backend}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("assertion failed: k == next[p]"),
+            "{backend}: {stdout}"
+        );
+    }
+    // The os backend cannot tell which queue a select's message came from.
+    let two_queues = "[[mailbox]]\nname = \"a\"\ncapacity = 1\n\n[[mailbox]]\nname = \"b\"\ncapacity = 1\n\n\
+        [[process]]\nname = \"p\"\nscript = \"\"\"\nsend a 1\nselect\non receive a x\n  exit 0\non receive b y\n  exit 1\nend\n\"\"\"\n";
+    let path = temp_scenario("two-queue-select", two_queues);
+    let out = mkipc_within(&["run", path.to_str().unwrap(), "--backend", "os"], limit);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("a `select` receiving from more than one queue"));
+    let out = mkipc_within(
+        &["run", path.to_str().unwrap(), "--backend", "threads"],
+        limit,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let _ = std::fs::remove_dir_all(wrong.parent().unwrap());
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

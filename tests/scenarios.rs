@@ -34,12 +34,16 @@ fn every_scenario_file_is_covered_here() {
         "capacity-unbounded.toml",
         "capacity-zero.toml",
         "deadlock.toml",
+        "dining-philosophers.toml",
         "direct-vs-indirect.toml",
         "fan-in-fan-out.toml",
+        "master-worker-buggy.toml",
+        "master-worker-select.toml",
         "master-worker.toml",
         "mm1k.toml",
         "ownership.toml",
         "pipeline.toml",
+        "producer-consumer.toml",
         "rpc.toml",
     ];
     assert_eq!(
@@ -278,4 +282,343 @@ script = "sleep 3600s"
     for p in &r.processes {
         assert!(p.status.starts_with("timed out: "), "{r}");
     }
+}
+
+fn example_text(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/scenarios")
+        .join(file);
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn run_text(text: &str, set: &[(String, i64)]) -> RunResult {
+    let scn = scenario::parse_with("inline.toml", text, set).unwrap_or_else(|e| panic!("{e}"));
+    scenario::run_sim(&scn, &RunOptions::default())
+        .unwrap()
+        .result
+}
+
+fn explore_text(text: &str, set: &[(String, i64)], seeds: u64) -> mkipc::explore::ExploreResult {
+    let scn = scenario::parse_with("inline.toml", text, set).unwrap_or_else(|e| panic!("{e}"));
+    let opts = ExploreOptions {
+        seeds,
+        jobs: 1,
+        progress: false,
+        ..ExploreOptions::default()
+    };
+    explore(&scn, &opts).unwrap()
+}
+
+#[test]
+fn producer_consumer_checks_every_value_in_order() {
+    let r = run("producer-consumer.toml");
+    assert!(r.ok, "{r}");
+    // Two producers, five items and a DONE each.
+    assert_eq!(r.messages.received, 12);
+    assert_eq!(proc(&r, "producer[0]").sent, 6);
+    assert_eq!(proc(&r, "producer[1]").sent, 6);
+    // Any size, any schedule.
+    let text = example_text("producer-consumer.toml");
+    let r = run_text(&text, &[("NITEMS".into(), 20), ("NPRODUCERS".into(), 3)]);
+    assert!(r.ok, "{r}");
+    assert_eq!(r.messages.received, 63);
+    assert!(explore_text(&text, &[], 100).failure.is_none());
+}
+
+#[test]
+fn a_producer_that_skips_an_item_fails_the_value_check() {
+    let text = example_text("producer-consumer.toml").replace("k = k + 1", "k = k + 2");
+    let r = run_text(&text, &[]);
+    assert!(!r.ok, "{r}");
+    let failure = r.failure.unwrap();
+    assert!(
+        failure.contains("assertion failed: k == next[p] (k = 2, next = ")
+            && failure.contains("p = "),
+        "{failure}"
+    );
+    // One item short: the DONE check fails instead.
+    let text =
+        example_text("producer-consumer.toml").replace("while k < NITEMS", "while k < NITEMS - 1");
+    let r = run_text(&text, &[]);
+    assert!(
+        r.failure
+            .as_deref()
+            .unwrap_or("")
+            .contains("assertion failed: next[p] == NITEMS (next = "),
+        "{r}"
+    );
+}
+
+#[test]
+fn master_worker_select_never_deadlocks_and_checks_results() {
+    let r = run("master-worker-select.toml");
+    assert!(r.ok, "{r}");
+    // Six jobs and two STOPs out, six results back.
+    assert_eq!(r.messages.received, 14);
+    let text = example_text("master-worker-select.toml");
+    for cap in [1, 2] {
+        let found = explore_text(&text, &[("CAP".into(), cap)], 60);
+        assert!(found.failure.is_none(), "CAP={cap}: {:?}", found.failure);
+    }
+    // A wrong result fails the master's check.
+    let wrong = text.replace("job[1] * job[1])", "job[1] + job[1])");
+    let r = run_text(&wrong, &[]);
+    assert!(
+        r.failure
+            .as_deref()
+            .unwrap_or("")
+            .contains("assertion failed: r == j * j"),
+        "{r}"
+    );
+}
+
+#[test]
+fn the_buggy_master_deadlocks_at_capacity_one_but_not_two() {
+    let text = example_text("master-worker-buggy.toml");
+    let found = explore_text(&text, &[], 20);
+    let failure = found.failure.expect("CAP = 1 deadlocks");
+    assert!(failure.deadlock, "{}", failure.reason);
+    let found = explore_text(&text, &[("CAP".into(), 2)], 200);
+    assert!(found.failure.is_none(), "{:?}", found.failure);
+    let r = run("master-worker-buggy.toml");
+    assert!(r.deadlock, "{r}");
+}
+
+const PQ: &str =
+    "[[mailbox]]\nname = \"q\"\ncapacity = 4\n\n[[mailbox]]\nname = \"back\"\ncapacity = 4\n";
+
+fn two(a: &str, b: &str) -> String {
+    format!("{PQ}\n[[process]]\nname = \"a\"\nscript = \"\"\"\n{a}\n\"\"\"\n\n[[process]]\nname = \"b\"\nscript = \"\"\"\n{b}\n\"\"\"\n\n[invariants]\nno_message_lost = true\n")
+}
+
+#[test]
+fn a_pattern_receive_takes_the_first_match_and_keeps_the_others_in_order() {
+    let text = two(
+        "send q B\nsend q (A, 1)\nsend q C",
+        "receive q (A, n)\nassert n == 1\nreceive q x\nassert x == B\nreceive q y\nassert y == C",
+    );
+    let r = run_text(&text, &[]);
+    assert!(r.ok, "{r}");
+    assert_eq!(r.messages.received, 3);
+    // A message passed over and never taken is lost.
+    let text = two("send q B\nsend q A", "receive q A");
+    let r = run_text(&text, &[]);
+    assert!(!r.ok && r.messages.lost == 1, "{r}");
+}
+
+#[test]
+fn expect_fails_on_the_wrong_message_naming_it() {
+    let text = two("send q (GOT, 7)", "expect q (WANT, _)");
+    let r = run_text(&text, &[]);
+    let failure = r.failure.unwrap_or_default();
+    assert!(
+        failure.contains("expect q: the message does not match: got (GOT, 7)"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_reply_queue_travels_in_a_message() {
+    let text = two(
+        "send q (REQ, back, 21)\nreceive back v\nassert v == 42",
+        "receive q (REQ, r, x)\nsend r x * 2",
+    );
+    let r = run_text(&text, &[]);
+    assert!(r.ok, "{r}");
+}
+
+#[test]
+fn try_send_runs_its_else_part_when_the_queue_is_full() {
+    let text = "[[mailbox]]\nname = \"q\"\ncapacity = 1\n\n[[process]]\nname = \"a\"\nscript = \"\"\"\n\
+         full = 0\nrepeat 3\n  try-send q 1 else\n    full = full + 1\n  end\nend\nassert full == 2\nassert full == 3\n\"\"\"\n";
+    let r = run_text(text, &[]);
+    let failure = r.failure.unwrap_or_default();
+    assert!(
+        failure.contains("assertion failed: full == 3 (full = 2)"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn select_takes_its_timeout_arm_when_nothing_comes() {
+    let text = two(
+        "sleep 5ms\nsend q LATE",
+        "got = 0\nselect\non receive q x\n  got = 1\non timeout 2ms\n  got = 2\nend\nassert got == 2\nreceive q x\nassert x == LATE",
+    );
+    let r = run_text(&text, &[]);
+    assert!(r.ok, "{r}");
+    assert_eq!(r.time_ms, 5.0);
+}
+
+#[test]
+fn if_else_while_and_arrays_compute() {
+    let text = two(
+        "a = array(5, 0)\ni = 0\nwhile i < 5\n  if i % 2 == 0\n    a[i] = i * i\n  else\n    a[i] = 0 - i\n  end\n  i = i + 1\nend\nassert a == (0, -1, 4, -3, 16)\nassert len(a) == 5 && !(a[1] > 0) || 1 / 0 == 0\nsend q a",
+        "receive q (x, _, _, _, y)\nassert x + y == 16",
+    );
+    let r = run_text(&text, &[]);
+    assert!(r.ok, "{r}");
+}
+
+#[test]
+fn runtime_errors_fail_the_process_with_the_line() {
+    for (script, needle) in [
+        ("x = 1 / 0", "line 4: `1 / 0`: division by zero"),
+        ("x = (1, 2)\ny = x[5]", "index 5 is out of range (length 2)"),
+        ("x = array(100000, 0)", "is too large"),
+        ("x = 9223372036854775807 + 1", "overflows"),
+        ("x = 0\nwhile 1\n  x = x + 1\nend", "endless loop"),
+    ] {
+        let text = format!("[[process]]\nname = \"a\"\nscript = \"\"\"\n{script}\n\"\"\"\n");
+        let r = run_text(&text, &[]);
+        // A runtime error fails the process (its status), as a failed send does.
+        let status = &proc(&r, "a").status;
+        assert!(status.contains(needle), "{script}: {status}");
+    }
+}
+
+#[test]
+fn dining_philosophers_deadlock_naively_and_not_when_ordered() {
+    let text = example_text("dining-philosophers.toml");
+    let found = explore_text(&text, &[], 50);
+    let failure = found.failure.expect("the naive order deadlocks");
+    assert!(failure.deadlock, "{}", failure.reason);
+    let ordered = [("ORDERED".to_string(), 1)];
+    let found = explore_text(&text, &ordered, 200);
+    assert!(found.failure.is_none(), "{:?}", found.failure);
+    let r = run_text(&text, &ordered);
+    assert!(r.ok, "{r}");
+    // Each philosopher: 2 meals x (2 ACQ + 2 REL) sent, 2 x 2 GRANTED received.
+    for i in 0..3 {
+        let p = proc(&r, &format!("phil{i}"));
+        assert_eq!((p.sent, p.received), (8, 4), "phil{i}");
+    }
+    // A fork released by someone else than its holder fails the fork's check.
+    let wrong = text.replace("  send second (REL, r0)", "  send second (REL, r1)");
+    let r = run_text(&wrong, &ordered);
+    assert!(
+        r.failure
+            .as_deref()
+            .unwrap_or("")
+            .contains("assertion failed: holder == who"),
+        "{r}"
+    );
+}
+
+/// A random program for the flattened interpreter, with its reference
+/// meaning computed by a plain recursive evaluator.
+enum Node {
+    Add(i64),
+    Echo,
+    Repeat(u64, Vec<Node>),
+    If(i64, Vec<Node>, Vec<Node>),
+    While(u64, usize, Vec<Node>),
+}
+
+struct Gen(u64, usize);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn block(&mut self, depth: usize) -> Vec<Node> {
+        (0..1 + self.below(3)).map(|_| self.node(depth)).collect()
+    }
+    fn node(&mut self, depth: usize) -> Node {
+        let leaf = depth >= 4 || self.below(3) == 0;
+        match if leaf {
+            self.below(2)
+        } else {
+            2 + self.below(3)
+        } {
+            0 => Node::Add(self.below(7) as i64 - 3),
+            1 => Node::Echo,
+            2 => Node::Repeat(self.below(4), self.block(depth + 1)),
+            3 => Node::If(
+                self.below(3) as i64,
+                self.block(depth + 1),
+                self.block(depth + 1),
+            ),
+            _ => {
+                self.1 += 1;
+                Node::While(self.below(4), self.1, self.block(depth + 1))
+            }
+        }
+    }
+}
+
+fn reference(nodes: &[Node], n: &mut i64) {
+    for node in nodes {
+        match node {
+            Node::Add(c) => *n += c,
+            Node::Echo => {}
+            Node::Repeat(k, body) => (0..*k).for_each(|_| reference(body, n)),
+            Node::If(t, a, b) => reference(if n.rem_euclid(3) == *t { a } else { b }, n),
+            Node::While(k, _, body) => (0..*k).for_each(|_| reference(body, n)),
+        }
+    }
+}
+
+fn render(nodes: &[Node], indent: usize, out: &mut String) {
+    let pad = "  ".repeat(indent);
+    for node in nodes {
+        match node {
+            Node::Add(c) => out.push_str(&format!("{pad}n = n + ({c})\n")),
+            Node::Echo => out.push_str(&format!(
+                "{pad}send q n\n{pad}receive q m\n{pad}assert m == n\n"
+            )),
+            Node::Repeat(k, body) => {
+                out.push_str(&format!("{pad}repeat {k}\n"));
+                render(body, indent + 1, out);
+                out.push_str(&format!("{pad}end\n"));
+            }
+            Node::If(t, a, b) => {
+                out.push_str(&format!("{pad}if (n % 3 + 3) % 3 == {t}\n"));
+                render(a, indent + 1, out);
+                out.push_str(&format!("{pad}else\n"));
+                render(b, indent + 1, out);
+                out.push_str(&format!("{pad}end\n"));
+            }
+            Node::While(k, c, body) => {
+                out.push_str(&format!("{pad}c{c} = 0\n{pad}while c{c} < {k}\n"));
+                render(body, indent + 1, out);
+                out.push_str(&format!("{pad}  c{c} = c{c} + 1\n{pad}end\n"));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_flattened_interpreter_agrees_with_a_recursive_reference() {
+    let mut gen = Gen(0x2545_F491_4F6C_DD1D, 0);
+    for case in 0..150 {
+        let program = gen.block(0);
+        let mut expected = 0;
+        reference(&program, &mut expected);
+        let mut body = String::from("n = 0\nm = 0\n");
+        render(&program, 0, &mut body);
+        body.push_str(&format!("assert n == {expected}\n"));
+        let text = format!(
+            "[[mailbox]]\nname = \"q\"\ncapacity = 1\n\n[[process]]\nname = \"a\"\nscript = \"\"\"\n{body}\"\"\"\n"
+        );
+        let r = run_text(&text, &[]);
+        assert!(r.ok, "case {case}:\n{body}\n{r}");
+    }
+}
+
+#[test]
+fn a_mailbox_used_only_in_a_select_is_opened_when_the_process_starts() {
+    // Before, the select opened it lazily, after its owner had died, and
+    // said "not found" instead of naming a dead mailbox, unlike `receive`.
+    let text = "[[mailbox]]\nname = \"m\"\ncapacity = 1\nowner = \"o\"\n\n[[process]]\nname = \"o\"\nscript = \"sleep 1ms\"\n\n\
+        [[process]]\nname = \"r\"\nscript = \"\"\"\nsleep 2ms\nselect\non receive m x\n  exit 0\nend\n\"\"\"\n";
+    let r = run_text(text, &[]);
+    let status = &proc(&r, "r").status;
+    assert!(status.contains("select: source is dead"), "{status}");
 }

@@ -4,7 +4,8 @@
 //! plus a clock, `work`/`sleep` and `spawn`. The simulator and the threaded
 //! runner provide it with [`Proc`], the os backend with a real process
 //! (`super::os`), so a scenario means the same on all three. Every
-//! message it sends carries, in its body, the moment it was offered; the
+//! message it sends carries, in its body, the moment it was offered (then
+//! its value, if the statement sends one: the codec is in `super::value`); the
 //! receiver subtracts that from the moment it got it, which is the message's
 //! latency. The counters here (messages sent, dropped, received) are what
 //! the "no message lost" invariant compares.
@@ -14,12 +15,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
-    CarriedRight, Ipc, Message, OnFull, Pid, PortName, ReceiveError, SendError, SendErrorKind,
-    Sent, Wait,
+    CarriedRight, Ipc, Message, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
-use mkipc_sim::{Dist, Inherit, Proc, ProcError, ProcResult};
+use mkipc_sim::{Dist, Proc, ProcError, ProcResult};
 
-use super::{Op, QueueKind, Right, Scenario, Stmt};
+use super::flow::{Position, ScriptState};
+use super::value::Value;
+use super::{ArmKind, Dest, Op, QueueKind, Right, Scenario, Stmt};
+
+mod exec;
+mod select;
+mod stmt;
+use select::decode;
 
 /// Counts for one queue.
 #[derive(Clone, Debug, Default)]
@@ -78,7 +85,16 @@ pub(crate) struct Shared {
     /// cannot miss the stop between its check and its wait).
     pause_lock: Mutex<()>,
     stopped: Condvar,
+    /// Set once a script's `assert` or `expect` fails (a load per step for
+    /// the simulator's invariant; the message is under the lock).
+    check_failed: AtomicBool,
+    first_check_failure: Mutex<Option<String>>,
 }
+
+/// What a failed `assert` says (the os backend finds it in a child's error).
+pub(crate) const ASSERT_FAILED: &str = "assertion failed";
+/// What a failed `expect` says.
+pub(crate) const EXPECT_FAILED: &str = "the message does not match";
 
 impl Shared {
     pub fn new(scenario: Arc<Scenario>, wait_for_pids: bool) -> Shared {
@@ -97,7 +113,32 @@ impl Shared {
             stop: AtomicBool::new(false),
             pause_lock: Mutex::new(()),
             stopped: Condvar::new(),
+            check_failed: AtomicBool::new(false),
+            first_check_failure: Mutex::new(None),
         }
+    }
+
+    /// Records a failed `assert` or `expect` (the first one is kept).
+    pub fn record_check_failure(&self, message: String) {
+        let mut first = self
+            .first_check_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(message);
+        }
+        self.check_failed.store(true, Ordering::Release);
+    }
+
+    /// The first failed `assert` or `expect`, if any.
+    pub fn check_failure(&self) -> Option<String> {
+        if !self.check_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.first_check_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether the run was told to stop ([`Shared::stop`]).
@@ -212,6 +253,10 @@ struct Env<'a, H: Host> {
     send_names: Vec<Option<PortName>>,
     last_request: Option<Message>,
     next_id: u32,
+    /// Variables, position and set-aside messages: plain data.
+    state: ScriptState,
+    /// Statements run since the script last communicated or waited.
+    local_steps: u64,
 }
 
 /// The body of process `me`: runs its script on `p`.
@@ -243,7 +288,14 @@ pub(crate) fn run_script<H: Host>(
         send_names: vec![None; nq],
         last_request: None,
         next_id: 1,
+        state: ScriptState {
+            at: Position::default(),
+            vars: vec![None; scenario.processes[me].vars.len().max(1)],
+            pending: vec![Default::default(); nq],
+        },
+        local_steps: 0,
     };
+    env.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
     for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
         let name = inherited.get(i).copied();
         match right {
@@ -263,7 +315,7 @@ pub(crate) fn run_script<H: Host>(
     for q in used {
         let _ = env.queue_name(q, true);
     }
-    match env.block(&scenario.processes[me].script, 0)? {
+    match env.run(&scenario.processes[me].script)? {
         Flow::Exit(0) | Flow::Next | Flow::Break => Ok(()),
         Flow::Exit(code) => Err(ProcError::exit(code)),
     }
@@ -274,16 +326,6 @@ fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
 }
 
 impl<H: Host> Env<'_, H> {
-    fn block(&mut self, stmts: &[Stmt], forever_depth: usize) -> Result<Flow, ProcError> {
-        for s in stmts {
-            match self.stmt(s, forever_depth)? {
-                Flow::Next => {}
-                other => return Ok(other),
-            }
-        }
-        Ok(Flow::Next)
-    }
-
     /// Runs a possibly blocking IPC call, adding its wall time to this
     /// process's blocked time when the host runs on the wall clock.
     fn timed<T>(&self, f: impl FnOnce(&H::I) -> T) -> T {
@@ -375,11 +417,16 @@ impl<H: Host> Env<'_, H> {
     }
 
     fn count_receive(&self, queue: Option<usize>, msg: &Message) {
+        self.count_taken(queue, decode(msg).0);
+    }
+
+    /// Counts a message the script took, offered at `offered` ns.
+    fn count_taken(&self, queue: Option<usize>, offered: u64) {
         let mut c = self.shared.counters();
         c.received += 1;
         c.procs[self.me].1 += 1;
         if let Some(q) = queue {
-            let offered = Duration::from_nanos(msg.as_u64().unwrap_or_default());
+            let offered = Duration::from_nanos(offered);
             let qc = &mut c.queues[q];
             qc.received += 1;
             qc.latency_total += self.h.now().saturating_sub(offered);
@@ -408,7 +455,7 @@ impl<H: Host> Env<'_, H> {
         &mut self,
         r: Result<Message, ReceiveError>,
         queue: Option<usize>,
-        forever_depth: usize,
+        in_forever: bool,
         line: usize,
         what: &str,
     ) -> Result<Flow, ProcError> {
@@ -418,173 +465,40 @@ impl<H: Host> Env<'_, H> {
                 self.last_request = Some(msg);
                 Ok(Flow::Next)
             }
-            Err(_) if forever_depth > 0 => Ok(Flow::Break),
+            Err(_) if in_forever => Ok(Flow::Break),
             Err(e) => Err(fail(line, what, e)),
         }
-    }
-
-    fn stmt(&mut self, s: &Stmt, forever_depth: usize) -> Result<Flow, ProcError> {
-        let line = s.line;
-        if self.shared.is_stopped() {
-            return Err(fail(line, "stopped", "the run timed out"));
-        }
-        let scenario = Arc::clone(&self.shared.scenario);
-        let qname = |q: usize| scenario.queues[q].name.clone();
-        match &s.op {
-            Op::Send { queue, on_full } => {
-                let what = format!("send {}", qname(*queue));
-                let dest = self
-                    .queue_name(*queue, true)
-                    .map_err(|e| fail(line, &what, e))?;
-                let msg = self.message();
-                let r = self.timed(|p| p.send_with(dest, msg, *on_full));
-                self.count_send(Some(*queue), &r);
-                match r {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == SendErrorKind::Full && *on_full == OnFull::Fail => {}
-                    Err(e) => return Err(fail(line, &what, e)),
-                }
-            }
-            Op::Receive { queue, timeout } => {
-                let what = format!("receive {}", qname(*queue));
-                let src = self
-                    .queue_name(*queue, false)
-                    .map_err(|e| fail(line, &what, e))?;
-                let r = self.timed(|p| p.receive_with(src, wait(*timeout)));
-                return self.received(r, Some(*queue), forever_depth, line, &what);
-            }
-            Op::SendTo { proc } => {
-                let pid = self.pid_of(*proc, line)?;
-                let msg = self.message();
-                let r = self.timed(|p| p.send_to_with(pid, msg, OnFull::Block));
-                self.count_send(None, &r);
-                r.map_err(|e| {
-                    fail(
-                        line,
-                        &format!("send-to {}", scenario.processes[*proc].name),
-                        e,
-                    )
-                })?;
-            }
-            Op::ReceiveFrom { proc, timeout } => {
-                let pid = self.pid_of(*proc, line)?;
-                let r = self.direct_receive(Some(pid), *timeout);
-                let what = format!("receive-from {}", scenario.processes[*proc].name);
-                return self.received(r, None, forever_depth, line, &what);
-            }
-            Op::ReceiveAny { timeout } => {
-                let r = self.direct_receive(None, *timeout);
-                return self.received(r, None, forever_depth, line, "receive-any");
-            }
-            Op::Call { queue } => {
-                let what = format!("call {}", qname(*queue));
-                let dest = self
-                    .queue_name(*queue, true)
-                    .map_err(|e| fail(line, &what, e))?;
-                let msg = self.message();
-                match self.timed(|p| p.call(dest, msg)) {
-                    Ok(reply) => {
-                        self.count_send(Some(*queue), &Ok(Sent::Delivered));
-                        self.count_receive(None, &reply);
-                    }
-                    Err(_) if forever_depth > 0 => return Ok(Flow::Break),
-                    Err(e) => return Err(fail(line, &what, e)),
-                }
-            }
-            Op::Reply => {
-                let Some(request) = self.last_request.take() else {
-                    return Err(fail(line, "reply", "no request has been received"));
-                };
-                let msg = self.message();
-                let r = self.p.reply(&request, msg).map(|()| Sent::Delivered);
-                self.count_send(None, &r);
-                r.map_err(|e| fail(line, "reply", e))?;
-            }
-            Op::Work(d) => {
-                let t = self.h.wall_clock().then(Instant::now);
-                self.h.pause(*d, true);
-                if let Some(t) = t {
-                    self.shared.counters().times[self.me].working += t.elapsed();
-                }
-            }
-            Op::Sleep(d) => self.h.pause(*d, false),
-            Op::Repeat(_, body) if super::does_nothing(body) => {}
-            Op::Repeat(n, body) => {
-                for _ in 0..*n {
-                    match self.block(body, forever_depth)? {
-                        Flow::Next => {}
-                        other => return Ok(other),
-                    }
-                }
-            }
-            Op::Forever(body) => loop {
-                match self.block(body, forever_depth + 1)? {
-                    Flow::Next => {}
-                    Flow::Break => break,
-                    exit @ Flow::Exit(_) => return Ok(exit),
-                }
-            },
-            Op::Spawn(child) => {
-                let proc = &scenario.processes[*child];
-                let mut inherit = Vec::new();
-                for (q, right) in &proc.rights {
-                    let name = match right {
-                        Right::Receive => self.recv_names[*q].take(),
-                        Right::Send => self.send_names[*q],
-                    };
-                    let Some(name) = name else {
-                        return Err(fail(line, &format!("spawn {}", proc.name), format!(
-                            "this process no longer holds the right to `{}` it must hand on (spawned twice?)",
-                            qname(*q)
-                        )));
-                    };
-                    inherit.push(match right {
-                        Right::Receive => Inherit::receive(name),
-                        Right::Send => Inherit::copy_send(name),
-                    });
-                }
-                self.h
-                    .spawn_script(self.shared, *child, &inherit)
-                    .map_err(|e| fail(line, &format!("spawn {}", proc.name), e))?;
-            }
-            Op::Exit(code) => return Ok(Flow::Exit(*code)),
-            Op::Destroy(q) => {
-                let what = format!("destroy {}", qname(*q));
-                self.h.observe_queues();
-                let r = if scenario.queues[*q].is_mailbox() {
-                    let name = self
-                        .queue_name(*q, false)
-                        .map_err(|e| fail(line, &what, e))?;
-                    self.p.mailbox_destroy(name)
-                } else {
-                    let name = self
-                        .queue_name(*q, false)
-                        .map_err(|e| fail(line, &what, e))?;
-                    self.recv_names[*q] = None;
-                    self.p.destroy(name)
-                };
-                r.map_err(|e| fail(line, &what, e))?;
-            }
-        }
-        Ok(Flow::Next)
     }
 }
 
 fn mailboxes_used(scn: &Scenario, stmts: &[Stmt], out: &mut Vec<usize>) {
-    for s in stmts {
-        let q = match &s.op {
+    for s in super::walk(stmts) {
+        let named: Vec<usize> = match &s.op {
             Op::Send { queue, .. }
             | Op::Receive { queue, .. }
             | Op::Call { queue }
-            | Op::Destroy(queue) => *queue,
-            Op::Repeat(_, body) | Op::Forever(body) => {
-                mailboxes_used(scn, body, out);
-                continue;
-            }
+            | Op::Destroy(queue)
+            | Op::TrySend {
+                dest: Dest::Queue(queue),
+                ..
+            } => vec![*queue],
+            Op::Select(arms) => arms
+                .iter()
+                .filter_map(|a| match &a.kind {
+                    ArmKind::Receive { queue, .. }
+                    | ArmKind::Send {
+                        dest: Dest::Queue(queue),
+                        ..
+                    } => Some(*queue),
+                    _ => None,
+                })
+                .collect(),
             _ => continue,
         };
-        if scn.queues[q].is_mailbox() && !out.contains(&q) {
-            out.push(q);
+        for q in named {
+            if scn.queues[q].is_mailbox() && !out.contains(&q) {
+                out.push(q);
+            }
         }
     }
 }

@@ -59,11 +59,27 @@
 //! | `work D`, `sleep D` | be busy / asleep for a duration `D` |
 //! | `repeat N` ... `end`, `forever` ... `end` | loops; a `forever` loop ends when a receive in it fails (timeout, source gone) |
 //! | `spawn P`, `exit [CODE]`, `destroy Q` | start a `spawned` process, stop, destroy a queue this process owns |
+//! | `send Q [POLICY] VALUE`, `receive Q PATTERN`, `expect Q PATTERN` | messages with values ([`Value`]); selective receive |
+//! | `x = EXPR`, `a[i] = EXPR`, `if`/`else`, `while`, `assert EXPR` | per-process variables, choice, checks |
+//! | `select` with `on receive`/`on send`/`on timeout` arms, `try-send Q V else` | the first arm that can proceed; send if there is room |
+//!
+//! `[params]` (named integers, overridden by `--set NAME=VALUE`, see
+//! [`parse_with`]) and families (`count = N`: processes `name[0]`..) size a
+//! model. The whole language, with its grammar, is in
+//! `examples/scenarios/README.md`; expressions in [`Expr`], values and the
+//! message codec in [`Value`]. The interpreter runs a flattened script with
+//! a program counter and keeps its state (position, variables, messages a
+//! selective receive set aside) as plain `Clone + Eq + Hash` data, so a
+//! model checker can snapshot and hash it (`flow.rs`).
 //!
 //! Every name is checked before anything runs: an unknown process or queue,
 //! a capacity that is not a number, or a script that receives from a port
 //! it holds no right to is an error naming the file, line and column
-//! ([`ScenarioError`]), never a panic.
+//! ([`ScenarioError`]), never a panic. Blocks nest at most [`MAX_NESTING`]
+//! deep (a deeper file is an error at the block one level too far),
+//! expressions at most [`MAX_EXPR_DEPTH`] deep and [`MAX_EXPR_TOKENS`] long,
+//! and no part of the parser or the interpreter recurses per block, so no
+//! file can overflow a stack.
 //!
 //! ## Backends
 //!
@@ -121,13 +137,17 @@
 //! assert_eq!(outcome.result.messages.received, 1);
 //! ```
 
+mod blocks;
 mod error;
+mod expr;
+mod flow;
 mod interp;
 mod os;
 mod parse;
 mod report;
 mod run;
 mod script;
+mod value;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,12 +155,15 @@ use std::time::Duration;
 use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
+pub use blocks::MAX_NESTING;
 pub use error::ScenarioError;
+pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
-pub use parse::{load, parse};
+pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
 pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use value::{Value, MAX_VALUE_DEPTH, MAX_VALUE_SIZE};
 
 /// A checked scenario: every name resolved to an index.
 #[derive(Clone, Debug)]
@@ -164,6 +187,12 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Invariants to check.
     pub invariants: Invariants,
+    /// The symbols the scripts use, by index ([`Value::Sym`]).
+    pub symbols: Vec<String>,
+    /// The `[params]`, after any `--set` overrides.
+    pub params: std::collections::BTreeMap<String, i64>,
+    /// The `--set` overrides the scenario was parsed with.
+    pub overrides: Vec<(String, i64)>,
 }
 
 /// A port or mailbox.
@@ -228,6 +257,10 @@ pub struct Process {
     /// The port rights it starts with, in inheritance order: its own, then
     /// those it passes on to the processes it spawns.
     pub rights: Vec<(usize, Right)>,
+    /// Its variables' names, by slot (slot 0 is `id`).
+    pub vars: Vec<String>,
+    /// Its index in its family (`count = N`), 0 for a single process.
+    pub id: i64,
 }
 
 /// A statement with its line in the file.
@@ -248,13 +281,71 @@ pub enum Op {
         queue: usize,
         /// What to do when it is full.
         on_full: OnFull,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
     },
-    /// Receive from a queue.
+    /// Send to the queue a variable holds (`send reply_to v`).
+    SendVia {
+        /// The variable's slot.
+        var: usize,
+        /// What to do when it is full.
+        on_full: OnFull,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
+    },
+    /// Receive from a queue: the first message matching `pattern` (any
+    /// message without one); `expect`: the next message, which must match.
     Receive {
         /// The queue.
         queue: usize,
         /// Give up after this long.
         timeout: Option<Duration>,
+        /// Which message to take, binding its parts.
+        pattern: Option<Pattern>,
+        /// Take the next message and fail the process if it does not match.
+        expect: bool,
+    },
+    /// `x = EXPR` or `x[INDEX] = EXPR`.
+    Assign {
+        /// The variable's slot.
+        var: usize,
+        /// The element to set, for an array.
+        index: Option<Expr>,
+        /// The new value.
+        value: Expr,
+    },
+    /// `if COND` ... `else` ... `end`.
+    If {
+        /// The condition.
+        cond: Expr,
+        /// Run when it holds.
+        then: Vec<Stmt>,
+        /// Run when it does not.
+        otherwise: Vec<Stmt>,
+    },
+    /// `while COND` ... `end`.
+    While {
+        /// The condition, checked before each turn.
+        cond: Expr,
+        /// The loop body.
+        body: Vec<Stmt>,
+    },
+    /// `select` with `on` arms: the first arm that can proceed.
+    Select(Vec<Arm>),
+    /// `try-send Q [VALUE] else` ... `end`: send if there is room now, else
+    /// run `otherwise`.
+    TrySend {
+        /// Where to.
+        dest: Dest,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
+        /// Run when the queue is full.
+        otherwise: Vec<Stmt>,
+    },
+    /// `assert COND`: the process fails, naming the values, if it is false.
+    Assert {
+        /// The condition.
+        cond: Expr,
     },
     /// Send directly to a process.
     SendTo {
@@ -296,6 +387,49 @@ pub enum Op {
     Destroy(usize),
 }
 
+/// Where a send goes.
+#[derive(Clone, Debug)]
+pub enum Dest {
+    /// A declared queue.
+    Queue(usize),
+    /// The queue a variable holds (its slot).
+    Var(usize),
+}
+
+/// One arm of a `select`.
+#[derive(Clone, Debug)]
+pub struct Arm {
+    /// Its `on` line in the file.
+    pub line: usize,
+    /// What it waits for.
+    pub kind: ArmKind,
+    /// The arm is considered only when this holds.
+    pub guard: Option<Expr>,
+    /// Run when the arm is taken.
+    pub body: Vec<Stmt>,
+}
+
+/// What a `select` arm waits for.
+#[derive(Clone, Debug)]
+pub enum ArmKind {
+    /// A message (matching the pattern, if any) on a queue.
+    Receive {
+        /// The queue.
+        queue: usize,
+        /// Which message.
+        pattern: Option<Pattern>,
+    },
+    /// Room to send on a queue.
+    Send {
+        /// Where to.
+        dest: Dest,
+        /// The value the message carries, if any.
+        value: Option<Expr>,
+    },
+    /// Nothing else could proceed for this long.
+    Timeout(Duration),
+}
+
 /// When a fault strikes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FaultWhen {
@@ -330,10 +464,62 @@ pub struct Invariants {
 /// nothing would never yield to the scheduler), and a `forever` around
 /// nothing is refused when the script is parsed.
 pub(crate) fn does_nothing(stmts: &[Stmt]) -> bool {
-    stmts.iter().all(|s| match &s.op {
-        Op::Repeat(_, body) | Op::Forever(body) => does_nothing(body),
-        _ => false,
-    })
+    walk(stmts)
+        .iter()
+        .all(|s| matches!(s.op, Op::Repeat(..) | Op::Forever(..)))
+}
+
+/// Every statement of `stmts` and of the blocks inside it, in the order
+/// they are written (a block's statement before its body). An explicit
+/// stack, not recursion: however deep a tree is, walking it cannot
+/// overflow a stack.
+pub(crate) fn walk(stmts: &[Stmt]) -> Vec<&Stmt> {
+    let mut out = Vec::new();
+    let mut stack = vec![stmts.iter()];
+    while let Some(iter) = stack.last_mut() {
+        match iter.next() {
+            None => {
+                stack.pop();
+            }
+            Some(s) => {
+                out.push(s);
+                // Pushed in reverse, so the first block is walked first.
+                for body in s.op.blocks().into_iter().rev() {
+                    stack.push(body.iter());
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Op {
+    /// The statement lists inside this statement, in the order written.
+    pub fn blocks(&self) -> Vec<&[Stmt]> {
+        match self {
+            Op::Repeat(_, body) | Op::Forever(body) | Op::While { body, .. } => vec![body],
+            Op::If {
+                then, otherwise, ..
+            } => vec![then, otherwise],
+            Op::TrySend { otherwise, .. } => vec![otherwise],
+            Op::Select(arms) => arms.iter().map(|a| a.body.as_slice()).collect(),
+            Op::Send { .. }
+            | Op::SendVia { .. }
+            | Op::Receive { .. }
+            | Op::Assign { .. }
+            | Op::Assert { .. }
+            | Op::SendTo { .. }
+            | Op::ReceiveFrom { .. }
+            | Op::ReceiveAny { .. }
+            | Op::Call { .. }
+            | Op::Reply
+            | Op::Work(_)
+            | Op::Sleep(_)
+            | Op::Spawn(_)
+            | Op::Exit(_)
+            | Op::Destroy(_) => Vec::new(),
+        }
+    }
 }
 
 impl Scenario {

@@ -14,7 +14,10 @@ use mkipc_kernel::{Capacity, OnFull};
 use serde::Deserialize;
 use toml::Spanned;
 
+use std::cell::RefCell;
+
 use super::error::ScenarioError;
+use super::expr::Names;
 use super::script::{list, parse_duration, parse_policy, ScriptCtx};
 use super::{Fault, FaultWhen, Invariants, Op, Process, Queue, QueueKind, Right, Scenario, Stmt};
 
@@ -33,6 +36,8 @@ struct RawFile {
     #[serde(default)]
     fault: Vec<RawFault>,
     invariants: Option<RawInvariants>,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -53,7 +58,11 @@ struct RawProcess {
     name: Spanned<String>,
     start: Option<Spanned<String>>,
     script: Spanned<String>,
+    count: Option<Spanned<toml::Value>>,
 }
+
+/// At most this many processes in a scenario, families expanded.
+pub const MAX_PROCESSES: usize = 4096;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,24 +84,56 @@ struct RawInvariants {
 
 /// Reads and checks a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    load_with(path, &[])
+}
+
+/// Reads and checks a scenario file with `[params]` overrides (`--set`).
+pub fn load_with(path: &Path, overrides: &[(String, i64)]) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ScenarioError::file(&file, format!("cannot read the file: {e}")))?;
-    parse(&file, &text)
+    parse_with(&file, &text, overrides)
 }
 
 /// Parses and checks scenario text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    parse_with(file, text, &[])
+}
+
+/// Like [`parse`], with `[params]` values replaced (`mkipc run --set NAME=VALUE`).
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    overrides: &[(String, i64)],
+) -> Result<Scenario, ScenarioError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         ScenarioError::at(file, text, offset, e.message().trim().to_string())
     })?;
-    Checker { file, text }.check(raw)
+    Checker {
+        file,
+        text,
+        overrides,
+    }
+    .check(raw)
+}
+
+/// Reads `NAME=VALUE` (a `--set` argument).
+pub fn parse_override(arg: &str) -> Result<(String, i64), String> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`--set {arg}`: write NAME=VALUE, e.g. --set NJOBS=11"))?;
+    let value = value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| format!("`--set {arg}`: the value must be a whole number"))?;
+    Ok((name.trim().to_string(), value))
 }
 
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
+    overrides: &'a [(String, i64)],
 }
 
 impl Checker<'_> {
@@ -100,34 +141,146 @@ impl Checker<'_> {
         ScenarioError::span(self.file, self.text, span, message)
     }
 
-    fn check(&self, raw: RawFile) -> Result<Scenario, ScenarioError> {
-        // Processes first: every other section names them.
-        let mut procs: Vec<(String, bool)> = Vec::new();
-        for p in &raw.process {
-            let name = p.name.get_ref().clone();
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(self.err(p.name.span(), "a process name must be one word"));
+    fn params(&self, raw: &RawFile) -> Result<BTreeMap<String, i64>, ScenarioError> {
+        let mut params = BTreeMap::new();
+        for (name, v) in &raw.params {
+            if !name.starts_with(|c: char| c.is_ascii_uppercase())
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(self.err(
+                    v.span(),
+                    format!("a param name is upper case (letters, digits, `_`), e.g. NJOBS, not `{name}`"),
+                ));
             }
-            if procs.iter().any(|(n, _)| *n == name) {
-                return Err(self.err(p.name.span(), format!("process `{name}` is declared twice")));
-            }
-            let spawned = match &p.start {
-                None => false,
-                Some(s) if s.get_ref() == "run" => false,
-                Some(s) if s.get_ref() == "spawned" => true,
-                Some(s) => {
-                    return Err(self.err(
-                        s.span(),
-                        format!(
-                            "`start` is \"run\" (the default) or \"spawned\", not \"{}\"",
-                            s.get_ref()
-                        ),
-                    ))
-                }
+            let toml::Value::Integer(n) = v.get_ref() else {
+                return Err(self.err(v.span(), format!("param `{name}` must be a whole number")));
             };
-            procs.push((name, spawned));
+            params.insert(name.clone(), *n);
+        }
+        for (name, value) in self.overrides {
+            match params.get_mut(name) {
+                Some(v) => *v = *value,
+                None => {
+                    let known: Vec<&str> = params.keys().map(String::as_str).collect();
+                    return Err(ScenarioError::file(
+                        self.file,
+                        format!(
+                            "`--set {name}=...`: no such param in `[params]` (declared: {})",
+                            list(&known)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    /// How many members a `[[process]]` has (`count`, a number or a param).
+    fn count(
+        &self,
+        p: &RawProcess,
+        params: &BTreeMap<String, i64>,
+    ) -> Result<Option<usize>, ScenarioError> {
+        let Some(c) = &p.count else {
+            return Ok(None);
+        };
+        let n = match c.get_ref() {
+            toml::Value::Integer(n) => *n,
+            toml::Value::String(s) if params.contains_key(s) => params[s],
+            other => {
+                return Err(self.err(
+                    c.span(),
+                    format!("`count` is a whole number or a `[params]` name, found {other}"),
+                ))
+            }
+        };
+        match usize::try_from(n) {
+            Ok(n) if (1..=MAX_PROCESSES).contains(&n) => Ok(Some(n)),
+            _ => Err(self.err(
+                c.span(),
+                format!("`count` must be between 1 and {MAX_PROCESSES}, found {n}"),
+            )),
+        }
+    }
+
+    fn check(&self, raw: RawFile) -> Result<Scenario, ScenarioError> {
+        let params = self.params(&raw)?;
+        // Processes first: every other section names them. A family
+        // (`count = N`) is N processes named `name[0]`..`name[N-1]`.
+        let mut procs: Vec<(String, bool)> = Vec::new();
+        // For each process: its `[[process]]` entry and its index in it.
+        let mut origin: Vec<(usize, i64)> = Vec::new();
+        let mut families: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (raw_index, p) in raw.process.iter().enumerate() {
+            let base = p.name.get_ref().clone();
+            if base.is_empty() || base.contains(char::is_whitespace) || base.contains(['[', ']']) {
+                return Err(self.err(
+                    p.name.span(),
+                    "a process name must be one word (without brackets)",
+                ));
+            }
+            let count = self.count(p, &params)?;
+            let names: Vec<String> = match count {
+                None => vec![base.clone()],
+                Some(n) => (0..n).map(|i| format!("{base}[{i}]")).collect(),
+            };
+            if procs.len() + names.len() > MAX_PROCESSES {
+                return Err(self.err(
+                    p.name.span(),
+                    format!("at most {MAX_PROCESSES} processes in all"),
+                ));
+            }
+            if procs.iter().any(|(n, _)| *n == base) || families.contains_key(&base) {
+                return Err(self.err(p.name.span(), format!("process `{base}` is declared twice")));
+            }
+            if count.is_some() {
+                families.insert(
+                    base.clone(),
+                    (procs.len()..procs.len() + names.len()).collect(),
+                );
+            }
+            for (i, name) in names.into_iter().enumerate() {
+                if procs.iter().any(|(n, _)| *n == name) {
+                    return Err(
+                        self.err(p.name.span(), format!("process `{name}` is declared twice"))
+                    );
+                }
+                let spawned = match &p.start {
+                    None => false,
+                    Some(s) if s.get_ref() == "run" => false,
+                    Some(s) if s.get_ref() == "spawned" => true,
+                    Some(s) => {
+                        return Err(self.err(
+                            s.span(),
+                            format!(
+                                "`start` is \"run\" (the default) or \"spawned\", not \"{}\"",
+                                s.get_ref()
+                            ),
+                        ))
+                    }
+                };
+                if spawned && count.is_some() {
+                    return Err(self.err(
+                        p.name.span(),
+                        "a family (`count`) starts with the run: it cannot be `spawned`",
+                    ));
+                }
+                procs.push((name, spawned));
+                origin.push((raw_index, i as i64));
+            }
         }
         let proc_index = |s: &Spanned<String>| -> Result<usize, ScenarioError> {
+            if let Some(members) = families.get(s.get_ref()) {
+                return Err(self.err(
+                    s.span(),
+                    format!(
+                        "`{0}` is a family of {1} processes: name one, `{0}[0]`..`{0}[{2}]`",
+                        s.get_ref(),
+                        members.len(),
+                        members.len() - 1
+                    ),
+                ));
+            }
             procs
                 .iter()
                 .position(|(n, _)| n == s.get_ref())
@@ -171,7 +324,7 @@ impl Checker<'_> {
             if queues.iter().any(|x| x.name == name) {
                 return Err(self.err(q.name.span(), format!("`{name}` is declared twice")));
             }
-            let capacity = self.capacity(&q.capacity)?;
+            let capacity = self.capacity(&q.capacity, &params)?;
             let on_full = match &q.on_full {
                 None => OnFull::Block,
                 Some(p) => parse_policy(p.get_ref()).ok_or_else(|| {
@@ -185,9 +338,14 @@ impl Checker<'_> {
                 |l: &Option<Vec<Spanned<String>>>| -> Result<Option<Vec<usize>>, ScenarioError> {
                     l.as_ref()
                         .map(|v| {
-                            v.iter()
-                                .map(|s| top_level(s, "a name in an access list"))
-                                .collect()
+                            let mut out = Vec::new();
+                            for s in v {
+                                match families.get(s.get_ref()) {
+                                    Some(members) => out.extend(members),
+                                    None => out.push(top_level(s, "a name in an access list")?),
+                                }
+                            }
+                            Ok(out)
                         })
                         .transpose()
                 };
@@ -226,12 +384,13 @@ impl Checker<'_> {
                         )
                     }
                 };
-                let senders = q
-                    .senders
-                    .as_ref()
-                    .map(|v| v.iter().map(&proc_index).collect::<Result<Vec<_>, _>>())
-                    .transpose()?
-                    .unwrap_or_default();
+                let mut senders = Vec::new();
+                for s in q.senders.iter().flatten() {
+                    match families.get(s.get_ref()) {
+                        Some(members) => senders.extend(members),
+                        None => senders.push(proc_index(s)?),
+                    }
+                }
                 QueueKind::Port { receiver, senders }
             };
             queues.push(Queue {
@@ -243,7 +402,9 @@ impl Checker<'_> {
         }
 
         let mut processes = Vec::new();
-        for (me, p) in raw.process.iter().enumerate() {
+        let symbols = RefCell::new(Vec::new());
+        for (me, &(raw_index, id)) in origin.iter().enumerate() {
+            let p = &raw.process[raw_index];
             let ctx = ScriptCtx {
                 file: self.file,
                 text: self.text,
@@ -251,6 +412,16 @@ impl Checker<'_> {
                 queues: &queues,
                 procs: &procs,
                 me,
+                names: Names {
+                    params: &params,
+                    queues: &queues,
+                    symbols: &symbols,
+                    vars: RefCell::new(vec!["id".to_string()]),
+                    bound: RefCell::new(vec![0]),
+                },
+                dynamic_dests: RefCell::default(),
+                single_word_values: RefCell::default(),
+                reads: RefCell::default(),
             };
             let script = ctx.parse(p.script.get_ref())?;
             processes.push(Process {
@@ -258,9 +429,11 @@ impl Checker<'_> {
                 spawned: procs[me].1,
                 script,
                 rights: Vec::new(),
+                vars: ctx.names.vars.into_inner(),
+                id,
             });
         }
-        self.spawn_tree(&raw, &mut processes, &queues)?;
+        self.spawn_tree(&raw, &origin, &mut processes, &queues)?;
 
         let mut faults = Vec::new();
         for f in &raw.fault {
@@ -323,11 +496,24 @@ impl Checker<'_> {
             processes,
             faults,
             invariants,
+            symbols: symbols.into_inner(),
+            params,
+            overrides: self.overrides.to_vec(),
         })
     }
 
-    fn capacity(&self, v: &Spanned<toml::Value>) -> Result<Capacity, ScenarioError> {
+    fn capacity(
+        &self,
+        v: &Spanned<toml::Value>,
+        params: &BTreeMap<String, i64>,
+    ) -> Result<Capacity, ScenarioError> {
         match v.get_ref() {
+            // A `[params]` name: its value, as a number.
+            toml::Value::String(s) if params.contains_key(s) => {
+                let n = params[s];
+                let raw = Spanned::new(v.span(), toml::Value::Integer(n));
+                self.capacity(&raw, &BTreeMap::new())
+            }
             toml::Value::Integer(0) => Ok(Capacity::Zero),
             toml::Value::Integer(n) if *n > 0 => Ok(Capacity::Bounded(*n as usize)),
             toml::Value::String(s) if s == "unbounded" => Ok(Capacity::Unbounded),
@@ -346,6 +532,7 @@ impl Checker<'_> {
     fn spawn_tree(
         &self,
         raw: &RawFile,
+        origin: &[(usize, i64)],
         processes: &mut [Process],
         queues: &[Queue],
     ) -> Result<(), ScenarioError> {
@@ -358,7 +545,7 @@ impl Checker<'_> {
                 match parent[c] {
                     Some(q) if q != p => {
                         return Err(self.err(
-                            raw.process[c].name.span(),
+                            raw.process[origin[c].0].name.span(),
                             format!(
                                 "process `{}` is spawned by both `{}` and `{}`; give each spawned process one parent",
                                 processes[c].name, processes[q].name, processes[p].name
@@ -372,7 +559,7 @@ impl Checker<'_> {
         for (c, proc) in processes.iter().enumerate() {
             if proc.spawned && parent[c].is_none() {
                 return Err(self.err(
-                    raw.process[c].name.span(),
+                    raw.process[origin[c].0].name.span(),
                     format!(
                         "process `{}` has `start = \"spawned\"` but no script spawns it",
                         proc.name
@@ -399,7 +586,7 @@ impl Checker<'_> {
             while let Some(p) = a {
                 if seen[p] {
                     return Err(self.err(
-                        raw.process[c].name.span(),
+                        raw.process[origin[c].0].name.span(),
                         "processes spawn each other in a cycle",
                     ));
                 }
@@ -420,11 +607,9 @@ impl Checker<'_> {
 }
 
 fn spawns(stmts: &[Stmt], out: &mut Vec<usize>) {
-    for s in stmts {
-        match &s.op {
-            Op::Spawn(c) => out.push(*c),
-            Op::Repeat(_, body) | Op::Forever(body) => spawns(body, out),
-            _ => {}
+    for s in super::walk(stmts) {
+        if let Op::Spawn(c) = s.op {
+            out.push(c);
         }
     }
 }

@@ -20,7 +20,7 @@ use mkipc_sim::{
 
 use super::interp::{run_process, run_script, Host, Shared};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
-use super::{FaultWhen, QueueKind, Right, Scenario};
+use super::{FaultWhen, Op, QueueKind, Right, Scenario};
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
 
 /// How to run a scenario on the simulator.
@@ -194,6 +194,14 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
             }
         });
     }
+    if has_checks(scn) {
+        // A failed `assert`/`expect` fails the run at once, with a replay line.
+        let s = Arc::clone(&shared);
+        sim.invariant(CHECKS, move |_| match s.check_failure() {
+            Some(m) => Err(m),
+            None => Ok(()),
+        });
+    }
     if scn.invariants.no_message_lost {
         let s = Arc::clone(&shared);
         sim.check_at_end("no message lost", move |_| {
@@ -202,6 +210,18 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
         });
     }
     Ok(SimHandles { shared, sampler })
+}
+
+/// The simulator invariant that carries a failed `assert` or `expect`.
+const CHECKS: &str = "the scripts' checks (assert, expect)";
+
+/// Whether any script has an `assert` or an `expect`.
+fn has_checks(scn: &Scenario) -> bool {
+    scn.processes.iter().any(|p| {
+        super::walk(&p.script)
+            .iter()
+            .any(|s| matches!(s.op, Op::Assert { .. } | Op::Receive { expect: true, .. }))
+    })
 }
 
 fn lost_message(sent: u64, received: u64, dropped: u64) -> Result<(), String> {
@@ -529,6 +549,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     if !scn.faults.is_empty() {
         return unsupported("faults are injected by the simulator's scheduler");
     }
+    if let Some(why) = threads_refusal(scn) {
+        return unsupported(&why);
+    }
     for q in &scn.queues {
         if let QueueKind::Mailbox {
             owner,
@@ -757,6 +780,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     if let Some((_, why)) = timed_out {
         failure = Some(why);
     }
+    if let Some(check) = shared.check_failure() {
+        failure = Some(check);
+    }
     Ok(RunResult {
         scenario: scn.name.clone(),
         file: scn.file.clone(),
@@ -777,4 +803,40 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         time_scale: None,
         trace_note: None,
     })
+}
+
+/// What of `scn` the threads backend cannot run, if anything. Every
+/// statement is named (no catch-all), so a new one cannot pass unnoticed.
+fn threads_refusal(scn: &Scenario) -> Option<String> {
+    for p in &scn.processes {
+        for s in super::walk(&p.script) {
+            let refused: Option<&str> = match &s.op {
+                Op::Send { .. }
+                | Op::SendVia { .. }
+                | Op::Receive { .. }
+                | Op::SendTo { .. }
+                | Op::ReceiveFrom { .. }
+                | Op::ReceiveAny { .. }
+                | Op::Call { .. }
+                | Op::Reply
+                | Op::Work(_)
+                | Op::Sleep(_)
+                | Op::Repeat(..)
+                | Op::Forever(_)
+                | Op::Spawn(_)
+                | Op::Exit(_)
+                | Op::Destroy(_)
+                | Op::Assign { .. }
+                | Op::If { .. }
+                | Op::While { .. }
+                | Op::Select(_)
+                | Op::TrySend { .. }
+                | Op::Assert { .. } => None,
+            };
+            if let Some(why) = refused {
+                return Some(format!("line {}: {why}", s.line));
+            }
+        }
+    }
+    None
 }

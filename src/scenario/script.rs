@@ -8,8 +8,11 @@ use std::time::Duration;
 use mkipc_kernel::OnFull;
 use mkipc_sim::Dist;
 
+use std::cell::RefCell;
+
 use super::error::ScenarioError;
-use super::{Op, Queue, QueueKind, Stmt};
+use super::expr::{parse_expr, parse_pattern, Expr, ExprOp, Names, Pattern};
+use super::{Dest, Op, Queue, QueueKind, Stmt};
 
 /// What a script may refer to, and where its text sits in the file.
 pub(crate) struct ScriptCtx<'a> {
@@ -22,17 +25,127 @@ pub(crate) struct ScriptCtx<'a> {
     pub procs: &'a [(String, bool)],
     /// The process whose script this is.
     pub me: usize,
+    /// What names mean (params, symbols, this process's variables).
+    pub names: Names<'a>,
+    /// `send v ...` to a variable `v`: (slot, offset), checked once the
+    /// whole script is read (the variable must be set somewhere).
+    pub dynamic_dests: RefCell<Vec<(usize, usize)>>,
+    /// Sends whose value is one variable: (slot, offset); a variable never
+    /// set there is more likely a misspelt policy.
+    pub single_word_values: RefCell<Vec<(usize, usize)>>,
+    /// Every variable an expression reads: (slot, offset of the expression).
+    pub reads: RefCell<Vec<(usize, usize)>>,
 }
 
-struct Line<'a> {
+/// What `send_parts` read.
+pub(crate) struct SendParts {
+    pub dest: Dest,
+    pub on_full: OnFull,
+    pub value: Option<Expr>,
+    pub guard: Option<Expr>,
+}
+
+impl SendParts {
+    fn into_op(self) -> Op {
+        match self.dest {
+            Dest::Queue(queue) => Op::Send {
+                queue,
+                on_full: self.on_full,
+                value: self.value,
+            },
+            Dest::Var(var) => Op::SendVia {
+                var,
+                on_full: self.on_full,
+                value: self.value,
+            },
+        }
+    }
+}
+
+/// What `receive_parts` read.
+pub(crate) struct ReceiveParts {
+    pub queue: usize,
+    pub pattern: Option<Pattern>,
+    pub timeout: Option<Duration>,
+    pub guard: Option<Expr>,
+}
+
+/// Whether `name` can name a variable (lower case or `_` first, then
+/// letters, digits and `_`).
+pub(crate) fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(crate) struct Line<'a> {
     /// Offset of the line within the script.
-    offset: usize,
+    pub offset: usize,
     /// The line without its comment.
-    code: &'a str,
+    pub code: &'a str,
+}
+
+/// A statement line cut into words, with offsets within the script.
+pub(crate) struct Words<'a> {
+    /// Offset of the first word.
+    pub at: usize,
+    /// The first word.
+    pub word: &'a str,
+    /// The other words.
+    pub args: Vec<&'a str>,
+    /// The text after the first word.
+    pub rest: &'a str,
+    /// Offset of `rest`.
+    pub arg_at: usize,
+}
+
+impl<'a> Words<'a> {
+    pub fn of(line: &Line<'a>) -> Option<Words<'a>> {
+        let indent = line.code.len() - line.code.trim_start().len();
+        let code = line.code.trim();
+        if code.is_empty() {
+            return None;
+        }
+        let at = line.offset + indent;
+        let mut words = code.split_whitespace();
+        let word = words.next().unwrap_or_default();
+        let args: Vec<&str> = words.collect();
+        let rest = code[word.len()..].trim();
+        let arg_at = at + code.find(rest).filter(|_| !rest.is_empty()).unwrap_or(0);
+        Some(Words {
+            at,
+            word,
+            args,
+            rest,
+            arg_at,
+        })
+    }
+}
+
+/// Where `sub`, a slice of `whole`, starts in it.
+pub(crate) fn offset_in(whole: &str, sub: &str) -> usize {
+    (sub.as_ptr() as usize)
+        .saturating_sub(whole.as_ptr() as usize)
+        .min(whole.len())
+}
+
+/// Splits `text` at the first whole word `word`: what is before it and
+/// what is after it (trimmed), if it is there.
+pub(crate) fn split_word<'t>(text: &'t str, word: &str) -> (&'t str, Option<&'t str>) {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(word).map(|i| i + from) {
+        let before_ok = i == 0 || text[..i].ends_with(char::is_whitespace);
+        let after = &text[i + word.len()..];
+        let after_ok = after.is_empty() || after.starts_with(char::is_whitespace);
+        if before_ok && after_ok {
+            return (text[..i].trim_end(), Some(after.trim()));
+        }
+        from = i + word.len();
+    }
+    (text, None)
 }
 
 impl ScriptCtx<'_> {
-    fn err(&self, script_offset: usize, message: impl Into<String>) -> ScenarioError {
+    pub(crate) fn err(&self, script_offset: usize, message: impl Into<String>) -> ScenarioError {
         let at = self
             .offsets
             .get(script_offset)
@@ -42,7 +155,7 @@ impl ScriptCtx<'_> {
         ScenarioError::at(self.file, self.text, at, message)
     }
 
-    fn line_no(&self, script_offset: usize) -> usize {
+    pub(crate) fn line_no(&self, script_offset: usize) -> usize {
         self.err(script_offset, "").line
     }
 
@@ -55,176 +168,343 @@ impl ScriptCtx<'_> {
             lines.push(Line { offset, code });
             offset += raw.len();
         }
-        let mut i = 0;
-        let stmts = self.block(&lines, &mut i, None)?;
-        Ok(stmts)
+        self.statements(script, &lines)
     }
 
-    /// Parses statements until `end` (when `opened_at` is the block's
-    /// opening line) or the end of the script.
-    fn block(
-        &self,
-        lines: &[Line<'_>],
-        i: &mut usize,
-        opened_at: Option<usize>,
-    ) -> Result<Vec<Stmt>, ScenarioError> {
-        let mut out = Vec::new();
-        while *i < lines.len() {
-            let line = &lines[*i];
-            *i += 1;
-            let indent = line.code.len() - line.code.trim_start().len();
-            let code = line.code.trim();
-            if code.is_empty() {
-                continue;
+    /// An expression in `text` (a slice of the script `script`).
+    pub(crate) fn expr(&self, script: &str, text: &str) -> Result<Expr, ScenarioError> {
+        let at = offset_in(script, text);
+        let e = parse_expr(text, &self.names).map_err(|(o, m)| self.err(at + o, m))?;
+        let mut reads = self.reads.borrow_mut();
+        for &slot in &e.reads {
+            reads.push((slot, at));
+        }
+        Ok(e)
+    }
+
+    /// A pattern in `text` (a slice of the script `script`).
+    pub(crate) fn pattern(&self, script: &str, text: &str) -> Result<Pattern, ScenarioError> {
+        parse_pattern(text, &self.names)
+            .map_err(|(at, m)| self.err(offset_in(script, text) + at, m))
+    }
+
+    /// A statement that is not a block; `None` when the line is none of
+    /// them (the caller then says it is unknown).
+    pub(crate) fn simple(&self, script: &str, w: &Words<'_>) -> Result<Option<Op>, ScenarioError> {
+        let (at, word, args, rest, arg_at) = (w.at, w.word, &w.args, w.rest, w.arg_at);
+        let op = match word {
+            "send" => {
+                let send = self.send_parts(script, rest, arg_at, false)?;
+                if rest.is_empty() {
+                    return Err(self.err(
+                        at,
+                        "write `send QUEUE`, `send QUEUE POLICY` or `send QUEUE [POLICY] VALUE`",
+                    ));
+                }
+                send.into_op()
             }
-            let at = line.offset + indent;
-            let mut words = code.split_whitespace();
-            let word = words.next().unwrap_or_default();
-            let args: Vec<&str> = words.collect();
-            let rest = code[word.len()..].trim();
-            let arg_at = at + code.find(rest).filter(|_| !rest.is_empty()).unwrap_or(0);
-            let op = match word {
-                "end" => {
-                    if opened_at.is_none() {
-                        return Err(self.err(at, "`end` without a `repeat` or `forever` to close"));
-                    }
-                    return Ok(out);
+            "receive" | "expect" => {
+                if rest.is_empty() {
+                    return Err(self.err(at, format!("write `{word} QUEUE [PATTERN] [timeout D]`")));
                 }
-                "repeat" => {
-                    let n = match args.as_slice() {
-                        [n] => n.parse::<u64>().map_err(|_| {
-                            self.err(arg_at, format!("`repeat` needs a whole number of times, found `{n}`"))
-                        })?,
-                        _ => return Err(self.err(at, "write `repeat N`, then the statements, then `end`")),
-                    };
-                    Op::Repeat(n, self.block(lines, i, Some(at))?)
+                let r = self.receive_parts(script, rest, arg_at, false)?;
+                if word == "expect" && r.pattern.is_none() {
+                    return Err(self.err(
+                        at,
+                        "write `expect QUEUE PATTERN`: the pattern the next message must match",
+                    ));
                 }
-                "forever" => {
-                    if !args.is_empty() {
-                        return Err(self.err(arg_at, "`forever` takes no argument"));
-                    }
-                    let body = self.block(lines, i, Some(at))?;
-                    if super::does_nothing(&body) {
-                        return Err(self.err(
-                            at,
-                            "this `forever` loop has nothing to run and could never end: \
-                             put a `receive` (or `call`) in it",
-                        ));
-                    }
-                    Op::Forever(body)
+                Op::Receive {
+                    queue: r.queue,
+                    timeout: r.timeout,
+                    pattern: r.pattern,
+                    expect: word == "expect",
                 }
-                "send" => {
-                    let (name, policy) = match args.as_slice() {
-                        [q] => (*q, None),
-                        [q, p] => (*q, Some(*p)),
-                        _ => return Err(self.err(at, "write `send QUEUE` or `send QUEUE POLICY`")),
-                    };
-                    let queue = self.queue(name, arg_at, true)?;
-                    let on_full = match policy {
-                        None => self.queues[queue].on_full,
-                        Some(p) => parse_policy(p).ok_or_else(|| {
-                            self.err(arg_at + rest.find(p).unwrap_or(0), format!(
-                                "unknown send policy `{p}` (block, fail, drop-newest, drop-oldest)"
-                            ))
-                        })?,
-                    };
-                    Op::Send { queue, on_full }
+            }
+            "call" => {
+                let [q] = args.as_slice() else {
+                    return Err(self.err(at, "write `call QUEUE`"));
+                };
+                Op::Call {
+                    queue: self.queue(q, arg_at, true)?,
                 }
-                "receive" => {
-                    let (name, timeout) = match args.as_slice() {
-                        [q] => (*q, None),
-                        [q, "timeout", d] => (*q, Some(self.duration(d, arg_at + rest.find(d).unwrap_or(0))?)),
-                        _ => return Err(self.err(at, "write `receive QUEUE` or `receive QUEUE timeout D`")),
-                    };
-                    let queue = self.queue(name, arg_at, false)?;
-                    Op::Receive { queue, timeout }
+            }
+            "reply" => Op::Reply,
+            "send-to" => {
+                let [p] = args.as_slice() else {
+                    return Err(self.err(at, "write `send-to PROCESS`"));
+                };
+                Op::SendTo {
+                    proc: self.process(p, arg_at)?,
                 }
-                "call" => {
-                    let [q] = args.as_slice() else {
-                        return Err(self.err(at, "write `call QUEUE`"));
-                    };
-                    Op::Call { queue: self.queue(q, arg_at, true)? }
+            }
+            "receive-from" => {
+                let (p, timeout) = match args.as_slice() {
+                    [p] => (*p, None),
+                    [p, "timeout", d] => (*p, Some(self.duration(d, arg_at)?)),
+                    _ => return Err(self.err(at, "write `receive-from PROCESS`")),
+                };
+                Op::ReceiveFrom {
+                    proc: self.process(p, arg_at)?,
+                    timeout,
                 }
-                "reply" => Op::Reply,
-                "send-to" => {
-                    let [p] = args.as_slice() else {
-                        return Err(self.err(at, "write `send-to PROCESS`"));
-                    };
-                    Op::SendTo { proc: self.process(p, arg_at)? }
+            }
+            "receive-any" => {
+                let timeout = match args.as_slice() {
+                    [] => None,
+                    ["timeout", d] => Some(self.duration(d, arg_at)?),
+                    _ => return Err(self.err(at, "write `receive-any` or `receive-any timeout D`")),
+                };
+                Op::ReceiveAny { timeout }
+            }
+            "work" | "sleep" => {
+                if rest.is_empty() {
+                    return Err(
+                        self.err(at, format!("`{word}` needs a duration, e.g. `{word} 2ms`"))
+                    );
                 }
-                "receive-from" => {
-                    let (p, timeout) = match args.as_slice() {
-                        [p] => (*p, None),
-                        [p, "timeout", d] => (*p, Some(self.duration(d, arg_at)?)),
-                        _ => return Err(self.err(at, "write `receive-from PROCESS`")),
-                    };
-                    Op::ReceiveFrom { proc: self.process(p, arg_at)?, timeout }
+                let d = parse_dist(rest).map_err(|m| self.err(arg_at, m))?;
+                if word == "work" {
+                    Op::Work(d)
+                } else {
+                    Op::Sleep(d)
                 }
-                "receive-any" => {
-                    let timeout = match args.as_slice() {
-                        [] => None,
-                        ["timeout", d] => Some(self.duration(d, arg_at)?),
-                        _ => return Err(self.err(at, "write `receive-any` or `receive-any timeout D`")),
-                    };
-                    Op::ReceiveAny { timeout }
-                }
-                "work" | "sleep" => {
-                    if rest.is_empty() {
-                        return Err(self.err(at, format!("`{word}` needs a duration, e.g. `{word} 2ms`")));
-                    }
-                    let d = parse_dist(rest).map_err(|m| self.err(arg_at, m))?;
-                    if word == "work" { Op::Work(d) } else { Op::Sleep(d) }
-                }
-                "spawn" => {
-                    let [p] = args.as_slice() else {
-                        return Err(self.err(at, "write `spawn PROCESS`"));
-                    };
-                    let proc = self.process(p, arg_at)?;
-                    if !self.procs[proc].1 {
-                        return Err(self.err(arg_at, format!(
+            }
+            "spawn" => {
+                let [p] = args.as_slice() else {
+                    return Err(self.err(at, "write `spawn PROCESS`"));
+                };
+                let proc = self.process(p, arg_at)?;
+                if !self.procs[proc].1 {
+                    return Err(self.err(arg_at, format!(
                             "process `{p}` starts with the run; give it `start = \"spawned\"` to spawn it"
                         )));
-                    }
-                    Op::Spawn(proc)
                 }
-                "exit" => match args.as_slice() {
-                    [] => Op::Exit(0),
-                    [c] => Op::Exit(c.parse().map_err(|_| self.err(arg_at, format!("exit code must be a number, found `{c}`")))?),
-                    _ => return Err(self.err(at, "write `exit` or `exit CODE`")),
-                },
-                "destroy" => {
-                    let [q] = args.as_slice() else {
-                        return Err(self.err(at, "write `destroy QUEUE`"));
-                    };
-                    let queue = self.queue_name(q, arg_at)?;
-                    let owns = match &self.queues[queue].kind {
-                        QueueKind::Port { receiver, .. } => *receiver == self.me,
-                        QueueKind::Mailbox { owner, .. } => *owner == Some(self.me),
-                    };
-                    if !owns {
-                        return Err(self.err(arg_at, format!(
+                Op::Spawn(proc)
+            }
+            "exit" => match args.as_slice() {
+                [] => Op::Exit(0),
+                [c] => Op::Exit(c.parse().map_err(|_| {
+                    self.err(arg_at, format!("exit code must be a number, found `{c}`"))
+                })?),
+                _ => return Err(self.err(at, "write `exit` or `exit CODE`")),
+            },
+            "destroy" => {
+                let [q] = args.as_slice() else {
+                    return Err(self.err(at, "write `destroy QUEUE`"));
+                };
+                let queue = self.queue_name(q, arg_at)?;
+                let owns = match &self.queues[queue].kind {
+                    QueueKind::Port { receiver, .. } => *receiver == self.me,
+                    QueueKind::Mailbox { owner, .. } => *owner == Some(self.me),
+                };
+                if !owns {
+                    return Err(self.err(
+                        arg_at,
+                        format!(
                             "process `{}` cannot destroy `{q}`: only its owner (receiver) can",
                             self.procs[self.me].0
-                        )));
-                    }
-                    Op::Destroy(queue)
+                        ),
+                    ));
                 }
-                other => {
-                    return Err(self.err(at, format!(
-                        "unknown statement `{other}` (send, receive, send-to, receive-from, receive-any, \
-                         call, reply, work, sleep, repeat, forever, end, spawn, exit, destroy)"
-                    )))
+                Op::Destroy(queue)
+            }
+            "assert" => {
+                if rest.is_empty() {
+                    return Err(self.err(at, "write `assert CONDITION`, e.g. `assert x == 3`"));
                 }
-            };
-            out.push(Stmt {
-                line: self.line_no(at),
-                op,
+                Op::Assert {
+                    cond: self.expr(script, rest)?,
+                }
+            }
+            _ => match self.assignment(script, w)? {
+                Some(op) => op,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(op))
+    }
+
+    /// `x = EXPR` or `x[EXPR] = EXPR`.
+    fn assignment(&self, script: &str, w: &Words<'_>) -> Result<Option<Op>, ScenarioError> {
+        let code = &script[w.at.min(script.len())..];
+        let code = code.lines().next().unwrap_or("");
+        let code = code.split('#').next().unwrap_or("").trim_end();
+        // `NAME =` or `NAME[`: an assignment (whatever errors follow).
+        let name_len = code
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(code.len());
+        let name = &code[..name_len];
+        let after = code[name_len..].trim_start();
+        let is_assign = (after.starts_with('=') && !after.starts_with("=="))
+            || (after.starts_with('[') && !name.is_empty());
+        if name.is_empty() || !is_assign {
+            return Ok(None);
+        }
+        let after_at = w.at + offset_in(code, after);
+        let (index, value_text) = if let Some(inside) = after.strip_prefix('[') {
+            // The index runs to the `]` that closes it.
+            let mut depth = 1usize;
+            let close = inside.char_indices().find_map(|(i, c)| {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ => {}
+                }
+                (depth == 0).then_some(i)
             });
+            let Some(close) = close else {
+                return Err(self.err(after_at, "this `[` has no `]`"));
+            };
+            let rest = inside[close + 1..].trim_start();
+            let Some(value) = rest.strip_prefix('=').filter(|_| !rest.starts_with("==")) else {
+                return Err(self.err(
+                    w.at,
+                    "write `NAME = EXPRESSION` or `NAME[INDEX] = EXPRESSION`",
+                ));
+            };
+            (Some(self.expr(script, &inside[..close])?), value.trim())
+        } else {
+            (None, after[1..].trim())
+        };
+        if value_text.is_empty() {
+            return Err(self.err(after_at, "write `NAME = EXPRESSION`"));
         }
-        match opened_at {
-            Some(at) => Err(self.err(at, "this block has no `end`")),
-            None => Ok(out),
+        if name == "id"
+            || name.starts_with(|c: char| c.is_ascii_uppercase())
+            || self.queues.iter().any(|q| q.name == name)
+        {
+            return Err(self.err(
+                w.at,
+                format!(
+                    "`{name}` cannot be assigned: it is a process's index (`id`), a symbol or \
+                     `[params]` name (upper case), or a port or mailbox"
+                ),
+            ));
         }
+        let value = self.expr(script, value_text)?;
+        Ok(Some(Op::Assign {
+            var: self.names.bind(name),
+            index,
+            value,
+        }))
+    }
+
+    /// `QUEUE [POLICY] [VALUE] [if GUARD]` after `send`, `try-send` or
+    /// `on send` (a guard only when `guarded`).
+    pub(crate) fn send_parts(
+        &self,
+        script: &str,
+        rest: &str,
+        arg_at: usize,
+        guarded: bool,
+    ) -> Result<SendParts, ScenarioError> {
+        let (rest, guard) = if guarded {
+            split_word(rest, "if")
+        } else {
+            (rest, None)
+        };
+        let guard = match guard {
+            Some("") => {
+                return Err(self.err(arg_at + rest.len(), "write `if CONDITION` after the value"))
+            }
+            Some(g) => Some(self.expr(script, g)?),
+            None => None,
+        };
+        let mut words = rest.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let after = rest[name.len()..].trim_start();
+        let (policy, value_text) = match after.split_whitespace().next() {
+            Some(p) if parse_policy(p).is_some() => (parse_policy(p), after[p.len()..].trim()),
+            _ => (None, after),
+        };
+        let value = if value_text.is_empty() {
+            None
+        } else {
+            let value = self.expr(script, value_text)?;
+            // `send q blok`: a misspelt policy reads as a variable never set.
+            if let [ExprOp::Var(slot)] = value.code.as_slice() {
+                self.single_word_values
+                    .borrow_mut()
+                    .push((*slot, offset_in(script, value_text)));
+            }
+            Some(value)
+        };
+        let dest = if self.queues.iter().any(|q| q.name == name) || !is_variable_name(name) {
+            let queue = self.queue(name, arg_at, true)?;
+            Dest::Queue(queue)
+        } else {
+            let slot = self.names.var(name);
+            self.dynamic_dests.borrow_mut().push((slot, arg_at));
+            Dest::Var(slot)
+        };
+        let on_full = policy.unwrap_or(match dest {
+            Dest::Queue(q) => self.queues[q].on_full,
+            Dest::Var(_) => OnFull::Block,
+        });
+        Ok(SendParts {
+            dest,
+            on_full,
+            value,
+            guard,
+        })
+    }
+
+    /// `QUEUE [PATTERN] [timeout D] [if GUARD]` after `receive`, `expect`
+    /// or `on receive` (a guard only when `guarded`).
+    pub(crate) fn receive_parts(
+        &self,
+        script: &str,
+        rest: &str,
+        arg_at: usize,
+        guarded: bool,
+    ) -> Result<ReceiveParts, ScenarioError> {
+        let (rest, guard) = if guarded {
+            split_word(rest, "if")
+        } else {
+            (rest, None)
+        };
+        let guard = match guard {
+            Some("") => {
+                return Err(self.err(
+                    arg_at + rest.len(),
+                    "write `if CONDITION` after the pattern",
+                ))
+            }
+            Some(g) => Some(self.expr(script, g)?),
+            None => None,
+        };
+        let (rest, timeout) = split_word(rest, "timeout");
+        let timeout = match timeout {
+            None => None,
+            Some(d) => {
+                let d_at = offset_in(script, d);
+                if guarded {
+                    return Err(self.err(
+                        d_at,
+                        "a `select` arm has no timeout of its own: add an `on timeout D` arm",
+                    ));
+                }
+                if d.is_empty() {
+                    return Err(self.err(arg_at, "write `receive QUEUE timeout D`"));
+                }
+                Some(self.duration(d, d_at)?)
+            }
+        };
+        let name = rest.split_whitespace().next().unwrap_or_default();
+        let queue = self.queue(name, arg_at, false)?;
+        let pattern_text = rest[name.len()..].trim();
+        let pattern = if pattern_text.is_empty() {
+            None
+        } else {
+            Some(self.pattern(script, pattern_text)?)
+        };
+        Ok(ReceiveParts {
+            queue,
+            pattern,
+            timeout,
+            guard,
+        })
     }
 
     fn queue_name(&self, name: &str, at: usize) -> Result<usize, ScenarioError> {
@@ -295,7 +575,7 @@ impl ScriptCtx<'_> {
         })
     }
 
-    fn duration(&self, text: &str, at: usize) -> Result<Duration, ScenarioError> {
+    pub(crate) fn duration(&self, text: &str, at: usize) -> Result<Duration, ScenarioError> {
         parse_duration(text).map_err(|m| self.err(at, m))
     }
 }

@@ -2,6 +2,8 @@
 //! anything is created, and a refusal names the feature and the reason.
 
 use super::*;
+use crate::scenario::{ArmKind, Process};
+use mkipc_kernel::OnFull;
 
 pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), String> {
     Err(format!(
@@ -10,19 +12,8 @@ pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(),
     ))
 }
 
-pub(super) fn walk<'a>(stmts: &'a [Stmt], out: &mut Vec<&'a Stmt>) {
-    for s in stmts {
-        out.push(s);
-        if let Op::Repeat(_, body) | Op::Forever(body) = &s.op {
-            walk(body, out);
-        }
-    }
-}
-
 pub(super) fn statements(scn: &Scenario, proc: usize) -> Vec<&Stmt> {
-    let mut out = Vec::new();
-    walk(&scn.processes[proc].script, &mut out);
-    out
+    crate::scenario::walk(&scn.processes[proc].script)
 }
 
 /// `/proc/sys/fs/mqueue/msg_max`: the largest `mq_maxmsg` an ordinary user may ask for.
@@ -128,34 +119,8 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
     }
     for (i, p) in scn.processes.iter().enumerate() {
         for s in statements(scn, i) {
-            let peer = match &s.op {
-                Op::SendTo { proc } | Op::ReceiveFrom { proc, .. } => Some(*proc),
-                Op::Send {
-                    queue,
-                    on_full: mkipc_kernel::OnFull::DropOldest,
-                } if !scn.queues[*queue].is_mailbox() => {
-                    return unsupported(
-                        scn,
-                        format!(
-                            "`send {} drop-oldest` (line {}) is",
-                            scn.queues[*queue].name, s.line
-                        ),
-                        mkipc_kernel::Unsupported::DropOldest.reason(),
-                    );
-                }
-                _ => None,
-            };
-            if let Some(peer) = peer {
-                if p.spawned || scn.processes[peer].spawned {
-                    return unsupported(
-                        scn,
-                        format!(
-                            "direct communication between `{}` and `{}` (line {}) is",
-                            p.name, scn.processes[peer].name, s.line
-                        ),
-                        "direct links are pipes made when processes start together, and a spawned process starts later",
-                    );
-                }
+            if let Some(why) = refusal(scn, p, s) {
+                return unsupported(scn, why.0, &why.1);
             }
         }
     }
@@ -165,4 +130,87 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
 pub(super) fn mkipc_os_is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Why the os backend cannot run statement `s` of process `p`: the feature
+/// ("... is") and the reason. Every statement is named (no catch-all), so a
+/// new one cannot pass this check unnoticed.
+fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
+    let direct = |peer: usize| {
+        (p.spawned || scn.processes[peer].spawned).then(|| {
+            (
+                format!(
+                    "direct communication between `{}` and `{}` (line {}) is",
+                    p.name, scn.processes[peer].name, s.line
+                ),
+                "direct links are pipes made when processes start together, and a spawned process starts later"
+                    .to_string(),
+            )
+        })
+    };
+    match &s.op {
+        Op::SendTo { proc } | Op::ReceiveFrom { proc, .. } => direct(*proc),
+        Op::Send {
+            queue,
+            on_full: OnFull::DropOldest,
+            ..
+        } if !scn.queues[*queue].is_mailbox() => Some((
+            format!(
+                "`send {} drop-oldest` (line {}) is",
+                scn.queues[*queue].name, s.line
+            ),
+            mkipc_kernel::Unsupported::DropOldest.to_string(),
+        )),
+        Op::SendVia {
+            on_full: OnFull::DropOldest,
+            ..
+        } => Some((
+            format!(
+                "a `drop-oldest` send to a queue held in a variable (line {}) is",
+                s.line
+            ),
+            format!(
+                "it may be a port: {}",
+                mkipc_kernel::Unsupported::DropOldest
+            ),
+        )),
+        Op::Select(arms) => {
+            let mut queues: Vec<usize> = Vec::new();
+            for a in arms {
+                if let ArmKind::Receive { queue, .. } = a.kind {
+                    if !queues.contains(&queue) {
+                        queues.push(queue);
+                    }
+                }
+            }
+            (queues.len() > 1).then(|| {
+                (
+                    format!(
+                        "a `select` receiving from more than one queue (line {}) is",
+                        s.line
+                    ),
+                    "the os backend's select does not say which queue a message came from"
+                        .to_string(),
+                )
+            })
+        }
+        Op::Send { .. }
+        | Op::SendVia { .. }
+        | Op::Receive { .. }
+        | Op::ReceiveAny { .. }
+        | Op::Call { .. }
+        | Op::Reply
+        | Op::Work(_)
+        | Op::Sleep(_)
+        | Op::Repeat(..)
+        | Op::Forever(_)
+        | Op::Spawn(_)
+        | Op::Exit(_)
+        | Op::Destroy(_)
+        | Op::Assign { .. }
+        | Op::If { .. }
+        | Op::While { .. }
+        | Op::TrySend { .. }
+        | Op::Assert { .. } => None,
+    }
 }

@@ -49,6 +49,7 @@ impl Host for OsHost<'_> {
             scale: self.scale,
             pids,
             file: self.file.clone(),
+            overrides: shared.scenario.overrides.clone(),
             source: self.source.to_string(),
         };
         let mut c = self.os.spawn(Spawn::new(ROLE)).map_err(|e| e.to_string())?;
@@ -156,7 +157,7 @@ pub(super) fn role(os: &OsProcess) -> i32 {
     let Some(setup) = Setup::decode(&setup_msg.body.into_vec(), 0) else {
         return send_error(0, "malformed setup message".into());
     };
-    let scn = match super::super::parse(&setup.file, &setup.source) {
+    let scn = match super::super::parse_with(&setup.file, &setup.source, &setup.overrides) {
         Ok(s) => Arc::new(s),
         Err(e) => return send_error(0, e.to_string()),
     };

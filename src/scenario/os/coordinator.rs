@@ -193,6 +193,7 @@ pub(super) fn coordinate(
             scale: opts.time_scale,
             pids: pids.clone(),
             file: scn.file.clone(),
+            overrides: scn.overrides.clone(),
             source: scn.source.to_string(),
         };
         let mut msg = Message::new(SETUP, setup.encode());
@@ -345,6 +346,12 @@ pub(super) fn summarize(
                 .processes
                 .get(l.idx)
                 .map_or_else(|| format!("#{}", l.idx), |p| p.name.clone());
+            let check = [ASSERT_FAILED, EXPECT_FAILED]
+                .iter()
+                .any(|m| l.error.contains(&format!(": {m}: ")));
+            if check {
+                failures.push(format!("`{name}` {}", l.error));
+            }
             if l.status == "-" || (l.killed_for.is_none() && l.status.starts_with("signal:")) {
                 failures.push(format!(
                     "process `{name}` ended abnormally: {}",

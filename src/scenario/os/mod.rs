@@ -46,7 +46,7 @@ use mkipc_kernel::{
 use mkipc_os::{Child, OsProcess, Role, Spawn};
 use mkipc_sim::{Dist, ExitStatus, SimRng};
 
-use super::interp::{run_script, Host, Shared};
+use super::interp::{run_script, Host, Shared, ASSERT_FAILED, EXPECT_FAILED};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario, Stmt};
 

@@ -32,6 +32,8 @@ pub(super) struct Setup {
     pub(super) scale: f64,
     pub(super) pids: Vec<Option<u32>>,
     pub(super) file: String,
+    /// The `--set` overrides the coordinator parsed the scenario with.
+    pub(super) overrides: Vec<(String, i64)>,
     pub(super) source: String,
 }
 
@@ -48,6 +50,9 @@ impl Setup {
             }
         }
         let _ = writeln!(t, "file {}", self.file.replace('\n', " "));
+        for (name, value) in &self.overrides {
+            let _ = writeln!(t, "set {name} {value}");
+        }
         t.push_str("source\n");
         t.push_str(&self.source);
         t.into_bytes()
@@ -66,6 +71,7 @@ impl Setup {
             scale: 1.0,
             pids: vec![None; nprocs_hint],
             file: String::new(),
+            overrides: Vec::new(),
             source: source.to_string(),
         };
         for line in lines {
@@ -83,6 +89,10 @@ impl Setup {
                     s.pids[i] = Some(p.parse().ok()?);
                 }
                 "file" => s.file = v.to_string(),
+                "set" => {
+                    let (name, value) = v.split_once(' ')?;
+                    s.overrides.push((name.to_string(), value.parse().ok()?));
+                }
                 _ => return None,
             }
         }
