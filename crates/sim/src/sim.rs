@@ -309,6 +309,17 @@ impl Sim {
             || !self.time_kills.is_empty()
             || !self.random_kills.is_empty();
         core.fast_path.set(!faults && self.invariants.is_empty());
+        if let Some(d) = &core.dpor {
+            // Invariants see the state after every step, and faults strike
+            // at a step count or at random per step: under either, no two
+            // steps commute (DESIGN.md, "Exploration").
+            let per_step = !self.invariants.is_empty()
+                || !self.step_kills.is_empty()
+                || !self.random_kills.is_empty();
+            if per_step {
+                d.set_all_global();
+            }
+        }
         // A process that chose its successor at a scheduling point (see
         // `SimCtx::point`) hands it over here; the step is already counted.
         let mut chosen: Option<ProcId> = None;
@@ -386,6 +397,9 @@ impl Sim {
             if core.ready.borrow().is_empty() {
                 match self.next_event_time() {
                     Some(t) => {
+                        if let Some(d) = &core.dpor {
+                            d.tick();
+                        }
                         core.advance_clock(t);
                         self.fire_timers();
                         continue;
