@@ -39,6 +39,11 @@ impl Sim {
             if m.state == PState::Done {
                 return;
             }
+            if m.state == PState::Ready {
+                if let Some(d) = &core.dpor {
+                    d.killed_ready(id);
+                }
+            }
             m.killed = true;
         }
         core.emit(id, EventKind::Killed { cause });

@@ -278,6 +278,25 @@ impl Sim {
     /// schedule that replays it).
     pub fn run(mut self) -> Result<Report, Failure> {
         let failure = self.run_loop();
+        if let Some(d) = &self.core.dpor {
+            // A run stopped by a failure before it could end (a panic, a
+            // failed invariant, the step limit) is cut short: what the
+            // processes still alive would have done is unknown, so each of
+            // them is taken to do something dependent with everything next.
+            // A deadlock or a normal end is not cut short.
+            let cut_short = failure
+                .as_ref()
+                .is_some_and(|f| !matches!(f, FailureReason::Deadlock(_)));
+            let live: Vec<u32> = if cut_short {
+                let procs = self.core.procs.borrow();
+                (0..procs.len() as u32)
+                    .filter(|&i| procs[i as usize].state != PState::Done)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            d.end_run(live);
+        }
         let report = self.finish();
         if let Some(reason) = failure {
             return Err(Failure {
@@ -362,6 +381,8 @@ impl Sim {
                     self.end_process(id, status);
                 }
                 Err(payload) => {
+                    // The panic stops the run: dependent with everything.
+                    core.touch_global();
                     self.coroutines[id.0 as usize] = None;
                     let message = panic_message(&*payload);
                     self.end_process(id, ExitStatus::Panicked(message.clone()));

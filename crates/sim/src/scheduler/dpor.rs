@@ -114,6 +114,9 @@ struct Ev {
     /// The sleep set here (only for steps past the replayed prefix).
     sleep: Vec<(u32, Footprint)>,
     fp: Footprint,
+    /// Processes that could run and that this step killed: their next step
+    /// never ran (module docs).
+    killed: Vec<u32>,
 }
 
 /// A state of the exploration tree: one step of the current run.
@@ -159,6 +162,10 @@ struct Inner {
     blocked_at: Option<usize>,
     diverged: bool,
     multi_queue: bool,
+    /// The run is over: nothing more is recorded.
+    ended: bool,
+    /// Processes still alive when a failure cut the run short.
+    cut_short: Vec<u32>,
     // ----- the exploration tree
     tree: Vec<Node>,
 }
@@ -201,6 +208,7 @@ impl Inner {
             enabled,
             sleep,
             fp,
+            killed: Vec::new(),
         });
         self.nodes += 1;
         self.settled = false;
@@ -257,6 +265,16 @@ impl DporTrail {
         i.blocked_at = None;
         i.diverged = false;
         i.multi_queue = false;
+        i.ended = false;
+        i.cut_short.clear();
+    }
+
+    /// The run is over; `cut_short` lists the processes still alive if a
+    /// failure stopped it before it could end.
+    pub(crate) fn end_run(&self, cut_short: Vec<u32>) {
+        let mut i = self.inner.borrow_mut();
+        i.ended = true;
+        i.cut_short = cut_short;
     }
 
     /// Every step from now on is global (the run has per-step checks or
@@ -291,27 +309,51 @@ impl DporTrail {
             enabled: Vec::new(),
             sleep: Vec::new(),
             fp: Footprint::global(),
+            killed: Vec::new(),
         });
         i.settled = false;
     }
 
     /// The current step touches `obj`.
     pub(crate) fn touch(&self, obj: Obj, write: bool) {
-        if let Some(e) = self.inner.borrow_mut().events.last_mut() {
+        let mut i = self.inner.borrow_mut();
+        if i.ended {
+            return;
+        }
+        if let Some(e) = i.events.last_mut() {
             e.fp.touch(obj, write);
         }
     }
 
     /// The current step is dependent with every other.
     pub(crate) fn touch_global(&self) {
-        if let Some(e) = self.inner.borrow_mut().events.last_mut() {
+        let mut i = self.inner.borrow_mut();
+        if i.ended {
+            return;
+        }
+        if let Some(e) = i.events.last_mut() {
             e.fp.set_global();
+        }
+    }
+
+    /// The current step killed `proc`, which could run: its next step,
+    /// never run, is taken to be dependent with everything.
+    pub(crate) fn killed_ready(&self, proc: ProcId) {
+        let mut i = self.inner.borrow_mut();
+        if i.ended {
+            return;
+        }
+        if let Some(e) = i.events.last_mut() {
+            e.killed.push(proc.0);
         }
     }
 
     /// The current step receives from several queues at once.
     pub(crate) fn multi_queue(&self) {
         let mut i = self.inner.borrow_mut();
+        if i.ended {
+            return;
+        }
         i.multi_queue = true;
         if let Some(e) = i.events.last_mut() {
             e.fp.set_global();
@@ -374,14 +416,42 @@ impl DporTrail {
             ev_node.push(Some(k));
             k += 1;
         }
-        let events = &events[..kept];
+        // The steps to analyse: the run's, plus a global pseudo-step for
+        // each process killed while it could run (right after the kill),
+        // and for each process alive when a failure cut the run short (at
+        // the end). Those are the next steps the run never ran.
+        let pseudo = |p: u32| Ev {
+            proc: p,
+            enabled: Vec::new(),
+            sleep: Vec::new(),
+            fp: Footprint::global(),
+            killed: Vec::new(),
+        };
+        let mut analysed: Vec<Ev> = Vec::with_capacity(kept);
+        let mut analysed_node: Vec<Option<usize>> = Vec::with_capacity(kept);
+        for (ev, node) in events.into_iter().take(kept).zip(ev_node) {
+            let killed = ev.killed.clone();
+            analysed.push(ev);
+            analysed_node.push(node);
+            for p in killed {
+                analysed.push(pseudo(p));
+                analysed_node.push(None);
+            }
+        }
+        if inner.blocked_at.is_none() {
+            for &p in &inner.cut_short {
+                analysed.push(pseudo(p));
+                analysed_node.push(None);
+            }
+        }
+        let (events, ev_node) = (analysed, analysed_node);
         if !info.diverged {
             // The first step that is new in this run.
             let from = ev_node
                 .iter()
                 .position(|n| n.is_some_and(|k| k + 1 >= prefix_len))
                 .unwrap_or(events.len());
-            info.cut = add_backtracks(&mut inner.tree, events, &ev_node, from, max_depth);
+            info.cut = add_backtracks(&mut inner.tree, &events, &ev_node, from, max_depth);
         }
         // The next branch: the deepest node with a process left to explore.
         while let Some(n) = inner.tree.last_mut() {
