@@ -527,6 +527,9 @@ fn add_backtracks(
     let mut seq: Vec<u32> = Vec::with_capacity(n);
     let mut last_of: Vec<Option<usize>> = vec![None; width];
     let mut races: Vec<(usize, usize)> = Vec::new();
+    // A pseudo-step (a next step that never ran) races with what came
+    // before it but orders nothing after it: it did not happen.
+    let pseudo = |k: usize| ev_node[k].is_none() && events[k].proc != TICK;
     for j in 0..n {
         let s = slot(&events[j]);
         let mut c = match last_of[s] {
@@ -536,7 +539,11 @@ fn add_backtracks(
         let my_seq = c[s] + 1;
         for i in (0..j).rev() {
             let si = slot(&events[i]);
-            if si == s || c[si] >= seq[i] || !events[i].fp.dependent(&events[j].fp) {
+            if si == s
+                || pseudo(i)
+                || c[si] >= seq[i]
+                || !events[i].fp.dependent(&events[j].fp)
+            {
                 continue;
             }
             if j >= from && events[i].proc != TICK && events[j].proc != TICK {
@@ -549,7 +556,9 @@ fn add_backtracks(
         c[s] = my_seq;
         clocks.push(c);
         seq.push(my_seq);
-        last_of[s] = Some(j);
+        if !pseudo(j) {
+            last_of[s] = Some(j);
+        }
     }
     let mut cut = 0;
     for (i, j) in races {
