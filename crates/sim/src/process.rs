@@ -174,10 +174,14 @@ impl Blocker for SimCtx {
         core.procs.borrow_mut()[self.id.0 as usize].blocked_on = op;
         let outcome = loop {
             self.suspend(Suspend::Block { deadline });
-            self.redo_touches();
             if let Some(outcome) = core.kernel.wait_take(self.pid, token) {
+                // Completed by a peer's step, which wrote this wait: the
+                // resuming step only reads the outcome.
+                core.touch(Obj::Wait(self.id.0), false);
                 break outcome;
             }
+            // A timeout or a kill: cancelling touches the queue.
+            self.redo_touches();
             let timed_out =
                 std::mem::take(&mut core.procs.borrow_mut()[self.id.0 as usize].timed_out);
             if timed_out || core.is_killed(self.id) {

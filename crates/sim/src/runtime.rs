@@ -260,6 +260,10 @@ impl Core {
         let mut procs = self.procs.borrow_mut();
         let mut ready = self.ready.borrow_mut();
         for id in woken.drain(..) {
+            if let Some(d) = &self.dpor {
+                // The step that just ended completed `id`'s wait.
+                d.woke(id);
+            }
             let m = &mut procs[id as usize];
             if m.state == PState::Blocked {
                 m.state = PState::Ready;

@@ -55,6 +55,10 @@ pub(crate) enum Obj {
     MailboxNames,
     /// The run's shared random stream (`random_below`, random durations).
     Rng,
+    /// The completion of a process's blocked operation: written by the step
+    /// that completed it (and woke the process), read by the step that
+    /// resumes the process.
+    Wait(u32),
     /// The kernel's global arrival order of messages: written by every send
     /// once the run has shown a receive from several queues at once, which
     /// picks the oldest message by it.
@@ -117,6 +121,8 @@ struct Ev {
     /// Processes that could run and that this step killed: their next step
     /// never ran (module docs).
     killed: Vec<u32>,
+    /// Processes whose blocked operation this step completed (woke).
+    woke: Vec<u32>,
 }
 
 /// A state of the exploration tree: one step of the current run.
@@ -209,6 +215,7 @@ impl Inner {
             sleep,
             fp,
             killed: Vec::new(),
+            woke: Vec::new(),
         });
         self.nodes += 1;
         self.settled = false;
@@ -310,6 +317,7 @@ impl DporTrail {
             sleep: Vec::new(),
             fp: Footprint::global(),
             killed: Vec::new(),
+            woke: Vec::new(),
         });
         i.settled = false;
     }
@@ -333,6 +341,18 @@ impl DporTrail {
         }
         if let Some(e) = i.events.last_mut() {
             e.fp.set_global();
+        }
+    }
+
+    /// The current step completed `proc`'s blocked operation.
+    pub(crate) fn woke(&self, proc: u32) {
+        let mut i = self.inner.borrow_mut();
+        if i.ended {
+            return;
+        }
+        if let Some(e) = i.events.last_mut() {
+            e.fp.touch(Obj::Wait(proc), true);
+            e.woke.push(proc);
         }
     }
 
@@ -426,6 +446,7 @@ impl DporTrail {
             sleep: Vec::new(),
             fp: Footprint::global(),
             killed: Vec::new(),
+            woke: Vec::new(),
         };
         let mut analysed: Vec<Ev> = Vec::with_capacity(kept);
         let mut analysed_node: Vec<Option<usize>> = Vec::with_capacity(kept);
@@ -539,14 +560,17 @@ fn add_backtracks(
         let my_seq = c[s] + 1;
         for i in (0..j).rev() {
             let si = slot(&events[i]);
-            if si == s
-                || pseudo(i)
-                || c[si] >= seq[i]
-                || !events[i].fp.dependent(&events[j].fp)
-            {
+            if si == s || pseudo(i) || c[si] >= seq[i] || !events[i].fp.dependent(&events[j].fp) {
                 continue;
             }
-            if j >= from && events[i].proc != TICK && events[j].proc != TICK {
+            // Not a race: the step that woke a blocked process and the
+            // step resuming it (the first of that process since), which
+            // cannot run first. The other steps that could have woken it
+            // touch the same queue, so they race with the waker directly.
+            let enabling = !pseudo(j)
+                && events[i].woke.contains(&events[j].proc)
+                && last_of[s].is_none_or(|l| l < i);
+            if j >= from && events[i].proc != TICK && events[j].proc != TICK && !enabling {
                 races.push((i, j));
             }
             for (a, b) in c.iter_mut().zip(&clocks[i]) {
