@@ -37,7 +37,7 @@ enum Op {
 #[derive(Clone, Debug)]
 struct Model {
     /// Capacity code per port: 0 rendezvous, 1 and 2 bounded, 3 unbounded;
-    /// plus 4 for a mailbox (anyone sends and receives) of that capacity.
+    /// 8 and up a mailbox (anyone sends and receives) of capacity code % 4.
     ports: Vec<u8>,
     /// Operations per process; process `i % procs` owns port `i`.
     procs: Vec<Vec<Op>>,
@@ -81,7 +81,7 @@ fn model() -> impl Strategy<Value = Model> {
             // At most 6 operations in all keeps the plain search small.
             let per = (6 / procs).max(1);
             (
-                prop::collection::vec(0..8u8, ports),
+                prop::collection::vec(0..11u8, ports),
                 prop::collection::vec(prop::collection::vec(op(procs, ports), 1..=per), procs),
                 prop::option::weighted(0.15, (0..procs, 0..3u64)),
             )
@@ -98,13 +98,13 @@ type Log = Rc<RefCell<Vec<Vec<String>>>>;
 
 fn install(m: &Model, sim: &mut Sim, log: &Log) {
     let n = m.procs.len();
-    let mailbox = |i: usize| m.ports[i] >= 4;
+    let mailbox = |i: usize| m.ports[i] >= 8;
     let ports: Vec<PortName> = m
         .ports
         .iter()
         .enumerate()
         .map(|(i, &c)| {
-            if c >= 4 {
+            if c >= 8 {
                 sim.mailbox(&format!("p{i}"), capacity(c)).unwrap()
             } else {
                 sim.port(&format!("p{i}"), capacity(c)).unwrap()
@@ -295,7 +295,7 @@ proptest! {
     #[test]
     fn dpor_reaches_what_plain_dfs_reaches(m in model()) {
         // Models too big for the plain search to finish quickly are skipped.
-        let verdict = check(&m, 1_500);
+        let verdict = check(&m, 300);
         prop_assume!(verdict.is_some());
         if let Some(Err(e)) = verdict {
             prop_assert!(false, "{}", e);
