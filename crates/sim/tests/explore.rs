@@ -307,3 +307,42 @@ fn dpor_sees_arrival_order_across_ports() {
         );
     }
 }
+
+/// A queue invariant (one queue at a time) keeps the reduction on and is
+/// still checked in every state the queue goes through.
+#[test]
+fn a_queue_invariant_keeps_dpor_on_and_is_found() {
+    let model = |sim: &mut Sim| {
+        let q = sim.port("q", Capacity::Unbounded).unwrap();
+        for name in ["a", "b"] {
+            sim.spawn_with(name, &[Inherit::send(q)], |p| {
+                p.send(p.right(0), Message::from_u64(1, 0))?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        sim.spawn_with("sink", &[Inherit::receive(q)], |p| {
+            p.receive(p.right(0))?;
+            p.receive(p.right(0))?;
+            Ok(())
+        })
+        .unwrap();
+        sim.queue_invariant("q holds at most one", |v| {
+            // One condition per queue: each holds at most one message.
+            match v.kernel().queue_stats().iter().find(|s| s.len > 1) {
+                None => Ok(()),
+                Some(s) => Err(format!("{} queued", s.len)),
+            }
+        });
+    };
+    let found = Explorer::new().exhaustive(usize::MAX, 10_000).run(model);
+    assert!(found.reduction_note.is_none(), "{:?}", found.reduction_note);
+    assert!(
+        matches!(
+            found.failure.as_ref().map(|f| &f.reason),
+            Some(FailureReason::Invariant { .. })
+        ),
+        "{:?}",
+        found.failure
+    );
+}
