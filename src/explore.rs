@@ -256,6 +256,10 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
             // Setup succeeded once already; it is deterministic.
             let _ = setup_sim(scn, sim);
         });
+    let mut coverage = outcome.coverage();
+    if let Some(note) = outcome.reduction_note {
+        coverage = format!("{coverage}; {note}");
+    }
     let failure = outcome.failure.map(|f| {
         let schedule = f.report.schedule.to_string();
         FoundFailure {
@@ -268,10 +272,6 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
     });
     if opts.progress {
         eprintln!("explored {} schedules", outcome.runs);
-    }
-    let mut coverage = outcome.coverage();
-    if let Some(note) = outcome.reduction_note {
-        coverage = format!("{coverage}; {note}");
     }
     ExploreResult {
         runs: outcome.runs,
