@@ -755,14 +755,9 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions) -> i32
         }
         Ok(r) => match r.failure {
             None => {
-                let what = if opts.exhaustive.is_some() {
-                    if r.complete {
-                        "every schedule within the bound"
-                    } else {
-                        "schedules (the bound was not exhausted: raise --max-runs)"
-                    }
-                } else {
-                    "seeds"
+                let what = match &r.coverage {
+                    Some(coverage) => coverage.as_str(),
+                    None => "seeds",
                 };
                 println!("no failure in {} runs ({what})", r.runs);
                 0

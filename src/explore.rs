@@ -105,8 +105,13 @@ pub struct ExploreResult {
     pub runs: u64,
     /// The first failure, if any.
     pub failure: Option<FoundFailure>,
-    /// Exhaustive mode: every schedule within the bound was run.
+    /// Exhaustive mode: the whole space was covered (every schedule, or one
+    /// of each class of equivalent ones under partial-order reduction), no
+    /// choice point cut by the bound, no stop at `--max-runs`.
     pub complete: bool,
+    /// Exhaustive mode: one line on what was covered, or how the search
+    /// was cut and by how much (`ExploreOutcome::coverage`).
+    pub coverage: Option<String>,
 }
 
 fn scheduler(opts: &ExploreOptions) -> Option<SchedulerKind> {
@@ -246,6 +251,7 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
         runs,
         failure,
         complete: false,
+        coverage: None,
     }
 }
 
@@ -259,6 +265,10 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
             // Setup succeeded once already; it is deterministic.
             let _ = setup_sim(scn, sim);
         });
+    let mut coverage = outcome.coverage();
+    if let Some(note) = outcome.reduction_note {
+        coverage = format!("{coverage}; {note}");
+    }
     let failure = outcome.failure.map(|f| {
         let schedule = f.report.schedule.to_string();
         FoundFailure {
@@ -276,5 +286,6 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
         runs: outcome.runs,
         failure,
         complete: outcome.complete,
+        coverage: Some(coverage),
     }
 }

@@ -110,7 +110,8 @@ impl QueueSampler {
                 .collect::<Vec<_>>(),
         ));
         let shared = Rc::clone(&series);
-        sim.invariant("queue sampler", move |view| {
+        // Per queue only: keeps partial-order reduction on.
+        sim.queue_invariant("queue sampler", move |view| {
             let stats = view.kernel().queue_stats();
             let now = view.now();
             let mut series = shared.borrow_mut();

@@ -167,6 +167,7 @@ impl SimBuilder {
         let mut sched_rng = root.fork();
         let world_rng = root.fork();
         let sched = self.scheduler.build(&mut sched_rng);
+        let dpor = self.scheduler.dpor();
         let core = Core {
             kernel,
             init,
@@ -194,6 +195,7 @@ impl SimBuilder {
             sched: RefCell::new(sched),
             sched_rng: RefCell::new(sched_rng),
             stacks: StackPool::cached(self.stack_size),
+            dpor,
         };
         Sim {
             core: Rc::new(core),

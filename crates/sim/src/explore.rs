@@ -50,14 +50,68 @@ use mkipc_kernel::KernelStats;
 
 use crate::report::{Failure, FailureReason, Report};
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
-use crate::scheduler::{DfsTrail, SchedulerKind};
+use crate::scheduler::{DfsTrail, DporTrail, SchedulerKind};
 use crate::sim::Sim;
 use crate::trace::Trace;
 
 #[derive(Clone, Debug)]
 enum Mode {
     Seeds(Range<u64>),
-    Exhaustive { max_depth: usize, max_runs: u64 },
+    Exhaustive {
+        max_depth: usize,
+        max_runs: u64,
+        reduction: Reduction,
+    },
+}
+
+/// Which schedules an exhaustive search runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// Every schedule: plain depth-first search, branching at every choice
+    /// point. For comparison and for models whose processes share state
+    /// outside the kernel.
+    None,
+    /// One schedule per class of equivalent schedules: dynamic
+    /// partial-order reduction with sleep sets (the default; see
+    /// [`scheduler`](crate::scheduler) and DESIGN.md, "Exploration").
+    /// Sound for processes that communicate only through the kernel.
+    #[default]
+    Dpor,
+}
+
+/// Why an exhaustive search did not cover the whole space.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchCut {
+    /// Alternatives not branched on because their choice point was past
+    /// the bound, summed over the runs (a lower bound on the schedules left
+    /// out; 0 when the bound cut nothing).
+    pub past_bound: u64,
+    /// The search stopped at `max_runs` with branches left.
+    pub max_runs: bool,
+    /// Branches still to explore when it stopped (0 unless `max_runs`).
+    pub pending: u64,
+}
+
+impl std::fmt::Display for SearchCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.max_runs {
+            parts.push(format!(
+                "stopped at the run limit with at least {} branch(es) unexplored",
+                self.pending.max(1)
+            ));
+        }
+        if self.past_bound > 0 {
+            parts.push(format!(
+                "{} alternative(s) past the bound not branched on",
+                self.past_bound
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("cut".to_string());
+        }
+        write!(f, "{}", parts.join("; "))
+    }
 }
 
 /// Runs a model under many schedules (module docs).
@@ -71,19 +125,68 @@ pub struct Explorer {
 /// What an exploration found.
 #[derive(Debug)]
 pub struct ExploreOutcome {
-    /// Runs performed.
+    /// Runs performed (a stopped search counts the runs it did).
     pub runs: u64,
+    /// Scheduling steps over all runs.
+    pub steps: u64,
     /// The first failing run, if any.
     pub failure: Option<Failure>,
-    /// For exhaustive exploration: every schedule within the bound was run.
+    /// For exhaustive exploration: the whole space was covered — every
+    /// schedule, or (under [`Reduction::Dpor`]) one of every class of
+    /// equivalent schedules — with no choice point cut by the bound, no
+    /// stop at the run limit, and no failure ending it early.
     pub complete: bool,
+    /// For an exhaustive search that was not complete for lack of bound or
+    /// runs: by how much it was cut.
+    pub cut: Option<SearchCut>,
+    /// The reduction an exhaustive search used (`None` for seeded runs).
+    pub reduction: Option<Reduction>,
+    /// Under DPOR: runs found redundant partway (their continuation was
+    /// already covered); they count in `runs`.
+    pub redundant_runs: u64,
+    /// Under DPOR: why the reduction could not reduce, if it could not
+    /// (per-step invariants or faults make every step dependent; a model
+    /// that did not repeat a replayed prefix is not deterministic).
+    pub reduction_note: Option<&'static str>,
 }
 
 impl ExploreOutcome {
+    fn new(runs: u64) -> ExploreOutcome {
+        ExploreOutcome {
+            runs,
+            steps: 0,
+            failure: None,
+            complete: false,
+            cut: None,
+            reduction: None,
+            redundant_runs: 0,
+            reduction_note: None,
+        }
+    }
+
     /// Panics with the failure (and its replay line) if there was one.
     pub fn assert_ok(&self) {
         if let Some(f) = &self.failure {
             panic!("exploration failed after {} runs:\n{f}", self.runs);
+        }
+    }
+
+    /// One line on what an exhaustive search covered: complete, or cut and
+    /// by how much.
+    pub fn coverage(&self) -> String {
+        let how = match self.reduction {
+            Some(Reduction::Dpor) => "partial-order reduction",
+            Some(Reduction::None) => "no reduction",
+            None => "seeded",
+        };
+        if self.complete {
+            format!("complete: the whole space was covered ({how})")
+        } else if let Some(cut) = &self.cut {
+            format!("incomplete ({how}): {cut}")
+        } else if self.failure.is_some() {
+            format!("stopped at the first failure ({how})")
+        } else {
+            format!("incomplete ({how})")
         }
     }
 }
@@ -119,12 +222,22 @@ impl Explorer {
         self
     }
     /// Every schedule, branching on the first `max_depth` choice points, at
-    /// most `max_runs` runs.
+    /// most `max_runs` runs; with partial-order reduction unless
+    /// [`Explorer::reduction`] says otherwise.
     pub fn exhaustive(mut self, max_depth: usize, max_runs: u64) -> Explorer {
         self.mode = Mode::Exhaustive {
             max_depth,
             max_runs,
+            reduction: Reduction::default(),
         };
+        self
+    }
+    /// The reduction of an exhaustive search (call after
+    /// [`Explorer::exhaustive`]; no effect on seeded runs).
+    pub fn reduction(mut self, r: Reduction) -> Explorer {
+        if let Mode::Exhaustive { reduction, .. } = &mut self.mode {
+            *reduction = r;
+        }
         self
     }
     /// Whether a run that leaves anything in the kernel fails (default on).
@@ -133,7 +246,7 @@ impl Explorer {
         self
     }
 
-    fn one(&self, builder: SimBuilder, setup: &dyn Fn(&mut Sim)) -> Result<(), Failure> {
+    fn one(&self, builder: SimBuilder, setup: &dyn Fn(&mut Sim)) -> Result<Report, Failure> {
         let mut sim = builder.build();
         setup(&mut sim);
         if self.check_leaks {
@@ -148,7 +261,7 @@ impl Explorer {
                 }
             });
         }
-        sim.run().map(drop)
+        sim.run()
     }
 
     /// Explores; stops at the first failure.
@@ -157,80 +270,192 @@ impl Explorer {
     /// if it is not a schedule, runs nothing and returns a failure with
     /// [`FailureReason::BadReplay`] (and `runs == 0`).
     pub fn run(&self, setup: impl Fn(&mut Sim)) -> ExploreOutcome {
+        self.drive(&setup, &mut |_| {}, true)
+    }
+
+    /// Explores to the end, failures or not, showing every run's result to
+    /// `visit` (the outcome's `failure` is the first one). For comparing
+    /// searches: the distinct failures and end states they reach.
+    pub fn run_all(
+        &self,
+        setup: impl Fn(&mut Sim),
+        mut visit: impl FnMut(&Result<Report, Failure>),
+    ) -> ExploreOutcome {
+        self.drive(&setup, &mut visit, false)
+    }
+
+    fn drive(
+        &self,
+        setup: &dyn Fn(&mut Sim),
+        visit: &mut dyn FnMut(&Result<Report, Failure>),
+        stop: bool,
+    ) -> ExploreOutcome {
         if let Some(value) = std::env::var_os(REPLAY_ENV) {
             // Blank means unset, as for `SimBuilder::replay_from_env`; a value
             // that is not a schedule is reported, never explored past.
             let value = value.to_string_lossy().into_owned();
             if !value.trim().is_empty() {
                 return match value.parse::<Schedule>() {
-                    Ok(schedule) => ExploreOutcome {
-                        runs: 1,
-                        failure: self.one(self.base.clone().replay(schedule), &setup).err(),
-                        complete: false,
-                    },
-                    Err(error) => ExploreOutcome {
-                        runs: 0,
-                        failure: Some(bad_replay(value, error)),
-                        complete: false,
-                    },
+                    Ok(schedule) => {
+                        let r = self.one(self.base.clone().replay(schedule), setup);
+                        visit(&r);
+                        let mut out = ExploreOutcome::new(1);
+                        out.failure = r.err();
+                        out
+                    }
+                    Err(error) => {
+                        let mut out = ExploreOutcome::new(0);
+                        out.failure = Some(bad_replay(value, error));
+                        out
+                    }
                 };
             }
         }
         match &self.mode {
             Mode::Seeds(seeds) => {
-                let mut runs = 0;
+                let mut out = ExploreOutcome::new(0);
                 for seed in seeds.clone() {
-                    runs += 1;
-                    if let Err(f) = self.one(self.base.clone().seed(seed), &setup) {
-                        return ExploreOutcome {
-                            runs,
-                            failure: Some(f),
-                            complete: false,
-                        };
+                    out.runs += 1;
+                    let r = self.one(self.base.clone().seed(seed), setup);
+                    out.steps += steps_of(&r);
+                    visit(&r);
+                    if let Err(f) = r {
+                        out.failure.get_or_insert(f);
+                        if stop {
+                            return out;
+                        }
                     }
                 }
-                ExploreOutcome {
-                    runs,
-                    failure: None,
-                    complete: false,
-                }
+                out
             }
             Mode::Exhaustive {
                 max_depth,
                 max_runs,
-            } => {
-                let trail = DfsTrail::new(*max_depth);
-                let mut runs = 0;
-                loop {
-                    runs += 1;
-                    let builder = self
-                        .base
-                        .clone()
-                        .scheduler(SchedulerKind::Dfs(trail.clone()));
-                    if let Err(f) = self.one(builder, &setup) {
-                        return ExploreOutcome {
-                            runs,
-                            failure: Some(f),
-                            complete: false,
-                        };
+                reduction: Reduction::None,
+            } => self.dfs(*max_depth, *max_runs, setup, visit, stop),
+            Mode::Exhaustive {
+                max_depth,
+                max_runs,
+                reduction: Reduction::Dpor,
+            } => self.dpor(*max_depth, *max_runs, setup, visit, stop),
+        }
+    }
+
+    fn dfs(
+        &self,
+        max_depth: usize,
+        max_runs: u64,
+        setup: &dyn Fn(&mut Sim),
+        visit: &mut dyn FnMut(&Result<Report, Failure>),
+        stop: bool,
+    ) -> ExploreOutcome {
+        let trail = DfsTrail::new(max_depth);
+        let mut out = ExploreOutcome::new(0);
+        out.reduction = Some(Reduction::None);
+        loop {
+            out.runs += 1;
+            let builder = self
+                .base
+                .clone()
+                .scheduler(SchedulerKind::Dfs(trail.clone()));
+            let r = self.one(builder, setup);
+            out.steps += steps_of(&r);
+            visit(&r);
+            if let Err(f) = r {
+                out.failure.get_or_insert(f);
+                if stop {
+                    return out;
+                }
+            }
+            let more = trail.advance();
+            if !more || out.runs >= max_runs {
+                let cut = SearchCut {
+                    past_bound: trail.skipped(),
+                    max_runs: more,
+                    pending: u64::from(more),
+                };
+                out.complete = cut == SearchCut::default();
+                out.cut = (cut != SearchCut::default()).then_some(cut);
+                return out;
+            }
+        }
+    }
+
+    fn dpor(
+        &self,
+        max_depth: usize,
+        max_runs: u64,
+        setup: &dyn Fn(&mut Sim),
+        visit: &mut dyn FnMut(&Result<Report, Failure>),
+        stop: bool,
+    ) -> ExploreOutcome {
+        let mut out = ExploreOutcome::new(0);
+        out.reduction = Some(Reduction::Dpor);
+        let mut stamps = false;
+        let mut past_bound = 0;
+        let mut diverged = false;
+        'restart: loop {
+            let trail = DporTrail::new(false, stamps);
+            loop {
+                out.runs += 1;
+                let builder = self
+                    .base
+                    .clone()
+                    .scheduler(SchedulerKind::Dpor(trail.clone()));
+                let r = self.one(builder, setup);
+                out.steps += steps_of(&r);
+                visit(&r);
+                let failed = r.is_err();
+                if let Err(f) = r {
+                    out.failure.get_or_insert(f);
+                }
+                let (info, more) = trail.advance(max_depth);
+                if trail.all_global() {
+                    out.reduction_note =
+                        Some("per-step invariants or faults: every step is dependent");
+                }
+                if info.restart_with_stamps {
+                    // The run received from several queues at once, which
+                    // makes the arrival order of sends observable: what was
+                    // explored treated sends to different queues as
+                    // independent. Start over, with sends ordered.
+                    stamps = true;
+                    past_bound = 0;
+                    if failed && stop {
+                        return out;
                     }
-                    if !trail.advance() {
-                        return ExploreOutcome {
-                            runs,
-                            failure: None,
-                            complete: true,
-                        };
+                    continue 'restart;
+                }
+                out.redundant_runs += u64::from(info.redundant);
+                past_bound += info.cut;
+                diverged |= info.diverged;
+                if failed && stop {
+                    return out;
+                }
+                if !more || out.runs >= max_runs {
+                    let cut = SearchCut {
+                        past_bound,
+                        max_runs: more,
+                        pending: if more { trail.pending() } else { 0 },
+                    };
+                    if diverged {
+                        out.reduction_note = Some(
+                            "the model did not repeat a replayed schedule: it is not deterministic",
+                        );
                     }
-                    if runs >= *max_runs {
-                        return ExploreOutcome {
-                            runs,
-                            failure: None,
-                            complete: false,
-                        };
-                    }
+                    out.complete = cut == SearchCut::default() && !diverged;
+                    out.cut = (cut != SearchCut::default()).then_some(cut);
+                    return out;
                 }
             }
         }
+    }
+}
+
+fn steps_of(r: &Result<Report, Failure>) -> u64 {
+    match r {
+        Ok(report) => report.steps,
+        Err(f) => f.report.steps,
     }
 }
 

@@ -78,7 +78,7 @@ pub mod workload;
 
 pub use crate::builder::{Inherit, SimBuilder};
 pub use crate::deadlock::Deadlock;
-pub use crate::explore::{ExploreOutcome, Explorer};
+pub use crate::explore::{ExploreOutcome, Explorer, Reduction, SearchCut};
 pub use crate::process::{ExitStatus, Proc, ProcError, ProcResult};
 pub use crate::report::{Failure, FailureReason, PortReport, ProcReport, ProcStats, Report};
 pub use crate::rng::SimRng;

@@ -8,7 +8,7 @@
 //! so its destructors run. IPC from those destructors fails with
 //! `TaskExited`, and their scheduling points do nothing.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
@@ -39,6 +39,11 @@ impl Sim {
             if m.state == PState::Done {
                 return;
             }
+            if m.state == PState::Ready {
+                if let Some(d) = &core.dpor {
+                    d.killed_ready(id);
+                }
+            }
             m.killed = true;
         }
         core.emit(id, EventKind::Killed { cause });
@@ -60,6 +65,8 @@ impl Sim {
     /// kernel task (peers get the documented errors), wakes its joiners.
     pub(crate) fn end_process(&mut self, id: ProcId, status: ExitStatus) {
         let core = &self.core;
+        // An exit releases every right and wakes peers: dependent with all.
+        core.touch_global();
         core.sample_watched();
         let pid = core.procs.borrow()[id.0 as usize].pid;
         core.kernel.exit_task(pid);
@@ -270,6 +277,8 @@ pub(crate) fn spawn_process<F>(
 where
     F: FnOnce(&Proc) -> ProcResult + 'static,
 {
+    // A new process (and its inherited rights): dependent with every step.
+    core.touch_global();
     let stack = core.stacks.take().map_err(|_| IpcError::OutOfMemory)?;
     let pid = core.kernel.create_task();
     let from = parent.map_or(core.init, |p| p.1);
@@ -314,6 +323,7 @@ where
             yielder: std::ptr::from_ref(yielder),
             waker,
             op: Cell::new(None),
+            redo: RefCell::default(),
         };
         let p = Proc {
             backend: Backend::Sim(ctx),

@@ -30,7 +30,7 @@
 //! assert!(report.procs[0].status.is_success());
 //! ```
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -44,6 +44,7 @@ use mkipc_kernel::{
 
 pub use crate::exit::{ExitStatus, ProcError, ProcResult};
 use crate::runtime::{Core, PState, Suspend};
+use crate::scheduler::dpor::{Footprint, Obj};
 use crate::threaded::ThreadCtx;
 use crate::time::{to_nanos, Dist};
 use crate::trace::{EventKind, SendOutcome, Target};
@@ -61,6 +62,10 @@ pub(crate) struct SimCtx {
     pub waker: Waker,
     /// The operation in progress, for the "blocked" event: (sending, target).
     pub op: Cell<Option<(bool, Target)>>,
+    /// Under DPOR: what the operation in progress touches, touched again by
+    /// the step that resumes it after a block (its completion, by a peer or
+    /// a timeout, is part of that step too).
+    pub redo: RefCell<Footprint>,
 }
 
 impl SimCtx {
@@ -101,6 +106,9 @@ impl SimCtx {
         if core.wakes.is_empty() && core.ready.borrow().is_empty() {
             // Nobody else could run: the loop would pick this process again.
             core.step.set(core.step.get() + 1);
+            if let Some(d) = &core.dpor {
+                d.begin_alone(self.id);
+            }
             return;
         }
         let i = self.id.0 as usize;
@@ -112,6 +120,20 @@ impl SimCtx {
         core.procs.borrow_mut()[next.0 as usize].state = PState::Running;
         if next != self.id {
             self.suspend(Suspend::SwitchTo(next));
+        }
+    }
+
+    /// Under DPOR: the step resuming a blocked operation touches what the
+    /// operation touches.
+    fn redo_touches(&self) {
+        if let Some(d) = &self.core.dpor {
+            let redo = self.redo.borrow();
+            if redo.global {
+                d.touch_global();
+            }
+            for &(obj, _) in &redo.access {
+                d.touch(obj, true);
+            }
         }
     }
 
@@ -153,8 +175,13 @@ impl Blocker for SimCtx {
         let outcome = loop {
             self.suspend(Suspend::Block { deadline });
             if let Some(outcome) = core.kernel.wait_take(self.pid, token) {
+                // Completed by a peer's step, which wrote this wait: the
+                // resuming step only reads the outcome.
+                core.touch(Obj::Wait(self.id.0), false);
                 break outcome;
             }
+            // A timeout or a kill: cancelling touches the queue.
+            self.redo_touches();
             let timed_out =
                 std::mem::take(&mut core.procs.borrow_mut()[self.id.0 as usize].timed_out);
             if timed_out || core.is_killed(self.id) {
@@ -296,6 +323,80 @@ impl Proc {
         }
     }
 
+    /// Under DPOR: the core, if this run records footprints.
+    fn dpor_core(&self) -> Option<&SimCtx> {
+        self.sim().filter(|s| s.core.dpor.is_some())
+    }
+
+    /// Under DPOR: the operation starting now is dependent with every step.
+    fn touch_global(&self) {
+        if let Some(s) = self.dpor_core() {
+            s.core.touch_global();
+            s.redo.borrow_mut().set_global();
+        }
+    }
+
+    /// Under DPOR: the operation starting now may block and touches (writes)
+    /// the queue `name` denotes (and, for a send once the run orders
+    /// messages by arrival, the arrival order).
+    fn touch_blocking(&self, name: PortName, send: bool) {
+        if let Some(s) = self.dpor_core() {
+            let core = &s.core;
+            let mut redo = s.redo.borrow_mut();
+            match core.kernel.object_key(s.pid, name) {
+                Some((1, _)) => {
+                    if let Some(d) = &core.dpor {
+                        d.multi_queue();
+                    }
+                    redo.set_global();
+                }
+                Some((kind, id)) => {
+                    core.touch(Obj::Kernel(kind, id), true);
+                    redo.touch(Obj::Kernel(kind, id), true);
+                }
+                None => {}
+            }
+            if send && core.stamps() {
+                core.touch(Obj::Stamp, true);
+                redo.touch(Obj::Stamp, true);
+            }
+        }
+    }
+
+    /// Under DPOR: the operation starting now receives from several queues
+    /// at once, choosing by arrival order: global, and from now on sends
+    /// record the arrival order.
+    fn touch_multi_queue(&self) {
+        if let Some(s) = self.dpor_core() {
+            if let Some(d) = &s.core.dpor {
+                d.multi_queue();
+            }
+            s.redo.borrow_mut().set_global();
+        }
+    }
+
+    /// Under DPOR: a non-blocking operation on `name` ended; it wrote the
+    /// queue if it succeeded, only read it if it failed.
+    fn touch_nonblocking(&self, name: PortName, ok: bool, send: bool) {
+        if let Some(s) = self.dpor_core() {
+            s.core.touch_name(s.pid, name, ok);
+            if send && ok && s.core.stamps() {
+                s.core.touch(Obj::Stamp, true);
+            }
+        }
+    }
+
+    /// Under DPOR: the operation ended; a received message that carried
+    /// rights changed name spaces and right counts: global.
+    fn touch_end(&self, received: Option<&Message>) {
+        if let Some(s) = self.dpor_core() {
+            if received.is_some_and(|m| !m.rights().is_empty() || m.reply().is_some()) {
+                s.core.touch_global();
+            }
+            *s.redo.borrow_mut() = Footprint::default();
+        }
+    }
+
     fn op_done<T>(&self, op: &'static str, r: &Result<T, IpcError>) {
         self.emit(EventKind::Op { op, ok: r.is_ok() });
     }
@@ -360,6 +461,9 @@ impl Proc {
     fn pause(&self, d: Dist, busy: bool) {
         match &self.backend {
             Backend::Sim(s) => {
+                if !matches!(d, Dist::Fixed(_)) {
+                    s.core.touch(Obj::Rng, true);
+                }
                 let duration = d.sample(&mut s.core.world_rng.borrow_mut());
                 let kind = if busy {
                     EventKind::Work { duration }
@@ -394,7 +498,10 @@ impl Proc {
     /// A random number in `0..n` from the run's seeded RNG (`n > 0`).
     pub fn random_below(&self, n: u64) -> u64 {
         match &self.backend {
-            Backend::Sim(s) => s.core.world_rng.borrow_mut().below(n),
+            Backend::Sim(s) => {
+                s.core.touch(Obj::Rng, true);
+                s.core.world_rng.borrow_mut().below(n)
+            }
             Backend::Thread(t) => t.rng.borrow_mut().below(n),
         }
     }
@@ -436,8 +543,12 @@ impl Proc {
     pub fn join(&self, id: ProcId) -> ExitStatus {
         match &self.backend {
             Backend::Sim(s) => {
+                // Waiting for an exit, which is global; so is the step that
+                // resumes after it.
+                s.core.touch_global();
                 if s.may_suspend() {
                     s.suspend(Suspend::Join(id));
+                    s.core.touch_global();
                 }
                 s.core
                     .procs
@@ -455,6 +566,7 @@ impl Proc {
     pub fn kill(&self, id: ProcId) {
         match &self.backend {
             Backend::Sim(s) => {
+                s.core.touch_global();
                 s.core.kill_requests.borrow_mut().push(id);
                 if s.may_suspend() {
                     s.suspend(Suspend::Yield);
@@ -479,7 +591,11 @@ macro_rules! plain_ops {
         $(
             fn $name(&self $(, $arg: $ty)*) -> $ret {
                 self.point();
+                // Rights, ports, sets, notifications, links, mailboxes:
+                // not classified, dependent with every step.
+                self.touch_global();
                 let r = on_backend!(self, i => i.$name($($arg),*));
+                self.touch_end(None);
                 self.op_done(stringify!($name), &r);
                 r
             }
@@ -513,15 +629,23 @@ impl Ipc for Proc {
     }
 
     fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
+        if let Some(s) = self.dpor_core() {
+            s.core.touch_name(s.pid, name, false);
+        }
         on_backend!(self, i => i.rights(name))
     }
     fn port_status(&self, name: PortName) -> Result<PortStatus, IpcError> {
+        if let Some(s) = self.dpor_core() {
+            s.core.touch_name(s.pid, name, false);
+        }
         on_backend!(self, i => i.port_status(name))
     }
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
         self.point();
+        self.touch_global();
         let r = on_backend!(self, i => i.mailbox_create(name, config));
+        self.touch_end(None);
         self.op_done("mailbox_create", &r);
         self.auto_label(&r, name);
         if let (Some(s), Ok(mailbox)) = (self.sim(), &r) {
@@ -535,6 +659,11 @@ impl Ipc for Proc {
     }
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
         self.point();
+        // Reads the table of names (and the mailbox's access list, which
+        // only global steps change); the new name is in its own space.
+        if let Some(s) = self.dpor_core() {
+            s.core.touch(Obj::MailboxNames, false);
+        }
         let r = on_backend!(self, i => i.mailbox_open(name));
         self.op_done("mailbox_open", &r);
         self.auto_label(&r, name);
@@ -550,7 +679,9 @@ impl Ipc for Proc {
     }
     fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
         self.point();
+        self.touch_global();
         let r = on_backend!(self, i => i.register(service, right));
+        self.touch_end(None);
         self.op_done("register", &r);
         self.auto_label(&r.map(|_| right), service);
         if let (Some(s), Ok(())) = (self.sim(), &r) {
@@ -565,7 +696,9 @@ impl Ipc for Proc {
     }
     fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
         self.point();
+        self.touch_global();
         let r = on_backend!(self, i => i.look_up(service));
+        self.touch_end(None);
         self.op_done("look_up", &r);
         self.auto_label(&r, service);
         if let (Some(s), Ok(name)) = (self.sim(), &r) {
@@ -582,7 +715,17 @@ impl Ipc for Proc {
         let (to, msg_id) = (Target::Name(dest), msg.id);
         let rights = msg.rights().len() + usize::from(msg.reply().is_some());
         self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        let blocking = matches!(on_full, OnFull::Block | OnFull::Timeout(_));
+        if rights > 0 {
+            self.touch_global();
+        } else if blocking {
+            self.touch_blocking(dest, true);
+        }
         let r = on_backend!(self, i => i.send_with(dest, msg, on_full));
+        if rights == 0 && !blocking {
+            self.touch_nonblocking(dest, r.is_ok(), true);
+        }
+        self.touch_end(None);
         self.sent_done(to, msg_id, &r);
         r
     }
@@ -591,7 +734,10 @@ impl Ipc for Proc {
         let (to, msg_id) = (Target::Task(pid.0), msg.id);
         let rights = msg.rights().len() + usize::from(msg.reply().is_some());
         self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        // Direct links are made on first use: not classified.
+        self.touch_global();
         let r = on_backend!(self, i => i.send_to_with(pid, msg, on_full));
+        self.touch_end(None);
         self.sent_done(to, msg_id, &r);
         r
     }
@@ -600,7 +746,15 @@ impl Ipc for Proc {
         self.point();
         let from = Target::Name(source);
         self.started(false, from, EventKind::ReceiveStarted { from });
+        let blocking = wait != Wait::NoWait;
+        if blocking {
+            self.touch_blocking(source, false);
+        }
         let r = on_backend!(self, i => i.receive_with(source, wait));
+        if !blocking {
+            self.touch_nonblocking(source, r.is_ok(), false);
+        }
+        self.touch_end(r.as_ref().ok());
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
@@ -611,7 +765,17 @@ impl Ipc for Proc {
             _ => Target::AnyOf(sources.len()),
         };
         self.started(false, from, EventKind::ReceiveStarted { from });
+        let blocking = wait != Wait::NoWait;
+        match sources {
+            [one] if blocking => self.touch_blocking(*one, false),
+            [_] => {}
+            _ => self.touch_multi_queue(),
+        }
         let r = on_backend!(self, i => i.select_with(sources, wait));
+        if let ([one], false) = (sources, blocking) {
+            self.touch_nonblocking(*one, r.is_ok(), false);
+        }
+        self.touch_end(r.as_ref().ok());
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
@@ -619,7 +783,9 @@ impl Ipc for Proc {
         self.point();
         let from = Target::Task(pid.0);
         self.started(false, from, EventKind::ReceiveStarted { from });
+        self.touch_global();
         let r = on_backend!(self, i => i.receive_from_with(pid, wait));
+        self.touch_end(None);
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
@@ -627,7 +793,9 @@ impl Ipc for Proc {
         self.point();
         let from = Target::AnyTask;
         self.started(false, from, EventKind::ReceiveStarted { from });
+        self.touch_multi_queue();
         let r = on_backend!(self, i => i.receive_from_any_with(wait));
+        self.touch_end(None);
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
@@ -638,7 +806,10 @@ impl Ipc for Proc {
         let rights = msg.rights().len() + 1;
         // The whole call counts as waiting on `dest`'s server, in both halves.
         self.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        // A reply port, a send-once right in the message: not classified.
+        self.touch_global();
         let r = on_backend!(self, i => i.call_with(dest, msg, wait));
+        self.touch_end(None);
         match &r {
             Err(CallError::Send(e)) => self.sent_done(
                 to,

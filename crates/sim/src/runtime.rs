@@ -26,7 +26,8 @@ use mkipc_kernel::{Kernel, Pid, PortName, Wake, Waker};
 use crate::process::{ExitStatus, ProcResult};
 use crate::report::ProcStats;
 use crate::rng::SimRng;
-use crate::scheduler::Scheduler;
+use crate::scheduler::dpor::Obj;
+use crate::scheduler::{DporTrail, Scheduler};
 use crate::stack::{Canary, PooledStack, StackPool};
 use crate::time::Nanos;
 use crate::trace::{Event, EventKind, Target, TraceBuffer};
@@ -189,6 +190,8 @@ pub(crate) struct Core {
     pub sched: RefCell<Box<dyn Scheduler>>,
     pub sched_rng: RefCell<SimRng>,
     pub stacks: Rc<StackPool>,
+    /// Under DPOR exploration: where each step's footprint is recorded.
+    pub dpor: Option<DporTrail>,
 }
 
 impl Core {
@@ -257,6 +260,10 @@ impl Core {
         let mut procs = self.procs.borrow_mut();
         let mut ready = self.ready.borrow_mut();
         for id in woken.drain(..) {
+            if let Some(d) = &self.dpor {
+                // The step that just ended completed `id`'s wait.
+                d.woke(id);
+            }
             let m = &mut procs[id as usize];
             if m.state == PState::Blocked {
                 m.state = PState::Ready;
@@ -264,6 +271,43 @@ impl Core {
                 ready.push_back(ProcId(id));
             }
         }
+    }
+
+    /// The current step touches `obj` (recorded under DPOR exploration).
+    #[inline]
+    pub fn touch(&self, obj: Obj, write: bool) {
+        if let Some(d) = &self.dpor {
+            d.touch(obj, write);
+        }
+    }
+
+    /// The current step touches what `name` denotes in `pid`'s space (a
+    /// port set: several queues, so global). An invalid or dead name only
+    /// reads the task's own space: nothing.
+    #[inline]
+    pub fn touch_name(&self, pid: Pid, name: PortName, write: bool) {
+        if let Some(d) = &self.dpor {
+            match self.kernel.object_key(pid, name) {
+                Some((1, _)) => d.multi_queue(),
+                Some((kind, id)) => d.touch(Obj::Kernel(kind, id), write),
+                None => {}
+            }
+        }
+    }
+
+    /// The current step is dependent with every other (under DPOR).
+    #[inline]
+    pub fn touch_global(&self) {
+        if let Some(d) = &self.dpor {
+            d.touch_global();
+        }
+    }
+
+    /// Whether sends must record the global arrival order (DPOR, once the
+    /// model was seen receiving from several queues at once).
+    #[inline]
+    pub fn stamps(&self) -> bool {
+        self.dpor.as_ref().is_some_and(DporTrail::stamps)
     }
 
     /// Takes the next process off the (non-empty) ready queue, asking the
@@ -281,6 +325,9 @@ impl Core {
         } else {
             0
         };
+        if let Some(d) = &self.dpor {
+            d.begin(ready[idx], &ready);
+        }
         if idx == 0 {
             ready.pop_front()
         } else {

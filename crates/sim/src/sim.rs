@@ -79,7 +79,8 @@ pub struct Sim {
     pub(crate) random_kills: Vec<(ProcId, f64)>,
     pub(crate) stack_overflowed: bool,
     pub(crate) setup_send_rights: Vec<PortName>,
-    pub(crate) invariants: Vec<(String, Invariant)>,
+    /// Invariants, and whether each is a queue invariant ([`Sim::queue_invariant`]).
+    pub(crate) invariants: Vec<(String, Invariant, bool)>,
     pub(crate) final_checks: Vec<(String, FinalCheck)>,
 }
 
@@ -261,7 +262,25 @@ impl Sim {
         name: &str,
         check: impl Fn(&SimView<'_>) -> Result<(), String> + 'static,
     ) {
-        self.invariants.push((name.to_string(), Box::new(check)));
+        self.invariants
+            .push((name.to_string(), Box::new(check), false));
+    }
+
+    /// Like [`Sim::invariant`], for a check that is a conjunction of
+    /// conditions on one queue each (a bound on a queue's length, a record
+    /// of each queue's series), never combining two queues or a queue and
+    /// anything else. Every schedule of a class of equivalent ones takes
+    /// each queue through the same states at the same virtual times, so
+    /// such a check keeps partial-order reduction on, where a general
+    /// invariant (which may see any intermediate state) makes every step
+    /// dependent (DESIGN.md, "Exploration").
+    pub fn queue_invariant(
+        &mut self,
+        name: &str,
+        check: impl Fn(&SimView<'_>) -> Result<(), String> + 'static,
+    ) {
+        self.invariants
+            .push((name.to_string(), Box::new(check), true));
     }
 
     /// Checks `check` on the report at the end of a run that otherwise succeeded.
@@ -278,6 +297,25 @@ impl Sim {
     /// schedule that replays it).
     pub fn run(mut self) -> Result<Report, Failure> {
         let failure = self.run_loop();
+        if let Some(d) = &self.core.dpor {
+            // A run stopped by a failure before it could end (a panic, a
+            // failed invariant, the step limit) is cut short: what the
+            // processes still alive would have done is unknown, so each of
+            // them is taken to do something dependent with everything next.
+            // A deadlock or a normal end is not cut short.
+            let cut_short = failure
+                .as_ref()
+                .is_some_and(|f| !matches!(f, FailureReason::Deadlock(_)));
+            let live: Vec<u32> = if cut_short {
+                let procs = self.core.procs.borrow();
+                (0..procs.len() as u32)
+                    .filter(|&i| procs[i as usize].state != PState::Done)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            d.end_run(live);
+        }
         let report = self.finish();
         if let Some(reason) = failure {
             return Err(Failure {
@@ -309,6 +347,17 @@ impl Sim {
             || !self.time_kills.is_empty()
             || !self.random_kills.is_empty();
         core.fast_path.set(!faults && self.invariants.is_empty());
+        if let Some(d) = &core.dpor {
+            // Invariants see the state after every step, and faults strike
+            // at a step count or at random per step: under either, no two
+            // steps commute (DESIGN.md, "Exploration").
+            let per_step = self.invariants.iter().any(|i| !i.2)
+                || !self.step_kills.is_empty()
+                || !self.random_kills.is_empty();
+            if per_step {
+                d.set_all_global();
+            }
+        }
         // A process that chose its successor at a scheduling point (see
         // `SimCtx::point`) hands it over here; the step is already counted.
         let mut chosen: Option<ProcId> = None;
@@ -351,6 +400,8 @@ impl Sim {
                     self.end_process(id, status);
                 }
                 Err(payload) => {
+                    // The panic stops the run: dependent with everything.
+                    core.touch_global();
                     self.coroutines[id.0 as usize] = None;
                     let message = panic_message(&*payload);
                     self.end_process(id, ExitStatus::Panicked(message.clone()));
@@ -360,7 +411,7 @@ impl Sim {
             }
             if !self.invariants.is_empty() {
                 let view = SimView { core: &core };
-                for (name, check) in &self.invariants {
+                for (name, check, _) in &self.invariants {
                     if let Err(message) = check(&view) {
                         return Some(FailureReason::Invariant {
                             name: name.clone(),
@@ -386,6 +437,9 @@ impl Sim {
             if core.ready.borrow().is_empty() {
                 match self.next_event_time() {
                     Some(t) => {
+                        if let Some(d) = &core.dpor {
+                            d.tick();
+                        }
                         core.advance_clock(t);
                         self.fire_timers();
                         continue;

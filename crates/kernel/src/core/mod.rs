@@ -16,6 +16,7 @@
 
 mod direct;
 mod fifo;
+mod footprint;
 mod introspect;
 mod invariants;
 mod lifecycle;

@@ -26,6 +26,9 @@ struct TrailInner {
     /// `(choice, options)` per choice point of the last run.
     taken: Vec<(u32, u32)>,
     max_depth: usize,
+    /// Alternatives not branched on because they were past `max_depth`,
+    /// over all runs so far.
+    skipped: u64,
 }
 
 impl DfsTrail {
@@ -34,6 +37,12 @@ impl DfsTrail {
         let t = DfsTrail::default();
         t.inner.borrow_mut().max_depth = max_depth;
         t
+    }
+
+    /// Alternatives left out so far because their choice point was past
+    /// the bound (0 means the bound cut nothing).
+    pub fn skipped(&self) -> u64 {
+        self.inner.borrow().skipped
     }
 
     /// Moves to the next unexplored schedule; `false` when all are done.
@@ -73,6 +82,7 @@ impl Scheduler for DfsScheduler {
         let options = if depth < t.max_depth {
             ready.len() as u32
         } else {
+            t.skipped += ready.len() as u64 - 1;
             1
         };
         let choice = t.prefix.get(depth).copied().unwrap_or(0).min(options - 1);
@@ -117,5 +127,6 @@ mod tests {
             runs += 1;
         }
         assert_eq!(runs, 2, "only the first choice point branches");
+        assert_eq!(trail.skipped(), 2 * 2, "each run left 2 options out");
     }
 }

@@ -14,7 +14,10 @@
 //!   `depth - 1` random change points), good at shallow ordering bugs;
 //! * [`round_robin`](RoundRobinScheduler): oldest runnable first, no randomness;
 //! * [`replay`](ReplayScheduler): follows a recorded schedule;
-//! * [`dfs`](DfsScheduler): enumerates schedules, used by exhaustive exploration.
+//! * [`dfs`](DfsScheduler): enumerates schedules, used by exhaustive exploration
+//!   without reduction;
+//! * [`dpor`](DporScheduler): enumerates one schedule per class of equivalent
+//!   ones (dynamic partial-order reduction), exhaustive exploration's default.
 //!
 //! ```
 //! use mkipc_sim::scheduler::{RandomScheduler, Scheduler};
@@ -27,6 +30,7 @@
 //! ```
 
 mod dfs;
+pub(crate) mod dpor;
 mod pct;
 mod random;
 mod replay;
@@ -35,6 +39,7 @@ mod round_robin;
 use std::collections::VecDeque;
 
 pub use dfs::{DfsScheduler, DfsTrail};
+pub use dpor::{DporScheduler, DporTrail};
 pub use pct::{PctScheduler, MAX_CHANGE_POINTS};
 pub use random::RandomScheduler;
 pub use replay::ReplayScheduler;
@@ -80,6 +85,9 @@ pub enum SchedulerKind {
     Replay(Schedule),
     /// [`DfsScheduler`] following this prefix, recording into the trail.
     Dfs(DfsTrail),
+    /// [`DporScheduler`] following this trail's next run (the run also
+    /// records each step's footprint into it).
+    Dpor(DporTrail),
 }
 
 impl SchedulerKind {
@@ -100,6 +108,15 @@ impl SchedulerKind {
             SchedulerKind::RoundRobin => Box::new(RoundRobinScheduler::new()),
             SchedulerKind::Replay(s) => Box::new(ReplayScheduler::new(s.clone())),
             SchedulerKind::Dfs(trail) => Box::new(DfsScheduler::new(trail.clone())),
+            SchedulerKind::Dpor(trail) => Box::new(DporScheduler::new(trail.clone())),
+        }
+    }
+
+    /// The DPOR trail a run records its steps into, if any.
+    pub(crate) fn dpor(&self) -> Option<DporTrail> {
+        match self {
+            SchedulerKind::Dpor(trail) => Some(trail.clone()),
+            _ => None,
         }
     }
 }
