@@ -142,7 +142,9 @@ impl Spawn {
         self
     }
     /// Passes a copy of the right under `name` (a send right, receive right or
-    /// mailbox); the child finds it in [`OsProcess::inherited`].
+    /// mailbox); the child finds it in [`OsProcess::inherited`]. A port's
+    /// send right comes with a read end of the port's liveness pipe, so the
+    /// child's sends fail with `DestinationDead` once the receiver is gone.
     pub fn inherit(mut self, name: PortName) -> Spawn {
         self.inherit.push(name);
         self
