@@ -377,11 +377,18 @@ impl OsProcess {
         Ok(self.insert(Entry::Fifo(Arc::new(fifo))))
     }
 
-    /// A path for a FIFO called `name` in this run's directory.
-    pub fn fifo_path(&self, name: &str) -> std::path::PathBuf {
+    /// A path for a FIFO called `name` in this run's directory
+    /// (`/dev/shm/mkipc-<run>/fifo-<name>`).
+    ///
+    /// `name` follows the one name rule ([`mkipc_kernel::name_rules`]): no
+    /// `/`, `.` or `..`, no control character, 1 to 160 bytes, so the path
+    /// never leaves the run directory; any other name is
+    /// [`IpcError::InvalidName`].
+    pub fn fifo_path(&self, name: &str) -> Result<std::path::PathBuf, IpcError> {
+        mkipc_kernel::name_rules::validate_name(name)?;
         let dir = registry::run_dir(&self.run);
         let _ = std::fs::create_dir_all(&dir);
-        dir.join(format!("fifo-{name}"))
+        Ok(dir.join(format!("fifo-{name}")))
     }
 
     /// Waits until every spooled message of this process is in its queue, or

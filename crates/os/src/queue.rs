@@ -118,8 +118,8 @@ pub struct Queue {
     /// The port's liveness pipe, write end: held with the receive right.
     pub(crate) live_hold: Option<OwnedFd>,
     /// The port's liveness pipe, read end: held with a send right, to learn
-    /// that the receiver is gone. `None` where unknown (a mailbox, a right
-    /// inherited at spawn, a right from a foreign program).
+    /// that the receiver is gone (also for a right inherited at spawn).
+    /// `None` where unknown (a mailbox, a right from a foreign program).
     pub(crate) live_watch: Option<OwnedFd>,
 }
 

@@ -142,7 +142,9 @@ impl Spawn {
         self
     }
     /// Passes a copy of the right under `name` (a send right, receive right or
-    /// mailbox); the child finds it in [`OsProcess::inherited`].
+    /// mailbox); the child finds it in [`OsProcess::inherited`]. A port's
+    /// send right comes with a read end of the port's liveness pipe, so the
+    /// child's sends fail with `DestinationDead` once the receiver is gone.
     pub fn inherit(mut self, name: PortName) -> Spawn {
         self.inherit.push(name);
         self
@@ -338,8 +340,16 @@ impl OsProcess {
                 let (kind, queue, access) = self.right_for_child(name)?;
                 let fd = queue.dup_fd().map_err(ipc_err)?;
                 let idx = boot.push_fd(fd);
+                // A port's send right watches the port's liveness pipe in
+                // the child too (see "Receiver death" in DESIGN.md).
+                let live = match &queue.live_watch {
+                    Some(w) => boot
+                        .push_fd(sys::dup(w.as_fd()).map_err(ipc_err)?)
+                        .to_string(),
+                    None => "-".to_string(),
+                };
                 boot.lines.push(format!(
-                    "right {kind} {} {} {idx}",
+                    "right {kind} {} {} {idx} {live}",
                     access.send as u8, access.receive as u8
                 ));
             }
@@ -495,7 +505,7 @@ impl OsProcess {
         let mut parent = 0u32;
         let mut args = Vec::new();
         let mut links: Vec<(u32, LinkEnds)> = Vec::new();
-        let mut rights: Vec<(String, Access, OwnedFd)> = Vec::new();
+        let mut rights: Vec<(String, Access, OwnedFd, Option<OwnedFd>)> = Vec::new();
         for line in text.lines() {
             let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
             let f: Vec<&str> = rest.split(' ').collect();
@@ -539,17 +549,19 @@ impl OsProcess {
                         receive: f[2] == "1",
                     };
                     let fd = take(f[3])?.ok_or(IpcError::InvalidValue)?;
-                    rights.push((f[0].to_string(), access, fd));
+                    let live = take(f.get(4).copied().unwrap_or("-"))?;
+                    rights.push((f[0].to_string(), access, fd, live));
                 }
                 _ => return Err(IpcError::InvalidValue),
             }
         }
         let os = OsProcess::build(run, false, Some(parent), args, Vec::new());
         let mut inherited = Vec::new();
-        for (kind, access, fd) in rights {
-            let q = Arc::new(
-                Queue::from_fd(fd, String::new(), access.receive, access.send).map_err(ipc_err)?,
-            );
+        for (kind, access, fd, live) in rights {
+            let mut q =
+                Queue::from_fd(fd, String::new(), access.receive, access.send).map_err(ipc_err)?;
+            q.live_watch = live;
+            let q = Arc::new(q);
             inherited.push(os.insert(if kind == "mailbox" {
                 Entry::Mailbox {
                     queue: q,

@@ -128,6 +128,46 @@ fn invalid_names_are_invalid_name() {
     common::finish(os);
 }
 
+/// `fifo_path(name)` stays inside the run directory: a name the name rule
+/// refuses (a `/`, `..`, a control character) is `InvalidName`, any other
+/// gives `<run dir>/fifo-<name>`. Before the fix `fifo_path("../../x")`
+/// pointed outside the run directory.
+#[test]
+fn fifo_path_checks_its_name() {
+    use proptest::prelude::*;
+    let os = common::os();
+    let dir = os.fifo_path("probe").unwrap();
+    let dir = dir.parent().unwrap().to_path_buf();
+    for name in [
+        "../escape",
+        "../../tmp/x",
+        "a/b",
+        "/abs",
+        "..",
+        ".",
+        "",
+        "nl\n",
+        "nul\0",
+    ] {
+        assert_eq!(os.fifo_path(name), Err(IpcError::InvalidName), "{name:?}");
+    }
+    proptest!(ProptestConfig::with_cases(256), |(name in "\\PC{0,20}|[./a\n\0]{1,6}")| {
+        match os.fifo_path(&name) {
+            Ok(path) => {
+                prop_assert!(mkipc_kernel::name_rules::is_valid_name(&name));
+                prop_assert_eq!(path.parent(), Some(dir.as_path()));
+                let want = format!("fifo-{name}");
+                prop_assert_eq!(path.file_name().and_then(|f| f.to_str()), Some(want.as_str()));
+            }
+            Err(e) => {
+                prop_assert_eq!(e, IpcError::InvalidName);
+                prop_assert!(!mkipc_kernel::name_rules::is_valid_name(&name));
+            }
+        }
+    });
+    common::finish(os);
+}
+
 #[test]
 fn peer_died_reader_sees_end_of_stream_after_sigkill_mid_send() {
     let os = common::os();

@@ -172,7 +172,7 @@ fn fifo_with_two_writers(
     std::fs::File,
 ) {
     let a = common::os();
-    let path = a.fifo_path(name);
+    let path = a.fifo_path(name).unwrap();
     let rx = a.fifo_create(&path, Access::NONE).unwrap();
     let b = OsProcess::join(a.run_id()).unwrap();
     let tx = b.fifo_open(&path).unwrap();

@@ -129,3 +129,22 @@ fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
     drop(b);
     common::finish(a);
 }
+
+#[test]
+fn a_send_right_inherited_at_spawn_learns_of_the_death() {
+    // The child inherits a send right (Spawn::inherit); the parent, the
+    // receiver, then destroys the port. Before the fix the child's send
+    // returned Ok (the right carried no liveness descriptor).
+    let os = common::os();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let mut child = os
+        .spawn(Spawn::new("send-inherited-on-cue").inherit(port))
+        .unwrap();
+    os.mod_refs(port, mkipc_kernel::RightKind::Receive, -1)
+        .unwrap();
+    os.send_to(child.pid(), Message::new(0, b"go")).unwrap();
+    let said = os.receive_from(child.pid()).unwrap();
+    assert_eq!(&said.body[..], b"DestinationDead");
+    assert_eq!(child.wait_code().unwrap(), 0);
+    common::finish(os);
+}

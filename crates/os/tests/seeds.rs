@@ -28,7 +28,7 @@ fn smoke_child_sees_eof_when_parent_closes_the_pipe() {
 #[test]
 fn two_unrelated_processes_meet_through_a_fifo() {
     let os = common::os();
-    let path = os.fifo_path("meeting-point");
+    let path = os.fifo_path("meeting-point").unwrap();
     let mut reader = os
         .spawn(Spawn::new("fifo-reader").arg(path.to_str().unwrap()))
         .unwrap();

@@ -132,7 +132,7 @@ fn a_stranger_writing_to_a_fifo_cannot_forge_a_notification_or_a_verified_sender
         return;
     }
     let os = common::os();
-    let path = os.fifo_path("open-to-all");
+    let path = os.fifo_path("open-to-all").unwrap();
     let fifo = os.fifo_create(&path, Access::SEND).unwrap();
     let cpath = CString::new(path.to_str().unwrap()).unwrap();
     let frames = forged_frames();

@@ -47,6 +47,7 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("spawn-grandchild", spawn_grandchild),
     ("linger", linger),
     ("port-owner", port_owner),
+    ("send-inherited-on-cue", send_inherited_on_cue),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -408,7 +409,7 @@ fn crashing_root(os: &OsProcess) -> i32 {
         mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1)),
     )
     .unwrap();
-    mine.fifo_create(&mine.fifo_path("orphan"), Access::NONE)
+    mine.fifo_create(&mine.fifo_path("orphan").unwrap(), Access::NONE)
         .unwrap();
     os.send_to(parent(os), Message::new(1, mine.run_id()))
         .unwrap();
@@ -654,5 +655,19 @@ fn port_owner(os: &OsProcess) -> i32 {
     let m = Message::new(1, b"my port").with_right(port, Disposition::MakeSend);
     os.send_to(parent(os), m).unwrap();
     let _ = os.receive_from(parent(os));
+    0
+}
+
+/// Waits for a cue from the parent, sends once to the inherited right, and
+/// tells the parent what the send returned (`ok` or the error kind).
+fn send_inherited_on_cue(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let _ = os.receive_from(parent(os));
+    let said = match os.try_send(port, Message::new(5, b"anyone?")) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    os.send_to(parent(os), Message::new(6, said.as_bytes()))
+        .unwrap();
     0
 }

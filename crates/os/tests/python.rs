@@ -1,0 +1,249 @@
+//! The Python module `python/mkipc.py` (standard library only) against the
+//! Rust backend: a Python writer sends to a Rust receiver through a mailbox
+//! and a FIFO, a Rust sender to a Python receiver (also through a
+//! rendezvous mailbox, which the Python side acknowledges), and both encode
+//! the same bytes. Senders across a queue or FIFO come out as claimed.
+//!
+//! Every test is skipped, with a message, when `python3` is absent.
+
+mod common;
+role_entry!();
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use mkipc_kernel::{Access, Capacity, Ipc, MailboxConfig, Message, Pid};
+
+fn module() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/mkipc.py")
+}
+
+/// `python3 python/mkipc.py <args>` with the run's id in its environment,
+/// or `None` (and a message) when there is no python3.
+fn python(run: &str, args: &[&str]) -> Option<Command> {
+    let found = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!("SKIPPED: python3 is not on this machine; the Python module is not tested");
+        return None;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(module())
+        .args(args)
+        .env("MKIPC_RUN_ID", run)
+        .stdin(Stdio::null());
+    Some(cmd)
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "python failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn smoke_python_self_test_and_the_same_bytes_as_rust() {
+    let Some(mut cmd) = python("unused", &["self-test"]) else {
+        return;
+    };
+    assert_eq!(ok(cmd.output().unwrap()).trim(), "self-test ok");
+    let mut cmd = python(
+        "unused",
+        &["encode", "--id", "7", "--hex", "00ff68", "--sender", "4242"],
+    )
+    .unwrap();
+    let hex = ok(cmd.output().unwrap());
+    let rust = mkipc_os::wire::encode(&Message::new(7, b"\x00\xffh"), 4242, 0, 0, &[]);
+    let rust: String = rust.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex.trim(), rust);
+}
+
+#[test]
+fn a_python_writer_to_a_rust_receiver_through_a_mailbox_and_a_fifo() {
+    let os = common::os();
+    let run = os.run_id().to_string();
+    let mb = os
+        .mailbox_create("from-python", MailboxConfig::new(Capacity::Bounded(4)))
+        .unwrap();
+    let path = os.fifo_path("from-python").unwrap();
+    let fifo = os.fifo_create(&path, Access::NONE).unwrap();
+
+    let Some(mut cmd) = python(
+        &run,
+        &[
+            "send",
+            "--mailbox",
+            "from-python",
+            "--id",
+            "7",
+            "--text",
+            "hello from python",
+        ],
+    ) else {
+        return;
+    };
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    ok(child.wait_with_output().unwrap());
+    let m = os.receive_timeout(mb, Duration::from_secs(5)).unwrap();
+    assert_eq!((m.id, &m.body[..]), (7, &b"hello from python"[..]));
+    assert_eq!(m.sender(), Some(Pid(pid)));
+    assert!(!m.sender_verified(), "a queue's sender is claimed");
+
+    let body = "f".repeat(4068); // the FIFO body limit, whole
+    let child = python(
+        &run,
+        &[
+            "send",
+            "--fifo",
+            "from-python",
+            "--id",
+            "8",
+            "--text",
+            &body,
+        ],
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    ok(child.wait_with_output().unwrap());
+    let m = os.receive_timeout(fifo, Duration::from_secs(5)).unwrap();
+    assert_eq!((m.id, &m.body[..]), (8, body.as_bytes()));
+    assert_eq!(m.sender(), Some(Pid(pid)));
+    assert!(!m.sender_verified(), "a FIFO's sender is claimed");
+
+    // One byte more is refused by the Python side, as by mkipc's.
+    let out = python(
+        &run,
+        &[
+            "send",
+            "--fifo",
+            "from-python",
+            "--id",
+            "9",
+            "--text",
+            &format!("{body}f"),
+        ],
+    )
+    .unwrap()
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        os.try_receive(fifo).map(|m| m.id),
+        Err(mkipc_kernel::ReceiveError::Empty)
+    );
+    common::finish(os);
+}
+
+#[test]
+fn a_rust_sender_to_a_python_receiver() {
+    let os = common::os();
+    let run = os.run_id().to_string();
+    let mb = os
+        .mailbox_create("to-python", MailboxConfig::new(Capacity::Bounded(4)))
+        .unwrap();
+    os.send(mb, Message::from_u64(1, 0x0102_0304_0506_0708))
+        .unwrap();
+    os.send(mb, Message::new(2, b"")).unwrap();
+    os.send(mb, Message::new(3, b"to python")).unwrap();
+    let Some(mut cmd) = python(
+        &run,
+        &[
+            "receive",
+            "--mailbox",
+            "to-python",
+            "--count",
+            "3",
+            "--timeout",
+            "5",
+        ],
+    ) else {
+        return;
+    };
+    let me = std::process::id();
+    let out = ok(cmd.output().unwrap());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("1 {me} claimed 0 {}", "0807060504030201"),
+            format!("2 {me} claimed 0 -"),
+            format!("3 {me} claimed 0 {}", hex(b"to python")),
+        ]
+    );
+
+    // A rendezvous: the Rust send returns once the Python receiver has
+    // acknowledged it (on this process's reply queue).
+    let zero = os
+        .mailbox_create("to-python-zero", MailboxConfig::new(Capacity::Zero))
+        .unwrap();
+    let child = python(
+        &run,
+        &["receive", "--mailbox", "to-python-zero", "--timeout", "5"],
+    )
+    .unwrap()
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    os.send_timeout(zero, Message::new(4, b"meet"), Duration::from_secs(5))
+        .unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    // ACK_WANTED (2) set by the rendezvous sender.
+    assert_eq!(out.trim(), format!("4 {me} claimed 2 {}", hex(b"meet")));
+    common::finish(os);
+}
+
+#[test]
+fn a_python_sender_to_a_rust_rendezvous_waits_for_the_acknowledgement() {
+    let os = common::os();
+    let run = os.run_id().to_string();
+    let zero = os
+        .mailbox_create("from-python-zero", MailboxConfig::new(Capacity::Zero))
+        .unwrap();
+    let Some(mut cmd) = python(
+        &run,
+        &[
+            "send",
+            "--mailbox",
+            "from-python-zero",
+            "--id",
+            "5",
+            "--text",
+            "rendezvous",
+            "--timeout",
+            "5",
+        ],
+    ) else {
+        return;
+    };
+    let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let m = os.receive_timeout(zero, Duration::from_secs(5)).unwrap();
+    assert_eq!((m.id, &m.body[..]), (5, &b"rendezvous"[..]));
+    assert_eq!(m.sender(), Some(Pid(pid)));
+    // The Python sender exits 0 only after the acknowledgement came, and
+    // removes its reply queue.
+    ok(child.wait_with_output().unwrap());
+    let reply = format!("/mkipc-{run}-{pid}-reply");
+    assert_eq!(
+        os.mailbox_open_posix(&reply).map(drop),
+        Err(mkipc_kernel::IpcError::NotFound)
+    );
+    common::finish(os);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
