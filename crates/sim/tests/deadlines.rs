@@ -5,165 +5,16 @@
 //! unmoved), and a deadline past the end of virtual time is the end of
 //! virtual time, never a panic.
 //!
-//! Driven by one list, [`timed_calls`] (the same shape as the kernel's
-//! `tests/deadlines.rs`): a new timed call gets one entry.
+//! Driven by the kernel's one list of timed calls
+//! (`mkipc_kernel::conformance::deadlines`), as the kernel's own test is.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use mkipc_kernel::conformance::deadlines::{timed_calls, Call, Names, Outcome, Unblock};
 use mkipc_kernel::*;
 use mkipc_sim::{ms, Proc, Sim};
-
-/// The names both sides use (set up by [`setup`]).
-#[derive(Clone, Copy)]
-struct Names {
-    a_pid: Pid,
-    b_pid: Pid,
-    /// `a`'s receive rights, and `b`'s send rights to them.
-    a_port: PortName,
-    a_port2: PortName,
-    to_a_port: PortName,
-    to_a_port2: PortName,
-    /// `b`'s zero-capacity port, and `a`'s send right to it.
-    b_zero: PortName,
-    to_b_zero: PortName,
-    /// `b`'s server port (unbounded), and `a`'s send right to it.
-    b_server: PortName,
-    to_b_server: PortName,
-}
-
-/// How a timed call ended.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    Done,
-    TimedOut,
-    Other(String),
-}
-
-fn send_outcome<T>(r: Result<T, SendError>) -> Outcome {
-    match r {
-        Ok(_) => Outcome::Done,
-        Err(e) if e.kind() == SendErrorKind::TimedOut => Outcome::TimedOut,
-        Err(e) => Outcome::Other(format!("{:?}", e.kind())),
-    }
-}
-
-fn receive_outcome(r: Result<Message, ReceiveError>) -> Outcome {
-    match r {
-        Ok(_) => Outcome::Done,
-        Err(ReceiveError::TimedOut) => Outcome::TimedOut,
-        Err(e) => Outcome::Other(format!("{e:?}")),
-    }
-}
-
-fn call_outcome(r: Result<Message, CallError>) -> Outcome {
-    match r {
-        Ok(_) => Outcome::Done,
-        Err(CallError::Receive(e)) => receive_outcome(Err(e)),
-        Err(e) => Outcome::Other(format!("{e:?}")),
-    }
-}
-
-type Call<P> = fn(&P, &Names, Duration) -> Outcome;
-type Unblock<P> = fn(&P, &Names);
-
-/// Every timed call of the `Ipc` trait: its name, how `a` makes it, and
-/// how `b` lets it complete once it waits.
-fn timed_calls<P: Ipc>() -> Vec<(&'static str, Call<P>, Unblock<P>)> {
-    vec![
-        entry(
-            "send_timeout",
-            |a, n, d| send_outcome(a.send_timeout(n.to_b_zero, Message::from_u64(1, 42), d)),
-            |b, n| drop(b.receive(n.b_zero).unwrap()),
-        ),
-        entry(
-            "send_with(OnFull::Timeout)",
-            |a, n, d| {
-                send_outcome(a.send_with(n.to_b_zero, Message::from_u64(1, 42), OnFull::Timeout(d)))
-            },
-            |b, n| drop(b.receive(n.b_zero).unwrap()),
-        ),
-        entry(
-            "send_to_timeout",
-            |a, n, d| send_outcome(a.send_to_timeout(n.b_pid, Message::from_u64(1, 42), d)),
-            |b, n| drop(b.receive_from(n.a_pid).unwrap()),
-        ),
-        entry(
-            "send_to_with(OnFull::Timeout)",
-            |a, n, d| {
-                send_outcome(a.send_to_with(n.b_pid, Message::from_u64(1, 42), OnFull::Timeout(d)))
-            },
-            |b, n| drop(b.receive_from(n.a_pid).unwrap()),
-        ),
-        entry(
-            "receive_timeout",
-            |a, n, d| receive_outcome(a.receive_timeout(n.a_port, d)),
-            |b, n| b.send(n.to_a_port, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "receive_with(Wait::For)",
-            |a, n, d| receive_outcome(a.receive_with(n.a_port, Wait::For(d))),
-            |b, n| b.send(n.to_a_port, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "select_timeout",
-            |a, n, d| receive_outcome(a.select_timeout(&[n.a_port, n.a_port2], d)),
-            |b, n| b.send(n.to_a_port2, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "select_with(Wait::For)",
-            |a, n, d| receive_outcome(a.select_with(&[n.a_port, n.a_port2], Wait::For(d))),
-            |b, n| b.send(n.to_a_port2, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "call_timeout",
-            |a, n, d| call_outcome(a.call_timeout(n.to_b_server, Message::from_u64(1, 42), d)),
-            |b, n| {
-                let request = b.receive(n.b_server).unwrap();
-                b.reply(&request, Message::from_u64(2, 43)).unwrap();
-            },
-        ),
-        entry(
-            "call_with(Wait::For)",
-            |a, n, d| {
-                call_outcome(a.call_with(n.to_b_server, Message::from_u64(1, 42), Wait::For(d)))
-            },
-            |b, n| {
-                let request = b.receive(n.b_server).unwrap();
-                b.reply(&request, Message::from_u64(2, 43)).unwrap();
-            },
-        ),
-        entry(
-            "receive_from_timeout",
-            |a, n, d| receive_outcome(a.receive_from_timeout(n.b_pid, d)),
-            |b, n| b.send_to(n.a_pid, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "receive_from_with(Wait::For)",
-            |a, n, d| receive_outcome(a.receive_from_with(n.b_pid, Wait::For(d))),
-            |b, n| b.send_to(n.a_pid, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "receive_from_any_timeout",
-            |a, _, d| receive_outcome(a.receive_from_any_timeout(d)),
-            |b, n| b.send_to(n.a_pid, Message::from_u64(1, 42)).unwrap(),
-        ),
-        entry(
-            "receive_from_any_with(Wait::For)",
-            |a, _, d| receive_outcome(a.receive_from_any_with(Wait::For(d))),
-            |b, n| b.send_to(n.a_pid, Message::from_u64(1, 42)).unwrap(),
-        ),
-    ]
-}
-
-fn entry<P: Ipc>(
-    name: &'static str,
-    call: Call<P>,
-    unblock: Unblock<P>,
-) -> (&'static str, Call<P>, Unblock<P>) {
-    (name, call, unblock)
-}
 
 /// The message id that tells b that a is done.
 const DONE: u32 = 99;

@@ -113,6 +113,7 @@ fn nothing<P: Ipc>() -> Role<P> {
 }
 
 mod across;
+pub mod deadlines;
 mod single;
 
 pub use across::*;
