@@ -188,3 +188,37 @@ fn the_explorer_finds_the_failed_process_and_an_expected_error_passes() {
         .run(|sim| extra_send(sim, false));
     assert!(seeded.failure.is_some());
 }
+
+/// Processes spawned by processes declare themselves.
+#[test]
+fn spawned_processes_declare_themselves() {
+    let mut sim = Sim::builder().build();
+    let svc = sim.port("svc", Capacity::Bounded(1)).unwrap();
+    sim.spawn_with(
+        "parent",
+        &[Inherit::receive(svc), Inherit::send(svc)],
+        |p| {
+            let (rx, tx) = (p.right(0), p.right(1));
+            p.spawn("server", &[Inherit::receive(rx)], |c| {
+                c.declare_server();
+                loop {
+                    c.receive(c.right(0))?;
+                }
+            })?;
+            p.spawn("failing", &[Inherit::send(tx)], |c| {
+                c.declare_expect_error();
+                c.send(c.right(0), Message::new(1, b""))?;
+                c.receive(mkipc_kernel::PortName::from_parts(9, 9))?;
+                Ok(())
+            })?;
+            Ok(())
+        },
+    )
+    .unwrap();
+    let report = sim.run().expect("a declared server and a declared error");
+    assert!(matches!(
+        report.proc("failing").unwrap().status,
+        ExitStatus::Failed { .. }
+    ));
+    assert_eq!(report.proc("server").unwrap().status, ExitStatus::Stuck);
+}
