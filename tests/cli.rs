@@ -635,3 +635,44 @@ fn the_new_constructs_run_on_threads_and_os_or_are_refused_before_starting() {
     let _ = std::fs::remove_dir_all(wrong.parent().unwrap());
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[test]
+fn server_true_is_refused_with_exit_2_by_the_threads_and_os_backends() {
+    let text = r#"
+name = "a server"
+[[mailbox]]
+name = "requests"
+capacity = 1
+
+[[process]]
+name = "server"
+server = true
+script = """
+forever
+  receive requests
+end
+"""
+
+[[process]]
+name = "client"
+script = "send requests"
+"#;
+    let path = temp_scenario("server", text);
+    let limit = std::time::Duration::from_secs(30);
+    let out = mkipc_within(&["run", path.to_str().unwrap()], limit);
+    assert_eq!(out.status.code(), Some(0), "sim: {out:?}");
+    for backend in ["threads", "os"] {
+        let out = mkipc_within(
+            &["run", path.to_str().unwrap(), "--backend", backend],
+            limit,
+        );
+        assert_no_panic(&out, backend);
+        assert_eq!(out.status.code(), Some(2), "{backend}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("`server = true` on `server`"),
+            "{backend}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

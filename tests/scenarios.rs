@@ -622,3 +622,118 @@ fn a_mailbox_used_only_in_a_select_is_opened_when_the_process_starts() {
     let status = &proc(&r, "r").status;
     assert!(status.contains("select: source is dead"), "{status}");
 }
+
+/// A server looping forever on a mailbox and a client that makes two
+/// requests; `server = {declared}` on the server.
+fn forever_server(declared: bool) -> String {
+    format!(
+        r#"
+name = "forever server"
+[[mailbox]]
+name = "requests"
+capacity = 1
+
+[[process]]
+name = "server"
+server = {declared}
+script = """
+forever
+  receive requests
+  work 1ms
+end
+"""
+
+[[process]]
+name = "client"
+script = """
+repeat 2
+  send requests
+end
+"""
+"#
+    )
+}
+
+#[test]
+fn a_declared_server_left_waiting_is_a_valid_end_on_run_and_explore() {
+    let ok = scenario::parse("server.toml", &forever_server(true)).unwrap();
+    let r = scenario::run_sim(&ok, &RunOptions::default())
+        .unwrap()
+        .result;
+    assert!(r.ok, "{:?}", r.failure);
+    assert!(!r.deadlock);
+    for exhaustive in [None, Some(20)] {
+        let opts = ExploreOptions {
+            seeds: 50,
+            exhaustive,
+            ..ExploreOptions::default()
+        };
+        let e = explore(&ok, &opts).unwrap();
+        assert!(e.failure.is_none(), "{exhaustive:?}: {:?}", e.failure);
+    }
+    // Without the declaration the same wait is a deadlock.
+    let bad = scenario::parse("server.toml", &forever_server(false)).unwrap();
+    let r = scenario::run_sim(&bad, &RunOptions::default())
+        .unwrap()
+        .result;
+    assert!(!r.ok && r.deadlock, "{:?}", r.failure);
+}
+
+/// One extra rendezvous send: the receiver takes two messages and ends,
+/// the sender's third send finds it dead.
+fn extra_send(expect_error: bool) -> String {
+    format!(
+        r#"
+name = "one send too many"
+[[port]]
+name = "q"
+capacity = 0
+receiver = "receiver"
+senders = ["sender"]
+
+[[process]]
+name = "receiver"
+script = """
+repeat 2
+  receive q
+end
+"""
+
+[[process]]
+name = "sender"
+expect_error = {expect_error}
+script = """
+repeat 3
+  send q
+end
+"""
+"#
+    )
+}
+
+#[test]
+fn a_process_ending_with_an_error_fails_the_run_unless_expected() {
+    let bad = scenario::parse("extra.toml", &extra_send(false)).unwrap();
+    let r = scenario::run_sim(&bad, &RunOptions::default())
+        .unwrap()
+        .result;
+    assert!(!r.ok);
+    let why = r.failure.as_deref().unwrap();
+    assert!(why.contains("process sender ended with an error"), "{why}");
+    assert!(r.schedule.is_some(), "a replay line");
+    let e = explore(&bad, &ExploreOptions::default()).unwrap();
+    assert!(e.failure.is_some(), "before: no failure in {} runs", e.runs);
+    let exhaustive = ExploreOptions {
+        exhaustive: Some(20),
+        ..ExploreOptions::default()
+    };
+    assert!(explore(&bad, &exhaustive).unwrap().failure.is_some());
+
+    let ok = scenario::parse("extra.toml", &extra_send(true)).unwrap();
+    let r = scenario::run_sim(&ok, &RunOptions::default())
+        .unwrap()
+        .result;
+    assert!(r.ok, "{:?}", r.failure);
+    let e = explore(&ok, &exhaustive).unwrap();
+    assert!(e.failure.is_none() && e.complete, "{:?}", e.failure);
+}

@@ -261,6 +261,13 @@ struct Env<'a, H: Host> {
 
 /// The body of process `me`: runs its script on `p`.
 pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResult {
+    let decl = &shared.scenario.processes[me];
+    if decl.server {
+        p.declare_server();
+    }
+    if decl.expect_error {
+        p.declare_expect_error();
+    }
     let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
     run_script(p, &shared, me, &inherited, &[])
 }

@@ -261,6 +261,12 @@ pub struct Process {
     pub vars: Vec<String>,
     /// Its index in its family (`count = N`), 0 for a single process.
     pub id: i64,
+    /// `server = true`: may be left waiting at a receive when every other
+    /// process has ended (a valid end state, not a deadlock).
+    pub server: bool,
+    /// `expect_error = true`: ending with an error (a send to a dead
+    /// destination, a failed receive) does not fail the run.
+    pub expect_error: bool,
 }
 
 /// A statement with its line in the file.

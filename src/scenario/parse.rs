@@ -59,6 +59,8 @@ struct RawProcess {
     start: Option<Spanned<String>>,
     script: Spanned<String>,
     count: Option<Spanned<toml::Value>>,
+    server: Option<bool>,
+    expect_error: Option<bool>,
 }
 
 /// At most this many processes in a scenario, families expanded.
@@ -431,6 +433,8 @@ impl Checker<'_> {
                 rights: Vec::new(),
                 vars: ctx.names.vars.into_inner(),
                 id,
+                server: p.server.unwrap_or(false),
+                expect_error: p.expect_error.unwrap_or(false),
             });
         }
         self.spawn_tree(&raw, &origin, &mut processes, &queues)?;

@@ -558,6 +558,13 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     if let Some(why) = threads_refusal(scn) {
         return unsupported(&why);
     }
+    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+        return unsupported(&format!(
+            "`server = true` on `{}`: only the simulator knows when every other process \
+             has ended and a server may be left waiting (use --backend sim)",
+            p.name
+        ));
+    }
     for q in &scn.queues {
         if let QueueKind::Mailbox {
             owner,

@@ -66,6 +66,16 @@ impl Deadlock {
     }
 }
 
+impl Deadlock {
+    /// Every process still waiting is a declared server waiting at a
+    /// receive: a valid end state, not a deadlock.
+    pub(crate) fn is_valid_end(&self, procs: &[crate::runtime::ProcMeta]) -> bool {
+        self.waiting
+            .iter()
+            .all(|w| w.op == "receive" && procs[w.proc.0 as usize].server)
+    }
+}
+
 fn describe(w: &Waiting, next: Option<&Waiting>) -> String {
     let verb = match w.op {
         "send" => "sending to",

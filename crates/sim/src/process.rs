@@ -520,6 +520,24 @@ impl Proc {
         }
     }
 
+    /// Declares this process a server, as [`Sim::server`](crate::Sim::server)
+    /// does from outside (for processes other processes spawn). No effect
+    /// on the threaded backend, whose runs have no end-state verdict.
+    pub fn declare_server(&self) {
+        if let Some(s) = self.sim() {
+            s.core.procs.borrow_mut()[self.id.0 as usize].server = true;
+        }
+    }
+
+    /// Declares that this process may end with an error, as
+    /// [`Sim::expect_error`](crate::Sim::expect_error) does from outside.
+    /// No effect on the threaded backend.
+    pub fn declare_expect_error(&self) {
+        if let Some(s) = self.sim() {
+            s.core.procs.borrow_mut()[self.id.0 as usize].expect_error = true;
+        }
+    }
+
     /// Starts a child process that inherits `inherit` (moved or copied per
     /// their dispositions, like descriptors across `fork`); the child finds
     /// them in [`Proc::inherited`].

@@ -203,6 +203,17 @@ pub enum FailureReason {
         /// The panic message.
         message: String,
     },
+    /// A process ended with an error ([`ExitStatus::Failed`]: a send to a
+    /// dead destination, a failed receive, any `Err` it returned) that the
+    /// model did not declare expected with
+    /// [`Sim::expect_error`](crate::Sim::expect_error). The first such
+    /// process by id is named.
+    ProcessFailed {
+        /// Which.
+        proc: String,
+        /// Its error, as text.
+        error: String,
+    },
     /// A process overflowed its stack (the canary was overwritten).
     StackOverflow {
         /// Which.
@@ -241,6 +252,12 @@ impl fmt::Display for FailureReason {
             FailureReason::Panicked { proc, message } => {
                 write!(f, "process {proc} panicked: {message}")
             }
+            FailureReason::ProcessFailed { proc, error } => write!(
+                f,
+                "process {proc} ended with an error: {error} \
+                 (declare it expected if it is the point: Sim::expect_error, \
+                 `expect_error = true` in a scenario)"
+            ),
             FailureReason::StackOverflow { proc } => {
                 write!(
                     f,

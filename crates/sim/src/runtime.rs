@@ -76,6 +76,11 @@ pub(crate) struct ProcMeta {
     pub stats: ProcStats,
     pub status: Option<ExitStatus>,
     pub joiners: Vec<ProcId>,
+    /// Declared a server ([`Sim::server`](crate::Sim::server)): may be left
+    /// waiting at a receive when everyone else has finished.
+    pub server: bool,
+    /// Declared to end with an error ([`Sim::expect_error`](crate::Sim::expect_error)).
+    pub expect_error: bool,
 }
 
 impl ProcMeta {
@@ -96,6 +101,8 @@ impl ProcMeta {
             stats: ProcStats::default(),
             status,
             joiners: Vec::new(),
+            server: false,
+            expect_error: false,
         }
     }
 }

@@ -241,6 +241,31 @@ impl Sim {
         spawn_process(&self.core, name, None, inherit, f)
     }
 
+    /// Declares `proc` a server: a process that may wait forever for its
+    /// next request. A run where every other process has ended and each
+    /// server still alive is blocked receiving (not sending, not waiting for
+    /// the reply to a call, not joining) ends normally (a *valid end
+    /// state*); the servers are then unwound and their status is
+    /// [`ExitStatus::Stuck`]. Any other process still blocked at the end is
+    /// a deadlock, as is a server blocked anywhere but at a receive. An id
+    /// no process has is ignored.
+    pub fn server(&mut self, proc: ProcId) {
+        if let Some(m) = self.core.procs.borrow_mut().get_mut(proc.0 as usize) {
+            m.server = true;
+        }
+    }
+
+    /// Declares that `proc` may end with an error ([`ExitStatus::Failed`]):
+    /// the run does not fail for it. Without this, a process that returns
+    /// an error (a send to a dead destination, a failed receive, `?` on any
+    /// error) fails the run with [`FailureReason::ProcessFailed`]. A panic
+    /// always fails the run. An id no process has is ignored.
+    pub fn expect_error(&mut self, proc: ProcId) {
+        if let Some(m) = self.core.procs.borrow_mut().get_mut(proc.0 as usize) {
+            m.expect_error = true;
+        }
+    }
+
     /// Kills `proc` when the run reaches scheduling step `step`.
     pub fn kill_at_step(&mut self, proc: ProcId, step: u64) {
         self.step_kills.entry(step).or_default().push(proc);
@@ -292,9 +317,11 @@ impl Sim {
         self.final_checks.push((name.to_string(), Box::new(check)));
     }
 
-    /// Runs to the end: every process ended (`Ok`), or a deadlock, failed
-    /// invariant, panic or step limit (`Err`, with the report and the
-    /// schedule that replays it).
+    /// Runs to the end: every process ended (`Ok`; servers may be left
+    /// waiting, see [`Sim::server`]), or a deadlock, failed invariant,
+    /// panic, process that ended with an error it did not declare
+    /// ([`Sim::expect_error`]) or step limit (`Err`, with the report and
+    /// the schedule that replays it).
     pub fn run(mut self) -> Result<Report, Failure> {
         let failure = self.run_loop();
         if let Some(d) = &self.core.dpor {
@@ -316,6 +343,7 @@ impl Sim {
             };
             d.end_run(live);
         }
+        let failure = failure.or_else(|| self.failed_process());
         let report = self.finish();
         if let Some(reason) = failure {
             return Err(Failure {
@@ -336,6 +364,21 @@ impl Sim {
             }
         }
         Ok(report)
+    }
+
+    /// The first process (by id) that ended with an error it did not
+    /// declare expected.
+    fn failed_process(&self) -> Option<FailureReason> {
+        let procs = self.core.procs.borrow();
+        procs.iter().find_map(|m| match &m.status {
+            Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
+                Some(FailureReason::ProcessFailed {
+                    proc: m.name.clone(),
+                    error: error.clone(),
+                })
+            }
+            _ => None,
+        })
     }
 
     fn run_loop(&mut self) -> Option<FailureReason> {
@@ -450,6 +493,9 @@ impl Sim {
                         }
                         let d =
                             deadlock::analyse(core, |p, t| self.trace_names().target_name(p, t));
+                        if d.is_valid_end(&core.procs.borrow()) {
+                            return Err(None);
+                        }
                         return Err(Some(FailureReason::Deadlock(d)));
                     }
                 }

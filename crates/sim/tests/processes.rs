@@ -45,7 +45,13 @@ fn errors_become_failed_statuses() {
         p.receive(mkipc_kernel::PortName::from_parts(9, 9))?;
         Ok(())
     });
-    let r = sim.run().unwrap();
+    // The error also fails the run (the process did not declare it expected).
+    let f = sim.run().unwrap_err();
+    assert!(
+        matches!(&f.reason, mkipc_sim::FailureReason::ProcessFailed { proc, .. } if proc == "bad"),
+        "{f}"
+    );
+    let r = f.report;
     match &r.proc("bad").unwrap().status {
         ExitStatus::Failed { code: 1, error } => assert!(error.contains("invalid"), "{error}"),
         other => panic!("{other}"),
@@ -189,7 +195,18 @@ mod stack_sizes {
                 let _ = p.pid();
                 Ok(())
             });
-            let r = sim.run().unwrap();
+            // A process that could not start ended with an error: the run
+            // fails for it, and says which.
+            let r = match sim.run() {
+                Ok(r) => r,
+                Err(f) => {
+                    prop_assert!(
+                        matches!(&f.reason, mkipc_sim::FailureReason::ProcessFailed { proc, .. } if proc == "p"),
+                        "{}", f
+                    );
+                    *f.report
+                }
+            };
             match &r.procs[id.0 as usize].status {
                 ExitStatus::Exited(0) => {}
                 ExitStatus::Failed { error, .. } => {

@@ -46,6 +46,13 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
             }
         }
     }
+    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+        return unsupported(
+            scn,
+            format!("`server = true` on `{}` is", p.name),
+            "only the simulator knows when every other process has ended and a server may be left waiting",
+        );
+    }
     let root = mkipc_os_is_root();
     for q in &scn.queues {
         if let QueueKind::Mailbox {
