@@ -119,16 +119,26 @@ fn check_backend(backend: &str) {
     }
 }
 
-// The os backend's runs are the slow ones: text and JSON in two tests.
+// The os backend's runs are slow ones too: text and JSON in two tests.
 
 #[test]
 fn rows_add_up_to_the_totals_on_sim() {
     check_backend("sim");
 }
 
+// Three scenarios run into the timeout on threads: text and JSON apart.
 #[test]
-fn rows_add_up_to_the_totals_on_threads() {
-    check_backend("threads");
+fn rows_add_up_to_the_totals_on_threads_in_json() {
+    for file in scenarios() {
+        check_json(&file, "threads");
+    }
+}
+
+#[test]
+fn rows_add_up_to_the_totals_on_threads_in_text() {
+    for file in scenarios() {
+        check_text(&file, "threads");
+    }
 }
 
 #[test]
