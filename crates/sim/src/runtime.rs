@@ -175,6 +175,9 @@ pub(crate) struct Core {
     /// The events so far, bounded by `SimBuilder::trace_limit`.
     pub trace: RefCell<TraceBuffer>,
     pub labels: RefCell<BTreeMap<(u32, PortName), String>>,
+    /// The label of each port made with `Sim::port`, by kernel queue id
+    /// (the id outlives the setup task's name): `queue_stats` shows it.
+    pub port_labels: RefCell<Vec<(u64, String)>>,
     pub watched: RefCell<Vec<Watched>>,
     /// Which watched queue a name denotes: `(pid, name) -> index into
     /// watched`, by identity (recorded where the sim saw the right made or
@@ -358,6 +361,18 @@ impl Core {
 
     /// Adds a queue to the report, unless it is already there; returns its
     /// index in `watched`.
+    /// The kernel's queue statistics, ports made by `Sim::port` labelled.
+    pub fn queue_stats(&self) -> Vec<mkipc_kernel::QueueStats> {
+        let labels = self.port_labels.borrow();
+        let mut stats = self.kernel.queue_stats();
+        for q in stats.iter_mut().filter(|q| q.kind == "port") {
+            if let Some((_, label)) = labels.iter().find(|(id, _)| *id == q.queue_id) {
+                q.label = label.clone();
+            }
+        }
+        stats
+    }
+
     pub fn watch(&self, label: &str, holder: Pid, name: PortName, is_mailbox: bool) -> usize {
         let mut watched = self.watched.borrow_mut();
         if let Some(i) = watched
