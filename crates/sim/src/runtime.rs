@@ -73,6 +73,9 @@ pub(crate) struct ProcMeta {
     pub killed: bool,
     /// What it is blocked on (`true` = sending), while blocked in the kernel.
     pub blocked_on: Option<(bool, Target)>,
+    /// When its current kernel wait began (virtual ns), while it waits: a
+    /// process stuck at the end is credited the wait up to the end.
+    pub blocked_since: Option<u64>,
     pub stats: ProcStats,
     pub status: Option<ExitStatus>,
     pub joiners: Vec<ProcId>,
@@ -93,6 +96,7 @@ impl ProcMeta {
             timed_out: false,
             killed: false,
             blocked_on: None,
+            blocked_since: None,
             stats: ProcStats::default(),
             status,
             joiners: Vec::new(),
