@@ -112,7 +112,7 @@ impl QueueSampler {
         let shared = Rc::clone(&series);
         // Per queue only: keeps partial-order reduction on.
         sim.queue_invariant("queue sampler", move |view| {
-            let stats = view.kernel().queue_stats();
+            let stats = view.queue_stats();
             let now = view.now();
             let mut series = shared.borrow_mut();
             for (key, s) in keys.iter().zip(series.iter_mut()) {

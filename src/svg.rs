@@ -40,6 +40,9 @@ const RIGHT: f64 = 20.0;
 const PANEL_H: f64 = 110.0;
 const PANEL_GAP: f64 = 46.0;
 const TOP: f64 = 44.0;
+/// The caption of a queue that never held a message.
+const EMPTY_CAPTION: &str =
+    "always empty: no message ever waited here (taken at once, or held by its sender)";
 
 /// Renders panels stacked vertically, sharing the time axis.
 pub fn queue_chart(title: &str, panels: &[Panel]) -> String {
@@ -92,9 +95,12 @@ pub fn queue_chart(title: &str, panels: &[Panel]) -> String {
         }
         for k in 0..=4 {
             let t = end * k as f64 / 4.0;
+            // The last label ends at the axis's end (centred, it would run
+            // past the right edge of the picture).
+            let anchor = if k == 4 { "end" } else { "middle" };
             let _ = writeln!(
                 s,
-                r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#444">{} ms</text>"##,
+                r##"<text x="{:.1}" y="{:.1}" text-anchor="{anchor}" fill="#444">{} ms</text>"##,
                 x(t),
                 bottom + 16.0,
                 trim_float(t)
@@ -111,9 +117,11 @@ pub fn queue_chart(title: &str, panels: &[Panel]) -> String {
             r##"<path d="{d}" stroke="#1f6fb2" stroke-width="1.5" fill="none"/>"##
         );
         if panel.samples.iter().all(|s| s.1 == 0) {
+            // True whatever kept it empty: a receiver always waiting (each
+            // message taken at once) or no buffer (each sender held its own).
             let _ = writeln!(
                 s,
-                r##"<text x="{:.1}" y="{:.1}" fill="#a33">always empty: every message waited with its sender instead</text>"##,
+                r##"<text x="{:.1}" y="{:.1}" fill="#a33">{EMPTY_CAPTION}</text>"##,
                 LEFT + 12.0,
                 bottom - 10.0
             );

@@ -66,6 +66,30 @@ pub(crate) struct Counters {
     pub procs: Vec<(u64, u64)>,
     /// Per process: drops and times.
     pub times: Vec<ProcTimes>,
+    /// Per process instance, for hosts that run several instances of one
+    /// script in one run (threads: indexed by `ProcId`, see [`Host::instance`]).
+    pub instances: Vec<InstanceCounts>,
+}
+
+/// What one process instance did (threads backend).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct InstanceCounts {
+    /// Successful sends.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Of `sent`, what a drop policy discarded (or that displaced another).
+    pub drops: u64,
+}
+
+impl Counters {
+    /// The counts of instance `k`, made on first use.
+    fn instance(&mut self, k: usize) -> &mut InstanceCounts {
+        if self.instances.len() <= k {
+            self.instances.resize(k + 1, InstanceCounts::default());
+        }
+        &mut self.instances[k]
+    }
 }
 
 /// State shared by the processes of one run.
@@ -202,6 +226,11 @@ pub(crate) trait Host {
     }
     /// Keeps a control message [`is_control`](Host::is_control) picked out.
     fn stash_control(&self, _msg: Message) {}
+    /// This process instance's index in [`Counters::instances`], for a host
+    /// that runs several instances of one script and reports each.
+    fn instance(&self) -> Option<usize> {
+        None
+    }
     /// Called before a `destroy`: a host without a step hook (threads) reads
     /// the kernel's queue maxima (high-water marks) here, while the queue
     /// still exists; it reads them again as each process ends.
@@ -249,6 +278,8 @@ struct Env<'a, H: Host> {
     p: &'a H::I,
     shared: &'a Arc<Shared>,
     me: usize,
+    /// See [`Host::instance`].
+    instance: Option<usize>,
     recv_names: Vec<Option<PortName>>,
     send_names: Vec<Option<PortName>>,
     last_request: Option<Message>,
@@ -291,6 +322,7 @@ pub(crate) fn run_script<H: Host>(
         p,
         shared,
         me,
+        instance: h.instance(),
         recv_names: vec![None; nq],
         send_names: vec![None; nq],
         last_request: None,
@@ -412,6 +444,9 @@ impl<H: Host> Env<'_, H> {
                 c.sent += 1;
                 c.dropped += 1;
                 c.times[self.me].drops += 1;
+                if let Some(k) = self.instance {
+                    c.instance(k).drops += 1;
+                }
                 if let Some(q) = queue {
                     c.queues[q].dropped += 1;
                 }
@@ -420,6 +455,9 @@ impl<H: Host> Env<'_, H> {
         }
         if r.is_ok() {
             c.procs[self.me].0 += 1;
+            if let Some(k) = self.instance {
+                c.instance(k).sent += 1;
+            }
         }
     }
 
@@ -432,6 +470,9 @@ impl<H: Host> Env<'_, H> {
         let mut c = self.shared.counters();
         c.received += 1;
         c.procs[self.me].1 += 1;
+        if let Some(k) = self.instance {
+            c.instance(k).received += 1;
+        }
         if let Some(q) = queue {
             let offered = Duration::from_nanos(offered);
             let qc = &mut c.queues[q];

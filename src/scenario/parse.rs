@@ -485,6 +485,13 @@ impl Checker<'_> {
             }
         }
 
+        // Checked last, so a file's other mistakes are named first.
+        if processes.is_empty() {
+            return Err(self.err(
+                0..0,
+                "no processes: a scenario needs at least one `[[process]]` with a `script`",
+            ));
+        }
         Ok(Scenario {
             file: self.file.to_string(),
             source: Arc::from(self.text),

@@ -468,6 +468,9 @@ impl Host for ThreadHost<'_> {
     fn observe_queues(&self) {
         self.watch.observe();
     }
+    fn instance(&self) -> Option<usize> {
+        Some(self.p.id().0 as usize)
+    }
 }
 
 /// The body of process `me` on the threads backend.
@@ -723,8 +726,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         .iter()
         .enumerate()
         .map(|(id, (name, status))| {
-            let i = scn.process_index(name).unwrap_or(0);
-            let (sent, received) = counters.procs.get(i).copied().unwrap_or_default();
+            // Per instance: the three `worker`s of one script each report
+            // their own counts (`id` is the instance's `ProcId`).
+            let mine = counters.instances.get(id).copied().unwrap_or_default();
             let stopped = timed_out
                 .as_ref()
                 .and_then(|(running, _)| running.iter().find(|(r, _)| *r as usize == id));
@@ -734,9 +738,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
                     Some((_, what)) => format!("timed out: {what}"),
                     None => status.to_string(),
                 },
-                sent,
-                received,
-                drops: 0,
+                sent: mine.sent,
+                received: mine.received,
+                drops: mine.drops,
                 blocked_ms: None,
                 working_ms: None,
             }
@@ -752,7 +756,7 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
             kind: if q.is_mailbox() { "mailbox" } else { "port" }.to_string(),
             capacity: q.capacity.to_string(),
             sent: c.sent,
-            dropped: 0,
+            dropped: c.dropped,
             received: c.received,
             max_len: Some(max),
             mean_len: None,

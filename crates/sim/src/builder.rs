@@ -187,6 +187,7 @@ impl SimBuilder {
             tracing: self.trace,
             trace: RefCell::new(TraceBuffer::new(self.trace_limit)),
             labels: RefCell::default(),
+            port_labels: RefCell::default(),
             watched: RefCell::default(),
             queue_of: RefCell::default(),
             services: RefCell::default(),

@@ -130,7 +130,16 @@ impl Sim {
         for id in stuck {
             {
                 let mut procs = core.procs.borrow_mut();
-                procs[id.0 as usize].killed = true;
+                let m = &mut procs[id.0 as usize];
+                m.killed = true;
+                // Its wait never completes (the coroutine is unwound): it
+                // lasted until the end of the run.
+                if let Some(since) = m.blocked_since.take() {
+                    m.stats.blocked = m
+                        .stats
+                        .blocked
+                        .saturating_add(Duration::from_nanos(end.saturating_sub(since)));
+                }
             }
             let pid = core.procs.borrow()[id.0 as usize].pid;
             core.kernel.exit_task(pid);

@@ -171,7 +171,12 @@ impl Blocker for SimCtx {
             };
             core.emit(self.id, kind);
         }
-        core.procs.borrow_mut()[self.id.0 as usize].blocked_on = op;
+        {
+            let mut procs = core.procs.borrow_mut();
+            let meta = &mut procs[self.id.0 as usize];
+            meta.blocked_on = op;
+            meta.blocked_since = Some(since);
+        }
         let outcome = loop {
             self.suspend(Suspend::Block { deadline });
             if let Some(outcome) = core.kernel.wait_take(self.pid, token) {
@@ -194,6 +199,7 @@ impl Blocker for SimCtx {
         let mut procs = core.procs.borrow_mut();
         let meta = &mut procs[self.id.0 as usize];
         meta.blocked_on = None;
+        meta.blocked_since = None;
         meta.stats.blocked = meta
             .stats
             .blocked

@@ -73,6 +73,9 @@ pub(crate) struct ProcMeta {
     pub killed: bool,
     /// What it is blocked on (`true` = sending), while blocked in the kernel.
     pub blocked_on: Option<(bool, Target)>,
+    /// When its current kernel wait began (virtual ns), while it waits: a
+    /// process stuck at the end is credited the wait up to the end.
+    pub blocked_since: Option<u64>,
     pub stats: ProcStats,
     pub status: Option<ExitStatus>,
     pub joiners: Vec<ProcId>,
@@ -98,6 +101,7 @@ impl ProcMeta {
             timed_out: false,
             killed: false,
             blocked_on: None,
+            blocked_since: None,
             stats: ProcStats::default(),
             status,
             joiners: Vec::new(),
@@ -182,6 +186,9 @@ pub(crate) struct Core {
     /// The events so far, bounded by `SimBuilder::trace_limit`.
     pub trace: RefCell<TraceBuffer>,
     pub labels: RefCell<BTreeMap<(u32, PortName), String>>,
+    /// The label of each port made with `Sim::port`, by kernel queue id
+    /// (the id outlives the setup task's name): `queue_stats` shows it.
+    pub port_labels: RefCell<Vec<(u64, String)>>,
     pub watched: RefCell<Vec<Watched>>,
     /// Which watched queue a name denotes: `(pid, name) -> index into
     /// watched`, by identity (recorded where the sim saw the right made or
@@ -365,6 +372,18 @@ impl Core {
 
     /// Adds a queue to the report, unless it is already there; returns its
     /// index in `watched`.
+    /// The kernel's queue statistics, ports made by `Sim::port` labelled.
+    pub fn queue_stats(&self) -> Vec<mkipc_kernel::QueueStats> {
+        let labels = self.port_labels.borrow();
+        let mut stats = self.kernel.queue_stats();
+        for q in stats.iter_mut().filter(|q| q.kind == "port") {
+            if let Some((_, label)) = labels.iter().find(|(id, _)| *id == q.queue_id) {
+                q.label = label.clone();
+            }
+        }
+        stats
+    }
+
     pub fn watch(&self, label: &str, holder: Pid, name: PortName, is_mailbox: bool) -> usize {
         let mut watched = self.watched.borrow_mut();
         if let Some(i) = watched

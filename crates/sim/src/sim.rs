@@ -47,7 +47,7 @@ use std::time::Duration;
 use corosensei::CoroutineResult;
 use mkipc_kernel::{
     Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Owner, Pid,
-    PortName,
+    PortName, QueueStats,
 };
 
 use crate::builder::SimBuilder;
@@ -111,6 +111,11 @@ impl SimView<'_> {
     pub fn kernel(&self) -> &Kernel {
         &self.core.kernel
     }
+    /// [`Kernel::queue_stats`], with each port made by [`Sim::port`]
+    /// labelled as it was made (the kernel itself calls it `port#N`).
+    pub fn queue_stats(&self) -> Vec<QueueStats> {
+        self.core.queue_stats()
+    }
     /// How many processes have been spawned.
     pub fn procs(&self) -> usize {
         self.core.procs.borrow().len()
@@ -164,6 +169,12 @@ impl Sim {
         &self.core.kernel
     }
 
+    /// [`Kernel::queue_stats`], with each port made by [`Sim::port`]
+    /// labelled as it was made (the kernel itself calls it `port#N`).
+    pub fn queue_stats(&self) -> Vec<QueueStats> {
+        self.core.queue_stats()
+    }
+
     /// The kernel pid of a spawned process.
     pub fn pid(&self, id: ProcId) -> Option<Pid> {
         self.core.procs.borrow().get(id.0 as usize).map(|m| m.pid)
@@ -183,7 +194,24 @@ impl Sim {
     /// no-senders and dead-port behaviour during the run depend only on the
     /// processes.
     pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
+        let ports = |k: &Kernel| -> Vec<u64> {
+            k.queue_stats()
+                .iter()
+                .filter(|q| q.kind == "port")
+                .map(|q| q.queue_id)
+                .collect()
+        };
+        let before = ports(&self.core.kernel);
         let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
+        if let Some(id) = ports(&self.core.kernel)
+            .into_iter()
+            .find(|id| !before.contains(id))
+        {
+            self.core
+                .port_labels
+                .borrow_mut()
+                .push((id, label.to_string()));
+        }
         self.core
             .kernel
             .make_right(self.core.init, name, Disposition::MakeSend)?;
