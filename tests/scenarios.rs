@@ -737,3 +737,16 @@ fn a_process_ending_with_an_error_fails_the_run_unless_expected() {
     let e = explore(&ok, &exhaustive).unwrap();
     assert!(e.failure.is_none() && e.complete, "{:?}", e.failure);
 }
+
+#[test]
+fn the_threads_backend_gives_a_failed_process_the_same_verdict() {
+    let timeout = std::time::Duration::from_secs(10);
+    let bad = scenario::parse("extra.toml", &extra_send(false)).unwrap();
+    let r = scenario::run_threads(&bad, timeout).unwrap();
+    assert!(!r.ok, "before: a failed process passed on threads");
+    let why = r.failure.as_deref().unwrap();
+    assert!(why.contains("process sender ended with an error"), "{why}");
+    let ok = scenario::parse("extra.toml", &extra_send(true)).unwrap();
+    let r = scenario::run_threads(&ok, timeout).unwrap();
+    assert!(r.ok, "{:?}", r.failure);
+}

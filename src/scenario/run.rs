@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::{Access, CarriedRight, Ipc, Kernel, MailboxConfig, Owner, Pid, PortName};
 use mkipc_sim::{
-    Dist, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
+    Dist, ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
     SchedulerKind, Sim, SimBuilder, SimRng, Threaded,
 };
 
@@ -794,6 +794,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
             failure = lost.err();
         }
     }
+    if failure.is_none() && timed_out.is_none() {
+        failure = failed_process(&scn, &statuses, &watch.tasks());
+    }
     if let Some((_, why)) = timed_out {
         failure = Some(why);
     }
@@ -820,6 +823,33 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         time_scale: None,
         trace_note: None,
     })
+}
+
+/// The first process of a threaded run that ended with an error its
+/// declaration does not expect (`expect_error = true`), as the simulator's
+/// `FailureReason::ProcessFailed` says it: the same model gets the same
+/// verdict on both backends. `tasks` maps each `ProcId` to its declaration.
+fn failed_process(
+    scn: &Scenario,
+    statuses: &[(String, ExitStatus)],
+    tasks: &[(u32, usize, Pid)],
+) -> Option<String> {
+    statuses
+        .iter()
+        .enumerate()
+        .find_map(|(id, (name, status))| {
+            let expected = tasks
+                .iter()
+                .find(|&&(t, _, _)| t as usize == id)
+                .is_some_and(|&(_, decl, _)| scn.processes[decl].expect_error);
+            match status {
+                ExitStatus::Failed { error, .. } if !expected => Some(format!(
+                    "process {name} ended with an error: {error} \
+                     (declare it expected if it is the point: `expect_error = true`)"
+                )),
+                _ => None,
+            }
+        })
 }
 
 /// What of `scn` the threads backend cannot run, if anything. Every
