@@ -556,6 +556,15 @@ mod tests {
         // cleanup deleted the record and the run directory, said "removed
         // run", and left the queue.
         let run = new_run_id();
+        // The fixtures go even if an assertion fails (they are the kind of
+        // record cleanup must keep, so nothing else would remove them).
+        struct RemoveDir(PathBuf);
+        impl Drop for RemoveDir {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let _fixtures = RemoveDir(run_dir(&run));
         let ok = format!("/{PREFIX}{run}-m-ok");
         record(&run, Kind::Queue, &ok, EntryOwner::Run).unwrap();
         make_queue(&ok);
@@ -597,7 +606,8 @@ mod tests {
             "the queue was still there: {left_queue:?}"
         );
         assert!(!leftovers(&run).is_empty(), "the run directory stays");
-        fs::remove_dir_all(run_dir(&run)).unwrap();
+        assert!(run_dir(&run).exists(), "the run directory stays");
+        // `_fixtures` removes it now.
     }
 
     #[test]
