@@ -826,8 +826,8 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
 }
 
 /// The first process of a threaded run that ended with an error its
-/// declaration does not expect (`expect_error = true`), as the simulator's
-/// `FailureReason::ProcessFailed` says it: the same model gets the same
+/// declaration does not expect (`expect_error = true`), said as the
+/// simulator's `FailureReason::ProcessFailed` says it: the same model gets the same
 /// verdict on both backends. `tasks` maps each `ProcId` to its declaration.
 fn failed_process(
     scn: &Scenario,
@@ -843,10 +843,13 @@ fn failed_process(
                 .find(|&&(t, _, _)| t as usize == id)
                 .is_some_and(|&(_, decl, _)| scn.processes[decl].expect_error);
             match status {
-                ExitStatus::Failed { error, .. } if !expected => Some(format!(
-                    "process {name} ended with an error: {error} \
-                     (declare it expected if it is the point: `expect_error = true`)"
-                )),
+                ExitStatus::Failed { error, .. } if !expected => Some(
+                    FailureReason::ProcessFailed {
+                        proc: name.clone(),
+                        error: error.clone(),
+                    }
+                    .to_string(),
+                ),
                 _ => None,
             }
         })

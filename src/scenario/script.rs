@@ -390,6 +390,34 @@ impl ScriptCtx<'_> {
         }))
     }
 
+    /// Splits a trailing `if GUARD` off `rest` (only when `guarded`; `after`
+    /// names what the guard follows, for the error of an empty one).
+    fn guard<'r>(
+        &self,
+        script: &str,
+        rest: &'r str,
+        arg_at: usize,
+        guarded: bool,
+        after: &str,
+    ) -> Result<(&'r str, Option<Expr>), ScenarioError> {
+        let (rest, guard) = if guarded {
+            split_word(rest, "if")
+        } else {
+            (rest, None)
+        };
+        let guard = match guard {
+            Some("") => {
+                return Err(self.err(
+                    arg_at + rest.len(),
+                    format!("write `if CONDITION` after the {after}"),
+                ))
+            }
+            Some(g) => Some(self.expr(script, g)?),
+            None => None,
+        };
+        Ok((rest, guard))
+    }
+
     /// `QUEUE [POLICY] [VALUE] [if GUARD]` after `send`, `try-send` or
     /// `on send` (a guard only when `guarded`).
     pub(crate) fn send_parts(
@@ -399,18 +427,7 @@ impl ScriptCtx<'_> {
         arg_at: usize,
         guarded: bool,
     ) -> Result<SendParts, ScenarioError> {
-        let (rest, guard) = if guarded {
-            split_word(rest, "if")
-        } else {
-            (rest, None)
-        };
-        let guard = match guard {
-            Some("") => {
-                return Err(self.err(arg_at + rest.len(), "write `if CONDITION` after the value"))
-            }
-            Some(g) => Some(self.expr(script, g)?),
-            None => None,
-        };
+        let (rest, guard) = self.guard(script, rest, arg_at, guarded, "value")?;
         let mut words = rest.split_whitespace();
         let name = words.next().unwrap_or_default();
         let after = rest[name.len()..].trim_start();
@@ -459,21 +476,7 @@ impl ScriptCtx<'_> {
         arg_at: usize,
         guarded: bool,
     ) -> Result<ReceiveParts, ScenarioError> {
-        let (rest, guard) = if guarded {
-            split_word(rest, "if")
-        } else {
-            (rest, None)
-        };
-        let guard = match guard {
-            Some("") => {
-                return Err(self.err(
-                    arg_at + rest.len(),
-                    "write `if CONDITION` after the pattern",
-                ))
-            }
-            Some(g) => Some(self.expr(script, g)?),
-            None => None,
-        };
+        let (rest, guard) = self.guard(script, rest, arg_at, guarded, "pattern")?;
         let (rest, timeout) = split_word(rest, "timeout");
         let timeout = match timeout {
             None => None,

@@ -105,12 +105,12 @@ pub(crate) fn pipe_send_failed(
 }
 
 impl OsProcess {
-    pub(crate) fn resolve_target(&self, dest: PortName) -> Result<Target, SendErrorKindless> {
+    pub(crate) fn resolve_target(&self, dest: PortName) -> Result<Target, SendErrorKind> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let entry = match names.get(dest) {
             Ok(e) => e,
-            Err(IpcError::DeadName) => return Err(SendErrorKindless::Dead),
-            Err(_) => return Err(SendErrorKindless::Invalid),
+            Err(IpcError::DeadName) => return Err(SendErrorKind::DestinationDead),
+            Err(_) => return Err(SendErrorKind::InvalidDestination),
         };
         Ok(match entry {
             Entry::Port { receive, send, .. } => {
@@ -120,7 +120,7 @@ impl OsProcess {
                     once: false,
                 }
             }
-            Entry::Dead { .. } => return Err(SendErrorKindless::Dead),
+            Entry::Dead { .. } => return Err(SendErrorKind::DestinationDead),
             Entry::SendOnce { send } => Target::Queue {
                 queue: Arc::clone(send),
                 once: true,
@@ -131,7 +131,7 @@ impl OsProcess {
             },
             Entry::Mailbox { queue, access, .. } => {
                 if !access.send {
-                    return Err(SendErrorKindless::NoPermission);
+                    return Err(SendErrorKind::NoPermission);
                 }
                 Target::Queue {
                     queue: Arc::clone(queue),
@@ -140,7 +140,7 @@ impl OsProcess {
             }
             Entry::Fifo(f) => {
                 if f.tx.is_none() {
-                    return Err(SendErrorKindless::NoPermission);
+                    return Err(SendErrorKind::NoPermission);
                 }
                 Target::Fifo(Arc::clone(f))
             }
@@ -283,22 +283,5 @@ impl OsProcess {
         }
         .map_err(rx_error)?;
         Ok(self.accept_queue_frame(raw.header, raw.body, on, raw.seqno))
-    }
-}
-
-/// Why a destination cannot be sent to, before the message is wrapped.
-pub(crate) enum SendErrorKindless {
-    Invalid,
-    Dead,
-    NoPermission,
-}
-
-impl SendErrorKindless {
-    pub(crate) fn with(self, msg: Message) -> SendError {
-        match self {
-            SendErrorKindless::Invalid => SendErrorKind::InvalidDestination.with(msg),
-            SendErrorKindless::Dead => SendErrorKind::DestinationDead.with(msg),
-            SendErrorKindless::NoPermission => SendErrorKind::NoPermission.with(msg),
-        }
     }
 }

@@ -75,18 +75,6 @@ pub fn create_queue_error(e: Errno, capacity: Capacity) -> IpcError {
     }
 }
 
-/// The errno a [`Limit`] came from, for the error types that have no
-/// `Limit` variant yet (a send's `SendErrorKind::Os`).
-pub fn limit_errno(limit: Limit) -> Errno {
-    match limit {
-        Limit::MqMsgMax { .. } | Limit::MqMsgsizeMax { .. } => libc::EINVAL,
-        Limit::MqQueuesMax { .. } => libc::ENOSPC,
-        Limit::RlimitMsgqueue { .. } | Limit::RlimitNofile { .. } => libc::EMFILE,
-        Limit::FileMax => libc::ENFILE,
-        _ => libc::EIO,
-    }
-}
-
 /// An errno from a send, as a [`SendError`] around the message.
 pub fn send_error(e: Errno, msg: Message, limit: usize) -> SendError {
     match e {

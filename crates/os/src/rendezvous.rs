@@ -94,7 +94,7 @@ impl OsProcess {
                     Err(_) => Ok(Sent::Delivered), // empty: a receiver took ours
                 }
             }
-            Err(e) => Err(SendErrorKind::Os(receive_errno(e)).with(msg)),
+            Err(e) => Err(receive_failed(e).with(msg)),
         }
     }
 }
@@ -124,11 +124,13 @@ fn put_back(q: &Arc<Queue>, frame: &[u8]) {
     }
 }
 
-pub(crate) fn receive_errno(e: ReceiveError) -> i32 {
+/// What a rendezvous send reports when taking its acknowledgement (or its
+/// own message back) failed: the system's reason, a limit as a limit.
+pub(crate) fn receive_failed(e: ReceiveError) -> SendErrorKind {
     match e {
-        ReceiveError::Os(e) => e,
-        ReceiveError::Limit(limit) => crate::errno::limit_errno(limit),
-        ReceiveError::NoPermission => libc::EACCES,
-        _ => libc::EIO,
+        ReceiveError::Os(e) => SendErrorKind::Os(e),
+        ReceiveError::Limit(limit) => SendErrorKind::Limit(limit),
+        ReceiveError::NoPermission => SendErrorKind::Os(libc::EACCES),
+        _ => SendErrorKind::Os(libc::EIO),
     }
 }

@@ -157,36 +157,8 @@ pub(crate) fn poll_events(
 /// Waits until one of `fds` is readable (or hung up). Returns the indices that
 /// are, empty on timeout.
 pub(crate) fn poll_many(fds: &[RawFd], deadline: Deadline) -> Result<Vec<usize>, Errno> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    loop {
-        // SAFETY: `pfds` is a valid array of `pfds.len()` initialised pollfds.
-        let ret = unsafe {
-            libc::poll(
-                pfds.as_mut_ptr(),
-                pfds.len() as libc::nfds_t,
-                poll_timeout(deadline),
-            )
-        };
-        match check(ret) {
-            Ok(_) => {
-                return Ok(pfds
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.revents != 0)
-                    .map(|(i, _)| i)
-                    .collect());
-            }
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    let fds: Vec<(RawFd, libc::c_short)> = fds.iter().map(|&fd| (fd, libc::POLLIN)).collect();
+    poll_events(&fds, deadline)
 }
 
 /// A new anonymous pipe `(read end, write end)`, both close-on-exec and
