@@ -62,6 +62,7 @@ pub mod deadlock;
 mod exit;
 mod explore;
 mod lifecycle;
+pub mod machine;
 mod process;
 pub mod report;
 mod rng;

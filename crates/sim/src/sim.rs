@@ -269,6 +269,24 @@ impl Sim {
         spawn_process(&self.core, name, None, inherit, f)
     }
 
+    /// Spawns a process that runs a [`Machine`](crate::machine::Machine)
+    /// (module [`machine`](crate::machine)): `make` builds it from the
+    /// rights the process inherited, under its own names, in order.
+    pub fn spawn_machine<M, F>(
+        &mut self,
+        name: &str,
+        inherit: &[CarriedRight],
+        make: F,
+    ) -> Result<ProcId, IpcError>
+    where
+        M: crate::machine::Machine + Send,
+        F: FnOnce(&[CarriedRight]) -> M + 'static,
+    {
+        self.spawn_with(name, inherit, move |p| {
+            crate::machine::run_on_proc(p, make(p.inherited()))
+        })
+    }
+
     /// Declares `proc` a server: a process that may wait forever for its
     /// next request. A run where every other process has ended and each
     /// server still alive is blocked receiving (not sending, not waiting for

@@ -1,0 +1,247 @@
+//! Processes written as explicit state machines.
+//!
+//! A closure process ([`Sim::spawn`](crate::Sim::spawn)) keeps its state on
+//! a coroutine stack: it can block in the middle of a function, but nobody
+//! can copy, compare or hash where it is. A [`Machine`] keeps *all* of its
+//! state in a value. Whoever runs it calls [`Machine::step`] at each of its
+//! scheduling points; a step runs from one scheduling point to the next:
+//! it finishes the operation the machine was waiting for (its outcome is
+//! handed in), does local work, and starts at most one IPC operation
+//! through its [`Ctx`]. If that operation completes at once the step
+//! returns [`Step::Yield`]; if it has to wait ([`Op::Pending`]), the step
+//! returns [`Step::Wait`] and the next step gets the outcome.
+//!
+//! Because the state is a value, a machine can run where no stack exists:
+//! the stateful model checker (module `check`) clones the whole system
+//! (kernel and machines) at every state, hashes it, and never explores a
+//! state twice. On the simulator ([`Sim::spawn_machine`](crate::Sim::spawn_machine))
+//! and on blocking runners ([`run_blocking`]) the same machine runs with
+//! operations that always complete (`Op::Done`): the runner blocks inside
+//! the operation instead.
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Destination, Ipc, Message, OnFull, PortName, WaitOutcome};
+//! use mkipc_sim::machine::{Ctx, Machine, Op, Step};
+//! use mkipc_sim::{Inherit, Sim};
+//!
+//! /// Sends `left` messages to `to`, one per step.
+//! #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+//! struct Producer { to: PortName, left: u32 }
+//!
+//! impl Machine for Producer {
+//!     fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
+//!         if let Some(WaitOutcome::Sent(Err(e))) = resumed {
+//!             return Step::Exit(Err(e.into()));
+//!         }
+//!         if self.left == 0 {
+//!             return Step::Exit(Ok(()));
+//!         }
+//!         self.left -= 1;
+//!         let msg = Message::from_u64(1, u64::from(self.left));
+//!         match cx.send(Destination::Name(self.to), msg, OnFull::Block) {
+//!             Op::Done(Ok(_)) => Step::Yield,
+//!             Op::Done(Err(e)) => Step::Exit(Err(e.into())),
+//!             Op::Pending => Step::Wait,
+//!         }
+//!     }
+//! }
+//!
+//! let mut sim = Sim::builder().seed(1).build();
+//! let port = sim.port("numbers", Capacity::Bounded(1)).unwrap();
+//! let spawned = sim.spawn_machine("producer", &[Inherit::send(port)], |inherited| Producer {
+//!     to: inherited[0].name,
+//!     left: 3,
+//! });
+//! sim.spawn_with("consumer", &[Inherit::receive(port)], |p| {
+//!     for _ in 0..3 {
+//!         p.receive(p.right(0))?;
+//!     }
+//!     Ok(())
+//! })
+//! .unwrap();
+//! assert!(spawned.is_ok());
+//! sim.run().unwrap();
+//! ```
+
+use std::time::Duration;
+
+use mkipc_kernel::{
+    CarriedRight, Destination, Ipc, IpcError, Message, OnFull, ReceiveError, SendError, Sent,
+    Source, Wait, WaitOutcome,
+};
+
+use crate::process::{Proc, ProcError, ProcResult};
+use crate::time::Dist;
+
+/// The result of starting an operation through a [`Ctx`].
+#[derive(Debug)]
+pub enum Op<T> {
+    /// It completed (a blocking runner always says this, after waiting).
+    Done(T),
+    /// It waits: return [`Step::Wait`]; the next [`Machine::step`] is handed
+    /// its outcome.
+    Pending,
+}
+
+/// What a step ended with.
+#[derive(Debug)]
+pub enum Step {
+    /// A scheduling point: step again when the scheduler picks this process.
+    Yield,
+    /// Waiting for the operation that returned [`Op::Pending`]; the next
+    /// step gets its [`WaitOutcome`].
+    Wait,
+    /// Busy (`work`, `busy: true`) or asleep for a duration of virtual time;
+    /// then step again (with no outcome).
+    Pause {
+        /// How long (sampled by the runner).
+        time: Dist,
+        /// `work` rather than `sleep`.
+        busy: bool,
+    },
+    /// The process ends with this result.
+    Exit(ProcResult),
+}
+
+/// A process as a state machine (module docs).
+pub trait Machine: Sized + 'static {
+    /// Runs from this scheduling point to the next. `resumed` is the outcome
+    /// of the operation the last step left pending ([`Step::Wait`]), `None`
+    /// otherwise.
+    fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step;
+}
+
+/// What a machine can do in a step. Implemented by each runner: the
+/// simulator, blocking runners, the model checker.
+pub trait Ctx<M> {
+    /// The process's IPC handle, for operations that never wait: names and
+    /// rights, mailboxes, `reply`, `try_send`, `try_receive`. A blocking
+    /// operation called through it is an error of the machine (the checker
+    /// reports it); start those with [`Ctx::send`] and [`Ctx::receive`].
+    type Ipc: Ipc;
+    /// See the associated type.
+    fn ipc(&self) -> &Self::Ipc;
+    /// Time since the start of the run.
+    fn now(&self) -> Duration;
+    /// Starts a send (to a name or, over a direct link, to a task).
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Op<Result<Sent, SendError>>;
+    /// Starts a receive (from a name, the first of several, a direct link,
+    /// or any direct link).
+    fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>>;
+    /// Starts another process, which inherits `inherit` (moved or copied
+    /// per their dispositions) and runs the machine `make` builds from the
+    /// rights it received, under its own names, in order.
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> M + Send + 'static;
+}
+
+/// A send on a blocking IPC handle, as an operation that always completes.
+pub fn send_blocking<I: Ipc>(
+    ipc: &I,
+    dest: Destination,
+    msg: Message,
+    on_full: OnFull,
+) -> Result<Sent, SendError> {
+    match dest {
+        Destination::Name(name) => ipc.send_with(name, msg, on_full),
+        Destination::Task(pid) => ipc.send_to_with(pid, msg, on_full),
+    }
+}
+
+/// A receive on a blocking IPC handle, as an operation that always completes.
+pub fn receive_blocking<I: Ipc>(
+    ipc: &I,
+    source: Source<'_>,
+    wait: Wait,
+) -> Result<Message, ReceiveError> {
+    match source {
+        Source::Name(name) => ipc.receive_with(name, wait),
+        Source::Any(names) => ipc.select_with(names, wait),
+        Source::Task(pid) => ipc.receive_from_with(pid, wait),
+        Source::AnyTask => ipc.receive_from_any_with(wait),
+    }
+}
+
+/// Runs `machine` to its end on a runner whose [`Ctx`] always completes
+/// operations (never [`Op::Pending`]), pausing with `pause` for
+/// [`Step::Pause`]. A machine that says [`Step::Wait`] with nothing
+/// pending ends with an error.
+pub fn run_blocking<M: Machine, C: Ctx<M>>(
+    machine: &mut M,
+    cx: &mut C,
+    mut pause: impl FnMut(&mut C, Dist, bool),
+) -> ProcResult {
+    loop {
+        match machine.step(cx, None) {
+            Step::Yield => {}
+            Step::Pause { time, busy } => pause(cx, time, busy),
+            Step::Exit(r) => return r,
+            Step::Wait => {
+                return Err(ProcError::msg(
+                    "the machine waits, but none of its operations is pending",
+                ))
+            }
+        }
+    }
+}
+
+/// The simulator's runner of a machine: a closure process whose operations
+/// block on its coroutine, so every operation is [`Op::Done`] (what
+/// [`Sim::spawn_machine`](crate::Sim::spawn_machine) runs).
+pub struct ProcCtx<'a> {
+    proc: &'a Proc,
+}
+
+impl<'a> ProcCtx<'a> {
+    /// The runner of a machine on process `proc`.
+    pub fn new(proc: &'a Proc) -> ProcCtx<'a> {
+        ProcCtx { proc }
+    }
+}
+
+impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
+    type Ipc = Proc;
+    fn ipc(&self) -> &Proc {
+        self.proc
+    }
+    fn now(&self) -> Duration {
+        self.proc.now()
+    }
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Op<Result<Sent, SendError>> {
+        Op::Done(send_blocking(self.proc, dest, msg, on_full))
+    }
+    fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>> {
+        Op::Done(receive_blocking(self.proc, source, wait))
+    }
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
+    {
+        self.proc
+            .spawn(name, inherit, move |p| run_on_proc(p, make(p.inherited())))
+            .map(drop)
+    }
+}
+
+/// Runs `machine` to its end as the body of simulated process `proc`.
+pub fn run_on_proc<M: Machine + Send>(proc: &Proc, mut machine: M) -> ProcResult {
+    let mut cx = ProcCtx::new(proc);
+    run_blocking(&mut machine, &mut cx, |cx, time, busy| {
+        if busy {
+            cx.proc.work(time)
+        } else {
+            cx.proc.sleep(time)
+        }
+    })
+}
