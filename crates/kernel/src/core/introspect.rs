@@ -12,8 +12,10 @@
 //! ```
 
 use super::space::Obj;
-use super::{Kernel, QueueId, Receiver, Registration, WaitState};
-use crate::name::Pid;
+use super::{
+    KMessage, KRight, Kernel, MailboxId, PortId, QueueId, Receiver, Registration, State, WaitState,
+};
+use crate::name::{Access, Pid};
 
 /// Kernel-wide counts.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -56,6 +58,13 @@ pub struct TaskRights {
 }
 
 /// One thing a blocked task waits for (for deadlock reports).
+///
+/// Besides naming the queue, it says who could end the wait: who can take a
+/// message off the queue (for a blocked send) and who can put one on it (for
+/// a blocked receive). A right that travels in a message counts for the task
+/// that will get it: a send-once reply right inside a queued request is held,
+/// for this purpose, by the receiver of the port the request waits on (or, on
+/// a mailbox, by every task allowed to receive from it).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BlockedOn {
     /// `true` for a blocked send, `false` for a blocked receive.
@@ -68,8 +77,20 @@ pub struct BlockedOn {
     pub queue_id: u64,
     /// For a direct link: (from, to).
     pub link: Option<(Pid, Pid)>,
-    /// Tasks holding send rights to the port (who could wake a receiver).
+    /// Who could put a message on the queue: for a port, the tasks holding
+    /// send rights to it (in their space or on the way to them); for a
+    /// mailbox, every live task whose access lets it send. In pid order.
     pub senders: Vec<Pid>,
+    /// The tasks holding a send-once right to the port (in their space or on
+    /// the way to them), in pid order. A task blocked for the reply to a
+    /// call waits on these: the reply port has no send right, only the
+    /// send-once right the request carried. Empty for a mailbox.
+    pub send_once: Vec<Pid>,
+    /// Who could take a message off the queue: for a port, the task holding
+    /// its receive right (or, while that right travels in a message, the
+    /// tasks that can receive that message); for a mailbox, every live task
+    /// whose access lets it receive. In pid order.
+    pub receivers: Vec<Pid>,
 }
 
 /// Statistics of one queue (port, direct link or mailbox).
@@ -215,63 +236,27 @@ impl Kernel {
         Some(r)
     }
 
-    /// What a task's pending operations wait on (empty if it is not blocked).
+    /// What a task's pending operations wait on (empty if it is not blocked),
+    /// and who could end each wait ([`BlockedOn`]).
     pub fn blocked_on(&self, pid: Pid) -> Vec<BlockedOn> {
         let st = self.lock();
         let Some(task) = st.task(pid) else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let describe = |q: QueueId, sending: bool| -> BlockedOn {
-            match q {
-                QueueId::Port(p) => {
-                    let port = st.ports.get(p);
-                    let receiver = port.and_then(|p| match p.receiver {
-                        Receiver::Task(t) => Some(t),
-                        Receiver::InTransit(_) => None,
-                    });
-                    let senders = st
-                        .tasks
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, t)| t.as_ref().map(|t| (Pid(i as u32), t)))
-                        .filter(|(_, t)| {
-                            t.space.name_for_port(p).is_some_and(|n| matches!(t.space.get(n), Ok(Obj::Port { send, .. }) if send > 0))
-                        })
-                        .map(|(pid, _)| pid)
-                        .collect();
-                    BlockedOn {
-                        sending,
-                        receiver,
-                        mailbox: None,
-                        queue_id: p.to_raw(),
-                        link: port.and_then(|p| p.link),
-                        senders,
-                    }
-                }
-                QueueId::Mailbox(m) => BlockedOn {
-                    sending,
-                    receiver: None,
-                    mailbox: st.mailboxes.get(m).map(|mb| mb.name.clone()),
-                    queue_id: m.to_raw(),
-                    link: None,
-                    senders: Vec::new(),
-                },
-            }
-        };
+        let mut queues: Vec<(QueueId, bool)> = Vec::new();
         for &w in &task.waits {
             let Some(rec) = st.waits.get(w) else { continue };
             match &rec.state {
-                WaitState::Sending { queue, .. } => out.push(describe(*queue, true)),
+                WaitState::Sending { queue, .. } => queues.push((*queue, true)),
                 WaitState::Receiving { registrations } => {
                     for r in registrations {
                         match *r {
-                            Registration::Queue(q, _) => out.push(describe(q, false)),
+                            Registration::Queue(q, _) => queues.push((q, false)),
                             Registration::Set(s) => {
                                 if let Some(set) = st.sets.get(s) {
-                                    for &p in &set.members {
-                                        out.push(describe(QueueId::Port(p), false));
-                                    }
+                                    queues.extend(
+                                        set.members.iter().map(|&p| (QueueId::Port(p), false)),
+                                    );
                                 }
                             }
                         }
@@ -280,6 +265,136 @@ impl Kernel {
                 WaitState::Done(_) => {}
             }
         }
-        out
+        queues
+            .into_iter()
+            .map(|(q, sending)| st.describe_wait(q, sending))
+            .collect()
+    }
+}
+
+/// How deep [`State::takers`] follows a receive right that travels inside a
+/// message queued on a port whose receive right travels too.
+const MAX_TRANSIT_DEPTH: usize = 16;
+
+impl State {
+    fn describe_wait(&self, q: QueueId, sending: bool) -> BlockedOn {
+        match q {
+            QueueId::Port(p) => {
+                let port = self.ports.get(p);
+                let (senders, send_once) = self.right_holders(p);
+                BlockedOn {
+                    sending,
+                    receiver: port.and_then(|p| match p.receiver {
+                        Receiver::Task(t) => Some(t),
+                        Receiver::InTransit(_) => None,
+                    }),
+                    mailbox: None,
+                    queue_id: p.to_raw(),
+                    link: port.and_then(|p| p.link),
+                    senders,
+                    send_once,
+                    receivers: self.takers(q),
+                }
+            }
+            QueueId::Mailbox(m) => BlockedOn {
+                sending,
+                receiver: None,
+                mailbox: self.mailboxes.get(m).map(|mb| mb.name.clone()),
+                queue_id: m.to_raw(),
+                link: None,
+                senders: self.mailbox_access(m, |a| a.send),
+                send_once: Vec::new(),
+                receivers: self.takers(q),
+            },
+        }
+    }
+
+    /// Live tasks (pid order) whose access to mailbox `m` passes `allowed`.
+    fn mailbox_access(&self, m: MailboxId, allowed: impl Fn(Access) -> bool) -> Vec<Pid> {
+        let Some(mb) = self.mailboxes.get(m) else {
+            return Vec::new();
+        };
+        self.live_tasks()
+            .filter(|(pid, _)| allowed(mb.access(*pid)))
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    fn live_tasks(&self) -> impl Iterator<Item = (Pid, &super::TaskState)> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.as_ref().map(|t| (Pid(i as u32), t)))
+    }
+
+    /// Who can take a message off queue `q` (pid order): a port's receiving
+    /// task, or while its receive right travels in a message, whoever can
+    /// take that message; a mailbox's receivers by access.
+    fn takers(&self, q: QueueId) -> Vec<Pid> {
+        let mut q = q;
+        for _ in 0..MAX_TRANSIT_DEPTH {
+            match q {
+                QueueId::Port(p) => match self.ports.get(p).map(|p| p.receiver) {
+                    Some(Receiver::Task(t)) => return vec![t],
+                    Some(Receiver::InTransit(next)) => q = next,
+                    None => return Vec::new(),
+                },
+                QueueId::Mailbox(m) => return self.mailbox_access(m, |a| a.receive),
+            }
+        }
+        Vec::new()
+    }
+
+    /// The tasks holding send rights and those holding send-once rights to
+    /// `port`, each in pid order: in their spaces, or in a message queued on
+    /// (or parked at) a queue, counted for whoever can take that message.
+    fn right_holders(&self, port: PortId) -> (Vec<Pid>, Vec<Pid>) {
+        let mut send = Vec::new();
+        let mut once = Vec::new();
+        for (pid, t) in self.live_tasks() {
+            if t.space
+                .name_for_port(port)
+                .is_some_and(|n| matches!(t.space.get(n), Ok(Obj::Port { send, .. }) if send > 0))
+            {
+                send.push(pid);
+            }
+            if t.space
+                .entries()
+                .any(|(_, o)| matches!(o, Obj::SendOnce(p) if p == port))
+            {
+                once.push(pid);
+            }
+        }
+        let mut carried = |q: QueueId, msg: &KMessage| {
+            let Some(c) = &msg.carried else { return };
+            for (right, _) in c.rights.iter().chain(c.reply.iter()) {
+                let to = match *right {
+                    KRight::Send(p) if p == port => &mut send,
+                    KRight::SendOnce(p) if p == port => &mut once,
+                    _ => continue,
+                };
+                to.extend(self.takers(q));
+            }
+        };
+        for (id, p) in self.ports.iter() {
+            for msg in p.queue.messages.iter() {
+                carried(QueueId::Port(id), msg);
+            }
+        }
+        for (id, m) in self.mailboxes.iter() {
+            for msg in m.queue.messages.iter() {
+                carried(QueueId::Mailbox(id), msg);
+            }
+        }
+        for (_, w) in self.waits.iter() {
+            if let WaitState::Sending { msg, queue, .. } = &w.state {
+                carried(*queue, msg);
+            }
+        }
+        for list in [&mut send, &mut once] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        (send, once)
     }
 }
