@@ -1,24 +1,42 @@
-//! Deadlock reports: who waits on what, held by whom, and the cycle.
+//! Deadlock reports: who waits on what, who could end each wait, and the cycle.
 //!
 //! When no process can run, no timer is pending and some processes are still
 //! blocked, the run is stuck for good. The simulator then builds a *wait-for
-//! graph*: a process blocked sending to a port waits for the task holding the
-//! port's receive right; a process blocked receiving waits for the tasks
-//! holding send rights to it; a process joining another waits for it. The
-//! kernel answers "what does this task wait on" ([`Kernel::blocked_on`]);
-//! the simulator adds the labels. A cycle in the graph is the deadlock's
-//! cause and is what the report prints first:
+//! graph* over processes from what the kernel says of each wait
+//! ([`Kernel::blocked_on`]) and its own join waits:
+//!
+//! * a send to a port waits on the task holding its receive right; a send to
+//!   a full mailbox waits on every live process allowed to receive from it;
+//! * a receive waits on the holders of send (and send-once) rights to the
+//!   port, or on every live process allowed to send to the mailbox;
+//! * a call waiting for its reply waits on the holder of the send-once reply
+//!   right: the server that took the request, or the receiver of the port
+//!   where the request is still queued (the kernel follows the right);
+//! * a join waits on the joined process.
+//!
+//! The setup task never runs during the run, so a right it kept does not
+//! count. A cycle in the graph is the deadlock's cause and is what the report
+//! prints first:
 //!
 //! ```text
-//! deadlock: a waits sending to port p (receive right held by b) -> b waits sending to port q (receive right held by a)
+//! deadlock: a waits sending to p (receive right held by b) -> b waits sending to q (receive right held by a)
 //! ```
+//!
+//! Without a cycle, the waits nobody can ever end come first, said plainly:
+//!
+//! ```text
+//! deadlock: lonely waits for a message on q, and no live process can send to it; also stuck: ...
+//! ```
+//!
+//! `report` (crate-internal) takes only the process table and the kernel's answers, so a
+//! search that keeps no simulator runtime (a stateful checker) can use it.
 //!
 //! [`Kernel::blocked_on`]: mkipc_kernel::Kernel::blocked_on
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use mkipc_kernel::{Pid, PortName};
+use mkipc_kernel::{BlockedOn, Pid};
 
 use crate::runtime::{Core, PState};
 use crate::trace::Target;
@@ -35,9 +53,14 @@ pub struct Waiting {
     pub op: &'static str,
     /// The port, mailbox or process it waits on.
     pub on: String,
-    /// The processes that could end the wait (holders of the other end).
+    /// The processes that could end the wait, in pid order: the holder of
+    /// the other end (a mailbox: every live process its access list allows;
+    /// a call: the holder of the reply right). The process itself is left
+    /// out unless it is the only one.
     pub held_by: Vec<String>,
     held_by_ids: Vec<ProcId>,
+    /// The wait is on a mailbox (access decides who could end it).
+    mailbox: bool,
 }
 
 /// A deadlock: every stuck process, and the wait-for cycle if there is one.
@@ -76,168 +99,201 @@ impl Deadlock {
     }
 }
 
-fn describe(w: &Waiting, next: Option<&Waiting>) -> String {
-    let verb = match w.op {
-        "send" => "sending to",
-        "receive" => "receiving from",
-        "call" => "for the reply to its call to",
-        _ => "joining",
-    };
-    let held = match (w.op, next) {
-        ("join", _) => String::new(),
-        (_, Some(n)) => format!(
-            " ({} held by {})",
-            if w.op == "receive" {
-                "send right"
-            } else {
-                "receive right"
-            },
-            n.name
+/// One line of the report: what `w` waits for and who could end it.
+fn describe(w: &Waiting) -> String {
+    let (name, on, who) = (&w.name, &w.on, w.held_by.join(", "));
+    let nobody = w.held_by.is_empty();
+    match (w.op, w.mailbox) {
+        ("join", _) => format!("{name} waits joining {on}"),
+        ("call", _) if nobody => format!(
+            "{name} waits for the reply to its call to {on}, and no live process holds the reply right"
         ),
-        (_, None) if w.held_by.is_empty() => " (held by no live process)".to_string(),
-        (_, None) => format!(" (held by {})", w.held_by.join(", ")),
-    };
-    format!("{} waits {verb} {}{held}", w.name, w.on)
+        ("call", _) => {
+            format!("{name} waits for the reply to its call to {on} (send-once right held by {who})")
+        }
+        ("send", _) if nobody => {
+            format!("{name} waits sending to {on}, and no live process can receive from it")
+        }
+        ("send", false) => format!("{name} waits sending to {on} (receive right held by {who})"),
+        ("send", true) => format!("{name} waits sending to {on} ({who} may receive from it)"),
+        (_, _) if nobody => {
+            format!("{name} waits for a message on {on}, and no live process can send to it")
+        }
+        (_, false) => format!("{name} waits receiving from {on} (send right held by {who})"),
+        (_, true) => format!("{name} waits receiving from {on} ({who} may send to it)"),
+    }
 }
 
 impl fmt::Display for Deadlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.cycle.is_empty() {
-            write!(f, "deadlock (no wait-for cycle: a wait nobody can end): ")?;
-            let parts: Vec<String> = self.waiting.iter().map(|w| describe(w, None)).collect();
-            return f.write_str(&parts.join("; "));
-        }
-        write!(f, "deadlock: ")?;
-        let parts: Vec<String> = self
-            .cycle
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| {
-                let next = self.cycle[(k + 1) % self.cycle.len()];
-                describe(&self.waiting[i], Some(&self.waiting[next]))
+        let (first, rest): (Vec<usize>, Vec<usize>) = if self.cycle.is_empty() {
+            // No cycle: the waits that wait on no stuck process are the
+            // cause (nobody, or only processes that will never act).
+            let stuck: Vec<ProcId> = self.waiting.iter().map(|w| w.proc).collect();
+            (0..self.waiting.len()).partition(|&i| {
+                !self.waiting[i]
+                    .held_by_ids
+                    .iter()
+                    .any(|p| stuck.contains(p))
             })
-            .collect();
-        f.write_str(&parts.join(" -> "))?;
-        let others: Vec<String> = (0..self.waiting.len())
-            .filter(|i| !self.cycle.contains(i))
-            .map(|i| describe(&self.waiting[i], None))
-            .collect();
-        if !others.is_empty() {
-            write!(f, "; also stuck: {}", others.join("; "))?;
+        } else {
+            let rest = (0..self.waiting.len())
+                .filter(|i| !self.cycle.contains(i))
+                .collect();
+            (self.cycle.clone(), rest)
+        };
+        let sep = if self.cycle.is_empty() { "; " } else { " -> " };
+        let first: Vec<String> = first.iter().map(|&i| describe(&self.waiting[i])).collect();
+        write!(f, "deadlock: {}", first.join(sep))?;
+        if !rest.is_empty() {
+            let rest: Vec<String> = rest.iter().map(|&i| describe(&self.waiting[i])).collect();
+            write!(f, "; also stuck: {}", rest.join("; "))?;
         }
         Ok(())
     }
 }
 
-/// Builds the report from the stuck run's state.
-pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> String) -> Deadlock {
-    let procs = core.procs.borrow();
-    let by_pid: BTreeMap<u32, ProcId> = procs
+/// What one stuck process waits on: the process table's view of it, plus
+/// what the kernel says ([`Kernel::blocked_on`](mkipc_kernel::Kernel::blocked_on)).
+#[derive(Clone, Debug)]
+pub(crate) struct Stuck {
+    /// The process.
+    pub proc: ProcId,
+    /// Its name.
+    pub name: String,
+    /// Its kernel task.
+    pub pid: Pid,
+    /// What it waits on.
+    pub wait: StuckOn,
+}
+
+/// The wait of a [`Stuck`] process.
+#[derive(Clone, Debug)]
+pub(crate) enum StuckOn {
+    /// Blocked in the kernel.
+    Kernel {
+        /// Waiting for the reply to a call (its request went out).
+        call: bool,
+        /// The label of what it waits on (for a call: the destination).
+        label: String,
+        /// `Kernel::blocked_on(pid)`.
+        waits: Vec<BlockedOn>,
+    },
+    /// Joining another process.
+    Join(ProcId),
+}
+
+/// Builds the report from the stuck processes (in process order) and the
+/// process table: `procs[i]` is process `i`'s pid and name. `ignore` is a
+/// task that never acts (the setup task): its rights end no wait.
+pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Deadlock {
+    let by_pid: BTreeMap<Pid, ProcId> = procs
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.pid.0, ProcId(i as u32)))
+        .map(|(i, (pid, _))| (*pid, ProcId(i as u32)))
         .collect();
-    let name_of = |pid: u32| match by_pid.get(&pid) {
-        Some(p) => procs[p.0 as usize].name.clone(),
-        None if pid == core.init.0 => "the simulator's setup task".to_string(),
-        None => format!("pid {pid}"),
+    let name_of = |pid: Pid| match by_pid.get(&pid) {
+        Some(p) => procs[p.0 as usize].1.to_string(),
+        None => format!("pid {}", pid.0),
     };
-    let mut waiting = Vec::new();
-    for (i, m) in procs.iter().enumerate() {
-        let id = ProcId(i as u32);
-        match m.state {
-            PState::Blocked => {
-                let mut holders: Vec<u32> = Vec::new();
-                let mut on = None;
-                let waits = core.kernel.blocked_on(m.pid);
-                // A call whose request went out and which now waits on its
-                // reply port: the kernel sees a receive nobody holds a send
-                // right for (the send-once right travels in the request).
-                let in_call_reply =
-                    matches!(m.blocked_on, Some((true, _))) && waits.iter().all(|b| !b.sending);
+    let waiting: Vec<Waiting> = stuck
+        .iter()
+        .map(|s| match &s.wait {
+            StuckOn::Join(t) => Waiting {
+                proc: s.proc,
+                name: s.name.clone(),
+                op: "join",
+                on: name_of(procs[t.0 as usize].0),
+                held_by: vec![name_of(procs[t.0 as usize].0)],
+                held_by_ids: vec![*t],
+                mailbox: false,
+            },
+            StuckOn::Kernel { call, label, waits } => {
+                let mut holders: Vec<Pid> = Vec::new();
                 for b in waits {
                     if let Some((from, to)) = b.link {
-                        holders.push(if b.sending { to.0 } else { from.0 });
+                        holders.push(if b.sending { to } else { from });
                     } else if b.sending {
-                        holders.extend(b.receiver.map(|p| p.0));
+                        holders.extend(&b.receivers);
                     } else {
-                        holders.extend(b.senders.iter().map(|p| p.0));
-                    }
-                    if on.is_none() {
-                        on = b.mailbox.clone().map(|n| format!("mailbox {n}"));
-                        if on.is_none() {
-                            on = Some(format!("port #{:x}", b.queue_id));
-                        }
+                        holders.extend(b.senders.iter().chain(&b.send_once));
                     }
                 }
+                holders.retain(|&p| p != ignore);
                 holders.sort_unstable();
                 holders.dedup();
-                let (sending, label) = match m.blocked_on {
-                    Some((s, t)) => (s, target_name(id, t)),
-                    None => (false, on.unwrap_or_else(|| "?".into())),
-                };
-                if in_call_reply {
-                    // The request sits with the receiver of the call's
-                    // destination; the kernel cannot say who that is once the
-                    // request is queued (notes/sim-requests.md), so use the
-                    // holder the simulator tracked for ports it created. The
-                    // destination is found by identity (which watched queue
-                    // the caller's name denotes), never by label: labels may
-                    // repeat.
-                    if let Some((_, Target::Name(dest))) = m.blocked_on {
-                        if let Some(holder) = call_server(core, m.pid, dest) {
-                            holders.push(holder.0);
-                        }
-                    }
-                    holders.sort_unstable();
-                    holders.dedup();
+                // A process cannot end its own wait; keep it only when it
+                // is the one holder (a wait on itself: a cycle of one).
+                if holders.iter().any(|&p| p != s.pid) {
+                    holders.retain(|&p| p != s.pid);
                 }
-                let held_by_ids: Vec<ProcId> = holders
-                    .iter()
-                    .filter_map(|p| by_pid.get(p).copied())
-                    .collect();
-                waiting.push(Waiting {
-                    proc: id,
-                    name: m.name.clone(),
-                    op: match (in_call_reply, sending) {
+                let sending = waits.iter().any(|b| b.sending);
+                Waiting {
+                    proc: s.proc,
+                    name: s.name.clone(),
+                    op: match (*call && !sending, sending) {
                         (true, _) => "call",
                         (false, true) => "send",
                         (false, false) => "receive",
                     },
-                    on: label,
+                    on: label.clone(),
                     held_by: holders.iter().map(|&p| name_of(p)).collect(),
-                    held_by_ids,
-                });
+                    held_by_ids: holders
+                        .iter()
+                        .filter_map(|p| by_pid.get(p).copied())
+                        .collect(),
+                    mailbox: waits.iter().any(|b| b.mailbox.is_some()),
+                }
             }
-            PState::Joining(t) => waiting.push(Waiting {
-                proc: id,
-                name: m.name.clone(),
-                op: "join",
-                on: procs[t.0 as usize].name.clone(),
-                held_by: vec![procs[t.0 as usize].name.clone()],
-                held_by_ids: vec![t],
-            }),
-            _ => {}
-        }
-    }
+        })
+        .collect();
     let cycle = find_cycle(&waiting, false)
         .or_else(|| find_cycle(&waiting, true))
         .unwrap_or_default();
     Deadlock { waiting, cycle }
 }
 
-/// The task holding the receive end of the watched queue that `dest` (in
-/// `caller`'s space) denotes, if the simulator knows it and that task still
-/// holds it.
-fn call_server(core: &Core, caller: Pid, dest: PortName) -> Option<Pid> {
-    let queue = core.queue_of(caller, dest)?;
-    let watched = core.watched.borrow();
-    let w = watched.get(queue)?;
-    let holds = core
-        .kernel
-        .rights(w.holder, w.name)
-        .is_ok_and(|r| r.receive || r.mailbox.is_some());
-    (w.holder != core.init && holds).then_some(w.holder)
+/// Builds the report from the stuck run's state.
+pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> String) -> Deadlock {
+    let procs = core.procs.borrow();
+    let mut stuck = Vec::new();
+    for (i, m) in procs.iter().enumerate() {
+        let id = ProcId(i as u32);
+        let wait = match m.state {
+            PState::Blocked => {
+                let waits = core.kernel.blocked_on(m.pid);
+                let label = match m.blocked_on {
+                    Some((_, t)) => target_name(id, t),
+                    None => waits.first().map_or_else(|| "?".to_string(), queue_label),
+                };
+                StuckOn::Kernel {
+                    // The sim recorded a send (the call), the kernel reports a
+                    // receive (on the reply port): the request went out.
+                    call: matches!(m.blocked_on, Some((true, _))),
+                    label,
+                    waits,
+                }
+            }
+            PState::Joining(t) => StuckOn::Join(t),
+            _ => continue,
+        };
+        stuck.push(Stuck {
+            proc: id,
+            name: m.name.clone(),
+            pid: m.pid,
+            wait,
+        });
+    }
+    let table: Vec<(Pid, &str)> = procs.iter().map(|m| (m.pid, m.name.as_str())).collect();
+    report(&stuck, &table, core.init)
+}
+
+/// A label for a queue the sim did not name.
+fn queue_label(b: &BlockedOn) -> String {
+    match &b.mailbox {
+        Some(n) => format!("mailbox {n}"),
+        None => format!("port #{:x}", b.queue_id),
+    }
 }
 
 /// A cycle in the wait-for graph, as indices into `waiting`, found by

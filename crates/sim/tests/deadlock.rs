@@ -191,7 +191,7 @@ fn ring_of_nested_calls_names_the_servers() {
     assert_eq!(names, ["a", "b"], "{d}");
     assert!(
         d.to_string()
-            .contains("a waits for the reply to its call to b-svc (receive right held by b)"),
+            .contains("a waits for the reply to its call to b-svc (send-once right held by b)"),
         "{d}"
     );
 }
