@@ -59,6 +59,9 @@ pub struct Waiting {
     /// out unless it is the only one.
     pub held_by: Vec<String>,
     held_by_ids: Vec<ProcId>,
+    /// Among `held_by_ids`, those that took this process's latest message
+    /// (tried first when looking for the cycle).
+    likely_ids: Vec<ProcId>,
     /// The wait is on a mailbox (access decides who could end it).
     mailbox: bool,
 }
@@ -99,9 +102,30 @@ impl Deadlock {
     }
 }
 
+/// How many holders a report line names before it counts the rest.
+const NAMED_HOLDERS: usize = 3;
+
+/// The holders of `w` as a short list: `next` (the next process of the
+/// cycle) first, at most [`NAMED_HOLDERS`] names, then "and N others".
+fn holders(w: &Waiting, next: Option<&str>) -> String {
+    let mut names: Vec<&str> = w.held_by.iter().map(String::as_str).collect();
+    if let Some(pos) = next.and_then(|n| names.iter().position(|h| *h == n)) {
+        let n = names.remove(pos);
+        names.insert(0, n);
+    }
+    if names.len() <= NAMED_HOLDERS {
+        return names.join(", ");
+    }
+    let rest = names.len() - (NAMED_HOLDERS - 1);
+    format!(
+        "{} and {rest} others",
+        names[..NAMED_HOLDERS - 1].join(", ")
+    )
+}
+
 /// One line of the report: what `w` waits for and who could end it.
-fn describe(w: &Waiting) -> String {
-    let (name, on, who) = (&w.name, &w.on, w.held_by.join(", "));
+fn describe(w: &Waiting, next: Option<&str>) -> String {
+    let (name, on, who) = (&w.name, &w.on, holders(w, next));
     let nobody = w.held_by.is_empty();
     match (w.op, w.mailbox) {
         ("join", _) => format!("{name} waits joining {on}"),
@@ -143,10 +167,21 @@ impl fmt::Display for Deadlock {
             (self.cycle.clone(), rest)
         };
         let sep = if self.cycle.is_empty() { "; " } else { " -> " };
-        let first: Vec<String> = first.iter().map(|&i| describe(&self.waiting[i])).collect();
+        let first: Vec<String> = first
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let next = (!self.cycle.is_empty())
+                    .then(|| self.waiting[first[(k + 1) % first.len()]].name.as_str());
+                describe(&self.waiting[i], next)
+            })
+            .collect();
         write!(f, "deadlock: {}", first.join(sep))?;
         if !rest.is_empty() {
-            let rest: Vec<String> = rest.iter().map(|&i| describe(&self.waiting[i])).collect();
+            let rest: Vec<String> = rest
+                .iter()
+                .map(|&i| describe(&self.waiting[i], None))
+                .collect();
             write!(f, "; also stuck: {}", rest.join("; "))?;
         }
         Ok(())
@@ -165,6 +200,10 @@ pub(crate) struct Stuck {
     pub pid: Pid,
     /// What it waits on.
     pub wait: StuckOn,
+    /// Processes that took its latest message, if known (a hint: the
+    /// cycle search tries these holders first, as a client waits on the
+    /// server that took its request). Never adds a holder.
+    pub likely: Vec<Pid>,
 }
 
 /// The wait of a [`Stuck`] process.
@@ -206,6 +245,7 @@ pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Dea
                 on: name_of(procs[t.0 as usize].0),
                 held_by: vec![name_of(procs[t.0 as usize].0)],
                 held_by_ids: vec![*t],
+                likely_ids: Vec::new(),
                 mailbox: false,
             },
             StuckOn::Kernel { call, label, waits } => {
@@ -240,6 +280,11 @@ pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Dea
                     held_by: holders.iter().map(|&p| name_of(p)).collect(),
                     held_by_ids: holders
                         .iter()
+                        .filter_map(|p| by_pid.get(p).copied())
+                        .collect(),
+                    likely_ids: holders
+                        .iter()
+                        .filter(|p| s.likely.contains(p))
                         .filter_map(|p| by_pid.get(p).copied())
                         .collect(),
                     mailbox: waits.iter().any(|b| b.mailbox.is_some()),
@@ -277,11 +322,17 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
             PState::Joining(t) => StuckOn::Join(t),
             _ => continue,
         };
+        let likely = procs
+            .iter()
+            .filter(|r| r.last_from == Some(m.pid) && r.pid != m.pid)
+            .map(|r| r.pid)
+            .collect();
         stuck.push(Stuck {
             proc: id,
             name: m.name.clone(),
             pid: m.pid,
             wait,
+            likely,
         });
     }
     let table: Vec<(Pid, &str)> = procs.iter().map(|m| (m.pid, m.name.as_str())).collect();
@@ -315,19 +366,21 @@ fn find_cycle(waiting: &[Waiting], allow_self: bool) -> Option<Vec<usize>> {
                 .collect()
         })
         .collect();
-    // Try reciprocal edges last: a receiver waits for *any* holder of a send
-    // right, and the holder that is itself waiting on this receiver is the
-    // least telling one (in the dining philosophers, philosopher 0 holds a
-    // release right of fork 1, but fork 1 waits for philosopher 1). So the
-    // search prefers the cycle through every party.
+    // Try first the holders that took this process's latest message (the
+    // server of its request), then the others, reciprocal edges last: a
+    // receiver waits for *any* holder of a send right, and the holder that
+    // is itself waiting on this receiver is the least telling one (in the
+    // dining philosophers, philosopher 0 may send to fork 1, but fork 1
+    // waits for philosopher 1, its holder). So the search prefers the cycle
+    // through every party.
     let edges: Vec<Vec<usize>> = edges
         .iter()
         .enumerate()
         .map(|(i, out)| {
-            let (mut forward, back): (Vec<usize>, Vec<usize>) =
-                out.iter().partition(|&&j| !edges[j].contains(&i));
-            forward.extend(back);
-            forward
+            let likely = |j: usize| waiting[i].likely_ids.contains(&waiting[j].proc);
+            let mut ordered = out.clone();
+            ordered.sort_by_key(|&j| (!likely(j), edges[j].contains(&i)));
+            ordered
         })
         .collect();
     // 0 = unvisited, 1 = on the current path, 2 = finished.

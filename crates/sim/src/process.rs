@@ -306,7 +306,12 @@ impl Proc {
         s.op.set(None);
         match r {
             Ok(m) => {
-                s.core.procs.borrow_mut()[self.id.0 as usize].stats.received += 1;
+                {
+                    let mut procs = s.core.procs.borrow_mut();
+                    let me = &mut procs[self.id.0 as usize];
+                    me.stats.received += 1;
+                    me.last_from = m.sender();
+                }
                 let rights = m.rights().len() + usize::from(m.reply().is_some());
                 let sender = m.sender().map(|p| p.0);
                 s.core.emit(

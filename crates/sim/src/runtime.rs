@@ -76,6 +76,10 @@ pub(crate) struct ProcMeta {
     /// When its current kernel wait began (virtual ns), while it waits: a
     /// process stuck at the end is credited the wait up to the end.
     pub blocked_since: Option<u64>,
+    /// The sender of the last message it received: a deadlock report takes
+    /// it as a hint that the sender waits on this process (a server answers
+    /// the client whose request it took last).
+    pub last_from: Option<Pid>,
     pub stats: ProcStats,
     pub status: Option<ExitStatus>,
     pub joiners: Vec<ProcId>,
@@ -102,6 +106,7 @@ impl ProcMeta {
             killed: false,
             blocked_on: None,
             blocked_since: None,
+            last_from: None,
             stats: ProcStats::default(),
             status,
             joiners: Vec::new(),

@@ -268,9 +268,94 @@ fn dining_philosophers_with_stateful_fork_servers_print_the_six_party_ring() {
         ),
         "{text}"
     );
+    // In the cycle, the next party is named first among the holders.
     assert!(
-        text.contains("fork1 waits receiving from fork1 (send right held by phil0, phil1)"),
+        text.contains(
+            "fork1 waits receiving from fork1 (send right held by phil1, phil0) -> phil1"
+        ),
         "{text}"
+    );
+}
+
+/// The dining philosophers of `examples/scenarios/dining-philosophers.toml`:
+/// forks and reply boxes are mailboxes every process may use, a request
+/// says which philosopher's box the grant goes to. Who could end a wait is
+/// then everyone; the report still finds the ring, through who took whose
+/// latest message.
+fn dining_over_mailboxes(sim: &mut Sim, n: usize) {
+    const ACQ: u32 = 1;
+    for i in 0..n {
+        sim.mailbox(&format!("f{i}"), Capacity::Bounded(4)).unwrap();
+        sim.mailbox(&format!("r{i}"), Capacity::Bounded(1)).unwrap();
+    }
+    for i in 0..n {
+        sim.spawn(&format!("fork{i}"), move |p| {
+            let me = p.mailbox_open(&format!("f{i}"))?;
+            let (mut holder, mut waiter) = (None, None);
+            for _ in 0..4 {
+                let req = p.receive(me)?;
+                let who = req.as_u64().unwrap_or(0);
+                if req.id == ACQ && holder.is_none() {
+                    holder = Some(who);
+                } else if req.id == ACQ {
+                    waiter = Some(who);
+                    continue;
+                } else {
+                    holder = waiter.take();
+                }
+                if let Some(h) = holder {
+                    let reply = p.mailbox_open(&format!("r{h}"))?;
+                    p.send(reply, Message::new(10, b"granted"))?;
+                }
+            }
+            Ok(())
+        });
+    }
+    for i in 0..n {
+        sim.spawn(&format!("phil{i}"), move |p| {
+            let left = p.mailbox_open(&format!("f{i}"))?;
+            let right = p.mailbox_open(&format!("f{}", (i + 1) % n))?;
+            let mine = p.mailbox_open(&format!("r{i}"))?;
+            for fork in [left, right] {
+                p.send(fork, Message::from_u64(ACQ, i as u64))?;
+                p.receive(mine)?;
+            }
+            p.work(mkipc_sim::ms(1));
+            for fork in [left, right] {
+                p.send(fork, Message::from_u64(2, i as u64))?;
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn dining_philosophers_over_open_mailboxes_print_the_six_party_ring() {
+    let outcome = Explorer::new()
+        .seeds(0..200)
+        .run(|sim| dining_over_mailboxes(sim, 3));
+    let failure = outcome
+        .failure
+        .expect("all take their left fork in some schedule");
+    let FailureReason::Deadlock(d) = &failure.reason else {
+        panic!("{failure}")
+    };
+    let names = d.cycle_names();
+    assert_eq!(names.len(), 6, "{d}");
+    let start = names
+        .iter()
+        .position(|n| *n == "phil0")
+        .expect("phil0 in the ring");
+    let ring: Vec<&str> = (0..6).map(|k| names[(start + k) % 6]).collect();
+    assert_eq!(
+        ring,
+        ["phil0", "fork1", "phil1", "fork2", "phil2", "fork0"],
+        "{d}"
+    );
+    assert!(
+        d.to_string()
+            .contains("phil0 waits receiving from r0 (fork1, fork0 and 3 others may send to it)"),
+        "{d}"
     );
 }
 
