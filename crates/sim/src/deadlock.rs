@@ -33,7 +33,7 @@
 //!
 //! [`Kernel::blocked_on`]: mkipc_kernel::Kernel::blocked_on
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use mkipc_kernel::{BlockedOn, Pid};
@@ -56,14 +56,27 @@ pub struct Waiting {
     /// The processes that could end the wait, in pid order: the holder of
     /// the other end (a mailbox: every live process its access list allows;
     /// a call: the holder of the reply right). The process itself is left
-    /// out unless it is the only one.
+    /// out unless it is the only one. At most [`Waiting::MAX_HOLDERS`] plus
+    /// those that took this process's latest message; `others` counts the
+    /// rest.
     pub held_by: Vec<String>,
+    /// How many more processes could end the wait than `held_by` names.
+    pub others: usize,
     held_by_ids: Vec<ProcId>,
     /// Among `held_by_ids`, those that took this process's latest message
     /// (tried first when looking for the cycle).
     likely_ids: Vec<ProcId>,
     /// The wait is on a mailbox (access decides who could end it).
     mailbox: bool,
+}
+
+impl Waiting {
+    /// How many holders of one wait the report keeps (and searches for a
+    /// cycle through) besides the likeliest ones: a wait many processes
+    /// could end (a mailbox open to all) costs a bounded part of the report,
+    /// so a run of many processes stuck on one mailbox gives a report linear
+    /// in their number.
+    pub const MAX_HOLDERS: usize = 16;
 }
 
 /// A deadlock: every stuck process, and the wait-for cycle if there is one.
@@ -113,14 +126,14 @@ fn holders(w: &Waiting, next: Option<&str>) -> String {
         let n = names.remove(pos);
         names.insert(0, n);
     }
-    if names.len() <= NAMED_HOLDERS {
+    if names.len() <= NAMED_HOLDERS && w.others == 0 {
         return names.join(", ");
     }
-    let rest = names.len() - (NAMED_HOLDERS - 1);
-    format!(
-        "{} and {rest} others",
-        names[..NAMED_HOLDERS - 1].join(", ")
-    )
+    let shown = names.len().min(NAMED_HOLDERS - 1);
+    let rest = names.len() - shown + w.others;
+    names.truncate(shown);
+    let others = if rest == 1 { "other" } else { "others" };
+    format!("{} and {rest} {others}", names.join(", "))
 }
 
 /// One line of the report: what `w` waits for and who could end it.
@@ -153,7 +166,7 @@ impl fmt::Display for Deadlock {
         let (first, rest): (Vec<usize>, Vec<usize>) = if self.cycle.is_empty() {
             // No cycle: the waits that wait on no stuck process are the
             // cause (nobody, or only processes that will never act).
-            let stuck: Vec<ProcId> = self.waiting.iter().map(|w| w.proc).collect();
+            let stuck: BTreeSet<ProcId> = self.waiting.iter().map(|w| w.proc).collect();
             (0..self.waiting.len()).partition(|&i| {
                 !self.waiting[i]
                     .held_by_ids
@@ -161,8 +174,9 @@ impl fmt::Display for Deadlock {
                     .any(|p| stuck.contains(p))
             })
         } else {
+            let in_cycle: BTreeSet<usize> = self.cycle.iter().copied().collect();
             let rest = (0..self.waiting.len())
-                .filter(|i| !self.cycle.contains(i))
+                .filter(|i| !in_cycle.contains(i))
                 .collect();
             (self.cycle.clone(), rest)
         };
@@ -244,29 +258,13 @@ pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Dea
                 op: "join",
                 on: name_of(procs[t.0 as usize].0),
                 held_by: vec![name_of(procs[t.0 as usize].0)],
+                others: 0,
                 held_by_ids: vec![*t],
                 likely_ids: Vec::new(),
                 mailbox: false,
             },
             StuckOn::Kernel { call, label, waits } => {
-                let mut holders: Vec<Pid> = Vec::new();
-                for b in waits {
-                    if let Some((from, to)) = b.link {
-                        holders.push(if b.sending { to } else { from });
-                    } else if b.sending {
-                        holders.extend(&b.receivers);
-                    } else {
-                        holders.extend(b.senders.iter().chain(&b.send_once));
-                    }
-                }
-                holders.retain(|&p| p != ignore);
-                holders.sort_unstable();
-                holders.dedup();
-                // A process cannot end its own wait; keep it only when it
-                // is the one holder (a wait on itself: a cycle of one).
-                if holders.iter().any(|&p| p != s.pid) {
-                    holders.retain(|&p| p != s.pid);
-                }
+                let (holders, others) = holders_of(s, waits, ignore);
                 let sending = waits.iter().any(|b| b.sending);
                 Waiting {
                     proc: s.proc,
@@ -278,6 +276,7 @@ pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Dea
                     },
                     on: label.clone(),
                     held_by: holders.iter().map(|&p| name_of(p)).collect(),
+                    others,
                     held_by_ids: holders
                         .iter()
                         .filter_map(|p| by_pid.get(p).copied())
@@ -298,15 +297,101 @@ pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Dea
     Deadlock { waiting, cycle }
 }
 
+/// The holders of a kernel wait (sorted lists from the kernel) that the
+/// report keeps: the likely ones and the first [`Waiting::MAX_HOLDERS`]
+/// others, in pid order, without `ignore`, and without the waiter itself
+/// unless it is the only holder; and how many more there are. Work per
+/// wait is bounded unless its lists are short enough to merge exactly.
+fn holders_of(s: &Stuck, waits: &[BlockedOn], ignore: Pid) -> (Vec<Pid>, usize) {
+    let mut links: Vec<Pid> = waits
+        .iter()
+        .filter_map(|b| b.link.map(|(from, to)| if b.sending { to } else { from }))
+        .collect();
+    links.sort_unstable();
+    links.dedup();
+    let mut lists: Vec<&[Pid]> = vec![&links];
+    for b in waits.iter().filter(|b| b.link.is_none()) {
+        if b.sending {
+            lists.push(&b.receivers);
+        } else {
+            lists.push(&b.senders);
+            lists.push(&b.send_once);
+        }
+    }
+    lists.retain(|l| !l.is_empty());
+    let holds = |p: Pid| lists.iter().any(|l| l.binary_search(&p).is_ok());
+    let excluded = |p: Pid| p == ignore || p == s.pid;
+    let excluded_in = |l: &[Pid]| {
+        usize::from(l.binary_search(&ignore).is_ok())
+            + usize::from(ignore != s.pid && l.binary_search(&s.pid).is_ok())
+    };
+    // How many holders besides `ignore` and the waiter: exact for one list
+    // or short lists; for several long ones (a select over big mailboxes)
+    // the sum of their lengths, which counts a task on two lists twice.
+    const EXACT: usize = 4096;
+    let total_len: usize = lists.iter().map(|l| l.len()).sum();
+    let total = if lists.len() > 1 && total_len <= EXACT {
+        let mut all: Vec<Pid> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.iter().filter(|&&p| !excluded(p)).count()
+    } else {
+        lists.iter().map(|l| l.len() - excluded_in(l)).sum()
+    };
+    if total == 0 {
+        // The waiter alone (a wait on itself: a cycle of one), or nobody.
+        let alone = s.pid != ignore && holds(s.pid);
+        return (if alone { vec![s.pid] } else { Vec::new() }, 0);
+    }
+    // The first MAX_HOLDERS of the union are among each list's first
+    // MAX_HOLDERS (lists are in pid order).
+    let mut kept: Vec<Pid> = lists
+        .iter()
+        .flat_map(|l| {
+            l.iter()
+                .copied()
+                .filter(|&p| !excluded(p))
+                .take(Waiting::MAX_HOLDERS)
+        })
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    kept.truncate(Waiting::MAX_HOLDERS);
+    kept.extend(
+        s.likely
+            .iter()
+            .copied()
+            .filter(|&p| !excluded(p) && holds(p)),
+    );
+    kept.sort_unstable();
+    kept.dedup();
+    let others = total.saturating_sub(kept.len());
+    (kept, others)
+}
+
 /// Builds the report from the stuck run's state.
 pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> String) -> Deadlock {
     let procs = core.procs.borrow();
+    let blocked: Vec<Pid> = procs
+        .iter()
+        .filter(|m| m.state == PState::Blocked)
+        .map(|m| m.pid)
+        .collect();
+    let mut answers = core.kernel.blocked_on_all(&blocked).into_iter();
+    // Who took each process's latest message (the sender of the last
+    // message a process received), by sender.
+    let mut took: BTreeMap<Pid, Vec<Pid>> = BTreeMap::new();
+    for r in procs.iter() {
+        if let Some(from) = r.last_from.filter(|&f| f != r.pid) {
+            took.entry(from).or_default().push(r.pid);
+        }
+    }
     let mut stuck = Vec::new();
     for (i, m) in procs.iter().enumerate() {
         let id = ProcId(i as u32);
         let wait = match m.state {
             PState::Blocked => {
-                let waits = core.kernel.blocked_on(m.pid);
+                let waits = answers.next().unwrap_or_default();
                 let label = match m.blocked_on {
                     Some((_, t)) => target_name(id, t),
                     None => waits.first().map_or_else(|| "?".to_string(), queue_label),
@@ -322,11 +407,7 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
             PState::Joining(t) => StuckOn::Join(t),
             _ => continue,
         };
-        let likely = procs
-            .iter()
-            .filter(|r| r.last_from == Some(m.pid) && r.pid != m.pid)
-            .map(|r| r.pid)
-            .collect();
+        let likely = took.remove(&m.pid).unwrap_or_default();
         stuck.push(Stuck {
             proc: id,
             name: m.name.clone(),

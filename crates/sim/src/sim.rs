@@ -537,8 +537,10 @@ impl Sim {
                         if core.procs.borrow().iter().all(|m| m.state == PState::Done) {
                             return Err(None);
                         }
-                        let d =
-                            deadlock::analyse(core, |p, t| self.trace_names().target_name(p, t));
+                        // The names once, not per stuck process (a copy of
+                        // every label each time made big reports quadratic).
+                        let names = self.trace_names();
+                        let d = deadlock::analyse(core, |p, t| names.target_name(p, t));
                         if d.is_valid_end(&core.procs.borrow()) {
                             return Err(None);
                         }

@@ -560,3 +560,41 @@ fn bystanders_waiting_on_the_ring_stay_out_of_the_cycle() {
     assert_eq!(names, ["p0", "p1"], "{d}");
     assert!(d.to_string().contains("also stuck: b0 waits"), "{d}");
 }
+
+#[test]
+fn many_processes_stuck_on_one_open_mailbox_give_a_bounded_report() {
+    // 2,000 receivers on a mailbox each of them may send to: every wait
+    // could be ended by 1,999 others. Each line names a few and counts the
+    // rest, and the report stays linear in the number of processes.
+    const N: usize = 2000;
+    let mut sim = Sim::builder().seed(0).build();
+    sim.mailbox("m", Capacity::Bounded(1)).unwrap();
+    for i in 0..N {
+        sim.spawn(&format!("r{i}"), |p| {
+            let m = p.mailbox_open("m")?;
+            p.receive(m)?;
+            Ok(())
+        });
+    }
+    let d = deadlock_of(sim);
+    assert_eq!(d.waiting.len(), N);
+    for w in &d.waiting {
+        assert!(
+            w.held_by.len() <= mkipc_sim::deadlock::Waiting::MAX_HOLDERS,
+            "{w:?}"
+        );
+        assert_eq!(w.held_by.len() + w.others, N - 1, "{w:?}");
+    }
+    assert_eq!(
+        d.cycle.len(),
+        2,
+        "any two of them: each may send to the other"
+    );
+    let text = d.to_string();
+    assert!(text.len() < N * 120, "{} bytes", text.len());
+    assert!(
+        text.contains("r0 waits receiving from m (r1, r2 and 1997 others may send to it)"),
+        "{}",
+        &text[..400]
+    );
+}

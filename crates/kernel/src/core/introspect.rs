@@ -11,6 +11,8 @@
 //! # let _ = port;
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::space::Obj;
 use super::{
     KMessage, KRight, Kernel, MailboxId, PortId, QueueId, Receiver, Registration, State, WaitState,
@@ -80,17 +82,19 @@ pub struct BlockedOn {
     /// Who could put a message on the queue: for a port, the tasks holding
     /// send rights to it (in their space or on the way to them); for a
     /// mailbox, every live task whose access lets it send. In pid order.
-    pub senders: Vec<Pid>,
+    /// (The lists are shared: every wait on one queue gets the same list, so
+    /// many waiters on a queue many tasks may use cost one list, not many.)
+    pub senders: std::sync::Arc<[Pid]>,
     /// The tasks holding a send-once right to the port (in their space or on
     /// the way to them), in pid order. A task blocked for the reply to a
     /// call waits on these: the reply port has no send right, only the
     /// send-once right the request carried. Empty for a mailbox.
-    pub send_once: Vec<Pid>,
+    pub send_once: std::sync::Arc<[Pid]>,
     /// Who could take a message off the queue: for a port, the task holding
     /// its receive right (or, while that right travels in a message, the
     /// tasks that can receive that message); for a mailbox, every live task
     /// whose access lets it receive. In pid order.
-    pub receivers: Vec<Pid>,
+    pub receivers: std::sync::Arc<[Pid]>,
 }
 
 /// Statistics of one queue (port, direct link or mailbox).
@@ -237,15 +241,174 @@ impl Kernel {
     }
 
     /// What a task's pending operations wait on (empty if it is not blocked),
-    /// and who could end each wait ([`BlockedOn`]).
+    /// and who could end each wait ([`BlockedOn`]). Scans every space and
+    /// queue: for a report on many tasks, [`Kernel::blocked_on_all`] scans once.
     pub fn blocked_on(&self, pid: Pid) -> Vec<BlockedOn> {
+        self.blocked_on_all(&[pid]).pop().unwrap_or_default()
+    }
+
+    /// [`Kernel::blocked_on`] for each of `pids`, in order, from one scan of
+    /// the kernel: time linear in its names, queued messages and the answer.
+    pub fn blocked_on_all(&self, pids: &[Pid]) -> Vec<Vec<BlockedOn>> {
         let st = self.lock();
-        let Some(task) = st.task(pid) else {
+        let waits: Vec<Vec<(QueueId, bool)>> = pids.iter().map(|&p| st.waited_queues(p)).collect();
+        let mut index = Holders::default();
+        let ports: BTreeSet<PortId> = waits
+            .iter()
+            .flatten()
+            .filter_map(|(q, _)| match q {
+                QueueId::Port(p) => Some(*p),
+                QueueId::Mailbox(_) => None,
+            })
+            .collect();
+        if !ports.is_empty() {
+            index.scan_rights(&st, &ports);
+        }
+        waits
+            .into_iter()
+            .map(|qs| {
+                qs.into_iter()
+                    .map(|(q, sending)| index.describe(&st, q, sending))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// A list of tasks in pid order, shared between the [`BlockedOn`]s of one
+/// answer (always a `std` `Arc`, as [`Waker`](crate::Waker) is).
+type HolderList = std::sync::Arc<[Pid]>;
+
+/// How deep [`State::takers`] follows a receive right that travels inside a
+/// message queued on a port whose receive right travels too.
+const MAX_TRANSIT_DEPTH: usize = 16;
+
+/// Who holds what, for the queues a report asks about, computed once.
+#[derive(Default)]
+struct Holders {
+    send: BTreeMap<PortId, Vec<Pid>>,
+    send_once: BTreeMap<PortId, Vec<Pid>>,
+    /// Shared lists, built on first use.
+    lists: BTreeMap<(QueueId, u8), HolderList>,
+}
+
+impl Holders {
+    /// Records the holders of send and send-once rights to `ports`: in
+    /// task spaces, or in a message queued on (or parked at) a queue,
+    /// counted for whoever can take that message.
+    fn scan_rights(&mut self, st: &State, ports: &BTreeSet<PortId>) {
+        for (pid, t) in st.live_tasks() {
+            for (_, obj) in t.space.entries() {
+                match obj {
+                    Obj::Port { port, send, .. } if send > 0 && ports.contains(&port) => {
+                        self.send.entry(port).or_default().push(pid);
+                    }
+                    Obj::SendOnce(port) if ports.contains(&port) => {
+                        self.send_once.entry(port).or_default().push(pid);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut carried = |q: QueueId, msg: &KMessage| {
+            let Some(c) = &msg.carried else { return };
+            for (right, _) in c.rights.iter().chain(c.reply.iter()) {
+                let (map, port) = match *right {
+                    KRight::Send(p) => (&mut self.send, p),
+                    KRight::SendOnce(p) => (&mut self.send_once, p),
+                    _ => continue,
+                };
+                if ports.contains(&port) {
+                    map.entry(port).or_default().extend(st.takers(q));
+                }
+            }
+        };
+        for (id, p) in st.ports.iter() {
+            for msg in p.queue.messages.iter() {
+                carried(QueueId::Port(id), msg);
+            }
+        }
+        for (id, m) in st.mailboxes.iter() {
+            for msg in m.queue.messages.iter() {
+                carried(QueueId::Mailbox(id), msg);
+            }
+        }
+        for (_, w) in st.waits.iter() {
+            if let WaitState::Sending { msg, queue, .. } = &w.state {
+                carried(*queue, msg);
+            }
+        }
+        for list in self.send.values_mut().chain(self.send_once.values_mut()) {
+            list.sort_unstable();
+            list.dedup();
+        }
+    }
+
+    /// The shared list `which` (0 senders, 1 send-once, 2 receivers) of `q`.
+    fn list(&mut self, st: &State, q: QueueId, which: u8) -> HolderList {
+        if let Some(l) = self.lists.get(&(q, which)) {
+            return l.clone();
+        }
+        let list: Vec<Pid> = match (q, which) {
+            (QueueId::Port(p), 0) => self.send.get(&p).cloned().unwrap_or_default(),
+            (QueueId::Port(p), 1) => self.send_once.get(&p).cloned().unwrap_or_default(),
+            (QueueId::Mailbox(m), 0) => st.mailbox_access(m, |a| a.send),
+            (QueueId::Mailbox(_), 1) => Vec::new(),
+            (_, _) => st.takers(q),
+        };
+        let list: HolderList = list.into();
+        self.lists.insert((q, which), list.clone());
+        list
+    }
+
+    fn describe(&mut self, st: &State, q: QueueId, sending: bool) -> BlockedOn {
+        let (senders, send_once, receivers) = (
+            self.list(st, q, 0),
+            self.list(st, q, 1),
+            self.list(st, q, 2),
+        );
+        match q {
+            QueueId::Port(p) => {
+                let port = st.ports.get(p);
+                BlockedOn {
+                    sending,
+                    receiver: port.and_then(|p| match p.receiver {
+                        Receiver::Task(t) => Some(t),
+                        Receiver::InTransit(_) => None,
+                    }),
+                    mailbox: None,
+                    queue_id: p.to_raw(),
+                    link: port.and_then(|p| p.link),
+                    senders,
+                    send_once,
+                    receivers,
+                }
+            }
+            QueueId::Mailbox(m) => BlockedOn {
+                sending,
+                receiver: None,
+                mailbox: st.mailboxes.get(m).map(|mb| mb.name.clone()),
+                queue_id: m.to_raw(),
+                link: None,
+                senders,
+                send_once,
+                receivers,
+            },
+        }
+    }
+}
+
+impl State {
+    /// The queues `pid`'s pending operations wait on, with `true` for a send.
+    fn waited_queues(&self, pid: Pid) -> Vec<(QueueId, bool)> {
+        let Some(task) = self.task(pid) else {
             return Vec::new();
         };
-        let mut queues: Vec<(QueueId, bool)> = Vec::new();
+        let mut queues = Vec::new();
         for &w in &task.waits {
-            let Some(rec) = st.waits.get(w) else { continue };
+            let Some(rec) = self.waits.get(w) else {
+                continue;
+            };
             match &rec.state {
                 WaitState::Sending { queue, .. } => queues.push((*queue, true)),
                 WaitState::Receiving { registrations } => {
@@ -253,7 +416,7 @@ impl Kernel {
                         match *r {
                             Registration::Queue(q, _) => queues.push((q, false)),
                             Registration::Set(s) => {
-                                if let Some(set) = st.sets.get(s) {
+                                if let Some(set) = self.sets.get(s) {
                                     queues.extend(
                                         set.members.iter().map(|&p| (QueueId::Port(p), false)),
                                     );
@@ -266,47 +429,6 @@ impl Kernel {
             }
         }
         queues
-            .into_iter()
-            .map(|(q, sending)| st.describe_wait(q, sending))
-            .collect()
-    }
-}
-
-/// How deep [`State::takers`] follows a receive right that travels inside a
-/// message queued on a port whose receive right travels too.
-const MAX_TRANSIT_DEPTH: usize = 16;
-
-impl State {
-    fn describe_wait(&self, q: QueueId, sending: bool) -> BlockedOn {
-        match q {
-            QueueId::Port(p) => {
-                let port = self.ports.get(p);
-                let (senders, send_once) = self.right_holders(p);
-                BlockedOn {
-                    sending,
-                    receiver: port.and_then(|p| match p.receiver {
-                        Receiver::Task(t) => Some(t),
-                        Receiver::InTransit(_) => None,
-                    }),
-                    mailbox: None,
-                    queue_id: p.to_raw(),
-                    link: port.and_then(|p| p.link),
-                    senders,
-                    send_once,
-                    receivers: self.takers(q),
-                }
-            }
-            QueueId::Mailbox(m) => BlockedOn {
-                sending,
-                receiver: None,
-                mailbox: self.mailboxes.get(m).map(|mb| mb.name.clone()),
-                queue_id: m.to_raw(),
-                link: None,
-                senders: self.mailbox_access(m, |a| a.send),
-                send_once: Vec::new(),
-                receivers: self.takers(q),
-            },
-        }
     }
 
     /// Live tasks (pid order) whose access to mailbox `m` passes `allowed`.
@@ -343,58 +465,5 @@ impl State {
             }
         }
         Vec::new()
-    }
-
-    /// The tasks holding send rights and those holding send-once rights to
-    /// `port`, each in pid order: in their spaces, or in a message queued on
-    /// (or parked at) a queue, counted for whoever can take that message.
-    fn right_holders(&self, port: PortId) -> (Vec<Pid>, Vec<Pid>) {
-        let mut send = Vec::new();
-        let mut once = Vec::new();
-        for (pid, t) in self.live_tasks() {
-            if t.space
-                .name_for_port(port)
-                .is_some_and(|n| matches!(t.space.get(n), Ok(Obj::Port { send, .. }) if send > 0))
-            {
-                send.push(pid);
-            }
-            if t.space
-                .entries()
-                .any(|(_, o)| matches!(o, Obj::SendOnce(p) if p == port))
-            {
-                once.push(pid);
-            }
-        }
-        let mut carried = |q: QueueId, msg: &KMessage| {
-            let Some(c) = &msg.carried else { return };
-            for (right, _) in c.rights.iter().chain(c.reply.iter()) {
-                let to = match *right {
-                    KRight::Send(p) if p == port => &mut send,
-                    KRight::SendOnce(p) if p == port => &mut once,
-                    _ => continue,
-                };
-                to.extend(self.takers(q));
-            }
-        };
-        for (id, p) in self.ports.iter() {
-            for msg in p.queue.messages.iter() {
-                carried(QueueId::Port(id), msg);
-            }
-        }
-        for (id, m) in self.mailboxes.iter() {
-            for msg in m.queue.messages.iter() {
-                carried(QueueId::Mailbox(id), msg);
-            }
-        }
-        for (_, w) in self.waits.iter() {
-            if let WaitState::Sending { msg, queue, .. } = &w.state {
-                carried(*queue, msg);
-            }
-        }
-        for list in [&mut send, &mut once] {
-            list.sort_unstable();
-            list.dedup();
-        }
-        (send, once)
     }
 }
