@@ -252,17 +252,22 @@ pub(crate) fn report(stuck: &[Stuck], procs: &[(Pid, &str)], ignore: Pid) -> Dea
     let waiting: Vec<Waiting> = stuck
         .iter()
         .map(|s| match &s.wait {
-            StuckOn::Join(t) => Waiting {
-                proc: s.proc,
-                name: s.name.clone(),
-                op: "join",
-                on: name_of(procs[t.0 as usize].0),
-                held_by: vec![name_of(procs[t.0 as usize].0)],
-                others: 0,
-                held_by_ids: vec![*t],
-                likely_ids: Vec::new(),
-                mailbox: false,
-            },
+            StuckOn::Join(t) => {
+                let joined = procs
+                    .get(t.0 as usize)
+                    .map_or_else(|| format!("process {}", t.0), |(_, n)| n.to_string());
+                Waiting {
+                    proc: s.proc,
+                    name: s.name.clone(),
+                    op: "join",
+                    on: joined.clone(),
+                    held_by: vec![joined],
+                    others: 0,
+                    held_by_ids: vec![*t],
+                    likely_ids: Vec::new(),
+                    mailbox: false,
+                }
+            }
             StuckOn::Kernel { call, label, waits } => {
                 let (holders, others) = holders_of(s, waits, ignore);
                 let sending = waits.iter().any(|b| b.sending);
