@@ -147,6 +147,7 @@ mod parse;
 mod report;
 mod run;
 mod script;
+mod topology;
 mod value;
 
 use std::sync::Arc;
@@ -163,6 +164,9 @@ pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSE
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
 pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use topology::{
+    check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
+};
 pub use value::{Value, MAX_VALUE_DEPTH, MAX_VALUE_SIZE};
 
 /// A checked scenario: every name resolved to an index.

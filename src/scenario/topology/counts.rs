@@ -1,0 +1,139 @@
+//! The other way to be stuck: a wait that outlives everyone who could end
+//! it (a receive after the last sender has ended), a deadlock with no
+//! cycle. The topology cannot rule it out; counting messages sometimes can.
+//!
+//! The argument applies to *counted* scenarios: no faults, no spawned
+//! process, and scripts made only of blocking `send`s of constant values
+//! to queues, plain `receive`s (no timeout, no selective pattern, no
+//! `expect`), `work`, `sleep` and `repeat N` (so each process sends and
+//! receives an exact number of messages on each queue), where no process
+//! both sends to and receives from one queue, and for each queue with `s`
+//! sends and `r` receives in all:
+//!
+//! * a port, or a mailbox whose owner is its only receiver (the queue dies
+//!   with that process): `s == r`;
+//! * a system mailbox of capacity `c`: `r <= s <= r + c`.
+//!
+//! Then no process ever fails: the first failure would be a send to (or a
+//! wait on) a queue whose receiver has ended after its `r` receives, which
+//! took `r = s` messages already sent, so no send was left. And no wait is
+//! left with everyone who could end it gone: a receiver still waiting once
+//! every sender has ended finds `s >= r` messages sent, more than were
+//! taken, so the queue is not empty; a sender still waiting once every
+//! receiver has ended finds the queue full with `r + c` sends done, which
+//! is already all of them.
+
+use mkipc_kernel::{Capacity, OnFull};
+
+use crate::scenario::expr::ExprOp;
+use crate::scenario::{Op, Pattern, QueueKind, Scenario, Stmt};
+
+/// `Ok` when the counting argument above rules out every wait left with no
+/// one to end it; else why it does not apply.
+pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
+    if !scn.faults.is_empty() {
+        return Err("a fault can kill a process midway".into());
+    }
+    let nq = scn.queues.len();
+    let mut sends = vec![0u64; nq];
+    let mut receives = vec![0u64; nq];
+    let mut senders = vec![Vec::new(); nq];
+    let mut receivers = vec![Vec::new(); nq];
+    for (p, proc) in scn.processes.iter().enumerate() {
+        if proc.spawned {
+            return Err(format!(
+                "`{}` is spawned, so it may never start",
+                proc.name
+            ));
+        }
+        let mut stack: Vec<(std::slice::Iter<'_, Stmt>, u64)> = vec![(proc.script.iter(), 1)];
+        while let Some((iter, times)) = stack.last_mut() {
+            let times = *times;
+            let Some(s) = iter.next() else {
+                stack.pop();
+                continue;
+            };
+            let beyond = || {
+                format!(
+                    "`{}` line {}: only `send`, `receive`, `work`, `sleep` and `repeat N` have counts known in advance",
+                    proc.name, s.line
+                )
+            };
+            let overflow = || format!("`{}` line {}: too many messages to count", proc.name, s.line);
+            match &s.op {
+                Op::Send {
+                    queue,
+                    on_full: OnFull::Block,
+                    value,
+                } if value.as_ref().is_none_or(|v| {
+                    v.code
+                        .iter()
+                        .all(|op| matches!(op, ExprOp::Push(_) | ExprOp::Tuple(_)))
+                }) =>
+                {
+                    sends[*queue] = sends[*queue].checked_add(times).ok_or_else(overflow)?;
+                    senders[*queue].push(p);
+                }
+                Op::Receive {
+                    queue,
+                    timeout: None,
+                    pattern: None | Some(Pattern::Any | Pattern::Bind(_)),
+                    expect: false,
+                } => {
+                    receives[*queue] = receives[*queue].checked_add(times).ok_or_else(overflow)?;
+                    receivers[*queue].push(p);
+                }
+                Op::Work(_) | Op::Sleep(_) => {}
+                Op::Repeat(n, body) => {
+                    let times = times.checked_mul(*n).ok_or_else(overflow)?;
+                    stack.push((body.iter(), times));
+                }
+                _ => return Err(beyond()),
+            }
+        }
+    }
+    for (q, queue) in scn.queues.iter().enumerate() {
+        let (s, r) = (sends[q], receives[q]);
+        if let Some(p) = senders[q].iter().find(|p| receivers[q].contains(p)) {
+            return Err(format!(
+                "`{}` both sends to and receives from `{}`",
+                scn.processes[*p].name, queue.name
+            ));
+        }
+        let dies_with_receiver = match &queue.kind {
+            QueueKind::Port { .. } => true,
+            QueueKind::Mailbox { owner: Some(o), .. } => {
+                if receivers[q].iter().any(|p| p != o) {
+                    return Err(format!(
+                        "mailbox `{}` dies with its owner `{}` while others still receive from it",
+                        queue.name, scn.processes[*o].name
+                    ));
+                }
+                true
+            }
+            QueueKind::Mailbox { owner: None, .. } => false,
+        };
+        if dies_with_receiver {
+            if s != r {
+                return Err(format!(
+                    "`{}` gets {s} sends and {r} receives in all",
+                    queue.name
+                ));
+            }
+        } else {
+            let room = match queue.capacity {
+                Capacity::Zero => Some(0),
+                Capacity::Bounded(c) => Some(c as u64),
+                Capacity::Unbounded => None,
+            };
+            let too_many = room.is_some_and(|c| s > r.saturating_add(c));
+            if s < r || too_many {
+                return Err(format!(
+                    "`{}` gets {s} sends and {r} receives in all (capacity {})",
+                    queue.name, queue.capacity
+                ));
+            }
+        }
+    }
+    Ok(())
+}

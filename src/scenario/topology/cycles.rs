@@ -1,0 +1,330 @@
+//! The elementary cycles of the wait-for graph (Johnson's algorithm, on an
+//! explicit stack), each kept only if its waits can all hold at once.
+//!
+//! A cycle `P0 -> P1 -> ... -> P0` is *feasible* when each `Pi` has a wait
+//! with an alternative that `P(i+1)` could end, such that the channel states
+//! those alternatives imply (plus what each wait implies whatever arm it is
+//! blocked on) do not contradict each other: no channel is both full (a
+//! blocked send) and empty (a blocked receive). A real deadlock is a set of
+//! processes that are all blocked at once; from any of them that waits on
+//! another of them, following such waits closes a cycle whose waits do hold
+//! at once, so it is among the feasible ones: dropping the others is sound.
+
+use std::collections::BTreeSet;
+
+use super::waits::{Mode, Topology};
+
+/// How many elementary cycles the search looks at before it stops.
+pub(super) const MAX_EXAMINED: usize = 100_000;
+/// How many feasible cycles it keeps.
+pub(super) const MAX_KEPT: usize = 1000;
+/// How many labellings one cycle's feasibility check tries.
+const MAX_LABELLINGS: usize = 100_000;
+
+/// One step of a feasible cycle: process `proc` blocked at `topo.waits[wait]`,
+/// on its alternative `alt`, which the next process could end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Step {
+    pub proc: usize,
+    pub wait: usize,
+    pub alt: usize,
+}
+
+/// What the search found.
+pub(super) struct Found {
+    /// Feasible cycles, shortest first.
+    pub cycles: Vec<Vec<Step>>,
+    /// Every elementary cycle was looked at and fully checked.
+    pub complete: bool,
+    /// How many elementary cycles were looked at.
+    pub examined: usize,
+}
+
+/// The wait-for graph: `adj[p]` = the processes some wait of `p` could be
+/// ended by.
+pub(super) fn graph(topo: &Topology, n: usize) -> Vec<Vec<usize>> {
+    let mut adj = vec![BTreeSet::new(); n];
+    for w in &topo.waits {
+        for a in &w.alts {
+            adj[w.proc].extend(a.counterparts.iter().copied());
+        }
+    }
+    adj.into_iter().map(|s| s.into_iter().collect()).collect()
+}
+
+/// The nodes `>= s` that `s` reaches and that reach `s` through nodes `>= s`
+/// (the strongly connected component of `s` in that subgraph).
+fn component(adj: &[Vec<usize>], radj: &[Vec<usize>], s: usize) -> Vec<bool> {
+    let n = adj.len();
+    let reach = |edges: &[Vec<usize>]| {
+        let mut seen = vec![false; n];
+        let mut stack = vec![s];
+        seen[s] = true;
+        while let Some(v) = stack.pop() {
+            for &w in &edges[v] {
+                if w >= s && !seen[w] {
+                    seen[w] = true;
+                    stack.push(w);
+                }
+            }
+        }
+        seen
+    };
+    let fwd = reach(adj);
+    let back = reach(radj);
+    fwd.iter().zip(&back).map(|(a, b)| *a && *b).collect()
+}
+
+/// Every elementary cycle (as process lists starting at their smallest
+/// process), handed to `emit` until it returns `false` or `limit` were seen;
+/// returns whether the enumeration ran to its end.
+fn elementary_cycles(
+    adj: &[Vec<usize>],
+    limit: usize,
+    mut emit: impl FnMut(&[usize]) -> bool,
+) -> bool {
+    let n = adj.len();
+    let mut radj = vec![Vec::new(); n];
+    for (v, out) in adj.iter().enumerate() {
+        for &w in out {
+            radj[w].push(v);
+        }
+    }
+    let mut seen = 0usize;
+    let mut blocked = vec![false; n];
+    let mut b: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    for s in 0..n {
+        let comp = component(adj, &radj, s);
+        let sub: Vec<Vec<usize>> = adj
+            .iter()
+            .enumerate()
+            .map(|(v, out)| {
+                if comp[v] {
+                    out.iter().copied().filter(|&w| comp[w]).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        if sub[s].is_empty() {
+            continue;
+        }
+        for v in 0..n {
+            blocked[v] = false;
+            b[v].clear();
+        }
+        // Johnson's CIRCUIT, with frames (node, next edge, found a cycle).
+        let mut path = vec![s];
+        let mut frames: Vec<(usize, usize, bool)> = vec![(s, 0, false)];
+        blocked[s] = true;
+        while let Some(top) = frames.last_mut() {
+            let v = top.0;
+            if let Some(&w) = sub[v].get(top.1) {
+                top.1 += 1;
+                if w == s {
+                    top.2 = true;
+                    seen += 1;
+                    if !emit(&path) || seen >= limit {
+                        return false;
+                    }
+                } else if !blocked[w] {
+                    blocked[w] = true;
+                    path.push(w);
+                    frames.push((w, 0, false));
+                }
+                continue;
+            }
+            let (v, _, found) = frames.pop().unwrap_or((v, 0, false));
+            if found {
+                // UNBLOCK(v), on a stack.
+                let mut stack = vec![v];
+                while let Some(x) = stack.pop() {
+                    blocked[x] = false;
+                    for y in std::mem::take(&mut b[x]) {
+                        if blocked[y] {
+                            stack.push(y);
+                        }
+                    }
+                }
+            } else {
+                for &w in &sub[v] {
+                    b[w].insert(v);
+                }
+            }
+            path.pop();
+            if let Some(parent) = frames.last_mut() {
+                parent.2 |= found;
+            }
+        }
+    }
+    true
+}
+
+/// A labelling of `cycle` whose waits can all hold at once, if there is
+/// one; `Err(())` when the check was cut short (treat as feasible).
+fn feasible(topo: &Topology, cycle: &[usize]) -> Result<Option<Vec<Step>>, ()> {
+    let k = cycle.len();
+    // The choices of each step: (wait, alt) of cycle[i] that cycle[i+1] ends.
+    let choices: Vec<Vec<Step>> = (0..k)
+        .map(|i| {
+            let (p, next) = (cycle[i], cycle[(i + 1) % k]);
+            let mut out = Vec::new();
+            for (wi, w) in topo.waits.iter().enumerate().filter(|(_, w)| w.proc == p) {
+                for (ai, a) in w.alts.iter().enumerate() {
+                    if a.counterparts.contains(&next) {
+                        out.push(Step {
+                            proc: p,
+                            wait: wi,
+                            alt: ai,
+                        });
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    let modes_of = |s: Step| -> Vec<Mode> {
+        let w = &topo.waits[s.wait];
+        w.alts[s.alt].mode.into_iter().chain(w.always.iter().copied()).collect()
+    };
+    let consistent = |chosen: &[Step], next: Step| {
+        let new = modes_of(next);
+        if new.iter().any(|&m| new.iter().any(|&o| m.conflicts(o))) {
+            return false;
+        }
+        chosen
+            .iter()
+            .all(|&c| modes_of(c).iter().all(|&m| new.iter().all(|&o| !m.conflicts(o))))
+    };
+    // Depth-first over the steps, with the index of the choice at each.
+    let mut idx = vec![0usize; k];
+    let mut chosen: Vec<Step> = Vec::with_capacity(k);
+    let mut tries = 0usize;
+    loop {
+        let i = chosen.len();
+        if i == k {
+            return Ok(Some(chosen));
+        }
+        if let Some(&c) = choices[i].get(idx[i]) {
+            idx[i] += 1;
+            tries += 1;
+            if tries > MAX_LABELLINGS {
+                return Err(());
+            }
+            if consistent(&chosen, c) {
+                chosen.push(c);
+                if let Some(n) = idx.get_mut(i + 1) {
+                    *n = 0;
+                }
+            }
+            continue;
+        }
+        if chosen.pop().is_none() {
+            return Ok(None);
+        }
+    }
+}
+
+/// The feasible cycles of the topology's wait-for graph.
+pub(super) fn find(topo: &Topology, n: usize) -> Found {
+    let adj = graph(topo, n);
+    let mut cycles = Vec::new();
+    let mut complete = true;
+    let mut examined = 0usize;
+    let ended = elementary_cycles(&adj, MAX_EXAMINED, |cycle| {
+        examined += 1;
+        match feasible(topo, cycle) {
+            Ok(Some(steps)) => cycles.push(steps),
+            Ok(None) => {}
+            Err(()) => {
+                // Could not decide: keep it with its first labelling.
+                complete = false;
+                let k = cycle.len();
+                let first: Option<Vec<Step>> = (0..k)
+                    .map(|i| {
+                        let (p, next) = (cycle[i], cycle[(i + 1) % k]);
+                        topo.waits.iter().enumerate().find_map(|(wi, w)| {
+                            (w.proc == p).then_some(())?;
+                            let ai = w.alts.iter().position(|a| a.counterparts.contains(&next))?;
+                            Some(Step {
+                                proc: p,
+                                wait: wi,
+                                alt: ai,
+                            })
+                        })
+                    })
+                    .collect();
+                cycles.extend(first);
+            }
+        }
+        cycles.len() < MAX_KEPT
+    });
+    if !ended {
+        complete = false;
+    }
+    cycles.sort_by(|a, b| {
+        a.len()
+            .cmp(&b.len())
+            .then_with(|| {
+                a.iter()
+                    .map(|s| s.proc)
+                    .collect::<Vec<_>>()
+                    .cmp(&b.iter().map(|s| s.proc).collect::<Vec<_>>())
+            })
+    });
+    Found {
+        cycles,
+        complete,
+        examined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elementary_cycles;
+
+    fn all(adj: &[Vec<usize>]) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        assert!(elementary_cycles(adj, usize::MAX, |c| {
+            out.push(c.to_vec());
+            true
+        }));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn smoke() {
+        // 0 <-> 1, 1 -> 2 -> 0.
+        let adj = vec![vec![1], vec![0, 2], vec![0]];
+        assert_eq!(all(&adj), vec![vec![0, 1], vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn complete_graph_has_every_cycle() {
+        // K4 without self-loops: C(4,2)*1 + C(4,3)*2 + C(4,4)*6 = 6 + 8 + 6 = 20.
+        let adj: Vec<Vec<usize>> = (0..4)
+            .map(|v| (0..4).filter(|&w| w != v).collect())
+            .collect();
+        assert_eq!(all(&adj).len(), 20);
+    }
+
+    #[test]
+    fn acyclic_has_none() {
+        let adj = vec![vec![1, 2], vec![2], vec![]];
+        assert!(all(&adj).is_empty());
+    }
+
+    #[test]
+    fn the_limit_stops_the_search() {
+        let adj: Vec<Vec<usize>> = (0..5)
+            .map(|v| (0..5).filter(|&w| w != v).collect())
+            .collect();
+        let mut n = 0;
+        assert!(!elementary_cycles(&adj, 7, |_| {
+            n += 1;
+            true
+        }));
+        assert_eq!(n, 7);
+    }
+}

@@ -1,0 +1,496 @@
+//! Which statements can leave a process waiting forever, and on whom.
+//!
+//! A *wait* is a statement that may block with no deadline: a blocking
+//! `send` to a queue that can be full, a `receive` without a timeout, a
+//! `call` (its reply comes from the server), the direct `send-to`,
+//! `receive-from` and `receive-any`, and a `select` with no unguarded
+//! `on timeout` arm. Each wait has *alternatives*: what it may be blocked on
+//! (one for a plain statement, one per arm of a `select`, one per possible
+//! target of a send to a variable), each with the processes that could end
+//! it (its *counterparts*) and the state the channel must be in while it
+//! stays blocked (its [`Mode`]: full for a send, empty for a receive).
+
+use std::collections::BTreeSet;
+
+use mkipc_kernel::{Capacity, OnFull};
+
+use crate::scenario::expr::ExprOp;
+use crate::scenario::{walk, ArmKind, Dest, Expr, Op, Pattern, QueueKind, Scenario, Stmt, Value};
+
+/// A channel a wait can be blocked on: a declared queue or the direct link
+/// from one process to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Chan {
+    /// A port or mailbox, by index.
+    Queue(usize),
+    /// The direct link `from` -> `to`.
+    Link { from: usize, to: usize },
+}
+
+/// What a blocked alternative implies about its channel, in a state where
+/// nothing can move any more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Mode {
+    /// A blocked send: the channel is full (capacity 0: no receiver waits).
+    Full(Chan),
+    /// A blocked receive: the channel's kernel queue is empty (a selective
+    /// receive sets aside what does not match before it blocks).
+    Empty(Chan),
+}
+
+impl Mode {
+    /// Whether the two cannot hold at once.
+    pub(super) fn conflicts(self, other: Mode) -> bool {
+        matches!((self, other), (Mode::Full(a), Mode::Empty(b)) | (Mode::Empty(a), Mode::Full(b)) if a == b)
+    }
+}
+
+/// One thing a wait may be blocked on.
+#[derive(Clone, Debug)]
+pub(super) struct Alt {
+    /// Its line (an arm's `on` line in a `select`).
+    pub line: usize,
+    /// `send`, `receive`, `call`, `send-to`, `receive-from`, `receive-any`.
+    pub op: &'static str,
+    /// The queue or process it names, for the report.
+    pub on: String,
+    /// The capacity, for a queue (`0`, `4`, `unbounded`).
+    pub capacity: Option<String>,
+    /// The channel state it implies while blocked (`None`: nothing known,
+    /// e.g. a call waiting for its reply).
+    pub mode: Option<Mode>,
+    /// The processes that could end it (never the waiting process itself).
+    pub counterparts: Vec<usize>,
+}
+
+/// A statement that can block with no deadline.
+#[derive(Clone, Debug)]
+pub(super) struct Wait {
+    /// The waiting process.
+    pub proc: usize,
+    /// The statement's line.
+    pub line: usize,
+    /// `select`, or the single alternative's op.
+    pub op: &'static str,
+    /// What it may be blocked on.
+    pub alts: Vec<Alt>,
+    /// Modes that hold whenever it is blocked at all: a plain statement's
+    /// own, a `select`'s unguarded arms' (a `select` is blocked only when
+    /// every enabled arm is).
+    pub always: Vec<Mode>,
+}
+
+/// A receive with a deadline, or a `select` with an `on timeout` arm: it
+/// cannot wait forever, so it is no edge.
+#[derive(Clone, Debug)]
+pub(super) struct Timed {
+    pub proc: usize,
+    pub line: usize,
+    pub what: String,
+}
+
+/// Who may send to and receive from each queue, and each process's waits.
+pub(super) struct Topology {
+    /// Per queue: the processes that may put a message in it.
+    pub senders: Vec<BTreeSet<usize>>,
+    /// Per queue: the processes that may take a message out of it.
+    pub receivers: Vec<BTreeSet<usize>>,
+    /// Per process: the processes with a `send-to` it.
+    pub direct_senders: Vec<BTreeSet<usize>>,
+    /// Every wait, by process then line.
+    pub waits: Vec<Wait>,
+    /// Waits that have a deadline.
+    pub timed: Vec<Timed>,
+}
+
+/// Whether `proc` may send to `queue` (holds the right, is in the list).
+fn may_send(scn: &Scenario, proc: usize, queue: usize) -> bool {
+    match &scn.queues[queue].kind {
+        QueueKind::Port { senders, .. } => senders.contains(&proc),
+        QueueKind::Mailbox { owner, senders, .. } => {
+            *owner == Some(proc) || senders.as_ref().is_none_or(|l| l.contains(&proc))
+        }
+    }
+}
+
+/// The queues some expression of the scenario names as a value: the only
+/// queues a variable can ever hold (values are built from literals, and
+/// messages carry only values some script built).
+fn queue_values(scn: &Scenario) -> BTreeSet<usize> {
+    let mut out = BTreeSet::new();
+    let mut values: Vec<&Value> = Vec::new();
+    let mut patterns: Vec<&Pattern> = Vec::new();
+    for p in &scn.processes {
+        for s in walk(&p.script) {
+            for e in exprs(&s.op) {
+                for op in &e.code {
+                    if let ExprOp::Push(v) = op {
+                        values.push(v);
+                    }
+                }
+            }
+            for pat in patterns_of(&s.op) {
+                patterns.push(pat);
+            }
+        }
+    }
+    // Explicit stacks: values and patterns are bounded, but no walk here
+    // recurses anyway.
+    while let Some(p) = patterns.pop() {
+        match p {
+            Pattern::Const(v) => values.push(v),
+            Pattern::Tuple(parts) => patterns.extend(parts),
+            Pattern::Any | Pattern::Bind(_) => {}
+        }
+    }
+    while let Some(v) = values.pop() {
+        match v {
+            Value::Queue(q) => {
+                out.insert(*q as usize);
+            }
+            Value::Tuple(parts) => values.extend(parts),
+            Value::Int(_) | Value::Sym(_) => {}
+        }
+    }
+    out.retain(|&q| q < scn.queues.len());
+    out
+}
+
+/// The expressions of one statement (not of the blocks inside it).
+fn exprs(op: &Op) -> Vec<&Expr> {
+    match op {
+        Op::Send { value, .. } | Op::SendVia { value, .. } => value.iter().collect(),
+        Op::Assign { index, value, .. } => index.iter().chain(std::iter::once(value)).collect(),
+        Op::If { cond, .. } | Op::While { cond, .. } | Op::Assert { cond } => vec![cond],
+        Op::TrySend { value, .. } => value.iter().collect(),
+        Op::Select(arms) => arms
+            .iter()
+            .flat_map(|a| {
+                let value = match &a.kind {
+                    ArmKind::Send { value, .. } => value.as_ref(),
+                    _ => None,
+                };
+                a.guard.iter().chain(value)
+            })
+            .collect(),
+        Op::Receive { .. }
+        | Op::SendTo { .. }
+        | Op::ReceiveFrom { .. }
+        | Op::ReceiveAny { .. }
+        | Op::Call { .. }
+        | Op::Reply
+        | Op::Work(_)
+        | Op::Sleep(_)
+        | Op::Repeat(..)
+        | Op::Forever(_)
+        | Op::Spawn(_)
+        | Op::Exit(_)
+        | Op::Destroy(_) => Vec::new(),
+    }
+}
+
+fn patterns_of(op: &Op) -> Vec<&Pattern> {
+    match op {
+        Op::Receive { pattern, .. } => pattern.iter().collect(),
+        Op::Select(arms) => arms
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ArmKind::Receive { pattern, .. } => pattern.as_ref(),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The queues a send to `dest` by `proc` may reach.
+fn targets(scn: &Scenario, proc: usize, dest: &Dest, values: &BTreeSet<usize>) -> Vec<usize> {
+    match dest {
+        Dest::Queue(q) => vec![*q],
+        Dest::Var(_) => values
+            .iter()
+            .copied()
+            .filter(|&q| may_send(scn, proc, q))
+            .collect(),
+    }
+}
+
+fn capacity_text(c: Capacity) -> String {
+    match c {
+        Capacity::Zero => "0".into(),
+        Capacity::Bounded(n) => n.to_string(),
+        Capacity::Unbounded => "unbounded".into(),
+    }
+}
+
+/// Whether a send with this policy to this queue can block.
+fn send_blocks(scn: &Scenario, queue: usize, on_full: OnFull) -> bool {
+    on_full == OnFull::Block && scn.queues[queue].capacity != Capacity::Unbounded
+}
+
+impl Topology {
+    /// Reads who talks to whom, then every wait, from the scripts.
+    pub(super) fn of(scn: &Scenario) -> Topology {
+        let n = scn.processes.len();
+        let nq = scn.queues.len();
+        let values = queue_values(scn);
+        let mut senders = vec![BTreeSet::new(); nq];
+        let mut receivers = vec![BTreeSet::new(); nq];
+        let mut direct_senders = vec![BTreeSet::new(); n];
+        for (p, proc) in scn.processes.iter().enumerate() {
+            for s in walk(&proc.script) {
+                let mut send = |dest: &Dest| {
+                    for q in targets(scn, p, dest, &values) {
+                        senders[q].insert(p);
+                    }
+                };
+                match &s.op {
+                    Op::Send { queue, .. } | Op::Call { queue } => send(&Dest::Queue(*queue)),
+                    Op::SendVia { var, .. } => send(&Dest::Var(*var)),
+                    Op::TrySend { dest, .. } => send(dest),
+                    Op::Receive { queue, .. } => {
+                        receivers[*queue].insert(p);
+                    }
+                    Op::SendTo { proc: to } => {
+                        direct_senders[*to].insert(p);
+                    }
+                    Op::Select(arms) => {
+                        for a in arms {
+                            match &a.kind {
+                                ArmKind::Send { dest, .. } => send(dest),
+                                ArmKind::Receive { queue, .. } => {
+                                    receivers[*queue].insert(p);
+                                }
+                                ArmKind::Timeout(_) => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // The owner of a mailbox ends every wait on it when it exits (the
+        // mailbox dies), and so does whoever may destroy a queue.
+        let mut enders: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nq];
+        for (q, queue) in scn.queues.iter().enumerate() {
+            if let QueueKind::Mailbox { owner: Some(o), .. } = queue.kind {
+                enders[q].insert(o);
+            }
+        }
+        for (p, proc) in scn.processes.iter().enumerate() {
+            for s in walk(&proc.script) {
+                if let Op::Destroy(q) = s.op {
+                    enders[q].insert(p);
+                }
+            }
+        }
+        let mut topo = Topology {
+            senders,
+            receivers,
+            direct_senders,
+            waits: Vec::new(),
+            timed: Vec::new(),
+        };
+        for (p, proc) in scn.processes.iter().enumerate() {
+            for s in walk(&proc.script) {
+                topo.wait_of(scn, p, s, &values, &enders);
+            }
+        }
+        topo
+    }
+
+    fn others(set: &BTreeSet<usize>, extra: &BTreeSet<usize>, me: usize) -> Vec<usize> {
+        let mut v: BTreeSet<usize> = set.iter().chain(extra).copied().collect();
+        v.remove(&me);
+        v.into_iter().collect()
+    }
+
+    /// A send alternative to `queue`, if that send can block.
+    fn send_alt(
+        &self,
+        scn: &Scenario,
+        p: usize,
+        line: usize,
+        queue: usize,
+        enders: &[BTreeSet<usize>],
+    ) -> Alt {
+        let q = &scn.queues[queue];
+        Alt {
+            line,
+            op: "send",
+            on: q.name.clone(),
+            capacity: Some(capacity_text(q.capacity)),
+            mode: Some(Mode::Full(Chan::Queue(queue))),
+            counterparts: Self::others(&self.receivers[queue], &enders[queue], p),
+        }
+    }
+
+    fn receive_alt(
+        &self,
+        scn: &Scenario,
+        p: usize,
+        line: usize,
+        queue: usize,
+        enders: &[BTreeSet<usize>],
+    ) -> Alt {
+        let q = &scn.queues[queue];
+        Alt {
+            line,
+            op: "receive",
+            on: q.name.clone(),
+            capacity: Some(capacity_text(q.capacity)),
+            mode: Some(Mode::Empty(Chan::Queue(queue))),
+            counterparts: Self::others(&self.senders[queue], &enders[queue], p),
+        }
+    }
+
+    fn timed(&mut self, p: usize, line: usize, what: String) {
+        self.timed.push(Timed { proc: p, line, what });
+    }
+
+    /// Records the wait (or timed wait) statement `s` of process `p` is, if any.
+    fn wait_of(
+        &mut self,
+        scn: &Scenario,
+        p: usize,
+        s: &Stmt,
+        values: &BTreeSet<usize>,
+        enders: &[BTreeSet<usize>],
+    ) {
+        let line = s.line;
+        let name = |i: usize| scn.processes[i].name.clone();
+        let (op, alts, always): (&'static str, Vec<Alt>, Vec<Mode>) = match &s.op {
+            Op::Send { queue, on_full, .. } => {
+                if !send_blocks(scn, *queue, *on_full) {
+                    return;
+                }
+                let alt = self.send_alt(scn, p, line, *queue, enders);
+                let always = alt.mode.into_iter().collect();
+                ("send", vec![alt], always)
+            }
+            Op::SendVia { var, on_full, .. } => {
+                let alts: Vec<Alt> = targets(scn, p, &Dest::Var(*var), values)
+                    .into_iter()
+                    .filter(|&q| send_blocks(scn, q, *on_full))
+                    .map(|q| self.send_alt(scn, p, line, q, enders))
+                    .collect();
+                if alts.is_empty() {
+                    return;
+                }
+                let always = match alts.as_slice() {
+                    [one] => one.mode.into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                ("send", alts, always)
+            }
+            Op::Receive { queue, timeout, .. } => {
+                if timeout.is_some() {
+                    let what = format!("receive `{}` timeout", scn.queues[*queue].name);
+                    return self.timed(p, line, what);
+                }
+                let alt = self.receive_alt(scn, p, line, *queue, enders);
+                let always = alt.mode.into_iter().collect();
+                ("receive", vec![alt], always)
+            }
+            Op::Call { queue } => {
+                // Blocked sending the request (the port full) or waiting
+                // for the reply: either way the server ends it, and the
+                // reply wait says nothing about the port's state.
+                let mut alt = self.send_alt(scn, p, line, *queue, enders);
+                alt.op = "call";
+                alt.mode = None;
+                ("call", vec![alt], Vec::new())
+            }
+            Op::SendTo { proc: to } => {
+                let chan = Chan::Link { from: p, to: *to };
+                let alt = Alt {
+                    line,
+                    op: "send-to",
+                    on: name(*to),
+                    capacity: None,
+                    mode: Some(Mode::Full(chan)),
+                    counterparts: Self::others(&BTreeSet::from([*to]), &BTreeSet::new(), p),
+                };
+                ("send-to", vec![alt], vec![Mode::Full(chan)])
+            }
+            Op::ReceiveFrom { proc: from, timeout } => {
+                if timeout.is_some() {
+                    return self.timed(p, line, format!("receive-from `{}` timeout", name(*from)));
+                }
+                let chan = Chan::Link { from: *from, to: p };
+                let alt = Alt {
+                    line,
+                    op: "receive-from",
+                    on: name(*from),
+                    capacity: None,
+                    mode: Some(Mode::Empty(chan)),
+                    counterparts: Self::others(&BTreeSet::from([*from]), &BTreeSet::new(), p),
+                };
+                ("receive-from", vec![alt], vec![Mode::Empty(chan)])
+            }
+            Op::ReceiveAny { timeout } => {
+                if timeout.is_some() {
+                    return self.timed(p, line, "receive-any timeout".into());
+                }
+                let from = &self.direct_senders[p];
+                let always = from
+                    .iter()
+                    .map(|&f| Mode::Empty(Chan::Link { from: f, to: p }))
+                    .collect();
+                let alt = Alt {
+                    line,
+                    op: "receive-any",
+                    on: "any process".into(),
+                    capacity: None,
+                    mode: None,
+                    counterparts: Self::others(from, &BTreeSet::new(), p),
+                };
+                ("receive-any", vec![alt], always)
+            }
+            Op::Select(arms) => {
+                if arms
+                    .iter()
+                    .any(|a| a.guard.is_none() && matches!(a.kind, ArmKind::Timeout(_)))
+                {
+                    return self.timed(p, line, "select with `on timeout`".into());
+                }
+                let mut alts = Vec::new();
+                let mut always = Vec::new();
+                for a in arms {
+                    let arm_alts: Vec<Alt> = match &a.kind {
+                        ArmKind::Receive { queue, .. } => {
+                            vec![self.receive_alt(scn, p, a.line, *queue, enders)]
+                        }
+                        // A send arm waits for room, whatever the queue's
+                        // `on_full` (`select` never drops); an unbounded
+                        // queue always has room.
+                        ArmKind::Send { dest, .. } => targets(scn, p, dest, values)
+                            .into_iter()
+                            .filter(|&q| send_blocks(scn, q, OnFull::Block))
+                            .map(|q| self.send_alt(scn, p, a.line, q, enders))
+                            .collect(),
+                        ArmKind::Timeout(_) => Vec::new(),
+                    };
+                    if arm_alts.is_empty() && a.guard.is_none() {
+                        // An unguarded arm that can always proceed: the
+                        // select never blocks.
+                        return;
+                    }
+                    if let ([one], None) = (arm_alts.as_slice(), &a.guard) {
+                        always.extend(one.mode);
+                    }
+                    alts.extend(arm_alts);
+                }
+                ("select", alts, always)
+            }
+            _ => return,
+        };
+        self.waits.push(Wait {
+            proc: p,
+            line,
+            op,
+            alts,
+            always,
+        });
+    }
+}
