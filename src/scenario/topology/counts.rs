@@ -41,10 +41,7 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
     let mut receivers = vec![Vec::new(); nq];
     for (p, proc) in scn.processes.iter().enumerate() {
         if proc.spawned {
-            return Err(format!(
-                "`{}` is spawned, so it may never start",
-                proc.name
-            ));
+            return Err(format!("`{}` is spawned, so it may never start", proc.name));
         }
         let mut stack: Vec<(std::slice::Iter<'_, Stmt>, u64)> = vec![(proc.script.iter(), 1)];
         while let Some((iter, times)) = stack.last_mut() {
@@ -59,7 +56,12 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
                     proc.name, s.line
                 )
             };
-            let overflow = || format!("`{}` line {}: too many messages to count", proc.name, s.line);
+            let overflow = || {
+                format!(
+                    "`{}` line {}: too many messages to count",
+                    proc.name, s.line
+                )
+            };
             match &s.op {
                 Op::Send {
                     queue,

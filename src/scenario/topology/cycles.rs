@@ -185,16 +185,22 @@ fn feasible(topo: &Topology, cycle: &[usize]) -> Result<Option<Vec<Step>>, ()> {
         .collect();
     let modes_of = |s: Step| -> Vec<Mode> {
         let w = &topo.waits[s.wait];
-        w.alts[s.alt].mode.into_iter().chain(w.always.iter().copied()).collect()
+        w.alts[s.alt]
+            .mode
+            .into_iter()
+            .chain(w.always.iter().copied())
+            .collect()
     };
     let consistent = |chosen: &[Step], next: Step| {
         let new = modes_of(next);
         if new.iter().any(|&m| new.iter().any(|&o| m.conflicts(o))) {
             return false;
         }
-        chosen
-            .iter()
-            .all(|&c| modes_of(c).iter().all(|&m| new.iter().all(|&o| !m.conflicts(o))))
+        chosen.iter().all(|&c| {
+            modes_of(c)
+                .iter()
+                .all(|&m| new.iter().all(|&o| !m.conflicts(o)))
+        })
     };
     // Depth-first over the steps, with the index of the choice at each.
     let mut idx = vec![0usize; k];
@@ -263,14 +269,12 @@ pub(super) fn find(topo: &Topology, n: usize) -> Found {
         complete = false;
     }
     cycles.sort_by(|a, b| {
-        a.len()
-            .cmp(&b.len())
-            .then_with(|| {
-                a.iter()
-                    .map(|s| s.proc)
-                    .collect::<Vec<_>>()
-                    .cmp(&b.iter().map(|s| s.proc).collect::<Vec<_>>())
-            })
+        a.len().cmp(&b.len()).then_with(|| {
+            a.iter()
+                .map(|s| s.proc)
+                .collect::<Vec<_>>()
+                .cmp(&b.iter().map(|s| s.proc).collect::<Vec<_>>())
+        })
     });
     Found {
         cycles,

@@ -18,9 +18,10 @@
 //! | `select` (no unguarded `on timeout`) | the union of its arms' |
 //!
 //! Who sends to or receives from a queue is read from the scripts (the
-//! parser has checked the rights); a send to a variable may reach any queue
-//! some expression names (the only queues a value can hold) that the
-//! process may send to. The owner of a mailbox (and whoever may `destroy`
+//! parser has checked the rights); a send to a variable may reach the
+//! queues that variable can hold (followed from the literals that name them
+//! through assignments, messages and receive patterns, `values.rs`) and
+//! that the process may send to. The owner of a mailbox (and whoever may `destroy`
 //! a queue) can end every wait on it. Sends that cannot block (to an
 //! unbounded queue, with `fail` or a drop policy, `try-send`) and timed
 //! waits (`receive Q timeout D`, a `select` with an `on timeout` arm) are no
@@ -79,6 +80,7 @@
 
 mod counts;
 mod cycles;
+mod values;
 mod waits;
 
 use std::fmt;
@@ -236,7 +238,11 @@ pub fn check_topology(scn: &Scenario) -> TopologyReport {
             .waits
             .iter()
             .map(|w| {
-                let mut on: Vec<String> = w.alts.iter().map(|a| format!("{} `{}`", a.op, a.on)).collect();
+                let mut on: Vec<String> = w
+                    .alts
+                    .iter()
+                    .map(|a| format!("{} `{}`", a.op, a.on))
+                    .collect();
                 on.dedup();
                 StuckWait {
                     process: name(w.proc),
@@ -324,7 +330,10 @@ impl fmt::Display for TopologyReport {
         }
         match self.verdict {
             Verdict::DeadlockFree => {
-                writeln!(f, "deadlock-free by topology: no process can wait on a cycle")?;
+                writeln!(
+                    f,
+                    "deadlock-free by topology: no process can wait on a cycle"
+                )?;
                 if self.waits > 0 {
                     writeln!(
                         f,
@@ -345,13 +354,14 @@ impl fmt::Display for TopologyReport {
                     writeln!(f, "  {}. {c}", i + 1)?;
                 }
                 if self.cycles.len() > LISTED {
-                    writeln!(f, "  ... {} more (`--json` lists them)", self.cycles.len() - LISTED)?;
-                }
-                if !self.complete {
                     writeln!(
                         f,
-                        "  (the search stopped at a limit: there may be more)"
+                        "  ... {} more (`--json` lists them)",
+                        self.cycles.len() - LISTED
                     )?;
+                }
+                if !self.complete {
+                    writeln!(f, "  (the search stopped at a limit: there may be more)")?;
                 }
             }
             Verdict::StuckWaitsPossible => {
@@ -359,24 +369,31 @@ impl fmt::Display for TopologyReport {
             }
         }
         if let Some(why) = &self.counts {
-            writeln!(
-                f,
-                "waits that may outlive every process that could end them (a deadlock with no cycle; \
-                 message counts do not rule it out: {why}): {}",
-                self.stuck_waits.len()
-            )?;
-            for w in self.stuck_waits.iter().take(LISTED) {
+            let n = self.stuck_waits.len();
+            if self.verdict == Verdict::CyclesPossible {
                 writeln!(
                     f,
-                    "  `{}` {} (line {}): {}",
-                    w.process,
-                    w.op,
-                    w.line,
-                    w.on.join(" or ")
+                    "also {n} waits may outlive every process that could end them (`--json` lists them)"
                 )?;
-            }
-            if self.stuck_waits.len() > LISTED {
-                writeln!(f, "  ... {} more", self.stuck_waits.len() - LISTED)?;
+            } else {
+                writeln!(
+                    f,
+                    "but {n} waits may outlive every process that could end them (a deadlock with no \
+                     cycle, which message counts do not rule out here: {why}):"
+                )?;
+                for w in self.stuck_waits.iter().take(LISTED) {
+                    writeln!(
+                        f,
+                        "  `{}` {} (line {}): {}",
+                        w.process,
+                        w.op,
+                        w.line,
+                        w.on.join(" or ")
+                    )?;
+                }
+                if n > LISTED {
+                    writeln!(f, "  ... {} more (`--json` lists them)", n - LISTED)?;
+                }
             }
         }
         writeln!(

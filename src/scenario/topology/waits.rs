@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 
 use mkipc_kernel::{Capacity, OnFull};
 
-use crate::scenario::expr::ExprOp;
-use crate::scenario::{walk, ArmKind, Dest, Expr, Op, Pattern, QueueKind, Scenario, Stmt, Value};
+use super::values::QueueValues;
+use crate::scenario::{walk, ArmKind, Dest, Op, QueueKind, Scenario, Stmt};
 
 /// A channel a wait can be blocked on: a declared queue or the direct link
 /// from one process to another.
@@ -103,118 +103,6 @@ pub(super) struct Topology {
     pub timed: Vec<Timed>,
 }
 
-/// Whether `proc` may send to `queue` (holds the right, is in the list).
-fn may_send(scn: &Scenario, proc: usize, queue: usize) -> bool {
-    match &scn.queues[queue].kind {
-        QueueKind::Port { senders, .. } => senders.contains(&proc),
-        QueueKind::Mailbox { owner, senders, .. } => {
-            *owner == Some(proc) || senders.as_ref().is_none_or(|l| l.contains(&proc))
-        }
-    }
-}
-
-/// The queues some expression of the scenario names as a value: the only
-/// queues a variable can ever hold (values are built from literals, and
-/// messages carry only values some script built).
-fn queue_values(scn: &Scenario) -> BTreeSet<usize> {
-    let mut out = BTreeSet::new();
-    let mut values: Vec<&Value> = Vec::new();
-    let mut patterns: Vec<&Pattern> = Vec::new();
-    for p in &scn.processes {
-        for s in walk(&p.script) {
-            for e in exprs(&s.op) {
-                for op in &e.code {
-                    if let ExprOp::Push(v) = op {
-                        values.push(v);
-                    }
-                }
-            }
-            for pat in patterns_of(&s.op) {
-                patterns.push(pat);
-            }
-        }
-    }
-    // Explicit stacks: values and patterns are bounded, but no walk here
-    // recurses anyway.
-    while let Some(p) = patterns.pop() {
-        match p {
-            Pattern::Const(v) => values.push(v),
-            Pattern::Tuple(parts) => patterns.extend(parts),
-            Pattern::Any | Pattern::Bind(_) => {}
-        }
-    }
-    while let Some(v) = values.pop() {
-        match v {
-            Value::Queue(q) => {
-                out.insert(*q as usize);
-            }
-            Value::Tuple(parts) => values.extend(parts),
-            Value::Int(_) | Value::Sym(_) => {}
-        }
-    }
-    out.retain(|&q| q < scn.queues.len());
-    out
-}
-
-/// The expressions of one statement (not of the blocks inside it).
-fn exprs(op: &Op) -> Vec<&Expr> {
-    match op {
-        Op::Send { value, .. } | Op::SendVia { value, .. } => value.iter().collect(),
-        Op::Assign { index, value, .. } => index.iter().chain(std::iter::once(value)).collect(),
-        Op::If { cond, .. } | Op::While { cond, .. } | Op::Assert { cond } => vec![cond],
-        Op::TrySend { value, .. } => value.iter().collect(),
-        Op::Select(arms) => arms
-            .iter()
-            .flat_map(|a| {
-                let value = match &a.kind {
-                    ArmKind::Send { value, .. } => value.as_ref(),
-                    _ => None,
-                };
-                a.guard.iter().chain(value)
-            })
-            .collect(),
-        Op::Receive { .. }
-        | Op::SendTo { .. }
-        | Op::ReceiveFrom { .. }
-        | Op::ReceiveAny { .. }
-        | Op::Call { .. }
-        | Op::Reply
-        | Op::Work(_)
-        | Op::Sleep(_)
-        | Op::Repeat(..)
-        | Op::Forever(_)
-        | Op::Spawn(_)
-        | Op::Exit(_)
-        | Op::Destroy(_) => Vec::new(),
-    }
-}
-
-fn patterns_of(op: &Op) -> Vec<&Pattern> {
-    match op {
-        Op::Receive { pattern, .. } => pattern.iter().collect(),
-        Op::Select(arms) => arms
-            .iter()
-            .filter_map(|a| match &a.kind {
-                ArmKind::Receive { pattern, .. } => pattern.as_ref(),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The queues a send to `dest` by `proc` may reach.
-fn targets(scn: &Scenario, proc: usize, dest: &Dest, values: &BTreeSet<usize>) -> Vec<usize> {
-    match dest {
-        Dest::Queue(q) => vec![*q],
-        Dest::Var(_) => values
-            .iter()
-            .copied()
-            .filter(|&q| may_send(scn, proc, q))
-            .collect(),
-    }
-}
-
 fn capacity_text(c: Capacity) -> String {
     match c {
         Capacity::Zero => "0".into(),
@@ -233,14 +121,14 @@ impl Topology {
     pub(super) fn of(scn: &Scenario) -> Topology {
         let n = scn.processes.len();
         let nq = scn.queues.len();
-        let values = queue_values(scn);
+        let values = QueueValues::of(scn);
         let mut senders = vec![BTreeSet::new(); nq];
         let mut receivers = vec![BTreeSet::new(); nq];
         let mut direct_senders = vec![BTreeSet::new(); n];
         for (p, proc) in scn.processes.iter().enumerate() {
             for s in walk(&proc.script) {
                 let mut send = |dest: &Dest| {
-                    for q in targets(scn, p, dest, &values) {
+                    for q in values.targets(scn, p, dest) {
                         senders[q].insert(p);
                     }
                 };
@@ -345,7 +233,11 @@ impl Topology {
     }
 
     fn timed(&mut self, p: usize, line: usize, what: String) {
-        self.timed.push(Timed { proc: p, line, what });
+        self.timed.push(Timed {
+            proc: p,
+            line,
+            what,
+        });
     }
 
     /// Records the wait (or timed wait) statement `s` of process `p` is, if any.
@@ -354,7 +246,7 @@ impl Topology {
         scn: &Scenario,
         p: usize,
         s: &Stmt,
-        values: &BTreeSet<usize>,
+        values: &QueueValues,
         enders: &[BTreeSet<usize>],
     ) {
         let line = s.line;
@@ -369,7 +261,8 @@ impl Topology {
                 ("send", vec![alt], always)
             }
             Op::SendVia { var, on_full, .. } => {
-                let alts: Vec<Alt> = targets(scn, p, &Dest::Var(*var), values)
+                let alts: Vec<Alt> = values
+                    .targets(scn, p, &Dest::Var(*var))
                     .into_iter()
                     .filter(|&q| send_blocks(scn, q, *on_full))
                     .map(|q| self.send_alt(scn, p, line, q, enders))
@@ -413,7 +306,10 @@ impl Topology {
                 };
                 ("send-to", vec![alt], vec![Mode::Full(chan)])
             }
-            Op::ReceiveFrom { proc: from, timeout } => {
+            Op::ReceiveFrom {
+                proc: from,
+                timeout,
+            } => {
                 if timeout.is_some() {
                     return self.timed(p, line, format!("receive-from `{}` timeout", name(*from)));
                 }
@@ -464,7 +360,8 @@ impl Topology {
                         // A send arm waits for room, whatever the queue's
                         // `on_full` (`select` never drops); an unbounded
                         // queue always has room.
-                        ArmKind::Send { dest, .. } => targets(scn, p, dest, values)
+                        ArmKind::Send { dest, .. } => values
+                            .targets(scn, p, dest)
                             .into_iter()
                             .filter(|&q| send_blocks(scn, q, OnFull::Block))
                             .map(|q| self.send_alt(scn, p, a.line, q, enders))
