@@ -385,6 +385,15 @@ fn command_text_json_and_exit_codes() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["verdict"], "deadlock-free");
 
+    let out = mkipc(&["check", "--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+    let man = String::from_utf8(mkipc(&["man"]).stdout).unwrap();
+    assert!(
+        man.contains(".TH mkipc-check 1"),
+        "no manual page for check"
+    );
+
     let dir = std::env::temp_dir().join(format!("mkipc-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");

@@ -59,15 +59,20 @@ fn gen() -> impl Strategy<Value = Gen> {
             1..=3,
         ),
         prop::collection::vec(
-            (0..3usize, 0..4usize, 0..4usize, 1..=2u8, prop::bool::weighted(0.2)).prop_map(
-                |(queue, from, to, count, call)| Transfer {
+            (
+                0..3usize,
+                0..4usize,
+                0..4usize,
+                1..=2u8,
+                prop::bool::weighted(0.2),
+            )
+                .prop_map(|(queue, from, to, count, call)| Transfer {
                     queue,
                     from,
                     to,
                     count,
                     call,
-                },
-            ),
+                }),
             1..=5,
         ),
         prop::collection::vec((0..4usize, 0..3usize, 0..5u8), 0..=2),

@@ -4,7 +4,9 @@
 //! and an owner), the processes with a short script each, the faults to
 //! inject and the invariants to check. `mkipc run FILE` runs it in the
 //! simulator (or on threads, or on real processes with `--backend os`),
-//! `mkipc explore FILE` runs it under many schedules. The format, in full:
+//! `mkipc explore FILE` runs it under many schedules, and `mkipc check FILE`
+//! ([`check_topology`]) reports, without running it, the wait-for cycles its
+//! topology allows. The format, in full:
 //!
 //! ```toml
 //! name = "bounded buffer"             # optional title
