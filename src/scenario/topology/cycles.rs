@@ -10,14 +10,21 @@
 //! another of them, following such waits closes a cycle whose waits do hold
 //! at once, so it is among the feasible ones: dropping the others is sound.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
-use super::waits::{Mode, Topology};
+use super::waits::{Chan, Mode, Topology};
 
 /// How many elementary cycles the search looks at before it stops.
 pub(super) const MAX_EXAMINED: usize = 100_000;
+/// How many edge visits Johnson's search makes before it stops (each cycle
+/// costs up to the size of the graph, so a dense graph with few feasible
+/// cycles would otherwise take hours).
+pub(super) const MAX_WORK: usize = 20_000_000;
 /// How many feasible cycles it keeps.
 pub(super) const MAX_KEPT: usize = 1000;
+/// How many steps, over all the cycles kept, the search keeps.
+pub(super) const MAX_KEPT_STEPS: usize = 20_000;
 /// How many labellings one cycle's feasibility check tries.
 const MAX_LABELLINGS: usize = 100_000;
 
@@ -38,18 +45,91 @@ pub(super) struct Found {
     pub complete: bool,
     /// How many elementary cycles were looked at.
     pub examined: usize,
+    /// Edges of the graph, `None` past [`MAX_EDGES`] (then nothing was searched).
+    pub edges: Option<usize>,
+}
+
+/// At most this many edges are built: a family of thousands all sending to
+/// and receiving from one mailbox makes millions, and the answer would be
+/// "cycles possible" long before they were all searched.
+pub(super) const MAX_EDGES: usize = 1_000_000;
+
+/// The modes a step implies: its alternative's, and its wait's own.
+fn step_modes(topo: &Topology, wait: usize, alt: usize) -> Vec<Mode> {
+    let w = &topo.waits[wait];
+    w.alts[alt]
+        .mode
+        .into_iter()
+        .chain(w.always.iter().copied())
+        .collect()
+}
+
+fn clash(a: &[Mode], b: &[Mode]) -> bool {
+    a.iter().any(|&m| b.iter().any(|&o| m.conflicts(o)))
 }
 
 /// The wait-for graph: `adj[p]` = the processes some wait of `p` could be
-/// ended by.
-pub(super) fn graph(topo: &Topology, n: usize) -> Vec<Vec<usize>> {
-    let mut adj = vec![BTreeSet::new(); n];
-    for w in &topo.waits {
-        for a in &w.alts {
-            adj[w.proc].extend(a.counterparts.iter().copied());
+/// ended by, while that process is itself blocked in a way that fits:
+/// an edge `P -> Q` whose every labelling clashes with every step of `Q`
+/// (a producer's full queue and its consumer's empty one) is in no
+/// feasible cycle, so it is left out. `None` past [`MAX_EDGES`].
+pub(super) fn graph(topo: &Topology, n: usize) -> Option<Vec<Vec<usize>>> {
+    let by_proc = topo.by_proc(n);
+    // Each process's distinct step mode sets (those not clashing within).
+    let steps: Vec<Vec<Vec<Mode>>> = by_proc
+        .iter()
+        .map(|waits| {
+            let mut out: Vec<Vec<Mode>> = Vec::new();
+            for &wi in waits {
+                for ai in 0..topo.waits[wi].alts.len() {
+                    let mut m = step_modes(topo, wi, ai);
+                    m.sort();
+                    m.dedup();
+                    if !clash(&m, &m) && !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    let mut adj = Vec::with_capacity(n);
+    let mut edges = 0usize;
+    for (me, waits) in by_proc.iter().enumerate() {
+        // Each (shared set of parties, modes) once, however many
+        // statements have it.
+        let mut seen: Vec<(&Rc<BTreeSet<usize>>, Vec<Mode>)> = Vec::new();
+        let mut out = Vec::new();
+        for &wi in waits {
+            for (ai, a) in topo.waits[wi].alts.iter().enumerate() {
+                let mut modes = step_modes(topo, wi, ai);
+                modes.sort();
+                modes.dedup();
+                if clash(&modes, &modes)
+                    || seen
+                        .iter()
+                        .any(|(p, m)| Rc::ptr_eq(p, &a.parties) && *m == modes)
+                {
+                    continue;
+                }
+                edges = edges.saturating_add(a.parties.len());
+                if edges > MAX_EDGES {
+                    return None;
+                }
+                out.extend(
+                    a.parties
+                        .iter()
+                        .copied()
+                        .filter(|&q| q != me && steps[q].iter().any(|other| !clash(&modes, other))),
+                );
+                seen.push((&a.parties, modes));
+            }
         }
+        out.sort_unstable();
+        out.dedup();
+        adj.push(out);
     }
-    adj.into_iter().map(|s| s.into_iter().collect()).collect()
+    Some(adj)
 }
 
 /// The nodes `>= s` that `s` reaches and that reach `s` through nodes `>= s`
@@ -91,9 +171,15 @@ fn elementary_cycles(
         }
     }
     let mut seen = 0usize;
+    let mut work = 0usize;
     let mut blocked = vec![false; n];
     let mut b: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let edges: usize = adj.iter().map(Vec::len).sum();
     for s in 0..n {
+        work = work.saturating_add(edges.saturating_add(n));
+        if work > MAX_WORK {
+            return false;
+        }
         let comp = component(adj, &radj, s);
         let sub: Vec<Vec<usize>> = adj
             .iter()
@@ -121,6 +207,10 @@ fn elementary_cycles(
             let v = top.0;
             if let Some(&w) = sub[v].get(top.1) {
                 top.1 += 1;
+                work += 1;
+                if work > MAX_WORK {
+                    return false;
+                }
                 if w == s {
                     top.2 = true;
                     seen += 1;
@@ -139,6 +229,7 @@ fn elementary_cycles(
                 // UNBLOCK(v), on a stack.
                 let mut stack = vec![v];
                 while let Some(x) = stack.pop() {
+                    work += 1;
                     blocked[x] = false;
                     for y in std::mem::take(&mut b[x]) {
                         if blocked[y] {
@@ -162,16 +253,20 @@ fn elementary_cycles(
 
 /// A labelling of `cycle` whose waits can all hold at once, if there is
 /// one; `Err(())` when the check was cut short (treat as feasible).
-fn feasible(topo: &Topology, cycle: &[usize]) -> Result<Option<Vec<Step>>, ()> {
+fn feasible(
+    topo: &Topology,
+    by_proc: &[Vec<usize>],
+    cycle: &[usize],
+) -> Result<Option<Vec<Step>>, ()> {
     let k = cycle.len();
     // The choices of each step: (wait, alt) of cycle[i] that cycle[i+1] ends.
     let choices: Vec<Vec<Step>> = (0..k)
         .map(|i| {
             let (p, next) = (cycle[i], cycle[(i + 1) % k]);
             let mut out = Vec::new();
-            for (wi, w) in topo.waits.iter().enumerate().filter(|(_, w)| w.proc == p) {
-                for (ai, a) in w.alts.iter().enumerate() {
-                    if a.counterparts.contains(&next) {
+            for &wi in &by_proc[p] {
+                for (ai, a) in topo.waits[wi].alts.iter().enumerate() {
+                    if a.ended_by(p, next) {
                         out.push(Step {
                             proc: p,
                             wait: wi,
@@ -183,24 +278,27 @@ fn feasible(topo: &Topology, cycle: &[usize]) -> Result<Option<Vec<Step>>, ()> {
             out
         })
         .collect();
-    let modes_of = |s: Step| -> Vec<Mode> {
-        let w = &topo.waits[s.wait];
-        w.alts[s.alt]
-            .mode
-            .into_iter()
-            .chain(w.always.iter().copied())
-            .collect()
+    let modes_of = |s: Step| step_modes(topo, s.wait, s.alt);
+    // How many chosen steps hold each channel full / empty: a step fits
+    // when none of its modes has its opposite counted (nor inside itself).
+    let mut held: BTreeMap<Chan, [u32; 2]> = BTreeMap::new();
+    let side = |m: Mode| match m {
+        Mode::Full(c) => (c, 0usize),
+        Mode::Empty(c) => (c, 1usize),
     };
-    let consistent = |chosen: &[Step], next: Step| {
-        let new = modes_of(next);
-        if new.iter().any(|&m| new.iter().any(|&o| m.conflicts(o))) {
-            return false;
-        }
-        chosen.iter().all(|&c| {
-            modes_of(c)
-                .iter()
-                .all(|&m| new.iter().all(|&o| !m.conflicts(o)))
+    let fits = |held: &BTreeMap<Chan, [u32; 2]>, modes: &[Mode]| {
+        modes.iter().all(|&m| {
+            let (c, s) = side(m);
+            let opposite_held = held.get(&c).is_some_and(|n| n[1 - s] > 0);
+            !opposite_held && !modes.iter().any(|&o| m.conflicts(o))
         })
+    };
+    let count = |held: &mut BTreeMap<Chan, [u32; 2]>, modes: &[Mode], up: bool| {
+        for &m in modes {
+            let (c, s) = side(m);
+            let n = held.entry(c).or_insert([0, 0]);
+            n[s] = if up { n[s] + 1 } else { n[s].saturating_sub(1) };
+        }
     };
     // Depth-first over the steps, with the index of the choice at each.
     let mut idx = vec![0usize; k];
@@ -217,13 +315,18 @@ fn feasible(topo: &Topology, cycle: &[usize]) -> Result<Option<Vec<Step>>, ()> {
             if tries > MAX_LABELLINGS {
                 return Err(());
             }
-            if consistent(&chosen, c) {
+            let modes = modes_of(c);
+            if fits(&held, &modes) {
+                count(&mut held, &modes, true);
                 chosen.push(c);
                 if let Some(n) = idx.get_mut(i + 1) {
                     *n = 0;
                 }
             }
             continue;
+        }
+        if let Some(c) = chosen.last() {
+            count(&mut held, &modes_of(*c), false);
         }
         if chosen.pop().is_none() {
             return Ok(None);
@@ -233,13 +336,24 @@ fn feasible(topo: &Topology, cycle: &[usize]) -> Result<Option<Vec<Step>>, ()> {
 
 /// The feasible cycles of the topology's wait-for graph.
 pub(super) fn find(topo: &Topology, n: usize) -> Found {
-    let adj = graph(topo, n);
+    let Some(adj) = graph(topo, n) else {
+        return Found {
+            cycles: Vec::new(),
+            complete: false,
+            examined: 0,
+            edges: None,
+        };
+    };
+    let edges = Some(adj.iter().map(Vec::len).sum());
+    let by_proc = topo.by_proc(n);
     let mut cycles = Vec::new();
     let mut complete = true;
     let mut examined = 0usize;
+    let mut kept_steps = 0usize;
     let ended = elementary_cycles(&adj, MAX_EXAMINED, |cycle| {
         examined += 1;
-        match feasible(topo, cycle) {
+        let before = cycles.len();
+        match feasible(topo, &by_proc, cycle) {
             Ok(Some(steps)) => cycles.push(steps),
             Ok(None) => {}
             Err(()) => {
@@ -249,9 +363,9 @@ pub(super) fn find(topo: &Topology, n: usize) -> Found {
                 let first: Option<Vec<Step>> = (0..k)
                     .map(|i| {
                         let (p, next) = (cycle[i], cycle[(i + 1) % k]);
-                        topo.waits.iter().enumerate().find_map(|(wi, w)| {
-                            (w.proc == p).then_some(())?;
-                            let ai = w.alts.iter().position(|a| a.counterparts.contains(&next))?;
+                        by_proc[p].iter().find_map(|&wi| {
+                            let w = &topo.waits[wi];
+                            let ai = w.alts.iter().position(|a| a.ended_by(p, next))?;
                             Some(Step {
                                 proc: p,
                                 wait: wi,
@@ -263,7 +377,10 @@ pub(super) fn find(topo: &Topology, n: usize) -> Found {
                 cycles.extend(first);
             }
         }
-        cycles.len() < MAX_KEPT
+        if cycles.len() > before {
+            kept_steps = kept_steps.saturating_add(cycles.last().map_or(0, Vec::len));
+        }
+        cycles.len() < MAX_KEPT && kept_steps < MAX_KEPT_STEPS
     });
     if !ended {
         complete = false;
@@ -280,6 +397,7 @@ pub(super) fn find(topo: &Topology, n: usize) -> Found {
         cycles,
         complete,
         examined,
+        edges,
     }
 }
 
@@ -317,6 +435,21 @@ mod tests {
     fn acyclic_has_none() {
         let adj = vec![vec![1, 2], vec![2], vec![]];
         assert!(all(&adj).is_empty());
+    }
+
+    #[test]
+    fn the_work_budget_stops_a_dense_search() {
+        // K_150 has more elementary cycles than atoms; the search must give
+        // up after MAX_WORK edge visits, not run for ages.
+        let adj: Vec<Vec<usize>> = (0..150)
+            .map(|v| (0..150).filter(|&w| w != v).collect())
+            .collect();
+        let mut n = 0usize;
+        assert!(!elementary_cycles(&adj, usize::MAX, |_| {
+            n += 1;
+            true
+        }));
+        assert!(n > 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! stays blocked (its [`Mode`]: full for a send, empty for a receive).
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use mkipc_kernel::{Capacity, OnFull};
 
@@ -59,8 +60,18 @@ pub(super) struct Alt {
     /// The channel state it implies while blocked (`None`: nothing known,
     /// e.g. a call waiting for its reply).
     pub mode: Option<Mode>,
-    /// The processes that could end it (never the waiting process itself).
-    pub counterparts: Vec<usize>,
+    /// The processes that could end it, shared by every alternative on the
+    /// same queue and direction (so a family of thousands costs one set per
+    /// queue, not one per statement); the waiting process itself, if in
+    /// it, does not count ([`Alt::ended_by`]).
+    pub parties: Rc<BTreeSet<usize>>,
+}
+
+impl Alt {
+    /// Whether process `q` could end this alternative of `me`'s wait.
+    pub(super) fn ended_by(&self, me: usize, q: usize) -> bool {
+        q != me && self.parties.contains(&q)
+    }
 }
 
 /// A statement that can block with no deadline.
@@ -91,12 +102,13 @@ pub(super) struct Timed {
 
 /// Who may send to and receive from each queue, and each process's waits.
 pub(super) struct Topology {
-    /// Per queue: the processes that may put a message in it.
-    pub senders: Vec<BTreeSet<usize>>,
-    /// Per queue: the processes that may take a message out of it.
-    pub receivers: Vec<BTreeSet<usize>>,
     /// Per process: the processes with a `send-to` it.
-    pub direct_senders: Vec<BTreeSet<usize>>,
+    pub direct_senders: Vec<Rc<BTreeSet<usize>>>,
+    /// Per queue: who could end a send blocked on it (its receivers, and
+    /// whoever can make it die).
+    send_parties: Vec<Rc<BTreeSet<usize>>>,
+    /// Per queue: who could end a receive blocked on it.
+    receive_parties: Vec<Rc<BTreeSet<usize>>>,
     /// Every wait, by process then line.
     pub waits: Vec<Wait>,
     /// Waits that have a deadline.
@@ -117,6 +129,17 @@ fn send_blocks(scn: &Scenario, queue: usize, on_full: OnFull) -> bool {
 }
 
 impl Topology {
+    /// The indices of each process's waits, for processes `0..n`.
+    pub(super) fn by_proc(&self, n: usize) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); n];
+        for (i, w) in self.waits.iter().enumerate() {
+            if let Some(v) = out.get_mut(w.proc) {
+                v.push(i);
+            }
+        }
+        out
+    }
+
     /// Reads who talks to whom, then every wait, from the scripts.
     pub(super) fn of(scn: &Scenario) -> Topology {
         let n = scn.processes.len();
@@ -172,36 +195,32 @@ impl Topology {
                 }
             }
         }
+        let union = |a: &BTreeSet<usize>, b: &BTreeSet<usize>| Rc::new(a | b);
         let mut topo = Topology {
-            senders,
-            receivers,
-            direct_senders,
+            send_parties: receivers
+                .iter()
+                .zip(&enders)
+                .map(|(r, e)| union(r, e))
+                .collect(),
+            receive_parties: senders
+                .iter()
+                .zip(&enders)
+                .map(|(s, e)| union(s, e))
+                .collect(),
+            direct_senders: direct_senders.into_iter().map(Rc::new).collect(),
             waits: Vec::new(),
             timed: Vec::new(),
         };
         for (p, proc) in scn.processes.iter().enumerate() {
             for s in walk(&proc.script) {
-                topo.wait_of(scn, p, s, &values, &enders);
+                topo.wait_of(scn, p, s, &values);
             }
         }
         topo
     }
 
-    fn others(set: &BTreeSet<usize>, extra: &BTreeSet<usize>, me: usize) -> Vec<usize> {
-        let mut v: BTreeSet<usize> = set.iter().chain(extra).copied().collect();
-        v.remove(&me);
-        v.into_iter().collect()
-    }
-
     /// A send alternative to `queue`, if that send can block.
-    fn send_alt(
-        &self,
-        scn: &Scenario,
-        p: usize,
-        line: usize,
-        queue: usize,
-        enders: &[BTreeSet<usize>],
-    ) -> Alt {
+    fn send_alt(&self, scn: &Scenario, line: usize, queue: usize) -> Alt {
         let q = &scn.queues[queue];
         Alt {
             line,
@@ -209,18 +228,11 @@ impl Topology {
             on: q.name.clone(),
             capacity: Some(capacity_text(q.capacity)),
             mode: Some(Mode::Full(Chan::Queue(queue))),
-            counterparts: Self::others(&self.receivers[queue], &enders[queue], p),
+            parties: Rc::clone(&self.send_parties[queue]),
         }
     }
 
-    fn receive_alt(
-        &self,
-        scn: &Scenario,
-        p: usize,
-        line: usize,
-        queue: usize,
-        enders: &[BTreeSet<usize>],
-    ) -> Alt {
+    fn receive_alt(&self, scn: &Scenario, line: usize, queue: usize) -> Alt {
         let q = &scn.queues[queue];
         Alt {
             line,
@@ -228,7 +240,7 @@ impl Topology {
             on: q.name.clone(),
             capacity: Some(capacity_text(q.capacity)),
             mode: Some(Mode::Empty(Chan::Queue(queue))),
-            counterparts: Self::others(&self.senders[queue], &enders[queue], p),
+            parties: Rc::clone(&self.receive_parties[queue]),
         }
     }
 
@@ -241,31 +253,34 @@ impl Topology {
     }
 
     /// Records the wait (or timed wait) statement `s` of process `p` is, if any.
-    fn wait_of(
-        &mut self,
-        scn: &Scenario,
-        p: usize,
-        s: &Stmt,
-        values: &QueueValues,
-        enders: &[BTreeSet<usize>],
-    ) {
+    fn wait_of(&mut self, scn: &Scenario, p: usize, s: &Stmt, values: &QueueValues) {
         let line = s.line;
         let name = |i: usize| scn.processes[i].name.clone();
         let (op, alts, always): (&'static str, Vec<Alt>, Vec<Mode>) = match &s.op {
             Op::Send { queue, on_full, .. } => {
+                if let OnFull::Timeout(_) = on_full {
+                    let what = format!("send `{}` with a timeout", scn.queues[*queue].name);
+                    return self.timed(p, line, what);
+                }
                 if !send_blocks(scn, *queue, *on_full) {
                     return;
                 }
-                let alt = self.send_alt(scn, p, line, *queue, enders);
+                let alt = self.send_alt(scn, line, *queue);
                 let always = alt.mode.into_iter().collect();
                 ("send", vec![alt], always)
+            }
+            Op::SendVia {
+                on_full: OnFull::Timeout(_),
+                ..
+            } => {
+                return self.timed(p, line, "send with a timeout".into());
             }
             Op::SendVia { var, on_full, .. } => {
                 let alts: Vec<Alt> = values
                     .targets(scn, p, &Dest::Var(*var))
                     .into_iter()
                     .filter(|&q| send_blocks(scn, q, *on_full))
-                    .map(|q| self.send_alt(scn, p, line, q, enders))
+                    .map(|q| self.send_alt(scn, line, q))
                     .collect();
                 if alts.is_empty() {
                     return;
@@ -281,7 +296,7 @@ impl Topology {
                     let what = format!("receive `{}` timeout", scn.queues[*queue].name);
                     return self.timed(p, line, what);
                 }
-                let alt = self.receive_alt(scn, p, line, *queue, enders);
+                let alt = self.receive_alt(scn, line, *queue);
                 let always = alt.mode.into_iter().collect();
                 ("receive", vec![alt], always)
             }
@@ -289,7 +304,7 @@ impl Topology {
                 // Blocked sending the request (the port full) or waiting
                 // for the reply: either way the server ends it, and the
                 // reply wait says nothing about the port's state.
-                let mut alt = self.send_alt(scn, p, line, *queue, enders);
+                let mut alt = self.send_alt(scn, line, *queue);
                 alt.op = "call";
                 alt.mode = None;
                 ("call", vec![alt], Vec::new())
@@ -302,7 +317,7 @@ impl Topology {
                     on: name(*to),
                     capacity: None,
                     mode: Some(Mode::Full(chan)),
-                    counterparts: Self::others(&BTreeSet::from([*to]), &BTreeSet::new(), p),
+                    parties: Rc::new(BTreeSet::from([*to])),
                 };
                 ("send-to", vec![alt], vec![Mode::Full(chan)])
             }
@@ -320,7 +335,7 @@ impl Topology {
                     on: name(*from),
                     capacity: None,
                     mode: Some(Mode::Empty(chan)),
-                    counterparts: Self::others(&BTreeSet::from([*from]), &BTreeSet::new(), p),
+                    parties: Rc::new(BTreeSet::from([*from])),
                 };
                 ("receive-from", vec![alt], vec![Mode::Empty(chan)])
             }
@@ -328,7 +343,7 @@ impl Topology {
                 if timeout.is_some() {
                     return self.timed(p, line, "receive-any timeout".into());
                 }
-                let from = &self.direct_senders[p];
+                let from = &Rc::clone(&self.direct_senders[p]);
                 let always = from
                     .iter()
                     .map(|&f| Mode::Empty(Chan::Link { from: f, to: p }))
@@ -339,7 +354,7 @@ impl Topology {
                     on: "any process".into(),
                     capacity: None,
                     mode: None,
-                    counterparts: Self::others(from, &BTreeSet::new(), p),
+                    parties: Rc::clone(from),
                 };
                 ("receive-any", vec![alt], always)
             }
@@ -355,7 +370,7 @@ impl Topology {
                 for a in arms {
                     let arm_alts: Vec<Alt> = match &a.kind {
                         ArmKind::Receive { queue, .. } => {
-                            vec![self.receive_alt(scn, p, a.line, *queue, enders)]
+                            vec![self.receive_alt(scn, a.line, *queue)]
                         }
                         // A send arm waits for room, whatever the queue's
                         // `on_full` (`select` never drops); an unbounded
@@ -364,7 +379,7 @@ impl Topology {
                             .targets(scn, p, dest)
                             .into_iter()
                             .filter(|&q| send_blocks(scn, q, OnFull::Block))
-                            .map(|q| self.send_alt(scn, p, a.line, q, enders))
+                            .map(|q| self.send_alt(scn, a.line, q))
                             .collect(),
                         ArmKind::Timeout(_) => Vec::new(),
                     };
