@@ -450,3 +450,26 @@ fn command_text_json_and_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown port or mailbox"));
 }
+
+#[test]
+fn a_binding_pattern_does_not_match_a_message_without_a_value() {
+    // `receive m x` sets aside a message with no value (nothing to bind):
+    // the one message sent never matches, and `b` waits forever although
+    // the counts balance. Regression: the counting argument took a
+    // binding pattern for "any message".
+    let text = r#"
+[[mailbox]]
+name = "m"
+capacity = 1
+[[process]]
+name = "a"
+script = "send m"
+[[process]]
+name = "b"
+script = "receive m x"
+"#;
+    let scn = scenario::parse("bind.toml", text).unwrap();
+    let r = check_topology(&scn);
+    assert_ne!(r.verdict, Verdict::DeadlockFree, "{r}");
+    assert!(check_against_explorer(&scn, 4, 4, 100), "the run deadlocks");
+}
