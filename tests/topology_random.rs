@@ -29,7 +29,9 @@ struct QueueGen {
 }
 
 /// `count` messages on `queue` from `from` to `to` (a port's receiver
-/// replaces `to`), as calls if `call` and the queue is a port.
+/// replaces `to`), as calls if `call` and the queue is a port. `value`: 0
+/// none, 1 `A`, 2 `(A, 1)`; `pattern`: 0 none, 1 `x`, 2 `A`, 3 `(A, n)`, 4
+/// `_`, so that some receives set messages aside.
 #[derive(Clone, Debug)]
 struct Transfer {
     queue: usize,
@@ -37,6 +39,8 @@ struct Transfer {
     to: usize,
     count: u8,
     call: bool,
+    value: u8,
+    pattern: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -60,18 +64,26 @@ fn gen() -> impl Strategy<Value = Gen> {
         ),
         prop::collection::vec(
             (
-                0..3usize,
-                0..4usize,
-                0..4usize,
-                1..=2u8,
-                prop::bool::weighted(0.2),
+                (
+                    0..3usize,
+                    0..4usize,
+                    0..4usize,
+                    1..=2u8,
+                    prop::bool::weighted(0.2),
+                ),
+                prop_oneof![1 => Just(0u8), 1 => 1..3u8],
+                prop_oneof![1 => Just(0u8), 1 => 1..5u8],
             )
-                .prop_map(|(queue, from, to, count, call)| Transfer {
-                    queue,
-                    from,
-                    to,
-                    count,
-                    call,
+                .prop_map(|((queue, from, to, count, call), value, pattern)| {
+                    Transfer {
+                        queue,
+                        from,
+                        to,
+                        count,
+                        call,
+                        value,
+                        pattern,
+                    }
                 }),
             1..=5,
         ),
@@ -132,8 +144,10 @@ impl Gen {
                     units[from].push(vec![format!("call q{q}")]);
                     units[to].push(vec![format!("receive q{q}"), "reply".into()]);
                 } else {
-                    units[from].push(vec![format!("send q{q}")]);
-                    units[to].push(vec![format!("receive q{q}")]);
+                    let value = ["", " A", " (A, 1)"][usize::from(t.value % 3)];
+                    let pattern = ["", " x", " A", " (A, n)", " _"][usize::from(t.pattern % 5)];
+                    units[from].push(vec![format!("send q{q}{value}")]);
+                    units[to].push(vec![format!("receive q{q}{pattern}")]);
                 }
             }
         }
