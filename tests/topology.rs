@@ -473,3 +473,32 @@ script = "receive m x"
     assert_ne!(r.verdict, Verdict::DeadlockFree, "{r}");
     assert!(check_against_explorer(&scn, 4, 4, 100), "the run deadlocks");
 }
+
+#[test]
+fn a_flood_past_the_memory_ceiling_is_not_counted_as_safe() {
+    // Balanced counts, but two million messages may wait in the unbounded
+    // queue: past the kernel's per-queue memory ceiling a send fails, the
+    // sender ends early and the receiver waits forever. Regression: the
+    // counting argument assumed every send succeeds.
+    let text = r#"
+[[mailbox]]
+name = "q"
+capacity = "unbounded"
+[[process]]
+name = "a"
+script = "repeat 2000000\n  send q\nend"
+[[process]]
+name = "b"
+script = "repeat 2000000\n  receive q\nend"
+"#;
+    let r = check_topology(&scenario::parse("flood.toml", text).unwrap());
+    assert_eq!(r.verdict, Verdict::StuckWaitsPossible, "{r}");
+    assert!(
+        r.counts.as_deref().unwrap().contains("memory ceiling"),
+        "{r}"
+    );
+    // A few thousand are fine.
+    let text = text.replace("2000000", "5000");
+    let r = check_topology(&scenario::parse("flood.toml", &text).unwrap());
+    assert_eq!(r.verdict, Verdict::DeadlockFree, "{r}");
+}

@@ -23,10 +23,12 @@
 //! receiver has ended finds the queue full with `r + c` sends done, which
 //! is already all of them.
 
-use mkipc_kernel::{Capacity, OnFull};
+use mkipc_kernel::{Capacity, KernelConfig, OnFull};
 
 use crate::scenario::expr::ExprOp;
-use crate::scenario::{Op, Pattern, QueueKind, Scenario, Stmt};
+use crate::scenario::{
+    Expr, Op, Pattern, QueueKind, Scenario, Stmt, MAX_VALUE_DEPTH, MAX_VALUE_SIZE,
+};
 
 /// `Ok` when the counting argument above rules out every wait left with no
 /// one to end it; else why it does not apply.
@@ -39,6 +41,8 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
     let mut receives = vec![0u64; nq];
     let mut senders = vec![Vec::new(); nq];
     let mut receivers = vec![Vec::new(); nq];
+    // The largest message body sent to each queue.
+    let mut largest = vec![0usize; nq];
     for (p, proc) in scn.processes.iter().enumerate() {
         if proc.spawned {
             return Err(format!("`{}` is spawned, so it may never start", proc.name));
@@ -52,7 +56,7 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
             };
             let beyond = || {
                 format!(
-                    "`{}` line {}: only `send`, `receive`, `work`, `sleep` and `repeat N` have counts known in advance",
+                    "`{}` line {}: only `send` (of a constant), `receive`, `work`, `sleep` and `repeat N` have counts known in advance",
                     proc.name, s.line
                 )
             };
@@ -67,14 +71,14 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
                     queue,
                     on_full: OnFull::Block,
                     value,
-                } if value.as_ref().is_none_or(|v| {
-                    v.code
-                        .iter()
-                        .all(|op| matches!(op, ExprOp::Push(_) | ExprOp::Tuple(_)))
-                }) =>
-                {
+                } => {
+                    let body = match value {
+                        None => 8,
+                        Some(v) => 8 + constant_len(v).ok_or_else(beyond)?,
+                    };
                     sends[*queue] = sends[*queue].checked_add(times).ok_or_else(overflow)?;
                     senders[*queue].push(p);
+                    largest[*queue] = largest[*queue].max(body);
                 }
                 Op::Receive {
                     queue,
@@ -102,6 +106,21 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
             return Err(format!(
                 "`{}` both sends to and receives from `{}`",
                 scn.processes[*p].name, queue.name
+            ));
+        }
+        // The queue must never reach the kernel's memory ceiling, where a
+        // send fails: at most `min(capacity, s)` messages wait in it.
+        let queued = match queue.capacity {
+            Capacity::Zero => 0,
+            Capacity::Bounded(c) => s.min(c as u64),
+            Capacity::Unbounded => s,
+        };
+        let cost = mkipc_kernel::queue_cost(largest[q], 0, false) as u64;
+        let limit = KernelConfig::default().queue_memory_limit as u64;
+        if queued.saturating_mul(cost) > limit {
+            return Err(format!(
+                "`{}` may hold {queued} messages, past the kernel's memory ceiling per queue",
+                queue.name
             ));
         }
         let dies_with_receiver = match &queue.kind {
@@ -140,4 +159,30 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The encoded length of a constant value (literals and tuples only), or
+/// `None` if it reads a variable, computes, or breaks the value limits
+/// (which would fail the send at run time).
+fn constant_len(e: &Expr) -> Option<usize> {
+    // (encoded length, depth, parts) of each value on the stack.
+    let mut stack: Vec<(usize, usize, usize)> = Vec::new();
+    for op in &e.code {
+        match op {
+            ExprOp::Push(v) => stack.push((v.encode().len(), v.depth(), v.size())),
+            ExprOp::Tuple(n) => {
+                let at = stack.len().checked_sub(*n)?;
+                let parts = stack.split_off(at);
+                let len = parts.iter().map(|p| p.0).sum::<usize>() + 5;
+                let depth = 1 + parts.iter().map(|p| p.1).max().unwrap_or(0);
+                let size = 1 + parts.iter().map(|p| p.2).sum::<usize>();
+                stack.push((len, depth, size));
+            }
+            _ => return None,
+        }
+    }
+    match stack.as_slice() {
+        [(len, depth, size)] if *depth <= MAX_VALUE_DEPTH && *size <= MAX_VALUE_SIZE => Some(*len),
+        _ => None,
+    }
 }
