@@ -502,3 +502,26 @@ script = "repeat 2000000\n  receive q\nend"
     let r = check_topology(&scenario::parse("flood.toml", &text).unwrap());
     assert_eq!(r.verdict, Verdict::DeadlockFree, "{r}");
 }
+
+#[test]
+fn the_readme_example_is_what_the_command_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = readme
+        .split("`mkipc check FILE` answers")
+        .nth(1)
+        .expect("README shows `mkipc check`");
+    let block = after
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("an example block");
+    let out = mkipc(&["check", "examples/scenarios/deadlock.toml"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for line in block.lines() {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "README line not printed: {line}\n{printed}"
+        );
+    }
+}

@@ -288,6 +288,10 @@ pub fn check_topology(scn: &Scenario) -> TopologyReport {
     }
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 impl fmt::Display for CycleStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} `{}` (", self.op, self.on)?;
@@ -317,13 +321,18 @@ impl fmt::Display for TopologyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "topology of {}: {} processes, {} statements that may wait forever, {} wait-for edges",
+            "topology of {}: {}, {} that may wait forever, {} wait-for {}",
             self.file,
-            self.processes,
-            self.waits,
+            plural(self.processes, "process", "processes"),
+            plural(self.waits, "statement", "statements"),
             match self.edges {
                 Some(e) => e.to_string(),
                 None => "too many".to_string(),
+            },
+            if self.edges == Some(1) {
+                "edge"
+            } else {
+                "edges"
             }
         )?;
         if !self.timed_waits.is_empty() {
@@ -363,9 +372,13 @@ impl fmt::Display for TopologyReport {
                 let more = if self.complete { "" } else { " at least" };
                 writeln!(
                     f,
-                    "wait-for cycles possible:{more} {} (of {} elementary cycles looked at)",
+                    "wait-for cycles possible:{more} {} (of {} looked at)",
                     self.cycles.len(),
-                    self.cycles_examined
+                    plural(
+                        self.cycles_examined,
+                        "elementary cycle",
+                        "elementary cycles"
+                    )
                 )?;
                 for (i, c) in self.cycles.iter().take(LISTED).enumerate() {
                     writeln!(f, "  {}. {c}", i + 1)?;
@@ -390,13 +403,15 @@ impl fmt::Display for TopologyReport {
             if self.verdict == Verdict::CyclesPossible {
                 writeln!(
                     f,
-                    "also {n} waits may outlive every process that could end them (`--json` lists them)"
+                    "also {} may outlive every process that could end them (`--json` lists them)",
+                    plural(n, "wait", "waits")
                 )?;
             } else {
                 writeln!(
                     f,
-                    "but {n} waits may outlive every process that could end them (a deadlock with no \
-                     cycle, which message counts do not rule out here: {why}):"
+                    "but {} may outlive every process that could end them (a deadlock with no \
+                     cycle, which message counts do not rule out here: {why}):",
+                    plural(n, "wait", "waits")
                 )?;
                 for w in self.stuck_waits.iter().take(LISTED) {
                     writeln!(
