@@ -525,3 +525,35 @@ fn the_readme_example_is_what_the_command_prints() {
         );
     }
 }
+
+#[test]
+fn a_send_right_held_to_hand_on_can_be_used_through_a_variable() {
+    // `p` holds a send right to `q` only to hand it to `c`, which it
+    // spawns; `send v` with `v = q` still uses it, and then waits on `r`.
+    // Regression: sends to a variable reached only the ports whose
+    // `senders` name the process, so this cycle was missed.
+    let text = r#"
+[[port]]
+name = "q"
+capacity = 0
+receiver = "r"
+senders = ["c"]
+[[mailbox]]
+name = "m"
+capacity = 0
+[[process]]
+name = "p"
+script = "spawn c\nv = q\nsend v\nsend m"
+[[process]]
+name = "c"
+start = "spawned"
+script = "exit 0"
+[[process]]
+name = "r"
+script = "receive m\nreceive q"
+"#;
+    let scn = scenario::parse("hand-on.toml", text).unwrap();
+    let r = check_topology(&scn);
+    assert!(r.cycles.iter().any(|c| c.processes() == ["p", "r"]), "{r}");
+    assert!(check_against_explorer(&scn, 4, 4, 100), "the run deadlocks");
+}

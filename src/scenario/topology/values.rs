@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::scenario::expr::ExprOp;
-use crate::scenario::{walk, ArmKind, Dest, Expr, Op, Pattern, QueueKind, Scenario, Value};
+use crate::scenario::{walk, ArmKind, Dest, Expr, Op, Pattern, QueueKind, Right, Scenario, Value};
 
 /// The queues each variable may hold.
 pub(super) struct QueueValues {
@@ -20,10 +20,13 @@ pub(super) struct QueueValues {
     may_hold: Vec<Vec<BTreeSet<usize>>>,
 }
 
-/// Whether `proc` may send to `queue` (holds the right, is in the list).
+/// Whether `proc` may send to `queue`: holds a send right to the port (its
+/// own, or one it hands on to a process it spawns), or may open the mailbox.
 pub(super) fn may_send(scn: &Scenario, proc: usize, queue: usize) -> bool {
     match &scn.queues[queue].kind {
-        QueueKind::Port { senders, .. } => senders.contains(&proc),
+        QueueKind::Port { senders, .. } => {
+            senders.contains(&proc) || scn.processes[proc].rights.contains(&(queue, Right::Send))
+        }
         QueueKind::Mailbox { owner, senders, .. } => {
             *owner == Some(proc) || senders.as_ref().is_none_or(|l| l.contains(&proc))
         }
