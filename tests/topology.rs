@@ -422,6 +422,10 @@ fn command_text_json_and_exit_codes() {
     assert_eq!(json["cycles"][0]["steps"][0]["process"], "master");
     assert_eq!(json["cycles"][0]["steps"][0]["capacity"], "2");
     assert_eq!(json["cycles"][0]["steps"][1]["on"], "results");
+    assert_eq!(
+        json["explore_command"],
+        "mkipc explore --exhaustive examples/scenarios/master-worker-buggy.toml --set CAP=2"
+    );
 
     let out = mkipc(&["check", "capacity-zero", "--json"]);
     assert_eq!(out.status.code(), Some(0), "a bundled name works");

@@ -193,6 +193,9 @@ pub struct TopologyReport {
     pub counts: Option<String>,
     /// Waits with a deadline, which cannot wait forever.
     pub timed_waits: Vec<TimedWait>,
+    /// The command that searches the schedules for a reachable deadlock
+    /// (with the scenario's `--set` overrides).
+    pub explore_command: String,
 }
 
 impl TopologyReport {
@@ -264,7 +267,12 @@ pub fn check_topology(scn: &Scenario) -> TopologyReport {
     } else {
         Verdict::DeadlockFree
     };
+    let mut explore_command = format!("mkipc explore --exhaustive {}", quote(&scn.file));
+    for (name, value) in &scn.overrides {
+        explore_command.push_str(&format!(" --set {}", quote(&format!("{name}={value}"))));
+    }
     TopologyReport {
+        explore_command,
         schema: "mkipc-check/1",
         file: scn.file.clone(),
         verdict,
@@ -285,6 +293,19 @@ pub fn check_topology(scn: &Scenario) -> TopologyReport {
                 line: t.line,
             })
             .collect(),
+    }
+}
+
+/// `text` as one shell word.
+fn quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 
@@ -430,8 +451,8 @@ impl fmt::Display for TopologyReport {
         }
         writeln!(
             f,
-            "possible; run `mkipc explore --exhaustive {}` to see whether one is reachable",
-            self.file
+            "possible; run `{}` to see whether one is reachable",
+            self.explore_command
         )
     }
 }
