@@ -561,3 +561,47 @@ script = "receive m\nreceive q"
     assert!(r.cycles.iter().any(|c| c.processes() == ["p", "r"]), "{r}");
     assert!(check_against_explorer(&scn, 4, 4, 100), "the run deadlocks");
 }
+
+#[test]
+fn a_long_chain_of_copies_still_reaches_its_queue() {
+    // `v100 = v99`, ..., `v1 = v0`, `v0 = q`, written backwards: the value
+    // analysis needs a pass per link, gives up on precision past its pass
+    // limit, and must still let `send v100` reach `q`.
+    let mut script: Vec<String> = (1..=100)
+        .rev()
+        .map(|i| format!("v{i} = v{}", i - 1))
+        .collect();
+    script.push("v0 = q".into());
+    script.push("send v100".into());
+    script.push("send m".into());
+    let text = format!(
+        r#"
+[[port]]
+name = "q"
+capacity = 0
+receiver = "r"
+senders = ["p"]
+[[mailbox]]
+name = "m"
+capacity = 0
+[[process]]
+name = "p"
+script = """
+{}
+"""
+[[process]]
+name = "r"
+script = "receive m\nreceive q"
+"#,
+        script.join("\n")
+    );
+    let scn = scenario::parse("chain.toml", &text).unwrap();
+    let r = check_topology(&scn);
+    let send = r
+        .stuck_waits
+        .iter()
+        .find(|w| w.process == "p" && w.line == 114)
+        .unwrap_or_else(|| panic!("`send v100` is no wait:\n{r}"));
+    assert!(send.on.iter().any(|o| o == "send `q`"), "{send:?}");
+    assert!(r.cycles.iter().any(|c| c.processes() == ["p", "r"]), "{r}");
+}

@@ -27,6 +27,8 @@ pub(super) const MAX_KEPT: usize = 1000;
 pub(super) const MAX_KEPT_STEPS: usize = 20_000;
 /// How many labellings one cycle's feasibility check tries.
 const MAX_LABELLINGS: usize = 100_000;
+/// How many labellings all the checks together try.
+const MAX_LABELLINGS_IN_ALL: usize = 5_000_000;
 
 /// One step of a feasible cycle: process `proc` blocked at `topo.waits[wait]`,
 /// on its alternative `alt`, which the next process could end.
@@ -257,6 +259,7 @@ fn feasible(
     topo: &Topology,
     by_proc: &[Vec<usize>],
     cycle: &[usize],
+    spent: &mut usize,
 ) -> Result<Option<Vec<Step>>, ()> {
     let k = cycle.len();
     // The choices of each step: (wait, alt) of cycle[i] that cycle[i+1] ends.
@@ -312,7 +315,8 @@ fn feasible(
         if let Some(&c) = choices[i].get(idx[i]) {
             idx[i] += 1;
             tries += 1;
-            if tries > MAX_LABELLINGS {
+            *spent += 1;
+            if tries > MAX_LABELLINGS || *spent > MAX_LABELLINGS_IN_ALL {
                 return Err(());
             }
             let modes = modes_of(c);
@@ -350,10 +354,11 @@ pub(super) fn find(topo: &Topology, n: usize) -> Found {
     let mut complete = true;
     let mut examined = 0usize;
     let mut kept_steps = 0usize;
+    let mut spent = 0usize;
     let ended = elementary_cycles(&adj, MAX_EXAMINED, |cycle| {
         examined += 1;
         let before = cycles.len();
-        match feasible(topo, &by_proc, cycle) {
+        match feasible(topo, &by_proc, cycle, &mut spent) {
             Ok(Some(steps)) => cycles.push(steps),
             Ok(None) => {}
             Err(()) => {
@@ -380,7 +385,7 @@ pub(super) fn find(topo: &Topology, n: usize) -> Found {
         if cycles.len() > before {
             kept_steps = kept_steps.saturating_add(cycles.last().map_or(0, Vec::len));
         }
-        cycles.len() < MAX_KEPT && kept_steps < MAX_KEPT_STEPS
+        cycles.len() < MAX_KEPT && kept_steps < MAX_KEPT_STEPS && spent <= MAX_LABELLINGS_IN_ALL
     });
     if !ended {
         complete = false;

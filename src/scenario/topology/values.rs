@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 use crate::scenario::expr::ExprOp;
 use crate::scenario::{walk, ArmKind, Dest, Expr, Op, Pattern, QueueKind, Right, Scenario, Value};
 
+/// Passes of the fixed point before giving up on precision.
+const MAX_PASSES: usize = 64;
+
 /// The queues each variable may hold.
 pub(super) struct QueueValues {
     /// `may_hold[process][slot]`.
@@ -73,9 +76,11 @@ impl QueueValues {
                 .collect(),
         };
         let mut carries: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nq];
-        // Each pass only adds; the sets are bounded by the queue count, so
-        // this ends after at most (slots + queues) * queues passes.
-        loop {
+        // Each pass only adds, and the sets are bounded by the queue count,
+        // so this ends; but a long chain of copies written backwards takes
+        // a pass per link. Past `MAX_PASSES`, every variable is taken to
+        // hold every queue: too large, never too small.
+        for _ in 0..MAX_PASSES {
             let mut changed = false;
             for (p, proc) in scn.processes.iter().enumerate() {
                 for s in walk(&proc.script) {
@@ -145,6 +150,13 @@ impl QueueValues {
                 return me;
             }
         }
+        let all: BTreeSet<usize> = (0..nq).collect();
+        for sets in &mut me.may_hold {
+            for set in sets {
+                set.clone_from(&all);
+            }
+        }
+        me
     }
 
     /// The queues inside what `e` evaluates to, in process `p`.
