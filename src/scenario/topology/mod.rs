@@ -21,8 +21,9 @@
 //! parser has checked the rights); a send to a variable may reach the
 //! queues that variable can hold (followed from the literals that name them
 //! through assignments, messages and receive patterns, `values.rs`) and
-//! that the process may send to. The owner of a mailbox (and whoever may `destroy`
-//! a queue) can end every wait on it. Sends that cannot block (to an
+//! that the process may send to (a port right it holds, its own or one it
+//! hands on). The owner of a mailbox (and whoever may `destroy` a queue)
+//! can end every wait on it. Sends that cannot block (to an
 //! unbounded queue, with `fail` or a drop policy, `try-send`) and timed
 //! waits (`receive Q timeout D`, a `select` with an `on timeout` arm) are no
 //! edges: they cannot wait forever; the report lists the timed ones.
