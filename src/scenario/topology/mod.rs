@@ -13,7 +13,7 @@
 //! | `send Q` (policy `block`, capacity 0 or bounded) | the processes that receive from `Q` |
 //! | `receive Q` (no timeout) | the processes that send to `Q` |
 //! | `call Q` | the processes that receive from `Q` (the server replies) |
-//! | `send-to R`, `receive-from R` | `R` |
+//! | `send-to R`, `receive-from R` | `R` (a direct link is unbounded in the kernel, but a pipe on the os backend, so `send-to` counts) |
 //! | `receive-any` | every process with a `send-to P` |
 //! | `select` (no unguarded `on timeout`) | the union of its arms' |
 //!
