@@ -605,3 +605,53 @@ script = "receive m\nreceive q"
     assert!(send.on.iter().any(|o| o == "send `q`"), "{send:?}");
     assert!(r.cycles.iter().any(|c| c.processes() == ["p", "r"]), "{r}");
 }
+
+#[test]
+fn a_select_on_both_ends_of_a_rendezvous_can_be_stuck() {
+    // `a` offers to send on `q` and to receive from it; with capacity 0 and
+    // `b` elsewhere, neither arm can go, and `b` waits for `a`'s `send m`.
+    // Regression: the select's two arms were taken to contradict each
+    // other (full and empty at once), so `a` was never stuck there and the
+    // cycle was dropped.
+    let text = r#"
+[[mailbox]]
+name = "q"
+capacity = 0
+[[mailbox]]
+name = "m"
+capacity = 0
+[[process]]
+name = "a"
+script = """
+select
+on send q
+  work 1ms
+on receive q
+  work 1ms
+end
+send m
+"""
+[[process]]
+name = "b"
+script = "receive m\nsend q"
+"#;
+    let r = check_topology(&scenario::parse("both-ends.toml", text).unwrap());
+    let stuck_at_select = |c: &mkipc::scenario::WaitCycle| {
+        c.processes() == ["a", "b"] && c.steps[0].select_line.is_some() && c.steps[1].on == "m"
+    };
+    assert!(r.cycles.iter().any(stuck_at_select), "{r}");
+    // On a queue with room the same select always has an arm that can go.
+    let r = check_topology(
+        &scenario::parse(
+            "both-ends.toml",
+            &text.replacen("capacity = 0", "capacity = 1", 1),
+        )
+        .unwrap(),
+    );
+    assert!(
+        !r.cycles
+            .iter()
+            .any(|c| c.processes() == ["a", "b"] && c.steps[0].select_line.is_some()),
+        "{r}"
+    );
+}

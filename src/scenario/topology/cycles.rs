@@ -66,6 +66,17 @@ fn step_modes(topo: &Topology, wait: usize, alt: usize) -> Vec<Mode> {
         .collect()
 }
 
+/// Whether one step's own modes contradict each other. Not on a
+/// rendezvous queue: a `select` with a send arm and a receive arm on the
+/// same queue of capacity 0 is stuck when no one else is there (it is not
+/// a receiver waiting while it tries its send, nor the other way round),
+/// although two processes could not be stuck that way at once.
+fn self_clash(topo: &Topology, modes: &[Mode]) -> bool {
+    modes
+        .iter()
+        .any(|&m| !topo.rendezvous(m) && modes.iter().any(|&o| m.conflicts(o)))
+}
+
 fn clash(a: &[Mode], b: &[Mode]) -> bool {
     a.iter().any(|&m| b.iter().any(|&o| m.conflicts(o)))
 }
@@ -87,7 +98,7 @@ pub(super) fn graph(topo: &Topology, n: usize) -> Option<Vec<Vec<usize>>> {
                     let mut m = step_modes(topo, wi, ai);
                     m.sort();
                     m.dedup();
-                    if !clash(&m, &m) && !out.contains(&m) {
+                    if !self_clash(topo, &m) && !out.contains(&m) {
                         out.push(m);
                     }
                 }
@@ -107,7 +118,7 @@ pub(super) fn graph(topo: &Topology, n: usize) -> Option<Vec<Vec<usize>>> {
                 let mut modes = step_modes(topo, wi, ai);
                 modes.sort();
                 modes.dedup();
-                if clash(&modes, &modes)
+                if self_clash(topo, &modes)
                     || seen
                         .iter()
                         .any(|(p, m)| Rc::ptr_eq(p, &a.parties) && *m == modes)
@@ -290,11 +301,11 @@ fn feasible(
         Mode::Empty(c) => (c, 1usize),
     };
     let fits = |held: &BTreeMap<Chan, [u32; 2]>, modes: &[Mode]| {
-        modes.iter().all(|&m| {
-            let (c, s) = side(m);
-            let opposite_held = held.get(&c).is_some_and(|n| n[1 - s] > 0);
-            !opposite_held && !modes.iter().any(|&o| m.conflicts(o))
-        })
+        !self_clash(topo, modes)
+            && modes.iter().all(|&m| {
+                let (c, s) = side(m);
+                held.get(&c).is_none_or(|n| n[1 - s] == 0)
+            })
     };
     let count = |held: &mut BTreeMap<Chan, [u32; 2]>, modes: &[Mode], up: bool| {
         for &m in modes {

@@ -111,6 +111,8 @@ pub(super) struct Topology {
     receive_parties: Vec<Rc<BTreeSet<usize>>>,
     /// Every wait, by process then line.
     pub waits: Vec<Wait>,
+    /// Per queue: whether its capacity is 0.
+    zero: Vec<bool>,
     /// Waits that have a deadline.
     pub timed: Vec<Timed>,
 }
@@ -129,6 +131,16 @@ fn send_blocks(scn: &Scenario, queue: usize, on_full: OnFull) -> bool {
 }
 
 impl Topology {
+    /// Whether `m` is about a queue of capacity 0.
+    pub(super) fn rendezvous(&self, m: Mode) -> bool {
+        match m {
+            Mode::Full(Chan::Queue(q)) | Mode::Empty(Chan::Queue(q)) => {
+                self.zero.get(q).copied().unwrap_or(false)
+            }
+            Mode::Full(Chan::Link { .. }) | Mode::Empty(Chan::Link { .. }) => false,
+        }
+    }
+
     /// The indices of each process's waits, for processes `0..n`.
     pub(super) fn by_proc(&self, n: usize) -> Vec<Vec<usize>> {
         let mut out = vec![Vec::new(); n];
@@ -210,6 +222,11 @@ impl Topology {
             direct_senders: direct_senders.into_iter().map(Rc::new).collect(),
             waits: Vec::new(),
             timed: Vec::new(),
+            zero: scn
+                .queues
+                .iter()
+                .map(|q| q.capacity == Capacity::Zero)
+                .collect(),
         };
         for (p, proc) in scn.processes.iter().enumerate() {
             for s in walk(&proc.script) {
