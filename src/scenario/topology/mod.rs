@@ -38,7 +38,8 @@
 //! Each elementary cycle (Johnson's algorithm) is then kept only if its
 //! waits can all hold at once: no channel may be both full (a send blocked
 //! on it) and empty (a receive blocked on it; a selective receive sets
-//! aside what does not match, so it too blocks only on an empty queue). A
+//! aside what does not match, so it too blocks only on an empty queue;
+//! one `select` may still offer both ends of a rendezvous queue). A
 //! producer and a consumer of one bounded queue may each wait on the other,
 //! but never at the same time: an edge whose every labelling clashes with
 //! every way its target can be blocked is left out of the graph at once
