@@ -146,6 +146,26 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_runs: u64,
     },
+    /// Report the wait-for cycles the topology allows, without running.
+    ///
+    /// Who can wait on whom (a blocking send on the receivers, a receive on
+    /// the senders, a call on the server), each possible cycle named with
+    /// its processes, queues, capacities and lines; or "deadlock-free by
+    /// topology". Exits 0 when deadlock-free, 1 when a cycle (or a wait
+    /// that may outlive its counterparts) is possible, 2 on a bad file.
+    #[command(
+        after_help = "Examples:\n  mkipc check examples/scenarios/deadlock.toml\n  mkipc check dining-philosophers --set ORDERED=1 --json"
+    )]
+    Check {
+        /// The scenario: a file, or a bundled scenario's name (as for `run`).
+        scenario: PathBuf,
+        /// Override a `[params]` value, e.g. `--set NJOBS=11` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = scenario::parse_override)]
+        set: Vec<(String, i64)>,
+        /// Print the report as JSON (schema `mkipc-check/1`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Quick benchmarks with baselines measured in the same run.
     #[command(
         after_help = "Examples:\n  cargo run --release -- bench\n  cargo run --release -- bench --runs 11 --json > bench.json"
@@ -264,6 +284,11 @@ pub fn dispatch(cli: Cli) -> i32 {
             };
             explore_cmd(&scenario, &set, &opts)
         }
+        Command::Check {
+            scenario,
+            set,
+            json,
+        } => check(&scenario, &set, json),
         Command::Bench { scale, runs, json } => bench(scale, runs as usize, json),
         Command::Scenarios => {
             let width = crate::bundled::SCENARIOS
@@ -774,4 +799,23 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions) -> i32
             }
         },
     }
+}
+
+fn check(path: &Path, set: &[(String, i64)], json: bool) -> i32 {
+    let scn = match load_scenario(path, set) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let report = scenario::check_topology(&scn);
+    if json {
+        if print_json(&report) != 0 {
+            return 2;
+        }
+    } else {
+        print!("{report}");
+    }
+    report.exit_code()
 }

@@ -4,7 +4,9 @@
 //! and an owner), the processes with a short script each, the faults to
 //! inject and the invariants to check. `mkipc run FILE` runs it in the
 //! simulator (or on threads, or on real processes with `--backend os`),
-//! `mkipc explore FILE` runs it under many schedules. The format, in full:
+//! `mkipc explore FILE` runs it under many schedules, and `mkipc check FILE`
+//! ([`check_topology`]) reports, without running it, the wait-for cycles its
+//! topology allows. The format, in full:
 //!
 //! ```toml
 //! name = "bounded buffer"             # optional title
@@ -147,6 +149,7 @@ mod parse;
 mod report;
 mod run;
 mod script;
+mod topology;
 mod value;
 
 use std::sync::Arc;
@@ -163,6 +166,9 @@ pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSE
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
 pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use topology::{
+    check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
+};
 pub use value::{Value, MAX_VALUE_DEPTH, MAX_VALUE_SIZE};
 
 /// A checked scenario: every name resolved to an index.
