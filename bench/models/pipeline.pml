@@ -1,7 +1,7 @@
 /* three-stage pipeline with value checks: twin of pipeline.toml.
- * spin -DN=3 -DCAP=2 -a pipeline.pml */
+ * spin -DN=2 -DCAP=2 -a pipeline.pml */
 #ifndef N
-#define N 3
+#define N 2
 #endif
 #ifndef CAP
 #define CAP 2
