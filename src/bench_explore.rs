@@ -899,7 +899,7 @@ fn grow(
 
 /// Runs the bench.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
-    if !(opts.limit > Duration::ZERO) {
+    if opts.limit.is_zero() {
         return Err(BenchError::Usage(
             "--limit must be more than 0 seconds".into(),
         ));
