@@ -1164,7 +1164,10 @@ pub struct ExploreBenchArgs {
     /// Seconds one try may take (each size, each checker).
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub limit: f64,
-    /// Only these models, comma-separated (default: all).
+    /// Only these models, comma-separated (default: all): producer-consumer,
+    /// producer-consumer-cap0, producer-consumer-cap10, pipeline,
+    /// master-worker, master-worker-buggy, ring, dining-naive,
+    /// dining-ordered.
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub models: Vec<String>,
     /// No size past this one.

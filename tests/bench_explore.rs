@@ -397,3 +397,29 @@ fn ctrl_c_kills_the_try_and_removes_the_files() {
     assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
     assert!(processes_with("--child master-worker").is_empty());
 }
+
+#[test]
+fn help_names_every_model_and_bad_options_exit_2() {
+    let help = Command::new(MKIPC)
+        .args(["bench", "explore", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    for m in MODELS {
+        assert!(help.contains(m.name), "--help does not name {}", m.name);
+    }
+    for args in [
+        &["--limit", "0"][..],
+        &["--limit", "-1"],
+        &["--limit", "nan"],
+        &["--models", "nope"],
+    ] {
+        let out = Command::new(MKIPC)
+            .args(["bench", "explore", "--no-spin"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
+    }
+}
