@@ -793,7 +793,10 @@ fn spin_try(model: &Model, size: i64, limit: Duration, pin: bool, dir: &Path) ->
         match run_limited(pan, &out, limit) {
             Err(e) => return fail(t, e),
             Ok(Ended::TimedOut) => {
+                // Nothing of an earlier run cut by its depth is kept.
                 t.verdict = Verdict::Timeout;
+                t.states = None;
+                t.transitions = None;
                 t.secs = limit.as_secs_f64();
                 return t;
             }
@@ -1057,6 +1060,14 @@ fn largest(v: Option<i64>, max_tried: bool) -> String {
     }
 }
 
+fn ratio(x: f64) -> String {
+    if x == 0.0 || x >= 0.01 {
+        format!("{x:.3}x")
+    } else {
+        format!("{x:.1e}x")
+    }
+}
+
 /// The report as Markdown tables: every size tried, then each model's
 /// largest size verified by each checker.
 pub fn render(r: &BenchReport) -> String {
@@ -1145,7 +1156,7 @@ pub fn render(r: &BenchReport) -> String {
             },
             spin,
             largest(m.mkipc_largest, capped(m.mkipc_largest)),
-            m.ratio.map_or("—".into(), |x| format!("{x:.3}x")),
+            m.ratio.map_or("—".into(), ratio),
             verdicts
         );
     }

@@ -423,3 +423,58 @@ fn help_names_every_model_and_bad_options_exit_2() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
     }
 }
+
+#[test]
+fn render_shows_every_try_and_small_ratios() {
+    use mkipc::bench_explore::{render, BenchReport, ModelReport, Tool, Try};
+    let t = |tool, size, verdict: Verdict, states| {
+        let timeout = verdict == Verdict::Timeout;
+        Try {
+            tool,
+            size,
+            verdict,
+            states,
+            transitions: None,
+            runs: (tool == Tool::Mkipc && !timeout).then_some(7),
+            secs: if timeout { 20.0 } else { 1.0 },
+            compile_secs: None,
+        }
+    };
+    let r = BenchReport {
+        schema: SCHEMA,
+        limit_secs: 20.0,
+        pinned: true,
+        spin: Some("Spin Version 6.5.2".into()),
+        engine: mkipc::bench_explore::ENGINE,
+        models: vec![ModelReport {
+            name: "producer-consumer".into(),
+            param: "N".into(),
+            fixed: vec![("CAP".into(), 2)],
+            expect: Expect::Ok,
+            tries: vec![
+                t(Tool::Spin, 100_000, Verdict::Ok, Some(1_100_000)),
+                t(Tool::Spin, 200_000, Verdict::Timeout, None),
+                t(Tool::Mkipc, 1, Verdict::Ok, None),
+                t(Tool::Mkipc, 2, Verdict::Timeout, None),
+            ],
+            spin_largest: Some(100_000),
+            mkipc_largest: Some(1),
+            ratio: Some(1e-5),
+            disagree: vec![],
+            max_size: 1 << 22,
+        }],
+    };
+    let text = render(&r);
+    assert!(
+        text.contains("| producer-consumer | N=100000 | ok | 1100000 | 1.10 M | 1.00 s | — |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| producer-consumer | N=2 | — | — | — | — | timeout | — | — | >20 s |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| producer-consumer (CAP=2) | ok | 100000 | 1 | 1.0e-5x | agree |"),
+        "{text}"
+    );
+}
