@@ -941,12 +941,11 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
                 max,
                 |size| {
                     let t = spin_try(model, size, opts.limit, pin, &dir.0);
-                    say(&t);
                     if interrupted() {
-                        Err(BenchError::Interrupted)
-                    } else {
-                        Ok(t)
+                        return Err(BenchError::Interrupted);
                     }
+                    say(&t);
+                    Ok(t)
                 },
                 &mut tries,
             )?
@@ -958,12 +957,11 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
             max,
             |size| {
                 let t = mkipc_try(model, size, opts.limit, &opts.mkipc_exe, pin, &dir.0);
-                say(&t);
                 if interrupted() {
-                    Err(BenchError::Interrupted)
-                } else {
-                    Ok(t)
+                    return Err(BenchError::Interrupted);
                 }
+                say(&t);
+                Ok(t)
             },
             &mut tries,
         )?;
