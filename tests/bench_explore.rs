@@ -479,3 +479,48 @@ fn render_shows_every_try_and_small_ratios() {
         "{text}"
     );
 }
+
+#[test]
+fn without_spin_it_says_so_and_measures_mkipc() {
+    // A PATH with `taskset` and no `spin`.
+    let dir = std::env::temp_dir().join(format!("mkipc-no-spin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Some(taskset) = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("taskset"))
+        .find(|p| p.is_file())
+    {
+        let _ = std::os::unix::fs::symlink(taskset, dir.join("taskset"));
+    }
+    let run = |json: bool| {
+        let mut cmd = Command::new(MKIPC);
+        cmd.env("PATH", &dir).args([
+            "bench",
+            "explore",
+            "--limit",
+            "5",
+            "--models",
+            "ring",
+            "--max-size",
+            "1",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let text = run(false);
+    let json = run(true);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.status.success());
+    assert!(String::from_utf8_lossy(&text.stderr).contains("spin not installed"));
+    let table = String::from_utf8_lossy(&text.stdout);
+    assert!(table.contains("spin not installed"), "{table}");
+    assert!(
+        table.contains("| ring | ROUNDS=1 | — | — | — | — | deadlock | 1 |"),
+        "{table}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(doc["spin"].is_null());
+    assert_eq!(doc["models"][0]["mkipc_largest"], 1);
+    assert!(doc["models"][0]["spin_largest"].is_null());
+}
