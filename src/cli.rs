@@ -168,9 +168,13 @@ pub enum Command {
     },
     /// Quick benchmarks with baselines measured in the same run.
     #[command(
-        after_help = "Examples:\n  cargo run --release -- bench\n  cargo run --release -- bench --runs 11 --json > bench.json"
+        args_conflicts_with_subcommands = true,
+        after_help = "Examples:\n  cargo run --release -- bench\n  cargo run --release -- bench --runs 11 --json > bench.json\n  cargo run --release -- bench explore --limit 20   # against SPIN"
     )]
     Bench {
+        /// Another bench instead of the quick suite.
+        #[command(subcommand)]
+        what: Option<crate::bench_explore::BenchWhat>,
         /// Multiply the message counts (0.1 for a smoke run).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
@@ -289,7 +293,10 @@ pub fn dispatch(cli: Cli) -> i32 {
             set,
             json,
         } => check(&scenario, &set, json),
-        Command::Bench { scale, runs, json } => bench(scale, runs as usize, json),
+        Command::Bench { what: Some(w), .. } => crate::bench_explore::cli(w),
+        Command::Bench {
+            scale, runs, json, ..
+        } => bench(scale, runs as usize, json),
         Command::Scenarios => {
             let width = crate::bundled::SCENARIOS
                 .iter()

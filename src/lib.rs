@@ -8,7 +8,8 @@
 //! other programs can call in-process: [`demo`] (the capacity-model
 //! experiment), [`scenario`] (TOML scenario files: parse, check, run),
 //! [`explore`] (many schedules of one scenario), [`bundled`] (the
-//! example scenarios carried in the binary), [`bench`](mod@bench), and the output
+//! example scenarios carried in the binary), [`bench`](mod@bench),
+//! [`bench_explore`] (the exhaustive search against SPIN), and the output
 //! helpers [`svg`] and [`sampler`].
 
 pub use mkipc_kernel as kernel;
@@ -18,6 +19,7 @@ pub use mkipc_sim as sim;
 pub use mkipc_kernel::{Capacity, Ipc, Kernel, Message, OnFull, PortName, Task};
 
 pub mod bench;
+pub mod bench_explore;
 pub mod bundled;
 pub mod cli;
 pub mod demo;
