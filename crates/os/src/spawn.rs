@@ -50,9 +50,10 @@ use mkipc_kernel::{Access, IpcError, Pid, PortName};
 use crate::ipc::LINK_BODY_LIMIT;
 use crate::link::{LinkRx, LinkTx};
 use crate::names::Entry;
-use crate::process::{LinkEnds, OsProcess};
+use crate::process::{EndWay, LinkEnd, LinkEnds, LinkKind, OsProcess};
 use crate::queue::Queue;
 use crate::registry;
+use crate::shm::ShmEnd;
 use crate::sys;
 
 /// The environment variable naming the role a child plays.
@@ -124,6 +125,7 @@ pub struct Spawn {
     args: Vec<String>,
     inherit: Vec<PortName>,
     uid: Option<u32>,
+    link: LinkKind,
 }
 
 impl Spawn {
@@ -134,6 +136,7 @@ impl Spawn {
             args: Vec::new(),
             inherit: Vec::new(),
             uid: None,
+            link: LinkKind::Pipe,
         }
     }
     /// Adds a role argument ([`OsProcess::args`] in the child). No newlines.
@@ -147,6 +150,14 @@ impl Spawn {
     /// child's sends fail with `DestinationDead` once the receiver is gone.
     pub fn inherit(mut self, name: PortName) -> Spawn {
         self.inherit.push(name);
+        self
+    }
+    /// What the direct link between this process and the child runs on:
+    /// pipes (the default) or shared memory ([`LinkKind::SharedMemory`],
+    /// see [`crate::shm`]). Sibling links of a [`OsProcess::spawn_group`]
+    /// are pipes.
+    pub fn link_kind(mut self, kind: LinkKind) -> Spawn {
+        self.link = kind;
         self
     }
     /// Runs the child as this user (and group of the same number), e.g. 65534
@@ -315,15 +326,23 @@ impl OsProcess {
         // Parent links: (parent side, child index, child's line builder).
         let mut parent_links = Vec::new();
         let mut pending: Vec<Vec<SiblingLink>> = vec![Vec::new(); specs.len()];
-        for (i, boot) in boots.iter_mut().enumerate() {
-            let (p2c_r, p2c_w) = sys::pipe().map_err(ipc_err)?;
-            let (c2p_r, c2p_w) = sys::pipe().map_err(ipc_err)?;
-            let (sock_p, sock_c) = sys::socketpair().map_err(ipc_err)?;
-            let rx = boot.push_fd(p2c_r);
-            let tx = boot.push_fd(c2p_w);
-            let sock = boot.push_fd(sock_c);
-            parent_links.push((i, p2c_w, c2p_r, sock_p));
-            boot.lines.push(format!("parent-link {rx} {tx} {sock}"));
+        for (i, (boot, spec)) in boots.iter_mut().zip(&specs).enumerate() {
+            let (mine, theirs) = crate::process::new_link_of(spec.link)?;
+            let sock = boot.push_fd(theirs.rights);
+            let line = match theirs.way {
+                EndWay::Pipe { rx, tx } => {
+                    let (rx, tx) = (boot.push_fd(rx), boot.push_fd(tx));
+                    format!("parent-link {rx} {tx} {sock}")
+                }
+                EndWay::Shm(end) => {
+                    let side = end.side;
+                    let [m, b0, b1] = end.bells_and_file();
+                    let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
+                    format!("parent-shm {side} {m} {b0} {b1} {sock}")
+                }
+            };
+            boot.lines.push(line);
+            parent_links.push((i, mine));
         }
         for &(from, to) in links {
             let (r, w) = sys::pipe().map_err(ipc_err)?;
@@ -413,15 +432,13 @@ impl OsProcess {
             let raw: Vec<RawFd> = boot.fds.iter().map(|f| f.as_raw_fd()).collect();
             sys::send_fds(boot_socks[i].as_fd(), &data, &raw).map_err(ipc_err)?;
         }
-        let mut links_table = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, p2c_w, c2p_r, sock) in parent_links {
-            let sock = Arc::new(sock);
-            let ends = LinkEnds {
-                tx: Some(Arc::new(LinkTx::new(p2c_w, Some(Arc::clone(&sock))))),
-                rx: Some(Arc::new(LinkRx::new(c2p_r, Some(sock), LINK_BODY_LIMIT))),
-            };
-            links_table.insert(children[i].pid.0, ends);
+        let mut ends = Vec::new();
+        for (i, mine) in parent_links {
+            let pid = children[i].pid.0;
+            ends.push((pid, mine.into_ends(pid)?));
         }
+        let mut links_table = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links_table.extend(ends);
         Ok(children)
     }
 
@@ -539,6 +556,16 @@ impl OsProcess {
                             tx: tx.map(|fd| Arc::new(LinkTx::new(fd, sock.clone()))),
                         },
                     ));
+                }
+                "parent-shm" => {
+                    if f.len() < 5 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let side: usize = f[0].parse().map_err(|_| IpcError::InvalidValue)?;
+                    let mut fd = |s| take(s)?.ok_or(IpcError::InvalidValue);
+                    let (m, b0, b1, sock) = (fd(f[1])?, fd(f[2])?, fd(f[3])?, fd(f[4])?);
+                    let end = LinkEnd::from_shm(ShmEnd::from_fds(side, m, b0, b1), sock);
+                    links.push((parent, end.into_ends(parent)?));
                 }
                 "right" => {
                     if f.len() < 4 {

@@ -44,8 +44,8 @@ fn linked_pair() -> (OsProcess, OsProcess) {
     let a = common::os();
     let b = OsProcess::join(a.run_id()).unwrap();
     let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(Pid(2), near);
-    b.adopt_link(Pid(1), far);
+    a.adopt_link(Pid(2), near).unwrap();
+    b.adopt_link(Pid(1), far).unwrap();
     (a, b)
 }
 

@@ -126,8 +126,8 @@ fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
     let a = common::os();
     let b = mkipc_os::OsProcess::join(a.run_id()).unwrap();
     let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(mkipc_kernel::Pid(2), near);
-    b.adopt_link(mkipc_kernel::Pid(1), far);
+    a.adopt_link(mkipc_kernel::Pid(2), near).unwrap();
+    b.adopt_link(mkipc_kernel::Pid(1), far).unwrap();
     let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
     let send = a.make_send(port).unwrap();
     a.mod_refs(send, mkipc_kernel::RightKind::Send, 1).unwrap();
