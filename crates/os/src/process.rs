@@ -105,7 +105,11 @@ impl LinkEnd {
                 rx: Some(Arc::new(LinkRx::new(rx, Some(sock), limit))),
             },
             EndWay::Shm(end) => {
-                let (tx, rx) = crate::shm::halves(end, peer).map_err(errno::ipc_error)?;
+                let (tx, rx) = crate::shm::halves(end, peer).map_err(|e| match e {
+                    // Not a sealed memfd of a link's size, or not mkipc rings.
+                    libc::EINVAL => IpcError::InvalidValue,
+                    e => errno::ipc_error(e),
+                })?;
                 LinkEnds {
                     tx: Some(Arc::new(LinkTx::shm(tx, Some(Arc::clone(&sock))))),
                     rx: Some(Arc::new(LinkRx::shm(rx, Some(sock), limit))),
