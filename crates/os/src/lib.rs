@@ -39,6 +39,7 @@
 
 mod deliver;
 mod direct;
+mod ends;
 pub mod errno;
 pub mod fifo;
 mod ipc;
@@ -60,8 +61,9 @@ mod transfer;
 mod watch;
 pub mod wire;
 
+pub use crate::ends::{new_link, new_link_of, LinkEnd, LinkKind};
 pub use crate::ipc::LINK_BODY_LIMIT;
-pub use crate::process::{new_link, new_link_of, LinkEnd, LinkKind, OsProcess};
+pub use crate::process::OsProcess;
 pub use crate::registry::{
     cleanup, cleanup_runs_of, cleanup_stale, leftovers, CleanupReport, Kept, KeptReason, KeptWhat,
 };

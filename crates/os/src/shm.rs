@@ -34,7 +34,7 @@
 //! * **Death.** An orderly close (the link dropped, `close_link`, exit) sets
 //!   the ring's `closed` bits and wakes both sides; a peer killed by a signal
 //!   is seen by this process's watcher thread through a pidfd
-//!   ([`crate::watch`]), which does the same on its behalf. So nobody sleeps
+//!   (`watch.rs`), which does the same on its behalf. So nobody sleeps
 //!   on a dead peer: a receive gets what was written, then `SourceDead` (a
 //!   frame cut in the middle is `Malformed(Truncated)`), a send
 //!   `DestinationDead`.

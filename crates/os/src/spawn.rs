@@ -47,10 +47,11 @@ use std::sync::{Arc, Mutex};
 
 use mkipc_kernel::{Access, IpcError, Pid, PortName};
 
+use crate::ends::{EndWay, LinkEnd, LinkEnds, LinkKind};
 use crate::ipc::LINK_BODY_LIMIT;
 use crate::link::{LinkRx, LinkTx};
 use crate::names::Entry;
-use crate::process::{EndWay, LinkEnd, LinkEnds, LinkKind, OsProcess};
+use crate::process::OsProcess;
 use crate::queue::Queue;
 use crate::registry;
 use crate::shm::ShmEnd;
@@ -327,7 +328,7 @@ impl OsProcess {
         let mut parent_links = Vec::new();
         let mut pending: Vec<Vec<SiblingLink>> = vec![Vec::new(); specs.len()];
         for (i, (boot, spec)) in boots.iter_mut().zip(&specs).enumerate() {
-            let (mine, theirs) = crate::process::new_link_of(spec.link)?;
+            let (mine, theirs) = crate::ends::new_link_of(spec.link)?;
             let sock = boot.push_fd(theirs.rights);
             let line = match theirs.way {
                 EndWay::Pipe { rx, tx } => {

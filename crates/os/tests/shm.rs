@@ -205,6 +205,35 @@ fn a_send_blocked_on_a_full_ring_fails_when_the_peer_is_killed() {
     common::finish(os);
 }
 
+#[test]
+fn rights_travel_beside_the_ring() {
+    // As on a pipe link: the frame in the ring, the descriptors on the
+    // link's Unix socket.
+    let os = common::os();
+    let port = os
+        .port_allocate(mkipc_kernel::Capacity::Bounded(4))
+        .unwrap();
+    let mut child = spawn(&os, Spawn::new("use-received-right"));
+    let msg = Message::new(1, b"here is a send right")
+        .with_right(port, mkipc_kernel::Disposition::MakeSend);
+    os.send_to(child.pid(), msg).unwrap();
+    let got = os.receive_timeout(port, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        (got.id, &got.body[..]),
+        (42, &b"hello through the right"[..])
+    );
+    assert_eq!(child.wait_code().unwrap(), 0);
+    let mut giver = spawn(&os, Spawn::new("give-receive-right"));
+    let m = os
+        .receive_from_with(giver.pid(), Wait::For(Duration::from_secs(10)))
+        .unwrap();
+    let moved = m.rights()[0].name;
+    let queued = os.receive_timeout(moved, Duration::from_secs(10)).unwrap();
+    assert_eq!(&queued.body[..], b"queued before the move");
+    assert_eq!(giver.wait_code().unwrap(), 0);
+    common::finish(os);
+}
+
 /// Names in `/dev/shm` (one level and the run directories' contents).
 fn dev_shm() -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
