@@ -153,10 +153,11 @@ impl Spawn {
         self.inherit.push(name);
         self
     }
-    /// What the direct link between this process and the child runs on:
-    /// pipes (the default) or shared memory ([`LinkKind::SharedMemory`],
-    /// see [`crate::shm`]). Sibling links of a [`OsProcess::spawn_group`]
-    /// are pipes.
+    /// What the child's direct links run on: pipes (the default) or shared
+    /// memory ([`LinkKind::SharedMemory`], see [`crate::shm`]). The link
+    /// with this process always follows it; a sibling link of a
+    /// [`OsProcess::spawn_group`] is in shared memory when both children ask
+    /// for it, pipes otherwise.
     pub fn link_kind(mut self, kind: LinkKind) -> Spawn {
         self.link = kind;
         self
@@ -285,6 +286,19 @@ fn spawn_on_spawner_thread(mut cmd: Command) -> std::io::Result<std::process::Ch
 /// rights socket.
 type SiblingLink = (usize, Option<usize>, Option<usize>, usize);
 
+/// Puts a shared-memory sibling link's end into `boot` and returns the rest
+/// of its `shm-link` line: direction (`tx` or `rx`), side, and the
+/// descriptor indices of the file, the two doorbells and the socket.
+fn shm_line(boot: &mut Boot, end: LinkEnd, dir: &str) -> Result<String, IpcError> {
+    let EndWay::Shm(shm) = end.way else {
+        return Err(IpcError::InvalidValue);
+    };
+    let sock = boot.push_fd(end.rights);
+    let (side, [m, b0, b1]) = (shm.side, shm.bells_and_file());
+    let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
+    Ok(format!("{dir} {side} {m} {b0} {b1} {sock}"))
+}
+
 /// What one child gets at start-up, before it is serialised.
 #[derive(Default)]
 struct Boot {
@@ -336,8 +350,7 @@ impl OsProcess {
                     format!("parent-link {rx} {tx} {sock}")
                 }
                 EndWay::Shm(end) => {
-                    let side = end.side;
-                    let [m, b0, b1] = end.bells_and_file();
+                    let (side, [m, b0, b1]) = (end.side, end.bells_and_file());
                     let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
                     format!("parent-shm {side} {m} {b0} {b1} {sock}")
                 }
@@ -345,7 +358,20 @@ impl OsProcess {
             boot.lines.push(line);
             parent_links.push((i, mine));
         }
+        // Shared-memory sibling links, per child: (peer index, the rest of
+        // its `shm-link` line).
+        let mut pending_shm: Vec<Vec<(usize, String)>> = vec![Vec::new(); specs.len()];
         for &(from, to) in links {
+            if specs[from].link == LinkKind::SharedMemory
+                && specs[to].link == LinkKind::SharedMemory
+            {
+                let (a, b) = crate::ends::new_link_of(LinkKind::SharedMemory)?;
+                for (end, me, peer, dir) in [(a, from, to, "tx"), (b, to, from, "rx")] {
+                    let line = shm_line(&mut boots[me], end, dir)?;
+                    pending_shm[me].push((peer, line));
+                }
+                continue;
+            }
             let (r, w) = sys::pipe().map_err(ipc_err)?;
             let (sa, sb) = sys::socketpair().map_err(ipc_err)?;
             let w = boots[from].push_fd(w);
@@ -413,6 +439,10 @@ impl OsProcess {
             boot_socks.push(mine);
         }
         for (i, mut boot) in boots.into_iter().enumerate() {
+            for (peer, rest) in &pending_shm[i] {
+                boot.lines
+                    .push(format!("shm-link {} {rest}", children[*peer].pid.0));
+            }
             for (peer, r, w, s) in &pending[i] {
                 let show = |x: &Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
                 boot.lines.push(format!(
@@ -567,6 +597,24 @@ impl OsProcess {
                     let (m, b0, b1, sock) = (fd(f[1])?, fd(f[2])?, fd(f[3])?, fd(f[4])?);
                     let end = LinkEnd::from_shm(ShmEnd::from_fds(side, m, b0, b1), sock);
                     links.push((parent, end.into_ends(parent)?));
+                }
+                "shm-link" => {
+                    // A one-way sibling link: keep only the half this child uses.
+                    if f.len() < 7 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let peer: u32 = f[0].parse().map_err(|_| IpcError::InvalidValue)?;
+                    let side: usize = f[2].parse().map_err(|_| IpcError::InvalidValue)?;
+                    let mut fd = |s| take(s)?.ok_or(IpcError::InvalidValue);
+                    let (m, b0, b1, sock) = (fd(f[3])?, fd(f[4])?, fd(f[5])?, fd(f[6])?);
+                    let end = LinkEnd::from_shm(ShmEnd::from_fds(side, m, b0, b1), sock);
+                    let mut ends = end.into_ends(peer)?;
+                    match f[1] {
+                        "tx" => ends.rx = None,
+                        "rx" => ends.tx = None,
+                        _ => return Err(IpcError::InvalidValue),
+                    }
+                    links.push((peer, ends));
                 }
                 "right" => {
                     if f.len() < 4 {

@@ -234,6 +234,29 @@ fn rights_travel_beside_the_ring() {
     common::finish(os);
 }
 
+#[test]
+fn a_pipeline_of_siblings_runs_over_shared_memory() {
+    // All three ask for shared memory: both sibling links are rings. Then
+    // only the middle one does: its sibling links fall back to pipes.
+    for kinds in [[SHM; 3], [LinkKind::Pipe, SHM, LinkKind::Pipe]] {
+        let os = common::os();
+        let specs = ["source", "filter", "sink"]
+            .iter()
+            .zip(kinds)
+            .map(|(role, kind)| Spawn::new(role).link_kind(kind))
+            .collect();
+        let mut kids = os.spawn_group(specs, &[(0, 1), (1, 2)]).unwrap();
+        let total = os
+            .receive_from_with(kids[2].pid(), Wait::For(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(total.as_u64(), Some(4 + 16 + 36 + 64 + 100), "{kinds:?}");
+        for k in &mut kids {
+            assert_eq!(k.wait_code().unwrap(), 0, "{k:?}");
+        }
+        common::finish(os);
+    }
+}
+
 /// Names in `/dev/shm` (one level and the run directories' contents).
 fn dev_shm() -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
