@@ -22,8 +22,9 @@
 //!   `Malformed(Length)`); bytes are copied out before they are parsed, so a
 //!   peer rewriting them meanwhile changes nothing we checked.
 //! * **Sleeping.** A side that finds nothing to do spins for a while (only
-//!   when it may run on more than one CPU; never when pinned to one, where
-//!   the other side cannot run while it spins), then says it sleeps (a bit
+//!   when it may run on more than one CPU, never when pinned to one, where
+//!   the other side cannot run while it spins; and only while its recent
+//!   spins paid off, see `Spinner`), then says it sleeps (a bit
 //!   in the ring's `reader_waits`/`writer_waits`) and `FUTEX_WAIT`s on a
 //!   sequence word. The other side, after publishing, looks at that word and
 //!   only then increments the sequence and calls `FUTEX_WAKE`: a message to
@@ -52,7 +53,10 @@
 //! returns first.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -166,12 +170,48 @@ fn spin_budget() -> Duration {
     })
 }
 
-/// Spins until `ready` or the budget is spent (never past `deadline`).
-fn spin(deadline: Deadline, ready: impl Fn() -> bool) -> bool {
-    let budget = spin_budget();
-    if budget.is_zero() {
-        return false;
+/// When one side of a ring spins, learnt from how its last waits went.
+///
+/// Spinning pays only while the other side is running on another CPU and
+/// answers within the budget. When it is not (it sleeps and must be woken
+/// and scheduled first, or the machine is busy and the spinner holds the
+/// CPU the other side needs), a spin is pure loss, and on a loaded machine
+/// it costs a whole budget per message or worse. So a side spins the full
+/// budget while its recent spins paid off (`score > 0`: set by a spin that
+/// saw the other side, lowered by one that did not), and otherwise only on
+/// every 32nd wait, to find out whether the other side has become fast.
+#[derive(Default)]
+struct Spinner {
+    score: AtomicU32,
+    waits: AtomicU32,
+}
+
+impl Spinner {
+    const TRUST: u32 = 4;
+    const PROBE_EVERY: u32 = 32;
+
+    /// Spins until `ready`, for this wait's budget (never past
+    /// `deadline`); learns from the outcome.
+    fn spin(&self, deadline: Deadline, ready: impl Fn() -> bool) -> bool {
+        let full = spin_budget();
+        let probe = self.waits.fetch_add(1, Relaxed) % Self::PROBE_EVERY == 0;
+        if full.is_zero() || (self.score.load(Relaxed) == 0 && !probe) {
+            return false;
+        }
+        let seen = spin(deadline, full, ready);
+        if seen {
+            self.score.store(Self::TRUST, Relaxed);
+        } else {
+            let _ = self
+                .score
+                .fetch_update(Relaxed, Relaxed, |s| Some(s.saturating_sub(1)));
+        }
+        seen
     }
+}
+
+/// Spins until `ready` or `budget` is spent (never past `deadline`).
+fn spin(deadline: Deadline, budget: Duration, ready: impl Fn() -> bool) -> bool {
     let start = Instant::now();
     let until = deadline.map_or(start + budget, |d| d.min(start + budget));
     let mut i = 0u32;
@@ -370,6 +410,7 @@ pub(crate) struct ShmTx {
     shared: Arc<Shared>,
     /// Bytes written so far (the true `head`; the shared copy is for the peer).
     head: AtomicU64,
+    spinner: Spinner,
 }
 
 /// The receiving half: reads ring `1 - side`.
@@ -377,6 +418,7 @@ pub(crate) struct ShmRx {
     shared: Arc<Shared>,
     /// Bytes read so far (the true `tail`).
     tail: AtomicU64,
+    spinner: Spinner,
 }
 
 /// Both halves of an adopted end, watched for the peer's death.
@@ -387,10 +429,12 @@ pub(crate) fn halves(end: ShmEnd, peer: u32) -> Result<(ShmTx, ShmRx), Errno> {
         ShmTx {
             shared: Arc::clone(&shared),
             head: AtomicU64::new(0),
+            spinner: Spinner::default(),
         },
         ShmRx {
             shared,
             tail: AtomicU64::new(0),
+            spinner: Spinner::default(),
         },
     ))
 }
@@ -420,7 +464,11 @@ impl ShmTx {
             return Ok(());
         }
         let past = deadline.is_some_and(|d| d <= Instant::now());
-        if !past && spin(deadline, || self.room().map_or(true, |r| r >= need)) {
+        if !past
+            && self
+                .spinner
+                .spin(deadline, || self.room().map_or(true, |r| r >= need))
+        {
             return self.room().map(drop);
         }
         let ring = self.shared.tx();
@@ -534,7 +582,7 @@ impl ShmRx {
         if past {
             return Ok(false);
         }
-        if spin(deadline, || self.readable()) {
+        if self.spinner.spin(deadline, || self.readable()) {
             return Ok(true);
         }
         let ring = self.shared.rx();
