@@ -176,10 +176,13 @@ fn spin_budget() -> Duration {
 /// answers within the budget. When it is not (it sleeps and must be woken
 /// and scheduled first, or the machine is busy and the spinner holds the
 /// CPU the other side needs), a spin is pure loss, and on a loaded machine
-/// it costs a whole budget per message or worse. So a side spins the full
+/// it costs a whole budget per message or worse (measured here: a woken
+/// peer is often queued on the spinner's own CPU). So a side spins the full
 /// budget while its recent spins paid off (`score > 0`: set by a spin that
-/// saw the other side, lowered by one that did not), and otherwise only on
-/// every 32nd wait, to find out whether the other side has become fast.
+/// saw the other side, lowered by one that did not), and otherwise only a
+/// short probe on every 64th wait, to find out whether the other side has
+/// become fast (long enough to cover a sleeping peer's wake-up on an idle
+/// CPU, so that two sides that both stopped spinning find each other again).
 #[derive(Default)]
 struct Spinner {
     score: AtomicU32,
@@ -188,7 +191,8 @@ struct Spinner {
 
 impl Spinner {
     const TRUST: u32 = 4;
-    const PROBE_EVERY: u32 = 32;
+    const PROBE_EVERY: u32 = 64;
+    const PROBE: Duration = Duration::from_micros(8);
 
     /// Spins until `ready`, for this wait's budget (never past
     /// `deadline`); learns from the outcome.
@@ -198,7 +202,12 @@ impl Spinner {
         if full.is_zero() || (self.score.load(Relaxed) == 0 && !probe) {
             return false;
         }
-        let seen = spin(deadline, full, ready);
+        let budget = if self.score.load(Relaxed) > 0 {
+            full
+        } else {
+            full.min(Self::PROBE)
+        };
+        let seen = spin(deadline, budget, ready);
         if seen {
             self.score.store(Self::TRUST, Relaxed);
         } else {
