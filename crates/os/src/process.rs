@@ -405,6 +405,9 @@ impl Drop for OsProcess {
                     }
                 }
                 Entry::Reply { pid, token } => self.send_no_reply(pid, token),
+                Entry::Port {
+                    receive: Some(q), ..
+                } => q.signal_destroyed(),
                 _ => {}
             }
         }
