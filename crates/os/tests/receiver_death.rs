@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mkipc_kernel::{Capacity, Disposition, Ipc, Message, SendError, SendErrorKind};
 use mkipc_os::Spawn;
 
-/// The tests of this file run one at a time. A receiver's death shows as
+/// The tests of this file run one at a time. A killed receiver's death shows as
 /// the hang-up of its liveness pipe, which happens when the *last* copy of
 /// the write end closes; a `fork` anywhere in the process that holds it (here
 /// the test process itself holds both sides, and other tests spawn children)
