@@ -34,8 +34,9 @@ struct Watcher {
     control: OwnedFd,
 }
 
+static WATCHER: OnceLock<Option<Watcher>> = OnceLock::new();
+
 fn watcher() -> Option<&'static Watcher> {
-    static WATCHER: OnceLock<Option<Watcher>> = OnceLock::new();
     WATCHER
         .get_or_init(|| {
             let control = match sys_shm::eventfd() {
@@ -54,16 +55,23 @@ fn watcher() -> Option<&'static Watcher> {
         .inspect(|w| start_thread(w))
 }
 
+/// Starts the thread once per process: a child made by `fork` without
+/// `exec` has the parent's memory but not its threads, so the pid that
+/// started it is remembered and a forked child starts its own.
 fn start_thread(w: &'static Watcher) {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let spawned = std::thread::Builder::new()
-            .name("mkipc-shm-watch".into())
-            .spawn(move || run(w));
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the shared-memory watcher");
-        }
-    });
+    static STARTED_BY: Mutex<u32> = Mutex::new(0);
+    let me = std::process::id();
+    let mut started = STARTED_BY.lock().unwrap_or_else(|p| p.into_inner());
+    if *started == me {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("mkipc-shm-watch".into())
+        .spawn(move || run(w));
+    match spawned {
+        Ok(_) => *started = me,
+        Err(e) => tracing::warn!(error = %e, "cannot start the shared-memory watcher"),
+    }
 }
 
 /// Watches process `pid` for `link`: when it exits, `link` hears of it
@@ -93,8 +101,9 @@ pub(crate) fn watch(pid: u32, link: &Arc<Shared>) {
 }
 
 /// Tells the watcher a link is gone (so it closes that peer's pidfd).
+/// Starts nothing if there is no watcher.
 pub(crate) fn forget() {
-    if let Some(w) = watcher() {
+    if let Some(Some(w)) = WATCHER.get() {
         sys_shm::eventfd_ring(w.control.as_fd());
     }
 }
