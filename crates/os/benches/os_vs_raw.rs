@@ -7,14 +7,21 @@
 //!   a raw `write`/`read` ping-pong on two pipes; mkipc mailbox send/receive
 //!   vs raw `mq_send`/`mq_receive` on two POSIX queues;
 //! * one-way throughput: N messages one way, then one acknowledgement (the
-//!   raw pipe reader uses 64 KiB reads; queues have depth 10).
+//!   raw pipe reader uses 64 KiB reads; queues have depth 10);
+//! * mkipc over a shared-memory link (`LinkKind::SharedMemory`), both
+//!   shapes, compared with the raw pipe;
+//! * with `--features iceoryx2`: iceoryx2's publish-subscribe round trip
+//!   (two services, each side polling its subscriber and yielding between
+//!   polls), compared with the raw pipe.
 //!
 //! At the end a table prints the time per operation and the ratio mkipc/raw
-//! (1.00 = as fast as the raw OS). Run it both ways:
+//! (1.00 = as fast as the raw OS), then the median, min and max of the
+//! measured samples of each shared-memory (and iceoryx2) row as ratios to
+//! the raw pipe's. Run it both ways:
 //!
 //! ```text
-//! cargo bench -p mkipc-os --bench os_vs_raw
-//! taskset -c 0 cargo bench -p mkipc-os --bench os_vs_raw
+//! cargo bench -p mkipc-os --bench os_vs_raw [--features iceoryx2]
+//! taskset -c 0 cargo bench -p mkipc-os --bench os_vs_raw [--features iceoryx2]
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,21 +33,32 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message, PortName};
-use mkipc_os::{OsProcess, Spawn};
+use mkipc_os::{LinkKind, OsProcess, Spawn};
 
 const PING: u8 = 1;
 const ONE_WAY: u8 = 3;
 const REPORT: u8 = 4;
 const QUIT: u8 = 5;
 
-/// (total time, total operations) per benchmark, for the ratio table.
-static TOTALS: Mutex<BTreeMap<String, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+/// Criterion's samples per benchmark (see [`group`]).
+const SAMPLES: usize = 10;
+
+/// Per benchmark: total time and operations (for the mean), and the time
+/// per operation of each call (the last [`SAMPLES`] are the measured ones;
+/// the earlier ones are criterion's warm-up).
+static TOTALS: Mutex<BTreeMap<String, Totals>> = Mutex::new(BTreeMap::new());
+
+/// Total time, total operations, and the time per operation of each call.
+type Totals = (Duration, u64, Vec<f64>);
 
 fn record(name: &str, d: Duration, ops: u64) {
     let mut t = TOTALS.lock().unwrap();
-    let e = t.entry(name.to_string()).or_insert((Duration::ZERO, 0));
+    let e = t
+        .entry(name.to_string())
+        .or_insert((Duration::ZERO, 0, Vec::new()));
     e.0 += d;
     e.1 += ops;
+    e.2.push(d.as_nanos() as f64 / ops.max(1) as f64);
 }
 
 // ----- the child processes ---------------------------------------------------------
@@ -294,6 +312,25 @@ fn benches(c: &mut Criterion) {
             .unwrap();
         child.wait().unwrap();
 
+        // mkipc over a shared-memory link.
+        let spec = Spawn::new("echo-link").link_kind(LinkKind::SharedMemory);
+        let mut child = os.spawn(spec).unwrap();
+        bench_peer(
+            c,
+            "mkipc-shm",
+            size,
+            &mut MkLink {
+                os: &os,
+                child: child.pid(),
+            },
+        );
+        os.send_to(child.pid(), Message::new(u32::from(QUIT), &[0u8][..]))
+            .unwrap();
+        child.wait().unwrap();
+
+        #[cfg(feature = "iceoryx2")]
+        ice::bench(c, size);
+
         // Raw pipes (the child's stdin and stdout).
         let exe = std::env::current_exe().unwrap();
         let child = Command::new(exe)
@@ -383,14 +420,19 @@ fn print_ratios() {
     let t = TOTALS.lock().unwrap();
     let per_op = |k: &str| {
         t.get(k)
-            .map(|(d, n)| d.as_nanos() as f64 / (*n).max(1) as f64)
+            .map(|(d, n, _)| d.as_nanos() as f64 / (*n).max(1) as f64)
     };
     println!(
         "\n{:<28} {:>12} {:>12} {:>8}",
         "measure", "mkipc ns/op", "raw ns/op", "ratio"
     );
     for size in [8, 1024] {
-        for (mk, raw) in [("mkipc-pipe", "raw-pipe"), ("mkipc-mq", "raw-mq")] {
+        for (mk, raw) in [
+            ("mkipc-pipe", "raw-pipe"),
+            ("mkipc-mq", "raw-mq"),
+            ("mkipc-shm", "raw-pipe"),
+            ("iceoryx2", "raw-pipe"),
+        ] {
             for shape in ["round-trip", "one-way"] {
                 let (a, b) = (
                     per_op(&format!("{mk}/{size}B/{shape}")),
@@ -403,13 +445,50 @@ fn print_ratios() {
             }
         }
     }
+    // Median, min and max of the measured samples, against the raw pipe's.
+    let stats = |k: &str| {
+        t.get(k).map(|(_, _, v)| {
+            let mut m: Vec<f64> = v[v.len().saturating_sub(SAMPLES)..].to_vec();
+            m.sort_by(f64::total_cmp);
+            (m[m.len() / 2], m[0], m[m.len() - 1])
+        })
+    };
+    println!(
+        "\n{:<28} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "vs raw pipe (ns/op)", "median", "raw", "median", "min", "max", ""
+    );
+    println!(
+        "{:<28} {:>10} {:>8} {:>8} {:>8} {:>8}",
+        "", "", "median", "ratio", "ratio", "ratio"
+    );
+    for size in [8, 1024] {
+        for mk in ["mkipc-shm", "iceoryx2", "mkipc-pipe"] {
+            for shape in ["round-trip", "one-way"] {
+                let (Some(a), Some(b)) = (
+                    stats(&format!("{mk}/{size}B/{shape}")),
+                    stats(&format!("raw-pipe/{size}B/{shape}")),
+                ) else {
+                    continue;
+                };
+                let label = format!("{}/{size}B/{shape}", mk.trim_start_matches("mkipc-"));
+                println!(
+                    "{label:<28} {:>10.0} {:>8.0} {:>7.2}x {:>7.2}x {:>7.2}x",
+                    a.0,
+                    b.0,
+                    a.0 / b.0,
+                    a.1 / b.1,
+                    a.2 / b.2
+                );
+            }
+        }
+    }
 }
 
 /// Runs every benchmark with a short configuration (the pairs matter, not
 /// criterion's statistics).
 fn group() {
     let mut c = Criterion::default()
-        .sample_size(10)
+        .sample_size(SAMPLES)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
@@ -428,6 +507,8 @@ fn main() {
             let (a, b) = names.split_once(' ').unwrap();
             return raw_mq_echo(a, b);
         }
+        #[cfg(feature = "iceoryx2")]
+        Ok("iceoryx2") => return ice::echo(),
         _ => {}
     }
     group();
@@ -435,4 +516,135 @@ fn main() {
         .configure_from_args()
         .final_summary();
     print_ratios();
+}
+
+/// iceoryx2's publish-subscribe as a peer: a `ping` service this process
+/// publishes on and a `pong` service the child answers on, both polled (a
+/// poll that finds nothing yields, so the peer can run when both share a
+/// CPU). Round trips only: a one-way stream would need iceoryx2's blocking
+/// back-pressure configured, which is not what is compared here.
+#[cfg(feature = "iceoryx2")]
+mod ice {
+    use super::*;
+    use iceoryx2::prelude::*;
+
+    type Pub<const N: usize> = iceoryx2::port::publisher::Publisher<ipc::Service, [u8; N], ()>;
+    type Sub<const N: usize> = iceoryx2::port::subscriber::Subscriber<ipc::Service, [u8; N], ()>;
+
+    fn ports<const N: usize>(
+        node: &Node<ipc::Service>,
+        tag: &str,
+        publish: &str,
+        subscribe: &str,
+    ) -> (Pub<N>, Sub<N>) {
+        let service = |which: &str| {
+            node.service_builder(
+                &format!("mkipc-bench/{tag}/{which}")
+                    .as_str()
+                    .try_into()
+                    .unwrap(),
+            )
+            .publish_subscribe::<[u8; N]>()
+            .open_or_create()
+            .unwrap()
+        };
+        let p = service(publish).publisher_builder().create().unwrap();
+        let s = service(subscribe).subscriber_builder().create().unwrap();
+        (p, s)
+    }
+
+    fn send<const N: usize>(p: &Pub<N>, mode: u8) {
+        let mut payload = [0x55u8; N];
+        payload[0] = mode;
+        p.loan_uninit()
+            .unwrap()
+            .write_payload(payload)
+            .send()
+            .unwrap();
+    }
+
+    fn receive<const N: usize>(s: &Sub<N>) -> u8 {
+        loop {
+            if let Some(sample) = s.receive().unwrap() {
+                return sample.payload()[0];
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    struct Ice<const N: usize> {
+        publisher: Pub<N>,
+        subscriber: Sub<N>,
+    }
+
+    impl<const N: usize> Peer for Ice<N> {
+        fn send(&mut self, mode: u8, _body: &[u8]) {
+            send(&self.publisher, mode);
+        }
+        fn receive(&mut self) {
+            receive(&self.subscriber);
+        }
+    }
+
+    fn run<const N: usize>(c: &mut Criterion) {
+        let tag = format!("{}-{N}", std::process::id());
+        let node = NodeBuilder::new().create::<ipc::Service>().unwrap();
+        let (publisher, subscriber) = ports::<N>(&node, &tag, "ping", "pong");
+        let exe = std::env::current_exe().unwrap();
+        let mut child = Command::new(exe)
+            .env("MKIPC_BENCH_RAW", "iceoryx2")
+            .env("MKIPC_BENCH_SIZE", N.to_string())
+            .env("MKIPC_BENCH_TAG", &tag)
+            .spawn()
+            .unwrap();
+        // The child is ready once it answers.
+        let mut peer = Ice {
+            publisher,
+            subscriber,
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        peer.send(PING, &[]);
+        peer.receive();
+        let body = vec![0x55u8; N];
+        let mut g = c.benchmark_group(format!("iceoryx2/{N}B"));
+        let rt = format!("iceoryx2/{N}B/round-trip");
+        g.bench_function("round-trip", |b| {
+            b.iter_custom(|iters| {
+                let d = round_trips(&mut peer, &body, iters);
+                record(&rt, d, iters);
+                d
+            })
+        });
+        g.finish();
+        send(&peer.publisher, QUIT);
+        child.wait().unwrap();
+    }
+
+    pub fn bench(c: &mut Criterion, size: usize) {
+        match size {
+            8 => run::<8>(c),
+            1024 => run::<1024>(c),
+            _ => unreachable!("the sizes of the bench"),
+        }
+    }
+
+    fn echo_sized<const N: usize>(tag: &str) {
+        let node = NodeBuilder::new().create::<ipc::Service>().unwrap();
+        let (publisher, subscriber) = ports::<N>(&node, tag, "pong", "ping");
+        loop {
+            match receive(&subscriber) {
+                QUIT => return,
+                mode => send(&publisher, mode),
+            }
+        }
+    }
+
+    /// The child: echoes `ping` samples on `pong` until QUIT.
+    pub fn echo() {
+        let tag = std::env::var("MKIPC_BENCH_TAG").unwrap();
+        match std::env::var("MKIPC_BENCH_SIZE").unwrap().as_str() {
+            "8" => echo_sized::<8>(&tag),
+            _ => echo_sized::<1024>(&tag),
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! | mkipc | Linux |
 //! |---|---|
 //! | process | a child started by re-executing this binary with a role ([`OsProcess::spawn`], [`Spawn`]) |
-//! | direct link (`send_to`, `receive_from`) | a pair of anonymous pipes, framed ([`link`], [`wire`]) |
+//! | direct link (`send_to`, `receive_from`) | a pair of anonymous pipes, framed ([`link`], [`wire`]), or two rings in shared memory ([`shm`], [`LinkKind::SharedMemory`]) |
 //! | port | a POSIX queue unlinked at birth: only descriptors reach it ([`queue`]) |
 //! | mailbox | a named POSIX queue; mode bits are the access list |
 //! | byte-stream mailbox | a FIFO ([`fifo`]) |
@@ -39,6 +39,7 @@
 
 mod deliver;
 mod direct;
+mod ends;
 pub mod errno;
 pub mod fifo;
 mod ipc;
@@ -51,14 +52,18 @@ pub mod registry;
 mod rendezvous;
 mod reply;
 mod report;
+pub mod shm;
 mod spawn;
 pub mod spool;
 mod sys;
+mod sys_shm;
 mod transfer;
+mod watch;
 pub mod wire;
 
+pub use crate::ends::{new_link, new_link_of, LinkEnd, LinkKind};
 pub use crate::ipc::LINK_BODY_LIMIT;
-pub use crate::process::{new_link, LinkEnd, OsProcess};
+pub use crate::process::OsProcess;
 pub use crate::registry::{
     cleanup, cleanup_runs_of, cleanup_stale, leftovers, CleanupReport, Kept, KeptReason, KeptWhat,
 };

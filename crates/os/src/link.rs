@@ -42,6 +42,7 @@ use std::time::Instant;
 
 use mkipc_kernel::MalformedFrame;
 
+use crate::shm::{self, ShmRx, ShmTx};
 use crate::sys::{self, Deadline, Errno};
 use crate::wire::{self, FrameError, Header, RightDesc};
 
@@ -60,16 +61,32 @@ pub(crate) enum TxError {
     Os(Errno),
 }
 
+/// What a link's bytes travel through.
+enum Sink {
+    /// A pipe's write end (or a FIFO's).
+    Pipe(OwnedFd),
+    /// A ring in shared memory ([`crate::shm`]).
+    Shm(ShmTx),
+}
+
+/// Where a link's bytes come from.
+enum Stream {
+    /// A pipe's read end (or a FIFO's).
+    Pipe(OwnedFd),
+    /// A ring in shared memory ([`crate::shm`]).
+    Shm(ShmRx),
+}
+
 /// The sending end of a link.
 pub(crate) struct LinkTx {
-    fd: OwnedFd,
+    sink: Sink,
     rights: Option<Arc<OwnedFd>>,
     lock: Mutex<()>,
 }
 
 /// The receiving end of a link.
 pub(crate) struct LinkRx {
-    fd: OwnedFd,
+    stream: Stream,
     rights: Option<Arc<OwnedFd>>,
     /// The largest body a sender on this stream may write: a header that
     /// announces more is malformed (not a reason to wait for, and buffer,
@@ -126,8 +143,17 @@ pub(crate) enum RxError {
 impl LinkTx {
     /// Wraps a (blocking) pipe write end and the optional rights socket.
     pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>) -> LinkTx {
+        LinkTx::with_sink(Sink::Pipe(fd), rights)
+    }
+
+    /// Wraps the sending half of a shared-memory link.
+    pub(crate) fn shm(tx: ShmTx, rights: Option<Arc<OwnedFd>>) -> LinkTx {
+        LinkTx::with_sink(Sink::Shm(tx), rights)
+    }
+
+    fn with_sink(sink: Sink, rights: Option<Arc<OwnedFd>>) -> LinkTx {
         LinkTx {
-            fd,
+            sink,
             rights,
             lock: Mutex::new(()),
         }
@@ -157,6 +183,13 @@ impl LinkTx {
             return Err(TxError::Os(libc::ENOTSOCK));
         }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let fd = match &self.sink {
+            Sink::Pipe(fd) => fd,
+            Sink::Shm(ring) => {
+                ring.write_frame(frame, wait, deadline)?;
+                return self.send_fds(fds);
+            }
+        };
         // The write end is blocking, so `send` (wait forever) is one `write`.
         // Otherwise first wait (or not) for room: POLLOUT on a pipe means a
         // free page, so a frame up to PIPE_BUF then goes in without blocking
@@ -167,7 +200,7 @@ impl LinkTx {
             } else {
                 Some(std::time::Instant::now())
             };
-            match sys::poll_one(self.fd.as_fd(), libc::POLLOUT, until) {
+            match sys::poll_one(fd.as_fd(), libc::POLLOUT, until) {
                 Ok(true) => {}
                 Ok(false) if wait => return Err(TxError::TimedOut),
                 Ok(false) => return Err(TxError::WouldBlock),
@@ -176,12 +209,17 @@ impl LinkTx {
         }
         let mut done = 0;
         while done < frame.len() {
-            match sys::writev(self.fd.as_fd(), &[IoSlice::new(&frame[done..])]) {
+            match sys::writev(fd.as_fd(), &[IoSlice::new(&frame[done..])]) {
                 Ok(n) => done += n,
                 Err(libc::EPIPE) => return Err(TxError::Closed),
                 Err(e) => return Err(TxError::Os(e)),
             }
         }
+        self.send_fds(fds)
+    }
+
+    /// Sends the descriptors of the frame just written on the rights socket.
+    fn send_fds(&self, fds: &[RawFd]) -> Result<(), TxError> {
         if !fds.is_empty() {
             let sock = self.rights.as_ref().ok_or(TxError::Os(libc::ENOTSOCK))?;
             // The count byte: how many descriptors follow (at most 253).
@@ -200,16 +238,21 @@ impl LinkRx {
     /// optional rights socket; frames with bodies over `max_body` bytes are
     /// malformed.
     pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>, max_body: usize) -> LinkRx {
-        LinkRx::with_writers(fd, rights, max_body, false)
+        LinkRx::with_writers(Stream::Pipe(fd), rights, max_body, false)
     }
 
     /// Wraps a FIFO read end that any number of writers share (no rights).
     pub(crate) fn shared(fd: OwnedFd, max_body: usize) -> LinkRx {
-        LinkRx::with_writers(fd, None, max_body, true)
+        LinkRx::with_writers(Stream::Pipe(fd), None, max_body, true)
+    }
+
+    /// Wraps the receiving half of a shared-memory link (one writer, the peer).
+    pub(crate) fn shm(rx: ShmRx, rights: Option<Arc<OwnedFd>>, max_body: usize) -> LinkRx {
+        LinkRx::with_writers(Stream::Shm(rx), rights, max_body, false)
     }
 
     fn with_writers(
-        fd: OwnedFd,
+        stream: Stream,
         rights: Option<Arc<OwnedFd>>,
         max_body: usize,
         shared: bool,
@@ -223,7 +266,7 @@ impl LinkRx {
             seqno: 0,
         };
         LinkRx {
-            fd,
+            stream,
             rights,
             max_body,
             shared,
@@ -231,9 +274,21 @@ impl LinkRx {
         }
     }
 
-    /// The pipe's descriptor, for `poll`.
+    /// The descriptor to `poll` for this link's bytes: the pipe, or a
+    /// shared-memory ring's doorbell (armed by this call, see [`crate::shm`]).
     pub(crate) fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        match &self.stream {
+            Stream::Pipe(fd) => fd.as_raw_fd(),
+            Stream::Shm(ring) => ring.doorbell(),
+        }
+    }
+
+    /// Waits until the stream has bytes (or has ended), until `until`.
+    fn wait_bytes(&self, until: Deadline) -> Result<bool, Errno> {
+        match &self.stream {
+            Stream::Pipe(fd) => sys::poll_one(fd.as_fd(), libc::POLLIN, until),
+            Stream::Shm(ring) => ring.wait_readable(until),
+        }
     }
 
     /// What to `poll` while waiting on this link: the rights socket when a
@@ -246,7 +301,7 @@ impl LinkRx {
         });
         match (&self.rights, waits_for_rights) {
             (Some(sock), true) => sock.as_raw_fd(),
-            _ => self.fd.as_raw_fd(),
+            _ => self.raw_fd(),
         }
     }
 
@@ -312,7 +367,7 @@ impl LinkRx {
             } else {
                 Some(Instant::now())
             };
-            match sys::poll_one(self.fd.as_fd(), libc::POLLIN, until) {
+            match self.wait_bytes(until) {
                 Ok(true) => self.fill(&mut st)?,
                 Ok(false) => return Err(gave_up),
                 Err(e) => return Err(RxError::Os(e)),
@@ -334,7 +389,10 @@ impl LinkRx {
         if st.eof || self.complete_frame(&st).is_some() {
             return Ok(());
         }
-        match sys::poll_one(self.fd.as_fd(), libc::POLLIN, Some(Instant::now())) {
+        if let Stream::Shm(ring) = &self.stream {
+            ring.drain_doorbell();
+        }
+        match self.wait_bytes(Some(Instant::now())) {
             Ok(true) => self.fill(&mut st),
             Ok(false) => Ok(()),
             Err(e) => Err(RxError::Os(e)),
@@ -359,7 +417,23 @@ impl LinkRx {
         }
         let end = st.end;
         let room = st.buf.len() - end;
-        match sys::read(self.fd.as_fd(), &mut st.buf[end..]) {
+        let got = match &self.stream {
+            Stream::Pipe(fd) => sys::read(fd.as_fd(), &mut st.buf[end..]),
+            Stream::Shm(ring) => loop {
+                // As a blocking pipe read: wait only while the ring is empty.
+                match ring.read(&mut st.buf[end..]) {
+                    shm::Read::Data(n) => break Ok(n),
+                    shm::Read::Eof => break Ok(0),
+                    shm::Read::Corrupt => {
+                        return Err(self.skip_bad(st, MalformedFrame::Length));
+                    }
+                    shm::Read::Empty => {
+                        ring.wait_readable(None).map_err(RxError::Os)?;
+                    }
+                }
+            },
+        };
+        match got {
             Ok(0) => st.eof = true,
             Ok(n) => {
                 st.end += n;
@@ -385,8 +459,13 @@ impl LinkRx {
             // One writer, out of step for good: close the link. The read end
             // becomes /dev/null (end of stream for the next receive, EPIPE for
             // the writer); the descriptor number stays valid for pollers.
-            if let Err(e) = sys::replace_with_devnull(self.fd.as_fd()) {
-                tracing::warn!(errno = e, "could not close a link after a malformed frame");
+            match &self.stream {
+                Stream::Pipe(fd) => {
+                    if let Err(e) = sys::replace_with_devnull(fd.as_fd()) {
+                        tracing::warn!(errno = e, "could not close a link after a malformed frame");
+                    }
+                }
+                Stream::Shm(ring) => ring.close(),
             }
             st.start = 0;
             st.end = 0;

@@ -30,63 +30,15 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::{Access, Body, Capacity, IpcError, Pid, PortName};
 
+use crate::ends::{LinkEnd, LinkEnds};
 use crate::errno;
 use crate::fifo::Fifo;
-use crate::link::{LinkRx, LinkTx};
 use crate::names::{Entry, Names};
 use crate::queue::Queue;
 use crate::registry::{self, EntryOwner, Kind};
 use crate::spool;
 use crate::sys;
 use crate::wire::Header;
-
-/// One process's end of a two-way direct link made by [`new_link`]: a pipe
-/// to read, a pipe to write, and the Unix socket rights travel on.
-#[derive(Debug)]
-pub struct LinkEnd {
-    rx: std::os::fd::OwnedFd,
-    tx: std::os::fd::OwnedFd,
-    rights: std::os::fd::OwnedFd,
-}
-
-impl LinkEnd {
-    /// The three descriptors (read pipe, write pipe, socket).
-    pub fn raw_fds(&self) -> [std::os::fd::RawFd; 3] {
-        use std::os::fd::AsRawFd;
-        [
-            self.rx.as_raw_fd(),
-            self.tx.as_raw_fd(),
-            self.rights.as_raw_fd(),
-        ]
-    }
-}
-
-/// Makes a two-way direct link (two pipes and a socket pair) whose ends are
-/// handed to two processes with [`OsProcess::adopt_link`].
-pub fn new_link() -> Result<(LinkEnd, LinkEnd), IpcError> {
-    let (a_rx, b_tx) = sys::pipe().map_err(errno::ipc_error)?;
-    let (b_rx, a_tx) = sys::pipe().map_err(errno::ipc_error)?;
-    let (a_s, b_s) = sys::socketpair().map_err(errno::ipc_error)?;
-    Ok((
-        LinkEnd {
-            rx: a_rx,
-            tx: a_tx,
-            rights: a_s,
-        },
-        LinkEnd {
-            rx: b_rx,
-            tx: b_tx,
-            rights: b_s,
-        },
-    ))
-}
-
-/// The two directions of the direct link with one peer.
-#[derive(Default, Clone)]
-pub(crate) struct LinkEnds {
-    pub tx: Option<Arc<LinkTx>>,
-    pub rx: Option<Arc<LinkRx>>,
-}
 
 /// This process, seen as an mkipc task: it owns the name space, the direct
 /// links, and the reply queue of this process, and implements
@@ -216,20 +168,16 @@ impl OsProcess {
         lock(&self.links).keys().map(|&p| Pid(p)).collect()
     }
 
-    /// Adopts one end of a [`new_link`] as the direct link with `peer`: for a
-    /// process that was started some other way than [`OsProcess::spawn`]
-    /// (e.g. `fork` from a single-threaded program, as the conformance suite does).
-    pub fn adopt_link(&self, peer: Pid, end: LinkEnd) {
-        let sock = Arc::new(end.rights);
-        let ends = LinkEnds {
-            tx: Some(Arc::new(LinkTx::new(end.tx, Some(Arc::clone(&sock))))),
-            rx: Some(Arc::new(LinkRx::new(
-                end.rx,
-                Some(sock),
-                crate::ipc::LINK_BODY_LIMIT,
-            ))),
-        };
+    /// Adopts one end of a [`new_link`](crate::new_link) (or [`new_link_of`](crate::new_link_of)) as the direct
+    /// link with `peer`: for a process that was started some other way than
+    /// [`OsProcess::spawn`] (e.g. `fork` from a single-threaded program, as
+    /// the conformance suite does). A shared-memory end is mapped here, and
+    /// process `peer` is watched so that its death ends this side's waits;
+    /// a file that is not such a link's is [`IpcError::InvalidValue`].
+    pub fn adopt_link(&self, peer: Pid, end: LinkEnd) -> Result<(), IpcError> {
+        let ends = end.into_ends(peer.0)?;
         lock(&self.links).insert(peer.0, ends);
+        Ok(())
     }
 
     /// The processes this one can send to directly.
@@ -457,6 +405,9 @@ impl Drop for OsProcess {
                     }
                 }
                 Entry::Reply { pid, token } => self.send_no_reply(pid, token),
+                Entry::Port {
+                    receive: Some(q), ..
+                } => q.signal_destroyed(),
                 _ => {}
             }
         }

@@ -21,9 +21,14 @@
 //! A POSIX queue does not know who holds it, so a port also has a
 //! *liveness pipe*: the receive right holds its write end, every send right
 //! a read end. When every holder of the receive right is gone (it exited,
-//! even by `SIGKILL`, or destroyed the port), the read ends see `POLLHUP`,
-//! and a send fails with `DestinationDead` instead of filling a queue nobody
-//! will read (`Queue::send`). Nothing is ever written into the pipe.
+//! even by `SIGKILL`), the read ends see `POLLHUP`; when the receive right
+//! is destroyed in order (the port destroyed, its holder's `OsProcess`
+//! dropped) one byte is written into the pipe first, so the read ends see
+//! `POLLIN` at once, even while a `fork` in flight elsewhere in the process
+//! holds a copy of the write end. Either way a send fails with
+//! `DestinationDead` instead of filling a queue nobody will read
+//! (`Queue::send`): a read end that is readable means death. A receive
+//! right that *moves* writes nothing (it lives on elsewhere).
 //!
 //! ```
 //! use mkipc_kernel::Capacity;
@@ -257,10 +262,22 @@ impl Queue {
         }
     }
 
+    /// Says the port is destroyed (see the module docs): one byte into the
+    /// liveness pipe, which its senders' read ends then see at once. For a
+    /// receive right ending in order, never for one that moves.
+    pub(crate) fn signal_destroyed(&self) {
+        if let Some(hold) = &self.live_hold {
+            // One byte into a pipe nobody reads from never blocks (it would
+            // take 65536 destructions of one port); EPIPE means no sender is
+            // left to tell.
+            let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(&[1])]);
+        }
+    }
+
     /// Whether the port's receiver is known to be gone (see the module docs).
     pub(crate) fn receiver_gone(&self) -> bool {
         self.live_watch.as_ref().is_some_and(|w| {
-            // Nothing is written into the pipe: readable means hung up.
+            // Readable means dead: hung up, or the byte of an orderly destruction.
             sys::poll_one(w.as_fd(), libc::POLLIN, Some(std::time::Instant::now())).unwrap_or(false)
         })
     }

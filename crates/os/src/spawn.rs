@@ -47,12 +47,14 @@ use std::sync::{Arc, Mutex};
 
 use mkipc_kernel::{Access, IpcError, Pid, PortName};
 
+use crate::ends::{EndWay, LinkEnd, LinkEnds, LinkKind};
 use crate::ipc::LINK_BODY_LIMIT;
 use crate::link::{LinkRx, LinkTx};
 use crate::names::Entry;
-use crate::process::{LinkEnds, OsProcess};
+use crate::process::OsProcess;
 use crate::queue::Queue;
 use crate::registry;
+use crate::shm::ShmEnd;
 use crate::sys;
 
 /// The environment variable naming the role a child plays.
@@ -124,6 +126,7 @@ pub struct Spawn {
     args: Vec<String>,
     inherit: Vec<PortName>,
     uid: Option<u32>,
+    link: LinkKind,
 }
 
 impl Spawn {
@@ -134,6 +137,7 @@ impl Spawn {
             args: Vec::new(),
             inherit: Vec::new(),
             uid: None,
+            link: LinkKind::Pipe,
         }
     }
     /// Adds a role argument ([`OsProcess::args`] in the child). No newlines.
@@ -147,6 +151,15 @@ impl Spawn {
     /// child's sends fail with `DestinationDead` once the receiver is gone.
     pub fn inherit(mut self, name: PortName) -> Spawn {
         self.inherit.push(name);
+        self
+    }
+    /// What the child's direct links run on: pipes (the default) or shared
+    /// memory ([`LinkKind::SharedMemory`], see [`crate::shm`]). The link
+    /// with this process always follows it; a sibling link of a
+    /// [`OsProcess::spawn_group`] is in shared memory when both children ask
+    /// for it, pipes otherwise.
+    pub fn link_kind(mut self, kind: LinkKind) -> Spawn {
+        self.link = kind;
         self
     }
     /// Runs the child as this user (and group of the same number), e.g. 65534
@@ -273,6 +286,19 @@ fn spawn_on_spawner_thread(mut cmd: Command) -> std::io::Result<std::process::Ch
 /// rights socket.
 type SiblingLink = (usize, Option<usize>, Option<usize>, usize);
 
+/// Puts a shared-memory sibling link's end into `boot` and returns the rest
+/// of its `shm-link` line: direction (`tx` or `rx`), side, and the
+/// descriptor indices of the file, the two doorbells and the socket.
+fn shm_line(boot: &mut Boot, end: LinkEnd, dir: &str) -> Result<String, IpcError> {
+    let EndWay::Shm(shm) = end.way else {
+        return Err(IpcError::InvalidValue);
+    };
+    let sock = boot.push_fd(end.rights);
+    let (side, [m, b0, b1]) = (shm.side, shm.bells_and_file());
+    let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
+    Ok(format!("{dir} {side} {m} {b0} {b1} {sock}"))
+}
+
 /// What one child gets at start-up, before it is serialised.
 #[derive(Default)]
 struct Boot {
@@ -315,17 +341,37 @@ impl OsProcess {
         // Parent links: (parent side, child index, child's line builder).
         let mut parent_links = Vec::new();
         let mut pending: Vec<Vec<SiblingLink>> = vec![Vec::new(); specs.len()];
-        for (i, boot) in boots.iter_mut().enumerate() {
-            let (p2c_r, p2c_w) = sys::pipe().map_err(ipc_err)?;
-            let (c2p_r, c2p_w) = sys::pipe().map_err(ipc_err)?;
-            let (sock_p, sock_c) = sys::socketpair().map_err(ipc_err)?;
-            let rx = boot.push_fd(p2c_r);
-            let tx = boot.push_fd(c2p_w);
-            let sock = boot.push_fd(sock_c);
-            parent_links.push((i, p2c_w, c2p_r, sock_p));
-            boot.lines.push(format!("parent-link {rx} {tx} {sock}"));
+        for (i, (boot, spec)) in boots.iter_mut().zip(&specs).enumerate() {
+            let (mine, theirs) = crate::ends::new_link_of(spec.link)?;
+            let sock = boot.push_fd(theirs.rights);
+            let line = match theirs.way {
+                EndWay::Pipe { rx, tx } => {
+                    let (rx, tx) = (boot.push_fd(rx), boot.push_fd(tx));
+                    format!("parent-link {rx} {tx} {sock}")
+                }
+                EndWay::Shm(end) => {
+                    let (side, [m, b0, b1]) = (end.side, end.bells_and_file());
+                    let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
+                    format!("parent-shm {side} {m} {b0} {b1} {sock}")
+                }
+            };
+            boot.lines.push(line);
+            parent_links.push((i, mine));
         }
+        // Shared-memory sibling links, per child: (peer index, the rest of
+        // its `shm-link` line).
+        let mut pending_shm: Vec<Vec<(usize, String)>> = vec![Vec::new(); specs.len()];
         for &(from, to) in links {
+            if specs[from].link == LinkKind::SharedMemory
+                && specs[to].link == LinkKind::SharedMemory
+            {
+                let (a, b) = crate::ends::new_link_of(LinkKind::SharedMemory)?;
+                for (end, me, peer, dir) in [(a, from, to, "tx"), (b, to, from, "rx")] {
+                    let line = shm_line(&mut boots[me], end, dir)?;
+                    pending_shm[me].push((peer, line));
+                }
+                continue;
+            }
             let (r, w) = sys::pipe().map_err(ipc_err)?;
             let (sa, sb) = sys::socketpair().map_err(ipc_err)?;
             let w = boots[from].push_fd(w);
@@ -393,6 +439,10 @@ impl OsProcess {
             boot_socks.push(mine);
         }
         for (i, mut boot) in boots.into_iter().enumerate() {
+            for (peer, rest) in &pending_shm[i] {
+                boot.lines
+                    .push(format!("shm-link {} {rest}", children[*peer].pid.0));
+            }
             for (peer, r, w, s) in &pending[i] {
                 let show = |x: &Option<usize>| x.map_or("-".to_string(), |v| v.to_string());
                 boot.lines.push(format!(
@@ -413,15 +463,13 @@ impl OsProcess {
             let raw: Vec<RawFd> = boot.fds.iter().map(|f| f.as_raw_fd()).collect();
             sys::send_fds(boot_socks[i].as_fd(), &data, &raw).map_err(ipc_err)?;
         }
-        let mut links_table = self.links.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, p2c_w, c2p_r, sock) in parent_links {
-            let sock = Arc::new(sock);
-            let ends = LinkEnds {
-                tx: Some(Arc::new(LinkTx::new(p2c_w, Some(Arc::clone(&sock))))),
-                rx: Some(Arc::new(LinkRx::new(c2p_r, Some(sock), LINK_BODY_LIMIT))),
-            };
-            links_table.insert(children[i].pid.0, ends);
+        let mut ends = Vec::new();
+        for (i, mine) in parent_links {
+            let pid = children[i].pid.0;
+            ends.push((pid, mine.into_ends(pid)?));
         }
+        let mut links_table = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        links_table.extend(ends);
         Ok(children)
     }
 
@@ -539,6 +587,34 @@ impl OsProcess {
                             tx: tx.map(|fd| Arc::new(LinkTx::new(fd, sock.clone()))),
                         },
                     ));
+                }
+                "parent-shm" => {
+                    if f.len() < 5 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let side: usize = f[0].parse().map_err(|_| IpcError::InvalidValue)?;
+                    let mut fd = |s| take(s)?.ok_or(IpcError::InvalidValue);
+                    let (m, b0, b1, sock) = (fd(f[1])?, fd(f[2])?, fd(f[3])?, fd(f[4])?);
+                    let end = LinkEnd::from_shm(ShmEnd::from_fds(side, m, b0, b1), sock);
+                    links.push((parent, end.into_ends(parent)?));
+                }
+                "shm-link" => {
+                    // A one-way sibling link: keep only the half this child uses.
+                    if f.len() < 7 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let peer: u32 = f[0].parse().map_err(|_| IpcError::InvalidValue)?;
+                    let side: usize = f[2].parse().map_err(|_| IpcError::InvalidValue)?;
+                    let mut fd = |s| take(s)?.ok_or(IpcError::InvalidValue);
+                    let (m, b0, b1, sock) = (fd(f[3])?, fd(f[4])?, fd(f[5])?, fd(f[6])?);
+                    let end = LinkEnd::from_shm(ShmEnd::from_fds(side, m, b0, b1), sock);
+                    let mut ends = end.into_ends(peer)?;
+                    match f[1] {
+                        "tx" => ends.rx = None,
+                        "rx" => ends.tx = None,
+                        _ => return Err(IpcError::InvalidValue),
+                    }
+                    links.push((peer, ends));
                 }
                 "right" => {
                     if f.len() < 4 {

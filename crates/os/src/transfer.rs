@@ -229,6 +229,7 @@ impl OsProcess {
             Entry::Port {
                 receive: Some(q), ..
             } => {
+                q.signal_destroyed();
                 crate::spool::discard(&q);
             }
             Entry::Reply { pid, token } => self.send_no_reply(pid, token),

@@ -6,13 +6,15 @@
 //! may run ordinary Rust code. Each role gets a direct link (pipes and a
 //! socket pair, see [`mkipc_os::new_link`]) with every other role, learns the
 //! pids of its peers from the parent after all have been forked, runs, and
-//! reports its outcome on a pipe.
+//! reports its outcome on a pipe. The whole suite runs twice: with pipe
+//! links between the roles, then with shared-memory links
+//! ([`LinkKind::SharedMemory`], cases named `shm/<case>`).
 //!
 //! Cases the OS cannot give are skipped with the reason (the same list is in
 //! DESIGN.md (section "The real-OS backend")): port sets, notifications, and
 //! rights carried in messages to a mailbox (rights travel only on direct
 //! links). A skipped case is not run and shows as `ignored, <reason>`, and
-//! the summary counts it apart: `12 passed, 0 failed, 4 skipped`, then one
+//! the summary counts it apart: `24 passed, 0 failed, 8 skipped`, then one
 //! `skipped <case>: <reason>` line each (the reason is `Unsupported::reason`).
 
 use std::io::{Read, Write};
@@ -22,12 +24,15 @@ use std::time::{Duration, Instant};
 
 use mkipc_kernel::conformance::{self, Backend, Outcome, Role};
 use mkipc_kernel::Pid;
-use mkipc_os::{LinkEnd, OsProcess};
+use mkipc_os::{LinkEnd, LinkKind, OsProcess};
 
 /// How long one case may take before its processes are killed.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct ForkBackend;
+/// Forks each role; the direct links between roles are of `link`'s kind.
+struct ForkBackend {
+    link: LinkKind,
+}
 
 struct Forked {
     pid: libc::pid_t,
@@ -87,7 +92,8 @@ fn fork_role(
             .collect();
         let os = OsProcess::join(run).map_err(|e| e.to_string())?;
         for (peer, end) in links {
-            os.adopt_link(Pid(table[peer]), end);
+            os.adopt_link(Pid(table[peer]), end)
+                .map_err(|e| e.to_string())?;
         }
         let r = body(&os);
         if let Some(mut hold) = hold {
@@ -198,7 +204,7 @@ impl Backend for ForkBackend {
         let mut ends: Vec<Vec<(usize, LinkEnd)>> = (0..n).map(|_| Vec::new()).collect();
         for i in 0..n {
             for j in i + 1..n {
-                let (a, b) = mkipc_os::new_link().expect("link");
+                let (a, b) = mkipc_os::new_link_of(self.link).expect("link");
                 ends[i].push((j, a));
                 ends[j].push((i, b));
             }
@@ -237,6 +243,15 @@ impl Backend for ForkBackend {
         self.skip_reason(case)
     }
 }
+
+/// The backend with pipe links between roles.
+const PIPES: ForkBackend = ForkBackend {
+    link: LinkKind::Pipe,
+};
+/// The backend with shared-memory links between roles.
+const SHM: ForkBackend = ForkBackend {
+    link: LinkKind::SharedMemory,
+};
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]).
 const SKIPPED: [&str; 4] = [
@@ -315,7 +330,7 @@ fn main() {
     // skip into a run that fails, or a skip into nothing).
     for name in SKIPPED {
         assert!(
-            cases.iter().any(|(c, _)| c == &name) && ForkBackend.skip(name).is_some(),
+            cases.iter().any(|(c, _)| c == &name) && PIPES.skip(name).is_some(),
             "skip list names `{name}`, which is not a skipped case"
         );
     }
@@ -327,27 +342,38 @@ fn main() {
     let mut passed = 0;
     let mut skipped = Vec::new();
     let mut filtered_out = 0;
-    for (name, case) in cases {
+    // Every case with pipe links, then every case again with the roles'
+    // direct links in shared memory (named `shm/<case>`).
+    let runs: Vec<(String, Case, &ForkBackend)> = [(&PIPES, ""), (&SHM, "shm/")]
+        .into_iter()
+        .flat_map(|(backend, prefix)| {
+            cases
+                .iter()
+                .map(move |(name, case)| (format!("{prefix}{name}"), *case, backend))
+        })
+        .collect();
+    for (name, case, backend) in &runs {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             filtered_out += 1;
             continue;
         }
+        let base = name.trim_start_matches("shm/");
         // A case the backend cannot run is skipped here, not run (the
         // suite's `run_case` would return early and it would look passed).
-        if let Some(reason) = ForkBackend.skip(name) {
+        if let Some(reason) = backend.skip(base) {
             println!("test {name} ... ignored, {reason}");
-            skipped.push((*name, reason));
+            skipped.push((name.as_str(), reason));
             continue;
         }
         let t = Instant::now();
-        match catch_unwind(|| case(&ForkBackend)) {
+        match catch_unwind(|| case(backend)) {
             Ok(()) => {
                 passed += 1;
                 println!("test {name} ... ok ({:?})", t.elapsed())
             }
             Err(_) => {
                 println!("test {name} ... FAILED");
-                failed.push(*name);
+                failed.push(name.as_str());
             }
         }
     }

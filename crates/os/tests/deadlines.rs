@@ -14,7 +14,7 @@ role_entry!();
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{Capacity, Ipc, Message, Pid, PortName};
-use mkipc_os::OsProcess;
+use mkipc_os::{LinkKind, OsProcess};
 
 /// Every public timed call of `OsProcess` (the `Ipc` trait's `*_timeout`).
 #[derive(Clone, Copy, Debug)]
@@ -39,13 +39,14 @@ const TIMED: [Timed; 7] = [
 ];
 
 /// Two `OsProcess`es of one run in this process, joined by a real link:
-/// `a` knows `b` as pid 2, `b` knows `a` as pid 1.
-fn linked_pair() -> (OsProcess, OsProcess) {
+/// `a` knows `b` as pid 2, `b` knows `a` as pid 1 (both always alive, so a
+/// shared-memory link's watcher never closes the link).
+fn linked_pair(kind: LinkKind) -> (OsProcess, OsProcess) {
     let a = common::os();
     let b = OsProcess::join(a.run_id()).unwrap();
-    let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(Pid(2), near);
-    b.adopt_link(Pid(1), far);
+    let (near, far) = mkipc_os::new_link_of(kind).unwrap();
+    a.adopt_link(Pid(2), near).unwrap();
+    b.adopt_link(Pid(1), far).unwrap();
     (a, b)
 }
 
@@ -55,8 +56,8 @@ const PEER_DELAY: Duration = Duration::from_millis(100);
 /// Runs `call` with `timeout` on `a` while `b` (and a thread of `a`) plays
 /// the peer, which acts after [`PEER_DELAY`]. Returns whether the call
 /// completed, and how long it took.
-fn run(call: Timed, timeout: Duration, peer_acts: bool) -> (bool, Duration) {
-    let (a, b) = linked_pair();
+fn run(call: Timed, timeout: Duration, peer_acts: bool, kind: LinkKind) -> (bool, Duration) {
+    let (a, b) = linked_pair(kind);
     // A port of `a` with room for one message; full for the send case.
     let port = a.port_allocate(Capacity::Bounded(1)).unwrap();
     let to_port = a.make_send(port).unwrap();
@@ -81,12 +82,15 @@ fn run(call: Timed, timeout: Duration, peer_acts: bool) -> (bool, Duration) {
                 .call_timeout(to_port, Message::from_u64(1, 2), timeout)
                 .is_ok_and(|r| r.as_u64() == Some(4)),
             Timed::SendTo => {
-                // Fill the pipe first, so the timed send has to wait for the peer.
+                // Fill the pipe (or ring) first, so the timed send has to wait for the peer.
                 let big = vec![0u8; 4000];
                 while a
                     .try_send_to(Pid(2), Message::new(9, big.as_slice()))
                     .is_ok()
                 {}
+                // A ring takes a small frame where a big one no longer fits
+                // (a pipe wants a free page for either).
+                while a.try_send_to(Pid(2), Message::from_u64(9, 0)).is_ok() {}
                 a.send_to_timeout(Pid(2), Message::from_u64(1, 3), timeout)
                     .is_ok()
             }
@@ -133,32 +137,52 @@ fn peer(call: Timed, a: &OsProcess, b: &OsProcess, port: PortName, to_port: Port
 
 #[test]
 fn duration_max_behaves_as_blocking() {
-    for call in TIMED {
-        let (done, took) = run(call, Duration::MAX, true);
-        assert!(done, "{call:?} with Duration::MAX did not complete");
+    for (call, kind) in calls() {
+        let (done, took) = run(call, Duration::MAX, true, kind);
+        assert!(
+            done,
+            "{call:?} on {kind:?} with Duration::MAX did not complete"
+        );
         assert!(
             took >= PEER_DELAY,
-            "{call:?} with Duration::MAX returned before the peer acted ({took:?})"
+            "{call:?} on {kind:?} with Duration::MAX returned before the peer acted ({took:?})"
         );
     }
 }
 
 #[test]
 fn duration_zero_behaves_as_try() {
-    for call in TIMED {
+    for (call, kind) in calls() {
         // Nothing to take (or no room): fails at once.
-        let (done, took) = run(call, Duration::ZERO, false);
-        assert!(!done, "{call:?} with Duration::ZERO completed with no peer");
+        let (done, took) = run(call, Duration::ZERO, false, kind);
+        assert!(
+            !done,
+            "{call:?} on {kind:?} with Duration::ZERO completed with no peer"
+        );
         assert!(
             took < Duration::from_secs(1),
-            "{call:?} with Duration::ZERO waited {took:?}"
+            "{call:?} on {kind:?} with Duration::ZERO waited {took:?}"
         );
     }
 }
 
+/// Every timed call over a pipe link, then every one over a shared-memory
+/// link (the calls that do not use the link run the same either way).
+fn calls() -> impl Iterator<Item = (Timed, LinkKind)> {
+    [LinkKind::Pipe, LinkKind::SharedMemory]
+        .into_iter()
+        .flat_map(|kind| TIMED.into_iter().map(move |call| (call, kind)))
+}
+
 #[test]
 fn duration_zero_takes_what_is_there() {
-    let (a, b) = linked_pair();
+    for kind in [LinkKind::Pipe, LinkKind::SharedMemory] {
+        zero_takes_what_is_there(kind);
+    }
+}
+
+fn zero_takes_what_is_there(kind: LinkKind) {
+    let (a, b) = linked_pair(kind);
     let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
     let to_port = a.make_send(port).unwrap();
     a.send_timeout(to_port, Message::from_u64(1, 1), Duration::ZERO)

@@ -315,7 +315,7 @@ fn full_pipe_is_full_or_timed_out_per_policy() {
     // A real pipe whose reader (`_far`) never reads.
     let (near, _far) = mkipc_os::new_link().unwrap();
     let peer = mkipc_kernel::Pid(1);
-    os.adopt_link(peer, near);
+    os.adopt_link(peer, near).unwrap();
     // 1 KiB frames: four to a pipe page.
     let body = vec![1u8; 1024 - mkipc_os::wire::HEADER_LEN];
     let mut sent = 0;

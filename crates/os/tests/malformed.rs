@@ -22,9 +22,11 @@ fn linked_pair() -> (OsProcess, OsProcess, RawFd, RawFd) {
     let a = common::os();
     let b = OsProcess::join(a.run_id()).unwrap();
     let (near, far) = mkipc_os::new_link().unwrap();
-    let [_, tx, sock] = far.raw_fds();
-    a.adopt_link(Pid(2), near);
-    b.adopt_link(Pid(1), far);
+    let [_, tx, sock] = far.raw_fds()[..] else {
+        unreachable!("a pipe end has three descriptors")
+    };
+    a.adopt_link(Pid(2), near).unwrap();
+    b.adopt_link(Pid(1), far).unwrap();
     (a, b, tx, sock)
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mkipc_kernel::{Capacity, Disposition, Ipc, Message, SendError, SendErrorKind};
 use mkipc_os::Spawn;
 
-/// The tests of this file run one at a time. A receiver's death shows as
+/// The tests of this file run one at a time. A killed receiver's death shows as
 /// the hang-up of its liveness pipe, which happens when the *last* copy of
 /// the write end closes; a `fork` anywhere in the process that holds it (here
 /// the test process itself holds both sides, and other tests spawn children)
@@ -126,8 +126,8 @@ fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
     let a = common::os();
     let b = mkipc_os::OsProcess::join(a.run_id()).unwrap();
     let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(mkipc_kernel::Pid(2), near);
-    b.adopt_link(mkipc_kernel::Pid(1), far);
+    a.adopt_link(mkipc_kernel::Pid(2), near).unwrap();
+    b.adopt_link(mkipc_kernel::Pid(1), far).unwrap();
     let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
     let send = a.make_send(port).unwrap();
     a.mod_refs(send, mkipc_kernel::RightKind::Send, 1).unwrap();
@@ -166,4 +166,77 @@ fn a_send_right_inherited_at_spawn_learns_of_the_death() {
     assert_eq!(&said.body[..], b"DestinationDead");
     assert_eq!(child.wait_code().unwrap(), 0);
     common::finish(os);
+}
+
+/// Forks a process that only sleeps, holding a copy of every descriptor of
+/// this one (what a `fork` in flight does until its child's `exec`); killed
+/// and reaped on drop.
+struct ForkInFlight(libc::pid_t);
+
+impl ForkInFlight {
+    fn start() -> ForkInFlight {
+        // SAFETY: the child calls only async-signal-safe functions (sleep,
+        // _exit) before it ends, so forking a multi-threaded process is sound.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: async-signal-safe; the child never returns into Rust code.
+            unsafe {
+                libc::sleep(30);
+                libc::_exit(0);
+            }
+        }
+        ForkInFlight(pid)
+    }
+}
+
+impl Drop for ForkInFlight {
+    fn drop(&mut self) {
+        // SAFETY: kills and reaps our own child.
+        unsafe {
+            libc::kill(self.0, libc::SIGKILL);
+            libc::waitpid(self.0, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+#[test]
+fn an_orderly_destruction_is_seen_at_once_while_a_fork_holds_the_pipe() {
+    let _serial = one_at_a_time();
+    // b holds the receive right; a a send right. A forked process holds
+    // copies of every descriptor (b's write end of the liveness pipe too),
+    // so the pipe cannot hang up: the destruction must say so itself.
+    // Before the fix a's send returned Ok (the message queued for nobody).
+    for how in ["mod_refs", "drop"] {
+        let a = common::os();
+        let b = mkipc_os::OsProcess::join(a.run_id()).unwrap();
+        let (near, far) = mkipc_os::new_link().unwrap();
+        a.adopt_link(mkipc_kernel::Pid(2), near).unwrap();
+        b.adopt_link(mkipc_kernel::Pid(1), far).unwrap();
+        let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
+        let send = a.make_send(port).unwrap();
+        a.mod_refs(send, mkipc_kernel::RightKind::Send, 1).unwrap();
+        a.send_to(
+            mkipc_kernel::Pid(2),
+            Message::new(1, b"").with_right(port, Disposition::MoveReceive),
+        )
+        .unwrap();
+        let theirs = b.receive_from(mkipc_kernel::Pid(1)).unwrap().rights()[0].name;
+        let held = ForkInFlight::start();
+        // A move is no death: sends still go in while the fork holds copies.
+        a.send(send, Message::new(2, b"to b")).unwrap();
+        assert_eq!(b.receive(theirs).unwrap().id, 2);
+        if how == "mod_refs" {
+            b.mod_refs(theirs, mkipc_kernel::RightKind::Receive, -1)
+                .unwrap();
+        } else {
+            drop(b);
+        }
+        assert!(
+            is_dead(a.send(send, Message::new(3, b"")), 3),
+            "{how}: the destruction was not seen"
+        );
+        drop(held);
+        common::finish(a);
+    }
 }

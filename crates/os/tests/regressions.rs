@@ -17,8 +17,8 @@ fn linked_pair() -> (OsProcess, OsProcess) {
     let a = common::os();
     let b = OsProcess::join(a.run_id()).unwrap();
     let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(Pid(2), near);
-    b.adopt_link(Pid(1), far);
+    a.adopt_link(Pid(2), near).unwrap();
+    b.adopt_link(Pid(1), far).unwrap();
     (a, b)
 }
 
@@ -50,7 +50,7 @@ fn try_receive_from_any_reads_what_is_waiting_in_the_pipe() {
 fn a_frame_claiming_a_body_over_the_link_limit_is_malformed() {
     let a = common::os();
     let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(Pid(2), near);
+    a.adopt_link(Pid(2), near).unwrap();
     // A header announcing a 4 GiB body: no mkipc sender writes it (the link
     // limit is 64 MiB), so the reader must not wait (and buffer) for it.
     let header = common::hand_frame(1, b"", u32::MAX, 0, 2);

@@ -174,8 +174,8 @@ fn a_direct_link_peer_is_a_verified_sender() {
     let a = common::os();
     let b = mkipc_os::OsProcess::join(a.run_id()).unwrap();
     let (near, far) = mkipc_os::new_link().unwrap();
-    a.adopt_link(Pid(2), near);
-    b.adopt_link(Pid(1), far);
+    a.adopt_link(Pid(2), near).unwrap();
+    b.adopt_link(Pid(1), far).unwrap();
     b.send_to(
         Pid(1),
         mkipc_kernel::Message::new(Notification::SEND_ONCE_ID, b""),

@@ -48,6 +48,10 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("linger", linger),
     ("port-owner", port_owner),
     ("send-inherited-on-cue", send_inherited_on_cue),
+    ("echo-parent", echo_parent),
+    ("stream-to-parent", stream_to_parent),
+    ("big-to-parent", big_to_parent),
+    ("open-proc-fd", open_proc_fd),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -670,4 +674,60 @@ fn send_inherited_on_cue(os: &OsProcess) -> i32 {
     os.send_to(parent(os), Message::new(6, said.as_bytes()))
         .unwrap();
     0
+}
+
+/// Sends every message from the parent back to it, until end of stream.
+fn echo_parent(os: &OsProcess) -> i32 {
+    loop {
+        match os.receive_from(parent(os)) {
+            Ok(m) => {
+                if os.send_to(parent(os), m).is_err() {
+                    return 2;
+                }
+            }
+            Err(ReceiveError::SourceDead) => return 0,
+            Err(e) => {
+                eprintln!("echo-parent: {e}");
+                return 100;
+            }
+        }
+    }
+}
+
+/// Sends the parent messages 0, 1, 2, ... (id 1, the number as body, padded
+/// to args[0] bytes) until a send fails.
+fn stream_to_parent(os: &OsProcess) -> i32 {
+    let size: usize = os.args()[0].parse().unwrap();
+    for i in 0u64.. {
+        let mut body = i.to_le_bytes().to_vec();
+        body.resize(size.max(8), 0x5a);
+        if os.send_to(parent(os), Message::new(1, body)).is_err() {
+            return 0;
+        }
+    }
+    0
+}
+
+/// Sends the parent one message of args[0] bytes (blocking until it is all
+/// written), then waits to be killed.
+fn big_to_parent(os: &OsProcess) -> i32 {
+    let size: usize = os.args()[0].parse().unwrap();
+    os.send_to(parent(os), Message::new(7, vec![0xa5; size]))
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+/// Tries to open `/proc/<args[0]>/fd/<args[1]>` read-write; exits with the
+/// errno it got (0 if the open succeeded).
+fn open_proc_fd(os: &OsProcess) -> i32 {
+    let path = format!("/proc/{}/fd/{}", os.args()[0], os.args()[1]);
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(_) => 0,
+        Err(e) => e.raw_os_error().unwrap_or(255),
+    }
 }
