@@ -20,9 +20,10 @@
 //! * a name's generation is written relative to its slot's current
 //!   generation ([`name_code`]), never as a number: a name is only ever
 //!   compared with the slot it indexes;
-//! * statistics (messages accepted, dropped, longest queue) and the raw ids
-//!   introspection shows are left out: they describe the past, and no
-//!   operation's result depends on them.
+//! * the raw ids introspection shows (`queue_stats`, `blocked_on`) are left
+//!   out: they name objects for reports, no operation takes them;
+//! * sequence numbers and queue statistics are encoded unless
+//!   [`CanonicalOptions`] says to leave them out.
 //!
 //! DESIGN.md ("Snapshots and the canonical state") gives the argument for
 //! each rule.
@@ -42,21 +43,42 @@ use crate::message::{Message, Notification};
 use crate::name::{Access, Pid, PortName};
 
 /// Choices about what the canonical encoding counts as observable.
+///
+/// The default, [`CanonicalOptions::EXACT`], encodes everything any
+/// operation can observe. Two things are observable but only count up:
+/// each queue's next sequence number (it reaches the receiver in
+/// [`Trailer::seqno`](crate::Trailer::seqno) and [`PortStatus::seqno`](crate::PortStatus::seqno))
+/// and each queue's statistics (messages accepted and dropped, longest
+/// length: [`PortStatus::messages_sent`](crate::PortStatus::messages_sent) and the next two
+/// fields). With them, a system that loops never comes back to a state it
+/// saw. A checker whose processes never read them may leave them out
+/// ([`CanonicalOptions::WITHOUT_COUNTERS`]) so that such loops close; the
+/// encoding is then sound for every future that does not read them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct CanonicalOptions {
-    /// Encode each queue's next sequence number (and the sequence numbers in
-    /// the trailers of messages the kernel holds for a completed receive).
-    /// Sequence numbers reach the receiver in [`Trailer::seqno`](crate::Trailer::seqno),
-    /// so they are observable and the default encodes them; but they count
-    /// up forever, so a system that loops never returns to a state it saw.
-    /// A checker whose processes never look at `seqno` may turn this off to
-    /// let such loops close.
+    /// Encode each queue's next sequence number, and the sequence numbers in
+    /// the trailers of the messages the kernel holds (received, not yet taken).
     pub seqnos: bool,
+    /// Encode each queue's statistics (accepted, dropped, longest length).
+    pub statistics: bool,
+}
+
+impl CanonicalOptions {
+    /// Everything observable is encoded (the default).
+    pub const EXACT: CanonicalOptions = CanonicalOptions {
+        seqnos: true,
+        statistics: true,
+    };
+    /// Sequence numbers and statistics are left out.
+    pub const WITHOUT_COUNTERS: CanonicalOptions = CanonicalOptions {
+        seqnos: false,
+        statistics: false,
+    };
 }
 
 impl Default for CanonicalOptions {
     fn default() -> Self {
-        CanonicalOptions { seqnos: true }
+        CanonicalOptions::EXACT
     }
 }
 
@@ -364,23 +386,21 @@ impl Encoder<'_> {
         self.u(code);
     }
 
-    /// A body; a kernel notification's name is written against every task's
-    /// space (the requester's is one of them; which one is not recorded).
-    fn body(&mut self, from_kernel: bool, id: u32, body: &[u8]) {
-        let names_a_name = from_kernel
-            && matches!(
-                id,
-                Notification::DEAD_NAME_ID
-                    | Notification::NO_SENDERS_ID
-                    | Notification::PORT_DESTROYED_ID
-            );
-        match <[u8; 8]>::try_from(body) {
-            Ok(raw) if names_a_name => {
+    /// A body. A kernel notification's body is a name, written against the
+    /// space of `owner` (the task whose name it is, when the kernel knows
+    /// it, else the task holding the message): a task uses only names of
+    /// its own space.
+    fn body(&mut self, owner: Option<Pid>, id: u32, body: &[u8]) {
+        let names_a_name = matches!(
+            id,
+            Notification::DEAD_NAME_ID
+                | Notification::NO_SENDERS_ID
+                | Notification::PORT_DESTROYED_ID
+        );
+        match (owner, <[u8; 8]>::try_from(body)) {
+            (Some(owner), Ok(raw)) if names_a_name => {
                 self.out.push(1);
-                let name = PortName::from_raw(u64::from_le_bytes(raw));
-                for t in 0..self.st.tasks.len() {
-                    self.name(Pid(t as u32), name);
-                }
+                self.name(owner, PortName::from_raw(u64::from_le_bytes(raw)));
             }
             _ => {
                 self.out.push(0);
@@ -394,7 +414,12 @@ impl Encoder<'_> {
         self.pid(m.sender);
         let rank = self.stamps.binary_search(&m.stamp.get()).unwrap_or(0);
         self.u(rank as u64);
-        self.body(m.sender == Pid::KERNEL, m.id, &m.body);
+        let owner = m
+            .carried
+            .as_ref()
+            .and_then(|c| c.name_owner)
+            .map(|p| Pid(p.get()));
+        self.body(owner.filter(|_| m.sender == Pid::KERNEL), m.id, &m.body);
         match &m.carried {
             None => self.out.push(0),
             Some(c) => {
@@ -428,7 +453,7 @@ impl Encoder<'_> {
         self.u(u64::from(m.id));
         let trailer = m.trailer();
         let from_kernel = m.sender_verified() && trailer.is_some_and(|t| t.sender == Pid::KERNEL);
-        self.body(from_kernel, m.id, &m.body);
+        self.body(from_kernel.then_some(pid), m.id, &m.body);
         self.u(m.rights().len() as u64);
         for r in m.rights() {
             self.name(pid, r.name);
@@ -460,6 +485,11 @@ impl Encoder<'_> {
         self.capacity(q.capacity);
         if self.opts.seqnos {
             self.u(q.seqno);
+        }
+        if self.opts.statistics {
+            self.u(q.accepted);
+            self.u(q.dropped);
+            self.u(q.max_len as u64);
         }
         // `bytes` is the sum of the messages' costs: not written.
         self.u(q.messages.len() as u64);
@@ -752,7 +782,7 @@ impl KernelSnapshot {
     /// [`CanonicalOptions`]): states whose futures can differ encode
     /// differently; states that differ only in what no operation can observe
     /// (arrival stamps' values, wait ids, name and object generations,
-    /// statistics) encode the same. See DESIGN.md, "Snapshots and the
+    /// the stamp counter) encode the same. See DESIGN.md, "Snapshots and the
     /// canonical state".
     pub fn canonical(&self, out: &mut Vec<u8>) {
         encode(&self.state, CanonicalOptions::default(), out);

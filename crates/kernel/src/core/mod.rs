@@ -193,6 +193,10 @@ pub(crate) fn take_stamp(next_stamp: &mut u64) -> NonZeroU64 {
     NonZeroU64::new(*next_stamp).unwrap_or(NonZeroU64::MAX)
 }
 
+// The box of rights is 72 bytes (its cost in `queue_cost`), `name_owner` included.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Carried>() == 72);
+
 // A queue slot is an `Option<KMessage>`; the stamp's niche keeps it as small as the message.
 const _: () = assert!(std::mem::size_of::<Option<KMessage>>() == std::mem::size_of::<KMessage>());
 
@@ -211,6 +215,12 @@ pub(crate) struct Carried {
     pub reply: Option<(KRight, crate::Disposition)>,
     /// Sent through a send-once right to this port.
     pub via_send_once: Option<PortId>,
+    /// For a kernel notification whose body is a name (dead-name,
+    /// no-senders): the task whose space the name is in (never the kernel,
+    /// pid 0). Only the canonical encoding reads it, to write the name
+    /// against that space. (Fits in the box's padding: the cost of a
+    /// message's rights does not change.)
+    pub name_owner: Option<std::num::NonZeroU32>,
 }
 
 impl Carried {
@@ -227,6 +237,7 @@ impl Carried {
                 rights,
                 reply,
                 via_send_once,
+                name_owner: None,
             }))
         }
     }
