@@ -325,6 +325,116 @@ fn dead_name_notifications_go_out_in_slot_order() {
     assert_eq!(order, [low, high]);
 }
 
+/// Pairs of states that differ in one thing an operation can observe: each
+/// encodes differently, and the difference shows.
+#[test]
+fn states_that_can_differ_encode_differently() {
+    fn send(k: &Kernel, t: mkipc_kernel::Pid, to: PortName, id: u32) {
+        let r = k.send_begin(
+            t,
+            Destination::Name(to),
+            Message::new(id, b""),
+            OnFull::Fail,
+            &noop,
+        );
+        assert!(matches!(r, Begin::Done(Ok(_))));
+    }
+    fn received(k: &Kernel, t: mkipc_kernel::Pid, from: &[PortName]) -> u32 {
+        match k.receive_begin(t, Source::Any(from), false, &noop) {
+            Begin::Done(Ok(m)) => m.id,
+            other => panic!("{other:?}"),
+        }
+    }
+    let setup = || {
+        let k = Kernel::new();
+        let t = k.create_task();
+        let p = k.port_allocate(t, Capacity::Unbounded).unwrap();
+        let q = k.port_allocate(t, Capacity::Unbounded).unwrap();
+        (k, t, p, q)
+    };
+
+    // The order free slots are reused in.
+    let (a, ta, pa, qa) = setup();
+    let (b, tb, pb, qb) = setup();
+    a.destroy(ta, pa).unwrap();
+    a.destroy(ta, qa).unwrap();
+    b.destroy(tb, qb).unwrap();
+    b.destroy(tb, pb).unwrap();
+    assert_ne!(canon(&a), canon(&b));
+    let (na, nb) = (
+        a.port_allocate(ta, Capacity::Zero).unwrap(),
+        b.port_allocate(tb, Capacity::Zero).unwrap(),
+    );
+    assert_ne!(na.index(), nb.index());
+
+    // The order of messages across queues (stamps).
+    let (a, ta, pa, qa) = setup();
+    let (b, tb, pb, qb) = setup();
+    send(&a, ta, pa, 1);
+    send(&a, ta, qa, 2);
+    send(&b, tb, qb, 2);
+    send(&b, tb, pb, 1);
+    assert_ne!(canon(&a), canon(&b));
+    assert_ne!(received(&a, ta, &[pa, qa]), received(&b, tb, &[pb, qb]));
+
+    // What a completed wait holds.
+    let (a, ta, pa, _) = setup();
+    let (b, tb, pb, _) = setup();
+    let mut tokens = Vec::new();
+    for (k, t, p, id) in [(&a, ta, pa, 1), (&b, tb, pb, 2)] {
+        let Begin::Blocked(tok) = k.receive_begin(t, Source::Name(p), true, &noop) else {
+            panic!("empty")
+        };
+        send(k, t, p, id);
+        assert!(k.wait_done(t, tok));
+        tokens.push(tok);
+    }
+    assert_ne!(canon(&a), canon(&b));
+    assert_eq!(a.canonical_wait(tokens[0]), b.canonical_wait(tokens[1]));
+
+    // A dead-name request, or none.
+    let (a, ta, pa, qa) = setup();
+    let (b, tb, pb, _) = setup();
+    let so = a.make_right(ta, pa, Disposition::MakeSendOnce).unwrap();
+    a.request_notification(ta, so, NotifyKind::DeadName, qa)
+        .unwrap();
+    let so_b = b.make_right(tb, pb, Disposition::MakeSendOnce).unwrap();
+    assert_eq!(a.canonical_name(ta, so), b.canonical_name(tb, so_b));
+    assert_ne!(canon(&a), canon(&b));
+
+    // A send right to a live port, or to a dead one whose slot a new port
+    // took (a lazy dead name: the entry still names the old port).
+    let (a, ta, pa, _) = setup();
+    let (b, tb, pb, _) = setup();
+    let mut names = Vec::new();
+    for (k, t, p) in [(&a, ta, pa), (&b, tb, pb)] {
+        let o = k.create_task();
+        let right = mkipc_kernel::CarriedRight {
+            name: p,
+            disposition: Disposition::MakeSend,
+        };
+        names.push((o, k.transfer_rights(t, o, &[right]).unwrap()[0].name));
+    }
+    b.destroy(tb, pb).unwrap();
+    let again = b.port_allocate(tb, Capacity::Unbounded).unwrap();
+    assert_eq!(again.index(), pb.index(), "the name slot is reused");
+    assert_eq!(a.stats(), b.stats());
+    assert_ne!(canon(&a), canon(&b));
+    assert_ne!(
+        a.rights(names[0].0, names[0].1).unwrap(),
+        b.rights(names[1].0, names[1].1).unwrap()
+    );
+
+    // Sequence numbers: encoded exactly, or left out.
+    let (a, ta, pa, _) = setup();
+    let (b, _, _, _) = setup();
+    send(&a, ta, pa, 1);
+    received(&a, ta, &[pa]);
+    assert_ne!(canon(&a), canon(&b));
+    let opts = CanonicalOptions::WITHOUT_COUNTERS;
+    assert_eq!(canon_with(&a, opts), canon_with(&b, opts));
+}
+
 // ----- replay after restore --------------------------------------------------------
 
 /// One step's record: the result, what introspection shows, the encoding.
@@ -599,4 +709,117 @@ fn canonical_collisions_happen_and_agree() {
         "only {} true collisions in 48 cases",
         collisions.get()
     );
+}
+
+// ----- cost --------------------------------------------------------------------------
+
+/// The cost of what a checker does per state: snapshot, restore, encode.
+/// Run it in release: `cargo test --release -p mkipc-kernel --test snapshot
+/// -- --ignored --nocapture snapshot_cost`.
+#[test]
+#[ignore = "a measurement, run by hand in release"]
+fn snapshot_cost() {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    // Five tasks, four ports and two mailboxes, six queued messages (two
+    // carrying rights), two blocked receivers and a blocked sender.
+    let k = Kernel::new();
+    let tasks: Vec<_> = (0..5).map(|_| k.create_task()).collect();
+    let ports: Vec<_> = tasks[..4]
+        .iter()
+        .map(|&t| (t, k.port_allocate(t, Capacity::Bounded(3)).unwrap()))
+        .collect();
+    let config = mkipc_kernel::MailboxConfig::new(Capacity::Unbounded);
+    let m0 = k.mailbox_create(tasks[4], "m0", config.clone()).unwrap();
+    let _m1 = k.mailbox_create(tasks[4], "m1", config).unwrap();
+    let (t0, p0) = ports[0];
+    let (t1, p1) = ports[1];
+    for (i, &(t, p)) in ports[..3].iter().enumerate() {
+        let mut msg = Message::new(i as u32, &[i as u8; 12]);
+        if i < 2 {
+            msg = msg.with_reply(p, Disposition::MakeSendOnce);
+        }
+        assert!(matches!(
+            k.send_begin(t, Destination::Name(p), msg, OnFull::Fail, &noop),
+            Begin::Done(Ok(_))
+        ));
+    }
+    for i in 0..2 {
+        let r = k.send_begin(
+            t0,
+            Destination::Name(p0),
+            Message::new(9, &[i; 4]),
+            OnFull::Block,
+            &noop,
+        );
+        assert!(matches!(r, Begin::Done(Ok(_))));
+    }
+    let r = k.send_begin(
+        tasks[4],
+        Destination::Name(m0),
+        Message::new(7, b"m"),
+        OnFull::Fail,
+        &noop,
+    );
+    assert!(matches!(r, Begin::Done(Ok(_))));
+    let (t3, p3) = ports[3];
+    assert!(matches!(
+        k.receive_begin(t3, Source::Name(p3), true, &noop),
+        Begin::Blocked(_)
+    ));
+    let set_task = tasks[4];
+    let _ = k.port_set_allocate(set_task).unwrap();
+    assert!(matches!(
+        k.receive_begin(set_task, Source::AnyTask, true, &noop),
+        Begin::Blocked(_)
+    ));
+    // p0 is full (three queued): a fourth send parks.
+    assert!(matches!(
+        k.send_begin(
+            t0,
+            Destination::Name(p0),
+            Message::new(8, b"parked"),
+            OnFull::Block,
+            &noop
+        ),
+        Begin::Blocked(_)
+    ));
+    let _ = (t1, p1);
+
+    let n = 200_000u32;
+    let time = |what: &str, f: &mut dyn FnMut()| {
+        for _ in 0..1000 {
+            f();
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
+        println!("{what:<34} {ns:>8.0} ns");
+    };
+    let snap = k.snapshot();
+    let mut out = Vec::new();
+    k.canonical(&mut out);
+    println!("canonical encoding: {} bytes", out.len());
+    time("snapshot", &mut || drop(black_box(k.snapshot())));
+    time("restore", &mut || k.restore(black_box(&snap)));
+    time("snapshot + restore", &mut || {
+        k.restore(&black_box(k.snapshot()))
+    });
+    time("from_snapshot", &mut || {
+        drop(black_box(Kernel::from_snapshot(&snap)))
+    });
+    time("Kernel::canonical", &mut || {
+        out.clear();
+        k.canonical(&mut out);
+    });
+    time("KernelSnapshot::canonical", &mut || {
+        out.clear();
+        snap.canonical(&mut out);
+    });
+    time("canonical_name", &mut || {
+        black_box(k.canonical_name(t0, black_box(p0)));
+    });
 }
