@@ -278,7 +278,6 @@ impl Ord for BySlot {
 }
 
 /// A port: a queue with exactly one receive right.
-#[derive(Clone)]
 pub(crate) struct Port {
     pub queue: MsgQueue,
     pub receiver: Receiver,
@@ -307,15 +306,31 @@ pub(crate) struct Port {
     pub writer_closed: bool,
 }
 
+clone_fields!(Port {
+    queue,
+    receiver,
+    set,
+    send_rights,
+    send_once_rights,
+    dead_name_requests,
+    no_senders_request,
+    port_destroyed_request,
+    link,
+    writer_closed,
+});
+
 /// A port set: receive from any member.
-#[derive(Clone)]
 pub(crate) struct PortSet {
     pub members: BTreeSet<PortId>,
     pub blocked_receivers: VecDeque<WaitId>,
 }
 
+clone_fields!(PortSet {
+    members,
+    blocked_receivers
+});
+
 /// A named mailbox with an owner and an access list.
-#[derive(Clone)]
 pub(crate) struct Mailbox {
     pub name: String,
     pub owner: Option<Pid>,
@@ -323,6 +338,14 @@ pub(crate) struct Mailbox {
     pub default_access: Access,
     pub queue: MsgQueue,
 }
+
+clone_fields!(Mailbox {
+    name,
+    owner,
+    acl,
+    default_access,
+    queue,
+});
 
 impl Mailbox {
     pub(crate) fn access(&self, pid: Pid) -> Access {
@@ -366,7 +389,6 @@ pub(crate) struct WaitRec {
 }
 
 /// Per-task kernel state.
-#[derive(Clone)]
 pub(crate) struct TaskState {
     pub space: Space,
     /// The set of direct links into this task (`receive_from_any` waits here).
@@ -378,8 +400,17 @@ pub(crate) struct TaskState {
     pub waits: SmallVec<[WaitId; 2]>,
 }
 
+clone_fields!(TaskState {
+    space,
+    inbox,
+    links_in,
+    links_out,
+    link_capacity,
+    owned_mailboxes,
+    waits,
+});
+
 /// Everything the kernel knows, behind its one lock.
-#[derive(Clone)]
 pub(crate) struct State {
     pub config: KernelConfig,
     /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.
@@ -396,6 +427,20 @@ pub(crate) struct State {
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
 }
+
+clone_fields!(State {
+    config,
+    tasks,
+    ports,
+    sets,
+    mailboxes,
+    mailbox_names,
+    services,
+    waits,
+    next_stamp,
+    to_wake,
+    graveyard,
+});
 
 /// A kernel: every port, right, mailbox and task of one IPC world.
 ///
