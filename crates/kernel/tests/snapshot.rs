@@ -444,7 +444,7 @@ fn record(w: &mut World, op: &Op) -> (String, String, Vec<u8>) {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 64, ..Config::default() })]
+    #![proptest_config(Config { cases: 128, ..Config::default() })]
 
     /// snapshot, run A, restore, run A again: the same results, introspection
     /// and encodings at every step; and on a kernel made from the snapshot.
@@ -673,7 +673,7 @@ fn options(exact: bool) -> CanonicalOptions {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 48, ..Config::default() })]
+    #![proptest_config(Config { cases: 128, ..Config::default() })]
 
     /// Random histories from a small alphabet meet in one canonical state
     /// often; each such meeting must have one future.
