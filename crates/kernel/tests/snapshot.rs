@@ -47,6 +47,12 @@ fn canon_with(k: &Kernel, opts: CanonicalOptions) -> Vec<u8> {
     out
 }
 
+// A checker keeps snapshots in its search stack and may hand them to threads.
+const _: fn() = || {
+    fn clone_send_sync<T: Clone + Send + Sync>() {}
+    clone_send_sync::<mkipc_kernel::KernelSnapshot>();
+};
+
 #[test]
 fn smoke() {
     let k = Kernel::new();
@@ -716,6 +722,11 @@ fn canonical_collisions_happen_and_agree() {
 /// The cost of what a checker does per state: snapshot, restore, encode.
 /// Run it in release: `cargo test --release -p mkipc-kernel --test snapshot
 /// -- --ignored --nocapture snapshot_cost`.
+///
+/// Measured 2026-12-02 on the shared 2-vCPU machine (load average ~9, so
+/// ranges over four runs): snapshot 5.2-8.3 us, restore 3.3-4.1 us (6.6 us
+/// before `clone_from` reused allocations), from_snapshot 4.8-9.9 us,
+/// canonical encoding (353 bytes) 2.0-5.5 us, canonical_name 26-74 ns.
 #[test]
 #[ignore = "a measurement, run by hand in release"]
 fn snapshot_cost() {

@@ -312,18 +312,6 @@ pub struct World {
     pub tokens: Vec<(Pid, WaitToken)>,
 }
 
-impl Clone for World {
-    /// A world on a copy of the kernel ([`Kernel::from_snapshot`]).
-    fn clone(&self) -> World {
-        World {
-            k: Kernel::from_snapshot(&self.k.snapshot()),
-            pids: self.pids.clone(),
-            names: self.names.clone(),
-            tokens: self.tokens.clone(),
-        }
-    }
-}
-
 /// The kernel configuration every world uses: small queues' memory, so the
 /// memory ceiling is reached too.
 pub fn config() -> KernelConfig {
