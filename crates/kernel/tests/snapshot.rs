@@ -245,6 +245,34 @@ impl OutcomeExt for mkipc_kernel::WaitOutcome {
     }
 }
 
+/// Ports are encoded by a traversal from the tasks, not by slot: two tasks
+/// allocating their ports in either order (so the ports take each other's
+/// slots) reach one canonical state.
+#[test]
+fn ports_allocated_in_either_order_encode_the_same() {
+    let run = |first_a: bool| {
+        let k = Kernel::new();
+        let (a, b) = (k.create_task(), k.create_task());
+        let order = if first_a { [a, b] } else { [b, a] };
+        let mut names = BTreeMap::new();
+        for t in order {
+            let capacity = if t == a {
+                Capacity::Bounded(1)
+            } else {
+                Capacity::Zero
+            };
+            names.insert(t, k.port_allocate(t, capacity).unwrap());
+        }
+        let slots: Vec<_> = k.queue_stats().iter().map(|q| q.receiver).collect();
+        (k, names, slots)
+    };
+    let (k1, n1, ids1) = run(true);
+    let (k2, n2, ids2) = run(false);
+    assert_eq!(n1, n2);
+    assert_ne!(ids1, ids2, "the ports sit in each other's slots");
+    assert_eq!(canon(&k1), canon(&k2));
+}
+
 /// A name's code says how its generation stands to its slot's: a live name,
 /// the same slot's older names (stale), a name just freed (behind: a failed
 /// blocked send may give it back) all differ.

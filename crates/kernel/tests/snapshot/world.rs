@@ -852,6 +852,7 @@ impl World {
         for &pid in &self.pids {
             let _ = write!(s, " {:?}", self.k.task_rights(pid));
         }
+        let mut queues = Vec::new();
         for mut q in self.k.queue_stats() {
             if let Render::Canonical(opts) = how {
                 q.queue_id = 0;
@@ -866,7 +867,14 @@ impl World {
                     q.max_len = 0;
                 }
             }
-            let _ = write!(s, " {q:?}");
+            queues.push(format!("{q:?}"));
+        }
+        if let Render::Canonical(_) = how {
+            // Listed in slot order, which the canonical state leaves out for ports.
+            queues.sort();
+        }
+        for q in queues {
+            let _ = write!(s, " {q}");
         }
         s
     }
