@@ -755,6 +755,8 @@ fn canonical_collisions_happen_and_agree() {
 /// ranges over four runs): snapshot 5.2-8.3 us, restore 3.3-4.1 us (6.6 us
 /// before `clone_from` reused allocations), from_snapshot 4.8-9.9 us,
 /// canonical encoding (353 bytes) 2.0-5.5 us, canonical_name 26-74 ns.
+/// With ports numbered by traversal (348 bytes): canonical 3.4 us, restore
+/// 3.1 us, snapshot 5.6 us, canonical_name 13 ns (one run).
 #[test]
 #[ignore = "a measurement, run by hand in release"]
 fn snapshot_cost() {
