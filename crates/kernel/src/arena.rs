@@ -27,6 +27,10 @@ impl<T> Id<T> {
     pub(crate) fn to_raw(self) -> u64 {
         ((self.generation as u64) << 32) | self.index as u64
     }
+    /// The slot this id names (without its generation).
+    pub(crate) fn index(self) -> u32 {
+        self.index
+    }
 }
 
 impl<T> Clone for Id<T> {
@@ -73,6 +77,9 @@ pub(crate) struct Arena<T> {
     free: Vec<u32>,
     len: usize,
 }
+
+clone_fields!(Slot<T> { generation, value });
+clone_fields!(Arena<T> { slots, free, len });
 
 impl<T> Default for Arena<T> {
     fn default() -> Self {
@@ -147,6 +154,22 @@ impl<T> Arena<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Number of slots, live or free.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The free slots, in the order `insert` will *not* reuse them: the
+    /// next insert takes the last one.
+    pub(crate) fn free_slots(&self) -> &[u32] {
+        &self.free
+    }
+
+    /// The object in slot `index`, whatever its generation.
+    pub(crate) fn at(&self, index: usize) -> Option<&T> {
+        self.slots.get(index).and_then(|s| s.value.as_ref())
     }
 
     /// Live objects in slot order.

@@ -58,12 +58,19 @@ pub(crate) const SPARE_BLOCKS: usize = 4;
 /// The middle blocks and the spares live behind a box that only a queue that
 /// has grown allocates, so every port pays 64 bytes for its queue's storage
 /// (a simulation can hold a million ports).
+///
+/// `Clone` is a deep copy: every block (spares included) is copied slot by
+/// slot, so the copy shares no storage with the original.
 pub(crate) struct Fifo<T> {
     front: Block<T>,
     back: Block<T>,
     middle_len: usize,
     grown: Option<Box<Grown<T>>>,
 }
+
+clone_fields!(Fifo<T> { front, back, middle_len, grown });
+clone_fields!(Grown<T> { middle, spare });
+clone_fields!(Block<T> { slots, head, len });
 
 /// The parts of a [`Fifo`] that only a queue longer than one block needs.
 struct Grown<T> {

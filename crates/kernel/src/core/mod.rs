@@ -14,6 +14,7 @@
 //! deterministic: the same sequence of calls gives the same results, which is
 //! what lets the simulator replay a run event for event.
 
+mod canonical;
 mod direct;
 mod fifo;
 mod footprint;
@@ -27,6 +28,7 @@ mod queue;
 mod receive;
 mod send;
 mod service;
+mod snapshot;
 pub(crate) mod space;
 #[cfg(test)]
 mod tests;
@@ -54,7 +56,9 @@ pub fn queue_cost(body_len: usize, rights: usize, boxed: bool) -> usize {
     queue::message_cost(body_len, rights, boxed)
 }
 
+pub use canonical::CanonicalOptions;
 pub use introspect::{BlockedOn, KernelStats, QueueStats, TaskRights};
+pub use snapshot::KernelSnapshot;
 
 use crate::arena::{Arena, Id};
 use crate::capacity::{Capacity, Sent};
@@ -102,7 +106,7 @@ pub enum Begin<T> {
 }
 
 /// The result of a completed wait.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum WaitOutcome {
     /// A send finished.
     Sent(Result<Sent, SendError>),
@@ -168,7 +172,7 @@ pub(crate) enum KRight {
 
 /// A message while the kernel holds it. Kept to about one cache line: the
 /// rights a message carries (rare on hot paths) live behind a box.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct KMessage {
     pub id: u32,
     pub sender: Pid,
@@ -189,6 +193,10 @@ pub(crate) fn take_stamp(next_stamp: &mut u64) -> NonZeroU64 {
     NonZeroU64::new(*next_stamp).unwrap_or(NonZeroU64::MAX)
 }
 
+// The box of rights is 72 bytes (its cost in `queue_cost`), `name_owner` included.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Carried>() == 72);
+
 // A queue slot is an `Option<KMessage>`; the stamp's niche keeps it as small as the message.
 const _: () = assert!(std::mem::size_of::<Option<KMessage>>() == std::mem::size_of::<KMessage>());
 
@@ -201,12 +209,18 @@ impl KMessage {
 }
 
 /// The rights a kernel message carries, with the dispositions the sender used.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Carried {
     pub rights: SmallVec<[(KRight, crate::Disposition); 2]>,
     pub reply: Option<(KRight, crate::Disposition)>,
     /// Sent through a send-once right to this port.
     pub via_send_once: Option<PortId>,
+    /// For a kernel notification whose body is a name (dead-name,
+    /// no-senders): the task whose space the name is in (never the kernel,
+    /// pid 0). Only the canonical encoding reads it, to write the name
+    /// against that space. (Fits in the box's padding: the cost of a
+    /// message's rights does not change.)
+    pub name_owner: Option<std::num::NonZeroU32>,
 }
 
 impl Carried {
@@ -223,6 +237,7 @@ impl Carried {
                 rights,
                 reply,
                 via_send_once,
+                name_owner: None,
             }))
         }
     }
@@ -244,6 +259,24 @@ pub(crate) enum QueueId {
     Mailbox(MailboxId),
 }
 
+/// A name as a map key, ordered by slot index, then generation. A task holds
+/// at most one live name per slot, so among live names this order is the
+/// slot order, whatever the generations are: the canonical state (which
+/// leaves generations out) stays sound.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct BySlot(pub PortName);
+
+impl PartialOrd for BySlot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for BySlot {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.index(), self.0.generation()).cmp(&(other.0.index(), other.0.generation()))
+    }
+}
+
 /// A port: a queue with exactly one receive right.
 pub(crate) struct Port {
     pub queue: MsgQueue,
@@ -260,8 +293,11 @@ pub(crate) struct Port {
     /// Dead-name requests on names for this port, by requesting task and
     /// name, each holding its send-once right to the notify port. A request
     /// is cancelled when its name is released (so a server's requests do not
-    /// pile up), and found by key, never by a scan.
-    pub dead_name_requests: BTreeMap<(Pid, PortName), KRight>,
+    /// pile up), and found by key, never by a scan. Ordered by slot index
+    /// ([`BySlot`]), so the order the notifications go out in does not
+    /// depend on name generations (see DESIGN.md, "Snapshots and the
+    /// canonical state").
+    pub dead_name_requests: BTreeMap<(Pid, BySlot), KRight>,
     pub no_senders_request: Option<KRight>,
     pub port_destroyed_request: Option<KRight>,
     /// `Some((from, to))` for a direct link.
@@ -270,11 +306,29 @@ pub(crate) struct Port {
     pub writer_closed: bool,
 }
 
+clone_fields!(Port {
+    queue,
+    receiver,
+    set,
+    send_rights,
+    send_once_rights,
+    dead_name_requests,
+    no_senders_request,
+    port_destroyed_request,
+    link,
+    writer_closed,
+});
+
 /// A port set: receive from any member.
 pub(crate) struct PortSet {
     pub members: BTreeSet<PortId>,
     pub blocked_receivers: VecDeque<WaitId>,
 }
+
+clone_fields!(PortSet {
+    members,
+    blocked_receivers
+});
 
 /// A named mailbox with an owner and an access list.
 pub(crate) struct Mailbox {
@@ -284,6 +338,14 @@ pub(crate) struct Mailbox {
     pub default_access: Access,
     pub queue: MsgQueue,
 }
+
+clone_fields!(Mailbox {
+    name,
+    owner,
+    acl,
+    default_access,
+    queue,
+});
 
 impl Mailbox {
     pub(crate) fn access(&self, pid: Pid) -> Access {
@@ -303,6 +365,7 @@ pub(crate) enum Registration {
     Set(SetId),
 }
 
+#[derive(Clone)]
 pub(crate) enum WaitState {
     Sending {
         msg: KMessage,
@@ -318,6 +381,7 @@ pub(crate) enum WaitState {
     Done(WaitOutcome),
 }
 
+#[derive(Clone)]
 pub(crate) struct WaitRec {
     pub task: Pid,
     pub waker: Waker,
@@ -336,6 +400,16 @@ pub(crate) struct TaskState {
     pub waits: SmallVec<[WaitId; 2]>,
 }
 
+clone_fields!(TaskState {
+    space,
+    inbox,
+    links_in,
+    links_out,
+    link_capacity,
+    owned_mailboxes,
+    waits,
+});
+
 /// Everything the kernel knows, behind its one lock.
 pub(crate) struct State {
     pub config: KernelConfig,
@@ -353,6 +427,20 @@ pub(crate) struct State {
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
 }
+
+clone_fields!(State {
+    config,
+    tasks,
+    ports,
+    sets,
+    mailboxes,
+    mailbox_names,
+    services,
+    waits,
+    next_stamp,
+    to_wake,
+    graveyard,
+});
 
 /// A kernel: every port, right, mailbox and task of one IPC world.
 ///

@@ -66,7 +66,7 @@ impl Kernel {
         let right = KRight::SendOnce(notify_port);
         let replaced = match (kind, about) {
             (NotifyKind::DeadName, None) => {
-                st.send_name_notification(right, Notification::DEAD_NAME_ID, name);
+                st.send_name_notification(right, Notification::DEAD_NAME_ID, name, Some(pid));
                 None
             }
             (NotifyKind::DeadName, Some(port)) => st
@@ -74,13 +74,13 @@ impl Kernel {
                 .get_mut(port)
                 .expect("live")
                 .dead_name_requests
-                .insert((pid, name), right),
+                .insert((pid, super::BySlot(name)), right),
             (NotifyKind::NoSenders, Some(port)) => {
                 let p = st.ports.get_mut(port).expect("live");
                 let old = p.no_senders_request.replace(right);
                 if p.send_rights == 0 {
                     let r = p.no_senders_request.take().expect("just set");
-                    st.send_name_notification(r, Notification::NO_SENDERS_ID, name);
+                    st.send_name_notification(r, Notification::NO_SENDERS_ID, name, Some(pid));
                 }
                 old
             }
@@ -128,7 +128,7 @@ impl State {
         let Some(right) = self
             .ports
             .get_mut(port)
-            .and_then(|p| p.dead_name_requests.remove(&(pid, name)))
+            .and_then(|p| p.dead_name_requests.remove(&(pid, super::BySlot(name))))
         else {
             return;
         };

@@ -84,6 +84,18 @@ pub(crate) struct MsgQueue {
     pub max_len: usize,
 }
 
+clone_fields!(MsgQueue {
+    capacity,
+    messages,
+    bytes,
+    blocked_senders,
+    blocked_receivers,
+    seqno,
+    accepted,
+    dropped,
+    max_len,
+});
+
 impl MsgQueue {
     /// A queue of this capacity. A bounded queue's first block is allocated
     /// now, sized to its capacity but never more than [`PREALLOCATED`]

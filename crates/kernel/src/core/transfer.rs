@@ -472,6 +472,7 @@ impl Locked<'_> {
                         Notification::SEND_ONCE_ID,
                         &[],
                         SmallVec::new(),
+                        None,
                     );
                 }
                 KRight::Receive(port) => self.destroy_port(port),
@@ -514,6 +515,7 @@ impl Locked<'_> {
                         Notification::PORT_DESTROYED_ID,
                         &name.to_raw().to_le_bytes(),
                         rights,
+                        None,
                     );
                     return;
                 }
@@ -540,14 +542,14 @@ impl Locked<'_> {
         for w in queue.blocked_senders.drain(..) {
             self.fail_sender(w, SendErrorKind::DestinationDead);
         }
-        for ((pid, name), right) in p.dead_name_requests {
+        for ((pid, super::BySlot(name)), right) in p.dead_name_requests {
             // Requests are cancelled when their name is released, so every
             // one left names a right to this port (checked all the same).
             let still_held = self.task(pid).is_some_and(|t| {
                 matches!(t.space.get(name), Ok(Obj::Port { port: q, .. }) | Ok(Obj::SendOnce(q)) if q == port)
             });
             if still_held {
-                self.send_name_notification(right, Notification::DEAD_NAME_ID, name);
+                self.send_name_notification(right, Notification::DEAD_NAME_ID, name, Some(pid));
             } else {
                 self.drop_request_right(right);
             }
