@@ -345,11 +345,13 @@ impl Proc {
     }
 
     /// Under DPOR: the core, if this run records footprints.
+    #[inline]
     fn dpor_core(&self) -> Option<&SimCtx> {
         self.sim().filter(|s| s.core.dpor.is_some())
     }
 
     /// Under DPOR: the operation starting now is dependent with every step.
+    #[inline]
     fn touch_global(&self) {
         if let Some(s) = self.dpor_core() {
             s.core.touch_global();
@@ -360,6 +362,7 @@ impl Proc {
     /// Under DPOR: the operation starting now may block and touches (writes)
     /// the queue `name` denotes (and, for a send once the run orders
     /// messages by arrival, the arrival order).
+    #[inline]
     fn touch_blocking(&self, name: PortName, send: bool) {
         if let Some(s) = self.dpor_core() {
             let core = &s.core;
@@ -398,6 +401,7 @@ impl Proc {
 
     /// Under DPOR: a non-blocking operation on `name` ended; it wrote the
     /// queue if it succeeded, only read it if it failed.
+    #[inline]
     fn touch_nonblocking(&self, name: PortName, ok: bool, send: bool) {
         if let Some(s) = self.dpor_core() {
             s.core.touch_name(s.pid, name, ok);
@@ -409,6 +413,7 @@ impl Proc {
 
     /// Under DPOR: the operation ended; a received message that carried
     /// rights changed name spaces and right counts: global.
+    #[inline]
     fn touch_end(&self, received: Option<&Message>) {
         if let Some(s) = self.dpor_core() {
             if received.is_some_and(|m| !m.rights().is_empty() || m.reply().is_some()) {
