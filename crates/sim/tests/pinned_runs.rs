@@ -109,7 +109,10 @@ fn machines(sim: &mut Sim) {
     .unwrap();
 }
 
-fn run(builder: SimBuilder, model: fn(&mut Sim)) -> Result<Report, Failure> {
+/// A model: sets up processes and ports on a fresh `Sim`.
+type Model = fn(&mut Sim);
+
+fn run(builder: SimBuilder, model: Model) -> Result<Report, Failure> {
     let mut sim = builder.build();
     model(&mut sim);
     sim.run()
@@ -122,7 +125,7 @@ fn ping_pong(sim: &mut Sim) {
 /// Every pinned run, as text.
 fn all_runs() -> Vec<String> {
     let mut out = Vec::new();
-    let models: [(&str, fn(&mut Sim)); 4] = [
+    let models: [(&str, Model); 4] = [
         ("ping_pong", ping_pong),
         ("producer_consumer", producer_consumer),
         ("deadlock", rendezvous_deadlock),
