@@ -14,6 +14,15 @@
 //!   each built, run and checked for leaks: shuttle does ~137,000 runs/s of a
 //!   10-message model on this kind of machine (PEERS.md).
 //!
+//! * `peer` (printed, not criterion) — the same ping-pong against NeXosim's
+//!   equivalent (two models exchanging a counter through their output
+//!   ports, one message per model step, on its single-threaded executor), in
+//!   interleaved batches of the same run: ops/s of each and the ratio
+//!   mkipc/NeXosim, median/min/max over the batches. A NeXosim message is
+//!   counted as two operations (a send and a receive), as a mkipc round trip
+//!   of two messages is four. Run it pinned (`taskset -c 0 cargo bench ...`)
+//!   and not; the line says which.
+//!
 //! Before the timings it prints the resident memory per idle process with
 //! 100,000 processes parked in a receive on their own port; set
 //! `MKIPC_BENCH_NO_MEMORY=1` to skip that (e.g. when profiling).
@@ -151,7 +160,121 @@ fn idle_memory(n: u64) -> f64 {
     idle.get().saturating_sub(before) as f64 / n as f64
 }
 
+/// NeXosim's ping-pong: each model's input sends the counter, decremented,
+/// to the other model, until it reaches zero.
+mod nexo {
+    use nexosim::model::Model;
+    use nexosim::ports::Output;
+    use nexosim::simulation::{Mailbox, SimInit};
+    use nexosim::time::MonotonicTime;
+
+    #[derive(Default)]
+    pub struct Player {
+        pub out: Output<u64>,
+    }
+
+    impl Player {
+        pub async fn hit(&mut self, left: u64) {
+            if left > 0 {
+                self.out.send(left - 1).await;
+            }
+        }
+    }
+
+    impl Model for Player {}
+
+    /// Runs `messages` message deliveries; returns nothing.
+    pub fn ping_pong(messages: u64) {
+        let mut a = Player::default();
+        let mut b = Player::default();
+        let a_box = Mailbox::new();
+        let b_box = Mailbox::new();
+        let a_addr = a_box.address();
+        a.out.connect(Player::hit, &b_box);
+        b.out.connect(Player::hit, &a_box);
+        let (mut simu, _) = SimInit::with_num_threads(1)
+            .add_model(a, a_box, "a")
+            .add_model(b, b_box, "b")
+            .init(MonotonicTime::EPOCH)
+            .unwrap();
+        simu.process_event(Player::hit, messages - 1, &a_addr)
+            .unwrap();
+    }
+}
+
+/// Which CPUs this process may run on (`Cpus_allowed_list`).
+fn cpus_allowed() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Ops per second of one timed call doing `ops` operations.
+fn rate(ops: u64, f: impl FnOnce()) -> f64 {
+    let t = std::time::Instant::now();
+    f();
+    ops as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The peer comparison (module docs), in `batches` interleaved batches.
+fn peer_comparison(batches: usize) {
+    const ROUNDS: u64 = 250_000;
+    let ops = ROUNDS * workload::PING_PONG_OPS_PER_ROUND;
+    // NeXosim: 2 messages per round trip, 2 operations per message.
+    let messages = ROUNDS * 2;
+    // Warm up once each.
+    pingpong(ROUNDS / 10, false);
+    nexo::ping_pong(messages / 10);
+    let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..batches {
+        sim.push(rate(ops, || {
+            black_box(pingpong(ROUNDS, false));
+        }));
+        traced.push(rate(ops, || {
+            black_box(pingpong(ROUNDS, true));
+        }));
+        peer.push(rate(messages * 2, || nexo::ping_pong(messages)));
+    }
+    let ratio = |a: &[f64]| stats(a.iter().zip(&peer).map(|(x, y)| x / y).collect());
+    let m = |v: f64| v / 1e6;
+    println!(
+        "peer ping-pong, {batches} batches of {ROUNDS} round trips, CPUs allowed: {}",
+        cpus_allowed()
+    );
+    for (name, v) in [
+        ("mkipc sim", &sim),
+        ("mkipc sim traced", &traced),
+        ("NeXosim", &peer),
+    ] {
+        let (med, lo, hi) = stats(v.clone());
+        println!(
+            "  {name:<17} {:>6.2} M ops/s (min {:.2}, max {:.2})",
+            m(med),
+            m(lo),
+            m(hi)
+        );
+    }
+    for (name, v) in [("untraced", &sim), ("traced", &traced)] {
+        let (med, lo, hi) = ratio(v);
+        println!("  ratio mkipc/NeXosim {name:<8} {med:.2}x (min {lo:.2}, max {hi:.2})");
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    let batches = std::env::var("MKIPC_BENCH_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7usize)
+        .max(1);
+    peer_comparison(batches);
     let n = 100_000;
     if std::env::var_os("MKIPC_BENCH_NO_MEMORY").is_none() {
         println!("idle memory: {:.0} B resident per simulated process ({n} processes, each holding a port)", idle_memory(n));

@@ -111,14 +111,19 @@ impl SimCtx {
             }
             return;
         }
-        let i = self.id.0 as usize;
-        core.procs.borrow_mut()[i].state = PState::Ready;
+        // This process goes to the back of the ready queue (its state is
+        // set below, once it is known whether it stays the running one:
+        // neither waking nor choosing reads the states of ready processes).
         core.ready.borrow_mut().push_back(self.id);
         core.apply_wakes();
         let next = core.pick();
         core.step.set(core.step.get() + 1);
-        core.procs.borrow_mut()[next.0 as usize].state = PState::Running;
         if next != self.id {
+            {
+                let mut procs = core.procs.borrow_mut();
+                procs[self.id.0 as usize].state = PState::Ready;
+                procs[next.0 as usize].state = PState::Running;
+            }
             self.suspend(Suspend::SwitchTo(next));
         }
     }
@@ -251,18 +256,21 @@ impl Proc {
         }
     }
 
+    #[inline]
     fn point(&self) {
         if let Some(s) = self.sim() {
             s.point();
         }
     }
 
+    #[inline]
     fn emit(&self, kind: EventKind) {
         if let Some(s) = self.sim() {
             s.core.emit(self.id, kind);
         }
     }
 
+    #[inline]
     fn started(&self, sending: bool, target: Target, kind: EventKind) {
         if let Some(s) = self.sim() {
             s.op.set(Some((sending, target)));
@@ -270,6 +278,7 @@ impl Proc {
         }
     }
 
+    #[inline]
     fn sent_done(&self, to: Target, msg_id: u32, r: &Result<Sent, SendError>) {
         let Some(s) = self.sim() else { return };
         s.op.set(None);
@@ -301,6 +310,7 @@ impl Proc {
         );
     }
 
+    #[inline]
     fn received_done(&self, from: Target, r: Result<&Message, ReceiveError>) {
         let Some(s) = self.sim() else { return };
         s.op.set(None);
@@ -335,11 +345,13 @@ impl Proc {
     }
 
     /// Under DPOR: the core, if this run records footprints.
+    #[inline]
     fn dpor_core(&self) -> Option<&SimCtx> {
         self.sim().filter(|s| s.core.dpor.is_some())
     }
 
     /// Under DPOR: the operation starting now is dependent with every step.
+    #[inline]
     fn touch_global(&self) {
         if let Some(s) = self.dpor_core() {
             s.core.touch_global();
@@ -350,6 +362,7 @@ impl Proc {
     /// Under DPOR: the operation starting now may block and touches (writes)
     /// the queue `name` denotes (and, for a send once the run orders
     /// messages by arrival, the arrival order).
+    #[inline]
     fn touch_blocking(&self, name: PortName, send: bool) {
         if let Some(s) = self.dpor_core() {
             let core = &s.core;
@@ -388,6 +401,7 @@ impl Proc {
 
     /// Under DPOR: a non-blocking operation on `name` ended; it wrote the
     /// queue if it succeeded, only read it if it failed.
+    #[inline]
     fn touch_nonblocking(&self, name: PortName, ok: bool, send: bool) {
         if let Some(s) = self.dpor_core() {
             s.core.touch_name(s.pid, name, ok);
@@ -399,6 +413,7 @@ impl Proc {
 
     /// Under DPOR: the operation ended; a received message that carried
     /// rights changed name spaces and right counts: global.
+    #[inline]
     fn touch_end(&self, received: Option<&Message>) {
         if let Some(s) = self.dpor_core() {
             if received.is_some_and(|m| !m.rights().is_empty() || m.reply().is_some()) {

@@ -128,8 +128,12 @@ pub(crate) struct WakeQueue {
 
 impl WakeQueue {
     pub fn drain_into(&self, out: &mut Vec<u32>) {
-        if self.nonempty.swap(false, Ordering::Acquire) {
-            out.append(&mut self.list.lock());
+        // A load, not a swap: the flag is cleared under the lock, which
+        // `wake` holds when it sets it, so no wake is missed.
+        if self.nonempty.load(Ordering::Acquire) {
+            let mut list = self.list.lock();
+            self.nonempty.store(false, Ordering::Relaxed);
+            out.append(&mut list);
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -145,7 +149,8 @@ pub(crate) struct SimWaker {
 
 impl Wake for SimWaker {
     fn wake(&self) {
-        self.queue.list.lock().push(self.id);
+        let mut list = self.queue.list.lock();
+        list.push(self.id);
         self.queue.nonempty.store(true, Ordering::Release);
     }
 }
