@@ -267,11 +267,22 @@ fn a_coordinator_killed_by_a_signal_leaves_nothing() {
     // SIGTERM (`kill`), SIGINT (Ctrl-C) and SIGKILL end the `mkipc` process
     // without running its destructors; its system mailbox and run directory
     // must go all the same.
+    // A run that always blocks (a receive nobody answers): the deadlock
+    // example is only sometimes stuck, and a run that ended by itself before
+    // the signal proved nothing (and failed the test under load).
+    let dir = std::env::temp_dir().join(format!("mkipc-os-signal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stuck = dir.join("stuck.toml");
+    std::fs::write(
+        &stuck,
+        "[[mailbox]]\nname = \"forks\"\ncapacity = 2\n\n[[process]]\nname = \"waiter\"\nscript = \"receive forks\"\n",
+    )
+    .unwrap();
     for signal in ["TERM", "INT", "KILL"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mkipc"))
             .args([
                 "run",
-                "examples/scenarios/deadlock.toml",
+                stuck.to_str().unwrap(),
                 "--backend",
                 "os",
                 "--timeout",
@@ -309,4 +320,5 @@ fn a_coordinator_killed_by_a_signal_leaves_nothing() {
         assert_eq!(runs_of(pid), Vec::<String>::new(), "{signal}: left behind");
         assert_nothing_left(&run);
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
