@@ -7,18 +7,23 @@
 //! A [`QueueSampler`] watches every queue, and the declared invariants
 //! become the simulator's invariants (after every step) and end checks.
 
-use std::cell::RefCell;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Access, CarriedRight, Ipc, Kernel, MailboxConfig, Owner, Pid, PortName};
+use mkipc_kernel::{
+    Access, CarriedRight, Destination, Ipc, IpcError, Kernel, MailboxConfig, Message, OnFull,
+    Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
+};
+use mkipc_sim::machine::{
+    receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Op as MachineOp,
+};
 use mkipc_sim::{
-    Dist, ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
+    ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
     SchedulerKind, Sim, SimBuilder, SimRng, Threaded,
 };
 
-use super::interp::{run_process, run_script, Host, Shared};
+use super::interp::{ScriptMachine, Shared};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario};
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
@@ -124,7 +129,9 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
         let id = sim
-            .spawn_with(&p.name, &inherit, move |proc| run_process(proc, s, i))
+            .spawn_machine(&p.name, &inherit, move |rights| {
+                ScriptMachine::from_rights(&s, i, rights)
+            })
             .map_err(|e| setup_err(scn, &p.name, e))?;
         ids[i] = Some(id);
         if let Some(pid) = sim.pid(id) {
@@ -429,67 +436,81 @@ impl Watch {
     }
 }
 
-/// A process of a threaded run: its [`Proc`], with pauses the timeout can
-/// cut short and queue maxima read before a `destroy`.
-struct ThreadHost<'a> {
+/// The threads backend's runner of a script: its [`Proc`] (on a kernel
+/// task and an OS thread), with pauses the timeout can cut short; spawned
+/// scripts are written down in the [`Watch`] and counted per instance.
+struct ThreadCtx<'a> {
     p: &'a Proc,
     shared: &'a Arc<Shared>,
     watch: &'a Arc<Watch>,
-    rng: RefCell<SimRng>,
+    rng: SimRng,
 }
 
-impl Host for ThreadHost<'_> {
-    type I = Proc;
+impl Ctx<ScriptMachine> for ThreadCtx<'_> {
+    type Ipc = Proc;
     fn ipc(&self) -> &Proc {
         self.p
     }
     fn now(&self) -> Duration {
         self.p.now()
     }
-    fn pause(&self, d: Dist, _busy: bool) {
-        self.shared.pause(d.sample(&mut self.rng.borrow_mut()));
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> MachineOp<Result<Sent, SendError>> {
+        MachineOp::Done(send_blocking(self.p, dest, msg, on_full))
     }
-    fn spawn_script(
-        &self,
-        shared: &Arc<Shared>,
-        child: usize,
-        inherit: &[CarriedRight],
-    ) -> Result<(), String> {
-        let shared = Arc::clone(shared);
+    fn receive(
+        &mut self,
+        source: Source<'_>,
+        wait: Wait,
+    ) -> MachineOp<Result<Message, ReceiveError>> {
+        MachineOp::Done(receive_blocking(self.p, source, wait))
+    }
+    fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        CallStart::Done(self.p.call_with(dest, msg, Wait::Forever))
+    }
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,
+    {
+        let shared = Arc::clone(self.shared);
         let watch = Arc::clone(self.watch);
-        let name = shared.scenario.processes[child].name.clone();
         self.p
-            .spawn(&name, inherit, move |p| {
-                thread_process(p, shared, watch, child)
+            .spawn(name, inherit, move |p| {
+                thread_process(p, shared, watch, make(p.inherited()))
             })
             .map(drop)
-            .map_err(|e| e.to_string())
-    }
-    fn observe_queues(&self) {
-        self.watch.observe();
-    }
-    fn instance(&self) -> Option<usize> {
-        Some(self.p.id().0 as usize)
     }
 }
 
-/// The body of process `me` on the threads backend.
-fn thread_process(p: &Proc, shared: Arc<Shared>, watch: Arc<Watch>, me: usize) -> ProcResult {
+/// The body of a script's process on the threads backend.
+fn thread_process(
+    p: &Proc,
+    shared: Arc<Shared>,
+    watch: Arc<Watch>,
+    mut machine: ScriptMachine,
+) -> ProcResult {
     // Written down before the script's first statement, which checks for a
     // stop: a process the timeout's release misses stops by itself.
     watch
         .tasks
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push((p.id().0, me, p.pid()));
-    let host = ThreadHost {
+        .push((p.id().0, machine.process(), p.pid()));
+    machine.count_instance(p.id().0 as usize);
+    let mut cx = ThreadCtx {
         p,
         shared: &shared,
         watch: &watch,
-        rng: RefCell::new(SimRng::new(u64::from(p.id().0))),
+        rng: SimRng::new(u64::from(p.id().0)),
     };
-    let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
-    let result = run_script(&host, &shared, me, &inherited, &[]);
+    let result = run_blocking(&mut machine, &mut cx, |cx, time, _busy| {
+        let d = time.sample(&mut cx.rng);
+        cx.shared.pause(d);
+    });
     watch.observe();
     result
 }
@@ -586,7 +607,6 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     let scn = Arc::new(scn.clone());
     let world = Threaded::new();
     let kernel = world.kernel().clone();
-    let shared = Arc::new(Shared::new(Arc::clone(&scn), true));
     let setup = kernel.create_task();
     let mut port_names: Vec<Option<PortName>> = vec![None; scn.queues.len()];
     let mut keys = Vec::with_capacity(scn.queues.len());
@@ -619,6 +639,8 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         keys,
         tasks: Mutex::new(Vec::new()),
     });
+    let observer = Arc::clone(&watch);
+    let shared = Arc::new(Shared::new(Arc::clone(&scn), true).before_destroy(move || observer.observe()));
     let start = Instant::now();
     for (i, p) in scn.processes.iter().enumerate() {
         if p.spawned {
@@ -627,9 +649,11 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
         let w = Arc::clone(&watch);
-        if let Err(e) =
-            world.spawn_with(&p.name, &inherit, move |proc| thread_process(proc, s, w, i))
-        {
+        let spawned = world.spawn_with(&p.name, &inherit, move |proc| {
+            let machine = ScriptMachine::from_rights(&s, i, proc.inherited());
+            thread_process(proc, s, w, machine)
+        });
+        if let Err(e) = spawned {
             // Release what already runs before giving up.
             shared.stop();
             for (_, _, pid) in watch.tasks() {
