@@ -36,16 +36,17 @@ pub(crate) struct Program {
 impl Program {
     /// Compiles every process of `scenario`.
     pub fn new(scenario: &Scenario) -> Program {
-        let code = scenario.processes.iter().map(|p| compile(&p.script)).collect();
+        let code = scenario
+            .processes
+            .iter()
+            .map(|p| compile(&p.script))
+            .collect();
         let mailboxes = scenario
             .processes
             .iter()
             .map(|p| mailboxes_used(scenario, &p.script))
             .collect();
-        Program {
-            code,
-            mailboxes,
-        }
+        Program { code, mailboxes }
     }
 }
 
@@ -110,11 +111,7 @@ pub(crate) enum Code {
     /// The end of the loop that starts at index `start`.
     End { start: usize },
     /// `if` / `while`: go on if `cond` holds, else jump to `to`.
-    Branch {
-        cond: Expr,
-        to: usize,
-        line: usize,
-    },
+    Branch { cond: Expr, to: usize, line: usize },
     /// Go to `to`.
     Jump(usize),
     /// A `select`: arm `i`'s statements start at `starts[i]`.

@@ -58,6 +58,8 @@ use super::{QueueKind, Right, Scenario};
 mod exec;
 mod select;
 mod stmt;
+#[cfg(test)]
+mod tests;
 use select::{decode, Selecting};
 
 /// Counts for one queue.
@@ -269,7 +271,6 @@ impl Shared {
         self.pids.lock().unwrap_or_else(|p| p.into_inner())[proc] = Some(pid);
     }
 }
-
 
 /// What the statement at the program counter waits for, and what finishing
 /// it needs (the statement itself is found at the program counter).

@@ -89,6 +89,28 @@ pub fn build_sim(scn: &Arc<Scenario>, builder: SimBuilder) -> Result<(Sim, SimHa
 /// Sets the run of `scn` up on a fresh `sim` (for `Explorer`, which builds the `Sim`).
 pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, String> {
     let shared = Arc::new(Shared::new(Arc::clone(scn), false));
+    setup_sim_with(scn, sim, shared, &|sim, name, inherit, make| {
+        sim.spawn_machine(name, inherit, make)
+    })
+}
+
+/// Starts a script's process on the simulator: its name, its inherited
+/// rights and what builds its machine from them.
+pub(crate) type SpawnScript<'a> = &'a dyn Fn(
+    &mut Sim,
+    &str,
+    &[CarriedRight],
+    Box<dyn FnOnce(&[CarriedRight]) -> ScriptMachine + Send>,
+) -> Result<ProcId, IpcError>;
+
+/// [`setup_sim`] with the run's `shared` state and a way to start each
+/// script's process (tests run the machine with other drivers).
+pub(crate) fn setup_sim_with(
+    scn: &Arc<Scenario>,
+    sim: &mut Sim,
+    shared: Arc<Shared>,
+    spawn: SpawnScript<'_>,
+) -> Result<SimHandles, String> {
     let mut port_names: Vec<Option<PortName>> = vec![None; scn.queues.len()];
     let mut keys = Vec::new();
     for (i, q) in scn.queues.iter().enumerate() {
@@ -128,11 +150,9 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
         }
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
-        let id = sim
-            .spawn_machine(&p.name, &inherit, move |rights| {
-                ScriptMachine::from_rights(&s, i, rights)
-            })
-            .map_err(|e| setup_err(scn, &p.name, e))?;
+        let make =
+            Box::new(move |rights: &[CarriedRight]| ScriptMachine::from_rights(&s, i, rights));
+        let id = spawn(sim, &p.name, &inherit, make).map_err(|e| setup_err(scn, &p.name, e))?;
         ids[i] = Some(id);
         if let Some(pid) = sim.pid(id) {
             shared.set_pid(i, pid);
@@ -273,6 +293,27 @@ pub(crate) fn builder_for(scn: &Scenario, opts: &RunOptions) -> SimBuilder {
 pub fn run_sim(scn: &Scenario, opts: &RunOptions) -> Result<SimOutcome, String> {
     let scn = Arc::new(scn.clone());
     let (sim, handles) = build_sim(&scn, builder_for(&scn, opts))?;
+    finish_sim(&scn, sim, handles)
+}
+
+/// [`run_sim`] with the run's `shared` state and its own way to start
+/// each script's process ([`setup_sim_with`]).
+#[cfg(test)]
+pub(crate) fn run_sim_with(
+    scn: &Scenario,
+    opts: &RunOptions,
+    shared: impl FnOnce(Arc<Scenario>) -> Shared,
+    spawn: SpawnScript<'_>,
+) -> Result<SimOutcome, String> {
+    let scn = Arc::new(scn.clone());
+    let mut sim = builder_for(&scn, opts).build();
+    let shared = Arc::new(shared(Arc::clone(&scn)));
+    let handles = setup_sim_with(&scn, &mut sim, shared, spawn)?;
+    finish_sim(&scn, sim, handles)
+}
+
+/// Runs a simulator set up for `scn` and summarises the run.
+fn finish_sim(scn: &Arc<Scenario>, sim: Sim, handles: SimHandles) -> Result<SimOutcome, String> {
     let (report, failure) = match sim.run() {
         Ok(r) => (r, None),
         Err(f) => {
@@ -281,7 +322,7 @@ pub fn run_sim(scn: &Scenario, opts: &RunOptions) -> Result<SimOutcome, String> 
         }
     };
     let series = handles.sampler.series();
-    let result = summarize(&scn, &handles, &report, failure.as_ref(), &series);
+    let result = summarize(scn, &handles, &report, failure.as_ref(), &series);
     Ok(SimOutcome {
         result,
         report,
@@ -495,11 +536,11 @@ fn thread_process(
 ) -> ProcResult {
     // Written down before the script's first statement, which checks for a
     // stop: a process the timeout's release misses stops by itself.
-    watch
-        .tasks
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((p.id().0, machine.process(), p.pid()));
+    watch.tasks.lock().unwrap_or_else(|p| p.into_inner()).push((
+        p.id().0,
+        machine.process(),
+        p.pid(),
+    ));
     machine.count_instance(p.id().0 as usize);
     let mut cx = ThreadCtx {
         p,
@@ -640,7 +681,8 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         tasks: Mutex::new(Vec::new()),
     });
     let observer = Arc::clone(&watch);
-    let shared = Arc::new(Shared::new(Arc::clone(&scn), true).before_destroy(move || observer.observe()));
+    let shared =
+        Arc::new(Shared::new(Arc::clone(&scn), true).before_destroy(move || observer.observe()));
     let start = Instant::now();
     for (i, p) in scn.processes.iter().enumerate() {
         if p.spawned {

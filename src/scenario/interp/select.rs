@@ -517,7 +517,8 @@ impl ScriptMachine {
                         if !may_start {
                             return Ok(self.select_later(sel));
                         }
-                        let (q, msg, name) = self.try_message(cx, dest, value.as_ref(), arm.line)?;
+                        let (q, msg, name) =
+                            self.try_message(cx, dest, value.as_ref(), arm.line)?;
                         sel.next += 1;
                         match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
                             None => {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use mkipc_kernel::{
-    CallError, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError,
-    SendErrorKind, Sent, Source, Wait,
+    CallError, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind,
+    Sent, Source, Wait,
 };
 use mkipc_sim::machine::{call_not_sent, call_reply, call_request, CallStart, Ctx, Step};
 use mkipc_sim::{Inherit, ProcError};
@@ -397,20 +397,18 @@ impl ScriptMachine {
         }
         // The reply's receive belongs to the call, as in `Ipc::call_with`:
         // it starts in the step whose send completed.
-        Ok(
-            match done(cx.receive(Source::Name(reply), Wait::Forever)) {
-                Some(r) => {
-                    let r = call_reply(cx.ipc(), reply, r);
-                    let flow = self.called(cx, code, queue, r)?;
-                    self.after_op(code, flow)
-                }
-                None => self.waiting(Resume::Call {
-                    queue,
-                    reply,
-                    replied: true,
-                }),
-            },
-        )
+        Ok(match done(cx.receive(Source::Name(reply), Wait::Forever)) {
+            Some(r) => {
+                let r = call_reply(cx.ipc(), reply, r);
+                let flow = self.called(cx, code, queue, r)?;
+                self.after_op(code, flow)
+            }
+            None => self.waiting(Resume::Call {
+                queue,
+                reply,
+                replied: true,
+            }),
+        })
     }
 
     /// Finishes a `call`.

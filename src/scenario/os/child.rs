@@ -131,9 +131,7 @@ impl Ctx<ScriptMachine> for OsHost<'_> {
     ) -> MachineOp<Result<Message, ReceiveError>> {
         MachineOp::Done(match source {
             Source::Task(_) | Source::AnyTask => self.direct_receive(source, wait),
-            Source::Name(_) | Source::Any(_) => {
-                self.timed(|os| receive_blocking(os, source, wait))
-            }
+            Source::Name(_) | Source::Any(_) => self.timed(|os| receive_blocking(os, source, wait)),
         })
     }
 
