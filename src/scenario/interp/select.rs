@@ -349,14 +349,13 @@ impl ScriptMachine {
         line: usize,
     ) -> Result<Flow, ProcError> {
         let (q, msg, name) = self.try_message(cx, dest, value, line)?;
-        Ok(
-            match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
-                Some(r) => {
-                    let flow = self.sent(cx, code, Some(q), r)?;
-                    self.after_op(code, flow)
-                }
-                None => self.waiting(Resume::Send { queue: Some(q) }),
-            },
+        self.send_op(
+            cx,
+            code,
+            Destination::Name(name),
+            msg,
+            OnFull::Fail,
+            Some(q),
         )
     }
 

@@ -98,13 +98,7 @@ impl ScriptMachine {
                     Err(pause) => return Ok(Flow::Stop(pause)),
                 };
                 let msg = self.message_with(cx, None);
-                match done(cx.send(Destination::Task(pid), msg, OnFull::Block)) {
-                    Some(r) => {
-                        let flow = self.sent(cx, code, None, r)?;
-                        self.after_op(code, flow)
-                    }
-                    None => self.waiting(Resume::Send { queue: None }),
-                }
+                self.send_op(cx, code, Destination::Task(pid), msg, OnFull::Block, None)?
             }
             Op::ReceiveFrom { proc, timeout } => {
                 let pid = match self.pid_of(*proc, line)? {
@@ -163,13 +157,9 @@ impl ScriptMachine {
                         let flow = self.sent(cx, code, None, Err(kind.with(msg)))?;
                         self.after_op(code, flow)
                     }
-                    Ok(to) => match done(cx.send(Destination::Name(to), msg, OnFull::Block)) {
-                        Some(r) => {
-                            let flow = self.sent(cx, code, None, r)?;
-                            self.after_op(code, flow)
-                        }
-                        None => self.waiting(Resume::Send { queue: None }),
-                    },
+                    Ok(to) => {
+                        self.send_op(cx, code, Destination::Name(to), msg, OnFull::Block, None)?
+                    }
                 }
             }
             Op::Work(d) => {
@@ -257,12 +247,26 @@ impl ScriptMachine {
             .map_err(|e| fail(line, &what, e))?;
         let value = self.eval_opt(value, line)?;
         let msg = self.message_with(cx, value.as_ref());
-        Ok(match done(cx.send(Destination::Name(dest), msg, on_full)) {
+        self.send_op(cx, code, Destination::Name(dest), msg, on_full, Some(queue))
+    }
+
+    /// Starts the send of the statement at the program counter, counted
+    /// for `queue`, and finishes it if it completes at once.
+    pub(super) fn send_op<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        code: &[Code],
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+        queue: Option<usize>,
+    ) -> Result<Flow, ProcError> {
+        Ok(match done(cx.send(dest, msg, on_full)) {
             Some(r) => {
-                let flow = self.sent(cx, code, Some(queue), r)?;
+                let flow = self.sent(cx, code, queue, r)?;
                 self.after_op(code, flow)
             }
-            None => self.waiting(Resume::Send { queue: Some(queue) }),
+            None => self.waiting(Resume::Send { queue }),
         })
     }
 
