@@ -68,9 +68,11 @@
 //! model. The whole language, with its grammar, is in
 //! `examples/scenarios/README.md`; expressions in [`Expr`], values and the
 //! message codec in [`Value`]. The interpreter runs a flattened script with
-//! a program counter and keeps its state (position, variables, messages a
-//! selective receive set aside) as plain `Clone + Eq + Hash` data, so a
-//! model checker can snapshot and hash it (`flow.rs`).
+//! a program counter as a state machine (`interp.rs`: `ScriptMachine`, a
+//! `mkipc_sim::machine::Machine`) whose whole state (position, variables,
+//! messages a selective receive set aside, names, the pending operation) is
+//! `Clone + Eq + Hash` data, so a model checker can snapshot and hash it;
+//! every backend runs that one interpreter.
 //!
 //! Every name is checked before anything runs: an unknown process or queue,
 //! a capacity that is not a number, or a script that receives from a port
