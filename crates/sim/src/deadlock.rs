@@ -176,9 +176,13 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
         })
         .collect();
     drop(procs);
-    analyse_procs(&core.kernel, core.init, &inputs, target_name, |caller, dest| {
-        call_server(core, caller, dest)
-    })
+    analyse_procs(
+        &core.kernel,
+        core.init,
+        &inputs,
+        target_name,
+        |caller, dest| call_server(core, caller, dest),
+    )
 }
 
 /// The wait-for analysis over any runner's processes (the simulator's, the

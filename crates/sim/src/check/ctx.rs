@@ -142,14 +142,21 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
         on_full: OnFull,
     ) -> Op<Result<Sent, SendError>> {
         if !self.check_idle() {
-            return Op::Done(Err(mkipc_kernel::SendErrorKind::InvalidDestination.with(msg)));
+            return Op::Done(Err(
+                mkipc_kernel::SendErrorKind::InvalidDestination.with(msg)
+            ));
         }
         let id = msg.id;
         let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
         // What the blocking layer's `send_via` does, without the wait.
         match kernel.send_begin(pid, dest, msg, on_full, &|| waker.clone()) {
             Begin::Done(r) => {
-                self.note(|| format!("send #{id} to {dest:?} ({on_full:?}): {:?}", r.as_ref().map_err(|e| e.kind())));
+                self.note(|| {
+                    format!(
+                        "send #{id} to {dest:?} ({on_full:?}): {:?}",
+                        r.as_ref().map_err(|e| e.kind())
+                    )
+                });
                 Op::Done(r)
             }
             Begin::Blocked(token) => {
@@ -194,7 +201,12 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                 return Op::Pending;
             }
         };
-        self.note(|| format!("receive from {source:?} ({wait:?}): {}", describe_received(&r)));
+        self.note(|| {
+            format!(
+                "receive from {source:?} ({wait:?}): {}",
+                describe_received(&r)
+            )
+        });
         Op::Done(r)
     }
 
@@ -203,7 +215,12 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
         F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
     {
         let slot = new_slot(self.ipc.kernel, self.ipc.pid, name, inherit, make);
-        self.note(|| format!("spawn {name}: {}", if slot.is_ok() { "ok" } else { "failed" }));
+        self.note(|| {
+            format!(
+                "spawn {name}: {}",
+                if slot.is_ok() { "ok" } else { "failed" }
+            )
+        });
         self.spawned.push(slot?);
         Ok(())
     }

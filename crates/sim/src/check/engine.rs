@@ -167,9 +167,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 if let Some(p) = &pending {
                     kernel.wait_cancel(pid, p.token);
                 }
-                failed(
-                    "the machine left an operation pending without returning Step::Wait".into(),
-                )
+                failed("the machine left an operation pending without returning Step::Wait".into())
             }
             Ok(Step::Yield) => Status::Runnable,
             Ok(Step::Pause { time, .. }) => match time {
@@ -241,8 +239,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                         out.extend_from_slice(&(error.len() as u32).to_le_bytes());
                         out.extend_from_slice(error.as_bytes());
                     }
-                    // An ended machine's value no longer matters to the future.
-                    continue;
+                    // An ended machine's value has no future, but
+                    // invariants and end states may read it: encoded too.
                 }
             }
             let mut e = Encoder::new(kernel, s.pid, out);
@@ -345,7 +343,10 @@ fn describe_status(s: &Status, now: u64) -> String {
     match s {
         Status::Runnable => "runnable".into(),
         Status::Waiting { token, .. } => {
-            format!("waits ({})", if token.is_send() { "send" } else { "receive" })
+            format!(
+                "waits ({})",
+                if token.is_send() { "send" } else { "receive" }
+            )
         }
         Status::TimedOut { .. } => "timed out".into(),
         Status::Paused { until } => format!(

@@ -196,7 +196,11 @@ impl CheckOutcome {
         if let Some(f) = self.failure() {
             panic!("model check failed:\n{f}\n{}", self.stats);
         }
-        assert!(self.stats.complete, "model check incomplete:\n{}", self.stats);
+        assert!(
+            self.stats.complete,
+            "model check incomplete:\n{}",
+            self.stats
+        );
     }
 }
 

@@ -228,8 +228,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             on_end,
             |f, e| pending_failure = Some((f, hash64(e, 7))),
         );
-        let new_node = if cfg.shortest && !matches!(result, Ok(None) if pending_failure.is_none())
-        {
+        let new_node = if cfg.shortest && !matches!(result, Ok(None) if pending_failure.is_none()) {
             nodes.push((node, proc));
             (nodes.len() - 1) as u32
         } else {

@@ -72,12 +72,12 @@ impl fmt::Display for CheckStats {
         )?;
         writeln!(f, "{:>12} states, stored", self.states_stored)?;
         writeln!(f, "{:>12} states, matched", self.states_matched)?;
+        writeln!(f, "{:>12} transitions (= stored+matched)", self.transitions)?;
         writeln!(
             f,
-            "{:>12} transitions (= stored+matched)",
-            self.transitions
+            "{:>12} end states ({} failing)",
+            self.end_states, self.failures
         )?;
-        writeln!(f, "{:>12} end states ({} failing)", self.end_states, self.failures)?;
         writeln!(
             f,
             "{:>12.3} s elapsed, {:.0} states/s",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mkipc_kernel::{
-    CarriedRight, Capacity, Disposition, IpcError, Kernel, KernelConfig, KernelStats,
+    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, KernelStats,
     MailboxConfig, Owner, Pid, PortName, QueueStats, WaitToken, Wake, Waker,
 };
 
@@ -169,7 +169,11 @@ impl<M> World<M> {
 
     /// Creates a mailbox with any configuration (owned by the set-up task
     /// unless it says otherwise).
-    pub fn mailbox_with(&mut self, label: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
+    pub fn mailbox_with(
+        &mut self,
+        label: &str,
+        config: MailboxConfig,
+    ) -> Result<PortName, IpcError> {
         let name = self.kernel.mailbox_create(self.init, label, config)?;
         self.mailboxes.push(name);
         self.label(name, label);
