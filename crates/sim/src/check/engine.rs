@@ -140,18 +140,18 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 });
                 Status::Ended(ExitStatus::Panicked(message))
             }
+            Ok(_) if misuse.is_some() => {
+                if let Some(p) = &pending {
+                    kernel.wait_cancel(pid, p.token);
+                }
+                failed(misuse.unwrap_or_default())
+            }
             Ok(Step::Exit(r)) => {
                 kernel.exit_task(pid);
                 Status::Ended(match r {
                     Ok(()) => ExitStatus::Exited(0),
                     Err(e) => e.into_status(),
                 })
-            }
-            Ok(_) if misuse.is_some() => {
-                if let Some(p) = &pending {
-                    kernel.wait_cancel(pid, p.token);
-                }
-                failed(misuse.unwrap_or_default())
             }
             Ok(Step::Wait) => match pending {
                 Some(p) => {

@@ -94,7 +94,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             return Err(why);
         }
         engine.encode(&succ.state.slots, succ.state.now, enc);
-        match visited.insert(enc, limit.saturating_sub(frontier)) {
+        match visited.insert(enc, limit.saturating_sub(frontier + enc.len())) {
             Insert::Seen => {
                 stats.states_matched += 1;
                 return Ok(None);
