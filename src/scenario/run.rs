@@ -16,7 +16,7 @@ use mkipc_kernel::{
     Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
 };
 use mkipc_sim::machine::{
-    receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Op as MachineOp,
+    receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Machine, Op as MachineOp,
 };
 use mkipc_sim::{
     ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
@@ -90,7 +90,9 @@ pub fn build_sim(scn: &Arc<Scenario>, builder: SimBuilder) -> Result<(Sim, SimHa
 pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, String> {
     let shared = Arc::new(Shared::new(Arc::clone(scn), false));
     setup_sim_with(scn, sim, shared, &|sim, name, inherit, make| {
-        sim.spawn_machine(name, inherit, make)
+        sim.spawn_with(name, inherit, move |p| {
+            script_on_proc(p, make(p.inherited()), None)
+        })
     })
 }
 
@@ -477,17 +479,29 @@ impl Watch {
     }
 }
 
-/// The threads backend's runner of a script: its [`Proc`] (on a kernel
-/// task and an OS thread), with pauses the timeout can cut short; spawned
-/// scripts are written down in the [`Watch`] and counted per instance.
-struct ThreadCtx<'a> {
+/// The runner of a script on a [`Proc`]: a simulated process, or (with
+/// [`Threads`]) a kernel task on an OS thread. Its operations block
+/// (always [`MachineOp::Done`]). On the simulator a script's scheduling
+/// points are its operations' own (each `Proc` operation starts with one),
+/// as they always were: a [`Step::Yield`](mkipc_sim::machine::Step) after an
+/// operation that completed is none (the next operation's point follows),
+/// so traces are what they were before scripts became machines
+/// (`tests/sim_pins.rs`).
+struct ProcHost<'a> {
     p: &'a Proc,
-    shared: &'a Arc<Shared>,
-    watch: &'a Arc<Watch>,
+    threads: Option<Threads>,
+}
+
+/// What a script's process on the threads backend has besides its `Proc`:
+/// pauses the timeout can cut short, the [`Watch`] that spawned scripts are
+/// written down in, and its own random durations.
+struct Threads {
+    shared: Arc<Shared>,
+    watch: Arc<Watch>,
     rng: SimRng,
 }
 
-impl Ctx<ScriptMachine> for ThreadCtx<'_> {
+impl Ctx<ScriptMachine> for ProcHost<'_> {
     type Ipc = Proc;
     fn ipc(&self) -> &Proc {
         self.p
@@ -511,48 +525,67 @@ impl Ctx<ScriptMachine> for ThreadCtx<'_> {
         MachineOp::Done(receive_blocking(self.p, source, wait))
     }
     fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        // The kernel's own call: one operation, one `call` in the trace.
         CallStart::Done(self.p.call_with(dest, msg, Wait::Forever))
     }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,
     {
-        let shared = Arc::clone(self.shared);
-        let watch = Arc::clone(self.watch);
+        let threads = self
+            .threads
+            .as_ref()
+            .map(|t| (Arc::clone(&t.shared), Arc::clone(&t.watch)));
         self.p
             .spawn(name, inherit, move |p| {
-                thread_process(p, shared, watch, make(p.inherited()))
+                script_on_proc(p, make(p.inherited()), threads)
             })
             .map(drop)
     }
 }
 
-/// The body of a script's process on the threads backend.
-fn thread_process(
+/// The body of a script's process: on the simulator (`threads: None`) or
+/// on the threads backend (its run's shared state and watch).
+fn script_on_proc(
     p: &Proc,
-    shared: Arc<Shared>,
-    watch: Arc<Watch>,
     mut machine: ScriptMachine,
+    threads: Option<(Arc<Shared>, Arc<Watch>)>,
 ) -> ProcResult {
-    // Written down before the script's first statement, which checks for a
-    // stop: a process the timeout's release misses stops by itself.
-    watch.tasks.lock().unwrap_or_else(|p| p.into_inner()).push((
-        p.id().0,
-        machine.process(),
-        p.pid(),
-    ));
-    machine.count_instance(p.id().0 as usize);
-    let mut cx = ThreadCtx {
-        p,
-        shared: &shared,
-        watch: &watch,
-        rng: SimRng::new(u64::from(p.id().0)),
-    };
-    let result = run_blocking(&mut machine, &mut cx, |cx, time, _busy| {
-        let d = time.sample(&mut cx.rng);
-        cx.shared.pause(d);
+    let threads = threads.map(|(shared, watch)| {
+        // Written down before the script's first statement, which checks
+        // for a stop: a process the timeout's release misses stops by
+        // itself.
+        watch.tasks.lock().unwrap_or_else(|p| p.into_inner()).push((
+            p.id().0,
+            machine.process(),
+            p.pid(),
+        ));
+        machine.count_instance(p.id().0 as usize);
+        Threads {
+            shared,
+            watch,
+            rng: SimRng::new(u64::from(p.id().0)),
+        }
     });
-    watch.observe();
+    if threads.is_none() {
+        if machine.is_server() {
+            p.declare_server();
+        }
+        if machine.expects_error() {
+            p.declare_expect_error();
+        }
+    }
+    let mut cx = ProcHost { p, threads };
+    let result = run_blocking(&mut machine, &mut cx, |cx, time, busy| {
+        match &mut cx.threads {
+            Some(t) => t.shared.pause(time.sample(&mut t.rng)),
+            None if busy => cx.p.work(time),
+            None => cx.p.sleep(time),
+        }
+    });
+    if let Some(t) = &cx.threads {
+        t.watch.observe();
+    }
     result
 }
 
@@ -693,7 +726,7 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         let w = Arc::clone(&watch);
         let spawned = world.spawn_with(&p.name, &inherit, move |proc| {
             let machine = ScriptMachine::from_rights(&s, i, proc.inherited());
-            thread_process(proc, s, w, machine)
+            script_on_proc(proc, machine, Some((s, w)))
         });
         if let Err(e) = spawned {
             // Release what already runs before giving up.

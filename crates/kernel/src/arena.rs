@@ -27,6 +27,10 @@ impl<T> Id<T> {
     pub(crate) fn to_raw(self) -> u64 {
         ((self.generation as u64) << 32) | self.index as u64
     }
+    /// The slot this id names (without its generation).
+    pub(crate) fn index(self) -> u32 {
+        self.index
+    }
 }
 
 impl<T> Clone for Id<T> {
@@ -62,12 +66,14 @@ impl<T> fmt::Debug for Id<T> {
     }
 }
 
+#[derive(Clone)]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
 }
 
 /// Slot storage with generation-checked keys.
+#[derive(Clone)]
 pub(crate) struct Arena<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
@@ -147,6 +153,22 @@ impl<T> Arena<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Number of slots, live or free.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The free slots, in the order `insert` will *not* reuse them: the
+    /// next insert takes the last one.
+    pub(crate) fn free_slots(&self) -> &[u32] {
+        &self.free
+    }
+
+    /// The object in slot `index`, whatever its generation.
+    pub(crate) fn at(&self, index: usize) -> Option<&T> {
+        self.slots.get(index).and_then(|s| s.value.as_ref())
     }
 
     /// Live objects in slot order.

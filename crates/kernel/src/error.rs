@@ -268,7 +268,7 @@ impl SendErrorKind {
 /// Why a send failed, with the message given back (its rights are back in
 /// the sender's name space). `Debug` shows the kind and the message's id,
 /// not its body.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SendError {
     kind: SendErrorKind,
     message: Message,

@@ -70,9 +70,15 @@ impl Deadlock {
     /// Every process still waiting is a declared server waiting at a
     /// receive: a valid end state, not a deadlock.
     pub(crate) fn is_valid_end(&self, procs: &[crate::runtime::ProcMeta]) -> bool {
+        self.is_valid_end_with(|id| procs[id.0 as usize].server)
+    }
+
+    /// [`Deadlock::is_valid_end`] for any runner: `server` says which
+    /// processes were declared servers.
+    pub(crate) fn is_valid_end_with(&self, server: impl Fn(ProcId) -> bool) -> bool {
         self.waiting
             .iter()
-            .all(|w| w.op == "receive" && procs[w.proc.0 as usize].server)
+            .all(|w| w.op == "receive" && server(w.proc))
     }
 }
 
@@ -129,32 +135,85 @@ impl fmt::Display for Deadlock {
     }
 }
 
+/// What one process is doing, as the wait-for analysis needs it.
+pub(crate) enum StuckWait {
+    /// Blocked in the kernel; the operation in progress if known (`true` =
+    /// sending) and what it names.
+    Blocked(Option<(bool, Target)>),
+    /// Joining that process.
+    Joining(ProcId),
+    /// Neither (running, ready, ended).
+    Not,
+}
+
+/// One process of a run, for [`analyse_procs`].
+pub(crate) struct StuckInput {
+    /// Its id.
+    pub id: ProcId,
+    /// Its name.
+    pub name: String,
+    /// Its kernel task.
+    pub pid: Pid,
+    /// What it waits on.
+    pub wait: StuckWait,
+}
+
 /// Builds the report from the stuck run's state.
 pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> String) -> Deadlock {
     let procs = core.procs.borrow();
-    let by_pid: BTreeMap<u32, ProcId> = procs
+    let inputs: Vec<StuckInput> = procs
         .iter()
         .enumerate()
-        .map(|(i, m)| (m.pid.0, ProcId(i as u32)))
+        .map(|(i, m)| StuckInput {
+            id: ProcId(i as u32),
+            name: m.name.clone(),
+            pid: m.pid,
+            wait: match m.state {
+                PState::Blocked => StuckWait::Blocked(m.blocked_on),
+                PState::Joining(t) => StuckWait::Joining(t),
+                _ => StuckWait::Not,
+            },
+        })
         .collect();
+    drop(procs);
+    analyse_procs(
+        &core.kernel,
+        core.init,
+        &inputs,
+        target_name,
+        |caller, dest| call_server(core, caller, dest),
+    )
+}
+
+/// The wait-for analysis over any runner's processes (the simulator's, the
+/// stateful checker's): `kernel` answers what each blocked task waits on;
+/// `call_server` names the task serving a call's destination, if known.
+pub(crate) fn analyse_procs(
+    kernel: &mkipc_kernel::Kernel,
+    init: Pid,
+    procs: &[StuckInput],
+    target_name: impl Fn(ProcId, Target) -> String,
+    call_server: impl Fn(Pid, PortName) -> Option<Pid>,
+) -> Deadlock {
+    let by_pid: BTreeMap<u32, ProcId> = procs.iter().map(|m| (m.pid.0, m.id)).collect();
     let name_of = |pid: u32| match by_pid.get(&pid) {
         Some(p) => procs[p.0 as usize].name.clone(),
-        None if pid == core.init.0 => "the simulator's setup task".to_string(),
+        None if pid == init.0 => "the simulator's setup task".to_string(),
         None => format!("pid {pid}"),
     };
     let mut waiting = Vec::new();
-    for (i, m) in procs.iter().enumerate() {
-        let id = ProcId(i as u32);
-        match m.state {
-            PState::Blocked => {
+    for m in procs {
+        let id = m.id;
+        match m.wait {
+            StuckWait::Blocked(blocked_on) => {
                 let mut holders: Vec<u32> = Vec::new();
                 let mut on = None;
-                let waits = core.kernel.blocked_on(m.pid);
+                let waits = kernel.blocked_on(m.pid);
                 // A call whose request went out and which now waits on its
                 // reply port: the kernel sees a receive nobody holds a send
                 // right for (the send-once right travels in the request).
                 let in_call_reply =
-                    matches!(m.blocked_on, Some((true, _))) && waits.iter().all(|b| !b.sending);
+                    matches!(blocked_on, Some((true, _))) && waits.iter().all(|b| !b.sending);
                 for b in waits {
                     if let Some((from, to)) = b.link {
                         holders.push(if b.sending { to.0 } else { from.0 });
@@ -172,7 +231,7 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
                 }
                 holders.sort_unstable();
                 holders.dedup();
-                let (sending, label) = match m.blocked_on {
+                let (sending, label) = match blocked_on {
                     Some((s, t)) => (s, target_name(id, t)),
                     None => (false, on.unwrap_or_else(|| "?".into())),
                 };
@@ -180,12 +239,12 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
                     // The request sits with the receiver of the call's
                     // destination; the kernel cannot say who that is once the
                     // request is queued (notes/sim-requests.md), so use the
-                    // holder the simulator tracked for ports it created. The
+                    // holder the runner tracked for ports it created. The
                     // destination is found by identity (which watched queue
                     // the caller's name denotes), never by label: labels may
                     // repeat.
-                    if let Some((_, Target::Name(dest))) = m.blocked_on {
-                        if let Some(holder) = call_server(core, m.pid, dest) {
+                    if let Some((_, Target::Name(dest))) = blocked_on {
+                        if let Some(holder) = call_server(m.pid, dest) {
                             holders.push(holder.0);
                         }
                     }
@@ -209,7 +268,7 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
                     held_by_ids,
                 });
             }
-            PState::Joining(t) => waiting.push(Waiting {
+            StuckWait::Joining(t) => waiting.push(Waiting {
                 proc: id,
                 name: m.name.clone(),
                 op: "join",
@@ -217,7 +276,7 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
                 held_by: vec![procs[t.0 as usize].name.clone()],
                 held_by_ids: vec![t],
             }),
-            _ => {}
+            StuckWait::Not => {}
         }
     }
     let cycle = find_cycle(&waiting, false)

@@ -57,6 +57,7 @@
 //! ```
 
 mod builder;
+pub mod check;
 pub mod conformance;
 pub mod deadlock;
 mod exit;

@@ -327,6 +327,11 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
 /// Runs `machine` to its end as the body of simulated process `proc`,
 /// declaring it a server or expecting its error first if it says so
 /// ([`Machine::is_server`], [`Machine::expects_error`]).
+///
+/// [`Step::Yield`] is a scheduling point ([`Proc::yield_now`]), as in the
+/// stateful checker, where every step boundary is one: so a step that ends
+/// without an operation (and the exit after it) interleaves with the other
+/// processes exactly as the checker lets it.
 pub fn run_on_proc<M: Machine + Send>(proc: &Proc, mut machine: M) -> ProcResult {
     if machine.is_server() {
         proc.declare_server();
@@ -335,11 +340,22 @@ pub fn run_on_proc<M: Machine + Send>(proc: &Proc, mut machine: M) -> ProcResult
         proc.declare_expect_error();
     }
     let mut cx = ProcCtx::new(proc);
-    run_blocking(&mut machine, &mut cx, |cx, time, busy| {
-        if busy {
-            cx.proc.work(time)
-        } else {
-            cx.proc.sleep(time)
+    loop {
+        match machine.step(&mut cx, None) {
+            Step::Yield => proc.yield_now(),
+            Step::Pause { time, busy } => {
+                if busy {
+                    proc.work(time)
+                } else {
+                    proc.sleep(time)
+                }
+            }
+            Step::Exit(r) => return r,
+            Step::Wait => {
+                return Err(ProcError::msg(
+                    "the machine waits, but none of its operations is pending",
+                ))
+            }
         }
-    })
+    }
 }

@@ -58,6 +58,10 @@ pub(crate) const SPARE_BLOCKS: usize = 4;
 /// The middle blocks and the spares live behind a box that only a queue that
 /// has grown allocates, so every port pays 64 bytes for its queue's storage
 /// (a simulation can hold a million ports).
+///
+/// `Clone` is a deep copy: every block (spares included) is copied slot by
+/// slot, so the copy shares no storage with the original.
+#[derive(Clone)]
 pub(crate) struct Fifo<T> {
     front: Block<T>,
     back: Block<T>,
@@ -66,6 +70,7 @@ pub(crate) struct Fifo<T> {
 }
 
 /// The parts of a [`Fifo`] that only a queue longer than one block needs.
+#[derive(Clone)]
 struct Grown<T> {
     middle: VecDeque<Block<T>>,
     spare: Vec<Block<T>>,
@@ -236,6 +241,7 @@ impl<T> Fifo<T> {
 /// stack and copied with wide loads that stalled on the narrower stores that
 /// had just built it (store-to-load forwarding fails), half the samples of
 /// the push (`perf annotate`, bounded(1024) 8-byte bench).
+#[derive(Clone)]
 struct Block<T> {
     slots: Box<[Option<T>]>,
     /// Slot of the oldest entry. (`u32`s keep a block's header, and with it

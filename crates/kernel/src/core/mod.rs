@@ -14,6 +14,7 @@
 //! deterministic: the same sequence of calls gives the same results, which is
 //! what lets the simulator replay a run event for event.
 
+mod canonical;
 mod direct;
 mod fifo;
 mod footprint;
@@ -27,6 +28,7 @@ mod queue;
 mod receive;
 mod send;
 mod service;
+mod snapshot;
 pub(crate) mod space;
 #[cfg(test)]
 mod tests;
@@ -54,7 +56,9 @@ pub fn queue_cost(body_len: usize, rights: usize, boxed: bool) -> usize {
     queue::message_cost(body_len, rights, boxed)
 }
 
+pub use canonical::CanonicalOptions;
 pub use introspect::{BlockedOn, KernelStats, QueueStats, TaskRights};
+pub use snapshot::KernelSnapshot;
 
 use crate::arena::{Arena, Id};
 use crate::capacity::{Capacity, Sent};
@@ -102,7 +106,7 @@ pub enum Begin<T> {
 }
 
 /// The result of a completed wait.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum WaitOutcome {
     /// A send finished.
     Sent(Result<Sent, SendError>),
@@ -168,7 +172,7 @@ pub(crate) enum KRight {
 
 /// A message while the kernel holds it. Kept to about one cache line: the
 /// rights a message carries (rare on hot paths) live behind a box.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct KMessage {
     pub id: u32,
     pub sender: Pid,
@@ -201,7 +205,7 @@ impl KMessage {
 }
 
 /// The rights a kernel message carries, with the dispositions the sender used.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Carried {
     pub rights: SmallVec<[(KRight, crate::Disposition); 2]>,
     pub reply: Option<(KRight, crate::Disposition)>,
@@ -244,7 +248,26 @@ pub(crate) enum QueueId {
     Mailbox(MailboxId),
 }
 
+/// A name as a map key, ordered by slot index, then generation. A task holds
+/// at most one live name per slot, so among live names this order is the
+/// slot order, whatever the generations are: the canonical state (which
+/// leaves generations out) stays sound.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct BySlot(pub PortName);
+
+impl PartialOrd for BySlot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for BySlot {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.index(), self.0.generation()).cmp(&(other.0.index(), other.0.generation()))
+    }
+}
+
 /// A port: a queue with exactly one receive right.
+#[derive(Clone)]
 pub(crate) struct Port {
     pub queue: MsgQueue,
     pub receiver: Receiver,
@@ -260,8 +283,11 @@ pub(crate) struct Port {
     /// Dead-name requests on names for this port, by requesting task and
     /// name, each holding its send-once right to the notify port. A request
     /// is cancelled when its name is released (so a server's requests do not
-    /// pile up), and found by key, never by a scan.
-    pub dead_name_requests: BTreeMap<(Pid, PortName), KRight>,
+    /// pile up), and found by key, never by a scan. Ordered by slot index
+    /// ([`BySlot`]), so the order the notifications go out in does not
+    /// depend on name generations (see DESIGN.md, "Snapshots and the
+    /// canonical state").
+    pub dead_name_requests: BTreeMap<(Pid, BySlot), KRight>,
     pub no_senders_request: Option<KRight>,
     pub port_destroyed_request: Option<KRight>,
     /// `Some((from, to))` for a direct link.
@@ -271,12 +297,14 @@ pub(crate) struct Port {
 }
 
 /// A port set: receive from any member.
+#[derive(Clone)]
 pub(crate) struct PortSet {
     pub members: BTreeSet<PortId>,
     pub blocked_receivers: VecDeque<WaitId>,
 }
 
 /// A named mailbox with an owner and an access list.
+#[derive(Clone)]
 pub(crate) struct Mailbox {
     pub name: String,
     pub owner: Option<Pid>,
@@ -303,6 +331,7 @@ pub(crate) enum Registration {
     Set(SetId),
 }
 
+#[derive(Clone)]
 pub(crate) enum WaitState {
     Sending {
         msg: KMessage,
@@ -318,6 +347,7 @@ pub(crate) enum WaitState {
     Done(WaitOutcome),
 }
 
+#[derive(Clone)]
 pub(crate) struct WaitRec {
     pub task: Pid,
     pub waker: Waker,
@@ -325,6 +355,7 @@ pub(crate) struct WaitRec {
 }
 
 /// Per-task kernel state.
+#[derive(Clone)]
 pub(crate) struct TaskState {
     pub space: Space,
     /// The set of direct links into this task (`receive_from_any` waits here).
@@ -337,6 +368,7 @@ pub(crate) struct TaskState {
 }
 
 /// Everything the kernel knows, behind its one lock.
+#[derive(Clone)]
 pub(crate) struct State {
     pub config: KernelConfig,
     /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.

@@ -74,7 +74,7 @@ impl Kernel {
                 .get_mut(port)
                 .expect("live")
                 .dead_name_requests
-                .insert((pid, name), right),
+                .insert((pid, super::BySlot(name)), right),
             (NotifyKind::NoSenders, Some(port)) => {
                 let p = st.ports.get_mut(port).expect("live");
                 let old = p.no_senders_request.replace(right);
@@ -128,7 +128,7 @@ impl State {
         let Some(right) = self
             .ports
             .get_mut(port)
-            .and_then(|p| p.dead_name_requests.remove(&(pid, name)))
+            .and_then(|p| p.dead_name_requests.remove(&(pid, super::BySlot(name))))
         else {
             return;
         };

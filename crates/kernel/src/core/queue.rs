@@ -64,6 +64,7 @@ impl KMessage {
 /// times slower that way (`cargo bench -p mkipc-kernel --bench ports`).
 const PREALLOCATED: usize = 1024;
 
+#[derive(Clone)]
 pub(crate) struct MsgQueue {
     pub capacity: Capacity,
     /// The queued messages, oldest first (in blocks: see [`Fifo`]).

@@ -46,7 +46,7 @@ struct Entry {
 }
 
 /// One task's names.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Space {
     entries: Vec<Entry>,
     free: Vec<u32>,
@@ -155,6 +155,28 @@ impl Space {
             e.obj
                 .map(|o| (PortName::from_parts(i as u32, e.generation), o))
         })
+    }
+
+    /// Every slot (index 0 included): its generation and what it denotes.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = (u32, Option<Obj>)> + '_ {
+        self.entries.iter().map(|e| (e.generation, e.obj))
+    }
+
+    /// Number of slots (index 0 included).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The free slots; the next allocation takes the last one.
+    pub(crate) fn free_slots(&self) -> &[u32] {
+        &self.free
+    }
+
+    /// Slot `index`'s generation and whether it is in use (`None`: no such slot yet).
+    pub(crate) fn slot(&self, index: u32) -> Option<(u32, bool)> {
+        self.entries
+            .get(index as usize)
+            .map(|e| (e.generation, e.obj.is_some()))
     }
 
     /// Number of live names.

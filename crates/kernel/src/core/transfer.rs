@@ -540,7 +540,7 @@ impl Locked<'_> {
         for w in queue.blocked_senders.drain(..) {
             self.fail_sender(w, SendErrorKind::DestinationDead);
         }
-        for ((pid, name), right) in p.dead_name_requests {
+        for ((pid, super::BySlot(name)), right) in p.dead_name_requests {
             // Requests are cancelled when their name is released, so every
             // one left names a right to this port (checked all the same).
             let still_held = self.task(pid).is_some_and(|t| {

@@ -1,0 +1,837 @@
+//! The canonical encoding of a kernel state, for a stateful model checker's
+//! visited set.
+//!
+//! Two states with the same future (the same results for every sequence of
+//! operations) should encode the same as often as possible; two states whose
+//! futures can differ always encode differently. The encoding therefore
+//! writes everything the operations can observe, and leaves out or
+//! normalises what they cannot:
+//!
+//! * arrival stamps are written as their rank among the live messages'
+//!   stamps (stamps are only ever compared with each other, and the next
+//!   stamp is larger than all of them); the stamp counter is left out;
+//! * waits are numbered in traversal order (task by task in pid order, each
+//!   task's waits in order), and referred to by that number, never by id;
+//! * a reference to a port, set or mailbox is its slot index when it names
+//!   the live object in that slot, else "stale" (a stale id is never found
+//!   in its arena and is only ever compared with live ids, so which dead
+//!   object it named does not matter); arena free lists are written in order,
+//!   since they decide the slots future objects get;
+//! * a name's generation is written relative to its slot's current
+//!   generation ([`name_code`]), never as a number: a name is only ever
+//!   compared with the slot it indexes;
+//! * statistics (messages accepted, dropped, longest queue) and the raw ids
+//!   introspection shows are left out: they describe the past, and no
+//!   operation's result depends on them.
+//!
+//! DESIGN.md ("Snapshots and the canonical state") gives the argument for
+//! each rule.
+
+use std::io::Write as _;
+
+use smallvec::SmallVec;
+
+use super::snapshot::KernelSnapshot;
+use super::space::{Obj, Space};
+use super::{
+    KMessage, KRight, Kernel, MailboxId, MsgQueue, PortId, QueueId, Receiver, Registration, SetId,
+    State, WaitId, WaitOutcome, WaitState, WaitToken,
+};
+use crate::capacity::{Capacity, Sent};
+use crate::message::{Message, Notification};
+use crate::name::{Access, Pid, PortName};
+
+/// Choices about what the canonical encoding counts as observable.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CanonicalOptions {
+    /// Encode each queue's next sequence number (and the sequence numbers in
+    /// the trailers of messages the kernel holds for a completed receive).
+    /// Sequence numbers reach the receiver in [`Trailer::seqno`](crate::Trailer::seqno),
+    /// so they are observable and the default encodes them; but they count
+    /// up forever, so a system that loops never returns to a state it saw.
+    /// A checker whose processes never look at `seqno` may turn this off to
+    /// let such loops close.
+    pub seqnos: bool,
+}
+
+impl Default for CanonicalOptions {
+    fn default() -> Self {
+        CanonicalOptions { seqnos: true }
+    }
+}
+
+/// Version byte the encoding starts with.
+const VERSION: u8 = 1;
+
+// Name classes (the low byte of a `name_code`).
+const NAME_NULL: u64 = 0;
+const NAME_DEAD: u64 = 1;
+const NAME_GONE: u64 = 2;
+const NAME_CURRENT: u64 = 3;
+const NAME_BEHIND: u64 = 4;
+const NAME_STALE: u64 = 5;
+const NAME_AHEAD: u64 = 6;
+const NAME_UNBORN: u64 = 7;
+
+/// Saturation of the generation distance packed into a name code (24 bits).
+const DISTANCE_MAX: u32 = (1 << 24) - 1;
+
+/// The canonical code of `name` held by `pid`: the name's slot index and how
+/// its generation stands to the slot's, never the generation itself.
+///
+/// * `NULL` and `DEAD` keep codes of their own.
+/// * *current*: the slot's generation (the name is valid while the slot is in use);
+/// * *behind*: one behind, slot free: the name was just freed, and a failed
+///   blocked send may give it back under exactly this name (`realloc_exact`);
+/// * *stale*: any other older generation: invalid forever (a slot's
+///   generation only drops below its current value through that give-back,
+///   by one, and only while free; so such a name never becomes current or
+///   behind again);
+/// * *ahead* by `d`, or *unborn* (no such slot yet): a forged name, which a
+///   later allocation may make valid; the distance is kept.
+///
+/// A name of a task that exited is invalid forever (pids are never reused).
+/// Generation wrap-around (2^32 frees of one slot) is not modelled.
+pub(crate) fn name_code(st: &State, pid: Pid, name: PortName) -> u64 {
+    if name.is_null() {
+        return NAME_NULL;
+    }
+    if name.is_dead() {
+        return NAME_DEAD;
+    }
+    let space = match st.tasks.get(pid.0 as usize) {
+        Some(Some(task)) => Some(&task.space),
+        Some(None) => return NAME_GONE,
+        None => None,
+    };
+    space_name_code(space, name)
+}
+
+/// [`name_code`] against one space (`None`: a task not created yet, whose
+/// space will start empty).
+fn space_name_code(space: Option<&Space>, name: PortName) -> u64 {
+    if name.is_null() {
+        return NAME_NULL;
+    }
+    if name.is_dead() {
+        return NAME_DEAD;
+    }
+    let index = name.index();
+    let g = name.generation();
+    let packed = |class: u64, extra: u32| -> u64 {
+        ((index as u64) << 32) | (u64::from(extra.min(DISTANCE_MAX)) << 8) | class
+    };
+    if index == 0 {
+        // Slot 0 is never used: NULL's slot.
+        return packed(NAME_STALE, 0);
+    }
+    match space.and_then(|s| s.slot(index)) {
+        // A slot is created with generation 1 on first use.
+        None => packed(NAME_UNBORN, g),
+        Some((c, used)) => {
+            if g == c {
+                packed(NAME_CURRENT, 0)
+            } else if g.wrapping_add(1) == c && !used {
+                packed(NAME_BEHIND, 0)
+            } else if g < c {
+                packed(NAME_STALE, 0)
+            } else {
+                packed(NAME_AHEAD, g - c)
+            }
+        }
+    }
+}
+
+/// Wait positions: `pos[slot]` is the wait's number (from 1) in traversal
+/// order, 0 for a slot with no live wait.
+type Positions = SmallVec<[u32; 32]>;
+
+/// Numbers the live waits: task by task in pid order, each task's waits in
+/// the order of its list; then any wait no task lists (none, normally), in
+/// slot order.
+fn number_waits(st: &State) -> Positions {
+    let mut pos: Positions = SmallVec::from_elem(0, st.waits.slot_count());
+    let mut next = 0u32;
+    for task in st.tasks.iter().flatten() {
+        for &w in &task.waits {
+            if st.waits.contains(w) && pos[w.index() as usize] == 0 {
+                next += 1;
+                pos[w.index() as usize] = next;
+            }
+        }
+    }
+    for (w, _) in st.waits.iter() {
+        if pos[w.index() as usize] == 0 {
+            next += 1;
+            pos[w.index() as usize] = next;
+        }
+    }
+    pos
+}
+
+/// The canonical code of a wait token: the wait's traversal number (0 when
+/// the wait is gone: the token then reads as abandoned) and whether it is a
+/// send's.
+pub(crate) fn wait_code(st: &State, token: WaitToken) -> u64 {
+    let id = token.id();
+    let number = if st.waits.contains(id) {
+        number_waits(st)[id.index() as usize]
+    } else {
+        0
+    };
+    (u64::from(number) << 1) | u64::from(token.is_send())
+}
+
+/// Writes the canonical encoding of `st` to `out` (appending).
+pub(crate) fn encode(st: &State, opts: CanonicalOptions, out: &mut Vec<u8>) {
+    let mut stamps: SmallVec<[u64; 32]> = SmallVec::new();
+    let mut note = |m: &KMessage| stamps.push(m.stamp.get());
+    for (_, p) in st.ports.iter() {
+        p.queue.messages.iter().for_each(&mut note);
+    }
+    for (_, m) in st.mailboxes.iter() {
+        m.queue.messages.iter().for_each(&mut note);
+    }
+    for (_, w) in st.waits.iter() {
+        if let WaitState::Sending { msg, .. } = &w.state {
+            note(msg);
+        }
+    }
+    stamps.sort_unstable();
+    let mut e = Encoder {
+        st,
+        out,
+        opts,
+        stamps,
+        waits: number_waits(st),
+    };
+    e.state();
+}
+
+/// Writes a user message `pid` holds (names normalised as [`name_code`] does).
+pub(crate) fn encode_message(
+    st: &State,
+    opts: CanonicalOptions,
+    pid: Pid,
+    msg: &Message,
+    out: &mut Vec<u8>,
+) {
+    let mut e = Encoder {
+        st,
+        out,
+        opts,
+        stamps: SmallVec::new(),
+        waits: SmallVec::new(),
+    };
+    e.user_message(pid, msg);
+}
+
+struct Encoder<'a> {
+    st: &'a State,
+    out: &'a mut Vec<u8>,
+    opts: CanonicalOptions,
+    /// The live messages' stamps, sorted.
+    stamps: SmallVec<[u64; 32]>,
+    waits: Positions,
+}
+
+impl Encoder<'_> {
+    /// An unsigned LEB128 varint.
+    #[inline]
+    fn u(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+
+    #[inline]
+    fn b(&mut self, v: bool) {
+        self.out.push(u8::from(v));
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        self.u(v.len() as u64);
+        self.out.extend_from_slice(v);
+    }
+
+    /// A `Debug` rendering, ended by a byte UTF-8 never contains.
+    fn debug(&mut self, v: &dyn std::fmt::Debug) {
+        let _ = write!(self.out, "{v:?}");
+        self.out.push(0xFF);
+    }
+
+    fn port(&mut self, id: PortId) {
+        let v = if self.st.ports.contains(id) {
+            u64::from(id.index()) + 1
+        } else {
+            0
+        };
+        self.u(v);
+    }
+
+    fn set(&mut self, id: SetId) {
+        let v = if self.st.sets.contains(id) {
+            u64::from(id.index()) + 1
+        } else {
+            0
+        };
+        self.u(v);
+    }
+
+    fn mailbox(&mut self, id: MailboxId) {
+        let v = if self.st.mailboxes.contains(id) {
+            u64::from(id.index()) + 1
+        } else {
+            0
+        };
+        self.u(v);
+    }
+
+    fn wait(&mut self, id: WaitId) {
+        let v = if self.st.waits.contains(id) {
+            u64::from(self.waits[id.index() as usize])
+        } else {
+            0
+        };
+        self.u(v);
+    }
+
+    fn queue_id(&mut self, q: QueueId) {
+        match q {
+            QueueId::Port(p) => {
+                self.out.push(0);
+                self.port(p);
+            }
+            QueueId::Mailbox(m) => {
+                self.out.push(1);
+                self.mailbox(m);
+            }
+        }
+    }
+
+    fn right(&mut self, r: KRight) {
+        match r {
+            KRight::Receive(p) => {
+                self.out.push(0);
+                self.port(p);
+            }
+            KRight::Send(p) => {
+                self.out.push(1);
+                self.port(p);
+            }
+            KRight::SendOnce(p) => {
+                self.out.push(2);
+                self.port(p);
+            }
+            KRight::DeadSend => self.out.push(3),
+            KRight::DeadSendOnce => self.out.push(4),
+        }
+    }
+
+    fn opt_right(&mut self, r: Option<KRight>) {
+        match r {
+            None => self.out.push(0),
+            Some(r) => {
+                self.out.push(1);
+                self.right(r);
+            }
+        }
+    }
+
+    fn capacity(&mut self, c: Capacity) {
+        match c {
+            Capacity::Zero => self.out.push(0),
+            Capacity::Bounded(n) => {
+                self.out.push(1);
+                self.u(n as u64);
+            }
+            Capacity::Unbounded => self.out.push(2),
+        }
+    }
+
+    fn access(&mut self, a: Access) {
+        self.out.push(u8::from(a.send) | (u8::from(a.receive) << 1));
+    }
+
+    fn pid(&mut self, p: Pid) {
+        self.u(u64::from(p.0));
+    }
+
+    fn name(&mut self, pid: Pid, name: PortName) {
+        let code = name_code(self.st, pid, name);
+        self.u(code);
+    }
+
+    /// A body; a kernel notification's name is written against every task's
+    /// space (the requester's is one of them; which one is not recorded).
+    fn body(&mut self, from_kernel: bool, id: u32, body: &[u8]) {
+        let names_a_name = from_kernel
+            && matches!(
+                id,
+                Notification::DEAD_NAME_ID
+                    | Notification::NO_SENDERS_ID
+                    | Notification::PORT_DESTROYED_ID
+            );
+        match <[u8; 8]>::try_from(body) {
+            Ok(raw) if names_a_name => {
+                self.out.push(1);
+                let name = PortName::from_raw(u64::from_le_bytes(raw));
+                for t in 0..self.st.tasks.len() {
+                    self.name(Pid(t as u32), name);
+                }
+            }
+            _ => {
+                self.out.push(0);
+                self.bytes(body);
+            }
+        }
+    }
+
+    fn kmessage(&mut self, m: &KMessage) {
+        self.u(u64::from(m.id));
+        self.pid(m.sender);
+        let rank = self.stamps.binary_search(&m.stamp.get()).unwrap_or(0);
+        self.u(rank as u64);
+        self.body(m.sender == Pid::KERNEL, m.id, &m.body);
+        match &m.carried {
+            None => self.out.push(0),
+            Some(c) => {
+                self.out.push(1);
+                self.u(c.rights.len() as u64);
+                for &(r, d) in &c.rights {
+                    self.right(r);
+                    self.out.push(d as u8);
+                }
+                match c.reply {
+                    None => self.out.push(0),
+                    Some((r, d)) => {
+                        self.out.push(1);
+                        self.right(r);
+                        self.out.push(d as u8);
+                    }
+                }
+                match c.via_send_once {
+                    None => self.out.push(0),
+                    Some(p) => {
+                        self.out.push(1);
+                        self.port(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message as a task sees it (names in `pid`'s space).
+    fn user_message(&mut self, pid: Pid, m: &Message) {
+        self.u(u64::from(m.id));
+        let trailer = m.trailer();
+        let from_kernel = m.sender_verified() && trailer.is_some_and(|t| t.sender == Pid::KERNEL);
+        self.body(from_kernel, m.id, &m.body);
+        self.u(m.rights().len() as u64);
+        for r in m.rights() {
+            self.name(pid, r.name);
+            self.out.push(r.disposition as u8);
+        }
+        match m.reply() {
+            None => self.out.push(0),
+            Some(r) => {
+                self.out.push(1);
+                self.name(pid, r.name);
+                self.out.push(r.disposition as u8);
+            }
+        }
+        match trailer {
+            None => self.out.push(0),
+            Some(t) => {
+                self.out.push(1);
+                self.pid(t.sender);
+                self.name(pid, t.received_on);
+                if self.opts.seqnos {
+                    self.u(t.seqno);
+                }
+                self.b(m.sender_verified());
+            }
+        }
+    }
+
+    fn queue(&mut self, q: &MsgQueue) {
+        self.capacity(q.capacity);
+        if self.opts.seqnos {
+            self.u(q.seqno);
+        }
+        // `bytes` is the sum of the messages' costs: not written.
+        self.u(q.messages.len() as u64);
+        for m in q.messages.iter() {
+            self.kmessage(m);
+        }
+        self.u(q.blocked_senders.len() as u64);
+        for &w in &q.blocked_senders {
+            self.wait(w);
+        }
+        self.u(q.blocked_receivers.len() as u64);
+        for &w in &q.blocked_receivers {
+            self.wait(w);
+        }
+    }
+
+    fn space(&mut self, s: &Space) {
+        // Generations are left out; names are written relative to them.
+        self.u(s.slot_count() as u64);
+        let free = s.free_slots();
+        self.u(free.len() as u64);
+        for &i in free {
+            self.u(u64::from(i));
+        }
+        for (_, obj) in s.slots().skip(1) {
+            match obj {
+                None => self.out.push(0),
+                Some(Obj::Port {
+                    port,
+                    receive,
+                    send,
+                }) => {
+                    self.out.push(1);
+                    self.port(port);
+                    self.b(receive);
+                    self.u(u64::from(send));
+                }
+                Some(Obj::SendOnce(port)) => {
+                    self.out.push(2);
+                    self.port(port);
+                }
+                Some(Obj::Dead(n)) => {
+                    self.out.push(3);
+                    self.u(u64::from(n));
+                }
+                Some(Obj::Set(set)) => {
+                    self.out.push(4);
+                    self.set(set);
+                }
+                Some(Obj::Mailbox(m)) => {
+                    self.out.push(5);
+                    self.mailbox(m);
+                }
+            }
+        }
+    }
+
+    fn arena_shape<T>(&mut self, a: &super::Arena<T>) {
+        self.u(a.slot_count() as u64);
+        self.u(a.free_slots().len() as u64);
+        for &i in a.free_slots() {
+            self.u(u64::from(i));
+        }
+    }
+
+    fn state(&mut self) {
+        let st = self.st;
+        self.out.push(VERSION);
+        self.u(st.config.queue_memory_limit as u64);
+        self.capacity(st.config.link_capacity);
+
+        // Tasks.
+        self.u(st.tasks.len() as u64);
+        for task in &st.tasks {
+            let Some(t) = task else {
+                self.out.push(0);
+                continue;
+            };
+            self.out.push(1);
+            self.space(&t.space);
+            self.set(t.inbox);
+            self.u(t.links_in.len() as u64);
+            for (&from, &p) in &t.links_in {
+                self.pid(from);
+                self.port(p);
+            }
+            self.u(t.links_out.len() as u64);
+            for (&to, &p) in &t.links_out {
+                self.pid(to);
+                self.port(p);
+            }
+            self.u(t.link_capacity.len() as u64);
+            for (&to, &c) in &t.link_capacity {
+                self.pid(to);
+                self.capacity(c);
+            }
+            self.u(t.owned_mailboxes.len() as u64);
+            for &m in &t.owned_mailboxes {
+                self.mailbox(m);
+            }
+            self.u(t.waits.len() as u64);
+            for &w in &t.waits {
+                self.wait(w);
+            }
+        }
+
+        // Ports, in slot order.
+        self.arena_shape(&st.ports);
+        for i in 0..st.ports.slot_count() {
+            let Some(p) = st.ports.at(i) else {
+                self.out.push(0);
+                continue;
+            };
+            self.out.push(1);
+            self.queue(&p.queue);
+            match p.receiver {
+                Receiver::Task(pid) => {
+                    self.out.push(0);
+                    self.pid(pid);
+                }
+                Receiver::InTransit(q) => {
+                    self.out.push(1);
+                    self.queue_id(q);
+                }
+            }
+            match p.set {
+                None => self.out.push(0),
+                Some(s) => {
+                    self.out.push(1);
+                    self.set(s);
+                }
+            }
+            self.u(p.send_rights);
+            self.u(p.send_once_rights);
+            self.u(p.dead_name_requests.len() as u64);
+            for (&(pid, super::BySlot(name)), &r) in &p.dead_name_requests {
+                self.pid(pid);
+                self.name(pid, name);
+                self.right(r);
+            }
+            self.opt_right(p.no_senders_request);
+            self.opt_right(p.port_destroyed_request);
+            match p.link {
+                None => self.out.push(0),
+                Some((from, to)) => {
+                    self.out.push(1);
+                    self.pid(from);
+                    self.pid(to);
+                }
+            }
+            self.b(p.writer_closed);
+        }
+
+        // Port sets.
+        self.arena_shape(&st.sets);
+        for i in 0..st.sets.slot_count() {
+            let Some(s) = st.sets.at(i) else {
+                self.out.push(0);
+                continue;
+            };
+            self.out.push(1);
+            self.u(s.members.len() as u64);
+            for &p in &s.members {
+                self.port(p);
+            }
+            self.u(s.blocked_receivers.len() as u64);
+            for &w in &s.blocked_receivers {
+                self.wait(w);
+            }
+        }
+
+        // Mailboxes (`mailbox_names` is their names' index: not written).
+        self.arena_shape(&st.mailboxes);
+        for i in 0..st.mailboxes.slot_count() {
+            let Some(m) = st.mailboxes.at(i) else {
+                self.out.push(0);
+                continue;
+            };
+            self.out.push(1);
+            self.bytes(m.name.as_bytes());
+            match m.owner {
+                None => self.out.push(0),
+                Some(pid) => {
+                    self.out.push(1);
+                    self.pid(pid);
+                }
+            }
+            self.u(m.acl.len() as u64);
+            for (&pid, &a) in &m.acl {
+                self.pid(pid);
+                self.access(a);
+            }
+            self.access(m.default_access);
+            self.queue(&m.queue);
+        }
+
+        // The name service.
+        self.u(st.services.len() as u64);
+        for (name, &(pid, r)) in &st.services {
+            self.bytes(name.as_bytes());
+            self.pid(pid);
+            self.right(r);
+        }
+
+        // Waits, in traversal order (their numbers).
+        let mut order: SmallVec<[(u32, WaitId); 16]> = st
+            .waits
+            .iter()
+            .map(|(id, _)| (self.waits[id.index() as usize], id))
+            .collect();
+        order.sort_unstable_by_key(|&(n, _)| n);
+        self.u(order.len() as u64);
+        for (_, id) in order {
+            let rec = st.waits.get(id).expect("live wait");
+            let task = rec.task;
+            self.pid(task);
+            match &rec.state {
+                WaitState::Sending {
+                    msg,
+                    queue,
+                    original,
+                    dest_name,
+                } => {
+                    self.out.push(0);
+                    self.kmessage(msg);
+                    self.queue_id(*queue);
+                    self.user_message(task, original);
+                    match dest_name {
+                        None => self.out.push(0),
+                        Some(n) => {
+                            self.out.push(1);
+                            self.name(task, *n);
+                        }
+                    }
+                }
+                WaitState::Receiving { registrations } => {
+                    self.out.push(1);
+                    self.u(registrations.len() as u64);
+                    for r in registrations {
+                        match *r {
+                            Registration::Queue(q, name) => {
+                                self.out.push(0);
+                                self.queue_id(q);
+                                self.name(task, name);
+                            }
+                            Registration::Set(s) => {
+                                self.out.push(1);
+                                self.set(s);
+                            }
+                        }
+                    }
+                }
+                WaitState::Done(outcome) => {
+                    self.out.push(2);
+                    self.outcome(task, outcome);
+                }
+            }
+        }
+    }
+
+    fn outcome(&mut self, task: Pid, outcome: &WaitOutcome) {
+        match outcome {
+            WaitOutcome::Sent(Ok(sent)) => {
+                self.out.push(0);
+                self.out.push(match sent {
+                    Sent::Delivered => 0,
+                    Sent::Dropped => 1,
+                    Sent::Displaced => 2,
+                });
+            }
+            WaitOutcome::Sent(Err(e)) => {
+                self.out.push(1);
+                self.debug(&e.kind());
+                self.user_message(task, e.message());
+            }
+            WaitOutcome::Received(Ok(m)) => {
+                self.out.push(2);
+                self.user_message(task, m);
+            }
+            WaitOutcome::Received(Err(e)) => {
+                self.out.push(3);
+                self.debug(e);
+            }
+        }
+    }
+}
+
+impl KernelSnapshot {
+    /// Appends the canonical encoding of this state to `out` (default
+    /// [`CanonicalOptions`]): states whose futures can differ encode
+    /// differently; states that differ only in what no operation can observe
+    /// (arrival stamps' values, wait ids, name and object generations,
+    /// statistics) encode the same. See DESIGN.md, "Snapshots and the
+    /// canonical state".
+    pub fn canonical(&self, out: &mut Vec<u8>) {
+        encode(&self.state, CanonicalOptions::default(), out);
+    }
+
+    /// [`KernelSnapshot::canonical`] with explicit options.
+    pub fn canonical_with(&self, opts: CanonicalOptions, out: &mut Vec<u8>) {
+        encode(&self.state, opts, out);
+    }
+
+    /// The canonical code of a name `pid` holds (its slot index and how its
+    /// generation stands to the slot's), for hashing a process's own state
+    /// alongside [`KernelSnapshot::canonical`].
+    ///
+    /// The encoding leaves generations out, so a process that allocates and
+    /// frees a name per request comes back to the same canonical state; this
+    /// maps the names a process keeps the same way. It is sound because a
+    /// name is only ever compared with the slot it indexes: valid when its
+    /// generation is the slot's (current), given back by a failed blocked
+    /// send when one behind a free slot, invalid forever when older. A
+    /// process must use the names it holds only as names (passing them to
+    /// the kernel, comparing them for equality), not order them or compute
+    /// with their bits; two stale names of one slot get the same code.
+    pub fn canonical_name(&self, pid: Pid, name: PortName) -> u64 {
+        name_code(&self.state, pid, name)
+    }
+
+    /// The canonical code of a wait token a process holds: the wait's number
+    /// in the encoding's traversal order (0 once the wait is gone) and its
+    /// direction, never its id.
+    pub fn canonical_wait(&self, token: WaitToken) -> u64 {
+        wait_code(&self.state, token)
+    }
+
+    /// Appends the canonical encoding of a message `pid` holds (its id,
+    /// body, rights, reply right and trailer; names through
+    /// [`KernelSnapshot::canonical_name`], the trailer's sequence number only
+    /// if `opts.seqnos`).
+    pub fn canonical_message(
+        &self,
+        pid: Pid,
+        msg: &Message,
+        opts: CanonicalOptions,
+        out: &mut Vec<u8>,
+    ) {
+        encode_message(&self.state, opts, pid, msg, out);
+    }
+}
+
+impl Kernel {
+    /// Appends the canonical encoding of the current state to `out`, without
+    /// copying it (the same bytes as `self.snapshot().canonical(out)`).
+    pub fn canonical(&self, out: &mut Vec<u8>) {
+        encode(&self.lock_raw(), CanonicalOptions::default(), out);
+    }
+
+    /// [`Kernel::canonical`] with explicit options.
+    pub fn canonical_with(&self, opts: CanonicalOptions, out: &mut Vec<u8>) {
+        encode(&self.lock_raw(), opts, out);
+    }
+
+    /// [`KernelSnapshot::canonical_name`] on the current state.
+    pub fn canonical_name(&self, pid: Pid, name: PortName) -> u64 {
+        name_code(&self.lock_raw(), pid, name)
+    }
+
+    /// [`KernelSnapshot::canonical_wait`] on the current state.
+    pub fn canonical_wait(&self, token: WaitToken) -> u64 {
+        wait_code(&self.lock_raw(), token)
+    }
+
+    /// [`KernelSnapshot::canonical_message`] on the current state.
+    pub fn canonical_message(
+        &self,
+        pid: Pid,
+        msg: &Message,
+        opts: CanonicalOptions,
+        out: &mut Vec<u8>,
+    ) {
+        encode_message(&self.lock_raw(), opts, pid, msg, out);
+    }
+}
