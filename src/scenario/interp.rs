@@ -647,3 +647,68 @@ fn done<T>(op: Op<T>) -> Option<T> {
         Op::Pending => None,
     }
 }
+
+/// The model checker's canonical encoding of a script: as its `Hash`, but
+/// with every port name by what it denotes (`Encoder::name`), so a name's
+/// generation bits do not make each loop turn a new state.
+impl mkipc_sim::check::Encode for ScriptMachine {
+    fn encode(&self, e: &mut mkipc_sim::check::Encoder<'_>) {
+        let name = |e: &mut mkipc_sim::check::Encoder<'_>, n: Option<PortName>| match n {
+            None => e.u64(0),
+            Some(n) => {
+                e.u64(1);
+                e.name(n);
+            }
+        };
+        e.u64(self.me as u64);
+        e.value(&self.state);
+        for &n in self.recv_names.iter().chain(&self.send_names) {
+            name(e, n);
+        }
+        match &self.last_request {
+            None => e.u64(0),
+            Some(m) => {
+                e.u64(1);
+                e.u64(u64::from(m.id));
+                e.bytes(&m.body);
+                match m.reply() {
+                    None => e.u64(0),
+                    Some(r) => {
+                        e.u64(1);
+                        e.name(r.name);
+                        e.value(&r.disposition);
+                    }
+                }
+            }
+        }
+        e.u64(u64::from(self.next_id));
+        match &self.resume {
+            Resume::Receive {
+                src,
+                deadline,
+                waiting,
+            } => {
+                e.u64(1);
+                e.name(*src);
+                e.value(&(deadline, waiting));
+            }
+            Resume::Call {
+                queue,
+                reply,
+                replied,
+            } => {
+                e.u64(2);
+                e.name(*reply);
+                e.value(&(queue, replied));
+            }
+            Resume::Select(sel) => {
+                e.u64(3);
+                sel.encode(e);
+            }
+            other => {
+                e.u64(4);
+                e.value(other);
+            }
+        }
+    }
+}

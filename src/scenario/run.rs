@@ -59,7 +59,7 @@ pub struct SimOutcome {
 
 /// The rights a process starts with, as the setup task's names for its ports
 /// (the sim and threads runners both hand these to `spawn_with`).
-fn inherited_rights(
+pub(crate) fn inherited_rights(
     p: &super::Process,
     port_names: &[Option<PortName>],
 ) -> Vec<mkipc_kernel::CarriedRight> {

@@ -96,6 +96,17 @@ enum Phase {
 }
 
 impl Selecting {
+    /// The checker's encoding: as `Hash`, names by what they denote.
+    pub(super) fn encode(&self, e: &mut mkipc_sim::check::Encoder<'_>) {
+        e.value(&(&self.enabled, self.timeout_arm, self.deadline, self.next));
+        e.u64(self.sources.len() as u64);
+        for &(name, q) in &self.sources {
+            e.name(name);
+            e.u64(q as u64);
+        }
+        e.value(&(self.sending, self.phase));
+    }
+
     fn new_round(&mut self) {
         self.next = 0;
         self.sources.clear();
