@@ -18,9 +18,11 @@ use crate::time::{to_nanos, Dist};
 use crate::trace::Target;
 use crate::ProcId;
 
-/// A state just reached, before the search looks it up.
+/// A state just reached, before the search looks it up: the kernel is in
+/// it; [`Engine::freeze`] snapshots it if it is to be kept.
 pub(crate) struct Succ<M> {
-    pub state: State<M>,
+    pub slots: Vec<Slot<M>>,
+    pub now: u64,
     /// The processes that can step in it (empty: an end state).
     pub enabled: Vec<u32>,
     /// A failure of the step itself (panic, invariant).
@@ -35,6 +37,10 @@ pub(crate) struct Succ<M> {
 pub(crate) struct Engine<M> {
     pub world: World<M>,
     pub check_leaks: bool,
+    /// The id of the frozen state the working kernel is in (0: none).
+    pub holds: u64,
+    /// The last id given.
+    pub last_id: u64,
 }
 
 impl<M: Machine + Clone + Encode> Engine<M> {
@@ -50,11 +56,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let fail = self.check_invariants(&slots, now, 0);
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
         Succ {
-            state: State {
-                kernel: snap::take(&self.world.kernel),
-                slots,
-                now,
-            },
+            slots,
+            now,
             enabled,
             fail,
             unsupported: None,
@@ -86,7 +89,11 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     /// Steps process `i` from `parent`; `depth` is the new state's depth.
     pub fn step(&mut self, parent: &State<M>, i: usize, depth: usize, log: bool) -> Succ<M> {
         let kernel = &self.world.kernel;
-        snap::restore(kernel, &parent.kernel);
+        if self.holds != parent.id {
+            snap::restore(kernel, &parent.kernel);
+        }
+        // The kernel leaves the parent's state: the step changes it.
+        self.holds = 0;
         let mut slots = parent.slots.clone();
         let now = parent.now;
         let pid = slots[i].pid;
@@ -194,15 +201,24 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let mut now = now;
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
         Succ {
-            state: State {
-                kernel: snap::take(&self.world.kernel),
-                slots,
-                now,
-            },
+            slots,
+            now,
             enabled,
             fail,
             unsupported,
             log: lines,
+        }
+    }
+
+    /// Keeps the state the kernel is in, with these processes.
+    pub fn freeze(&mut self, slots: Vec<Slot<M>>, now: u64) -> State<M> {
+        self.last_id += 1;
+        self.holds = self.last_id;
+        State {
+            id: self.last_id,
+            kernel: snap::take(&self.world.kernel),
+            slots,
+            now,
         }
     }
 
@@ -253,16 +269,15 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     /// a server waiting at a receive; else a process that failed
     /// unexpectedly; else a leak. (The simulator's order: `Sim::run`.)
     /// Leaves the kernel changed (the leak check ends every task).
-    pub fn judge_end(&mut self, state: &State<M>) -> Option<FailureReason> {
+    pub fn judge_end(&mut self, slots: &[Slot<M>]) -> Option<FailureReason> {
+        self.holds = 0;
         let w = &self.world;
         let kernel = &w.kernel;
-        if state
-            .slots
+        if slots
             .iter()
             .any(|s| !matches!(s.status, Status::Ended(_)))
         {
-            let inputs: Vec<StuckInput> = state
-                .slots
+            let inputs: Vec<StuckInput> = slots
                 .iter()
                 .enumerate()
                 .map(|(k, s)| StuckInput {
@@ -281,14 +296,14 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 kernel,
                 w.init,
                 &inputs,
-                |id, t| target_label(w, kernel, state.slots[id.0 as usize].pid, t),
+                |id, t| target_label(w, kernel, slots[id.0 as usize].pid, t),
                 |_, _| None,
             );
             if !d.is_valid_end_with(|id| w.servers.contains(&id.0)) {
                 return Some(FailureReason::Deadlock(d));
             }
         }
-        for (k, s) in state.slots.iter().enumerate() {
+        for (k, s) in slots.iter().enumerate() {
             if let Status::Ended(ExitStatus::Failed { error, .. }) = &s.status {
                 if !w.expect_error.contains(&(k as u32)) {
                     return Some(FailureReason::ProcessFailed {
@@ -299,7 +314,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             }
         }
         if self.check_leaks {
-            let stats = leftovers(w, kernel, &state.slots);
+            let stats = leftovers(w, kernel, slots);
             if stats != KernelStats::default() {
                 return Some(FailureReason::FinalCheck {
                     name: "no leaks".to_string(),

@@ -318,6 +318,8 @@ impl Checker {
         Engine {
             world,
             check_leaks: self.check_leaks,
+            holds: 0,
+            last_id: 0,
         }
     }
 
@@ -356,7 +358,7 @@ impl Checker {
     {
         let mut engine = self.engine(setup);
         let init = engine.initial();
-        let mut state = init.state;
+        let mut state = engine.freeze(init.slots, init.now);
         let mut enabled = init.enabled;
         let mut failure = init.fail;
         let mut steps = Vec::new();
@@ -369,22 +371,22 @@ impl Checker {
             if let Some(why) = succ.unsupported {
                 return Err(ReplayError::Unsupported(why));
             }
-            let slot = &succ.state.slots[proc as usize];
+            let slot = &succ.slots[proc as usize];
             steps.push(ReplayStep {
                 index,
                 proc: ProcId(proc),
                 name: slot.name.to_string(),
                 time,
                 did: succ.log,
-                status: slot.status.public(succ.state.now),
+                status: slot.status.public(succ.now),
             });
-            state = succ.state;
+            state = engine.freeze(succ.slots, succ.now);
             enabled = succ.enabled;
             failure = succ.fail;
         }
         if failure.is_none() && enabled.is_empty() {
             // The kernel is in the last state (just stepped or restored).
-            failure = engine.judge_end(&state);
+            failure = engine.judge_end(&state.slots);
         }
         Ok(Replay { steps, failure })
     }

@@ -93,7 +93,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         if let Some(why) = succ.unsupported {
             return Err(why);
         }
-        engine.encode(&succ.state.slots, succ.state.now, enc);
+        engine.encode(&succ.slots, succ.now, enc);
         match visited.insert(enc, limit.saturating_sub(frontier + enc.len())) {
             Insert::Seen => {
                 stats.states_matched += 1;
@@ -108,7 +108,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             Some(f) => Some(f),
             None if succ.enabled.is_empty() => {
                 stats.end_states += 1;
-                engine.judge_end(&succ.state)
+                engine.judge_end(&succ.slots)
             }
             None => None,
         };
@@ -121,8 +121,8 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             on_end(&EndState {
                 view: CheckView {
                     kernel: &engine.world.kernel,
-                    slots: &succ.state.slots,
-                    now: succ.state.now,
+                    slots: &succ.slots,
+                    now: succ.now,
                 },
                 failure: failure.as_ref(),
             });
@@ -135,7 +135,8 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             stats.depth_cuts += 1;
             return Ok(None);
         }
-        Ok(Some((succ.state, succ.enabled, enc.len())))
+        let size = enc.len();
+        Ok(Some((engine.freeze(succ.slots, succ.now), succ.enabled, size)))
     }
 
     let init = engine.initial();

@@ -48,6 +48,9 @@ pub(crate) struct Slot<M> {
 /// A state of the model: the kernel, every process, the clock.
 #[derive(Clone)]
 pub(crate) struct State<M> {
+    /// Unique per frozen state: lets the engine skip restoring the kernel
+    /// it already holds.
+    pub id: u64,
     pub kernel: Snap,
     pub slots: Vec<Slot<M>>,
     pub now: u64,
