@@ -136,7 +136,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             return Ok(None);
         }
         let size = enc.len();
-        Ok(Some((engine.freeze(succ.slots, succ.now), succ.enabled, size)))
+        Ok(Some((
+            engine.freeze(succ.slots, succ.now),
+            succ.enabled,
+            size,
+        )))
     }
 
     let init = engine.initial();
