@@ -32,6 +32,34 @@ pub struct ScenarioCheck {
 }
 
 /// Checks `scn` with `checker` (module docs).
+///
+/// ```
+/// use mkipc::sim::check::Checker;
+/// use mkipc::sim::FailureReason;
+///
+/// // Each waits for the other before sending: every schedule deadlocks.
+/// let text = r#"
+/// [[mailbox]]
+/// name = "a"
+/// capacity = 1
+///
+/// [[mailbox]]
+/// name = "b"
+/// capacity = 1
+///
+/// [[process]]
+/// name = "p"
+/// script = "receive a\nsend b"
+///
+/// [[process]]
+/// name = "q"
+/// script = "receive b\nsend a"
+/// "#;
+/// let scn = mkipc::scenario::parse("wait.toml", text).unwrap();
+/// let check = mkipc::scenario::check_scenario(&scn, &Checker::new()).unwrap();
+/// let failure = check.outcome.failure().unwrap();
+/// assert!(matches!(failure.reason, FailureReason::Deadlock(_)));
+/// ```
 pub fn check_scenario(scn: &Scenario, checker: &Checker) -> Result<ScenarioCheck, String> {
     check_with_ends(scn, checker, |_| {})
 }
