@@ -304,8 +304,8 @@ pub(crate) enum Resume {
     },
     /// A `select` under way.
     Select(Box<Selecting>),
-    /// Waiting (a pause) for process `proc` to appear, `tries` so far
-    /// (threads start processes as they go).
+    /// A `send-to`/`receive-from` pausing until the process it names has
+    /// started, after `tries` looks (threads start processes as they go).
     AwaitPid { tries: u32 },
 }
 
