@@ -273,10 +273,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         self.holds = 0;
         let w = &self.world;
         let kernel = &w.kernel;
-        if slots
-            .iter()
-            .any(|s| !matches!(s.status, Status::Ended(_)))
-        {
+        if slots.iter().any(|s| !matches!(s.status, Status::Ended(_))) {
             let inputs: Vec<StuckInput> = slots
                 .iter()
                 .enumerate()
