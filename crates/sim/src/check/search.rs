@@ -26,6 +26,10 @@ struct Frame<M> {
     depth: usize,
 }
 
+/// A new state to expand: the state, its enabled processes, the size of
+/// its encoding.
+type Expand<M> = (State<M>, Vec<u32>, usize);
+
 /// Searches from the engine's initial state.
 pub(crate) fn search<M: Machine + Clone + Encode>(
     cfg: &Checker,
@@ -89,7 +93,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         stats: &mut CheckStats,
         on_end: &mut dyn FnMut(&EndState<'_, M>),
         mut record: impl FnMut(FailureReason, &[u8]),
-    ) -> Result<Option<(State<M>, Vec<u32>, usize)>, String> {
+    ) -> Result<Option<Expand<M>>, String> {
         if let Some(why) = succ.unsupported {
             return Err(why);
         }

@@ -209,15 +209,19 @@ impl Machine for Classic {
 
 impl Master {
     fn step<C: Ctx<Classic>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
-        let (Some(jobs_q), Some(results_q)) = (self.jobs_q, self.results_q) else {
+        // Opening is local (no other process sees it): done in the step of
+        // the first operation, so it adds no interleavings.
+        if self.jobs_q.is_none() {
             match (open(cx, "jobs"), open(cx, "results")) {
                 (Ok(j), Ok(r)) => {
                     self.jobs_q = Some(j);
                     self.results_q = Some(r);
-                    return Step::Yield;
                 }
                 (Err(s), _) | (_, Err(s)) => return s,
             }
+        }
+        let (Some(jobs_q), Some(results_q)) = (self.jobs_q, self.results_q) else {
+            return fail("mailboxes not open");
         };
         match (std::mem::replace(&mut self.pending, Pending::None), resumed) {
             (Pending::Job, Some(WaitOutcome::Sent(Ok(_)))) => self.next += 1,
@@ -302,15 +306,19 @@ impl Master {
 
 impl Worker {
     fn step<C: Ctx<Classic>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
-        let (Some(jobs_q), Some(results_q)) = (self.jobs_q, self.results_q) else {
+        // Opening is local (no other process sees it): done in the step of
+        // the first operation, so it adds no interleavings.
+        if self.jobs_q.is_none() {
             match (open(cx, "jobs"), open(cx, "results")) {
                 (Ok(j), Ok(r)) => {
                     self.jobs_q = Some(j);
                     self.results_q = Some(r);
-                    return Step::Yield;
                 }
                 (Err(s), _) | (_, Err(s)) => return s,
             }
+        }
+        let (Some(jobs_q), Some(results_q)) = (self.jobs_q, self.results_q) else {
+            return fail("mailboxes not open");
         };
         let job = match resumed {
             Some(WaitOutcome::Sent(r)) => {
