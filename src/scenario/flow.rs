@@ -3,28 +3,104 @@
 //! [`compile`] turns a statement tree into a flat list of [`Code`]: plain
 //! statements, and the jumps and loop markers of the blocks around them.
 //! The interpreter runs it with a program counter and a stack of loop
-//! frames, never recursing per block, so no nesting can overflow the
-//! simulator's small coroutine stacks.
+//! frames, never recursing per block, so no nesting can overflow a stack.
+//! A [`Program`] holds the compiled code of every process of a scenario,
+//! made once per run and shared (behind an `Arc`) by every running script,
+//! which refers to its code by process index and program counter.
 //!
-//! [`ScriptState`] is everything a running script knows: where it is
-//! ([`Position`]), its variables, and the messages a selective receive has
-//! set aside. It is plain data (`Clone`, `Eq`, `Hash`) on purpose: a model
-//! checker can snapshot it, compare two states and hash them. (Kernel
-//! objects are outside it: the reply right of the last request, the
-//! process's port names.)
+//! [`ScriptState`] is the script's own data: where it is ([`Position`]),
+//! its variables, and the messages a selective receive has set aside. It
+//! is plain data (`Clone`, `Eq`, `Hash`) on purpose. The running script,
+//! [`ScriptMachine`](super::interp::ScriptMachine), adds what it knows of
+//! the kernel (its names, the last request) and the operation it waits for,
+//! and is `Clone + Eq + Hash` as a whole, so a model checker can snapshot
+//! it, compare two states and hash them.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::expr::Expr;
 use super::value::Value;
-use super::{Arm, Dest, Op, Stmt};
+use super::{ArmKind, Dest, Op, Scenario, Stmt};
+
+/// The compiled scripts of a scenario (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Program {
+    /// Per process, its flattened script.
+    pub code: Vec<Vec<Code>>,
+    /// Per process, the mailboxes its script names, in order of first use
+    /// (it opens them when it starts).
+    pub mailboxes: Vec<Vec<usize>>,
+}
+
+impl Program {
+    /// Compiles every process of `scenario`.
+    pub fn new(scenario: &Scenario) -> Program {
+        let code = scenario
+            .processes
+            .iter()
+            .map(|p| compile(&p.script))
+            .collect();
+        let mailboxes = scenario
+            .processes
+            .iter()
+            .map(|p| mailboxes_used(scenario, &p.script))
+            .collect();
+        Program { code, mailboxes }
+    }
+}
+
+/// The mailboxes `stmts` name, in order of first use.
+fn mailboxes_used(scn: &Scenario, stmts: &[Stmt]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for s in super::walk(stmts) {
+        let named: Vec<usize> = match &s.op {
+            Op::Send { queue, .. }
+            | Op::Receive { queue, .. }
+            | Op::Call { queue }
+            | Op::Destroy(queue)
+            | Op::TrySend {
+                dest: Dest::Queue(queue),
+                ..
+            } => vec![*queue],
+            Op::Select(arms) => arms
+                .iter()
+                .filter_map(|a| match &a.kind {
+                    ArmKind::Receive { queue, .. }
+                    | ArmKind::Send {
+                        dest: Dest::Queue(queue),
+                        ..
+                    } => Some(*queue),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        for q in named {
+            if scn.queues[q].is_mailbox() && !out.contains(&q) {
+                out.push(q);
+            }
+        }
+    }
+    out
+}
+
+/// A `select` arm without its body (which is compiled after the `Select`).
+#[derive(Clone, Debug)]
+pub(crate) struct ArmHead {
+    /// Its `on` line.
+    pub line: usize,
+    /// What it waits for.
+    pub kind: ArmKind,
+    /// Considered only when this holds.
+    pub guard: Option<Expr>,
+}
 
 /// One instruction of a flattened script.
 #[derive(Clone, Debug)]
-pub(crate) enum Code<'s> {
+pub(crate) enum Code {
     /// A statement that is not a block.
-    Do(&'s Stmt),
+    Do(Stmt),
     /// The start of a `repeat` (`times`: how often, 0 when its body does
     /// nothing) or a `forever` (`times: None`); `end` indexes its `End`.
     Enter {
@@ -35,23 +111,19 @@ pub(crate) enum Code<'s> {
     /// The end of the loop that starts at index `start`.
     End { start: usize },
     /// `if` / `while`: go on if `cond` holds, else jump to `to`.
-    Branch {
-        cond: &'s Expr,
-        to: usize,
-        line: usize,
-    },
+    Branch { cond: Expr, to: usize, line: usize },
     /// Go to `to`.
     Jump(usize),
     /// A `select`: arm `i`'s statements start at `starts[i]`.
     Select {
-        arms: &'s [Arm],
+        arms: Vec<ArmHead>,
         starts: Vec<usize>,
         line: usize,
     },
     /// `try-send`: on success jump to `end`, else run what follows.
     TrySend {
-        dest: &'s Dest,
-        value: Option<&'s Expr>,
+        dest: Dest,
+        value: Option<Expr>,
         end: usize,
         line: usize,
     },
@@ -123,8 +195,8 @@ const UNPATCHED: usize = usize::MAX;
 
 /// Flattens a statement tree into [`Code`] with an explicit work stack (no
 /// recursion per level).
-pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
-    let mut code: Vec<Code<'_>> = Vec::new();
+pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code> {
+    let mut code: Vec<Code> = Vec::new();
     let mut work = vec![Work::List(stmts.iter())];
     while let Some(item) = work.pop() {
         let here = code.len();
@@ -160,7 +232,7 @@ pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
                         otherwise,
                     } => {
                         code.push(Code::Branch {
-                            cond,
+                            cond: cond.clone(),
                             to: 0,
                             line: s.line,
                         });
@@ -169,7 +241,7 @@ pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
                     }
                     Op::While { cond, body } => {
                         code.push(Code::Branch {
-                            cond,
+                            cond: cond.clone(),
                             to: 0,
                             line: s.line,
                         });
@@ -182,8 +254,8 @@ pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
                         otherwise,
                     } => {
                         code.push(Code::TrySend {
-                            dest,
-                            value: value.as_ref(),
+                            dest: dest.clone(),
+                            value: value.clone(),
                             end: 0,
                             line: s.line,
                         });
@@ -192,7 +264,14 @@ pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
                     }
                     Op::Select(arms) => {
                         code.push(Code::Select {
-                            arms,
+                            arms: arms
+                                .iter()
+                                .map(|a| ArmHead {
+                                    line: a.line,
+                                    kind: a.kind.clone(),
+                                    guard: a.guard.clone(),
+                                })
+                                .collect(),
                             starts: vec![0; arms.len()],
                             line: s.line,
                         });
@@ -203,7 +282,7 @@ pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code<'_>> {
                             work.push(Work::ArmStart(here, i));
                         }
                     }
-                    _ => code.push(Code::Do(s)),
+                    _ => code.push(Code::Do(s.clone())),
                 }
             }
             Work::LoopEnd(start) => {

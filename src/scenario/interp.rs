@@ -1,32 +1,66 @@
-//! Running a script on a process handle.
+//! Running a script: [`ScriptMachine`], the one interpreter of scenario
+//! scripts, as a state machine ([`mkipc_sim::machine::Machine`]).
 //!
-//! The interpreter is written against [`Host`]: an [`Ipc`] implementation
-//! plus a clock, `work`/`sleep` and `spawn`. The simulator and the threaded
-//! runner provide it with [`Proc`], the os backend with a real process
-//! (`super::os`), so a scenario means the same on all three. Every
-//! message it sends carries, in its body, the moment it was offered (then
-//! its value, if the statement sends one: the codec is in `super::value`); the
-//! receiver subtracts that from the moment it got it, which is the message's
-//! latency. The counters here (messages sent, dropped, received) are what
-//! the "no message lost" invariant compares.
+//! A running script is a value: its position in its flattened code (the
+//! [`Program`] compiled once per run, shared behind an `Arc` and named by
+//! process index), its variables and set-aside messages ([`ScriptState`]),
+//! its port names, the last request received, the next message id, and
+//! [`Resume`]: which statement's operation is pending and what finishing it
+//! needs. `Clone + Eq + Hash` on it covers everything that decides what it
+//! does next, so the model checker can clone, compare and hash it at every
+//! state; the run's counters ([`Shared`]) are for reports and stay outside.
+//!
+//! Each [`Machine::step`] finishes the pending operation with the outcome
+//! it is handed, runs local statements (assignments, checks, jumps), and
+//! starts at most one IPC operation (or a `work`/`sleep` pause, or a
+//! `spawn`) through its [`Ctx`]. Every blocking statement is split into a
+//! start and a finish: when the `Ctx` answers [`Op::Done`] at once the
+//! finish runs at once, when it answers [`Op::Pending`] the step returns
+//! [`Step::Wait`] and the next step finishes it. A `call` is two operations
+//! (a send carrying a send-once reply right, then a receive on the reply
+//! port) unless the runner makes it in one ([`Ctx::call`]). A `select` that
+//! must wait does a timed receive over its receive arms, or a pause when it
+//! only has send arms, and tries again, every [`SELECT_POLL`] while a send
+//! arm waits for room.
+//!
+//! Every host runs this machine; what differs lives in its `Ctx` or in a
+//! thin driver: the simulator runs it with
+//! [`ProcCtx`](mkipc_sim::machine::ProcCtx) (its operations block on the
+//! process's coroutine), the threads backend with its own `Ctx` (pauses the
+//! timeout can cut short, counters per instance, queue maxima read before a
+//! `destroy` through [`Shared::before_destroy`]), the os backend with a
+//! `Ctx` on an `OsProcess` that passes over its own control messages,
+//! measures wall-clock blocked and working time and spawns children
+//! (`super::os`).
+//!
+//! Every message a script sends carries, in its body, the moment it was
+//! offered (then its value, if the statement sends one: the codec is in
+//! `super::value`); the receiver subtracts that from the moment it got it,
+//! which is the message's latency. Under the model checker
+//! ([`Shared::canonical_messages`]) the offered time is 0 and message ids
+//! do not count up, so two equal states do not differ by a timestamp: the
+//! latency figures are then meaningless. The counters here (messages sent,
+//! dropped, received) are what the "no message lost" invariant compares.
 
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mkipc_kernel::{
-    CarriedRight, Ipc, Message, Pid, PortName, ReceiveError, SendError, Sent, Wait,
-};
-use mkipc_sim::{Dist, Proc, ProcError, ProcResult};
+use mkipc_kernel::{Ipc, Message, Pid, PortName, SendError, Sent, WaitOutcome};
+use mkipc_sim::machine::{Ctx, Machine, Op, Step};
+use mkipc_sim::ProcError;
 
-use super::flow::{Position, ScriptState};
+use super::flow::{Position, Program, ScriptState, SELECT_POLL};
 use super::value::Value;
-use super::{ArmKind, Dest, Op, QueueKind, Right, Scenario, Stmt};
+use super::{QueueKind, Right, Scenario};
 
 mod exec;
 mod select;
 mod stmt;
-use select::decode;
+#[cfg(test)]
+mod tests;
+use select::{decode, Selecting};
 
 /// Counts for one queue.
 #[derive(Clone, Debug, Default)]
@@ -67,7 +101,8 @@ pub(crate) struct Counters {
     /// Per process: drops and times.
     pub times: Vec<ProcTimes>,
     /// Per process instance, for hosts that run several instances of one
-    /// script in one run (threads: indexed by `ProcId`, see [`Host::instance`]).
+    /// script in one run (threads: indexed by `ProcId`, see
+    /// [`ScriptMachine::count_instance`]).
     pub instances: Vec<InstanceCounts>,
 }
 
@@ -92,10 +127,30 @@ impl Counters {
     }
 }
 
-/// State shared by the processes of one run.
+/// What a host wants done before a queue is destroyed (see
+/// [`Shared::before_destroy`]).
+pub(crate) struct Hook(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
+/// State shared by the processes of one run: the compiled program and what
+/// is counted for the report (never part of a script's state).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub scenario: Arc<Scenario>,
+    /// Every process's compiled script, made once per run.
+    pub program: Arc<Program>,
+    /// Messages carry offered time 0 and ids that do not count up (the
+    /// model checker: see the module docs).
+    canonical: bool,
+    /// Called before a script destroys a queue: a host without a step hook
+    /// (threads) reads the kernel's queue maxima (high-water marks) there,
+    /// while the queue still exists.
+    before_destroy: Option<Hook>,
     /// The pid of each declared process once it exists (latest instance).
     pub pids: Mutex<Vec<Option<Pid>>>,
     pub counters: Mutex<Counters>,
@@ -130,7 +185,10 @@ impl Shared {
             ..Counters::default()
         };
         Shared {
+            program: Arc::new(Program::new(&scenario)),
             scenario,
+            canonical: false,
+            before_destroy: None,
             pids: Mutex::new(vec![None; n]),
             counters: Mutex::new(counters),
             wait_for_pids,
@@ -140,6 +198,21 @@ impl Shared {
             check_failed: AtomicBool::new(false),
             first_check_failure: Mutex::new(None),
         }
+    }
+
+    /// The same, with messages stamped for the model checker: offered at
+    /// time 0 and every message id 1, so that equal states are equal
+    /// whatever the clock says (latencies are then meaningless).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn canonical_messages(mut self) -> Shared {
+        self.canonical = true;
+        self
+    }
+
+    /// The same, with `hook` called before every `destroy` a script runs.
+    pub fn before_destroy(mut self, hook: impl Fn() + Send + Sync + 'static) -> Shared {
+        self.before_destroy = Some(Hook(Box::new(hook)));
+        self
     }
 
     /// Records a failed `assert` or `expect` (the first one is kept).
@@ -199,164 +272,183 @@ impl Shared {
     }
 }
 
-/// What the interpreter needs from whatever runs a process.
-pub(crate) trait Host {
-    /// The IPC implementation.
-    type I: Ipc;
-    /// The process's IPC handle.
-    fn ipc(&self) -> &Self::I;
-    /// Time since the start of the run (virtual or wall clock).
-    fn now(&self) -> Duration;
-    /// `work` (busy) or `sleep` for a duration drawn from `d`.
-    fn pause(&self, d: Dist, busy: bool);
-    /// Starts a new instance of process `child`, handing it `inherit`.
-    fn spawn_script(
-        &self,
-        shared: &Arc<Shared>,
-        child: usize,
-        inherit: &[CarriedRight],
-    ) -> Result<(), String>;
-    /// Whether `work` and IPC wall times are worth measuring (not in virtual time).
-    fn wall_clock(&self) -> bool {
-        false
-    }
-    /// Whether a directly received message is the host's own, not the script's.
-    fn is_control(&self, _msg: &Message) -> bool {
-        false
-    }
-    /// Keeps a control message [`is_control`](Host::is_control) picked out.
-    fn stash_control(&self, _msg: Message) {}
-    /// This process instance's index in [`Counters::instances`], for a host
-    /// that runs several instances of one script and reports each.
-    fn instance(&self) -> Option<usize> {
-        None
-    }
-    /// Called before a `destroy`: a host without a step hook (threads) reads
-    /// the kernel's queue maxima (high-water marks) here, while the queue
-    /// still exists; it reads them again as each process ends.
-    fn observe_queues(&self) {}
+/// What the statement at the program counter waits for, and what finishing
+/// it needs (the statement itself is found at the program counter).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Resume {
+    /// Nothing: the next step runs the statement at the program counter.
+    #[default]
+    None,
+    /// Opening the mailboxes the script uses, one per step (a program
+    /// opens its files when it starts): the index of the next one.
+    Opening(usize),
+    /// A send (`send`, `send-to`, `reply`, `try-send`) is pending; `queue`
+    /// is the queue it counts for (`None`: a direct or reply message).
+    Send { queue: Option<usize> },
+    /// A `receive`/`expect` on `src` is pending (`waiting`), or must be
+    /// started again (a message it did not match was set aside); `deadline`
+    /// is its `timeout`'s end.
+    Receive {
+        src: PortName,
+        deadline: Option<Duration>,
+        waiting: bool,
+    },
+    /// A `receive-from` or `receive-any` is pending.
+    Direct,
+    /// A `call`'s request (carrying a send-once right to `reply`) is being
+    /// sent (`replied: false`), or its reply is awaited on `reply`.
+    Call {
+        queue: usize,
+        reply: PortName,
+        replied: bool,
+    },
+    /// A `select` under way.
+    Select(Box<Selecting>),
+    /// A `send-to`/`receive-from` pausing until the process it names has
+    /// started, after `tries` looks (threads start processes as they go).
+    AwaitPid { tries: u32 },
 }
 
-impl Host for Proc {
-    type I = Proc;
-    fn ipc(&self) -> &Proc {
-        self
-    }
-    fn now(&self) -> Duration {
-        Proc::now(self)
-    }
-    fn pause(&self, d: Dist, busy: bool) {
-        if busy {
-            self.work(d)
-        } else {
-            self.sleep(d)
-        }
-    }
-    fn spawn_script(
-        &self,
-        shared: &Arc<Shared>,
-        child: usize,
-        inherit: &[CarriedRight],
-    ) -> Result<(), String> {
-        let shared = Arc::clone(shared);
-        let name = shared.scenario.processes[child].name.clone();
-        self.spawn(&name, inherit, move |p| run_process(p, shared, child))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-}
-
-enum Flow {
-    Next,
-    /// A receive failed inside a `forever` loop: leave the loop.
-    Break,
-    Exit(i32),
-}
-
-struct Env<'a, H: Host> {
-    h: &'a H,
-    p: &'a H::I,
-    shared: &'a Arc<Shared>,
-    me: usize,
-    /// See [`Host::instance`].
+/// A script being run (see the module docs): the one interpreter of every
+/// backend.
+#[derive(Clone, Debug)]
+pub(crate) struct ScriptMachine {
+    /// The run's program and counters: not part of the state.
+    shared: Arc<Shared>,
+    /// Its counters' index in [`Counters::instances`], for a host that
+    /// reports each instance of one script (threads): not part of the state.
     instance: Option<usize>,
+    /// Which process it is (its code is `shared.program.code[me]`).
+    me: usize,
+    /// Position, variables and set-aside messages.
+    state: ScriptState,
     recv_names: Vec<Option<PortName>>,
     send_names: Vec<Option<PortName>>,
+    /// The last message received, which a `reply` answers.
     last_request: Option<Message>,
     next_id: u32,
-    /// Variables, position and set-aside messages: plain data.
-    state: ScriptState,
-    /// Statements run since the script last communicated or waited.
-    local_steps: u64,
+    /// The pending operation.
+    resume: Resume,
 }
 
-/// The body of process `me`: runs its script on `p`.
-pub(crate) fn run_process(p: &Proc, shared: Arc<Shared>, me: usize) -> ProcResult {
-    let decl = &shared.scenario.processes[me];
-    if decl.server {
-        p.declare_server();
-    }
-    if decl.expect_error {
-        p.declare_expect_error();
-    }
-    let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
-    run_script(p, &shared, me, &inherited, &[])
+/// The parts of a request that decide what a script does with it: its
+/// reply right (and, to be safe, its id and body).
+fn request_key(m: &Message) -> (u32, &[u8], Option<mkipc_kernel::CarriedRight>) {
+    (m.id, &m.body[..], m.reply())
 }
 
-/// Runs the script of process `me` on host `h`: `inherited` are the names
-/// of its port rights (in the order of `Process::rights`), `preset` the
-/// mailboxes it already holds (the ones it created as their owner).
-pub(crate) fn run_script<H: Host>(
-    h: &H,
-    shared: &Arc<Shared>,
-    me: usize,
-    inherited: &[PortName],
-    preset: &[(usize, PortName)],
-) -> ProcResult {
-    let p = h.ipc();
-    shared.set_pid(me, p.pid());
-    let scenario = Arc::clone(&shared.scenario);
-    let nq = scenario.queues.len();
-    let mut env = Env {
-        h,
-        p,
-        shared,
-        me,
-        instance: h.instance(),
-        recv_names: vec![None; nq],
-        send_names: vec![None; nq],
-        last_request: None,
-        next_id: 1,
-        state: ScriptState {
-            at: Position::default(),
-            vars: vec![None; scenario.processes[me].vars.len().max(1)],
-            pending: vec![Default::default(); nq],
-        },
-        local_steps: 0,
-    };
-    env.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
-    for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
-        let name = inherited.get(i).copied();
-        match right {
-            Right::Receive => env.recv_names[*q] = name,
-            Right::Send => env.send_names[*q] = name,
+impl PartialEq for ScriptMachine {
+    fn eq(&self, other: &Self) -> bool {
+        self.me == other.me
+            && self.state == other.state
+            && self.recv_names == other.recv_names
+            && self.send_names == other.send_names
+            && self.last_request.as_ref().map(request_key)
+                == other.last_request.as_ref().map(request_key)
+            && self.next_id == other.next_id
+            && self.resume == other.resume
+    }
+}
+
+impl Eq for ScriptMachine {}
+
+impl Hash for ScriptMachine {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.me.hash(h);
+        self.state.hash(h);
+        self.recv_names.hash(h);
+        self.send_names.hash(h);
+        self.last_request.as_ref().map(request_key).hash(h);
+        self.next_id.hash(h);
+        self.resume.hash(h);
+    }
+}
+
+impl ScriptMachine {
+    /// The script of process `me` of the run `shared`: `inherited` are the
+    /// names of its port rights (in the order of `Process::rights`),
+    /// `preset` the mailboxes it already holds (the ones it created as
+    /// their owner).
+    pub fn new(
+        shared: &Arc<Shared>,
+        me: usize,
+        inherited: &[PortName],
+        preset: &[(usize, PortName)],
+    ) -> ScriptMachine {
+        let scenario = &shared.scenario;
+        let nq = scenario.queues.len();
+        let mut m = ScriptMachine {
+            shared: Arc::clone(shared),
+            instance: None,
+            me,
+            state: ScriptState {
+                at: Position::default(),
+                vars: vec![None; scenario.processes[me].vars.len().max(1)],
+                pending: vec![Default::default(); nq],
+            },
+            recv_names: vec![None; nq],
+            send_names: vec![None; nq],
+            last_request: None,
+            next_id: 1,
+            resume: Resume::Opening(0),
+        };
+        m.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
+        for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
+            let name = inherited.get(i).copied();
+            match right {
+                Right::Receive => m.recv_names[*q] = name,
+                Right::Send => m.send_names[*q] = name,
+            }
+        }
+        for &(q, name) in preset {
+            m.send_names[q] = Some(name);
+            m.recv_names[q] = Some(name);
+        }
+        m
+    }
+
+    /// The script of process `me` built from the rights it inherited.
+    pub fn from_rights(
+        shared: &Arc<Shared>,
+        me: usize,
+        inherited: &[mkipc_kernel::CarriedRight],
+    ) -> ScriptMachine {
+        let names: Vec<PortName> = inherited.iter().map(|r| r.name).collect();
+        ScriptMachine::new(shared, me, &names, &[])
+    }
+
+    /// Counts what this instance does in [`Counters::instances`] too, at
+    /// index `k` (threads: its `ProcId`).
+    pub fn count_instance(&mut self, k: usize) {
+        self.instance = Some(k);
+    }
+
+    /// Which process of the scenario this is.
+    pub fn process(&self) -> usize {
+        self.me
+    }
+
+    /// Its variables by slot (`None`: not set yet).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn vars(&self) -> &[Option<Value>] {
+        &self.state.vars
+    }
+}
+
+impl Machine for ScriptMachine {
+    fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
+        match self.run(cx, resumed) {
+            Ok(step) => step,
+            Err(e) => Step::Exit(Err(e)),
         }
     }
-    for &(q, name) in preset {
-        env.send_names[q] = Some(name);
-        env.recv_names[q] = Some(name);
+
+    fn is_server(&self) -> bool {
+        self.shared.scenario.processes[self.me].server
     }
-    // A process opens the mailboxes its script uses when it starts, as a
-    // program opens its files: a mailbox that dies later is then a dead
-    // name ("source is dead"), not a name that was never found.
-    let mut used = Vec::new();
-    mailboxes_used(&scenario, &scenario.processes[me].script, &mut used);
-    for q in used {
-        let _ = env.queue_name(q, true);
-    }
-    match env.run(&scenario.processes[me].script)? {
-        Flow::Exit(0) | Flow::Next | Flow::Break => Ok(()),
-        Flow::Exit(code) => Err(ProcError::exit(code)),
+
+    fn expects_error(&self) -> bool {
+        self.shared.scenario.processes[self.me].expect_error
     }
 }
 
@@ -364,59 +456,49 @@ fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
     ProcError::msg(format!("line {line}: {what}: {e}"))
 }
 
-impl<H: Host> Env<'_, H> {
-    /// Runs a possibly blocking IPC call, adding its wall time to this
-    /// process's blocked time when the host runs on the wall clock.
-    fn timed<T>(&self, f: impl FnOnce(&H::I) -> T) -> T {
-        if !self.h.wall_clock() {
-            return f(self.p);
-        }
-        let t = Instant::now();
-        let r = f(self.p);
-        self.shared.counters().times[self.me].blocked += t.elapsed();
-        r
+/// What running one instruction, or finishing an operation, leads to.
+enum Flow {
+    /// Go on at the next instruction.
+    Next,
+    /// Go on at the program counter as it now is (a jump was taken).
+    Stay,
+    /// A receive failed inside a `forever` loop: leave the loop.
+    Break,
+    /// The statement's operation must start again (its state is in
+    /// [`ScriptMachine::resume`]): now, if this step has started no
+    /// operation yet, else at the next step.
+    Again,
+    /// End the step here (the statement's operation is under way, or must
+    /// start again at the next step).
+    Stop(Step),
+    /// The script ends with this exit code.
+    Exit(i32),
+}
+
+impl ScriptMachine {
+    fn scenario(&self) -> &Scenario {
+        &self.shared.scenario
     }
 
-    /// `receive-from` / `receive-any`, passing over the host's own control
-    /// messages (an os-backend child's final report to its spawner).
-    fn direct_receive(
-        &self,
-        from: Option<Pid>,
-        timeout: Option<Duration>,
-    ) -> Result<Message, ReceiveError> {
-        let started = Instant::now();
-        let mut w = wait(timeout);
-        loop {
-            let r = self.timed(|p| match from {
-                Some(pid) => p.receive_from_with(pid, w),
-                None => p.receive_from_any_with(w),
-            });
-            match r {
-                Ok(msg) if self.h.is_control(&msg) => {
-                    self.h.stash_control(msg);
-                    if let Some(t) = timeout {
-                        w = Wait::For(t.saturating_sub(started.elapsed()));
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn queue_name(&mut self, q: usize, sending: bool) -> Result<PortName, String> {
-        let queue = &self.shared.scenario.queues[q];
+    fn queue_name<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        q: usize,
+        sending: bool,
+    ) -> Result<PortName, String> {
         let slot = if sending {
-            &mut self.send_names[q]
+            self.send_names[q]
         } else {
-            &mut self.recv_names[q]
+            self.recv_names[q]
         };
-        if let Some(n) = *slot {
+        if let Some(n) = slot {
             return Ok(n);
         }
+        let queue = &self.shared.scenario.queues[q];
         match queue.kind {
             QueueKind::Mailbox { .. } => {
-                let n = self
-                    .p
+                let n = cx
+                    .ipc()
                     .mailbox_open(&queue.name)
                     .map_err(|e| e.to_string())?;
                 self.send_names[q] = Some(n);
@@ -427,10 +509,24 @@ impl<H: Host> Env<'_, H> {
         }
     }
 
-    fn message(&mut self) -> Message {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        Message::from_u64(id, self.h.now().as_nanos() as u64)
+    /// A message carrying `value` (see the codec in `scenario::value`),
+    /// offered now.
+    fn message_with<C: Ctx<Self>>(&mut self, cx: &C, value: Option<&Value>) -> Message {
+        let (id, offered) = if self.shared.canonical {
+            (1, 0)
+        } else {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            (id, cx.now().as_nanos() as u64)
+        };
+        match value {
+            None => Message::from_u64(id, offered),
+            Some(v) => {
+                let mut body = offered.to_le_bytes().to_vec();
+                body.extend_from_slice(&v.encode());
+                Message::new(id, body)
+            }
+        }
     }
 
     fn count_send(&self, queue: Option<usize>, r: &Result<Sent, SendError>) {
@@ -461,12 +557,12 @@ impl<H: Host> Env<'_, H> {
         }
     }
 
-    fn count_receive(&self, queue: Option<usize>, msg: &Message) {
-        self.count_taken(queue, decode(msg).0);
+    fn count_receive<C: Ctx<Self>>(&self, cx: &C, queue: Option<usize>, msg: &Message) {
+        self.count_taken(cx, queue, decode(msg).0);
     }
 
     /// Counts a message the script took, offered at `offered` ns.
-    fn count_taken(&self, queue: Option<usize>, offered: u64) {
+    fn count_taken<C: Ctx<Self>>(&self, cx: &C, queue: Option<usize>, offered: u64) {
         let mut c = self.shared.counters();
         c.received += 1;
         c.procs[self.me].1 += 1;
@@ -477,19 +573,28 @@ impl<H: Host> Env<'_, H> {
             let offered = Duration::from_nanos(offered);
             let qc = &mut c.queues[q];
             qc.received += 1;
-            qc.latency_total += self.h.now().saturating_sub(offered);
+            qc.latency_total += cx.now().saturating_sub(offered);
         }
     }
 
-    fn pid_of(&self, proc: usize, line: usize) -> Result<Pid, ProcError> {
-        for _ in 0..5000 {
-            if let Some(pid) = self.shared.pid(proc) {
-                return Ok(pid);
-            }
-            if !self.shared.wait_for_pids || self.shared.is_stopped() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
+    /// The pid of process `proc`; on a host that starts processes as it
+    /// goes (threads), a short pause and another look (up to 5000 times)
+    /// while it has not started.
+    fn pid_of(&mut self, proc: usize, line: usize) -> Result<Result<Pid, Step>, ProcError> {
+        let tries = match self.resume {
+            Resume::AwaitPid { tries } => tries,
+            _ => 0,
+        };
+        self.resume = Resume::None;
+        if let Some(pid) = self.shared.pid(proc) {
+            return Ok(Ok(pid));
+        }
+        if self.shared.wait_for_pids && !self.shared.is_stopped() && tries < 5000 {
+            self.resume = Resume::AwaitPid { tries: tries + 1 };
+            return Ok(Err(Step::Pause {
+                time: mkipc_sim::Dist::fixed(Duration::from_millis(1)),
+                busy: false,
+            }));
         }
         let name = &self.shared.scenario.processes[proc].name;
         Err(fail(
@@ -499,58 +604,111 @@ impl<H: Host> Env<'_, H> {
         ))
     }
 
-    fn received(
-        &mut self,
-        r: Result<Message, ReceiveError>,
-        queue: Option<usize>,
-        in_forever: bool,
-        line: usize,
-        what: &str,
-    ) -> Result<Flow, ProcError> {
-        match r {
-            Ok(msg) => {
-                self.count_receive(queue, &msg);
-                self.last_request = Some(msg);
-                Ok(Flow::Next)
-            }
-            Err(_) if in_forever => Ok(Flow::Break),
-            Err(e) => Err(fail(line, what, e)),
-        }
+    /// Records a failed check for the whole run, and returns its error.
+    fn check_failed(&self, e: ProcError) -> ProcError {
+        let name = &self.shared.scenario.processes[self.me].name;
+        self.shared.record_check_failure(format!("`{name}` {e}"));
+        e
     }
 }
 
-fn mailboxes_used(scn: &Scenario, stmts: &[Stmt], out: &mut Vec<usize>) {
-    for s in super::walk(stmts) {
-        let named: Vec<usize> = match &s.op {
-            Op::Send { queue, .. }
-            | Op::Receive { queue, .. }
-            | Op::Call { queue }
-            | Op::Destroy(queue)
-            | Op::TrySend {
-                dest: Dest::Queue(queue),
-                ..
-            } => vec![*queue],
-            Op::Select(arms) => arms
-                .iter()
-                .filter_map(|a| match &a.kind {
-                    ArmKind::Receive { queue, .. }
-                    | ArmKind::Send {
-                        dest: Dest::Queue(queue),
-                        ..
-                    } => Some(*queue),
-                    _ => None,
-                })
-                .collect(),
-            _ => continue,
+/// What a finished operation must be, or an error of the runner.
+fn sent_outcome(outcome: Option<WaitOutcome>) -> Result<Result<Sent, SendError>, ProcError> {
+    match outcome {
+        Some(WaitOutcome::Sent(r)) => Ok(r),
+        other => Err(wrong_outcome("a send", other)),
+    }
+}
+
+fn received_outcome(
+    outcome: Option<WaitOutcome>,
+) -> Result<Result<Message, mkipc_kernel::ReceiveError>, ProcError> {
+    match outcome {
+        Some(WaitOutcome::Received(r)) => Ok(r),
+        other => Err(wrong_outcome("a receive", other)),
+    }
+}
+
+fn wrong_outcome(waiting: &str, got: Option<WaitOutcome>) -> ProcError {
+    let got = match got {
+        None => "no outcome",
+        Some(WaitOutcome::Sent(_)) => "a send's outcome",
+        Some(WaitOutcome::Received(_)) => "a receive's outcome",
+    };
+    ProcError::msg(format!(
+        "the runner resumed the script with {got} while it waited for {waiting}"
+    ))
+}
+
+/// The result of an operation as a finish takes it: done, or pending.
+fn done<T>(op: Op<T>) -> Option<T> {
+    match op {
+        Op::Done(r) => Some(r),
+        Op::Pending => None,
+    }
+}
+
+/// The model checker's canonical encoding of a script: as its `Hash`, but
+/// with every port name by what it denotes (`Encoder::name`), so a name's
+/// generation bits do not make each loop turn a new state.
+impl mkipc_sim::check::Encode for ScriptMachine {
+    fn encode(&self, e: &mut mkipc_sim::check::Encoder<'_>) {
+        let name = |e: &mut mkipc_sim::check::Encoder<'_>, n: Option<PortName>| match n {
+            None => e.u64(0),
+            Some(n) => {
+                e.u64(1);
+                e.name(n);
+            }
         };
-        for q in named {
-            if scn.queues[q].is_mailbox() && !out.contains(&q) {
-                out.push(q);
+        e.u64(self.me as u64);
+        e.value(&self.state);
+        for &n in self.recv_names.iter().chain(&self.send_names) {
+            name(e, n);
+        }
+        match &self.last_request {
+            None => e.u64(0),
+            Some(m) => {
+                e.u64(1);
+                e.u64(u64::from(m.id));
+                e.bytes(&m.body);
+                match m.reply() {
+                    None => e.u64(0),
+                    Some(r) => {
+                        e.u64(1);
+                        e.name(r.name);
+                        e.value(&r.disposition);
+                    }
+                }
+            }
+        }
+        e.u64(u64::from(self.next_id));
+        match &self.resume {
+            Resume::Receive {
+                src,
+                deadline,
+                waiting,
+            } => {
+                e.u64(1);
+                e.name(*src);
+                e.value(&(deadline, waiting));
+            }
+            Resume::Call {
+                queue,
+                reply,
+                replied,
+            } => {
+                e.u64(2);
+                e.name(*reply);
+                e.value(&(queue, replied));
+            }
+            Resume::Select(sel) => {
+                e.u64(3);
+                sel.encode(e);
+            }
+            other => {
+                e.u64(4);
+                e.value(other);
             }
         }
     }
-}
-
-fn wait(timeout: Option<Duration>) -> Wait {
-    timeout.map_or(Wait::Forever, Wait::For)
 }

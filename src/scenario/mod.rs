@@ -70,9 +70,11 @@
 //! model. The whole language, with its grammar, is in
 //! `examples/scenarios/README.md`; expressions in [`Expr`], values and the
 //! message codec in [`Value`]. The interpreter runs a flattened script with
-//! a program counter and keeps its state (position, variables, messages a
-//! selective receive set aside) as plain `Clone + Eq + Hash` data, so a
-//! model checker can snapshot and hash it (`flow.rs`).
+//! a program counter as a state machine (`interp.rs`: `ScriptMachine`, a
+//! `mkipc_sim::machine::Machine`) whose whole state (position, variables,
+//! messages a selective receive set aside, names, the pending operation) is
+//! `Clone + Eq + Hash` data, so a model checker can snapshot and hash it;
+//! every backend runs that one interpreter.
 //!
 //! Every name is checked before anything runs: an unknown process or queue,
 //! a capacity that is not a number, or a script that receives from a port
@@ -140,6 +142,7 @@
 //! ```
 
 mod blocks;
+mod check;
 mod error;
 mod expr;
 mod flow;
@@ -159,6 +162,7 @@ use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
 pub use blocks::MAX_NESTING;
+pub use check::{check_scenario, ScenarioCheck};
 pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};

@@ -7,18 +7,23 @@
 //! A [`QueueSampler`] watches every queue, and the declared invariants
 //! become the simulator's invariants (after every step) and end checks.
 
-use std::cell::RefCell;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Access, CarriedRight, Ipc, Kernel, MailboxConfig, Owner, Pid, PortName};
+use mkipc_kernel::{
+    Access, CarriedRight, Destination, Ipc, IpcError, Kernel, MailboxConfig, Message, OnFull,
+    Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
+};
+use mkipc_sim::machine::{
+    receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Machine, Op as MachineOp,
+};
 use mkipc_sim::{
-    Dist, ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
+    ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
     SchedulerKind, Sim, SimBuilder, SimRng, Threaded,
 };
 
-use super::interp::{run_process, run_script, Host, Shared};
+use super::interp::{ScriptMachine, Shared};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario};
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
@@ -54,7 +59,7 @@ pub struct SimOutcome {
 
 /// The rights a process starts with, as the setup task's names for its ports
 /// (the sim and threads runners both hand these to `spawn_with`).
-fn inherited_rights(
+pub(crate) fn inherited_rights(
     p: &super::Process,
     port_names: &[Option<PortName>],
 ) -> Vec<mkipc_kernel::CarriedRight> {
@@ -84,6 +89,30 @@ pub fn build_sim(scn: &Arc<Scenario>, builder: SimBuilder) -> Result<(Sim, SimHa
 /// Sets the run of `scn` up on a fresh `sim` (for `Explorer`, which builds the `Sim`).
 pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, String> {
     let shared = Arc::new(Shared::new(Arc::clone(scn), false));
+    setup_sim_with(scn, sim, shared, &|sim, name, inherit, make| {
+        sim.spawn_with(name, inherit, move |p| {
+            script_on_proc(p, make(p.inherited()), None)
+        })
+    })
+}
+
+/// Starts a script's process on the simulator: its name, its inherited
+/// rights and what builds its machine from them.
+pub(crate) type SpawnScript<'a> = &'a dyn Fn(
+    &mut Sim,
+    &str,
+    &[CarriedRight],
+    Box<dyn FnOnce(&[CarriedRight]) -> ScriptMachine + Send>,
+) -> Result<ProcId, IpcError>;
+
+/// [`setup_sim`] with the run's `shared` state and a way to start each
+/// script's process (tests run the machine with other drivers).
+pub(crate) fn setup_sim_with(
+    scn: &Arc<Scenario>,
+    sim: &mut Sim,
+    shared: Arc<Shared>,
+    spawn: SpawnScript<'_>,
+) -> Result<SimHandles, String> {
     let mut port_names: Vec<Option<PortName>> = vec![None; scn.queues.len()];
     let mut keys = Vec::new();
     for (i, q) in scn.queues.iter().enumerate() {
@@ -123,9 +152,9 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
         }
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
-        let id = sim
-            .spawn_with(&p.name, &inherit, move |proc| run_process(proc, s, i))
-            .map_err(|e| setup_err(scn, &p.name, e))?;
+        let make =
+            Box::new(move |rights: &[CarriedRight]| ScriptMachine::from_rights(&s, i, rights));
+        let id = spawn(sim, &p.name, &inherit, make).map_err(|e| setup_err(scn, &p.name, e))?;
         ids[i] = Some(id);
         if let Some(pid) = sim.pid(id) {
             shared.set_pid(i, pid);
@@ -266,6 +295,27 @@ pub(crate) fn builder_for(scn: &Scenario, opts: &RunOptions) -> SimBuilder {
 pub fn run_sim(scn: &Scenario, opts: &RunOptions) -> Result<SimOutcome, String> {
     let scn = Arc::new(scn.clone());
     let (sim, handles) = build_sim(&scn, builder_for(&scn, opts))?;
+    finish_sim(&scn, sim, handles)
+}
+
+/// [`run_sim`] with the run's `shared` state and its own way to start
+/// each script's process ([`setup_sim_with`]).
+#[cfg(test)]
+pub(crate) fn run_sim_with(
+    scn: &Scenario,
+    opts: &RunOptions,
+    shared: impl FnOnce(Arc<Scenario>) -> Shared,
+    spawn: SpawnScript<'_>,
+) -> Result<SimOutcome, String> {
+    let scn = Arc::new(scn.clone());
+    let mut sim = builder_for(&scn, opts).build();
+    let shared = Arc::new(shared(Arc::clone(&scn)));
+    let handles = setup_sim_with(&scn, &mut sim, shared, spawn)?;
+    finish_sim(&scn, sim, handles)
+}
+
+/// Runs a simulator set up for `scn` and summarises the run.
+fn finish_sim(scn: &Arc<Scenario>, sim: Sim, handles: SimHandles) -> Result<SimOutcome, String> {
     let (report, failure) = match sim.run() {
         Ok(r) => (r, None),
         Err(f) => {
@@ -274,7 +324,7 @@ pub fn run_sim(scn: &Scenario, opts: &RunOptions) -> Result<SimOutcome, String> 
         }
     };
     let series = handles.sampler.series();
-    let result = summarize(&scn, &handles, &report, failure.as_ref(), &series);
+    let result = summarize(scn, &handles, &report, failure.as_ref(), &series);
     Ok(SimOutcome {
         result,
         report,
@@ -429,68 +479,113 @@ impl Watch {
     }
 }
 
-/// A process of a threaded run: its [`Proc`], with pauses the timeout can
-/// cut short and queue maxima read before a `destroy`.
-struct ThreadHost<'a> {
+/// The runner of a script on a [`Proc`]: a simulated process, or (with
+/// [`Threads`]) a kernel task on an OS thread. Its operations block
+/// (always [`MachineOp::Done`]). On the simulator a script's scheduling
+/// points are its operations' own (each `Proc` operation starts with one),
+/// as they always were: a [`Step::Yield`](mkipc_sim::machine::Step) after an
+/// operation that completed is none (the next operation's point follows),
+/// so traces are what they were before scripts became machines
+/// (`tests/sim_pins.rs`).
+struct ProcHost<'a> {
     p: &'a Proc,
-    shared: &'a Arc<Shared>,
-    watch: &'a Arc<Watch>,
-    rng: RefCell<SimRng>,
+    threads: Option<Threads>,
 }
 
-impl Host for ThreadHost<'_> {
-    type I = Proc;
+/// What a script's process on the threads backend has besides its `Proc`:
+/// pauses the timeout can cut short, the [`Watch`] that spawned scripts are
+/// written down in, and its own random durations.
+struct Threads {
+    shared: Arc<Shared>,
+    watch: Arc<Watch>,
+    rng: SimRng,
+}
+
+impl Ctx<ScriptMachine> for ProcHost<'_> {
+    type Ipc = Proc;
     fn ipc(&self) -> &Proc {
         self.p
     }
     fn now(&self) -> Duration {
         self.p.now()
     }
-    fn pause(&self, d: Dist, _busy: bool) {
-        self.shared.pause(d.sample(&mut self.rng.borrow_mut()));
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> MachineOp<Result<Sent, SendError>> {
+        MachineOp::Done(send_blocking(self.p, dest, msg, on_full))
     }
-    fn spawn_script(
-        &self,
-        shared: &Arc<Shared>,
-        child: usize,
-        inherit: &[CarriedRight],
-    ) -> Result<(), String> {
-        let shared = Arc::clone(shared);
-        let watch = Arc::clone(self.watch);
-        let name = shared.scenario.processes[child].name.clone();
+    fn receive(
+        &mut self,
+        source: Source<'_>,
+        wait: Wait,
+    ) -> MachineOp<Result<Message, ReceiveError>> {
+        MachineOp::Done(receive_blocking(self.p, source, wait))
+    }
+    fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        // The kernel's own call: one operation, one `call` in the trace.
+        CallStart::Done(self.p.call_with(dest, msg, Wait::Forever))
+    }
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,
+    {
+        let threads = self
+            .threads
+            .as_ref()
+            .map(|t| (Arc::clone(&t.shared), Arc::clone(&t.watch)));
         self.p
-            .spawn(&name, inherit, move |p| {
-                thread_process(p, shared, watch, child)
+            .spawn(name, inherit, move |p| {
+                script_on_proc(p, make(p.inherited()), threads)
             })
             .map(drop)
-            .map_err(|e| e.to_string())
-    }
-    fn observe_queues(&self) {
-        self.watch.observe();
-    }
-    fn instance(&self) -> Option<usize> {
-        Some(self.p.id().0 as usize)
     }
 }
 
-/// The body of process `me` on the threads backend.
-fn thread_process(p: &Proc, shared: Arc<Shared>, watch: Arc<Watch>, me: usize) -> ProcResult {
-    // Written down before the script's first statement, which checks for a
-    // stop: a process the timeout's release misses stops by itself.
-    watch
-        .tasks
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((p.id().0, me, p.pid()));
-    let host = ThreadHost {
-        p,
-        shared: &shared,
-        watch: &watch,
-        rng: RefCell::new(SimRng::new(u64::from(p.id().0))),
-    };
-    let inherited: Vec<PortName> = p.inherited().iter().map(|r| r.name).collect();
-    let result = run_script(&host, &shared, me, &inherited, &[]);
-    watch.observe();
+/// The body of a script's process: on the simulator (`threads: None`) or
+/// on the threads backend (its run's shared state and watch).
+fn script_on_proc(
+    p: &Proc,
+    mut machine: ScriptMachine,
+    threads: Option<(Arc<Shared>, Arc<Watch>)>,
+) -> ProcResult {
+    let threads = threads.map(|(shared, watch)| {
+        // Written down before the script's first statement, which checks
+        // for a stop: a process the timeout's release misses stops by
+        // itself.
+        watch.tasks.lock().unwrap_or_else(|p| p.into_inner()).push((
+            p.id().0,
+            machine.process(),
+            p.pid(),
+        ));
+        machine.count_instance(p.id().0 as usize);
+        Threads {
+            shared,
+            watch,
+            rng: SimRng::new(u64::from(p.id().0)),
+        }
+    });
+    if threads.is_none() {
+        if machine.is_server() {
+            p.declare_server();
+        }
+        if machine.expects_error() {
+            p.declare_expect_error();
+        }
+    }
+    let mut cx = ProcHost { p, threads };
+    let result = run_blocking(&mut machine, &mut cx, |cx, time, busy| {
+        match &mut cx.threads {
+            Some(t) => t.shared.pause(time.sample(&mut t.rng)),
+            None if busy => cx.p.work(time),
+            None => cx.p.sleep(time),
+        }
+    });
+    if let Some(t) = &cx.threads {
+        t.watch.observe();
+    }
     result
 }
 
@@ -586,7 +681,6 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     let scn = Arc::new(scn.clone());
     let world = Threaded::new();
     let kernel = world.kernel().clone();
-    let shared = Arc::new(Shared::new(Arc::clone(&scn), true));
     let setup = kernel.create_task();
     let mut port_names: Vec<Option<PortName>> = vec![None; scn.queues.len()];
     let mut keys = Vec::with_capacity(scn.queues.len());
@@ -619,6 +713,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         keys,
         tasks: Mutex::new(Vec::new()),
     });
+    let observer = Arc::clone(&watch);
+    let shared =
+        Arc::new(Shared::new(Arc::clone(&scn), true).before_destroy(move || observer.observe()));
     let start = Instant::now();
     for (i, p) in scn.processes.iter().enumerate() {
         if p.spawned {
@@ -627,9 +724,11 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
         let w = Arc::clone(&watch);
-        if let Err(e) =
-            world.spawn_with(&p.name, &inherit, move |proc| thread_process(proc, s, w, i))
-        {
+        let spawned = world.spawn_with(&p.name, &inherit, move |proc| {
+            let machine = ScriptMachine::from_rights(&s, i, proc.inherited());
+            script_on_proc(proc, machine, Some((s, w)))
+        });
+        if let Err(e) = spawned {
             // Release what already runs before giving up.
             shared.stop();
             for (_, _, pid) in watch.tasks() {

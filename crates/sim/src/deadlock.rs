@@ -109,9 +109,15 @@ impl Deadlock {
     /// Every process still waiting is a declared server waiting at a
     /// receive: a valid end state, not a deadlock.
     pub(crate) fn is_valid_end(&self, procs: &[crate::runtime::ProcMeta]) -> bool {
+        self.is_valid_end_with(|id| procs[id.0 as usize].server)
+    }
+
+    /// [`Deadlock::is_valid_end`] for any runner: `server` says which
+    /// processes were declared servers.
+    pub(crate) fn is_valid_end_with(&self, server: impl Fn(ProcId) -> bool) -> bool {
         self.waiting
             .iter()
-            .all(|w| w.op == "receive" && procs[w.proc.0 as usize].server)
+            .all(|w| w.op == "receive" && server(w.proc))
     }
 }
 
@@ -425,8 +431,8 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
     report(&stuck, &table, core.init)
 }
 
-/// A label for a queue the sim did not name.
-fn queue_label(b: &BlockedOn) -> String {
+/// A label for a queue the runner did not name.
+pub(crate) fn queue_label(b: &BlockedOn) -> String {
     match &b.mailbox {
         Some(n) => format!("mailbox {n}"),
         None => format!("port #{:x}", b.queue_id),

@@ -17,6 +17,9 @@
 //! * **Deadlocks** stop the run with the wait-for cycle named ([`deadlock`]).
 //! * **Exploration** over seeds or exhaustively ([`Explorer`]), with
 //!   invariants after every step and proptest [`strategy`]s for models.
+//! * **Stateful model checking** of processes written as state machines
+//!   ([`machine`], [`check::Checker`]): every reachable state once, SPIN-style
+//!   verdicts, statistics and trails.
 //! * **Scale.** Stacks are carved from a few large mappings ([`stack`]), so a
 //!   run holds hundreds of thousands of processes.
 //! * **Threaded mode** ([`Threaded`]) runs the same closures on OS threads.
@@ -57,6 +60,7 @@
 //! ```
 
 mod builder;
+pub mod check;
 pub mod conformance;
 pub mod deadlock;
 mod exit;

@@ -66,8 +66,9 @@
 use std::time::Duration;
 
 use mkipc_kernel::{
-    CarriedRight, Destination, Ipc, IpcError, Message, OnFull, ReceiveError, SendError, Sent,
-    Source, Wait, WaitOutcome,
+    CallError, Capacity, CarriedRight, Destination, Disposition, Ipc, IpcError, Message,
+    Notification, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent, Source, Wait,
+    WaitOutcome,
 };
 
 use crate::process::{Proc, ProcError, ProcResult};
@@ -109,6 +110,32 @@ pub trait Machine: Sized + 'static {
     /// of the operation the last step left pending ([`Step::Wait`]), `None`
     /// otherwise.
     fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step;
+
+    /// Whether this process is a server: left waiting at a receive when
+    /// every other process has ended is a valid end state, not a deadlock
+    /// ([`Proc::declare_server`]). No by default.
+    fn is_server(&self) -> bool {
+        false
+    }
+
+    /// Whether this process may end with an error without failing the run
+    /// ([`Proc::declare_expect_error`]). No by default.
+    fn expects_error(&self) -> bool {
+        false
+    }
+}
+
+/// How a runner starts an RPC call ([`Ctx::call`]).
+#[derive(Debug)]
+pub enum CallStart {
+    /// The runner made the whole call in one blocking operation
+    /// ([`Ipc::call_with`]): here is its result.
+    Done(Result<Message, CallError>),
+    /// The runner has no call of its own: the request is handed back, and
+    /// the machine makes the call as two operations, a send carrying a
+    /// send-once reply right ([`call_request`]) and a receive on the reply
+    /// port ([`call_reply`]).
+    InTwo(Message),
 }
 
 /// What a machine can do in a step. Implemented by each runner: the
@@ -133,6 +160,16 @@ pub trait Ctx<M> {
     /// Starts a receive (from a name, the first of several, a direct link,
     /// or any direct link).
     fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>>;
+    /// Starts an RPC call of `msg` to `dest`, waiting for the reply as long
+    /// as it takes. A blocking runner with a call of its own (the os
+    /// backend's has no reply ports) makes it here; by default the request
+    /// comes back ([`CallStart::InTwo`]) and the machine makes the call with
+    /// [`send`](Ctx::send) and [`receive`](Ctx::receive), each of which may
+    /// wait.
+    fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        let _ = dest;
+        CallStart::InTwo(msg)
+    }
     /// Starts another process, which inherits `inherit` (moved or copied
     /// per their dispositions) and runs the machine `make` builds from the
     /// rights it received, under its own names, in order.
@@ -166,6 +203,56 @@ pub fn receive_blocking<I: Ipc>(
         Source::Task(pid) => ipc.receive_from_with(pid, wait),
         Source::AnyTask => ipc.receive_from_any_with(wait),
     }
+}
+
+/// The first half of a call made as two operations (what
+/// [`Ipc::call_with`] does in one): allocates a fresh reply port, whose
+/// send-once right `msg` carries; send `msg`, then receive the reply on the
+/// port ([`call_reply`]; [`call_not_sent`] if the send failed). Any reply
+/// right `msg` had is replaced. A fresh port per
+/// call: the send-once right can be used once, and if the server drops it
+/// the kernel says so (the reply is then [`CallError::NoReply`]).
+pub fn call_request<I: Ipc>(ipc: &I, mut msg: Message) -> Result<(Message, PortName), CallError> {
+    let reply_port = match ipc.port_allocate(Capacity::Bounded(1)) {
+        Ok(port) => port,
+        Err(_) => return Err(CallError::Send(SendErrorKind::TaskExited.with(msg))),
+    };
+    msg.set_reply(Some(CarriedRight {
+        name: reply_port,
+        disposition: Disposition::MakeSendOnce,
+    }));
+    Ok((msg, reply_port))
+}
+
+/// A call made as two operations whose request could not be sent: the
+/// reply port is destroyed, and the error is what [`Ipc::call_with`]
+/// would return (the message inside, without the reply right).
+pub fn call_not_sent<I: Ipc>(ipc: &I, reply_port: PortName, e: SendError) -> CallError {
+    let _ = ipc.destroy(reply_port);
+    CallError::Send(e.map_message(|mut back| {
+        back.set_reply(None);
+        back
+    }))
+}
+
+/// The second half of a call made as two operations: what the receive on
+/// `reply_port` gave, as [`Ipc::call_with`] would return it (the kernel's
+/// send-once notification, the server dropped the request, is
+/// [`CallError::NoReply`]); the reply port is destroyed.
+pub fn call_reply<I: Ipc>(
+    ipc: &I,
+    reply_port: PortName,
+    received: Result<Message, ReceiveError>,
+) -> Result<Message, CallError> {
+    let result = match received {
+        Ok(reply) if reply.notification() == Some(Notification::SendOnce) => {
+            Err(CallError::NoReply)
+        }
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(CallError::Receive(e)),
+    };
+    let _ = ipc.destroy(reply_port);
+    result
 }
 
 /// Runs `machine` to its end on a runner whose [`Ctx`] always completes
@@ -224,6 +311,9 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
     fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>> {
         Op::Done(receive_blocking(self.proc, source, wait))
     }
+    fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        CallStart::Done(self.proc.call_with(dest, msg, Wait::Forever))
+    }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
@@ -234,14 +324,38 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
     }
 }
 
-/// Runs `machine` to its end as the body of simulated process `proc`.
+/// Runs `machine` to its end as the body of simulated process `proc`,
+/// declaring it a server or expecting its error first if it says so
+/// ([`Machine::is_server`], [`Machine::expects_error`]).
+///
+/// [`Step::Yield`] is a scheduling point ([`Proc::yield_now`]), as in the
+/// stateful checker, where every step boundary is one: so a step that ends
+/// without an operation (and the exit after it) interleaves with the other
+/// processes exactly as the checker lets it.
 pub fn run_on_proc<M: Machine + Send>(proc: &Proc, mut machine: M) -> ProcResult {
+    if machine.is_server() {
+        proc.declare_server();
+    }
+    if machine.expects_error() {
+        proc.declare_expect_error();
+    }
     let mut cx = ProcCtx::new(proc);
-    run_blocking(&mut machine, &mut cx, |cx, time, busy| {
-        if busy {
-            cx.proc.work(time)
-        } else {
-            cx.proc.sleep(time)
+    loop {
+        match machine.step(&mut cx, None) {
+            Step::Yield => proc.yield_now(),
+            Step::Pause { time, busy } => {
+                if busy {
+                    proc.work(time)
+                } else {
+                    proc.sleep(time)
+                }
+            }
+            Step::Exit(r) => return r,
+            Step::Wait => {
+                return Err(ProcError::msg(
+                    "the machine waits, but none of its operations is pending",
+                ))
+            }
         }
-    })
+    }
 }

@@ -11,20 +11,26 @@
 //! a set-aside message, then one non-blocking try of each arm; if none can,
 //! it waits on the kernel's select over its receive arms. A send arm
 //! waiting for room is retried every [`SELECT_POLL`] (the kernel has no
-//! wait for "room on one of these queues").
+//! wait for "room on one of these queues"). As a state machine, a `select`
+//! under way is a [`Selecting`]: the guards it evaluated, its deadline, the
+//! arm it tries next and the operation it waits for.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mkipc_kernel::{Ipc, Message, OnFull, PortName, ReceiveError, SendErrorKind, Wait};
+use mkipc_kernel::{
+    Destination, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent, Source,
+    Wait, WaitOutcome,
+};
+use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::{Dist, ProcError};
 
-use super::{fail, Env, Flow, Host, EXPECT_FAILED};
+use super::{done, fail, Flow, Resume, ScriptMachine, EXPECT_FAILED, SELECT_POLL};
 use crate::scenario::expr::{Expr, Pattern};
-use crate::scenario::flow::{Pending, SELECT_POLL};
+use crate::scenario::flow::{ArmHead, Code, Pending};
 use crate::scenario::value::{Show, Value};
-use crate::scenario::{Arm, ArmKind, Dest};
+use crate::scenario::{ArmKind, Dest, Op};
 
 /// A message's offered time and value (`None`: no value, or not one of ours).
 pub(super) fn decode(msg: &Message) -> (u64, Option<Value>) {
@@ -54,22 +60,62 @@ pub(super) fn matches_value(
     }
 }
 
-impl<H: Host> Env<'_, H> {
-    /// A message carrying `value` (see the codec in `scenario::value`).
-    pub(super) fn message_with(&mut self, value: Option<&Value>) -> Message {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        let offered = self.h.now().as_nanos() as u64;
-        match value {
-            None => Message::from_u64(id, offered),
-            Some(v) => {
-                let mut body = offered.to_le_bytes().to_vec();
-                body.extend_from_slice(&v.encode());
-                Message::new(id, body)
-            }
+/// A `select` under way (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Selecting {
+    /// Per arm, whether its guard held when the `select` started.
+    enabled: Vec<bool>,
+    /// The enabled `on timeout` arm, if any.
+    timeout_arm: Option<usize>,
+    /// When that arm is taken (time since the start of the run).
+    deadline: Option<Duration>,
+    /// The arm this round tries next (0: the round starts with the
+    /// set-aside messages).
+    next: usize,
+    /// The receive arms' names, with their queues, gathered this round.
+    sources: Vec<(PortName, usize)>,
+    /// Whether a send arm found no room this round.
+    sending: bool,
+    /// What it waits for.
+    phase: Phase,
+}
+
+/// What a [`Selecting`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Nothing: trying arms.
+    Trying,
+    /// The try-send of this arm.
+    Sending(usize),
+    /// A message on the receive arms.
+    Receiving,
+    /// The end of a poll interval; then a new round.
+    Polling,
+    /// The end of the timeout; then this arm.
+    TimingOut(usize),
+}
+
+impl Selecting {
+    /// The checker's encoding: as `Hash`, names by what they denote.
+    pub(super) fn encode(&self, e: &mut mkipc_sim::check::Encoder<'_>) {
+        e.value(&(&self.enabled, self.timeout_arm, self.deadline, self.next));
+        e.u64(self.sources.len() as u64);
+        for &(name, q) in &self.sources {
+            e.name(name);
+            e.u64(q as u64);
         }
+        e.value(&(self.sending, self.phase));
     }
 
+    fn new_round(&mut self) {
+        self.next = 0;
+        self.sources.clear();
+        self.sending = false;
+        self.phase = Phase::Trying;
+    }
+}
+
+impl ScriptMachine {
     pub(super) fn eval(&self, e: &Expr, line: usize) -> Result<Value, ProcError> {
         let names = &self.shared.scenario.processes[self.me].vars;
         e.eval(&self.state.vars, names)
@@ -138,7 +184,7 @@ impl<H: Host> Env<'_, H> {
     }
 
     /// Sets a pattern's variables.
-    pub(super) fn bind(&mut self, binds: Vec<(usize, Value)>) {
+    fn bind(&mut self, binds: Vec<(usize, Value)>) {
         for (slot, v) in binds {
             if let Some(var) = self.state.vars.get_mut(slot) {
                 *var = Some(v);
@@ -163,20 +209,26 @@ impl<H: Host> Env<'_, H> {
         None
     }
 
+    fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
+        let got = got.map_or("a message with no value".to_string(), |v| self.show(v));
+        self.check_failed(fail(line, what, format!("{EXPECT_FAILED}: got {got}")))
+    }
+
     /// `receive Q [PATTERN] [timeout D]`: the first message matching the
     /// pattern, set-aside ones first; `expect`: the next message, which must
-    /// match.
+    /// match. Starts the receive if no set-aside message will do.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn receive_matching(
+    pub(super) fn receive_start<C: Ctx<Self>>(
         &mut self,
+        cx: &mut C,
+        code: &[Code],
         queue: usize,
         pattern: Option<&Pattern>,
         timeout: Option<Duration>,
         expect: bool,
-        in_forever: bool,
         line: usize,
-        what: &str,
     ) -> Result<Flow, ProcError> {
+        let what = receive_what(&self.shared.scenario, queue, expect);
         let from_pending = if expect {
             self.state
                 .pending
@@ -200,79 +252,167 @@ impl<H: Host> Env<'_, H> {
             })
         };
         if let Some((p, ok, binds)) = from_pending {
-            self.count_taken(Some(queue), p.offered);
+            self.count_taken(cx, Some(queue), p.offered);
             if !ok {
-                return Err(self.mismatch(line, what, p.value.as_ref()));
+                return Err(self.mismatch(line, &what, p.value.as_ref()));
             }
             self.bind(binds);
             return Ok(Flow::Next);
         }
         let src = self
-            .queue_name(queue, false)
-            .map_err(|e| fail(line, what, e))?;
-        let deadline = timeout.map(|t| self.h.now().saturating_add(t));
-        loop {
-            let w = match deadline {
-                None => Wait::Forever,
-                Some(d) => Wait::For(d.saturating_sub(self.h.now())),
-            };
-            match self.timed(|p| p.receive_with(src, w)) {
-                Ok(msg) => {
-                    let (offered, value) = decode(&msg);
-                    let mut binds = Vec::new();
-                    if matches_value(pattern, value.as_ref(), &mut binds) {
-                        self.count_taken(Some(queue), offered);
-                        self.bind(binds);
-                        self.last_request = Some(msg);
-                        return Ok(Flow::Next);
-                    }
-                    if expect {
-                        self.count_taken(Some(queue), offered);
-                        return Err(self.mismatch(line, what, value.as_ref()));
-                    }
-                    self.state.pending[queue].push_back(Pending { offered, value });
+            .queue_name(cx, queue, false)
+            .map_err(|e| fail(line, &what, e))?;
+        let deadline = timeout.map(|t| cx.now().saturating_add(t));
+        self.receive_op(cx, code, src, deadline)
+    }
+
+    /// Starts the receive of the statement at the program counter.
+    pub(super) fn receive_op<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        code: &[Code],
+        src: PortName,
+        deadline: Option<Duration>,
+    ) -> Result<Flow, ProcError> {
+        self.resume = Resume::None;
+        let w = match deadline {
+            None => Wait::Forever,
+            Some(d) => Wait::For(d.saturating_sub(cx.now())),
+        };
+        Ok(match done(cx.receive(Source::Name(src), w)) {
+            Some(r) => {
+                let flow = self.received_on(cx, code, src, deadline, r)?;
+                self.after_op(code, flow)
+            }
+            None => self.waiting(Resume::Receive {
+                src,
+                deadline,
+                waiting: true,
+            }),
+        })
+    }
+
+    /// Finishes the receive of the statement at the program counter:
+    /// [`Flow::Again`] when the message did not match and was set aside.
+    pub(super) fn received_on<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        code: &[Code],
+        src: PortName,
+        deadline: Option<Duration>,
+        r: Result<Message, ReceiveError>,
+    ) -> Result<Flow, ProcError> {
+        let Some(Code::Do(s)) = code.get(self.state.at.pc) else {
+            return Err(ProcError::msg("a receive finished where none was started"));
+        };
+        let Op::Receive {
+            queue,
+            pattern,
+            expect,
+            ..
+        } = &s.op
+        else {
+            return Err(ProcError::msg(format!(
+                "line {}: a receive finished where none was started",
+                s.line
+            )));
+        };
+        let (queue, line) = (*queue, s.line);
+        match r {
+            Ok(msg) => {
+                let (offered, value) = decode(&msg);
+                let mut binds = Vec::new();
+                if matches_value(pattern.as_ref(), value.as_ref(), &mut binds) {
+                    self.count_taken(cx, Some(queue), offered);
+                    self.bind(binds);
+                    self.last_request = Some(msg);
+                    return Ok(Flow::Next);
                 }
-                Err(_) if in_forever => return Ok(Flow::Break),
-                Err(e) => return Err(fail(line, what, e)),
+                if *expect {
+                    self.count_taken(cx, Some(queue), offered);
+                    let what = receive_what(&self.shared.scenario, queue, true);
+                    return Err(self.mismatch(line, &what, value.as_ref()));
+                }
+                self.state.pending[queue].push_back(Pending { offered, value });
+                self.resume = Resume::Receive {
+                    src,
+                    deadline,
+                    waiting: false,
+                };
+                Ok(Flow::Again)
+            }
+            Err(_) if self.in_forever() => Ok(Flow::Break),
+            Err(e) => {
+                let what = receive_what(&self.shared.scenario, queue, *expect);
+                Err(fail(line, &what, e))
             }
         }
     }
 
-    fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
-        let got = got.map_or("a message with no value".to_string(), |v| self.show(v));
-        self.check_failed(fail(line, what, format!("{EXPECT_FAILED}: got {got}")))
-    }
-
-    /// `try-send`: whether the message went (a full queue is not an error).
-    pub(super) fn try_send(
+    /// `try-send Q [VALUE] else ...`: starts the send (a full queue is not
+    /// an error: the `else` part runs).
+    pub(super) fn try_send_stmt<C: Ctx<Self>>(
         &mut self,
+        cx: &mut C,
+        code: &[Code],
         dest: &Dest,
         value: Option<&Expr>,
         line: usize,
-    ) -> Result<bool, ProcError> {
+    ) -> Result<Flow, ProcError> {
+        let (q, msg, name) = self.try_message(cx, dest, value, line)?;
+        self.send_op(
+            cx,
+            code,
+            Destination::Name(name),
+            msg,
+            OnFull::Fail,
+            Some(q),
+        )
+    }
+
+    /// What a try-send sends: the queue, the message and the name.
+    fn try_message<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        dest: &Dest,
+        value: Option<&Expr>,
+        line: usize,
+    ) -> Result<(usize, Message, PortName), ProcError> {
         let q = self.dest_queue(dest, line)?;
         let value = self.eval_opt(value, line)?;
         let what = format!("try-send {}", self.shared.scenario.queues[q].name);
-        let name = self.queue_name(q, true).map_err(|e| fail(line, &what, e))?;
-        let msg = self.message_with(value.as_ref());
-        let r = self.timed(|p| p.send_with(name, msg, OnFull::Fail));
+        let name = self
+            .queue_name(cx, q, true)
+            .map_err(|e| fail(line, &what, e))?;
+        let msg = self.message_with(cx, value.as_ref());
+        Ok((q, msg, name))
+    }
+
+    /// A `select` arm's try-send finished: whether it went.
+    fn select_sent(
+        &mut self,
+        q: usize,
+        line: usize,
+        r: Result<Sent, SendError>,
+    ) -> Result<bool, ProcError> {
         match r {
             Err(e) if e.kind() == SendErrorKind::Full => Ok(false),
             r => {
                 self.count_send(Some(q), &r);
+                let what = format!("try-send {}", self.shared.scenario.queues[q].name);
                 r.map(|_| true).map_err(|e| fail(line, &what, e))
             }
         }
     }
 
-    /// Runs a `select`: the index of the arm taken, or `None` when a
-    /// receive failed inside a `forever` (leave it).
-    pub(super) fn select(
+    /// Starts a `select`: evaluates its guards, then runs it.
+    pub(super) fn select_start<C: Ctx<Self>>(
         &mut self,
-        arms: &[Arm],
-        line: usize,
-        in_forever: bool,
-    ) -> Result<Option<usize>, ProcError> {
+        cx: &mut C,
+        code: &[Code],
+        arms: &[ArmHead],
+        _line: usize,
+    ) -> Result<Flow, ProcError> {
         let mut enabled = Vec::with_capacity(arms.len());
         for arm in arms {
             enabled.push(match &arm.guard {
@@ -284,53 +424,143 @@ impl<H: Host> Env<'_, H> {
             ArmKind::Timeout(d) if enabled[i] => Some((i, d)),
             _ => None,
         });
-        let deadline = timeout.map(|(_, d)| self.h.now().saturating_add(d));
-        let scn = Arc::clone(&self.shared.scenario);
+        let sel = Selecting {
+            enabled,
+            timeout_arm: timeout.map(|t| t.0),
+            deadline: timeout.map(|(_, d)| cx.now().saturating_add(d)),
+            next: 0,
+            sources: Vec::new(),
+            sending: false,
+            phase: Phase::Trying,
+        };
+        self.select_continue(cx, code, Box::new(sel), None, true)
+    }
+
+    /// Runs the `select` at the program counter on from `sel`, finishing
+    /// the operation it waited for with `outcome`; `may_start`: whether
+    /// this step may still start an operation.
+    pub(super) fn select_continue<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        code: &[Code],
+        mut sel: Box<Selecting>,
+        outcome: Option<WaitOutcome>,
+        mut may_start: bool,
+    ) -> Result<Flow, ProcError> {
+        let Some(Code::Select { arms, starts, line }) = code.get(self.state.at.pc) else {
+            return Err(ProcError::msg("a select went on where none was started"));
+        };
+        let line = *line;
+        // The arm taken: its statements run next.
+        let take = |m: &mut Self, i: usize, may_start: bool| {
+            m.resume = Resume::None;
+            m.state.at.pc = starts.get(i).copied().unwrap_or(code.len());
+            if may_start {
+                Flow::Stay
+            } else {
+                Flow::Stop(Step::Yield)
+            }
+        };
+        // Finish what it waited for.
+        match sel.phase {
+            Phase::Trying => {
+                if outcome.is_some() {
+                    return Err(super::wrong_outcome("nothing", outcome));
+                }
+            }
+            Phase::Sending(i) => {
+                let r = super::sent_outcome(outcome)?;
+                let q = self.arm_queue(&arms[i])?;
+                sel.phase = Phase::Trying;
+                if self.select_sent(q, arms[i].line, r)? {
+                    return Ok(take(self, i, may_start));
+                }
+                sel.sending = true;
+            }
+            Phase::Receiving => {
+                let r = super::received_outcome(outcome)?;
+                if let Some(flow) = self.select_received(cx, code, arms, &mut sel, r, line)? {
+                    return Ok(match flow {
+                        Flow::Stay => take(self, self.taken_arm(&sel), may_start),
+                        other => other,
+                    });
+                }
+            }
+            Phase::Polling => sel.new_round(),
+            Phase::TimingOut(i) => return Ok(take(self, i, may_start)),
+        }
         loop {
             // Set-aside messages first, then one try of each arm in order.
-            for (i, arm) in arms.iter().enumerate() {
-                if let (true, ArmKind::Receive { queue, pattern }) = (enabled[i], &arm.kind) {
-                    if let Some((offered, binds)) = self.take_pending(*queue, pattern.as_ref()) {
-                        self.count_taken(Some(*queue), offered);
-                        self.bind(binds);
-                        return Ok(Some(i));
+            if sel.next == 0 {
+                for (i, arm) in arms.iter().enumerate() {
+                    if let (true, ArmKind::Receive { queue, pattern }) = (sel.enabled[i], &arm.kind)
+                    {
+                        if let Some((offered, binds)) = self.take_pending(*queue, pattern.as_ref())
+                        {
+                            self.count_taken(cx, Some(*queue), offered);
+                            self.bind(binds);
+                            return Ok(take(self, i, may_start));
+                        }
                     }
                 }
             }
-            let mut sources: Vec<(PortName, usize)> = Vec::new();
-            let mut sending = false;
-            for (i, arm) in arms.iter().enumerate() {
-                if !enabled[i] {
+            while let Some(arm) = arms.get(sel.next) {
+                let i = sel.next;
+                if !sel.enabled[i] {
+                    sel.next += 1;
                     continue;
                 }
                 match &arm.kind {
                     ArmKind::Receive { queue, .. } => {
-                        let what = format!("select: receive {}", scn.queues[*queue].name);
+                        let what = format!(
+                            "select: receive {}",
+                            self.shared.scenario.queues[*queue].name
+                        );
                         let src = self
-                            .queue_name(*queue, false)
+                            .queue_name(cx, *queue, false)
                             .map_err(|e| fail(arm.line, &what, e))?;
-                        if !sources.contains(&(src, *queue)) {
-                            sources.push((src, *queue));
+                        if !sel.sources.contains(&(src, *queue)) {
+                            sel.sources.push((src, *queue));
                         }
                     }
                     ArmKind::Send { dest, value } => {
-                        if self.try_send(dest, value.as_ref(), arm.line)? {
-                            return Ok(Some(i));
+                        if !may_start {
+                            return Ok(self.select_later(sel));
                         }
-                        sending = true;
+                        let (q, msg, name) =
+                            self.try_message(cx, dest, value.as_ref(), arm.line)?;
+                        sel.next += 1;
+                        match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
+                            None => {
+                                sel.phase = Phase::Sending(i);
+                                return Ok(self.waiting(Resume::Select(sel)));
+                            }
+                            Some(r) => {
+                                may_start = false;
+                                if self.select_sent(q, arm.line, r)? {
+                                    return Ok(take(self, i, may_start));
+                                }
+                                sel.sending = true;
+                            }
+                        }
+                        continue;
                     }
                     ArmKind::Timeout(_) => {}
                 }
+                sel.next += 1;
             }
-            let remaining = deadline.map(|d| d.saturating_sub(self.h.now()));
-            if let (Some((i, _)), Some(Duration::ZERO)) = (timeout, remaining) {
-                return Ok(Some(i));
+            let remaining = sel.deadline.map(|d| d.saturating_sub(cx.now()));
+            if let (Some(i), Some(Duration::ZERO)) = (sel.timeout_arm, remaining) {
+                return Ok(take(self, i, may_start));
             }
-            if sources.is_empty() && !sending {
-                return match (timeout, remaining) {
-                    (Some((i, _)), Some(r)) => {
-                        self.h.pause(Dist::fixed(r), false);
-                        Ok(Some(i))
+            if !may_start {
+                return Ok(self.select_later(sel));
+            }
+            if sel.sources.is_empty() && !sel.sending {
+                return match (sel.timeout_arm, remaining) {
+                    (Some(i), Some(r)) => {
+                        sel.phase = Phase::TimingOut(i);
+                        Ok(self.pause_in_select(sel, r))
                     }
                     _ => Err(fail(
                         line,
@@ -341,55 +571,132 @@ impl<H: Host> Env<'_, H> {
             }
             // Wait for a message; with a send arm waiting for room, only
             // for a poll interval, then try the sends again.
-            let w = match (sending, remaining) {
+            let w = match (sel.sending, remaining) {
                 (true, Some(r)) => Wait::For(r.min(SELECT_POLL)),
                 (true, None) => Wait::For(SELECT_POLL),
                 (false, Some(r)) => Wait::For(r),
                 (false, None) => Wait::Forever,
             };
-            if sources.is_empty() {
+            if sel.sources.is_empty() {
                 if let Wait::For(d) = w {
-                    self.h.pause(Dist::fixed(d), false);
+                    sel.phase = Phase::Polling;
+                    return Ok(self.pause_in_select(sel, d));
                 }
+                sel.new_round();
                 continue;
             }
-            let names: Vec<PortName> = sources.iter().map(|s| s.0).collect();
-            match self.timed(|p| p.select_with(&names, w)) {
-                Ok(msg) => {
-                    let on = msg.received_on();
-                    let found = sources.iter().find(|s| Some(s.0) == on);
-                    let queue = match (found, sources.as_slice()) {
-                        (Some(s), _) | (None, [s]) => s.1,
-                        (None, _) => {
-                            return Err(fail(
-                                line,
-                                "select",
-                                "the backend did not say which queue the message came from",
-                            ))
-                        }
-                    };
-                    let (offered, value) = decode(&msg);
-                    for (i, arm) in arms.iter().enumerate() {
-                        if let (true, ArmKind::Receive { queue: q, pattern }) =
-                            (enabled[i], &arm.kind)
-                        {
-                            let mut binds = Vec::new();
-                            if *q == queue
-                                && matches_value(pattern.as_ref(), value.as_ref(), &mut binds)
-                            {
-                                self.count_taken(Some(queue), offered);
-                                self.bind(binds);
-                                self.last_request = Some(msg);
-                                return Ok(Some(i));
-                            }
-                        }
-                    }
-                    self.state.pending[queue].push_back(Pending { offered, value });
+            let names: Vec<PortName> = sel.sources.iter().map(|s| s.0).collect();
+            let r = match done(cx.receive(Source::Any(&names), w)) {
+                None => {
+                    sel.phase = Phase::Receiving;
+                    return Ok(self.waiting(Resume::Select(sel)));
                 }
-                Err(ReceiveError::TimedOut) if sending || timeout.is_some() => {}
-                Err(_) if in_forever => return Ok(None),
-                Err(e) => return Err(fail(line, "select", e)),
+                Some(r) => r,
+            };
+            may_start = false;
+            if let Some(flow) = self.select_received(cx, code, arms, &mut sel, r, line)? {
+                return Ok(match flow {
+                    Flow::Stay => take(self, self.taken_arm(&sel), may_start),
+                    other => self.after_op(code, other),
+                });
             }
         }
     }
+
+    /// The `select` goes on at the next step, from where `sel` is.
+    fn select_later(&mut self, mut sel: Box<Selecting>) -> Flow {
+        sel.phase = Phase::Trying;
+        self.resume = Resume::Select(sel);
+        Flow::Stop(Step::Yield)
+    }
+
+    /// The `select` pauses for `d`, then goes on (its phase says how).
+    fn pause_in_select(&mut self, sel: Box<Selecting>, d: Duration) -> Flow {
+        self.resume = Resume::Select(sel);
+        Flow::Stop(Step::Pause {
+            time: Dist::fixed(d),
+            busy: false,
+        })
+    }
+
+    /// The arm a [`Self::select_received`] took (kept in `next`).
+    fn taken_arm(&self, sel: &Selecting) -> usize {
+        sel.next
+    }
+
+    /// The queue a send arm names now.
+    fn arm_queue(&self, arm: &ArmHead) -> Result<usize, ProcError> {
+        match &arm.kind {
+            ArmKind::Send { dest, .. } => self.dest_queue(dest, arm.line),
+            _ => Err(ProcError::msg(format!(
+                "line {}: a select's send finished on an arm that does not send",
+                arm.line
+            ))),
+        }
+    }
+
+    /// A `select`'s receive finished: `Some(Flow::Stay)` when an arm is
+    /// taken (its index in `sel.next`), `Some(Flow::Break)` when it leaves
+    /// a `forever`, `None` for a new round.
+    fn select_received<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        _code: &[Code],
+        arms: &[ArmHead],
+        sel: &mut Selecting,
+        r: Result<Message, ReceiveError>,
+        line: usize,
+    ) -> Result<Option<Flow>, ProcError> {
+        match r {
+            Ok(msg) => {
+                let on = msg.received_on();
+                let found = sel.sources.iter().find(|s| Some(s.0) == on);
+                let queue = match (found, sel.sources.as_slice()) {
+                    (Some(s), _) | (None, [s]) => s.1,
+                    (None, _) => {
+                        return Err(fail(
+                            line,
+                            "select",
+                            "the backend did not say which queue the message came from",
+                        ))
+                    }
+                };
+                let (offered, value) = decode(&msg);
+                for (i, arm) in arms.iter().enumerate() {
+                    if let (true, ArmKind::Receive { queue: q, pattern }) =
+                        (sel.enabled[i], &arm.kind)
+                    {
+                        let mut binds = Vec::new();
+                        if *q == queue
+                            && matches_value(pattern.as_ref(), value.as_ref(), &mut binds)
+                        {
+                            self.count_taken(cx, Some(queue), offered);
+                            self.bind(binds);
+                            self.last_request = Some(msg);
+                            sel.next = i;
+                            return Ok(Some(Flow::Stay));
+                        }
+                    }
+                }
+                self.state.pending[queue].push_back(Pending { offered, value });
+                sel.new_round();
+                Ok(None)
+            }
+            Err(ReceiveError::TimedOut) if sel.sending || sel.timeout_arm.is_some() => {
+                sel.new_round();
+                Ok(None)
+            }
+            Err(_) if self.in_forever() => {
+                self.resume = Resume::None;
+                Ok(Some(Flow::Break))
+            }
+            Err(e) => Err(fail(line, "select", e)),
+        }
+    }
+}
+
+/// How a receive statement is named in errors.
+fn receive_what(scn: &Arc<crate::scenario::Scenario>, queue: usize, expect: bool) -> String {
+    let verb = if expect { "expect" } else { "receive" };
+    format!("{verb} {}", scn.queues[queue].name)
 }

@@ -3,43 +3,68 @@
 
 use super::*;
 
-/// A scenario process on a real process: the interpreter's [`Host`].
+/// A scenario process on a real process: the [`Ctx`] the interpreter
+/// runs with. Its blocking operations add their wall time to the
+/// process's blocked time; its direct receives pass over the reports of
+/// the children it spawned (kept for the end); `spawn` starts a grandchild.
 pub(super) struct OsHost<'a> {
     pub(super) os: &'a OsProcess,
+    pub(super) shared: Arc<Shared>,
+    pub(super) me: usize,
     pub(super) start_ns: u64,
     pub(super) scale: f64,
     pub(super) seed: u64,
     pub(super) file: String,
     pub(super) source: Arc<str>,
-    pub(super) rng: RefCell<SimRng>,
+    pub(super) rng: SimRng,
     /// Processes this one spawned, with their scenario index.
-    pub(super) children: RefCell<Vec<(usize, Child)>>,
+    pub(super) children: Vec<(usize, Child)>,
     /// Reports of spawned children a `receive-any` came across.
-    pub(super) stash: RefCell<Vec<Message>>,
+    pub(super) stash: Vec<Message>,
+    /// Why the last `spawn` failed, in more words than an [`IpcError`].
+    pub(super) spawn_failure: Option<String>,
 }
 
-impl Host for OsHost<'_> {
-    type I = OsProcess;
-
-    fn ipc(&self) -> &OsProcess {
-        self.os
+impl OsHost<'_> {
+    /// Runs a possibly blocking IPC call, adding its wall time to this
+    /// process's blocked time.
+    fn timed<T>(&self, f: impl FnOnce(&OsProcess) -> T) -> T {
+        let t = Instant::now();
+        let r = f(self.os);
+        self.shared.counters().times[self.me].blocked += t.elapsed();
+        r
     }
 
-    fn now(&self) -> Duration {
-        Duration::from_nanos(monotonic_ns().saturating_sub(self.start_ns))
+    /// A direct receive, passing over the reports of spawned children.
+    fn direct_receive(&mut self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
+        let started = Instant::now();
+        let mut w = wait;
+        loop {
+            let r = self.timed(|os| receive_blocking(os, source, w));
+            match r {
+                Ok(msg) if self.is_control(&msg) => {
+                    self.stash.push(msg);
+                    if let Wait::For(t) = wait {
+                        w = Wait::For(t.saturating_sub(started.elapsed()));
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
-    fn pause(&self, d: Dist, _busy: bool) {
-        let d = d.sample(&mut self.rng.borrow_mut());
-        std::thread::sleep(scaled(d, self.scale));
+    /// Whether a directly received message is a spawned child's report.
+    fn is_control(&self, msg: &Message) -> bool {
+        msg.id == REPORT
+            && self
+                .children
+                .iter()
+                .any(|(_, c)| Some(c.pid()) == msg.sender())
     }
 
-    fn spawn_script(
-        &self,
-        shared: &Arc<Shared>,
-        child: usize,
-        inherit: &[CarriedRight],
-    ) -> Result<(), String> {
+    /// Starts process `child` as a grandchild, handing it `inherit`.
+    fn spawn_script(&mut self, child: usize, inherit: &[CarriedRight]) -> Result<(), String> {
+        let shared = &self.shared;
         let pids = (0..shared.scenario.processes.len())
             .map(|i| shared.pid(i).map(|p| p.0))
             .collect();
@@ -62,7 +87,7 @@ impl Host for OsHost<'_> {
             .os
             .send_to(pid, msg)
             .map_err(|e| e.to_string())
-            .and_then(|()| wait_ready(self.os, pid, &mut self.stash.borrow_mut()))
+            .and_then(|()| wait_ready(self.os, pid, &mut self.stash))
             .and_then(|()| {
                 self.os
                     .send_to(pid, Message::from_u64(GO, self.start_ns))
@@ -74,25 +99,64 @@ impl Host for OsHost<'_> {
             return Err(format!("the new process did not start: {e}"));
         }
         shared.set_pid(child, pid);
-        self.children.borrow_mut().push((child, c));
+        self.children.push((child, c));
         Ok(())
     }
+}
 
-    fn wall_clock(&self) -> bool {
-        true
+impl Ctx<ScriptMachine> for OsHost<'_> {
+    type Ipc = OsProcess;
+
+    fn ipc(&self) -> &OsProcess {
+        self.os
     }
 
-    fn is_control(&self, msg: &Message) -> bool {
-        msg.id == REPORT
-            && self
-                .children
-                .borrow()
-                .iter()
-                .any(|(_, c)| Some(c.pid()) == msg.sender())
+    fn now(&self) -> Duration {
+        Duration::from_nanos(monotonic_ns().saturating_sub(self.start_ns))
     }
 
-    fn stash_control(&self, msg: Message) {
-        self.stash.borrow_mut().push(msg);
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> MachineOp<Result<Sent, SendError>> {
+        MachineOp::Done(self.timed(|os| send_blocking(os, dest, msg, on_full)))
+    }
+
+    fn receive(
+        &mut self,
+        source: Source<'_>,
+        wait: Wait,
+    ) -> MachineOp<Result<Message, ReceiveError>> {
+        MachineOp::Done(match source {
+            Source::Task(_) | Source::AnyTask => self.direct_receive(source, wait),
+            Source::Name(_) | Source::Any(_) => self.timed(|os| receive_blocking(os, source, wait)),
+        })
+    }
+
+    fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        // The os backend's call has no reply port: the request carries a
+        // token, the reply goes to the caller's reply queue.
+        CallStart::Done(self.timed(|os| os.call_with(dest, msg, Wait::Forever)))
+    }
+
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], _make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,
+    {
+        // The new process parses the scenario again and builds its own
+        // machine: only which process it plays crosses over.
+        let child = self
+            .shared
+            .scenario
+            .process_index(name)
+            .ok_or(IpcError::NotFound)?;
+        self.spawn_failure = None;
+        self.spawn_script(child, inherit).map_err(|why| {
+            self.spawn_failure = Some(why);
+            IpcError::TaskExited
+        })
     }
 }
 
@@ -193,22 +257,42 @@ pub(super) fn role(os: &OsProcess) -> i32 {
         Ok(m) if m.id == GO => m.as_u64().unwrap_or_else(monotonic_ns),
         _ => return 1,
     };
-    let host = OsHost {
+    let mut host = OsHost {
         os,
+        shared: Arc::clone(&shared),
+        me,
         start_ns,
         scale: setup.scale,
         seed: setup.seed,
         file: setup.file.clone(),
         source: Arc::clone(&scn.source),
-        rng: RefCell::new(SimRng::new(
+        rng: SimRng::new(
             setup.seed
                 ^ (me as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 ^ u64::from(os.pid().0).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-        )),
-        children: RefCell::new(Vec::new()),
-        stash: RefCell::new(Vec::new()),
+        ),
+        children: Vec::new(),
+        stash: Vec::new(),
+        spawn_failure: None,
     };
-    let result = run_script(&host, &shared, me, &inherited, &preset);
+    let mut machine = ScriptMachine::new(&shared, me, &inherited, &preset);
+    let result = run_blocking(&mut machine, &mut host, |host, time, busy| {
+        // `work` and `sleep` are real sleeps, times the time scale.
+        let t = Instant::now();
+        let d = time.sample(&mut host.rng);
+        std::thread::sleep(scaled(d, host.scale));
+        if busy {
+            host.shared.counters().times[host.me].working += t.elapsed();
+        }
+    });
+    // A failed spawn says why in more words than its `IpcError`.
+    let result = match (result, host.spawn_failure.take()) {
+        (Err(e), Some(why)) => match e.into_status() {
+            ExitStatus::Failed { error, .. } => Err(ProcError::msg(format!("{error} ({why})"))),
+            other => Err(ProcError::msg(other.to_string())),
+        },
+        (result, _) => result,
+    };
     let (code, error) = match result.map_err(|e| e.into_status()) {
         Ok(()) => (0, String::new()),
         Err(ExitStatus::Failed { code, error }) => (code, error),
@@ -244,8 +328,8 @@ pub(super) fn role(os: &OsProcess) -> i32 {
         }
     };
     let mut lines = vec![own];
-    let children = std::mem::take(&mut *host.children.borrow_mut());
-    let mut stash = std::mem::take(&mut *host.stash.borrow_mut());
+    let children = std::mem::take(&mut host.children);
+    let mut stash = std::mem::take(&mut host.stash);
     for (idx, mut child) in children {
         lines.extend(collect_child(os, idx, &mut child, &mut stash));
     }

@@ -34,19 +34,21 @@
 //! `OsProcess` drops, the run is cleaned up, and the coordinator checks with
 //! [`mkipc_os::leftovers`] that nothing remains.
 
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
-    Capacity, CarriedRight, Disposition, Ipc, MailboxConfig, Message, Owner, Pid, PortName,
-    ReceiveError, Wait,
+    Capacity, CarriedRight, Destination, Disposition, Ipc, IpcError, MailboxConfig, Message,
+    OnFull, Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
 };
 use mkipc_os::{Child, OsProcess, Role, Spawn};
-use mkipc_sim::{Dist, ExitStatus, SimRng};
+use mkipc_sim::machine::{
+    receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Op as MachineOp,
+};
+use mkipc_sim::{ExitStatus, ProcError, SimRng};
 
-use super::interp::{run_script, Host, Shared, ASSERT_FAILED, EXPECT_FAILED};
+use super::interp::{ScriptMachine, Shared, ASSERT_FAILED, EXPECT_FAILED};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario, Stmt};
 

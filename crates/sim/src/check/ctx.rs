@@ -1,0 +1,244 @@
+//! The checker's [`Ctx`]: operations on the non-blocking core, which never
+//! wait. A send or receive that would block leaves a wait in the kernel and
+//! answers [`Op::Pending`]; the search then polls the wait.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use mkipc_kernel::{
+    Begin, Blocker, CarriedRight, Destination, IpcError, Kernel, Message, OnFull, Pid,
+    ReceiveError, SendError, Sent, Source, Wait, WaitOutcome, WaitToken, Waker,
+};
+
+use super::world::{new_slot, Slot};
+use crate::machine::{Ctx, Machine, Op};
+use crate::time::to_nanos;
+use crate::trace::Target;
+
+/// The IPC handle a machine gets from [`Ctx::ipc`] in the checker: every
+/// operation that completes at once works; one that would block is
+/// cancelled, fails, and makes the process fail (a machine waits only
+/// through [`Ctx::send`] and [`Ctx::receive`]).
+pub struct CheckIpc<'a> {
+    kernel: &'a Kernel,
+    pid: Pid,
+    waker: &'a Waker,
+    blocked: Cell<bool>,
+}
+
+impl Blocker for CheckIpc<'_> {
+    fn kernel(&self) -> &Kernel {
+        self.kernel
+    }
+    fn task_pid(&self) -> Pid {
+        self.pid
+    }
+    fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+    fn block(&self, token: WaitToken, _timeout: Option<Duration>) -> WaitOutcome {
+        self.blocked.set(true);
+        self.kernel.wait_cancel(self.pid, token)
+    }
+}
+
+/// The operation a step left pending.
+pub(crate) struct Pending {
+    pub token: WaitToken,
+    pub deadline: Option<u64>,
+    pub op: (bool, Target),
+}
+
+/// The context of one step of one process.
+pub struct CheckCtx<'a, M> {
+    ipc: CheckIpc<'a>,
+    now: u64,
+    pub(crate) pending: Option<Pending>,
+    /// Set when the machine broke the rules (the process then fails).
+    pub(crate) misuse: Option<String>,
+    pub(crate) spawned: Vec<Slot<M>>,
+    /// What the step did, when replaying.
+    pub(crate) log: Option<Vec<String>>,
+}
+
+impl<'a, M> CheckCtx<'a, M> {
+    pub(crate) fn new(
+        kernel: &'a Kernel,
+        pid: Pid,
+        waker: &'a Waker,
+        now: u64,
+        log: bool,
+    ) -> CheckCtx<'a, M> {
+        CheckCtx {
+            ipc: CheckIpc {
+                kernel,
+                pid,
+                waker,
+                blocked: Cell::new(false),
+            },
+            now,
+            pending: None,
+            misuse: None,
+            spawned: Vec::new(),
+            log: log.then(Vec::new),
+        }
+    }
+
+    /// Whether an operation through [`Ctx::ipc`] tried to block.
+    pub(crate) fn blocked_outside(&self) -> bool {
+        self.ipc.blocked.get()
+    }
+
+    fn note(&mut self, f: impl FnOnce() -> String) {
+        if let Some(log) = &mut self.log {
+            log.push(f());
+        }
+    }
+
+    /// A second operation while one is pending is a machine error.
+    fn check_idle(&mut self) -> bool {
+        if self.pending.is_some() {
+            self.misuse = Some(
+                "the machine started an operation while another was pending (one per step)"
+                    .to_string(),
+            );
+            return false;
+        }
+        true
+    }
+}
+
+fn target_of_dest(dest: Destination) -> Target {
+    match dest {
+        Destination::Name(n) => Target::Name(n),
+        Destination::Task(p) => Target::Task(p.0),
+    }
+}
+
+fn target_of_source(source: Source<'_>) -> Target {
+    match source {
+        Source::Name(n) => Target::Name(n),
+        Source::Any(names) => Target::AnyOf(names.len()),
+        Source::Task(p) => Target::Task(p.0),
+        Source::AnyTask => Target::AnyTask,
+    }
+}
+
+impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
+    type Ipc = CheckIpc<'a>;
+
+    fn ipc(&self) -> &CheckIpc<'a> {
+        &self.ipc
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.now)
+    }
+
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Op<Result<Sent, SendError>> {
+        if !self.check_idle() {
+            return Op::Done(Err(
+                mkipc_kernel::SendErrorKind::InvalidDestination.with(msg)
+            ));
+        }
+        let id = msg.id;
+        let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
+        // What the blocking layer's `send_via` does, without the wait.
+        match kernel.send_begin(pid, dest, msg, on_full, &|| waker.clone()) {
+            Begin::Done(r) => {
+                self.note(|| {
+                    format!(
+                        "send #{id} to {dest:?} ({on_full:?}): {:?}",
+                        r.as_ref().map_err(|e| e.kind())
+                    )
+                });
+                Op::Done(r)
+            }
+            Begin::Blocked(token) => {
+                let deadline = match on_full {
+                    OnFull::Timeout(d) => Some(self.now.saturating_add(to_nanos(d))),
+                    _ => None,
+                };
+                self.note(|| format!("send #{id} to {dest:?} ({on_full:?}): blocks"));
+                self.pending = Some(Pending {
+                    token,
+                    deadline,
+                    op: (true, target_of_dest(dest)),
+                });
+                Op::Pending
+            }
+        }
+    }
+
+    fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>> {
+        if !self.check_idle() {
+            return Op::Done(Err(ReceiveError::InvalidName));
+        }
+        let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
+        // What the blocking layer's `receive_via` does, without the wait.
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let r = match kernel.receive_begin(pid, source, may_wait, &|| waker.clone()) {
+            Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
+                Err(ReceiveError::TimedOut)
+            }
+            Begin::Done(r) => r,
+            Begin::Blocked(token) => {
+                let deadline = match wait {
+                    Wait::For(d) => Some(self.now.saturating_add(to_nanos(d))),
+                    _ => None,
+                };
+                self.note(|| format!("receive from {source:?} ({wait:?}): blocks"));
+                self.pending = Some(Pending {
+                    token,
+                    deadline,
+                    op: (false, target_of_source(source)),
+                });
+                return Op::Pending;
+            }
+        };
+        self.note(|| {
+            format!(
+                "receive from {source:?} ({wait:?}): {}",
+                describe_received(&r)
+            )
+        });
+        Op::Done(r)
+    }
+
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
+    {
+        let slot = new_slot(self.ipc.kernel, self.ipc.pid, name, inherit, make);
+        self.note(|| {
+            format!(
+                "spawn {name}: {}",
+                if slot.is_ok() { "ok" } else { "failed" }
+            )
+        });
+        self.spawned.push(slot?);
+        Ok(())
+    }
+}
+
+pub(crate) fn describe_received(r: &Result<Message, ReceiveError>) -> String {
+    match r {
+        Ok(m) => match m.as_u64() {
+            Some(v) => format!("message #{} ({v})", m.id),
+            None => format!("message #{} ({} bytes)", m.id, m.body.len()),
+        },
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+pub(crate) fn describe_outcome(o: &WaitOutcome) -> String {
+    match o {
+        WaitOutcome::Sent(r) => format!("send completed: {:?}", r.as_ref().map_err(|e| e.kind())),
+        WaitOutcome::Received(r) => format!("receive completed: {}", describe_received(r)),
+    }
+}

@@ -1,0 +1,423 @@
+//! One transition of the model: restore a state's kernel, step one process,
+//! let time pass if nobody can run, and judge the state reached.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mkipc_kernel::{Kernel, KernelStats, Pid, WaitOutcome};
+
+use super::ctx::{describe_outcome, CheckCtx};
+use super::encode::{Encode, Encoder};
+use super::snap;
+use super::world::{CheckView, Slot, State, Status, World};
+use crate::deadlock::{queue_label, report, Stuck, StuckOn};
+use crate::lifecycle::panic_message;
+use crate::machine::{Machine, Step};
+use crate::process::ExitStatus;
+use crate::report::FailureReason;
+use crate::time::{to_nanos, Dist};
+use crate::trace::Target;
+use crate::ProcId;
+
+/// A state just reached, before the search looks it up: the kernel is in
+/// it; [`Engine::freeze`] snapshots it if it is to be kept.
+pub(crate) struct Succ<M> {
+    pub slots: Vec<Slot<M>>,
+    pub now: u64,
+    /// The processes that can step in it (empty: an end state).
+    pub enabled: Vec<u32>,
+    /// A failure of the step itself (panic, invariant).
+    pub fail: Option<FailureReason>,
+    /// The step did something the checker cannot explore.
+    pub unsupported: Option<String>,
+    /// What the step did (when logging).
+    pub log: Vec<String>,
+}
+
+/// The transition function over a world's states.
+pub(crate) struct Engine<M> {
+    pub world: World<M>,
+    pub check_leaks: bool,
+    /// The id of the frozen state the working kernel is in (0: none).
+    pub holds: u64,
+    /// The last id given.
+    pub last_id: u64,
+}
+
+impl<M: Machine + Clone + Encode> Engine<M> {
+    /// The initial state: the world as set up, the set-up task's send
+    /// rights released (as [`Sim::run`](crate::Sim::run) does).
+    pub fn initial(&mut self) -> Succ<M> {
+        let w = &mut self.world;
+        for name in std::mem::take(&mut w.setup_send_rights) {
+            let _ = w.kernel.deallocate(w.init, name);
+        }
+        let mut slots = std::mem::take(&mut w.slots);
+        let mut now = 0;
+        let fail = self.check_invariants(&slots, now, 0);
+        let enabled = settle(&self.world.kernel, &mut slots, &mut now);
+        Succ {
+            slots,
+            now,
+            enabled,
+            fail,
+            unsupported: None,
+            log: Vec::new(),
+        }
+    }
+
+    fn check_invariants(&self, slots: &[Slot<M>], now: u64, depth: usize) -> Option<FailureReason> {
+        if self.world.invariants.is_empty() {
+            return None;
+        }
+        let view = CheckView {
+            kernel: &self.world.kernel,
+            slots,
+            now,
+        };
+        for (name, check) in &self.world.invariants {
+            if let Err(message) = check(&view) {
+                return Some(FailureReason::Invariant {
+                    name: name.clone(),
+                    message,
+                    step: depth as u64,
+                });
+            }
+        }
+        None
+    }
+
+    /// Steps process `i` from `parent`; `depth` is the new state's depth.
+    pub fn step(&mut self, parent: &State<M>, i: usize, depth: usize, log: bool) -> Succ<M> {
+        let kernel = &self.world.kernel;
+        if self.holds != parent.id {
+            snap::restore(kernel, &parent.kernel);
+        }
+        // The kernel leaves the parent's state: the step changes it.
+        self.holds = 0;
+        let mut slots = parent.slots.clone();
+        let now = parent.now;
+        let pid = slots[i].pid;
+        let mut lines = Vec::new();
+        let resumed: Option<WaitOutcome> = match slots[i].status {
+            Status::Waiting { token, .. } => kernel.wait_take(pid, token),
+            Status::TimedOut { token } => {
+                if log {
+                    lines.push("times out".to_string());
+                }
+                Some(kernel.wait_cancel(pid, token))
+            }
+            _ => None,
+        };
+        if log {
+            if let Some(o) = &resumed {
+                lines.push(describe_outcome(o));
+            }
+        }
+        slots[i].op = None;
+        let mut cx: CheckCtx<'_, M> = CheckCtx::new(kernel, pid, &self.world.waker, now, log);
+        let slot = &mut slots[i];
+        let result = catch_unwind(AssertUnwindSafe(|| slot.machine.step(&mut cx, resumed)));
+        let spawned = std::mem::take(&mut cx.spawned);
+        let pending = cx.pending.take();
+        let misuse = cx.misuse.take().or_else(|| {
+            cx.blocked_outside().then(|| {
+                "the machine blocked in an operation of Ctx::ipc (a machine waits only in \
+                 Ctx::send and Ctx::receive)"
+                    .to_string()
+            })
+        });
+        if let Some(l) = cx.log.take() {
+            lines.extend(l);
+        }
+        drop(cx);
+        let name = slots[i].name.clone();
+        let mut fail = None;
+        let mut unsupported = None;
+        let failed = |error: String| {
+            kernel.exit_task(pid);
+            Status::Ended(ExitStatus::Failed { code: 1, error })
+        };
+        let status = match result {
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                kernel.exit_task(pid);
+                fail = Some(FailureReason::Panicked {
+                    proc: name.to_string(),
+                    message: message.clone(),
+                });
+                Status::Ended(ExitStatus::Panicked(message))
+            }
+            Ok(_) if misuse.is_some() => {
+                if let Some(p) = &pending {
+                    kernel.wait_cancel(pid, p.token);
+                }
+                failed(misuse.unwrap_or_default())
+            }
+            Ok(Step::Exit(r)) => {
+                kernel.exit_task(pid);
+                Status::Ended(match r {
+                    Ok(()) => ExitStatus::Exited(0),
+                    Err(e) => e.into_status(),
+                })
+            }
+            Ok(Step::Wait) => match pending {
+                Some(p) => {
+                    slots[i].op = Some(p.op);
+                    Status::Waiting {
+                        token: p.token,
+                        deadline: p.deadline,
+                    }
+                }
+                None => failed("the machine waits, but none of its operations is pending".into()),
+            },
+            Ok(_) if pending.is_some() => {
+                if let Some(p) = &pending {
+                    kernel.wait_cancel(pid, p.token);
+                }
+                failed("the machine left an operation pending without returning Step::Wait".into())
+            }
+            Ok(Step::Yield) => Status::Runnable,
+            Ok(Step::Pause { time, .. }) => match time {
+                Dist::Fixed(d) => Status::Paused {
+                    until: now.saturating_add(to_nanos(d)),
+                },
+                other => {
+                    unsupported = Some(format!(
+                        "{name} pauses for {other:?}: a random duration is unsupported by the \
+                         stateful checker (use Dist::Fixed)"
+                    ));
+                    Status::Runnable
+                }
+            },
+        };
+        if log {
+            lines.push(format!("then {}", describe_status(&status, now)));
+        }
+        slots[i].status = status;
+        slots.extend(spawned);
+        if fail.is_none() {
+            fail = self.check_invariants(&slots, now, depth);
+        }
+        let mut now = now;
+        let enabled = settle(&self.world.kernel, &mut slots, &mut now);
+        Succ {
+            slots,
+            now,
+            enabled,
+            fail,
+            unsupported,
+            log: lines,
+        }
+    }
+
+    /// Keeps the state the kernel is in, with these processes.
+    pub fn freeze(&mut self, slots: Vec<Slot<M>>, now: u64) -> State<M> {
+        self.last_id += 1;
+        self.holds = self.last_id;
+        State {
+            id: self.last_id,
+            kernel: snap::take(&self.world.kernel),
+            slots,
+            now,
+        }
+    }
+
+    /// Appends the canonical encoding of the state the kernel is in, with
+    /// these processes at this time: the kernel's own, then each process's
+    /// status (timers relative to now) and machine.
+    pub fn encode(&self, slots: &[Slot<M>], now: u64, out: &mut Vec<u8>) {
+        let kernel = &self.world.kernel;
+        out.clear();
+        snap::canonical(kernel, out);
+        out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+        for s in slots {
+            out.extend_from_slice(&s.pid.0.to_le_bytes());
+            match &s.status {
+                Status::Runnable => out.push(0),
+                Status::Waiting { token, deadline } => {
+                    out.push(1);
+                    out.push(u8::from(token.is_send()));
+                    let rel = deadline.map_or(u64::MAX, |d| d.saturating_sub(now));
+                    out.extend_from_slice(&rel.to_le_bytes());
+                }
+                Status::TimedOut { token } => {
+                    out.push(2);
+                    out.push(u8::from(token.is_send()));
+                }
+                Status::Paused { until } => {
+                    out.push(3);
+                    out.extend_from_slice(&until.saturating_sub(now).to_le_bytes());
+                }
+                Status::Ended(e) => {
+                    out.push(4);
+                    out.extend_from_slice(&e.code().to_le_bytes());
+                    if let ExitStatus::Failed { error, .. } | ExitStatus::Panicked(error) = e {
+                        out.extend_from_slice(&(error.len() as u32).to_le_bytes());
+                        out.extend_from_slice(error.as_bytes());
+                    }
+                    // An ended machine's value has no future, but
+                    // invariants and end states may read it: encoded too.
+                }
+            }
+            let mut e = Encoder::new(kernel, s.pid, out);
+            s.machine.encode(&mut e);
+        }
+    }
+
+    /// The verdict on an end state (nobody can step, no timer), with the
+    /// kernel in that state: a deadlock unless every process still alive is
+    /// a server waiting at a receive; else a process that failed
+    /// unexpectedly; else a leak. (The simulator's order: `Sim::run`.)
+    /// Leaves the kernel changed (the leak check ends every task).
+    pub fn judge_end(&mut self, slots: &[Slot<M>]) -> Option<FailureReason> {
+        self.holds = 0;
+        let w = &self.world;
+        let kernel = &w.kernel;
+        if slots.iter().any(|s| !matches!(s.status, Status::Ended(_))) {
+            let blocked: Vec<Pid> = slots
+                .iter()
+                .filter(|s| matches!(s.status, Status::Waiting { .. } | Status::TimedOut { .. }))
+                .map(|s| s.pid)
+                .collect();
+            let mut answers = kernel.blocked_on_all(&blocked).into_iter();
+            let mut stuck = Vec::new();
+            for (k, s) in slots.iter().enumerate() {
+                if !matches!(s.status, Status::Waiting { .. } | Status::TimedOut { .. }) {
+                    continue;
+                }
+                let waits = answers.next().unwrap_or_default();
+                let label = match s.op {
+                    Some((_, t)) => target_label(w, kernel, s.pid, t),
+                    None => waits.first().map_or_else(|| "?".to_string(), queue_label),
+                };
+                stuck.push(Stuck {
+                    proc: ProcId(k as u32),
+                    name: s.name.to_string(),
+                    pid: s.pid,
+                    wait: StuckOn::Kernel {
+                        call: matches!(s.op, Some((true, _))),
+                        label,
+                        waits,
+                    },
+                    likely: Vec::new(),
+                });
+            }
+            let table: Vec<(Pid, &str)> = slots.iter().map(|s| (s.pid, &*s.name)).collect();
+            let d = report(&stuck, &table, w.init);
+            if !d.is_valid_end_with(|id| w.servers.contains(&id.0)) {
+                return Some(FailureReason::Deadlock(d));
+            }
+        }
+        for (k, s) in slots.iter().enumerate() {
+            if let Status::Ended(ExitStatus::Failed { error, .. }) = &s.status {
+                if !w.expect_error.contains(&(k as u32)) {
+                    return Some(FailureReason::ProcessFailed {
+                        proc: s.name.to_string(),
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+        if self.check_leaks {
+            let stats = leftovers(w, kernel, slots);
+            if stats != KernelStats::default() {
+                return Some(FailureReason::FinalCheck {
+                    name: "no leaks".to_string(),
+                    message: format!("kernel not empty at the end: {stats:?}"),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// What the kernel still holds once every task has ended and the world's
+/// mailboxes are gone (what the simulator's leak check sees).
+fn leftovers<M>(w: &World<M>, kernel: &Kernel, slots: &[Slot<M>]) -> KernelStats {
+    for s in slots {
+        if !matches!(s.status, Status::Ended(_)) {
+            kernel.exit_task(s.pid);
+        }
+    }
+    for &m in &w.mailboxes {
+        let _ = kernel.mailbox_destroy(w.init, m);
+    }
+    kernel.exit_task(w.init);
+    kernel.stats()
+}
+
+/// How a deadlock report names what a process waits on.
+fn target_label<M>(w: &World<M>, kernel: &Kernel, pid: Pid, t: Target) -> String {
+    match t {
+        Target::Name(n) => match kernel.object_key(pid, n).and_then(|k| w.label_of(k)) {
+            Some(l) => l.to_string(),
+            None => format!("{n}"),
+        },
+        Target::AnyOf(k) => format!("any of {k}"),
+        Target::Task(p) => format!("pid {p}"),
+        Target::AnyTask => "any task".to_string(),
+    }
+}
+
+fn describe_status(s: &Status, now: u64) -> String {
+    match s {
+        Status::Runnable => "runnable".into(),
+        Status::Waiting { token, .. } => {
+            format!(
+                "waits ({})",
+                if token.is_send() { "send" } else { "receive" }
+            )
+        }
+        Status::TimedOut { .. } => "timed out".into(),
+        Status::Paused { until } => format!(
+            "pauses {:?}",
+            std::time::Duration::from_nanos(until.saturating_sub(now))
+        ),
+        Status::Ended(e) => format!("ends: {e}"),
+    }
+}
+
+/// The processes that can step; when there are none, moves time to the
+/// earliest timer (ending pauses there and timing out waits, as the
+/// simulator's loop does) and looks again. Empty: an end state.
+pub(crate) fn settle<M>(kernel: &Kernel, slots: &mut [Slot<M>], now: &mut u64) -> Vec<u32> {
+    loop {
+        let enabled: Vec<u32> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| match s.status {
+                Status::Runnable | Status::TimedOut { .. } => true,
+                Status::Waiting { token, .. } => snap::wait_done(kernel, s.pid, token),
+                _ => false,
+            })
+            .map(|(k, _)| k as u32)
+            .collect();
+        if !enabled.is_empty() {
+            return enabled;
+        }
+        let next = slots
+            .iter()
+            .filter_map(|s| match s.status {
+                Status::Paused { until } => Some(until),
+                Status::Waiting {
+                    deadline: Some(d), ..
+                } => Some(d),
+                _ => None,
+            })
+            .min();
+        let Some(t) = next else {
+            return enabled;
+        };
+        *now = (*now).max(t);
+        for s in slots.iter_mut() {
+            match s.status {
+                Status::Paused { until } if until <= *now => s.status = Status::Runnable,
+                Status::Waiting {
+                    token,
+                    deadline: Some(d),
+                } if d <= *now => s.status = Status::TimedOut { token },
+                _ => {}
+            }
+        }
+    }
+}

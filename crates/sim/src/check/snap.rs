@@ -1,0 +1,38 @@
+//! The kernel's snapshot API, as the checker uses it: one place to adapt if
+//! the kernel's names move.
+
+use mkipc_kernel::{Kernel, KernelSnapshot, Pid, PortName, WaitToken};
+
+/// A copy of the whole kernel state.
+pub(crate) type Snap = KernelSnapshot;
+
+/// Copies the kernel's state.
+#[inline]
+pub(crate) fn take(kernel: &Kernel) -> Snap {
+    kernel.snapshot()
+}
+
+/// Puts the kernel back into a copied state.
+#[inline]
+pub(crate) fn restore(kernel: &Kernel, snap: &Snap) {
+    kernel.restore(snap);
+}
+
+/// Appends the kernel's canonical encoding (equal for kernels that behave
+/// alike whatever their allocation history).
+#[inline]
+pub(crate) fn canonical(kernel: &Kernel, out: &mut Vec<u8>) {
+    kernel.canonical(out);
+}
+
+/// The canonical identity of what `name` denotes in `pid`'s space.
+#[inline]
+pub(crate) fn canonical_name(kernel: &Kernel, pid: Pid, name: PortName) -> u64 {
+    kernel.canonical_name(pid, name)
+}
+
+/// Whether a pending wait has completed (without taking its outcome).
+#[inline]
+pub(crate) fn wait_done(kernel: &Kernel, pid: Pid, token: WaitToken) -> bool {
+    kernel.wait_done(pid, token)
+}

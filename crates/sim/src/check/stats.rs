@@ -1,0 +1,117 @@
+//! What a search did, printed as SPIN prints it.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The statistics of a search (module [`check`](super) docs).
+#[derive(Clone, PartialEq, Debug, Default)]
+pub struct CheckStats {
+    /// The storage mode, by name.
+    pub storage: String,
+    /// Distinct states stored (explored).
+    pub states_stored: u64,
+    /// States reached again and not explored again.
+    pub states_matched: u64,
+    /// Transitions taken (steps of one process).
+    pub transitions: u64,
+    /// The deepest state reached (steps from the initial state).
+    pub max_depth: usize,
+    /// The depth limit.
+    pub depth_limit: usize,
+    /// States at the depth limit whose successors were not explored.
+    pub depth_cuts: u64,
+    /// End states reached (valid or failing).
+    pub end_states: u64,
+    /// Failures found (each distinct by reason and end state).
+    pub failures: u64,
+    /// Wall-clock time of the search.
+    pub elapsed: Duration,
+    /// Memory of the visited set, in bytes.
+    pub memory: usize,
+    /// Memory of the states waiting to be explored (the search stack or
+    /// queue), estimated from their encodings, in bytes.
+    pub frontier_memory: usize,
+    /// The memory limit of the two.
+    pub memory_limit: usize,
+    /// The probability that a state was missed (hash compaction, bitstate);
+    /// `None` for exact storage.
+    pub omission: Option<f64>,
+    /// Bitstate's bits per state (best if > 100, as SPIN says).
+    pub hash_factor: Option<f64>,
+    /// The whole reachable space was explored: no depth cut, no memory
+    /// stop, no stop at a failure, nothing unsupported. (With hash
+    /// compaction or bitstate, up to [`CheckStats::omission`].)
+    pub complete: bool,
+    /// Why the search stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+impl CheckStats {
+    /// Stored states per second of wall-clock time.
+    pub fn states_per_sec(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.states_stored as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl fmt::Display for CheckStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "(mkipc check) storage: {}", self.storage)?;
+        writeln!(
+            f,
+            "depth reached {} (limit {})",
+            self.max_depth, self.depth_limit
+        )?;
+        writeln!(f, "{:>12} states, stored", self.states_stored)?;
+        writeln!(f, "{:>12} states, matched", self.states_matched)?;
+        writeln!(f, "{:>12} transitions (= stored+matched)", self.transitions)?;
+        writeln!(
+            f,
+            "{:>12} end states ({} failing)",
+            self.end_states, self.failures
+        )?;
+        writeln!(
+            f,
+            "{:>12.3} s elapsed, {:.0} states/s",
+            self.elapsed.as_secs_f64(),
+            self.states_per_sec()
+        )?;
+        writeln!(
+            f,
+            "{:>12.3} MB visited set, {:.3} MB frontier (limit {:.0} MB)",
+            mb(self.memory),
+            mb(self.frontier_memory),
+            mb(self.memory_limit)
+        )?;
+        if let Some(h) = self.hash_factor {
+            writeln!(f, "hash factor {h:.1} (best if > 100.)")?;
+        }
+        if let Some(p) = self.omission {
+            writeln!(
+                f,
+                "probability of a missed state {p:.3e} (expected coverage {:.4}%)",
+                (1.0 - p) * 100.0
+            )?;
+        }
+        if self.depth_cuts > 0 {
+            writeln!(
+                f,
+                "{} state(s) at the depth limit not expanded",
+                self.depth_cuts
+            )?;
+        }
+        match (&self.stopped, self.complete) {
+            (Some(why), _) => write!(f, "search incomplete: {why}"),
+            (None, true) => write!(f, "search complete"),
+            (None, false) => write!(f, "search incomplete: depth limit reached"),
+        }
+    }
+}

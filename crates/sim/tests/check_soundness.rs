@@ -1,0 +1,559 @@
+//! The stateful checker is sound and complete against the plain stateless
+//! search: on random small models of machines, it reaches exactly the
+//! distinct failure kinds and the distinct end states that
+//! `Explorer::exhaustive(..).reduction(Reduction::None)` reaches running the
+//! same machines on the simulator.
+//!
+//! Each step of a generated machine does at most one IPC operation: then
+//! the simulator's scheduling points (before each IPC operation and at each
+//! `Step::Yield`) and the checker's (between steps) give the same
+//! interleavings.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use mkipc_kernel::{
+    Capacity, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError, Sent, Source,
+    Wait, WaitOutcome,
+};
+use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus};
+use mkipc_sim::machine::{Ctx, Machine, Op as COp, Step};
+use mkipc_sim::{
+    ms, Dist, ExitStatus, Explorer, FailureReason, Inherit, ProcError, Reduction, Sim,
+};
+use proptest::prelude::*;
+
+/// One operation of a generated process.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum MOp {
+    /// Send `value` to port `port` with a policy.
+    Send {
+        port: usize,
+        value: u64,
+        policy: u8,
+    },
+    /// Receive from own port `port`: 0 blocks, 1 does not wait, 2 waits 1 ms.
+    Receive {
+        port: usize,
+        wait: u8,
+    },
+    /// Receive from the first of all own ports.
+    Select {
+        wait: u8,
+    },
+    Yield,
+    Sleep(u64),
+    /// Ends with an error if the last value received is `value`.
+    FailIfGot(u64),
+    /// Panics if the last value received is `value`.
+    PanicIfGot(u64),
+}
+
+#[derive(Clone, Debug)]
+struct Model {
+    /// Capacity code per port: 0 rendezvous, 1 and 2 bounded, 3 unbounded;
+    /// 8 and up a mailbox (anyone sends and receives) of capacity code % 4.
+    ports: Vec<u8>,
+    /// Operations per process; process `i % procs` owns port `i`.
+    procs: Vec<Vec<MOp>>,
+    /// Process 0 is a server: it repeats its operations forever, starting
+    /// with a blocking receive.
+    server: bool,
+}
+
+fn capacity(code: u8) -> Capacity {
+    match code % 4 {
+        0 => Capacity::Zero,
+        1 => Capacity::Bounded(1),
+        2 => Capacity::Bounded(2),
+        _ => Capacity::Unbounded,
+    }
+}
+
+fn policy(code: u8) -> OnFull {
+    match code {
+        0 | 1 => OnFull::Block,
+        2 => OnFull::Fail,
+        3 => OnFull::DropNewest,
+        4 => OnFull::DropOldest,
+        _ => OnFull::Timeout(ms(1)),
+    }
+}
+
+fn wait_of(code: u8) -> Wait {
+    match code {
+        0 => Wait::Forever,
+        1 => Wait::NoWait,
+        _ => Wait::For(ms(1)),
+    }
+}
+
+/// A generated process as a machine.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct Prog {
+    ops: Arc<Vec<MOp>>,
+    pc: usize,
+    server: bool,
+    /// Per port: this process's receive (or mailbox) name.
+    own: Vec<Option<PortName>>,
+    /// Per port: its send (or mailbox) name.
+    send: Vec<Option<PortName>>,
+    /// Mailboxes still to open: (port, label).
+    to_open: Vec<(usize, String)>,
+    last: Option<u64>,
+    /// What it saw (not kept by a server, whose loop must close).
+    log: Vec<String>,
+}
+
+impl Prog {
+    fn note(&mut self, s: String) {
+        if !self.server {
+            self.log.push(s);
+        }
+    }
+    fn sent(&mut self, r: Result<Sent, SendError>) {
+        let MOp::Send { port, value, .. } = self.ops[self.pc] else {
+            unreachable!()
+        };
+        self.note(format!("s{port}:{value}:{:?}", r.map_err(|e| e.kind())));
+    }
+    fn received(&mut self, r: Result<Message, ReceiveError>) {
+        match r {
+            Ok(m) => {
+                self.last = m.as_u64();
+                let from = self.own.iter().position(|n| *n == m.received_on());
+                self.note(format!("r{from:?}:{:?}", self.last));
+            }
+            Err(e) => self.note(format!("r:{e:?}")),
+        }
+    }
+    /// After an operation: the next, exiting in the same step after the last.
+    fn advance(&mut self) -> Step {
+        self.pc += 1;
+        if self.pc == self.ops.len() {
+            if self.server {
+                self.pc = 0;
+            } else {
+                return Step::Exit(Ok(()));
+            }
+        }
+        Step::Yield
+    }
+}
+
+impl Machine for Prog {
+    fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
+        match resumed {
+            Some(WaitOutcome::Sent(r)) => {
+                self.sent(r);
+                return self.advance();
+            }
+            Some(WaitOutcome::Received(r)) => {
+                self.received(r);
+                return self.advance();
+            }
+            None => {}
+        }
+        if let Some((port, label)) = self.to_open.pop() {
+            return match cx.ipc().mailbox_open(&label) {
+                Ok(name) => {
+                    self.own[port] = Some(name);
+                    self.send[port] = Some(name);
+                    Step::Yield
+                }
+                Err(e) => Step::Exit(Err(e.into())),
+            };
+        }
+        if self.pc == self.ops.len() {
+            return Step::Exit(Ok(()));
+        }
+        match self.ops[self.pc].clone() {
+            MOp::Send {
+                port,
+                value,
+                policy: code,
+            } => {
+                let Some(to) = self.send[port] else {
+                    return self.advance();
+                };
+                match cx.send(
+                    Destination::Name(to),
+                    Message::from_u64(1, value),
+                    policy(code),
+                ) {
+                    COp::Done(r) => {
+                        self.sent(r);
+                        self.advance()
+                    }
+                    COp::Pending => Step::Wait,
+                }
+            }
+            MOp::Receive { port, wait } => {
+                let Some(from) = self.own[port] else {
+                    return self.advance();
+                };
+                match cx.receive(Source::Name(from), wait_of(wait)) {
+                    COp::Done(r) => {
+                        self.received(r);
+                        self.advance()
+                    }
+                    COp::Pending => Step::Wait,
+                }
+            }
+            MOp::Select { wait } => {
+                let names: Vec<PortName> = self.own.iter().flatten().copied().collect();
+                if names.is_empty() {
+                    return self.advance();
+                }
+                match cx.receive(Source::Any(&names), wait_of(wait)) {
+                    COp::Done(r) => {
+                        self.received(r);
+                        self.advance()
+                    }
+                    COp::Pending => Step::Wait,
+                }
+            }
+            MOp::Yield => self.advance(),
+            MOp::Sleep(t) => {
+                self.pc += 1;
+                if self.pc == self.ops.len() && self.server {
+                    self.pc = 0;
+                }
+                Step::Pause {
+                    time: Dist::Fixed(ms(t)),
+                    busy: false,
+                }
+            }
+            MOp::FailIfGot(v) => {
+                if self.last == Some(v) {
+                    Step::Exit(Err(ProcError::msg(format!("got {v}"))))
+                } else {
+                    self.advance()
+                }
+            }
+            MOp::PanicIfGot(v) => {
+                if self.last == Some(v) {
+                    panic!("got {v}");
+                }
+                self.advance()
+            }
+        }
+    }
+}
+
+impl Encode for Prog {
+    fn encode(&self, e: &mut Encoder<'_>) {
+        e.u64(self.pc as u64);
+        for n in self.own.iter().chain(&self.send) {
+            match n {
+                Some(n) => e.name(*n),
+                None => e.u64(u64::MAX),
+            }
+        }
+        e.value(&self.to_open.len());
+        e.value(&self.last);
+        e.value(&self.log);
+    }
+}
+
+/// The machine on the simulator, publishing its state after every step.
+struct Recorded {
+    inner: Prog,
+    me: usize,
+    sink: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+fn op(ports: usize) -> impl Strategy<Value = MOp> {
+    prop_oneof![
+        4 => (0..ports, 0..3u64, 0..6u8).prop_map(|(port, value, policy)| MOp::Send { port, value, policy }),
+        3 => (0..ports, 0..3u8).prop_map(|(port, wait)| MOp::Receive { port, wait }),
+        1 => (0..3u8).prop_map(|wait| MOp::Select { wait }),
+        1 => Just(MOp::Yield),
+        1 => (1..3u64).prop_map(MOp::Sleep),
+        1 => (0..3u64).prop_map(MOp::FailIfGot),
+        1 => (0..3u64).prop_map(MOp::PanicIfGot),
+    ]
+}
+
+fn model() -> impl Strategy<Value = Model> {
+    (2..=4usize, 1..=3usize, any::<bool>())
+        .prop_flat_map(|(procs, ports, server)| {
+            let per = (5 / procs).max(1);
+            (
+                prop::collection::vec(0..11u8, ports),
+                prop::collection::vec(prop::collection::vec(op(ports), 1..=per), procs),
+                Just(server),
+            )
+        })
+        .prop_map(|(ports, mut procs, server)| {
+            if server {
+                // A server starts each round with a blocking receive on its
+                // first port, so its loop waits for the finite input.
+                procs[0].insert(0, MOp::Receive { port: 0, wait: 0 });
+                // It sends only to ports (not mailboxes, which it may read
+                // itself: a loop feeding itself would never end).
+                let mailbox = |p: usize| ports[p] >= 8;
+                procs[0].retain(|o| match o {
+                    MOp::Receive { wait, .. } => *wait == 0,
+                    MOp::Send { port, .. } => !mailbox(*port),
+                    MOp::Select { .. } | MOp::Sleep(_) => false,
+                    _ => true,
+                });
+            }
+            Model {
+                ports,
+                procs,
+                server,
+            }
+        })
+}
+
+/// The rights and machine of process `me`: own ports' receive rights
+/// first, then send rights to everyone else's.
+fn plan(
+    m: &Model,
+    me: usize,
+    ports: &[PortName],
+) -> (
+    Vec<mkipc_kernel::CarriedRight>,
+    impl Fn(&[mkipc_kernel::CarriedRight]) -> Prog,
+) {
+    let n = m.procs.len();
+    let mailbox = |i: usize| m.ports[i] >= 8;
+    let mut inherit = Vec::new();
+    let mut own_at = vec![None; ports.len()];
+    let mut send_at = vec![None; ports.len()];
+    for (i, &p) in ports.iter().enumerate() {
+        if i % n == me && !mailbox(i) {
+            own_at[i] = Some(inherit.len());
+            inherit.push(Inherit::receive(p));
+        }
+    }
+    for (i, &p) in ports.iter().enumerate() {
+        if i % n != me && !mailbox(i) {
+            send_at[i] = Some(inherit.len());
+            inherit.push(Inherit::send(p));
+        }
+    }
+    let to_open: Vec<(usize, String)> = (0..ports.len())
+        .filter(|&i| mailbox(i))
+        .map(|i| (i, format!("p{i}")))
+        .rev()
+        .collect();
+    let ops = Arc::new(m.procs[me].clone());
+    let server = m.server && me == 0;
+    let make = move |names: &[mkipc_kernel::CarriedRight]| Prog {
+        ops: Arc::clone(&ops),
+        pc: 0,
+        server,
+        own: own_at.iter().map(|k| k.map(|k| names[k].name)).collect(),
+        send: send_at.iter().map(|k| k.map(|k| names[k].name)).collect(),
+        to_open: to_open.clone(),
+        last: None,
+        log: Vec::new(),
+    };
+    (inherit, make)
+}
+
+fn status_text(s: &ExitStatus) -> String {
+    match s {
+        ExitStatus::Panicked(_) => "panicked".into(),
+        s => format!("{s:?}"),
+    }
+}
+
+fn kind(r: Option<&FailureReason>) -> String {
+    match r {
+        None => "ok".into(),
+        Some(FailureReason::Deadlock(_)) => "deadlock".into(),
+        Some(FailureReason::Panicked { proc, message }) => format!("panic {proc} {message}"),
+        Some(FailureReason::ProcessFailed { proc, error }) => format!("failed {proc} {error}"),
+        Some(FailureReason::FinalCheck { name, .. }) => format!("check {name}"),
+        Some(other) => format!("other {other}"),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Found {
+    kinds: BTreeSet<String>,
+    ends: BTreeSet<String>,
+}
+
+fn with_checker(m: &Model) -> Result<(Found, u64), String> {
+    let mut kinds = BTreeSet::new();
+    let mut ends = BTreeSet::new();
+    let out = Checker::new().keep_going().run_with_ends(
+        |w| {
+            let ports: Vec<PortName> = m
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    if c >= 8 {
+                        w.mailbox(&format!("p{i}"), capacity(c)).unwrap()
+                    } else {
+                        w.port(&format!("p{i}"), capacity(c)).unwrap()
+                    }
+                })
+                .collect();
+            for me in 0..m.procs.len() {
+                let (inherit, make) = plan(m, me, &ports);
+                let id = w.spawn_with(&format!("q{me}"), &inherit, make).unwrap();
+                if m.server && me == 0 {
+                    w.server(id);
+                }
+            }
+        },
+        |end| {
+            let k = kind(end.failure);
+            let v = &end.view;
+            let procs: Vec<String> = (0..v.procs())
+                .map(|i| {
+                    let id = mkipc_sim::ProcId(i as u32);
+                    let status = match v.status(id).unwrap() {
+                        ProcStatus::Ended(s) => status_text(&s),
+                        _ => "Stuck".into(),
+                    };
+                    format!("{status} {:?}", v.machine(id).unwrap().log)
+                })
+                .collect();
+            ends.insert(format!("{k} {procs:?}"));
+            kinds.insert(k);
+        },
+    );
+    if !out.stats.complete {
+        return Err(format!("checker incomplete: {}", out.stats));
+    }
+    Ok((Found { kinds, ends }, out.stats.states_stored))
+}
+
+fn with_explorer(m: &Model, max_runs: u64) -> Option<Found> {
+    let sink: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let s2 = Arc::clone(&sink);
+    let mut kinds = BTreeSet::new();
+    let mut ends = BTreeSet::new();
+    let out = Explorer::new()
+        .builder(Sim::builder().trace(false))
+        .exhaustive(usize::MAX, max_runs)
+        .reduction(Reduction::None)
+        .run_all(
+            |sim| {
+                let ports: Vec<PortName> = m
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| {
+                        if c >= 8 {
+                            sim.mailbox(&format!("p{i}"), capacity(c)).unwrap()
+                        } else {
+                            sim.port(&format!("p{i}"), capacity(c)).unwrap()
+                        }
+                    })
+                    .collect();
+                *s2.lock().unwrap() = vec![Vec::new(); m.procs.len()];
+                for me in 0..m.procs.len() {
+                    let (inherit, make) = plan(m, me, &ports);
+                    let sink = Arc::clone(&s2);
+                    let id = sim
+                        .spawn_with(&format!("q{me}"), &inherit, move |p| {
+                            let rec = Recorded {
+                                inner: make(p.inherited()),
+                                me,
+                                sink,
+                            };
+                            run_recorded(p, rec)
+                        })
+                        .unwrap();
+                    if m.server && me == 0 {
+                        sim.server(id);
+                    }
+                }
+            },
+            |r| {
+                let (reason, report) = match r {
+                    Ok(report) => (None, report),
+                    Err(f) => (Some(&f.reason), &*f.report),
+                };
+                let k = kind(reason);
+                let logs = sink.lock().unwrap().clone();
+                let procs: Vec<String> = report
+                    .procs
+                    .iter()
+                    .zip(&logs)
+                    .map(|(p, log)| format!("{} {log:?}", status_text(&p.status)))
+                    .collect();
+                ends.insert(format!("{k} {procs:?}"));
+                kinds.insert(k);
+            },
+        );
+    out.complete.then_some(Found { kinds, ends })
+}
+
+/// Runs a recorded machine on a simulated process (as `run_on_proc` does),
+/// publishing its log after every step.
+fn run_recorded(p: &mkipc_sim::Proc, mut rec: Recorded) -> mkipc_sim::ProcResult {
+    let mut cx = mkipc_sim::machine::ProcCtx::new(p);
+    loop {
+        let step = Machine::step(&mut rec.inner, &mut cx, None);
+        rec.sink.lock().unwrap()[rec.me] = rec.inner.log.clone();
+        match step {
+            Step::Yield => p.yield_now(),
+            Step::Pause { time, .. } => p.sleep(time),
+            Step::Exit(r) => return r,
+            Step::Wait => return Err(ProcError::msg("waits with nothing pending")),
+        }
+    }
+}
+
+/// The checker's and the plain search's findings on `m`; `None` when the
+/// model's state space has more than `max_states` states (the plain search,
+/// which re-runs every schedule, would take long) or the plain search does
+/// not finish within `max_runs` runs.
+fn compare(m: &Model, max_states: u64, max_runs: u64) -> Option<Result<(), String>> {
+    let checked = match with_checker(m) {
+        Ok((f, states)) if states <= max_states => f,
+        Ok(_) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let plain = with_explorer(m, max_runs)?;
+    if plain == checked {
+        return Some(Ok(()));
+    }
+    let missed: Vec<_> = plain.ends.difference(&checked.ends).collect();
+    let extra: Vec<_> = checked.ends.difference(&plain.ends).collect();
+    Some(Err(format!(
+        "kinds: explorer {:?}, checker {:?}\nmissed {missed:#?}\nextra {extra:#?}",
+        plain.kinds, checked.kinds
+    )))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_checker_reaches_what_plain_dfs_reaches(m in model()) {
+        // Models too big for the plain search to finish quickly are skipped.
+        let verdict = compare(&m, 24, 2_000);
+        prop_assume!(verdict.is_some());
+        if let Some(Err(e)) = verdict {
+            prop_assert!(false, "{}\n{:#?}", e, m);
+        }
+    }
+}
+
+#[test]
+fn smoke_a_rendezvous_pair_agrees() {
+    let m = Model {
+        ports: vec![0],
+        procs: vec![
+            vec![MOp::Receive { port: 0, wait: 0 }],
+            vec![MOp::Send {
+                port: 0,
+                value: 1,
+                policy: 0,
+            }],
+        ],
+        server: false,
+    };
+    assert_eq!(compare(&m, 1000, 1000), Some(Ok(())));
+}
