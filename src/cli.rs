@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use mkipc_sim::{Schedule, SchedulerKind};
 
-use crate::explore::{explore, ExploreOptions};
+use crate::explore::{explore, replay_trail, Engine, ExploreOptions, Storage};
 use crate::scenario::{self, RunOptions};
 
 /// mkipc: Mach-like message passing you can simulate, explore and run.
@@ -32,6 +32,28 @@ pub enum Backend {
     Threads,
     /// Real Linux processes.
     Os,
+}
+
+/// The search behind `explore --exhaustive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The stateful checker when the scenario allows it, else the stateless search.
+    Auto,
+    /// The stateful model checker: every reachable state once.
+    Stateful,
+    /// The stateless search (partial-order reduction, schedules re-run from the start).
+    Stateless,
+}
+
+/// The stateful checker's visited set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StorageArg {
+    /// Every state's encoding kept: no state missed.
+    Exact,
+    /// 64-bit hashes (SPIN's -DHC): the probability of a missed state is printed.
+    Hash,
+    /// A bit array of `--bits` bits, three per state (SPIN's -DBITSTATE): constant memory.
+    Bitstate,
 }
 
 /// Scheduling policy of the simulator.
@@ -116,7 +138,7 @@ pub enum Command {
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
-        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive --bound 8"
+        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive\n  mkipc explore master-worker-select --exhaustive --set NJOBS=6 --set NWORKERS=3 --set CAP=2\n  mkipc explore dining-philosophers --exhaustive --keep-going --shortest"
     )]
     Explore {
         /// The scenario: a file, or a bundled scenario's name (as for `run`).
@@ -136,15 +158,46 @@ pub enum Command {
         /// Use the PCT scheduler.
         #[arg(long)]
         pct: bool,
-        /// Every schedule up to `--bound` choice points, instead of seeds.
+        /// Every reachable state (the stateful checker) or every schedule
+        /// up to `--bound` choice points (the stateless search), instead of seeds.
         #[arg(long)]
         exhaustive: bool,
-        /// Choice points branched on by `--exhaustive`.
+        /// `--exhaustive`: which search (auto: the stateful checker when the
+        /// scenario allows it, and the reason when it does not).
+        #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+        engine: EngineArg,
+        /// The stateless search: choice points branched on.
         #[arg(long, default_value_t = 10)]
         bound: usize,
-        /// At most this many exhaustive runs.
+        /// The stateless search: at most this many runs.
         #[arg(long, default_value_t = 100_000)]
         max_runs: u64,
+        /// The stateful checker's visited set.
+        #[arg(long, value_enum, default_value_t = StorageArg::Exact)]
+        storage: StorageArg,
+        /// `--storage bitstate`: the bit array's size, in bits.
+        #[arg(long, default_value_t = 1 << 32)]
+        bits: u64,
+        /// The stateful checker stops, saying so, when its visited set and
+        /// frontier reach this much memory (e.g. 512M, 4G; default: half of
+        /// the memory available).
+        #[arg(long, value_parser = parse_size)]
+        max_memory: Option<usize>,
+        /// The stateful checker's depth limit (steps from the start).
+        #[arg(long)]
+        max_depth: Option<usize>,
+        /// Go on after a failure and report each distinct failure.
+        #[arg(long)]
+        keep_going: bool,
+        /// Breadth-first: each failure's trail is a shortest one.
+        #[arg(long)]
+        shortest: bool,
+        /// Replay a trail the stateful checker printed, step by step.
+        #[arg(long, value_name = "TRAIL")]
+        trail: Option<String>,
+        /// Print the result as JSON (schema `mkipc-explore/1`).
+        #[arg(long)]
+        json: bool,
     },
     /// Report the wait-for cycles the topology allows, without running.
     ///
@@ -274,19 +327,45 @@ pub fn dispatch(cli: Cli) -> i32 {
             jobs,
             pct,
             exhaustive,
+            engine,
             bound,
             max_runs,
+            storage,
+            bits,
+            max_memory,
+            max_depth,
+            keep_going,
+            shortest,
+            trail,
+            json,
         } => {
             let opts = ExploreOptions {
                 first_seed,
                 seeds,
                 jobs,
                 pct,
-                exhaustive: exhaustive.then_some(bound),
+                exhaustive: (exhaustive || trail.is_some()).then_some(bound),
                 max_runs,
-                progress: true,
+                progress: !json,
+                engine: match engine {
+                    EngineArg::Auto => Engine::Auto,
+                    EngineArg::Stateful => Engine::Stateful,
+                    EngineArg::Stateless => Engine::Stateless,
+                },
+                storage: match storage {
+                    StorageArg::Exact => Storage::Exact,
+                    StorageArg::Hash => Storage::HashCompact,
+                    StorageArg::Bitstate => Storage::Bitstate { bits },
+                },
+                max_memory,
+                max_depth,
+                keep_going,
+                shortest,
             };
-            explore_cmd(&scenario, &set, &opts)
+            match trail {
+                Some(t) => replay_trail_cmd(&scenario, &set, &opts, &t),
+                None => explore_cmd(&scenario, &set, &opts, json),
+            }
         }
         Command::Check {
             scenario,
@@ -772,7 +851,34 @@ pub fn guard_main() -> Option<i32> {
     Some(0)
 }
 
-fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions) -> i32 {
+/// `--max-memory`: bytes, with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a size: {s:?} (expected e.g. 512M or 4G)"))?;
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+/// The JSON of `mkipc explore --json`.
+#[derive(serde::Serialize)]
+struct ExploreJson<'a> {
+    schema: &'static str,
+    scenario: &'a str,
+    #[serde(flatten)]
+    result: &'a crate::explore::ExploreResult,
+}
+
+fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, json: bool) -> i32 {
     let scn = match load_scenario(path, set) {
         Ok(s) => s,
         Err(e) => {
@@ -780,31 +886,93 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions) -> i32
             return 2;
         }
     };
-    match explore(&scn, opts) {
+    let r = match explore(&scn, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let code = i32::from(r.failure.is_some());
+    if json {
+        let doc = ExploreJson {
+            schema: "mkipc-explore/1",
+            scenario: &scn.file,
+            result: &r,
+        };
+        return if print_json(&doc) == 0 { code } else { 2 };
+    }
+    for note in &r.notes {
+        println!("note: {note}");
+    }
+    if r.engine == "stateful" {
+        // Distinct failing end states often share one reason (the same
+        // deadlock reached with other messages in flight): one entry per
+        // reason, with the first trail found (the shortest under
+        // `--shortest`) and how many end states share it.
+        let mut kinds: Vec<(&str, &crate::explore::FoundFailure, usize)> = Vec::new();
+        for f in &r.failures {
+            match kinds.iter_mut().find(|(reason, _, _)| *reason == f.reason) {
+                Some(k) => k.2 += 1,
+                None => kinds.push((&f.reason, f, 1)),
+            }
+        }
+        match (kinds.len(), r.failures.len()) {
+            (0, _) => println!("no failure ({})", r.coverage.as_deref().unwrap_or("")),
+            (1, 1) => println!("found a failure:"),
+            (k, n) => println!("found {n} failing end state(s), {k} distinct failure(s):"),
+        }
+        for (i, (reason, f, count)) in kinds.iter().enumerate() {
+            if r.failures.len() > 1 {
+                println!("{}. ({count} end state(s))", i + 1);
+            }
+            println!("  {}", reason.replace('\n', "\n  "));
+            println!("trail: {}", f.schedule);
+            println!("replay it step by step with:\n  {}", f.replay_command);
+        }
+        if let Some(stats) = &r.stats {
+            println!("{stats}");
+        }
+        return code;
+    }
+    match r.failure {
+        None => {
+            let what = match &r.coverage {
+                Some(coverage) => coverage.as_str(),
+                None => "seeds",
+            };
+            println!("no failure in {} runs ({what})", r.runs);
+        }
+        Some(f) => {
+            println!(
+                "found a failing schedule after {} runs, seed {}:",
+                r.runs, f.seed
+            );
+            println!("  {}", f.reason.replace('\n', "\n  "));
+            println!("schedule: {}", f.schedule);
+            println!("replay it with:\n  {}", f.replay_command);
+        }
+    }
+    code
+}
+
+fn replay_trail_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, trail: &str) -> i32 {
+    let scn = match load_scenario(path, set) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    match replay_trail(&scn, opts, trail) {
+        Ok(text) => {
+            println!("{text}");
+            i32::from(!text.ends_with("ends: no failure"))
+        }
         Err(e) => {
             eprintln!("error: {e}");
             2
         }
-        Ok(r) => match r.failure {
-            None => {
-                let what = match &r.coverage {
-                    Some(coverage) => coverage.as_str(),
-                    None => "seeds",
-                };
-                println!("no failure in {} runs ({what})", r.runs);
-                0
-            }
-            Some(f) => {
-                println!(
-                    "found a failing schedule after {} runs, seed {}:",
-                    r.runs, f.seed
-                );
-                println!("  {}", f.reason.replace('\n', "\n  "));
-                println!("schedule: {}", f.schedule);
-                println!("replay it with:\n  {}", f.replay_command);
-                1
-            }
-        },
     }
 }
 

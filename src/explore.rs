@@ -44,9 +44,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use mkipc_sim::check::Storage;
+use mkipc_sim::check::{Checker, Trail};
 use mkipc_sim::{Explorer, FailureReason, SchedulerKind, Sim};
 
-use crate::scenario::{build_sim, builder_for, setup_sim, RunOptions, Scenario};
+use crate::scenario::{
+    build_sim, builder_for, check_refusal, check_scenario, replay_scenario, setup_sim, RunOptions,
+    Scenario,
+};
 
 /// How to explore.
 #[derive(Clone, Debug)]
@@ -59,12 +64,43 @@ pub struct ExploreOptions {
     pub jobs: usize,
     /// Use the PCT scheduler instead of the random one.
     pub pct: bool,
-    /// Exhaustive exploration branching on this many choice points.
+    /// Exhaustive exploration; for the stateless search, branching on this
+    /// many choice points (the stateful checker has no such bound).
     pub exhaustive: Option<usize>,
-    /// Upper limit on exhaustive runs.
+    /// Upper limit on exhaustive runs (stateless search).
     pub max_runs: u64,
     /// Print progress on stderr.
     pub progress: bool,
+    /// Which search `exhaustive` runs.
+    pub engine: Engine,
+    /// The stateful checker's visited set.
+    pub storage: Storage,
+    /// The stateful checker's memory limit for its visited set and
+    /// frontier (`None`: half of the memory available).
+    pub max_memory: Option<usize>,
+    /// The stateful checker's depth limit (`None`: its default).
+    pub max_depth: Option<usize>,
+    /// The stateful checker goes on after a failure and reports each
+    /// distinct one.
+    pub keep_going: bool,
+    /// The stateful checker searches breadth-first: each failure's trail is
+    /// a shortest one.
+    pub shortest: bool,
+}
+
+/// The search behind `--exhaustive`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The stateful checker when the scenario allows it; otherwise the
+    /// stateless search, saying why.
+    #[default]
+    Auto,
+    /// The stateful model checker ([`mkipc_sim::check`]): every reachable
+    /// state once; an error for a scenario it cannot run.
+    Stateful,
+    /// The stateless search with partial-order reduction: schedules re-run
+    /// from the start ([`mkipc_sim::Explorer::exhaustive`]).
+    Stateless,
 }
 
 impl Default for ExploreOptions {
@@ -77,12 +113,18 @@ impl Default for ExploreOptions {
             exhaustive: None,
             max_runs: 100_000,
             progress: false,
+            engine: Engine::Auto,
+            storage: Storage::Exact,
+            max_memory: None,
+            max_depth: None,
+            keep_going: false,
+            shortest: false,
         }
     }
 }
 
 /// The first failing run found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FoundFailure {
     /// Its seed.
     pub seed: u64,
@@ -97,7 +139,7 @@ pub struct FoundFailure {
 }
 
 /// What an exploration did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ExploreResult {
     /// Runs performed; after a failure found by seeds, the seeds up to and
     /// including the first failing one (all of them were run), so that the
@@ -112,6 +154,20 @@ pub struct ExploreResult {
     /// Exhaustive mode: one line on what was covered, or how the search
     /// was cut and by how much (`ExploreOutcome::coverage`).
     pub coverage: Option<String>,
+    /// Which search ran: `"seeds"`, `"stateful"` or `"stateless"`.
+    pub engine: &'static str,
+    /// The stateful checker: states stored.
+    pub states: Option<u64>,
+    /// The stateful checker: transitions taken.
+    pub transitions: Option<u64>,
+    /// The stateful checker's statistics, as SPIN prints them.
+    pub stats: Option<String>,
+    /// Every failure found (the stateful checker with `keep_going`: each
+    /// distinct one; otherwise the first), `failure` being the first.
+    pub failures: Vec<FoundFailure>,
+    /// What the reader must know about this search: invariants it did not
+    /// check, why the stateless search ran instead of the checker.
+    pub notes: Vec<String>,
 }
 
 fn scheduler(opts: &ExploreOptions) -> Option<SchedulerKind> {
@@ -143,10 +199,114 @@ pub fn explore(scn: &Scenario, opts: &ExploreOptions) -> Result<ExploreResult, S
     let scn = Arc::new(scn.clone());
     // Setting up is deterministic: fail early, once, if it cannot be done.
     build_sim(&scn, Sim::builder())?;
-    match opts.exhaustive {
-        Some(bound) => Ok(exhaustive(&scn, opts, bound)),
-        None => Ok(seeds(&scn, opts)),
+    let Some(bound) = opts.exhaustive else {
+        return Ok(seeds(&scn, opts));
+    };
+    let refused = check_refusal(&scn);
+    match (opts.engine, refused) {
+        (Engine::Stateless, _) => Ok(exhaustive(&scn, opts, bound)),
+        (Engine::Stateful, Some(why)) => Err(why),
+        (Engine::Auto, Some(why)) => {
+            let mut r = exhaustive(&scn, opts, bound);
+            r.notes.insert(0, format!("stateless search: {why}"));
+            Ok(r)
+        }
+        (_, None) => stateful(&scn, opts),
     }
+}
+
+/// The checker `opts` describe.
+pub fn checker_of(opts: &ExploreOptions) -> Checker {
+    let mut c = Checker::new().storage(opts.storage);
+    if let Some(bytes) = opts.max_memory {
+        c = c.max_memory(bytes);
+    }
+    if let Some(depth) = opts.max_depth {
+        c = c.max_depth(depth);
+    }
+    if opts.keep_going {
+        c = c.keep_going();
+    }
+    if opts.shortest {
+        c = c.shortest();
+    }
+    if opts.progress {
+        c = c.progress(Duration::from_secs(2), |stats| {
+            eprintln!(
+                "  ... {} states, {} transitions, depth {}, {:.0} states/s",
+                stats.states_stored,
+                stats.transitions,
+                stats.max_depth,
+                stats.states_per_sec()
+            );
+        });
+    }
+    c
+}
+
+/// `mkipc explore FILE --exhaustive --trail TRAIL`: the command that
+/// replays a trail of the stateful checker, step by step.
+fn trail_command(scn: &Scenario, trail: &Trail) -> String {
+    let run = run_command(scn);
+    let explore = run.replacen("mkipc run", "mkipc explore", 1);
+    format!("{explore} --exhaustive --trail '{trail}'")
+}
+
+fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult, String> {
+    let check = check_scenario(scn, &checker_of(opts))?;
+    let out = &check.outcome;
+    let failures: Vec<FoundFailure> = out
+        .failures
+        .iter()
+        .map(|f| FoundFailure {
+            seed: 0,
+            reason: f.reason.to_string(),
+            deadlock: f.reason.is_deadlock(),
+            schedule: f.trail.to_string(),
+            replay_command: trail_command(scn, &f.trail),
+        })
+        .collect();
+    let coverage = if out.stats.complete {
+        "complete: every reachable state was explored (stateful search)".to_string()
+    } else if let Some(why) = &out.stats.stopped {
+        format!("search incomplete: {why}")
+    } else if !failures.is_empty() {
+        "stopped at the first failure (stateful search)".to_string()
+    } else {
+        "search incomplete".to_string()
+    };
+    let notes = check
+        .unchecked
+        .iter()
+        .map(|i| format!("not checked by the stateful search: {i} (it counts over a whole run)"))
+        .collect();
+    Ok(ExploreResult {
+        runs: 0,
+        failure: failures.first().cloned(),
+        complete: out.stats.complete && failures.is_empty(),
+        coverage: Some(coverage),
+        engine: "stateful",
+        states: Some(out.stats.states_stored),
+        transitions: Some(out.stats.transitions),
+        stats: Some(out.stats.to_string()),
+        failures,
+        notes,
+    })
+}
+
+/// Replays a trail the stateful checker printed for `scn`: one line per
+/// step, then the verdict.
+pub fn replay_trail(scn: &Scenario, opts: &ExploreOptions, trail: &str) -> Result<String, String> {
+    let trail: Trail = trail.parse().map_err(|e| format!("{e}"))?;
+    let replay = replay_scenario(
+        scn,
+        &checker_of(&ExploreOptions {
+            progress: false,
+            ..opts.clone()
+        }),
+        &trail,
+    )?;
+    Ok(replay.to_string())
 }
 
 fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
@@ -249,9 +409,15 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
     };
     ExploreResult {
         runs,
+        failures: failure.iter().cloned().collect(),
         failure,
         complete: false,
         coverage: None,
+        engine: "seeds",
+        states: None,
+        transitions: None,
+        stats: None,
+        notes: Vec::new(),
     }
 }
 
@@ -284,8 +450,14 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
     }
     ExploreResult {
         runs: outcome.runs,
+        failures: failure.iter().cloned().collect(),
         failure,
         complete: outcome.complete,
         coverage: Some(coverage),
+        engine: "stateless",
+        states: None,
+        transitions: None,
+        stats: None,
+        notes: Vec::new(),
     }
 }

@@ -11,13 +11,14 @@
 //! by this search and are listed in [`ScenarioCheck::unchecked`]. What the
 //! checker does not support is refused before it starts: faults, mailboxes
 //! with an owner or access lists, direct addressing (`send-to`,
-//! `receive-from`: pids are a run-wide table, not part of a state), and
-//! `server`/`expect_error` on spawned processes. Random durations are
-//! refused by the checker itself.
+//! `receive-from`: pids are a run-wide table, not part of a state),
+//! `server`/`expect_error` on spawned processes, and random durations
+//! (`work` or `sleep` of a distribution: a checker explores choices, not
+//! distributions).
 
 use std::sync::Arc;
 
-use mkipc_sim::check::{CheckOutcome, Checker, EndState, World};
+use mkipc_sim::check::{CheckOutcome, Checker, EndState, Replay, Trail, World};
 
 use super::interp::{ScriptMachine, Shared};
 use super::{Op, QueueKind, Scenario};
@@ -95,6 +96,32 @@ pub(crate) fn check_with_ends(
     Ok(ScenarioCheck { outcome, unchecked })
 }
 
+/// Replays a trail the checker printed for `scn` (with the same
+/// `checker` options): each step, which process did what, and the verdict
+/// on the state it reaches.
+pub fn replay_scenario(scn: &Scenario, checker: &Checker, trail: &Trail) -> Result<Replay, String> {
+    refusal(scn).map_or(Ok(()), Err)?;
+    let scn = Arc::new(scn.clone());
+    let shared = Arc::new(Shared::new(Arc::clone(&scn), false).canonical_messages());
+    let mut failed = None;
+    let replay = checker.replay(trail, |w| {
+        if let Err(e) = setup(&scn, &shared, w) {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(format!("{}: setting up the check: {e}", scn.file));
+    }
+    replay.map_err(|e| format!("{}: {e}", scn.file))
+}
+
+/// Why `scn` cannot be checked by the stateful checker, if it cannot (what
+/// `mkipc explore --exhaustive` then says before it falls back to the
+/// stateless search).
+pub fn check_refusal(scn: &Scenario) -> Option<String> {
+    refusal(scn)
+}
+
 /// What of `scn` the checker cannot run, if anything.
 fn refusal(scn: &Scenario) -> Option<String> {
     let no = |why: String| {
@@ -126,6 +153,14 @@ fn refusal(scn: &Scenario) -> Option<String> {
             ));
         }
         for s in super::walk(&p.script) {
+            if let Op::Work(d) | Op::Sleep(d) = &s.op {
+                if !matches!(d, mkipc_sim::Dist::Fixed(_)) {
+                    return no(format!(
+                        "a random duration (line {}): the checker explores choices, not distributions",
+                        s.line
+                    ));
+                }
+            }
             if matches!(s.op, Op::SendTo { .. } | Op::ReceiveFrom { .. }) {
                 return no(format!(
                     "direct addressing (line {}): pids are not part of a state",

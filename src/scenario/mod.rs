@@ -162,7 +162,7 @@ use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
 pub use blocks::MAX_NESTING;
-pub use check::{check_scenario, ScenarioCheck};
+pub use check::{check_refusal, check_scenario, replay_scenario, ScenarioCheck};
 pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
