@@ -1,0 +1,205 @@
+//! `mkipc explore --exhaustive` on the stateful checker: verdicts, the
+//! trail that replays a failure step by step, JSON, the fallback to the
+//! stateless search and its reason, and the checker's options.
+
+use std::process::Command;
+
+fn mkipc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mkipc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reachable_deadlock_is_found_and_its_trail_replays_to_it() {
+    let (code, out, _) = mkipc(&["explore", "examples/scenarios/deadlock.toml", "--exhaustive"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("found a failure:"), "{out}");
+    assert!(out.contains("deadlock: alice waits"), "{out}");
+    let trail = out
+        .lines()
+        .find_map(|l| l.strip_prefix("trail: "))
+        .expect("a trail line")
+        .to_string();
+    let replay = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("mkipc explore"))
+        .expect("a replay command");
+    assert!(replay.contains(&format!("--trail '{trail}'")), "{replay}");
+    let (code, steps, err) = mkipc(&[
+        "explore",
+        "examples/scenarios/deadlock.toml",
+        "--exhaustive",
+        "--trail",
+        &trail,
+    ]);
+    assert_eq!(code, 1, "{steps}{err}");
+    let last = steps.lines().last().unwrap();
+    assert!(last.starts_with("ends: deadlock"), "{steps}");
+    // One line per step of the trail, then the verdict.
+    let stepped = trail.parse::<mkipc::sim::check::Trail>().unwrap().len();
+    assert_eq!(steps.lines().count(), stepped + 1, "{steps}");
+}
+
+#[test]
+fn a_trail_that_does_not_fit_the_model_is_bad_input() {
+    let (code, _, err) = mkipc(&[
+        "explore",
+        "examples/scenarios/deadlock.toml",
+        "--exhaustive",
+        "--trail",
+        "7,7,7",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("diverges"), "{err}");
+    let (code, _, err) = mkipc(&[
+        "explore",
+        "examples/scenarios/deadlock.toml",
+        "--trail",
+        "not a trail",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a trail"), "{err}");
+}
+
+#[test]
+fn a_correct_model_is_verified_complete_with_statistics() {
+    let (code, out, _) = mkipc(&[
+        "explore",
+        "examples/scenarios/master-worker-select.toml",
+        "--exhaustive",
+        "--set",
+        "NJOBS=2",
+        "--set",
+        "NWORKERS=2",
+        "--set",
+        "CAP=2",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("every reachable state was explored"), "{out}");
+    assert!(out.contains("states, stored"), "{out}");
+    assert!(out.contains("search complete"), "{out}");
+    // The counting invariant is named as not checked, never silently passed.
+    assert!(out.contains("not checked by the stateful search: no message lost"), "{out}");
+}
+
+#[test]
+fn json_has_the_engine_the_states_and_each_failure() {
+    let (code, out, _) = mkipc(&[
+        "explore",
+        "examples/scenarios/master-worker-buggy.toml",
+        "--exhaustive",
+        "--keep-going",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "mkipc-explore/1");
+    assert_eq!(v["engine"], "stateful");
+    assert!(v["states"].as_u64().unwrap() > 0);
+    let failures = v["failures"].as_array().unwrap();
+    assert!(!failures.is_empty());
+    assert!(failures.iter().all(|f| f["deadlock"] == true));
+    assert_eq!(v["failure"], failures[0]);
+}
+
+#[test]
+fn keep_going_lists_each_distinct_reason_once() {
+    let (code, out, _) = mkipc(&[
+        "explore",
+        "examples/scenarios/master-worker-buggy.toml",
+        "--exhaustive",
+        "--keep-going",
+        "--shortest",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let reasons: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("deadlock:"))
+        .collect();
+    let mut distinct = reasons.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(reasons.len(), distinct.len(), "{out}");
+}
+
+#[test]
+fn a_scenario_the_checker_cannot_run_falls_back_and_says_why() {
+    // dining-philosophers sleeps for random durations.
+    let (code, out, _) = mkipc(&[
+        "explore",
+        "examples/scenarios/dining-philosophers.toml",
+        "--exhaustive",
+        "--bound",
+        "4",
+        "--max-runs",
+        "50",
+        "--json",
+    ]);
+    assert!(code == 0 || code == 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["engine"], "stateless");
+    let note = v["notes"][0].as_str().unwrap();
+    assert!(note.contains("random duration"), "{note}");
+    // Asked for the checker only, it is an error, with the reason.
+    let (code, _, err) = mkipc(&[
+        "explore",
+        "examples/scenarios/dining-philosophers.toml",
+        "--exhaustive",
+        "--engine",
+        "stateful",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("random duration"), "{err}");
+}
+
+#[test]
+fn a_memory_limit_ends_the_search_saying_so() {
+    let (code, out, _) = mkipc(&[
+        "explore",
+        "examples/scenarios/master-worker-select.toml",
+        "--exhaustive",
+        "--set",
+        "NJOBS=3",
+        "--set",
+        "CAP=2",
+        "--max-memory",
+        "64K",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("search incomplete"), "{out}");
+    assert!(!out.contains("every reachable state was explored"), "{out}");
+    let (code, _, err) = mkipc(&[
+        "explore",
+        "examples/scenarios/deadlock.toml",
+        "--exhaustive",
+        "--max-memory",
+        "lots",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a size"), "{err}");
+}
+
+#[test]
+fn every_storage_mode_gives_the_same_verdict() {
+    for storage in ["exact", "hash", "bitstate"] {
+        let (code, out, _) = mkipc(&[
+            "explore",
+            "examples/scenarios/deadlock.toml",
+            "--exhaustive",
+            "--storage",
+            storage,
+            "--bits",
+            "1048576",
+        ]);
+        assert_eq!(code, 1, "{storage}: {out}");
+        assert!(out.contains("deadlock"), "{storage}: {out}");
+    }
+}
