@@ -351,7 +351,7 @@ pub struct BenchReport {
 
 /// What the mkipc side measures (printed with the results).
 pub const ENGINE: &str =
-    "mkipc::bench_explore::mkipc_search -> mkipc::explore::explore, exhaustive (stateless DPOR)";
+    "mkipc::bench_explore::mkipc_search -> mkipc::explore::explore, exhaustive (the stateful checker, exact storage; the stateless DPOR search where the checker refuses a model)";
 
 /// How to run the bench.
 #[derive(Clone, Debug)]
@@ -424,9 +424,9 @@ pub fn mkipc_search(scn: &Scenario) -> Result<Try, String> {
         tool: Tool::Mkipc,
         size: 0,
         verdict,
-        states: None,
-        transitions: None,
-        runs: Some(r.runs),
+        states: r.states,
+        transitions: r.transitions,
+        runs: (r.engine != "stateful").then_some(r.runs),
         secs,
         compile_secs: None,
     })
