@@ -19,7 +19,11 @@ fn mkipc(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn a_reachable_deadlock_is_found_and_its_trail_replays_to_it() {
-    let (code, out, _) = mkipc(&["explore", "examples/scenarios/deadlock.toml", "--exhaustive"]);
+    let (code, out, _) = mkipc(&[
+        "explore",
+        "examples/scenarios/deadlock.toml",
+        "--exhaustive",
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("found a failure:"), "{out}");
     assert!(out.contains("deadlock: alice waits"), "{out}");
@@ -87,7 +91,10 @@ fn a_correct_model_is_verified_complete_with_statistics() {
     assert!(out.contains("states, stored"), "{out}");
     assert!(out.contains("search complete"), "{out}");
     // The counting invariant is named as not checked, never silently passed.
-    assert!(out.contains("not checked by the stateful search: no message lost"), "{out}");
+    assert!(
+        out.contains("not checked by the stateful search: no message lost"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -71,21 +71,7 @@ pub(crate) fn check_with_ends(
     checker: &Checker,
     on_end: impl FnMut(&EndState<'_, ScriptMachine>),
 ) -> Result<ScenarioCheck, String> {
-    refusal(scn).map_or(Ok(()), Err)?;
-    let scn = Arc::new(scn.clone());
-    let shared = Arc::new(Shared::new(Arc::clone(&scn), false).canonical_messages());
-    let mut failed = None;
-    let outcome = checker.run_with_ends(
-        |w| {
-            if let Err(e) = setup(&scn, &shared, w) {
-                failed = Some(e);
-            }
-        },
-        on_end,
-    );
-    if let Some(e) = failed {
-        return Err(format!("{}: setting up the check: {e}", scn.file));
-    }
+    let outcome = on_model(scn, |setup| checker.run_with_ends(setup, on_end))?;
     let mut unchecked = Vec::new();
     if scn.invariants.no_message_lost {
         unchecked.push("no message lost".to_string());
@@ -100,30 +86,34 @@ pub(crate) fn check_with_ends(
 /// `checker` options): each step, which process did what, and the verdict
 /// on the state it reaches.
 pub fn replay_scenario(scn: &Scenario, checker: &Checker, trail: &Trail) -> Result<Replay, String> {
-    refusal(scn).map_or(Ok(()), Err)?;
+    on_model(scn, |setup| checker.replay(trail, setup))?.map_err(|e| format!("{}: {e}", scn.file))
+}
+
+/// Hands `run` the set-up of `scn`'s model (after checking the checker can
+/// run it), and gives back what `run` returned, or why setting up failed.
+fn on_model<T>(
+    scn: &Scenario,
+    run: impl FnOnce(&mut dyn FnMut(&mut World<ScriptMachine>)) -> T,
+) -> Result<T, String> {
+    check_refusal(scn).map_or(Ok(()), Err)?;
     let scn = Arc::new(scn.clone());
     let shared = Arc::new(Shared::new(Arc::clone(&scn), false).canonical_messages());
     let mut failed = None;
-    let replay = checker.replay(trail, |w| {
+    let out = run(&mut |w| {
         if let Err(e) = setup(&scn, &shared, w) {
             failed = Some(e);
         }
     });
-    if let Some(e) = failed {
-        return Err(format!("{}: setting up the check: {e}", scn.file));
+    match failed {
+        Some(e) => Err(format!("{}: setting up the check: {e}", scn.file)),
+        None => Ok(out),
     }
-    replay.map_err(|e| format!("{}: {e}", scn.file))
 }
 
 /// Why `scn` cannot be checked by the stateful checker, if it cannot (what
-/// `mkipc explore --exhaustive` then says before it falls back to the
-/// stateless search).
+/// `mkipc explore --exhaustive` says before it falls back to the stateless
+/// search).
 pub fn check_refusal(scn: &Scenario) -> Option<String> {
-    refusal(scn)
-}
-
-/// What of `scn` the checker cannot run, if anything.
-fn refusal(scn: &Scenario) -> Option<String> {
     let no = |why: String| {
         Some(format!(
             "{}: not available to the model checker: {why}",
