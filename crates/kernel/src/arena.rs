@@ -66,19 +66,20 @@ impl<T> fmt::Debug for Id<T> {
     }
 }
 
-#[derive(Clone)]
 struct Slot<T> {
     generation: u32,
     value: Option<T>,
 }
 
 /// Slot storage with generation-checked keys.
-#[derive(Clone)]
 pub(crate) struct Arena<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     len: usize,
 }
+
+clone_fields!(Slot<T> { generation, value });
+clone_fields!(Arena<T> { slots, free, len });
 
 impl<T> Default for Arena<T> {
     fn default() -> Self {

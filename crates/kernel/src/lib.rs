@@ -48,6 +48,8 @@
 //! never parks a thread; see `DESIGN.md` for how the blocking layer and the
 //! simulator sit on it.
 
+#[macro_use]
+mod reuse;
 mod arena;
 mod blocking;
 pub mod capacity;

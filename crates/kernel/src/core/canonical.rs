@@ -12,17 +12,21 @@
 //!   stamp is larger than all of them); the stamp counter is left out;
 //! * waits are numbered in traversal order (task by task in pid order, each
 //!   task's waits in order), and referred to by that number, never by id;
-//! * a reference to a port, set or mailbox is its slot index when it names
-//!   the live object in that slot, else "stale" (a stale id is never found
-//!   in its arena and is only ever compared with live ids, so which dead
-//!   object it named does not matter); arena free lists are written in order,
-//!   since they decide the slots future objects get;
+//! * a reference to a set or mailbox is its slot index when it names the
+//!   live object in that slot, else "stale" (a stale id is never found in
+//!   its arena and is only ever compared with live ids, so which dead object
+//!   it named does not matter); those arenas' free lists are written in
+//!   order, since they decide the slots future objects get;
+//! * ports are numbered by a traversal from the tasks ([`number_ports`]) and
+//!   referred to by number (or "stale"): no operation observes which slot a
+//!   port occupies, so neither its slot nor the ports' free list is written;
 //! * a name's generation is written relative to its slot's current
 //!   generation ([`name_code`]), never as a number: a name is only ever
 //!   compared with the slot it indexes;
-//! * statistics (messages accepted, dropped, longest queue) and the raw ids
-//!   introspection shows are left out: they describe the past, and no
-//!   operation's result depends on them.
+//! * the raw ids introspection shows (`queue_stats`, `blocked_on`) are left
+//!   out: they name objects for reports, no operation takes them;
+//! * sequence numbers and queue statistics are encoded unless
+//!   [`CanonicalOptions`] says to leave them out.
 //!
 //! DESIGN.md ("Snapshots and the canonical state") gives the argument for
 //! each rule.
@@ -42,21 +46,42 @@ use crate::message::{Message, Notification};
 use crate::name::{Access, Pid, PortName};
 
 /// Choices about what the canonical encoding counts as observable.
+///
+/// The default, [`CanonicalOptions::EXACT`], encodes everything any
+/// operation can observe. Two things are observable but only count up:
+/// each queue's next sequence number (it reaches the receiver in
+/// [`Trailer::seqno`](crate::Trailer::seqno) and [`PortStatus::seqno`](crate::PortStatus::seqno))
+/// and each queue's statistics (messages accepted and dropped, longest
+/// length: [`PortStatus::messages_sent`](crate::PortStatus::messages_sent) and the next two
+/// fields). With them, a system that loops never comes back to a state it
+/// saw. A checker whose processes never read them may leave them out
+/// ([`CanonicalOptions::WITHOUT_COUNTERS`]) so that such loops close; the
+/// encoding is then sound for every future that does not read them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct CanonicalOptions {
-    /// Encode each queue's next sequence number (and the sequence numbers in
-    /// the trailers of messages the kernel holds for a completed receive).
-    /// Sequence numbers reach the receiver in [`Trailer::seqno`](crate::Trailer::seqno),
-    /// so they are observable and the default encodes them; but they count
-    /// up forever, so a system that loops never returns to a state it saw.
-    /// A checker whose processes never look at `seqno` may turn this off to
-    /// let such loops close.
+    /// Encode each queue's next sequence number, and the sequence numbers in
+    /// the trailers of the messages the kernel holds (received, not yet taken).
     pub seqnos: bool,
+    /// Encode each queue's statistics (accepted, dropped, longest length).
+    pub statistics: bool,
+}
+
+impl CanonicalOptions {
+    /// Everything observable is encoded (the default).
+    pub const EXACT: CanonicalOptions = CanonicalOptions {
+        seqnos: true,
+        statistics: true,
+    };
+    /// Sequence numbers and statistics are left out.
+    pub const WITHOUT_COUNTERS: CanonicalOptions = CanonicalOptions {
+        seqnos: false,
+        statistics: false,
+    };
 }
 
 impl Default for CanonicalOptions {
     fn default() -> Self {
-        CanonicalOptions { seqnos: true }
+        CanonicalOptions::EXACT
     }
 }
 
@@ -198,14 +223,124 @@ pub(crate) fn encode(st: &State, opts: CanonicalOptions, out: &mut Vec<u8>) {
         }
     }
     stamps.sort_unstable();
+    let waits = number_waits(st);
+    let (ports, port_order) = number_ports(st, &waits);
     let mut e = Encoder {
         st,
         out,
         opts,
         stamps,
-        waits: number_waits(st),
+        waits,
+        ports,
+        port_order,
     };
     e.state();
+}
+
+/// Numbers the live ports (from 1) by a traversal that never looks at a
+/// port's slot: the ports each task names (pid order, name slot order) and
+/// its links, the name service's (name order), the waits' (wait order), the
+/// mailboxes' queued messages' (mailbox slot order); then, port by port in
+/// number order, the ports its queue, requests and receiver refer to; last,
+/// any port not reached (none, normally), in slot order. A port's slot is
+/// never observable (see DESIGN.md), so two states that differ only in which
+/// slots their ports occupy encode the same.
+fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 32]>) {
+    let mut num: Positions = SmallVec::from_elem(0, st.ports.slot_count());
+    let mut order: SmallVec<[PortId; 32]> = SmallVec::new();
+    let visit = |id: PortId, num: &mut Positions, order: &mut SmallVec<[PortId; 32]>| {
+        if st.ports.contains(id) && num[id.index() as usize] == 0 {
+            order.push(id);
+            num[id.index() as usize] = order.len() as u32;
+        }
+    };
+    fn rights_of(m: &KMessage, mut f: impl FnMut(PortId)) {
+        let Some(c) = &m.carried else { return };
+        for (r, _) in c.rights.iter().chain(c.reply.iter()) {
+            if let KRight::Receive(p) | KRight::Send(p) | KRight::SendOnce(p) = *r {
+                f(p);
+            }
+        }
+        if let Some(p) = c.via_send_once {
+            f(p);
+        }
+    }
+    for task in st.tasks.iter().flatten() {
+        for (_, obj) in task.space.slots() {
+            if let Some(Obj::Port { port, .. } | Obj::SendOnce(port)) = obj {
+                visit(port, &mut num, &mut order);
+            }
+        }
+        for &p in task.links_in.values().chain(task.links_out.values()) {
+            visit(p, &mut num, &mut order);
+        }
+    }
+    for (_, r) in st.services.values() {
+        if let KRight::Receive(p) | KRight::Send(p) | KRight::SendOnce(p) = *r {
+            visit(p, &mut num, &mut order);
+        }
+    }
+    let mut by_number: SmallVec<[(u32, WaitId); 16]> = st
+        .waits
+        .iter()
+        .map(|(id, _)| (waits[id.index() as usize], id))
+        .collect();
+    by_number.sort_unstable_by_key(|&(n, _)| n);
+    for (_, w) in by_number {
+        match &st.waits.get(w).expect("live wait").state {
+            WaitState::Sending { msg, queue, .. } => {
+                if let QueueId::Port(p) = *queue {
+                    visit(p, &mut num, &mut order);
+                }
+                rights_of(msg, |p| visit(p, &mut num, &mut order));
+            }
+            WaitState::Receiving { registrations } => {
+                for r in registrations {
+                    if let Registration::Queue(QueueId::Port(p), _) = *r {
+                        visit(p, &mut num, &mut order);
+                    }
+                }
+            }
+            WaitState::Done(_) => {}
+        }
+    }
+    for (_, m) in st.mailboxes.iter() {
+        for msg in m.queue.messages.iter() {
+            rights_of(msg, |p| visit(p, &mut num, &mut order));
+        }
+    }
+    let mut next = 0;
+    loop {
+        while let Some(&id) = order.get(next) {
+            next += 1;
+            let p = st.ports.get(id).expect("numbered ports are live");
+            for msg in p.queue.messages.iter() {
+                rights_of(msg, |q| visit(q, &mut num, &mut order));
+            }
+            let requests = p.dead_name_requests.values();
+            for r in requests
+                .chain(&p.no_senders_request)
+                .chain(&p.port_destroyed_request)
+            {
+                if let KRight::SendOnce(q) = *r {
+                    visit(q, &mut num, &mut order);
+                }
+            }
+            if let Receiver::InTransit(QueueId::Port(q)) = p.receiver {
+                visit(q, &mut num, &mut order);
+            }
+        }
+        // Not reached by the traversal: in slot order.
+        match st
+            .ports
+            .iter()
+            .find(|(id, _)| num[id.index() as usize] == 0)
+        {
+            Some((id, _)) => visit(id, &mut num, &mut order),
+            None => break,
+        }
+    }
+    (num, order)
 }
 
 /// Writes a user message `pid` holds (names normalised as [`name_code`] does).
@@ -222,6 +357,8 @@ pub(crate) fn encode_message(
         opts,
         stamps: SmallVec::new(),
         waits: SmallVec::new(),
+        ports: SmallVec::new(),
+        port_order: SmallVec::new(),
     };
     e.user_message(pid, msg);
 }
@@ -233,6 +370,10 @@ struct Encoder<'a> {
     /// The live messages' stamps, sorted.
     stamps: SmallVec<[u64; 32]>,
     waits: Positions,
+    /// Each port slot's number ([`number_ports`]); 0 for no live port.
+    ports: Positions,
+    /// The live ports in number order.
+    port_order: SmallVec<[PortId; 32]>,
 }
 
 impl Encoder<'_> {
@@ -262,9 +403,10 @@ impl Encoder<'_> {
         self.out.push(0xFF);
     }
 
+    /// A port by its number, 0 when stale.
     fn port(&mut self, id: PortId) {
         let v = if self.st.ports.contains(id) {
-            u64::from(id.index()) + 1
+            u64::from(self.ports[id.index() as usize])
         } else {
             0
         };
@@ -364,23 +506,21 @@ impl Encoder<'_> {
         self.u(code);
     }
 
-    /// A body; a kernel notification's name is written against every task's
-    /// space (the requester's is one of them; which one is not recorded).
-    fn body(&mut self, from_kernel: bool, id: u32, body: &[u8]) {
-        let names_a_name = from_kernel
-            && matches!(
-                id,
-                Notification::DEAD_NAME_ID
-                    | Notification::NO_SENDERS_ID
-                    | Notification::PORT_DESTROYED_ID
-            );
-        match <[u8; 8]>::try_from(body) {
-            Ok(raw) if names_a_name => {
+    /// A body. A kernel notification's body is a name, written against the
+    /// space of `owner` (the task whose name it is, when the kernel knows
+    /// it, else the task holding the message): a task uses only names of
+    /// its own space.
+    fn body(&mut self, owner: Option<Pid>, id: u32, body: &[u8]) {
+        let names_a_name = matches!(
+            id,
+            Notification::DEAD_NAME_ID
+                | Notification::NO_SENDERS_ID
+                | Notification::PORT_DESTROYED_ID
+        );
+        match (owner, <[u8; 8]>::try_from(body)) {
+            (Some(owner), Ok(raw)) if names_a_name => {
                 self.out.push(1);
-                let name = PortName::from_raw(u64::from_le_bytes(raw));
-                for t in 0..self.st.tasks.len() {
-                    self.name(Pid(t as u32), name);
-                }
+                self.name(owner, PortName::from_raw(u64::from_le_bytes(raw)));
             }
             _ => {
                 self.out.push(0);
@@ -394,7 +534,12 @@ impl Encoder<'_> {
         self.pid(m.sender);
         let rank = self.stamps.binary_search(&m.stamp.get()).unwrap_or(0);
         self.u(rank as u64);
-        self.body(m.sender == Pid::KERNEL, m.id, &m.body);
+        let owner = m
+            .carried
+            .as_ref()
+            .and_then(|c| c.name_owner)
+            .map(|p| Pid(p.get()));
+        self.body(owner.filter(|_| m.sender == Pid::KERNEL), m.id, &m.body);
         match &m.carried {
             None => self.out.push(0),
             Some(c) => {
@@ -428,7 +573,7 @@ impl Encoder<'_> {
         self.u(u64::from(m.id));
         let trailer = m.trailer();
         let from_kernel = m.sender_verified() && trailer.is_some_and(|t| t.sender == Pid::KERNEL);
-        self.body(from_kernel, m.id, &m.body);
+        self.body(from_kernel.then_some(pid), m.id, &m.body);
         self.u(m.rights().len() as u64);
         for r in m.rights() {
             self.name(pid, r.name);
@@ -460,6 +605,11 @@ impl Encoder<'_> {
         self.capacity(q.capacity);
         if self.opts.seqnos {
             self.u(q.seqno);
+        }
+        if self.opts.statistics {
+            self.u(q.accepted);
+            self.u(q.dropped);
+            self.u(q.max_len as u64);
         }
         // `bytes` is the sum of the messages' costs: not written.
         self.u(q.messages.len() as u64);
@@ -566,14 +716,10 @@ impl Encoder<'_> {
             }
         }
 
-        // Ports, in slot order.
-        self.arena_shape(&st.ports);
-        for i in 0..st.ports.slot_count() {
-            let Some(p) = st.ports.at(i) else {
-                self.out.push(0);
-                continue;
-            };
-            self.out.push(1);
+        // Ports, in number order (their slots and the free list are not written).
+        self.u(self.port_order.len() as u64);
+        for k in 0..self.port_order.len() {
+            let p = st.ports.get(self.port_order[k]).expect("live");
             self.queue(&p.queue);
             match p.receiver {
                 Receiver::Task(pid) => {
@@ -621,9 +767,22 @@ impl Encoder<'_> {
                 continue;
             };
             self.out.push(1);
-            self.u(s.members.len() as u64);
-            for &p in &s.members {
-                self.port(p);
+            // A set of ports: in number order (not slot order).
+            let mut members: SmallVec<[u32; 8]> = s
+                .members
+                .iter()
+                .map(|p| {
+                    if self.st.ports.contains(*p) {
+                        self.ports[p.index() as usize]
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            members.sort_unstable();
+            self.u(members.len() as u64);
+            for m in members {
+                self.u(u64::from(m));
             }
             self.u(s.blocked_receivers.len() as u64);
             for &w in &s.blocked_receivers {
@@ -752,7 +911,7 @@ impl KernelSnapshot {
     /// [`CanonicalOptions`]): states whose futures can differ encode
     /// differently; states that differ only in what no operation can observe
     /// (arrival stamps' values, wait ids, name and object generations,
-    /// statistics) encode the same. See DESIGN.md, "Snapshots and the
+    /// the stamp counter) encode the same. See DESIGN.md, "Snapshots and the
     /// canonical state".
     pub fn canonical(&self, out: &mut Vec<u8>) {
         encode(&self.state, CanonicalOptions::default(), out);

@@ -61,7 +61,6 @@ pub(crate) const SPARE_BLOCKS: usize = 4;
 ///
 /// `Clone` is a deep copy: every block (spares included) is copied slot by
 /// slot, so the copy shares no storage with the original.
-#[derive(Clone)]
 pub(crate) struct Fifo<T> {
     front: Block<T>,
     back: Block<T>,
@@ -69,8 +68,11 @@ pub(crate) struct Fifo<T> {
     grown: Option<Box<Grown<T>>>,
 }
 
+clone_fields!(Fifo<T> { front, back, middle_len, grown });
+clone_fields!(Grown<T> { middle, spare });
+clone_fields!(Block<T> { slots, head, len });
+
 /// The parts of a [`Fifo`] that only a queue longer than one block needs.
-#[derive(Clone)]
 struct Grown<T> {
     middle: VecDeque<Block<T>>,
     spare: Vec<Block<T>>,
@@ -241,7 +243,6 @@ impl<T> Fifo<T> {
 /// stack and copied with wide loads that stalled on the narrower stores that
 /// had just built it (store-to-load forwarding fails), half the samples of
 /// the push (`perf annotate`, bounded(1024) 8-byte bench).
-#[derive(Clone)]
 struct Block<T> {
     slots: Box<[Option<T>]>,
     /// Slot of the oldest entry. (`u32`s keep a block's header, and with it

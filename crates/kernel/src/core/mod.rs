@@ -193,6 +193,10 @@ pub(crate) fn take_stamp(next_stamp: &mut u64) -> NonZeroU64 {
     NonZeroU64::new(*next_stamp).unwrap_or(NonZeroU64::MAX)
 }
 
+// The box of rights is 72 bytes (its cost in `queue_cost`), `name_owner` included.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Carried>() == 72);
+
 // A queue slot is an `Option<KMessage>`; the stamp's niche keeps it as small as the message.
 const _: () = assert!(std::mem::size_of::<Option<KMessage>>() == std::mem::size_of::<KMessage>());
 
@@ -211,6 +215,12 @@ pub(crate) struct Carried {
     pub reply: Option<(KRight, crate::Disposition)>,
     /// Sent through a send-once right to this port.
     pub via_send_once: Option<PortId>,
+    /// For a kernel notification whose body is a name (dead-name,
+    /// no-senders): the task whose space the name is in (never the kernel,
+    /// pid 0). Only the canonical encoding reads it, to write the name
+    /// against that space. (Fits in the box's padding: the cost of a
+    /// message's rights does not change.)
+    pub name_owner: Option<std::num::NonZeroU32>,
 }
 
 impl Carried {
@@ -227,6 +237,7 @@ impl Carried {
                 rights,
                 reply,
                 via_send_once,
+                name_owner: None,
             }))
         }
     }
@@ -267,7 +278,6 @@ impl Ord for BySlot {
 }
 
 /// A port: a queue with exactly one receive right.
-#[derive(Clone)]
 pub(crate) struct Port {
     pub queue: MsgQueue,
     pub receiver: Receiver,
@@ -296,15 +306,31 @@ pub(crate) struct Port {
     pub writer_closed: bool,
 }
 
+clone_fields!(Port {
+    queue,
+    receiver,
+    set,
+    send_rights,
+    send_once_rights,
+    dead_name_requests,
+    no_senders_request,
+    port_destroyed_request,
+    link,
+    writer_closed,
+});
+
 /// A port set: receive from any member.
-#[derive(Clone)]
 pub(crate) struct PortSet {
     pub members: BTreeSet<PortId>,
     pub blocked_receivers: VecDeque<WaitId>,
 }
 
+clone_fields!(PortSet {
+    members,
+    blocked_receivers
+});
+
 /// A named mailbox with an owner and an access list.
-#[derive(Clone)]
 pub(crate) struct Mailbox {
     pub name: String,
     pub owner: Option<Pid>,
@@ -312,6 +338,14 @@ pub(crate) struct Mailbox {
     pub default_access: Access,
     pub queue: MsgQueue,
 }
+
+clone_fields!(Mailbox {
+    name,
+    owner,
+    acl,
+    default_access,
+    queue,
+});
 
 impl Mailbox {
     pub(crate) fn access(&self, pid: Pid) -> Access {
@@ -355,7 +389,6 @@ pub(crate) struct WaitRec {
 }
 
 /// Per-task kernel state.
-#[derive(Clone)]
 pub(crate) struct TaskState {
     pub space: Space,
     /// The set of direct links into this task (`receive_from_any` waits here).
@@ -367,8 +400,17 @@ pub(crate) struct TaskState {
     pub waits: SmallVec<[WaitId; 2]>,
 }
 
+clone_fields!(TaskState {
+    space,
+    inbox,
+    links_in,
+    links_out,
+    link_capacity,
+    owned_mailboxes,
+    waits,
+});
+
 /// Everything the kernel knows, behind its one lock.
-#[derive(Clone)]
 pub(crate) struct State {
     pub config: KernelConfig,
     /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.
@@ -385,6 +427,20 @@ pub(crate) struct State {
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
 }
+
+clone_fields!(State {
+    config,
+    tasks,
+    ports,
+    sets,
+    mailboxes,
+    mailbox_names,
+    services,
+    waits,
+    next_stamp,
+    to_wake,
+    graveyard,
+});
 
 /// A kernel: every port, right, mailbox and task of one IPC world.
 ///

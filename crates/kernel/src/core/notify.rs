@@ -66,7 +66,7 @@ impl Kernel {
         let right = KRight::SendOnce(notify_port);
         let replaced = match (kind, about) {
             (NotifyKind::DeadName, None) => {
-                st.send_name_notification(right, Notification::DEAD_NAME_ID, name);
+                st.send_name_notification(right, Notification::DEAD_NAME_ID, name, Some(pid));
                 None
             }
             (NotifyKind::DeadName, Some(port)) => st
@@ -80,7 +80,7 @@ impl Kernel {
                 let old = p.no_senders_request.replace(right);
                 if p.send_rights == 0 {
                     let r = p.no_senders_request.take().expect("just set");
-                    st.send_name_notification(r, Notification::NO_SENDERS_ID, name);
+                    st.send_name_notification(r, Notification::NO_SENDERS_ID, name, Some(pid));
                 }
                 old
             }

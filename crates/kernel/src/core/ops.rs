@@ -21,8 +21,12 @@ impl Locked<'_> {
         p.send_rights = p.send_rights.saturating_sub(n);
         if p.send_rights == 0 {
             if let Some(notify) = p.no_senders_request.take() {
+                let owner = match p.receiver {
+                    super::Receiver::Task(pid) => Some(pid),
+                    super::Receiver::InTransit(_) => None,
+                };
                 let name = self.receiver_name(port);
-                self.send_name_notification(notify, Notification::NO_SENDERS_ID, name);
+                self.send_name_notification(notify, Notification::NO_SENDERS_ID, name, owner);
             }
         }
     }

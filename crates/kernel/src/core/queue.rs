@@ -64,7 +64,6 @@ impl KMessage {
 /// times slower that way (`cargo bench -p mkipc-kernel --bench ports`).
 const PREALLOCATED: usize = 1024;
 
-#[derive(Clone)]
 pub(crate) struct MsgQueue {
     pub capacity: Capacity,
     /// The queued messages, oldest first (in blocks: see [`Fifo`]).
@@ -84,6 +83,18 @@ pub(crate) struct MsgQueue {
     pub dropped: u64,
     pub max_len: usize,
 }
+
+clone_fields!(MsgQueue {
+    capacity,
+    messages,
+    bytes,
+    blocked_senders,
+    blocked_receivers,
+    seqno,
+    accepted,
+    dropped,
+    max_len,
+});
 
 impl MsgQueue {
     /// A queue of this capacity. A bounded queue's first block is allocated

@@ -268,10 +268,22 @@ impl Locked<'_> {
         }
     }
 
-    /// A notification whose body is a name in the requester's space (dead-name,
-    /// no-senders, port-destroyed), sent through the request's send-once right.
-    pub(crate) fn send_name_notification(&mut self, right: super::KRight, id: u32, name: PortName) {
-        self.send_kernel_message(right, id, &name.to_raw().to_le_bytes(), SmallVec::new());
+    /// A notification whose body is a name in `owner`'s space (dead-name,
+    /// no-senders), sent through the request's send-once right.
+    pub(crate) fn send_name_notification(
+        &mut self,
+        right: super::KRight,
+        id: u32,
+        name: PortName,
+        owner: Option<Pid>,
+    ) {
+        self.send_kernel_message(
+            right,
+            id,
+            &name.to_raw().to_le_bytes(),
+            SmallVec::new(),
+            owner,
+        );
     }
 
     /// A kernel-originated message (notification) through a send-once right:
@@ -282,6 +294,7 @@ impl Locked<'_> {
         id: u32,
         body: &[u8],
         rights: SmallVec<[(super::KRight, crate::Disposition); 2]>,
+        name_owner: Option<Pid>,
     ) {
         let super::KRight::SendOnce(port) = right else {
             // A dead notify right: the rights carried are destroyed.
@@ -305,10 +318,14 @@ impl Locked<'_> {
                 }
             }
         }
+        let mut carried = super::Carried::boxed(rights, None, Some(port));
+        if let Some(c) = &mut carried {
+            c.name_owner = name_owner.and_then(|p| std::num::NonZeroU32::new(p.0));
+        }
         let msg = KMessage {
             id,
             body: body.into(),
-            carried: super::Carried::boxed(rights, None, Some(port)),
+            carried,
             sender: Pid::KERNEL,
             stamp,
         };

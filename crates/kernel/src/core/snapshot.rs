@@ -63,8 +63,11 @@ impl Kernel {
     /// Taken under the kernel lock, so it is a state between two operations.
     pub fn snapshot(&self) -> KernelSnapshot {
         let st = self.lock_raw();
-        debug_assert!(st.to_wake.is_empty() && st.graveyard.is_empty());
-        KernelSnapshot { state: st.clone() }
+        let mut state = st.clone();
+        // Wakers due for calling belong to this kernel's run (none are left
+        // between operations: the lock guard calls them on release).
+        state.to_wake.clear();
+        KernelSnapshot { state }
     }
 
     /// Puts the state of `snap` back into this kernel: every handle to it
@@ -76,7 +79,9 @@ impl Kernel {
     /// the snapshot is simply gone (its token then reads as abandoned).
     pub fn restore(&self, snap: &KernelSnapshot) {
         let mut st = self.lock_raw();
+        let due = std::mem::take(&mut st.to_wake);
         st.clone_from(&snap.state);
+        st.to_wake = due;
     }
 
     /// A new kernel, independent of any other, in the state of `snap`.

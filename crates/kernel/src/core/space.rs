@@ -46,12 +46,18 @@ struct Entry {
 }
 
 /// One task's names.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Space {
     entries: Vec<Entry>,
     free: Vec<u32>,
     by_port: BTreeMap<PortId, u32>,
 }
+
+clone_fields!(Space {
+    entries,
+    free,
+    by_port
+});
 
 impl Space {
     pub(crate) fn new() -> Space {

@@ -472,6 +472,7 @@ impl Locked<'_> {
                         Notification::SEND_ONCE_ID,
                         &[],
                         SmallVec::new(),
+                        None,
                     );
                 }
                 KRight::Receive(port) => self.destroy_port(port),
@@ -514,6 +515,7 @@ impl Locked<'_> {
                         Notification::PORT_DESTROYED_ID,
                         &name.to_raw().to_le_bytes(),
                         rights,
+                        None,
                     );
                     return;
                 }
@@ -547,7 +549,7 @@ impl Locked<'_> {
                 matches!(t.space.get(name), Ok(Obj::Port { port: q, .. }) | Ok(Obj::SendOnce(q)) if q == port)
             });
             if still_held {
-                self.send_name_notification(right, Notification::DEAD_NAME_ID, name);
+                self.send_name_notification(right, Notification::DEAD_NAME_ID, name, Some(pid));
             } else {
                 self.drop_request_right(right);
             }
