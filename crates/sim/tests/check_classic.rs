@@ -36,6 +36,13 @@ fn producer_consumer_state_counts_are_the_hand_counts() {
         assert_eq!(out.stats.states_matched, transitions - (stored - 1));
         assert_eq!(out.stats.end_states, 1);
     }
+    // With the kernel's counters in the state, paths that queued the
+    // messages differently (longest length 1 or 2) no longer meet.
+    let out = Checker::new()
+        .counters(true)
+        .run(|w| producer_consumer(w, 2, Capacity::Bounded(2)));
+    out.assert_verified();
+    assert!(out.stats.states_stored > 11, "{}", out.stats);
 }
 
 /// State caching makes the space linear in the number of messages (the
