@@ -46,9 +46,19 @@ fn main() {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
+        let label = name.to_string();
         let out = Checker::new()
             .storage(*storage)
             .max_memory(4 << 30)
+            .progress(std::time::Duration::from_secs(30), move |s| {
+                eprintln!(
+                    "  {label}: {} states, {} transitions, {:.0} s, {:.0} states/s so far",
+                    s.states_stored,
+                    s.transitions,
+                    s.elapsed.as_secs_f64(),
+                    s.states_per_sec()
+                )
+            })
             .run(|w| setup(w));
         let s = &out.stats;
         println!(

@@ -36,6 +36,13 @@ fn producer_consumer_state_counts_are_the_hand_counts() {
         assert_eq!(out.stats.states_matched, transitions - (stored - 1));
         assert_eq!(out.stats.end_states, 1);
     }
+    // With the kernel's counters in the state, paths that queued the
+    // messages differently (longest length 1 or 2) no longer meet.
+    let out = Checker::new()
+        .counters(true)
+        .run(|w| producer_consumer(w, 2, Capacity::Bounded(2)));
+    out.assert_verified();
+    assert!(out.stats.states_stored > 11, "{}", out.stats);
 }
 
 /// State caching makes the space linear in the number of messages (the
@@ -199,6 +206,10 @@ enum Rule {
     BlocksInIpc(mkipc_kernel::PortName),
     /// Ticks forever: a 1 ms timed receive that times out, in a loop.
     Ticker(mkipc_kernel::PortName, u8),
+    /// Spawns a `Child` with a send right to its port, then receives once.
+    Parent(mkipc_kernel::PortName, bool),
+    /// Sends once and exits.
+    Child(mkipc_kernel::PortName),
 }
 
 impl Machine for Rule {
@@ -213,6 +224,36 @@ impl Machine for Rule {
                 Ok(_) => Step::Exit(Ok(())),
                 Err(e) => Step::Exit(Err(e.into())),
             },
+            Rule::Parent(p, spawned) => {
+                if resumed.is_some() {
+                    return Step::Exit(Ok(()));
+                }
+                if !*spawned {
+                    *spawned = true;
+                    let r = cx.spawn("child", &[mkipc_sim::Inherit::make_send(*p)], |n| {
+                        Rule::Child(n[0].name)
+                    });
+                    if let Err(e) = r {
+                        return Step::Exit(Err(e.into()));
+                    }
+                    return Step::Yield;
+                }
+                match cx.receive(Source::Name(*p), Wait::Forever) {
+                    mkipc_sim::machine::Op::Pending => Step::Wait,
+                    mkipc_sim::machine::Op::Done(_) => Step::Exit(Ok(())),
+                }
+            }
+            Rule::Child(p) => {
+                let msg = Message::from_u64(1, 7);
+                match cx.send(
+                    mkipc_kernel::Destination::Name(*p),
+                    msg,
+                    mkipc_kernel::OnFull::Block,
+                ) {
+                    mkipc_sim::machine::Op::Pending => Step::Wait,
+                    mkipc_sim::machine::Op::Done(_) => Step::Exit(Ok(())),
+                }
+            }
             Rule::Ticker(p, ticks) => {
                 if let Some(WaitOutcome::Received(Err(_))) = resumed {
                     *ticks = (*ticks + 1) % 3;
@@ -234,6 +275,11 @@ impl Encode for Rule {
                 e.name(*p);
                 e.value(t);
             }
+            Rule::Parent(p, spawned) => {
+                e.name(*p);
+                e.value(spawned);
+            }
+            Rule::Child(p) => e.name(*p),
             other => e.value(other),
         }
     }
@@ -291,6 +337,25 @@ fn a_timer_loop_closes() {
     out.assert_verified();
     assert!(out.stats.states_stored <= 8, "{}", out.stats);
     assert_eq!(out.stats.end_states, 0);
+}
+
+/// `Ctx::spawn` adds a process that inherits rights: the child's send
+/// reaches the parent, and nothing leaks.
+#[test]
+fn a_spawned_child_runs_and_inherits() {
+    let setup = |w: &mut mkipc_sim::check::World<Rule>| {
+        let p = w.port("p", Capacity::Bounded(1)).unwrap();
+        w.spawn_with("parent", &[mkipc_sim::Inherit::receive(p)], |n| {
+            Rule::Parent(n[0].name, false)
+        })
+        .unwrap();
+    };
+    let out = Checker::new().run(setup);
+    out.assert_verified();
+    assert!(out.stats.end_states >= 1);
+    let mut procs = 0;
+    Checker::new().run_with_ends(setup, |end| procs = end.view.procs());
+    assert_eq!(procs, 2);
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub(crate) struct Succ<M> {
 pub(crate) struct Engine<M> {
     pub world: World<M>,
     pub check_leaks: bool,
+    /// What the kernel's encoding counts (counters or not).
+    pub canonical: mkipc_kernel::CanonicalOptions,
     /// The id of the frozen state the working kernel is in (0: none).
     pub holds: u64,
     /// The last id given.
@@ -228,7 +230,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     pub fn encode(&self, slots: &[Slot<M>], now: u64, out: &mut Vec<u8>) {
         let kernel = &self.world.kernel;
         out.clear();
-        snap::canonical(kernel, out);
+        snap::canonical(kernel, self.canonical, out);
         out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
         for s in slots {
             out.extend_from_slice(&s.pid.0.to_le_bytes());

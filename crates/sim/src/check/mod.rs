@@ -27,6 +27,10 @@
 //!   was not declared to expect; a panic in a step; an invariant failing in
 //!   some state; a leak at a valid end. Each failure carries its [`Trail`],
 //!   which [`Checker::replay`] turns back into the steps that led there.
+//! * **Counters.** The kernel's sequence numbers and queue statistics only
+//!   count up; states do not differ by them unless [`Checker::counters`] is
+//!   on, so loops close. A model that reads them (`port_status`,
+//!   `queue_stats`, trailers' `seqno`) must turn it on.
 //! * **Storage** ([`Storage`]): exact, hash compaction or bitstate, with the
 //!   probability of a missed state reported ([`CheckStats`]); the visited
 //!   set's memory is bounded ([`Checker::max_memory`]).
@@ -98,7 +102,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::time::Duration;
 
-use mkipc_kernel::KernelConfig;
+use mkipc_kernel::{CanonicalOptions, KernelConfig};
 
 pub use self::ctx::{CheckCtx, CheckIpc};
 pub use self::encode::{Encode, Encoder};
@@ -128,6 +132,7 @@ pub struct Checker {
     max_failures: usize,
     shortest: bool,
     check_leaks: bool,
+    counters: bool,
     kernel_config: KernelConfig,
     progress: Option<Progress>,
 }
@@ -250,6 +255,7 @@ impl Checker {
             max_failures: 1000,
             shortest: false,
             check_leaks: true,
+            counters: false,
             kernel_config: KernelConfig::default(),
             progress: None,
         }
@@ -296,6 +302,17 @@ impl Checker {
         self.check_leaks = on;
         self
     }
+    /// Whether states differ by the kernel's counters: each queue's next
+    /// sequence number (message trailers' `seqno`) and its statistics
+    /// (messages accepted and dropped, longest length, as `port_status`
+    /// and `queue_stats` report them). Off by default, so that a loop
+    /// that returns to where it was closes; that is sound for every model
+    /// whose processes and invariants never read them. Turn it on for one
+    /// that does (its loops then never close).
+    pub fn counters(mut self, on: bool) -> Checker {
+        self.counters = on;
+        self
+    }
     /// The kernel's settings.
     pub fn kernel_config(mut self, config: KernelConfig) -> Checker {
         self.kernel_config = config;
@@ -318,6 +335,11 @@ impl Checker {
         Engine {
             world,
             check_leaks: self.check_leaks,
+            canonical: if self.counters {
+                CanonicalOptions::EXACT
+            } else {
+                CanonicalOptions::WITHOUT_COUNTERS
+            },
             holds: 0,
             last_id: 0,
         }

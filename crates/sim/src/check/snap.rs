@@ -1,7 +1,7 @@
 //! The kernel's snapshot API, as the checker uses it: one place to adapt if
 //! the kernel's names move.
 
-use mkipc_kernel::{Kernel, KernelSnapshot, Pid, PortName, WaitToken};
+use mkipc_kernel::{CanonicalOptions, Kernel, KernelSnapshot, Pid, PortName, WaitToken};
 
 /// A copy of the whole kernel state.
 pub(crate) type Snap = KernelSnapshot;
@@ -21,8 +21,8 @@ pub(crate) fn restore(kernel: &Kernel, snap: &Snap) {
 /// Appends the kernel's canonical encoding (equal for kernels that behave
 /// alike whatever their allocation history).
 #[inline]
-pub(crate) fn canonical(kernel: &Kernel, out: &mut Vec<u8>) {
-    kernel.canonical(out);
+pub(crate) fn canonical(kernel: &Kernel, opts: CanonicalOptions, out: &mut Vec<u8>) {
+    kernel.canonical_with(opts, out);
 }
 
 /// The canonical identity of what `name` denotes in `pid`'s space.
