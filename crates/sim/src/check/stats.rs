@@ -64,7 +64,7 @@ fn mb(bytes: usize) -> f64 {
 
 impl fmt::Display for CheckStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "(mkipc check) storage: {}", self.storage)?;
+        writeln!(f, "stateful search, storage: {}", self.storage)?;
         writeln!(
             f,
             "depth reached {} (limit {})",
