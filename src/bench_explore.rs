@@ -1085,7 +1085,7 @@ pub fn render(r: &BenchReport) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| model | size | SPIN verdict | states | states/s | time | mkipc verdict | runs | runs/s | time |"
+        "| model | size | SPIN verdict | states | states/s | time | mkipc verdict | states (runs) | per s | time |"
     );
     let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---|---:|---:|---:|");
     for m in &r.models {
@@ -1094,15 +1094,16 @@ pub fn render(r: &BenchReport) -> String {
         sizes.dedup();
         for size in sizes {
             let of = |tool| m.tries.iter().find(|t| t.tool == tool && t.size == size);
-            let cells = |t: Option<&Try>, states: bool| match t {
+            // States stored, or, for the stateless search (which stores
+            // none), complete runs in parentheses.
+            let cells = |t: Option<&Try>| match t {
                 None => "— | — | — | —".to_string(),
                 Some(t) => format!(
                     "{} | {} | {} | {}",
                     t.verdict.short(),
-                    if states {
-                        opt_u(t.states)
-                    } else {
-                        opt_u(t.runs)
+                    match (t.states, t.runs) {
+                        (None, Some(runs)) => format!("({runs})"),
+                        (states, _) => opt_u(states),
                     },
                     rate(t),
                     secs(t)
@@ -1114,8 +1115,8 @@ pub fn render(r: &BenchReport) -> String {
                 m.name,
                 m.param,
                 size,
-                cells(of(Tool::Spin), true),
-                cells(of(Tool::Mkipc), false)
+                cells(of(Tool::Spin)),
+                cells(of(Tool::Mkipc))
             );
         }
     }

@@ -87,6 +87,8 @@ fn check_against_explorer(scn: &Scenario, seeds: u64, bound: usize, max_runs: u6
         seeds: 0,
         jobs: 1,
         exhaustive: Some(bound),
+        // The simulator's own search: its schedules replay on the simulator.
+        engine: mkipc::explore::Engine::Stateless,
         max_runs,
         ..Default::default()
     };

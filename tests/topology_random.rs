@@ -252,6 +252,8 @@ fn deadlocks(scn: &Scenario) -> Vec<BTreeSet<String>> {
     let opts = ExploreOptions {
         jobs: 1,
         exhaustive: Some(4),
+        // The simulator's own search: its schedules replay on the simulator.
+        engine: mkipc::explore::Engine::Stateless,
         max_runs: 120,
         ..Default::default()
     };
