@@ -30,6 +30,66 @@ struct Frame<M> {
 /// its encoding.
 type Expand<M> = (State<M>, Vec<u32>, usize);
 
+/// Records a failure reached at a state whose encoding hashed to `key`,
+/// once per reason and state (at most `max_failures` kept); returns whether
+/// the search stops there.
+fn record_failure(
+    cfg: &Checker,
+    failures: &mut Vec<CheckFailure>,
+    seen: &mut std::collections::HashSet<u64>,
+    stats: &mut CheckStats,
+    reason: FailureReason,
+    key: u64,
+    trail: impl FnOnce() -> Trail,
+) -> bool {
+    if !seen.insert(key ^ hash64(reason.to_string().as_bytes(), 3)) {
+        return false;
+    }
+    stats.failures += 1;
+    if failures.len() < cfg.max_failures {
+        failures.push(CheckFailure {
+            reason,
+            trail: trail(),
+        });
+    }
+    !cfg.keep_going
+}
+
+/// Puts a state just reached on the frontier (the stack, or the queue for
+/// a breadth-first search) if it is to be expanded; returns why the search
+/// stops, if reaching it stopped it.
+fn admit<M>(
+    cfg: &Checker,
+    stack: &mut Vec<Frame<M>>,
+    queue: &mut VecDeque<Frame<M>>,
+    frontier: &mut usize,
+    reached: Result<Option<Expand<M>>, String>,
+    node: u32,
+    depth: usize,
+) -> Option<String> {
+    match reached {
+        Err(why) => Some(why),
+        Ok(Some((state, enabled, size))) => {
+            *frontier += size;
+            let f = Frame {
+                state,
+                enabled,
+                next: 0,
+                size,
+                node,
+                depth,
+            };
+            if cfg.shortest {
+                queue.push_back(f);
+            } else {
+                stack.push(f);
+            }
+            None
+        }
+        Ok(None) => None,
+    }
+}
+
 /// Searches from the engine's initial state.
 pub(crate) fn search<M: Machine + Clone + Encode>(
     cfg: &Checker,
@@ -165,36 +225,18 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
     if cfg.shortest {
         nodes.push((u32::MAX, u32::MAX));
     }
-    let mut stopped: Option<String> = None;
     if let Some((reason, key)) = pending_failure.take() {
-        seen_failures.insert(key ^ hash64(reason.to_string().as_bytes(), 3));
-        stats.failures += 1;
-        failures.push(CheckFailure {
+        stop_first = record_failure(
+            cfg,
+            &mut failures,
+            &mut seen_failures,
+            &mut stats,
             reason,
-            trail: Trail::default(),
-        });
-        stop_first = !cfg.keep_going;
+            key,
+            Trail::default,
+        );
     }
-    match first {
-        Err(why) => stopped = Some(why),
-        Ok(Some((state, enabled, size))) => {
-            frontier += size;
-            let f = Frame {
-                state,
-                enabled,
-                next: 0,
-                size,
-                node: 0,
-                depth: 0,
-            };
-            if cfg.shortest {
-                queue.push_back(f);
-            } else {
-                stack.push(f);
-            }
-        }
-        Ok(None) => {}
-    }
+    let mut stopped = admit(cfg, &mut stack, &mut queue, &mut frontier, first, 0, 0);
 
     while stopped.is_none() && !stop_first {
         // The next transition: the top frame's next process.
@@ -244,42 +286,34 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             u32::MAX
         };
         if let Some((reason, key)) = pending_failure.take() {
-            let key = key ^ hash64(reason.to_string().as_bytes(), 3);
-            if seen_failures.insert(key) {
-                let trail = if cfg.shortest {
+            let trail = || {
+                if cfg.shortest {
                     trail_of(&stack, &nodes, new_node, true)
                 } else {
                     trail_of(&stack, &nodes, 0, false)
-                };
-                stats.failures += 1;
-                if failures.len() < cfg.max_failures {
-                    failures.push(CheckFailure { reason, trail });
                 }
-                if !cfg.keep_going {
-                    stop_first = true;
-                }
+            };
+            if record_failure(
+                cfg,
+                &mut failures,
+                &mut seen_failures,
+                &mut stats,
+                reason,
+                key,
+                trail,
+            ) {
+                stop_first = true;
             }
         }
-        match result {
-            Err(why) => stopped = Some(why),
-            Ok(Some((state, enabled, size))) => {
-                frontier += size;
-                let f = Frame {
-                    state,
-                    enabled,
-                    next: 0,
-                    size,
-                    node: new_node,
-                    depth,
-                };
-                if cfg.shortest {
-                    queue.push_back(f);
-                } else {
-                    stack.push(f);
-                }
-            }
-            Ok(None) => {}
-        }
+        stopped = admit(
+            cfg,
+            &mut stack,
+            &mut queue,
+            &mut frontier,
+            result,
+            new_node,
+            depth,
+        );
         if stats.transitions % 1024 == 0 {
             if let Some((every, f)) = &cfg.progress {
                 if last_progress.elapsed() >= *every {
