@@ -965,9 +965,9 @@ fn replay_trail_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, t
         }
     };
     match replay_trail(&scn, opts, trail) {
-        Ok(text) => {
-            println!("{text}");
-            i32::from(!text.ends_with("ends: no failure"))
+        Ok(replay) => {
+            println!("{replay}");
+            i32::from(replay.failure.is_some())
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use mkipc_sim::check::Storage;
-use mkipc_sim::check::{Checker, Trail};
+use mkipc_sim::check::{Checker, Replay, Trail};
 use mkipc_sim::{Explorer, FailureReason, SchedulerKind, Sim};
 
 use crate::scenario::{
@@ -176,7 +176,12 @@ fn scheduler(opts: &ExploreOptions) -> Option<SchedulerKind> {
 
 /// `mkipc run FILE` with the scenario's `--set` overrides.
 fn run_command(scn: &Scenario) -> String {
-    let mut cmd = format!("mkipc run {}", quote(&scn.file));
+    command("run", scn)
+}
+
+/// `mkipc VERB FILE` with the scenario's `--set` overrides.
+fn command(verb: &str, scn: &Scenario) -> String {
+    let mut cmd = format!("mkipc {verb} {}", quote(&scn.file));
     for (name, value) in &scn.overrides {
         cmd.push_str(&format!(" --set {}", quote(&format!("{name}={value}"))));
     }
@@ -247,9 +252,7 @@ pub fn checker_of(opts: &ExploreOptions) -> Checker {
 /// `mkipc explore FILE --exhaustive --trail TRAIL`: the command that
 /// replays a trail of the stateful checker, step by step.
 fn trail_command(scn: &Scenario, trail: &Trail) -> String {
-    let run = run_command(scn);
-    let explore = run.replacen("mkipc run", "mkipc explore", 1);
-    format!("{explore} --exhaustive --trail '{trail}'")
+    format!("{} --exhaustive --trail '{trail}'", command("explore", scn))
 }
 
 fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult, String> {
@@ -294,19 +297,15 @@ fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult,
     })
 }
 
-/// Replays a trail the stateful checker printed for `scn`: one line per
-/// step, then the verdict.
-pub fn replay_trail(scn: &Scenario, opts: &ExploreOptions, trail: &str) -> Result<String, String> {
+/// Replays a trail the stateful checker printed for `scn`: each step
+/// (its `Display` is one line per step, then the verdict).
+pub fn replay_trail(scn: &Scenario, opts: &ExploreOptions, trail: &str) -> Result<Replay, String> {
     let trail: Trail = trail.parse().map_err(|e| format!("{e}"))?;
-    let replay = replay_scenario(
-        scn,
-        &checker_of(&ExploreOptions {
-            progress: false,
-            ..opts.clone()
-        }),
-        &trail,
-    )?;
-    Ok(replay.to_string())
+    let quiet = ExploreOptions {
+        progress: false,
+        ..opts.clone()
+    };
+    replay_scenario(scn, &checker_of(&quiet), &trail)
 }
 
 fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {

@@ -123,17 +123,8 @@ pub fn check_refusal(scn: &Scenario) -> Option<String> {
     if !scn.faults.is_empty() {
         return no("faults".into());
     }
-    for q in &scn.queues {
-        if let QueueKind::Mailbox {
-            owner,
-            senders,
-            receivers,
-        } = &q.kind
-        {
-            if owner.is_some() || senders.is_some() || receivers.is_some() {
-                return no(format!("mailbox `{}` has an owner or access lists", q.name));
-            }
-        }
+    if let Some(q) = scn.queues.iter().find(|q| q.has_access_rules()) {
+        return no(format!("mailbox `{}` has an owner or access lists", q.name));
     }
     for p in &scn.processes {
         if p.spawned && (p.server || p.expect_error) {

@@ -244,6 +244,16 @@ impl Queue {
     pub fn is_mailbox(&self) -> bool {
         matches!(self.kind, QueueKind::Mailbox { .. })
     }
+
+    /// Whether this is a mailbox with an owner or access lists (which name
+    /// pids, so a backend must know every pid before the run starts).
+    pub(crate) fn has_access_rules(&self) -> bool {
+        matches!(
+            &self.kind,
+            QueueKind::Mailbox { owner, senders, receivers }
+                if owner.is_some() || senders.is_some() || receivers.is_some()
+        )
+    }
 }
 
 /// A right a process starts with (to a port).

@@ -663,20 +663,11 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
             p.name
         ));
     }
-    for q in &scn.queues {
-        if let QueueKind::Mailbox {
-            owner,
-            senders,
-            receivers,
-        } = &q.kind
-        {
-            if owner.is_some() || senders.is_some() || receivers.is_some() {
-                return unsupported(&format!(
-                    "mailbox `{}` has an owner or access lists, which need every pid before the run starts",
-                    q.name
-                ));
-            }
-        }
+    if let Some(q) = scn.queues.iter().find(|q| q.has_access_rules()) {
+        return unsupported(&format!(
+            "mailbox `{}` has an owner or access lists, which need every pid before the run starts",
+            q.name
+        ));
     }
     let scn = Arc::new(scn.clone());
     let world = Threaded::new();
