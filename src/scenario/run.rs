@@ -528,6 +528,14 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
         // The kernel's own call: one operation, one `call` in the trace.
         CallStart::Done(self.p.call_with(dest, msg, Wait::Forever))
     }
+    fn choose(&mut self, n: usize) -> usize {
+        // The run's seeded stream: the simulator's (a seed replays it) or
+        // the threads backend's own.
+        if n <= 1 {
+            return 0;
+        }
+        self.p.random_below(n as u64) as usize
+    }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,

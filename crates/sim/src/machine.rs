@@ -170,6 +170,13 @@ pub trait Ctx<M> {
         let _ = dest;
         CallStart::InTwo(msg)
     }
+    /// A nondeterministic choice among `n` alternatives: a number in
+    /// `0..n` (`0` when `n` is 0 or 1). The simulator draws it from the
+    /// run's seeded random stream, so a seed replays it; blocking runners
+    /// from their own seeded stream; the model checker explores every
+    /// alternative as its own transition. A machine calls it at most a few
+    /// times per step, before or instead of starting its operation.
+    fn choose(&mut self, n: usize) -> usize;
     /// Starts another process, which inherits `inherit` (moved or copied
     /// per their dispositions) and runs the machine `make` builds from the
     /// rights it received, under its own names, in order.
@@ -313,6 +320,12 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
     }
     fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
         CallStart::Done(self.proc.call_with(dest, msg, Wait::Forever))
+    }
+    fn choose(&mut self, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        self.proc.random_below(n as u64) as usize
     }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where

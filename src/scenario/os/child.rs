@@ -141,6 +141,13 @@ impl Ctx<ScriptMachine> for OsHost<'_> {
         CallStart::Done(self.timed(|os| os.call_with(dest, msg, Wait::Forever)))
     }
 
+    fn choose(&mut self, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        self.rng.below(n as u64) as usize
+    }
+
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], _make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,

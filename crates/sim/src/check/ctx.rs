@@ -56,6 +56,8 @@ pub struct CheckCtx<'a, M> {
     pub(crate) pending: Option<Pending>,
     /// Set when the machine broke the rules (the process then fails).
     pub(crate) misuse: Option<String>,
+    /// Set when the step did something the checker cannot explore.
+    pub(crate) unsupported: Option<String>,
     pub(crate) spawned: Vec<Slot<M>>,
     /// What the step did, when replaying.
     pub(crate) log: Option<Vec<String>>,
@@ -79,6 +81,7 @@ impl<'a, M> CheckCtx<'a, M> {
             now,
             pending: None,
             misuse: None,
+            unsupported: None,
             spawned: Vec::new(),
             log: log.then(Vec::new),
         }
@@ -208,6 +211,16 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
             )
         });
         Op::Done(r)
+    }
+
+    fn choose(&mut self, n: usize) -> usize {
+        if n > 1 && self.unsupported.is_none() {
+            self.unsupported = Some(format!(
+                "a machine made a nondeterministic choice among {n} (Ctx::choose): \
+                 unsupported by the stateful checker"
+            ));
+        }
+        0
     }
 
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>

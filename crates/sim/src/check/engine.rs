@@ -121,6 +121,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let result = catch_unwind(AssertUnwindSafe(|| slot.machine.step(&mut cx, resumed)));
         let spawned = std::mem::take(&mut cx.spawned);
         let pending = cx.pending.take();
+        let chose = cx.unsupported.take();
         let misuse = cx.misuse.take().or_else(|| {
             cx.blocked_outside().then(|| {
                 "the machine blocked in an operation of Ctx::ipc (a machine waits only in \
@@ -134,7 +135,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         drop(cx);
         let name = slots[i].name.clone();
         let mut fail = None;
-        let mut unsupported = None;
+        let mut unsupported = chose;
         let failed = |error: String| {
             kernel.exit_task(pid);
             Status::Ended(ExitStatus::Failed { code: 1, error })
