@@ -91,6 +91,7 @@
 //! |---|---|---|
 //! | `sim` ([`run_sim`]) | the deterministic simulator, virtual time | everything |
 //! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists |
+//! | `os` ([`run_os`]) | real Linux processes (the `mkipc-os` crate), real time | see below |
 //!
 //! On `--backend threads` the run is stopped at `--timeout` (default 10 s):
 //! the report names each process still running and what it is blocked on
@@ -99,7 +100,6 @@
 //! sleeps are cut short) and their threads joined. `never_exceeds` is checked
 //! on the kernel's high-water mark of each queue, read before the queue can
 //! die (as each process ends, before a `destroy`, at the end of the run).
-//! | `os` ([`run_os`]) | real Linux processes (the `mkipc-os` crate), real time | see below |
 //!
 //! On `--backend os` each process is a re-executed `mkipc` (the binary calls
 //! `mkipc_os::child_main(OS_ROLES)` first in `main`) that parses the scenario
