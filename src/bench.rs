@@ -12,6 +12,14 @@
 //! a second, so the whole suite takes a few seconds. These are smoke numbers
 //! for spotting regressions and orders of magnitude, not criterion-grade
 //! measurements (see `cargo bench` for those).
+//!
+//! ```
+//! use mkipc::bench::Spread;
+//!
+//! let s = Spread::of(&[1.64, 4.16, 2.27]).unwrap();
+//! assert_eq!((s.median, s.min, s.max), (2.27, 1.64, 4.16));
+//! assert!(Spread::of(&[]).is_none());
+//! ```
 
 use std::fmt::Write;
 use std::thread;

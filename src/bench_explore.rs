@@ -27,6 +27,15 @@
 //! correct model, "deadlock" for one whose deadlock is reachable). SPIN's
 //! limit covers `./pan` only (its compile is timed apart, capped by the
 //! same limit); mkipc's covers the child's search.
+//!
+//! ```
+//! use mkipc::bench_explore::MODELS;
+//!
+//! // Every model is a scenario file and its Promela twin, carried in the binary.
+//! for m in MODELS {
+//!     assert!(!m.toml.is_empty() && !m.pml.is_empty(), "{}", m.name);
+//! }
+//! ```
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,16 @@
 //! Exit codes: 0 success; 1 the run failed (deadlock, broken invariant,
 //! panic) or exploration found a failing schedule; 2 bad input (a scenario
 //! file with errors, an unusable option).
+//!
+//! ```
+//! use clap::Parser;
+//! use mkipc::cli::{Cli, Command};
+//!
+//! let cli = Cli::try_parse_from(["mkipc", "run", "pipeline", "--json"]).unwrap();
+//! assert!(matches!(cli.command, Command::Run { .. }));
+//! // The manual page comes from the same definitions.
+//! assert!(mkipc::cli::man_page().contains("mkipc"));
+//! ```
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

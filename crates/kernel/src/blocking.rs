@@ -5,6 +5,20 @@
 //! token, for at most this long?". Everything else (name lookups, rights,
 //! queues, RPC, direct links) is written once, here, so a thread and a
 //! simulated process cannot drift apart in behaviour.
+//!
+//! ```
+//! use mkipc_kernel::{Blocker, Capacity, Ipc, Kernel, Message};
+//!
+//! // Code generic over a runner: every `Blocker` is an `Ipc`.
+//! fn echo<B: Blocker>(b: &B) -> Option<u64> {
+//!     let port = b.port_allocate(Capacity::Bounded(1)).ok()?;
+//!     let to = b.make_send(port).ok()?;
+//!     b.send(to, Message::from_u64(1, 5)).ok()?;
+//!     b.receive(port).ok()?.as_u64()
+//! }
+//! let kernel = Kernel::new();
+//! assert_eq!(echo(&kernel.spawn_task()), Some(5)); // a thread-backed `Task`
+//! ```
 
 use std::time::Duration;
 

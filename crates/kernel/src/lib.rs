@@ -47,21 +47,35 @@
 //! The non-blocking core ([`Kernel::send_begin`], [`Kernel::receive_begin`])
 //! never parks a thread; see `DESIGN.md` for how the blocking layer and the
 //! simulator sit on it.
+//!
+//! ## Where to start
+//!
+//! * [`Kernel`] makes an IPC world; [`Kernel::spawn_task`] gives a [`Task`],
+//!   one thread's handle, which implements [`Ipc`].
+//! * [`Ipc`] ([`mod@ipc`]) is the whole API: ports, rights, mailboxes,
+//!   direct links, calls, notifications. Each method says what it does on
+//!   every capacity.
+//! * [`Message`] ([`mod@message`]) and [`PortName`] ([`mod@name`]) are the
+//!   vocabulary; [`mod@error`] the errors, which give a failed send's message
+//!   back ([`SendError::into_message`]).
+//! * [`capacity`] has one file per capacity model and the rules of each.
+//! * [`mod@task`] ([`Task`]) and [`mod@blocking`] ([`Blocker`]) are how a
+//!   backend waits; [`conformance`] is the suite every backend passes.
 
 #[macro_use]
 mod reuse;
 mod arena;
-mod blocking;
+pub mod blocking;
 pub mod capacity;
 pub mod conformance;
 mod core;
-mod error;
-mod ipc;
-mod message;
-mod name;
+pub mod error;
+pub mod ipc;
+pub mod message;
+pub mod name;
 pub mod name_rules;
 mod sync;
-mod task;
+pub mod task;
 
 pub use crate::blocking::Blocker;
 pub use crate::capacity::{Capacity, OnFull, Sent, Wait};

@@ -1,6 +1,6 @@
 //! Direct links as things to make and hand out: [`LinkKind`] (pipes or
 //! shared memory), [`new_link_of`] for a pair of [`LinkEnd`]s, and what an
-//! end becomes once a process adopts it ([`LinkEnds`]: the halves
+//! end becomes once a process adopts it (`LinkEnds`: the halves
 //! [`crate::link`] reads and writes).
 //!
 //! A link made at spawn ([`crate::Spawn::link_kind`]) is built the same

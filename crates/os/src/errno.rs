@@ -24,6 +24,15 @@
 //! A malformed name never reaches the system: the name rule
 //! ([`mkipc_kernel::name_rules`]) and the POSIX name check come first, and
 //! both answer [`IpcError::InvalidName`].
+//!
+//! ```
+//! use mkipc_kernel::{IpcError, ReceiveError};
+//! use mkipc_os::errno;
+//!
+//! assert_eq!(errno::ipc_error(libc::ENOENT), IpcError::NotFound);
+//! assert_eq!(errno::ipc_error(libc::EEXIST), IpcError::AlreadyExists);
+//! assert_eq!(errno::receive_error(libc::ETIMEDOUT), ReceiveError::TimedOut);
+//! ```
 
 use mkipc_kernel::{Capacity, IpcError, Limit, Message, ReceiveError, SendError, SendErrorKind};
 

@@ -23,6 +23,18 @@
 //!
 //! [`OsProcess::fifo_create`]: crate::OsProcess::fifo_create
 //! [`OsProcess::fifo_open`]: crate::OsProcess::fifo_open
+//!
+//! ```
+//! use mkipc_kernel::{Access, Ipc, Message};
+//! use mkipc_os::OsProcess;
+//!
+//! let os = OsProcess::new().unwrap();
+//! let path = os.fifo_path("log").unwrap();
+//! let reader = os.fifo_create(&path, Access::NONE).unwrap(); // the receiver makes it
+//! let writer = os.fifo_open(&path).unwrap(); // any writer opens it by path
+//! os.send(writer, Message::new(3, b"line")).unwrap();
+//! assert_eq!(&os.receive(reader).unwrap().body[..], b"line");
+//! ```
 
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;

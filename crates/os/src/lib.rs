@@ -36,16 +36,25 @@
 //! }
 //! assert_eq!(os.receive(port).unwrap().as_u64(), Some(7));
 //! ```
+//!
+//! ## Where to start
+//!
+//! * [`OsProcess`] ([`mod@process`]): this process as an mkipc task;
+//!   [`OsProcess::new`] for a root, [`Spawn`] ([`mod@spawn`]) to start
+//!   children, which must call [`child_main`] first in `main`.
+//! * [`new_link_of`] ([`ends`]) for links made by hand (after a `fork`);
+//!   [`wire`] for the bytes, so programs in other languages can join.
+//! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
 mod deliver;
 mod direct;
-mod ends;
+pub mod ends;
 pub mod errno;
 pub mod fifo;
 mod ipc;
 pub mod link;
 mod names;
-mod process;
+pub mod process;
 pub mod queue;
 mod record;
 pub mod registry;
@@ -53,7 +62,7 @@ mod rendezvous;
 mod reply;
 mod report;
 pub mod shm;
-mod spawn;
+pub mod spawn;
 pub mod spool;
 mod sys;
 mod sys_shm;

@@ -51,6 +51,22 @@
 //! `closed` (u32; bit 0 writer gone, bit 1 reader gone), 4096 the data.
 //! Ring 0 is written by the end that [`new_link_of`](crate::new_link_of)
 //! returns first.
+//!
+//! ```
+//! use mkipc_kernel::{Ipc, Message, Pid};
+//! use mkipc_os::{new_link_of, LinkKind, OsProcess};
+//!
+//! let a = OsProcess::new().unwrap();
+//! let b = OsProcess::join(a.run_id()).unwrap();
+//! let (near, far) = new_link_of(LinkKind::SharedMemory).unwrap();
+//! let me = Pid(std::process::id()); // both ends here: each watches this process
+//! a.adopt_link(me, near).unwrap();
+//! b.adopt_link(me, far).unwrap();
+//! let big = vec![7u8; 200_000]; // bigger than a ring: streamed through it
+//! let t = std::thread::spawn(move || a.send_to(me, Message::new(1, big)).map(|_| a));
+//! assert_eq!(b.receive_from(me).unwrap().body.len(), 200_000);
+//! drop(t.join().unwrap().unwrap());
+//! ```
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{

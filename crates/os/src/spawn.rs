@@ -28,7 +28,7 @@
 //! A child killed with children of its own cannot drop their handles; every
 //! process that spawns is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so
 //! they become its children, and reaping the dead child kills and reaps them
-//! too (and theirs), as does the root's drop ([`registry::reap_orphans`]).
+//! too (and theirs), as does the root's drop (`registry::reap_orphans`).
 //!
 //! Children also die with their parent: every child sets `PR_SET_PDEATHSIG`
 //! to `SIGKILL` between `fork` and `exec`, then checks that its parent is
@@ -38,6 +38,29 @@
 //! running, and its children's children go the same way. The signal follows
 //! the forking *thread*, so one long-lived thread forks every child (see
 //! `spawn_on_spawner_thread`).
+//!
+//! ```no_run
+//! use mkipc_kernel::{Ipc, Message};
+//! use mkipc_os::{child_main, OsProcess, Role, Spawn};
+//!
+//! fn echo(me: &OsProcess) -> i32 {
+//!     let Some(parent) = me.parent() else { return 2 };
+//!     match me.receive_from(parent) {
+//!         Ok(m) => i32::from(me.send_to(parent, m).is_err()),
+//!         Err(_) => 1,
+//!     }
+//! }
+//! const ROLES: &[(&str, Role)] = &[("echo", echo)];
+//!
+//! fn main() {
+//!     child_main(ROLES); // in a child: runs its role and exits; in the parent: returns
+//!     let me = OsProcess::new().unwrap();
+//!     let mut child = me.spawn(Spawn::new("echo")).unwrap();
+//!     me.send_to(child.pid(), Message::new(1, b"ping")).unwrap();
+//!     assert_eq!(&me.receive_from(child.pid()).unwrap().body[..], b"ping");
+//!     assert_eq!(child.wait_code().unwrap(), 0);
+//! }
+//! ```
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};

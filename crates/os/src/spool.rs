@@ -13,6 +13,21 @@
 //! [`OsProcess`](crate::OsProcess) waits (a bounded time) for its spools to
 //! drain. The memory ceiling ([`SPOOL_LIMIT`] bytes per queue) turns runaway
 //! growth into [`SendErrorKind::MemoryLimit`](mkipc_kernel::SendErrorKind::MemoryLimit).
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//! use mkipc_os::OsProcess;
+//!
+//! let os = OsProcess::new().unwrap();
+//! let port = os.port_allocate(Capacity::Unbounded).unwrap();
+//! let to = os.make_send(port).unwrap();
+//! // More than a POSIX queue holds (msg_max, 10 by default): the rest waits in the spool.
+//! for i in 0..25 {
+//!     os.send(to, Message::from_u64(1, i)).unwrap();
+//! }
+//! let got: Vec<u64> = (0..25).map(|_| os.receive(port).unwrap().as_u64().unwrap()).collect();
+//! assert_eq!(got, (0..25).collect::<Vec<_>>());
+//! ```
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};

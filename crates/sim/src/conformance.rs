@@ -15,6 +15,14 @@
 //!     mkipc_kernel::conformance_tests!(mkipc_sim::conformance::SimBackend::seed(7));
 //! }
 //! ```
+//!
+//! ```
+//! use mkipc_sim::conformance::{SimBackend, ThreadedBackend};
+//!
+//! // One case of the kernel's suite, on a simulated run and on threads.
+//! mkipc_kernel::conformance::bounded_fifo_and_full(&SimBackend::seed(7));
+//! mkipc_kernel::conformance::bounded_fifo_and_full(&ThreadedBackend);
+//! ```
 
 use std::sync::Arc;
 

@@ -32,6 +32,31 @@
 //! search that keeps no simulator runtime (a stateful checker) can use it.
 //!
 //! [`Kernel::blocked_on`]: mkipc_kernel::Kernel::blocked_on
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//! use mkipc_sim::{FailureReason, Inherit, Sim};
+//!
+//! // Each process sends first on a rendezvous port the other receives from.
+//! let mut sim = Sim::builder().seed(0).build();
+//! let p = sim.port("p", Capacity::Zero).unwrap();
+//! let q = sim.port("q", Capacity::Zero).unwrap();
+//! sim.spawn_with("a", &[Inherit::receive(p), Inherit::send(q)], |me| {
+//!     me.send(me.right(1), Message::new(1, b"hi"))?;
+//!     me.receive(me.right(0))?;
+//!     Ok(())
+//! }).unwrap();
+//! sim.spawn_with("b", &[Inherit::receive(q), Inherit::send(p)], |me| {
+//!     me.send(me.right(1), Message::new(2, b"hi"))?;
+//!     me.receive(me.right(0))?;
+//!     Ok(())
+//! }).unwrap();
+//! let failure = sim.run().unwrap_err();
+//! let FailureReason::Deadlock(d) = &failure.reason else { panic!("{failure}") };
+//! let mut names = d.cycle_names();
+//! names.sort();
+//! assert_eq!(names, ["a", "b"]);
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

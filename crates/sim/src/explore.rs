@@ -114,7 +114,7 @@ impl std::fmt::Display for SearchCut {
     }
 }
 
-/// Runs a model under many schedules (module docs).
+/// Runs a model under many schedules (see the [module docs](crate::explore)).
 #[derive(Clone, Debug)]
 pub struct Explorer {
     base: SimBuilder,

@@ -31,6 +31,21 @@
 //! benchmark is `cargo bench -p mkipc-sim --bench sim`; DESIGN.md (section "The simulator")
 //! explains the design and records the measurements.
 //!
+//! ## Where to start
+//!
+//! * [`Sim`] ([`mod@sim`]): set up ports, mailboxes and processes, then
+//!   [`Sim::run`]; [`SimBuilder`] ([`mod@builder`]) for the seed, scheduler
+//!   and limits, [`Inherit`] for the rights a process starts with.
+//! * [`Proc`] ([`mod@process`]): what a process's closure gets; it implements
+//!   [`Ipc`](mkipc_kernel::Ipc) and adds `work`, `sleep`, `now`, `spawn`.
+//! * [`Report`] ([`report`]) and [`Trace`] ([`trace`]: JSON lines, Mermaid,
+//!   Perfetto) are what a run gives back; a [`Failure`] prints the line that
+//!   replays it.
+//! * [`Explorer`] ([`mod@explore`]) runs a model under many schedules;
+//!   [`check::Checker`] checks every state of a model written as
+//!   [`machine::Machine`]s.
+//! * [`Threaded`] ([`mod@threaded`]) runs the same closures on OS threads.
+//!
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Message};
 //! use mkipc_sim::{ms, Sim};
@@ -59,24 +74,24 @@
 //! println!("{report}");
 //! ```
 
-mod builder;
+pub mod builder;
 pub mod check;
 pub mod conformance;
 pub mod deadlock;
-mod exit;
-mod explore;
+pub mod exit;
+pub mod explore;
 mod lifecycle;
 pub mod machine;
-mod process;
+pub mod process;
 pub mod report;
-mod rng;
+pub mod rng;
 mod runtime;
 pub mod schedule;
 pub mod scheduler;
-mod sim;
+pub mod sim;
 pub mod stack;
 pub mod strategy;
-mod threaded;
+pub mod threaded;
 pub mod time;
 pub mod trace;
 pub mod workload;

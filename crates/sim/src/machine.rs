@@ -104,7 +104,7 @@ pub enum Step {
     Exit(ProcResult),
 }
 
-/// A process as a state machine (module docs).
+/// A process as a state machine (see the [module docs](crate::machine)).
 pub trait Machine: Sized + 'static {
     /// Runs from this scheduling point to the next. `resumed` is the outcome
     /// of the operation the last step left pending ([`Step::Wait`]), `None`

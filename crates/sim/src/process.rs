@@ -218,7 +218,7 @@ pub(crate) enum Backend {
     Thread(ThreadCtx),
 }
 
-/// The handle a process runs with (module docs).
+/// The handle a process runs with (see the [module docs](crate::process)).
 pub struct Proc {
     pub(crate) backend: Backend,
     pub(crate) id: ProcId,

@@ -8,6 +8,27 @@
 //! by a drop policy, the largest queue length, and the mean queue length
 //! weighted by virtual time. A queue is followed through its holder; once the
 //! holder moves the receive right away in a message, its figures freeze.
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//! use mkipc_sim::{ms, Inherit, Sim};
+//!
+//! let mut sim = Sim::builder().seed(1).build();
+//! let jobs = sim.port("jobs", Capacity::Bounded(1)).unwrap();
+//! sim.spawn_with("tx", &[Inherit::send(jobs)], |p| {
+//!     p.send(p.right(0), Message::from_u64(1, 7))?;
+//!     Ok(())
+//! }).unwrap();
+//! sim.spawn_with("rx", &[Inherit::receive(jobs)], |p| {
+//!     p.work(ms(2));
+//!     p.receive(p.right(0))?;
+//!     Ok(())
+//! }).unwrap();
+//! let report = sim.run().unwrap();
+//! assert_eq!(report.port("jobs").unwrap().messages, 1);
+//! assert_eq!(report.end_time, ms(2));
+//! assert!(report.procs.iter().all(|p| p.status.is_success()));
+//! ```
 
 use std::fmt;
 use std::time::Duration;

@@ -68,7 +68,7 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 pub(crate) type Invariant = Box<dyn Fn(&SimView<'_>) -> Result<(), String>>;
 pub(crate) type FinalCheck = Box<dyn Fn(&Report) -> Result<(), String>>;
 
-/// A run being set up, then run (module docs).
+/// A run being set up, then run (see the [module docs](crate::sim)).
 pub struct Sim {
     pub(crate) core: Rc<Core>,
     pub(crate) seed: u64,

@@ -22,6 +22,15 @@
 //!
 //! Freed slots are reused (last freed, first reused), so a run that spawns
 //! and ends processes in waves stays within the pages it already touched.
+//!
+//! ```
+//! use mkipc_sim::stack::StackPool;
+//!
+//! let pool = StackPool::new(64 * 1024);
+//! let stack = pool.take().unwrap();
+//! assert!(stack.canary_intact()); // checked at every switch back to the loop
+//! assert_eq!(pool.stack_size(), 64 * 1024);
+//! ```
 
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
@@ -60,7 +69,7 @@ struct PoolInner {
     next_fresh: usize,
 }
 
-/// A growable pool of fixed-size coroutine stacks (see the module docs).
+/// A growable pool of fixed-size coroutine stacks (see the [module docs](crate::stack)).
 pub struct StackPool {
     inner: RefCell<PoolInner>,
 }

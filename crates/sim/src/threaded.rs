@@ -55,7 +55,7 @@ struct Shared {
     ended: Condvar,
 }
 
-/// Runs processes on OS threads (module docs).
+/// Runs processes on OS threads (see the [module docs](crate::threaded)).
 pub struct Threaded {
     shared: Arc<Shared>,
 }

@@ -1,5 +1,14 @@
 //! Ready-made workloads, shared by the benchmarks (`benches/sim.rs` and
 //! `mkipc bench`) so that both measure the same thing.
+//!
+//! ```
+//! use mkipc_sim::{workload, Sim};
+//!
+//! let mut sim = Sim::builder().seed(1).trace(false).build();
+//! workload::ping_pong(&mut sim, 100).unwrap();
+//! let report = sim.run().unwrap();
+//! assert!(report.kernel_is_clean());
+//! ```
 
 use mkipc_kernel::{Capacity, Ipc, IpcError, Message};
 

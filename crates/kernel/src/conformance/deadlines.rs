@@ -8,6 +8,14 @@
 //!
 //! The backend sets up the [`Names`] its own way (threads, simulated
 //! processes), since how two processes meet differs between backends.
+//!
+//! ```
+//! use mkipc_kernel::conformance::deadlines::timed_calls;
+//! use mkipc_kernel::Task;
+//!
+//! let calls = timed_calls::<Task>();
+//! assert!(calls.iter().any(|(name, _, _)| name.contains("receive")));
+//! ```
 
 use std::time::Duration;
 

@@ -35,7 +35,7 @@ pub trait Encode {
     fn encode(&self, e: &mut Encoder<'_>);
 }
 
-/// Where a machine writes its canonical encoding (module docs).
+/// Where a machine writes its canonical encoding (see the [module docs](crate::check::encode)).
 pub struct Encoder<'a> {
     kernel: &'a Kernel,
     pid: Pid,

@@ -88,13 +88,13 @@
 //! why the search is sound.
 
 mod ctx;
-mod encode;
+pub mod encode;
 mod engine;
 mod search;
 mod snap;
 mod stats;
 mod store;
-mod trail;
+pub mod trail;
 mod world;
 
 use std::cell::RefCell;
@@ -122,7 +122,7 @@ pub const DEFAULT_MAX_DEPTH: usize = 10_000_000;
 /// A progress callback and how often it is called.
 type Progress = (Duration, RefCell<Box<dyn FnMut(&CheckStats)>>);
 
-/// The stateful model checker's options (module docs). Builder style:
+/// The stateful model checker's options (see the [module docs](crate::check)). Builder style:
 /// `Checker::new().storage(Storage::HashCompact).keep_going().run(setup)`.
 pub struct Checker {
     storage: Storage,
@@ -345,7 +345,7 @@ impl Checker {
         }
     }
 
-    /// Checks the model `setup` builds (module docs).
+    /// Checks the model `setup` builds (see the [module docs](crate::check)).
     pub fn run<M>(&self, setup: impl FnOnce(&mut World<M>)) -> CheckOutcome
     where
         M: Machine + Clone + Eq + Hash + Encode,

@@ -21,7 +21,7 @@ use super::world::ProcStatus;
 use crate::report::FailureReason;
 use crate::ProcId;
 
-/// The process ids stepped, in order (module docs).
+/// The process ids stepped, in order (see the [module docs](crate::check::trail)).
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
 pub struct Trail(pub Vec<u32>);
 

@@ -226,7 +226,7 @@ impl Diagram<'_> {
 }
 
 impl Trace {
-    /// The trace as a Mermaid `sequenceDiagram` (module docs).
+    /// The trace as a Mermaid `sequenceDiagram` (see the [module docs](crate::trace::mermaid)).
     pub fn to_mermaid(&self) -> String {
         let procs: Vec<String> = self
             .procs

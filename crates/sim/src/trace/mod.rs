@@ -23,10 +23,32 @@
 //! in full.
 //!
 //! [`SimBuilder::trace_limit`]: crate::SimBuilder::trace_limit
+//!
+//! ```
+//! use mkipc_kernel::{Capacity, Ipc, Message};
+//! use mkipc_sim::{EventKind, Inherit, Sim};
+//!
+//! let mut sim = Sim::builder().seed(3).build();
+//! let jobs = sim.port("jobs", Capacity::Zero).unwrap();
+//! sim.spawn_with("tx", &[Inherit::send(jobs)], |p| {
+//!     p.send(p.right(0), Message::from_u64(1, 1))?;
+//!     Ok(())
+//! }).unwrap();
+//! sim.spawn_with("rx", &[Inherit::receive(jobs)], |p| {
+//!     p.receive(p.right(0))?;
+//!     Ok(())
+//! }).unwrap();
+//! let trace = sim.run().unwrap().trace;
+//! assert_eq!(trace.count(|e| matches!(e, EventKind::SendCompleted { .. })), 1);
+//! // The three exporters: JSON lines, Mermaid, Perfetto (Chrome trace events).
+//! assert!(trace.to_json_lines().lines().all(|l| l.starts_with('{')));
+//! assert!(trace.to_mermaid().starts_with("sequenceDiagram"));
+//! assert!(trace.to_chrome_json().contains("traceEvents"));
+//! ```
 
-mod chrome;
-mod jsonl;
-mod mermaid;
+pub mod chrome;
+pub mod jsonl;
+pub mod mermaid;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
