@@ -628,6 +628,36 @@ fn load_scenario(arg: &Path, set: &[(String, i64)]) -> Result<scenario::Scenario
     }
 }
 
+/// Whether any trace export was asked for.
+fn wants_trace(out: &Outputs) -> bool {
+    out.trace.is_some() || out.mermaid.is_some() || out.perfetto.is_some()
+}
+
+/// Writes the trace exports asked for; `Err(exit code)` when one fails.
+fn write_traces(out: &Outputs, trace: &mkipc_sim::Trace) -> Result<(), i32> {
+    let files = [
+        (
+            &out.trace,
+            mkipc_sim::Trace::to_json_lines as fn(&mkipc_sim::Trace) -> String,
+        ),
+        (&out.mermaid, mkipc_sim::Trace::to_mermaid),
+        (&out.perfetto, mkipc_sim::Trace::to_chrome_json),
+    ];
+    for (file, export) in files {
+        if let Some(p) = file {
+            let mut text = export(trace);
+            if std::ptr::eq(file, &out.mermaid) {
+                text = mermaid_text(Some(p), text);
+            }
+            if let Err(e) = write_file(p, &text) {
+                eprintln!("error: {e}");
+                return Err(2);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(
     path: &Path,
     set: &[(String, i64)],
@@ -645,13 +675,12 @@ fn run(
         }
     };
     let result = match backend {
-        Backend::Os | Backend::Threads
-            if out.trace.is_some()
-                || out.mermaid.is_some()
-                || out.perfetto.is_some()
-                || out.svg.is_some() =>
-        {
-            eprintln!("error: traces and charts come from the simulator; drop --trace/--mermaid/--perfetto/--svg or use --backend sim");
+        Backend::Os | Backend::Threads if out.svg.is_some() => {
+            eprintln!("error: the queue chart samples every queue after every step, which only the simulator can: drop --svg or use --backend sim (--trace, --mermaid and --perfetto work on every backend)");
+            return 2;
+        }
+        Backend::Os if wants_trace(out) => {
+            eprintln!("error: traces of the os backend are not recorded yet; drop --trace/--mermaid/--perfetto or use --backend threads or sim");
             return 2;
         }
         Backend::Os => {
@@ -690,11 +719,26 @@ fn run(
                     return 2;
                 }
             };
-            match scenario::run_threads(&scn, timeout) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 2;
+            if wants_trace(out) {
+                match scenario::run_threads_traced(&scn, timeout) {
+                    Ok((r, trace)) => {
+                        if let Err(code) = write_traces(out, &trace) {
+                            return code;
+                        }
+                        r
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
+                }
+            } else {
+                match scenario::run_threads(&scn, timeout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return 2;
+                    }
                 }
             }
         }
@@ -723,22 +767,8 @@ fn run(
                     return 2;
                 }
             };
-            let trace = &outcome.report.trace;
-            let files: [(&Option<PathBuf>, String); 3] = [
-                (&out.trace, trace.to_json_lines()),
-                (
-                    &out.mermaid,
-                    mermaid_text(out.mermaid.as_deref(), trace.to_mermaid()),
-                ),
-                (&out.perfetto, trace.to_chrome_json()),
-            ];
-            for (file, text) in files {
-                if let Some(p) = file {
-                    if let Err(e) = write_file(p, &text) {
-                        eprintln!("error: {e}");
-                        return 2;
-                    }
-                }
+            if let Err(code) = write_traces(out, &outcome.report.trace) {
+                return code;
             }
             if let Some(p) = &out.svg {
                 let panels: Vec<_> = outcome

@@ -428,6 +428,16 @@ impl ScriptMachine {
         self.me
     }
 
+    /// The names it holds for the scenario's queues, as `(queue index,
+    /// name)`: what a trace of a real-time run labels its events with.
+    pub fn queue_names(&self) -> Vec<(usize, PortName)> {
+        let names = self.recv_names.iter().chain(&self.send_names);
+        names
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|n| (i % self.recv_names.len().max(1), n)))
+            .collect()
+    }
+
     /// Its variables by slot (`None`: not set yet).
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn vars(&self) -> &[Option<Value>] {

@@ -149,6 +149,7 @@ mod flow;
 mod interp;
 mod os;
 mod parse;
+mod record;
 mod report;
 mod run;
 mod script;
@@ -167,9 +168,13 @@ pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
+pub use record::Recorder;
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
-pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use run::{
+    build_sim, run_sim, run_threads, run_threads_traced, setup_sim, RunOptions, SimHandles,
+    SimOutcome,
+};
 pub use topology::{
     check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
 };

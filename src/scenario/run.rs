@@ -12,18 +12,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mkipc_kernel::{
-    Access, CarriedRight, Destination, Ipc, IpcError, Kernel, MailboxConfig, Message, OnFull,
-    Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
+    Access, CallError, CarriedRight, Destination, Ipc, IpcError, Kernel, MailboxConfig, Message,
+    OnFull, Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
 };
 use mkipc_sim::machine::{
     receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Machine, Op as MachineOp,
 };
+use mkipc_sim::trace::{EventKind, Target};
 use mkipc_sim::{
     ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
-    SchedulerKind, Sim, SimBuilder, SimRng, Threaded,
+    SchedulerKind, Sim, SimBuilder, SimRng, Threaded, Trace,
 };
 
 use super::interp::{ScriptMachine, Shared};
+use super::record::{self, Recorder};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario};
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
@@ -499,6 +501,18 @@ struct Threads {
     shared: Arc<Shared>,
     watch: Arc<Watch>,
     rng: SimRng,
+    /// Where its events go, when the run is traced (`super::record`).
+    rec: Option<Arc<Recorder>>,
+}
+
+/// What every script process of one threaded run shares.
+type ThreadRun = (Arc<Shared>, Arc<Watch>, Option<Arc<Recorder>>);
+
+impl ProcHost<'_> {
+    /// The recorder, on a traced threads run.
+    fn rec(&self) -> Option<&Recorder> {
+        self.threads.as_ref().and_then(|t| t.rec.as_deref())
+    }
 }
 
 impl Ctx<ScriptMachine> for ProcHost<'_> {
@@ -515,18 +529,56 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
         msg: Message,
         on_full: OnFull,
     ) -> MachineOp<Result<Sent, SendError>> {
-        MachineOp::Done(send_blocking(self.p, dest, msg, on_full))
+        let Some(rec) = self.rec() else {
+            return MachineOp::Done(send_blocking(self.p, dest, msg, on_full));
+        };
+        let (to, id) = (record::dest_target(dest), msg.id);
+        rec.emit(self.p.id(), record::send_started(to, &msg));
+        let r = send_blocking(self.p, dest, msg, on_full);
+        rec.emit(self.p.id(), record::send_completed(to, id, &r));
+        MachineOp::Done(r)
     }
     fn receive(
         &mut self,
         source: Source<'_>,
         wait: Wait,
     ) -> MachineOp<Result<Message, ReceiveError>> {
-        MachineOp::Done(receive_blocking(self.p, source, wait))
+        let Some(rec) = self.rec() else {
+            return MachineOp::Done(receive_blocking(self.p, source, wait));
+        };
+        let from = record::source_target(&source);
+        rec.emit(self.p.id(), EventKind::ReceiveStarted { from });
+        let r = receive_blocking(self.p, source, wait);
+        rec.emit(
+            self.p.id(),
+            record::receive_done(from, r.as_ref().map_err(|e| *e)),
+        );
+        MachineOp::Done(r)
     }
     fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
         // The kernel's own call: one operation, one `call` in the trace.
-        CallStart::Done(self.p.call_with(dest, msg, Wait::Forever))
+        let Some(rec) = self.rec() else {
+            return CallStart::Done(self.p.call_with(dest, msg, Wait::Forever));
+        };
+        // Recorded as the simulator records a call: the request's send, then
+        // the reply's receive, both addressed to `dest`.
+        let (to, id) = (Target::Name(dest), msg.id);
+        rec.emit(self.p.id(), record::send_started(to, &msg));
+        let r = self.p.call_with(dest, msg, Wait::Forever);
+        let (sent, got) = match &r {
+            Ok(reply) => (Ok(Sent::Delivered), Ok(reply)),
+            Err(CallError::Send(e)) => (
+                Err(SendError::new(e.kind(), Message::default())),
+                Err(ReceiveError::SourceDead),
+            ),
+            Err(CallError::Receive(e)) => (Ok(Sent::Delivered), Err(*e)),
+            Err(CallError::NoReply) => (Ok(Sent::Delivered), Err(ReceiveError::SourceDead)),
+        };
+        rec.emit(self.p.id(), record::send_completed(to, id, &sent));
+        if sent.is_ok() {
+            rec.emit(self.p.id(), record::receive_done(to, got));
+        }
+        CallStart::Done(r)
     }
     fn choose(&mut self, n: usize) -> usize {
         // The run's seeded stream: the simulator's (a seed replays it) or
@@ -543,7 +595,7 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
         let threads = self
             .threads
             .as_ref()
-            .map(|t| (Arc::clone(&t.shared), Arc::clone(&t.watch)));
+            .map(|t| (Arc::clone(&t.shared), Arc::clone(&t.watch), t.rec.clone()));
         self.p
             .spawn(name, inherit, move |p| {
                 script_on_proc(p, make(p.inherited()), threads)
@@ -554,12 +606,8 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
 
 /// The body of a script's process: on the simulator (`threads: None`) or
 /// on the threads backend (its run's shared state and watch).
-fn script_on_proc(
-    p: &Proc,
-    mut machine: ScriptMachine,
-    threads: Option<(Arc<Shared>, Arc<Watch>)>,
-) -> ProcResult {
-    let threads = threads.map(|(shared, watch)| {
+fn script_on_proc(p: &Proc, mut machine: ScriptMachine, threads: Option<ThreadRun>) -> ProcResult {
+    let threads = threads.map(|(shared, watch, rec)| {
         // Written down before the script's first statement, which checks
         // for a stop: a process the timeout's release misses stops by
         // itself.
@@ -569,10 +617,16 @@ fn script_on_proc(
             p.pid(),
         ));
         machine.count_instance(p.id().0 as usize);
+        if let Some(rec) = &rec {
+            let name = &shared.scenario.processes[machine.process()].name;
+            rec.proc(p.id(), name, p.pid().0);
+            rec.emit(p.id(), EventKind::Spawned { parent: None });
+        }
         Threads {
             shared,
             watch,
             rng: SimRng::new(u64::from(p.id().0)),
+            rec,
         }
     });
     if threads.is_none() {
@@ -586,13 +640,35 @@ fn script_on_proc(
     let mut cx = ProcHost { p, threads };
     let result = run_blocking(&mut machine, &mut cx, |cx, time, busy| {
         match &mut cx.threads {
-            Some(t) => t.shared.pause(time.sample(&mut t.rng)),
+            Some(t) => {
+                let d = time.sample(&mut t.rng);
+                if let Some(rec) = &t.rec {
+                    let kind = if busy {
+                        EventKind::Work { duration: d }
+                    } else {
+                        EventKind::Sleep { duration: d }
+                    };
+                    rec.emit(cx.p.id(), kind);
+                }
+                t.shared.pause(d)
+            }
             None if busy => cx.p.work(time),
             None => cx.p.sleep(time),
         }
     });
     if let Some(t) = &cx.threads {
         t.watch.observe();
+        if let Some(rec) = &t.rec {
+            let scn = &t.shared.scenario;
+            for (q, name) in machine.queue_names() {
+                rec.label(p.pid().0, name, &scn.queues[q].name);
+            }
+            let status = match &result {
+                Ok(()) => ExitStatus::Exited(0),
+                Err(e) => e.status(),
+            };
+            rec.emit(p.id(), EventKind::Exited { status });
+        }
     }
     result
 }
@@ -652,6 +728,23 @@ fn describe_wait(
 /// before the run starts (mailbox owners, access lists, faults) are
 /// simulator-only and give an error here.
 pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, String> {
+    run_threads_with(scn, timeout, None)
+}
+
+/// [`run_threads`], with the run's trace: every process's sends, receives,
+/// calls, pauses and exit, timed in real time since the start
+/// (`super::record`).
+pub fn run_threads_traced(scn: &Scenario, timeout: Duration) -> Result<(RunResult, Trace), String> {
+    let rec = Arc::new(Recorder::new(Instant::now()));
+    let result = run_threads_with(scn, timeout, Some(Arc::clone(&rec)))?;
+    Ok((result, rec.finish()))
+}
+
+fn run_threads_with(
+    scn: &Scenario,
+    timeout: Duration,
+    rec: Option<Arc<Recorder>>,
+) -> Result<RunResult, String> {
     let unsupported = |why: &str| {
         Err(format!(
             "{}: not available on the threads backend: {why}",
@@ -723,9 +816,10 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         let inherit = inherited_rights(p, &port_names);
         let s = Arc::clone(&shared);
         let w = Arc::clone(&watch);
+        let r = rec.clone();
         let spawned = world.spawn_with(&p.name, &inherit, move |proc| {
             let machine = ScriptMachine::from_rights(&s, i, proc.inherited());
-            script_on_proc(proc, machine, Some((s, w)))
+            script_on_proc(proc, machine, Some((s, w, r)))
         });
         if let Err(e) = spawned {
             // Release what already runs before giving up.

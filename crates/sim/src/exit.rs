@@ -85,6 +85,18 @@ impl ProcError {
             message: message.into(),
         }
     }
+    /// The exit status this error ends the process with, keeping the error
+    /// (for a host that records the status and still returns the error).
+    pub fn status(&self) -> ExitStatus {
+        if self.message.is_empty() {
+            ExitStatus::Exited(self.code)
+        } else {
+            ExitStatus::Failed {
+                code: self.code,
+                error: self.message.clone(),
+            }
+        }
+    }
     /// The exit status this error ends the process with.
     pub fn into_status(self) -> ExitStatus {
         if self.message.is_empty() {
