@@ -99,7 +99,7 @@ pub enum Command {
     },
     /// Run a scenario file once.
     #[command(
-        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes\n  mkipc run examples/scenarios/deadlock.toml --backend threads --timeout 2"
+        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes\n  mkipc run examples/scenarios/deadlock.toml --backend threads --timeout 2\n  mkipc run examples/scenarios/rpc.toml --backend threads --mermaid rpc.md   # real timestamps\n  mkipc run capacity-zero --sweep capacity=0,1,8,unbounded --svg sweep.svg"
     )]
     Run {
         /// The scenario: a TOML file (see examples/scenarios/README.md), or
@@ -145,6 +145,11 @@ pub enum Command {
         /// looks like a slow process).
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<f64>,
+        /// Run once per capacity, same seed, and print the runs side by side:
+        /// `capacity=0,1,8,unbounded` (every queue) or `QUEUE.capacity=...`
+        /// (one queue); with `--svg`, one chart of every run (simulator only).
+        #[arg(long, value_name = "SPEC", value_parser = crate::sweep::parse_spec)]
+        sweep: Option<crate::sweep::SweepSpec>,
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
@@ -309,7 +314,24 @@ pub fn dispatch(cli: Cli) -> i32 {
             json,
             time_scale,
             timeout,
+            sweep,
         } => {
+            if let Some(spec) = sweep {
+                let others = trace.is_some() || mermaid.is_some() || perfetto.is_some();
+                if backend != Backend::Sim || replay.is_some() || others {
+                    eprintln!("error: --sweep runs the simulator, one run per capacity: drop --backend, --replay, --trace, --mermaid and --perfetto");
+                    return 2;
+                }
+                return sweep_cmd(
+                    &scenario,
+                    &set,
+                    seed,
+                    scheduler,
+                    &spec,
+                    svg.as_deref(),
+                    json,
+                );
+            }
             let outputs = Outputs {
                 trace,
                 mermaid,
@@ -626,6 +648,56 @@ fn load_scenario(arg: &Path, set: &[(String, i64)]) -> Result<scenario::Scenario
             })
         }
     }
+}
+
+/// `mkipc run FILE --sweep SPEC` (see [`crate::sweep`]).
+fn sweep_cmd(
+    path: &Path,
+    set: &[(String, i64)],
+    seed: Option<u64>,
+    scheduler: SchedulerArg,
+    spec: &crate::sweep::SweepSpec,
+    svg: Option<&Path>,
+    json: bool,
+) -> i32 {
+    let scn = match load_scenario(path, set) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let scheduler = match scheduler {
+        SchedulerArg::Random => None,
+        SchedulerArg::Pct => Some(SchedulerKind::pct()),
+        SchedulerArg::RoundRobin => Some(SchedulerKind::RoundRobin),
+    };
+    let runs = match crate::sweep::sweep(&scn, spec, seed, scheduler) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if let Some(p) = svg {
+        if let Err(e) = write_file(p, &crate::sweep::svg(&scn, spec, &runs)) {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    let text = if json {
+        match serde_json::to_string_pretty(&crate::sweep::json(&scn, spec, &runs)) {
+            Ok(j) => j + "\n",
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        crate::sweep::render(&scn, spec, &runs)
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    i32::from(runs.iter().any(|r| !r.outcome.result.ok))
 }
 
 /// Whether any trace export was asked for.

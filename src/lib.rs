@@ -10,7 +10,8 @@
 //! [`explore`] (many schedules of one scenario), [`bundled`] (the
 //! example scenarios carried in the binary), [`bench`](mod@bench),
 //! [`bench_explore`] (the exhaustive search against SPIN), and the output
-//! helpers [`svg`] and [`sampler`].
+//! helpers [`svg`] and [`sampler`]; [`sweep`] runs a scenario under several
+//! capacities (`mkipc run --sweep`).
 //!
 //! ## Where to start
 //!
@@ -48,3 +49,4 @@ pub mod explore;
 pub mod sampler;
 pub mod scenario;
 pub mod svg;
+pub mod sweep;
