@@ -21,6 +21,10 @@ pub struct ProcessResult {
     pub blocked_ms: Option<f64>,
     /// Time in `work`, ms (virtual; `None` on threads).
     pub working_ms: Option<f64>,
+    /// Why its figures are not known (the os backend: it was killed before
+    /// it could report them); its counts then read 0 and count nowhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
 }
 
 /// One port or mailbox at the end of a run.
@@ -59,6 +63,11 @@ pub struct MessageTotals {
     pub send_failures: u64,
     /// Sent but never received: dropped, or still queued when the queue died.
     pub lost: u64,
+    /// Set when some process's figures are unknown (see
+    /// [`ProcessResult::unknown`]): the totals and the queue rows count only
+    /// the processes that reported, so `lost` is an upper bound, not a count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// One declared invariant and whether it held.
@@ -157,6 +166,14 @@ impl fmt::Display for RunResult {
             "process", "sent", "recv", "drops", "blocked ms", "working ms"
         )?;
         for p in &self.processes {
+            if p.unknown.is_some() {
+                writeln!(
+                    f,
+                    "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
+                    p.name, "-", "-", "-", "-", "-", p.status
+                )?;
+                continue;
+            }
             writeln!(
                 f,
                 "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
@@ -192,11 +209,19 @@ impl fmt::Display for RunResult {
             }
         }
         let m = &self.messages;
-        writeln!(
-            f,
-            "\nmessages: {} sent, {} received, {} dropped, {} failed sends, {} lost",
-            m.sent, m.received, m.dropped, m.send_failures, m.lost
-        )?;
+        match &m.incomplete {
+            None => writeln!(
+                f,
+                "\nmessages: {} sent, {} received, {} dropped, {} failed sends, {} lost",
+                m.sent, m.received, m.dropped, m.send_failures, m.lost
+            )?,
+            Some(why) => writeln!(
+                f,
+                "\nmessages: {} sent, {} received, {} dropped, {} failed sends, lost unknown \
+                 (the queue rows and these totals count only the processes that reported: {why})",
+                m.sent, m.received, m.dropped, m.send_failures
+            )?,
+        }
         for inv in &self.invariants {
             match &inv.message {
                 None => writeln!(f, "invariant `{}`: held", inv.name)?,

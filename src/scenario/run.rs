@@ -357,6 +357,7 @@ fn summarize(
             drops: p.stats.drops,
             blocked_ms: Some(ms(p.stats.blocked)),
             working_ms: Some(ms(p.stats.working)),
+            unknown: None,
         })
         .collect();
     let queues = scn
@@ -406,6 +407,7 @@ fn totals(c: &super::interp::Counters) -> MessageTotals {
         dropped: c.dropped,
         send_failures: c.send_failures,
         lost: c.sent.saturating_sub(c.received),
+        incomplete: None,
     }
 }
 
@@ -935,6 +937,7 @@ fn run_threads_with(
                 drops: mine.drops,
                 blocked_ms: None,
                 working_ms: None,
+                unknown: None,
             }
         })
         .collect();

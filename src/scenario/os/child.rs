@@ -332,6 +332,7 @@ pub(super) fn role(os: &OsProcess) -> i32 {
                 .collect(),
             error,
             killed_for: None,
+            unreported: false,
         }
     };
     let mut lines = vec![own];

@@ -279,6 +279,7 @@ pub(super) fn coordinate(
             .wait()
             .map(status_token)
             .unwrap_or_else(|_| "-".into());
+        let reported = t.lines.is_some();
         let mut l = t
             .lines
             .take()
@@ -286,6 +287,7 @@ pub(super) fn coordinate(
         if let Some(first) = l.first_mut() {
             first.status = status;
             first.killed_for = t.killed_for;
+            first.unreported = !reported;
         }
         lines.extend(l);
     }
@@ -366,10 +368,22 @@ pub(super) fn summarize(
                 drops: l.drops,
                 blocked_ms: Some(l.blocked_ns as f64 / 1e6),
                 working_ms: Some(l.working_ns as f64 / 1e6),
+                unknown: l.unreported.then(|| {
+                    "killed before it could report its figures (a killed process runs no code)"
+                        .to_string()
+                }),
             }
         })
-        .collect();
+        .collect::<Vec<ProcessResult>>();
     totals.lost = totals.sent.saturating_sub(totals.received);
+    let unreported: Vec<&str> = processes
+        .iter()
+        .filter(|p| p.unknown.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    if !unreported.is_empty() {
+        totals.incomplete = Some(format!("{} killed before reporting", unreported.join(", ")));
+    }
     let queues = scn
         .queues
         .iter()
@@ -411,7 +425,13 @@ pub(super) fn summarize(
             message,
         });
     }
-    if scn.invariants.no_message_lost {
+    if let (true, Some(why)) = (scn.invariants.no_message_lost, &totals.incomplete) {
+        invariants.push(InvariantResult {
+            name: "no message lost".into(),
+            held: false,
+            message: Some(format!("not known: {why}")),
+        });
+    } else if scn.invariants.no_message_lost {
         let message = (totals.lost > 0).then(|| {
             format!(
                 "{} of {} messages were never received ({} dropped by a full queue, {} still queued when their queue died or the run ended)",

@@ -120,6 +120,9 @@ pub(super) struct ProcLine {
     pub(super) error: String,
     /// Set by the coordinator: why it killed the process.
     pub(super) killed_for: Option<&'static str>,
+    /// Set by the coordinator: the process sent no report (it was killed
+    /// first), so these figures are zeros standing for "unknown".
+    pub(super) unreported: bool,
 }
 
 impl ProcLine {
@@ -176,6 +179,7 @@ impl ProcLine {
             queues,
             error: error.to_string(),
             killed_for: None,
+            unreported: false,
         })
     }
 
