@@ -99,7 +99,7 @@ pub enum Command {
     },
     /// Run a scenario file once.
     #[command(
-        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes\n  mkipc run examples/scenarios/deadlock.toml --backend threads --timeout 2\n  mkipc run examples/scenarios/rpc.toml --backend threads --mermaid rpc.md   # real timestamps\n  mkipc run capacity-zero --sweep capacity=0,1,8,unbounded --svg sweep.svg"
+        after_help = "Examples:\n  mkipc run examples/scenarios/pipeline.toml\n  mkipc run examples/scenarios/deadlock.toml --seed 3 --mermaid deadlock.mmd\n  mkipc run examples/scenarios/rpc.toml --json --trace rpc.jsonl --perfetto rpc.json\n  mkipc run examples/scenarios/pipeline.toml --backend os --time-scale 0.5   # real processes\n  mkipc run examples/scenarios/deadlock.toml --backend threads --timeout 2\n  mkipc run examples/scenarios/rpc.toml --backend threads --mermaid rpc.md   # real timestamps\n  mkipc run capacity-zero --sweep capacity=0,1,8,unbounded --svg sweep.svg\n  mkipc run pipeline --backend sim --compare os   # where the real run differs from the model"
     )]
     Run {
         /// The scenario: a TOML file (see examples/scenarios/README.md), or
@@ -150,6 +150,11 @@ pub enum Command {
         /// (one queue); with `--svg`, one chart of every run (simulator only).
         #[arg(long, value_name = "SPEC", value_parser = crate::sweep::parse_spec)]
         sweep: Option<crate::sweep::SweepSpec>,
+        /// Also run it on this backend and report where the outcomes differ
+        /// (verdict, messages per queue, each process's end, order of
+        /// deliveries); `--backend` is the other side (default sim).
+        #[arg(long, value_enum, value_name = "BACKEND")]
+        compare: Option<Backend>,
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
@@ -315,7 +320,17 @@ pub fn dispatch(cli: Cli) -> i32 {
             time_scale,
             timeout,
             sweep,
+            compare,
         } => {
+            if let Some(other) = compare {
+                let others = trace.is_some() || mermaid.is_some() || perfetto.is_some();
+                if sweep.is_some() || replay.is_some() || others || svg.is_some() {
+                    eprintln!("error: --compare prints its own table: drop --sweep, --replay, --trace, --mermaid, --perfetto and --svg");
+                    return 2;
+                }
+                let timeouts = (timeout, time_scale);
+                return compare_cmd(&scenario, &set, seed, backend, other, timeouts, json);
+            }
             if let Some(spec) = sweep {
                 let others = trace.is_some() || mermaid.is_some() || perfetto.is_some();
                 if backend != Backend::Sim || replay.is_some() || others {
@@ -698,6 +713,76 @@ fn sweep_cmd(
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     i32::from(runs.iter().any(|r| !r.outcome.result.ok))
+}
+
+/// `mkipc run FILE --backend A --compare B` (see [`crate::compare`]).
+fn compare_cmd(
+    path: &Path,
+    set: &[(String, i64)],
+    seed: Option<u64>,
+    left: Backend,
+    right: Backend,
+    (timeout, time_scale): (Option<f64>, f64),
+    json: bool,
+) -> i32 {
+    use crate::compare::Side;
+    if left == right {
+        eprintln!("error: --compare needs two different backends (--backend is the other side)");
+        return 2;
+    }
+    let scn = match load_scenario(path, set) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut sides = Vec::new();
+    for b in [left, right] {
+        let side = match b {
+            Backend::Sim => Side::sim(&scn, seed),
+            Backend::Threads => match timeout_of(timeout, THREADS_TIMEOUT) {
+                Ok(t) => Side::threads(&scn, t),
+                Err(e) => Err(e),
+            },
+            Backend::Os => match timeout_of(timeout, OS_TIMEOUT) {
+                Ok(t) if time_scale.is_finite() && time_scale >= 0.0 => {
+                    let opts = scenario::OsOptions {
+                        seed,
+                        time_scale,
+                        timeout: t,
+                    };
+                    let guard = CleanupGuard::start();
+                    let r = Side::os(&scn, &opts);
+                    guard.finish();
+                    r
+                }
+                Ok(_) => Err("--time-scale must be a number >= 0".into()),
+                Err(e) => Err(e),
+            },
+        };
+        match side {
+            Ok(s) => sides.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let c = crate::compare::compare(&sides[0], &sides[1]);
+    let text = if json {
+        match serde_json::to_string_pretty(&c) {
+            Ok(j) => j + "\n",
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    } else {
+        c.render()
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    i32::from(!c.same)
 }
 
 /// Whether any trace export was asked for.

@@ -11,7 +11,8 @@
 //! example scenarios carried in the binary), [`bench`](mod@bench),
 //! [`bench_explore`] (the exhaustive search against SPIN), and the output
 //! helpers [`svg`] and [`sampler`]; [`sweep`] runs a scenario under several
-//! capacities (`mkipc run --sweep`).
+//! capacities (`mkipc run --sweep`), [`compare`] on two backends
+//! (`mkipc run --compare`).
 //!
 //! ## Where to start
 //!
@@ -44,6 +45,7 @@ pub mod bench;
 pub mod bench_explore;
 pub mod bundled;
 pub mod cli;
+pub mod compare;
 pub mod demo;
 pub mod explore;
 pub mod sampler;
