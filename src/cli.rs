@@ -836,10 +836,6 @@ fn run(
             eprintln!("error: the queue chart samples every queue after every step, which only the simulator can: drop --svg or use --backend sim (--trace, --mermaid and --perfetto work on every backend)");
             return 2;
         }
-        Backend::Os if wants_trace(out) => {
-            eprintln!("error: traces of the os backend are not recorded yet; drop --trace/--mermaid/--perfetto or use --backend threads or sim");
-            return 2;
-        }
         Backend::Os => {
             if !(out.time_scale.is_finite() && out.time_scale >= 0.0) {
                 eprintln!("error: --time-scale must be a number >= 0");
@@ -858,10 +854,18 @@ fn run(
                 timeout,
             };
             let guard = CleanupGuard::start();
-            let result = scenario::run_os(&scn, &opts);
+            let result = if wants_trace(out) {
+                scenario::run_os_traced(&scn, &opts).and_then(|(r, trace)| {
+                    write_traces(out, &trace).map_err(|_| String::new())?;
+                    Ok(r)
+                })
+            } else {
+                scenario::run_os(&scn, &opts)
+            };
             guard.finish();
             match result {
                 Ok(r) => r,
+                Err(e) if e.is_empty() => return 2,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return 2;

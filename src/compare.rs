@@ -7,8 +7,8 @@
 //! Compared, in this order: the verdict (ok, deadlock, other failure), the
 //! messages delivered (totals and per queue: sent, received, dropped), each
 //! process's end (status, sent, received), and the order of the messages
-//! each queue delivered (by sender and message id; from the traces, so only
-//! where both backends record one: the simulator and threads). Times,
+//! each queue delivered (by sender and message id, from the two traces;
+//! a process killed on the os backend keeps its events up to the kill). Times,
 //! latencies and queue lengths are shown side by side but never count as a
 //! difference: a real backend's timing is its own. The outcome is "same"
 //! only if nothing compared differs.
@@ -38,7 +38,7 @@ use crate::scenario::{self, RunOptions, RunResult, Scenario};
 pub struct Side {
     /// The report.
     pub result: RunResult,
-    /// The trace (the simulator and threads), `None` on os.
+    /// The trace (every backend records one; `None` for a report alone).
     pub trace: Option<Trace>,
 }
 
@@ -67,9 +67,10 @@ impl Side {
 
     /// The run on real processes.
     pub fn os(scn: &Scenario, opts: &scenario::OsOptions) -> Result<Side, String> {
+        let (result, trace) = scenario::run_os_traced(scn, opts)?;
         Ok(Side {
-            result: scenario::run_os(scn, opts)?,
-            trace: None,
+            result,
+            trace: Some(trace),
         })
     }
 }
@@ -286,8 +287,7 @@ pub fn compare(left: &Side, right: &Side) -> Comparison {
                 }
             }
         }
-        _ => notes
-            .push("order of deliveries not compared: the os backend records no trace yet".into()),
+        _ => notes.push("order of deliveries not compared: a side has no trace".into()),
     }
     for (r, b) in [(a, &a.backend), (b, &b.backend)] {
         if let Some(f) = &r.failure {

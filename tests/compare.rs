@@ -118,7 +118,7 @@ fn the_command_compares_sim_with_threads_and_os() {
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("outcome: the same on sim and os"), "{out}");
-    assert!(out.contains("order of deliveries not compared"), "{out}");
+    assert!(out.contains("raw order of deliveries"), "{out}");
 }
 
 #[test]

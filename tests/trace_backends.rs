@@ -1,6 +1,6 @@
 //! The trace exporters on the real-time backends (issue 22): `mkipc run
-//! --backend threads` writes JSON lines, Mermaid and Perfetto with real
-//! timestamps, each read back by a real parser (serde_json; Mermaid's own
+//! --backend threads` and `--backend os` write JSON lines, Mermaid and
+//! Perfetto with real timestamps, each read back by a real parser (serde_json; Mermaid's own
 //! parser through `tests/tools/mermaid`, skipped with a note when
 //! `npm ci --prefix tests/tools/mermaid` has not been run), and the trace
 //! agrees with the run's report.
@@ -61,7 +61,10 @@ fn mermaid_parse(diagram: &str) -> Option<Value> {
         eprintln!("mermaid parser check skipped: run `npm ci --prefix tests/tools/mermaid`");
         return None;
     }
-    let file = std::env::temp_dir().join(format!("mkipc-tb-parse-{}.mmd", std::process::id()));
+    // One file per call: the tests of this binary run in parallel.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("mkipc-tb-parse-{}-{n}.mmd", std::process::id()));
     std::fs::write(&file, diagram).unwrap();
     let out = Command::new("node")
         .arg(dir.join("check.mjs"))
@@ -143,6 +146,15 @@ fn check(scenario: &str, backend: &str) {
 fn threads_traces_parse_and_match_the_report() {
     for scenario in ["rpc", "master-worker", "pipeline"] {
         check(scenario, "threads");
+    }
+}
+
+#[test]
+fn os_traces_parse_and_match_the_report() {
+    // Real processes, each writing its own events; `master-worker`'s
+    // workers are spawned by the master (grandchildren of the coordinator).
+    for scenario in ["rpc", "master-worker", "pipeline"] {
+        check(scenario, "os");
     }
 }
 

@@ -166,7 +166,7 @@ pub use blocks::MAX_NESTING;
 pub use check::{check_refusal, check_scenario, replay_scenario, ScenarioCheck};
 pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
-pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
+pub use os::{check_os, run_os, run_os_traced, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use record::Recorder;
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};

@@ -23,9 +23,18 @@ pub(super) struct OsHost<'a> {
     pub(super) stash: Vec<Message>,
     /// Why the last `spawn` failed, in more words than an [`IpcError`].
     pub(super) spawn_failure: Option<String>,
+    /// On a traced run: the directory (handed to spawned processes) and
+    /// this process's file in it.
+    pub(super) trace: Option<(String, super::trace_file::TraceFile)>,
 }
 
 impl OsHost<'_> {
+    fn emit(&self, kind: EventKind) {
+        if let Some((_, f)) = &self.trace {
+            f.emit(&kind);
+        }
+    }
+
     /// Runs a possibly blocking IPC call, adding its wall time to this
     /// process's blocked time.
     fn timed<T>(&self, f: impl FnOnce(&OsProcess) -> T) -> T {
@@ -75,6 +84,7 @@ impl OsHost<'_> {
             pids,
             file: self.file.clone(),
             overrides: shared.scenario.overrides.clone(),
+            trace: self.trace.as_ref().map(|(d, _)| d.clone()),
             source: self.source.to_string(),
         };
         let mut c = self.os.spawn(Spawn::new(ROLE)).map_err(|e| e.to_string())?;
@@ -121,7 +131,14 @@ impl Ctx<ScriptMachine> for OsHost<'_> {
         msg: Message,
         on_full: OnFull,
     ) -> MachineOp<Result<Sent, SendError>> {
-        MachineOp::Done(self.timed(|os| send_blocking(os, dest, msg, on_full)))
+        if self.trace.is_none() {
+            return MachineOp::Done(self.timed(|os| send_blocking(os, dest, msg, on_full)));
+        }
+        let (to, id) = (record::dest_target(dest), msg.id);
+        self.emit(record::send_started(to, &msg));
+        let r = self.timed(|os| send_blocking(os, dest, msg, on_full));
+        self.emit(record::send_completed(to, id, &r));
+        MachineOp::Done(r)
     }
 
     fn receive(
@@ -129,16 +146,40 @@ impl Ctx<ScriptMachine> for OsHost<'_> {
         source: Source<'_>,
         wait: Wait,
     ) -> MachineOp<Result<Message, ReceiveError>> {
-        MachineOp::Done(match source {
+        let from = record::source_target(&source);
+        self.emit(EventKind::ReceiveStarted { from });
+        let r = match source {
             Source::Task(_) | Source::AnyTask => self.direct_receive(source, wait),
             Source::Name(_) | Source::Any(_) => self.timed(|os| receive_blocking(os, source, wait)),
-        })
+        };
+        self.emit(record::receive_done(from, r.as_ref().map_err(|e| *e)));
+        MachineOp::Done(r)
     }
 
     fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
         // The os backend's call has no reply port: the request carries a
-        // token, the reply goes to the caller's reply queue.
-        CallStart::Done(self.timed(|os| os.call_with(dest, msg, Wait::Forever)))
+        // token, the reply goes to the caller's reply queue. Traced as the
+        // other backends trace a call: the request's send, the reply's
+        // receive, both addressed to `dest`.
+        let (to, id) = (Target::Name(dest), msg.id);
+        self.emit(record::send_started(to, &msg));
+        let r = self.timed(|os| os.call_with(dest, msg, Wait::Forever));
+        if self.trace.is_some() {
+            let (sent, got) = match &r {
+                Ok(reply) => (Ok(Sent::Delivered), Ok(reply)),
+                Err(CallError::Send(e)) => (
+                    Err(SendError::new(e.kind(), Message::default())),
+                    Err(ReceiveError::SourceDead),
+                ),
+                Err(CallError::Receive(e)) => (Ok(Sent::Delivered), Err(*e)),
+                Err(CallError::NoReply) => (Ok(Sent::Delivered), Err(ReceiveError::SourceDead)),
+            };
+            self.emit(record::send_completed(to, id, &sent));
+            if sent.is_ok() {
+                self.emit(record::receive_done(to, got));
+            }
+        }
+        CallStart::Done(r)
     }
 
     fn choose(&mut self, n: usize) -> usize {
@@ -281,12 +322,27 @@ pub(super) fn role(os: &OsProcess) -> i32 {
         children: Vec::new(),
         stash: Vec::new(),
         spawn_failure: None,
+        trace: setup.trace.as_ref().and_then(|dir| {
+            let f = super::trace_file::TraceFile::create(
+                std::path::Path::new(dir),
+                me,
+                os.pid().0,
+                start_ns,
+            )?;
+            Some((dir.clone(), f))
+        }),
     };
+    host.emit(EventKind::Spawned { parent: None });
     let mut machine = ScriptMachine::new(&shared, me, &inherited, &preset);
     let result = run_blocking(&mut machine, &mut host, |host, time, busy| {
         // `work` and `sleep` are real sleeps, times the time scale.
         let t = Instant::now();
         let d = time.sample(&mut host.rng);
+        host.emit(if busy {
+            EventKind::Work { duration: d }
+        } else {
+            EventKind::Sleep { duration: d }
+        });
         std::thread::sleep(scaled(d, host.scale));
         if busy {
             host.shared.counters().times[host.me].working += t.elapsed();
@@ -300,6 +356,16 @@ pub(super) fn role(os: &OsProcess) -> i32 {
         },
         (result, _) => result,
     };
+    if let Some((_, f)) = &host.trace {
+        for (q, name) in machine.queue_names() {
+            f.label(name, &scn.queues[q].name);
+        }
+        let status = match &result {
+            Ok(()) => ExitStatus::Exited(0),
+            Err(e) => e.status(),
+        };
+        f.emit(&EventKind::Exited { status });
+    }
     let (code, error) = match result.map_err(|e| e.into_status()) {
         Ok(()) => (0, String::new()),
         Err(ExitStatus::Failed { code, error }) => (code, error),

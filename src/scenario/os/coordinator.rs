@@ -91,6 +91,34 @@ pub(super) fn setup_err(scn: &Scenario, what: &str, e: impl std::fmt::Display) -
 /// Runs `scn` on real Linux processes; see the module docs. Unsupported
 /// features are an error before anything is created ([`check_os`]).
 pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, String> {
+    run_os_with(scn, opts, None)
+}
+
+/// [`run_os`], with the run's trace: every process's sends, receives,
+/// calls, pauses and exit, timed on `CLOCK_MONOTONIC` since the go
+/// (`trace_file`); a killed process's events up to its kill are kept.
+pub fn run_os_traced(
+    scn: &Scenario,
+    opts: &OsOptions,
+) -> Result<(RunResult, mkipc_sim::Trace), String> {
+    let dir = std::env::temp_dir().join(format!(
+        "mkipc-trace-{}-{:x}",
+        std::process::id(),
+        monotonic_ns()
+    ));
+    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = run_os_with(scn, opts, Some(&dir));
+    let names: Vec<String> = scn.processes.iter().map(|p| p.name.clone()).collect();
+    let trace = trace_file::collect(&dir, &names);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((result?, trace))
+}
+
+fn run_os_with(
+    scn: &Scenario,
+    opts: &OsOptions,
+    trace: Option<&std::path::Path>,
+) -> Result<RunResult, String> {
     check_os(scn)?;
     if !(opts.time_scale.is_finite() && opts.time_scale >= 0.0) {
         return Err(format!(
@@ -100,7 +128,7 @@ pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, String> {
     }
     let os = OsProcess::new().map_err(|e| setup_err(scn, "the run", e))?;
     let run_id = os.run_id().to_string();
-    let result = coordinate(scn, opts, &os);
+    let result = coordinate(scn, opts, &os, trace);
     drop(os);
     let mut result = result?;
     let left = mkipc_os::leftovers(&run_id);
@@ -119,6 +147,7 @@ pub(super) fn coordinate(
     scn: &Scenario,
     opts: &OsOptions,
     os: &OsProcess,
+    trace: Option<&std::path::Path>,
 ) -> Result<RunResult, String> {
     let seed = opts.seed.unwrap_or(scn.seed);
     let mut ports: Vec<Option<PortName>> = vec![None; scn.queues.len()];
@@ -194,6 +223,7 @@ pub(super) fn coordinate(
             pids: pids.clone(),
             file: scn.file.clone(),
             overrides: scn.overrides.clone(),
+            trace: trace.map(|d| d.display().to_string()),
             source: scn.source.to_string(),
         };
         let mut msg = Message::new(SETUP, setup.encode());

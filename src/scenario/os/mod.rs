@@ -38,6 +38,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mkipc_kernel::CallError;
 use mkipc_kernel::{
     Capacity, CarriedRight, Destination, Disposition, Ipc, IpcError, MailboxConfig, Message,
     OnFull, Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
@@ -46,7 +47,10 @@ use mkipc_os::{Child, OsProcess, Role, Spawn};
 use mkipc_sim::machine::{
     receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Op as MachineOp,
 };
+use mkipc_sim::trace::{EventKind, Target};
 use mkipc_sim::{ExitStatus, ProcError, SimRng};
+
+use super::record;
 
 use super::interp::{ScriptMachine, Shared, ASSERT_FAILED, EXPECT_FAILED};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
@@ -91,10 +95,11 @@ mod check;
 mod child;
 mod coordinator;
 mod protocol;
+mod trace_file;
 
 pub use check::check_os;
 use check::*;
 use child::*;
-pub use coordinator::run_os;
 use coordinator::*;
+pub use coordinator::{run_os, run_os_traced};
 use protocol::*;

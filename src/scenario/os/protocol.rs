@@ -34,6 +34,8 @@ pub(super) struct Setup {
     pub(super) file: String,
     /// The `--set` overrides the coordinator parsed the scenario with.
     pub(super) overrides: Vec<(String, i64)>,
+    /// Where to write this process's trace (`trace_file`), on a traced run.
+    pub(super) trace: Option<String>,
     pub(super) source: String,
 }
 
@@ -52,6 +54,9 @@ impl Setup {
         let _ = writeln!(t, "file {}", self.file.replace('\n', " "));
         for (name, value) in &self.overrides {
             let _ = writeln!(t, "set {name} {value}");
+        }
+        if let Some(dir) = &self.trace {
+            let _ = writeln!(t, "trace {}", dir.replace('\n', " "));
         }
         t.push_str("source\n");
         t.push_str(&self.source);
@@ -72,6 +77,7 @@ impl Setup {
             pids: vec![None; nprocs_hint],
             file: String::new(),
             overrides: Vec::new(),
+            trace: None,
             source: source.to_string(),
         };
         for line in lines {
@@ -89,6 +95,7 @@ impl Setup {
                     s.pids[i] = Some(p.parse().ok()?);
                 }
                 "file" => s.file = v.to_string(),
+                "trace" => s.trace = Some(v.to_string()),
                 "set" => {
                     let (name, value) = v.split_once(' ')?;
                     s.overrides.push((name.to_string(), value.parse().ok()?));
