@@ -331,6 +331,35 @@ pub trait Ipc {
     fn receive_from_any(&self) -> Result<Message, ReceiveError> {
         self.receive_from_any_with(Wait::Forever)
     }
+    /// Asks to be told when the port or mailbox `dest` (a send right, a
+    /// receive right, or a mailbox name with send access) has room for a
+    /// message: one [`Notification::SendPossible`] naming `dest` arrives on
+    /// `notify` (a port whose receive right this task holds), at once if
+    /// there is room now, else the first time a receive, a capacity change
+    /// or (rendezvous) a waiting receiver makes room. If `dest` dies first,
+    /// a [`Notification::DeadName`] comes instead; releasing `dest` cancels
+    /// the request. A hint (Mach's `MACH_SEND_NOTIFY`): another sender may
+    /// take the room first. Shorthand for
+    /// [`request_notification`](Ipc::request_notification) with
+    /// [`NotifyKind::SendPossible`]; a backend without notifications
+    /// answers [`IpcError::Unsupported`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, Notification};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Bounded(1)).unwrap();
+    /// let notify = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.try_send(port, Message::from_u64(1, 1)).unwrap(); // now full
+    /// task.request_send_possible(port, notify).unwrap();
+    /// assert!(task.try_receive(notify).is_err()); // no room yet
+    /// task.receive(port).unwrap(); // makes room
+    /// let n = task.try_receive(notify).unwrap();
+    /// assert_eq!(n.notification(), Some(Notification::SendPossible(port)));
+    /// task.try_send(port, Message::from_u64(1, 2)).unwrap();
+    /// ```
+    fn request_send_possible(&self, dest: PortName, notify: PortName) -> Result<(), IpcError> {
+        self.request_notification(dest, NotifyKind::SendPossible, notify)
+    }
     /// Makes a send right from a receive right (same name).
     fn make_send(&self, name: PortName) -> Result<PortName, IpcError> {
         self.make_right(name, crate::Disposition::MakeSend)

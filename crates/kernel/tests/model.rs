@@ -143,6 +143,7 @@ fn notify_kind() -> impl Strategy<Value = NotifyKind> {
         Just(NotifyKind::DeadName),
         Just(NotifyKind::NoSenders),
         Just(NotifyKind::PortDestroyed),
+        Just(NotifyKind::SendPossible),
     ]
 }
 
@@ -352,6 +353,7 @@ impl Harness {
                 );
                 self.fwd.insert(m, (pid, k));
                 self.rev.insert((pid, k), m);
+                self.model.slot_of.insert(m, k.index());
                 self.known[pid as usize - 1].push(m);
             }
         }
@@ -986,6 +988,52 @@ fn memory_limit_and_drop_policies() {
             big(0, OnFull::DropOldest),
             Op::Receive(0, 0),
             Op::Receive(0, 0),
+        ],
+    );
+}
+
+/// Send-possible requests: answered after a receive makes room, at once when
+/// there is room, by a dead-name notification when the port dies first, and
+/// on a mailbox as on a port (its death too).
+#[test]
+fn send_possible_notifications() {
+    let sp = |t, name, notify| Op::Notify(t, name, NotifyKind::SendPossible, notify);
+    run(
+        &[Capacity::Bounded(1), Capacity::Unbounded],
+        &[
+            // Task 1 fills task 0's bounded(1) port and asks to be told of
+            // room on its own port.
+            send(1, 0, vec![]),
+            sp(1, 0, 1),
+            Op::Receive(1, 1),
+            Op::Receive(0, 0),
+            Op::Receive(1, 1),
+            // Room now: at once.
+            sp(1, 0, 1),
+            Op::Receive(1, 1),
+            // Full again, and the port dies: dead-name instead.
+            send(1, 0, vec![]),
+            sp(1, 0, 1),
+            Op::Destroy(0, 0),
+            Op::Receive(1, 1),
+            // A full mailbox, then its destruction.
+            Op::MbCreate {
+                t: 0,
+                mb: 0,
+                cap: Capacity::Bounded(1),
+                system: true,
+                default_access: Access::ALL,
+                grants: vec![],
+            },
+            Op::MbOpen(1, 0),
+            send(1, 0, vec![]),
+            sp(1, 0, 2),
+            Op::SetCapacity(0, 0, Capacity::Bounded(2)),
+            Op::Receive(1, 2),
+            send(1, 0, vec![]),
+            sp(1, 0, 2),
+            Op::MbDestroy(0, 0),
+            Op::Receive(1, 2),
         ],
     );
 }
