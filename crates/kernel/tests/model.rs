@@ -69,6 +69,7 @@ enum Op {
         on_full: OnFull,
     },
     Receive(usize, NameSel),
+    Peek(usize, NameSel),
     Select(usize, Vec<NameSel>),
     ReceiveFrom(usize, PidSel),
     ReceiveAny(usize),
@@ -207,6 +208,7 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         10 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Receive(t, m)),
+        3 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Peek(t, m)),
         2 => (t.clone(), proptest::collection::vec(n.clone(), 0..3))
             .prop_map(|(t, v)| Op::Select(t, v)),
         2 => (t.clone(), p.clone()).prop_map(|(t, f)| Op::ReceiveFrom(t, f)),
@@ -450,6 +452,38 @@ impl Harness {
         }
     }
 
+    /// A peek: the head's id, body and trailer, no rights, nothing taken.
+    fn check_peeked(
+        &mut self,
+        model: Result<Received, mkipc_kernel::ReceiveError>,
+        kernel: Result<Message, mkipc_kernel::ReceiveError>,
+    ) {
+        let step = self.step;
+        self.last_outcome = format!("{:?}", kernel.as_ref().map(|k| k.id));
+        let (m, k) = match (model, kernel) {
+            (Ok(m), Ok(k)) => (m, k),
+            (m, k) => {
+                assert_eq!(m.err(), k.err(), "step {step}: peek result");
+                return;
+            }
+        };
+        assert_eq!(m.id, k.id, "step {step}: peeked id");
+        assert_eq!(
+            self.expected_body(&m.body),
+            &k.body[..],
+            "step {step}: peeked body"
+        );
+        assert!(!k.carries_rights(), "step {step}: a peek moves no rights");
+        let tr = k.trailer().expect("a peeked message has a trailer");
+        assert_eq!(Pid(m.sender), tr.sender, "step {step}: peeked sender");
+        assert_eq!(
+            self.kernel_name(m.received_on),
+            tr.received_on,
+            "step {step}: peeked name"
+        );
+        assert_eq!(m.seqno, tr.seqno, "step {step}: peeked seqno");
+    }
+
     fn apply(&mut self, op: &Op) {
         self.step += 1;
         let before = self.kernel.stats().messages;
@@ -594,6 +628,13 @@ impl Harness {
                 let k = task.try_receive(kn);
                 let m = self.model.try_receive(pid, Src::Name(mn));
                 self.check_received(pid, m, k);
+            }
+            Op::Peek(t, n) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let k = task.peek(kn);
+                let m = self.model.peek(pid, Src::Name(mn));
+                self.check_peeked(m, k);
             }
             Op::Select(t, ns) => {
                 let (pid, task) = self.task(*t);

@@ -402,3 +402,45 @@ pub fn send_possible_notification<B: Backend>(b: &B) {
         })],
     );
 }
+
+/// `peek` shows the message a receive would take (id, body, sender, the
+/// sequence number it will get) and leaves it, with its rights, in place.
+pub fn peek_leaves_the_message<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "peek_leaves_the_message",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(4)));
+            let other = check!(p.port_allocate(Capacity::Unbounded));
+            ensure!(p.peek(port) == Err(ReceiveError::Empty), "empty");
+            let carried = Message::new(5, b"with a right").with_right(other, Disposition::MakeSend);
+            check!(p.send(port, carried));
+            check!(p.send(port, Message::new(6, b"plain")));
+            let sends = check!(p.port_status(other)).send_rights;
+            for _ in 0..2 {
+                let head = check!(p.peek(port));
+                ensure!(
+                    head.id == 5 && &head.body[..] == b"with a right",
+                    "head: {head:?}"
+                );
+                ensure!(!head.carries_rights(), "a peek moves no right");
+                ensure!(head.sender() == Some(p.pid()), "sender {:?}", head.sender());
+            }
+            ensure!(check!(p.port_status(port)).queue_len == 2, "nothing taken");
+            ensure!(
+                check!(p.port_status(other)).send_rights == sends,
+                "right still queued"
+            );
+            let seqno = check!(p.peek(port)).trailer().map(|t| t.seqno);
+            let got = check!(p.receive(port));
+            ensure!(
+                got.id == 5 && got.rights().len() == 1,
+                "received with its right"
+            );
+            ensure!(got.trailer().map(|t| t.seqno) == seqno, "the peeked seqno");
+            ensure!(check!(p.peek(port)).id == 6, "next head");
+            Ok(())
+        })],
+    );
+}

@@ -78,7 +78,55 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Looks at the message a receive from `source` would take now, without
+    /// taking it (see [`Ipc::peek`](crate::Ipc::peek)): a copy of its id,
+    /// body and trailer (the sequence number it will get), without the
+    /// rights it carries, which stay in the message. `Empty` when there is
+    /// nothing; never waits.
+    pub fn peek(&self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        let result = self.lock().peek(pid, source);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?source, ok = result.is_ok(), "peek");
+        result
+    }
+}
+
 impl Locked<'_> {
+    fn peek(&mut self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        let regs = self.registrations(pid, source)?;
+        let Some(found) = self.find_oldest(&regs) else {
+            if let (Source::Task(_), Some(Registration::Queue(QueueId::Port(p), _))) =
+                (source, regs.first())
+            {
+                if self.ports.get(*p).is_some_and(|p| p.writer_closed) {
+                    return Err(ReceiveError::SourceDead);
+                }
+            }
+            return Err(ReceiveError::Empty);
+        };
+        let (q, msg) = match found {
+            Found::Queued(q) => (q, self.queue(q).and_then(|queue| queue.messages.front())),
+            Found::Parked(q, w) => (
+                q,
+                match self.waits.get(w).map(|r| &r.state) {
+                    Some(WaitState::Sending { msg, .. }) => Some(msg),
+                    _ => None,
+                },
+            ),
+        };
+        let msg = msg.expect("found a message");
+        let (id, body, sender) = (msg.id, msg.body.clone(), msg.sender);
+        let seqno = self.queue(q).expect("live").seqno;
+        let received_on = regs
+            .iter()
+            .find_map(|r| match r {
+                Registration::Queue(rq, name) if *rq == q => Some(*name),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.receiver_name_in(pid, q));
+        Ok(Message::received(id, body, sender, received_on, seqno))
+    }
+
     fn registration_for(&mut self, pid: Pid, name: PortName) -> Result<Registration, ReceiveError> {
         match self.resolve(pid, name)? {
             Obj::Port {

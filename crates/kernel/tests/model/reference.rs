@@ -1516,6 +1516,21 @@ impl Model {
     }
 
     pub fn try_receive(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
+        self.receive_or_peek(pid, src, true)
+    }
+
+    /// What `try_receive` would take, left in place: no rights, the
+    /// sequence number it would get.
+    pub fn peek(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
+        self.receive_or_peek(pid, src, false)
+    }
+
+    fn receive_or_peek(
+        &mut self,
+        pid: u32,
+        src: Src,
+        take: bool,
+    ) -> Result<Received, ReceiveError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Reg {
             Queue(QRef, MName),
@@ -1589,10 +1604,6 @@ impl Model {
             }
             return Err(ReceiveError::Empty);
         };
-        let queue = self.queue_mut(q);
-        let m = queue.msgs.pop_front().unwrap();
-        let seqno = queue.seqno;
-        queue.seqno += 1;
         let received_on = regs
             .iter()
             .find_map(|r| match *r {
@@ -1603,6 +1614,23 @@ impl Model {
                 QRef::Port(p) => self.name_for_port(pid, p).unwrap_or(MName::NULL),
                 QRef::Mb(_) => MName::NULL,
             });
+        if !take {
+            let queue = self.queue(q);
+            let m = queue.msgs.front().unwrap();
+            return Ok(Received {
+                id: m.id,
+                body: m.body.clone(),
+                rights: vec![],
+                reply: None,
+                sender: m.sender,
+                received_on,
+                seqno: queue.seqno,
+            });
+        }
+        let queue = self.queue_mut(q);
+        let m = queue.msgs.pop_front().unwrap();
+        let seqno = queue.seqno;
+        queue.seqno += 1;
         self.notify_sp(q);
         let got = self.copy_out(pid, m, received_on, seqno);
         if let QRef::Port(port) = q {
