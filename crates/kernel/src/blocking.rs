@@ -98,10 +98,38 @@ trait BlockingExt: Blocker {
             return Ok(message);
         }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
-        match self
+        let begin = self
             .kernel()
-            .receive_general(self.task_pid(), source, may_wait, &|| self.waker())
-        {
+            .receive_general(self.task_pid(), source, may_wait, &|| self.waker());
+        self.finish_receive(begin, wait)
+    }
+
+    /// A selective receive: no fast path (it takes the head).
+    fn receive_matching_via(
+        &self,
+        source: Source<'_>,
+        filter: &crate::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let begin = self.kernel().receive_matching_begin(
+            self.task_pid(),
+            source,
+            filter,
+            may_wait,
+            &|| self.waker(),
+        );
+        self.finish_receive(begin, wait)
+    }
+
+    /// Waits out a receive the core started (a timed wait that could not
+    /// start says `TimedOut`, not `Empty`).
+    fn finish_receive(
+        &self,
+        begin: Begin<Result<Message, ReceiveError>>,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        match begin {
             Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
                 Err(ReceiveError::TimedOut)
             }
@@ -246,6 +274,15 @@ impl<B: Blocker> Ipc for B {
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("receive");
         self.receive_via(Source::Name(source), wait)
+    }
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        self.before_ipc("receive_matching");
+        self.receive_matching_via(Source::Name(source), filter, wait)
     }
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("select");

@@ -99,6 +99,8 @@ pub enum Unsupported {
     LinkCapacity,
     /// Looking at a queued message without taking it.
     Peek,
+    /// Taking a message other than the oldest (selective receive).
+    SelectiveReceive,
 }
 
 impl Unsupported {
@@ -140,6 +142,9 @@ impl Unsupported {
             }
             Unsupported::Peek => {
                 "peek: a POSIX queue or a pipe gives a message only by taking it"
+            }
+            Unsupported::SelectiveReceive => {
+                "selective receive: a POSIX queue or a pipe gives its messages only in order"
             }
         }
     }

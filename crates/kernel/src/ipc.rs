@@ -358,6 +358,51 @@ pub trait Ipc {
         let _ = source;
         Err(ReceiveError::Unsupported(Unsupported::Peek))
     }
+    /// Selective receive (as Erlang's `receive` with a pattern): takes the
+    /// oldest message from `source` that `filter` passes, waiting per
+    /// `wait`. Messages that do not match stay queued, in order, for other
+    /// receives; a blocked selective receive is completed only by a matching
+    /// arrival. Taking from the middle of a queue costs a pass over it. A
+    /// backend whose queues give messages only in order answers
+    /// [`Unsupported::SelectiveReceive`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Filter, Ipc, Kernel, Message, ReceiveError};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.send(port, Message::new(1, b"event")).unwrap();
+    /// task.send(port, Message::new(2, b"reply")).unwrap();
+    /// let reply = task.receive_matching(port, &Filter::any().id(2)).unwrap();
+    /// assert_eq!(&reply.body[..], b"reply");
+    /// let none = task.try_receive_matching(port, &Filter::any().id(2));
+    /// assert_eq!(none, Err(ReceiveError::Empty));
+    /// assert_eq!(task.receive(port).unwrap().id, 1); // still queued
+    /// ```
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let _ = (source, filter, wait);
+        Err(ReceiveError::Unsupported(Unsupported::SelectiveReceive))
+    }
+    /// Selective receive, waiting as long as it takes.
+    fn receive_matching(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+    ) -> Result<Message, ReceiveError> {
+        self.receive_matching_with(source, filter, Wait::Forever)
+    }
+    /// Selective receive only if a matching message is there now.
+    fn try_receive_matching(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+    ) -> Result<Message, ReceiveError> {
+        self.receive_matching_with(source, filter, Wait::NoWait)
+    }
     /// Asks to be told when the port or mailbox `dest` (a send right, a
     /// receive right, or a mailbox name with send access) has room for a
     /// message: one [`Notification::SendPossible`] naming `dest` arrives on

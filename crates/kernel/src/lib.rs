@@ -56,6 +56,7 @@ pub mod capacity;
 pub mod conformance;
 mod core;
 mod error;
+mod filter;
 mod ipc;
 mod message;
 mod name;
@@ -73,6 +74,7 @@ pub use crate::core::{
 pub use crate::error::{
     CallError, IpcError, Limit, MalformedFrame, ReceiveError, SendError, SendErrorKind, Unsupported,
 };
+pub use crate::filter::Filter;
 pub use crate::ipc::{notification_of, Ipc, MailboxConfig, Owner, PortStatus};
 pub use crate::message::{
     Body, CarriedRight, Disposition, Message, Notification, NotifyKind, Trailer, INLINE_BODY,

@@ -70,6 +70,15 @@ enum Op {
     },
     Receive(usize, NameSel),
     Peek(usize, NameSel),
+    /// A selective receive: id, sender, and a prefix of the body pattern
+    /// `build_message` makes for this body parameter (length, parameter).
+    ReceiveMatching(
+        usize,
+        NameSel,
+        Option<u32>,
+        Option<PidSel>,
+        Option<(u8, u8)>,
+    ),
     Select(usize, Vec<NameSel>),
     ReceiveFrom(usize, PidSel),
     ReceiveAny(usize),
@@ -209,6 +218,14 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         10 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Receive(t, m)),
         3 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Peek(t, m)),
+        4 => (
+            t.clone(),
+            n.clone(),
+            proptest::option::of(0..4u32),
+            proptest::option::weighted(0.3, p.clone()),
+            proptest::option::weighted(0.3, (0..4u8, 0..17u8)),
+        )
+            .prop_map(|(t, m, id, sender, prefix)| Op::ReceiveMatching(t, m, id, sender, prefix)),
         2 => (t.clone(), proptest::collection::vec(n.clone(), 0..3))
             .prop_map(|(t, v)| Op::Select(t, v)),
         2 => (t.clone(), p.clone()).prop_map(|(t, f)| Op::ReceiveFrom(t, f)),
@@ -237,6 +254,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (t.clone(), n.clone(), p, access()).prop_map(|(t, m, p, a)| Op::MbGrant(t, m, p, a)),
         1 => (t, n).prop_map(|(t, m)| Op::MbDestroy(t, m)),
     ]
+}
+
+/// The body a send with body parameter `body` carries.
+fn body_pattern(body: u8) -> Vec<u8> {
+    (0..body)
+        .map(|i| i.wrapping_mul(7).wrapping_add(body))
+        .collect()
 }
 
 // ----- the harness ------------------------------------------------------------------
@@ -355,7 +379,7 @@ impl Harness {
                 );
                 self.fwd.insert(m, (pid, k));
                 self.rev.insert((pid, k), m);
-                self.model.slot_of.insert(m, k.index());
+                self.model.kname.insert(m, k);
                 self.known[pid as usize - 1].push(m);
             }
         }
@@ -629,6 +653,24 @@ impl Harness {
                 let m = self.model.try_receive(pid, Src::Name(mn));
                 self.check_received(pid, m, k);
             }
+            Op::ReceiveMatching(t, n, id, sender, prefix) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let mut filter = mkipc_kernel::Filter::any();
+                if let Some(id) = id {
+                    filter = filter.id(*id);
+                }
+                if let Some(s) = sender {
+                    filter = filter.sender(Pid(self.pid_sel(*s)));
+                }
+                if let Some((len, body)) = prefix {
+                    let bytes = body_pattern(*body);
+                    filter = filter.body_prefix(&bytes[..usize::from(*len).min(bytes.len())]);
+                }
+                let k = task.try_receive_matching(kn, &filter);
+                let m = self.model.try_receive_matching(pid, Src::Name(mn), &filter);
+                self.check_received(pid, m, k);
+            }
             Op::Peek(t, n) => {
                 let (pid, task) = self.task(*t);
                 let (mn, kn) = self.name(pid, *n);
@@ -758,9 +800,7 @@ impl Harness {
         rights: &[(NameSel, Disposition)],
         reply: Option<(NameSel, Disposition)>,
     ) -> (UMsg, Message) {
-        let bytes: Vec<u8> = (0..body)
-            .map(|i| i.wrapping_mul(7).wrapping_add(body))
-            .collect();
+        let bytes = body_pattern(body);
         let mut kmsg = Message::new(id, bytes.clone());
         let mut umsg = UMsg {
             id,
@@ -1075,6 +1115,38 @@ fn send_possible_notifications() {
             sp(1, 0, 2),
             Op::MbDestroy(0, 0),
             Op::Receive(1, 2),
+        ],
+    );
+}
+
+/// Selective receive takes the oldest match from the middle of a queue and
+/// leaves the rest in order; peek shows the head without taking it.
+#[test]
+fn selective_receive_and_peek() {
+    let with_id = |id| Op::Send {
+        t: 1,
+        dest: 0,
+        id,
+        body: 3,
+        rights: vec![],
+        reply: None,
+        on_full: OnFull::Fail,
+    };
+    run(
+        &[Capacity::Unbounded, Capacity::Unbounded],
+        &[
+            with_id(1),
+            with_id(2),
+            with_id(3),
+            with_id(2),
+            Op::Peek(0, 0),
+            Op::ReceiveMatching(0, 0, Some(2), None, None),
+            Op::ReceiveMatching(0, 0, None, Some(2), Some((2, 3))),
+            Op::ReceiveMatching(0, 0, Some(9), None, None),
+            Op::Peek(0, 0),
+            Op::Receive(0, 0),
+            Op::Receive(0, 0),
+            Op::Peek(0, 0),
         ],
     );
 }

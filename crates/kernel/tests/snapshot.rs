@@ -908,3 +908,40 @@ fn a_send_possible_request_is_in_snapshots_and_the_canonical_state() {
         assert_eq!(canon(&a), encoded);
     }
 }
+
+/// A blocked selective receive is kernel state with its filter: two states
+/// whose receivers wait for different messages encode differently.
+#[test]
+fn blocked_selective_receives_with_other_filters_encode_differently() {
+    let setup = |id| {
+        let k = Kernel::new();
+        let t = k.create_task();
+        let p = k.port_allocate(t, Capacity::Unbounded).unwrap();
+        let filter = mkipc_kernel::Filter::any().id(id);
+        let r = k.receive_matching_begin(t, Source::Name(p), &filter, true, &noop);
+        assert!(matches!(r, Begin::Blocked(_)));
+        (k, t, p)
+    };
+    let (a, t, port) = setup(1);
+    let (b, _, _) = setup(2);
+    let (c, _, _) = setup(1);
+    assert_ne!(canon(&a), canon(&b));
+    assert_eq!(canon(&a), canon(&c));
+    // A snapshot keeps the filter: restored, only a matching message completes it.
+    let before = a.snapshot();
+    let send = |id| {
+        let r = a.send_begin(
+            t,
+            Destination::Name(port),
+            Message::new(id, b""),
+            OnFull::Fail,
+            &noop,
+        );
+        assert!(matches!(r, Begin::Done(Ok(_))));
+    };
+    send(2);
+    assert_eq!(a.stats().blocked_receivers, 1);
+    a.restore(&before);
+    send(1);
+    assert_eq!(a.stats().blocked_receivers, 0);
+}

@@ -14,7 +14,7 @@
 //! DESIGN.md (section "The real-OS backend")): port sets, notifications, and
 //! rights carried in messages to a mailbox (rights travel only on direct
 //! links). A skipped case is not run and shows as `ignored, <reason>`, and
-//! the summary counts it apart: `24 passed, 0 failed, 14 skipped`, then one
+//! the summary counts it apart: `24 passed, 0 failed, 16 skipped`, then one
 //! `skipped <case>: <reason>` line each (the reason is `Unsupported::reason`).
 
 use std::io::{Read, Write};
@@ -254,7 +254,7 @@ const SHM: ForkBackend = ForkBackend {
 };
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]).
-const SKIPPED: [&str; 7] = [
+const SKIPPED: [&str; 8] = [
     "failed_send_keeps_rights",
     "select_and_port_sets",
     "no_senders_notification",
@@ -262,6 +262,7 @@ const SKIPPED: [&str; 7] = [
     "send_possible_notification",
     "select_wakes_on_send_possible",
     "peek_leaves_the_message",
+    "selective_receive",
 ];
 
 impl ForkBackend {
@@ -274,6 +275,7 @@ impl ForkBackend {
                 Some(mkipc_kernel::Unsupported::Notifications.reason())
             }
             "peek_leaves_the_message" => Some(mkipc_kernel::Unsupported::Peek.reason()),
+            "selective_receive" => Some(mkipc_kernel::Unsupported::SelectiveReceive.reason()),
             "failed_send_keeps_rights" | "rights_transfer_and_rpc" => {
                 Some(mkipc_kernel::Unsupported::RightsHere.reason())
             }
@@ -340,6 +342,7 @@ fn main() {
             "peek_leaves_the_message",
             conformance::peek_leaves_the_message,
         ),
+        ("selective_receive", conformance::selective_receive),
     ];
     assert_eq!(
         cases.len(),

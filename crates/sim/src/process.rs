@@ -823,6 +823,23 @@ impl Ipc for Proc {
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &mkipc_kernel::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = Target::Name(source);
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        // Takes a message that may not be the head: ordered against
+        // everything (not classified).
+        self.touch_global();
+        let r = on_backend!(self, i => i.receive_matching_with(source, filter, wait));
+        self.touch_end(None);
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
     fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
         self.point();
         // Reads a queue: ordered against everything (not classified).

@@ -140,6 +140,7 @@ pub const CASES: &[&str] = &[
     "send_possible_notification",
     "select_wakes_on_send_possible",
     "peek_leaves_the_message",
+    "selective_receive",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -152,7 +153,7 @@ macro_rules! conformance_tests {
             no_senders_notification, mailbox_producer_consumer, mailbox_each_message_once,
             zero_capacity_rendezvous, direct_addressing_and_end_of_stream, rights_transfer_and_rpc,
             owned_mailbox_dies_with_owner, send_possible_notification,
-            select_wakes_on_send_possible, peek_leaves_the_message);
+            select_wakes_on_send_possible, peek_leaves_the_message, selective_receive);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

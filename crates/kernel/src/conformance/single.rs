@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{nothing, role, run_case, Backend};
 use crate::{
-    Capacity, Disposition, Ipc, IpcError, Message, Notification, NotifyKind, OnFull, ReceiveError,
-    RightKind, SendErrorKind, Sent,
+    Capacity, Disposition, Filter, Ipc, IpcError, Message, Notification, NotifyKind, OnFull,
+    ReceiveError, RightKind, SendErrorKind, Sent,
 };
 
 /// A bounded port keeps FIFO order and reports `Full` with the message back.
@@ -440,6 +440,52 @@ pub fn peek_leaves_the_message<B: Backend>(b: &B) {
             );
             ensure!(got.trailer().map(|t| t.seqno) == seqno, "the peeked seqno");
             ensure!(check!(p.peek(port)).id == 6, "next head");
+            Ok(())
+        })],
+    );
+}
+
+/// Selective receive takes the oldest matching message, from the middle of
+/// the queue if need be, and leaves the others in order; with nothing that
+/// matches it is `Empty` (or times out) even though messages are queued.
+pub fn selective_receive<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "selective_receive",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(8)));
+            for (id, body) in [
+                (1, &b"a1"[..]),
+                (2, b"b1"),
+                (1, b"a2"),
+                (3, b"c1"),
+                (2, b"b2"),
+            ] {
+                check!(p.send(port, Message::new(id, body)));
+            }
+            let m = check!(p.receive_matching(port, &Filter::any().id(2)));
+            ensure!(&m.body[..] == b"b1", "oldest id 2: {:?}", m.body);
+            let m = check!(p.try_receive_matching(port, &Filter::any().body_prefix(b"c")));
+            ensure!(m.id == 3, "by body prefix: {}", m.id);
+            let m = check!(p.try_receive_matching(port, &Filter::any().sender(p.pid()).ids(2..=9)));
+            ensure!(&m.body[..] == b"b2", "by sender and range: {:?}", m.body);
+            ensure!(
+                p.try_receive_matching(port, &Filter::any().id(2)) == Err(ReceiveError::Empty),
+                "no id 2 left"
+            );
+            ensure!(
+                p.receive_matching_with(
+                    port,
+                    &Filter::any().id(7),
+                    crate::Wait::For(Duration::from_millis(20))
+                ) == Err(ReceiveError::TimedOut),
+                "a timed selective receive times out"
+            );
+            for want in [&b"a1"[..], b"a2"] {
+                let m = check!(p.receive(port));
+                ensure!(&m.body[..] == want, "left in order: {:?}", m.body);
+            }
             Ok(())
         })],
     );

@@ -294,7 +294,7 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
                 }
                 rights_of(msg, |p| visit(p, &mut num, &mut order));
             }
-            WaitState::Receiving { registrations } => {
+            WaitState::Receiving { registrations, .. } => {
                 for r in registrations {
                     if let Registration::Queue(QueueId::Port(p), _) = *r {
                         visit(p, &mut num, &mut order);
@@ -641,6 +641,31 @@ impl Encoder<'_> {
         }
     }
 
+    /// A selective receive's filter (or none): id range, sender, body prefix.
+    fn filter(&mut self, f: Option<&crate::Filter>) {
+        let Some(f) = f else {
+            self.out.push(0);
+            return;
+        };
+        self.out.push(1);
+        match f.id_range() {
+            None => self.out.push(0),
+            Some((lo, hi)) => {
+                self.out.push(1);
+                self.u(u64::from(lo));
+                self.u(u64::from(hi));
+            }
+        }
+        match f.sender_condition() {
+            None => self.out.push(0),
+            Some(pid) => {
+                self.out.push(1);
+                self.pid(pid);
+            }
+        }
+        self.bytes(f.prefix());
+    }
+
     fn space(&mut self, s: &Space) {
         // Generations are left out; names are written relative to them.
         self.u(s.slot_count() as u64);
@@ -869,7 +894,10 @@ impl Encoder<'_> {
                         }
                     }
                 }
-                WaitState::Receiving { registrations } => {
+                WaitState::Receiving {
+                    registrations,
+                    filter,
+                } => {
                     self.out.push(1);
                     self.u(registrations.len() as u64);
                     for r in registrations {
@@ -885,6 +913,7 @@ impl Encoder<'_> {
                             }
                         }
                     }
+                    self.filter(filter.as_deref());
                 }
                 WaitState::Done(outcome) => {
                     self.out.push(2);

@@ -28,7 +28,7 @@ impl Locked<'_> {
                         }
                         self.destroy_message(msg);
                     }
-                    WaitState::Receiving { registrations } => {
+                    WaitState::Receiving { registrations, .. } => {
                         for r in registrations {
                             match r {
                                 super::Registration::Queue(q, _) => {

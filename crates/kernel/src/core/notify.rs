@@ -170,7 +170,7 @@ impl Locked<'_> {
         let Some(queue) = self.queue(q) else {
             return false;
         };
-        if queue.messages.is_empty() && self.waiting_receiver(q).is_some() {
+        if queue.messages.is_empty() && self.waiting_receiver(q, None).is_some() {
             return true;
         }
         let cost = super::queue::message_cost(0, 0, false);

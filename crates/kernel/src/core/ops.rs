@@ -468,10 +468,25 @@ impl Locked<'_> {
                 return;
             };
             let Some(set) = p.set else { return };
-            let Some(&w) = self.sets.get(set).and_then(|s| s.blocked_receivers.front()) else {
-                return;
-            };
-            let Some(msg) = self.take_oldest_unrefilled(QueueId::Port(port)) else {
+            let Some(s) = self.sets.get(set) else { return };
+            // The first receiver blocked on the set that this port has a
+            // message for (a selective receiver may match none of them).
+            let receivers: smallvec::SmallVec<[super::WaitId; 4]> =
+                s.blocked_receivers.iter().copied().collect();
+            let mut pick = None;
+            for w in receivers {
+                let filter = match self.waits.get(w).map(|r| &r.state) {
+                    Some(super::WaitState::Receiving { filter, .. }) => filter.clone(),
+                    _ => None,
+                };
+                if let Some(msg) =
+                    self.take_oldest_unrefilled(QueueId::Port(port), filter.as_deref())
+                {
+                    pick = Some((w, msg));
+                    break;
+                }
+            }
+            let Some((w, msg)) = pick else {
                 return;
             };
             let seqno = self.ports.get_mut(port).expect("live").queue.next_seqno();

@@ -191,6 +191,30 @@ impl MsgQueue {
         displaced
     }
 
+    /// Removes the message at `index` (0: the head) for a selective
+    /// receive; the others keep their order. (Not a hot path: the queue is
+    /// rebuilt, as Erlang's selective receive scans its mailbox.)
+    pub(crate) fn remove_at(&mut self, index: usize) -> Option<KMessage> {
+        if index == 0 {
+            return self.pop();
+        }
+        let mut kept = Vec::with_capacity(self.messages.len());
+        let mut taken = None;
+        let mut i = 0;
+        while let Some(m) = self.pop() {
+            if i == index {
+                taken = Some(m);
+            } else {
+                kept.push(m);
+            }
+            i += 1;
+        }
+        for m in kept {
+            self.push(m);
+        }
+        taken
+    }
+
     /// Takes the next sequence number.
     #[inline]
     pub(crate) fn next_seqno(&mut self) -> u64 {

@@ -8,12 +8,13 @@ use smallvec::SmallVec;
 
 use super::space::Obj;
 use super::{
-    Begin, KMessage, Locked, QueueId, Registration, WaitOutcome, WaitRec, WaitState, WaitToken,
-    Waker,
+    Begin, KMessage, Locked, QueueId, ReceiveOptions, Registration, WaitOutcome, WaitRec,
+    WaitState, WaitToken, Waker,
 };
 use crate::capacity::{Admission, Capacity, Sent};
 use crate::core::Source;
 use crate::error::{IpcError, ReceiveError};
+use crate::filter::Filter;
 use crate::message::Message;
 use crate::name::{Pid, PortName};
 use crate::Kernel;
@@ -22,6 +23,8 @@ use crate::Kernel;
 #[derive(Clone, Copy)]
 enum Found {
     Queued(QueueId),
+    /// Not the head (a selective receive): the message at this index.
+    QueuedAt(QueueId, usize),
     Parked(QueueId, super::WaitId),
 }
 
@@ -79,6 +82,28 @@ impl Kernel {
 }
 
 impl Kernel {
+    /// Starts a selective receive for task `pid`: the oldest message from
+    /// `source` that `filter` passes (see
+    /// [`Ipc::receive_matching`](crate::Ipc::receive_matching)). Completes
+    /// at once, fails (`Empty` when `may_wait` is false and nothing
+    /// matches), or blocks until a matching message arrives; messages that
+    /// do not match stay queued, in order, for other receives.
+    pub fn receive_matching_begin(
+        &self,
+        pid: Pid,
+        source: Source<'_>,
+        filter: &Filter,
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let opts = ReceiveOptions {
+            filter: Some(filter),
+        };
+        let result = self.lock().receive_with(pid, source, opts, may_wait, waker);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?source, ?filter, done = matches!(result, Begin::Done(_)), "receive_matching");
+        result
+    }
+
     /// Looks at the message a receive from `source` would take now, without
     /// taking it (see [`Ipc::peek`](crate::Ipc::peek)): a copy of its id,
     /// body and trailer (the sequence number it will get), without the
@@ -94,7 +119,7 @@ impl Kernel {
 impl Locked<'_> {
     fn peek(&mut self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
         let regs = self.registrations(pid, source)?;
-        let Some(found) = self.find_oldest(&regs) else {
+        let Some(found) = self.find_oldest(&regs, None) else {
             if let (Source::Task(_), Some(Registration::Queue(QueueId::Port(p), _))) =
                 (source, regs.first())
             {
@@ -106,6 +131,10 @@ impl Locked<'_> {
         };
         let (q, msg) = match found {
             Found::Queued(q) => (q, self.queue(q).and_then(|queue| queue.messages.front())),
+            Found::QueuedAt(q, i) => (
+                q,
+                self.queue(q).and_then(|queue| queue.messages.iter().nth(i)),
+            ),
             Found::Parked(q, w) => (
                 q,
                 match self.waits.get(w).map(|r| &r.state) {
@@ -189,8 +218,12 @@ impl Locked<'_> {
         Ok(regs)
     }
 
-    /// The oldest message (by global stamp) a queue can give now.
-    fn oldest_in(&self, q: QueueId) -> Option<(u64, Found)> {
+    /// The oldest message (by global stamp) a queue can give now, to a
+    /// receive with this filter.
+    fn oldest_in(&self, q: QueueId, filter: Option<&Filter>) -> Option<(u64, Found)> {
+        if let Some(f) = filter {
+            return self.oldest_matching_in(q, f);
+        }
         let queue = self.queue(q)?;
         let queued = queue
             .messages
@@ -216,14 +249,54 @@ impl Locked<'_> {
         }
     }
 
-    /// Takes the oldest message queue `q` can give now without refilling it
-    /// (the caller completes its receiver first, then calls [`Self::refill`]).
-    pub(crate) fn take_oldest_unrefilled(&mut self, q: QueueId) -> Option<KMessage> {
-        let (_, found) = self.oldest_in(q)?;
+    /// The oldest message `f` passes in queue `q`: queued (in queue order,
+    /// which is stamp order) or offered by a parked sender (in the order
+    /// they parked), whichever is older.
+    fn oldest_matching_in(&self, q: QueueId, f: &Filter) -> Option<(u64, Found)> {
+        let queue = self.queue(q)?;
+        let queued = queue
+            .messages
+            .iter()
+            .enumerate()
+            .find(|(_, m)| f.matches_parts(m.id, m.sender, &m.body))
+            .map(|(i, m)| {
+                let at = if i == 0 {
+                    Found::Queued(q)
+                } else {
+                    Found::QueuedAt(q, i)
+                };
+                (m.stamp.get(), at)
+            });
+        let parked = queue
+            .blocked_senders
+            .iter()
+            .find_map(|&w| match &self.waits.get(w)?.state {
+                WaitState::Sending { msg, .. }
+                    if f.matches_parts(msg.id, msg.sender, &msg.body) =>
+                {
+                    Some((msg.stamp.get(), Found::Parked(q, w)))
+                }
+                _ => None,
+            });
+        match (queued, parked) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes the oldest message queue `q` can give now to a receive with
+    /// this filter, without refilling it (the caller completes its receiver
+    /// first, then calls [`Self::refill`]).
+    pub(crate) fn take_oldest_unrefilled(
+        &mut self,
+        q: QueueId,
+        filter: Option<&Filter>,
+    ) -> Option<KMessage> {
+        let (_, found) = self.oldest_in(q, filter)?;
         Some(self.take_unrefilled(found).1)
     }
 
-    fn find_oldest(&self, regs: &[Registration]) -> Option<Found> {
+    fn find_oldest(&self, regs: &[Registration], filter: Option<&Filter>) -> Option<Found> {
         let mut best: Option<(u64, Found)> = None;
         let mut consider = |c: Option<(u64, Found)>| {
             if let Some(c) = c {
@@ -234,11 +307,11 @@ impl Locked<'_> {
         };
         for r in regs {
             match *r {
-                Registration::Queue(q, _) => consider(self.oldest_in(q)),
+                Registration::Queue(q, _) => consider(self.oldest_in(q, filter)),
                 Registration::Set(s) => {
                     if let Some(set) = self.sets.get(s) {
                         for &p in &set.members {
-                            consider(self.oldest_in(QueueId::Port(p)));
+                            consider(self.oldest_in(QueueId::Port(p), filter));
                         }
                     }
                 }
@@ -251,7 +324,7 @@ impl Locked<'_> {
     fn take(&mut self, found: Found) -> (QueueId, KMessage) {
         let (q, msg) = self.take_unrefilled(found);
         match found {
-            Found::Queued(_) => self.refill(q),
+            Found::Queued(_) | Found::QueuedAt(..) => self.refill(q),
             Found::Parked(..) => self.notify_send_possible(q),
         }
         (q, msg)
@@ -264,6 +337,13 @@ impl Locked<'_> {
             Found::Queued(q) => (
                 q,
                 self.queue_mut(q).expect("live").pop().expect("non-empty"),
+            ),
+            Found::QueuedAt(q, i) => (
+                q,
+                self.queue_mut(q)
+                    .expect("live")
+                    .remove_at(i)
+                    .expect("index found"),
             ),
             Found::Parked(q, w) => {
                 let queue = self.queue_mut(q).expect("live");
@@ -336,11 +416,22 @@ impl Locked<'_> {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
+        self.receive_with(pid, source, ReceiveOptions::default(), may_wait, waker)
+    }
+
+    pub(crate) fn receive_with(
+        &mut self,
+        pid: Pid,
+        source: Source<'_>,
+        opts: ReceiveOptions<'_>,
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
         let regs = match self.registrations(pid, source) {
             Ok(r) => r,
             Err(e) => return Begin::Done(Err(e)),
         };
-        if let Some(found) = self.find_oldest(&regs) {
+        if let Some(found) = self.find_oldest(&regs, opts.filter) {
             let (q, msg) = self.take(found);
             let seqno = self.queue_mut(q).expect("live").next_seqno();
             let received_on = regs
@@ -377,6 +468,7 @@ impl Locked<'_> {
             waker: waker(),
             state: WaitState::Receiving {
                 registrations: regs.clone(),
+                filter: opts.filter.map(|f| Box::new(f.clone())),
             },
         });
         for r in &regs {

@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use mkipc_kernel::{
-    Access, Capacity, Disposition, IpcError, KernelStats, NotifyKind, OnFull, Owner, PortStatus,
-    ReceiveError, RightKind, RightSet, SendErrorKind, Sent, TaskRights,
+    Access, Capacity, Disposition, Filter, IpcError, KernelStats, NotifyKind, OnFull, Owner,
+    PortName, PortStatus, ReceiveError, RightKind, RightSet, SendErrorKind, Sent, TaskRights,
 };
 
 /// Mach's limit on user references per right (as documented by the kernel).
@@ -266,10 +266,11 @@ pub struct Model {
     next_stamp: u64,
     /// Rights waiting to be destroyed (a stack).
     grave: Vec<R>,
-    /// The kernel's slot index of each model name (the test harness fills
-    /// it in): notifications to several requesters of one queue go out in
-    /// (pid, slot) order, which the docs leave open and the model copies.
-    pub slot_of: BTreeMap<MName, u32>,
+    /// The kernel's name for each model name (the test harness fills it
+    /// in): notifications to several requesters of one queue go out in
+    /// (pid, slot) order, which the docs leave open and the model copies;
+    /// and a notification's body (a name) is compared with a filter's prefix.
+    pub kname: BTreeMap<MName, PortName>,
 }
 
 fn wrong(needed: RightKind) -> IpcError {
@@ -345,7 +346,7 @@ impl Model {
             next_id: 1,
             next_stamp: 0,
             grave: Vec::new(),
-            slot_of: BTreeMap::new(),
+            kname: BTreeMap::new(),
         }
     }
 
@@ -444,7 +445,7 @@ impl Model {
     /// The send-possible requests of `q` in the order the kernel sends them.
     fn take_sp_sorted(&mut self, q: QRef) -> Vec<(u32, MName, R)> {
         let mut reqs = std::mem::take(&mut self.queue_mut(q).sp);
-        reqs.sort_by_key(|(pid, n, _)| (*pid, self.slot_of.get(n).copied().unwrap_or(0)));
+        reqs.sort_by_key(|(pid, n, _)| (*pid, self.kname.get(n).map_or(0, |k| k.index())));
         reqs
     }
 
@@ -764,7 +765,7 @@ impl Model {
         }
         // Send-possible requests on the dead port become dead-name notifications.
         let mut sp = p.q.sp;
-        sp.sort_by_key(|(pid, n, _)| (*pid, self.slot_of.get(n).copied().unwrap_or(0)));
+        sp.sort_by_key(|(pid, n, _)| (*pid, self.kname.get(n).map_or(0, |k| k.index())));
         for (pid, name, via) in sp {
             if died.contains(&(pid, name)) {
                 self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
@@ -808,7 +809,7 @@ impl Model {
             self.destroy_msg(msg);
         }
         let mut sp = mb.q.sp;
-        sp.sort_by_key(|(pid, n, _)| (*pid, self.slot_of.get(n).copied().unwrap_or(0)));
+        sp.sort_by_key(|(pid, n, _)| (*pid, self.kname.get(n).map_or(0, |k| k.index())));
         for (pid, name, via) in sp {
             // Requests lapse with their names, so each left names the mailbox.
             self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
@@ -1516,13 +1517,43 @@ impl Model {
     }
 
     pub fn try_receive(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
-        self.receive_or_peek(pid, src, true)
+        self.receive_or_peek(pid, src, true, None)
+    }
+
+    /// Selective receive: the oldest message `filter` passes.
+    pub fn try_receive_matching(
+        &mut self,
+        pid: u32,
+        src: Src,
+        filter: &Filter,
+    ) -> Result<Received, ReceiveError> {
+        self.receive_or_peek(pid, src, true, Some(filter))
+    }
+
+    /// The bytes of a body as the kernel holds them.
+    pub fn body_bytes(&self, b: &MBody) -> Vec<u8> {
+        let name = |m: &MName| match *m {
+            MName::NULL => PortName::NULL,
+            MName::DEAD => PortName::DEAD,
+            m => self.kname[&m],
+        };
+        match b {
+            MBody::Bytes(v) => v.clone(),
+            MBody::Name(_, m) => name(m).to_raw().to_le_bytes().to_vec(),
+            MBody::NullName => PortName::NULL.to_raw().to_le_bytes().to_vec(),
+        }
+    }
+
+    fn passes(&self, f: &Filter, m: &MMsg) -> bool {
+        f.id_range().is_none_or(|(lo, hi)| lo <= m.id && m.id <= hi)
+            && f.sender_condition().is_none_or(|p| p.0 == m.sender)
+            && self.body_bytes(&m.body).starts_with(f.prefix())
     }
 
     /// What `try_receive` would take, left in place: no rights, the
     /// sequence number it would get.
     pub fn peek(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
-        self.receive_or_peek(pid, src, false)
+        self.receive_or_peek(pid, src, false, None)
     }
 
     fn receive_or_peek(
@@ -1530,6 +1561,7 @@ impl Model {
         pid: u32,
         src: Src,
         take: bool,
+        filter: Option<&Filter>,
     ) -> Result<Received, ReceiveError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Reg {
@@ -1592,11 +1624,19 @@ impl Model {
                 Reg::Set(s) => queues.extend(self.sets[&s].iter().map(|p| QRef::Port(*p))),
             }
         }
+        // (With a filter: the oldest message it passes in each queue.)
         let best = queues
             .iter()
-            .filter_map(|&q| self.queue(q).msgs.front().map(|m| (m.stamp, q)))
-            .min_by_key(|(stamp, _)| *stamp);
-        let Some((_, q)) = best else {
+            .filter_map(|&q| {
+                let msgs = &self.queue(q).msgs;
+                let i = match filter {
+                    None => 0,
+                    Some(f) => msgs.iter().position(|m| self.passes(f, m))?,
+                };
+                msgs.get(i).map(|m| (m.stamp, q, i))
+            })
+            .min_by_key(|(stamp, _, _)| *stamp);
+        let Some((_, q, index)) = best else {
             if let Some(port) = link_from {
                 if self.ports[&port].writer_closed {
                     return Err(ReceiveError::SourceDead);
@@ -1616,7 +1656,7 @@ impl Model {
             });
         if !take {
             let queue = self.queue(q);
-            let m = queue.msgs.front().unwrap();
+            let m = &queue.msgs[index];
             return Ok(Received {
                 id: m.id,
                 body: m.body.clone(),
@@ -1628,7 +1668,7 @@ impl Model {
             });
         }
         let queue = self.queue_mut(q);
-        let m = queue.msgs.pop_front().unwrap();
+        let m = queue.msgs.remove(index).unwrap();
         let seqno = queue.seqno;
         queue.seqno += 1;
         self.notify_sp(q);
