@@ -262,6 +262,15 @@ impl<B: Blocker> Ipc for B {
         self.before_ipc("send");
         self.send_via(Destination::Name(dest), msg, on_full)
     }
+    fn close(&self, name: PortName) -> Result<(), IpcError> {
+        self.before_ipc("close");
+        traced(
+            "close",
+            self.task_pid(),
+            &(name),
+            self.kernel().close(self.task_pid(), name),
+        )
+    }
     fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
         self.before_ipc("peek");
         traced(

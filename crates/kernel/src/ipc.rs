@@ -403,6 +403,33 @@ pub trait Ipc {
     ) -> Result<Message, ReceiveError> {
         self.receive_matching_with(source, filter, Wait::NoWait)
     }
+    /// Closes the port whose receive right (or the mailbox, as its owner)
+    /// `name` denotes to new sends, while its receivers drain it: a task's
+    /// send to it fails with [`SendErrorKind::Closed`] and its message back
+    /// (senders blocked on it too); receives take what is queued, then fail
+    /// with [`ReceiveError::Closed`], which is not
+    /// [`Empty`](ReceiveError::Empty): nothing will come. Receives blocked
+    /// on it when it closes fail with `Closed` (a select over it too).
+    /// Kernel notifications still arrive. Closing twice is a no-op; a closed
+    /// queue is not reopened. A backend that cannot refuse a queue's other
+    /// writers answers [`Unsupported::Close`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, ReceiveError, SendErrorKind};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.send(port, Message::new(1, b"queued")).unwrap();
+    /// task.close(port).unwrap();
+    /// let refused = task.try_send(port, Message::new(2, b"late")).unwrap_err();
+    /// assert_eq!(refused.kind(), SendErrorKind::Closed);
+    /// assert_eq!(&refused.into_message().body[..], b"late");
+    /// assert_eq!(task.receive(port).unwrap().id, 1); // drained
+    /// assert_eq!(task.try_receive(port), Err(ReceiveError::Closed)); // not Empty
+    /// ```
+    fn close(&self, name: PortName) -> Result<(), IpcError> {
+        let _ = name;
+        Err(IpcError::Unsupported(Unsupported::Close))
+    }
     /// Asks to be told when the port or mailbox `dest` (a send right, a
     /// receive right, or a mailbox name with send access) has room for a
     /// message: one [`Notification::SendPossible`] naming `dest` arrives on

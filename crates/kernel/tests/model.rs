@@ -51,6 +51,7 @@ enum Op {
     Destroy(usize, NameSel),
     ModRefs(usize, NameSel, RightKind, i32),
     SetCapacity(usize, NameSel, Capacity),
+    Close(usize, NameSel),
     Notify(usize, NameSel, NotifyKind, NameSel),
     Send {
         t: usize,
@@ -187,6 +188,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (t.clone(), n.clone(), right_kind(), delta())
             .prop_map(|(t, m, k, d)| Op::ModRefs(t, m, k, d)),
         2 => (t.clone(), n.clone(), capacity()).prop_map(|(t, m, c)| Op::SetCapacity(t, m, c)),
+        1 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Close(t, m)),
         3 => (t.clone(), n.clone(), notify_kind(), n.clone())
             .prop_map(|(t, m, k, x)| Op::Notify(t, m, k, x)),
         14 => (
@@ -606,6 +608,13 @@ impl Harness {
                 let (mn, kn) = self.name(pid, *n);
                 let k = task.set_capacity(kn, *c);
                 let m = self.model.set_capacity(pid, mn, *c);
+                self.check_unit(m, k);
+            }
+            Op::Close(t, n) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let k = task.close(kn);
+                let m = self.model.close(pid, mn);
                 self.check_unit(m, k);
             }
             Op::Notify(t, n, kind, x) => {
@@ -1147,6 +1156,47 @@ fn selective_receive_and_peek() {
             Op::Receive(0, 0),
             Op::Receive(0, 0),
             Op::Peek(0, 0),
+        ],
+    );
+}
+
+/// Close-but-drain: sends fail with `Closed` (the message back), receives
+/// drain what is queued and then see `Closed`, not `Empty`; a send-possible
+/// request on a closed queue is answered at once; a mailbox closes too.
+#[test]
+fn close_but_drain() {
+    run(
+        &[Capacity::Bounded(2), Capacity::Unbounded],
+        &[
+            send(1, 0, vec![]),
+            send(1, 0, vec![]),
+            Op::Notify(1, 0, NotifyKind::SendPossible, 1),
+            Op::Close(0, 0),
+            Op::Receive(1, 1),
+            send(1, 0, vec![(1, Disposition::MakeSend)]),
+            Op::Peek(0, 0),
+            Op::Receive(0, 0),
+            Op::Receive(0, 0),
+            Op::Receive(0, 0),
+            Op::Peek(0, 0),
+            Op::ReceiveMatching(0, 0, Some(1), None, None),
+            Op::Close(0, 0),
+            Op::Close(1, 0),
+            Op::MbCreate {
+                t: 0,
+                mb: 0,
+                cap: Capacity::Unbounded,
+                system: false,
+                default_access: Access::ALL,
+                grants: vec![],
+            },
+            Op::MbOpen(1, 0),
+            send(1, 0, vec![]),
+            Op::Close(1, 0),
+            Op::Close(0, 0),
+            send(1, 0, vec![]),
+            Op::Receive(1, 0),
+            Op::Receive(1, 0),
         ],
     );
 }

@@ -945,3 +945,26 @@ fn blocked_selective_receives_with_other_filters_encode_differently() {
     send(1);
     assert_eq!(a.stats().blocked_receivers, 0);
 }
+
+/// A closed queue is kernel state: it encodes differently from an open
+/// one, and a restored snapshot taken before the close reopens it.
+#[test]
+fn a_closed_queue_is_in_snapshots_and_the_canonical_state() {
+    let k = Kernel::new();
+    let t = k.create_task();
+    let p = k.port_allocate(t, Capacity::Unbounded).unwrap();
+    let open = k.snapshot();
+    let before = canon(&k);
+    k.close(t, p).unwrap();
+    assert_ne!(canon(&k), before);
+    k.restore(&open);
+    assert_eq!(canon(&k), before);
+    let r = k.send_begin(
+        t,
+        Destination::Name(p),
+        Message::new(1, b""),
+        OnFull::Fail,
+        &noop,
+    );
+    assert!(matches!(r, Begin::Done(Ok(_))));
+}

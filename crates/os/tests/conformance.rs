@@ -14,7 +14,7 @@
 //! DESIGN.md (section "The real-OS backend")): port sets, notifications, and
 //! rights carried in messages to a mailbox (rights travel only on direct
 //! links). A skipped case is not run and shows as `ignored, <reason>`, and
-//! the summary counts it apart: `24 passed, 0 failed, 16 skipped`, then one
+//! the summary counts it apart: `24 passed, 0 failed, 18 skipped`, then one
 //! `skipped <case>: <reason>` line each (the reason is `Unsupported::reason`).
 
 use std::io::{Read, Write};
@@ -254,7 +254,7 @@ const SHM: ForkBackend = ForkBackend {
 };
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]).
-const SKIPPED: [&str; 8] = [
+const SKIPPED: [&str; 9] = [
     "failed_send_keeps_rights",
     "select_and_port_sets",
     "no_senders_notification",
@@ -263,6 +263,7 @@ const SKIPPED: [&str; 8] = [
     "select_wakes_on_send_possible",
     "peek_leaves_the_message",
     "selective_receive",
+    "close_but_drain",
 ];
 
 impl ForkBackend {
@@ -276,6 +277,7 @@ impl ForkBackend {
             }
             "peek_leaves_the_message" => Some(mkipc_kernel::Unsupported::Peek.reason()),
             "selective_receive" => Some(mkipc_kernel::Unsupported::SelectiveReceive.reason()),
+            "close_but_drain" => Some(mkipc_kernel::Unsupported::Close.reason()),
             "failed_send_keeps_rights" | "rights_transfer_and_rpc" => {
                 Some(mkipc_kernel::Unsupported::RightsHere.reason())
             }
@@ -343,6 +345,7 @@ fn main() {
             conformance::peek_leaves_the_message,
         ),
         ("selective_receive", conformance::selective_receive),
+        ("close_but_drain", conformance::close_but_drain),
     ];
     assert_eq!(
         cases.len(),

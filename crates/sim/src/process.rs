@@ -665,6 +665,7 @@ impl Ipc for Proc {
         fn destroy(&self, name: PortName) -> Result<(), IpcError>;
         fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError>;
         fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError>;
+        fn close(&self, name: PortName) -> Result<(), IpcError>;
         fn request_notification(&self, name: PortName, kind: NotifyKind, notify: PortName) -> Result<(), IpcError>;
         fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError>;
         fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError>;

@@ -141,6 +141,7 @@ pub const CASES: &[&str] = &[
     "select_wakes_on_send_possible",
     "peek_leaves_the_message",
     "selective_receive",
+    "close_but_drain",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -153,7 +154,8 @@ macro_rules! conformance_tests {
             no_senders_notification, mailbox_producer_consumer, mailbox_each_message_once,
             zero_capacity_rendezvous, direct_addressing_and_end_of_stream, rights_transfer_and_rpc,
             owned_mailbox_dies_with_owner, send_possible_notification,
-            select_wakes_on_send_possible, peek_leaves_the_message, selective_receive);
+            select_wakes_on_send_possible, peek_leaves_the_message, selective_receive,
+            close_but_drain);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

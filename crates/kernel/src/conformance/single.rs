@@ -490,3 +490,41 @@ pub fn selective_receive<B: Backend>(b: &B) {
         })],
     );
 }
+
+/// Close-but-drain: after `close`, sends fail with `Closed` and their
+/// message back, receives take what was queued, then see `Closed` (also a
+/// receive that would wait), never `Empty`.
+pub fn close_but_drain<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "close_but_drain",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(4)));
+            check!(p.send(port, Message::from_u64(1, 1)));
+            check!(p.send(port, Message::from_u64(1, 2)));
+            check!(p.close(port));
+            check!(p.close(port));
+            let err = p
+                .try_send(port, Message::from_u64(1, 3))
+                .expect_err("a send to a closed port");
+            ensure!(err.kind() == SendErrorKind::Closed, "got {:?}", err.kind());
+            ensure!(
+                err.into_message().as_u64() == Some(3),
+                "the message comes back"
+            );
+            for i in 1..=2 {
+                ensure!(check!(p.receive(port)).as_u64() == Some(i), "drains {i}");
+            }
+            ensure!(
+                p.try_receive(port) == Err(ReceiveError::Closed),
+                "closed, not empty"
+            );
+            ensure!(
+                p.receive_timeout(port, Duration::from_secs(5)) == Err(ReceiveError::Closed),
+                "a waiting receive sees closed at once"
+            );
+            Ok(())
+        })],
+    );
+}

@@ -631,6 +631,7 @@ impl Encoder<'_> {
         for &w in &q.blocked_receivers {
             self.wait(w);
         }
+        self.b(q.closed);
         // Send-possible requests: who asked, under which of its names, and
         // where the notification goes (in key order, the order they go out in).
         self.u(q.send_possible.len() as u64);

@@ -170,6 +170,11 @@ impl Locked<'_> {
         let Some(queue) = self.queue(q) else {
             return false;
         };
+        // A closed queue is answered at once: the send it prompts learns
+        // `Closed` (no room will ever come).
+        if queue.closed {
+            return true;
+        }
         if queue.messages.is_empty() && self.waiting_receiver(q, None).is_some() {
             return true;
         }

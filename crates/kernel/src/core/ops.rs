@@ -6,7 +6,7 @@ use super::queue::MsgQueue;
 use super::space::{Obj, MAX_UREFS};
 use super::{KRight, Kernel, Locked, Port, PortId, PortSet, QueueId, Receiver, SetId};
 use crate::capacity::Capacity;
-use crate::error::{IpcError, ReceiveError};
+use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::Notification;
 use crate::name::{Pid, PortName, RightKind, RightSet};
 use crate::Disposition;
@@ -338,6 +338,52 @@ impl Kernel {
         };
         st.queue_mut(q).expect("live").capacity = capacity;
         st.refill(q);
+        st.reap();
+        Ok(())
+    }
+
+    /// Closes a port (receive right) or a mailbox (as its manager) to new
+    /// sends while its receivers drain it (see [`Ipc::close`](crate::Ipc::close)).
+    pub fn close(&self, pid: Pid, name: PortName) -> Result<(), IpcError> {
+        let mut st = self.lock();
+        let q = match st.resolve(pid, name)? {
+            Obj::Port {
+                port,
+                receive: true,
+                ..
+            } => QueueId::Port(port),
+            Obj::Mailbox(m) => {
+                if !st.may_manage_mailbox(pid, m) {
+                    return Err(IpcError::NoPermission);
+                }
+                QueueId::Mailbox(m)
+            }
+            Obj::Dead(_) => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let queue = st.queue_mut(q).expect("live");
+        if queue.closed {
+            return Ok(());
+        }
+        queue.closed = true;
+        tracing::debug!(target: "mkipc::ipc", %pid, %name, "queue closed");
+        // Parked senders never got in: they fail with their messages back.
+        let senders: Vec<super::WaitId> = queue.blocked_senders.drain(..).collect();
+        // Receivers blocked on it now wait for nothing that can come (a
+        // plain receiver is blocked only on an empty queue; a selective one
+        // matches nothing queued, and nothing more will arrive).
+        let receivers: Vec<super::WaitId> = queue.blocked_receivers.iter().copied().collect();
+        for w in senders {
+            st.fail_sender(w, SendErrorKind::Closed);
+        }
+        for w in receivers {
+            st.fail_receiver(w, ReceiveError::Closed);
+        }
+        st.notify_send_possible(q);
         st.reap();
         Ok(())
     }

@@ -88,6 +88,9 @@ pub(crate) struct MsgQueue {
     /// send-once right to the notify port. One-shot: all go out together
     /// the first time the queue has room (see `notify.rs`).
     pub send_possible: BTreeMap<(Pid, BySlot), KRight>,
+    /// Closed by its receiver: tasks' sends fail with `Closed`; receives
+    /// drain what is queued, then fail with `Closed`.
+    pub closed: bool,
 }
 
 clone_fields!(MsgQueue {
@@ -101,6 +104,7 @@ clone_fields!(MsgQueue {
     dropped,
     max_len,
     send_possible,
+    closed,
 });
 
 impl MsgQueue {
@@ -123,6 +127,7 @@ impl MsgQueue {
             dropped: 0,
             max_len: 0,
             send_possible: BTreeMap::new(),
+            closed: false,
         }
     }
 

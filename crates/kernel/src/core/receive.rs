@@ -127,6 +127,9 @@ impl Locked<'_> {
                     return Err(ReceiveError::SourceDead);
                 }
             }
+            if self.any_closed(&regs) {
+                return Err(ReceiveError::Closed);
+            }
             return Err(ReceiveError::Empty);
         };
         let (q, msg) = match found {
@@ -154,6 +157,15 @@ impl Locked<'_> {
             })
             .unwrap_or_else(|| self.receiver_name_in(pid, q));
         Ok(Message::received(id, body, sender, received_on, seqno))
+    }
+
+    /// Whether a queue registered on directly is closed (with nothing for
+    /// this receive in any source: the caller looked first).
+    fn any_closed(&self, regs: &[Registration]) -> bool {
+        regs.iter().any(|r| match *r {
+            Registration::Queue(q, _) => self.queue(q).is_some_and(|queue| queue.closed),
+            Registration::Set(_) => false,
+        })
     }
 
     fn registration_for(&mut self, pid: Pid, name: PortName) -> Result<Registration, ReceiveError> {
@@ -459,6 +471,9 @@ impl Locked<'_> {
                 return Begin::Done(Err(ReceiveError::SourceDead));
             }
             let _ = from;
+        }
+        if self.any_closed(&regs) {
+            return Begin::Done(Err(ReceiveError::Closed));
         }
         if !may_wait {
             return Begin::Done(Err(ReceiveError::Empty));

@@ -181,6 +181,9 @@ impl Locked<'_> {
         let memory_limit = self.config.memory_limit();
         let q = target.queue.expect("a send has a queue");
         let queue = self.queue(q).expect("resolved queue is live");
+        if queue.closed {
+            return Begin::Done(Err(SendErrorKind::Closed.with(msg)));
+        }
         let admission = if queue.messages.is_empty()
             && self
                 .waiting_receiver(q, Some((msg.id, pid, &msg.body)))
@@ -381,6 +384,7 @@ impl super::State {
         let cost = super::queue::message_cost(msg.body.len(), 0, false);
         if !p.queue.blocked_receivers.is_empty()
             || p.set.is_some()
+            || p.queue.closed
             || p.queue
                 .admit(cost, false, false, self.config.queue_memory_limit)
                 != Admission::Enqueue

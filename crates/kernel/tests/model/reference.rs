@@ -136,6 +136,8 @@ pub struct Queue {
     /// Send-possible requests: (requesting task, its name, the send-once
     /// right to notify through). One-shot.
     pub sp: Vec<(u32, MName, R)>,
+    /// Closed by its receiver: no new sends from tasks.
+    pub closed: bool,
 }
 
 impl Queue {
@@ -148,6 +150,7 @@ impl Queue {
             dropped: 0,
             max_len: 0,
             sp: Vec::new(),
+            closed: false,
         }
     }
     /// The memory the queued messages cost, as the kernel counts it
@@ -434,6 +437,10 @@ impl Model {
     /// rendezvous queue never has room).
     fn has_room(&self, q: QRef) -> bool {
         let queue = self.queue(q);
+        if queue.closed {
+            // Answered at once: the send it prompts learns `Closed`.
+            return true;
+        }
         let fits = queue.bytes() + mkipc_kernel::queue_cost(0, 0, false) <= self.mem_limit;
         match queue.cap {
             Capacity::Zero => false,
@@ -1115,6 +1122,24 @@ impl Model {
         Ok(())
     }
 
+    pub fn close(&mut self, pid: u32, name: MName) -> Result<(), IpcError> {
+        let q = match self.resolve(pid, name)? {
+            Ent::Port {
+                port, recv: true, ..
+            } => QRef::Port(port),
+            Ent::Mailbox(m) if self.may_manage(pid, m) => QRef::Mb(m),
+            Ent::Mailbox(_) => return Err(IpcError::NoPermission),
+            Ent::Dead(_) => return Err(IpcError::DeadName),
+            _ => return Err(wrong(RightKind::Receive)),
+        };
+        if !self.queue(q).closed {
+            self.queue_mut(q).closed = true;
+            self.notify_sp(q);
+            self.reap();
+        }
+        Ok(())
+    }
+
     pub fn request_notification(
         &mut self,
         pid: u32,
@@ -1308,7 +1333,11 @@ impl Model {
             scratch.retain(|(n, _)| *n != name);
             scratch.push((name, after));
         }
-        // 3. Admission.
+        // 3. A closed queue takes nothing more from tasks.
+        if self.queue(q).closed {
+            return Err(K::Closed);
+        }
+        // 4. Admission.
         let queue = self.queue(q);
         let len = queue.msgs.len();
         enum Adm {
@@ -1641,6 +1670,13 @@ impl Model {
                 if self.ports[&port].writer_closed {
                     return Err(ReceiveError::SourceDead);
                 }
+            }
+            let closed = regs.iter().any(|r| match *r {
+                Reg::Queue(q, _) => self.queue(q).closed,
+                Reg::Set(_) => false,
+            });
+            if closed {
+                return Err(ReceiveError::Closed);
             }
             return Err(ReceiveError::Empty);
         };
