@@ -104,6 +104,15 @@ trait BlockingExt: Blocker {
         self.finish_receive(begin, wait)
     }
 
+    /// A priority select (no fast path: it has several sources).
+    fn select_first_via(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let begin = self
+            .kernel()
+            .select_first_begin(self.task_pid(), sources, may_wait, &|| self.waker());
+        self.finish_receive(begin, wait)
+    }
+
     /// A selective receive: no fast path (it takes the head).
     fn receive_matching_via(
         &self,
@@ -296,6 +305,10 @@ impl<B: Blocker> Ipc for B {
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("select");
         self.receive_via(Source::Any(sources), wait)
+    }
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.before_ipc("select_first");
+        self.select_first_via(sources, wait)
     }
     fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
         self.before_ipc("call");

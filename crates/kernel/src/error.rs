@@ -103,6 +103,8 @@ pub enum Unsupported {
     SelectiveReceive,
     /// Closing a queue to new sends while its receivers drain it.
     Close,
+    /// A select that prefers its sources in the order given.
+    PrioritySelect,
 }
 
 impl Unsupported {
@@ -150,6 +152,9 @@ impl Unsupported {
             }
             Unsupported::Close => {
                 "close: a POSIX queue cannot refuse its other writers while its reader drains it"
+            }
+            Unsupported::PrioritySelect => {
+                "priority select: this backend has only the oldest-first select"
             }
         }
     }

@@ -430,6 +430,39 @@ pub trait Ipc {
         let _ = name;
         Err(IpcError::Unsupported(Unsupported::Close))
     }
+    /// Priority select: receives from the *first* of `sources` (in the order
+    /// given) that has a message, the oldest message there, waiting per
+    /// `wait`; beside [`select_with`](Ipc::select_with), which takes the
+    /// oldest message of all. When none has a message it waits like
+    /// `select`, and the first source to get one is then the only ready one.
+    /// Put the control port first and the data ports after to have control
+    /// messages overtake queued data. The trailer says which name it came
+    /// from. A backend without it answers [`Unsupported::PrioritySelect`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+    /// let task = Kernel::new().spawn_task();
+    /// let data = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// let control = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.send(data, Message::new(1, b"data")).unwrap(); // older
+    /// task.send(control, Message::new(2, b"stop")).unwrap();
+    /// assert_eq!(task.try_select(&[data, control]).unwrap().id, 1); // oldest first
+    /// task.send(data, Message::new(1, b"data")).unwrap();
+    /// let first = task.try_select_first(&[control, data]).unwrap();
+    /// assert_eq!((first.id, first.received_on()), (2, Some(control)));
+    /// ```
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        let _ = (sources, wait);
+        Err(ReceiveError::Unsupported(Unsupported::PrioritySelect))
+    }
+    /// Priority select, waiting as long as it takes.
+    fn select_first(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
+        self.select_first_with(sources, Wait::Forever)
+    }
+    /// Priority select only if a source has a message now.
+    fn try_select_first(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
+        self.select_first_with(sources, Wait::NoWait)
+    }
     /// Asks to be told when the port or mailbox `dest` (a send right, a
     /// receive right, or a mailbox name with send access) has room for a
     /// message: one [`Notification::SendPossible`] naming `dest` arrives on

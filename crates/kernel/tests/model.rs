@@ -71,6 +71,7 @@ enum Op {
     },
     Receive(usize, NameSel),
     Peek(usize, NameSel),
+    SelectFirst(usize, Vec<NameSel>),
     /// A selective receive: id, sender, and a prefix of the body pattern
     /// `build_message` makes for this body parameter (length, parameter).
     ReceiveMatching(
@@ -220,6 +221,8 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         10 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Receive(t, m)),
         3 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Peek(t, m)),
+        2 => (t.clone(), proptest::collection::vec(n.clone(), 0..4))
+            .prop_map(|(t, v)| Op::SelectFirst(t, v)),
         4 => (
             t.clone(),
             n.clone(),
@@ -678,6 +681,14 @@ impl Harness {
                 }
                 let k = task.try_receive_matching(kn, &filter);
                 let m = self.model.try_receive_matching(pid, Src::Name(mn), &filter);
+                self.check_received(pid, m, k);
+            }
+            Op::SelectFirst(t, ns) => {
+                let (pid, task) = self.task(*t);
+                let (ms, ks): (Vec<MName>, Vec<PortName>) =
+                    ns.iter().map(|n| self.name(pid, *n)).unzip();
+                let k = task.try_select_first(&ks);
+                let m = self.model.try_select_first(pid, ms);
                 self.check_received(pid, m, k);
             }
             Op::Peek(t, n) => {
@@ -1197,6 +1208,30 @@ fn close_but_drain() {
             send(1, 0, vec![]),
             Op::Receive(1, 0),
             Op::Receive(1, 0),
+        ],
+    );
+}
+
+/// Priority select takes from the first source that has a message, where
+/// the oldest-first select takes the oldest message of all.
+#[test]
+fn priority_select_prefers_the_order_given() {
+    run(
+        &[Capacity::Unbounded, Capacity::Unbounded],
+        &[
+            Op::Alloc(0, Capacity::Unbounded),
+            Op::MakeRight(0, 0, Disposition::MakeSend),
+            // Task 0's first port gets the older message, its second the newer.
+            send(0, 2, vec![]),
+            send(0, 0, vec![]),
+            send(0, 2, vec![]),
+            send(0, 0, vec![]),
+            Op::SelectFirst(0, vec![0, 2]),
+            Op::Select(0, vec![0, 2]),
+            Op::SelectFirst(0, vec![2, 0]),
+            Op::SelectFirst(0, vec![0, 2]),
+            Op::SelectFirst(0, vec![0, 2]),
+            Op::SelectFirst(0, vec![]),
         ],
     );
 }

@@ -14,7 +14,7 @@
 //! DESIGN.md (section "The real-OS backend")): port sets, notifications, and
 //! rights carried in messages to a mailbox (rights travel only on direct
 //! links). A skipped case is not run and shows as `ignored, <reason>`, and
-//! the summary counts it apart: `24 passed, 0 failed, 18 skipped`, then one
+//! the summary counts it apart: `26 passed, 0 failed, 18 skipped`, then one
 //! `skipped <case>: <reason>` line each (the reason is `Unsupported::reason`).
 
 use std::io::{Read, Write};
@@ -346,6 +346,7 @@ fn main() {
         ),
         ("selective_receive", conformance::selective_receive),
         ("close_but_drain", conformance::close_but_drain),
+        ("priority_select", conformance::priority_select),
     ];
     assert_eq!(
         cases.len(),

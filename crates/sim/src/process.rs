@@ -824,6 +824,20 @@ impl Ipc for Proc {
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = match sources {
+            [one] => Target::Name(*one),
+            _ => Target::AnyOf(sources.len()),
+        };
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        // Several queues, a choice by their order: not classified.
+        self.touch_global();
+        let r = on_backend!(self, i => i.select_first_with(sources, wait));
+        self.touch_end(None);
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
     fn receive_matching_with(
         &self,
         source: PortName,

@@ -142,6 +142,7 @@ pub const CASES: &[&str] = &[
     "peek_leaves_the_message",
     "selective_receive",
     "close_but_drain",
+    "priority_select",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -155,7 +156,7 @@ macro_rules! conformance_tests {
             zero_capacity_rendezvous, direct_addressing_and_end_of_stream, rights_transfer_and_rpc,
             owned_mailbox_dies_with_owner, send_possible_notification,
             select_wakes_on_send_possible, peek_leaves_the_message, selective_receive,
-            close_but_drain);
+            close_but_drain, priority_select);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

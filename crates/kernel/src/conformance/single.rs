@@ -528,3 +528,59 @@ pub fn close_but_drain<B: Backend>(b: &B) {
         })],
     );
 }
+
+/// Priority select takes from the first source in the order given that has
+/// a message, whatever the ages; with none ready it waits (or times out).
+pub fn priority_select<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "priority_select",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let data = check!(p.port_allocate(Capacity::Bounded(4)));
+            let control = check!(p.port_allocate(Capacity::Bounded(4)));
+            ensure!(
+                p.try_select_first(&[control, data]) == Err(ReceiveError::Empty),
+                "nothing ready"
+            );
+            ensure!(
+                p.select_first_with(
+                    &[control, data],
+                    crate::Wait::For(Duration::from_millis(20))
+                ) == Err(ReceiveError::TimedOut),
+                "times out"
+            );
+            check!(p.send(data, Message::from_u64(1, 1)));
+            check!(p.send(data, Message::from_u64(1, 2)));
+            check!(p.send(control, Message::from_u64(2, 9)));
+            let m = check!(p.select_first(&[control, data]));
+            ensure!(
+                m.id == 2 && m.received_on() == Some(control),
+                "the first source first: id {} on {:?}",
+                m.id,
+                m.received_on()
+            );
+            for i in 1..=2 {
+                let m = check!(p.try_select_first(&[control, data]));
+                ensure!(
+                    m.as_u64() == Some(i),
+                    "then the next source, in order: {:?}",
+                    m.as_u64()
+                );
+            }
+            check!(p.send(control, Message::from_u64(2, 10)));
+            check!(p.send(data, Message::from_u64(1, 3)));
+            let m = check!(p.try_select_first(&[data, control]));
+            ensure!(
+                m.as_u64() == Some(3),
+                "the order given decides: {:?}",
+                m.as_u64()
+            );
+            ensure!(
+                check!(p.try_receive(control)).as_u64() == Some(10),
+                "left alone"
+            );
+            Ok(())
+        })],
+    );
+}

@@ -141,6 +141,9 @@ pub enum Source<'a> {
 pub(crate) struct ReceiveOptions<'f> {
     /// Selective receive: the oldest message that passes.
     pub filter: Option<&'f crate::Filter>,
+    /// Priority select: from the first source (in the order given) that has
+    /// a message, not the oldest message of all.
+    pub first_ready: bool,
 }
 
 /// Kernel-wide settings.

@@ -98,9 +98,33 @@ impl Kernel {
     ) -> Begin<Result<Message, ReceiveError>> {
         let opts = ReceiveOptions {
             filter: Some(filter),
+            first_ready: false,
         };
         let result = self.lock().receive_with(pid, source, opts, may_wait, waker);
         tracing::trace!(target: "mkipc::ipc", %pid, ?source, ?filter, done = matches!(result, Begin::Done(_)), "receive_matching");
+        result
+    }
+
+    /// Starts a priority select for task `pid`: a message from the first of
+    /// `sources` (in the order given) that has one, the oldest there (see
+    /// [`Ipc::select_first`](crate::Ipc::select_first)). When none has one
+    /// it waits as `select` does (the first to get a message is then the
+    /// only ready one).
+    pub fn select_first_begin(
+        &self,
+        pid: Pid,
+        sources: &[PortName],
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let opts = ReceiveOptions {
+            filter: None,
+            first_ready: true,
+        };
+        let result = self
+            .lock()
+            .receive_with(pid, Source::Any(sources), opts, may_wait, waker);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?sources, done = matches!(result, Begin::Done(_)), "select_first");
         result
     }
 
@@ -332,6 +356,13 @@ impl Locked<'_> {
         best.map(|b| b.1)
     }
 
+    /// The oldest message of the first registration (in the order given)
+    /// that has one: a priority select.
+    fn find_first_ready(&self, regs: &[Registration], filter: Option<&Filter>) -> Option<Found> {
+        regs.iter()
+            .find_map(|r| self.find_oldest(std::slice::from_ref(r), filter))
+    }
+
     /// Takes the message `found` points at; refills the queue from blocked senders.
     fn take(&mut self, found: Found) -> (QueueId, KMessage) {
         let (q, msg) = self.take_unrefilled(found);
@@ -443,7 +474,12 @@ impl Locked<'_> {
             Ok(r) => r,
             Err(e) => return Begin::Done(Err(e)),
         };
-        if let Some(found) = self.find_oldest(&regs, opts.filter) {
+        let found = if opts.first_ready {
+            self.find_first_ready(&regs, opts.filter)
+        } else {
+            self.find_oldest(&regs, opts.filter)
+        };
+        if let Some(found) = found {
             let (q, msg) = self.take(found);
             let seqno = self.queue_mut(q).expect("live").next_seqno();
             let received_on = regs

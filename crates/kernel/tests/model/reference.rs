@@ -1546,7 +1546,16 @@ impl Model {
     }
 
     pub fn try_receive(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
-        self.receive_or_peek(pid, src, true, None)
+        self.receive_or_peek(pid, src, true, None, false)
+    }
+
+    /// Priority select: from the first source that has a message.
+    pub fn try_select_first(
+        &mut self,
+        pid: u32,
+        names: Vec<MName>,
+    ) -> Result<Received, ReceiveError> {
+        self.receive_or_peek(pid, Src::Any(names), true, None, true)
     }
 
     /// Selective receive: the oldest message `filter` passes.
@@ -1556,7 +1565,7 @@ impl Model {
         src: Src,
         filter: &Filter,
     ) -> Result<Received, ReceiveError> {
-        self.receive_or_peek(pid, src, true, Some(filter))
+        self.receive_or_peek(pid, src, true, Some(filter), false)
     }
 
     /// The bytes of a body as the kernel holds them.
@@ -1582,7 +1591,7 @@ impl Model {
     /// What `try_receive` would take, left in place: no rights, the
     /// sequence number it would get.
     pub fn peek(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
-        self.receive_or_peek(pid, src, false, None)
+        self.receive_or_peek(pid, src, false, None, false)
     }
 
     fn receive_or_peek(
@@ -1591,6 +1600,7 @@ impl Model {
         src: Src,
         take: bool,
         filter: Option<&Filter>,
+        first_ready: bool,
     ) -> Result<Received, ReceiveError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Reg {
@@ -1645,26 +1655,34 @@ impl Model {
             }
             Src::AnyTask => regs.push(Reg::Set(self.tasks[&pid].inbox)),
         }
-        // The oldest message at the front of any queue registered on.
-        let mut queues: Vec<QRef> = Vec::new();
-        for r in &regs {
+        // The oldest message at the front of any queue registered on (with
+        // a filter: the oldest it passes in each queue); for a priority
+        // select, of the first registration that has one.
+        let queues_of = |r: &Reg| -> Vec<QRef> {
             match *r {
-                Reg::Queue(q, _) => queues.push(q),
-                Reg::Set(s) => queues.extend(self.sets[&s].iter().map(|p| QRef::Port(*p))),
+                Reg::Queue(q, _) => vec![q],
+                Reg::Set(s) => self.sets[&s].iter().map(|p| QRef::Port(*p)).collect(),
             }
-        }
-        // (With a filter: the oldest message it passes in each queue.)
-        let best = queues
-            .iter()
-            .filter_map(|&q| {
-                let msgs = &self.queue(q).msgs;
-                let i = match filter {
-                    None => 0,
-                    Some(f) => msgs.iter().position(|m| self.passes(f, m))?,
-                };
-                msgs.get(i).map(|m| (m.stamp, q, i))
-            })
-            .min_by_key(|(stamp, _, _)| *stamp);
+        };
+        let oldest = |queues: &[QRef]| {
+            queues
+                .iter()
+                .filter_map(|&q| {
+                    let msgs = &self.queue(q).msgs;
+                    let i = match filter {
+                        None => 0,
+                        Some(f) => msgs.iter().position(|m| self.passes(f, m))?,
+                    };
+                    msgs.get(i).map(|m| (m.stamp, q, i))
+                })
+                .min_by_key(|(stamp, _, _)| *stamp)
+        };
+        let best = if first_ready {
+            regs.iter().find_map(|r| oldest(&queues_of(r)))
+        } else {
+            let all: Vec<QRef> = regs.iter().flat_map(queues_of).collect();
+            oldest(&all)
+        };
         let Some((_, q, index)) = best else {
             if let Some(port) = link_from {
                 if self.ports[&port].writer_closed {
