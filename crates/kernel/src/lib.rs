@@ -16,6 +16,10 @@
 //!   with owners and access lists; direct addressing ([`Ipc::send_to`],
 //!   [`Ipc::receive_from`], [`Ipc::receive_from_any`]) names the process.
 //! * [`Ipc::call`] is an RPC with a send-once reply right.
+//! * Beyond Mach: [`Ipc::peek`], selective receive ([`Ipc::receive_matching`]
+//!   with a [`Filter`]), priority select ([`Ipc::select_first`]),
+//!   close-but-drain ([`Ipc::close`]) and send-possible notifications
+//!   ([`Ipc::request_send_possible`]).
 //!
 //! User code is written against the [`Ipc`] trait, which the thread-backed
 //! [`Task`], the simulator's processes (`mkipc-sim`) and real OS processes
