@@ -346,3 +346,38 @@ pub fn select_wakes_on_send_possible<B: Backend>(b: &B) {
         vec![sender, receiver],
     );
 }
+
+/// A selective receive that waits is completed by the matching message only:
+/// the messages sent before it stay queued, in order, for a plain receive.
+pub fn selective_receive_waits_for_a_match<B: Backend>(b: &B) {
+    let inbox = format!("{}-sel", b.mailbox_prefix());
+    let (i0, i1, i2) = (inbox.clone(), inbox.clone(), inbox);
+    let setup = role(move |p: &B::Process| {
+        check!(p.mailbox_create(&i0, system_mailbox(Capacity::Unbounded)));
+        Ok(())
+    });
+    let receiver = role(move |p: &B::Process| {
+        let from = check!(p.mailbox_open(&i1));
+        let filter = crate::Filter::any().id(3);
+        let m = check!(p.receive_matching_with(from, &filter, Wait::For(Duration::from_secs(10))));
+        ensure!(m.id == 3, "the match: {}", m.id);
+        for want in [1, 2] {
+            let m = check!(p.receive_timeout(from, Duration::from_secs(10)));
+            ensure!(m.id == want, "left in order: {} (wanted {want})", m.id);
+        }
+        Ok(())
+    });
+    let sender = role(move |p: &B::Process| {
+        let to = check!(p.mailbox_open(&i2));
+        for id in [1, 2, 3] {
+            check!(p.send(to, Message::new(id, b"")));
+        }
+        Ok(())
+    });
+    run_case(
+        b,
+        "selective_receive_waits_for_a_match",
+        setup,
+        vec![receiver, sender],
+    );
+}

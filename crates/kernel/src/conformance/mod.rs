@@ -143,6 +143,7 @@ pub const CASES: &[&str] = &[
     "selective_receive",
     "close_but_drain",
     "priority_select",
+    "selective_receive_waits_for_a_match",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -156,7 +157,7 @@ macro_rules! conformance_tests {
             zero_capacity_rendezvous, direct_addressing_and_end_of_stream, rights_transfer_and_rpc,
             owned_mailbox_dies_with_owner, send_possible_notification,
             select_wakes_on_send_possible, peek_leaves_the_message, selective_receive,
-            close_but_drain, priority_select);
+            close_but_drain, priority_select, selective_receive_waits_for_a_match);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
