@@ -112,10 +112,47 @@ trait BlockingExt: Blocker {
             return Ok(message);
         }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
-        match self
+        let begin = self
             .kernel()
-            .receive_general(self.task_pid(), source, may_wait, &|| self.waker())
-        {
+            .receive_general(self.task_pid(), source, may_wait, &|| self.waker());
+        self.finish_receive(begin, wait)
+    }
+
+    /// A priority select (no fast path: it has several sources).
+    fn select_first_via(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let begin = self
+            .kernel()
+            .select_first_begin(self.task_pid(), sources, may_wait, &|| self.waker());
+        self.finish_receive(begin, wait)
+    }
+
+    /// A selective receive: no fast path (it takes the head).
+    fn receive_matching_via(
+        &self,
+        source: Source<'_>,
+        filter: &crate::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let begin = self.kernel().receive_matching_begin(
+            self.task_pid(),
+            source,
+            filter,
+            may_wait,
+            &|| self.waker(),
+        );
+        self.finish_receive(begin, wait)
+    }
+
+    /// Waits out a receive the core started (a timed wait that could not
+    /// start says `TimedOut`, not `Empty`).
+    fn finish_receive(
+        &self,
+        begin: Begin<Result<Message, ReceiveError>>,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        match begin {
             Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
                 Err(ReceiveError::TimedOut)
             }
@@ -248,13 +285,44 @@ impl<B: Blocker> Ipc for B {
         self.before_ipc("send");
         self.send_via(Destination::Name(dest), msg, on_full)
     }
+    fn close(&self, name: PortName) -> Result<(), IpcError> {
+        self.before_ipc("close");
+        traced(
+            "close",
+            self.task_pid(),
+            &(name),
+            self.kernel().close(self.task_pid(), name),
+        )
+    }
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.before_ipc("peek");
+        traced(
+            "peek",
+            self.task_pid(),
+            &(source),
+            self.kernel().peek(self.task_pid(), Source::Name(source)),
+        )
+    }
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("receive");
         self.receive_via(Source::Name(source), wait)
     }
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        self.before_ipc("receive_matching");
+        self.receive_matching_via(Source::Name(source), filter, wait)
+    }
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("select");
         self.receive_via(Source::Any(sources), wait)
+    }
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.before_ipc("select_first");
+        self.select_first_via(sources, wait)
     }
     fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
         self.before_ipc("call");

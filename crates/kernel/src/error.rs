@@ -97,6 +97,14 @@ pub enum Unsupported {
     FifoStatus,
     /// A link capacity in messages (OS backend: a pipe holds bytes).
     LinkCapacity,
+    /// Looking at a queued message without taking it.
+    Peek,
+    /// Taking a message other than the oldest (selective receive).
+    SelectiveReceive,
+    /// Closing a queue to new sends while its receivers drain it.
+    Close,
+    /// A select that prefers its sources in the order given.
+    PrioritySelect,
 }
 
 impl Unsupported {
@@ -135,6 +143,18 @@ impl Unsupported {
             }
             Unsupported::LinkCapacity => {
                 "link capacity: a pipe holds 65536 bytes, not a number of messages"
+            }
+            Unsupported::Peek => {
+                "peek: a POSIX queue or a pipe gives a message only by taking it"
+            }
+            Unsupported::SelectiveReceive => {
+                "selective receive: a POSIX queue or a pipe gives its messages only in order"
+            }
+            Unsupported::Close => {
+                "close: a POSIX queue cannot refuse its other writers while its reader drains it"
+            }
+            Unsupported::PrioritySelect => {
+                "priority select: this backend has only the oldest-first select"
             }
         }
     }
@@ -246,6 +266,10 @@ pub enum SendErrorKind {
         /// The backend's limit, in body bytes.
         limit: usize,
     },
+    /// The receiver closed the queue ([`Ipc::close`](crate::Ipc::close)):
+    /// it takes no new messages (what is queued is still received).
+    #[error("destination is closed")]
+    Closed,
     /// The backend cannot send this.
     #[error("not supported by this backend: {0}")]
     Unsupported(Unsupported),
@@ -354,6 +378,11 @@ pub enum ReceiveError {
     /// An argument is invalid (e.g. an empty select list).
     #[error("invalid value")]
     InvalidValue,
+    /// The queue was closed ([`Ipc::close`](crate::Ipc::close)) and holds
+    /// nothing this receive could take, nor ever will: the end of its
+    /// stream, which is not [`Empty`](ReceiveError::Empty).
+    #[error("source is closed and drained")]
+    Closed,
     /// A message arrived but could not be decoded (OS backend: bad frame);
     /// what was wrong with it inside.
     #[error("malformed message: {0}")]

@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
-use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
+use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind, Unsupported};
 use crate::message::{Message, Notification, NotifyKind};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
 
@@ -330,6 +330,167 @@ pub trait Ipc {
     /// Receives directly from any task, waiting as long as it takes.
     fn receive_from_any(&self) -> Result<Message, ReceiveError> {
         self.receive_from_any_with(Wait::Forever)
+    }
+    /// Looks at the message a receive from `source` (a receive right, port
+    /// set or mailbox) would take now, without taking it: a copy of its id,
+    /// body and trailer (sender, the name, and the sequence number it will
+    /// be received with). The rights the message carries are *not* moved:
+    /// they stay in the queued message, so the copy carries none (its
+    /// [`rights`](Message::rights) and [`reply`](Message::reply) are empty,
+    /// and a port-destroyed notification does not decode). Never waits:
+    /// [`ReceiveError::Empty`] when nothing is there. A backend that cannot
+    /// look without taking answers [`Unsupported::Peek`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, ReceiveError};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// assert_eq!(task.peek(port), Err(ReceiveError::Empty));
+    /// task.send(port, Message::new(7, b"first")).unwrap();
+    /// task.send(port, Message::new(8, b"second")).unwrap();
+    /// let head = task.peek(port).unwrap();
+    /// assert_eq!((head.id, &head.body[..]), (7, &b"first"[..]));
+    /// let taken = task.receive(port).unwrap(); // the same message, now taken
+    /// assert_eq!(taken.trailer().unwrap().seqno, head.trailer().unwrap().seqno);
+    /// assert_eq!(task.peek(port).unwrap().id, 8);
+    /// ```
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        let _ = source;
+        Err(ReceiveError::Unsupported(Unsupported::Peek))
+    }
+    /// Selective receive (as Erlang's `receive` with a pattern): takes the
+    /// oldest message from `source` that `filter` passes, waiting per
+    /// `wait`. Messages that do not match stay queued, in order, for other
+    /// receives; a blocked selective receive is completed only by a matching
+    /// arrival. Taking from the middle of a queue costs a pass over it. A
+    /// backend whose queues give messages only in order answers
+    /// [`Unsupported::SelectiveReceive`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Filter, Ipc, Kernel, Message, ReceiveError};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.send(port, Message::new(1, b"event")).unwrap();
+    /// task.send(port, Message::new(2, b"reply")).unwrap();
+    /// let reply = task.receive_matching(port, &Filter::any().id(2)).unwrap();
+    /// assert_eq!(&reply.body[..], b"reply");
+    /// let none = task.try_receive_matching(port, &Filter::any().id(2));
+    /// assert_eq!(none, Err(ReceiveError::Empty));
+    /// assert_eq!(task.receive(port).unwrap().id, 1); // still queued
+    /// ```
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let _ = (source, filter, wait);
+        Err(ReceiveError::Unsupported(Unsupported::SelectiveReceive))
+    }
+    /// Selective receive, waiting as long as it takes.
+    fn receive_matching(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+    ) -> Result<Message, ReceiveError> {
+        self.receive_matching_with(source, filter, Wait::Forever)
+    }
+    /// Selective receive only if a matching message is there now.
+    fn try_receive_matching(
+        &self,
+        source: PortName,
+        filter: &crate::Filter,
+    ) -> Result<Message, ReceiveError> {
+        self.receive_matching_with(source, filter, Wait::NoWait)
+    }
+    /// Closes the port whose receive right (or the mailbox, as its owner)
+    /// `name` denotes to new sends, while its receivers drain it: a task's
+    /// send to it fails with [`SendErrorKind::Closed`] and its message back
+    /// (senders blocked on it too); receives take what is queued, then fail
+    /// with [`ReceiveError::Closed`], which is not
+    /// [`Empty`](ReceiveError::Empty): nothing will come. Receives blocked
+    /// on it when it closes fail with `Closed` (a select over it too).
+    /// Kernel notifications still arrive. Closing twice is a no-op; a closed
+    /// queue is not reopened. A backend that cannot refuse a queue's other
+    /// writers answers [`Unsupported::Close`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, ReceiveError, SendErrorKind};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.send(port, Message::new(1, b"queued")).unwrap();
+    /// task.close(port).unwrap();
+    /// let refused = task.try_send(port, Message::new(2, b"late")).unwrap_err();
+    /// assert_eq!(refused.kind(), SendErrorKind::Closed);
+    /// assert_eq!(&refused.into_message().body[..], b"late");
+    /// assert_eq!(task.receive(port).unwrap().id, 1); // drained
+    /// assert_eq!(task.try_receive(port), Err(ReceiveError::Closed)); // not Empty
+    /// ```
+    fn close(&self, name: PortName) -> Result<(), IpcError> {
+        let _ = name;
+        Err(IpcError::Unsupported(Unsupported::Close))
+    }
+    /// Priority select: receives from the *first* of `sources` (in the order
+    /// given) that has a message, the oldest message there, waiting per
+    /// `wait`; beside [`select_with`](Ipc::select_with), which takes the
+    /// oldest message of all. When none has a message it waits like
+    /// `select`, and the first source to get one is then the only ready one.
+    /// Put the control port first and the data ports after to have control
+    /// messages overtake queued data. The trailer says which name it came
+    /// from. A backend without it answers [`Unsupported::PrioritySelect`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+    /// let task = Kernel::new().spawn_task();
+    /// let data = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// let control = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.send(data, Message::new(1, b"data")).unwrap(); // older
+    /// task.send(control, Message::new(2, b"stop")).unwrap();
+    /// assert_eq!(task.try_select(&[data, control]).unwrap().id, 1); // oldest first
+    /// task.send(data, Message::new(1, b"data")).unwrap();
+    /// let first = task.try_select_first(&[control, data]).unwrap();
+    /// assert_eq!((first.id, first.received_on()), (2, Some(control)));
+    /// ```
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        let _ = (sources, wait);
+        Err(ReceiveError::Unsupported(Unsupported::PrioritySelect))
+    }
+    /// Priority select, waiting as long as it takes.
+    fn select_first(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
+        self.select_first_with(sources, Wait::Forever)
+    }
+    /// Priority select only if a source has a message now.
+    fn try_select_first(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
+        self.select_first_with(sources, Wait::NoWait)
+    }
+    /// Asks to be told when the port or mailbox `dest` (a send right, a
+    /// receive right, or a mailbox name with send access) has room for a
+    /// message: one [`Notification::SendPossible`] naming `dest` arrives on
+    /// `notify` (a port whose receive right this task holds), at once if
+    /// there is room now, else the first time a receive, a capacity change
+    /// or (rendezvous) a waiting receiver makes room. If `dest` dies first,
+    /// a [`Notification::DeadName`] comes instead; releasing `dest` cancels
+    /// the request. A hint (Mach's `MACH_SEND_NOTIFY`): another sender may
+    /// take the room first. Shorthand for
+    /// [`request_notification`](Ipc::request_notification) with
+    /// [`NotifyKind::SendPossible`]; a backend without notifications
+    /// answers [`IpcError::Unsupported`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, Notification};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Bounded(1)).unwrap();
+    /// let notify = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.try_send(port, Message::from_u64(1, 1)).unwrap(); // now full
+    /// task.request_send_possible(port, notify).unwrap();
+    /// assert!(task.try_receive(notify).is_err()); // no room yet
+    /// task.receive(port).unwrap(); // makes room
+    /// let n = task.try_receive(notify).unwrap();
+    /// assert_eq!(n.notification(), Some(Notification::SendPossible(port)));
+    /// task.try_send(port, Message::from_u64(1, 2)).unwrap();
+    /// ```
+    fn request_send_possible(&self, dest: PortName, notify: PortName) -> Result<(), IpcError> {
+        self.request_notification(dest, NotifyKind::SendPossible, notify)
     }
     /// Makes a send right from a receive right (same name).
     fn make_send(&self, name: PortName) -> Result<PortName, IpcError> {

@@ -16,6 +16,10 @@
 //!   with owners and access lists; direct addressing ([`Ipc::send_to`],
 //!   [`Ipc::receive_from`], [`Ipc::receive_from_any`]) names the process.
 //! * [`Ipc::call`] is an RPC with a send-once reply right.
+//! * Beyond Mach: [`Ipc::peek`], selective receive ([`Ipc::receive_matching`]
+//!   with a [`Filter`]), priority select ([`Ipc::select_first`]),
+//!   close-but-drain ([`Ipc::close`]) and send-possible notifications
+//!   ([`Ipc::request_send_possible`]).
 //!
 //! User code is written against the [`Ipc`] trait, which the thread-backed
 //! [`Task`], the simulator's processes (`mkipc-sim`) and real OS processes
@@ -70,6 +74,7 @@ pub mod capacity;
 pub mod conformance;
 mod core;
 pub mod error;
+pub mod filter;
 pub mod ipc;
 pub mod message;
 pub mod name;
@@ -87,6 +92,7 @@ pub use crate::core::{
 pub use crate::error::{
     CallError, IpcError, Limit, MalformedFrame, ReceiveError, SendError, SendErrorKind, Unsupported,
 };
+pub use crate::filter::Filter;
 pub use crate::ipc::{notification_of, Ipc, MailboxConfig, Owner, PortStatus};
 pub use crate::message::{
     Body, CarriedRight, Disposition, Message, Notification, NotifyKind, Trailer, INLINE_BODY,

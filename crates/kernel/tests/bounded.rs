@@ -352,3 +352,35 @@ fn receiver_exit_wakes_blocked_senders_with_their_messages() {
     drop(tx);
     assert_eq!(k.stats().ports, 0, "{:?}", k.stats());
 }
+
+/// Closing a full port fails its parked senders with `Closed` (each gets its
+/// message back) and keeps what is queued for the receiver; closing an empty
+/// port fails its blocked receiver with `Closed`.
+#[test]
+fn close_fails_parked_senders_and_blocked_receivers() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Bounded(1));
+    tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
+    thread::scope(|s| {
+        let parked = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 2)));
+        wait_until("the sender parks", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        rx.close(port).unwrap();
+        let err = parked.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), SendErrorKind::Closed);
+        assert_eq!(err.into_message().as_u64(), Some(2));
+    });
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(1));
+    assert_eq!(rx.try_receive(port), Err(ReceiveError::Closed));
+    let other = rx.port_allocate(Capacity::Unbounded).unwrap();
+    thread::scope(|s| {
+        let waiting = s.spawn(|| rx.receive(other));
+        wait_until("the receiver blocks", || {
+            rx.port_status(other).unwrap().blocked_receivers == 1
+        });
+        rx.close(other).unwrap();
+        assert_eq!(waiting.join().unwrap(), Err(ReceiveError::Closed));
+    });
+    assert_clean(&k);
+}

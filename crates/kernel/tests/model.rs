@@ -51,6 +51,7 @@ enum Op {
     Destroy(usize, NameSel),
     ModRefs(usize, NameSel, RightKind, i32),
     SetCapacity(usize, NameSel, Capacity),
+    Close(usize, NameSel),
     Notify(usize, NameSel, NotifyKind, NameSel),
     Send {
         t: usize,
@@ -69,6 +70,17 @@ enum Op {
         on_full: OnFull,
     },
     Receive(usize, NameSel),
+    Peek(usize, NameSel),
+    SelectFirst(usize, Vec<NameSel>),
+    /// A selective receive: id, sender, and a prefix of the body pattern
+    /// `build_message` makes for this body parameter (length, parameter).
+    ReceiveMatching(
+        usize,
+        NameSel,
+        Option<u32>,
+        Option<PidSel>,
+        Option<(u8, u8)>,
+    ),
     Select(usize, Vec<NameSel>),
     ReceiveFrom(usize, PidSel),
     ReceiveAny(usize),
@@ -143,6 +155,7 @@ fn notify_kind() -> impl Strategy<Value = NotifyKind> {
         Just(NotifyKind::DeadName),
         Just(NotifyKind::NoSenders),
         Just(NotifyKind::PortDestroyed),
+        Just(NotifyKind::SendPossible),
     ]
 }
 
@@ -176,6 +189,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (t.clone(), n.clone(), right_kind(), delta())
             .prop_map(|(t, m, k, d)| Op::ModRefs(t, m, k, d)),
         2 => (t.clone(), n.clone(), capacity()).prop_map(|(t, m, c)| Op::SetCapacity(t, m, c)),
+        1 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Close(t, m)),
         3 => (t.clone(), n.clone(), notify_kind(), n.clone())
             .prop_map(|(t, m, k, x)| Op::Notify(t, m, k, x)),
         14 => (
@@ -206,6 +220,17 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         10 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Receive(t, m)),
+        3 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Peek(t, m)),
+        2 => (t.clone(), proptest::collection::vec(n.clone(), 0..4))
+            .prop_map(|(t, v)| Op::SelectFirst(t, v)),
+        4 => (
+            t.clone(),
+            n.clone(),
+            proptest::option::of(0..4u32),
+            proptest::option::weighted(0.3, p.clone()),
+            proptest::option::weighted(0.3, (0..4u8, 0..17u8)),
+        )
+            .prop_map(|(t, m, id, sender, prefix)| Op::ReceiveMatching(t, m, id, sender, prefix)),
         2 => (t.clone(), proptest::collection::vec(n.clone(), 0..3))
             .prop_map(|(t, v)| Op::Select(t, v)),
         2 => (t.clone(), p.clone()).prop_map(|(t, f)| Op::ReceiveFrom(t, f)),
@@ -234,6 +259,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (t.clone(), n.clone(), p, access()).prop_map(|(t, m, p, a)| Op::MbGrant(t, m, p, a)),
         1 => (t, n).prop_map(|(t, m)| Op::MbDestroy(t, m)),
     ]
+}
+
+/// The body a send with body parameter `body` carries.
+fn body_pattern(body: u8) -> Vec<u8> {
+    (0..body)
+        .map(|i| i.wrapping_mul(7).wrapping_add(body))
+        .collect()
 }
 
 // ----- the harness ------------------------------------------------------------------
@@ -352,6 +384,7 @@ impl Harness {
                 );
                 self.fwd.insert(m, (pid, k));
                 self.rev.insert((pid, k), m);
+                self.model.kname.insert(m, k);
                 self.known[pid as usize - 1].push(m);
             }
         }
@@ -446,6 +479,38 @@ impl Harness {
                 "step {step}: kernel message decodes"
             );
         }
+    }
+
+    /// A peek: the head's id, body and trailer, no rights, nothing taken.
+    fn check_peeked(
+        &mut self,
+        model: Result<Received, mkipc_kernel::ReceiveError>,
+        kernel: Result<Message, mkipc_kernel::ReceiveError>,
+    ) {
+        let step = self.step;
+        self.last_outcome = format!("{:?}", kernel.as_ref().map(|k| k.id));
+        let (m, k) = match (model, kernel) {
+            (Ok(m), Ok(k)) => (m, k),
+            (m, k) => {
+                assert_eq!(m.err(), k.err(), "step {step}: peek result");
+                return;
+            }
+        };
+        assert_eq!(m.id, k.id, "step {step}: peeked id");
+        assert_eq!(
+            self.expected_body(&m.body),
+            &k.body[..],
+            "step {step}: peeked body"
+        );
+        assert!(!k.carries_rights(), "step {step}: a peek moves no rights");
+        let tr = k.trailer().expect("a peeked message has a trailer");
+        assert_eq!(Pid(m.sender), tr.sender, "step {step}: peeked sender");
+        assert_eq!(
+            self.kernel_name(m.received_on),
+            tr.received_on,
+            "step {step}: peeked name"
+        );
+        assert_eq!(m.seqno, tr.seqno, "step {step}: peeked seqno");
     }
 
     fn apply(&mut self, op: &Op) {
@@ -548,6 +613,13 @@ impl Harness {
                 let m = self.model.set_capacity(pid, mn, *c);
                 self.check_unit(m, k);
             }
+            Op::Close(t, n) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let k = task.close(kn);
+                let m = self.model.close(pid, mn);
+                self.check_unit(m, k);
+            }
             Op::Notify(t, n, kind, x) => {
                 let (pid, task) = self.task(*t);
                 let (mn, kn) = self.name(pid, *n);
@@ -592,6 +664,39 @@ impl Harness {
                 let k = task.try_receive(kn);
                 let m = self.model.try_receive(pid, Src::Name(mn));
                 self.check_received(pid, m, k);
+            }
+            Op::ReceiveMatching(t, n, id, sender, prefix) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let mut filter = mkipc_kernel::Filter::any();
+                if let Some(id) = id {
+                    filter = filter.id(*id);
+                }
+                if let Some(s) = sender {
+                    filter = filter.sender(Pid(self.pid_sel(*s)));
+                }
+                if let Some((len, body)) = prefix {
+                    let bytes = body_pattern(*body);
+                    filter = filter.body_prefix(&bytes[..usize::from(*len).min(bytes.len())]);
+                }
+                let k = task.try_receive_matching(kn, &filter);
+                let m = self.model.try_receive_matching(pid, Src::Name(mn), &filter);
+                self.check_received(pid, m, k);
+            }
+            Op::SelectFirst(t, ns) => {
+                let (pid, task) = self.task(*t);
+                let (ms, ks): (Vec<MName>, Vec<PortName>) =
+                    ns.iter().map(|n| self.name(pid, *n)).unzip();
+                let k = task.try_select_first(&ks);
+                let m = self.model.try_select_first(pid, ms);
+                self.check_received(pid, m, k);
+            }
+            Op::Peek(t, n) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let k = task.peek(kn);
+                let m = self.model.peek(pid, Src::Name(mn));
+                self.check_peeked(m, k);
             }
             Op::Select(t, ns) => {
                 let (pid, task) = self.task(*t);
@@ -715,9 +820,7 @@ impl Harness {
         rights: &[(NameSel, Disposition)],
         reply: Option<(NameSel, Disposition)>,
     ) -> (UMsg, Message) {
-        let bytes: Vec<u8> = (0..body)
-            .map(|i| i.wrapping_mul(7).wrapping_add(body))
-            .collect();
+        let bytes = body_pattern(body);
         let mut kmsg = Message::new(id, bytes.clone());
         let mut umsg = UMsg {
             id,
@@ -986,6 +1089,149 @@ fn memory_limit_and_drop_policies() {
             big(0, OnFull::DropOldest),
             Op::Receive(0, 0),
             Op::Receive(0, 0),
+        ],
+    );
+}
+
+/// Send-possible requests: answered after a receive makes room, at once when
+/// there is room, by a dead-name notification when the port dies first, and
+/// on a mailbox as on a port (its death too).
+#[test]
+fn send_possible_notifications() {
+    let sp = |t, name, notify| Op::Notify(t, name, NotifyKind::SendPossible, notify);
+    run(
+        &[Capacity::Bounded(1), Capacity::Unbounded],
+        &[
+            // Task 1 fills task 0's bounded(1) port and asks to be told of
+            // room on its own port.
+            send(1, 0, vec![]),
+            sp(1, 0, 1),
+            Op::Receive(1, 1),
+            Op::Receive(0, 0),
+            Op::Receive(1, 1),
+            // Room now: at once.
+            sp(1, 0, 1),
+            Op::Receive(1, 1),
+            // Full again, and the port dies: dead-name instead.
+            send(1, 0, vec![]),
+            sp(1, 0, 1),
+            Op::Destroy(0, 0),
+            Op::Receive(1, 1),
+            // A full mailbox, then its destruction.
+            Op::MbCreate {
+                t: 0,
+                mb: 0,
+                cap: Capacity::Bounded(1),
+                system: true,
+                default_access: Access::ALL,
+                grants: vec![],
+            },
+            Op::MbOpen(1, 0),
+            send(1, 0, vec![]),
+            sp(1, 0, 2),
+            Op::SetCapacity(0, 0, Capacity::Bounded(2)),
+            Op::Receive(1, 2),
+            send(1, 0, vec![]),
+            sp(1, 0, 2),
+            Op::MbDestroy(0, 0),
+            Op::Receive(1, 2),
+        ],
+    );
+}
+
+/// Selective receive takes the oldest match from the middle of a queue and
+/// leaves the rest in order; peek shows the head without taking it.
+#[test]
+fn selective_receive_and_peek() {
+    let with_id = |id| Op::Send {
+        t: 1,
+        dest: 0,
+        id,
+        body: 3,
+        rights: vec![],
+        reply: None,
+        on_full: OnFull::Fail,
+    };
+    run(
+        &[Capacity::Unbounded, Capacity::Unbounded],
+        &[
+            with_id(1),
+            with_id(2),
+            with_id(3),
+            with_id(2),
+            Op::Peek(0, 0),
+            Op::ReceiveMatching(0, 0, Some(2), None, None),
+            Op::ReceiveMatching(0, 0, None, Some(2), Some((2, 3))),
+            Op::ReceiveMatching(0, 0, Some(9), None, None),
+            Op::Peek(0, 0),
+            Op::Receive(0, 0),
+            Op::Receive(0, 0),
+            Op::Peek(0, 0),
+        ],
+    );
+}
+
+/// Close-but-drain: sends fail with `Closed` (the message back), receives
+/// drain what is queued and then see `Closed`, not `Empty`; a send-possible
+/// request on a closed queue is answered at once; a mailbox closes too.
+#[test]
+fn close_but_drain() {
+    run(
+        &[Capacity::Bounded(2), Capacity::Unbounded],
+        &[
+            send(1, 0, vec![]),
+            send(1, 0, vec![]),
+            Op::Notify(1, 0, NotifyKind::SendPossible, 1),
+            Op::Close(0, 0),
+            Op::Receive(1, 1),
+            send(1, 0, vec![(1, Disposition::MakeSend)]),
+            Op::Peek(0, 0),
+            Op::Receive(0, 0),
+            Op::Receive(0, 0),
+            Op::Receive(0, 0),
+            Op::Peek(0, 0),
+            Op::ReceiveMatching(0, 0, Some(1), None, None),
+            Op::Close(0, 0),
+            Op::Close(1, 0),
+            Op::MbCreate {
+                t: 0,
+                mb: 0,
+                cap: Capacity::Unbounded,
+                system: false,
+                default_access: Access::ALL,
+                grants: vec![],
+            },
+            Op::MbOpen(1, 0),
+            send(1, 0, vec![]),
+            Op::Close(1, 0),
+            Op::Close(0, 0),
+            send(1, 0, vec![]),
+            Op::Receive(1, 0),
+            Op::Receive(1, 0),
+        ],
+    );
+}
+
+/// Priority select takes from the first source that has a message, where
+/// the oldest-first select takes the oldest message of all.
+#[test]
+fn priority_select_prefers_the_order_given() {
+    run(
+        &[Capacity::Unbounded, Capacity::Unbounded],
+        &[
+            Op::Alloc(0, Capacity::Unbounded),
+            Op::MakeRight(0, 0, Disposition::MakeSend),
+            // Task 0's first port gets the older message, its second the newer.
+            send(0, 2, vec![]),
+            send(0, 0, vec![]),
+            send(0, 2, vec![]),
+            send(0, 0, vec![]),
+            Op::SelectFirst(0, vec![0, 2]),
+            Op::Select(0, vec![0, 2]),
+            Op::SelectFirst(0, vec![2, 0]),
+            Op::SelectFirst(0, vec![0, 2]),
+            Op::SelectFirst(0, vec![0, 2]),
+            Op::SelectFirst(0, vec![]),
         ],
     );
 }

@@ -230,3 +230,43 @@ fn huge_bounded_capacities_obey_the_memory_ceiling() {
     }
     assert_clean(&k);
 }
+
+/// A blocked selective receive is completed by a matching arrival only:
+/// messages that do not match are queued (in order) while it waits, and a
+/// plain receiver blocked behind it takes them.
+#[test]
+fn a_blocked_selective_receive_wakes_on_a_match_only() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Unbounded);
+    thread::scope(|s| {
+        let picky = s.spawn(|| rx.receive_matching(port, &Filter::any().id(2)).unwrap());
+        wait_until("the selective receiver blocks", || {
+            rx.port_status(port).unwrap().blocked_receivers == 1
+        });
+        tx.send(to_rx, Message::from_u64(1, 10)).unwrap();
+        tx.send(to_rx, Message::from_u64(3, 30)).unwrap();
+        let status = rx.port_status(port).unwrap();
+        assert_eq!((status.queue_len, status.blocked_receivers), (2, 1));
+        tx.send(to_rx, Message::from_u64(2, 20)).unwrap();
+        assert_eq!(picky.join().unwrap().as_u64(), Some(20));
+    });
+    assert_eq!(rx.try_receive(port).unwrap().id, 1);
+    assert_eq!(rx.try_receive(port).unwrap().id, 3);
+    // A plain receiver blocked behind a selective one takes what it skips.
+    let tx2 = &tx;
+    thread::scope(|s| {
+        let picky = s.spawn(|| rx.receive_matching(port, &Filter::any().id(9)).unwrap().id);
+        wait_until("the selective receiver blocks", || {
+            rx.port_status(port).unwrap().blocked_receivers == 1
+        });
+        let plain = s.spawn(|| rx.receive(port).unwrap().id);
+        wait_until("both receivers block", || {
+            rx.port_status(port).unwrap().blocked_receivers == 2
+        });
+        tx2.send(to_rx, Message::from_u64(4, 0)).unwrap();
+        assert_eq!(plain.join().unwrap(), 4);
+        tx2.send(to_rx, Message::from_u64(9, 0)).unwrap();
+        assert_eq!(picky.join().unwrap(), 9);
+    });
+    assert_clean(&k);
+}

@@ -489,3 +489,69 @@ fn messages_sent_counts_hand_overs_from_parked_senders() {
     assert_eq!(rx.port_status(port).unwrap().messages_sent, 20);
     assert_clean(&k);
 }
+
+/// On a rendezvous port a waiting receiver is room: a send-possible request
+/// made while nobody receives is answered when a receiver starts waiting
+/// (directly on the port, or on a port set holding it), and the send that
+/// follows hands the message over.
+#[test]
+fn send_possible_comes_when_a_receiver_waits() {
+    for through_set in [false, true] {
+        let k = Kernel::new();
+        let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
+        let source = if through_set {
+            let set = rx.port_set_allocate().unwrap();
+            rx.port_set_insert(set, port).unwrap();
+            set
+        } else {
+            port
+        };
+        let notify = tx.port_allocate(Capacity::Unbounded).unwrap();
+        tx.request_send_possible(to_rx, notify).unwrap();
+        assert_eq!(tx.try_receive(notify), Err(ReceiveError::Empty));
+        thread::scope(|s| {
+            s.spawn(|| {
+                let m = rx.receive(source).unwrap();
+                assert_eq!(m.as_u64(), Some(7));
+            });
+            let n = tx.receive_timeout(notify, Duration::from_secs(5)).unwrap();
+            assert_eq!(n.notification(), Some(Notification::SendPossible(to_rx)));
+            tx.try_send(to_rx, Message::from_u64(1, 7)).unwrap();
+        });
+        assert_clean(&k);
+    }
+}
+
+/// On a rendezvous port a selective receiver takes only a matching parked
+/// sender's message; a non-matching sender stays parked (its send does not
+/// complete) until a plain receive takes it.
+#[test]
+fn a_selective_receive_takes_only_a_matching_parked_sender() {
+    let k = Kernel::new();
+    let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
+    let tx2 = k.spawn_task();
+    rx.register("zero-sel", port).unwrap();
+    let to_rx2 = tx2.look_up("zero-sel").unwrap();
+    thread::scope(|s| {
+        let first = s.spawn(|| tx.send(to_rx, Message::from_u64(1, 10)).unwrap());
+        wait_until("the first sender parks", || {
+            rx.port_status(port).unwrap().blocked_senders == 1
+        });
+        assert_eq!(
+            rx.try_receive_matching(port, &Filter::any().id(2)),
+            Err(ReceiveError::Empty)
+        );
+        let picky = s.spawn(|| rx.receive_matching(port, &Filter::any().id(2)).unwrap());
+        wait_until("the selective receiver blocks", || {
+            rx.port_status(port).unwrap().blocked_receivers == 1
+        });
+        tx2.send(to_rx2, Message::from_u64(2, 20)).unwrap();
+        assert_eq!(picky.join().unwrap().as_u64(), Some(20));
+        assert_eq!(rx.port_status(port).unwrap().blocked_senders, 1);
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(10));
+        first.join().unwrap();
+    });
+    rx.unregister("zero-sel").unwrap();
+    drop(tx2);
+    assert_clean(&k);
+}

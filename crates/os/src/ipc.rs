@@ -369,6 +369,13 @@ impl Ipc for OsProcess {
         }
     }
 
+    /// This backend's `select` already takes the first ready source in the
+    /// order given (it has no arrival order across queues): it is the
+    /// priority select.
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.select_with(sources, wait)
+    }
+
     fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
         let queue = match self.resolve_target(dest) {
             Ok(Target::Queue { queue, .. }) => queue,

@@ -14,7 +14,7 @@
 //! DESIGN.md (section "The real-OS backend")): port sets, notifications, and
 //! rights carried in messages to a mailbox (rights travel only on direct
 //! links). A skipped case is not run and shows as `ignored, <reason>`, and
-//! the summary counts it apart: `24 passed, 0 failed, 8 skipped`, then one
+//! the summary counts it apart: `26 passed, 0 failed, 20 skipped`, then one
 //! `skipped <case>: <reason>` line each (the reason is `Unsupported::reason`).
 
 use std::io::{Read, Write};
@@ -254,18 +254,33 @@ const SHM: ForkBackend = ForkBackend {
 };
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]).
-const SKIPPED: [&str; 4] = [
+const SKIPPED: [&str; 10] = [
     "failed_send_keeps_rights",
     "select_and_port_sets",
     "no_senders_notification",
     "rights_transfer_and_rpc",
+    "send_possible_notification",
+    "select_wakes_on_send_possible",
+    "peek_leaves_the_message",
+    "selective_receive",
+    "close_but_drain",
+    "selective_receive_waits_for_a_match",
 ];
 
 impl ForkBackend {
     fn skip_reason(&self, case: &str) -> Option<&'static str> {
         match case {
             "select_and_port_sets" => Some(mkipc_kernel::Unsupported::PortSets.reason()),
-            "no_senders_notification" => Some(mkipc_kernel::Unsupported::Notifications.reason()),
+            "no_senders_notification"
+            | "send_possible_notification"
+            | "select_wakes_on_send_possible" => {
+                Some(mkipc_kernel::Unsupported::Notifications.reason())
+            }
+            "peek_leaves_the_message" => Some(mkipc_kernel::Unsupported::Peek.reason()),
+            "selective_receive" | "selective_receive_waits_for_a_match" => {
+                Some(mkipc_kernel::Unsupported::SelectiveReceive.reason())
+            }
+            "close_but_drain" => Some(mkipc_kernel::Unsupported::Close.reason()),
             "failed_send_keeps_rights" | "rights_transfer_and_rpc" => {
                 Some(mkipc_kernel::Unsupported::RightsHere.reason())
             }
@@ -319,6 +334,25 @@ fn main() {
         (
             "owned_mailbox_dies_with_owner",
             conformance::owned_mailbox_dies_with_owner,
+        ),
+        (
+            "send_possible_notification",
+            conformance::send_possible_notification,
+        ),
+        (
+            "select_wakes_on_send_possible",
+            conformance::select_wakes_on_send_possible,
+        ),
+        (
+            "peek_leaves_the_message",
+            conformance::peek_leaves_the_message,
+        ),
+        ("selective_receive", conformance::selective_receive),
+        ("close_but_drain", conformance::close_but_drain),
+        ("priority_select", conformance::priority_select),
+        (
+            "selective_receive_waits_for_a_match",
+            conformance::selective_receive_waits_for_a_match,
         ),
     ];
     assert_eq!(

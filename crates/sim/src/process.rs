@@ -665,6 +665,7 @@ impl Ipc for Proc {
         fn destroy(&self, name: PortName) -> Result<(), IpcError>;
         fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError>;
         fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError>;
+        fn close(&self, name: PortName) -> Result<(), IpcError>;
         fn request_notification(&self, name: PortName, kind: NotifyKind, notify: PortName) -> Result<(), IpcError>;
         fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError>;
         fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError>;
@@ -821,6 +822,45 @@ impl Ipc for Proc {
         }
         self.touch_end(r.as_ref().ok());
         self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = match sources {
+            [one] => Target::Name(*one),
+            _ => Target::AnyOf(sources.len()),
+        };
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        // Several queues, a choice by their order: not classified.
+        self.touch_global();
+        let r = on_backend!(self, i => i.select_first_with(sources, wait));
+        self.touch_end(None);
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &mkipc_kernel::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = Target::Name(source);
+        self.started(false, from, EventKind::ReceiveStarted { from });
+        // Takes a message that may not be the head: ordered against
+        // everything (not classified).
+        self.touch_global();
+        let r = on_backend!(self, i => i.receive_matching_with(source, filter, wait));
+        self.touch_end(None);
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.point();
+        // Reads a queue: ordered against everything (not classified).
+        self.touch_global();
+        let r = on_backend!(self, i => i.peek(source));
+        self.touch_end(None);
         r
     }
     fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {

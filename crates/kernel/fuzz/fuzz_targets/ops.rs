@@ -139,6 +139,10 @@ enum Op {
     SendTo(u8, u8, u8, Vec<(N, Disp)>, Policy),
     Receive(u8, N, bool),
     Select(u8, Vec<N>, bool),
+    SelectFirst(u8, Vec<N>, bool),
+    ReceiveMatching(u8, N, u8, bool),
+    Peek(u8, N),
+    Close(u8, N),
     ReceiveFrom(u8, u8, bool),
     ReceiveAny(u8, bool),
     SetLinkCapacity(u8, u8, Cap),
@@ -303,10 +307,11 @@ impl World {
                 let Some((i, task)) = self.task(t) else {
                     return;
                 };
-                let kind = match kind % 3 {
+                let kind = match kind % 4 {
                     0 => NotifyKind::DeadName,
                     1 => NotifyKind::NoSenders,
-                    _ => NotifyKind::PortDestroyed,
+                    2 => NotifyKind::PortDestroyed,
+                    _ => NotifyKind::SendPossible,
                 };
                 let _ = task.request_notification(self.name(i, n), kind, self.name(i, notify));
             }
@@ -363,6 +368,46 @@ impl World {
                 if let Ok(m) = task.select_with(&names, wait) {
                     self.learn_message(i, &m);
                 }
+            }
+            Op::SelectFirst(t, ref names, timed) => {
+                let Some((i, task)) = self.task(t) else {
+                    return;
+                };
+                let names: Vec<PortName> = names.iter().take(4).map(|&n| self.name(i, n)).collect();
+                let wait = if timed {
+                    Wait::For(Duration::ZERO)
+                } else {
+                    Wait::NoWait
+                };
+                if let Ok(m) = task.select_first_with(&names, wait) {
+                    self.learn_message(i, &m);
+                }
+            }
+            Op::ReceiveMatching(t, n, id, timed) => {
+                let Some((i, task)) = self.task(t) else {
+                    return;
+                };
+                let wait = if timed {
+                    Wait::For(Duration::ZERO)
+                } else {
+                    Wait::NoWait
+                };
+                let filter = mkipc_kernel::Filter::any().id(u32::from(id % 4));
+                if let Ok(m) = task.receive_matching_with(self.name(i, n), &filter, wait) {
+                    self.learn_message(i, &m);
+                }
+            }
+            Op::Peek(t, n) => {
+                let Some((i, task)) = self.task(t) else {
+                    return;
+                };
+                let _ = task.peek(self.name(i, n));
+            }
+            Op::Close(t, n) => {
+                let Some((i, task)) = self.task(t) else {
+                    return;
+                };
+                let _ = task.close(self.name(i, n));
             }
             Op::ReceiveFrom(t, from, timed) => {
                 let Some((i, task)) = self.task(t) else {

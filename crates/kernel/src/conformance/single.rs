@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{nothing, role, run_case, Backend};
 use crate::{
-    Capacity, Disposition, Ipc, IpcError, Message, Notification, NotifyKind, OnFull, ReceiveError,
-    RightKind, SendErrorKind, Sent,
+    Capacity, Disposition, Filter, Ipc, IpcError, Message, Notification, NotifyKind, OnFull,
+    ReceiveError, RightKind, SendErrorKind, Sent,
 };
 
 /// A bounded port keeps FIFO order and reports `Full` with the message back.
@@ -332,6 +332,254 @@ pub fn mailbox_and_service_names<B: Backend>(b: &B) {
                 "through the long-named mailbox"
             );
             check!(p.mailbox_destroy(mb));
+            Ok(())
+        })],
+    );
+}
+
+/// A send-possible notification: at once when the port has room, after a
+/// receive makes room when it is full, a dead-name notification when the
+/// port dies first, and none once the name is released.
+pub fn send_possible_notification<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "send_possible_notification",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(1)));
+            let notify = check!(p.port_allocate(Capacity::Unbounded));
+            check!(p.make_send(port));
+            // Room now: notified at once.
+            check!(p.request_send_possible(port, notify));
+            let n = check!(p.try_receive(notify));
+            ensure!(
+                n.notification() == Some(Notification::SendPossible(port)),
+                "at once: got {:?}",
+                n.notification()
+            );
+            // Full: not before a receive makes room, then exactly once.
+            check!(p.try_send(port, Message::from_u64(1, 1)));
+            check!(p.request_send_possible(port, notify));
+            ensure!(
+                p.try_receive(notify) == Err(ReceiveError::Empty),
+                "no room yet"
+            );
+            ensure!(
+                check!(p.receive(port)).as_u64() == Some(1),
+                "the queued message"
+            );
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(5)));
+            ensure!(
+                n.notification() == Some(Notification::SendPossible(port)),
+                "after the receive: got {:?}",
+                n.notification()
+            );
+            check!(p.try_send(port, Message::from_u64(1, 2)));
+            check!(p.receive(port));
+            ensure!(
+                p.try_receive(notify) == Err(ReceiveError::Empty),
+                "one-shot"
+            );
+            // The port dies while full: a dead-name notification instead.
+            let doomed = check!(p.port_allocate(Capacity::Bounded(1)));
+            check!(p.make_send(doomed));
+            check!(p.try_send(doomed, Message::from_u64(1, 3)));
+            check!(p.request_send_possible(doomed, notify));
+            check!(p.mod_refs(doomed, RightKind::Receive, -1));
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(5)));
+            ensure!(
+                n.notification() == Some(Notification::DeadName(doomed)),
+                "after the death: got {:?}",
+                n.notification()
+            );
+            // A released name's request lapses: destroying the name kills
+            // the port, but the request went with the name, so nothing comes.
+            check!(p.try_send(port, Message::from_u64(1, 4)));
+            check!(p.request_send_possible(port, notify));
+            check!(p.destroy(port));
+            ensure!(p.try_receive(notify) == Err(ReceiveError::Empty), "lapsed");
+            Ok(())
+        })],
+    );
+}
+
+/// `peek` shows the message a receive would take (id, body, sender, the
+/// sequence number it will get) and leaves it, with its rights, in place.
+pub fn peek_leaves_the_message<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "peek_leaves_the_message",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(4)));
+            let other = check!(p.port_allocate(Capacity::Unbounded));
+            ensure!(p.peek(port) == Err(ReceiveError::Empty), "empty");
+            let carried = Message::new(5, b"with a right").with_right(other, Disposition::MakeSend);
+            check!(p.send(port, carried));
+            check!(p.send(port, Message::new(6, b"plain")));
+            let sends = check!(p.port_status(other)).send_rights;
+            for _ in 0..2 {
+                let head = check!(p.peek(port));
+                ensure!(
+                    head.id == 5 && &head.body[..] == b"with a right",
+                    "head: {head:?}"
+                );
+                ensure!(!head.carries_rights(), "a peek moves no right");
+                ensure!(head.sender() == Some(p.pid()), "sender {:?}", head.sender());
+            }
+            ensure!(check!(p.port_status(port)).queue_len == 2, "nothing taken");
+            ensure!(
+                check!(p.port_status(other)).send_rights == sends,
+                "right still queued"
+            );
+            let seqno = check!(p.peek(port)).trailer().map(|t| t.seqno);
+            let got = check!(p.receive(port));
+            ensure!(
+                got.id == 5 && got.rights().len() == 1,
+                "received with its right"
+            );
+            ensure!(got.trailer().map(|t| t.seqno) == seqno, "the peeked seqno");
+            ensure!(check!(p.peek(port)).id == 6, "next head");
+            Ok(())
+        })],
+    );
+}
+
+/// Selective receive takes the oldest matching message, from the middle of
+/// the queue if need be, and leaves the others in order; with nothing that
+/// matches it is `Empty` (or times out) even though messages are queued.
+pub fn selective_receive<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "selective_receive",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(8)));
+            for (id, body) in [
+                (1, &b"a1"[..]),
+                (2, b"b1"),
+                (1, b"a2"),
+                (3, b"c1"),
+                (2, b"b2"),
+            ] {
+                check!(p.send(port, Message::new(id, body)));
+            }
+            let m = check!(p.receive_matching(port, &Filter::any().id(2)));
+            ensure!(&m.body[..] == b"b1", "oldest id 2: {:?}", m.body);
+            let m = check!(p.try_receive_matching(port, &Filter::any().body_prefix(b"c")));
+            ensure!(m.id == 3, "by body prefix: {}", m.id);
+            let m = check!(p.try_receive_matching(port, &Filter::any().sender(p.pid()).ids(2..=9)));
+            ensure!(&m.body[..] == b"b2", "by sender and range: {:?}", m.body);
+            ensure!(
+                p.try_receive_matching(port, &Filter::any().id(2)) == Err(ReceiveError::Empty),
+                "no id 2 left"
+            );
+            ensure!(
+                p.receive_matching_with(
+                    port,
+                    &Filter::any().id(7),
+                    crate::Wait::For(Duration::from_millis(20))
+                ) == Err(ReceiveError::TimedOut),
+                "a timed selective receive times out"
+            );
+            for want in [&b"a1"[..], b"a2"] {
+                let m = check!(p.receive(port));
+                ensure!(&m.body[..] == want, "left in order: {:?}", m.body);
+            }
+            Ok(())
+        })],
+    );
+}
+
+/// Close-but-drain: after `close`, sends fail with `Closed` and their
+/// message back, receives take what was queued, then see `Closed` (also a
+/// receive that would wait), never `Empty`.
+pub fn close_but_drain<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "close_but_drain",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(4)));
+            check!(p.send(port, Message::from_u64(1, 1)));
+            check!(p.send(port, Message::from_u64(1, 2)));
+            check!(p.close(port));
+            check!(p.close(port));
+            let err = p
+                .try_send(port, Message::from_u64(1, 3))
+                .expect_err("a send to a closed port");
+            ensure!(err.kind() == SendErrorKind::Closed, "got {:?}", err.kind());
+            ensure!(
+                err.into_message().as_u64() == Some(3),
+                "the message comes back"
+            );
+            for i in 1..=2 {
+                ensure!(check!(p.receive(port)).as_u64() == Some(i), "drains {i}");
+            }
+            ensure!(
+                p.try_receive(port) == Err(ReceiveError::Closed),
+                "closed, not empty"
+            );
+            ensure!(
+                p.receive_timeout(port, Duration::from_secs(5)) == Err(ReceiveError::Closed),
+                "a waiting receive sees closed at once"
+            );
+            Ok(())
+        })],
+    );
+}
+
+/// Priority select takes from the first source in the order given that has
+/// a message, whatever the ages; with none ready it waits (or times out).
+pub fn priority_select<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "priority_select",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let data = check!(p.port_allocate(Capacity::Bounded(4)));
+            let control = check!(p.port_allocate(Capacity::Bounded(4)));
+            ensure!(
+                p.try_select_first(&[control, data]) == Err(ReceiveError::Empty),
+                "nothing ready"
+            );
+            ensure!(
+                p.select_first_with(
+                    &[control, data],
+                    crate::Wait::For(Duration::from_millis(20))
+                ) == Err(ReceiveError::TimedOut),
+                "times out"
+            );
+            check!(p.send(data, Message::from_u64(1, 1)));
+            check!(p.send(data, Message::from_u64(1, 2)));
+            check!(p.send(control, Message::from_u64(2, 9)));
+            let m = check!(p.select_first(&[control, data]));
+            ensure!(
+                m.id == 2 && m.received_on() == Some(control),
+                "the first source first: id {} on {:?}",
+                m.id,
+                m.received_on()
+            );
+            for i in 1..=2 {
+                let m = check!(p.try_select_first(&[control, data]));
+                ensure!(
+                    m.as_u64() == Some(i),
+                    "then the next source, in order: {:?}",
+                    m.as_u64()
+                );
+            }
+            check!(p.send(control, Message::from_u64(2, 10)));
+            check!(p.send(data, Message::from_u64(1, 3)));
+            let m = check!(p.try_select_first(&[data, control]));
+            ensure!(
+                m.as_u64() == Some(3),
+                "the order given decides: {:?}",
+                m.as_u64()
+            );
+            ensure!(
+                check!(p.try_receive(control)).as_u64() == Some(10),
+                "left alone"
+            );
             Ok(())
         })],
     );

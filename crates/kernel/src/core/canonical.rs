@@ -294,7 +294,7 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
                 }
                 rights_of(msg, |p| visit(p, &mut num, &mut order));
             }
-            WaitState::Receiving { registrations } => {
+            WaitState::Receiving { registrations, .. } => {
                 for r in registrations {
                     if let Registration::Queue(QueueId::Port(p), _) = *r {
                         visit(p, &mut num, &mut order);
@@ -308,6 +308,11 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
         for msg in m.queue.messages.iter() {
             rights_of(msg, |p| visit(p, &mut num, &mut order));
         }
+        for r in m.queue.send_possible.values() {
+            if let KRight::SendOnce(q) = *r {
+                visit(q, &mut num, &mut order);
+            }
+        }
     }
     let mut next = 0;
     loop {
@@ -319,6 +324,7 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
             }
             let requests = p.dead_name_requests.values();
             for r in requests
+                .chain(p.queue.send_possible.values())
                 .chain(&p.no_senders_request)
                 .chain(&p.port_destroyed_request)
             {
@@ -516,6 +522,7 @@ impl Encoder<'_> {
             Notification::DEAD_NAME_ID
                 | Notification::NO_SENDERS_ID
                 | Notification::PORT_DESTROYED_ID
+                | Notification::SEND_POSSIBLE_ID
         );
         match (owner, <[u8; 8]>::try_from(body)) {
             (Some(owner), Ok(raw)) if names_a_name => {
@@ -624,6 +631,40 @@ impl Encoder<'_> {
         for &w in &q.blocked_receivers {
             self.wait(w);
         }
+        self.b(q.closed);
+        // Send-possible requests: who asked, under which of its names, and
+        // where the notification goes (in key order, the order they go out in).
+        self.u(q.send_possible.len() as u64);
+        for (&(pid, super::BySlot(name)), &r) in &q.send_possible {
+            self.pid(pid);
+            self.name(pid, name);
+            self.right(r);
+        }
+    }
+
+    /// A selective receive's filter (or none): id range, sender, body prefix.
+    fn filter(&mut self, f: Option<&crate::Filter>) {
+        let Some(f) = f else {
+            self.out.push(0);
+            return;
+        };
+        self.out.push(1);
+        match f.id_range() {
+            None => self.out.push(0),
+            Some((lo, hi)) => {
+                self.out.push(1);
+                self.u(u64::from(lo));
+                self.u(u64::from(hi));
+            }
+        }
+        match f.sender_condition() {
+            None => self.out.push(0),
+            Some(pid) => {
+                self.out.push(1);
+                self.pid(pid);
+            }
+        }
+        self.bytes(f.prefix());
     }
 
     fn space(&mut self, s: &Space) {
@@ -854,7 +895,10 @@ impl Encoder<'_> {
                         }
                     }
                 }
-                WaitState::Receiving { registrations } => {
+                WaitState::Receiving {
+                    registrations,
+                    filter,
+                } => {
                     self.out.push(1);
                     self.u(registrations.len() as u64);
                     for r in registrations {
@@ -870,6 +914,7 @@ impl Encoder<'_> {
                             }
                         }
                     }
+                    self.filter(filter.as_deref());
                 }
                 WaitState::Done(outcome) => {
                     self.out.push(2);

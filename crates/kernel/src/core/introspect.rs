@@ -411,7 +411,7 @@ impl State {
             };
             match &rec.state {
                 WaitState::Sending { queue, .. } => queues.push((*queue, true)),
-                WaitState::Receiving { registrations } => {
+                WaitState::Receiving { registrations, .. } => {
                     for r in registrations {
                         match *r {
                             Registration::Queue(q, _) => queues.push((q, false)),

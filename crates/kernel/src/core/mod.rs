@@ -136,6 +136,16 @@ pub enum Source<'a> {
     AnyTask,
 }
 
+/// How a receive picks its message (beyond where it takes from).
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct ReceiveOptions<'f> {
+    /// Selective receive: the oldest message that passes.
+    pub filter: Option<&'f crate::Filter>,
+    /// Priority select: from the first source (in the order given) that has
+    /// a message, not the oldest message of all.
+    pub first_ready: bool,
+}
+
 /// Kernel-wide settings.
 #[derive(Clone, Debug)]
 pub struct KernelConfig {
@@ -377,6 +387,8 @@ pub(crate) enum WaitState {
     },
     Receiving {
         registrations: SmallVec<[Registration; 2]>,
+        /// A selective receive's filter: only a matching message completes it.
+        filter: Option<Box<crate::Filter>>,
     },
     Done(WaitOutcome),
 }

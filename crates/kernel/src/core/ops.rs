@@ -6,7 +6,7 @@ use super::queue::MsgQueue;
 use super::space::{Obj, MAX_UREFS};
 use super::{KRight, Kernel, Locked, Port, PortId, PortSet, QueueId, Receiver, SetId};
 use crate::capacity::Capacity;
-use crate::error::{IpcError, ReceiveError};
+use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::Notification;
 use crate::name::{Pid, PortName, RightKind, RightSet};
 use crate::Disposition;
@@ -155,6 +155,8 @@ impl Kernel {
         st.sets.get_mut(set_id).expect("live").members.insert(port);
         // Messages already queued are now visible to receivers blocked on the set.
         st.hand_queued_to_set_receivers(port);
+        // Receivers blocked on the set are room on a rendezvous port.
+        st.notify_send_possible(QueueId::Port(port));
         st.reap();
         Ok(())
     }
@@ -339,6 +341,52 @@ impl Kernel {
         st.reap();
         Ok(())
     }
+
+    /// Closes a port (receive right) or a mailbox (as its manager) to new
+    /// sends while its receivers drain it (see [`Ipc::close`](crate::Ipc::close)).
+    pub fn close(&self, pid: Pid, name: PortName) -> Result<(), IpcError> {
+        let mut st = self.lock();
+        let q = match st.resolve(pid, name)? {
+            Obj::Port {
+                port,
+                receive: true,
+                ..
+            } => QueueId::Port(port),
+            Obj::Mailbox(m) => {
+                if !st.may_manage_mailbox(pid, m) {
+                    return Err(IpcError::NoPermission);
+                }
+                QueueId::Mailbox(m)
+            }
+            Obj::Dead(_) => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let queue = st.queue_mut(q).expect("live");
+        if queue.closed {
+            return Ok(());
+        }
+        queue.closed = true;
+        tracing::debug!(target: "mkipc::ipc", %pid, %name, "queue closed");
+        // Parked senders never got in: they fail with their messages back.
+        let senders: Vec<super::WaitId> = queue.blocked_senders.drain(..).collect();
+        // Receivers blocked on it now wait for nothing that can come (a
+        // plain receiver is blocked only on an empty queue; a selective one
+        // matches nothing queued, and nothing more will arrive).
+        let receivers: Vec<super::WaitId> = queue.blocked_receivers.iter().copied().collect();
+        for w in senders {
+            st.fail_sender(w, SendErrorKind::Closed);
+        }
+        for w in receivers {
+            st.fail_receiver(w, ReceiveError::Closed);
+        }
+        st.notify_send_possible(q);
+        st.reap();
+        Ok(())
+    }
 }
 
 impl Locked<'_> {
@@ -466,10 +514,25 @@ impl Locked<'_> {
                 return;
             };
             let Some(set) = p.set else { return };
-            let Some(&w) = self.sets.get(set).and_then(|s| s.blocked_receivers.front()) else {
-                return;
-            };
-            let Some(msg) = self.take_oldest_unrefilled(QueueId::Port(port)) else {
+            let Some(s) = self.sets.get(set) else { return };
+            // The first receiver blocked on the set that this port has a
+            // message for (a selective receiver may match none of them).
+            let receivers: smallvec::SmallVec<[super::WaitId; 4]> =
+                s.blocked_receivers.iter().copied().collect();
+            let mut pick = None;
+            for w in receivers {
+                let filter = match self.waits.get(w).map(|r| &r.state) {
+                    Some(super::WaitState::Receiving { filter, .. }) => filter.clone(),
+                    _ => None,
+                };
+                if let Some(msg) =
+                    self.take_oldest_unrefilled(QueueId::Port(port), filter.as_deref())
+                {
+                    pick = Some((w, msg));
+                    break;
+                }
+            }
+            let Some((w, msg)) = pick else {
                 return;
             };
             let seqno = self.ports.get_mut(port).expect("live").queue.next_seqno();

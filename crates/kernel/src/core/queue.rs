@@ -10,11 +10,12 @@
 //! * a sender is blocked only while the queue is full for it;
 //! * messages leave in the order they entered (FIFO across all senders).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::fifo::Fifo;
-use super::{KMessage, WaitId};
+use super::{BySlot, KMessage, KRight, WaitId};
 use crate::capacity::{Admission, Capacity, QueueLoad};
+use crate::name::Pid;
 
 /// What one queued message costs before its body and rights: its slot in
 /// the queue's storage.
@@ -82,6 +83,14 @@ pub(crate) struct MsgQueue {
     pub accepted: u64,
     pub dropped: u64,
     pub max_len: usize,
+    /// Send-possible requests (Mach's `MACH_NOTIFY_SEND_POSSIBLE`), by
+    /// requesting task and its name for this queue, each holding its
+    /// send-once right to the notify port. One-shot: all go out together
+    /// the first time the queue has room (see `notify.rs`).
+    pub send_possible: BTreeMap<(Pid, BySlot), KRight>,
+    /// Closed by its receiver: tasks' sends fail with `Closed`; receives
+    /// drain what is queued, then fail with `Closed`.
+    pub closed: bool,
 }
 
 clone_fields!(MsgQueue {
@@ -94,6 +103,8 @@ clone_fields!(MsgQueue {
     accepted,
     dropped,
     max_len,
+    send_possible,
+    closed,
 });
 
 impl MsgQueue {
@@ -115,6 +126,8 @@ impl MsgQueue {
             accepted: 0,
             dropped: 0,
             max_len: 0,
+            send_possible: BTreeMap::new(),
+            closed: false,
         }
     }
 
@@ -181,6 +194,30 @@ impl MsgQueue {
             self.push(m);
         }
         displaced
+    }
+
+    /// Removes the message at `index` (0: the head) for a selective
+    /// receive; the others keep their order. (Not a hot path: the queue is
+    /// rebuilt, as Erlang's selective receive scans its mailbox.)
+    pub(crate) fn remove_at(&mut self, index: usize) -> Option<KMessage> {
+        if index == 0 {
+            return self.pop();
+        }
+        let mut kept = Vec::with_capacity(self.messages.len());
+        let mut taken = None;
+        let mut i = 0;
+        while let Some(m) = self.pop() {
+            if i == index {
+                taken = Some(m);
+            } else {
+                kept.push(m);
+            }
+            i += 1;
+        }
+        for m in kept {
+            self.push(m);
+        }
+        taken
     }
 
     /// Takes the next sequence number.

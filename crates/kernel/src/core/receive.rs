@@ -8,12 +8,13 @@ use smallvec::SmallVec;
 
 use super::space::Obj;
 use super::{
-    Begin, KMessage, Locked, QueueId, Registration, WaitOutcome, WaitRec, WaitState, WaitToken,
-    Waker,
+    Begin, KMessage, Locked, QueueId, ReceiveOptions, Registration, WaitOutcome, WaitRec,
+    WaitState, WaitToken, Waker,
 };
 use crate::capacity::{Admission, Capacity, Sent};
 use crate::core::Source;
 use crate::error::{IpcError, ReceiveError};
+use crate::filter::Filter;
 use crate::message::Message;
 use crate::name::{Pid, PortName};
 use crate::Kernel;
@@ -22,6 +23,8 @@ use crate::Kernel;
 #[derive(Clone, Copy)]
 enum Found {
     Queued(QueueId),
+    /// Not the head (a selective receive): the message at this index.
+    QueuedAt(QueueId, usize),
     Parked(QueueId, super::WaitId),
 }
 
@@ -78,7 +81,117 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Starts a selective receive for task `pid`: the oldest message from
+    /// `source` that `filter` passes (see
+    /// [`Ipc::receive_matching`](crate::Ipc::receive_matching)). Completes
+    /// at once, fails (`Empty` when `may_wait` is false and nothing
+    /// matches), or blocks until a matching message arrives; messages that
+    /// do not match stay queued, in order, for other receives.
+    pub fn receive_matching_begin(
+        &self,
+        pid: Pid,
+        source: Source<'_>,
+        filter: &Filter,
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let opts = ReceiveOptions {
+            filter: Some(filter),
+            first_ready: false,
+        };
+        let result = self.lock().receive_with(pid, source, opts, may_wait, waker);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?source, ?filter, done = matches!(result, Begin::Done(_)), "receive_matching");
+        result
+    }
+
+    /// Starts a priority select for task `pid`: a message from the first of
+    /// `sources` (in the order given) that has one, the oldest there (see
+    /// [`Ipc::select_first`](crate::Ipc::select_first)). When none has one
+    /// it waits as `select` does (the first to get a message is then the
+    /// only ready one).
+    pub fn select_first_begin(
+        &self,
+        pid: Pid,
+        sources: &[PortName],
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
+        let opts = ReceiveOptions {
+            filter: None,
+            first_ready: true,
+        };
+        let result = self
+            .lock()
+            .receive_with(pid, Source::Any(sources), opts, may_wait, waker);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?sources, done = matches!(result, Begin::Done(_)), "select_first");
+        result
+    }
+
+    /// Looks at the message a receive from `source` would take now, without
+    /// taking it (see [`Ipc::peek`](crate::Ipc::peek)): a copy of its id,
+    /// body and trailer (the sequence number it will get), without the
+    /// rights it carries, which stay in the message. `Empty` when there is
+    /// nothing; never waits.
+    pub fn peek(&self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        let result = self.lock().peek(pid, source);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?source, ok = result.is_ok(), "peek");
+        result
+    }
+}
+
 impl Locked<'_> {
+    fn peek(&mut self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        let regs = self.registrations(pid, source)?;
+        let Some(found) = self.find_oldest(&regs, None) else {
+            if let (Source::Task(_), Some(Registration::Queue(QueueId::Port(p), _))) =
+                (source, regs.first())
+            {
+                if self.ports.get(*p).is_some_and(|p| p.writer_closed) {
+                    return Err(ReceiveError::SourceDead);
+                }
+            }
+            if self.any_closed(&regs) {
+                return Err(ReceiveError::Closed);
+            }
+            return Err(ReceiveError::Empty);
+        };
+        let (q, msg) = match found {
+            Found::Queued(q) => (q, self.queue(q).and_then(|queue| queue.messages.front())),
+            Found::QueuedAt(q, i) => (
+                q,
+                self.queue(q).and_then(|queue| queue.messages.iter().nth(i)),
+            ),
+            Found::Parked(q, w) => (
+                q,
+                match self.waits.get(w).map(|r| &r.state) {
+                    Some(WaitState::Sending { msg, .. }) => Some(msg),
+                    _ => None,
+                },
+            ),
+        };
+        let msg = msg.expect("found a message");
+        let (id, body, sender) = (msg.id, msg.body.clone(), msg.sender);
+        let seqno = self.queue(q).expect("live").seqno;
+        let received_on = regs
+            .iter()
+            .find_map(|r| match r {
+                Registration::Queue(rq, name) if *rq == q => Some(*name),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.receiver_name_in(pid, q));
+        Ok(Message::received(id, body, sender, received_on, seqno))
+    }
+
+    /// Whether a queue registered on directly is closed (with nothing for
+    /// this receive in any source: the caller looked first).
+    fn any_closed(&self, regs: &[Registration]) -> bool {
+        regs.iter().any(|r| match *r {
+            Registration::Queue(q, _) => self.queue(q).is_some_and(|queue| queue.closed),
+            Registration::Set(_) => false,
+        })
+    }
+
     fn registration_for(&mut self, pid: Pid, name: PortName) -> Result<Registration, ReceiveError> {
         match self.resolve(pid, name)? {
             Obj::Port {
@@ -141,8 +254,12 @@ impl Locked<'_> {
         Ok(regs)
     }
 
-    /// The oldest message (by global stamp) a queue can give now.
-    fn oldest_in(&self, q: QueueId) -> Option<(u64, Found)> {
+    /// The oldest message (by global stamp) a queue can give now, to a
+    /// receive with this filter.
+    fn oldest_in(&self, q: QueueId, filter: Option<&Filter>) -> Option<(u64, Found)> {
+        if let Some(f) = filter {
+            return self.oldest_matching_in(q, f);
+        }
         let queue = self.queue(q)?;
         let queued = queue
             .messages
@@ -168,14 +285,54 @@ impl Locked<'_> {
         }
     }
 
-    /// Takes the oldest message queue `q` can give now without refilling it
-    /// (the caller completes its receiver first, then calls [`Self::refill`]).
-    pub(crate) fn take_oldest_unrefilled(&mut self, q: QueueId) -> Option<KMessage> {
-        let (_, found) = self.oldest_in(q)?;
+    /// The oldest message `f` passes in queue `q`: queued (in queue order,
+    /// which is stamp order) or offered by a parked sender (in the order
+    /// they parked), whichever is older.
+    fn oldest_matching_in(&self, q: QueueId, f: &Filter) -> Option<(u64, Found)> {
+        let queue = self.queue(q)?;
+        let queued = queue
+            .messages
+            .iter()
+            .enumerate()
+            .find(|(_, m)| f.matches_parts(m.id, m.sender, &m.body))
+            .map(|(i, m)| {
+                let at = if i == 0 {
+                    Found::Queued(q)
+                } else {
+                    Found::QueuedAt(q, i)
+                };
+                (m.stamp.get(), at)
+            });
+        let parked = queue
+            .blocked_senders
+            .iter()
+            .find_map(|&w| match &self.waits.get(w)?.state {
+                WaitState::Sending { msg, .. }
+                    if f.matches_parts(msg.id, msg.sender, &msg.body) =>
+                {
+                    Some((msg.stamp.get(), Found::Parked(q, w)))
+                }
+                _ => None,
+            });
+        match (queued, parked) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes the oldest message queue `q` can give now to a receive with
+    /// this filter, without refilling it (the caller completes its receiver
+    /// first, then calls [`Self::refill`]).
+    pub(crate) fn take_oldest_unrefilled(
+        &mut self,
+        q: QueueId,
+        filter: Option<&Filter>,
+    ) -> Option<KMessage> {
+        let (_, found) = self.oldest_in(q, filter)?;
         Some(self.take_unrefilled(found).1)
     }
 
-    fn find_oldest(&self, regs: &[Registration]) -> Option<Found> {
+    fn find_oldest(&self, regs: &[Registration], filter: Option<&Filter>) -> Option<Found> {
         let mut best: Option<(u64, Found)> = None;
         let mut consider = |c: Option<(u64, Found)>| {
             if let Some(c) = c {
@@ -186,11 +343,11 @@ impl Locked<'_> {
         };
         for r in regs {
             match *r {
-                Registration::Queue(q, _) => consider(self.oldest_in(q)),
+                Registration::Queue(q, _) => consider(self.oldest_in(q, filter)),
                 Registration::Set(s) => {
                     if let Some(set) = self.sets.get(s) {
                         for &p in &set.members {
-                            consider(self.oldest_in(QueueId::Port(p)));
+                            consider(self.oldest_in(QueueId::Port(p), filter));
                         }
                     }
                 }
@@ -199,11 +356,19 @@ impl Locked<'_> {
         best.map(|b| b.1)
     }
 
+    /// The oldest message of the first registration (in the order given)
+    /// that has one: a priority select.
+    fn find_first_ready(&self, regs: &[Registration], filter: Option<&Filter>) -> Option<Found> {
+        regs.iter()
+            .find_map(|r| self.find_oldest(std::slice::from_ref(r), filter))
+    }
+
     /// Takes the message `found` points at; refills the queue from blocked senders.
     fn take(&mut self, found: Found) -> (QueueId, KMessage) {
         let (q, msg) = self.take_unrefilled(found);
-        if let Found::Queued(_) = found {
-            self.refill(q);
+        match found {
+            Found::Queued(_) | Found::QueuedAt(..) => self.refill(q),
+            Found::Parked(..) => self.notify_send_possible(q),
         }
         (q, msg)
     }
@@ -215,6 +380,13 @@ impl Locked<'_> {
             Found::Queued(q) => (
                 q,
                 self.queue_mut(q).expect("live").pop().expect("non-empty"),
+            ),
+            Found::QueuedAt(q, i) => (
+                q,
+                self.queue_mut(q)
+                    .expect("live")
+                    .remove_at(i)
+                    .expect("index found"),
             ),
             Found::Parked(q, w) => {
                 let queue = self.queue_mut(q).expect("live");
@@ -243,8 +415,14 @@ impl Locked<'_> {
     }
 
     /// Moves blocked senders' messages into the queue while it admits them
-    /// (after a receive freed a slot, or the capacity grew).
+    /// (after a receive freed a slot, or the capacity grew); then, if room
+    /// is left, answers the queue's send-possible requests.
     pub(crate) fn refill(&mut self, q: QueueId) {
+        self.refill_senders(q);
+        self.notify_send_possible(q);
+    }
+
+    fn refill_senders(&mut self, q: QueueId) {
         let memory_limit = self.config.memory_limit();
         loop {
             let Some(queue) = self.queue(q) else { return };
@@ -281,11 +459,27 @@ impl Locked<'_> {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
+        self.receive_with(pid, source, ReceiveOptions::default(), may_wait, waker)
+    }
+
+    pub(crate) fn receive_with(
+        &mut self,
+        pid: Pid,
+        source: Source<'_>,
+        opts: ReceiveOptions<'_>,
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> Begin<Result<Message, ReceiveError>> {
         let regs = match self.registrations(pid, source) {
             Ok(r) => r,
             Err(e) => return Begin::Done(Err(e)),
         };
-        if let Some(found) = self.find_oldest(&regs) {
+        let found = if opts.first_ready {
+            self.find_first_ready(&regs, opts.filter)
+        } else {
+            self.find_oldest(&regs, opts.filter)
+        };
+        if let Some(found) = found {
             let (q, msg) = self.take(found);
             let seqno = self.queue_mut(q).expect("live").next_seqno();
             let received_on = regs
@@ -314,6 +508,9 @@ impl Locked<'_> {
             }
             let _ = from;
         }
+        if self.any_closed(&regs) {
+            return Begin::Done(Err(ReceiveError::Closed));
+        }
         if !may_wait {
             return Begin::Done(Err(ReceiveError::Empty));
         }
@@ -322,6 +519,7 @@ impl Locked<'_> {
             waker: waker(),
             state: WaitState::Receiving {
                 registrations: regs.clone(),
+                filter: opts.filter.map(|f| Box::new(f.clone())),
             },
         });
         for r in &regs {
@@ -340,6 +538,23 @@ impl Locked<'_> {
             }
         }
         self.task_mut(pid).expect("live").waits.push(id);
+        // A waiting receiver is room on a rendezvous queue.
+        for r in &regs {
+            match *r {
+                Registration::Queue(q, _) => self.notify_send_possible(q),
+                Registration::Set(s) => {
+                    let members: SmallVec<[super::PortId; 4]> = self
+                        .sets
+                        .get(s)
+                        .map(|set| set.members.iter().copied().collect())
+                        .unwrap_or_default();
+                    for p in members {
+                        self.notify_send_possible(QueueId::Port(p));
+                    }
+                }
+            }
+        }
+        self.reap();
         Begin::Blocked(WaitToken::from_id(id, false))
     }
 
@@ -357,7 +572,8 @@ impl Locked<'_> {
 impl super::State {
     /// The common case in few instructions: a receive right whose queue holds
     /// a message carrying no rights, and no sender blocked behind it (taking
-    /// one would mean a refill and a wake-up). It never wakes anyone, so it
+    /// one would mean a refill and a wake-up) nor a send-possible request
+    /// waiting for the room it frees. It never wakes anyone, so it
     /// runs on the bare lock guard.
     #[inline(always)]
     fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
@@ -375,7 +591,10 @@ impl super::State {
         };
         let q = &mut self.ports.get_mut(port)?.queue;
         match q.messages.front() {
-            Some(head) if head.carried.is_none() && q.blocked_senders.is_empty() => {}
+            Some(head)
+                if head.carried.is_none()
+                    && q.blocked_senders.is_empty()
+                    && q.send_possible.is_empty() => {}
             _ => return None,
         }
         let super::KMessage {

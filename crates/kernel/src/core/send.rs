@@ -130,16 +130,34 @@ impl Locked<'_> {
         }
     }
 
-    /// The first blocked receiver that would take a message arriving at `q`:
-    /// the queue's own receivers first, then its port set's.
-    pub(crate) fn waiting_receiver(&self, q: QueueId) -> Option<WaitId> {
+    /// The first blocked receiver that would take a message (id, sender,
+    /// body) arriving at `q`: the queue's own receivers first, then its port
+    /// set's, skipping selective receivers it does not match (`None`: a
+    /// receiver that takes anything).
+    pub(crate) fn waiting_receiver(
+        &self,
+        q: QueueId,
+        msg: Option<(u32, Pid, &[u8])>,
+    ) -> Option<WaitId> {
+        let takes = |w: &WaitId| match self.waits.get(*w).map(|r| &r.state) {
+            Some(WaitState::Receiving {
+                filter: Some(f), ..
+            }) => msg.is_some_and(|(id, sender, body)| f.matches_parts(id, sender, body)),
+            _ => true,
+        };
         let queue = self.queue(q)?;
-        if let Some(&w) = queue.blocked_receivers.front() {
+        if let Some(&w) = queue.blocked_receivers.iter().find(|w| takes(w)) {
             return Some(w);
         }
         if let QueueId::Port(p) = q {
             let set = self.ports.get(p)?.set?;
-            return self.sets.get(set)?.blocked_receivers.front().copied();
+            return self
+                .sets
+                .get(set)?
+                .blocked_receivers
+                .iter()
+                .find(|w| takes(w))
+                .copied();
         }
         None
     }
@@ -163,7 +181,14 @@ impl Locked<'_> {
         let memory_limit = self.config.memory_limit();
         let q = target.queue.expect("a send has a queue");
         let queue = self.queue(q).expect("resolved queue is live");
-        let admission = if queue.messages.is_empty() && self.waiting_receiver(q).is_some() {
+        if queue.closed {
+            return Begin::Done(Err(SendErrorKind::Closed.with(msg)));
+        }
+        let admission = if queue.messages.is_empty()
+            && self
+                .waiting_receiver(q, Some((msg.id, pid, &msg.body)))
+                .is_some()
+        {
             Admission::Enqueue
         } else {
             let rights = msg.rights().len() + usize::from(msg.reply().is_some());
@@ -260,7 +285,7 @@ impl Locked<'_> {
     /// one, otherwise appends it. (Admission was decided by the caller.)
     pub(crate) fn deliver(&mut self, q: QueueId, msg: KMessage) {
         self.queue_mut(q).expect("live queue").accepted += 1;
-        if let Some(w) = self.waiting_receiver(q) {
+        if let Some(w) = self.waiting_receiver(q, Some((msg.id, msg.sender, &msg.body))) {
             let seqno = self.queue_mut(q).expect("live").next_seqno();
             self.complete_receive(w, q, msg, seqno);
         } else {
@@ -359,6 +384,7 @@ impl super::State {
         let cost = super::queue::message_cost(msg.body.len(), 0, false);
         if !p.queue.blocked_receivers.is_empty()
             || p.set.is_some()
+            || p.queue.closed
             || p.queue
                 .admit(cost, false, false, self.config.queue_memory_limit)
                 != Admission::Enqueue

@@ -18,6 +18,7 @@ impl Locked<'_> {
             &mut rec.state,
             WaitState::Receiving {
                 registrations: SmallVec::new(),
+                filter: None,
             },
         );
         let task = rec.task;
@@ -67,7 +68,7 @@ impl Locked<'_> {
         let Some(rec) = self.waits.get_mut(w) else {
             return SmallVec::new();
         };
-        let WaitState::Receiving { registrations } = &mut rec.state else {
+        let WaitState::Receiving { registrations, .. } = &mut rec.state else {
             return SmallVec::new();
         };
         let registrations = std::mem::take(registrations);

@@ -74,6 +74,22 @@ pub enum Op {
         src: Src,
         wait: bool,
     },
+    /// A selective receive of messages with this id.
+    ReceiveMatching {
+        t: Sel,
+        m: Sel,
+        id: u8,
+        wait: bool,
+    },
+    /// A priority select over two names.
+    SelectFirst {
+        t: Sel,
+        a: Sel,
+        b: Sel,
+        wait: bool,
+    },
+    Peek(Sel, Sel),
+    Close(Sel, Sel),
     Take(Sel),
     Cancel(Sel),
     Done(Sel),
@@ -152,6 +168,7 @@ fn notify_kind() -> impl Strategy<Value = NotifyKind> {
         Just(NotifyKind::DeadName),
         Just(NotifyKind::NoSenders),
         Just(NotifyKind::PortDestroyed),
+        Just(NotifyKind::SendPossible),
     ]
 }
 
@@ -201,6 +218,12 @@ pub fn op(s: Sel) -> impl Strategy<Value = Op> {
             any::<bool>(),
         )
             .prop_map(|(t, src, wait)| Op::Receive { t, src, wait }),
+        2 => (n(), n(), 0..3u8, any::<bool>())
+            .prop_map(|(t, m, id, wait)| Op::ReceiveMatching { t, m, id, wait }),
+        1 => (n(), n(), n(), any::<bool>())
+            .prop_map(|(t, a, b, wait)| Op::SelectFirst { t, a, b, wait }),
+        1 => (n(), n()).prop_map(|(t, m)| Op::Peek(t, m)),
+        1 => (n(), n()).prop_map(|(t, m)| Op::Close(t, m)),
         3 => n().prop_map(Op::Take),
         2 => n().prop_map(Op::Cancel),
         1 => n().prop_map(Op::Done),
@@ -631,6 +654,39 @@ impl World {
                         format!("blocked {}", self.render_token(how, tok))
                     }
                 }
+            }
+            Op::ReceiveMatching { t, m, id, wait } => {
+                let pid = self.task(*t);
+                let filter = mkipc_kernel::Filter::any().id(u32::from(*id));
+                let source = Source::Name(self.name(pid, *m));
+                match k.receive_matching_begin(pid, source, &filter, *wait, &waker) {
+                    Begin::Done(r) => self.render_receive(how, pid, &r),
+                    Begin::Blocked(tok) => {
+                        self.tokens.push((pid, tok));
+                        format!("blocked {}", self.render_token(how, tok))
+                    }
+                }
+            }
+            Op::SelectFirst { t, a, b, wait } => {
+                let pid = self.task(*t);
+                let names = [self.name(pid, *a), self.name(pid, *b)];
+                match k.select_first_begin(pid, &names, *wait, &waker) {
+                    Begin::Done(r) => self.render_receive(how, pid, &r),
+                    Begin::Blocked(tok) => {
+                        self.tokens.push((pid, tok));
+                        format!("blocked {}", self.render_token(how, tok))
+                    }
+                }
+            }
+            Op::Peek(t, m) => {
+                let pid = self.task(*t);
+                let r = k.peek(pid, Source::Name(self.name(pid, *m)));
+                // Nothing is taken and no name is learnt: the id and body say it all.
+                format!("{:?}", r.map(|m| (m.id, m.body.len())))
+            }
+            Op::Close(t, m) => {
+                let pid = self.task(*t);
+                format!("{:?}", k.close(pid, self.name(pid, *m)))
             }
             Op::Take(s) => {
                 let Some((i, pid, tok)) = self.token(*s) else {
