@@ -75,6 +75,7 @@ pub mod schedule;
 pub mod scheduler;
 mod sim;
 pub mod stack;
+mod stackless;
 pub mod strategy;
 mod threaded;
 pub mod time;

@@ -125,6 +125,20 @@ pub trait Machine: Sized + 'static {
     }
 }
 
+/// Whether a machine's [`Step::Yield`] is a scheduling point on the
+/// simulator.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum YieldIs {
+    /// It is one, as in the stateful checker, where every step boundary is
+    /// one ([`Sim::spawn_machine`](crate::Sim::spawn_machine), [`run_on_proc`]).
+    #[default]
+    SchedulingPoint,
+    /// It is none: the machine's scheduling points are its operations' own
+    /// ([`run_blocking`]; the scenario interpreter, whose traces predate
+    /// its machine).
+    NoOp,
+}
+
 /// How a runner starts an RPC call ([`Ctx::call`]).
 #[derive(Debug)]
 pub enum CallStart {
@@ -290,12 +304,23 @@ pub fn run_blocking<M: Machine, C: Ctx<M>>(
 /// [`Sim::spawn_machine`](crate::Sim::spawn_machine) runs).
 pub struct ProcCtx<'a> {
     proc: &'a Proc,
+    yields: YieldIs,
 }
 
 impl<'a> ProcCtx<'a> {
-    /// The runner of a machine on process `proc`.
+    /// The runner of a machine on process `proc` (the processes it spawns
+    /// run with [`run_on_proc`]).
     pub fn new(proc: &'a Proc) -> ProcCtx<'a> {
-        ProcCtx { proc }
+        ProcCtx {
+            proc,
+            yields: YieldIs::SchedulingPoint,
+        }
+    }
+
+    /// The runner of a machine on process `proc` whose spawned processes
+    /// run with [`run_on_proc_with`] and `yields`.
+    pub fn with_yields(proc: &'a Proc, yields: YieldIs) -> ProcCtx<'a> {
+        ProcCtx { proc, yields }
     }
 }
 
@@ -331,8 +356,11 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
     where
         F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
     {
+        let yields = self.yields;
         self.proc
-            .spawn(name, inherit, move |p| run_on_proc(p, make(p.inherited())))
+            .spawn(name, inherit, move |p| {
+                run_on_proc_with(p, make(p.inherited()), yields)
+            })
             .map(drop)
     }
 }
@@ -345,17 +373,27 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
 /// stateful checker, where every step boundary is one: so a step that ends
 /// without an operation (and the exit after it) interleaves with the other
 /// processes exactly as the checker lets it.
-pub fn run_on_proc<M: Machine + Send>(proc: &Proc, mut machine: M) -> ProcResult {
+pub fn run_on_proc<M: Machine + Send>(proc: &Proc, machine: M) -> ProcResult {
+    run_on_proc_with(proc, machine, YieldIs::SchedulingPoint)
+}
+
+/// [`run_on_proc`], with [`Step::Yield`] a scheduling point or not.
+pub fn run_on_proc_with<M: Machine + Send>(
+    proc: &Proc,
+    mut machine: M,
+    yields: YieldIs,
+) -> ProcResult {
     if machine.is_server() {
         proc.declare_server();
     }
     if machine.expects_error() {
         proc.declare_expect_error();
     }
-    let mut cx = ProcCtx::new(proc);
+    let mut cx = ProcCtx::with_yields(proc, yields);
     loop {
         match machine.step(&mut cx, None) {
-            Step::Yield => proc.yield_now(),
+            Step::Yield if yields == YieldIs::SchedulingPoint => proc.yield_now(),
+            Step::Yield => {}
             Step::Pause { time, busy } => {
                 if busy {
                     proc.work(time)
