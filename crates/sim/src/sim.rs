@@ -777,7 +777,7 @@ mod tests {
             unsafe { canary.smash() };
             Ok(())
         });
-        let spawned = sim.core.spawned.borrow().last().map(|s| s.2);
+        let spawned = sim.core.spawned.borrow().last().and_then(|s| s.2);
         canary.set(spawned);
         let failure = sim.run().expect_err("the overflow is reported");
         assert_eq!(
