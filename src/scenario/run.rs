@@ -17,6 +17,7 @@ use mkipc_kernel::{
 };
 use mkipc_sim::machine::{
     receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Machine, Op as MachineOp,
+    YieldIs,
 };
 use mkipc_sim::{
     ExitStatus, Failure, FailureReason, Inherit, Proc, ProcId, ProcResult, Report, Schedule,
@@ -89,11 +90,53 @@ pub fn build_sim(scn: &Arc<Scenario>, builder: SimBuilder) -> Result<(Sim, SimHa
 /// Sets the run of `scn` up on a fresh `sim` (for `Explorer`, which builds the `Sim`).
 pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, String> {
     let shared = Arc::new(Shared::new(Arc::clone(scn), false));
+    let stackless = runs_stackless(scn);
     setup_sim_with(scn, sim, shared, &|sim, name, inherit, make| {
+        if stackless {
+            // The simulator steps the script's machine itself, no
+            // coroutine; its scheduling points are its operations' own.
+            return sim.spawn_machine_with(name, inherit, YieldIs::NoOp, make);
+        }
         sim.spawn_with(name, inherit, move |p| {
             script_on_proc(p, make(p.inherited()), None)
         })
     })
+}
+
+/// Whether `scn`'s scripts run stackless on the simulator with exactly the
+/// schedule they get on coroutines (which is what they get otherwise).
+/// Not with a `call` (the kernel's call is one blocking operation; a
+/// stackless process would make it as two), nor where a mailbox may be
+/// opened in the middle of a statement rather than when the script starts
+/// (a send to a variable's queue, a mailbox with an owner or access rules,
+/// one that is destroyed): that open is a scheduling point a stackless
+/// process could only take after it.
+fn runs_stackless(scn: &Scenario) -> bool {
+    use super::{ArmKind, Dest, Op};
+    let mailboxes = scn.queues.iter().any(|q| q.is_mailbox());
+    let late_open = |op: &Op| match op {
+        Op::SendVia { .. }
+        | Op::TrySend {
+            dest: Dest::Var(_), ..
+        } => true,
+        Op::Destroy(q) => scn.queues[*q].is_mailbox(),
+        Op::Select(arms) => arms.iter().any(|a| {
+            matches!(
+                a.kind,
+                ArmKind::Send {
+                    dest: Dest::Var(_),
+                    ..
+                }
+            )
+        }),
+        _ => false,
+    };
+    !scn.queues.iter().any(|q| q.has_access_rules())
+        && scn.processes.iter().all(|p| {
+            super::walk(&p.script)
+                .iter()
+                .all(|s| !matches!(s.op, Op::Call { .. }) && !(mailboxes && late_open(&s.op)))
+        })
 }
 
 /// Starts a script's process on the simulator: its name, its inherited

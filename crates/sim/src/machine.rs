@@ -184,6 +184,19 @@ pub trait Ctx<M> {
         let _ = dest;
         CallStart::InTwo(msg)
     }
+    /// The scheduling point of an operation through [`Ctx::ipc`] that is
+    /// one (every operation of a simulated process but the reads of names,
+    /// rights and status), asked for just before the operation. A runner
+    /// whose handle takes the point inside the operation says
+    /// [`Op::Done`] (the default); so does a stackless process that could
+    /// take it in place. [`Op::Pending`] (a stackless process that must
+    /// hand over first): end the step with [`Step::Wait`] and make the
+    /// operation in the next step (handed no outcome), where this point
+    /// has been taken. Without it the operation is made before the
+    /// hand-over, not after it (module `stackless`).
+    fn ipc_point(&mut self) -> Op<()> {
+        Op::Done(())
+    }
     /// A nondeterministic choice among `n` alternatives: a number in
     /// `0..n` (`0` when `n` is 0 or 1). The simulator draws it from the
     /// run's seeded random stream, so a seed replays it; blocking runners

@@ -65,6 +65,9 @@ pub(crate) struct SimCtx {
     /// A stackless process's hand-over the step must end with, before its
     /// `owed_points` are taken.
     pub owed_switch: Cell<Option<Suspend>>,
+    /// A stackless process's next scheduling point was taken before its
+    /// operation ([`Ctx::ipc_point`](crate::machine::Ctx::ipc_point)).
+    pub granted: Cell<bool>,
     pub waker: Waker,
     /// The operation in progress, for the "blocked" event: (sending, target).
     pub op: Cell<Option<(bool, Target)>>,
@@ -103,6 +106,9 @@ impl SimCtx {
     /// the step ends ([`SimCtx::take_owed`]).
     pub fn point(&self) {
         if self.yielder.is_null() {
+            if self.granted.replace(false) {
+                return; // taken before the operation (`Ctx::ipc_point`)
+            }
             self.owed_points.set(self.owed_points.get() + 1);
             let _ = self.take_owed();
             return;

@@ -121,6 +121,9 @@ enum Phase {
     Exit(ProcResult),
     /// Waits for an operation to complete.
     Waiting(Waiting),
+    /// A step (handed no outcome) whose first scheduling point is taken:
+    /// the one `Ctx::ipc_point` asked for.
+    Granted,
 }
 
 /// The machine, or what builds it when the process first runs.
@@ -309,6 +312,8 @@ fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
 /// What a step left for the runner.
 enum Left {
     Nothing,
+    /// The point before an operation through `Ctx::ipc` (`Ctx::ipc_point`).
+    Point,
     Deferred(Deferred),
     Waiting(Waiting),
 }
@@ -386,6 +391,19 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
             }
         }
     }
+    fn ipc_point(&mut self) -> Op<()> {
+        let s = sim(self.proc);
+        if s.granted.get() || !self.idle() {
+            return Op::Done(());
+        }
+        s.owed_points.set(s.owed_points.get() + 1);
+        if !s.take_owed() {
+            self.left = Left::Point;
+            return Op::Pending;
+        }
+        s.granted.set(true);
+        Op::Done(())
+    }
     fn choose(&mut self, n: usize) -> usize {
         if n <= 1 {
             return 0;
@@ -445,6 +463,12 @@ where
                     return Resumed::Yield(Suspend::Timer { until });
                 }
                 Phase::Exit(r) => return Resumed::Return(r),
+                Phase::Granted => {
+                    sim(&self.proc).granted.set(true);
+                    if let Some(handover) = self.step(None) {
+                        return handover;
+                    }
+                }
                 Phase::Waiting(w) => match finish_wait(&self.proc, w) {
                     Ok(outcome) => self.resumed(outcome),
                     Err(w) => return self.wait(w),
@@ -510,19 +534,23 @@ where
         };
         let step = machine.step(&mut cx, resumed);
         let (left, misuse) = (cx.left, cx.misuse);
+        // A point taken before an operation the step did not make is not
+        // carried over.
+        sim(&self.proc).granted.set(false);
         if let Some(why) = misuse {
             self.phase = Phase::Exit(Err(ProcError::msg(why)));
             return None;
         }
         self.phase = match (step, left) {
             (Step::Wait, Left::Deferred(d)) => Phase::Start(d),
+            (Step::Wait, Left::Point) => Phase::Granted,
             (Step::Wait, Left::Waiting(w)) => Phase::Waiting(w),
             (Step::Wait, Left::Nothing) => Phase::Exit(Err(ProcError::msg(
                 "the machine waits, but none of its operations is pending",
             ))),
-            (_, Left::Deferred(_) | Left::Waiting(_)) => Phase::Exit(Err(ProcError::msg(
-                "the machine left an operation pending without waiting for it",
-            ))),
+            (_, Left::Deferred(_) | Left::Waiting(_) | Left::Point) => Phase::Exit(Err(
+                ProcError::msg("the machine left an operation pending without waiting for it"),
+            )),
             (Step::Yield, Left::Nothing) => {
                 self.yield_point();
                 Phase::Step(None)

@@ -250,7 +250,11 @@ proptest! {
 /// credited, as on a coroutine; a server left at a receive is a valid end.
 #[test]
 fn a_server_left_waiting_ends_the_run_as_on_a_coroutine() {
-    let programs = vec![vec![Act::Receive(0), Act::Receive(0)], vec![Act::Send(0, 0)], vec![]];
+    let programs = vec![
+        vec![Act::Receive(0), Act::Receive(0)],
+        vec![Act::Send(0, 0)],
+        vec![],
+    ];
     for kind in [Kind::Stackless, Kind::Coroutine] {
         let r = run(
             &programs,
