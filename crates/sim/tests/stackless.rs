@@ -267,3 +267,30 @@ fn a_server_left_waiting_ends_the_run_as_on_a_coroutine() {
         assert_eq!(report.procs[0].status, mkipc_sim::ExitStatus::Stuck);
     }
 }
+
+/// The machines' ping-pong (the bench's) is the closures' run: same
+/// schedule, same trace, same report.
+#[test]
+fn the_machine_ping_pong_exchanges_what_the_closure_one_does() {
+    for seed in 0..4 {
+        let mut a = Sim::builder().seed(seed).build();
+        mkipc_sim::workload::ping_pong(&mut a, 50).unwrap();
+        let a = a.run().unwrap();
+        let mut b = Sim::builder().seed(seed).build();
+        mkipc_sim::workload::ping_pong_machines(&mut b, 50).unwrap();
+        let b = b.run().unwrap();
+        for r in [&a, &b] {
+            assert!(r.kernel_is_clean());
+            assert!(r.procs.iter().all(|p| p.status.is_success()));
+            assert_eq!(r.port("ping").unwrap().messages, 50);
+            assert_eq!(r.port("pong").unwrap().messages, 50);
+        }
+        let ops = |r: &Report| {
+            r.procs
+                .iter()
+                .map(|p| p.stats.sent + p.stats.received)
+                .sum::<u64>()
+        };
+        assert_eq!(ops(&a), ops(&b));
+    }
+}
