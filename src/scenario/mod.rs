@@ -169,7 +169,10 @@ pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
-pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use run::{
+    build_sim, run_sim, run_threads, setup_sim, spawn_script_copies, RunOptions, SimHandles,
+    SimOutcome,
+};
 pub use topology::{
     check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
 };

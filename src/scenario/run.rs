@@ -1031,3 +1031,32 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
     }
     None
 }
+
+/// Spawns `n` copies of `scn`'s process `process` on `sim`, stackless, each
+/// inheriting the rights `rights` makes for it (in the order the process
+/// declares them): many processes of one script, past a file's
+/// [`MAX_PROCESSES`](super::MAX_PROCESSES) (the idle-memory benchmark,
+/// `examples/idle_memory.rs`). The copies share one run state: counters
+/// and figures are the process's, summed.
+pub fn spawn_script_copies(
+    scn: &Arc<Scenario>,
+    sim: &mut Sim,
+    process: usize,
+    n: usize,
+    mut rights: impl FnMut(&mut Sim) -> Result<Vec<CarriedRight>, IpcError>,
+) -> Result<(), String> {
+    let shared = Arc::new(Shared::new(Arc::clone(scn), false));
+    let name = match scn.processes.get(process) {
+        Some(p) => p.name.clone(),
+        None => return Err(format!("{}: no process #{process}", scn.file)),
+    };
+    for _ in 0..n {
+        let inherit = rights(sim).map_err(|e| setup_err(scn, &name, e))?;
+        let s = Arc::clone(&shared);
+        sim.spawn_machine_with(&name, &inherit, YieldIs::NoOp, move |r| {
+            ScriptMachine::from_rights(&s, process, r)
+        })
+        .map_err(|e| setup_err(scn, &name, e))?;
+    }
+    Ok(())
+}
