@@ -133,9 +133,8 @@ fn runs_stackless(scn: &Scenario) -> bool {
     };
     !scn.queues.iter().any(|q| q.has_access_rules())
         && scn.processes.iter().all(|p| {
-            super::walk(&p.script)
-                .iter()
-                .all(|s| !matches!(s.op, Op::Call { .. }) && !(mailboxes && late_open(&s.op)))
+            let late = |op: &Op| matches!(op, Op::Call { .. }) || (mailboxes && late_open(op));
+            !super::walk(&p.script).iter().any(|s| late(&s.op))
         })
 }
 
