@@ -111,7 +111,7 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, Strin
 /// (a send to a variable's queue, a mailbox with an owner or access rules,
 /// one that is destroyed): that open is a scheduling point a stackless
 /// process could only take after it.
-fn runs_stackless(scn: &Scenario) -> bool {
+pub(crate) fn runs_stackless(scn: &Scenario) -> bool {
     use super::{ArmKind, Dest, Op};
     let mailboxes = scn.queues.iter().any(|q| q.is_mailbox());
     let late_open = |op: &Op| match op {
