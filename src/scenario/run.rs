@@ -521,8 +521,9 @@ impl Watch {
     }
 }
 
-/// The runner of a script on a [`Proc`]: a simulated process, or (with
-/// [`Threads`]) a kernel task on an OS thread. Its operations block
+/// The runner of a script on a [`Proc`]: a simulated process (for the
+/// scenarios [`runs_stackless`] refuses), or (with [`Threads`]) a kernel
+/// task on an OS thread. Its operations block
 /// (always [`MachineOp::Done`]). On the simulator a script's scheduling
 /// points are its operations' own (each `Proc` operation starts with one),
 /// as they always were: a [`Step::Yield`](mkipc_sim::machine::Step) after an

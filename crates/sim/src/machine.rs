@@ -15,9 +15,11 @@
 //! the stateful model checker (module `check`) clones the whole system
 //! (kernel and machines) at every state, hashes it, and never explores a
 //! state twice. On the simulator ([`Sim::spawn_machine`](crate::Sim::spawn_machine))
-//! and on blocking runners ([`run_blocking`]) the same machine runs with
-//! operations that always complete (`Op::Done`): the runner blocks inside
-//! the operation instead.
+//! the scheduler loop steps the machine itself, with no coroutine: an
+//! operation completes at once or answers `Op::Pending` (module
+//! `stackless`). On blocking runners ([`run_blocking`], [`run_on_proc`]) the
+//! same machine runs with operations that always complete (`Op::Done`): the
+//! runner blocks inside the operation instead.
 //!
 //! ```
 //! use mkipc_kernel::{Capacity, Destination, Ipc, Message, OnFull, PortName, WaitOutcome};
@@ -312,9 +314,10 @@ pub fn run_blocking<M: Machine, C: Ctx<M>>(
     }
 }
 
-/// The simulator's runner of a machine: a closure process whose operations
+/// A runner of a machine on a simulated closure process, whose operations
 /// block on its coroutine, so every operation is [`Op::Done`] (what
-/// [`Sim::spawn_machine`](crate::Sim::spawn_machine) runs).
+/// [`Sim::spawn_machine`](crate::Sim::spawn_machine) runs under DPOR
+/// exploration; otherwise machines are stackless, with the same schedule).
 pub struct ProcCtx<'a> {
     proc: &'a Proc,
     yields: YieldIs,

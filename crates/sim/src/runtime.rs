@@ -2,9 +2,10 @@
 //!
 //! A run has one [`Core`] behind an `Rc`: the kernel, the virtual clock, the
 //! ready queue, per-process bookkeeping, the trace. The scheduler loop in
-//! `sim.rs` owns the coroutines and resumes one at a time; the running
-//! process reaches the `Core` through its [`Proc`](crate::Proc) handle and
-//! hands control back with a [`Suspend`] request. Nothing here is shared
+//! `sim.rs` owns the processes' bodies (coroutines, or stackless machines,
+//! [`Body`]) and resumes one at a time; the running process reaches the
+//! `Core` through its [`Proc`](crate::Proc) handle and hands control back
+//! with a [`Suspend`] request. Nothing here is shared
 //! between threads: only one piece of code runs at any moment, which is what
 //! makes a run deterministic.
 //!
