@@ -24,9 +24,10 @@
 //! arm waits for room.
 //!
 //! Every host runs this machine; what differs lives in its `Ctx` or in a
-//! thin driver: the simulator runs it with
-//! [`ProcCtx`](mkipc_sim::machine::ProcCtx) (its operations block on the
-//! process's coroutine), the threads backend with its own `Ctx` (pauses the
+//! thin driver: the simulator steps it stackless
+//! ([`Sim::spawn_machine_with`](mkipc_sim::Sim::spawn_machine_with)), or runs
+//! it on the process's coroutine, whose operations block (`ProcHost` in
+//! `run.rs`, for what `run::runs_stackless` refuses), the threads backend with its own `Ctx` (pauses the
 //! timeout can cut short, counters per instance, queue maxima read before a
 //! `destroy` through [`Shared::before_destroy`]), the os backend with a
 //! `Ctx` on an `OsProcess` that passes over its own control messages,

@@ -172,8 +172,8 @@ pub use record::Recorder;
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 pub(crate) use run::builder_for;
 pub use run::{
-    build_sim, run_sim, run_threads, run_threads_traced, setup_sim, RunOptions, SimHandles,
-    SimOutcome,
+    build_sim, run_sim, run_threads, run_threads_traced, setup_sim, spawn_script_copies,
+    RunOptions, SimHandles, SimOutcome,
 };
 pub use topology::{
     check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,

@@ -17,6 +17,7 @@ use mkipc_kernel::{
 };
 use mkipc_sim::machine::{
     receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Machine, Op as MachineOp,
+    YieldIs,
 };
 use mkipc_sim::trace::{EventKind, Target};
 use mkipc_sim::{
@@ -91,11 +92,52 @@ pub fn build_sim(scn: &Arc<Scenario>, builder: SimBuilder) -> Result<(Sim, SimHa
 /// Sets the run of `scn` up on a fresh `sim` (for `Explorer`, which builds the `Sim`).
 pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, String> {
     let shared = Arc::new(Shared::new(Arc::clone(scn), false));
+    let stackless = runs_stackless(scn);
     setup_sim_with(scn, sim, shared, &|sim, name, inherit, make| {
+        if stackless {
+            // The simulator steps the script's machine itself, no
+            // coroutine; its scheduling points are its operations' own.
+            return sim.spawn_machine_with(name, inherit, YieldIs::NoOp, make);
+        }
         sim.spawn_with(name, inherit, move |p| {
             script_on_proc(p, make(p.inherited()), None)
         })
     })
+}
+
+/// Whether `scn`'s scripts run stackless on the simulator with exactly the
+/// schedule they get on coroutines (which is what they get otherwise).
+/// Not with a `call` (the kernel's call is one blocking operation; a
+/// stackless process would make it as two), nor where a mailbox may be
+/// opened in the middle of a statement rather than when the script starts
+/// (a send to a variable's queue, a mailbox with an owner or access rules,
+/// one that is destroyed): that open is a scheduling point a stackless
+/// process could only take after it.
+pub(crate) fn runs_stackless(scn: &Scenario) -> bool {
+    use super::{ArmKind, Dest, Op};
+    let mailboxes = scn.queues.iter().any(|q| q.is_mailbox());
+    let late_open = |op: &Op| match op {
+        Op::SendVia { .. }
+        | Op::TrySend {
+            dest: Dest::Var(_), ..
+        } => true,
+        Op::Destroy(q) => scn.queues[*q].is_mailbox(),
+        Op::Select(arms) => arms.iter().any(|a| {
+            matches!(
+                a.kind,
+                ArmKind::Send {
+                    dest: Dest::Var(_),
+                    ..
+                }
+            )
+        }),
+        _ => false,
+    };
+    !scn.queues.iter().any(|q| q.has_access_rules())
+        && scn.processes.iter().all(|p| {
+            let late = |op: &Op| matches!(op, Op::Call { .. }) || (mailboxes && late_open(op));
+            !super::walk(&p.script).iter().any(|s| late(&s.op))
+        })
 }
 
 /// Starts a script's process on the simulator: its name, its inherited
@@ -483,8 +525,9 @@ impl Watch {
     }
 }
 
-/// The runner of a script on a [`Proc`]: a simulated process, or (with
-/// [`Threads`]) a kernel task on an OS thread. Its operations block
+/// The runner of a script on a [`Proc`]: a simulated process (for the
+/// scenarios [`runs_stackless`] refuses), or (with [`Threads`]) a kernel
+/// task on an OS thread. Its operations block
 /// (always [`MachineOp::Done`]). On the simulator a script's scheduling
 /// points are its operations' own (each `Proc` operation starts with one),
 /// as they always were: a [`Step::Yield`](mkipc_sim::machine::Step) after an
@@ -1084,4 +1127,33 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
         }
     }
     None
+}
+
+/// Spawns `n` copies of `scn`'s process `process` on `sim`, stackless, each
+/// inheriting the rights `rights` makes for it (in the order the process
+/// declares them): many processes of one script, past a file's
+/// [`MAX_PROCESSES`](super::MAX_PROCESSES) (the idle-memory benchmark,
+/// `examples/idle_memory.rs`). The copies share one run state: counters
+/// and figures are the process's, summed.
+pub fn spawn_script_copies(
+    scn: &Arc<Scenario>,
+    sim: &mut Sim,
+    process: usize,
+    n: usize,
+    mut rights: impl FnMut(&mut Sim) -> Result<Vec<CarriedRight>, IpcError>,
+) -> Result<(), String> {
+    let shared = Arc::new(Shared::new(Arc::clone(scn), false));
+    let name = match scn.processes.get(process) {
+        Some(p) => p.name.clone(),
+        None => return Err(format!("{}: no process #{process}", scn.file)),
+    };
+    for _ in 0..n {
+        let inherit = rights(sim).map_err(|e| setup_err(scn, &name, e))?;
+        let s = Arc::clone(&shared);
+        sim.spawn_machine_with(&name, &inherit, YieldIs::NoOp, move |r| {
+            ScriptMachine::from_rights(&s, process, r)
+        })
+        .map_err(|e| setup_err(scn, &name, e))?;
+    }
+    Ok(())
 }

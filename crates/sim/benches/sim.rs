@@ -5,6 +5,8 @@
 //!   `Bounded(1)` ports in deterministic mode (random scheduler, trace off).
 //!   One element = one scheduled IPC operation (a send or a receive).
 //! * `pingpong/sim_traced` — the same with the trace recorded.
+//! * `pingpong/machines` — the same ping-pong with two stackless machines
+//!   (`workload::ping_pong_machines`: no coroutines), the same run.
 //! * `floor/kernel_only` — the same four kernel operations per round trip on
 //!   the non-blocking core from one thread, no scheduling: the IPC cost.
 //! * `floor/coroutine_switch` — two coroutines on pooled stacks taking turns
@@ -23,9 +25,12 @@
 //!   of two messages is four. Run it pinned (`taskset -c 0 cargo bench ...`)
 //!   and not; the line says which.
 //!
-//! Before the timings it prints the resident memory per idle process with
-//! 100,000 processes parked in a receive on their own port; set
-//! `MKIPC_BENCH_NO_MEMORY=1` to skip that (e.g. when profiling).
+//! Before the timings it prints the resident memory per idle process, for
+//! closures (coroutines) and stackless machines, with 100,000 processes
+//! parked in a receive on their own port (`MKIPC_BENCH_IDLE=100000,1000000`
+//! for other sizes), each size and kind measured in a fresh process, with
+//! the time to create and park them; set `MKIPC_BENCH_NO_MEMORY=1` to skip
+//! that (e.g. when profiling).
 //!
 //! `cargo bench -p mkipc-sim --bench sim`
 
@@ -52,6 +57,13 @@ const OPS: u64 = ROUND_TRIPS * workload::PING_PONG_OPS_PER_ROUND;
 fn pingpong(rounds: u64, trace: bool) -> u64 {
     let mut sim = Sim::builder().seed(7).trace(trace).build();
     workload::ping_pong(&mut sim, rounds).unwrap();
+    sim.run().unwrap().steps
+}
+
+/// The same ping-pong with two stackless machines (no coroutines).
+fn pingpong_machines(rounds: u64, trace: bool) -> u64 {
+    let mut sim = Sim::builder().seed(7).trace(trace).build();
+    workload::ping_pong_machines(&mut sim, rounds).unwrap();
     sim.run().unwrap().steps
 }
 
@@ -135,29 +147,114 @@ fn rss_bytes() -> u64 {
         * 4096
 }
 
-/// Resident bytes per idle process: N processes each allocate a port and
-/// block receiving on it (timing out after a virtual second); a reporter
-/// measures at 1 ms, when all are parked.
-fn idle_memory(n: u64) -> f64 {
+/// An idle process's body: allocates a port, then waits on it for a
+/// virtual second, as a machine.
+#[derive(Debug)]
+struct IdleMachine {
+    own: Option<mkipc_kernel::PortName>,
+}
+
+impl mkipc_sim::machine::Machine for IdleMachine {
+    fn step<C: mkipc_sim::machine::Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        resumed: Option<mkipc_kernel::WaitOutcome>,
+    ) -> mkipc_sim::machine::Step {
+        use mkipc_sim::machine::{Op, Step};
+        if resumed.is_some() {
+            return Step::Exit(Ok(()));
+        }
+        let own = match self.own {
+            Some(own) => own,
+            None => match cx.ipc().port_allocate(Capacity::Bounded(1)) {
+                Ok(own) => {
+                    self.own = Some(own);
+                    own
+                }
+                Err(e) => return Step::Exit(Err(e.into())),
+            },
+        };
+        let wait = mkipc_kernel::Wait::For(std::time::Duration::from_secs(1));
+        match cx.receive(Source::Name(own), wait) {
+            Op::Done(_) => Step::Exit(Ok(())),
+            Op::Pending => Step::Wait,
+        }
+    }
+}
+
+/// Resident bytes per idle process and the seconds it took to create them
+/// all and park them: N processes (closures on coroutines, or stackless
+/// machines) each allocate a port and block receiving on it (timing out
+/// after a virtual second); a reporter measures at 1 ms, when all are
+/// parked.
+fn idle_memory(n: u64, machines: bool) -> (f64, f64) {
+    let start = std::time::Instant::now();
     let mut sim = Sim::builder().seed(1).trace(false).build();
     let before = rss_bytes();
     for _ in 0..n {
-        sim.spawn("idle", |p| {
-            let own = p.port_allocate(Capacity::Bounded(1))?;
-            let _ = p.receive_timeout(own, std::time::Duration::from_secs(1));
-            Ok(())
-        });
+        if machines {
+            sim.spawn_machine("idle", &[], |_| IdleMachine { own: None })
+                .unwrap();
+        } else {
+            sim.spawn("idle", |p| {
+                let own = p.port_allocate(Capacity::Bounded(1))?;
+                let _ = p.receive_timeout(own, std::time::Duration::from_secs(1));
+                Ok(())
+            });
+        }
     }
-    let idle = Rc::new(Cell::new(0u64));
+    let idle = Rc::new(Cell::new((0u64, 0f64)));
     let idle2 = Rc::clone(&idle);
     sim.spawn("reporter", move |p| {
         p.sleep(ms(1));
-        idle2.set(rss_bytes());
+        idle2.set((rss_bytes(), start.elapsed().as_secs_f64()));
         Ok(())
     });
     let report = sim.run().unwrap();
     assert!(report.kernel_is_clean());
-    idle.get().saturating_sub(before) as f64 / n as f64
+    let (rss, secs) = idle.get();
+    (rss.saturating_sub(before) as f64 / n as f64, secs)
+}
+
+/// Measures [`idle_memory`] in a fresh process (this bench, run again with
+/// `MKIPC_BENCH_IDLE_CHILD=kind:n`), so that memory an earlier measurement
+/// freed cannot hide part of this one.
+fn idle_memory_child(kind: &str, n: u64) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .env("MKIPC_BENCH_IDLE_CHILD", format!("{kind}:{n}"))
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("idle "))
+        .map(str::to_string)
+}
+
+/// CPU seconds this process used so far (user + system, from
+/// `/proc/self/stat`): creation time on a loaded machine is wall time
+/// spent waiting for a CPU too.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command (which is in parentheses): the state
+    // (field 3), ..., utime and stime (fields 14 and 15).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    ticks as f64 / 100.0
+}
+
+/// The child's side of [`idle_memory_child`].
+fn idle_child(spec: &str) {
+    let (kind, n) = spec.split_once(':').unwrap_or(("closure", "100000"));
+    let n: u64 = n.parse().unwrap_or(100_000);
+    let (bytes, secs) = idle_memory(n, kind == "machine");
+    println!(
+        "idle {kind:<8} {n:>9} processes: {bytes:>6.0} B resident each, created and parked in {secs:.2} s (whole run: {:.2} s CPU)",
+        cpu_secs()
+    );
 }
 
 /// NeXosim's ping-pong: each model's input sends the counter, decremented,
@@ -233,13 +330,21 @@ fn peer_comparison(batches: usize) {
     // Warm up once each.
     pingpong(ROUNDS / 10, false);
     nexo::ping_pong(messages / 10);
+    pingpong_machines(ROUNDS / 10, false);
     let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut machines, mut machines_traced) = (Vec::new(), Vec::new());
     for _ in 0..batches {
         sim.push(rate(ops, || {
             black_box(pingpong(ROUNDS, false));
         }));
         traced.push(rate(ops, || {
             black_box(pingpong(ROUNDS, true));
+        }));
+        machines.push(rate(ops, || {
+            black_box(pingpong_machines(ROUNDS, false));
+        }));
+        machines_traced.push(rate(ops, || {
+            black_box(pingpong_machines(ROUNDS, true));
         }));
         peer.push(rate(messages * 2, || nexo::ping_pong(messages)));
     }
@@ -252,39 +357,64 @@ fn peer_comparison(batches: usize) {
     for (name, v) in [
         ("mkipc sim", &sim),
         ("mkipc sim traced", &traced),
+        ("mkipc machines", &machines),
+        ("mkipc machines tr.", &machines_traced),
         ("NeXosim", &peer),
     ] {
         let (med, lo, hi) = stats(v.clone());
         println!(
-            "  {name:<17} {:>6.2} M ops/s (min {:.2}, max {:.2})",
+            "  {name:<18} {:>6.2} M ops/s (min {:.2}, max {:.2})",
             m(med),
             m(lo),
             m(hi)
         );
     }
-    for (name, v) in [("untraced", &sim), ("traced", &traced)] {
+    for (name, v) in [
+        ("untraced", &sim),
+        ("traced", &traced),
+        ("machines", &machines),
+        ("machines traced", &machines_traced),
+    ] {
         let (med, lo, hi) = ratio(v);
-        println!("  ratio mkipc/NeXosim {name:<8} {med:.2}x (min {lo:.2}, max {hi:.2})");
+        println!("  ratio mkipc/NeXosim {name:<15} {med:.2}x (min {lo:.2}, max {hi:.2})");
     }
 }
 
 fn benches(c: &mut Criterion) {
+    if let Ok(spec) = std::env::var("MKIPC_BENCH_IDLE_CHILD") {
+        idle_child(&spec);
+        std::process::exit(0);
+    }
     let batches = std::env::var("MKIPC_BENCH_BATCHES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7usize)
         .max(1);
-    peer_comparison(batches);
-    let n = 100_000;
     if std::env::var_os("MKIPC_BENCH_NO_MEMORY").is_none() {
-        println!("idle memory: {:.0} B resident per simulated process ({n} processes, each holding a port)", idle_memory(n));
+        // `MKIPC_BENCH_IDLE=100000,1000000`: the sizes measured.
+        let sizes = std::env::var("MKIPC_BENCH_IDLE").unwrap_or_else(|_| "100000".into());
+        for n in sizes
+            .split(',')
+            .filter_map(|s| s.trim().parse::<u64>().ok())
+        {
+            for kind in ["closure", "machine"] {
+                match idle_memory_child(kind, n) {
+                    Some(line) => println!("{line} (each holding a port)"),
+                    None => println!("idle {kind} {n}: the measuring child failed"),
+                }
+            }
+        }
     }
+    peer_comparison(batches);
     assert_eq!(pingpong(10, false), pingpong(10, false), "deterministic");
 
     let mut g = c.benchmark_group("pingpong");
     g.throughput(Throughput::Elements(OPS));
     g.bench_function("sim", |b| b.iter(|| pingpong(ROUND_TRIPS, false)));
     g.bench_function("sim_traced", |b| b.iter(|| pingpong(ROUND_TRIPS, true)));
+    g.bench_function("machines", |b| {
+        b.iter(|| pingpong_machines(ROUND_TRIPS, false))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("explore");

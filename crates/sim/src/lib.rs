@@ -90,6 +90,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod sim;
 pub mod stack;
+mod stackless;
 pub mod strategy;
 pub mod threaded;
 pub mod time;

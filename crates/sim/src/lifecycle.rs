@@ -18,10 +18,12 @@ use mkipc_kernel::{CarriedRight, Disposition, IpcError, Pid};
 
 use crate::process::{Backend, ExitStatus, Proc, ProcResult, SimCtx};
 use crate::report::{PortReport, ProcReport, Report};
-use crate::runtime::{Co, Core, PState, ProcMeta, Suspend};
+use crate::runtime::{Body, Co, Core, PState, ProcMeta, Suspend};
 use crate::schedule::Schedule;
 use crate::sim::Sim;
+use crate::stack::Canary;
 use crate::stack::StackPool;
+use crate::stackless::Stackless;
 use crate::trace::{EventKind, KillCause, ProcLabel, Trace};
 use crate::ProcId;
 
@@ -289,6 +291,92 @@ where
     // A new process (and its inherited rights): dependent with every step.
     core.touch_global();
     let stack = core.stacks.take().map_err(|_| IpcError::OutOfMemory)?;
+    let (id, pid, names) = new_process(core, name, parent, inherit)?;
+    let waker = core.new_waker(id);
+    let canary = stack.canary();
+    let core2 = Rc::clone(core);
+    let inherited_count = names.len();
+    let co: Co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
+        let ctx = SimCtx {
+            core: core2,
+            id,
+            pid,
+            yielder: std::ptr::from_ref(yielder),
+            owed_points: Cell::new(0),
+            owed_switch: Cell::new(None),
+            granted: Cell::new(false),
+            waker,
+            op: Cell::new(None),
+            redo: RefCell::default(),
+        };
+        let p = Proc {
+            backend: Backend::Sim(ctx),
+            id,
+            inherited: names,
+        };
+        f(&p)
+    });
+    start_process(
+        core,
+        id,
+        Body::Co(co),
+        Some(canary),
+        parent,
+        inherited_count,
+    );
+    Ok(id)
+}
+
+/// Creates a stackless process (module `stackless`): a kernel task, its
+/// inherited rights, its bookkeeping, and the body `make` builds from its
+/// handle, which has no coroutine (its scheduling points are taken in
+/// place or owed, never suspended in).
+pub(crate) fn spawn_stackless(
+    core: &Rc<Core>,
+    name: &str,
+    parent: Option<(ProcId, Pid)>,
+    inherit: &[CarriedRight],
+    make: impl FnOnce(Proc) -> Box<dyn Stackless>,
+) -> Result<ProcId, IpcError> {
+    core.touch_global();
+    let (id, pid, names) = new_process(core, name, parent, inherit)?;
+    let inherited_count = names.len();
+    let ctx = SimCtx {
+        core: Rc::clone(core),
+        id,
+        pid,
+        yielder: std::ptr::null(),
+        owed_points: Cell::new(0),
+        owed_switch: Cell::new(None),
+        granted: Cell::new(false),
+        waker: core.new_waker(id),
+        op: Cell::new(None),
+        redo: RefCell::default(),
+    };
+    let p = Proc {
+        backend: Backend::Sim(ctx),
+        id,
+        inherited: names,
+    };
+    start_process(
+        core,
+        id,
+        Body::Machine(make(p)),
+        None,
+        parent,
+        inherited_count,
+    );
+    Ok(id)
+}
+
+/// The first half of a spawn: the kernel task, the inherited rights (and
+/// their labels and watched queues), the bookkeeping.
+fn new_process(
+    core: &Rc<Core>,
+    name: &str,
+    parent: Option<(ProcId, Pid)>,
+    inherit: &[CarriedRight],
+) -> Result<(ProcId, Pid, Vec<CarriedRight>), IpcError> {
     let pid = core.kernel.create_task();
     let from = parent.map_or(core.init, |p| p.1);
     let names = if inherit.is_empty() {
@@ -320,28 +408,20 @@ where
     }
     let id = ProcId(core.procs.borrow().len() as u32);
     core.procs.borrow_mut().push(ProcMeta::new(name, pid, None));
-    let waker = core.new_waker(id);
-    let canary = stack.canary();
-    let core2 = Rc::clone(core);
-    let inherited_count = names.len();
-    let co: Co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
-        let ctx = SimCtx {
-            core: core2,
-            id,
-            pid,
-            yielder: std::ptr::from_ref(yielder),
-            waker,
-            op: Cell::new(None),
-            redo: RefCell::default(),
-        };
-        let p = Proc {
-            backend: Backend::Sim(ctx),
-            id,
-            inherited: names,
-        };
-        f(&p)
-    });
-    core.spawned.borrow_mut().push((id, co, canary));
+    Ok((id, pid, names))
+}
+
+/// The second half of a spawn: the body waits for the loop, the process is
+/// ready, the scheduler and the trace hear of it.
+fn start_process(
+    core: &Rc<Core>,
+    id: ProcId,
+    body: Body,
+    canary: Option<Canary>,
+    parent: Option<(ProcId, Pid)>,
+    inherited_count: usize,
+) {
+    core.spawned.borrow_mut().push((id, body, canary));
     core.ready.borrow_mut().push_back(id);
     core.sched
         .borrow_mut()
@@ -360,5 +440,4 @@ where
             },
         );
     }
-    Ok(id)
 }

@@ -15,9 +15,11 @@
 //! the stateful model checker (module `check`) clones the whole system
 //! (kernel and machines) at every state, hashes it, and never explores a
 //! state twice. On the simulator ([`Sim::spawn_machine`](crate::Sim::spawn_machine))
-//! and on blocking runners ([`run_blocking`]) the same machine runs with
-//! operations that always complete (`Op::Done`): the runner blocks inside
-//! the operation instead.
+//! the scheduler loop steps the machine itself, with no coroutine: an
+//! operation completes at once or answers `Op::Pending` (module
+//! `stackless`). On blocking runners ([`run_blocking`], [`run_on_proc`]) the
+//! same machine runs with operations that always complete (`Op::Done`): the
+//! runner blocks inside the operation instead.
 //!
 //! ```
 //! use mkipc_kernel::{Capacity, Destination, Ipc, Message, OnFull, PortName, WaitOutcome};
@@ -125,6 +127,20 @@ pub trait Machine: Sized + 'static {
     }
 }
 
+/// Whether a machine's [`Step::Yield`] is a scheduling point on the
+/// simulator.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum YieldIs {
+    /// It is one, as in the stateful checker, where every step boundary is
+    /// one ([`Sim::spawn_machine`](crate::Sim::spawn_machine), [`run_on_proc`]).
+    #[default]
+    SchedulingPoint,
+    /// It is none: the machine's scheduling points are its operations' own
+    /// ([`run_blocking`]; the scenario interpreter, whose traces predate
+    /// its machine).
+    NoOp,
+}
+
 /// How a runner starts an RPC call ([`Ctx::call`]).
 #[derive(Debug)]
 pub enum CallStart {
@@ -169,6 +185,19 @@ pub trait Ctx<M> {
     fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
         let _ = dest;
         CallStart::InTwo(msg)
+    }
+    /// The scheduling point of an operation through [`Ctx::ipc`] that is
+    /// one (every operation of a simulated process but the reads of names,
+    /// rights and status), asked for just before the operation. A runner
+    /// whose handle takes the point inside the operation says
+    /// [`Op::Done`] (the default); so does a stackless process that could
+    /// take it in place. [`Op::Pending`] (a stackless process that must
+    /// hand over first): end the step with [`Step::Wait`] and make the
+    /// operation in the next step (handed no outcome), where this point
+    /// has been taken. Without it the operation is made before the
+    /// hand-over, not after it (module `stackless`).
+    fn ipc_point(&mut self) -> Op<()> {
+        Op::Done(())
     }
     /// A nondeterministic choice among `n` alternatives: a number in
     /// `0..n` (`0` when `n` is 0 or 1). The simulator draws it from the
@@ -285,17 +314,29 @@ pub fn run_blocking<M: Machine, C: Ctx<M>>(
     }
 }
 
-/// The simulator's runner of a machine: a closure process whose operations
+/// A runner of a machine on a simulated closure process, whose operations
 /// block on its coroutine, so every operation is [`Op::Done`] (what
-/// [`Sim::spawn_machine`](crate::Sim::spawn_machine) runs).
+/// [`Sim::spawn_machine`](crate::Sim::spawn_machine) runs under DPOR
+/// exploration; otherwise machines are stackless, with the same schedule).
 pub struct ProcCtx<'a> {
     proc: &'a Proc,
+    yields: YieldIs,
 }
 
 impl<'a> ProcCtx<'a> {
-    /// The runner of a machine on process `proc`.
+    /// The runner of a machine on process `proc` (the processes it spawns
+    /// run with [`run_on_proc`]).
     pub fn new(proc: &'a Proc) -> ProcCtx<'a> {
-        ProcCtx { proc }
+        ProcCtx {
+            proc,
+            yields: YieldIs::SchedulingPoint,
+        }
+    }
+
+    /// The runner of a machine on process `proc` whose spawned processes
+    /// run with [`run_on_proc_with`] and `yields`.
+    pub fn with_yields(proc: &'a Proc, yields: YieldIs) -> ProcCtx<'a> {
+        ProcCtx { proc, yields }
     }
 }
 
@@ -331,8 +372,11 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
     where
         F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
     {
+        let yields = self.yields;
         self.proc
-            .spawn(name, inherit, move |p| run_on_proc(p, make(p.inherited())))
+            .spawn(name, inherit, move |p| {
+                run_on_proc_with(p, make(p.inherited()), yields)
+            })
             .map(drop)
     }
 }
@@ -345,17 +389,27 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
 /// stateful checker, where every step boundary is one: so a step that ends
 /// without an operation (and the exit after it) interleaves with the other
 /// processes exactly as the checker lets it.
-pub fn run_on_proc<M: Machine + Send>(proc: &Proc, mut machine: M) -> ProcResult {
+pub fn run_on_proc<M: Machine + Send>(proc: &Proc, machine: M) -> ProcResult {
+    run_on_proc_with(proc, machine, YieldIs::SchedulingPoint)
+}
+
+/// [`run_on_proc`], with [`Step::Yield`] a scheduling point or not.
+pub fn run_on_proc_with<M: Machine + Send>(
+    proc: &Proc,
+    mut machine: M,
+    yields: YieldIs,
+) -> ProcResult {
     if machine.is_server() {
         proc.declare_server();
     }
     if machine.expects_error() {
         proc.declare_expect_error();
     }
-    let mut cx = ProcCtx::new(proc);
+    let mut cx = ProcCtx::with_yields(proc, yields);
     loop {
         match machine.step(&mut cx, None) {
-            Step::Yield => proc.yield_now(),
+            Step::Yield if yields == YieldIs::SchedulingPoint => proc.yield_now(),
+            Step::Yield => {}
             Step::Pause { time, busy } => {
                 if busy {
                     proc.work(time)

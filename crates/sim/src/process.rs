@@ -43,7 +43,7 @@ use mkipc_kernel::{
 };
 
 pub use crate::exit::{ExitStatus, ProcError, ProcResult};
-use crate::runtime::{Core, PState, Suspend};
+use crate::runtime::{Core, Point, Suspend};
 use crate::scheduler::dpor::{Footprint, Obj};
 use crate::threaded::ThreadCtx;
 use crate::time::{to_nanos, Dist};
@@ -57,8 +57,17 @@ pub(crate) struct SimCtx {
     pub pid: Pid,
     /// The coroutine's yielder. A raw pointer so that [`Proc`] carries no
     /// lifetime (the conformance suite needs a `'static` process type); see
-    /// `suspend` for why it is always valid.
+    /// `suspend` for why it is always valid. Null for a stackless process
+    /// (module `stackless`), which has no coroutine: it never suspends.
     pub yielder: *const Yielder<(), Suspend>,
+    /// A stackless process's scheduling points not yet taken ([`SimCtx::point`]).
+    pub owed_points: Cell<u32>,
+    /// A stackless process's hand-over the step must end with, before its
+    /// `owed_points` are taken.
+    pub owed_switch: Cell<Option<Suspend>>,
+    /// A stackless process's next scheduling point was taken before its
+    /// operation ([`Ctx::ipc_point`](crate::machine::Ctx::ipc_point)).
+    pub granted: Cell<bool>,
     pub waker: Waker,
     /// The operation in progress, for the "blocked" event: (sending, target).
     pub op: Cell<Option<(bool, Target)>>,
@@ -83,49 +92,60 @@ impl SimCtx {
     /// killed (its coroutine is unwinding for good), nor while a panic
     /// unwinds through it (the panic must reach the loop first).
     pub fn may_suspend(&self) -> bool {
-        !self.core.is_killed(self.id) && !std::thread::panicking()
+        !self.yielder.is_null() && !self.core.is_killed(self.id) && !std::thread::panicking()
     }
 
     /// A scheduling point.
     ///
     /// When the loop would only wake processes and choose at this step, the
-    /// process does exactly that itself — goes to the back of the ready
-    /// queue, moves woken processes behind it, lets the scheduler pick — and
-    /// switches only if someone else was picked. The order of operations is
-    /// the loop's, so the run is the same either way
-    /// (`tests/determinism.rs::fast_path_and_slow_path_agree`).
+    /// process does exactly that itself ([`Core::point_in_place`]) and
+    /// switches only if someone else was picked.
+    ///
+    /// A stackless process (module `stackless`) cannot switch in the middle
+    /// of a step: a point it cannot take in place is owed, and taken when
+    /// the step ends ([`SimCtx::take_owed`]).
     pub fn point(&self) {
+        if self.yielder.is_null() {
+            if self.granted.replace(false) {
+                return; // taken before the operation (`Ctx::ipc_point`)
+            }
+            self.owed_points.set(self.owed_points.get() + 1);
+            let _ = self.take_owed();
+            return;
+        }
         if !self.may_suspend() {
             return;
         }
-        let core = &self.core;
-        if !core.may_choose_in_place() {
-            self.suspend(Suspend::Yield);
-            return;
+        match self.core.point_in_place(self.id) {
+            Point::Continue => {}
+            Point::ToLoop => self.suspend(Suspend::Yield),
+            Point::Switch(next) => self.suspend(Suspend::SwitchTo(next)),
         }
-        if core.wakes.is_empty() && core.ready.borrow().is_empty() {
-            // Nobody else could run: the loop would pick this process again.
-            core.step.set(core.step.get() + 1);
-            if let Some(d) = &core.dpor {
-                d.begin_alone(self.id);
+    }
+
+    /// A stackless process's owed scheduling points, taken in place while
+    /// they can be: `true` when none is left. Otherwise the hand-over the
+    /// step must end with is in `owed_switch` (and the points after it in
+    /// `owed_points`).
+    pub fn take_owed(&self) -> bool {
+        if self.owed_switch.get().is_some() {
+            return false;
+        }
+        while self.owed_points.get() > 0 {
+            self.owed_points.set(self.owed_points.get() - 1);
+            match self.core.point_in_place(self.id) {
+                Point::Continue => {}
+                Point::ToLoop => {
+                    self.owed_switch.set(Some(Suspend::Yield));
+                    return false;
+                }
+                Point::Switch(next) => {
+                    self.owed_switch.set(Some(Suspend::SwitchTo(next)));
+                    return false;
+                }
             }
-            return;
         }
-        // This process goes to the back of the ready queue (its state is
-        // set below, once it is known whether it stays the running one:
-        // neither waking nor choosing reads the states of ready processes).
-        core.ready.borrow_mut().push_back(self.id);
-        core.apply_wakes();
-        let next = core.pick();
-        core.step.set(core.step.get() + 1);
-        if next != self.id {
-            {
-                let mut procs = core.procs.borrow_mut();
-                procs[self.id.0 as usize].state = PState::Ready;
-                procs[next.0 as usize].state = PState::Running;
-            }
-            self.suspend(Suspend::SwitchTo(next));
-        }
+        true
     }
 
     /// Under DPOR: the step resuming a blocked operation touches what the
@@ -271,7 +291,7 @@ impl Proc {
     }
 
     #[inline]
-    fn started(&self, sending: bool, target: Target, kind: EventKind) {
+    pub(crate) fn started(&self, sending: bool, target: Target, kind: EventKind) {
         if let Some(s) = self.sim() {
             s.op.set(Some((sending, target)));
             s.core.emit(self.id, kind);
@@ -279,7 +299,7 @@ impl Proc {
     }
 
     #[inline]
-    fn sent_done(&self, to: Target, msg_id: u32, r: &Result<Sent, SendError>) {
+    pub(crate) fn sent_done(&self, to: Target, msg_id: u32, r: &Result<Sent, SendError>) {
         let Some(s) = self.sim() else { return };
         s.op.set(None);
         let outcome = match r {
@@ -311,7 +331,7 @@ impl Proc {
     }
 
     #[inline]
-    fn received_done(&self, from: Target, r: Result<&Message, ReceiveError>) {
+    pub(crate) fn received_done(&self, from: Target, r: Result<&Message, ReceiveError>) {
         let Some(s) = self.sim() else { return };
         s.op.set(None);
         match r {
@@ -487,30 +507,40 @@ impl Proc {
     fn pause(&self, d: Dist, busy: bool) {
         match &self.backend {
             Backend::Sim(s) => {
-                if !matches!(d, Dist::Fixed(_)) {
-                    s.core.touch(Obj::Rng, true);
-                }
-                let duration = d.sample(&mut s.core.world_rng.borrow_mut());
-                let kind = if busy {
-                    EventKind::Work { duration }
-                } else {
-                    EventKind::Sleep { duration }
-                };
-                s.core.emit(self.id, kind);
-                {
-                    let mut procs = s.core.procs.borrow_mut();
-                    let st = &mut procs[self.id.0 as usize].stats;
-                    // Saturating: a process may sleep `Duration::MAX` twice.
-                    if busy {
-                        st.working = st.working.saturating_add(duration);
-                    } else {
-                        st.sleeping = st.sleeping.saturating_add(duration);
-                    }
-                }
-                s.wait_until(s.core.now().saturating_add(to_nanos(duration)));
+                let until = self.pause_begin(d, busy);
+                s.wait_until(until);
             }
             Backend::Thread(t) => std::thread::sleep(d.sample(&mut t.rng.borrow_mut())),
         }
+    }
+
+    /// The simulator's side of a pause, up to the wait: the duration drawn,
+    /// the event, the figures. Returns when the pause ends (virtual ns).
+    pub(crate) fn pause_begin(&self, d: Dist, busy: bool) -> u64 {
+        let Some(s) = self.sim() else {
+            return 0;
+        };
+        if !matches!(d, Dist::Fixed(_)) {
+            s.core.touch(Obj::Rng, true);
+        }
+        let duration = d.sample(&mut s.core.world_rng.borrow_mut());
+        let kind = if busy {
+            EventKind::Work { duration }
+        } else {
+            EventKind::Sleep { duration }
+        };
+        s.core.emit(self.id, kind);
+        {
+            let mut procs = s.core.procs.borrow_mut();
+            let st = &mut procs[self.id.0 as usize].stats;
+            // Saturating: a process may sleep `Duration::MAX` twice.
+            if busy {
+                st.working = st.working.saturating_add(duration);
+            } else {
+                st.sleeping = st.sleeping.saturating_add(duration);
+            }
+        }
+        s.core.now().saturating_add(to_nanos(duration))
     }
 
     /// A scheduling point without an IPC operation.

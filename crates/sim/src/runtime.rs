@@ -2,9 +2,10 @@
 //!
 //! A run has one [`Core`] behind an `Rc`: the kernel, the virtual clock, the
 //! ready queue, per-process bookkeeping, the trace. The scheduler loop in
-//! `sim.rs` owns the coroutines and resumes one at a time; the running
-//! process reaches the `Core` through its [`Proc`](crate::Proc) handle and
-//! hands control back with a [`Suspend`] request. Nothing here is shared
+//! `sim.rs` owns the processes' bodies (coroutines, or stackless machines,
+//! [`Body`]) and resumes one at a time; the running process reaches the
+//! `Core` through its [`Proc`](crate::Proc) handle and hands control back
+//! with a [`Suspend`] request. Nothing here is shared
 //! between threads: only one piece of code runs at any moment, which is what
 //! makes a run deterministic.
 //!
@@ -34,7 +35,7 @@ use crate::trace::{Event, EventKind, Target, TraceBuffer};
 use crate::ProcId;
 
 /// What a process asks of the scheduler loop when it gives control back.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Suspend {
     /// A scheduling point: stay runnable, let the scheduler choose.
     Yield,
@@ -50,6 +51,31 @@ pub(crate) enum Suspend {
 }
 
 pub(crate) type Co = Coroutine<(), Suspend, ProcResult, PooledStack>;
+
+/// What runs a process: a coroutine (a closure on its own stack), or a
+/// state machine the loop steps itself (module `stackless`).
+pub(crate) enum Body {
+    Co(Co),
+    Machine(Box<dyn crate::stackless::Stackless>),
+}
+
+/// What a process's body did when the loop resumed it: suspended with a
+/// request, or ended.
+pub(crate) type Resumed = corosensei::CoroutineResult<Suspend, ProcResult>;
+
+/// The result of a scheduling point taken where the process is (not in
+/// the loop): see [`Core::point_in_place`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Point {
+    /// This process goes on (nobody else was ready, or it was picked again).
+    Continue,
+    /// That process was picked (and the step counted); this one is back in
+    /// the ready queue: hand over with [`Suspend::SwitchTo`].
+    Switch(ProcId),
+    /// The loop must take this point (a spawn or kill pending, per-step
+    /// faults or invariants): hand over with [`Suspend::Yield`].
+    ToLoop,
+}
 
 /// Where a process is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -187,7 +213,7 @@ pub(crate) struct Core {
     pub timers: RefCell<BinaryHeap<TimerEntry>>,
     pub timer_seq: Cell<u64>,
     /// Coroutines created since the loop last looked (spawns from inside processes).
-    pub spawned: RefCell<Vec<(ProcId, Co, Canary)>>,
+    pub spawned: RefCell<Vec<(ProcId, Body, Option<Canary>)>>,
     /// The process chosen at each real choice point: the schedule.
     pub choices: RefCell<Vec<ProcId>>,
     pub woken: RefCell<Vec<u32>>,
@@ -271,6 +297,41 @@ impl Core {
             && self.step.get() < self.max_steps
             && self.spawned.borrow().is_empty()
             && self.kill_requests.borrow().is_empty()
+    }
+
+    /// A scheduling point of the running process `id`, taken where it is
+    /// when the loop would only wake processes and choose at this step: it
+    /// goes to the back of the ready queue, woken processes are moved
+    /// behind it, the scheduler picks. The order of operations is the
+    /// loop's, so the run is the same either way
+    /// (`tests/determinism.rs::fast_path_and_slow_path_agree`).
+    #[inline]
+    pub fn point_in_place(&self, id: ProcId) -> Point {
+        if !self.may_choose_in_place() {
+            return Point::ToLoop;
+        }
+        if self.wakes.is_empty() && self.ready.borrow().is_empty() {
+            // Nobody else could run: the loop would pick this process again.
+            self.step.set(self.step.get() + 1);
+            if let Some(d) = &self.dpor {
+                d.begin_alone(id);
+            }
+            return Point::Continue;
+        }
+        // This process goes to the back of the ready queue (its state is
+        // set below, once it is known whether it stays the running one:
+        // neither waking nor choosing reads the states of ready processes).
+        self.ready.borrow_mut().push_back(id);
+        self.apply_wakes();
+        let next = self.pick();
+        self.step.set(self.step.get() + 1);
+        if next == id {
+            return Point::Continue;
+        }
+        let mut procs = self.procs.borrow_mut();
+        procs[id.0 as usize].state = PState::Ready;
+        procs[next.0 as usize].state = PState::Running;
+        Point::Switch(next)
     }
 
     /// Moves processes whose kernel waits completed to the ready queue, in

@@ -55,7 +55,7 @@ use crate::deadlock;
 use crate::lifecycle::{panic_message, spawn_failed, spawn_process};
 use crate::process::{ExitStatus, Proc, ProcResult};
 use crate::report::{Failure, FailureReason, ProcStats, Report};
-use crate::runtime::{Co, Core, PState, Suspend};
+use crate::runtime::{Body, Core, PState, Suspend};
 use crate::scheduler::SchedulerKind;
 use crate::stack::Canary;
 use crate::time::{to_nanos, Nanos};
@@ -72,7 +72,8 @@ pub(crate) type FinalCheck = Box<dyn Fn(&Report) -> Result<(), String>>;
 pub struct Sim {
     pub(crate) core: Rc<Core>,
     pub(crate) seed: u64,
-    pub(crate) coroutines: Vec<Option<Co>>,
+    /// Each process's body (coroutine or stackless machine) while it lives.
+    pub(crate) coroutines: Vec<Option<Body>>,
     pub(crate) canaries: Vec<Option<Canary>>,
     pub(crate) step_kills: BTreeMap<u64, Vec<ProcId>>,
     pub(crate) time_kills: BTreeMap<Nanos, Vec<ProcId>>,
@@ -271,7 +272,13 @@ impl Sim {
 
     /// Spawns a process that runs a [`Machine`](crate::machine::Machine)
     /// (module [`machine`](crate::machine)): `make` builds it from the
-    /// rights the process inherited, under its own names, in order.
+    /// rights the process inherited, under its own names, in order. Its
+    /// [`Step::Yield`](crate::machine::Step) is a scheduling point.
+    ///
+    /// The process is stackless: the loop steps the machine itself, with no
+    /// coroutine, and the run is the one [`run_on_proc`](crate::machine::run_on_proc)
+    /// on a coroutine gives (DESIGN.md, "Process kinds"). Under DPOR
+    /// exploration it runs on a coroutine.
     pub fn spawn_machine<M, F>(
         &mut self,
         name: &str,
@@ -282,8 +289,35 @@ impl Sim {
         M: crate::machine::Machine + Send,
         F: FnOnce(&[CarriedRight]) -> M + 'static,
     {
-        self.spawn_with(name, inherit, move |p| {
-            crate::machine::run_on_proc(p, make(p.inherited()))
+        self.spawn_machine_with(
+            name,
+            inherit,
+            crate::machine::YieldIs::SchedulingPoint,
+            make,
+        )
+    }
+
+    /// [`Sim::spawn_machine`], with the machine's `Step::Yield` a
+    /// scheduling point or not ([`YieldIs`](crate::machine::YieldIs)); the
+    /// processes it spawns get the same.
+    pub fn spawn_machine_with<M, F>(
+        &mut self,
+        name: &str,
+        inherit: &[CarriedRight],
+        yields: crate::machine::YieldIs,
+        make: F,
+    ) -> Result<ProcId, IpcError>
+    where
+        M: crate::machine::Machine + Send,
+        F: FnOnce(&[CarriedRight]) -> M + 'static,
+    {
+        if self.core.dpor.is_some() {
+            return self.spawn_with(name, inherit, move |p| {
+                crate::machine::run_on_proc_with(p, make(p.inherited()), yields)
+            });
+        }
+        crate::lifecycle::spawn_stackless(&self.core, name, None, inherit, |p| {
+            Box::new(crate::stackless::Runner::new(p, make, yields))
         })
     }
 
@@ -458,10 +492,13 @@ impl Sim {
                     Err(end) => return end,
                 },
             };
-            let co = self.coroutines[id.0 as usize]
+            let body = self.coroutines[id.0 as usize]
                 .as_mut()
-                .expect("a ready process has a coroutine");
-            let result = catch_unwind(AssertUnwindSafe(|| co.resume(())));
+                .expect("a ready process has a body");
+            let result = catch_unwind(AssertUnwindSafe(|| match body {
+                Body::Co(co) => co.resume(()),
+                Body::Machine(m) => m.resume(),
+            }));
             // Also when the process returned: an overflow just before the end
             // must not pass, nor its dirty slot go back to the pool (whose
             // next user, maybe in a later run, would be blamed for it).
@@ -570,7 +607,7 @@ impl Sim {
                 self.canaries.resize(i + 1, None);
             }
             self.coroutines[i] = Some(co);
-            self.canaries[i] = Some(canary);
+            self.canaries[i] = canary;
         }
     }
 
@@ -740,7 +777,7 @@ mod tests {
             unsafe { canary.smash() };
             Ok(())
         });
-        let spawned = sim.core.spawned.borrow().last().map(|s| s.2);
+        let spawned = sim.core.spawned.borrow().last().and_then(|s| s.2);
         canary.set(spawned);
         let failure = sim.run().expect_err("the overflow is reported");
         assert_eq!(

@@ -54,3 +54,103 @@ pub fn ping_pong(sim: &mut Sim, rounds: u64) -> Result<(), IpcError> {
     )?;
     Ok(())
 }
+
+/// One side of [`ping_pong_machines`]: sends on `out` and receives on
+/// `inp`, in that order (`first_send`) or the other, `rounds` times; `b`
+/// sends back what it received.
+#[derive(Debug)]
+struct PingPong {
+    out: mkipc_kernel::PortName,
+    inp: mkipc_kernel::PortName,
+    left: u64,
+    sending: bool,
+    first_send: bool,
+    last: Option<Message>,
+}
+
+impl crate::machine::Machine for PingPong {
+    fn step<C: crate::machine::Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        resumed: Option<mkipc_kernel::WaitOutcome>,
+    ) -> crate::machine::Step {
+        use crate::machine::{Op, Step};
+        use mkipc_kernel::{Destination, OnFull, Source, Wait, WaitOutcome};
+        match resumed {
+            Some(WaitOutcome::Sent(Err(e))) => return Step::Exit(Err(e.into())),
+            Some(WaitOutcome::Received(Err(e))) => return Step::Exit(Err(e.into())),
+            Some(WaitOutcome::Sent(Ok(_))) => self.sent(),
+            Some(WaitOutcome::Received(Ok(m))) => self.received(m),
+            None => {}
+        }
+        if self.left == 0 {
+            return Step::Exit(Ok(()));
+        }
+        if self.sending {
+            let msg = match self.last.take() {
+                Some(m) => m,
+                None => Message::from_u64(1, self.left),
+            };
+            match cx.send(Destination::Name(self.out), msg, OnFull::Block) {
+                Op::Done(Ok(_)) => self.sent(),
+                Op::Done(Err(e)) => return Step::Exit(Err(e.into())),
+                Op::Pending => return Step::Wait,
+            }
+        } else {
+            match cx.receive(Source::Name(self.inp), Wait::Forever) {
+                Op::Done(Ok(m)) => self.received(m),
+                Op::Done(Err(e)) => return Step::Exit(Err(e.into())),
+                Op::Pending => return Step::Wait,
+            }
+        }
+        Step::Yield
+    }
+}
+
+impl PingPong {
+    fn sent(&mut self) {
+        self.sending = false;
+        if !self.first_send {
+            self.left -= 1;
+        }
+    }
+    fn received(&mut self, m: Message) {
+        self.sending = true;
+        if self.first_send {
+            self.left -= 1;
+        } else {
+            self.last = Some(m);
+        }
+    }
+}
+
+/// [`ping_pong`] with two stackless [`Machine`](crate::machine::Machine)
+/// processes instead of closures: the same messages on the same ports, one
+/// operation per step, and (their `Step::Yield` no scheduling point,
+/// [`YieldIs::NoOp`](crate::machine::YieldIs)) the same run: same schedule,
+/// same trace.
+pub fn ping_pong_machines(sim: &mut Sim, rounds: u64) -> Result<(), IpcError> {
+    let ping = sim.port("ping", Capacity::Bounded(1))?;
+    let pong = sim.port("pong", Capacity::Bounded(1))?;
+    for (name, first_send, inherit) in [
+        ("a", true, [Inherit::send(ping), Inherit::receive(pong)]),
+        ("b", false, [Inherit::receive(ping), Inherit::send(pong)]),
+    ] {
+        sim.spawn_machine_with(name, &inherit, crate::machine::YieldIs::NoOp, move |r| {
+            let (out, inp) = if first_send {
+                (r[0].name, r[1].name)
+            } else {
+                (r[1].name, r[0].name)
+            };
+            PingPong {
+                out,
+                inp,
+                left: rounds,
+                sending: first_send,
+                first_send,
+                last: None,
+            }
+        })?;
+    }
+    Ok(())
+}

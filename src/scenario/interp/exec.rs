@@ -119,6 +119,12 @@ impl ScriptMachine {
         while let Some(&q) = used.get(k) {
             k += 1;
             if self.send_names[q].is_none() {
+                // A stackless process hands over before the open, as a
+                // coroutine would (`Ctx::ipc_point`).
+                if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+                    self.resume = Resume::Opening(k - 1);
+                    return Some(Step::Wait);
+                }
                 let _ = self.queue_name(cx, q, true);
                 self.resume = Resume::Opening(k);
                 return Some(Step::Yield);

@@ -205,6 +205,12 @@ impl ScriptMachine {
             }
             Op::Exit(code) => Flow::Exit(*code),
             Op::Destroy(q) => {
+                // A stackless process hands over before the destroy, as a
+                // coroutine would (`Ctx::ipc_point`); the statement runs
+                // again in the next step.
+                if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+                    return Ok(Flow::Stop(Step::Wait));
+                }
                 let what = format!("destroy {}", qname(*q));
                 if let Some(hook) = &self.shared.before_destroy {
                     (hook.0)();

@@ -786,3 +786,23 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Scripts the simulator runs stackless (`run.rs::runs_stackless`: the
+    /// generated scenarios without `call`) get the run they get on a
+    /// coroutine (the test driver, operation by operation): same trace,
+    /// same report, same final variables.
+    #[test]
+    fn stackless_scripts_run_as_on_coroutines((text, seed) in generated()) {
+        let text = text.replace("call m", "send m");
+        let scn = parse("generated.toml", &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(crate::scenario::run::runs_stackless(&scn), "{}", text);
+        check_agree(&text, seed)?;
+    }
+}

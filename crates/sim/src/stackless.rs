@@ -1,0 +1,569 @@
+//! Stackless processes: a [`Machine`] the scheduler loop steps itself, with
+//! no coroutine and no stack of its own.
+//!
+//! A stackless process is its machine value, a [`Proc`] handle without a
+//! coroutine, and a [`Phase`]: what the loop does the next time it resumes
+//! the process. [`Runner::resume`] runs from one hand-over to the next:
+//! it takes the scheduling points the process owes, then does what the
+//! phase says (a step of the machine, an operation to start, a pause, an
+//! exit, or the end of a wait), and returns the same [`Suspend`] requests
+//! a coroutine yields, so the loop treats both kinds alike.
+//!
+//! The schedule is the one the same machine gets on a coroutine
+//! ([`run_on_proc`](crate::machine::run_on_proc), or a runner whose
+//! `Step::Yield` is no scheduling point, [`YieldIs::NoOp`]):
+//!
+//! - an operation started through [`Ctx::send`] or [`Ctx::receive`] begins
+//!   with a scheduling point, taken in place
+//!   ([`Core::point_in_place`](crate::runtime::Core)): if the process goes
+//!   on, the operation starts at once (and may complete at once,
+//!   [`Op::Done`]); if someone else was picked, or only the loop may take
+//!   the point, the operation is *deferred*: the machine gets
+//!   [`Op::Pending`], the step ends, and the operation starts where the
+//!   coroutine's would have, when the process runs again;
+//! - an operation that has to wait leaves a wait in the kernel, like the
+//!   blocking layer's, with the same trace events and figures;
+//! - a machine whose `Step::Yield` is a scheduling point, handed the
+//!   outcome of an operation it got as `Op::Pending`, first takes the point
+//!   the coroutine took after its `Op::Done` (the machine contract:
+//!   a step that finishes an operation at once ends with `Step::Yield`,
+//!   and one handed a resumed outcome goes on as the next step would);
+//! - [`Ctx::spawn`] and operations through [`Ctx::ipc`] that are
+//!   scheduling points take them in place, or owe them to the end of the
+//!   step (their effect then comes before the switch, not after it: the one
+//!   place where a stackless process may interleave differently, DESIGN.md).
+//!
+//! Under DPOR exploration machines keep running on coroutines (the footprint
+//! of each step is recorded by the coroutine path).
+
+use std::time::Duration;
+
+use mkipc_kernel::{
+    Begin, CarriedRight, Destination, IpcError, Message, OnFull, Pid, PortName, ReceiveError,
+    SendError, Sent, Source, Wait, WaitOutcome, WaitToken,
+};
+
+use crate::machine::{Ctx, Machine, Op, Step, YieldIs};
+use crate::process::{Backend, Proc, ProcError, ProcResult, SimCtx};
+use crate::runtime::{Resumed, Suspend};
+use crate::time::{to_nanos, Dist, Nanos};
+use crate::trace::{EventKind, Target};
+
+/// A body the loop resumes without a coroutine.
+pub(crate) trait Stackless {
+    /// Runs until the process hands over or ends (module docs).
+    fn resume(&mut self) -> Resumed;
+}
+
+/// A source of a deferred receive, owning its names.
+enum OwnedSource {
+    Name(PortName),
+    Any(Vec<PortName>),
+    Task(Pid),
+    AnyTask,
+}
+
+impl OwnedSource {
+    fn of(source: Source<'_>) -> OwnedSource {
+        match source {
+            Source::Name(n) => OwnedSource::Name(n),
+            Source::Any(names) => OwnedSource::Any(names.to_vec()),
+            Source::Task(p) => OwnedSource::Task(p),
+            Source::AnyTask => OwnedSource::AnyTask,
+        }
+    }
+    fn as_source(&self) -> Source<'_> {
+        match self {
+            OwnedSource::Name(n) => Source::Name(*n),
+            OwnedSource::Any(names) => Source::Any(names),
+            OwnedSource::Task(p) => Source::Task(*p),
+            OwnedSource::AnyTask => Source::AnyTask,
+        }
+    }
+}
+
+/// An operation whose scheduling point comes first.
+enum Deferred {
+    Send {
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    },
+    Receive {
+        source: OwnedSource,
+        wait: Wait,
+    },
+}
+
+/// What a waiting operation finishes with.
+enum WaitingOp {
+    Send { to: Target, msg_id: u32 },
+    Receive { from: Target },
+}
+
+/// An operation waiting in the kernel.
+struct Waiting {
+    token: WaitToken,
+    deadline: Option<Nanos>,
+    since: Nanos,
+    op: WaitingOp,
+}
+
+/// What the next resume does (after the owed scheduling points).
+enum Phase {
+    /// A step of the machine, handed this outcome.
+    Step(Option<WaitOutcome>),
+    /// Starts a deferred operation.
+    Start(Deferred),
+    /// Works or sleeps.
+    Pause { time: Dist, busy: bool },
+    /// Ends the process.
+    Exit(ProcResult),
+    /// Waits for an operation to complete.
+    Waiting(Waiting),
+    /// A step (handed no outcome) whose first scheduling point is taken:
+    /// the one `Ctx::ipc_point` asked for.
+    Granted,
+}
+
+/// The machine, or what builds it when the process first runs.
+enum Made<M, F> {
+    Unmade(Option<F>),
+    Made(M),
+}
+
+/// A stackless process (module docs).
+pub(crate) struct Runner<M, F> {
+    proc: Proc,
+    machine: Made<M, F>,
+    phase: Phase,
+    yields: YieldIs,
+}
+
+impl<M, F> Runner<M, F>
+where
+    M: Machine,
+    F: FnOnce(&[CarriedRight]) -> M + 'static,
+{
+    pub(crate) fn new(proc: Proc, make: F, yields: YieldIs) -> Runner<M, F> {
+        Runner {
+            proc,
+            machine: Made::Unmade(Some(make)),
+            phase: Phase::Step(None),
+            yields,
+        }
+    }
+}
+
+/// The handle's simulated side (a stackless process is always simulated).
+fn sim(p: &Proc) -> &SimCtx {
+    match &p.backend {
+        Backend::Sim(s) => s,
+        Backend::Thread(_) => unreachable!("a stackless process is simulated"),
+    }
+}
+
+fn target_of_dest(dest: Destination) -> Target {
+    match dest {
+        Destination::Name(n) => Target::Name(n),
+        Destination::Task(p) => Target::Task(p.0),
+    }
+}
+
+fn target_of_source(source: Source<'_>) -> Target {
+    match source {
+        Source::Name(n) => Target::Name(n),
+        Source::Any([one]) => Target::Name(*one),
+        Source::Any(names) => Target::AnyOf(names.len()),
+        Source::Task(p) => Target::Task(p.0),
+        Source::AnyTask => Target::AnyTask,
+    }
+}
+
+/// Starts a send as `Proc::send_with` does after its scheduling point.
+fn start_send(
+    p: &Proc,
+    dest: Destination,
+    msg: Message,
+    on_full: OnFull,
+) -> Result<Result<Sent, SendError>, Waiting> {
+    let s = sim(p);
+    let (to, msg_id) = (target_of_dest(dest), msg.id);
+    let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+    p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+    match s
+        .core
+        .kernel
+        .send_begin(s.pid, dest, msg, on_full, &|| s.waker.clone())
+    {
+        Begin::Done(r) => {
+            p.sent_done(to, msg_id, &r);
+            Ok(r)
+        }
+        Begin::Blocked(token) => {
+            let timeout = match on_full {
+                OnFull::Timeout(d) => Some(d),
+                _ => None,
+            };
+            Err(wait(s, token, timeout, WaitingOp::Send { to, msg_id }))
+        }
+    }
+}
+
+/// Starts a receive as `Proc::receive_with` (or `select_with`, ...) does
+/// after its scheduling point.
+fn start_receive(
+    p: &Proc,
+    source: Source<'_>,
+    wait_for: Wait,
+) -> Result<Result<Message, ReceiveError>, Waiting> {
+    let s = sim(p);
+    let from = target_of_source(source);
+    p.started(false, from, EventKind::ReceiveStarted { from });
+    let may_wait = !matches!(wait_for, Wait::NoWait | Wait::For(Duration::ZERO));
+    let r = match s
+        .core
+        .kernel
+        .receive_begin(s.pid, source, may_wait, &|| s.waker.clone())
+    {
+        Begin::Done(Err(ReceiveError::Empty)) if wait_for != Wait::NoWait => {
+            Err(ReceiveError::TimedOut)
+        }
+        Begin::Done(r) => r,
+        Begin::Blocked(token) => {
+            let timeout = match wait_for {
+                Wait::For(d) => Some(d),
+                _ => None,
+            };
+            return Err(wait(s, token, timeout, WaitingOp::Receive { from }));
+        }
+    };
+    p.received_done(from, r.as_ref().map_err(|e| *e));
+    Ok(r)
+}
+
+/// The start of a wait, as the coroutine's `SimCtx::block`.
+fn wait(s: &SimCtx, token: WaitToken, timeout: Option<Duration>, op: WaitingOp) -> Waiting {
+    let core = &s.core;
+    let since = core.now();
+    let deadline = timeout.map(|d| since.saturating_add(to_nanos(d)));
+    let current = s.op.get();
+    if let Some((sending, target)) = current {
+        let kind = if sending {
+            EventKind::SendBlocked { to: target }
+        } else {
+            EventKind::ReceiveBlocked { from: target }
+        };
+        core.emit(s.id, kind);
+    }
+    let mut procs = core.procs.borrow_mut();
+    let meta = &mut procs[s.id.0 as usize];
+    meta.blocked_on = current;
+    meta.blocked_since = Some(since);
+    Waiting {
+        token,
+        deadline,
+        since,
+        op,
+    }
+}
+
+/// A waiting operation, resumed: its outcome (the operation finished as
+/// the coroutine's would have), or the wait back when it goes on.
+fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
+    let s = sim(p);
+    let core = &s.core;
+    let outcome = match core.kernel.wait_take(s.pid, w.token) {
+        Some(outcome) => outcome,
+        None => {
+            let timed_out = std::mem::take(&mut core.procs.borrow_mut()[s.id.0 as usize].timed_out);
+            if !timed_out && !core.is_killed(s.id) {
+                return Err(w);
+            }
+            if timed_out {
+                core.emit(s.id, EventKind::TimedOut);
+            }
+            core.kernel.wait_cancel(s.pid, w.token)
+        }
+    };
+    {
+        let mut procs = core.procs.borrow_mut();
+        let meta = &mut procs[s.id.0 as usize];
+        meta.blocked_on = None;
+        meta.blocked_since = None;
+        meta.stats.blocked = meta
+            .stats
+            .blocked
+            .saturating_add(Duration::from_nanos(core.now().saturating_sub(w.since)));
+    }
+    Ok(match (w.op, outcome) {
+        (WaitingOp::Send { to, msg_id }, WaitOutcome::Sent(r)) => {
+            p.sent_done(to, msg_id, &r);
+            WaitOutcome::Sent(r)
+        }
+        (WaitingOp::Receive { from }, WaitOutcome::Received(r)) => {
+            p.received_done(from, r.as_ref().map_err(|e| *e));
+            WaitOutcome::Received(r)
+        }
+        (_, outcome) => outcome,
+    })
+}
+
+/// What a step left for the runner.
+enum Left {
+    Nothing,
+    /// The point before an operation through `Ctx::ipc` (`Ctx::ipc_point`).
+    Point,
+    Deferred(Deferred),
+    Waiting(Waiting),
+}
+
+/// The [`Ctx`] of a stackless process's step (module docs).
+pub(crate) struct StacklessCtx<'a> {
+    proc: &'a Proc,
+    yields: YieldIs,
+    left: Left,
+    misuse: Option<&'static str>,
+}
+
+impl StacklessCtx<'_> {
+    /// Whether an operation may start: one per step.
+    fn idle(&mut self) -> bool {
+        if matches!(self.left, Left::Nothing) {
+            return true;
+        }
+        self.misuse = Some("the machine started an operation while another was pending");
+        false
+    }
+}
+
+impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
+    type Ipc = Proc;
+    fn ipc(&self) -> &Proc {
+        self.proc
+    }
+    fn now(&self) -> Duration {
+        self.proc.now()
+    }
+    fn send(
+        &mut self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Op<Result<Sent, SendError>> {
+        if !self.idle() {
+            return Op::Done(Err(
+                mkipc_kernel::SendErrorKind::InvalidDestination.with(msg)
+            ));
+        }
+        let s = sim(self.proc);
+        s.owed_points.set(s.owed_points.get() + 1);
+        if !s.take_owed() {
+            self.left = Left::Deferred(Deferred::Send { dest, msg, on_full });
+            return Op::Pending;
+        }
+        match start_send(self.proc, dest, msg, on_full) {
+            Ok(r) => Op::Done(r),
+            Err(w) => {
+                self.left = Left::Waiting(w);
+                Op::Pending
+            }
+        }
+    }
+    fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>> {
+        if !self.idle() {
+            return Op::Done(Err(ReceiveError::InvalidName));
+        }
+        let s = sim(self.proc);
+        s.owed_points.set(s.owed_points.get() + 1);
+        if !s.take_owed() {
+            self.left = Left::Deferred(Deferred::Receive {
+                source: OwnedSource::of(source),
+                wait,
+            });
+            return Op::Pending;
+        }
+        match start_receive(self.proc, source, wait) {
+            Ok(r) => Op::Done(r),
+            Err(w) => {
+                self.left = Left::Waiting(w);
+                Op::Pending
+            }
+        }
+    }
+    fn ipc_point(&mut self) -> Op<()> {
+        let s = sim(self.proc);
+        if s.granted.get() || !self.idle() {
+            return Op::Done(());
+        }
+        s.owed_points.set(s.owed_points.get() + 1);
+        if !s.take_owed() {
+            self.left = Left::Point;
+            return Op::Pending;
+        }
+        s.granted.set(true);
+        Op::Done(())
+    }
+    fn choose(&mut self, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        self.proc.random_below(n as u64) as usize
+    }
+    fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
+    where
+        F: FnOnce(&[CarriedRight]) -> M + Send + 'static,
+    {
+        let s = sim(self.proc);
+        let yields = self.yields;
+        crate::lifecycle::spawn_stackless(&s.core, name, Some((s.id, s.pid)), inherit, |p| {
+            Box::new(Runner::new(p, make, yields))
+        })?;
+        // As `Proc::spawn`: a scheduling point after the spawn.
+        s.point();
+        Ok(())
+    }
+}
+
+impl<M, F> Stackless for Runner<M, F>
+where
+    M: Machine,
+    F: FnOnce(&[CarriedRight]) -> M + 'static,
+{
+    fn resume(&mut self) -> Resumed {
+        loop {
+            let s = sim(&self.proc);
+            if !s.take_owed() {
+                let switch = s.owed_switch.take().unwrap_or(Suspend::Yield);
+                return Resumed::Yield(switch);
+            }
+            match std::mem::replace(&mut self.phase, Phase::Step(None)) {
+                Phase::Step(resumed) => {
+                    if let Some(handover) = self.step(resumed) {
+                        return handover;
+                    }
+                }
+                Phase::Start(d) => {
+                    let started = match d {
+                        Deferred::Send { dest, msg, on_full } => {
+                            start_send(&self.proc, dest, msg, on_full).map(WaitOutcome::Sent)
+                        }
+                        Deferred::Receive { source, wait } => {
+                            start_receive(&self.proc, source.as_source(), wait)
+                                .map(WaitOutcome::Received)
+                        }
+                    };
+                    match started {
+                        Ok(outcome) => self.resumed(outcome),
+                        Err(w) => return self.wait(w),
+                    }
+                }
+                Phase::Pause { time, busy } => {
+                    let until = self.proc.pause_begin(time, busy);
+                    return Resumed::Yield(Suspend::Timer { until });
+                }
+                Phase::Exit(r) => return Resumed::Return(r),
+                Phase::Granted => {
+                    sim(&self.proc).granted.set(true);
+                    if let Some(handover) = self.step(None) {
+                        return handover;
+                    }
+                }
+                Phase::Waiting(w) => match finish_wait(&self.proc, w) {
+                    Ok(outcome) => self.resumed(outcome),
+                    Err(w) => return self.wait(w),
+                },
+            }
+        }
+    }
+}
+
+impl<M, F> Runner<M, F>
+where
+    M: Machine,
+    F: FnOnce(&[CarriedRight]) -> M + 'static,
+{
+    /// Hands over while `w` waits.
+    fn wait(&mut self, w: Waiting) -> Resumed {
+        let deadline = w.deadline;
+        self.phase = Phase::Waiting(w);
+        Resumed::Yield(Suspend::Block { deadline })
+    }
+
+    /// The scheduling point a `Step::Yield` is, when it is one.
+    fn yield_point(&self) {
+        if self.yields == YieldIs::SchedulingPoint {
+            let s = sim(&self.proc);
+            s.owed_points.set(s.owed_points.get() + 1);
+        }
+    }
+
+    /// An operation the machine got as `Op::Pending` completed: the next
+    /// step gets its outcome, after the point the coroutine took after its
+    /// `Op::Done` (module docs).
+    fn resumed(&mut self, outcome: WaitOutcome) {
+        self.yield_point();
+        self.phase = Phase::Step(Some(outcome));
+    }
+
+    /// One step of the machine; sets the phase it leaves, and says how to
+    /// hand over when that must be at once (an operation it started waits).
+    fn step(&mut self, resumed: Option<WaitOutcome>) -> Option<Resumed> {
+        if let Made::Unmade(make) = &mut self.machine {
+            let Some(make) = make.take() else {
+                self.phase = Phase::Exit(Err(ProcError::msg("the machine could not be built")));
+                return None;
+            };
+            let machine = make(self.proc.inherited());
+            if machine.is_server() {
+                self.proc.declare_server();
+            }
+            if machine.expects_error() {
+                self.proc.declare_expect_error();
+            }
+            self.machine = Made::Made(machine);
+        }
+        let Made::Made(machine) = &mut self.machine else {
+            return None;
+        };
+        let mut cx = StacklessCtx {
+            proc: &self.proc,
+            yields: self.yields,
+            left: Left::Nothing,
+            misuse: None,
+        };
+        let step = machine.step(&mut cx, resumed);
+        let (left, misuse) = (cx.left, cx.misuse);
+        // A point taken before an operation the step did not make is not
+        // carried over.
+        sim(&self.proc).granted.set(false);
+        if let Some(why) = misuse {
+            self.phase = Phase::Exit(Err(ProcError::msg(why)));
+            return None;
+        }
+        self.phase = match (step, left) {
+            (Step::Wait, Left::Deferred(d)) => Phase::Start(d),
+            (Step::Wait, Left::Point) => Phase::Granted,
+            (Step::Wait, Left::Waiting(w)) => Phase::Waiting(w),
+            (Step::Wait, Left::Nothing) => Phase::Exit(Err(ProcError::msg(
+                "the machine waits, but none of its operations is pending",
+            ))),
+            (_, Left::Deferred(_) | Left::Waiting(_) | Left::Point) => Phase::Exit(Err(
+                ProcError::msg("the machine left an operation pending without waiting for it"),
+            )),
+            (Step::Yield, Left::Nothing) => {
+                self.yield_point();
+                Phase::Step(None)
+            }
+            (Step::Pause { time, busy }, Left::Nothing) => Phase::Pause { time, busy },
+            (Step::Exit(r), Left::Nothing) => Phase::Exit(r),
+        };
+        if let Phase::Waiting(w) = &self.phase {
+            // Started in place: the wait is in the kernel.
+            return Some(Resumed::Yield(Suspend::Block {
+                deadline: w.deadline,
+            }));
+        }
+        None
+    }
+}
