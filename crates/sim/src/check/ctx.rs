@@ -253,6 +253,11 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                 return Op::Pending;
             }
         };
+        if matches!(&r, Ok(m) if m.carries_rights()) {
+            if let Some(st) = &mut self.started {
+                st.plain = false; // it took rights into this task's space
+            }
+        }
         self.note(|| {
             format!(
                 "receive from {source:?} ({wait:?}): {}",

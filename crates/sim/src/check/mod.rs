@@ -231,6 +231,12 @@ pub struct EndState<'a, M> {
     pub view: CheckView<'a, M>,
     /// The failure there, if any.
     pub failure: Option<&'a FailureReason>,
+    /// Nobody can step here (else a failure stopped the search at a state
+    /// where some process could still step). The partial-order reduction
+    /// reaches every end state of the full search, and every failure, but
+    /// not every state at which a failure can happen: the processes that
+    /// did not fail may be further along.
+    pub terminal: bool,
 }
 
 /// Half of `MemAvailable` in /proc/meminfo (1 GiB if unreadable).

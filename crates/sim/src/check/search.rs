@@ -234,6 +234,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
                     now: succ.now,
                 },
                 failure: failure.as_ref(),
+                terminal: succ.enabled.is_empty(),
             });
             if let Some(f) = failure {
                 record(f, enc);
