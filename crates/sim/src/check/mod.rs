@@ -363,6 +363,7 @@ impl Checker {
             },
             holds: 0,
             last_id: 0,
+            lazy_blocking: false,
         }
     }
 
