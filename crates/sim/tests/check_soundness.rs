@@ -700,7 +700,7 @@ proptest! {
 
     #[test]
     fn the_reduction_keeps_every_failure_and_end_state(m in por_model()) {
-        let verdict = compare_reduced(&m, 5_000);
+        let verdict = compare_reduced(&m, 2_000);
         prop_assume!(verdict.is_some());
         if let Some(Err(e)) = verdict {
             prop_assert!(false, "{}\n{:#?}", e, m);
