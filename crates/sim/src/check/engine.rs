@@ -7,6 +7,7 @@ use mkipc_kernel::{Kernel, KernelStats, Pid, WaitOutcome};
 
 use super::ctx::{describe_outcome, CheckCtx};
 use super::encode::{Encode, Encoder};
+use super::por;
 use super::snap;
 use super::world::{CheckView, Slot, State, Status, World};
 use crate::deadlock::{queue_label, report, Stuck, StuckOn};
@@ -31,6 +32,22 @@ pub(crate) struct Succ<M> {
     pub unsupported: Option<String>,
     /// What the step did (when logging).
     pub log: Vec<String>,
+    /// The choices the step made ([`Ctx::choose`](crate::machine::Ctx::choose)):
+    /// (alternatives, the one taken), in order.
+    pub made: Vec<(u32, u32)>,
+    /// A choice asked for was out of range (replaying a trail that does
+    /// not fit).
+    pub bad_choice: bool,
+    /// The step is safe for the partial-order reduction (module `por`;
+    /// computed only when asked).
+    pub safe: bool,
+    /// With [`Engine::lazy_blocking`]: the step only blocked, on a
+    /// buffered mailbox (module `por`): not a transition.
+    pub blocked: bool,
+    /// The wait the step left (or, when [`Succ::blocked`], would leave):
+    /// a send (else a receive), on this object (`None`: several or
+    /// unknown).
+    pub waits: Option<(bool, Option<(u8, u64)>)>,
 }
 
 /// The transition function over a world's states.
@@ -43,6 +60,9 @@ pub(crate) struct Engine<M> {
     pub holds: u64,
     /// The last id given.
     pub last_id: u64,
+    /// Whether a step that blocks in a plain operation on a buffered
+    /// mailbox is reported as [`Succ::blocked`] (module `por`).
+    pub lazy_blocking: bool,
 }
 
 impl<M: Machine + Clone + Encode> Engine<M> {
@@ -64,6 +84,11 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             fail,
             unsupported: None,
             log: Vec::new(),
+            made: Vec::new(),
+            bad_choice: false,
+            safe: false,
+            blocked: false,
+            waits: None,
         }
     }
 
@@ -88,8 +113,18 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         None
     }
 
-    /// Steps process `i` from `parent`; `depth` is the new state's depth.
-    pub fn step(&mut self, parent: &State<M>, i: usize, depth: usize, log: bool) -> Succ<M> {
+    /// Steps process `i` from `parent`, making the choices `choices` (then
+    /// 0s); `depth` is the new state's depth. With `judge`, says whether
+    /// the step is safe for the partial-order reduction ([`Succ::safe`]).
+    pub fn step(
+        &mut self,
+        parent: &State<M>,
+        i: usize,
+        choices: &[u32],
+        depth: usize,
+        log: bool,
+        judge: bool,
+    ) -> Succ<M> {
         let kernel = &self.world.kernel;
         if self.holds != parent.id {
             snap::restore(kernel, &parent.kernel);
@@ -100,6 +135,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let now = parent.now;
         let pid = slots[i].pid;
         let mut lines = Vec::new();
+        let timed_out = matches!(slots[i].status, Status::TimedOut { .. });
         let resumed: Option<WaitOutcome> = match slots[i].status {
             Status::Waiting { token, .. } => kernel.wait_take(pid, token),
             Status::TimedOut { token } => {
@@ -115,8 +151,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 lines.push(describe_outcome(o));
             }
         }
+        // Taking a completed wait's outcome is local, unless it brings
+        // rights (module `por`).
+        let resumed_rights =
+            matches!(&resumed, Some(WaitOutcome::Received(Ok(m))) if m.carries_rights());
         slots[i].op = None;
-        let mut cx: CheckCtx<'_, M> = CheckCtx::new(kernel, pid, &self.world.waker, now, log);
+        let mut cx: CheckCtx<'_, M> =
+            CheckCtx::new(kernel, pid, &self.world.waker, now, choices, log);
         let slot = &mut slots[i];
         let result = catch_unwind(AssertUnwindSafe(|| slot.machine.step(&mut cx, resumed)));
         let spawned = std::mem::take(&mut cx.spawned);
@@ -132,7 +173,12 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         if let Some(l) = cx.log.take() {
             lines.extend(l);
         }
+        let made = std::mem::take(&mut cx.made);
+        let bad_choice = cx.bad_choice;
+        let local = !cx.ipc_used.get() && made.is_empty() && spawned.is_empty();
+        let started = cx.started;
         drop(cx);
+        let stepped = matches!(result, Ok(Step::Yield | Step::Wait));
         let name = slots[i].name.clone();
         let mut fail = None;
         let mut unsupported = chose;
@@ -196,11 +242,39 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         if log {
             lines.push(format!("then {}", describe_status(&status, now)));
         }
+        let waits_or_runs = matches!(status, Status::Runnable | Status::Waiting { .. });
+        let waits = match (&status, slots[i].op) {
+            (Status::Waiting { .. }, Some((send, Target::Name(n)))) => {
+                Some((send, kernel.object_key(pid, n)))
+            }
+            (Status::Waiting { .. }, Some((send, Target::AnyOf(_)))) => Some((send, None)),
+            _ => None,
+        };
+        let blocked = self.lazy_blocking
+            && local
+            && !timed_out
+            && fail.is_none()
+            && unsupported.is_none()
+            && match (&status, slots[i].op) {
+                (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
+                    .object_key(pid, n)
+                    .is_some_and(|k| self.world.buffered_mailboxes.contains(&k)),
+                _ => false,
+            };
         slots[i].status = status;
         slots.extend(spawned);
         if fail.is_none() {
             fail = self.check_invariants(&slots, now, depth);
         }
+        let safe = judge
+            && local
+            && stepped
+            && waits_or_runs
+            && !timed_out
+            && !resumed_rights
+            && fail.is_none()
+            && unsupported.is_none()
+            && por::operation_is_safe(&self.world, &slots, i, started);
         let mut now = now;
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
         Succ {
@@ -210,7 +284,80 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             fail,
             unsupported,
             log: lines,
+            made,
+            bad_choice,
+            safe,
+            blocked,
+            waits,
         }
+    }
+
+    /// Steps each of `procs` in turn from `parent`, each blocking as it
+    /// does without [`Engine::lazy_blocking`]: the state where all of them
+    /// wait (module `por`). Stops at a step that fails.
+    pub fn block_all(&mut self, parent: &State<M>, procs: &[u32], depth: usize) -> Succ<M> {
+        if procs.is_empty() {
+            // Not reached: the search blocks at least one.
+            return self.step(parent, 0, &[], depth, false, false);
+        }
+        let lazy = std::mem::replace(&mut self.lazy_blocking, false);
+        let mut succ = self.step(parent, procs[0] as usize, &[], depth, false, false);
+        for &p in &procs[1..] {
+            if succ.fail.is_some() || succ.unsupported.is_some() || !succ.enabled.contains(&p) {
+                break;
+            }
+            let state = self.freeze(succ.slots, succ.now);
+            succ = self.step(&state, p as usize, &[], depth, false, false);
+        }
+        self.lazy_blocking = lazy;
+        succ
+    }
+
+    /// A failing state reached with [`Engine::lazy_blocking`]: if every
+    /// process that could step there would only block, the state where
+    /// they all wait (as the search without it stops at); else the state
+    /// itself. The kernel is left in the state returned.
+    pub fn settle_failing(&mut self, mut succ: Succ<M>, depth: usize) -> Succ<M> {
+        if !self.lazy_blocking || succ.fail.is_none() || succ.enabled.is_empty() {
+            return succ;
+        }
+        let fail = succ.fail.take();
+        let enabled = std::mem::take(&mut succ.enabled);
+        let state = self.freeze(succ.slots, succ.now);
+        let all_block = enabled.iter().all(|&p| {
+            self.step(&state, p as usize, &[], depth, false, false)
+                .blocked
+        });
+        let mut out = if all_block {
+            self.block_all(&state, &enabled, depth)
+        } else {
+            snap::restore(&self.world.kernel, &state.kernel);
+            self.holds = state.id;
+            Succ {
+                slots: state.slots.clone(),
+                now: state.now,
+                enabled,
+                fail: None,
+                unsupported: None,
+                log: Vec::new(),
+                made: Vec::new(),
+                bad_choice: false,
+                safe: false,
+                blocked: false,
+                waits: None,
+            }
+        };
+        out.fail = fail;
+        out
+    }
+
+    /// [`Engine::step`] with [`Engine::lazy_blocking`] off: the step
+    /// blocks as it does.
+    pub fn step_eager(&mut self, parent: &State<M>, i: usize, depth: usize) -> Succ<M> {
+        let lazy = std::mem::replace(&mut self.lazy_blocking, false);
+        let succ = self.step(parent, i, &[], depth, false, false);
+        self.lazy_blocking = lazy;
+        succ
     }
 
     /// Keeps the state the kernel is in, with these processes.

@@ -1,5 +1,14 @@
 //! The search: depth-first with an explicit stack (or breadth-first for
 //! shortest trails) over the visited set.
+//!
+//! A state's moves are its enabled processes, tried highest index first
+//! (as SPIN's pan does: in a model written as servers then clients, the
+//! last processes started are the ones that drive it, and trying them
+//! first reaches a deadlock along the first path far more often). A move
+//! that makes choices ([`Ctx::choose`](crate::machine::Ctx::choose)) is
+//! followed by its siblings: the same process again with the next vector
+//! of choices, until the step's tree of alternatives is covered. The first
+//! move from a state may be its whole expansion (module `por`).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -14,11 +23,117 @@ use super::{CheckFailure, CheckOutcome, Checker, EndState};
 use crate::machine::Machine;
 use crate::report::FailureReason;
 
+/// One transition from a state: a process and the choices its step makes
+/// (then 0s).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Move {
+    pub proc: u32,
+    /// The choices (for [`BLOCK_ALL`]: the processes).
+    pub choices: Vec<u32>,
+    /// Block as the step does, even on a buffered mailbox (module `por`).
+    pub eager: bool,
+}
+
+/// The process of the move that lets every process whose step only
+/// blocked block ([`Move::choices`] lists them), when nothing else can step.
+const BLOCK_ALL: u32 = u32::MAX;
+
+impl Move {
+    /// Appends the steps of this move to a trail.
+    fn push_to(&self, t: &mut Trail) {
+        if self.proc == BLOCK_ALL {
+            for &p in &self.choices {
+                t.push(p, &[]);
+            }
+        } else {
+            t.push(self.proc, &self.choices);
+        }
+    }
+}
+
+/// What is left to do at a state whose moves have all been taken, when
+/// some only blocked (module `por`): if no move got anywhere, the state
+/// where they all wait (one move; or, when a timer is set, so that their
+/// order in the queues matters once it fires, each one's blocking as a
+/// move of its own); else the blocking of each whose wait a successor's
+/// wait on the same mailbox, the same way, would have overtaken.
+fn after_blocked<M>(top: &mut Frame<M>) -> Option<Move> {
+    if top.blocked.is_empty() {
+        return None;
+    }
+    let eager = |proc| Move {
+        proc,
+        choices: Vec::new(),
+        eager: true,
+    };
+    if !top.produced {
+        let procs: Vec<u32> = top.blocked.drain(..).map(|(p, _, _)| p).collect();
+        if !has_timers(&top.state.slots) {
+            return Some(Move {
+                proc: BLOCK_ALL,
+                choices: procs,
+                eager: true,
+            });
+        }
+        top.todo.extend(procs.into_iter().map(eager));
+        return top.todo.pop();
+    }
+    let registered = &top.registered;
+    let mut promoted = Vec::new();
+    top.blocked.retain(|&(p, send, key)| {
+        let overtaken = registered
+            .iter()
+            .any(|&(s, k)| s == send && k.is_none_or(|k| k == key));
+        if overtaken {
+            promoted.push(p);
+        }
+        !overtaken
+    });
+    top.todo.extend(promoted.into_iter().map(eager));
+    top.todo.pop()
+}
+
+/// Whether some process waits for a timer (a pause, a timed wait).
+fn has_timers<M>(slots: &[super::world::Slot<M>]) -> bool {
+    use super::world::Status;
+    slots.iter().any(|s| {
+        matches!(
+            s.status,
+            Status::Paused { .. }
+                | Status::Waiting {
+                    deadline: Some(_),
+                    ..
+                }
+                | Status::TimedOut { .. }
+        )
+    })
+}
+
+/// The choices of the step after one that made `made` (alternatives, the
+/// one taken) in the depth-first order of its tree of alternatives.
+fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
+    let j = made.iter().rposition(|&(n, c)| c + 1 < n)?;
+    let mut next: Vec<u32> = made[..j].iter().map(|&(_, c)| c).collect();
+    next.push(made[j].1 + 1);
+    Some(next)
+}
+
 /// A state waiting to be expanded.
 struct Frame<M> {
     state: State<M>,
-    enabled: Vec<u32>,
-    next: usize,
+    /// Moves still to take, the last first.
+    todo: Vec<Move>,
+    /// The move taken last (depth-first: the one the trail goes through).
+    last: Move,
+    /// No move taken yet: the first may be its whole expansion.
+    fresh: bool,
+    /// A move led to a successor (one that did not only block).
+    produced: bool,
+    /// The processes whose step only blocked (module `por`), with the
+    /// wait they would leave: a send (else a receive) on this mailbox.
+    blocked: Vec<(u32, bool, (u8, u64))>,
+    /// The waits the successors left (as [`Succ::waits`]).
+    registered: Vec<(bool, Option<(u8, u64)>)>,
     /// Bytes its encoding took (the frontier's memory estimate).
     size: usize,
     /// Breadth-first: its node in the trail tree.
@@ -73,8 +188,19 @@ fn admit<M>(
             *frontier += size;
             let f = Frame {
                 state,
-                enabled,
-                next: 0,
+                todo: enabled
+                    .into_iter()
+                    .map(|proc| Move {
+                        proc,
+                        choices: Vec::new(),
+                        eager: false,
+                    })
+                    .collect(),
+                last: Move::default(),
+                fresh: true,
+                produced: false,
+                blocked: Vec::new(),
+                registered: Vec::new(),
                 size,
                 node,
                 depth,
@@ -111,31 +237,39 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         return CheckOutcome { stats, failures };
     };
     let mut enc = Vec::new();
-    // Breadth-first: (parent node, process) per stored state, for trails.
-    let mut nodes: Vec<(u32, u32)> = Vec::new();
+    // Breadth-first: (parent node, move) per stored state, for trails.
+    let mut nodes: Vec<(u32, Move)> = Vec::new();
+    let reduce = cfg.reduction && engine.world.invariants.is_empty();
+    stats.reduction = reduce;
+    engine.lazy_blocking = reduce;
     let mut stack: Vec<Frame<M>> = Vec::new();
     let mut queue: VecDeque<Frame<M>> = VecDeque::new();
     let mut frontier = 0usize;
     let mut last_progress = Instant::now();
     let mut stop_first = false;
 
-    let trail_of = |stack: &[Frame<M>], nodes: &[(u32, u32)], node: u32, shortest: bool| {
+    let trail_of = |stack: &[Frame<M>], nodes: &[(u32, Move)], node: u32, shortest: bool| {
+        let mut t = Trail::default();
         if shortest {
-            let mut t = Vec::new();
+            let mut path = Vec::new();
             let mut n = node;
             while n != u32::MAX {
-                let (parent, proc) = nodes[n as usize];
-                if parent == u32::MAX && proc == u32::MAX {
+                let (parent, mv) = &nodes[n as usize];
+                if *parent == u32::MAX {
                     break;
                 }
-                t.push(proc);
-                n = parent;
+                path.push(mv);
+                n = *parent;
             }
-            t.reverse();
-            Trail(t)
+            for mv in path.into_iter().rev() {
+                mv.push_to(&mut t);
+            }
         } else {
-            Trail(stack.iter().map(|f| f.enabled[f.next - 1]).collect())
+            for f in stack {
+                f.last.push_to(&mut t);
+            }
         }
+        t
     };
 
     // Handles a state just reached: returns it as a frame to expand, if it
@@ -152,11 +286,13 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         frontier: usize,
         stats: &mut CheckStats,
         on_end: &mut dyn FnMut(&EndState<'_, M>),
+        new: &mut bool,
         mut record: impl FnMut(FailureReason, &[u8]),
     ) -> Result<Option<Expand<M>>, String> {
         if let Some(why) = succ.unsupported {
             return Err(why);
         }
+        let succ = engine.settle_failing(succ, depth);
         engine.encode(&succ.slots, succ.now, enc);
         match visited.insert(enc, limit.saturating_sub(frontier + enc.len())) {
             Insert::Seen => {
@@ -164,7 +300,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
                 return Ok(None);
             }
             Insert::Full => return Err("visited set reached --max-memory".into()),
-            Insert::New => {}
+            Insert::New => *new = true,
         }
         stats.states_stored += 1;
         stats.max_depth = stats.max_depth.max(depth);
@@ -189,6 +325,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
                     now: succ.now,
                 },
                 failure: failure.as_ref(),
+                terminal: succ.enabled.is_empty(),
             });
             if let Some(f) = failure {
                 record(f, enc);
@@ -200,6 +337,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             return Ok(None);
         }
         let size = enc.len();
+        stats.states_expanded += 1;
         Ok(Some((
             engine.freeze(succ.slots, succ.now),
             succ.enabled,
@@ -220,10 +358,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         0,
         &mut stats,
         on_end,
+        &mut false,
         |f, e| pending_failure = Some((f, hash64(e, 7))),
     );
     if cfg.shortest {
-        nodes.push((u32::MAX, u32::MAX));
+        nodes.push((u32::MAX, Move::default()));
     }
     if let Some((reason, key)) = pending_failure.take() {
         stop_first = record_failure(
@@ -239,33 +378,80 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
     let mut stopped = admit(cfg, &mut stack, &mut queue, &mut frontier, first, 0, 0);
 
     while stopped.is_none() && !stop_first {
-        // The next transition: the top frame's next process.
-        let (proc, depth, node) = if cfg.shortest {
-            let Some(top) = queue.front_mut() else { break };
-            if top.next == top.enabled.len() {
-                frontier -= top.size;
-                queue.pop_front();
-                continue;
-            }
-            top.next += 1;
-            (top.enabled[top.next - 1], top.depth + 1, top.node)
+        // The next transition: the top frame's next move.
+        let top = if cfg.shortest {
+            queue.front_mut()
         } else {
-            let Some(top) = stack.last_mut() else { break };
-            if top.next == top.enabled.len() {
-                frontier -= top.size;
-                stack.pop();
-                continue;
-            }
-            top.next += 1;
-            (top.enabled[top.next - 1], top.depth + 1, top.node)
+            stack.last_mut()
         };
-        let parent = if cfg.shortest {
-            &queue.front().expect("frame").state
+        let Some(top) = top else { break };
+        let mv = match top.todo.pop() {
+            Some(mv) => mv,
+            None => match after_blocked(top) {
+                Some(mv) => mv,
+                None => {
+                    frontier -= top.size;
+                    if cfg.shortest {
+                        queue.pop_front();
+                    } else {
+                        stack.pop();
+                    }
+                    continue;
+                }
+            },
+        };
+        // Only the first move of a state with others to take may be its
+        // whole expansion.
+        let judge = reduce && !mv.eager && top.fresh && !top.todo.is_empty();
+        if !mv.eager {
+            top.fresh = false;
+        }
+        if judge {
+            stats.states_probed += 1;
+        }
+        let (depth, node) = (top.depth + 1, top.node);
+        let succ = if mv.proc == BLOCK_ALL {
+            engine.block_all(&top.state, &mv.choices, depth)
+        } else if mv.eager {
+            engine.step_eager(&top.state, mv.proc as usize, depth)
         } else {
-            &stack.last().expect("frame").state
+            engine.step(
+                &top.state,
+                mv.proc as usize,
+                &mv.choices,
+                depth,
+                false,
+                judge,
+            )
         };
-        let succ = engine.step(parent, proc as usize, depth, false);
+        if succ.blocked {
+            // Not a transition (module `por`): the process steps once its
+            // operation can complete (or see `after_blocked`).
+            if let Some((send, Some(key))) = succ.waits {
+                top.blocked.push((mv.proc, send, key));
+            }
+            if judge {
+                stats.states_probed -= 1;
+                top.fresh = true;
+            }
+            continue;
+        }
+        top.produced = true;
+        if let Some(w) = succ.waits {
+            top.registered.push(w);
+        }
+        if let Some(choices) = next_choices(&succ.made) {
+            top.todo.push(Move {
+                proc: mv.proc,
+                choices,
+                eager: false,
+            });
+        }
+        let safe = judge && succ.safe;
+        top.last = mv.clone();
+        let proc = mv;
         stats.transitions += 1;
+        let mut new = false;
         let result = reached(
             cfg,
             engine,
@@ -277,8 +463,21 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             frontier,
             &mut stats,
             on_end,
+            &mut new,
             |f, e| pending_failure = Some((f, hash64(e, 7))),
         );
+        if safe && new {
+            // A safe step to a state never seen: the whole expansion.
+            let top = if cfg.shortest {
+                queue.front_mut()
+            } else {
+                stack.last_mut()
+            };
+            if let Some(top) = top {
+                top.todo.clear();
+                stats.states_reduced += 1;
+            }
+        }
         let new_node = if cfg.shortest && !matches!(result, Ok(None) if pending_failure.is_none()) {
             nodes.push((node, proc));
             (nodes.len() - 1) as u32
