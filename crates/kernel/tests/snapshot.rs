@@ -47,6 +47,19 @@ fn canon_with(k: &Kernel, opts: CanonicalOptions) -> Vec<u8> {
     out
 }
 
+/// The encoding split into parts, checked against the plain encoding: the
+/// same bytes, cuts in order, the last at the end.
+fn parts_of(k: &Kernel, opts: CanonicalOptions) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::new();
+    let mut cuts = Vec::new();
+    k.canonical_parts(opts, &mut out, &mut cuts);
+    assert_eq!(out, canon_with(k, opts));
+    assert!(cuts.windows(2).all(|w| w[0] < w[1]), "{cuts:?}");
+    assert!(cuts.first().is_some_and(|&c| c > 0));
+    assert_eq!(cuts.last(), Some(&out.len()));
+    (out, cuts)
+}
+
 // A checker keeps snapshots in its search stack and may hand them to threads.
 const _: fn() = || {
     fn clone_send_sync<T: Clone + Send + Sync>() {}
@@ -527,6 +540,7 @@ proptest! {
         let mut before = Vec::new();
         snap.canonical(&mut before);
         prop_assert_eq!(&before, &canon(&w.k));
+        parts_of(&w.k, CanonicalOptions::EXACT);
         for _ in 0..2 {
             for o in &a {
                 w.apply(o, Render::Raw);
@@ -591,6 +605,11 @@ fn check_collisions(
         if raws.len() >= 2 {
             collisions += 1;
         }
+        // The encoding's parts are decided by its bytes: one canonical
+        // state, one split into parts (what collapse storage relies on).
+        let parts: std::collections::BTreeSet<(Vec<u8>, Vec<usize>)> =
+            members.iter().map(|w| parts_of(&w.k, opts)).collect();
+        prop_assert_eq!(parts.len(), 1, "one canonical state split two ways");
         members.truncate(6);
         let how = Render::Canonical(opts);
         let mut reference: Option<Trace> = None;

@@ -43,6 +43,8 @@ pub(crate) struct Engine<M> {
     pub holds: u64,
     /// The last id given.
     pub last_id: u64,
+    /// Where the parts of the last encoding ([`Engine::encode`]) end.
+    pub cuts: Vec<usize>,
 }
 
 impl<M: Machine + Clone + Encode> Engine<M> {
@@ -225,13 +227,16 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
     }
 
-    /// Appends the canonical encoding of the state the kernel is in, with
+    /// Writes the canonical encoding of the state the kernel is in, with
     /// these processes at this time: the kernel's own, then each process's
-    /// status (timers relative to now) and machine.
-    pub fn encode(&self, slots: &[Slot<M>], now: u64, out: &mut Vec<u8>) {
+    /// status (timers relative to now) and machine; and in
+    /// [`Engine::cuts`] where its parts end (the kernel's parts, then one
+    /// per process).
+    pub fn encode(&mut self, slots: &[Slot<M>], now: u64, out: &mut Vec<u8>) {
         let kernel = &self.world.kernel;
         out.clear();
-        snap::canonical(kernel, self.canonical, out);
+        self.cuts.clear();
+        snap::canonical_parts(kernel, self.canonical, out, &mut self.cuts);
         out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
         for s in slots {
             out.extend_from_slice(&s.pid.0.to_le_bytes());
@@ -264,6 +269,10 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             }
             let mut e = Encoder::new(kernel, s.pid, out);
             s.machine.encode(&mut e);
+            self.cuts.push(out.len());
+        }
+        if slots.is_empty() {
+            self.cuts.push(out.len());
         }
     }
 

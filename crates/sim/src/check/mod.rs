@@ -342,6 +342,7 @@ impl Checker {
             },
             holds: 0,
             last_id: 0,
+            cuts: Vec::new(),
         }
     }
 

@@ -158,7 +158,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             return Err(why);
         }
         engine.encode(&succ.slots, succ.now, enc);
-        match visited.insert(enc, limit.saturating_sub(frontier + enc.len())) {
+        match visited.insert(
+            enc,
+            &engine.cuts,
+            limit.saturating_sub(frontier + enc.len()),
+        ) {
             Insert::Seen => {
                 stats.states_matched += 1;
                 return Ok(None);

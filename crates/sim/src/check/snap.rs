@@ -19,10 +19,16 @@ pub(crate) fn restore(kernel: &Kernel, snap: &Snap) {
 }
 
 /// Appends the kernel's canonical encoding (equal for kernels that behave
-/// alike whatever their allocation history).
+/// alike whatever their allocation history), pushing the end offset of each
+/// of its parts to `cuts`.
 #[inline]
-pub(crate) fn canonical(kernel: &Kernel, opts: CanonicalOptions, out: &mut Vec<u8>) {
-    kernel.canonical_with(opts, out);
+pub(crate) fn canonical_parts(
+    kernel: &Kernel,
+    opts: CanonicalOptions,
+    out: &mut Vec<u8>,
+    cuts: &mut Vec<usize>,
+) {
+    kernel.canonical_parts(opts, out, cuts);
 }
 
 /// The canonical identity of what `name` denotes in `pid`'s space.
