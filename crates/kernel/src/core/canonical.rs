@@ -1030,6 +1030,24 @@ impl Kernel {
         name_code(&self.lock_raw(), pid, name)
     }
 
+    /// A number that moves whenever the codes [`Kernel::canonical_name`]
+    /// gives for `pid`'s names may change: a name allocated, freed or given
+    /// back in its space, the task's exit. It is part of the state (a
+    /// snapshot restores it) and only grows along a history, so equal
+    /// numbers at a state and at a later state of its history mean every
+    /// name of `pid` still has the code it had; a checker caches a
+    /// process's encoding on it. (Two unrelated states may have equal
+    /// numbers and different spaces.)
+    pub fn space_version(&self, pid: Pid) -> u64 {
+        match self.lock_raw().tasks.get(pid.0 as usize) {
+            Some(Some(t)) => t.space.version(),
+            // Gone for ever (pids are never reused).
+            Some(None) => u64::MAX,
+            // Not created yet.
+            None => u64::MAX - 1,
+        }
+    }
+
     /// [`KernelSnapshot::canonical_wait`] on the current state.
     pub fn canonical_wait(&self, token: WaitToken) -> u64 {
         wait_code(&self.lock_raw(), token)

@@ -51,12 +51,16 @@ pub(crate) struct Space {
     entries: Vec<Entry>,
     free: Vec<u32>,
     by_port: BTreeMap<PortId, u32>,
+    /// Counts the changes of a slot's generation or use (a name allocated,
+    /// freed, given back): what [`Kernel::space_version`](crate::Kernel::space_version) shows.
+    version: u64,
 }
 
 clone_fields!(Space {
     entries,
     free,
-    by_port
+    by_port,
+    version
 });
 
 impl Space {
@@ -69,6 +73,7 @@ impl Space {
             }],
             free: Vec::new(),
             by_port: BTreeMap::new(),
+            version: 0,
         }
     }
 
@@ -93,6 +98,10 @@ impl Space {
     pub(crate) fn set(&mut self, name: PortName, obj: Option<Obj>) {
         let index = name.index();
         let old = self.entries[index as usize].obj;
+        if old.is_none() || obj.is_none() {
+            // A slot taken or freed: the names' codes may change.
+            self.version = self.version.wrapping_add(1);
+        }
         if let Some(Obj::Port { port, .. }) = old {
             if !matches!(obj, Some(Obj::Port { .. })) {
                 self.by_port.remove(&port);
@@ -171,6 +180,11 @@ impl Space {
     /// Number of slots (index 0 included).
     pub(crate) fn slot_count(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The number of changes to which slots are used and their generations.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// The free slots; the next allocation takes the last one.
