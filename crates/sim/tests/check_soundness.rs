@@ -16,7 +16,7 @@ use mkipc_kernel::{
     Capacity, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError, Sent, Source,
     Wait, WaitOutcome,
 };
-use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus};
+use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus, Storage};
 use mkipc_sim::machine::{Ctx, Machine, Op as COp, Step};
 use mkipc_sim::{
     ms, Dist, ExitStatus, Explorer, FailureReason, Inherit, ProcError, Reduction, Sim,
@@ -380,9 +380,18 @@ struct Found {
 }
 
 fn with_checker(m: &Model) -> Result<(Found, u64), String> {
+    let (found, out) = run_checker(m, Checker::new().keep_going());
+    if !out.stats.complete {
+        return Err(format!("checker incomplete: {}", out.stats));
+    }
+    Ok((found, out.stats.states_stored))
+}
+
+/// What `checker` finds on `m`, and its outcome.
+fn run_checker(m: &Model, checker: Checker) -> (Found, mkipc_sim::check::CheckOutcome) {
     let mut kinds = BTreeSet::new();
     let mut ends = BTreeSet::new();
-    let out = Checker::new().keep_going().run_with_ends(
+    let out = checker.run_with_ends(
         |w| {
             let ports: Vec<PortName> = m
                 .ports
@@ -421,10 +430,7 @@ fn with_checker(m: &Model) -> Result<(Found, u64), String> {
             kinds.insert(k);
         },
     );
-    if !out.stats.complete {
-        return Err(format!("checker incomplete: {}", out.stats));
-    }
-    Ok((Found { kinds, ends }, out.stats.states_stored))
+    (Found { kinds, ends }, out)
 }
 
 fn with_explorer(m: &Model, max_runs: u64) -> Option<Found> {
@@ -537,6 +543,42 @@ proptest! {
         prop_assume!(verdict.is_some());
         if let Some(Err(e)) = verdict {
             prop_assert!(false, "{}\n{:#?}", e, m);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Collapse compression stores exactly the states the whole encodings
+    /// do: the same counts, the same end states and failures; and a memory
+    /// limit stops it within the limit, saying so.
+    #[test]
+    fn collapsed_storage_finds_what_whole_encodings_find(m in model()) {
+        let limit = 1 << 22;
+        let run = |storage| {
+            run_checker(&m, Checker::new().keep_going().storage(storage).max_memory(limit))
+        };
+        let (flat, a) = run(Storage::ExactFlat);
+        let (collapsed, b) = run(Storage::Exact);
+        prop_assert_eq!(&flat, &collapsed);
+        prop_assert_eq!(a.stats.states_stored, b.stats.states_stored);
+        prop_assert_eq!(a.stats.states_matched, b.stats.states_matched);
+        prop_assert_eq!(a.stats.transitions, b.stats.transitions);
+        prop_assert_eq!(a.stats.complete, b.stats.complete);
+        prop_assert!(b.stats.memory <= a.stats.memory.max(64 << 10), "{} > {}", b.stats.memory, a.stats.memory);
+        // A limit a fraction of what the search needs stops it, within it.
+        let small = b.stats.memory / 2;
+        if b.stats.states_stored > 50 && small > 0 {
+            let (_, c) = run_checker(&m, Checker::new().keep_going().max_memory(small));
+            prop_assert!(!c.stats.complete);
+            prop_assert!(c.stats.memory <= small, "{} > {}", c.stats.memory, small);
+            prop_assert!(
+                c.stats.stopped.as_deref().is_some_and(|s| s.contains("--max-memory")),
+                "{:?}",
+                c.stats.stopped
+            );
+            prop_assert!(c.stats.states_stored < b.stats.states_stored);
         }
     }
 }

@@ -154,10 +154,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         on_end: &mut dyn FnMut(&EndState<'_, M>),
         mut record: impl FnMut(FailureReason, &[u8]),
     ) -> Result<Option<Expand<M>>, String> {
+        let mut succ = succ;
         if let Some(why) = succ.unsupported {
             return Err(why);
         }
-        engine.encode(&succ.slots, succ.now, enc);
+        engine.encode(&mut succ.slots, succ.now, enc);
         match visited.insert(
             enc,
             &engine.cuts,

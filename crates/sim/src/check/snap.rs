@@ -42,3 +42,9 @@ pub(crate) fn canonical_name(kernel: &Kernel, pid: Pid, name: PortName) -> u64 {
 pub(crate) fn wait_done(kernel: &Kernel, pid: Pid, token: WaitToken) -> bool {
     kernel.wait_done(pid, token)
 }
+
+/// The version of `pid`'s name space (the names' codes hold while it does).
+#[inline]
+pub(crate) fn space_version(kernel: &Kernel, pid: Pid) -> u64 {
+    kernel.space_version(pid)
+}
