@@ -2,6 +2,7 @@
 //! let time pass if nobody can run, and judge the state reached.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use mkipc_kernel::{Kernel, KernelStats, Pid, WaitOutcome};
@@ -46,6 +47,9 @@ pub(crate) struct Engine<M> {
     pub last_id: u64,
     /// Where the parts of the last encoding ([`Engine::encode`]) end.
     pub cuts: Vec<usize>,
+    /// Per part of the last encoding, its number in the collapsed visited
+    /// set if known (else `u32::MAX`); the last ones are the processes'.
+    pub known: Vec<u32>,
 }
 
 impl<M: Machine + Clone + Encode> Engine<M> {
@@ -240,7 +244,9 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let kernel = &self.world.kernel;
         out.clear();
         self.cuts.clear();
+        self.known.clear();
         snap::canonical_parts(kernel, self.canonical, out, &mut self.cuts);
+        self.known.resize(self.cuts.len(), u32::MAX);
         out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
         for s in slots.iter_mut() {
             let version = snap::space_version(kernel, s.pid);
@@ -263,14 +269,31 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                     bytes: out[start..].into(),
                     space_version: version,
                     now,
+                    number: AtomicU32::new(u32::MAX),
                 }));
+                self.known.push(u32::MAX);
             } else if let Some(p) = &s.part {
                 out.extend_from_slice(&p.bytes);
+                self.known.push(p.number.load(Ordering::Relaxed));
             }
             self.cuts.push(out.len());
         }
         if slots.is_empty() {
             self.cuts.push(out.len());
+            self.known.push(u32::MAX);
+        }
+    }
+
+    /// Keeps in each process's cached part the number the visited set
+    /// gave it ([`Engine::known`], filled in by the insertion).
+    pub fn remember_parts(&self, slots: &[Slot<M>]) {
+        let first = self.known.len().saturating_sub(slots.len());
+        for (s, &n) in slots.iter().zip(&self.known[first..]) {
+            if let Some(p) = &s.part {
+                if n != u32::MAX {
+                    p.number.store(n, Ordering::Relaxed);
+                }
+            }
         }
     }
 

@@ -343,6 +343,7 @@ impl Checker {
             holds: 0,
             last_id: 0,
             cuts: Vec::new(),
+            known: Vec::new(),
         }
     }
 

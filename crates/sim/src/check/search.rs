@@ -159,11 +159,15 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             return Err(why);
         }
         engine.encode(&mut succ.slots, succ.now, enc);
-        match visited.insert(
+        let inserted = visited.insert(
             enc,
             &engine.cuts,
+            &mut engine.known,
+            succ.slots.len(),
             limit.saturating_sub(frontier + enc.len()),
-        ) {
+        );
+        engine.remember_parts(&succ.slots);
+        match inserted {
             Insert::Seen => {
                 stats.states_matched += 1;
                 return Ok(None);

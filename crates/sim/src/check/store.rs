@@ -128,11 +128,21 @@ impl Visited {
     }
 
     /// Inserts a state's encoding, whose parts end at `cuts` (the last at
-    /// its end), unless that would pass `limit` bytes (counting the
-    /// tables' growth before it happens).
-    pub fn insert(&mut self, enc: &[u8], cuts: &[usize], limit: usize) -> Insert {
+    /// its end; the last `procs` of them the processes'), unless that
+    /// would pass `limit` bytes (counting the tables' growth before it
+    /// happens). `known` has one entry per part: the part's number in the
+    /// collapsed set if known (it is not looked up), else `u32::MAX`, which
+    /// the collapsed set replaces with the number it gives the part.
+    pub fn insert(
+        &mut self,
+        enc: &[u8],
+        cuts: &[usize],
+        known: &mut [u32],
+        procs: usize,
+        limit: usize,
+    ) -> Insert {
         match self {
-            Visited::Collapse(c) => c.insert(enc, cuts, limit),
+            Visited::Collapse(c) => c.insert(enc, cuts, known, procs, limit),
             Visited::Exact { set, bytes } => {
                 if set.contains(enc) {
                     return Insert::Seen;
@@ -380,7 +390,9 @@ const PART_TABLES: usize = 256;
 /// Exact storage with collapse compression (module docs).
 #[derive(Default)]
 pub(crate) struct Collapse {
-    /// The parts seen at each position (the last for every later one).
+    /// The kernel's parts seen at each position (the last table for every
+    /// later one), then each process's by process (likewise): a process's
+    /// part keeps its number whatever the kernel's parts before it.
     parts: Vec<Interner>,
     /// The states: their vectors of part numbers.
     states: Interner,
@@ -395,28 +407,49 @@ impl Collapse {
         self.parts_memory + self.states.memory()
     }
 
-    fn insert(&mut self, enc: &[u8], cuts: &[usize], limit: usize) -> Insert {
+    fn insert(
+        &mut self,
+        enc: &[u8],
+        cuts: &[usize],
+        known: &mut [u32],
+        procs: usize,
+        limit: usize,
+    ) -> Insert {
+        debug_assert_eq!(cuts.len(), known.len());
         self.vector.clear();
+        let first_proc = cuts.len().saturating_sub(procs);
         let mut start = 0;
         let mut fresh = false;
         for (k, &end) in cuts.iter().enumerate() {
             let part = &enc[start..end];
             start = end;
-            let k = k.min(PART_TABLES - 1);
-            if self.parts.len() <= k {
-                self.parts.resize_with(k + 1, Interner::default);
-            }
-            let table = &mut self.parts[k];
-            let before = table.memory();
-            let others = self.parts_memory - before + self.states.memory();
-            match table.insert(part, others, limit) {
-                Interned::Full => return Insert::Full,
-                Interned::At(n, new) => {
-                    fresh |= new;
-                    put_varint(&mut self.vector, u64::from(n));
+            let n = match known[k] {
+                u32::MAX => {
+                    let table = if k < first_proc {
+                        k.min(PART_TABLES - 1)
+                    } else {
+                        PART_TABLES + (k - first_proc).min(PART_TABLES - 1)
+                    };
+                    if self.parts.len() <= table {
+                        self.parts.resize_with(table + 1, Interner::default);
+                    }
+                    let t = &mut self.parts[table];
+                    let before = t.memory();
+                    let others = self.parts_memory - before + self.states.memory();
+                    let got = t.insert(part, others, limit);
+                    self.parts_memory = self.parts_memory - before + self.parts[table].memory();
+                    match got {
+                        Interned::Full => return Insert::Full,
+                        Interned::At(n, new) => {
+                            fresh |= new;
+                            known[k] = n;
+                            n
+                        }
+                    }
                 }
-            }
-            self.parts_memory = self.parts_memory - before + self.parts[k].memory();
+                n => n,
+            };
+            put_varint(&mut self.vector, u64::from(n));
         }
         debug_assert_eq!(start, enc.len(), "the cuts cover the encoding");
         match self.states.insert(&self.vector, self.parts_memory, limit) {
@@ -443,10 +476,10 @@ mod tests {
             Storage::Bitstate { bits: 1 << 16 },
         ] {
             let mut v = Visited::new(storage, usize::MAX).unwrap();
-            assert_eq!(v.insert(b"a", &[1], usize::MAX), Insert::New);
-            assert_eq!(v.insert(b"b", &[1], usize::MAX), Insert::New);
+            assert_eq!(v.insert(b"a", &[1], &mut [u32::MAX], 1, usize::MAX), Insert::New);
+            assert_eq!(v.insert(b"b", &[1], &mut [u32::MAX], 1, usize::MAX), Insert::New);
             assert_eq!(
-                v.insert(b"a", &[1], usize::MAX),
+                v.insert(b"a", &[1], &mut [u32::MAX], 1, usize::MAX),
                 Insert::Seen,
                 "{storage:?}"
             );
@@ -465,7 +498,7 @@ mod tests {
             let mut full = false;
             for i in 0u32..100_000 {
                 let enc = [i.to_le_bytes(), (i / 7).to_le_bytes()].concat();
-                match v.insert(&enc, &[4, 8], limit) {
+                match v.insert(&enc, &[4, 8], &mut [u32::MAX; 2], 1, limit) {
                     Insert::Full => {
                         full = true;
                         break;
@@ -495,7 +528,7 @@ mod tests {
                 enc.extend_from_slice(&[(k * 3 + value) as u8; 40]);
                 cuts.push(enc.len());
             }
-            if v.insert(&enc, &cuts, usize::MAX) == Insert::New {
+            if v.insert(&enc, &cuts, &mut [u32::MAX; 30], 6, usize::MAX) == Insert::New {
                 n += 1;
             }
         }
@@ -529,7 +562,12 @@ mod tests {
                 // the state; the checker's splits follow from the bytes).
                 let new = reference.insert(parts.clone());
                 let want = if new { Insert::New } else { Insert::Seen };
-                proptest::prop_assert_eq!(collapse.insert(&enc, &cuts, usize::MAX), want);
+                let mut known = vec![u32::MAX; cuts.len()];
+                proptest::prop_assert_eq!(collapse.insert(&enc, &cuts, &mut known, 2, usize::MAX), want);
+                // Known numbers give the same answer without a look-up.
+                let mut again = known.clone();
+                proptest::prop_assert_eq!(collapse.insert(&enc, &cuts, &mut again, 2, usize::MAX), Insert::Seen);
+                proptest::prop_assert_eq!(again, known);
             }
         }
     }

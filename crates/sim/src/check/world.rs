@@ -2,6 +2,7 @@
 //! the read-only view invariants get ([`CheckView`]).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub(crate) struct Part {
     pub bytes: Box<[u8]>,
     pub space_version: u64,
     pub now: u64,
+    /// Its number in the collapsed visited set's table of its process
+    /// (`u32::MAX`: not known yet), so that it is not looked up again.
+    pub number: AtomicU32,
 }
 
 /// A state of the model: the kernel, every process, the clock.
