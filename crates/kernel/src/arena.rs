@@ -4,10 +4,16 @@
 //! reused slot is detected ("that port is dead") rather than aliasing the new
 //! occupant. Iteration is in slot order, never in hash order, so the kernel
 //! stays deterministic.
+//!
+//! Each object is kept behind an `Arc` and copied on write
+//! ([`Arena::get_mut`]): cloning an arena (a kernel snapshot, a restore)
+//! shares every object instead of copying it, and a step that then changes
+//! one object copies that one only.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// A typed, generation-checked key into an [`Arena`].
 pub(crate) struct Id<T> {
@@ -68,7 +74,8 @@ impl<T> fmt::Debug for Id<T> {
 
 struct Slot<T> {
     generation: u32,
-    value: Option<T>,
+    /// Shared with the snapshots that have it unchanged.
+    value: Option<Arc<T>>,
 }
 
 /// Slot storage with generation-checked keys.
@@ -91,9 +98,10 @@ impl<T> Default for Arena<T> {
     }
 }
 
-impl<T> Arena<T> {
+impl<T: Clone> Arena<T> {
     pub(crate) fn insert(&mut self, value: T) -> Id<T> {
         self.len += 1;
+        let value = Arc::new(value);
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.value = Some(value);
@@ -120,17 +128,18 @@ impl<T> Arena<T> {
     pub(crate) fn get(&self, id: Id<T>) -> Option<&T> {
         let slot = self.slots.get(id.index as usize)?;
         if slot.generation == id.generation {
-            slot.value.as_ref()
+            slot.value.as_deref()
         } else {
             None
         }
     }
 
+    /// The object, copied first if a snapshot shares it.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation == id.generation {
-            slot.value.as_mut()
+            slot.value.as_mut().map(Arc::make_mut)
         } else {
             None
         }
@@ -145,7 +154,7 @@ impl<T> Arena<T> {
         if slot.generation != id.generation || slot.value.is_none() {
             return None;
         }
-        let value = slot.value.take();
+        let value = slot.value.take().map(Arc::unwrap_or_clone);
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.len -= 1;
@@ -169,13 +178,13 @@ impl<T> Arena<T> {
 
     /// The object in slot `index`, whatever its generation.
     pub(crate) fn at(&self, index: usize) -> Option<&T> {
-        self.slots.get(index).and_then(|s| s.value.as_ref())
+        self.slots.get(index).and_then(|s| s.value.as_deref())
     }
 
     /// Live objects in slot order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Id<T>, &T)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.value.as_ref().map(|v| {
+            s.value.as_deref().map(|v| {
                 (
                     Id {
                         index: i as u32,

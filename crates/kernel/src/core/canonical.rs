@@ -691,7 +691,7 @@ impl Encoder<'_> {
         }
     }
 
-    fn arena_shape<T>(&mut self, a: &super::Arena<T>) {
+    fn arena_shape<T: Clone>(&mut self, a: &super::Arena<T>) {
         self.u(a.slot_count() as u64);
         self.u(a.free_slots().len() as u64);
         for &i in a.free_slots() {

@@ -414,7 +414,9 @@ clone_fields!(TaskState {
 pub(crate) struct State {
     pub config: KernelConfig,
     /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.
-    pub tasks: Vec<Option<TaskState>>,
+    /// Each shared with the snapshots that have it unchanged (copied on
+    /// write: [`State::task_mut`]).
+    pub tasks: Vec<Option<std::sync::Arc<TaskState>>>,
     pub ports: Arena<Port>,
     pub sets: Arena<PortSet>,
     pub mailboxes: Arena<Mailbox>,
@@ -566,10 +568,13 @@ impl Kernel {
 
 impl State {
     pub(crate) fn task(&self, pid: Pid) -> Option<&TaskState> {
-        self.tasks.get(pid.0 as usize).and_then(|t| t.as_ref())
+        self.tasks.get(pid.0 as usize).and_then(|t| t.as_deref())
     }
     pub(crate) fn task_mut(&mut self, pid: Pid) -> Option<&mut TaskState> {
-        self.tasks.get_mut(pid.0 as usize).and_then(|t| t.as_mut())
+        self.tasks
+            .get_mut(pid.0 as usize)
+            .and_then(|t| t.as_mut())
+            .map(std::sync::Arc::make_mut)
     }
     pub(crate) fn space_mut(&mut self, pid: Pid) -> &mut Space {
         &mut self.task_mut(pid).expect("live task").space

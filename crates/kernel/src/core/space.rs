@@ -217,8 +217,9 @@ impl State {
             .get_mut(pid.0 as usize)
             .and_then(|t| t.as_mut())
             .ok_or(IpcError::TaskExited)?;
-        let space = &mut task.space;
-        let obj = space.get(name)?;
+        // Read first: the task is copied (shared with a snapshot) only if
+        // its space changes.
+        let obj = task.space.get(name)?;
         let dead = match obj {
             Obj::Port {
                 port,
@@ -231,21 +232,21 @@ impl State {
             Obj::SendOnce(port) if !ports.contains(port) => Some(1),
             Obj::Mailbox(m) if !mailboxes.contains(m) => Some(1),
             Obj::Set(s) if !sets.contains(s) => {
-                space.set(name, None);
+                std::sync::Arc::make_mut(task).space.set(name, None);
                 return Err(IpcError::InvalidName);
             }
             _ => None,
         };
-        match dead {
-            Some(0) => {
-                space.set(name, None);
-                Err(IpcError::InvalidName)
-            }
-            Some(refs) => {
-                space.set(name, Some(Obj::Dead(refs)));
-                Ok(Obj::Dead(refs))
-            }
-            None => Ok(obj),
+        let Some(refs) = dead else {
+            return Ok(obj);
+        };
+        let space = &mut std::sync::Arc::make_mut(task).space;
+        if refs == 0 {
+            space.set(name, None);
+            Err(IpcError::InvalidName)
+        } else {
+            space.set(name, Some(Obj::Dead(refs)));
+            Ok(Obj::Dead(refs))
         }
     }
 }

@@ -476,8 +476,14 @@ mod tests {
             Storage::Bitstate { bits: 1 << 16 },
         ] {
             let mut v = Visited::new(storage, usize::MAX).unwrap();
-            assert_eq!(v.insert(b"a", &[1], &mut [u32::MAX], 1, usize::MAX), Insert::New);
-            assert_eq!(v.insert(b"b", &[1], &mut [u32::MAX], 1, usize::MAX), Insert::New);
+            assert_eq!(
+                v.insert(b"a", &[1], &mut [u32::MAX], 1, usize::MAX),
+                Insert::New
+            );
+            assert_eq!(
+                v.insert(b"b", &[1], &mut [u32::MAX], 1, usize::MAX),
+                Insert::New
+            );
             assert_eq!(
                 v.insert(b"a", &[1], &mut [u32::MAX], 1, usize::MAX),
                 Insert::Seen,
