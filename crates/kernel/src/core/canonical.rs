@@ -850,7 +850,7 @@ impl Encoder<'_> {
 
         // The name service.
         self.u(st.services.len() as u64);
-        for (name, &(pid, r)) in &st.services {
+        for (name, &(pid, r)) in st.services.iter() {
             self.bytes(name.as_bytes());
             self.pid(pid);
             self.right(r);

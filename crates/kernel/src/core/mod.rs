@@ -420,8 +420,9 @@ pub(crate) struct State {
     pub ports: Arena<Port>,
     pub sets: Arena<PortSet>,
     pub mailboxes: Arena<Mailbox>,
-    pub mailbox_names: BTreeMap<String, MailboxId>,
-    pub services: BTreeMap<String, (Pid, KRight)>,
+    /// Shared with snapshots (copied on write, as the name service).
+    pub mailbox_names: std::sync::Arc<BTreeMap<String, MailboxId>>,
+    pub services: std::sync::Arc<BTreeMap<String, (Pid, KRight)>>,
     pub waits: Arena<WaitRec>,
     pub next_stamp: u64,
     /// Wakers to call once the lock is released.
@@ -540,8 +541,8 @@ impl Kernel {
             ports: Arena::default(),
             sets: Arena::default(),
             mailboxes: Arena::default(),
-            mailbox_names: BTreeMap::new(),
-            services: BTreeMap::new(),
+            mailbox_names: Default::default(),
+            services: Default::default(),
             waits: Arena::default(),
             next_stamp: 0,
             to_wake: SmallVec::new(),
