@@ -15,7 +15,7 @@ impl Locked<'_> {
         let Some(task) = self.tasks.get_mut(pid.0 as usize).and_then(Option::take) else {
             return;
         };
-        let task = std::sync::Arc::unwrap_or_clone(task);
+        let task = task.into_inner();
         tracing::debug!(target: "mkipc::task", %pid, "task exits");
         for w in task.waits {
             if let Some(rec) = self.waits.remove(w) {
@@ -85,7 +85,7 @@ impl Locked<'_> {
             members: Default::default(),
             blocked_receivers: Default::default(),
         });
-        self.tasks.push(Some(std::sync::Arc::new(TaskState {
+        self.tasks.push(Some(crate::arena::Cow::Own(TaskState {
             space: Space::new(),
             inbox,
             links_in: Default::default(),

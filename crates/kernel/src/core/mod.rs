@@ -414,15 +414,15 @@ clone_fields!(TaskState {
 pub(crate) struct State {
     pub config: KernelConfig,
     /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.
-    /// Each shared with the snapshots that have it unchanged (copied on
-    /// write: [`State::task_mut`]).
-    pub tasks: Vec<Option<std::sync::Arc<TaskState>>>,
+    /// Each shared with the snapshots that have it unchanged once a
+    /// snapshot was taken (copied on write: [`State::task_mut`]).
+    pub tasks: Vec<Option<crate::arena::Cow<TaskState>>>,
     pub ports: Arena<Port>,
     pub sets: Arena<PortSet>,
     pub mailboxes: Arena<Mailbox>,
-    /// Shared with snapshots (copied on write, as the name service).
-    pub mailbox_names: std::sync::Arc<BTreeMap<String, MailboxId>>,
-    pub services: std::sync::Arc<BTreeMap<String, (Pid, KRight)>>,
+    /// Shared with snapshots (copied on write), as the name service.
+    pub mailbox_names: crate::arena::Cow<BTreeMap<String, MailboxId>>,
+    pub services: crate::arena::Cow<BTreeMap<String, (Pid, KRight)>>,
     pub waits: Arena<WaitRec>,
     pub next_stamp: u64,
     /// Wakers to call once the lock is released.
@@ -575,7 +575,7 @@ impl State {
         self.tasks
             .get_mut(pid.0 as usize)
             .and_then(|t| t.as_mut())
-            .map(std::sync::Arc::make_mut)
+            .map(crate::arena::Cow::make_mut)
     }
     pub(crate) fn space_mut(&mut self, pid: Pid) -> &mut Space {
         &mut self.task_mut(pid).expect("live task").space

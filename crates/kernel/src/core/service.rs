@@ -27,7 +27,9 @@ impl Kernel {
             }
         }
         st.ports.get_mut(port).expect("live").send_rights += 1;
-        if let Some((_, old)) = std::sync::Arc::make_mut(&mut st.services)
+        if let Some((_, old)) = st
+            .services
+            .make_mut()
             .insert(service.to_owned(), (pid, KRight::Send(port)))
         {
             st.graveyard.push(old);
@@ -46,9 +48,7 @@ impl Kernel {
             Some((owner, _)) if *owner != pid => return Err(IpcError::NoPermission),
             Some(_) => {}
         }
-        let (_, right) = std::sync::Arc::make_mut(&mut st.services)
-            .remove(service)
-            .expect("present");
+        let (_, right) = st.services.make_mut().remove(service).expect("present");
         st.graveyard.push(right);
         st.reap();
         Ok(())
@@ -63,7 +63,7 @@ impl Kernel {
             return Err(IpcError::NotFound);
         };
         if !st.ports.contains(port) {
-            std::sync::Arc::make_mut(&mut st.services).remove(service);
+            st.services.make_mut().remove(service);
             return Err(IpcError::NotFound);
         }
         st.ports.get_mut(port).expect("live").send_rights += 1;

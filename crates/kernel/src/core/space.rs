@@ -232,7 +232,7 @@ impl State {
             Obj::SendOnce(port) if !ports.contains(port) => Some(1),
             Obj::Mailbox(m) if !mailboxes.contains(m) => Some(1),
             Obj::Set(s) if !sets.contains(s) => {
-                std::sync::Arc::make_mut(task).space.set(name, None);
+                task.make_mut().space.set(name, None);
                 return Err(IpcError::InvalidName);
             }
             _ => None,
@@ -240,7 +240,7 @@ impl State {
         let Some(refs) = dead else {
             return Ok(obj);
         };
-        let space = &mut std::sync::Arc::make_mut(task).space;
+        let space = &mut task.make_mut().space;
         if refs == 0 {
             space.set(name, None);
             Err(IpcError::InvalidName)

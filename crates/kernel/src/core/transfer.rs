@@ -530,7 +530,8 @@ impl Locked<'_> {
             .values()
             .any(|(_, right)| *right == KRight::Send(port))
         {
-            std::sync::Arc::make_mut(&mut self.services)
+            self.services
+                .make_mut()
                 .retain(|_, (_, right)| *right != KRight::Send(port));
         }
         if let Some((from, to)) = p.link {
