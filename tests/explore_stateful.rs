@@ -169,12 +169,13 @@ fn a_scenario_the_checker_cannot_run_falls_back_and_says_why() {
 
 #[test]
 fn a_memory_limit_ends_the_search_saying_so() {
+    // Six jobs: collapsed storage holds all of three jobs' states in 64 KB.
     let (code, out, _) = mkipc(&[
         "explore",
         "examples/scenarios/master-worker-select.toml",
         "--exhaustive",
         "--set",
-        "NJOBS=3",
+        "NJOBS=6",
         "--set",
         "CAP=2",
         "--max-memory",

@@ -4,10 +4,18 @@
 //! reused slot is detected ("that port is dead") rather than aliasing the new
 //! occupant. Iteration is in slot order, never in hash order, so the kernel
 //! stays deterministic.
+//!
+//! Each object is a [`Cow`]: owned, or shared with snapshots once
+//! [`Arena::share`] ran (a kernel snapshot does), and copied back on its
+//! first change ([`Arena::get_mut`]). Cloning a shared arena (a snapshot, a
+//! restore) shares every object instead of copying it, and a step that then
+//! changes one object copies that one only; a kernel that is never
+//! snapshotted keeps every object owned and pays a branch per access.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// A typed, generation-checked key into an [`Arena`].
 pub(crate) struct Id<T> {
@@ -66,9 +74,94 @@ impl<T> fmt::Debug for Id<T> {
     }
 }
 
+/// A value the kernel owns, or shares with snapshots (copied on its first
+/// change: [`Cow::make_mut`]).
+pub(crate) enum Cow<T> {
+    Own(T),
+    Shared(Arc<T>),
+    /// Only while `make_mut` or `share` moves the value.
+    Moving,
+}
+
+impl<T: Clone> Cow<T> {
+    /// The value, to change: copied first if shared (taken back without a
+    /// copy if no snapshot shares it any more).
+    #[inline]
+    pub(crate) fn make_mut(&mut self) -> &mut T {
+        if let Cow::Shared(_) = self {
+            if let Cow::Shared(a) = std::mem::replace(self, Cow::Moving) {
+                *self = Cow::Own(Arc::unwrap_or_clone(a));
+            }
+        }
+        match self {
+            Cow::Own(v) => v,
+            _ => unreachable!("a Cow is owned after make_mut"),
+        }
+    }
+
+    /// Makes the value shareable (a clone then shares it).
+    pub(crate) fn share(&mut self) {
+        if let Cow::Own(_) = self {
+            if let Cow::Own(v) = std::mem::replace(self, Cow::Moving) {
+                *self = Cow::Shared(Arc::new(v));
+            }
+        }
+    }
+
+    /// The value itself.
+    pub(crate) fn into_inner(self) -> T {
+        match self {
+            Cow::Own(v) => v,
+            Cow::Shared(a) => Arc::unwrap_or_clone(a),
+            Cow::Moving => unreachable!("a Cow is never left moving"),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Cow<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        match self {
+            Cow::Own(v) => v,
+            Cow::Shared(a) => a,
+            Cow::Moving => unreachable!("a Cow is never left moving"),
+        }
+    }
+}
+
+impl<T: Clone> Clone for Cow<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Cow::Own(v) => Cow::Own(v.clone()),
+            Cow::Shared(a) => Cow::Shared(a.clone()),
+            Cow::Moving => unreachable!("a Cow is never left moving"),
+        }
+    }
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            // Owned into owned: reuse the allocations.
+            (Cow::Own(v), Cow::Own(s)) => v.clone_from(s),
+            (this, source) => *this = source.clone(),
+        }
+    }
+}
+
+impl<T: Default> Default for Cow<T> {
+    fn default() -> Self {
+        Cow::Own(T::default())
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Cow<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 struct Slot<T> {
     generation: u32,
-    value: Option<T>,
+    value: Option<Cow<T>>,
 }
 
 /// Slot storage with generation-checked keys.
@@ -91,9 +184,10 @@ impl<T> Default for Arena<T> {
     }
 }
 
-impl<T> Arena<T> {
+impl<T: Clone> Arena<T> {
     pub(crate) fn insert(&mut self, value: T) -> Id<T> {
         self.len += 1;
+        let value = Cow::Own(value);
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.value = Some(value);
@@ -120,17 +214,18 @@ impl<T> Arena<T> {
     pub(crate) fn get(&self, id: Id<T>) -> Option<&T> {
         let slot = self.slots.get(id.index as usize)?;
         if slot.generation == id.generation {
-            slot.value.as_ref()
+            slot.value.as_deref()
         } else {
             None
         }
     }
 
+    /// The object, copied first if a snapshot shares it.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: Id<T>) -> Option<&mut T> {
         let slot = self.slots.get_mut(id.index as usize)?;
         if slot.generation == id.generation {
-            slot.value.as_mut()
+            slot.value.as_mut().map(Cow::make_mut)
         } else {
             None
         }
@@ -145,7 +240,7 @@ impl<T> Arena<T> {
         if slot.generation != id.generation || slot.value.is_none() {
             return None;
         }
-        let value = slot.value.take();
+        let value = slot.value.take().map(Cow::into_inner);
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.len -= 1;
@@ -154,6 +249,16 @@ impl<T> Arena<T> {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Makes every object shareable, so that a clone (a snapshot) shares
+    /// them.
+    pub(crate) fn share(&mut self) {
+        for s in &mut self.slots {
+            if let Some(v) = &mut s.value {
+                v.share();
+            }
+        }
     }
 
     /// Number of slots, live or free.
@@ -169,13 +274,13 @@ impl<T> Arena<T> {
 
     /// The object in slot `index`, whatever its generation.
     pub(crate) fn at(&self, index: usize) -> Option<&T> {
-        self.slots.get(index).and_then(|s| s.value.as_ref())
+        self.slots.get(index).and_then(|s| s.value.as_deref())
     }
 
     /// Live objects in slot order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Id<T>, &T)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.value.as_ref().map(|v| {
+            s.value.as_deref().map(|v| {
                 (
                     Id {
                         index: i as u32,

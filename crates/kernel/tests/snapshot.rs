@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use mkipc_kernel::{
     Begin, CanonicalOptions, Capacity, Destination, Disposition, Kernel, Message, Notification,
-    NotifyKind, OnFull, PortName, Source, Wake, Waker,
+    NotifyKind, OnFull, Pid, PortName, Source, Wake, Waker,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -45,6 +45,19 @@ fn canon_with(k: &Kernel, opts: CanonicalOptions) -> Vec<u8> {
     let mut out = Vec::new();
     k.canonical_with(opts, &mut out);
     out
+}
+
+/// The encoding split into parts, checked against the plain encoding: the
+/// same bytes, cuts in order, the last at the end.
+fn parts_of(k: &Kernel, opts: CanonicalOptions) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::new();
+    let mut cuts = Vec::new();
+    k.canonical_parts(opts, &mut out, &mut cuts);
+    assert_eq!(out, canon_with(k, opts));
+    assert!(cuts.windows(2).all(|w| w[0] < w[1]), "{cuts:?}");
+    assert!(cuts.first().is_some_and(|&c| c > 0));
+    assert_eq!(cuts.last(), Some(&out.len()));
+    (out, cuts)
 }
 
 // A checker keeps snapshots in its search stack and may hand them to threads.
@@ -527,6 +540,7 @@ proptest! {
         let mut before = Vec::new();
         snap.canonical(&mut before);
         prop_assert_eq!(&before, &canon(&w.k));
+        parts_of(&w.k, CanonicalOptions::EXACT);
         for _ in 0..2 {
             for o in &a {
                 w.apply(o, Render::Raw);
@@ -537,6 +551,61 @@ proptest! {
             w.k.restore(&snap);
             prop_assert_eq!(&canon(&w.k), &before);
         }
+    }
+}
+
+/// Every name the world knows, with its task's space version and its code.
+fn name_codes(w: &World) -> Vec<(Pid, u64, PortName, u64)> {
+    let mut out = Vec::new();
+    for (&pid, slots) in &w.names {
+        for names in slots.values() {
+            for &n in names {
+                out.push((pid, w.k.space_version(pid), n, w.k.canonical_name(pid, n)));
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 128, ..Config::default() })]
+
+    /// A task's space version does not move unless its names' codes may:
+    /// across each operation, a task whose version stayed has every name
+    /// with the code it had (what the checker's cache of a process's
+    /// encoding relies on); a restore brings the versions back.
+    #[test]
+    fn names_keep_their_codes_while_the_space_version_stays(
+        ops in proptest::collection::vec(op(6), 1..60),
+    ) {
+        let mut w = World::new();
+        let mut mid = None;
+        for (i, o) in ops.iter().enumerate() {
+            if i == ops.len() / 2 {
+                mid = Some((w.k.snapshot(), name_codes(&w)));
+            }
+            let before = name_codes(&w);
+            w.apply(o, Render::Raw);
+            for (pid, version, name, code) in before {
+                if w.k.space_version(pid) == version {
+                    prop_assert_eq!(
+                        w.k.canonical_name(pid, name),
+                        code,
+                        "{} of {:?} changed its code under {:?}, its space version staying",
+                        name,
+                        pid,
+                        o
+                    );
+                }
+            }
+        }
+        let (snap, first) = mid.expect("taken");
+        w.k.restore(&snap);
+        let again: Vec<_> = first
+            .iter()
+            .map(|&(pid, _, n, _)| (pid, w.k.space_version(pid), n, w.k.canonical_name(pid, n)))
+            .collect();
+        prop_assert_eq!(first, again);
     }
 }
 
@@ -591,6 +660,11 @@ fn check_collisions(
         if raws.len() >= 2 {
             collisions += 1;
         }
+        // The encoding's parts are decided by its bytes: one canonical
+        // state, one split into parts (what collapse storage relies on).
+        let parts: std::collections::BTreeSet<(Vec<u8>, Vec<usize>)> =
+            members.iter().map(|w| parts_of(&w.k, opts)).collect();
+        prop_assert_eq!(parts.len(), 1, "one canonical state split two ways");
         members.truncate(6);
         let how = Render::Canonical(opts);
         let mut reference: Option<Trace> = None;

@@ -19,7 +19,7 @@ use mkipc_kernel::{
     Capacity, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError, Sent, Source,
     Wait, WaitOutcome,
 };
-use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus};
+use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus, Storage};
 use mkipc_sim::machine::{Ctx, Machine, MailboxUse, Op as COp, Step};
 use mkipc_sim::{
     ms, Dist, ExitStatus, Explorer, FailureReason, Inherit, ProcError, Reduction, Sim,
@@ -463,63 +463,67 @@ struct Kept {
 }
 
 fn with_checker(m: &Model, reduction: bool) -> Result<(Found, Kept, u64), String> {
-    let mut kinds = BTreeSet::new();
-    let mut ends = BTreeSet::new();
-    let mut terminal = BTreeSet::new();
-    let out = Checker::new()
-        .keep_going()
-        .reduction(reduction)
-        .run_with_ends(
-            |w| {
-                let ports: Vec<PortName> = m
-                    .ports
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &c)| {
-                        if c >= 8 {
-                            w.mailbox(&format!("p{i}"), capacity(c)).unwrap()
-                        } else {
-                            w.port(&format!("p{i}"), capacity(c)).unwrap()
-                        }
-                    })
-                    .collect();
-                for me in 0..m.procs.len() {
-                    let (inherit, make) = plan(m, me, &ports);
-                    let id = w.spawn_with(&format!("q{me}"), &inherit, make).unwrap();
-                    if m.server && me == 0 {
-                        w.server(id);
-                    }
-                }
-            },
-            |end| {
-                let k = kind(end.failure);
-                let v = &end.view;
-                let procs: Vec<String> = (0..v.procs())
-                    .map(|i| {
-                        let id = mkipc_sim::ProcId(i as u32);
-                        let status = match v.status(id).unwrap() {
-                            ProcStatus::Ended(s) => status_text(&s),
-                            _ => "Stuck".into(),
-                        };
-                        format!("{status} {:?}", v.machine(id).unwrap().log)
-                    })
-                    .collect();
-                let state = format!("{k} {procs:?}");
-                if end.terminal {
-                    terminal.insert(state.clone());
-                }
-                ends.insert(state);
-                kinds.insert(k);
-            },
-        );
+    let (found, kept, out) = run_checker(m, Checker::new().keep_going().reduction(reduction));
     if !out.stats.complete {
         return Err(format!("checker incomplete: {}", out.stats));
     }
+    Ok((found, kept, out.stats.states_stored))
+}
+
+/// What `checker` finds on `m`, what a reduction must keep of it, and its
+/// outcome.
+fn run_checker(m: &Model, checker: Checker) -> (Found, Kept, mkipc_sim::check::CheckOutcome) {
+    let mut kinds = BTreeSet::new();
+    let mut ends = BTreeSet::new();
+    let mut terminal = BTreeSet::new();
+    let out = checker.run_with_ends(
+        |w| {
+            let ports: Vec<PortName> = m
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    if c >= 8 {
+                        w.mailbox(&format!("p{i}"), capacity(c)).unwrap()
+                    } else {
+                        w.port(&format!("p{i}"), capacity(c)).unwrap()
+                    }
+                })
+                .collect();
+            for me in 0..m.procs.len() {
+                let (inherit, make) = plan(m, me, &ports);
+                let id = w.spawn_with(&format!("q{me}"), &inherit, make).unwrap();
+                if m.server && me == 0 {
+                    w.server(id);
+                }
+            }
+        },
+        |end| {
+            let k = kind(end.failure);
+            let v = &end.view;
+            let procs: Vec<String> = (0..v.procs())
+                .map(|i| {
+                    let id = mkipc_sim::ProcId(i as u32);
+                    let status = match v.status(id).unwrap() {
+                        ProcStatus::Ended(s) => status_text(&s),
+                        _ => "Stuck".into(),
+                    };
+                    format!("{status} {:?}", v.machine(id).unwrap().log)
+                })
+                .collect();
+            let state = format!("{k} {procs:?}");
+            if end.terminal {
+                terminal.insert(state.clone());
+            }
+            ends.insert(state);
+            kinds.insert(k);
+        },
+    );
     let kept = Kept {
         kinds: kinds.clone(),
         terminal,
     };
-    Ok((Found { kinds, ends }, kept, out.stats.states_stored))
+    (Found { kinds, ends }, kept, out)
 }
 
 fn with_explorer(m: &Model, max_runs: u64) -> Option<Found> {
@@ -734,6 +738,42 @@ fn the_reduction_reduces_random_mailbox_models() {
     println!("{models} models: {full} states in full, {reduced} reduced");
     assert!(models >= 30, "{models}");
     assert!(reduced * 10 < full * 9, "{full} {reduced}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Collapse compression stores exactly the states the whole encodings
+    /// do: the same counts, the same end states and failures; and a memory
+    /// limit stops it within the limit, saying so.
+    #[test]
+    fn collapsed_storage_finds_what_whole_encodings_find(m in model()) {
+        let limit = 1 << 22;
+        let run = |storage| {
+            run_checker(&m, Checker::new().keep_going().storage(storage).max_memory(limit))
+        };
+        let (flat, _, a) = run(Storage::ExactFlat);
+        let (collapsed, _, b) = run(Storage::Exact);
+        prop_assert_eq!(&flat, &collapsed);
+        prop_assert_eq!(a.stats.states_stored, b.stats.states_stored);
+        prop_assert_eq!(a.stats.states_matched, b.stats.states_matched);
+        prop_assert_eq!(a.stats.transitions, b.stats.transitions);
+        prop_assert_eq!(a.stats.complete, b.stats.complete);
+        prop_assert!(b.stats.memory <= a.stats.memory.max(64 << 10), "{} > {}", b.stats.memory, a.stats.memory);
+        // A limit a fraction of what the search needs stops it, within it.
+        let small = b.stats.memory / 2;
+        if b.stats.states_stored > 50 && small > 0 {
+            let (_, _, c) = run_checker(&m, Checker::new().keep_going().max_memory(small));
+            prop_assert!(!c.stats.complete);
+            prop_assert!(c.stats.memory <= small, "{} > {}", c.stats.memory, small);
+            prop_assert!(
+                c.stats.stopped.as_deref().is_some_and(|s| s.contains("--max-memory")),
+                "{:?}",
+                c.stats.stopped
+            );
+            prop_assert!(c.stats.states_stored < b.stats.states_stored);
+        }
+    }
 }
 
 #[test]

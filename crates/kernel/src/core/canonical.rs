@@ -209,6 +209,18 @@ pub(crate) fn wait_code(st: &State, token: WaitToken) -> u64 {
 
 /// Writes the canonical encoding of `st` to `out` (appending).
 pub(crate) fn encode(st: &State, opts: CanonicalOptions, out: &mut Vec<u8>) {
+    encode_parts(st, opts, out, None);
+}
+
+/// [`encode`], pushing to `cuts` the end offset in `out` of each part: the
+/// header, each task, each port (in number order), the sets, the
+/// mailboxes, the name service, each wait.
+pub(crate) fn encode_parts(
+    st: &State,
+    opts: CanonicalOptions,
+    out: &mut Vec<u8>,
+    cuts: Option<&mut Vec<usize>>,
+) {
     let mut stamps: SmallVec<[u64; 32]> = SmallVec::new();
     let mut note = |m: &KMessage| stamps.push(m.stamp.get());
     for (_, p) in st.ports.iter() {
@@ -233,6 +245,7 @@ pub(crate) fn encode(st: &State, opts: CanonicalOptions, out: &mut Vec<u8>) {
         waits,
         ports,
         port_order,
+        cuts,
     };
     e.state();
 }
@@ -365,6 +378,7 @@ pub(crate) fn encode_message(
         waits: SmallVec::new(),
         ports: SmallVec::new(),
         port_order: SmallVec::new(),
+        cuts: None,
     };
     e.user_message(pid, msg);
 }
@@ -380,9 +394,19 @@ struct Encoder<'a> {
     ports: Positions,
     /// The live ports in number order.
     port_order: SmallVec<[PortId; 32]>,
+    /// Where each part ends, if asked ([`encode_parts`]).
+    cuts: Option<&'a mut Vec<usize>>,
 }
 
 impl Encoder<'_> {
+    /// Ends a part here (see [`encode_parts`]).
+    #[inline]
+    fn cut(&mut self) {
+        if let Some(c) = self.cuts.as_deref_mut() {
+            c.push(self.out.len());
+        }
+    }
+
     /// An unsigned LEB128 varint.
     #[inline]
     fn u(&mut self, mut v: u64) {
@@ -708,7 +732,7 @@ impl Encoder<'_> {
         }
     }
 
-    fn arena_shape<T>(&mut self, a: &super::Arena<T>) {
+    fn arena_shape<T: Clone>(&mut self, a: &super::Arena<T>) {
         self.u(a.slot_count() as u64);
         self.u(a.free_slots().len() as u64);
         for &i in a.free_slots() {
@@ -724,9 +748,11 @@ impl Encoder<'_> {
 
         // Tasks.
         self.u(st.tasks.len() as u64);
+        self.cut();
         for task in &st.tasks {
             let Some(t) = task else {
                 self.out.push(0);
+                self.cut();
                 continue;
             };
             self.out.push(1);
@@ -755,10 +781,12 @@ impl Encoder<'_> {
             for &w in &t.waits {
                 self.wait(w);
             }
+            self.cut();
         }
 
         // Ports, in number order (their slots and the free list are not written).
         self.u(self.port_order.len() as u64);
+        self.cut();
         for k in 0..self.port_order.len() {
             let p = st.ports.get(self.port_order[k]).expect("live");
             self.queue(&p.queue);
@@ -798,6 +826,7 @@ impl Encoder<'_> {
                 }
             }
             self.b(p.writer_closed);
+            self.cut();
         }
 
         // Port sets.
@@ -830,12 +859,15 @@ impl Encoder<'_> {
                 self.wait(w);
             }
         }
+        self.cut();
 
         // Mailboxes (`mailbox_names` is their names' index: not written).
         self.arena_shape(&st.mailboxes);
+        self.cut();
         for i in 0..st.mailboxes.slot_count() {
             let Some(m) = st.mailboxes.at(i) else {
                 self.out.push(0);
+                self.cut();
                 continue;
             };
             self.out.push(1);
@@ -854,15 +886,17 @@ impl Encoder<'_> {
             }
             self.access(m.default_access);
             self.queue(&m.queue);
+            self.cut();
         }
 
         // The name service.
         self.u(st.services.len() as u64);
-        for (name, &(pid, r)) in &st.services {
+        for (name, &(pid, r)) in st.services.iter() {
             self.bytes(name.as_bytes());
             self.pid(pid);
             self.right(r);
         }
+        self.cut();
 
         // Waits, in traversal order (their numbers).
         let mut order: SmallVec<[(u32, WaitId); 16]> = st
@@ -872,6 +906,7 @@ impl Encoder<'_> {
             .collect();
         order.sort_unstable_by_key(|&(n, _)| n);
         self.u(order.len() as u64);
+        self.cut();
         for (_, id) in order {
             let rec = st.waits.get(id).expect("live wait");
             let task = rec.task;
@@ -921,6 +956,7 @@ impl Encoder<'_> {
                     self.outcome(task, outcome);
                 }
             }
+            self.cut();
         }
     }
 
@@ -1018,9 +1054,43 @@ impl Kernel {
         encode(&self.lock_raw(), opts, out);
     }
 
+    /// [`Kernel::canonical_with`], also pushing to `cuts` the end offset in
+    /// `out` of each of the encoding's parts (the header, then each task,
+    /// each port, the port sets, each mailbox, the name service, each
+    /// wait, roughly): the bytes are the same, and the parts are decided by
+    /// them alone (each is self-delimiting), so a checker can store a state
+    /// as one index per part ("collapse compression") and still tell every
+    /// two states apart that differ here.
+    pub fn canonical_parts(
+        &self,
+        opts: CanonicalOptions,
+        out: &mut Vec<u8>,
+        cuts: &mut Vec<usize>,
+    ) {
+        encode_parts(&self.lock_raw(), opts, out, Some(cuts));
+    }
+
     /// [`KernelSnapshot::canonical_name`] on the current state.
     pub fn canonical_name(&self, pid: Pid, name: PortName) -> u64 {
         name_code(&self.lock_raw(), pid, name)
+    }
+
+    /// A number that moves whenever the codes [`Kernel::canonical_name`]
+    /// gives for `pid`'s names may change: a name allocated, freed or given
+    /// back in its space, the task's exit. It is part of the state (a
+    /// snapshot restores it) and only grows along a history, so equal
+    /// numbers at a state and at a later state of its history mean every
+    /// name of `pid` still has the code it had; a checker caches a
+    /// process's encoding on it. (Two unrelated states may have equal
+    /// numbers and different spaces.)
+    pub fn space_version(&self, pid: Pid) -> u64 {
+        match self.lock_raw().tasks.get(pid.0 as usize) {
+            Some(Some(t)) => t.space.version(),
+            // Gone for ever (pids are never reused).
+            Some(None) => u64::MAX,
+            // Not created yet.
+            None => u64::MAX - 1,
+        }
     }
 
     /// [`KernelSnapshot::canonical_wait`] on the current state.

@@ -446,7 +446,7 @@ impl State {
         self.tasks
             .iter()
             .enumerate()
-            .filter_map(|(i, t)| t.as_ref().map(|t| (Pid(i as u32), t)))
+            .filter_map(|(i, t)| t.as_deref().map(|t| (Pid(i as u32), t)))
     }
 
     /// Who can take a message off queue `q` (pid order): a port's receiving

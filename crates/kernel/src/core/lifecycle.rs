@@ -15,6 +15,7 @@ impl Locked<'_> {
         let Some(task) = self.tasks.get_mut(pid.0 as usize).and_then(Option::take) else {
             return;
         };
+        let task = task.into_inner();
         tracing::debug!(target: "mkipc::task", %pid, "task exits");
         for w in task.waits {
             if let Some(rec) = self.waits.remove(w) {
@@ -87,7 +88,7 @@ impl Locked<'_> {
             members: Default::default(),
             blocked_receivers: Default::default(),
         });
-        self.tasks.push(Some(TaskState {
+        self.tasks.push(Some(crate::arena::Cow::Own(TaskState {
             space: Space::new(),
             inbox,
             links_in: Default::default(),
@@ -95,7 +96,7 @@ impl Locked<'_> {
             link_capacity: Default::default(),
             owned_mailboxes: Default::default(),
             waits: SmallVec::new(),
-        }));
+        })));
         pid
     }
 }

@@ -38,7 +38,7 @@ impl Locked<'_> {
             return;
         };
         tracing::debug!(target: "mkipc::ipc", mailbox = %mb.name, "mailbox destroyed");
-        self.mailbox_names.remove(&mb.name);
+        self.mailbox_names.make_mut().remove(&mb.name);
         if let Some(owner) = mb.owner {
             if let Some(t) = self.task_mut(owner) {
                 t.owned_mailboxes.remove(&m);
@@ -158,7 +158,7 @@ impl Kernel {
             default_access: config.default_access,
             queue,
         });
-        st.mailbox_names.insert(name.to_owned(), m);
+        st.mailbox_names.make_mut().insert(name.to_owned(), m);
         if owner.is_some() {
             st.task_mut(pid).expect("live").owned_mailboxes.insert(m);
         }

@@ -426,12 +426,15 @@ clone_fields!(TaskState {
 pub(crate) struct State {
     pub config: KernelConfig,
     /// Indexed by pid; `None` once the task has exited. Slot 0 is the kernel.
-    pub tasks: Vec<Option<TaskState>>,
+    /// Each shared with the snapshots that have it unchanged once a
+    /// snapshot was taken (copied on write: [`State::task_mut`]).
+    pub tasks: Vec<Option<crate::arena::Cow<TaskState>>>,
     pub ports: Arena<Port>,
     pub sets: Arena<PortSet>,
     pub mailboxes: Arena<Mailbox>,
-    pub mailbox_names: BTreeMap<String, MailboxId>,
-    pub services: BTreeMap<String, (Pid, KRight)>,
+    /// Shared with snapshots (copied on write), as the name service.
+    pub mailbox_names: crate::arena::Cow<BTreeMap<String, MailboxId>>,
+    pub services: crate::arena::Cow<BTreeMap<String, (Pid, KRight)>>,
     pub waits: Arena<WaitRec>,
     pub next_stamp: u64,
     /// Wakers to call once the lock is released.
@@ -550,8 +553,8 @@ impl Kernel {
             ports: Arena::default(),
             sets: Arena::default(),
             mailboxes: Arena::default(),
-            mailbox_names: BTreeMap::new(),
-            services: BTreeMap::new(),
+            mailbox_names: Default::default(),
+            services: Default::default(),
             waits: Arena::default(),
             next_stamp: 0,
             to_wake: SmallVec::new(),
@@ -578,10 +581,13 @@ impl Kernel {
 
 impl State {
     pub(crate) fn task(&self, pid: Pid) -> Option<&TaskState> {
-        self.tasks.get(pid.0 as usize).and_then(|t| t.as_ref())
+        self.tasks.get(pid.0 as usize).and_then(|t| t.as_deref())
     }
     pub(crate) fn task_mut(&mut self, pid: Pid) -> Option<&mut TaskState> {
-        self.tasks.get_mut(pid.0 as usize).and_then(|t| t.as_mut())
+        self.tasks
+            .get_mut(pid.0 as usize)
+            .and_then(|t| t.as_mut())
+            .map(crate::arena::Cow::make_mut)
     }
     pub(crate) fn space_mut(&mut self, pid: Pid) -> &mut Space {
         &mut self.task_mut(pid).expect("live task").space

@@ -29,6 +29,7 @@ impl Kernel {
         st.ports.get_mut(port).expect("live").send_rights += 1;
         if let Some((_, old)) = st
             .services
+            .make_mut()
             .insert(service.to_owned(), (pid, KRight::Send(port)))
         {
             st.graveyard.push(old);
@@ -47,7 +48,7 @@ impl Kernel {
             Some((owner, _)) if *owner != pid => return Err(IpcError::NoPermission),
             Some(_) => {}
         }
-        let (_, right) = st.services.remove(service).expect("present");
+        let (_, right) = st.services.make_mut().remove(service).expect("present");
         st.graveyard.push(right);
         st.reap();
         Ok(())
@@ -62,7 +63,7 @@ impl Kernel {
             return Err(IpcError::NotFound);
         };
         if !st.ports.contains(port) {
-            st.services.remove(service);
+            st.services.make_mut().remove(service);
             return Err(IpcError::NotFound);
         }
         st.ports.get_mut(port).expect("live").send_rights += 1;

@@ -57,12 +57,31 @@ impl fmt::Debug for KernelSnapshot {
     }
 }
 
+impl State {
+    /// Makes every object shareable with the snapshots cloned from here.
+    fn share(&mut self) {
+        self.ports.share();
+        self.sets.share();
+        self.mailboxes.share();
+        self.waits.share();
+        for t in self.tasks.iter_mut().flatten() {
+            t.share();
+        }
+        self.mailbox_names.share();
+        self.services.share();
+    }
+}
+
 impl Kernel {
-    /// A deep copy of the kernel's whole state (see [`KernelSnapshot`]).
+    /// A copy of the kernel's whole state, sharing its objects (each copied when
+    /// the kernel first changes it; see [`KernelSnapshot`]).
     ///
     /// Taken under the kernel lock, so it is a state between two operations.
     pub fn snapshot(&self) -> KernelSnapshot {
-        let st = self.lock_raw();
+        let mut st = self.lock_raw();
+        // From now on the kernel shares its objects with the snapshot, and
+        // copies one when it first changes it.
+        st.share();
         let mut state = st.clone();
         // Wakers due for calling belong to this kernel's run (none are left
         // between operations: the lock guard calls them on release).

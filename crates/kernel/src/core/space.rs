@@ -51,12 +51,16 @@ pub(crate) struct Space {
     entries: Vec<Entry>,
     free: Vec<u32>,
     by_port: BTreeMap<PortId, u32>,
+    /// Counts the changes of a slot's generation or use (a name allocated,
+    /// freed, given back): what [`Kernel::space_version`](crate::Kernel::space_version) shows.
+    version: u64,
 }
 
 clone_fields!(Space {
     entries,
     free,
-    by_port
+    by_port,
+    version
 });
 
 impl Space {
@@ -69,6 +73,7 @@ impl Space {
             }],
             free: Vec::new(),
             by_port: BTreeMap::new(),
+            version: 0,
         }
     }
 
@@ -93,6 +98,10 @@ impl Space {
     pub(crate) fn set(&mut self, name: PortName, obj: Option<Obj>) {
         let index = name.index();
         let old = self.entries[index as usize].obj;
+        if old.is_none() || obj.is_none() {
+            // A slot taken or freed: the names' codes may change.
+            self.version = self.version.wrapping_add(1);
+        }
         if let Some(Obj::Port { port, .. }) = old {
             if !matches!(obj, Some(Obj::Port { .. })) {
                 self.by_port.remove(&port);
@@ -173,6 +182,11 @@ impl Space {
         self.entries.len()
     }
 
+    /// The number of changes to which slots are used and their generations.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
     /// The free slots; the next allocation takes the last one.
     pub(crate) fn free_slots(&self) -> &[u32] {
         &self.free
@@ -203,8 +217,9 @@ impl State {
             .get_mut(pid.0 as usize)
             .and_then(|t| t.as_mut())
             .ok_or(IpcError::TaskExited)?;
-        let space = &mut task.space;
-        let obj = space.get(name)?;
+        // Read first: the task is copied (shared with a snapshot) only if
+        // its space changes.
+        let obj = task.space.get(name)?;
         let dead = match obj {
             Obj::Port {
                 port,
@@ -217,21 +232,21 @@ impl State {
             Obj::SendOnce(port) if !ports.contains(port) => Some(1),
             Obj::Mailbox(m) if !mailboxes.contains(m) => Some(1),
             Obj::Set(s) if !sets.contains(s) => {
-                space.set(name, None);
+                task.make_mut().space.set(name, None);
                 return Err(IpcError::InvalidName);
             }
             _ => None,
         };
-        match dead {
-            Some(0) => {
-                space.set(name, None);
-                Err(IpcError::InvalidName)
-            }
-            Some(refs) => {
-                space.set(name, Some(Obj::Dead(refs)));
-                Ok(Obj::Dead(refs))
-            }
-            None => Ok(obj),
+        let Some(refs) = dead else {
+            return Ok(obj);
+        };
+        let space = &mut task.make_mut().space;
+        if refs == 0 {
+            space.set(name, None);
+            Err(IpcError::InvalidName)
+        } else {
+            space.set(name, Some(Obj::Dead(refs)));
+            Ok(Obj::Dead(refs))
         }
     }
 }

@@ -525,8 +525,15 @@ impl Locked<'_> {
         self.detach_receive_right(port, ReceiveError::SourceDead);
         let p = self.ports.remove(port).expect("live port");
         // Service names that pointed at the port go with it.
-        self.services
-            .retain(|_, (_, right)| *right != KRight::Send(port));
+        if self
+            .services
+            .values()
+            .any(|(_, right)| *right == KRight::Send(port))
+        {
+            self.services
+                .make_mut()
+                .retain(|_, (_, right)| *right != KRight::Send(port));
+        }
         if let Some((from, to)) = p.link {
             if let Some(t) = self.task_mut(to) {
                 t.links_in.remove(&from);

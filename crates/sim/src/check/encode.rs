@@ -50,7 +50,9 @@ impl<'a> Encoder<'a> {
     /// it denotes (a dead or invalid name encodes as such).
     pub fn name(&mut self, name: PortName) {
         let c = super::snap::canonical_name(self.kernel, self.pid, name);
-        self.out.extend_from_slice(&c.to_le_bytes());
+        // Its class and distance, then its slot: two bytes for most names.
+        varint(self.out, c & 0xffff_ffff);
+        varint(self.out, c >> 32);
     }
     /// Names, in order.
     pub fn names(&mut self, names: &[PortName]) {
@@ -71,16 +73,62 @@ impl<'a> Encoder<'a> {
     }
     /// A number.
     pub fn u64(&mut self, v: u64) {
-        self.out.extend_from_slice(&v.to_le_bytes());
+        varint(self.out, v);
     }
 }
 
-/// A `Hasher` that records what is hashed instead of digesting it.
+/// Appends `v` as an unsigned LEB128 varint: self-delimiting, so a
+/// sequence of them (and of other self-delimiting items) reads back one
+/// way, and small numbers take a byte.
+#[inline]
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A signed number, zigzag-mapped (small magnitudes take a byte).
+#[inline]
+fn varint_signed(out: &mut Vec<u8>, v: i64) {
+    varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// A `Hasher` that records what is hashed instead of digesting it. Integers
+/// are written as varints rather than as their fixed-width bytes: still
+/// self-delimiting (what a `Hash` implementation that tells values apart
+/// relies on), in a byte for the lengths, discriminants and small counters
+/// that make up most of a machine's state.
 struct ByteSink<'a>(&'a mut Vec<u8>);
 
 impl Hasher for ByteSink<'_> {
     fn write(&mut self, bytes: &[u8]) {
         self.0.extend_from_slice(bytes);
+    }
+    fn write_u16(&mut self, n: u16) {
+        varint(self.0, u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        varint(self.0, u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        varint(self.0, n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        varint(self.0, n as u64);
+    }
+    fn write_i16(&mut self, n: i16) {
+        varint_signed(self.0, i64::from(n));
+    }
+    fn write_i32(&mut self, n: i32) {
+        varint_signed(self.0, i64::from(n));
+    }
+    fn write_i64(&mut self, n: i64) {
+        varint_signed(self.0, n);
+    }
+    fn write_isize(&mut self, n: isize) {
+        varint_signed(self.0, n as i64);
     }
     fn finish(&self) -> u64 {
         0
@@ -144,6 +192,35 @@ pub(crate) type FoldBuild = BuildHasherDefault<FoldHasher>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes `value` records.
+    fn recorded<T: Hash>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        value.hash(&mut ByteSink(&mut out));
+        out
+    }
+
+    proptest::proptest! {
+        /// Values of a type tell apart by the bytes they record (the
+        /// varints keep `Hash`'s framing).
+        #[test]
+        fn recorded_bytes_tell_values_apart(
+            a in proptest::collection::vec((proptest::option::of(proptest::num::i64::ANY), proptest::num::u64::ANY, ".{0,3}"), 0..4),
+            b in proptest::collection::vec((proptest::option::of(proptest::num::i64::ANY), proptest::num::u64::ANY, ".{0,3}"), 0..4),
+        ) {
+            proptest::prop_assert_eq!(a == b, recorded(&a) == recorded(&b));
+            let (x, y) = ((a.clone(), 7u32), (b.clone(), 7u32));
+            proptest::prop_assert_eq!(x == y, recorded(&x) == recorded(&y));
+        }
+    }
+
+    #[test]
+    fn small_values_record_small() {
+        // A discriminant, two numbers, a bool: a byte each.
+        assert_eq!(recorded(&(Some(3i64), 5usize, false)), [2, 6, 5, 0]);
+        // A slice of integers is written whole (its length, then its bytes).
+        assert_eq!(recorded(&vec![1u32, 2, 3]).len(), 1 + 12);
+    }
 
     #[test]
     fn hash_depends_on_every_byte_and_the_length() {

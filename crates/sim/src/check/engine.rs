@@ -2,6 +2,8 @@
 //! let time pass if nobody can run, and judge the state reached.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use mkipc_kernel::{Kernel, KernelStats, Pid, WaitOutcome};
 
@@ -9,7 +11,7 @@ use super::ctx::{describe_outcome, CheckCtx};
 use super::encode::{Encode, Encoder};
 use super::por;
 use super::snap;
-use super::world::{CheckView, Slot, State, Status, World};
+use super::world::{CheckView, Part, Slot, State, Status, World};
 use crate::deadlock::{queue_label, report, Stuck, StuckOn};
 use crate::lifecycle::panic_message;
 use crate::machine::{Machine, Step};
@@ -63,6 +65,11 @@ pub(crate) struct Engine<M> {
     /// Whether a step that blocks in a plain operation on a buffered
     /// mailbox is reported as [`Succ::blocked`] (module `por`).
     pub lazy_blocking: bool,
+    /// Where the parts of the last encoding ([`Engine::encode`]) end.
+    pub cuts: Vec<usize>,
+    /// Per part of the last encoding, its number in the collapsed visited
+    /// set if known (else `u32::MAX`); the last ones are the processes'.
+    pub known: Vec<u32>,
 }
 
 impl<M: Machine + Clone + Encode> Engine<M> {
@@ -156,10 +163,12 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let resumed_rights =
             matches!(&resumed, Some(WaitOutcome::Received(Ok(m))) if m.carries_rights());
         slots[i].op = None;
+        slots[i].part = None;
         let mut cx: CheckCtx<'_, M> =
             CheckCtx::new(kernel, pid, &self.world.waker, now, choices, log);
         let slot = &mut slots[i];
-        let result = catch_unwind(AssertUnwindSafe(|| slot.machine.step(&mut cx, resumed)));
+        let machine = Arc::make_mut(&mut slot.machine);
+        let result = catch_unwind(AssertUnwindSafe(|| machine.step(&mut cx, resumed)));
         let spawned = std::mem::take(&mut cx.spawned);
         let pending = cx.pending.take();
         let chose = cx.unsupported.take();
@@ -372,45 +381,66 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
     }
 
-    /// Appends the canonical encoding of the state the kernel is in, with
+    /// Writes the canonical encoding of the state the kernel is in, with
     /// these processes at this time: the kernel's own, then each process's
-    /// status (timers relative to now) and machine.
-    pub fn encode(&self, slots: &[Slot<M>], now: u64, out: &mut Vec<u8>) {
+    /// status (timers relative to now) and machine; and in
+    /// [`Engine::cuts`] where its parts end (the kernel's parts, then one
+    /// per process). A process's part is written again only if its cached
+    /// one ([`Part`]) no longer holds; the slot keeps the new one.
+    pub fn encode(&mut self, slots: &mut [Slot<M>], now: u64, out: &mut Vec<u8>) {
         let kernel = &self.world.kernel;
         out.clear();
-        snap::canonical(kernel, self.canonical, out);
+        self.cuts.clear();
+        self.known.clear();
+        snap::canonical_parts(kernel, self.canonical, out, &mut self.cuts);
+        self.known.resize(self.cuts.len(), u32::MAX);
         out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
-        for s in slots {
-            out.extend_from_slice(&s.pid.0.to_le_bytes());
-            match &s.status {
-                Status::Runnable => out.push(0),
-                Status::Waiting { token, deadline } => {
-                    out.push(1);
-                    out.push(u8::from(token.is_send()));
-                    let rel = deadline.map_or(u64::MAX, |d| d.saturating_sub(now));
-                    out.extend_from_slice(&rel.to_le_bytes());
-                }
-                Status::TimedOut { token } => {
-                    out.push(2);
-                    out.push(u8::from(token.is_send()));
-                }
-                Status::Paused { until } => {
-                    out.push(3);
-                    out.extend_from_slice(&until.saturating_sub(now).to_le_bytes());
-                }
-                Status::Ended(e) => {
-                    out.push(4);
-                    out.extend_from_slice(&e.code().to_le_bytes());
-                    if let ExitStatus::Failed { error, .. } | ExitStatus::Panicked(error) = e {
-                        out.extend_from_slice(&(error.len() as u32).to_le_bytes());
-                        out.extend_from_slice(error.as_bytes());
+        for s in slots.iter_mut() {
+            let version = snap::space_version(kernel, s.pid);
+            let timed = matches!(
+                s.status,
+                Status::Paused { .. }
+                    | Status::Waiting {
+                        deadline: Some(_),
+                        ..
                     }
-                    // An ended machine's value has no future, but
-                    // invariants and end states may read it: encoded too.
+            );
+            let valid = s
+                .part
+                .as_ref()
+                .is_some_and(|p| p.space_version == version && (!timed || p.now == now));
+            if !valid {
+                let start = out.len();
+                encode_slot(kernel, s, now, out);
+                s.part = Some(Arc::new(Part {
+                    bytes: out[start..].into(),
+                    space_version: version,
+                    now,
+                    number: AtomicU32::new(u32::MAX),
+                }));
+                self.known.push(u32::MAX);
+            } else if let Some(p) = &s.part {
+                out.extend_from_slice(&p.bytes);
+                self.known.push(p.number.load(Ordering::Relaxed));
+            }
+            self.cuts.push(out.len());
+        }
+        if slots.is_empty() {
+            self.cuts.push(out.len());
+            self.known.push(u32::MAX);
+        }
+    }
+
+    /// Keeps in each process's cached part the number the visited set
+    /// gave it ([`Engine::known`], filled in by the insertion).
+    pub fn remember_parts(&self, slots: &[Slot<M>]) {
+        let first = self.known.len().saturating_sub(slots.len());
+        for (s, &n) in slots.iter().zip(&self.known[first..]) {
+            if let Some(p) = &s.part {
+                if n != u32::MAX {
+                    p.number.store(n, Ordering::Relaxed);
                 }
             }
-            let mut e = Encoder::new(kernel, s.pid, out);
-            s.machine.encode(&mut e);
         }
     }
 
@@ -479,6 +509,41 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
         None
     }
+}
+
+/// Appends a process's part of the encoding: its pid, status (timers
+/// relative to `now`) and machine.
+fn encode_slot<M: Encode>(kernel: &Kernel, s: &Slot<M>, now: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&s.pid.0.to_le_bytes());
+    match &s.status {
+        Status::Runnable => out.push(0),
+        Status::Waiting { token, deadline } => {
+            out.push(1);
+            out.push(u8::from(token.is_send()));
+            let rel = deadline.map_or(u64::MAX, |d| d.saturating_sub(now));
+            out.extend_from_slice(&rel.to_le_bytes());
+        }
+        Status::TimedOut { token } => {
+            out.push(2);
+            out.push(u8::from(token.is_send()));
+        }
+        Status::Paused { until } => {
+            out.push(3);
+            out.extend_from_slice(&until.saturating_sub(now).to_le_bytes());
+        }
+        Status::Ended(e) => {
+            out.push(4);
+            out.extend_from_slice(&e.code().to_le_bytes());
+            if let ExitStatus::Failed { error, .. } | ExitStatus::Panicked(error) = e {
+                out.extend_from_slice(&(error.len() as u32).to_le_bytes());
+                out.extend_from_slice(error.as_bytes());
+            }
+            // An ended machine's value has no future, but invariants and
+            // end states may read it: encoded too.
+        }
+    }
+    let mut e = Encoder::new(kernel, s.pid, out);
+    s.machine.encode(&mut e);
 }
 
 /// What the kernel still holds once every task has ended and the world's
@@ -561,11 +626,17 @@ pub(crate) fn settle<M>(kernel: &Kernel, slots: &mut [Slot<M>], now: &mut u64) -
         *now = (*now).max(t);
         for s in slots.iter_mut() {
             match s.status {
-                Status::Paused { until } if until <= *now => s.status = Status::Runnable,
+                Status::Paused { until } if until <= *now => {
+                    s.status = Status::Runnable;
+                    s.part = None;
+                }
                 Status::Waiting {
                     token,
                     deadline: Some(d),
-                } if d <= *now => s.status = Status::TimedOut { token },
+                } if d <= *now => {
+                    s.status = Status::TimedOut { token };
+                    s.part = None;
+                }
                 _ => {}
             }
         }

@@ -375,6 +375,8 @@ impl Checker {
             holds: 0,
             last_id: 0,
             lazy_blocking: false,
+            cuts: Vec::new(),
+            known: Vec::new(),
         }
     }
 

@@ -292,9 +292,17 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         if let Some(why) = succ.unsupported {
             return Err(why);
         }
-        let succ = engine.settle_failing(succ, depth);
-        engine.encode(&succ.slots, succ.now, enc);
-        match visited.insert(enc, limit.saturating_sub(frontier + enc.len())) {
+        let mut succ = engine.settle_failing(succ, depth);
+        engine.encode(&mut succ.slots, succ.now, enc);
+        let inserted = visited.insert(
+            enc,
+            &engine.cuts,
+            &mut engine.known,
+            succ.slots.len(),
+            limit.saturating_sub(frontier + enc.len()),
+        );
+        engine.remember_parts(&succ.slots);
+        match inserted {
             Insert::Seen => {
                 stats.states_matched += 1;
                 return Ok(None);

@@ -19,10 +19,16 @@ pub(crate) fn restore(kernel: &Kernel, snap: &Snap) {
 }
 
 /// Appends the kernel's canonical encoding (equal for kernels that behave
-/// alike whatever their allocation history).
+/// alike whatever their allocation history), pushing the end offset of each
+/// of its parts to `cuts`.
 #[inline]
-pub(crate) fn canonical(kernel: &Kernel, opts: CanonicalOptions, out: &mut Vec<u8>) {
-    kernel.canonical_with(opts, out);
+pub(crate) fn canonical_parts(
+    kernel: &Kernel,
+    opts: CanonicalOptions,
+    out: &mut Vec<u8>,
+    cuts: &mut Vec<usize>,
+) {
+    kernel.canonical_parts(opts, out, cuts);
 }
 
 /// The canonical identity of what `name` denotes in `pid`'s space.
@@ -35,4 +41,10 @@ pub(crate) fn canonical_name(kernel: &Kernel, pid: Pid, name: PortName) -> u64 {
 #[inline]
 pub(crate) fn wait_done(kernel: &Kernel, pid: Pid, token: WaitToken) -> bool {
     kernel.wait_done(pid, token)
+}
+
+/// The version of `pid`'s name space (the names' codes hold while it does).
+#[inline]
+pub(crate) fn space_version(kernel: &Kernel, pid: Pid) -> u64 {
+    kernel.space_version(pid)
 }

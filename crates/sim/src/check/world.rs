@@ -2,6 +2,7 @@
 //! the read-only view invariants get ([`CheckView`]).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,15 +35,34 @@ pub(crate) enum Status {
     Ended(ExitStatus),
 }
 
-/// One process in a stored state.
+/// One process in a stored state. The machine is shared between the
+/// states that have it unchanged (copied on write, when it steps).
 #[derive(Clone, Debug)]
 pub(crate) struct Slot<M> {
-    pub machine: M,
+    pub machine: Arc<M>,
     pub status: Status,
     pub name: Arc<str>,
     pub pid: Pid,
     /// The operation it waits in, for deadlock reports.
     pub op: Option<(bool, Target)>,
+    /// Its part of the state's encoding as last written (`None`: to write):
+    /// cleared when it steps or its status changes.
+    pub part: Option<Arc<Part>>,
+}
+
+/// A process's part of a state's encoding (its pid, status and machine),
+/// with what it was written against: valid while the machine and status
+/// are unchanged (the slot clears it otherwise), its task's space version
+/// is the same (the names' codes are), and, if its status has a timer,
+/// the clock too.
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub bytes: Box<[u8]>,
+    pub space_version: u64,
+    pub now: u64,
+    /// Its number in the collapsed visited set's table of its process
+    /// (`u32::MAX`: not known yet), so that it is not looked up again.
+    pub number: AtomicU32,
 }
 
 /// A state of the model: the kernel, every process, the clock.
@@ -217,11 +237,12 @@ impl<M> World<M> {
         let id = ProcId(self.slots.len() as u32);
         let pid = self.kernel.create_task();
         self.slots.push(Slot {
-            machine: make(&[]),
+            machine: Arc::new(make(&[])),
             status: Status::Runnable,
             name: name.into(),
             pid,
             op: None,
+            part: None,
         });
         id
     }
@@ -277,11 +298,12 @@ pub(crate) fn new_slot<M>(
         }
     };
     Ok(Slot {
-        machine: make(&names),
+        machine: Arc::new(make(&names)),
         status: Status::Runnable,
         name: name.into(),
         pid,
         op: None,
+        part: None,
     })
 }
 
@@ -307,7 +329,7 @@ impl<M> CheckView<'_, M> {
     }
     /// A process's machine.
     pub fn machine(&self, id: ProcId) -> Option<&M> {
-        self.slots.get(id.0 as usize).map(|s| &s.machine)
+        self.slots.get(id.0 as usize).map(|s| &*s.machine)
     }
     /// A process's name.
     pub fn name(&self, id: ProcId) -> Option<&str> {
