@@ -12,7 +12,7 @@ use clap_complete::Shell;
 use mkipc_sim::{Schedule, SchedulerKind};
 
 use crate::explore::{explore, replay_trail, Engine, ExploreOptions, Storage};
-use crate::scenario::{self, RunOptions};
+use crate::scenario::{self, Backend as _, RunOptions};
 
 /// mkipc: Mach-like message passing you can simulate, explore and run.
 #[derive(Parser, Debug)]
@@ -662,7 +662,7 @@ fn run(
                 timeout,
             };
             let guard = CleanupGuard::start();
-            let result = scenario::run_os(&scn, &opts);
+            let result = scenario::OsBackend.run(&scn, &opts);
             guard.finish();
             match result {
                 Ok(r) => r,
@@ -680,7 +680,7 @@ fn run(
                     return 2;
                 }
             };
-            match scenario::run_threads(&scn, timeout) {
+            match scenario::ThreadsBackend.run(&scn, &scenario::ThreadsOptions { timeout }) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -706,7 +706,7 @@ fn run(
                 scheduler,
                 replay,
             };
-            let outcome = match scenario::run_sim(&scn, &opts) {
+            let outcome = match scenario::SimBackend.run(&scn, &opts) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {e}");

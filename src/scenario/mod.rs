@@ -141,6 +141,7 @@
 //! assert_eq!(outcome.result.messages.received, 1);
 //! ```
 
+pub mod backend;
 mod blocks;
 mod check;
 mod error;
@@ -161,6 +162,13 @@ use std::time::Duration;
 use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
+pub(crate) use backend::sim::builder_for;
+pub use backend::sim::{build_sim, run_sim, setup_sim, RunOptions, SimHandles, SimOutcome};
+pub use backend::threads::{check_threads, run_threads};
+pub use backend::{
+    Backend, BackendKind, OsBackend, RunError, SimBackend, ThreadsBackend, ThreadsOptions,
+    Unsupported,
+};
 pub use blocks::MAX_NESTING;
 pub use check::{check_refusal, check_scenario, replay_scenario, ScenarioCheck};
 pub use error::ScenarioError;
@@ -168,8 +176,6 @@ pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
-pub(crate) use run::builder_for;
-pub use run::{build_sim, run_sim, run_threads, setup_sim, RunOptions, SimHandles, SimOutcome};
 pub use topology::{
     check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
 };
@@ -243,6 +249,14 @@ impl Queue {
     /// Whether this is a mailbox.
     pub fn is_mailbox(&self) -> bool {
         matches!(self.kind, QueueKind::Mailbox { .. })
+    }
+
+    /// What the report calls its kind: `port` or `mailbox`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            QueueKind::Port { .. } => "port",
+            QueueKind::Mailbox { .. } => "mailbox",
+        }
     }
 
     /// Whether this is a mailbox with an owner or access lists (which name

@@ -25,7 +25,7 @@ use mkipc_sim::{Proc, ProcError, ProcResult, Sim};
 use proptest::prelude::*;
 
 use super::{ScriptMachine, Shared};
-use crate::scenario::run::{run_sim_with, SpawnScript};
+use crate::scenario::backend::sim::{run_sim_with, SpawnScript};
 use crate::scenario::value::Value;
 use crate::scenario::{parse, run_sim, RunOptions, Scenario};
 

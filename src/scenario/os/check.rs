@@ -2,14 +2,12 @@
 //! anything is created, and a refusal names the feature and the reason.
 
 use super::*;
+use crate::scenario::backend::{BackendKind, Unsupported};
 use crate::scenario::{ArmKind, Process};
 use mkipc_kernel::OnFull;
 
-pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), String> {
-    Err(format!(
-        "{}: {what} not available on the os backend: {why} (use --backend sim)",
-        scn.file
-    ))
+pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), Unsupported> {
+    Err(Unsupported::new(scn, BackendKind::Os, Some(what), why))
 }
 
 pub(super) fn statements(scn: &Scenario, proc: usize) -> Vec<&Stmt> {
@@ -25,7 +23,7 @@ pub(super) fn msg_max() -> Option<usize> {
 
 /// Checks that `scn` uses only what the os backend can give; the error
 /// names the first feature that it cannot, and why.
-pub fn check_os(scn: &Scenario) -> Result<(), String> {
+pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
     for f in &scn.faults {
         let name = &scn.processes[f.proc].name;
         match f.when {

@@ -84,19 +84,19 @@ pub(super) fn kill(pid: Pid) {
     }
 }
 
-pub(super) fn setup_err(scn: &Scenario, what: &str, e: impl std::fmt::Display) -> String {
-    format!("{}: os backend: setting up {what}: {e}", scn.file)
+pub(super) fn setup_err(scn: &Scenario, what: &str, e: impl std::fmt::Display) -> RunError {
+    RunError::setup(scn, BackendKind::Os, what, e)
 }
 
 /// Runs `scn` on real Linux processes; see the module docs. Unsupported
 /// features are an error before anything is created ([`check_os`]).
-pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, String> {
+pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, RunError> {
     check_os(scn)?;
     if !(opts.time_scale.is_finite() && opts.time_scale >= 0.0) {
-        return Err(format!(
+        return Err(RunError::BadOption(format!(
             "--time-scale must be a number >= 0, not {}",
             opts.time_scale
-        ));
+        )));
     }
     let os = OsProcess::new().map_err(|e| setup_err(scn, "the run", e))?;
     let run_id = os.run_id().to_string();
@@ -119,7 +119,7 @@ pub(super) fn coordinate(
     scn: &Scenario,
     opts: &OsOptions,
     os: &OsProcess,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, RunError> {
     let seed = opts.seed.unwrap_or(scn.seed);
     let mut ports: Vec<Option<PortName>> = vec![None; scn.queues.len()];
     let mut watched: Vec<(usize, PortName, Samples)> = Vec::new();
@@ -379,7 +379,7 @@ pub(super) fn summarize(
             let w = watched.iter().find(|w| w.0 == i).map(|w| &w.2);
             QueueResult {
                 name: q.name.clone(),
-                kind: if q.is_mailbox() { "mailbox" } else { "port" }.to_string(),
+                kind: q.kind_name().to_string(),
                 capacity: q.capacity.to_string(),
                 sent: c[0],
                 dropped: c[2],

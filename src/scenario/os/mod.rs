@@ -48,6 +48,7 @@ use mkipc_sim::machine::{
 };
 use mkipc_sim::{ExitStatus, ProcError, SimRng};
 
+use super::backend::{BackendKind, RunError};
 use super::interp::{ScriptMachine, Shared, ASSERT_FAILED, EXPECT_FAILED};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario, Stmt};
