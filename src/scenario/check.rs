@@ -164,10 +164,13 @@ fn setup(
     for (i, q) in scn.queues.iter().enumerate() {
         match q.kind {
             QueueKind::Port { .. } => {
-                names[i] = Some(w.port(&q.name, q.capacity).map_err(|e| e.to_string())?)
+                let name = w.port(&q.name, q.capacity).map_err(|e| e.to_string())?;
+                super::mech::prime(w.kernel(), w.init_pid(), q, name)?;
+                names[i] = Some(name);
             }
             QueueKind::Mailbox { .. } => {
-                w.mailbox(&q.name, q.capacity).map_err(|e| e.to_string())?;
+                let name = w.mailbox(&q.name, q.capacity).map_err(|e| e.to_string())?;
+                super::mech::prime(w.kernel(), w.init_pid(), q, name)?;
             }
         }
     }

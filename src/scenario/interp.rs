@@ -56,6 +56,7 @@ use super::value::Value;
 use super::{QueueKind, Right, Scenario};
 
 mod exec;
+mod mech;
 mod select;
 mod stmt;
 #[cfg(test)]
@@ -307,6 +308,8 @@ pub(crate) enum Resume {
     /// A `send-to`/`receive-from` pausing until the process it names has
     /// started, after `tries` looks (threads start processes as they go).
     AwaitPid { tries: u32 },
+    /// A `load`, `store`, `lock` or `unlock` under way.
+    Mech(mech::MechWait),
 }
 
 /// A script being run (see the module docs): the one interpreter of every
@@ -329,6 +332,9 @@ pub(crate) struct ScriptMachine {
     next_id: u32,
     /// The pending operation.
     resume: Resume,
+    /// The pipes whose read end has seen end of file, in order (every
+    /// later read of them is end of file too).
+    eof: Vec<usize>,
 }
 
 /// The parts of a request that decide what a script does with it: its
@@ -347,6 +353,7 @@ impl PartialEq for ScriptMachine {
                 == other.last_request.as_ref().map(request_key)
             && self.next_id == other.next_id
             && self.resume == other.resume
+            && self.eof == other.eof
     }
 }
 
@@ -361,6 +368,7 @@ impl Hash for ScriptMachine {
         self.last_request.as_ref().map(request_key).hash(h);
         self.next_id.hash(h);
         self.resume.hash(h);
+        self.eof.hash(h);
     }
 }
 
@@ -391,6 +399,7 @@ impl ScriptMachine {
             last_request: None,
             next_id: 1,
             resume: Resume::Opening(0),
+            eof: Vec::new(),
         };
         m.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
@@ -710,5 +719,6 @@ impl mkipc_sim::check::Encode for ScriptMachine {
                 e.value(other);
             }
         }
+        e.value(&self.eof);
     }
 }

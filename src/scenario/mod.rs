@@ -148,6 +148,7 @@ mod error;
 mod expr;
 mod flow;
 mod interp;
+mod mech;
 mod os;
 mod parse;
 mod report;
@@ -173,6 +174,7 @@ pub use blocks::MAX_NESTING;
 pub use check::{check_refusal, check_scenario, replay_scenario, ScenarioCheck};
 pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
+pub use mech::MechOp;
 pub use os::{check_os, run_os, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
@@ -222,6 +224,26 @@ pub struct Queue {
     pub on_full: OnFull,
     /// Port or mailbox, with who holds what.
     pub kind: QueueKind,
+    /// What the scenario declared it as: a plain queue, or one of the
+    /// course's mechanisms built on one (`mech.rs`).
+    pub role: QueueRole,
+}
+
+/// What a queue stands for: a plain port or mailbox, or one of the
+/// mechanisms built on one (see `mech.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueRole {
+    /// A `[[port]]` or `[[mailbox]]`.
+    Queue,
+    /// A `[[pipe]]`: a port whose send rights are its write ends.
+    Pipe,
+    /// A `[[fifo]]`: a named pipe, opened by name.
+    Fifo,
+    /// A `[[shared]]` variable with its initial value: a one-slot mailbox
+    /// holding its value.
+    Shared(i64),
+    /// A `[[lock]]`: a one-slot mailbox holding its token.
+    Lock,
 }
 
 /// The two kinds of queue.
@@ -251,12 +273,28 @@ impl Queue {
         matches!(self.kind, QueueKind::Mailbox { .. })
     }
 
-    /// What the report calls its kind: `port` or `mailbox`.
+    /// What the report calls its kind: `port`, `mailbox`, `pipe`,
+    /// `fifo`, `shared` (a shared variable) or `lock`.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            QueueKind::Port { .. } => "port",
-            QueueKind::Mailbox { .. } => "mailbox",
+        match (self.role, &self.kind) {
+            (QueueRole::Queue, QueueKind::Port { .. }) => "port",
+            (QueueRole::Queue, QueueKind::Mailbox { .. }) => "mailbox",
+            (QueueRole::Pipe, _) => "pipe",
+            (QueueRole::Fifo, _) => "fifo",
+            (QueueRole::Shared(_), _) => "shared",
+            (QueueRole::Lock, _) => "lock",
         }
+    }
+
+    /// Whether this is a pipe or a FIFO (end of file, broken pipe).
+    pub fn is_pipe(&self) -> bool {
+        matches!(self.role, QueueRole::Pipe | QueueRole::Fifo)
+    }
+
+    /// Whether this is a shared variable or a lock (reached only through
+    /// `load`/`store`/`lock`/`unlock`).
+    pub fn is_memory(&self) -> bool {
+        matches!(self.role, QueueRole::Shared(_) | QueueRole::Lock)
     }
 
     /// Whether this is a mailbox with an owner or access lists (which name
@@ -425,6 +463,9 @@ pub enum Op {
     Exit(i32),
     /// Destroy a queue this process owns.
     Destroy(usize),
+    /// Pipes and shared memory: `close`, `load`, `store`, `lock`, `unlock`
+    /// (`mech.rs`).
+    Mech(MechOp),
 }
 
 /// Where a send goes.
@@ -557,7 +598,8 @@ impl Op {
             | Op::Sleep(_)
             | Op::Spawn(_)
             | Op::Exit(_)
-            | Op::Destroy(_) => Vec::new(),
+            | Op::Destroy(_)
+            | Op::Mech(_) => Vec::new(),
         }
     }
 }

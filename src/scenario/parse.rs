@@ -18,8 +18,11 @@ use std::cell::RefCell;
 
 use super::error::ScenarioError;
 use super::expr::Names;
+use super::mech::{RawLock, RawPipe, RawShared, EOF, PIPE_CAPACITY};
 use super::script::{list, parse_duration, parse_policy, ScriptCtx};
-use super::{Fault, FaultWhen, Invariants, Op, Process, Queue, QueueKind, Right, Scenario, Stmt};
+use super::{
+    Fault, FaultWhen, Invariants, Op, Process, Queue, QueueKind, QueueRole, Right, Scenario, Stmt,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,14 @@ struct RawFile {
     mailbox: Vec<RawQueue>,
     #[serde(default)]
     port: Vec<RawQueue>,
+    #[serde(default)]
+    pipe: Vec<RawPipe>,
+    #[serde(default)]
+    fifo: Vec<RawPipe>,
+    #[serde(default)]
+    shared: Vec<RawShared>,
+    #[serde(default)]
+    lock: Vec<RawLock>,
     #[serde(default)]
     process: Vec<RawProcess>,
     #[serde(default)]
@@ -400,11 +411,76 @@ impl Checker<'_> {
                 capacity,
                 on_full,
                 kind,
+                role: QueueRole::Queue,
+            });
+        }
+        // Pipes and FIFOs: ports whose send rights are the write ends.
+        let pipes = raw
+            .pipe
+            .iter()
+            .map(|p| (p, QueueRole::Pipe))
+            .chain(raw.fifo.iter().map(|p| (p, QueueRole::Fifo)));
+        for (p, role) in pipes {
+            let name = p.name.get_ref().clone();
+            self.new_queue_name(&p.name, &queues)?;
+            let capacity = match &p.capacity {
+                None => Capacity::Bounded(PIPE_CAPACITY),
+                Some(c) => self.capacity(c, &params)?,
+            };
+            let receiver = proc_index(&p.reader)?;
+            let mut senders = Vec::new();
+            for s in &p.writers {
+                match families.get(s.get_ref()) {
+                    Some(members) => senders.extend(members),
+                    None => senders.push(proc_index(s)?),
+                }
+            }
+            if senders.contains(&receiver) {
+                return Err(self.err(
+                    p.reader.span(),
+                    format!(
+                        "`{}` cannot be both the reader and a writer of `{name}`",
+                        p.reader.get_ref()
+                    ),
+                ));
+            }
+            queues.push(Queue {
+                name,
+                capacity,
+                on_full: OnFull::Block,
+                kind: QueueKind::Port { receiver, senders },
+                role,
+            });
+        }
+        // Shared variables and locks: one-slot system mailboxes.
+        let cells = raw
+            .shared
+            .iter()
+            .map(|c| (&c.name, QueueRole::Shared(c.value)))
+            .chain(raw.lock.iter().map(|l| (&l.name, QueueRole::Lock)));
+        for (n, role) in cells {
+            self.new_queue_name(n, &queues)?;
+            queues.push(Queue {
+                name: n.get_ref().clone(),
+                capacity: Capacity::Bounded(1),
+                on_full: OnFull::Block,
+                kind: QueueKind::Mailbox {
+                    owner: None,
+                    senders: None,
+                    receivers: None,
+                },
+                role,
             });
         }
 
         let mut processes = Vec::new();
-        let symbols = RefCell::new(Vec::new());
+        // A read at end of file gives the symbol `EOF`: known to every
+        // script of a scenario with a pipe, whether it names it or not.
+        let symbols = RefCell::new(if queues.iter().any(Queue::is_pipe) {
+            vec![EOF.to_string()]
+        } else {
+            Vec::new()
+        });
         for (me, &(raw_index, id)) in origin.iter().enumerate() {
             let p = &raw.process[raw_index];
             let ctx = ScriptCtx {
@@ -511,6 +587,18 @@ impl Checker<'_> {
             params,
             overrides: self.overrides.to_vec(),
         })
+    }
+
+    /// Checks a new queue's name: one word, not declared before.
+    fn new_queue_name(&self, n: &Spanned<String>, queues: &[Queue]) -> Result<(), ScenarioError> {
+        let name = n.get_ref();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(self.err(n.span(), "a queue's name must be one word"));
+        }
+        if queues.iter().any(|x| &x.name == name) {
+            return Err(self.err(n.span(), format!("`{name}` is declared twice")));
+        }
+        Ok(())
     }
 
     fn capacity(

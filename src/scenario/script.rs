@@ -225,9 +225,11 @@ impl ScriptCtx<'_> {
                 let [q] = args.as_slice() else {
                     return Err(self.err(at, "write `call QUEUE`"));
                 };
-                Op::Call {
-                    queue: self.queue(q, arg_at, true)?,
+                let queue = self.queue(q, arg_at, true)?;
+                if let Some(why) = super::mech::plain_use_refusal(&self.queues[queue], "call") {
+                    return Err(self.err(arg_at, why));
                 }
+                Op::Call { queue }
             }
             "reply" => Op::Reply,
             "send-to" => {
@@ -316,6 +318,9 @@ impl ScriptCtx<'_> {
                 Op::Assert {
                     cond: self.expr(script, rest)?,
                 }
+            }
+            "close" | "load" | "store" | "lock" | "unlock" => {
+                return super::mech::statement(self, script, w)
             }
             _ => match self.assignment(script, w)? {
                 Some(op) => op,
@@ -496,6 +501,11 @@ impl ScriptCtx<'_> {
         };
         let name = rest.split_whitespace().next().unwrap_or_default();
         let queue = self.queue(name, arg_at, false)?;
+        if guarded {
+            if let Some(why) = super::mech::plain_use_refusal(&self.queues[queue], "select") {
+                return Err(self.err(arg_at, why));
+            }
+        }
         let pattern_text = rest[name.len()..].trim();
         let pattern = if pattern_text.is_empty() {
             None
@@ -510,7 +520,7 @@ impl ScriptCtx<'_> {
         })
     }
 
-    fn queue_name(&self, name: &str, at: usize) -> Result<usize, ScenarioError> {
+    pub(crate) fn queue_name(&self, name: &str, at: usize) -> Result<usize, ScenarioError> {
         self.queues
             .iter()
             .position(|q| q.name == name)
@@ -529,6 +539,9 @@ impl ScriptCtx<'_> {
     /// Resolves a queue and checks this process may send to it or receive from it.
     fn queue(&self, name: &str, at: usize, sending: bool) -> Result<usize, ScenarioError> {
         let queue = self.queue_name(name, at)?;
+        if let Some(why) = super::mech::plain_use_refusal(&self.queues[queue], "") {
+            return Err(self.err(at, why));
+        }
         let me = self.me;
         let who = &self.procs[me].0;
         let ok = match &self.queues[queue].kind {

@@ -20,7 +20,7 @@ use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
 use crate::scenario::interp::{ScriptMachine, Shared};
 use crate::scenario::report::{InvariantResult, ProcessResult, QueueResult, RunResult};
 use crate::scenario::run::{inherited_rights, lost_message, ms, port_ids, script_on_proc, totals};
-use crate::scenario::{FaultWhen, Op, QueueKind, Scenario};
+use crate::scenario::{mech, FaultWhen, Op, QueueKind, Scenario};
 
 /// The simulator backend ([`Backend`]): it runs every construct.
 #[derive(Clone, Copy, Debug, Default)]
@@ -115,6 +115,8 @@ pub(crate) fn setup_sim_with(
                 let name = sim
                     .port(&q.name, q.capacity)
                     .map_err(|e| setup_err(scn, &q.name, e))?;
+                mech::prime(sim.kernel(), sim.init_pid(), q, name)
+                    .map_err(|e| setup_err(scn, &q.name, e))?;
                 port_names[i] = Some(name);
                 let id = port_ids(sim.kernel())
                     .into_iter()
@@ -129,7 +131,10 @@ pub(crate) fn setup_sim_with(
                 senders: None,
                 receivers: None,
             } => {
-                sim.mailbox(&q.name, q.capacity)
+                let name = sim
+                    .mailbox(&q.name, q.capacity)
+                    .map_err(|e| setup_err(scn, &q.name, e))?;
+                mech::prime(sim.kernel(), sim.init_pid(), q, name)
                     .map_err(|e| setup_err(scn, &q.name, e))?;
                 keys.push((q.name.clone(), QueueKey::Mailbox(q.name.clone())));
             }

@@ -21,7 +21,7 @@ use crate::sampler::QueueKey;
 use crate::scenario::interp::{ScriptMachine, Shared};
 use crate::scenario::report::{InvariantResult, ProcessResult, QueueResult, RunResult};
 use crate::scenario::run::{inherited_rights, lost_message, ms, port_ids, script_on_proc, totals};
-use crate::scenario::{Op, QueueKind, Scenario};
+use crate::scenario::{mech, MechOp, Op, QueueKind, Scenario};
 
 /// How long the threads backend lets a run take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +71,14 @@ pub fn check_threads(scn: &Scenario) -> Result<(), Unsupported> {
     let unsupported = |why: String| Err(Unsupported::new(scn, BackendKind::Threads, None, why));
     if !scn.faults.is_empty() {
         return unsupported("faults are injected by the simulator's scheduler".into());
+    }
+    if let Some(q) = scn.queues.iter().find(|q| q.is_pipe()) {
+        return unsupported(format!(
+            "{} `{}`: the threads backend's setup task keeps a send right to every port until \
+             the run is joined, so its end of file would never come (use --backend sim)",
+            q.kind_name(),
+            q.name
+        ));
     }
     if let Some(why) = threads_refusal(scn) {
         return unsupported(why);
@@ -143,9 +151,10 @@ fn setup(scn: &Arc<Scenario>) -> Result<World, RunError> {
             }
             QueueKind::Mailbox { .. } => {
                 let config = MailboxConfig::new(q.capacity).owner(Owner::System);
-                kernel
+                let name = kernel
                     .mailbox_create(setup, &q.name, config)
                     .map_err(|e| setup_err(scn, &q.name, e))?;
+                mech::prime(&kernel, setup, q, name).map_err(|e| setup_err(scn, &q.name, e))?;
                 keys.push(QueueKey::Mailbox(q.name.clone()));
             }
         }
@@ -575,7 +584,17 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
                 | Op::While { .. }
                 | Op::Select(_)
                 | Op::TrySend { .. }
-                | Op::Assert { .. } => None,
+                | Op::Assert { .. }
+                | Op::Mech(
+                    MechOp::Load { .. }
+                    | MechOp::Store { .. }
+                    | MechOp::Lock(_)
+                    | MechOp::Unlock(_),
+                ) => None,
+                Op::Mech(MechOp::Close(_)) => Some(
+                    "`close`: pipes and FIFOs need the simulator (the threads backend's setup \
+                     task keeps a send right to every port, so end of file never comes)",
+                ),
             };
             if let Some(why) = refused {
                 return Some(format!("line {}: {why}", s.line));

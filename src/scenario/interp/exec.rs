@@ -98,6 +98,7 @@ impl ScriptMachine {
                 self.called(cx, code, queue, r)?
             }
             Resume::Select(sel) => self.select_continue(cx, code, sel, resumed, true)?,
+            Resume::Mech(wait) => self.mech_continue(cx, code, wait, resumed)?,
         };
         if let Some(step) = self.apply(code, flow) {
             return Ok(step);

@@ -259,6 +259,9 @@ impl ScriptMachine {
             self.bind(binds);
             return Ok(Flow::Next);
         }
+        if self.at_eof(queue) {
+            return self.eof_read(queue, pattern, expect, line);
+        }
         let src = self
             .queue_name(cx, queue, false)
             .map_err(|e| fail(line, &what, e))?;
@@ -319,6 +322,12 @@ impl ScriptMachine {
         };
         let (queue, line) = (*queue, s.line);
         match r {
+            Ok(msg)
+                if self.shared.scenario.queues[queue].is_pipe()
+                    && crate::scenario::mech::is_eof(&msg) =>
+            {
+                self.eof_read(queue, pattern.as_ref(), *expect, line)
+            }
             Ok(msg) => {
                 let (offered, value) = decode(&msg);
                 let mut binds = Vec::new();

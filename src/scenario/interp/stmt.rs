@@ -204,6 +204,7 @@ impl ScriptMachine {
                 self.after_op(code, Flow::Next)
             }
             Op::Exit(code) => Flow::Exit(*code),
+            Op::Mech(m) => self.mech_stmt(cx, code, m, line)?,
             Op::Destroy(q) => {
                 let what = format!("destroy {}", qname(*q));
                 if let Some(hook) = &self.shared.before_destroy {
@@ -289,6 +290,16 @@ impl ScriptMachine {
                         Ok(_) => Ok(Flow::Next),
                         Err(e) if e.kind() == SendErrorKind::Full && *on_full == OnFull::Fail => {
                             Ok(Flow::Next)
+                        }
+                        Err(e)
+                            if e.kind() == SendErrorKind::DestinationDead
+                                && scenario.queues[q].is_pipe() =>
+                        {
+                            Err(fail(
+                                s.line,
+                                &format!("send {}", scenario.queues[q].name),
+                                crate::scenario::mech::broken_pipe(&scenario.queues[q]),
+                            ))
                         }
                         Err(e) => Err(fail(
                             s.line,

@@ -51,6 +51,18 @@ pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
             "only the simulator knows when every other process has ended and a server may be left waiting",
         );
     }
+    if let Some(q) = scn
+        .queues
+        .iter()
+        .find(|q| q.role != crate::scenario::QueueRole::Queue)
+    {
+        return unsupported(
+            scn,
+            format!("{} `{}` is", q.kind_name(), q.name),
+            "pipes, FIFOs, shared variables and locks are not mapped onto the os backend's real \
+             objects yet (crates/os has pipes and FIFOs; the scenario children do not use them)",
+        );
+    }
     let root = mkipc_os_is_root();
     for q in &scn.queues {
         if let QueueKind::Mailbox {
@@ -217,5 +229,11 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         | Op::While { .. }
         | Op::TrySend { .. }
         | Op::Assert { .. } => None,
+        Op::Mech(m) => Some((
+            format!("`{}` (line {}) is", m.keyword(), s.line),
+            "pipes, FIFOs, shared variables and locks are not mapped onto the os backend's real \
+             objects yet"
+                .to_string(),
+        )),
     }
 }
