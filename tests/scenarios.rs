@@ -33,18 +33,24 @@ fn every_scenario_file_is_covered_here() {
         "capacity-bounded.toml",
         "capacity-unbounded.toml",
         "capacity-zero.toml",
+        "counter-messages.toml", // tests/mech_scenarios.rs
         "deadlock.toml",
         "dining-philosophers.toml",
         "direct-vs-indirect.toml",
         "fan-in-fan-out.toml",
+        "fifo.toml", // tests/mech_scenarios.rs
         "master-worker-buggy.toml",
         "master-worker-select.toml",
         "master-worker.toml",
         "mm1k.toml",
         "ownership.toml",
+        "pipe-broken.toml",     // tests/mech_scenarios.rs
+        "pipe-eof.toml",        // tests/mech_scenarios.rs
+        "pipeline-values.toml", // tests/mech_scenarios.rs
         "pipeline.toml",
         "producer-consumer.toml",
         "rpc.toml",
+        "shared-counter.toml", // tests/mech_scenarios.rs
     ];
     assert_eq!(
         files, covered,

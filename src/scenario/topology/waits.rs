@@ -16,7 +16,7 @@ use std::rc::Rc;
 use mkipc_kernel::{Capacity, OnFull};
 
 use super::values::QueueValues;
-use crate::scenario::{walk, ArmKind, Dest, Op, QueueKind, Scenario, Stmt};
+use crate::scenario::{walk, ArmKind, Dest, MechOp, Op, QueueKind, Scenario, Stmt};
 
 /// A channel a wait can be blocked on: a declared queue or the direct link
 /// from one process to another.
@@ -187,6 +187,17 @@ impl Topology {
                                 ArmKind::Timeout(_) => {}
                             }
                         }
+                    }
+                    // A cell's or lock's message is taken and put back by
+                    // the same process: it receives and sends there.
+                    Op::Mech(
+                        m @ (MechOp::Load { .. }
+                        | MechOp::Store { .. }
+                        | MechOp::Lock(_)
+                        | MechOp::Unlock(_)),
+                    ) => {
+                        receivers[m.queue()].insert(p);
+                        senders[m.queue()].insert(p);
                     }
                     _ => {}
                 }
@@ -411,6 +422,13 @@ impl Topology {
                     alts.extend(arm_alts);
                 }
                 ("select", alts, always)
+            }
+            // Taking a cell's value or a lock's token waits like a receive
+            // (a lock held forever is a stuck wait); putting never waits.
+            Op::Mech(m @ (MechOp::Load { .. } | MechOp::Store { .. } | MechOp::Lock(_))) => {
+                let alt = self.receive_alt(scn, line, m.queue());
+                let always = alt.mode.into_iter().collect();
+                (m.keyword(), vec![alt], always)
             }
             _ => return,
         };
