@@ -64,6 +64,7 @@
 //! | `send Q [POLICY] VALUE`, `receive Q PATTERN`, `expect Q PATTERN` | messages with values ([`Value`]); selective receive |
 //! | `x = EXPR`, `a[i] = EXPR`, `if`/`else`, `while`, `assert EXPR` | per-process variables, choice, checks |
 //! | `select` with `on receive`/`on send`/`on timeout` arms, `try-send Q V else` | the first arm that can proceed; send if there is room |
+//! | `close P`, `load V x`, `store V EXPR`, `lock M`, `unlock M` | pipes and FIFOs (`[[pipe]]`, `[[fifo]]`: end of file, broken pipe), shared variables (`[[shared]]`) and locks (`[[lock]]`), all kernel objects (`mech.rs`, [`MechOp`]) |
 //!
 //! `[params]` (named integers, overridden by `--set NAME=VALUE`, see
 //! [`parse_with`]) and families (`count = N`: processes `name[0]`..) size a
@@ -86,6 +87,11 @@
 //! file can overflow a stack.
 //!
 //! ## Backends
+//!
+//! Each backend is one [`Backend`] ([`SimBackend`], [`ThreadsBackend`],
+//! [`OsBackend`]): [`Backend::check`] refuses what it cannot run before
+//! anything starts ([`Unsupported`]), [`Backend::run`] runs it or says why
+//! it could not ([`RunError`]).
 //!
 //! | backend | runs | supports |
 //! |---|---|---|
