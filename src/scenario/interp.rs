@@ -101,6 +101,10 @@ pub(crate) struct Counters {
     pub procs: Vec<(u64, u64)>,
     /// Per process: drops and times.
     pub times: Vec<ProcTimes>,
+    /// Per process: the kernel messages of shared variables, locks and end
+    /// of file it sent and received (sent, received), which are not the
+    /// run's messages: the simulator's per-process rows leave them out.
+    pub mech: Vec<(u64, u64)>,
     /// Per process instance, for hosts that run several instances of one
     /// script in one run (threads: indexed by `ProcId`, see
     /// [`ScriptMachine::count_instance`]).
@@ -183,6 +187,7 @@ impl Shared {
             queues: vec![QueueCounters::default(); scenario.queues.len()],
             procs: vec![(0, 0); n],
             times: vec![ProcTimes::default(); n],
+            mech: vec![(0, 0); n],
             ..Counters::default()
         };
         Shared {

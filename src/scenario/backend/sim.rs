@@ -321,11 +321,20 @@ fn summarize(
     let processes = report
         .procs
         .iter()
-        .map(|p| ProcessResult {
+        .map(|p| {
+            // The kernel messages of shared variables, locks and end of
+            // file are not the run's messages.
+            let (mech_sent, mech_received) = scn
+                .process_index(&p.name)
+                .and_then(|i| counters.mech.get(i).copied())
+                .unwrap_or_default();
+            (p, mech_sent, mech_received)
+        })
+        .map(|(p, mech_sent, mech_received)| ProcessResult {
             name: p.name.clone(),
             status: p.status.to_string(),
-            sent: p.stats.sent,
-            received: p.stats.received,
+            sent: p.stats.sent.saturating_sub(mech_sent),
+            received: p.stats.received.saturating_sub(mech_received),
             drops: p.stats.drops,
             blocked_ms: Some(ms(p.stats.blocked)),
             working_ms: Some(ms(p.stats.working)),

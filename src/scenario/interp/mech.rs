@@ -114,6 +114,7 @@ impl ScriptMachine {
         let (op, line) = self.mech_at(code)?;
         let q = op.queue();
         let msg = r.map_err(|e| fail(line, &self.mech_what(q), mech::cell_gone(&e)))?;
+        self.count_mech(0, 1);
         match op {
             MechOp::Lock(_) => Ok(Flow::Next),
             MechOp::Load { var, .. } => {
@@ -169,7 +170,10 @@ impl ScriptMachine {
     fn put_done(&mut self, code: &[Code], r: Result<Sent, SendError>) -> Result<Flow, ProcError> {
         let (op, line) = self.mech_at(code)?;
         match r {
-            Ok(_) => Ok(Flow::Next),
+            Ok(_) => {
+                self.count_mech(1, 0);
+                Ok(Flow::Next)
+            }
             Err(e) => {
                 let why = match op {
                     MechOp::Unlock(_) if e.kind() == mkipc_kernel::SendErrorKind::Full => {
@@ -216,6 +220,15 @@ impl ScriptMachine {
                 let msg = mech::cell_message(value.as_ref());
                 self.put(cx, code, q, msg, line)
             }
+        }
+    }
+
+    /// Counts kernel messages of the mechanisms (not the run's messages).
+    pub(super) fn count_mech(&self, sent: u64, received: u64) {
+        let mut c = self.shared.counters();
+        if let Some(m) = c.mech.get_mut(self.me) {
+            m.0 += sent;
+            m.1 += received;
         }
     }
 

@@ -326,6 +326,7 @@ impl ScriptMachine {
                 if self.shared.scenario.queues[queue].is_pipe()
                     && crate::scenario::mech::is_eof(&msg) =>
             {
+                self.count_mech(0, 1);
                 self.eof_read(queue, pattern.as_ref(), *expect, line)
             }
             Ok(msg) => {
