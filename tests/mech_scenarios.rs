@@ -362,3 +362,108 @@ fn each_backend_runs_or_refuses_before_starting() {
         assert!(out.is_empty(), "{backend}: {out}");
     }
 }
+
+/// A pipe with `writers` writers, each writing its values (as `(w, v)`)
+/// and then closing its end or just ending, and a reader that asserts,
+/// for each writer, the values in the order written (the reference
+/// model: a FIFO per writer, end of file after the last of all).
+fn pipe_model(capacity: usize, writes: &[(Vec<i64>, bool)]) -> String {
+    let mut text = format!(
+        "[[pipe]]\nname = \"p\"\ncapacity = {capacity}\nreader = \"r\"\nwriters = [{}]\n",
+        (0..writes.len())
+            .map(|w| format!("\"w{w}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (w, (values, close)) in writes.iter().enumerate() {
+        let mut script: Vec<String> = values
+            .iter()
+            .map(|v| format!("send p ({w}, {v})"))
+            .collect();
+        if *close {
+            script.push("close p".into());
+        }
+        if script.is_empty() {
+            script.push("exit".into());
+        }
+        text += &format!(
+            "[[process]]\nname = \"w{w}\"\nscript = \"\"\"\n{}\n\"\"\"\n",
+            script.join("\n")
+        );
+    }
+    // The reader: per writer `w`, `kw` counts the values taken, and each
+    // must be the next one that writer wrote.
+    let total: usize = writes.iter().map(|(v, _)| v.len()).sum();
+    let mut r = vec!["n = 0".to_string()];
+    for w in 0..writes.len() {
+        r.push(format!("k{w} = 0"));
+    }
+    r.push("forever".into());
+    r.push("  receive p (w, v)".into());
+    for (w, (values, _)) in writes.iter().enumerate() {
+        r.push(format!("  if w == {w}"));
+        for (k, v) in values.iter().enumerate() {
+            r.push(format!("    if k{w} == {k}"));
+            r.push(format!("      assert v == {v}"));
+            r.push("    end".into());
+        }
+        r.push(format!("    assert k{w} < {}", values.len()));
+        r.push(format!("    k{w} = k{w} + 1"));
+        r.push("  end".into());
+    }
+    r.push("  n = n + 1".into());
+    r.push("end".into());
+    r.push(format!("assert n == {total}"));
+    for (w, (values, _)) in writes.iter().enumerate() {
+        r.push(format!("assert k{w} == {}", values.len()));
+    }
+    r.push("receive p last".into());
+    r.push("assert last == EOF".into());
+    text += &format!(
+        "[[process]]\nname = \"r\"\nscript = \"\"\"\n{}\n\"\"\"\n",
+        r.join("\n")
+    );
+    text
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 16,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// On every schedule (the checker) and on a random one (the
+    /// simulator), a pipe delivers each writer's values in order, loses
+    /// none, and gives end of file only after the last write end closed.
+    #[test]
+    fn a_pipe_is_a_fifo_per_writer_then_end_of_file(
+        capacity in 0usize..3,
+        writes in proptest::collection::vec(
+            (proptest::collection::vec(-3i64..4, 0..3), proptest::bool::ANY),
+            1..3,
+        ),
+        seed in 0u64..1000,
+    ) {
+        let text = pipe_model(capacity, &writes);
+        let scn = scenario::parse("model.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let opts = RunOptions { seed: Some(seed), ..RunOptions::default() };
+        let r = scenario::run_sim(&scn, &opts).unwrap().result;
+        proptest::prop_assert!(r.ok, "{r}\n{text}");
+        proptest::prop_assert_eq!(checked(&scn), None, "{}", text);
+    }
+
+    /// The shared counter: with the lock no schedule loses an increment;
+    /// without it, two or more adders can lose one, and the checker finds it.
+    #[test]
+    fn the_lock_makes_every_increment_count(nprocs in 1i64..3, ninc in 1i64..3, locked in 0i64..2) {
+        let scn = example("shared-counter.toml", &[("NPROCS", nprocs), ("NINC", ninc), ("LOCKED", locked)]);
+        let found = checked(&scn);
+        if locked == 1 || nprocs == 1 {
+            proptest::prop_assert_eq!(found, None);
+        } else {
+            let f = found.expect("a lost update");
+            proptest::prop_assert!(f.contains("assertion failed: total == NPROCS * NINC"), "{}", f);
+        }
+    }
+}
