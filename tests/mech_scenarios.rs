@@ -341,14 +341,14 @@ fn each_backend_runs_or_refuses_before_starting() {
         Err(RunError::Unsupported(_))
     ));
     assert_eq!(ThreadsBackend.check(&shared), Ok(()));
-    for scn in [&pipes, &shared] {
-        let refused = OsBackend.check(scn).unwrap_err();
-        assert_eq!(refused.backend, BackendKind::Os);
-        assert!(
-            refused.to_string().contains("use --backend sim"),
-            "{refused}"
-        );
-    }
+    let refused = OsBackend.check(&pipes).unwrap_err();
+    assert_eq!(refused.backend, BackendKind::Os);
+    assert!(refused.to_string().contains("end of file"), "{refused}");
+    assert!(
+        refused.to_string().contains("use --backend sim"),
+        "{refused}"
+    );
+    assert_eq!(OsBackend.check(&shared), Ok(()));
     // The CLI: exit 2 with the reason, nothing run.
     for backend in ["threads", "os"] {
         let (code, out, err) = mkipc(&[
@@ -466,4 +466,35 @@ proptest::proptest! {
             proptest::prop_assert!(f.contains("assertion failed: total == NPROCS * NINC"), "{}", f);
         }
     }
+}
+
+/// On real processes a shared variable is a one-slot POSIX queue: with the
+/// lock, every increment of two processes counts.
+#[test]
+fn real_processes_share_a_locked_counter() {
+    let (code, out, err) = mkipc(&[
+        "run",
+        "examples/scenarios/shared-counter.toml",
+        "--backend",
+        "os",
+        "--set",
+        "LOCKED=1",
+        "--set",
+        "NINC=20",
+        "--time-scale",
+        "0.1",
+        "--timeout",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["ok"], true, "{out}");
+    let kinds: Vec<&str> = doc["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["mailbox", "shared", "lock"]);
 }

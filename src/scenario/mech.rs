@@ -286,21 +286,29 @@ pub(crate) fn prime(
         QueueRole::Pipe | QueueRole::Fifo => kernel
             .request_notification(init, name, NotifyKind::NoSenders, name)
             .map_err(|e| e.to_string()),
-        QueueRole::Shared(v) => put(kernel, init, name, Some(&Value::Int(v))),
-        QueueRole::Lock => put(kernel, init, name, None),
+        QueueRole::Shared(_) | QueueRole::Lock => match first_message(queue) {
+            Some(msg) => put(kernel, init, name, msg),
+            None => Ok(()),
+        },
     }
 }
 
-/// Puts a cell's message (offered at time 0) in an empty mailbox.
-fn put(kernel: &Kernel, init: Pid, name: PortName, value: Option<&Value>) -> Result<(), String> {
+/// The message a shared variable (its initial value) or a lock (its
+/// token) holds when the run starts.
+pub(crate) fn first_message(queue: &Queue) -> Option<Message> {
+    match queue.role {
+        QueueRole::Shared(v) => Some(cell_message(Some(&Value::Int(v)))),
+        QueueRole::Lock => Some(cell_message(None)),
+        QueueRole::Queue | QueueRole::Pipe | QueueRole::Fifo => None,
+    }
+}
+
+/// Puts a cell's first message in its empty mailbox.
+fn put(kernel: &Kernel, init: Pid, name: PortName, msg: Message) -> Result<(), String> {
     let waker: mkipc_kernel::Waker = std::sync::Arc::new(NoWake);
-    match kernel.send_begin(
-        init,
-        Destination::Name(name),
-        cell_message(value),
-        OnFull::Fail,
-        &|| waker.clone(),
-    ) {
+    match kernel.send_begin(init, Destination::Name(name), msg, OnFull::Fail, &|| {
+        waker.clone()
+    }) {
         Begin::Done(Ok(_)) => Ok(()),
         Begin::Done(Err(e)) => Err(e.to_string()),
         Begin::Blocked(_) => Err("the cell's first value could not be stored".into()),

@@ -3,8 +3,13 @@
 
 use super::*;
 use crate::scenario::backend::{BackendKind, Unsupported};
-use crate::scenario::{ArmKind, Process};
+use crate::scenario::{ArmKind, MechOp, Process};
 use mkipc_kernel::OnFull;
+
+/// Why pipes and FIFOs are refused on real processes.
+const PIPES_ON_OS: &str = "end of file needs to know when the last write end closed: the os \
+    backend's ports are POSIX queues with no no-senders notification, and its FIFOs are \
+    mailboxes whose reader holds them open read-write, so end of file would never come";
 
 pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), Unsupported> {
     Err(Unsupported::new(scn, BackendKind::Os, Some(what), why))
@@ -51,16 +56,11 @@ pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
             "only the simulator knows when every other process has ended and a server may be left waiting",
         );
     }
-    if let Some(q) = scn
-        .queues
-        .iter()
-        .find(|q| q.role != crate::scenario::QueueRole::Queue)
-    {
+    if let Some(q) = scn.queues.iter().find(|q| q.is_pipe()) {
         return unsupported(
             scn,
             format!("{} `{}` is", q.kind_name(), q.name),
-            "pipes, FIFOs, shared variables and locks are not mapped onto the os backend's real \
-             objects yet (crates/os has pipes and FIFOs; the scenario children do not use them)",
+            PIPES_ON_OS,
         );
     }
     let root = mkipc_os_is_root();
@@ -229,11 +229,12 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         | Op::While { .. }
         | Op::TrySend { .. }
         | Op::Assert { .. } => None,
-        Op::Mech(m) => Some((
-            format!("`{}` (line {}) is", m.keyword(), s.line),
-            "pipes, FIFOs, shared variables and locks are not mapped onto the os backend's real \
-             objects yet"
-                .to_string(),
+        Op::Mech(MechOp::Close(_)) => Some((
+            format!("`close` (line {}) is", s.line),
+            PIPES_ON_OS.to_string(),
         )),
+        Op::Mech(
+            MechOp::Load { .. } | MechOp::Store { .. } | MechOp::Lock(_) | MechOp::Unlock(_),
+        ) => None,
     }
 }

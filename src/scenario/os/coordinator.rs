@@ -140,6 +140,11 @@ pub(super) fn coordinate(
                 let name = os
                     .mailbox_create(&q.name, config)
                     .map_err(|e| setup_err(scn, &q.name, e))?;
+                // A shared variable's value, a lock's token.
+                if let Some(msg) = crate::scenario::mech::first_message(q) {
+                    os.send_with(name, msg, OnFull::Fail)
+                        .map_err(|e| setup_err(scn, &q.name, e))?;
+                }
                 if q.capacity != Capacity::Unbounded {
                     watched.push((i, name, Samples::default()));
                 }
