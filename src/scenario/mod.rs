@@ -96,7 +96,7 @@
 //! | backend | runs | supports |
 //! |---|---|---|
 //! | `sim` ([`run_sim`]) | the deterministic simulator, virtual time | everything |
-//! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists |
+//! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists, no pipes or FIFOs |
 //!
 //! On `--backend threads` the run is stopped at `--timeout` (default 10 s):
 //! the report names each process still running and what it is blocked on
@@ -122,8 +122,10 @@
 //! spawned process, direct communication with a spawned process,
 //! `drop-oldest` sends to a port, `never_exceeds` on a queue the coordinator
 //! cannot watch (a port, an unbounded or owned mailbox) unless the capacity
-//! guarantees it, and a capacity above `/proc/sys/fs/mqueue/msg_max` for a
-//! non-root user. Results are not deterministic; queue lengths are sampled.
+//! guarantees it, a capacity above `/proc/sys/fs/mqueue/msg_max` for a
+//! non-root user, and pipes and FIFOs (end of file needs to know when the
+//! last write end closed). Shared variables and locks are one-slot POSIX
+//! queues there. Results are not deterministic; queue lengths are sampled.
 //!
 //! ```
 //! let text = r#"
