@@ -490,11 +490,15 @@ fn dining_philosophers_deadlock_naively_and_not_when_ordered() {
     assert!(r.ok, "{r}");
     // Each philosopher: 2 meals x (2 ACQ + 2 REL) sent, 2 x 2 GRANTED received.
     for i in 0..3 {
-        let p = proc(&r, &format!("phil{i}"));
-        assert_eq!((p.sent, p.received), (8, 4), "phil{i}");
+        let p = proc(&r, &format!("phil[{i}]"));
+        assert_eq!((p.sent, p.received), (8, 4), "phil[{i}]");
     }
     // A fork released by someone else than its holder fails the fork's check.
-    let wrong = text.replace("  send second (REL, r0)", "  send second (REL, r1)");
+    let wrong = text.replace(
+        "  send second (REL, me)",
+        "  send second (REL, r[(id + 1) % 3])",
+    );
+    assert_ne!(wrong, text);
     let r = run_text(&wrong, &ordered);
     assert!(
         r.failure

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::error::ScenarioError;
 use super::expr::Expr;
 use super::script::{offset_in, Line, ScriptCtx, Words};
-use super::{Arm, ArmKind, Op, Stmt};
+use super::{Arm, ArmKind, Dest, Op, Stmt};
 
 /// How many blocks (`repeat`, `forever`, `if`, `while`, `select`,
 /// `try-send ... else`) may be open inside one another.
@@ -332,7 +332,11 @@ impl ScriptCtx<'_> {
         match what {
             "receive" if !after.is_empty() => {
                 let r = self.receive_parts(script, after, after_at, true)?;
-                Ok((ArmKind::Receive { queue: r.queue, pattern: r.pattern }, r.guard))
+                let kind = match r.src {
+                    Dest::Queue(queue) => ArmKind::Receive { queue, pattern: r.pattern },
+                    Dest::Var(var) => ArmKind::ReceiveVia { var, pattern: r.pattern },
+                };
+                Ok((kind, r.guard))
             }
             "send" if !after.is_empty() => {
                 let s = self.send_parts(script, after, after_at, true)?;

@@ -331,6 +331,18 @@ pub enum Op {
         /// Take the next message and fail the process if it does not match.
         expect: bool,
     },
+    /// Receive from the queue a variable holds (`receive mine PATTERN`),
+    /// as [`Op::Receive`] does from a named one.
+    ReceiveVia {
+        /// The variable's slot.
+        var: usize,
+        /// Give up after this long.
+        timeout: Option<Duration>,
+        /// Which message to take, binding its parts.
+        pattern: Option<Pattern>,
+        /// Take the next message and fail the process if it does not match.
+        expect: bool,
+    },
     /// `x = EXPR` or `x[INDEX] = EXPR`.
     Assign {
         /// The variable's slot.
@@ -445,6 +457,14 @@ pub enum ArmKind {
         /// Which message.
         pattern: Option<Pattern>,
     },
+    /// A message (matching the pattern, if any) on the queue a variable
+    /// holds when the `select` starts.
+    ReceiveVia {
+        /// The variable's slot.
+        var: usize,
+        /// Which message.
+        pattern: Option<Pattern>,
+    },
     /// Room to send on a queue.
     Send {
         /// Where to.
@@ -532,6 +552,7 @@ impl Op {
             Op::Send { .. }
             | Op::SendVia { .. }
             | Op::Receive { .. }
+            | Op::ReceiveVia { .. }
             | Op::Assign { .. }
             | Op::Assert { .. }
             | Op::SendTo { .. }

@@ -962,6 +962,7 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
                 Op::Send { .. }
                 | Op::SendVia { .. }
                 | Op::Receive { .. }
+                | Op::ReceiveVia { .. }
                 | Op::SendTo { .. }
                 | Op::ReceiveFrom { .. }
                 | Op::ReceiveAny { .. }

@@ -64,7 +64,7 @@ impl SendParts {
 
 /// What `receive_parts` read.
 pub(crate) struct ReceiveParts {
-    pub queue: usize,
+    pub src: Dest,
     pub pattern: Option<Pattern>,
     pub timeout: Option<Duration>,
     pub guard: Option<Expr>,
@@ -214,11 +214,20 @@ impl ScriptCtx<'_> {
                         "write `expect QUEUE PATTERN`: the pattern the next message must match",
                     ));
                 }
-                Op::Receive {
-                    queue: r.queue,
-                    timeout: r.timeout,
-                    pattern: r.pattern,
-                    expect: word == "expect",
+                let expect = word == "expect";
+                match r.src {
+                    Dest::Queue(queue) => Op::Receive {
+                        queue,
+                        timeout: r.timeout,
+                        pattern: r.pattern,
+                        expect,
+                    },
+                    Dest::Var(var) => Op::ReceiveVia {
+                        var,
+                        timeout: r.timeout,
+                        pattern: r.pattern,
+                        expect,
+                    },
                 }
             }
             "call" => {
@@ -373,6 +382,7 @@ impl ScriptCtx<'_> {
         if name == "id"
             || name.starts_with(|c: char| c.is_ascii_uppercase())
             || self.queues.iter().any(|q| q.name == name)
+            || self.names.queue_families.contains_key(name)
         {
             return Err(self.err(
                 w.at,
@@ -447,7 +457,10 @@ impl ScriptCtx<'_> {
             }
             Some(value)
         };
-        let dest = if self.queues.iter().any(|q| q.name == name) || !is_variable_name(name) {
+        let dest = if self.queues.iter().any(|q| q.name == name)
+            || !is_variable_name(name)
+            || self.names.queue_families.contains_key(name)
+        {
             let queue = self.queue(name, arg_at, true)?;
             Dest::Queue(queue)
         } else {
@@ -495,7 +508,16 @@ impl ScriptCtx<'_> {
             }
         };
         let name = rest.split_whitespace().next().unwrap_or_default();
-        let queue = self.queue(name, arg_at, false)?;
+        let src = if self.queues.iter().any(|q| q.name == name)
+            || !is_variable_name(name)
+            || self.names.queue_families.contains_key(name)
+        {
+            Dest::Queue(self.queue(name, arg_at, false)?)
+        } else {
+            let slot = self.names.var(name);
+            self.dynamic_dests.borrow_mut().push((slot, arg_at));
+            Dest::Var(slot)
+        };
         let pattern_text = rest[name.len()..].trim();
         let pattern = if pattern_text.is_empty() {
             None
@@ -503,7 +525,7 @@ impl ScriptCtx<'_> {
             Some(self.pattern(script, pattern_text)?)
         };
         Ok(ReceiveParts {
-            queue,
+            src,
             pattern,
             timeout,
             guard,
@@ -511,6 +533,17 @@ impl ScriptCtx<'_> {
     }
 
     fn queue_name(&self, name: &str, at: usize) -> Result<usize, ScenarioError> {
+        if let Some(members) = self.names.queue_families.get(name) {
+            return Err(self.err(
+                at,
+                format!(
+                    "`{name}` is a family of {} mailboxes: name one, `{name}[0]`..`{name}[{}]`, \
+                     or hold one in a variable (`mine = {name}[id]`, then `receive mine`)",
+                    members.len(),
+                    members.len().saturating_sub(1)
+                ),
+            ));
+        }
         self.queues
             .iter()
             .position(|q| q.name == name)

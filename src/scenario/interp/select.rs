@@ -165,22 +165,49 @@ impl ScriptMachine {
     pub(super) fn dest_queue(&self, dest: &Dest, line: usize) -> Result<usize, ProcError> {
         match dest {
             Dest::Queue(q) => Ok(*q),
-            Dest::Var(slot) => match self.state.vars.get(*slot).and_then(Option::as_ref) {
-                Some(&Value::Queue(q)) if (q as usize) < self.shared.scenario.queues.len() => {
-                    Ok(q as usize)
-                }
-                other => {
-                    let vars = &self.shared.scenario.processes[self.me].vars;
-                    let name = vars.get(*slot).map_or("?", String::as_str);
-                    let what = other.map_or("no value".to_string(), |v| self.show(v));
-                    Err(fail(
-                        line,
-                        &format!("send {name}"),
-                        format!("`{name}` holds {what}, not a port or mailbox"),
-                    ))
-                }
-            },
+            Dest::Var(slot) => self.held_queue(*slot, "send", line),
         }
+    }
+
+    /// The queue variable `slot` holds now (`verb` names the statement in
+    /// the error when it holds none).
+    pub(super) fn held_queue(
+        &self,
+        slot: usize,
+        verb: &str,
+        line: usize,
+    ) -> Result<usize, ProcError> {
+        match self.state.vars.get(slot).and_then(Option::as_ref) {
+            Some(&Value::Queue(q)) if (q as usize) < self.shared.scenario.queues.len() => {
+                Ok(q as usize)
+            }
+            other => {
+                let vars = &self.shared.scenario.processes[self.me].vars;
+                let name = vars.get(slot).map_or("?", String::as_str);
+                let what = other.map_or("no value".to_string(), |v| self.show(v));
+                Err(fail(
+                    line,
+                    &format!("{verb} {name}"),
+                    format!("`{name}` holds {what}, not a port or mailbox"),
+                ))
+            }
+        }
+    }
+
+    /// A receive arm's queue (as its variable holds it now, for
+    /// `on receive VAR`) and pattern; `None` for other arms.
+    fn arm_receive<'a>(
+        &self,
+        arm: &'a ArmHead,
+    ) -> Result<Option<(usize, Option<&'a Pattern>)>, ProcError> {
+        Ok(match &arm.kind {
+            ArmKind::Receive { queue, pattern } => Some((*queue, pattern.as_ref())),
+            ArmKind::ReceiveVia { var, pattern } => Some((
+                self.held_queue(*var, "select: receive", arm.line)?,
+                pattern.as_ref(),
+            )),
+            ArmKind::Send { .. } | ArmKind::Timeout(_) => None,
+        })
     }
 
     /// Sets a pattern's variables.
@@ -305,19 +332,27 @@ impl ScriptMachine {
         let Some(Code::Do(s)) = code.get(self.state.at.pc) else {
             return Err(ProcError::msg("a receive finished where none was started"));
         };
-        let Op::Receive {
-            queue,
-            pattern,
-            expect,
-            ..
-        } = &s.op
-        else {
-            return Err(ProcError::msg(format!(
-                "line {}: a receive finished where none was started",
-                s.line
-            )));
+        let (queue, pattern, expect) = match &s.op {
+            Op::Receive {
+                queue,
+                pattern,
+                expect,
+                ..
+            } => (*queue, pattern, expect),
+            Op::ReceiveVia {
+                var,
+                pattern,
+                expect,
+                ..
+            } => (self.held_queue(*var, "receive", s.line)?, pattern, expect),
+            _ => {
+                return Err(ProcError::msg(format!(
+                    "line {}: a receive finished where none was started",
+                    s.line
+                )))
+            }
         };
-        let (queue, line) = (*queue, s.line);
+        let line = s.line;
         match r {
             Ok(msg) => {
                 let (offered, value) = decode(&msg);
@@ -493,11 +528,12 @@ impl ScriptMachine {
             // Set-aside messages first, then one try of each arm in order.
             if sel.next == 0 {
                 for (i, arm) in arms.iter().enumerate() {
-                    if let (true, ArmKind::Receive { queue, pattern }) = (sel.enabled[i], &arm.kind)
-                    {
-                        if let Some((offered, binds)) = self.take_pending(*queue, pattern.as_ref())
-                        {
-                            self.count_taken(cx, Some(*queue), offered);
+                    if !sel.enabled[i] {
+                        continue;
+                    }
+                    if let Some((queue, pattern)) = self.arm_receive(arm)? {
+                        if let Some((offered, binds)) = self.take_pending(queue, pattern) {
+                            self.count_taken(cx, Some(queue), offered);
                             self.bind(binds);
                             return Ok(take(self, i, may_start));
                         }
@@ -511,16 +547,17 @@ impl ScriptMachine {
                     continue;
                 }
                 match &arm.kind {
-                    ArmKind::Receive { queue, .. } => {
+                    ArmKind::Receive { .. } | ArmKind::ReceiveVia { .. } => {
+                        let queue = self.arm_receive(arm)?.map_or(0, |r| r.0);
                         let what = format!(
                             "select: receive {}",
-                            self.shared.scenario.queues[*queue].name
+                            self.shared.scenario.queues[queue].name
                         );
                         let src = self
-                            .queue_name(cx, *queue, false)
+                            .queue_name(cx, queue, false)
                             .map_err(|e| fail(arm.line, &what, e))?;
-                        if !sel.sources.contains(&(src, *queue)) {
-                            sel.sources.push((src, *queue));
+                        if !sel.sources.contains(&(src, queue)) {
+                            sel.sources.push((src, queue));
                         }
                     }
                     ArmKind::Send { dest, value } => {
@@ -663,13 +700,12 @@ impl ScriptMachine {
                 };
                 let (offered, value) = decode(&msg);
                 for (i, arm) in arms.iter().enumerate() {
-                    if let (true, ArmKind::Receive { queue: q, pattern }) =
-                        (sel.enabled[i], &arm.kind)
-                    {
+                    if !sel.enabled[i] {
+                        continue;
+                    }
+                    if let Some((q, pattern)) = self.arm_receive(arm)? {
                         let mut binds = Vec::new();
-                        if *q == queue
-                            && matches_value(pattern.as_ref(), value.as_ref(), &mut binds)
-                        {
+                        if q == queue && matches_value(pattern, value.as_ref(), &mut binds) {
                             self.count_taken(cx, Some(queue), offered);
                             self.bind(binds);
                             self.last_request = Some(msg);

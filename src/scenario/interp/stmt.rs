@@ -54,6 +54,16 @@ impl ScriptMachine {
                 pattern,
                 expect,
             } => self.receive_start(cx, code, *queue, pattern.as_ref(), *timeout, *expect, line)?,
+            Op::ReceiveVia {
+                var,
+                timeout,
+                pattern,
+                expect,
+            } => {
+                let verb = if *expect { "expect" } else { "receive" };
+                let queue = self.held_queue(*var, verb, line)?;
+                self.receive_start(cx, code, queue, pattern.as_ref(), *timeout, *expect, line)?
+            }
             Op::Assign { var, index, value } => {
                 let v = self.eval(value, line)?;
                 let name = &scenario.processes[self.me].vars[*var];

@@ -183,14 +183,18 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         )),
         Op::Select(arms) => {
             let mut queues: Vec<usize> = Vec::new();
+            let mut held = 0;
             for a in arms {
-                if let ArmKind::Receive { queue, .. } = a.kind {
-                    if !queues.contains(&queue) {
-                        queues.push(queue);
+                match a.kind {
+                    ArmKind::Receive { queue, .. } if !queues.contains(&queue) => {
+                        queues.push(queue)
                     }
+                    // A queue held in a variable may be any other.
+                    ArmKind::ReceiveVia { .. } => held += 1,
+                    _ => {}
                 }
             }
-            (queues.len() > 1).then(|| {
+            (queues.len() + held > 1).then(|| {
                 (
                     format!(
                         "a `select` receiving from more than one queue (line {}) is",
@@ -204,6 +208,7 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         Op::Send { .. }
         | Op::SendVia { .. }
         | Op::Receive { .. }
+        | Op::ReceiveVia { .. }
         | Op::ReceiveAny { .. }
         | Op::Call { .. }
         | Op::Reply

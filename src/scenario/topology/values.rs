@@ -36,6 +36,22 @@ pub(super) fn may_send(scn: &Scenario, proc: usize, queue: usize) -> bool {
     }
 }
 
+/// Whether `proc` may receive from `queue` (its receiver, or a reader of
+/// the mailbox).
+pub(super) fn may_receive(scn: &Scenario, proc: usize, queue: usize) -> bool {
+    match &scn.queues[queue].kind {
+        QueueKind::Port { receiver, .. } => {
+            *receiver == proc
+                || scn.processes[proc]
+                    .rights
+                    .contains(&(queue, Right::Receive))
+        }
+        QueueKind::Mailbox {
+            owner, receivers, ..
+        } => *owner == Some(proc) || receivers.as_ref().is_none_or(|l| l.contains(&proc)),
+    }
+}
+
 /// The queues inside a constant value (an explicit stack: no recursion).
 fn queues_in(v: &Value, out: &mut BTreeSet<usize>) {
     let mut stack = vec![v];
@@ -101,6 +117,15 @@ impl QueueValues {
                             pattern: Some(pat),
                             ..
                         } => binding.push((*queue, pat)),
+                        Op::ReceiveVia {
+                            var,
+                            pattern: Some(pat),
+                            ..
+                        } => {
+                            for q in me.sources(scn, p, *var) {
+                                binding.push((q, pat));
+                            }
+                        }
                         Op::Select(arms) => {
                             for a in arms {
                                 match &a.kind {
@@ -111,7 +136,16 @@ impl QueueValues {
                                         queue,
                                         pattern: Some(pat),
                                     } => binding.push((*queue, pat)),
+                                    ArmKind::ReceiveVia {
+                                        var,
+                                        pattern: Some(pat),
+                                    } => {
+                                        for q in me.sources(scn, p, *var) {
+                                            binding.push((q, pat));
+                                        }
+                                    }
                                     ArmKind::Receive { pattern: None, .. }
+                                    | ArmKind::ReceiveVia { pattern: None, .. }
                                     | ArmKind::Timeout(_) => {}
                                 }
                             }
@@ -119,7 +153,7 @@ impl QueueValues {
                         _ => {}
                     }
                     if let Some((var, value)) = assign {
-                        let qs = me.queues(p, value);
+                        let qs = me.queues(scn, p, value);
                         if let Some(set) = me.may_hold[p].get_mut(var) {
                             let before = set.len();
                             set.extend(qs);
@@ -128,7 +162,7 @@ impl QueueValues {
                     }
                     for (value, to) in flows {
                         let Some(value) = value else { continue };
-                        let qs = me.queues(p, value);
+                        let qs = me.queues(scn, p, value);
                         for q in to {
                             let before = carries[q].len();
                             carries[q].extend(qs.iter().copied());
@@ -160,8 +194,19 @@ impl QueueValues {
     }
 
     /// The queues inside what `e` evaluates to, in process `p`.
-    fn queues(&self, p: usize, e: &Expr) -> BTreeSet<usize> {
+    fn queues(&self, scn: &Scenario, p: usize, e: &Expr) -> BTreeSet<usize> {
         let mut out = BTreeSet::new();
+        // An expression of constants and the process's `id` (`f[id]`,
+        // `req[(id + 1) % 3]`) has one value per process: that one.
+        if e.reads.iter().all(|&slot| slot == 0) {
+            let proc = &scn.processes[p];
+            let mut vars = vec![None; proc.vars.len().max(1)];
+            vars[0] = Some(Value::Int(proc.id));
+            if let Ok(v) = e.eval(&vars, &proc.vars) {
+                queues_in(&v, &mut out);
+                return out;
+            }
+        }
         for op in &e.code {
             match op {
                 ExprOp::Push(v) => queues_in(v, &mut out),
@@ -188,5 +233,17 @@ impl QueueValues {
                 .filter(|&q| q < scn.queues.len() && may_send(scn, p, q))
                 .collect(),
         }
+    }
+
+    /// The queues a receive by `p` from the queue variable `slot` holds may
+    /// take from.
+    pub(super) fn sources(&self, scn: &Scenario, p: usize, slot: usize) -> Vec<usize> {
+        self.may_hold[p]
+            .get(slot)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&q| q < scn.queues.len() && may_receive(scn, p, q))
+            .collect()
     }
 }

@@ -174,6 +174,11 @@ impl Topology {
                     Op::Receive { queue, .. } => {
                         receivers[*queue].insert(p);
                     }
+                    Op::ReceiveVia { var, .. } => {
+                        for q in values.sources(scn, p, *var) {
+                            receivers[q].insert(p);
+                        }
+                    }
                     Op::SendTo { proc: to } => {
                         direct_senders[*to].insert(p);
                     }
@@ -183,6 +188,11 @@ impl Topology {
                                 ArmKind::Send { dest, .. } => send(dest),
                                 ArmKind::Receive { queue, .. } => {
                                     receivers[*queue].insert(p);
+                                }
+                                ArmKind::ReceiveVia { var, .. } => {
+                                    for q in values.sources(scn, p, *var) {
+                                        receivers[q].insert(p);
+                                    }
                                 }
                                 ArmKind::Timeout(_) => {}
                             }
@@ -317,6 +327,24 @@ impl Topology {
                 let always = alt.mode.into_iter().collect();
                 ("receive", vec![alt], always)
             }
+            Op::ReceiveVia { var, timeout, .. } => {
+                if timeout.is_some() {
+                    return self.timed(p, line, "receive with a timeout".into());
+                }
+                let alts: Vec<Alt> = values
+                    .sources(scn, p, *var)
+                    .into_iter()
+                    .map(|q| self.receive_alt(scn, line, q))
+                    .collect();
+                if alts.is_empty() {
+                    return;
+                }
+                let always = match alts.as_slice() {
+                    [one] => one.mode.into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                ("receive", alts, always)
+            }
             Op::Call { queue } => {
                 // Blocked sending the request (the port full) or waiting
                 // for the reply: either way the server ends it, and the
@@ -389,6 +417,11 @@ impl Topology {
                         ArmKind::Receive { queue, .. } => {
                             vec![self.receive_alt(scn, a.line, *queue)]
                         }
+                        ArmKind::ReceiveVia { var, .. } => values
+                            .sources(scn, p, *var)
+                            .into_iter()
+                            .map(|q| self.receive_alt(scn, a.line, q))
+                            .collect(),
                         // A send arm waits for room, whatever the queue's
                         // `on_full` (`select` never drops); an unbounded
                         // queue always has room.
