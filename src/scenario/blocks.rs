@@ -47,6 +47,9 @@ enum BlockKind {
     },
 }
 
+/// The statements an `end:` label may mark: those that wait for a message.
+const VALID_END_WORDS: [&str; 5] = ["receive", "expect", "receive-from", "receive-any", "select"];
+
 const BLOCKS: &str = "`repeat`, `forever`, `if`, `while`, `select`, `try-send ... else`";
 
 impl ScriptCtx<'_> {
@@ -59,9 +62,29 @@ impl ScriptCtx<'_> {
         let mut top = Vec::new();
         let mut open: Vec<OpenBlock> = Vec::new();
         for line in lines {
-            let Some(w) = Words::of(line) else {
+            let Some(mut w) = Words::of(line) else {
                 continue;
             };
+            if w.word == "end:" {
+                // `end: STATEMENT`: waiting forever there is a valid end.
+                let labelled = Line {
+                    offset: w.arg_at,
+                    code: w.rest,
+                };
+                match Words::of(&labelled) {
+                    Some(inner) if VALID_END_WORDS.contains(&inner.word) => w = inner,
+                    _ => {
+                        return Err(self.err(
+                            w.at,
+                            "write `end: STATEMENT` where the statement waits for a message \
+                             (`receive`, `expect`, `receive-from`, `receive-any` or `select`): \
+                             waiting forever there is then a valid end state",
+                        ))
+                    }
+                }
+                let line = self.line_no(w.at);
+                self.valid_ends.borrow_mut().push(line);
+            }
             let (at, word, rest, arg_at) = (w.at, w.word, w.rest, w.arg_at);
             let opens = match word {
                 "repeat" | "forever" | "if" | "while" | "select" => true,

@@ -444,7 +444,23 @@ impl Machine for ScriptMachine {
     }
 
     fn is_server(&self) -> bool {
-        self.shared.scenario.processes[self.me].server
+        // With `end:` labels, only the labelled places are valid ends.
+        let p = &self.shared.scenario.processes[self.me];
+        p.server && p.valid_ends.is_empty()
+    }
+
+    fn at_valid_end(&self) -> bool {
+        let p = &self.shared.scenario.processes[self.me];
+        if p.valid_ends.is_empty() {
+            return p.server;
+        }
+        let code = &self.shared.program.code[self.me];
+        let line = match code.get(self.state.at.pc) {
+            Some(super::flow::Code::Do(s)) => s.line,
+            Some(super::flow::Code::Select { line, .. }) => *line,
+            _ => return false,
+        };
+        p.valid_ends.contains(&line)
     }
 
     fn expects_error(&self) -> bool {
@@ -602,6 +618,18 @@ impl ScriptMachine {
             "direct addressing",
             format!("process `{name}` has not started"),
         ))
+    }
+
+    /// Before a wait: tells the runner whether waiting forever here is a
+    /// valid end state (only for a script with `end:` labels, whose answer
+    /// depends on where it waits; a server's is declared once).
+    fn note_wait<C: Ctx<Self>>(&self, cx: &mut C) {
+        if !self.shared.scenario.processes[self.me]
+            .valid_ends
+            .is_empty()
+        {
+            cx.mark_valid_end(self.at_valid_end());
+        }
     }
 
     /// Records a failed check for the whole run, and returns its error.

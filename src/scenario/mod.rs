@@ -284,6 +284,10 @@ pub struct Process {
     /// `server = true`: may be left waiting at a receive when every other
     /// process has ended (a valid end state, not a deadlock).
     pub server: bool,
+    /// The lines (in the file) of its `end:`-labelled statements: when it
+    /// has any, waiting forever is a valid end state there and only there
+    /// (`server` no longer matters).
+    pub valid_ends: Vec<usize>,
     /// `expect_error = true`: ending with an error (a send to a dead
     /// destination, a failed receive) does not fail the run.
     pub expect_error: bool,
@@ -566,6 +570,15 @@ impl Op {
             | Op::Exit(_)
             | Op::Destroy(_) => Vec::new(),
         }
+    }
+}
+
+impl Process {
+    /// Whether it may be left waiting forever at the end of a run
+    /// (`server = true` or an `end:` label): a verdict only the simulator
+    /// and the checker can give.
+    pub fn may_wait_forever(&self) -> bool {
+        self.server || !self.valid_ends.is_empty()
     }
 }
 

@@ -455,6 +455,7 @@ impl Checker<'_> {
                     bound: RefCell::new(vec![0]),
                 },
                 dynamic_dests: RefCell::default(),
+                valid_ends: RefCell::default(),
                 single_word_values: RefCell::default(),
                 reads: RefCell::default(),
             };
@@ -467,6 +468,7 @@ impl Checker<'_> {
                 vars: ctx.names.vars.into_inner(),
                 id,
                 server: p.server.unwrap_or(false),
+                valid_ends: ctx.valid_ends.into_inner(),
                 expect_error: p.expect_error.unwrap_or(false),
             });
         }

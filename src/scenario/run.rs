@@ -536,6 +536,11 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
         }
         self.p.random_below(n as u64) as usize
     }
+    fn mark_valid_end(&mut self, at: bool) {
+        if self.threads.is_none() {
+            self.p.declare_valid_end(at);
+        }
+    }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,
@@ -664,9 +669,9 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
     if let Some(why) = threads_refusal(scn) {
         return unsupported(&why);
     }
-    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+    if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
         return unsupported(&format!(
-            "`server = true` on `{}`: only the simulator knows when every other process \
+            "`server = true` (or an `end:` label) on `{}`: only the simulator knows when every other process \
              has ended and a server may be left waiting (use --backend sim)",
             p.name
         ));

@@ -30,6 +30,8 @@ pub(crate) struct ScriptCtx<'a> {
     /// `send v ...` to a variable `v`: (slot, offset), checked once the
     /// whole script is read (the variable must be set somewhere).
     pub dynamic_dests: RefCell<Vec<(usize, usize)>>,
+    /// The lines of the statements labelled `end:` (valid end states).
+    pub valid_ends: RefCell<Vec<usize>>,
     /// Sends whose value is one variable: (slot, offset); a variable never
     /// set there is more likely a misspelt policy.
     pub single_word_values: RefCell<Vec<(usize, usize)>>,
@@ -549,10 +551,16 @@ impl ScriptCtx<'_> {
             .position(|q| q.name == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
+                let hint = if name.contains('[') {
+                    ": a queue chosen by an index goes through a variable \
+                     (`q = family[k]`, then `send q` or `receive q`)"
+                } else {
+                    ""
+                };
                 self.err(
                     at,
                     format!(
-                        "unknown port or mailbox `{name}` (declared: {})",
+                        "unknown port or mailbox `{name}` (declared: {}){hint}",
                         list(&known)
                     ),
                 )

@@ -306,6 +306,7 @@ impl ScriptMachine {
             None => Wait::Forever,
             Some(d) => Wait::For(d.saturating_sub(cx.now())),
         };
+        self.note_wait(cx);
         Ok(match done(cx.receive(Source::Name(src), w)) {
             Some(r) => {
                 let flow = self.received_on(cx, code, src, deadline, r)?;
@@ -623,6 +624,7 @@ impl ScriptMachine {
                 continue;
             }
             let names: Vec<PortName> = sel.sources.iter().map(|s| s.0).collect();
+            self.note_wait(cx);
             let r = match done(cx.receive(Source::Any(&names), w)) {
                 None => {
                     sel.phase = Phase::Receiving;

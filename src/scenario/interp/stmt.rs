@@ -126,6 +126,7 @@ impl ScriptMachine {
                     .queue_name(cx, *queue, true)
                     .map_err(|e| fail(line, &what, e))?;
                 let msg = self.message_with(cx, None);
+                self.note_wait(cx);
                 match cx.call(dest, msg) {
                     CallStart::Done(r) => {
                         let flow = self.called(cx, code, *queue, r)?;
@@ -355,6 +356,7 @@ impl ScriptMachine {
         source: Source<'_>,
         w: Wait,
     ) -> Result<Flow, ProcError> {
+        self.note_wait(cx);
         Ok(match done(cx.receive(source, w)) {
             Some(r) => {
                 let flow = self.direct_received(cx, code, r)?;
@@ -411,6 +413,7 @@ impl ScriptMachine {
         }
         // The reply's receive belongs to the call, as in `Ipc::call_with`:
         // it starts in the step whose send completed.
+        self.note_wait(cx);
         Ok(match done(cx.receive(Source::Name(reply), Wait::Forever)) {
             Some(r) => {
                 let r = call_reply(cx.ipc(), reply, r);

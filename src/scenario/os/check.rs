@@ -46,10 +46,10 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
             }
         }
     }
-    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+    if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
         return unsupported(
             scn,
-            format!("`server = true` on `{}` is", p.name),
+            format!("`server = true` (or an `end:` label) on `{}` is", p.name),
             "only the simulator knows when every other process has ended and a server may be left waiting",
         );
     }
