@@ -57,7 +57,7 @@ fn mailboxes_used(scn: &Scenario, stmts: &[Stmt]) -> Vec<usize> {
         let named: Vec<usize> = match &s.op {
             Op::Send { queue, .. }
             | Op::Receive { queue, .. }
-            | Op::Call { queue }
+            | Op::Call { queue, .. }
             | Op::Destroy(queue)
             | Op::TrySend {
                 dest: Dest::Queue(queue),

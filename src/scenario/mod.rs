@@ -406,13 +406,29 @@ pub enum Op {
         /// Give up after this long.
         timeout: Option<Duration>,
     },
-    /// RPC on a queue.
+    /// RPC on a queue: `call Q [VALUE] [-> PATTERN]`.
     Call {
         /// The queue.
         queue: usize,
+        /// The value the request carries, if any.
+        value: Option<Expr>,
+        /// The reply must match it (its variables are bound), if given.
+        reply: Option<Pattern>,
     },
-    /// Answer the last request received.
-    Reply,
+    /// RPC on the queue a variable holds (`call next VALUE -> PATTERN`).
+    CallVia {
+        /// The variable's slot.
+        var: usize,
+        /// The value the request carries, if any.
+        value: Option<Expr>,
+        /// The reply must match it (its variables are bound), if given.
+        reply: Option<Pattern>,
+    },
+    /// Answer the last request received: `reply [VALUE]`.
+    Reply {
+        /// The value the reply carries, if any.
+        value: Option<Expr>,
+    },
     /// Busy for a duration.
     Work(Dist),
     /// Asleep for a duration.
@@ -563,7 +579,8 @@ impl Op {
             | Op::ReceiveFrom { .. }
             | Op::ReceiveAny { .. }
             | Op::Call { .. }
-            | Op::Reply
+            | Op::CallVia { .. }
+            | Op::Reply { .. }
             | Op::Work(_)
             | Op::Sleep(_)
             | Op::Spawn(_)

@@ -972,7 +972,8 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
                 | Op::ReceiveFrom { .. }
                 | Op::ReceiveAny { .. }
                 | Op::Call { .. }
-                | Op::Reply
+                | Op::CallVia { .. }
+                | Op::Reply { .. }
                 | Op::Work(_)
                 | Op::Sleep(_)
                 | Op::Repeat(..)

@@ -233,14 +233,47 @@ impl ScriptCtx<'_> {
                 }
             }
             "call" => {
-                let [q] = args.as_slice() else {
-                    return Err(self.err(at, "write `call QUEUE`"));
+                let usage = "write `call QUEUE [VALUE] [-> PATTERN]`";
+                let (left, reply) = match rest.split_once("->") {
+                    Some((l, r)) => (l.trim_end(), Some(r.trim())),
+                    None => (rest, None),
                 };
-                Op::Call {
-                    queue: self.queue(q, arg_at, true)?,
+                if left.is_empty() {
+                    return Err(self.err(at, usage));
+                }
+                let reply = match reply {
+                    Some("") => {
+                        return Err(self.err(
+                            arg_at + left.len(),
+                            format!("{usage}: the pattern the reply must match goes after `->`"),
+                        ))
+                    }
+                    Some(p) => Some(self.pattern(script, p)?),
+                    None => None,
+                };
+                let name = left.split_whitespace().next().unwrap_or_default();
+                let value_text = left[name.len()..].trim();
+                let value = if value_text.is_empty() {
+                    None
+                } else {
+                    Some(self.expr(script, value_text)?)
+                };
+                match self.dest(name, arg_at)? {
+                    Dest::Queue(queue) => Op::Call {
+                        queue,
+                        value,
+                        reply,
+                    },
+                    Dest::Var(var) => Op::CallVia { var, value, reply },
                 }
             }
-            "reply" => Op::Reply,
+            "reply" => Op::Reply {
+                value: if rest.is_empty() {
+                    None
+                } else {
+                    Some(self.expr(script, rest)?)
+                },
+            },
             "send-to" => {
                 let [p] = args.as_slice() else {
                     return Err(self.err(at, "write `send-to PROCESS`"));
@@ -459,17 +492,7 @@ impl ScriptCtx<'_> {
             }
             Some(value)
         };
-        let dest = if self.queues.iter().any(|q| q.name == name)
-            || !is_variable_name(name)
-            || self.names.queue_families.contains_key(name)
-        {
-            let queue = self.queue(name, arg_at, true)?;
-            Dest::Queue(queue)
-        } else {
-            let slot = self.names.var(name);
-            self.dynamic_dests.borrow_mut().push((slot, arg_at));
-            Dest::Var(slot)
-        };
+        let dest = self.dest(name, arg_at)?;
         let on_full = policy.unwrap_or(match dest {
             Dest::Queue(q) => self.queues[q].on_full,
             Dest::Var(_) => OnFull::Block,
@@ -480,6 +503,23 @@ impl ScriptCtx<'_> {
             value,
             guard,
         })
+    }
+
+    /// Where a send or call to `name` goes: a declared queue (this process
+    /// must hold a send right), else the queue a variable holds.
+    fn dest(&self, name: &str, at: usize) -> Result<Dest, ScenarioError> {
+        Ok(
+            if self.queues.iter().any(|q| q.name == name)
+                || !is_variable_name(name)
+                || self.names.queue_families.contains_key(name)
+            {
+                Dest::Queue(self.queue(name, at, true)?)
+            } else {
+                let slot = self.names.var(name);
+                self.dynamic_dests.borrow_mut().push((slot, at));
+                Dest::Var(slot)
+            },
+        )
     }
 
     /// `QUEUE [PATTERN] [timeout D] [if GUARD]` after `receive`, `expect`

@@ -211,7 +211,7 @@ impl ScriptMachine {
     }
 
     /// Sets a pattern's variables.
-    fn bind(&mut self, binds: Vec<(usize, Value)>) {
+    pub(super) fn bind(&mut self, binds: Vec<(usize, Value)>) {
         for (slot, v) in binds {
             if let Some(var) = self.state.vars.get_mut(slot) {
                 *var = Some(v);
@@ -236,7 +236,7 @@ impl ScriptMachine {
         None
     }
 
-    fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
+    pub(super) fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
         let got = got.map_or("a message with no value".to_string(), |v| self.show(v));
         self.check_failed(fail(line, what, format!("{EXPECT_FAILED}: got {got}")))
     }

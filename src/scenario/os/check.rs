@@ -211,7 +211,8 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         | Op::ReceiveVia { .. }
         | Op::ReceiveAny { .. }
         | Op::Call { .. }
-        | Op::Reply
+        | Op::CallVia { .. }
+        | Op::Reply { .. }
         | Op::Work(_)
         | Op::Sleep(_)
         | Op::Repeat(..)

@@ -92,6 +92,9 @@ impl QueueValues {
                 .collect(),
         };
         let mut carries: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nq];
+        // The queues any `reply VALUE` may carry (a `call`'s reply comes
+        // from whoever answers it).
+        let mut replies: BTreeSet<usize> = BTreeSet::new();
         // Each pass only adds, and the sets are bounded by the queue count,
         // so this ends; but a long chain of copies written backwards takes
         // a pass per link. Past `MAX_PASSES`, every variable is taken to
@@ -103,8 +106,26 @@ impl QueueValues {
                     let mut flows: Vec<(Option<&Expr>, Vec<usize>)> = Vec::new();
                     let mut binding: Vec<(usize, &Pattern)> = Vec::new();
                     let mut assign: Option<(usize, &Expr)> = None;
+                    let mut reply_binding: Option<&Pattern> = None;
                     match &s.op {
                         Op::Assign { var, value, .. } => assign = Some((*var, value)),
+                        Op::Call {
+                            queue,
+                            value,
+                            reply,
+                        } => {
+                            flows.push((value.as_ref(), vec![*queue]));
+                            reply_binding = reply.as_ref();
+                        }
+                        Op::CallVia { var, value, reply } => {
+                            flows.push((value.as_ref(), me.targets(scn, p, &Dest::Var(*var))));
+                            reply_binding = reply.as_ref();
+                        }
+                        Op::Reply { value: Some(v) } => {
+                            let before = replies.len();
+                            replies.extend(me.queues(scn, p, v));
+                            changed |= replies.len() != before;
+                        }
                         Op::Send { queue, value, .. } => flows.push((value.as_ref(), vec![*queue])),
                         Op::SendVia { var, value, .. } => {
                             flows.push((value.as_ref(), me.targets(scn, p, &Dest::Var(*var))))
@@ -167,6 +188,15 @@ impl QueueValues {
                             let before = carries[q].len();
                             carries[q].extend(qs.iter().copied());
                             changed |= carries[q].len() != before;
+                        }
+                    }
+                    if let Some(pat) = reply_binding {
+                        for slot in binds(pat) {
+                            if let Some(set) = me.may_hold[p].get_mut(slot) {
+                                let before = set.len();
+                                set.extend(replies.iter().copied());
+                                changed |= set.len() != before;
+                            }
                         }
                     }
                     for (queue, pat) in binding {

@@ -168,8 +168,8 @@ impl Topology {
                     }
                 };
                 match &s.op {
-                    Op::Send { queue, .. } | Op::Call { queue } => send(&Dest::Queue(*queue)),
-                    Op::SendVia { var, .. } => send(&Dest::Var(*var)),
+                    Op::Send { queue, .. } | Op::Call { queue, .. } => send(&Dest::Queue(*queue)),
+                    Op::SendVia { var, .. } | Op::CallVia { var, .. } => send(&Dest::Var(*var)),
                     Op::TrySend { dest, .. } => send(dest),
                     Op::Receive { queue, .. } => {
                         receivers[*queue].insert(p);
@@ -345,7 +345,7 @@ impl Topology {
                 };
                 ("receive", alts, always)
             }
-            Op::Call { queue } => {
+            Op::Call { queue, .. } => {
                 // Blocked sending the request (the port full) or waiting
                 // for the reply: either way the server ends it, and the
                 // reply wait says nothing about the port's state.
@@ -353,6 +353,22 @@ impl Topology {
                 alt.op = "call";
                 alt.mode = None;
                 ("call", vec![alt], Vec::new())
+            }
+            Op::CallVia { var, .. } => {
+                let alts: Vec<Alt> = values
+                    .targets(scn, p, &Dest::Var(*var))
+                    .into_iter()
+                    .map(|q| {
+                        let mut alt = self.send_alt(scn, line, q);
+                        alt.op = "call";
+                        alt.mode = None;
+                        alt
+                    })
+                    .collect();
+                if alts.is_empty() {
+                    return;
+                }
+                ("call", alts, Vec::new())
             }
             Op::SendTo { proc: to } => {
                 let chan = Chan::Link { from: p, to: *to };
