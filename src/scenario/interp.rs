@@ -466,6 +466,86 @@ impl Machine for ScriptMachine {
     fn expects_error(&self) -> bool {
         self.shared.scenario.processes[self.me].expect_error
     }
+
+    fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
+        let scn = &self.shared.scenario;
+        match scn.queues.iter().position(|q| q.name == mailbox) {
+            Some(q) => script_may_use(&scn.processes[self.me].script, q, how),
+            None => true,
+        }
+    }
+}
+
+/// Whether `script`, anywhere in it, may use queue `q` so (for the
+/// checker's partial-order reduction, [`Machine::may_use_mailbox`]): read
+/// from the statements, whatever the position; a spawn, a destroy of `q`,
+/// or a send to a queue held in a variable counts as every use it could be.
+fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::MailboxUse) -> bool {
+    use super::{ArmKind, Dest, Op as S};
+    use mkipc_sim::machine::MailboxUse as U;
+    let send = |on_full: &mkipc_kernel::OnFull| {
+        if *on_full == mkipc_kernel::OnFull::Block {
+            U::Send
+        } else {
+            U::Other
+        }
+    };
+    super::walk(script).into_iter().any(|s| match &s.op {
+        S::Send { queue, on_full, .. } => *queue == q && how == send(on_full),
+        S::SendVia { on_full, .. } => how == send(on_full),
+        S::Receive { queue, timeout, .. } => {
+            *queue == q
+                && how
+                    == if timeout.is_none() {
+                        U::Receive
+                    } else {
+                        U::Other
+                    }
+        }
+        // A queue held in a variable may be this one.
+        S::ReceiveVia { timeout, .. } => {
+            how == if timeout.is_none() {
+                U::Receive
+            } else {
+                U::Other
+            }
+        }
+        S::Select(arms) => arms.iter().any(|a| match &a.kind {
+            ArmKind::Receive { queue, .. } => *queue == q && matches!(how, U::Select | U::Other),
+            ArmKind::ReceiveVia { .. } => matches!(how, U::Select | U::Other),
+            ArmKind::Send { dest, .. } => {
+                how == U::Other
+                    && match dest {
+                        Dest::Queue(d) => *d == q,
+                        Dest::Var(_) => true,
+                    }
+            }
+            ArmKind::Timeout(_) => false,
+        }),
+        S::TrySend { dest, .. } => {
+            how == U::Other
+                && match dest {
+                    Dest::Queue(d) => *d == q,
+                    Dest::Var(_) => true,
+                }
+        }
+        S::Call { queue, .. } => *queue == q && how == U::Send,
+        // A request carries a send-once right: any use it could be.
+        S::CallVia { .. } => matches!(how, U::Send | U::Other),
+        S::Destroy(d) => *d == q,
+        S::Spawn(_) | S::SendTo { .. } | S::ReceiveFrom { .. } | S::ReceiveAny { .. } => true,
+        // Every statement named: a new one cannot pass unnoticed.
+        S::Reply { .. }
+        | S::Assign { .. }
+        | S::If { .. }
+        | S::While { .. }
+        | S::Assert { .. }
+        | S::Work(_)
+        | S::Sleep(_)
+        | S::Repeat(..)
+        | S::Forever(_)
+        | S::Exit(_) => false,
+    })
 }
 
 fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
