@@ -834,6 +834,14 @@ impl Ipc for Proc {
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.point();
+        // Reads a queue: ordered against everything (not classified).
+        self.touch_global();
+        let r = on_backend!(self, i => i.peek(source));
+        self.touch_end(None);
+        r
+    }
     fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {
         self.point();
         let from = Target::Task(pid.0);
