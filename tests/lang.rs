@@ -256,3 +256,103 @@ fn threads_and_os_refuse_end_labels_before_starting() {
     let why = scenario::check_os(&scn).unwrap_err();
     assert!(why.contains("`end:` label"), "{why}");
 }
+
+/// Two messages ready on two queues before the `select` starts.
+const TWO_READY: &str = r#"
+[[mailbox]]
+name = "a"
+capacity = 1
+
+[[mailbox]]
+name = "b"
+capacity = 1
+
+[[mailbox]]
+name = "go"
+capacity = 1
+
+[[process]]
+name = "p"
+script = """
+expect go GO
+took = NONE
+select any
+on receive a x
+  took = A
+on receive b x
+  took = B
+end
+assert took == A
+"""
+
+[[process]]
+name = "s"
+script = """
+send a 1
+send b 2
+send go GO
+"""
+"#;
+
+#[test]
+fn select_any_takes_any_ready_arm_and_select_the_first() {
+    // On the simulator: both arms, across seeds.
+    let (mut a, mut b) = (0, 0);
+    for seed in 0..40 {
+        let r = run(TWO_READY, seed);
+        if r.ok {
+            a += 1;
+        } else {
+            assert!(
+                r.failure
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("took == A (took = B)"),
+                "seed {seed}: {r}"
+            );
+            b += 1;
+        }
+    }
+    assert!(a > 0 && b > 0, "a {a}, b {b}");
+    // The checker branches on the choice: it finds the B arm.
+    let c = check(TWO_READY);
+    let f = c.failure.expect("the B arm is reachable");
+    assert!(f.reason.contains("took == A"), "{}", f.reason);
+    // A priority select takes A whenever both are ready: never B.
+    let first = TWO_READY.replace("select any", "select");
+    for seed in 0..20 {
+        assert!(run(&first, seed).ok, "seed {seed}");
+    }
+    let c = check(&first);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+}
+
+#[test]
+fn select_any_with_one_ready_arm_takes_it_and_waits_like_select() {
+    // Only b has a message: every choice takes b.
+    let only_b = TWO_READY
+        .replace("send a 1\n", "")
+        .replace("assert took == A", "assert took == B");
+    for seed in 0..20 {
+        let r = run(&only_b, seed);
+        assert!(r.ok, "seed {seed}: {r}");
+    }
+    let c = check(&only_b);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+    // Nothing ready when it starts: it waits for the first message.
+    let late = only_b.replace("expect go GO\n", "");
+    for seed in 0..20 {
+        assert!(run(&late, seed).ok, "seed {seed}");
+    }
+    let c = check(&late);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+}
+
+#[test]
+fn select_takes_no_argument_but_any() {
+    let e = parse_err(&TWO_READY.replace("select any", "select all"));
+    assert!(
+        e.contains("lang.toml:") && e.contains("`select any`"),
+        "{e}"
+    );
+}

@@ -44,6 +44,8 @@ enum BlockKind {
         arms: Vec<Arm>,
         /// The arm whose statements `body` holds.
         current: Option<(usize, ArmKind, Option<Expr>)>,
+        /// `select any`: a nondeterministic choice among the ready arms.
+        any: bool,
     },
 }
 
@@ -149,7 +151,7 @@ impl ScriptCtx<'_> {
                 }
                 "on" => {
                     let Some(OpenBlock {
-                        kind: BlockKind::Select { arms, current },
+                        kind: BlockKind::Select { arms, current, .. },
                         body,
                         ..
                     }) = open.last_mut()
@@ -216,15 +218,17 @@ impl ScriptCtx<'_> {
                     }
                 }
                 "select" => {
-                    if !rest.is_empty() {
+                    if !rest.is_empty() && rest != "any" {
                         return Err(self.err(
                             arg_at,
-                            "`select` takes no argument: its arms follow, each starting with `on`",
+                            "write `select` (the first arm that can proceed) or `select any` \
+                             (any arm that can proceed): its arms follow, each starting with `on`",
                         ));
                     }
                     BlockKind::Select {
                         arms: Vec::new(),
                         current: None,
+                        any: rest == "any",
                     }
                 }
                 "try-send" => {
@@ -323,7 +327,11 @@ impl ScriptCtx<'_> {
                 otherwise: block.body,
             },
             BlockKind::TrySend(other) => other,
-            BlockKind::Select { mut arms, current } => {
+            BlockKind::Select {
+                mut arms,
+                current,
+                any,
+            } => {
                 if let Some((line, kind, guard)) = current {
                     arms.push(Arm {
                         line,
@@ -338,7 +346,11 @@ impl ScriptCtx<'_> {
                         "this `select` has no `on receive` or `on send` arm",
                     ));
                 }
-                Op::Select(arms)
+                if any {
+                    Op::SelectAny(arms)
+                } else {
+                    Op::Select(arms)
+                }
             }
         };
         Ok(Stmt {

@@ -510,7 +510,7 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
                 U::Other
             }
         }
-        S::Select(arms) => arms.iter().any(|a| match &a.kind {
+        S::Select(arms) | S::SelectAny(arms) => arms.iter().any(|a| match &a.kind {
             ArmKind::Receive { queue, .. } => *queue == q && matches!(how, U::Select | U::Other),
             ArmKind::ReceiveVia { .. } => matches!(how, U::Select | U::Other),
             ArmKind::Send { dest, .. } => {

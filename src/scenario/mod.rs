@@ -374,6 +374,10 @@ pub enum Op {
     },
     /// `select` with `on` arms: the first arm that can proceed.
     Select(Vec<Arm>),
+    /// `select any`: any arm that can proceed, a nondeterministic choice
+    /// (`Ctx::choose`: the simulator's seeded stream, every one of them
+    /// under the checker).
+    SelectAny(Vec<Arm>),
     /// `try-send Q [VALUE] else` ... `end`: send if there is room now, else
     /// run `otherwise`.
     TrySend {
@@ -568,7 +572,9 @@ impl Op {
                 then, otherwise, ..
             } => vec![then, otherwise],
             Op::TrySend { otherwise, .. } => vec![otherwise],
-            Op::Select(arms) => arms.iter().map(|a| a.body.as_slice()).collect(),
+            Op::Select(arms) | Op::SelectAny(arms) => {
+                arms.iter().map(|a| a.body.as_slice()).collect()
+            }
             Op::Send { .. }
             | Op::SendVia { .. }
             | Op::Receive { .. }

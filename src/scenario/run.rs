@@ -985,6 +985,7 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
                 | Op::If { .. }
                 | Op::While { .. }
                 | Op::Select(_)
+                | Op::SelectAny(_)
                 | Op::TrySend { .. }
                 | Op::Assert { .. } => None,
             };

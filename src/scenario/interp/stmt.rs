@@ -99,6 +99,7 @@ impl ScriptMachine {
             Op::If { .. }
             | Op::While { .. }
             | Op::Select(_)
+            | Op::SelectAny(_)
             | Op::TrySend { .. }
             | Op::Repeat(..)
             | Op::Forever(..) => Flow::Next,

@@ -181,7 +181,7 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
                 mkipc_kernel::Unsupported::DropOldest
             ),
         )),
-        Op::Select(arms) => {
+        Op::Select(arms) | Op::SelectAny(arms) => {
             let mut queues: Vec<usize> = Vec::new();
             let mut held = 0;
             for a in arms {

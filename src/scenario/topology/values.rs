@@ -147,7 +147,7 @@ impl QueueValues {
                                 binding.push((q, pat));
                             }
                         }
-                        Op::Select(arms) => {
+                        Op::Select(arms) | Op::SelectAny(arms) => {
                             for a in arms {
                                 match &a.kind {
                                     ArmKind::Send { dest, value } => {

@@ -182,7 +182,7 @@ impl Topology {
                     Op::SendTo { proc: to } => {
                         direct_senders[*to].insert(p);
                     }
-                    Op::Select(arms) => {
+                    Op::Select(arms) | Op::SelectAny(arms) => {
                         for a in arms {
                             match &a.kind {
                                 ArmKind::Send { dest, .. } => send(dest),
@@ -419,7 +419,7 @@ impl Topology {
                 };
                 ("receive-any", vec![alt], always)
             }
-            Op::Select(arms) => {
+            Op::Select(arms) | Op::SelectAny(arms) => {
                 if arms
                     .iter()
                     .any(|a| a.guard.is_none() && matches!(a.kind, ArmKind::Timeout(_)))
