@@ -192,6 +192,10 @@ pub enum Command {
         /// Breadth-first: each failure's trail is a shortest one.
         #[arg(long)]
         shortest: bool,
+        /// The stateful checker without its partial-order reduction (every
+        /// enabled process expanded at every state), for comparing.
+        #[arg(long)]
+        no_reduction: bool,
         /// Replay a trail the stateful checker printed, step by step.
         #[arg(long, value_name = "TRAIL")]
         trail: Option<String>,
@@ -336,6 +340,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             max_depth,
             keep_going,
             shortest,
+            no_reduction,
             trail,
             json,
         } => {
@@ -361,6 +366,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 max_depth,
                 keep_going,
                 shortest,
+                reduction: !no_reduction,
             };
             match trail {
                 Some(t) => replay_trail_cmd(&scenario, &set, &opts, &t),

@@ -86,6 +86,9 @@ pub struct ExploreOptions {
     /// The stateful checker searches breadth-first: each failure's trail is
     /// a shortest one.
     pub shortest: bool,
+    /// The stateful checker's partial-order reduction (default on;
+    /// `--no-reduction` turns it off, for comparing).
+    pub reduction: bool,
 }
 
 /// The search behind `--exhaustive`.
@@ -119,6 +122,7 @@ impl Default for ExploreOptions {
             max_depth: None,
             keep_going: false,
             shortest: false,
+            reduction: true,
         }
     }
 }
@@ -222,7 +226,9 @@ pub fn explore(scn: &Scenario, opts: &ExploreOptions) -> Result<ExploreResult, S
 
 /// The checker `opts` describe.
 pub fn checker_of(opts: &ExploreOptions) -> Checker {
-    let mut c = Checker::new().storage(opts.storage);
+    let mut c = Checker::new()
+        .storage(opts.storage)
+        .reduction(opts.reduction);
     if let Some(bytes) = opts.max_memory {
         c = c.max_memory(bytes);
     }

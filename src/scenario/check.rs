@@ -185,7 +185,9 @@ fn setup(
                 ScriptMachine::from_rights(&s, i, rights)
             })
             .map_err(|e| e.to_string())?;
-        if p.server {
+        // With `end:` labels the machine says where it may wait
+        // (`Machine::at_valid_end`); the label wins over `server = true`.
+        if p.server && p.valid_ends.is_empty() {
             w.server(id);
         }
         if p.expect_error {

@@ -458,12 +458,122 @@ impl Machine for ScriptMachine {
     }
 
     fn is_server(&self) -> bool {
-        self.shared.scenario.processes[self.me].server
+        // With `end:` labels, only the labelled places are valid ends.
+        let p = &self.shared.scenario.processes[self.me];
+        p.server && p.valid_ends.is_empty()
+    }
+
+    fn at_valid_end(&self) -> bool {
+        let p = &self.shared.scenario.processes[self.me];
+        if p.valid_ends.is_empty() {
+            return p.server;
+        }
+        let code = &self.shared.program.code[self.me];
+        let line = match code.get(self.state.at.pc) {
+            Some(super::flow::Code::Do(s)) => s.line,
+            Some(super::flow::Code::Select { line, .. }) => *line,
+            _ => return false,
+        };
+        p.valid_ends.contains(&line)
     }
 
     fn expects_error(&self) -> bool {
         self.shared.scenario.processes[self.me].expect_error
     }
+
+    fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
+        let scn = &self.shared.scenario;
+        match scn.queues.iter().position(|q| q.name == mailbox) {
+            Some(q) => script_may_use(&scn.processes[self.me].script, q, how),
+            None => true,
+        }
+    }
+}
+
+/// Whether `script`, anywhere in it, may use queue `q` so (for the
+/// checker's partial-order reduction, [`Machine::may_use_mailbox`]): read
+/// from the statements, whatever the position; a spawn, a destroy of `q`,
+/// or a send to a queue held in a variable counts as every use it could be.
+fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::MailboxUse) -> bool {
+    use super::{ArmKind, Dest, Op as S};
+    use mkipc_sim::machine::MailboxUse as U;
+    let send = |on_full: &mkipc_kernel::OnFull| {
+        if *on_full == mkipc_kernel::OnFull::Block {
+            U::Send
+        } else {
+            U::Other
+        }
+    };
+    super::walk(script).into_iter().any(|s| match &s.op {
+        S::Send { queue, on_full, .. } => *queue == q && how == send(on_full),
+        S::SendVia { on_full, .. } => how == send(on_full),
+        S::Receive { queue, timeout, .. } => {
+            *queue == q
+                && how
+                    == if timeout.is_none() {
+                        U::Receive
+                    } else {
+                        U::Other
+                    }
+        }
+        // A queue held in a variable may be this one.
+        S::ReceiveVia { timeout, .. } => {
+            how == if timeout.is_none() {
+                U::Receive
+            } else {
+                U::Other
+            }
+        }
+        S::Select(arms) | S::SelectAny(arms) => arms.iter().any(|a| match &a.kind {
+            ArmKind::Receive { queue, .. } => *queue == q && matches!(how, U::Select | U::Other),
+            ArmKind::ReceiveVia { .. } => matches!(how, U::Select | U::Other),
+            ArmKind::Send { dest, .. } => {
+                how == U::Other
+                    && match dest {
+                        Dest::Queue(d) => *d == q,
+                        Dest::Var(_) => true,
+                    }
+            }
+            ArmKind::Timeout(_) => false,
+        }),
+        S::TrySend { dest, .. } => {
+            how == U::Other
+                && match dest {
+                    Dest::Queue(d) => *d == q,
+                    Dest::Var(_) => true,
+                }
+        }
+        S::Call { queue, .. } => *queue == q && how == U::Send,
+        // A request carries a send-once right: any use it could be.
+        S::CallVia { .. } => matches!(how, U::Send | U::Other),
+        S::Destroy(d) => *d == q,
+        // A memory access takes the cell's message (a plain receive) and
+        // puts one back (a send that never waits: `Other`); a lock takes,
+        // an unlock puts; a close is any use of its pipe.
+        S::Mech(m) => {
+            m.queue() == q
+                && match m {
+                    super::MechOp::Load { .. } | super::MechOp::Store { .. } => {
+                        matches!(how, U::Receive | U::Other)
+                    }
+                    super::MechOp::Lock(_) => how == U::Receive,
+                    super::MechOp::Unlock(_) => how == U::Other,
+                    super::MechOp::Close(_) => true,
+                }
+        }
+        S::Spawn(_) | S::SendTo { .. } | S::ReceiveFrom { .. } | S::ReceiveAny { .. } => true,
+        // Every statement named: a new one cannot pass unnoticed.
+        S::Reply { .. }
+        | S::Assign { .. }
+        | S::If { .. }
+        | S::While { .. }
+        | S::Assert { .. }
+        | S::Work(_)
+        | S::Sleep(_)
+        | S::Repeat(..)
+        | S::Forever(_)
+        | S::Exit(_) => false,
+    })
 }
 
 fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {
@@ -616,6 +726,18 @@ impl ScriptMachine {
             "direct addressing",
             format!("process `{name}` has not started"),
         ))
+    }
+
+    /// Before a wait: tells the runner whether waiting forever here is a
+    /// valid end state (only for a script with `end:` labels, whose answer
+    /// depends on where it waits; a server's is declared once).
+    fn note_wait<C: Ctx<Self>>(&self, cx: &mut C) {
+        if !self.shared.scenario.processes[self.me]
+            .valid_ends
+            .is_empty()
+        {
+            cx.mark_valid_end(self.at_valid_end());
+        }
     }
 
     /// Records a failed check for the whole run, and returns its error.

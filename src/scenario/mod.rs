@@ -344,6 +344,10 @@ pub struct Process {
     /// `server = true`: may be left waiting at a receive when every other
     /// process has ended (a valid end state, not a deadlock).
     pub server: bool,
+    /// The lines (in the file) of its `end:`-labelled statements: when it
+    /// has any, waiting forever is a valid end state there and only there
+    /// (`server` no longer matters).
+    pub valid_ends: Vec<usize>,
     /// `expect_error = true`: ending with an error (a send to a dead
     /// destination, a failed receive) does not fail the run.
     pub expect_error: bool,
@@ -391,6 +395,18 @@ pub enum Op {
         /// Take the next message and fail the process if it does not match.
         expect: bool,
     },
+    /// Receive from the queue a variable holds (`receive mine PATTERN`),
+    /// as [`Op::Receive`] does from a named one.
+    ReceiveVia {
+        /// The variable's slot.
+        var: usize,
+        /// Give up after this long.
+        timeout: Option<Duration>,
+        /// Which message to take, binding its parts.
+        pattern: Option<Pattern>,
+        /// Take the next message and fail the process if it does not match.
+        expect: bool,
+    },
     /// `x = EXPR` or `x[INDEX] = EXPR`.
     Assign {
         /// The variable's slot.
@@ -418,6 +434,10 @@ pub enum Op {
     },
     /// `select` with `on` arms: the first arm that can proceed.
     Select(Vec<Arm>),
+    /// `select any`: any arm that can proceed, a nondeterministic choice
+    /// (`Ctx::choose`: the simulator's seeded stream, every one of them
+    /// under the checker).
+    SelectAny(Vec<Arm>),
     /// `try-send Q [VALUE] else` ... `end`: send if there is room now, else
     /// run `otherwise`.
     TrySend {
@@ -450,13 +470,29 @@ pub enum Op {
         /// Give up after this long.
         timeout: Option<Duration>,
     },
-    /// RPC on a queue.
+    /// RPC on a queue: `call Q [VALUE] [-> PATTERN]`.
     Call {
         /// The queue.
         queue: usize,
+        /// The value the request carries, if any.
+        value: Option<Expr>,
+        /// The reply must match it (its variables are bound), if given.
+        reply: Option<Pattern>,
     },
-    /// Answer the last request received.
-    Reply,
+    /// RPC on the queue a variable holds (`call next VALUE -> PATTERN`).
+    CallVia {
+        /// The variable's slot.
+        var: usize,
+        /// The value the request carries, if any.
+        value: Option<Expr>,
+        /// The reply must match it (its variables are bound), if given.
+        reply: Option<Pattern>,
+    },
+    /// Answer the last request received: `reply [VALUE]`.
+    Reply {
+        /// The value the reply carries, if any.
+        value: Option<Expr>,
+    },
     /// Busy for a duration.
     Work(Dist),
     /// Asleep for a duration.
@@ -505,6 +541,14 @@ pub enum ArmKind {
     Receive {
         /// The queue.
         queue: usize,
+        /// Which message.
+        pattern: Option<Pattern>,
+    },
+    /// A message (matching the pattern, if any) on the queue a variable
+    /// holds when the `select` starts.
+    ReceiveVia {
+        /// The variable's slot.
+        var: usize,
         /// Which message.
         pattern: Option<Pattern>,
     },
@@ -591,17 +635,21 @@ impl Op {
                 then, otherwise, ..
             } => vec![then, otherwise],
             Op::TrySend { otherwise, .. } => vec![otherwise],
-            Op::Select(arms) => arms.iter().map(|a| a.body.as_slice()).collect(),
+            Op::Select(arms) | Op::SelectAny(arms) => {
+                arms.iter().map(|a| a.body.as_slice()).collect()
+            }
             Op::Send { .. }
             | Op::SendVia { .. }
             | Op::Receive { .. }
+            | Op::ReceiveVia { .. }
             | Op::Assign { .. }
             | Op::Assert { .. }
             | Op::SendTo { .. }
             | Op::ReceiveFrom { .. }
             | Op::ReceiveAny { .. }
             | Op::Call { .. }
-            | Op::Reply
+            | Op::CallVia { .. }
+            | Op::Reply { .. }
             | Op::Work(_)
             | Op::Sleep(_)
             | Op::Spawn(_)
@@ -609,6 +657,15 @@ impl Op {
             | Op::Destroy(_)
             | Op::Mech(_) => Vec::new(),
         }
+    }
+}
+
+impl Process {
+    /// Whether it may be left waiting forever at the end of a run
+    /// (`server = true` or an `end:` label): a verdict only the simulator
+    /// and the checker can give.
+    pub fn may_wait_forever(&self) -> bool {
+        self.server || !self.valid_ends.is_empty()
     }
 }
 

@@ -61,7 +61,12 @@ struct RawQueue {
     receiver: Option<Spanned<String>>,
     senders: Option<Vec<Spanned<String>>>,
     receivers: Option<Vec<Spanned<String>>>,
+    count: Option<Spanned<toml::Value>>,
 }
+
+/// At most this many mailboxes in one family (`[[mailbox]] count = N`),
+/// so the family's tuple is a value within [`MAX_VALUE_SIZE`](super::MAX_VALUE_SIZE).
+pub const MAX_QUEUE_FAMILY: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,13 +193,15 @@ impl Checker<'_> {
         Ok(params)
     }
 
-    /// How many members a `[[process]]` has (`count`, a number or a param).
+    /// How many members a `[[process]]` (or, up to `max`, a `[[mailbox]]`)
+    /// has (`count`, a number or a param).
     fn count(
         &self,
-        p: &RawProcess,
+        count: &Option<Spanned<toml::Value>>,
         params: &BTreeMap<String, i64>,
+        max: usize,
     ) -> Result<Option<usize>, ScenarioError> {
-        let Some(c) = &p.count else {
+        let Some(c) = count else {
             return Ok(None);
         };
         let n = match c.get_ref() {
@@ -208,10 +215,10 @@ impl Checker<'_> {
             }
         };
         match usize::try_from(n) {
-            Ok(n) if (1..=MAX_PROCESSES).contains(&n) => Ok(Some(n)),
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
             _ => Err(self.err(
                 c.span(),
-                format!("`count` must be between 1 and {MAX_PROCESSES}, found {n}"),
+                format!("`count` must be between 1 and {max}, found {n}"),
             )),
         }
     }
@@ -232,7 +239,7 @@ impl Checker<'_> {
                     "a process name must be one word (without brackets)",
                 ));
             }
-            let count = self.count(p, &params)?;
+            let count = self.count(&p.count, &params, MAX_PROCESSES)?;
             let names: Vec<String> = match count {
                 None => vec![base.clone()],
                 Some(n) => (0..n).map(|i| format!("{base}[{i}]")).collect(),
@@ -324,6 +331,8 @@ impl Checker<'_> {
         };
 
         let mut queues: Vec<Queue> = Vec::new();
+        // A mailbox family (`count = N`) is N mailboxes `name[0]`..`name[N-1]`.
+        let mut queue_families: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let sections = raw
             .mailbox
             .iter()
@@ -331,11 +340,21 @@ impl Checker<'_> {
             .chain(raw.port.iter().map(|q| (q, false)));
         for (q, mailbox) in sections {
             let name = q.name.get_ref().clone();
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(self.err(q.name.span(), "a port or mailbox name must be one word"));
+            if name.is_empty() || name.contains(char::is_whitespace) || name.contains(['[', ']']) {
+                return Err(self.err(
+                    q.name.span(),
+                    "a port or mailbox name must be one word (without brackets)",
+                ));
             }
-            if queues.iter().any(|x| x.name == name) {
+            if queues.iter().any(|x| x.name == name) || queue_families.contains_key(&name) {
                 return Err(self.err(q.name.span(), format!("`{name}` is declared twice")));
+            }
+            let count = self.count(&q.count, &params, MAX_QUEUE_FAMILY)?;
+            if let (Some(c), false) = (&q.count, mailbox) {
+                return Err(self.err(
+                    c.span(),
+                    "only a mailbox can be a family (`count`): a port has one receiver",
+                ));
             }
             let capacity = self.capacity(&q.capacity, &params)?;
             let on_full = match &q.on_full {
@@ -406,13 +425,27 @@ impl Checker<'_> {
                 }
                 QueueKind::Port { receiver, senders }
             };
-            queues.push(Queue {
-                name,
-                capacity,
-                on_full,
-                kind,
-                role: QueueRole::Queue,
-            });
+            match count {
+                None => queues.push(Queue {
+                    name,
+                    capacity,
+                    on_full,
+                    kind,
+                    role: QueueRole::Queue,
+                }),
+                Some(n) => {
+                    queue_families.insert(name.clone(), (queues.len()..queues.len() + n).collect());
+                    for i in 0..n {
+                        queues.push(Queue {
+                            name: format!("{name}[{i}]"),
+                            capacity,
+                            on_full,
+                            kind: kind.clone(),
+                            role: QueueRole::Queue,
+                        });
+                    }
+                }
+            }
         }
         // Pipes and FIFOs: ports whose send rights are the write ends.
         let pipes = raw
@@ -493,11 +526,13 @@ impl Checker<'_> {
                 names: Names {
                     params: &params,
                     queues: &queues,
+                    queue_families: &queue_families,
                     symbols: &symbols,
                     vars: RefCell::new(vec!["id".to_string()]),
                     bound: RefCell::new(vec![0]),
                 },
                 dynamic_dests: RefCell::default(),
+                valid_ends: RefCell::default(),
                 single_word_values: RefCell::default(),
                 reads: RefCell::default(),
             };
@@ -510,6 +545,7 @@ impl Checker<'_> {
                 vars: ctx.names.vars.into_inner(),
                 id,
                 server: p.server.unwrap_or(false),
+                valid_ends: ctx.valid_ends.into_inner(),
                 expect_error: p.expect_error.unwrap_or(false),
             });
         }

@@ -133,6 +133,11 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
         }
         self.p.random_below(n as u64) as usize
     }
+    fn mark_valid_end(&mut self, at: bool) {
+        if self.threads.is_none() {
+            self.p.declare_valid_end(at);
+        }
+    }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> ScriptMachine + Send + 'static,

@@ -234,6 +234,15 @@ impl<B: Blocker> Ipc for B {
         self.before_ipc("send");
         self.send_via(Destination::Name(dest), msg, on_full)
     }
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.before_ipc("peek");
+        traced(
+            "peek",
+            self.task_pid(),
+            &(source),
+            self.kernel().peek(self.task_pid(), Source::Name(source)),
+        )
+    }
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("receive");
         self.receive_via(Source::Name(source), wait)

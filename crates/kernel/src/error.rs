@@ -97,6 +97,8 @@ pub enum Unsupported {
     FifoStatus,
     /// A link capacity in messages (OS backend: a pipe holds bytes).
     LinkCapacity,
+    /// Looking at a queued message without taking it.
+    Peek,
 }
 
 impl Unsupported {
@@ -135,6 +137,9 @@ impl Unsupported {
             }
             Unsupported::LinkCapacity => {
                 "link capacity: a pipe holds 65536 bytes, not a number of messages"
+            }
+            Unsupported::Peek => {
+                "peek: a POSIX queue or a pipe gives a message only by taking it"
             }
         }
     }

@@ -30,7 +30,7 @@
 use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
-use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
+use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind, Unsupported};
 use crate::message::{Message, Notification, NotifyKind};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
 
@@ -330,6 +330,62 @@ pub trait Ipc {
     /// Receives directly from any task, waiting as long as it takes.
     fn receive_from_any(&self) -> Result<Message, ReceiveError> {
         self.receive_from_any_with(Wait::Forever)
+    }
+    /// Looks at the message a receive from `source` (a receive right, port
+    /// set or mailbox) would take now, without taking it: a copy of its id,
+    /// body and trailer (sender, the name, and the sequence number it will
+    /// be received with). The rights the message carries are *not* moved:
+    /// they stay in the queued message, so the copy carries none (its
+    /// [`rights`](Message::rights) and [`reply`](Message::reply) are empty,
+    /// and a port-destroyed notification does not decode). Never waits:
+    /// [`ReceiveError::Empty`] when nothing is there. A backend that cannot
+    /// look without taking answers [`Unsupported::Peek`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, ReceiveError};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// assert_eq!(task.peek(port), Err(ReceiveError::Empty));
+    /// task.send(port, Message::new(7, b"first")).unwrap();
+    /// task.send(port, Message::new(8, b"second")).unwrap();
+    /// let head = task.peek(port).unwrap();
+    /// assert_eq!((head.id, &head.body[..]), (7, &b"first"[..]));
+    /// let taken = task.receive(port).unwrap(); // the same message, now taken
+    /// assert_eq!(taken.trailer().unwrap().seqno, head.trailer().unwrap().seqno);
+    /// assert_eq!(task.peek(port).unwrap().id, 8);
+    /// ```
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        let _ = source;
+        Err(ReceiveError::Unsupported(Unsupported::Peek))
+    }
+    /// Asks to be told when the port or mailbox `dest` (a send right, a
+    /// receive right, or a mailbox name with send access) has room for a
+    /// message: one [`Notification::SendPossible`] naming `dest` arrives on
+    /// `notify` (a port whose receive right this task holds), at once if
+    /// there is room now, else the first time a receive, a capacity change
+    /// or (rendezvous) a waiting receiver makes room. If `dest` dies first,
+    /// a [`Notification::DeadName`] comes instead; releasing `dest` cancels
+    /// the request. A hint (Mach's `MACH_SEND_NOTIFY`): another sender may
+    /// take the room first. Shorthand for
+    /// [`request_notification`](Ipc::request_notification) with
+    /// [`NotifyKind::SendPossible`]; a backend without notifications
+    /// answers [`IpcError::Unsupported`].
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message, Notification};
+    /// let task = Kernel::new().spawn_task();
+    /// let port = task.port_allocate(Capacity::Bounded(1)).unwrap();
+    /// let notify = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// task.try_send(port, Message::from_u64(1, 1)).unwrap(); // now full
+    /// task.request_send_possible(port, notify).unwrap();
+    /// assert!(task.try_receive(notify).is_err()); // no room yet
+    /// task.receive(port).unwrap(); // makes room
+    /// let n = task.try_receive(notify).unwrap();
+    /// assert_eq!(n.notification(), Some(Notification::SendPossible(port)));
+    /// task.try_send(port, Message::from_u64(1, 2)).unwrap();
+    /// ```
+    fn request_send_possible(&self, dest: PortName, notify: PortName) -> Result<(), IpcError> {
+        self.request_notification(dest, NotifyKind::SendPossible, notify)
     }
     /// Makes a send right from a receive right (same name).
     fn make_send(&self, name: PortName) -> Result<PortName, IpcError> {

@@ -392,6 +392,11 @@ pub enum NotifyKind {
     NoSenders,
     /// When your receive right would be destroyed: it is sent to you instead.
     PortDestroyed,
+    /// When the full port or mailbox a send right (or mailbox name) names
+    /// has room for a message (Mach's `MACH_SEND_NOTIFY`): one notification,
+    /// at once if it has room already. If the port or mailbox dies first, a
+    /// dead-name notification comes instead.
+    SendPossible,
 }
 
 /// A notification message, decoded (Mach's `mach_notify_*` messages).
@@ -406,9 +411,16 @@ pub enum Notification {
     /// A send-once right was destroyed without being used (e.g. a server died
     /// without replying).
     SendOnce,
+    /// The port or mailbox the name (in the requester's space) denotes had
+    /// room for a message when this was sent ([`NotifyKind::SendPossible`]).
+    /// A hint, as in Mach: another sender may fill the room first, so the
+    /// send that follows can still find the queue full.
+    SendPossible(PortName),
 }
 
 impl Notification {
+    /// Message id of a send-possible notification (Mach's `MACH_NOTIFY_SEND_POSSIBLE`).
+    pub const SEND_POSSIBLE_ID: u32 = 0o102;
     /// Message id of a port-destroyed notification (Mach's `MACH_NOTIFY_PORT_DESTROYED`).
     pub const PORT_DESTROYED_ID: u32 = 0o105;
     /// Message id of a no-senders notification.
@@ -434,6 +446,7 @@ impl Notification {
                 .first()
                 .map(|r| Notification::PortDestroyed(r.name)),
             Self::SEND_ONCE_ID => Some(Notification::SendOnce),
+            Self::SEND_POSSIBLE_ID => name().map(Notification::SendPossible),
             _ => None,
         }
     }

@@ -69,6 +69,7 @@ enum Op {
         on_full: OnFull,
     },
     Receive(usize, NameSel),
+    Peek(usize, NameSel),
     Select(usize, Vec<NameSel>),
     ReceiveFrom(usize, PidSel),
     ReceiveAny(usize),
@@ -143,6 +144,7 @@ fn notify_kind() -> impl Strategy<Value = NotifyKind> {
         Just(NotifyKind::DeadName),
         Just(NotifyKind::NoSenders),
         Just(NotifyKind::PortDestroyed),
+        Just(NotifyKind::SendPossible),
     ]
 }
 
@@ -206,6 +208,7 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         10 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Receive(t, m)),
+        3 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Peek(t, m)),
         2 => (t.clone(), proptest::collection::vec(n.clone(), 0..3))
             .prop_map(|(t, v)| Op::Select(t, v)),
         2 => (t.clone(), p.clone()).prop_map(|(t, f)| Op::ReceiveFrom(t, f)),
@@ -352,6 +355,7 @@ impl Harness {
                 );
                 self.fwd.insert(m, (pid, k));
                 self.rev.insert((pid, k), m);
+                self.model.slot_of.insert(m, k.index());
                 self.known[pid as usize - 1].push(m);
             }
         }
@@ -446,6 +450,38 @@ impl Harness {
                 "step {step}: kernel message decodes"
             );
         }
+    }
+
+    /// A peek: the head's id, body and trailer, no rights, nothing taken.
+    fn check_peeked(
+        &mut self,
+        model: Result<Received, mkipc_kernel::ReceiveError>,
+        kernel: Result<Message, mkipc_kernel::ReceiveError>,
+    ) {
+        let step = self.step;
+        self.last_outcome = format!("{:?}", kernel.as_ref().map(|k| k.id));
+        let (m, k) = match (model, kernel) {
+            (Ok(m), Ok(k)) => (m, k),
+            (m, k) => {
+                assert_eq!(m.err(), k.err(), "step {step}: peek result");
+                return;
+            }
+        };
+        assert_eq!(m.id, k.id, "step {step}: peeked id");
+        assert_eq!(
+            self.expected_body(&m.body),
+            &k.body[..],
+            "step {step}: peeked body"
+        );
+        assert!(!k.carries_rights(), "step {step}: a peek moves no rights");
+        let tr = k.trailer().expect("a peeked message has a trailer");
+        assert_eq!(Pid(m.sender), tr.sender, "step {step}: peeked sender");
+        assert_eq!(
+            self.kernel_name(m.received_on),
+            tr.received_on,
+            "step {step}: peeked name"
+        );
+        assert_eq!(m.seqno, tr.seqno, "step {step}: peeked seqno");
     }
 
     fn apply(&mut self, op: &Op) {
@@ -592,6 +628,13 @@ impl Harness {
                 let k = task.try_receive(kn);
                 let m = self.model.try_receive(pid, Src::Name(mn));
                 self.check_received(pid, m, k);
+            }
+            Op::Peek(t, n) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let k = task.peek(kn);
+                let m = self.model.peek(pid, Src::Name(mn));
+                self.check_peeked(m, k);
             }
             Op::Select(t, ns) => {
                 let (pid, task) = self.task(*t);
@@ -986,6 +1029,52 @@ fn memory_limit_and_drop_policies() {
             big(0, OnFull::DropOldest),
             Op::Receive(0, 0),
             Op::Receive(0, 0),
+        ],
+    );
+}
+
+/// Send-possible requests: answered after a receive makes room, at once when
+/// there is room, by a dead-name notification when the port dies first, and
+/// on a mailbox as on a port (its death too).
+#[test]
+fn send_possible_notifications() {
+    let sp = |t, name, notify| Op::Notify(t, name, NotifyKind::SendPossible, notify);
+    run(
+        &[Capacity::Bounded(1), Capacity::Unbounded],
+        &[
+            // Task 1 fills task 0's bounded(1) port and asks to be told of
+            // room on its own port.
+            send(1, 0, vec![]),
+            sp(1, 0, 1),
+            Op::Receive(1, 1),
+            Op::Receive(0, 0),
+            Op::Receive(1, 1),
+            // Room now: at once.
+            sp(1, 0, 1),
+            Op::Receive(1, 1),
+            // Full again, and the port dies: dead-name instead.
+            send(1, 0, vec![]),
+            sp(1, 0, 1),
+            Op::Destroy(0, 0),
+            Op::Receive(1, 1),
+            // A full mailbox, then its destruction.
+            Op::MbCreate {
+                t: 0,
+                mb: 0,
+                cap: Capacity::Bounded(1),
+                system: true,
+                default_access: Access::ALL,
+                grants: vec![],
+            },
+            Op::MbOpen(1, 0),
+            send(1, 0, vec![]),
+            sp(1, 0, 2),
+            Op::SetCapacity(0, 0, Capacity::Bounded(2)),
+            Op::Receive(1, 2),
+            send(1, 0, vec![]),
+            sp(1, 0, 2),
+            Op::MbDestroy(0, 0),
+            Op::Receive(1, 2),
         ],
     );
 }

@@ -864,3 +864,47 @@ fn snapshot_cost() {
         black_box(k.canonical_name(t0, black_box(p0)));
     });
 }
+
+/// A send-possible request is kernel state: a snapshot keeps it (restored,
+/// it is answered again), and it is in the canonical encoding: a request
+/// on one full port and a request on another encode differently (the same
+/// send-once rights exist in both; a receive from the first port notifies
+/// in one state only).
+#[test]
+fn a_send_possible_request_is_in_snapshots_and_the_canonical_state() {
+    let setup = || {
+        let k = Kernel::new();
+        let t = k.create_task();
+        let p = k.port_allocate(t, Capacity::Bounded(1)).unwrap();
+        let q = k.port_allocate(t, Capacity::Bounded(1)).unwrap();
+        let notify = k.port_allocate(t, Capacity::Unbounded).unwrap();
+        for to in [p, q] {
+            let m = Message::new(1, b"");
+            let r = k.send_begin(t, Destination::Name(to), m, OnFull::Fail, &noop);
+            assert!(matches!(r, Begin::Done(Ok(_))));
+        }
+        (k, t, p, q, notify)
+    };
+    let (a, ta, pa, _, na) = setup();
+    let (b, tb, _, qb, nb) = setup();
+    assert_eq!(canon(&a), canon(&b));
+    a.request_notification(ta, pa, NotifyKind::SendPossible, na)
+        .unwrap();
+    b.request_notification(tb, qb, NotifyKind::SendPossible, nb)
+        .unwrap();
+    assert_ne!(canon(&a), canon(&b));
+    let before = a.snapshot();
+    let encoded = canon(&a);
+    let take =
+        |k: &Kernel, from: PortName| match k.receive_begin(ta, Source::Name(from), false, &noop) {
+            Begin::Done(r) => r,
+            Begin::Blocked(_) => panic!("a non-waiting receive blocked"),
+        };
+    for _ in 0..2 {
+        assert_eq!(take(&a, pa).map(|m| m.id), Ok(1));
+        let n = take(&a, na).expect("the notification");
+        assert_eq!(n.notification(), Some(Notification::SendPossible(pa)));
+        a.restore(&before);
+        assert_eq!(canon(&a), encoded);
+    }
+}

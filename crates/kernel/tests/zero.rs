@@ -489,3 +489,35 @@ fn messages_sent_counts_hand_overs_from_parked_senders() {
     assert_eq!(rx.port_status(port).unwrap().messages_sent, 20);
     assert_clean(&k);
 }
+
+/// On a rendezvous port a waiting receiver is room: a send-possible request
+/// made while nobody receives is answered when a receiver starts waiting
+/// (directly on the port, or on a port set holding it), and the send that
+/// follows hands the message over.
+#[test]
+fn send_possible_comes_when_a_receiver_waits() {
+    for through_set in [false, true] {
+        let k = Kernel::new();
+        let (rx, port, tx, to_rx) = pair(&k, Capacity::Zero);
+        let source = if through_set {
+            let set = rx.port_set_allocate().unwrap();
+            rx.port_set_insert(set, port).unwrap();
+            set
+        } else {
+            port
+        };
+        let notify = tx.port_allocate(Capacity::Unbounded).unwrap();
+        tx.request_send_possible(to_rx, notify).unwrap();
+        assert_eq!(tx.try_receive(notify), Err(ReceiveError::Empty));
+        thread::scope(|s| {
+            s.spawn(|| {
+                let m = rx.receive(source).unwrap();
+                assert_eq!(m.as_u64(), Some(7));
+            });
+            let n = tx.receive_timeout(notify, Duration::from_secs(5)).unwrap();
+            assert_eq!(n.notification(), Some(Notification::SendPossible(to_rx)));
+            tx.try_send(to_rx, Message::from_u64(1, 7)).unwrap();
+        });
+        assert_clean(&k);
+    }
+}

@@ -14,7 +14,7 @@
 //! DESIGN.md (section "The real-OS backend")): port sets, notifications, and
 //! rights carried in messages to a mailbox (rights travel only on direct
 //! links). A skipped case is not run and shows as `ignored, <reason>`, and
-//! the summary counts it apart: `24 passed, 0 failed, 8 skipped`, then one
+//! the summary counts it apart: `24 passed, 0 failed, 14 skipped`, then one
 //! `skipped <case>: <reason>` line each (the reason is `Unsupported::reason`).
 
 use std::io::{Read, Write};
@@ -254,18 +254,26 @@ const SHM: ForkBackend = ForkBackend {
 };
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]).
-const SKIPPED: [&str; 4] = [
+const SKIPPED: [&str; 7] = [
     "failed_send_keeps_rights",
     "select_and_port_sets",
     "no_senders_notification",
     "rights_transfer_and_rpc",
+    "send_possible_notification",
+    "select_wakes_on_send_possible",
+    "peek_leaves_the_message",
 ];
 
 impl ForkBackend {
     fn skip_reason(&self, case: &str) -> Option<&'static str> {
         match case {
             "select_and_port_sets" => Some(mkipc_kernel::Unsupported::PortSets.reason()),
-            "no_senders_notification" => Some(mkipc_kernel::Unsupported::Notifications.reason()),
+            "no_senders_notification"
+            | "send_possible_notification"
+            | "select_wakes_on_send_possible" => {
+                Some(mkipc_kernel::Unsupported::Notifications.reason())
+            }
+            "peek_leaves_the_message" => Some(mkipc_kernel::Unsupported::Peek.reason()),
             "failed_send_keeps_rights" | "rights_transfer_and_rpc" => {
                 Some(mkipc_kernel::Unsupported::RightsHere.reason())
             }
@@ -319,6 +327,18 @@ fn main() {
         (
             "owned_mailbox_dies_with_owner",
             conformance::owned_mailbox_dies_with_owner,
+        ),
+        (
+            "send_possible_notification",
+            conformance::send_possible_notification,
+        ),
+        (
+            "select_wakes_on_send_possible",
+            conformance::select_wakes_on_send_possible,
+        ),
+        (
+            "peek_leaves_the_message",
+            conformance::peek_leaves_the_message,
         ),
     ];
     assert_eq!(

@@ -105,6 +105,13 @@ pub enum Step {
 }
 
 /// A process as a state machine (module docs).
+///
+/// The one law every machine keeps: what a step does with the result of
+/// its operation does not depend on whether the operation completed at
+/// once ([`Op::Done`]) or later ([`Op::Pending`], then handed in as
+/// `resumed`). Blocking runners only ever say `Done`; the model checker
+/// says `Pending` whenever the kernel would block, and its partial-order
+/// reduction relies on the two being the same program.
 pub trait Machine: Sized + 'static {
     /// Runs from this scheduling point to the next. `resumed` is the outcome
     /// of the operation the last step left pending ([`Step::Wait`]), `None`
@@ -123,6 +130,45 @@ pub trait Machine: Sized + 'static {
     fn expects_error(&self) -> bool {
         false
     }
+
+    /// Whether this process, or any process it starts, may from this state
+    /// on use the mailbox named `mailbox` in this way: an operation it
+    /// waits in now counts, and a process that may destroy the mailbox
+    /// answers `true` for every use. Yes by default, which is always
+    /// correct; a machine that answers `false` where it can lets the
+    /// stateful checker's partial-order reduction step a sole sender or
+    /// sole receiver alone (as SPIN's `xs`/`xr` channel assertions do).
+    /// A wrong `false` makes the checker miss states.
+    fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
+        let _ = (mailbox, how);
+        true
+    }
+
+    /// Whether waiting forever where it is now (at a receive) is a valid
+    /// end state, as Promela's `end:` labels say: the checker asks it of
+    /// every process left waiting at an end state; a machine whose answer
+    /// changes from place to place tells the simulator before each receive
+    /// ([`Ctx::mark_valid_end`]). By default [`Machine::is_server`]: any
+    /// receive of a server.
+    fn at_valid_end(&self) -> bool {
+        self.is_server()
+    }
+}
+
+/// How a process may use a mailbox ([`Machine::may_use_mailbox`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum MailboxUse {
+    /// Send to it.
+    Send,
+    /// Receive from it alone (`Source::Name`).
+    Receive,
+    /// Receive from it among other sources (`Source::Any`, a select).
+    Select,
+    /// Any operation on it other than a plain send (`OnFull::Block`, no
+    /// rights carried) or a receive that waits forever: a timed send or
+    /// receive, a try, a send that fails or drops when it is full, a send
+    /// carrying rights.
+    Other,
 }
 
 /// How a runner starts an RPC call ([`Ctx::call`]).
@@ -177,6 +223,14 @@ pub trait Ctx<M> {
     /// alternative as its own transition. A machine calls it at most a few
     /// times per step, before or instead of starting its operation.
     fn choose(&mut self, n: usize) -> usize;
+    /// The machine is about to wait at a place where waiting forever is
+    /// (`true`) or is not a valid end state ([`Machine::at_valid_end`]). A
+    /// runner that judges end states from a flag it keeps per process (the
+    /// simulator) records it; one that asks the machine (the checker) or
+    /// gives no end-state verdict does nothing (the default).
+    fn mark_valid_end(&mut self, at: bool) {
+        let _ = at;
+    }
     /// Starts another process, which inherits `inherit` (moved or copied
     /// per their dispositions) and runs the machine `make` builds from the
     /// rights it received, under its own names, in order.
@@ -326,6 +380,9 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
             return 0;
         }
         self.proc.random_below(n as u64) as usize
+    }
+    fn mark_valid_end(&mut self, at: bool) {
+        self.proc.declare_valid_end(at);
     }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where

@@ -555,6 +555,17 @@ impl Proc {
         }
     }
 
+    /// Declares whether this process, from now on, may be left waiting at a
+    /// receive as a valid end state (`true`, as a server) or not: for a
+    /// machine whose valid ends are places, not the whole process
+    /// ([`Machine::at_valid_end`](crate::machine::Machine::at_valid_end)).
+    /// No effect on the threaded backend.
+    pub fn declare_valid_end(&self, at: bool) {
+        if let Some(s) = self.sim() {
+            s.core.procs.borrow_mut()[self.id.0 as usize].server = at;
+        }
+    }
+
     /// Declares that this process may end with an error, as
     /// [`Sim::expect_error`](crate::Sim::expect_error) does from outside.
     /// No effect on the threaded backend.
@@ -821,6 +832,14 @@ impl Ipc for Proc {
         }
         self.touch_end(r.as_ref().ok());
         self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        self.point();
+        // Reads a queue: ordered against everything (not classified).
+        self.touch_global();
+        let r = on_backend!(self, i => i.peek(source));
+        self.touch_end(None);
         r
     }
     fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {

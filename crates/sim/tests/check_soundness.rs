@@ -2,7 +2,10 @@
 //! search: on random small models of machines, it reaches exactly the
 //! distinct failure kinds and the distinct end states that
 //! `Explorer::exhaustive(..).reduction(Reduction::None)` reaches running the
-//! same machines on the simulator.
+//! same machines on the simulator, with its partial-order reduction on and
+//! off. On larger random models (with choices, which the simulator draws
+//! at random and does not enumerate), the reduced search reaches exactly
+//! what the unreduced one does.
 //!
 //! Each step of a generated machine does at most one IPC operation: then
 //! the simulator's scheduling points (before each IPC operation and at each
@@ -17,7 +20,7 @@ use mkipc_kernel::{
     Wait, WaitOutcome,
 };
 use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus};
-use mkipc_sim::machine::{Ctx, Machine, Op as COp, Step};
+use mkipc_sim::machine::{Ctx, Machine, MailboxUse, Op as COp, Step};
 use mkipc_sim::{
     ms, Dist, ExitStatus, Explorer, FailureReason, Inherit, ProcError, Reduction, Sim,
 };
@@ -47,6 +50,8 @@ enum MOp {
     FailIfGot(u64),
     /// Panics if the last value received is `value`.
     PanicIfGot(u64),
+    /// A nondeterministic choice among `n`, kept as the last value.
+    Choose(u8),
 }
 
 #[derive(Clone, Debug)]
@@ -237,7 +242,57 @@ impl Machine for Prog {
                 }
                 self.advance()
             }
+            MOp::Choose(n) => {
+                let c = cx.choose(usize::from(n));
+                self.last = Some(c as u64);
+                self.note(format!("c{c}"));
+                self.advance()
+            }
         }
+    }
+
+    fn is_server(&self) -> bool {
+        self.server
+    }
+
+    /// From the operations left (all of them for a server, which loops):
+    /// the declaration the reduction relies on, exactly.
+    fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
+        let Some(port) = mailbox
+            .strip_prefix('p')
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            return true;
+        };
+        let left = if self.server {
+            &self.ops[..]
+        } else {
+            &self.ops[self.pc.min(self.ops.len())..]
+        };
+        left.iter().any(|o| match *o {
+            MOp::Send {
+                port: p,
+                policy: code,
+                ..
+            } if p == port => {
+                how == if policy(code) == OnFull::Block {
+                    MailboxUse::Send
+                } else {
+                    MailboxUse::Other
+                }
+            }
+            MOp::Receive { port: p, wait } if p == port => {
+                how == if wait == 0 {
+                    MailboxUse::Receive
+                } else {
+                    MailboxUse::Other
+                }
+            }
+            MOp::Select { wait } => {
+                how == MailboxUse::Select || (wait != 0 && how == MailboxUse::Other)
+            }
+            _ => false,
+        })
     }
 }
 
@@ -263,7 +318,8 @@ struct Recorded {
     sink: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
-fn op(ports: usize) -> impl Strategy<Value = MOp> {
+fn op(ports: usize, choices: bool) -> impl Strategy<Value = MOp> {
+    let choose = if choices { 1 } else { 0 };
     prop_oneof![
         4 => (0..ports, 0..3u64, 0..6u8).prop_map(|(port, value, policy)| MOp::Send { port, value, policy }),
         3 => (0..ports, 0..3u8).prop_map(|(port, wait)| MOp::Receive { port, wait }),
@@ -272,16 +328,32 @@ fn op(ports: usize) -> impl Strategy<Value = MOp> {
         1 => (1..3u64).prop_map(MOp::Sleep),
         1 => (0..3u64).prop_map(MOp::FailIfGot),
         1 => (0..3u64).prop_map(MOp::PanicIfGot),
+        choose => (2..=3u8).prop_map(MOp::Choose),
     ]
 }
 
 fn model() -> impl Strategy<Value = Model> {
+    model_of(5, 0..11u8, false)
+}
+
+/// Models for the reduced-against-unreduced comparison: more operations,
+/// mostly mailboxes (where the reduction applies), choices.
+fn por_model() -> impl Strategy<Value = Model> {
+    prop_oneof![
+        1 => model_of(8, 0..12u8, true),
+        2 => model_of(8, 8..12u8, true),
+    ]
+}
+
+/// Random models of `ops` operations in all (about), capacity codes from
+/// `codes`, with choices or not.
+fn model_of(ops: usize, codes: std::ops::Range<u8>, choices: bool) -> impl Strategy<Value = Model> {
     (2..=4usize, 1..=3usize, any::<bool>())
-        .prop_flat_map(|(procs, ports, server)| {
-            let per = (5 / procs).max(1);
+        .prop_flat_map(move |(procs, ports, server)| {
+            let per = (ops / procs).max(1);
             (
-                prop::collection::vec(0..11u8, ports),
-                prop::collection::vec(prop::collection::vec(op(ports), 1..=per), procs),
+                prop::collection::vec(codes.clone(), ports),
+                prop::collection::vec(prop::collection::vec(op(ports, choices), 1..=per), procs),
                 Just(server),
             )
         })
@@ -373,58 +445,81 @@ fn kind(r: Option<&FailureReason>) -> String {
     }
 }
 
+/// What a search found: the distinct failures, and the distinct states it
+/// stopped at (end states and failing states).
 #[derive(Debug, PartialEq, Eq)]
 struct Found {
     kinds: BTreeSet<String>,
     ends: BTreeSet<String>,
 }
 
-fn with_checker(m: &Model) -> Result<(Found, u64), String> {
+/// What the reduction must keep: every distinct failure, every end state
+/// where nobody can step (a failing state where others could still step
+/// may be reached with them further along).
+#[derive(Debug, PartialEq, Eq)]
+struct Kept {
+    kinds: BTreeSet<String>,
+    terminal: BTreeSet<String>,
+}
+
+fn with_checker(m: &Model, reduction: bool) -> Result<(Found, Kept, u64), String> {
     let mut kinds = BTreeSet::new();
     let mut ends = BTreeSet::new();
-    let out = Checker::new().keep_going().run_with_ends(
-        |w| {
-            let ports: Vec<PortName> = m
-                .ports
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| {
-                    if c >= 8 {
-                        w.mailbox(&format!("p{i}"), capacity(c)).unwrap()
-                    } else {
-                        w.port(&format!("p{i}"), capacity(c)).unwrap()
+    let mut terminal = BTreeSet::new();
+    let out = Checker::new()
+        .keep_going()
+        .reduction(reduction)
+        .run_with_ends(
+            |w| {
+                let ports: Vec<PortName> = m
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| {
+                        if c >= 8 {
+                            w.mailbox(&format!("p{i}"), capacity(c)).unwrap()
+                        } else {
+                            w.port(&format!("p{i}"), capacity(c)).unwrap()
+                        }
+                    })
+                    .collect();
+                for me in 0..m.procs.len() {
+                    let (inherit, make) = plan(m, me, &ports);
+                    let id = w.spawn_with(&format!("q{me}"), &inherit, make).unwrap();
+                    if m.server && me == 0 {
+                        w.server(id);
                     }
-                })
-                .collect();
-            for me in 0..m.procs.len() {
-                let (inherit, make) = plan(m, me, &ports);
-                let id = w.spawn_with(&format!("q{me}"), &inherit, make).unwrap();
-                if m.server && me == 0 {
-                    w.server(id);
                 }
-            }
-        },
-        |end| {
-            let k = kind(end.failure);
-            let v = &end.view;
-            let procs: Vec<String> = (0..v.procs())
-                .map(|i| {
-                    let id = mkipc_sim::ProcId(i as u32);
-                    let status = match v.status(id).unwrap() {
-                        ProcStatus::Ended(s) => status_text(&s),
-                        _ => "Stuck".into(),
-                    };
-                    format!("{status} {:?}", v.machine(id).unwrap().log)
-                })
-                .collect();
-            ends.insert(format!("{k} {procs:?}"));
-            kinds.insert(k);
-        },
-    );
+            },
+            |end| {
+                let k = kind(end.failure);
+                let v = &end.view;
+                let procs: Vec<String> = (0..v.procs())
+                    .map(|i| {
+                        let id = mkipc_sim::ProcId(i as u32);
+                        let status = match v.status(id).unwrap() {
+                            ProcStatus::Ended(s) => status_text(&s),
+                            _ => "Stuck".into(),
+                        };
+                        format!("{status} {:?}", v.machine(id).unwrap().log)
+                    })
+                    .collect();
+                let state = format!("{k} {procs:?}");
+                if end.terminal {
+                    terminal.insert(state.clone());
+                }
+                ends.insert(state);
+                kinds.insert(k);
+            },
+        );
     if !out.stats.complete {
         return Err(format!("checker incomplete: {}", out.stats));
     }
-    Ok((Found { kinds, ends }, out.stats.states_stored))
+    let kept = Kept {
+        kinds: kinds.clone(),
+        terminal,
+    };
+    Ok((Found { kinds, ends }, kept, out.stats.states_stored))
 }
 
 fn with_explorer(m: &Model, max_runs: u64) -> Option<Found> {
@@ -510,25 +605,88 @@ fn run_recorded(p: &mkipc_sim::Proc, mut rec: Recorded) -> mkipc_sim::ProcResult
 /// which re-runs every schedule, would take long) or the plain search does
 /// not finish within `max_runs` runs.
 fn compare(m: &Model, max_states: u64, max_runs: u64) -> Option<Result<(), String>> {
-    let checked = match with_checker(m) {
-        Ok((f, states)) if states <= max_states => f,
+    let (checked, kept) = match with_checker(m, false) {
+        Ok((f, k, states)) if states <= max_states => (f, k),
         Ok(_) => return None,
         Err(e) => return Some(Err(e)),
     };
+    let reduced = match with_checker(m, true) {
+        Ok((_, k, _)) => k,
+        Err(e) => return Some(Err(e)),
+    };
     let plain = with_explorer(m, max_runs)?;
-    if plain == checked {
+    if plain == checked && kept == reduced {
         return Some(Ok(()));
     }
-    let missed: Vec<_> = plain.ends.difference(&checked.ends).collect();
-    let extra: Vec<_> = checked.ends.difference(&plain.ends).collect();
     Some(Err(format!(
-        "kinds: explorer {:?}, checker {:?}\nmissed {missed:#?}\nextra {extra:#?}",
-        plain.kinds, checked.kinds
+        "{}\n{}",
+        differences(
+            "explorer",
+            &plain.kinds,
+            &plain.ends,
+            "checker",
+            &checked.kinds,
+            &checked.ends
+        ),
+        differences(
+            "full",
+            &kept.kinds,
+            &kept.terminal,
+            "reduced",
+            &reduced.kinds,
+            &reduced.terminal
+        )
     )))
 }
 
+/// What `b` found that `a` did not, and the other way round.
+fn differences(
+    a_name: &str,
+    a_kinds: &BTreeSet<String>,
+    a: &BTreeSet<String>,
+    b_name: &str,
+    b_kinds: &BTreeSet<String>,
+    b: &BTreeSet<String>,
+) -> String {
+    if a_kinds == b_kinds && a == b {
+        return format!("{a_name} = {b_name}");
+    }
+    let missed: Vec<_> = a.difference(b).collect();
+    let extra: Vec<_> = b.difference(a).collect();
+    format!(
+        "kinds: {a_name} {a_kinds:?}, {b_name} {b_kinds:?}\n{b_name} missed {missed:#?}\n{b_name} extra {extra:#?}"
+    )
+}
+
+/// The reduced and unreduced checkers' findings on `m`, and the numbers of
+/// states each stored; `None` when the unreduced space has more than
+/// `max_states` states.
+fn compare_reduced(m: &Model, max_states: u64) -> Option<Result<(u64, u64), String>> {
+    let (full, full_states) = match with_checker(m, false) {
+        Ok((_, k, states)) if states <= max_states => (k, states),
+        Ok(_) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let (reduced, reduced_states) = match with_checker(m, true) {
+        Ok((_, k, states)) => (k, states),
+        Err(e) => return Some(Err(e)),
+    };
+    if full == reduced {
+        Some(Ok((full_states, reduced_states)))
+    } else {
+        Some(Err(differences(
+            "full",
+            &full.kinds,
+            &full.terminal,
+            "reduced",
+            &reduced.kinds,
+            &reduced.terminal,
+        )))
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
 
     #[test]
     fn the_checker_reaches_what_plain_dfs_reaches(m in model()) {
@@ -539,6 +697,43 @@ proptest! {
             prop_assert!(false, "{}\n{:#?}", e, m);
         }
     }
+
+    #[test]
+    fn the_reduction_keeps_every_failure_and_end_state(m in por_model()) {
+        let verdict = compare_reduced(&m, 5_000);
+        prop_assume!(verdict.is_some());
+        if let Some(Err(e)) = verdict {
+            prop_assert!(false, "{}\n{:#?}", e, m);
+        }
+    }
+}
+
+/// The reduction is not idle on random mailbox models: over a fixed set of
+/// them it stores fewer states than the full search (and finds the same).
+#[test]
+fn the_reduction_reduces_random_mailbox_models() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let (mut full, mut reduced, mut models) = (0, 0, 0);
+    for _ in 0..60 {
+        let m = model_of(8, 8..12u8, false)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        if let Some(v) = compare_reduced(&m, 5_000) {
+            let (f, r) = v.unwrap_or_else(|e| panic!("{e}\n{m:#?}"));
+            full += f;
+            reduced += r;
+            models += 1;
+        }
+    }
+    println!("{models} models: {full} states in full, {reduced} reduced");
+    assert!(models >= 30, "{models}");
+    assert!(reduced * 10 < full * 9, "{full} {reduced}");
 }
 
 #[test]

@@ -83,9 +83,9 @@ pub fn check_threads(scn: &Scenario) -> Result<(), Unsupported> {
     if let Some(why) = threads_refusal(scn) {
         return unsupported(why);
     }
-    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+    if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
         return unsupported(format!(
-            "`server = true` on `{}`: only the simulator knows when every other process \
+            "`server = true` (or an `end:` label) on `{}`: only the simulator knows when every other process \
              has ended and a server may be left waiting (use --backend sim)",
             p.name
         ));
@@ -567,11 +567,13 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
                 Op::Send { .. }
                 | Op::SendVia { .. }
                 | Op::Receive { .. }
+                | Op::ReceiveVia { .. }
                 | Op::SendTo { .. }
                 | Op::ReceiveFrom { .. }
                 | Op::ReceiveAny { .. }
                 | Op::Call { .. }
-                | Op::Reply
+                | Op::CallVia { .. }
+                | Op::Reply { .. }
                 | Op::Work(_)
                 | Op::Sleep(_)
                 | Op::Repeat(..)
@@ -583,6 +585,7 @@ fn threads_refusal(scn: &Scenario) -> Option<String> {
                 | Op::If { .. }
                 | Op::While { .. }
                 | Op::Select(_)
+                | Op::SelectAny(_)
                 | Op::TrySend { .. }
                 | Op::Assert { .. }
                 | Op::Mech(

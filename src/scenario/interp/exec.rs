@@ -222,7 +222,9 @@ impl ScriptMachine {
                 Code::TrySend {
                     dest, value, line, ..
                 } => self.try_send_stmt(cx, code, dest, value.as_ref(), *line)?,
-                Code::Select { arms, line, .. } => self.select_start(cx, code, arms, *line)?,
+                Code::Select {
+                    arms, line, any, ..
+                } => self.select_start(cx, code, arms, *any, *line)?,
                 Code::Do(stmt) => self.stmt(cx, code, stmt)?,
             };
             if let Some(step) = self.apply(code, flow) {

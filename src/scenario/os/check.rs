@@ -49,10 +49,10 @@ pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
             }
         }
     }
-    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+    if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
         return unsupported(
             scn,
-            format!("`server = true` on `{}` is", p.name),
+            format!("`server = true` (or an `end:` label) on `{}` is", p.name),
             "only the simulator knows when every other process has ended and a server may be left waiting",
         );
     }
@@ -191,16 +191,20 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
                 mkipc_kernel::Unsupported::DropOldest
             ),
         )),
-        Op::Select(arms) => {
+        Op::Select(arms) | Op::SelectAny(arms) => {
             let mut queues: Vec<usize> = Vec::new();
+            let mut held = 0;
             for a in arms {
-                if let ArmKind::Receive { queue, .. } = a.kind {
-                    if !queues.contains(&queue) {
-                        queues.push(queue);
+                match a.kind {
+                    ArmKind::Receive { queue, .. } if !queues.contains(&queue) => {
+                        queues.push(queue)
                     }
+                    // A queue held in a variable may be any other.
+                    ArmKind::ReceiveVia { .. } => held += 1,
+                    _ => {}
                 }
             }
-            (queues.len() > 1).then(|| {
+            (queues.len() + held > 1).then(|| {
                 (
                     format!(
                         "a `select` receiving from more than one queue (line {}) is",
@@ -214,9 +218,11 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         Op::Send { .. }
         | Op::SendVia { .. }
         | Op::Receive { .. }
+        | Op::ReceiveVia { .. }
         | Op::ReceiveAny { .. }
         | Op::Call { .. }
-        | Op::Reply
+        | Op::CallVia { .. }
+        | Op::Reply { .. }
         | Op::Work(_)
         | Op::Sleep(_)
         | Op::Repeat(..)

@@ -303,10 +303,11 @@ impl World {
                 let Some((i, task)) = self.task(t) else {
                     return;
                 };
-                let kind = match kind % 3 {
+                let kind = match kind % 4 {
                     0 => NotifyKind::DeadName,
                     1 => NotifyKind::NoSenders,
-                    _ => NotifyKind::PortDestroyed,
+                    2 => NotifyKind::PortDestroyed,
+                    _ => NotifyKind::SendPossible,
                 };
                 let _ = task.request_notification(self.name(i, n), kind, self.name(i, notify));
             }

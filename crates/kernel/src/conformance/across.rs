@@ -291,3 +291,58 @@ pub fn owned_mailbox_dies_with_owner<B: Backend>(b: &B) {
     });
     run_case(b, "owned_mailbox_dies_with_owner", setup, vec![owner, user]);
 }
+
+/// A sender blocked in a select over its own ports and a notify port wakes
+/// when a full mailbox it asked about gets room (the receiver takes a
+/// message), and its send then succeeds: no polling.
+pub fn select_wakes_on_send_possible<B: Backend>(b: &B) {
+    let full = format!("{}-sp-full", b.mailbox_prefix());
+    let ready = format!("{}-sp-ready", b.mailbox_prefix());
+    let (f0, r0) = (full.clone(), ready.clone());
+    let setup = role(move |p: &B::Process| {
+        check!(p.mailbox_create(&f0, system_mailbox(Capacity::Bounded(1))));
+        check!(p.mailbox_create(&r0, system_mailbox(Capacity::Unbounded)));
+        Ok(())
+    });
+    let (f1, r1) = (full.clone(), ready.clone());
+    let sender = role(move |p: &B::Process| {
+        let out = check!(p.mailbox_open(&f1));
+        let tell = check!(p.mailbox_open(&r1));
+        let inbox = check!(p.port_allocate(Capacity::Unbounded));
+        let notify = check!(p.port_allocate(Capacity::Unbounded));
+        check!(p.send(out, Message::from_u64(1, 1)));
+        let second = p.try_send(out, Message::from_u64(1, 2));
+        ensure!(
+            second.as_ref().map_err(|e| e.kind()) == Err(crate::SendErrorKind::Full),
+            "bounded(1) mailbox full: {second:?}"
+        );
+        check!(p.request_send_possible(out, notify));
+        check!(p.send(tell, Message::new(2, b"ready")));
+        let woke = check!(p.select_timeout(&[inbox, notify], Duration::from_secs(10)));
+        ensure!(
+            woke.received_on() == Some(notify)
+                && woke.notification() == Some(crate::Notification::SendPossible(out)),
+            "woken by {:?} on {:?}",
+            woke.notification(),
+            woke.received_on()
+        );
+        check!(p.try_send(out, Message::from_u64(1, 2)));
+        Ok(())
+    });
+    let receiver = role(move |p: &B::Process| {
+        let from = check!(p.mailbox_open(&full));
+        let hear = check!(p.mailbox_open(&ready));
+        ensure!(check!(p.receive(hear)).id == 2, "the sender asked");
+        for i in 1..=2 {
+            let m = check!(p.receive_timeout(from, Duration::from_secs(10)));
+            ensure!(m.as_u64() == Some(i), "message {i}: {:?}", m.as_u64());
+        }
+        Ok(())
+    });
+    run_case(
+        b,
+        "select_wakes_on_send_possible",
+        setup,
+        vec![sender, receiver],
+    );
+}

@@ -137,6 +137,9 @@ pub const CASES: &[&str] = &[
     "direct_addressing_and_end_of_stream",
     "rights_transfer_and_rpc",
     "owned_mailbox_dies_with_owner",
+    "send_possible_notification",
+    "select_wakes_on_send_possible",
+    "peek_leaves_the_message",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -148,7 +151,8 @@ macro_rules! conformance_tests {
             drop_policies, names_and_dead_names, mailbox_and_service_names, failed_send_keeps_rights, select_and_port_sets,
             no_senders_notification, mailbox_producer_consumer, mailbox_each_message_once,
             zero_capacity_rendezvous, direct_addressing_and_end_of_stream, rights_transfer_and_rpc,
-            owned_mailbox_dies_with_owner);
+            owned_mailbox_dies_with_owner, send_possible_notification,
+            select_wakes_on_send_possible, peek_leaves_the_message);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

@@ -336,3 +336,111 @@ pub fn mailbox_and_service_names<B: Backend>(b: &B) {
         })],
     );
 }
+
+/// A send-possible notification: at once when the port has room, after a
+/// receive makes room when it is full, a dead-name notification when the
+/// port dies first, and none once the name is released.
+pub fn send_possible_notification<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "send_possible_notification",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(1)));
+            let notify = check!(p.port_allocate(Capacity::Unbounded));
+            check!(p.make_send(port));
+            // Room now: notified at once.
+            check!(p.request_send_possible(port, notify));
+            let n = check!(p.try_receive(notify));
+            ensure!(
+                n.notification() == Some(Notification::SendPossible(port)),
+                "at once: got {:?}",
+                n.notification()
+            );
+            // Full: not before a receive makes room, then exactly once.
+            check!(p.try_send(port, Message::from_u64(1, 1)));
+            check!(p.request_send_possible(port, notify));
+            ensure!(
+                p.try_receive(notify) == Err(ReceiveError::Empty),
+                "no room yet"
+            );
+            ensure!(
+                check!(p.receive(port)).as_u64() == Some(1),
+                "the queued message"
+            );
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(5)));
+            ensure!(
+                n.notification() == Some(Notification::SendPossible(port)),
+                "after the receive: got {:?}",
+                n.notification()
+            );
+            check!(p.try_send(port, Message::from_u64(1, 2)));
+            check!(p.receive(port));
+            ensure!(
+                p.try_receive(notify) == Err(ReceiveError::Empty),
+                "one-shot"
+            );
+            // The port dies while full: a dead-name notification instead.
+            let doomed = check!(p.port_allocate(Capacity::Bounded(1)));
+            check!(p.make_send(doomed));
+            check!(p.try_send(doomed, Message::from_u64(1, 3)));
+            check!(p.request_send_possible(doomed, notify));
+            check!(p.mod_refs(doomed, RightKind::Receive, -1));
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(5)));
+            ensure!(
+                n.notification() == Some(Notification::DeadName(doomed)),
+                "after the death: got {:?}",
+                n.notification()
+            );
+            // A released name's request lapses: destroying the name kills
+            // the port, but the request went with the name, so nothing comes.
+            check!(p.try_send(port, Message::from_u64(1, 4)));
+            check!(p.request_send_possible(port, notify));
+            check!(p.destroy(port));
+            ensure!(p.try_receive(notify) == Err(ReceiveError::Empty), "lapsed");
+            Ok(())
+        })],
+    );
+}
+
+/// `peek` shows the message a receive would take (id, body, sender, the
+/// sequence number it will get) and leaves it, with its rights, in place.
+pub fn peek_leaves_the_message<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "peek_leaves_the_message",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(4)));
+            let other = check!(p.port_allocate(Capacity::Unbounded));
+            ensure!(p.peek(port) == Err(ReceiveError::Empty), "empty");
+            let carried = Message::new(5, b"with a right").with_right(other, Disposition::MakeSend);
+            check!(p.send(port, carried));
+            check!(p.send(port, Message::new(6, b"plain")));
+            let sends = check!(p.port_status(other)).send_rights;
+            for _ in 0..2 {
+                let head = check!(p.peek(port));
+                ensure!(
+                    head.id == 5 && &head.body[..] == b"with a right",
+                    "head: {head:?}"
+                );
+                ensure!(!head.carries_rights(), "a peek moves no right");
+                ensure!(head.sender() == Some(p.pid()), "sender {:?}", head.sender());
+            }
+            ensure!(check!(p.port_status(port)).queue_len == 2, "nothing taken");
+            ensure!(
+                check!(p.port_status(other)).send_rights == sends,
+                "right still queued"
+            );
+            let seqno = check!(p.peek(port)).trailer().map(|t| t.seqno);
+            let got = check!(p.receive(port));
+            ensure!(
+                got.id == 5 && got.rights().len() == 1,
+                "received with its right"
+            );
+            ensure!(got.trailer().map(|t| t.seqno) == seqno, "the peeked seqno");
+            ensure!(check!(p.peek(port)).id == 6, "next head");
+            Ok(())
+        })],
+    );
+}

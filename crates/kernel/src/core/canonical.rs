@@ -308,6 +308,11 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
         for msg in m.queue.messages.iter() {
             rights_of(msg, |p| visit(p, &mut num, &mut order));
         }
+        for r in m.queue.send_possible.values() {
+            if let KRight::SendOnce(q) = *r {
+                visit(q, &mut num, &mut order);
+            }
+        }
     }
     let mut next = 0;
     loop {
@@ -319,6 +324,7 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
             }
             let requests = p.dead_name_requests.values();
             for r in requests
+                .chain(p.queue.send_possible.values())
                 .chain(&p.no_senders_request)
                 .chain(&p.port_destroyed_request)
             {
@@ -516,6 +522,7 @@ impl Encoder<'_> {
             Notification::DEAD_NAME_ID
                 | Notification::NO_SENDERS_ID
                 | Notification::PORT_DESTROYED_ID
+                | Notification::SEND_POSSIBLE_ID
         );
         match (owner, <[u8; 8]>::try_from(body)) {
             (Some(owner), Ok(raw)) if names_a_name => {
@@ -623,6 +630,14 @@ impl Encoder<'_> {
         self.u(q.blocked_receivers.len() as u64);
         for &w in &q.blocked_receivers {
             self.wait(w);
+        }
+        // Send-possible requests: who asked, under which of its names, and
+        // where the notification goes (in key order, the order they go out in).
+        self.u(q.send_possible.len() as u64);
+        for (&(pid, super::BySlot(name)), &r) in &q.send_possible {
+            self.pid(pid);
+            self.name(pid, name);
+            self.right(r);
         }
     }
 

@@ -58,7 +58,7 @@ impl State {
             for m in p.queue.messages.iter() {
                 Self::count_message(&mut counts, m);
             }
-            for (_, r) in p.dead_name_requests.iter() {
+            for (_, r) in p.dead_name_requests.iter().chain(&p.queue.send_possible) {
                 if let KRight::SendOnce(n) = *r {
                     counts.entry(n).or_default().send_once += 1;
                 }
@@ -76,6 +76,11 @@ impl State {
         for (_, m) in self.mailboxes.iter() {
             for msg in m.queue.messages.iter() {
                 Self::count_message(&mut counts, msg);
+            }
+            for r in m.queue.send_possible.values() {
+                if let KRight::SendOnce(n) = *r {
+                    counts.entry(n).or_default().send_once += 1;
+                }
             }
         }
         for (_, w) in self.waits.iter() {

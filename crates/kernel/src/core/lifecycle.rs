@@ -49,10 +49,13 @@ impl Locked<'_> {
             }
         }
         let named: Vec<(PortName, Obj)> = task.space.entries().collect();
-        // The task's dead-name requests go with its names.
+        // The task's dead-name and send-possible requests go with its names.
         for &(name, obj) in &named {
             if let Obj::Port { port, .. } | Obj::SendOnce(port) = obj {
                 self.cancel_dead_name_request(pid, name, port);
+            }
+            if let Some(q) = super::notify::queue_of(obj) {
+                self.cancel_send_possible(pid, name, q);
             }
         }
         for (_, obj) in named {

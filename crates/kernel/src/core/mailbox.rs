@@ -54,6 +54,8 @@ impl Locked<'_> {
         for w in queue.blocked_receivers.drain(..) {
             self.fail_receiver(w, ReceiveError::SourceDead);
         }
+        let requests = std::mem::take(&mut queue.send_possible);
+        self.send_possible_queue_died(super::QueueId::Mailbox(m), requests);
         self.reap();
     }
 
@@ -65,6 +67,22 @@ impl Locked<'_> {
             return;
         };
         let access = mb.access(pid);
+        if !access.send {
+            // Its send-possible requests lapse: it may no longer send.
+            let lapsed: SmallVec<[PortName; 2]> = mb
+                .queue
+                .send_possible
+                .keys()
+                .filter(|(p, _)| *p == pid)
+                .map(|(_, super::BySlot(n))| *n)
+                .collect();
+            for name in lapsed {
+                self.cancel_send_possible(pid, name, super::QueueId::Mailbox(m));
+            }
+        }
+        let Some(mb) = self.mailboxes.get(m) else {
+            return;
+        };
         let of_pid = |list: &std::collections::VecDeque<WaitId>, allowed: bool| {
             let mut out: SmallVec<[WaitId; 2]> = SmallVec::new();
             if !allowed {

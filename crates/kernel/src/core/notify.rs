@@ -1,11 +1,23 @@
-//! Notification requests: dead-name, no-senders and port-destroyed.
+//! Notification requests: dead-name, no-senders, port-destroyed and
+//! send-possible.
 //!
 //! A request stores a send-once right to the requester's notify port on the
 //! port it is about; the kernel uses that right to deliver the notification
 //! (so notifications bypass queue limits and can be sent exactly once).
+//!
+//! A send-possible request (Mach's `MACH_SEND_NOTIFY`) is kept on the queue
+//! of the port or mailbox it is about, by requester and name, and is
+//! one-shot: it is answered at once when the queue has room, else the first
+//! time it has room after a receive took a message, the capacity grew, or
+//! (rendezvous) a receiver started waiting. "Room" means what a send would
+//! find: an empty rights-free message sent now with `OnFull::Fail` would be
+//! accepted. If the queue dies first, a dead-name notification is sent
+//! instead; if the requester releases the name first, the request lapses
+//! silently, as a dead-name request does.
 
 use super::space::Obj;
-use super::{KRight, Kernel, PortId, State};
+use super::{BySlot, KRight, Kernel, Locked, PortId, QueueId, State};
+use crate::capacity::Admission;
 use crate::error::IpcError;
 use crate::message::{Notification, NotifyKind};
 use crate::name::{Pid, PortName, RightKind};
@@ -32,6 +44,9 @@ impl Kernel {
     ) -> Result<(), IpcError> {
         let mut st = self.lock();
         let notify_port = st.receive_right(pid, notify)?;
+        if kind == NotifyKind::SendPossible {
+            return st.request_send_possible(pid, name, notify_port);
+        }
         // The port the request is about (`None`: the name is already dead).
         let about = match (kind, st.resolve(pid, name)?) {
             (NotifyKind::DeadName, Obj::Port { port, .. } | Obj::SendOnce(port)) => Some(port),
@@ -90,6 +105,7 @@ impl Kernel {
                 .expect("live")
                 .port_destroyed_request
                 .replace(right),
+            (NotifyKind::SendPossible, _) => unreachable!("handled above"),
             (_, None) => unreachable!("only dead-name requests accept a dead name"),
         };
         if let Some(old) = replaced {
@@ -100,16 +116,143 @@ impl Kernel {
     }
 }
 
+impl Locked<'_> {
+    /// Registers a send-possible request on the queue `name` sends to (a
+    /// send or receive right, or a mailbox name with send access), or
+    /// answers it at once: send-possible when there is room now, dead-name
+    /// when the name is dead.
+    fn request_send_possible(
+        &mut self,
+        pid: Pid,
+        name: PortName,
+        notify_port: PortId,
+    ) -> Result<(), IpcError> {
+        let q = match self.resolve(pid, name)? {
+            Obj::Port { port, .. } => Some(QueueId::Port(port)),
+            Obj::Mailbox(m) => {
+                if !self.mailboxes.get(m).is_some_and(|mb| mb.access(pid).send) {
+                    return Err(IpcError::NoPermission);
+                }
+                Some(QueueId::Mailbox(m))
+            }
+            Obj::Dead(_) => None,
+            Obj::SendOnce(_) | Obj::Set(_) => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Send,
+                })
+            }
+        };
+        self.ports
+            .get_mut(notify_port)
+            .expect("live")
+            .send_once_rights += 1;
+        let right = KRight::SendOnce(notify_port);
+        match q {
+            None => self.send_name_notification(right, Notification::DEAD_NAME_ID, name, Some(pid)),
+            Some(q) if self.has_room(q) => {
+                self.send_name_notification(right, Notification::SEND_POSSIBLE_ID, name, Some(pid))
+            }
+            Some(q) => {
+                let queue = self.queue_mut(q).expect("resolved queue is live");
+                if let Some(old) = queue.send_possible.insert((pid, BySlot(name)), right) {
+                    self.graveyard.push(old);
+                }
+            }
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Whether queue `q` has room now: an empty message carrying no rights,
+    /// sent with `OnFull::Fail`, would be accepted (handed to a waiting
+    /// receiver, or queued).
+    pub(crate) fn has_room(&self, q: QueueId) -> bool {
+        let Some(queue) = self.queue(q) else {
+            return false;
+        };
+        if queue.messages.is_empty() && self.waiting_receiver(q).is_some() {
+            return true;
+        }
+        let cost = super::queue::message_cost(0, 0, false);
+        queue.admit(cost, false, false, self.config.memory_limit()) == Admission::Enqueue
+    }
+
+    /// Answers every send-possible request on `q` if it has room now (they
+    /// are one-shot: the queue keeps none). Called wherever room can appear.
+    #[inline]
+    pub(crate) fn notify_send_possible(&mut self, q: QueueId) {
+        match self.queue(q) {
+            Some(queue) if !queue.send_possible.is_empty() => {}
+            _ => return,
+        }
+        if !self.has_room(q) {
+            return;
+        }
+        let requests = std::mem::take(&mut self.queue_mut(q).expect("live").send_possible);
+        for ((pid, BySlot(name)), right) in requests {
+            self.send_name_notification(right, Notification::SEND_POSSIBLE_ID, name, Some(pid));
+        }
+    }
+
+    /// The queue `q` dies: each send-possible request whose name still
+    /// denotes it gets a dead-name notification instead.
+    pub(crate) fn send_possible_queue_died(
+        &mut self,
+        q: QueueId,
+        requests: std::collections::BTreeMap<(Pid, BySlot), KRight>,
+    ) {
+        for ((pid, BySlot(name)), right) in requests {
+            let held = self
+                .task(pid)
+                .and_then(|t| t.space.get(name).ok())
+                .and_then(queue_of)
+                == Some(q);
+            if held {
+                self.send_name_notification(right, Notification::DEAD_NAME_ID, name, Some(pid));
+            } else {
+                self.drop_request_right(right);
+            }
+        }
+    }
+}
+
+/// The queue a name's object sends to, for send-possible requests.
+pub(crate) fn queue_of(obj: Obj) -> Option<QueueId> {
+    match obj {
+        Obj::Port { port, .. } => Some(QueueId::Port(port)),
+        Obj::Mailbox(m) => Some(QueueId::Mailbox(m)),
+        _ => None,
+    }
+}
+
 impl State {
+    /// Cancels `pid`'s send-possible request on `name` for queue `q`, if
+    /// any: its send-once right vanishes silently (the name is gone).
+    pub(crate) fn cancel_send_possible(&mut self, pid: Pid, name: PortName, q: QueueId) {
+        let Some(right) = self
+            .queue_mut(q)
+            .and_then(|queue| queue.send_possible.remove(&(pid, BySlot(name))))
+        else {
+            return;
+        };
+        self.drop_request_right(right);
+    }
+
     /// Replaces what `pid`'s (valid) `name` denotes, as [`Space::set`](super::space::Space::set)
     /// does, and cancels the name's dead-name request when the name stops
     /// denoting a right to the port the request is about (it is released,
-    /// or its last right moved out). Every change to a name that may hold a
+    /// or its last right moved out), and its send-possible request when it
+    /// stops denoting the queue. Every change to a name that may hold a
     /// port right goes through here.
     pub(crate) fn set_name(&mut self, pid: Pid, name: PortName, obj: Option<Obj>) {
         let space = &mut self.task_mut(pid).expect("live task").space;
         let old = space.get(name).ok();
         space.set(name, obj);
+        if let Some(q) = old.and_then(queue_of) {
+            if obj.and_then(queue_of) != Some(q) {
+                self.cancel_send_possible(pid, name, q);
+            }
+        }
         let about = match old {
             Some(Obj::Port { port, .. } | Obj::SendOnce(port)) => port,
             _ => return,

@@ -155,6 +155,8 @@ impl Kernel {
         st.sets.get_mut(set_id).expect("live").members.insert(port);
         // Messages already queued are now visible to receivers blocked on the set.
         st.hand_queued_to_set_receivers(port);
+        // Receivers blocked on the set are room on a rendezvous port.
+        st.notify_send_possible(QueueId::Port(port));
         st.reap();
         Ok(())
     }

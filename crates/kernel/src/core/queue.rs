@@ -10,11 +10,12 @@
 //! * a sender is blocked only while the queue is full for it;
 //! * messages leave in the order they entered (FIFO across all senders).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::fifo::Fifo;
-use super::{KMessage, WaitId};
+use super::{BySlot, KMessage, KRight, WaitId};
 use crate::capacity::{Admission, Capacity, QueueLoad};
+use crate::name::Pid;
 
 /// What one queued message costs before its body and rights: its slot in
 /// the queue's storage.
@@ -82,6 +83,11 @@ pub(crate) struct MsgQueue {
     pub accepted: u64,
     pub dropped: u64,
     pub max_len: usize,
+    /// Send-possible requests (Mach's `MACH_NOTIFY_SEND_POSSIBLE`), by
+    /// requesting task and its name for this queue, each holding its
+    /// send-once right to the notify port. One-shot: all go out together
+    /// the first time the queue has room (see `notify.rs`).
+    pub send_possible: BTreeMap<(Pid, BySlot), KRight>,
 }
 
 clone_fields!(MsgQueue {
@@ -94,6 +100,7 @@ clone_fields!(MsgQueue {
     accepted,
     dropped,
     max_len,
+    send_possible,
 });
 
 impl MsgQueue {
@@ -115,6 +122,7 @@ impl MsgQueue {
             accepted: 0,
             dropped: 0,
             max_len: 0,
+            send_possible: BTreeMap::new(),
         }
     }
 

@@ -78,7 +78,55 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Looks at the message a receive from `source` would take now, without
+    /// taking it (see [`Ipc::peek`](crate::Ipc::peek)): a copy of its id,
+    /// body and trailer (the sequence number it will get), without the
+    /// rights it carries, which stay in the message. `Empty` when there is
+    /// nothing; never waits.
+    pub fn peek(&self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        let result = self.lock().peek(pid, source);
+        tracing::trace!(target: "mkipc::ipc", %pid, ?source, ok = result.is_ok(), "peek");
+        result
+    }
+}
+
 impl Locked<'_> {
+    fn peek(&mut self, pid: Pid, source: Source<'_>) -> Result<Message, ReceiveError> {
+        let regs = self.registrations(pid, source)?;
+        let Some(found) = self.find_oldest(&regs) else {
+            if let (Source::Task(_), Some(Registration::Queue(QueueId::Port(p), _))) =
+                (source, regs.first())
+            {
+                if self.ports.get(*p).is_some_and(|p| p.writer_closed) {
+                    return Err(ReceiveError::SourceDead);
+                }
+            }
+            return Err(ReceiveError::Empty);
+        };
+        let (q, msg) = match found {
+            Found::Queued(q) => (q, self.queue(q).and_then(|queue| queue.messages.front())),
+            Found::Parked(q, w) => (
+                q,
+                match self.waits.get(w).map(|r| &r.state) {
+                    Some(WaitState::Sending { msg, .. }) => Some(msg),
+                    _ => None,
+                },
+            ),
+        };
+        let msg = msg.expect("found a message");
+        let (id, body, sender) = (msg.id, msg.body.clone(), msg.sender);
+        let seqno = self.queue(q).expect("live").seqno;
+        let received_on = regs
+            .iter()
+            .find_map(|r| match r {
+                Registration::Queue(rq, name) if *rq == q => Some(*name),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.receiver_name_in(pid, q));
+        Ok(Message::received(id, body, sender, received_on, seqno))
+    }
+
     fn registration_for(&mut self, pid: Pid, name: PortName) -> Result<Registration, ReceiveError> {
         match self.resolve(pid, name)? {
             Obj::Port {
@@ -202,8 +250,9 @@ impl Locked<'_> {
     /// Takes the message `found` points at; refills the queue from blocked senders.
     fn take(&mut self, found: Found) -> (QueueId, KMessage) {
         let (q, msg) = self.take_unrefilled(found);
-        if let Found::Queued(_) = found {
-            self.refill(q);
+        match found {
+            Found::Queued(_) => self.refill(q),
+            Found::Parked(..) => self.notify_send_possible(q),
         }
         (q, msg)
     }
@@ -243,8 +292,14 @@ impl Locked<'_> {
     }
 
     /// Moves blocked senders' messages into the queue while it admits them
-    /// (after a receive freed a slot, or the capacity grew).
+    /// (after a receive freed a slot, or the capacity grew); then, if room
+    /// is left, answers the queue's send-possible requests.
     pub(crate) fn refill(&mut self, q: QueueId) {
+        self.refill_senders(q);
+        self.notify_send_possible(q);
+    }
+
+    fn refill_senders(&mut self, q: QueueId) {
         let memory_limit = self.config.memory_limit();
         loop {
             let Some(queue) = self.queue(q) else { return };
@@ -340,6 +395,23 @@ impl Locked<'_> {
             }
         }
         self.task_mut(pid).expect("live").waits.push(id);
+        // A waiting receiver is room on a rendezvous queue.
+        for r in &regs {
+            match *r {
+                Registration::Queue(q, _) => self.notify_send_possible(q),
+                Registration::Set(s) => {
+                    let members: SmallVec<[super::PortId; 4]> = self
+                        .sets
+                        .get(s)
+                        .map(|set| set.members.iter().copied().collect())
+                        .unwrap_or_default();
+                    for p in members {
+                        self.notify_send_possible(QueueId::Port(p));
+                    }
+                }
+            }
+        }
+        self.reap();
         Begin::Blocked(WaitToken::from_id(id, false))
     }
 
@@ -357,7 +429,8 @@ impl Locked<'_> {
 impl super::State {
     /// The common case in few instructions: a receive right whose queue holds
     /// a message carrying no rights, and no sender blocked behind it (taking
-    /// one would mean a refill and a wake-up). It never wakes anyone, so it
+    /// one would mean a refill and a wake-up) nor a send-possible request
+    /// waiting for the room it frees. It never wakes anyone, so it
     /// runs on the bare lock guard.
     #[inline(always)]
     fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
@@ -375,7 +448,10 @@ impl super::State {
         };
         let q = &mut self.ports.get_mut(port)?.queue;
         match q.messages.front() {
-            Some(head) if head.carried.is_none() && q.blocked_senders.is_empty() => {}
+            Some(head)
+                if head.carried.is_none()
+                    && q.blocked_senders.is_empty()
+                    && q.send_possible.is_empty() => {}
             _ => return None,
         }
         let super::KMessage {

@@ -542,6 +542,8 @@ impl Locked<'_> {
         for w in queue.blocked_senders.drain(..) {
             self.fail_sender(w, SendErrorKind::DestinationDead);
         }
+        let requests = std::mem::take(&mut queue.send_possible);
+        self.send_possible_queue_died(QueueId::Port(port), requests);
         for ((pid, super::BySlot(name)), right) in p.dead_name_requests {
             // Requests are cancelled when their name is released, so every
             // one left names a right to this port (checked all the same).

@@ -37,6 +37,7 @@ pub const PORT_DESTROYED_ID: u32 = 0o105;
 pub const NO_SENDERS_ID: u32 = 0o106;
 pub const SEND_ONCE_ID: u32 = 0o107;
 pub const DEAD_NAME_ID: u32 = 0o110;
+pub const SEND_POSSIBLE_ID: u32 = 0o102;
 
 /// A name in the model. Globally unique, never reused.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -132,6 +133,9 @@ pub struct Queue {
     pub accepted: u64,
     pub dropped: u64,
     pub max_len: usize,
+    /// Send-possible requests: (requesting task, its name, the send-once
+    /// right to notify through). One-shot.
+    pub sp: Vec<(u32, MName, R)>,
 }
 
 impl Queue {
@@ -143,6 +147,7 @@ impl Queue {
             accepted: 0,
             dropped: 0,
             max_len: 0,
+            sp: Vec::new(),
         }
     }
     /// The memory the queued messages cost, as the kernel counts it
@@ -261,6 +266,10 @@ pub struct Model {
     next_stamp: u64,
     /// Rights waiting to be destroyed (a stack).
     grave: Vec<R>,
+    /// The kernel's slot index of each model name (the test harness fills
+    /// it in): notifications to several requesters of one queue go out in
+    /// (pid, slot) order, which the docs leave open and the model copies.
+    pub slot_of: BTreeMap<MName, u32>,
 }
 
 fn wrong(needed: RightKind) -> IpcError {
@@ -336,6 +345,7 @@ impl Model {
             next_id: 1,
             next_stamp: 0,
             grave: Vec::new(),
+            slot_of: BTreeMap::new(),
         }
     }
 
@@ -368,6 +378,12 @@ impl Model {
             Some(e) => names.insert(name, e),
             None => names.remove(&name),
         };
+        // A name that stops denoting its queue loses its send-possible request.
+        if let Some(q) = old.and_then(queue_of) {
+            if ent.and_then(queue_of) != Some(q) {
+                self.cancel_sp_request(pid, name, q);
+            }
+        }
         // A name that stops denoting a right to its port loses its dead-name
         // request (cancelled: nothing is sent, its send-once right vanishes).
         let about = match old {
@@ -378,6 +394,67 @@ impl Model {
             matches!(ent, Some(Ent::Port { port, .. } | Ent::SendOnce(port)) if port == about);
         if !still {
             self.cancel_dn_request(pid, name, about);
+        }
+    }
+
+    fn cancel_sp_request(&mut self, pid: u32, name: MName, q: QRef) {
+        let Some(queue) = self.queue_opt_mut(q) else {
+            return;
+        };
+        let Some(i) = queue
+            .sp
+            .iter()
+            .position(|(t, n, _)| *t == pid && *n == name)
+        else {
+            return;
+        };
+        let (_, _, via) = queue.sp.remove(i);
+        self.lapse(via);
+    }
+
+    /// A request's send-once right that will never be used vanishes.
+    fn lapse(&mut self, via: R) {
+        if let R::SendOnce(np) = via {
+            if let Some(n) = self.ports.get_mut(&np) {
+                n.so_rights = n.so_rights.saturating_sub(1);
+            }
+        }
+    }
+
+    fn queue_opt_mut(&mut self, q: QRef) -> Option<&mut Queue> {
+        match q {
+            QRef::Port(p) => self.ports.get_mut(&p).map(|p| &mut p.q),
+            QRef::Mb(m) => self.mailboxes.get_mut(&m).map(|m| &mut m.q),
+        }
+    }
+
+    /// Room on a queue: an empty rights-free message would be accepted by
+    /// a non-blocking send (the model has no waiting receivers, so a
+    /// rendezvous queue never has room).
+    fn has_room(&self, q: QRef) -> bool {
+        let queue = self.queue(q);
+        let fits = queue.bytes() + mkipc_kernel::queue_cost(0, 0, false) <= self.mem_limit;
+        match queue.cap {
+            Capacity::Zero => false,
+            Capacity::Bounded(n) => queue.msgs.len() < n && fits,
+            Capacity::Unbounded => fits,
+        }
+    }
+
+    /// The send-possible requests of `q` in the order the kernel sends them.
+    fn take_sp_sorted(&mut self, q: QRef) -> Vec<(u32, MName, R)> {
+        let mut reqs = std::mem::take(&mut self.queue_mut(q).sp);
+        reqs.sort_by_key(|(pid, n, _)| (*pid, self.slot_of.get(n).copied().unwrap_or(0)));
+        reqs
+    }
+
+    /// Answers the send-possible requests of `q` if it has room.
+    fn notify_sp(&mut self, q: QRef) {
+        if self.queue(q).sp.is_empty() || !self.has_room(q) {
+            return;
+        }
+        for (pid, name, via) in self.take_sp_sorted(q) {
+            self.kernel_msg(via, SEND_POSSIBLE_ID, MBody::Name(pid, name), vec![]);
         }
     }
 
@@ -478,6 +555,9 @@ impl Model {
         for &(name, ent) in &entries {
             if let Ent::Port { port, .. } | Ent::SendOnce(port) = ent {
                 self.cancel_dn_request(pid, name, port);
+            }
+            if let Some(q) = queue_of(ent) {
+                self.cancel_sp_request(pid, name, q);
             }
         }
         entries.sort_by_key(|(n, _)| order(*n));
@@ -682,6 +762,16 @@ impl Model {
         for m in p.q.msgs {
             self.destroy_msg(m);
         }
+        // Send-possible requests on the dead port become dead-name notifications.
+        let mut sp = p.q.sp;
+        sp.sort_by_key(|(pid, n, _)| (*pid, self.slot_of.get(n).copied().unwrap_or(0)));
+        for (pid, name, via) in sp {
+            if died.contains(&(pid, name)) {
+                self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
+            } else {
+                self.lapse(via);
+            }
+        }
         for (pid, name, via) in p.dn_requests {
             if died.contains(&(pid, name)) {
                 self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
@@ -716,6 +806,12 @@ impl Model {
         }
         for msg in mb.q.msgs {
             self.destroy_msg(msg);
+        }
+        let mut sp = mb.q.sp;
+        sp.sort_by_key(|(pid, n, _)| (*pid, self.slot_of.get(n).copied().unwrap_or(0)));
+        for (pid, name, via) in sp {
+            // Requests lapse with their names, so each left names the mailbox.
+            self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
         }
         self.reap();
     }
@@ -1013,6 +1109,8 @@ impl Model {
             _ => return Err(wrong(RightKind::Receive)),
         };
         self.queue_mut(q).cap = cap;
+        self.notify_sp(q);
+        self.reap();
         Ok(())
     }
 
@@ -1027,6 +1125,35 @@ impl Model {
         let ent = self.resolve(pid, name)?;
         let via = R::SendOnce(np);
         match kind {
+            NotifyKind::SendPossible => {
+                let q = match ent {
+                    Ent::Port { port, .. } => QRef::Port(port),
+                    Ent::Mailbox(m) if self.mailboxes[&m].access(pid).send => QRef::Mb(m),
+                    Ent::Mailbox(_) => return Err(IpcError::NoPermission),
+                    Ent::Dead(_) => {
+                        self.ports.get_mut(&np).unwrap().so_rights += 1;
+                        self.kernel_msg(via, DEAD_NAME_ID, MBody::Name(pid, name), vec![]);
+                        self.reap();
+                        return Ok(());
+                    }
+                    _ => return Err(wrong(RightKind::Send)),
+                };
+                self.ports.get_mut(&np).unwrap().so_rights += 1;
+                if self.has_room(q) {
+                    self.kernel_msg(via, SEND_POSSIBLE_ID, MBody::Name(pid, name), vec![]);
+                } else {
+                    let queue = self.queue_mut(q);
+                    let old = queue
+                        .sp
+                        .iter()
+                        .position(|(t, n, _)| *t == pid && *n == name)
+                        .map(|i| queue.sp.remove(i).2);
+                    queue.sp.push((pid, name, via));
+                    if let Some(old) = old {
+                        self.grave.push(old);
+                    }
+                }
+            }
             NotifyKind::DeadName => {
                 let port = match ent {
                     Ent::Port { port, .. } | Ent::SendOnce(port) => port,
@@ -1389,6 +1516,21 @@ impl Model {
     }
 
     pub fn try_receive(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
+        self.receive_or_peek(pid, src, true)
+    }
+
+    /// What `try_receive` would take, left in place: no rights, the
+    /// sequence number it would get.
+    pub fn peek(&mut self, pid: u32, src: Src) -> Result<Received, ReceiveError> {
+        self.receive_or_peek(pid, src, false)
+    }
+
+    fn receive_or_peek(
+        &mut self,
+        pid: u32,
+        src: Src,
+        take: bool,
+    ) -> Result<Received, ReceiveError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Reg {
             Queue(QRef, MName),
@@ -1462,10 +1604,6 @@ impl Model {
             }
             return Err(ReceiveError::Empty);
         };
-        let queue = self.queue_mut(q);
-        let m = queue.msgs.pop_front().unwrap();
-        let seqno = queue.seqno;
-        queue.seqno += 1;
         let received_on = regs
             .iter()
             .find_map(|r| match *r {
@@ -1476,6 +1614,24 @@ impl Model {
                 QRef::Port(p) => self.name_for_port(pid, p).unwrap_or(MName::NULL),
                 QRef::Mb(_) => MName::NULL,
             });
+        if !take {
+            let queue = self.queue(q);
+            let m = queue.msgs.front().unwrap();
+            return Ok(Received {
+                id: m.id,
+                body: m.body.clone(),
+                rights: vec![],
+                reply: None,
+                sender: m.sender,
+                received_on,
+                seqno: queue.seqno,
+            });
+        }
+        let queue = self.queue_mut(q);
+        let m = queue.msgs.pop_front().unwrap();
+        let seqno = queue.seqno;
+        queue.seqno += 1;
+        self.notify_sp(q);
         let got = self.copy_out(pid, m, received_on, seqno);
         if let QRef::Port(port) = q {
             self.reclaim_link_if_drained(port);
@@ -1571,7 +1727,20 @@ impl Model {
         if !self.may_manage(pid, m) {
             return Err(IpcError::NoPermission);
         }
-        self.mailboxes.get_mut(&m).unwrap().acl.insert(to, access);
+        let mb = self.mailboxes.get_mut(&m).unwrap();
+        mb.acl.insert(to, access);
+        if !mb.access(to).send {
+            // Its send-possible requests lapse: it may no longer send.
+            let lapsed: Vec<MName> =
+                mb.q.sp
+                    .iter()
+                    .filter(|(t, _, _)| *t == to)
+                    .map(|(_, n, _)| *n)
+                    .collect();
+            for n in lapsed {
+                self.cancel_sp_request(to, n, QRef::Mb(m));
+            }
+        }
         Ok(())
     }
 
@@ -1716,6 +1885,17 @@ impl Model {
                     .chain(other.pd_request.iter());
                 so += reqs.filter(|r| **r == R::SendOnce(id)).count() as u64;
             }
+            let queues = self
+                .ports
+                .values()
+                .map(|p| &p.q)
+                .chain(self.mailboxes.values().map(|m| &m.q));
+            for q in queues {
+                so +=
+                    q.sp.iter()
+                        .filter(|(_, _, r)| *r == R::SendOnce(id))
+                        .count() as u64;
+            }
             assert_eq!(
                 u64::from(p.send_rights),
                 send,
@@ -1727,6 +1907,15 @@ impl Model {
                 "model: send-once rights of port {id}"
             );
         }
+    }
+}
+
+/// The queue a name sends to, for send-possible requests.
+fn queue_of(ent: Ent) -> Option<QRef> {
+    match ent {
+        Ent::Port { port, .. } => Some(QRef::Port(port)),
+        Ent::Mailbox(m) => Some(QRef::Mb(m)),
+        _ => None,
     }
 }
 

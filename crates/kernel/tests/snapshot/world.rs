@@ -152,6 +152,7 @@ fn notify_kind() -> impl Strategy<Value = NotifyKind> {
         Just(NotifyKind::DeadName),
         Just(NotifyKind::NoSenders),
         Just(NotifyKind::PortDestroyed),
+        Just(NotifyKind::SendPossible),
     ]
 }
 

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use mkipc_kernel::{
-    Begin, Blocker, CarriedRight, Destination, IpcError, Kernel, Message, OnFull, Pid,
+    Begin, Blocker, CarriedRight, Destination, IpcError, Kernel, Message, OnFull, Pid, PortName,
     ReceiveError, SendError, Sent, Source, Wait, WaitOutcome, WaitToken, Waker,
 };
 
@@ -42,6 +42,9 @@ impl Blocker for CheckIpc<'_> {
     }
 }
 
+/// The most choices one step may make (each a branch of the search).
+pub(crate) const MAX_CHOICES: usize = 64;
+
 /// The operation a step left pending.
 pub(crate) struct Pending {
     pub token: WaitToken,
@@ -49,10 +52,33 @@ pub(crate) struct Pending {
     pub op: (bool, Target),
 }
 
+/// The IPC operation a step started through [`Ctx::send`] or
+/// [`Ctx::receive`], as the partial-order reduction judges it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Started {
+    /// A send (else a receive).
+    pub send: bool,
+    /// The one name it names (`None`: several sources, or a task).
+    pub name: Option<PortName>,
+    /// Untimed and blocking (`OnFull::Block`, `Wait::Forever`), and the
+    /// message carries no right.
+    pub plain: bool,
+}
+
 /// The context of one step of one process.
 pub struct CheckCtx<'a, M> {
     ipc: CheckIpc<'a>,
     now: u64,
+    /// The choices to make, in order (missing ones: 0).
+    script: &'a [u32],
+    /// The choices made: (alternatives, the one taken).
+    pub(crate) made: Vec<(u32, u32)>,
+    /// A scripted choice was out of range (a trail that does not fit).
+    pub(crate) bad_choice: bool,
+    /// Whether the step used [`Ctx::ipc`] (any operation there).
+    pub(crate) ipc_used: Cell<bool>,
+    /// The operation it started, if any.
+    pub(crate) started: Option<Started>,
     pub(crate) pending: Option<Pending>,
     /// Set when the machine broke the rules (the process then fails).
     pub(crate) misuse: Option<String>,
@@ -69,6 +95,7 @@ impl<'a, M> CheckCtx<'a, M> {
         pid: Pid,
         waker: &'a Waker,
         now: u64,
+        script: &'a [u32],
         log: bool,
     ) -> CheckCtx<'a, M> {
         CheckCtx {
@@ -79,6 +106,11 @@ impl<'a, M> CheckCtx<'a, M> {
                 blocked: Cell::new(false),
             },
             now,
+            script,
+            made: Vec::new(),
+            bad_choice: false,
+            ipc_used: Cell::new(false),
+            started: None,
             pending: None,
             misuse: None,
             unsupported: None,
@@ -131,6 +163,7 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
     type Ipc = CheckIpc<'a>;
 
     fn ipc(&self) -> &CheckIpc<'a> {
+        self.ipc_used.set(true);
         &self.ipc
     }
 
@@ -150,6 +183,14 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
             ));
         }
         let id = msg.id;
+        self.started = Some(Started {
+            send: true,
+            name: match dest {
+                Destination::Name(n) => Some(n),
+                Destination::Task(_) => None,
+            },
+            plain: on_full == OnFull::Block && !msg.carries_rights(),
+        });
         let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
         // What the blocking layer's `send_via` does, without the wait.
         match kernel.send_begin(pid, dest, msg, on_full, &|| waker.clone()) {
@@ -182,6 +223,14 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
         if !self.check_idle() {
             return Op::Done(Err(ReceiveError::InvalidName));
         }
+        self.started = Some(Started {
+            send: false,
+            name: match source {
+                Source::Name(n) => Some(n),
+                _ => None,
+            },
+            plain: wait == Wait::Forever,
+        });
         let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
         // What the blocking layer's `receive_via` does, without the wait.
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
@@ -204,6 +253,11 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                 return Op::Pending;
             }
         };
+        if matches!(&r, Ok(m) if m.carries_rights()) {
+            if let Some(st) = &mut self.started {
+                st.plain = false; // it took rights into this task's space
+            }
+        }
         self.note(|| {
             format!(
                 "receive from {source:?} ({wait:?}): {}",
@@ -214,13 +268,27 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
     }
 
     fn choose(&mut self, n: usize) -> usize {
-        if n > 1 && self.unsupported.is_none() {
-            self.unsupported = Some(format!(
-                "a machine made a nondeterministic choice among {n} (Ctx::choose): \
-                 unsupported by the stateful checker"
-            ));
+        if n <= 1 {
+            return 0;
         }
-        0
+        if self.made.len() >= MAX_CHOICES || n > u32::MAX as usize {
+            if self.unsupported.is_none() {
+                self.unsupported = Some(format!(
+                    "a machine made more than {MAX_CHOICES} choices in one step, or a choice \
+                     among more than 2^32 alternatives (Ctx::choose): unsupported by the \
+                     stateful checker"
+                ));
+            }
+            return 0;
+        }
+        let mut c = self.script.get(self.made.len()).copied().unwrap_or(0);
+        if c as usize >= n {
+            self.bad_choice = true;
+            c = 0;
+        }
+        self.made.push((n as u32, c));
+        self.note(|| format!("chooses {c} of {n}"));
+        c as usize
     }
 
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>

@@ -7,6 +7,7 @@ use mkipc_kernel::{Kernel, KernelStats, Pid, WaitOutcome};
 
 use super::ctx::{describe_outcome, CheckCtx};
 use super::encode::{Encode, Encoder};
+use super::por;
 use super::snap;
 use super::world::{CheckView, Slot, State, Status, World};
 use crate::deadlock::{queue_label, report, Stuck, StuckOn};
@@ -31,6 +32,15 @@ pub(crate) struct Succ<M> {
     pub unsupported: Option<String>,
     /// What the step did (when logging).
     pub log: Vec<String>,
+    /// The choices the step made ([`Ctx::choose`](crate::machine::Ctx::choose)):
+    /// (alternatives, the one taken), in order.
+    pub made: Vec<(u32, u32)>,
+    /// A choice asked for was out of range (replaying a trail that does
+    /// not fit).
+    pub bad_choice: bool,
+    /// The step is safe for the partial-order reduction (module `por`;
+    /// computed only when asked).
+    pub safe: bool,
 }
 
 /// The transition function over a world's states.
@@ -64,6 +74,9 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             fail,
             unsupported: None,
             log: Vec::new(),
+            made: Vec::new(),
+            bad_choice: false,
+            safe: false,
         }
     }
 
@@ -88,8 +101,18 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         None
     }
 
-    /// Steps process `i` from `parent`; `depth` is the new state's depth.
-    pub fn step(&mut self, parent: &State<M>, i: usize, depth: usize, log: bool) -> Succ<M> {
+    /// Steps process `i` from `parent`, making the choices `choices` (then
+    /// 0s); `depth` is the new state's depth. With `judge`, says whether
+    /// the step is safe for the partial-order reduction ([`Succ::safe`]).
+    pub fn step(
+        &mut self,
+        parent: &State<M>,
+        i: usize,
+        choices: &[u32],
+        depth: usize,
+        log: bool,
+        judge: bool,
+    ) -> Succ<M> {
         let kernel = &self.world.kernel;
         if self.holds != parent.id {
             snap::restore(kernel, &parent.kernel);
@@ -100,6 +123,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let now = parent.now;
         let pid = slots[i].pid;
         let mut lines = Vec::new();
+        let timed_out = matches!(slots[i].status, Status::TimedOut { .. });
         let resumed: Option<WaitOutcome> = match slots[i].status {
             Status::Waiting { token, .. } => kernel.wait_take(pid, token),
             Status::TimedOut { token } => {
@@ -115,8 +139,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 lines.push(describe_outcome(o));
             }
         }
+        // Taking a completed wait's outcome is local, unless it brings
+        // rights (module `por`).
+        let resumed_rights =
+            matches!(&resumed, Some(WaitOutcome::Received(Ok(m))) if m.carries_rights());
         slots[i].op = None;
-        let mut cx: CheckCtx<'_, M> = CheckCtx::new(kernel, pid, &self.world.waker, now, log);
+        let mut cx: CheckCtx<'_, M> =
+            CheckCtx::new(kernel, pid, &self.world.waker, now, choices, log);
         let slot = &mut slots[i];
         let result = catch_unwind(AssertUnwindSafe(|| slot.machine.step(&mut cx, resumed)));
         let spawned = std::mem::take(&mut cx.spawned);
@@ -132,7 +161,12 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         if let Some(l) = cx.log.take() {
             lines.extend(l);
         }
+        let made = std::mem::take(&mut cx.made);
+        let bad_choice = cx.bad_choice;
+        let local = !cx.ipc_used.get() && made.is_empty() && spawned.is_empty();
+        let started = cx.started;
         drop(cx);
+        let stepped = matches!(result, Ok(Step::Yield | Step::Wait));
         let name = slots[i].name.clone();
         let mut fail = None;
         let mut unsupported = chose;
@@ -196,11 +230,21 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         if log {
             lines.push(format!("then {}", describe_status(&status, now)));
         }
+        let waits_or_runs = matches!(status, Status::Runnable | Status::Waiting { .. });
         slots[i].status = status;
         slots.extend(spawned);
         if fail.is_none() {
             fail = self.check_invariants(&slots, now, depth);
         }
+        let safe = judge
+            && local
+            && stepped
+            && waits_or_runs
+            && !timed_out
+            && !resumed_rights
+            && fail.is_none()
+            && unsupported.is_none()
+            && por::operation_is_safe(&self.world, &slots, i, started);
         let mut now = now;
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
         Succ {
@@ -210,6 +254,9 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             fail,
             unsupported,
             log: lines,
+            made,
+            bad_choice,
+            safe,
         }
     }
 
@@ -268,8 +315,9 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     }
 
     /// The verdict on an end state (nobody can step, no timer), with the
-    /// kernel in that state: a deadlock unless every process still alive is
-    /// a server waiting at a receive; else a process that failed
+    /// kernel in that state: a deadlock unless every process still alive
+    /// waits at a receive where it may (a declared server, or
+    /// [`Machine::at_valid_end`]); else a process that failed
     /// unexpectedly; else a leak. (The simulator's order: `Sim::run`.)
     /// Leaves the kernel changed (the leak check ends every task).
     pub fn judge_end(&mut self, slots: &[Slot<M>]) -> Option<FailureReason> {
@@ -307,7 +355,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             }
             let table: Vec<(Pid, &str)> = slots.iter().map(|s| (s.pid, &*s.name)).collect();
             let d = report(&stuck, &table, w.init);
-            if !d.is_valid_end_with(|id| w.servers.contains(&id.0)) {
+            let valid = |id: ProcId| {
+                w.servers.contains(&id.0)
+                    || slots
+                        .get(id.0 as usize)
+                        .is_some_and(|s| s.machine.at_valid_end())
+            };
+            if !d.is_valid_end_with(valid) {
                 return Some(FailureReason::Deadlock(d));
             }
         }

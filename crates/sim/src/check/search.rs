@@ -1,5 +1,14 @@
 //! The search: depth-first with an explicit stack (or breadth-first for
 //! shortest trails) over the visited set.
+//!
+//! A state's moves are its enabled processes, tried highest index first
+//! (as SPIN's pan does: in a model written as servers then clients, the
+//! last processes started are the ones that drive it, and trying them
+//! first reaches a deadlock along the first path far more often). A move
+//! that makes choices ([`Ctx::choose`](crate::machine::Ctx::choose)) is
+//! followed by its siblings: the same process again with the next vector
+//! of choices, until the step's tree of alternatives is covered. The first
+//! move from a state may be its whole expansion (module `por`).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -14,11 +23,32 @@ use super::{CheckFailure, CheckOutcome, Checker, EndState};
 use crate::machine::Machine;
 use crate::report::FailureReason;
 
+/// One transition from a state: a process and the choices its step makes
+/// (then 0s).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Move {
+    pub proc: u32,
+    pub choices: Vec<u32>,
+}
+
+/// The choices of the step after one that made `made` (alternatives, the
+/// one taken) in the depth-first order of its tree of alternatives.
+fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
+    let j = made.iter().rposition(|&(n, c)| c + 1 < n)?;
+    let mut next: Vec<u32> = made[..j].iter().map(|&(_, c)| c).collect();
+    next.push(made[j].1 + 1);
+    Some(next)
+}
+
 /// A state waiting to be expanded.
 struct Frame<M> {
     state: State<M>,
-    enabled: Vec<u32>,
-    next: usize,
+    /// Moves still to take, the last first.
+    todo: Vec<Move>,
+    /// The move taken last (depth-first: the one the trail goes through).
+    last: Move,
+    /// No move taken yet: the first may be its whole expansion.
+    fresh: bool,
     /// Bytes its encoding took (the frontier's memory estimate).
     size: usize,
     /// Breadth-first: its node in the trail tree.
@@ -73,8 +103,15 @@ fn admit<M>(
             *frontier += size;
             let f = Frame {
                 state,
-                enabled,
-                next: 0,
+                todo: enabled
+                    .into_iter()
+                    .map(|proc| Move {
+                        proc,
+                        choices: Vec::new(),
+                    })
+                    .collect(),
+                last: Move::default(),
+                fresh: true,
                 size,
                 node,
                 depth,
@@ -111,31 +148,38 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         return CheckOutcome { stats, failures };
     };
     let mut enc = Vec::new();
-    // Breadth-first: (parent node, process) per stored state, for trails.
-    let mut nodes: Vec<(u32, u32)> = Vec::new();
+    // Breadth-first: (parent node, move) per stored state, for trails.
+    let mut nodes: Vec<(u32, Move)> = Vec::new();
+    let reduce = cfg.reduction && engine.world.invariants.is_empty();
+    stats.reduction = reduce;
     let mut stack: Vec<Frame<M>> = Vec::new();
     let mut queue: VecDeque<Frame<M>> = VecDeque::new();
     let mut frontier = 0usize;
     let mut last_progress = Instant::now();
     let mut stop_first = false;
 
-    let trail_of = |stack: &[Frame<M>], nodes: &[(u32, u32)], node: u32, shortest: bool| {
+    let trail_of = |stack: &[Frame<M>], nodes: &[(u32, Move)], node: u32, shortest: bool| {
+        let mut t = Trail::default();
         if shortest {
-            let mut t = Vec::new();
+            let mut path = Vec::new();
             let mut n = node;
             while n != u32::MAX {
-                let (parent, proc) = nodes[n as usize];
-                if parent == u32::MAX && proc == u32::MAX {
+                let (parent, mv) = &nodes[n as usize];
+                if *parent == u32::MAX {
                     break;
                 }
-                t.push(proc);
-                n = parent;
+                path.push(mv);
+                n = *parent;
             }
-            t.reverse();
-            Trail(t)
+            for mv in path.into_iter().rev() {
+                t.push(mv.proc, &mv.choices);
+            }
         } else {
-            Trail(stack.iter().map(|f| f.enabled[f.next - 1]).collect())
+            for f in stack {
+                t.push(f.last.proc, &f.last.choices);
+            }
         }
+        t
     };
 
     // Handles a state just reached: returns it as a frame to expand, if it
@@ -152,6 +196,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         frontier: usize,
         stats: &mut CheckStats,
         on_end: &mut dyn FnMut(&EndState<'_, M>),
+        new: &mut bool,
         mut record: impl FnMut(FailureReason, &[u8]),
     ) -> Result<Option<Expand<M>>, String> {
         if let Some(why) = succ.unsupported {
@@ -164,7 +209,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
                 return Ok(None);
             }
             Insert::Full => return Err("visited set reached --max-memory".into()),
-            Insert::New => {}
+            Insert::New => *new = true,
         }
         stats.states_stored += 1;
         stats.max_depth = stats.max_depth.max(depth);
@@ -189,6 +234,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
                     now: succ.now,
                 },
                 failure: failure.as_ref(),
+                terminal: succ.enabled.is_empty(),
             });
             if let Some(f) = failure {
                 record(f, enc);
@@ -200,6 +246,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             return Ok(None);
         }
         let size = enc.len();
+        stats.states_expanded += 1;
         Ok(Some((
             engine.freeze(succ.slots, succ.now),
             succ.enabled,
@@ -220,10 +267,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         0,
         &mut stats,
         on_end,
+        &mut false,
         |f, e| pending_failure = Some((f, hash64(e, 7))),
     );
     if cfg.shortest {
-        nodes.push((u32::MAX, u32::MAX));
+        nodes.push((u32::MAX, Move::default()));
     }
     if let Some((reason, key)) = pending_failure.take() {
         stop_first = record_failure(
@@ -239,33 +287,48 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
     let mut stopped = admit(cfg, &mut stack, &mut queue, &mut frontier, first, 0, 0);
 
     while stopped.is_none() && !stop_first {
-        // The next transition: the top frame's next process.
-        let (proc, depth, node) = if cfg.shortest {
-            let Some(top) = queue.front_mut() else { break };
-            if top.next == top.enabled.len() {
-                frontier -= top.size;
+        // The next transition: the top frame's next move.
+        let top = if cfg.shortest {
+            queue.front_mut()
+        } else {
+            stack.last_mut()
+        };
+        let Some(top) = top else { break };
+        let Some(mv) = top.todo.pop() else {
+            frontier -= top.size;
+            if cfg.shortest {
                 queue.pop_front();
-                continue;
-            }
-            top.next += 1;
-            (top.enabled[top.next - 1], top.depth + 1, top.node)
-        } else {
-            let Some(top) = stack.last_mut() else { break };
-            if top.next == top.enabled.len() {
-                frontier -= top.size;
+            } else {
                 stack.pop();
-                continue;
             }
-            top.next += 1;
-            (top.enabled[top.next - 1], top.depth + 1, top.node)
+            continue;
         };
-        let parent = if cfg.shortest {
-            &queue.front().expect("frame").state
-        } else {
-            &stack.last().expect("frame").state
-        };
-        let succ = engine.step(parent, proc as usize, depth, false);
+        // Only the first move of a state with others to take may be its
+        // whole expansion.
+        let judge = reduce && std::mem::replace(&mut top.fresh, false) && !top.todo.is_empty();
+        if judge {
+            stats.states_probed += 1;
+        }
+        let (depth, node) = (top.depth + 1, top.node);
+        let succ = engine.step(
+            &top.state,
+            mv.proc as usize,
+            &mv.choices,
+            depth,
+            false,
+            judge,
+        );
+        if let Some(choices) = next_choices(&succ.made) {
+            top.todo.push(Move {
+                proc: mv.proc,
+                choices,
+            });
+        }
+        let safe = judge && succ.safe;
+        top.last = mv.clone();
+        let proc = mv;
         stats.transitions += 1;
+        let mut new = false;
         let result = reached(
             cfg,
             engine,
@@ -277,8 +340,21 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             frontier,
             &mut stats,
             on_end,
+            &mut new,
             |f, e| pending_failure = Some((f, hash64(e, 7))),
         );
+        if safe && new {
+            // A safe step to a state never seen: the whole expansion.
+            let top = if cfg.shortest {
+                queue.front_mut()
+            } else {
+                stack.last_mut()
+            };
+            if let Some(top) = top {
+                top.todo.clear();
+                stats.states_reduced += 1;
+            }
+        }
         let new_node = if cfg.shortest && !matches!(result, Ok(None) if pending_failure.is_none()) {
             nodes.push((node, proc));
             (nodes.len() - 1) as u32

@@ -14,6 +14,17 @@ pub struct CheckStats {
     pub states_matched: u64,
     /// Transitions taken (steps of one process).
     pub transitions: u64,
+    /// Whether the partial-order reduction was on
+    /// ([`Checker::reduction`](super::Checker::reduction); off for a model
+    /// with invariants).
+    pub reduction: bool,
+    /// States expanded (stored, not an end, not at the depth limit).
+    pub states_expanded: u64,
+    /// Expanded states with two moves or more whose first was judged for
+    /// the reduction.
+    pub states_probed: u64,
+    /// Expanded states whose expansion was reduced to one step.
+    pub states_reduced: u64,
     /// The deepest state reached (steps from the initial state).
     pub max_depth: usize,
     /// The depth limit.
@@ -91,6 +102,21 @@ impl fmt::Display for CheckStats {
             mb(self.frontier_memory),
             mb(self.memory_limit)
         )?;
+        if self.reduction {
+            writeln!(
+                f,
+                "partial-order reduction: {} of {} expanded states reduced to one step ({:.1}%)",
+                self.states_reduced,
+                self.states_expanded,
+                if self.states_expanded > 0 {
+                    self.states_reduced as f64 * 100.0 / self.states_expanded as f64
+                } else {
+                    0.0
+                }
+            )?;
+        } else {
+            writeln!(f, "partial-order reduction: off")?;
+        }
         if let Some(h) = self.hash_factor {
             writeln!(f, "hash factor {h:.1} (best if > 100.)")?;
         }

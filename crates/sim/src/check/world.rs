@@ -114,6 +114,10 @@ pub struct World<M> {
     pub(crate) setup_send_rights: Vec<PortName>,
     /// Labels of ports and mailboxes, by kernel object key.
     pub(crate) labels: Vec<((u8, u64), String)>,
+    /// The system-owned mailboxes open to every process ([`World::mailbox`]),
+    /// by kernel object key: the ones the partial-order reduction may find
+    /// a sole sender or receiver of.
+    pub(crate) open_mailboxes: Vec<(u8, u64)>,
     pub(crate) waker: Waker,
 }
 
@@ -131,6 +135,7 @@ impl<M> World<M> {
             mailboxes: Vec::new(),
             setup_send_rights: Vec::new(),
             labels: Vec::new(),
+            open_mailboxes: Vec::new(),
             waker: no_waker(),
         }
     }
@@ -167,7 +172,11 @@ impl<M> World<M> {
     /// Creates a system-owned named mailbox open to every process, as
     /// [`Sim::mailbox`](crate::Sim::mailbox) does.
     pub fn mailbox(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
-        self.mailbox_with(label, MailboxConfig::new(capacity).owner(Owner::System))
+        let name = self.mailbox_with(label, MailboxConfig::new(capacity).owner(Owner::System))?;
+        if let Some(key) = self.kernel.object_key(self.init, name) {
+            self.open_mailboxes.push(key);
+        }
+        Ok(name)
     }
 
     /// Creates a mailbox with any configuration (owned by the set-up task
