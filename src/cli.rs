@@ -22,7 +22,7 @@ use clap_complete::Shell;
 use mkipc_sim::{Schedule, SchedulerKind};
 
 use crate::explore::{explore, replay_trail, Engine, ExploreOptions, Storage};
-use crate::scenario::{self, RunOptions};
+use crate::scenario::{self, Backend as _, RunOptions};
 
 /// mkipc: Mach-like message passing you can simulate, explore and run.
 #[derive(Parser, Debug)]
@@ -861,17 +861,20 @@ fn run(
             };
             let guard = CleanupGuard::start();
             let result = if wants_trace(out) {
-                scenario::run_os_traced(&scn, &opts).and_then(|(r, trace)| {
-                    write_traces(out, &trace).map_err(|_| String::new())?;
-                    Ok(r)
-                })
+                scenario::run_os_traced(&scn, &opts).map(|(r, trace)| (r, Some(trace)))
             } else {
-                scenario::run_os(&scn, &opts)
+                scenario::OsBackend.run(&scn, &opts).map(|r| (r, None))
             };
             guard.finish();
             match result {
-                Ok(r) => r,
-                Err(e) if e.is_empty() => return 2,
+                Ok((r, trace)) => {
+                    if let Some(trace) = trace {
+                        if let Err(code) = write_traces(out, &trace) {
+                            return code;
+                        }
+                    }
+                    r
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return 2;
@@ -900,7 +903,7 @@ fn run(
                     }
                 }
             } else {
-                match scenario::run_threads(&scn, timeout) {
+                match scenario::ThreadsBackend.run(&scn, &scenario::ThreadsOptions { timeout }) {
                     Ok(r) => r,
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -927,7 +930,7 @@ fn run(
                 scheduler,
                 replay,
             };
-            let outcome = match scenario::run_sim(&scn, &opts) {
+            let outcome = match scenario::SimBackend.run(&scn, &opts) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -239,6 +239,18 @@ fn mutated_scenarios_never_panic() {
         "%",
         "\u{0}",
         "\u{feff}",
+        "close ",
+        "load counter x\n",
+        "store counter ",
+        "lock m\n",
+        "unlock ",
+        "[[pipe]]\nname = \"p\"\nreader = ",
+        "[[fifo]]\n",
+        "writers = [",
+        "[[shared]]\nname = ",
+        "value = 9223372036854775807\n",
+        "[[lock]]\nname = \"m\"\n",
+        "EOF",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for case in 0..3000 {

@@ -669,8 +669,9 @@ script = "send requests"
         assert_no_panic(&out, backend);
         assert_eq!(out.status.code(), Some(2), "{backend}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
+        // "`server = true` (or an `end:` label) on `server`" since labels.
         assert!(
-            err.contains("`server = true` on `server`"),
+            err.contains("`server = true`") && err.contains(" on `server`"),
             "{backend}: {err}"
         );
     }

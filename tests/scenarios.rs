@@ -33,18 +33,25 @@ fn every_scenario_file_is_covered_here() {
         "capacity-bounded.toml",
         "capacity-unbounded.toml",
         "capacity-zero.toml",
+        "counter-messages.toml", // tests/mech_scenarios.rs
         "deadlock.toml",
         "dining-philosophers.toml",
         "direct-vs-indirect.toml",
         "fan-in-fan-out.toml",
+        "fifo.toml", // tests/mech_scenarios.rs
         "master-worker-buggy.toml",
         "master-worker-select.toml",
         "master-worker.toml",
         "mm1k.toml",
         "ownership.toml",
+        "pipe-broken.toml",     // tests/mech_scenarios.rs
+        "pipe-eof.toml",        // tests/mech_scenarios.rs
+        "pipeline-values.toml", // tests/mech_scenarios.rs
         "pipeline.toml",
         "producer-consumer.toml",
+        "ring-rpc.toml",
         "rpc.toml",
+        "shared-counter.toml", // tests/mech_scenarios.rs
     ];
     assert_eq!(
         files, covered,
@@ -490,17 +497,70 @@ fn dining_philosophers_deadlock_naively_and_not_when_ordered() {
     assert!(r.ok, "{r}");
     // Each philosopher: 2 meals x (2 ACQ + 2 REL) sent, 2 x 2 GRANTED received.
     for i in 0..3 {
-        let p = proc(&r, &format!("phil{i}"));
-        assert_eq!((p.sent, p.received), (8, 4), "phil{i}");
+        let p = proc(&r, &format!("phil[{i}]"));
+        assert_eq!((p.sent, p.received), (8, 4), "phil[{i}]");
     }
     // A fork released by someone else than its holder fails the fork's check.
-    let wrong = text.replace("  send second (REL, r0)", "  send second (REL, r1)");
+    let wrong = text.replace(
+        "  send second (REL, me)",
+        "  send second (REL, r[(id + 1) % 3])",
+    );
+    assert_ne!(wrong, text);
     let r = run_text(&wrong, &ordered);
     assert!(
         r.failure
             .as_deref()
             .unwrap_or("")
             .contains("assertion failed: holder == who"),
+        "{r}"
+    );
+}
+
+#[test]
+fn ring_rpc_deadlock_is_reachable_not_inevitable() {
+    let text = example_text("ring-rpc.toml");
+    let scn = scenario::parse("ring-rpc.toml", &text).unwrap();
+    let (mut ok, mut stuck) = (0, 0);
+    for seed in 0..60 {
+        let opts = RunOptions {
+            seed: Some(seed),
+            ..RunOptions::default()
+        };
+        let r = scenario::run_sim(&scn, &opts).unwrap().result;
+        if r.ok {
+            ok += 1;
+            // Every call was answered with ANS: 3 client calls, up to 3
+            // nested ones.
+            for i in 0..3 {
+                assert_eq!(proc(&r, &format!("client[{i}]")).received, 1, "seed {seed}");
+            }
+        } else {
+            assert!(r.deadlock, "seed {seed}: {r}");
+            stuck += 1;
+        }
+    }
+    assert!(ok > 0 && stuck > 0, "ok {ok}, deadlocked {stuck}");
+    // The checker finds the ring and names it.
+    let opts = ExploreOptions {
+        exhaustive: Some(100_000),
+        max_runs: 100_000,
+        jobs: 1,
+        engine: mkipc::explore::Engine::Stateful,
+        ..ExploreOptions::default()
+    };
+    let f = explore(&scn, &opts).unwrap().failure.expect("a deadlock");
+    assert!(f.deadlock, "{}", f.reason);
+    for name in ["server[0]", "server[1]", "server[2]"] {
+        assert!(f.reason.contains(name), "{}", f.reason);
+    }
+    // A reply that is not ANS fails the caller's `-> ANS` (no nested
+    // calls, so no deadlock first).
+    let wrong = text
+        .replace("  reply ANS", "  reply NAK")
+        .replace("call mine (REQ, 1)", "call mine (REQ, 0)");
+    let r = run_text(&wrong, &[]);
+    assert!(
+        r.failure.as_deref().unwrap_or("").contains("got NAK"),
         "{r}"
     );
 }

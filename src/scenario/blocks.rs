@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::error::ScenarioError;
 use super::expr::Expr;
 use super::script::{offset_in, Line, ScriptCtx, Words};
-use super::{Arm, ArmKind, Op, Stmt};
+use super::{Arm, ArmKind, Dest, Op, Stmt};
 
 /// How many blocks (`repeat`, `forever`, `if`, `while`, `select`,
 /// `try-send ... else`) may be open inside one another.
@@ -44,8 +44,13 @@ enum BlockKind {
         arms: Vec<Arm>,
         /// The arm whose statements `body` holds.
         current: Option<(usize, ArmKind, Option<Expr>)>,
+        /// `select any`: a nondeterministic choice among the ready arms.
+        any: bool,
     },
 }
+
+/// The statements an `end:` label may mark: those that wait for a message.
+const VALID_END_WORDS: [&str; 5] = ["receive", "expect", "receive-from", "receive-any", "select"];
 
 const BLOCKS: &str = "`repeat`, `forever`, `if`, `while`, `select`, `try-send ... else`";
 
@@ -59,9 +64,29 @@ impl ScriptCtx<'_> {
         let mut top = Vec::new();
         let mut open: Vec<OpenBlock> = Vec::new();
         for line in lines {
-            let Some(w) = Words::of(line) else {
+            let Some(mut w) = Words::of(line) else {
                 continue;
             };
+            if w.word == "end:" {
+                // `end: STATEMENT`: waiting forever there is a valid end.
+                let labelled = Line {
+                    offset: w.arg_at,
+                    code: w.rest,
+                };
+                match Words::of(&labelled) {
+                    Some(inner) if VALID_END_WORDS.contains(&inner.word) => w = inner,
+                    _ => {
+                        return Err(self.err(
+                            w.at,
+                            "write `end: STATEMENT` where the statement waits for a message \
+                             (`receive`, `expect`, `receive-from`, `receive-any` or `select`): \
+                             waiting forever there is then a valid end state",
+                        ))
+                    }
+                }
+                let line = self.line_no(w.at);
+                self.valid_ends.borrow_mut().push(line);
+            }
             let (at, word, rest, arg_at) = (w.at, w.word, w.rest, w.arg_at);
             let opens = match word {
                 "repeat" | "forever" | "if" | "while" | "select" => true,
@@ -126,7 +151,7 @@ impl ScriptCtx<'_> {
                 }
                 "on" => {
                     let Some(OpenBlock {
-                        kind: BlockKind::Select { arms, current },
+                        kind: BlockKind::Select { arms, current, .. },
                         body,
                         ..
                     }) = open.last_mut()
@@ -193,15 +218,17 @@ impl ScriptCtx<'_> {
                     }
                 }
                 "select" => {
-                    if !rest.is_empty() {
+                    if !rest.is_empty() && rest != "any" {
                         return Err(self.err(
                             arg_at,
-                            "`select` takes no argument: its arms follow, each starting with `on`",
+                            "write `select` (the first arm that can proceed) or `select any` \
+                             (any arm that can proceed): its arms follow, each starting with `on`",
                         ));
                     }
                     BlockKind::Select {
                         arms: Vec::new(),
                         current: None,
+                        any: rest == "any",
                     }
                 }
                 "try-send" => {
@@ -300,7 +327,11 @@ impl ScriptCtx<'_> {
                 otherwise: block.body,
             },
             BlockKind::TrySend(other) => other,
-            BlockKind::Select { mut arms, current } => {
+            BlockKind::Select {
+                mut arms,
+                current,
+                any,
+            } => {
                 if let Some((line, kind, guard)) = current {
                     arms.push(Arm {
                         line,
@@ -315,7 +346,11 @@ impl ScriptCtx<'_> {
                         "this `select` has no `on receive` or `on send` arm",
                     ));
                 }
-                Op::Select(arms)
+                if any {
+                    Op::SelectAny(arms)
+                } else {
+                    Op::Select(arms)
+                }
             }
         };
         Ok(Stmt {
@@ -332,7 +367,11 @@ impl ScriptCtx<'_> {
         match what {
             "receive" if !after.is_empty() => {
                 let r = self.receive_parts(script, after, after_at, true)?;
-                Ok((ArmKind::Receive { queue: r.queue, pattern: r.pattern }, r.guard))
+                let kind = match r.src {
+                    Dest::Queue(queue) => ArmKind::Receive { queue, pattern: r.pattern },
+                    Dest::Var(var) => ArmKind::ReceiveVia { var, pattern: r.pattern },
+                };
+                Ok((kind, r.guard))
             }
             "send" if !after.is_empty() => {
                 let s = self.send_parts(script, after, after_at, true)?;

@@ -164,10 +164,13 @@ fn setup(
     for (i, q) in scn.queues.iter().enumerate() {
         match q.kind {
             QueueKind::Port { .. } => {
-                names[i] = Some(w.port(&q.name, q.capacity).map_err(|e| e.to_string())?)
+                let name = w.port(&q.name, q.capacity).map_err(|e| e.to_string())?;
+                super::mech::prime(w.kernel(), w.init_pid(), q, name)?;
+                names[i] = Some(name);
             }
             QueueKind::Mailbox { .. } => {
-                w.mailbox(&q.name, q.capacity).map_err(|e| e.to_string())?;
+                let name = w.mailbox(&q.name, q.capacity).map_err(|e| e.to_string())?;
+                super::mech::prime(w.kernel(), w.init_pid(), q, name)?;
             }
         }
     }
@@ -182,7 +185,9 @@ fn setup(
                 ScriptMachine::from_rights(&s, i, rights)
             })
             .map_err(|e| e.to_string())?;
-        if p.server {
+        // With `end:` labels the machine says where it may wait
+        // (`Machine::at_valid_end`); the label wins over `server = true`.
+        if p.server && p.valid_ends.is_empty() {
             w.server(id);
         }
         if p.expect_error {

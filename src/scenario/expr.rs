@@ -24,7 +24,8 @@
 //!
 //! A name that starts with an upper-case letter is a `[params]` entry if
 //! there is one by that name, else a symbol; a declared port or mailbox
-//! name is that queue; any other name is a variable of the process.
+//! name is that queue, a mailbox family's name (`count = N`) the tuple of
+//! its members; any other name is a variable of the process.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -44,6 +45,8 @@ pub(crate) use eval::set_index;
 pub(crate) struct Names<'a> {
     pub params: &'a BTreeMap<String, i64>,
     pub queues: &'a [Queue],
+    /// The mailbox families (`count = N`): each name's members, in order.
+    pub queue_families: &'a BTreeMap<String, Vec<usize>>,
     /// The scenario's symbols, interned as they are met.
     pub symbols: &'a RefCell<Vec<String>>,
     /// This process's variables, by slot.
@@ -96,6 +99,12 @@ impl Names<'_> {
         }
         if let Some(q) = self.queues.iter().position(|q| q.name == name) {
             return Ok(Value::Queue(q as u32));
+        }
+        // A family's name is the tuple of its members: `req[id]` is one.
+        if let Some(members) = self.queue_families.get(name) {
+            return Ok(Value::Tuple(
+                members.iter().map(|&q| Value::Queue(q as u32)).collect(),
+            ));
         }
         Err(self.var(name))
     }

@@ -57,13 +57,13 @@ fn mailboxes_used(scn: &Scenario, stmts: &[Stmt]) -> Vec<usize> {
         let named: Vec<usize> = match &s.op {
             Op::Send { queue, .. }
             | Op::Receive { queue, .. }
-            | Op::Call { queue }
+            | Op::Call { queue, .. }
             | Op::Destroy(queue)
             | Op::TrySend {
                 dest: Dest::Queue(queue),
                 ..
             } => vec![*queue],
-            Op::Select(arms) => arms
+            Op::Select(arms) | Op::SelectAny(arms) => arms
                 .iter()
                 .filter_map(|a| match &a.kind {
                     ArmKind::Receive { queue, .. }
@@ -114,8 +114,10 @@ pub(crate) enum Code {
     Branch { cond: Expr, to: usize, line: usize },
     /// Go to `to`.
     Jump(usize),
-    /// A `select`: arm `i`'s statements start at `starts[i]`.
+    /// A `select`: arm `i`'s statements start at `starts[i]`; `any`: a
+    /// nondeterministic choice among the arms that can proceed.
     Select {
+        any: bool,
         arms: Vec<ArmHead>,
         starts: Vec<usize>,
         line: usize,
@@ -262,8 +264,9 @@ pub(crate) fn compile(stmts: &[Stmt]) -> Vec<Code> {
                         work.push(Work::TrySendEnd(here));
                         work.push(Work::List(otherwise.iter()));
                     }
-                    Op::Select(arms) => {
+                    Op::Select(arms) | Op::SelectAny(arms) => {
                         code.push(Code::Select {
+                            any: matches!(s.op, Op::SelectAny(_)),
                             arms: arms
                                 .iter()
                                 .map(|a| ArmHead {

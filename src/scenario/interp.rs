@@ -27,7 +27,7 @@
 //! thin driver: the simulator steps it stackless
 //! ([`Sim::spawn_machine_with`](mkipc_sim::Sim::spawn_machine_with)), or runs
 //! it on the process's coroutine, whose operations block (`ProcHost` in
-//! `run.rs`, for what `run::runs_stackless` refuses), the threads backend with its own `Ctx` (pauses the
+//! `backend/sim.rs`, for what `runs_stackless` refuses), the threads backend with its own `Ctx` (pauses the
 //! timeout can cut short, counters per instance, queue maxima read before a
 //! `destroy` through [`Shared::before_destroy`]), the os backend with a
 //! `Ctx` on an `OsProcess` that passes over its own control messages,
@@ -57,6 +57,7 @@ use super::value::Value;
 use super::{QueueKind, Right, Scenario};
 
 mod exec;
+mod mech;
 mod select;
 mod stmt;
 #[cfg(test)]
@@ -101,6 +102,10 @@ pub(crate) struct Counters {
     pub procs: Vec<(u64, u64)>,
     /// Per process: drops and times.
     pub times: Vec<ProcTimes>,
+    /// Per process: the kernel messages of shared variables, locks and end
+    /// of file it sent and received (sent, received), which are not the
+    /// run's messages: the simulator's per-process rows leave them out.
+    pub mech: Vec<(u64, u64)>,
     /// Per process instance, for hosts that run several instances of one
     /// script in one run (threads: indexed by `ProcId`, see
     /// [`ScriptMachine::count_instance`]).
@@ -183,6 +188,7 @@ impl Shared {
             queues: vec![QueueCounters::default(); scenario.queues.len()],
             procs: vec![(0, 0); n],
             times: vec![ProcTimes::default(); n],
+            mech: vec![(0, 0); n],
             ..Counters::default()
         };
         Shared {
@@ -308,6 +314,8 @@ pub(crate) enum Resume {
     /// A `send-to`/`receive-from` pausing until the process it names has
     /// started, after `tries` looks (threads start processes as they go).
     AwaitPid { tries: u32 },
+    /// A `load`, `store`, `lock` or `unlock` under way.
+    Mech(mech::MechWait),
 }
 
 /// A script being run (see the module docs): the one interpreter of every
@@ -330,6 +338,9 @@ pub(crate) struct ScriptMachine {
     next_id: u32,
     /// The pending operation.
     resume: Resume,
+    /// The pipes whose read end has seen end of file, in order (every
+    /// later read of them is end of file too).
+    eof: Vec<usize>,
 }
 
 /// The parts of a request that decide what a script does with it: its
@@ -348,6 +359,7 @@ impl PartialEq for ScriptMachine {
                 == other.last_request.as_ref().map(request_key)
             && self.next_id == other.next_id
             && self.resume == other.resume
+            && self.eof == other.eof
     }
 }
 
@@ -362,6 +374,7 @@ impl Hash for ScriptMachine {
         self.last_request.as_ref().map(request_key).hash(h);
         self.next_id.hash(h);
         self.resume.hash(h);
+        self.eof.hash(h);
     }
 }
 
@@ -392,6 +405,7 @@ impl ScriptMachine {
             last_request: None,
             next_id: 1,
             resume: Resume::Opening(0),
+            eof: Vec::new(),
         };
         m.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
@@ -455,7 +469,23 @@ impl Machine for ScriptMachine {
     }
 
     fn is_server(&self) -> bool {
-        self.shared.scenario.processes[self.me].server
+        // With `end:` labels, only the labelled places are valid ends.
+        let p = &self.shared.scenario.processes[self.me];
+        p.server && p.valid_ends.is_empty()
+    }
+
+    fn at_valid_end(&self) -> bool {
+        let p = &self.shared.scenario.processes[self.me];
+        if p.valid_ends.is_empty() {
+            return p.server;
+        }
+        let code = &self.shared.program.code[self.me];
+        let line = match code.get(self.state.at.pc) {
+            Some(super::flow::Code::Do(s)) => s.line,
+            Some(super::flow::Code::Select { line, .. }) => *line,
+            _ => return false,
+        };
+        p.valid_ends.contains(&line)
     }
 
     fn expects_error(&self) -> bool {
@@ -497,8 +527,17 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
                         U::Other
                     }
         }
-        S::Select(arms) => arms.iter().any(|a| match &a.kind {
+        // A queue held in a variable may be this one.
+        S::ReceiveVia { timeout, .. } => {
+            how == if timeout.is_none() {
+                U::Receive
+            } else {
+                U::Other
+            }
+        }
+        S::Select(arms) | S::SelectAny(arms) => arms.iter().any(|a| match &a.kind {
             ArmKind::Receive { queue, .. } => *queue == q && matches!(how, U::Select | U::Other),
+            ArmKind::ReceiveVia { .. } => matches!(how, U::Select | U::Other),
             ArmKind::Send { dest, .. } => {
                 how == U::Other
                     && match dest {
@@ -515,10 +554,36 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
                     Dest::Var(_) => true,
                 }
         }
-        S::Call { queue } => *queue == q && how == U::Send,
+        S::Call { queue, .. } => *queue == q && how == U::Send,
+        // A request carries a send-once right: any use it could be.
+        S::CallVia { .. } => matches!(how, U::Send | U::Other),
         S::Destroy(d) => *d == q,
+        // A memory access takes the cell's message (a plain receive) and
+        // puts one back (a send that never waits: `Other`); a lock takes,
+        // an unlock puts; a close is any use of its pipe.
+        S::Mech(m) => {
+            m.queue() == q
+                && match m {
+                    super::MechOp::Load { .. } | super::MechOp::Store { .. } => {
+                        matches!(how, U::Receive | U::Other)
+                    }
+                    super::MechOp::Lock(_) => how == U::Receive,
+                    super::MechOp::Unlock(_) => how == U::Other,
+                    super::MechOp::Close(_) => true,
+                }
+        }
         S::Spawn(_) | S::SendTo { .. } | S::ReceiveFrom { .. } | S::ReceiveAny { .. } => true,
-        _ => false,
+        // Every statement named: a new one cannot pass unnoticed.
+        S::Reply { .. }
+        | S::Assign { .. }
+        | S::If { .. }
+        | S::While { .. }
+        | S::Assert { .. }
+        | S::Work(_)
+        | S::Sleep(_)
+        | S::Repeat(..)
+        | S::Forever(_)
+        | S::Exit(_) => false,
     })
 }
 
@@ -674,6 +739,18 @@ impl ScriptMachine {
         ))
     }
 
+    /// Before a wait: tells the runner whether waiting forever here is a
+    /// valid end state (only for a script with `end:` labels, whose answer
+    /// depends on where it waits; a server's is declared once).
+    fn note_wait<C: Ctx<Self>>(&self, cx: &mut C) {
+        if !self.shared.scenario.processes[self.me]
+            .valid_ends
+            .is_empty()
+        {
+            cx.mark_valid_end(self.at_valid_end());
+        }
+    }
+
     /// Records a failed check for the whole run, and returns its error.
     fn check_failed(&self, e: ProcError) -> ProcError {
         let name = &self.shared.scenario.processes[self.me].name;
@@ -780,5 +857,6 @@ impl mkipc_sim::check::Encode for ScriptMachine {
                 e.value(other);
             }
         }
+        e.value(&self.eof);
     }
 }

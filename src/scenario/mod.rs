@@ -64,6 +64,7 @@
 //! | `send Q [POLICY] VALUE`, `receive Q PATTERN`, `expect Q PATTERN` | messages with values ([`Value`]); selective receive |
 //! | `x = EXPR`, `a[i] = EXPR`, `if`/`else`, `while`, `assert EXPR` | per-process variables, choice, checks |
 //! | `select` with `on receive`/`on send`/`on timeout` arms, `try-send Q V else` | the first arm that can proceed; send if there is room |
+//! | `close P`, `load V x`, `store V EXPR`, `lock M`, `unlock M` | pipes and FIFOs (`[[pipe]]`, `[[fifo]]`: end of file, broken pipe), shared variables (`[[shared]]`) and locks (`[[lock]]`), all kernel objects (`mech.rs`, [`MechOp`]) |
 //!
 //! `[params]` (named integers, overridden by `--set NAME=VALUE`, see
 //! [`parse_with`]) and families (`count = N`: processes `name[0]`..) size a
@@ -87,10 +88,15 @@
 //!
 //! ## Backends
 //!
+//! Each backend is one [`Backend`] ([`SimBackend`], [`ThreadsBackend`],
+//! [`OsBackend`]): [`Backend::check`] refuses what it cannot run before
+//! anything starts ([`Unsupported`]), [`Backend::run`] runs it or says why
+//! it could not ([`RunError`]).
+//!
 //! | backend | runs | supports |
 //! |---|---|---|
 //! | `sim` ([`run_sim`]) | the deterministic simulator, virtual time | everything |
-//! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists |
+//! | `threads` ([`run_threads`]) | kernel tasks on OS threads, real time | no faults, no mailbox owners or access lists, no pipes or FIFOs |
 //! | `os` ([`run_os`]) | real Linux processes (the `mkipc-os` crate), real time | see below |
 //!
 //! On `--backend threads` the run is stopped at `--timeout` (default 10 s):
@@ -116,8 +122,10 @@
 //! spawned process, direct communication with a spawned process,
 //! `drop-oldest` sends to a port, `never_exceeds` on a queue the coordinator
 //! cannot watch (a port, an unbounded or owned mailbox) unless the capacity
-//! guarantees it, and a capacity above `/proc/sys/fs/mqueue/msg_max` for a
-//! non-root user. Results are not deterministic; queue lengths are sampled.
+//! guarantees it, a capacity above `/proc/sys/fs/mqueue/msg_max` for a
+//! non-root user, and pipes and FIFOs (end of file needs to know when the
+//! last write end closed). Shared variables and locks are one-slot POSIX
+//! queues there. Results are not deterministic; queue lengths are sampled.
 //!
 //! ```
 //! let text = r#"
@@ -141,12 +149,14 @@
 //! assert_eq!(outcome.result.messages.received, 1);
 //! ```
 
+pub mod backend;
 mod blocks;
 mod check;
 mod error;
 mod expr;
 mod flow;
 mod interp;
+mod mech;
 mod os;
 mod parse;
 mod record;
@@ -162,19 +172,24 @@ use std::time::Duration;
 use mkipc_kernel::{Capacity, OnFull};
 use mkipc_sim::Dist;
 
+pub(crate) use backend::sim::builder_for;
+pub use backend::sim::{
+    build_sim, run_sim, setup_sim, spawn_script_copies, RunOptions, SimHandles, SimOutcome,
+};
+pub use backend::threads::{check_threads, run_threads, run_threads_traced};
+pub use backend::{
+    Backend, BackendKind, OsBackend, RunError, SimBackend, ThreadsBackend, ThreadsOptions,
+    Unsupported,
+};
 pub use blocks::MAX_NESTING;
 pub use check::{check_refusal, check_scenario, replay_scenario, ScenarioCheck};
 pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
+pub use mech::MechOp;
 pub use os::{check_os, run_os, run_os_traced, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use record::Recorder;
 pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
-pub(crate) use run::builder_for;
-pub use run::{
-    build_sim, run_sim, run_threads, run_threads_traced, setup_sim, spawn_script_copies,
-    RunOptions, SimHandles, SimOutcome,
-};
 pub use topology::{
     check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
 };
@@ -221,6 +236,26 @@ pub struct Queue {
     pub on_full: OnFull,
     /// Port or mailbox, with who holds what.
     pub kind: QueueKind,
+    /// What the scenario declared it as: a plain queue, or one of the
+    /// course's mechanisms built on one (`mech.rs`).
+    pub role: QueueRole,
+}
+
+/// What a queue stands for: a plain port or mailbox, or one of the
+/// mechanisms built on one (see `mech.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueRole {
+    /// A `[[port]]` or `[[mailbox]]`.
+    Queue,
+    /// A `[[pipe]]`: a port whose send rights are its write ends.
+    Pipe,
+    /// A `[[fifo]]`: a named pipe, opened by name.
+    Fifo,
+    /// A `[[shared]]` variable with its initial value: a one-slot mailbox
+    /// holding its value.
+    Shared(i64),
+    /// A `[[lock]]`: a one-slot mailbox holding its token.
+    Lock,
 }
 
 /// The two kinds of queue.
@@ -248,6 +283,30 @@ impl Queue {
     /// Whether this is a mailbox.
     pub fn is_mailbox(&self) -> bool {
         matches!(self.kind, QueueKind::Mailbox { .. })
+    }
+
+    /// What the report calls its kind: `port`, `mailbox`, `pipe`,
+    /// `fifo`, `shared` (a shared variable) or `lock`.
+    pub fn kind_name(&self) -> &'static str {
+        match (self.role, &self.kind) {
+            (QueueRole::Queue, QueueKind::Port { .. }) => "port",
+            (QueueRole::Queue, QueueKind::Mailbox { .. }) => "mailbox",
+            (QueueRole::Pipe, _) => "pipe",
+            (QueueRole::Fifo, _) => "fifo",
+            (QueueRole::Shared(_), _) => "shared",
+            (QueueRole::Lock, _) => "lock",
+        }
+    }
+
+    /// Whether this is a pipe or a FIFO (end of file, broken pipe).
+    pub fn is_pipe(&self) -> bool {
+        matches!(self.role, QueueRole::Pipe | QueueRole::Fifo)
+    }
+
+    /// Whether this is a shared variable or a lock (reached only through
+    /// `load`/`store`/`lock`/`unlock`).
+    pub fn is_memory(&self) -> bool {
+        matches!(self.role, QueueRole::Shared(_) | QueueRole::Lock)
     }
 
     /// Whether this is a mailbox with an owner or access lists (which name
@@ -289,6 +348,10 @@ pub struct Process {
     /// `server = true`: may be left waiting at a receive when every other
     /// process has ended (a valid end state, not a deadlock).
     pub server: bool,
+    /// The lines (in the file) of its `end:`-labelled statements: when it
+    /// has any, waiting forever is a valid end state there and only there
+    /// (`server` no longer matters).
+    pub valid_ends: Vec<usize>,
     /// `expect_error = true`: ending with an error (a send to a dead
     /// destination, a failed receive) does not fail the run.
     pub expect_error: bool,
@@ -336,6 +399,18 @@ pub enum Op {
         /// Take the next message and fail the process if it does not match.
         expect: bool,
     },
+    /// Receive from the queue a variable holds (`receive mine PATTERN`),
+    /// as [`Op::Receive`] does from a named one.
+    ReceiveVia {
+        /// The variable's slot.
+        var: usize,
+        /// Give up after this long.
+        timeout: Option<Duration>,
+        /// Which message to take, binding its parts.
+        pattern: Option<Pattern>,
+        /// Take the next message and fail the process if it does not match.
+        expect: bool,
+    },
     /// `x = EXPR` or `x[INDEX] = EXPR`.
     Assign {
         /// The variable's slot.
@@ -363,6 +438,10 @@ pub enum Op {
     },
     /// `select` with `on` arms: the first arm that can proceed.
     Select(Vec<Arm>),
+    /// `select any`: any arm that can proceed, a nondeterministic choice
+    /// (`Ctx::choose`: the simulator's seeded stream, every one of them
+    /// under the checker).
+    SelectAny(Vec<Arm>),
     /// `try-send Q [VALUE] else` ... `end`: send if there is room now, else
     /// run `otherwise`.
     TrySend {
@@ -395,13 +474,29 @@ pub enum Op {
         /// Give up after this long.
         timeout: Option<Duration>,
     },
-    /// RPC on a queue.
+    /// RPC on a queue: `call Q [VALUE] [-> PATTERN]`.
     Call {
         /// The queue.
         queue: usize,
+        /// The value the request carries, if any.
+        value: Option<Expr>,
+        /// The reply must match it (its variables are bound), if given.
+        reply: Option<Pattern>,
     },
-    /// Answer the last request received.
-    Reply,
+    /// RPC on the queue a variable holds (`call next VALUE -> PATTERN`).
+    CallVia {
+        /// The variable's slot.
+        var: usize,
+        /// The value the request carries, if any.
+        value: Option<Expr>,
+        /// The reply must match it (its variables are bound), if given.
+        reply: Option<Pattern>,
+    },
+    /// Answer the last request received: `reply [VALUE]`.
+    Reply {
+        /// The value the reply carries, if any.
+        value: Option<Expr>,
+    },
     /// Busy for a duration.
     Work(Dist),
     /// Asleep for a duration.
@@ -416,6 +511,9 @@ pub enum Op {
     Exit(i32),
     /// Destroy a queue this process owns.
     Destroy(usize),
+    /// Pipes and shared memory: `close`, `load`, `store`, `lock`, `unlock`
+    /// (`mech.rs`).
+    Mech(MechOp),
 }
 
 /// Where a send goes.
@@ -447,6 +545,14 @@ pub enum ArmKind {
     Receive {
         /// The queue.
         queue: usize,
+        /// Which message.
+        pattern: Option<Pattern>,
+    },
+    /// A message (matching the pattern, if any) on the queue a variable
+    /// holds when the `select` starts.
+    ReceiveVia {
+        /// The variable's slot.
+        var: usize,
         /// Which message.
         pattern: Option<Pattern>,
     },
@@ -533,23 +639,37 @@ impl Op {
                 then, otherwise, ..
             } => vec![then, otherwise],
             Op::TrySend { otherwise, .. } => vec![otherwise],
-            Op::Select(arms) => arms.iter().map(|a| a.body.as_slice()).collect(),
+            Op::Select(arms) | Op::SelectAny(arms) => {
+                arms.iter().map(|a| a.body.as_slice()).collect()
+            }
             Op::Send { .. }
             | Op::SendVia { .. }
             | Op::Receive { .. }
+            | Op::ReceiveVia { .. }
             | Op::Assign { .. }
             | Op::Assert { .. }
             | Op::SendTo { .. }
             | Op::ReceiveFrom { .. }
             | Op::ReceiveAny { .. }
             | Op::Call { .. }
-            | Op::Reply
+            | Op::CallVia { .. }
+            | Op::Reply { .. }
             | Op::Work(_)
             | Op::Sleep(_)
             | Op::Spawn(_)
             | Op::Exit(_)
-            | Op::Destroy(_) => Vec::new(),
+            | Op::Destroy(_)
+            | Op::Mech(_) => Vec::new(),
         }
+    }
+}
+
+impl Process {
+    /// Whether it may be left waiting forever at the end of a run
+    /// (`server = true` or an `end:` label): a verdict only the simulator
+    /// and the checker can give.
+    pub fn may_wait_forever(&self) -> bool {
+        self.server || !self.valid_ends.is_empty()
     }
 }
 

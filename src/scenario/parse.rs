@@ -18,8 +18,11 @@ use std::cell::RefCell;
 
 use super::error::ScenarioError;
 use super::expr::Names;
+use super::mech::{RawLock, RawPipe, RawShared, EOF, PIPE_CAPACITY};
 use super::script::{list, parse_duration, parse_policy, ScriptCtx};
-use super::{Fault, FaultWhen, Invariants, Op, Process, Queue, QueueKind, Right, Scenario, Stmt};
+use super::{
+    Fault, FaultWhen, Invariants, Op, Process, Queue, QueueKind, QueueRole, Right, Scenario, Stmt,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,14 @@ struct RawFile {
     mailbox: Vec<RawQueue>,
     #[serde(default)]
     port: Vec<RawQueue>,
+    #[serde(default)]
+    pipe: Vec<RawPipe>,
+    #[serde(default)]
+    fifo: Vec<RawPipe>,
+    #[serde(default)]
+    shared: Vec<RawShared>,
+    #[serde(default)]
+    lock: Vec<RawLock>,
     #[serde(default)]
     process: Vec<RawProcess>,
     #[serde(default)]
@@ -50,7 +61,12 @@ struct RawQueue {
     receiver: Option<Spanned<String>>,
     senders: Option<Vec<Spanned<String>>>,
     receivers: Option<Vec<Spanned<String>>>,
+    count: Option<Spanned<toml::Value>>,
 }
+
+/// At most this many mailboxes in one family (`[[mailbox]] count = N`),
+/// so the family's tuple is a value within [`MAX_VALUE_SIZE`](super::MAX_VALUE_SIZE).
+pub const MAX_QUEUE_FAMILY: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,13 +193,15 @@ impl Checker<'_> {
         Ok(params)
     }
 
-    /// How many members a `[[process]]` has (`count`, a number or a param).
+    /// How many members a `[[process]]` (or, up to `max`, a `[[mailbox]]`)
+    /// has (`count`, a number or a param).
     fn count(
         &self,
-        p: &RawProcess,
+        count: &Option<Spanned<toml::Value>>,
         params: &BTreeMap<String, i64>,
+        max: usize,
     ) -> Result<Option<usize>, ScenarioError> {
-        let Some(c) = &p.count else {
+        let Some(c) = count else {
             return Ok(None);
         };
         let n = match c.get_ref() {
@@ -197,10 +215,10 @@ impl Checker<'_> {
             }
         };
         match usize::try_from(n) {
-            Ok(n) if (1..=MAX_PROCESSES).contains(&n) => Ok(Some(n)),
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
             _ => Err(self.err(
                 c.span(),
-                format!("`count` must be between 1 and {MAX_PROCESSES}, found {n}"),
+                format!("`count` must be between 1 and {max}, found {n}"),
             )),
         }
     }
@@ -221,7 +239,7 @@ impl Checker<'_> {
                     "a process name must be one word (without brackets)",
                 ));
             }
-            let count = self.count(p, &params)?;
+            let count = self.count(&p.count, &params, MAX_PROCESSES)?;
             let names: Vec<String> = match count {
                 None => vec![base.clone()],
                 Some(n) => (0..n).map(|i| format!("{base}[{i}]")).collect(),
@@ -313,6 +331,8 @@ impl Checker<'_> {
         };
 
         let mut queues: Vec<Queue> = Vec::new();
+        // A mailbox family (`count = N`) is N mailboxes `name[0]`..`name[N-1]`.
+        let mut queue_families: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         let sections = raw
             .mailbox
             .iter()
@@ -320,11 +340,21 @@ impl Checker<'_> {
             .chain(raw.port.iter().map(|q| (q, false)));
         for (q, mailbox) in sections {
             let name = q.name.get_ref().clone();
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(self.err(q.name.span(), "a port or mailbox name must be one word"));
+            if name.is_empty() || name.contains(char::is_whitespace) || name.contains(['[', ']']) {
+                return Err(self.err(
+                    q.name.span(),
+                    "a port or mailbox name must be one word (without brackets)",
+                ));
             }
-            if queues.iter().any(|x| x.name == name) {
+            if queues.iter().any(|x| x.name == name) || queue_families.contains_key(&name) {
                 return Err(self.err(q.name.span(), format!("`{name}` is declared twice")));
+            }
+            let count = self.count(&q.count, &params, MAX_QUEUE_FAMILY)?;
+            if let (Some(c), false) = (&q.count, mailbox) {
+                return Err(self.err(
+                    c.span(),
+                    "only a mailbox can be a family (`count`): a port has one receiver",
+                ));
             }
             let capacity = self.capacity(&q.capacity, &params)?;
             let on_full = match &q.on_full {
@@ -395,16 +425,95 @@ impl Checker<'_> {
                 }
                 QueueKind::Port { receiver, senders }
             };
+            match count {
+                None => queues.push(Queue {
+                    name,
+                    capacity,
+                    on_full,
+                    kind,
+                    role: QueueRole::Queue,
+                }),
+                Some(n) => {
+                    queue_families.insert(name.clone(), (queues.len()..queues.len() + n).collect());
+                    for i in 0..n {
+                        queues.push(Queue {
+                            name: format!("{name}[{i}]"),
+                            capacity,
+                            on_full,
+                            kind: kind.clone(),
+                            role: QueueRole::Queue,
+                        });
+                    }
+                }
+            }
+        }
+        // Pipes and FIFOs: ports whose send rights are the write ends.
+        let pipes = raw
+            .pipe
+            .iter()
+            .map(|p| (p, QueueRole::Pipe))
+            .chain(raw.fifo.iter().map(|p| (p, QueueRole::Fifo)));
+        for (p, role) in pipes {
+            let name = p.name.get_ref().clone();
+            self.new_queue_name(&p.name, &queues)?;
+            let capacity = match &p.capacity {
+                None => Capacity::Bounded(PIPE_CAPACITY),
+                Some(c) => self.capacity(c, &params)?,
+            };
+            let receiver = proc_index(&p.reader)?;
+            let mut senders = Vec::new();
+            for s in &p.writers {
+                match families.get(s.get_ref()) {
+                    Some(members) => senders.extend(members),
+                    None => senders.push(proc_index(s)?),
+                }
+            }
+            if senders.contains(&receiver) {
+                return Err(self.err(
+                    p.reader.span(),
+                    format!(
+                        "`{}` cannot be both the reader and a writer of `{name}`",
+                        p.reader.get_ref()
+                    ),
+                ));
+            }
             queues.push(Queue {
                 name,
                 capacity,
-                on_full,
-                kind,
+                on_full: OnFull::Block,
+                kind: QueueKind::Port { receiver, senders },
+                role,
+            });
+        }
+        // Shared variables and locks: one-slot system mailboxes.
+        let cells = raw
+            .shared
+            .iter()
+            .map(|c| (&c.name, QueueRole::Shared(c.value)))
+            .chain(raw.lock.iter().map(|l| (&l.name, QueueRole::Lock)));
+        for (n, role) in cells {
+            self.new_queue_name(n, &queues)?;
+            queues.push(Queue {
+                name: n.get_ref().clone(),
+                capacity: Capacity::Bounded(1),
+                on_full: OnFull::Block,
+                kind: QueueKind::Mailbox {
+                    owner: None,
+                    senders: None,
+                    receivers: None,
+                },
+                role,
             });
         }
 
         let mut processes = Vec::new();
-        let symbols = RefCell::new(Vec::new());
+        // A read at end of file gives the symbol `EOF`: known to every
+        // script of a scenario with a pipe, whether it names it or not.
+        let symbols = RefCell::new(if queues.iter().any(Queue::is_pipe) {
+            vec![EOF.to_string()]
+        } else {
+            Vec::new()
+        });
         for (me, &(raw_index, id)) in origin.iter().enumerate() {
             let p = &raw.process[raw_index];
             let ctx = ScriptCtx {
@@ -417,11 +526,13 @@ impl Checker<'_> {
                 names: Names {
                     params: &params,
                     queues: &queues,
+                    queue_families: &queue_families,
                     symbols: &symbols,
                     vars: RefCell::new(vec!["id".to_string()]),
                     bound: RefCell::new(vec![0]),
                 },
                 dynamic_dests: RefCell::default(),
+                valid_ends: RefCell::default(),
                 single_word_values: RefCell::default(),
                 reads: RefCell::default(),
             };
@@ -434,6 +545,7 @@ impl Checker<'_> {
                 vars: ctx.names.vars.into_inner(),
                 id,
                 server: p.server.unwrap_or(false),
+                valid_ends: ctx.valid_ends.into_inner(),
                 expect_error: p.expect_error.unwrap_or(false),
             });
         }
@@ -511,6 +623,18 @@ impl Checker<'_> {
             params,
             overrides: self.overrides.to_vec(),
         })
+    }
+
+    /// Checks a new queue's name: one word, not declared before.
+    fn new_queue_name(&self, n: &Spanned<String>, queues: &[Queue]) -> Result<(), ScenarioError> {
+        let name = n.get_ref();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(self.err(n.span(), "a queue's name must be one word"));
+        }
+        if queues.iter().any(|x| &x.name == name) {
+            return Err(self.err(n.span(), format!("`{name}` is declared twice")));
+        }
+        Ok(())
     }
 
     fn capacity(

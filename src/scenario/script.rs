@@ -30,6 +30,8 @@ pub(crate) struct ScriptCtx<'a> {
     /// `send v ...` to a variable `v`: (slot, offset), checked once the
     /// whole script is read (the variable must be set somewhere).
     pub dynamic_dests: RefCell<Vec<(usize, usize)>>,
+    /// The lines of the statements labelled `end:` (valid end states).
+    pub valid_ends: RefCell<Vec<usize>>,
     /// Sends whose value is one variable: (slot, offset); a variable never
     /// set there is more likely a misspelt policy.
     pub single_word_values: RefCell<Vec<(usize, usize)>>,
@@ -64,7 +66,7 @@ impl SendParts {
 
 /// What `receive_parts` read.
 pub(crate) struct ReceiveParts {
-    pub queue: usize,
+    pub src: Dest,
     pub pattern: Option<Pattern>,
     pub timeout: Option<Duration>,
     pub guard: Option<Expr>,
@@ -214,22 +216,71 @@ impl ScriptCtx<'_> {
                         "write `expect QUEUE PATTERN`: the pattern the next message must match",
                     ));
                 }
-                Op::Receive {
-                    queue: r.queue,
-                    timeout: r.timeout,
-                    pattern: r.pattern,
-                    expect: word == "expect",
+                let expect = word == "expect";
+                match r.src {
+                    Dest::Queue(queue) => Op::Receive {
+                        queue,
+                        timeout: r.timeout,
+                        pattern: r.pattern,
+                        expect,
+                    },
+                    Dest::Var(var) => Op::ReceiveVia {
+                        var,
+                        timeout: r.timeout,
+                        pattern: r.pattern,
+                        expect,
+                    },
                 }
             }
             "call" => {
-                let [q] = args.as_slice() else {
-                    return Err(self.err(at, "write `call QUEUE`"));
+                let usage = "write `call QUEUE [VALUE] [-> PATTERN]`";
+                let (left, reply) = match rest.split_once("->") {
+                    Some((l, r)) => (l.trim_end(), Some(r.trim())),
+                    None => (rest, None),
                 };
-                Op::Call {
-                    queue: self.queue(q, arg_at, true)?,
+                if left.is_empty() {
+                    return Err(self.err(at, usage));
+                }
+                let reply = match reply {
+                    Some("") => {
+                        return Err(self.err(
+                            arg_at + left.len(),
+                            format!("{usage}: the pattern the reply must match goes after `->`"),
+                        ))
+                    }
+                    Some(p) => Some(self.pattern(script, p)?),
+                    None => None,
+                };
+                let name = left.split_whitespace().next().unwrap_or_default();
+                let value_text = left[name.len()..].trim();
+                let value = if value_text.is_empty() {
+                    None
+                } else {
+                    Some(self.expr(script, value_text)?)
+                };
+                match self.dest(name, arg_at)? {
+                    Dest::Queue(queue) => {
+                        if let Some(why) =
+                            super::mech::plain_use_refusal(&self.queues[queue], "call")
+                        {
+                            return Err(self.err(arg_at, why));
+                        }
+                        Op::Call {
+                            queue,
+                            value,
+                            reply,
+                        }
+                    }
+                    Dest::Var(var) => Op::CallVia { var, value, reply },
                 }
             }
-            "reply" => Op::Reply,
+            "reply" => Op::Reply {
+                value: if rest.is_empty() {
+                    None
+                } else {
+                    Some(self.expr(script, rest)?)
+                },
+            },
             "send-to" => {
                 let [p] = args.as_slice() else {
                     return Err(self.err(at, "write `send-to PROCESS`"));
@@ -317,6 +368,9 @@ impl ScriptCtx<'_> {
                     cond: self.expr(script, rest)?,
                 }
             }
+            "close" | "load" | "store" | "lock" | "unlock" => {
+                return super::mech::statement(self, script, w)
+            }
             _ => match self.assignment(script, w)? {
                 Some(op) => op,
                 None => return Ok(None),
@@ -373,6 +427,7 @@ impl ScriptCtx<'_> {
         if name == "id"
             || name.starts_with(|c: char| c.is_ascii_uppercase())
             || self.queues.iter().any(|q| q.name == name)
+            || self.names.queue_families.contains_key(name)
         {
             return Err(self.err(
                 w.at,
@@ -447,14 +502,7 @@ impl ScriptCtx<'_> {
             }
             Some(value)
         };
-        let dest = if self.queues.iter().any(|q| q.name == name) || !is_variable_name(name) {
-            let queue = self.queue(name, arg_at, true)?;
-            Dest::Queue(queue)
-        } else {
-            let slot = self.names.var(name);
-            self.dynamic_dests.borrow_mut().push((slot, arg_at));
-            Dest::Var(slot)
-        };
+        let dest = self.dest(name, arg_at)?;
         let on_full = policy.unwrap_or(match dest {
             Dest::Queue(q) => self.queues[q].on_full,
             Dest::Var(_) => OnFull::Block,
@@ -465,6 +513,23 @@ impl ScriptCtx<'_> {
             value,
             guard,
         })
+    }
+
+    /// Where a send or call to `name` goes: a declared queue (this process
+    /// must hold a send right), else the queue a variable holds.
+    fn dest(&self, name: &str, at: usize) -> Result<Dest, ScenarioError> {
+        Ok(
+            if self.queues.iter().any(|q| q.name == name)
+                || !is_variable_name(name)
+                || self.names.queue_families.contains_key(name)
+            {
+                Dest::Queue(self.queue(name, at, true)?)
+            } else {
+                let slot = self.names.var(name);
+                self.dynamic_dests.borrow_mut().push((slot, at));
+                Dest::Var(slot)
+            },
+        )
     }
 
     /// `QUEUE [PATTERN] [timeout D] [if GUARD]` after `receive`, `expect`
@@ -495,7 +560,21 @@ impl ScriptCtx<'_> {
             }
         };
         let name = rest.split_whitespace().next().unwrap_or_default();
-        let queue = self.queue(name, arg_at, false)?;
+        let src = if self.queues.iter().any(|q| q.name == name)
+            || !is_variable_name(name)
+            || self.names.queue_families.contains_key(name)
+        {
+            Dest::Queue(self.queue(name, arg_at, false)?)
+        } else {
+            let slot = self.names.var(name);
+            self.dynamic_dests.borrow_mut().push((slot, arg_at));
+            Dest::Var(slot)
+        };
+        if let (true, Dest::Queue(queue)) = (guarded, &src) {
+            if let Some(why) = super::mech::plain_use_refusal(&self.queues[*queue], "select") {
+                return Err(self.err(arg_at, why));
+            }
+        }
         let pattern_text = rest[name.len()..].trim();
         let pattern = if pattern_text.is_empty() {
             None
@@ -503,23 +582,40 @@ impl ScriptCtx<'_> {
             Some(self.pattern(script, pattern_text)?)
         };
         Ok(ReceiveParts {
-            queue,
+            src,
             pattern,
             timeout,
             guard,
         })
     }
 
-    fn queue_name(&self, name: &str, at: usize) -> Result<usize, ScenarioError> {
+    pub(crate) fn queue_name(&self, name: &str, at: usize) -> Result<usize, ScenarioError> {
+        if let Some(members) = self.names.queue_families.get(name) {
+            return Err(self.err(
+                at,
+                format!(
+                    "`{name}` is a family of {} mailboxes: name one, `{name}[0]`..`{name}[{}]`, \
+                     or hold one in a variable (`mine = {name}[id]`, then `receive mine`)",
+                    members.len(),
+                    members.len().saturating_sub(1)
+                ),
+            ));
+        }
         self.queues
             .iter()
             .position(|q| q.name == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.queues.iter().map(|q| q.name.as_str()).collect();
+                let hint = if name.contains('[') {
+                    ": a queue chosen by an index goes through a variable \
+                     (`q = family[k]`, then `send q` or `receive q`)"
+                } else {
+                    ""
+                };
                 self.err(
                     at,
                     format!(
-                        "unknown port or mailbox `{name}` (declared: {})",
+                        "unknown port or mailbox `{name}` (declared: {}){hint}",
                         list(&known)
                     ),
                 )
@@ -529,6 +625,9 @@ impl ScriptCtx<'_> {
     /// Resolves a queue and checks this process may send to it or receive from it.
     fn queue(&self, name: &str, at: usize, sending: bool) -> Result<usize, ScenarioError> {
         let queue = self.queue_name(name, at)?;
+        if let Some(why) = super::mech::plain_use_refusal(&self.queues[queue], "") {
+            return Err(self.err(at, why));
+        }
         let me = self.me;
         let who = &self.procs[me].0;
         let ok = match &self.queues[queue].kind {

@@ -145,6 +145,16 @@ pub trait Machine: Sized + 'static {
         let _ = (mailbox, how);
         true
     }
+
+    /// Whether waiting forever where it is now (at a receive) is a valid
+    /// end state, as Promela's `end:` labels say: the checker asks it of
+    /// every process left waiting at an end state; a machine whose answer
+    /// changes from place to place tells the simulator before each receive
+    /// ([`Ctx::mark_valid_end`]). By default [`Machine::is_server`]: any
+    /// receive of a server.
+    fn at_valid_end(&self) -> bool {
+        self.is_server()
+    }
 }
 
 /// How a process may use a mailbox ([`Machine::may_use_mailbox`]).
@@ -242,6 +252,14 @@ pub trait Ctx<M> {
     /// alternative as its own transition. A machine calls it at most a few
     /// times per step, before or instead of starting its operation.
     fn choose(&mut self, n: usize) -> usize;
+    /// The machine is about to wait at a place where waiting forever is
+    /// (`true`) or is not a valid end state ([`Machine::at_valid_end`]). A
+    /// runner that judges end states from a flag it keeps per process (the
+    /// simulator) records it; one that asks the machine (the checker) or
+    /// gives no end-state verdict does nothing (the default).
+    fn mark_valid_end(&mut self, at: bool) {
+        let _ = at;
+    }
     /// Starts another process, which inherits `inherit` (moved or copied
     /// per their dispositions) and runs the machine `make` builds from the
     /// rights it received, under its own names, in order.
@@ -403,6 +421,9 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
             return 0;
         }
         self.proc.random_below(n as u64) as usize
+    }
+    fn mark_valid_end(&mut self, at: bool) {
+        self.proc.declare_valid_end(at);
     }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where

@@ -585,6 +585,17 @@ impl Proc {
         }
     }
 
+    /// Declares whether this process, from now on, may be left waiting at a
+    /// receive as a valid end state (`true`, as a server) or not: for a
+    /// machine whose valid ends are places, not the whole process
+    /// ([`Machine::at_valid_end`](crate::machine::Machine::at_valid_end)).
+    /// No effect on the threaded backend.
+    pub fn declare_valid_end(&self, at: bool) {
+        if let Some(s) = self.sim() {
+            s.core.procs.borrow_mut()[self.id.0 as usize].server = at;
+        }
+    }
+
     /// Declares that this process may end with an error, as
     /// [`Sim::expect_error`](crate::Sim::expect_error) does from outside.
     /// No effect on the threaded backend.

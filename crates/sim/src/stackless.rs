@@ -410,6 +410,9 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         }
         self.proc.random_below(n as u64) as usize
     }
+    fn mark_valid_end(&mut self, at: bool) {
+        self.proc.declare_valid_end(at);
+    }
     fn spawn<F>(&mut self, name: &str, inherit: &[CarriedRight], make: F) -> Result<(), IpcError>
     where
         F: FnOnce(&[CarriedRight]) -> M + Send + 'static,

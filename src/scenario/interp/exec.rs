@@ -98,6 +98,7 @@ impl ScriptMachine {
                 self.called(cx, code, queue, r)?
             }
             Resume::Select(sel) => self.select_continue(cx, code, sel, resumed, true)?,
+            Resume::Mech(wait) => self.mech_continue(cx, code, wait, resumed)?,
         };
         if let Some(step) = self.apply(code, flow) {
             return Ok(step);
@@ -227,7 +228,9 @@ impl ScriptMachine {
                 Code::TrySend {
                     dest, value, line, ..
                 } => self.try_send_stmt(cx, code, dest, value.as_ref(), *line)?,
-                Code::Select { arms, line, .. } => self.select_start(cx, code, arms, *line)?,
+                Code::Select {
+                    arms, line, any, ..
+                } => self.select_start(cx, code, arms, *any, *line)?,
                 Code::Do(stmt) => self.stmt(cx, code, stmt)?,
             };
             if let Some(step) = self.apply(code, flow) {

@@ -72,6 +72,9 @@ pub(crate) struct Selecting {
     /// The arm this round tries next (0: the round starts with the
     /// set-aside messages).
     next: usize,
+    /// `select any`: the arm chosen (`Ctx::choose`) to be tried first,
+    /// alone, before the round in order.
+    first: Option<usize>,
     /// The receive arms' names, with their queues, gathered this round.
     sources: Vec<(PortName, usize)>,
     /// Whether a send arm found no room this round.
@@ -93,12 +96,15 @@ enum Phase {
     Polling,
     /// The end of the timeout; then this arm.
     TimingOut(usize),
+    /// The try of the chosen receive arm (`select any`) on this queue.
+    First(usize, usize),
 }
 
 impl Selecting {
     /// The checker's encoding: as `Hash`, names by what they denote.
     pub(super) fn encode(&self, e: &mut mkipc_sim::check::Encoder<'_>) {
         e.value(&(&self.enabled, self.timeout_arm, self.deadline, self.next));
+        e.value(&self.first);
         e.u64(self.sources.len() as u64);
         for &(name, q) in &self.sources {
             e.name(name);
@@ -165,26 +171,53 @@ impl ScriptMachine {
     pub(super) fn dest_queue(&self, dest: &Dest, line: usize) -> Result<usize, ProcError> {
         match dest {
             Dest::Queue(q) => Ok(*q),
-            Dest::Var(slot) => match self.state.vars.get(*slot).and_then(Option::as_ref) {
-                Some(&Value::Queue(q)) if (q as usize) < self.shared.scenario.queues.len() => {
-                    Ok(q as usize)
-                }
-                other => {
-                    let vars = &self.shared.scenario.processes[self.me].vars;
-                    let name = vars.get(*slot).map_or("?", String::as_str);
-                    let what = other.map_or("no value".to_string(), |v| self.show(v));
-                    Err(fail(
-                        line,
-                        &format!("send {name}"),
-                        format!("`{name}` holds {what}, not a port or mailbox"),
-                    ))
-                }
-            },
+            Dest::Var(slot) => self.held_queue(*slot, "send", line),
         }
     }
 
+    /// The queue variable `slot` holds now (`verb` names the statement in
+    /// the error when it holds none).
+    pub(super) fn held_queue(
+        &self,
+        slot: usize,
+        verb: &str,
+        line: usize,
+    ) -> Result<usize, ProcError> {
+        match self.state.vars.get(slot).and_then(Option::as_ref) {
+            Some(&Value::Queue(q)) if (q as usize) < self.shared.scenario.queues.len() => {
+                Ok(q as usize)
+            }
+            other => {
+                let vars = &self.shared.scenario.processes[self.me].vars;
+                let name = vars.get(slot).map_or("?", String::as_str);
+                let what = other.map_or("no value".to_string(), |v| self.show(v));
+                Err(fail(
+                    line,
+                    &format!("{verb} {name}"),
+                    format!("`{name}` holds {what}, not a port or mailbox"),
+                ))
+            }
+        }
+    }
+
+    /// A receive arm's queue (as its variable holds it now, for
+    /// `on receive VAR`) and pattern; `None` for other arms.
+    fn arm_receive<'a>(
+        &self,
+        arm: &'a ArmHead,
+    ) -> Result<Option<(usize, Option<&'a Pattern>)>, ProcError> {
+        Ok(match &arm.kind {
+            ArmKind::Receive { queue, pattern } => Some((*queue, pattern.as_ref())),
+            ArmKind::ReceiveVia { var, pattern } => Some((
+                self.held_queue(*var, "select: receive", arm.line)?,
+                pattern.as_ref(),
+            )),
+            ArmKind::Send { .. } | ArmKind::Timeout(_) => None,
+        })
+    }
+
     /// Sets a pattern's variables.
-    fn bind(&mut self, binds: Vec<(usize, Value)>) {
+    pub(super) fn bind(&mut self, binds: Vec<(usize, Value)>) {
         for (slot, v) in binds {
             if let Some(var) = self.state.vars.get_mut(slot) {
                 *var = Some(v);
@@ -209,7 +242,7 @@ impl ScriptMachine {
         None
     }
 
-    fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
+    pub(super) fn mismatch(&self, line: usize, what: &str, got: Option<&Value>) -> ProcError {
         let got = got.map_or("a message with no value".to_string(), |v| self.show(v));
         self.check_failed(fail(line, what, format!("{EXPECT_FAILED}: got {got}")))
     }
@@ -259,6 +292,9 @@ impl ScriptMachine {
             self.bind(binds);
             return Ok(Flow::Next);
         }
+        if self.at_eof(queue) {
+            return self.eof_read(queue, pattern, expect, line);
+        }
         let src = self
             .queue_name(cx, queue, false)
             .map_err(|e| fail(line, &what, e))?;
@@ -279,6 +315,7 @@ impl ScriptMachine {
             None => Wait::Forever,
             Some(d) => Wait::For(d.saturating_sub(cx.now())),
         };
+        self.note_wait(cx);
         Ok(match done(cx.receive(Source::Name(src), w)) {
             Some(r) => {
                 let flow = self.received_on(cx, code, src, deadline, r)?;
@@ -305,20 +342,35 @@ impl ScriptMachine {
         let Some(Code::Do(s)) = code.get(self.state.at.pc) else {
             return Err(ProcError::msg("a receive finished where none was started"));
         };
-        let Op::Receive {
-            queue,
-            pattern,
-            expect,
-            ..
-        } = &s.op
-        else {
-            return Err(ProcError::msg(format!(
-                "line {}: a receive finished where none was started",
-                s.line
-            )));
+        let (queue, pattern, expect) = match &s.op {
+            Op::Receive {
+                queue,
+                pattern,
+                expect,
+                ..
+            } => (*queue, pattern, expect),
+            Op::ReceiveVia {
+                var,
+                pattern,
+                expect,
+                ..
+            } => (self.held_queue(*var, "receive", s.line)?, pattern, expect),
+            _ => {
+                return Err(ProcError::msg(format!(
+                    "line {}: a receive finished where none was started",
+                    s.line
+                )))
+            }
         };
-        let (queue, line) = (*queue, s.line);
+        let line = s.line;
         match r {
+            Ok(msg)
+                if self.shared.scenario.queues[queue].is_pipe()
+                    && crate::scenario::mech::is_eof(&msg) =>
+            {
+                self.count_mech(0, 1);
+                self.eof_read(queue, pattern.as_ref(), *expect, line)
+            }
             Ok(msg) => {
                 let (offered, value) = decode(&msg);
                 let mut binds = Vec::new();
@@ -411,6 +463,7 @@ impl ScriptMachine {
         cx: &mut C,
         code: &[Code],
         arms: &[ArmHead],
+        any: bool,
         _line: usize,
     ) -> Result<Flow, ProcError> {
         let mut enabled = Vec::with_capacity(arms.len());
@@ -420,6 +473,17 @@ impl ScriptMachine {
                 Some(g) => self.eval(g, arm.line)?.truthy(),
             });
         }
+        // `select any`: which enabled arm to try first, a choice the
+        // simulator draws and the checker branches on. Whatever arm that is,
+        // the others are then tried in order: every arm that can proceed is
+        // taken by some choice, and no choice takes one that cannot.
+        let candidates: Vec<usize> = (0..arms.len())
+            .filter(|&i| enabled[i] && !matches!(arms[i].kind, ArmKind::Timeout(_)))
+            .collect();
+        let first = match candidates.len() {
+            n if any && n > 1 => candidates.get(cx.choose(n)).copied(),
+            _ => None,
+        };
         let timeout = arms.iter().enumerate().find_map(|(i, a)| match a.kind {
             ArmKind::Timeout(d) if enabled[i] => Some((i, d)),
             _ => None,
@@ -429,6 +493,7 @@ impl ScriptMachine {
             timeout_arm: timeout.map(|t| t.0),
             deadline: timeout.map(|(_, d)| cx.now().saturating_add(d)),
             next: 0,
+            first,
             sources: Vec::new(),
             sending: false,
             phase: Phase::Trying,
@@ -447,7 +512,10 @@ impl ScriptMachine {
         outcome: Option<WaitOutcome>,
         mut may_start: bool,
     ) -> Result<Flow, ProcError> {
-        let Some(Code::Select { arms, starts, line }) = code.get(self.state.at.pc) else {
+        let Some(Code::Select {
+            arms, starts, line, ..
+        }) = code.get(self.state.at.pc)
+        else {
             return Err(ProcError::msg("a select went on where none was started"));
         };
         let line = *line;
@@ -488,16 +556,78 @@ impl ScriptMachine {
             }
             Phase::Polling => sel.new_round(),
             Phase::TimingOut(i) => return Ok(take(self, i, may_start)),
+            Phase::First(i, queue) => {
+                let r = super::received_outcome(outcome)?;
+                sel.phase = Phase::Trying;
+                if self.first_received(cx, &arms[i], queue, r)? {
+                    return Ok(take(self, i, may_start));
+                }
+            }
+        }
+        // `select any`: the chosen arm alone first, one non-blocking try.
+        if let Some(i) = sel.first {
+            let arm = &arms[i];
+            if let Some((queue, pattern)) = self.arm_receive(arm)? {
+                if let Some((offered, binds)) = self.take_pending(queue, pattern) {
+                    self.count_taken(cx, Some(queue), offered);
+                    self.bind(binds);
+                    return Ok(take(self, i, may_start));
+                }
+            }
+            if !may_start {
+                return Ok(self.select_later(sel));
+            }
+            sel.first = None;
+            may_start = false;
+            match &arm.kind {
+                ArmKind::Receive { .. } | ArmKind::ReceiveVia { .. } => {
+                    let queue = self.arm_receive(arm)?.map_or(0, |r| r.0);
+                    let what = format!(
+                        "select: receive {}",
+                        self.shared.scenario.queues[queue].name
+                    );
+                    let src = self
+                        .queue_name(cx, queue, false)
+                        .map_err(|e| fail(arm.line, &what, e))?;
+                    match done(cx.receive(Source::Name(src), Wait::For(Duration::ZERO))) {
+                        None => {
+                            sel.phase = Phase::First(i, queue);
+                            return Ok(self.waiting(Resume::Select(sel)));
+                        }
+                        Some(r) => {
+                            if self.first_received(cx, arm, queue, r)? {
+                                return Ok(take(self, i, may_start));
+                            }
+                        }
+                    }
+                }
+                ArmKind::Send { dest, value } => {
+                    let (q, msg, name) = self.try_message(cx, dest, value.as_ref(), arm.line)?;
+                    match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
+                        None => {
+                            sel.phase = Phase::Sending(i);
+                            return Ok(self.waiting(Resume::Select(sel)));
+                        }
+                        Some(r) => {
+                            if self.select_sent(q, arm.line, r)? {
+                                return Ok(take(self, i, may_start));
+                            }
+                        }
+                    }
+                }
+                ArmKind::Timeout(_) => {}
+            }
         }
         loop {
             // Set-aside messages first, then one try of each arm in order.
             if sel.next == 0 {
                 for (i, arm) in arms.iter().enumerate() {
-                    if let (true, ArmKind::Receive { queue, pattern }) = (sel.enabled[i], &arm.kind)
-                    {
-                        if let Some((offered, binds)) = self.take_pending(*queue, pattern.as_ref())
-                        {
-                            self.count_taken(cx, Some(*queue), offered);
+                    if !sel.enabled[i] {
+                        continue;
+                    }
+                    if let Some((queue, pattern)) = self.arm_receive(arm)? {
+                        if let Some((offered, binds)) = self.take_pending(queue, pattern) {
+                            self.count_taken(cx, Some(queue), offered);
                             self.bind(binds);
                             return Ok(take(self, i, may_start));
                         }
@@ -511,16 +641,17 @@ impl ScriptMachine {
                     continue;
                 }
                 match &arm.kind {
-                    ArmKind::Receive { queue, .. } => {
+                    ArmKind::Receive { .. } | ArmKind::ReceiveVia { .. } => {
+                        let queue = self.arm_receive(arm)?.map_or(0, |r| r.0);
                         let what = format!(
                             "select: receive {}",
-                            self.shared.scenario.queues[*queue].name
+                            self.shared.scenario.queues[queue].name
                         );
                         let src = self
-                            .queue_name(cx, *queue, false)
+                            .queue_name(cx, queue, false)
                             .map_err(|e| fail(arm.line, &what, e))?;
-                        if !sel.sources.contains(&(src, *queue)) {
-                            sel.sources.push((src, *queue));
+                        if !sel.sources.contains(&(src, queue)) {
+                            sel.sources.push((src, queue));
                         }
                     }
                     ArmKind::Send { dest, value } => {
@@ -586,6 +717,7 @@ impl ScriptMachine {
                 continue;
             }
             let names: Vec<PortName> = sel.sources.iter().map(|s| s.0).collect();
+            self.note_wait(cx);
             let r = match done(cx.receive(Source::Any(&names), w)) {
                 None => {
                     sel.phase = Phase::Receiving;
@@ -601,6 +733,32 @@ impl ScriptMachine {
                 });
             }
         }
+    }
+
+    /// The try of a `select any`'s chosen receive arm finished: whether it
+    /// took a message for the arm (one that does not match is set aside;
+    /// an empty queue or an error leaves the round in order to say).
+    fn first_received<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        arm: &ArmHead,
+        queue: usize,
+        r: Result<Message, ReceiveError>,
+    ) -> Result<bool, ProcError> {
+        let Ok(msg) = r else {
+            return Ok(false);
+        };
+        let (offered, value) = decode(&msg);
+        let pattern = self.arm_receive(arm)?.and_then(|r| r.1);
+        let mut binds = Vec::new();
+        if matches_value(pattern, value.as_ref(), &mut binds) {
+            self.count_taken(cx, Some(queue), offered);
+            self.bind(binds);
+            self.last_request = Some(msg);
+            return Ok(true);
+        }
+        self.state.pending[queue].push_back(Pending { offered, value });
+        Ok(false)
     }
 
     /// The `select` goes on at the next step, from where `sel` is.
@@ -663,13 +821,12 @@ impl ScriptMachine {
                 };
                 let (offered, value) = decode(&msg);
                 for (i, arm) in arms.iter().enumerate() {
-                    if let (true, ArmKind::Receive { queue: q, pattern }) =
-                        (sel.enabled[i], &arm.kind)
-                    {
+                    if !sel.enabled[i] {
+                        continue;
+                    }
+                    if let Some((q, pattern)) = self.arm_receive(arm)? {
                         let mut binds = Vec::new();
-                        if *q == queue
-                            && matches_value(pattern.as_ref(), value.as_ref(), &mut binds)
-                        {
+                        if q == queue && matches_value(pattern, value.as_ref(), &mut binds) {
                             self.count_taken(cx, Some(queue), offered);
                             self.bind(binds);
                             self.last_request = Some(msg);

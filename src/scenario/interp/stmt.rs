@@ -54,6 +54,16 @@ impl ScriptMachine {
                 pattern,
                 expect,
             } => self.receive_start(cx, code, *queue, pattern.as_ref(), *timeout, *expect, line)?,
+            Op::ReceiveVia {
+                var,
+                timeout,
+                pattern,
+                expect,
+            } => {
+                let verb = if *expect { "expect" } else { "receive" };
+                let queue = self.held_queue(*var, verb, line)?;
+                self.receive_start(cx, code, queue, pattern.as_ref(), *timeout, *expect, line)?
+            }
             Op::Assign { var, index, value } => {
                 let v = self.eval(value, line)?;
                 let name = &scenario.processes[self.me].vars[*var];
@@ -89,6 +99,7 @@ impl ScriptMachine {
             Op::If { .. }
             | Op::While { .. }
             | Op::Select(_)
+            | Op::SelectAny(_)
             | Op::TrySend { .. }
             | Op::Repeat(..)
             | Op::Forever(..) => Flow::Next,
@@ -110,12 +121,21 @@ impl ScriptMachine {
             Op::ReceiveAny { timeout } => {
                 self.direct_op(cx, code, Source::AnyTask, wait(*timeout))?
             }
-            Op::Call { queue } => {
+            Op::Call { .. } | Op::CallVia { .. } => {
+                let (queue, value) = match &s.op {
+                    Op::CallVia { var, value, .. } => {
+                        (&self.held_queue(*var, "call", line)?, value)
+                    }
+                    Op::Call { queue, value, .. } => (queue, value),
+                    _ => return Err(fail(line, "call", "not a call")),
+                };
                 let what = format!("call {}", qname(*queue));
                 let dest = self
                     .queue_name(cx, *queue, true)
                     .map_err(|e| fail(line, &what, e))?;
-                let msg = self.message_with(cx, None);
+                let value = self.eval_opt(value.as_ref(), line)?;
+                let msg = self.message_with(cx, value.as_ref());
+                self.note_wait(cx);
                 match cx.call(dest, msg) {
                     CallStart::Done(r) => {
                         let flow = self.called(cx, code, *queue, r)?;
@@ -140,11 +160,12 @@ impl ScriptMachine {
                     },
                 }
             }
-            Op::Reply => {
+            Op::Reply { value } => {
+                let value = self.eval_opt(value.as_ref(), line)?;
                 let Some(request) = self.last_request.take() else {
                     return Err(fail(line, "reply", "no request has been received"));
                 };
-                let msg = self.message_with(cx, None);
+                let msg = self.message_with(cx, value.as_ref());
                 // What `Ipc::reply` does: a send on the request's send-once
                 // right, which never waits for room.
                 let to = match request.reply() {
@@ -204,6 +225,7 @@ impl ScriptMachine {
                 self.after_op(code, Flow::Next)
             }
             Op::Exit(code) => Flow::Exit(*code),
+            Op::Mech(m) => self.mech_stmt(cx, code, m, line)?,
             Op::Destroy(q) => {
                 // A stackless process hands over before the destroy, as a
                 // coroutine would (`Ctx::ipc_point`); the statement runs
@@ -296,6 +318,16 @@ impl ScriptMachine {
                         Err(e) if e.kind() == SendErrorKind::Full && *on_full == OnFull::Fail => {
                             Ok(Flow::Next)
                         }
+                        Err(e)
+                            if e.kind() == SendErrorKind::DestinationDead
+                                && scenario.queues[q].is_pipe() =>
+                        {
+                            Err(fail(
+                                s.line,
+                                &format!("send {}", scenario.queues[q].name),
+                                crate::scenario::mech::broken_pipe(&scenario.queues[q]),
+                            ))
+                        }
                         Err(e) => Err(fail(
                             s.line,
                             &format!("send {}", scenario.queues[q].name),
@@ -314,7 +346,7 @@ impl ScriptMachine {
                     })?;
                     Ok(Flow::Next)
                 }
-                Op::Reply => {
+                Op::Reply { .. } => {
                     let r = r.map(|_| Sent::Delivered);
                     self.count_send(None, &r);
                     r.map_err(|e| fail(s.line, "reply", e))?;
@@ -351,6 +383,7 @@ impl ScriptMachine {
         source: Source<'_>,
         w: Wait,
     ) -> Result<Flow, ProcError> {
+        self.note_wait(cx);
         Ok(match done(cx.receive(source, w)) {
             Some(r) => {
                 let flow = self.direct_received(cx, code, r)?;
@@ -407,6 +440,7 @@ impl ScriptMachine {
         }
         // The reply's receive belongs to the call, as in `Ipc::call_with`:
         // it starts in the step whose send completed.
+        self.note_wait(cx);
         Ok(match done(cx.receive(Source::Name(reply), Wait::Forever)) {
             Some(r) => {
                 let r = call_reply(cx.ipc(), reply, r);
@@ -429,14 +463,26 @@ impl ScriptMachine {
         queue: usize,
         r: Result<Message, CallError>,
     ) -> Result<Flow, ProcError> {
-        let line = match code.get(self.state.at.pc) {
-            Some(Code::Do(s)) => s.line,
-            _ => 0,
+        let (line, pattern) = match code.get(self.state.at.pc) {
+            Some(Code::Do(s)) => match &s.op {
+                Op::Call { reply, .. } | Op::CallVia { reply, .. } => (s.line, reply.as_ref()),
+                _ => (s.line, None),
+            },
+            _ => (0, None),
         };
         match r {
             Ok(reply) => {
                 self.count_send(Some(queue), &Ok(Sent::Delivered));
                 self.count_receive(cx, None, &reply);
+                if let Some(pattern) = pattern {
+                    let value = super::select::decode(&reply).1;
+                    let mut binds = Vec::new();
+                    if !super::select::matches_value(Some(pattern), value.as_ref(), &mut binds) {
+                        let what = format!("call {}", self.shared.scenario.queues[queue].name);
+                        return Err(self.mismatch(line, &what, value.as_ref()));
+                    }
+                    self.bind(binds);
+                }
                 Ok(Flow::Next)
             }
             Err(_) if self.in_forever() => Ok(Flow::Break),

@@ -25,7 +25,7 @@ use mkipc_sim::{Proc, ProcError, ProcResult, Sim};
 use proptest::prelude::*;
 
 use super::{ScriptMachine, Shared};
-use crate::scenario::run::{run_sim_with, SpawnScript};
+use crate::scenario::backend::sim::{run_sim_with, SpawnScript};
 use crate::scenario::value::Value;
 use crate::scenario::{parse, run_sim, RunOptions, Scenario};
 
@@ -794,7 +794,7 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Scripts the simulator runs stackless (`run.rs::runs_stackless`: the
+    /// Scripts the simulator runs stackless (`backend/sim.rs::runs_stackless`: the
     /// generated scenarios without `call`) get the run they get on a
     /// coroutine (the test driver, operation by operation): same trace,
     /// same report, same final variables.
@@ -802,7 +802,7 @@ proptest! {
     fn stackless_scripts_run_as_on_coroutines((text, seed) in generated()) {
         let text = text.replace("call m", "send m");
         let scn = parse("generated.toml", &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert!(crate::scenario::run::runs_stackless(&scn), "{}", text);
+        prop_assert!(crate::scenario::backend::sim::runs_stackless(&scn), "{}", text);
         check_agree(&text, seed)?;
     }
 }

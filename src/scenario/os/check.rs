@@ -2,14 +2,17 @@
 //! anything is created, and a refusal names the feature and the reason.
 
 use super::*;
-use crate::scenario::{ArmKind, Process};
+use crate::scenario::backend::{BackendKind, Unsupported};
+use crate::scenario::{ArmKind, MechOp, Process};
 use mkipc_kernel::OnFull;
 
-pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), String> {
-    Err(format!(
-        "{}: {what} not available on the os backend: {why} (use --backend sim)",
-        scn.file
-    ))
+/// Why pipes and FIFOs are refused on real processes.
+const PIPES_ON_OS: &str = "end of file needs to know when the last write end closed: the os \
+    backend's ports are POSIX queues with no no-senders notification, and its FIFOs are \
+    mailboxes whose reader holds them open read-write, so end of file would never come";
+
+pub(super) fn unsupported(scn: &Scenario, what: String, why: &str) -> Result<(), Unsupported> {
+    Err(Unsupported::new(scn, BackendKind::Os, Some(what), why))
 }
 
 pub(super) fn statements(scn: &Scenario, proc: usize) -> Vec<&Stmt> {
@@ -25,7 +28,7 @@ pub(super) fn msg_max() -> Option<usize> {
 
 /// Checks that `scn` uses only what the os backend can give; the error
 /// names the first feature that it cannot, and why.
-pub fn check_os(scn: &Scenario) -> Result<(), String> {
+pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
     for f in &scn.faults {
         let name = &scn.processes[f.proc].name;
         match f.when {
@@ -46,11 +49,18 @@ pub fn check_os(scn: &Scenario) -> Result<(), String> {
             }
         }
     }
-    if let Some(p) = scn.processes.iter().find(|p| p.server) {
+    if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
         return unsupported(
             scn,
-            format!("`server = true` on `{}` is", p.name),
+            format!("`server = true` (or an `end:` label) on `{}` is", p.name),
             "only the simulator knows when every other process has ended and a server may be left waiting",
+        );
+    }
+    if let Some(q) = scn.queues.iter().find(|q| q.is_pipe()) {
+        return unsupported(
+            scn,
+            format!("{} `{}` is", q.kind_name(), q.name),
+            PIPES_ON_OS,
         );
     }
     let root = mkipc_os_is_root();
@@ -181,16 +191,20 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
                 mkipc_kernel::Unsupported::DropOldest
             ),
         )),
-        Op::Select(arms) => {
+        Op::Select(arms) | Op::SelectAny(arms) => {
             let mut queues: Vec<usize> = Vec::new();
+            let mut held = 0;
             for a in arms {
-                if let ArmKind::Receive { queue, .. } = a.kind {
-                    if !queues.contains(&queue) {
-                        queues.push(queue);
+                match a.kind {
+                    ArmKind::Receive { queue, .. } if !queues.contains(&queue) => {
+                        queues.push(queue)
                     }
+                    // A queue held in a variable may be any other.
+                    ArmKind::ReceiveVia { .. } => held += 1,
+                    _ => {}
                 }
             }
-            (queues.len() > 1).then(|| {
+            (queues.len() + held > 1).then(|| {
                 (
                     format!(
                         "a `select` receiving from more than one queue (line {}) is",
@@ -204,9 +218,11 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         Op::Send { .. }
         | Op::SendVia { .. }
         | Op::Receive { .. }
+        | Op::ReceiveVia { .. }
         | Op::ReceiveAny { .. }
         | Op::Call { .. }
-        | Op::Reply
+        | Op::CallVia { .. }
+        | Op::Reply { .. }
         | Op::Work(_)
         | Op::Sleep(_)
         | Op::Repeat(..)
@@ -219,5 +235,12 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
         | Op::While { .. }
         | Op::TrySend { .. }
         | Op::Assert { .. } => None,
+        Op::Mech(MechOp::Close(_)) => Some((
+            format!("`close` (line {}) is", s.line),
+            PIPES_ON_OS.to_string(),
+        )),
+        Op::Mech(
+            MechOp::Load { .. } | MechOp::Store { .. } | MechOp::Lock(_) | MechOp::Unlock(_),
+        ) => None,
     }
 }

@@ -84,13 +84,13 @@ pub(super) fn kill(pid: Pid) {
     }
 }
 
-pub(super) fn setup_err(scn: &Scenario, what: &str, e: impl std::fmt::Display) -> String {
-    format!("{}: os backend: setting up {what}: {e}", scn.file)
+pub(super) fn setup_err(scn: &Scenario, what: &str, e: impl std::fmt::Display) -> RunError {
+    RunError::setup(scn, BackendKind::Os, what, e)
 }
 
 /// Runs `scn` on real Linux processes; see the module docs. Unsupported
 /// features are an error before anything is created ([`check_os`]).
-pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, String> {
+pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, RunError> {
     run_os_with(scn, opts, None)
 }
 
@@ -100,13 +100,13 @@ pub fn run_os(scn: &Scenario, opts: &OsOptions) -> Result<RunResult, String> {
 pub fn run_os_traced(
     scn: &Scenario,
     opts: &OsOptions,
-) -> Result<(RunResult, mkipc_sim::Trace), String> {
+) -> Result<(RunResult, mkipc_sim::Trace), RunError> {
     let dir = std::env::temp_dir().join(format!(
         "mkipc-trace-{}-{:x}",
         std::process::id(),
         monotonic_ns()
     ));
-    std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir(&dir).map_err(|e| setup_err(scn, "the trace directory", e))?;
     let result = run_os_with(scn, opts, Some(&dir));
     let names: Vec<String> = scn.processes.iter().map(|p| p.name.clone()).collect();
     let trace = trace_file::collect(&dir, &names);
@@ -118,13 +118,13 @@ fn run_os_with(
     scn: &Scenario,
     opts: &OsOptions,
     trace: Option<&std::path::Path>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, RunError> {
     check_os(scn)?;
     if !(opts.time_scale.is_finite() && opts.time_scale >= 0.0) {
-        return Err(format!(
+        return Err(RunError::BadOption(format!(
             "--time-scale must be a number >= 0, not {}",
             opts.time_scale
-        ));
+        )));
     }
     let os = OsProcess::new().map_err(|e| setup_err(scn, "the run", e))?;
     let run_id = os.run_id().to_string();
@@ -148,7 +148,7 @@ pub(super) fn coordinate(
     opts: &OsOptions,
     os: &OsProcess,
     trace: Option<&std::path::Path>,
-) -> Result<RunResult, String> {
+) -> Result<RunResult, RunError> {
     let seed = opts.seed.unwrap_or(scn.seed);
     let mut ports: Vec<Option<PortName>> = vec![None; scn.queues.len()];
     let mut watched: Vec<(usize, PortName, Samples)> = Vec::new();
@@ -169,6 +169,11 @@ pub(super) fn coordinate(
                 let name = os
                     .mailbox_create(&q.name, config)
                     .map_err(|e| setup_err(scn, &q.name, e))?;
+                // A shared variable's value, a lock's token.
+                if let Some(msg) = crate::scenario::mech::first_message(q) {
+                    os.send_with(name, msg, OnFull::Fail)
+                        .map_err(|e| setup_err(scn, &q.name, e))?;
+                }
                 if q.capacity != Capacity::Unbounded {
                     watched.push((i, name, Samples::default()));
                 }
@@ -423,7 +428,7 @@ pub(super) fn summarize(
             let w = watched.iter().find(|w| w.0 == i).map(|w| &w.2);
             QueueResult {
                 name: q.name.clone(),
-                kind: if q.is_mailbox() { "mailbox" } else { "port" }.to_string(),
+                kind: q.kind_name().to_string(),
                 capacity: q.capacity.to_string(),
                 sent: c[0],
                 dropped: c[2],

@@ -52,6 +52,7 @@ use mkipc_sim::{ExitStatus, ProcError, SimRng};
 
 use super::record;
 
+use super::backend::{BackendKind, RunError};
 use super::interp::{ScriptMachine, Shared, ASSERT_FAILED, EXPECT_FAILED};
 use super::report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
 use super::{FaultWhen, Op, QueueKind, Right, Scenario, Stmt};

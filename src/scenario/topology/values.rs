@@ -36,6 +36,22 @@ pub(super) fn may_send(scn: &Scenario, proc: usize, queue: usize) -> bool {
     }
 }
 
+/// Whether `proc` may receive from `queue` (its receiver, or a reader of
+/// the mailbox).
+pub(super) fn may_receive(scn: &Scenario, proc: usize, queue: usize) -> bool {
+    match &scn.queues[queue].kind {
+        QueueKind::Port { receiver, .. } => {
+            *receiver == proc
+                || scn.processes[proc]
+                    .rights
+                    .contains(&(queue, Right::Receive))
+        }
+        QueueKind::Mailbox {
+            owner, receivers, ..
+        } => *owner == Some(proc) || receivers.as_ref().is_none_or(|l| l.contains(&proc)),
+    }
+}
+
 /// The queues inside a constant value (an explicit stack: no recursion).
 fn queues_in(v: &Value, out: &mut BTreeSet<usize>) {
     let mut stack = vec![v];
@@ -76,6 +92,9 @@ impl QueueValues {
                 .collect(),
         };
         let mut carries: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nq];
+        // The queues any `reply VALUE` may carry (a `call`'s reply comes
+        // from whoever answers it).
+        let mut replies: BTreeSet<usize> = BTreeSet::new();
         // Each pass only adds, and the sets are bounded by the queue count,
         // so this ends; but a long chain of copies written backwards takes
         // a pass per link. Past `MAX_PASSES`, every variable is taken to
@@ -87,8 +106,26 @@ impl QueueValues {
                     let mut flows: Vec<(Option<&Expr>, Vec<usize>)> = Vec::new();
                     let mut binding: Vec<(usize, &Pattern)> = Vec::new();
                     let mut assign: Option<(usize, &Expr)> = None;
+                    let mut reply_binding: Option<&Pattern> = None;
                     match &s.op {
                         Op::Assign { var, value, .. } => assign = Some((*var, value)),
+                        Op::Call {
+                            queue,
+                            value,
+                            reply,
+                        } => {
+                            flows.push((value.as_ref(), vec![*queue]));
+                            reply_binding = reply.as_ref();
+                        }
+                        Op::CallVia { var, value, reply } => {
+                            flows.push((value.as_ref(), me.targets(scn, p, &Dest::Var(*var))));
+                            reply_binding = reply.as_ref();
+                        }
+                        Op::Reply { value: Some(v) } => {
+                            let before = replies.len();
+                            replies.extend(me.queues(scn, p, v));
+                            changed |= replies.len() != before;
+                        }
                         Op::Send { queue, value, .. } => flows.push((value.as_ref(), vec![*queue])),
                         Op::SendVia { var, value, .. } => {
                             flows.push((value.as_ref(), me.targets(scn, p, &Dest::Var(*var))))
@@ -101,7 +138,16 @@ impl QueueValues {
                             pattern: Some(pat),
                             ..
                         } => binding.push((*queue, pat)),
-                        Op::Select(arms) => {
+                        Op::ReceiveVia {
+                            var,
+                            pattern: Some(pat),
+                            ..
+                        } => {
+                            for q in me.sources(scn, p, *var) {
+                                binding.push((q, pat));
+                            }
+                        }
+                        Op::Select(arms) | Op::SelectAny(arms) => {
                             for a in arms {
                                 match &a.kind {
                                     ArmKind::Send { dest, value } => {
@@ -111,7 +157,16 @@ impl QueueValues {
                                         queue,
                                         pattern: Some(pat),
                                     } => binding.push((*queue, pat)),
+                                    ArmKind::ReceiveVia {
+                                        var,
+                                        pattern: Some(pat),
+                                    } => {
+                                        for q in me.sources(scn, p, *var) {
+                                            binding.push((q, pat));
+                                        }
+                                    }
                                     ArmKind::Receive { pattern: None, .. }
+                                    | ArmKind::ReceiveVia { pattern: None, .. }
                                     | ArmKind::Timeout(_) => {}
                                 }
                             }
@@ -119,7 +174,7 @@ impl QueueValues {
                         _ => {}
                     }
                     if let Some((var, value)) = assign {
-                        let qs = me.queues(p, value);
+                        let qs = me.queues(scn, p, value);
                         if let Some(set) = me.may_hold[p].get_mut(var) {
                             let before = set.len();
                             set.extend(qs);
@@ -128,11 +183,20 @@ impl QueueValues {
                     }
                     for (value, to) in flows {
                         let Some(value) = value else { continue };
-                        let qs = me.queues(p, value);
+                        let qs = me.queues(scn, p, value);
                         for q in to {
                             let before = carries[q].len();
                             carries[q].extend(qs.iter().copied());
                             changed |= carries[q].len() != before;
+                        }
+                    }
+                    if let Some(pat) = reply_binding {
+                        for slot in binds(pat) {
+                            if let Some(set) = me.may_hold[p].get_mut(slot) {
+                                let before = set.len();
+                                set.extend(replies.iter().copied());
+                                changed |= set.len() != before;
+                            }
                         }
                     }
                     for (queue, pat) in binding {
@@ -160,8 +224,19 @@ impl QueueValues {
     }
 
     /// The queues inside what `e` evaluates to, in process `p`.
-    fn queues(&self, p: usize, e: &Expr) -> BTreeSet<usize> {
+    fn queues(&self, scn: &Scenario, p: usize, e: &Expr) -> BTreeSet<usize> {
         let mut out = BTreeSet::new();
+        // An expression of constants and the process's `id` (`f[id]`,
+        // `req[(id + 1) % 3]`) has one value per process: that one.
+        if e.reads.iter().all(|&slot| slot == 0) {
+            let proc = &scn.processes[p];
+            let mut vars = vec![None; proc.vars.len().max(1)];
+            vars[0] = Some(Value::Int(proc.id));
+            if let Ok(v) = e.eval(&vars, &proc.vars) {
+                queues_in(&v, &mut out);
+                return out;
+            }
+        }
         for op in &e.code {
             match op {
                 ExprOp::Push(v) => queues_in(v, &mut out),
@@ -188,5 +263,17 @@ impl QueueValues {
                 .filter(|&q| q < scn.queues.len() && may_send(scn, p, q))
                 .collect(),
         }
+    }
+
+    /// The queues a receive by `p` from the queue variable `slot` holds may
+    /// take from.
+    pub(super) fn sources(&self, scn: &Scenario, p: usize, slot: usize) -> Vec<usize> {
+        self.may_hold[p]
+            .get(slot)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&q| q < scn.queues.len() && may_receive(scn, p, q))
+            .collect()
     }
 }

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use mkipc_kernel::{Capacity, OnFull};
 
 use super::values::QueueValues;
-use crate::scenario::{walk, ArmKind, Dest, Op, QueueKind, Scenario, Stmt};
+use crate::scenario::{walk, ArmKind, Dest, MechOp, Op, QueueKind, Scenario, Stmt};
 
 /// A channel a wait can be blocked on: a declared queue or the direct link
 /// from one process to another.
@@ -168,25 +168,46 @@ impl Topology {
                     }
                 };
                 match &s.op {
-                    Op::Send { queue, .. } | Op::Call { queue } => send(&Dest::Queue(*queue)),
-                    Op::SendVia { var, .. } => send(&Dest::Var(*var)),
+                    Op::Send { queue, .. } | Op::Call { queue, .. } => send(&Dest::Queue(*queue)),
+                    Op::SendVia { var, .. } | Op::CallVia { var, .. } => send(&Dest::Var(*var)),
                     Op::TrySend { dest, .. } => send(dest),
                     Op::Receive { queue, .. } => {
                         receivers[*queue].insert(p);
                     }
+                    Op::ReceiveVia { var, .. } => {
+                        for q in values.sources(scn, p, *var) {
+                            receivers[q].insert(p);
+                        }
+                    }
                     Op::SendTo { proc: to } => {
                         direct_senders[*to].insert(p);
                     }
-                    Op::Select(arms) => {
+                    Op::Select(arms) | Op::SelectAny(arms) => {
                         for a in arms {
                             match &a.kind {
                                 ArmKind::Send { dest, .. } => send(dest),
                                 ArmKind::Receive { queue, .. } => {
                                     receivers[*queue].insert(p);
                                 }
+                                ArmKind::ReceiveVia { var, .. } => {
+                                    for q in values.sources(scn, p, *var) {
+                                        receivers[q].insert(p);
+                                    }
+                                }
                                 ArmKind::Timeout(_) => {}
                             }
                         }
+                    }
+                    // A cell's or lock's message is taken and put back by
+                    // the same process: it receives and sends there.
+                    Op::Mech(
+                        m @ (MechOp::Load { .. }
+                        | MechOp::Store { .. }
+                        | MechOp::Lock(_)
+                        | MechOp::Unlock(_)),
+                    ) => {
+                        receivers[m.queue()].insert(p);
+                        senders[m.queue()].insert(p);
                     }
                     _ => {}
                 }
@@ -317,7 +338,25 @@ impl Topology {
                 let always = alt.mode.into_iter().collect();
                 ("receive", vec![alt], always)
             }
-            Op::Call { queue } => {
+            Op::ReceiveVia { var, timeout, .. } => {
+                if timeout.is_some() {
+                    return self.timed(p, line, "receive with a timeout".into());
+                }
+                let alts: Vec<Alt> = values
+                    .sources(scn, p, *var)
+                    .into_iter()
+                    .map(|q| self.receive_alt(scn, line, q))
+                    .collect();
+                if alts.is_empty() {
+                    return;
+                }
+                let always = match alts.as_slice() {
+                    [one] => one.mode.into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                ("receive", alts, always)
+            }
+            Op::Call { queue, .. } => {
                 // Blocked sending the request (the port full) or waiting
                 // for the reply: either way the server ends it, and the
                 // reply wait says nothing about the port's state.
@@ -325,6 +364,22 @@ impl Topology {
                 alt.op = "call";
                 alt.mode = None;
                 ("call", vec![alt], Vec::new())
+            }
+            Op::CallVia { var, .. } => {
+                let alts: Vec<Alt> = values
+                    .targets(scn, p, &Dest::Var(*var))
+                    .into_iter()
+                    .map(|q| {
+                        let mut alt = self.send_alt(scn, line, q);
+                        alt.op = "call";
+                        alt.mode = None;
+                        alt
+                    })
+                    .collect();
+                if alts.is_empty() {
+                    return;
+                }
+                ("call", alts, Vec::new())
             }
             Op::SendTo { proc: to } => {
                 let chan = Chan::Link { from: p, to: *to };
@@ -375,7 +430,7 @@ impl Topology {
                 };
                 ("receive-any", vec![alt], always)
             }
-            Op::Select(arms) => {
+            Op::Select(arms) | Op::SelectAny(arms) => {
                 if arms
                     .iter()
                     .any(|a| a.guard.is_none() && matches!(a.kind, ArmKind::Timeout(_)))
@@ -389,6 +444,11 @@ impl Topology {
                         ArmKind::Receive { queue, .. } => {
                             vec![self.receive_alt(scn, a.line, *queue)]
                         }
+                        ArmKind::ReceiveVia { var, .. } => values
+                            .sources(scn, p, *var)
+                            .into_iter()
+                            .map(|q| self.receive_alt(scn, a.line, q))
+                            .collect(),
                         // A send arm waits for room, whatever the queue's
                         // `on_full` (`select` never drops); an unbounded
                         // queue always has room.
@@ -411,6 +471,13 @@ impl Topology {
                     alts.extend(arm_alts);
                 }
                 ("select", alts, always)
+            }
+            // Taking a cell's value or a lock's token waits like a receive
+            // (a lock held forever is a stuck wait); putting never waits.
+            Op::Mech(m @ (MechOp::Load { .. } | MechOp::Store { .. } | MechOp::Lock(_))) => {
+                let alt = self.receive_alt(scn, line, m.queue());
+                let always = alt.mode.into_iter().collect();
+                (m.keyword(), vec![alt], always)
             }
             _ => return,
         };

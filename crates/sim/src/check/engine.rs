@@ -445,8 +445,9 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     }
 
     /// The verdict on an end state (nobody can step, no timer), with the
-    /// kernel in that state: a deadlock unless every process still alive is
-    /// a server waiting at a receive; else a process that failed
+    /// kernel in that state: a deadlock unless every process still alive
+    /// waits at a receive where it may (a declared server, or
+    /// [`Machine::at_valid_end`]); else a process that failed
     /// unexpectedly; else a leak. (The simulator's order: `Sim::run`.)
     /// Leaves the kernel changed (the leak check ends every task).
     pub fn judge_end(&mut self, slots: &[Slot<M>]) -> Option<FailureReason> {
@@ -484,7 +485,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             }
             let table: Vec<(Pid, &str)> = slots.iter().map(|s| (s.pid, &*s.name)).collect();
             let d = report(&stuck, &table, w.init);
-            if !d.is_valid_end_with(|id| w.servers.contains(&id.0)) {
+            let valid = |id: ProcId| {
+                w.servers.contains(&id.0)
+                    || slots
+                        .get(id.0 as usize)
+                        .is_some_and(|s| s.machine.at_valid_end())
+            };
+            if !d.is_valid_end_with(valid) {
                 return Some(FailureReason::Deadlock(d));
             }
         }
