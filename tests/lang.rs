@@ -356,3 +356,66 @@ fn select_takes_no_argument_but_any() {
         "{e}"
     );
 }
+
+/// A `select` whose one arm sends to a queue nobody will ever read.
+const BLOCKED_SEND: &str = r#"
+[[mailbox]]
+name = "q"
+capacity = 1
+
+[[mailbox]]
+name = "r"
+capacity = 1
+
+[[process]]
+name = "p"
+script = """
+send q FIRST
+select
+on send q SECOND
+  exit
+end
+"""
+
+[[process]]
+name = "c"
+script = """
+receive r x
+"""
+"#;
+
+#[test]
+fn a_select_blocked_only_on_full_queues_is_a_deadlock() {
+    // Before send-possible notifications it polled every 10 µs forever.
+    let r = run(BLOCKED_SEND, 0);
+    assert!(r.deadlock, "{r}");
+    let c = check(BLOCKED_SEND);
+    assert!(
+        c.failure.as_ref().is_some_and(|f| f.deadlock),
+        "{:?}",
+        c.failure
+    );
+    // Someone makes room: the select wakes (no poll) and sends.
+    let drained = BLOCKED_SEND.replace("receive r x", "receive q x\nreceive q y");
+    for seed in 0..20 {
+        let r = run(&drained, seed);
+        assert!(r.ok, "seed {seed}: {r}");
+    }
+    let c = check(&drained);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+}
+
+#[test]
+fn a_select_waiting_for_room_wakes_without_virtual_time_passing() {
+    // The consumer takes the first message at 1 ms: the select's send goes
+    // then, not at the next 10 µs tick of a poll.
+    let text = BLOCKED_SEND.replace("receive r x", "sleep 1ms\nreceive q x\nreceive q y");
+    let scn = parse("lang.toml", &text).unwrap();
+    let out = run_sim(&scn, &RunOptions::default()).unwrap();
+    assert!(out.result.ok, "{}", out.result);
+    assert!(
+        out.report.trace.events.len() < 40,
+        "{} events",
+        out.report.trace.events.len()
+    );
+}

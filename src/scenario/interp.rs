@@ -329,6 +329,23 @@ pub(crate) struct ScriptMachine {
     next_id: u32,
     /// The pending operation.
     resume: Resume,
+    /// The port a `select` waiting for room on full queues is told on.
+    notify: Notify,
+    /// The queues (send names) a send-possible request is out for.
+    asked: Vec<PortName>,
+}
+
+/// A script's port for send-possible notifications (a `select` whose send
+/// arms found their queues full waits for one instead of polling).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Notify {
+    /// Not needed yet.
+    #[default]
+    Unasked,
+    /// Allocated: its receive right.
+    Port(PortName),
+    /// The backend has no notifications (the os backend): poll.
+    Unsupported,
 }
 
 /// The parts of a request that decide what a script does with it: its
@@ -347,6 +364,8 @@ impl PartialEq for ScriptMachine {
                 == other.last_request.as_ref().map(request_key)
             && self.next_id == other.next_id
             && self.resume == other.resume
+            && self.notify == other.notify
+            && self.asked == other.asked
     }
 }
 
@@ -361,6 +380,8 @@ impl Hash for ScriptMachine {
         self.last_request.as_ref().map(request_key).hash(h);
         self.next_id.hash(h);
         self.resume.hash(h);
+        self.notify.hash(h);
+        self.asked.hash(h);
     }
 }
 
@@ -391,6 +412,8 @@ impl ScriptMachine {
             last_request: None,
             next_id: 1,
             resume: Resume::Opening(0),
+            notify: Notify::Unasked,
+            asked: Vec::new(),
         };
         m.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
@@ -790,6 +813,18 @@ impl mkipc_sim::check::Encode for ScriptMachine {
             }
         }
         e.u64(u64::from(self.next_id));
+        match self.notify {
+            Notify::Unasked => e.u64(0),
+            Notify::Port(n) => {
+                e.u64(1);
+                e.name(n);
+            }
+            Notify::Unsupported => e.u64(2),
+        }
+        e.u64(self.asked.len() as u64);
+        for &n in &self.asked {
+            e.name(n);
+        }
         match &self.resume {
             Resume::Receive {
                 src,
