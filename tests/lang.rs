@@ -419,3 +419,84 @@ fn a_select_waiting_for_room_wakes_without_virtual_time_passing() {
         out.report.trace.events.len()
     );
 }
+
+#[test]
+fn a_call_without_its_reply_pattern_is_a_located_error() {
+    let text = r#"
+[[port]]
+name = "p"
+capacity = 1
+receiver = "s"
+senders = ["c"]
+
+[[process]]
+name = "s"
+script = """
+receive p x
+reply (ANS, x)
+"""
+
+[[process]]
+name = "c"
+script = """
+call p 3 ->
+"""
+"#;
+    let e = parse_err(text);
+    assert!(
+        e.contains("lang.toml:18:") && e.contains("after `->`"),
+        "{e}"
+    );
+    // Written out, the reply's value is bound: the call checks it.
+    let ok = text.replace("call p 3 ->", "call p 3 -> (ANS, y)\nassert y == 3");
+    assert!(run(&ok, 0).ok);
+    let c = check(&ok);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+    let wrong = text.replace("call p 3 ->", "call p 3 -> (ANS, 4)");
+    let r = run(&wrong, 0);
+    assert!(
+        r.failure.as_deref().unwrap_or("").contains("got (ANS, 3)"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_select_that_sends_to_and_receives_from_one_rendezvous_does_not_spin() {
+    // Its own wait on `q` is "a waiting receiver", which is room on a
+    // rendezvous: a send-possible notification would wake it at once,
+    // forever, without virtual time passing. It polls instead.
+    let text = r#"
+[[mailbox]]
+name = "q"
+capacity = 0
+
+[[process]]
+name = "p"
+script = """
+select
+on receive q x
+  exit 1
+on send q HELLO
+  exit
+end
+"""
+
+[[process]]
+name = "c"
+script = """
+sleep 1ms
+receive q x
+assert x == HELLO
+"""
+"#;
+    let scn = parse("lang.toml", text).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = run_sim(&scn, &RunOptions::default()).unwrap().result;
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the select spun for 20 s");
+    assert!(r.ok, "{r}");
+}

@@ -19,9 +19,10 @@
 //! [`Step::Wait`] and the next step finishes it. A `call` is two operations
 //! (a send carrying a send-once reply right, then a receive on the reply
 //! port) unless the runner makes it in one ([`Ctx::call`]). A `select` that
-//! must wait does a timed receive over its receive arms, or a pause when it
-//! only has send arms, and tries again, every [`SELECT_POLL`] while a send
-//! arm waits for room.
+//! must wait does a receive over its receive arms and, when a send arm
+//! found its queue full, over its own notify port after asking the kernel
+//! for a send-possible notification on each full queue ([`Notify`]); only a
+//! backend without notifications pauses [`SELECT_POLL`] and tries again.
 //!
 //! Every host runs this machine; what differs lives in its `Ctx` or in a
 //! thin driver: the simulator runs it with

@@ -9,11 +9,15 @@
 //!
 //! A `select` takes the first arm, in the order written, that can proceed:
 //! a set-aside message, then one non-blocking try of each arm; if none can,
-//! it waits on the kernel's select over its receive arms. A send arm
-//! waiting for room is retried every [`SELECT_POLL`] (the kernel has no
-//! wait for "room on one of these queues"). As a state machine, a `select`
-//! under way is a [`Selecting`]: the guards it evaluated, its deadline, the
-//! arm it tries next and the operation it waits for.
+//! it waits on the kernel's select over its receive arms and, when a send
+//! arm found its queue full, its own notify port, having asked the kernel
+//! for a send-possible notification on each full queue (one request per
+//! step, none while one is out); a notification starts a new round. Only a
+//! backend without notifications retries every [`SELECT_POLL`]. `select
+//! any` first tries one enabled arm alone, chosen by `Ctx::choose`, then
+//! goes on in order. As a state machine, a `select` under way is a
+//! [`Selecting`]: the guards it evaluated, its deadline, the arm chosen,
+//! the arm it tries next, the full queues, and the operation it waits for.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -720,8 +724,15 @@ impl ScriptMachine {
             // when each full queue has room (send-possible notifications),
             // one request per step; then the wait is for a message on the
             // receive arms or the notify port.
-            let mut poll = false;
-            if sel.sending {
+            // A full queue this select also receives from gets room when a
+            // receiver waits on it, which may be this very select (a
+            // rendezvous): its notification would wake it at once, again
+            // and again. Such a select polls, as before notifications.
+            let mut poll = sel
+                .full
+                .iter()
+                .any(|f| sel.sources.iter().any(|s| s.0 == *f));
+            if sel.sending && !poll {
                 match self.notify {
                     Notify::Unasked => {
                         self.notify = match cx.ipc().port_allocate(Capacity::Unbounded) {
