@@ -876,11 +876,10 @@ impl ScriptMachine {
                 if let (Notify::Port(n), Some(on)) = (self.notify, on) {
                     if n == on {
                         // A full queue has room (or died): try again.
-                        match msg.notification() {
-                            Some(Notification::SendPossible(q) | Notification::DeadName(q)) => {
-                                self.asked.retain(|&a| a != q);
-                            }
-                            _ => {}
+                        if let Some(Notification::SendPossible(q) | Notification::DeadName(q)) =
+                            msg.notification()
+                        {
+                            self.asked.retain(|&a| a != q);
                         }
                         sel.new_round();
                         return Ok(None);
