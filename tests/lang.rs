@@ -254,7 +254,9 @@ fn an_end_label_on_a_statement_that_cannot_wait_is_an_error() {
 fn threads_and_os_refuse_end_labels_before_starting() {
     let scn = parse("lang.toml", LABELLED).unwrap();
     let why = scenario::check_os(&scn).unwrap_err();
-    assert!(why.contains("`end:` label"), "{why}");
+    assert!(why.contains("an `end:` label on `server`"), "{why}");
+    let why = scenario::run_threads(&scn, std::time::Duration::from_secs(5)).unwrap_err();
+    assert!(why.contains("an `end:` label on `server`"), "{why}");
 }
 
 /// Two messages ready on two queues before the `select` starts.

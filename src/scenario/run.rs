@@ -670,8 +670,13 @@ pub fn run_threads(scn: &Scenario, timeout: Duration) -> Result<RunResult, Strin
         return unsupported(&why);
     }
     if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
+        let what = if p.server {
+            "`server = true`"
+        } else {
+            "an `end:` label"
+        };
         return unsupported(&format!(
-            "`server = true` (or an `end:` label) on `{}`: only the simulator knows when every other process \
+            "{what} on `{}`: only the simulator knows when every other process \
              has ended and a server may be left waiting (use --backend sim)",
             p.name
         ));
