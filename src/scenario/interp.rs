@@ -101,6 +101,10 @@ pub(crate) struct Counters {
     pub procs: Vec<(u64, u64)>,
     /// Per process: drops and times.
     pub times: Vec<ProcTimes>,
+    /// Per process: the kernel notifications it received (a `select`
+    /// waiting for room), which are no messages of the scenario: the
+    /// simulator's per-process receive count leaves them out through this.
+    pub notified: Vec<u64>,
     /// Per process instance, for hosts that run several instances of one
     /// script in one run (threads: indexed by `ProcId`, see
     /// [`ScriptMachine::count_instance`]).
@@ -183,6 +187,7 @@ impl Shared {
             queues: vec![QueueCounters::default(); scenario.queues.len()],
             procs: vec![(0, 0); n],
             times: vec![ProcTimes::default(); n],
+            notified: vec![0; n],
             ..Counters::default()
         };
         Shared {

@@ -351,7 +351,14 @@ fn summarize(
             name: p.name.clone(),
             status: p.status.to_string(),
             sent: p.stats.sent,
-            received: p.stats.received,
+            // Less the kernel notifications a `select` took (no messages
+            // of the scenario).
+            received: p.stats.received.saturating_sub(
+                scn.process_index(&p.name)
+                    .and_then(|i| counters.notified.get(i))
+                    .copied()
+                    .unwrap_or(0),
+            ),
             drops: p.stats.drops,
             blocked_ms: Some(ms(p.stats.blocked)),
             working_ms: Some(ms(p.stats.working)),

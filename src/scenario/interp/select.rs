@@ -881,6 +881,9 @@ impl ScriptMachine {
                         {
                             self.asked.retain(|&a| a != q);
                         }
+                        if let Some(c) = self.shared.counters().notified.get_mut(self.me) {
+                            *c += 1;
+                        }
                         sel.new_round();
                         return Ok(None);
                     }
