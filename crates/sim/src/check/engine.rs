@@ -41,6 +41,13 @@ pub(crate) struct Succ<M> {
     /// The step is safe for the partial-order reduction (module `por`;
     /// computed only when asked).
     pub safe: bool,
+    /// With [`Engine::lazy_blocking`]: the step only blocked, on a
+    /// buffered mailbox (module `por`): not a transition.
+    pub blocked: bool,
+    /// The wait the step left (or, when [`Succ::blocked`], would leave):
+    /// a send (else a receive), on this object (`None`: several or
+    /// unknown).
+    pub waits: Option<(bool, Option<(u8, u64)>)>,
 }
 
 /// The transition function over a world's states.
@@ -53,6 +60,9 @@ pub(crate) struct Engine<M> {
     pub holds: u64,
     /// The last id given.
     pub last_id: u64,
+    /// Whether a step that blocks in a plain operation on a buffered
+    /// mailbox is reported as [`Succ::blocked`] (module `por`).
+    pub lazy_blocking: bool,
 }
 
 impl<M: Machine + Clone + Encode> Engine<M> {
@@ -77,6 +87,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             made: Vec::new(),
             bad_choice: false,
             safe: false,
+            blocked: false,
+            waits: None,
         }
     }
 
@@ -231,6 +243,24 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             lines.push(format!("then {}", describe_status(&status, now)));
         }
         let waits_or_runs = matches!(status, Status::Runnable | Status::Waiting { .. });
+        let waits = match (&status, slots[i].op) {
+            (Status::Waiting { .. }, Some((send, Target::Name(n)))) => {
+                Some((send, kernel.object_key(pid, n)))
+            }
+            (Status::Waiting { .. }, Some((send, Target::AnyOf(_)))) => Some((send, None)),
+            _ => None,
+        };
+        let blocked = self.lazy_blocking
+            && local
+            && !timed_out
+            && fail.is_none()
+            && unsupported.is_none()
+            && match (&status, slots[i].op) {
+                (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
+                    .object_key(pid, n)
+                    .is_some_and(|k| self.world.buffered_mailboxes.contains(&k)),
+                _ => false,
+            };
         slots[i].status = status;
         slots.extend(spawned);
         if fail.is_none() {
@@ -257,7 +287,77 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             made,
             bad_choice,
             safe,
+            blocked,
+            waits,
         }
+    }
+
+    /// Steps each of `procs` in turn from `parent`, each blocking as it
+    /// does without [`Engine::lazy_blocking`]: the state where all of them
+    /// wait (module `por`). Stops at a step that fails.
+    pub fn block_all(&mut self, parent: &State<M>, procs: &[u32], depth: usize) -> Succ<M> {
+        if procs.is_empty() {
+            // Not reached: the search blocks at least one.
+            return self.step(parent, 0, &[], depth, false, false);
+        }
+        let lazy = std::mem::replace(&mut self.lazy_blocking, false);
+        let mut succ = self.step(parent, procs[0] as usize, &[], depth, false, false);
+        for &p in &procs[1..] {
+            if succ.fail.is_some() || succ.unsupported.is_some() || !succ.enabled.contains(&p) {
+                break;
+            }
+            let state = self.freeze(succ.slots, succ.now);
+            succ = self.step(&state, p as usize, &[], depth, false, false);
+        }
+        self.lazy_blocking = lazy;
+        succ
+    }
+
+    /// A failing state reached with [`Engine::lazy_blocking`]: if every
+    /// process that could step there would only block, the state where
+    /// they all wait (as the search without it stops at); else the state
+    /// itself. The kernel is left in the state returned.
+    pub fn settle_failing(&mut self, mut succ: Succ<M>, depth: usize) -> Succ<M> {
+        if !self.lazy_blocking || succ.fail.is_none() || succ.enabled.is_empty() {
+            return succ;
+        }
+        let fail = succ.fail.take();
+        let enabled = std::mem::take(&mut succ.enabled);
+        let state = self.freeze(succ.slots, succ.now);
+        let all_block = enabled.iter().all(|&p| {
+            self.step(&state, p as usize, &[], depth, false, false)
+                .blocked
+        });
+        let mut out = if all_block {
+            self.block_all(&state, &enabled, depth)
+        } else {
+            snap::restore(&self.world.kernel, &state.kernel);
+            self.holds = state.id;
+            Succ {
+                slots: state.slots.clone(),
+                now: state.now,
+                enabled,
+                fail: None,
+                unsupported: None,
+                log: Vec::new(),
+                made: Vec::new(),
+                bad_choice: false,
+                safe: false,
+                blocked: false,
+                waits: None,
+            }
+        };
+        out.fail = fail;
+        out
+    }
+
+    /// [`Engine::step`] with [`Engine::lazy_blocking`] off: the step
+    /// blocks as it does.
+    pub fn step_eager(&mut self, parent: &State<M>, i: usize, depth: usize) -> Succ<M> {
+        let lazy = std::mem::replace(&mut self.lazy_blocking, false);
+        let succ = self.step(parent, i, &[], depth, false, false);
+        self.lazy_blocking = lazy;
+        succ
     }
 
     /// Keeps the state the kernel is in, with these processes.

@@ -16,6 +16,17 @@
 //!   [`Machine::step`] runs with a [`Ctx`](crate::machine::Ctx) on the
 //!   kernel's non-blocking core; an operation that would block leaves a wait
 //!   in the kernel and the process waits on it.
+//! * **Choices.** A step that calls [`Ctx::choose`](crate::machine::Ctx::choose)
+//!   is a transition per alternative (per vector of alternatives, for
+//!   several choices in one step); trails record them (`2/1`).
+//! * **Partial-order reduction** ([`Checker::reduction`], on by default):
+//!   a state whose first move tried is safe (a local step, a plain send by
+//!   a mailbox's sole sender, a plain receive by its sole receiver, as
+//!   machines declare with [`Machine::may_use_mailbox`]) and reaches a new
+//!   state is expanded by that move alone, and a step that would only
+//!   block on a buffered mailbox is not a transition until it can go on.
+//!   Every end state and every failure of the full search is still found.
+//!   Moves are tried highest process index first, as SPIN does.
 //! * **Time** is the simulator's: it moves only when nobody can step, to the
 //!   earliest timer (a pause's end, a timed wait's deadline); states store
 //!   timers relative to now, so `work 1ms` in a loop does not make every
@@ -363,6 +374,7 @@ impl Checker {
             },
             holds: 0,
             last_id: 0,
+            lazy_blocking: false,
         }
     }
 

@@ -28,7 +28,85 @@ use crate::report::FailureReason;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Move {
     pub proc: u32,
+    /// The choices (for [`BLOCK_ALL`]: the processes).
     pub choices: Vec<u32>,
+    /// Block as the step does, even on a buffered mailbox (module `por`).
+    pub eager: bool,
+}
+
+/// The process of the move that lets every process whose step only
+/// blocked block ([`Move::choices`] lists them), when nothing else can step.
+const BLOCK_ALL: u32 = u32::MAX;
+
+impl Move {
+    /// Appends the steps of this move to a trail.
+    fn push_to(&self, t: &mut Trail) {
+        if self.proc == BLOCK_ALL {
+            for &p in &self.choices {
+                t.push(p, &[]);
+            }
+        } else {
+            t.push(self.proc, &self.choices);
+        }
+    }
+}
+
+/// What is left to do at a state whose moves have all been taken, when
+/// some only blocked (module `por`): if no move got anywhere, the state
+/// where they all wait (one move; or, when a timer is set, so that their
+/// order in the queues matters once it fires, each one's blocking as a
+/// move of its own); else the blocking of each whose wait a successor's
+/// wait on the same mailbox, the same way, would have overtaken.
+fn after_blocked<M>(top: &mut Frame<M>) -> Option<Move> {
+    if top.blocked.is_empty() {
+        return None;
+    }
+    let eager = |proc| Move {
+        proc,
+        choices: Vec::new(),
+        eager: true,
+    };
+    if !top.produced {
+        let procs: Vec<u32> = top.blocked.drain(..).map(|(p, _, _)| p).collect();
+        if !has_timers(&top.state.slots) {
+            return Some(Move {
+                proc: BLOCK_ALL,
+                choices: procs,
+                eager: true,
+            });
+        }
+        top.todo.extend(procs.into_iter().map(eager));
+        return top.todo.pop();
+    }
+    let registered = &top.registered;
+    let mut promoted = Vec::new();
+    top.blocked.retain(|&(p, send, key)| {
+        let overtaken = registered
+            .iter()
+            .any(|&(s, k)| s == send && k.is_none_or(|k| k == key));
+        if overtaken {
+            promoted.push(p);
+        }
+        !overtaken
+    });
+    top.todo.extend(promoted.into_iter().map(eager));
+    top.todo.pop()
+}
+
+/// Whether some process waits for a timer (a pause, a timed wait).
+fn has_timers<M>(slots: &[super::world::Slot<M>]) -> bool {
+    use super::world::Status;
+    slots.iter().any(|s| {
+        matches!(
+            s.status,
+            Status::Paused { .. }
+                | Status::Waiting {
+                    deadline: Some(_),
+                    ..
+                }
+                | Status::TimedOut { .. }
+        )
+    })
 }
 
 /// The choices of the step after one that made `made` (alternatives, the
@@ -49,6 +127,13 @@ struct Frame<M> {
     last: Move,
     /// No move taken yet: the first may be its whole expansion.
     fresh: bool,
+    /// A move led to a successor (one that did not only block).
+    produced: bool,
+    /// The processes whose step only blocked (module `por`), with the
+    /// wait they would leave: a send (else a receive) on this mailbox.
+    blocked: Vec<(u32, bool, (u8, u64))>,
+    /// The waits the successors left (as [`Succ::waits`]).
+    registered: Vec<(bool, Option<(u8, u64)>)>,
     /// Bytes its encoding took (the frontier's memory estimate).
     size: usize,
     /// Breadth-first: its node in the trail tree.
@@ -108,10 +193,14 @@ fn admit<M>(
                     .map(|proc| Move {
                         proc,
                         choices: Vec::new(),
+                        eager: false,
                     })
                     .collect(),
                 last: Move::default(),
                 fresh: true,
+                produced: false,
+                blocked: Vec::new(),
+                registered: Vec::new(),
                 size,
                 node,
                 depth,
@@ -152,6 +241,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
     let mut nodes: Vec<(u32, Move)> = Vec::new();
     let reduce = cfg.reduction && engine.world.invariants.is_empty();
     stats.reduction = reduce;
+    engine.lazy_blocking = reduce;
     let mut stack: Vec<Frame<M>> = Vec::new();
     let mut queue: VecDeque<Frame<M>> = VecDeque::new();
     let mut frontier = 0usize;
@@ -172,11 +262,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
                 n = *parent;
             }
             for mv in path.into_iter().rev() {
-                t.push(mv.proc, &mv.choices);
+                mv.push_to(&mut t);
             }
         } else {
             for f in stack {
-                t.push(f.last.proc, &f.last.choices);
+                f.last.push_to(&mut t);
             }
         }
         t
@@ -202,6 +292,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         if let Some(why) = succ.unsupported {
             return Err(why);
         }
+        let succ = engine.settle_failing(succ, depth);
         engine.encode(&succ.slots, succ.now, enc);
         match visited.insert(enc, limit.saturating_sub(frontier + enc.len())) {
             Insert::Seen => {
@@ -294,34 +385,66 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             stack.last_mut()
         };
         let Some(top) = top else { break };
-        let Some(mv) = top.todo.pop() else {
-            frontier -= top.size;
-            if cfg.shortest {
-                queue.pop_front();
-            } else {
-                stack.pop();
-            }
-            continue;
+        let mv = match top.todo.pop() {
+            Some(mv) => mv,
+            None => match after_blocked(top) {
+                Some(mv) => mv,
+                None => {
+                    frontier -= top.size;
+                    if cfg.shortest {
+                        queue.pop_front();
+                    } else {
+                        stack.pop();
+                    }
+                    continue;
+                }
+            },
         };
         // Only the first move of a state with others to take may be its
         // whole expansion.
-        let judge = reduce && std::mem::replace(&mut top.fresh, false) && !top.todo.is_empty();
+        let judge = reduce && !mv.eager && top.fresh && !top.todo.is_empty();
+        if !mv.eager {
+            top.fresh = false;
+        }
         if judge {
             stats.states_probed += 1;
         }
         let (depth, node) = (top.depth + 1, top.node);
-        let succ = engine.step(
-            &top.state,
-            mv.proc as usize,
-            &mv.choices,
-            depth,
-            false,
-            judge,
-        );
+        let succ = if mv.proc == BLOCK_ALL {
+            engine.block_all(&top.state, &mv.choices, depth)
+        } else if mv.eager {
+            engine.step_eager(&top.state, mv.proc as usize, depth)
+        } else {
+            engine.step(
+                &top.state,
+                mv.proc as usize,
+                &mv.choices,
+                depth,
+                false,
+                judge,
+            )
+        };
+        if succ.blocked {
+            // Not a transition (module `por`): the process steps once its
+            // operation can complete (or see `after_blocked`).
+            if let Some((send, Some(key))) = succ.waits {
+                top.blocked.push((mv.proc, send, key));
+            }
+            if judge {
+                stats.states_probed -= 1;
+                top.fresh = true;
+            }
+            continue;
+        }
+        top.produced = true;
+        if let Some(w) = succ.waits {
+            top.registered.push(w);
+        }
         if let Some(choices) = next_choices(&succ.made) {
             top.todo.push(Move {
                 proc: mv.proc,
                 choices,
+                eager: false,
             });
         }
         let safe = judge && succ.safe;

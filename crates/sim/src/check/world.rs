@@ -118,6 +118,8 @@ pub struct World<M> {
     /// by kernel object key: the ones the partial-order reduction may find
     /// a sole sender or receiver of.
     pub(crate) open_mailboxes: Vec<(u8, u64)>,
+    /// Those of them with room for a message (not rendezvous).
+    pub(crate) buffered_mailboxes: Vec<(u8, u64)>,
     pub(crate) waker: Waker,
 }
 
@@ -136,6 +138,7 @@ impl<M> World<M> {
             setup_send_rights: Vec::new(),
             labels: Vec::new(),
             open_mailboxes: Vec::new(),
+            buffered_mailboxes: Vec::new(),
             waker: no_waker(),
         }
     }
@@ -175,6 +178,9 @@ impl<M> World<M> {
         let name = self.mailbox_with(label, MailboxConfig::new(capacity).owner(Owner::System))?;
         if let Some(key) = self.kernel.object_key(self.init, name) {
             self.open_mailboxes.push(key);
+            if capacity != Capacity::Zero {
+                self.buffered_mailboxes.push(key);
+            }
         }
         Ok(name)
     }
