@@ -251,6 +251,24 @@ fn mutated_scenarios_never_panic() {
         "value = 9223372036854775807\n",
         "[[lock]]\nname = \"m\"\n",
         "EOF",
+        // Receives through variables, mailbox families, call/reply values,
+        // `select any`, `end:` labels.
+        "receive mine (REQ, r, h)\n",
+        "expect mine ANS\n",
+        "on receive mine x\n",
+        "mine = req[id]\n",
+        "req[0]",
+        "[[mailbox]]\nname = \"req\"\ncount = 3\ncapacity = 1\n",
+        "count = 99999\n",
+        "call q (REQ, 1) -> ANS\n",
+        "call next x -> (ANS, y)\n",
+        " -> ",
+        "reply ANS\n",
+        "reply (ANS, x + 1)\n",
+        "select any\n",
+        "end: receive q x\n",
+        "end: ",
+        "end:select\n",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for case in 0..3000 {

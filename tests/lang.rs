@@ -254,7 +254,11 @@ fn an_end_label_on_a_statement_that_cannot_wait_is_an_error() {
 fn threads_and_os_refuse_end_labels_before_starting() {
     let scn = parse("lang.toml", LABELLED).unwrap();
     let why = scenario::check_os(&scn).unwrap_err().to_string();
-    assert!(why.contains("`end:` label"), "{why}");
+    assert!(why.contains("an `end:` label on `server`"), "{why}");
+    let why = scenario::run_threads(&scn, std::time::Duration::from_secs(5))
+        .unwrap_err()
+        .to_string();
+    assert!(why.contains("an `end:` label on `server`"), "{why}");
 }
 
 /// Two messages ready on two queues before the `select` starts.
@@ -355,4 +359,148 @@ fn select_takes_no_argument_but_any() {
         e.contains("lang.toml:") && e.contains("`select any`"),
         "{e}"
     );
+}
+
+/// A `select` whose one arm sends to a queue nobody will ever read.
+const BLOCKED_SEND: &str = r#"
+[[mailbox]]
+name = "q"
+capacity = 1
+
+[[mailbox]]
+name = "r"
+capacity = 1
+
+[[process]]
+name = "p"
+script = """
+send q FIRST
+select
+on send q SECOND
+  exit
+end
+"""
+
+[[process]]
+name = "c"
+script = """
+receive r x
+"""
+"#;
+
+#[test]
+fn a_select_blocked_only_on_full_queues_is_a_deadlock() {
+    // Before send-possible notifications it polled every 10 µs forever.
+    let r = run(BLOCKED_SEND, 0);
+    assert!(r.deadlock, "{r}");
+    let c = check(BLOCKED_SEND);
+    assert!(
+        c.failure.as_ref().is_some_and(|f| f.deadlock),
+        "{:?}",
+        c.failure
+    );
+    // Someone makes room: the select wakes (no poll) and sends.
+    let drained = BLOCKED_SEND.replace("receive r x", "receive q x\nreceive q y");
+    for seed in 0..20 {
+        let r = run(&drained, seed);
+        assert!(r.ok, "seed {seed}: {r}");
+    }
+    let c = check(&drained);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+}
+
+#[test]
+fn a_select_waiting_for_room_wakes_without_virtual_time_passing() {
+    // The consumer takes the first message at 1 ms: the select's send goes
+    // then, not at the next 10 µs tick of a poll.
+    let text = BLOCKED_SEND.replace("receive r x", "sleep 1ms\nreceive q x\nreceive q y");
+    let scn = parse("lang.toml", &text).unwrap();
+    let out = run_sim(&scn, &RunOptions::default()).unwrap();
+    assert!(out.result.ok, "{}", out.result);
+    assert!(
+        out.report.trace.events.len() < 40,
+        "{} events",
+        out.report.trace.events.len()
+    );
+}
+
+#[test]
+fn a_call_without_its_reply_pattern_is_a_located_error() {
+    let text = r#"
+[[port]]
+name = "p"
+capacity = 1
+receiver = "s"
+senders = ["c"]
+
+[[process]]
+name = "s"
+script = """
+receive p x
+reply (ANS, x)
+"""
+
+[[process]]
+name = "c"
+script = """
+call p 3 ->
+"""
+"#;
+    let e = parse_err(text);
+    assert!(
+        e.contains("lang.toml:18:") && e.contains("after `->`"),
+        "{e}"
+    );
+    // Written out, the reply's value is bound: the call checks it.
+    let ok = text.replace("call p 3 ->", "call p 3 -> (ANS, y)\nassert y == 3");
+    assert!(run(&ok, 0).ok);
+    let c = check(&ok);
+    assert!(c.failure.is_none() && c.complete, "{:?}", c.failure);
+    let wrong = text.replace("call p 3 ->", "call p 3 -> (ANS, 4)");
+    let r = run(&wrong, 0);
+    assert!(
+        r.failure.as_deref().unwrap_or("").contains("got (ANS, 3)"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_select_that_sends_to_and_receives_from_one_rendezvous_does_not_spin() {
+    // Its own wait on `q` is "a waiting receiver", which is room on a
+    // rendezvous: a send-possible notification would wake it at once,
+    // forever, without virtual time passing. It polls instead.
+    let text = r#"
+[[mailbox]]
+name = "q"
+capacity = 0
+
+[[process]]
+name = "p"
+script = """
+select
+on receive q x
+  exit 1
+on send q HELLO
+  exit
+end
+"""
+
+[[process]]
+name = "c"
+script = """
+sleep 1ms
+receive q x
+assert x == HELLO
+"""
+"#;
+    let scn = parse("lang.toml", text).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = run_sim(&scn, &RunOptions::default()).unwrap().result;
+        let _ = tx.send(r);
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the select spun for 20 s");
+    assert!(r.ok, "{r}");
 }

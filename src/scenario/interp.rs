@@ -19,9 +19,10 @@
 //! [`Step::Wait`] and the next step finishes it. A `call` is two operations
 //! (a send carrying a send-once reply right, then a receive on the reply
 //! port) unless the runner makes it in one ([`Ctx::call`]). A `select` that
-//! must wait does a timed receive over its receive arms, or a pause when it
-//! only has send arms, and tries again, every [`SELECT_POLL`] while a send
-//! arm waits for room.
+//! must wait does a receive over its receive arms and, when a send arm
+//! found its queue full, over its own notify port after asking the kernel
+//! for a send-possible notification on each full queue ([`Notify`]); only a
+//! backend without notifications pauses [`SELECT_POLL`] and tries again.
 //!
 //! Every host runs this machine; what differs lives in its `Ctx` or in a
 //! thin driver: the simulator steps it stackless
@@ -106,6 +107,10 @@ pub(crate) struct Counters {
     /// of file it sent and received (sent, received), which are not the
     /// run's messages: the simulator's per-process rows leave them out.
     pub mech: Vec<(u64, u64)>,
+    /// Per process: the kernel notifications it received (a `select`
+    /// waiting for room), which are no messages of the scenario: the
+    /// simulator's per-process receive count leaves them out through this.
+    pub notified: Vec<u64>,
     /// Per process instance, for hosts that run several instances of one
     /// script in one run (threads: indexed by `ProcId`, see
     /// [`ScriptMachine::count_instance`]).
@@ -189,6 +194,7 @@ impl Shared {
             procs: vec![(0, 0); n],
             times: vec![ProcTimes::default(); n],
             mech: vec![(0, 0); n],
+            notified: vec![0; n],
             ..Counters::default()
         };
         Shared {
@@ -341,6 +347,23 @@ pub(crate) struct ScriptMachine {
     /// The pipes whose read end has seen end of file, in order (every
     /// later read of them is end of file too).
     eof: Vec<usize>,
+    /// The port a `select` waiting for room on full queues is told on.
+    notify: Notify,
+    /// The queues (send names) a send-possible request is out for.
+    asked: Vec<PortName>,
+}
+
+/// A script's port for send-possible notifications (a `select` whose send
+/// arms found their queues full waits for one instead of polling).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Notify {
+    /// Not needed yet.
+    #[default]
+    Unasked,
+    /// Allocated: its receive right.
+    Port(PortName),
+    /// The backend has no notifications (the os backend): poll.
+    Unsupported,
 }
 
 /// The parts of a request that decide what a script does with it: its
@@ -360,6 +383,8 @@ impl PartialEq for ScriptMachine {
             && self.next_id == other.next_id
             && self.resume == other.resume
             && self.eof == other.eof
+            && self.notify == other.notify
+            && self.asked == other.asked
     }
 }
 
@@ -375,6 +400,8 @@ impl Hash for ScriptMachine {
         self.next_id.hash(h);
         self.resume.hash(h);
         self.eof.hash(h);
+        self.notify.hash(h);
+        self.asked.hash(h);
     }
 }
 
@@ -406,6 +433,8 @@ impl ScriptMachine {
             next_id: 1,
             resume: Resume::Opening(0),
             eof: Vec::new(),
+            notify: Notify::Unasked,
+            asked: Vec::new(),
         };
         m.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
@@ -829,6 +858,18 @@ impl mkipc_sim::check::Encode for ScriptMachine {
             }
         }
         e.u64(u64::from(self.next_id));
+        match self.notify {
+            Notify::Unasked => e.u64(0),
+            Notify::Port(n) => {
+                e.u64(1);
+                e.name(n);
+            }
+            Notify::Unsupported => e.u64(2),
+        }
+        e.u64(self.asked.len() as u64);
+        for &n in &self.asked {
+            e.name(n);
+        }
         match &self.resume {
             Resume::Receive {
                 src,

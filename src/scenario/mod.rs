@@ -65,9 +65,14 @@
 //! | `x = EXPR`, `a[i] = EXPR`, `if`/`else`, `while`, `assert EXPR` | per-process variables, choice, checks |
 //! | `select` with `on receive`/`on send`/`on timeout` arms, `try-send Q V else` | the first arm that can proceed; send if there is room |
 //! | `close P`, `load V x`, `store V EXPR`, `lock M`, `unlock M` | pipes and FIFOs (`[[pipe]]`, `[[fifo]]`: end of file, broken pipe), shared variables (`[[shared]]`) and locks (`[[lock]]`), all kernel objects (`mech.rs`, [`MechOp`]) |
+//! | `select any` ... `end` | any arm that can proceed (a nondeterministic choice) |
+//! | `receive V`, `expect V`, `on receive V`, `call V` | on the queue a variable holds |
+//! | `call Q VALUE -> PATTERN`, `reply VALUE` | RPC with values |
+//! | `end: STATEMENT` | waiting forever at this receive or select is a valid end |
 //!
 //! `[params]` (named integers, overridden by `--set NAME=VALUE`, see
-//! [`parse_with`]) and families (`count = N`: processes `name[0]`..) size a
+//! [`parse_with`]) and families (`count = N`: processes `name[0]`.., and
+//! mailboxes too, whose bare name is the tuple of its members) size a
 //! model. The whole language, with its grammar, is in
 //! `examples/scenarios/README.md`; expressions in [`Expr`], values and the
 //! message codec in [`Value`]. The interpreter runs a flattened script with

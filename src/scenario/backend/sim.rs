@@ -104,37 +104,52 @@ pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, RunEr
 /// (a send to a variable's queue, a mailbox with an owner or access rules,
 /// one that is destroyed): that open is a scheduling point a stackless
 /// process could only take after it. Pipes, FIFOs, shared variables and
-/// locks (`mech.rs`) stay on coroutines too: their operations go through
-/// the process's IPC handle in the middle of a statement.
+/// locks (`mech.rs`), and a `select` with a send arm (it may ask for a
+/// send-possible notification), stay on coroutines too: their operations
+/// go through the process's IPC handle in the middle of a statement.
 pub(crate) fn runs_stackless(scn: &Scenario) -> bool {
     use crate::scenario::{ArmKind, Dest, QueueRole};
     let mailboxes = scn.queues.iter().any(|q| q.is_mailbox());
+    // A queue held in a variable is opened when first used.
+    let arm_via = |a: &crate::scenario::Arm| {
+        matches!(
+            a.kind,
+            ArmKind::Send {
+                dest: Dest::Var(_),
+                ..
+            } | ArmKind::ReceiveVia { .. }
+        )
+    };
     let late_open = |op: &Op| match op {
         Op::SendVia { .. }
+        | Op::ReceiveVia { .. }
         | Op::TrySend {
             dest: Dest::Var(_), ..
         } => true,
         Op::Destroy(q) => scn.queues[*q].is_mailbox(),
-        Op::Select(arms) => arms.iter().any(|a| {
-            matches!(
-                a.kind,
-                ArmKind::Send {
-                    dest: Dest::Var(_),
-                    ..
-                }
-            )
-        }),
+        Op::Select(arms) | Op::SelectAny(arms) => arms.iter().any(arm_via),
         _ => false,
+    };
+    // A select with a send arm may ask the kernel for a send-possible
+    // notification in the middle of the statement.
+    let notifies = |op: &Op| match op {
+        Op::Select(arms) | Op::SelectAny(arms) => {
+            arms.iter().any(|a| matches!(a.kind, ArmKind::Send { .. }))
+        }
+        _ => false,
+    };
+    let late = |op: &Op| {
+        matches!(op, Op::Call { .. } | Op::CallVia { .. } | Op::Mech(_))
+            || notifies(op)
+            || (mailboxes && late_open(op))
     };
     !scn.queues
         .iter()
         .any(|q| q.has_access_rules() || q.role != QueueRole::Queue)
-        && scn.processes.iter().all(|p| {
-            let late = |op: &Op| {
-                matches!(op, Op::Call { .. } | Op::Mech(_)) || (mailboxes && late_open(op))
-            };
-            !crate::scenario::walk(&p.script).iter().any(|s| late(&s.op))
-        })
+        && scn
+            .processes
+            .iter()
+            .all(|p| !crate::scenario::walk(&p.script).iter().any(|s| late(&s.op)))
 }
 
 /// Starts a script's process on the simulator: its name, its inherited
@@ -382,7 +397,18 @@ fn summarize(
             name: p.name.clone(),
             status: p.status.to_string(),
             sent: p.stats.sent.saturating_sub(mech_sent),
-            received: p.stats.received.saturating_sub(mech_received),
+            // Less the mechanisms' own messages and the kernel
+            // notifications a `select` took (no messages of the scenario).
+            received: p
+                .stats
+                .received
+                .saturating_sub(mech_received)
+                .saturating_sub(
+                    scn.process_index(&p.name)
+                        .and_then(|i| counters.notified.get(i))
+                        .copied()
+                        .unwrap_or(0),
+                ),
             drops: p.stats.drops,
             blocked_ms: Some(ms(p.stats.blocked)),
             working_ms: Some(ms(p.stats.working)),

@@ -85,8 +85,13 @@ pub fn check_threads(scn: &Scenario) -> Result<(), Unsupported> {
         return unsupported(why);
     }
     if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
+        let what = if p.server {
+            "`server = true`"
+        } else {
+            "an `end:` label"
+        };
         return unsupported(format!(
-            "`server = true` (or an `end:` label) on `{}`: only the simulator knows when every other process \
+            "{what} on `{}`: only the simulator knows when every other process \
              has ended and a server may be left waiting (use --backend sim)",
             p.name
         ));

@@ -9,24 +9,28 @@
 //!
 //! A `select` takes the first arm, in the order written, that can proceed:
 //! a set-aside message, then one non-blocking try of each arm; if none can,
-//! it waits on the kernel's select over its receive arms. A send arm
-//! waiting for room is retried every [`SELECT_POLL`] (the kernel has no
-//! wait for "room on one of these queues"). As a state machine, a `select`
-//! under way is a [`Selecting`]: the guards it evaluated, its deadline, the
-//! arm it tries next and the operation it waits for.
+//! it waits on the kernel's select over its receive arms and, when a send
+//! arm found its queue full, its own notify port, having asked the kernel
+//! for a send-possible notification on each full queue (one request per
+//! step, none while one is out); a notification starts a new round. Only a
+//! backend without notifications retries every [`SELECT_POLL`]. `select
+//! any` first tries one enabled arm alone, chosen by `Ctx::choose`, then
+//! goes on in order. As a state machine, a `select` under way is a
+//! [`Selecting`]: the guards it evaluated, its deadline, the arm chosen,
+//! the arm it tries next, the full queues, and the operation it waits for.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mkipc_kernel::{
-    Destination, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent, Source,
-    Wait, WaitOutcome,
+    Capacity, Destination, Ipc, Message, Notification, OnFull, PortName, ReceiveError, SendError,
+    SendErrorKind, Sent, Source, Wait, WaitOutcome,
 };
 use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::{Dist, ProcError};
 
-use super::{done, fail, Flow, Resume, ScriptMachine, EXPECT_FAILED, SELECT_POLL};
+use super::{done, fail, Flow, Notify, Resume, ScriptMachine, EXPECT_FAILED, SELECT_POLL};
 use crate::scenario::expr::{Expr, Pattern};
 use crate::scenario::flow::{ArmHead, Code, Pending};
 use crate::scenario::value::{Show, Value};
@@ -79,6 +83,11 @@ pub(crate) struct Selecting {
     sources: Vec<(PortName, usize)>,
     /// Whether a send arm found no room this round.
     sending: bool,
+    /// The names of the queues a send arm found full this round, for the
+    /// send-possible requests.
+    full: Vec<PortName>,
+    /// How many of `full` were asked to notify (one request per step).
+    requested: usize,
     /// What it waits for.
     phase: Phase,
 }
@@ -111,13 +120,28 @@ impl Selecting {
             e.u64(q as u64);
         }
         e.value(&(self.sending, self.phase));
+        e.u64(self.full.len() as u64);
+        for &name in &self.full {
+            e.name(name);
+        }
+        e.u64(self.requested as u64);
     }
 
     fn new_round(&mut self) {
         self.next = 0;
         self.sources.clear();
         self.sending = false;
+        self.full.clear();
+        self.requested = 0;
         self.phase = Phase::Trying;
+    }
+
+    /// A send arm found no room on the queue `name` sends to.
+    fn found_full(&mut self, name: PortName) {
+        self.sending = true;
+        if !self.full.contains(&name) {
+            self.full.push(name);
+        }
     }
 }
 
@@ -496,6 +520,8 @@ impl ScriptMachine {
             first,
             sources: Vec::new(),
             sending: false,
+            full: Vec::new(),
+            requested: 0,
             phase: Phase::Trying,
         };
         self.select_continue(cx, code, Box::new(sel), None, true)
@@ -543,7 +569,9 @@ impl ScriptMachine {
                 if self.select_sent(q, arms[i].line, r)? {
                     return Ok(take(self, i, may_start));
                 }
-                sel.sending = true;
+                if let Some(name) = self.send_names[q] {
+                    sel.found_full(name);
+                }
             }
             Phase::Receiving => {
                 let r = super::received_outcome(outcome)?;
@@ -671,7 +699,7 @@ impl ScriptMachine {
                                 if self.select_sent(q, arm.line, r)? {
                                     return Ok(take(self, i, may_start));
                                 }
-                                sel.sending = true;
+                                sel.found_full(name);
                             }
                         }
                         continue;
@@ -700,15 +728,63 @@ impl ScriptMachine {
                     )),
                 };
             }
-            // Wait for a message; with a send arm waiting for room, only
-            // for a poll interval, then try the sends again.
-            let w = match (sel.sending, remaining) {
+            let mut names: Vec<PortName> = sel.sources.iter().map(|s| s.0).collect();
+            // A send arm waits for room without polling: the kernel is
+            // asked to say, by a message on this script's own notify port,
+            // when each full queue has room (send-possible notifications),
+            // one request per step; then the wait is for a message on the
+            // receive arms or the notify port.
+            // A full queue this select also receives from gets room when a
+            // receiver waits on it, which may be this very select (a
+            // rendezvous): its notification would wake it at once, again
+            // and again. Such a select polls, as before notifications.
+            let mut poll = sel
+                .full
+                .iter()
+                .any(|f| sel.sources.iter().any(|s| s.0 == *f));
+            if sel.sending && !poll {
+                match self.notify {
+                    Notify::Unasked => {
+                        self.notify = match cx.ipc().port_allocate(Capacity::Unbounded) {
+                            Ok(n) => Notify::Port(n),
+                            Err(_) => Notify::Unsupported,
+                        };
+                        return Ok(self.select_later(sel));
+                    }
+                    Notify::Port(notify) => {
+                        // A request still out is not made again (a new one
+                        // would replace it, and the right it dropped would
+                        // come back as a send-once notification, waking the
+                        // select for nothing).
+                        while let Some(&dest) = sel.full.get(sel.requested) {
+                            sel.requested += 1;
+                            if self.asked.contains(&dest) {
+                                continue;
+                            }
+                            if cx.ipc().request_send_possible(dest, notify).is_ok() {
+                                self.asked.push(dest);
+                            } else {
+                                // No notifications here (the os backend):
+                                // poll from now on.
+                                self.notify = Notify::Unsupported;
+                            }
+                            return Ok(self.select_later(sel));
+                        }
+                        names.push(notify);
+                    }
+                    Notify::Unsupported => poll = true,
+                }
+            }
+            // Wait for a message; where there are no notifications, with a
+            // send arm waiting for room, only for a poll interval, then try
+            // the sends again.
+            let w = match (poll, remaining) {
                 (true, Some(r)) => Wait::For(r.min(SELECT_POLL)),
                 (true, None) => Wait::For(SELECT_POLL),
                 (false, Some(r)) => Wait::For(r),
                 (false, None) => Wait::Forever,
             };
-            if sel.sources.is_empty() {
+            if names.is_empty() {
                 if let Wait::For(d) = w {
                     sel.phase = Phase::Polling;
                     return Ok(self.pause_in_select(sel, d));
@@ -716,7 +792,6 @@ impl ScriptMachine {
                 sel.new_round();
                 continue;
             }
-            let names: Vec<PortName> = sel.sources.iter().map(|s| s.0).collect();
             self.note_wait(cx);
             let r = match done(cx.receive(Source::Any(&names), w)) {
                 None => {
@@ -808,6 +883,21 @@ impl ScriptMachine {
         match r {
             Ok(msg) => {
                 let on = msg.received_on();
+                if let (Notify::Port(n), Some(on)) = (self.notify, on) {
+                    if n == on {
+                        // A full queue has room (or died): try again.
+                        if let Some(Notification::SendPossible(q) | Notification::DeadName(q)) =
+                            msg.notification()
+                        {
+                            self.asked.retain(|&a| a != q);
+                        }
+                        if let Some(c) = self.shared.counters().notified.get_mut(self.me) {
+                            *c += 1;
+                        }
+                        sel.new_round();
+                        return Ok(None);
+                    }
+                }
                 let found = sel.sources.iter().find(|s| Some(s.0) == on);
                 let queue = match (found, sel.sources.as_slice()) {
                     (Some(s), _) | (None, [s]) => s.1,

@@ -123,12 +123,11 @@ impl ScriptMachine {
             }
             Op::Call { .. } | Op::CallVia { .. } => {
                 let (queue, value) = match &s.op {
-                    Op::CallVia { var, value, .. } => {
-                        (&self.held_queue(*var, "call", line)?, value)
-                    }
-                    Op::Call { queue, value, .. } => (queue, value),
+                    Op::CallVia { var, value, .. } => (self.held_queue(*var, "call", line)?, value),
+                    Op::Call { queue, value, .. } => (*queue, value),
                     _ => return Err(fail(line, "call", "not a call")),
                 };
+                let queue = &queue;
                 let what = format!("call {}", qname(*queue));
                 let dest = self
                     .queue_name(cx, *queue, true)

@@ -52,7 +52,15 @@ pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
     if let Some(p) = scn.processes.iter().find(|p| p.may_wait_forever()) {
         return unsupported(
             scn,
-            format!("`server = true` (or an `end:` label) on `{}` is", p.name),
+            format!(
+                "{} on `{}` is",
+                if p.server {
+                    "`server = true`"
+                } else {
+                    "an `end:` label"
+                },
+                p.name
+            ),
             "only the simulator knows when every other process has ended and a server may be left waiting",
         );
     }
