@@ -31,7 +31,7 @@ use mkipc_sim::trace::{EventKind, Target};
 use mkipc_sim::Trace;
 use serde::Serialize;
 
-use crate::scenario::{self, RunOptions, RunResult, Scenario};
+use crate::scenario::{self, instance_of, RunOptions, RunResult, Scenario};
 
 /// One backend's run: its report, and its trace where the backend records one.
 #[derive(Debug)]
@@ -212,7 +212,7 @@ pub fn compare(left: &Side, right: &Side) -> Comparison {
     // the n-th on the other (instances of one family end in any order, so
     // each side's instances are sorted by what they did).
     let mut seen = std::collections::BTreeSet::new();
-    for name in a.processes.iter().map(|p| p.name.as_str()) {
+    for name in a.processes.iter().map(|p| instance_of(&p.name)) {
         if !seen.insert(name) {
             continue;
         }
@@ -220,7 +220,7 @@ pub fn compare(left: &Side, right: &Side) -> Comparison {
             let mut v: Vec<(String, String)> = r
                 .processes
                 .iter()
-                .filter(|p| p.name == name)
+                .filter(|p| instance_of(&p.name) == name)
                 .map(|p| {
                     (
                         p.status.clone(),

@@ -144,7 +144,7 @@ fn ports_rights_spawn_rpc_and_direct_links_run_on_real_processes() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["name"] == "worker")
+        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("worker#")))
         .collect();
     assert_eq!(workers.len(), 3, "{json}");
     assert!(workers.iter().all(|w| w["status"] == "exited(0)"));

@@ -194,7 +194,9 @@ pub use mech::MechOp;
 pub use os::{check_os, run_os, run_os_traced, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
 pub use record::Recorder;
-pub use report::{InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult};
+pub use report::{
+    instance_of, InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult,
+};
 pub use topology::{
     check_topology, CycleStep, StuckWait, TimedWait, TopologyReport, Verdict, WaitCycle,
 };

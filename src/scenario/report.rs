@@ -4,6 +4,42 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// Gives the instances of one script their own names: where a name
+/// stands for several rows (the workers a master spawns from one
+/// `[[process]]`), they become `name#1`, `name#2`, ... in the order the
+/// rows come (the order the backend started them). Names of one row are
+/// left alone. Traces keep the script's name; only the report tells the
+/// instances apart.
+pub(crate) fn name_instances(processes: &mut [ProcessResult]) {
+    let mut count = std::collections::HashMap::<String, usize>::new();
+    for p in processes.iter() {
+        *count.entry(p.name.clone()).or_default() += 1;
+    }
+    let mut next = std::collections::HashMap::<String, usize>::new();
+    for p in processes.iter_mut() {
+        if count.get(&p.name).is_some_and(|&n| n > 1) {
+            let k = next.entry(p.name.clone()).or_default();
+            *k += 1;
+            p.name = format!("{}#{k}", p.name);
+        }
+    }
+}
+
+/// The script an instance's report name belongs to: `worker#2` is a
+/// `worker`. Where one script has several rows in a report (the workers a
+/// master spawns from one `[[process]]`), they are named `name#1`,
+/// `name#2`, ... in the order the backend started them.
+pub fn instance_of(name: &str) -> &str {
+    match name.rsplit_once('#') {
+        Some((base, k))
+            if !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            base
+        }
+        _ => name,
+    }
+}
+
 /// One process at the end of a run.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ProcessResult {

@@ -381,7 +381,7 @@ fn summarize(
     series: &[QueueSeries],
 ) -> RunResult {
     let counters = handles.shared.counters().clone();
-    let processes = report
+    let mut processes: Vec<ProcessResult> = report
         .procs
         .iter()
         .map(|p| {
@@ -415,6 +415,7 @@ fn summarize(
             unknown: None,
         })
         .collect();
+    crate::scenario::report::name_instances(&mut processes);
     let queues = scn
         .queues
         .iter()

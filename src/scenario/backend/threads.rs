@@ -370,7 +370,7 @@ fn summarise(w: &World, waited: Waited, elapsed: Duration) -> RunResult {
     w.kernel.exit_task(w.setup);
     let maxima = watch.max.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let counters = shared.counters().clone();
-    let processes = statuses
+    let mut processes: Vec<ProcessResult> = statuses
         .iter()
         .enumerate()
         .map(|(id, (name, status))| {
@@ -395,6 +395,7 @@ fn summarise(w: &World, waited: Waited, elapsed: Duration) -> RunResult {
             }
         })
         .collect();
+    crate::scenario::report::name_instances(&mut processes);
     let queues = scn
         .queues
         .iter()

@@ -367,7 +367,7 @@ pub(super) fn summarize(
     let mut per_q = vec![[0u64; 4]; nq];
     let mut totals = MessageTotals::default();
     let mut failures: Vec<String> = Vec::new();
-    let processes = lines
+    let mut processes: Vec<ProcessResult> = lines
         .iter()
         .map(|l| {
             for (acc, q) in per_q.iter_mut().zip(&l.queues) {
@@ -409,7 +409,8 @@ pub(super) fn summarize(
                 }),
             }
         })
-        .collect::<Vec<ProcessResult>>();
+        .collect();
+    crate::scenario::report::name_instances(&mut processes);
     totals.lost = totals.sent.saturating_sub(totals.received);
     let unreported: Vec<&str> = processes
         .iter()
