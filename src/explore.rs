@@ -142,6 +142,19 @@ pub struct FoundFailure {
     pub replay_command: String,
 }
 
+/// What the stateful checker's partial-order reduction did
+/// (`mkipc explore --exhaustive`; off with `--no-reduction` and for a model
+/// with invariants that read the whole state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReductionFigures {
+    /// Whether the reduction was on.
+    pub on: bool,
+    /// States expanded (stored, not an end, not at the depth limit).
+    pub expanded: u64,
+    /// Expanded states whose expansion was reduced to one step.
+    pub reduced: u64,
+}
+
 /// What an exploration did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ExploreResult {
@@ -166,6 +179,8 @@ pub struct ExploreResult {
     pub transitions: Option<u64>,
     /// The stateful checker's statistics, as SPIN prints them.
     pub stats: Option<String>,
+    /// The stateful checker: what its partial-order reduction did.
+    pub reduction: Option<ReductionFigures>,
     /// Every failure found (the stateful checker with `keep_going`: each
     /// distinct one; otherwise the first), `failure` being the first.
     pub failures: Vec<FoundFailure>,
@@ -298,6 +313,11 @@ fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult,
         states: Some(out.stats.states_stored),
         transitions: Some(out.stats.transitions),
         stats: Some(out.stats.to_string()),
+        reduction: Some(ReductionFigures {
+            on: out.stats.reduction,
+            expanded: out.stats.states_expanded,
+            reduced: out.stats.states_reduced,
+        }),
         failures,
         notes,
     })
@@ -422,6 +442,7 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
         states: None,
         transitions: None,
         stats: None,
+        reduction: None,
         notes: Vec::new(),
     }
 }
@@ -463,6 +484,7 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
         states: None,
         transitions: None,
         stats: None,
+        reduction: None,
         notes: Vec::new(),
     }
 }

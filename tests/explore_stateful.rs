@@ -118,6 +118,37 @@ fn json_has_the_engine_the_states_and_each_failure() {
 }
 
 #[test]
+fn json_says_what_the_reduction_did() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "explore",
+            "examples/scenarios/shared-counter.toml",
+            "--exhaustive",
+            "--set",
+            "LOCKED=1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, _) = mkipc(&args);
+        assert_eq!(code, 0, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["reduction"].clone()
+    };
+    let on = run(&[]);
+    assert_eq!(on["on"], true, "{on}");
+    let expanded = on["expanded"].as_u64().unwrap();
+    let reduced = on["reduced"].as_u64().unwrap();
+    assert!(reduced > 0 && reduced < expanded, "{on}");
+    let off = run(&["--no-reduction"]);
+    assert_eq!(off["on"], false, "{off}");
+    assert_eq!(off["reduced"], 0, "{off}");
+    assert!(
+        off["expanded"].as_u64().unwrap() > expanded,
+        "{off} vs {on}"
+    );
+}
+
+#[test]
 fn keep_going_lists_each_distinct_reason_once() {
     let (code, out, _) = mkipc(&[
         "explore",
