@@ -180,12 +180,7 @@ impl Ctx<ScriptMachine> for ProcHost<'_> {
         CallStart::Done(r)
     }
     fn choose(&mut self, n: usize) -> usize {
-        // The run's seeded stream: the simulator's (a seed replays it) or
-        // the threads backend's own.
-        if n <= 1 {
-            return 0;
-        }
-        self.p.random_below(n as u64) as usize
+        self.p.choose(n)
     }
     fn mark_valid_end(&mut self, at: bool) {
         if self.threads.is_none() {

@@ -417,10 +417,7 @@ impl<M: Machine + Send> Ctx<M> for ProcCtx<'_> {
         CallStart::Done(self.proc.call_with(dest, msg, Wait::Forever))
     }
     fn choose(&mut self, n: usize) -> usize {
-        if n <= 1 {
-            return 0;
-        }
-        self.proc.random_below(n as u64) as usize
+        self.proc.choose(n)
     }
     fn mark_valid_end(&mut self, at: bool) {
         self.proc.declare_valid_end(at);

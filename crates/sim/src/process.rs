@@ -551,6 +551,16 @@ impl Proc {
         }
     }
 
+    /// A choice among `n` alternatives from the run's seeded RNG: `0`
+    /// when `n` is 0 or 1 (nothing drawn), else [`Proc::random_below`]
+    /// (what the runners' [`Ctx::choose`](crate::machine::Ctx::choose) does).
+    pub fn choose(&self, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        self.random_below(n as u64) as usize
+    }
+
     /// A random number in `0..n` from the run's seeded RNG (`n > 0`).
     pub fn random_below(&self, n: u64) -> u64 {
         match &self.backend {

@@ -69,10 +69,7 @@ struct TestCtx<'a> {
 impl Ctx<ScriptMachine> for TestCtx<'_> {
     type Ipc = Proc;
     fn choose(&mut self, n: usize) -> usize {
-        if n <= 1 {
-            return 0;
-        }
-        self.proc.random_below(n as u64) as usize
+        self.proc.choose(n)
     }
     fn ipc(&self) -> &Proc {
         self.proc

@@ -126,6 +126,16 @@ fn capacity_text(c: Capacity) -> String {
 }
 
 /// Whether a send with this policy to this queue can block.
+/// The channel state a wait implies whichever alternative blocks it: that
+/// of its one alternative, nothing when it has several (a queue held in a
+/// variable may be any of them).
+fn always_of(alts: &[Alt]) -> Vec<Mode> {
+    match alts {
+        [one] => one.mode.into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn send_blocks(scn: &Scenario, queue: usize, on_full: OnFull) -> bool {
     on_full == OnFull::Block && scn.queues[queue].capacity != Capacity::Unbounded
 }
@@ -323,10 +333,7 @@ impl Topology {
                 if alts.is_empty() {
                     return;
                 }
-                let always = match alts.as_slice() {
-                    [one] => one.mode.into_iter().collect(),
-                    _ => Vec::new(),
-                };
+                let always = always_of(&alts);
                 ("send", alts, always)
             }
             Op::Receive { queue, timeout, .. } => {
@@ -350,10 +357,7 @@ impl Topology {
                 if alts.is_empty() {
                     return;
                 }
-                let always = match alts.as_slice() {
-                    [one] => one.mode.into_iter().collect(),
-                    _ => Vec::new(),
-                };
+                let always = always_of(&alts);
                 ("receive", alts, always)
             }
             Op::Call { queue, .. } => {
