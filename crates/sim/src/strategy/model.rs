@@ -295,6 +295,15 @@ impl Model {
                     _ => {}
                 }
             }
+            let server = p.server;
+            p.actions.retain(|a| match *a {
+                Action::Receive { queue, .. } => queues[queue].receivable_by(me),
+                Action::Send { queue, .. } | Action::Call { queue, .. } => {
+                    queues[queue].sendable_by(me)
+                        && !(server && queues[queue].kind == QueueKind::Mailbox)
+                }
+                _ => true,
+            });
             if p.server {
                 match p.actions.first() {
                     Some(Action::Receive { timeout: None, .. }) => {}
@@ -310,15 +319,6 @@ impl Model {
                     },
                 }
             }
-            let server = p.server;
-            p.actions.retain(|a| match *a {
-                Action::Receive { queue, .. } => queues[queue].receivable_by(me),
-                Action::Send { queue, .. } | Action::Call { queue, .. } => {
-                    queues[queue].sendable_by(me)
-                        && !(server && queues[queue].kind == QueueKind::Mailbox)
-                }
-                _ => true,
-            });
             server_seen |= p.server;
         }
         for f in &mut self.faults {
