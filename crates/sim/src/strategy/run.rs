@@ -65,6 +65,17 @@ pub struct ModelMachine {
 }
 
 impl ModelMachine {
+    /// `x`: the value last received (or the reply the last call got), -1
+    /// before any.
+    pub fn x(&self) -> i64 {
+        self.x
+    }
+
+    /// The index of the action it is at (its program's length once done).
+    pub fn at(&self) -> usize {
+        self.pc
+    }
+
     fn new(model: &Model, me: usize, rights: &[CarriedRight]) -> ModelMachine {
         let mut names = vec![None; model.queues.len()];
         let mut k = 0;
