@@ -270,4 +270,3 @@ fn the_checker_refuses_faults_and_bad_models() {
     m.procs[0].actions.push(send(3));
     assert!(matches!(m.check(&checker()), Err(CheckRefusal::Invalid(_))));
 }
-

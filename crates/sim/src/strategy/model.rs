@@ -176,9 +176,9 @@ impl Action {
     /// The queue the action uses, if any.
     pub fn queue(&self) -> Option<usize> {
         match *self {
-            Action::Send { queue, .. } | Action::Receive { queue, .. } | Action::Call { queue, .. } => {
-                Some(queue)
-            }
+            Action::Send { queue, .. }
+            | Action::Receive { queue, .. }
+            | Action::Call { queue, .. } => Some(queue),
             _ => None,
         }
     }

@@ -16,8 +16,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use mkipc_kernel::{
-    CallError, CarriedRight, Destination, Ipc, Message, OnFull, PortName, ReceiveError,
-    SendError, SendErrorKind, Sent, Source, Wait, WaitOutcome,
+    CallError, CarriedRight, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError,
+    SendErrorKind, Sent, Source, Wait, WaitOutcome,
 };
 
 use super::model::{Action, Model, Policy, QueueKind};
@@ -251,7 +251,13 @@ impl ModelMachine {
         }
     }
 
-    fn send_op<C: Ctx<Self>>(&mut self, cx: &mut C, to: PortName, msg: Message, on: OnFull) -> Step {
+    fn send_op<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        to: PortName,
+        msg: Message,
+        on: OnFull,
+    ) -> Step {
         match cx.send(Destination::Name(to), msg, on) {
             Op::Done(r) => self.sent(r),
             Op::Pending => {
@@ -344,7 +350,9 @@ impl Machine for ModelMachine {
             }
             Action::AssertNot { value } => {
                 if self.x == i64::from(value) {
-                    Step::Exit(Err(ProcError::msg(format!("assertion failed: x != {value}"))))
+                    Step::Exit(Err(ProcError::msg(format!(
+                        "assertion failed: x != {value}"
+                    ))))
                 } else {
                     self.advance()
                 }
@@ -373,7 +381,10 @@ impl Machine for ModelMachine {
     /// From the actions left (all of them for a server): exactly, so the
     /// checker's reduction may step a sole sender or receiver alone.
     fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
-        let Some(queue) = mailbox.strip_prefix('q').and_then(|i| i.parse::<usize>().ok()) else {
+        let Some(queue) = mailbox
+            .strip_prefix('q')
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
             return true;
         };
         let left = if self.server {
@@ -466,9 +477,9 @@ impl Verdict {
             Some(FailureReason::Deadlock(_)) => Verdict::Deadlock,
             Some(FailureReason::ProcessFailed { proc, .. }) => Verdict::Failed(proc.clone()),
             Some(FailureReason::Panicked { proc, .. }) => Verdict::Panicked(proc.clone()),
-            Some(FailureReason::FinalCheck { name, .. } | FailureReason::Invariant { name, .. }) => {
-                Verdict::Other(name.clone())
-            }
+            Some(
+                FailureReason::FinalCheck { name, .. } | FailureReason::Invariant { name, .. },
+            ) => Verdict::Other(name.clone()),
             Some(other) => Verdict::Other(other.to_string()),
         }
     }
@@ -579,7 +590,11 @@ impl Model {
             return Err(CheckRefusal::Invalid(e));
         }
         if !out.stats.complete && out.failures.is_empty() {
-            let why = out.stats.stopped.clone().unwrap_or_else(|| out.stats.to_string());
+            let why = out
+                .stats
+                .stopped
+                .clone()
+                .unwrap_or_else(|| out.stats.to_string());
             return Err(CheckRefusal::Incomplete(why));
         }
         if !out.stats.complete {
