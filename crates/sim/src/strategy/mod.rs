@@ -42,7 +42,8 @@
 //! proptest!(ProptestConfig::with_cases(8), |(m in model())| {
 //!     let text = m.to_string();
 //!     for i in 0..m.procs.len() {
-//!         prop_assert!(text.contains(&format!("p{i}")));
+//!         let name = format!("p{i}");
+//!         prop_assert!(text.contains(&name), "{} lacks {}", text, name);
 //!     }
 //!     if let Ok(verdicts) = m.verdicts(&Checker::new().keep_going().max_memory(16 << 20)) {
 //!         prop_assert!(!verdicts.is_empty());
