@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use mkipc::scenario::{check_scenario, from_model, parse};
 use mkipc::sim::check::Checker;
 use mkipc::sim::strategy::{model, model_with_faults, Action, Model, Verdict};
+use mkipc::sim::{ExitStatus, Explorer, Failure, Reduction, Report, Sim};
 use proptest::prelude::*;
 
 fn checker() -> Checker {
@@ -42,6 +43,71 @@ fn scenario_failures(text: &str) -> Result<Option<BTreeSet<Verdict>>, String> {
             .map(|f| Verdict::of(Some(&f.reason)))
             .collect(),
     ))
+}
+
+/// A run's end, as far as the model's machines and the scenario's scripts
+/// must agree on it: the verdict and each process's exit status (by kind:
+/// each side words its errors its own way).
+fn end_of(r: &Result<Report, Failure>) -> String {
+    let (reason, report) = match r {
+        Ok(report) => (None, report),
+        Err(f) => (Some(&f.reason), &*f.report),
+    };
+    let statuses: Vec<&str> = report
+        .procs
+        .iter()
+        .map(|p| match p.status {
+            ExitStatus::Exited(0) => "exited",
+            ExitStatus::Exited(_) => "exited with a code",
+            ExitStatus::Failed { .. } => "failed",
+            ExitStatus::Killed => "killed",
+            ExitStatus::Panicked(_) => "panicked",
+            ExitStatus::Stuck => "stuck",
+        })
+        .collect();
+    format!("{} {statuses:?}", Verdict::of(reason))
+}
+
+/// Every end the plain exhaustive search on the simulator reaches with the
+/// model `setup` installs; `None` if it does not finish in `max_runs`.
+fn plain_ends(setup: impl Fn(&mut Sim), max_runs: u64) -> Option<BTreeSet<String>> {
+    let mut ends = BTreeSet::new();
+    let out = Explorer::new()
+        .builder(Sim::builder().trace(false))
+        .exhaustive(usize::MAX, max_runs)
+        .reduction(Reduction::None)
+        .run_all(setup, |r| {
+            ends.insert(end_of(r));
+        });
+    out.complete.then_some(ends)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+
+    /// With faults (kills at a time, which the stateful checker refuses),
+    /// the printed file runs like the model on the simulator: the plain
+    /// exhaustive search reaches the same ends (verdict and every
+    /// process's exit status) in both.
+    #[test]
+    fn a_printed_model_with_faults_runs_like_the_model(m in model_with_faults()) {
+        let text = from_model(&m);
+        let scn = std::sync::Arc::new(
+            parse("model.toml", &text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?,
+        );
+        let Some(model_ends) = plain_ends(|sim| m.install(sim).expect("well formed"), 2_000) else {
+            return Err(TestCaseError::reject("too big for the plain search"));
+        };
+        let Some(file_ends) = plain_ends(
+            |sim| {
+                mkipc::scenario::setup_sim(&scn, sim).expect("sets up");
+            },
+            2_000,
+        ) else {
+            return Err(TestCaseError::reject("too big for the plain search"));
+        };
+        prop_assert_eq!(model_ends, file_ends, "\n{}\n{}", m, text);
+    }
 }
 
 proptest! {
