@@ -205,6 +205,10 @@ fn the_minimal_models_print_as_files_that_fail_alike() {
             ),
             Verdict::Failed("p0".into()),
         ),
+        (
+            one(QueueKind::Mailbox, Action::Reply { value: 0 }),
+            Verdict::Failed("p0".into()),
+        ),
     ];
     for (m, verdict) in cases {
         let text = from_model(&m);

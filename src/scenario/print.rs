@@ -9,7 +9,10 @@
 //! `p0`, `p1`, .... Each script starts with `x = -1` (the value last
 //! received) and then says each action as the statement the model's
 //! `Display` prints: `send q0 block 1`, `receive q0 x [timeout 1ms]`,
-//! `call q1 2 -> x`, `reply 0`, `assert x != 2`, `sleep 1ms`. A server's
+//! `call q1 2 -> x`, `reply 0`, `assert x != 2`, `sleep 1ms`; a choice
+//! among `n` is a `select any` of `n` arms, arm `i` sending `i` to a
+//! mailbox `choices` (unbounded, so every arm can proceed) and setting
+//! `x = i`. A server's
 //! actions are a `forever` loop and it is declared `server = true`. Kills
 //! are `[[fault]]` tables at a time, which the stateful checker refuses
 //! (`mkipc explore --exhaustive` then runs the stateless search).
@@ -42,7 +45,27 @@
 
 use std::fmt::Write as _;
 
-use mkipc_sim::strategy::{capacity_toml, Model, QueueKind};
+use mkipc_sim::strategy::{capacity_toml, Action, Model, QueueKind};
+
+/// The mailbox a printed choice sends to (`select any` needs arms that
+/// can proceed; a send to an unbounded mailbox always can).
+const CHOICES: &str = "choices";
+
+/// `action` as script lines, each indented by `indent`.
+fn statement(out: &mut String, indent: &str, action: &Action) {
+    match *action {
+        Action::Choose { n } => {
+            let _ = writeln!(out, "{indent}select any");
+            for i in 0..n {
+                let _ = writeln!(out, "{indent}on send {CHOICES} {i}\n{indent}  x = {i}");
+            }
+            let _ = writeln!(out, "{indent}end");
+        }
+        ref a => {
+            let _ = writeln!(out, "{indent}{a}");
+        }
+    }
+}
 
 /// The scenario file (TOML) that says `model` (module docs).
 pub fn from_model(model: &Model) -> String {
@@ -80,6 +103,17 @@ pub fn from_model(model: &Model) -> String {
             }
         }
     }
+    let chooses = model
+        .procs
+        .iter()
+        .flat_map(|p| &p.actions)
+        .any(|a| matches!(a, Action::Choose { .. }));
+    if chooses {
+        let _ = writeln!(
+            out,
+            "# Each choice sends its alternative here (a `select any` of sends).\n[[mailbox]]\nname = \"{CHOICES}\"\ncapacity = \"unbounded\"\n"
+        );
+    }
     for (i, p) in model.procs.iter().enumerate() {
         let _ = writeln!(out, "[[process]]\nname = \"p{i}\"");
         if p.server {
@@ -93,7 +127,7 @@ pub fn from_model(model: &Model) -> String {
             ""
         };
         for a in &p.actions {
-            let _ = writeln!(script, "{indent}{a}");
+            statement(&mut script, indent, a);
         }
         if p.server {
             script.push_str("end\n");

@@ -15,6 +15,11 @@
 //!   [`Model::normalized`] (indices modulo the counts, actions a process
 //!   may not do dropped), so shrinking one list never stops at a model
 //!   whose other parts no longer fit.
+//!
+//! That is not enough for a minimal model (removing a process renumbers
+//! the ones after it; an alternative is only as simple as the one drawn
+//! with the case), so [`models`] ends its shrinking with the model passes
+//! of [`Shrinking`] (module `shrink`).
 
 use std::ops::RangeInclusive;
 
@@ -22,6 +27,7 @@ use mkipc_kernel::Capacity;
 use proptest::prelude::*;
 
 use super::model::{Action, Kill, Model, Policy, Program, Queue, QueueKind};
+use super::shrink::Shrinking;
 
 /// What a generated model may contain, and how big it may be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +52,8 @@ pub struct ModelConfig {
     pub asserts: bool,
     /// A server (a process looping forever, a valid end at its receive).
     pub servers: bool,
+    /// Nondeterministic choices ([`Action::Choose`]).
+    pub choices: bool,
     /// Faults: up to this many kills at a virtual time (the stateful
     /// checker refuses models with any; the simulator runs them).
     pub faults: usize,
@@ -66,8 +74,39 @@ impl Default for ModelConfig {
             policies: true,
             asserts: true,
             servers: true,
+            choices: true,
             faults: 0,
         }
+    }
+}
+
+impl ModelConfig {
+    /// Whether `m` is within this configuration: its counts in the ranges,
+    /// only the features it allows (what the model passes of [`Shrinking`]
+    /// keep to, so a shrunk model is one the strategy could have made).
+    pub fn allows(&self, m: &Model) -> bool {
+        let counts = self.procs.contains(&m.procs.len())
+            && self.queues.contains(&m.queues.len())
+            && m.faults.len() <= self.faults
+            && m.procs.iter().all(|p| {
+                // A server's receive may have been put first.
+                let n = p.actions.len();
+                self.actions.contains(&n) || (p.server && n <= self.actions.end() + 1)
+            });
+        let queues = m.queues.iter().all(|q| match q.kind {
+            QueueKind::Mailbox => self.mailboxes,
+            QueueKind::Port { .. } => self.ports,
+        });
+        let servers = self.servers || m.procs.iter().all(|p| !p.server);
+        let actions = m.procs.iter().flat_map(|p| &p.actions).all(|a| match *a {
+            Action::Send { policy, .. } => self.policies || policy == Policy::Block,
+            Action::Receive { timeout, .. } => self.time || timeout.is_none(),
+            Action::Call { .. } | Action::Reply { .. } => self.rpc,
+            Action::AssertNot { .. } => self.asserts,
+            Action::Sleep { .. } => self.time,
+            Action::Choose { .. } => self.choices,
+        });
+        counts && queues && servers && actions
     }
 }
 
@@ -124,6 +163,7 @@ fn action(c: &ModelConfig) -> BoxedStrategy<Action> {
         on(c.rpc, 2) => v().prop_map(|value| Action::Reply { value }),
         on(c.asserts, 1) => v().prop_map(|value| Action::AssertNot { value }),
         on(c.time, 1) => (1..3u8).prop_map(|ms| Action::Sleep { ms }),
+        on(c.choices, 1) => (2..=3u8).prop_map(|n| Action::Choose { n }),
     ]
     .boxed()
 }
@@ -140,8 +180,13 @@ fn program(c: &ModelConfig) -> BoxedStrategy<Program> {
 }
 
 /// Random well-formed models within `config` (see the module docs for how
-/// they shrink).
+/// they shrink; then the model passes of [`Shrinking`] run).
 pub fn models(config: ModelConfig) -> impl Strategy<Value = Model> {
+    Shrinking::new(generated(config.clone()), config)
+}
+
+/// The generated models, with proptest's own shrinking only.
+fn generated(config: ModelConfig) -> impl Strategy<Value = Model> {
     let faults = prop::collection::vec(
         (0..4usize, 0..4u8).prop_map(|(proc, at_ms)| Kill { proc, at_ms }),
         0..=config.faults,
@@ -169,10 +214,14 @@ pub fn model() -> impl Strategy<Value = Model> {
 }
 
 /// [`model`] with up to two kills at a virtual time: for the simulator
-/// and the stateless explorer (the stateful checker has no faults).
+/// and the stateless explorer (the stateful checker has no faults). No
+/// choices: the simulator draws a choice from the run's seed rather than
+/// enumerate it, so an exhaustive search of the simulator would not see
+/// every alternative.
 pub fn model_with_faults() -> impl Strategy<Value = Model> {
     models(ModelConfig {
         faults: 2,
+        choices: false,
         ..ModelConfig::default()
     })
 }

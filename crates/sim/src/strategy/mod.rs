@@ -5,7 +5,7 @@
 //! unbounded; processes, each a short straight-line program of [`Action`]s
 //! (sends under every [`Policy`], receives with or without a timeout, RPC
 //! `call`/`reply` whose request carries a send-once reply right, assertions
-//! on the value received, sleeps), or a server looping forever; and faults
+//! on the value received, sleeps, choices), or a server looping forever; and faults
 //! (kills at a virtual time). It is `Clone + Eq + Hash`, its `Debug` is the
 //! data, its `Display` one readable line per queue and process.
 //!
@@ -18,8 +18,10 @@
 //!   [`Explorer`](crate::Explorer) runs it under seeds or exhaustively.
 //! * **Shrink**: a property that fails on a model makes proptest shrink it
 //!   to fewer processes, queues, actions (messages) and faults, smaller
-//!   capacities, simpler policies (module `gen` says how the strategies are
-//!   built for that). A model that deadlocks on a rendezvous send shrinks
+//!   capacities, simpler policies: proptest's own shrinking (module `gen`
+//!   says how the strategies are built for it), then passes that know a
+//!   model ([`Shrinking`]: remove a process with its ports, a queue, an
+//!   action; simplify a queue or an action), until none applies. A model that deadlocks on a rendezvous send shrinks
 //!   to one process sending once to a rendezvous mailbox
 //!   (`tests/strategy_shrink.rs`).
 //! * **Print**: the root package prints a model as a scenario file
@@ -28,9 +30,10 @@
 //!   explore FILE --exhaustive`. Faults print as `[[fault]]` tables, which
 //!   `mkipc explore` runs with the stateless search.
 //!
-//! What a model cannot say: choices (`select any`), direct addressing,
-//! rights other than a call's reply right carried in a message (the
-//! scenario language has no statement for them), spawning.
+//! What a model cannot say (the scenario language, which a model must
+//! print as, has no statement for them, or the checker no support): direct
+//! addressing, rights other than a call's reply right carried in a
+//! message, spawning, `select` over several queues.
 //!
 //! ```
 //! use proptest::prelude::*;
@@ -74,11 +77,13 @@
 mod gen;
 mod model;
 mod run;
+mod shrink;
 mod topology;
 
 pub use gen::{capacity, model, model_with_faults, models, policy, ModelConfig};
 pub use model::{capacity_toml, Action, Kill, Model, Policy, Program, Queue, QueueKind};
 pub use run::{CheckRefusal, ModelMachine, Verdict};
+pub use shrink::{ModelTree, Shrinking};
 pub use topology::{scenario, topology, Scenario, Topology};
 
 /// The capacities the fixed topologies use (bounds 1 to 3 as well).

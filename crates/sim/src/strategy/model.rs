@@ -120,6 +120,15 @@ pub enum Action {
         /// Milliseconds.
         ms: u8,
     },
+    /// A nondeterministic choice: `x` becomes any of `0..n`
+    /// ([`Ctx::choose`](crate::machine::Ctx::choose): the checker explores
+    /// each, the simulator draws one from the run's seed). Not in a
+    /// server's loop (the scenario's `select any` that says it sends to a
+    /// mailbox each time: a loop would fill it without end).
+    Choose {
+        /// How many alternatives (2 or 3).
+        n: u8,
+    },
 }
 
 /// A fault: kill process `proc` at `at_ms` of virtual time.
@@ -244,6 +253,14 @@ impl Model {
                         _ => {}
                     }
                 }
+                if let Action::Choose { n } = *a {
+                    if p.server {
+                        return bad("a server makes no choices");
+                    }
+                    if !(2..=3).contains(&n) {
+                        return bad("a choice is among 2 or 3");
+                    }
+                }
             }
             if p.server
                 && !matches!(
@@ -302,8 +319,14 @@ impl Model {
                     queues[queue].sendable_by(me)
                         && !(server && queues[queue].kind == QueueKind::Mailbox)
                 }
+                Action::Choose { .. } => !server,
                 _ => true,
             });
+            for a in &mut p.actions {
+                if let Action::Choose { n } = a {
+                    *n = (*n).clamp(2, 3);
+                }
+            }
             if p.server {
                 match p.actions.first() {
                     Some(Action::Receive { timeout: None, .. }) => {}
@@ -337,7 +360,8 @@ fn capacity_text(c: Capacity) -> String {
 }
 
 impl fmt::Display for Action {
-    /// The action as a statement of the scenario language.
+    /// The action as a statement of the scenario language (a choice, which
+    /// is a `select any` block there, as `x = any of 0..n`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Action::Send {
@@ -357,6 +381,7 @@ impl fmt::Display for Action {
             Action::Reply { value } => write!(f, "reply {value}"),
             Action::AssertNot { value } => write!(f, "assert x != {value}"),
             Action::Sleep { ms } => write!(f, "sleep {ms}ms"),
+            Action::Choose { n } => write!(f, "x = any of 0..{n}"),
         }
     }
 }

@@ -357,6 +357,10 @@ impl Machine for ModelMachine {
                     self.advance()
                 }
             }
+            Action::Choose { n } => {
+                self.x = cx.choose(usize::from(n)) as i64;
+                self.advance()
+            }
             Action::Sleep { ms: t } => {
                 let step = Step::Pause {
                     time: Dist::Fixed(ms(u64::from(t))),
