@@ -336,10 +336,10 @@ fn without_queue(m: &Model, q: usize) -> Model {
             match a {
                 Action::Send { queue, .. }
                 | Action::Receive { queue, .. }
-                | Action::Call { queue, .. } => {
-                    if *queue > q {
-                        *queue -= 1;
-                    }
+                | Action::Call { queue, .. }
+                    if *queue > q =>
+                {
+                    *queue -= 1;
                 }
                 _ => {}
             }
