@@ -221,3 +221,47 @@ fn the_minimal_models_print_as_files_that_fail_alike() {
         );
     }
 }
+
+/// End to end, as `examples/shrink_to_scenario.rs` does it: a property
+/// fails on some random model, proptest (with the model passes) shrinks
+/// it, and the printed file fails the same way under the checker, for a
+/// deadlock and for a failed process, whatever the runner's seed.
+#[test]
+fn a_shrunk_failure_prints_as_a_file_that_reproduces_it() {
+    use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
+    let is_deadlock = |v: &Verdict| *v == Verdict::Deadlock;
+    let is_failure = |v: &Verdict| matches!(v, Verdict::Failed(_));
+    let properties: [(&str, &dyn Fn(&Verdict) -> bool); 2] =
+        [("deadlock", &is_deadlock), ("failure", &is_failure)];
+    for (what, bad) in properties {
+        for seed in 1..4u8 {
+            let mut runner = TestRunner::new_with_rng(
+                Config {
+                    cases: 2000,
+                    failure_persistence: None,
+                    ..Config::default()
+                },
+                TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
+            );
+            let result = runner.run(&model(), |m| {
+                let found = model_failures(&m).is_some_and(|v| v.iter().any(bad));
+                prop_assert!(!found);
+                Ok(())
+            });
+            let Err(TestError::Fail(_, m)) = result else {
+                panic!("{what}, seed {seed}: no model failed: {result:?}");
+            };
+            assert!(
+                m.procs.len() <= 2 && m.messages() <= 2,
+                "{what}: not small\n{m}"
+            );
+            let text = from_model(&m);
+            let got = scenario_failures(&text).unwrap().expect("complete");
+            assert!(
+                got.iter().any(bad),
+                "{what}, seed {seed}: the file does not fail\n{text}"
+            );
+            assert_eq!(Some(got), model_failures(&m), "{text}");
+        }
+    }
+}
