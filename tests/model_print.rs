@@ -229,10 +229,14 @@ fn the_minimal_models_print_as_files_that_fail_alike() {
 #[test]
 fn a_shrunk_failure_prints_as_a_file_that_reproduces_it() {
     use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
-    let is_deadlock = |v: &Verdict| *v == Verdict::Deadlock;
-    let is_failure = |v: &Verdict| matches!(v, Verdict::Failed(_));
-    let properties: [(&str, &dyn Fn(&Verdict) -> bool); 2] =
-        [("deadlock", &is_deadlock), ("failure", &is_failure)];
+    fn is_deadlock(v: &Verdict) -> bool {
+        *v == Verdict::Deadlock
+    }
+    fn is_failure(v: &Verdict) -> bool {
+        matches!(v, Verdict::Failed(_))
+    }
+    let properties: [(&str, fn(&Verdict) -> bool); 2] =
+        [("deadlock", is_deadlock), ("failure", is_failure)];
     for (what, bad) in properties {
         for seed in 1..4u8 {
             let mut runner = TestRunner::new_with_rng(
