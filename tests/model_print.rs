@@ -235,8 +235,9 @@ fn a_shrunk_failure_prints_as_a_file_that_reproduces_it() {
     fn is_failure(v: &Verdict) -> bool {
         matches!(v, Verdict::Failed(_))
     }
-    let properties: [(&str, fn(&Verdict) -> bool); 2] =
-        [("deadlock", is_deadlock), ("failure", is_failure)];
+    /// What the property forbids of an end state.
+    type Forbidden = fn(&Verdict) -> bool;
+    let properties: [(&str, Forbidden); 2] = [("deadlock", is_deadlock), ("failure", is_failure)];
     for (what, bad) in properties {
         for seed in 1..4u8 {
             let mut runner = TestRunner::new_with_rng(
