@@ -28,7 +28,8 @@
 //!   (`mkipc::scenario::from_model`) that the checker gives the same
 //!   verdicts; a failing model so becomes a file to replay with `mkipc
 //!   explore FILE --exhaustive`. Faults print as `[[fault]]` tables, which
-//!   `mkipc explore` runs with the stateless search.
+//!   `mkipc explore` runs with the stateless search. The whole path:
+//!   `cargo run --example shrink_to_scenario` (root package).
 //!
 //! What a model cannot say (the scenario language, which a model must
 //! print as, has no statement for them, or the checker no support): direct
