@@ -297,3 +297,26 @@ fn the_checker_refuses_faults_and_bad_models() {
     m.procs[0].actions.push(send(3));
     assert!(matches!(m.check(&checker()), Err(CheckRefusal::Invalid(_))));
 }
+
+/// Without `keep_going` the search stops at the first failure: no verdict
+/// set, and it says why.
+#[test]
+fn verdicts_need_a_complete_search() {
+    use mkipc_sim::strategy::CheckRefusal;
+    let m = Model {
+        queues: vec![Queue {
+            kind: QueueKind::Mailbox,
+            capacity: Capacity::Zero,
+        }],
+        procs: vec![Program {
+            server: false,
+            actions: vec![send(0)],
+        }],
+        faults: vec![],
+    };
+    match m.verdicts(&Checker::new()) {
+        Err(CheckRefusal::Incomplete(why)) => assert!(why.contains("first failure"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(verdicts(&m), BTreeSet::from([Verdict::Deadlock]));
+}

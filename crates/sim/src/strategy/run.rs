@@ -593,19 +593,15 @@ impl Model {
         if let Some(e) = failed {
             return Err(CheckRefusal::Invalid(e));
         }
-        if !out.stats.complete && out.failures.is_empty() {
-            let why = out
-                .stats
-                .stopped
-                .clone()
-                .unwrap_or_else(|| out.stats.to_string());
-            return Err(CheckRefusal::Incomplete(why));
-        }
         if !out.stats.complete {
-            // Stopped at the first failure: that one is all it knows.
-            return Err(CheckRefusal::Incomplete(
-                "stopped at the first failure (use keep_going)".into(),
-            ));
+            let why = match &out.stats.stopped {
+                Some(why) => why.clone(),
+                None if !out.failures.is_empty() => {
+                    "stopped at the first failure (use keep_going)".to_string()
+                }
+                None => out.stats.to_string(),
+            };
+            return Err(CheckRefusal::Incomplete(why));
         }
         Ok(verdicts)
     }
