@@ -74,6 +74,7 @@
 //! println!("{report}");
 //! ```
 
+pub mod async_proc;
 pub mod builder;
 pub mod check;
 pub mod conformance;
@@ -97,6 +98,7 @@ pub mod time;
 pub mod trace;
 pub mod workload;
 
+pub use crate::async_proc::{AsyncIpc, AsyncProc};
 pub use crate::builder::{Inherit, SimBuilder};
 pub use crate::deadlock::Deadlock;
 pub use crate::explore::{ExploreOutcome, Explorer, Reduction, SearchCut};
