@@ -239,7 +239,12 @@ impl Drop for Blocked<'_> {
         if let Some(token) = self.token.take() {
             let s = self.shared.sim();
             let _ = s.core.kernel.wait_cancel(s.pid, token);
-            if self.since.is_some() {
+            // A process killed or ended mid-wait keeps its figures as a
+            // coroutine unwound there does (the end of the run credits a
+            // stuck process's wait itself); one that gave the wait up
+            // goes on, and is no longer blocked.
+            let ended = s.core.procs.borrow()[s.id.0 as usize].state == crate::runtime::PState::Done;
+            if self.since.is_some() && !ended && !s.core.is_killed(s.id) {
                 self.finish();
             }
         }
