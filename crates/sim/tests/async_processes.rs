@@ -13,9 +13,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use mkipc_kernel::{
-    Capacity, Ipc, Message, OnFull, PortName, ReceiveError, SendErrorKind, Wait,
-};
+use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, ReceiveError, SendErrorKind, Wait};
 use mkipc_sim::{
     ms, AsyncIpc, AsyncProc, Dist, ExitStatus, Failure, FailureReason, Inherit, Proc, ProcResult,
     Report, SchedulerKind, Sim,
@@ -109,7 +107,11 @@ fn run_closure(p: &Proc, own: PortName, to: &[PortName], acts: &[Act]) -> ProcRe
                 }
             }
             Act::Select(mode) => {
-                let w = if mode == 0 { Wait::For(ms(1)) } else { Wait::NoWait };
+                let w = if mode == 0 {
+                    Wait::For(ms(1))
+                } else {
+                    Wait::NoWait
+                };
                 let _ = p.select_with(&[own], w);
             }
             Act::Call(k) => {
@@ -164,7 +166,11 @@ fn run_async<'a>(
                     }
                 }
                 Act::Select(mode) => {
-                    let w = if mode == 0 { Wait::For(ms(1)) } else { Wait::NoWait };
+                    let w = if mode == 0 {
+                        Wait::For(ms(1))
+                    } else {
+                        Wait::NoWait
+                    };
                     let _ = p.select_with(&[own], w).await;
                 }
                 Act::Call(k) => {
@@ -582,8 +588,13 @@ fn the_whole_api_on_an_async_process() {
     sim.spawn_async("client", &[], move |p| async move {
         p.sleep(ms(1)).await;
         let echo = p.look_up("echo").await?;
-        assert_eq!(p.call(echo, Message::from_u64(1, 10)).await?.as_u64(), Some(11));
-        let reply = p.call_timeout(echo, Message::from_u64(1, 20), ms(5)).await?;
+        assert_eq!(
+            p.call(echo, Message::from_u64(1, 10)).await?.as_u64(),
+            Some(11)
+        );
+        let reply = p
+            .call_timeout(echo, Message::from_u64(1, 20), ms(5))
+            .await?;
         assert_eq!(reply.as_u64(), Some(21));
         p.send_to(server_pid, Message::from_u64(1, 7)).await?;
         // Port sets, peek, selective receive, priority select, close.
@@ -611,7 +622,10 @@ fn the_whole_api_on_an_async_process() {
         assert_eq!(p.port_status(b).await?.queue_len, 0);
         // A mailbox of its own.
         let mb = p
-            .mailbox_create("box", MailboxConfig::new(Capacity::Bounded(2)).owner(Owner::System))
+            .mailbox_create(
+                "box",
+                MailboxConfig::new(Capacity::Bounded(2)).owner(Owner::System),
+            )
             .await?;
         let opened = p.mailbox_open("box").await?;
         p.send(opened, Message::from_u64(1, 3)).await?;
@@ -627,7 +641,10 @@ fn the_whole_api_on_an_async_process() {
         Ok(r) => r,
         Err(f) => panic!("{f}\n{}", f.report.trace.to_json_lines()),
     };
-    assert!(report.procs.iter().all(|p| p.status.is_success()), "{report}");
+    assert!(
+        report.procs.iter().all(|p| p.status.is_success()),
+        "{report}"
+    );
     let client = report.proc("client").unwrap();
     // Two calls, a direct send, five sends; the send after the close failed.
     assert_eq!(client.stats.sent, 2 + 1 + 5);

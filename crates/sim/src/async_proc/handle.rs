@@ -243,7 +243,8 @@ impl Drop for Blocked<'_> {
             // coroutine unwound there does (the end of the run credits a
             // stuck process's wait itself); one that gave the wait up
             // goes on, and is no longer blocked.
-            let ended = s.core.procs.borrow()[s.id.0 as usize].state == crate::runtime::PState::Done;
+            let ended =
+                s.core.procs.borrow()[s.id.0 as usize].state == crate::runtime::PState::Done;
             if self.since.is_some() && !ended && !s.core.is_killed(s.id) {
                 self.finish();
             }
@@ -377,9 +378,7 @@ impl AsyncProc {
             .send_begin(s.pid, dest, msg, on_full, &|| s.waker.clone());
         let r = match begin {
             Begin::Done(r) => r,
-            Begin::Blocked(token) => {
-                expect_sent(self.block(token, send_timeout_of(on_full)).await)
-            }
+            Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full)).await),
         };
         p.sent_done(to, msg_id, &r);
         r
@@ -402,9 +401,7 @@ impl AsyncProc {
                 Err(ReceiveError::TimedOut)
             }
             Begin::Done(r) => r,
-            Begin::Blocked(token) => {
-                expect_received(self.block(token, timeout_of(wait)).await)
-            }
+            Begin::Blocked(token) => expect_received(self.block(token, timeout_of(wait)).await),
         };
         p.received_done(from, r.as_ref().map_err(|e| *e));
         r
@@ -451,9 +448,7 @@ impl AsyncProc {
                 Err(ReceiveError::TimedOut)
             }
             Begin::Done(r) => r,
-            Begin::Blocked(token) => {
-                expect_received(self.block(token, timeout_of(wait)).await)
-            }
+            Begin::Blocked(token) => expect_received(self.block(token, timeout_of(wait)).await),
         };
         match got {
             Ok(reply) if reply.notification() == Some(Notification::SendOnce) => {
@@ -645,12 +640,7 @@ impl AsyncIpc for AsyncProc {
     async fn destroy(&self, name: PortName) -> Result<(), IpcError> {
         self.plain(|p| p.destroy(name)).await
     }
-    async fn mod_refs(
-        &self,
-        name: PortName,
-        right: RightKind,
-        delta: i32,
-    ) -> Result<(), IpcError> {
+    async fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
         self.plain(|p| p.mod_refs(name, right, delta)).await
     }
     async fn rights(&self, name: PortName) -> Result<RightSet, IpcError> {
@@ -690,11 +680,7 @@ impl AsyncIpc for AsyncProc {
         })
         .await
     }
-    async fn select_with(
-        &self,
-        sources: &[PortName],
-        wait: Wait,
-    ) -> Result<Message, ReceiveError> {
+    async fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.receive_from_source(target_of_sources(sources), wait, |s, may_wait| {
             s.core
                 .kernel

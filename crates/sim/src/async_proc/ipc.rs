@@ -38,8 +38,8 @@ use std::time::Duration;
 
 use mkipc_kernel::{
     Access, CallError, Capacity, Disposition, Filter, IpcError, MailboxConfig, Message, NotifyKind,
-    OnFull, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet, SendError,
-    SendErrorKind, Sent, Unsupported, Wait,
+    OnFull, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet, SendError, SendErrorKind,
+    Sent, Unsupported, Wait,
 };
 
 /// The [`Ipc`](mkipc_kernel::Ipc) API with every operation a future (module
@@ -70,8 +70,7 @@ pub trait AsyncIpc {
     /// [`Ipc::destroy`](mkipc_kernel::Ipc::destroy).
     async fn destroy(&self, name: PortName) -> Result<(), IpcError>;
     /// [`Ipc::mod_refs`](mkipc_kernel::Ipc::mod_refs).
-    async fn mod_refs(&self, name: PortName, right: RightKind, delta: i32)
-        -> Result<(), IpcError>;
+    async fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError>;
     /// [`Ipc::rights`](mkipc_kernel::Ipc::rights).
     async fn rights(&self, name: PortName) -> Result<RightSet, IpcError>;
     /// [`Ipc::port_status`](mkipc_kernel::Ipc::port_status).
@@ -98,17 +97,24 @@ pub trait AsyncIpc {
     /// [`Ipc::receive_with`](mkipc_kernel::Ipc::receive_with).
     async fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError>;
     /// [`Ipc::select_with`](mkipc_kernel::Ipc::select_with).
-    async fn select_with(&self, sources: &[PortName], wait: Wait)
-        -> Result<Message, ReceiveError>;
+    async fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError>;
     /// [`Ipc::call_with`](mkipc_kernel::Ipc::call_with).
-    async fn call_with(&self, dest: PortName, msg: Message, wait: Wait)
-        -> Result<Message, CallError>;
+    async fn call_with(
+        &self,
+        dest: PortName,
+        msg: Message,
+        wait: Wait,
+    ) -> Result<Message, CallError>;
 
     // ----- direct addressing ---------------------------------------------------
 
     /// [`Ipc::send_to_with`](mkipc_kernel::Ipc::send_to_with).
-    async fn send_to_with(&self, pid: Pid, msg: Message, on_full: OnFull)
-        -> Result<Sent, SendError>;
+    async fn send_to_with(
+        &self,
+        pid: Pid,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError>;
     /// [`Ipc::receive_from_with`](mkipc_kernel::Ipc::receive_from_with).
     async fn receive_from_with(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError>;
     /// [`Ipc::receive_from_any_with`](mkipc_kernel::Ipc::receive_from_any_with).
@@ -124,8 +130,12 @@ pub trait AsyncIpc {
     /// [`Ipc::mailbox_open`](mkipc_kernel::Ipc::mailbox_open).
     async fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError>;
     /// [`Ipc::mailbox_grant`](mkipc_kernel::Ipc::mailbox_grant).
-    async fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access)
-        -> Result<(), IpcError>;
+    async fn mailbox_grant(
+        &self,
+        mailbox: PortName,
+        pid: Pid,
+        access: Access,
+    ) -> Result<(), IpcError>;
     /// [`Ipc::mailbox_destroy`](mkipc_kernel::Ipc::mailbox_destroy).
     async fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError>;
     /// [`Ipc::register`](mkipc_kernel::Ipc::register).
@@ -318,8 +328,11 @@ pub trait AsyncIpc {
         self.select_first_with(sources, Wait::NoWait).await
     }
     /// [`Ipc::request_send_possible`](mkipc_kernel::Ipc::request_send_possible).
-    async fn request_send_possible(&self, dest: PortName, notify: PortName)
-        -> Result<(), IpcError> {
+    async fn request_send_possible(
+        &self,
+        dest: PortName,
+        notify: PortName,
+    ) -> Result<(), IpcError> {
         self.request_notification(dest, NotifyKind::SendPossible, notify)
             .await
     }
