@@ -42,10 +42,12 @@ impl std::task::Wake for ProcWake {
     }
 }
 
-/// The future, or what makes it when the process first runs.
+/// The future, or what makes it when the process first runs. The future
+/// lives inline, in the runner's own box (one allocation per process, not
+/// two), and is pinned there from its first poll on.
 enum State<F, Fut> {
     Unmade(Option<F>),
-    Running(Pin<Box<Fut>>),
+    Running(Fut),
 }
 
 /// An async process's body (module docs).
@@ -97,14 +99,21 @@ where
             let p = AsyncProc {
                 shared: Rc::clone(&self.shared),
             };
-            self.state = State::Running(Box::pin(make(p)));
+            self.state = State::Running(make(p));
         }
         let State::Running(future) = &mut self.state else {
             unreachable!("made above");
         };
+        // SAFETY: the future is never moved once polled. A runner is boxed
+        // before it is first resumed (`spawn_async_process`: the loop owns
+        // it as a `Box<dyn Stackless>`, whose contents cannot be moved out),
+        // the future is made in place above, before its first poll, and
+        // after that `state` is never assigned again: the future stays
+        // where it is until the runner, and so the future, is dropped.
+        let future = unsafe { Pin::new_unchecked(future) };
         self.wake.woken.store(false, Ordering::Relaxed);
         let mut cx = Context::from_waker(&self.waker);
-        match future.as_mut().poll(&mut cx) {
+        match future.poll(&mut cx) {
             Poll::Ready(r) => Resumed::Return(r),
             Poll::Pending => {
                 if let Some(why) = self.shared.misuse.take() {
