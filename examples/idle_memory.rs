@@ -123,7 +123,11 @@ fn main() -> Result<(), String> {
                 Ok(vec![Inherit::receive(own)])
             })?;
         }
-        other => return Err(format!("kind: closure, machine, script or async, not {other}")),
+        other => {
+            return Err(format!(
+                "kind: closure, machine, script or async, not {other}"
+            ))
+        }
     }
     let seen = Rc::new(Cell::new((0u64, 0f64)));
     let seen2 = Rc::clone(&seen);

@@ -23,6 +23,10 @@
 //! * **Scale.** Stacks are carved from a few large mappings ([`stack`]), so a
 //!   run holds hundreds of thousands of processes.
 //! * **Threaded mode** ([`Threaded`]) runs the same closures on OS threads.
+//! * **Async processes** ([`Sim::spawn_async`], [`async_proc`]): a future
+//!   whose every operation ([`AsyncIpc`], `work`, `sleep`) is awaited, polled
+//!   by the same loop with no stack of its own, scheduled as the closure
+//!   making the same calls.
 //!
 //! Examples: `cargo run -p mkipc-sim --example deadlock` (exploration finds
 //! and explains the classic rendezvous deadlock), `--example capacity_trace`
