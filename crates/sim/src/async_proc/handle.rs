@@ -149,15 +149,17 @@ impl Future for Handover<'_> {
     }
 }
 
-/// A wait in the kernel (module docs).
+/// A wait in the kernel (module docs). Made and first polled in the same
+/// step, at the same virtual time.
 struct Blocked<'a> {
     shared: &'a Shared,
     /// The wait, until it is taken or cancelled.
     token: Option<WaitToken>,
-    timeout: Option<Duration>,
     deadline: Option<Nanos>,
-    /// When the wait began (set by the first poll).
-    since: Option<Nanos>,
+    /// When the wait began.
+    since: Nanos,
+    /// Whether the first poll has handed over (the process waits).
+    waiting: bool,
 }
 
 impl Blocked<'_> {
@@ -165,7 +167,7 @@ impl Blocked<'_> {
     fn finish(&mut self) {
         let s = self.shared.sim();
         let core = &s.core;
-        let since = self.since.take().unwrap_or_else(|| core.now());
+        let since = self.since;
         let mut procs = core.procs.borrow_mut();
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
@@ -185,10 +187,9 @@ impl Future for Blocked<'_> {
         let Some(token) = self.token else {
             unreachable!("a finished wait is not polled again");
         };
-        if self.since.is_none() {
-            let since = core.now();
-            self.since = Some(since);
-            self.deadline = self.timeout.map(|d| since.saturating_add(to_nanos(d)));
+        if !self.waiting {
+            self.waiting = true;
+            let since = self.since;
             let op = s.op.get();
             if let Some((sending, target)) = op {
                 let kind = if sending {
@@ -245,7 +246,7 @@ impl Drop for Blocked<'_> {
             // goes on, and is no longer blocked.
             let ended =
                 s.core.procs.borrow()[s.id.0 as usize].state == crate::runtime::PState::Done;
-            if self.since.is_some() && !ended && !s.core.is_killed(s.id) {
+            if self.waiting && !ended && !s.core.is_killed(s.id) {
                 self.finish();
             }
         }
@@ -309,15 +310,17 @@ impl AsyncProc {
         self.shared.sim()
     }
 
-    /// Starts an operation: one at a time (see the type's docs).
-    async fn enter(&self) -> Busy<'_> {
+    /// Starts an operation: one at a time (see the type's docs). `None`
+    /// when another is pending: the process must end, and the operation
+    /// never starts (`std::future::pending`).
+    fn enter(&self) -> Option<Busy<'_>> {
         if self.shared.busy.replace(true) {
             self.shared.misuse.set(Some(
                 "an async process started an operation while another of its operations was pending",
             ));
-            std::future::pending::<()>().await;
+            return None;
         }
-        Busy(&self.shared)
+        Some(Busy(&self.shared))
     }
 
     /// The scheduling point every operation starts with.
@@ -336,19 +339,22 @@ impl AsyncProc {
     }
 
     fn block(&self, token: WaitToken, timeout: Option<Duration>) -> Blocked<'_> {
+        let since = self.sim().core.now();
         Blocked {
             shared: &self.shared,
             token: Some(token),
-            timeout,
-            deadline: None,
-            since: None,
+            deadline: timeout.map(|d| since.saturating_add(to_nanos(d))),
+            since,
+            waiting: false,
         }
     }
 
     /// An operation that never waits, made by the closure's handle once its
     /// scheduling point is taken here.
     async fn plain<R>(&self, op: impl FnOnce(&Proc) -> R) -> R {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         self.point().await;
         let s = self.sim();
         // The handle's own point is the one just taken.
@@ -366,7 +372,9 @@ impl AsyncProc {
         msg: Message,
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         self.point().await;
         let (p, s) = (&self.shared.proc, self.sim());
         let msg_id = msg.id;
@@ -392,7 +400,9 @@ impl AsyncProc {
         wait: Wait,
         begin: impl FnOnce(&SimCtx, bool) -> Begin<Result<Message, ReceiveError>>,
     ) -> Result<Message, ReceiveError> {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         self.point().await;
         let (p, s) = (&self.shared.proc, self.sim());
         p.started(false, from, EventKind::ReceiveStarted { from });
@@ -502,14 +512,18 @@ impl AsyncProc {
     }
 
     async fn pause(&self, d: Dist, busy: bool) {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         let until = self.shared.proc.pause_begin(d, busy);
         self.handover(Suspend::Timer { until }).await;
     }
 
     /// A scheduling point without an IPC operation.
     pub async fn yield_now(&self) {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         self.point().await;
     }
 
@@ -559,7 +573,9 @@ impl AsyncProc {
         F: FnOnce(AsyncProc) -> Fut + 'static,
         Fut: Future<Output = ProcResult> + 'static,
     {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         let s = self.sim();
         let id = super::spawn_async_process(&s.core, name, Some((s.id, s.pid)), inherit, make)?;
         self.point().await;
@@ -577,7 +593,9 @@ impl AsyncProc {
     where
         F: FnOnce(&Proc) -> ProcResult + 'static,
     {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         let s = self.sim();
         let id = crate::lifecycle::spawn_process(&s.core, name, Some((s.id, s.pid)), inherit, f)?;
         self.point().await;
@@ -587,7 +605,9 @@ impl AsyncProc {
     /// Waits until process `id` has ended; returns how it ended
     /// ([`ExitStatus::Stuck`] at once for an id no process has).
     pub async fn join(&self, id: ProcId) -> ExitStatus {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         let core = &self.sim().core;
         core.touch_global();
         self.handover(Suspend::Join(id)).await;
@@ -602,7 +622,9 @@ impl AsyncProc {
     /// Kills process `id` (as a fault would): its kernel task exits, peers
     /// see the documented errors. Killing oneself ends at once.
     pub async fn kill(&self, id: ProcId) {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         let core = &self.sim().core;
         core.touch_global();
         core.kill_requests.borrow_mut().push(id);
@@ -663,22 +685,26 @@ impl AsyncIpc for AsyncProc {
             .await
     }
 
-    async fn send_with(
+    // Operations that only forward return the inner future itself (one
+    // state machine less in every process that makes them).
+    fn send_with(
         &self,
         dest: PortName,
         msg: Message,
         on_full: OnFull,
-    ) -> Result<Sent, SendError> {
+    ) -> impl Future<Output = Result<Sent, SendError>> {
         self.send_to_dest(Destination::Name(dest), Target::Name(dest), msg, on_full)
-            .await
     }
-    async fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
-        self.receive_from_source(Target::Name(source), wait, |s, may_wait| {
+    fn receive_with(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_source(Target::Name(source), wait, move |s, may_wait| {
             s.core
                 .kernel
                 .receive_begin(s.pid, Source::Name(source), may_wait, &|| s.waker.clone())
         })
-        .await
     }
     async fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.receive_from_source(target_of_sources(sources), wait, |s, may_wait| {
@@ -694,7 +720,9 @@ impl AsyncIpc for AsyncProc {
         msg: Message,
         wait: Wait,
     ) -> Result<Message, CallError> {
-        let _busy = self.enter().await;
+        let Some(_busy) = self.enter() else {
+            return std::future::pending().await;
+        };
         self.point().await;
         let p = &self.shared.proc;
         let (to, msg_id) = (Target::Name(dest), msg.id);

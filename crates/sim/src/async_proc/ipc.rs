@@ -34,6 +34,7 @@
 // would only be a promise the simulator cannot keep.
 #![allow(async_fn_in_trait)]
 
+use std::future::Future;
 use std::time::Duration;
 
 use mkipc_kernel::{
@@ -199,37 +200,41 @@ pub trait AsyncIpc {
             .map(drop)
     }
     /// [`Ipc::receive`](mkipc_kernel::Ipc::receive).
-    async fn receive(&self, source: PortName) -> Result<Message, ReceiveError> {
-        self.receive_with(source, Wait::Forever).await
+    fn receive(&self, source: PortName) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_with(source, Wait::Forever)
     }
     /// [`Ipc::try_receive`](mkipc_kernel::Ipc::try_receive).
-    async fn try_receive(&self, source: PortName) -> Result<Message, ReceiveError> {
-        self.receive_with(source, Wait::NoWait).await
+    fn try_receive(&self, source: PortName) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_with(source, Wait::NoWait)
     }
     /// [`Ipc::receive_timeout`](mkipc_kernel::Ipc::receive_timeout).
-    async fn receive_timeout(
+    fn receive_timeout(
         &self,
         source: PortName,
         timeout: Duration,
-    ) -> Result<Message, ReceiveError> {
-        self.receive_with(source, Wait::For(timeout)).await
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_with(source, Wait::For(timeout))
     }
     /// [`Ipc::select`](mkipc_kernel::Ipc::select).
-    async fn select(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
-        self.select_with(sources, Wait::Forever).await
+    fn select(&self, sources: &[PortName]) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.select_with(sources, Wait::Forever)
     }
     /// [`Ipc::call`](mkipc_kernel::Ipc::call).
-    async fn call(&self, dest: PortName, msg: Message) -> Result<Message, CallError> {
-        self.call_with(dest, msg, Wait::Forever).await
+    fn call(
+        &self,
+        dest: PortName,
+        msg: Message,
+    ) -> impl Future<Output = Result<Message, CallError>> {
+        self.call_with(dest, msg, Wait::Forever)
     }
     /// [`Ipc::call_timeout`](mkipc_kernel::Ipc::call_timeout).
-    async fn call_timeout(
+    fn call_timeout(
         &self,
         dest: PortName,
         msg: Message,
         timeout: Duration,
-    ) -> Result<Message, CallError> {
-        self.call_with(dest, msg, Wait::For(timeout)).await
+    ) -> impl Future<Output = Result<Message, CallError>> {
+        self.call_with(dest, msg, Wait::For(timeout))
     }
     /// [`Ipc::reply`](mkipc_kernel::Ipc::reply).
     async fn reply(&self, request: &Message, reply: Message) -> Result<(), SendError> {
@@ -262,82 +267,91 @@ pub trait AsyncIpc {
             .map(drop)
     }
     /// [`Ipc::try_receive_from`](mkipc_kernel::Ipc::try_receive_from).
-    async fn try_receive_from(&self, pid: Pid) -> Result<Message, ReceiveError> {
-        self.receive_from_with(pid, Wait::NoWait).await
+    fn try_receive_from(&self, pid: Pid) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_with(pid, Wait::NoWait)
     }
     /// [`Ipc::receive_from_timeout`](mkipc_kernel::Ipc::receive_from_timeout).
-    async fn receive_from_timeout(
+    fn receive_from_timeout(
         &self,
         pid: Pid,
         timeout: Duration,
-    ) -> Result<Message, ReceiveError> {
-        self.receive_from_with(pid, Wait::For(timeout)).await
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_with(pid, Wait::For(timeout))
     }
     /// [`Ipc::try_receive_from_any`](mkipc_kernel::Ipc::try_receive_from_any).
-    async fn try_receive_from_any(&self) -> Result<Message, ReceiveError> {
-        self.receive_from_any_with(Wait::NoWait).await
+    fn try_receive_from_any(&self) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_any_with(Wait::NoWait)
     }
     /// [`Ipc::receive_from_any_timeout`](mkipc_kernel::Ipc::receive_from_any_timeout).
-    async fn receive_from_any_timeout(&self, timeout: Duration) -> Result<Message, ReceiveError> {
-        self.receive_from_any_with(Wait::For(timeout)).await
+    fn receive_from_any_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_any_with(Wait::For(timeout))
     }
     /// [`Ipc::try_select`](mkipc_kernel::Ipc::try_select).
-    async fn try_select(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
-        self.select_with(sources, Wait::NoWait).await
+    fn try_select(
+        &self,
+        sources: &[PortName],
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.select_with(sources, Wait::NoWait)
     }
     /// [`Ipc::select_timeout`](mkipc_kernel::Ipc::select_timeout).
-    async fn select_timeout(
+    fn select_timeout(
         &self,
         sources: &[PortName],
         timeout: Duration,
-    ) -> Result<Message, ReceiveError> {
-        self.select_with(sources, Wait::For(timeout)).await
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.select_with(sources, Wait::For(timeout))
     }
     /// [`Ipc::receive_from`](mkipc_kernel::Ipc::receive_from).
-    async fn receive_from(&self, pid: Pid) -> Result<Message, ReceiveError> {
-        self.receive_from_with(pid, Wait::Forever).await
+    fn receive_from(&self, pid: Pid) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_with(pid, Wait::Forever)
     }
     /// [`Ipc::receive_from_any`](mkipc_kernel::Ipc::receive_from_any).
-    async fn receive_from_any(&self) -> Result<Message, ReceiveError> {
-        self.receive_from_any_with(Wait::Forever).await
+    fn receive_from_any(&self) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.receive_from_any_with(Wait::Forever)
     }
     /// [`Ipc::receive_matching`](mkipc_kernel::Ipc::receive_matching).
-    async fn receive_matching(
+    fn receive_matching(
         &self,
         source: PortName,
         filter: &Filter,
-    ) -> Result<Message, ReceiveError> {
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
         self.receive_matching_with(source, filter, Wait::Forever)
-            .await
     }
     /// [`Ipc::try_receive_matching`](mkipc_kernel::Ipc::try_receive_matching).
-    async fn try_receive_matching(
+    fn try_receive_matching(
         &self,
         source: PortName,
         filter: &Filter,
-    ) -> Result<Message, ReceiveError> {
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
         self.receive_matching_with(source, filter, Wait::NoWait)
-            .await
     }
     /// [`Ipc::select_first`](mkipc_kernel::Ipc::select_first).
-    async fn select_first(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
-        self.select_first_with(sources, Wait::Forever).await
+    fn select_first(
+        &self,
+        sources: &[PortName],
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.select_first_with(sources, Wait::Forever)
     }
     /// [`Ipc::try_select_first`](mkipc_kernel::Ipc::try_select_first).
-    async fn try_select_first(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {
-        self.select_first_with(sources, Wait::NoWait).await
+    fn try_select_first(
+        &self,
+        sources: &[PortName],
+    ) -> impl Future<Output = Result<Message, ReceiveError>> {
+        self.select_first_with(sources, Wait::NoWait)
     }
     /// [`Ipc::request_send_possible`](mkipc_kernel::Ipc::request_send_possible).
-    async fn request_send_possible(
+    fn request_send_possible(
         &self,
         dest: PortName,
         notify: PortName,
-    ) -> Result<(), IpcError> {
+    ) -> impl Future<Output = Result<(), IpcError>> {
         self.request_notification(dest, NotifyKind::SendPossible, notify)
-            .await
     }
     /// [`Ipc::make_send`](mkipc_kernel::Ipc::make_send).
-    async fn make_send(&self, name: PortName) -> Result<PortName, IpcError> {
-        self.make_right(name, Disposition::MakeSend).await
+    fn make_send(&self, name: PortName) -> impl Future<Output = Result<PortName, IpcError>> {
+        self.make_right(name, Disposition::MakeSend)
     }
 }
