@@ -13,7 +13,9 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, ReceiveError, SendErrorKind, Wait};
+use mkipc_kernel::{
+    Capacity, Filter, Ipc, Message, OnFull, PortName, ReceiveError, SendErrorKind, Wait,
+};
 use mkipc_sim::{
     ms, AsyncIpc, AsyncProc, Dist, ExitStatus, Failure, FailureReason, Inherit, Proc, ProcResult,
     Report, SchedulerKind, Sim,
@@ -44,6 +46,15 @@ enum Act {
     /// Spawns a child (of the same kind) that sends twice to port `k`;
     /// joins it when the flag says so.
     Spawn(usize, bool),
+    /// A priority select of its own port (mode as `Select`).
+    SelectFirst(u8),
+    /// A selective receive on its own port of messages with this id
+    /// (mode as `Receive`), after a peek.
+    Matching(u32, u8),
+    /// Sends to itself over its direct link (mode as `Send`).
+    SendSelf(u8),
+    /// Receives from any direct link (mode as `Receive`).
+    ReceiveDirect(u8),
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -57,6 +68,10 @@ fn act() -> impl Strategy<Value = Act> {
         1 => (0..4usize).prop_map(Act::Choose),
         1 => Just(Act::Scratch),
         1 => (0..3usize, any::<bool>()).prop_map(|(k, j)| Act::Spawn(k, j)),
+        1 => (0..2u8).prop_map(Act::SelectFirst),
+        1 => (1..4u32, 0..3u8).prop_map(|(id, m)| Act::Matching(id, m)),
+        1 => (0..4u8).prop_map(Act::SendSelf),
+        1 => (0..3u8).prop_map(Act::ReceiveDirect),
     ]
 }
 
@@ -127,6 +142,24 @@ fn run_closure(p: &Proc, own: PortName, to: &[PortName], acts: &[Act]) -> ProcRe
                 let _ = p.try_receive(port);
                 p.destroy(port)?;
             }
+            Act::SelectFirst(mode) => {
+                let w = if mode == 0 {
+                    Wait::For(ms(1))
+                } else {
+                    Wait::NoWait
+                };
+                let _ = p.select_first_with(&[own], w);
+            }
+            Act::Matching(id, mode) => {
+                let _ = p.peek(own);
+                let _ = p.receive_matching_with(own, &Filter::any().id(id), wait(mode));
+            }
+            Act::SendSelf(mode) => {
+                let _ = p.send_to_with(p.pid(), Message::from_u64(1, pc as u64), on_full(mode));
+            }
+            Act::ReceiveDirect(mode) => {
+                let _ = p.receive_from_any_with(wait(mode));
+            }
             Act::Spawn(k, join) => {
                 let right = to[k];
                 let id = p.spawn("child", &[Inherit::copy_send(right)], move |c| {
@@ -186,6 +219,26 @@ fn run_async<'a>(
                     let _ = p.try_send(port, Message::from_u64(4, got)).await;
                     let _ = p.try_receive(port).await;
                     p.destroy(port).await?;
+                }
+                Act::SelectFirst(mode) => {
+                    let w = if mode == 0 {
+                        Wait::For(ms(1))
+                    } else {
+                        Wait::NoWait
+                    };
+                    let _ = p.select_first_with(&[own], w).await;
+                }
+                Act::Matching(id, mode) => {
+                    let _ = p.peek(own).await;
+                    let filter = Filter::any().id(id);
+                    let _ = p.receive_matching_with(own, &filter, wait(mode)).await;
+                }
+                Act::SendSelf(mode) => {
+                    let msg = Message::from_u64(1, pc as u64);
+                    let _ = p.send_to_with(p.pid(), msg, on_full(mode)).await;
+                }
+                Act::ReceiveDirect(mode) => {
+                    let _ = p.receive_from_any_with(wait(mode)).await;
                 }
                 Act::Spawn(k, join) => {
                     let right = to[k];
@@ -565,7 +618,7 @@ fn futures_from_elsewhere_wake_their_process() {
 /// selective receive, close, priority select.
 #[test]
 fn the_whole_api_on_an_async_process() {
-    use mkipc_kernel::{Filter, MailboxConfig, Owner};
+    use mkipc_kernel::{MailboxConfig, Owner};
     let mut sim = Sim::builder().seed(9).build();
     let server = sim
         .spawn_async("server", &[], |p| async move {
