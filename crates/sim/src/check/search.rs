@@ -118,6 +118,11 @@ fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
     Some(next)
 }
 
+/// A process whose step only blocked (module `por`): it, and the wait it
+/// would leave, a send (else a receive) on this mailbox (`None`: on
+/// several names).
+type BlockedStep = (u32, bool, Option<(u8, u64)>);
+
 /// A state waiting to be expanded.
 struct Frame<M> {
     state: State<M>,
@@ -130,9 +135,8 @@ struct Frame<M> {
     /// A move led to a successor (one that did not only block).
     produced: bool,
     /// The processes whose step only blocked (module `por`), with the
-    /// wait they would leave: a send (else a receive) on this mailbox
-    /// (`None`: on several).
-    blocked: Vec<(u32, bool, Option<(u8, u64)>)>,
+    /// wait they would leave.
+    blocked: Vec<BlockedStep>,
     /// The waits the successors left (as [`Succ::waits`]).
     registered: Vec<(bool, Option<(u8, u64)>)>,
     /// Bytes its encoding took (the frontier's memory estimate).
