@@ -52,6 +52,11 @@
 //! receiver and senders are tied by rights and notifications), a select,
 //! a choice, anything through `Ctx::ipc`.
 //!
+//! Which move is tried first matters, since only it is judged:
+//! [`probe_first`] puts first the highest-index process whose wait has
+//! completed (taking the outcome is often a local step), else the search's
+//! own order (highest index first) stands.
+//!
 //! Time cannot break the argument: it moves only when nobody can step, so
 //! no timer fires before a safe step that could run. Invariants read the
 //! whole state, so a model with invariants is searched without reduction.
@@ -157,10 +162,11 @@ pub(crate) fn probe_first<M>(enabled: &mut [u32], slots: &[Slot<M>]) {
 }
 
 /// Whether a receive from several `names` that blocked (untimed) may block
-/// lazily (module docs of `search`, "lazy blocking"), as a plain receive on
-/// one buffered mailbox does: every name denotes a buffered system mailbox
-/// open to all ([`World::mailbox`]) or a port with room whose receive right
-/// `pid` holds (nobody else can receive from it). Then whether it waited
+/// lazily (DESIGN.md, "Partial-order reduction", lazy blocking), as a plain
+/// receive on one buffered mailbox does: every name denotes a buffered
+/// system mailbox open to all ([`World::mailbox`]) or a port of non-zero
+/// capacity whose receive right `pid` holds (nobody else can receive from
+/// it). Then whether it waited
 /// first and was handed the first message to arrive, or received after that
 /// message arrived, is the same by the machine law: the oldest message
 /// across the names is the first to have arrived since it blocked (they
