@@ -315,6 +315,10 @@ pub(crate) enum Resume {
         reply: PortName,
         replied: bool,
     },
+    /// A `call` the runner makes as one operation
+    /// ([`CallStart::Pending`](mkipc_sim::machine::CallStart)) is under way,
+    /// counted for `queue`.
+    Called { queue: usize },
     /// A `select` under way.
     Select(Box<Selecting>),
     /// A `send-to`/`receive-from` pausing until the process it names has
@@ -639,17 +643,38 @@ enum Flow {
     Exit(i32),
 }
 
+/// Why [`ScriptMachine::queue_name`] gave no name.
+enum NoName {
+    /// The mailbox must be opened, and the open is a scheduling point a
+    /// stackless process must hand over for first ([`Ctx::ipc_point`]
+    /// said [`Op::Pending`]): the step ends ([`Step::Wait`]) with the
+    /// statement's state as it was before its first IPC call, and the next
+    /// step runs the statement again from there. Every IPC call a statement
+    /// makes through [`Ctx::ipc`] is guarded so, and what each completed
+    /// call did is kept (a name opened, a port allocated), so the statement
+    /// run again goes on from the first call not yet made: the schedule is
+    /// the coroutine's, point for point.
+    HandOver,
+    /// The open failed, or the right is gone.
+    Failed(String),
+}
+
 impl ScriptMachine {
     fn scenario(&self) -> &Scenario {
         &self.shared.scenario
     }
 
+    /// The name this process holds for queue `q` (to send to it, or to
+    /// receive from it), opening its mailbox first if it has none yet.
+    /// The open is a scheduling point: a stackless process that must hand
+    /// over before it gets [`NoName::HandOver`] ([`Ctx::ipc_point`]), and
+    /// runs the statement again in its next step, where the point is taken.
     fn queue_name<C: Ctx<Self>>(
         &mut self,
         cx: &mut C,
         q: usize,
         sending: bool,
-    ) -> Result<PortName, String> {
+    ) -> Result<PortName, NoName> {
         let slot = if sending {
             self.send_names[q]
         } else {
@@ -661,15 +686,38 @@ impl ScriptMachine {
         let queue = &self.shared.scenario.queues[q];
         match queue.kind {
             QueueKind::Mailbox { .. } => {
+                if matches!(cx.ipc_point(), Op::Pending) {
+                    return Err(NoName::HandOver);
+                }
                 let n = cx
                     .ipc()
                     .mailbox_open(&queue.name)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| NoName::Failed(e.to_string()))?;
                 self.send_names[q] = Some(n);
                 self.recv_names[q] = Some(n);
                 Ok(n)
             }
-            QueueKind::Port { .. } => Err("this process no longer holds the right".to_string()),
+            QueueKind::Port { .. } => Err(NoName::Failed(
+                "this process no longer holds the right".to_string(),
+            )),
+        }
+    }
+
+    /// [`Self::queue_name`] for a statement's operation: `None` when the
+    /// process must hand over first (end the step: see [`NoName`]), a
+    /// failure as the statement's error (`what`, at `line`).
+    fn name_for<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        q: usize,
+        sending: bool,
+        line: usize,
+        what: &str,
+    ) -> Result<Option<PortName>, ProcError> {
+        match self.queue_name(cx, q, sending) {
+            Ok(n) => Ok(Some(n)),
+            Err(NoName::HandOver) => Ok(None),
+            Err(NoName::Failed(e)) => Err(fail(line, what, e)),
         }
     }
 
