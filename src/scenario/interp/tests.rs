@@ -589,7 +589,6 @@ const VIA_RULED: usize = 9;
 /// The statements of [`generated_wide`] the narrow generator has not:
 /// queues through variables, a lock, a shared variable, a pipe, destroys.
 fn wide_leaf(queues: usize) -> BoxedStrategy<G> {
-    let q = 0..queues;
     let viaq = prop_oneof![0..queues, Just(VIA_RULED)];
     let v = proptest::sample::select(VALUES);
     let pat = proptest::sample::select(PATTERNS);
