@@ -124,13 +124,14 @@ fn main() -> Result<(), String> {
     let created = start.elapsed().as_secs_f64();
     let seen = Rc::new(Cell::new((0u64, 0f64)));
     let seen2 = Rc::clone(&seen);
+    let label = kind.clone();
     sim.spawn("reporter", move |p| {
         p.sleep(ms(1));
         let (rss, secs) = (rss_bytes(), start.elapsed().as_secs_f64());
         seen2.set((rss, secs));
         if park_only {
             println!(
-                "idle {kind:<8} {n:>9} processes: {:>6.0} B resident each, created in {created:.2} s, parked in {secs:.2} s",
+                "idle {label:<8} {n:>9} processes: {:>6.0} B resident each, created in {created:.2} s, parked in {secs:.2} s",
                 rss.saturating_sub(before) as f64 / n as f64,
             );
             std::process::exit(0);

@@ -341,10 +341,12 @@ pub(crate) struct ScriptMachine {
     me: usize,
     /// Position, variables and set-aside messages.
     state: ScriptState,
-    recv_names: Vec<Option<PortName>>,
-    send_names: Vec<Option<PortName>>,
-    /// The last message received, which a `reply` answers.
-    last_request: Option<Message>,
+    /// Per queue, by index: the names it holds to receive and to send
+    /// (one vector for both: one allocation per script).
+    names: Vec<QueueNames>,
+    /// The last message received, which a `reply` answers (boxed: most
+    /// scripts never reply, and a message is 64 bytes).
+    last_request: Option<Box<Message>>,
     next_id: u32,
     /// The pending operation.
     resume: Resume,
@@ -355,6 +357,15 @@ pub(crate) struct ScriptMachine {
     notify: Notify,
     /// The queues (send names) a send-possible request is out for.
     asked: Vec<PortName>,
+}
+
+/// The names a script holds for one queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct QueueNames {
+    /// To receive from it.
+    pub recv: Option<PortName>,
+    /// To send to it.
+    pub send: Option<PortName>,
 }
 
 /// A script's port for send-possible notifications (a `select` whose send
@@ -380,10 +391,9 @@ impl PartialEq for ScriptMachine {
     fn eq(&self, other: &Self) -> bool {
         self.me == other.me
             && self.state == other.state
-            && self.recv_names == other.recv_names
-            && self.send_names == other.send_names
-            && self.last_request.as_ref().map(request_key)
-                == other.last_request.as_ref().map(request_key)
+            && self.names == other.names
+            && self.last_request.as_deref().map(request_key)
+                == other.last_request.as_deref().map(request_key)
             && self.next_id == other.next_id
             && self.resume == other.resume
             && self.eof == other.eof
@@ -398,9 +408,8 @@ impl Hash for ScriptMachine {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.me.hash(h);
         self.state.hash(h);
-        self.recv_names.hash(h);
-        self.send_names.hash(h);
-        self.last_request.as_ref().map(request_key).hash(h);
+        self.names.hash(h);
+        self.last_request.as_deref().map(request_key).hash(h);
         self.next_id.hash(h);
         self.resume.hash(h);
         self.eof.hash(h);
@@ -431,8 +440,7 @@ impl ScriptMachine {
                 vars: vec![None; scenario.processes[me].vars.len().max(1)],
                 pending: vec![Default::default(); nq],
             },
-            recv_names: vec![None; nq],
-            send_names: vec![None; nq],
+            names: vec![QueueNames::default(); nq],
             last_request: None,
             next_id: 1,
             resume: Resume::Opening(0),
@@ -444,13 +452,13 @@ impl ScriptMachine {
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
             let name = inherited.get(i).copied();
             match right {
-                Right::Receive => m.recv_names[*q] = name,
-                Right::Send => m.send_names[*q] = name,
+                Right::Receive => m.names[*q].recv = name,
+                Right::Send => m.names[*q].send = name,
             }
         }
         for &(q, name) in preset {
-            m.send_names[q] = Some(name);
-            m.recv_names[q] = Some(name);
+            m.names[q].send = Some(name);
+            m.names[q].recv = Some(name);
         }
         m
     }
@@ -479,10 +487,11 @@ impl ScriptMachine {
     /// The names it holds for the scenario's queues, as `(queue index,
     /// name)`: what a trace of a real-time run labels its events with.
     pub fn queue_names(&self) -> Vec<(usize, PortName)> {
-        let names = self.recv_names.iter().chain(&self.send_names);
-        names
+        let recv = self.names.iter().map(|n| n.recv);
+        let send = self.names.iter().map(|n| n.send);
+        recv.chain(send)
             .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i % self.recv_names.len().max(1), n)))
+            .filter_map(|(i, n)| n.map(|n| (i % self.names.len().max(1), n)))
             .collect()
     }
 
@@ -676,9 +685,9 @@ impl ScriptMachine {
         sending: bool,
     ) -> Result<PortName, NoName> {
         let slot = if sending {
-            self.send_names[q]
+            self.names[q].send
         } else {
-            self.recv_names[q]
+            self.names[q].recv
         };
         if let Some(n) = slot {
             return Ok(n);
@@ -693,8 +702,8 @@ impl ScriptMachine {
                     .ipc()
                     .mailbox_open(&queue.name)
                     .map_err(|e| NoName::Failed(e.to_string()))?;
-                self.send_names[q] = Some(n);
-                self.recv_names[q] = Some(n);
+                self.names[q].send = Some(n);
+                self.names[q].recv = Some(n);
                 Ok(n)
             }
             QueueKind::Port { .. } => Err(NoName::Failed(
@@ -886,7 +895,8 @@ impl mkipc_sim::check::Encode for ScriptMachine {
         };
         e.u64(self.me as u64);
         e.value(&self.state);
-        for &n in self.recv_names.iter().chain(&self.send_names) {
+        let recv = self.names.iter().map(|n| n.recv);
+        for n in recv.chain(self.names.iter().map(|n| n.send)) {
             name(e, n);
         }
         match &self.last_request {

@@ -126,7 +126,7 @@ impl ScriptMachine {
         // dead name ("source is dead"), not a name that was never found.
         while let Some(&q) = used.get(k) {
             k += 1;
-            if self.send_names[q].is_none() {
+            if self.names[q].send.is_none() {
                 // The open is a scheduling point: a stackless process may
                 // have to hand over before it (`NoName::HandOver`).
                 if let Err(super::NoName::HandOver) = self.queue_name(cx, q, true) {

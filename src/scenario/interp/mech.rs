@@ -42,14 +42,14 @@ impl ScriptMachine {
                 // A stackless process hands over before the close, as a
                 // coroutine would (`Ctx::ipc_point`): the statement runs
                 // again in the next step.
-                let holds = self.recv_names[*q].is_some() || self.send_names[*q].is_some();
+                let holds = self.names[*q].recv.is_some() || self.names[*q].send.is_some();
                 if holds && matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
                     return Ok(self.waiting(Resume::None));
                 }
-                let r = if let Some(name) = self.recv_names[*q].take() {
+                let r = if let Some(name) = self.names[*q].recv.take() {
                     // The read end: the port dies, every write is a broken pipe.
                     cx.ipc().destroy(name)
-                } else if let Some(name) = self.send_names[*q].take() {
+                } else if let Some(name) = self.names[*q].send.take() {
                     // A write end: the last one gone is end of file.
                     cx.ipc().deallocate(name)
                 } else {

@@ -401,7 +401,7 @@ impl ScriptMachine {
                 if matches_value(pattern.as_ref(), value.as_ref(), &mut binds) {
                     self.count_taken(cx, Some(queue), offered);
                     self.bind(binds);
-                    self.last_request = Some(msg);
+                    self.last_request = Some(Box::new(msg));
                     return Ok(Flow::Next);
                 }
                 if *expect {
@@ -573,7 +573,7 @@ impl ScriptMachine {
                 if self.select_sent(q, arms[i].line, r)? {
                     return Ok(take(self, i, may_start));
                 }
-                if let Some(name) = self.send_names[q] {
+                if let Some(name) = self.names[q].send {
                     sel.found_full(name);
                 }
             }
@@ -851,7 +851,7 @@ impl ScriptMachine {
         if matches_value(pattern, value.as_ref(), &mut binds) {
             self.count_taken(cx, Some(queue), offered);
             self.bind(binds);
-            self.last_request = Some(msg);
+            self.last_request = Some(Box::new(msg));
             return Ok(true);
         }
         self.state.pending[queue].push_back(Pending { offered, value });
@@ -950,7 +950,7 @@ impl ScriptMachine {
                         if q == queue && matches_value(pattern, value.as_ref(), &mut binds) {
                             self.count_taken(cx, Some(queue), offered);
                             self.bind(binds);
-                            self.last_request = Some(msg);
+                            self.last_request = Some(Box::new(msg));
                             sel.next = i;
                             return Ok(Some(Flow::Stay));
                         }

@@ -202,8 +202,8 @@ impl ScriptMachine {
                 let mut inherit = Vec::new();
                 for (q, right) in &proc.rights {
                     let name = match right {
-                        Right::Receive => self.recv_names[*q].take(),
-                        Right::Send => self.send_names[*q],
+                        Right::Receive => self.names[*q].recv.take(),
+                        Right::Send => self.names[*q].send,
                     };
                     let Some(name) = name else {
                         return Err(fail(line, &format!("spawn {}", proc.name), format!(
@@ -243,7 +243,7 @@ impl ScriptMachine {
                 let r = if scenario.queues[*q].is_mailbox() {
                     cx.ipc().mailbox_destroy(name)
                 } else {
-                    self.recv_names[*q] = None;
+                    self.names[*q].recv = None;
                     cx.ipc().destroy(name)
                 };
                 r.map_err(|e| fail(line, &what, e))?;
@@ -416,7 +416,7 @@ impl ScriptMachine {
         match r {
             Ok(msg) => {
                 self.count_receive(cx, None, &msg);
-                self.last_request = Some(msg);
+                self.last_request = Some(Box::new(msg));
                 Ok(Flow::Next)
             }
             Err(_) if self.in_forever() => Ok(Flow::Break),
