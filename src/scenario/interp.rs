@@ -25,10 +25,12 @@
 //! backend without notifications pauses [`SELECT_POLL`] and tries again.
 //!
 //! Every host runs this machine; what differs lives in its `Ctx` or in a
-//! thin driver: the simulator steps it stackless
-//! ([`Sim::spawn_machine_with`](mkipc_sim::Sim::spawn_machine_with)), or runs
-//! it on the process's coroutine, whose operations block (`ProcHost` in
-//! `backend/sim.rs`, for what `runs_stackless` refuses), the threads backend with its own `Ctx` (pauses the
+//! thin driver: the simulator steps it stackless, every script
+//! ([`Sim::spawn_machine_with`](mkipc_sim::Sim::spawn_machine_with): before
+//! each IPC call a statement makes through [`Ctx::ipc`] it asks
+//! [`Ctx::ipc_point`], and ends the step to run the statement again after
+//! the hand-over when that says [`Op::Pending`], so the schedule is a
+//! coroutine's), the threads backend with its own `Ctx` (pauses the
 //! timeout can cut short, counters per instance, queue maxima read before a
 //! `destroy` through [`Shared::before_destroy`]), the os backend with a
 //! `Ctx` on an `OsProcess` that passes over its own control messages,

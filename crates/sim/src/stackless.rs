@@ -28,6 +28,13 @@
 //!   the coroutine took after its `Op::Done` (the machine contract:
 //!   a step that finishes an operation at once ends with `Step::Yield`,
 //!   and one handed a resumed outcome goes on as the next step would);
+//! - [`Ctx::call`] is one operation, as `Proc::call_with` makes it: one
+//!   scheduling point (taken in place or deferred, as a send's), then the
+//!   request (carrying a send-once right to a fresh reply port) and the
+//!   receive of the reply, each of which may wait, with the coroutine's
+//!   events and figures (the whole call counts as sending to the server);
+//!   the machine gets [`CallStart::Done`], or [`CallStart::Pending`] and
+//!   the outcome in its next step ([`call_outcome`](crate::machine::call_outcome));
 //! - [`Ctx::spawn`] and operations through [`Ctx::ipc`] that are
 //!   scheduling points take them in place, or owe them to the end of the
 //!   step (their effect then comes before the switch, not after it: the one
