@@ -79,6 +79,17 @@ fn rss_bytes() -> u64 {
         * 4096
 }
 
+/// CPU seconds this process used so far (user + system, from
+/// `/proc/self/stat`): on a loaded machine wall time includes the waits
+/// for a CPU.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (field(11) + field(12)) as f64 / 100.0
+}
+
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "machine".into());
@@ -88,7 +99,14 @@ fn main() -> Result<(), String> {
         .map_err(|e| format!("N: {e}"))?;
     let park_only = args.next().is_some_and(|a| a == "parked");
     let start = Instant::now();
-    let mut sim = Sim::builder().seed(1).trace(false).build();
+    // Parking takes each process a step or two: past 5 M processes that
+    // is more than the default step limit (made for livelocks).
+    let steps = 4 * n as u64 + 1_000_000;
+    let mut sim = Sim::builder()
+        .seed(1)
+        .trace(false)
+        .max_steps(steps)
+        .build();
     let before = rss_bytes();
     match kind.as_str() {
         "closure" => {
@@ -122,6 +140,7 @@ fn main() -> Result<(), String> {
         other => return Err(format!("kind: closure, machine or script, not {other}")),
     }
     let created = start.elapsed().as_secs_f64();
+    let created_cpu = cpu_secs();
     let seen = Rc::new(Cell::new((0u64, 0f64)));
     let seen2 = Rc::clone(&seen);
     let label = kind.clone();
@@ -131,8 +150,9 @@ fn main() -> Result<(), String> {
         seen2.set((rss, secs));
         if park_only {
             println!(
-                "idle {label:<8} {n:>9} processes: {:>6.0} B resident each, created in {created:.2} s, parked in {secs:.2} s",
+                "idle {label:<8} {n:>9} processes: {:>6.0} B resident each, created in {created:.2} s ({created_cpu:.2} s CPU), parked in {secs:.2} s ({:.2} s CPU)",
                 rss.saturating_sub(before) as f64 / n as f64,
+                cpu_secs(),
             );
             std::process::exit(0);
         }

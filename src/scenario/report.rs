@@ -201,9 +201,18 @@ impl fmt::Display for RunResult {
 }
 
 /// A time in ms as an ordered key (the top lists).
-#[derive(PartialEq, PartialOrd)]
 struct Ms(f64);
+impl PartialEq for Ms {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for Ms {}
+impl PartialOrd for Ms {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for Ms {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
@@ -276,7 +285,7 @@ impl RunText<'_> {
                 None => ended.push((kind, 1)),
             }
         }
-        ended.sort_by(|a, b| b.1.cmp(&a.1));
+        ended.sort_by_key(|e| std::cmp::Reverse(e.1));
         let ended: Vec<String> = ended.iter().map(|(k, n)| format!("{n} {k}")).collect();
         let known = || procs.iter().filter(|p| p.unknown.is_none());
         let blocked: f64 = known().filter_map(|p| p.blocked_ms).sum();

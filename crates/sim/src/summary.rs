@@ -137,7 +137,7 @@ impl Summary {
             }
         }
         // Most common first; a stable sort keeps first-seen order on ties.
-        ended.sort_by(|a, b| b.1.cmp(&a.1));
+        ended.sort_by_key(|e| std::cmp::Reverse(e.1));
         let sum = |f: fn(&ProcReport) -> u64| procs.iter().map(f).sum::<u64>();
         Summary {
             processes: procs.len(),
