@@ -102,11 +102,7 @@ fn main() -> Result<(), String> {
     // Parking takes each process a step or two: past 5 M processes that
     // is more than the default step limit (made for livelocks).
     let steps = 4 * n as u64 + 1_000_000;
-    let mut sim = Sim::builder()
-        .seed(1)
-        .trace(false)
-        .max_steps(steps)
-        .build();
+    let mut sim = Sim::builder().seed(1).trace(false).max_steps(steps).build();
     let before = rss_bytes();
     match kind.as_str() {
         "closure" => {

@@ -94,11 +94,7 @@ fn main() -> Result<(), String> {
     // Each message takes about two scheduling steps; the default limit (10 M
     // steps) is for livelocks in small models.
     let steps = 8 * (pairs as u64) * (rounds.max(1) as u64) + 1_000_000;
-    let mut sim = Sim::builder()
-        .seed(1)
-        .trace(false)
-        .max_steps(steps)
-        .build();
+    let mut sim = Sim::builder().seed(1).trace(false).max_steps(steps).build();
     let init = sim.init_pid();
     let mut ports: Vec<(PortName, PortName)> = Vec::with_capacity(pairs);
     // Each pinger: a send right to its `ping` (made from the setup task's
