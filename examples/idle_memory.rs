@@ -10,7 +10,14 @@
 //! cargo run --release --example idle_memory -- machine 1000000
 //! cargo run --release --example idle_memory -- script 10000000
 //! cargo run --release --example idle_memory -- async 1000000
+//! cargo run --release --example idle_memory -- script 1000000 parked   # stop once parked
 //! ```
+//!
+//! It prints the resident memory per process (measured once all are
+//! parked), the time to create them (the spawn calls) and the time until
+//! all are parked (creation, then each process's first step: its port and
+//! its wait); with `parked` it stops there, without the virtual second
+//! that times every wait out and the teardown.
 //!
 //! `closure`: a Rust closure on a coroutine (`Sim::spawn`); `machine`: a
 //! stackless `Machine` (`Sim::spawn_machine`); `script`: a scenario
@@ -74,6 +81,17 @@ fn rss_bytes() -> u64 {
         * 4096
 }
 
+/// CPU seconds this process used so far (user + system, from
+/// `/proc/self/stat`): on a loaded machine wall time includes the waits
+/// for a CPU.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (field(11) + field(12)) as f64 / 100.0
+}
+
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "machine".into());
@@ -81,8 +99,12 @@ fn main() -> Result<(), String> {
         .next()
         .map_or(Ok(100_000), |s| s.parse())
         .map_err(|e| format!("N: {e}"))?;
+    let park_only = args.next().is_some_and(|a| a == "parked");
     let start = Instant::now();
-    let mut sim = Sim::builder().seed(1).trace(false).build();
+    // Parking takes each process a step or two: past 5 M processes that
+    // is more than the default step limit (made for livelocks).
+    let steps = 4 * n as u64 + 1_000_000;
+    let mut sim = Sim::builder().seed(1).trace(false).max_steps(steps).build();
     let before = rss_bytes();
     match kind.as_str() {
         "closure" => {
@@ -129,17 +151,29 @@ fn main() -> Result<(), String> {
             ))
         }
     }
+    let created = start.elapsed().as_secs_f64();
+    let created_cpu = cpu_secs();
     let seen = Rc::new(Cell::new((0u64, 0f64)));
     let seen2 = Rc::clone(&seen);
+    let label = kind.clone();
     sim.spawn("reporter", move |p| {
         p.sleep(ms(1));
-        seen2.set((rss_bytes(), start.elapsed().as_secs_f64()));
+        let (rss, secs) = (rss_bytes(), start.elapsed().as_secs_f64());
+        seen2.set((rss, secs));
+        if park_only {
+            println!(
+                "idle {label:<8} {n:>9} processes: {:>6.0} B resident each, created in {created:.2} s ({created_cpu:.2} s CPU), parked in {secs:.2} s ({:.2} s CPU)",
+                rss.saturating_sub(before) as f64 / n as f64,
+                cpu_secs(),
+            );
+            std::process::exit(0);
+        }
         Ok(())
     });
     let report = sim.run().map_err(|f| f.to_string())?;
     let (rss, secs) = seen.get();
     println!(
-        "idle {kind:<8} {n:>9} processes: {:>6.0} B resident each, created and parked in {secs:.2} s; run {:.2} s, kernel clean: {}",
+        "idle {kind:<8} {n:>9} processes: {:>6.0} B resident each, created in {created:.2} s, parked in {secs:.2} s; run {:.2} s, kernel clean: {}",
         rss.saturating_sub(before) as f64 / n as f64,
         start.elapsed().as_secs_f64(),
         report.kernel_is_clean()

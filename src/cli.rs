@@ -135,6 +135,11 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Print every process and queue row: a run of more than 40
+        /// processes or queues prints a summary instead (totals, the top
+        /// ten by messages and by time blocked); `--json` has every row.
+        #[arg(long)]
+        all_rows: bool,
         /// `--backend os`: every `work` and `sleep` lasts this many times its
         /// duration, in real time (0.1 runs ten times faster).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
@@ -321,6 +326,7 @@ pub fn dispatch(cli: Cli) -> i32 {
             perfetto,
             svg,
             json,
+            all_rows,
             time_scale,
             timeout,
             sweep,
@@ -357,6 +363,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                 perfetto,
                 svg,
                 json,
+                all_rows,
                 time_scale,
                 timeout,
             };
@@ -598,6 +605,8 @@ struct Outputs {
     perfetto: Option<PathBuf>,
     svg: Option<PathBuf>,
     json: bool,
+    /// `--all-rows`: every row of a large run's report, not its summary.
+    all_rows: bool,
     time_scale: f64,
     timeout: Option<f64>,
 }
@@ -981,7 +990,7 @@ fn run(
             }
             let _ = writeln!(stdout);
         }
-        let _ = write!(stdout, "{result}");
+        let _ = write!(stdout, "{}", result.text(out.all_rows));
         if let (false, Some(s)) = (result.ok, &result.schedule) {
             let sets: String = set
                 .iter()

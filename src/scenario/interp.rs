@@ -25,10 +25,12 @@
 //! backend without notifications pauses [`SELECT_POLL`] and tries again.
 //!
 //! Every host runs this machine; what differs lives in its `Ctx` or in a
-//! thin driver: the simulator steps it stackless
-//! ([`Sim::spawn_machine_with`](mkipc_sim::Sim::spawn_machine_with)), or runs
-//! it on the process's coroutine, whose operations block (`ProcHost` in
-//! `backend/sim.rs`, for what `runs_stackless` refuses), the threads backend with its own `Ctx` (pauses the
+//! thin driver: the simulator steps it stackless, every script
+//! ([`Sim::spawn_machine_with`](mkipc_sim::Sim::spawn_machine_with): before
+//! each IPC call a statement makes through [`Ctx::ipc`] it asks
+//! [`Ctx::ipc_point`], and ends the step to run the statement again after
+//! the hand-over when that says [`Op::Pending`], so the schedule is a
+//! coroutine's), the threads backend with its own `Ctx` (pauses the
 //! timeout can cut short, counters per instance, queue maxima read before a
 //! `destroy` through [`Shared::before_destroy`]), the os backend with a
 //! `Ctx` on an `OsProcess` that passes over its own control messages,
@@ -315,6 +317,10 @@ pub(crate) enum Resume {
         reply: PortName,
         replied: bool,
     },
+    /// A `call` the runner makes as one operation
+    /// ([`CallStart::Pending`](mkipc_sim::machine::CallStart)) is under way,
+    /// counted for `queue`.
+    Called { queue: usize },
     /// A `select` under way.
     Select(Box<Selecting>),
     /// A `send-to`/`receive-from` pausing until the process it names has
@@ -337,10 +343,12 @@ pub(crate) struct ScriptMachine {
     me: usize,
     /// Position, variables and set-aside messages.
     state: ScriptState,
-    recv_names: Vec<Option<PortName>>,
-    send_names: Vec<Option<PortName>>,
-    /// The last message received, which a `reply` answers.
-    last_request: Option<Message>,
+    /// Per queue, by index: the names it holds to receive and to send
+    /// (one vector for both: one allocation per script).
+    names: Vec<QueueNames>,
+    /// The last message received, which a `reply` answers (boxed: most
+    /// scripts never reply, and a message is 64 bytes).
+    last_request: Option<Box<Message>>,
     next_id: u32,
     /// The pending operation.
     resume: Resume,
@@ -351,6 +359,15 @@ pub(crate) struct ScriptMachine {
     notify: Notify,
     /// The queues (send names) a send-possible request is out for.
     asked: Vec<PortName>,
+}
+
+/// The names a script holds for one queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct QueueNames {
+    /// To receive from it.
+    pub recv: Option<PortName>,
+    /// To send to it.
+    pub send: Option<PortName>,
 }
 
 /// A script's port for send-possible notifications (a `select` whose send
@@ -376,10 +393,9 @@ impl PartialEq for ScriptMachine {
     fn eq(&self, other: &Self) -> bool {
         self.me == other.me
             && self.state == other.state
-            && self.recv_names == other.recv_names
-            && self.send_names == other.send_names
-            && self.last_request.as_ref().map(request_key)
-                == other.last_request.as_ref().map(request_key)
+            && self.names == other.names
+            && self.last_request.as_deref().map(request_key)
+                == other.last_request.as_deref().map(request_key)
             && self.next_id == other.next_id
             && self.resume == other.resume
             && self.eof == other.eof
@@ -394,9 +410,8 @@ impl Hash for ScriptMachine {
     fn hash<H: Hasher>(&self, h: &mut H) {
         self.me.hash(h);
         self.state.hash(h);
-        self.recv_names.hash(h);
-        self.send_names.hash(h);
-        self.last_request.as_ref().map(request_key).hash(h);
+        self.names.hash(h);
+        self.last_request.as_deref().map(request_key).hash(h);
         self.next_id.hash(h);
         self.resume.hash(h);
         self.eof.hash(h);
@@ -427,8 +442,7 @@ impl ScriptMachine {
                 vars: vec![None; scenario.processes[me].vars.len().max(1)],
                 pending: vec![Default::default(); nq],
             },
-            recv_names: vec![None; nq],
-            send_names: vec![None; nq],
+            names: vec![QueueNames::default(); nq],
             last_request: None,
             next_id: 1,
             resume: Resume::Opening(0),
@@ -440,13 +454,13 @@ impl ScriptMachine {
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {
             let name = inherited.get(i).copied();
             match right {
-                Right::Receive => m.recv_names[*q] = name,
-                Right::Send => m.send_names[*q] = name,
+                Right::Receive => m.names[*q].recv = name,
+                Right::Send => m.names[*q].send = name,
             }
         }
         for &(q, name) in preset {
-            m.send_names[q] = Some(name);
-            m.recv_names[q] = Some(name);
+            m.names[q].send = Some(name);
+            m.names[q].recv = Some(name);
         }
         m
     }
@@ -475,10 +489,11 @@ impl ScriptMachine {
     /// The names it holds for the scenario's queues, as `(queue index,
     /// name)`: what a trace of a real-time run labels its events with.
     pub fn queue_names(&self) -> Vec<(usize, PortName)> {
-        let names = self.recv_names.iter().chain(&self.send_names);
-        names
+        let recv = self.names.iter().map(|n| n.recv);
+        let send = self.names.iter().map(|n| n.send);
+        recv.chain(send)
             .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i % self.recv_names.len().max(1), n)))
+            .filter_map(|(i, n)| n.map(|n| (i % self.names.len().max(1), n)))
             .collect()
     }
 
@@ -639,21 +654,42 @@ enum Flow {
     Exit(i32),
 }
 
+/// Why [`ScriptMachine::queue_name`] gave no name.
+enum NoName {
+    /// The mailbox must be opened, and the open is a scheduling point a
+    /// stackless process must hand over for first ([`Ctx::ipc_point`]
+    /// said [`Op::Pending`]): the step ends ([`Step::Wait`]) with the
+    /// statement's state as it was before its first IPC call, and the next
+    /// step runs the statement again from there. Every IPC call a statement
+    /// makes through [`Ctx::ipc`] is guarded so, and what each completed
+    /// call did is kept (a name opened, a port allocated), so the statement
+    /// run again goes on from the first call not yet made: the schedule is
+    /// the coroutine's, point for point.
+    HandOver,
+    /// The open failed, or the right is gone.
+    Failed(String),
+}
+
 impl ScriptMachine {
     fn scenario(&self) -> &Scenario {
         &self.shared.scenario
     }
 
+    /// The name this process holds for queue `q` (to send to it, or to
+    /// receive from it), opening its mailbox first if it has none yet.
+    /// The open is a scheduling point: a stackless process that must hand
+    /// over before it gets [`NoName::HandOver`] ([`Ctx::ipc_point`]), and
+    /// runs the statement again in its next step, where the point is taken.
     fn queue_name<C: Ctx<Self>>(
         &mut self,
         cx: &mut C,
         q: usize,
         sending: bool,
-    ) -> Result<PortName, String> {
+    ) -> Result<PortName, NoName> {
         let slot = if sending {
-            self.send_names[q]
+            self.names[q].send
         } else {
-            self.recv_names[q]
+            self.names[q].recv
         };
         if let Some(n) = slot {
             return Ok(n);
@@ -661,15 +697,38 @@ impl ScriptMachine {
         let queue = &self.shared.scenario.queues[q];
         match queue.kind {
             QueueKind::Mailbox { .. } => {
+                if matches!(cx.ipc_point(), Op::Pending) {
+                    return Err(NoName::HandOver);
+                }
                 let n = cx
                     .ipc()
                     .mailbox_open(&queue.name)
-                    .map_err(|e| e.to_string())?;
-                self.send_names[q] = Some(n);
-                self.recv_names[q] = Some(n);
+                    .map_err(|e| NoName::Failed(e.to_string()))?;
+                self.names[q].send = Some(n);
+                self.names[q].recv = Some(n);
                 Ok(n)
             }
-            QueueKind::Port { .. } => Err("this process no longer holds the right".to_string()),
+            QueueKind::Port { .. } => Err(NoName::Failed(
+                "this process no longer holds the right".to_string(),
+            )),
+        }
+    }
+
+    /// [`Self::queue_name`] for a statement's operation: `None` when the
+    /// process must hand over first (end the step: see [`NoName`]), a
+    /// failure as the statement's error (`what`, at `line`).
+    fn name_for<C: Ctx<Self>>(
+        &mut self,
+        cx: &mut C,
+        q: usize,
+        sending: bool,
+        line: usize,
+        what: &str,
+    ) -> Result<Option<PortName>, ProcError> {
+        match self.queue_name(cx, q, sending) {
+            Ok(n) => Ok(Some(n)),
+            Err(NoName::HandOver) => Ok(None),
+            Err(NoName::Failed(e)) => Err(fail(line, what, e)),
         }
     }
 
@@ -838,7 +897,8 @@ impl mkipc_sim::check::Encode for ScriptMachine {
         };
         e.u64(self.me as u64);
         e.value(&self.state);
-        for &n in self.recv_names.iter().chain(&self.send_names) {
+        let recv = self.names.iter().map(|n| n.recv);
+        for n in recv.chain(self.names.iter().map(|n| n.send)) {
             name(e, n);
         }
         match &self.last_request {

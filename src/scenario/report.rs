@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use mkipc_sim::summary::{top_by, FULL_TABLE_ROWS, TOP_ROWS};
+
 /// Gives the instances of one script their own names: where a name
 /// stands for several rows (the workers a master spawns from one
 /// `[[process]]`), they become `name#1`, `name#2`, ... in the order the
@@ -166,22 +168,200 @@ fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.3}"))
 }
 
+/// A run's report as text: every row, or (a run of more than
+/// [`FULL_TABLE_ROWS`] processes or queues, unless asked for every row) the
+/// summary: how the processes ended, the rows' sums, and the top
+/// [`TOP_ROWS`] processes by messages and by time blocked and queues by
+/// messages and by largest length. `--json` always has every row.
+pub struct RunText<'a> {
+    result: &'a RunResult,
+    all_rows: bool,
+}
+
+impl RunResult {
+    /// The report as text (`all_rows`: every row, however many: `mkipc run
+    /// --all-rows`); `Display` is `text(false)`.
+    pub fn text(&self, all_rows: bool) -> RunText<'_> {
+        RunText {
+            result: self,
+            all_rows,
+        }
+    }
+
+    /// Whether the text prints a summary rather than every row.
+    pub fn is_summarised(&self, all_rows: bool) -> bool {
+        !all_rows && (self.processes.len() > FULL_TABLE_ROWS || self.queues.len() > FULL_TABLE_ROWS)
+    }
+}
+
 impl fmt::Display for RunResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "scenario: {} ({})", self.scenario, self.file)?;
-        match (self.seed, &self.scheduler, self.steps) {
+        self.text(false).fmt(f)
+    }
+}
+
+/// A time in ms as an ordered key (the top lists).
+struct Ms(f64);
+impl PartialEq for Ms {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for Ms {}
+impl PartialOrd for Ms {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ms {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+fn process_header(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  status",
+        "process", "sent", "recv", "drops", "blocked ms", "working ms"
+    )
+}
+
+fn process_row(f: &mut fmt::Formatter<'_>, p: &ProcessResult) -> fmt::Result {
+    if p.unknown.is_some() {
+        return writeln!(
+            f,
+            "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
+            p.name, "-", "-", "-", "-", "-", p.status
+        );
+    }
+    writeln!(
+        f,
+        "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
+        p.name,
+        p.sent,
+        p.received,
+        p.drops,
+        opt_ms(p.blocked_ms),
+        opt_ms(p.working_ms),
+        p.status
+    )
+}
+
+fn queue_header(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<12} {:<8} {:>11} {:>8} {:>7} {:>6} {:>5} {:>7} {:>11}",
+        "queue", "kind", "capacity", "sent", "dropped", "recv", "max", "mean", "latency ms"
+    )
+}
+
+fn queue_row(f: &mut fmt::Formatter<'_>, q: &QueueResult) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<12} {:<8} {:>11} {:>8} {:>7} {:>6} {:>5} {:>7} {:>11}",
+        q.name,
+        q.kind,
+        q.capacity,
+        q.sent,
+        q.dropped,
+        q.received,
+        q.max_len.map_or("-".into(), |m| m.to_string()),
+        q.mean_len.map_or("-".into(), |m| format!("{m:.3}")),
+        opt_ms(q.mean_latency_ms)
+    )
+}
+
+impl RunText<'_> {
+    /// The summary in place of the two tables (see [`RunText`]).
+    fn summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.result;
+        let procs = &r.processes;
+        let mut ended: Vec<(&str, usize)> = Vec::new();
+        for p in procs {
+            let kind = p.status.split(':').next().unwrap_or("");
+            match ended.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => ended.push((kind, 1)),
+            }
+        }
+        ended.sort_by_key(|e| std::cmp::Reverse(e.1));
+        let ended: Vec<String> = ended.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let known = || procs.iter().filter(|p| p.unknown.is_none());
+        let blocked: f64 = known().filter_map(|p| p.blocked_ms).sum();
+        writeln!(
+            f,
+            "\nprocesses: {} ({}); their rows add up to {} sent, {} received, {} drops, \
+             {} ms blocked",
+            procs.len(),
+            ended.join(", "),
+            known().map(|p| p.sent).sum::<u64>(),
+            known().map(|p| p.received).sum::<u64>(),
+            known().map(|p| p.drops).sum::<u64>(),
+            opt_ms(Some(blocked))
+        )?;
+        if !procs.is_empty() {
+            writeln!(
+                f,
+                "\ntop {TOP_ROWS} processes by messages (sent + received):"
+            )?;
+            process_header(f)?;
+            for i in top_by(procs, TOP_ROWS, |p| p.sent + p.received) {
+                process_row(f, &procs[i])?;
+            }
+            writeln!(f, "\ntop {TOP_ROWS} processes by time blocked:")?;
+            process_header(f)?;
+            for i in top_by(procs, TOP_ROWS, |p| Ms(p.blocked_ms.unwrap_or(0.0))) {
+                process_row(f, &procs[i])?;
+            }
+        }
+        let queues = &r.queues;
+        if !queues.is_empty() {
+            writeln!(
+                f,
+                "\nqueues: {}; their rows add up to {} sent, {} dropped, {} received",
+                queues.len(),
+                queues.iter().map(|q| q.sent).sum::<u64>(),
+                queues.iter().map(|q| q.dropped).sum::<u64>(),
+                queues.iter().map(|q| q.received).sum::<u64>()
+            )?;
+            writeln!(f, "\ntop {TOP_ROWS} queues by messages (sent):")?;
+            queue_header(f)?;
+            for i in top_by(queues, TOP_ROWS, |q| q.sent) {
+                queue_row(f, &queues[i])?;
+            }
+            writeln!(f, "\ntop {TOP_ROWS} queues by largest length:")?;
+            queue_header(f)?;
+            for i in top_by(queues, TOP_ROWS, |q| q.max_len.unwrap_or(0)) {
+                queue_row(f, &queues[i])?;
+            }
+        }
+        writeln!(
+            f,
+            "\n(a summary of {} processes and {} queues: every row with --all-rows, or in --json)",
+            procs.len(),
+            queues.len()
+        )
+    }
+}
+
+impl fmt::Display for RunText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let this = self.result;
+        writeln!(f, "scenario: {} ({})", this.scenario, this.file)?;
+        match (this.seed, &this.scheduler, this.steps) {
             (Some(seed), Some(s), Some(steps)) => writeln!(
                 f,
                 "backend sim, seed {seed}, {s} scheduler, {steps} steps, virtual time {:.3} ms",
-                self.time_ms
+                this.time_ms
             )?,
-            _ if self.backend == "os" => {
+            _ if this.backend == "os" => {
                 writeln!(
                     f,
                     "backend os: real Linux processes (run {}), time scale {}, wall time {:.3} ms",
-                    self.run_id.as_deref().unwrap_or("?"),
-                    self.time_scale.unwrap_or(1.0),
-                    self.time_ms
+                    this.run_id.as_deref().unwrap_or("?"),
+                    this.time_scale.unwrap_or(1.0),
+                    this.time_ms
                 )?;
                 writeln!(
                     f,
@@ -193,58 +373,26 @@ impl fmt::Display for RunResult {
             _ => writeln!(
                 f,
                 "backend {}, wall time {:.3} ms",
-                self.backend, self.time_ms
+                this.backend, this.time_ms
             )?,
         }
-        writeln!(
-            f,
-            "\n{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  status",
-            "process", "sent", "recv", "drops", "blocked ms", "working ms"
-        )?;
-        for p in &self.processes {
-            if p.unknown.is_some() {
-                writeln!(
-                    f,
-                    "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
-                    p.name, "-", "-", "-", "-", "-", p.status
-                )?;
-                continue;
+        if this.is_summarised(self.all_rows) {
+            self.summary(f)?;
+        } else {
+            writeln!(f)?;
+            process_header(f)?;
+            for p in &this.processes {
+                process_row(f, p)?;
             }
-            writeln!(
-                f,
-                "{:<14} {:>6} {:>6} {:>6} {:>12} {:>12}  {}",
-                p.name,
-                p.sent,
-                p.received,
-                p.drops,
-                opt_ms(p.blocked_ms),
-                opt_ms(p.working_ms),
-                p.status
-            )?;
-        }
-        if !self.queues.is_empty() {
-            writeln!(
-                f,
-                "\n{:<12} {:<8} {:>11} {:>8} {:>7} {:>6} {:>5} {:>7} {:>11}",
-                "queue", "kind", "capacity", "sent", "dropped", "recv", "max", "mean", "latency ms"
-            )?;
-            for q in &self.queues {
-                writeln!(
-                    f,
-                    "{:<12} {:<8} {:>11} {:>8} {:>7} {:>6} {:>5} {:>7} {:>11}",
-                    q.name,
-                    q.kind,
-                    q.capacity,
-                    q.sent,
-                    q.dropped,
-                    q.received,
-                    q.max_len.map_or("-".into(), |m| m.to_string()),
-                    q.mean_len.map_or("-".into(), |m| format!("{m:.3}")),
-                    opt_ms(q.mean_latency_ms)
-                )?;
+            if !this.queues.is_empty() {
+                writeln!(f)?;
+                queue_header(f)?;
+                for q in &this.queues {
+                    queue_row(f, q)?;
+                }
             }
         }
-        let m = &self.messages;
+        let m = &this.messages;
         match &m.incomplete {
             None => writeln!(
                 f,
@@ -258,20 +406,20 @@ impl fmt::Display for RunResult {
                 m.sent, m.received, m.dropped, m.send_failures
             )?,
         }
-        for inv in &self.invariants {
+        for inv in &this.invariants {
             match &inv.message {
                 None => writeln!(f, "invariant `{}`: held", inv.name)?,
                 Some(msg) => writeln!(f, "invariant `{}`: FAILED: {msg}", inv.name)?,
             }
         }
-        if let Some(note) = &self.trace_note {
+        if let Some(note) = &this.trace_note {
             writeln!(f, "{note}")?;
         }
-        match &self.failure {
+        match &this.failure {
             None => writeln!(f, "result: ok"),
             Some(why) => {
                 writeln!(f, "result: FAILED: {why}")?;
-                if let Some(s) = &self.schedule {
+                if let Some(s) = &this.schedule {
                     writeln!(f, "schedule: {s}")?;
                 }
                 Ok(())

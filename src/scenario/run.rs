@@ -79,9 +79,10 @@ pub(crate) fn totals(c: &super::interp::Counters) -> MessageTotals {
     }
 }
 
-/// The runner of a script on a [`Proc`]: a simulated process (for the
-/// scenarios `runs_stackless` refuses), or (with [`Threads`]) a kernel
-/// task on an OS thread. Its operations block
+/// The runner of a script on a [`Proc`]: a kernel task on an OS thread
+/// (with [`Threads`]), or a simulated process's coroutine (the reference
+/// the stackless runs are tested against; the simulator itself steps every
+/// script stackless, `backend/sim.rs`). Its operations block
 /// (always [`MachineOp::Done`]). On the simulator a script's scheduling
 /// points are its operations' own (each `Proc` operation starts with one),
 /// as they always were: a [`Step::Yield`](mkipc_sim::machine::Step) after an

@@ -31,7 +31,7 @@
 //! closures (coroutines), stackless machines and async processes, with 100,000 processes
 //! parked in a receive on their own port (`MKIPC_BENCH_IDLE=100000,1000000`
 //! for other sizes), each size and kind measured in a fresh process, with
-//! the time to create and park them; set `MKIPC_BENCH_NO_MEMORY=1` to skip
+//! the time to create them and the time until all are parked; set `MKIPC_BENCH_NO_MEMORY=1` to skip
 //! that (e.g. when profiling).
 //!
 //! `cargo bench -p mkipc-sim --bench sim`
@@ -191,12 +191,12 @@ impl mkipc_sim::machine::Machine for IdleMachine {
     }
 }
 
-/// Resident bytes per idle process and the seconds it took to create them
-/// all and park them: N processes (closures on coroutines, or stackless
-/// machines) each allocate a port and block receiving on it (timing out
-/// after a virtual second); a reporter measures at 1 ms, when all are
-/// parked.
-fn idle_memory(n: u64, kind: &str) -> (f64, f64) {
+/// Resident bytes per idle process, the seconds it took to create them
+/// (the spawn calls) and the seconds until all are parked: N processes
+/// (closures on coroutines, stackless machines, or async processes) each
+/// allocate a port and block receiving on it (timing out after a virtual
+/// second); a reporter measures at 1 ms, when all are parked.
+fn idle_memory(n: u64, kind: &str) -> (f64, f64, f64) {
     use mkipc_sim::AsyncIpc;
     let start = std::time::Instant::now();
     let mut sim = Sim::builder().seed(1).trace(false).build();
@@ -222,6 +222,7 @@ fn idle_memory(n: u64, kind: &str) -> (f64, f64) {
             });
         }
     }
+    let created = start.elapsed().as_secs_f64();
     let idle = Rc::new(Cell::new((0u64, 0f64)));
     let idle2 = Rc::clone(&idle);
     sim.spawn("reporter", move |p| {
@@ -232,7 +233,7 @@ fn idle_memory(n: u64, kind: &str) -> (f64, f64) {
     let report = sim.run().unwrap();
     assert!(report.kernel_is_clean());
     let (rss, secs) = idle.get();
-    (rss.saturating_sub(before) as f64 / n as f64, secs)
+    (rss.saturating_sub(before) as f64 / n as f64, created, secs)
 }
 
 /// Measures [`idle_memory`] in a fresh process (this bench, run again with
@@ -269,9 +270,9 @@ fn cpu_secs() -> f64 {
 fn idle_child(spec: &str) {
     let (kind, n) = spec.split_once(':').unwrap_or(("closure", "100000"));
     let n: u64 = n.parse().unwrap_or(100_000);
-    let (bytes, secs) = idle_memory(n, kind);
+    let (bytes, created, secs) = idle_memory(n, kind);
     println!(
-        "idle {kind:<8} {n:>9} processes: {bytes:>6.0} B resident each, created and parked in {secs:.2} s (whole run: {:.2} s CPU)",
+        "idle {kind:<8} {n:>9} processes: {bytes:>6.0} B resident each, created in {created:.2} s, parked in {secs:.2} s (whole run: {:.2} s CPU)",
         cpu_secs()
     );
 }

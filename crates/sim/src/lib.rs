@@ -97,6 +97,7 @@ pub mod sim;
 pub mod stack;
 mod stackless;
 pub mod strategy;
+pub mod summary;
 pub mod threaded;
 pub mod time;
 pub mod trace;

@@ -198,6 +198,33 @@ pub enum CallStart {
     /// send-once reply right ([`call_request`]) and a receive on the reply
     /// port ([`call_reply`]).
     InTwo(Message),
+    /// The runner makes the whole call as one operation that has to wait
+    /// (a stackless process: its scheduling point comes first, or the
+    /// request or the reply waits): end the step with [`Step::Wait`]; the
+    /// next step is handed the call's outcome, which [`call_outcome`]
+    /// turns into what [`Ipc::call_with`] returns.
+    Pending,
+}
+
+/// What a call the runner made as one operation that had to wait
+/// ([`CallStart::Pending`]) returns, from the outcome the next step is
+/// handed: [`WaitOutcome::Sent`] with the error when the request was not
+/// sent, [`WaitOutcome::Received`] with the receive of the reply otherwise
+/// (the kernel's send-once notification: the server dropped the request,
+/// [`CallError::NoReply`]). The runner has destroyed the reply port.
+pub fn call_outcome(outcome: WaitOutcome) -> Result<Message, CallError> {
+    match outcome {
+        WaitOutcome::Sent(Err(e)) => Err(CallError::Send(e)),
+        // A runner never hands a sent request as a call's end.
+        WaitOutcome::Sent(Ok(_)) => Err(CallError::Receive(ReceiveError::SourceDead)),
+        WaitOutcome::Received(Ok(reply))
+            if reply.notification() == Some(Notification::SendOnce) =>
+        {
+            Err(CallError::NoReply)
+        }
+        WaitOutcome::Received(Ok(reply)) => Ok(reply),
+        WaitOutcome::Received(Err(e)) => Err(CallError::Receive(e)),
+    }
 }
 
 /// What a machine can do in a step. Implemented by each runner: the

@@ -145,49 +145,39 @@ impl Report {
     }
 }
 
+impl Report {
+    /// What the report adds up to, with top lists of `top` rows
+    /// ([`Summary`](crate::summary::Summary)).
+    pub fn summary(&self, top: usize) -> crate::summary::Summary {
+        crate::summary::Summary::of(self, top)
+    }
+    /// The report's rows, printed as its summary with top lists of `top`
+    /// rows (what `Display` prints for a large run).
+    pub fn summary_table(&self, top: usize) -> crate::summary::SummaryTable<'_> {
+        crate::summary::SummaryTable { report: self, top }
+    }
+    /// The report's rows, printed every one (what `Display` prints for a
+    /// run of at most [`FULL_TABLE_ROWS`](crate::summary::FULL_TABLE_ROWS)
+    /// processes and queues).
+    pub fn full_table(&self) -> crate::summary::FullTable<'_> {
+        crate::summary::FullTable { report: self }
+    }
+}
+
+/// The run's line, then every row, or for a large run its summary
+/// (module [`summary`](crate::summary)).
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::summary::{FULL_TABLE_ROWS, TOP_ROWS};
         writeln!(
             f,
             "run: seed {} ({}), {} steps, virtual time {:?}",
             self.seed, self.scheduler, self.steps, self.end_time
         )?;
-        writeln!(
-            f,
-            "{:<16} {:>6} {:>8} {:>8} {:>6} {:>12}  status",
-            "process", "pid", "sent", "recv", "drops", "blocked"
-        )?;
-        for p in &self.procs {
-            writeln!(
-                f,
-                "{:<16} {:>6} {:>8} {:>8} {:>6} {:>12?}  {}",
-                p.name,
-                p.pid,
-                p.stats.sent,
-                p.stats.received,
-                p.stats.drops,
-                p.stats.blocked,
-                p.status
-            )?;
-        }
-        if !self.ports.is_empty() {
-            writeln!(
-                f,
-                "{:<16} {:>12} {:>8} {:>6} {:>6} {:>8}",
-                "queue", "capacity", "msgs", "drops", "max", "mean"
-            )?;
-            for q in &self.ports {
-                let cap = q.capacity.map(|c| c.to_string()).unwrap_or_default();
-                let mean = q
-                    .mean_occupancy
-                    .map(|m| format!("{m:.3}"))
-                    .unwrap_or_else(|| "-".into());
-                writeln!(
-                    f,
-                    "{:<16} {:>12} {:>8} {:>6} {:>6} {:>8}",
-                    q.label, cap, q.messages, q.drops, q.max_occupancy, mean
-                )?;
-            }
+        if self.procs.len() <= FULL_TABLE_ROWS && self.ports.len() <= FULL_TABLE_ROWS {
+            write!(f, "{}", self.full_table())?;
+        } else {
+            write!(f, "{}", self.summary_table(TOP_ROWS))?;
         }
         if let Some(note) = self.trace.truncation_note() {
             writeln!(f, "{note}")?;

@@ -28,6 +28,13 @@
 //!   the coroutine took after its `Op::Done` (the machine contract:
 //!   a step that finishes an operation at once ends with `Step::Yield`,
 //!   and one handed a resumed outcome goes on as the next step would);
+//! - [`Ctx::call`] is one operation, as `Proc::call_with` makes it: one
+//!   scheduling point (taken in place or deferred, as a send's), then the
+//!   request (carrying a send-once right to a fresh reply port) and the
+//!   receive of the reply, each of which may wait, with the coroutine's
+//!   events and figures (the whole call counts as sending to the server);
+//!   the machine gets [`CallStart::Done`], or [`CallStart::Pending`] and
+//!   the outcome in its next step ([`call_outcome`](crate::machine::call_outcome));
 //! - [`Ctx::spawn`] and operations through [`Ctx::ipc`] that are
 //!   scheduling points take them in place, or owe them to the end of the
 //!   step (their effect then comes before the switch, not after it: the one
@@ -39,11 +46,12 @@
 use std::time::Duration;
 
 use mkipc_kernel::{
-    Begin, CarriedRight, Destination, IpcError, Message, OnFull, Pid, PortName, ReceiveError,
-    SendError, Sent, Source, Wait, WaitOutcome, WaitToken,
+    Begin, CallError, Capacity, CarriedRight, Destination, Disposition, IpcError, Message, OnFull,
+    Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Source, Wait, WaitOutcome,
+    WaitToken,
 };
 
-use crate::machine::{Ctx, Machine, Op, Step, YieldIs};
+use crate::machine::{call_outcome, CallStart, Ctx, Machine, Op, Step, YieldIs};
 use crate::process::{Backend, Proc, ProcError, ProcResult, SimCtx};
 use crate::runtime::{Resumed, Suspend};
 use crate::time::{to_nanos, Dist, Nanos};
@@ -93,12 +101,33 @@ enum Deferred {
         source: OwnedSource,
         wait: Wait,
     },
+    Call {
+        dest: PortName,
+        msg: Message,
+    },
 }
 
 /// What a waiting operation finishes with.
 enum WaitingOp {
-    Send { to: Target, msg_id: u32 },
-    Receive { from: Target },
+    Send {
+        to: Target,
+        msg_id: u32,
+    },
+    Receive {
+        from: Target,
+    },
+    /// A call's request is being sent (a send-once right to `reply` in it).
+    CallSend {
+        to: Target,
+        msg_id: u32,
+        reply: PortName,
+    },
+    /// A call's reply is awaited on `reply`.
+    CallReceive {
+        to: Target,
+        msg_id: u32,
+        reply: PortName,
+    },
 }
 
 /// An operation waiting in the kernel.
@@ -242,6 +271,103 @@ fn start_receive(
     Ok(r)
 }
 
+/// Starts a call as `Proc::call_with` does after its scheduling point:
+/// one operation (a request carrying a send-once right to a fresh reply
+/// port, then the receive of the reply there), with the events and figures
+/// of the coroutine's call. Its outcome is what [`call_outcome`] reads.
+fn start_call(p: &Proc, dest: PortName, mut msg: Message) -> Result<WaitOutcome, Waiting> {
+    let s = sim(p);
+    let (to, msg_id) = (Target::Name(dest), msg.id);
+    let rights = msg.rights().len() + 1;
+    // The whole call counts as waiting on `dest`'s server, in both halves.
+    p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+    let kernel = &s.core.kernel;
+    let Ok(reply) = kernel.port_allocate(s.pid, Capacity::Bounded(1)) else {
+        let e = SendErrorKind::TaskExited.with(Message::default());
+        p.sent_done(
+            to,
+            msg_id,
+            &Err(SendError::new(e.kind(), Message::default())),
+        );
+        return Ok(WaitOutcome::Sent(Err(e)));
+    };
+    msg.set_reply(Some(CarriedRight {
+        name: reply,
+        disposition: Disposition::MakeSendOnce,
+    }));
+    match kernel.send_begin(s.pid, Destination::Name(dest), msg, OnFull::Block, &|| {
+        s.waker.clone()
+    }) {
+        Begin::Done(r) => call_sent(p, to, msg_id, reply, r),
+        Begin::Blocked(token) => Err(wait(
+            s,
+            token,
+            None,
+            WaitingOp::CallSend { to, msg_id, reply },
+        )),
+    }
+}
+
+/// A call's request went (or not): on to the receive of its reply.
+fn call_sent(
+    p: &Proc,
+    to: Target,
+    msg_id: u32,
+    reply: PortName,
+    r: Result<Sent, SendError>,
+) -> Result<WaitOutcome, Waiting> {
+    let s = sim(p);
+    if let Err(e) = r {
+        let _ = s.core.kernel.destroy(s.pid, reply);
+        p.sent_done(
+            to,
+            msg_id,
+            &Err(SendError::new(e.kind(), Message::default())),
+        );
+        let e = e.map_message(|mut back| {
+            back.set_reply(None);
+            back
+        });
+        return Ok(WaitOutcome::Sent(Err(e)));
+    }
+    match s
+        .core
+        .kernel
+        .receive_begin(s.pid, Source::Name(reply), true, &|| s.waker.clone())
+    {
+        Begin::Done(r) => Ok(call_replied(p, to, msg_id, reply, r)),
+        Begin::Blocked(token) => Err(wait(
+            s,
+            token,
+            None,
+            WaitingOp::CallReceive { to, msg_id, reply },
+        )),
+    }
+}
+
+/// A call's reply came (or not): the reply port goes, the call is recorded.
+fn call_replied(
+    p: &Proc,
+    to: Target,
+    msg_id: u32,
+    reply: PortName,
+    r: Result<Message, ReceiveError>,
+) -> WaitOutcome {
+    let s = sim(p);
+    let _ = s.core.kernel.destroy(s.pid, reply);
+    p.sent_done(to, msg_id, &Ok(Sent::Delivered));
+    // Recorded as `Proc::call_with` records what `Ipc::call_with` returned
+    // (the kernel's send-once notification: no reply, the source is dead).
+    match &r {
+        Ok(m) if m.notification() == Some(mkipc_kernel::Notification::SendOnce) => {
+            p.received_done(to, Err(ReceiveError::SourceDead));
+        }
+        Ok(m) => p.received_done(to, Ok(m)),
+        Err(e) => p.received_done(to, Err(*e)),
+    }
+    WaitOutcome::Received(r)
+}
+
 /// The start of a wait, as the coroutine's `SimCtx::block`.
 fn wait(s: &SimCtx, token: WaitToken, timeout: Option<Duration>, op: WaitingOp) -> Waiting {
     let core = &s.core;
@@ -304,6 +430,12 @@ fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
         (WaitingOp::Receive { from }, WaitOutcome::Received(r)) => {
             p.received_done(from, r.as_ref().map_err(|e| *e));
             WaitOutcome::Received(r)
+        }
+        (WaitingOp::CallSend { to, msg_id, reply }, WaitOutcome::Sent(r)) => {
+            return call_sent(p, to, msg_id, reply, r);
+        }
+        (WaitingOp::CallReceive { to, msg_id, reply }, WaitOutcome::Received(r)) => {
+            call_replied(p, to, msg_id, reply, r)
         }
         (_, outcome) => outcome,
     })
@@ -391,6 +523,26 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
             }
         }
     }
+    fn call(&mut self, dest: PortName, msg: Message) -> CallStart {
+        if !self.idle() {
+            return CallStart::Done(Err(CallError::Send(
+                SendErrorKind::InvalidDestination.with(msg),
+            )));
+        }
+        let s = sim(self.proc);
+        s.owed_points.set(s.owed_points.get() + 1);
+        if !s.take_owed() {
+            self.left = Left::Deferred(Deferred::Call { dest, msg });
+            return CallStart::Pending;
+        }
+        match start_call(self.proc, dest, msg) {
+            Ok(outcome) => CallStart::Done(call_outcome(outcome)),
+            Err(w) => {
+                self.left = Left::Waiting(w);
+                CallStart::Pending
+            }
+        }
+    }
     fn ipc_point(&mut self) -> Op<()> {
         let s = sim(self.proc);
         if s.granted.get() || !self.idle() {
@@ -452,6 +604,7 @@ where
                             start_receive(&self.proc, source.as_source(), wait)
                                 .map(WaitOutcome::Received)
                         }
+                        Deferred::Call { dest, msg } => start_call(&self.proc, dest, msg),
                     };
                     match started {
                         Ok(outcome) => self.resumed(outcome),

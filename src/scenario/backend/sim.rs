@@ -20,7 +20,7 @@ use super::{Backend, BackendKind, RunError, Unsupported};
 use crate::sampler::{QueueKey, QueueSampler, QueueSeries};
 use crate::scenario::interp::{ScriptMachine, Shared};
 use crate::scenario::report::{InvariantResult, ProcessResult, QueueResult, RunResult};
-use crate::scenario::run::{inherited_rights, lost_message, ms, port_ids, script_on_proc, totals};
+use crate::scenario::run::{inherited_rights, lost_message, ms, port_ids, totals};
 use crate::scenario::{mech, FaultWhen, Op, QueueKind, Scenario};
 
 /// The simulator backend ([`Backend`]): it runs every construct.
@@ -81,75 +81,18 @@ pub fn build_sim(scn: &Arc<Scenario>, builder: SimBuilder) -> Result<(Sim, SimHa
 }
 
 /// Sets the run of `scn` up on a fresh `sim` (for `Explorer`, which builds the `Sim`).
+///
+/// Every script runs stackless: the simulator steps its machine itself,
+/// with no coroutine, and the schedule is the one a coroutine gets (the
+/// interpreter takes each mid-statement IPC call's scheduling point first,
+/// [`Ctx::ipc_point`](mkipc_sim::machine::Ctx::ipc_point), and the
+/// stackless runner makes a `call` as one operation). Under DPOR
+/// exploration the simulator runs machines on coroutines itself.
 pub fn setup_sim(scn: &Arc<Scenario>, sim: &mut Sim) -> Result<SimHandles, RunError> {
     let shared = Arc::new(Shared::new(Arc::clone(scn), false));
-    let stackless = runs_stackless(scn);
     setup_sim_with(scn, sim, shared, &|sim, name, inherit, make| {
-        if stackless {
-            // The simulator steps the script's machine itself, no
-            // coroutine; its scheduling points are its operations' own.
-            return sim.spawn_machine_with(name, inherit, YieldIs::NoOp, make);
-        }
-        sim.spawn_with(name, inherit, move |p| {
-            script_on_proc(p, make(p.inherited()), None)
-        })
+        sim.spawn_machine_with(name, inherit, YieldIs::NoOp, make)
     })
-}
-
-/// Whether `scn`'s scripts run stackless on the simulator with exactly the
-/// schedule they get on coroutines (which is what they get otherwise).
-/// Not with a `call` (the kernel's call is one blocking operation; a
-/// stackless process would make it as two), nor where a mailbox may be
-/// opened in the middle of a statement rather than when the script starts
-/// (a send to a variable's queue, a mailbox with an owner or access rules,
-/// one that is destroyed): that open is a scheduling point a stackless
-/// process could only take after it. Pipes, FIFOs, shared variables and
-/// locks (`mech.rs`), and a `select` with a send arm (it may ask for a
-/// send-possible notification), stay on coroutines too: their operations
-/// go through the process's IPC handle in the middle of a statement.
-pub(crate) fn runs_stackless(scn: &Scenario) -> bool {
-    use crate::scenario::{ArmKind, Dest, QueueRole};
-    let mailboxes = scn.queues.iter().any(|q| q.is_mailbox());
-    // A queue held in a variable is opened when first used.
-    let arm_via = |a: &crate::scenario::Arm| {
-        matches!(
-            a.kind,
-            ArmKind::Send {
-                dest: Dest::Var(_),
-                ..
-            } | ArmKind::ReceiveVia { .. }
-        )
-    };
-    let late_open = |op: &Op| match op {
-        Op::SendVia { .. }
-        | Op::ReceiveVia { .. }
-        | Op::TrySend {
-            dest: Dest::Var(_), ..
-        } => true,
-        Op::Destroy(q) => scn.queues[*q].is_mailbox(),
-        Op::Select(arms) | Op::SelectAny(arms) => arms.iter().any(arm_via),
-        _ => false,
-    };
-    // A select with a send arm may ask the kernel for a send-possible
-    // notification in the middle of the statement.
-    let notifies = |op: &Op| match op {
-        Op::Select(arms) | Op::SelectAny(arms) => {
-            arms.iter().any(|a| matches!(a.kind, ArmKind::Send { .. }))
-        }
-        _ => false,
-    };
-    let late = |op: &Op| {
-        matches!(op, Op::Call { .. } | Op::CallVia { .. } | Op::Mech(_))
-            || notifies(op)
-            || (mailboxes && late_open(op))
-    };
-    !scn.queues
-        .iter()
-        .any(|q| q.has_access_rules() || q.role != QueueRole::Queue)
-        && scn
-            .processes
-            .iter()
-            .all(|p| !crate::scenario::walk(&p.script).iter().any(|s| late(&s.op)))
 }
 
 /// Starts a script's process on the simulator: its name, its inherited

@@ -97,6 +97,13 @@ impl ScriptMachine {
                 let r = mkipc_sim::machine::call_reply(cx.ipc(), reply, r);
                 self.called(cx, code, queue, r)?
             }
+            Resume::Called { queue } => {
+                let Some(outcome) = resumed else {
+                    return Err(super::wrong_outcome("a call", None));
+                };
+                let r = mkipc_sim::machine::call_outcome(outcome);
+                self.called(cx, code, queue, r)?
+            }
             Resume::Select(sel) => self.select_continue(cx, code, sel, resumed, true)?,
             Resume::Mech(wait) => self.mech_continue(cx, code, wait, resumed)?,
         };
@@ -119,14 +126,13 @@ impl ScriptMachine {
         // dead name ("source is dead"), not a name that was never found.
         while let Some(&q) = used.get(k) {
             k += 1;
-            if self.send_names[q].is_none() {
-                // A stackless process hands over before the open, as a
-                // coroutine would (`Ctx::ipc_point`).
-                if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+            if self.names[q].send.is_none() {
+                // The open is a scheduling point: a stackless process may
+                // have to hand over before it (`NoName::HandOver`).
+                if let Err(super::NoName::HandOver) = self.queue_name(cx, q, true) {
                     self.resume = Resume::Opening(k - 1);
                     return Some(Step::Wait);
                 }
-                let _ = self.queue_name(cx, q, true);
                 self.resume = Resume::Opening(k);
                 return Some(Step::Yield);
             }

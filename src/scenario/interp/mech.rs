@@ -39,10 +39,17 @@ impl ScriptMachine {
         match op {
             MechOp::Close(q) => {
                 let what = format!("close {}", self.scenario().queues[*q].name);
-                let r = if let Some(name) = self.recv_names[*q].take() {
+                // A stackless process hands over before the close, as a
+                // coroutine would (`Ctx::ipc_point`): the statement runs
+                // again in the next step.
+                let holds = self.names[*q].recv.is_some() || self.names[*q].send.is_some();
+                if holds && matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+                    return Ok(self.waiting(Resume::None));
+                }
+                let r = if let Some(name) = self.names[*q].recv.take() {
                     // The read end: the port dies, every write is a broken pipe.
                     cx.ipc().destroy(name)
-                } else if let Some(name) = self.send_names[*q].take() {
+                } else if let Some(name) = self.names[*q].send.take() {
                     // A write end: the last one gone is end of file.
                     cx.ipc().deallocate(name)
                 } else {
@@ -86,9 +93,10 @@ impl ScriptMachine {
         store: Option<Value>,
         line: usize,
     ) -> Result<Flow, ProcError> {
-        let name = self
-            .queue_name(cx, q, false)
-            .map_err(|e| fail(line, &self.mech_what(q), e))?;
+        let what = self.mech_what(q);
+        let Some(name) = self.name_for(cx, q, false, line, &what)? else {
+            return Ok(self.waiting(Resume::None));
+        };
         match done(cx.receive(Source::Name(name), Wait::Forever)) {
             Some(r) => {
                 let flow = self.taken(cx, code, store, r)?;
@@ -151,10 +159,15 @@ impl ScriptMachine {
         msg: Message,
         line: usize,
     ) -> Result<Flow, ProcError> {
-        let name = self
-            .queue_name(cx, q, true)
-            .map_err(|e| fail(line, &self.mech_what(q), e))?;
         let value = decode(&msg).1;
+        let what = self.mech_what(q);
+        let Some(name) = self.name_for(cx, q, true, line, &what)? else {
+            // Again from the put (an `unlock`'s is the put of no value).
+            return Ok(self.waiting(Resume::Mech(MechWait::Putting {
+                value,
+                started: false,
+            })));
+        };
         match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
             Some(r) => {
                 let flow = self.put_done(code, r)?;

@@ -319,9 +319,9 @@ impl ScriptMachine {
         if self.at_eof(queue) {
             return self.eof_read(queue, pattern, expect, line);
         }
-        let src = self
-            .queue_name(cx, queue, false)
-            .map_err(|e| fail(line, &what, e))?;
+        let Some(src) = self.name_for(cx, queue, false, line, &what)? else {
+            return Ok(self.waiting(Resume::None));
+        };
         let deadline = timeout.map(|t| cx.now().saturating_add(t));
         self.receive_op(cx, code, src, deadline)
     }
@@ -401,7 +401,7 @@ impl ScriptMachine {
                 if matches_value(pattern.as_ref(), value.as_ref(), &mut binds) {
                     self.count_taken(cx, Some(queue), offered);
                     self.bind(binds);
-                    self.last_request = Some(msg);
+                    self.last_request = Some(Box::new(msg));
                     return Ok(Flow::Next);
                 }
                 if *expect {
@@ -435,7 +435,9 @@ impl ScriptMachine {
         value: Option<&Expr>,
         line: usize,
     ) -> Result<Flow, ProcError> {
-        let (q, msg, name) = self.try_message(cx, dest, value, line)?;
+        let Some((q, msg, name)) = self.try_message(cx, dest, value, line)? else {
+            return Ok(self.waiting(Resume::None));
+        };
         self.send_op(
             cx,
             code,
@@ -446,22 +448,24 @@ impl ScriptMachine {
         )
     }
 
-    /// What a try-send sends: the queue, the message and the name.
+    /// What a try-send sends: the queue, the message and the name
+    /// (`None`: the process must hand over before it opens the queue, see
+    /// `NoName::HandOver`; nothing was done).
     fn try_message<C: Ctx<Self>>(
         &mut self,
         cx: &mut C,
         dest: &Dest,
         value: Option<&Expr>,
         line: usize,
-    ) -> Result<(usize, Message, PortName), ProcError> {
+    ) -> Result<Option<(usize, Message, PortName)>, ProcError> {
         let q = self.dest_queue(dest, line)?;
         let value = self.eval_opt(value, line)?;
         let what = format!("try-send {}", self.shared.scenario.queues[q].name);
-        let name = self
-            .queue_name(cx, q, true)
-            .map_err(|e| fail(line, &what, e))?;
+        let Some(name) = self.name_for(cx, q, true, line, &what)? else {
+            return Ok(None);
+        };
         let msg = self.message_with(cx, value.as_ref());
-        Ok((q, msg, name))
+        Ok(Some((q, msg, name)))
     }
 
     /// A `select` arm's try-send finished: whether it went.
@@ -569,7 +573,7 @@ impl ScriptMachine {
                 if self.select_sent(q, arms[i].line, r)? {
                     return Ok(take(self, i, may_start));
                 }
-                if let Some(name) = self.send_names[q] {
+                if let Some(name) = self.names[q].send {
                     sel.found_full(name);
                 }
             }
@@ -614,9 +618,10 @@ impl ScriptMachine {
                         "select: receive {}",
                         self.shared.scenario.queues[queue].name
                     );
-                    let src = self
-                        .queue_name(cx, queue, false)
-                        .map_err(|e| fail(arm.line, &what, e))?;
+                    let Some(src) = self.name_for(cx, queue, false, arm.line, &what)? else {
+                        sel.first = Some(i);
+                        return Ok(self.select_hand_over(sel));
+                    };
                     match done(cx.receive(Source::Name(src), Wait::For(Duration::ZERO))) {
                         None => {
                             sel.phase = Phase::First(i, queue);
@@ -630,7 +635,12 @@ impl ScriptMachine {
                     }
                 }
                 ArmKind::Send { dest, value } => {
-                    let (q, msg, name) = self.try_message(cx, dest, value.as_ref(), arm.line)?;
+                    let Some((q, msg, name)) =
+                        self.try_message(cx, dest, value.as_ref(), arm.line)?
+                    else {
+                        sel.first = Some(i);
+                        return Ok(self.select_hand_over(sel));
+                    };
                     match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
                         None => {
                             sel.phase = Phase::Sending(i);
@@ -675,9 +685,9 @@ impl ScriptMachine {
                             "select: receive {}",
                             self.shared.scenario.queues[queue].name
                         );
-                        let src = self
-                            .queue_name(cx, queue, false)
-                            .map_err(|e| fail(arm.line, &what, e))?;
+                        let Some(src) = self.name_for(cx, queue, false, arm.line, &what)? else {
+                            return Ok(self.select_hand_over(sel));
+                        };
                         if !sel.sources.contains(&(src, queue)) {
                             sel.sources.push((src, queue));
                         }
@@ -686,8 +696,11 @@ impl ScriptMachine {
                         if !may_start {
                             return Ok(self.select_later(sel));
                         }
-                        let (q, msg, name) =
-                            self.try_message(cx, dest, value.as_ref(), arm.line)?;
+                        let Some((q, msg, name)) =
+                            self.try_message(cx, dest, value.as_ref(), arm.line)?
+                        else {
+                            return Ok(self.select_hand_over(sel));
+                        };
                         sel.next += 1;
                         match done(cx.send(Destination::Name(name), msg, OnFull::Fail)) {
                             None => {
@@ -745,6 +758,11 @@ impl ScriptMachine {
             if sel.sending && !poll {
                 match self.notify {
                     Notify::Unasked => {
+                        // A scheduling point, which a stackless process
+                        // may have to hand over for first.
+                        if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+                            return Ok(self.select_hand_over(sel));
+                        }
                         self.notify = match cx.ipc().port_allocate(Capacity::Unbounded) {
                             Ok(n) => Notify::Port(n),
                             Err(_) => Notify::Unsupported,
@@ -757,10 +775,14 @@ impl ScriptMachine {
                         // come back as a send-once notification, waking the
                         // select for nothing).
                         while let Some(&dest) = sel.full.get(sel.requested) {
-                            sel.requested += 1;
                             if self.asked.contains(&dest) {
+                                sel.requested += 1;
                                 continue;
                             }
+                            if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+                                return Ok(self.select_hand_over(sel));
+                            }
+                            sel.requested += 1;
                             if cx.ipc().request_send_possible(dest, notify).is_ok() {
                                 self.asked.push(dest);
                             } else {
@@ -829,7 +851,7 @@ impl ScriptMachine {
         if matches_value(pattern, value.as_ref(), &mut binds) {
             self.count_taken(cx, Some(queue), offered);
             self.bind(binds);
-            self.last_request = Some(msg);
+            self.last_request = Some(Box::new(msg));
             return Ok(true);
         }
         self.state.pending[queue].push_back(Pending { offered, value });
@@ -841,6 +863,15 @@ impl ScriptMachine {
         sel.phase = Phase::Trying;
         self.resume = Resume::Select(sel);
         Flow::Stop(Step::Yield)
+    }
+
+    /// The `select` hands over before an IPC call (`NoName::HandOver`,
+    /// `Ctx::ipc_point`), and goes on from `sel` at the next step, where
+    /// the call's scheduling point is taken.
+    fn select_hand_over(&mut self, mut sel: Box<Selecting>) -> Flow {
+        sel.phase = Phase::Trying;
+        self.resume = Resume::Select(sel);
+        Flow::Stop(Step::Wait)
     }
 
     /// The `select` pauses for `d`, then goes on (its phase says how).
@@ -919,7 +950,7 @@ impl ScriptMachine {
                         if q == queue && matches_value(pattern, value.as_ref(), &mut binds) {
                             self.count_taken(cx, Some(queue), offered);
                             self.bind(binds);
-                            self.last_request = Some(msg);
+                            self.last_request = Some(Box::new(msg));
                             sel.next = i;
                             return Ok(Some(Flow::Stay));
                         }

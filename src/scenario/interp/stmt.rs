@@ -129,9 +129,9 @@ impl ScriptMachine {
                 };
                 let queue = &queue;
                 let what = format!("call {}", qname(*queue));
-                let dest = self
-                    .queue_name(cx, *queue, true)
-                    .map_err(|e| fail(line, &what, e))?;
+                let Some(dest) = self.name_for(cx, *queue, true, line, &what)? else {
+                    return Ok(self.waiting(Resume::None));
+                };
                 let value = self.eval_opt(value.as_ref(), line)?;
                 let msg = self.message_with(cx, value.as_ref());
                 self.note_wait(cx);
@@ -140,6 +140,7 @@ impl ScriptMachine {
                         let flow = self.called(cx, code, *queue, r)?;
                         self.after_op(code, flow)
                     }
+                    CallStart::Pending => self.waiting(Resume::Called { queue: *queue }),
                     CallStart::InTwo(msg) => match call_request(cx.ipc(), msg) {
                         Err(e) => {
                             let flow = self.called(cx, code, *queue, Err(e))?;
@@ -201,8 +202,8 @@ impl ScriptMachine {
                 let mut inherit = Vec::new();
                 for (q, right) in &proc.rights {
                     let name = match right {
-                        Right::Receive => self.recv_names[*q].take(),
-                        Right::Send => self.send_names[*q],
+                        Right::Receive => self.names[*q].recv.take(),
+                        Right::Send => self.names[*q].send,
                     };
                     let Some(name) = name else {
                         return Err(fail(line, &format!("spawn {}", proc.name), format!(
@@ -226,23 +227,23 @@ impl ScriptMachine {
             Op::Exit(code) => Flow::Exit(*code),
             Op::Mech(m) => self.mech_stmt(cx, code, m, line)?,
             Op::Destroy(q) => {
+                let what = format!("destroy {}", qname(*q));
+                let Some(name) = self.name_for(cx, *q, false, line, &what)? else {
+                    return Ok(self.waiting(Resume::None));
+                };
                 // A stackless process hands over before the destroy, as a
                 // coroutine would (`Ctx::ipc_point`); the statement runs
-                // again in the next step.
+                // again in the next step (its queue's name is at hand).
                 if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
-                    return Ok(Flow::Stop(Step::Wait));
+                    return Ok(self.waiting(Resume::None));
                 }
-                let what = format!("destroy {}", qname(*q));
                 if let Some(hook) = &self.shared.before_destroy {
                     (hook.0)();
                 }
-                let name = self
-                    .queue_name(cx, *q, false)
-                    .map_err(|e| fail(line, &what, e))?;
                 let r = if scenario.queues[*q].is_mailbox() {
                     cx.ipc().mailbox_destroy(name)
                 } else {
-                    self.recv_names[*q] = None;
+                    self.names[*q].recv = None;
                     cx.ipc().destroy(name)
                 };
                 r.map_err(|e| fail(line, &what, e))?;
@@ -269,9 +270,9 @@ impl ScriptMachine {
         line: usize,
     ) -> Result<Flow, ProcError> {
         let what = format!("send {}", self.scenario().queues[queue].name);
-        let dest = self
-            .queue_name(cx, queue, true)
-            .map_err(|e| fail(line, &what, e))?;
+        let Some(dest) = self.name_for(cx, queue, true, line, &what)? else {
+            return Ok(self.waiting(Resume::None));
+        };
         let value = self.eval_opt(value, line)?;
         let msg = self.message_with(cx, value.as_ref());
         self.send_op(cx, code, Destination::Name(dest), msg, on_full, Some(queue))
@@ -415,7 +416,7 @@ impl ScriptMachine {
         match r {
             Ok(msg) => {
                 self.count_receive(cx, None, &msg);
-                self.last_request = Some(msg);
+                self.last_request = Some(Box::new(msg));
                 Ok(Flow::Next)
             }
             Err(_) if self.in_forever() => Ok(Flow::Break),

@@ -6,6 +6,12 @@
 //! index from port to name makes a second send right to the same port merge
 //! into the existing name, as in Mach.
 //!
+//! A task holds a handful of names (a simulated process often one port):
+//! up to [`INDEX_FROM`] slots the reverse lookup scans the slots, and the
+//! index (a `BTreeMap` node is about 150 bytes, more than the rest of such a
+//! space) is built only when the space grows past that, then kept. Either
+//! way a port has at most one name, so both give the same answer.
+//!
 //! Dead names appear lazily: when a port dies, the send rights other tasks
 //! hold are not touched; the next lookup of such a name sees the port is gone
 //! and turns the entry into a dead name. Nothing needs to know who held a
@@ -45,12 +51,18 @@ struct Entry {
     obj: Option<Obj>,
 }
 
+/// Slots a space may have before its reverse index is built (module docs).
+pub(crate) const INDEX_FROM: usize = 16;
+
 /// One task's names.
 #[derive(Debug, Default)]
 pub(crate) struct Space {
     entries: Vec<Entry>,
     free: Vec<u32>,
+    /// Port to the index of its name: built once the space has more than
+    /// [`INDEX_FROM`] slots (`indexed`); before, the slots are scanned.
     by_port: BTreeMap<PortId, u32>,
+    indexed: bool,
     /// Counts the changes of a slot's generation or use (a name allocated,
     /// freed, given back): what [`Kernel::space_version`](crate::Kernel::space_version) shows.
     version: u64,
@@ -60,19 +72,24 @@ clone_fields!(Space {
     entries,
     free,
     by_port,
+    indexed,
     version
 });
 
 impl Space {
     pub(crate) fn new() -> Space {
         // Slot 0 is never used, so no name has index 0 (NULL).
+        // Room for slot 0 and one name: what most tasks hold.
+        let mut entries = Vec::with_capacity(2);
+        entries.push(Entry {
+            generation: 0,
+            obj: None,
+        });
         Space {
-            entries: vec![Entry {
-                generation: 0,
-                obj: None,
-            }],
+            entries,
             free: Vec::new(),
             by_port: BTreeMap::new(),
+            indexed: false,
             version: 0,
         }
     }
@@ -102,14 +119,16 @@ impl Space {
             // A slot taken or freed: the names' codes may change.
             self.version = self.version.wrapping_add(1);
         }
-        if let Some(Obj::Port { port, .. }) = old {
+        if let (true, Some(Obj::Port { port, .. })) = (self.indexed, old) {
             if !matches!(obj, Some(Obj::Port { .. })) {
                 self.by_port.remove(&port);
             }
         }
         match obj {
             Some(Obj::Port { port, .. }) => {
-                self.by_port.insert(port, index);
+                if self.indexed {
+                    self.by_port.insert(port, index);
+                }
                 self.entries[index as usize].obj = obj;
             }
             Some(o) => self.entries[index as usize].obj = Some(o),
@@ -131,6 +150,9 @@ impl Space {
                     generation: 1,
                     obj: None,
                 });
+                if !self.indexed && self.entries.len() > INDEX_FROM {
+                    self.build_index();
+                }
                 (self.entries.len() - 1) as u32
             }
         };
@@ -159,9 +181,25 @@ impl Space {
         true
     }
 
+    /// Builds the reverse index from the slots (module docs).
+    fn build_index(&mut self) {
+        self.indexed = true;
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some(Obj::Port { port, .. }) = e.obj {
+                self.by_port.insert(port, i as u32);
+            }
+        }
+    }
+
     /// The name under which this task holds rights to `port`, if any.
     pub(crate) fn name_for_port(&self, port: PortId) -> Option<PortName> {
-        self.by_port.get(&port).map(|&i| self.name_of(i))
+        if self.indexed {
+            return self.by_port.get(&port).map(|&i| self.name_of(i));
+        }
+        self.entries
+            .iter()
+            .position(|e| matches!(e.obj, Some(Obj::Port { port: p, .. }) if p == port))
+            .map(|i| self.name_of(i as u32))
     }
 
     /// Every live name and what it denotes, in name order.
@@ -247,6 +285,59 @@ impl State {
         } else {
             space.set(name, Some(Obj::Dead(refs)));
             Ok(Obj::Dead(refs))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Obj, PortId, Space, INDEX_FROM};
+    use crate::name::PortName;
+    use proptest::prelude::*;
+
+    /// A name for `port` by a scan of every live name: what the reverse
+    /// index must say, before and after it is built.
+    fn scan(space: &Space, port: PortId) -> Option<PortName> {
+        space
+            .entries()
+            .find(|(_, o)| matches!(o, Obj::Port { port: p, .. } if *p == port))
+            .map(|(n, _)| n)
+    }
+
+    proptest! {
+        /// Names allocated, freed and rewritten at random, across the size
+        /// at which the index is built: the reverse lookup agrees with a
+        /// scan of the live names for every port.
+        #[test]
+        fn the_reverse_lookup_agrees_with_a_scan(
+            ops in proptest::collection::vec((0u8..4, 0u64..24), 0..200)
+        ) {
+            let mut space = Space::new();
+            let mut names: Vec<PortName> = Vec::new();
+            for (op, x) in ops {
+                let port = PortId::from_raw(x);
+                match op {
+                    // A port gets a name only if it has none (one name per port).
+                    0 | 1 if space.name_for_port(port).is_none() => {
+                        names.push(space.alloc(Obj::Port { port, receive: true, send: 0 }));
+                    }
+                    2 if !names.is_empty() => {
+                        let n = names.swap_remove(x as usize % names.len());
+                        space.set(n, None);
+                    }
+                    3 if !names.is_empty() => {
+                        // A name's right turned into something else.
+                        let n = names[x as usize % names.len()];
+                        space.set(n, Some(Obj::Dead(1)));
+                    }
+                    _ => {}
+                }
+                for raw in 0..24 {
+                    let port = PortId::from_raw(raw);
+                    prop_assert_eq!(space.name_for_port(port), scan(&space, port));
+                }
+            }
+            prop_assert_eq!(space.indexed, space.slot_count() > INDEX_FROM);
         }
     }
 }
