@@ -77,8 +77,8 @@ fn kernel_only(rounds: u64) {
     let a = kernel.create_task();
     let ping = kernel.port_allocate(a, Capacity::Bounded(1)).unwrap();
     let pong = kernel.port_allocate(a, Capacity::Bounded(1)).unwrap();
-    let waker: Waker = Arc::new(NoWake);
-    let waker = || Arc::clone(&waker);
+    let waker: Waker = Arc::new(NoWake).into();
+    let waker = || waker.clone();
     for i in 0..rounds {
         for port in [ping, pong] {
             let sent = kernel.send_begin(

@@ -65,7 +65,7 @@ use crate::capacity::{Capacity, Sent};
 use crate::error::{ReceiveError, SendError};
 use crate::message::{Body, Message};
 use crate::name::{Access, Pid, PortName};
-use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
 use queue::MsgQueue;
 use space::Space;
 
@@ -83,10 +83,74 @@ pub trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// A shared [`Wake`] handle. (Always a `std` `Arc`, also under loom: the
-/// handle's reference count is not what the model checks, and loom's `Arc`
-/// cannot hold a trait object.)
-pub type Waker = std::sync::Arc<dyn Wake>;
+/// How a waiter is woken when its wait completes: the seam between the
+/// core and whoever runs tasks.
+///
+/// * [`Waker::Call`]: a shared [`Wake`] handle the kernel calls once its
+///   lock is released (a thread-backed [`Task`](crate::Task) unparks its
+///   thread). Always a `std` `Arc`, also under loom: the handle's reference
+///   count is not what the model checks, and loom's `Arc` cannot hold a
+///   trait object.
+/// * [`Waker::Id`]: a plain number the runner chose (the simulator's
+///   process index). Nothing is allocated or called: the kernel appends the
+///   id to its list of *woken ids*, in completion order, and the runner
+///   collects them with [`Kernel::take_woken`] (asking
+///   [`Kernel::has_woken`], one atomic load, first). A single-threaded
+///   runner pays no `Arc` per wait and no lock of its own per wake.
+///   Whoever registers id wakers must drain them: the list grows until then.
+///
+/// ```
+/// use mkipc_kernel::{Begin, Capacity, Kernel, Message, Source, Waker};
+/// let kernel = Kernel::new();
+/// let a = kernel.spawn_task();
+/// let port = a.port_allocate(Capacity::Bounded(1)).unwrap();
+/// // Task `a` waits for a message on its port, woken by id 7.
+/// let Begin::Blocked(token) =
+///     kernel.receive_begin(a.pid(), Source::Name(port), true, &|| Waker::Id(7))
+/// else { unreachable!() };
+/// assert!(!kernel.has_woken());
+/// a.send(port, Message::from_u64(1, 5)).unwrap(); // completes the wait
+/// let mut woken = Vec::new();
+/// assert!(kernel.has_woken());
+/// kernel.take_woken(&mut woken);
+/// assert_eq!(woken, [7]);
+/// assert!(kernel.wait_take(a.pid(), token).is_some());
+/// ```
+#[derive(Clone)]
+pub enum Waker {
+    /// Call this handle (after the kernel lock is released).
+    Call(std::sync::Arc<dyn Wake>),
+    /// Append this id to the kernel's woken ids ([`Kernel::take_woken`]).
+    Id(u64),
+}
+
+impl Waker {
+    /// A waker that calls `wake`.
+    pub fn call(wake: impl Wake + 'static) -> Waker {
+        Waker::Call(std::sync::Arc::new(wake))
+    }
+}
+
+impl<W: Wake + 'static> From<std::sync::Arc<W>> for Waker {
+    fn from(wake: std::sync::Arc<W>) -> Waker {
+        Waker::Call(wake)
+    }
+}
+
+impl From<std::sync::Arc<dyn Wake>> for Waker {
+    fn from(wake: std::sync::Arc<dyn Wake>) -> Waker {
+        Waker::Call(wake)
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waker::Call(_) => f.write_str("Waker::Call(..)"),
+            Waker::Id(id) => write!(f, "Waker::Id({id})"),
+        }
+    }
+}
 
 /// The identity of a pending operation, returned by [`Begin::Blocked`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -438,7 +502,10 @@ pub(crate) struct State {
     pub waits: Arena<WaitRec>,
     pub next_stamp: u64,
     /// Wakers to call once the lock is released.
-    pub to_wake: SmallVec<[Waker; 4]>,
+    pub to_wake: SmallVec<[std::sync::Arc<dyn Wake>; 4]>,
+    /// Ids of [`Waker::Id`] waiters whose waits completed, in completion
+    /// order, until the runner takes them ([`Kernel::take_woken`]).
+    pub woken: Vec<u64>,
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
 }
@@ -454,6 +521,7 @@ clone_fields!(State {
     waits,
     next_stamp,
     to_wake,
+    woken,
     graveyard,
 });
 
@@ -478,6 +546,9 @@ pub struct Kernel {
 
 struct Inner {
     state: Mutex<State>,
+    /// Whether `State::woken` may be non-empty: set and cleared under the
+    /// lock, read without it ([`Kernel::has_woken`]).
+    has_woken: AtomicBool,
 }
 
 impl Default for Kernel {
@@ -497,12 +568,16 @@ impl fmt::Debug for Kernel {
 /// The lock guard; wakes everything the operation completed when dropped.
 pub(crate) struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
+    has_woken: &'a AtomicBool,
 }
 
 impl<'a> Locked<'a> {
     #[inline]
-    pub(crate) fn new(guard: MutexGuard<'a, State>) -> Locked<'a> {
-        Locked { guard: Some(guard) }
+    fn new(guard: MutexGuard<'a, State>, has_woken: &'a AtomicBool) -> Locked<'a> {
+        Locked {
+            guard: Some(guard),
+            has_woken,
+        }
     }
 }
 
@@ -523,6 +598,10 @@ impl Drop for Locked<'_> {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
+        if !guard.woken.is_empty() {
+            // Under the lock, where `take_woken` clears it.
+            self.has_woken.store(true, Ordering::Release);
+        }
         if guard.to_wake.is_empty() {
             return;
         }
@@ -558,18 +637,39 @@ impl Kernel {
             waits: Arena::default(),
             next_stamp: 0,
             to_wake: SmallVec::new(),
+            woken: Vec::new(),
             graveyard: Vec::new(),
         };
         Kernel {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
+                has_woken: AtomicBool::new(false),
             }),
         }
     }
 
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
-        Locked::new(self.lock_raw())
+        Locked::new(self.lock_raw(), &self.inner.has_woken)
+    }
+
+    /// Whether a [`Waker::Id`] waiter was woken since the last
+    /// [`Kernel::take_woken`]: one atomic load, no lock.
+    #[inline]
+    pub fn has_woken(&self) -> bool {
+        self.inner.has_woken.load(Ordering::Acquire)
+    }
+
+    /// Appends to `out` the ids of the [`Waker::Id`] waiters whose waits
+    /// completed since the last call, in completion order, and forgets
+    /// them. Takes the lock only when [`Kernel::has_woken`] says so.
+    #[inline]
+    pub fn take_woken(&self, out: &mut Vec<u64>) {
+        if self.has_woken() {
+            let mut st = self.lock_raw();
+            self.inner.has_woken.store(false, Ordering::Relaxed);
+            out.append(&mut st.woken);
+        }
     }
 
     /// The bare lock guard, for fast paths that never wake anyone.

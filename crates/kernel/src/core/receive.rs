@@ -410,7 +410,7 @@ impl Locked<'_> {
             unreachable!("blocked sender not sending")
         };
         let waker = rec.waker.clone();
-        self.to_wake.push(waker);
+        self.wake_later(waker);
         msg
     }
 
