@@ -65,7 +65,7 @@ use crate::capacity::{Capacity, Sent};
 use crate::error::{ReceiveError, SendError};
 use crate::message::{Body, Message};
 use crate::name::{Access, Pid, PortName};
-use crate::sync::{Arc, AtomicBool, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 use queue::MsgQueue;
 use space::Space;
 
@@ -546,9 +546,52 @@ pub struct Kernel {
 
 struct Inner {
     state: Mutex<State>,
-    /// Whether `State::woken` may be non-empty: set and cleared under the
-    /// lock, read without it ([`Kernel::has_woken`]).
-    has_woken: AtomicBool,
+    /// Woken ids, taken without the lock (see [`WokenIds`]).
+    woken: WokenIds,
+}
+
+/// Where the ids of completed [`Waker::Id`] waits wait for the runner.
+///
+/// Most operations complete at most one wait, and a single-threaded runner
+/// takes the ids after each: so the oldest id waits in `one`, which the
+/// lock guard fills (under the lock) and [`Kernel::take_woken`] empties
+/// with one atomic swap, without the lock. Only when `one` is taken, or an
+/// operation completed several waits, do ids go to `State::woken`, under
+/// the lock, with `more` set (and cleared under the lock when they are
+/// taken). `one` only fills while `more` is clear, so it always holds the
+/// oldest id: taking `one`, then `State::woken`, keeps completion order.
+struct WokenIds {
+    /// The oldest woken id, or [`NO_ID`].
+    one: AtomicU64,
+    /// Whether `State::woken` holds ids (exact under the lock).
+    more: AtomicBool,
+}
+
+/// An empty [`WokenIds::one`] (an id of this value always goes to the list).
+const NO_ID: u64 = u64::MAX;
+
+impl WokenIds {
+    fn new() -> WokenIds {
+        WokenIds {
+            one: AtomicU64::new(NO_ID),
+            more: AtomicBool::new(false),
+        }
+    }
+
+    /// Under the lock: publishes the ids an operation added to `list`.
+    #[inline]
+    fn publish(&self, list: &mut Vec<u64>) {
+        if !self.more.load(Ordering::Relaxed) {
+            if let [id] = list[..] {
+                if id != NO_ID && self.one.load(Ordering::Relaxed) == NO_ID {
+                    list.clear();
+                    self.one.store(id, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        self.more.store(true, Ordering::Release);
+    }
 }
 
 impl Default for Kernel {
@@ -568,15 +611,15 @@ impl fmt::Debug for Kernel {
 /// The lock guard; wakes everything the operation completed when dropped.
 pub(crate) struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
-    has_woken: &'a AtomicBool,
+    woken: &'a WokenIds,
 }
 
 impl<'a> Locked<'a> {
     #[inline]
-    fn new(guard: MutexGuard<'a, State>, has_woken: &'a AtomicBool) -> Locked<'a> {
+    fn new(guard: MutexGuard<'a, State>, woken: &'a WokenIds) -> Locked<'a> {
         Locked {
             guard: Some(guard),
-            has_woken,
+            woken,
         }
     }
 }
@@ -599,8 +642,7 @@ impl Drop for Locked<'_> {
             return;
         };
         if !guard.woken.is_empty() {
-            // Under the lock, where `take_woken` clears it.
-            self.has_woken.store(true, Ordering::Release);
+            self.woken.publish(&mut guard.woken);
         }
         if guard.to_wake.is_empty() {
             return;
@@ -643,31 +685,40 @@ impl Kernel {
         Kernel {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
-                has_woken: AtomicBool::new(false),
+                woken: WokenIds::new(),
             }),
         }
     }
 
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
-        Locked::new(self.lock_raw(), &self.inner.has_woken)
+        Locked::new(self.lock_raw(), &self.inner.woken)
     }
 
     /// Whether a [`Waker::Id`] waiter was woken since the last
-    /// [`Kernel::take_woken`]: one atomic load, no lock.
+    /// [`Kernel::take_woken`]: two atomic loads, no lock.
     #[inline]
     pub fn has_woken(&self) -> bool {
-        self.inner.has_woken.load(Ordering::Acquire)
+        let w = &self.inner.woken;
+        w.one.load(Ordering::Acquire) != NO_ID || w.more.load(Ordering::Acquire)
     }
 
     /// Appends to `out` the ids of the [`Waker::Id`] waiters whose waits
     /// completed since the last call, in completion order, and forgets
-    /// them. Takes the lock only when [`Kernel::has_woken`] says so.
+    /// them. When one wait completed since the last call (the usual case)
+    /// this is one atomic swap; the lock is taken only for more.
     #[inline]
     pub fn take_woken(&self, out: &mut Vec<u64>) {
-        if self.has_woken() {
+        let w = &self.inner.woken;
+        if w.one.load(Ordering::Relaxed) != NO_ID {
+            let id = w.one.swap(NO_ID, Ordering::Acquire);
+            if id != NO_ID {
+                out.push(id);
+            }
+        }
+        if w.more.load(Ordering::Acquire) {
             let mut st = self.lock_raw();
-            self.inner.has_woken.store(false, Ordering::Relaxed);
+            w.more.store(false, Ordering::Relaxed);
             out.append(&mut st.woken);
         }
     }

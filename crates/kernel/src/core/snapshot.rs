@@ -111,7 +111,7 @@ impl Kernel {
         Kernel {
             inner: Arc::new(Inner {
                 state: Mutex::new(snap.state.clone()),
-                has_woken: crate::sync::AtomicBool::new(false),
+                woken: super::WokenIds::new(),
             }),
         }
     }
