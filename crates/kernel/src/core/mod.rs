@@ -100,7 +100,7 @@ pub trait Wake: Send + Sync {
 ///   Whoever registers id wakers must drain them: the list grows until then.
 ///
 /// ```
-/// use mkipc_kernel::{Begin, Capacity, Kernel, Message, Source, Waker};
+/// use mkipc_kernel::{Begin, Capacity, Ipc, Kernel, Message, Source, Waker};
 /// let kernel = Kernel::new();
 /// let a = kernel.spawn_task();
 /// let port = a.port_allocate(Capacity::Bounded(1)).unwrap();
@@ -692,7 +692,14 @@ impl Kernel {
 
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
-        Locked::new(self.lock_raw(), &self.inner.woken)
+        self.locked(self.lock_raw())
+    }
+
+    /// The lock guard around a bare one (a fast path that failed goes on
+    /// under the lock it took).
+    #[inline]
+    pub(crate) fn locked<'a>(&'a self, guard: MutexGuard<'a, State>) -> Locked<'a> {
+        Locked::new(guard, &self.inner.woken)
     }
 
     /// Whether a [`Waker::Id`] waiter was woken since the last
