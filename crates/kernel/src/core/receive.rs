@@ -507,7 +507,9 @@ impl Locked<'_> {
             task: pid,
             waker: waker(),
             state: WaitState::Receiving {
-                registrations: regs.clone(),
+                // A copy of the (`Copy`) registrations, not a clone
+                // through an iterator.
+                registrations: SmallVec::from_slice(&regs),
                 filter: opts.filter.map(|f| Box::new(f.clone())),
             },
         });
