@@ -320,7 +320,8 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 /// The CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`,
 /// nanoseconds): unlike wall time, not the time spent waiting for a CPU
-/// on a machine other jobs load.
+/// on a machine other jobs load. The kernel updates it at scheduler ticks
+/// and switches, so a timed batch should last ~100 ms or more.
 fn thread_cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
@@ -350,8 +351,9 @@ fn peer_comparison(batches: usize) {
     pingpong_machines(ROUNDS / 10, false);
     let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
     let (mut machines, mut machines_traced) = (Vec::new(), Vec::new());
-    // Seeded exploration: whole runs of the 10-message producer/consumer.
-    const EXPLORE_RUNS: u64 = 2_000;
+    // Seeded exploration: whole runs of the 10-message producer/consumer,
+    // enough for ~100 ms a batch (the CPU clock moves by scheduler ticks).
+    const EXPLORE_RUNS: u64 = 20_000;
     let mut explore = Vec::new();
     for _ in 0..batches {
         sim.push(rate(ops, || {
