@@ -305,7 +305,7 @@ pub(crate) fn first_message(queue: &Queue) -> Option<Message> {
 
 /// Puts a cell's first message in its empty mailbox.
 fn put(kernel: &Kernel, init: Pid, name: PortName, msg: Message) -> Result<(), String> {
-    let waker: mkipc_kernel::Waker = std::sync::Arc::new(NoWake);
+    let waker: mkipc_kernel::Waker = std::sync::Arc::new(NoWake).into();
     match kernel.send_begin(init, Destination::Name(name), msg, OnFull::Fail, &|| {
         waker.clone()
     }) {

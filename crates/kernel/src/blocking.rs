@@ -84,23 +84,19 @@ fn expect_received(outcome: WaitOutcome) -> Result<Message, ReceiveError> {
 
 impl<B: Blocker> BlockingExt for B {}
 
-/// The two generic primitives every blocking operation goes through. Each
-/// tries the core's fast path itself (what `send_begin`/`receive_begin` do
-/// inside) so that a received message is written straight into this
-/// function's result rather than copied out of a `Begin`.
+/// The two generic primitives every blocking operation goes through: the
+/// core's `send_begin`/`receive_begin` (its fast path, else its general
+/// path under the same lock), then a wait if the core left one.
 trait BlockingExt: Blocker {
     fn send_via(
         &self,
         dest: Destination,
-        mut msg: Message,
+        msg: Message,
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
-        if self.kernel().send_fast(self.task_pid(), dest, &mut msg) {
-            return Ok(Sent::Delivered);
-        }
         match self
             .kernel()
-            .send_general(self.task_pid(), dest, msg, on_full, &|| self.waker())
+            .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
         {
             Begin::Done(r) => r,
             Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
@@ -108,13 +104,10 @@ trait BlockingExt: Blocker {
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
-        if let Some(message) = self.kernel().receive_fast(self.task_pid(), source) {
-            return Ok(message);
-        }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         let begin = self
             .kernel()
-            .receive_general(self.task_pid(), source, may_wait, &|| self.waker());
+            .receive_begin(self.task_pid(), source, may_wait, &|| self.waker());
         self.finish_receive(begin, wait)
     }
 

@@ -132,7 +132,7 @@ impl Blocker for Task {
     fn waker(&self) -> Waker {
         let w = this_thread_waker();
         w.woken.store(false, Ordering::Relaxed);
-        w
+        Waker::Call(w)
     }
     fn block(&self, token: WaitToken, timeout: Option<Duration>) -> WaitOutcome {
         let waker = this_thread_waker();

@@ -21,7 +21,7 @@ impl Wake for NoWake {
     fn wake(&self) {}
 }
 fn waker() -> Waker {
-    std::sync::Arc::new(NoWake)
+    std::sync::Arc::new(NoWake).into()
 }
 
 fn send(k: &Kernel, from: Pid, to: PortName, msg: Message) {

@@ -32,7 +32,7 @@ impl Wake for Noop {
     fn wake(&self) {}
 }
 fn noop() -> Waker {
-    Arc::new(Noop)
+    Arc::new(Noop).into()
 }
 
 fn canon(k: &Kernel) -> Vec<u8> {

@@ -25,7 +25,11 @@
 //!   mkipc/NeXosim, median/min/max over the batches. A NeXosim message is
 //!   counted as two operations (a send and a receive), as a mkipc round trip
 //!   of two messages is four. Run it pinned (`taskset -c 0 cargo bench ...`)
-//!   and not; the line says which.
+//!   and not; the line says which. Each figure is given by wall time and
+//!   by the thread's CPU time (`/proc/thread-self/schedstat`), which other
+//!   jobs on a loaded machine disturb less. The same batches time seeded
+//!   exploration (`explore (seeds)`: executions per second of the
+//!   10-message producer/consumer, as `explore/executions`).
 //!
 //! Before the timings it prints the resident memory per idle process, for
 //! closures (coroutines), stackless machines and async processes, with 100,000 processes
@@ -79,8 +83,8 @@ fn kernel_only(rounds: u64) {
     let a = kernel.create_task();
     let ping = kernel.port_allocate(a, Capacity::Bounded(1)).unwrap();
     let pong = kernel.port_allocate(a, Capacity::Bounded(1)).unwrap();
-    let waker: Waker = Arc::new(NoWake);
-    let waker = || Arc::clone(&waker);
+    let waker: Waker = Arc::new(NoWake).into();
+    let waker = || waker.clone();
     for i in 0..rounds {
         for port in [ping, pong] {
             let sent = kernel.send_begin(
@@ -334,11 +338,25 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-/// Ops per second of one timed call doing `ops` operations.
-fn rate(ops: u64, f: impl FnOnce()) -> f64 {
+/// The CPU time this thread has run, in seconds (`/proc/thread-self/schedstat`,
+/// nanoseconds): unlike wall time, not the time spent waiting for a CPU
+/// on a machine other jobs load. The kernel updates it at scheduler ticks
+/// and switches, so a timed batch should last ~100 ms or more.
+fn thread_cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+}
+
+/// Ops per second of one timed call doing `ops` operations: by wall time
+/// and by the thread's CPU time.
+fn rate(ops: u64, f: impl FnOnce()) -> (f64, f64) {
+    let cpu = thread_cpu_secs();
     let t = std::time::Instant::now();
     f();
-    ops as f64 / t.elapsed().as_secs_f64()
+    let wall = t.elapsed().as_secs_f64();
+    (ops as f64 / wall, ops as f64 / (thread_cpu_secs() - cpu))
 }
 
 /// The peer comparison (module docs), in `batches` interleaved batches.
@@ -355,6 +373,10 @@ fn peer_comparison(batches: usize) {
     let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
     let (mut machines, mut machines_traced) = (Vec::new(), Vec::new());
     let (mut asyncs, mut asyncs_traced) = (Vec::new(), Vec::new());
+    // Seeded exploration: whole runs of the 10-message producer/consumer,
+    // enough for ~100 ms a batch (the CPU clock moves by scheduler ticks).
+    const EXPLORE_RUNS: u64 = 20_000;
+    let mut explore = Vec::new();
     for _ in 0..batches {
         sim.push(rate(ops, || {
             black_box(pingpong(ROUNDS, false));
@@ -375,43 +397,63 @@ fn peer_comparison(batches: usize) {
             black_box(pingpong_async(ROUNDS, true));
         }));
         peer.push(rate(messages * 2, || nexo::ping_pong(messages)));
+        explore.push(rate(EXPLORE_RUNS, || {
+            let outcome = Explorer::new().seeds(0..EXPLORE_RUNS).run(ten_messages);
+            assert!(outcome.failure.is_none());
+        }));
     }
-    let ratio = |a: &[f64]| stats(a.iter().zip(&peer).map(|(x, y)| x / y).collect());
-    let m = |v: f64| v / 1e6;
     println!(
         "peer ping-pong, {batches} batches of {ROUNDS} round trips, CPUs allowed: {}",
         cpus_allowed()
     );
-    for (name, v) in [
-        ("mkipc sim", &sim),
-        ("mkipc sim traced", &traced),
-        ("mkipc machines", &machines),
-        ("mkipc machines tr.", &machines_traced),
-        ("mkipc async", &asyncs),
-        ("mkipc async traced", &asyncs_traced),
-        ("NeXosim", &peer),
+    let m = |v: f64| v / 1e6;
+    // By wall time, then by CPU time (what a loaded machine disturbs less).
+    for (clock, pick) in [
+        ("wall", (|r: &(f64, f64)| r.0) as fn(&(f64, f64)) -> f64),
+        ("cpu", |r: &(f64, f64)| r.1),
     ] {
-        let (med, lo, hi) = stats(v.clone());
+        let of = |v: &[(f64, f64)]| v.iter().map(pick).collect::<Vec<f64>>();
+        let peer = of(&peer);
+        println!("  by {clock} time:");
+        for (name, v) in [
+            ("mkipc sim", &sim),
+            ("mkipc sim traced", &traced),
+            ("mkipc machines", &machines),
+            ("mkipc machines tr.", &machines_traced),
+            ("mkipc async", &asyncs),
+            ("mkipc async traced", &asyncs_traced),
+        ] {
+            let v = of(v);
+            let (med, lo, hi) = stats(v.clone());
+            let (rmed, rlo, rhi) = stats(v.iter().zip(&peer).map(|(x, y)| x / y).collect());
+            println!(
+                "    {name:<18} {:>6.2} M ops/s (min {:.2}, max {:.2}); /NeXosim {rmed:.2}x (min {rlo:.2}, max {rhi:.2})",
+                m(med),
+                m(lo),
+                m(hi)
+            );
+        }
+        let (med, lo, hi) = stats(peer.clone());
         println!(
-            "  {name:<18} {:>6.2} M ops/s (min {:.2}, max {:.2})",
+            "    {:<18} {:>6.2} M ops/s (min {:.2}, max {:.2})",
+            "NeXosim",
             m(med),
             m(lo),
             m(hi)
         );
+        let (med, lo, hi) = stats(of(&explore));
+        println!(
+            "    {:<18} {:>6.1} k executions/s (min {:.1}, max {:.1}) of the 10-message producer/consumer",
+            "explore (seeds)",
+            med / 1e3,
+            lo / 1e3,
+            hi / 1e3
+        );
     }
-    for (name, v) in [
-        ("untraced", &sim),
-        ("traced", &traced),
-        ("machines", &machines),
-        ("machines traced", &machines_traced),
-        ("async", &asyncs),
-        ("async traced", &asyncs_traced),
-    ] {
-        let (med, lo, hi) = ratio(v);
-        println!("  ratio mkipc/NeXosim {name:<15} {med:.2}x (min {lo:.2}, max {hi:.2})");
-    }
-    // Async processes beside closures and machines, batch by batch.
-    let beside = |a: &[f64], b: &[f64]| stats(a.iter().zip(b).map(|(x, y)| x / y).collect());
+    // Async processes beside closures and machines, batch by batch, by CPU time.
+    let beside = |a: &[(f64, f64)], b: &[(f64, f64)]| {
+        stats(a.iter().zip(b).map(|(x, y)| x.1 / y.1).collect())
+    };
     for (name, a, b) in [
         ("async/closures", &asyncs, &sim),
         ("async/machines", &asyncs, &machines),

@@ -9,7 +9,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use mkipc_kernel::{CarriedRight, Disposition, Kernel, KernelConfig, PortName};
 
@@ -175,7 +174,6 @@ impl SimBuilder {
             step: Cell::new(0),
             max_steps: self.max_steps,
             fast_path: Cell::new(true),
-            wakes: Arc::default(),
             procs: RefCell::default(),
             ready: RefCell::new(VecDeque::new()),
             timers: RefCell::new(BinaryHeap::new()),

@@ -9,20 +9,20 @@
 //! between threads: only one piece of code runs at any moment, which is what
 //! makes a run deterministic.
 //!
-//! The one exception is the kernel's [`Wake`] callback, which must be
-//! `Send + Sync`. A [`SimWaker`] only appends its process id to the
-//! [`WakeQueue`]; the loop moves woken processes to the ready queue, in wake
-//! order, at its next step.
+//! Waits are registered in the kernel by the process's index
+//! ([`Waker::Id`]): nothing is allocated per wait and nothing is called on
+//! a wake. The kernel lists the ids whose waits completed, in completion
+//! order; [`Core::apply_wakes`] moves those processes to the ready queue
+//! (a `Send + Sync` waker and a locked queue of our own, which a
+//! single-threaded run does not need, are gone).
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use corosensei::Coroutine;
-use mkipc_kernel::{Kernel, Pid, PortName, Wake, Waker};
+use mkipc_kernel::{Kernel, Pid, PortName, Waker};
 
 use crate::process::{ExitStatus, ProcResult};
 use crate::report::ProcStats;
@@ -142,45 +142,6 @@ impl ProcMeta {
     }
 }
 
-/// Ids of processes whose kernel waits completed, in wake order.
-///
-/// Only the simulator's thread ever touches it; the lock is there because
-/// [`Wake`] must be `Sync`. A flag lets the hot checks skip the lock.
-#[derive(Default)]
-pub(crate) struct WakeQueue {
-    list: parking_lot::Mutex<Vec<u32>>,
-    nonempty: AtomicBool,
-}
-
-impl WakeQueue {
-    pub fn drain_into(&self, out: &mut Vec<u32>) {
-        // A load, not a swap: the flag is cleared under the lock, which
-        // `wake` holds when it sets it, so no wake is missed.
-        if self.nonempty.load(Ordering::Acquire) {
-            let mut list = self.list.lock();
-            self.nonempty.store(false, Ordering::Relaxed);
-            out.append(&mut list);
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        !self.nonempty.load(Ordering::Acquire)
-    }
-}
-
-/// The waker the kernel calls when a simulated process's wait completes.
-pub(crate) struct SimWaker {
-    id: u32,
-    queue: Arc<WakeQueue>,
-}
-
-impl Wake for SimWaker {
-    fn wake(&self) {
-        let mut list = self.queue.list.lock();
-        list.push(self.id);
-        self.queue.nonempty.store(true, Ordering::Release);
-    }
-}
-
 /// A port or mailbox whose occupancy the report follows.
 pub(crate) struct Watched {
     pub label: String,
@@ -207,7 +168,6 @@ pub(crate) struct Core {
     pub step: Cell<u64>,
     pub max_steps: u64,
     pub fast_path: Cell<bool>,
-    pub wakes: Arc<WakeQueue>,
     pub procs: RefCell<Vec<ProcMeta>>,
     pub ready: RefCell<VecDeque<ProcId>>,
     pub timers: RefCell<BinaryHeap<TimerEntry>>,
@@ -216,7 +176,8 @@ pub(crate) struct Core {
     pub spawned: RefCell<Vec<(ProcId, Body, Option<Canary>)>>,
     /// The process chosen at each real choice point: the schedule.
     pub choices: RefCell<Vec<ProcId>>,
-    pub woken: RefCell<Vec<u32>>,
+    /// Scratch for the ids the kernel reports woken ([`Core::apply_wakes`]).
+    pub woken: RefCell<Vec<u64>>,
     pub kill_requests: RefCell<Vec<ProcId>>,
     pub tracing: bool,
     /// The events so far, bounded by `SimBuilder::trace_limit`.
@@ -266,11 +227,9 @@ impl Core {
         });
     }
 
+    /// How the kernel wakes process `id`: by its index, nothing allocated.
     pub fn new_waker(&self, id: ProcId) -> Waker {
-        Arc::new(SimWaker {
-            id: id.0,
-            queue: Arc::clone(&self.wakes),
-        })
+        Waker::Id(u64::from(id.0))
     }
 
     #[inline]
@@ -310,7 +269,7 @@ impl Core {
         if !self.may_choose_in_place() {
             return Point::ToLoop;
         }
-        if self.wakes.is_empty() && self.ready.borrow().is_empty() {
+        if !self.kernel.has_woken() && self.ready.borrow().is_empty() {
             // Nobody else could run: the loop would pick this process again.
             self.step.set(self.step.get() + 1);
             if let Some(d) = &self.dpor {
@@ -337,14 +296,15 @@ impl Core {
     /// Moves processes whose kernel waits completed to the ready queue, in
     /// wake order.
     pub fn apply_wakes(&self) {
-        if self.wakes.is_empty() {
+        if !self.kernel.has_woken() {
             return;
         }
         let mut woken = self.woken.borrow_mut();
-        self.wakes.drain_into(&mut woken);
+        self.kernel.take_woken(&mut woken);
         let mut procs = self.procs.borrow_mut();
         let mut ready = self.ready.borrow_mut();
         for id in woken.drain(..) {
+            let id = id as u32; // an index `new_waker` gave
             if let Some(d) = &self.dpor {
                 // The step that just ended completed `id`'s wait.
                 d.woke(id);

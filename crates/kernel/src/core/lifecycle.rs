@@ -21,7 +21,7 @@ impl Locked<'_> {
             if let Some(rec) = self.waits.remove(w) {
                 // A thread of this task may be parked on the wait: wake it so it
                 // sees the task is gone (`TaskExited`) instead of sleeping on.
-                self.to_wake.push(rec.waker.clone());
+                self.wake_later(rec.waker.clone());
                 match rec.state {
                     WaitState::Sending { msg, queue, .. } => {
                         if let Some(q) = self.queue_mut(queue) {

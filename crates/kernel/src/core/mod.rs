@@ -65,7 +65,7 @@ use crate::capacity::{Capacity, Sent};
 use crate::error::{ReceiveError, SendError};
 use crate::message::{Body, Message};
 use crate::name::{Access, Pid, PortName};
-use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 use queue::MsgQueue;
 use space::Space;
 
@@ -83,10 +83,74 @@ pub trait Wake: Send + Sync {
     fn wake(&self);
 }
 
-/// A shared [`Wake`] handle. (Always a `std` `Arc`, also under loom: the
-/// handle's reference count is not what the model checks, and loom's `Arc`
-/// cannot hold a trait object.)
-pub type Waker = std::sync::Arc<dyn Wake>;
+/// How a waiter is woken when its wait completes: the seam between the
+/// core and whoever runs tasks.
+///
+/// * [`Waker::Call`]: a shared [`Wake`] handle the kernel calls once its
+///   lock is released (a thread-backed [`Task`](crate::Task) unparks its
+///   thread). Always a `std` `Arc`, also under loom: the handle's reference
+///   count is not what the model checks, and loom's `Arc` cannot hold a
+///   trait object.
+/// * [`Waker::Id`]: a plain number the runner chose (the simulator's
+///   process index). Nothing is allocated or called: the kernel appends the
+///   id to its list of *woken ids*, in completion order, and the runner
+///   collects them with [`Kernel::take_woken`] (asking
+///   [`Kernel::has_woken`], one atomic load, first). A single-threaded
+///   runner pays no `Arc` per wait and no lock of its own per wake.
+///   Whoever registers id wakers must drain them: the list grows until then.
+///
+/// ```
+/// use mkipc_kernel::{Begin, Capacity, Ipc, Kernel, Message, Source, Waker};
+/// let kernel = Kernel::new();
+/// let a = kernel.spawn_task();
+/// let port = a.port_allocate(Capacity::Bounded(1)).unwrap();
+/// // Task `a` waits for a message on its port, woken by id 7.
+/// let Begin::Blocked(token) =
+///     kernel.receive_begin(a.pid(), Source::Name(port), true, &|| Waker::Id(7))
+/// else { unreachable!() };
+/// assert!(!kernel.has_woken());
+/// a.send(port, Message::from_u64(1, 5)).unwrap(); // completes the wait
+/// let mut woken = Vec::new();
+/// assert!(kernel.has_woken());
+/// kernel.take_woken(&mut woken);
+/// assert_eq!(woken, [7]);
+/// assert!(kernel.wait_take(a.pid(), token).is_some());
+/// ```
+#[derive(Clone)]
+pub enum Waker {
+    /// Call this handle (after the kernel lock is released).
+    Call(std::sync::Arc<dyn Wake>),
+    /// Append this id to the kernel's woken ids ([`Kernel::take_woken`]).
+    Id(u64),
+}
+
+impl Waker {
+    /// A waker that calls `wake`.
+    pub fn call(wake: impl Wake + 'static) -> Waker {
+        Waker::Call(std::sync::Arc::new(wake))
+    }
+}
+
+impl<W: Wake + 'static> From<std::sync::Arc<W>> for Waker {
+    fn from(wake: std::sync::Arc<W>) -> Waker {
+        Waker::Call(wake)
+    }
+}
+
+impl From<std::sync::Arc<dyn Wake>> for Waker {
+    fn from(wake: std::sync::Arc<dyn Wake>) -> Waker {
+        Waker::Call(wake)
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waker::Call(_) => f.write_str("Waker::Call(..)"),
+            Waker::Id(id) => write!(f, "Waker::Id({id})"),
+        }
+    }
+}
 
 /// The identity of a pending operation, returned by [`Begin::Blocked`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -438,7 +502,10 @@ pub(crate) struct State {
     pub waits: Arena<WaitRec>,
     pub next_stamp: u64,
     /// Wakers to call once the lock is released.
-    pub to_wake: SmallVec<[Waker; 4]>,
+    pub to_wake: SmallVec<[std::sync::Arc<dyn Wake>; 4]>,
+    /// Ids of [`Waker::Id`] waiters whose waits completed, in completion
+    /// order, until the runner takes them ([`Kernel::take_woken`]).
+    pub woken: Vec<u64>,
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
 }
@@ -454,6 +521,7 @@ clone_fields!(State {
     waits,
     next_stamp,
     to_wake,
+    woken,
     graveyard,
 });
 
@@ -478,6 +546,52 @@ pub struct Kernel {
 
 struct Inner {
     state: Mutex<State>,
+    /// Woken ids, taken without the lock (see [`WokenIds`]).
+    woken: WokenIds,
+}
+
+/// Where the ids of completed [`Waker::Id`] waits wait for the runner.
+///
+/// Most operations complete at most one wait, and a single-threaded runner
+/// takes the ids after each: so the oldest id waits in `one`, which the
+/// lock guard fills (under the lock) and [`Kernel::take_woken`] empties
+/// with one atomic swap, without the lock. Only when `one` is taken, or an
+/// operation completed several waits, do ids go to `State::woken`, under
+/// the lock, with `more` set (and cleared under the lock when they are
+/// taken). `one` only fills while `more` is clear, so it always holds the
+/// oldest id: taking `one`, then `State::woken`, keeps completion order.
+struct WokenIds {
+    /// The oldest woken id, or [`NO_ID`].
+    one: AtomicU64,
+    /// Whether `State::woken` holds ids (exact under the lock).
+    more: AtomicBool,
+}
+
+/// An empty [`WokenIds::one`] (an id of this value always goes to the list).
+const NO_ID: u64 = u64::MAX;
+
+impl WokenIds {
+    fn new() -> WokenIds {
+        WokenIds {
+            one: AtomicU64::new(NO_ID),
+            more: AtomicBool::new(false),
+        }
+    }
+
+    /// Under the lock: publishes the ids an operation added to `list`.
+    #[inline]
+    fn publish(&self, list: &mut Vec<u64>) {
+        if !self.more.load(Ordering::Relaxed) {
+            if let [id] = list[..] {
+                if id != NO_ID && self.one.load(Ordering::Relaxed) == NO_ID {
+                    list.clear();
+                    self.one.store(id, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        self.more.store(true, Ordering::Release);
+    }
 }
 
 impl Default for Kernel {
@@ -497,12 +611,16 @@ impl fmt::Debug for Kernel {
 /// The lock guard; wakes everything the operation completed when dropped.
 pub(crate) struct Locked<'a> {
     guard: Option<MutexGuard<'a, State>>,
+    woken: &'a WokenIds,
 }
 
 impl<'a> Locked<'a> {
     #[inline]
-    pub(crate) fn new(guard: MutexGuard<'a, State>) -> Locked<'a> {
-        Locked { guard: Some(guard) }
+    fn new(guard: MutexGuard<'a, State>, woken: &'a WokenIds) -> Locked<'a> {
+        Locked {
+            guard: Some(guard),
+            woken,
+        }
     }
 }
 
@@ -523,6 +641,9 @@ impl Drop for Locked<'_> {
         let Some(mut guard) = self.guard.take() else {
             return;
         };
+        if !guard.woken.is_empty() {
+            self.woken.publish(&mut guard.woken);
+        }
         if guard.to_wake.is_empty() {
             return;
         }
@@ -558,18 +679,64 @@ impl Kernel {
             waits: Arena::default(),
             next_stamp: 0,
             to_wake: SmallVec::new(),
+            woken: Vec::new(),
             graveyard: Vec::new(),
         };
         Kernel {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
+                woken: WokenIds::new(),
             }),
         }
     }
 
     #[inline]
     pub(crate) fn lock(&self) -> Locked<'_> {
-        Locked::new(self.lock_raw())
+        self.locked(self.lock_raw())
+    }
+
+    /// The lock guard around a bare one (a fast path that failed goes on
+    /// under the lock it took).
+    #[inline]
+    pub(crate) fn locked<'a>(&'a self, guard: MutexGuard<'a, State>) -> Locked<'a> {
+        Locked::new(guard, &self.inner.woken)
+    }
+
+    /// Whether a [`Waker::Id`] waiter was woken since the last
+    /// [`Kernel::take_woken`]: two atomic loads, no lock.
+    #[inline]
+    pub fn has_woken(&self) -> bool {
+        let w = &self.inner.woken;
+        w.one.load(Ordering::Acquire) != NO_ID || w.more.load(Ordering::Acquire)
+    }
+
+    /// Appends to `out` the ids of the [`Waker::Id`] waiters whose waits
+    /// completed since the last call, in completion order, and forgets
+    /// them. When one wait completed since the last call (the usual case)
+    /// this is one atomic swap; the lock is taken only for more.
+    #[inline]
+    pub fn take_woken(&self, out: &mut Vec<u64>) {
+        let w = &self.inner.woken;
+        if w.one.load(Ordering::Relaxed) != NO_ID {
+            let id = w.one.swap(NO_ID, Ordering::Acquire);
+            if id != NO_ID {
+                out.push(id);
+            }
+        }
+        if w.more.load(Ordering::Acquire) {
+            let mut st = self.lock_raw();
+            w.more.store(false, Ordering::Relaxed);
+            out.append(&mut st.woken);
+        }
+    }
+
+    /// Lists `id` among the woken ids, as if a [`Waker::Id`] wait had
+    /// completed: for a runner whose waiters can also be woken by something
+    /// outside the kernel (the simulator's async processes, pending on a
+    /// future of their own). The runner takes it with
+    /// [`Kernel::take_woken`] in order with the others.
+    pub fn wake_id(&self, id: u64) {
+        self.lock().wake_later(Waker::Id(id));
     }
 
     /// The bare lock guard, for fast paths that never wake anyone.

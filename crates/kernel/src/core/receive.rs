@@ -40,44 +40,33 @@ impl Kernel {
         may_wait: bool,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Message, ReceiveError>> {
-        if let Some(message) = self.receive_fast(pid, source) {
+        // One lock for both paths: the general one goes on under the lock
+        // the fast one took (it changed nothing when it failed).
+        let mut guard = self.lock_raw();
+        if let Some(message) = guard.try_fast_receive(pid, source) {
+            drop(guard);
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
             return Begin::Done(Ok(message));
         }
-        self.receive_general(pid, source, may_wait, waker)
-    }
-
-    /// The fast path alone: the message, or `None` for "take the general
-    /// path" (nothing was changed).
-    #[inline]
-    pub(crate) fn receive_fast(&self, pid: Pid, source: Source<'_>) -> Option<Message> {
-        let done = self.lock_raw().try_fast_receive(pid, source);
-        if let Some(message) = &done {
-            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
-        }
-        done
-    }
-
-    /// The general path alone, after the fast path found nothing to take.
-    pub(crate) fn receive_general(
-        &self,
-        pid: Pid,
-        source: Source<'_>,
-        may_wait: bool,
-        waker: &dyn Fn() -> Waker,
-    ) -> Begin<Result<Message, ReceiveError>> {
-        let result = self.lock().receive(pid, source, may_wait, waker);
-        match &result {
-            Begin::Done(Ok(m)) => {
-                tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = m.id, "receive")
-            }
-            Begin::Done(Err(e)) => {
-                tracing::trace!(target: "mkipc::ipc", %pid, ?source, error = ?e, "receive failed")
-            }
-            Begin::Blocked(_) => {
-                tracing::trace!(target: "mkipc::ipc", %pid, ?source, "receive blocked")
-            }
-        }
+        let result = self.locked(guard).receive(pid, source, may_wait, waker);
+        trace_receive(pid, source, &result);
         result
+    }
+}
+
+/// The `tracing` event of a receive the general path made.
+#[inline]
+fn trace_receive(pid: Pid, source: Source<'_>, result: &Begin<Result<Message, ReceiveError>>) {
+    match result {
+        Begin::Done(Ok(m)) => {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = m.id, "receive")
+        }
+        Begin::Done(Err(e)) => {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, error = ?e, "receive failed")
+        }
+        Begin::Blocked(_) => {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, "receive blocked")
+        }
     }
 }
 
@@ -410,7 +399,7 @@ impl Locked<'_> {
             unreachable!("blocked sender not sending")
         };
         let waker = rec.waker.clone();
-        self.to_wake.push(waker);
+        self.wake_later(waker);
         msg
     }
 
@@ -518,7 +507,9 @@ impl Locked<'_> {
             task: pid,
             waker: waker(),
             state: WaitState::Receiving {
-                registrations: regs.clone(),
+                // A copy of the (`Copy`) registrations, not a clone
+                // through an iterator.
+                registrations: SmallVec::from_slice(&regs),
                 filter: opts.filter.map(|f| Box::new(f.clone())),
             },
         });

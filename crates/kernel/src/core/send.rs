@@ -41,42 +41,31 @@ impl Kernel {
         on_full: OnFull,
         waker: &dyn Fn() -> Waker,
     ) -> Begin<Result<Sent, SendError>> {
-        if self.send_fast(pid, dest, &mut msg) {
+        // One lock for both paths: the general one goes on under the lock
+        // the fast one took (it changed nothing when it failed).
+        let mut guard = self.lock_raw();
+        if guard.try_fast_send(pid, dest, &mut msg) {
+            drop(guard);
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
             return Begin::Done(Ok(Sent::Delivered));
         }
-        self.send_general(pid, dest, msg, on_full, waker)
-    }
-
-    /// The fast path alone: true when the message was queued (its body taken).
-    #[inline]
-    pub(crate) fn send_fast(&self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
-        let sent = self.lock_raw().try_fast_send(pid, dest, msg);
-        if sent {
-            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
-        }
-        sent
-    }
-
-    /// The general path alone, for a message the fast path did not take.
-    pub(crate) fn send_general(
-        &self,
-        pid: Pid,
-        dest: Destination,
-        msg: Message,
-        on_full: OnFull,
-        waker: &dyn Fn() -> Waker,
-    ) -> Begin<Result<Sent, SendError>> {
-        let result = self.lock().send(pid, dest, msg, on_full, waker);
-        match &result {
-            Begin::Done(Ok(sent)) => {
-                tracing::trace!(target: "mkipc::ipc", %pid, ?dest, ?sent, "send")
-            }
-            Begin::Done(Err(e)) => {
-                tracing::trace!(target: "mkipc::ipc", %pid, ?dest, error = ?e.kind(), "send failed")
-            }
-            Begin::Blocked(_) => tracing::trace!(target: "mkipc::ipc", %pid, ?dest, "send blocked"),
-        }
+        let result = self.locked(guard).send(pid, dest, msg, on_full, waker);
+        trace_send(pid, dest, &result);
         result
+    }
+}
+
+/// The `tracing` event of a send the general path made.
+#[inline]
+fn trace_send(pid: Pid, dest: Destination, result: &Begin<Result<Sent, SendError>>) {
+    match result {
+        Begin::Done(Ok(sent)) => {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, ?sent, "send")
+        }
+        Begin::Done(Err(e)) => {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, error = ?e.kind(), "send failed")
+        }
+        Begin::Blocked(_) => tracing::trace!(target: "mkipc::ipc", %pid, ?dest, "send blocked"),
     }
 }
 

@@ -33,7 +33,7 @@ use crate::sync::{Arc, Mutex};
 /// ([`Kernel::from_snapshot`]).
 ///
 /// One thing is shared rather than copied: the [`Waker`](crate::Waker) of
-/// each pending wait (an `Arc`). A restored wait keeps the waker it had when
+/// each pending wait (an `Arc`, or a plain id). A restored wait keeps the waker it had when
 /// the snapshot was taken, and calls it when it completes. A model checker
 /// that restores states should register a no-op waker and poll
 /// ([`Kernel::wait_done`]) instead of relying on wakers.
@@ -86,6 +86,7 @@ impl Kernel {
         // Wakers due for calling belong to this kernel's run (none are left
         // between operations: the lock guard calls them on release).
         state.to_wake.clear();
+        state.woken.clear();
         KernelSnapshot { state }
     }
 
@@ -99,8 +100,10 @@ impl Kernel {
     pub fn restore(&self, snap: &KernelSnapshot) {
         let mut st = self.lock_raw();
         let due = std::mem::take(&mut st.to_wake);
+        let woken = std::mem::take(&mut st.woken);
         st.clone_from(&snap.state);
         st.to_wake = due;
+        st.woken = woken;
     }
 
     /// A new kernel, independent of any other, in the state of `snap`.
@@ -108,6 +111,7 @@ impl Kernel {
         Kernel {
             inner: Arc::new(Inner {
                 state: Mutex::new(snap.state.clone()),
+                woken: super::WokenIds::new(),
             }),
         }
     }

@@ -4,7 +4,9 @@
 
 use smallvec::SmallVec;
 
-use super::{KMessage, Locked, QueueId, Registration, WaitId, WaitOutcome, WaitState};
+use super::{
+    KMessage, Locked, QueueId, Registration, State, WaitId, WaitOutcome, WaitState, Waker,
+};
 use crate::error::{ReceiveError, SendErrorKind};
 use crate::name::PortName;
 
@@ -94,7 +96,21 @@ impl Locked<'_> {
         if let Some(rec) = self.waits.get_mut(w) {
             rec.state = WaitState::Done(outcome);
             let waker = rec.waker.clone();
-            self.to_wake.push(waker);
+            self.wake_later(waker);
+        }
+    }
+}
+
+impl State {
+    /// Schedules a completed wait's waker: an id waiter's id joins the
+    /// woken ids at once (nothing to call or allocate:
+    /// [`Kernel::take_woken`](crate::Kernel::take_woken)); a handle is
+    /// called once the lock is released.
+    #[inline]
+    pub(crate) fn wake_later(&mut self, waker: Waker) {
+        match waker {
+            Waker::Id(id) => self.woken.push(id),
+            Waker::Call(call) => self.to_wake.push(call),
         }
     }
 }

@@ -178,5 +178,5 @@ pub fn noop_waker() -> mkipc_kernel::Waker {
     impl mkipc_kernel::Wake for Noop {
         fn wake(&self) {}
     }
-    std::sync::Arc::new(Noop)
+    std::sync::Arc::new(Noop).into()
 }

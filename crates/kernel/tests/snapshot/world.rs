@@ -27,7 +27,7 @@ impl Wake for Noop {
 }
 
 fn noop() -> Waker {
-    Arc::new(Noop)
+    Arc::new(Noop).into()
 }
 
 /// Selectors: an index into what the process knows, taken modulo its size.

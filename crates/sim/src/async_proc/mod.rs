@@ -48,10 +48,10 @@
 //! loop an async process is one more stackless body (module `stackless`).
 //!
 //! How it is woken: an operation that has to wait leaves a wait in the
-//! kernel and hands over with `Suspend::Block`; the kernel's waker for the
-//! process puts it on the run's wake queue when the wait completes, and the
+//! kernel and hands over with `Suspend::Block`, registered by the process's
+//! id; the kernel lists the id as woken when the wait completes, and the
 //! loop moves it to the ready queue, in wake order. The `Waker` the future
-//! is polled with wraps that same kernel waker, so a future from elsewhere
+//! is polled with lists that same id (`Kernel::wake_id`), so a future from elsewhere
 //! (a channel between two async processes of the run, say) wakes the
 //! process the same way; it must be woken from the run's own thread, by
 //! another process of the run, for the run to stay deterministic.

@@ -7,9 +7,9 @@
 //! scheduling point, or a request in [`Shared::handover`] (block, timer,
 //! join, yield). A future that is pending for a reason of its own (a future
 //! not of this simulator) blocks the process until the `Waker` in its
-//! `Context` is woken: that waker is the kernel's, wrapped, so waking it
-//! marks the process ready through the run's wake queue like any kernel
-//! wait completing.
+//! `Context` is woken: waking it lists the process's id among the kernel's
+//! woken ids ([`Kernel::wake_id`](mkipc_kernel::Kernel::wake_id)), so it
+//! is made ready in wake order like any kernel wait completing.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +28,9 @@ use crate::stackless::Stackless;
 /// process through the kernel's waker (the run's wake queue), and says that
 /// it was woken during a poll (a wake the process may not otherwise see).
 struct ProcWake {
-    kernel: mkipc_kernel::Waker,
+    kernel: mkipc_kernel::Kernel,
+    /// The id the process's kernel waits are registered by.
+    id: u64,
     woken: AtomicBool,
 }
 
@@ -38,7 +40,7 @@ impl std::task::Wake for ProcWake {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Relaxed);
-        self.kernel.wake();
+        self.kernel.wake_id(self.id);
     }
 }
 
@@ -66,7 +68,8 @@ where
     pub(crate) fn new(proc: Proc, make: F) -> AsyncRunner<F, Fut> {
         let shared = Rc::new(Shared::new(proc));
         let wake = Arc::new(ProcWake {
-            kernel: shared.sim().waker.clone(),
+            kernel: shared.sim().core.kernel.clone(),
+            id: u64::from(shared.sim().id.0),
             woken: AtomicBool::new(false),
         });
         let waker = Waker::from(Arc::clone(&wake));

@@ -114,7 +114,7 @@ impl Wake for NoWake {
 }
 
 pub(crate) fn no_waker() -> Waker {
-    Arc::new(NoWake)
+    Arc::new(NoWake).into()
 }
 
 /// An invariant over states.

@@ -24,7 +24,8 @@ use super::model::{Action, Model, Policy, QueueKind};
 use crate::builder::Inherit;
 use crate::check::{CheckOutcome, Checker, Encode, Encoder, World};
 use crate::machine::{
-    call_not_sent, call_reply, call_request, CallStart, Ctx, Machine, MailboxUse, Op, Step,
+    call_not_sent, call_outcome, call_reply, call_request, CallStart, Ctx, Machine, MailboxUse, Op,
+    Step,
 };
 use crate::process::ProcError;
 use crate::report::FailureReason;
@@ -42,6 +43,8 @@ enum Pending {
     CallSend(PortName),
     /// A call's reply, on this port.
     CallReply(PortName),
+    /// A call the runner makes as one operation (`CallStart::Pending`).
+    Call,
 }
 
 /// One process of a [`Model`] as a state machine: its program counter, the
@@ -245,6 +248,7 @@ impl ModelMachine {
                 let r = call_reply(cx.ipc(), reply, r);
                 self.called(r)
             }
+            (Pending::Call, o) => self.called(call_outcome(o)),
             (p, o) => Step::Exit(Err(ProcError::msg(format!(
                 "resumed with {o:?} while waiting for {p:?}"
             )))),
@@ -323,6 +327,10 @@ impl Machine for ModelMachine {
                 cx.mark_valid_end(false);
                 match cx.call(to, Message::from_u64(1, u64::from(value))) {
                     CallStart::Done(r) => self.called(r),
+                    CallStart::Pending => {
+                        self.pending = Pending::Call;
+                        Step::Wait
+                    }
                     CallStart::InTwo(msg) => match call_request(cx.ipc(), msg) {
                         Err(e) => self.called(Err(e)),
                         Ok((msg, reply)) => {
@@ -451,6 +459,7 @@ impl Encode for ModelMachine {
                 e.u64(4);
                 e.name(p);
             }
+            Pending::Call => e.u64(5),
         }
     }
 }
