@@ -11,13 +11,12 @@
 //! | `Capacity::Unbounded` | the sender spools what the queue cannot take ([`crate::spool`]) |
 //! | port sets, notifications, name service, per-pid grants, link capacity | [`IpcError::Unsupported`] |
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use mkipc_kernel::{
-    Access, CallError, Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification,
-    NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet,
-    SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
+    Access, CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message,
+    Notification, NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind,
+    RightSet, SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
 };
 
 use mkipc_kernel::name_rules::validate_name;
@@ -26,10 +25,11 @@ use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, 
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
 use crate::names::{rights_of, Entry};
+use crate::port_set::{self, PortSet};
 use crate::process::{open_with_best_access, OsProcess};
 use crate::queue::Queue;
 use crate::registry::{self, EntryOwner, Kind};
-use crate::sys::{self, MqWait};
+use crate::sys;
 use crate::wire;
 
 /// The largest body on a direct link.
@@ -72,15 +72,45 @@ impl Ipc for OsProcess {
     }
 
     fn port_set_allocate(&self) -> Result<PortName, IpcError> {
-        Err(IpcError::Unsupported(Unsupported::PortSets))
+        let set = PortSet::new().map_err(errno::ipc_error)?;
+        Ok(self.insert(Entry::PortSet(set)))
     }
 
-    fn port_set_insert(&self, _set: PortName, _member: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(Unsupported::PortSets))
+    fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let q = match names.get(member)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => Arc::clone(q),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let Entry::PortSet(set) = names.get(set)? else {
+            return Err(IpcError::WrongRight {
+                needed: RightKind::PortSet,
+            });
+        };
+        set.insert(member, &q).map_err(errno::ipc_error)
     }
 
-    fn port_set_remove(&self, _member: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(Unsupported::PortSets))
+    fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let Entry::Port {
+            receive: Some(q), ..
+        } = names.get(member)?
+        else {
+            return Err(IpcError::WrongRight {
+                needed: RightKind::Receive,
+            });
+        };
+        if port_set::leave_set(q) {
+            Ok(())
+        } else {
+            Err(IpcError::InvalidValue)
+        }
     }
 
     fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
@@ -326,54 +356,81 @@ impl Ipc for OsProcess {
         match self.resolve_source(source)? {
             Source::Queue(q) => self.receive_queue(source, &q, mq_wait(wait)),
             Source::Fifo(f) => self.receive_fifo(source, f.rx.as_ref().expect("checked"), wait),
+            Source::Set(set) => self.receive_set(&set, wait),
         }
     }
 
+    /// The oldest message first among ports (their frames carry the send
+    /// time); a message whose age is unknown (a mailbox's, a FIFO's) is
+    /// taken first, in list order. See [`OsProcess::take_any`].
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
-        if sources.is_empty() {
-            return Err(ReceiveError::InvalidValue);
-        }
-        let resolved: Vec<(PortName, Source)> = sources
-            .iter()
-            .map(|&n| self.resolve_source(n).map(|s| (n, s)))
-            .collect::<Result<_, _>>()?;
-        let fds: Vec<RawFd> = resolved
-            .iter()
-            .map(|(_, s)| match s {
-                Source::Queue(q) => q.fd().as_raw_fd(),
-                Source::Fifo(f) => f.rx.as_ref().expect("checked").raw_fd(),
-            })
-            .collect();
-        let deadline = deadline_of(wait);
-        loop {
-            for (name, s) in &resolved {
-                let got = match s {
-                    Source::Queue(q) => self.receive_queue(*name, q, MqWait::NoWait),
-                    Source::Fifo(f) => {
-                        self.receive_fifo(*name, f.rx.as_ref().expect("checked"), Wait::NoWait)
-                    }
-                };
-                match got {
-                    Err(ReceiveError::Empty) => {}
-                    other => return other,
-                }
-            }
-            if wait == Wait::NoWait {
-                return Err(ReceiveError::Empty);
-            }
-            match sys::poll_many(&fds, deadline) {
-                Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
-                Ok(_) => {}
-                Err(e) => return Err(ReceiveError::Os(e)),
-            }
-        }
+        self.select_sources(sources, wait, false)
     }
 
-    /// This backend's `select` already takes the first ready source in the
-    /// order given (it has no arrival order across queues): it is the
-    /// priority select.
     fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
-        self.select_with(sources, wait)
+        self.select_sources(sources, wait, true)
+    }
+
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        let q = match self.resolve_source(source)? {
+            Source::Queue(q) => q,
+            Source::Fifo(_) | Source::Set(_) => {
+                return Err(ReceiveError::Unsupported(Unsupported::Peek))
+            }
+        };
+        if self.hold_head(source, &q)?.is_none() {
+            return Err(ReceiveError::Empty);
+        }
+        let held = q.held.lock().unwrap_or_else(|p| p.into_inner());
+        let head = held.front().ok_or(ReceiveError::Empty)?;
+        // A copy: the reply right stays with the held message.
+        let mut copy = Message::new(head.msg.id, head.msg.body.clone());
+        if let Some(t) = head.msg.trailer() {
+            copy.set_trailer(Some(Trailer {
+                received_on: source,
+                seqno: q.seq.load(std::sync::atomic::Ordering::Relaxed),
+                ..t
+            }));
+            if !head.msg.sender_verified() {
+                copy.mark_sender_claimed();
+            }
+        }
+        Ok(copy)
+    }
+
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let q = match self.resolve_source(source)? {
+            Source::Queue(q) => q,
+            Source::Fifo(_) | Source::Set(_) => {
+                return Err(ReceiveError::Unsupported(Unsupported::SelectiveReceive))
+            }
+        };
+        self.receive_queue_matching(source, &q, filter, wait)
+    }
+
+    fn close(&self, name: PortName) -> Result<(), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        match names.get(name)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => {
+                q.signal_closed();
+                Ok(())
+            }
+            // A named queue has writers this process cannot reach (any
+            // process of its mode may open it): they cannot be refused.
+            Entry::Mailbox { .. } | Entry::Fifo(_) => {
+                Err(IpcError::Unsupported(Unsupported::Close))
+            }
+            _ => Err(IpcError::WrongRight {
+                needed: RightKind::Receive,
+            }),
+        }
     }
 
     fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {

@@ -35,6 +35,8 @@ pub(crate) enum Entry {
     },
     /// A FIFO end.
     Fifo(Arc<Fifo>),
+    /// A port set of this process (`crate::port_set`).
+    PortSet(Arc<crate::port_set::PortSet>),
     /// Send references whose port this process destroyed (only the process
     /// that held the receive right can know the port died).
     Dead { refs: u32 },
@@ -153,6 +155,7 @@ pub(crate) fn rights_of(entry: &Entry) -> RightSet {
             });
         }
         Entry::Dead { refs } => r.dead = *refs,
+        Entry::PortSet(_) => r.port_set = true,
     }
     r
 }

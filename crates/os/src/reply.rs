@@ -120,14 +120,19 @@ impl OsProcess {
                 Ok(Err(_)) => {} // not a frame: ignore, the queue is ours
                 Err(libc::EAGAIN) if live.is_some() => {
                     let (receiver, watch) = live.expect("checked");
-                    if receiver.receiver_gone() {
-                        break Err(ReceiveError::SourceDead);
-                    }
-                    let fds = [
+                    // A closed port's receiver still drains and answers: then
+                    // the pipe holds its byte, and only a hang-up or the
+                    // second byte (the death) would end the wait early.
+                    let fds_live = [
                         (q.fd().as_raw_fd(), libc::POLLIN),
                         (watch.as_raw_fd(), libc::POLLIN),
                     ];
-                    match sys::poll_events(&fds, deadline) {
+                    let fds = match receiver.receiver() {
+                        crate::queue::Receiver::Gone => break Err(ReceiveError::SourceDead),
+                        crate::queue::Receiver::Open => &fds_live[..],
+                        crate::queue::Receiver::Closed => &fds_live[..1],
+                    };
+                    match sys::poll_events(fds, deadline) {
                         Ok(ready) if ready.is_empty() => break Err(ReceiveError::TimedOut),
                         Ok(_) => {}
                         Err(e) => break Err(ReceiveError::Os(e)),

@@ -70,6 +70,20 @@ impl OsProcess {
                 (Disposition::MoveSendOnce, Entry::SendOnce { send }) => {
                     (RightWire::SendOnce, send, 0)
                 }
+                // Messages this process took out of the queue (a peek, a
+                // selective receive's set-asides) cannot go back into it
+                // in order: such a receive right stays here.
+                (
+                    Disposition::MoveReceive,
+                    Entry::Port {
+                        receive: Some(q), ..
+                    },
+                ) if q.held_len.load(std::sync::atomic::Ordering::Acquire) > 0 => {
+                    return Err((
+                        i,
+                        IpcError::Unsupported(mkipc_kernel::Unsupported::SelectiveReceive),
+                    ))
+                }
                 (
                     Disposition::MoveReceive,
                     Entry::Port {
@@ -138,7 +152,9 @@ impl OsProcess {
                         receive, send_refs, ..
                     }),
                 ) => {
-                    *receive = None;
+                    if let Some(q) = receive.take() {
+                        crate::port_set::leave_set(&q);
+                    }
                     *send_refs == 0
                 }
                 _ => false,
@@ -229,6 +245,7 @@ impl OsProcess {
             Entry::Port {
                 receive: Some(q), ..
             } => {
+                crate::port_set::leave_set(&q);
                 q.signal_destroyed();
                 crate::spool::discard(&q);
             }

@@ -11,7 +11,7 @@
 //! |---:|---:|---|---|
 //! | 0 | 2 | magic | the bytes `'M' 'K'` (0x4D 0x4B) |
 //! | 2 | 1 | version | 2 |
-//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`; others 0 |
+//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`, bit 4 `STAMPED`; others 0 |
 //! | 4 | 4 | id | the message id |
 //! | 8 | 4 | body_len | bytes of body after the right descriptors |
 //! | 12 | 2 | nrights | carried rights (0 on queues and FIFOs) |
@@ -19,6 +19,12 @@
 //! | 16 | 4 | sender | the sender's OS process id, as *claimed* by the writer |
 //! | 20 | 4 | token | pairs a reply or an acknowledgement with its request; 0 otherwise |
 //! | 24 | 4 | check | CRC-32 (zlib's `crc32`) of bytes 0..24 followed by every byte after the header |
+//!
+//! A frame with `STAMPED` (only mkipc senders into *ports* set it) opens
+//! its body bytes with the 8-byte send time, `CLOCK_MONOTONIC` in
+//! nanoseconds (`body_len` counts those 8 bytes; the message's body is what
+//! follows): the receiver of several ports takes the oldest message first
+//! ([`split_stamp`]).
 //!
 //! The check lets a reader of a stream shared by several writers (a FIFO)
 //! find its place again after bytes that are not a frame: it skips to the
@@ -58,7 +64,42 @@ pub const FLAG_ACK_WANTED: u8 = 1 << 1;
 pub const FLAG_IS_REPLY: u8 = 1 << 2;
 /// This frame acknowledges the rendezvous send whose token it carries.
 pub const FLAG_IS_ACK: u8 = 1 << 3;
-const KNOWN_FLAGS: u8 = FLAG_REPLY_WANTED | FLAG_ACK_WANTED | FLAG_IS_REPLY | FLAG_IS_ACK;
+/// The body opens with the 8-byte send time ([`STAMP_LEN`], [`split_stamp`]).
+pub const FLAG_STAMPED: u8 = 1 << 4;
+const KNOWN_FLAGS: u8 =
+    FLAG_REPLY_WANTED | FLAG_ACK_WANTED | FLAG_IS_REPLY | FLAG_IS_ACK | FLAG_STAMPED;
+/// Bytes of a `STAMPED` frame's send time.
+pub const STAMP_LEN: usize = 8;
+
+/// Now on `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of
+/// the machine, so stamps of different senders compare.
+pub fn now_stamp() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// Splits a frame's body bytes into its send time and the message's body:
+/// `(None, body)` for a frame without `STAMPED`; `Err` for a `STAMPED` frame
+/// whose body is shorter than the stamp.
+///
+/// ```
+/// use mkipc_kernel::Message;
+/// use mkipc_os::wire;
+/// let frame = wire::encode_stamped(&Message::new(1, b"hi"), 7, 0, 0, 42);
+/// let f = wire::decode(&frame).unwrap();
+/// assert_eq!(wire::split_stamp(f.header.flags, f.body), Ok((Some(42), &b"hi"[..])));
+/// ```
+pub fn split_stamp(flags: u8, body: &[u8]) -> Result<(Option<u64>, &[u8]), FrameError> {
+    if flags & FLAG_STAMPED == 0 {
+        return Ok((None, body));
+    }
+    match body.split_first_chunk::<STAMP_LEN>() {
+        Some((stamp, rest)) => Ok((Some(u64::from_le_bytes(*stamp)), rest)),
+        None => Err(FrameError::Short),
+    }
+}
 
 /// The decoded fixed part of a frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -290,6 +331,28 @@ impl RightDesc {
 pub fn encode(msg: &Message, sender: u32, flags: u8, token: u32, rights: &[RightDesc]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + rights.len() * RIGHT_LEN + msg.body.len());
     encode_into(&mut out, msg.id, &msg.body, sender, flags, token, rights);
+    out
+}
+
+/// Encodes `msg` as one `STAMPED` frame sent at `stamp` (no rights: only
+/// queues carry stamps).
+pub fn encode_stamped(msg: &Message, sender: u32, flags: u8, token: u32, stamp: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + STAMP_LEN + msg.body.len());
+    out.resize(HEADER_LEN, 0);
+    let header = Header {
+        flags: flags | FLAG_STAMPED,
+        id: msg.id,
+        body_len: (STAMP_LEN + msg.body.len()) as u32,
+        nrights: 0,
+        sender,
+        token,
+        check: 0,
+    };
+    header.write(&mut out);
+    out.extend_from_slice(&stamp.to_le_bytes());
+    out.extend_from_slice(&msg.body);
+    let check = frame_check(&out);
+    out[CHECK_AT..HEADER_LEN].copy_from_slice(&check.to_le_bytes());
     out
 }
 

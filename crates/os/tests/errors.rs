@@ -280,10 +280,14 @@ fn too_many_open_files() {
 #[test]
 fn unsupported_operations_say_why() {
     let os = common::os();
-    assert_eq!(
-        os.port_set_allocate(),
-        Err(IpcError::Unsupported(Unsupported::PortSets))
-    );
+    // A mailbox has writers its receiver cannot refuse.
+    let mb = os
+        .mailbox_create(
+            "unsupported-close",
+            mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1)),
+        )
+        .unwrap();
+    assert_eq!(os.close(mb), Err(IpcError::Unsupported(Unsupported::Close)));
     assert_eq!(
         os.look_up("anything"),
         Err(IpcError::Unsupported(Unsupported::NameService))

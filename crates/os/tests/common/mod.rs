@@ -52,6 +52,8 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("stream-to-parent", stream_to_parent),
     ("big-to-parent", big_to_parent),
     ("open-proc-fd", open_proc_fd),
+    ("close-on-cue", close_on_cue),
+    ("send-inherited-then-report", send_inherited_then_report),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -730,4 +732,50 @@ fn open_proc_fd(os: &OsProcess) -> i32 {
         Ok(_) => 0,
         Err(e) => e.raw_os_error().unwrap_or(255),
     }
+}
+
+/// Gives the parent a send right to a bounded(4) port, then on cue 1 closes
+/// the port, drains it and reports how many messages it drained and what
+/// the next receive said (`"<n> <error>"`, id 11); on cue 2 destroys the
+/// receive right and reports (id 12); then waits for end of stream.
+fn close_on_cue(os: &OsProcess) -> i32 {
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let m = Message::new(1, b"my port").with_right(port, Disposition::MakeSend);
+    os.send_to(parent(os), m).unwrap();
+    while let Ok(cue) = os.receive_from(parent(os)) {
+        match cue.id {
+            1 => {
+                os.close(port).unwrap();
+                let mut drained = 0;
+                let end = loop {
+                    match os.receive_timeout(port, Duration::from_secs(5)) {
+                        Ok(_) => drained += 1,
+                        Err(e) => break e,
+                    }
+                };
+                let said = format!("{drained} {end:?}");
+                os.send_to(parent(os), Message::new(11, said.as_bytes()))
+                    .unwrap();
+            }
+            2 => {
+                os.mod_refs(port, mkipc_kernel::RightKind::Receive, -1)
+                    .unwrap();
+                os.send_to(parent(os), Message::new(12, b"destroyed"))
+                    .unwrap();
+            }
+            _ => {}
+        }
+    }
+    0
+}
+
+/// On cue from the parent, sends `args[0]` (a message id) to the inherited
+/// right, then tells the parent it did (id 99).
+fn send_inherited_then_report(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let id: u32 = os.args()[0].parse().unwrap();
+    let _ = os.receive_from(parent(os));
+    os.send(port, Message::new(id, b"from the child")).unwrap();
+    os.send_to(parent(os), Message::new(99, b"sent")).unwrap();
+    0
 }
