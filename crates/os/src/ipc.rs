@@ -25,6 +25,7 @@ use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, 
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
 use crate::names::{rights_of, Entry};
+use crate::notify::{self, Want};
 use crate::port_set::{self, PortSet};
 use crate::process::{open_with_best_access, OsProcess};
 use crate::queue::Queue;
@@ -64,6 +65,8 @@ impl Ipc for OsProcess {
         let (watch, hold) = sys::pipe().map_err(errno::ipc_error)?;
         receive.live_hold = Some(hold);
         send.live_watch = Some(watch);
+        send.closed = Arc::clone(&receive.closed);
+        send.sent_away = Arc::clone(&receive.sent_away);
         Ok(self.insert(Entry::Port {
             receive: Some(Arc::new(receive)),
             send: Arc::new(send),
@@ -149,6 +152,10 @@ impl Ipc for OsProcess {
                     });
                 }
                 *send_refs -= 1;
+                if *send_refs == 0 && receive.is_some() {
+                    names.last_send_right_gone(name);
+                    return Ok(());
+                }
                 *send_refs == 0 && receive.is_none()
             }
             Entry::Dead { refs } => {
@@ -191,6 +198,10 @@ impl Ipc for OsProcess {
                 }
                 let new = i64::from(*send_refs) + i64::from(delta);
                 *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
+                if *send_refs == 0 && receive.is_some() {
+                    names.last_send_right_gone(name);
+                    return Ok(());
+                }
                 *send_refs == 0 && receive.is_none()
             }
             (
@@ -283,13 +294,91 @@ impl Ipc for OsProcess {
         Err(IpcError::Unsupported(Unsupported::CapacityChange))
     }
 
+    /// See [`crate::notify`]: dead-name and send-possible from the OS
+    /// (the liveness pipe, `POLLOUT`), no-senders while every send right is
+    /// in this process; port-destroyed is `Unsupported` (a queue cannot
+    /// carry the receive right to the notify port).
     fn request_notification(
         &self,
-        _name: PortName,
-        _kind: NotifyKind,
-        _notify: PortName,
+        name: PortName,
+        kind: NotifyKind,
+        notify: PortName,
     ) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(Unsupported::Notifications))
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let to = match names.get(notify)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => Arc::clone(q),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let post = |id| {
+            notify::post(&to, id, name);
+            Ok(())
+        };
+        let want = match kind {
+            NotifyKind::PortDestroyed => {
+                names.get(name)?;
+                return Err(IpcError::Unsupported(Unsupported::Notifications));
+            }
+            NotifyKind::DeadName => Want::DeadName,
+            NotifyKind::SendPossible => Want::SendPossible,
+            NotifyKind::NoSenders => Want::NoSenders,
+        };
+        let target = match (want, names.get(name)?) {
+            (
+                Want::NoSenders,
+                Entry::Port {
+                    receive: Some(q),
+                    send_refs,
+                    ..
+                },
+            ) => {
+                if q.sent_away.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(IpcError::Unsupported(Unsupported::Notifications));
+                }
+                if *send_refs == 0 {
+                    return post(Notification::NO_SENDERS_ID);
+                }
+                Arc::clone(q)
+            }
+            (Want::NoSenders, _) => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+            (_, Entry::Dead { .. }) => return post(Notification::DEAD_NAME_ID),
+            (_, Entry::Port { send, .. } | Entry::SendOnce { send }) => Arc::clone(send),
+            (Want::SendPossible, Entry::Mailbox { queue, access, .. }) if access.send => {
+                Arc::clone(queue)
+            }
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Send,
+                })
+            }
+        };
+        if want != Want::NoSenders {
+            if target.receiver_gone() {
+                return post(Notification::DEAD_NAME_ID);
+            }
+            if want == Want::SendPossible
+                && (target.model == crate::queue::Model::Unbounded || notify::has_room(&target))
+            {
+                return post(Notification::SEND_POSSIBLE_ID);
+            }
+            if want == Want::DeadName && target.live_watch.is_none() {
+                // A right from a foreign program, or a mailbox: no liveness pipe.
+                return Err(IpcError::Unsupported(Unsupported::Notifications));
+            }
+        }
+        let notifier = names.notifier().map_err(errno::ipc_error)?;
+        notifier
+            .watch(name, want, target, to)
+            .map_err(errno::ipc_error)
     }
 
     fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {

@@ -54,6 +54,7 @@ pub mod fifo;
 mod ipc;
 pub mod link;
 mod names;
+mod notify;
 mod port_set;
 pub mod process;
 pub mod queue;

@@ -136,6 +136,10 @@ pub struct Queue {
     /// Closed by the receiver (`Ipc::close`): shared by this process's
     /// descriptors of one port, so its own sends see it at once.
     pub(crate) closed: Arc<AtomicBool>,
+    /// A send right to this port left the process (in a message or at
+    /// spawn), or the receive right came from elsewhere: this process can no
+    /// longer count the port's senders (`crate::notify`). Shared like `closed`.
+    pub(crate) sent_away: Arc<AtomicBool>,
     /// The port set this receive right is in, if any (`crate::port_set`).
     pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
 }
@@ -229,6 +233,7 @@ impl Queue {
             held: Mutex::new(VecDeque::new()),
             held_len: AtomicUsize::new(0),
             closed: Arc::new(AtomicBool::new(false)),
+            sent_away: Arc::new(AtomicBool::new(false)),
             in_set: Mutex::new(Weak::new()),
         })
     }

@@ -216,8 +216,11 @@ impl OsProcess {
             seqno,
         }));
         // The pid is what the frame says: anyone who may write the queue or
-        // FIFO could have written it.
-        msg.mark_sender_claimed();
+        // FIFO could have written it. Only this process's own notifications
+        // (sender 0 and its notification key) are vouched for.
+        if !crate::notify::is_notification(&header) {
+            msg.mark_sender_claimed();
+        }
         msg
     }
 }

@@ -134,6 +134,13 @@ impl OsProcess {
         }
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         for r in msg.rights() {
+            if let (
+                Disposition::MakeSend | Disposition::CopySend | Disposition::MoveSend,
+                Ok(Entry::Port { send, .. }),
+            ) = (r.disposition, names.get(r.name))
+            {
+                names.send_right_left(send);
+            }
             let remove = match (r.disposition, names.get_mut(r.name)) {
                 (
                     Disposition::MoveSend,
@@ -196,6 +203,11 @@ impl OsProcess {
                 let mut send = Queue::from_fd(q.dup_fd()?, String::new(), false, true)?;
                 q.live_hold = hold;
                 send.live_watch = watch;
+                // Who holds send rights to it is not known here.
+                q.sent_away
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                send.closed = Arc::clone(&q.closed);
+                send.sent_away = Arc::clone(&q.sent_away);
                 Ok((q, Some(send)))
             });
             let name = match made {

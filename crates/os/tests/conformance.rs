@@ -254,23 +254,15 @@ const SHM: ForkBackend = ForkBackend {
 };
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]).
-const SKIPPED: [&str; 6] = [
+const SKIPPED: [&str; 3] = [
     "failed_send_keeps_rights",
-    "no_senders_notification",
     "rights_transfer_and_rpc",
-    "send_possible_notification",
-    "select_wakes_on_send_possible",
     "peek_leaves_the_message",
 ];
 
 impl ForkBackend {
     fn skip_reason(&self, case: &str) -> Option<&'static str> {
         match case {
-            "no_senders_notification"
-            | "send_possible_notification"
-            | "select_wakes_on_send_possible" => {
-                Some(mkipc_kernel::Unsupported::Notifications.reason())
-            }
             // It sends a right to a port.
             "failed_send_keeps_rights" | "rights_transfer_and_rpc" | "peek_leaves_the_message" => {
                 Some(mkipc_kernel::Unsupported::RightsHere.reason())
