@@ -191,21 +191,97 @@ impl OsProcess {
         if q.is_closed() {
             return Err(SendErrorKind::Closed.with(msg));
         }
-        if q.model == Model::Zero && flags & wire::FLAG_REPLY_WANTED == 0 {
-            return self.rendezvous(q, msg, on_full);
-        }
         // Frames into a port carry their send time, so that a receiver of
         // several ports takes the oldest first; a body too long to leave
         // room for the stamp goes without (its age is then unknown).
         // Mailboxes are read by foreign programs: no stamps there.
         let stamped = q.live_watch.is_some() || q.live_hold.is_some();
+        if !msg.rights().is_empty() {
+            return self.send_queue_with_rights(q, msg, on_full, flags, token, stamped);
+        }
+        if q.model == Model::Zero && flags & wire::FLAG_REPLY_WANTED == 0 {
+            return self.rendezvous(q, msg, on_full);
+        }
         let frame = if stamped && msg.body.len() + wire::STAMP_LEN <= limit {
             wire::encode_stamped(&msg, self.pid, flags, token, wire::now_stamp())
         } else {
             wire::encode(&msg, self.pid, flags, token, &[])
         };
+        self.put_frame(q, &frame, msg, on_full)
+    }
+
+    /// A send into a queue of a message carrying rights: the descriptors go
+    /// to the run's broker ([`crate::broker`]), the frame carries the
+    /// ticket. The rights leave this name space only once the message is
+    /// in (or dropped under the sender's policy, which destroys them, as in
+    /// the kernel); any other failure withdraws the deposit and gives them back.
+    fn send_queue_with_rights(
+        &self,
+        q: &Arc<Queue>,
+        msg: Message,
+        on_full: OnFull,
+        flags: u8,
+        token: u32,
+        stamped: bool,
+    ) -> Result<Sent, SendError> {
+        if q.model == Model::Zero {
+            return Err(SendErrorKind::Unsupported(Unsupported::RightsHere).with(msg));
+        }
+        let prefixes = (1 + usize::from(stamped)) * wire::STAMP_LEN;
+        let room = q
+            .body_limit()
+            .saturating_sub(prefixes + msg.rights().len() * wire::RIGHT_LEN);
+        if msg.body.len() > room {
+            return Err(SendErrorKind::TooLarge { limit: room }.with(msg));
+        }
+        let (descs, fds) = match self.prepare_rights(&msg) {
+            Ok(x) => x,
+            Err((index, error)) => {
+                return Err(SendErrorKind::InvalidRight { index, error }.with(msg))
+            }
+        };
+        if fds.len() > crate::link::MAX_RIGHTS {
+            return Err(SendErrorKind::Limit(Limit::DescriptorsPerMessage {
+                max: crate::link::MAX_RIGHTS,
+            })
+            .with(msg));
+        }
+        let ticket = match self.broker_client.deposit(&self.run, &fds) {
+            Ok(t) => t,
+            Err(e) => return Err(SendErrorKind::Os(e).with(msg)),
+        };
+        drop(fds);
+        let pre = wire::Prefixes {
+            stamp: stamped.then(wire::now_stamp),
+            ticket: Some(ticket),
+        };
+        let frame = wire::encode_queue(&msg, self.pid, flags, token, pre, &descs);
+        let rights_of = msg.clone();
+        let sent = self.put_frame(q, &frame, msg, on_full);
+        match &sent {
+            Ok(Sent::Delivered | Sent::Displaced) => self.commit_rights(&rights_of),
+            Ok(Sent::Dropped) => {
+                self.commit_rights(&rights_of);
+                let _ = self.broker_client.claim(&self.run, ticket);
+            }
+            Err(_) => {
+                let _ = self.broker_client.claim(&self.run, ticket);
+            }
+        }
+        sent
+    }
+
+    /// Puts one encoded frame into a queue under the sender's policy.
+    fn put_frame(
+        &self,
+        q: &Arc<Queue>,
+        frame: &[u8],
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        let limit = q.body_limit();
         if q.model == Model::Unbounded {
-            return match spool::push(q, &frame) {
+            return match spool::push(q, frame) {
                 Ok(Pushed::Queued | Pushed::Waiting) => Ok(Sent::Delivered),
                 Ok(Pushed::OverLimit) => Err(SendErrorKind::MemoryLimit.with(msg)),
                 Err(e) => Err(errno::send_error(e, msg, limit)),
@@ -216,7 +292,7 @@ impl OsProcess {
             OnFull::Timeout(d) => MqWait::until(sys::deadline_after(d)),
             _ => MqWait::NoWait,
         };
-        match q.send(&frame, wait) {
+        match q.send(frame, wait) {
             Ok(()) => {
                 tracing::trace!(queue = %q.name, id = msg.id, bytes = msg.body.len(), "send");
                 Ok(Sent::Delivered)
@@ -239,7 +315,7 @@ impl OsProcess {
                             self.send_no_reply(h.sender, h.token);
                         }
                     }
-                    match q.send(&frame, MqWait::NoWait) {
+                    match q.send(frame, MqWait::NoWait) {
                         Ok(()) => return Ok(Sent::Displaced),
                         Err(libc::EAGAIN) => continue,
                         Err(e) => return Err(errno::send_error(e, msg, limit)),
@@ -261,8 +337,8 @@ impl OsProcess {
     ) -> Result<Held, ReceiveError> {
         let decode = |bytes: &[u8]| {
             wire::decode(bytes).and_then(|f| {
-                let (stamp, body) = wire::split_stamp(f.header.flags, f.body)?;
-                Ok((f.header, stamp, Body::from_slice(body)))
+                let (pre, body) = wire::split_prefixes(f.header.flags, f.body)?;
+                Ok((f.header, pre, f.rights, Body::from_slice(body)))
             })
         };
         // A rendezvous frame this process took out of the queue and could
@@ -282,14 +358,31 @@ impl OsProcess {
             got = q.receive(MqWait::NoWait, decode);
         }
         match got {
-            Ok(Ok((h, stamp, body))) => {
-                if h.nrights > 0 {
-                    return Err(ReceiveError::Malformed(MalformedFrame::RightsCount));
-                }
+            Ok(Ok((h, pre, rights, body))) => {
+                // Rights on a queue come through the broker, or not at all.
+                let fds = match (h.nrights, pre.ticket) {
+                    (0, None) => Vec::new(),
+                    (0, Some(_)) | (_, None) => {
+                        return Err(ReceiveError::Malformed(MalformedFrame::RightsCount))
+                    }
+                    (_, Some(ticket)) => {
+                        let fds = self
+                            .broker_client
+                            .claim(&self.run, ticket)
+                            .map_err(|_| ReceiveError::Malformed(MalformedFrame::MissingRights))?;
+                        let want: usize = rights.iter().map(|r| r.descriptors()).sum();
+                        if fds.len() != want {
+                            return Err(ReceiveError::Malformed(MalformedFrame::MissingRights));
+                        }
+                        fds
+                    }
+                };
                 tracing::trace!(queue = %q.name, from = h.sender, id = h.id, bytes = h.body_len, "receive");
+                let mut msg = self.accept_queue_frame(h, body, on, 0);
+                self.install_rights(&mut msg, &rights, fds);
                 Ok(Held {
-                    msg: self.accept_queue_frame(h, body, on, 0),
-                    stamp,
+                    msg,
+                    stamp: pre.stamp,
                 })
             }
             Ok(Err(e)) => Err(ReceiveError::Malformed(e.malformed())),

@@ -386,7 +386,8 @@ impl Ipc for OsProcess {
             Ok(t) => t,
             Err(k) => return Err(k.with(msg)),
         };
-        if !msg.rights().is_empty() {
+        // Rights go through queues (the broker), not to a reply right or a FIFO.
+        if !msg.rights().is_empty() && !matches!(target, Target::Queue { .. }) {
             return Err(SendErrorKind::Unsupported(Unsupported::RightsHere).with(msg));
         }
         if msg.reply().is_some() {

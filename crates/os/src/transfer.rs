@@ -176,8 +176,27 @@ impl OsProcess {
     pub(crate) fn message_from_link(&self, pid: u32, raw: RawFrame) -> Message {
         let mut msg = Message::new(raw.header.id, raw.body);
         // The link checked that as many descriptors came as the rights announce.
-        let mut fds = raw.fds.into_iter();
-        for desc in raw.rights.iter() {
+        self.install_rights(&mut msg, &raw.rights, raw.fds);
+        msg.set_trailer(Some(Trailer {
+            sender: Pid(pid),
+            received_on: PortName::NULL,
+            seqno: raw.seqno,
+        }));
+        msg
+    }
+
+    /// Installs received rights (their descriptors `fds`, in the order the
+    /// descriptors announce them) under new names, into `msg`'s rights. A
+    /// right whose descriptors are missing or unusable arrives as
+    /// `PortName::DEAD`.
+    pub(crate) fn install_rights(
+        &self,
+        msg: &mut Message,
+        rights: &[RightDesc],
+        fds: Vec<OwnedFd>,
+    ) {
+        let mut fds = fds.into_iter();
+        for desc in rights.iter() {
             let (readable, writable) = match desc.kind {
                 RightWire::Receive => (true, true),
                 RightWire::Mailbox => (desc.access & 2 != 0, desc.access & 1 != 0),
@@ -243,12 +262,6 @@ impl OsProcess {
                 disposition: desc.disposition,
             });
         }
-        msg.set_trailer(Some(Trailer {
-            sender: Pid(pid),
-            received_on: PortName::NULL,
-            seqno: raw.seqno,
-        }));
-        msg
     }
 
     pub(crate) fn drop_entry(&self, entry: Entry) {

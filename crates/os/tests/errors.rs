@@ -292,7 +292,9 @@ fn unsupported_operations_say_why() {
         os.look_up("anything"),
         Err(IpcError::Unsupported(Unsupported::NameService))
     );
-    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    // A rendezvous port: its sender waits for an acknowledgement, and a
+    // right deposited meanwhile could not be taken back safely.
+    let port = os.port_allocate(Capacity::Zero).unwrap();
     let send = os.make_send(port).unwrap();
     let with_right = Message::new(1, b"x").with_right(send, mkipc_kernel::Disposition::CopySend);
     match os.send(send, with_right) {
