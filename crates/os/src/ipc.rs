@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use mkipc_kernel::{
-    Access, CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message,
+    Access, Body, CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message,
     Notification, NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind,
     RightSet, SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
 };
@@ -659,20 +659,69 @@ impl Ipc for OsProcess {
         Ok(())
     }
 
-    // A malformed name is refused as on every backend, before the backend
-    // says it has no name service.
-    fn register(&self, service: &str, _right: PortName) -> Result<(), IpcError> {
+    /// The name service is kept by the run's broker (`crate::broker`):
+    /// a copy of the send right's descriptors under the name, copied again
+    /// for each look-up; it ends with the run.
+    fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
         validate_name(service)?;
-        Err(IpcError::Unsupported(Unsupported::NameService))
+        let disposition = match self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(right)?
+        {
+            Entry::Port {
+                receive: Some(_), ..
+            } => Disposition::MakeSend,
+            Entry::Port { send_refs, .. } if *send_refs > 0 => Disposition::CopySend,
+            Entry::Dead { .. } => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Send,
+                })
+            }
+        };
+        let carrier = Message::new(0, Body::new()).with_right(right, disposition);
+        let (descs, fds) = self.prepare_rights(&carrier).map_err(|(_, e)| e)?;
+        let mut desc = [0u8; 4];
+        descs[0].write(&mut desc);
+        match self.broker_client.register(&self.run, service, desc, &fds) {
+            Ok(()) => {
+                // A send right now lives outside this process (no-senders).
+                self.commit_rights(&carrier);
+                Ok(())
+            }
+            Err(libc::EEXIST) => Err(IpcError::AlreadyExists),
+            Err(e) => Err(errno::ipc_error(e)),
+        }
     }
 
     fn unregister(&self, service: &str) -> Result<(), IpcError> {
         validate_name(service)?;
-        Err(IpcError::Unsupported(Unsupported::NameService))
+        match self.broker_client.unregister(&self.run, service) {
+            Ok(()) => Ok(()),
+            Err(libc::ENOENT) => Err(IpcError::NotFound),
+            Err(libc::EPERM) => Err(IpcError::NoPermission),
+            Err(e) => Err(errno::ipc_error(e)),
+        }
     }
 
     fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
         validate_name(service)?;
-        Err(IpcError::Unsupported(Unsupported::NameService))
+        let (desc, fds) = match self.broker_client.look_up(&self.run, service) {
+            Ok(x) => x,
+            Err(libc::ENOENT) => return Err(IpcError::NotFound),
+            Err(e) => return Err(errno::ipc_error(e)),
+        };
+        let desc = wire::RightDesc::parse(&desc).map_err(|_| IpcError::InvalidValue)?;
+        if fds.len() != desc.descriptors() {
+            return Err(IpcError::InvalidValue);
+        }
+        let mut carrier = Message::new(0, Body::new());
+        self.install_rights(&mut carrier, &[desc], fds);
+        match carrier.rights().first() {
+            Some(r) if r.name != PortName::DEAD => Ok(r.name),
+            _ => Err(IpcError::NotFound),
+        }
     }
 }

@@ -317,7 +317,7 @@ fn disposition_from(code: u8) -> Option<Disposition> {
 }
 
 impl RightDesc {
-    fn write(&self, out: &mut [u8]) {
+    pub(crate) fn write(&self, out: &mut [u8]) {
         out[0] = disposition_code(self.disposition);
         out[1] = self.kind as u8;
         out[2] = self.access;

@@ -54,6 +54,12 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("open-proc-fd", open_proc_fd),
     ("close-on-cue", close_on_cue),
     ("send-inherited-then-report", send_inherited_then_report),
+    ("look-up-and-send", look_up_and_send),
+    ("unregister-foreign", unregister_foreign),
+    (
+        "forward-inherited-into-mailbox",
+        forward_inherited_into_mailbox,
+    ),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -777,5 +783,40 @@ fn send_inherited_then_report(os: &OsProcess) -> i32 {
     let _ = os.receive_from(parent(os));
     os.send(port, Message::new(id, b"from the child")).unwrap();
     os.send_to(parent(os), Message::new(99, b"sent")).unwrap();
+    0
+}
+
+/// Looks up the service `args[0]`, sends it message 7, and tells the parent
+/// what happened (id 99, body `ok` or the error).
+fn look_up_and_send(os: &OsProcess) -> i32 {
+    let said = match os.look_up(&os.args()[0]) {
+        Ok(right) => match os.send(right, Message::new(7, b"found you")) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("{:?}", e.kind()),
+        },
+        Err(e) => format!("{e:?}"),
+    };
+    os.send_to(parent(os), Message::new(99, said.as_bytes()))
+        .unwrap();
+    0
+}
+
+/// Tries to unregister the service `args[0]` (registered by another
+/// process) and tells the parent the result (id 99).
+fn unregister_foreign(os: &OsProcess) -> i32 {
+    let said = format!("{:?}", os.unregister(&os.args()[0]));
+    os.send_to(parent(os), Message::new(99, said.as_bytes()))
+        .unwrap();
+    0
+}
+
+/// Sends a copy of the inherited send right into the mailbox `args[0]`,
+/// then exits at once (the right waits in the queue, deposited with the
+/// run's broker).
+fn forward_inherited_into_mailbox(os: &OsProcess) -> i32 {
+    let right = os.inherited()[0];
+    let mb = os.mailbox_open(&os.args()[0]).unwrap();
+    let m = Message::new(3, b"a right for you").with_right(right, Disposition::CopySend);
+    os.send(mb, m).unwrap();
     0
 }
