@@ -21,10 +21,19 @@
 //!
 //! A failed send withdraws its deposit, so the rights stay with the sender.
 //!
-//! Protocol: every request and reply is one 16-byte packet, `op` (1 byte:
-//! `D` deposit, `C` claim), 1 zero byte, the descriptor count (u16), 4 zero
-//! bytes, the ticket (u64); a deposit carries its descriptors, a claim's
-//! reply carries them (count 0 and op `N`: no such ticket).
+//! The broker also keeps the run's **name service**: a service name bound
+//! to a copy of a send right's descriptors (with its right descriptor), given
+//! out as fresh copies to each look-up; a service whose port died (its
+//! liveness read end hung up, or holding the two bytes of a destruction) is
+//! gone; only the registering process (its pid from `SO_PEERCRED`) may
+//! unregister it.
+//!
+//! Protocol: every request and its reply is one packet of 274 bytes: `op`
+//! (`D` deposit, `C` claim, `R` register, `U` unregister, `L` look up),
+//! status (0 ok, 1 not found, 2 exists, 3 not the owner), descriptor count
+//! (u16), right descriptor (4 bytes), ticket (u64), name length (u16), name
+//! (256 bytes, zero-padded); descriptors ride with a deposit, a registration,
+//! and the replies to a claim and a look-up.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};

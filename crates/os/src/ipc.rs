@@ -3,13 +3,20 @@
 //! | API | OS mechanism |
 //! |---|---|
 //! | `port_allocate` | a POSIX queue, `mq_unlink`ed at birth: only descriptors reach it |
-//! | send right in a message | the queue's write-only descriptor, passed with `SCM_RIGHTS` |
-//! | `send_to` / `receive_from` | the pipe pair set up at spawn, framed |
+//! | send right in a message on a link | the queue's write-only descriptor, passed with `SCM_RIGHTS` |
+//! | a right in a message to a port or mailbox | its descriptors deposited with the run's broker ([`crate::broker`]); the frame carries the ticket |
+//! | `send_to` / `receive_from` | the pipe pair (or shared-memory rings) set up at spawn, framed |
 //! | `mailbox_*` | a named POSIX queue; its mode bits are the access list |
 //! | `call` / `reply` | the request carries a token; the reply goes to the caller's reply queue |
 //! | `Capacity::Zero` | the receiver acknowledges on the sender's reply queue |
 //! | `Capacity::Unbounded` | the sender spools what the queue cannot take ([`crate::spool`]) |
-//! | port sets, notifications, name service, per-pid grants, link capacity | [`IpcError::Unsupported`] |
+//! | `select` | oldest first among ports (send stamps), a message of unknown age (mailbox, FIFO) first; then one `poll` |
+//! | port sets | one `epoll` instance over the members' queue descriptors ([`crate::port_set`]) |
+//! | `peek`, selective receive | messages taken out of the queue and held, in order, by the receiving process |
+//! | `close` | a flag here and one byte in the port's liveness pipe for the other processes |
+//! | notifications | dead-name (liveness pipe) and send-possible (`POLLOUT`) on one `epoll`; no-senders counted here ([`crate::notify`]) |
+//! | name service | the run's broker keeps each service's send right |
+//! | per-pid grants, capacity changes, link capacity, port-destroyed | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
@@ -294,7 +301,7 @@ impl Ipc for OsProcess {
         Err(IpcError::Unsupported(Unsupported::CapacityChange))
     }
 
-    /// See [`crate::notify`]: dead-name and send-possible from the OS
+    /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name and send-possible from the OS
     /// (the liveness pipe, `POLLOUT`), no-senders while every send right is
     /// in this process; port-destroyed is `Unsupported` (a queue cannot
     /// carry the receive right to the notify port).
@@ -452,7 +459,7 @@ impl Ipc for OsProcess {
 
     /// The oldest message first among ports (their frames carry the send
     /// time); a message whose age is unknown (a mailbox's, a FIFO's) is
-    /// taken first, in list order. See [`OsProcess::take_any`].
+    /// taken first, in list order (DESIGN.md, "`select`, port sets").
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.select_sources(sources, wait, false)
     }
