@@ -378,6 +378,9 @@ impl OsProcess {
                     }
                 };
                 tracing::trace!(queue = %q.name, from = h.sender, id = h.id, bytes = h.body_len, "receive");
+                if h.flags & wire::FLAG_REPLY_WANTED != 0 && q.live_hold.is_none() {
+                    self.tell_taken(h.sender, h.token);
+                }
                 let mut msg = self.accept_queue_frame(h, body, on, 0);
                 self.install_rights(&mut msg, &rights, fds);
                 Ok(Held {

@@ -555,15 +555,16 @@ impl Ipc for OsProcess {
         };
         let deadline = deadline_of(wait);
         if let Err(e) = self.send_queue(&queue, msg, on_full, wire::FLAG_REPLY_WANTED, token) {
-            let _ = self.wait_token(token, None, true, None);
+            let _ = self.wait_token(token, None, true, None, true);
             return Err(e.into());
         }
         // A server that dies (its port with it) before replying destroys the
         // reply right: the kernel's send-once notification, here NoReply.
-        let (h, body) = match self.wait_token(token, deadline, wait == Wait::NoWait, Some(&queue)) {
-            Err(ReceiveError::SourceDead) => return Err(CallError::NoReply),
-            other => other?,
-        };
+        let (h, body) =
+            match self.wait_token(token, deadline, wait == Wait::NoWait, Some(&queue), true) {
+                Err(ReceiveError::SourceDead) => return Err(CallError::NoReply),
+                other => other?,
+            };
         if h.sender == 0 && h.id == Notification::SEND_ONCE_ID {
             return Err(CallError::NoReply);
         }

@@ -60,6 +60,7 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
         "forward-inherited-into-mailbox",
         forward_inherited_into_mailbox,
     ),
+    ("take-a-call-and-die", take_a_call_and_die),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -819,4 +820,16 @@ fn forward_inherited_into_mailbox(os: &OsProcess) -> i32 {
     let m = Message::new(3, b"a right for you").with_right(right, Disposition::CopySend);
     os.send(mb, m).unwrap();
     0
+}
+
+/// Takes one call request from the mailbox `args[0]`, then kills itself
+/// with `SIGKILL` without replying (no code of its own runs after).
+fn take_a_call_and_die(os: &OsProcess) -> i32 {
+    let mb = os.mailbox_open(&os.args()[0]).unwrap();
+    let request = os.receive(mb).unwrap();
+    assert!(request.reply().is_some());
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: kill of our own pid; nothing after it runs.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("killed")
 }
