@@ -358,6 +358,9 @@ impl OsProcess {
             got = q.receive(MqWait::NoWait, decode);
         }
         match got {
+            // A close's wake-up (see `notify::wake_closed`): nothing to
+            // deliver; what is queued behind it still is.
+            Ok(Ok((h, ..))) if crate::notify::is_wake(&h) => self.take_queue(on, q, MqWait::NoWait),
             Ok(Ok((h, pre, rights, body))) => {
                 // Rights on a queue come through the broker, or not at all.
                 let fds = match (h.nrights, pre.ticket) {
@@ -423,11 +426,24 @@ impl OsProcess {
         if let Some(h) = q.pop_held() {
             return Ok(self.deliver_held(on, q, h));
         }
-        let closed = q.is_closed();
+        // Counted while blocked, so that a close wakes this receive: the
+        // count goes up before the flag is read, and `close` sets the flag
+        // before it reads the count (both SeqCst), so either this receive
+        // sees the close or the close sees this receive.
+        let blocking = !matches!(wait, MqWait::NoWait);
+        if blocking {
+            q.blocked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let closed = q.closed.load(std::sync::atomic::Ordering::SeqCst);
         let wait = if closed { MqWait::NoWait } else { wait };
-        match self.take_queue(on, q, wait) {
+        let got = self.take_queue(on, q, wait);
+        if blocking {
+            q.blocked.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        match got {
             Ok(h) => Ok(self.deliver_held(on, q, h)),
-            Err(ReceiveError::Empty) if closed => Err(ReceiveError::Closed),
+            // Closed now (a blocked receive woken by the close), or before.
+            Err(ReceiveError::Empty) if q.is_closed() => Err(ReceiveError::Closed),
             Err(e) => Err(e),
         }
     }

@@ -516,7 +516,9 @@ impl Ipc for OsProcess {
             Entry::Port {
                 receive: Some(q), ..
             } => {
-                q.signal_closed();
+                if q.signal_closed() {
+                    notify::wake_closed(q);
+                }
                 Ok(())
             }
             // A named queue has writers this process cannot reach (any

@@ -63,6 +63,33 @@ pub(crate) fn key() -> u32 {
     })
 }
 
+/// The id of the frame `close` puts into a port to wake a receive blocked on
+/// it (sender 0, this process's key): never delivered, never a notification.
+pub(crate) const WAKE_ID: u32 = 0xFFFF_FFF0;
+
+/// Whether a queue frame's header is this process's wake-up after a close.
+pub(crate) fn is_wake(h: &wire::Header) -> bool {
+    h.sender == 0 && h.token == key() && h.id == WAKE_ID && h.body_len == 0
+}
+
+/// Wakes the receives blocked on the closed port `q` in this process: one
+/// empty wake frame each, as far as the queue has room (a receive blocked
+/// on a queue with messages is not blocked for long).
+pub(crate) fn wake_closed(q: &Queue) {
+    let frame = wire::encode(
+        &Message::new(WAKE_ID, mkipc_kernel::Body::new()),
+        0,
+        0,
+        key(),
+        &[],
+    );
+    for _ in 0..q.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+        if sys::mq_send(q.fd(), &frame, MqWait::NoWait).is_err() {
+            break;
+        }
+    }
+}
+
 /// Whether a queue frame's header is one of this process's notifications.
 pub(crate) fn is_notification(h: &wire::Header) -> bool {
     h.sender == 0

@@ -133,6 +133,8 @@ pub struct Queue {
     pub(crate) held: Mutex<VecDeque<Held>>,
     /// `held.len()`, read without the lock on the receive fast path.
     pub(crate) held_len: AtomicUsize,
+    /// Receives of this process blocked on the queue now (a close wakes them).
+    pub(crate) blocked: AtomicUsize,
     /// Closed by the receiver (`Ipc::close`): shared by this process's
     /// descriptors of one port, so its own sends see it at once.
     pub(crate) closed: Arc<AtomicBool>,
@@ -232,6 +234,7 @@ impl Queue {
             live_watch: None,
             held: Mutex::new(VecDeque::new()),
             held_len: AtomicUsize::new(0),
+            blocked: AtomicUsize::new(0),
             closed: Arc::new(AtomicBool::new(false)),
             sent_away: Arc::new(AtomicBool::new(false)),
             in_set: Mutex::new(Weak::new()),
@@ -338,7 +341,7 @@ impl Queue {
     /// pipe, so other processes' sends fail with `Closed`. The first close
     /// only; returns whether this one closed it.
     pub(crate) fn signal_closed(&self) -> bool {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closed.swap(true, Ordering::SeqCst) {
             return false;
         }
         if let Some(hold) = &self.live_hold {

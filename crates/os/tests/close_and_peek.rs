@@ -139,3 +139,19 @@ fn close_is_for_ports() {
     assert_eq!(os.try_receive(port), Err(ReceiveError::Closed));
     common::finish(os);
 }
+
+#[test]
+fn a_receive_blocked_when_the_port_closes_ends_with_closed() {
+    let os = common::os();
+    let port = os.port_allocate(Capacity::Bounded(2)).unwrap();
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| os.receive(port));
+        std::thread::sleep(Duration::from_millis(100));
+        os.close(port).unwrap();
+        assert_eq!(blocked.join().unwrap(), Err(ReceiveError::Closed));
+    });
+    // The wake-up is no message.
+    assert_eq!(os.port_status(port).unwrap().queue_len, 0);
+    assert_eq!(os.try_receive(port), Err(ReceiveError::Closed));
+    common::finish(os);
+}
