@@ -309,10 +309,23 @@ impl OsProcess {
                 loop {
                     // The displaced message is destroyed, and with it its
                     // reply right: tell a caller waiting on it (as the kernel's
-                    // send-once notification does) instead of leaving it to wait.
-                    if let Ok(Ok(h)) = q.receive(MqWait::NoWait, wire::Header::parse) {
+                    // send-once notification does) instead of leaving it to
+                    // wait; the rights it carried are claimed from the broker
+                    // and closed.
+                    let displaced = q.receive(MqWait::NoWait, |bytes| {
+                        wire::decode(bytes).map(|f| {
+                            let ticket = wire::split_prefixes(f.header.flags, f.body)
+                                .ok()
+                                .and_then(|(pre, _)| pre.ticket);
+                            (f.header, ticket)
+                        })
+                    });
+                    if let Ok(Ok((h, ticket))) = displaced {
                         if h.flags & wire::FLAG_REPLY_WANTED != 0 {
                             self.send_no_reply(h.sender, h.token);
+                        }
+                        if let Some(ticket) = ticket {
+                            let _ = self.broker_client.claim(&self.run, ticket);
                         }
                     }
                     match q.send(frame, MqWait::NoWait) {
