@@ -47,7 +47,8 @@ fn a_displaced_message_releases_the_rights_it_carried() {
     let baseline = settled_descriptors();
     os.send(target, Message::new(1, b"plain")).unwrap();
     assert_eq!(
-        os.send_with(target, with_right(), OnFull::DropOldest).unwrap(),
+        os.send_with(target, with_right(), OnFull::DropOldest)
+            .unwrap(),
         Sent::Displaced
     );
     let deposited = settled_descriptors();
