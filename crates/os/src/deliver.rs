@@ -7,12 +7,13 @@
 //! (unbounded) or a rendezvous ([`crate::rendezvous`]); `send`, `try_send` and
 //! `send_timeout` all end up here.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mkipc_kernel::{
     Body, IpcError, Limit, MalformedFrame, Message, OnFull, PortName, ReceiveError, SendError,
-    SendErrorKind, Sent, Unsupported, Wait,
+    SendErrorKind, Sent, Trailer, Unsupported, Wait,
 };
 
 use crate::errno;
@@ -20,8 +21,9 @@ use crate::fifo::Fifo;
 
 use crate::link::{LinkRx, RxError, TxError};
 use crate::names::Entry;
+use crate::port_set::PortSet;
 use crate::process::OsProcess;
-use crate::queue::{Model, Queue};
+use crate::queue::{Held, Model, Queue};
 use crate::spool::{self, Pushed};
 use crate::sys::{self, MqWait};
 use crate::wire;
@@ -37,6 +39,7 @@ pub(crate) enum Target {
 pub(crate) enum Source {
     Queue(Arc<Queue>),
     Fifo(Arc<Fifo>),
+    Set(Arc<PortSet>),
 }
 
 pub(crate) fn deadline_of(wait: Wait) -> Option<Instant> {
@@ -121,6 +124,7 @@ impl OsProcess {
                 }
             }
             Entry::Dead { .. } => return Err(SendErrorKind::DestinationDead),
+            Entry::PortSet(_) => return Err(SendErrorKind::InvalidDestination),
             Entry::SendOnce { send } => Target::Queue {
                 queue: Arc::clone(send),
                 once: true,
@@ -163,6 +167,7 @@ impl OsProcess {
             Entry::Fifo(f) if f.rx.is_some() => Ok(Source::Fifo(Arc::clone(f))),
             Entry::Fifo(_) => Err(ReceiveError::NoPermission),
             Entry::Dead { .. } => Err(ReceiveError::SourceDead),
+            Entry::PortSet(set) => Ok(Source::Set(Arc::clone(set))),
             _ => Err(ReceiveError::WrongRight),
         }
     }
@@ -183,12 +188,100 @@ impl OsProcess {
         if !q.writable {
             return Err(SendErrorKind::NoPermission.with(msg));
         }
+        if q.is_closed() {
+            return Err(SendErrorKind::Closed.with(msg));
+        }
+        // Frames into a port carry their send time, so that a receiver of
+        // several ports takes the oldest first; a body too long to leave
+        // room for the stamp goes without (its age is then unknown).
+        // Mailboxes are read by foreign programs: no stamps there.
+        let stamped = q.live_watch.is_some() || q.live_hold.is_some();
+        if !msg.rights().is_empty() {
+            return self.send_queue_with_rights(q, msg, on_full, flags, token, stamped);
+        }
         if q.model == Model::Zero && flags & wire::FLAG_REPLY_WANTED == 0 {
             return self.rendezvous(q, msg, on_full);
         }
-        let frame = wire::encode(&msg, self.pid, flags, token, &[]);
+        let frame = if stamped && msg.body.len() + wire::STAMP_LEN <= limit {
+            wire::encode_stamped(&msg, self.pid, flags, token, wire::now_stamp())
+        } else {
+            wire::encode(&msg, self.pid, flags, token, &[])
+        };
+        self.put_frame(q, &frame, msg, on_full)
+    }
+
+    /// A send into a queue of a message carrying rights: the descriptors go
+    /// to the run's broker ([`crate::broker`]), the frame carries the
+    /// ticket. The rights leave this name space only once the message is
+    /// in (or dropped under the sender's policy, which destroys them, as in
+    /// the kernel); any other failure withdraws the deposit and gives them back.
+    fn send_queue_with_rights(
+        &self,
+        q: &Arc<Queue>,
+        msg: Message,
+        on_full: OnFull,
+        flags: u8,
+        token: u32,
+        stamped: bool,
+    ) -> Result<Sent, SendError> {
+        if q.model == Model::Zero {
+            return Err(SendErrorKind::Unsupported(Unsupported::RightsHere).with(msg));
+        }
+        let prefixes = (1 + usize::from(stamped)) * wire::STAMP_LEN;
+        let room = q
+            .body_limit()
+            .saturating_sub(prefixes + msg.rights().len() * wire::RIGHT_LEN);
+        if msg.body.len() > room {
+            return Err(SendErrorKind::TooLarge { limit: room }.with(msg));
+        }
+        let (descs, fds) = match self.prepare_rights(&msg) {
+            Ok(x) => x,
+            Err((index, error)) => {
+                return Err(SendErrorKind::InvalidRight { index, error }.with(msg))
+            }
+        };
+        if fds.len() > crate::link::MAX_RIGHTS {
+            return Err(SendErrorKind::Limit(Limit::DescriptorsPerMessage {
+                max: crate::link::MAX_RIGHTS,
+            })
+            .with(msg));
+        }
+        let ticket = match self.broker_client.deposit(&self.run, &fds) {
+            Ok(t) => t,
+            Err(e) => return Err(SendErrorKind::Os(e).with(msg)),
+        };
+        drop(fds);
+        let pre = wire::Prefixes {
+            stamp: stamped.then(wire::now_stamp),
+            ticket: Some(ticket),
+        };
+        let frame = wire::encode_queue(&msg, self.pid, flags, token, pre, &descs);
+        let rights_of = msg.clone();
+        let sent = self.put_frame(q, &frame, msg, on_full);
+        match &sent {
+            Ok(Sent::Delivered | Sent::Displaced) => self.commit_rights(&rights_of),
+            Ok(Sent::Dropped) => {
+                self.commit_rights(&rights_of);
+                let _ = self.broker_client.claim(&self.run, ticket);
+            }
+            Err(_) => {
+                let _ = self.broker_client.claim(&self.run, ticket);
+            }
+        }
+        sent
+    }
+
+    /// Puts one encoded frame into a queue under the sender's policy.
+    fn put_frame(
+        &self,
+        q: &Arc<Queue>,
+        frame: &[u8],
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        let limit = q.body_limit();
         if q.model == Model::Unbounded {
-            return match spool::push(q, &frame) {
+            return match spool::push(q, frame) {
                 Ok(Pushed::Queued | Pushed::Waiting) => Ok(Sent::Delivered),
                 Ok(Pushed::OverLimit) => Err(SendErrorKind::MemoryLimit.with(msg)),
                 Err(e) => Err(errno::send_error(e, msg, limit)),
@@ -199,7 +292,7 @@ impl OsProcess {
             OnFull::Timeout(d) => MqWait::until(sys::deadline_after(d)),
             _ => MqWait::NoWait,
         };
-        match q.send(&frame, wait) {
+        match q.send(frame, wait) {
             Ok(()) => {
                 tracing::trace!(queue = %q.name, id = msg.id, bytes = msg.body.len(), "send");
                 Ok(Sent::Delivered)
@@ -216,13 +309,26 @@ impl OsProcess {
                 loop {
                     // The displaced message is destroyed, and with it its
                     // reply right: tell a caller waiting on it (as the kernel's
-                    // send-once notification does) instead of leaving it to wait.
-                    if let Ok(Ok(h)) = q.receive(MqWait::NoWait, wire::Header::parse) {
+                    // send-once notification does) instead of leaving it to
+                    // wait; the rights it carried are claimed from the broker
+                    // and closed.
+                    let displaced = q.receive(MqWait::NoWait, |bytes| {
+                        wire::decode(bytes).map(|f| {
+                            let ticket = wire::split_prefixes(f.header.flags, f.body)
+                                .ok()
+                                .and_then(|(pre, _)| pre.ticket);
+                            (f.header, ticket)
+                        })
+                    });
+                    if let Ok(Ok((h, ticket))) = displaced {
                         if h.flags & wire::FLAG_REPLY_WANTED != 0 {
                             self.send_no_reply(h.sender, h.token);
                         }
+                        if let Some(ticket) = ticket {
+                            let _ = self.broker_client.claim(&self.run, ticket);
+                        }
                     }
-                    match q.send(&frame, MqWait::NoWait) {
+                    match q.send(frame, MqWait::NoWait) {
                         Ok(()) => return Ok(Sent::Displaced),
                         Err(libc::EAGAIN) => continue,
                         Err(e) => return Err(errno::send_error(e, msg, limit)),
@@ -233,14 +339,21 @@ impl OsProcess {
         }
     }
 
-    pub(crate) fn receive_queue(
+    /// Takes the next message of `q` out of the OS queue (or this process's
+    /// put-back frame or spool for it), accepted but not yet numbered: the
+    /// one place a queue frame becomes a message.
+    pub(crate) fn take_queue(
         &self,
         on: PortName,
         q: &Queue,
         wait: MqWait,
-    ) -> Result<Message, ReceiveError> {
-        let decode =
-            |bytes: &[u8]| wire::decode(bytes).map(|f| (f.header, Body::from_slice(f.body)));
+    ) -> Result<Held, ReceiveError> {
+        let decode = |bytes: &[u8]| {
+            wire::decode(bytes).and_then(|f| {
+                let (pre, body) = wire::split_prefixes(f.header.flags, f.body)?;
+                Ok((f.header, pre, f.rights, Body::from_slice(body)))
+            })
+        };
         // A rendezvous frame this process took out of the queue and could
         // not put back (see `rendezvous::put_back`) comes before the queue.
         let put_back = if q.model == Model::Zero {
@@ -258,16 +371,322 @@ impl OsProcess {
             got = q.receive(MqWait::NoWait, decode);
         }
         match got {
-            Ok(Ok((h, body))) => {
-                if h.nrights > 0 {
-                    return Err(ReceiveError::Malformed(MalformedFrame::RightsCount));
-                }
-                let seqno = q.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // A close's wake-up (see `notify::wake_closed`): nothing to
+            // deliver; what is queued behind it still is.
+            Ok(Ok((h, ..))) if crate::notify::is_wake(&h) => self.take_queue(on, q, MqWait::NoWait),
+            Ok(Ok((h, pre, rights, body))) => {
+                // Rights on a queue come through the broker, or not at all.
+                let fds = match (h.nrights, pre.ticket) {
+                    (0, None) => Vec::new(),
+                    (0, Some(_)) | (_, None) => {
+                        return Err(ReceiveError::Malformed(MalformedFrame::RightsCount))
+                    }
+                    (_, Some(ticket)) => {
+                        let fds = self
+                            .broker_client
+                            .claim(&self.run, ticket)
+                            .map_err(|_| ReceiveError::Malformed(MalformedFrame::MissingRights))?;
+                        let want: usize = rights.iter().map(|r| r.descriptors()).sum();
+                        if fds.len() != want {
+                            return Err(ReceiveError::Malformed(MalformedFrame::MissingRights));
+                        }
+                        fds
+                    }
+                };
                 tracing::trace!(queue = %q.name, from = h.sender, id = h.id, bytes = h.body_len, "receive");
-                Ok(self.accept_queue_frame(h, body, on, seqno))
+                if h.flags & wire::FLAG_REPLY_WANTED != 0 && q.live_hold.is_none() {
+                    self.tell_taken(h.sender, h.token);
+                }
+                let mut msg = self.accept_queue_frame(h, body, on, 0);
+                self.install_rights(&mut msg, &rights, fds);
+                Ok(Held {
+                    msg,
+                    stamp: pre.stamp,
+                })
             }
             Ok(Err(e)) => Err(ReceiveError::Malformed(e.malformed())),
             Err(e) => Err(errno::receive_error(e)),
+        }
+    }
+
+    /// Hands a taken message to the caller: its trailer gets the name it
+    /// was received on and the queue's next sequence number.
+    pub(crate) fn deliver_held(&self, on: PortName, q: &Queue, held: Held) -> Message {
+        let seqno = q.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut msg = held.msg;
+        if let Some(t) = msg.trailer() {
+            let claimed = !msg.sender_verified();
+            msg.set_trailer(Some(Trailer {
+                received_on: on,
+                seqno,
+                ..t
+            }));
+            if claimed {
+                msg.mark_sender_claimed();
+            }
+        }
+        msg
+    }
+
+    /// Receives from a queue: what this process holds for it first, then
+    /// the queue. A closed queue does not wait: once empty it is `Closed`.
+    pub(crate) fn receive_queue(
+        &self,
+        on: PortName,
+        q: &Queue,
+        wait: MqWait,
+    ) -> Result<Message, ReceiveError> {
+        if let Some(h) = q.pop_held() {
+            return Ok(self.deliver_held(on, q, h));
+        }
+        // Counted while blocked, so that a close wakes this receive: the
+        // count goes up before the flag is read, and `close` sets the flag
+        // before it reads the count (both SeqCst), so either this receive
+        // sees the close or the close sees this receive.
+        let blocking = !matches!(wait, MqWait::NoWait);
+        if blocking {
+            q.blocked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let closed = q.closed.load(std::sync::atomic::Ordering::SeqCst);
+        let wait = if closed { MqWait::NoWait } else { wait };
+        let got = self.take_queue(on, q, wait);
+        if blocking {
+            q.blocked.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        match got {
+            Ok(h) => Ok(self.deliver_held(on, q, h)),
+            // Closed now (a blocked receive woken by the close), or before.
+            Err(ReceiveError::Empty) if q.is_closed() => Err(ReceiveError::Closed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes sure `q`'s oldest message is held (taking it out of the queue
+    /// without waiting if need be) and returns its stamp: `Ok(None)` when
+    /// nothing is queued, `Ok(Some(stamp))` otherwise (`u64::MIN`-like
+    /// `None` stamps are reported as `Some(None)`).
+    pub(crate) fn hold_head(
+        &self,
+        on: PortName,
+        q: &Queue,
+    ) -> Result<Option<Option<u64>>, ReceiveError> {
+        let mut held = q.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = held.front() {
+            return Ok(Some(h.stamp));
+        }
+        match self.take_queue(on, q, MqWait::NoWait) {
+            Ok(h) => {
+                let stamp = h.stamp;
+                held.push_back(h);
+                q.held_len
+                    .store(held.len(), std::sync::atomic::Ordering::Release);
+                Ok(Some(stamp))
+            }
+            Err(ReceiveError::Empty) if q.is_closed() => Err(ReceiveError::Closed),
+            Err(ReceiveError::Empty) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One pass of a receive from several sources, without waiting: the
+    /// oldest message among the ports' heads (by their send stamps), except
+    /// that a message whose age is unknown (a mailbox's, a FIFO's, an
+    /// unstamped frame) is taken at once, in list order; with `first`, the
+    /// first source with a message (the priority select). `Empty` when none
+    /// has one.
+    pub(crate) fn take_any(
+        &self,
+        sources: &[(PortName, Source)],
+        first: bool,
+    ) -> Result<Message, ReceiveError> {
+        let mut oldest: Option<(usize, u64)> = None;
+        let mut closed = 0;
+        for (i, (name, s)) in sources.iter().enumerate() {
+            let q = match s {
+                Source::Fifo(f) => {
+                    match self.receive_fifo(*name, f.rx.as_ref().expect("checked"), Wait::NoWait) {
+                        Err(ReceiveError::Empty) => continue,
+                        other => return other,
+                    }
+                }
+                Source::Queue(q) => q,
+                Source::Set(_) => continue,
+            };
+            // A mailbox is not this process's alone: taking its head out to
+            // compare would take it from its other receivers. Its frames
+            // carry no stamp anyway.
+            if first || q.live_hold.is_none() {
+                match self.receive_queue(*name, q, MqWait::NoWait) {
+                    Err(ReceiveError::Empty) => continue,
+                    Err(ReceiveError::Closed) => {
+                        closed += 1;
+                        continue;
+                    }
+                    other => return other,
+                }
+            }
+            match self.hold_head(*name, q) {
+                Ok(None) => {}
+                Ok(Some(None)) => return self.receive_queue(*name, q, MqWait::NoWait),
+                Ok(Some(Some(t))) => {
+                    if oldest.is_none_or(|(_, best)| t < best) {
+                        oldest = Some((i, t));
+                    }
+                }
+                Err(ReceiveError::Closed) => closed += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        match oldest {
+            Some((i, _)) => {
+                let (name, Source::Queue(q)) = &sources[i] else {
+                    unreachable!("only queues have stamps")
+                };
+                self.receive_queue(*name, q, MqWait::NoWait)
+            }
+            // Every source closed and drained: nothing will ever come.
+            None if closed == sources.len() && closed > 0 => Err(ReceiveError::Closed),
+            None => Err(ReceiveError::Empty),
+        }
+    }
+
+    /// `select` and `select_first`: [`take_any`](Self::take_any) over the
+    /// sources (a port set among them stands for its members), then one
+    /// `poll` over every source's descriptor until one is readable.
+    pub(crate) fn select_sources(
+        &self,
+        sources: &[PortName],
+        wait: Wait,
+        first: bool,
+    ) -> Result<Message, ReceiveError> {
+        if sources.is_empty() {
+            return Err(ReceiveError::InvalidValue);
+        }
+        let mut resolved: Vec<(PortName, Source)> = Vec::with_capacity(sources.len());
+        for &name in sources {
+            match self.resolve_source(name)? {
+                Source::Set(set) => resolved.extend(
+                    set.members()
+                        .into_iter()
+                        .map(|(n, q)| (n, Source::Queue(q))),
+                ),
+                other => resolved.push((name, other)),
+            }
+        }
+        let fds: Vec<std::os::fd::RawFd> = resolved
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Source::Queue(q) => Some(q.fd().as_raw_fd()),
+                Source::Fifo(f) => Some(f.rx.as_ref().expect("checked").raw_fd()),
+                Source::Set(_) => None,
+            })
+            .collect();
+        let deadline = deadline_of(wait);
+        loop {
+            match self.take_any(&resolved, first) {
+                Err(ReceiveError::Empty) => {}
+                other => return other,
+            }
+            if wait == Wait::NoWait {
+                return Err(ReceiveError::Empty);
+            }
+            match sys::poll_many(&fds, deadline) {
+                Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
+                Ok(_) => {}
+                Err(e) => return Err(ReceiveError::Os(e)),
+            }
+        }
+    }
+
+    /// A receive on a port set: the oldest message among its members'
+    /// heads, else a wait on the set's `epoll` (see [`crate::port_set`]).
+    pub(crate) fn receive_set(&self, set: &PortSet, wait: Wait) -> Result<Message, ReceiveError> {
+        let deadline = deadline_of(wait);
+        loop {
+            let members: Vec<(PortName, Source)> = set
+                .members()
+                .into_iter()
+                .map(|(n, q)| (n, Source::Queue(q)))
+                .collect();
+            match self.take_any(&members, false) {
+                // A set stays open while its members are closed: another
+                // port may join it.
+                Err(ReceiveError::Empty | ReceiveError::Closed) => {}
+                other => return other,
+            }
+            if wait == Wait::NoWait {
+                return Err(ReceiveError::Empty);
+            }
+            if !set.wait(deadline).map_err(ReceiveError::Os)? {
+                return Err(ReceiveError::TimedOut);
+            }
+        }
+    }
+
+    /// Selective receive from a queue: the oldest message `filter` passes,
+    /// among the ones this process holds, then the queue's; the messages
+    /// passed over stay held, in order, for later receives. Waits for the
+    /// queue to become readable (`poll`) when nothing matches.
+    pub(crate) fn receive_queue_matching(
+        &self,
+        on: PortName,
+        q: &Queue,
+        filter: &mkipc_kernel::Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let deadline = deadline_of(wait);
+        loop {
+            {
+                let mut held = q.held.lock().unwrap_or_else(|p| p.into_inner());
+                let found = match held.iter().position(|h| filter.matches(&h.msg)) {
+                    Some(i) => held.remove(i),
+                    None => loop {
+                        match self.take_queue(on, q, MqWait::NoWait) {
+                            Ok(h) if filter.matches(&h.msg) => break Some(h),
+                            Ok(h) => held.push_back(h),
+                            Err(ReceiveError::Empty) => break None,
+                            Err(e) => {
+                                q.held_len
+                                    .store(held.len(), std::sync::atomic::Ordering::Release);
+                                return Err(e);
+                            }
+                        }
+                    },
+                };
+                q.held_len
+                    .store(held.len(), std::sync::atomic::Ordering::Release);
+                if let Some(h) = found {
+                    drop(held);
+                    return Ok(self.deliver_held(on, q, h));
+                }
+            }
+            if q.is_closed() {
+                return Err(ReceiveError::Closed);
+            }
+            if wait == Wait::NoWait {
+                return Err(ReceiveError::Empty);
+            }
+            // A mailbox another process may destroy: wait in slices and
+            // check its name between them (see `Queue::watched`).
+            let slice = if q.watch {
+                let end = sys::deadline_after(crate::queue::WATCH_SLICE);
+                match (deadline, end) {
+                    (Some(d), Some(e)) => Some(d.min(e)),
+                    (d, e) => d.or(e),
+                }
+            } else {
+                deadline
+            };
+            match sys::poll_one(q.fd(), libc::POLLIN, slice) {
+                Ok(true) => {}
+                Ok(false) if slice != deadline => {
+                    if !q.still_named() {
+                        return Err(ReceiveError::SourceDead);
+                    }
+                }
+                Ok(false) => return Err(ReceiveError::TimedOut),
+                Err(e) => return Err(ReceiveError::Os(e)),
+            }
         }
     }
 

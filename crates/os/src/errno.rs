@@ -90,6 +90,7 @@ pub fn send_error(e: Errno, msg: Message, limit: usize) -> SendError {
         libc::EAGAIN => SendErrorKind::Full.with(msg),
         libc::ETIMEDOUT => SendErrorKind::TimedOut.with(msg),
         libc::EPIPE | libc::ECONNRESET | libc::EIDRM => SendErrorKind::DestinationDead.with(msg),
+        libc::ESHUTDOWN => SendErrorKind::Closed.with(msg),
         libc::EMSGSIZE => SendErrorKind::TooLarge { limit }.with(msg),
         libc::EACCES | libc::EPERM | libc::EBADF => SendErrorKind::NoPermission.with(msg),
         errno => SendErrorKind::Os(errno).with(msg),
@@ -102,6 +103,7 @@ pub fn receive_error(e: Errno) -> ReceiveError {
         libc::EAGAIN => ReceiveError::Empty,
         libc::ETIMEDOUT => ReceiveError::TimedOut,
         libc::EIDRM => ReceiveError::SourceDead,
+        libc::ESHUTDOWN => ReceiveError::Closed,
         libc::EACCES | libc::EPERM | libc::EBADF => ReceiveError::NoPermission,
         other => ReceiveError::Os(other),
     }

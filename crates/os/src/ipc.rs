@@ -3,21 +3,27 @@
 //! | API | OS mechanism |
 //! |---|---|
 //! | `port_allocate` | a POSIX queue, `mq_unlink`ed at birth: only descriptors reach it |
-//! | send right in a message | the queue's write-only descriptor, passed with `SCM_RIGHTS` |
-//! | `send_to` / `receive_from` | the pipe pair set up at spawn, framed |
+//! | send right in a message on a link | the queue's write-only descriptor, passed with `SCM_RIGHTS` |
+//! | a right in a message to a port or mailbox | its descriptors deposited with the run's broker ([`crate::broker`]); the frame carries the ticket |
+//! | `send_to` / `receive_from` | the pipe pair (or shared-memory rings) set up at spawn, framed |
 //! | `mailbox_*` | a named POSIX queue; its mode bits are the access list |
 //! | `call` / `reply` | the request carries a token; the reply goes to the caller's reply queue |
 //! | `Capacity::Zero` | the receiver acknowledges on the sender's reply queue |
 //! | `Capacity::Unbounded` | the sender spools what the queue cannot take ([`crate::spool`]) |
-//! | port sets, notifications, name service, per-pid grants, link capacity | [`IpcError::Unsupported`] |
+//! | `select` | oldest first among ports (send stamps), a message of unknown age (mailbox, FIFO) first; then one `poll` |
+//! | port sets | one `epoll` instance over the members' queue descriptors ([`crate::port_set`]) |
+//! | `peek`, selective receive | messages taken out of the queue and held, in order, by the receiving process |
+//! | `close` | a flag here and one byte in the port's liveness pipe for the other processes |
+//! | notifications | dead-name (liveness pipe) and send-possible (`POLLOUT`) on one `epoll`; no-senders counted here ([`crate::notify`]) |
+//! | name service | the run's broker keeps each service's send right |
+//! | per-pid grants, capacity changes, link capacity, port-destroyed | [`IpcError::Unsupported`] |
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use mkipc_kernel::{
-    Access, CallError, Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification,
-    NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet,
-    SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
+    Access, Body, CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message,
+    Notification, NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind,
+    RightSet, SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
 };
 
 use mkipc_kernel::name_rules::validate_name;
@@ -26,10 +32,12 @@ use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, 
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
 use crate::names::{rights_of, Entry};
+use crate::notify::{self, Want};
+use crate::port_set::{self, PortSet};
 use crate::process::{open_with_best_access, OsProcess};
 use crate::queue::Queue;
 use crate::registry::{self, EntryOwner, Kind};
-use crate::sys::{self, MqWait};
+use crate::sys;
 use crate::wire;
 
 /// The largest body on a direct link.
@@ -64,6 +72,8 @@ impl Ipc for OsProcess {
         let (watch, hold) = sys::pipe().map_err(errno::ipc_error)?;
         receive.live_hold = Some(hold);
         send.live_watch = Some(watch);
+        send.closed = Arc::clone(&receive.closed);
+        send.sent_away = Arc::clone(&receive.sent_away);
         Ok(self.insert(Entry::Port {
             receive: Some(Arc::new(receive)),
             send: Arc::new(send),
@@ -72,15 +82,45 @@ impl Ipc for OsProcess {
     }
 
     fn port_set_allocate(&self) -> Result<PortName, IpcError> {
-        Err(IpcError::Unsupported(Unsupported::PortSets))
+        let set = PortSet::new().map_err(errno::ipc_error)?;
+        Ok(self.insert(Entry::PortSet(set)))
     }
 
-    fn port_set_insert(&self, _set: PortName, _member: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(Unsupported::PortSets))
+    fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let q = match names.get(member)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => Arc::clone(q),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let Entry::PortSet(set) = names.get(set)? else {
+            return Err(IpcError::WrongRight {
+                needed: RightKind::PortSet,
+            });
+        };
+        set.insert(member, &q).map_err(errno::ipc_error)
     }
 
-    fn port_set_remove(&self, _member: PortName) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(Unsupported::PortSets))
+    fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let Entry::Port {
+            receive: Some(q), ..
+        } = names.get(member)?
+        else {
+            return Err(IpcError::WrongRight {
+                needed: RightKind::Receive,
+            });
+        };
+        if port_set::leave_set(q) {
+            Ok(())
+        } else {
+            Err(IpcError::InvalidValue)
+        }
     }
 
     fn make_right(&self, name: PortName, disposition: Disposition) -> Result<PortName, IpcError> {
@@ -119,6 +159,10 @@ impl Ipc for OsProcess {
                     });
                 }
                 *send_refs -= 1;
+                if *send_refs == 0 && receive.is_some() {
+                    names.last_send_right_gone(name);
+                    return Ok(());
+                }
                 *send_refs == 0 && receive.is_none()
             }
             Entry::Dead { refs } => {
@@ -161,6 +205,10 @@ impl Ipc for OsProcess {
                 }
                 let new = i64::from(*send_refs) + i64::from(delta);
                 *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
+                if *send_refs == 0 && receive.is_some() {
+                    names.last_send_right_gone(name);
+                    return Ok(());
+                }
                 *send_refs == 0 && receive.is_none()
             }
             (
@@ -253,13 +301,91 @@ impl Ipc for OsProcess {
         Err(IpcError::Unsupported(Unsupported::CapacityChange))
     }
 
+    /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name and send-possible from the OS
+    /// (the liveness pipe, `POLLOUT`), no-senders while every send right is
+    /// in this process; port-destroyed is `Unsupported` (a queue cannot
+    /// carry the receive right to the notify port).
     fn request_notification(
         &self,
-        _name: PortName,
-        _kind: NotifyKind,
-        _notify: PortName,
+        name: PortName,
+        kind: NotifyKind,
+        notify: PortName,
     ) -> Result<(), IpcError> {
-        Err(IpcError::Unsupported(Unsupported::Notifications))
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let to = match names.get(notify)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => Arc::clone(q),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        let post = |id| {
+            notify::post(&to, id, name);
+            Ok(())
+        };
+        let want = match kind {
+            NotifyKind::PortDestroyed => {
+                names.get(name)?;
+                return Err(IpcError::Unsupported(Unsupported::Notifications));
+            }
+            NotifyKind::DeadName => Want::DeadName,
+            NotifyKind::SendPossible => Want::SendPossible,
+            NotifyKind::NoSenders => Want::NoSenders,
+        };
+        let target = match (want, names.get(name)?) {
+            (
+                Want::NoSenders,
+                Entry::Port {
+                    receive: Some(q),
+                    send_refs,
+                    ..
+                },
+            ) => {
+                if q.sent_away.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(IpcError::Unsupported(Unsupported::Notifications));
+                }
+                if *send_refs == 0 {
+                    return post(Notification::NO_SENDERS_ID);
+                }
+                Arc::clone(q)
+            }
+            (Want::NoSenders, _) => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+            (_, Entry::Dead { .. }) => return post(Notification::DEAD_NAME_ID),
+            (_, Entry::Port { send, .. } | Entry::SendOnce { send }) => Arc::clone(send),
+            (Want::SendPossible, Entry::Mailbox { queue, access, .. }) if access.send => {
+                Arc::clone(queue)
+            }
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Send,
+                })
+            }
+        };
+        if want != Want::NoSenders {
+            if target.receiver_gone() {
+                return post(Notification::DEAD_NAME_ID);
+            }
+            if want == Want::SendPossible
+                && (target.model == crate::queue::Model::Unbounded || notify::has_room(&target))
+            {
+                return post(Notification::SEND_POSSIBLE_ID);
+            }
+            if want == Want::DeadName && target.live_watch.is_none() {
+                // A right from a foreign program, or a mailbox: no liveness pipe.
+                return Err(IpcError::Unsupported(Unsupported::Notifications));
+            }
+        }
+        let notifier = names.notifier().map_err(errno::ipc_error)?;
+        notifier
+            .watch(name, want, target, to)
+            .map_err(errno::ipc_error)
     }
 
     fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
@@ -267,7 +393,8 @@ impl Ipc for OsProcess {
             Ok(t) => t,
             Err(k) => return Err(k.with(msg)),
         };
-        if !msg.rights().is_empty() {
+        // Rights go through queues (the broker), not to a reply right or a FIFO.
+        if !msg.rights().is_empty() && !matches!(target, Target::Queue { .. }) {
             return Err(SendErrorKind::Unsupported(Unsupported::RightsHere).with(msg));
         }
         if msg.reply().is_some() {
@@ -326,54 +453,83 @@ impl Ipc for OsProcess {
         match self.resolve_source(source)? {
             Source::Queue(q) => self.receive_queue(source, &q, mq_wait(wait)),
             Source::Fifo(f) => self.receive_fifo(source, f.rx.as_ref().expect("checked"), wait),
+            Source::Set(set) => self.receive_set(&set, wait),
         }
     }
 
+    /// The oldest message first among ports (their frames carry the send
+    /// time); a message whose age is unknown (a mailbox's, a FIFO's) is
+    /// taken first, in list order (DESIGN.md, "`select`, port sets").
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
-        if sources.is_empty() {
-            return Err(ReceiveError::InvalidValue);
-        }
-        let resolved: Vec<(PortName, Source)> = sources
-            .iter()
-            .map(|&n| self.resolve_source(n).map(|s| (n, s)))
-            .collect::<Result<_, _>>()?;
-        let fds: Vec<RawFd> = resolved
-            .iter()
-            .map(|(_, s)| match s {
-                Source::Queue(q) => q.fd().as_raw_fd(),
-                Source::Fifo(f) => f.rx.as_ref().expect("checked").raw_fd(),
-            })
-            .collect();
-        let deadline = deadline_of(wait);
-        loop {
-            for (name, s) in &resolved {
-                let got = match s {
-                    Source::Queue(q) => self.receive_queue(*name, q, MqWait::NoWait),
-                    Source::Fifo(f) => {
-                        self.receive_fifo(*name, f.rx.as_ref().expect("checked"), Wait::NoWait)
-                    }
-                };
-                match got {
-                    Err(ReceiveError::Empty) => {}
-                    other => return other,
-                }
-            }
-            if wait == Wait::NoWait {
-                return Err(ReceiveError::Empty);
-            }
-            match sys::poll_many(&fds, deadline) {
-                Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
-                Ok(_) => {}
-                Err(e) => return Err(ReceiveError::Os(e)),
-            }
-        }
+        self.select_sources(sources, wait, false)
     }
 
-    /// This backend's `select` already takes the first ready source in the
-    /// order given (it has no arrival order across queues): it is the
-    /// priority select.
     fn select_first_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
-        self.select_with(sources, wait)
+        self.select_sources(sources, wait, true)
+    }
+
+    fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
+        let q = match self.resolve_source(source)? {
+            Source::Queue(q) => q,
+            Source::Fifo(_) | Source::Set(_) => {
+                return Err(ReceiveError::Unsupported(Unsupported::Peek))
+            }
+        };
+        if self.hold_head(source, &q)?.is_none() {
+            return Err(ReceiveError::Empty);
+        }
+        let held = q.held.lock().unwrap_or_else(|p| p.into_inner());
+        let head = held.front().ok_or(ReceiveError::Empty)?;
+        // A copy: the reply right stays with the held message.
+        let mut copy = Message::new(head.msg.id, head.msg.body.clone());
+        if let Some(t) = head.msg.trailer() {
+            copy.set_trailer(Some(Trailer {
+                received_on: source,
+                seqno: q.seq.load(std::sync::atomic::Ordering::Relaxed),
+                ..t
+            }));
+            if !head.msg.sender_verified() {
+                copy.mark_sender_claimed();
+            }
+        }
+        Ok(copy)
+    }
+
+    fn receive_matching_with(
+        &self,
+        source: PortName,
+        filter: &Filter,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let q = match self.resolve_source(source)? {
+            Source::Queue(q) => q,
+            Source::Fifo(_) | Source::Set(_) => {
+                return Err(ReceiveError::Unsupported(Unsupported::SelectiveReceive))
+            }
+        };
+        self.receive_queue_matching(source, &q, filter, wait)
+    }
+
+    fn close(&self, name: PortName) -> Result<(), IpcError> {
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        match names.get(name)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => {
+                if q.signal_closed() {
+                    notify::wake_closed(q);
+                }
+                Ok(())
+            }
+            // A named queue has writers this process cannot reach (any
+            // process of its mode may open it): they cannot be refused.
+            Entry::Mailbox { .. } | Entry::Fifo(_) => {
+                Err(IpcError::Unsupported(Unsupported::Close))
+            }
+            _ => Err(IpcError::WrongRight {
+                needed: RightKind::Receive,
+            }),
+        }
     }
 
     fn call_with(&self, dest: PortName, msg: Message, wait: Wait) -> Result<Message, CallError> {
@@ -401,15 +557,16 @@ impl Ipc for OsProcess {
         };
         let deadline = deadline_of(wait);
         if let Err(e) = self.send_queue(&queue, msg, on_full, wire::FLAG_REPLY_WANTED, token) {
-            let _ = self.wait_token(token, None, true, None);
+            let _ = self.wait_token(token, None, true, None, true);
             return Err(e.into());
         }
         // A server that dies (its port with it) before replying destroys the
         // reply right: the kernel's send-once notification, here NoReply.
-        let (h, body) = match self.wait_token(token, deadline, wait == Wait::NoWait, Some(&queue)) {
-            Err(ReceiveError::SourceDead) => return Err(CallError::NoReply),
-            other => other?,
-        };
+        let (h, body) =
+            match self.wait_token(token, deadline, wait == Wait::NoWait, Some(&queue), true) {
+                Err(ReceiveError::SourceDead) => return Err(CallError::NoReply),
+                other => other?,
+            };
         if h.sender == 0 && h.id == Notification::SEND_ONCE_ID {
             return Err(CallError::NoReply);
         }
@@ -512,20 +669,69 @@ impl Ipc for OsProcess {
         Ok(())
     }
 
-    // A malformed name is refused as on every backend, before the backend
-    // says it has no name service.
-    fn register(&self, service: &str, _right: PortName) -> Result<(), IpcError> {
+    /// The name service is kept by the run's broker (`crate::broker`):
+    /// a copy of the send right's descriptors under the name, copied again
+    /// for each look-up; it ends with the run.
+    fn register(&self, service: &str, right: PortName) -> Result<(), IpcError> {
         validate_name(service)?;
-        Err(IpcError::Unsupported(Unsupported::NameService))
+        let disposition = match self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(right)?
+        {
+            Entry::Port {
+                receive: Some(_), ..
+            } => Disposition::MakeSend,
+            Entry::Port { send_refs, .. } if *send_refs > 0 => Disposition::CopySend,
+            Entry::Dead { .. } => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Send,
+                })
+            }
+        };
+        let carrier = Message::new(0, Body::new()).with_right(right, disposition);
+        let (descs, fds) = self.prepare_rights(&carrier).map_err(|(_, e)| e)?;
+        let mut desc = [0u8; 4];
+        descs[0].write(&mut desc);
+        match self.broker_client.register(&self.run, service, desc, &fds) {
+            Ok(()) => {
+                // A send right now lives outside this process (no-senders).
+                self.commit_rights(&carrier);
+                Ok(())
+            }
+            Err(libc::EEXIST) => Err(IpcError::AlreadyExists),
+            Err(e) => Err(errno::ipc_error(e)),
+        }
     }
 
     fn unregister(&self, service: &str) -> Result<(), IpcError> {
         validate_name(service)?;
-        Err(IpcError::Unsupported(Unsupported::NameService))
+        match self.broker_client.unregister(&self.run, service) {
+            Ok(()) => Ok(()),
+            Err(libc::ENOENT) => Err(IpcError::NotFound),
+            Err(libc::EPERM) => Err(IpcError::NoPermission),
+            Err(e) => Err(errno::ipc_error(e)),
+        }
     }
 
     fn look_up(&self, service: &str) -> Result<PortName, IpcError> {
         validate_name(service)?;
-        Err(IpcError::Unsupported(Unsupported::NameService))
+        let (desc, fds) = match self.broker_client.look_up(&self.run, service) {
+            Ok(x) => x,
+            Err(libc::ENOENT) => return Err(IpcError::NotFound),
+            Err(e) => return Err(errno::ipc_error(e)),
+        };
+        let desc = wire::RightDesc::parse(&desc).map_err(|_| IpcError::InvalidValue)?;
+        if fds.len() != desc.descriptors() {
+            return Err(IpcError::InvalidValue);
+        }
+        let mut carrier = Message::new(0, Body::new());
+        self.install_rights(&mut carrier, &[desc], fds);
+        match carrier.rights().first() {
+            Some(r) if r.name != PortName::DEAD => Ok(r.name),
+            _ => Err(IpcError::NotFound),
+        }
     }
 }

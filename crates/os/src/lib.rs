@@ -46,6 +46,7 @@
 //!   [`wire`] for the bytes, so programs in other languages can join.
 //! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
+mod broker;
 mod deliver;
 mod direct;
 pub mod ends;
@@ -54,6 +55,8 @@ pub mod fifo;
 mod ipc;
 pub mod link;
 mod names;
+mod notify;
+mod port_set;
 pub mod process;
 pub mod queue;
 mod record;

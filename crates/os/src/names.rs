@@ -10,6 +10,7 @@ use std::sync::Arc;
 use mkipc_kernel::{Access, IpcError, PortName, RightSet};
 
 use crate::fifo::Fifo;
+use crate::notify::Notifier;
 use crate::queue::Queue;
 
 /// What a name denotes.
@@ -35,6 +36,8 @@ pub(crate) enum Entry {
     },
     /// A FIFO end.
     Fifo(Arc<Fifo>),
+    /// A port set of this process (`crate::port_set`).
+    PortSet(Arc<crate::port_set::PortSet>),
     /// Send references whose port this process destroyed (only the process
     /// that held the receive right can know the port died).
     Dead { refs: u32 },
@@ -50,6 +53,9 @@ struct Slot {
 pub(crate) struct Names {
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// The notification requests, once there were any: a released name's
+    /// requests lapse ([`Names::remove`]).
+    pub(crate) notifier: Option<Arc<Notifier>>,
 }
 
 impl Names {
@@ -108,9 +114,39 @@ impl Names {
     /// Removes the entry under `name`.
     pub(crate) fn remove(&mut self, name: PortName) -> Result<Entry, IpcError> {
         self.get(name)?;
+        if let Some(n) = &self.notifier {
+            n.cancel(name);
+        }
         let slot = &mut self.slots[name.index() as usize];
         self.free.push(name.index());
         Ok(slot.entry.take().expect("checked above"))
+    }
+
+    /// The notifier, made on first use.
+    pub(crate) fn notifier(&mut self) -> Result<Arc<Notifier>, crate::sys::Errno> {
+        if self.notifier.is_none() {
+            self.notifier = Some(Notifier::new()?);
+        }
+        Ok(Arc::clone(self.notifier.as_ref().expect("made above")))
+    }
+
+    /// A send right to the port of `send` left this process: its senders
+    /// are no longer all counted here (see [`crate::notify`]).
+    pub(crate) fn send_right_left(&self, send: &Queue) {
+        send.sent_away
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(n) = &self.notifier {
+            n.lapse_no_senders(send);
+        }
+    }
+
+    /// The port under `name` has no send right left in this process:
+    /// answers its no-senders requests (a port whose send rights went
+    /// elsewhere has none: they lapsed).
+    pub(crate) fn last_send_right_gone(&self, name: PortName) {
+        if let Some(n) = &self.notifier {
+            n.no_senders(name);
+        }
     }
 
     /// Visits every entry.
@@ -123,6 +159,9 @@ impl Names {
 
     /// Every entry, for shutdown.
     pub(crate) fn drain(&mut self) -> Vec<Entry> {
+        if let Some(n) = self.notifier.take() {
+            n.stop();
+        }
         self.free.clear();
         let out = self
             .slots
@@ -153,6 +192,7 @@ pub(crate) fn rights_of(entry: &Entry) -> RightSet {
             });
         }
         Entry::Dead { refs } => r.dead = *refs,
+        Entry::PortSet(_) => r.port_set = true,
     }
     r
 }

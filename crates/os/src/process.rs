@@ -59,6 +59,10 @@ pub struct OsProcess {
     next_object: AtomicU64,
     /// Serialises `receive_from_any`'s round robin.
     pub(crate) rr: AtomicU32,
+    /// The run's broker, in its root (rights through queues, `crate::broker`).
+    _broker: Option<crate::broker::Broker>,
+    /// This process's connection to the run's broker.
+    pub(crate) broker_client: crate::broker::BrokerClient,
 }
 
 #[derive(Default)]
@@ -126,6 +130,15 @@ impl OsProcess {
     ) -> OsProcess {
         sys::ignore_sigpipe();
         raise_msgqueue_limit();
+        let broker = if root {
+            crate::broker::Broker::start(&run)
+                .map_err(|e| {
+                    tracing::warn!(errno = e, "no broker: rights cannot travel through queues")
+                })
+                .ok()
+        } else {
+            None
+        };
         OsProcess {
             pid: std::process::id(),
             run,
@@ -140,6 +153,8 @@ impl OsProcess {
             next_token: AtomicU32::new(1),
             next_object: AtomicU64::new(0),
             rr: AtomicU32::new(0),
+            _broker: broker,
+            broker_client: crate::broker::BrokerClient::default(),
         }
     }
 

@@ -38,11 +38,12 @@
 //! assert_eq!(Model::from_msgsize(msgsize_for(Capacity::Bounded(3))), Model::Bounded);
 //! ```
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
-use mkipc_kernel::Capacity;
+use mkipc_kernel::{Capacity, Message};
 
 use crate::spool::Spool;
 use crate::sys::{self, Errno, MqWait};
@@ -126,6 +127,43 @@ pub struct Queue {
     /// that the receiver is gone (also for a right inherited at spawn).
     /// `None` where unknown (a mailbox, a right from a foreign program).
     pub(crate) live_watch: Option<OwnedFd>,
+    /// Messages this process took out of the queue and has not delivered
+    /// yet: a `peek`'s head, the messages a selective receive passed over,
+    /// the heads a `select` over ports compared. Receives take these first.
+    pub(crate) held: Mutex<VecDeque<Held>>,
+    /// `held.len()`, read without the lock on the receive fast path.
+    pub(crate) held_len: AtomicUsize,
+    /// Receives of this process blocked on the queue now (a close wakes them).
+    pub(crate) blocked: AtomicUsize,
+    /// Closed by the receiver (`Ipc::close`): shared by this process's
+    /// descriptors of one port, so its own sends see it at once.
+    pub(crate) closed: Arc<AtomicBool>,
+    /// A send right to this port left the process (in a message or at
+    /// spawn), or the receive right came from elsewhere: this process can no
+    /// longer count the port's senders (`crate::notify`). Shared like `closed`.
+    pub(crate) sent_away: Arc<AtomicBool>,
+    /// The port set this receive right is in, if any (`crate::port_set`).
+    pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
+}
+
+/// A message taken out of a queue by this process, not yet delivered.
+pub(crate) struct Held {
+    /// The message, accepted (its rendezvous acknowledged, its reply right
+    /// installed); its trailer's seqno is set when it is delivered.
+    pub(crate) msg: Message,
+    /// When it was sent, if the sender stamped it (`wire::FLAG_STAMPED`).
+    pub(crate) stamp: Option<u64>,
+}
+
+/// What a port's liveness pipe says about its receiver.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Receiver {
+    /// Alive and taking messages (or unknown: no liveness pipe).
+    Open,
+    /// Alive, but it closed the port (`Ipc::close`): one byte in the pipe.
+    Closed,
+    /// Gone: hung up, or the two bytes of an orderly destruction.
+    Gone,
 }
 
 /// How often a process blocked on a mailbox checks that it still exists.
@@ -194,7 +232,29 @@ impl Queue {
             watch: false,
             live_hold: None,
             live_watch: None,
+            held: Mutex::new(VecDeque::new()),
+            held_len: AtomicUsize::new(0),
+            blocked: AtomicUsize::new(0),
+            closed: Arc::new(AtomicBool::new(false)),
+            sent_away: Arc::new(AtomicBool::new(false)),
+            in_set: Mutex::new(Weak::new()),
         })
+    }
+
+    /// Whether this process closed the port (`Ipc::close`).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Takes the oldest held message, if any.
+    pub(crate) fn pop_held(&self) -> Option<Held> {
+        if self.held_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let h = held.pop_front();
+        self.held_len.store(held.len(), Ordering::Release);
+        h
     }
 
     /// The descriptor.
@@ -216,12 +276,14 @@ impl Queue {
         }
     }
 
-    /// Messages queued now, counting those in this process's spool.
+    /// Messages queued now, counting those in this process's spool and
+    /// those it holds (taken out but not delivered).
     pub(crate) fn len(&self) -> usize {
         sys::mq_getattr(self.fd.as_fd())
             .map(|a| a.curmsgs)
             .unwrap_or(0)
             + crate::spool::len(self)
+            + self.held_len.load(Ordering::Acquire)
     }
 
     /// Whether the queue's name still exists (a mailbox another process may
@@ -267,19 +329,47 @@ impl Queue {
     /// receive right ending in order, never for one that moves.
     pub(crate) fn signal_destroyed(&self) {
         if let Some(hold) = &self.live_hold {
-            // One byte into a pipe nobody reads from never blocks (it would
-            // take 65536 destructions of one port); EPIPE means no sender is
-            // left to tell.
+            // Two bytes in all mean destroyed (one was written already if the
+            // port was closed). A few bytes into a pipe nobody reads from
+            // never block; EPIPE means no sender is left to tell.
+            let bytes: &[u8] = if self.is_closed() { &[2] } else { &[2, 2] };
+            let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(bytes)]);
+        }
+    }
+
+    /// Says the port is closed (`Ipc::close`): one byte into the liveness
+    /// pipe, so other processes' sends fail with `Closed`. The first close
+    /// only; returns whether this one closed it.
+    pub(crate) fn signal_closed(&self) -> bool {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        if let Some(hold) = &self.live_hold {
             let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(&[1])]);
+        }
+        true
+    }
+
+    /// What the port's liveness pipe says (see the module docs): one `poll`
+    /// while nothing was written; then the bytes waiting in it tell a close
+    /// (one) from a destruction (two), and a hang-up is a death.
+    pub(crate) fn receiver(&self) -> Receiver {
+        let Some(w) = &self.live_watch else {
+            return Receiver::Open;
+        };
+        match sys::poll_revents(w.as_fd(), libc::POLLIN) {
+            Ok(0) | Err(_) => Receiver::Open,
+            Ok(r) if r & (libc::POLLHUP | libc::POLLERR) != 0 => Receiver::Gone,
+            Ok(_) => match sys::pipe_pending(w.as_fd()) {
+                Ok(1) => Receiver::Closed,
+                _ => Receiver::Gone,
+            },
         }
     }
 
     /// Whether the port's receiver is known to be gone (see the module docs).
     pub(crate) fn receiver_gone(&self) -> bool {
-        self.live_watch.as_ref().is_some_and(|w| {
-            // Readable means dead: hung up, or the byte of an orderly destruction.
-            sys::poll_one(w.as_fd(), libc::POLLIN, Some(std::time::Instant::now())).unwrap_or(false)
-        })
+        self.receiver() == Receiver::Gone
     }
 
     /// Puts one frame into the queue. On a port whose receiver is known to
@@ -295,8 +385,10 @@ impl Queue {
             MqWait::Until(d) => Some(d),
         };
         loop {
-            if self.receiver_gone() {
-                return Err(libc::EIDRM);
+            match self.receiver() {
+                Receiver::Gone => return Err(libc::EIDRM),
+                Receiver::Closed => return Err(libc::ESHUTDOWN),
+                Receiver::Open => {}
             }
             match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
                 Err(libc::EAGAIN) if !matches!(wait, MqWait::NoWait) => {}

@@ -63,13 +63,13 @@ impl OsProcess {
         match q.send(&frame, wait) {
             Ok(()) => {}
             Err(libc::EAGAIN | libc::ETIMEDOUT) => {
-                let _ = self.wait_token(token, None, true, None);
+                let _ = self.wait_token(token, None, true, None, false);
                 return not_sent(on_full, msg);
             }
             Err(e) => return Err(errno::send_error(e, msg, limit)),
         }
         let no_wait = matches!(wait, MqWait::NoWait);
-        match self.wait_token(token, deadline, no_wait, Some(q)) {
+        match self.wait_token(token, deadline, no_wait, Some(q), false) {
             Ok(_) => Ok(Sent::Delivered),
             // The receiver died before it took the message: lost with the port.
             Err(ReceiveError::SourceDead) => Err(SendErrorKind::DestinationDead.with(msg)),

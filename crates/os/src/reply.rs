@@ -84,60 +84,123 @@ impl OsProcess {
     /// that port's receiver is gone ([`ReceiveError::SourceDead`]): it `poll`s
     /// the reply queue and the port's liveness pipe together (see
     /// [`crate::queue`]), after taking whatever answer already came.
+    ///
+    /// A `call` to a mailbox learns which process took its request (an
+    /// `IS_ACK` frame with its token, see [`OsProcess::tell_taken`]) and then
+    /// waits on that process's pidfd too: a server that dies without
+    /// replying, even by `SIGKILL`, ends the wait at once
+    /// ([`ReceiveError::SourceDead`], which `call` reports as `NoReply`).
     pub(crate) fn wait_token(
         &self,
         token: u32,
         deadline: Option<Instant>,
         no_wait: bool,
         receiver: Option<&Queue>,
+        call: bool,
     ) -> Result<(Header, Body), ReceiveError> {
         let q = self.reply_queue()?;
         let live = receiver
             .filter(|_| !no_wait)
             .and_then(|r| r.live_watch.as_ref().map(|w| (r, w)));
+        // The pidfd of the process that took our call request, once known.
+        let mut server: Option<std::os::fd::OwnedFd> = None;
+        let mut server_gone = false;
+        let taken = |h: &Header| call && h.flags & wire::FLAG_IS_ACK != 0;
         let result = loop {
-            if let Some(hit) = lock(&self.reply).stash.remove(&token) {
-                break Ok(hit);
-            }
-            let wait = if no_wait || live.is_some() {
-                MqWait::NoWait
-            } else {
-                deadline.map_or(MqWait::Forever, MqWait::Until)
+            let stashed = lock(&self.reply).stash.remove(&token);
+            let got = match stashed {
+                Some(hit) => Ok(Ok(hit)),
+                None => {
+                    let wait = if no_wait || live.is_some() || server.is_some() {
+                        MqWait::NoWait
+                    } else {
+                        deadline.map_or(MqWait::Forever, MqWait::Until)
+                    };
+                    q.receive(wait, |bytes| {
+                        wire::decode(bytes).map(|f| (f.header, Body::from_slice(f.body)))
+                    })
+                }
             };
-            let got = q.receive(wait, |bytes| {
-                wire::decode(bytes).map(|f| (f.header, Body::from_slice(f.body)))
-            });
             match got {
                 Ok(Ok((h, body))) => {
+                    if h.token == token && taken(&h) {
+                        if server.is_none() && !no_wait {
+                            // A server we cannot watch (gone already, or no
+                            // pidfd here) leaves the plain wait.
+                            match crate::sys_shm::pidfd_open(h.sender) {
+                                Ok(fd) => server = Some(fd),
+                                Err(libc::ESRCH) => server_gone = true,
+                                Err(_) => {}
+                            }
+                        }
+                        continue;
+                    }
                     if h.token == token {
                         break Ok((h, body));
                     }
                     let mut st = lock(&self.reply);
                     if st.outstanding.contains(&h.token) {
-                        st.stash.insert(h.token, (h, body));
+                        // A reply never gives way to the taken notice that
+                        // came before it.
+                        if h.flags & wire::FLAG_IS_ACK != 0 {
+                            st.stash.entry(h.token).or_insert((h, body));
+                        } else {
+                            st.stash.insert(h.token, (h, body));
+                        }
                     }
                 }
                 Ok(Err(_)) => {} // not a frame: ignore, the queue is ours
-                Err(libc::EAGAIN) if live.is_some() => {
-                    let (receiver, watch) = live.expect("checked");
-                    if receiver.receiver_gone() {
-                        break Err(ReceiveError::SourceDead);
+                Err(libc::EAGAIN) if server_gone => break Err(ReceiveError::SourceDead),
+                Err(libc::EAGAIN) if live.is_some() || server.is_some() => {
+                    // A closed port's receiver still drains and answers: then
+                    // the pipe holds its byte, and only a hang-up or the
+                    // second byte (the death) would end the wait early.
+                    let mut fds = vec![(q.fd().as_raw_fd(), libc::POLLIN)];
+                    if let Some((receiver, watch)) = live {
+                        match receiver.receiver() {
+                            crate::queue::Receiver::Gone => break Err(ReceiveError::SourceDead),
+                            crate::queue::Receiver::Open => {
+                                fds.push((watch.as_raw_fd(), libc::POLLIN))
+                            }
+                            crate::queue::Receiver::Closed => {}
+                        }
                     }
-                    let fds = [
-                        (q.fd().as_raw_fd(), libc::POLLIN),
-                        (watch.as_raw_fd(), libc::POLLIN),
-                    ];
+                    let server_at = fds.len();
+                    if let Some(pidfd) = &server {
+                        fds.push((pidfd.as_raw_fd(), libc::POLLIN));
+                    }
                     match sys::poll_events(&fds, deadline) {
                         Ok(ready) if ready.is_empty() => break Err(ReceiveError::TimedOut),
+                        // The server exited: one more look at the reply
+                        // queue (it may have answered first), then NoReply.
+                        Ok(ready) if server.is_some() && ready.contains(&server_at) => {
+                            server_gone = true
+                        }
                         Ok(_) => {}
                         Err(e) => break Err(ReceiveError::Os(e)),
                     }
                 }
+                Err(libc::EAGAIN) if server_gone => break Err(ReceiveError::SourceDead),
                 Err(e) => break Err(errno::receive_error(e)),
             }
         };
         lock(&self.reply).outstanding.remove(&token);
         result
+    }
+
+    /// Tells a caller that this process took its call request from a
+    /// mailbox (an `IS_ACK` frame with the request's token, from this pid):
+    /// the caller then watches this process and learns at once if it dies
+    /// without replying. A port needs none: its liveness pipe says it.
+    pub(crate) fn tell_taken(&self, caller: u32, token: u32) {
+        let frame = wire::encode(
+            &Message::new(0, Body::new()),
+            self.pid,
+            wire::FLAG_IS_ACK,
+            token,
+            &[],
+        );
+        let _ = self.send_to_reply_queue(caller, &frame);
     }
 
     /// Sends a reply or acknowledgement frame to `pid`'s reply queue, without
@@ -211,8 +274,11 @@ impl OsProcess {
             seqno,
         }));
         // The pid is what the frame says: anyone who may write the queue or
-        // FIFO could have written it.
-        msg.mark_sender_claimed();
+        // FIFO could have written it. Only this process's own notifications
+        // (sender 0 and its notification key) are vouched for.
+        if !crate::notify::is_notification(&header) {
+            msg.mark_sender_claimed();
+        }
         msg
     }
 }

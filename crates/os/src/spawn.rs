@@ -502,7 +502,10 @@ impl OsProcess {
     ) -> Result<(&'static str, Arc<Queue>, Access), IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match names.get(name)? {
-            Entry::Port { send, .. } => ("send", Arc::clone(send), Access::SEND),
+            Entry::Port { send, .. } => {
+                names.send_right_left(send);
+                ("send", Arc::clone(send), Access::SEND)
+            }
             Entry::Mailbox { queue, access, .. } => ("mailbox", Arc::clone(queue), *access),
             Entry::SendOnce { send } => ("send", Arc::clone(send), Access::SEND),
             _ => {

@@ -147,6 +147,16 @@ pub(crate) fn pump_one(queue: &Queue) -> Pump {
             Pump::Moved
         }
         Err(libc::EAGAIN) => Pump::Full,
+        // Closed after these were sent: they were sent before the close, so
+        // they still go in (the receiver drains them), as a queued message would.
+        Err(libc::ESHUTDOWN) => match crate::sys::mq_send(queue.fd(), front, MqWait::NoWait) {
+            Ok(()) => {
+                let f = st.frames.pop_front().expect("front exists");
+                st.bytes -= f.len();
+                Pump::Moved
+            }
+            Err(_) => Pump::Full,
+        },
         Err(e) => {
             tracing::warn!(queue = %queue.name, errno = e, "spool: queue failed, dropping spooled messages");
             st.frames.clear();

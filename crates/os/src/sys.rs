@@ -116,6 +116,37 @@ pub(crate) fn poll_one(
     }
 }
 
+/// The events `fd` has now (`poll` with a zero timeout): 0 if none.
+pub(crate) fn poll_revents(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+) -> Result<libc::c_short, Errno> {
+    let mut pfds = [rustix::event::PollFd::from_borrowed_fd(
+        fd,
+        rustix::event::PollFlags::from_bits_retain(events as u16),
+    )];
+    loop {
+        match rustix::event::poll(
+            &mut pfds,
+            Some(&rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        ) {
+            Ok(_) => return Ok(pfds[0].revents().bits() as libc::c_short),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.raw_os_error()),
+        }
+    }
+}
+
+/// Bytes waiting in a pipe (`FIONREAD`), without reading them.
+pub(crate) fn pipe_pending(fd: BorrowedFd<'_>) -> Result<usize, Errno> {
+    rustix::io::ioctl_fionread(fd)
+        .map(|n| n as usize)
+        .map_err(|e| e.raw_os_error())
+}
+
 /// Waits until one of `fds` is ready for its events (or hung up). Returns
 /// the indices that are, empty on timeout.
 pub(crate) fn poll_events(

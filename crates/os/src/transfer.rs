@@ -70,6 +70,20 @@ impl OsProcess {
                 (Disposition::MoveSendOnce, Entry::SendOnce { send }) => {
                     (RightWire::SendOnce, send, 0)
                 }
+                // Messages this process took out of the queue (a peek, a
+                // selective receive's set-asides) cannot go back into it
+                // in order: such a receive right stays here.
+                (
+                    Disposition::MoveReceive,
+                    Entry::Port {
+                        receive: Some(q), ..
+                    },
+                ) if q.held_len.load(std::sync::atomic::Ordering::Acquire) > 0 => {
+                    return Err((
+                        i,
+                        IpcError::Unsupported(mkipc_kernel::Unsupported::SelectiveReceive),
+                    ))
+                }
                 (
                     Disposition::MoveReceive,
                     Entry::Port {
@@ -120,6 +134,13 @@ impl OsProcess {
         }
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         for r in msg.rights() {
+            if let (
+                Disposition::MakeSend | Disposition::CopySend | Disposition::MoveSend,
+                Ok(Entry::Port { send, .. }),
+            ) = (r.disposition, names.get(r.name))
+            {
+                names.send_right_left(send);
+            }
             let remove = match (r.disposition, names.get_mut(r.name)) {
                 (
                     Disposition::MoveSend,
@@ -138,7 +159,9 @@ impl OsProcess {
                         receive, send_refs, ..
                     }),
                 ) => {
-                    *receive = None;
+                    if let Some(q) = receive.take() {
+                        crate::port_set::leave_set(&q);
+                    }
                     *send_refs == 0
                 }
                 _ => false,
@@ -153,8 +176,27 @@ impl OsProcess {
     pub(crate) fn message_from_link(&self, pid: u32, raw: RawFrame) -> Message {
         let mut msg = Message::new(raw.header.id, raw.body);
         // The link checked that as many descriptors came as the rights announce.
-        let mut fds = raw.fds.into_iter();
-        for desc in raw.rights.iter() {
+        self.install_rights(&mut msg, &raw.rights, raw.fds);
+        msg.set_trailer(Some(Trailer {
+            sender: Pid(pid),
+            received_on: PortName::NULL,
+            seqno: raw.seqno,
+        }));
+        msg
+    }
+
+    /// Installs received rights (their descriptors `fds`, in the order the
+    /// descriptors announce them) under new names, into `msg`'s rights. A
+    /// right whose descriptors are missing or unusable arrives as
+    /// `PortName::DEAD`.
+    pub(crate) fn install_rights(
+        &self,
+        msg: &mut Message,
+        rights: &[RightDesc],
+        fds: Vec<OwnedFd>,
+    ) {
+        let mut fds = fds.into_iter();
+        for desc in rights.iter() {
             let (readable, writable) = match desc.kind {
                 RightWire::Receive => (true, true),
                 RightWire::Mailbox => (desc.access & 2 != 0, desc.access & 1 != 0),
@@ -180,6 +222,11 @@ impl OsProcess {
                 let mut send = Queue::from_fd(q.dup_fd()?, String::new(), false, true)?;
                 q.live_hold = hold;
                 send.live_watch = watch;
+                // Who holds send rights to it is not known here.
+                q.sent_away
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                send.closed = Arc::clone(&q.closed);
+                send.sent_away = Arc::clone(&q.sent_away);
                 Ok((q, Some(send)))
             });
             let name = match made {
@@ -215,12 +262,6 @@ impl OsProcess {
                 disposition: desc.disposition,
             });
         }
-        msg.set_trailer(Some(Trailer {
-            sender: Pid(pid),
-            received_on: PortName::NULL,
-            seqno: raw.seqno,
-        }));
-        msg
     }
 
     pub(crate) fn drop_entry(&self, entry: Entry) {
@@ -229,6 +270,7 @@ impl OsProcess {
             Entry::Port {
                 receive: Some(q), ..
             } => {
+                crate::port_set::leave_set(&q);
                 q.signal_destroyed();
                 crate::spool::discard(&q);
             }

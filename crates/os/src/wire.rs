@@ -11,7 +11,7 @@
 //! |---:|---:|---|---|
 //! | 0 | 2 | magic | the bytes `'M' 'K'` (0x4D 0x4B) |
 //! | 2 | 1 | version | 2 |
-//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`; others 0 |
+//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`, bit 4 `STAMPED`, bit 5 `BROKERED`; others 0 |
 //! | 4 | 4 | id | the message id |
 //! | 8 | 4 | body_len | bytes of body after the right descriptors |
 //! | 12 | 2 | nrights | carried rights (0 on queues and FIFOs) |
@@ -19,6 +19,15 @@
 //! | 16 | 4 | sender | the sender's OS process id, as *claimed* by the writer |
 //! | 20 | 4 | token | pairs a reply or an acknowledgement with its request; 0 otherwise |
 //! | 24 | 4 | check | CRC-32 (zlib's `crc32`) of bytes 0..24 followed by every byte after the header |
+//!
+//! A frame with `STAMPED` (only mkipc senders into *ports* set it) opens
+//! its body bytes with the 8-byte send time, `CLOCK_MONOTONIC` in
+//! nanoseconds (`body_len` counts those 8 bytes; the message's body is what
+//! follows): the receiver of several ports takes the oldest message first
+//! ([`split_prefixes`]). A frame with `BROKERED` (a queue frame carrying
+//! rights) opens its body bytes, after the stamp if any, with the 8-byte
+//! ticket its rights were deposited under with the run's broker
+//! (`crate::broker`).
 //!
 //! The check lets a reader of a stream shared by several writers (a FIFO)
 //! find its place again after bytes that are not a frame: it skips to the
@@ -58,7 +67,65 @@ pub const FLAG_ACK_WANTED: u8 = 1 << 1;
 pub const FLAG_IS_REPLY: u8 = 1 << 2;
 /// This frame acknowledges the rendezvous send whose token it carries.
 pub const FLAG_IS_ACK: u8 = 1 << 3;
-const KNOWN_FLAGS: u8 = FLAG_REPLY_WANTED | FLAG_ACK_WANTED | FLAG_IS_REPLY | FLAG_IS_ACK;
+/// The body opens with the 8-byte send time ([`STAMP_LEN`], [`split_prefixes`]).
+pub const FLAG_STAMPED: u8 = 1 << 4;
+/// The frame's rights were deposited with the run's broker: the body opens
+/// (after the stamp, if any) with the 8-byte ticket that claims them.
+pub const FLAG_BROKERED: u8 = 1 << 5;
+const KNOWN_FLAGS: u8 = FLAG_REPLY_WANTED
+    | FLAG_ACK_WANTED
+    | FLAG_IS_REPLY
+    | FLAG_IS_ACK
+    | FLAG_STAMPED
+    | FLAG_BROKERED;
+/// Bytes of a `STAMPED` frame's send time, and of a `BROKERED` frame's ticket.
+pub const STAMP_LEN: usize = 8;
+
+/// Now on `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of
+/// the machine, so stamps of different senders compare.
+pub fn now_stamp() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
+/// What opens the body bytes of a queue frame, before the message's body.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Prefixes {
+    /// The send time (`STAMPED`).
+    pub stamp: Option<u64>,
+    /// The broker ticket of the frame's rights (`BROKERED`).
+    pub ticket: Option<u64>,
+}
+
+/// Splits a frame's body bytes into its prefixes and the message's body;
+/// `Err(Short)` for a frame too short for the prefixes its flags announce.
+///
+/// ```
+/// use mkipc_kernel::Message;
+/// use mkipc_os::wire::{self, Prefixes};
+/// let frame = wire::encode_stamped(&Message::new(1, b"hi"), 7, 0, 0, 42);
+/// let f = wire::decode(&frame).unwrap();
+/// let (pre, body) = wire::split_prefixes(f.header.flags, f.body).unwrap();
+/// assert_eq!((pre, body), (Prefixes { stamp: Some(42), ticket: None }, &b"hi"[..]));
+/// ```
+pub fn split_prefixes(flags: u8, body: &[u8]) -> Result<(Prefixes, &[u8]), FrameError> {
+    let mut rest = body;
+    let mut take = |on: bool| -> Result<Option<u64>, FrameError> {
+        if !on {
+            return Ok(None);
+        }
+        let (word, after) = rest
+            .split_first_chunk::<STAMP_LEN>()
+            .ok_or(FrameError::Short)?;
+        rest = after;
+        Ok(Some(u64::from_le_bytes(*word)))
+    };
+    let stamp = take(flags & FLAG_STAMPED != 0)?;
+    let ticket = take(flags & FLAG_BROKERED != 0)?;
+    Ok((Prefixes { stamp, ticket }, rest))
+}
 
 /// The decoded fixed part of a frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -250,7 +317,7 @@ fn disposition_from(code: u8) -> Option<Disposition> {
 }
 
 impl RightDesc {
-    fn write(&self, out: &mut [u8]) {
+    pub(crate) fn write(&self, out: &mut [u8]) {
         out[0] = disposition_code(self.disposition);
         out[1] = self.kind as u8;
         out[2] = self.access;
@@ -290,6 +357,66 @@ impl RightDesc {
 pub fn encode(msg: &Message, sender: u32, flags: u8, token: u32, rights: &[RightDesc]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + rights.len() * RIGHT_LEN + msg.body.len());
     encode_into(&mut out, msg.id, &msg.body, sender, flags, token, rights);
+    out
+}
+
+/// Encodes `msg` as one `STAMPED` frame sent at `stamp`.
+pub fn encode_stamped(msg: &Message, sender: u32, flags: u8, token: u32, stamp: u64) -> Vec<u8> {
+    encode_queue(
+        msg,
+        sender,
+        flags,
+        token,
+        Prefixes {
+            stamp: Some(stamp),
+            ticket: None,
+        },
+        &[],
+    )
+}
+
+/// Encodes `msg` as one queue frame with these prefixes (their flags set)
+/// and right descriptors (a `BROKERED` frame's).
+pub fn encode_queue(
+    msg: &Message,
+    sender: u32,
+    flags: u8,
+    token: u32,
+    pre: Prefixes,
+    rights: &[RightDesc],
+) -> Vec<u8> {
+    let words: Vec<u64> = pre.stamp.into_iter().chain(pre.ticket).collect();
+    let flags = flags
+        | if pre.stamp.is_some() { FLAG_STAMPED } else { 0 }
+        | if pre.ticket.is_some() {
+            FLAG_BROKERED
+        } else {
+            0
+        };
+    let body_len = words.len() * STAMP_LEN + msg.body.len();
+    let rights_end = HEADER_LEN + rights.len() * RIGHT_LEN;
+    let mut out = Vec::with_capacity(rights_end + body_len);
+    out.resize(rights_end, 0);
+    let header = Header {
+        flags,
+        id: msg.id,
+        body_len: body_len as u32,
+        nrights: rights.len() as u16,
+        sender,
+        token,
+        check: 0,
+    };
+    header.write(&mut out);
+    for (i, r) in rights.iter().enumerate() {
+        let at = HEADER_LEN + i * RIGHT_LEN;
+        r.write(&mut out[at..at + RIGHT_LEN]);
+    }
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.extend_from_slice(&msg.body);
+    let check = frame_check(&out);
+    out[CHECK_AT..HEADER_LEN].copy_from_slice(&check.to_le_bytes());
     out
 }
 

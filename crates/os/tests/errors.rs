@@ -280,15 +280,18 @@ fn too_many_open_files() {
 #[test]
 fn unsupported_operations_say_why() {
     let os = common::os();
-    assert_eq!(
-        os.port_set_allocate(),
-        Err(IpcError::Unsupported(Unsupported::PortSets))
-    );
-    assert_eq!(
-        os.look_up("anything"),
-        Err(IpcError::Unsupported(Unsupported::NameService))
-    );
-    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    // A mailbox has writers its receiver cannot refuse.
+    let mb = os
+        .mailbox_create(
+            "unsupported-close",
+            mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1)),
+        )
+        .unwrap();
+    assert_eq!(os.close(mb), Err(IpcError::Unsupported(Unsupported::Close)));
+    assert_eq!(os.look_up("anything"), Err(IpcError::NotFound));
+    // A rendezvous port: its sender waits for an acknowledgement, and a
+    // right deposited meanwhile could not be taken back safely.
+    let port = os.port_allocate(Capacity::Zero).unwrap();
     let send = os.make_send(port).unwrap();
     let with_right = Message::new(1, b"x").with_right(send, mkipc_kernel::Disposition::CopySend);
     match os.send(send, with_right) {

@@ -240,3 +240,29 @@ fn an_orderly_destruction_is_seen_at_once_while_a_fork_holds_the_pipe() {
         common::finish(a);
     }
 }
+
+/// A server that takes a call from a *mailbox* and is killed before it
+/// replies: the caller learned who took its request (the server's `IS_ACK`
+/// frame) and watches that process's pidfd, so the call ends with `NoReply`
+/// at once, not at its timeout.
+#[test]
+fn a_call_through_a_mailbox_whose_server_is_killed_ends_with_no_reply_at_once() {
+    let _serial = one_at_a_time();
+    let os = common::os();
+    let mb = os
+        .mailbox_create(
+            "killed-server",
+            mkipc_kernel::MailboxConfig::new(Capacity::Bounded(4))
+                .owner(mkipc_kernel::Owner::System),
+        )
+        .unwrap();
+    let mut child = os
+        .spawn(Spawn::new("take-a-call-and-die").arg("killed-server"))
+        .unwrap();
+    let t = Instant::now();
+    let got = os.call_timeout(mb, Message::new(1, b"anyone?"), Duration::from_secs(30));
+    assert_eq!(got, Err(mkipc_kernel::CallError::NoReply));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let _ = child.wait();
+    common::finish(os);
+}

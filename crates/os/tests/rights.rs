@@ -129,3 +129,63 @@ fn call_and_reply_through_a_mailbox() {
     });
     common::finish(os);
 }
+
+/// A right sent into a mailbox waits with the run's broker, so it outlives
+/// the process that sent it (as a queued right does in the kernel).
+#[test]
+fn a_right_in_a_queued_message_outlives_its_sender() {
+    let os = common::os();
+    let mb = os
+        .mailbox_create(
+            "rights-outlive",
+            mkipc_kernel::MailboxConfig::new(Capacity::Bounded(4)),
+        )
+        .unwrap();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let to_port = os.make_send(port).unwrap();
+    let mut child = os
+        .spawn(
+            Spawn::new("forward-inherited-into-mailbox")
+                .inherit(to_port)
+                .arg("rights-outlive"),
+        )
+        .unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0, "the sender is gone");
+    let m = os.receive(mb).unwrap();
+    assert_eq!(m.id, 3);
+    let right = m.rights()[0].name;
+    assert_eq!(os.rights(right).unwrap().send, 1);
+    os.send(right, Message::new(4, b"through the forwarded right"))
+        .unwrap();
+    assert_eq!(os.receive(port).unwrap().id, 4);
+    common::finish(os);
+}
+
+/// The broker serves only its own user: a process of another user gets no
+/// service (and so no right) from it.
+#[test]
+fn another_user_gets_nothing_from_the_broker() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: switching to uid 65534 needs root");
+        return;
+    }
+    {
+        let os = common::os();
+        let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+        os.register("not-for-others", port).unwrap();
+        let mut child = os
+            .spawn(
+                Spawn::new("look-up-and-send")
+                    .arg("not-for-others")
+                    .uid(65534),
+            )
+            .unwrap();
+        let said = os.receive_from(child.pid()).unwrap();
+        let said = String::from_utf8(said.body.to_vec()).unwrap();
+        assert_ne!(said, "ok");
+        assert_eq!(os.try_receive(port), Err(mkipc_kernel::ReceiveError::Empty));
+        assert_eq!(child.wait_code().unwrap(), 0);
+        common::finish(os);
+    }
+}

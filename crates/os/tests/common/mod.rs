@@ -52,6 +52,15 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("stream-to-parent", stream_to_parent),
     ("big-to-parent", big_to_parent),
     ("open-proc-fd", open_proc_fd),
+    ("close-on-cue", close_on_cue),
+    ("send-inherited-then-report", send_inherited_then_report),
+    ("look-up-and-send", look_up_and_send),
+    ("unregister-foreign", unregister_foreign),
+    (
+        "forward-inherited-into-mailbox",
+        forward_inherited_into_mailbox,
+    ),
+    ("take-a-call-and-die", take_a_call_and_die),
 ];
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
@@ -730,4 +739,97 @@ fn open_proc_fd(os: &OsProcess) -> i32 {
         Ok(_) => 0,
         Err(e) => e.raw_os_error().unwrap_or(255),
     }
+}
+
+/// Gives the parent a send right to a bounded(4) port, then on cue 1 closes
+/// the port, drains it and reports how many messages it drained and what
+/// the next receive said (`"<n> <error>"`, id 11); on cue 2 destroys the
+/// receive right and reports (id 12); then waits for end of stream.
+fn close_on_cue(os: &OsProcess) -> i32 {
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let m = Message::new(1, b"my port").with_right(port, Disposition::MakeSend);
+    os.send_to(parent(os), m).unwrap();
+    while let Ok(cue) = os.receive_from(parent(os)) {
+        match cue.id {
+            1 => {
+                os.close(port).unwrap();
+                let mut drained = 0;
+                let end = loop {
+                    match os.receive_timeout(port, Duration::from_secs(5)) {
+                        Ok(_) => drained += 1,
+                        Err(e) => break e,
+                    }
+                };
+                let said = format!("{drained} {end:?}");
+                os.send_to(parent(os), Message::new(11, said.as_bytes()))
+                    .unwrap();
+            }
+            2 => {
+                os.mod_refs(port, mkipc_kernel::RightKind::Receive, -1)
+                    .unwrap();
+                os.send_to(parent(os), Message::new(12, b"destroyed"))
+                    .unwrap();
+            }
+            _ => {}
+        }
+    }
+    0
+}
+
+/// On cue from the parent, sends `args[0]` (a message id) to the inherited
+/// right, then tells the parent it did (id 99).
+fn send_inherited_then_report(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let id: u32 = os.args()[0].parse().unwrap();
+    let _ = os.receive_from(parent(os));
+    os.send(port, Message::new(id, b"from the child")).unwrap();
+    os.send_to(parent(os), Message::new(99, b"sent")).unwrap();
+    0
+}
+
+/// Looks up the service `args[0]`, sends it message 7, and tells the parent
+/// what happened (id 99, body `ok` or the error).
+fn look_up_and_send(os: &OsProcess) -> i32 {
+    let said = match os.look_up(&os.args()[0]) {
+        Ok(right) => match os.send(right, Message::new(7, b"found you")) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("{:?}", e.kind()),
+        },
+        Err(e) => format!("{e:?}"),
+    };
+    os.send_to(parent(os), Message::new(99, said.as_bytes()))
+        .unwrap();
+    0
+}
+
+/// Tries to unregister the service `args[0]` (registered by another
+/// process) and tells the parent the result (id 99).
+fn unregister_foreign(os: &OsProcess) -> i32 {
+    let said = format!("{:?}", os.unregister(&os.args()[0]));
+    os.send_to(parent(os), Message::new(99, said.as_bytes()))
+        .unwrap();
+    0
+}
+
+/// Sends a copy of the inherited send right into the mailbox `args[0]`,
+/// then exits at once (the right waits in the queue, deposited with the
+/// run's broker).
+fn forward_inherited_into_mailbox(os: &OsProcess) -> i32 {
+    let right = os.inherited()[0];
+    let mb = os.mailbox_open(&os.args()[0]).unwrap();
+    let m = Message::new(3, b"a right for you").with_right(right, Disposition::CopySend);
+    os.send(mb, m).unwrap();
+    0
+}
+
+/// Takes one call request from the mailbox `args[0]`, then kills itself
+/// with `SIGKILL` without replying (no code of its own runs after).
+fn take_a_call_and_die(os: &OsProcess) -> i32 {
+    let mb = os.mailbox_open(&os.args()[0]).unwrap();
+    let request = os.receive(mb).unwrap();
+    assert!(request.reply().is_some());
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: kill of our own pid; nothing after it runs.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("killed")
 }

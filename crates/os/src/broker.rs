@@ -1,0 +1,429 @@
+//! Rights carried through ports and mailboxes: the run's root as a broker.
+//!
+//! A queue carries bytes only, and its sender does not know which process
+//! will receive (whoever holds the receive right then, or any receiver of a
+//! mailbox). So a right sent into a queue travels in two parts:
+//!
+//! 1. the sender *deposits* the right's descriptors with the run's broker,
+//!    over a Unix `SOCK_SEQPACKET` connection with `SCM_RIGHTS`, and gets a
+//!    random 64-bit *ticket*;
+//! 2. the frame (flag `BROKERED`, see [`crate::wire`]) carries the right
+//!    descriptors and the ticket; the receiver *claims* the ticket and gets
+//!    the descriptors, installed as new names as on a direct link.
+//!
+//! The broker is a thread of the run's root `OsProcess`, listening on the
+//! abstract socket `\0mkipc-<run>-broker` (no file: nothing can be left
+//! behind). It accepts only connections from its own user (`SO_PEERCRED`),
+//! and a right goes only to whoever names its ticket, which only the queue's
+//! readers see. Deposits live in the broker, so a right in a queued message
+//! outlives its sender, as in the kernel; a deposit never claimed (its
+//! message was dropped with its queue) is closed when the root ends.
+//!
+//! A failed send withdraws its deposit, so the rights stay with the sender.
+//!
+//! The broker also keeps the run's **name service**: a service name bound
+//! to a copy of a send right's descriptors (with its right descriptor), given
+//! out as fresh copies to each look-up; a service whose port died (its
+//! liveness read end hung up, or holding the two bytes of a destruction) is
+//! gone; only the registering process (its pid from `SO_PEERCRED`) may
+//! unregister it.
+//!
+//! Protocol: every request and its reply is one packet of 274 bytes: `op`
+//! (`D` deposit, `C` claim, `R` register, `U` unregister, `L` look up),
+//! status (0 ok, 1 not found, 2 exists, 3 not the owner), descriptor count
+//! (u16), right descriptor (4 bytes), ticket (u64), name length (u16), name
+//! (256 bytes, zero-padded); descriptors ride with a deposit, a registration,
+//! and the replies to a claim and a look-up.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+
+use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use crate::sys::{self, Errno};
+
+/// Bytes of every packet: op, status, count (u16), right descriptor (4),
+/// ticket (u64), name length (u16), name (up to 256 bytes, zero-padded).
+const PACKET: usize = 18 + NAME_MAX;
+const NAME_MAX: usize = 256;
+/// At most this many descriptors in one deposit (Linux's `SCM_MAX_FD`).
+const MAX_FDS: usize = 253;
+
+/// A reply's status byte.
+const OK: u8 = 0;
+const NOT_FOUND: u8 = 1;
+const EXISTS: u8 = 2;
+const NOT_OWNER: u8 = 3;
+
+fn os_err(e: rustix::io::Errno) -> Errno {
+    e.raw_os_error()
+}
+
+fn address(run: &str) -> Result<SocketAddrUnix, Errno> {
+    SocketAddrUnix::new_abstract_name(format!("mkipc-{run}-broker").as_bytes()).map_err(os_err)
+}
+
+/// One request or reply.
+#[derive(Clone, Default)]
+struct Packet {
+    op: u8,
+    status: u8,
+    count: usize,
+    desc: [u8; 4],
+    ticket: u64,
+    name: Vec<u8>,
+}
+
+impl Packet {
+    fn op(op: u8) -> Packet {
+        Packet {
+            op,
+            ..Packet::default()
+        }
+    }
+
+    fn bytes(&self) -> [u8; PACKET] {
+        let mut p = [0u8; PACKET];
+        p[0] = self.op;
+        p[1] = self.status;
+        p[2..4].copy_from_slice(&(self.count as u16).to_le_bytes());
+        p[4..8].copy_from_slice(&self.desc);
+        p[8..16].copy_from_slice(&self.ticket.to_le_bytes());
+        let n = self.name.len().min(NAME_MAX);
+        p[16..18].copy_from_slice(&(n as u16).to_le_bytes());
+        p[18..18 + n].copy_from_slice(&self.name[..n]);
+        p
+    }
+
+    fn parse(p: &[u8; PACKET]) -> Packet {
+        let n = (u16::from_le_bytes([p[16], p[17]]) as usize).min(NAME_MAX);
+        Packet {
+            op: p[0],
+            status: p[1],
+            count: u16::from_le_bytes([p[2], p[3]]) as usize,
+            desc: p[4..8].try_into().expect("4 bytes"),
+            ticket: u64::from_le_bytes(p[8..16].try_into().expect("8 bytes")),
+            name: p[18..18 + n].to_vec(),
+        }
+    }
+}
+
+fn send(conn: &OwnedFd, p: &Packet, fds: &[RawFd]) -> Result<(), Errno> {
+    sys::send_fds(conn.as_fd(), &p.bytes(), fds)
+}
+
+fn receive(conn: &OwnedFd) -> Result<Option<(Packet, Vec<OwnedFd>)>, Errno> {
+    let mut buf = [0u8; PACKET];
+    Ok(sys::recv_fds(conn.as_fd(), &mut buf, MAX_FDS)?.map(|fds| (Packet::parse(&buf), fds)))
+}
+
+/// A registered service: who registered it, and its send right.
+struct Service {
+    owner: u32,
+    desc: [u8; 4],
+    fds: Vec<OwnedFd>,
+}
+
+impl Service {
+    /// Whether the port's receiver is gone: its liveness read end (the
+    /// right's last descriptor, when it has one) hung up, or holds the two
+    /// bytes of a destruction (see `crate::queue`).
+    fn dead(&self) -> bool {
+        if self.desc[3] & crate::wire::LIVE_WATCH == 0 {
+            return false;
+        }
+        let Some(watch) = self.fds.last() else {
+            return false;
+        };
+        match sys::poll_revents(watch.as_fd(), libc::POLLIN) {
+            Ok(0) | Err(_) => false,
+            Ok(r) if r & (libc::POLLHUP | libc::POLLERR) != 0 => true,
+            Ok(_) => !matches!(sys::pipe_pending(watch.as_fd()), Ok(1)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    deposits: HashMap<u64, Vec<OwnedFd>>,
+    services: HashMap<Vec<u8>, Service>,
+}
+
+/// The broker of a run: the listening socket and the deposits.
+pub(crate) struct Broker {
+    listener: OwnedFd,
+}
+
+type Deposits = Arc<Mutex<Tables>>;
+
+impl Broker {
+    /// Listens for the run and serves in a `mkipc-broker` thread.
+    pub(crate) fn start(run: &str) -> Result<Broker, Errno> {
+        let listener = net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(os_err)?;
+        net::bind(&listener, &address(run)?).map_err(os_err)?;
+        net::listen(&listener, 64).map_err(os_err)?;
+        let accept = sys::dup(listener.as_fd())?;
+        let deposits: Deposits = Arc::default();
+        std::thread::Builder::new()
+            .name("mkipc-broker".into())
+            .spawn(move || serve(accept, deposits))
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+        Ok(Broker { listener })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // Wakes the accept loop, which then ends (and with it the deposits
+        // once every connection has ended).
+        let _ = net::shutdown(&self.listener, net::Shutdown::Both);
+    }
+}
+
+fn serve(listener: OwnedFd, deposits: Deposits) {
+    let me = sys::geteuid();
+    loop {
+        let conn = match net::accept_with(&listener, SocketFlags::CLOEXEC) {
+            Ok(c) => c,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
+            Err(_) => return,
+        };
+        // Only this user's processes may deposit, claim or name services.
+        let peer = match net::sockopt::socket_peercred(&conn) {
+            Ok(c) if c.uid.as_raw() == me => c.pid.as_raw_nonzero().get() as u32,
+            _ => continue,
+        };
+        let deposits = Arc::clone(&deposits);
+        let spawned = std::thread::Builder::new()
+            .name("mkipc-broker-conn".into())
+            .spawn(move || serve_one(conn, peer, deposits));
+        if spawned.is_err() {
+            tracing::warn!("mkipc-broker: no thread for a connection");
+        }
+    }
+}
+
+fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
+    while let Ok(Some((req, fds))) = receive(&conn) {
+        let mut t = tables.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reply = Packet::op(req.op);
+        let mut out: Vec<RawFd> = Vec::new();
+        let mut dups: Vec<OwnedFd> = Vec::new();
+        match req.op {
+            b'D' => {
+                // A ticket nobody can guess: 64 random bits, never 0 and
+                // never one in use.
+                let ticket = loop {
+                    let t2 = random_u64();
+                    if t2 != 0 && !t.deposits.contains_key(&t2) {
+                        break t2;
+                    }
+                };
+                reply.ticket = ticket;
+                t.deposits.insert(ticket, fds);
+            }
+            b'C' => match t.deposits.remove(&req.ticket) {
+                Some(got) => {
+                    reply.count = got.len();
+                    reply.ticket = req.ticket;
+                    out = got.iter().map(|f| f.as_raw_fd()).collect();
+                    dups = got;
+                }
+                None => reply.status = NOT_FOUND,
+            },
+            b'R' => {
+                let live = t.services.get(&req.name).is_some_and(|s| !s.dead());
+                if live {
+                    reply.status = EXISTS;
+                } else {
+                    t.services.insert(
+                        req.name.clone(),
+                        Service {
+                            owner: peer,
+                            desc: req.desc,
+                            fds,
+                        },
+                    );
+                }
+            }
+            b'U' => match t.services.get(&req.name) {
+                None => reply.status = NOT_FOUND,
+                Some(s) if s.owner != peer => reply.status = NOT_OWNER,
+                Some(_) => {
+                    t.services.remove(&req.name);
+                }
+            },
+            b'L' => match t.services.get(&req.name) {
+                Some(s) if !s.dead() => {
+                    // Every look-up gets its own copies.
+                    dups = s
+                        .fds
+                        .iter()
+                        .filter_map(|f| sys::dup(f.as_fd()).ok())
+                        .collect();
+                    if dups.len() == s.fds.len() {
+                        reply.desc = s.desc;
+                        reply.count = dups.len();
+                        out = dups.iter().map(|f| f.as_raw_fd()).collect();
+                    } else {
+                        dups.clear();
+                        reply.status = NOT_FOUND;
+                    }
+                }
+                Some(_) => {
+                    t.services.remove(&req.name);
+                    reply.status = NOT_FOUND;
+                }
+                None => reply.status = NOT_FOUND,
+            },
+            _ => return,
+        }
+        drop(t);
+        if send(&conn, &reply, &out).is_err() {
+            return;
+        }
+        drop(dups);
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = sys::getrandom(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// One process's connection to its run's broker (made on first use).
+#[derive(Default)]
+pub(crate) struct BrokerClient {
+    conn: Mutex<Option<OwnedFd>>,
+}
+
+impl BrokerClient {
+    fn with_conn<R>(
+        &self,
+        run: &str,
+        f: impl FnOnce(&OwnedFd) -> Result<R, Errno>,
+    ) -> Result<R, Errno> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if conn.is_none() {
+            let s = net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::SEQPACKET,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .map_err(os_err)?;
+            net::connect(&s, &address(run)?).map_err(os_err)?;
+            *conn = Some(s);
+        }
+        let result = f(conn.as_ref().expect("connected above"));
+        if matches!(result, Err(e) if e != libc::ENOENT) {
+            // A broken connection is made again next time.
+            *conn = None;
+        }
+        result
+    }
+
+    fn ask(
+        &self,
+        run: &str,
+        req: &Packet,
+        fds: &[OwnedFd],
+    ) -> Result<(Packet, Vec<OwnedFd>), Errno> {
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        self.with_conn(run, |c| {
+            send(c, req, &raw)?;
+            let (reply, got) = receive(c)?.ok_or(libc::EPIPE)?;
+            if reply.op != req.op || reply.count != got.len() {
+                return Err(libc::EPROTO);
+            }
+            Ok((reply, got))
+        })
+    }
+
+    /// Hands `fds` to the broker; returns the ticket.
+    pub(crate) fn deposit(&self, run: &str, fds: &[OwnedFd]) -> Result<u64, Errno> {
+        let req = Packet {
+            count: fds.len(),
+            ..Packet::op(b'D')
+        };
+        let (reply, _) = self.ask(run, &req, fds)?;
+        match reply.ticket {
+            0 => Err(libc::EPROTO),
+            t => Ok(t),
+        }
+    }
+
+    /// Takes the descriptors deposited under `ticket` (`ENOENT`: none).
+    pub(crate) fn claim(&self, run: &str, ticket: u64) -> Result<Vec<OwnedFd>, Errno> {
+        let req = Packet {
+            ticket,
+            ..Packet::op(b'C')
+        };
+        match self.ask(run, &req, &[])? {
+            (r, fds) if r.status == OK && r.ticket == ticket => Ok(fds),
+            (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Registers a send right (its descriptor and descriptors) under
+    /// `service`: `EEXIST` if a live one is there.
+    pub(crate) fn register(
+        &self,
+        run: &str,
+        service: &str,
+        desc: [u8; 4],
+        fds: &[OwnedFd],
+    ) -> Result<(), Errno> {
+        let req = Packet {
+            desc,
+            count: fds.len(),
+            name: service.as_bytes().to_vec(),
+            ..Packet::op(b'R')
+        };
+        match self.ask(run, &req, fds)?.0.status {
+            OK => Ok(()),
+            EXISTS => Err(libc::EEXIST),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Removes a service this process registered (`ENOENT`, `EPERM`).
+    pub(crate) fn unregister(&self, run: &str, service: &str) -> Result<(), Errno> {
+        let req = Packet {
+            name: service.as_bytes().to_vec(),
+            ..Packet::op(b'U')
+        };
+        match self.ask(run, &req, &[])?.0.status {
+            OK => Ok(()),
+            NOT_FOUND => Err(libc::ENOENT),
+            NOT_OWNER => Err(libc::EPERM),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Copies of a service's send right: its descriptor and descriptors.
+    pub(crate) fn look_up(
+        &self,
+        run: &str,
+        service: &str,
+    ) -> Result<([u8; 4], Vec<OwnedFd>), Errno> {
+        let req = Packet {
+            name: service.as_bytes().to_vec(),
+            ..Packet::op(b'L')
+        };
+        match self.ask(run, &req, &[])? {
+            (r, fds) if r.status == OK => Ok((r.desc, fds)),
+            (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
+            _ => Err(libc::EPROTO),
+        }
+    }
+}

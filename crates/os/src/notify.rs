@@ -1,0 +1,357 @@
+//! Notifications across processes: dead-name, send-possible, no-senders.
+//!
+//! A notification is a frame put into the notify port's queue by this
+//! process: sender 0, no flags, id and body as the kernel's
+//! (`Notification::*_ID`, the name as a `u64`), and as token this process's
+//! random *notification key*. A queue frame is otherwise always *claimed*
+//! (anyone with write access may write any pid), so only a frame with sender
+//! 0 and the key decodes as a notification ([`is_notification`]); a forger
+//! would have to guess 32 random bits (as for reply tokens, see "Trust" in
+//! DESIGN.md).
+//!
+//! What the OS tells, and where a request waits for it:
+//!
+//! * **dead name** (a send or send-once right): the port's liveness pipe
+//!   (DESIGN.md "Receiver death") turns readable when the receiver dies or
+//!   destroys the port; a `SIGKILL`ed receiver hangs it up. Watched
+//!   edge-triggered, so a close (one byte) wakes the watcher once and the
+//!   destruction after it (the second byte) again.
+//! * **send possible** (a send right or a mailbox): `POLLOUT` on the queue
+//!   descriptor (Linux queues are pollable): room. At once if there is room
+//!   already; a dead-name notification instead if the port dies first.
+//! * **no senders** (a receive right): counted in this process. It can be
+//!   told only while no send right to the port ever left the process (in a
+//!   message or at spawn): a send right elsewhere is a descriptor the OS does
+//!   not count for us. A request on such a port is
+//!   `Unsupported(Notifications)`, and a request outstanding when a send
+//!   right leaves lapses.
+//!
+//! One `mkipc-notify` thread per process (started with the first request
+//! that must wait) waits on one `epoll` instance holding a duplicate of each
+//! watched descriptor. A request is one-shot; it lapses when its name is
+//! released ([`Notifier::cancel`], called by the name table on every
+//! removal), as in the kernel.
+
+use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rustix::event::epoll;
+
+use mkipc_kernel::{Message, Notification, PortName};
+
+use crate::queue::{Model, Queue, Receiver};
+use crate::spool;
+use crate::sys::{self, Errno, MqWait};
+use crate::wire;
+
+/// This process's notification key (random; the clock if the kernel's
+/// random source fails).
+pub(crate) fn key() -> u32 {
+    static KEY: OnceLock<u32> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key = [0u8; 4];
+        if sys::getrandom(&mut key).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            key = (t.subsec_nanos().rotate_left(7) ^ std::process::id()).to_le_bytes();
+        }
+        // Never 0, the token of an ordinary frame.
+        u32::from_le_bytes(key).max(1)
+    })
+}
+
+/// The id of the frame `close` puts into a port to wake a receive blocked on
+/// it (sender 0, this process's key): never delivered, never a notification.
+pub(crate) const WAKE_ID: u32 = 0xFFFF_FFF0;
+
+/// Whether a queue frame's header is this process's wake-up after a close.
+pub(crate) fn is_wake(h: &wire::Header) -> bool {
+    h.sender == 0 && h.token == key() && h.id == WAKE_ID && h.body_len == 0
+}
+
+/// Wakes the receives blocked on the closed port `q` in this process: one
+/// empty wake frame each, as far as the queue has room (a receive blocked
+/// on a queue with messages is not blocked for long).
+pub(crate) fn wake_closed(q: &Queue) {
+    let frame = wire::encode(
+        &Message::new(WAKE_ID, mkipc_kernel::Body::new()),
+        0,
+        0,
+        key(),
+        &[],
+    );
+    for _ in 0..q.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+        if sys::mq_send(q.fd(), &frame, MqWait::NoWait).is_err() {
+            break;
+        }
+    }
+}
+
+/// Whether a queue frame's header is one of this process's notifications.
+pub(crate) fn is_notification(h: &wire::Header) -> bool {
+    h.sender == 0
+        && h.token == key()
+        && h.flags & !wire::FLAG_STAMPED == 0
+        && matches!(
+            h.id,
+            Notification::DEAD_NAME_ID
+                | Notification::NO_SENDERS_ID
+                | Notification::SEND_POSSIBLE_ID
+        )
+}
+
+/// Puts one notification about `name` into the notify port's queue `to`,
+/// without waiting (an unbounded port spools it). `false` if it could not.
+pub(crate) fn post(to: &Arc<Queue>, id: u32, name: PortName) -> bool {
+    let msg = Message::from_u64(id, name.to_raw());
+    let frame = wire::encode_stamped(&msg, 0, 0, key(), wire::now_stamp());
+    let sent = if to.model == Model::Unbounded {
+        spool::push(to, &frame).is_ok()
+    } else {
+        sys::mq_send(to.fd(), &frame, MqWait::NoWait).is_ok()
+    };
+    if !sent {
+        tracing::warn!(id, "notification lost: the notify port is full or gone");
+    }
+    sent
+}
+
+/// What a request waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Want {
+    /// The port's death.
+    DeadName,
+    /// Room in the queue (or the port's death).
+    SendPossible,
+    /// The last send right in this process released.
+    NoSenders,
+}
+
+struct Request {
+    name: PortName,
+    want: Want,
+    /// The queue the request is about (a send descriptor).
+    target: Arc<Queue>,
+    /// The notify port's queue.
+    notify: Arc<Queue>,
+    /// Duplicates registered in the epoll instance.
+    watched: Vec<OwnedFd>,
+}
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    requests: BTreeMap<u64, Request>,
+    started: bool,
+}
+
+/// This process's outstanding notification requests and their watcher.
+pub(crate) struct Notifier {
+    epoll: OwnedFd,
+    /// An eventfd in the epoll instance: written to end the watcher.
+    stop: OwnedFd,
+    state: Mutex<State>,
+}
+
+const STOP: u64 = u64::MAX;
+
+fn os_err(e: rustix::io::Errno) -> Errno {
+    e.raw_os_error()
+}
+
+impl Notifier {
+    pub(crate) fn new() -> Result<Arc<Notifier>, Errno> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(os_err)?;
+        let stop =
+            rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).map_err(os_err)?;
+        epoll::add(
+            &epoll,
+            &stop,
+            epoll::EventData::new_u64(STOP),
+            epoll::EventFlags::IN,
+        )
+        .map_err(os_err)?;
+        Ok(Arc::new(Notifier {
+            epoll,
+            stop,
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a request (the caller checked that it cannot be answered at once).
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        name: PortName,
+        want: Want,
+        target: Arc<Queue>,
+        notify: Arc<Queue>,
+    ) -> Result<(), Errno> {
+        let mut st = self.lock();
+        let id = st.next;
+        st.next += 1;
+        let mut watched = Vec::new();
+        if want != Want::NoSenders {
+            if let Some(live) = &target.live_watch {
+                let dup = sys::dup(live.as_fd())?;
+                epoll::add(
+                    &self.epoll,
+                    &dup,
+                    epoll::EventData::new_u64(id),
+                    epoll::EventFlags::IN | epoll::EventFlags::ET,
+                )
+                .map_err(os_err)?;
+                watched.push(dup);
+            }
+        }
+        if want == Want::SendPossible {
+            let dup = sys::dup(target.fd())?;
+            epoll::add(
+                &self.epoll,
+                &dup,
+                epoll::EventData::new_u64(id),
+                epoll::EventFlags::OUT,
+            )
+            .map_err(os_err)?;
+            watched.push(dup);
+        }
+        st.requests.insert(
+            id,
+            Request {
+                name,
+                want,
+                target,
+                notify,
+                watched,
+            },
+        );
+        if !st.started && want != Want::NoSenders {
+            let me = Arc::clone(self);
+            std::thread::Builder::new()
+                .name("mkipc-notify".into())
+                .spawn(move || me.run())
+                .map_err(|e| e.raw_os_error().unwrap_or(libc::EAGAIN))?;
+            st.started = true;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, st: &mut State, id: u64) -> Option<Request> {
+        let r = st.requests.remove(&id)?;
+        for fd in &r.watched {
+            let _ = epoll::delete(&self.epoll, fd);
+        }
+        Some(r)
+    }
+
+    /// Drops every request about `name` (the name was released).
+    pub(crate) fn cancel(&self, name: PortName) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.name == name)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.remove(&mut st, id);
+        }
+    }
+
+    /// Drops the no-senders requests about `target`'s port: a send right left
+    /// the process, so its count is no longer ours (see the module docs).
+    pub(crate) fn lapse_no_senders(&self, target: &Queue) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.want == Want::NoSenders && same_port(&r.target, target))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.remove(&mut st, id);
+        }
+    }
+
+    /// The last send right to the port under `name` in this process is gone:
+    /// answers its no-senders requests.
+    pub(crate) fn no_senders(&self, name: PortName) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.want == Want::NoSenders && r.name == name)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            if let Some(r) = self.remove(&mut st, id) {
+                post(&r.notify, Notification::NO_SENDERS_ID, r.name);
+            }
+        }
+    }
+
+    /// Ends the watcher thread (this process is going away).
+    pub(crate) fn stop(&self) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st.requests.keys().copied().collect();
+        for id in ids {
+            self.remove(&mut st, id);
+        }
+        if st.started {
+            // The eventfd turns readable: the watcher sees `STOP` and ends.
+            let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
+            st.started = false;
+        }
+    }
+
+    fn run(&self) {
+        let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
+        loop {
+            let ready: Vec<u64> = match epoll::wait(&self.epoll, &mut events, None) {
+                Ok((ready, _)) => ready.iter().map(|e| e.data.u64()).collect(),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::warn!(errno = e.raw_os_error(), "mkipc-notify: epoll failed");
+                    return;
+                }
+            };
+            if ready.contains(&STOP) {
+                return;
+            }
+            let mut st = self.lock();
+            for id in ready {
+                let Some(r) = st.requests.get(&id) else {
+                    continue;
+                };
+                let answer = match r.target.receiver() {
+                    Receiver::Gone => Some(Notification::DEAD_NAME_ID),
+                    _ if r.want == Want::SendPossible && has_room(&r.target) => {
+                        Some(Notification::SEND_POSSIBLE_ID)
+                    }
+                    _ => None,
+                };
+                if let Some(n) = answer {
+                    let r = self.remove(&mut st, id).expect("present");
+                    post(&r.notify, n, r.name);
+                }
+            }
+        }
+    }
+}
+
+/// Whether two descriptors are of one port (this process's receive and send
+/// descriptors share their `closed` flag).
+fn same_port(a: &Queue, b: &Queue) -> bool {
+    Arc::ptr_eq(&a.closed, &b.closed)
+}
+
+/// Whether the queue has room for a message now.
+pub(crate) fn has_room(q: &Queue) -> bool {
+    sys::mq_getattr(q.fd()).is_ok_and(|a| a.curmsgs < a.maxmsg)
+}
