@@ -75,11 +75,13 @@ pub enum IpcError {
 /// [`Unsupported::reason`] (also its `Display`) says why and what to use instead.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Unsupported {
-    /// Port sets (OS backend: use `select()` over the member ports).
+    /// Port sets (every backend has them today; kept for backends that do not).
     PortSets,
-    /// Dead-name, no-senders and port-destroyed notifications.
+    /// A notification the backend cannot deliver (OS backend: port-destroyed,
+    /// no-senders once a send right left the process, dead-name on a right
+    /// with no liveness pipe).
     Notifications,
-    /// The name service (OS backend: no server process).
+    /// The name service (every backend has it today; kept for backends that do not).
     NameService,
     /// Per-task grants on a mailbox's access list.
     Grants,
@@ -87,7 +89,8 @@ pub enum Unsupported {
     CapacityChange,
     /// The `DropOldest` policy where only the receiver can take messages out.
     DropOldest,
-    /// Rights carried on a queue or FIFO (OS backend: only direct links carry descriptors).
+    /// Rights carried where the backend cannot carry them (OS backend: to a
+    /// rendezvous port, a FIFO, or with a reply right).
     RightsHere,
     /// A reply right on anything but `call()`.
     ReplyHere,
@@ -112,13 +115,13 @@ impl Unsupported {
     pub const fn reason(self) -> &'static str {
         match self {
             Unsupported::PortSets => {
-                "port sets: use select() over the member ports (poll on queue descriptors)"
+                "port sets: this backend has none; use select() over the member ports"
             }
             Unsupported::Notifications => {
-                "notifications: the OS does not tell a queue's holders when the others close it"
+                "this notification: the OS does not say it here (port-destroyed; no-senders once a send right left the process; dead-name on a right with no liveness pipe)"
             }
             Unsupported::NameService => {
-                "name service: there is no server process; use a named mailbox, or pass the right at spawn or in a message"
+                "name service: this backend has none; use a named mailbox, or pass the right at spawn or in a message"
             }
             Unsupported::Grants => {
                 "per-process grants: a POSIX queue has one mode for owner, group and others"
@@ -130,7 +133,7 @@ impl Unsupported {
                 "DropOldest: only the receiver can take a message out of a pipe or a queue"
             }
             Unsupported::RightsHere => {
-                "rights travel only on direct links (SCM_RIGHTS needs the link's Unix socket)"
+                "rights cannot travel here: not to a rendezvous port or a FIFO, nor with a reply right (the broker holds descriptors only for buffered ports, mailboxes and links)"
             }
             Unsupported::ReplyHere => {
                 "a reply right travels only with call()"

@@ -786,7 +786,8 @@ impl ScriptMachine {
                             if cx.ipc().request_send_possible(dest, notify).is_ok() {
                                 self.asked.push(dest);
                             } else {
-                                // No notifications here (the os backend):
+                                // The backend cannot say when there is room
+                                // (a queue with no liveness pipe on os):
                                 // poll from now on.
                                 self.notify = Notify::Unsupported;
                             }
