@@ -173,7 +173,11 @@ impl fmt::Display for Shard {
 impl FromStr for Shard {
     type Err = ShardParseError;
     fn from_str(s: &str) -> Result<Shard, ShardParseError> {
-        let bad = || ShardParseError(format!("not a shard: {s:?} (expected INDEX/COUNT, e.g. 0/4)"));
+        let bad = || {
+            ShardParseError(format!(
+                "not a shard: {s:?} (expected INDEX/COUNT, e.g. 0/4)"
+            ))
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let i: u32 = i.trim().parse().map_err(|_| bad())?;
         let n: u32 = n.trim().parse().map_err(|_| bad())?;
