@@ -179,6 +179,11 @@ pub struct CheckFailure {
     pub reason: FailureReason,
     /// The processes stepped from the initial state to the failing state.
     pub trail: Trail,
+    /// The failure's key: a hash of the failing state's canonical encoding
+    /// and of the reason. The same failure in the same state has the same
+    /// key in every search of the model, on any machine, whatever the
+    /// trail: merging the reports of shards counts it once by it.
+    pub key: u64,
 }
 
 impl fmt::Display for CheckFailure {

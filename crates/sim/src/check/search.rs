@@ -157,7 +157,8 @@ pub(super) fn record_failure(
     key: u64,
     trail: impl FnOnce() -> Trail,
 ) -> bool {
-    if !seen.insert(key ^ hash64(reason.to_string().as_bytes(), 3)) {
+    let key = key ^ hash64(reason.to_string().as_bytes(), 3);
+    if !seen.insert(key) {
         return false;
     }
     stats.failures += 1;
@@ -165,6 +166,7 @@ pub(super) fn record_failure(
         failures.push(CheckFailure {
             reason,
             trail: trail(),
+            key,
         });
     }
     !cfg.keep_going
