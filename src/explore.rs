@@ -140,7 +140,7 @@ impl Default for ExploreOptions {
 }
 
 /// The first failing run found.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FoundFailure {
     /// Its seed.
     pub seed: u64,
@@ -157,6 +157,24 @@ pub struct FoundFailure {
     /// shards count it once). `None` for seeds (the seed is the key).
     #[serde(default)]
     pub key: Option<String>,
+}
+
+/// `Debug` as derived, with `key` only when there is one: the explorations
+/// `tests/sim_pins.rs` pins (seeds, the stateless search) print as they
+/// did before keys existed.
+impl std::fmt::Debug for FoundFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("FoundFailure");
+        d.field("seed", &self.seed)
+            .field("reason", &self.reason)
+            .field("deadlock", &self.deadlock)
+            .field("schedule", &self.schedule)
+            .field("replay_command", &self.replay_command);
+        if let Some(key) = &self.key {
+            d.field("key", key);
+        }
+        d.finish()
+    }
 }
 
 /// What the stateful checker's partial-order reduction did

@@ -105,9 +105,12 @@ fn merged_seed_shards_give_the_verdict_of_one_run() {
     }
 }
 
+/// A scenario, its `--set` overrides, and whether the reduction is on.
+type Case = (&'static str, &'static [(&'static str, i64)], bool);
+
 #[test]
 fn merged_stateful_shards_give_the_failures_of_one_search() {
-    let cases: [(&str, &[(&str, i64)], bool); 3] = [
+    let cases: [Case; 3] = [
         ("ring-rpc", &[], true),
         (
             "master-worker-select",

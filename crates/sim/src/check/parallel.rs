@@ -268,7 +268,7 @@ struct Meta {
 /// What a state new in the next level is.
 enum Kind<M> {
     /// To expand: the state, its enabled processes, its encoding's size.
-    Expand(State<M>, Vec<u32>, usize),
+    Expand(Box<State<M>>, Vec<u32>, usize),
     /// A failure there, and the state's key.
     Fail(FailureReason, u64),
     /// An end state without failure, or a state at the depth limit.
@@ -794,7 +794,11 @@ where
         stats.states_expanded += 1;
         let size = enc.len();
         sh.frontier.fetch_add(size, Ordering::Relaxed);
-        Kind::Expand(engine.freeze(succ.slots, succ.now), succ.enabled, size)
+        Kind::Expand(
+            Box::new(engine.freeze(succ.slots, succ.now)),
+            succ.enabled,
+            size,
+        )
     };
     local.kinds.push(Some(kind));
     Reach::New
@@ -906,7 +910,7 @@ where
                 Some(Kind::Expand(state, enabled, size)) => {
                     nodes.push((meta.parent, meta.mv));
                     let node = (nodes.len() - 1) as u32;
-                    frames.push((enc, frame(state, enabled, size, node, level)));
+                    frames.push((enc, frame(*state, enabled, size, node, level)));
                 }
                 Some(Kind::Fail(reason, key)) => {
                     nodes.push((meta.parent, meta.mv));
