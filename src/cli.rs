@@ -158,7 +158,7 @@ pub enum Command {
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
-        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive\n  mkipc explore master-worker-select --exhaustive --set NJOBS=6 --set NWORKERS=3 --set CAP=2\n  mkipc explore dining-philosophers --exhaustive --keep-going --shortest"
+        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive\n  mkipc explore master-worker-select --exhaustive --set NJOBS=6 --set NWORKERS=3 --set CAP=2\n  mkipc explore dining-philosophers --exhaustive --keep-going --shortest\n  mkipc explore ring-rpc --exhaustive --jobs 0   # the parallel search, every core\n  mkipc explore ring-rpc --exhaustive --keep-going --shard 0/4 --json > shard-0.json   # ... 3/4\n  mkipc explore --merge shard-*.json   # the shards' reports as one"
     )]
     Explore {
         /// The scenario: a file, or a bundled scenario's name (as for `run`).

@@ -10,7 +10,12 @@
 //!
 //! Seeds are explored in parallel (`--jobs`, every core by default). The
 //! answer does not depend on the number of jobs: seeds are handed out in
-//! order, and the smallest failing seed is the one reported.
+//! order, and the smallest failing seed is the one reported. With
+//! `--exhaustive`, `--jobs N` runs the stateful checker's parallel search
+//! ([`mkipc_sim::check::parallel`]), whose answer does not depend on N
+//! either. `--shard i/n` runs one part of the search (every `n`-th seed,
+//! or a share of the checker's states), for other machines to run the
+//! rest; [`merge`] (`explore --merge`) puts the parts' reports together.
 //!
 //! ```
 //! use mkipc::explore::{explore, ExploreOptions};
@@ -628,17 +633,26 @@ fn explore_set_up(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreR
             ))
         })
     };
+    let one_thread = |mut r: ExploreResult| {
+        if let Some(j) = opts.checker_jobs {
+            r.notes.push(format!(
+                "--jobs {j}: the stateless search runs on one thread (only seeds and the \
+                 stateful checker run in parallel)"
+            ));
+        }
+        r
+    };
     match (opts.engine, &refused) {
         (Engine::Stateless, _) => {
             stateless_shard()?;
-            Ok(exhaustive(scn, opts, bound))
+            Ok(one_thread(exhaustive(scn, opts, bound)))
         }
         (Engine::Stateful, Some(why)) => Err(why.clone()),
         (Engine::Auto, Some(why)) => {
             stateless_shard()?;
             let mut r = exhaustive(scn, opts, bound);
             r.notes.insert(0, format!("stateless search: {why}"));
-            Ok(r)
+            Ok(one_thread(r))
         }
         (_, None) => stateful(scn, opts),
     }
