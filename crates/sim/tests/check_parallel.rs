@@ -885,3 +885,78 @@ fn the_cycle_proviso_keeps_a_spinning_process_from_hiding_the_others() {
         }
     }
 }
+
+/// Bad input and limits: a visited set that would pass `max_memory` stops
+/// the search with the statistics so far, a depth limit cuts it, and both
+/// say the search was incomplete; the same for every number of workers.
+#[test]
+fn limits_stop_the_parallel_search_and_say_so() {
+    let m = Model {
+        ports: vec![11, 11],
+        procs: vec![
+            vec![
+                MOp::Send {
+                    port: 0,
+                    value: 1,
+                    policy: 0,
+                },
+                MOp::Send {
+                    port: 0,
+                    value: 2,
+                    policy: 0,
+                },
+                MOp::Receive { port: 1, wait: 0 },
+            ],
+            vec![
+                MOp::Send {
+                    port: 1,
+                    value: 1,
+                    policy: 0,
+                },
+                MOp::Receive { port: 0, wait: 0 },
+                MOp::Send {
+                    port: 1,
+                    value: 2,
+                    policy: 0,
+                },
+            ],
+            vec![
+                MOp::Choose(3),
+                MOp::Receive { port: 0, wait: 0 },
+                MOp::Yield,
+            ],
+        ],
+        server: false,
+    };
+    let full = Checker::new()
+        .keep_going()
+        .parallel(2)
+        .run(|w| build(&m, w));
+    assert!(full.stats.complete);
+    for jobs in [1, 2] {
+        let out = Checker::new()
+            .keep_going()
+            .max_memory(16 << 10)
+            .parallel(jobs)
+            .run(|w| build(&m, w));
+        assert!(!out.stats.complete);
+        assert_eq!(
+            out.stats.stopped.as_deref(),
+            Some("visited set reached --max-memory"),
+            "{}",
+            out.stats
+        );
+        assert!(out.stats.states_stored < full.stats.states_stored);
+        assert!(out
+            .to_string()
+            .contains("search incomplete: visited set reached --max-memory"));
+        let out = Checker::new()
+            .keep_going()
+            .max_depth(3)
+            .parallel(jobs)
+            .run(|w| build(&m, w));
+        assert!(!out.stats.complete);
+        assert!(out.stats.depth_cuts > 0);
+        assert_eq!(out.stats.max_depth, 3);
+    }
+}

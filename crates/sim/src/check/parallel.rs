@@ -265,23 +265,58 @@ struct Meta {
     owner: (u32, u32),
 }
 
-/// What a state new in the next level is.
+/// What a state new in the next level is. (`Expand` is the large one and
+/// the common one: boxing it would cost an allocation per state.)
+#[allow(clippy::large_enum_variant)]
 enum Kind<M> {
     /// To expand: the state, its enabled processes, its encoding's size.
-    Expand(Box<State<M>>, Vec<u32>, usize),
+    Expand(State<M>, Vec<u32>, usize),
     /// A failure there, and the state's key.
     Fail(FailureReason, u64),
     /// An end state without failure, or a state at the depth limit.
     Leaf,
 }
 
+/// The next level's states: their encodings one after another in one
+/// arena (no allocation per state), found by hash.
+#[derive(Default)]
+struct NextLevel {
+    /// Encodings, one after another.
+    arena: Vec<u8>,
+    /// Per state: where its encoding is in the arena, how it was reached,
+    /// and the next state with the same hash (`u32::MAX`: none).
+    entries: Vec<(usize, usize, Meta, u32)>,
+    /// The first state of each hash.
+    heads: HashMap<u64, u32, FoldBuild>,
+}
+
+impl NextLevel {
+    fn find(&self, hash: u64, enc: &[u8]) -> Option<usize> {
+        let mut at = *self.heads.get(&hash)?;
+        while let Some((start, len, _, next)) = self.entries.get(at as usize) {
+            if self.arena.get(*start..start + len) == Some(enc) {
+                return Some(at as usize);
+            }
+            at = *next;
+        }
+        None
+    }
+    fn insert(&mut self, hash: u64, enc: &[u8], meta: Meta) {
+        let at = self.entries.len() as u32;
+        let next = self.heads.insert(hash, at).unwrap_or(u32::MAX);
+        self.entries.push((self.arena.len(), enc.len(), meta, next));
+        self.arena.extend_from_slice(enc);
+    }
+    fn bytes(&self) -> usize {
+        self.arena.len()
+    }
+}
+
 /// The shared visited set and the next level's index.
 struct Store {
     visited: Visited,
-    /// The next level's states, by encoding.
-    next: HashMap<Box<[u8]>, Meta, FoldBuild>,
-    /// Bytes of the encodings in `next`.
-    next_bytes: usize,
+    /// The next level's states.
+    next: NextLevel,
     /// The split level's states dealt to other shards (their encodings):
     /// reached again, they are explored here too.
     foreign: HashSet<Box<[u8]>, FoldBuild>,
@@ -418,8 +453,7 @@ where
     let shared = Shared {
         store: Mutex::new(Store {
             visited,
-            next: HashMap::default(),
-            next_bytes: 0,
+            next: NextLevel::default(),
             foreign: HashSet::default(),
         }),
         work: Mutex::new(Vec::new()),
@@ -698,34 +732,34 @@ where
         mv,
         owner,
     };
+    let hash = hash64(enc, 11);
     // `Some(reclaimed)`: new in the next level.
     let found: Result<Option<bool>, Reach> = {
         let mut st = sh.store.lock();
         let frontier = sh.frontier.load(Ordering::Relaxed);
         let room = sh
             .limit
-            .saturating_sub(frontier + st.next_bytes + enc.len());
+            .saturating_sub(frontier + st.next.bytes() + enc.len());
         match st
             .visited
             .insert(enc, &engine.cuts, &mut engine.known, procs, room)
         {
             Insert::Full => Err(Reach::Stop),
             Insert::New => {
-                st.next_bytes += enc.len();
-                st.next.insert(enc.as_slice().into(), meta(mv));
+                st.next.insert(hash, enc, meta(mv));
                 Ok(Some(false))
             }
             Insert::Seen => {
-                if let Some(m) = st.next.get_mut(enc.as_slice()) {
+                if let Some(at) = st.next.find(hash, enc) {
+                    let m = &mut st.next.entries[at].2;
                     if key < m.key {
                         m.key = key;
                         m.parent = parent;
                         m.mv = mv;
                     }
                     Err(Reach::Next)
-                } else if st.foreign.remove(enc.as_slice()) {
-                    st.next_bytes += enc.len();
-                    st.next.insert(enc.as_slice().into(), meta(mv));
+                } else if !st.foreign.is_empty() && st.foreign.remove(enc.as_slice()) {
+                    st.next.insert(hash, enc, meta(mv));
                     Ok(Some(true))
                 } else {
                     Err(Reach::Old)
@@ -794,11 +828,7 @@ where
         stats.states_expanded += 1;
         let size = enc.len();
         sh.frontier.fetch_add(size, Ordering::Relaxed);
-        Kind::Expand(
-            Box::new(engine.freeze(succ.slots, succ.now)),
-            succ.enabled,
-            size,
-        )
+        Kind::Expand(engine.freeze(succ.slots, succ.now), succ.enabled, size)
     };
     local.kinds.push(Some(kind));
     Reach::New
@@ -893,15 +923,16 @@ where
         for l in &locals {
             add_counts(stats, &l.stats);
         }
-        let found: Vec<(Box<[u8]>, Meta)> = {
-            let mut st = sh.store.lock();
-            st.next_bytes = 0;
-            st.next.drain().collect()
-        };
-        let mut found = found;
-        found.sort_unstable_by_key(|(_, m)| m.key);
-        let mut frames: Vec<(Box<[u8]>, Frame<M>)> = Vec::new();
-        for (enc, meta) in found {
+        let mut next = std::mem::take(&mut sh.store.lock().next);
+        next.heads.clear();
+        let arena = std::mem::take(&mut next.arena);
+        let mut found = std::mem::take(&mut next.entries);
+        found.sort_unstable_by_key(|(_, _, m, _)| m.key);
+        // The encodings are kept only for the split (the states dealt to
+        // other shards); the positions are into `arena`.
+        let mut frames: Vec<((usize, usize), Frame<M>)> = Vec::new();
+        for (start, len, meta, _) in found {
+            let enc = (start, len);
             let kind = locals
                 .get_mut(meta.owner.0 as usize)
                 .and_then(|l| l.kinds.get_mut(meta.owner.1 as usize))
@@ -910,7 +941,7 @@ where
                 Some(Kind::Expand(state, enabled, size)) => {
                     nodes.push((meta.parent, meta.mv));
                     let node = (nodes.len() - 1) as u32;
-                    frames.push((enc, frame(*state, enabled, size, node, level)));
+                    frames.push((enc, frame(state, enabled, size, node, level)));
                 }
                 Some(Kind::Fail(reason, key)) => {
                     nodes.push((meta.parent, meta.mv));
@@ -942,13 +973,13 @@ where
                 s.prefix_end_states = stats.end_states;
                 let all = std::mem::take(&mut frames);
                 let mut st = sh.store.lock();
-                for (pos, (enc, f)) in all.into_iter().enumerate() {
+                for (pos, ((start, len), f)) in all.into_iter().enumerate() {
                     if pos as u64 % u64::from(count) == u64::from(index) {
-                        frames.push((enc, f));
+                        frames.push(((start, len), f));
                     } else {
                         sh.frontier.fetch_sub(f.size, Ordering::Relaxed);
                         stats.states_expanded -= 1;
-                        st.foreign.insert(enc);
+                        st.foreign.insert(arena[start..start + len].into());
                     }
                 }
                 s.roots = frames.len() as u64;
