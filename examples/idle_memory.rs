@@ -9,11 +9,13 @@
 //! cargo run --release --example idle_memory -- closure 100000
 //! cargo run --release --example idle_memory -- machine 1000000
 //! cargo run --release --example idle_memory -- script 10000000
+//! cargo run --release --example idle_memory -- async 1000000
 //! ```
 //!
 //! `closure`: a Rust closure on a coroutine (`Sim::spawn`); `machine`: a
 //! stackless `Machine` (`Sim::spawn_machine`); `script`: a scenario
-//! script's process, stackless (`receive own timeout 1s`).
+//! script's process, stackless (`receive own timeout 1s`); `async`: an
+//! async process, a future the loop polls (`Sim::spawn_async`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use mkipc::kernel::{Capacity, Ipc, PortName, Source, Wait, WaitOutcome};
 use mkipc::sim::machine::{Ctx, Machine, Op, Step};
-use mkipc::sim::{ms, Inherit, Sim};
+use mkipc::sim::{ms, AsyncIpc, Inherit, Sim};
 
 const IDLE_SCRIPT: &str = r#"
 name = "idle"
@@ -98,6 +100,16 @@ fn main() -> Result<(), String> {
                     .map_err(|e| e.to_string())?;
             }
         }
+        "async" => {
+            for _ in 0..n {
+                sim.spawn_async("idle", &[], |p| async move {
+                    let own = p.port_allocate(Capacity::Bounded(1)).await?;
+                    let _ = p.receive_timeout(own, Duration::from_secs(1)).await;
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            }
+        }
         "script" => {
             let scn = Arc::new(
                 mkipc::scenario::parse("idle.toml", IDLE_SCRIPT).map_err(|e| e.to_string())?,
@@ -111,7 +123,11 @@ fn main() -> Result<(), String> {
                 Ok(vec![Inherit::receive(own)])
             })?;
         }
-        other => return Err(format!("kind: closure, machine or script, not {other}")),
+        other => {
+            return Err(format!(
+                "kind: closure, machine, script or async, not {other}"
+            ))
+        }
     }
     let seen = Rc::new(Cell::new((0u64, 0f64)));
     let seen2 = Rc::clone(&seen);

@@ -164,6 +164,7 @@ mod interp;
 mod mech;
 mod os;
 mod parse;
+mod print;
 mod record;
 mod report;
 mod run;
@@ -195,6 +196,7 @@ pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use mech::MechOp;
 pub use os::{check_os, run_os, run_os_traced, OsOptions, OS_ROLES, ROLE as OS_ROLE};
 pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
+pub use print::from_model;
 pub use record::Recorder;
 pub use report::{
     instance_of, InvariantResult, MessageTotals, ProcessResult, QueueResult, RunResult,

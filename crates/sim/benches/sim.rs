@@ -7,6 +7,8 @@
 //! * `pingpong/sim_traced` — the same with the trace recorded.
 //! * `pingpong/machines` — the same ping-pong with two stackless machines
 //!   (`workload::ping_pong_machines`: no coroutines), the same run.
+//! * `pingpong/async` — the same ping-pong with two async processes
+//!   (`workload::ping_pong_async`: futures the loop polls), the same run.
 //! * `floor/kernel_only` — the same four kernel operations per round trip on
 //!   the non-blocking core from one thread, no scheduling: the IPC cost.
 //! * `floor/coroutine_switch` — two coroutines on pooled stacks taking turns
@@ -26,7 +28,7 @@
 //!   and not; the line says which.
 //!
 //! Before the timings it prints the resident memory per idle process, for
-//! closures (coroutines) and stackless machines, with 100,000 processes
+//! closures (coroutines), stackless machines and async processes, with 100,000 processes
 //! parked in a receive on their own port (`MKIPC_BENCH_IDLE=100000,1000000`
 //! for other sizes), each size and kind measured in a fresh process, with
 //! the time to create and park them; set `MKIPC_BENCH_NO_MEMORY=1` to skip
@@ -147,6 +149,13 @@ fn rss_bytes() -> u64 {
         * 4096
 }
 
+/// The same ping-pong with two async processes (futures, no coroutines).
+fn pingpong_async(rounds: u64, trace: bool) -> u64 {
+    let mut sim = Sim::builder().seed(7).trace(trace).build();
+    workload::ping_pong_async(&mut sim, rounds).unwrap();
+    sim.run().unwrap().steps
+}
+
 /// An idle process's body: allocates a port, then waits on it for a
 /// virtual second, as a machine.
 #[derive(Debug)]
@@ -187,14 +196,24 @@ impl mkipc_sim::machine::Machine for IdleMachine {
 /// machines) each allocate a port and block receiving on it (timing out
 /// after a virtual second); a reporter measures at 1 ms, when all are
 /// parked.
-fn idle_memory(n: u64, machines: bool) -> (f64, f64) {
+fn idle_memory(n: u64, kind: &str) -> (f64, f64) {
+    use mkipc_sim::AsyncIpc;
     let start = std::time::Instant::now();
     let mut sim = Sim::builder().seed(1).trace(false).build();
     let before = rss_bytes();
     for _ in 0..n {
-        if machines {
+        if kind == "machine" {
             sim.spawn_machine("idle", &[], |_| IdleMachine { own: None })
                 .unwrap();
+        } else if kind == "async" {
+            sim.spawn_async("idle", &[], |p| async move {
+                let own = p.port_allocate(Capacity::Bounded(1)).await?;
+                let _ = p
+                    .receive_timeout(own, std::time::Duration::from_secs(1))
+                    .await;
+                Ok(())
+            })
+            .unwrap();
         } else {
             sim.spawn("idle", |p| {
                 let own = p.port_allocate(Capacity::Bounded(1))?;
@@ -250,7 +269,7 @@ fn cpu_secs() -> f64 {
 fn idle_child(spec: &str) {
     let (kind, n) = spec.split_once(':').unwrap_or(("closure", "100000"));
     let n: u64 = n.parse().unwrap_or(100_000);
-    let (bytes, secs) = idle_memory(n, kind == "machine");
+    let (bytes, secs) = idle_memory(n, kind);
     println!(
         "idle {kind:<8} {n:>9} processes: {bytes:>6.0} B resident each, created and parked in {secs:.2} s (whole run: {:.2} s CPU)",
         cpu_secs()
@@ -331,8 +350,10 @@ fn peer_comparison(batches: usize) {
     pingpong(ROUNDS / 10, false);
     nexo::ping_pong(messages / 10);
     pingpong_machines(ROUNDS / 10, false);
+    pingpong_async(ROUNDS / 10, false);
     let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
     let (mut machines, mut machines_traced) = (Vec::new(), Vec::new());
+    let (mut asyncs, mut asyncs_traced) = (Vec::new(), Vec::new());
     for _ in 0..batches {
         sim.push(rate(ops, || {
             black_box(pingpong(ROUNDS, false));
@@ -345,6 +366,12 @@ fn peer_comparison(batches: usize) {
         }));
         machines_traced.push(rate(ops, || {
             black_box(pingpong_machines(ROUNDS, true));
+        }));
+        asyncs.push(rate(ops, || {
+            black_box(pingpong_async(ROUNDS, false));
+        }));
+        asyncs_traced.push(rate(ops, || {
+            black_box(pingpong_async(ROUNDS, true));
         }));
         peer.push(rate(messages * 2, || nexo::ping_pong(messages)));
     }
@@ -359,6 +386,8 @@ fn peer_comparison(batches: usize) {
         ("mkipc sim traced", &traced),
         ("mkipc machines", &machines),
         ("mkipc machines tr.", &machines_traced),
+        ("mkipc async", &asyncs),
+        ("mkipc async traced", &asyncs_traced),
         ("NeXosim", &peer),
     ] {
         let (med, lo, hi) = stats(v.clone());
@@ -374,9 +403,21 @@ fn peer_comparison(batches: usize) {
         ("traced", &traced),
         ("machines", &machines),
         ("machines traced", &machines_traced),
+        ("async", &asyncs),
+        ("async traced", &asyncs_traced),
     ] {
         let (med, lo, hi) = ratio(v);
         println!("  ratio mkipc/NeXosim {name:<15} {med:.2}x (min {lo:.2}, max {hi:.2})");
+    }
+    // Async processes beside closures and machines, batch by batch.
+    let beside = |a: &[f64], b: &[f64]| stats(a.iter().zip(b).map(|(x, y)| x / y).collect());
+    for (name, a, b) in [
+        ("async/closures", &asyncs, &sim),
+        ("async/machines", &asyncs, &machines),
+        ("async/closures traced", &asyncs_traced, &traced),
+    ] {
+        let (med, lo, hi) = beside(a, b);
+        println!("  ratio {name:<22} {med:.2}x (min {lo:.2}, max {hi:.2})");
     }
 }
 
@@ -397,7 +438,7 @@ fn benches(c: &mut Criterion) {
             .split(',')
             .filter_map(|s| s.trim().parse::<u64>().ok())
         {
-            for kind in ["closure", "machine"] {
+            for kind in ["closure", "machine", "async"] {
                 match idle_memory_child(kind, n) {
                     Some(line) => println!("{line} (each holding a port)"),
                     None => println!("idle {kind} {n}: the measuring child failed"),
@@ -415,6 +456,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("machines", |b| {
         b.iter(|| pingpong_machines(ROUND_TRIPS, false))
     });
+    g.bench_function("async", |b| b.iter(|| pingpong_async(ROUND_TRIPS, false)));
     g.finish();
 
     let mut g = c.benchmark_group("explore");

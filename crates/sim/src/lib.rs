@@ -23,6 +23,10 @@
 //! * **Scale.** Stacks are carved from a few large mappings ([`stack`]), so a
 //!   run holds hundreds of thousands of processes.
 //! * **Threaded mode** ([`Threaded`]) runs the same closures on OS threads.
+//! * **Async processes** ([`Sim::spawn_async`], [`async_proc`]): a future
+//!   whose every operation ([`AsyncIpc`], `work`, `sleep`) is awaited, polled
+//!   by the same loop with no stack of its own, scheduled as the closure
+//!   making the same calls.
 //!
 //! Examples: `cargo run -p mkipc-sim --example deadlock` (exploration finds
 //! and explains the classic rendezvous deadlock), `--example capacity_trace`
@@ -74,6 +78,7 @@
 //! println!("{report}");
 //! ```
 
+pub mod async_proc;
 pub mod builder;
 pub mod check;
 pub mod conformance;
@@ -97,6 +102,7 @@ pub mod time;
 pub mod trace;
 pub mod workload;
 
+pub use crate::async_proc::{AsyncIpc, AsyncProc};
 pub use crate::builder::{Inherit, SimBuilder};
 pub use crate::deadlock::Deadlock;
 pub use crate::explore::{ExploreOutcome, Explorer, Reduction, SearchCut};

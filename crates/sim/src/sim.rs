@@ -321,6 +321,39 @@ impl Sim {
         })
     }
 
+    /// Spawns an async process (module [`async_proc`](crate::async_proc)):
+    /// `make` gets the process's [`AsyncProc`](crate::AsyncProc) handle and
+    /// returns the future it runs, which the loop polls with no thread and
+    /// no stack of its own. It inherits `inherit` as
+    /// [`Sim::spawn_with`]'s closure would, and is scheduled as that
+    /// closure, making the same calls, would be.
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Message};
+    /// use mkipc_sim::{AsyncIpc, Sim};
+    /// let mut sim = Sim::builder().seed(1).build();
+    /// sim.spawn_async("echo", &[], |p| async move {
+    ///     let port = p.port_allocate(Capacity::Bounded(1)).await?;
+    ///     p.send(port, Message::from_u64(1, 7)).await?;
+    ///     assert_eq!(p.receive(port).await?.as_u64(), Some(7));
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// assert!(sim.run().is_ok());
+    /// ```
+    pub fn spawn_async<F, Fut>(
+        &mut self,
+        name: &str,
+        inherit: &[CarriedRight],
+        make: F,
+    ) -> Result<ProcId, IpcError>
+    where
+        F: FnOnce(crate::AsyncProc) -> Fut + 'static,
+        Fut: std::future::Future<Output = ProcResult> + 'static,
+    {
+        crate::async_proc::spawn_async_process(&self.core, name, None, inherit, make)
+    }
+
     /// Declares `proc` a server: a process that may wait forever for its
     /// next request. A run where every other process has ended and each
     /// server still alive is blocked receiving (not sending, not waiting for

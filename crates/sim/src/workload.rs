@@ -154,3 +154,40 @@ pub fn ping_pong_machines(sim: &mut Sim, rounds: u64) -> Result<(), IpcError> {
     }
     Ok(())
 }
+
+/// [`ping_pong`] with two async processes ([`Sim::spawn_async`]): the same
+/// calls, awaited; the same run, for the same seed.
+///
+/// ```
+/// let mut sim = mkipc_sim::Sim::builder().seed(1).build();
+/// mkipc_sim::workload::ping_pong_async(&mut sim, 10).unwrap();
+/// assert!(sim.run().is_ok());
+/// ```
+pub fn ping_pong_async(sim: &mut Sim, rounds: u64) -> Result<(), IpcError> {
+    use crate::AsyncIpc;
+    let ping = sim.port("ping", Capacity::Bounded(1))?;
+    let pong = sim.port("pong", Capacity::Bounded(1))?;
+    sim.spawn_async(
+        "a",
+        &[Inherit::send(ping), Inherit::receive(pong)],
+        move |p| async move {
+            for i in 0..rounds {
+                p.send(p.right(0), Message::from_u64(1, i)).await?;
+                p.receive(p.right(1)).await?;
+            }
+            Ok(())
+        },
+    )?;
+    sim.spawn_async(
+        "b",
+        &[Inherit::receive(ping), Inherit::send(pong)],
+        move |p| async move {
+            for _ in 0..rounds {
+                let m = p.receive(p.right(0)).await?;
+                p.send(p.right(1), m).await?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}

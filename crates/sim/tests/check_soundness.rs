@@ -876,3 +876,65 @@ fn the_reduction_rules_on_hand_written_models() {
         println!("{what}: {full} states in full, {with} reduced");
     }
 }
+
+/// The public random models (`mkipc_sim::strategy::model`: ports and
+/// mailboxes of every capacity, send policies, RPC with send-once reply
+/// rights, timeouts, a server), which the generator above does not make:
+/// what a reduced and an unreduced search of one must both find, every
+/// distinct failure and every terminal end state (each process's status,
+/// position and value received).
+mod public_models {
+    use std::collections::BTreeSet;
+
+    use mkipc_sim::check::{Checker, ProcStatus};
+    use mkipc_sim::strategy::{model, Model, ModelMachine, Verdict};
+    use proptest::prelude::*;
+
+    use super::status_text;
+
+    fn kept(m: &Model, reduction: bool) -> Option<(BTreeSet<Verdict>, BTreeSet<String>)> {
+        let mut kinds = BTreeSet::new();
+        let mut terminal = BTreeSet::new();
+        let checker = Checker::new()
+            .keep_going()
+            .max_failures(100_000)
+            .max_memory(64 << 20)
+            .reduction(reduction);
+        let out = checker.run_with_ends(
+            |w| m.setup(w).expect("a well-formed model"),
+            |end| {
+                let v = Verdict::of(end.failure);
+                let view = &end.view;
+                let procs: Vec<String> = (0..view.procs())
+                    .map(|i| {
+                        let id = mkipc_sim::ProcId(i as u32);
+                        let status = match view.status(id).unwrap() {
+                            ProcStatus::Ended(s) => status_text(&s),
+                            _ => "Stuck".into(),
+                        };
+                        let machine: &ModelMachine = view.machine(id).unwrap();
+                        format!("{status} at {} x {}", machine.at(), machine.x())
+                    })
+                    .collect();
+                if end.terminal {
+                    terminal.insert(format!("{v} {procs:?}"));
+                }
+                kinds.insert(v);
+            },
+        );
+        out.stats.complete.then_some((kinds, terminal))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_reduction_keeps_every_failure_and_end_state_of_public_models(m in model()) {
+            let Some(full) = kept(&m, false) else {
+                return Err(TestCaseError::reject("too big"));
+            };
+            let reduced = kept(&m, true);
+            prop_assert_eq!(Some(full), reduced, "\n{}", m);
+        }
+    }
+}

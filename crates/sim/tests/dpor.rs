@@ -359,3 +359,59 @@ fn a_kill_right_after_a_wake_is_reversed() {
         time_kill: None,
     });
 }
+
+/// The public random models (`mkipc_sim::strategy::model_with_faults`:
+/// ports and mailboxes of every capacity, send policies, RPC with
+/// send-once reply rights, timeouts, a server, kills at a time), which
+/// the generator above does not make: DPOR reaches exactly the verdicts
+/// and end statuses the plain search reaches, in no more runs.
+mod public_models {
+    use std::collections::BTreeSet;
+
+    use mkipc_sim::strategy::{model_with_faults, Model, Verdict};
+    use mkipc_sim::{ExitStatus, Explorer, Reduction, Sim};
+    use proptest::prelude::*;
+
+    fn explore(m: &Model, reduction: Reduction, max_runs: u64) -> (bool, u64, BTreeSet<String>) {
+        let mut keys = BTreeSet::new();
+        let out = Explorer::new()
+            .builder(Sim::builder().trace(false))
+            .exhaustive(usize::MAX, max_runs)
+            .reduction(reduction)
+            .run_all(
+                |sim| m.install(sim).expect("a well-formed model"),
+                |r| {
+                    let (reason, report) = match r {
+                        Ok(report) => (None, report),
+                        Err(f) => (Some(&f.reason), &*f.report),
+                    };
+                    let statuses: Vec<String> = report
+                        .procs
+                        .iter()
+                        .map(|p| match &p.status {
+                            ExitStatus::Panicked(_) => "panicked".to_string(),
+                            s => format!("{s:?}"),
+                        })
+                        .collect();
+                    keys.insert(format!("{} {statuses:?}", Verdict::of(reason)));
+                },
+            );
+        (out.complete, out.runs, keys)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn dpor_reaches_what_plain_dfs_reaches_on_public_models(m in model_with_faults()) {
+            let (complete, plain_runs, plain) = explore(&m, Reduction::None, 300);
+            if !complete {
+                return Err(TestCaseError::reject("too big for the plain search"));
+            }
+            let (complete, runs, reduced) = explore(&m, Reduction::Dpor, 300);
+            prop_assert!(complete, "DPOR incomplete after {} runs\n{}", runs, m);
+            prop_assert!(runs <= plain_runs, "{} runs reduced, {} plain\n{}", runs, plain_runs, m);
+            prop_assert_eq!(plain, reduced, "\n{}", m);
+        }
+    }
+}

@@ -50,6 +50,9 @@ pub(crate) struct Pending {
     pub token: WaitToken,
     pub deadline: Option<u64>,
     pub op: (bool, Target),
+    /// A receive from several names: the names (for the partial-order
+    /// reduction's lazy blocking, module `por`).
+    pub sources: Vec<PortName>,
 }
 
 /// The IPC operation a step started through [`Ctx::send`] or
@@ -213,6 +216,7 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                     token,
                     deadline,
                     op: (true, target_of_dest(dest)),
+                    sources: Vec::new(),
                 });
                 Op::Pending
             }
@@ -249,6 +253,10 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                     token,
                     deadline,
                     op: (false, target_of_source(source)),
+                    sources: match source {
+                        Source::Any(names) => names.to_vec(),
+                        _ => Vec::new(),
+                    },
                 });
                 return Op::Pending;
             }

@@ -170,7 +170,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let machine = Arc::make_mut(&mut slot.machine);
         let result = catch_unwind(AssertUnwindSafe(|| machine.step(&mut cx, resumed)));
         let spawned = std::mem::take(&mut cx.spawned);
-        let pending = cx.pending.take();
+        let mut pending = cx.pending.take();
+        let pending_sources = pending.as_mut().map(|p| std::mem::take(&mut p.sources));
         let chose = cx.unsupported.take();
         let misuse = cx.misuse.take().or_else(|| {
             cx.blocked_outside().then(|| {
@@ -268,6 +269,11 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
                     .object_key(pid, n)
                     .is_some_and(|k| self.world.buffered_mailboxes.contains(&k)),
+                (Status::Waiting { deadline: None, .. }, Some((false, Target::AnyOf(_)))) => {
+                    pending_sources
+                        .as_deref()
+                        .is_some_and(|names| por::lazy_sources(&self.world, pid, names))
+                }
                 _ => false,
             };
         slots[i].status = status;

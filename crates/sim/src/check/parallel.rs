@@ -662,7 +662,7 @@ fn expand<M>(
             )
         };
         if succ.blocked {
-            if let Some((send, Some(key))) = succ.waits {
+            if let Some((send, key)) = succ.waits {
                 frame.blocked.push((mv.proc, send, key));
             }
             if judge {
@@ -828,7 +828,12 @@ where
         stats.states_expanded += 1;
         let size = enc.len();
         sh.frontier.fetch_add(size, Ordering::Relaxed);
-        Kind::Expand(engine.freeze(succ.slots, succ.now), succ.enabled, size)
+        // The order the moves are tried in, as the sequential search.
+        let mut enabled = succ.enabled;
+        if engine.lazy_blocking {
+            super::por::probe_first(&mut enabled, &succ.slots);
+        }
+        Kind::Expand(engine.freeze(succ.slots, succ.now), enabled, size)
     };
     local.kinds.push(Some(kind));
     Reach::New

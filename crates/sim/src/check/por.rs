@@ -52,6 +52,11 @@
 //! receiver and senders are tied by rights and notifications), a select,
 //! a choice, anything through `Ctx::ipc`.
 //!
+//! Which move is tried first matters, since only it is judged:
+//! [`probe_first`] puts first the highest-index process whose wait has
+//! completed (taking the outcome is often a local step), else the search's
+//! own order (highest index first) stands.
+//!
 //! Time cannot break the argument: it moves only when nobody can step, so
 //! no timer fires before a safe step that could run. Invariants read the
 //! whole state, so a model with invariants is searched without reduction.
@@ -141,4 +146,45 @@ fn waits_on<M>(world: &World<M>, s: &Slot<M>, key: (u8, u64), send: bool, timed:
         Some((_, Target::AnyOf(_))) | None => true,
         Some((_, Target::Task(_) | Target::AnyTask)) => false,
     }
+}
+
+/// Puts first (last in `enabled`, which the search pops from the end) the
+/// move most likely to be safe: the highest-index process whose wait has
+/// completed, whose step takes the outcome and is often local (a `select`
+/// woken by a notification starts a new round and yields). Only the first
+/// move of a state is judged, so this is where the reduction can apply;
+/// the order is otherwise free (every order explores a correct graph).
+pub(crate) fn probe_first<M>(enabled: &mut [u32], slots: &[Slot<M>]) {
+    let resumes = |&p: &u32| matches!(slots[p as usize].status, Status::Waiting { .. });
+    if let Some(k) = enabled.iter().rposition(resumes) {
+        enabled[k..].rotate_left(1);
+    }
+}
+
+/// Whether a receive from several `names` that blocked (untimed) may block
+/// lazily (DESIGN.md, "Partial-order reduction", lazy blocking), as a plain
+/// receive on one buffered mailbox does: every name denotes a buffered
+/// system mailbox open to all ([`World::mailbox`]) or a port of non-zero
+/// capacity whose receive right `pid` holds (nobody else can receive from
+/// it). Then whether it waited
+/// first and was handed the first message to arrive, or received after that
+/// message arrived, is the same by the machine law: the oldest message
+/// across the names is the first to have arrived since it blocked (they
+/// were all empty then), and a message handed over or queued leaves the
+/// other queues alike. A rendezvous queue is excluded: there a waiting
+/// receiver is what lets a send complete.
+pub(crate) fn lazy_sources<M>(
+    world: &World<M>,
+    pid: mkipc_kernel::Pid,
+    names: &[mkipc_kernel::PortName],
+) -> bool {
+    let kernel = &world.kernel;
+    !names.is_empty()
+        && names.iter().all(|&n| match kernel.object_key(pid, n) {
+            Some(k @ (2, _)) => world.buffered_mailboxes.contains(&k),
+            Some((0, _)) => kernel
+                .port_status(pid, n)
+                .is_ok_and(|s| s.capacity != mkipc_kernel::Capacity::Zero),
+            _ => false,
+        })
 }

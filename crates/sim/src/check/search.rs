@@ -83,7 +83,7 @@ pub(super) fn after_blocked<M>(top: &mut Frame<M>) -> Option<Move> {
     top.blocked.retain(|&(p, send, key)| {
         let overtaken = registered
             .iter()
-            .any(|&(s, k)| s == send && k.is_none_or(|k| k == key));
+            .any(|&(s, k)| s == send && (k.is_none() || key.is_none() || k == key));
         if overtaken {
             promoted.push(p);
         }
@@ -118,6 +118,11 @@ pub(super) fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
     Some(next)
 }
 
+/// A process whose step only blocked (module `por`): it, and the wait it
+/// would leave, a send (else a receive) on this mailbox (`None`: on
+/// several names).
+pub(super) type BlockedStep = (u32, bool, Option<(u8, u64)>);
+
 /// A state waiting to be expanded.
 pub(super) struct Frame<M> {
     pub(super) state: State<M>,
@@ -130,8 +135,8 @@ pub(super) struct Frame<M> {
     /// A move led to a successor (one that did not only block).
     pub(super) produced: bool,
     /// The processes whose step only blocked (module `por`), with the
-    /// wait they would leave: a send (else a receive) on this mailbox.
-    pub(super) blocked: Vec<(u32, bool, (u8, u64))>,
+    /// wait they would leave.
+    pub(super) blocked: Vec<BlockedStep>,
     /// The waits the successors left (as [`Succ::waits`]).
     pub(super) registered: Vec<(bool, Option<(u8, u64)>)>,
     /// Bytes its encoding took (the frontier's memory estimate).
@@ -348,11 +353,11 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         }
         let size = enc.len();
         stats.states_expanded += 1;
-        Ok(Some((
-            engine.freeze(succ.slots, succ.now),
-            succ.enabled,
-            size,
-        )))
+        let mut enabled = succ.enabled;
+        if engine.lazy_blocking {
+            super::por::probe_first(&mut enabled, &succ.slots);
+        }
+        Ok(Some((engine.freeze(succ.slots, succ.now), enabled, size)))
     }
 
     let init = engine.initial();
@@ -437,7 +442,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         if succ.blocked {
             // Not a transition (module `por`): the process steps once its
             // operation can complete (or see `after_blocked`).
-            if let Some((send, Some(key))) = succ.waits {
+            if let Some((send, key)) = succ.waits {
                 top.blocked.push((mv.proc, send, key));
             }
             if judge {

@@ -304,6 +304,12 @@ impl Interner {
     /// Looks `bytes` up; stores it if it is new and the growth that takes
     /// keeps [`Interner::memory`] plus `others` within `limit`.
     pub fn insert(&mut self, bytes: &[u8], others: usize, limit: usize) -> Interned {
+        self.insert_at(bytes, others, limit).0
+    }
+
+    /// [`Interner::insert`], also giving the arena offset of the string
+    /// (found or stored; meaningless with [`Interned::Full`]).
+    fn insert_at(&mut self, bytes: &[u8], others: usize, limit: usize) -> (Interned, u64) {
         let hash = hash64(bytes, 0);
         let tag = hash >> OFFSET_BITS << OFFSET_BITS;
         if !self.table.is_empty() {
@@ -317,7 +323,7 @@ impl Interner {
                 if e & !OFFSET_MASK == tag {
                     let (num, stored) = self.at((e & OFFSET_MASK) - 1);
                     if stored == bytes {
-                        return Interned::At(num, false);
+                        return (Interned::At(num, false), (e & OFFSET_MASK) - 1);
                     }
                 }
                 i = (i + 1) & mask;
@@ -347,7 +353,7 @@ impl Interner {
             || self.len >= u32::MAX as usize
             || self.memory().saturating_add(grow).saturating_add(others) > limit
         {
-            return Interned::Full;
+            return (Interned::Full, 0);
         }
         if let Some(c) = arena_cap {
             self.arena.reserve_exact(c - self.arena.len());
@@ -366,7 +372,7 @@ impl Interner {
         }
         self.table[i] = tag | (offset + 1);
         self.len += 1;
-        Interned::At(num, true)
+        (Interned::At(num, true), offset)
     }
 
     /// Moves every entry into a table of `n` slots (a power of two).
@@ -387,6 +393,43 @@ impl Interner {
 /// Parts at positions past this share the last table.
 const PART_TABLES: usize = 256;
 
+/// How many recent strings [`Recent`] remembers per table.
+const RECENT_WAYS: usize = 4;
+
+/// The strings a table gave out last (their arena offsets and numbers),
+/// compared byte for byte before the table is hashed and probed: a
+/// transition changes few parts, and the depth-first search moves between
+/// states that share most of theirs, so a part at a position is most often
+/// one of the last few seen there. Exact: a hit is a byte-equal string.
+#[derive(Default, Clone, Copy)]
+struct Recent {
+    /// (offset in the arena, number); `u64::MAX`: empty.
+    ways: [(u64, u32); RECENT_WAYS],
+    /// The way the next miss replaces (round robin).
+    next: u8,
+}
+
+impl Recent {
+    const EMPTY: Recent = Recent {
+        ways: [(u64::MAX, 0); RECENT_WAYS],
+        next: 0,
+    };
+
+    /// The number of `bytes` if it is one of the recent strings of `table`.
+    #[inline]
+    fn find(&self, table: &Interner, bytes: &[u8]) -> Option<u32> {
+        self.ways.iter().find_map(|&(offset, num)| {
+            (offset != u64::MAX && table.at(offset).1 == bytes).then_some(num)
+        })
+    }
+
+    #[inline]
+    fn remember(&mut self, offset: u64, num: u32) {
+        self.ways[self.next as usize] = (offset, num);
+        self.next = (self.next + 1) % RECENT_WAYS as u8;
+    }
+}
+
 /// Exact storage with collapse compression (module docs).
 #[derive(Default)]
 pub(crate) struct Collapse {
@@ -394,6 +437,8 @@ pub(crate) struct Collapse {
     /// later one), then each process's by process (likewise): a process's
     /// part keeps its number whatever the kernel's parts before it.
     parts: Vec<Interner>,
+    /// Per table of `parts`, the strings it gave out last.
+    recent: Vec<Recent>,
     /// The states: their vectors of part numbers.
     states: Interner,
     /// The vector being built.
@@ -432,18 +477,25 @@ impl Collapse {
                     };
                     if self.parts.len() <= table {
                         self.parts.resize_with(table + 1, Interner::default);
+                        self.recent.resize(table + 1, Recent::EMPTY);
                     }
                     let t = &mut self.parts[table];
-                    let before = t.memory();
-                    let others = self.parts_memory - before + self.states.memory();
-                    let got = t.insert(part, others, limit);
-                    self.parts_memory = self.parts_memory - before + self.parts[table].memory();
-                    match got {
-                        Interned::Full => return Insert::Full,
-                        Interned::At(n, new) => {
-                            fresh |= new;
-                            known[k] = n;
-                            n
+                    if let Some(n) = self.recent[table].find(t, part) {
+                        known[k] = n;
+                        n
+                    } else {
+                        let before = t.memory();
+                        let others = self.parts_memory - before + self.states.memory();
+                        let (got, offset) = t.insert_at(part, others, limit);
+                        self.parts_memory = self.parts_memory - before + t.memory();
+                        match got {
+                            Interned::Full => return Insert::Full,
+                            Interned::At(n, new) => {
+                                fresh |= new;
+                                known[k] = n;
+                                self.recent[table].remember(offset, n);
+                                n
+                            }
                         }
                     }
                 }

@@ -1,4 +1,4 @@
-//! Proptest strategies for scenarios, so a failing model shrinks to a minimal one.
+//! Fixed deadlock-free topologies, for properties that must hold on every run.
 //!
 //! A [`Scenario`] is a small message-passing topology (pipeline, fan-in,
 //! fan-out through a mailbox, token ring) with a capacity and a message
