@@ -163,11 +163,12 @@ pub enum Command {
     },
     /// Run a scenario under many schedules; stop at the first failure.
     #[command(
-        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive\n  mkipc explore master-worker-select --exhaustive --set NJOBS=6 --set NWORKERS=3 --set CAP=2\n  mkipc explore dining-philosophers --exhaustive --keep-going --shortest"
+        after_help = "Examples:\n  mkipc explore examples/scenarios/deadlock.toml --seeds 1000\n  mkipc explore examples/scenarios/deadlock.toml --exhaustive\n  mkipc explore master-worker-select --exhaustive --set NJOBS=6 --set NWORKERS=3 --set CAP=2\n  mkipc explore dining-philosophers --exhaustive --keep-going --shortest\n  mkipc explore ring-rpc --exhaustive --jobs 0   # the parallel search, every core\n  mkipc explore ring-rpc --exhaustive --keep-going --shard 0/4 --json > shard-0.json   # ... 3/4\n  mkipc explore --merge shard-*.json   # the shards' reports as one"
     )]
     Explore {
         /// The scenario: a file, or a bundled scenario's name (as for `run`).
-        scenario: PathBuf,
+        #[arg(required_unless_present = "merge")]
+        scenario: Option<PathBuf>,
         /// Override a `[params]` value, e.g. `--set NJOBS=11` (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = scenario::parse_override)]
         set: Vec<(String, i64)>,
@@ -177,9 +178,21 @@ pub enum Command {
         /// The first seed.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
-        /// Worker threads (default: every core).
-        #[arg(long, default_value_t = 0)]
-        jobs: usize,
+        /// Worker threads (0: every core). Seeds: default every core.
+        /// `--exhaustive`: given, the stateful checker's parallel search
+        /// (breadth-first by levels; the same states, end states and
+        /// failures for every N); not given, its depth-first search.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only shard I of N of the search: every N-th seed from offset I,
+        /// or the stateful checker's states split at a level (write each
+        /// shard's report with `--json`; `--merge` combines them).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<mkipc_sim::check::Shard>,
+        /// Combine the `--json` reports of the shards of one search into
+        /// its verdict, statistics and every failure's replay line.
+        #[arg(long, num_args = 1.., value_name = "REPORT", conflicts_with_all = ["scenario", "shard", "trail"])]
+        merge: Vec<PathBuf>,
         /// Use the PCT scheduler.
         #[arg(long)]
         pct: bool,
@@ -383,6 +396,8 @@ pub fn dispatch(cli: Cli) -> i32 {
             seeds,
             first_seed,
             jobs,
+            shard,
+            merge,
             pct,
             exhaustive,
             engine,
@@ -398,10 +413,17 @@ pub fn dispatch(cli: Cli) -> i32 {
             trail,
             json,
         } => {
+            if !merge.is_empty() {
+                return merge_cmd(&merge, json);
+            }
+            let Some(scenario) = scenario else {
+                eprintln!("error: explore needs a scenario (or --merge REPORTS...)");
+                return 2;
+            };
             let opts = ExploreOptions {
                 first_seed,
                 seeds,
-                jobs,
+                jobs: jobs.unwrap_or(0),
                 pct,
                 exhaustive: (exhaustive || trail.is_some()).then_some(bound),
                 max_runs,
@@ -421,6 +443,8 @@ pub fn dispatch(cli: Cli) -> i32 {
                 keep_going,
                 shortest,
                 reduction: !no_reduction,
+                checker_jobs: jobs.filter(|_| exhaustive),
+                shard,
             };
             match trail {
                 Some(t) => replay_trail_cmd(&scenario, &set, &opts, &t),
@@ -1112,14 +1136,53 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, json: 
             return 2;
         }
     };
+    print_explore(&scn.file, &r, json)
+}
+
+/// `mkipc explore --merge REPORTS...`: the shards' reports as one.
+fn merge_cmd(paths: &[PathBuf], json: bool) -> i32 {
+    let mut reports = Vec::new();
+    for p in paths {
+        let text = match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: {e}", p.display());
+                return 2;
+            }
+        };
+        match serde_json::from_str::<crate::explore::Report>(&text) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!(
+                    "error: {}: not a report of `mkipc explore --json`: {e}",
+                    p.display()
+                );
+                return 2;
+            }
+        }
+    }
+    match crate::explore::merge(&reports) {
+        Ok(m) => print_explore(&m.scenario, &m.result, json),
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
+/// Prints what `explore` found (text or JSON); its exit code.
+fn print_explore(file: &str, r: &crate::explore::ExploreResult, json: bool) -> i32 {
     let code = i32::from(r.failure.is_some());
     if json {
         let doc = ExploreJson {
-            schema: "mkipc-explore/1",
-            scenario: &scn.file,
-            result: &r,
+            schema: crate::explore::REPORT_SCHEMA,
+            scenario: file,
+            result: r,
         };
         return if print_json(&doc) == 0 { code } else { 2 };
+    }
+    if let (Some(n), false) = (r.merged_shards, r.engine == "stateful") {
+        println!("merged {n} shard report(s) of: {}", r.command);
     }
     for note in &r.notes {
         println!("note: {note}");
@@ -1148,13 +1211,26 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, json: 
             println!("  {}", reason.replace('\n', "\n  "));
             println!("trail: {}", f.schedule);
             println!("replay it step by step with:\n  {}", f.replay_command);
+            if r.merged_shards.is_some() && *count > 1 {
+                // A merge: every failure's replay line (from any shard).
+                let same: Vec<_> = r.failures.iter().filter(|g| g.reason == *reason).collect();
+                for g in same.iter().skip(1).take(19) {
+                    println!("  {}", g.replay_command);
+                }
+                if same.len() > 20 {
+                    println!(
+                        "  ... and {} more (--json lists every one)",
+                        same.len() - 20
+                    );
+                }
+            }
         }
         if let Some(stats) = &r.stats {
             println!("{stats}");
         }
         return code;
     }
-    match r.failure {
+    match &r.failure {
         None => {
             let what = match &r.coverage {
                 Some(coverage) => coverage.as_str(),

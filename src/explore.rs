@@ -10,7 +10,12 @@
 //!
 //! Seeds are explored in parallel (`--jobs`, every core by default). The
 //! answer does not depend on the number of jobs: seeds are handed out in
-//! order, and the smallest failing seed is the one reported.
+//! order, and the smallest failing seed is the one reported. With
+//! `--exhaustive`, `--jobs N` runs the stateful checker's parallel search
+//! ([`mkipc_sim::check::parallel`]), whose answer does not depend on N
+//! either. `--shard i/n` runs one part of the search (every `n`-th seed,
+//! or a share of the checker's states), for other machines to run the
+//! rest; [`merge`] (`explore --merge`) puts the parts' reports together.
 //!
 //! ```
 //! use mkipc::explore::{explore, ExploreOptions};
@@ -44,13 +49,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use mkipc_sim::check::Storage;
 use mkipc_sim::check::{Checker, Replay, Trail};
+pub use mkipc_sim::check::{Shard, Storage};
 use mkipc_sim::{Explorer, FailureReason, SchedulerKind, Sim};
 
 use crate::scenario::{
-    build_sim, builder_for, check_refusal, check_scenario, replay_scenario, setup_sim, RunOptions,
-    Scenario,
+    build_sim, builder_for, check_refusal, check_scenario, check_scenario_parallel,
+    replay_scenario, setup_sim, RunOptions, Scenario,
 };
 
 /// How to explore.
@@ -89,6 +94,16 @@ pub struct ExploreOptions {
     /// The stateful checker's partial-order reduction (default on;
     /// `--no-reduction` turns it off, for comparing).
     pub reduction: bool,
+    /// The stateful checker's parallel search (`--jobs` given with
+    /// `--exhaustive`): its worker threads (0: one per core). `None`: the
+    /// sequential depth-first search. The parallel search's states, end
+    /// states and failures do not depend on the number.
+    pub checker_jobs: Option<usize>,
+    /// Only this shard of the search (`--shard i/n`): every `n`-th seed
+    /// from offset `i`, or the stateful checker's states split at a level
+    /// (module [`mkipc_sim::check::parallel`]); `explore --merge` puts the
+    /// shards' reports back together ([`merge`]).
+    pub shard: Option<Shard>,
 }
 
 /// The search behind `--exhaustive`.
@@ -123,12 +138,14 @@ impl Default for ExploreOptions {
             keep_going: false,
             shortest: false,
             reduction: true,
+            checker_jobs: None,
+            shard: None,
         }
     }
 }
 
 /// The first failing run found.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FoundFailure {
     /// Its seed.
     pub seed: u64,
@@ -140,12 +157,35 @@ pub struct FoundFailure {
     pub schedule: String,
     /// The command that replays it.
     pub replay_command: String,
+    /// The stateful checker: the failure's key (hex; the same failing
+    /// state and reason in every search of the model, so that merged
+    /// shards count it once). `None` for seeds (the seed is the key).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// `Debug` as derived, with `key` only when there is one: the explorations
+/// `tests/sim_pins.rs` pins (seeds, the stateless search) print as they
+/// did before keys existed.
+impl std::fmt::Debug for FoundFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("FoundFailure");
+        d.field("seed", &self.seed)
+            .field("reason", &self.reason)
+            .field("deadlock", &self.deadlock)
+            .field("schedule", &self.schedule)
+            .field("replay_command", &self.replay_command);
+        if let Some(key) = &self.key {
+            d.field("key", key);
+        }
+        d.finish()
+    }
 }
 
 /// What the stateful checker's partial-order reduction did
 /// (`mkipc explore --exhaustive`; off with `--no-reduction` and for a model
 /// with invariants that read the whole state).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReductionFigures {
     /// Whether the reduction was on.
     pub on: bool,
@@ -156,7 +196,7 @@ pub struct ReductionFigures {
 }
 
 /// What an exploration did.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExploreResult {
     /// Runs performed; after a failure found by seeds, the seeds up to and
     /// including the first failing one (all of them were run), so that the
@@ -171,8 +211,9 @@ pub struct ExploreResult {
     /// Exhaustive mode: one line on what was covered, or how the search
     /// was cut and by how much (`ExploreOutcome::coverage`).
     pub coverage: Option<String>,
-    /// Which search ran: `"seeds"`, `"stateful"` or `"stateless"`.
-    pub engine: &'static str,
+    /// Which search ran: `"seeds"`, `"stateful"` or `"stateless"`
+    /// (`"merged"` prefixes none: a merge keeps the shards' engine).
+    pub engine: String,
     /// The stateful checker: states stored.
     pub states: Option<u64>,
     /// The stateful checker: transitions taken.
@@ -187,6 +228,293 @@ pub struct ExploreResult {
     /// What the reader must know about this search: invariants it did not
     /// check, why the stateless search ran instead of the checker.
     pub notes: Vec<String>,
+    /// The command that runs this search on one machine (no `--shard`,
+    /// `--jobs` or `--json`): shards merge only with shards of the same.
+    pub command: String,
+    /// The stateful checker: end states reached (valid or failing).
+    pub end_states: Option<u64>,
+    /// The stateful checker: states reached again and not explored again.
+    pub matched: Option<u64>,
+    /// The stateful checker's parallel search: its worker threads.
+    pub workers: Option<usize>,
+    /// Which shard this is (`--shard`), and what it covered.
+    pub shard: Option<ShardReport>,
+    /// A merge (`explore --merge`): how many shards' reports it combined.
+    #[serde(default)]
+    pub merged_shards: Option<u32>,
+}
+
+/// A report of `mkipc explore --json` (schema `mkipc-explore/1`), as
+/// `explore --merge` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// `mkipc-explore/1`.
+    pub schema: String,
+    /// The scenario's file.
+    pub scenario: String,
+    /// What the search did.
+    #[serde(flatten)]
+    pub result: ExploreResult,
+}
+
+/// The schema of `mkipc explore --json`.
+pub const REPORT_SCHEMA: &str = "mkipc-explore/1";
+
+/// Combines the reports of the `n` shards of one search (`--shard i/n`,
+/// each `i` once) into the report of the whole search: one verdict, the
+/// statistics summed (what every shard explored alike before the split
+/// counted once), and every distinct failure with its replay line.
+///
+/// Seeds: the failure is the smallest failing seed of all, and the runs
+/// the seeds up to it, as one unsplit run reports them. The stateful
+/// checker: the failures of every shard, each distinct one (by its key:
+/// failing state and reason) once, the shortest trail first.
+pub fn merge(reports: &[Report]) -> Result<Report, String> {
+    let first = reports.first().ok_or("--merge: no report given")?;
+    let shard_of = |r: &Report| {
+        r.result.shard.clone().ok_or_else(|| {
+            format!(
+                "{}: not a shard's report (run with --shard i/n)",
+                r.result.command
+            )
+        })
+    };
+    let lead = shard_of(first)?;
+    let n = lead.count;
+    let mut have = vec![false; n as usize];
+    for r in reports {
+        if r.schema != REPORT_SCHEMA {
+            return Err(format!(
+                "--merge: schema {:?}, expected {REPORT_SCHEMA:?}",
+                r.schema
+            ));
+        }
+        let s = shard_of(r)?;
+        if r.result.command != first.result.command
+            || s.count != n
+            || r.result.engine != first.result.engine
+        {
+            return Err(format!(
+                "--merge: shard {}/{} is of another search:\n  {}\nnot\n  {}",
+                s.index, s.count, r.result.command, first.result.command
+            ));
+        }
+        match have.get_mut(s.index as usize) {
+            Some(seen) if !*seen => *seen = true,
+            Some(_) => return Err(format!("--merge: shard {}/{n} given twice", s.index)),
+            None => return Err(format!("--merge: shard {}/{n} out of range", s.index)),
+        }
+        if s.split_depth != lead.split_depth || s.prefix_states != lead.prefix_states {
+            return Err(format!(
+                "--merge: shard {}/{n} split the search elsewhere than shard {}/{n} (not the \
+                 same model or options)",
+                s.index, lead.index
+            ));
+        }
+    }
+    let missing: Vec<String> = (0..n)
+        .filter(|&i| !have[i as usize])
+        .map(|i| format!("{i}/{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "--merge: missing the report of shard(s) {}: the others do not cover the whole search",
+            missing.join(", ")
+        ));
+    }
+    let mut sorted: Vec<&Report> = reports.iter().collect();
+    sorted.sort_by_key(|r| r.result.shard.as_ref().map_or(0, |s| s.index));
+    let results: Vec<&ExploreResult> = sorted.iter().map(|r| &r.result).collect();
+    let mut notes: Vec<String> = Vec::new();
+    for r in &results {
+        for note in &r.notes {
+            if !notes.contains(note) {
+                notes.push(note.clone());
+            }
+        }
+    }
+    let sum = |f: &dyn Fn(&ExploreResult) -> Option<u64>| -> Option<u64> {
+        results.iter().map(|r| f(r)).sum()
+    };
+    let mut merged = ExploreResult {
+        runs: results.iter().map(|r| r.runs).sum(),
+        failure: None,
+        complete: results.iter().all(|r| r.complete),
+        coverage: None,
+        engine: first.result.engine.clone(),
+        states: None,
+        transitions: None,
+        stats: None,
+        reduction: None,
+        failures: Vec::new(),
+        notes,
+        command: first.result.command.clone(),
+        end_states: None,
+        matched: None,
+        workers: None,
+        shard: None,
+        merged_shards: Some(n),
+    };
+    if merged.engine == "seeds" {
+        let failure = results
+            .iter()
+            .filter_map(|r| r.failure.as_ref())
+            .min_by_key(|f| f.seed)
+            .cloned();
+        if let (Some(f), Some((first_seed, _))) = (&failure, lead.seeds) {
+            // Every seed below the first failing one was run by its shard.
+            merged.runs = f.seed - first_seed + 1;
+        }
+        merged.failures = failure.iter().cloned().collect();
+        merged.failure = failure;
+        return Ok(Report {
+            schema: REPORT_SCHEMA.into(),
+            scenario: first.scenario.clone(),
+            result: merged,
+        });
+    }
+    // The stateful checker: every distinct failure once, shortest first.
+    let mut failures: Vec<(usize, u32, FoundFailure)> = Vec::new();
+    for (k, r) in results.iter().enumerate() {
+        for f in &r.failures {
+            let dup = failures.iter().any(|(_, _, g)| match (&f.key, &g.key) {
+                (Some(a), Some(b)) => a == b,
+                _ => f.reason == g.reason && f.schedule == g.schedule,
+            });
+            if !dup {
+                let steps = f.schedule.parse::<Trail>().map_or(usize::MAX, |t| t.len());
+                failures.push((steps, k as u32, f.clone()));
+            }
+        }
+    }
+    failures.sort_by_key(|(steps, k, _)| (*steps, *k));
+    merged.failures = failures.into_iter().map(|(_, _, f)| f).collect();
+    merged.failure = merged.failures.first().cloned();
+    let split = lead.split_depth.is_some();
+    let once = |total: Option<u64>, prefix: u64| {
+        total.map(|t| {
+            if split {
+                t - prefix * u64::from(n - 1)
+            } else {
+                // No split: every shard explored everything.
+                t / u64::from(n)
+            }
+        })
+    };
+    merged.states = once(sum(&|r| r.states), lead.prefix_states);
+    merged.transitions = once(sum(&|r| r.transitions), lead.prefix_transitions);
+    merged.end_states = once(sum(&|r| r.end_states), lead.prefix_end_states);
+    merged.matched = once(sum(&|r| r.matched), lead.prefix_matched);
+    merged.reduction = results
+        .iter()
+        .try_fold(None::<ReductionFigures>, |acc, r| {
+            let f = r.reduction?;
+            Some(Some(match acc {
+                None => f,
+                Some(a) => ReductionFigures {
+                    on: a.on && f.on,
+                    expanded: a.expanded + f.expanded,
+                    reduced: a.reduced + f.reduced,
+                },
+            }))
+        })
+        .flatten();
+    let incomplete: Vec<String> = results
+        .iter()
+        .filter(|r| {
+            !r.coverage
+                .as_deref()
+                .is_some_and(|c| c.starts_with("complete"))
+        })
+        .map(|r| {
+            let s = r.shard.as_ref().map_or(0, |s| s.index);
+            format!(
+                "shard {s}/{n}: {}",
+                r.coverage.as_deref().unwrap_or("incomplete")
+            )
+        })
+        .collect();
+    merged.coverage = Some(if incomplete.is_empty() {
+        format!(
+            "complete: the {n} shards together explored every reachable state (stateful search)"
+        )
+    } else {
+        format!("search incomplete: {}", incomplete.join("; "))
+    });
+    let fig = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let mut stats = format!(
+        "merged {n} shard report(s) of: {}\n{:>12} states, stored (summed over the shards; what \
+         they explored alike before the split counted once; a state that several shards reached \
+         after it counts once per shard)\n{:>12} states, matched\n{:>12} transitions\n{:>12} end \
+         states\n{:>12} distinct failure(s)",
+        merged.command,
+        fig(merged.states),
+        fig(merged.matched),
+        fig(merged.transitions),
+        fig(merged.end_states),
+        merged.failures.len()
+    );
+    match lead.split_depth {
+        Some(d) => {
+            let roots: Vec<String> = results
+                .iter()
+                .map(|r| r.shard.as_ref().map_or(0, |s| s.roots).to_string())
+                .collect();
+            stats.push_str(&format!(
+                "\nsplit at depth {d} ({} states stored before it); states taken per shard: {}",
+                lead.prefix_states,
+                roots.join(", ")
+            ));
+        }
+        None => stats.push_str(
+            "\nno split: the search ended before a level was large enough, every shard \
+             explored everything",
+        ),
+    }
+    stats.push_str(&format!(
+        "\n{}",
+        merged.coverage.as_deref().unwrap_or_default()
+    ));
+    merged.stats = Some(stats);
+    merged.complete = merged.complete && merged.failures.is_empty();
+    Ok(Report {
+        schema: REPORT_SCHEMA.into(),
+        scenario: first.scenario.clone(),
+        result: merged,
+    })
+}
+
+/// One shard's part of a split search (`--shard i/n`), in its report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardReport {
+    /// This shard, from 0.
+    pub index: u32,
+    /// How many shards.
+    pub count: u32,
+    /// Seeds: the first seed and how many seeds the whole search has
+    /// (this shard ran every `count`-th from offset `index`).
+    #[serde(default)]
+    pub seeds: Option<(u64, u64)>,
+    /// The stateful checker: the depth whose states were dealt out
+    /// (`None`: the search ended before a level was large enough, and
+    /// every shard explored everything).
+    #[serde(default)]
+    pub split_depth: Option<usize>,
+    /// The states of that level this shard took.
+    #[serde(default)]
+    pub roots: u64,
+    /// States stored before the split (by every shard alike).
+    #[serde(default)]
+    pub prefix_states: u64,
+    /// States matched before the split.
+    #[serde(default)]
+    pub prefix_matched: u64,
+    /// Transitions before the split.
+    #[serde(default)]
+    pub prefix_transitions: u64,
+    /// End states before the split.
+    #[serde(default)]
+    pub prefix_end_states: u64,
 }
 
 fn scheduler(opts: &ExploreOptions) -> Option<SchedulerKind> {
@@ -218,24 +546,115 @@ fn quote(path: &str) -> String {
     }
 }
 
-/// Explores `scn`; an error only if the scenario cannot be set up.
+/// The command that runs the search `opts` describe on one machine, as a
+/// report names it (no `--shard`, `--jobs`, `--json`): shards of one
+/// search have the same.
+pub fn search_command(scn: &Scenario, opts: &ExploreOptions) -> String {
+    let mut cmd = command("explore", scn);
+    match opts.exhaustive {
+        None => {
+            cmd.push_str(&format!(
+                " --seeds {} --first-seed {}",
+                opts.seeds, opts.first_seed
+            ));
+            if opts.pct {
+                cmd.push_str(" --pct");
+            }
+        }
+        Some(bound) => {
+            cmd.push_str(" --exhaustive");
+            match opts.engine {
+                Engine::Auto => {}
+                Engine::Stateful => cmd.push_str(" --engine stateful"),
+                Engine::Stateless => cmd.push_str(&format!(
+                    " --engine stateless --bound {bound} --max-runs {}",
+                    opts.max_runs
+                )),
+            }
+            match opts.storage {
+                Storage::Exact | Storage::ExactFlat => {}
+                Storage::HashCompact => cmd.push_str(" --storage hash"),
+                Storage::Bitstate { bits } => {
+                    cmd.push_str(&format!(" --storage bitstate --bits {bits}"))
+                }
+            }
+            if let Some(d) = opts.max_depth {
+                cmd.push_str(&format!(" --max-depth {d}"));
+            }
+            if opts.keep_going {
+                cmd.push_str(" --keep-going");
+            }
+            if opts.shortest {
+                cmd.push_str(" --shortest");
+            }
+            if !opts.reduction {
+                cmd.push_str(" --no-reduction");
+            }
+            if opts.checker_jobs.is_some() || opts.shard.is_some() {
+                cmd.push_str(" --jobs 0");
+            }
+        }
+    }
+    cmd
+}
+
+/// Explores `scn`; an error only if the scenario cannot be set up (or
+/// `--shard` asks to split the stateless search, which cannot be split).
 pub fn explore(scn: &Scenario, opts: &ExploreOptions) -> Result<ExploreResult, String> {
     let scn = Arc::new(scn.clone());
     // Setting up is deterministic: fail early, once, if it cannot be done.
     build_sim(&scn, Sim::builder())?;
-    let Some(bound) = opts.exhaustive else {
-        return Ok(seeds(&scn, opts));
-    };
-    let refused = check_refusal(&scn);
-    match (opts.engine, refused) {
-        (Engine::Stateless, _) => Ok(exhaustive(&scn, opts, bound)),
-        (Engine::Stateful, Some(why)) => Err(why),
-        (Engine::Auto, Some(why)) => {
-            let mut r = exhaustive(&scn, opts, bound);
-            r.notes.insert(0, format!("stateless search: {why}"));
-            Ok(r)
+    let mut r = explore_set_up(&scn, opts)?;
+    r.command = search_command(&scn, opts);
+    if let Some(shard) = opts.shard {
+        let s = r.shard.get_or_insert_with(ShardReport::default);
+        s.index = shard.index();
+        s.count = shard.count();
+        if opts.exhaustive.is_none() {
+            s.seeds = Some((opts.first_seed, opts.seeds));
         }
-        (_, None) => stateful(&scn, opts),
+    }
+    Ok(r)
+}
+
+fn explore_set_up(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult, String> {
+    let Some(bound) = opts.exhaustive else {
+        return Ok(seeds(scn, opts));
+    };
+    let refused = check_refusal(scn);
+    let stateless_shard = || {
+        opts.shard.map_or(Ok(()), |s| {
+            Err(format!(
+                "--shard {s}: the stateless search cannot be split (only seeds and the \
+                 stateful checker can){}",
+                refused
+                    .as_ref()
+                    .map_or(String::new(), |why| format!("; here: {why}"))
+            ))
+        })
+    };
+    let one_thread = |mut r: ExploreResult| {
+        if let Some(j) = opts.checker_jobs {
+            r.notes.push(format!(
+                "--jobs {j}: the stateless search runs on one thread (only seeds and the \
+                 stateful checker run in parallel)"
+            ));
+        }
+        r
+    };
+    match (opts.engine, &refused) {
+        (Engine::Stateless, _) => {
+            stateless_shard()?;
+            Ok(one_thread(exhaustive(scn, opts, bound)))
+        }
+        (Engine::Stateful, Some(why)) => Err(why.clone()),
+        (Engine::Auto, Some(why)) => {
+            stateless_shard()?;
+            let mut r = exhaustive(scn, opts, bound);
+            r.notes.insert(0, format!("stateless search: {why}"));
+            Ok(one_thread(r))
+        }
+        (_, None) => stateful(scn, opts),
     }
 }
 
@@ -277,7 +696,15 @@ fn trail_command(scn: &Scenario, trail: &Trail) -> String {
 }
 
 fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult, String> {
-    let check = check_scenario(scn, &checker_of(opts))?;
+    let check = if opts.checker_jobs.is_some() || opts.shard.is_some() {
+        let mut par = checker_of(opts).parallel(opts.checker_jobs.unwrap_or(0));
+        if let Some(shard) = opts.shard {
+            par = par.shard(shard);
+        }
+        check_scenario_parallel(scn, &par)?
+    } else {
+        check_scenario(scn, &checker_of(opts))?
+    };
     let out = &check.outcome;
     let failures: Vec<FoundFailure> = out
         .failures
@@ -288,6 +715,7 @@ fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult,
             deadlock: f.reason.is_deadlock(),
             schedule: f.trail.to_string(),
             replay_command: trail_command(scn, &f.trail),
+            key: Some(format!("{:016x}", f.key)),
         })
         .collect();
     let coverage = if out.stats.complete {
@@ -299,27 +727,53 @@ fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult,
     } else {
         "search incomplete".to_string()
     };
-    let notes = check
+    let mut notes: Vec<String> = check
         .unchecked
         .iter()
         .map(|i| format!("not checked by the stateful search: {i} (it counts over a whole run)"))
         .collect();
+    let st = &out.stats;
+    if st.workers > 0 {
+        notes.push(format!(
+            "parallel search with {} worker(s): breadth-first by levels; the states, end states \
+             and failures do not depend on --jobs (they may differ from the sequential \
+             depth-first search's with the reduction on)",
+            st.workers
+        ));
+    }
+    let shard = st.shard.as_ref().map(|s| ShardReport {
+        index: s.index,
+        count: s.count,
+        seeds: None,
+        split_depth: s.split_depth,
+        roots: s.roots,
+        prefix_states: s.prefix_states,
+        prefix_matched: s.prefix_matched,
+        prefix_transitions: s.prefix_transitions,
+        prefix_end_states: s.prefix_end_states,
+    });
     Ok(ExploreResult {
         runs: 0,
         failure: failures.first().cloned(),
-        complete: out.stats.complete && failures.is_empty(),
+        complete: st.complete && failures.is_empty(),
         coverage: Some(coverage),
-        engine: "stateful",
-        states: Some(out.stats.states_stored),
-        transitions: Some(out.stats.transitions),
-        stats: Some(out.stats.to_string()),
+        engine: "stateful".into(),
+        states: Some(st.states_stored),
+        transitions: Some(st.transitions),
+        stats: Some(st.to_string()),
         reduction: Some(ReductionFigures {
-            on: out.stats.reduction,
-            expanded: out.stats.states_expanded,
-            reduced: out.stats.states_reduced,
+            on: st.reduction,
+            expanded: st.states_expanded,
+            reduced: st.states_reduced,
         }),
         failures,
         notes,
+        command: String::new(),
+        end_states: Some(st.end_states),
+        matched: Some(st.states_matched),
+        workers: (st.workers > 0).then_some(st.workers),
+        shard,
+        merged_shards: None,
     })
 }
 
@@ -366,6 +820,9 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
                 if offset >= best.load(Ordering::SeqCst) {
                     break;
                 }
+                if !opts.shard.is_none_or(|s| s.owns(offset)) {
+                    continue;
+                }
                 let seed = start + offset;
                 let run_opts = RunOptions {
                     seed: Some(seed),
@@ -390,6 +847,7 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
                             reason: f.reason.to_string(),
                             schedule: f.report.schedule.to_string(),
                             replay_command: cmd,
+                            key: None,
                         });
                     }
                 }
@@ -428,9 +886,13 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
     // earlier seed was run (a worker only skips seeds past a failure), so
     // this is the same whatever the jobs did in parallel, unlike the number
     // of runs that happened to start before the failure was known.
-    let runs = match best.load(Ordering::SeqCst) {
-        u64::MAX => runs.load(Ordering::SeqCst),
-        first_failing => first_failing + 1,
+    let runs = match (best.load(Ordering::SeqCst), opts.shard) {
+        (u64::MAX, _) => runs.load(Ordering::SeqCst),
+        (first_failing, None) => first_failing + 1,
+        // This shard's seeds up to the first failing one.
+        (first_failing, Some(s)) => {
+            (first_failing - u64::from(s.index())) / u64::from(s.count()) + 1
+        }
     };
     ExploreResult {
         runs,
@@ -438,12 +900,18 @@ fn seeds(scn: &Arc<Scenario>, opts: &ExploreOptions) -> ExploreResult {
         failure,
         complete: false,
         coverage: None,
-        engine: "seeds",
+        engine: "seeds".into(),
         states: None,
         transitions: None,
         stats: None,
         reduction: None,
         notes: Vec::new(),
+        command: String::new(),
+        end_states: None,
+        matched: None,
+        workers: None,
+        shard: None,
+        merged_shards: None,
     }
 }
 
@@ -469,6 +937,7 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
             reason: f.reason.to_string(),
             replay_command: format!("{} --replay '{schedule}'", run_command(scn)),
             schedule,
+            key: None,
         }
     });
     if opts.progress {
@@ -480,11 +949,17 @@ fn exhaustive(scn: &Arc<Scenario>, opts: &ExploreOptions, bound: usize) -> Explo
         failure,
         complete: outcome.complete,
         coverage: Some(coverage),
-        engine: "stateless",
+        engine: "stateless".into(),
         states: None,
         transitions: None,
         stats: None,
         reduction: None,
         notes: Vec::new(),
+        command: String::new(),
+        end_states: None,
+        matched: None,
+        workers: None,
+        shard: None,
+        merged_shards: None,
     }
 }

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use mkipc_sim::check::{CheckOutcome, Checker, EndState, Replay, Trail, World};
+use mkipc_sim::check::{CheckOutcome, Checker, EndState, Parallel, Replay, Trail, World};
 
 use super::interp::{ScriptMachine, Shared};
 use super::{Op, QueueKind, Scenario};
@@ -72,6 +72,35 @@ pub(crate) fn check_with_ends(
     on_end: impl FnMut(&EndState<'_, ScriptMachine>),
 ) -> Result<ScenarioCheck, String> {
     let outcome = on_model(scn, |setup| checker.run_with_ends(setup, on_end))?;
+    Ok(ScenarioCheck {
+        outcome,
+        unchecked: unchecked(scn),
+    })
+}
+
+/// [`check_scenario`] with the parallel search ([`Parallel`]: its workers,
+/// its shard); every worker builds the model from `scn`.
+pub fn check_scenario_parallel(scn: &Scenario, par: &Parallel) -> Result<ScenarioCheck, String> {
+    check_refusal(scn).map_or(Ok(()), Err)?;
+    let scn = Arc::new(scn.clone());
+    let shared = Arc::new(Shared::new(Arc::clone(&scn), false).canonical_messages());
+    let failed = std::sync::Mutex::new(None);
+    let outcome = par.run(|w| {
+        if let Err(e) = setup(&scn, &shared, w) {
+            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(format!("{}: setting up the check: {e}", scn.file));
+    }
+    Ok(ScenarioCheck {
+        outcome,
+        unchecked: unchecked(&scn),
+    })
+}
+
+/// The scenario's invariants the checker does not check.
+fn unchecked(scn: &Scenario) -> Vec<String> {
     let mut unchecked = Vec::new();
     if scn.invariants.no_message_lost {
         unchecked.push("no message lost".to_string());
@@ -79,7 +108,7 @@ pub(crate) fn check_with_ends(
     for &(q, k) in &scn.invariants.never_exceeds {
         unchecked.push(format!("{} never exceeds {k}", scn.queues[q].name));
     }
-    Ok(ScenarioCheck { outcome, unchecked })
+    unchecked
 }
 
 /// Replays a trail the checker printed for `scn` (with the same

@@ -188,7 +188,9 @@ pub use backend::{
     Unsupported,
 };
 pub use blocks::MAX_NESTING;
-pub use check::{check_refusal, check_scenario, replay_scenario, ScenarioCheck};
+pub use check::{
+    check_refusal, check_scenario, check_scenario_parallel, replay_scenario, ScenarioCheck,
+};
 pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use mech::MechOp;

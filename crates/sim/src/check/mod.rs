@@ -101,6 +101,7 @@
 mod ctx;
 pub mod encode;
 mod engine;
+pub mod parallel;
 mod por;
 mod search;
 mod snap;
@@ -118,7 +119,8 @@ use mkipc_kernel::{CanonicalOptions, KernelConfig};
 
 pub use self::ctx::{CheckCtx, CheckIpc};
 pub use self::encode::{Encode, Encoder};
-pub use self::stats::CheckStats;
+pub use self::parallel::{Parallel, Shard, ShardParseError};
+pub use self::stats::{CheckStats, ShardStats};
 pub use self::store::Storage;
 pub use self::trail::{Replay, ReplayError, ReplayStep, Trail, TrailParseError};
 pub use self::world::{CheckView, ProcStatus, World};
@@ -177,6 +179,11 @@ pub struct CheckFailure {
     pub reason: FailureReason,
     /// The processes stepped from the initial state to the failing state.
     pub trail: Trail,
+    /// The failure's key: a hash of the failing state's canonical encoding
+    /// and of the reason. The same failure in the same state has the same
+    /// key in every search of the model, on any machine, whatever the
+    /// trail: merging the reports of shards counts it once by it.
+    pub key: u64,
 }
 
 impl fmt::Display for CheckFailure {
@@ -362,6 +369,31 @@ impl Checker {
     }
 
     fn engine<M>(&self, setup: impl FnOnce(&mut World<M>)) -> Engine<M> {
+        self.engine_options().build(setup)
+    }
+
+    /// What building an engine takes (shareable with worker threads).
+    pub(crate) fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            kernel_config: self.kernel_config.clone(),
+            check_leaks: self.check_leaks,
+            counters: self.counters,
+        }
+    }
+}
+
+/// The options an [`Engine`] is built with: what a worker thread of the
+/// parallel search needs to build its own.
+#[derive(Clone, Debug)]
+pub(crate) struct EngineOptions {
+    kernel_config: KernelConfig,
+    check_leaks: bool,
+    counters: bool,
+}
+
+impl EngineOptions {
+    /// The engine over the world `setup` builds.
+    pub(crate) fn build<M>(&self, setup: impl FnOnce(&mut World<M>)) -> Engine<M> {
         let mut world = World::new(self.kernel_config.clone());
         setup(&mut world);
         Engine {
@@ -379,7 +411,9 @@ impl Checker {
             known: Vec::new(),
         }
     }
+}
 
+impl Checker {
     /// Checks the model `setup` builds (see the [module docs](crate::check)).
     pub fn run<M>(&self, setup: impl FnOnce(&mut World<M>)) -> CheckOutcome
     where

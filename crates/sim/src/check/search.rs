@@ -36,11 +36,11 @@ pub(crate) struct Move {
 
 /// The process of the move that lets every process whose step only
 /// blocked block ([`Move::choices`] lists them), when nothing else can step.
-const BLOCK_ALL: u32 = u32::MAX;
+pub(super) const BLOCK_ALL: u32 = u32::MAX;
 
 impl Move {
     /// Appends the steps of this move to a trail.
-    fn push_to(&self, t: &mut Trail) {
+    pub(super) fn push_to(&self, t: &mut Trail) {
         if self.proc == BLOCK_ALL {
             for &p in &self.choices {
                 t.push(p, &[]);
@@ -57,7 +57,7 @@ impl Move {
 /// order in the queues matters once it fires, each one's blocking as a
 /// move of its own); else the blocking of each whose wait a successor's
 /// wait on the same mailbox, the same way, would have overtaken.
-fn after_blocked<M>(top: &mut Frame<M>) -> Option<Move> {
+pub(super) fn after_blocked<M>(top: &mut Frame<M>) -> Option<Move> {
     if top.blocked.is_empty() {
         return None;
     }
@@ -111,7 +111,7 @@ fn has_timers<M>(slots: &[super::world::Slot<M>]) -> bool {
 
 /// The choices of the step after one that made `made` (alternatives, the
 /// one taken) in the depth-first order of its tree of alternatives.
-fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
+pub(super) fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
     let j = made.iter().rposition(|&(n, c)| c + 1 < n)?;
     let mut next: Vec<u32> = made[..j].iter().map(|&(_, c)| c).collect();
     next.push(made[j].1 + 1);
@@ -121,29 +121,29 @@ fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
 /// A process whose step only blocked (module `por`): it, and the wait it
 /// would leave, a send (else a receive) on this mailbox (`None`: on
 /// several names).
-type BlockedStep = (u32, bool, Option<(u8, u64)>);
+pub(super) type BlockedStep = (u32, bool, Option<(u8, u64)>);
 
 /// A state waiting to be expanded.
-struct Frame<M> {
-    state: State<M>,
+pub(super) struct Frame<M> {
+    pub(super) state: State<M>,
     /// Moves still to take, the last first.
-    todo: Vec<Move>,
+    pub(super) todo: Vec<Move>,
     /// The move taken last (depth-first: the one the trail goes through).
-    last: Move,
+    pub(super) last: Move,
     /// No move taken yet: the first may be its whole expansion.
-    fresh: bool,
+    pub(super) fresh: bool,
     /// A move led to a successor (one that did not only block).
-    produced: bool,
+    pub(super) produced: bool,
     /// The processes whose step only blocked (module `por`), with the
     /// wait they would leave.
-    blocked: Vec<BlockedStep>,
+    pub(super) blocked: Vec<BlockedStep>,
     /// The waits the successors left (as [`Succ::waits`]).
-    registered: Vec<(bool, Option<(u8, u64)>)>,
+    pub(super) registered: Vec<(bool, Option<(u8, u64)>)>,
     /// Bytes its encoding took (the frontier's memory estimate).
-    size: usize,
+    pub(super) size: usize,
     /// Breadth-first: its node in the trail tree.
-    node: u32,
-    depth: usize,
+    pub(super) node: u32,
+    pub(super) depth: usize,
 }
 
 /// A new state to expand: the state, its enabled processes, the size of
@@ -153,7 +153,7 @@ type Expand<M> = (State<M>, Vec<u32>, usize);
 /// Records a failure reached at a state whose encoding hashed to `key`,
 /// once per reason and state (at most `max_failures` kept); returns whether
 /// the search stops there.
-fn record_failure(
+pub(super) fn record_failure(
     cfg: &Checker,
     failures: &mut Vec<CheckFailure>,
     seen: &mut std::collections::HashSet<u64>,
@@ -162,7 +162,8 @@ fn record_failure(
     key: u64,
     trail: impl FnOnce() -> Trail,
 ) -> bool {
-    if !seen.insert(key ^ hash64(reason.to_string().as_bytes(), 3)) {
+    let key = key ^ hash64(reason.to_string().as_bytes(), 3);
+    if !seen.insert(key) {
         return false;
     }
     stats.failures += 1;
@@ -170,6 +171,7 @@ fn record_failure(
         failures.push(CheckFailure {
             reason,
             trail: trail(),
+            key,
         });
     }
     !cfg.keep_going

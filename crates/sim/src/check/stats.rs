@@ -55,6 +55,39 @@ pub struct CheckStats {
     pub complete: bool,
     /// Why the search stopped early, if it did.
     pub stopped: Option<String>,
+    /// The parallel search ([`Checker::parallel`](super::Checker::parallel)):
+    /// its worker threads; 0 for the sequential search.
+    pub workers: usize,
+    /// The parallel search run as one shard of several
+    /// ([`Parallel::shard`](super::Parallel::shard)): which, and what every
+    /// shard explored alike before the split.
+    pub shard: Option<ShardStats>,
+}
+
+/// What one shard of a split search did (module [`parallel`](super::parallel)).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ShardStats {
+    /// This shard's index, from 0.
+    pub index: u32,
+    /// How many shards the search was split into.
+    pub count: u32,
+    /// The level (depth) whose states were dealt out among the shards;
+    /// `None` if the search ended before one was large enough (then every
+    /// shard explored everything).
+    pub split_depth: Option<usize>,
+    /// The states of that level this shard took (each `count`-th).
+    pub roots: u64,
+    /// States stored before the split (every shard stores them alike).
+    pub prefix_states: u64,
+    /// States matched before the split.
+    pub prefix_matched: u64,
+    /// Transitions taken before the split.
+    pub prefix_transitions: u64,
+    /// End states reached before the split.
+    pub prefix_end_states: u64,
+    /// States of the split level dealt to another shard that this one
+    /// reached again later and so explored too.
+    pub reclaimed: u64,
 }
 
 impl CheckStats {
@@ -126,6 +159,30 @@ impl fmt::Display for CheckStats {
                 "probability of a missed state {p:.3e} (expected coverage {:.4}%)",
                 (1.0 - p) * 100.0
             )?;
+        }
+        if self.workers > 0 {
+            writeln!(
+                f,
+                "parallel search: {} worker(s), breadth-first by levels (states, end states \
+                 and failures are the same for every number of workers)",
+                self.workers
+            )?;
+        }
+        if let Some(s) = &self.shard {
+            match s.split_depth {
+                Some(d) => writeln!(
+                    f,
+                    "shard {}/{}: {} of the states at depth {d} ({} stored before the split, \
+                     by every shard; {} reclaimed)",
+                    s.index, s.count, s.roots, s.prefix_states, s.reclaimed
+                )?,
+                None => writeln!(
+                    f,
+                    "shard {}/{}: the search ended before a level was large enough to split: \
+                     every shard explored everything",
+                    s.index, s.count
+                )?,
+            }
         }
         if self.depth_cuts > 0 {
             writeln!(
