@@ -18,10 +18,17 @@
 //! summary counts minor page faults per 1,000 messages for the kernel and
 //! crossbeam, so allocator effects show up beside the ratios.
 //!
+//! * MPMC: two sending threads and two receiving threads on one port, against
+//!   the same on a crossbeam channel (bounded 1024 and unbounded, 8 bytes).
+//!
 //! Criterion prints its own figures; after them a summary table gives the
-//! kernel/crossbeam throughput ratio, from batches timed here (median of 5).
-//! Compare pinned (`taskset -c 0 cargo bench -p mkipc-kernel --bench ports`)
-//! and unpinned: on a 2-CPU machine cross-CPU wake-ups dominate.
+//! kernel/crossbeam throughput ratio, from batches timed here: each
+//! contender runs 7 batches in turn, and each ratio is printed as the median,
+//! min and max of the batch-by-batch ratios. The summary runs twice in one
+//! run: *split* (threads free to use every CPU the process may use) and
+//! *pinned* (every thread on the first of them, as `taskset -c 0`): the
+//! bench sets its own CPU affinity, so run it without `taskset` to get both
+//! (`MKIPC_BENCH_SUMMARY_ONLY=1 cargo bench -p mkipc-kernel --bench ports`).
 //! `MKIPC_BENCH_SUMMARY_ONLY=1` skips the criterion part, `MKIPC_BENCH_NO_SUMMARY=1`
 //! the summary (for profiling one case: `--profile-time 5 spsc/unbounded/8B/kernel`).
 
@@ -289,9 +296,12 @@ fn criterion_benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// Median of 5 timed batches, as operations per second.
+/// Timed batches per contender (after one warm-up batch).
+const BATCHES: usize = 7;
+
+/// Median of the timed batches, as operations per second.
 fn median_rate(n: u64, run: impl Fn(u64) -> Duration) -> f64 {
-    median_rates(n, [&run]).rates[0]
+    median_rates(n, [&run]).median(0)
 }
 
 /// Minor page faults of the whole process so far (first touches of memory
@@ -310,22 +320,59 @@ fn minor_faults() -> i64 {
     }
 }
 
-/// Per contender: the median of 5 timed batches (messages per second) and
+/// Per contender: the rate of every timed batch (messages per second) and
 /// the minor page faults per 1,000 messages over those batches.
 struct Measured<const N: usize> {
-    rates: [f64; N],
+    rates: [[f64; BATCHES]; N],
     faults_per_k: [f64; N],
 }
 
-/// Medians of 5 timed batches of each contender, run in turn (a, b, c, a, b,
-/// c, ...) so that a slow spell of the machine hits them all alike.
+/// Median, least and greatest of a few values.
+#[derive(Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut values: [f64; BATCHES]) -> Spread {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Spread {
+            median: values[BATCHES / 2],
+            min: values[0],
+            max: values[BATCHES - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cell = format!("{:.2}x [{:.2}-{:.2}]", self.median, self.min, self.max);
+        f.pad(&cell)
+    }
+}
+
+impl<const N: usize> Measured<N> {
+    fn median(&self, i: usize) -> f64 {
+        Spread::of(self.rates[i]).median
+    }
+    /// Contender `i` over contender `j`, batch by batch (each pair of
+    /// batches ran back to back): median, min and max of those ratios.
+    fn ratio(&self, i: usize, j: usize) -> Spread {
+        Spread::of(std::array::from_fn(|k| self.rates[i][k] / self.rates[j][k]))
+    }
+}
+
+/// The timed batches of each contender, run in turn (a, b, c, a, b, c,
+/// ...) so that a slow spell of the machine hits them all alike.
 fn median_rates<const N: usize>(n: u64, runs: [&dyn Fn(u64) -> Duration; N]) -> Measured<N> {
     for run in runs {
         run(n / 10); // warm up
     }
-    let mut rates = [[0.0; 5]; N];
+    let mut rates = [[0.0; BATCHES]; N];
     let mut faults = [0_i64; N];
-    for round in 0..5 {
+    for round in 0..BATCHES {
         for ((rate, fault), run) in rates.iter_mut().zip(faults.iter_mut()).zip(runs) {
             let before = minor_faults();
             rate[round] = n as f64 / run(n).as_secs_f64();
@@ -333,25 +380,88 @@ fn median_rates<const N: usize>(n: u64, runs: [&dyn Fn(u64) -> Duration; N]) -> 
         }
     }
     Measured {
-        rates: rates.map(|mut r| {
-            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            r[2]
-        }),
-        faults_per_k: faults.map(|f| f as f64 * 1000.0 / (5 * n) as f64),
+        rates,
+        faults_per_k: faults.map(|f| f as f64 * 1000.0 / (BATCHES as u64 * n) as f64),
     }
+}
+
+/// Time to move `n` messages from two sending threads (two tasks, `n / 2`
+/// each) to two receiving threads (one task, `n / 2` each) through one port.
+fn kernel_mpmc(capacity: Capacity, n: u64) -> Duration {
+    let p = KernelPair::new(capacity);
+    let tx2 = p._kernel.spawn_task();
+    let to_rx2 = tx2.look_up("rx").unwrap();
+    thread::scope(|s| {
+        let start = Instant::now();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..n / 2 {
+                        black_box(p.rx.receive(p.port).unwrap());
+                    }
+                })
+            })
+            .collect();
+        let second = s.spawn(|| {
+            for i in 0..n / 2 {
+                tx2.send(to_rx2, Message::from_u64(1, i)).unwrap();
+            }
+        });
+        for i in 0..n / 2 {
+            p.tx.send(p.to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        second.join().unwrap();
+        for c in consumers {
+            c.join().unwrap();
+        }
+        start.elapsed()
+    })
+}
+
+/// The same through a crossbeam channel carrying a `u64`.
+fn crossbeam_mpmc(capacity: Capacity, n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel_of::<u64>(capacity);
+    thread::scope(|s| {
+        let start = Instant::now();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                s.spawn(move || {
+                    for _ in 0..n / 2 {
+                        black_box(rx.recv().unwrap());
+                    }
+                })
+            })
+            .collect();
+        let tx2 = tx.clone();
+        let second = s.spawn(move || {
+            for i in 0..n / 2 {
+                tx2.send(i).unwrap();
+            }
+        });
+        for i in 0..n / 2 {
+            tx.send(i).unwrap();
+        }
+        second.join().unwrap();
+        for c in consumers {
+            c.join().unwrap();
+        }
+        start.elapsed()
+    })
 }
 
 fn summary() {
     println!();
-    println!("== kernel vs crossbeam (median of 5 batches; ratio = kernel / crossbeam throughput)");
+    println!("== kernel vs crossbeam ({BATCHES} batches each, run in turn; ratio = kernel / crossbeam throughput,");
+    println!("   batch by batch: median [min-max]; M/s columns are medians)");
     println!(
         "   xbeam: crossbeam carrying a u64 (8 B) or a Vec<u8> (1 KiB), the peer of the issue;"
     );
     println!("   xbeam<Message>: crossbeam carrying the kernel's Message, the same value the kernel moves");
     println!("   faults: minor page faults per 1,000 messages, kernel / xbeam (memory taken from the OS)");
     println!(
-        "{:<26} {:>7} {:>10} {:>10} {:>7} {:>16} {:>7} {:>13}",
-        "case", "batch", "kernel M/s", "xbeam M/s", "ratio", "xbeam<Message>", "ratio", "faults"
+        "{:<26} {:>7} {:>10} {:>10} {:>20} {:>20} {:>13}",
+        "case", "batch", "kernel M/s", "xbeam M/s", "ratio", "vs xbeam<Message>", "faults"
     );
     for capacity in CAPACITIES {
         for size in SIZES {
@@ -369,28 +479,47 @@ fn summary() {
                     &|n| crossbeam_message_spsc(capacity, size, n),
                 ],
             );
-            let [k, x, xm] = measured.rates;
             let [kf, xf, _] = measured.faults_per_k;
             println!(
-                "{:<26} {:>7} {:>10.3} {:>10.3} {:>6.2}x {:>16.3} {:>6.2}x {:>6.1}/{:<6.1}",
+                "{:<26} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
                 format!("spsc {} {}B", cap_label(capacity), size),
                 n,
-                k / 1e6,
-                x / 1e6,
-                k / x,
-                xm / 1e6,
-                k / xm,
+                measured.median(0) / 1e6,
+                measured.median(1) / 1e6,
+                measured.ratio(0, 1),
+                measured.ratio(0, 2),
                 kf,
                 xf
             );
         }
+    }
+    for capacity in [Capacity::Bounded(1024), Capacity::Unbounded] {
+        let n = 400_000;
+        let measured = median_rates(
+            n,
+            [&|n| kernel_mpmc(capacity, n), &|n| {
+                crossbeam_mpmc(capacity, n)
+            }],
+        );
+        let [kf, xf] = measured.faults_per_k;
+        println!(
+            "{:<26} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+            format!("mpmc 2x2 {} 8B", cap_label(capacity)),
+            n,
+            measured.median(0) / 1e6,
+            measured.median(1) / 1e6,
+            measured.ratio(0, 1),
+            "",
+            kf,
+            xf
+        );
     }
     unbounded_gap();
     let n = 20_000;
     let x0 = median_rate(n, |n| crossbeam_rpc(0, n));
     let x1 = median_rate(n, |n| crossbeam_rpc(1, n));
     let mb = median_rate(n, mailbox_rpc);
-    println!("rpc round trip: ratio = kernel / peer round trips per second");
+    println!("rpc round trip: ratio = kernel / peer round trips per second (medians)");
     println!(
         "{:<36} {:>8} {:>14} {:>14} {:>7}",
         "case", "calls", "kernel us", "peer us", "ratio"
@@ -434,7 +563,7 @@ fn unbounded_gap() {
             &|n| kernel_spsc(Capacity::Unbounded, 8, n),
         ],
     );
-    let steps = measured.rates;
+    let steps: [f64; 6] = std::array::from_fn(|i| measured.median(i));
     println!("unbounded 8B step by step             M/s   vs xbeam<u64>  faults/1k msgs");
     let labels = [
         "xbeam<u64> (16 B slots)",
@@ -485,6 +614,56 @@ fn tame_heap_trimming() {
     );
 }
 
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
+    // writes at most its size into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Restricts the calling thread, and the threads it spawns from now on, to
+/// these CPUs (what `taskset` does for a whole process).
+fn run_on(cpus: &[usize]) -> bool {
+    // SAFETY: as above; the set is built with the libc macros.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// The summary twice in one run: *split* (every CPU the process may use:
+/// producer and consumer on different CPUs when the scheduler puts them
+/// there) and *pinned* (all threads on the first of those CPUs, as
+/// `taskset -c 0`). Started under `taskset -c N`, only one CPU is allowed
+/// and only the pinned table is printed.
+fn summaries() {
+    let cpus = allowed_cpus();
+    if cpus.len() >= 2 {
+        println!("\n=== split: threads may run on CPUs {cpus:?}");
+        summary();
+    } else {
+        println!("\n=== split: skipped (the process may use only CPUs {cpus:?})");
+    }
+    if let Some(&first) = cpus.first() {
+        if run_on(&[first]) {
+            println!("\n=== pinned: every thread on CPU {first}");
+            summary();
+            run_on(&cpus);
+        }
+    }
+}
+
 fn main() {
     tame_heap_trimming();
     if std::env::var_os("MKIPC_BENCH_SUMMARY_ONLY").is_none() {
@@ -493,6 +672,6 @@ fn main() {
         c.final_summary();
     }
     if std::env::var_os("MKIPC_BENCH_NO_SUMMARY").is_none() {
-        summary();
+        summaries();
     }
 }

@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
-use crate::core::{Begin, Destination, Kernel, Source, WaitOutcome, WaitToken, Waker};
+use crate::core::{Begin, Destination, Kernel, LaneSend, Source, WaitOutcome, WaitToken, Waker};
 use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
 use crate::ipc::{Ipc, MailboxConfig, PortStatus};
 use crate::message::{Message, Notification, NotifyKind};
@@ -46,6 +46,14 @@ pub trait Blocker {
     /// Called at the start of every IPC operation with its name: the
     /// simulator's scheduling point. Does nothing by default.
     fn before_ipc(&self, _op: &'static str) {}
+    /// Whether plain sends and receives of this task may take a port's lane
+    /// outside the kernel lock (`core/lane.rs`). The thread-backed
+    /// [`Task`](crate::Task) says yes; a runner that must replay runs
+    /// event for event (the simulator) keeps the default: everything it
+    /// does then goes through the lock in the order it calls.
+    fn uses_lanes(&self) -> bool {
+        false
+    }
 }
 
 /// Emits the `tracing` event every IPC operation gets (target `mkipc::ipc`):
@@ -91,9 +99,25 @@ trait BlockingExt: Blocker {
     fn send_via(
         &self,
         dest: Destination,
-        msg: Message,
+        mut msg: Message,
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
+        if let (true, Destination::Name(name)) = (self.uses_lanes(), dest) {
+            let spin = on_full == OnFull::Block;
+            match self
+                .kernel()
+                .lane_send(self.task_pid(), name, &mut msg, spin)
+            {
+                LaneSend::Sent => return Ok(Sent::Delivered),
+                LaneSend::Locked { regrant: false, .. } => {}
+                LaneSend::Locked { grow, .. } => {
+                    let k = self.kernel();
+                    if k.send_fast_granting(self.task_pid(), name, &mut msg, grow) {
+                        return Ok(Sent::Delivered);
+                    }
+                }
+            }
+        }
         match self
             .kernel()
             .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
@@ -104,6 +128,12 @@ trait BlockingExt: Blocker {
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
+        if let (true, Source::Name(name)) = (self.uses_lanes(), source) {
+            let spin = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+            if let Some(message) = self.kernel().lane_receive(self.task_pid(), name, spin) {
+                return Ok(message);
+            }
+        }
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         let begin = self
             .kernel()

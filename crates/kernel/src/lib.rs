@@ -76,6 +76,8 @@ mod core;
 pub mod error;
 pub mod filter;
 pub mod ipc;
+#[doc(hidden)]
+pub mod lane;
 pub mod message;
 pub mod name;
 pub mod name_rules;

@@ -16,6 +16,50 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// A cell written through raw pointers, as `std`'s `UnsafeCell`, with
+/// loom's `with`/`with_mut` shape so that loom checks every access of the
+/// lane's slots (`crate::lane`) for data races.
+#[cfg(not(loom))]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// One step of a wait for another thread to finish a step it has begun
+/// (a lane slot being written): a CPU pause for the first rounds, then a
+/// yield, so that on one CPU the other thread gets to run. Under loom
+/// always a yield (loom requires one in every spin loop).
+#[inline]
+pub(crate) fn spin_step(round: &mut u32) {
+    #[cfg(not(loom))]
+    {
+        if *round < 6 {
+            for _ in 0..(1u32 << *round) {
+                std::hint::spin_loop();
+            }
+            *round += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    #[cfg(loom)]
+    {
+        let _ = round;
+        loom::thread::yield_now();
+    }
+}
+
 /// Thread-local storage: per OS thread, or per modelled thread under loom
 /// (whose threads share one OS thread).
 #[cfg(not(loom))]

@@ -129,6 +129,9 @@ impl Blocker for Task {
     fn task_pid(&self) -> Pid {
         self.pid
     }
+    fn uses_lanes(&self) -> bool {
+        true
+    }
     fn waker(&self) -> Waker {
         let w = this_thread_waker();
         w.woken.store(false, Ordering::Relaxed);

@@ -157,3 +157,267 @@ fn deallocate_racing_port_death() {
         killer.join().unwrap();
     });
 }
+
+// ---------------------------------------------------------------------------
+// The lane (`mkipc_kernel::lane`, the lock-free ring a port's rights-free
+// messages take outside the kernel lock), first alone, then through `Task`s.
+// ---------------------------------------------------------------------------
+
+use loom::sync::Mutex;
+use mkipc_kernel::lane::{Lane, PopError, PushError};
+use mkipc_kernel::{Disposition, SendErrorKind};
+
+/// Pops one value, yielding while the lane is empty.
+fn pop_spin<T>(lane: &Lane<T>, gen: u32) -> T {
+    loop {
+        match lane.pop(gen) {
+            Ok((v, _)) => return v,
+            Err(PopError::Empty) => thread::yield_now(),
+            Err(PopError::Fenced) => panic!("fenced"),
+        }
+    }
+}
+
+/// One producer, one consumer: values arrive once each, in order, with
+/// their positions; a full lane says so and hands the value back.
+#[test]
+fn lane_spsc_order_and_full() {
+    model(|| {
+        let lane = Arc::new(Lane::<u32>::new(2));
+        lane.enable(0, 0);
+        let producer = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || {
+                for v in 1..=3 {
+                    let mut v = v;
+                    loop {
+                        match lane.push(0, v) {
+                            Ok(()) => break,
+                            Err(PushError::Full(back)) => {
+                                v = back;
+                                thread::yield_now();
+                            }
+                            Err(PushError::Fenced(_)) => panic!("fenced"),
+                        }
+                    }
+                }
+            })
+        };
+        let got: Vec<u32> = (0..3).map(|_| pop_spin(&lane, 0)).collect();
+        assert_eq!(got, [1, 2, 3]);
+        producer.join().unwrap();
+        assert_eq!(lane.pop(0).unwrap_err(), PopError::Empty);
+    });
+}
+
+/// Two producers and two consumers at once, each consumer trying one pop
+/// (no spinning: loom explores every interleaving of the reservations):
+/// every value is taken exactly once, by a consumer or by the drain after.
+#[test]
+fn lane_mpmc_each_value_once() {
+    model(|| {
+        let lane = Arc::new(Lane::<u32>::new(2));
+        lane.enable(0, 0);
+        let producers: Vec<_> = [10, 20]
+            .into_iter()
+            .map(|v| {
+                let lane = Arc::clone(&lane);
+                thread::spawn(move || lane.push(0, v).unwrap())
+            })
+            .collect();
+        let other = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || lane.pop(0).ok().map(|(v, _)| v))
+        };
+        let mine = lane.pop(0).ok().map(|(v, _)| v);
+        let theirs = other.join().unwrap();
+        for p in producers {
+            p.join().unwrap();
+        }
+        lane.fence();
+        let mut all: Vec<u32> = mine.into_iter().chain(theirs).collect();
+        lane.drain(|v, _| all.push(v));
+        all.sort_unstable();
+        assert_eq!(all, [10, 20]);
+    });
+}
+
+/// A switch to the locked path while a push is in flight: the kernel (a
+/// mutex here) fences the lane and drains it; a push that lost the race
+/// fails and appends under the lock. Either way the locked queue ends in
+/// push order, with nothing lost and nothing twice.
+#[test]
+fn lane_fence_keeps_fifo_across_the_switch() {
+    model(|| {
+        let lane = Arc::new(Lane::<u32>::new(4));
+        lane.enable(0, 0);
+        let locked = Arc::new(Mutex::new(Vec::new()));
+        let producer = {
+            let (lane, locked) = (Arc::clone(&lane), Arc::clone(&locked));
+            thread::spawn(move || {
+                for v in [1, 2] {
+                    if let Err(e) = lane.push(0, v) {
+                        assert!(matches!(e, PushError::Fenced(_)));
+                        locked.lock().unwrap().push(e.into_inner());
+                    }
+                }
+            })
+        };
+        {
+            let mut q = locked.lock().unwrap();
+            lane.fence();
+            lane.drain(|v, _| q.push(v));
+        }
+        producer.join().unwrap();
+        assert_eq!(*locked.lock().unwrap(), [1, 2]);
+        assert_eq!(lane.pop(0).unwrap_err(), PopError::Fenced);
+    });
+}
+
+/// A grant of an older generation can never complete once the lane is
+/// enabled again under a new one: its push landed before the fence (and
+/// was drained) or fails.
+#[test]
+fn lane_stale_generation_never_lands() {
+    model(|| {
+        let lane = Arc::new(Lane::<u32>::new(2));
+        lane.enable(0, 0);
+        let stale = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || lane.push(0, 7).is_ok())
+        };
+        lane.fence();
+        let mut drained = Vec::new();
+        lane.drain(|v, _| drained.push(v));
+        lane.enable(1, 0);
+        let pushed = stale.join().unwrap();
+        let mut rest = Vec::new();
+        while let Ok((v, _)) = lane.pop(1) {
+            rest.push(v);
+        }
+        assert!(rest.is_empty(), "a stale push landed: {rest:?}");
+        assert_eq!(drained == [7], pushed);
+    });
+}
+
+/// Through `Task`s: a bounded(2) port streams three messages; the
+/// sender finds the lane full and blocks on the locked path, the receiver
+/// finds it empty and blocks there: no wake-up is lost, order is kept.
+#[test]
+fn lane_port_full_and_empty_wake_ups() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Bounded(2)).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        let sender = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+        });
+        let got: Vec<_> = (0..3)
+            .map(|_| rx.receive(port).unwrap().as_u64().unwrap())
+            .collect();
+        assert_eq!(got, [0, 1, 2]);
+        sender.join().unwrap();
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.queue_len, status.seqno, status.messages_sent),
+            (0, 3, 3)
+        );
+    });
+}
+
+/// A message carrying a right takes the locked path; sent after a lane
+/// message, it is received after it.
+#[test]
+fn lane_then_locked_path_keeps_order() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
+        // Warm the sender's grant so the first send takes the lane.
+        tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
+        let sender = thread::spawn(move || {
+            tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
+            tx.send(
+                to_rx,
+                Message::from_u64(2, 2).with_right(extra, Disposition::MakeSend),
+            )
+            .unwrap();
+            tx
+        });
+        let first = rx.receive(port).unwrap();
+        let second = rx.receive(port).unwrap();
+        assert_eq!((first.id, second.id), (1, 2));
+        assert_eq!(second.rights().len(), 1);
+        drop(sender.join().unwrap());
+    });
+}
+
+/// The port dies (its receive right destroyed) while a sender streams
+/// through its lane: each send either was delivered before (and the
+/// message is destroyed with the port) or fails; nothing is left behind.
+#[test]
+fn lane_port_death_with_messages_in_flight() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
+        let sender = thread::spawn(move || {
+            let r = tx.send(to_rx, Message::from_u64(1, 1));
+            (tx, r)
+        });
+        rx.destroy(port).unwrap();
+        let (tx, r) = sender.join().unwrap();
+        if let Err(e) = r {
+            assert!(
+                matches!(
+                    e.kind(),
+                    SendErrorKind::DestinationDead | SendErrorKind::InvalidDestination
+                ),
+                "{e:?}"
+            );
+        }
+        assert_eq!(kernel.stats().messages, 0);
+        drop(tx);
+    });
+}
+
+/// The receiver closes the port while a sender streams through its lane:
+/// what was sent before the close is still received, then `Closed`.
+#[test]
+fn lane_close_drains_then_says_closed() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Bounded(4)).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
+        let sender = thread::spawn(move || {
+            let r = tx.send(to_rx, Message::from_u64(1, 1)).is_ok();
+            (tx, r)
+        });
+        rx.close(port).unwrap();
+        let (tx, delivered) = sender.join().unwrap();
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
+        if delivered {
+            assert_eq!(rx.receive(port).unwrap().as_u64(), Some(1));
+        }
+        assert_eq!(rx.try_receive(port), Err(ReceiveError::Closed));
+        drop(tx);
+    });
+}

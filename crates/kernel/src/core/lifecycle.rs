@@ -124,7 +124,8 @@ impl Kernel {
 
     /// Takes the outcome of a completed wait; `None` while it is still pending.
     pub fn wait_take(&self, pid: Pid, token: WaitToken) -> Option<WaitOutcome> {
-        let mut st = self.lock();
+        // Only the wait's own record changes: the lanes may stay open.
+        let mut st = self.lock_unfenced();
         let id = token.id();
         let Some(rec) = st.waits.get(id) else {
             return Some(token.abandoned());

@@ -20,6 +20,8 @@ mod fifo;
 mod footprint;
 mod introspect;
 mod invariants;
+mod lane;
+pub(crate) use lane::LaneSend;
 mod lifecycle;
 mod mailbox;
 mod notify;
@@ -508,6 +510,9 @@ pub(crate) struct State {
     pub woken: Vec<u64>,
     /// Rights waiting to be destroyed (a worklist, so cascades do not recurse).
     pub graveyard: Vec<KRight>,
+    /// The ports' lanes (`lane.rs`): fenced and drained whenever the lock
+    /// is taken, so nothing else here needs to know about them.
+    pub lanes: lane::Lanes,
 }
 
 clone_fields!(State {
@@ -523,6 +528,7 @@ clone_fields!(State {
     to_wake,
     woken,
     graveyard,
+    lanes,
 });
 
 /// A kernel: every port, right, mailbox and task of one IPC world.
@@ -548,6 +554,9 @@ struct Inner {
     state: Mutex<State>,
     /// Woken ids, taken without the lock (see [`WokenIds`]).
     woken: WokenIds,
+    /// Unique among the kernels of this process: the key of the threads'
+    /// cached lane grants (`lane.rs`).
+    id: u64,
 }
 
 /// Where the ids of completed [`Waker::Id`] waits wait for the runner.
@@ -681,11 +690,18 @@ impl Kernel {
             to_wake: SmallVec::new(),
             woken: Vec::new(),
             graveyard: Vec::new(),
+            lanes: lane::Lanes::new(),
         };
+        Kernel::from_state(state)
+    }
+
+    /// A kernel around `state`, with a fresh id.
+    pub(crate) fn from_state(state: State) -> Kernel {
         Kernel {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 woken: WokenIds::new(),
+                id: lane::next_kernel_id(),
             }),
         }
     }
@@ -736,13 +752,32 @@ impl Kernel {
     /// future of their own). The runner takes it with
     /// [`Kernel::take_woken`] in order with the others.
     pub fn wake_id(&self, id: u64) {
-        self.lock().wake_later(Waker::Id(id));
+        self.lock_unfenced().wake_later(Waker::Id(id));
     }
 
-    /// The bare lock guard, for fast paths that never wake anyone.
+    /// The bare lock guard, for fast paths that never wake anyone. Every
+    /// open lane is fenced and drained first (`lane.rs`), so whoever holds
+    /// the guard sees every message in the locked state.
     #[inline]
     pub(crate) fn lock_raw(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock()
+        let mut st = self.inner.state.lock();
+        if !st.lanes.open.is_empty() {
+            st.fence_lanes();
+        }
+        st
+    }
+
+    /// The lock without fencing the lanes, for what looks at no queue and
+    /// no name space (`wait_take`, `wake_id`).
+    #[inline]
+    pub(crate) fn lock_unfenced(&self) -> Locked<'_> {
+        self.locked(self.inner.state.lock())
+    }
+
+    /// This kernel's id (see `Inner::id`).
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
     }
 }
 
@@ -756,7 +791,14 @@ impl State {
             .and_then(|t| t.as_mut())
             .map(crate::arena::Cow::make_mut)
     }
+    /// A task's name space, to change it. Every change counts in the lanes'
+    /// epoch, so that grants taken before it stop working (`lane.rs`).
     pub(crate) fn space_mut(&mut self, pid: Pid) -> &mut Space {
+        debug_assert!(
+            self.lanes.open.is_empty(),
+            "a name space changes with a lane open"
+        );
+        self.lanes.epoch = self.lanes.epoch.wrapping_add(1);
         &mut self.task_mut(pid).expect("live task").space
     }
     pub(crate) fn queue(&self, q: QueueId) -> Option<&MsgQueue> {

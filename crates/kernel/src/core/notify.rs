@@ -250,7 +250,7 @@ impl State {
     /// stops denoting the queue. Every change to a name that may hold a
     /// port right goes through here.
     pub(crate) fn set_name(&mut self, pid: Pid, name: PortName, obj: Option<Obj>) {
-        let space = &mut self.task_mut(pid).expect("live task").space;
+        let space = self.space_mut(pid);
         let old = space.get(name).ok();
         space.set(name, obj);
         if let Some(q) = old.and_then(queue_of) {

@@ -567,7 +567,7 @@ impl super::State {
     /// waiting for the room it frees. It never wakes anyone, so it
     /// runs on the bare lock guard.
     #[inline(always)]
-    fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
+    pub(crate) fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
         let Source::Name(name) = source else {
             return None;
         };

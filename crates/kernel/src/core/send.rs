@@ -354,7 +354,7 @@ impl super::State {
     /// message untouched and returns false when the case does not apply. It
     /// never wakes anyone, so it runs on the bare lock guard.
     #[inline(always)]
-    fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
+    pub(crate) fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
         if msg.carries_rights() {
             return false;
         }

@@ -18,9 +18,8 @@
 
 use std::fmt;
 
-use super::{Inner, Kernel, State, WaitState, WaitToken};
+use super::{Kernel, State, WaitState, WaitToken};
 use crate::name::Pid;
-use crate::sync::{Arc, Mutex};
 
 /// A deep copy of everything a [`Kernel`] knows: tasks and their name
 /// spaces, ports with their queued messages, port sets, mailboxes, the name
@@ -108,12 +107,7 @@ impl Kernel {
 
     /// A new kernel, independent of any other, in the state of `snap`.
     pub fn from_snapshot(snap: &KernelSnapshot) -> Kernel {
-        Kernel {
-            inner: Arc::new(Inner {
-                state: Mutex::new(snap.state.clone()),
-                woken: super::WokenIds::new(),
-            }),
-        }
+        Kernel::from_state(snap.state.clone())
     }
 
     /// Whether the wait behind `token` has completed, so that

@@ -1,0 +1,726 @@
+//! Lanes: the per-port path that rights-free messages take outside the kernel lock.
+//!
+//! A port whose state allows it (capacity `Bounded(n)` or `Unbounded`, in no
+//! port set, not a direct link, not closed, nobody blocked on it, no
+//! send-possible request, only small rights-free messages queued) can be
+//! given a [`Lane`](crate::lane::Lane): a lock-free ring whose producers and
+//! consumers touch separate cache lines. A thread-backed [`Task`](crate::Task)
+//! sends a rights-free message with a body of at most
+//! [`INLINE_BODY`](crate::message::INLINE_BODY) bytes, and receives with a
+//! plain `receive` on one receive right, through the lane when it holds a
+//! *grant* for it; anything else takes the locked general path.
+//!
+//! # One rule keeps the two paths in agreement
+//!
+//! **Every locked operation starts by fencing and draining every open lane**
+//! (`Kernel::lock_raw`): the lanes' messages move into their ports' locked
+//! queues, oldest first, with their arrival stamps, sequence numbers and
+//! counts, before the operation looks at anything. So a locked operation
+//! sees exactly the state it would have seen had every lane message taken
+//! the locked path: statistics, snapshots, the canonical encoding,
+//! introspection, port death, `close` and capacity changes need no lane
+//! code of their own, and a message sent with rights after lane messages is
+//! queued behind them. A lane opens again only through a grant, under the
+//! lock, when the port is eligible; queued messages then move back into it
+//! (keeping their stamps), so the lane is always the *whole* queue while it
+//! is open.
+//!
+//! # Grants and generations
+//!
+//! A grant (lane and generation) is cached per OS thread, keyed by kernel,
+//! task, name and direction, so the fast path needs no name lookup. A grant
+//! is only as good as the right behind it: every change to any task's name
+//! space counts in [`Lanes::epoch`], and a lane enabled after such a change
+//! gets a new generation, which fails every older grant's push and pop (the
+//! generation is in the ring's head and tail words, so the check is part of
+//! the reserving compare-and-swap). A lane that stays open across no name
+//! change keeps its generation, so producer and consumer grants survive each
+//! other's trips through the locked path.
+//!
+//! # Blocking
+//!
+//! The lane itself never blocks. Full, empty, fenced or stale mean "take the
+//! locked path", where blocking is the same waiter machinery as always; a
+//! lane opens only when nobody is blocked on its port, and registering a
+//! waiter is a locked operation, which fences the lane first. So a wake-up
+//! cannot be lost: a push either lands before the fence (and the drain hands
+//! it to the locked state the waiter looks at) or fails and takes the locked
+//! path, which finds the waiter. Before falling back, a blocking operation
+//! yields a few times on a full or empty lane, as crossbeam's channels spin
+//! before they park.
+//!
+//! # Order across lanes
+//!
+//! Each pushed message takes a number from a kernel-wide clock (one counter,
+//! touched by producers only). A fence that drains several lanes merges
+//! their messages by it before stamping them, so a select over several
+//! ports still takes the oldest message first.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use smallvec::SmallVec;
+
+use super::queue::MsgQueue;
+use super::space::Obj;
+use super::{KMessage, PortId, State};
+use crate::capacity::Capacity;
+use crate::lane::{Lane, PopError, PushError, GEN_MASK, POS_LIMIT};
+use crate::message::{Body, Message, INLINE_BODY};
+use crate::name::{Pid, PortName};
+use crate::sync::{thread_local, Arc, AtomicU64, Ordering};
+use crate::Kernel;
+
+/// The largest lane a bounded port gets (its capacity, rounded down to a
+/// power of two, up to this).
+const MAX_BOUNDED_LANE: usize = 4096;
+/// An unbounded port's first lane; a full one is replaced by one twice as
+/// large, up to [`MAX_UNBOUNDED_LANE`].
+const FIRST_UNBOUNDED_LANE: usize = 256;
+const MAX_UNBOUNDED_LANE: usize = 1 << 16;
+/// How many times a blocking operation yields on a full or empty lane
+/// before it takes the locked path (and maybe blocks there).
+#[cfg(not(loom))]
+const SPIN_YIELDS: u32 = 16;
+#[cfg(loom)]
+const SPIN_YIELDS: u32 = 0;
+/// Grants each thread keeps.
+const CACHE_SIZE: usize = 8;
+/// A refilled message's `order`: its original stamp, with this bit.
+const REFILLED: u64 = 1 << 63;
+
+/// A message in a lane.
+pub(crate) struct LaneMsg {
+    /// The kernel-wide lane clock when it was pushed, or `REFILLED | stamp`
+    /// for a message moved in from the locked queue.
+    order: u64,
+    id: u32,
+    sender: Pid,
+    body: Body,
+}
+
+/// The kernel-wide lane clock, on a cache line of its own.
+#[repr(align(128))]
+pub(crate) struct Clock(AtomicU64);
+
+/// What a grant shares with the threads that hold it.
+pub(crate) struct PortLane {
+    ring: Lane<LaneMsg>,
+    /// The sequence number of ring position 0 (wrapping): a pop at position
+    /// `p` gets `seq_base + p`. Written while the lane is fenced.
+    seq_base: AtomicU64,
+    clock: Arc<Clock>,
+    unbounded: bool,
+}
+
+/// The kernel's record of one port's lane (under the lock).
+struct Entry {
+    lane: Arc<PortLane>,
+    gen: u32,
+    /// [`Lanes::epoch`] when the lane was last enabled.
+    epoch: u64,
+    /// Ring positions and the queue's counters when it was last enabled.
+    head0: u64,
+    tail0: u64,
+    seqno0: u64,
+    open: bool,
+}
+
+/// Every port's lane, kept in the kernel state.
+pub(crate) struct Lanes {
+    clock: Arc<Clock>,
+    by_port: BTreeMap<PortId, Entry>,
+    /// The open lanes (what a fence drains).
+    pub(crate) open: SmallVec<[PortId; 4]>,
+    /// Changes to any task's name space (see the module docs).
+    pub(crate) epoch: u64,
+}
+
+impl Lanes {
+    pub(crate) fn new() -> Lanes {
+        Lanes {
+            clock: Arc::new(Clock(AtomicU64::new(0))),
+            by_port: BTreeMap::new(),
+            open: SmallVec::new(),
+            epoch: 0,
+        }
+    }
+    /// Fences every lane for good (they are being forgotten).
+    fn retire_all(&mut self) {
+        for e in self.by_port.values() {
+            e.lane.ring.fence();
+        }
+        self.by_port.clear();
+        self.open.clear();
+    }
+}
+
+/// A snapshot has no lanes (they are drained when it is taken, and the
+/// threads' grants belong to the live kernel); restoring one retires the
+/// kernel's lanes, so every grant fails and is asked for again.
+impl Clone for Lanes {
+    fn clone(&self) -> Lanes {
+        let mut lanes = Lanes::new();
+        lanes.epoch = self.epoch;
+        lanes
+    }
+    fn clone_from(&mut self, source: &Lanes) {
+        self.retire_all();
+        self.epoch = self.epoch.max(source.epoch).wrapping_add(1);
+    }
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        self.retire_all();
+    }
+}
+
+/// What a thread caches to use a lane.
+#[derive(Clone)]
+struct Grant {
+    lane: Arc<PortLane>,
+    gen: u32,
+}
+
+/// A kernel-wide id per kernel value (a thread's grants are keyed by it).
+pub(crate) fn next_kernel_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl State {
+    /// Fences every open lane and moves its messages into its port's queue
+    /// (see the module docs). Called by `Kernel::lock_raw` whenever a lane
+    /// is open.
+    #[cold]
+    pub(crate) fn fence_lanes(&mut self) {
+        let open = std::mem::take(&mut self.lanes.open);
+        // Fence them all before draining any: from here no push completes.
+        for id in &open {
+            if let Some(e) = self.lanes.by_port.get(id) {
+                e.lane.ring.fence();
+            }
+        }
+        let State {
+            lanes,
+            ports,
+            next_stamp,
+            ..
+        } = self;
+        if let [id] = open[..] {
+            // One lane (the usual case): straight into its queue.
+            let Some(e) = lanes.by_port.get_mut(&id) else {
+                return;
+            };
+            let Some(p) = ports.get_mut(id) else {
+                e.open = false;
+                e.lane.ring.drain(|_, _| {});
+                return;
+            };
+            settle(e, &mut p.queue);
+            e.lane
+                .ring
+                .drain(|m, _| queue_lane_message(&mut p.queue, next_stamp, m));
+            return;
+        }
+        let mut all: Vec<(PortId, LaneMsg)> = Vec::new();
+        for &id in &open {
+            let Some(e) = lanes.by_port.get_mut(&id) else {
+                continue;
+            };
+            match ports.get_mut(id) {
+                Some(p) => settle(e, &mut p.queue),
+                None => e.open = false,
+            }
+            e.lane.ring.drain(|m, _| all.push((id, m)));
+        }
+        // Refilled messages (older than any pushed one) first, then by the
+        // lane clock; a stable sort, so each lane keeps its own order.
+        all.sort_by_key(|(_, m)| if m.order & REFILLED != 0 { 0 } else { m.order });
+        for (id, m) in all {
+            if let Some(p) = ports.get_mut(id) {
+                queue_lane_message(&mut p.queue, next_stamp, m);
+            }
+        }
+    }
+
+    /// Opens (or keeps open) the lane of the port `pid`'s `name` denotes,
+    /// for sending (`send`) or receiving, if the port's state allows it;
+    /// `grow` asks an unbounded port for a larger lane (the last was full).
+    /// All lanes are fenced and drained (the lock was just taken).
+    fn lane_grant(&mut self, pid: Pid, name: PortName, send: bool, grow: bool) -> Option<Grant> {
+        debug_assert!(self.lanes.open.is_empty(), "a grant follows a fence");
+        let task = self.task(pid)?;
+        let port = match task.space.get(name).ok()? {
+            Obj::Port { port, receive, .. } if send || receive => port,
+            _ => return None,
+        };
+        let memory_limit = self.config.queue_memory_limit;
+        let p = self.ports.get(port)?;
+        let q = &p.queue;
+        if p.set.is_some()
+            || p.link.is_some()
+            || q.closed
+            || !q.blocked_senders.is_empty()
+            || !q.blocked_receivers.is_empty()
+            || !q.send_possible.is_empty()
+        {
+            return None;
+        }
+        let per_message = super::queue::message_cost(INLINE_BODY, 0, false);
+        let by_memory = memory_limit / per_message;
+        // (capacity, generation, tail position) of the port's lane so far.
+        let existing = self
+            .lanes
+            .by_port
+            .get(&port)
+            .map(|e| (e.lane.ring.capacity(), e.gen, e.lane.ring.positions().1));
+        let want = match q.capacity {
+            Capacity::Zero => return None,
+            Capacity::Bounded(n) => prev_power_of_two(n.min(MAX_BOUNDED_LANE).min(by_memory)),
+            Capacity::Unbounded => {
+                let base = existing.map_or(FIRST_UNBOUNDED_LANE, |e| e.0);
+                let grown = if grow { base * 2 } else { base };
+                let want = grown.max(q.messages.len().next_power_of_two());
+                prev_power_of_two(want.min(MAX_UNBOUNDED_LANE).min(by_memory))
+            }
+        };
+        // (A ring has at least two slots: a bounded(1) port has no lane.)
+        if want < 2 || q.messages.len() > want {
+            return None;
+        }
+        if !q.messages.is_empty()
+            && !q
+                .messages
+                .iter()
+                .all(|m| m.carried.is_none() && m.body.len() <= INLINE_BODY)
+        {
+            return None;
+        }
+        let unbounded = q.capacity == Capacity::Unbounded;
+        if existing.is_none_or(|(cap, _, tail)| cap != want || tail >= POS_LIMIT / 2) {
+            if existing.is_none() {
+                // A new lane: forget those of ports that died.
+                let ports = &self.ports;
+                self.lanes.by_port.retain(|id, _| ports.contains(*id));
+            }
+            let gen = existing.map_or(0, |(_, gen, _)| gen.wrapping_add(1) & GEN_MASK);
+            let lane = Arc::new(PortLane {
+                ring: Lane::new(want),
+                seq_base: AtomicU64::new(0),
+                clock: self.lanes.clock.clone(),
+                unbounded,
+            });
+            let entry = Entry {
+                lane,
+                gen,
+                epoch: self.lanes.epoch,
+                head0: 0,
+                tail0: 0,
+                seqno0: 0,
+                open: false,
+            };
+            if let Some(old) = self.lanes.by_port.insert(port, entry) {
+                old.lane.ring.fence();
+            }
+        }
+        let epoch = self.lanes.epoch;
+        let e = self.lanes.by_port.get_mut(&port).expect("just made");
+        if e.epoch != epoch {
+            e.gen = e.gen.wrapping_add(1) & GEN_MASK;
+            e.epoch = epoch;
+        }
+        // Move what is queued into the ring, stamps kept, so that the lane
+        // is the whole queue.
+        let q = &mut self.ports.get_mut(port).expect("live").queue;
+        while let Some(m) = q.pop() {
+            let refill = LaneMsg {
+                order: REFILLED | m.stamp.get(),
+                id: m.id,
+                sender: m.sender,
+                body: m.body,
+            };
+            if e.lane.ring.refill(refill).is_err() {
+                unreachable!("the ring was sized for the queue");
+            }
+        }
+        let (head, tail) = e.lane.ring.positions();
+        e.head0 = head;
+        e.tail0 = tail;
+        e.seqno0 = q.seqno;
+        e.lane
+            .seq_base
+            .store(q.seqno.wrapping_sub(head), Ordering::Relaxed);
+        e.lane.ring.enable(e.gen, q.max_len);
+        e.open = true;
+        self.lanes.open.push(port);
+        Some(Grant {
+            lane: e.lane.clone(),
+            gen: e.gen,
+        })
+    }
+}
+
+/// Carries a fenced lane's counts (messages received and accepted through
+/// it, its high-water mark) over to its port's queue, before its drain.
+fn settle(e: &mut Entry, q: &mut MsgQueue) {
+    e.open = false;
+    let (head, tail) = e.lane.ring.positions();
+    q.seqno = e.seqno0.wrapping_add(head - e.head0);
+    q.accepted += tail - e.tail0;
+    q.max_len = q.max_len.max(e.lane.ring.max_len());
+}
+
+/// Queues a drained lane message: a pushed one gets its arrival stamp now,
+/// a refilled one keeps the stamp it had.
+fn queue_lane_message(q: &mut MsgQueue, next_stamp: &mut u64, m: LaneMsg) {
+    let stamp = if m.order & REFILLED != 0 {
+        NonZeroU64::new(m.order & !REFILLED).unwrap_or(NonZeroU64::MIN)
+    } else {
+        super::take_stamp(next_stamp)
+    };
+    let cost = super::queue::message_cost(m.body.len(), 0, false);
+    q.push_with(cost, || KMessage {
+        id: m.id,
+        sender: m.sender,
+        stamp,
+        body: m.body,
+        carried: None,
+    });
+}
+
+fn prev_power_of_two(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+/// A cached grant.
+struct Cached {
+    kernel: u64,
+    pid: Pid,
+    name: PortName,
+    send: bool,
+    grant: Grant,
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    static GRANTS: RefCell<Vec<Cached>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(loom)]
+thread_local! {
+    static GRANTS: RefCell<Vec<Cached>> = RefCell::new(Vec::new());
+}
+
+/// What a lane attempt found.
+enum Miss {
+    /// No grant, or a fenced or stale lane: ask for a grant.
+    Fenced,
+    /// Full (send) or empty (receive).
+    Busy,
+}
+
+/// How a lane send ended.
+pub(crate) enum LaneSend {
+    /// Queued in the lane.
+    Sent,
+    /// Take the locked path; `regrant`: ask for a grant on the way (the
+    /// lane was missing, fenced or stale, or an unbounded one was full and
+    /// should grow).
+    Locked { regrant: bool, grow: bool },
+}
+
+/// Runs `f` on this thread's cached grant for (kernel, pid, name,
+/// direction), if it has one. By reference: cloning the grant's `Arc` would
+/// be an atomic operation on a count that producer and consumer share (it
+/// was a fifth of a stream's samples in `perf`).
+#[inline(always)]
+fn with_cached<R>(
+    kernel: u64,
+    pid: Pid,
+    name: PortName,
+    send: bool,
+    f: impl FnOnce(&Grant) -> R,
+) -> Option<R> {
+    GRANTS.with(|cell| {
+        let cache = cell.borrow();
+        let c = cache
+            .iter()
+            .find(|c| c.kernel == kernel && c.pid == pid && c.name == name && c.send == send)?;
+        Some(f(&c.grant))
+    })
+}
+
+fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Grant>) {
+    GRANTS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        let found = cache
+            .iter()
+            .position(|c| c.kernel == kernel && c.pid == pid && c.name == name && c.send == send);
+        match (found, grant) {
+            (Some(i), Some(grant)) => cache[i].grant = grant,
+            (Some(i), None) => {
+                cache.remove(i);
+            }
+            (None, Some(grant)) => {
+                if cache.len() >= CACHE_SIZE {
+                    cache.remove(0);
+                }
+                cache.push(Cached {
+                    kernel,
+                    pid,
+                    name,
+                    send,
+                    grant,
+                });
+            }
+            (None, None) => {}
+        }
+    })
+}
+
+/// Pushes through a grant, yielding up to `yields` times while a bounded
+/// lane is full.
+#[inline(always)]
+fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneMsg, Miss)> {
+    loop {
+        match g.lane.ring.push(g.gen, m) {
+            Ok(()) => return Ok(()),
+            Err(PushError::Full(back)) if yields > 0 && !g.lane.unbounded => {
+                yields -= 1;
+                m = back;
+                crate::sync::thread::yield_now();
+            }
+            Err(PushError::Full(back)) => return Err((back, Miss::Busy)),
+            Err(PushError::Fenced(back)) => return Err((back, Miss::Fenced)),
+        }
+    }
+}
+
+/// Pops through a grant, yielding up to `yields` times while the lane is
+/// empty: the entry and its sequence number. (The caller builds the
+/// `Message` at its return: moving a built `Message` through nested
+/// `Result`s and `Option`s copied it in odd-sized pieces that stalled on
+/// store forwarding, a third of the stream's samples in `perf annotate`.)
+#[inline(always)]
+fn pop_through(g: &Grant, mut yields: u32) -> Result<(LaneMsg, u64), Miss> {
+    loop {
+        match g.lane.ring.pop(g.gen) {
+            Ok((m, pos)) => {
+                let seqno = g.lane.seq_base.load(Ordering::Relaxed).wrapping_add(pos);
+                return Ok((m, seqno));
+            }
+            Err(PopError::Empty) if yields > 0 => {
+                yields -= 1;
+                crate::sync::thread::yield_now();
+            }
+            Err(PopError::Empty) => return Err(Miss::Busy),
+            Err(PopError::Fenced) => return Err(Miss::Fenced),
+        }
+    }
+}
+
+impl Kernel {
+    /// Sends `msg` from `pid` to `name` through the port's lane, if this
+    /// thread holds a grant for it (its body is taken when sent). `spin`:
+    /// yield a few times on a full lane first (a blocking send).
+    #[inline]
+    pub(crate) fn lane_send(
+        &self,
+        pid: Pid,
+        name: PortName,
+        msg: &mut Message,
+        spin: bool,
+    ) -> LaneSend {
+        if msg.carries_rights() || msg.body.len() > INLINE_BODY {
+            return LaneSend::Locked {
+                regrant: false,
+                grow: false,
+            };
+        }
+        let sent = with_cached(self.id(), pid, name, true, |g| {
+            let m = LaneMsg {
+                order: g.lane.clock.0.fetch_add(1, Ordering::Relaxed) + 1,
+                id: msg.id,
+                sender: pid,
+                body: std::mem::take(&mut msg.body),
+            };
+            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
+                Ok(()) => LaneSend::Sent,
+                Err((back, miss)) => {
+                    msg.body = back.body;
+                    let unbounded = g.lane.unbounded;
+                    LaneSend::Locked {
+                        regrant: matches!(miss, Miss::Fenced) || unbounded,
+                        grow: matches!(miss, Miss::Busy) && unbounded,
+                    }
+                }
+            }
+        });
+        match sent {
+            Some(LaneSend::Sent) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, dest = ?name, sent = "delivered", lane = true, "send");
+                LaneSend::Sent
+            }
+            Some(locked) => locked,
+            None => LaneSend::Locked {
+                regrant: true,
+                grow: false,
+            },
+        }
+    }
+
+    /// The locked fast path of a send that asks for a grant on the way
+    /// (one lock for both): true when the message was queued.
+    pub(crate) fn send_fast_granting(
+        &self,
+        pid: Pid,
+        name: PortName,
+        msg: &mut Message,
+        grow: bool,
+    ) -> bool {
+        let mut st = self.lock_raw();
+        let sent = st.try_fast_send(pid, super::Destination::Name(name), msg);
+        let grant = if sent {
+            st.lane_grant(pid, name, true, grow)
+        } else {
+            None
+        };
+        drop(st);
+        remember(self.id(), pid, name, true, grant);
+        if sent {
+            tracing::trace!(target: "mkipc::ipc", %pid, dest = ?name, sent = "delivered", "send");
+        }
+        sent
+    }
+
+    /// Receives for `pid` on its receive right `name`: through the port's
+    /// lane if this thread holds a grant, else through the locked fast
+    /// path, asking for a grant on the way. `None`: take the general path.
+    /// `spin`: yield a few times on an empty lane first (a receive that
+    /// may wait).
+    #[inline]
+    pub(crate) fn lane_receive(&self, pid: Pid, name: PortName, spin: bool) -> Option<Message> {
+        let yields = if spin { SPIN_YIELDS } else { 0 };
+        match with_cached(self.id(), pid, name, false, |g| pop_through(g, yields)) {
+            Some(Ok((m, seqno))) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
+                return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+            }
+            // Open and empty: the general path decides (and may block).
+            Some(Err(Miss::Busy)) => return None,
+            Some(Err(Miss::Fenced)) | None => {}
+        }
+        self.lane_receive_granting(pid, name, yields)
+    }
+
+    /// A receive whose thread holds no open grant: the locked fast path,
+    /// asking for a grant on the same lock; then the lane, if granted.
+    #[inline(never)]
+    fn lane_receive_granting(&self, pid: Pid, name: PortName, yields: u32) -> Option<Message> {
+        let kernel = self.id();
+        let mut st = self.lock_raw();
+        let got = st.try_fast_receive(pid, super::Source::Name(name));
+        // A message the lane could not have carried says this port's traffic
+        // takes the locked path anyway: opening its lane would only add a
+        // fence to every send.
+        let lane_sized = got
+            .as_ref()
+            .is_none_or(|m| m.body.len() <= INLINE_BODY && !m.carries_rights());
+        let grant = if lane_sized {
+            st.lane_grant(pid, name, false, false)
+        } else {
+            None
+        };
+        drop(st);
+        remember(kernel, pid, name, false, grant.clone());
+        if let Some(m) = got {
+            tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, "receive");
+            return Some(m);
+        }
+        let (m, seqno) = pop_through(&grant?, yields).ok()?;
+        tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
+        Some(Message::received(m.id, m.body, m.sender, name, seqno))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{Capacity, Ipc, Kernel, Message};
+
+    /// (open lanes, messages in the locked queues), looked at without
+    /// fencing.
+    fn peek(kernel: &Kernel) -> (usize, usize) {
+        let st = kernel.inner.state.lock();
+        let queued = st.ports.iter().map(|(_, p)| p.queue.messages.len()).sum();
+        (st.lanes.open.len(), queued)
+    }
+
+    #[test]
+    fn a_plain_stream_takes_the_lane_and_a_locked_operation_drains_it() {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Bounded(8)).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        for i in 0..3 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        assert_eq!(peek(&kernel), (1, 0), "the messages are in the lane");
+        // A locked operation sees them, drained into the queue.
+        let status = rx.port_status(port).unwrap();
+        assert_eq!((status.queue_len, status.messages_sent), (3, 3));
+        assert_eq!(peek(&kernel), (0, 3));
+        // The receiver's grant moves them back into the lane.
+        let m = rx.receive(port).unwrap();
+        assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(0), 0));
+        assert_eq!(peek(&kernel), (1, 0));
+        let m = rx.receive(port).unwrap();
+        assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(1), 1));
+        assert_eq!(m.sender(), Some(tx.pid()));
+        // A message with a right goes behind the lane's, through the lock.
+        let own = tx.port_allocate(Capacity::Unbounded).unwrap();
+        let with_right = Message::from_u64(2, 9).with_right(own, crate::Disposition::MakeSend);
+        tx.send(to_rx, with_right).unwrap();
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(2));
+        let m = rx.receive(port).unwrap();
+        assert_eq!(
+            (m.id, m.rights().len(), m.trailer().unwrap().seqno),
+            (2, 1, 3)
+        );
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.queue_len, status.max_queue_len, status.seqno),
+            (0, 3, 4)
+        );
+    }
+
+    #[test]
+    fn a_name_change_retires_older_grants() {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        for i in 0..2 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        tx.deallocate(to_rx).unwrap();
+        // The receiver's grant opens the lane again, under a new generation.
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
+        assert_eq!(peek(&kernel), (1, 0));
+        // The sender's cached grant is stale: its push fails, the send
+        // takes the locked path and finds the name gone.
+        let e = tx.send(to_rx, Message::from_u64(1, 2)).unwrap_err();
+        assert_eq!(e.kind(), crate::SendErrorKind::InvalidDestination);
+        assert_eq!(rx.port_status(port).unwrap().queue_len, 1);
+    }
+}
