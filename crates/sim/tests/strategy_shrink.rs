@@ -320,3 +320,54 @@ fn verdicts_need_a_complete_search() {
     }
     assert_eq!(verdicts(&m), BTreeSet::from([Verdict::Deadlock]));
 }
+
+/// A process's exit after an operation that completed at once is a step of
+/// its own on both runners: here p1's send into p0's port lands while p0,
+/// whose try-send to p1 failed as full, has not yet taken its exit step,
+/// so both end well in some schedule. (The checker once ran the exit in the
+/// operation's step and never reached that end.)
+#[test]
+fn an_exit_after_an_operation_is_a_step_of_its_own() {
+    let m = Model {
+        queues: vec![
+            Queue {
+                kind: QueueKind::Port { receiver: 0 },
+                capacity: Capacity::Bounded(1),
+            },
+            Queue {
+                kind: QueueKind::Port { receiver: 1 },
+                capacity: Capacity::Zero,
+            },
+        ],
+        procs: vec![
+            Program {
+                server: false,
+                actions: vec![Action::Send {
+                    queue: 1,
+                    value: 0,
+                    policy: Policy::Fail,
+                }],
+            },
+            Program {
+                server: false,
+                actions: vec![Action::Send {
+                    queue: 0,
+                    value: 0,
+                    policy: Policy::Block,
+                }],
+            },
+        ],
+        faults: vec![],
+    };
+    let expected: BTreeSet<Verdict> = [
+        Verdict::Ok,
+        Verdict::Failed("p0".into()),
+        Verdict::Failed("p1".into()),
+    ]
+    .into();
+    assert_eq!(explored(&m, 1_000), Some(expected.clone()));
+    for reduction in [false, true] {
+        let checked = m.verdicts(&checker().reduction(reduction)).unwrap();
+        assert_eq!(checked, expected, "reduction {reduction}");
+    }
+}
