@@ -21,7 +21,8 @@
 
 use std::thread;
 
-use mkipc::kernel::{Access, IpcError, MailboxConfig, ReceiveError};
+use mkipc::kernel::name::Access;
+use mkipc::kernel::{IpcError, MailboxConfig, ReceiveError};
 use mkipc::{Capacity, Ipc, Kernel, Message};
 
 fn direct() {

@@ -29,7 +29,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mkipc::kernel::{Capacity, Ipc, PortName, Source, Wait, WaitOutcome};
+use mkipc::kernel::runtime::{Source, WaitOutcome};
+use mkipc::kernel::{Capacity, Ipc, PortName, Wait};
 use mkipc::sim::machine::{Ctx, Machine, Op, Step};
 use mkipc::sim::{ms, AsyncIpc, Inherit, Sim};
 

@@ -51,7 +51,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mkipc_kernel::{Ipc, Message, Pid, PortName, SendError, Sent, WaitOutcome};
+use mkipc_kernel::runtime::WaitOutcome;
+use mkipc_kernel::{Ipc, Message, Pid, PortName, SendError, Sent};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::ProcError;
 

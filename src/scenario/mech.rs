@@ -50,9 +50,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use mkipc_kernel::{
-    Begin, Destination, Kernel, Message, NotifyKind, OnFull, Pid, PortName, ReceiveError,
-};
+use mkipc_kernel::runtime::{Begin, Destination};
+use mkipc_kernel::{Kernel, Message, NotifyKind, OnFull, Pid, PortName, ReceiveError};
 
 use super::error::ScenarioError;
 use super::expr::Expr;
@@ -305,7 +304,7 @@ pub(crate) fn first_message(queue: &Queue) -> Option<Message> {
 
 /// Puts a cell's first message in its empty mailbox.
 fn put(kernel: &Kernel, init: Pid, name: PortName, msg: Message) -> Result<(), String> {
-    let waker: mkipc_kernel::Waker = std::sync::Arc::new(NoWake).into();
+    let waker: mkipc_kernel::runtime::Waker = std::sync::Arc::new(NoWake).into();
     match kernel.send_begin(init, Destination::Name(name), msg, OnFull::Fail, &|| {
         waker.clone()
     }) {
@@ -316,7 +315,7 @@ fn put(kernel: &Kernel, init: Pid, name: PortName, msg: Message) -> Result<(), S
 }
 
 struct NoWake;
-impl mkipc_kernel::Wake for NoWake {
+impl mkipc_kernel::runtime::Wake for NoWake {
     fn wake(&self) {}
 }
 

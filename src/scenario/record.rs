@@ -30,7 +30,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Destination, Message, PortName, ReceiveError, SendError, Sent, Source};
+use mkipc_kernel::runtime::{Destination, Source};
+use mkipc_kernel::{Message, PortName, ReceiveError, SendError, Sent};
 use mkipc_sim::trace::{EventKind, ProcLabel, SendOutcome, Target, TraceGap};
 use mkipc_sim::{Event, ProcId, Trace, DEFAULT_TRACE_LIMIT};
 

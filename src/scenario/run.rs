@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mkipc_kernel::runtime::{Destination, Source};
 use mkipc_kernel::{
-    CallError, CarriedRight, Destination, Ipc, IpcError, Kernel, Message, OnFull, PortName,
-    ReceiveError, SendError, Sent, Source, Wait,
+    CallError, CarriedRight, Ipc, IpcError, Kernel, Message, OnFull, PortName, ReceiveError,
+    SendError, Sent, Wait,
 };
 use mkipc_sim::machine::{
     receive_blocking, run_blocking, send_blocking, CallStart, Ctx, Machine, Op as MachineOp,

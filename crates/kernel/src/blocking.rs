@@ -7,7 +7,8 @@
 //! simulated process cannot drift apart in behaviour.
 //!
 //! ```
-//! use mkipc_kernel::{Blocker, Capacity, Ipc, Kernel, Message};
+//! use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+//! use mkipc_kernel::runtime::Blocker;
 //!
 //! // Code generic over a runner: every `Blocker` is an `Ipc`.
 //! fn echo<B: Blocker>(b: &B) -> Option<u64> {

@@ -10,9 +10,12 @@
 
 use std::collections::VecDeque;
 
+use mkipc_kernel::introspect::BlockedOn;
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::name::Access;
+use mkipc_kernel::runtime::{Begin, Destination, Source, Wake, Waker};
 use mkipc_kernel::{
-    Access, Begin, BlockedOn, Capacity, CarriedRight, Destination, Disposition, Kernel,
-    MailboxConfig, Message, OnFull, Owner, Pid, PortName, Source, Wake, Waker,
+    Capacity, CarriedRight, Disposition, Kernel, MailboxConfig, Message, OnFull, Pid, PortName,
 };
 use proptest::prelude::*;
 

@@ -2,6 +2,7 @@
 //! does ordinary work: each test runs many rounds of one pattern and asserts
 //! that the kernel's own counts (introspection, port status) stay flat.
 
+use mkipc_kernel::name::RightKind;
 use mkipc_kernel::*;
 
 mod common;

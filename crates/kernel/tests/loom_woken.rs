@@ -13,7 +13,8 @@
 #![cfg(loom)]
 
 use loom::thread;
-use mkipc_kernel::{Begin, Capacity, Ipc, Kernel, Message, Source, Waker};
+use mkipc_kernel::runtime::{Begin, Source, Waker};
+use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();

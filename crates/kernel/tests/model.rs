@@ -15,9 +15,11 @@ mod reference;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::name::{Access, RightKind};
 use mkipc_kernel::{
-    Access, Capacity, Disposition, Ipc, Kernel, KernelConfig, MailboxConfig, Message, NotifyKind,
-    OnFull, Owner, Pid, PortName, RightKind, Task, Wait,
+    Capacity, Disposition, Ipc, Kernel, KernelConfig, MailboxConfig, Message, NotifyKind, OnFull,
+    Pid, PortName, Task, Wait,
 };
 use proptest::prelude::*;
 use reference::{Dest, MBody, MName, Model, Received, Src, UMsg};
@@ -25,7 +27,7 @@ use reference::{Dest, MBody, MName, Model, Received, Src, UMsg};
 /// The per-queue memory ceiling: two empty messages and 24 bytes of bodies
 /// (a few small messages fit, a few 16-byte ones do not).
 fn mem_limit() -> usize {
-    2 * mkipc_kernel::queue_cost(0, 0, false) + 24
+    2 * mkipc_kernel::introspect::queue_cost(0, 0, false) + 24
 }
 const MAX_TASKS: usize = 5;
 const SERVICES: [&str; 3] = ["s0", "s1", "bad\nservice"];

@@ -19,9 +19,9 @@ mod world;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mkipc_kernel::runtime::{Begin, CanonicalOptions, Destination, Source, Wake, Waker};
 use mkipc_kernel::{
-    Begin, CanonicalOptions, Capacity, Destination, Disposition, Kernel, Message, Notification,
-    NotifyKind, OnFull, Pid, PortName, Source, Wake, Waker,
+    Capacity, Disposition, Kernel, Message, Notification, NotifyKind, OnFull, Pid, PortName,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -63,7 +63,7 @@ fn parts_of(k: &Kernel, opts: CanonicalOptions) -> (Vec<u8>, Vec<usize>) {
 // A checker keeps snapshots in its search stack and may hand them to threads.
 const _: fn() = || {
     fn clone_send_sync<T: Clone + Send + Sync>() {}
-    clone_send_sync::<mkipc_kernel::KernelSnapshot>();
+    clone_send_sync::<mkipc_kernel::runtime::KernelSnapshot>();
 };
 
 #[test]
@@ -252,9 +252,9 @@ fn a_wait_cancelled_and_registered_again_encodes_as_once() {
 trait OutcomeExt {
     fn is_received_err(&self) -> bool;
 }
-impl OutcomeExt for mkipc_kernel::WaitOutcome {
+impl OutcomeExt for mkipc_kernel::runtime::WaitOutcome {
     fn is_received_err(&self) -> bool {
-        matches!(self, mkipc_kernel::WaitOutcome::Received(Err(_)))
+        matches!(self, mkipc_kernel::runtime::WaitOutcome::Received(Err(_)))
     }
 }
 
@@ -329,7 +329,7 @@ fn stale_behind_and_live_names_of_one_slot_have_different_codes() {
         behind,
         "freed while the send waits"
     );
-    let mkipc_kernel::WaitOutcome::Sent(Err(e)) = k.wait_cancel(t, tok) else {
+    let mkipc_kernel::runtime::WaitOutcome::Sent(Err(e)) = k.wait_cancel(t, tok) else {
         panic!("a cancelled send fails")
     };
     assert_eq!(

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mkipc_kernel::introspect::TaskRights;
+use mkipc_kernel::name::Access;
 use mkipc_kernel::*;
 
 mod common;

@@ -7,6 +7,8 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mkipc_kernel::introspect::{queue_cost, KernelStats};
+use mkipc_kernel::ipc::Owner;
 use mkipc_kernel::*;
 
 mod common;

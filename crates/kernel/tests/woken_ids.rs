@@ -4,9 +4,8 @@
 //! several (the list behind the lock), however takes and completions
 //! interleave. The reference is the order the completions happen in.
 
-use mkipc_kernel::{
-    Begin, Capacity, Ipc, Kernel, Message, PortName, Source, Task, WaitToken, Waker,
-};
+use mkipc_kernel::runtime::{Begin, Source, WaitToken, Waker};
+use mkipc_kernel::{Capacity, Ipc, Kernel, Message, PortName, Task};
 use proptest::prelude::*;
 
 /// What the test does next.
@@ -95,7 +94,7 @@ fn id_and_call_wakers_share_a_kernel() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     struct Count(AtomicUsize);
-    impl mkipc_kernel::Wake for Count {
+    impl mkipc_kernel::runtime::Wake for Count {
         fn wake(&self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mkipc_kernel::name::RightKind;
+use mkipc_kernel::runtime::{Begin, Destination, WaitOutcome};
 use mkipc_kernel::*;
 
 mod common;

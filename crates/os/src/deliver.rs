@@ -11,9 +11,10 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mkipc_kernel::error::{Limit, MalformedFrame, Unsupported};
+use mkipc_kernel::message::{Body, Trailer};
 use mkipc_kernel::{
-    Body, IpcError, Limit, MalformedFrame, Message, OnFull, PortName, ReceiveError, SendError,
-    SendErrorKind, Sent, Trailer, Unsupported, Wait,
+    IpcError, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 
 use crate::errno;

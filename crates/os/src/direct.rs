@@ -11,9 +11,8 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
-use mkipc_kernel::{
-    Message, OnFull, Pid, ReceiveError, SendError, SendErrorKind, Sent, Unsupported, Wait,
-};
+use mkipc_kernel::error::Unsupported;
+use mkipc_kernel::{Message, OnFull, Pid, ReceiveError, SendError, SendErrorKind, Sent, Wait};
 
 use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, rx_error};
 use crate::ipc::LINK_BODY_LIMIT;

@@ -34,7 +34,8 @@
 //! assert_eq!(errno::receive_error(libc::ETIMEDOUT), ReceiveError::TimedOut);
 //! ```
 
-use mkipc_kernel::{Capacity, IpcError, Limit, Message, ReceiveError, SendError, SendErrorKind};
+use mkipc_kernel::error::Limit;
+use mkipc_kernel::{Capacity, IpcError, Message, ReceiveError, SendError, SendErrorKind};
 
 use crate::queue::{maxmsg_for, msgsize_for};
 use crate::sys::{self, Errno};

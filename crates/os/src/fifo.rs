@@ -25,7 +25,8 @@
 //! [`OsProcess::fifo_open`]: crate::OsProcess::fifo_open
 //!
 //! ```
-//! use mkipc_kernel::{Access, Ipc, Message};
+//! use mkipc_kernel::{Ipc, Message};
+//! use mkipc_kernel::name::Access;
 //! use mkipc_os::OsProcess;
 //!
 //! let os = OsProcess::new().unwrap();

@@ -20,10 +20,13 @@
 
 use std::sync::Arc;
 
+use mkipc_kernel::error::Unsupported;
+use mkipc_kernel::ipc::{Owner, PortStatus};
+use mkipc_kernel::message::{Body, Trailer};
+use mkipc_kernel::name::{Access, RightKind, RightSet};
 use mkipc_kernel::{
-    Access, Body, CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message,
-    Notification, NotifyKind, OnFull, Owner, Pid, PortName, PortStatus, ReceiveError, RightKind,
-    RightSet, SendError, SendErrorKind, Sent, Trailer, Unsupported, Wait,
+    CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message, Notification,
+    NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 
 use mkipc_kernel::name_rules::validate_name;

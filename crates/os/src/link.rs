@@ -40,7 +40,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use mkipc_kernel::MalformedFrame;
+use mkipc_kernel::error::MalformedFrame;
 
 use crate::shm::{self, ShmRx, ShmTx};
 use crate::sys::{self, Deadline, Errno};
@@ -119,7 +119,7 @@ struct RxState {
 pub(crate) struct RawFrame {
     pub header: Header,
     pub rights: Vec<RightDesc>,
-    pub body: mkipc_kernel::Body,
+    pub body: mkipc_kernel::message::Body,
     pub fds: Vec<OwnedFd>,
     pub seqno: u64,
 }
@@ -514,7 +514,7 @@ impl LinkRx {
             }
         }
         let rights = frame.rights;
-        let body = mkipc_kernel::Body::from_slice(frame.body);
+        let body = mkipc_kernel::message::Body::from_slice(frame.body);
         st.start += len;
         let seqno = st.seqno;
         st.seqno += 1;

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use mkipc_kernel::{Access, IpcError, PortName, RightSet};
+use mkipc_kernel::name::{Access, RightSet};
+use mkipc_kernel::{IpcError, PortName};
 
 use crate::fifo::Fifo;
 use crate::notify::Notifier;
@@ -27,7 +28,7 @@ pub(crate) enum Entry {
     /// The reply right of a received call: one reply to `pid`'s reply queue.
     Reply { pid: u32, token: u32 },
     /// A mailbox opened with some access; `owned` if this process created it
-    /// with [`Owner::Creator`](mkipc_kernel::Owner::Creator).
+    /// with [`Owner::Creator`](mkipc_kernel::ipc::Owner::Creator).
     Mailbox {
         queue: Arc<Queue>,
         access: Access,

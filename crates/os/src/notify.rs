@@ -77,7 +77,7 @@ pub(crate) fn is_wake(h: &wire::Header) -> bool {
 /// on a queue with messages is not blocked for long).
 pub(crate) fn wake_closed(q: &Queue) {
     let frame = wire::encode(
-        &Message::new(WAKE_ID, mkipc_kernel::Body::new()),
+        &Message::new(WAKE_ID, mkipc_kernel::message::Body::new()),
         0,
         0,
         key(),

@@ -28,7 +28,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Access, Body, Capacity, IpcError, Pid, PortName};
+use mkipc_kernel::message::Body;
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{Capacity, IpcError, Pid, PortName};
 
 use crate::ends::{LinkEnd, LinkEnds};
 use crate::errno;

@@ -21,9 +21,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mkipc_kernel::{
-    Body, Capacity, IpcError, Message, Notification, Pid, PortName, ReceiveError, Trailer,
-};
+use mkipc_kernel::message::{Body, Trailer};
+use mkipc_kernel::{Capacity, IpcError, Message, Notification, Pid, PortName, ReceiveError};
 
 use crate::errno;
 use crate::names::Entry;

@@ -68,7 +68,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 
-use mkipc_kernel::{Access, IpcError, Pid, PortName};
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{IpcError, Pid, PortName};
 
 use crate::ends::{EndWay, LinkEnd, LinkEnds, LinkKind};
 use crate::ipc::LINK_BODY_LIMIT;
@@ -510,7 +511,7 @@ impl OsProcess {
             Entry::SendOnce { send } => ("send", Arc::clone(send), Access::SEND),
             _ => {
                 return Err(IpcError::WrongRight {
-                    needed: mkipc_kernel::RightKind::Send,
+                    needed: mkipc_kernel::name::RightKind::Send,
                 })
             }
         })

@@ -10,7 +10,9 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use mkipc_kernel::{Access, Disposition, IpcError, Message, Pid, PortName, RightKind, Trailer};
+use mkipc_kernel::message::Trailer;
+use mkipc_kernel::name::{Access, RightKind};
+use mkipc_kernel::{Disposition, IpcError, Message, Pid, PortName};
 
 use crate::link::RawFrame;
 use crate::names::Entry;
@@ -81,7 +83,7 @@ impl OsProcess {
                 ) if q.held_len.load(std::sync::atomic::Ordering::Acquire) > 0 => {
                     return Err((
                         i,
-                        IpcError::Unsupported(mkipc_kernel::Unsupported::SelectiveReceive),
+                        IpcError::Unsupported(mkipc_kernel::error::Unsupported::SelectiveReceive),
                     ))
                 }
                 (

@@ -46,7 +46,8 @@
 //! assert!(wire::decode(&frame).is_ok());
 //! ```
 
-use mkipc_kernel::{Disposition, MalformedFrame, Message};
+use mkipc_kernel::error::MalformedFrame;
+use mkipc_kernel::{Disposition, Message};
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 28;

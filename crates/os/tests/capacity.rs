@@ -173,7 +173,7 @@ fn capacity_cannot_change_after_creation() {
     assert_eq!(
         os.set_capacity(port, Capacity::Bounded(4)),
         Err(mkipc_kernel::IpcError::Unsupported(
-            mkipc_kernel::Unsupported::CapacityChange
+            mkipc_kernel::error::Unsupported::CapacityChange
         ))
     );
     assert_eq!(

@@ -11,8 +11,9 @@ role_entry!();
 
 use std::time::Duration;
 
+use mkipc_kernel::error::Unsupported;
 use mkipc_kernel::{
-    Capacity, Disposition, Filter, Ipc, IpcError, Message, ReceiveError, SendErrorKind, Unsupported,
+    Capacity, Disposition, Filter, Ipc, IpcError, Message, ReceiveError, SendErrorKind,
 };
 use mkipc_os::Spawn;
 

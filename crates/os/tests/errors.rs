@@ -5,9 +5,10 @@ role_entry!();
 
 use std::time::{Duration, Instant};
 
+use mkipc_kernel::error::Unsupported;
+use mkipc_kernel::name::Access;
 use mkipc_kernel::{
-    Access, Capacity, Ipc, IpcError, MailboxConfig, Message, ReceiveError, SendErrorKind,
-    Unsupported, Wait,
+    Capacity, Ipc, IpcError, MailboxConfig, Message, ReceiveError, SendErrorKind, Wait,
 };
 use mkipc_os::Spawn;
 
@@ -363,7 +364,7 @@ fn a_queue_deeper_than_msg_max_names_the_limit() {
     // "Invalid argument", which says nothing of /proc/sys/fs/mqueue/msg_max.
     let os = common::os();
     let max = mqueue_limit("msg_max");
-    let want = IpcError::Limit(mkipc_kernel::Limit::MqMsgMax { max });
+    let want = IpcError::Limit(mkipc_kernel::error::Limit::MqMsgMax { max });
     let deep = Capacity::Bounded(max + 1);
     assert_eq!(os.port_allocate(deep), Err(want));
     assert_eq!(
@@ -415,7 +416,7 @@ fn a_rendezvous_send_without_a_reply_queue_names_the_limit() {
 
 #[test]
 fn limits_say_where_they_are_set() {
-    use mkipc_kernel::Limit;
+    use mkipc_kernel::error::Limit;
     for (limit, names) in [
         (Limit::MqMsgMax { max: 10 }, "/proc/sys/fs/mqueue/msg_max"),
         (

@@ -13,7 +13,9 @@ role_entry!();
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Access, Ipc, MalformedFrame, Message, Pid, ReceiveError, SendErrorKind};
+use mkipc_kernel::error::MalformedFrame;
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{Ipc, Message, Pid, ReceiveError, SendErrorKind};
 use mkipc_os::OsProcess;
 
 /// `a` knows `b` as pid 2; returns also the write end of the pipe that

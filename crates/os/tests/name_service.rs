@@ -9,7 +9,8 @@ role_entry!();
 
 use std::time::Duration;
 
-use mkipc_kernel::{Capacity, Ipc, IpcError, Message, RightKind};
+use mkipc_kernel::name::RightKind;
+use mkipc_kernel::{Capacity, Ipc, IpcError, Message};
 use mkipc_os::Spawn;
 
 fn said(os: &mkipc_os::OsProcess, child: &mkipc_os::Child) -> String {

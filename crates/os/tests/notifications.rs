@@ -9,9 +9,10 @@ role_entry!();
 use std::ffi::CString;
 use std::time::Duration;
 
+use mkipc_kernel::error::Unsupported;
 use mkipc_kernel::{
     Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification, NotifyKind,
-    ReceiveError, Unsupported,
+    ReceiveError,
 };
 use mkipc_os::Spawn;
 

@@ -9,7 +9,8 @@ role_entry!();
 
 use std::time::Duration;
 
-use mkipc_kernel::{Capacity, Disposition, Ipc, IpcError, Message, ReceiveError, RightKind};
+use mkipc_kernel::name::RightKind;
+use mkipc_kernel::{Capacity, Disposition, Ipc, IpcError, Message, ReceiveError};
 use mkipc_os::Spawn;
 
 #[test]

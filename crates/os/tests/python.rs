@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mkipc_kernel::{Access, Capacity, Ipc, MailboxConfig, Message, Pid};
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message, Pid};
 
 fn module() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../python/mkipc.py")

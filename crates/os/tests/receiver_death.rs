@@ -130,7 +130,8 @@ fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
     b.adopt_link(mkipc_kernel::Pid(1), far).unwrap();
     let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
     let send = a.make_send(port).unwrap();
-    a.mod_refs(send, mkipc_kernel::RightKind::Send, 1).unwrap();
+    a.mod_refs(send, mkipc_kernel::name::RightKind::Send, 1)
+        .unwrap();
     a.send_to(
         mkipc_kernel::Pid(2),
         Message::new(1, b"").with_right(port, Disposition::MoveReceive),
@@ -141,7 +142,7 @@ fn a_send_right_forwarded_or_a_moved_receive_right_keeps_watching() {
     a.send(send, Message::new(2, b"to b")).unwrap();
     assert_eq!(b.receive(theirs).unwrap().id, 2);
     // b destroys the port (its receive right): the send right in a is dead.
-    b.mod_refs(theirs, mkipc_kernel::RightKind::Receive, -1)
+    b.mod_refs(theirs, mkipc_kernel::name::RightKind::Receive, -1)
         .unwrap();
     assert!(is_dead(a.send(send, Message::new(3, b"")), 3));
     drop(b);
@@ -159,7 +160,7 @@ fn a_send_right_inherited_at_spawn_learns_of_the_death() {
     let mut child = os
         .spawn(Spawn::new("send-inherited-on-cue").inherit(port))
         .unwrap();
-    os.mod_refs(port, mkipc_kernel::RightKind::Receive, -1)
+    os.mod_refs(port, mkipc_kernel::name::RightKind::Receive, -1)
         .unwrap();
     os.send_to(child.pid(), Message::new(0, b"go")).unwrap();
     let said = os.receive_from(child.pid()).unwrap();
@@ -215,7 +216,8 @@ fn an_orderly_destruction_is_seen_at_once_while_a_fork_holds_the_pipe() {
         b.adopt_link(mkipc_kernel::Pid(1), far).unwrap();
         let port = a.port_allocate(Capacity::Bounded(2)).unwrap();
         let send = a.make_send(port).unwrap();
-        a.mod_refs(send, mkipc_kernel::RightKind::Send, 1).unwrap();
+        a.mod_refs(send, mkipc_kernel::name::RightKind::Send, 1)
+            .unwrap();
         a.send_to(
             mkipc_kernel::Pid(2),
             Message::new(1, b"").with_right(port, Disposition::MoveReceive),
@@ -227,7 +229,7 @@ fn an_orderly_destruction_is_seen_at_once_while_a_fork_holds_the_pipe() {
         a.send(send, Message::new(2, b"to b")).unwrap();
         assert_eq!(b.receive(theirs).unwrap().id, 2);
         if how == "mod_refs" {
-            b.mod_refs(theirs, mkipc_kernel::RightKind::Receive, -1)
+            b.mod_refs(theirs, mkipc_kernel::name::RightKind::Receive, -1)
                 .unwrap();
         } else {
             drop(b);
@@ -253,7 +255,7 @@ fn a_call_through_a_mailbox_whose_server_is_killed_ends_with_no_reply_at_once() 
         .mailbox_create(
             "killed-server",
             mkipc_kernel::MailboxConfig::new(Capacity::Bounded(4))
-                .owner(mkipc_kernel::Owner::System),
+                .owner(mkipc_kernel::ipc::Owner::System),
         )
         .unwrap();
     let mut child = os

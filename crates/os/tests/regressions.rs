@@ -5,9 +5,10 @@ role_entry!();
 
 use std::time::Duration;
 
+use mkipc_kernel::error::MalformedFrame;
+use mkipc_kernel::name::Access;
 use mkipc_kernel::{
-    Access, Capacity, Disposition, Ipc, IpcError, MailboxConfig, MalformedFrame, Message, Pid,
-    ReceiveError, Wait,
+    Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Pid, ReceiveError, Wait,
 };
 use mkipc_os::{OsProcess, Spawn};
 
@@ -86,7 +87,9 @@ fn a_send_with_more_rights_than_scm_rights_carries_leaves_the_link_clean() {
     let err = a.send_to(Pid(2), msg).unwrap_err();
     assert_eq!(
         err.kind(),
-        mkipc_kernel::SendErrorKind::Limit(mkipc_kernel::Limit::DescriptorsPerMessage { max: 253 })
+        mkipc_kernel::SendErrorKind::Limit(mkipc_kernel::error::Limit::DescriptorsPerMessage {
+            max: 253
+        })
     );
     let back = err.into_message();
     assert_eq!(

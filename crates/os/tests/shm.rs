@@ -12,7 +12,8 @@ role_entry!();
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Ipc, MalformedFrame, Message, Pid, ReceiveError, SendErrorKind, Wait};
+use mkipc_kernel::error::MalformedFrame;
+use mkipc_kernel::{Ipc, Message, Pid, ReceiveError, SendErrorKind, Wait};
 use mkipc_os::shm::{MAP_LEN, RING_CAPACITY, RING_SPAN};
 use mkipc_os::{LinkEnd, LinkKind, OsProcess, Spawn};
 use proptest::prelude::*;

@@ -15,7 +15,8 @@ role_entry!();
 use std::ffi::CString;
 use std::time::Duration;
 
-use mkipc_kernel::{Access, Capacity, Ipc, MailboxConfig, Notification, Pid};
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Notification, Pid};
 
 const NOBODY: libc::uid_t = 65534;
 

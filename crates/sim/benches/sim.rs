@@ -51,9 +51,8 @@ use std::sync::Arc;
 
 use corosensei::{Coroutine, CoroutineResult};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mkipc_kernel::{
-    Begin, Capacity, Destination, Ipc, Kernel, Message, OnFull, Source, Wake, Waker,
-};
+use mkipc_kernel::runtime::{Begin, Destination, Source, Wake, Waker};
+use mkipc_kernel::{Capacity, Ipc, Kernel, Message, OnFull};
 use mkipc_sim::stack::StackPool;
 use mkipc_sim::{ms, workload, Explorer, Inherit, Sim};
 
@@ -171,7 +170,7 @@ impl mkipc_sim::machine::Machine for IdleMachine {
     fn step<C: mkipc_sim::machine::Ctx<Self>>(
         &mut self,
         cx: &mut C,
-        resumed: Option<mkipc_kernel::WaitOutcome>,
+        resumed: Option<mkipc_kernel::runtime::WaitOutcome>,
     ) -> mkipc_sim::machine::Step {
         use mkipc_sim::machine::{Op, Step};
         if resumed.is_some() {

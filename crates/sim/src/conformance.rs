@@ -35,10 +35,11 @@ use std::sync::Arc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use mkipc_kernel::conformance::{Backend, Outcome, Role};
+use mkipc_kernel::ipc::PortStatus;
+use mkipc_kernel::name::{Access, RightKind, RightSet};
 use mkipc_kernel::{
-    Access, CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message,
-    NotifyKind, OnFull, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet, SendError,
-    Sent, Wait,
+    CallError, Capacity, Disposition, Filter, Ipc, IpcError, MailboxConfig, Message, NotifyKind,
+    OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
 use parking_lot::Mutex;
 

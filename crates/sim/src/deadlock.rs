@@ -61,7 +61,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use mkipc_kernel::{BlockedOn, Pid};
+use mkipc_kernel::introspect::BlockedOn;
+use mkipc_kernel::Pid;
 
 use crate::runtime::{Core, PState};
 use crate::trace::Target;

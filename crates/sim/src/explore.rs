@@ -46,7 +46,7 @@ use std::ops::Range;
 use crate::builder::SimBuilder;
 use std::time::Duration;
 
-use mkipc_kernel::KernelStats;
+use mkipc_kernel::introspect::KernelStats;
 
 use crate::report::{Failure, FailureReason, Report};
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};

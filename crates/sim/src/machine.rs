@@ -22,7 +22,8 @@
 //! runner blocks inside the operation instead.
 //!
 //! ```
-//! use mkipc_kernel::{Capacity, Destination, Ipc, Message, OnFull, PortName, WaitOutcome};
+//! use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName};
+//! use mkipc_kernel::runtime::{Destination, WaitOutcome};
 //! use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 //! use mkipc_sim::{Inherit, Sim};
 //!
@@ -67,10 +68,10 @@
 
 use std::time::Duration;
 
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 use mkipc_kernel::{
-    CallError, Capacity, CarriedRight, Destination, Disposition, Ipc, IpcError, Message,
-    Notification, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent, Source, Wait,
-    WaitOutcome,
+    CallError, Capacity, CarriedRight, Disposition, Ipc, IpcError, Message, Notification, OnFull,
+    PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 
 use crate::process::{Proc, ProcError, ProcResult};

@@ -36,10 +36,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use corosensei::Yielder;
+use mkipc_kernel::ipc::PortStatus;
+use mkipc_kernel::name::{Access, RightKind, RightSet};
+use mkipc_kernel::runtime::{Blocker, WaitOutcome, WaitToken, Waker};
 use mkipc_kernel::{
-    Access, Blocker, CallError, Capacity, CarriedRight, Disposition, Ipc, IpcError, Kernel,
-    MailboxConfig, Message, NotifyKind, OnFull, Pid, PortName, PortStatus, ReceiveError, RightKind,
-    RightSet, SendError, Sent, Wait, WaitOutcome, WaitToken, Waker,
+    CallError, Capacity, CarriedRight, Disposition, Ipc, IpcError, Kernel, MailboxConfig, Message,
+    NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
 
 pub use crate::exit::{ExitStatus, ProcError, ProcResult};

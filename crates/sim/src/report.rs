@@ -33,7 +33,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use mkipc_kernel::{Capacity, KernelStats};
+use mkipc_kernel::introspect::KernelStats;
+use mkipc_kernel::Capacity;
 
 use crate::deadlock::Deadlock;
 use crate::process::ExitStatus;

@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::rc::Rc;
 
 use corosensei::Coroutine;
-use mkipc_kernel::{Kernel, Pid, PortName, Waker};
+use mkipc_kernel::runtime::Waker;
+use mkipc_kernel::{Kernel, Pid, PortName};
 
 use crate::process::{ExitStatus, ProcResult};
 use crate::report::ProcStats;
@@ -404,7 +405,7 @@ impl Core {
     /// Adds a queue to the report, unless it is already there; returns its
     /// index in `watched`.
     /// The kernel's queue statistics, ports made by `Sim::port` labelled.
-    pub fn queue_stats(&self) -> Vec<mkipc_kernel::QueueStats> {
+    pub fn queue_stats(&self) -> Vec<mkipc_kernel::introspect::QueueStats> {
         let labels = self.port_labels.borrow();
         let mut stats = self.kernel.queue_stats();
         for q in stats.iter_mut().filter(|q| q.kind == "port") {

@@ -45,9 +45,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use corosensei::CoroutineResult;
+use mkipc_kernel::introspect::QueueStats;
+use mkipc_kernel::ipc::Owner;
 use mkipc_kernel::{
-    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Owner, Pid,
-    PortName, QueueStats,
+    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Pid,
+    PortName,
 };
 
 use crate::builder::SimBuilder;

@@ -45,10 +45,10 @@
 
 use std::time::Duration;
 
+use mkipc_kernel::runtime::{Begin, Destination, Source, WaitOutcome, WaitToken};
 use mkipc_kernel::{
-    Begin, CallError, Capacity, CarriedRight, Destination, Disposition, IpcError, Message, OnFull,
-    Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Source, Wait, WaitOutcome,
-    WaitToken,
+    CallError, Capacity, CarriedRight, Disposition, IpcError, Message, OnFull, Pid, PortName,
+    ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 
 use crate::machine::{call_outcome, CallStart, Ctx, Machine, Op, Step, YieldIs};

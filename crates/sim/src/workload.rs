@@ -72,10 +72,11 @@ impl crate::machine::Machine for PingPong {
     fn step<C: crate::machine::Ctx<Self>>(
         &mut self,
         cx: &mut C,
-        resumed: Option<mkipc_kernel::WaitOutcome>,
+        resumed: Option<mkipc_kernel::runtime::WaitOutcome>,
     ) -> crate::machine::Step {
         use crate::machine::{Op, Step};
-        use mkipc_kernel::{Destination, OnFull, Source, Wait, WaitOutcome};
+        use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
+        use mkipc_kernel::{OnFull, Wait};
         match resumed {
             Some(WaitOutcome::Sent(Err(e))) => return Step::Exit(Err(e.into())),
             Some(WaitOutcome::Received(Err(e))) => return Step::Exit(Err(e.into())),

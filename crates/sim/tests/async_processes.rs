@@ -618,7 +618,8 @@ fn futures_from_elsewhere_wake_their_process() {
 /// selective receive, close, priority select.
 #[test]
 fn the_whole_api_on_an_async_process() {
-    use mkipc_kernel::{MailboxConfig, Owner};
+    use mkipc_kernel::ipc::Owner;
+    use mkipc_kernel::MailboxConfig;
     let mut sim = Sim::builder().seed(9).build();
     let server = sim
         .spawn_async("server", &[], |p| async move {

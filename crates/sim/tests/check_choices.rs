@@ -2,7 +2,8 @@
 //! every choice a step makes is a transition of its own, trails record the
 //! choices, and `Checker::replay` follows them.
 
-use mkipc_kernel::{Capacity, Destination, Message, OnFull, PortName, WaitOutcome};
+use mkipc_kernel::runtime::{Destination, WaitOutcome};
+use mkipc_kernel::{Capacity, Message, OnFull, PortName};
 use mkipc_sim::check::{Checker, Encode, Encoder, ReplayError, Trail};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::{FailureReason, Inherit};

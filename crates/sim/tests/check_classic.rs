@@ -6,7 +6,8 @@ mod check_models;
 use std::time::Duration;
 
 use check_models::{master_worker, producer_consumer, rendezvous_pair, server_loop, Classic};
-use mkipc_kernel::{Capacity, Ipc, Message, Source, Wait, WaitOutcome};
+use mkipc_kernel::runtime::{Source, WaitOutcome};
+use mkipc_kernel::{Capacity, Ipc, Message, Wait};
 use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus, Storage, Trail};
 use mkipc_sim::machine::{Ctx, Machine, Step};
 use mkipc_sim::{ms, Dist, FailureReason};
@@ -255,7 +256,7 @@ impl Machine for Rule {
             Rule::Child(p) => {
                 let msg = Message::from_u64(1, 7);
                 match cx.send(
-                    mkipc_kernel::Destination::Name(*p),
+                    mkipc_kernel::runtime::Destination::Name(*p),
                     msg,
                     mkipc_kernel::OnFull::Block,
                 ) {

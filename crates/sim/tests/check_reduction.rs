@@ -6,9 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use mkipc_kernel::{
-    Capacity, Destination, Ipc, Message, OnFull, PortName, Source, Wait, WaitOutcome,
-};
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
+use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, Wait};
 use mkipc_sim::check::{CheckOutcome, Checker, Encode, Encoder, ProcStatus, World};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::{FailureReason, ProcError, ProcId};

@@ -3,7 +3,9 @@
 //! right), the full ring of a cycle through servers, and, when nothing
 //! could ever end a wait, a plain sentence saying so.
 
-use mkipc_kernel::{Access, Capacity, CarriedRight, Ipc, MailboxConfig, Message, Owner, Pid};
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{Capacity, CarriedRight, Ipc, MailboxConfig, Message, Pid};
 use mkipc_sim::{Deadlock, Explorer, FailureReason, Inherit, Proc, ProcId, ProcResult, Sim};
 use proptest::prelude::*;
 

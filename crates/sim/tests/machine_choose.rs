@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use mkipc_kernel::WaitOutcome;
+use mkipc_kernel::runtime::WaitOutcome;
 use mkipc_sim::machine::{Ctx, Machine, Step};
 use mkipc_sim::Sim;
 

@@ -1,7 +1,8 @@
 //! A machine says how its end is judged (`Machine::is_server`,
 //! `Machine::expects_error`), and `Sim::spawn_machine` declares it so.
 
-use mkipc_kernel::{Capacity, PortName, Source, Wait, WaitOutcome};
+use mkipc_kernel::runtime::{Source, WaitOutcome};
+use mkipc_kernel::{Capacity, PortName, Wait};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::{FailureReason, Inherit, ProcError, Sim};
 

@@ -4,7 +4,8 @@
 //! before and after. The pinned hash was computed before the hot-path work
 //! of issue 19; if it changes, a run changed.
 
-use mkipc_kernel::{Capacity, Destination, Ipc, Message, OnFull, PortName, WaitOutcome};
+use mkipc_kernel::runtime::{Destination, WaitOutcome};
+use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::{ms, workload, Failure, Inherit, Report, SchedulerKind, Sim, SimBuilder};
 

@@ -12,7 +12,7 @@ fn ports_are_labelled_in_queue_stats() {
     let mut sim = Sim::builder().seed(0).build();
     let jobs = sim.port("jobs", Capacity::Bounded(2)).unwrap();
     let done = sim.port("done", Capacity::Unbounded).unwrap();
-    let labels = |stats: Vec<mkipc_kernel::QueueStats>| -> Vec<String> {
+    let labels = |stats: Vec<mkipc_kernel::introspect::QueueStats>| -> Vec<String> {
         let mut l: Vec<String> = stats
             .into_iter()
             .filter(|q| q.kind == "port")

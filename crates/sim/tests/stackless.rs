@@ -7,9 +7,8 @@
 
 use std::time::Duration;
 
-use mkipc_kernel::{
-    Capacity, CarriedRight, Destination, Message, OnFull, PortName, Source, Wait, WaitOutcome,
-};
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
+use mkipc_kernel::{Capacity, CarriedRight, Message, OnFull, PortName, Wait};
 use mkipc_sim::machine::{run_on_proc_with, Ctx, Machine, Op, Step, YieldIs};
 use mkipc_sim::{Dist, Failure, Inherit, ProcId, Report, SchedulerKind, Sim};
 use proptest::prelude::*;

@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use mkipc_kernel::{Access, CarriedRight, IpcError, MailboxConfig, Owner, Pid, PortName};
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{CarriedRight, IpcError, MailboxConfig, Pid, PortName};
 use mkipc_sim::machine::YieldIs;
 use mkipc_sim::{Failure, FailureReason, ProcId, Report, Schedule, SchedulerKind, Sim, SimBuilder};
 

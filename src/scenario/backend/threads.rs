@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Kernel, MailboxConfig, Owner, Pid, PortName};
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::{Kernel, MailboxConfig, Pid, PortName};
 use mkipc_sim::{ExitStatus, FailureReason, Threaded};
 
 use super::{Backend, BackendKind, RunError, Unsupported};

@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use mkipc_kernel::{Ipc, WaitOutcome};
+use mkipc_kernel::runtime::WaitOutcome;
+use mkipc_kernel::Ipc;
 use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::ProcError;
 

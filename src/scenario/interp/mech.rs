@@ -3,7 +3,8 @@
 //! and `lock`/`unlock`, each a start and a finish like every other
 //! operation of the machine.
 
-use mkipc_kernel::{Destination, Ipc, Message, OnFull, SendError, Sent, Source, Wait, WaitOutcome};
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
+use mkipc_kernel::{Ipc, Message, OnFull, SendError, Sent, Wait};
 use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::ProcError;
 

@@ -23,9 +23,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 use mkipc_kernel::{
-    Capacity, Destination, Ipc, Message, Notification, OnFull, PortName, ReceiveError, SendError,
-    SendErrorKind, Sent, Source, Wait, WaitOutcome,
+    Capacity, Ipc, Message, Notification, OnFull, PortName, ReceiveError, SendError, SendErrorKind,
+    Sent, Wait,
 };
 use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::{Dist, ProcError};

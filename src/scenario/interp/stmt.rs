@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use mkipc_kernel::runtime::{Destination, Source};
 use mkipc_kernel::{
-    CallError, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind,
-    Sent, Source, Wait,
+    CallError, Ipc, Message, OnFull, PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 use mkipc_sim::machine::{call_not_sent, call_reply, call_request, CallStart, Ctx, Step};
 use mkipc_sim::{Inherit, ProcError};

@@ -16,9 +16,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 use mkipc_kernel::{
-    CarriedRight, Destination, IpcError, Message, OnFull, Pid, PortName, ReceiveError, SendError,
-    Sent, Source, Wait, WaitOutcome,
+    CarriedRight, IpcError, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
 use mkipc_sim::machine::{receive_blocking, send_blocking, CallStart, Ctx, Machine, Op, Step};
 use mkipc_sim::{Proc, ProcError, ProcResult, Sim};

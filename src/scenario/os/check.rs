@@ -86,7 +86,7 @@ pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
                         "mailbox `{}` has access lists (`senders`/`receivers`), which are",
                         q.name
                     ),
-                    mkipc_kernel::Unsupported::Grants.reason(),
+                    mkipc_kernel::error::Unsupported::Grants.reason(),
                 );
             }
             if let Some(o) = owner {
@@ -184,7 +184,7 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
                 "`send {} drop-oldest` (line {}) is",
                 scn.queues[*queue].name, s.line
             ),
-            mkipc_kernel::Unsupported::DropOldest.to_string(),
+            mkipc_kernel::error::Unsupported::DropOldest.to_string(),
         )),
         Op::SendVia {
             on_full: OnFull::DropOldest,
@@ -196,7 +196,7 @@ fn refusal(scn: &Scenario, p: &Process, s: &Stmt) -> Option<(String, String)> {
             ),
             format!(
                 "it may be a port: {}",
-                mkipc_kernel::Unsupported::DropOldest
+                mkipc_kernel::error::Unsupported::DropOldest
             ),
         )),
         Op::Select(arms) | Op::SelectAny(arms) => {

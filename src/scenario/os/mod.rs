@@ -38,10 +38,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::runtime::{Destination, Source};
 use mkipc_kernel::CallError;
 use mkipc_kernel::{
-    Capacity, CarriedRight, Destination, Disposition, Ipc, IpcError, MailboxConfig, Message,
-    OnFull, Owner, Pid, PortName, ReceiveError, SendError, Sent, Source, Wait,
+    Capacity, CarriedRight, Disposition, Ipc, IpcError, MailboxConfig, Message, OnFull, Pid,
+    PortName, ReceiveError, SendError, Sent, Wait,
 };
 use mkipc_os::{Child, OsProcess, Role, Spawn};
 use mkipc_sim::machine::{

@@ -115,7 +115,7 @@ pub(super) fn balanced(scn: &Scenario) -> Result<(), String> {
             Capacity::Bounded(c) => s.min(c as u64),
             Capacity::Unbounded => s,
         };
-        let cost = mkipc_kernel::queue_cost(largest[q], 0, false) as u64;
+        let cost = mkipc_kernel::introspect::queue_cost(largest[q], 0, false) as u64;
         let limit = KernelConfig::default().queue_memory_limit as u64;
         if queued.saturating_mul(cost) > limit {
             return Err(format!(

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use mkipc_kernel::{
-    Capacity, Disposition, Ipc, Kernel, KernelConfig, KernelStats, MailboxConfig, Message,
-    NotifyKind, OnFull, Owner, Pid, PortName, RightKind, Task, Wait,
-};
+use mkipc_kernel::{Capacity, Disposition, Ipc, Kernel, KernelConfig, MailboxConfig, Message, NotifyKind, OnFull, Pid, PortName, Task, Wait};
+use mkipc_kernel::introspect::KernelStats;
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::name::RightKind;
 
 const TASKS: usize = 4;
 
@@ -487,7 +487,7 @@ impl World {
                 let Some((i, task)) = self.task(t) else {
                     return;
                 };
-                let access = mkipc_kernel::Access { send, receive };
+                let access = mkipc_kernel::name::Access { send, receive };
                 let _ = task.mailbox_grant(self.name(i, n), self.pid(p), access);
             }
             Op::MbDestroy(t, n) => {

@@ -27,3 +27,14 @@ pub(crate) fn admit(limit: usize, load: QueueLoad) -> Admission {
         Admission::Full
     }
 }
+
+/// A receive takes the buffer's head while there is one: a parked sender's
+/// message moves into the buffer (behind the head) when a slot frees, so
+/// the head is older than any parked message. A parked sender is taken
+/// straight only when the buffer is empty.
+pub(crate) fn next_message<T>(
+    queued: Option<(u64, T)>,
+    parked: impl FnOnce() -> Option<(u64, T)>,
+) -> Option<(u64, T)> {
+    queued.or_else(parked)
+}

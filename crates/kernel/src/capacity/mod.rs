@@ -146,4 +146,32 @@ impl Capacity {
             Capacity::Unbounded => unbounded::admit(load),
         }
     }
+
+    /// Which message a receive takes next from a queue of this capacity:
+    /// the head of its buffer (`queued`) or the message of its
+    /// longest-parked sender (`parked`, asked only when needed). Each is
+    /// the message's global stamp (its age) and where it is.
+    #[inline]
+    pub(crate) fn next_message<T>(
+        self,
+        queued: Option<(u64, T)>,
+        parked: impl FnOnce() -> Option<(u64, T)>,
+    ) -> Option<(u64, T)> {
+        match self {
+            Capacity::Zero => zero::next_message(queued, parked),
+            Capacity::Bounded(_) => bounded::next_message(queued, parked),
+            Capacity::Unbounded => unbounded::next_message(queued, parked),
+        }
+    }
+
+    /// Whether [`OnFull::DropOldest`] may displace a buffered message to
+    /// make room on a full queue of this capacity; when it may not, the new
+    /// message is dropped instead ([`Sent::Dropped`]).
+    #[inline]
+    pub(crate) fn displaces(self) -> bool {
+        match self {
+            Capacity::Zero => zero::DISPLACES,
+            Capacity::Bounded(_) | Capacity::Unbounded => true,
+        }
+    }
 }

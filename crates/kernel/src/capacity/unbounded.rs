@@ -17,3 +17,13 @@ pub(crate) fn admit(load: QueueLoad) -> Admission {
         Admission::Enqueue
     }
 }
+
+/// A receive takes the buffer's head, as on a bounded queue (a sender
+/// parks here only if the queue was bounded when it sent, and moves into
+/// the buffer when the capacity grows).
+pub(crate) fn next_message<T>(
+    queued: Option<(u64, T)>,
+    parked: impl FnOnce() -> Option<(u64, T)>,
+) -> Option<(u64, T)> {
+    super::bounded::next_message(queued, parked)
+}

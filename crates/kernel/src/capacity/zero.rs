@@ -17,3 +17,24 @@ use super::{Admission, QueueLoad};
 pub(crate) fn admit(_load: QueueLoad) -> Admission {
     Admission::Full
 }
+
+/// [`OnFull::DropOldest`](crate::OnFull::DropOldest) has nothing to
+/// displace: no user message is buffered, so the new one is dropped.
+pub(crate) const DISPLACES: bool = false;
+
+/// A receive takes the oldest of the buffer's head and the first parked
+/// sender's message. On a rendezvous queue the parked senders *are* the
+/// queue; the only messages buffered are kernel notifications, which must
+/// not overtake a sender that parked before they arrived.
+pub(crate) fn next_message<T>(
+    queued: Option<(u64, T)>,
+    parked: impl FnOnce() -> Option<(u64, T)>,
+) -> Option<(u64, T)> {
+    match queued {
+        Some(head) => match parked() {
+            Some(p) if p.0 < head.0 => Some(p),
+            _ => Some(head),
+        },
+        None => parked(),
+    }
+}

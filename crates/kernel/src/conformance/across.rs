@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use super::{role, run_case, system_mailbox, Backend};
+use crate::name::Access;
 use crate::{
-    Access, CallError, Capacity, Disposition, Ipc, MailboxConfig, Message, Pid, ReceiveError, Wait,
+    CallError, Capacity, Disposition, Ipc, MailboxConfig, Message, Pid, ReceiveError, Wait,
 };
 
 /// Producer and consumer through a bounded system mailbox: all messages, in order.

@@ -21,7 +21,8 @@
 
 use std::thread;
 
-use crate::{Capacity, Ipc, Kernel, MailboxConfig, Owner};
+use crate::ipc::Owner;
+use crate::{Capacity, Ipc, Kernel, MailboxConfig};
 
 /// What a role returns: `Err` with an explanation when an expectation failed.
 pub type Outcome = Result<(), String>;

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use super::{nothing, role, run_case, Backend};
+use crate::name::RightKind;
 use crate::{
     Capacity, Disposition, Filter, Ipc, IpcError, Message, Notification, NotifyKind, OnFull,
-    ReceiveError, RightKind, SendErrorKind, Sent,
+    ReceiveError, SendErrorKind, Sent,
 };
 
 /// A bounded port keeps FIFO order and reports `Full` with the message back.

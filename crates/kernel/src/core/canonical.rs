@@ -50,9 +50,9 @@ use crate::name::{Access, Pid, PortName};
 /// The default, [`CanonicalOptions::EXACT`], encodes everything any
 /// operation can observe. Two things are observable but only count up:
 /// each queue's next sequence number (it reaches the receiver in
-/// [`Trailer::seqno`](crate::Trailer::seqno) and [`PortStatus::seqno`](crate::PortStatus::seqno))
+/// [`Trailer::seqno`](crate::message::Trailer::seqno) and [`PortStatus::seqno`](crate::ipc::PortStatus::seqno))
 /// and each queue's statistics (messages accepted and dropped, longest
-/// length: [`PortStatus::messages_sent`](crate::PortStatus::messages_sent) and the next two
+/// length: [`PortStatus::messages_sent`](crate::ipc::PortStatus::messages_sent) and the next two
 /// fields). With them, a system that loops never comes back to a state it
 /// saw. A checker whose processes never read them may leave them out
 /// ([`CanonicalOptions::WITHOUT_COUNTERS`]) so that such loops close; the

@@ -276,7 +276,7 @@ impl Kernel {
 }
 
 /// A list of tasks in pid order, shared between the [`BlockedOn`]s of one
-/// answer (always a `std` `Arc`, as [`Waker`](crate::Waker) is).
+/// answer (always a `std` `Arc`, as [`Waker`](crate::runtime::Waker) is).
 type HolderList = std::sync::Arc<[Pid]>;
 
 /// How deep [`State::takers`] follows a receive right that travels inside a

@@ -51,8 +51,8 @@ use smallvec::SmallVec;
 ///
 /// ```
 /// // Even an empty message costs its entry.
-/// assert!(mkipc_kernel::queue_cost(0, 0, false) > 0);
-/// assert!(mkipc_kernel::queue_cost(8, 1, true) > mkipc_kernel::queue_cost(8, 0, false));
+/// assert!(mkipc_kernel::introspect::queue_cost(0, 0, false) > 0);
+/// assert!(mkipc_kernel::introspect::queue_cost(8, 1, true) > mkipc_kernel::introspect::queue_cost(8, 0, false));
 /// ```
 pub fn queue_cost(body_len: usize, rights: usize, boxed: bool) -> usize {
     queue::message_cost(body_len, rights, boxed)
@@ -102,7 +102,8 @@ pub trait Wake: Send + Sync {
 ///   Whoever registers id wakers must drain them: the list grows until then.
 ///
 /// ```
-/// use mkipc_kernel::{Begin, Capacity, Ipc, Kernel, Message, Source, Waker};
+/// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+/// use mkipc_kernel::runtime::{Begin, Source, Waker};
 /// let kernel = Kernel::new();
 /// let a = kernel.spawn_task();
 /// let port = a.port_allocate(Capacity::Bounded(1)).unwrap();

@@ -4,16 +4,28 @@
 
 use super::queue::MsgQueue;
 use super::space::{Obj, MAX_UREFS};
-use super::{KRight, Kernel, Locked, Port, PortId, PortSet, QueueId, Receiver, SetId};
+use super::{KRight, Kernel, Locked, Port, PortId, PortSet, QueueId, Receiver, SetId, State};
 use crate::capacity::Capacity;
 use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::Notification;
 use crate::name::{Pid, PortName, RightKind, RightSet};
 use crate::Disposition;
 
+/// The count of send rights to a port ([`super::Port::send_rights`]) has
+/// two owners, side by side: [`State::add_send`] counts new rights (made,
+/// copied into a message, registered, looked up, added by `mod_refs`) and
+/// [`Locked::release_send`] counts rights that went away (and fires the
+/// no-senders notification). Nothing else writes the counter.
+impl State {
+    /// Counts `n` new send rights to `port` (a live port).
+    pub(crate) fn add_send(&mut self, port: PortId, n: u64) {
+        self.ports.get_mut(port).expect("live").send_rights += n;
+    }
+}
+
 impl Locked<'_> {
     /// Releases `n` send rights to `port`; the last one fires a no-senders
-    /// notification if one was requested.
+    /// notification if one was requested. (New rights: [`State::add_send`].)
     pub(crate) fn release_send(&mut self, port: PortId, n: u64) {
         let Some(p) = self.ports.get_mut(port) else {
             return;
@@ -200,7 +212,7 @@ impl Kernel {
                         send: send + 1,
                     }),
                 );
-                st.ports.get_mut(port).expect("live").send_rights += 1;
+                st.add_send(port, 1);
                 Ok(name)
             }
             Disposition::MakeSendOnce => {
@@ -273,7 +285,11 @@ impl Kernel {
     }
 
     /// The status of the queue behind a receive right or mailbox name.
-    pub fn port_status(&self, pid: Pid, name: PortName) -> Result<crate::PortStatus, IpcError> {
+    pub fn port_status(
+        &self,
+        pid: Pid,
+        name: PortName,
+    ) -> Result<crate::ipc::PortStatus, IpcError> {
         let mut st = self.lock();
         let (q, send_rights, send_once_rights) = match st.resolve(pid, name)? {
             Obj::Port {
@@ -293,7 +309,7 @@ impl Kernel {
             }
         };
         let queue = st.queue(q).expect("live");
-        Ok(crate::PortStatus {
+        Ok(crate::ipc::PortStatus {
             queue_len: queue.messages.len(),
             capacity: queue.capacity,
             // Reported saturated: the public status keeps its `u32`s.
@@ -429,7 +445,7 @@ impl Locked<'_> {
                     },
                 );
                 if new > send {
-                    st.ports.get_mut(port).expect("live").send_rights += u64::from(new - send);
+                    st.add_send(port, u64::from(new - send));
                 } else {
                     st.release_send(port, u64::from(send - new));
                 }

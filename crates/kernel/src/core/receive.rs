@@ -11,7 +11,7 @@ use super::{
     Begin, KMessage, Locked, QueueId, ReceiveOptions, Registration, WaitOutcome, WaitRec,
     WaitState, WaitToken, Waker,
 };
-use crate::capacity::{Admission, Capacity, Sent};
+use crate::capacity::{Admission, Sent};
 use crate::core::Source;
 use crate::error::{IpcError, ReceiveError};
 use crate::filter::Filter;
@@ -261,17 +261,7 @@ impl Locked<'_> {
                 _ => None,
             }
         };
-        match queued {
-            // On a rendezvous queue the parked senders *are* the queue; the
-            // only messages buffered there are kernel notifications, which
-            // must not overtake a sender that parked before they arrived.
-            Some(head) if queue.capacity == Capacity::Zero => match parked() {
-                Some(p) if p.0 < head.0 => Some(p),
-                _ => Some(head),
-            },
-            Some(head) => Some(head),
-            None => parked(),
-        }
+        queue.capacity.next_message(queued, parked)
     }
 
     /// The oldest message `f` passes in queue `q`: queued (in queue order,

@@ -13,7 +13,7 @@ use super::{
     Begin, Destination, KMessage, Locked, QueueId, Receiver, WaitId, WaitRec, WaitState, WaitToken,
     Waker,
 };
-use crate::capacity::{Admission, Capacity, OnFull, Sent};
+use crate::capacity::{Admission, OnFull, Sent};
 use crate::core::space::Obj;
 use crate::error::{IpcError, SendError, SendErrorKind};
 use crate::message::Message;
@@ -205,7 +205,7 @@ impl Locked<'_> {
                 Begin::Done(Err(SendErrorKind::TimedOut.with(msg)))
             }
             (Admission::Full, OnFull::DropNewest) => self.drop_newest(pid, msg, &target, q),
-            (Admission::Full, OnFull::DropOldest) if capacity == Capacity::Zero => {
+            (Admission::Full, OnFull::DropOldest) if !capacity.displaces() => {
                 self.drop_newest(pid, msg, &target, q)
             }
             (Admission::Full, OnFull::DropOldest) => {
@@ -397,7 +397,7 @@ impl Message {
     /// The message's id, body and right names, for giving rights back after a
     /// failed wait (the body is moved into the kernel message, so it is kept here).
     pub(crate) fn clone_shape(&self) -> Message {
-        let mut shape = Message::new(self.id, crate::Body::new());
+        let mut shape = Message::new(self.id, crate::message::Body::new());
         shape.set_carried(self.rights().to_vec(), self.reply());
         shape
     }

@@ -26,7 +26,7 @@ impl Kernel {
                 return Err(IpcError::AlreadyExists);
             }
         }
-        st.ports.get_mut(port).expect("live").send_rights += 1;
+        st.add_send(port, 1);
         if let Some((_, old)) = st
             .services
             .make_mut()
@@ -66,7 +66,7 @@ impl Kernel {
             st.services.make_mut().remove(service);
             return Err(IpcError::NotFound);
         }
-        st.ports.get_mut(port).expect("live").send_rights += 1;
+        st.add_send(port, 1);
         let k = super::KMessage {
             id: 0,
             body: Default::default(),

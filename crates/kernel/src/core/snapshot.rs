@@ -31,7 +31,7 @@ use crate::name::Pid;
 /// number of times ([`Kernel::restore`]) or start a new kernel
 /// ([`Kernel::from_snapshot`]).
 ///
-/// One thing is shared rather than copied: the [`Waker`](crate::Waker) of
+/// One thing is shared rather than copied: the [`Waker`](crate::runtime::Waker) of
 /// each pending wait (an `Arc`, or a plain id). A restored wait keeps the waker it had when
 /// the snapshot was taken, and calls it when it completes. A model checker
 /// that restores states should register a no-op waker and poll

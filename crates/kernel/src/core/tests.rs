@@ -3,7 +3,8 @@
 
 use super::space::Obj;
 use super::Kernel;
-use crate::{Capacity, Ipc, NotifyKind, RightKind};
+use crate::name::RightKind;
+use crate::{Capacity, Ipc, NotifyKind};
 
 /// Regression: a port's total of send rights was a `u32`; 65,537 tasks with
 /// 65,534 references each wrapped it (a debug panic, and in release a

@@ -155,7 +155,7 @@ impl Locked<'_> {
             }
             (Obj::Port { port, .. }, Disposition::MoveSend) => KRight::Send(port),
             (Obj::Port { port, .. }, Disposition::CopySend | Disposition::MakeSend) => {
-                self.ports.get_mut(port).expect("live").send_rights += 1;
+                self.add_send(port, 1);
                 KRight::Send(port)
             }
             (Obj::Port { port, .. }, Disposition::MakeSendOnce) => {

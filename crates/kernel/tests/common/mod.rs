@@ -8,7 +8,8 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mkipc_kernel::{Capacity, Ipc, Kernel, KernelStats, PortName, Task};
+use mkipc_kernel::introspect::KernelStats;
+use mkipc_kernel::{Capacity, Ipc, Kernel, PortName, Task};
 
 /// Polls `cond` until it holds; fails the test after 5 s.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -173,9 +174,9 @@ pub fn mailbox_each_message_once(
 /// A waker that does nothing, for driving the non-blocking core
 /// (`send_begin`, `receive_begin`) from one thread.
 #[allow(dead_code)]
-pub fn noop_waker() -> mkipc_kernel::Waker {
+pub fn noop_waker() -> mkipc_kernel::runtime::Waker {
     struct Noop;
-    impl mkipc_kernel::Wake for Noop {
+    impl mkipc_kernel::runtime::Wake for Noop {
         fn wake(&self) {}
     }
     std::sync::Arc::new(Noop).into()

@@ -22,9 +22,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use mkipc_kernel::introspect::{KernelStats, TaskRights};
+use mkipc_kernel::ipc::{Owner, PortStatus};
+use mkipc_kernel::name::{Access, RightKind, RightSet};
 use mkipc_kernel::{
-    Access, Capacity, Disposition, Filter, IpcError, KernelStats, NotifyKind, OnFull, Owner,
-    PortName, PortStatus, ReceiveError, RightKind, RightSet, SendErrorKind, Sent, TaskRights,
+    Capacity, Disposition, Filter, IpcError, NotifyKind, OnFull, PortName, ReceiveError,
+    SendErrorKind, Sent,
 };
 
 /// Mach's limit on user references per right (as documented by the kernel).
@@ -114,10 +117,14 @@ pub struct MMsg {
 }
 
 impl MMsg {
-    /// What this message costs in a queue (see `mkipc_kernel::queue_cost`).
+    /// What this message costs in a queue (see `mkipc_kernel::introspect::queue_cost`).
     fn cost(&self) -> usize {
         let rights = self.rights.len() + usize::from(self.reply.is_some());
-        mkipc_kernel::queue_cost(self.body.len(), rights, rights > 0 || self.via_so.is_some())
+        mkipc_kernel::introspect::queue_cost(
+            self.body.len(),
+            rights,
+            rights > 0 || self.via_so.is_some(),
+        )
     }
 
     fn all_rights(&self) -> impl Iterator<Item = R> + '_ {
@@ -441,7 +448,8 @@ impl Model {
             // Answered at once: the send it prompts learns `Closed`.
             return true;
         }
-        let fits = queue.bytes() + mkipc_kernel::queue_cost(0, 0, false) <= self.mem_limit;
+        let fits =
+            queue.bytes() + mkipc_kernel::introspect::queue_cost(0, 0, false) <= self.mem_limit;
         match queue.cap {
             Capacity::Zero => false,
             Capacity::Bounded(n) => queue.msgs.len() < n && fits,
@@ -1348,8 +1356,11 @@ impl Model {
         // The memory ceiling applies to bounded and unbounded queues alike,
         // counting each message's entry, body and rights.
         let rights = msg.rights.len() + usize::from(msg.reply.is_some());
-        let cost =
-            mkipc_kernel::queue_cost(msg.body.len(), rights, rights > 0 || so_name.is_some());
+        let cost = mkipc_kernel::introspect::queue_cost(
+            msg.body.len(),
+            rights,
+            rights > 0 || so_name.is_some(),
+        );
         let over_memory = queue.bytes() + cost > self.mem_limit;
         let adm = match queue.cap {
             Capacity::Zero => Adm::Full,

@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use mkipc_kernel::name::Access;
+use mkipc_kernel::runtime::{
+    Begin, CanonicalOptions, Destination, Source, WaitOutcome, WaitToken, Wake, Waker,
+};
 use mkipc_kernel::{
-    Access, Begin, CanonicalOptions, Capacity, Destination, Disposition, Kernel, KernelConfig,
-    MailboxConfig, Message, Notification, NotifyKind, OnFull, Pid, PortName, ReceiveError,
-    SendError, Sent, Source, WaitOutcome, WaitToken, Wake, Waker,
+    Capacity, Disposition, Kernel, KernelConfig, MailboxConfig, Message, Notification, NotifyKind,
+    OnFull, Pid, PortName, ReceiveError, SendError, Sent,
 };
 use proptest::prelude::*;
 
@@ -339,7 +342,7 @@ pub struct World {
 /// memory ceiling is reached too.
 pub fn config() -> KernelConfig {
     KernelConfig {
-        queue_memory_limit: 4 * mkipc_kernel::queue_cost(2, 0, false),
+        queue_memory_limit: 4 * mkipc_kernel::introspect::queue_cost(2, 0, false),
         link_capacity: Capacity::Bounded(1),
     }
 }

@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mkipc_kernel::{
-    Access, Capacity, Disposition, Ipc, Message, OnFull, Pid, ReceiveError, SendErrorKind,
-};
+use mkipc_kernel::name::Access;
+use mkipc_kernel::{Capacity, Disposition, Ipc, Message, OnFull, Pid, ReceiveError, SendErrorKind};
 use mkipc_os::OsProcess;
 
 /// Every role the tests use.
@@ -299,9 +298,9 @@ fn exhaust_fds(os: &OsProcess) -> i32 {
     for _ in 0..100 {
         match os.port_allocate(Capacity::Bounded(1)) {
             Ok(p) => held.push(p),
-            Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::Limit::RlimitNofile { max: 64 })) => {
-                return if held.len() > 5 { 0 } else { 2 }
-            }
+            Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::error::Limit::RlimitNofile {
+                max: 64,
+            })) => return if held.len() > 5 { 0 } else { 2 },
             Err(e) => {
                 eprintln!("exhaust-fds: {e}");
                 return 3;
@@ -322,9 +321,9 @@ fn exhaust_msgqueue_bytes(os: &OsProcess) -> i32 {
     unsafe { libc::setrlimit(libc::RLIMIT_MSGQUEUE, &lim) };
     let config = mkipc_kernel::MailboxConfig::new(Capacity::Bounded(1));
     match os.mailbox_create("too-many-bytes", config) {
-        Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::Limit::RlimitMsgqueue { bytes: 1024 })) => {
-            0
-        }
+        Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::error::Limit::RlimitMsgqueue {
+            bytes: 1024,
+        })) => 0,
         other => {
             eprintln!("exhaust-msgqueue-bytes: {other:?}");
             1
@@ -348,7 +347,7 @@ fn zero_send_without_reply_queue(os: &OsProcess) -> i32 {
         Err(e)
             if matches!(
                 e.kind(),
-                SendErrorKind::Limit(mkipc_kernel::Limit::RlimitMsgqueue { .. })
+                SendErrorKind::Limit(mkipc_kernel::error::Limit::RlimitMsgqueue { .. })
             ) && e.message().id == 9 =>
         {
             0
@@ -382,11 +381,9 @@ fn exhaust_queues(os: &OsProcess) -> i32 {
     for _ in 0..=max {
         match os.port_allocate(Capacity::Bounded(1)) {
             Ok(p) => held.push(p),
-            Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::Limit::MqQueuesMax { max: m }))
-                if m == max && held.len() == max =>
-            {
-                return 0
-            }
+            Err(mkipc_kernel::IpcError::Limit(mkipc_kernel::error::Limit::MqQueuesMax {
+                max: m,
+            })) if m == max && held.len() == max => return 0,
             Err(e) => {
                 eprintln!("exhaust-queues: after {} of {max}: {e:?}", held.len());
                 return 1;
@@ -537,7 +534,7 @@ fn spool_then_drop(_os: &OsProcess) -> i32 {
     if !one_spool_thread_soon() {
         return 2; // the test would prove nothing
     }
-    mine.mod_refs(doomed, mkipc_kernel::RightKind::Receive, -1)
+    mine.mod_refs(doomed, mkipc_kernel::name::RightKind::Receive, -1)
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let threads = spool_threads();
@@ -765,7 +762,7 @@ fn close_on_cue(os: &OsProcess) -> i32 {
                     .unwrap();
             }
             2 => {
-                os.mod_refs(port, mkipc_kernel::RightKind::Receive, -1)
+                os.mod_refs(port, mkipc_kernel::name::RightKind::Receive, -1)
                     .unwrap();
                 os.send_to(parent(os), Message::new(12, b"destroyed"))
                     .unwrap();

@@ -25,11 +25,13 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use mkipc_kernel::ipc::PortStatus;
+use mkipc_kernel::name::{Access, RightKind, RightSet};
+use mkipc_kernel::runtime::{Begin, Destination, Source, WaitOutcome, WaitToken};
 use mkipc_kernel::{
-    Access, Begin, CallError, Capacity, CarriedRight, Destination, Disposition, Filter, Ipc,
-    IpcError, Kernel, MailboxConfig, Message, Notification, NotifyKind, OnFull, Pid, PortName,
-    PortStatus, ReceiveError, RightKind, RightSet, SendError, SendErrorKind, Sent, Source, Wait,
-    WaitOutcome, WaitToken,
+    CallError, Capacity, CarriedRight, Disposition, Filter, Ipc, IpcError, Kernel, MailboxConfig,
+    Message, Notification, NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError,
+    SendErrorKind, Sent, Wait,
 };
 
 use super::AsyncIpc;

@@ -37,10 +37,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use mkipc_kernel::error::Unsupported;
+use mkipc_kernel::ipc::PortStatus;
+use mkipc_kernel::name::{Access, RightKind, RightSet};
 use mkipc_kernel::{
-    Access, CallError, Capacity, Disposition, Filter, IpcError, MailboxConfig, Message, NotifyKind,
-    OnFull, Pid, PortName, PortStatus, ReceiveError, RightKind, RightSet, SendError, SendErrorKind,
-    Sent, Unsupported, Wait,
+    CallError, Capacity, Disposition, Filter, IpcError, MailboxConfig, Message, NotifyKind, OnFull,
+    Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 
 /// The [`Ipc`](mkipc_kernel::Ipc) API with every operation a future (module

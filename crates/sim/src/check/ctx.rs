@@ -5,9 +5,10 @@
 use std::cell::Cell;
 use std::time::Duration;
 
+use mkipc_kernel::runtime::{Begin, Blocker, Destination, Source, WaitOutcome, WaitToken, Waker};
 use mkipc_kernel::{
-    Begin, Blocker, CarriedRight, Destination, IpcError, Kernel, Message, OnFull, Pid, PortName,
-    ReceiveError, SendError, Sent, Source, Wait, WaitOutcome, WaitToken, Waker,
+    CarriedRight, IpcError, Kernel, Message, OnFull, Pid, PortName, ReceiveError, SendError, Sent,
+    Wait,
 };
 
 use super::world::{new_slot, Slot};

@@ -5,7 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use mkipc_kernel::{Kernel, KernelStats, Pid, WaitOutcome};
+use mkipc_kernel::introspect::KernelStats;
+use mkipc_kernel::runtime::WaitOutcome;
+use mkipc_kernel::{Kernel, Pid};
 
 use super::ctx::{describe_outcome, CheckCtx};
 use super::encode::{Encode, Encoder};
@@ -57,7 +59,7 @@ pub(crate) struct Engine<M> {
     pub world: World<M>,
     pub check_leaks: bool,
     /// What the kernel's encoding counts (counters or not).
-    pub canonical: mkipc_kernel::CanonicalOptions,
+    pub canonical: mkipc_kernel::runtime::CanonicalOptions,
     /// The id of the frozen state the working kernel is in (0: none).
     pub holds: u64,
     /// The last id given.

@@ -47,7 +47,8 @@
 //!   set's memory is bounded ([`Checker::max_memory`]).
 //!
 //! ```
-//! use mkipc_kernel::{Capacity, Destination, Message, OnFull, PortName, Source, Wait, WaitOutcome};
+//! use mkipc_kernel::{Capacity, Message, OnFull, PortName, Wait};
+//! use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 //! use mkipc_sim::check::{Checker, Encode, Encoder};
 //! use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 //! use mkipc_sim::{FailureReason, Inherit};
@@ -115,7 +116,8 @@ use std::fmt;
 use std::hash::Hash;
 use std::time::Duration;
 
-use mkipc_kernel::{CanonicalOptions, KernelConfig};
+use mkipc_kernel::runtime::CanonicalOptions;
+use mkipc_kernel::KernelConfig;
 
 pub use self::ctx::{CheckCtx, CheckIpc};
 pub use self::encode::{Encode, Encoder};

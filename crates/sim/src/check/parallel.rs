@@ -51,7 +51,8 @@
 //!   full search. States reached by several shards are explored by each.
 //!
 //! ```
-//! use mkipc_kernel::{Capacity, Destination, Message, OnFull, PortName, Source, Wait, WaitOutcome};
+//! use mkipc_kernel::{Capacity, Message, OnFull, PortName, Wait};
+//! use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 //! use mkipc_sim::check::{Checker, Encode, Encoder};
 //! use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 //! use mkipc_sim::Inherit;

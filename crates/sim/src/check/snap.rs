@@ -1,7 +1,8 @@
 //! The kernel's snapshot API, as the checker uses it: one place to adapt if
 //! the kernel's names move.
 
-use mkipc_kernel::{CanonicalOptions, Kernel, KernelSnapshot, Pid, PortName, WaitToken};
+use mkipc_kernel::runtime::{CanonicalOptions, KernelSnapshot, WaitToken};
+use mkipc_kernel::{Kernel, Pid, PortName};
 
 /// A copy of the whole kernel state.
 pub(crate) type Snap = KernelSnapshot;

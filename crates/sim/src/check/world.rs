@@ -6,9 +6,12 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mkipc_kernel::introspect::{KernelStats, QueueStats};
+use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::runtime::{WaitToken, Wake, Waker};
 use mkipc_kernel::{
-    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, KernelStats,
-    MailboxConfig, Owner, Pid, PortName, QueueStats, WaitToken, Wake, Waker,
+    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Pid,
+    PortName,
 };
 
 use super::snap::Snap;

@@ -15,9 +15,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 use mkipc_kernel::{
-    CallError, CarriedRight, Destination, Ipc, Message, OnFull, PortName, ReceiveError, SendError,
-    SendErrorKind, Sent, Source, Wait, WaitOutcome,
+    CallError, CarriedRight, Ipc, Message, OnFull, PortName, ReceiveError, SendError,
+    SendErrorKind, Sent, Wait,
 };
 
 use super::model::{Action, Model, Policy, QueueKind};

@@ -2,9 +2,8 @@
 //! (`benches/check.rs` includes this file by path).
 #![allow(dead_code)]
 
-use mkipc_kernel::{
-    Capacity, Destination, Ipc, Message, OnFull, PortName, SendErrorKind, Source, Wait, WaitOutcome,
-};
+use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
+use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, SendErrorKind, Wait};
 use mkipc_sim::check::{Encode, Encoder, World};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::{Inherit, ProcError};
