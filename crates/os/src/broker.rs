@@ -127,13 +127,17 @@ struct Service {
 
 impl Service {
     /// Whether the port's receiver is gone: its liveness read end (the
-    /// right's last descriptor, when it has one) hung up, or holds the two
+    /// last of the right's liveness descriptors, when it has one) hung up, or holds the two
     /// bytes of a destruction (see `crate::queue`).
     fn dead(&self) -> bool {
-        if self.desc[3] & crate::wire::LIVE_WATCH == 0 {
+        let Ok(desc) = crate::wire::RightDesc::parse(&self.desc) else {
+            return false;
+        };
+        if desc.liveness & crate::wire::LIVE_WATCH == 0 {
             return false;
         }
-        let Some(watch) = self.fds.last() else {
+        // The last of the liveness ends (a senders-pipe end may follow).
+        let Some(watch) = self.fds.get(desc.liveness_descriptors() - 1) else {
             return false;
         };
         match sys::poll_revents(watch.as_fd(), libc::POLLIN) {

@@ -73,7 +73,7 @@ impl Ipc for OsProcess {
         receive.live_hold = Some(hold);
         send.live_watch = Some(watch);
         send.closed = Arc::clone(&receive.closed);
-        send.sent_away = Arc::clone(&receive.sent_away);
+        send.senders = Arc::clone(&receive.senders);
         Ok(self.insert(Entry::Port {
             receive: Some(Arc::new(receive)),
             send: Arc::new(send),
@@ -132,7 +132,19 @@ impl Ipc for OsProcess {
                 send_refs,
             } => match disposition {
                 Disposition::MakeSend => {
-                    *send_refs = send_refs.checked_add(1).ok_or(IpcError::InvalidValue)?;
+                    let refs = send_refs.checked_add(1).ok_or(IpcError::InvalidValue)?;
+                    if refs == 1 {
+                        // Our send references stand on a write end of the
+                        // port's senders pipe (`crate::senders`).
+                        let send = Arc::clone(send);
+                        if send.senders.hold_local().map_err(errno::ipc_error)? {
+                            names.senders_grew(&send);
+                        }
+                    }
+                    let Ok(Entry::Port { send_refs, .. }) = names.get_mut(name) else {
+                        unreachable!("looked up above, under the lock");
+                    };
+                    *send_refs = refs;
                     return Ok(name);
                 }
                 Disposition::MakeSendOnce => Arc::clone(send),
@@ -151,7 +163,9 @@ impl Ipc for OsProcess {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let remove = match names.get_mut(name)? {
             Entry::Port {
-                receive, send_refs, ..
+                receive,
+                send,
+                send_refs,
             } => {
                 if *send_refs == 0 {
                     return Err(IpcError::WrongRight {
@@ -159,11 +173,17 @@ impl Ipc for OsProcess {
                     });
                 }
                 *send_refs -= 1;
-                if *send_refs == 0 && receive.is_some() {
-                    names.last_send_right_gone(name);
-                    return Ok(());
+                if *send_refs == 0 {
+                    let held = receive.is_some();
+                    let send = Arc::clone(send);
+                    names.last_send_right_gone(name, &send);
+                    if held {
+                        return Ok(());
+                    }
+                    true
+                } else {
+                    false
                 }
-                *send_refs == 0 && receive.is_none()
             }
             Entry::Dead { refs } => {
                 *refs -= 1;
@@ -195,7 +215,9 @@ impl Ipc for OsProcess {
             (
                 RightKind::Send,
                 Entry::Port {
-                    receive, send_refs, ..
+                    receive,
+                    send,
+                    send_refs,
                 },
             ) => {
                 if *send_refs == 0 {
@@ -205,11 +227,17 @@ impl Ipc for OsProcess {
                 }
                 let new = i64::from(*send_refs) + i64::from(delta);
                 *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
-                if *send_refs == 0 && receive.is_some() {
-                    names.last_send_right_gone(name);
-                    return Ok(());
+                if *send_refs == 0 {
+                    let held = receive.is_some();
+                    let send = Arc::clone(send);
+                    names.last_send_right_gone(name, &send);
+                    if held {
+                        return Ok(());
+                    }
+                    true
+                } else {
+                    false
                 }
-                *send_refs == 0 && receive.is_none()
             }
             (
                 RightKind::Receive,
@@ -344,10 +372,9 @@ impl Ipc for OsProcess {
                     ..
                 },
             ) => {
-                if q.sent_away.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(IpcError::Unsupported(Unsupported::Notifications));
-                }
-                if *send_refs == 0 {
+                // The OS counts the senders (`crate::senders`): our own
+                // references, then every other holder's write end.
+                if *send_refs == 0 && q.senders.none_left() {
                     return post(Notification::NO_SENDERS_ID);
                 }
                 Arc::clone(q)

@@ -64,6 +64,7 @@ pub mod registry;
 mod rendezvous;
 mod reply;
 mod report;
+mod senders;
 pub mod shm;
 pub mod spawn;
 pub mod spool;

@@ -138,10 +138,9 @@ pub struct Queue {
     /// Closed by the receiver (`Ipc::close`): shared by this process's
     /// descriptors of one port, so its own sends see it at once.
     pub(crate) closed: Arc<AtomicBool>,
-    /// A send right to this port left the process (in a message or at
-    /// spawn), or the receive right came from elsewhere: this process can no
-    /// longer count the port's senders (`crate::notify`). Shared like `closed`.
-    pub(crate) sent_away: Arc<AtomicBool>,
+    /// This process's ends of the port's senders pipes (`crate::senders`):
+    /// who still holds a send right, counted by the OS. Shared like `closed`.
+    pub(crate) senders: Arc<crate::senders::Senders>,
     /// The port set this receive right is in, if any (`crate::port_set`).
     pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
 }
@@ -236,7 +235,7 @@ impl Queue {
             held_len: AtomicUsize::new(0),
             blocked: AtomicUsize::new(0),
             closed: Arc::new(AtomicBool::new(false)),
-            sent_away: Arc::new(AtomicBool::new(false)),
+            senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
         })
     }

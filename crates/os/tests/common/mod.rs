@@ -49,6 +49,8 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("port-owner", port_owner),
     ("send-inherited-on-cue", send_inherited_on_cue),
     ("echo-parent", echo_parent),
+    ("hold-right-until-cue", hold_right_until_cue),
+    ("give-receive-keep-send", give_receive_keep_send),
     ("stream-to-parent", stream_to_parent),
     ("big-to-parent", big_to_parent),
     ("open-proc-fd", open_proc_fd),
@@ -682,6 +684,41 @@ fn send_inherited_on_cue(os: &OsProcess) -> i32 {
     };
     os.send_to(parent(os), Message::new(6, said.as_bytes()))
         .unwrap();
+    0
+}
+
+/// Takes the right in the parent's first message, says "holding", and
+/// releases it (`deallocate`) when the parent's second message comes; then
+/// says "released" and lives until end of stream.
+fn hold_right_until_cue(os: &OsProcess) -> i32 {
+    let m = os.receive_from(parent(os)).unwrap();
+    let right = m.rights()[0].name;
+    os.send_to(parent(os), Message::new(1, b"holding")).unwrap();
+    if os.receive_from(parent(os)).is_err() {
+        return 1;
+    }
+    os.deallocate(right).unwrap();
+    os.send_to(parent(os), Message::new(2, b"released"))
+        .unwrap();
+    while os.receive_from(parent(os)).is_ok() {}
+    0
+}
+
+/// Allocates a port, keeps a send right to it, moves the receive right to
+/// the parent; releases the send right when the parent's next message
+/// comes, says "released", and lives until end of stream.
+fn give_receive_keep_send(os: &OsProcess) -> i32 {
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    let send = os.make_send(port).unwrap();
+    let m = Message::new(1, b"take my port").with_right(port, Disposition::MoveReceive);
+    os.send_to(parent(os), m).unwrap();
+    if os.receive_from(parent(os)).is_err() {
+        return 1;
+    }
+    os.deallocate(send).unwrap();
+    os.send_to(parent(os), Message::new(2, b"released"))
+        .unwrap();
+    while os.receive_from(parent(os)).is_ok() {}
     0
 }
 
