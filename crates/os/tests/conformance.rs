@@ -329,6 +329,10 @@ fn main() {
             "selective_receive_waits_for_a_match",
             conformance::selective_receive_waits_for_a_match,
         ),
+        (
+            "no_senders_across_processes",
+            conformance::no_senders_across_processes,
+        ),
     ];
     assert_eq!(
         cases.len(),

@@ -381,3 +381,66 @@ pub fn selective_receive_waits_for_a_match<B: Backend>(b: &B) {
         vec![receiver, sender],
     );
 }
+
+/// No-senders counts the send rights of every process: a right given to
+/// another process through a mailbox keeps the port's senders alive until
+/// that process releases it, and then the notification comes.
+pub fn no_senders_across_processes<B: Backend>(b: &B) {
+    let give = format!("{}-ns-give", b.mailbox_prefix());
+    let back = format!("{}-ns-back", b.mailbox_prefix());
+    let (g0, k0) = (give.clone(), back.clone());
+    let (g1, k1) = (give.clone(), back.clone());
+    let (g2, k2) = (give, back);
+    run_case(
+        b,
+        "no_senders_across_processes",
+        role(move |p: &B::Process| {
+            check!(p.mailbox_create(&g0, system_mailbox(Capacity::Bounded(2))));
+            check!(p.mailbox_create(&k0, system_mailbox(Capacity::Bounded(2))));
+            Ok(())
+        }),
+        vec![
+            role(move |p: &B::Process| {
+                let give = check!(p.mailbox_open(&g1));
+                let back = check!(p.mailbox_open(&k1));
+                let port = check!(p.port_allocate(Capacity::Bounded(1)));
+                let notify = check!(p.port_allocate(Capacity::Unbounded));
+                check!(p.send(
+                    give,
+                    Message::new(1, b"hold this").with_right(port, Disposition::MakeSend)
+                ));
+                check!(p.request_notification(port, crate::NotifyKind::NoSenders, notify));
+                let holding = check!(p.receive(back));
+                ensure!(
+                    holding.id == 2,
+                    "expected the holder's word, got {holding:?}"
+                );
+                ensure!(
+                    p.try_receive(notify) == Err(ReceiveError::Empty),
+                    "no-senders while another process holds a send right"
+                );
+                check!(p.send(give, Message::new(3, b"let go")));
+                let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+                ensure!(
+                    n.notification() == Some(crate::Notification::NoSenders(port)),
+                    "got {n:?}"
+                );
+                Ok(())
+            }),
+            role(move |p: &B::Process| {
+                let give = check!(p.mailbox_open(&g2));
+                let back = check!(p.mailbox_open(&k2));
+                let m = check!(p.receive(give));
+                let right = m.rights().first().map(|r| r.name);
+                let Some(right) = right else {
+                    return Err(format!("no right in {m:?}"));
+                };
+                check!(p.send(back, Message::new(2, b"holding")));
+                let cue = check!(p.receive(give));
+                ensure!(cue.id == 3, "expected the cue, got {cue:?}");
+                check!(p.deallocate(right));
+                Ok(())
+            }),
+        ],
+    );
+}
