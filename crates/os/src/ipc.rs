@@ -242,13 +242,22 @@ impl Ipc for OsProcess {
             (
                 RightKind::Receive,
                 Entry::Port {
-                    receive, send_refs, ..
+                    receive,
+                    send,
+                    send_refs,
                 },
             ) if receive.is_some() => {
                 if delta != -1 {
                     return Err(IpcError::InvalidValue);
                 }
                 if *send_refs > 0 {
+                    // A port-destroyed request keeps the port alive
+                    // elsewhere: our send references stay send rights.
+                    let (q, send) = (receive.take().expect("matched"), Arc::clone(send));
+                    if self.move_if_port_destroyed(&q, &send) {
+                        return Ok(());
+                    }
+                    *receive = Some(q);
                     // Our own send references to the port we destroyed become a dead name.
                     let refs = *send_refs;
                     let old = std::mem::replace(names.get_mut(name)?, Entry::Dead { refs });
@@ -356,8 +365,21 @@ impl Ipc for OsProcess {
         };
         let want = match kind {
             NotifyKind::PortDestroyed => {
-                names.get(name)?;
-                return Err(IpcError::Unsupported(Unsupported::Notifications));
+                // On the receive right itself, as in the kernel
+                // (`crate::port_destroyed`).
+                let Entry::Port {
+                    receive: Some(q), ..
+                } = names.get(name)?
+                else {
+                    return Err(IpcError::WrongRight {
+                        needed: RightKind::Receive,
+                    });
+                };
+                if Arc::ptr_eq(q, &to) {
+                    return Err(IpcError::InvalidValue);
+                }
+                q.set_port_destroyed(&to);
+                return Ok(());
             }
             NotifyKind::DeadName => Want::DeadName,
             NotifyKind::SendPossible => Want::SendPossible,

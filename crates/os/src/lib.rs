@@ -56,6 +56,7 @@ mod ipc;
 pub mod link;
 mod names;
 mod notify;
+mod port_destroyed;
 mod port_set;
 pub mod process;
 pub mod queue;

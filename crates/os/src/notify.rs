@@ -92,15 +92,18 @@ pub(crate) fn wake_closed(q: &Queue) {
 
 /// Whether a queue frame's header is one of this process's notifications.
 pub(crate) fn is_notification(h: &wire::Header) -> bool {
-    h.sender == 0
-        && h.token == key()
-        && h.flags & !wire::FLAG_STAMPED == 0
-        && matches!(
-            h.id,
-            Notification::DEAD_NAME_ID
-                | Notification::NO_SENDERS_ID
-                | Notification::SEND_POSSIBLE_ID
-        )
+    if h.sender != 0 || h.token != key() {
+        return false;
+    }
+    let flags = h.flags & !wire::FLAG_STAMPED;
+    match h.id {
+        Notification::DEAD_NAME_ID
+        | Notification::NO_SENDERS_ID
+        | Notification::SEND_POSSIBLE_ID => flags == 0,
+        // It carries the receive right (`crate::port_destroyed`).
+        Notification::PORT_DESTROYED_ID => flags == wire::FLAG_BROKERED && h.nrights == 1,
+        _ => false,
+    }
 }
 
 /// Puts one notification about `name` into the notify port's queue `to`,

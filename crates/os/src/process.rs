@@ -421,8 +421,14 @@ impl Drop for OsProcess {
                 }
                 Entry::Reply { pid, token } => self.send_no_reply(pid, token),
                 Entry::Port {
-                    receive: Some(q), ..
-                } => q.signal_destroyed(),
+                    receive: Some(q),
+                    send,
+                    ..
+                } => {
+                    if !self.move_if_port_destroyed(&q, &send) {
+                        q.signal_destroyed();
+                    }
+                }
                 _ => {}
             }
         }

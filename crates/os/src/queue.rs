@@ -143,6 +143,9 @@ pub struct Queue {
     pub(crate) senders: Arc<crate::senders::Senders>,
     /// The port set this receive right is in, if any (`crate::port_set`).
     pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
+    /// A port-destroyed request on this receive right: where it goes
+    /// instead of dying (`crate::port_destroyed`).
+    port_destroyed: Mutex<Option<crate::port_destroyed::Request>>,
 }
 
 /// A message taken out of a queue by this process, not yet delivered.
@@ -237,7 +240,24 @@ impl Queue {
             closed: Arc::new(AtomicBool::new(false)),
             senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
+            port_destroyed: Mutex::new(None),
         })
+    }
+
+    /// Puts a port-destroyed request on this receive right (replacing one).
+    pub(crate) fn set_port_destroyed(&self, notify: &Arc<Queue>) {
+        *self
+            .port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(notify));
+    }
+
+    /// Takes the port-destroyed request off this receive right.
+    pub(crate) fn take_port_destroyed(&self) -> Option<crate::port_destroyed::Request> {
+        self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Whether this process closed the port (`Ipc::close`).

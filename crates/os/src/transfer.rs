@@ -311,12 +311,17 @@ impl OsProcess {
         }
         match entry {
             // The port dies with what this process still had spooled for it.
+            // A port-destroyed request moves it to its notify port instead.
             Entry::Port {
-                receive: Some(q), ..
+                receive: Some(q),
+                send,
+                ..
             } => {
-                crate::port_set::leave_set(&q);
-                q.signal_destroyed();
-                crate::spool::discard(&q);
+                if !self.move_if_port_destroyed(&q, &send) {
+                    crate::port_set::leave_set(&q);
+                    q.signal_destroyed();
+                    crate::spool::discard(&q);
+                }
             }
             Entry::Reply { pid, token } => self.send_no_reply(pid, token),
             Entry::Fifo(f) if f.owned => {

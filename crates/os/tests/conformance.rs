@@ -333,6 +333,10 @@ fn main() {
             "no_senders_across_processes",
             conformance::no_senders_across_processes,
         ),
+        (
+            "port_destroyed_notification",
+            conformance::port_destroyed_notification,
+        ),
     ];
     assert_eq!(
         cases.len(),

@@ -2,7 +2,8 @@
 //! notification from the OS when a port's receiver is killed, send-possible
 //! from `POLLOUT` on the queue, no-senders from the hang-up of the port's
 //! senders pipes (send rights in other processes, released or killed, the
-//! name service's copy), and none forged by a frame from another writer.
+//! name service's copy), port-destroyed moving the receive right into the
+//! notify port, and none forged by a frame from another writer.
 
 mod common;
 role_entry!();
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use mkipc_kernel::{
     Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification, NotifyKind,
-    PortName, ReceiveError, Unsupported,
+    PortName, ReceiveError,
 };
 use mkipc_os::Spawn;
 
@@ -210,14 +211,91 @@ fn a_registered_service_is_a_sender_until_unregistered() {
     common::finish(os);
 }
 
+/// Waits for a port-destroyed notification on `notify`; the receive right's new name.
+fn port_destroyed(os: &mkipc_os::OsProcess, notify: PortName) -> PortName {
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    let Some(Notification::PortDestroyed(again)) = n.notification() else {
+        panic!("not a port-destroyed notification: {n:?}");
+    };
+    assert_eq!(n.rights().len(), 1);
+    assert!(os.rights(again).unwrap().receive);
+    again
+}
+
 #[test]
-fn port_destroyed_is_refused_with_the_reason() {
+fn port_destroyed_moves_the_receive_right_with_its_messages_and_senders() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let child = os
+        .spawn(Spawn::new("send-inherited-on-cue").inherit(port))
+        .unwrap();
+    os.make_send(port).unwrap();
+    os.send(port, Message::new(1, b"before")).unwrap();
+    os.deallocate(port).unwrap();
+    os.request_notification(port, NotifyKind::PortDestroyed, notify)
+        .unwrap();
+    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty), "alive");
+    os.destroy(port).unwrap();
+    assert_eq!(os.rights(port), Err(IpcError::InvalidName));
+    let again = port_destroyed(&os, notify);
+    assert_eq!(&os.receive(again).unwrap().body[..], b"before");
+    // The child's send right never saw a death: its send arrives.
+    os.send_to(child.pid(), Message::new(1, b"go")).unwrap();
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"ok");
+    assert_eq!(&os.receive(again).unwrap().body[..], b"anyone?");
+    // One-shot: destroyed again, it is gone.
+    os.destroy(again).unwrap();
+    assert_eq!(
+        os.receive_timeout(notify, Duration::from_millis(100)),
+        Err(ReceiveError::TimedOut)
+    );
+    drop(child);
+    common::finish(os);
+}
+
+#[test]
+fn port_destroyed_keeps_our_send_references_alive() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Bounded(2)).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(2)).unwrap();
+    os.make_send(port).unwrap();
+    os.request_notification(port, NotifyKind::PortDestroyed, notify)
+        .unwrap();
+    // Releasing the receive right while holding send references.
+    os.mod_refs(port, mkipc_kernel::RightKind::Receive, -1)
+        .unwrap();
+    let rights = os.rights(port).unwrap();
+    assert!(!rights.receive);
+    assert_eq!(rights.send, 1, "still a send right, not a dead name");
+    let again = port_destroyed(&os, notify);
+    os.send(port, Message::new(2, b"to the new holder"))
+        .unwrap();
+    assert_eq!(&os.receive(again).unwrap().body[..], b"to the new holder");
+    common::finish(os);
+}
+
+#[test]
+fn port_destroyed_wants_a_receive_right_and_another_notify_port() {
     let os = common::os();
     let notify = os.port_allocate(Capacity::Unbounded).unwrap();
     let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
     assert_eq!(
-        os.request_notification(port, NotifyKind::PortDestroyed, notify),
-        Err(IpcError::Unsupported(Unsupported::Notifications))
+        os.request_notification(notify, NotifyKind::PortDestroyed, notify),
+        Err(IpcError::InvalidValue)
+    );
+    let send_once = os.make_right(port, Disposition::MakeSendOnce).unwrap();
+    assert_eq!(
+        os.request_notification(send_once, NotifyKind::PortDestroyed, notify),
+        Err(IpcError::WrongRight {
+            needed: mkipc_kernel::RightKind::Receive
+        })
+    );
+    // Without a request, a destruction is a death, as before.
+    os.destroy(port).unwrap();
+    assert_eq!(
+        os.receive_timeout(notify, Duration::from_millis(100)),
+        Err(ReceiveError::TimedOut)
     );
     common::finish(os);
 }

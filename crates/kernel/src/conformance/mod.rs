@@ -145,6 +145,7 @@ pub const CASES: &[&str] = &[
     "priority_select",
     "selective_receive_waits_for_a_match",
     "no_senders_across_processes",
+    "port_destroyed_notification",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -159,7 +160,7 @@ macro_rules! conformance_tests {
             owned_mailbox_dies_with_owner, send_possible_notification,
             select_wakes_on_send_possible, peek_leaves_the_message, selective_receive,
             close_but_drain, priority_select, selective_receive_waits_for_a_match,
-            no_senders_across_processes);
+            no_senders_across_processes, port_destroyed_notification);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
