@@ -14,9 +14,10 @@
 //! | port sets | one `epoll` instance over the members' queue descriptors ([`crate::port_set`]) |
 //! | `peek`, selective receive | messages taken out of the queue and held, in order, by the receiving process |
 //! | `close` | a flag here and one byte in the port's liveness pipe for the other processes |
-//! | notifications | dead-name (liveness pipe) and send-possible (`POLLOUT`) on one `epoll`; no-senders counted here ([`crate::notify`]) |
+//! | notifications | dead-name (liveness pipe), send-possible (`POLLOUT`) and no-senders (the senders pipes' hang-up, [`crate::senders`]) on one `epoll` ([`crate::notify`]) |
+//! | port-destroyed | the receive right moved into the notify port through the broker ([`crate::port_destroyed`]) |
 //! | name service | the run's broker keeps each service's send right |
-//! | per-pid grants, capacity changes, link capacity, port-destroyed | [`IpcError::Unsupported`] |
+//! | per-pid grants, capacity changes, link capacity | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
@@ -338,10 +339,10 @@ impl Ipc for OsProcess {
         Err(IpcError::Unsupported(Unsupported::CapacityChange))
     }
 
-    /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name and send-possible from the OS
-    /// (the liveness pipe, `POLLOUT`), no-senders while every send right is
-    /// in this process; port-destroyed is `Unsupported` (a queue cannot
-    /// carry the receive right to the notify port).
+    /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name,
+    /// send-possible and no-senders from the OS (the liveness pipe,
+    /// `POLLOUT`, the senders pipes); port-destroyed puts the request on the
+    /// receive right (`crate::port_destroyed`).
     fn request_notification(
         &self,
         name: PortName,
@@ -746,7 +747,7 @@ impl Ipc for OsProcess {
         descs[0].write(&mut desc);
         match self.broker_client.register(&self.run, service, desc, &fds) {
             Ok(()) => {
-                // A send right now lives outside this process (no-senders).
+                // The broker holds a copy now (a sender, for no-senders).
                 self.commit_rights(&carrier);
                 Ok(())
             }
