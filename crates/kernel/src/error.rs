@@ -82,7 +82,9 @@ pub enum Unsupported {
     Notifications,
     /// The name service (every backend has it today; kept for backends that do not).
     NameService,
-    /// Per-task grants on a mailbox's access list.
+    /// Per-task grants on a mailbox's access list (OS backend: on a mailbox
+    /// created without any, a revocation from a process that opened it, a
+    /// granted mailbox in a message).
     Grants,
     /// Changing a queue's capacity after it was created.
     CapacityChange,
@@ -123,7 +125,7 @@ impl Unsupported {
                 "name service: this backend has none; use a named mailbox, or pass the right at spawn or in a message"
             }
             Unsupported::Grants => {
-                "per-process grants: a POSIX queue has one mode for owner, group and others, and every process of its user may open it by name; a pid's access would need every open to go through the broker and a way to take back descriptors already open (not built)"
+                "per-process grants: on a mailbox created without any (its POSIX queue is open by name to every process its mode allows), taking access back from a live process that already opened the mailbox with it (the OS cannot take a descriptor back), or carrying a granted mailbox in a message or at spawn (its descriptor would carry the sender's access past the list)"
             }
             Unsupported::CapacityChange => {
                 "changing a capacity: mq_maxmsg is fixed when a POSIX queue is created, and other processes' send descriptors keep pointing at that queue (a capacity shared by every holder would need shared memory per port: not built)"

@@ -17,7 +17,8 @@
 //! | notifications | dead-name (liveness pipe), send-possible (`POLLOUT`) and no-senders (the senders pipes' hang-up, [`crate::senders`]) on one `epoll` ([`crate::notify`]) |
 //! | port-destroyed | the receive right moved into the notify port through the broker ([`crate::port_destroyed`]) |
 //! | name service | the run's broker keeps each service's send right |
-//! | per-pid grants, capacity changes, link capacity | [`IpcError::Unsupported`] |
+//! | per-pid grants | the run's broker keeps the access list and the queue's descriptors; the queue's mode is 0000 ([`crate::grants`]) |
+//! | capacity changes, link capacity | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
@@ -660,7 +661,8 @@ impl Ipc for OsProcess {
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
         validate_name(name)?;
         if !config.grants.is_empty() {
-            return Err(IpcError::Unsupported(Unsupported::Grants));
+            // The access list lives in the broker (`crate::grants`).
+            return self.create_granted_mailbox(name, &config);
         }
         self.create_mailbox_queue(
             name,
@@ -672,7 +674,11 @@ impl Ipc for OsProcess {
 
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
         validate_name(name)?;
-        let (queue, access) = open_with_best_access(&self.mailbox_posix_name(name))?;
+        let posix = self.mailbox_posix_name(name);
+        if let Some(granted) = self.open_granted(&posix)? {
+            return Ok(granted);
+        }
+        let (queue, access) = open_with_best_access(&posix)?;
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
             access,
@@ -681,17 +687,15 @@ impl Ipc for OsProcess {
         }))
     }
 
-    fn mailbox_grant(&self, mailbox: PortName, _pid: Pid, _access: Access) -> Result<(), IpcError> {
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(mailbox)?;
-        Err(IpcError::Unsupported(Unsupported::Grants))
+    /// Through the broker for a mailbox created with grants
+    /// (`crate::grants`); `Unsupported(Grants)` for one created without.
+    fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError> {
+        self.grant(mailbox, pid, access)
     }
 
     fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let posix = match names.get(mailbox)? {
+        let (posix, queue) = match names.get(mailbox)? {
             Entry::Mailbox {
                 queue,
                 access,
@@ -701,7 +705,7 @@ impl Ipc for OsProcess {
                 if !*owned && *access != Access::ALL {
                     return Err(IpcError::NoPermission);
                 }
-                queue.name.clone()
+                (queue.name.clone(), Arc::clone(queue))
             }
             _ => {
                 return Err(IpcError::WrongRight {
@@ -715,6 +719,7 @@ impl Ipc for OsProcess {
         sys::mq_unlink(&posix).map_err(errno::ipc_error)?;
         names.remove(mailbox)?;
         drop(names);
+        self.forget_granted(&queue);
         registry::forget(&self.run, Kind::Queue, &posix);
         Ok(())
     }

@@ -52,6 +52,7 @@ mod direct;
 pub mod ends;
 pub mod errno;
 pub mod fifo;
+mod grants;
 mod ipc;
 pub mod link;
 mod names;

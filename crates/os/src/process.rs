@@ -411,6 +411,7 @@ impl Drop for OsProcess {
                     ..
                 } => {
                     let _ = sys::mq_unlink(&queue.name);
+                    self.forget_granted(&queue);
                     registry::forget(&self.run, Kind::Queue, &queue.name);
                 }
                 Entry::Fifo(f) if f.owned => {

@@ -121,6 +121,9 @@ pub struct Queue {
     /// waiter learns the mailbox is gone (`EIDRM`) instead of waiting forever
     /// (`mq_unlink` does not wake anyone).
     pub(crate) watch: bool,
+    /// A mailbox with an access list kept by the broker (`crate::grants`):
+    /// its descriptors never leave this process in a message or at spawn.
+    pub(crate) granted: bool,
     /// The port's liveness pipe, write end: held with the receive right.
     pub(crate) live_hold: Option<OwnedFd>,
     /// The port's liveness pipe, read end: held with a send right, to learn
@@ -232,6 +235,7 @@ impl Queue {
             seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             watch: false,
+            granted: false,
             live_hold: None,
             live_watch: None,
             held: Mutex::new(VecDeque::new()),

@@ -517,6 +517,10 @@ impl OsProcess {
                 }
                 ("send", Arc::clone(send), Access::SEND, end)
             }
+            Entry::Mailbox { queue, .. } if queue.granted => {
+                // Its descriptor would carry our access past the list.
+                return Err(IpcError::Unsupported(mkipc_kernel::Unsupported::Grants));
+            }
             Entry::Mailbox { queue, access, .. } => ("mailbox", Arc::clone(queue), *access, None),
             Entry::SendOnce { send } => ("send", Arc::clone(send), Access::SEND, None),
             _ => {

@@ -44,6 +44,12 @@ impl OsProcess {
                         send, send_refs, ..
                     },
                 ) if *send_refs > 0 => (RightWire::Send, send, 0),
+                // Its descriptor would carry our access past the list.
+                (Disposition::MoveSend | Disposition::CopySend, Entry::Mailbox { queue, .. })
+                    if queue.granted =>
+                {
+                    return Err((i, IpcError::Unsupported(mkipc_kernel::Unsupported::Grants)))
+                }
                 (
                     Disposition::MoveSend | Disposition::CopySend,
                     Entry::Mailbox { queue, access, .. },
@@ -334,6 +340,7 @@ impl OsProcess {
                 queue, owned: true, ..
             } => {
                 let _ = sys::mq_unlink(&queue.name);
+                self.forget_granted(&queue);
                 registry::forget(&self.run, Kind::Queue, &queue.name);
             }
             _ => {}

@@ -50,6 +50,7 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("send-inherited-on-cue", send_inherited_on_cue),
     ("echo-parent", echo_parent),
     ("hold-right-until-cue", hold_right_until_cue),
+    ("mailbox-ops", mailbox_ops),
     ("give-receive-keep-send", give_receive_keep_send),
     ("stream-to-parent", stream_to_parent),
     ("big-to-parent", big_to_parent),
@@ -719,6 +720,40 @@ fn give_receive_keep_send(os: &OsProcess) -> i32 {
     os.send_to(parent(os), Message::new(2, b"released"))
         .unwrap();
     while os.receive_from(parent(os)).is_ok() {}
+    0
+}
+
+/// Does what the parent's messages say on the mailbox named args[0]
+/// (`open`, `send`, `receive`) and answers each with the outcome (`ok`, or
+/// the error's `Debug`), until end of stream.
+fn mailbox_ops(os: &OsProcess) -> i32 {
+    let mut mb = None;
+    while let Ok(m) = os.receive_from(parent(os)) {
+        let said = match (&m.body[..], mb) {
+            (b"open", _) => match os.mailbox_open(&os.args()[0]) {
+                Ok(name) => {
+                    mb = Some(name);
+                    "ok".to_string()
+                }
+                Err(e) => format!("{e:?}"),
+            },
+            (b"send", Some(name)) => match os.try_send(name, Message::new(9, b"from the child")) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            },
+            (b"receive", Some(name)) => match os.try_receive(name) {
+                Ok(m) => String::from_utf8_lossy(&m.body).into_owned(),
+                Err(e) => format!("{e:?}"),
+            },
+            _ => "not opened".to_string(),
+        };
+        if os
+            .send_to(parent(os), Message::new(1, said.into_bytes()))
+            .is_err()
+        {
+            return 1;
+        }
+    }
     0
 }
 
