@@ -10,7 +10,7 @@
 //! links between the roles, then with shared-memory links
 //! ([`LinkKind::SharedMemory`], cases named `shm/<case>`).
 //!
-//! Every case runs today (`50 passed, 0 failed, 0 skipped`). A case a later
+//! Every case runs today (`52 passed, 0 failed, 0 skipped`). A case a later
 //! change cannot give on os goes into `SKIPPED` with its reason (DESIGN.md,
 //! "Conformance"): it is then not run, shows as `ignored, <reason>`, and the
 //! summary counts it apart, with one `skipped <case>: <reason>` line each
@@ -336,6 +336,7 @@ fn main() {
             "port_destroyed_notification",
             conformance::port_destroyed_notification,
         ),
+        ("mailbox_grants", conformance::mailbox_grants),
     ];
     assert_eq!(
         cases.len(),

@@ -444,3 +444,72 @@ pub fn no_senders_across_processes<B: Backend>(b: &B) {
         ],
     );
 }
+
+/// A mailbox's access list: a process not on it cannot open the mailbox; once
+/// granted send access it sends but cannot receive.
+pub fn mailbox_grants<B: Backend>(b: &B) {
+    let listed = format!("{}-acl", b.mailbox_prefix());
+    let to_a = format!("{}-acl-a", b.mailbox_prefix());
+    let to_b = format!("{}-acl-b", b.mailbox_prefix());
+    let (a0, b0) = (to_a.clone(), to_b.clone());
+    let (l1, a1, b1) = (listed.clone(), to_a.clone(), to_b.clone());
+    let (l2, a2, b2) = (listed, to_a, to_b);
+    run_case(
+        b,
+        "mailbox_grants",
+        role(move |p: &B::Process| {
+            check!(p.mailbox_create(&a0, system_mailbox(Capacity::Bounded(2))));
+            check!(p.mailbox_create(&b0, system_mailbox(Capacity::Bounded(2))));
+            Ok(())
+        }),
+        vec![
+            role(move |p: &B::Process| {
+                let to_a = check!(p.mailbox_open(&a1));
+                let to_b = check!(p.mailbox_open(&b1));
+                // Nobody but the owner by default; the list is not empty.
+                let config = MailboxConfig::new(Capacity::Bounded(2))
+                    .default_access(Access::NONE)
+                    .grant(Pid(1), Access::NONE);
+                let mb = check!(p.mailbox_create(&l1, config));
+                check!(p.send(to_b, Message::new(1, b"made")));
+                let asked = check!(p.receive(to_a));
+                let Some(pid) = asked.as_u64() else {
+                    return Err(format!("expected a pid, got {asked:?}"));
+                };
+                check!(p.mailbox_grant(mb, Pid(pid as u32), Access::SEND));
+                check!(p.send(to_b, Message::new(3, b"granted")));
+                let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
+                ensure!(&m.body[..] == b"through the list", "got {m:?}");
+                // The other side is done before the mailbox goes.
+                let done = check!(p.receive(to_a));
+                ensure!(done.id == 4, "got {done:?}");
+                Ok(())
+            }),
+            role(move |p: &B::Process| {
+                let to_a = check!(p.mailbox_open(&a2));
+                let to_b = check!(p.mailbox_open(&b2));
+                let made = check!(p.receive(to_b));
+                ensure!(made.id == 1, "got {made:?}");
+                ensure!(
+                    p.mailbox_open(&l2) == Err(crate::IpcError::NoPermission),
+                    "opened a mailbox whose list does not name this process"
+                );
+                check!(p.send(to_a, Message::from_u64(2, u64::from(p.pid().0))));
+                let granted = check!(p.receive(to_b));
+                ensure!(granted.id == 3, "got {granted:?}");
+                let mb = check!(p.mailbox_open(&l2));
+                ensure!(
+                    check!(p.rights(mb)).mailbox == Some(Access::SEND),
+                    "send access only"
+                );
+                check!(p.send(mb, Message::new(5, b"through the list")));
+                ensure!(
+                    p.try_receive(mb) == Err(ReceiveError::NoPermission),
+                    "received without receive access"
+                );
+                check!(p.send(to_a, Message::new(4, b"done")));
+                Ok(())
+            }),
+        ],
+    );
+}
