@@ -33,6 +33,18 @@ use crate::sys::{self, Errno, MqWait};
 use crate::wire::{self, RightDesc, RightWire, LIVE_HOLD, LIVE_WATCH};
 
 impl OsProcess {
+    /// A receive right of this process ends (destroyed, or its process
+    /// going away): it moves to its port-destroyed notify port if it has a
+    /// request, else the port dies with what this process still had
+    /// spooled for it.
+    pub(crate) fn end_receive_right(&self, receive: &Arc<Queue>, send: &Queue) {
+        if !self.move_if_port_destroyed(receive, send) {
+            crate::port_set::leave_set(receive);
+            receive.signal_destroyed();
+            crate::spool::discard(receive);
+        }
+    }
+
     /// The receive right `receive` (with this process's send descriptor
     /// `send` of the port) is about to be destroyed: if a port-destroyed
     /// request is on it, moves it into its notify port instead. `true` if

@@ -425,11 +425,7 @@ impl Drop for OsProcess {
                     receive: Some(q),
                     send,
                     ..
-                } => {
-                    if !self.move_if_port_destroyed(&q, &send) {
-                        q.signal_destroyed();
-                    }
-                }
+                } => self.end_receive_right(&q, &send),
                 _ => {}
             }
         }

@@ -80,6 +80,14 @@ use crate::registry;
 use crate::shm::ShmEnd;
 use crate::sys;
 
+/// A right a child inherits, as the parent hands it over: its kind word,
+/// its queue, the access, and a write end of its port's senders pipe.
+type ChildRight = (&'static str, Arc<Queue>, Access, Option<OwnedFd>);
+
+/// A `right` line of the start-up message, parsed: kind word, access,
+/// queue descriptor, liveness read end, senders-pipe write end.
+type InheritedRight = (String, Access, OwnedFd, Option<OwnedFd>, Option<OwnedFd>);
+
 /// The environment variable naming the role a child plays.
 pub const ROLE_ENV: &str = "MKIPC_OS_ROLE";
 /// The environment variable holding the bootstrap socket's descriptor number.
@@ -501,10 +509,7 @@ impl OsProcess {
         Ok(children)
     }
 
-    fn right_for_child(
-        &self,
-        name: PortName,
-    ) -> Result<(&'static str, Arc<Queue>, Access, Option<OwnedFd>), IpcError> {
+    fn right_for_child(&self, name: PortName) -> Result<ChildRight, IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match names.get(name)? {
             Entry::Port { send, receive, .. } => {
@@ -594,8 +599,7 @@ impl OsProcess {
         let mut parent = 0u32;
         let mut args = Vec::new();
         let mut links: Vec<(u32, LinkEnds)> = Vec::new();
-        let mut rights: Vec<(String, Access, OwnedFd, Option<OwnedFd>, Option<OwnedFd>)> =
-            Vec::new();
+        let mut rights: Vec<InheritedRight> = Vec::new();
         for line in text.lines() {
             let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
             let f: Vec<&str> = rest.split(' ').collect();

@@ -322,13 +322,7 @@ impl OsProcess {
                 receive: Some(q),
                 send,
                 ..
-            } => {
-                if !self.move_if_port_destroyed(&q, &send) {
-                    crate::port_set::leave_set(&q);
-                    q.signal_destroyed();
-                    crate::spool::discard(&q);
-                }
-            }
+            } => self.end_receive_right(&q, &send),
             Entry::Reply { pid, token } => self.send_no_reply(pid, token),
             Entry::Fifo(f) if f.owned => {
                 let _ = std::fs::remove_file(&f.path);
