@@ -77,13 +77,14 @@ pub enum IpcError {
 pub enum Unsupported {
     /// Port sets (every backend has them today; kept for backends that do not).
     PortSets,
-    /// A notification the backend cannot deliver (OS backend: port-destroyed,
-    /// no-senders once a send right left the process, dead-name on a right
-    /// with no liveness pipe).
+    /// A notification the backend cannot deliver (OS backend: dead-name on a
+    /// right that came without its port's liveness pipe).
     Notifications,
     /// The name service (every backend has it today; kept for backends that do not).
     NameService,
-    /// Per-task grants on a mailbox's access list.
+    /// Per-task grants on a mailbox's access list (OS backend: on a mailbox
+    /// created without any, a revocation from a process that opened it, a
+    /// granted mailbox in a message).
     Grants,
     /// Changing a queue's capacity after it was created.
     CapacityChange,
@@ -118,16 +119,16 @@ impl Unsupported {
                 "port sets: this backend has none; use select() over the member ports"
             }
             Unsupported::Notifications => {
-                "this notification: the OS does not say it here (port-destroyed; no-senders once a send right left the process; dead-name on a right with no liveness pipe)"
+                "this notification: a dead-name request on a right that came without its port's liveness pipe (written by a program other than mkipc): the OS does not say when that port's receiver dies"
             }
             Unsupported::NameService => {
                 "name service: this backend has none; use a named mailbox, or pass the right at spawn or in a message"
             }
             Unsupported::Grants => {
-                "per-process grants: a POSIX queue has one mode for owner, group and others"
+                "per-process grants: on a mailbox created without any (its POSIX queue is open by name to every process its mode allows), taking access back from a live process that already opened the mailbox with it (the OS cannot take a descriptor back), or carrying a granted mailbox in a message or at spawn (its descriptor would carry the sender's access past the list)"
             }
             Unsupported::CapacityChange => {
-                "changing a capacity: mq_maxmsg is fixed when a queue is created"
+                "changing a capacity: mq_maxmsg is fixed when a POSIX queue is created, and other processes' send descriptors keep pointing at that queue (a capacity shared by every holder would need shared memory per port: not built)"
             }
             Unsupported::DropOldest => {
                 "DropOldest: only the receiver can take a message out of a pipe or a queue"

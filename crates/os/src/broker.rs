@@ -28,9 +28,15 @@
 //! gone; only the registering process (its pid from `SO_PEERCRED`) may
 //! unregister it.
 //!
+//! It also keeps the access lists of mailboxes created with grants
+//! ([`crate::grants`]): their descriptors, given to each opener with the
+//! access its pid has.
+//!
 //! Protocol: every request and its reply is one packet of 274 bytes: `op`
-//! (`D` deposit, `C` claim, `R` register, `U` unregister, `L` look up),
-//! status (0 ok, 1 not found, 2 exists, 3 not the owner), descriptor count
+//! (`D` deposit, `C` claim, `R` register, `U` unregister, `L` look up;
+//! `G` a granted mailbox created, `O` opened, `A` access granted, `F`
+//! forgotten), status (0 ok, 1 not found, 2 exists, 3 not the owner or no
+//! access, 4 not possible here), descriptor count
 //! (u16), right descriptor (4 bytes), ticket (u64), name length (u16), name
 //! (256 bytes, zero-padded); descriptors ride with a deposit, a registration,
 //! and the replies to a claim and a look-up.
@@ -41,6 +47,7 @@ use std::sync::{Arc, Mutex};
 
 use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
+use crate::grants::{access_bits, access_from, Granted, Refused};
 use crate::sys::{self, Errno};
 
 /// Bytes of every packet: op, status, count (u16), right descriptor (4),
@@ -55,6 +62,7 @@ const OK: u8 = 0;
 const NOT_FOUND: u8 = 1;
 const EXISTS: u8 = 2;
 const NOT_OWNER: u8 = 3;
+const UNSUPPORTED: u8 = 4;
 
 fn os_err(e: rustix::io::Errno) -> Errno {
     e.raw_os_error()
@@ -127,13 +135,17 @@ struct Service {
 
 impl Service {
     /// Whether the port's receiver is gone: its liveness read end (the
-    /// right's last descriptor, when it has one) hung up, or holds the two
+    /// last of the right's liveness descriptors, when it has one) hung up, or holds the two
     /// bytes of a destruction (see `crate::queue`).
     fn dead(&self) -> bool {
-        if self.desc[3] & crate::wire::LIVE_WATCH == 0 {
+        let Ok(desc) = crate::wire::RightDesc::parse(&self.desc) else {
+            return false;
+        };
+        if desc.liveness & crate::wire::LIVE_WATCH == 0 {
             return false;
         }
-        let Some(watch) = self.fds.last() else {
+        // The last of the liveness ends (a senders-pipe end may follow).
+        let Some(watch) = self.fds.get(desc.liveness_descriptors() - 1) else {
             return false;
         };
         match sys::poll_revents(watch.as_fd(), libc::POLLIN) {
@@ -148,6 +160,8 @@ impl Service {
 struct Tables {
     deposits: HashMap<u64, Vec<OwnedFd>>,
     services: HashMap<Vec<u8>, Service>,
+    /// Granted mailboxes by POSIX name ([`crate::grants`]).
+    mailboxes: HashMap<Vec<u8>, Granted>,
 }
 
 /// The broker of a run: the listening socket and the deposits.
@@ -283,6 +297,51 @@ fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
                 }
                 None => reply.status = NOT_FOUND,
             },
+            b'G' => {
+                let live = t.mailboxes.get(&req.name).is_some_and(Granted::exists);
+                let posix = String::from_utf8_lossy(&req.name).into_owned();
+                let made =
+                    Granted::new(peer, req.desc[1] != 0, access_from(req.desc[0]), posix, fds);
+                match made {
+                    _ if live => reply.status = EXISTS,
+                    Some(g) => {
+                        t.mailboxes.insert(req.name.clone(), g);
+                    }
+                    None => reply.status = NOT_FOUND,
+                }
+            }
+            b'O' => match t.mailboxes.get_mut(&req.name) {
+                Some(g) if g.exists() => match g.open(peer) {
+                    Ok((access, fd)) => {
+                        reply.desc[0] = access_bits(access);
+                        reply.count = 1;
+                        out = vec![fd.as_raw_fd()];
+                        dups = vec![fd];
+                    }
+                    Err(r) => reply.status = refused(r),
+                },
+                Some(_) => {
+                    t.mailboxes.remove(&req.name);
+                    reply.status = NOT_FOUND;
+                }
+                None => reply.status = NOT_FOUND,
+            },
+            b'A' => match t.mailboxes.get_mut(&req.name) {
+                Some(g) => {
+                    let pid = req.ticket as u32;
+                    if let Err(r) = g.grant(peer, pid, access_from(req.desc[0])) {
+                        reply.status = refused(r);
+                    }
+                }
+                None => reply.status = NOT_FOUND,
+            },
+            b'F' => match t.mailboxes.get(&req.name) {
+                Some(g) if !g.may_forget(peer) => reply.status = NOT_OWNER,
+                Some(_) => {
+                    t.mailboxes.remove(&req.name);
+                }
+                None => reply.status = NOT_FOUND,
+            },
             _ => return,
         }
         drop(t);
@@ -290,6 +349,14 @@ fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
             return;
         }
         drop(dups);
+    }
+}
+
+fn refused(r: Refused) -> u8 {
+    match r {
+        Refused::NotFound => NOT_FOUND,
+        Refused::NoPermission => NOT_OWNER,
+        Refused::Unsupported => UNSUPPORTED,
     }
 }
 
@@ -423,6 +490,91 @@ impl BrokerClient {
         match self.ask(run, &req, &[])? {
             (r, fds) if r.status == OK => Ok((r.desc, fds)),
             (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Hands a granted mailbox (its POSIX name, default access, whether it
+    /// is a system mailbox, its read-write, write-only and read-only
+    /// descriptors) to the broker: `EEXIST` if the name is kept already.
+    pub(crate) fn mailbox_granted(
+        &self,
+        run: &str,
+        posix: &str,
+        default: mkipc_kernel::name::Access,
+        system: bool,
+        fds: &[OwnedFd],
+    ) -> Result<(), Errno> {
+        let req = Packet {
+            desc: [access_bits(default), u8::from(system), 0, 0],
+            count: fds.len(),
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'G')
+        };
+        match self.ask(run, &req, fds)?.0.status {
+            OK => Ok(()),
+            EXISTS => Err(libc::EEXIST),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Opens a granted mailbox: this process's access and a descriptor
+    /// with it; `ENOENT` if the broker keeps no such mailbox, `EACCES` if
+    /// this process has no access.
+    pub(crate) fn mailbox_open(
+        &self,
+        run: &str,
+        posix: &str,
+    ) -> Result<(mkipc_kernel::name::Access, OwnedFd), Errno> {
+        let req = Packet {
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'O')
+        };
+        match self.ask(run, &req, &[])? {
+            (r, mut fds) if r.status == OK && fds.len() == 1 => {
+                Ok((access_from(r.desc[0]), fds.remove(0)))
+            }
+            (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
+            (r, _) if r.status == NOT_OWNER => Err(libc::EACCES),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Sets `pid`'s access to a granted mailbox: `ENOENT`, `EPERM` (not
+    /// this process's to manage), `EBUSY` (it would take access back from
+    /// a process holding it open).
+    pub(crate) fn mailbox_grant(
+        &self,
+        run: &str,
+        posix: &str,
+        pid: u32,
+        access: mkipc_kernel::name::Access,
+    ) -> Result<(), Errno> {
+        let req = Packet {
+            desc: [access_bits(access), 0, 0, 0],
+            ticket: u64::from(pid),
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'A')
+        };
+        match self.ask(run, &req, &[])?.0.status {
+            OK => Ok(()),
+            NOT_FOUND => Err(libc::ENOENT),
+            NOT_OWNER => Err(libc::EPERM),
+            UNSUPPORTED => Err(libc::EBUSY),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Removes a granted mailbox from the broker (it was destroyed).
+    pub(crate) fn mailbox_forget(&self, run: &str, posix: &str) -> Result<(), Errno> {
+        let req = Packet {
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'F')
+        };
+        match self.ask(run, &req, &[])?.0.status {
+            OK => Ok(()),
+            NOT_FOUND => Err(libc::ENOENT),
+            NOT_OWNER => Err(libc::EPERM),
             _ => Err(libc::EPROTO),
         }
     }

@@ -110,7 +110,13 @@ pub(crate) fn pipe_send_failed(
 
 impl OsProcess {
     pub(crate) fn resolve_target(&self, dest: PortName) -> Result<Target, SendErrorKind> {
-        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(Entry::Mailbox { queue, access, .. }) = names.get(dest) {
+            if queue.granted && !access.send {
+                // Its grant may have grown since it was opened.
+                self.refresh_granted(&mut names, dest);
+            }
+        }
         let entry = match names.get(dest) {
             Ok(e) => e,
             Err(IpcError::DeadName) => return Err(SendErrorKind::DestinationDead),
@@ -153,7 +159,12 @@ impl OsProcess {
     }
 
     pub(crate) fn resolve_source(&self, source: PortName) -> Result<Source, ReceiveError> {
-        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(Entry::Mailbox { queue, access, .. }) = names.get(source) {
+            if queue.granted && !access.receive {
+                self.refresh_granted(&mut names, source);
+            }
+        }
         match names.get(source)? {
             Entry::Port {
                 receive: Some(q), ..

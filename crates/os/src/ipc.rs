@@ -14,9 +14,11 @@
 //! | port sets | one `epoll` instance over the members' queue descriptors ([`crate::port_set`]) |
 //! | `peek`, selective receive | messages taken out of the queue and held, in order, by the receiving process |
 //! | `close` | a flag here and one byte in the port's liveness pipe for the other processes |
-//! | notifications | dead-name (liveness pipe) and send-possible (`POLLOUT`) on one `epoll`; no-senders counted here ([`crate::notify`]) |
+//! | notifications | dead-name (liveness pipe), send-possible (`POLLOUT`) and no-senders (the senders pipes' hang-up, [`crate::senders`]) on one `epoll` ([`crate::notify`]) |
+//! | port-destroyed | the receive right moved into the notify port through the broker ([`crate::port_destroyed`]) |
 //! | name service | the run's broker keeps each service's send right |
-//! | per-pid grants, capacity changes, link capacity, port-destroyed | [`IpcError::Unsupported`] |
+//! | per-pid grants | the run's broker keeps the access list and the queue's descriptors; the queue's mode is 0000 ([`crate::grants`]) |
+//! | capacity changes, link capacity | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
@@ -76,7 +78,7 @@ impl Ipc for OsProcess {
         receive.live_hold = Some(hold);
         send.live_watch = Some(watch);
         send.closed = Arc::clone(&receive.closed);
-        send.sent_away = Arc::clone(&receive.sent_away);
+        send.senders = Arc::clone(&receive.senders);
         Ok(self.insert(Entry::Port {
             receive: Some(Arc::new(receive)),
             send: Arc::new(send),
@@ -135,7 +137,19 @@ impl Ipc for OsProcess {
                 send_refs,
             } => match disposition {
                 Disposition::MakeSend => {
-                    *send_refs = send_refs.checked_add(1).ok_or(IpcError::InvalidValue)?;
+                    let refs = send_refs.checked_add(1).ok_or(IpcError::InvalidValue)?;
+                    if refs == 1 {
+                        // Our send references stand on a write end of the
+                        // port's senders pipe (`crate::senders`).
+                        let send = Arc::clone(send);
+                        if send.senders.hold_local().map_err(errno::ipc_error)? {
+                            names.senders_grew(&send);
+                        }
+                    }
+                    let Ok(Entry::Port { send_refs, .. }) = names.get_mut(name) else {
+                        unreachable!("looked up above, under the lock");
+                    };
+                    *send_refs = refs;
                     return Ok(name);
                 }
                 Disposition::MakeSendOnce => Arc::clone(send),
@@ -154,7 +168,9 @@ impl Ipc for OsProcess {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let remove = match names.get_mut(name)? {
             Entry::Port {
-                receive, send_refs, ..
+                receive,
+                send,
+                send_refs,
             } => {
                 if *send_refs == 0 {
                     return Err(IpcError::WrongRight {
@@ -162,11 +178,17 @@ impl Ipc for OsProcess {
                     });
                 }
                 *send_refs -= 1;
-                if *send_refs == 0 && receive.is_some() {
-                    names.last_send_right_gone(name);
-                    return Ok(());
+                if *send_refs == 0 {
+                    let held = receive.is_some();
+                    let send = Arc::clone(send);
+                    names.last_send_right_gone(name, &send);
+                    if held {
+                        return Ok(());
+                    }
+                    true
+                } else {
+                    false
                 }
-                *send_refs == 0 && receive.is_none()
             }
             Entry::Dead { refs } => {
                 *refs -= 1;
@@ -198,7 +220,9 @@ impl Ipc for OsProcess {
             (
                 RightKind::Send,
                 Entry::Port {
-                    receive, send_refs, ..
+                    receive,
+                    send,
+                    send_refs,
                 },
             ) => {
                 if *send_refs == 0 {
@@ -208,22 +232,37 @@ impl Ipc for OsProcess {
                 }
                 let new = i64::from(*send_refs) + i64::from(delta);
                 *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
-                if *send_refs == 0 && receive.is_some() {
-                    names.last_send_right_gone(name);
-                    return Ok(());
+                if *send_refs == 0 {
+                    let held = receive.is_some();
+                    let send = Arc::clone(send);
+                    names.last_send_right_gone(name, &send);
+                    if held {
+                        return Ok(());
+                    }
+                    true
+                } else {
+                    false
                 }
-                *send_refs == 0 && receive.is_none()
             }
             (
                 RightKind::Receive,
                 Entry::Port {
-                    receive, send_refs, ..
+                    receive,
+                    send,
+                    send_refs,
                 },
             ) if receive.is_some() => {
                 if delta != -1 {
                     return Err(IpcError::InvalidValue);
                 }
                 if *send_refs > 0 {
+                    // A port-destroyed request keeps the port alive
+                    // elsewhere: our send references stay send rights.
+                    let (q, send) = (receive.take().expect("matched"), Arc::clone(send));
+                    if self.move_if_port_destroyed(&q, &send) {
+                        return Ok(());
+                    }
+                    *receive = Some(q);
                     // Our own send references to the port we destroyed become a dead name.
                     let refs = *send_refs;
                     let old = std::mem::replace(names.get_mut(name)?, Entry::Dead { refs });
@@ -304,10 +343,10 @@ impl Ipc for OsProcess {
         Err(IpcError::Unsupported(Unsupported::CapacityChange))
     }
 
-    /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name and send-possible from the OS
-    /// (the liveness pipe, `POLLOUT`), no-senders while every send right is
-    /// in this process; port-destroyed is `Unsupported` (a queue cannot
-    /// carry the receive right to the notify port).
+    /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name,
+    /// send-possible and no-senders from the OS (the liveness pipe,
+    /// `POLLOUT`, the senders pipes); port-destroyed puts the request on the
+    /// receive right (`crate::port_destroyed`).
     fn request_notification(
         &self,
         name: PortName,
@@ -331,8 +370,21 @@ impl Ipc for OsProcess {
         };
         let want = match kind {
             NotifyKind::PortDestroyed => {
-                names.get(name)?;
-                return Err(IpcError::Unsupported(Unsupported::Notifications));
+                // On the receive right itself, as in the kernel
+                // (`crate::port_destroyed`).
+                let Entry::Port {
+                    receive: Some(q), ..
+                } = names.get(name)?
+                else {
+                    return Err(IpcError::WrongRight {
+                        needed: RightKind::Receive,
+                    });
+                };
+                if Arc::ptr_eq(q, &to) {
+                    return Err(IpcError::InvalidValue);
+                }
+                q.set_port_destroyed(&to);
+                return Ok(());
             }
             NotifyKind::DeadName => Want::DeadName,
             NotifyKind::SendPossible => Want::SendPossible,
@@ -347,10 +399,9 @@ impl Ipc for OsProcess {
                     ..
                 },
             ) => {
-                if q.sent_away.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(IpcError::Unsupported(Unsupported::Notifications));
-                }
-                if *send_refs == 0 {
+                // The OS counts the senders (`crate::senders`): our own
+                // references, then every other holder's write end.
+                if *send_refs == 0 && q.senders.none_left() {
                     return post(Notification::NO_SENDERS_ID);
                 }
                 Arc::clone(q)
@@ -613,7 +664,8 @@ impl Ipc for OsProcess {
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {
         validate_name(name)?;
         if !config.grants.is_empty() {
-            return Err(IpcError::Unsupported(Unsupported::Grants));
+            // The access list lives in the broker (`crate::grants`).
+            return self.create_granted_mailbox(name, &config);
         }
         self.create_mailbox_queue(
             name,
@@ -625,7 +677,11 @@ impl Ipc for OsProcess {
 
     fn mailbox_open(&self, name: &str) -> Result<PortName, IpcError> {
         validate_name(name)?;
-        let (queue, access) = open_with_best_access(&self.mailbox_posix_name(name))?;
+        let posix = self.mailbox_posix_name(name);
+        if let Some(granted) = self.open_granted(&posix)? {
+            return Ok(granted);
+        }
+        let (queue, access) = open_with_best_access(&posix)?;
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
             access,
@@ -634,17 +690,15 @@ impl Ipc for OsProcess {
         }))
     }
 
-    fn mailbox_grant(&self, mailbox: PortName, _pid: Pid, _access: Access) -> Result<(), IpcError> {
-        self.names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(mailbox)?;
-        Err(IpcError::Unsupported(Unsupported::Grants))
+    /// Through the broker for a mailbox created with grants
+    /// (`crate::grants`); `Unsupported(Grants)` for one created without.
+    fn mailbox_grant(&self, mailbox: PortName, pid: Pid, access: Access) -> Result<(), IpcError> {
+        self.grant(mailbox, pid, access)
     }
 
     fn mailbox_destroy(&self, mailbox: PortName) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let posix = match names.get(mailbox)? {
+        let (posix, queue) = match names.get(mailbox)? {
             Entry::Mailbox {
                 queue,
                 access,
@@ -654,7 +708,7 @@ impl Ipc for OsProcess {
                 if !*owned && *access != Access::ALL {
                     return Err(IpcError::NoPermission);
                 }
-                queue.name.clone()
+                (queue.name.clone(), Arc::clone(queue))
             }
             _ => {
                 return Err(IpcError::WrongRight {
@@ -668,6 +722,7 @@ impl Ipc for OsProcess {
         sys::mq_unlink(&posix).map_err(errno::ipc_error)?;
         names.remove(mailbox)?;
         drop(names);
+        self.forget_granted(&queue);
         registry::forget(&self.run, Kind::Queue, &posix);
         Ok(())
     }
@@ -700,7 +755,7 @@ impl Ipc for OsProcess {
         descs[0].write(&mut desc);
         match self.broker_client.register(&self.run, service, desc, &fds) {
             Ok(()) => {
-                // A send right now lives outside this process (no-senders).
+                // The broker holds a copy now (a sender, for no-senders).
                 self.commit_rights(&carrier);
                 Ok(())
             }

@@ -131,22 +131,30 @@ impl Names {
         Ok(Arc::clone(self.notifier.as_ref().expect("made above")))
     }
 
-    /// A send right to the port of `send` left this process: its senders
-    /// are no longer all counted here (see [`crate::notify`]).
-    pub(crate) fn send_right_left(&self, send: &Queue) {
-        send.sent_away
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    /// The receive right of `send`'s port left this process: its
+    /// no-senders requests here lapse (the read ends went with the right).
+    pub(crate) fn receive_right_left(&self, send: &Queue) {
+        send.senders.forget_watch();
         if let Some(n) = &self.notifier {
             n.lapse_no_senders(send);
         }
     }
 
-    /// The port under `name` has no send right left in this process:
-    /// answers its no-senders requests (a port whose send rights went
-    /// elsewhere has none: they lapsed).
-    pub(crate) fn last_send_right_gone(&self, name: PortName) {
+    /// The port under `name` has no send reference left in this process:
+    /// its write end of the senders pipe closes, and its no-senders
+    /// requests are answered if no other process holds one either.
+    pub(crate) fn last_send_right_gone(&self, name: PortName, send: &Queue) {
+        send.senders.release_local();
         if let Some(n) = &self.notifier {
             n.no_senders(name);
+        }
+    }
+
+    /// A new generation of the senders pipe of `q`'s port: the no-senders
+    /// requests about it watch it too.
+    pub(crate) fn senders_grew(&self, q: &Queue) {
+        if let Some(n) = &self.notifier {
+            n.senders_grew(q);
         }
     }
 

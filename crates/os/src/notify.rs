@@ -19,12 +19,12 @@
 //! * **send possible** (a send right or a mailbox): `POLLOUT` on the queue
 //!   descriptor (Linux queues are pollable): room. At once if there is room
 //!   already; a dead-name notification instead if the port dies first.
-//! * **no senders** (a receive right): counted in this process. It can be
-//!   told only while no send right to the port ever left the process (in a
-//!   message or at spawn): a send right elsewhere is a descriptor the OS does
-//!   not count for us. A request on such a port is
-//!   `Unsupported(Notifications)`, and a request outstanding when a send
-//!   right leaves lapses.
+//! * **no senders** (a receive right): the port's senders pipes
+//!   ([`crate::senders`]): every send right, in any process (or queued in a
+//!   message, or registered with the name service, both in the broker),
+//!   holds a write end, so the read ends the receive right keeps hang up
+//!   when the last one is gone, even by `SIGKILL`. At once if there is
+//!   none; a request lapses when the receive right moves to another process.
 //!
 //! One `mkipc-notify` thread per process (started with the first request
 //! that must wait) waits on one `epoll` instance holding a duplicate of each
@@ -92,15 +92,18 @@ pub(crate) fn wake_closed(q: &Queue) {
 
 /// Whether a queue frame's header is one of this process's notifications.
 pub(crate) fn is_notification(h: &wire::Header) -> bool {
-    h.sender == 0
-        && h.token == key()
-        && h.flags & !wire::FLAG_STAMPED == 0
-        && matches!(
-            h.id,
-            Notification::DEAD_NAME_ID
-                | Notification::NO_SENDERS_ID
-                | Notification::SEND_POSSIBLE_ID
-        )
+    if h.sender != 0 || h.token != key() {
+        return false;
+    }
+    let flags = h.flags & !wire::FLAG_STAMPED;
+    match h.id {
+        Notification::DEAD_NAME_ID
+        | Notification::NO_SENDERS_ID
+        | Notification::SEND_POSSIBLE_ID => flags == 0,
+        // It carries the receive right (`crate::port_destroyed`).
+        Notification::PORT_DESTROYED_ID => flags == wire::FLAG_BROKERED && h.nrights == 1,
+        _ => false,
+    }
 }
 
 /// Puts one notification about `name` into the notify port's queue `to`,
@@ -126,7 +129,7 @@ pub(crate) enum Want {
     DeadName,
     /// Room in the queue (or the port's death).
     SendPossible,
-    /// The last send right in this process released.
+    /// No send right left in any process.
     NoSenders,
 }
 
@@ -197,7 +200,9 @@ impl Notifier {
         let id = st.next;
         st.next += 1;
         let mut watched = Vec::new();
-        if want != Want::NoSenders {
+        if want == Want::NoSenders {
+            watched = self.watch_senders(id, &target)?;
+        } else {
             if let Some(live) = &target.live_watch {
                 let dup = sys::dup(live.as_fd())?;
                 epoll::add(
@@ -231,7 +236,7 @@ impl Notifier {
                 watched,
             },
         );
-        if !st.started && want != Want::NoSenders {
+        if !st.started {
             let me = Arc::clone(self);
             std::thread::Builder::new()
                 .name("mkipc-notify".into())
@@ -240,6 +245,63 @@ impl Notifier {
             st.started = true;
         }
         Ok(())
+    }
+
+    /// Puts a duplicate of each read end of `target`'s senders pipes into
+    /// the `epoll` instance under `id`.
+    fn watch_senders(&self, id: u64, target: &Queue) -> Result<Vec<OwnedFd>, Errno> {
+        let ends = target.senders.dup_watch()?;
+        for fd in &ends {
+            epoll::add(
+                &self.epoll,
+                fd,
+                epoll::EventData::new_u64(id),
+                epoll::EventFlags::IN,
+            )
+            .map_err(os_err)?;
+        }
+        Ok(ends)
+    }
+
+    /// Watches the current read ends of a no-senders request's port again
+    /// (a generation hung up, or a new one was made).
+    fn rewatch(&self, st: &mut State, id: u64) {
+        let Some(r) = st.requests.get_mut(&id) else {
+            return;
+        };
+        for fd in r.watched.drain(..) {
+            let _ = epoll::delete(&self.epoll, &fd);
+        }
+        let target = Arc::clone(&r.target);
+        match self.watch_senders(id, &target) {
+            Ok(ends) => {
+                if let Some(r) = st.requests.get_mut(&id) {
+                    r.watched = ends;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    errno = e,
+                    "no-senders request dropped: cannot watch its port"
+                );
+                self.remove(st, id);
+            }
+        }
+    }
+
+    /// `q`'s port has a new generation of senders pipe: its no-senders
+    /// requests watch it too.
+    pub(crate) fn senders_grew(&self, q: &Queue) {
+        let mut st = self.lock();
+        let ids: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.want == Want::NoSenders && same_port(&r.target, q))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.rewatch(&mut st, id);
+        }
     }
 
     fn remove(&self, st: &mut State, id: u64) -> Option<Request> {
@@ -264,8 +326,8 @@ impl Notifier {
         }
     }
 
-    /// Drops the no-senders requests about `target`'s port: a send right left
-    /// the process, so its count is no longer ours (see the module docs).
+    /// Drops the no-senders requests about `target`'s port: its receive
+    /// right left the process (see the module docs).
     pub(crate) fn lapse_no_senders(&self, target: &Queue) {
         let mut st = self.lock();
         let ids: Vec<u64> = st
@@ -279,14 +341,17 @@ impl Notifier {
         }
     }
 
-    /// The last send right to the port under `name` in this process is gone:
-    /// answers its no-senders requests.
+    /// The last send reference to the port under `name` in this process is
+    /// gone: answers its no-senders requests if no other process holds a
+    /// send right either (else the hang-up will).
     pub(crate) fn no_senders(&self, name: PortName) {
         let mut st = self.lock();
         let ids: Vec<u64> = st
             .requests
             .iter()
-            .filter(|(_, r)| r.want == Want::NoSenders && r.name == name)
+            .filter(|(_, r)| {
+                r.want == Want::NoSenders && r.name == name && r.target.senders.none_left()
+            })
             .map(|(&id, _)| id)
             .collect();
         for id in ids {
@@ -329,6 +394,16 @@ impl Notifier {
                 let Some(r) = st.requests.get(&id) else {
                     continue;
                 };
+                if r.want == Want::NoSenders {
+                    if r.target.senders.none_left() {
+                        let r = self.remove(&mut st, id).expect("present");
+                        post(&r.notify, Notification::NO_SENDERS_ID, r.name);
+                    } else {
+                        // A generation hung up while another lives on.
+                        self.rewatch(&mut st, id);
+                    }
+                    continue;
+                }
                 let answer = match r.target.receiver() {
                     Receiver::Gone => Some(Notification::DEAD_NAME_ID),
                     _ if r.want == Want::SendPossible && has_room(&r.target) => {

@@ -413,6 +413,7 @@ impl Drop for OsProcess {
                     ..
                 } => {
                     let _ = sys::mq_unlink(&queue.name);
+                    self.forget_granted(&queue);
                     registry::forget(&self.run, Kind::Queue, &queue.name);
                 }
                 Entry::Fifo(f) if f.owned => {
@@ -423,8 +424,10 @@ impl Drop for OsProcess {
                 }
                 Entry::Reply { pid, token } => self.send_no_reply(pid, token),
                 Entry::Port {
-                    receive: Some(q), ..
-                } => q.signal_destroyed(),
+                    receive: Some(q),
+                    send,
+                    ..
+                } => self.end_receive_right(&q, &send),
                 _ => {}
             }
         }

@@ -121,6 +121,9 @@ pub struct Queue {
     /// waiter learns the mailbox is gone (`EIDRM`) instead of waiting forever
     /// (`mq_unlink` does not wake anyone).
     pub(crate) watch: bool,
+    /// A mailbox with an access list kept by the broker (`crate::grants`):
+    /// its descriptors never leave this process in a message or at spawn.
+    pub(crate) granted: bool,
     /// The port's liveness pipe, write end: held with the receive right.
     pub(crate) live_hold: Option<OwnedFd>,
     /// The port's liveness pipe, read end: held with a send right, to learn
@@ -138,12 +141,14 @@ pub struct Queue {
     /// Closed by the receiver (`Ipc::close`): shared by this process's
     /// descriptors of one port, so its own sends see it at once.
     pub(crate) closed: Arc<AtomicBool>,
-    /// A send right to this port left the process (in a message or at
-    /// spawn), or the receive right came from elsewhere: this process can no
-    /// longer count the port's senders (`crate::notify`). Shared like `closed`.
-    pub(crate) sent_away: Arc<AtomicBool>,
+    /// This process's ends of the port's senders pipes (`crate::senders`):
+    /// who still holds a send right, counted by the OS. Shared like `closed`.
+    pub(crate) senders: Arc<crate::senders::Senders>,
     /// The port set this receive right is in, if any (`crate::port_set`).
     pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
+    /// A port-destroyed request on this receive right: where it goes
+    /// instead of dying (`crate::port_destroyed`).
+    port_destroyed: Mutex<Option<crate::port_destroyed::Request>>,
 }
 
 /// A message taken out of a queue by this process, not yet delivered.
@@ -230,15 +235,33 @@ impl Queue {
             seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             watch: false,
+            granted: false,
             live_hold: None,
             live_watch: None,
             held: Mutex::new(VecDeque::new()),
             held_len: AtomicUsize::new(0),
             blocked: AtomicUsize::new(0),
             closed: Arc::new(AtomicBool::new(false)),
-            sent_away: Arc::new(AtomicBool::new(false)),
+            senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
+            port_destroyed: Mutex::new(None),
         })
+    }
+
+    /// Puts a port-destroyed request on this receive right (replacing one).
+    pub(crate) fn set_port_destroyed(&self, notify: &Arc<Queue>) {
+        *self
+            .port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(notify));
+    }
+
+    /// Takes the port-destroyed request off this receive right.
+    pub(crate) fn take_port_destroyed(&self) -> Option<crate::port_destroyed::Request> {
+        self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Whether this process closed the port (`Ipc::close`).

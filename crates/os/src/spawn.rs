@@ -81,6 +81,14 @@ use crate::registry;
 use crate::shm::ShmEnd;
 use crate::sys;
 
+/// A right a child inherits, as the parent hands it over: its kind word,
+/// its queue, the access, and a write end of its port's senders pipe.
+type ChildRight = (&'static str, Arc<Queue>, Access, Option<OwnedFd>);
+
+/// A `right` line of the start-up message, parsed: kind word, access,
+/// queue descriptor, liveness read end, senders-pipe write end.
+type InheritedRight = (String, Access, OwnedFd, Option<OwnedFd>, Option<OwnedFd>);
+
 /// The environment variable naming the role a child plays.
 pub const ROLE_ENV: &str = "MKIPC_OS_ROLE";
 /// The environment variable holding the bootstrap socket's descriptor number.
@@ -407,7 +415,7 @@ impl OsProcess {
         }
         for (boot, spec) in boots.iter_mut().zip(&specs) {
             for &name in &spec.inherit {
-                let (kind, queue, access) = self.right_for_child(name)?;
+                let (kind, queue, access, senders) = self.right_for_child(name)?;
                 let fd = queue.dup_fd().map_err(ipc_err)?;
                 let idx = boot.push_fd(fd);
                 // A port's send right watches the port's liveness pipe in
@@ -418,8 +426,13 @@ impl OsProcess {
                         .to_string(),
                     None => "-".to_string(),
                 };
+                // And a write end of its senders pipe (`crate::senders`).
+                let senders = match senders {
+                    Some(end) => boot.push_fd(end).to_string(),
+                    None => "-".to_string(),
+                };
                 boot.lines.push(format!(
-                    "right {kind} {} {} {idx} {live}",
+                    "right {kind} {} {} {idx} {live} {senders}",
                     access.send as u8, access.receive as u8
                 ));
             }
@@ -497,18 +510,27 @@ impl OsProcess {
         Ok(children)
     }
 
-    fn right_for_child(
-        &self,
-        name: PortName,
-    ) -> Result<(&'static str, Arc<Queue>, Access), IpcError> {
+    fn right_for_child(&self, name: PortName) -> Result<ChildRight, IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         Ok(match names.get(name)? {
-            Entry::Port { send, .. } => {
-                names.send_right_left(send);
-                ("send", Arc::clone(send), Access::SEND)
+            Entry::Port { send, receive, .. } => {
+                let (end, grew) = send
+                    .senders
+                    .end_for_right(receive.is_some())
+                    .map_err(crate::errno::ipc_error)?;
+                if grew {
+                    names.senders_grew(send);
+                }
+                ("send", Arc::clone(send), Access::SEND, end)
             }
-            Entry::Mailbox { queue, access, .. } => ("mailbox", Arc::clone(queue), *access),
-            Entry::SendOnce { send } => ("send", Arc::clone(send), Access::SEND),
+            Entry::Mailbox { queue, .. } if queue.granted => {
+                // Its descriptor would carry our access past the list.
+                return Err(IpcError::Unsupported(
+                    mkipc_kernel::error::Unsupported::Grants,
+                ));
+            }
+            Entry::Mailbox { queue, access, .. } => ("mailbox", Arc::clone(queue), *access, None),
+            Entry::SendOnce { send } => ("send", Arc::clone(send), Access::SEND, None),
             _ => {
                 return Err(IpcError::WrongRight {
                     needed: mkipc_kernel::name::RightKind::Send,
@@ -580,7 +602,7 @@ impl OsProcess {
         let mut parent = 0u32;
         let mut args = Vec::new();
         let mut links: Vec<(u32, LinkEnds)> = Vec::new();
-        let mut rights: Vec<(String, Access, OwnedFd, Option<OwnedFd>)> = Vec::new();
+        let mut rights: Vec<InheritedRight> = Vec::new();
         for line in text.lines() {
             let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
             let f: Vec<&str> = rest.split(' ').collect();
@@ -653,17 +675,19 @@ impl OsProcess {
                     };
                     let fd = take(f[3])?.ok_or(IpcError::InvalidValue)?;
                     let live = take(f.get(4).copied().unwrap_or("-"))?;
-                    rights.push((f[0].to_string(), access, fd, live));
+                    let senders = take(f.get(5).copied().unwrap_or("-"))?;
+                    rights.push((f[0].to_string(), access, fd, live, senders));
                 }
                 _ => return Err(IpcError::InvalidValue),
             }
         }
         let os = OsProcess::build(run, false, Some(parent), args, Vec::new());
         let mut inherited = Vec::new();
-        for (kind, access, fd, live) in rights {
+        for (kind, access, fd, live, senders) in rights {
             let mut q =
                 Queue::from_fd(fd, String::new(), access.receive, access.send).map_err(ipc_err)?;
             q.live_watch = live;
+            q.senders = Arc::new(crate::senders::Senders::holding(senders));
             let q = Arc::new(q);
             inherited.push(os.insert(if kind == "mailbox" {
                 Entry::Mailbox {

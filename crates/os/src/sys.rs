@@ -1,9 +1,15 @@
 //! Thin, safe wrappers over the Linux system calls the backend needs.
 //!
 //! Every `unsafe` block of the crate that is not about process start-up lives
-//! here, next to a `// SAFETY:` comment. Descriptors are always [`OwnedFd`], so
-//! nothing leaks on an early return. Errors are raw `errno` values: the layer
-//! above ([`crate::errno`]) decides which typed mkipc error each one becomes.
+//! here, next to a `// SAFETY:` comment. Where `rustix` has the call (pipes,
+//! sockets and `SCM_RIGHTS`, `poll`, `fcntl`, `read`/`writev`, files and
+//! FIFOs, `getrandom`, signals to processes, `prctl`, `waitpid`) it makes
+//! it, with no `unsafe` here; POSIX message queues (`mq_*`: rustix has
+//! none), `poll` over raw descriptor numbers, `dup3` onto a borrowed
+//! descriptor, `F_SETFD` between `fork` and `exec`, and `signal` stay on
+//! `libc`. Descriptors are always [`OwnedFd`], so nothing leaks on an early
+//! return. Errors are raw `errno` values: the layer above ([`crate::errno`])
+//! decides which typed mkipc error each one becomes.
 
 use std::ffi::CString;
 use std::io::IoSlice;
@@ -18,6 +24,22 @@ pub(crate) fn errno() -> Errno {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
+}
+
+/// A rustix error as a raw `errno`.
+fn raw(e: rustix::io::Errno) -> Errno {
+    e.raw_os_error()
+}
+
+/// The `poll` timeout until `deadline` (`None`: no deadline).
+fn poll_timespec(deadline: Deadline) -> Option<rustix::time::Timespec> {
+    deadline.map(|d| {
+        let left = d.saturating_duration_since(Instant::now());
+        rustix::time::Timespec {
+            tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: left.subsec_nanos().into(),
+        }
+    })
 }
 
 /// Turns a `-1`-on-error return value into `Result`.
@@ -98,20 +120,16 @@ pub(crate) fn poll_one(
     events: libc::c_short,
     deadline: Deadline,
 ) -> Result<bool, Errno> {
+    let mut pfds = [rustix::event::PollFd::from_borrowed_fd(
+        fd,
+        rustix::event::PollFlags::from_bits_retain(events as u16),
+    )];
     loop {
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid, initialised array of one pollfd that lives
-        // across the call.
-        let ret = unsafe { libc::poll(&mut pfd, 1, poll_timeout(deadline)) };
-        match check(ret) {
+        match rustix::event::poll(&mut pfds, poll_timespec(deadline).as_ref()) {
             Ok(0) => return Ok(false),
             Ok(_) => return Ok(true),
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(raw(e)),
         }
     }
 }
@@ -195,41 +213,26 @@ pub(crate) fn poll_many(fds: &[RawFd], deadline: Deadline) -> Result<Vec<usize>,
 /// A new anonymous pipe `(read end, write end)`, both close-on-exec and
 /// blocking (the sender polls first when its policy forbids waiting).
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: pipe2 succeeded, so both are fresh descriptors nobody else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(raw)
 }
 
 /// A connected pair of Unix stream sockets, close-on-exec.
 pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    check(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: socketpair succeeded, so both are fresh descriptors nobody else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(raw)
 }
 
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<(), Errno> {
-    // SAFETY: F_GETFL on a valid descriptor reads its flags; no memory is passed.
-    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    let flags = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    // SAFETY: F_SETFL with an integer argument on a valid descriptor.
-    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) })?;
-    Ok(())
+    use rustix::fs::OFlags;
+    let mut flags = rustix::fs::fcntl_getfl(fd).map_err(raw)?;
+    flags.set(OFlags::NONBLOCK, on);
+    rustix::fs::fcntl_setfl(fd, flags).map_err(raw)
 }
 
 /// Clears close-on-exec, so the descriptor survives into an exec'd child.
@@ -242,11 +245,9 @@ pub(crate) fn clear_cloexec_raw(fd: RawFd) -> Result<(), Errno> {
 /// One `read`, retried on `EINTR`.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let ret = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match check_size(ret) {
-            Err(libc::EINTR) => continue,
-            other => return other,
+        match rustix::io::read(fd, &mut *buf) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(raw),
         }
     }
 }
@@ -254,17 +255,9 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 /// One `writev`, retried on `EINTR`.
 pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize, Errno> {
     loop {
-        // SAFETY: IoSlice is ABI-compatible with iovec; the slices live across the call.
-        let ret = unsafe {
-            libc::writev(
-                fd.as_raw_fd(),
-                bufs.as_ptr().cast(),
-                bufs.len() as libc::c_int,
-            )
-        };
-        match check_size(ret) {
-            Err(libc::EINTR) => continue,
-            other => return other,
+        match rustix::io::writev(fd, bufs) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(raw),
         }
     }
 }
@@ -273,52 +266,34 @@ pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> Result<usize, 
 /// `SCM_RIGHTS` control message. `MSG_NOSIGNAL`: a dead peer is `EPIPE`, never
 /// a signal.
 pub(crate) fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
-    let fd_bytes = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8).max(1)];
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut _,
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: msg_control points at `space` zeroed, 8-aligned bytes, enough
-        // for one cmsghdr with `fd_bytes` of data, so CMSG_FIRSTHDR is non-null
-        // and CMSG_DATA has room for the descriptors copied into it.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as _;
-            std::ptr::copy_nonoverlapping(
-                fds.as_ptr().cast::<u8>(),
-                libc::CMSG_DATA(cmsg),
-                fd_bytes,
-            );
-        }
-    }
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    // SAFETY: the caller's descriptors stay open for the whole call (they
+    // are only read by the kernel, which duplicates them into the message).
+    let borrowed: Vec<BorrowedFd<'_>> = fds
+        .iter()
+        .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+        .collect();
+    let mut space =
+        vec![std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
     let mut sent = 0;
     while sent < data.len() {
-        if sent > 0 {
-            // The descriptors went with the first bytes; send the rest plainly.
-            msg.msg_control = std::ptr::null_mut();
-            msg.msg_controllen = 0;
-            iov.iov_base = data[sent..].as_ptr() as *mut _;
-            iov.iov_len = data.len() - sent;
-            msg.msg_iov = &mut iov;
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        // The descriptors go with the first bytes; the rest goes plainly.
+        if sent == 0
+            && !borrowed.is_empty()
+            && !control.push(SendAncillaryMessage::ScmRights(&borrowed))
+        {
+            return Err(libc::EMSGSIZE);
         }
-        // SAFETY: `msg` points at live buffers (iov, cbuf) set up above.
-        let ret = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        match check_size(ret) {
+        match rustix::net::sendmsg(
+            sock,
+            &[IoSlice::new(&data[sent..])],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Ok(n) => sent += n,
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(raw(e)),
         }
     }
     Ok(())
@@ -331,46 +306,27 @@ pub(crate) fn recv_fds(
     data: &mut [u8],
     max_fds: usize,
 ) -> Result<Option<Vec<OwnedFd>>, Errno> {
-    let fd_bytes = max_fds.max(1) * std::mem::size_of::<RawFd>();
-    // SAFETY: CMSG_SPACE only computes a size.
-    let space = unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space =
+        vec![std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(max_fds.max(1)))];
     let mut fds = Vec::new();
     let mut got = 0;
     while got < data.len() {
-        let mut iov = libc::iovec {
-            iov_base: data[got..].as_mut_ptr().cast(),
-            iov_len: data.len() - got,
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let n = match rustix::net::recvmsg(
+            sock,
+            &mut [std::io::IoSliceMut::new(&mut data[got..])],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(r) => r.bytes,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(raw(e)),
         };
-        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        // SAFETY: `msg` points at live, writable buffers (iov, cbuf).
-        let ret = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        let n = match check_size(ret) {
-            Ok(n) => n,
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-        };
-        // SAFETY: the kernel filled `msg.msg_control` with `msg_controllen`
-        // valid bytes; CMSG_FIRSTHDR/NXTHDR walk only inside them, and each
-        // SCM_RIGHTS payload holds `(cmsg_len - CMSG_LEN(0)) / 4` descriptors
-        // that are now ours to own.
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                    let count = len / std::mem::size_of::<RawFd>();
-                    let base = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    for i in 0..count {
-                        fds.push(OwnedFd::from_raw_fd(base.add(i).read_unaligned()));
-                    }
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        // Every descriptor that came is ours now, even with no bytes.
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(got_fds) = message {
+                fds.extend(got_fds);
             }
         }
         if n == 0 {
@@ -400,12 +356,10 @@ pub(crate) fn replace_with_devnull(fd: BorrowedFd<'_>) -> Result<(), Errno> {
 pub(crate) fn getrandom(buf: &mut [u8]) -> Result<(), Errno> {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: `buf[done..]` is writable for its length.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        match check_size(n) {
+        match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
             Ok(n) => done += n,
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(raw(e)),
         }
     }
     Ok(())
@@ -413,11 +367,8 @@ pub(crate) fn getrandom(buf: &mut [u8]) -> Result<(), Errno> {
 
 /// Whether `fd` is a FIFO (`fstat`).
 pub(crate) fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    // SAFETY: stat is plain data; all-zero is a valid value to overwrite.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` is writable.
-    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-    Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+    let st = rustix::fs::fstat(fd).map_err(raw)?;
+    Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo)
 }
 
 /// `dup` with close-on-exec.
@@ -578,34 +529,30 @@ pub(crate) fn mq_receive(fd: BorrowedFd<'_>, buf: &mut [u8], wait: MqWait) -> Re
 
 /// `mkfifo`.
 pub(crate) fn mkfifo(path: &std::path::Path, mode: libc::mode_t) -> Result<(), Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    check(unsafe { libc::mkfifo(c.as_ptr(), mode) }).map(drop)
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, rustix::fs::Mode::from_raw_mode(mode)).map_err(raw)
 }
 
 /// `open` with close-on-exec.
 pub(crate) fn open(path: &std::path::Path, flags: libc::c_int) -> Result<OwnedFd, Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let fd = check(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) })?;
-    // SAFETY: a fresh descriptor from open, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = rustix::fs::OFlags::from_bits_retain(flags as _) | rustix::fs::OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(raw)
 }
 
 /// `fchmod`: POSIX queues and FIFOs are created under the umask, so the exact
 /// access bits are set afterwards.
 pub(crate) fn fchmod(fd: BorrowedFd<'_>, mode: libc::mode_t) -> Result<(), Errno> {
-    // SAFETY: no memory is passed; fd is valid.
-    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+    rustix::fs::fchmod(fd, rustix::fs::Mode::from_raw_mode(mode)).map_err(raw)
 }
 
 /// Whether process `pid` exists (`kill(pid, 0)`).
 pub(crate) fn process_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || errno() == libc::EPERM
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
 }
 
 /// Reads `/proc/sys/fs/mqueue/<what>`.
@@ -640,16 +587,14 @@ pub(crate) fn descriptor_free() -> bool {
 
 /// The process's effective uid.
 pub(crate) fn geteuid() -> u32 {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Makes this process a *child subreaper* (`PR_SET_CHILD_SUBREAPER`): when a
 /// child it spawned dies, that child's own children are re-parented to this
 /// process instead of to init, so this process can kill and reap them.
 pub(crate) fn become_subreaper() -> Result<(), Errno> {
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes a flag and touches no memory.
-    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) }).map(drop)
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(raw)
 }
 
 /// For a child between `fork` and `exec`: asks for `SIGKILL` when the
@@ -657,10 +602,9 @@ pub(crate) fn become_subreaper() -> Result<(), Errno> {
 /// is no longer `parent` (it died before the `prctl`, and the child was
 /// re-parented). Async-signal-safe: two system calls, no allocation.
 pub(crate) fn die_with_parent_raw(parent: u32) -> Result<(), Errno> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG, sig) takes a signal number and touches no memory.
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) })?;
-    // SAFETY: getppid has no preconditions and cannot fail.
-    if unsafe { libc::getppid() } as u32 != parent {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(raw)?;
+    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(parent) {
         return Err(libc::ESRCH);
     }
     Ok(())
@@ -677,14 +621,14 @@ pub(crate) fn parent_of(pid: u32) -> Option<u32> {
 /// Sends `SIGKILL` to `pid`, then waits for it (it must be a child of this
 /// process) so that no zombie is left.
 pub(crate) fn kill_and_reap(pid: u32) {
-    // SAFETY: kill takes a pid and a signal number and touches no memory.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-    let mut status = 0;
+    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     loop {
-        // SAFETY: `status` is a valid, writable int for the call.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-        if r >= 0 || errno() != libc::EINTR {
-            return;
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return,
         }
     }
 }

@@ -19,8 +19,9 @@ use crate::names::Entry;
 use crate::process::OsProcess;
 use crate::queue::Queue;
 use crate::registry::{self, Kind};
+use crate::senders::Senders;
 use crate::sys;
-use crate::wire::{RightDesc, RightWire, LIVE_HOLD, LIVE_WATCH};
+use crate::wire::{RightDesc, RightWire, LIVE_HOLD, LIVE_SENDER, LIVE_WATCH};
 
 impl OsProcess {
     /// Takes the rights a message carries out of this name space, as
@@ -38,13 +39,22 @@ impl OsProcess {
         for (i, r) in msg.rights().iter().enumerate() {
             let entry = names.get(r.name).map_err(|e| (i, e))?;
             let wrong = |needed| (i, IpcError::WrongRight { needed });
-            let (kind, queue, access) = match (r.disposition, entry) {
+            let (kind, queue, mut access) = match (r.disposition, entry) {
                 (
                     Disposition::MoveSend | Disposition::CopySend,
                     Entry::Port {
                         send, send_refs, ..
                     },
                 ) if *send_refs > 0 => (RightWire::Send, send, 0),
+                // Its descriptor would carry our access past the list.
+                (Disposition::MoveSend | Disposition::CopySend, Entry::Mailbox { queue, .. })
+                    if queue.granted =>
+                {
+                    return Err((
+                        i,
+                        IpcError::Unsupported(mkipc_kernel::error::Unsupported::Grants),
+                    ))
+                }
                 (
                     Disposition::MoveSend | Disposition::CopySend,
                     Entry::Mailbox { queue, access, .. },
@@ -119,6 +129,36 @@ impl OsProcess {
                 fds.push(sys::dup(watch.as_fd()).map_err(os_err)?);
                 liveness |= LIVE_WATCH;
             }
+            // Then the senders pipes (`crate::senders`): a write end with a
+            // send right, every read end with a receive right.
+            match (kind, entry) {
+                (RightWire::Send, Entry::Port { receive, send, .. }) => {
+                    let (end, grew) = send
+                        .senders
+                        .end_for_right(receive.is_some())
+                        .map_err(os_err)?;
+                    if grew {
+                        names.senders_grew(send);
+                    }
+                    if let Some(end) = end {
+                        fds.push(end);
+                        liveness |= LIVE_SENDER;
+                    }
+                }
+                (RightWire::Receive, _) => {
+                    let ends = queue.senders.dup_watch().map_err(os_err)?;
+                    access = u8::try_from(ends.len()).map_err(|_| {
+                        (
+                            i,
+                            IpcError::Limit(mkipc_kernel::error::Limit::DescriptorsPerMessage {
+                                max: crate::link::MAX_RIGHTS,
+                            }),
+                        )
+                    })?;
+                    fds.extend(ends);
+                }
+                _ => {}
+            }
             descs.push(RightDesc {
                 disposition: r.disposition.received_as(),
                 kind,
@@ -136,22 +176,24 @@ impl OsProcess {
         }
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         for r in msg.rights() {
-            if let (
-                Disposition::MakeSend | Disposition::CopySend | Disposition::MoveSend,
-                Ok(Entry::Port { send, .. }),
-            ) = (r.disposition, names.get(r.name))
-            {
-                names.send_right_left(send);
-            }
             let remove = match (r.disposition, names.get_mut(r.name)) {
                 (
                     Disposition::MoveSend,
                     Ok(Entry::Port {
-                        receive, send_refs, ..
+                        receive,
+                        send,
+                        send_refs,
                     }),
                 ) => {
                     *send_refs = send_refs.saturating_sub(1);
-                    *send_refs == 0 && receive.is_none()
+                    if *send_refs == 0 {
+                        let gone = receive.is_none();
+                        let send = Arc::clone(send);
+                        names.last_send_right_gone(r.name, &send);
+                        gone
+                    } else {
+                        false
+                    }
                 }
                 (Disposition::MoveSend, Ok(Entry::Mailbox { .. })) => true,
                 (Disposition::MoveSendOnce, Ok(_)) => true,
@@ -161,10 +203,12 @@ impl OsProcess {
                         receive, send_refs, ..
                     }),
                 ) => {
+                    let gone = *send_refs == 0;
                     if let Some(q) = receive.take() {
                         crate::port_set::leave_set(&q);
+                        names.receive_right_left(&q);
                     }
-                    *send_refs == 0
+                    gone
                 }
                 _ => false,
             };
@@ -211,10 +255,17 @@ impl OsProcess {
             let watch = (desc.liveness & LIVE_WATCH != 0)
                 .then(|| fds.next())
                 .flatten();
+            // The senders pipes' ends (`crate::senders`).
+            let senders_ends: Vec<OwnedFd> = (0..desc.descriptors() - desc.liveness_descriptors())
+                .filter_map(|_| fds.next())
+                .collect();
             let made = fd.ok_or(libc::EPROTO).and_then(|fd| {
                 let mut q = Queue::from_fd(fd, String::new(), readable, writable)?;
                 if desc.kind != RightWire::Receive {
                     q.live_watch = watch;
+                    if desc.kind == RightWire::Send {
+                        q.senders = Arc::new(Senders::holding(senders_ends.into_iter().next()));
+                    }
                     return Ok((q, None));
                 }
                 // A receive right: the receive queue holds the liveness pipe,
@@ -224,11 +275,9 @@ impl OsProcess {
                 let mut send = Queue::from_fd(q.dup_fd()?, String::new(), false, true)?;
                 q.live_hold = hold;
                 send.live_watch = watch;
-                // Who holds send rights to it is not known here.
-                q.sent_away
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                q.senders = Arc::new(Senders::watching(senders_ends));
                 send.closed = Arc::clone(&q.closed);
-                send.sent_away = Arc::clone(&q.sent_away);
+                send.senders = Arc::clone(&q.senders);
                 Ok((q, Some(send)))
             });
             let name = match made {
@@ -267,15 +316,18 @@ impl OsProcess {
     }
 
     pub(crate) fn drop_entry(&self, entry: Entry) {
+        if let Entry::Port { send, .. } = &entry {
+            // Its send references (a send-once right may share the queue).
+            send.senders.release_local();
+        }
         match entry {
             // The port dies with what this process still had spooled for it.
+            // A port-destroyed request moves it to its notify port instead.
             Entry::Port {
-                receive: Some(q), ..
-            } => {
-                crate::port_set::leave_set(&q);
-                q.signal_destroyed();
-                crate::spool::discard(&q);
-            }
+                receive: Some(q),
+                send,
+                ..
+            } => self.end_receive_right(&q, &send),
             Entry::Reply { pid, token } => self.send_no_reply(pid, token),
             Entry::Fifo(f) if f.owned => {
                 let _ = std::fs::remove_file(&f.path);
@@ -287,6 +339,7 @@ impl OsProcess {
                 queue, owned: true, ..
             } => {
                 let _ = sys::mq_unlink(&queue.name);
+                self.forget_granted(&queue);
                 registry::forget(&self.run, Kind::Queue, &queue.name);
             }
             _ => {}

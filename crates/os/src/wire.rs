@@ -272,17 +272,21 @@ pub enum RightWire {
 }
 
 /// One carried right's 4-byte descriptor: disposition, kind, access bits
-/// (bit 0 send, bit 1 receive), liveness bits ([`LIVE_HOLD`], [`LIVE_WATCH`]).
+/// (bit 0 send, bit 1 receive; for a receive right, the number of senders-pipe
+/// read ends that follow), liveness bits ([`LIVE_HOLD`], [`LIVE_WATCH`],
+/// [`LIVE_SENDER`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RightDesc {
     /// How the right arrives (a move form).
     pub disposition: Disposition,
     /// What the descriptor is.
     pub kind: RightWire,
-    /// Mailbox access bits.
+    /// Mailbox access bits; with a receive right, how many read ends of the
+    /// port's senders pipes follow (see `crate::senders`).
     pub access: u8,
     /// Which ends of the port's liveness pipe follow the queue descriptor
-    /// ([`LIVE_HOLD`] first, then [`LIVE_WATCH`]).
+    /// ([`LIVE_HOLD`] first, then [`LIVE_WATCH`]), then ([`LIVE_SENDER`]) a
+    /// write end of its senders pipe.
     pub liveness: u8,
 }
 
@@ -292,6 +296,9 @@ pub const LIVE_HOLD: u8 = 1 << 1;
 /// Liveness bit: a read end of the port's liveness pipe follows (with a send
 /// or receive right).
 pub const LIVE_WATCH: u8 = 1 << 0;
+/// Liveness bit: a write end of the port's senders pipe follows (with a send
+/// right; the receiver learns "no senders" when every write end is closed).
+pub const LIVE_SENDER: u8 = 1 << 2;
 
 /// Disposition codes on the wire (Mach's `MACH_MSG_TYPE_*` numbers).
 pub fn disposition_code(d: Disposition) -> u8 {
@@ -325,8 +332,19 @@ impl RightDesc {
         out[3] = self.liveness;
     }
     /// How many file descriptors travel for this right: the queue's, then
-    /// the liveness pipe ends its bits announce.
+    /// the liveness pipe ends its bits announce, then the senders-pipe ends
+    /// (a write end with a send right, `access` read ends with a receive right).
     pub fn descriptors(&self) -> usize {
+        let senders = match self.kind {
+            RightWire::Receive => self.access as usize,
+            _ => (self.liveness & LIVE_SENDER != 0) as usize,
+        };
+        1 + (self.liveness & LIVE_HOLD != 0) as usize
+            + (self.liveness & LIVE_WATCH != 0) as usize
+            + senders
+    }
+    /// How many descriptors precede the senders-pipe ends.
+    pub fn liveness_descriptors(&self) -> usize {
         1 + (self.liveness & LIVE_HOLD != 0) as usize + (self.liveness & LIVE_WATCH != 0) as usize
     }
     /// Parses a 4-byte descriptor ([`FrameError::Short`] if fewer bytes).
@@ -342,7 +360,11 @@ impl RightDesc {
             4 => RightWire::Mailbox,
             _ => return Err(FrameError::BadRight),
         };
-        if b[3] & !(LIVE_HOLD | LIVE_WATCH) != 0 {
+        if b[3] & !(LIVE_HOLD | LIVE_WATCH | LIVE_SENDER) != 0 {
+            return Err(FrameError::BadRight);
+        }
+        // A receive right counts its senders read ends in `access` instead.
+        if kind == RightWire::Receive && b[3] & LIVE_SENDER != 0 {
             return Err(FrameError::BadRight);
         }
         Ok(RightDesc {
@@ -635,10 +657,20 @@ mod tests {
             Ok(RightWire::Send)
         );
         // Unknown liveness bits are refused: only one encoding per descriptor.
-        assert_eq!(RightDesc::parse(&[17, 1, 0, 4]), Err(FrameError::BadRight));
+        assert_eq!(RightDesc::parse(&[17, 1, 0, 8]), Err(FrameError::BadRight));
+        assert_eq!(RightDesc::parse(&[16, 2, 0, 4]), Err(FrameError::BadRight));
         assert_eq!(
             RightDesc::parse(&[17, 1, 0, 3]).map(|r| r.descriptors()),
             Ok(3)
+        );
+        assert_eq!(
+            RightDesc::parse(&[17, 1, 0, 5]).map(|r| r.descriptors()),
+            Ok(3)
+        );
+        // A receive right: queue, hold, watch, then `access` senders read ends.
+        assert_eq!(
+            RightDesc::parse(&[16, 2, 2, 3]).map(|r| r.descriptors()),
+            Ok(5)
         );
     }
 }

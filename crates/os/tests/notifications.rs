@@ -1,7 +1,9 @@
 //! Notifications on real processes (`crate::notify`): a dead-name
 //! notification from the OS when a port's receiver is killed, send-possible
-//! from `POLLOUT` on the queue, no-senders while every send right is in this
-//! process, and none forged by a frame from another writer.
+//! from `POLLOUT` on the queue, no-senders from the hang-up of the port's
+//! senders pipes (send rights in other processes, released or killed, the
+//! name service's copy), port-destroyed moving the receive right into the
+//! notify port, and none forged by a frame from another writer.
 
 mod common;
 role_entry!();
@@ -12,7 +14,7 @@ use std::time::Duration;
 use mkipc_kernel::error::Unsupported;
 use mkipc_kernel::{
     Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification, NotifyKind,
-    ReceiveError,
+    PortName, ReceiveError,
 };
 use mkipc_os::Spawn;
 
@@ -59,12 +61,21 @@ fn send_possible_comes_from_pollout_once_room_is_made() {
     common::finish(os);
 }
 
+/// Gives `child` (a `hold-right-until-cue`) a copy of the send right to
+/// `port` and waits until it says it holds it.
+fn give_send_right(os: &mkipc_os::OsProcess, child: &mkipc_os::Child, port: PortName) {
+    os.send_to(
+        child.pid(),
+        Message::new(1, b"hold this").with_right(port, Disposition::MakeSend),
+    )
+    .unwrap();
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"holding");
+}
+
 #[test]
-fn no_senders_is_ours_to_tell_only_while_every_send_right_is_here() {
+fn no_senders_at_once_when_there_never_was_a_send_right() {
     let os = common::os();
-    let mut child = os.spawn(Spawn::new("echo-parent")).unwrap();
     let notify = os.port_allocate(Capacity::Unbounded).unwrap();
-    // No send right at all: at once.
     let bare = os.port_allocate(Capacity::Bounded(1)).unwrap();
     os.request_notification(bare, NotifyKind::NoSenders, notify)
         .unwrap();
@@ -72,31 +83,221 @@ fn no_senders_is_ours_to_tell_only_while_every_send_right_is_here() {
         os.try_receive(notify).unwrap().notification(),
         Some(Notification::NoSenders(bare))
     );
-    // A request outstanding when a send right leaves lapses ...
+    common::finish(os);
+}
+
+#[test]
+fn no_senders_waits_for_a_send_right_in_another_process_to_be_released() {
+    let os = common::os();
+    let child = os.spawn(Spawn::new("hold-right-until-cue")).unwrap();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
     let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    os.make_send(port).unwrap();
+    give_send_right(&os, &child, port);
+    os.request_notification(port, NotifyKind::NoSenders, notify)
+        .unwrap();
+    // Our own reference goes: the child's is still there.
+    os.deallocate(port).unwrap();
+    assert_eq!(
+        os.receive_timeout(notify, Duration::from_millis(200)),
+        Err(ReceiveError::TimedOut),
+        "the child still holds a send right"
+    );
+    os.send_to(child.pid(), Message::new(2, b"let go")).unwrap();
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"released");
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(port)));
+    // One-shot, and the port lives on: a new send right counts again.
+    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty));
     os.make_send(port).unwrap();
     os.request_notification(port, NotifyKind::NoSenders, notify)
         .unwrap();
-    os.send_to(
-        child.pid(),
-        Message::new(1, b"").with_right(port, Disposition::CopySend),
-    )
-    .unwrap();
-    let echoed = os.receive_from(child.pid()).unwrap();
+    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty), "ours");
     os.deallocate(port).unwrap();
-    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty), "lapsed");
-    // ... and a new one is refused, with the reason.
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(port)));
+    drop(child);
+    common::finish(os);
+}
+
+#[test]
+fn a_killed_holder_of_the_last_send_right_gives_no_senders_at_once() {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("hold-right-until-cue")).unwrap();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    give_send_right(&os, &child, port);
+    os.request_notification(port, NotifyKind::NoSenders, notify)
+        .unwrap();
+    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty), "held");
+    child.kill().unwrap();
+    // The OS closes the child's write end of the senders pipe: no timeout
+    // is involved (10 s is a safety net).
+    let t = std::time::Instant::now();
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(port)));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let _ = child.wait();
+    common::finish(os);
+}
+
+#[test]
+fn no_senders_counts_send_rights_made_in_several_generations() {
+    let os = common::os();
+    let first = os.spawn(Spawn::new("hold-right-until-cue")).unwrap();
+    let mut second = os.spawn(Spawn::new("hold-right-until-cue")).unwrap();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    // Each right is made while this process holds none of its own: two
+    // senders pipes (`crate::senders`), both must hang up.
+    give_send_right(&os, &first, port);
+    give_send_right(&os, &second, port);
+    os.request_notification(port, NotifyKind::NoSenders, notify)
+        .unwrap();
+    os.send_to(first.pid(), Message::new(2, b"let go")).unwrap();
+    assert_eq!(&os.receive_from(first.pid()).unwrap().body[..], b"released");
     assert_eq!(
-        os.request_notification(port, NotifyKind::NoSenders, notify),
-        Err(IpcError::Unsupported(Unsupported::Notifications))
+        os.receive_timeout(notify, Duration::from_millis(200)),
+        Err(ReceiveError::TimedOut),
+        "the second child still holds one"
     );
-    drop(echoed);
-    // Port-destroyed would have to carry the receive right through a queue.
+    second.kill().unwrap();
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(port)));
+    let _ = second.wait();
+    drop(first);
+    common::finish(os);
+}
+
+#[test]
+fn no_senders_follows_a_receive_right_to_its_new_holder() {
+    let os = common::os();
+    // The child keeps a send right and moves the receive right here: the
+    // senders pipe's read end came with it.
+    let child = os.spawn(Spawn::new("give-receive-keep-send")).unwrap();
+    let m = os.receive_from(child.pid()).unwrap();
+    let port = m.rights()[0].name;
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    os.request_notification(port, NotifyKind::NoSenders, notify)
+        .unwrap();
     assert_eq!(
-        os.request_notification(port, NotifyKind::PortDestroyed, notify),
-        Err(IpcError::Unsupported(Unsupported::Notifications))
+        os.receive_timeout(notify, Duration::from_millis(200)),
+        Err(ReceiveError::TimedOut),
+        "the child still holds a send right"
     );
-    let _ = child.kill();
+    os.send_to(child.pid(), Message::new(2, b"let go")).unwrap();
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"released");
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(port)));
+    drop(child);
+    common::finish(os);
+}
+
+#[test]
+fn a_registered_service_is_a_sender_until_unregistered() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    os.register("no-senders-svc", port).unwrap();
+    os.request_notification(port, NotifyKind::NoSenders, notify)
+        .unwrap();
+    assert_eq!(
+        os.receive_timeout(notify, Duration::from_millis(200)),
+        Err(ReceiveError::TimedOut),
+        "the name service holds a send right"
+    );
+    os.unregister("no-senders-svc").unwrap();
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(port)));
+    common::finish(os);
+}
+
+/// Waits for a port-destroyed notification on `notify`; the receive right's new name.
+fn port_destroyed(os: &mkipc_os::OsProcess, notify: PortName) -> PortName {
+    let n = os.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    let Some(Notification::PortDestroyed(again)) = n.notification() else {
+        panic!("not a port-destroyed notification: {n:?}");
+    };
+    assert_eq!(n.rights().len(), 1);
+    assert!(os.rights(again).unwrap().receive);
+    again
+}
+
+#[test]
+fn port_destroyed_moves_the_receive_right_with_its_messages_and_senders() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    let child = os
+        .spawn(Spawn::new("send-inherited-on-cue").inherit(port))
+        .unwrap();
+    os.make_send(port).unwrap();
+    os.send(port, Message::new(1, b"before")).unwrap();
+    os.deallocate(port).unwrap();
+    os.request_notification(port, NotifyKind::PortDestroyed, notify)
+        .unwrap();
+    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty), "alive");
+    os.destroy(port).unwrap();
+    assert_eq!(os.rights(port), Err(IpcError::InvalidName));
+    let again = port_destroyed(&os, notify);
+    assert_eq!(&os.receive(again).unwrap().body[..], b"before");
+    // The child's send right never saw a death: its send arrives.
+    os.send_to(child.pid(), Message::new(1, b"go")).unwrap();
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"ok");
+    assert_eq!(&os.receive(again).unwrap().body[..], b"anyone?");
+    // One-shot: destroyed again, it is gone.
+    os.destroy(again).unwrap();
+    assert_eq!(
+        os.receive_timeout(notify, Duration::from_millis(100)),
+        Err(ReceiveError::TimedOut)
+    );
+    drop(child);
+    common::finish(os);
+}
+
+#[test]
+fn port_destroyed_keeps_our_send_references_alive() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Bounded(2)).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(2)).unwrap();
+    os.make_send(port).unwrap();
+    os.request_notification(port, NotifyKind::PortDestroyed, notify)
+        .unwrap();
+    // Releasing the receive right while holding send references.
+    os.mod_refs(port, mkipc_kernel::name::RightKind::Receive, -1)
+        .unwrap();
+    let rights = os.rights(port).unwrap();
+    assert!(!rights.receive);
+    assert_eq!(rights.send, 1, "still a send right, not a dead name");
+    let again = port_destroyed(&os, notify);
+    os.send(port, Message::new(2, b"to the new holder"))
+        .unwrap();
+    assert_eq!(&os.receive(again).unwrap().body[..], b"to the new holder");
+    common::finish(os);
+}
+
+#[test]
+fn port_destroyed_wants_a_receive_right_and_another_notify_port() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    assert_eq!(
+        os.request_notification(notify, NotifyKind::PortDestroyed, notify),
+        Err(IpcError::InvalidValue)
+    );
+    let send_once = os.make_right(port, Disposition::MakeSendOnce).unwrap();
+    assert_eq!(
+        os.request_notification(send_once, NotifyKind::PortDestroyed, notify),
+        Err(IpcError::WrongRight {
+            needed: mkipc_kernel::name::RightKind::Receive
+        })
+    );
+    // Without a request, a destruction is a death, as before.
+    os.destroy(port).unwrap();
+    assert_eq!(
+        os.receive_timeout(notify, Duration::from_millis(100)),
+        Err(ReceiveError::TimedOut)
+    );
     common::finish(os);
 }
 

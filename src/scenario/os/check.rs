@@ -86,7 +86,7 @@ pub fn check_os(scn: &Scenario) -> Result<(), Unsupported> {
                         "mailbox `{}` has access lists (`senders`/`receivers`), which are",
                         q.name
                     ),
-                    mkipc_kernel::error::Unsupported::Grants.reason(),
+                    "per-process grants: the os runner makes its mailboxes before it spawns the processes an access list names, whose pids are not known yet (granting after the spawn is not built)",
                 );
             }
             if let Some(o) = owner {

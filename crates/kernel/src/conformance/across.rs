@@ -382,3 +382,135 @@ pub fn selective_receive_waits_for_a_match<B: Backend>(b: &B) {
         vec![receiver, sender],
     );
 }
+
+/// No-senders counts the send rights of every process: a right given to
+/// another process through a mailbox keeps the port's senders alive until
+/// that process releases it, and then the notification comes.
+pub fn no_senders_across_processes<B: Backend>(b: &B) {
+    let give = format!("{}-ns-give", b.mailbox_prefix());
+    let back = format!("{}-ns-back", b.mailbox_prefix());
+    let (g0, k0) = (give.clone(), back.clone());
+    let (g1, k1) = (give.clone(), back.clone());
+    let (g2, k2) = (give, back);
+    run_case(
+        b,
+        "no_senders_across_processes",
+        role(move |p: &B::Process| {
+            check!(p.mailbox_create(&g0, system_mailbox(Capacity::Bounded(2))));
+            check!(p.mailbox_create(&k0, system_mailbox(Capacity::Bounded(2))));
+            Ok(())
+        }),
+        vec![
+            role(move |p: &B::Process| {
+                let give = check!(p.mailbox_open(&g1));
+                let back = check!(p.mailbox_open(&k1));
+                let port = check!(p.port_allocate(Capacity::Bounded(1)));
+                let notify = check!(p.port_allocate(Capacity::Unbounded));
+                check!(p.send(
+                    give,
+                    Message::new(1, b"hold this").with_right(port, Disposition::MakeSend)
+                ));
+                check!(p.request_notification(port, crate::NotifyKind::NoSenders, notify));
+                let holding = check!(p.receive(back));
+                ensure!(
+                    holding.id == 2,
+                    "expected the holder's word, got {holding:?}"
+                );
+                ensure!(
+                    p.try_receive(notify) == Err(ReceiveError::Empty),
+                    "no-senders while another process holds a send right"
+                );
+                check!(p.send(give, Message::new(3, b"let go")));
+                let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+                ensure!(
+                    n.notification() == Some(crate::Notification::NoSenders(port)),
+                    "got {n:?}"
+                );
+                Ok(())
+            }),
+            role(move |p: &B::Process| {
+                let give = check!(p.mailbox_open(&g2));
+                let back = check!(p.mailbox_open(&k2));
+                let m = check!(p.receive(give));
+                let right = m.rights().first().map(|r| r.name);
+                let Some(right) = right else {
+                    return Err(format!("no right in {m:?}"));
+                };
+                check!(p.send(back, Message::new(2, b"holding")));
+                let cue = check!(p.receive(give));
+                ensure!(cue.id == 3, "expected the cue, got {cue:?}");
+                check!(p.deallocate(right));
+                Ok(())
+            }),
+        ],
+    );
+}
+
+/// A mailbox's access list: a process not on it cannot open the mailbox; once
+/// granted send access it sends but cannot receive.
+pub fn mailbox_grants<B: Backend>(b: &B) {
+    let listed = format!("{}-acl", b.mailbox_prefix());
+    let to_a = format!("{}-acl-a", b.mailbox_prefix());
+    let to_b = format!("{}-acl-b", b.mailbox_prefix());
+    let (a0, b0) = (to_a.clone(), to_b.clone());
+    let (l1, a1, b1) = (listed.clone(), to_a.clone(), to_b.clone());
+    let (l2, a2, b2) = (listed, to_a, to_b);
+    run_case(
+        b,
+        "mailbox_grants",
+        role(move |p: &B::Process| {
+            check!(p.mailbox_create(&a0, system_mailbox(Capacity::Bounded(2))));
+            check!(p.mailbox_create(&b0, system_mailbox(Capacity::Bounded(2))));
+            Ok(())
+        }),
+        vec![
+            role(move |p: &B::Process| {
+                let to_a = check!(p.mailbox_open(&a1));
+                let to_b = check!(p.mailbox_open(&b1));
+                // Nobody but the owner by default; the list is not empty.
+                let config = MailboxConfig::new(Capacity::Bounded(2))
+                    .default_access(Access::NONE)
+                    .grant(Pid(1), Access::NONE);
+                let mb = check!(p.mailbox_create(&l1, config));
+                check!(p.send(to_b, Message::new(1, b"made")));
+                let asked = check!(p.receive(to_a));
+                let Some(pid) = asked.as_u64() else {
+                    return Err(format!("expected a pid, got {asked:?}"));
+                };
+                check!(p.mailbox_grant(mb, Pid(pid as u32), Access::SEND));
+                check!(p.send(to_b, Message::new(3, b"granted")));
+                let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
+                ensure!(&m.body[..] == b"through the list", "got {m:?}");
+                // The other side is done before the mailbox goes.
+                let done = check!(p.receive(to_a));
+                ensure!(done.id == 4, "got {done:?}");
+                Ok(())
+            }),
+            role(move |p: &B::Process| {
+                let to_a = check!(p.mailbox_open(&a2));
+                let to_b = check!(p.mailbox_open(&b2));
+                let made = check!(p.receive(to_b));
+                ensure!(made.id == 1, "got {made:?}");
+                ensure!(
+                    p.mailbox_open(&l2) == Err(crate::IpcError::NoPermission),
+                    "opened a mailbox whose list does not name this process"
+                );
+                check!(p.send(to_a, Message::from_u64(2, u64::from(p.pid().0))));
+                let granted = check!(p.receive(to_b));
+                ensure!(granted.id == 3, "got {granted:?}");
+                let mb = check!(p.mailbox_open(&l2));
+                ensure!(
+                    check!(p.rights(mb)).mailbox == Some(Access::SEND),
+                    "send access only"
+                );
+                check!(p.send(mb, Message::new(5, b"through the list")));
+                ensure!(
+                    p.try_receive(mb) == Err(ReceiveError::NoPermission),
+                    "received without receive access"
+                );
+                check!(p.send(to_a, Message::new(4, b"done")));
+                Ok(())
+            }),
+        ],
+    );
+}

@@ -280,6 +280,37 @@ pub fn no_senders_notification<B: Backend>(b: &B) {
     );
 }
 
+/// A receive right about to be destroyed under a port-destroyed request
+/// arrives in a notification instead, with its queued messages, and its
+/// senders' rights still send to it.
+pub fn port_destroyed_notification<B: Backend>(b: &B) {
+    run_case(
+        b,
+        "port_destroyed_notification",
+        nothing(),
+        vec![role(|p: &B::Process| {
+            let port = check!(p.port_allocate(Capacity::Bounded(4)));
+            let notify = check!(p.port_allocate(Capacity::Unbounded));
+            let send = check!(p.make_send(port));
+            check!(p.send(send, Message::new(1, b"queued")));
+            check!(p.request_notification(port, NotifyKind::PortDestroyed, notify));
+            ensure!(p.try_receive(notify) == Err(ReceiveError::Empty), "not yet");
+            check!(p.mod_refs(port, RightKind::Receive, -1));
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(5)));
+            let Some(Notification::PortDestroyed(again)) = n.notification() else {
+                return Err(format!("got {:?}", n.notification()));
+            };
+            ensure!(check!(p.rights(again)).receive, "a receive right came");
+            let m = check!(p.try_receive(again));
+            ensure!(&m.body[..] == b"queued", "got {m:?}");
+            check!(p.send(send, Message::new(2, b"after")));
+            let m = check!(p.receive_timeout(again, Duration::from_secs(5)));
+            ensure!(&m.body[..] == b"after", "got {m:?}");
+            Ok(())
+        })],
+    );
+}
+
 /// Every name-taking operation refuses a name that breaks the
 /// [name rule](crate::name_rules) with `InvalidName`, and a name of the
 /// longest allowed length works.

@@ -48,6 +48,9 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("port-owner", port_owner),
     ("send-inherited-on-cue", send_inherited_on_cue),
     ("echo-parent", echo_parent),
+    ("hold-right-until-cue", hold_right_until_cue),
+    ("mailbox-ops", mailbox_ops),
+    ("give-receive-keep-send", give_receive_keep_send),
     ("stream-to-parent", stream_to_parent),
     ("big-to-parent", big_to_parent),
     ("open-proc-fd", open_proc_fd),
@@ -679,6 +682,75 @@ fn send_inherited_on_cue(os: &OsProcess) -> i32 {
     };
     os.send_to(parent(os), Message::new(6, said.as_bytes()))
         .unwrap();
+    0
+}
+
+/// Takes the right in the parent's first message, says "holding", and
+/// releases it (`deallocate`) when the parent's second message comes; then
+/// says "released" and lives until end of stream.
+fn hold_right_until_cue(os: &OsProcess) -> i32 {
+    let m = os.receive_from(parent(os)).unwrap();
+    let right = m.rights()[0].name;
+    os.send_to(parent(os), Message::new(1, b"holding")).unwrap();
+    if os.receive_from(parent(os)).is_err() {
+        return 1;
+    }
+    os.deallocate(right).unwrap();
+    os.send_to(parent(os), Message::new(2, b"released"))
+        .unwrap();
+    while os.receive_from(parent(os)).is_ok() {}
+    0
+}
+
+/// Allocates a port, keeps a send right to it, moves the receive right to
+/// the parent; releases the send right when the parent's next message
+/// comes, says "released", and lives until end of stream.
+fn give_receive_keep_send(os: &OsProcess) -> i32 {
+    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    let send = os.make_send(port).unwrap();
+    let m = Message::new(1, b"take my port").with_right(port, Disposition::MoveReceive);
+    os.send_to(parent(os), m).unwrap();
+    if os.receive_from(parent(os)).is_err() {
+        return 1;
+    }
+    os.deallocate(send).unwrap();
+    os.send_to(parent(os), Message::new(2, b"released"))
+        .unwrap();
+    while os.receive_from(parent(os)).is_ok() {}
+    0
+}
+
+/// Does what the parent's messages say on the mailbox named args[0]
+/// (`open`, `send`, `receive`) and answers each with the outcome (`ok`, or
+/// the error's `Debug`), until end of stream.
+fn mailbox_ops(os: &OsProcess) -> i32 {
+    let mut mb = None;
+    while let Ok(m) = os.receive_from(parent(os)) {
+        let said = match (&m.body[..], mb) {
+            (b"open", _) => match os.mailbox_open(&os.args()[0]) {
+                Ok(name) => {
+                    mb = Some(name);
+                    "ok".to_string()
+                }
+                Err(e) => format!("{e:?}"),
+            },
+            (b"send", Some(name)) => match os.try_send(name, Message::new(9, b"from the child")) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            },
+            (b"receive", Some(name)) => match os.try_receive(name) {
+                Ok(m) => String::from_utf8_lossy(&m.body).into_owned(),
+                Err(e) => format!("{e:?}"),
+            },
+            _ => "not opened".to_string(),
+        };
+        if os
+            .send_to(parent(os), Message::new(1, said.into_bytes()))
+            .is_err()
+        {
+            return 1;
+        }
+    }
     0
 }
 

@@ -1,0 +1,142 @@
+//! Port-destroyed notifications: a receive right about to die goes to the
+//! notify port instead, in a notification that carries it.
+//!
+//! As in Mach, `request_notification(port, PortDestroyed, notify)` puts the
+//! request on the port's receive right (here: its `Queue` in this process).
+//! When this process would destroy that receive right — `destroy`, its last
+//! reference released with `mod_refs`, the `OsProcess` dropped — it moves the
+//! right instead: its descriptors (the queue, the liveness pipe's write end,
+//! the senders pipes' read ends, as in a message) are deposited with the
+//! run's broker ([`crate::broker`]) and a `BROKERED` frame with sender 0,
+//! the kernel's id and this process's notification key goes into the notify
+//! port's queue. Nothing is written into the liveness pipe, so the port's
+//! senders never see a death; its queued messages stay in the queue for the
+//! new holder. The receiver of the notification claims the ticket and gets
+//! the receive right under a new name (`Notification::PortDestroyed`).
+//!
+//! What it does not cover (DESIGN.md, "Notifications"): a process killed by
+//! a signal runs no code, so its receive rights die with it (their senders
+//! get `DestinationDead` and dead-name notifications); a request lapses when
+//! the receive right moves to another process; a right with messages this
+//! process holds (a peek's, a selective receive's) cannot be moved without
+//! reordering them, and a notify port that is full or gone cannot take the
+//! notification: in those cases the port is destroyed as without a request.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Weak};
+
+use mkipc_kernel::message::Body;
+use mkipc_kernel::{Disposition, Message, Notification};
+
+use crate::process::OsProcess;
+use crate::queue::{Model, Queue};
+use crate::sys::{self, Errno, MqWait};
+use crate::wire::{self, RightDesc, RightWire, LIVE_HOLD, LIVE_WATCH};
+
+impl OsProcess {
+    /// A receive right of this process ends (destroyed, or its process
+    /// going away): it moves to its port-destroyed notify port if it has a
+    /// request, else the port dies with what this process still had
+    /// spooled for it.
+    pub(crate) fn end_receive_right(&self, receive: &Arc<Queue>, send: &Queue) {
+        if !self.move_if_port_destroyed(receive, send) {
+            crate::port_set::leave_set(receive);
+            receive.signal_destroyed();
+            crate::spool::discard(receive);
+        }
+    }
+
+    /// The receive right `receive` (with this process's send descriptor
+    /// `send` of the port) is about to be destroyed: if a port-destroyed
+    /// request is on it, moves it into its notify port instead. `true` if
+    /// it moved (the caller must then not signal a destruction).
+    pub(crate) fn move_if_port_destroyed(&self, receive: &Arc<Queue>, send: &Queue) -> bool {
+        let Some(notify) = receive.take_port_destroyed() else {
+            return false;
+        };
+        let Some(notify) = notify.upgrade() else {
+            tracing::warn!("port-destroyed: the notify port is gone; destroying the port");
+            return false;
+        };
+        if receive.held_len.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            tracing::warn!("port-destroyed: messages held here cannot move; destroying the port");
+            return false;
+        }
+        match self.post_port_destroyed(receive, send, &notify) {
+            Ok(()) => {
+                crate::port_set::leave_set(receive);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    errno = e,
+                    "port-destroyed notification lost; destroying the port"
+                );
+                false
+            }
+        }
+    }
+
+    fn post_port_destroyed(
+        &self,
+        receive: &Queue,
+        send: &Queue,
+        notify: &Arc<Queue>,
+    ) -> Result<(), Errno> {
+        let (desc, fds) = receive_right_descriptors(receive, send)?;
+        let ticket = self.broker_client.deposit(&self.run, &fds)?;
+        drop(fds);
+        let msg = Message::new(Notification::PORT_DESTROYED_ID, Body::new());
+        let pre = wire::Prefixes {
+            stamp: Some(wire::now_stamp()),
+            ticket: Some(ticket),
+        };
+        let frame = wire::encode_queue(&msg, 0, 0, crate::notify::key(), pre, &[desc]);
+        let sent = if notify.model == Model::Unbounded {
+            crate::spool::push(notify, &frame).map(drop)
+        } else {
+            sys::mq_send(notify.fd(), &frame, MqWait::NoWait)
+        };
+        if let Err(e) = sent {
+            // Withdraw the deposit: the descriptors close, the caller destroys the port.
+            let _ = self.broker_client.claim(&self.run, ticket);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// A receive right's descriptors as a message carries them (see
+/// `OsProcess::prepare_rights`): the queue, the liveness pipe's write end,
+/// a read end of it, then the senders pipes' read ends.
+fn receive_right_descriptors(
+    receive: &Queue,
+    send: &Queue,
+) -> Result<(RightDesc, Vec<OwnedFd>), Errno> {
+    let mut fds = vec![receive.dup_fd()?];
+    let mut liveness = 0;
+    if let Some(hold) = &receive.live_hold {
+        fds.push(sys::dup(hold.as_fd())?);
+        liveness |= LIVE_HOLD;
+    }
+    if let Some(watch) = &send.live_watch {
+        fds.push(sys::dup(watch.as_fd())?);
+        liveness |= LIVE_WATCH;
+    }
+    let ends = receive.senders.dup_watch()?;
+    let access = u8::try_from(ends.len()).map_err(|_| libc::EMFILE)?;
+    fds.extend(ends);
+    Ok((
+        RightDesc {
+            disposition: Disposition::MoveReceive.received_as(),
+            kind: RightWire::Receive,
+            access,
+            liveness,
+        },
+        fds,
+    ))
+}
+
+/// A port-destroyed request: the notify port's receive queue, weakly (a
+/// request does not keep its notify port alive).
+pub(crate) type Request = Weak<Queue>;
