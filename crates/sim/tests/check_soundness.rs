@@ -45,8 +45,8 @@ struct Found {
 
 /// What the reduction must keep: every distinct failure, every end state
 /// where nobody can step, but for a failure that cuts the run short (a
-/// panic, an unexpected error, an invariant): the reduction may reach it
-/// with the others further along, where none of them can step, or not.
+/// panic, an invariant): the reduction may reach it with the others
+/// further along, where none of them can step, or not.
 #[derive(Debug, PartialEq, Eq)]
 struct Kept {
     kinds: BTreeSet<String>,
@@ -239,11 +239,7 @@ fn compare(m: &Model, max_states: u64, max_runs: u64) -> Option<Result<(), Strin
 fn cuts_short(failure: Option<&FailureReason>) -> bool {
     matches!(
         failure,
-        Some(
-            FailureReason::Panicked { .. }
-                | FailureReason::ProcessFailed { .. }
-                | FailureReason::Invariant { .. }
-        )
+        Some(FailureReason::Panicked { .. } | FailureReason::Invariant { .. })
     )
 }
 
