@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use mkipc::scenario::{check_scenario, from_model, parse};
 use mkipc::sim::check::Checker;
 use mkipc::sim::strategy::{model, model_with_faults, Action, Model, Verdict};
-use mkipc::sim::{ExitStatus, Explorer, Failure, FailureReason, Reduction, Report, Sim};
+use mkipc::sim::{ExitStatus, Explorer, Failure, Reduction, Report, Sim};
 use proptest::prelude::*;
 
 fn checker() -> Checker {
@@ -48,27 +48,15 @@ fn scenario_failures(text: &str) -> Result<Option<BTreeSet<Verdict>>, String> {
 /// A run's end, as far as the model's machines and the scenario's scripts
 /// must agree on it: the verdict and each process's exit status (by kind:
 /// each side words its errors its own way).
-///
-/// A process's failure ends the run at once, leaving the others wherever
-/// they are; where that is depends on where each side puts a process's
-/// scheduling points (a model's machine yields after an operation, a script
-/// before the next one, so a machine may still have to take its exit step
-/// when a script has taken it). So in a run a failure cut short, a process
-/// that neither failed nor was killed shows as `alive or exited`.
 fn end_of(r: &Result<Report, Failure>) -> String {
     let (reason, report) = match r {
         Ok(report) => (None, report),
         Err(f) => (Some(&f.reason), &*f.report),
     };
-    let cut_short = matches!(
-        reason,
-        Some(FailureReason::ProcessFailed { .. } | FailureReason::Panicked { .. })
-    );
     let statuses: Vec<&str> = report
         .procs
         .iter()
         .map(|p| match p.status {
-            ExitStatus::Exited(0) | ExitStatus::Stuck if cut_short => "alive or exited",
             ExitStatus::Exited(0) => "exited",
             ExitStatus::Exited(_) => "exited with a code",
             ExitStatus::Failed { .. } => "failed",

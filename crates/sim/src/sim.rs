@@ -482,16 +482,18 @@ impl Sim {
     }
 
     /// The first process (by id) that ended with an error it did not
-    /// declare expected, wherever the run loop did not stop at it.
+    /// declare expected.
     fn failed_process(&self) -> Option<FailureReason> {
         let procs = self.core.procs.borrow();
-        procs.iter().find_map(failure_of)
-    }
-
-    /// The failure of process `id`, if it ended with an error it did not
-    /// declare expected.
-    fn unexpected_failure(&self, id: ProcId) -> Option<FailureReason> {
-        failure_of(&self.core.procs.borrow()[id.0 as usize])
+        procs.iter().find_map(|m| match &m.status {
+            Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
+                Some(FailureReason::ProcessFailed {
+                    proc: m.name.clone(),
+                    error: error.clone(),
+                })
+            }
+            _ => None,
+        })
     }
 
     fn run_loop(&mut self) -> Option<FailureReason> {
@@ -557,13 +559,6 @@ impl Sim {
                         Err(e) => e.into_status(),
                     };
                     self.end_process(id, status);
-                    // An error the model did not declare expected ends the
-                    // run at once, as a panic does (and as SPIN stops at an
-                    // assertion violation): the verdict names the first
-                    // process to fail, not a peer that failed because of it.
-                    if let Some(reason) = self.unexpected_failure(id) {
-                        return Some(reason);
-                    }
                 }
                 Err(payload) => {
                     // The panic stops the run: dependent with everything.
@@ -790,19 +785,6 @@ impl Sim {
         for p in requests {
             self.kill(p, KillCause::Requested);
         }
-    }
-}
-
-/// `m`'s failure, if it ended with an error it did not declare expected.
-fn failure_of(m: &crate::runtime::ProcMeta) -> Option<FailureReason> {
-    match &m.status {
-        Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
-            Some(FailureReason::ProcessFailed {
-                proc: m.name.clone(),
-                error: error.clone(),
-            })
-        }
-        _ => None,
     }
 }
 

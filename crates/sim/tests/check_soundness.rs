@@ -42,8 +42,9 @@ struct Found {
 }
 
 /// What the reduction must keep: every distinct failure, every end state
-/// where nobody can step (a failing state where others could still step
-/// may be reached with them further along).
+/// where nobody can step, but for a failure that cuts the run short (a
+/// panic, an invariant): the reduction may reach it with the others
+/// further along, where none of them can step, or not.
 #[derive(Debug, PartialEq, Eq)]
 struct Kept {
     kinds: BTreeSet<String>,
@@ -100,7 +101,7 @@ fn run_checker(m: &Model, checker: Checker) -> (Found, Kept, mkipc_sim::check::C
                 })
                 .collect();
             let state = format!("{k} {procs:?}");
-            if end.terminal {
+            if end.terminal && !cuts_short(end.failure) {
                 terminal.insert(state.clone());
             }
             ends.insert(state);
@@ -229,6 +230,15 @@ fn compare(m: &Model, max_states: u64, max_runs: u64) -> Option<Result<(), Strin
             &reduced.terminal
         )
     )))
+}
+
+/// Whether `failure` stopped the run where it happened (the others then
+/// wherever the schedule had them), rather than being judged at its end.
+fn cuts_short(failure: Option<&FailureReason>) -> bool {
+    matches!(
+        failure,
+        Some(FailureReason::Panicked { .. } | FailureReason::Invariant { .. })
+    )
 }
 
 /// What `b` found that `a` did not, and the other way round.
@@ -470,7 +480,8 @@ fn the_reduction_rules_on_hand_written_models() {
 /// rights, timeouts, a server), which the generator above does not make:
 /// what a reduced and an unreduced search of one must both find, every
 /// distinct failure and every terminal end state (each process's status,
-/// position and value received).
+/// position and value received) but those of a failure that cut the run
+/// short (`cuts_short`).
 mod public_models {
     use std::collections::BTreeSet;
 
@@ -504,7 +515,7 @@ mod public_models {
                         format!("{status} at {} x {}", machine.at(), machine.x())
                     })
                     .collect();
-                if end.terminal {
+                if end.terminal && !super::cuts_short(end.failure) {
                     terminal.insert(format!("{v} {procs:?}"));
                 }
                 kinds.insert(v);

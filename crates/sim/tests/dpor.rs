@@ -211,9 +211,8 @@ fn install(m: &Model, sim: &mut Sim, log: &Log) {
 }
 
 /// A run's result, reduced to what must be the same under any equivalent
-/// schedule. A panic or an unexpected error stops the run at once, so what
-/// the others did by then depends on the order of independent steps: only
-/// who panicked or failed, and why.
+/// schedule. A panic stops the run at once, so what the others did by then
+/// depends on the order of independent steps: only who panicked and why.
 fn key(r: &Result<Report, Failure>, log: &Log) -> String {
     let statuses = |report: &Report| -> Vec<String> {
         report
@@ -229,7 +228,6 @@ fn key(r: &Result<Report, Failure>, log: &Log) -> String {
         Ok(report) => format!("ok {:?} {:?}", statuses(report), log.borrow()),
         Err(f) => match &f.reason {
             FailureReason::Panicked { proc, message } => format!("panic {proc} {message}"),
-            FailureReason::ProcessFailed { proc, error } => format!("failed {proc} {error}"),
             FailureReason::Deadlock(_) => {
                 format!("deadlock {:?} {:?}", statuses(&f.report), log.borrow())
             }
@@ -387,23 +385,11 @@ mod public_models {
                         Ok(report) => (None, report),
                         Err(f) => (Some(&f.reason), &*f.report),
                     };
-                    // A failure stops the run at once: where the others
-                    // were then depends on the order of independent steps
-                    // (see `key`), so only who failed is compared.
-                    let cut_short = matches!(
-                        reason,
-                        Some(
-                            mkipc_sim::FailureReason::Panicked { .. }
-                                | mkipc_sim::FailureReason::ProcessFailed { .. }
-                        )
-                    );
                     let statuses: Vec<String> = report
                         .procs
                         .iter()
                         .map(|p| match &p.status {
                             ExitStatus::Panicked(_) => "panicked".to_string(),
-                            s @ ExitStatus::Failed { .. } => format!("{s:?}"),
-                            _ if cut_short => "alive or ended".to_string(),
                             s => format!("{s:?}"),
                         })
                         .collect();

@@ -232,11 +232,8 @@ pub(crate) fn setup_sim_with(
         });
     }
     if has_checks(scn) {
-        // A failed `assert`/`expect` fails the run at once, with a replay line:
-        // the script's process ends with the error, which stops the run
-        // unless the process declares errors expected (`expect_error`); this
-        // invariant then still fails the run, since a check is never the
-        // expected error. It is decided inside one process's own step, from its local state
+        // A failed `assert`/`expect` fails the run at once, with a replay line.
+        // It is decided inside one process's own step, from its local state
         // and what it received, which every schedule equivalent under the
         // reduction gives it alike: so it too is registered as a local check
         // (`queue_invariant`) and keeps partial-order reduction on.

@@ -278,17 +278,6 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 }
                 _ => false,
             };
-        // An error the model did not declare expected ends the run here, as
-        // a panic does (the simulator's rule): the verdict names the first
-        // process to fail.
-        if let Status::Ended(ExitStatus::Failed { error, .. }) = &status {
-            if fail.is_none() && !self.world.expect_error.contains(&(i as u32)) {
-                fail = Some(FailureReason::ProcessFailed {
-                    proc: name.to_string(),
-                    error: error.clone(),
-                });
-            }
-        }
         slots[i].status = status;
         slots.extend(spawned);
         if fail.is_none() {

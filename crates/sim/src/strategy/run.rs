@@ -66,13 +66,6 @@ pub struct ModelMachine {
     /// received yet, or already replied to).
     request: Option<Option<CarriedRight>>,
     pending: Pending,
-    /// An exit decided in a step that finished an operation at once, taken
-    /// in the next step: the machine contract ([`Machine::step`]) is that
-    /// such a step ends with `Step::Yield`, so peers may act between the
-    /// operation and the exit on every runner alike (`Err`: the message).
-    exit_next: Option<Result<(), String>>,
-    /// This step finished an operation at once (reset every step; no state).
-    did_op: bool,
 }
 
 impl ModelMachine {
@@ -121,8 +114,6 @@ impl ModelMachine {
             x: -1,
             request: None,
             pending: Pending::None,
-            exit_next: None,
-            did_op: false,
         }
     }
 
@@ -239,7 +230,6 @@ impl ModelMachine {
         }
         match cx.receive(Source::Name(reply), Wait::Forever) {
             Op::Done(r) => {
-                self.did_op = true;
                 let r = call_reply(cx.ipc(), reply, r);
                 self.called(r)
             }
@@ -274,10 +264,7 @@ impl ModelMachine {
         on: OnFull,
     ) -> Step {
         match cx.send(Destination::Name(to), msg, on) {
-            Op::Done(r) => {
-                self.did_op = true;
-                self.sent(r)
-            }
+            Op::Done(r) => self.sent(r),
             Op::Pending => {
                 self.pending = Pending::Send;
                 Step::Wait
@@ -288,67 +275,6 @@ impl ModelMachine {
 
 impl Machine for ModelMachine {
     fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
-        if let Some(end) = self.exit_next.take() {
-            return Step::Exit(end.map_err(ProcError::msg));
-        }
-        self.did_op = false;
-        match self.act(cx, resumed) {
-            Step::Exit(r) if self.did_op => {
-                self.exit_next = Some(r.map_err(|e| match e.into_status() {
-                    crate::ExitStatus::Failed { error, .. } => error,
-                    other => other.to_string(),
-                }));
-                Step::Yield
-            }
-            step => step,
-        }
-    }
-
-    fn is_server(&self) -> bool {
-        self.server
-    }
-
-    /// From the actions left (all of them for a server): exactly, so the
-    /// checker's reduction may step a sole sender or receiver alone.
-    fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
-        let Some(queue) = mailbox
-            .strip_prefix('q')
-            .and_then(|i| i.parse::<usize>().ok())
-        else {
-            return true;
-        };
-        let left = if self.server {
-            &self.actions[..]
-        } else {
-            &self.actions[self.pc.min(self.actions.len())..]
-        };
-        left.iter().any(|a| match *a {
-            Action::Send {
-                queue: q, policy, ..
-            } if q == queue => {
-                how == if policy == Policy::Block {
-                    MailboxUse::Send
-                } else {
-                    MailboxUse::Other
-                }
-            }
-            // A call's request carries a right: not a plain send.
-            Action::Call { queue: q, .. } if q == queue => how == MailboxUse::Other,
-            Action::Receive { queue: q, timeout } if q == queue => {
-                how == if timeout.is_none() {
-                    MailboxUse::Receive
-                } else {
-                    MailboxUse::Other
-                }
-            }
-            _ => false,
-        })
-    }
-}
-
-impl ModelMachine {
-    /// One step of the program (`Machine::step` without the deferred exit).
-    fn act<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
         if let Some(outcome) = resumed {
             return self.resume(cx, outcome);
         }
@@ -387,10 +313,7 @@ impl ModelMachine {
                 let wait = timeout.map_or(Wait::Forever, |t| Wait::For(ms(u64::from(t))));
                 cx.mark_valid_end(self.server);
                 match cx.receive(Source::Name(from), wait) {
-                    Op::Done(r) => {
-                        self.did_op = true;
-                        self.received(r)
-                    }
+                    Op::Done(r) => self.received(r),
                     Op::Pending => {
                         self.pending = Pending::Receive;
                         Step::Wait
@@ -404,10 +327,7 @@ impl ModelMachine {
                 };
                 cx.mark_valid_end(false);
                 match cx.call(to, Message::from_u64(1, u64::from(value))) {
-                    CallStart::Done(r) => {
-                        self.did_op = true;
-                        self.called(r)
-                    }
+                    CallStart::Done(r) => self.called(r),
                     CallStart::Pending => {
                         self.pending = Pending::Call;
                         Step::Wait
@@ -416,10 +336,7 @@ impl ModelMachine {
                         Err(e) => self.called(Err(e)),
                         Ok((msg, reply)) => {
                             match cx.send(Destination::Name(to), msg, OnFull::Block) {
-                                Op::Done(r) => {
-                                    self.did_op = true;
-                                    self.call_sent(cx, reply, r)
-                                }
+                                Op::Done(r) => self.call_sent(cx, reply, r),
                                 Op::Pending => {
                                     self.pending = Pending::CallSend(reply);
                                     Step::Wait
@@ -469,6 +386,47 @@ impl ModelMachine {
             }
         }
     }
+
+    fn is_server(&self) -> bool {
+        self.server
+    }
+
+    /// From the actions left (all of them for a server): exactly, so the
+    /// checker's reduction may step a sole sender or receiver alone.
+    fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
+        let Some(queue) = mailbox
+            .strip_prefix('q')
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            return true;
+        };
+        let left = if self.server {
+            &self.actions[..]
+        } else {
+            &self.actions[self.pc.min(self.actions.len())..]
+        };
+        left.iter().any(|a| match *a {
+            Action::Send {
+                queue: q, policy, ..
+            } if q == queue => {
+                how == if policy == Policy::Block {
+                    MailboxUse::Send
+                } else {
+                    MailboxUse::Other
+                }
+            }
+            // A call's request carries a right: not a plain send.
+            Action::Call { queue: q, .. } if q == queue => how == MailboxUse::Other,
+            Action::Receive { queue: q, timeout } if q == queue => {
+                how == if timeout.is_none() {
+                    MailboxUse::Receive
+                } else {
+                    MailboxUse::Other
+                }
+            }
+            _ => false,
+        })
+    }
 }
 
 impl Encode for ModelMachine {
@@ -488,14 +446,6 @@ impl Encode for ModelMachine {
             Some(Some(r)) => {
                 e.u64(2);
                 e.name(r.name);
-            }
-        }
-        match &self.exit_next {
-            None => e.u64(0),
-            Some(Ok(())) => e.u64(1),
-            Some(Err(why)) => {
-                e.u64(2);
-                e.bytes(why.as_bytes());
             }
         }
         match self.pending {
