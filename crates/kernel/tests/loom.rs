@@ -421,3 +421,52 @@ fn lane_close_drains_then_says_closed() {
         drop(tx);
     });
 }
+
+/// A receiver's lane pop races a fence, a drain and a re-open: its
+/// sequence number is the one its ring position had when it took it. (The
+/// number was once read after the reserving compare-and-swap, from a base
+/// the kernel rewrites while the lane is fenced: a pop preempted between
+/// the two, while a locked operation drained a message and a send's grant
+/// moved it back into the ring, got the new base, one too small, and the
+/// receiver saw 0 then 0.)
+#[test]
+fn lane_pop_racing_a_reopen_keeps_its_seqno() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = Arc::new(kernel.spawn_task());
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        // The first send is granted (the lane opens), the second takes it.
+        for i in 0..2 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        let receiver = {
+            let rx = Arc::clone(&rx);
+            // The first receive is locked and granted, the second pops.
+            thread::spawn(move || {
+                (0..2)
+                    .map(|_| {
+                        let m = rx.receive(port).unwrap();
+                        (m.as_u64().unwrap(), m.trailer().unwrap().seqno)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        // A push, a locked operation (it fences and drains the lane), and a
+        // send whose grant moves the drained message back into the ring.
+        tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
+        let status = rx.port_status(port).unwrap();
+        assert!(status.seqno <= 2, "{status:?}");
+        tx.send(to_rx, Message::from_u64(1, 3)).unwrap();
+        let got = receiver.join().unwrap();
+        assert_eq!(got, [(0, 0), (1, 1)]);
+        for i in 2..4 {
+            let m = rx.receive(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i));
+        }
+        let status = rx.port_status(port).unwrap();
+        assert_eq!((status.queue_len, status.seqno), (0, 4));
+    });
+}
