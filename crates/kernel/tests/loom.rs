@@ -300,6 +300,60 @@ fn lane_stale_generation_never_lands() {
     });
 }
 
+/// Pops racing the kernel's fence, drain and re-open with a new numbering
+/// (what a locked operation and a grant do): each pop's number is the one
+/// its value had when it was taken, whichever period the pop fell in. Value
+/// `v` is numbered `99 + v` throughout: the kernel renumbers from what the
+/// consumer took and moves the drained values back in, with a new one.
+#[test]
+fn lane_pop_numbers_survive_a_reopen() {
+    model(|| {
+        let lane = Arc::new(Lane::<u64>::new(4));
+        lane.reopen(0, 0, 100, [1, 2]).unwrap();
+        let consumer = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || [lane.pop(0).ok(), lane.pop(0).ok()])
+        };
+        lane.fence();
+        let taken = lane.positions().0;
+        let mut drained = Vec::new();
+        lane.drain(|v, _| drained.push(v));
+        let next = drained.last().map_or(3, |v| v + 1);
+        drained.push(next);
+        lane.reopen(0, 0, 100 + taken, drained).unwrap();
+        let mut got: Vec<(u64, u64)> = consumer.join().unwrap().into_iter().flatten().collect();
+        while let Ok(p) = lane.pop(0) {
+            got.push(p);
+        }
+        for &(v, n) in &got {
+            assert_eq!(n, 99 + v, "{got:?}");
+        }
+        // Each value once, in order (the consumer's first, then the rest).
+        let values: Vec<u64> = got.iter().map(|p| p.0).collect();
+        assert_eq!(values, (1..=next).collect::<Vec<_>>());
+    });
+}
+
+/// An empty lane re-opened with a refilled value and a new numbering: a
+/// pop that read the head before the fence and the slot after the refill
+/// (the same head word, so its reservation succeeds) gets the new number.
+#[test]
+fn lane_pop_of_a_refill_gets_the_new_number() {
+    model(|| {
+        let lane = Arc::new(Lane::<u64>::new(2));
+        lane.reopen(0, 0, 0, []).unwrap();
+        let consumer = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || lane.pop(0).ok())
+        };
+        lane.fence();
+        lane.drain(|_, _| unreachable!("empty"));
+        lane.reopen(0, 0, 50, [7]).unwrap();
+        let got = consumer.join().unwrap().or_else(|| lane.pop(0).ok());
+        assert_eq!(got, Some((7, 50)));
+    });
+}
+
 /// Through `Task`s: a bounded(2) port streams three messages; the
 /// sender finds the lane full and blocks on the locked path, the receiver
 /// finds it empty and blocks there: no wake-up is lost, order is kept.
