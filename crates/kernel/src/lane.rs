@@ -471,6 +471,28 @@ mod tests {
     }
 
     #[test]
+    fn reopen_numbers_pops_from_next_and_refills_in_order() {
+        let lane = Lane::<u32>::new(4);
+        lane.reopen(3, 0, 10, [1, 2]).unwrap();
+        assert_eq!(lane.pop(3).unwrap(), (1, 10));
+        lane.push(3, 4).unwrap();
+        assert!(lane.fence());
+        let mut drained = Vec::new();
+        lane.drain(|v, _| drained.push(v));
+        assert_eq!(drained, [2, 4]);
+        // Taken one, so the head message is number 11 again, at a new position.
+        lane.reopen(3, 0, 11, drained.into_iter().chain([5])).unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| lane.pop(3).ok()).collect();
+        assert_eq!(got, [(2, 11), (4, 12), (5, 13)]);
+        assert_eq!(lane.positions(), (6, 6));
+        // More values than slots: the first that does not fit comes back,
+        // and the lane stays fenced.
+        lane.fence();
+        assert_eq!(lane.reopen(3, 0, 14, 0..9), Err(4));
+        assert_eq!(lane.pop(3).unwrap_err(), PopError::Fenced);
+    }
+
+    #[test]
     fn dropping_a_lane_drops_what_it_holds() {
         let lane = Lane::new(2);
         lane.enable(0, 0);
