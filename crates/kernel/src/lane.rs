@@ -481,7 +481,8 @@ mod tests {
         lane.drain(|v, _| drained.push(v));
         assert_eq!(drained, [2, 4]);
         // Taken one, so the head message is number 11 again, at a new position.
-        lane.reopen(3, 0, 11, drained.into_iter().chain([5])).unwrap();
+        lane.reopen(3, 0, 11, drained.into_iter().chain([5]))
+            .unwrap();
         let got: Vec<_> = std::iter::from_fn(|| lane.pop(3).ok()).collect();
         assert_eq!(got, [(2, 11), (4, 12), (5, 13)]);
         assert_eq!(lane.positions(), (6, 6));
