@@ -368,16 +368,19 @@ impl<T> Lane<T> {
     /// `values` behind whatever it holds, and opens it under generation
     /// `gen` with `max_len` as its high-water mark so far, in that order
     /// (the base must be stored before any slot it numbers is published:
-    /// see the module docs). `Err` with the first value that found no free
-    /// slot: the lane then stays fenced, holding the values before it. Only
-    /// one thread may drain or enable at a time.
+    /// see the module docs). Returns the head and tail positions it opened
+    /// at, read before opening (once open, other threads' grants may move
+    /// them at once: what the kernel counts as having gone through the lane
+    /// starts here). `Err` with the first value that found no free slot: the
+    /// lane then stays fenced, holding the values before it. Only one thread
+    /// may drain or enable at a time.
     pub fn reopen(
         &self,
         gen: u32,
         max_len: usize,
         next: u64,
         values: impl IntoIterator<Item = T>,
-    ) -> Result<(), T> {
+    ) -> Result<(u64, u64), T> {
         debug_assert!(!self.is_open(), "reopen of an open lane");
         let h = pos_of(self.consumers.0.head.load(Ordering::Acquire));
         self.consumers
@@ -387,14 +390,14 @@ impl<T> Lane<T> {
         for v in values {
             self.refill(v)?;
         }
-        self.enable(gen, max_len);
-        Ok(())
+        Ok(self.enable(gen, max_len))
     }
 
     /// Opens a fenced lane under generation `gen`, with `max_len` as its
-    /// high-water mark so far, its pops numbered as before. Only one thread
-    /// may drain or enable at a time.
-    pub fn enable(&self, gen: u32, max_len: usize) {
+    /// high-water mark so far, its pops numbered as before; returns the head
+    /// and tail positions it opened at (as [`reopen`](Lane::reopen)). Only
+    /// one thread may drain or enable at a time.
+    pub fn enable(&self, gen: u32, max_len: usize) -> (u64, u64) {
         let h = pos_of(self.consumers.0.head.load(Ordering::Acquire));
         let t = pos_of(self.producers.0.tail.load(Ordering::Acquire));
         let side = &self.producers.0;
@@ -408,6 +411,7 @@ impl<T> Lane<T> {
             .head
             .store(word(gen, false, h), Ordering::Release);
         side.tail.store(word(gen, false, t), Ordering::Release);
+        (h, t)
     }
 
     /// The head and tail positions (values taken so far, values put so far).
@@ -473,7 +477,7 @@ mod tests {
     #[test]
     fn reopen_numbers_pops_from_next_and_refills_in_order() {
         let lane = Lane::<u32>::new(4);
-        lane.reopen(3, 0, 10, [1, 2]).unwrap();
+        assert_eq!(lane.reopen(3, 0, 10, [1, 2]), Ok((0, 2)));
         assert_eq!(lane.pop(3).unwrap(), (1, 10));
         lane.push(3, 4).unwrap();
         assert!(lane.fence());

@@ -172,9 +172,12 @@ fn run(capacity: Capacity, senders: Vec<Vec<Op>>, receivers: usize, observe: boo
     seqnos.sort_unstable();
     assert_eq!(seqnos, (0..total as u64).collect::<Vec<_>>());
     let status = rx.port_status(port).unwrap();
-    assert_eq!(status.queue_len, 0);
-    assert_eq!(status.seqno, total as u64);
-    assert_eq!(status.messages_sent, total as u64);
+    let expected = (0, total as u64, total as u64);
+    assert_eq!(
+        (status.queue_len, status.seqno, status.messages_sent),
+        expected,
+        "{capacity:?}: {status:?}"
+    );
     drop(tasks);
 }
 

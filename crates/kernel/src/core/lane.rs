@@ -344,10 +344,11 @@ impl State {
                 body: m.body,
             })
         });
-        if e.lane.ring.reopen(e.gen, max_len, seqno, queued).is_err() {
+        // The positions it opened at, not read after: other threads' grants
+        // of this generation may push and pop as soon as it is open.
+        let Ok((head, tail)) = e.lane.ring.reopen(e.gen, max_len, seqno, queued) else {
             unreachable!("the ring was sized for the queue");
-        }
-        let (head, tail) = e.lane.ring.positions();
+        };
         e.head0 = head;
         e.tail0 = tail;
         e.seqno0 = seqno;
