@@ -524,3 +524,41 @@ fn lane_pop_racing_a_reopen_keeps_its_seqno() {
         assert_eq!((status.queue_len, status.seqno), (0, 4));
     });
 }
+
+/// A receiver pops through its grant while another thread's grant re-opens
+/// the lane: the pop is counted in the port's sequence number and the
+/// re-open's message in its messages sent. (The kernel once read the
+/// positions it counts from after opening the ring, so a pop or push
+/// through another grant in between was never counted.)
+#[test]
+fn lane_pop_racing_a_regrant_is_counted() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        // This thread's grants: sending (the lane opens) and receiving.
+        tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
+        tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
+        // Another thread holds no grant: its send fences the lane, queues,
+        // and re-opens it with a grant of its own.
+        let sender = thread::spawn(move || {
+            tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
+            tx
+        });
+        for i in 1..3 {
+            let m = rx.receive(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i));
+        }
+        drop(sender.join().unwrap());
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.queue_len, status.seqno, status.messages_sent),
+            (0, 3, 3),
+            "{status:?}"
+        );
+    });
+}
