@@ -31,6 +31,31 @@
 //! generation when the rights behind earlier grants may have changed, so a
 //! stale grant can never complete an operation after its right is gone.
 //!
+//! # Numbers
+//!
+//! A pop returns its value with a *number*: its ring position plus a base
+//! the kernel sets while the lane is fenced, when it [`reopen`](Lane::reopen)s
+//! it (the port's sequence number of the message at the head). The base sits
+//! on the consumers' cache line and a pop reads it *before* its reserving
+//! compare-and-swap, after the slot's stamp: a pop that reserved position
+//! `p` in one open period gets that period's base, never the next one's.
+//! (Read after the compare-and-swap, a pop preempted there could see the
+//! base of a later period: a fence, a drain and a re-open that moved drained
+//! messages back into the ring shift the base down by their count, so the
+//! number came out too small, a sequence number the port had already given.)
+//! Why the value read is the right one, in the memory model:
+//!
+//! * not an older base: `reopen` stores the base before it refills a slot
+//!   or opens the words, and every slot's stamp is written (Release) either
+//!   by such a refill or by a push whose compare-and-swap read (Acquire) the
+//!   tail `reopen` opened (Release); the pop reads that stamp (Acquire)
+//!   before the base, and each stamp value `p + 1` is written once;
+//! * not a newer one: a newer base is stored only after a later fence's
+//!   `fetch_or` on the head (SeqCst), and a reservation that reads the head
+//!   before that fence is a release the fence acquires, so the pop's earlier
+//!   load of the base happens before the newer store and cannot see it; a
+//!   reservation after the fence finds the mark and fails.
+//!
 //! A lane never blocks and never fails for the caller: full, empty, fenced or
 //! stale all mean "take the locked path", which has the whole story
 //! (capacity, waiting, errors).
@@ -89,6 +114,14 @@ struct ProducerSide {
     max_len: AtomicU64,
 }
 
+/// The consumers' cache line: the head, and the base of pops' numbers.
+struct ConsumerSide {
+    head: AtomicU64,
+    /// A pop at position `p` is numbered `base + p` (wrapping). Written only
+    /// by [`Lane::reopen`], while fenced; read by pops before they reserve.
+    base: AtomicU64,
+}
+
 /// Why a push handed its value back.
 #[derive(Debug)]
 pub enum PushError<T> {
@@ -118,7 +151,7 @@ pub enum PopError {
 
 /// A bounded lock-free FIFO with fences and generations (see the module docs).
 pub struct Lane<T> {
-    head: Padded<AtomicU64>,
+    consumers: Padded<ConsumerSide>,
     producers: Padded<ProducerSide>,
     slots: Box<[Slot<T>]>,
     mask: u64,
@@ -134,7 +167,8 @@ unsafe impl<T: Send> Sync for Lane<T> {}
 impl<T> Lane<T> {
     /// A fenced, empty lane of `capacity` slots (rounded up to a power of
     /// two, at least 2: with one slot, "written for position p" and "free
-    /// for position p + 1" would be the same stamp), generation 0.
+    /// for position p + 1" would be the same stamp), generation 0, its pops
+    /// numbered by their positions (base 0).
     pub fn new(capacity: usize) -> Lane<T> {
         let cap = capacity.max(2).next_power_of_two();
         let slots = (0..cap as u64)
@@ -144,7 +178,10 @@ impl<T> Lane<T> {
             })
             .collect();
         Lane {
-            head: Padded(AtomicU64::new(word(0, true, 0))),
+            consumers: Padded(ConsumerSide {
+                head: AtomicU64::new(word(0, true, 0)),
+                base: AtomicU64::new(0),
+            }),
             producers: Padded(ProducerSide {
                 tail: AtomicU64::new(word(0, true, 0)),
                 seen_head: AtomicU64::new(0),
@@ -199,11 +236,13 @@ impl<T> Lane<T> {
         }
     }
 
-    /// Takes the oldest value, with its position, if the lane is open under
-    /// `gen` and holds one.
+    /// Takes the oldest value, with its number (its position plus the base
+    /// of the open period it was taken in: see the module docs), if the
+    /// lane is open under `gen` and holds one.
     #[inline]
     pub fn pop(&self, gen: u32) -> Result<(T, u64), PopError> {
-        let head = &self.head.0;
+        let side = &self.consumers.0;
+        let head = &side.head;
         let mut round = 0;
         loop {
             let h = head.load(Ordering::Relaxed);
@@ -214,6 +253,9 @@ impl<T> Lane<T> {
             let slot = &self.slots[(p & self.mask) as usize];
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == p + 1 {
+                // Before the reservation, after the stamp: the base of the
+                // period this reservation can succeed in (module docs).
+                let base = side.base.load(Ordering::Relaxed);
                 if head
                     .compare_exchange_weak(h, h + 1, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
@@ -223,7 +265,7 @@ impl<T> Lane<T> {
                     // made it ours alone; the slot is handed back below.
                     let value = slot.value.with_mut(|v| unsafe { (*v).assume_init_read() });
                     slot.stamp.store(p + self.mask + 1, Ordering::Release);
-                    return Ok((value, p));
+                    return Ok((value, base.wrapping_add(p)));
                 }
             } else if stamp <= p {
                 return Err(PopError::Empty);
@@ -243,7 +285,7 @@ impl<T> Lane<T> {
         if max > self.mask || end.wrapping_sub(side.seen_head.load(Ordering::Relaxed)) <= max {
             return;
         }
-        let h = pos_of(self.head.0.load(Ordering::Acquire));
+        let h = pos_of(self.consumers.0.head.load(Ordering::Acquire));
         side.seen_head.store(h, Ordering::Relaxed);
         side.max_len
             .fetch_max(end.saturating_sub(h), Ordering::Relaxed);
@@ -261,7 +303,7 @@ impl<T> Lane<T> {
     /// was open (enabled) before.
     pub fn fence(&self) -> bool {
         let t = self.producers.0.tail.fetch_or(MARK, Ordering::SeqCst);
-        let h = self.head.0.fetch_or(MARK, Ordering::SeqCst);
+        let h = self.consumers.0.head.fetch_or(MARK, Ordering::SeqCst);
         t & MARK == 0 || h & MARK == 0
     }
 
@@ -270,7 +312,7 @@ impl<T> Lane<T> {
     /// finish writing it. Only one thread may drain or enable at a time (the
     /// kernel holds its lock).
     pub fn drain(&self, mut each: impl FnMut(T, u64)) {
-        let h_word = self.head.0.load(Ordering::Acquire);
+        let h_word = self.consumers.0.head.load(Ordering::Acquire);
         let t_word = self.producers.0.tail.load(Ordering::Acquire);
         debug_assert!(
             h_word & MARK != 0 && t_word & MARK != 0,
@@ -289,8 +331,9 @@ impl<T> Lane<T> {
             slot.stamp.store(p + self.mask + 1, Ordering::Release);
             each(value, p);
         }
-        self.head
+        self.consumers
             .0
+            .head
             .store(word(gen_of(h_word), true, t), Ordering::Release);
     }
 
@@ -301,7 +344,7 @@ impl<T> Lane<T> {
         let t = tail.load(Ordering::Acquire);
         debug_assert!(t & MARK != 0, "refill of an open lane");
         let p = pos_of(t);
-        let h = pos_of(self.head.0.load(Ordering::Acquire));
+        let h = pos_of(self.consumers.0.head.load(Ordering::Acquire));
         if p - h > self.mask || p >= POS_LIMIT {
             return Err(value);
         }
@@ -320,10 +363,42 @@ impl<T> Lane<T> {
         Ok(())
     }
 
+    /// Opens a fenced lane again: numbers its pops from `next` (the pop at
+    /// the head gets `next`, the one after `next + 1`, ...), appends
+    /// `values` behind whatever it holds, and opens it under generation
+    /// `gen` with `max_len` as its high-water mark so far, in that order
+    /// (the base must be stored before any slot it numbers is published:
+    /// see the module docs). Returns the head and tail positions it opened
+    /// at, read before opening (once open, other threads' grants may move
+    /// them at once: what the kernel counts as having gone through the lane
+    /// starts here). `Err` with the first value that found no free slot: the
+    /// lane then stays fenced, holding the values before it. Only one thread
+    /// may drain or enable at a time.
+    pub fn reopen(
+        &self,
+        gen: u32,
+        max_len: usize,
+        next: u64,
+        values: impl IntoIterator<Item = T>,
+    ) -> Result<(u64, u64), T> {
+        debug_assert!(!self.is_open(), "reopen of an open lane");
+        let h = pos_of(self.consumers.0.head.load(Ordering::Acquire));
+        self.consumers
+            .0
+            .base
+            .store(next.wrapping_sub(h), Ordering::Relaxed);
+        for v in values {
+            self.refill(v)?;
+        }
+        Ok(self.enable(gen, max_len))
+    }
+
     /// Opens a fenced lane under generation `gen`, with `max_len` as its
-    /// high-water mark so far. Only one thread may drain or enable at a time.
-    pub fn enable(&self, gen: u32, max_len: usize) {
-        let h = pos_of(self.head.0.load(Ordering::Acquire));
+    /// high-water mark so far, its pops numbered as before; returns the head
+    /// and tail positions it opened at (as [`reopen`](Lane::reopen)). Only
+    /// one thread may drain or enable at a time.
+    pub fn enable(&self, gen: u32, max_len: usize) -> (u64, u64) {
+        let h = pos_of(self.consumers.0.head.load(Ordering::Acquire));
         let t = pos_of(self.producers.0.tail.load(Ordering::Acquire));
         let side = &self.producers.0;
         side.seen_head.store(h, Ordering::Relaxed);
@@ -331,14 +406,18 @@ impl<T> Lane<T> {
             (max_len as u64).max(t - h).min(self.mask + 1),
             Ordering::Relaxed,
         );
-        self.head.0.store(word(gen, false, h), Ordering::Release);
+        self.consumers
+            .0
+            .head
+            .store(word(gen, false, h), Ordering::Release);
         side.tail.store(word(gen, false, t), Ordering::Release);
+        (h, t)
     }
 
     /// The head and tail positions (values taken so far, values put so far).
     pub fn positions(&self) -> (u64, u64) {
         (
-            pos_of(self.head.0.load(Ordering::Acquire)),
+            pos_of(self.consumers.0.head.load(Ordering::Acquire)),
             pos_of(self.producers.0.tail.load(Ordering::Acquire)),
         )
     }
@@ -393,6 +472,29 @@ mod tests {
         assert_eq!(lane.pop(1).unwrap(), (7, 4));
         assert_eq!(lane.pop(1).unwrap_err(), PopError::Empty);
         assert_eq!(lane.positions(), (5, 5));
+    }
+
+    #[test]
+    fn reopen_numbers_pops_from_next_and_refills_in_order() {
+        let lane = Lane::<u32>::new(4);
+        assert_eq!(lane.reopen(3, 0, 10, [1, 2]), Ok((0, 2)));
+        assert_eq!(lane.pop(3).unwrap(), (1, 10));
+        lane.push(3, 4).unwrap();
+        assert!(lane.fence());
+        let mut drained = Vec::new();
+        lane.drain(|v, _| drained.push(v));
+        assert_eq!(drained, [2, 4]);
+        // Taken one, so the head message is number 11 again, at a new position.
+        lane.reopen(3, 0, 11, drained.into_iter().chain([5]))
+            .unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| lane.pop(3).ok()).collect();
+        assert_eq!(got, [(2, 11), (4, 12), (5, 13)]);
+        assert_eq!(lane.positions(), (6, 6));
+        // More values than slots: the first that does not fit comes back,
+        // and the lane stays fenced.
+        lane.fence();
+        assert_eq!(lane.reopen(3, 0, 14, 0..9), Err(4));
+        assert_eq!(lane.pop(3).unwrap_err(), PopError::Fenced);
     }
 
     #[test]

@@ -142,7 +142,7 @@ fn run(capacity: Capacity, senders: Vec<Vec<Op>>, receivers: usize, observe: boo
         o.join().unwrap();
     }
     // Per receiver, each sender's messages in the order sent, with its pid.
-    for received in &got {
+    for (r, received) in got.iter().enumerate() {
         for (s, pid) in sender_pids.iter().enumerate() {
             let seqs: Vec<u32> = received
                 .iter()
@@ -155,7 +155,13 @@ fn run(capacity: Capacity, senders: Vec<Vec<Op>>, receivers: usize, observe: boo
             assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sender {s}: {seqs:?}");
         }
         // Sequence numbers rise in the order one receiver took them.
-        assert!(received.windows(2).all(|w| w[0].3 < w[1].3));
+        if let Some(i) = received.windows(2).position(|w| w[0].3 >= w[1].3) {
+            let around = &received[i.saturating_sub(3)..(i + 5).min(received.len())];
+            panic!(
+                "{capacity:?}: receiver {r}'s sequence numbers fall at message {i}; \
+                 (sender, seq, pid, seqno) around it: {around:?}"
+            );
+        }
     }
     // Nothing lost, nothing twice; sequence numbers 0..total, each once.
     let mut all: Vec<(u32, u32)> = got.iter().flatten().map(|m| (m.0, m.1)).collect();
@@ -166,9 +172,12 @@ fn run(capacity: Capacity, senders: Vec<Vec<Op>>, receivers: usize, observe: boo
     seqnos.sort_unstable();
     assert_eq!(seqnos, (0..total as u64).collect::<Vec<_>>());
     let status = rx.port_status(port).unwrap();
-    assert_eq!(status.queue_len, 0);
-    assert_eq!(status.seqno, total as u64);
-    assert_eq!(status.messages_sent, total as u64);
+    let expected = (0, total as u64, total as u64);
+    assert_eq!(
+        (status.queue_len, status.seqno, status.messages_sent),
+        expected,
+        "{capacity:?}: {status:?}"
+    );
     drop(tasks);
 }
 

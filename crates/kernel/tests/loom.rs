@@ -300,6 +300,60 @@ fn lane_stale_generation_never_lands() {
     });
 }
 
+/// Pops racing the kernel's fence, drain and re-open with a new numbering
+/// (what a locked operation and a grant do): each pop's number is the one
+/// its value had when it was taken, whichever period the pop fell in. Value
+/// `v` is numbered `99 + v` throughout: the kernel renumbers from what the
+/// consumer took and moves the drained values back in, with a new one.
+#[test]
+fn lane_pop_numbers_survive_a_reopen() {
+    model(|| {
+        let lane = Arc::new(Lane::<u64>::new(4));
+        lane.reopen(0, 0, 100, [1, 2]).unwrap();
+        let consumer = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || [lane.pop(0).ok(), lane.pop(0).ok()])
+        };
+        lane.fence();
+        let taken = lane.positions().0;
+        let mut drained = Vec::new();
+        lane.drain(|v, _| drained.push(v));
+        let next = drained.last().map_or(3, |v| v + 1);
+        drained.push(next);
+        lane.reopen(0, 0, 100 + taken, drained).unwrap();
+        let mut got: Vec<(u64, u64)> = consumer.join().unwrap().into_iter().flatten().collect();
+        while let Ok(p) = lane.pop(0) {
+            got.push(p);
+        }
+        for &(v, n) in &got {
+            assert_eq!(n, 99 + v, "{got:?}");
+        }
+        // Each value once, in order (the consumer's first, then the rest).
+        let values: Vec<u64> = got.iter().map(|p| p.0).collect();
+        assert_eq!(values, (1..=next).collect::<Vec<_>>());
+    });
+}
+
+/// An empty lane re-opened with a refilled value and a new numbering: a
+/// pop that read the head before the fence and the slot after the refill
+/// (the same head word, so its reservation succeeds) gets the new number.
+#[test]
+fn lane_pop_of_a_refill_gets_the_new_number() {
+    model(|| {
+        let lane = Arc::new(Lane::<u64>::new(2));
+        lane.reopen(0, 0, 0, []).unwrap();
+        let consumer = {
+            let lane = Arc::clone(&lane);
+            thread::spawn(move || lane.pop(0).ok())
+        };
+        lane.fence();
+        lane.drain(|_, _| unreachable!("empty"));
+        lane.reopen(0, 0, 50, [7]).unwrap();
+        let got = consumer.join().unwrap().or_else(|| lane.pop(0).ok());
+        assert_eq!(got, Some((7, 50)));
+    });
+}
+
 /// Through `Task`s: a bounded(2) port streams three messages; the
 /// sender finds the lane full and blocks on the locked path, the receiver
 /// finds it empty and blocks there: no wake-up is lost, order is kept.
@@ -419,5 +473,92 @@ fn lane_close_drains_then_says_closed() {
         }
         assert_eq!(rx.try_receive(port), Err(ReceiveError::Closed));
         drop(tx);
+    });
+}
+
+/// A receiver's lane pop races a fence, a drain and a re-open: its
+/// sequence number is the one its ring position had when it took it. (The
+/// number was once read after the reserving compare-and-swap, from a base
+/// the kernel rewrites while the lane is fenced: a pop preempted between
+/// the two, while a locked operation drained a message and a send's grant
+/// moved it back into the ring, got the new base, one too small, and the
+/// receiver saw 0 then 0.)
+#[test]
+fn lane_pop_racing_a_reopen_keeps_its_seqno() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = Arc::new(kernel.spawn_task());
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        // The first send is granted (the lane opens), the second takes it.
+        for i in 0..2 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        let receiver = {
+            let rx = Arc::clone(&rx);
+            // The first receive is locked and granted, the second pops.
+            thread::spawn(move || {
+                (0..2)
+                    .map(|_| {
+                        let m = rx.receive(port).unwrap();
+                        (m.as_u64().unwrap(), m.trailer().unwrap().seqno)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        // A push, a locked operation (it fences and drains the lane), and a
+        // send whose grant moves the drained message back into the ring.
+        tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
+        let status = rx.port_status(port).unwrap();
+        assert!(status.seqno <= 2, "{status:?}");
+        tx.send(to_rx, Message::from_u64(1, 3)).unwrap();
+        let got = receiver.join().unwrap();
+        assert_eq!(got, [(0, 0), (1, 1)]);
+        for i in 2..4 {
+            let m = rx.receive(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i));
+        }
+        let status = rx.port_status(port).unwrap();
+        assert_eq!((status.queue_len, status.seqno), (0, 4));
+    });
+}
+
+/// A receiver pops through its grant while another thread's grant re-opens
+/// the lane: the pop is counted in the port's sequence number and the
+/// re-open's message in its messages sent. (The kernel once read the
+/// positions it counts from after opening the ring, so a pop or push
+/// through another grant in between was never counted.)
+#[test]
+fn lane_pop_racing_a_regrant_is_counted() {
+    model(|| {
+        let kernel = Kernel::new();
+        let rx = kernel.spawn_task();
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(Capacity::Unbounded).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        // This thread's grants: sending (the lane opens) and receiving.
+        tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
+        tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
+        // Another thread holds no grant: its send fences the lane, queues,
+        // and re-opens it with a grant of its own.
+        let sender = thread::spawn(move || {
+            tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
+            tx
+        });
+        for i in 1..3 {
+            let m = rx.receive(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i));
+        }
+        drop(sender.join().unwrap());
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.queue_len, status.seqno, status.messages_sent),
+            (0, 3, 3),
+            "{status:?}"
+        );
     });
 }

@@ -106,10 +106,9 @@ pub(crate) struct Clock(AtomicU64);
 
 /// What a grant shares with the threads that hold it.
 pub(crate) struct PortLane {
+    /// The ring; a pop's number is its message's sequence number (the
+    /// ring numbers pops from the port's `seqno` when the lane opens).
     ring: Lane<LaneMsg>,
-    /// The sequence number of ring position 0 (wrapping): a pop at position
-    /// `p` gets `seq_base + p`. Written while the lane is fenced.
-    seq_base: AtomicU64,
     clock: Arc<Clock>,
     unbounded: bool,
 }
@@ -309,7 +308,6 @@ impl State {
             let gen = existing.map_or(0, |(_, gen, _)| gen.wrapping_add(1) & GEN_MASK);
             let lane = Arc::new(PortLane {
                 ring: Lane::new(want),
-                seq_base: AtomicU64::new(0),
                 clock: self.lanes.clock.clone(),
                 unbounded,
             });
@@ -332,28 +330,28 @@ impl State {
             e.gen = e.gen.wrapping_add(1) & GEN_MASK;
             e.epoch = epoch;
         }
-        // Move what is queued into the ring, stamps kept, so that the lane
-        // is the whole queue.
+        // Number the ring's pops from the port's sequence number and move
+        // what is queued into it, stamps kept, so that the lane is the whole
+        // queue; then open it (`Lane::reopen` does the three in the order
+        // that keeps an in-flight pop's number right).
         let q = &mut self.ports.get_mut(port).expect("live").queue;
-        while let Some(m) = q.pop() {
-            let refill = LaneMsg {
+        let (seqno, max_len) = (q.seqno, q.max_len);
+        let queued = std::iter::from_fn(|| {
+            q.pop().map(|m| LaneMsg {
                 order: REFILLED | m.stamp.get(),
                 id: m.id,
                 sender: m.sender,
                 body: m.body,
-            };
-            if e.lane.ring.refill(refill).is_err() {
-                unreachable!("the ring was sized for the queue");
-            }
-        }
-        let (head, tail) = e.lane.ring.positions();
+            })
+        });
+        // The positions it opened at, not read after: other threads' grants
+        // of this generation may push and pop as soon as it is open.
+        let Ok((head, tail)) = e.lane.ring.reopen(e.gen, max_len, seqno, queued) else {
+            unreachable!("the ring was sized for the queue");
+        };
         e.head0 = head;
         e.tail0 = tail;
-        e.seqno0 = q.seqno;
-        e.lane
-            .seq_base
-            .store(q.seqno.wrapping_sub(head), Ordering::Relaxed);
-        e.lane.ring.enable(e.gen, q.max_len);
+        e.seqno0 = seqno;
         e.open = true;
         self.lanes.open.push(port);
         Some(Grant {
@@ -512,10 +510,8 @@ fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneM
 fn pop_through(g: &Grant, mut yields: u32) -> Result<(LaneMsg, u64), Miss> {
     loop {
         match g.lane.ring.pop(g.gen) {
-            Ok((m, pos)) => {
-                let seqno = g.lane.seq_base.load(Ordering::Relaxed).wrapping_add(pos);
-                return Ok((m, seqno));
-            }
+            // The ring numbers its pops with their sequence numbers.
+            Ok((m, seqno)) => return Ok((m, seqno)),
             Err(PopError::Empty) if yields > 0 => {
                 yields -= 1;
                 crate::sync::thread::yield_now();
