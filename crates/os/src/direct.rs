@@ -96,7 +96,17 @@ impl OsProcess {
             bytes = raw.header.body_len,
             "receive_from"
         );
-        Ok(self.message_from_link(pid.0, raw))
+        Ok(self.message_from(pid.0, &rx, raw))
+    }
+
+    /// The message of a frame from the link with `pid`: its sender is
+    /// verified, except on a socket link whose peer only claims its pid.
+    fn message_from(&self, pid: u32, rx: &LinkRx, raw: crate::link::RawFrame) -> Message {
+        let mut msg = self.message_from_link(pid, raw);
+        if rx.sender_claimed() {
+            msg.mark_sender_claimed();
+        }
+        msg
     }
 
     pub(crate) fn direct_receive_any(&self, wait: Wait) -> Result<Message, ReceiveError> {
@@ -126,7 +136,7 @@ impl OsProcess {
                     continue;
                 }
                 match rxs[i].1.receive(false, None) {
-                    Ok(raw) => return Ok(self.message_from_link(rxs[i].0, raw)),
+                    Ok(raw) => return Ok(self.message_from(rxs[i].0, &rxs[i].1, raw)),
                     Err(RxError::Eof) => finished[i] = true,
                     Err(RxError::Empty) => {}
                     Err(e) => return Err(rx_error(e)),

@@ -68,6 +68,8 @@ pub mod shm;
 pub mod spawn;
 pub mod spool;
 mod sys;
+mod seal;
+pub mod socket;
 mod sys_shm;
 mod transfer;
 mod watch;
