@@ -338,6 +338,7 @@ impl LinkRx {
         match &self.stream {
             Stream::Pipe(fd) => sys::poll_one(fd.as_fd(), libc::POLLIN, until),
             Stream::Shm(ring) => ring.wait_readable(until),
+            Stream::Socket(s) if s.failed() => Ok(true),
             Stream::Socket(s) => sys::poll_one(s.fd(), libc::POLLIN, until),
         }
     }
@@ -364,7 +365,11 @@ impl LinkRx {
     pub(crate) fn ready(&self) -> bool {
         self.state
             .try_lock_for(std::time::Duration::from_millis(1))
-            .is_some_and(|st| st.eof || self.complete_frame(&st).is_some())
+            .is_some_and(|st| {
+                st.eof
+                    || self.complete_frame(&st).is_some()
+                    || matches!(&self.stream, Stream::Socket(s) if s.failed())
+            })
     }
 
     /// Receives one frame. `deadline` `Some(now)` means do not wait.

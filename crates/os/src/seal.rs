@@ -185,6 +185,9 @@ pub(crate) struct Opener {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The first bad record's error: every later call gives it again (the
+    /// stream cannot be trusted past it).
+    failed: Option<MalformedFrame>,
 }
 
 impl Opener {
@@ -196,7 +199,13 @@ impl Opener {
             buf: vec![0; RECORD_HEADER + MAX_RECORD_PLAIN + TAG_LEN],
             start: 0,
             end: 0,
+            failed: None,
         }
+    }
+
+    /// The error of a bad record met earlier, if any.
+    pub(crate) fn failed(&self) -> Option<MalformedFrame> {
+        self.failed
     }
 
     /// Where the next ciphertext bytes go (at least one byte of room).
@@ -225,6 +234,22 @@ impl Opener {
     /// Opens the next complete record, if one is buffered, and returns its
     /// plaintext.
     pub(crate) fn open_next(&mut self) -> Result<Option<&[u8]>, MalformedFrame> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        match self.check_next() {
+            Ok(Some(plain)) => Ok(Some(&self.buf[plain])),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.failed = Some(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Opener::open_next`] without the memory of a failure: the range of
+    /// the opened record's plaintext in `buf`.
+    fn check_next(&mut self) -> Result<Option<std::ops::Range<usize>>, MalformedFrame> {
         let avail = self.end - self.start;
         if avail < RECORD_HEADER {
             return Ok(None);
@@ -250,8 +275,7 @@ impl Opener {
             .map_err(|_| MalformedFrame::Forged)?;
         self.next += 1;
         self.start += RECORD_HEADER + len;
-        let plain = at + RECORD_HEADER..at + RECORD_HEADER + len - TAG_LEN;
-        Ok(Some(&self.buf[plain]))
+        Ok(Some(at + RECORD_HEADER..at + RECORD_HEADER + len - TAG_LEN))
     }
 }
 
@@ -265,7 +289,9 @@ mod tests {
     }
 
     fn feed(o: &mut Opener, bytes: &[u8]) {
-        o.space()[..bytes.len()].copy_from_slice(bytes);
+        let room = o.space();
+        assert!(room.len() >= bytes.len(), "feed at most the room left");
+        room[..bytes.len()].copy_from_slice(bytes);
         o.filled(bytes.len());
     }
 
@@ -342,8 +368,11 @@ mod tests {
         s.seal(&plain, &mut wire).unwrap();
         assert_eq!(wire.len(), plain.len() + 3 * (RECORD_HEADER + TAG_LEN));
         let mut out = Vec::new();
-        for piece in wire.chunks(1000) {
-            feed(&mut o, piece);
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let n = o.space().len().min(1000).min(rest.len());
+            feed(&mut o, &rest[..n]);
+            rest = &rest[n..];
             while let Some(p) = o.open_next().unwrap() {
                 out.extend_from_slice(p);
             }

@@ -708,6 +708,14 @@ impl SocketRx {
         self.opener.is_some()
     }
 
+    /// Whether a bad sealed record is waiting to be reported: a read
+    /// returns at once with it, whatever the socket holds.
+    pub(crate) fn failed(&self) -> bool {
+        self.opener
+            .as_ref()
+            .is_some_and(|o| o.lock().failed().is_some())
+    }
+
     /// One `recvmsg` of a plain link into `buf` (it waits only if nothing
     /// is there): the byte count, the descriptors that came with them, and
     /// whether some were lost (`MSG_CTRUNC`). `ECONNRESET` is end of stream.
@@ -722,14 +730,28 @@ impl SocketRx {
             return Err(ReadError::Os(libc::EINVAL));
         };
         let mut o = opener.lock();
+        if let Some(e) = o.failed() {
+            return Err(ReadError::Malformed(e));
+        }
         let n = match sys::read(self.fd.as_fd(), o.space()) {
             Ok(n) => n,
             Err(libc::ECONNRESET) => 0,
             Err(e) => return Err(ReadError::Os(e)),
         };
         o.filled(n);
-        while let Some(p) = o.open_next().map_err(ReadError::Malformed)? {
-            plain(p);
+        let mut opened = false;
+        loop {
+            match o.open_next() {
+                Ok(Some(p)) => {
+                    plain(p);
+                    opened = true;
+                }
+                Ok(None) => break,
+                // The good records before a bad one are delivered first;
+                // the error comes with the next read (the opener keeps it).
+                Err(_) if opened => break,
+                Err(e) => return Err(ReadError::Malformed(e)),
+            }
         }
         Ok(SocketRead {
             eof: n == 0,
