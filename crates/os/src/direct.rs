@@ -12,7 +12,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use mkipc_kernel::{
-    Message, OnFull, Pid, ReceiveError, SendError, SendErrorKind, Sent, Unsupported, Wait,
+    Message, OnFull, Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Trailer,
+    Unsupported, Wait,
 };
 
 use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, rx_error};
@@ -107,6 +108,54 @@ impl OsProcess {
             msg.mark_sender_claimed();
         }
         msg
+    }
+
+    /// A receive from the link with `pid` through its name `on`
+    /// ([`OsProcess::link_name`]): the message says it came `on` it.
+    pub(crate) fn receive_link(
+        &self,
+        on: PortName,
+        pid: u32,
+        rx: &LinkRx,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let raw = match wait {
+            Wait::NoWait => rx.receive(false, None),
+            _ => rx.receive(true, deadline_of(wait)),
+        }
+        .map_err(rx_error)?;
+        let mut msg = self.message_from_link(pid, raw);
+        if let Some(t) = msg.trailer() {
+            msg.set_trailer(Some(Trailer {
+                received_on: on,
+                ..t
+            }));
+        }
+        if rx.sender_claimed() {
+            msg.mark_sender_claimed();
+        }
+        Ok(msg)
+    }
+
+    /// A name for receiving from the direct link with `pid` (pipe, shared
+    /// memory or socket), so that one `select` waits on it together with
+    /// ports, mailboxes, FIFOs and other links: a message taken through it
+    /// has `received_on() == Some(name)`. `receive(name)` is
+    /// `receive_from(pid)`. It is no right: nothing can be sent to it
+    /// (`InvalidDestination`), and once the link is closed a receive on it
+    /// is `SourceDead`. Release it with `deallocate`. No such link:
+    /// [`IpcError::NotFound`].
+    pub fn link_name(&self, pid: Pid) -> Result<PortName, mkipc_kernel::IpcError> {
+        let has = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid.0)
+            .is_some_and(|l| l.rx.is_some());
+        if !has {
+            return Err(mkipc_kernel::IpcError::NotFound);
+        }
+        Ok(self.insert(crate::names::Entry::Link { pid: pid.0 }))
     }
 
     pub(crate) fn direct_receive_any(&self, wait: Wait) -> Result<Message, ReceiveError> {

@@ -378,6 +378,57 @@ fn receive_from_any_waits_on_a_socket_and_a_pipe_at_once() {
 }
 
 #[test]
+fn select_waits_on_a_socket_link_a_pipe_link_and_a_port_at_once() {
+    let a = common::os();
+    let b = OsProcess::join(a.run_id()).unwrap();
+    let c = OsProcess::join(a.run_id()).unwrap();
+    let (x, y) = new_link_of(LinkKind::Pipe).unwrap();
+    a.adopt_link(Pid(1), x).unwrap();
+    b.adopt_link(Pid(2), y).unwrap();
+    let (x, y) = new_link_of(LinkKind::UnixSocket).unwrap();
+    a.adopt_link(Pid(3), x).unwrap();
+    c.adopt_link(Pid(4), y).unwrap();
+    let port = a.port_allocate(Capacity::Bounded(4)).unwrap();
+    let to_port = a.make_send(port).unwrap();
+    let (pipe, sock) = (a.link_name(Pid(1)).unwrap(), a.link_name(Pid(3)).unwrap());
+    let sources = [pipe, sock, port];
+    let send = |which: usize| match which {
+        0 => b.send_to(Pid(2), Message::new(10, b"pipe")).unwrap(),
+        1 => c.send_to(Pid(4), Message::new(11, b"socket")).unwrap(),
+        _ => a.send(to_port, Message::new(12, b"port")).unwrap(),
+    };
+    for which in [1, 0, 2, 1] {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                send(which);
+            });
+            // Blocked before anything is sent: one wait over all three.
+            let m = a.select_timeout(&sources, T).unwrap();
+            assert_eq!(m.received_on(), Some(sources[which]), "source {which}");
+            assert_eq!(m.id, 10 + which as u32);
+        });
+    }
+    assert_eq!(a.try_select(&sources), Err(ReceiveError::Empty));
+    // A link's name receives like `receive_from`, and is no destination.
+    c.send_to(Pid(4), Message::new(13, b"by name")).unwrap();
+    let m = a.receive_timeout(sock, T).unwrap();
+    assert_eq!((m.id, m.sender(), m.received_on()), (13, Some(Pid(3)), Some(sock)));
+    assert_eq!(
+        a.send(sock, Message::new(1, b"")).unwrap_err().kind(),
+        SendErrorKind::InvalidDestination
+    );
+    assert_eq!(a.link_name(Pid(99)), Err(mkipc_kernel::IpcError::NotFound));
+    // Once the link is closed, its name says so.
+    a.close_link(Pid(3)).unwrap();
+    assert_eq!(a.try_receive(sock), Err(ReceiveError::SourceDead));
+    a.deallocate(sock).unwrap();
+    a.deallocate(pipe).unwrap();
+    drop((b, c));
+    common::finish(a);
+}
+
+#[test]
 fn no_descriptor_is_left_after_many_links() {
     let os = common::os();
     let mut child = os.spawn(Spawn::new("socket-fd-count")).unwrap();
