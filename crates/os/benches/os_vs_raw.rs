@@ -410,7 +410,10 @@ fn benches(c: &mut Criterion) {
         child.wait().unwrap();
 
         // mkipc over socket links, and the raw sockets.
-        for (kind, name) in [(LinkKind::UnixSocket, "mkipc-unix"), (LinkKind::Tcp, "mkipc-tcp")] {
+        for (kind, name) in [
+            (LinkKind::UnixSocket, "mkipc-unix"),
+            (LinkKind::Tcp, "mkipc-tcp"),
+        ] {
             let mut child = os.spawn(Spawn::new("echo-link").link_kind(kind)).unwrap();
             bench_peer(
                 c,

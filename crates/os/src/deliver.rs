@@ -175,8 +175,14 @@ impl OsProcess {
             &Entry::Link { pid } => {
                 drop(names);
                 // A closed link, or one whose peer never sent: its end.
-                let rx = self.links.lock().unwrap_or_else(|p| p.into_inner()).get(&pid).and_then(|l| l.rx.clone());
-                rx.map(|rx| Source::Link(pid, rx)).ok_or(ReceiveError::SourceDead)
+                let rx = self
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&pid)
+                    .and_then(|l| l.rx.clone());
+                rx.map(|rx| Source::Link(pid, rx))
+                    .ok_or(ReceiveError::SourceDead)
             }
             _ => Err(ReceiveError::WrongRight),
         }

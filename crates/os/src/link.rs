@@ -509,9 +509,10 @@ impl LinkRx {
         if sock.sealed() {
             return match sock.read_sealed(&mut |plain| append(st, plain)) {
                 // End of stream inside a record: the frame in it is cut.
-                Ok(SocketRead { eof: true, partial: true }) => {
-                    Err(self.skip_bad(st, MalformedFrame::Truncated))
-                }
+                Ok(SocketRead {
+                    eof: true,
+                    partial: true,
+                }) => Err(self.skip_bad(st, MalformedFrame::Truncated)),
                 Ok(SocketRead { eof, .. }) => {
                     st.eof |= eof;
                     Ok(())

@@ -383,7 +383,9 @@ mod tests {
     #[test]
     fn a_length_over_one_record_is_refused_before_reading_it() {
         let (_, mut o) = pair();
-        let mut head = ((MAX_RECORD_PLAIN + TAG_LEN + 1) as u32).to_le_bytes().to_vec();
+        let mut head = ((MAX_RECORD_PLAIN + TAG_LEN + 1) as u32)
+            .to_le_bytes()
+            .to_vec();
         head.extend_from_slice(&0u64.to_le_bytes());
         feed(&mut o, &head);
         assert_eq!(o.open_next(), Err(MalformedFrame::Length));

@@ -145,6 +145,11 @@ impl SocketOptions {
         self
     }
 
+    /// Whether the link is to be sealed ([`SocketOptions::sealed`]).
+    pub fn is_sealed(&self) -> bool {
+        self.key.is_some()
+    }
+
     fn deadline(&self) -> Instant {
         Instant::now() + self.timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT)
     }
@@ -293,8 +298,7 @@ impl Listener {
             return Err(SocketError::Os(e.raw_os_error()));
         }
         let addr = match addr {
-            SocketAddr::Tcp(_) => match net::getsockname(&fd).map(std::net::SocketAddr::try_from)
-            {
+            SocketAddr::Tcp(_) => match net::getsockname(&fd).map(std::net::SocketAddr::try_from) {
                 Ok(Ok(a)) => SocketAddr::Tcp(a),
                 _ => addr.clone(),
             },
@@ -495,7 +499,13 @@ fn handshake(
     body.push(HELLO_VERSION);
     body.push(u8::from(options.key.is_some()));
     body.extend_from_slice(&mine);
-    let hello = wire::encode(&Message::new(HELLO_ID, &body[..]), std::process::id(), 0, 0, &[]);
+    let hello = wire::encode(
+        &Message::new(HELLO_ID, &body[..]),
+        std::process::id(),
+        0,
+        0,
+        &[],
+    );
     write_all(fd.as_fd(), &hello)?;
     let mut theirs = [0u8; HEADER_LEN + HELLO_BODY_LEN];
     read_exact(fd.as_fd(), &mut theirs, deadline)?;
@@ -539,7 +549,9 @@ fn handshake(
             let mut sealer = Sealer::new(cipher.clone(), out);
             let mut opener = Opener::new(cipher, 1 - out);
             let mut confirm = Vec::new();
-            sealer.seal(CONFIRM, &mut confirm).map_err(SocketError::Os)?;
+            sealer
+                .seal(CONFIRM, &mut confirm)
+                .map_err(SocketError::Os)?;
             write_all(fd.as_fd(), &confirm)?;
             let mut got = [0u8; RECORD_HEADER + CONFIRM.len() + TAG_LEN];
             read_exact(fd.as_fd(), &mut got, deadline)?;
@@ -603,13 +615,23 @@ pub(crate) fn unix_pair() -> Result<(SocketEnd, SocketEnd), Errno> {
 pub(crate) fn tcp_pair() -> Result<(SocketEnd, SocketEnd), Errno> {
     let e = |e: rustix::io::Errno| e.raw_os_error();
     let lo = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(e)?;
+    let listener = net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(e)?;
     net::bind(&listener, &lo).map_err(e)?;
     net::listen(&listener, 8).map_err(e)?;
     let at = net::getsockname(&listener).map_err(e)?;
-    let near = net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(e)?;
+    let near = net::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(e)?;
     net::connect(&near, &at).map_err(e)?;
     let mine = net::getsockname(&near)
         .map_err(e)?
@@ -665,13 +687,14 @@ impl SocketTx {
             e => TxError::Os(e),
         };
         match &self.sealer {
+            None if fds.is_empty() => send_all(self.fd.as_fd(), frame).map_err(closed),
             None => sys::send_fds(self.fd.as_fd(), frame, fds).map_err(closed),
             Some(s) => {
                 let mut s = s.lock();
                 let (sealer, buf) = &mut *s;
                 buf.clear();
                 sealer.seal(frame, buf).map_err(TxError::Os)?;
-                let r = sys::send_fds(self.fd.as_fd(), buf, &[]).map_err(closed);
+                let r = send_all(self.fd.as_fd(), buf).map_err(closed);
                 if buf.capacity() > 1 << 20 {
                     *buf = Vec::new(); // do not keep a big frame's buffer
                 }
@@ -689,6 +712,21 @@ pub(crate) struct SocketRx {
     /// The sender is the peer's claim (TCP; a Unix link adopted under
     /// another pid than the OS names).
     pub(crate) claimed: bool,
+    /// A Unix socket: reads take the descriptors that come with the bytes.
+    unix: bool,
+}
+
+/// Writes all of `bytes` with `send` (`MSG_NOSIGNAL`: a dead peer is
+/// `EPIPE`, never a signal); no control message, so no `sendmsg` set-up.
+fn send_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match net::send(fd, bytes, net::SendFlags::NOSIGNAL) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.raw_os_error()),
+        }
+    }
+    Ok(())
 }
 
 /// What one read of a sealed link's ciphertext gave.
@@ -719,13 +757,27 @@ impl SocketRx {
     /// One `recvmsg` of a plain link into `buf` (it waits only if nothing
     /// is there): the byte count, the descriptors that came with them, and
     /// whether some were lost (`MSG_CTRUNC`). `ECONNRESET` is end of stream.
-    pub(crate) fn read_plain(&self, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>, bool), ReadError> {
+    pub(crate) fn read_plain(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(usize, Vec<OwnedFd>, bool), ReadError> {
+        if !self.unix {
+            // TCP carries no descriptors: a plain `read`.
+            return match sys::read(self.fd.as_fd(), buf) {
+                Ok(n) => Ok((n, Vec::new(), false)),
+                Err(libc::ECONNRESET) => Ok((0, Vec::new(), false)),
+                Err(e) => Err(ReadError::Os(e)),
+            };
+        }
         recv_with_fds(self.fd.as_fd(), buf)
     }
 
     /// One read of a sealed link's ciphertext; each record it completes is
     /// opened and its plaintext given to `plain`, in order.
-    pub(crate) fn read_sealed(&self, plain: &mut dyn FnMut(&[u8])) -> Result<SocketRead, ReadError> {
+    pub(crate) fn read_sealed(
+        &self,
+        plain: &mut dyn FnMut(&[u8]),
+    ) -> Result<SocketRead, ReadError> {
         let Some(opener) = &self.opener else {
             return Err(ReadError::Os(libc::EINVAL));
         };
@@ -775,7 +827,10 @@ pub(crate) enum ReadError {
 /// The most descriptors one read takes (`SCM_MAX_FD`).
 const MAX_FDS: usize = crate::link::MAX_RIGHTS;
 
-fn recv_with_fds(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>, bool), ReadError> {
+fn recv_with_fds(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Vec<OwnedFd>, bool), ReadError> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     loop {
         let mut control = net::RecvAncillaryBuffer::new(&mut space);
@@ -822,7 +877,7 @@ pub(crate) fn halves(end: SocketEnd, peer: u32) -> Result<(SocketTx, SocketRx), 
             fd: rx_fd,
             opener: opener.map(parking_lot::Mutex::new),
             claimed,
+            unix: end.family == Family::Unix,
         },
     ))
 }
-

@@ -273,21 +273,38 @@ fn a_python_socket_link_to_a_rust_listener_over_unix_and_tcp() {
         let Some(mut cmd) = python(
             os.run_id(),
             &[
-                "link", "--connect", &at, "--id", "7", "--text", "from python", "--count", "1",
+                "link",
+                "--connect",
+                &at,
+                "--id",
+                "7",
+                "--text",
+                "from python",
+                "--count",
+                "1",
             ],
         ) else {
             return;
         };
-        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let pid = os.accept_link(&listener).unwrap();
         assert_eq!(pid, Pid(child.id()), "{at}: the Python process's pid");
-        let m = os.receive_from_timeout(pid, Duration::from_secs(10)).unwrap();
+        let m = os
+            .receive_from_timeout(pid, Duration::from_secs(10))
+            .unwrap();
         assert_eq!((m.id, &m.body[..]), (7, &b"from python"[..]));
         // Unix: the OS names the peer; TCP: its claim.
         assert_eq!(m.sender_verified(), verified, "{at}");
         os.send_to(pid, Message::new(8, b"to python")).unwrap();
         let out = ok(child.wait_with_output().unwrap());
-        assert_eq!(out.trim(), format!("8 {me} claimed 0 {}", hex(b"to python")));
+        assert_eq!(
+            out.trim(),
+            format!("8 {me} claimed 0 {}", hex(b"to python"))
+        );
         os.close_link(pid).unwrap();
     }
     // A sealed listener: Python cannot speak the overlay, and both sides say so.
@@ -328,7 +345,11 @@ fn a_rust_process_connects_to_a_python_listener() {
     ) else {
         return;
     };
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -340,8 +361,12 @@ fn a_rust_process_connects_to_a_python_listener() {
     let big = vec![0x5au8; 100_000];
     os.send_to(peer, Message::new(1, b"echo me")).unwrap();
     os.send_to(peer, Message::new(2, &big[..])).unwrap();
-    let a = os.receive_from_timeout(peer, Duration::from_secs(10)).unwrap();
-    let b = os.receive_from_timeout(peer, Duration::from_secs(10)).unwrap();
+    let a = os
+        .receive_from_timeout(peer, Duration::from_secs(10))
+        .unwrap();
+    let b = os
+        .receive_from_timeout(peer, Duration::from_secs(10))
+        .unwrap();
     assert_eq!((a.id, &a.body[..]), (1, &b"echo me"[..]));
     assert_eq!((b.id, b.body.len()), (2, big.len()));
     assert!(!a.sender_verified(), "a TCP peer's pid is its claim");
