@@ -144,7 +144,7 @@ impl OsProcess {
     /// `receive_from(pid)`. It is no right: nothing can be sent to it
     /// (`InvalidDestination`), and once the link is closed a receive on it
     /// is `SourceDead`. Release it with `deallocate`. No such link:
-    /// [`IpcError::NotFound`].
+    /// [`IpcError::NotFound`](mkipc_kernel::IpcError::NotFound).
     pub fn link_name(&self, pid: Pid) -> Result<PortName, mkipc_kernel::IpcError> {
         let has = self
             .links

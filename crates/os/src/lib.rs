@@ -44,7 +44,8 @@
 //!   children, which must call [`child_main`] first in `main`.
 //! * [`new_link_of`] ([`ends`]) for links made by hand (after a `fork`);
 //!   [`socket`] for links between processes that meet by an address
-//!   ([`socket::Listener`], [`OsProcess::connect_link`]);
+//!   ([`socket::Listener`], [`OsProcess::connect_link`]), [`seal`] for
+//!   their encrypted overlay;
 //!   [`wire`] for the bytes, so programs in other languages can join.
 //! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
@@ -66,7 +67,7 @@ pub mod registry;
 mod rendezvous;
 mod reply;
 mod report;
-mod seal;
+pub mod seal;
 pub mod shm;
 pub mod socket;
 pub mod spawn;

@@ -52,7 +52,7 @@ use crate::sys::{self, Errno};
 /// Bytes of a pre-shared key.
 pub const KEY_LEN: usize = 32;
 /// Bytes of each side's random value in the hello.
-pub(crate) const RANDOM_LEN: usize = 32;
+pub const RANDOM_LEN: usize = 32;
 /// Bytes before a record's ciphertext: `len` (u32) and `seq` (u64).
 pub const RECORD_HEADER: usize = 12;
 /// Bytes of the authentication tag at the end of a record's ciphertext.
@@ -60,7 +60,7 @@ pub const TAG_LEN: usize = 16;
 /// The most plaintext bytes one record carries.
 pub const MAX_RECORD_PLAIN: usize = 16 * 1024;
 /// What the first record each way carries: the key confirmation.
-pub(crate) const CONFIRM: &[u8] = b"mkipc-link-ok";
+pub const CONFIRM: &[u8] = b"mkipc-link-ok";
 const INFO: &[u8] = b"mkipc socket link overlay v1";
 
 /// A pre-shared key for the encrypted overlay of a socket link: 32 bytes
