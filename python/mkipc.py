@@ -3,9 +3,16 @@
 This module lets a program that is not built with mkipc take part in an
 mkipc run on Linux: send to and receive from the run's mailboxes (POSIX
 queues, through ``ctypes``), FIFOs, and any pipe or FIFO given as a file
-descriptor. Everything here follows DESIGN.md, sections "Wire format,
-version 2" and "Joining a run from another program"; nothing depends on
-mkipc's Rust code.
+descriptor, and socket links (Unix-domain and TCP streams, ``SocketLink``)
+with any mkipc process, on this machine or another. Everything here follows
+DESIGN.md, sections "Wire format, version 2", "Socket links" and "Joining a
+run from another program"; nothing depends on mkipc's Rust code.
+
+Not here: the socket links' encrypted overlay. It needs ChaCha20-Poly1305
+and HKDF-SHA-256; Python's standard library has neither (``hashlib`` has
+SHA-256 and ``hmac`` HKDF's pieces, but no AEAD cipher), and this module
+uses nothing else. A sealed peer is refused at the handshake
+(``HandshakeError``, "sealed").
 
 Trust: every sender this module reads from a queue or FIFO is *claimed* (the
 frame's ``sender`` field, which any writer may set); every sender it writes is
@@ -27,6 +34,8 @@ Command line (used by the Rust tests, handy for poking at a run)::
     python3 mkipc.py receive --mailbox NAME [--count N] [--timeout S]
     python3 mkipc.py receive --fifo NAME   (creates the FIFO, reads, removes it)
     python3 mkipc.py encode --id 7 --text hi --sender 4242
+    python3 mkipc.py link --connect tcp:127.0.0.1:7000 [--id 7 --text hi] [--count N]
+    python3 mkipc.py link --listen unix:/tmp/s --echo N   (prints the address first)
     python3 mkipc.py self-test
 """
 
@@ -35,6 +44,7 @@ import ctypes.util
 import errno
 import os
 import select
+import socket
 import stat
 import struct
 import sys
@@ -45,7 +55,8 @@ __all__ = [
     "Frame", "Malformed", "Timeout", "encode", "decode", "parse_header",
     "StreamReader", "write_frame", "Queue", "Mailbox", "FifoWriter",
     "FifoReader", "run_id", "mailbox_posix_name", "reply_queue_name",
-    "fifo_path", "validate_name",
+    "fifo_path", "validate_name", "SocketLink", "SocketListener",
+    "HandshakeError", "parse_address",
 ]
 
 # ----- the wire format ------------------------------------------------------
@@ -591,6 +602,175 @@ class FifoReader:
         self.close()
 
 
+# ----- socket links ------------------------------------------------------------
+
+#: The hello frame each side of a socket link sends first (DESIGN.md,
+#: "Socket links"): this id, sender = the writer's pid, and a body of
+#: ``b"mkipc-link"``, the version (1), the overlay mode (0 plain, 1 sealed)
+#: and 32 random bytes (zeros when plain).
+HELLO_ID = 0x6B6E696C
+HELLO_MAGIC = b"mkipc-link"
+HELLO_VERSION = 1
+HELLO_BODY_LEN = len(HELLO_MAGIC) + 2 + 32
+
+
+class HandshakeError(Exception):
+    """The peer is no mkipc socket link (``what`` = "not-a-link"), or seals
+    the link with the encrypted overlay, which this module cannot speak
+    ("sealed"), or went away ("closed")."""
+
+    def __init__(self, what):
+        super().__init__(f"socket link handshake: {what}")
+        self.what = what
+
+
+def parse_address(addr):
+    """``unix:<path>`` or ``tcp:<host>:<port>`` (``tcp:[::1]:7000``) as
+    ``(family, sockaddr)`` for ``socket.socket``."""
+    if addr.startswith("unix:") and len(addr) > 5:
+        return socket.AF_UNIX, addr[5:]
+    if addr.startswith("tcp:"):
+        host, _, port = addr[4:].rpartition(":")
+        if host and port.isdigit():
+            if host.startswith("[") and host.endswith("]"):
+                return socket.AF_INET6, (host[1:-1], int(port))
+            return socket.AF_INET, (host, int(port))
+    raise ValueError(f"not a socket address: {addr!r} (unix:<path> or tcp:<host>:<port>)")
+
+
+def _hello():
+    body = HELLO_MAGIC + bytes([HELLO_VERSION, 0]) + bytes(32)
+    return encode(HELLO_ID, body)
+
+
+class SocketLink:
+    """A direct link with an mkipc process over a Unix or TCP stream: frames
+    back to back, after one hello each way. ``peer_pid`` is the pid the
+    peer's hello claims (on a Unix socket, the one the OS names). No rights:
+    this module passes no descriptors."""
+
+    def __init__(self, sock, timeout=10.0):
+        self.sock = sock
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        deadline = _deadline(timeout)
+        sock.sendall(_hello())
+        theirs = self._read_exact(HEADER_LEN + HELLO_BODY_LEN, deadline)
+        try:
+            f = decode(theirs)
+        except Malformed:
+            raise HandshakeError("not-a-link")
+        b = f.body
+        if (f.id != HELLO_ID or len(b) != HELLO_BODY_LEN or not b.startswith(HELLO_MAGIC)
+                or b[len(HELLO_MAGIC)] != HELLO_VERSION or b[len(HELLO_MAGIC) + 1] > 1):
+            raise HandshakeError("not-a-link")
+        if b[len(HELLO_MAGIC) + 1] == 1:
+            raise HandshakeError("sealed")
+        self.peer_pid = f.sender
+        if sock.family == socket.AF_UNIX:
+            cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            self.peer_pid = struct.unpack("3i", cred)[0]
+        sock.setblocking(True)
+        self.reader = StreamReader(sock.fileno())
+
+    def _read_exact(self, n, deadline):
+        buf = b""
+        while len(buf) < n:
+            r, _, _ = select.select([self.sock], [], [], _left(deadline))
+            if not r:
+                raise Timeout()
+            try:
+                chunk = self.sock.recv(n - len(buf))
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                raise HandshakeError("closed")
+            buf += chunk
+        return buf
+
+    @classmethod
+    def connect(cls, addr, timeout=10.0):
+        """Connects to an mkipc ``Listener`` at ``addr`` (see ``parse_address``)."""
+        family, where = parse_address(addr)
+        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            s.settimeout(timeout)
+            s.connect(where)
+            return cls(s, timeout)
+        except BaseException:
+            s.close()
+            raise
+
+    def send(self, msg_id, body, flags=0, token=0):
+        """Sends one frame whole, claiming this process's pid as sender.
+        A dead peer raises ``BrokenPipeError`` (or ``ConnectionResetError``)."""
+        body = bytes(body)
+        if len(body) > LINK_BODY_LIMIT:
+            raise ValueError(f"body of {len(body)} bytes over the link limit {LINK_BODY_LIMIT}")
+        self.sock.sendall(encode(msg_id, body, flags=flags, token=token))
+
+    def receive(self, timeout=None):
+        """The next frame; ``EOFError`` once the peer has closed (or died)."""
+        try:
+            return self.reader.receive(timeout)
+        except ConnectionResetError:
+            raise EOFError("connection reset")
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SocketListener:
+    """Listens for mkipc processes (``OsProcess::connect_link``) at ``addr``;
+    ``tcp:127.0.0.1:0`` lets the OS pick the port (``address`` says which).
+    A Unix socket file is made 0600 and removed by ``close``."""
+
+    def __init__(self, addr):
+        family, where = parse_address(addr)
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.path = where if family == socket.AF_UNIX else None
+        if family != socket.AF_UNIX:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(where)
+        if self.path:
+            os.chmod(self.path, 0o600)  # before listen: no connect meanwhile
+            self.address = f"unix:{self.path}"
+        else:
+            host, port = self.sock.getsockname()[:2]
+            self.address = f"tcp:[{host}]:{port}" if family == socket.AF_INET6 else f"tcp:{host}:{port}"
+        self.sock.listen(16)
+
+    def accept(self, timeout=None):
+        """The next peer, as a ``SocketLink`` (after the handshake)."""
+        self.sock.settimeout(timeout)
+        try:
+            s, _ = self.sock.accept()
+        except socket.timeout:
+            raise Timeout()
+        return SocketLink(s)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            if self.path:
+                os.unlink(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 # ----- self-test and command line --------------------------------------------
 
 def self_test():
@@ -638,6 +818,25 @@ def self_test():
         os.close(r)
         if w >= 0:
             os.close(w)
+    # A socket link over a socket pair: the hellos, then frames.
+    import threading
+    sa, sb = socket.socketpair()
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("b", SocketLink(sb)))
+    t.start()
+    la = SocketLink(sa)
+    t.join()
+    la.send(3, b"over a socket")
+    assert got["b"].receive(1) == Frame(3, b"over a socket", os.getpid())
+    assert la.peer_pid == os.getpid()
+    la.close()
+    try:
+        got["b"].receive(1)
+        raise AssertionError("no end of stream")
+    except EOFError:
+        pass
+    got["b"].close()
+    assert parse_address("tcp:[::1]:7") == (socket.AF_INET6, ("::1", 7))
     assert mailbox_posix_name("jobs", "1-2-ab") == "/mkipc-1-2-ab-m-jobs"
     for bad in ("", "a/b", "..", "x\n"):
         try:
@@ -677,8 +876,22 @@ def _main(argv):
     e = sub.add_parser("encode", help="prints the frame in hex")
     message(e)
     e.add_argument("--sender", type=int)
+    lk = sub.add_parser("link", help="a socket link: prints id sender claimed flags body-hex")
+    g = lk.add_mutually_exclusive_group(required=True)
+    g.add_argument("--connect", help="unix:<path> or tcp:<host>:<port>")
+    g.add_argument("--listen", help="listen there; prints the address, accepts one peer")
+    lk.add_argument("--id", type=int, help="send this message first")
+    m = lk.add_mutually_exclusive_group()
+    m.add_argument("--text", default="")
+    m.add_argument("--hex")
+    lk.add_argument("--count", type=int, default=0, help="frames to receive and print")
+    lk.add_argument("--echo", type=int, default=0, help="frames to receive and send back")
+    lk.add_argument("--timeout", type=float, default=10.0)
     sub.add_parser("self-test")
     a = p.parse_args(argv)
+
+    if a.cmd == "link":
+        return _link(a)
 
     if a.cmd == "self-test":
         self_test()
@@ -714,9 +927,29 @@ def _main(argv):
     return 0
 
 
+def _link(a):
+    if a.connect:
+        link = SocketLink.connect(a.connect, a.timeout)
+    else:
+        with SocketListener(a.listen) as listener:
+            print(listener.address, flush=True)
+            link = listener.accept(a.timeout)
+    with link:
+        if a.id is not None:
+            link.send(a.id, bytes.fromhex(a.hex) if a.hex is not None else a.text.encode())
+        for _ in range(a.count):
+            f = link.receive(a.timeout)
+            print(f.id, f.sender, "claimed", f.flags, f.body.hex() or "-", flush=True)
+        for _ in range(a.echo):
+            f = link.receive(a.timeout)
+            link.send(f.id, f.body)
+    return 0
+
+
 if __name__ == "__main__":
     try:
         sys.exit(_main(sys.argv[1:]))
-    except (Timeout, EOFError, Malformed, OSError, ValueError, LookupError) as err:
+    except (Timeout, EOFError, Malformed, OSError, ValueError, LookupError,
+            HandshakeError) as err:
         print(f"mkipc.py: {type(err).__name__}: {err}", file=sys.stderr)
         sys.exit(2)

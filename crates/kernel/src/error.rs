@@ -436,6 +436,14 @@ pub enum MalformedFrame {
     /// rights socket, or sent fewer).
     #[error("announced rights never arrived")]
     MissingRights,
+    /// A sealed record (a socket link's encrypted overlay) failed its
+    /// authentication: changed on the way, or sealed with another key.
+    #[error("sealed record failed authentication")]
+    Forged,
+    /// A sealed record out of sequence: replayed, reordered or one dropped
+    /// (its counter is not the next one).
+    #[error("sealed record out of sequence")]
+    Replayed,
 }
 
 /// Why an RPC ([`Ipc::call`](crate::Ipc::call)) failed.

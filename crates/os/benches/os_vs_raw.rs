@@ -10,6 +10,9 @@
 //!   raw pipe reader uses 64 KiB reads; queues have depth 10);
 //! * mkipc over a shared-memory link (`LinkKind::SharedMemory`), both
 //!   shapes, compared with the raw pipe;
+//! * mkipc over a Unix socket link and a TCP socket link (`LinkKind::UnixSocket`,
+//!   `LinkKind::Tcp`, loopback) vs a raw `write`/`read` ping-pong on a Unix
+//!   stream socket and on a loopback TCP stream (`TCP_NODELAY` both sides);
 //! * with `--features iceoryx2`: iceoryx2's publish-subscribe round trip
 //!   (two services, each side polling its subscriber and yielding between
 //!   polls), compared with the raw pipe.
@@ -17,7 +20,8 @@
 //! At the end a table prints the time per operation and the ratio mkipc/raw
 //! (1.00 = as fast as the raw OS), then the median, min and max of the
 //! measured samples of each shared-memory (and iceoryx2) row as ratios to
-//! the raw pipe's. Run it both ways:
+//! the raw pipe's, and of each socket row as ratios to its raw socket's. Run
+//! it both ways:
 //!
 //! ```text
 //! cargo bench -p mkipc-os --bench os_vs_raw [--features iceoryx2]
@@ -92,8 +96,25 @@ fn echo_mailbox(os: &OsProcess) -> i32 {
 
 /// Raw pipe echo on stdin/stdout: fixed-size messages whose first byte is the mode.
 fn raw_pipe_echo(size: usize) {
-    let mut input = std::io::stdin().lock();
-    let mut output = std::io::stdout().lock();
+    raw_echo(std::io::stdin().lock(), std::io::stdout().lock(), size);
+}
+
+/// Raw socket echo: connects to `MKIPC_BENCH_ADDR` (a Unix path, or a TCP
+/// address when `tcp`), then echoes as the pipe echo does.
+fn raw_socket_echo(tcp: bool, size: usize) {
+    let addr = std::env::var("MKIPC_BENCH_ADDR").unwrap();
+    if tcp {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        raw_echo(s.try_clone().unwrap(), s, size);
+    } else {
+        let s = std::os::unix::net::UnixStream::connect(addr).unwrap();
+        raw_echo(s.try_clone().unwrap(), s, size);
+    }
+}
+
+/// Echoes fixed-size messages read from `input` (64 KiB reads, sliced) to `output`.
+fn raw_echo(mut input: impl Read, mut output: impl Write, size: usize) {
     let mut buf = vec![0u8; 64 * 1024];
     let (mut start, mut end) = (0, 0);
     loop {
@@ -235,6 +256,66 @@ impl Peer for RawPipe {
     }
 }
 
+/// A raw stream socket to the echo child (one descriptor each way, cloned).
+struct RawSocket<S> {
+    tx: S,
+    rx: S,
+    buf: Vec<u8>,
+}
+impl<S: Read + Write> Peer for RawSocket<S> {
+    fn send(&mut self, mode: u8, body: &[u8]) {
+        self.buf.clear();
+        self.buf.extend_from_slice(body);
+        self.buf[0] = mode;
+        self.tx.write_all(&self.buf).unwrap();
+    }
+    fn receive(&mut self) {
+        let n = self.buf.len();
+        self.rx.read_exact(&mut self.buf[..n]).unwrap();
+    }
+}
+
+/// Benchmarks the raw socket peer: a listener, the echo child, one stream.
+fn bench_raw_socket(c: &mut Criterion, tcp: bool, size: usize) {
+    let exe = std::env::current_exe().unwrap();
+    let spawn = |addr: String| {
+        Command::new(&exe)
+            .env("MKIPC_BENCH_RAW", if tcp { "tcp" } else { "unix" })
+            .env("MKIPC_BENCH_SIZE", size.to_string())
+            .env("MKIPC_BENCH_ADDR", addr)
+            .spawn()
+            .unwrap()
+    };
+    let mut child;
+    if tcp {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        child = spawn(l.local_addr().unwrap().to_string());
+        let (s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut peer = RawSocket {
+            tx: s.try_clone().unwrap(),
+            rx: s,
+            buf: Vec::new(),
+        };
+        bench_peer(c, "raw-tcp", size, &mut peer);
+    } else {
+        let path = std::env::temp_dir().join(format!("mkipc-bench-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        child = spawn(path.to_str().unwrap().to_string());
+        let (s, _) = l.accept().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut peer = RawSocket {
+            tx: s.try_clone().unwrap(),
+            rx: s,
+            buf: Vec::new(),
+        };
+        bench_peer(c, "raw-unix", size, &mut peer);
+    }
+    // The child's read ends with end of stream once the peer is dropped.
+    child.wait().unwrap();
+}
+
 struct RawMq {
     ping: i32,
     pong: i32,
@@ -327,6 +408,28 @@ fn benches(c: &mut Criterion) {
         os.send_to(child.pid(), Message::new(u32::from(QUIT), &[0u8][..]))
             .unwrap();
         child.wait().unwrap();
+
+        // mkipc over socket links, and the raw sockets.
+        for (kind, name) in [
+            (LinkKind::UnixSocket, "mkipc-unix"),
+            (LinkKind::Tcp, "mkipc-tcp"),
+        ] {
+            let mut child = os.spawn(Spawn::new("echo-link").link_kind(kind)).unwrap();
+            bench_peer(
+                c,
+                name,
+                size,
+                &mut MkLink {
+                    os: &os,
+                    child: child.pid(),
+                },
+            );
+            os.send_to(child.pid(), Message::new(u32::from(QUIT), &[0u8][..]))
+                .unwrap();
+            child.wait().unwrap();
+        }
+        bench_raw_socket(c, false, size);
+        bench_raw_socket(c, true, size);
 
         #[cfg(feature = "iceoryx2")]
         ice::bench(c, size);
@@ -432,6 +535,8 @@ fn print_ratios() {
             ("mkipc-mq", "raw-mq"),
             ("mkipc-shm", "raw-pipe"),
             ("iceoryx2", "raw-pipe"),
+            ("mkipc-unix", "raw-unix"),
+            ("mkipc-tcp", "raw-tcp"),
         ] {
             for shape in ["round-trip", "one-way"] {
                 let (a, b) = (
@@ -455,18 +560,24 @@ fn print_ratios() {
     };
     println!(
         "\n{:<28} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "vs raw pipe (ns/op)", "median", "raw", "median", "min", "max", ""
+        "vs its raw peer (ns/op)", "median", "raw", "median", "min", "max", ""
     );
     println!(
         "{:<28} {:>10} {:>8} {:>8} {:>8} {:>8}",
         "", "", "median", "ratio", "ratio", "ratio"
     );
     for size in [8, 1024] {
-        for mk in ["mkipc-shm", "iceoryx2", "mkipc-pipe"] {
+        for (mk, raw) in [
+            ("mkipc-shm", "raw-pipe"),
+            ("iceoryx2", "raw-pipe"),
+            ("mkipc-pipe", "raw-pipe"),
+            ("mkipc-unix", "raw-unix"),
+            ("mkipc-tcp", "raw-tcp"),
+        ] {
             for shape in ["round-trip", "one-way"] {
                 let (Some(a), Some(b)) = (
                     stats(&format!("{mk}/{size}B/{shape}")),
-                    stats(&format!("raw-pipe/{size}B/{shape}")),
+                    stats(&format!("{raw}/{size}B/{shape}")),
                 ) else {
                     continue;
                 };
@@ -501,6 +612,10 @@ fn main() {
     match std::env::var("MKIPC_BENCH_RAW").as_deref() {
         Ok("pipe") => {
             return raw_pipe_echo(std::env::var("MKIPC_BENCH_SIZE").unwrap().parse().unwrap())
+        }
+        Ok(raw @ ("unix" | "tcp")) => {
+            let size = std::env::var("MKIPC_BENCH_SIZE").unwrap().parse().unwrap();
+            return raw_socket_echo(raw == "tcp", size);
         }
         Ok("mq") => {
             let names = std::env::var("MKIPC_BENCH_Q").unwrap();

@@ -41,6 +41,8 @@ pub(crate) enum Source {
     Queue(Arc<Queue>),
     Fifo(Arc<Fifo>),
     Set(Arc<PortSet>),
+    /// The receiving side of the direct link with a process.
+    Link(u32, Arc<LinkRx>),
 }
 
 pub(crate) fn deadline_of(wait: Wait) -> Option<Instant> {
@@ -131,7 +133,9 @@ impl OsProcess {
                 }
             }
             Entry::Dead { .. } => return Err(SendErrorKind::DestinationDead),
-            Entry::PortSet(_) => return Err(SendErrorKind::InvalidDestination),
+            Entry::PortSet(_) | Entry::Link { .. } => {
+                return Err(SendErrorKind::InvalidDestination)
+            }
             Entry::SendOnce { send } => Target::Queue {
                 queue: Arc::clone(send),
                 once: true,
@@ -180,6 +184,18 @@ impl OsProcess {
             Entry::Fifo(_) => Err(ReceiveError::NoPermission),
             Entry::Dead { .. } => Err(ReceiveError::SourceDead),
             Entry::PortSet(set) => Ok(Source::Set(Arc::clone(set))),
+            &Entry::Link { pid } => {
+                drop(names);
+                // A closed link, or one whose peer never sent: its end.
+                let rx = self
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&pid)
+                    .and_then(|l| l.rx.clone());
+                rx.map(|rx| Source::Link(pid, rx))
+                    .ok_or(ReceiveError::SourceDead)
+            }
             _ => Err(ReceiveError::WrongRight),
         }
     }
@@ -521,6 +537,11 @@ impl OsProcess {
                         other => return other,
                     }
                 }
+                Source::Link(pid, rx) => match self.receive_link(*name, *pid, rx, Wait::NoWait) {
+                    // A link frame has no send stamp: taken at once, in list order.
+                    Err(ReceiveError::Empty) => continue,
+                    other => return other,
+                },
                 Source::Queue(q) => q,
                 Source::Set(_) => continue,
             };
@@ -590,6 +611,7 @@ impl OsProcess {
             .filter_map(|(_, s)| match s {
                 Source::Queue(q) => Some(q.fd().as_raw_fd()),
                 Source::Fifo(f) => Some(f.rx.as_ref().expect("checked").raw_fd()),
+                Source::Link(_, rx) => Some(rx.raw_fd()),
                 Source::Set(_) => None,
             })
             .collect();

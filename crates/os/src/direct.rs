@@ -12,7 +12,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use mkipc_kernel::error::Unsupported;
-use mkipc_kernel::{Message, OnFull, Pid, ReceiveError, SendError, SendErrorKind, Sent, Wait};
+use mkipc_kernel::message::Trailer;
+use mkipc_kernel::{
+    Message, OnFull, Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
+};
 
 use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, rx_error};
 use crate::ipc::LINK_BODY_LIMIT;
@@ -95,7 +98,65 @@ impl OsProcess {
             bytes = raw.header.body_len,
             "receive_from"
         );
-        Ok(self.message_from_link(pid.0, raw))
+        Ok(self.message_from(pid.0, &rx, raw))
+    }
+
+    /// The message of a frame from the link with `pid`: its sender is
+    /// verified, except on a socket link whose peer only claims its pid.
+    fn message_from(&self, pid: u32, rx: &LinkRx, raw: crate::link::RawFrame) -> Message {
+        let mut msg = self.message_from_link(pid, raw);
+        if rx.sender_claimed() {
+            msg.mark_sender_claimed();
+        }
+        msg
+    }
+
+    /// A receive from the link with `pid` through its name `on`
+    /// ([`OsProcess::link_name`]): the message says it came `on` it.
+    pub(crate) fn receive_link(
+        &self,
+        on: PortName,
+        pid: u32,
+        rx: &LinkRx,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        let raw = match wait {
+            Wait::NoWait => rx.receive(false, None),
+            _ => rx.receive(true, deadline_of(wait)),
+        }
+        .map_err(rx_error)?;
+        let mut msg = self.message_from_link(pid, raw);
+        if let Some(t) = msg.trailer() {
+            msg.set_trailer(Some(Trailer {
+                received_on: on,
+                ..t
+            }));
+        }
+        if rx.sender_claimed() {
+            msg.mark_sender_claimed();
+        }
+        Ok(msg)
+    }
+
+    /// A name for receiving from the direct link with `pid` (pipe, shared
+    /// memory or socket), so that one `select` waits on it together with
+    /// ports, mailboxes, FIFOs and other links: a message taken through it
+    /// has `received_on() == Some(name)`. `receive(name)` is
+    /// `receive_from(pid)`. It is no right: nothing can be sent to it
+    /// (`InvalidDestination`), and once the link is closed a receive on it
+    /// is `SourceDead`. Release it with `deallocate`. No such link:
+    /// [`IpcError::NotFound`](mkipc_kernel::IpcError::NotFound).
+    pub fn link_name(&self, pid: Pid) -> Result<PortName, mkipc_kernel::IpcError> {
+        let has = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pid.0)
+            .is_some_and(|l| l.rx.is_some());
+        if !has {
+            return Err(mkipc_kernel::IpcError::NotFound);
+        }
+        Ok(self.insert(crate::names::Entry::Link { pid: pid.0 }))
     }
 
     pub(crate) fn direct_receive_any(&self, wait: Wait) -> Result<Message, ReceiveError> {
@@ -125,7 +186,7 @@ impl OsProcess {
                     continue;
                 }
                 match rxs[i].1.receive(false, None) {
-                    Ok(raw) => return Ok(self.message_from_link(rxs[i].0, raw)),
+                    Ok(raw) => return Ok(self.message_from(rxs[i].0, &rxs[i].1, raw)),
                     Err(RxError::Eof) => finished[i] = true,
                     Err(RxError::Empty) => {}
                     Err(e) => return Err(rx_error(e)),

@@ -508,6 +508,7 @@ impl Ipc for OsProcess {
             Source::Queue(q) => self.receive_queue(source, &q, mq_wait(wait)),
             Source::Fifo(f) => self.receive_fifo(source, f.rx.as_ref().expect("checked"), wait),
             Source::Set(set) => self.receive_set(&set, wait),
+            Source::Link(pid, rx) => self.receive_link(source, pid, &rx, wait),
         }
     }
 
@@ -525,7 +526,7 @@ impl Ipc for OsProcess {
     fn peek(&self, source: PortName) -> Result<Message, ReceiveError> {
         let q = match self.resolve_source(source)? {
             Source::Queue(q) => q,
-            Source::Fifo(_) | Source::Set(_) => {
+            Source::Fifo(_) | Source::Set(_) | Source::Link(..) => {
                 return Err(ReceiveError::Unsupported(Unsupported::Peek))
             }
         };
@@ -557,7 +558,7 @@ impl Ipc for OsProcess {
     ) -> Result<Message, ReceiveError> {
         let q = match self.resolve_source(source)? {
             Source::Queue(q) => q,
-            Source::Fifo(_) | Source::Set(_) => {
+            Source::Fifo(_) | Source::Set(_) | Source::Link(..) => {
                 return Err(ReceiveError::Unsupported(Unsupported::SelectiveReceive))
             }
         };

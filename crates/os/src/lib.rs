@@ -9,7 +9,7 @@
 //! | mkipc | Linux |
 //! |---|---|
 //! | process | a child started by re-executing this binary with a role ([`OsProcess::spawn`], [`Spawn`]) |
-//! | direct link (`send_to`, `receive_from`) | a pair of anonymous pipes, framed ([`link`], [`wire`]), or two rings in shared memory ([`shm`], [`LinkKind::SharedMemory`]) |
+//! | direct link (`send_to`, `receive_from`) | a pair of anonymous pipes, framed ([`link`], [`wire`]), two rings in shared memory ([`shm`], [`LinkKind::SharedMemory`]), or a Unix or TCP stream socket, between machines too, optionally sealed ([`socket`], [`LinkKind::UnixSocket`], [`LinkKind::Tcp`]) |
 //! | port | a POSIX queue unlinked at birth: only descriptors reach it ([`queue`]) |
 //! | mailbox | a named POSIX queue; mode bits are the access list |
 //! | byte-stream mailbox | a FIFO ([`fifo`]) |
@@ -43,6 +43,9 @@
 //!   [`OsProcess::new`] for a root, [`Spawn`] ([`mod@spawn`]) to start
 //!   children, which must call [`child_main`] first in `main`.
 //! * [`new_link_of`] ([`ends`]) for links made by hand (after a `fork`);
+//!   [`socket`] for links between processes that meet by an address
+//!   ([`socket::Listener`], [`OsProcess::connect_link`]), [`seal`] for
+//!   their encrypted overlay;
 //!   [`wire`] for the bytes, so programs in other languages can join.
 //! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
@@ -66,8 +69,10 @@ pub mod registry;
 mod rendezvous;
 mod reply;
 mod report;
+pub mod seal;
 mod senders;
 pub mod shm;
+pub mod socket;
 pub mod spawn;
 pub mod spool;
 mod sys;

@@ -43,6 +43,7 @@ use std::time::Instant;
 use mkipc_kernel::error::MalformedFrame;
 
 use crate::shm::{self, ShmRx, ShmTx};
+use crate::socket::{ReadError, SocketRead, SocketRx, SocketTx};
 use crate::sys::{self, Deadline, Errno};
 use crate::wire::{self, FrameError, Header, RightDesc};
 
@@ -67,6 +68,8 @@ enum Sink {
     Pipe(OwnedFd),
     /// A ring in shared memory ([`crate::shm`]).
     Shm(ShmTx),
+    /// A stream socket, both ways, rights on it ([`crate::socket`]).
+    Socket(SocketTx),
 }
 
 /// Where a link's bytes come from.
@@ -75,6 +78,8 @@ enum Stream {
     Pipe(OwnedFd),
     /// A ring in shared memory ([`crate::shm`]).
     Shm(ShmRx),
+    /// A stream socket ([`crate::socket`]): descriptors come with the bytes.
+    Socket(SocketRx),
 }
 
 /// The sending end of a link.
@@ -113,6 +118,23 @@ struct RxState {
     /// take): every whole `write` made so far is in the buffer.
     drained: bool,
     seqno: u64,
+    /// Stream bytes read so far (the position of `buf[end]`): where the
+    /// descriptors of a socket link arrived.
+    total: u64,
+    /// Descriptors a socket link's reads brought, oldest first, each with
+    /// the stream positions that read covered (see [`LinkRx::take_fds`]).
+    fds: std::collections::VecDeque<FdBatch>,
+}
+
+/// Descriptors that came with one read of a socket link.
+struct FdBatch {
+    /// Stream positions the read covered: the first byte of the frame they
+    /// go with is among them (Linux attaches them to that byte).
+    from: u64,
+    to: u64,
+    fds: Vec<OwnedFd>,
+    /// Some did not fit or could not be installed (`MSG_CTRUNC`).
+    truncated: bool,
 }
 
 /// A frame taken off a link, with the descriptors that came with it.
@@ -151,6 +173,11 @@ impl LinkTx {
         LinkTx::with_sink(Sink::Shm(tx), rights)
     }
 
+    /// Wraps the sending half of a socket link.
+    pub(crate) fn socket(tx: SocketTx) -> LinkTx {
+        LinkTx::with_sink(Sink::Socket(tx), None)
+    }
+
     fn with_sink(sink: Sink, rights: Option<Arc<OwnedFd>>) -> LinkTx {
         LinkTx {
             sink,
@@ -161,7 +188,10 @@ impl LinkTx {
 
     /// Whether rights can travel on this link.
     pub(crate) fn carries_rights(&self) -> bool {
-        self.rights.is_some()
+        match &self.sink {
+            Sink::Socket(s) => s.carries_rights(),
+            _ => self.rights.is_some(),
+        }
     }
 
     /// Writes one frame, waiting for room until `deadline` if `wait` is set,
@@ -179,12 +209,13 @@ impl LinkTx {
         if fds.len() > MAX_RIGHTS {
             return Err(TxError::TooManyDescriptors);
         }
-        if !fds.is_empty() && self.rights.is_none() {
+        if !fds.is_empty() && !self.carries_rights() {
             return Err(TxError::Os(libc::ENOTSOCK));
         }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let fd = match &self.sink {
-            Sink::Pipe(fd) => fd,
+            Sink::Pipe(fd) => fd.as_fd(),
+            Sink::Socket(s) => s.fd(),
             Sink::Shm(ring) => {
                 ring.write_frame(frame, wait, deadline)?;
                 return self.send_fds(fds);
@@ -200,16 +231,20 @@ impl LinkTx {
             } else {
                 Some(std::time::Instant::now())
             };
-            match sys::poll_one(fd.as_fd(), libc::POLLOUT, until) {
+            match sys::poll_one(fd, libc::POLLOUT, until) {
                 Ok(true) => {}
                 Ok(false) if wait => return Err(TxError::TimedOut),
                 Ok(false) => return Err(TxError::WouldBlock),
                 Err(e) => return Err(TxError::Os(e)),
             }
         }
+        if let Sink::Socket(s) = &self.sink {
+            // The descriptors go with the frame's first bytes.
+            return s.write_frame(frame, fds);
+        }
         let mut done = 0;
         while done < frame.len() {
-            match sys::writev(fd.as_fd(), &[IoSlice::new(&frame[done..])]) {
+            match sys::writev(fd, &[IoSlice::new(&frame[done..])]) {
                 Ok(n) => done += n,
                 Err(libc::EPIPE) => return Err(TxError::Closed),
                 Err(e) => return Err(TxError::Os(e)),
@@ -251,6 +286,18 @@ impl LinkRx {
         LinkRx::with_writers(Stream::Shm(rx), rights, max_body, false)
     }
 
+    /// Wraps the receiving half of a socket link (one writer, the peer).
+    pub(crate) fn socket(rx: SocketRx, max_body: usize) -> LinkRx {
+        LinkRx::with_writers(Stream::Socket(rx), None, max_body, false)
+    }
+
+    /// Whether a message's sender on this link is only the peer's claim
+    /// (a TCP link; a Unix socket adopted under another pid than the OS
+    /// names): see [`crate::socket`].
+    pub(crate) fn sender_claimed(&self) -> bool {
+        matches!(&self.stream, Stream::Socket(s) if s.claimed)
+    }
+
     fn with_writers(
         stream: Stream,
         rights: Option<Arc<OwnedFd>>,
@@ -264,6 +311,8 @@ impl LinkRx {
             eof: false,
             drained: false,
             seqno: 0,
+            total: 0,
+            fds: std::collections::VecDeque::new(),
         };
         LinkRx {
             stream,
@@ -280,6 +329,7 @@ impl LinkRx {
         match &self.stream {
             Stream::Pipe(fd) => fd.as_raw_fd(),
             Stream::Shm(ring) => ring.doorbell(),
+            Stream::Socket(s) => s.fd().as_raw_fd(),
         }
     }
 
@@ -288,6 +338,8 @@ impl LinkRx {
         match &self.stream {
             Stream::Pipe(fd) => sys::poll_one(fd.as_fd(), libc::POLLIN, until),
             Stream::Shm(ring) => ring.wait_readable(until),
+            Stream::Socket(s) if s.failed() => Ok(true),
+            Stream::Socket(s) => sys::poll_one(s.fd(), libc::POLLIN, until),
         }
     }
 
@@ -313,7 +365,11 @@ impl LinkRx {
     pub(crate) fn ready(&self) -> bool {
         self.state
             .try_lock_for(std::time::Duration::from_millis(1))
-            .is_some_and(|st| st.eof || self.complete_frame(&st).is_some())
+            .is_some_and(|st| {
+                st.eof
+                    || self.complete_frame(&st).is_some()
+                    || matches!(&self.stream, Stream::Socket(s) if s.failed())
+            })
     }
 
     /// Receives one frame. `deadline` `Some(now)` means do not wait.
@@ -418,6 +474,7 @@ impl LinkRx {
         let end = st.end;
         let room = st.buf.len() - end;
         let got = match &self.stream {
+            Stream::Socket(sock) => return self.fill_socket(sock, st),
             Stream::Pipe(fd) => sys::read(fd.as_fd(), &mut st.buf[end..]),
             Stream::Shm(ring) => loop {
                 // As a blocking pipe read: wait only while the ring is empty.
@@ -437,11 +494,72 @@ impl LinkRx {
             Ok(0) => st.eof = true,
             Ok(n) => {
                 st.end += n;
+                st.total += n as u64;
                 st.drained = n < room;
             }
             Err(e) => return Err(RxError::Os(e)),
         }
         Ok(())
+    }
+
+    /// [`LinkRx::fill`] for a socket link: one `recvmsg` (keeping the
+    /// descriptors that came with the bytes), or, sealed, one read of
+    /// ciphertext and the plaintext of every record it completed.
+    fn fill_socket(&self, sock: &SocketRx, st: &mut RxState) -> Result<(), RxError> {
+        if sock.sealed() {
+            return match sock.read_sealed(&mut |plain| append(st, plain)) {
+                // End of stream inside a record: the frame in it is cut.
+                Ok(SocketRead {
+                    eof: true,
+                    partial: true,
+                }) => Err(self.skip_bad(st, MalformedFrame::Truncated)),
+                Ok(SocketRead { eof, .. }) => {
+                    st.eof |= eof;
+                    Ok(())
+                }
+                Err(ReadError::Malformed(what)) => Err(self.skip_bad(st, what)),
+                Err(ReadError::Os(e)) => Err(RxError::Os(e)),
+            };
+        }
+        let end = st.end;
+        match sock.read_plain(&mut st.buf[end..]) {
+            Ok((0, ..)) => st.eof = true,
+            Ok((n, fds, truncated)) => {
+                if !fds.is_empty() || truncated {
+                    st.fds.push_back(FdBatch {
+                        from: st.total,
+                        to: st.total + n as u64,
+                        fds,
+                        truncated,
+                    });
+                }
+                st.end += n;
+                st.total += n as u64;
+            }
+            Err(ReadError::Malformed(what)) => return Err(self.skip_bad(st, what)),
+            Err(ReadError::Os(e)) => return Err(RxError::Os(e)),
+        }
+        Ok(())
+    }
+
+    /// The descriptors of the frame that starts at stream position `at`
+    /// and announces `want` of them, from a socket link's batches: they
+    /// came with the read that covered its first byte. Batches of earlier
+    /// reads nobody claimed (a peer that attached descriptors to a frame
+    /// announcing none) are closed.
+    fn take_fds(st: &mut RxState, at: u64, want: usize) -> Result<Vec<OwnedFd>, RxError> {
+        while st.fds.front().is_some_and(|b| b.to <= at) {
+            st.fds.pop_front();
+        }
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        match st.fds.front() {
+            Some(b) if b.from <= at && !b.truncated && b.fds.len() == want => {
+                Ok(st.fds.pop_front().map(|b| b.fds).unwrap_or_default())
+            }
+            _ => Err(RxError::Malformed(MalformedFrame::MissingRights)),
+        }
     }
 
     /// Deals with bad bytes at the front of the buffer (see the module docs)
@@ -466,7 +584,14 @@ impl LinkRx {
                     }
                 }
                 Stream::Shm(ring) => ring.close(),
+                Stream::Socket(sock) => {
+                    sock.shut_read();
+                    if let Err(e) = sys::replace_with_devnull(sock.fd()) {
+                        tracing::warn!(errno = e, "could not close a link after a malformed frame");
+                    }
+                }
             }
+            st.fds.clear();
             st.start = 0;
             st.end = 0;
             st.eof = true;
@@ -489,6 +614,26 @@ impl LinkRx {
         let frame = wire::decode(bytes).map_err(|e| RxError::Malformed(e.malformed()))?;
         let header = frame.header;
         let mut fds = Vec::new();
+        if let Stream::Socket(_) = &self.stream {
+            // The descriptors came with the bytes: there or never.
+            let want = frame.rights.iter().map(RightDesc::descriptors).sum();
+            let (rights, body) = (
+                frame.rights,
+                mkipc_kernel::message::Body::from_slice(frame.body),
+            );
+            let at = st.total - (st.end - st.start) as u64;
+            let fds = LinkRx::take_fds(st, at, want)?;
+            st.start += len;
+            let seqno = st.seqno;
+            st.seqno += 1;
+            return Ok(RawFrame {
+                header,
+                rights,
+                body,
+                fds,
+                seqno,
+            });
+        }
         if header.nrights > 0 {
             let sock = self
                 .rights
@@ -556,4 +701,22 @@ impl LinkRx {
             Err(e) => Some(Err(e.malformed())),
         }
     }
+}
+
+/// Appends `bytes` to the buffer (a sealed socket link's plaintext), sliding
+/// the partial frame to the front or growing the buffer for it.
+fn append(st: &mut RxState, bytes: &[u8]) {
+    if st.buf.len() - st.end < bytes.len() {
+        let (s, e) = (st.start, st.end);
+        st.buf.copy_within(s..e, 0);
+        st.start = 0;
+        st.end = e - s;
+        if st.buf.len() - st.end < bytes.len() {
+            let n = (st.end + bytes.len()).max(2 * st.buf.len());
+            st.buf.resize(n, 0);
+        }
+    }
+    st.buf[st.end..st.end + bytes.len()].copy_from_slice(bytes);
+    st.end += bytes.len();
+    st.total += bytes.len() as u64;
 }

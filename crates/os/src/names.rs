@@ -39,6 +39,9 @@ pub(crate) enum Entry {
     Fifo(Arc<Fifo>),
     /// A port set of this process (`crate::port_set`).
     PortSet(Arc<crate::port_set::PortSet>),
+    /// Receiving from the direct link with a process, as a name `select`
+    /// takes ([`OsProcess::link_name`](crate::OsProcess::link_name)).
+    Link { pid: u32 },
     /// Send references whose port this process destroyed (only the process
     /// that held the receive right can know the port died).
     Dead { refs: u32 },
@@ -202,6 +205,8 @@ pub(crate) fn rights_of(entry: &Entry) -> RightSet {
         }
         Entry::Dead { refs } => r.dead = *refs,
         Entry::PortSet(_) => r.port_set = true,
+        // Not a right: a way to name a link's receiving side.
+        Entry::Link { .. } => {}
     }
     r
 }

@@ -185,11 +185,12 @@ impl Spawn {
         self.inherit.push(name);
         self
     }
-    /// What the child's direct links run on: pipes (the default) or shared
-    /// memory ([`LinkKind::SharedMemory`], see [`crate::shm`]). The link
-    /// with this process always follows it; a sibling link of a
-    /// [`OsProcess::spawn_group`] is in shared memory when both children ask
-    /// for it, pipes otherwise.
+    /// What the child's direct links run on: pipes (the default), shared
+    /// memory ([`LinkKind::SharedMemory`], see [`crate::shm`]), or a Unix or
+    /// TCP socket pair ([`LinkKind::UnixSocket`], [`LinkKind::Tcp`], see
+    /// [`crate::socket`]). The link with this process always follows it; a
+    /// sibling link of a [`OsProcess::spawn_group`] is in shared memory when
+    /// both children ask for it, pipes otherwise.
     pub fn link_kind(mut self, kind: LinkKind) -> Spawn {
         self.link = kind;
         self
@@ -325,7 +326,7 @@ fn shm_line(boot: &mut Boot, end: LinkEnd, dir: &str) -> Result<String, IpcError
     let EndWay::Shm(shm) = end.way else {
         return Err(IpcError::InvalidValue);
     };
-    let sock = boot.push_fd(end.rights);
+    let sock = boot.push_fd(end.rights.ok_or(IpcError::InvalidValue)?);
     let (side, [m, b0, b1]) = (shm.side, shm.bells_and_file());
     let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
     Ok(format!("{dir} {side} {m} {b0} {b1} {sock}"))
@@ -375,13 +376,21 @@ impl OsProcess {
         let mut pending: Vec<Vec<SiblingLink>> = vec![Vec::new(); specs.len()];
         for (i, (boot, spec)) in boots.iter_mut().zip(&specs).enumerate() {
             let (mine, theirs) = crate::ends::new_link_of(spec.link)?;
-            let sock = boot.push_fd(theirs.rights);
-            let line = match theirs.way {
-                EndWay::Pipe { rx, tx } => {
+            let line = match (theirs.way, theirs.rights) {
+                // A socket link: its one socket.
+                (EndWay::Socket(end), _) => {
+                    let tcp = spec.link == LinkKind::Tcp;
+                    let fd = boot.push_fd(end.fd);
+                    format!("parent-socket {} {fd}", if tcp { "tcp" } else { "unix" })
+                }
+                (_, None) => return Err(IpcError::InvalidValue),
+                (EndWay::Pipe { rx, tx }, Some(sock)) => {
+                    let sock = boot.push_fd(sock);
                     let (rx, tx) = (boot.push_fd(rx), boot.push_fd(tx));
                     format!("parent-link {rx} {tx} {sock}")
                 }
-                EndWay::Shm(end) => {
+                (EndWay::Shm(end), Some(sock)) => {
+                    let sock = boot.push_fd(sock);
                     let (side, [m, b0, b1]) = (end.side, end.bells_and_file());
                     let (m, b0, b1) = (boot.push_fd(m), boot.push_fd(b0), boot.push_fd(b1));
                     format!("parent-shm {side} {m} {b0} {b1} {sock}")
@@ -636,6 +645,14 @@ impl OsProcess {
                             tx: tx.map(|fd| Arc::new(LinkTx::new(fd, sock.clone()))),
                         },
                     ));
+                }
+                "parent-socket" => {
+                    if f.len() < 2 {
+                        return Err(IpcError::InvalidValue);
+                    }
+                    let fd = take(f[1])?.ok_or(IpcError::InvalidValue)?;
+                    let end = LinkEnd::from_socket_fd(fd, f[0] == "tcp");
+                    links.push((parent, end.into_ends(parent)?));
                 }
                 "parent-shm" => {
                     if f.len() < 5 {

@@ -6,9 +6,10 @@
 //! may run ordinary Rust code. Each role gets a direct link (pipes and a
 //! socket pair, see [`mkipc_os::new_link`]) with every other role, learns the
 //! pids of its peers from the parent after all have been forked, runs, and
-//! reports its outcome on a pipe. The whole suite runs twice: with pipe
+//! reports its outcome on a pipe. The whole suite runs four times: with pipe
 //! links between the roles, then with shared-memory links
-//! ([`LinkKind::SharedMemory`], cases named `shm/<case>`).
+//! ([`LinkKind::SharedMemory`], cases named `shm/<case>`), Unix socket links
+//! (`unix/<case>`) and TCP links over the loopback (`tcp/<case>`).
 //!
 //! Every case runs today (`52 passed, 0 failed, 0 skipped`). A case a later
 //! change cannot give on os goes into `SKIPPED` with its reason (DESIGN.md,
@@ -251,6 +252,14 @@ const PIPES: ForkBackend = ForkBackend {
 const SHM: ForkBackend = ForkBackend {
     link: LinkKind::SharedMemory,
 };
+/// The backend with Unix socket links between roles.
+const UNIX: ForkBackend = ForkBackend {
+    link: LinkKind::UnixSocket,
+};
+/// The backend with TCP links (loopback) between roles.
+const TCP: ForkBackend = ForkBackend {
+    link: LinkKind::Tcp,
+};
 
 /// The cases this backend skips (with [`ForkBackend::skip_reason`]): none
 /// today; a case added here must show as ignored with its reason.
@@ -360,21 +369,27 @@ fn main() {
     let mut skipped = Vec::new();
     let mut filtered_out = 0;
     // Every case with pipe links, then every case again with the roles'
-    // direct links in shared memory (named `shm/<case>`).
-    let runs: Vec<(String, Case, &ForkBackend)> = [(&PIPES, ""), (&SHM, "shm/")]
-        .into_iter()
-        .flat_map(|(backend, prefix)| {
-            cases
-                .iter()
-                .map(move |(name, case)| (format!("{prefix}{name}"), *case, backend))
-        })
-        .collect();
+    // direct links in shared memory (named `shm/<case>`), on Unix sockets
+    // (`unix/<case>`) and on TCP (`tcp/<case>`).
+    let runs: Vec<(String, Case, &ForkBackend)> = [
+        (&PIPES, ""),
+        (&SHM, "shm/"),
+        (&UNIX, "unix/"),
+        (&TCP, "tcp/"),
+    ]
+    .into_iter()
+    .flat_map(|(backend, prefix)| {
+        cases
+            .iter()
+            .map(move |(name, case)| (format!("{prefix}{name}"), *case, backend))
+    })
+    .collect();
     for (name, case, backend) in &runs {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             filtered_out += 1;
             continue;
         }
-        let base = name.trim_start_matches("shm/");
+        let base = name.split_once('/').map_or(name.as_str(), |(_, case)| case);
         // A case the backend cannot run is skipped here, not run (the
         // suite's `run_case` would return early and it would look passed).
         if let Some(reason) = backend.skip(base) {

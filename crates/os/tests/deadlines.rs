@@ -166,17 +166,26 @@ fn duration_zero_behaves_as_try() {
     }
 }
 
+/// Every link kind the calls run over.
+const KINDS: [LinkKind; 4] = [
+    LinkKind::Pipe,
+    LinkKind::SharedMemory,
+    LinkKind::UnixSocket,
+    LinkKind::Tcp,
+];
+
 /// Every timed call over a pipe link, then every one over a shared-memory
-/// link (the calls that do not use the link run the same either way).
+/// link, a Unix socket link and a TCP link (the calls that do not use the
+/// link run the same either way).
 fn calls() -> impl Iterator<Item = (Timed, LinkKind)> {
-    [LinkKind::Pipe, LinkKind::SharedMemory]
+    KINDS
         .into_iter()
         .flat_map(|kind| TIMED.into_iter().map(move |call| (call, kind)))
 }
 
 #[test]
 fn duration_zero_takes_what_is_there() {
-    for kind in [LinkKind::Pipe, LinkKind::SharedMemory] {
+    for kind in KINDS {
         zero_takes_what_is_there(kind);
     }
 }

@@ -3,6 +3,10 @@
 //! and a FIFO, a Rust sender to a Python receiver (also through a
 //! rendezvous mailbox, which the Python side acknowledges), and both encode
 //! the same bytes. Senders across a queue or FIFO come out as claimed.
+//! Socket links both ways: a Python `SocketLink` connecting to a Rust
+//! listener over Unix and TCP, a Rust process connecting to a Python
+//! `SocketListener`, and a sealed Rust listener refusing Python (which has
+//! no ChaCha20-Poly1305 in its standard library).
 //!
 //! Every test is skipped, with a message, when `python3` is absent.
 
@@ -247,4 +251,131 @@ fn a_python_sender_to_a_rust_rendezvous_waits_for_the_acknowledgement() {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The socket address of a fresh Unix socket path for one test.
+fn unix_socket_addr(name: &str) -> mkipc_os::socket::SocketAddr {
+    let dir = std::env::temp_dir().join(format!("mkipc-py-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    mkipc_os::socket::SocketAddr::Unix(path)
+}
+
+#[test]
+fn a_python_socket_link_to_a_rust_listener_over_unix_and_tcp() {
+    use mkipc_os::socket::{Listener, SocketOptions};
+    let os = common::os();
+    let me = std::process::id();
+    let tcp = "tcp:127.0.0.1:0".parse().unwrap();
+    for (addr, verified) in [(unix_socket_addr("py"), true), (tcp, false)] {
+        let listener = Listener::bind(&addr, SocketOptions::new()).unwrap();
+        let at = listener.local_addr().to_string();
+        let Some(mut cmd) = python(
+            os.run_id(),
+            &[
+                "link",
+                "--connect",
+                &at,
+                "--id",
+                "7",
+                "--text",
+                "from python",
+                "--count",
+                "1",
+            ],
+        ) else {
+            return;
+        };
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = os.accept_link(&listener).unwrap();
+        assert_eq!(pid, Pid(child.id()), "{at}: the Python process's pid");
+        let m = os
+            .receive_from_timeout(pid, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!((m.id, &m.body[..]), (7, &b"from python"[..]));
+        // Unix: the OS names the peer; TCP: its claim.
+        assert_eq!(m.sender_verified(), verified, "{at}");
+        os.send_to(pid, Message::new(8, b"to python")).unwrap();
+        let out = ok(child.wait_with_output().unwrap());
+        assert_eq!(
+            out.trim(),
+            format!("8 {me} claimed 0 {}", hex(b"to python"))
+        );
+        os.close_link(pid).unwrap();
+    }
+    // A sealed listener: Python cannot speak the overlay, and both sides say so.
+    let key = mkipc_os::socket::Key::random().unwrap();
+    let listener = Listener::bind(
+        &"tcp:127.0.0.1:0".parse().unwrap(),
+        SocketOptions::new().sealed(key),
+    )
+    .unwrap();
+    let at = listener.local_addr().to_string();
+    let out = python(os.run_id(), &["link", "--connect", &at, "--count", "1"])
+        .unwrap()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        listener.accept().map(drop),
+        Err(mkipc_os::socket::SocketError::OverlayMismatch)
+    );
+    let out = out.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sealed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::finish(os);
+}
+
+#[test]
+fn a_rust_process_connects_to_a_python_listener() {
+    use std::io::BufRead;
+    let os = common::os();
+    let Some(mut cmd) = python(
+        os.run_id(),
+        &["link", "--listen", "tcp:127.0.0.1:0", "--echo", "2"],
+    ) else {
+        return;
+    };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: mkipc_os::socket::SocketAddr = line.trim().parse().unwrap();
+    let opts = mkipc_os::socket::SocketOptions::new();
+    let peer = os.connect_link(&addr, &opts).unwrap();
+    assert_eq!(peer, Pid(child.id()), "the pid the Python hello claims");
+    let big = vec![0x5au8; 100_000];
+    os.send_to(peer, Message::new(1, b"echo me")).unwrap();
+    os.send_to(peer, Message::new(2, &big[..])).unwrap();
+    let a = os
+        .receive_from_timeout(peer, Duration::from_secs(10))
+        .unwrap();
+    let b = os
+        .receive_from_timeout(peer, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!((a.id, &a.body[..]), (1, &b"echo me"[..]));
+    assert_eq!((b.id, b.body.len()), (2, big.len()));
+    assert!(!a.sender_verified(), "a TCP peer's pid is its claim");
+    assert!(child.wait().unwrap().success());
+    // The Python side closed: end of stream.
+    assert_eq!(
+        os.receive_from_timeout(peer, Duration::from_secs(10)),
+        Err(mkipc_kernel::ReceiveError::SourceDead)
+    );
+    common::finish(os);
 }
