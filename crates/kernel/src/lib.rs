@@ -88,8 +88,9 @@ pub use crate::blocking::Blocker;
 pub use crate::capacity::{Capacity, OnFull, Sent, Wait};
 pub use crate::core::queue_cost;
 pub use crate::core::{
-    Begin, BlockedOn, CanonicalOptions, Destination, Kernel, KernelConfig, KernelHold, KernelSnapshot,
-    KernelStats, QueueStats, Source, TaskRights, WaitOutcome, WaitToken, Wake, Waker,
+    Begin, BlockedOn, CanonicalOptions, Destination, Kernel, KernelConfig, KernelHold,
+    KernelSnapshot, KernelStats, QueueStats, Source, TaskRights, WaitOutcome, WaitToken, Wake,
+    Waker,
 };
 pub use crate::error::{
     CallError, IpcError, Limit, MalformedFrame, ReceiveError, SendError, SendErrorKind, Unsupported,

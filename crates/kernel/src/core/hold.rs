@@ -193,7 +193,10 @@ impl Drop for KernelHold<'_> {
     fn drop(&mut self) {
         if let Some(guard) = self.guard.take() {
             let held = &self.kernel.inner.held;
-            debug_assert!(!held.busy.load(Ordering::Relaxed), "a hold ended inside an operation");
+            debug_assert!(
+                !held.busy.load(Ordering::Relaxed),
+                "a hold ended inside an operation"
+            );
             held.thread.store(0, Ordering::Relaxed);
             held.state.store(std::ptr::null_mut(), Ordering::Relaxed);
             drop(guard);
