@@ -225,7 +225,7 @@ impl World {
 
 proptest! {
     #[test]
-    fn the_fast_wait_leaves_what_the_general_path_leaves(
+    fn the_fast_wait_and_hand_off_do_what_the_general_paths_do(
         capacities in proptest::collection::vec(
             prop_oneof![
                 Just(Capacity::Zero),

@@ -137,6 +137,21 @@ impl Kernel {
     ///
     /// Whoever holds the kernel must not wait for another thread that
     /// calls into it (that thread waits for the hold to end).
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+    /// let kernel = Kernel::new();
+    /// let task = kernel.spawn_task();
+    /// let port = task.port_allocate(Capacity::Unbounded).unwrap();
+    /// let hold = kernel.hold();
+    /// let inner = kernel.hold(); // already held by this thread: nothing more
+    /// task.send(port, Message::from_u64(1, 1)).unwrap();
+    /// drop(inner);
+    /// drop(hold);
+    /// // Released: another thread's operations go through again.
+    /// let t = std::thread::spawn(move || task.receive(port).unwrap().as_u64());
+    /// assert_eq!(t.join().unwrap(), Some(1));
+    /// ```
     pub fn hold(&self) -> KernelHold<'_> {
         let held = &self.inner.held;
         let me = thread_token();
