@@ -247,6 +247,24 @@ impl<T: Clone> Arena<T> {
         value
     }
 
+    /// Removes the object `id` names, dropping it where it lies: what
+    /// [`Arena::remove`] does without moving the object out (a caller that
+    /// has taken what it needs from a large object saves the copies).
+    /// Whether there was one.
+    pub(crate) fn discard(&mut self, id: Id<T>) -> bool {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return false;
+        };
+        if slot.generation != id.generation || slot.value.is_none() {
+            return false;
+        }
+        slot.value = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.len -= 1;
+        true
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -34,6 +34,8 @@
 //! * [`KernelSnapshot`] and [`CanonicalOptions`]: a copy of the whole kernel
 //!   state and its canonical encoding (the explorer restores and hashes
 //!   states with them).
+//! * [`KernelHold`]: the lock taken once by one thread for a whole run (the
+//!   simulator's loop holds it, so its operations skip the mutex).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -102,6 +104,6 @@
 
 pub use crate::blocking::Blocker;
 pub use crate::core::{
-    Begin, CanonicalOptions, Destination, KernelSnapshot, Source, WaitOutcome, WaitToken, Wake,
-    Waker,
+    Begin, CanonicalOptions, Destination, KernelHold, KernelSnapshot, Source, WaitOutcome,
+    WaitToken, Wake, Waker,
 };

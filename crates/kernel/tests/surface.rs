@@ -26,8 +26,8 @@ use mkipc_kernel::{
 use mkipc_kernel::introspect::{queue_cost, BlockedOn, KernelStats, QueueStats, TaskRights};
 #[allow(unused_imports)]
 use mkipc_kernel::runtime::{
-    Begin, Blocker, CanonicalOptions, Destination, KernelSnapshot, Source, WaitOutcome, WaitToken,
-    Wake, Waker,
+    Begin, Blocker, CanonicalOptions, Destination, KernelHold, KernelSnapshot, Source, WaitOutcome,
+    WaitToken, Wake, Waker,
 };
 
 /// The items at the root (re-exported types, traits and functions).

@@ -498,6 +498,9 @@ impl Sim {
 
     fn run_loop(&mut self) -> Option<FailureReason> {
         let core = Rc::clone(&self.core);
+        // One process runs at a time, all on this thread: the kernel lock
+        // is taken once for the run, not once per operation (`Kernel::hold`).
+        let _hold = core.kernel.hold();
         for name in std::mem::take(&mut self.setup_send_rights) {
             let _ = core.kernel.deallocate(core.init, name);
         }

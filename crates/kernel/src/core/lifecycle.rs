@@ -5,6 +5,7 @@
 use super::send::Target;
 use super::space::{Obj, Space};
 use super::{KRight, Kernel, Locked, PortSet, TaskState, WaitOutcome, WaitState, WaitToken};
+use crate::capacity::Sent;
 use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::{CarriedRight, Message};
 use crate::name::{Pid, PortName};
@@ -133,14 +134,17 @@ impl Kernel {
         if !matches!(rec.state, WaitState::Done(_)) {
             return None;
         }
-        let rec = st.waits.remove(id).expect("live wait");
+        // Only the outcome moves out; the record (several times its size)
+        // is dropped where it lies.
+        let WaitState::Done(outcome) = &mut st.waits.get_mut(id).expect("live wait").state else {
+            unreachable!("checked above")
+        };
+        let outcome = std::mem::replace(outcome, WaitOutcome::Sent(Ok(Sent::Delivered)));
+        st.waits.discard(id);
         if let Some(t) = st.task_mut(pid) {
             t.waits.retain(|w| *w != id);
         }
-        match rec.state {
-            WaitState::Done(outcome) => Some(outcome),
-            _ => unreachable!(),
-        }
+        Some(outcome)
     }
 
     /// Gives up on a wait (its deadline passed): a pending send fails with

@@ -18,6 +18,9 @@ mod canonical;
 mod direct;
 mod fifo;
 mod footprint;
+mod hold;
+pub use hold::KernelHold;
+use hold::StateGuard;
 mod introspect;
 mod invariants;
 mod lane;
@@ -67,7 +70,7 @@ use crate::capacity::{Capacity, Sent};
 use crate::error::{ReceiveError, SendError};
 use crate::message::{Body, Message};
 use crate::name::{Access, Pid, PortName};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 use queue::MsgQueue;
 use space::Space;
 
@@ -558,6 +561,8 @@ struct Inner {
     /// Unique among the kernels of this process: the key of the threads'
     /// cached lane grants (`lane.rs`).
     id: u64,
+    /// The thread holding the lock for a whole run, if any (`hold.rs`).
+    held: hold::Held,
 }
 
 /// Where the ids of completed [`Waker::Id`] waits wait for the runner.
@@ -620,13 +625,13 @@ impl fmt::Debug for Kernel {
 
 /// The lock guard; wakes everything the operation completed when dropped.
 pub(crate) struct Locked<'a> {
-    guard: Option<MutexGuard<'a, State>>,
+    guard: Option<StateGuard<'a>>,
     woken: &'a WokenIds,
 }
 
 impl<'a> Locked<'a> {
     #[inline]
-    fn new(guard: MutexGuard<'a, State>, woken: &'a WokenIds) -> Locked<'a> {
+    fn new(guard: StateGuard<'a>, woken: &'a WokenIds) -> Locked<'a> {
         Locked {
             guard: Some(guard),
             woken,
@@ -703,6 +708,7 @@ impl Kernel {
                 state: Mutex::new(state),
                 woken: WokenIds::new(),
                 id: lane::next_kernel_id(),
+                held: hold::Held::new(),
             }),
         }
     }
@@ -715,7 +721,7 @@ impl Kernel {
     /// The lock guard around a bare one (a fast path that failed goes on
     /// under the lock it took).
     #[inline]
-    pub(crate) fn locked<'a>(&'a self, guard: MutexGuard<'a, State>) -> Locked<'a> {
+    pub(crate) fn locked<'a>(&'a self, guard: StateGuard<'a>) -> Locked<'a> {
         Locked::new(guard, &self.inner.woken)
     }
 
@@ -760,8 +766,8 @@ impl Kernel {
     /// open lane is fenced and drained first (`lane.rs`), so whoever holds
     /// the guard sees every message in the locked state.
     #[inline]
-    pub(crate) fn lock_raw(&self) -> MutexGuard<'_, State> {
-        let mut st = self.inner.state.lock();
+    pub(crate) fn lock_raw(&self) -> StateGuard<'_> {
+        let mut st = self.state_guard();
         if !st.lanes.open.is_empty() {
             st.fence_lanes();
         }
@@ -772,7 +778,7 @@ impl Kernel {
     /// no name space (`wait_take`, `wake_id`).
     #[inline]
     pub(crate) fn lock_unfenced(&self) -> Locked<'_> {
-        self.locked(self.inner.state.lock())
+        self.locked(self.state_guard())
     }
 
     /// This kernel's id (see `Inner::id`).

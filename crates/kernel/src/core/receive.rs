@@ -48,6 +48,13 @@ impl Kernel {
             tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
             return Begin::Done(Ok(message));
         }
+        if may_wait {
+            if let Some(token) = guard.try_fast_wait(pid, source, waker) {
+                drop(guard);
+                tracing::trace!(target: "mkipc::ipc", %pid, ?source, "receive blocked");
+                return Begin::Blocked(token);
+            }
+        }
         let result = self.locked(guard).receive(pid, source, may_wait, waker);
         trace_receive(pid, source, &result);
         result
@@ -591,6 +598,68 @@ impl super::State {
         }
         let seqno = q.next_seqno();
         Some(Message::received(id, body, sender, name, seqno))
+    }
+}
+
+impl super::State {
+    /// The common wait in few instructions: a receive right whose queue is
+    /// empty, with no sender parked on it, not closed, in no port set, and
+    /// nobody asking to hear when a send is possible there. Registers the
+    /// receiver exactly as the general path would (the same wait record,
+    /// the same place among the queue's blocked receivers) and returns its
+    /// token, or changes nothing and returns `None` when the case does not
+    /// apply. It never wakes anyone, so it runs on the bare lock guard.
+    #[inline(always)]
+    pub(crate) fn try_fast_wait(
+        &mut self,
+        pid: Pid,
+        source: Source<'_>,
+        waker: &dyn Fn() -> Waker,
+    ) -> Option<WaitToken> {
+        let Source::Name(name) = source else {
+            return None;
+        };
+        if !self.graveyard.is_empty() {
+            return None;
+        }
+        let task = self.tasks.get(pid.0 as usize)?.as_ref()?;
+        let Ok(Obj::Port {
+            port,
+            receive: true,
+            ..
+        }) = task.space.get(name)
+        else {
+            return None;
+        };
+        let p = self.ports.get(port)?;
+        let q = &p.queue;
+        if p.set.is_some()
+            || !q.messages.is_empty()
+            || !q.blocked_senders.is_empty()
+            || !q.send_possible.is_empty()
+            || q.closed
+        {
+            return None;
+        }
+        let queue = QueueId::Port(port);
+        let mut registrations = SmallVec::new();
+        registrations.push(Registration::Queue(queue, name));
+        let id = self.waits.insert(WaitRec {
+            task: pid,
+            waker: waker(),
+            state: WaitState::Receiving {
+                registrations,
+                filter: None,
+            },
+        });
+        self.ports
+            .get_mut(port)
+            .expect("looked up above")
+            .queue
+            .blocked_receivers
+            .push_back(id);
+        self.task_mut(pid).expect("live").waits.push(id);
+        Some(WaitToken::from_id(id, false))
     }
 }
 

@@ -10,8 +10,8 @@
 use smallvec::SmallVec;
 
 use super::{
-    Begin, Destination, KMessage, Locked, QueueId, Receiver, WaitId, WaitRec, WaitState, WaitToken,
-    Waker,
+    Begin, Destination, KMessage, Locked, QueueId, Receiver, Registration, WaitId, WaitOutcome,
+    WaitRec, WaitState, WaitToken, Waker,
 };
 use crate::capacity::{Admission, OnFull, Sent};
 use crate::core::space::Obj;
@@ -49,7 +49,13 @@ impl Kernel {
             tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
             return Begin::Done(Ok(Sent::Delivered));
         }
-        let result = self.locked(guard).send(pid, dest, msg, on_full, waker);
+        let mut locked = self.locked(guard);
+        if locked.try_fast_handoff(pid, dest, &mut msg) {
+            drop(locked);
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+            return Begin::Done(Ok(Sent::Delivered));
+        }
+        let result = locked.send(pid, dest, msg, on_full, waker);
         trace_send(pid, dest, &result);
         result
     }
@@ -389,6 +395,80 @@ impl super::State {
             sender: pid,
             stamp,
         });
+        true
+    }
+}
+
+impl super::State {
+    /// The common hand-off in few instructions: a message carrying no
+    /// rights, sent through a send (or receive) right to a live port in no
+    /// port set, with an empty queue and, first among its blocked
+    /// receivers, one that takes anything and waits on this port alone.
+    /// Completes that receive exactly as the general path does (the same
+    /// arrival stamp, sequence number, trailer and woken waiter) and
+    /// returns true, or leaves everything untouched and returns false when
+    /// the case does not apply. It wakes the receiver: run it on the
+    /// waking guard ([`Locked`]).
+    #[inline(always)]
+    pub(crate) fn try_fast_handoff(
+        &mut self,
+        pid: Pid,
+        dest: Destination,
+        msg: &mut Message,
+    ) -> bool {
+        if msg.carries_rights() || !self.graveyard.is_empty() {
+            return false;
+        }
+        let Destination::Name(name) = dest else {
+            return false;
+        };
+        let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let Ok(Obj::Port { port, .. }) = task.space.get(name) else {
+            return false;
+        };
+        let Some(p) = self.ports.get(port) else {
+            return false;
+        };
+        let q = &p.queue;
+        if p.set.is_some() || q.closed || !q.messages.is_empty() {
+            return false;
+        }
+        let Some(&w) = q.blocked_receivers.front() else {
+            return false;
+        };
+        let received_on = match self.waits.get(w) {
+            Some(WaitRec {
+                state:
+                    WaitState::Receiving {
+                        registrations,
+                        filter: None,
+                    },
+                ..
+            }) => match registrations[..] {
+                [Registration::Queue(QueueId::Port(on), n)] if on == port => n,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        // What `copy_in`, `deliver` and `complete_receive` do for it.
+        super::take_stamp(&mut self.next_stamp);
+        let q = &mut self.ports.get_mut(port).expect("looked up above").queue;
+        q.accepted += 1;
+        let seqno = q.next_seqno();
+        q.blocked_receivers.pop_front();
+        let message = Message::received(
+            msg.id,
+            std::mem::take(&mut msg.body),
+            pid,
+            received_on,
+            seqno,
+        );
+        let rec = self.waits.get_mut(w).expect("looked up above");
+        rec.state = WaitState::Done(WaitOutcome::Received(Ok(message)));
+        let waker = rec.waker.clone();
+        self.wake_later(waker);
         true
     }
 }
