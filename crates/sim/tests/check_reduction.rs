@@ -11,7 +11,7 @@ use mkipc_kernel::{
     Capacity, Destination, Ipc, Message, OnFull, PortName, Source, Wait, WaitOutcome,
 };
 use mkipc_sim::check::{CheckOutcome, Checker, Encode, Encoder, ProcStatus, World};
-use mkipc_sim::machine::{Ctx, MailboxUse, Machine, Op, Step};
+use mkipc_sim::machine::{Ctx, Machine, MailboxUse, Op, Step};
 use mkipc_sim::{FailureReason, ProcError, ProcId};
 
 /// A process of these models: it opens its mailboxes by label in its
@@ -80,9 +80,7 @@ impl Machine for Proc {
                         }
             }
             P::Sender { to, values } => !values.is_empty() && is(*to) && how == MailboxUse::Send,
-            P::Waiter { from, got, .. } => {
-                got.is_none() && is(*from) && how == MailboxUse::Receive
-            }
+            P::Waiter { from, got, .. } => got.is_none() && is(*from) && how == MailboxUse::Receive,
         }
     }
 
@@ -405,7 +403,10 @@ fn rivals_on_one_mailbox_form_a_stubborn_set() {
         let (sets, ones, expanded) = with_and_without_sets(|w| rivals_on_one_mailbox(w, cap));
         println!("{cap:?}: stubborn sets {sets} states, sets of one {ones}");
         assert!(expanded > 0, "{cap:?}: no state expanded by a set");
-        assert!(sets < ones, "{cap:?}: stubborn sets {sets}, sets of one {ones}");
+        assert!(
+            sets < ones,
+            "{cap:?}: stubborn sets {sets}, sets of one {ones}"
+        );
     }
     // At capacity 1 the senders and the receivers are never enabled
     // together (lazy blocking), so there is nothing to leave out; the

@@ -170,7 +170,12 @@ pub(crate) fn footprint<M: Machine>(
 /// try or a send that fails or drops; or any wait that may include it.
 /// A process that ended does nothing more; a global step conflicts with
 /// every process alive.
-pub(crate) fn conflicts<M: Machine>(world: &World<M>, slots: &[Slot<M>], foot: Foot, j: usize) -> bool {
+pub(crate) fn conflicts<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    foot: Foot,
+    j: usize,
+) -> bool {
     let s = &slots[j];
     let (send, key) = match foot {
         Foot::Local => return false,
@@ -226,7 +231,12 @@ pub(crate) fn stubborn_set<M: Machine>(
     moves: &[(u32, Foot)],
     prefer: u32,
 ) -> Option<Vec<u32>> {
-    let foot_of = |j: usize| moves.iter().find(|&&(p, _)| p as usize == j).map(|&(_, f)| f);
+    let foot_of = |j: usize| {
+        moves
+            .iter()
+            .find(|&&(p, _)| p as usize == j)
+            .map(|&(_, f)| f)
+    };
     let mut best: Option<Vec<u32>> = None;
     for &(seed, foot) in moves {
         if foot == Foot::Global {
@@ -262,7 +272,8 @@ pub(crate) fn stubborn_set<M: Machine>(
         let better = match &best {
             None => true,
             Some(b) => {
-                set.len() < b.len() || (set.len() == b.len() && set.contains(&prefer) && !b.contains(&prefer))
+                set.len() < b.len()
+                    || (set.len() == b.len() && set.contains(&prefer) && !b.contains(&prefer))
             }
         };
         if better {
