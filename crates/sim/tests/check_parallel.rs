@@ -251,7 +251,7 @@ proptest! {
     }
 
     #[test]
-    fn the_parallel_search_finds_what_the_full_search_finds(m in prop_oneof![model(), por_model()]) {
+    fn the_parallel_search_finds_what_the_full_search_finds(m in prop_oneof![model(), por_model(), shared_model()]) {
         let verdict = agrees_with_sequential(&m, 3_000);
         prop_assume!(verdict.is_some());
         if let Some(Err(e)) = verdict {

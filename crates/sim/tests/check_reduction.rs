@@ -1,15 +1,16 @@
-//! Hand-written models for the stateful checker's reduction rules added in
-//! session 11 (`check/por.rs`): a receive from several buffered queues that
-//! blocks lazily, and the resumed waiter probed first. Each model is run
-//! reduced and unreduced: the reduced search must keep every terminal state
-//! and failure, and must store fewer states (the rule applies).
+//! Hand-written models for the stateful checker's reduction rules
+//! (`check/por.rs`): a receive from several buffered queues that blocks
+//! lazily, the resumed waiter probed first (session 11), and stubborn sets
+//! of several processes (session 12). Each model is run reduced and
+//! unreduced: the reduced search must keep every terminal state and
+//! failure, and must store fewer states (the rule applies).
 
 use std::collections::BTreeSet;
 
 use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
 use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, Wait};
 use mkipc_sim::check::{CheckOutcome, Checker, Encode, Encoder, ProcStatus, World};
-use mkipc_sim::machine::{Ctx, Machine, Op, Step};
+use mkipc_sim::machine::{Ctx, Machine, MailboxUse, Op, Step};
 use mkipc_sim::{FailureReason, ProcError, ProcId};
 
 /// A process of these models: it opens its mailboxes by label in its
@@ -20,6 +21,9 @@ struct Proc {
     labels: Vec<&'static str>,
     names: Vec<PortName>,
     p: P,
+    /// Declares its mailbox uses ([`Machine::may_use_mailbox`]) from `p`;
+    /// else the default, "anything".
+    declares: bool,
 }
 
 /// What a process does (one type, as the checker wants).
@@ -58,6 +62,27 @@ fn value_of(r: Result<Message, mkipc_kernel::ReceiveError>) -> Result<u64, Step>
 }
 
 impl Machine for Proc {
+    fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
+        if !self.declares {
+            return true;
+        }
+        let is = |i: usize| self.labels.get(i) == Some(&mailbox);
+        match &self.p {
+            P::Picker { from, left, .. } => {
+                *left > 0
+                    && from.iter().any(|&i| is(i))
+                    && how
+                        == if from.len() > 1 {
+                            MailboxUse::Select
+                        } else {
+                            MailboxUse::Receive
+                        }
+            }
+            P::Sender { to, values } => !values.is_empty() && is(*to) && how == MailboxUse::Send,
+            P::Waiter { from, got, .. } => got.is_none() && is(*from) && how == MailboxUse::Receive,
+        }
+    }
+
     fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
         if self.names.len() < self.labels.len() {
             for l in &self.labels {
@@ -199,6 +224,18 @@ fn spawn(w: &mut World<Proc>, name: &str, labels: &[&'static str], p: P) {
         labels,
         names: Vec::new(),
         p,
+        declares: false,
+    });
+}
+
+/// Adds a process that opens `labels`, runs `p` and declares its uses.
+fn spawn_declared(w: &mut World<Proc>, name: &str, labels: &[&'static str], p: P) {
+    let labels = labels.to_vec();
+    w.spawn(name, move |_| Proc {
+        labels,
+        names: Vec::new(),
+        p,
+        declares: true,
     });
 }
 
@@ -317,3 +354,104 @@ fn the_resumed_waiter_is_probed_first() {
 /// resumed waiter is probed in index order (measured with `probe_first`
 /// disabled; with it, 11,702; unreduced, 12,862).
 const RESUMED_LAST: u64 = 12_091;
+
+/// Runs `setup` with stubborn sets and without (sets of one only): both
+/// agree with the full search; returns the states each stored, and the
+/// stubborn run's count of states expanded by a set of several.
+fn with_and_without_sets(setup: impl Fn(&mut World<Proc>)) -> (u64, u64, u64) {
+    let (t0, f0, _) = run(Checker::new().reduction(false), &setup);
+    let (t1, f1, sets) = run(Checker::new(), &setup);
+    let (t2, f2, ones) = run(Checker::new().stubborn_sets(false), &setup);
+    assert_eq!(f1, f0, "failures, stubborn sets");
+    assert_eq!(t1, t0, "terminal states, stubborn sets");
+    assert_eq!(f2, f0, "failures, sets of one");
+    assert_eq!(t2, t0, "terminal states, sets of one");
+    assert!(!t0.is_empty());
+    (
+        sets.stats.states_stored,
+        ones.stats.states_stored,
+        sets.stats.states_stubborn,
+    )
+}
+
+/// Two senders and two receivers share one mailbox `q`: no send and no
+/// receive is safe alone (each has a rival), but the two senders are a
+/// stubborn set (the receivers only receive plainly, which commutes with
+/// a plain send), and so are the two receivers.
+fn rivals_on_one_mailbox(w: &mut World<Proc>, cap: Capacity) {
+    w.mailbox("q", cap).unwrap();
+    for (name, values) in [("s1", vec![1, 2]), ("s2", vec![3, 4])] {
+        spawn_declared(w, name, &["q"], P::Sender { to: 0, values });
+    }
+    for name in ["r1", "r2"] {
+        let p = P::Picker {
+            from: vec![0],
+            left: 2,
+            log: Vec::new(),
+        };
+        spawn_declared(w, name, &["q"], p);
+    }
+}
+
+/// Rival senders (and rival receivers) of one mailbox form a stubborn set:
+/// fewer states than with ample sets of one only, and every terminal state
+/// (each receiver's log: who got which value in which order) is kept.
+#[test]
+fn rivals_on_one_mailbox_form_a_stubborn_set() {
+    for cap in [Capacity::Bounded(2), Capacity::Unbounded] {
+        let (sets, ones, expanded) = with_and_without_sets(|w| rivals_on_one_mailbox(w, cap));
+        println!("{cap:?}: stubborn sets {sets} states, sets of one {ones}");
+        assert!(expanded > 0, "{cap:?}: no state expanded by a set");
+        assert!(
+            sets < ones,
+            "{cap:?}: stubborn sets {sets}, sets of one {ones}"
+        );
+    }
+    // At capacity 1 the senders and the receivers are never enabled
+    // together (lazy blocking), so there is nothing to leave out; the
+    // searches still agree.
+    let (sets, ones, _) = with_and_without_sets(|w| rivals_on_one_mailbox(w, Capacity::Bounded(1)));
+    assert_eq!(sets, ones);
+}
+
+/// The closure: a receiver of `q` is in a set with its rival receiver,
+/// never alone. Here one sender puts one value in `q` for two receivers;
+/// either may get it, and the other then deadlocks (no server). A set
+/// holding one receiver only would lose the terminal state where the
+/// other got it.
+#[test]
+fn a_set_takes_in_every_rival() {
+    let setup = |w: &mut World<Proc>| {
+        w.mailbox("q", Capacity::Bounded(2)).unwrap();
+        spawn_declared(
+            w,
+            "s",
+            &["q"],
+            P::Sender {
+                to: 0,
+                values: vec![5],
+            },
+        );
+        for name in ["r1", "r2"] {
+            let p = P::Waiter {
+                from: 0,
+                got: None,
+                local: 1,
+            };
+            spawn_declared(w, name, &["q"], p);
+        }
+    };
+    let (sets, ones, _) = with_and_without_sets(setup);
+    assert!(sets <= ones, "stubborn sets {sets}, sets of one {ones}");
+    let (terminal, failures, _) = run(Checker::new(), setup);
+    assert_eq!(failures, BTreeSet::from(["deadlock".to_string()]));
+    // r1 got 5, or r2 did.
+    assert_eq!(
+        terminal
+            .iter()
+            .filter(|t| t.contains("got: Some(5)"))
+            .count(),
+        2,
+        "{terminal:#?}"
+    );
+}

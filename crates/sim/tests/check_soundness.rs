@@ -310,6 +310,53 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+
+    /// Several processes on one or two mailboxes, where the reduction
+    /// expands states by stubborn sets of several processes: the same
+    /// failures and terminal states as the full search.
+    #[test]
+    fn stubborn_sets_keep_every_failure_and_end_state(m in shared_model()) {
+        let verdict = compare_reduced(&m, 4_000);
+        prop_assume!(verdict.is_some());
+        if let Some(Err(e)) = verdict {
+            prop_assert!(false, "{}\n{:#?}", e, m);
+        }
+    }
+}
+
+/// Stubborn sets are not idle on the shared-mailbox models: over a fixed
+/// set of them they expand states (and store fewer states than ample sets
+/// of one alone), finding the same failures and terminal states.
+#[test]
+fn stubborn_sets_reduce_shared_mailbox_models() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[12; 32]),
+    );
+    let (mut ones, mut sets, mut by_sets, mut models) = (0, 0, 0, 0);
+    for _ in 0..60 {
+        let m = shared_model().new_tree(&mut runner).unwrap().current();
+        let (_, k1, one) = run_checker(&m, Checker::new().keep_going().stubborn_sets(false));
+        let (_, k2, set) = run_checker(&m, Checker::new().keep_going());
+        if !one.stats.complete || one.stats.states_stored > 5_000 {
+            continue;
+        }
+        assert_eq!(k2, k1, "{m:#?}");
+        ones += one.stats.states_stored;
+        sets += set.stats.states_stored;
+        by_sets += set.stats.states_stubborn;
+        models += 1;
+    }
+    println!("{models} models: {ones} states with sets of one, {sets} with stubborn sets ({by_sets} expanded by one)");
+    assert!(models >= 30, "{models}");
+    assert!(by_sets > 0);
+    assert!(sets < ones, "{ones} {sets}");
+}
+
 /// The reduction is not idle on random mailbox models: over a fixed set of
 /// them it stores fewer states than the full search (and finds the same).
 #[test]

@@ -45,6 +45,9 @@ pub(crate) struct Succ<M> {
     /// The step is safe for the partial-order reduction (module `por`;
     /// computed only when asked).
     pub safe: bool,
+    /// What the step touched, for the partial-order reduction (module
+    /// `por`; computed only when asked, else global).
+    pub foot: por::Foot,
     /// With [`Engine::lazy_blocking`]: the step only blocked, on a
     /// buffered mailbox (module `por`): not a transition.
     pub blocked: bool,
@@ -96,6 +99,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             made: Vec::new(),
             bad_choice: false,
             safe: false,
+            foot: por::Foot::Global,
             blocked: false,
             waits: None,
         }
@@ -283,15 +287,20 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         if fail.is_none() {
             fail = self.check_invariants(&slots, now, depth);
         }
-        let safe = judge
+        let candidate = judge
             && local
             && stepped
             && waits_or_runs
             && !timed_out
             && !resumed_rights
             && fail.is_none()
-            && unsupported.is_none()
-            && por::operation_is_safe(&self.world, &slots, i, started);
+            && unsupported.is_none();
+        let foot = if candidate {
+            por::footprint(&self.world, &slots, i, started)
+        } else {
+            por::Foot::Global
+        };
+        let safe = candidate && por::step_is_safe(&self.world, &slots, i, foot);
         let mut now = now;
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
         Succ {
@@ -304,6 +313,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             made,
             bad_choice,
             safe,
+            foot,
             blocked,
             waits,
         }
@@ -360,6 +370,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 made: Vec::new(),
                 bad_choice: false,
                 safe: false,
+                foot: por::Foot::Global,
                 blocked: false,
                 waits: None,
             }
@@ -375,6 +386,14 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let succ = self.step(parent, i, &[], depth, false, false);
         self.lazy_blocking = lazy;
         succ
+    }
+
+    /// Puts the working kernel in `state`'s kernel.
+    pub fn hold(&mut self, state: &State<M>) {
+        if self.holds != state.id {
+            snap::restore(&self.world.kernel, &state.kernel);
+            self.holds = state.id;
+        }
     }
 
     /// Keeps the state the kernel is in, with these processes.

@@ -150,6 +150,7 @@ pub struct Checker {
     check_leaks: bool,
     counters: bool,
     reduction: bool,
+    stubborn: bool,
     kernel_config: KernelConfig,
     progress: Option<Progress>,
 }
@@ -164,6 +165,7 @@ impl fmt::Debug for Checker {
             .field("shortest", &self.shortest)
             .field("check_leaks", &self.check_leaks)
             .field("reduction", &self.reduction)
+            .field("stubborn", &self.stubborn)
             .finish_non_exhaustive()
     }
 }
@@ -286,6 +288,7 @@ impl Checker {
             check_leaks: true,
             counters: false,
             reduction: true,
+            stubborn: true,
             kernel_config: KernelConfig::default(),
             progress: None,
         }
@@ -352,6 +355,20 @@ impl Checker {
     /// Models with invariants are always searched in full.
     pub fn reduction(mut self, on: bool) -> Checker {
         self.reduction = on;
+        self
+    }
+    /// Whether the partial-order reduction, when a state's first step is
+    /// not safe alone, looks for a *stubborn set* of several processes
+    /// (default on): the steps of every process whose step is a
+    /// transition are judged, and the smallest set closed under conflict
+    /// (every process that may do something dependent with a step in it
+    /// is in it, and can step) expands the state, if it leaves any
+    /// process out (DESIGN.md, "The stateful checker"). Off: only ample
+    /// sets of one, for comparing. The depth-first and breadth-first
+    /// searches use it; the parallel search ([`Checker::parallel`]) keeps
+    /// to sets of one.
+    pub fn stubborn_sets(mut self, on: bool) -> Checker {
+        self.stubborn = on;
         self
     }
     /// The kernel's settings.

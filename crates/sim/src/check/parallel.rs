@@ -1066,6 +1066,7 @@ fn frame<M>(state: State<M>, enabled: Vec<u32>, size: usize, node: u32, depth: u
         produced: false,
         blocked: Vec::new(),
         registered: Vec::new(),
+        left_out: Vec::new(),
         size,
         node,
         depth,

@@ -1,5 +1,7 @@
 //! Partial-order reduction for the stateful search: which steps are
-//! *safe*, so that a state may be expanded by that one step alone.
+//! *safe*, so that a state may be expanded by that one step alone, and
+//! which sets of processes are *stubborn*, so that it may be expanded by
+//! their steps alone.
 //!
 //! The search ([`search`](super::search)) tries a fresh state's enabled
 //! processes one by one, highest index first. If the first step it runs is
@@ -57,82 +59,228 @@
 //! completed (taking the outcome is often a local step), else the search's
 //! own order (highest index first) stands.
 //!
+//! **Stubborn sets.** When the first step is not safe alone (its mailbox
+//! has rival senders or receivers), the search judges the step of every
+//! process whose step is a transition there ([`stubborn_set`]) and looks
+//! for the smallest set `T` of them closed under conflict: for every step
+//! in `T` and every process outside it, that process cannot, now or later,
+//! do anything dependent with the step ([`conflicts`]: on the same
+//! mailbox, a rival operation, a select, a timed operation, a try, a send
+//! that fails or drops, or a wait that may include it). A process that
+//! conflicts goes into `T` if it can step now with a step that is not
+//! global; if it cannot (it waits, pauses, only blocks) or its step is
+//! global, the candidate fails. Steps of `T`'s processes do not constrain
+//! each other: two rival receivers in `T` are both expanded, so both
+//! orders are explored. Dependency on one mailbox, for steps of two
+//! processes: a plain send and a plain receive commute (the argument
+//! above, whatever the capacity and the queue's length); two sends do not
+//! (the queue keeps them in the order they ran, and with one slot left
+//! one disables the other), nor do two receives (who gets which message;
+//! with one message, one disables the other); anything not plain
+//! conflicts with every operation on it; and a send to a mailbox some
+//! process may select over is global, since the select compares its
+//! arrival with sends to the select's other sources. Why `T` is a
+//! persistent set (C1): along any path from the state made of steps of
+//! processes outside `T`, each step is by closure an operation on other
+//! objects than `T`'s mailboxes or a plain operation of the opposite kind
+//! on one of them, so it commutes with every step of `T` and leaves it
+//! enabled and the same (a receive enabled here finds the same head, a
+//! send enabled here still finds room). With the strong cycle proviso
+//! below (every step of `T` must reach a state never seen, else the state
+//! is expanded in full), the reduced graph keeps every end state and
+//! failure, as for a set of one (Godefroid 1996, persistent sets; Valmari's
+//! stubborn sets).
+//!
 //! Time cannot break the argument: it moves only when nobody can step, so
 //! no timer fires before a safe step that could run. Invariants read the
 //! whole state, so a model with invariants is searched without reduction.
 //! The cycle proviso (C3: no state's expansion is postponed forever around
 //! a cycle) takes its strong form: a reduced expansion is allowed only to
-//! a state never visited before, depth-first or breadth-first, so every
-//! cycle of the reduced graph has a fully expanded state.
+//! states never visited before, depth-first or breadth-first (for a
+//! stubborn set, each of its steps; one that reaches a state already seen
+//! turns the expansion into a full one), so every cycle of the reduced
+//! graph has a fully expanded state: along a reduced step the state
+//! reached was first found by that step, so a cycle of reduced steps
+//! would have each state found after the one before it.
 
 use super::ctx::Started;
 use super::world::{Slot, Status, World};
 use crate::machine::{Machine, MailboxUse};
 use crate::trace::Target;
 
-/// Whether the operation process `i` started in its step (if any) is safe
-/// (module docs); `slots` is the state after the step, the kernel in it.
-pub(crate) fn operation_is_safe<M: Machine>(
+/// What one step touches, as the reduction judges it (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Foot {
+    /// Nothing another process can see: no operation, or only the outcome
+    /// of its own completed wait.
+    Local,
+    /// A plain send (`send`) or a plain receive on one system mailbox open
+    /// to all (`key`); for a send, one that no process selects over.
+    Mailbox { send: bool, key: (u8, u64) },
+    /// Anything else: dependent with every step of every process.
+    Global,
+}
+
+/// The footprint of the step process `i` took, given that it passed the
+/// engine's checks for a candidate (no spawn, choice, `Ctx::ipc`, pause,
+/// exit, timeout, failure or carried right): local if it started no
+/// operation, a mailbox step if it started a plain one on a system mailbox
+/// (and, a send, no process alive may select over that mailbox), else
+/// global. `slots` is the state after the step, the kernel in it.
+pub(crate) fn footprint<M: Machine>(
     world: &World<M>,
     slots: &[Slot<M>],
     i: usize,
     started: Option<Started>,
-) -> bool {
+) -> Foot {
     let Some(op) = started else {
-        return true; // a local step
+        return Foot::Local;
     };
-    if !op.plain {
-        return false;
-    }
-    let Some(name) = op.name else {
-        return false;
+    let Some(name) = op.name.filter(|_| op.plain) else {
+        return Foot::Global;
     };
-    let kernel = &world.kernel;
-    let Some(key) = kernel.object_key(slots[i].pid, name) else {
-        return false;
+    let Some(key) = world.kernel.object_key(slots[i].pid, name) else {
+        return Foot::Global;
     };
     if !world.open_mailboxes.contains(&key) {
-        return false;
+        return Foot::Global;
     }
     let Some(label) = world.label_of(key) else {
-        return false;
+        return Foot::Global;
     };
-    // The use of a rival (another sole sender or receiver).
-    let rival = if op.send {
+    // A select picks the oldest message across its sources by the
+    // kernel's global arrival order, which every send writes: with a
+    // select over the mailbox anywhere, a send to it does not commute with
+    // sends to the select's other sources either.
+    let selected = |s: &Slot<M>| {
+        !matches!(s.status, Status::Ended(_))
+            && s.machine.may_use_mailbox(label, MailboxUse::Select)
+    };
+    if op.send && slots.iter().any(selected) {
+        return Foot::Global;
+    }
+    Foot::Mailbox { send: op.send, key }
+}
+
+/// Whether process `j`, which did not take the step of footprint `foot`,
+/// may now or later, by its wait or by what it declares
+/// ([`Machine::may_use_mailbox`]), do something that does not commute
+/// with that step: on the same mailbox, a rival operation (a send against
+/// a send, a receive against a receive), a select, a timed operation, a
+/// try or a send that fails or drops; or any wait that may include it.
+/// A process that ended does nothing more; a global step conflicts with
+/// every process alive.
+pub(crate) fn conflicts<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    foot: Foot,
+    j: usize,
+) -> bool {
+    let s = &slots[j];
+    let (send, key) = match foot {
+        Foot::Local => return false,
+        _ if matches!(s.status, Status::Ended(_)) => return false,
+        Foot::Global => return true,
+        Foot::Mailbox { send, key } => (send, key),
+    };
+    match &s.status {
+        Status::Waiting { deadline, .. } if waits_on(world, s, key, send, deadline.is_some()) => {
+            return true;
+        }
+        Status::TimedOut { .. } if waits_on(world, s, key, send, true) => return true,
+        _ => {}
+    }
+    let Some(label) = world.label_of(key) else {
+        return true;
+    };
+    let rival = if send {
         MailboxUse::Send
     } else {
         MailboxUse::Receive
     };
-    if op.send && slots[i].machine.may_use_mailbox(label, MailboxUse::Select) {
-        return false;
-    }
-    for (j, s) in slots.iter().enumerate() {
-        if j == i {
+    let m = &s.machine;
+    m.may_use_mailbox(label, rival)
+        || m.may_use_mailbox(label, MailboxUse::Select)
+        || m.may_use_mailbox(label, MailboxUse::Other)
+}
+
+/// Whether the step process `i` took, of footprint `foot`, is *safe*: an
+/// ample set of one (module docs), no other process conflicting with it.
+/// `slots` is the state after the step, the kernel in it.
+pub(crate) fn step_is_safe<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    i: usize,
+    foot: Foot,
+) -> bool {
+    foot != Foot::Global && (0..slots.len()).all(|j| j == i || !conflicts(world, slots, foot, j))
+}
+
+/// The smallest stubborn set of a state (module docs, "Stubborn sets"):
+/// `moves` are the processes whose step there is a transition, each with
+/// that step's footprint; `slots` the state, its kernel in the working
+/// kernel. A candidate starts from one process whose step is not global
+/// and takes in every process that conflicts with a step already in it;
+/// it fails when one of those cannot step now (it waits, pauses, or only
+/// blocks) or its step is global. Returns the smallest candidate with
+/// fewer processes than `moves` (a tie goes to the one holding `prefer`),
+/// or `None` when there is none: the state is expanded in full.
+pub(crate) fn stubborn_set<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    moves: &[(u32, Foot)],
+    prefer: u32,
+) -> Option<Vec<u32>> {
+    let foot_of = |j: usize| {
+        moves
+            .iter()
+            .find(|&&(p, _)| p as usize == j)
+            .map(|&(_, f)| f)
+    };
+    let mut best: Option<Vec<u32>> = None;
+    for &(seed, foot) in moves {
+        if foot == Foot::Global {
             continue;
         }
-        match &s.status {
-            Status::Ended(_) => continue,
-            Status::Waiting { deadline, .. } => {
-                if waits_on(world, s, key, op.send, deadline.is_some()) {
-                    return false;
+        let mut set = vec![seed];
+        let mut work = vec![(seed, foot)];
+        let mut ok = true;
+        'grow: while let Some((p, f)) = work.pop() {
+            for j in 0..slots.len() {
+                if j == p as usize || set.contains(&(j as u32)) || !conflicts(world, slots, f, j) {
+                    continue;
+                }
+                match foot_of(j) {
+                    Some(g) if g != Foot::Global => {
+                        set.push(j as u32);
+                        work.push((j as u32, g));
+                    }
+                    _ => {
+                        ok = false;
+                        break 'grow;
+                    }
                 }
             }
-            Status::TimedOut { .. } => {
-                if waits_on(world, s, key, op.send, true) {
-                    return false;
-                }
+            if set.len() >= moves.len() {
+                ok = false;
+                break;
             }
-            Status::Runnable | Status::Paused { .. } => {}
         }
-        let m = &s.machine;
-        if m.may_use_mailbox(label, rival)
-            || m.may_use_mailbox(label, MailboxUse::Select)
-            || m.may_use_mailbox(label, MailboxUse::Other)
-        {
-            return false;
+        if !ok {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                set.len() < b.len()
+                    || (set.len() == b.len() && set.contains(&prefer) && !b.contains(&prefer))
+            }
+        };
+        if better {
+            best = Some(set);
         }
     }
-    true
+    best
 }
 
 /// Whether process `s`'s pending operation conflicts with a plain send

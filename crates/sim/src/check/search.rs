@@ -109,6 +109,73 @@ fn has_timers<M>(slots: &[super::world::Slot<M>]) -> bool {
     })
 }
 
+/// Whether looking for stubborn sets still pays: judging every move of a
+/// state costs a step each, so once [`SetBudget::TRIAL`] states have been
+/// tried and fewer than one in [`SetBudget::RATE`] had a set, the search
+/// stops looking (master-worker: the master's select conflicts with every
+/// worker, and the probing would cost 15 % more time for 1 % fewer
+/// states). Sound either way: a state not tried is expanded in full.
+#[derive(Default)]
+pub(super) struct SetBudget {
+    tried: u64,
+    found: u64,
+}
+
+impl SetBudget {
+    const TRIAL: u64 = 1024;
+    const RATE: u64 = 10;
+
+    pub(super) fn worth_trying(&self) -> bool {
+        self.tried < Self::TRIAL || self.found * Self::RATE >= self.tried
+    }
+
+    pub(super) fn tried(&mut self, found: bool) {
+        self.tried += 1;
+        self.found += u64::from(found);
+    }
+}
+
+/// Expands `top` by a stubborn set (module `por`) if one leaves a process
+/// out: judges the step of every process left to try (the first, `first`
+/// of footprint `foot`, has been taken and reached a new state), keeps in
+/// `top.todo` only the moves of the smallest stubborn set and puts the
+/// others in `top.left_out`. Returns whether it did. A process whose step
+/// only blocks is no transition there, so it is in no set.
+pub(super) fn stubborn_expansion<M: Machine + Clone + Encode>(
+    engine: &mut Engine<M>,
+    top: &mut Frame<M>,
+    first: u32,
+    foot: super::por::Foot,
+    depth: usize,
+) -> bool {
+    let mut moves = vec![(first, foot)];
+    for mv in &top.todo {
+        if mv.proc == first {
+            continue; // the first move's other choices
+        }
+        if mv.eager || mv.proc == BLOCK_ALL || !mv.choices.is_empty() {
+            return false;
+        }
+        let succ = engine.step(&top.state, mv.proc as usize, &[], depth, false, true);
+        if succ.unsupported.is_some() {
+            return false;
+        }
+        if !succ.blocked {
+            moves.push((mv.proc, succ.foot));
+        }
+    }
+    engine.hold(&top.state);
+    let Some(set) = super::por::stubborn_set(&engine.world, &top.state.slots, &moves, first) else {
+        return false;
+    };
+    let (keep, out): (Vec<Move>, Vec<Move>) = std::mem::take(&mut top.todo)
+        .into_iter()
+        .partition(|mv| mv.proc != first && set.contains(&mv.proc));
+    top.todo = keep;
+    top.left_out = out;
+    true
+}
+
 /// The choices of the step after one that made `made` (alternatives, the
 /// one taken) in the depth-first order of its tree of alternatives.
 pub(super) fn next_choices(made: &[(u32, u32)]) -> Option<Vec<u32>> {
@@ -139,6 +206,10 @@ pub(super) struct Frame<M> {
     pub(super) blocked: Vec<BlockedStep>,
     /// The waits the successors left (as [`Succ::waits`]).
     pub(super) registered: Vec<(bool, Option<(u8, u64)>)>,
+    /// Expanded by a stubborn set (module `por`): the moves left out, to
+    /// take after all if a move of the set reaches a state already seen
+    /// (the cycle proviso).
+    pub(super) left_out: Vec<Move>,
     /// Bytes its encoding took (the frontier's memory estimate).
     pub(super) size: usize,
     /// Breadth-first: its node in the trail tree.
@@ -208,6 +279,7 @@ fn admit<M>(
                 produced: false,
                 blocked: Vec::new(),
                 registered: Vec::new(),
+                left_out: Vec::new(),
                 size,
                 node,
                 depth,
@@ -254,6 +326,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
     let mut frontier = 0usize;
     let mut last_progress = Instant::now();
     let mut stop_first = false;
+    let mut sets = SetBudget::default();
 
     let trail_of = |stack: &[Frame<M>], nodes: &[(u32, Move)], node: u32, shortest: bool| {
         let mut t = Trail::default();
@@ -463,6 +536,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             });
         }
         let safe = judge && succ.safe;
+        let foot = succ.foot;
         top.last = mv.clone();
         let proc = mv;
         stats.transitions += 1;
@@ -481,16 +555,30 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
             &mut new,
             |f, e| pending_failure = Some((f, hash64(e, 7))),
         );
-        if safe && new {
-            // A safe step to a state never seen: the whole expansion.
-            let top = if cfg.shortest {
-                queue.front_mut()
-            } else {
-                stack.last_mut()
-            };
-            if let Some(top) = top {
+        let top = if cfg.shortest {
+            queue.front_mut()
+        } else {
+            stack.last_mut()
+        };
+        if let Some(top) = top {
+            if safe && new {
+                // A safe step to a state never seen: the whole expansion.
                 top.todo.clear();
                 stats.states_reduced += 1;
+            } else if judge && new && cfg.stubborn && sets.worth_trying() {
+                // Not safe alone: a stubborn set of several, if one leaves
+                // a process out.
+                let found = stubborn_expansion(engine, top, proc.proc, foot, depth);
+                sets.tried(found);
+                if found {
+                    stats.states_stubborn += 1;
+                }
+            } else if !new && !proc.eager && !top.left_out.is_empty() {
+                // A move of the set reached a state already seen: the
+                // cycle proviso wants the whole expansion.
+                let rest = std::mem::take(&mut top.left_out);
+                top.todo.extend(rest);
+                stats.states_stubborn -= 1;
             }
         }
         let new_node = if cfg.shortest && !matches!(result, Ok(None) if pending_failure.is_none()) {

@@ -25,6 +25,10 @@ pub struct CheckStats {
     pub states_probed: u64,
     /// Expanded states whose expansion was reduced to one step.
     pub states_reduced: u64,
+    /// Expanded states whose expansion was a stubborn set of several
+    /// processes, not all of them
+    /// ([`Checker::stubborn_sets`](super::Checker::stubborn_sets)).
+    pub states_stubborn: u64,
     /// The deepest state reached (steps from the initial state).
     pub max_depth: usize,
     /// The depth limit.
@@ -147,6 +151,13 @@ impl fmt::Display for CheckStats {
                     0.0
                 }
             )?;
+            if self.states_stubborn > 0 {
+                writeln!(
+                    f,
+                    "  and {} to a stubborn set of several processes",
+                    self.states_stubborn
+                )?;
+            }
         } else {
             writeln!(f, "partial-order reduction: off")?;
         }

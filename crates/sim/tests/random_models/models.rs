@@ -317,6 +317,51 @@ fn por_model() -> impl Strategy<Value = Model> {
     ]
 }
 
+/// Operations for [`shared_model`]: mostly plain sends and receives (the
+/// ones stubborn sets are made of), some selects, some of every other kind.
+fn shared_op(ports: usize) -> impl Strategy<Value = MOp> {
+    prop_oneof![
+        5 => (0..ports, 0..3u64).prop_map(|(port, value)| MOp::Send { port, value, policy: 0 }),
+        1 => (0..ports, 0..3u64, 2..6u8).prop_map(|(port, value, policy)| MOp::Send { port, value, policy }),
+        4 => (0..ports).prop_map(|port| MOp::Receive { port, wait: 0 }),
+        1 => (0..ports, 1..3u8).prop_map(|(port, wait)| MOp::Receive { port, wait }),
+        1 => (0..2u8).prop_map(|wait| MOp::Select { wait: wait * 2 }),
+        1 => Just(MOp::Yield),
+        1 => (0..3u64).prop_map(MOp::FailIfGot),
+    ]
+}
+
+/// Models where several processes share one or two mailboxes (rival
+/// senders and receivers, selects over them): what the stubborn sets of
+/// the reduction are made for.
+fn shared_model() -> impl Strategy<Value = Model> {
+    (3..=4usize, 1..=2usize, any::<bool>())
+        .prop_flat_map(|(procs, ports, server)| {
+            (
+                prop::collection::vec(8..12u8, ports),
+                prop::collection::vec(prop::collection::vec(shared_op(ports), 1..=3), procs),
+                Just(server),
+            )
+        })
+        .prop_map(|(ports, mut procs, server)| {
+            if server {
+                // As `model_of`: a server's loop starts with a blocking
+                // receive and sends to no mailbox (it would feed itself).
+                procs[0].insert(0, MOp::Receive { port: 0, wait: 0 });
+                procs[0].retain(|o| match o {
+                    MOp::Receive { wait, .. } => *wait == 0,
+                    MOp::Send { .. } | MOp::Select { .. } | MOp::Sleep(_) => false,
+                    _ => true,
+                });
+            }
+            Model {
+                ports,
+                procs,
+                server,
+            }
+        })
+}
+
 /// Random models of `ops` operations in all (about), capacity codes from
 /// `codes`, with choices or not.
 fn model_of(ops: usize, codes: std::ops::Range<u8>, choices: bool) -> impl Strategy<Value = Model> {
