@@ -46,7 +46,7 @@ use std::ops::Range;
 use crate::builder::SimBuilder;
 use std::time::Duration;
 
-use mkipc_kernel::KernelStats;
+use mkipc_kernel::{KernelSnapshot, KernelStats};
 
 use crate::report::{Failure, FailureReason, Report};
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
@@ -246,9 +246,15 @@ impl Explorer {
         self
     }
 
+    /// One run on a `Sim` of its own, built from `builder`.
     fn one(&self, builder: SimBuilder, setup: &dyn Fn(&mut Sim)) -> Result<Report, Failure> {
         let mut sim = builder.build();
         setup(&mut sim);
+        self.add_leak_check(&mut sim);
+        sim.run()
+    }
+
+    fn add_leak_check(&self, sim: &mut Sim) {
         if self.check_leaks {
             sim.check_at_end("no leaks", |r| {
                 if r.kernel_is_clean() {
@@ -261,7 +267,17 @@ impl Explorer {
                 }
             });
         }
-        sim.run()
+    }
+
+    /// The runs of one exploration, on one reused `Sim`, traced as the
+    /// base builder says.
+    fn runs<'a>(&'a self, setup: &'a dyn Fn(&mut Sim)) -> Runs<'a> {
+        Runs {
+            explorer: self,
+            setup,
+            trace: self.base.trace,
+            reused: None,
+        }
     }
 
     /// Explores; stops at the first failure.
@@ -314,10 +330,24 @@ impl Explorer {
         match &self.mode {
             Mode::Seeds(seeds) => {
                 let mut out = ExploreOutcome::new(0);
+                let mut runs = self.runs(setup);
+                // Stopping at the first failure, nobody sees the reports of
+                // the runs that pass: run untraced, and run a failing seed
+                // again as the base builder says, to report it as it is.
+                let quiet = stop && runs.trace;
+                runs.trace &= !quiet;
+                let scheduler = self.base.scheduler.clone();
                 for seed in seeds.clone() {
                     out.runs += 1;
-                    let r = self.one(self.base.clone().seed(seed), setup);
+                    let mut r = runs.run(seed, &scheduler);
                     out.steps += steps_of(&r);
+                    if quiet && r.is_err() {
+                        // A model that does not fail again (it is not
+                        // deterministic) keeps the untraced failure.
+                        if let Err(f) = self.one(self.base.clone().seed(seed), setup) {
+                            r = Err(f);
+                        }
+                    }
                     visit(&r);
                     if let Err(f) = r {
                         out.failure.get_or_insert(f);
@@ -352,13 +382,11 @@ impl Explorer {
         let trail = DfsTrail::new(max_depth);
         let mut out = ExploreOutcome::new(0);
         out.reduction = Some(Reduction::None);
+        let mut runs = self.runs(setup);
+        let scheduler = SchedulerKind::Dfs(trail.clone());
         loop {
             out.runs += 1;
-            let builder = self
-                .base
-                .clone()
-                .scheduler(SchedulerKind::Dfs(trail.clone()));
-            let r = self.one(builder, setup);
+            let r = runs.run(self.base.seed, &scheduler);
             out.steps += steps_of(&r);
             visit(&r);
             if let Err(f) = r {
@@ -394,15 +422,13 @@ impl Explorer {
         let mut stamps = false;
         let mut past_bound = 0;
         let mut diverged = false;
+        let mut runs = self.runs(setup);
         'restart: loop {
             let trail = DporTrail::new(false, stamps);
+            let scheduler = SchedulerKind::Dpor(trail.clone());
             loop {
                 out.runs += 1;
-                let builder = self
-                    .base
-                    .clone()
-                    .scheduler(SchedulerKind::Dpor(trail.clone()));
-                let r = self.one(builder, setup);
+                let r = runs.run(self.base.seed, &scheduler);
                 out.steps += steps_of(&r);
                 visit(&r);
                 let failed = r.is_err();
@@ -449,6 +475,49 @@ impl Explorer {
                 }
             }
         }
+    }
+}
+
+/// The runs of one exploration on one `Sim`, reset between runs instead of
+/// built anew (`Sim::reset`: the kernel restored from its snapshot taken
+/// after `build`, every table emptied with its memory kept), which is what
+/// makes many short runs cheap. A run is the one a new `Sim` of the same
+/// seed and scheduler gives (`tests/explore.rs`).
+struct Runs<'a> {
+    explorer: &'a Explorer,
+    setup: &'a dyn Fn(&mut Sim),
+    /// Whether runs record their trace.
+    trace: bool,
+    /// The last run's `Sim`, and its kernel as `build` left it.
+    reused: Option<(Sim, KernelSnapshot)>,
+}
+
+impl Runs<'_> {
+    fn run(&mut self, seed: u64, scheduler: &SchedulerKind) -> Result<Report, Failure> {
+        let reset = self.reused.take().and_then(|(mut sim, initial)| {
+            sim.reset(&initial, seed, scheduler)
+                .then_some((sim, initial))
+        });
+        let (mut sim, initial) = match reset {
+            Some(reused) => reused,
+            None => {
+                let sim = self
+                    .explorer
+                    .base
+                    .clone()
+                    .seed(seed)
+                    .scheduler(scheduler.clone())
+                    .trace(self.trace)
+                    .build();
+                let initial = sim.kernel().snapshot();
+                (sim, initial)
+            }
+        };
+        (self.setup)(&mut sim);
+        self.explorer.add_leak_check(&mut sim);
+        let r = sim.run_here();
+        self.reused = Some((sim, initial));
+        r
     }
 }
 

@@ -195,19 +195,8 @@ impl Sim {
     /// no-senders and dead-port behaviour during the run depend only on the
     /// processes.
     pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
-        let ports = |k: &Kernel| -> Vec<u64> {
-            k.queue_stats()
-                .iter()
-                .filter(|q| q.kind == "port")
-                .map(|q| q.queue_id)
-                .collect()
-        };
-        let before = ports(&self.core.kernel);
         let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
-        if let Some(id) = ports(&self.core.kernel)
-            .into_iter()
-            .find(|id| !before.contains(id))
-        {
+        if let Some(id) = self.core.kernel.port_queue_id(self.core.init, name) {
             self.core
                 .port_labels
                 .borrow_mut()
@@ -436,6 +425,13 @@ impl Sim {
     /// ([`Sim::expect_error`]) or step limit (`Err`, with the report and
     /// the schedule that replays it).
     pub fn run(mut self) -> Result<Report, Failure> {
+        self.run_here()
+    }
+
+    /// [`Sim::run`], leaving the `Sim` in place: ended, its processes gone,
+    /// ready for [`Sim::reset`](crate::builder) (the explorer runs every
+    /// schedule on one `Sim`).
+    pub(crate) fn run_here(&mut self) -> Result<Report, Failure> {
         let failure = self.run_loop();
         if let Some(d) = &self.core.dpor {
             // A run stopped by a failure before it could end (a panic, a
