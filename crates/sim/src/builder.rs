@@ -205,6 +205,7 @@ impl SimBuilder {
             setup_send_rights: Vec::new(),
             invariants: Vec::new(),
             final_checks: Vec::new(),
+            check_leaks: false,
         }
     }
 }
@@ -283,6 +284,7 @@ impl Sim {
         self.setup_send_rights.clear();
         self.invariants.clear();
         self.final_checks.clear();
+        self.check_leaks = false;
         true
     }
 }

@@ -254,19 +254,10 @@ impl Explorer {
         sim.run()
     }
 
+    /// After the model's own final checks, the run fails if it left
+    /// anything in the kernel (unless turned off).
     fn add_leak_check(&self, sim: &mut Sim) {
-        if self.check_leaks {
-            sim.check_at_end("no leaks", |r| {
-                if r.kernel_is_clean() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "kernel not empty at the end: {:?}",
-                        r.kernel_at_end
-                    ))
-                }
-            });
-        }
+        sim.check_leaks = self.check_leaks;
     }
 
     /// The runs of one exploration, on one reused `Sim`, traced as the
@@ -276,6 +267,7 @@ impl Explorer {
             explorer: self,
             setup,
             trace: self.base.trace,
+            reports: true,
             reused: None,
         }
     }
@@ -286,7 +278,7 @@ impl Explorer {
     /// if it is not a schedule, runs nothing and returns a failure with
     /// [`FailureReason::BadReplay`] (and `runs == 0`).
     pub fn run(&self, setup: impl Fn(&mut Sim)) -> ExploreOutcome {
-        self.drive(&setup, &mut |_| {}, true)
+        self.drive(&setup, None)
     }
 
     /// Explores to the end, failures or not, showing every run's result to
@@ -297,15 +289,23 @@ impl Explorer {
         setup: impl Fn(&mut Sim),
         mut visit: impl FnMut(&Result<Report, Failure>),
     ) -> ExploreOutcome {
-        self.drive(&setup, &mut visit, false)
+        self.drive(&setup, Some(&mut visit))
     }
 
+    /// Explores, showing every run's result to `visit`; with no `visit`,
+    /// stops at the first failure.
     fn drive(
         &self,
         setup: &dyn Fn(&mut Sim),
-        visit: &mut dyn FnMut(&Result<Report, Failure>),
-        stop: bool,
+        mut visit: Option<&mut dyn FnMut(&Result<Report, Failure>)>,
     ) -> ExploreOutcome {
+        let stop = visit.is_none();
+        let mut show = |r: &Result<Report, Failure>| {
+            if let Some(v) = visit.as_mut() {
+                v(r);
+            }
+        };
+        let visit = &mut show;
         if let Some(value) = std::env::var_os(REPLAY_ENV) {
             // Blank means unset, as for `SimBuilder::replay_from_env`; a value
             // that is not a schedule is reported, never explored past.
@@ -331,23 +331,29 @@ impl Explorer {
             Mode::Seeds(seeds) => {
                 let mut out = ExploreOutcome::new(0);
                 let mut runs = self.runs(setup);
-                // Stopping at the first failure, nobody sees the reports of
-                // the runs that pass: run untraced, and run a failing seed
-                // again as the base builder says, to report it as it is.
-                let quiet = stop && runs.trace;
-                runs.trace &= !quiet;
+                // Stopping at the first failure, nobody sees the runs that
+                // pass: they run untraced and assemble no report, and a
+                // failing seed runs again as the base builder says (traced
+                // unless turned off), so it is reported as it always was.
+                let again = stop && runs.trace;
+                runs.trace &= !stop;
+                runs.reports = !stop;
                 let scheduler = self.base.scheduler.clone();
                 for seed in seeds.clone() {
                     out.runs += 1;
-                    let mut r = runs.run(seed, &scheduler);
-                    out.steps += steps_of(&r);
-                    if quiet && r.is_err() {
+                    let (steps, r) = runs.run(seed, &scheduler);
+                    out.steps += steps;
+                    let r = match r {
+                        Ok(Some(report)) => Ok(report),
+                        Ok(None) => continue,
                         // A model that does not fail again (it is not
                         // deterministic) keeps the untraced failure.
-                        if let Err(f) = self.one(self.base.clone().seed(seed), setup) {
-                            r = Err(f);
-                        }
-                    }
+                        Err(f) if again => match self.one(self.base.clone().seed(seed), setup) {
+                            Err(traced) => Err(traced),
+                            Ok(_) => Err(f),
+                        },
+                        Err(f) => Err(f),
+                    };
                     visit(&r);
                     if let Err(f) = r {
                         out.failure.get_or_insert(f);
@@ -386,7 +392,7 @@ impl Explorer {
         let scheduler = SchedulerKind::Dfs(trail.clone());
         loop {
             out.runs += 1;
-            let r = runs.run(self.base.seed, &scheduler);
+            let r = runs.run_reported(self.base.seed, &scheduler);
             out.steps += steps_of(&r);
             visit(&r);
             if let Err(f) = r {
@@ -428,7 +434,7 @@ impl Explorer {
             let scheduler = SchedulerKind::Dpor(trail.clone());
             loop {
                 out.runs += 1;
-                let r = runs.run(self.base.seed, &scheduler);
+                let r = runs.run_reported(self.base.seed, &scheduler);
                 out.steps += steps_of(&r);
                 visit(&r);
                 let failed = r.is_err();
@@ -488,12 +494,28 @@ struct Runs<'a> {
     setup: &'a dyn Fn(&mut Sim),
     /// Whether runs record their trace.
     trace: bool,
+    /// Whether a run that passes assembles its report.
+    reports: bool,
     /// The last run's `Sim`, and its kernel as `build` left it.
     reused: Option<(Sim, KernelSnapshot)>,
 }
 
 impl Runs<'_> {
-    fn run(&mut self, seed: u64, scheduler: &SchedulerKind) -> Result<Report, Failure> {
+    /// A run with its report.
+    fn run_reported(&mut self, seed: u64, scheduler: &SchedulerKind) -> Result<Report, Failure> {
+        let reports = std::mem::replace(&mut self.reports, true);
+        let (_, r) = self.run(seed, scheduler);
+        self.reports = reports;
+        r.map(|r| r.expect("a report was asked for"))
+    }
+
+    /// A run: its steps, and its result (`Ok(None)` for a run that passed,
+    /// when `reports` is off and no final check of the model needs one).
+    fn run(
+        &mut self,
+        seed: u64,
+        scheduler: &SchedulerKind,
+    ) -> (u64, Result<Option<Report>, Failure>) {
         let reset = self.reused.take().and_then(|(mut sim, initial)| {
             sim.reset(&initial, seed, scheduler)
                 .then_some((sim, initial))
@@ -515,9 +537,10 @@ impl Runs<'_> {
         };
         (self.setup)(&mut sim);
         self.explorer.add_leak_check(&mut sim);
-        let r = sim.run_here();
+        let r = sim.run_here_with(self.reports);
+        let steps = sim.core.step.get();
         self.reused = Some((sim, initial));
-        r
+        (steps, r)
     }
 }
 

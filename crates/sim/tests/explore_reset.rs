@@ -8,9 +8,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use mkipc_kernel::{Capacity, Ipc, Message};
+use mkipc_kernel::{Capacity, Ipc, MailboxConfig, Message, Owner};
 use mkipc_sim::{
-    ms, workload, AsyncIpc, Dist, Explorer, Failure, Inherit, Report, SchedulerKind, Sim,
+    ms, workload, AsyncIpc, Dist, Explorer, Failure, FailureReason, Inherit, Report, SchedulerKind,
+    Sim,
 };
 
 type Model = fn(&mut Sim);
@@ -167,11 +168,25 @@ fn panics_machines_async(sim: &mut Sim) {
     .unwrap();
 }
 
-const MODELS: [(&str, Model); 4] = [
+/// A mailbox owned by the system (so it outlives its creator), made on some
+/// seeds: those runs leave it in the kernel and fail the leak check.
+fn leaks_on_some_seeds(sim: &mut Sim) {
+    ten_messages(sim);
+    sim.spawn("leaker", |p| {
+        if p.random_below(2) == 0 {
+            let config = MailboxConfig::new(Capacity::Bounded(1)).owner(Owner::System);
+            p.mailbox_create("left-behind", config)?;
+        }
+        Ok(())
+    });
+}
+
+const MODELS: [(&str, Model); 5] = [
     ("ten_messages", ten_messages),
     ("lost_update", lost_update),
     ("faults_and_timeouts", faults_and_timeouts),
     ("panics_machines_async", panics_machines_async),
+    ("leaks_on_some_seeds", leaks_on_some_seeds),
 ];
 
 fn schedulers() -> [SchedulerKind; 2] {
@@ -298,6 +313,12 @@ fn the_first_failure_is_reported_as_a_fresh_traced_run_reports_it() {
                     );
                     // The report is the traced one.
                     assert!(!got.report.trace.events.is_empty());
+                    if name == "leaks_on_some_seeds" {
+                        assert!(
+                            matches!(&got.reason, FailureReason::FinalCheck { name, .. } if name == "no leaks"),
+                            "{got}"
+                        );
+                    }
                 }
                 (want, got) => panic!("{name}: expected {want:?}, got {got:?}"),
             }
