@@ -30,8 +30,9 @@
 //! * `peer explore` (printed) — seeded exploration of the 10-message
 //!   producer/consumer (`explore/executions`) against shuttle's
 //!   `check_random` on the same model (a producer thread sending 10 `u64`s
-//!   through a `sync_channel(2)` to the test's main thread, which receives
-//!   them and joins it), in interleaved batches: executions per second of
+//!   through a `sync_channel(2)` to a consumer: the test's main thread, or
+//!   a third thread the main thread spawns and joins, as mkipc's setup task
+//!   and two processes), in interleaved batches: executions per second of
 //!   each and the ratio mkipc/shuttle, median/min/max, by wall and CPU
 //!   time. `MKIPC_BENCH_EXPLORE_ONLY=1` runs only this comparison (no
 //!   memory, no ping-pong, no criterion groups), e.g. to profile it.
@@ -149,18 +150,28 @@ fn ten_messages(sim: &mut Sim) {
 }
 
 /// The same model under shuttle's random scheduler: `runs` executions.
-fn shuttle_ten_messages(runs: u64) {
+/// With `spawn_both`, the test's main thread spawns the producer and the
+/// consumer and joins them (three threads, as mkipc's setup task and two
+/// processes); otherwise the main thread is the consumer (two threads).
+fn shuttle_ten_messages(runs: u64, spawn_both: bool) {
     use shuttle::sync::mpsc::sync_channel;
     shuttle::check_random(
-        || {
+        move || {
             let (tx, rx) = sync_channel::<u64>(2);
             let producer = shuttle::thread::spawn(move || {
                 for i in 0..10 {
                     tx.send(i).unwrap();
                 }
             });
-            for _ in 0..10 {
-                rx.recv().unwrap();
+            let consume = move || {
+                for _ in 0..10 {
+                    rx.recv().unwrap();
+                }
+            };
+            if spawn_both {
+                shuttle::thread::spawn(consume).join().unwrap();
+            } else {
+                consume();
             }
             producer.join().unwrap();
         },
@@ -488,11 +499,13 @@ fn explore_comparison(batches: usize) {
         .seeds(0..RUNS / 10)
         .run(ten_messages)
         .assert_ok();
-    shuttle_ten_messages(RUNS / 10);
-    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    shuttle_ten_messages(RUNS / 10, false);
+    shuttle_ten_messages(RUNS / 10, true);
+    let (mut ours, mut two, mut three) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..batches {
         ours.push(rate(RUNS, mkipc));
-        peer.push(rate(RUNS, || shuttle_ten_messages(RUNS)));
+        two.push(rate(RUNS, || shuttle_ten_messages(RUNS, false)));
+        three.push(rate(RUNS, || shuttle_ten_messages(RUNS, true)));
     }
     println!(
         "peer explore, {batches} batches of {RUNS} executions of the 10-message producer/consumer, CPUs allowed: {}",
@@ -504,22 +517,26 @@ fn explore_comparison(batches: usize) {
         ("cpu", |r: &(f64, f64)| r.1),
     ] {
         let of = |v: &[(f64, f64)]| v.iter().map(pick).collect::<Vec<f64>>();
-        let (ours, peer) = (of(&ours), of(&peer));
+        let ours = of(&ours);
         let (med, lo, hi) = stats(ours.clone());
-        let (rmed, rlo, rhi) = stats(ours.iter().zip(&peer).map(|(x, y)| x / y).collect());
         println!(
-            "  by {clock} time: explore (seeds) {:>6.1} k executions/s (min {:.1}, max {:.1}); /shuttle {rmed:.2}x (min {rlo:.2}, max {rhi:.2})",
+            "  by {clock} time: {:<20} {:>6.1} k executions/s (min {:.1}, max {:.1})",
+            "explore (seeds)",
             k(med),
             k(lo),
             k(hi)
         );
-        let (med, lo, hi) = stats(peer);
-        println!(
-            "  by {clock} time: shuttle         {:>6.1} k executions/s (min {:.1}, max {:.1})",
-            k(med),
-            k(lo),
-            k(hi)
-        );
+        for (name, peer) in [("shuttle, 2 threads", &two), ("shuttle, 3 threads", &three)] {
+            let peer = of(peer);
+            let (med, lo, hi) = stats(peer.clone());
+            let (rmed, rlo, rhi) = stats(ours.iter().zip(&peer).map(|(x, y)| x / y).collect());
+            println!(
+                "  by {clock} time: {name:<20} {:>6.1} k executions/s (min {:.1}, max {:.1}); mkipc/shuttle {rmed:.2}x (min {rlo:.2}, max {rhi:.2})",
+                k(med),
+                k(lo),
+                k(hi)
+            );
+        }
     }
 }
 

@@ -516,31 +516,30 @@ impl Runs<'_> {
         seed: u64,
         scheduler: &SchedulerKind,
     ) -> (u64, Result<Option<Report>, Failure>) {
-        let reset = self.reused.take().and_then(|(mut sim, initial)| {
-            sim.reset(&initial, seed, scheduler)
-                .then_some((sim, initial))
-        });
-        let (mut sim, initial) = match reset {
-            Some(reused) => reused,
-            None => {
-                let sim = self
-                    .explorer
-                    .base
-                    .clone()
-                    .seed(seed)
-                    .scheduler(scheduler.clone())
-                    .trace(self.trace)
-                    .build();
-                let initial = sim.kernel().snapshot();
-                (sim, initial)
-            }
+        // In place: a `Sim` and a kernel snapshot are large to move.
+        let reset = match &mut self.reused {
+            Some((sim, initial)) => sim.reset(initial, seed, scheduler),
+            None => false,
         };
-        (self.setup)(&mut sim);
-        self.explorer.add_leak_check(&mut sim);
+        if !reset {
+            self.reused = None;
+        }
+        let (explorer, trace) = (self.explorer, self.trace);
+        let (sim, _) = self.reused.get_or_insert_with(|| {
+            let sim = explorer
+                .base
+                .clone()
+                .seed(seed)
+                .scheduler(scheduler.clone())
+                .trace(trace)
+                .build();
+            let initial = sim.kernel().snapshot();
+            (sim, initial)
+        });
+        (self.setup)(sim);
+        self.explorer.add_leak_check(sim);
         let r = sim.run_here_with(self.reports);
-        let steps = sim.core.step.get();
-        self.reused = Some((sim, initial));
-        (steps, r)
+        (sim.core.step.get(), r)
     }
 }
 
