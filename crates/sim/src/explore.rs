@@ -64,6 +64,9 @@ enum Mode {
     },
 }
 
+/// What sees each run's result ([`Explorer::run_all`]).
+type Visitor<'a> = dyn FnMut(&Result<Report, Failure>) + 'a;
+
 /// Which schedules an exhaustive search runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reduction {
@@ -297,7 +300,7 @@ impl Explorer {
     fn drive(
         &self,
         setup: &dyn Fn(&mut Sim),
-        mut visit: Option<&mut dyn FnMut(&Result<Report, Failure>)>,
+        mut visit: Option<&mut Visitor<'_>>,
     ) -> ExploreOutcome {
         let stop = visit.is_none();
         let mut show = |r: &Result<Report, Failure>| {
