@@ -15,8 +15,7 @@
 //!   through a ready queue, no IPC at all: the scheduling cost.
 //! * `explore/executions` — whole runs per second of a small model (a
 //!   producer sending 10 messages through a `Bounded(2)` port to a consumer),
-//!   each built, run and checked for leaks: shuttle does ~137,000 runs/s of a
-//!   10-message model on this kind of machine (PEERS.md).
+//!   each run of a seed and checked for leaks, as `Explorer::seeds` does.
 //!
 //! * `peer` (printed, not criterion) — the same ping-pong against NeXosim's
 //!   equivalent (two models exchanging a counter through their output
@@ -27,9 +26,16 @@
 //!   of two messages is four. Run it pinned (`taskset -c 0 cargo bench ...`)
 //!   and not; the line says which. Each figure is given by wall time and
 //!   by the thread's CPU time (`/proc/thread-self/schedstat`), which other
-//!   jobs on a loaded machine disturb less. The same batches time seeded
-//!   exploration (`explore (seeds)`: executions per second of the
-//!   10-message producer/consumer, as `explore/executions`).
+//!   jobs on a loaded machine disturb less.
+//! * `peer explore` (printed) — seeded exploration of the 10-message
+//!   producer/consumer (`explore/executions`) against shuttle's
+//!   `check_random` on the same model (a producer thread sending 10 `u64`s
+//!   through a `sync_channel(2)` to a consumer: the test's main thread, or
+//!   a third thread the main thread spawns and joins, as mkipc's setup task
+//!   and two processes), in interleaved batches: executions per second of
+//!   each and the ratio mkipc/shuttle, median/min/max, by wall and CPU
+//!   time. `MKIPC_BENCH_EXPLORE_ONLY=1` runs only this comparison (no
+//!   memory, no ping-pong, no criterion groups), e.g. to profile it.
 //!
 //! Before the timings it prints the resident memory per idle process, for
 //! closures (coroutines), stackless machines and async processes, with 100,000 processes
@@ -140,6 +146,36 @@ fn ten_messages(sim: &mut Sim) {
         Ok(())
     })
     .unwrap();
+}
+
+/// The same model under shuttle's random scheduler: `runs` executions.
+/// With `spawn_both`, the test's main thread spawns the producer and the
+/// consumer and joins them (three threads, as mkipc's setup task and two
+/// processes); otherwise the main thread is the consumer (two threads).
+fn shuttle_ten_messages(runs: u64, spawn_both: bool) {
+    use shuttle::sync::mpsc::sync_channel;
+    shuttle::check_random(
+        move || {
+            let (tx, rx) = sync_channel::<u64>(2);
+            let producer = shuttle::thread::spawn(move || {
+                for i in 0..10 {
+                    tx.send(i).unwrap();
+                }
+            });
+            let consume = move || {
+                for _ in 0..10 {
+                    rx.recv().unwrap();
+                }
+            };
+            if spawn_both {
+                shuttle::thread::spawn(consume).join().unwrap();
+            } else {
+                consume();
+            }
+            producer.join().unwrap();
+        },
+        runs as usize,
+    );
 }
 
 fn rss_bytes() -> u64 {
@@ -372,10 +408,6 @@ fn peer_comparison(batches: usize) {
     let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
     let (mut machines, mut machines_traced) = (Vec::new(), Vec::new());
     let (mut asyncs, mut asyncs_traced) = (Vec::new(), Vec::new());
-    // Seeded exploration: whole runs of the 10-message producer/consumer,
-    // enough for ~100 ms a batch (the CPU clock moves by scheduler ticks).
-    const EXPLORE_RUNS: u64 = 20_000;
-    let mut explore = Vec::new();
     for _ in 0..batches {
         sim.push(rate(ops, || {
             black_box(pingpong(ROUNDS, false));
@@ -396,10 +428,6 @@ fn peer_comparison(batches: usize) {
             black_box(pingpong_async(ROUNDS, true));
         }));
         peer.push(rate(messages * 2, || nexo::ping_pong(messages)));
-        explore.push(rate(EXPLORE_RUNS, || {
-            let outcome = Explorer::new().seeds(0..EXPLORE_RUNS).run(ten_messages);
-            assert!(outcome.failure.is_none());
-        }));
     }
     println!(
         "peer ping-pong, {batches} batches of {ROUNDS} round trips, CPUs allowed: {}",
@@ -440,14 +468,6 @@ fn peer_comparison(batches: usize) {
             m(lo),
             m(hi)
         );
-        let (med, lo, hi) = stats(of(&explore));
-        println!(
-            "    {:<18} {:>6.1} k executions/s (min {:.1}, max {:.1}) of the 10-message producer/consumer",
-            "explore (seeds)",
-            med / 1e3,
-            lo / 1e3,
-            hi / 1e3
-        );
     }
     // Async processes beside closures and machines, batch by batch, by CPU time.
     let beside = |a: &[(f64, f64)], b: &[(f64, f64)]| {
@@ -463,6 +483,62 @@ fn peer_comparison(batches: usize) {
     }
 }
 
+/// Seeded exploration against shuttle (module docs), in `batches`
+/// interleaved batches.
+fn explore_comparison(batches: usize) {
+    // Enough runs for ~100 ms a batch (the CPU clock moves by scheduler ticks).
+    const RUNS: u64 = 20_000;
+    let mkipc = || {
+        let outcome = Explorer::new().seeds(0..RUNS).run(ten_messages);
+        assert!(outcome.failure.is_none());
+        assert_eq!(outcome.runs, RUNS);
+    };
+    // Warm up once each.
+    Explorer::new()
+        .seeds(0..RUNS / 10)
+        .run(ten_messages)
+        .assert_ok();
+    shuttle_ten_messages(RUNS / 10, false);
+    shuttle_ten_messages(RUNS / 10, true);
+    let (mut ours, mut two, mut three) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..batches {
+        ours.push(rate(RUNS, mkipc));
+        two.push(rate(RUNS, || shuttle_ten_messages(RUNS, false)));
+        three.push(rate(RUNS, || shuttle_ten_messages(RUNS, true)));
+    }
+    println!(
+        "peer explore, {batches} batches of {RUNS} executions of the 10-message producer/consumer, CPUs allowed: {}",
+        cpus_allowed()
+    );
+    let k = |v: f64| v / 1e3;
+    for (clock, pick) in [
+        ("wall", (|r: &(f64, f64)| r.0) as fn(&(f64, f64)) -> f64),
+        ("cpu", |r: &(f64, f64)| r.1),
+    ] {
+        let of = |v: &[(f64, f64)]| v.iter().map(pick).collect::<Vec<f64>>();
+        let ours = of(&ours);
+        let (med, lo, hi) = stats(ours.clone());
+        println!(
+            "  by {clock} time: {:<20} {:>6.1} k executions/s (min {:.1}, max {:.1})",
+            "explore (seeds)",
+            k(med),
+            k(lo),
+            k(hi)
+        );
+        for (name, peer) in [("shuttle, 2 threads", &two), ("shuttle, 3 threads", &three)] {
+            let peer = of(peer);
+            let (med, lo, hi) = stats(peer.clone());
+            let (rmed, rlo, rhi) = stats(ours.iter().zip(&peer).map(|(x, y)| x / y).collect());
+            println!(
+                "  by {clock} time: {name:<20} {:>6.1} k executions/s (min {:.1}, max {:.1}); mkipc/shuttle {rmed:.2}x (min {rlo:.2}, max {rhi:.2})",
+                k(med),
+                k(lo),
+                k(hi)
+            );
+        }
+    }
+}
+
 fn benches(c: &mut Criterion) {
     if let Ok(spec) = std::env::var("MKIPC_BENCH_IDLE_CHILD") {
         idle_child(&spec);
@@ -473,6 +549,10 @@ fn benches(c: &mut Criterion) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(7usize)
         .max(1);
+    if std::env::var_os("MKIPC_BENCH_EXPLORE_ONLY").is_some() {
+        explore_comparison(batches);
+        std::process::exit(0);
+    }
     if std::env::var_os("MKIPC_BENCH_NO_MEMORY").is_none() {
         // `MKIPC_BENCH_IDLE=100000,1000000`: the sizes measured.
         let sizes = std::env::var("MKIPC_BENCH_IDLE").unwrap_or_else(|_| "100000".into());
@@ -489,6 +569,7 @@ fn benches(c: &mut Criterion) {
         }
     }
     peer_comparison(batches);
+    explore_comparison(batches);
     assert_eq!(pingpong(10, false), pingpong(10, false), "deterministic");
 
     let mut g = c.benchmark_group("pingpong");

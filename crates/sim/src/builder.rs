@@ -10,12 +10,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::rc::Rc;
 
+use mkipc_kernel::runtime::KernelSnapshot;
 use mkipc_kernel::{CarriedRight, Disposition, Kernel, KernelConfig, PortName};
 
 use crate::rng::SimRng;
 use crate::runtime::Core;
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
-use crate::scheduler::SchedulerKind;
+use crate::scheduler::{Scheduler, SchedulerKind};
 use crate::sim::Sim;
 use crate::stack::StackPool;
 use crate::trace::TraceBuffer;
@@ -162,10 +163,7 @@ impl SimBuilder {
     pub fn build(self) -> Sim {
         let kernel = Kernel::with_config(self.kernel_config);
         let init = kernel.create_task();
-        let mut root = SimRng::new(self.seed);
-        let mut sched_rng = root.fork();
-        let world_rng = root.fork();
-        let sched = self.scheduler.build(&mut sched_rng);
+        let (sched_rng, world_rng, sched) = streams(self.seed, &self.scheduler);
         let dpor = self.scheduler.dpor();
         let core = Core {
             kernel,
@@ -208,6 +206,136 @@ impl SimBuilder {
             setup_send_rights: Vec::new(),
             invariants: Vec::new(),
             final_checks: Vec::new(),
+            check_leaks: false,
         }
+    }
+}
+
+/// The scheduler's random stream, the world's, and the scheduler, as a run
+/// of `seed` starts with them (`build` and `Sim::reset` alike).
+fn streams(seed: u64, kind: &SchedulerKind) -> (SimRng, SimRng, Box<dyn Scheduler>) {
+    let mut root = SimRng::new(seed);
+    let mut sched_rng = root.fork();
+    let world_rng = root.fork();
+    let sched = kind.build(&mut sched_rng);
+    (sched_rng, world_rng, sched)
+}
+
+impl Sim {
+    /// Puts a run that has ended back into the state
+    /// `builder.seed(seed).scheduler(scheduler).build()` gives, reusing its
+    /// memory: the kernel goes back to `initial` (its snapshot taken right
+    /// after `build`, allocations kept), and every table, queue and buffer
+    /// of the run is emptied, keeping its capacity. The builder's other
+    /// options stay the ones this `Sim` was built with. The explorer calls it
+    /// between runs (DESIGN.md, "Exploration").
+    ///
+    /// Returns `false`, changing nothing, when the run cannot be reset: a
+    /// stack overflowed (its coroutines were leaked), or something outside
+    /// still holds the run's core (a handle a process gave away) or a body.
+    /// The caller then builds a new `Sim`.
+    pub(crate) fn reset(
+        &mut self,
+        initial: &KernelSnapshot,
+        seed: u64,
+        scheduler: &SchedulerKind,
+    ) -> bool {
+        if self.stack_overflowed || self.coroutines.iter().any(Option::is_some) {
+            return false;
+        }
+        let Some(core) = Rc::get_mut(&mut self.core) else {
+            return false;
+        };
+        if !core.spawned.get_mut().is_empty() {
+            return false;
+        }
+        core.kernel.restore(initial);
+        // Ids of waits completed after the loop last looked (the exits of
+        // processes stuck at the end): a new kernel has none.
+        let woken = core.woken.get_mut();
+        core.kernel.take_woken(woken);
+        woken.clear();
+        core.clock.set(0);
+        core.step.set(0);
+        core.fast_path.set(true);
+        core.procs.get_mut().clear();
+        core.ready.get_mut().clear();
+        core.timers.get_mut().clear();
+        core.timer_seq.set(0);
+        core.choices.get_mut().clear();
+        core.kill_requests.get_mut().clear();
+        core.trace.get_mut().clear();
+        core.labels.get_mut().clear();
+        core.port_labels.get_mut().clear();
+        core.watched.get_mut().clear();
+        core.queue_of.get_mut().clear();
+        core.services.get_mut().clear();
+        core.mailboxes.get_mut().clear();
+        let (sched_rng, world_rng, sched) = streams(seed, scheduler);
+        *core.sched_rng.get_mut() = sched_rng;
+        *core.world_rng.get_mut() = world_rng;
+        *core.sched.get_mut() = sched;
+        core.dpor = scheduler.dpor();
+        self.seed = seed;
+        self.coroutines.clear();
+        self.canaries.clear();
+        self.step_kills.clear();
+        self.time_kills.clear();
+        self.random_kills.clear();
+        self.setup_send_rights.clear();
+        self.invariants.clear();
+        self.final_checks.clear();
+        self.check_leaks = false;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mkipc_kernel::{Capacity, Ipc, Message};
+
+    use super::*;
+    use crate::Inherit;
+
+    /// Both processes send first on rendezvous ports: a deadlock, whose
+    /// stuck processes are ended after the loop stopped looking, so their
+    /// exits leave woken ids behind.
+    fn deadlock(sim: &mut Sim) {
+        let a = sim.port("a", Capacity::Zero).unwrap();
+        let b = sim.port("b", Capacity::Zero).unwrap();
+        for (name, inherit) in [
+            ("left", [Inherit::receive(a), Inherit::send(b)]),
+            ("right", [Inherit::receive(b), Inherit::send(a)]),
+        ] {
+            sim.spawn_with(name, &inherit, |p| {
+                p.send(p.right(1), Message::new(1, b"x"))?;
+                p.receive(p.right(0))?;
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
+
+    /// A reset run starts as a built one: nothing woken, the kernel as
+    /// `build` left it, the same run again.
+    #[test]
+    fn a_reset_after_a_deadlock_starts_clean() {
+        let mut sim = Sim::builder().seed(3).build();
+        let initial = sim.kernel().snapshot();
+        deadlock(&mut sim);
+        let first = sim.run_here().expect_err("a deadlock");
+        assert!(
+            sim.kernel().has_woken(),
+            "the stuck processes' exits woke someone nobody took"
+        );
+        assert!(sim.reset(&initial, 3, &SchedulerKind::Random));
+        assert!(!sim.kernel().has_woken());
+        assert_eq!(
+            sim.kernel().stats(),
+            Sim::builder().build().kernel().stats()
+        );
+        deadlock(&mut sim);
+        let again = sim.run_here().expect_err("the same deadlock");
+        assert!(again == first, "{again:#?}\n{first:#?}");
     }
 }

@@ -47,6 +47,7 @@ use crate::builder::SimBuilder;
 use std::time::Duration;
 
 use mkipc_kernel::introspect::KernelStats;
+use mkipc_kernel::runtime::KernelSnapshot;
 
 use crate::report::{Failure, FailureReason, Report};
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
@@ -63,6 +64,9 @@ enum Mode {
         reduction: Reduction,
     },
 }
+
+/// What sees each run's result ([`Explorer::run_all`]).
+type Visitor<'a> = dyn FnMut(&Result<Report, Failure>) + 'a;
 
 /// Which schedules an exhaustive search runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -246,22 +250,30 @@ impl Explorer {
         self
     }
 
+    /// One run on a `Sim` of its own, built from `builder`.
     fn one(&self, builder: SimBuilder, setup: &dyn Fn(&mut Sim)) -> Result<Report, Failure> {
         let mut sim = builder.build();
         setup(&mut sim);
-        if self.check_leaks {
-            sim.check_at_end("no leaks", |r| {
-                if r.kernel_is_clean() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "kernel not empty at the end: {:?}",
-                        r.kernel_at_end
-                    ))
-                }
-            });
-        }
+        self.add_leak_check(&mut sim);
         sim.run()
+    }
+
+    /// After the model's own final checks, the run fails if it left
+    /// anything in the kernel (unless turned off).
+    fn add_leak_check(&self, sim: &mut Sim) {
+        sim.check_leaks = self.check_leaks;
+    }
+
+    /// The runs of one exploration, on one reused `Sim`, traced as the
+    /// base builder says.
+    fn runs<'a>(&'a self, setup: &'a dyn Fn(&mut Sim)) -> Runs<'a> {
+        Runs {
+            explorer: self,
+            setup,
+            trace: self.base.trace,
+            reports: true,
+            reused: None,
+        }
     }
 
     /// Explores; stops at the first failure.
@@ -270,7 +282,7 @@ impl Explorer {
     /// if it is not a schedule, runs nothing and returns a failure with
     /// [`FailureReason::BadReplay`] (and `runs == 0`).
     pub fn run(&self, setup: impl Fn(&mut Sim)) -> ExploreOutcome {
-        self.drive(&setup, &mut |_| {}, true)
+        self.drive(&setup, None)
     }
 
     /// Explores to the end, failures or not, showing every run's result to
@@ -281,15 +293,23 @@ impl Explorer {
         setup: impl Fn(&mut Sim),
         mut visit: impl FnMut(&Result<Report, Failure>),
     ) -> ExploreOutcome {
-        self.drive(&setup, &mut visit, false)
+        self.drive(&setup, Some(&mut visit))
     }
 
+    /// Explores, showing every run's result to `visit`; with no `visit`,
+    /// stops at the first failure.
     fn drive(
         &self,
         setup: &dyn Fn(&mut Sim),
-        visit: &mut dyn FnMut(&Result<Report, Failure>),
-        stop: bool,
+        mut visit: Option<&mut Visitor<'_>>,
     ) -> ExploreOutcome {
+        let stop = visit.is_none();
+        let mut show = |r: &Result<Report, Failure>| {
+            if let Some(v) = visit.as_mut() {
+                v(r);
+            }
+        };
+        let visit = &mut show;
         if let Some(value) = std::env::var_os(REPLAY_ENV) {
             // Blank means unset, as for `SimBuilder::replay_from_env`; a value
             // that is not a schedule is reported, never explored past.
@@ -314,10 +334,30 @@ impl Explorer {
         match &self.mode {
             Mode::Seeds(seeds) => {
                 let mut out = ExploreOutcome::new(0);
+                let mut runs = self.runs(setup);
+                // Stopping at the first failure, nobody sees the runs that
+                // pass: they run untraced and assemble no report, and a
+                // failing seed runs again as the base builder says (traced
+                // unless turned off), so it is reported as it always was.
+                let again = stop && runs.trace;
+                runs.trace &= !stop;
+                runs.reports = !stop;
+                let scheduler = self.base.scheduler.clone();
                 for seed in seeds.clone() {
                     out.runs += 1;
-                    let r = self.one(self.base.clone().seed(seed), setup);
-                    out.steps += steps_of(&r);
+                    let (steps, r) = runs.run(seed, &scheduler);
+                    out.steps += steps;
+                    let r = match r {
+                        Ok(Some(report)) => Ok(report),
+                        Ok(None) => continue,
+                        // A model that does not fail again (it is not
+                        // deterministic) keeps the untraced failure.
+                        Err(f) if again => match self.one(self.base.clone().seed(seed), setup) {
+                            Err(traced) => Err(traced),
+                            Ok(_) => Err(f),
+                        },
+                        Err(f) => Err(f),
+                    };
                     visit(&r);
                     if let Err(f) = r {
                         out.failure.get_or_insert(f);
@@ -352,13 +392,11 @@ impl Explorer {
         let trail = DfsTrail::new(max_depth);
         let mut out = ExploreOutcome::new(0);
         out.reduction = Some(Reduction::None);
+        let mut runs = self.runs(setup);
+        let scheduler = SchedulerKind::Dfs(trail.clone());
         loop {
             out.runs += 1;
-            let builder = self
-                .base
-                .clone()
-                .scheduler(SchedulerKind::Dfs(trail.clone()));
-            let r = self.one(builder, setup);
+            let r = runs.run_reported(self.base.seed, &scheduler);
             out.steps += steps_of(&r);
             visit(&r);
             if let Err(f) = r {
@@ -394,15 +432,13 @@ impl Explorer {
         let mut stamps = false;
         let mut past_bound = 0;
         let mut diverged = false;
+        let mut runs = self.runs(setup);
         'restart: loop {
             let trail = DporTrail::new(false, stamps);
+            let scheduler = SchedulerKind::Dpor(trail.clone());
             loop {
                 out.runs += 1;
-                let builder = self
-                    .base
-                    .clone()
-                    .scheduler(SchedulerKind::Dpor(trail.clone()));
-                let r = self.one(builder, setup);
+                let r = runs.run_reported(self.base.seed, &scheduler);
                 out.steps += steps_of(&r);
                 visit(&r);
                 let failed = r.is_err();
@@ -449,6 +485,65 @@ impl Explorer {
                 }
             }
         }
+    }
+}
+
+/// The runs of one exploration on one `Sim`, reset between runs instead of
+/// built anew (`Sim::reset`: the kernel restored from its snapshot taken
+/// after `build`, every table emptied with its memory kept), which is what
+/// makes many short runs cheap. A run is the one a new `Sim` of the same
+/// seed and scheduler gives (`tests/explore.rs`).
+struct Runs<'a> {
+    explorer: &'a Explorer,
+    setup: &'a dyn Fn(&mut Sim),
+    /// Whether runs record their trace.
+    trace: bool,
+    /// Whether a run that passes assembles its report.
+    reports: bool,
+    /// The last run's `Sim`, and its kernel as `build` left it.
+    reused: Option<(Sim, KernelSnapshot)>,
+}
+
+impl Runs<'_> {
+    /// A run with its report.
+    fn run_reported(&mut self, seed: u64, scheduler: &SchedulerKind) -> Result<Report, Failure> {
+        let reports = std::mem::replace(&mut self.reports, true);
+        let (_, r) = self.run(seed, scheduler);
+        self.reports = reports;
+        r.map(|r| r.expect("a report was asked for"))
+    }
+
+    /// A run: its steps, and its result (`Ok(None)` for a run that passed,
+    /// when `reports` is off and no final check of the model needs one).
+    fn run(
+        &mut self,
+        seed: u64,
+        scheduler: &SchedulerKind,
+    ) -> (u64, Result<Option<Report>, Failure>) {
+        // In place: a `Sim` and a kernel snapshot are large to move.
+        let reset = match &mut self.reused {
+            Some((sim, initial)) => sim.reset(initial, seed, scheduler),
+            None => false,
+        };
+        if !reset {
+            self.reused = None;
+        }
+        let (explorer, trace) = (self.explorer, self.trace);
+        let (sim, _) = self.reused.get_or_insert_with(|| {
+            let sim = explorer
+                .base
+                .clone()
+                .seed(seed)
+                .scheduler(scheduler.clone())
+                .trace(trace)
+                .build();
+            let initial = sim.kernel().snapshot();
+            (sim, initial)
+        });
+        (self.setup)(sim);
+        self.explorer.add_leak_check(sim);
+        let r = sim.run_here_with(self.reports);
+        (sim.core.step.get(), r)
     }
 }
 

@@ -115,9 +115,10 @@ impl Sim {
         }
     }
 
-    /// Ends what is left (stuck processes are unwound), releases the setup
-    /// task's rights, and assembles the report.
-    pub(crate) fn finish(&mut self) -> Report {
+    /// Ends what is left (stuck processes are unwound) and releases the
+    /// setup task's rights: the kernel is as the run leaves it, for the
+    /// report ([`Sim::report`]) or a leak check.
+    pub(crate) fn wind_up(&mut self) {
         let core = Rc::clone(&self.core);
         core.sample_watched();
         let end = core.now();
@@ -169,6 +170,12 @@ impl Sim {
             let _ = core.kernel.mailbox_destroy(core.init, w.name);
         }
         core.kernel.exit_task(core.init);
+    }
+
+    /// The report of a run [`Sim::wind_up`] ended.
+    pub(crate) fn report(&mut self) -> Report {
+        let core = Rc::clone(&self.core);
+        let end = core.now();
         let mut trace = self.trace_names();
         (trace.events, trace.gap) = core.trace.borrow_mut().take();
         let procs = core
@@ -198,7 +205,9 @@ impl Sim {
                 mean_occupancy: (end > 0).then(|| w.area as f64 / end as f64),
             })
             .collect();
-        let choices = std::mem::take(&mut *core.choices.borrow_mut());
+        // A copy: the run's vector keeps its memory for the next run
+        // (`Sim::reset`), instead of growing again from nothing.
+        let choices = core.choices.borrow().clone();
         let sched = core.sched.borrow();
         Report {
             seed: self.seed,

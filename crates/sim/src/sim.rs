@@ -85,7 +85,13 @@ pub struct Sim {
     /// Invariants, and whether each is a queue invariant ([`Sim::queue_invariant`]).
     pub(crate) invariants: Vec<(String, Invariant, bool)>,
     pub(crate) final_checks: Vec<(String, FinalCheck)>,
+    /// After the final checks, fail a run that leaves anything in the
+    /// kernel (the explorer's leak check, [`LEAK_CHECK`]).
+    pub(crate) check_leaks: bool,
 }
+
+/// The name of the explorer's final check that the kernel holds nothing.
+pub(crate) const LEAK_CHECK: &str = "no leaks";
 
 impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,19 +203,8 @@ impl Sim {
     /// no-senders and dead-port behaviour during the run depend only on the
     /// processes.
     pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
-        let ports = |k: &Kernel| -> Vec<u64> {
-            k.queue_stats()
-                .iter()
-                .filter(|q| q.kind == "port")
-                .map(|q| q.queue_id)
-                .collect()
-        };
-        let before = ports(&self.core.kernel);
         let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
-        if let Some(id) = ports(&self.core.kernel)
-            .into_iter()
-            .find(|id| !before.contains(id))
-        {
+        if let Some(id) = self.core.kernel.port_queue_id(self.core.init, name) {
             self.core
                 .port_labels
                 .borrow_mut()
@@ -438,6 +433,20 @@ impl Sim {
     /// ([`Sim::expect_error`]) or step limit (`Err`, with the report and
     /// the schedule that replays it).
     pub fn run(mut self) -> Result<Report, Failure> {
+        self.run_here()
+    }
+
+    /// [`Sim::run`], leaving the `Sim` in place: ended, its processes gone,
+    /// ready for [`Sim::reset`](crate::builder) (the explorer runs every
+    /// schedule on one `Sim`).
+    pub(crate) fn run_here(&mut self) -> Result<Report, Failure> {
+        self.run_here_with(true)
+            .map(|r| r.expect("a report was asked for"))
+    }
+
+    /// [`Sim::run_here`]; with `want_report` false, a run that passes gives
+    /// `Ok(None)` and no report is assembled, unless a final check needs it.
+    pub(crate) fn run_here_with(&mut self, want_report: bool) -> Result<Option<Report>, Failure> {
         let failure = self.run_loop();
         if let Some(d) = &self.core.dpor {
             // A run stopped by a failure before it could end (a panic, a
@@ -459,17 +468,39 @@ impl Sim {
             d.end_run(live);
         }
         let failure = failure.or_else(|| self.failed_process());
-        let report = self.finish();
+        self.wind_up();
+        if failure.is_none()
+            && !want_report
+            && self.final_checks.is_empty()
+            && (!self.check_leaks || self.core.kernel.stats() == KernelStats::default())
+        {
+            return Ok(None);
+        }
+        let report = self.report();
         if let Some(reason) = failure {
             return Err(Failure {
                 reason,
                 report: Box::new(report),
             });
         }
-        for (name, check) in &self.final_checks {
+        let leaks = self.check_leaks.then(|| {
+            let check: &dyn Fn(&Report) -> Result<(), String> = &|r: &Report| {
+                if r.kernel_is_clean() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "kernel not empty at the end: {:?}",
+                        r.kernel_at_end
+                    ))
+                }
+            };
+            (LEAK_CHECK, check)
+        });
+        let checks = self.final_checks.iter().map(|(n, c)| (n.as_str(), &**c));
+        for (name, check) in checks.chain(leaks) {
             if let Err(message) = check(&report) {
                 let reason = FailureReason::FinalCheck {
-                    name: name.clone(),
+                    name: name.to_string(),
                     message,
                 };
                 return Err(Failure {
@@ -478,7 +509,7 @@ impl Sim {
                 });
             }
         }
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// The first process (by id) that ended with an error it did not

@@ -169,6 +169,27 @@ impl Kernel {
         out
     }
 
+    /// The [`QueueStats::queue_id`] of the port that `name` denotes in
+    /// `pid`'s space (through a receive, send or send-once right); `None`
+    /// for any other name, a dead one, or an unknown task. Lets a runner
+    /// that labels its ports find one's id without listing every queue.
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Kernel};
+    /// let kernel = Kernel::new();
+    /// let pid = kernel.create_task();
+    /// let name = kernel.port_allocate(pid, Capacity::Bounded(1)).unwrap();
+    /// let id = kernel.port_queue_id(pid, name).unwrap();
+    /// assert!(kernel.queue_stats().iter().any(|q| q.queue_id == id && q.kind == "port"));
+    /// ```
+    pub fn port_queue_id(&self, pid: Pid, name: crate::name::PortName) -> Option<u64> {
+        let st = self.lock();
+        match st.task(pid)?.space.get(name).ok()? {
+            Obj::Port { port, .. } | Obj::SendOnce(port) => Some(port.to_raw()),
+            Obj::Set(_) | Obj::Mailbox(_) | Obj::Dead(_) => None,
+        }
+    }
+
     /// Kernel-wide counts.
     pub fn stats(&self) -> KernelStats {
         let st = self.lock();

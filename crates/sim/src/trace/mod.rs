@@ -360,6 +360,14 @@ impl TraceBuffer {
         self.tail.push_back(e);
     }
 
+    /// Forgets every event (keeping the memory), as a new buffer of the
+    /// same limit would be.
+    pub(crate) fn clear(&mut self) {
+        self.head.clear();
+        self.tail.clear();
+        self.dropped = 0;
+    }
+
     /// The events kept, in order, and the gap if some were left out.
     pub(crate) fn take(&mut self) -> (Vec<Event>, Option<TraceGap>) {
         let mut events = std::mem::take(&mut self.head);
