@@ -11,7 +11,6 @@ role_entry!();
 use std::ffi::CString;
 use std::time::Duration;
 
-use mkipc_kernel::error::Unsupported;
 use mkipc_kernel::{
     Capacity, Disposition, Ipc, IpcError, MailboxConfig, Message, Notification, NotifyKind,
     PortName, ReceiveError,

@@ -45,7 +45,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use corosensei::CoroutineResult;
-use mkipc_kernel::introspect::QueueStats;
+use mkipc_kernel::introspect::{KernelStats, QueueStats};
 use mkipc_kernel::ipc::Owner;
 use mkipc_kernel::{
     Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Pid,
