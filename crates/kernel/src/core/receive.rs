@@ -563,20 +563,27 @@ impl super::State {
     /// one would mean a refill and a wake-up) nor a send-possible request
     /// waiting for the room it frees. It never wakes anyone, so it
     /// runs on the bare lock guard.
+    /// The port whose receive right `pid` holds under `name` (the fast
+    /// paths' lookup).
+    #[inline(always)]
+    fn own_port(&self, pid: Pid, name: PortName) -> Option<super::PortId> {
+        let task = self.tasks.get(pid.0 as usize)?.as_ref()?;
+        match task.space.get(name) {
+            Ok(Obj::Port {
+                port,
+                receive: true,
+                ..
+            }) => Some(port),
+            _ => None,
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn try_fast_receive(&mut self, pid: Pid, source: Source<'_>) -> Option<Message> {
         let Source::Name(name) = source else {
             return None;
         };
-        let task = self.tasks.get(pid.0 as usize)?.as_ref()?;
-        let Ok(Obj::Port {
-            port,
-            receive: true,
-            ..
-        }) = task.space.get(name)
-        else {
-            return None;
-        };
+        let port = self.own_port(pid, name)?;
         let q = &mut self.ports.get_mut(port)?.queue;
         match q.messages.front() {
             Some(head)
@@ -622,15 +629,7 @@ impl super::State {
         if !self.graveyard.is_empty() {
             return None;
         }
-        let task = self.tasks.get(pid.0 as usize)?.as_ref()?;
-        let Ok(Obj::Port {
-            port,
-            receive: true,
-            ..
-        }) = task.space.get(name)
-        else {
-            return None;
-        };
+        let port = self.own_port(pid, name)?;
         let p = self.ports.get(port)?;
         let q = &p.queue;
         if p.set.is_some()

@@ -359,18 +359,26 @@ impl super::State {
     /// blocked receiver. Takes the body and returns true, or leaves the
     /// message untouched and returns false when the case does not apply. It
     /// never wakes anyone, so it runs on the bare lock guard.
+    /// The port a send from `pid` to `dest` goes to when `dest` is a name
+    /// of `pid`'s space holding rights to a port (the fast paths' lookup).
+    #[inline(always)]
+    fn plain_send_port(&self, pid: Pid, dest: Destination) -> Option<super::PortId> {
+        let Destination::Name(name) = dest else {
+            return None;
+        };
+        let task = self.tasks.get(pid.0 as usize)?.as_ref()?;
+        match task.space.get(name) {
+            Ok(Obj::Port { port, .. }) => Some(port),
+            _ => None,
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn try_fast_send(&mut self, pid: Pid, dest: Destination, msg: &mut Message) -> bool {
         if msg.carries_rights() {
             return false;
         }
-        let Destination::Name(name) = dest else {
-            return false;
-        };
-        let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
-            return false;
-        };
-        let Ok(Obj::Port { port, .. }) = task.space.get(name) else {
+        let Some(port) = self.plain_send_port(pid, dest) else {
             return false;
         };
         let Some(p) = self.ports.get_mut(port) else {
@@ -419,13 +427,7 @@ impl super::State {
         if msg.carries_rights() || !self.graveyard.is_empty() {
             return false;
         }
-        let Destination::Name(name) = dest else {
-            return false;
-        };
-        let Some(task) = self.tasks.get(pid.0 as usize).and_then(Option::as_ref) else {
-            return false;
-        };
-        let Ok(Obj::Port { port, .. }) = task.space.get(name) else {
+        let Some(port) = self.plain_send_port(pid, dest) else {
             return false;
         };
         let Some(p) = self.ports.get(port) else {
