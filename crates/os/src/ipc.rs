@@ -167,29 +167,7 @@ impl Ipc for OsProcess {
     fn deallocate(&self, name: PortName) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let remove = match names.get_mut(name)? {
-            Entry::Port {
-                receive,
-                send,
-                send_refs,
-            } => {
-                if *send_refs == 0 {
-                    return Err(IpcError::WrongRight {
-                        needed: RightKind::Send,
-                    });
-                }
-                *send_refs -= 1;
-                if *send_refs == 0 {
-                    let held = receive.is_some();
-                    let send = Arc::clone(send);
-                    names.last_send_right_gone(name, &send);
-                    if held {
-                        return Ok(());
-                    }
-                    true
-                } else {
-                    false
-                }
-            }
+            Entry::Port { .. } => names.add_send_refs(name, -1)?,
             Entry::Dead { refs } => {
                 *refs -= 1;
                 *refs == 0
@@ -217,33 +195,7 @@ impl Ipc for OsProcess {
     fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         let remove = match (right, names.get_mut(name)?) {
-            (
-                RightKind::Send,
-                Entry::Port {
-                    receive,
-                    send,
-                    send_refs,
-                },
-            ) => {
-                if *send_refs == 0 {
-                    return Err(IpcError::WrongRight {
-                        needed: RightKind::Send,
-                    });
-                }
-                let new = i64::from(*send_refs) + i64::from(delta);
-                *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
-                if *send_refs == 0 {
-                    let held = receive.is_some();
-                    let send = Arc::clone(send);
-                    names.last_send_right_gone(name, &send);
-                    if held {
-                        return Ok(());
-                    }
-                    true
-                } else {
-                    false
-                }
-            }
+            (RightKind::Send, Entry::Port { .. }) => names.add_send_refs(name, delta)?,
             (
                 RightKind::Receive,
                 Entry::Port {

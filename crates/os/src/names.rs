@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use mkipc_kernel::name::{Access, RightSet};
+use mkipc_kernel::name::{Access, RightKind, RightSet};
 use mkipc_kernel::{IpcError, PortName};
 
 use crate::fifo::Fifo;
@@ -151,6 +151,36 @@ impl Names {
         if let Some(n) = &self.notifier {
             n.no_senders(name);
         }
+    }
+
+    /// Adds `delta` to the send references of the port entry under `name`
+    /// (`deallocate` and `mod_refs`); when none is left, its senders-pipe
+    /// end closes ([`Names::last_send_right_gone`]). Whether the entry is to
+    /// go: when it holds no receive right either. `Ok(false)` for an entry
+    /// that is no port right.
+    pub(crate) fn add_send_refs(&mut self, name: PortName, delta: i32) -> Result<bool, IpcError> {
+        let Entry::Port {
+            receive,
+            send,
+            send_refs,
+        } = self.get_mut(name)?
+        else {
+            return Ok(false);
+        };
+        if *send_refs == 0 {
+            return Err(IpcError::WrongRight {
+                needed: RightKind::Send,
+            });
+        }
+        let new = i64::from(*send_refs) + i64::from(delta);
+        *send_refs = u32::try_from(new).map_err(|_| IpcError::InvalidValue)?;
+        if *send_refs > 0 {
+            return Ok(false);
+        }
+        let held = receive.is_some();
+        let send = Arc::clone(send);
+        self.last_send_right_gone(name, &send);
+        Ok(!held)
     }
 
     /// A new generation of the senders pipe of `q`'s port: the no-senders
