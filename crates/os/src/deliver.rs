@@ -20,7 +20,7 @@ use mkipc_kernel::{
 use crate::errno;
 use crate::fifo::Fifo;
 
-use crate::link::{LinkRx, RxError, TxError};
+use crate::link::{LinkRx, RawFrame, RxError, TxError};
 use crate::names::Entry;
 use crate::port_set::PortSet;
 use crate::process::OsProcess;
@@ -68,6 +68,16 @@ pub(crate) fn rx_error(e: RxError) -> ReceiveError {
         RxError::Malformed(what) => ReceiveError::Malformed(what),
         RxError::Os(e) => ReceiveError::Os(e),
     }
+}
+
+/// One frame from `rx`, waiting as `wait` says (a link's or a FIFO's
+/// receive).
+pub(crate) fn receive_frame(rx: &LinkRx, wait: Wait) -> Result<RawFrame, ReceiveError> {
+    match wait {
+        Wait::NoWait => rx.receive(false, None),
+        _ => rx.receive(true, deadline_of(wait)),
+    }
+    .map_err(rx_error)
 }
 
 /// A failed wait, per the sender's policy.
@@ -730,11 +740,7 @@ impl OsProcess {
         rx: &LinkRx,
         wait: Wait,
     ) -> Result<Message, ReceiveError> {
-        let raw = match wait {
-            Wait::NoWait => rx.receive(false, None),
-            _ => rx.receive(true, deadline_of(wait)),
-        }
-        .map_err(rx_error)?;
+        let raw = receive_frame(rx, wait)?;
         Ok(self.accept_queue_frame(raw.header, raw.body, on, raw.seqno))
     }
 }

@@ -17,7 +17,7 @@ use mkipc_kernel::{
     Message, OnFull, Pid, PortName, ReceiveError, SendError, SendErrorKind, Sent, Wait,
 };
 
-use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, rx_error};
+use crate::deliver::{deadline_of, pipe_send_failed, pipe_wait, receive_frame, rx_error};
 use crate::ipc::LINK_BODY_LIMIT;
 use crate::link::{LinkRx, RxError};
 use crate::process::OsProcess;
@@ -87,11 +87,7 @@ impl OsProcess {
             .get(&pid.0)
             .and_then(|l| l.rx.clone());
         let rx = rx.ok_or(ReceiveError::InvalidName)?;
-        let raw = match wait {
-            Wait::NoWait => rx.receive(false, None),
-            _ => rx.receive(true, deadline_of(wait)),
-        }
-        .map_err(rx_error)?;
+        let raw = receive_frame(&rx, wait)?;
         tracing::trace!(
             from = pid.0,
             id = raw.header.id,
@@ -120,11 +116,7 @@ impl OsProcess {
         rx: &LinkRx,
         wait: Wait,
     ) -> Result<Message, ReceiveError> {
-        let raw = match wait {
-            Wait::NoWait => rx.receive(false, None),
-            _ => rx.receive(true, deadline_of(wait)),
-        }
-        .map_err(rx_error)?;
+        let raw = receive_frame(&rx, wait)?;
         let mut msg = self.message_from_link(pid, raw);
         if let Some(t) = msg.trailer() {
             msg.set_trailer(Some(Trailer {
