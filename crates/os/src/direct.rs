@@ -116,7 +116,7 @@ impl OsProcess {
         rx: &LinkRx,
         wait: Wait,
     ) -> Result<Message, ReceiveError> {
-        let raw = receive_frame(&rx, wait)?;
+        let raw = receive_frame(rx, wait)?;
         let mut msg = self.message_from_link(pid, raw);
         if let Some(t) = msg.trailer() {
             msg.set_trailer(Some(Trailer {
