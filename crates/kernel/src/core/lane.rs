@@ -35,7 +35,10 @@
 //! generation is in the ring's head and tail words, so the check is part of
 //! the reserving compare-and-swap). A lane that stays open across no name
 //! change keeps its generation, so producer and consumer grants survive each
-//! other's trips through the locked path.
+//! other's trips through the locked path. A refused grant is cached too:
+//! the next few operations on that name and direction take the locked path
+//! without asking again, so a port that stays ineligible (an unbounded queue
+//! longer than a lane, a waiter) pays for no grant per operation.
 //!
 //! # Blocking
 //!
