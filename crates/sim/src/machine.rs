@@ -250,6 +250,55 @@ pub trait Ctx<M> {
     /// Starts a receive (from a name, the first of several, a direct link,
     /// or any direct link).
     fn receive(&mut self, source: Source<'_>, wait: Wait) -> Op<Result<Message, ReceiveError>>;
+    /// Whether this runner's steps are atomic, so that a machine may make
+    /// the non-blocking tries of a `select` and its wait in one step: the
+    /// tries that fail change nothing, and the wait is
+    /// [`Ctx::receive_or_room`] (the stateful checker). A runner whose
+    /// operations are each a scheduling point says no (the default): there
+    /// a machine makes one operation per step, as the module docs say.
+    fn selects_in_one_step(&self) -> bool {
+        false
+    }
+    /// Starts a wait for a message on one of `sources` or room on one of
+    /// the queues `room` names, as one operation: a send-possible request
+    /// (Mach's `MACH_SEND_NOTIFY`) for each of `room` on the notify port
+    /// `notify`, whose receive right the task holds, then a receive from
+    /// `sources` and `notify`. Room comes as that port's send-possible (or
+    /// dead-name) notification. A name in `room` must have no request out
+    /// already (a second one would replace it, and the right it drops would
+    /// come back as a send-once notification). The requests are made only
+    /// when it has to wait, and stay out while it waits ([`Op::Pending`]):
+    /// when it completes at once with a message (one was there, or the
+    /// kernel answered a request at once, which uses it up), none is left
+    /// out. A request the kernel refuses ends the operation with
+    /// [`ReceiveError::InvalidName`] (those made before it may stay out; a
+    /// later request replaces them, at worst one spurious wake-up).
+    /// This is how a `select` whose send arms found their queues full waits
+    /// in one operation: on a runner with [`Ctx::selects_in_one_step`] the
+    /// step that tried every arm ends in this wait, and the checker sees the
+    /// whole `select` as one blocked operation (not a transition while no
+    /// arm can go, module `check::por`'s lazy blocking).
+    fn receive_or_room(
+        &mut self,
+        sources: &[PortName],
+        room: &[PortName],
+        notify: PortName,
+        wait: Wait,
+    ) -> Op<Result<Message, ReceiveError>> {
+        let mut names = sources.to_vec();
+        names.push(notify);
+        // A message there now is taken with no request made.
+        match self.receive(Source::Any(&names), Wait::NoWait) {
+            Op::Done(Err(ReceiveError::Empty)) => {}
+            other => return other,
+        }
+        for &r in room {
+            if self.ipc().request_send_possible(r, notify).is_err() {
+                return Op::Done(Err(ReceiveError::InvalidName));
+            }
+        }
+        self.receive(Source::Any(&names), wait)
+    }
     /// Starts an RPC call of `msg` to `dest`, waiting for the reply as long
     /// as it takes. A blocking runner with a call of its own (the os
     /// backend's has no reply ports) makes it here; by default the request

@@ -13,7 +13,15 @@
 //! arm found its queue full, its own notify port, having asked the kernel
 //! for a send-possible notification on each full queue (one request per
 //! step, none while one is out); a notification starts a new round. Only a
-//! backend without notifications retries every [`SELECT_POLL`]. `select
+//! backend without notifications retries every [`SELECT_POLL`]. On a runner
+//! whose steps are atomic (`Ctx::selects_in_one_step`: the model checker)
+//! the round is one step: a try that finds no room does not end it, and the
+//! wait is one operation, `Ctx::receive_or_room` (the requests for the full
+//! queues and the receive), made only when no arm can go. So there a
+//! `select` is one transition when an arm goes, as a guarded send or
+//! receive is in Promela, and none while no arm can: the step that only
+//! blocks is not kept (the checker's lazy blocking), and the process steps
+//! again, from the `select`'s start, in a state where an arm can go. `select
 //! any` first tries one enabled arm alone, chosen by `Ctx::choose`, then
 //! goes on in order. As a state machine, a `select` under way is a
 //! [`Selecting`]: the guards it evaluated, its deadline, the arm chosen,
@@ -550,6 +558,11 @@ impl ScriptMachine {
             return Err(ProcError::msg("a select went on where none was started"));
         };
         let line = *line;
+        // On a runner whose steps are atomic (the checker), a try that
+        // finds no room does not end the step: the tries and the wait are
+        // one operation, so the `select` is one transition when an arm
+        // goes and none while no arm can (module docs).
+        let one_step = cx.selects_in_one_step();
         // The arm taken: its statements run next.
         let take = |m: &mut Self, i: usize, may_start: bool| {
             m.resume = Resume::None;
@@ -709,9 +722,11 @@ impl ScriptMachine {
                                 return Ok(self.waiting(Resume::Select(sel)));
                             }
                             Some(r) => {
-                                may_start = false;
                                 if self.select_sent(q, arm.line, r)? {
-                                    return Ok(take(self, i, may_start));
+                                    return Ok(take(self, i, false));
+                                }
+                                if !one_step {
+                                    may_start = false;
                                 }
                                 sel.found_full(name);
                             }
@@ -756,19 +771,35 @@ impl ScriptMachine {
                 .full
                 .iter()
                 .any(|f| sel.sources.iter().any(|s| s.0 == *f));
+            // With `one_step`: the notify port, and the full queues to ask
+            // about, for `Ctx::receive_or_room` (the requests and the wait
+            // are one operation).
+            let mut room: Option<(PortName, Vec<PortName>)> = None;
             if sel.sending && !poll {
-                match self.notify {
-                    Notify::Unasked => {
-                        // A scheduling point, which a stackless process
-                        // may have to hand over for first.
-                        if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
-                            return Ok(self.select_hand_over(sel));
-                        }
-                        self.notify = match cx.ipc().port_allocate(Capacity::Unbounded) {
-                            Ok(n) => Notify::Port(n),
-                            Err(_) => Notify::Unsupported,
-                        };
+                if self.notify == Notify::Unasked {
+                    // A scheduling point, which a stackless process may
+                    // have to hand over for first.
+                    if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
+                        return Ok(self.select_hand_over(sel));
+                    }
+                    self.notify = match cx.ipc().port_allocate(Capacity::Unbounded) {
+                        Ok(n) => Notify::Port(n),
+                        Err(_) => Notify::Unsupported,
+                    };
+                    if !one_step {
                         return Ok(self.select_later(sel));
+                    }
+                }
+                match self.notify {
+                    Notify::Port(notify) if one_step => {
+                        // A request still out is not made again (below).
+                        let ask = sel
+                            .full
+                            .iter()
+                            .copied()
+                            .filter(|d| !self.asked.contains(d))
+                            .collect();
+                        room = Some((notify, ask));
                     }
                     Notify::Port(notify) => {
                         // A request still out is not made again (a new one
@@ -796,7 +827,7 @@ impl ScriptMachine {
                         }
                         names.push(notify);
                     }
-                    Notify::Unsupported => poll = true,
+                    Notify::Unasked | Notify::Unsupported => poll = true,
                 }
             }
             // Wait for a message; where there are no notifications, with a
@@ -808,7 +839,7 @@ impl ScriptMachine {
                 (false, Some(r)) => Wait::For(r),
                 (false, None) => Wait::Forever,
             };
-            if names.is_empty() {
+            if names.is_empty() && room.is_none() {
                 if let Wait::For(d) = w {
                     sel.phase = Phase::Polling;
                     return Ok(self.pause_in_select(sel, d));
@@ -817,7 +848,15 @@ impl ScriptMachine {
                 continue;
             }
             self.note_wait(cx);
-            let r = match done(cx.receive(Source::Any(&names), w)) {
+            let started = match &room {
+                Some((notify, ask)) => cx.receive_or_room(&names, ask, *notify, w),
+                None => cx.receive(Source::Any(&names), w),
+            };
+            if let (Some((_, ask)), mkipc_sim::machine::Op::Pending) = (room, &started) {
+                // Its requests are out while it waits (`receive_or_room`).
+                self.asked.extend(ask);
+            }
+            let r = match done(started) {
                 None => {
                     sel.phase = Phase::Receiving;
                     return Ok(self.waiting(Resume::Select(sel)));
