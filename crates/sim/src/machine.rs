@@ -293,11 +293,21 @@ pub trait Ctx<M> {
             other => return other,
         }
         for &r in room {
-            if self.ipc().request_send_possible(r, notify).is_err() {
+            if !self.request_room(r, notify) {
                 return Op::Done(Err(ReceiveError::InvalidName));
             }
         }
         self.receive(Source::Any(&names), wait)
+    }
+    /// Asks for a send-possible notification on the queue `queue` names,
+    /// sent to the notify port `notify`, as part of
+    /// [`Ctx::receive_or_room`]; whether the kernel accepted it. By default
+    /// through [`Ctx::ipc`]'s `request_send_possible`. The stateful checker
+    /// makes it on its kernel directly: there an operation through
+    /// `Ctx::ipc` is a global step, and this request belongs to the
+    /// receive it precedes (one operation, which may block lazily).
+    fn request_room(&mut self, queue: PortName, notify: PortName) -> bool {
+        self.ipc().request_send_possible(queue, notify).is_ok()
     }
     /// Starts an RPC call of `msg` to `dest`, waiting for the reply as long
     /// as it takes. A blocking runner with a call of its own (the os

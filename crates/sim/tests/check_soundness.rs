@@ -584,3 +584,43 @@ mod public_models {
         }
     }
 }
+
+/// A send that blocks on a full mailbox takes its arrival stamp when it
+/// blocks; a select elsewhere compares that stamp with other sources'. So
+/// the reduction may not replace such a wait by a later retry (lazy
+/// blocking) while a process may select over the mailbox: here `q1`'s
+/// select takes `q3`'s message, which blocked before `q1` sent to `p1`,
+/// over `q1`'s own older-looking one, an end state the full search reaches.
+#[test]
+fn a_send_blocked_under_a_select_keeps_its_place_in_arrival_order() {
+    let m = Model {
+        ports: vec![9, 9],
+        procs: vec![
+            vec![MOp::Receive { port: 0, wait: 0 }],
+            vec![
+                MOp::Send {
+                    port: 1,
+                    value: 0,
+                    policy: 0,
+                },
+                MOp::Receive { port: 0, wait: 0 },
+                MOp::Select { wait: 0 },
+            ],
+            vec![MOp::Send {
+                port: 0,
+                value: 0,
+                policy: 0,
+            }],
+            vec![MOp::Send {
+                port: 0,
+                value: 0,
+                policy: 0,
+            }],
+        ],
+        server: true,
+    };
+    match compare_reduced(&m, 4_000) {
+        Some(Err(e)) => panic!("{e}"),
+        v => println!("{v:?}"),
+    }
+}

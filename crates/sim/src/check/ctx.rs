@@ -282,38 +282,15 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
         true
     }
 
-    fn receive_or_room(
-        &mut self,
-        sources: &[PortName],
-        room: &[PortName],
-        notify: PortName,
-        wait: Wait,
-    ) -> Op<Result<Message, ReceiveError>> {
-        if !self.check_idle() {
-            return Op::Done(Err(ReceiveError::InvalidName));
-        }
-        // The requests go straight to the kernel, not through `Ctx::ipc`:
-        // with the receive they are one operation, which only blocks when
-        // no arm can go (a local step, for the lazy blocking of module
+    fn request_room(&mut self, queue: PortName, notify: PortName) -> bool {
+        // Straight to the kernel, not through `Ctx::ipc`: with the receive
+        // of `Ctx::receive_or_room` it is one operation, which only blocks
+        // when no arm can go (a local step, for the lazy blocking of module
         // `por`: a blocking that is not kept leaves no request behind).
-        let mut names = Vec::with_capacity(sources.len() + 1);
-        names.extend_from_slice(sources);
-        names.push(notify);
-        // A message there now is taken with no request made (none would be
-        // answered before the next wait, and one left out would wake it).
-        match self.receive(Source::Any(&names), Wait::NoWait) {
-            Op::Done(Err(ReceiveError::Empty)) => {}
-            other => return other,
-        }
         let (kernel, pid) = (self.ipc.kernel, self.ipc.pid);
-        for &r in room {
-            let asked = kernel.request_notification(pid, r, NotifyKind::SendPossible, notify);
-            self.note(|| format!("send-possible request on {r:?}: {:?}", asked));
-            if asked.is_err() {
-                return Op::Done(Err(ReceiveError::InvalidName));
-            }
-        }
-        self.receive(Source::Any(&names), wait)
+        let asked = kernel.request_notification(pid, queue, NotifyKind::SendPossible, notify);
+        self.note(|| format!("send-possible request on {queue:?}: {asked:?}"));
+        asked.is_ok()
     }
 
     fn choose(&mut self, n: usize) -> usize {

@@ -272,9 +272,12 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             && fail.is_none()
             && unsupported.is_none()
             && match (&status, slots[i].op) {
-                (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
-                    .object_key(pid, n)
-                    .is_some_and(|k| self.world.buffered_mailboxes.contains(&k)),
+                (Status::Waiting { deadline: None, .. }, Some((send, Target::Name(n)))) => {
+                    kernel.object_key(pid, n).is_some_and(|k| {
+                        self.world.buffered_mailboxes.contains(&k)
+                            && !(send && por::selected(&self.world, &slots, k))
+                    })
+                }
                 (Status::Waiting { deadline: None, .. }, Some((false, Target::AnyOf(_)))) => {
                     pending_sources
                         .as_deref()
