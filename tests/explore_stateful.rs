@@ -290,3 +290,36 @@ fn the_first_deadlock_is_found_within_a_few_states_at_every_size() {
         }
     }
 }
+
+/// A deadlock of philosophers and fork servers over mailboxes open to all:
+/// the stateful checker prints the six-party ring the simulator prints
+/// (each philosopher waits on the fork that took its request, each fork on
+/// the philosopher holding it), not a 2-cycle of forks that "anybody" could
+/// send to; the same with several workers.
+#[test]
+fn the_checker_names_the_six_party_ring_of_a_dining_deadlock() {
+    for jobs in ["1", "2"] {
+        let (code, out, err) = mkipc(&[
+            "explore",
+            "bench/models/dining.toml",
+            "--exhaustive",
+            "--jobs",
+            jobs,
+        ]);
+        assert_eq!(code, 1, "{out}{err}");
+        let line = out
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("deadlock: "))
+            .unwrap_or_else(|| panic!("no deadlock line: {out}"));
+        let mut cycle: Vec<&str> = line
+            .split(" -> ")
+            .map(|w| w.split_whitespace().next().unwrap())
+            .collect();
+        cycle.sort_unstable();
+        assert_eq!(
+            cycle,
+            ["fork[0]", "fork[1]", "fork[2]", "phil[0]", "phil[1]", "phil[2]"],
+            "--jobs {jobs}: {line}"
+        );
+    }
+}

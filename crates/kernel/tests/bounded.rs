@@ -384,3 +384,34 @@ fn close_fails_parked_senders_and_blocked_receivers() {
     });
     assert_clean(&k);
 }
+
+/// A message whose sender waited for room arrives when it moves into the
+/// queue, not when the sender began to wait: a select then takes first a
+/// message sent to another port in between (`DESIGN.md`, the kernel's
+/// order rules). So a send that blocked is, to every receiver, the same as
+/// that send made when the room appeared (the stateful checker relies on
+/// it: it retries a blocked send once there is room).
+#[test]
+fn a_message_that_waited_for_room_arrives_when_it_moves_in() {
+    let k = Kernel::new();
+    let (rx, a, tx, to_a) = pair(&k, Capacity::Bounded(1));
+    let b = rx.port_allocate(Capacity::Bounded(4)).unwrap();
+    rx.register("rx-b", b).unwrap();
+    let to_b = tx.look_up("rx-b").unwrap();
+    tx.send(to_a, Message::from_u64(1, 0)).unwrap();
+    thread::scope(|s| {
+        s.spawn(|| tx.send(to_a, Message::from_u64(1, 1)).unwrap());
+        wait_until("the second sender waits for room", || {
+            rx.port_status(a).unwrap().blocked_senders == 1
+        });
+        tx.send(to_b, Message::from_u64(1, 2)).unwrap();
+        assert_eq!(rx.receive(a).unwrap().as_u64(), Some(0));
+        wait_until("the waiting message moved in", || {
+            rx.port_status(a).unwrap().queue_len == 1
+        });
+    });
+    let first = rx.select(&[a, b]).unwrap();
+    let second = rx.select(&[a, b]).unwrap();
+    assert_eq!((first.as_u64(), second.as_u64()), (Some(2), Some(1)));
+    assert_clean(&k);
+}

@@ -585,12 +585,13 @@ mod public_models {
     }
 }
 
-/// A send that blocks on a full mailbox takes its arrival stamp when it
-/// blocks; a select elsewhere compares that stamp with other sources'. So
-/// the reduction may not replace such a wait by a later retry (lazy
-/// blocking) while a process may select over the mailbox: here `q1`'s
-/// select takes `q3`'s message, which blocked before `q1` sent to `p1`,
-/// over `q1`'s own older-looking one, an end state the full search reaches.
+/// A send that waited for room on a full mailbox is stamped when it moves
+/// into the queue, so a select elsewhere sees it arrive then: the reduced
+/// search, which retries such a send once there is room (lazy blocking),
+/// reaches the end states the full one does. Here `q1`'s select compares
+/// `q3`'s message, which waited for room on `p0`, with `q1`'s own on `p1`
+/// (when a blocked send kept the stamp of its first try, the full search
+/// reached an end state the reduced one missed).
 #[test]
 fn a_send_blocked_under_a_select_keeps_its_place_in_arrival_order() {
     let m = Model {

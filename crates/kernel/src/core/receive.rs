@@ -432,7 +432,12 @@ impl Locked<'_> {
                 return;
             }
             self.queue_mut(q).expect("live").blocked_senders.pop_front();
-            let msg = self.take_parked(w);
+            let mut msg = self.take_parked(w);
+            // It arrives now: a select compares messages by when they
+            // entered their queues, not by when their senders began to
+            // wait for room (so a send that blocked is the same, to every
+            // receiver, as the same send made when the room appeared).
+            msg.stamp = self.stamp();
             self.deliver(q, msg);
         }
     }

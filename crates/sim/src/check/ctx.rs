@@ -91,6 +91,9 @@ pub struct CheckCtx<'a, M> {
     pub(crate) spawned: Vec<Slot<M>>,
     /// What the step did, when replaying.
     pub(crate) log: Option<Vec<String>>,
+    /// The sender of the message the step received, if it received one
+    /// (a deadlock report's hint: module `explain`).
+    pub(crate) got_from: Option<Pid>,
 }
 
 impl<'a, M> CheckCtx<'a, M> {
@@ -120,6 +123,7 @@ impl<'a, M> CheckCtx<'a, M> {
             unsupported: None,
             spawned: Vec::new(),
             log: log.then(Vec::new),
+            got_from: None,
         }
     }
 
@@ -266,6 +270,9 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
             if let Some(st) = &mut self.started {
                 st.plain = false; // it took rights into this task's space
             }
+        }
+        if let Ok(m) = &r {
+            self.got_from = m.sender();
         }
         self.note(|| {
             format!(

@@ -55,6 +55,9 @@ pub(crate) struct Succ<M> {
     /// a send (else a receive), on this object (`None`: several or
     /// unknown).
     pub waits: Option<(bool, Option<(u8, u64)>)>,
+    /// The sender of the message the stepping process received in the
+    /// step (from its completed wait or a receive that completed at once).
+    pub got_from: Option<Pid>,
 }
 
 /// The transition function over a world's states.
@@ -70,6 +73,10 @@ pub(crate) struct Engine<M> {
     /// Whether a step that blocks in a plain operation on a buffered
     /// mailbox is reported as [`Succ::blocked`] (module `por`).
     pub lazy_blocking: bool,
+    /// The initial state, its enabled processes and its failure, kept by
+    /// [`Engine::initial`] (for walking a trail again after the search:
+    /// module `explain`).
+    pub root: Option<(State<M>, Vec<u32>, Option<FailureReason>)>,
     /// Where the parts of the last encoding ([`Engine::encode`]) end.
     pub cuts: Vec<usize>,
     /// Per part of the last encoding, its number in the collapsed visited
@@ -89,6 +96,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let mut now = 0;
         let fail = self.check_invariants(&slots, now, 0);
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
+        let root = self.freeze(slots.clone(), now);
+        self.root = Some((root, enabled.clone(), fail.clone()));
         Succ {
             slots,
             now,
@@ -102,6 +111,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             foot: por::Foot::Global,
             blocked: false,
             waits: None,
+            got_from: None,
         }
     }
 
@@ -168,6 +178,10 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         // rights (module `por`).
         let resumed_rights =
             matches!(&resumed, Some(WaitOutcome::Received(Ok(m))) if m.carries_rights());
+        let resumed_from = match &resumed {
+            Some(WaitOutcome::Received(Ok(m))) => m.sender(),
+            _ => None,
+        };
         slots[i].op = None;
         slots[i].part = None;
         let mut cx: CheckCtx<'_, M> =
@@ -193,6 +207,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let bad_choice = cx.bad_choice;
         let local = !cx.ipc_used.get() && made.is_empty() && spawned.is_empty();
         let started = cx.started;
+        let got_from = cx.got_from.or(resumed_from);
         drop(cx);
         let stepped = matches!(result, Ok(Step::Yield | Step::Wait));
         let name = slots[i].name.clone();
@@ -272,12 +287,9 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             && fail.is_none()
             && unsupported.is_none()
             && match (&status, slots[i].op) {
-                (Status::Waiting { deadline: None, .. }, Some((send, Target::Name(n)))) => {
-                    kernel.object_key(pid, n).is_some_and(|k| {
-                        self.world.buffered_mailboxes.contains(&k)
-                            && !(send && por::selected(&self.world, &slots, k))
-                    })
-                }
+                (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
+                    .object_key(pid, n)
+                    .is_some_and(|k| self.world.buffered_mailboxes.contains(&k)),
                 (Status::Waiting { deadline: None, .. }, Some((false, Target::AnyOf(_)))) => {
                     pending_sources
                         .as_deref()
@@ -319,6 +331,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             foot,
             blocked,
             waits,
+            got_from,
         }
     }
 
@@ -376,6 +389,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 foot: por::Foot::Global,
                 blocked: false,
                 waits: None,
+                got_from: None,
             }
         };
         out.fail = fail;
@@ -481,6 +495,19 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     /// unexpectedly; else a leak. (The simulator's order: `Sim::run`.)
     /// Leaves the kernel changed (the leak check ends every task).
     pub fn judge_end(&mut self, slots: &[Slot<M>]) -> Option<FailureReason> {
+        self.judge_end_hinted(slots, &[])
+    }
+
+    /// [`Engine::judge_end`], with the sender of the last message each
+    /// process received (by process index; `None`: none, or unknown): a
+    /// deadlock's cycle search tries first, for a stuck process, the
+    /// processes that took its latest message (as the simulator's report
+    /// does; module `explain`).
+    pub fn judge_end_hinted(
+        &mut self,
+        slots: &[Slot<M>],
+        last_from: &[Option<Pid>],
+    ) -> Option<FailureReason> {
         self.holds = 0;
         let w = &self.world;
         let kernel = &w.kernel;
@@ -510,7 +537,12 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                         label,
                         waits,
                     },
-                    likely: Vec::new(),
+                    likely: slots
+                        .iter()
+                        .zip(last_from)
+                        .filter(|(r, from)| r.pid != s.pid && **from == Some(s.pid))
+                        .map(|(r, _)| r.pid)
+                        .collect(),
                 });
             }
             let table: Vec<(Pid, &str)> = slots.iter().map(|s| (s.pid, &*s.name)).collect();

@@ -102,6 +102,7 @@
 mod ctx;
 pub mod encode;
 mod engine;
+mod explain;
 pub mod parallel;
 mod por;
 mod search;
@@ -426,6 +427,7 @@ impl EngineOptions {
             holds: 0,
             last_id: 0,
             lazy_blocking: false,
+            root: None,
             cuts: Vec::new(),
             known: Vec::new(),
         }
@@ -452,7 +454,9 @@ impl Checker {
         M: Machine + Clone + Eq + Hash + Encode,
     {
         let mut engine = self.engine(setup);
-        search::search(self, &mut engine, &mut on_end)
+        let mut out = search::search(self, &mut engine, &mut on_end);
+        explain::explain_deadlocks(&mut engine, &mut out.failures);
+        out
     }
 
     /// Replays `trail` on the model `setup` builds: each step, which process
@@ -467,41 +471,19 @@ impl Checker {
         M: Machine + Clone + Eq + Hash + Encode,
     {
         let mut engine = self.engine(setup);
-        let init = engine.initial();
-        let mut state = engine.freeze(init.slots, init.now);
-        let mut enabled = init.enabled;
-        let mut failure = init.fail;
         let mut steps = Vec::new();
-        for (index, &proc) in trail.steps().iter().enumerate() {
-            if failure.is_some() || !enabled.contains(&proc) {
-                return Err(ReplayError::Diverged { index, proc });
-            }
-            let time = Duration::from_nanos(state.now);
-            let choices = trail.choices(index);
-            let succ = engine.step(&state, proc as usize, choices, index + 1, true, false);
-            if let Some(why) = succ.unsupported {
-                return Err(ReplayError::Unsupported(why));
-            }
-            if succ.bad_choice || succ.made.len() < choices.len() {
-                return Err(ReplayError::Diverged { index, proc });
-            }
+        let walked = explain::walk(&mut engine, trail, true, |index, proc, now, succ| {
             let slot = &succ.slots[proc as usize];
             steps.push(ReplayStep {
                 index,
                 proc: ProcId(proc),
                 name: slot.name.to_string(),
-                time,
-                did: succ.log,
+                time: Duration::from_nanos(now),
+                did: succ.log.clone(),
                 status: slot.status.public(succ.now),
             });
-            state = engine.freeze(succ.slots, succ.now);
-            enabled = succ.enabled;
-            failure = succ.fail;
-        }
-        if failure.is_none() && enabled.is_empty() {
-            // The kernel is in the last state (just stepped or restored).
-            failure = engine.judge_end(&state.slots);
-        }
+        })?;
+        let failure = walked.verdict(&mut engine);
         Ok(Replay { steps, failure })
     }
 }

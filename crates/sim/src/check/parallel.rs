@@ -250,7 +250,16 @@ impl Parallel {
     where
         M: Machine + Clone + Eq + Hash + Encode + Send + Sync,
     {
-        search(self, &setup, &mut on_end)
+        let mut out = search(self, &setup, &mut on_end);
+        if out
+            .failures
+            .iter()
+            .any(|f| matches!(f.reason, FailureReason::Deadlock(_)))
+        {
+            let mut engine = new_engine(&self.checker.engine_options(), &setup, 0);
+            super::explain::explain_deadlocks(&mut engine, &mut out.failures);
+        }
+        out
     }
 }
 

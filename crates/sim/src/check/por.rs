@@ -159,19 +159,7 @@ pub(crate) fn footprint<M: Machine>(
 }
 
 /// Whether a process alive in `slots` may, now or later, receive from the
-/// mailbox `key` in a select (among other sources). Then the arrival stamp
-/// a send to it takes matters: a select picks the oldest message across
-/// its sources by that stamp, and a send that blocks on a full mailbox
-/// takes its stamp when it blocks, not when it is admitted. So such a send
-/// does not commute with sends elsewhere (its footprint is global), and
-/// one that blocks cannot block lazily (the lazy retry would stamp it
-/// later than the wait it stands for).
-pub(crate) fn selected<M: Machine>(world: &World<M>, slots: &[Slot<M>], key: (u8, u64)) -> bool {
-    world
-        .label_of(key)
-        .is_none_or(|label| selected_label(slots, label))
-}
-
+/// mailbox `label` names in a select.
 fn selected_label<M: Machine>(slots: &[Slot<M>], label: &str) -> bool {
     slots.iter().any(|s| {
         !matches!(s.status, Status::Ended(_))
