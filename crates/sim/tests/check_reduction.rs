@@ -248,10 +248,12 @@ fn two_queues(w: &mut World<Proc>, cap: Capacity, per_sender: u64) {
         left: (2 * per_sender) as u8,
         log: Vec::new(),
     };
-    spawn(w, "picker", &["a", "b"], picker);
+    // Declared: a mailbox some process may use otherwise than plainly (the
+    // default answer) is never blocked on lazily.
+    spawn_declared(w, "picker", &["a", "b"], picker);
     for (label, q, base) in [("sa", "a", 10), ("sb", "b", 20)] {
         let values = (base..base + per_sender).collect();
-        spawn(w, label, &[q], P::Sender { to: 0, values });
+        spawn_declared(w, label, &[q], P::Sender { to: 0, values });
     }
 }
 
@@ -319,8 +321,8 @@ fn the_resumed_waiter_is_probed_first() {
             got: None,
             local: 0,
         };
-        spawn(w, "waiter", &["r"], waiter);
-        spawn(
+        spawn_declared(w, "waiter", &["r"], waiter);
+        spawn_declared(
             w,
             "s",
             &["r"],
@@ -331,14 +333,14 @@ fn the_resumed_waiter_is_probed_first() {
         );
         for label in ["c1", "c2"] {
             let values = vec![1, 2];
-            spawn(w, label, &["c"], P::Sender { to: 0, values });
+            spawn_declared(w, label, &["c"], P::Sender { to: 0, values });
         }
         let drain = P::Picker {
             from: vec![0],
             left: 4,
             log: Vec::new(),
         };
-        spawn(w, "drain", &["c"], drain);
+        spawn_declared(w, "drain", &["c"], drain);
     };
     let (reduced, full, terminal, failures) = agree(setup);
     assert!(failures.is_empty(), "{failures:?}");

@@ -289,11 +289,11 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             && match (&status, slots[i].op) {
                 (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
                     .object_key(pid, n)
-                    .is_some_and(|k| self.world.buffered_mailboxes.contains(&k)),
+                    .is_some_and(|k| por::lazy_mailbox(&self.world, &slots, i, k)),
                 (Status::Waiting { deadline: None, .. }, Some((false, Target::AnyOf(_)))) => {
                     pending_sources
                         .as_deref()
-                        .is_some_and(|names| por::lazy_sources(&self.world, pid, names))
+                        .is_some_and(|names| por::lazy_sources(&self.world, &slots, i, names))
                 }
                 _ => false,
             };

@@ -47,8 +47,12 @@
 //! blocked senders are admitted in the order their own steps blocked. A
 //! timed operation, a try, a send that fails or drops on full, or a right
 //! carried would make the result depend on the order, so none of them is
-//! allowed on either side; nor is a rendezvous special (capacity does not
-//! enter the argument). Every other step is unsafe: a timeout (its
+//! allowed on either side. On a rendezvous mailbox an operation that
+//! *blocks* is not safe either: the partner that comes second completes at
+//! once and goes on with the rest of its step, while in the other order it
+//! would be the one parked, going on later (a parked sender's exit could
+//! wait until after the receiver's next operation); one that completes at
+//! once (the partner was parked) is safe. Every other step is unsafe: a timeout (its
 //! deadline races with the partner), a pause, an exit (it releases rights:
 //! ports die, notifications go out), a spawn, a port operation (a port's
 //! receiver and senders are tied by rights and notifications), a select,
@@ -143,6 +147,14 @@ pub(crate) fn footprint<M: Machine>(
         return Foot::Global;
     };
     if !world.open_mailboxes.contains(&key) {
+        return Foot::Global;
+    }
+    // On a rendezvous mailbox, an operation that blocks makes its partner's
+    // complete at once, inside the partner's own step (the partner goes on
+    // with the rest of that step), where the other order leaves the partner
+    // parked, to go on later: the two orders do not commute.
+    if !world.buffered_mailboxes.contains(&key) && matches!(slots[i].status, Status::Waiting { .. })
+    {
         return Foot::Global;
     }
     let Some(label) = world.label_of(key) else {
@@ -314,30 +326,59 @@ pub(crate) fn probe_first<M>(enabled: &mut [u32], slots: &[Slot<M>]) {
     }
 }
 
-/// Whether a receive from several `names` that blocked (untimed) may block
-/// lazily (DESIGN.md, "Partial-order reduction", lazy blocking), as a plain
-/// receive on one buffered mailbox does: every name denotes a buffered
-/// system mailbox open to all ([`World::mailbox`]) or a port of non-zero
-/// capacity whose receive right `pid` holds (nobody else can receive from
-/// it). Then whether it waited
+/// Whether a receive of process `i` from several `names` that blocked
+/// (untimed) may block lazily (DESIGN.md, "Partial-order reduction", lazy
+/// blocking), as a plain receive on one buffered mailbox does: every name
+/// denotes a buffered system mailbox open to all ([`World::mailbox`]) that
+/// no other process uses otherwise than plainly ([`lazy_mailbox`]), or a
+/// port of non-zero capacity whose receive right it holds (nobody else can
+/// receive from it) and to which nobody holds a send right (only send-once
+/// rights: notifications and replies, which bypass the capacity). Then whether it waited
 /// first and was handed the first message to arrive, or received after that
 /// message arrived, is the same by the machine law: the oldest message
 /// across the names is the first to have arrived since it blocked (they
 /// were all empty then), and a message handed over or queued leaves the
 /// other queues alike. A rendezvous queue is excluded: there a waiting
 /// receiver is what lets a send complete.
-pub(crate) fn lazy_sources<M>(
+pub(crate) fn lazy_sources<M: Machine>(
     world: &World<M>,
-    pid: mkipc_kernel::Pid,
+    slots: &[Slot<M>],
+    i: usize,
     names: &[mkipc_kernel::PortName],
 ) -> bool {
     let kernel = &world.kernel;
+    let pid = slots[i].pid;
     !names.is_empty()
         && names.iter().all(|&n| match kernel.object_key(pid, n) {
-            Some(k @ (2, _)) => world.buffered_mailboxes.contains(&k),
+            Some(k @ (2, _)) => lazy_mailbox(world, slots, i, k),
             Some((0, _)) => kernel
                 .port_status(pid, n)
-                .is_ok_and(|s| s.capacity != mkipc_kernel::Capacity::Zero),
+                .is_ok_and(|s| s.capacity != mkipc_kernel::Capacity::Zero && s.send_rights == 0),
             _ => false,
+        })
+}
+
+/// Whether process `i` may block lazily on the system mailbox `key`
+/// (module docs of [`lazy_sources`]; DESIGN.md, lazy blocking): it is
+/// buffered, and no other live process may use it otherwise than with a
+/// plain send or a receive that waits forever. A waiting receiver is handed
+/// a message that, lazily, stays queued until it steps: a try, a timed
+/// operation or a send that fails or drops when full would see the queue
+/// fuller than it is with the receiver waiting (a send-once message, as a
+/// notification, bypasses the capacity; so a port qualifies when nobody
+/// holds a send right to it).
+pub(crate) fn lazy_mailbox<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    i: usize,
+    key: (u8, u64),
+) -> bool {
+    world.buffered_mailboxes.contains(&key)
+        && world.label_of(key).is_some_and(|label| {
+            slots.iter().enumerate().all(|(j, s)| {
+                j == i
+                    || matches!(s.status, Status::Ended(_))
+                    || !s.machine.may_use_mailbox(label, MailboxUse::Other)
+            })
         })
 }
