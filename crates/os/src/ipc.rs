@@ -18,11 +18,12 @@
 //! | port-destroyed | the receive right moved into the notify port through the broker ([`crate::port_destroyed`]) |
 //! | name service | the run's broker keeps each service's send right |
 //! | per-pid grants | the run's broker keeps the access list and the queue's descriptors; the queue's mode is 0000 ([`crate::grants`]) |
-//! | capacity changes, link capacity | [`IpcError::Unsupported`] |
+//! | `set_capacity` of a bounded port | the port's capacity page, read by every sender ([`crate::capacity`]) |
+//! | other capacity changes, link capacity | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
-use mkipc_kernel::error::Unsupported;
+use mkipc_kernel::error::{Limit, Unsupported};
 use mkipc_kernel::ipc::{Owner, PortStatus};
 use mkipc_kernel::message::{Body, Trailer};
 use mkipc_kernel::name::{Access, RightKind, RightSet};
@@ -33,6 +34,7 @@ use mkipc_kernel::{
 
 use mkipc_kernel::name_rules::validate_name;
 
+use crate::capacity::CapacityPage;
 use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, Target};
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
@@ -77,6 +79,13 @@ impl Ipc for OsProcess {
         let (watch, hold) = sys::pipe().map_err(errno::ipc_error)?;
         receive.live_hold = Some(hold);
         send.live_watch = Some(watch);
+        // A bounded port's capacity lives in a page every holder shares
+        // (`crate::capacity`), so that `set_capacity` can move it.
+        if let Capacity::Bounded(n) = capacity {
+            let page = Arc::new(CapacityPage::new(n).map_err(errno::ipc_error)?);
+            receive.cap = Some(Arc::clone(&page));
+            send.cap = Some(page);
+        }
         send.closed = Arc::clone(&receive.closed);
         send.senders = Arc::clone(&receive.senders);
         Ok(self.insert(Entry::Port {
@@ -286,13 +295,47 @@ impl Ipc for OsProcess {
         })
     }
 
+    /// A bounded port's capacity moves in its capacity page, which every
+    /// holder's sends keep to (`crate::capacity`): up to the `mq_maxmsg` its
+    /// queue was made with (`Limit::MqMsgMax` beyond), queued messages kept
+    /// when it shrinks, waiting senders woken when it grows. Another model
+    /// (zero, unbounded, to or from) and mailboxes stay
+    /// `Unsupported(CapacityChange)`: the model is in the queue's attributes
+    /// and a mailbox's senders open it by name, with no page.
     fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError> {
         capacity.validate()?;
-        self.names
+        let q = match self
+            .names
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)?;
-        Err(IpcError::Unsupported(Unsupported::CapacityChange))
+            .get(name)?
+        {
+            Entry::Port {
+                receive: Some(q), ..
+            } => Arc::clone(q),
+            Entry::Mailbox { .. } | Entry::Fifo(_) => {
+                return Err(IpcError::Unsupported(Unsupported::CapacityChange))
+            }
+            Entry::Dead { .. } => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        match (capacity, &q.cap) {
+            (Capacity::Bounded(n), Some(page)) => {
+                if n > q.maxmsg {
+                    return Err(IpcError::Limit(Limit::MqMsgMax { max: q.maxmsg }));
+                }
+                let in_queue = sys::mq_getattr(q.fd()).map_err(errno::ipc_error)?.curmsgs;
+                page.set_capacity(n, in_queue);
+                tracing::debug!(%name, capacity = n, "capacity changed");
+                Ok(())
+            }
+            _ if capacity == q.capacity() => Ok(()),
+            _ => Err(IpcError::Unsupported(Unsupported::CapacityChange)),
+        }
     }
 
     /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name,

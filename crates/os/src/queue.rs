@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use mkipc_kernel::{Capacity, Message};
 
+use crate::capacity::CapacityPage;
 use crate::spool::Spool;
 use crate::sys::{self, Errno, MqWait};
 use crate::wire::HEADER_LEN;
@@ -149,6 +150,10 @@ pub struct Queue {
     /// A port-destroyed request on this receive right: where it goes
     /// instead of dying (`crate::port_destroyed`).
     port_destroyed: Mutex<Option<crate::port_destroyed::Request>>,
+    /// A bounded port's capacity page ([`crate::capacity`]), shared by every
+    /// holder of the port: the capacity every sender keeps to. `None` for
+    /// other models, mailboxes and rights from programs other than mkipc.
+    pub(crate) cap: Option<Arc<CapacityPage>>,
 }
 
 /// A message taken out of a queue by this process, not yet delivered.
@@ -245,6 +250,7 @@ impl Queue {
             senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
             port_destroyed: Mutex::new(None),
+            cap: None,
         })
     }
 
@@ -290,10 +296,13 @@ impl Queue {
         self.msgsize.saturating_sub(HEADER_LEN)
     }
 
-    /// The capacity this queue was created with.
+    /// The port's capacity now: its capacity page's, else what the queue
+    /// was created with.
     pub(crate) fn capacity(&self) -> Capacity {
         match self.model {
-            Model::Bounded => Capacity::Bounded(self.maxmsg),
+            Model::Bounded => {
+                Capacity::Bounded(self.cap.as_ref().map_or(self.maxmsg, |p| p.capacity()))
+            }
             Model::Zero => Capacity::Zero,
             Model::Unbounded => Capacity::Unbounded,
         }
@@ -358,6 +367,10 @@ impl Queue {
             let bytes: &[u8] = if self.is_closed() { &[2] } else { &[2, 2] };
             let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(bytes)]);
         }
+        // Senders waiting for room look at the liveness pipe again now.
+        if let Some(page) = &self.cap {
+            page.wake_all();
+        }
     }
 
     /// Says the port is closed (`Ipc::close`): one byte into the liveness
@@ -369,6 +382,9 @@ impl Queue {
         }
         if let Some(hold) = &self.live_hold {
             let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(&[1])]);
+        }
+        if let Some(page) = &self.cap {
+            page.wake_all();
         }
         true
     }
@@ -397,8 +413,74 @@ impl Queue {
 
     /// Puts one frame into the queue. On a port whose receiver is known to
     /// be gone it fails with `EIDRM` (`DestinationDead`), also while it waits
-    /// for room: the wait is a `poll` on the queue and the liveness pipe.
+    /// for room: the wait is a `poll` on the queue and the liveness pipe. A
+    /// port with a capacity page first reserves a place in it
+    /// ([`crate::capacity`]), waiting as `wait` says, and gives it back if
+    /// the frame does not go in.
     pub(crate) fn send(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
+        let Some(page) = &self.cap else {
+            return self.send_os(frame, wait);
+        };
+        self.reserve(page, wait)?;
+        let sent = self.send_os(frame, wait);
+        if sent.is_err() {
+            page.release();
+        }
+        sent
+    }
+
+    /// Reserves a place in the port's capacity page, waiting as `wait`
+    /// says: `EAGAIN` when full and it may not wait, `ETIMEDOUT` at the
+    /// deadline, `EIDRM`/`ESHUTDOWN` when the receiver is gone or closed the
+    /// port meanwhile (looked at between sleeps of at most
+    /// [`crate::capacity::SLICE`]).
+    fn reserve(&self, page: &CapacityPage, wait: MqWait) -> Result<(), Errno> {
+        let deadline = match wait {
+            MqWait::Until(d) => Some(d),
+            _ => None,
+        };
+        loop {
+            if page.try_reserve() {
+                return Ok(());
+            }
+            // A dead or closed port says so before "full", as `send_os` does.
+            match self.receiver() {
+                Receiver::Gone => return Err(libc::EIDRM),
+                Receiver::Closed => return Err(libc::ESHUTDOWN),
+                Receiver::Open if self.is_closed() => return Err(libc::ESHUTDOWN),
+                Receiver::Open => {}
+            }
+            if matches!(wait, MqWait::NoWait) {
+                return Err(libc::EAGAIN);
+            }
+            let now = std::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(libc::ETIMEDOUT);
+            }
+            let slice = now + crate::capacity::SLICE;
+            page.wait_for_room(deadline.map_or(slice, |d| d.min(slice)))?;
+        }
+    }
+
+    /// Puts a frame the capacity does not hold back (a kernel
+    /// notification, a close's wake-up) into the queue without waiting; it
+    /// is counted in the capacity page all the same, as its receipt gives a
+    /// place back.
+    pub(crate) fn post_frame(&self, frame: &[u8]) -> Result<(), Errno> {
+        if let Some(page) = &self.cap {
+            page.force_reserve();
+        }
+        let sent = sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait);
+        if sent.is_err() {
+            if let Some(page) = &self.cap {
+                page.release();
+            }
+        }
+        sent
+    }
+
+    /// [`send`](Self::send) without the capacity page: the OS queue alone.
+    fn send_os(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let Some(live) = &self.live_watch else {
             return self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
         };
@@ -436,6 +518,10 @@ impl Queue {
             buf.resize(self.msgsize, 0);
         }
         let n = self.watched(wait, |w| sys::mq_receive(self.fd.as_fd(), &mut buf, w))?;
+        // A frame left the queue: its place in the capacity page is free.
+        if let Some(page) = &self.cap {
+            page.release();
+        }
         Ok(f(&buf[..n]))
     }
 

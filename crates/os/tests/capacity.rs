@@ -167,18 +167,220 @@ fn unbounded_across_processes() {
 }
 
 #[test]
-fn capacity_cannot_change_after_creation() {
+fn set_capacity_holds_a_sender_in_another_process_and_growing_wakes_it() {
     let os = common::os();
-    let port = os.port_allocate(Capacity::Bounded(1)).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    os.set_capacity(port, Capacity::Bounded(2)).unwrap();
+    let send = os.make_send(port).unwrap();
+    // The capacity page reaches the child with the right at spawn.
+    let mut child = os
+        .spawn(Spawn::new("send-on-inherited").arg("5").inherit(send))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = os.port_status(port).unwrap();
+    assert_eq!(status.capacity, Capacity::Bounded(2));
+    assert_eq!(
+        status.queue_len, 2,
+        "the queue could take 4: the page says 2"
+    );
+    assert_eq!(os.try_receive_from(child.pid()), Err(ReceiveError::Empty));
+    // Growing wakes the blocked sender: one more goes in, no more.
+    os.set_capacity(port, Capacity::Bounded(3)).unwrap();
+    let t = Instant::now();
+    while os.port_status(port).unwrap().queue_len < 3 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(os.port_status(port).unwrap().queue_len, 3);
+    let got: Vec<u64> = (0..5)
+        .map(|_| os.receive(port).unwrap().as_u64().unwrap())
+        .collect();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"done");
+    assert_eq!(child.wait_code().unwrap(), 0);
+    common::finish(os);
+}
+
+#[test]
+fn shrinking_keeps_what_is_queued_and_every_policy_sees_the_new_capacity() {
+    let os = common::os();
+    let port = os.port_allocate(Capacity::Bounded(3)).unwrap();
+    let send = os.make_send(port).unwrap();
+    for i in 1..=3 {
+        os.send(send, Message::from_u64(1, i)).unwrap();
+    }
+    os.set_capacity(port, Capacity::Bounded(1)).unwrap();
+    assert_eq!(
+        os.port_status(port).unwrap().queue_len,
+        3,
+        "nothing is dropped"
+    );
+    assert_eq!(os.port_status(port).unwrap().capacity, Capacity::Bounded(1));
+    for left in [2, 1] {
+        assert_eq!(os.receive(port).unwrap().as_u64(), Some(3 - left));
+        match os.try_send(send, Message::from_u64(1, 10 + left)) {
+            Err(e) if e.kind() == SendErrorKind::Full => {
+                assert_eq!(e.into_message().as_u64(), Some(10 + left))
+            }
+            other => panic!("{left} queued, capacity 1: {other:?}"),
+        }
+    }
+    let t = Instant::now();
+    match os.send_timeout(send, Message::from_u64(1, 20), Duration::from_millis(150)) {
+        Err(e) if e.kind() == SendErrorKind::TimedOut => {
+            assert_eq!(e.into_message().as_u64(), Some(20))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() >= Duration::from_millis(150));
+    assert_eq!(
+        os.send_with(send, Message::from_u64(1, 21), OnFull::DropNewest)
+            .unwrap(),
+        Sent::Dropped
+    );
+    assert_eq!(
+        os.send_with(send, Message::from_u64(1, 22), OnFull::DropOldest)
+            .unwrap(),
+        Sent::Displaced
+    );
+    assert_eq!(
+        os.receive(port).unwrap().as_u64(),
+        Some(22),
+        "3 was displaced"
+    );
+    // Drained below the capacity: sends go in again, up to it.
+    os.try_send(send, Message::from_u64(1, 23)).unwrap();
+    assert!(os.try_send(send, Message::from_u64(1, 24)).is_err());
+    assert_eq!(os.receive(port).unwrap().as_u64(), Some(23));
+    assert_eq!(os.try_receive(port), Err(ReceiveError::Empty));
+    common::finish(os);
+}
+
+#[test]
+fn a_capacity_the_queue_cannot_hold_is_an_error_naming_its_limit() {
+    use mkipc_kernel::error::{Limit, Unsupported};
+    use mkipc_kernel::{IpcError, MailboxConfig};
+    let os = common::os();
+    let port = os.port_allocate(Capacity::Bounded(3)).unwrap();
     assert_eq!(
         os.set_capacity(port, Capacity::Bounded(4)),
-        Err(mkipc_kernel::IpcError::Unsupported(
-            mkipc_kernel::error::Unsupported::CapacityChange
-        ))
+        Err(IpcError::Limit(Limit::MqMsgMax { max: 3 }))
     );
     assert_eq!(
-        os.port_allocate(Capacity::Bounded(0)),
-        Err(mkipc_kernel::IpcError::InvalidValue)
+        os.set_capacity(port, Capacity::Bounded(0)),
+        Err(IpcError::InvalidValue)
     );
+    for other in [Capacity::Zero, Capacity::Unbounded] {
+        assert_eq!(
+            os.set_capacity(port, other),
+            Err(IpcError::Unsupported(Unsupported::CapacityChange)),
+            "the model is the queue's"
+        );
+    }
+    assert_eq!(os.port_status(port).unwrap().capacity, Capacity::Bounded(3));
+    // A send-once right names the port without its receive right.
+    let once = os
+        .make_right(port, mkipc_kernel::Disposition::MakeSendOnce)
+        .unwrap();
+    assert_eq!(
+        os.set_capacity(once, Capacity::Bounded(1)),
+        Err(IpcError::WrongRight {
+            needed: mkipc_kernel::name::RightKind::Receive
+        })
+    );
+    let zero = os.port_allocate(Capacity::Zero).unwrap();
+    assert_eq!(
+        os.set_capacity(zero, Capacity::Zero),
+        Ok(()),
+        "no change is no error"
+    );
+    let mb = os
+        .mailbox_create("capacity-mailbox", MailboxConfig::new(Capacity::Bounded(2)))
+        .unwrap();
+    assert_eq!(
+        os.set_capacity(mb, Capacity::Bounded(1)),
+        Err(IpcError::Unsupported(Unsupported::CapacityChange)),
+        "a mailbox's senders open it by name: no page"
+    );
+    common::finish(os);
+}
+
+#[test]
+fn a_right_moved_in_a_message_carries_the_port_capacity() {
+    use mkipc_kernel::Disposition;
+    let os = common::os();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    os.set_capacity(port, Capacity::Bounded(1)).unwrap();
+    let mut child = os
+        .spawn(Spawn::new("send-on-received-right").arg("3"))
+        .unwrap();
+    os.send_to(
+        child.pid(),
+        Message::new(1, b"a right").with_right(port, Disposition::MakeSend),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        os.port_status(port).unwrap().queue_len,
+        1,
+        "capacity 1 in the child too"
+    );
+    for i in 0..3 {
+        assert_eq!(os.receive(port).unwrap().id, i);
+    }
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"done");
+    assert_eq!(child.wait_code().unwrap(), 0);
+    common::finish(os);
+}
+
+#[test]
+fn a_moved_receive_right_keeps_its_capacity_page() {
+    let os = common::os();
+    // The child's port (Bounded(4), one message queued) comes to us.
+    let mut child = os.spawn(Spawn::new("give-receive-right")).unwrap();
+    let m = os.receive_from(child.pid()).unwrap();
+    let port = m.rights()[0].name;
+    assert_eq!(child.wait_code().unwrap(), 0);
+    assert_eq!(os.port_status(port).unwrap().capacity, Capacity::Bounded(4));
+    os.set_capacity(port, Capacity::Bounded(1)).unwrap();
+    match os.try_send(port, Message::new(2, b"over")) {
+        Err(e) if e.kind() == SendErrorKind::Full => {}
+        other => panic!("one queued, capacity 1: {other:?}"),
+    }
+    assert_eq!(os.receive(port).unwrap().id, 7);
+    os.try_send(port, Message::new(2, b"room now")).unwrap();
+    assert_eq!(os.receive(port).unwrap().id, 2);
+    common::finish(os);
+}
+
+#[test]
+fn a_sender_waiting_for_room_learns_at_once_that_the_port_died() {
+    let os = common::os();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    os.send(port, Message::new(1, b"fills it")).unwrap();
+    os.set_capacity(port, Capacity::Bounded(1)).unwrap();
+    let send = os.make_send(port).unwrap();
+    let mut child = os
+        .spawn(Spawn::new("send-inherited-and-report").inherit(send))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        os.try_receive_from(child.pid()),
+        Err(ReceiveError::Empty),
+        "the child waits for room"
+    );
+    let t = Instant::now();
+    os.destroy(port).unwrap();
+    let said = os
+        .receive_from_with(child.pid(), Wait::For(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(&said.body[..], b"DestinationDead");
+    assert!(
+        t.elapsed() < Duration::from_millis(40),
+        "woken by the destruction, not by its {:?} slice: {:?}",
+        mkipc_os::capacity::SLICE,
+        t.elapsed()
+    );
+    assert_eq!(child.wait_code().unwrap(), 0);
     common::finish(os);
 }

@@ -63,7 +63,36 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
         forward_inherited_into_mailbox,
     ),
     ("take-a-call-and-die", take_a_call_and_die),
+    ("send-on-received-right", send_on_received_right),
+    ("send-inherited-and-report", send_inherited_and_report),
 ];
+
+/// Takes the right in the parent's first message, sends args[0] messages
+/// (ids 0..n, blocking) on it, then tells the parent "done".
+fn send_on_received_right(os: &OsProcess) -> i32 {
+    let m = os.receive_from(parent(os)).unwrap();
+    let right = m.rights()[0].name;
+    let n: u32 = os.args()[0].parse().unwrap();
+    for i in 0..n {
+        os.send(right, Message::new(i, b"on a received right"))
+            .unwrap();
+    }
+    os.send_to(parent(os), Message::new(9, b"done")).unwrap();
+    0
+}
+
+/// Sends one message (blocking) on the inherited right and tells the
+/// parent how it went (id 99, body `ok` or the error kind).
+fn send_inherited_and_report(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let said = match os.send(port, Message::new(5, b"waiting for room")) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    os.send_to(parent(os), Message::new(99, said.as_bytes()))
+        .unwrap();
+    0
+}
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
 #[macro_export]
