@@ -384,3 +384,47 @@ fn a_sender_waiting_for_room_learns_at_once_that_the_port_died() {
     assert_eq!(child.wait_code().unwrap(), 0);
     common::finish(os);
 }
+
+#[test]
+fn a_sender_of_another_user_keeps_to_the_capacity_its_right_carries() {
+    if running_as_root() {
+        let os = common::os();
+        let port = os.port_allocate(Capacity::Bounded(3)).unwrap();
+        os.set_capacity(port, Capacity::Bounded(1)).unwrap();
+        let send = os.make_send(port).unwrap();
+        // The page is mode 0600 and nameless: uid 65534 reaches it only
+        // through the descriptor that comes with the right.
+        let mut child = match os.spawn(
+            Spawn::new("send-on-inherited")
+                .arg("2")
+                .inherit(send)
+                .uid(65534),
+        ) {
+            Ok(c) => c,
+            Err(mkipc_kernel::IpcError::NoPermission) => {
+                eprintln!("skipped: the test binary is not reachable by uid 65534");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(os.port_status(port).unwrap().queue_len, 1);
+        assert_eq!(os.receive(port).unwrap().as_u64(), Some(0));
+        assert_eq!(os.receive(port).unwrap().as_u64(), Some(1));
+        assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"done");
+        assert_eq!(child.wait_code().unwrap(), 0);
+        common::finish(os);
+    } else {
+        eprintln!("skipped: needs root to run a child as uid 65534");
+    }
+}
+
+/// Whether this process runs as root (`/proc/self/status`, no `unsafe`).
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
