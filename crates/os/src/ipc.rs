@@ -19,7 +19,8 @@
 //! | name service | the run's broker keeps each service's send right |
 //! | per-pid grants | the run's broker keeps the access list and the queue's descriptors; the queue's mode is 0000 ([`crate::grants`]) |
 //! | `set_capacity` of a bounded port | the port's capacity page, read by every sender ([`crate::capacity`]) |
-//! | other capacity changes, link capacity | [`IpcError::Unsupported`] |
+//! | `set_link_capacity` of a pipe link | `F_SETPIPE_SZ` on its pipe: `Bounded(n)` is `n` pages |
+//! | other capacity changes, other links' capacity | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
@@ -49,6 +50,10 @@ use crate::wire;
 
 /// The largest body on a direct link.
 pub const LINK_BODY_LIMIT: usize = 64 << 20;
+
+/// What one message of a pipe link's capacity stands for: one page of the
+/// pipe (`set_link_capacity`).
+const PIPE_PAGE: usize = 4096;
 
 impl Ipc for OsProcess {
     fn pid(&self) -> Pid {
@@ -644,17 +649,43 @@ impl Ipc for OsProcess {
         self.direct_receive_any(wait)
     }
 
+    /// The link from `pid` into this process, where its kind can be sized:
+    /// a pipe link's pipe holds `Bounded(n)` pages (`F_SETPIPE_SZ`, rounded
+    /// up to a power of two), room for at least `n` frames of up to one page
+    /// (4096 bytes, a 4068-byte body): a sender finds the link full once it
+    /// holds that much. What the pipe holds when it shrinks stays (read into
+    /// this end's buffer first), as the kernel keeps queued messages.
+    /// `Unsupported(LinkCapacity)`: `Zero` and `Unbounded` (a pipe always
+    /// buffers, and never without bound), shared-memory and socket links.
+    /// Above `/proc/sys/fs/pipe-max-size` (1 MiB) without
+    /// `CAP_SYS_RESOURCE`: `NoPermission` (Linux's `EPERM`).
     fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError> {
         capacity.validate()?;
-        if !self
+        let rx = self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&pid.0)
-        {
-            return Err(IpcError::NotFound);
+            .get(&pid.0)
+            .and_then(|l| l.rx.clone())
+            .ok_or(IpcError::NotFound)?;
+        let Capacity::Bounded(n) = capacity else {
+            return Err(IpcError::Unsupported(Unsupported::LinkCapacity));
+        };
+        // Linux's largest pipe is 2^31 bytes (`fcntl` takes an `unsigned int`).
+        let bytes = n
+            .checked_mul(PIPE_PAGE)
+            .filter(|&b| b <= 1 << 31)
+            .ok_or(IpcError::InvalidValue)?;
+        match rx.set_pipe_size(bytes) {
+            Ok(got) => {
+                tracing::debug!(from = pid.0, pages = n, bytes = got, "link capacity set");
+                Ok(())
+            }
+            Err(libc::ENOTSUP) => Err(IpcError::Unsupported(Unsupported::LinkCapacity)),
+            Err(libc::EPERM) => Err(IpcError::NoPermission),
+            Err(libc::EINVAL) => Err(IpcError::InvalidValue),
+            Err(e) => Err(errno::ipc_error(e)),
         }
-        Err(IpcError::Unsupported(Unsupported::LinkCapacity))
     }
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {

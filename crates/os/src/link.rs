@@ -431,6 +431,47 @@ impl LinkRx {
         }
     }
 
+    /// Sets how many bytes this link's pipe holds (`F_SETPIPE_SZ`; Linux
+    /// rounds up to a power of two pages) and returns the size it got.
+    /// Linux refuses to shrink a pipe below what it holds (`EBUSY`), and the
+    /// kernel's rule is that a shrink keeps what is queued: so on `EBUSY` the
+    /// pipe's bytes are read into this end's buffer first (a receive takes
+    /// them from there, in order) and the size is set again. `ENOTSUP` for a
+    /// link that is no pipe (shared-memory rings are sealed at 64 KiB, a
+    /// socket's buffers are the kernel's to size); `EBUSY` if another thread
+    /// held the link for longer than 100 ms (it is in a receive, which
+    /// empties the pipe: try again).
+    pub(crate) fn set_pipe_size(&self, bytes: usize) -> Result<usize, Errno> {
+        let Stream::Pipe(fd) = &self.stream else {
+            return Err(libc::ENOTSUP);
+        };
+        let set = || rustix::pipe::fcntl_setpipe_size(fd, bytes).map_err(|e| e.raw_os_error());
+        match set() {
+            Err(libc::EBUSY) => {}
+            other => return other,
+        }
+        let mut st = self
+            .state
+            .try_lock_for(std::time::Duration::from_millis(100))
+            .ok_or(libc::EBUSY)?;
+        // A sender may write between the drain and the resize: a few rounds.
+        for _ in 0..8 {
+            while !st.eof && self.wait_bytes(Some(Instant::now()))? {
+                match self.fill(&mut st) {
+                    Ok(()) => {}
+                    Err(RxError::Os(e)) => return Err(e),
+                    // End of stream or a bad header is the receive's to report.
+                    Err(_) => break,
+                }
+            }
+            match set() {
+                Err(libc::EBUSY) => continue,
+                other => return other,
+            }
+        }
+        Err(libc::EBUSY)
+    }
+
     /// Reads whatever the pipe holds into the buffer, if it holds anything
     /// and no other thread is receiving on the link (that thread reads it).
     /// Never waits: the pipe may have been emptied since the caller's `poll`,

@@ -428,3 +428,137 @@ fn running_as_root() -> bool {
             == Some("0")
     })
 }
+
+/// Spawns a child that `try_send_to`s this process 1 KiB frames once cued;
+/// sets the link from it first (if `pages`), and returns how many fitted.
+fn frames_that_fit(os: &mkipc_os::OsProcess, pages: Option<usize>) -> (u32, mkipc_os::Child) {
+    let mut child = os.spawn(Spawn::new("try-flood-parent-on-cue")).unwrap();
+    if let Some(n) = pages {
+        os.set_link_capacity(child.pid(), Capacity::Bounded(n))
+            .unwrap();
+    }
+    os.send_to(child.pid(), Message::new(0, b"go")).unwrap();
+    let fitted = child.wait_code().unwrap();
+    assert!(fitted < 250, "the child failed: {fitted}");
+    (fitted as u32, child)
+}
+
+#[test]
+fn set_link_capacity_sizes_a_pipe_link_and_a_shrink_keeps_what_it_holds() {
+    let os = common::os();
+    // As made: a 64 KiB pipe takes 64 frames of 1 KiB.
+    let (as_made, _c) = frames_that_fit(&os, None);
+    // One page: one frame (a try-send wants a free page), no more.
+    let (one, c1) = frames_that_fit(&os, Some(1));
+    // Eight pages: at least eight frames.
+    let (eight, _c8) = frames_that_fit(&os, Some(8));
+    assert!(as_made >= 32, "{as_made}");
+    assert!((1..=4).contains(&one), "{one}");
+    assert!((8..as_made).contains(&eight), "{eight} of {as_made}");
+    // What a link of one page took is all received, in order.
+    for i in 0..one {
+        assert_eq!(os.receive_from(c1.pid()).unwrap().id, i);
+    }
+    assert_eq!(os.receive_from(c1.pid()), Err(ReceiveError::SourceDead));
+
+    // A shrink below what the pipe holds: Linux refuses it (EBUSY) until
+    // the bytes are read into this end's buffer; nothing is lost.
+    let mut child = os.spawn(Spawn::new("try-flood-parent-on-cue")).unwrap();
+    os.send_to(child.pid(), Message::new(0, b"go")).unwrap();
+    let queued = child.wait_code().unwrap() as u32;
+    assert!(queued >= 32, "{queued}");
+    os.set_link_capacity(child.pid(), Capacity::Bounded(1))
+        .unwrap();
+    for i in 0..queued {
+        assert_eq!(
+            os.receive_from(child.pid()).unwrap().id,
+            i,
+            "kept, in order"
+        );
+    }
+    assert_eq!(os.receive_from(child.pid()), Err(ReceiveError::SourceDead));
+    common::finish(os);
+}
+
+#[test]
+fn set_link_capacity_is_a_typed_error_where_the_link_cannot_be_sized() {
+    use mkipc_kernel::error::Unsupported;
+    use mkipc_kernel::{IpcError, Pid};
+    use mkipc_os::{new_link_of, LinkKind};
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("try-flood-parent-on-cue")).unwrap();
+    for c in [Capacity::Zero, Capacity::Unbounded] {
+        assert_eq!(
+            os.set_link_capacity(child.pid(), c),
+            Err(IpcError::Unsupported(Unsupported::LinkCapacity)),
+            "{c:?}: a pipe always buffers, and never without bound"
+        );
+    }
+    assert_eq!(
+        os.set_link_capacity(child.pid(), Capacity::Bounded(1 << 20)),
+        Err(IpcError::InvalidValue),
+        "4 GiB: more than a pipe can be (2^31 bytes)"
+    );
+    assert_eq!(
+        os.set_link_capacity(child.pid(), Capacity::Bounded(0)),
+        Err(IpcError::InvalidValue)
+    );
+    assert_eq!(
+        os.set_link_capacity(Pid(1), Capacity::Bounded(1)),
+        Err(IpcError::NotFound),
+        "no link with pid 1"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    // A shared-memory link: its rings are sealed at 64 KiB.
+    for kind in [LinkKind::SharedMemory, LinkKind::UnixSocket] {
+        let b = mkipc_os::OsProcess::join(os.run_id()).unwrap();
+        let (near, far) = new_link_of(kind).unwrap();
+        let me = Pid(std::process::id());
+        os.adopt_link(me, near).unwrap();
+        b.adopt_link(me, far).unwrap();
+        assert_eq!(
+            b.set_link_capacity(me, Capacity::Bounded(1)),
+            Err(IpcError::Unsupported(Unsupported::LinkCapacity)),
+            "{kind:?}"
+        );
+        os.close_link(me).unwrap();
+        drop(b);
+    }
+    common::finish(os);
+}
+
+#[test]
+fn another_user_cannot_grow_a_link_past_pipe_max_size() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root to run a child as uid 65534");
+        return;
+    }
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let os = common::os();
+    let over = (max / 4096 * 2).to_string();
+    let mut child = match os.spawn(Spawn::new("grow-parent-link").arg(&over).uid(65534)) {
+        Ok(c) => c,
+        Err(mkipc_kernel::IpcError::NoPermission) => {
+            eprintln!("skipped: the test binary is not reachable by uid 65534");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        child.wait_code().unwrap(),
+        0,
+        "NoPermission past {max} bytes"
+    );
+    // Up to the limit it may.
+    let at_max = (max / 4096).to_string();
+    let mut child = os
+        .spawn(Spawn::new("grow-parent-link").arg(&at_max).uid(65534))
+        .unwrap();
+    assert_eq!(child.wait_code().unwrap(), 1, "{max} bytes are allowed");
+    common::finish(os);
+}

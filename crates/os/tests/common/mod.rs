@@ -65,7 +65,41 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("take-a-call-and-die", take_a_call_and_die),
     ("send-on-received-right", send_on_received_right),
     ("send-inherited-and-report", send_inherited_and_report),
+    ("try-flood-parent-on-cue", try_flood_parent_on_cue),
+    ("grow-parent-link", grow_parent_link),
 ];
+
+/// Waits for the parent's cue, then `try_send_to`s it 1 KiB frames until
+/// one does not fit; exits with how many did (at most 250).
+fn try_flood_parent_on_cue(os: &OsProcess) -> i32 {
+    let p = parent(os);
+    if os.receive_from(p).is_err() {
+        return 255;
+    }
+    let body = vec![7u8; 1024 - mkipc_os::wire::HEADER_LEN];
+    for i in 0..250 {
+        match os.try_send_to(p, Message::new(i, body.as_slice())) {
+            Ok(()) => {}
+            Err(e) if e.kind() == SendErrorKind::Full => return i as i32,
+            Err(_) => return 254,
+        }
+    }
+    250
+}
+
+/// Sets the link from the parent to args[0] pages; exits 0 if that was
+/// refused with `NoPermission`, 1 if it was allowed, 2 on another error.
+fn grow_parent_link(os: &OsProcess) -> i32 {
+    let pages: usize = os.args()[0].parse().unwrap();
+    match os.set_link_capacity(parent(os), Capacity::Bounded(pages)) {
+        Err(mkipc_kernel::IpcError::NoPermission) => 0,
+        Ok(()) => 1,
+        Err(e) => {
+            eprintln!("grow-parent-link: {e}");
+            2
+        }
+    }
+}
 
 /// Takes the right in the parent's first message, sends args[0] messages
 /// (ids 0..n, blocking) on it, then tells the parent "done".
