@@ -11,7 +11,7 @@
 //! | `Capacity::Zero` | the receiver acknowledges on the sender's reply queue |
 //! | `Capacity::Unbounded` | the sender spools what the queue cannot take ([`crate::spool`]) |
 //! | `select` | oldest first among ports (send stamps), a message of unknown age (mailbox, FIFO) first; then one `poll` |
-//! | port sets | one `epoll` instance over the members' queue descriptors ([`crate::port_set`]) |
+//! | port sets | one `epoll` instance over the members' descriptors, ports' queues and links ([`crate::port_set`]) |
 //! | `peek`, selective receive | messages taken out of the queue and held, in order, by the receiving process |
 //! | `close` | a flag here and one byte in the port's liveness pipe for the other processes |
 //! | notifications | dead-name (liveness pipe), send-possible (`POLLOUT`) and no-senders (the senders pipes' hang-up, [`crate::senders`]) on one `epoll` ([`crate::notify`]) |
@@ -105,12 +105,15 @@ impl Ipc for OsProcess {
         Ok(self.insert(Entry::PortSet(set)))
     }
 
+    /// A member is a port whose receive right this process holds, or a
+    /// direct link's name ([`OsProcess::link_name`]): see `crate::port_set`.
     fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let q = match names.get(member)? {
+        let joining = match names.get(member)? {
             Entry::Port {
                 receive: Some(q), ..
-            } => Arc::clone(q),
+            } => Ok(Arc::clone(q)),
+            &Entry::Link { pid } => Err(pid),
             _ => {
                 return Err(IpcError::WrongRight {
                     needed: RightKind::Receive,
@@ -122,20 +125,37 @@ impl Ipc for OsProcess {
                 needed: RightKind::PortSet,
             });
         };
-        set.insert(member, &q).map_err(errno::ipc_error)
+        match joining {
+            Ok(q) => set.insert(member, &q).map_err(errno::ipc_error),
+            Err(pid) => {
+                // A closed link is a name for nothing to come.
+                let rx = self
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&pid)
+                    .and_then(|l| l.rx.clone())
+                    .ok_or(IpcError::DeadName)?;
+                port_set::leave_sets(&names, member);
+                set.insert_link(member, pid, &rx).map_err(errno::ipc_error)
+            }
+        }
     }
 
     fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let Entry::Port {
-            receive: Some(q), ..
-        } = names.get(member)?
-        else {
-            return Err(IpcError::WrongRight {
-                needed: RightKind::Receive,
-            });
+        let left = match names.get(member)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => port_set::leave_set(q),
+            Entry::Link { .. } => port_set::leave_sets(&names, member),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
         };
-        if port_set::leave_set(q) {
+        if left {
             Ok(())
         } else {
             Err(IpcError::InvalidValue)
@@ -189,6 +209,9 @@ impl Ipc for OsProcess {
             _ => true,
         };
         if remove {
+            if matches!(names.get(name), Ok(Entry::Link { .. })) {
+                port_set::leave_sets(&names, name);
+            }
             let entry = names.remove(name)?;
             drop(names);
             self.drop_entry(entry);
@@ -197,11 +220,12 @@ impl Ipc for OsProcess {
     }
 
     fn destroy(&self, name: PortName) -> Result<(), IpcError> {
-        let entry = self
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)?;
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(names.get(name), Ok(Entry::Link { .. })) {
+            port_set::leave_sets(&names, name);
+        }
+        let entry = names.remove(name)?;
+        drop(names);
         self.drop_entry(entry);
         Ok(())
     }

@@ -333,6 +333,24 @@ impl LinkRx {
         }
     }
 
+    /// Arms this link for one wait beside other sources (a port set's
+    /// `epoll`, a `select`'s `poll`) and returns the descriptor to wait on:
+    /// a shared-memory ring's doorbell is cleared first and rung again at
+    /// once if bytes are already there, so a level-triggered wait neither
+    /// spins on a doorbell rung for bytes already taken nor misses new ones.
+    pub(crate) fn arm(&self) -> RawFd {
+        if let Stream::Shm(ring) = &self.stream {
+            ring.drain_doorbell();
+        }
+        self.raw_fd()
+    }
+
+    /// The link's rights socket, whose descriptors a frame may still be
+    /// waiting for (see [`LinkRx::wait_fd`]).
+    pub(crate) fn rights_fd(&self) -> Option<RawFd> {
+        self.rights.as_ref().map(|s| s.as_raw_fd())
+    }
+
     /// Waits until the stream has bytes (or has ended), until `until`.
     fn wait_bytes(&self, until: Deadline) -> Result<bool, Errno> {
         match &self.stream {
