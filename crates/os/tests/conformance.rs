@@ -16,7 +16,7 @@
 //! threads (`kernel/<case>`).
 //!
 //! Every case runs today but the link capacity case on links that cannot
-//! be sized (`111 passed, 0 failed, 3 skipped`). A case a later
+//! be sized (`116 passed, 0 failed, 3 skipped`). A case a later
 //! change cannot give on os goes into `SKIPPED` with its reason (DESIGN.md,
 //! "Conformance"): it is then not run, shows as `ignored, <reason>`, and the
 //! summary counts it apart, with one `skipped <case>: <reason>` line each
@@ -325,7 +325,12 @@ macro_rules! check {
 mod extra {
     use mkipc_kernel::conformance::{run_case, Backend, Role};
     use mkipc_kernel::ipc::Owner;
-    use mkipc_kernel::{Capacity, Disposition, Ipc, MailboxConfig, Message, Pid, SendErrorKind};
+    use std::time::Duration;
+
+    use mkipc_kernel::{
+        Capacity, Disposition, Ipc, MailboxConfig, Message, Notification, NotifyKind, Pid,
+        ReceiveError, SendErrorKind,
+    };
 
     fn role<P: Ipc, F: FnOnce(&P) -> Result<(), String> + Send + 'static>(f: F) -> Role<P> {
         Box::new(f)
@@ -482,12 +487,90 @@ mod extra {
             vec![sender, receiver],
         );
     }
+
+    /// A dead-name request lapses when its name's last right moves out in
+    /// a message (the kernel's `set_name` rule): when the port dies, only
+    /// the name that still holds its right is told.
+    pub fn dead_name_request_lapses_when_the_right_moves<B: Backend>(b: &B) {
+        let names = ["dn-to-watcher", "dn-to-owner"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+        let [to_watcher, to_owner] = names.clone();
+        let setup = role(move |p: &B::Process| {
+            for n in &names {
+                check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+            }
+            Ok(())
+        });
+        let (w1, o1) = (to_watcher.clone(), to_owner.clone());
+        let owner = role(move |p: &B::Process| {
+            let (to_watcher, to_owner) = (check!(p.mailbox_open(&w1)), check!(p.mailbox_open(&o1)));
+            // Two ports (a task has one name per port in the kernel, a
+            // process one per received right here: two ports, two names).
+            let ports = [
+                check!(p.port_allocate(Capacity::Bounded(2))),
+                check!(p.port_allocate(Capacity::Bounded(2))),
+            ];
+            for port in ports {
+                let m = Message::new(1, b"a send right").with_right(port, Disposition::MakeSend);
+                check!(p.send(to_watcher, m));
+            }
+            // The moved right comes back; then both ports die.
+            let back = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
+            ensure!(back.rights().len() == 1, "the moved right");
+            for port in ports {
+                check!(p.destroy(port));
+            }
+            check!(p.send(to_watcher, Message::new(3, b"destroyed")));
+            Ok(())
+        });
+        let watcher = role(move |p: &B::Process| {
+            let (to_watcher, to_owner) = (
+                check!(p.mailbox_open(&to_watcher)),
+                check!(p.mailbox_open(&to_owner)),
+            );
+            let moved = check!(p.receive(to_watcher))
+                .rights()
+                .first()
+                .map(|r| r.name);
+            let kept = check!(p.receive(to_watcher))
+                .rights()
+                .first()
+                .map(|r| r.name);
+            let (moved, kept) = (moved.ok_or("no right")?, kept.ok_or("no right")?);
+            ensure!(moved != kept, "two names");
+            let notify = check!(p.port_allocate(Capacity::Unbounded));
+            check!(p.request_notification(moved, NotifyKind::DeadName, notify));
+            check!(p.request_notification(kept, NotifyKind::DeadName, notify));
+            let m = Message::new(2, b"yours again").with_right(moved, Disposition::MoveSend);
+            check!(p.send(to_owner, m));
+            let said = check!(p.receive_timeout(to_watcher, Duration::from_secs(10)));
+            ensure!(said.id == 3, "`destroyed`");
+            let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+            ensure!(
+                n.notification() == Some(Notification::DeadName(kept)),
+                "the kept name's death: {:?}",
+                n.notification()
+            );
+            let more = p.receive_timeout(notify, Duration::from_millis(300));
+            ensure!(
+                more == Err(ReceiveError::TimedOut),
+                "nothing about the moved name: {more:?}"
+            );
+            Ok(())
+        });
+        run_case(
+            b,
+            "dead_name_request_lapses_when_the_right_moves",
+            setup,
+            vec![owner, watcher],
+        );
+    }
 }
 
 /// The extra cases by name (see [`extra`]).
 const EXTRA: &[&str] = &[
     "set_capacity_across_processes",
     "link_capacity_across_processes",
+    "dead_name_request_lapses_when_the_right_moves",
 ];
 
 fn main() {
@@ -581,6 +664,11 @@ fn main() {
             "link_capacity_across_processes",
             extra::link_capacity_across_processes,
             extra::link_capacity_across_processes,
+        ),
+        (
+            "dead_name_request_lapses_when_the_right_moves",
+            extra::dead_name_request_lapses_when_the_right_moves,
+            extra::dead_name_request_lapses_when_the_right_moves,
         ),
     ];
     assert_eq!(extra.len(), EXTRA.len(), "an extra case is missing here");
