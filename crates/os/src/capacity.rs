@@ -30,7 +30,13 @@
 //!   `seq` and wakes it. It sleeps in slices of [`SLICE`] and looks at the
 //!   port's liveness pipe between them, so a receiver killed by a signal
 //!   (it wakes nobody) ends the wait with `DestinationDead` within a slice;
-//!   an orderly close or destruction wakes the sleepers at once.
+//!   an orderly close or destruction wakes the sleepers at once. At the
+//!   capacity the queue was made with (no `set_capacity` below it), the
+//!   queue decides and the page only counts: a sender takes its place even
+//!   when the count says full (a receive that has taken its frame but not
+//!   yet given the place back) and waits for room in `poll` on the queue
+//!   and the liveness pipe as it would without a page, holding no place
+//!   while it waits (`docs/perf/2026-12-03-oscap.md` has what each costs).
 //!
 //! Kernel notifications (and a close's wake-up frames) bypass the capacity,
 //! as in the kernel, but are counted, so their receipt gives nothing away.
@@ -40,8 +46,9 @@
 //! until it drains), and a holder killed between its reservation and its
 //! `mq_send` (a few instructions, no wait), which leaves the port one place
 //! short until the next `set_capacity` (which recounts from the queue; a
-//! send between its reservation and its `mq_send` at that very instant then
-//! loses its place, and the port may hold one message more, once).
+//! send between its reservation and its `mq_send` at that very instant, or
+//! blocked inside `mq_send` on its own port, then loses its place, and the
+//! port may hold one message more, once).
 //!
 //! Layout (little-endian, offsets in bytes): 0 magic `MKIPCCAP` (u64), 8
 //! `capacity` (u32), 12 `queued` (u32), 16 `seq` (u32), 20 `waiters` (u32);

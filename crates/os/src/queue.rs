@@ -414,41 +414,79 @@ impl Queue {
     /// Puts one frame into the queue. On a port whose receiver is known to
     /// be gone it fails with `EIDRM` (`DestinationDead`), also while it waits
     /// for room: the wait is a `poll` on the queue and the liveness pipe. A
-    /// port with a capacity page first reserves a place in it
-    /// ([`crate::capacity`]), waiting as `wait` says, and gives it back if
-    /// the frame does not go in.
+    /// port with a capacity page also keeps to the capacity there
+    /// ([`crate::capacity`], [`send_paged`](Self::send_paged)).
     pub(crate) fn send(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
-        let Some(page) = &self.cap else {
-            return self.send_os(frame, wait);
-        };
-        self.reserve(page, wait)?;
-        let sent = self.send_os(frame, wait);
-        if sent.is_err() {
-            page.release();
+        match &self.cap {
+            Some(page) => self.send_paged(page, frame, wait),
+            None => self.send_os(frame, wait),
         }
-        sent
     }
 
-    /// Reserves a place in the port's capacity page, waiting as `wait`
-    /// says: `EAGAIN` when full and it may not wait, `ETIMEDOUT` at the
-    /// deadline, `EIDRM`/`ESHUTDOWN` when the receiver is gone or closed the
-    /// port meanwhile (looked at between sleeps of at most
-    /// [`crate::capacity::SLICE`]).
-    fn reserve(&self, page: &CapacityPage, wait: MqWait) -> Result<(), Errno> {
+    /// [`send`](Self::send) into a port with a capacity page: a place in
+    /// the page, then the `mq_send`, waiting as `wait` says. `EAGAIN` when
+    /// full and it may not wait, `ETIMEDOUT` at the deadline,
+    /// `EIDRM`/`ESHUTDOWN` when the receiver is gone or closed the port.
+    ///
+    /// At the capacity the queue was made with, the queue decides and the
+    /// page only counts: the sender takes its place even if the count says
+    /// full (a receive between its `mq_receive` and giving its place back),
+    /// and waits for room in `poll` on the queue and the liveness pipe, as
+    /// without a page (the receive that makes room wakes it, with no system
+    /// call of its own; no place is held while it waits, so a sender killed
+    /// there takes none with it); on its own port (no liveness pipe to
+    /// watch) it waits inside `mq_send`, holding its place (its death ends
+    /// the port too). Below it (a shrunk port) the page decides:
+    /// the sender sleeps on it in slices of [`crate::capacity::SLICE`],
+    /// looking at the liveness pipe between them.
+    fn send_paged(&self, page: &CapacityPage, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let deadline = match wait {
             MqWait::Until(d) => Some(d),
             _ => None,
         };
         loop {
-            if page.try_reserve() {
-                return Ok(());
-            }
-            // A dead or closed port says so before "full", as `send_os` does.
             match self.receiver() {
                 Receiver::Gone => return Err(libc::EIDRM),
                 Receiver::Closed => return Err(libc::ESHUTDOWN),
                 Receiver::Open if self.is_closed() => return Err(libc::ESHUTDOWN),
                 Receiver::Open => {}
+            }
+            let at_queue_limit = page.capacity() >= self.maxmsg;
+            let placed = page.try_reserve();
+            if placed || at_queue_limit {
+                if !placed {
+                    page.force_reserve();
+                }
+                if self.live_watch.is_none() {
+                    // Our own port (we hold its receive right, so no death
+                    // to watch for): wait inside `mq_send`, one system call,
+                    // which the receive hands the freed slot to directly.
+                    let sent = sys::mq_send(self.fd.as_fd(), frame, wait);
+                    if sent.is_err() {
+                        page.release();
+                    }
+                    return sent;
+                }
+                match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
+                    Ok(()) => return Ok(()),
+                    Err(libc::EAGAIN) => page.release(),
+                    Err(e) => {
+                        page.release();
+                        return Err(e);
+                    }
+                }
+                if matches!(wait, MqWait::NoWait) {
+                    return Err(libc::EAGAIN);
+                }
+                // The queue itself is full: wait for room as without a page.
+                let mut fds = vec![(self.fd.as_raw_fd(), libc::POLLOUT)];
+                if let Some(live) = &self.live_watch {
+                    fds.push((live.as_raw_fd(), libc::POLLIN));
+                }
+                if sys::poll_events(&fds, deadline)?.is_empty() {
+                    return Err(libc::ETIMEDOUT);
+                }
+                continue;
             }
             if matches!(wait, MqWait::NoWait) {
                 return Err(libc::EAGAIN);
