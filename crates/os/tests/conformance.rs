@@ -694,7 +694,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let mut failed = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
     let mut passed = 0;
     let mut skipped = Vec::new();
     let mut filtered_out = 0;
@@ -735,7 +735,7 @@ fn main() {
             }
             Err(_) => {
                 println!("test {name} ... FAILED");
-                failed.push(name.as_str());
+                failed.push(name.clone());
             }
         }
     }
@@ -755,7 +755,7 @@ fn main() {
             }
             Err(_) => {
                 println!("test {name} ... FAILED");
-                failed.push(name.clone().leak());
+                failed.push(name);
             }
         }
     }
@@ -772,7 +772,7 @@ fn main() {
         .unwrap_or_default();
     if !stale.is_empty() {
         println!("left behind: {stale:?}");
-        failed.push("no leftovers");
+        failed.push("no leftovers".to_string());
     }
     println!("\n{}", summary(passed, &failed, &skipped));
     // The line libtest prints, for tools that read test output.
@@ -789,7 +789,7 @@ fn main() {
 
 /// The closing summary: how many passed, failed and were skipped, each
 /// skipped case with its reason (`Unsupported::reason`).
-fn summary(passed: usize, failed: &[&str], skipped: &[(&str, &str)]) -> String {
+fn summary(passed: usize, failed: &[String], skipped: &[(&str, &str)]) -> String {
     let mut out = format!(
         "conformance on the OS backend: {passed} passed, {} failed, {} skipped",
         failed.len(),
