@@ -22,7 +22,7 @@ use crate::fifo::Fifo;
 
 use crate::link::{LinkRx, RawFrame, RxError, TxError};
 use crate::names::Entry;
-use crate::port_set::PortSet;
+use crate::port_set::{Member, PortSet};
 use crate::process::OsProcess;
 use crate::queue::{Held, Model, Queue};
 use crate::spool::{self, Pushed};
@@ -532,10 +532,14 @@ impl OsProcess {
     /// unstamped frame) is taken at once, in list order; with `first`, the
     /// first source with a message (the priority select). `Empty` when none
     /// has one.
+    ///
+    /// In a receive on the port set `set`, a link member that has ended
+    /// leaves the set instead of ending the receive (see [`crate::port_set`]).
     pub(crate) fn take_any(
         &self,
         sources: &[(PortName, Source)],
         first: bool,
+        set: Option<&PortSet>,
     ) -> Result<Message, ReceiveError> {
         let mut oldest: Option<(usize, u64)> = None;
         let mut closed = 0;
@@ -550,6 +554,10 @@ impl OsProcess {
                 Source::Link(pid, rx) => match self.receive_link(*name, *pid, rx, Wait::NoWait) {
                     // A link frame has no send stamp: taken at once, in list order.
                     Err(ReceiveError::Empty) => continue,
+                    Err(ReceiveError::SourceDead) if set.is_some() => {
+                        set.expect("checked").remove_link(*name);
+                        continue;
+                    }
                     other => return other,
                 },
                 Source::Queue(q) => q,
@@ -608,32 +616,29 @@ impl OsProcess {
         let mut resolved: Vec<(PortName, Source)> = Vec::with_capacity(sources.len());
         for &name in sources {
             match self.resolve_source(name)? {
-                Source::Set(set) => resolved.extend(
-                    set.members()
-                        .into_iter()
-                        .map(|(n, q)| (n, Source::Queue(q))),
-                ),
+                Source::Set(set) => resolved.extend(self.set_sources(&set)),
                 other => resolved.push((name, other)),
             }
         }
-        let fds: Vec<std::os::fd::RawFd> = resolved
-            .iter()
-            .filter_map(|(_, s)| match s {
-                Source::Queue(q) => Some(q.fd().as_raw_fd()),
-                Source::Fifo(f) => Some(f.rx.as_ref().expect("checked").raw_fd()),
-                Source::Link(_, rx) => Some(rx.raw_fd()),
-                Source::Set(_) => None,
-            })
-            .collect();
         let deadline = deadline_of(wait);
         loop {
-            match self.take_any(&resolved, first) {
+            match self.take_any(&resolved, first, None) {
                 Err(ReceiveError::Empty) => {}
                 other => return other,
             }
             if wait == Wait::NoWait {
                 return Err(ReceiveError::Empty);
             }
+            // Armed for each wait (a ring's doorbell, see `LinkRx::arm`).
+            let fds: Vec<std::os::fd::RawFd> = resolved
+                .iter()
+                .filter_map(|(_, s)| match s {
+                    Source::Queue(q) => Some(q.fd().as_raw_fd()),
+                    Source::Fifo(f) => Some(f.rx.as_ref().expect("checked").raw_fd()),
+                    Source::Link(_, rx) => Some(rx.arm()),
+                    Source::Set(_) => None,
+                })
+                .collect();
             match sys::poll_many(&fds, deadline) {
                 Ok(ready) if ready.is_empty() => return Err(ReceiveError::TimedOut),
                 Ok(_) => {}
@@ -647,12 +652,8 @@ impl OsProcess {
     pub(crate) fn receive_set(&self, set: &PortSet, wait: Wait) -> Result<Message, ReceiveError> {
         let deadline = deadline_of(wait);
         loop {
-            let members: Vec<(PortName, Source)> = set
-                .members()
-                .into_iter()
-                .map(|(n, q)| (n, Source::Queue(q)))
-                .collect();
-            match self.take_any(&members, false) {
+            let members = self.set_sources(set);
+            match self.take_any(&members, false, Some(set)) {
                 // A set stays open while its members are closed: another
                 // port may join it.
                 Err(ReceiveError::Empty | ReceiveError::Closed) => {}
@@ -661,10 +662,39 @@ impl OsProcess {
             if wait == Wait::NoWait {
                 return Err(ReceiveError::Empty);
             }
+            // A ring's doorbell is armed for each wait (`LinkRx::arm`).
+            for (_, s) in &members {
+                if let Source::Link(_, rx) = s {
+                    rx.arm();
+                }
+            }
             if !set.wait(deadline).map_err(ReceiveError::Os)? {
                 return Err(ReceiveError::TimedOut);
             }
         }
+    }
+
+    /// A set's members as sources; a link member whose link is closed
+    /// leaves the set (see [`crate::port_set`]).
+    fn set_sources(&self, set: &PortSet) -> Vec<(PortName, Source)> {
+        set.members()
+            .into_iter()
+            .filter_map(|(name, m)| match m {
+                Member::Port(q) => Some((name, Source::Queue(q))),
+                Member::Link { pid, .. } => {
+                    let rx = self
+                        .links
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&pid)
+                        .and_then(|l| l.rx.clone());
+                    if rx.is_none() {
+                        set.remove_link(name);
+                    }
+                    rx.map(|rx| (name, Source::Link(pid, rx)))
+                }
+            })
+            .collect()
     }
 
     /// Selective receive from a queue: the oldest message `filter` passes,

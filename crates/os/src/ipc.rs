@@ -11,18 +11,20 @@
 //! | `Capacity::Zero` | the receiver acknowledges on the sender's reply queue |
 //! | `Capacity::Unbounded` | the sender spools what the queue cannot take ([`crate::spool`]) |
 //! | `select` | oldest first among ports (send stamps), a message of unknown age (mailbox, FIFO) first; then one `poll` |
-//! | port sets | one `epoll` instance over the members' queue descriptors ([`crate::port_set`]) |
+//! | port sets | one `epoll` instance over the members' descriptors, ports' queues and links ([`crate::port_set`]) |
 //! | `peek`, selective receive | messages taken out of the queue and held, in order, by the receiving process |
 //! | `close` | a flag here and one byte in the port's liveness pipe for the other processes |
 //! | notifications | dead-name (liveness pipe), send-possible (`POLLOUT`) and no-senders (the senders pipes' hang-up, [`crate::senders`]) on one `epoll` ([`crate::notify`]) |
 //! | port-destroyed | the receive right moved into the notify port through the broker ([`crate::port_destroyed`]) |
 //! | name service | the run's broker keeps each service's send right |
 //! | per-pid grants | the run's broker keeps the access list and the queue's descriptors; the queue's mode is 0000 ([`crate::grants`]) |
-//! | capacity changes, link capacity | [`IpcError::Unsupported`] |
+//! | `set_capacity` of a bounded port | the port's capacity page, read by every sender ([`crate::capacity`]) |
+//! | `set_link_capacity` of a pipe link | `F_SETPIPE_SZ` on its pipe: `Bounded(n)` is `n` pages |
+//! | other capacity changes, other links' capacity | [`IpcError::Unsupported`] |
 
 use std::sync::Arc;
 
-use mkipc_kernel::error::Unsupported;
+use mkipc_kernel::error::{Limit, Unsupported};
 use mkipc_kernel::ipc::{Owner, PortStatus};
 use mkipc_kernel::message::{Body, Trailer};
 use mkipc_kernel::name::{Access, RightKind, RightSet};
@@ -33,6 +35,7 @@ use mkipc_kernel::{
 
 use mkipc_kernel::name_rules::validate_name;
 
+use crate::capacity::CapacityPage;
 use crate::deliver::{deadline_of, mq_wait, pipe_send_failed, pipe_wait, Source, Target};
 use crate::errno;
 use crate::fifo::FIFO_BODY_LIMIT;
@@ -47,6 +50,10 @@ use crate::wire;
 
 /// The largest body on a direct link.
 pub const LINK_BODY_LIMIT: usize = 64 << 20;
+
+/// What one message of a pipe link's capacity stands for: one page of the
+/// pipe (`set_link_capacity`).
+const PIPE_PAGE: usize = 4096;
 
 impl Ipc for OsProcess {
     fn pid(&self) -> Pid {
@@ -77,6 +84,13 @@ impl Ipc for OsProcess {
         let (watch, hold) = sys::pipe().map_err(errno::ipc_error)?;
         receive.live_hold = Some(hold);
         send.live_watch = Some(watch);
+        // A bounded port's capacity lives in a page every holder shares
+        // (`crate::capacity`), so that `set_capacity` can move it.
+        if let Capacity::Bounded(n) = capacity {
+            let page = Arc::new(CapacityPage::new(n).map_err(errno::ipc_error)?);
+            receive.cap = Some(Arc::clone(&page));
+            send.cap = Some(page);
+        }
         send.closed = Arc::clone(&receive.closed);
         send.senders = Arc::clone(&receive.senders);
         Ok(self.insert(Entry::Port {
@@ -91,12 +105,15 @@ impl Ipc for OsProcess {
         Ok(self.insert(Entry::PortSet(set)))
     }
 
+    /// A member is a port whose receive right this process holds, or a
+    /// direct link's name ([`OsProcess::link_name`]): see `crate::port_set`.
     fn port_set_insert(&self, set: PortName, member: PortName) -> Result<(), IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let q = match names.get(member)? {
+        let joining = match names.get(member)? {
             Entry::Port {
                 receive: Some(q), ..
-            } => Arc::clone(q),
+            } => Ok(Arc::clone(q)),
+            &Entry::Link { pid } => Err(pid),
             _ => {
                 return Err(IpcError::WrongRight {
                     needed: RightKind::Receive,
@@ -108,20 +125,37 @@ impl Ipc for OsProcess {
                 needed: RightKind::PortSet,
             });
         };
-        set.insert(member, &q).map_err(errno::ipc_error)
+        match joining {
+            Ok(q) => set.insert(member, &q).map_err(errno::ipc_error),
+            Err(pid) => {
+                // A closed link is a name for nothing to come.
+                let rx = self
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&pid)
+                    .and_then(|l| l.rx.clone())
+                    .ok_or(IpcError::DeadName)?;
+                port_set::leave_sets(&names, member);
+                set.insert_link(member, pid, &rx).map_err(errno::ipc_error)
+            }
+        }
     }
 
     fn port_set_remove(&self, member: PortName) -> Result<(), IpcError> {
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let Entry::Port {
-            receive: Some(q), ..
-        } = names.get(member)?
-        else {
-            return Err(IpcError::WrongRight {
-                needed: RightKind::Receive,
-            });
+        let left = match names.get(member)? {
+            Entry::Port {
+                receive: Some(q), ..
+            } => port_set::leave_set(q),
+            Entry::Link { .. } => port_set::leave_sets(&names, member),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
         };
-        if port_set::leave_set(q) {
+        if left {
             Ok(())
         } else {
             Err(IpcError::InvalidValue)
@@ -175,6 +209,9 @@ impl Ipc for OsProcess {
             _ => true,
         };
         if remove {
+            if matches!(names.get(name), Ok(Entry::Link { .. })) {
+                port_set::leave_sets(&names, name);
+            }
             let entry = names.remove(name)?;
             drop(names);
             self.drop_entry(entry);
@@ -183,11 +220,12 @@ impl Ipc for OsProcess {
     }
 
     fn destroy(&self, name: PortName) -> Result<(), IpcError> {
-        let entry = self
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)?;
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(names.get(name), Ok(Entry::Link { .. })) {
+            port_set::leave_sets(&names, name);
+        }
+        let entry = names.remove(name)?;
+        drop(names);
         self.drop_entry(entry);
         Ok(())
     }
@@ -286,13 +324,47 @@ impl Ipc for OsProcess {
         })
     }
 
+    /// A bounded port's capacity moves in its capacity page, which every
+    /// holder's sends keep to (`crate::capacity`): up to the `mq_maxmsg` its
+    /// queue was made with (`Limit::MqMsgMax` beyond), queued messages kept
+    /// when it shrinks, waiting senders woken when it grows. Another model
+    /// (zero, unbounded, to or from) and mailboxes stay
+    /// `Unsupported(CapacityChange)`: the model is in the queue's attributes
+    /// and a mailbox's senders open it by name, with no page.
     fn set_capacity(&self, name: PortName, capacity: Capacity) -> Result<(), IpcError> {
         capacity.validate()?;
-        self.names
+        let q = match self
+            .names
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)?;
-        Err(IpcError::Unsupported(Unsupported::CapacityChange))
+            .get(name)?
+        {
+            Entry::Port {
+                receive: Some(q), ..
+            } => Arc::clone(q),
+            Entry::Mailbox { .. } | Entry::Fifo(_) => {
+                return Err(IpcError::Unsupported(Unsupported::CapacityChange))
+            }
+            Entry::Dead { .. } => return Err(IpcError::DeadName),
+            _ => {
+                return Err(IpcError::WrongRight {
+                    needed: RightKind::Receive,
+                })
+            }
+        };
+        match (capacity, &q.cap) {
+            (Capacity::Bounded(n), Some(page)) => {
+                if n > q.maxmsg {
+                    return Err(IpcError::Limit(Limit::MqMsgMax { max: q.maxmsg }));
+                }
+                let in_queue = sys::mq_getattr(q.fd()).map_err(errno::ipc_error)?.curmsgs;
+                page.set_capacity(n, in_queue);
+                tracing::debug!(%name, capacity = n, "capacity changed");
+                Ok(())
+            }
+            _ if capacity == q.capacity() => Ok(()),
+            _ => Err(IpcError::Unsupported(Unsupported::CapacityChange)),
+        }
     }
 
     /// See `crate::notify` (DESIGN.md, "Notifications"): dead-name,
@@ -601,17 +673,43 @@ impl Ipc for OsProcess {
         self.direct_receive_any(wait)
     }
 
+    /// The link from `pid` into this process, where its kind can be sized:
+    /// a pipe link's pipe holds `Bounded(n)` pages (`F_SETPIPE_SZ`, rounded
+    /// up to a power of two), room for at least `n` frames of up to one page
+    /// (4096 bytes, a 4068-byte body): a sender finds the link full once it
+    /// holds that much. What the pipe holds when it shrinks stays (read into
+    /// this end's buffer first), as the kernel keeps queued messages.
+    /// `Unsupported(LinkCapacity)`: `Zero` and `Unbounded` (a pipe always
+    /// buffers, and never without bound), shared-memory and socket links.
+    /// Above `/proc/sys/fs/pipe-max-size` (1 MiB) without
+    /// `CAP_SYS_RESOURCE`: `NoPermission` (Linux's `EPERM`).
     fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError> {
         capacity.validate()?;
-        if !self
+        let rx = self
             .links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&pid.0)
-        {
-            return Err(IpcError::NotFound);
+            .get(&pid.0)
+            .and_then(|l| l.rx.clone())
+            .ok_or(IpcError::NotFound)?;
+        let Capacity::Bounded(n) = capacity else {
+            return Err(IpcError::Unsupported(Unsupported::LinkCapacity));
+        };
+        // Linux's largest pipe is 2^31 bytes (`fcntl` takes an `unsigned int`).
+        let bytes = n
+            .checked_mul(PIPE_PAGE)
+            .filter(|&b| b <= 1 << 31)
+            .ok_or(IpcError::InvalidValue)?;
+        match rx.set_pipe_size(bytes) {
+            Ok(got) => {
+                tracing::debug!(from = pid.0, pages = n, bytes = got, "link capacity set");
+                Ok(())
+            }
+            Err(libc::ENOTSUP) => Err(IpcError::Unsupported(Unsupported::LinkCapacity)),
+            Err(libc::EPERM) => Err(IpcError::NoPermission),
+            Err(libc::EINVAL) => Err(IpcError::InvalidValue),
+            Err(e) => Err(errno::ipc_error(e)),
         }
-        Err(IpcError::Unsupported(Unsupported::LinkCapacity))
     }
 
     fn mailbox_create(&self, name: &str, config: MailboxConfig) -> Result<PortName, IpcError> {

@@ -50,6 +50,7 @@
 //! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
 mod broker;
+pub mod capacity;
 mod deliver;
 mod direct;
 pub mod ends;

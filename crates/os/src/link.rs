@@ -333,6 +333,24 @@ impl LinkRx {
         }
     }
 
+    /// Arms this link for one wait beside other sources (a port set's
+    /// `epoll`, a `select`'s `poll`) and returns the descriptor to wait on:
+    /// a shared-memory ring's doorbell is cleared first and rung again at
+    /// once if bytes are already there, so a level-triggered wait neither
+    /// spins on a doorbell rung for bytes already taken nor misses new ones.
+    pub(crate) fn arm(&self) -> RawFd {
+        if let Stream::Shm(ring) = &self.stream {
+            ring.drain_doorbell();
+        }
+        self.raw_fd()
+    }
+
+    /// The link's rights socket, whose descriptors a frame may still be
+    /// waiting for (see [`LinkRx::wait_fd`]).
+    pub(crate) fn rights_fd(&self) -> Option<RawFd> {
+        self.rights.as_ref().map(|s| s.as_raw_fd())
+    }
+
     /// Waits until the stream has bytes (or has ended), until `until`.
     fn wait_bytes(&self, until: Deadline) -> Result<bool, Errno> {
         match &self.stream {
@@ -429,6 +447,47 @@ impl LinkRx {
                 Err(e) => return Err(RxError::Os(e)),
             }
         }
+    }
+
+    /// Sets how many bytes this link's pipe holds (`F_SETPIPE_SZ`; Linux
+    /// rounds up to a power of two pages) and returns the size it got.
+    /// Linux refuses to shrink a pipe below what it holds (`EBUSY`), and the
+    /// kernel's rule is that a shrink keeps what is queued: so on `EBUSY` the
+    /// pipe's bytes are read into this end's buffer first (a receive takes
+    /// them from there, in order) and the size is set again. `ENOTSUP` for a
+    /// link that is no pipe (shared-memory rings are sealed at 64 KiB, a
+    /// socket's buffers are the kernel's to size); `EBUSY` if another thread
+    /// held the link for longer than 100 ms (it is in a receive, which
+    /// empties the pipe: try again).
+    pub(crate) fn set_pipe_size(&self, bytes: usize) -> Result<usize, Errno> {
+        let Stream::Pipe(fd) = &self.stream else {
+            return Err(libc::ENOTSUP);
+        };
+        let set = || rustix::pipe::fcntl_setpipe_size(fd, bytes).map_err(|e| e.raw_os_error());
+        match set() {
+            Err(libc::EBUSY) => {}
+            other => return other,
+        }
+        let mut st = self
+            .state
+            .try_lock_for(std::time::Duration::from_millis(100))
+            .ok_or(libc::EBUSY)?;
+        // A sender may write between the drain and the resize: a few rounds.
+        for _ in 0..8 {
+            while !st.eof && self.wait_bytes(Some(Instant::now()))? {
+                match self.fill(&mut st) {
+                    Ok(()) => {}
+                    Err(RxError::Os(e)) => return Err(e),
+                    // End of stream or a bad header is the receive's to report.
+                    Err(_) => break,
+                }
+            }
+            match set() {
+                Err(libc::EBUSY) => continue,
+                other => return other,
+            }
+        }
+        Err(libc::EBUSY)
     }
 
     /// Reads whatever the pipe holds into the buffer, if it holds anything

@@ -43,7 +43,7 @@ use mkipc_kernel::{Message, Notification, PortName};
 
 use crate::queue::{Model, Queue, Receiver};
 use crate::spool;
-use crate::sys::{self, Errno, MqWait};
+use crate::sys::{self, Errno};
 use crate::wire;
 
 /// This process's notification key (random; the clock if the kernel's
@@ -84,7 +84,7 @@ pub(crate) fn wake_closed(q: &Queue) {
         &[],
     );
     for _ in 0..q.blocked.load(std::sync::atomic::Ordering::SeqCst) {
-        if sys::mq_send(q.fd(), &frame, MqWait::NoWait).is_err() {
+        if q.post_frame(&frame).is_err() {
             break;
         }
     }
@@ -114,7 +114,7 @@ pub(crate) fn post(to: &Arc<Queue>, id: u32, name: PortName) -> bool {
     let sent = if to.model == Model::Unbounded {
         spool::push(to, &frame).is_ok()
     } else {
-        sys::mq_send(to.fd(), &frame, MqWait::NoWait).is_ok()
+        to.post_frame(&frame).is_ok()
     };
     if !sent {
         tracing::warn!(id, "notification lost: the notify port is full or gone");
@@ -160,6 +160,10 @@ pub(crate) struct Notifier {
 }
 
 const STOP: u64 = u64::MAX;
+
+/// How often the watcher looks at the capacity pages of the ports it has
+/// send-possible requests on (`crate::capacity`): a page wakes no descriptor.
+const PAGE_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn os_err(e: rustix::io::Errno) -> Errno {
     e.raw_os_error()
@@ -215,7 +219,10 @@ impl Notifier {
                 watched.push(dup);
             }
         }
-        if want == Want::SendPossible {
+        // A port with a capacity page has room by the page, not by the
+        // queue's `POLLOUT` (which stays ready below `mq_maxmsg`): the
+        // watcher looks at the page every `PAGE_TICK` instead.
+        if want == Want::SendPossible && target.cap.is_none() {
             let dup = sys::dup(target.fd())?;
             epoll::add(
                 &self.epoll,
@@ -378,8 +385,21 @@ impl Notifier {
     fn run(&self) {
         let mut events = [MaybeUninit::<epoll::Event>::uninit(); 16];
         loop {
-            let ready: Vec<u64> = match epoll::wait(&self.epoll, &mut events, None) {
-                Ok((ready, _)) => ready.iter().map(|e| e.data.u64()).collect(),
+            let paged: Vec<u64> = self
+                .lock()
+                .requests
+                .iter()
+                .filter(|(_, r)| r.want == Want::SendPossible && r.target.cap.is_some())
+                .map(|(&id, _)| id)
+                .collect();
+            let tick = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: PAGE_TICK.as_nanos() as i64,
+            };
+            let timeout = (!paged.is_empty()).then_some(&tick);
+            let ready: Vec<u64> = match epoll::wait(&self.epoll, &mut events, timeout) {
+                // The page-watched requests are looked at on every turn.
+                Ok((ready, _)) => ready.iter().map(|e| e.data.u64()).chain(paged).collect(),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
                     tracing::warn!(errno = e.raw_os_error(), "mkipc-notify: epoll failed");
@@ -428,5 +448,8 @@ fn same_port(a: &Queue, b: &Queue) -> bool {
 
 /// Whether the queue has room for a message now.
 pub(crate) fn has_room(q: &Queue) -> bool {
+    if let Some(page) = &q.cap {
+        return page.has_room();
+    }
     sys::mq_getattr(q.fd()).is_ok_and(|a| a.curmsgs < a.maxmsg)
 }

@@ -30,8 +30,8 @@ use mkipc_kernel::{Disposition, Message, Notification};
 
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
-use crate::sys::{self, Errno, MqWait};
-use crate::wire::{self, RightDesc, RightWire, LIVE_HOLD, LIVE_WATCH};
+use crate::sys::{self, Errno};
+use crate::wire::{self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_WATCH};
 
 impl OsProcess {
     /// A receive right of this process ends (destroyed, or its process
@@ -95,7 +95,7 @@ impl OsProcess {
         let sent = if notify.model == Model::Unbounded {
             crate::spool::push(notify, &frame).map(drop)
         } else {
-            sys::mq_send(notify.fd(), &frame, MqWait::NoWait)
+            notify.post_frame(&frame)
         };
         if let Err(e) = sent {
             // Withdraw the deposit: the descriptors close, the caller destroys the port.
@@ -108,7 +108,8 @@ impl OsProcess {
 
 /// A receive right's descriptors as a message carries them (see
 /// `OsProcess::prepare_rights`): the queue, the liveness pipe's write end,
-/// a read end of it, then the senders pipes' read ends.
+/// a read end of it, then the senders pipes' read ends, then a bounded
+/// port's capacity page.
 fn receive_right_descriptors(
     receive: &Queue,
     send: &Queue,
@@ -126,6 +127,10 @@ fn receive_right_descriptors(
     let ends = receive.senders.dup_watch()?;
     let access = u8::try_from(ends.len()).map_err(|_| libc::EMFILE)?;
     fds.extend(ends);
+    if let Some(page) = &receive.cap {
+        fds.push(page.dup_fd()?);
+        liveness |= LIVE_CAPACITY;
+    }
     Ok((
         RightDesc {
             disposition: Disposition::MoveReceive.received_as(),

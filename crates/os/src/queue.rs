@@ -45,6 +45,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use mkipc_kernel::{Capacity, Message};
 
+use crate::capacity::CapacityPage;
 use crate::spool::Spool;
 use crate::sys::{self, Errno, MqWait};
 use crate::wire::HEADER_LEN;
@@ -149,6 +150,10 @@ pub struct Queue {
     /// A port-destroyed request on this receive right: where it goes
     /// instead of dying (`crate::port_destroyed`).
     port_destroyed: Mutex<Option<crate::port_destroyed::Request>>,
+    /// A bounded port's capacity page ([`crate::capacity`]), shared by every
+    /// holder of the port: the capacity every sender keeps to. `None` for
+    /// other models, mailboxes and rights from programs other than mkipc.
+    pub(crate) cap: Option<Arc<CapacityPage>>,
 }
 
 /// A message taken out of a queue by this process, not yet delivered.
@@ -245,6 +250,7 @@ impl Queue {
             senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
             port_destroyed: Mutex::new(None),
+            cap: None,
         })
     }
 
@@ -290,10 +296,13 @@ impl Queue {
         self.msgsize.saturating_sub(HEADER_LEN)
     }
 
-    /// The capacity this queue was created with.
+    /// The port's capacity now: its capacity page's, else what the queue
+    /// was created with.
     pub(crate) fn capacity(&self) -> Capacity {
         match self.model {
-            Model::Bounded => Capacity::Bounded(self.maxmsg),
+            Model::Bounded => {
+                Capacity::Bounded(self.cap.as_ref().map_or(self.maxmsg, |p| p.capacity()))
+            }
             Model::Zero => Capacity::Zero,
             Model::Unbounded => Capacity::Unbounded,
         }
@@ -358,6 +367,10 @@ impl Queue {
             let bytes: &[u8] = if self.is_closed() { &[2] } else { &[2, 2] };
             let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(bytes)]);
         }
+        // Senders waiting for room look at the liveness pipe again now.
+        if let Some(page) = &self.cap {
+            page.wake_all();
+        }
     }
 
     /// Says the port is closed (`Ipc::close`): one byte into the liveness
@@ -369,6 +382,9 @@ impl Queue {
         }
         if let Some(hold) = &self.live_hold {
             let _ = sys::writev(hold.as_fd(), &[std::io::IoSlice::new(&[1])]);
+        }
+        if let Some(page) = &self.cap {
+            page.wake_all();
         }
         true
     }
@@ -397,8 +413,112 @@ impl Queue {
 
     /// Puts one frame into the queue. On a port whose receiver is known to
     /// be gone it fails with `EIDRM` (`DestinationDead`), also while it waits
-    /// for room: the wait is a `poll` on the queue and the liveness pipe.
+    /// for room: the wait is a `poll` on the queue and the liveness pipe. A
+    /// port with a capacity page also keeps to the capacity there
+    /// ([`crate::capacity`], [`send_paged`](Self::send_paged)).
     pub(crate) fn send(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
+        match &self.cap {
+            Some(page) => self.send_paged(page, frame, wait),
+            None => self.send_os(frame, wait),
+        }
+    }
+
+    /// [`send`](Self::send) into a port with a capacity page: a place in
+    /// the page, then the `mq_send`, waiting as `wait` says. `EAGAIN` when
+    /// full and it may not wait, `ETIMEDOUT` at the deadline,
+    /// `EIDRM`/`ESHUTDOWN` when the receiver is gone or closed the port.
+    ///
+    /// At the capacity the queue was made with, the queue decides and the
+    /// page only counts: the sender takes its place even if the count says
+    /// full (a receive between its `mq_receive` and giving its place back),
+    /// and waits for room in `poll` on the queue and the liveness pipe, as
+    /// without a page (the receive that makes room wakes it, with no system
+    /// call of its own; no place is held while it waits, so a sender killed
+    /// there takes none with it); on its own port (no liveness pipe to
+    /// watch) it waits inside `mq_send`, holding its place (its death ends
+    /// the port too). Below it (a shrunk port) the page decides:
+    /// the sender sleeps on it in slices of [`crate::capacity::SLICE`],
+    /// looking at the liveness pipe between them.
+    fn send_paged(&self, page: &CapacityPage, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
+        let deadline = match wait {
+            MqWait::Until(d) => Some(d),
+            _ => None,
+        };
+        loop {
+            match self.receiver() {
+                Receiver::Gone => return Err(libc::EIDRM),
+                Receiver::Closed => return Err(libc::ESHUTDOWN),
+                Receiver::Open if self.is_closed() => return Err(libc::ESHUTDOWN),
+                Receiver::Open => {}
+            }
+            let at_queue_limit = page.capacity() >= self.maxmsg;
+            let placed = page.try_reserve();
+            if placed || at_queue_limit {
+                if !placed {
+                    page.force_reserve();
+                }
+                if self.live_watch.is_none() {
+                    // Our own port (we hold its receive right, so no death
+                    // to watch for): wait inside `mq_send`, one system call,
+                    // which the receive hands the freed slot to directly.
+                    let sent = sys::mq_send(self.fd.as_fd(), frame, wait);
+                    if sent.is_err() {
+                        page.release();
+                    }
+                    return sent;
+                }
+                match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
+                    Ok(()) => return Ok(()),
+                    Err(libc::EAGAIN) => page.release(),
+                    Err(e) => {
+                        page.release();
+                        return Err(e);
+                    }
+                }
+                if matches!(wait, MqWait::NoWait) {
+                    return Err(libc::EAGAIN);
+                }
+                // The queue itself is full: wait for room as without a page.
+                let mut fds = vec![(self.fd.as_raw_fd(), libc::POLLOUT)];
+                if let Some(live) = &self.live_watch {
+                    fds.push((live.as_raw_fd(), libc::POLLIN));
+                }
+                if sys::poll_events(&fds, deadline)?.is_empty() {
+                    return Err(libc::ETIMEDOUT);
+                }
+                continue;
+            }
+            if matches!(wait, MqWait::NoWait) {
+                return Err(libc::EAGAIN);
+            }
+            let now = std::time::Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(libc::ETIMEDOUT);
+            }
+            let slice = now + crate::capacity::SLICE;
+            page.wait_for_room(deadline.map_or(slice, |d| d.min(slice)))?;
+        }
+    }
+
+    /// Puts a frame the capacity does not hold back (a kernel
+    /// notification, a close's wake-up) into the queue without waiting; it
+    /// is counted in the capacity page all the same, as its receipt gives a
+    /// place back.
+    pub(crate) fn post_frame(&self, frame: &[u8]) -> Result<(), Errno> {
+        if let Some(page) = &self.cap {
+            page.force_reserve();
+        }
+        let sent = sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait);
+        if sent.is_err() {
+            if let Some(page) = &self.cap {
+                page.release();
+            }
+        }
+        sent
+    }
+
+    /// [`send`](Self::send) without the capacity page: the OS queue alone.
+    fn send_os(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let Some(live) = &self.live_watch else {
             return self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
         };
@@ -436,6 +556,10 @@ impl Queue {
             buf.resize(self.msgsize, 0);
         }
         let n = self.watched(wait, |w| sys::mq_receive(self.fd.as_fd(), &mut buf, w))?;
+        // A frame left the queue: its place in the capacity page is free.
+        if let Some(page) = &self.cap {
+            page.release();
+        }
         Ok(f(&buf[..n]))
     }
 

@@ -86,8 +86,15 @@ use crate::sys;
 type ChildRight = (&'static str, Arc<Queue>, Access, Option<OwnedFd>);
 
 /// A `right` line of the start-up message, parsed: kind word, access,
-/// queue descriptor, liveness read end, senders-pipe write end.
-type InheritedRight = (String, Access, OwnedFd, Option<OwnedFd>, Option<OwnedFd>);
+/// queue descriptor, liveness read end, senders-pipe write end, capacity page.
+type InheritedRight = (
+    String,
+    Access,
+    OwnedFd,
+    Option<OwnedFd>,
+    Option<OwnedFd>,
+    Option<crate::capacity::CapacityPage>,
+);
 
 /// The environment variable naming the role a child plays.
 pub const ROLE_ENV: &str = "MKIPC_OS_ROLE";
@@ -440,8 +447,13 @@ impl OsProcess {
                     Some(end) => boot.push_fd(end).to_string(),
                     None => "-".to_string(),
                 };
+                // And a bounded port's capacity page (`crate::capacity`).
+                let page = match &queue.cap {
+                    Some(p) => boot.push_fd(p.dup_fd().map_err(ipc_err)?).to_string(),
+                    None => "-".to_string(),
+                };
                 boot.lines.push(format!(
-                    "right {kind} {} {} {idx} {live} {senders}",
+                    "right {kind} {} {} {idx} {live} {senders} {page}",
                     access.send as u8, access.receive as u8
                 ));
             }
@@ -693,17 +705,22 @@ impl OsProcess {
                     let fd = take(f[3])?.ok_or(IpcError::InvalidValue)?;
                     let live = take(f.get(4).copied().unwrap_or("-"))?;
                     let senders = take(f.get(5).copied().unwrap_or("-"))?;
-                    rights.push((f[0].to_string(), access, fd, live, senders));
+                    let page = take(f.get(6).copied().unwrap_or("-"))?
+                        .map(crate::capacity::CapacityPage::adopt)
+                        .transpose()
+                        .map_err(ipc_err)?;
+                    rights.push((f[0].to_string(), access, fd, live, senders, page));
                 }
                 _ => return Err(IpcError::InvalidValue),
             }
         }
         let os = OsProcess::build(run, false, Some(parent), args, Vec::new());
         let mut inherited = Vec::new();
-        for (kind, access, fd, live, senders) in rights {
+        for (kind, access, fd, live, senders, page) in rights {
             let mut q =
                 Queue::from_fd(fd, String::new(), access.receive, access.send).map_err(ipc_err)?;
             q.live_watch = live;
+            q.cap = page.map(Arc::new);
             q.senders = Arc::new(crate::senders::Senders::holding(senders));
             let q = Arc::new(q);
             inherited.push(os.insert(if kind == "mailbox" {

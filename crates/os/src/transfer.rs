@@ -14,14 +14,16 @@ use mkipc_kernel::message::Trailer;
 use mkipc_kernel::name::{Access, RightKind};
 use mkipc_kernel::{Disposition, IpcError, Message, Pid, PortName};
 
+use crate::capacity::CapacityPage;
 use crate::link::RawFrame;
 use crate::names::Entry;
 use crate::process::OsProcess;
+use crate::queue::Model;
 use crate::queue::Queue;
 use crate::registry::{self, Kind};
 use crate::senders::Senders;
 use crate::sys;
-use crate::wire::{RightDesc, RightWire, LIVE_HOLD, LIVE_SENDER, LIVE_WATCH};
+use crate::wire::{RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_SENDER, LIVE_WATCH};
 
 impl OsProcess {
     /// Takes the rights a message carries out of this name space, as
@@ -159,6 +161,11 @@ impl OsProcess {
                 }
                 _ => {}
             }
+            // Last, a bounded port's capacity page (`crate::capacity`).
+            if let Some(page) = &queue.cap {
+                fds.push(page.dup_fd().map_err(os_err)?);
+                liveness |= LIVE_CAPACITY;
+            }
             descs.push(RightDesc {
                 disposition: r.disposition.received_as(),
                 kind,
@@ -255,12 +262,23 @@ impl OsProcess {
             let watch = (desc.liveness & LIVE_WATCH != 0)
                 .then(|| fds.next())
                 .flatten();
-            // The senders pipes' ends (`crate::senders`).
-            let senders_ends: Vec<OwnedFd> = (0..desc.descriptors() - desc.liveness_descriptors())
-                .filter_map(|_| fds.next())
-                .collect();
+            // The senders pipes' ends (`crate::senders`), then the capacity page.
+            let has_page = desc.liveness & LIVE_CAPACITY != 0;
+            let senders_ends: Vec<OwnedFd> =
+                (0..desc.descriptors() - desc.liveness_descriptors() - usize::from(has_page))
+                    .filter_map(|_| fds.next())
+                    .collect();
+            let page = has_page.then(|| fds.next()).flatten();
             let made = fd.ok_or(libc::EPROTO).and_then(|fd| {
                 let mut q = Queue::from_fd(fd, String::new(), readable, writable)?;
+                // A bounded port's page: a right announcing one that is not
+                // a capacity page is refused (it arrives as a dead name).
+                let page = match page {
+                    Some(p) if q.model == Model::Bounded => Some(Arc::new(CapacityPage::adopt(p)?)),
+                    Some(_) => return Err(libc::EPROTO),
+                    None => None,
+                };
+                q.cap = page.clone();
                 if desc.kind != RightWire::Receive {
                     q.live_watch = watch;
                     if desc.kind == RightWire::Send {
@@ -273,6 +291,7 @@ impl OsProcess {
                 // `port_allocate`, so that sends after the receive right moves
                 // on learn when its new holder is gone.
                 let mut send = Queue::from_fd(q.dup_fd()?, String::new(), false, true)?;
+                send.cap = page;
                 q.live_hold = hold;
                 send.live_watch = watch;
                 q.senders = Arc::new(Senders::watching(senders_ends));

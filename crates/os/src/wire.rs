@@ -274,7 +274,7 @@ pub enum RightWire {
 /// One carried right's 4-byte descriptor: disposition, kind, access bits
 /// (bit 0 send, bit 1 receive; for a receive right, the number of senders-pipe
 /// read ends that follow), liveness bits ([`LIVE_HOLD`], [`LIVE_WATCH`],
-/// [`LIVE_SENDER`]).
+/// [`LIVE_SENDER`], [`LIVE_CAPACITY`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RightDesc {
     /// How the right arrives (a move form).
@@ -286,7 +286,7 @@ pub struct RightDesc {
     pub access: u8,
     /// Which ends of the port's liveness pipe follow the queue descriptor
     /// ([`LIVE_HOLD`] first, then [`LIVE_WATCH`]), then ([`LIVE_SENDER`]) a
-    /// write end of its senders pipe.
+    /// write end of its senders pipe, then ([`LIVE_CAPACITY`]) its capacity page.
     pub liveness: u8,
 }
 
@@ -299,6 +299,10 @@ pub const LIVE_WATCH: u8 = 1 << 0;
 /// Liveness bit: a write end of the port's senders pipe follows (with a send
 /// right; the receiver learns "no senders" when every write end is closed).
 pub const LIVE_SENDER: u8 = 1 << 2;
+/// Liveness bit: the port's capacity page (`crate::capacity`) follows, the
+/// right's last descriptor (with a send, send-once or receive right to a
+/// bounded port).
+pub const LIVE_CAPACITY: u8 = 1 << 3;
 
 /// Disposition codes on the wire (Mach's `MACH_MSG_TYPE_*` numbers).
 pub fn disposition_code(d: Disposition) -> u8 {
@@ -333,7 +337,8 @@ impl RightDesc {
     }
     /// How many file descriptors travel for this right: the queue's, then
     /// the liveness pipe ends its bits announce, then the senders-pipe ends
-    /// (a write end with a send right, `access` read ends with a receive right).
+    /// (a write end with a send right, `access` read ends with a receive right),
+    /// then the capacity page.
     pub fn descriptors(&self) -> usize {
         let senders = match self.kind {
             RightWire::Receive => self.access as usize,
@@ -342,6 +347,7 @@ impl RightDesc {
         1 + (self.liveness & LIVE_HOLD != 0) as usize
             + (self.liveness & LIVE_WATCH != 0) as usize
             + senders
+            + (self.liveness & LIVE_CAPACITY != 0) as usize
     }
     /// How many descriptors precede the senders-pipe ends.
     pub fn liveness_descriptors(&self) -> usize {
@@ -360,7 +366,11 @@ impl RightDesc {
             4 => RightWire::Mailbox,
             _ => return Err(FrameError::BadRight),
         };
-        if b[3] & !(LIVE_HOLD | LIVE_WATCH | LIVE_SENDER) != 0 {
+        if b[3] & !(LIVE_HOLD | LIVE_WATCH | LIVE_SENDER | LIVE_CAPACITY) != 0 {
+            return Err(FrameError::BadRight);
+        }
+        // A mailbox has no capacity page (its senders open it by name).
+        if kind == RightWire::Mailbox && b[3] & LIVE_CAPACITY != 0 {
             return Err(FrameError::BadRight);
         }
         // A receive right counts its senders read ends in `access` instead.
@@ -657,7 +667,17 @@ mod tests {
             Ok(RightWire::Send)
         );
         // Unknown liveness bits are refused: only one encoding per descriptor.
-        assert_eq!(RightDesc::parse(&[17, 1, 0, 8]), Err(FrameError::BadRight));
+        assert_eq!(RightDesc::parse(&[17, 1, 0, 16]), Err(FrameError::BadRight));
+        // A capacity page: the last descriptor of a port right, never a mailbox's.
+        assert_eq!(
+            RightDesc::parse(&[17, 1, 0, 13]).map(|r| r.descriptors()),
+            Ok(4)
+        );
+        assert_eq!(
+            RightDesc::parse(&[16, 2, 2, 11]).map(|r| (r.descriptors(), r.liveness_descriptors())),
+            Ok((6, 3))
+        );
+        assert_eq!(RightDesc::parse(&[17, 4, 1, 8]), Err(FrameError::BadRight));
         assert_eq!(RightDesc::parse(&[16, 2, 0, 4]), Err(FrameError::BadRight));
         assert_eq!(
             RightDesc::parse(&[17, 1, 0, 3]).map(|r| r.descriptors()),

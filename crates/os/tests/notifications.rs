@@ -327,3 +327,94 @@ fn a_frame_from_sender_zero_is_no_notification_without_the_key() {
     }
     common::finish(os);
 }
+
+/// Two `OsProcess`es of one run in this process, linked (pipes) under this
+/// process's pid.
+fn linked_pair() -> (mkipc_os::OsProcess, mkipc_os::OsProcess, mkipc_kernel::Pid) {
+    let a = common::os();
+    let b = mkipc_os::OsProcess::join(a.run_id()).unwrap();
+    let (near, far) = mkipc_os::new_link().unwrap();
+    let me = mkipc_kernel::Pid(std::process::id());
+    a.adopt_link(me, near).unwrap();
+    b.adopt_link(me, far).unwrap();
+    (a, b, me)
+}
+
+#[test]
+fn a_dead_name_request_lapses_when_its_last_right_moves_out() {
+    let (a, b, me) = linked_pair();
+    let port = b.port_allocate(Capacity::Bounded(2)).unwrap();
+    for _ in 0..2 {
+        b.send_to(
+            me,
+            Message::new(1, b"").with_right(port, Disposition::MakeSend),
+        )
+        .unwrap();
+    }
+    let moved = a.receive_from(me).unwrap().rights()[0].name;
+    let kept = a.receive_from(me).unwrap().rights()[0].name;
+    let notify = a.port_allocate(Capacity::Unbounded).unwrap();
+    a.request_notification(moved, NotifyKind::DeadName, notify)
+        .unwrap();
+    a.request_notification(kept, NotifyKind::DeadName, notify)
+        .unwrap();
+    // The name's last right leaves in a message: its request lapses (the
+    // kernel's rule), so the port's death tells only about the other name.
+    a.send_to(
+        me,
+        Message::new(2, b"").with_right(moved, Disposition::MoveSend),
+    )
+    .unwrap();
+    assert_eq!(a.rights(moved), Err(IpcError::InvalidName));
+    let back = b.receive_from(me).unwrap();
+    assert_eq!(back.rights().len(), 1);
+    b.destroy(port).unwrap();
+    let n = a.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::DeadName(kept)));
+    assert_eq!(
+        a.receive_timeout(notify, Duration::from_millis(300)),
+        Err(ReceiveError::TimedOut),
+        "nothing about the moved name"
+    );
+    drop(b);
+    common::finish(a);
+}
+
+#[test]
+fn a_send_possible_request_lapses_when_its_last_right_moves_out() {
+    let (a, b, me) = linked_pair();
+    let port = b.port_allocate(Capacity::Bounded(1)).unwrap();
+    b.send(port, Message::new(1, b"fills it")).unwrap();
+    for _ in 0..2 {
+        b.send_to(
+            me,
+            Message::new(1, b"").with_right(port, Disposition::MakeSend),
+        )
+        .unwrap();
+    }
+    let moved = a.receive_from(me).unwrap().rights()[0].name;
+    let kept = a.receive_from(me).unwrap().rights()[0].name;
+    let notify = a.port_allocate(Capacity::Unbounded).unwrap();
+    a.request_notification(moved, NotifyKind::SendPossible, notify)
+        .unwrap();
+    a.request_notification(kept, NotifyKind::SendPossible, notify)
+        .unwrap();
+    assert_eq!(a.try_receive(notify), Err(ReceiveError::Empty), "full");
+    a.send_to(
+        me,
+        Message::new(2, b"").with_right(moved, Disposition::MoveSend),
+    )
+    .unwrap();
+    let _ = b.receive_from(me).unwrap();
+    // Room: only the name that still holds its right hears of it.
+    assert_eq!(b.receive(port).unwrap().id, 1);
+    let n = a.receive_timeout(notify, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::SendPossible(kept)));
+    assert_eq!(
+        a.receive_timeout(notify, Duration::from_millis(300)),
+        Err(ReceiveError::TimedOut),
+        "nothing about the moved name"
+    );
+    drop(b);
+    common::finish(a);
+}

@@ -150,3 +150,102 @@ fn a_member_moved_to_another_process_leaves_the_set() {
     let _ = child.kill();
     common::finish(os);
 }
+
+#[test]
+fn a_set_holds_links_beside_ports_and_a_link_that_ends_leaves_it() {
+    use mkipc_os::LinkKind;
+    for kind in [LinkKind::Pipe, LinkKind::SharedMemory, LinkKind::UnixSocket] {
+        let os = common::os();
+        let mut child = os.spawn(Spawn::new("echo-parent").link_kind(kind)).unwrap();
+        let link = os.link_name(child.pid()).unwrap();
+        let port = os.port_allocate(Capacity::Bounded(2)).unwrap();
+        let set = os.port_set_allocate().unwrap();
+        os.port_set_insert(set, link).unwrap();
+        os.port_set_insert(set, port).unwrap();
+        assert_eq!(os.try_receive(set), Err(ReceiveError::Empty), "{kind:?}");
+        // A receive blocked on the set wakes for the link's message.
+        std::thread::scope(|s| {
+            let blocked = s.spawn(|| os.receive_timeout(set, Duration::from_secs(10)));
+            std::thread::sleep(Duration::from_millis(100));
+            os.send_to(child.pid(), Message::new(7, b"echo me"))
+                .unwrap();
+            let m = blocked.join().unwrap().unwrap();
+            assert_eq!(m.id, 7, "{kind:?}");
+            assert_eq!(m.received_on(), Some(link));
+            assert_eq!(m.sender(), Some(child.pid()));
+        });
+        // Ports and links together, and a select over the set.
+        os.send(port, Message::new(8, b"on the port")).unwrap();
+        os.send_to(child.pid(), Message::new(9, b"on the link"))
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let m = os.select_timeout(&[set], Duration::from_secs(10)).unwrap();
+            got.push((m.id, m.received_on()));
+        }
+        got.sort();
+        assert_eq!(got, [(8, Some(port)), (9, Some(link))], "{kind:?}");
+        // Removed, the link's messages no longer come through the set.
+        os.port_set_remove(link).unwrap();
+        assert_eq!(os.port_set_remove(link), Err(IpcError::InvalidValue));
+        os.send_to(child.pid(), Message::new(10, b"not for the set"))
+            .unwrap();
+        assert_eq!(
+            os.receive_timeout(set, Duration::from_millis(300)),
+            Err(ReceiveError::TimedOut)
+        );
+        assert_eq!(os.receive(link).unwrap().id, 10);
+        // Back in; the link closes: it leaves the set, the set goes on.
+        os.port_set_insert(set, link).unwrap();
+        os.close_link(child.pid()).unwrap();
+        assert_eq!(child.wait_code().unwrap(), 0, "the child saw end of stream");
+        assert_eq!(
+            os.receive_timeout(set, Duration::from_millis(200)),
+            Err(ReceiveError::TimedOut),
+            "a set outlives its ended link"
+        );
+        os.send(port, Message::new(11, b"")).unwrap();
+        assert_eq!(os.receive(set).unwrap().id, 11);
+        assert_eq!(os.port_set_insert(set, link), Err(IpcError::DeadName));
+        common::finish(os);
+    }
+}
+
+#[test]
+fn a_link_name_released_or_moved_to_another_set_leaves_its_set() {
+    let os = common::os();
+    let mut child = os.spawn(Spawn::new("echo-parent")).unwrap();
+    let (a, b) = (
+        os.port_set_allocate().unwrap(),
+        os.port_set_allocate().unwrap(),
+    );
+    let link = os.link_name(child.pid()).unwrap();
+    os.port_set_insert(a, link).unwrap();
+    os.port_set_insert(b, link).unwrap();
+    os.send_to(child.pid(), Message::new(1, b"")).unwrap();
+    assert_eq!(
+        os.receive_timeout(b, Duration::from_secs(10)).unwrap().id,
+        1
+    );
+    os.send_to(child.pid(), Message::new(2, b"")).unwrap();
+    assert_eq!(
+        os.receive_timeout(a, Duration::from_millis(300)),
+        Err(ReceiveError::TimedOut),
+        "it moved to the other set"
+    );
+    assert_eq!(
+        os.receive_timeout(b, Duration::from_secs(10)).unwrap().id,
+        2
+    );
+    os.deallocate(link).unwrap();
+    os.send_to(child.pid(), Message::new(3, b"")).unwrap();
+    assert_eq!(
+        os.receive_timeout(b, Duration::from_millis(300)),
+        Err(ReceiveError::TimedOut),
+        "a released name is in no set"
+    );
+    assert_eq!(os.receive_from(child.pid()).unwrap().id, 3);
+    os.close_link(child.pid()).unwrap();
+    assert_eq!(child.wait_code().unwrap(), 0);
+    common::finish(os);
+}

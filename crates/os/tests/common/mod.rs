@@ -63,7 +63,70 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
         forward_inherited_into_mailbox,
     ),
     ("take-a-call-and-die", take_a_call_and_die),
+    ("send-on-received-right", send_on_received_right),
+    ("send-inherited-and-report", send_inherited_and_report),
+    ("try-flood-parent-on-cue", try_flood_parent_on_cue),
+    ("grow-parent-link", grow_parent_link),
 ];
+
+/// Waits for the parent's cue, then `try_send_to`s it 1 KiB frames until
+/// one does not fit; exits with how many did (at most 250).
+fn try_flood_parent_on_cue(os: &OsProcess) -> i32 {
+    let p = parent(os);
+    if os.receive_from(p).is_err() {
+        return 255;
+    }
+    let body = vec![7u8; 1024 - mkipc_os::wire::HEADER_LEN];
+    for i in 0..250 {
+        match os.try_send_to(p, Message::new(i, body.as_slice())) {
+            Ok(()) => {}
+            Err(e) if e.kind() == SendErrorKind::Full => return i as i32,
+            Err(_) => return 254,
+        }
+    }
+    250
+}
+
+/// Sets the link from the parent to args[0] pages; exits 0 if that was
+/// refused with `NoPermission`, 1 if it was allowed, 2 on another error.
+fn grow_parent_link(os: &OsProcess) -> i32 {
+    let pages: usize = os.args()[0].parse().unwrap();
+    match os.set_link_capacity(parent(os), Capacity::Bounded(pages)) {
+        Err(mkipc_kernel::IpcError::NoPermission) => 0,
+        Ok(()) => 1,
+        Err(e) => {
+            eprintln!("grow-parent-link: {e}");
+            2
+        }
+    }
+}
+
+/// Takes the right in the parent's first message, sends args[0] messages
+/// (ids 0..n, blocking) on it, then tells the parent "done".
+fn send_on_received_right(os: &OsProcess) -> i32 {
+    let m = os.receive_from(parent(os)).unwrap();
+    let right = m.rights()[0].name;
+    let n: u32 = os.args()[0].parse().unwrap();
+    for i in 0..n {
+        os.send(right, Message::new(i, b"on a received right"))
+            .unwrap();
+    }
+    os.send_to(parent(os), Message::new(9, b"done")).unwrap();
+    0
+}
+
+/// Sends one message (blocking) on the inherited right and tells the
+/// parent how it went (id 99, body `ok` or the error kind).
+fn send_inherited_and_report(os: &OsProcess) -> i32 {
+    let port = os.inherited()[0];
+    let said = match os.send(port, Message::new(5, b"waiting for room")) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    os.send_to(parent(os), Message::new(99, said.as_bytes()))
+        .unwrap();
+    0
+}
 
 /// Defines the entry test children run. Put `role_entry!();` in each test file.
 #[macro_export]
