@@ -182,6 +182,7 @@ impl SimBuilder {
             kill_requests: RefCell::default(),
             tracing: self.trace,
             trace: RefCell::new(TraceBuffer::new(self.trace_limit)),
+            names: RefCell::default(),
             labels: RefCell::default(),
             port_labels: RefCell::default(),
             watched: RefCell::default(),
@@ -199,6 +200,7 @@ impl SimBuilder {
             seed: self.seed,
             coroutines: Vec::new(),
             canaries: Vec::new(),
+            adopting: Vec::new(),
             step_kills: BTreeMap::new(),
             time_kills: BTreeMap::new(),
             random_kills: Vec::new(),
@@ -210,6 +212,11 @@ impl SimBuilder {
         }
     }
 }
+
+/// The most process names and labels a reset `Sim` keeps for its next run
+/// (`Core::names`): a model that names things after its seed makes new ones
+/// every run, and the table is emptied past this.
+const MAX_KEPT_NAMES: usize = 4096;
 
 /// The scheduler's random stream, the world's, and the scheduler, as a run
 /// of `seed` starts with them (`build` and `Sim::reset` alike).
@@ -265,6 +272,7 @@ impl Sim {
         core.choices.get_mut().clear();
         core.kill_requests.get_mut().clear();
         core.trace.get_mut().clear();
+        core.names.get_mut().trim(MAX_KEPT_NAMES);
         core.labels.get_mut().clear();
         core.port_labels.get_mut().clear();
         core.watched.get_mut().clear();

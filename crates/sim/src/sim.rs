@@ -77,6 +77,8 @@ pub struct Sim {
     /// Each process's body (coroutine or stackless machine) while it lives.
     pub(crate) coroutines: Vec<Option<Body>>,
     pub(crate) canaries: Vec<Option<Canary>>,
+    /// Scratch for [`Sim::adopt_spawned`]: always empty between calls.
+    pub(crate) adopting: Vec<(ProcId, Body, Option<Canary>)>,
     pub(crate) step_kills: BTreeMap<u64, Vec<ProcId>>,
     pub(crate) time_kills: BTreeMap<Nanos, Vec<ProcId>>,
     pub(crate) random_kills: Vec<(ProcId, f64)>,
@@ -204,11 +206,12 @@ impl Sim {
     /// processes.
     pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
         let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
+        let label = self.core.intern(label);
         if let Some(id) = self.core.kernel.port_queue_id(self.core.init, name) {
             self.core
                 .port_labels
                 .borrow_mut()
-                .push((id, label.to_string()));
+                .push((id, Rc::clone(&label)));
         }
         self.core
             .kernel
@@ -226,7 +229,7 @@ impl Sim {
             .core
             .kernel
             .mailbox_create(self.core.init, label, config)?;
-        let queue = self.watch(label, name, true);
+        let queue = self.watch(self.core.intern(label), name, true);
         self.core
             .mailboxes
             .borrow_mut()
@@ -234,8 +237,8 @@ impl Sim {
         Ok(name)
     }
 
-    fn watch(&mut self, label: &str, name: PortName, is_mailbox: bool) -> usize {
-        self.core.set_label(self.core.init, name, label);
+    fn watch(&mut self, label: Rc<str>, name: PortName, is_mailbox: bool) -> usize {
+        self.core.set_label(self.core.init, name, Rc::clone(&label));
         self.core.watch(label, self.core.init, name, is_mailbox)
     }
 
@@ -519,7 +522,7 @@ impl Sim {
         procs.iter().find_map(|m| match &m.status {
             Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
                 Some(FailureReason::ProcessFailed {
-                    proc: m.name.clone(),
+                    proc: m.name.to_string(),
                     error: error.clone(),
                 })
             }
@@ -532,7 +535,7 @@ impl Sim {
         // One process runs at a time, all on this thread: the kernel lock
         // is taken once for the run, not once per operation (`Kernel::hold`).
         let _hold = core.kernel.hold();
-        for name in std::mem::take(&mut self.setup_send_rights) {
+        for name in self.setup_send_rights.drain(..) {
             let _ = core.kernel.deallocate(core.init, name);
         }
         let faults = !self.step_kills.is_empty()
@@ -579,7 +582,7 @@ impl Sim {
                 // keeps the stack) and nothing runs on it.
                 if !unsafe { canary.intact() } {
                     self.stack_overflowed = true;
-                    let proc = core.procs.borrow()[id.0 as usize].name.clone();
+                    let proc = core.procs.borrow()[id.0 as usize].name.to_string();
                     return Some(FailureReason::StackOverflow { proc });
                 }
             }
@@ -600,7 +603,7 @@ impl Sim {
                     self.coroutines[id.0 as usize] = None;
                     let message = panic_message(&*payload);
                     self.end_process(id, ExitStatus::Panicked(message.clone()));
-                    let proc = core.procs.borrow()[id.0 as usize].name.clone();
+                    let proc = core.procs.borrow()[id.0 as usize].name.to_string();
                     return Some(FailureReason::Panicked { proc, message });
                 }
             }
@@ -668,8 +671,12 @@ impl Sim {
         if self.core.spawned.borrow().is_empty() {
             return;
         }
-        let spawned = std::mem::take(&mut *self.core.spawned.borrow_mut());
-        for (id, co, canary) in spawned {
+        // Swapped with an empty vector of the loop's, so both keep their
+        // memory from one run to the next (and no borrow is held while the
+        // bodies move).
+        let mut spawned = std::mem::take(&mut self.adopting);
+        std::mem::swap(&mut spawned, &mut *self.core.spawned.borrow_mut());
+        for (id, co, canary) in spawned.drain(..) {
             let i = id.0 as usize;
             if self.coroutines.len() <= i {
                 self.coroutines.resize_with(i + 1, || None);
@@ -678,6 +685,7 @@ impl Sim {
             self.coroutines[i] = Some(co);
             self.canaries[i] = canary;
         }
+        self.adopting = spawned;
     }
 
     fn on_suspend(&mut self, id: ProcId, s: Suspend) {
