@@ -213,6 +213,13 @@ impl SimBuilder {
     }
 }
 
+/// Empties a map that usually is empty already.
+fn clear_map<K, V>(map: &mut BTreeMap<K, V>) {
+    if !map.is_empty() {
+        map.clear();
+    }
+}
+
 /// The most process names and labels a reset `Sim` keeps for its next run
 /// (`Core::names`): a model that names things after its seed makes new ones
 /// every run, and the table is emptied past this.
@@ -277,8 +284,9 @@ impl Sim {
         core.port_labels.get_mut().clear();
         core.watched.get_mut().clear();
         core.queue_of.get_mut().clear();
-        core.services.get_mut().clear();
-        core.mailboxes.get_mut().clear();
+        // Emptying an empty `BTreeMap` is not free: most runs have none.
+        clear_map(core.services.get_mut());
+        clear_map(core.mailboxes.get_mut());
         let (sched_rng, world_rng, sched) = streams(seed, scheduler);
         *core.sched_rng.get_mut() = sched_rng;
         *core.world_rng.get_mut() = world_rng;
@@ -287,8 +295,8 @@ impl Sim {
         self.seed = seed;
         self.coroutines.clear();
         self.canaries.clear();
-        self.step_kills.clear();
-        self.time_kills.clear();
+        clear_map(&mut self.step_kills);
+        clear_map(&mut self.time_kills);
         self.random_kills.clear();
         self.setup_send_rights.clear();
         self.invariants.clear();

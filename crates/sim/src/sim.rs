@@ -450,6 +450,11 @@ impl Sim {
     /// [`Sim::run_here`]; with `want_report` false, a run that passes gives
     /// `Ok(None)` and no report is assembled, unless a final check needs it.
     pub(crate) fn run_here_with(&mut self, want_report: bool) -> Result<Option<Report>, Failure> {
+        // One process runs at a time, all on this thread: the kernel lock
+        // is taken once for the run and its winding up, not once per
+        // operation (`Kernel::hold`).
+        let core = Rc::clone(&self.core);
+        let _hold = core.kernel.hold();
         let failure = self.run_loop();
         if let Some(d) = &self.core.dpor {
             // A run stopped by a failure before it could end (a panic, a
@@ -530,11 +535,9 @@ impl Sim {
         })
     }
 
+    /// The loop; the caller holds the kernel (`Sim::run_here_with`).
     fn run_loop(&mut self) -> Option<FailureReason> {
         let core = Rc::clone(&self.core);
-        // One process runs at a time, all on this thread: the kernel lock
-        // is taken once for the run, not once per operation (`Kernel::hold`).
-        let _hold = core.kernel.hold();
         for name in self.setup_send_rights.drain(..) {
             let _ = core.kernel.deallocate(core.init, name);
         }

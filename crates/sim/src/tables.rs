@@ -23,19 +23,38 @@ use std::rc::Rc;
 use mkipc_kernel::{Pid, PortName};
 
 /// One shared copy of each text (module docs).
+///
+/// The first [`Interner::FIRST`] texts are kept in a vector scanned in
+/// order (a model has a handful of names: comparing lengths, then a few
+/// bytes, is cheaper than walking a tree), the rest in a sorted set.
 #[derive(Debug, Default)]
 pub(crate) struct Interner {
-    texts: BTreeSet<Rc<str>>,
+    first: Vec<Rc<str>>,
+    rest: BTreeSet<Rc<str>>,
 }
 
 impl Interner {
+    /// How many texts the scanned vector holds.
+    const FIRST: usize = 16;
+
     /// The shared copy of `text`, made on its first use.
     pub fn get(&mut self, text: &str) -> Rc<str> {
-        if let Some(t) = self.texts.get(text) {
+        if let Some(t) = self
+            .first
+            .iter()
+            .find(|t| t.len() == text.len() && ***t == *text)
+        {
+            return Rc::clone(t);
+        }
+        if let Some(t) = self.rest.get(text) {
             return Rc::clone(t);
         }
         let t: Rc<str> = Rc::from(text);
-        self.texts.insert(Rc::clone(&t));
+        if self.first.len() < Self::FIRST {
+            self.first.push(Rc::clone(&t));
+        } else {
+            self.rest.insert(Rc::clone(&t));
+        }
         t
     }
 
@@ -44,15 +63,15 @@ impl Interner {
     /// say) does not grow the table run after run. Called between runs,
     /// when nothing holds a text any more.
     pub fn trim(&mut self, max: usize) {
-        if self.texts.len() > max {
-            self.texts.clear();
+        if self.len() > max {
+            self.first.clear();
+            self.rest.clear();
         }
     }
 
     /// How many distinct texts are kept.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.texts.len()
+        self.first.len() + self.rest.len()
     }
 }
 
@@ -187,5 +206,25 @@ mod tests {
         assert_eq!(i.len(), 0, "past the bound: forgotten");
         assert!(Rc::ptr_eq(&i.get("consumer"), &i.get("consumer")));
         assert_eq!(&*i.get("consumer"), &*c, "a text forgotten is made again");
+    }
+
+    /// Past the scanned vector, texts go to the set, and each is still
+    /// found (and found once) whichever part holds it.
+    #[test]
+    fn many_texts_are_each_kept_once() {
+        let mut i = Interner::default();
+        let texts: Vec<String> = (0..100).map(|k| format!("p{k}")).collect();
+        let first: Vec<Rc<str>> = texts.iter().map(|t| i.get(t)).collect();
+        assert_eq!(i.len(), 100);
+        assert_eq!(i.first.len(), Interner::FIRST);
+        for (t, f) in texts.iter().zip(&first) {
+            let again = i.get(t);
+            assert!(Rc::ptr_eq(&again, f), "{t}");
+            assert_eq!(&*again, t.as_str());
+        }
+        // Same length, other bytes: not confused.
+        assert_eq!(&*i.get("p9"), "p9");
+        assert_eq!(&*i.get("q9"), "q9");
+        assert_eq!(i.len(), 101);
     }
 }
