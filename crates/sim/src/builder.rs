@@ -226,13 +226,20 @@ fn clear_map<K, V>(map: &mut BTreeMap<K, V>) {
 const MAX_KEPT_NAMES: usize = 4096;
 
 /// The scheduler's random stream, the world's, and the scheduler, as a run
-/// of `seed` starts with them (`build` and `Sim::reset` alike).
+/// of `seed` starts with them (`build`; `Sim::reset` makes the same ones,
+/// restarting the scheduler in place when it can).
 fn streams(seed: u64, kind: &SchedulerKind) -> (SimRng, SimRng, Box<dyn Scheduler>) {
-    let mut root = SimRng::new(seed);
-    let mut sched_rng = root.fork();
-    let world_rng = root.fork();
+    let (mut sched_rng, world_rng) = rngs(seed);
     let sched = kind.build(&mut sched_rng);
     (sched_rng, world_rng, sched)
+}
+
+/// The scheduler's random stream and the world's, before the scheduler draws.
+fn rngs(seed: u64) -> (SimRng, SimRng) {
+    let mut root = SimRng::new(seed);
+    let sched_rng = root.fork();
+    let world_rng = root.fork();
+    (sched_rng, world_rng)
 }
 
 impl Sim {
@@ -287,10 +294,15 @@ impl Sim {
         // Emptying an empty `BTreeMap` is not free: most runs have none.
         clear_map(core.services.get_mut());
         clear_map(core.mailboxes.get_mut());
-        let (sched_rng, world_rng, sched) = streams(seed, scheduler);
+        // As `streams` makes them, the scheduler restarted in place when it
+        // is of the same kind (no new box, its vectors kept).
+        let (mut sched_rng, world_rng) = rngs(seed);
+        let sched = core.sched.get_mut();
+        if !sched.restart(scheduler, &mut sched_rng) {
+            *sched = scheduler.build(&mut sched_rng);
+        }
         *core.sched_rng.get_mut() = sched_rng;
         *core.world_rng.get_mut() = world_rng;
-        *core.sched.get_mut() = sched;
         core.dpor = scheduler.dpor();
         self.seed = seed;
         self.coroutines.clear();
