@@ -19,6 +19,7 @@ use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::{Scheduler, SchedulerKind};
 use crate::sim::Sim;
 use crate::stack::StackPool;
+use crate::tables::KillPlan;
 use crate::trace::TraceBuffer;
 
 /// Rights a spawned process inherits, by the creator's names.
@@ -201,8 +202,8 @@ impl SimBuilder {
             coroutines: Vec::new(),
             canaries: Vec::new(),
             adopting: Vec::new(),
-            step_kills: BTreeMap::new(),
-            time_kills: BTreeMap::new(),
+            step_kills: KillPlan::default(),
+            time_kills: KillPlan::default(),
             random_kills: Vec::new(),
             stack_overflowed: false,
             setup_send_rights: Vec::new(),
@@ -307,8 +308,8 @@ impl Sim {
         self.seed = seed;
         self.coroutines.clear();
         self.canaries.clear();
-        clear_map(&mut self.step_kills);
-        clear_map(&mut self.time_kills);
+        self.step_kills.clear();
+        self.time_kills.clear();
         self.random_kills.clear();
         self.setup_send_rights.clear();
         self.invariants.clear();

@@ -39,7 +39,6 @@
 //!
 //! [`Scheduler`]: crate::scheduler::Scheduler
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
@@ -60,6 +59,7 @@ use crate::report::{Failure, FailureReason, ProcStats, Report};
 use crate::runtime::{Body, Core, PState, Suspend};
 use crate::scheduler::SchedulerKind;
 use crate::stack::Canary;
+use crate::tables::KillPlan;
 use crate::time::{to_nanos, Nanos};
 use crate::trace::{KillCause, DEFAULT_TRACE_LIMIT};
 use crate::ProcId;
@@ -79,8 +79,8 @@ pub struct Sim {
     pub(crate) canaries: Vec<Option<Canary>>,
     /// Scratch for [`Sim::adopt_spawned`]: always empty between calls.
     pub(crate) adopting: Vec<(ProcId, Body, Option<Canary>)>,
-    pub(crate) step_kills: BTreeMap<u64, Vec<ProcId>>,
-    pub(crate) time_kills: BTreeMap<Nanos, Vec<ProcId>>,
+    pub(crate) step_kills: KillPlan<u64>,
+    pub(crate) time_kills: KillPlan<Nanos>,
     pub(crate) random_kills: Vec<(ProcId, f64)>,
     pub(crate) stack_overflowed: bool,
     pub(crate) setup_send_rights: Vec<PortName>,
@@ -381,12 +381,12 @@ impl Sim {
 
     /// Kills `proc` when the run reaches scheduling step `step`.
     pub fn kill_at_step(&mut self, proc: ProcId, step: u64) {
-        self.step_kills.entry(step).or_default().push(proc);
+        self.step_kills.add(step, proc);
     }
 
     /// Kills `proc` at virtual time `at`.
     pub fn kill_at_time(&mut self, proc: ProcId, at: Duration) {
-        self.time_kills.entry(to_nanos(at)).or_default().push(proc);
+        self.time_kills.add(to_nanos(at), proc);
     }
 
     /// At every step, kills `proc` with probability `p` (while it lives).
@@ -748,8 +748,8 @@ impl Sim {
         let kill = self
             .time_kills
             .iter()
-            .find(|(_, ids)| ids.iter().any(alive))
-            .map(|(&t, _)| t);
+            .find(|(_, p)| alive(p))
+            .map(|&(t, _)| t);
         match (timer, kill) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -789,22 +789,11 @@ impl Sim {
         let step = self.core.step.get();
         let now = self.core.now();
         let mut due: Vec<(ProcId, KillCause)> = Vec::new();
-        while let Some(entry) = self.step_kills.first_entry() {
-            if *entry.key() > step {
-                break;
-            }
-            let (s, ids) = entry.remove_entry();
-            due.extend(ids.into_iter().map(|p| (p, KillCause::AtStep(s))));
+        while let Some((s, p)) = self.step_kills.take_due(step) {
+            due.push((p, KillCause::AtStep(s)));
         }
-        while let Some(entry) = self.time_kills.first_entry() {
-            if *entry.key() > now {
-                break;
-            }
-            let (t, ids) = entry.remove_entry();
-            due.extend(
-                ids.into_iter()
-                    .map(|p| (p, KillCause::AtTime(Duration::from_nanos(t)))),
-            );
+        while let Some((t, p)) = self.time_kills.take_due(now) {
+            due.push((p, KillCause::AtTime(Duration::from_nanos(t))));
         }
         for &(p, prob) in &self.random_kills {
             let alive = self

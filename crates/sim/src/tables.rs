@@ -9,6 +9,9 @@
 //!   spawn or a label looks its text up and takes another reference to the
 //!   copy; the copies outlive a reset, so the next run finds them all and
 //!   allocates nothing.
+//! * [`KillPlan`]: the kills planned at a step or a time, in the order they
+//!   strike (by key, then in the order they were planned), in a queue that
+//!   keeps its memory.
 //! * [`PidMap`]: what the simulator knows about a task's names (a label, the
 //!   watched queue a name denotes), in a vector indexed by pid, each task's
 //!   entries sorted by name. A reset empties every row and keeps the rows and
@@ -17,10 +20,12 @@
 //!
 //! [`Sim`]: crate::Sim
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use mkipc_kernel::{Pid, PortName};
+
+use crate::ProcId;
 
 /// One shared copy of each text (module docs).
 ///
@@ -72,6 +77,52 @@ impl Interner {
     /// How many distinct texts are kept.
     pub fn len(&self) -> usize {
         self.first.len() + self.rest.len()
+    }
+}
+
+/// Kills planned at a key (a step, a virtual time), in the order they
+/// strike (module docs).
+#[derive(Debug)]
+pub(crate) struct KillPlan<K> {
+    planned: VecDeque<(K, ProcId)>,
+}
+
+impl<K> Default for KillPlan<K> {
+    fn default() -> Self {
+        KillPlan {
+            planned: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: Ord + Copy> KillPlan<K> {
+    /// Plans a kill of `proc` at `at`, after the kills planned at or
+    /// before `at` already.
+    pub fn add(&mut self, at: K, proc: ProcId) {
+        let i = self.planned.partition_point(|(k, _)| *k <= at);
+        self.planned.insert(i, (at, proc));
+    }
+
+    /// The next kill due at `now` or before, taken off the plan.
+    pub fn take_due(&mut self, now: K) -> Option<(K, ProcId)> {
+        match self.planned.front() {
+            Some((k, _)) if *k <= now => self.planned.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// The kills still planned, in the order they strike.
+    pub fn iter(&self) -> impl Iterator<Item = &(K, ProcId)> {
+        self.planned.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.planned.is_empty()
+    }
+
+    /// Forgets every kill, keeping the memory.
+    pub fn clear(&mut self) {
+        self.planned.clear();
     }
 }
 
@@ -188,6 +239,27 @@ mod tests {
         assert_eq!(m.iter().count(), 0);
         assert_eq!(m.get(Pid(3), name(0)), None);
         assert_eq!(m.rows[3].capacity(), before);
+    }
+
+    /// Kills strike by key, and in the order planned among equal keys, as
+    /// the `BTreeMap<K, Vec<ProcId>>` they replace had them.
+    #[test]
+    fn kills_strike_by_key_then_in_planning_order() {
+        let mut plan = KillPlan::default();
+        for (at, p) in [(5u64, 0), (2, 1), (5, 2), (9, 3), (2, 4), (5, 5)] {
+            plan.add(at, ProcId(p));
+        }
+        let order: Vec<(u64, u32)> = plan.iter().map(|&(k, p)| (k, p.0)).collect();
+        assert_eq!(order, [(2, 1), (2, 4), (5, 0), (5, 2), (5, 5), (9, 3)]);
+        assert_eq!(plan.take_due(1), None);
+        assert_eq!(plan.take_due(2), Some((2, ProcId(1))));
+        assert_eq!(plan.take_due(2), Some((2, ProcId(4))));
+        assert_eq!(plan.take_due(4), None);
+        let rest: Vec<u32> = std::iter::from_fn(|| plan.take_due(100))
+            .map(|(_, p)| p.0)
+            .collect();
+        assert_eq!(rest, [0, 2, 5, 3]);
+        assert!(plan.is_empty());
     }
 
     #[test]
