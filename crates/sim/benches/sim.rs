@@ -35,7 +35,9 @@
 //!   and two processes), in interleaved batches: executions per second of
 //!   each and the ratio mkipc/shuttle, median/min/max, by wall and CPU
 //!   time. `MKIPC_BENCH_EXPLORE_ONLY=1` runs only this comparison (no
-//!   memory, no ping-pong, no criterion groups), e.g. to profile it.
+//!   memory, no ping-pong, no criterion groups), e.g. to profile it;
+//!   `MKIPC_BENCH_EXPLORE_RUNS` sets the executions per batch (20,000: make
+//!   it larger where the CPU clock moves by 4 ms ticks).
 //!
 //! Before the timings it prints the resident memory per idle process, for
 //! closures (coroutines), stackless machines and async processes, with 100,000 processes
@@ -486,28 +488,34 @@ fn peer_comparison(batches: usize) {
 /// Seeded exploration against shuttle (module docs), in `batches`
 /// interleaved batches.
 fn explore_comparison(batches: usize) {
-    // Enough runs for ~100 ms a batch (the CPU clock moves by scheduler ticks).
-    const RUNS: u64 = 20_000;
+    // Enough runs for ~100 ms a batch (the CPU clock moves by scheduler
+    // ticks, 4 ms on some kernels: `MKIPC_BENCH_EXPLORE_RUNS=100000` makes
+    // a tick 1% of a batch instead of 6%).
+    let runs = std::env::var("MKIPC_BENCH_EXPLORE_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000u64)
+        .max(10);
     let mkipc = || {
-        let outcome = Explorer::new().seeds(0..RUNS).run(ten_messages);
+        let outcome = Explorer::new().seeds(0..runs).run(ten_messages);
         assert!(outcome.failure.is_none());
-        assert_eq!(outcome.runs, RUNS);
+        assert_eq!(outcome.runs, runs);
     };
     // Warm up once each.
     Explorer::new()
-        .seeds(0..RUNS / 10)
+        .seeds(0..runs / 10)
         .run(ten_messages)
         .assert_ok();
-    shuttle_ten_messages(RUNS / 10, false);
-    shuttle_ten_messages(RUNS / 10, true);
+    shuttle_ten_messages(runs / 10, false);
+    shuttle_ten_messages(runs / 10, true);
     let (mut ours, mut two, mut three) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..batches {
-        ours.push(rate(RUNS, mkipc));
-        two.push(rate(RUNS, || shuttle_ten_messages(RUNS, false)));
-        three.push(rate(RUNS, || shuttle_ten_messages(RUNS, true)));
+        ours.push(rate(runs, mkipc));
+        two.push(rate(runs, || shuttle_ten_messages(runs, false)));
+        three.push(rate(runs, || shuttle_ten_messages(runs, true)));
     }
     println!(
-        "peer explore, {batches} batches of {RUNS} executions of the 10-message producer/consumer, CPUs allowed: {}",
+        "peer explore, {batches} batches of {runs} executions of the 10-message producer/consumer, CPUs allowed: {}",
         cpus_allowed()
     );
     let k = |v: f64| v / 1e3;

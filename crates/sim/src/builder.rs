@@ -19,6 +19,7 @@ use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::{Scheduler, SchedulerKind};
 use crate::sim::Sim;
 use crate::stack::StackPool;
+use crate::tables::KillPlan;
 use crate::trace::TraceBuffer;
 
 /// Rights a spawned process inherits, by the creator's names.
@@ -182,6 +183,7 @@ impl SimBuilder {
             kill_requests: RefCell::default(),
             tracing: self.trace,
             trace: RefCell::new(TraceBuffer::new(self.trace_limit)),
+            names: RefCell::default(),
             labels: RefCell::default(),
             port_labels: RefCell::default(),
             watched: RefCell::default(),
@@ -199,8 +201,9 @@ impl SimBuilder {
             seed: self.seed,
             coroutines: Vec::new(),
             canaries: Vec::new(),
-            step_kills: BTreeMap::new(),
-            time_kills: BTreeMap::new(),
+            adopting: Vec::new(),
+            step_kills: KillPlan::default(),
+            time_kills: KillPlan::default(),
             random_kills: Vec::new(),
             stack_overflowed: false,
             setup_send_rights: Vec::new(),
@@ -211,14 +214,33 @@ impl SimBuilder {
     }
 }
 
+/// Empties a map that usually is empty already.
+fn clear_map<K, V>(map: &mut BTreeMap<K, V>) {
+    if !map.is_empty() {
+        map.clear();
+    }
+}
+
+/// The most process names and labels a reset `Sim` keeps for its next run
+/// (`Core::names`): a model that names things after its seed makes new ones
+/// every run, and the table is emptied past this.
+const MAX_KEPT_NAMES: usize = 4096;
+
 /// The scheduler's random stream, the world's, and the scheduler, as a run
-/// of `seed` starts with them (`build` and `Sim::reset` alike).
+/// of `seed` starts with them (`build`; `Sim::reset` makes the same ones,
+/// restarting the scheduler in place when it can).
 fn streams(seed: u64, kind: &SchedulerKind) -> (SimRng, SimRng, Box<dyn Scheduler>) {
-    let mut root = SimRng::new(seed);
-    let mut sched_rng = root.fork();
-    let world_rng = root.fork();
+    let (mut sched_rng, world_rng) = rngs(seed);
     let sched = kind.build(&mut sched_rng);
     (sched_rng, world_rng, sched)
+}
+
+/// The scheduler's random stream and the world's, before the scheduler draws.
+fn rngs(seed: u64) -> (SimRng, SimRng) {
+    let mut root = SimRng::new(seed);
+    let sched_rng = root.fork();
+    let world_rng = root.fork();
+    (sched_rng, world_rng)
 }
 
 impl Sim {
@@ -265,16 +287,23 @@ impl Sim {
         core.choices.get_mut().clear();
         core.kill_requests.get_mut().clear();
         core.trace.get_mut().clear();
+        core.names.get_mut().trim(MAX_KEPT_NAMES);
         core.labels.get_mut().clear();
         core.port_labels.get_mut().clear();
         core.watched.get_mut().clear();
         core.queue_of.get_mut().clear();
-        core.services.get_mut().clear();
-        core.mailboxes.get_mut().clear();
-        let (sched_rng, world_rng, sched) = streams(seed, scheduler);
+        // Emptying an empty `BTreeMap` is not free: most runs have none.
+        clear_map(core.services.get_mut());
+        clear_map(core.mailboxes.get_mut());
+        // As `streams` makes them, the scheduler restarted in place when it
+        // is of the same kind (no new box, its vectors kept).
+        let (mut sched_rng, world_rng) = rngs(seed);
+        let sched = core.sched.get_mut();
+        if !sched.restart(scheduler, &mut sched_rng) {
+            *sched = scheduler.build(&mut sched_rng);
+        }
         *core.sched_rng.get_mut() = sched_rng;
         *core.world_rng.get_mut() = world_rng;
-        *core.sched.get_mut() = sched;
         core.dpor = scheduler.dpor();
         self.seed = seed;
         self.coroutines.clear();

@@ -447,13 +447,13 @@ pub(crate) fn analyse(core: &Core, target_name: impl Fn(ProcId, Target) -> Strin
         let likely = took.remove(&m.pid).unwrap_or_default();
         stuck.push(Stuck {
             proc: id,
-            name: m.name.clone(),
+            name: m.name.to_string(),
             pid: m.pid,
             wait,
             likely,
         });
     }
-    let table: Vec<(Pid, &str)> = procs.iter().map(|m| (m.pid, m.name.as_str())).collect();
+    let table: Vec<(Pid, &str)> = procs.iter().map(|m| (m.pid, &*m.name)).collect();
     report(&stuck, &table, core.init)
 }
 

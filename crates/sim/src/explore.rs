@@ -9,6 +9,11 @@
 //!   choice points branched on (stateless depth-first model checking), for
 //!   small models.
 //!
+//! The setup function runs on the explorer's thread, and may run with the
+//! run's kernel held ([`Kernel::hold`](mkipc_kernel::Kernel::hold); runs on
+//! a reused `Sim` do, so their set-up takes no lock), as the processes do:
+//! it must not wait for another thread that calls into that kernel.
+//!
 //! Every run checks the invariants after each step, fails on deadlock, panic
 //! and the step limit, and (unless turned off) checks that the kernel holds
 //! nothing at the end — no leaked right, port or message. The first failure
@@ -48,6 +53,7 @@ use std::time::Duration;
 
 use mkipc_kernel::introspect::KernelStats;
 use mkipc_kernel::runtime::KernelSnapshot;
+use mkipc_kernel::Kernel;
 
 use crate::report::{Failure, FailureReason, Report};
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
@@ -520,6 +526,12 @@ impl Runs<'_> {
         seed: u64,
         scheduler: &SchedulerKind,
     ) -> (u64, Result<Option<Report>, Failure>) {
+        // The kernel is held (`Kernel::hold`) from the reset to the end of
+        // the run, set-up included, as `Sim::run` holds it for the loop:
+        // the set-up's operations take no lock. A `Sim` built anew below
+        // (the reset failed) takes its own locks.
+        let kernel = self.reused.as_ref().map(|(sim, _)| sim.kernel().clone());
+        let _hold = kernel.as_ref().map(Kernel::hold);
         // In place: a `Sim` and a kernel snapshot are large to move.
         let reset = match &mut self.reused {
             Some((sim, initial)) => sim.reset(initial, seed, scheduler),

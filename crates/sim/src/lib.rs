@@ -98,6 +98,7 @@ pub mod stack;
 mod stackless;
 pub mod strategy;
 pub mod summary;
+mod tables;
 pub mod threaded;
 pub mod time;
 pub mod trace;

@@ -106,11 +106,11 @@ impl Sim {
                 .borrow()
                 .iter()
                 .map(|m| ProcLabel {
-                    name: m.name.clone(),
+                    name: m.name.to_string(),
                     pid: m.pid.0,
                 })
                 .collect(),
-            labels: self.core.labels.borrow().clone(),
+            labels: self.core.labels.borrow().to_labels(),
             gap: None,
         }
     }
@@ -185,7 +185,7 @@ impl Sim {
             .enumerate()
             .map(|(i, m)| ProcReport {
                 id: ProcId(i as u32),
-                name: m.name.clone(),
+                name: m.name.to_string(),
                 pid: m.pid.0,
                 status: m.status.clone().unwrap_or(ExitStatus::Stuck),
                 stats: m.stats,
@@ -196,7 +196,7 @@ impl Sim {
             .borrow()
             .iter()
             .map(|w| PortReport {
-                label: w.label.clone(),
+                label: w.label.to_string(),
                 mailbox: w.is_mailbox,
                 capacity: w.capacity,
                 messages: w.messages,
@@ -277,6 +277,7 @@ pub(crate) fn spawn_failed(core: &Rc<Core>, name: &str, error: &IpcError) -> Pro
         error: format!("could not start: {error}"),
     };
     let id = ProcId(core.procs.borrow().len() as u32);
+    let name = core.intern(name);
     core.procs
         .borrow_mut()
         .push(ProcMeta::new(name, pid, Some(status.clone())));
@@ -401,7 +402,7 @@ fn new_process(
     };
     for (given, got) in inherit.iter().zip(&names) {
         if let Some(label) = core.label_of(from, given.name) {
-            core.set_label(pid, got.name, &label);
+            core.set_label(pid, got.name, label);
         }
         if let Some(queue) = core.queue_of(from, given.name) {
             core.set_queue_of(pid, got.name, queue);
@@ -416,6 +417,7 @@ fn new_process(
         }
     }
     let id = ProcId(core.procs.borrow().len() as u32);
+    let name = core.intern(name);
     core.procs.borrow_mut().push(ProcMeta::new(name, pid, None));
     Ok((id, pid, names))
 }

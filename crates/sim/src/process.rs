@@ -451,8 +451,8 @@ impl Proc {
 
     fn auto_label(&self, r: &Result<PortName, IpcError>, label: &str) {
         if let (Some(s), Ok(name)) = (self.sim(), r) {
-            if s.core.label_of(s.pid, *name).is_none() {
-                s.core.set_label(s.pid, *name, label);
+            if !s.core.has_label(s.pid, *name) {
+                s.core.set_label(s.pid, *name, s.core.intern(label));
             }
         }
     }
@@ -467,7 +467,7 @@ impl Proc {
     /// The name given at spawn.
     pub fn name(&self) -> String {
         match &self.backend {
-            Backend::Sim(s) => s.core.procs.borrow()[self.id.0 as usize].name.clone(),
+            Backend::Sim(s) => s.core.procs.borrow()[self.id.0 as usize].name.to_string(),
             Backend::Thread(t) => t.name.clone(),
         }
     }
@@ -579,7 +579,8 @@ impl Proc {
     /// queue statistics (followed while this process holds it).
     pub fn label(&self, name: PortName, label: &str) {
         if let Some(s) = self.sim() {
-            s.core.set_label(s.pid, name, label);
+            let label = s.core.intern(label);
+            s.core.set_label(s.pid, name, Rc::clone(&label));
             if let Ok(rights) = s.core.kernel.rights(s.pid, name) {
                 if rights.receive || rights.mailbox.is_some() {
                     s.core.watch(label, s.pid, name, rights.mailbox.is_some());
@@ -747,7 +748,7 @@ impl Ipc for Proc {
         self.op_done("mailbox_create", &r);
         self.auto_label(&r, name);
         if let (Some(s), Ok(mailbox)) = (self.sim(), &r) {
-            let queue = s.core.watch(name, s.pid, *mailbox, true);
+            let queue = s.core.watch(s.core.intern(name), s.pid, *mailbox, true);
             s.core
                 .mailboxes
                 .borrow_mut()

@@ -31,6 +31,7 @@ use crate::rng::SimRng;
 use crate::scheduler::dpor::Obj;
 use crate::scheduler::{DporTrail, Scheduler};
 use crate::stack::{Canary, PooledStack, StackPool};
+use crate::tables::{Interner, PidMap};
 use crate::time::Nanos;
 use crate::trace::{Event, EventKind, Target, TraceBuffer};
 use crate::ProcId;
@@ -91,7 +92,9 @@ pub(crate) enum PState {
 
 /// Bookkeeping for one simulated process.
 pub(crate) struct ProcMeta {
-    pub name: String,
+    /// The name given at spawn, shared with every process and run that
+    /// gave the same one (`Core::names`).
+    pub name: Rc<str>,
     pub pid: Pid,
     pub state: PState,
     /// Bumped whenever a pending timer of this process becomes stale.
@@ -119,9 +122,9 @@ pub(crate) struct ProcMeta {
 
 impl ProcMeta {
     /// A process that has not run yet: ready, or (`status` given) already ended.
-    pub fn new(name: &str, pid: Pid, status: Option<ExitStatus>) -> ProcMeta {
+    pub fn new(name: Rc<str>, pid: Pid, status: Option<ExitStatus>) -> ProcMeta {
         ProcMeta {
-            name: name.to_string(),
+            name,
             pid,
             state: if status.is_some() {
                 PState::Done
@@ -145,7 +148,7 @@ impl ProcMeta {
 
 /// A port or mailbox whose occupancy the report follows.
 pub(crate) struct Watched {
-    pub label: String,
+    pub label: Rc<str>,
     pub holder: Pid,
     pub name: PortName,
     pub is_mailbox: bool,
@@ -183,16 +186,19 @@ pub(crate) struct Core {
     pub tracing: bool,
     /// The events so far, bounded by `SimBuilder::trace_limit`.
     pub trace: RefCell<TraceBuffer>,
-    pub labels: RefCell<BTreeMap<(u32, PortName), String>>,
+    /// Process names and labels, one copy of each, kept across resets.
+    pub names: RefCell<Interner>,
+    /// The label of each labelled name, by pid and name.
+    pub labels: RefCell<PidMap<Rc<str>>>,
     /// The label of each port made with `Sim::port`, by kernel queue id
     /// (the id outlives the setup task's name): `queue_stats` shows it.
-    pub port_labels: RefCell<Vec<(u64, String)>>,
+    pub port_labels: RefCell<Vec<(u64, Rc<str>)>>,
     pub watched: RefCell<Vec<Watched>>,
     /// Which watched queue a name denotes: `(pid, name) -> index into
     /// watched`, by identity (recorded where the sim saw the right made or
     /// handed over), never by label text. Deadlock reports use it to find
     /// who serves a call's destination.
-    pub queue_of: RefCell<BTreeMap<(u32, PortName), usize>>,
+    pub queue_of: RefCell<PidMap<usize>>,
     /// The watched queue a registered service's right denotes, by service name.
     pub services: RefCell<BTreeMap<String, usize>>,
     /// The watched queue of each mailbox, by its kernel name (the kernel's
@@ -238,14 +244,21 @@ impl Core {
         self.procs.borrow()[id.0 as usize].killed
     }
 
-    pub fn label_of(&self, pid: Pid, name: PortName) -> Option<String> {
-        self.labels.borrow().get(&(pid.0, name)).cloned()
+    pub fn label_of(&self, pid: Pid, name: PortName) -> Option<Rc<str>> {
+        self.labels.borrow().get(pid, name).cloned()
     }
 
-    pub fn set_label(&self, pid: Pid, name: PortName, label: &str) {
-        self.labels
-            .borrow_mut()
-            .insert((pid.0, name), label.to_string());
+    pub fn has_label(&self, pid: Pid, name: PortName) -> bool {
+        self.labels.borrow().get(pid, name).is_some()
+    }
+
+    /// The shared copy of a name or label (`Core::names`).
+    pub fn intern(&self, text: &str) -> Rc<str> {
+        self.names.borrow_mut().get(text)
+    }
+
+    pub fn set_label(&self, pid: Pid, name: PortName, label: Rc<str>) {
+        self.labels.borrow_mut().insert(pid, name, label);
     }
 
     /// Whether a scheduling point may make the loop's decision itself: the
@@ -394,12 +407,12 @@ impl Core {
 
     /// The watched queue `name` denotes in `pid`'s space, if the sim knows.
     pub fn queue_of(&self, pid: Pid, name: PortName) -> Option<usize> {
-        self.queue_of.borrow().get(&(pid.0, name)).copied()
+        self.queue_of.borrow().get(pid, name).copied()
     }
 
     /// Records that `name` in `pid`'s space denotes watched queue `queue`.
     pub fn set_queue_of(&self, pid: Pid, name: PortName, queue: usize) {
-        self.queue_of.borrow_mut().insert((pid.0, name), queue);
+        self.queue_of.borrow_mut().insert(pid, name, queue);
     }
 
     /// Adds a queue to the report, unless it is already there; returns its
@@ -410,13 +423,13 @@ impl Core {
         let mut stats = self.kernel.queue_stats();
         for q in stats.iter_mut().filter(|q| q.kind == "port") {
             if let Some((_, label)) = labels.iter().find(|(id, _)| *id == q.queue_id) {
-                q.label = label.clone();
+                q.label = label.to_string();
             }
         }
         stats
     }
 
-    pub fn watch(&self, label: &str, holder: Pid, name: PortName, is_mailbox: bool) -> usize {
+    pub fn watch(&self, label: Rc<str>, holder: Pid, name: PortName, is_mailbox: bool) -> usize {
         let mut watched = self.watched.borrow_mut();
         if let Some(i) = watched
             .iter()
@@ -427,7 +440,7 @@ impl Core {
         let index = watched.len();
         self.set_queue_of(holder, name, index);
         watched.push(Watched {
-            label: label.to_string(),
+            label,
             holder,
             name,
             is_mailbox,

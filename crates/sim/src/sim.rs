@@ -39,7 +39,6 @@
 //!
 //! [`Scheduler`]: crate::scheduler::Scheduler
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
@@ -60,6 +59,7 @@ use crate::report::{Failure, FailureReason, ProcStats, Report};
 use crate::runtime::{Body, Core, PState, Suspend};
 use crate::scheduler::SchedulerKind;
 use crate::stack::Canary;
+use crate::tables::KillPlan;
 use crate::time::{to_nanos, Nanos};
 use crate::trace::{KillCause, DEFAULT_TRACE_LIMIT};
 use crate::ProcId;
@@ -77,8 +77,10 @@ pub struct Sim {
     /// Each process's body (coroutine or stackless machine) while it lives.
     pub(crate) coroutines: Vec<Option<Body>>,
     pub(crate) canaries: Vec<Option<Canary>>,
-    pub(crate) step_kills: BTreeMap<u64, Vec<ProcId>>,
-    pub(crate) time_kills: BTreeMap<Nanos, Vec<ProcId>>,
+    /// Scratch for [`Sim::adopt_spawned`]: always empty between calls.
+    pub(crate) adopting: Vec<(ProcId, Body, Option<Canary>)>,
+    pub(crate) step_kills: KillPlan<u64>,
+    pub(crate) time_kills: KillPlan<Nanos>,
     pub(crate) random_kills: Vec<(ProcId, f64)>,
     pub(crate) stack_overflowed: bool,
     pub(crate) setup_send_rights: Vec<PortName>,
@@ -204,11 +206,12 @@ impl Sim {
     /// processes.
     pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
         let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
+        let label = self.core.intern(label);
         if let Some(id) = self.core.kernel.port_queue_id(self.core.init, name) {
             self.core
                 .port_labels
                 .borrow_mut()
-                .push((id, label.to_string()));
+                .push((id, Rc::clone(&label)));
         }
         self.core
             .kernel
@@ -226,7 +229,7 @@ impl Sim {
             .core
             .kernel
             .mailbox_create(self.core.init, label, config)?;
-        let queue = self.watch(label, name, true);
+        let queue = self.watch(self.core.intern(label), name, true);
         self.core
             .mailboxes
             .borrow_mut()
@@ -234,8 +237,8 @@ impl Sim {
         Ok(name)
     }
 
-    fn watch(&mut self, label: &str, name: PortName, is_mailbox: bool) -> usize {
-        self.core.set_label(self.core.init, name, label);
+    fn watch(&mut self, label: Rc<str>, name: PortName, is_mailbox: bool) -> usize {
+        self.core.set_label(self.core.init, name, Rc::clone(&label));
         self.core.watch(label, self.core.init, name, is_mailbox)
     }
 
@@ -378,12 +381,12 @@ impl Sim {
 
     /// Kills `proc` when the run reaches scheduling step `step`.
     pub fn kill_at_step(&mut self, proc: ProcId, step: u64) {
-        self.step_kills.entry(step).or_default().push(proc);
+        self.step_kills.add(step, proc);
     }
 
     /// Kills `proc` at virtual time `at`.
     pub fn kill_at_time(&mut self, proc: ProcId, at: Duration) {
-        self.time_kills.entry(to_nanos(at)).or_default().push(proc);
+        self.time_kills.add(to_nanos(at), proc);
     }
 
     /// At every step, kills `proc` with probability `p` (while it lives).
@@ -447,6 +450,11 @@ impl Sim {
     /// [`Sim::run_here`]; with `want_report` false, a run that passes gives
     /// `Ok(None)` and no report is assembled, unless a final check needs it.
     pub(crate) fn run_here_with(&mut self, want_report: bool) -> Result<Option<Report>, Failure> {
+        // One process runs at a time, all on this thread: the kernel lock
+        // is taken once for the run and its winding up, not once per
+        // operation (`Kernel::hold`).
+        let core = Rc::clone(&self.core);
+        let _hold = core.kernel.hold();
         let failure = self.run_loop();
         if let Some(d) = &self.core.dpor {
             // A run stopped by a failure before it could end (a panic, a
@@ -519,7 +527,7 @@ impl Sim {
         procs.iter().find_map(|m| match &m.status {
             Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
                 Some(FailureReason::ProcessFailed {
-                    proc: m.name.clone(),
+                    proc: m.name.to_string(),
                     error: error.clone(),
                 })
             }
@@ -527,12 +535,10 @@ impl Sim {
         })
     }
 
+    /// The loop; the caller holds the kernel (`Sim::run_here_with`).
     fn run_loop(&mut self) -> Option<FailureReason> {
         let core = Rc::clone(&self.core);
-        // One process runs at a time, all on this thread: the kernel lock
-        // is taken once for the run, not once per operation (`Kernel::hold`).
-        let _hold = core.kernel.hold();
-        for name in std::mem::take(&mut self.setup_send_rights) {
+        for name in self.setup_send_rights.drain(..) {
             let _ = core.kernel.deallocate(core.init, name);
         }
         let faults = !self.step_kills.is_empty()
@@ -579,7 +585,7 @@ impl Sim {
                 // keeps the stack) and nothing runs on it.
                 if !unsafe { canary.intact() } {
                     self.stack_overflowed = true;
-                    let proc = core.procs.borrow()[id.0 as usize].name.clone();
+                    let proc = core.procs.borrow()[id.0 as usize].name.to_string();
                     return Some(FailureReason::StackOverflow { proc });
                 }
             }
@@ -600,7 +606,7 @@ impl Sim {
                     self.coroutines[id.0 as usize] = None;
                     let message = panic_message(&*payload);
                     self.end_process(id, ExitStatus::Panicked(message.clone()));
-                    let proc = core.procs.borrow()[id.0 as usize].name.clone();
+                    let proc = core.procs.borrow()[id.0 as usize].name.to_string();
                     return Some(FailureReason::Panicked { proc, message });
                 }
             }
@@ -668,8 +674,12 @@ impl Sim {
         if self.core.spawned.borrow().is_empty() {
             return;
         }
-        let spawned = std::mem::take(&mut *self.core.spawned.borrow_mut());
-        for (id, co, canary) in spawned {
+        // Swapped with an empty vector of the loop's, so both keep their
+        // memory from one run to the next (and no borrow is held while the
+        // bodies move).
+        let mut spawned = std::mem::take(&mut self.adopting);
+        std::mem::swap(&mut spawned, &mut *self.core.spawned.borrow_mut());
+        for (id, co, canary) in spawned.drain(..) {
             let i = id.0 as usize;
             if self.coroutines.len() <= i {
                 self.coroutines.resize_with(i + 1, || None);
@@ -678,6 +688,7 @@ impl Sim {
             self.coroutines[i] = Some(co);
             self.canaries[i] = canary;
         }
+        self.adopting = spawned;
     }
 
     fn on_suspend(&mut self, id: ProcId, s: Suspend) {
@@ -737,8 +748,8 @@ impl Sim {
         let kill = self
             .time_kills
             .iter()
-            .find(|(_, ids)| ids.iter().any(alive))
-            .map(|(&t, _)| t);
+            .find(|(_, p)| alive(p))
+            .map(|&(t, _)| t);
         match (timer, kill) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -778,22 +789,11 @@ impl Sim {
         let step = self.core.step.get();
         let now = self.core.now();
         let mut due: Vec<(ProcId, KillCause)> = Vec::new();
-        while let Some(entry) = self.step_kills.first_entry() {
-            if *entry.key() > step {
-                break;
-            }
-            let (s, ids) = entry.remove_entry();
-            due.extend(ids.into_iter().map(|p| (p, KillCause::AtStep(s))));
+        while let Some((s, p)) = self.step_kills.take_due(step) {
+            due.push((p, KillCause::AtStep(s)));
         }
-        while let Some(entry) = self.time_kills.first_entry() {
-            if *entry.key() > now {
-                break;
-            }
-            let (t, ids) = entry.remove_entry();
-            due.extend(
-                ids.into_iter()
-                    .map(|p| (p, KillCause::AtTime(Duration::from_nanos(t)))),
-            );
+        while let Some((t, p)) = self.time_kills.take_due(now) {
+            due.push((p, KillCause::AtTime(Duration::from_nanos(t))));
         }
         for &(p, prob) in &self.random_kills {
             let alive = self

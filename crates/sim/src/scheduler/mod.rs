@@ -64,6 +64,14 @@ pub trait Scheduler {
     }
     /// The policy's name, for reports.
     fn name(&self) -> &'static str;
+    /// Puts the policy back into the state `kind.build(rng)` gives (drawing
+    /// from `rng` exactly what that draws), reusing its memory, and returns
+    /// `true`; or returns `false`, drawing nothing, if this policy is not
+    /// `kind` (the caller then builds one). A reset `Sim` calls it between
+    /// runs, so an exploration does not make its scheduler anew each run.
+    fn restart(&mut self, _kind: &SchedulerKind, _rng: &mut SimRng) -> bool {
+        false
+    }
 }
 
 /// Which policy a [`Sim`](crate::Sim) uses; the builder's `scheduler` option.

@@ -7,7 +7,7 @@
 //! found with probability at least `1 / (n * k^(d-1))` per run — far better
 //! than uniform random choice for shallow bugs in long runs.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::Scheduler;
 use crate::rng::SimRng;
@@ -19,9 +19,12 @@ pub const MAX_CHANGE_POINTS: usize = 1 << 16;
 /// The PCT policy.
 #[derive(Debug)]
 pub struct PctScheduler {
+    /// The depth and expected steps it was made with (what `restart` checks).
+    asked: (usize, u64),
     depth: usize,
     priorities: Vec<u64>,
-    change_points: BTreeSet<u64>,
+    /// The change points, ascending, without repeats.
+    change_points: Vec<u64>,
     step: u64,
     last: Option<ProcId>,
 }
@@ -33,20 +36,37 @@ impl PctScheduler {
     /// most [`MAX_CHANGE_POINTS`], so a huge `depth` cannot overflow the
     /// priorities or exhaust memory.
     pub fn new(depth: usize, max_steps: u64, rng: &mut SimRng) -> PctScheduler {
-        let wanted = depth.max(1).saturating_sub(1).min(MAX_CHANGE_POINTS);
-        let mut change_points = BTreeSet::new();
-        while change_points.len() < wanted && (change_points.len() as u64) < max_steps {
-            change_points.insert(1 + rng.below(max_steps.max(1)));
-        }
-        PctScheduler {
-            // The depth actually used: change points plus one. Initial
-            // priorities start above it, change-point priorities below.
-            depth: change_points.len() + 1,
+        let mut s = PctScheduler {
+            asked: (depth, max_steps),
+            depth: 1,
             priorities: Vec::new(),
-            change_points,
+            change_points: Vec::new(),
             step: 0,
             last: None,
+        };
+        s.draw(rng);
+        s
+    }
+
+    /// Draws the change points for the depth and steps asked, and starts
+    /// from the first step with no process known.
+    fn draw(&mut self, rng: &mut SimRng) {
+        let (depth, max_steps) = self.asked;
+        let wanted = depth.max(1).saturating_sub(1).min(MAX_CHANGE_POINTS);
+        let points = &mut self.change_points;
+        points.clear();
+        while points.len() < wanted && (points.len() as u64) < max_steps {
+            let c = 1 + rng.below(max_steps.max(1));
+            if let Err(i) = points.binary_search(&c) {
+                points.insert(i, c);
+            }
         }
+        // The depth actually used: change points plus one. Initial
+        // priorities start above it, change-point priorities below.
+        self.depth = points.len() + 1;
+        self.priorities.clear();
+        self.step = 0;
+        self.last = None;
     }
 
     fn priority(&self, p: ProcId) -> u64 {
@@ -67,7 +87,7 @@ impl Scheduler for PctScheduler {
     fn choose(&mut self, ready: &VecDeque<ProcId>, _rng: &mut SimRng) -> usize {
         self.step += 1;
         if let Some(last) = self.last {
-            if let Some(k) = self.change_points.iter().position(|&c| c == self.step) {
+            if let Ok(k) = self.change_points.binary_search(&self.step) {
                 if let Some(p) = self.priorities.get_mut(last.0 as usize) {
                     *p = 1 + k as u64;
                 }
@@ -87,6 +107,16 @@ impl Scheduler for PctScheduler {
 
     fn name(&self) -> &'static str {
         "pct"
+    }
+
+    fn restart(&mut self, kind: &super::SchedulerKind, rng: &mut SimRng) -> bool {
+        match *kind {
+            super::SchedulerKind::Pct { depth, max_steps } if (depth, max_steps) == self.asked => {
+                self.draw(rng);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -110,6 +140,53 @@ mod tests {
                 "no change point: always the same"
             );
         }
+    }
+
+    /// The choices of a scheduler over a fixed sequence of ready sets.
+    fn choices(s: &mut PctScheduler, rng: &mut SimRng) -> Vec<usize> {
+        for p in 0..4 {
+            s.on_spawn(ProcId(p), rng);
+        }
+        let ready: VecDeque<ProcId> = (0..4).map(ProcId).collect();
+        (0..60).map(|_| s.choose(&ready, rng)).collect()
+    }
+
+    /// A restarted scheduler is the one `new` makes from the same stream:
+    /// same change points, same choices, same draws left in the stream.
+    #[test]
+    fn a_restart_is_a_new_scheduler() {
+        let kind = crate::SchedulerKind::Pct {
+            depth: 4,
+            max_steps: 50,
+        };
+        let (mut a, mut b) = (SimRng::new(3), SimRng::new(3));
+        let mut used = PctScheduler::new(4, 50, &mut SimRng::new(99));
+        let _ = choices(&mut used, &mut SimRng::new(98));
+        assert!(used.restart(&kind, &mut a));
+        let mut fresh = PctScheduler::new(4, 50, &mut b);
+        assert_eq!(used.change_points, fresh.change_points);
+        assert_eq!(used.change_points.len(), 3);
+        assert_eq!(choices(&mut used, &mut a), choices(&mut fresh, &mut b));
+        assert_eq!(a.next_u64(), b.next_u64(), "the same draws were taken");
+    }
+
+    #[test]
+    fn a_restart_as_another_kind_changes_nothing() {
+        let mut rng = SimRng::new(5);
+        let mut s = PctScheduler::new(3, 100, &mut rng);
+        let before = s.change_points.clone();
+        let mut probe = SimRng::new(7);
+        for kind in [
+            crate::SchedulerKind::Random,
+            crate::SchedulerKind::Pct {
+                depth: 3,
+                max_steps: 99,
+            },
+        ] {
+            assert!(!s.restart(&kind, &mut probe));
+        }
+        assert_eq!(s.change_points, before);
+        assert_eq!(probe.next_u64(), SimRng::new(7).next_u64(), "nothing drawn");
     }
 
     #[test]

@@ -24,4 +24,8 @@ impl Scheduler for RandomScheduler {
     fn name(&self) -> &'static str {
         "random"
     }
+    fn restart(&mut self, kind: &super::SchedulerKind, _rng: &mut SimRng) -> bool {
+        // Stateless, and `build` draws nothing for it.
+        matches!(kind, super::SchedulerKind::Random)
+    }
 }

@@ -28,4 +28,8 @@ impl Scheduler for RoundRobinScheduler {
     fn name(&self) -> &'static str {
         "round-robin"
     }
+    fn restart(&mut self, kind: &super::SchedulerKind, _rng: &mut SimRng) -> bool {
+        // Stateless, and `build` draws nothing for it.
+        matches!(kind, super::SchedulerKind::RoundRobin)
+    }
 }
