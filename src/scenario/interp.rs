@@ -158,6 +158,10 @@ pub(crate) struct Shared {
     pub scenario: Arc<Scenario>,
     /// Every process's compiled script, made once per run.
     pub program: Arc<Program>,
+    /// What each process's script may do with each queue
+    /// ([`MailboxUses`]), read from its statements once per run: the
+    /// model checker asks it of every process at every state.
+    uses: MailboxUses,
     /// Messages carry offered time 0 and ids that do not count up (the
     /// model checker: see the module docs).
     canonical: bool,
@@ -202,6 +206,7 @@ impl Shared {
         };
         Shared {
             program: Arc::new(Program::new(&scenario)),
+            uses: MailboxUses::new(&scenario),
             scenario,
             canonical: false,
             before_destroy: None,
@@ -540,9 +545,68 @@ impl Machine for ScriptMachine {
     fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
         let scn = &self.shared.scenario;
         match scn.queues.iter().position(|q| q.name == mailbox) {
-            Some(q) => script_may_use(&scn.processes[self.me].script, q, how),
+            Some(q) => self.shared.uses.may(self.me, q, how),
             None => true,
         }
+    }
+}
+
+/// Per process and queue, the uses its script may make of the queue
+/// ([`script_may_use`], which walks the whole script): one bit per
+/// [`MailboxUse`](mkipc_sim::machine::MailboxUse), computed once per run.
+/// The answer depends on the script only, not on where the process is in
+/// it, so one table serves every state.
+#[derive(Debug)]
+struct MailboxUses {
+    /// `bits[process * queues + queue]`.
+    bits: Vec<u8>,
+    queues: usize,
+}
+
+impl MailboxUses {
+    const ALL: [mkipc_sim::machine::MailboxUse; 4] = [
+        mkipc_sim::machine::MailboxUse::Send,
+        mkipc_sim::machine::MailboxUse::Receive,
+        mkipc_sim::machine::MailboxUse::Select,
+        mkipc_sim::machine::MailboxUse::Other,
+    ];
+
+    fn bit(how: mkipc_sim::machine::MailboxUse) -> u8 {
+        use mkipc_sim::machine::MailboxUse as U;
+        match how {
+            U::Send => 1,
+            U::Receive => 2,
+            U::Select => 4,
+            U::Other => 8,
+        }
+    }
+
+    fn new(scenario: &Scenario) -> MailboxUses {
+        let queues = scenario.queues.len();
+        let mut bits = Vec::with_capacity(scenario.processes.len() * queues);
+        for p in &scenario.processes {
+            for q in 0..queues {
+                let mut b = 0;
+                for how in Self::ALL {
+                    if script_may_use(&p.script, q, how) {
+                        b |= Self::bit(how);
+                    }
+                }
+                bits.push(b);
+            }
+        }
+        MailboxUses { bits, queues }
+    }
+
+    /// Whether process `me`'s script may use queue `q` so (`true` for an
+    /// index it does not know: always correct).
+    fn may(&self, me: usize, q: usize, how: mkipc_sim::machine::MailboxUse) -> bool {
+        if q >= self.queues {
+            return true;
+        }
+        self.bits
+            .get(me * self.queues + q)
+            .is_none_or(|&b| b & Self::bit(how) != 0)
     }
 }
 

@@ -142,6 +142,10 @@ impl<T: Clone> Clone for Cow<T> {
         match (self, source) {
             // Owned into owned: reuse the allocations.
             (Cow::Own(v), Cow::Own(s)) => v.clone_from(s),
+            // Already the same shared value (a restore into the kernel a
+            // step left mostly unchanged): nothing to do, not even the two
+            // reference-count updates a fresh clone would cost.
+            (Cow::Shared(a), Cow::Shared(s)) if Arc::ptr_eq(a, s) => {}
             (this, source) => *this = source.clone(),
         }
     }
@@ -309,5 +313,63 @@ impl<T: Clone> Arena<T> {
                 )
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(v: Vec<u8>) -> Cow<Vec<u8>> {
+        let mut c = Cow::Own(v);
+        c.share();
+        c
+    }
+
+    /// `clone_from` leaves the value the source's, whichever sides are
+    /// owned or shared, and a shared source stays shared, not copied.
+    #[test]
+    fn clone_from_takes_the_source_value() {
+        let sources = [Cow::Own(vec![1, 2]), shared(vec![3])];
+        for source in &sources {
+            for mut target in [Cow::Own(vec![9, 9, 9]), shared(vec![8])] {
+                target.clone_from(source);
+                assert_eq!(*target, **source);
+                if let (Cow::Shared(t), Cow::Shared(s)) = (&target, source) {
+                    assert!(Arc::ptr_eq(t, s), "a shared source is shared");
+                }
+            }
+        }
+        // Already sharing one value: it stays shared (two owners: no copy
+        // on the next change of the source's holder).
+        let a = shared(vec![5]);
+        let mut b = a.clone();
+        b.clone_from(&a);
+        let (Cow::Shared(pa), Cow::Shared(pb)) = (&a, &b) else {
+            panic!("both shared");
+        };
+        assert!(Arc::ptr_eq(pa, pb));
+        assert_eq!(Arc::strong_count(pa), 2);
+    }
+
+    /// An arena restored from a clone has the clone's objects, generations
+    /// and free list, and shares the objects the two have in common.
+    #[test]
+    fn arena_clone_from_restores_and_shares() {
+        let mut a: Arena<Vec<u8>> = Arena::default();
+        let x = a.insert(vec![1]);
+        let y = a.insert(vec![2]);
+        a.share();
+        let snap = a.clone();
+        a.get_mut(x).unwrap().push(7); // copied: the snapshot keeps [1]
+        a.remove(y);
+        let z = a.insert(vec![3]);
+        assert_eq!(a.get(y), None);
+        a.clone_from(&snap);
+        assert_eq!(a.get(x), Some(&vec![1]));
+        assert_eq!(a.get(y), Some(&vec![2]));
+        assert_eq!(a.get(z), None, "the slot is back at its old generation");
+        assert_eq!(a.len(), 2);
+        assert!(a.free_slots().is_empty());
     }
 }
