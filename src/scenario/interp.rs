@@ -48,7 +48,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use mkipc_kernel::runtime::WaitOutcome;
@@ -159,9 +159,10 @@ pub(crate) struct Shared {
     /// Every process's compiled script, made once per run.
     pub program: Arc<Program>,
     /// What each process's script may do with each queue
-    /// ([`MailboxUses`]), read from its statements once per run: the
-    /// model checker asks it of every process at every state.
-    uses: MailboxUses,
+    /// ([`MailboxUses`]), read from its statements once per run, when
+    /// first asked: the model checker asks it of every process at every
+    /// state; a simulated run never does, and pays nothing for it.
+    uses: OnceLock<MailboxUses>,
     /// Messages carry offered time 0 and ids that do not count up (the
     /// model checker: see the module docs).
     canonical: bool,
@@ -206,7 +207,7 @@ impl Shared {
         };
         Shared {
             program: Arc::new(Program::new(&scenario)),
-            uses: MailboxUses::new(&scenario),
+            uses: OnceLock::new(),
             scenario,
             canonical: false,
             before_destroy: None,
@@ -234,6 +235,11 @@ impl Shared {
     pub fn before_destroy(mut self, hook: impl Fn() + Send + Sync + 'static) -> Shared {
         self.before_destroy = Some(Hook(Box::new(hook)));
         self
+    }
+
+    /// The table of mailbox uses, computed on first use.
+    fn uses(&self) -> &MailboxUses {
+        self.uses.get_or_init(|| MailboxUses::new(&self.scenario))
     }
 
     /// Records a failed `assert` or `expect` (the first one is kept).
@@ -545,7 +551,7 @@ impl Machine for ScriptMachine {
     fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
         let scn = &self.shared.scenario;
         match scn.queues.iter().position(|q| q.name == mailbox) {
-            Some(q) => self.shared.uses.may(self.me, q, how),
+            Some(q) => self.shared.uses().may(self.me, q, how),
             None => true,
         }
     }

@@ -1006,7 +1006,7 @@ fn the_use_table_reads_master_worker() {
     let q = |name: &str| scn.queues.iter().position(|q| q.name == name).unwrap();
     let (jobs, results) = (q("jobs"), q("results"));
     let (master, worker) = (0, 1);
-    let t = &shared.uses;
+    let t = shared.uses();
     assert!(t.may(master, jobs, U::Other) && t.may(master, jobs, U::Send));
     assert!(!t.may(master, jobs, U::Receive) && !t.may(master, jobs, U::Select));
     assert!(t.may(master, results, U::Select) && !t.may(master, results, U::Receive));
