@@ -48,7 +48,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use mkipc_kernel::runtime::WaitOutcome;
@@ -158,6 +158,11 @@ pub(crate) struct Shared {
     pub scenario: Arc<Scenario>,
     /// Every process's compiled script, made once per run.
     pub program: Arc<Program>,
+    /// What each process's script may do with each queue
+    /// ([`MailboxUses`]), read from its statements once per run, when
+    /// first asked: the model checker asks it of every process at every
+    /// state; a simulated run never does, and pays nothing for it.
+    uses: OnceLock<MailboxUses>,
     /// Messages carry offered time 0 and ids that do not count up (the
     /// model checker: see the module docs).
     canonical: bool,
@@ -202,6 +207,7 @@ impl Shared {
         };
         Shared {
             program: Arc::new(Program::new(&scenario)),
+            uses: OnceLock::new(),
             scenario,
             canonical: false,
             before_destroy: None,
@@ -229,6 +235,11 @@ impl Shared {
     pub fn before_destroy(mut self, hook: impl Fn() + Send + Sync + 'static) -> Shared {
         self.before_destroy = Some(Hook(Box::new(hook)));
         self
+    }
+
+    /// The table of mailbox uses, computed on first use.
+    fn uses(&self) -> &MailboxUses {
+        self.uses.get_or_init(|| MailboxUses::new(&self.scenario))
     }
 
     /// Records a failed `assert` or `expect` (the first one is kept).
@@ -540,9 +551,68 @@ impl Machine for ScriptMachine {
     fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
         let scn = &self.shared.scenario;
         match scn.queues.iter().position(|q| q.name == mailbox) {
-            Some(q) => script_may_use(&scn.processes[self.me].script, q, how),
+            Some(q) => self.shared.uses().may(self.me, q, how),
             None => true,
         }
+    }
+}
+
+/// Per process and queue, the uses its script may make of the queue
+/// ([`script_may_use`], which walks the whole script): one bit per
+/// [`MailboxUse`](mkipc_sim::machine::MailboxUse), computed once per run.
+/// The answer depends on the script only, not on where the process is in
+/// it, so one table serves every state.
+#[derive(Debug)]
+struct MailboxUses {
+    /// `bits[process * queues + queue]`.
+    bits: Vec<u8>,
+    queues: usize,
+}
+
+impl MailboxUses {
+    const ALL: [mkipc_sim::machine::MailboxUse; 4] = [
+        mkipc_sim::machine::MailboxUse::Send,
+        mkipc_sim::machine::MailboxUse::Receive,
+        mkipc_sim::machine::MailboxUse::Select,
+        mkipc_sim::machine::MailboxUse::Other,
+    ];
+
+    fn bit(how: mkipc_sim::machine::MailboxUse) -> u8 {
+        use mkipc_sim::machine::MailboxUse as U;
+        match how {
+            U::Send => 1,
+            U::Receive => 2,
+            U::Select => 4,
+            U::Other => 8,
+        }
+    }
+
+    fn new(scenario: &Scenario) -> MailboxUses {
+        let queues = scenario.queues.len();
+        let mut bits = Vec::with_capacity(scenario.processes.len() * queues);
+        for p in &scenario.processes {
+            for q in 0..queues {
+                let mut b = 0;
+                for how in Self::ALL {
+                    if script_may_use(&p.script, q, how) {
+                        b |= Self::bit(how);
+                    }
+                }
+                bits.push(b);
+            }
+        }
+        MailboxUses { bits, queues }
+    }
+
+    /// Whether process `me`'s script may use queue `q` so (`true` for an
+    /// index it does not know: always correct).
+    fn may(&self, me: usize, q: usize, how: mkipc_sim::machine::MailboxUse) -> bool {
+        if q >= self.queues {
+            return true;
+        }
+        self.bits
+            .get(me * self.queues + q)
+            .is_none_or(|&b| b & Self::bit(how) != 0)
     }
 }
 

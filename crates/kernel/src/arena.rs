@@ -6,11 +6,13 @@
 //! stays deterministic.
 //!
 //! Each object is a [`Cow`]: owned, or shared with snapshots once
-//! [`Arena::share`] ran (a kernel snapshot does), and copied back on its
-//! first change ([`Arena::get_mut`]). Cloning a shared arena (a snapshot, a
-//! restore) shares every object instead of copying it, and a step that then
-//! changes one object copies that one only; a kernel that is never
-//! snapshotted keeps every object owned and pays a branch per access.
+//! [`Arena::freeze`] ran (a kernel snapshot does), and copied back on its
+//! first change ([`Arena::get_mut`]). A frozen arena ([`Frozen`]) holds a
+//! handle per object, so a snapshot shares every object instead of copying
+//! it; a step that then changes one object copies that one only, and a
+//! restore ([`Arena::thaw_from`]) puts back only the objects that are not
+//! already the snapshot's. A kernel that is never snapshotted keeps every
+//! object owned and pays a branch per access.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -108,6 +110,23 @@ impl<T: Clone> Cow<T> {
         }
     }
 
+    /// The value made shareable ([`Cow::share`]), and a handle to it.
+    pub(crate) fn shared(&mut self) -> Arc<T> {
+        self.share();
+        match self {
+            Cow::Shared(a) => Arc::clone(a),
+            _ => unreachable!("a Cow is shared after share"),
+        }
+    }
+
+    /// Makes this the shared value `a`: nothing to do if it already is.
+    #[inline]
+    pub(crate) fn set_shared(&mut self, a: &Arc<T>) {
+        if !matches!(self, Cow::Shared(b) if Arc::ptr_eq(a, b)) {
+            *self = Cow::Shared(Arc::clone(a));
+        }
+    }
+
     /// The value itself.
     pub(crate) fn into_inner(self) -> T {
         match self {
@@ -142,6 +161,10 @@ impl<T: Clone> Clone for Cow<T> {
         match (self, source) {
             // Owned into owned: reuse the allocations.
             (Cow::Own(v), Cow::Own(s)) => v.clone_from(s),
+            // Already the same shared value (a restore into the kernel a
+            // step left mostly unchanged): nothing to do, not even the two
+            // reference-count updates a fresh clone would cost.
+            (Cow::Shared(a), Cow::Shared(s)) if Arc::ptr_eq(a, s) => {}
             (this, source) => *this = source.clone(),
         }
     }
@@ -172,6 +195,34 @@ pub(crate) struct Arena<T> {
 }
 
 clone_fields!(Slot<T> { generation, value });
+
+/// An [`Arena`] as a kernel snapshot keeps it ([`Arena::freeze`]): per slot
+/// its generation and a shared handle to its object, 16 bytes a slot
+/// whatever the object's size, so that taking, dropping and restoring a
+/// snapshot copies handles, not objects. The live arena and its snapshots
+/// share each object until the live one changes it ([`Cow::make_mut`]).
+pub(crate) struct Frozen<T> {
+    slots: Vec<(u32, Option<Arc<T>>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Clone for Frozen<T> {
+    fn clone(&self) -> Self {
+        Frozen {
+            slots: self.slots.clone(),
+            free: self.free.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl<T> Frozen<T> {
+    /// How many live objects.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
 clone_fields!(Arena<T> { slots, free, len });
 
 impl<T> Default for Arena<T> {
@@ -269,14 +320,48 @@ impl<T: Clone> Arena<T> {
         self.len
     }
 
-    /// Makes every object shareable, so that a clone (a snapshot) shares
-    /// them.
-    pub(crate) fn share(&mut self) {
-        for s in &mut self.slots {
-            if let Some(v) = &mut s.value {
-                v.share();
+    /// The arena as a snapshot keeps it ([`Frozen`]): every object made
+    /// shareable and handed out by reference, with the generations and
+    /// the free list.
+    pub(crate) fn freeze(&mut self) -> Frozen<T> {
+        Frozen {
+            slots: self
+                .slots
+                .iter_mut()
+                .map(|s| (s.generation, s.value.as_mut().map(Cow::shared)))
+                .collect(),
+            free: self.free.clone(),
+            len: self.len,
+        }
+    }
+
+    /// Puts the arena back as `frozen` has it. A slot whose object is
+    /// already the frozen one (the objects a step did not change) is left
+    /// as it is; only the others are replaced, by a shared handle.
+    pub(crate) fn thaw_from(&mut self, frozen: &Frozen<T>) {
+        self.slots.truncate(frozen.slots.len());
+        let kept = self.slots.len();
+        for (slot, (generation, value)) in self.slots.iter_mut().zip(&frozen.slots) {
+            slot.generation = *generation;
+            match (&mut slot.value, value) {
+                (Some(v), Some(a)) => v.set_shared(a),
+                (v, a) => *v = a.as_ref().map(|a| Cow::Shared(Arc::clone(a))),
             }
         }
+        self.slots
+            .extend(frozen.slots[kept..].iter().map(|(generation, value)| Slot {
+                generation: *generation,
+                value: value.as_ref().map(|a| Cow::Shared(Arc::clone(a))),
+            }));
+        self.free.clone_from(&frozen.free);
+        self.len = frozen.len;
+    }
+
+    /// A new arena in the state `frozen` has (sharing its objects).
+    pub(crate) fn thawed(frozen: &Frozen<T>) -> Arena<T> {
+        let mut a = Arena::default();
+        a.thaw_from(frozen);
+        a
     }
 
     /// Number of slots, live or free.
@@ -309,5 +394,82 @@ impl<T: Clone> Arena<T> {
                 )
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(v: Vec<u8>) -> Cow<Vec<u8>> {
+        let mut c = Cow::Own(v);
+        c.share();
+        c
+    }
+
+    /// `clone_from` leaves the value the source's, whichever sides are
+    /// owned or shared, and a shared source stays shared, not copied.
+    #[test]
+    fn clone_from_takes_the_source_value() {
+        let sources = [Cow::Own(vec![1, 2]), shared(vec![3])];
+        for source in &sources {
+            for mut target in [Cow::Own(vec![9, 9, 9]), shared(vec![8])] {
+                target.clone_from(source);
+                assert_eq!(*target, **source);
+                if let (Cow::Shared(t), Cow::Shared(s)) = (&target, source) {
+                    assert!(Arc::ptr_eq(t, s), "a shared source is shared");
+                }
+            }
+        }
+        // Already sharing one value: it stays shared (two owners: no copy
+        // on the next change of the source's holder).
+        let a = shared(vec![5]);
+        let mut b = a.clone();
+        b.clone_from(&a);
+        let (Cow::Shared(pa), Cow::Shared(pb)) = (&a, &b) else {
+            panic!("both shared");
+        };
+        assert!(Arc::ptr_eq(pa, pb));
+        assert_eq!(Arc::strong_count(pa), 2);
+    }
+
+    /// An arena thawed from its frozen self has the frozen objects,
+    /// generations and free list back; the objects it did not change stay
+    /// the very ones the frozen arena holds, and a changed one is replaced
+    /// by the frozen one, shared.
+    #[test]
+    fn thawing_restores_and_shares() {
+        let mut a: Arena<Vec<u8>> = Arena::default();
+        let x = a.insert(vec![1]);
+        let y = a.insert(vec![2]);
+        let frozen = a.freeze();
+        a.get_mut(x).unwrap().push(7); // copied: the frozen arena keeps [1]
+        assert_eq!(a.get(x), Some(&vec![1, 7]));
+        a.remove(y);
+        let z = a.insert(vec![3]);
+        let w = a.insert(vec![4]);
+        assert_eq!(a.get(y), None);
+        a.thaw_from(&frozen);
+        assert_eq!(a.get(x), Some(&vec![1]));
+        assert_eq!(a.get(y), Some(&vec![2]));
+        assert_eq!(a.get(z), None, "the slot is back at its old generation");
+        assert_eq!(a.get(w), None, "a slot added since is gone");
+        assert_eq!((a.len(), a.slot_count()), (2, 2));
+        assert!(a.free_slots().is_empty());
+        for (slot, (_, held)) in a.slots.iter().zip(&frozen.slots) {
+            let (Some(Cow::Shared(live)), Some(held)) = (&slot.value, held) else {
+                panic!("every object shared after a thaw");
+            };
+            assert!(Arc::ptr_eq(live, held));
+        }
+        // Thawing again changes nothing, and a thawed copy has the same.
+        a.thaw_from(&frozen);
+        let b = Arena::thawed(&frozen);
+        assert_eq!(b.get(x), Some(&vec![1]));
+        assert_eq!(b.get(y), Some(&vec![2]));
+        // A change after the thaw copies again, the frozen one unchanged.
+        a.get_mut(y).unwrap().push(9);
+        assert_eq!(b.get(y), Some(&vec![2]));
+        assert_eq!(Arena::thawed(&frozen).get(y), Some(&vec![2]));
     }
 }

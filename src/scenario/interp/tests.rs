@@ -968,3 +968,65 @@ proptest! {
         check_agree(&text, seed)?;
     }
 }
+
+/// Every answer of a script about a queue, from the per-run table and from
+/// a walk of the script: they must agree.
+fn uses_agree(scn: &Scenario) -> Result<(), TestCaseError> {
+    use mkipc_sim::machine::MailboxUse as U;
+    let table = super::MailboxUses::new(scn);
+    for (me, p) in scn.processes.iter().enumerate() {
+        for q in 0..scn.queues.len() {
+            for how in [U::Send, U::Receive, U::Select, U::Other] {
+                prop_assert_eq!(
+                    table.may(me, q, how),
+                    super::script_may_use(&p.script, q, how),
+                    "process {} queue {} {:?}",
+                    me,
+                    q,
+                    how
+                );
+            }
+        }
+    }
+    // An index past the table is any use.
+    prop_assert!(table.may(0, scn.queues.len(), U::Send));
+    Ok(())
+}
+
+/// The master of master-worker selects over `results`, sends to `jobs`
+/// from a select arm (not a plain send) and plainly (the STOPs), never
+/// receives from `jobs`; its workers receive plainly from `jobs` and send
+/// plainly to `results`: the table says exactly that.
+#[test]
+fn the_use_table_reads_master_worker() {
+    use mkipc_sim::machine::MailboxUse as U;
+    let text = include_str!("../../../bench/models/master-worker.toml");
+    let scn = parse("master-worker.toml", text).unwrap();
+    let shared = Arc::new(Shared::new(Arc::new(scn.clone()), false));
+    let q = |name: &str| scn.queues.iter().position(|q| q.name == name).unwrap();
+    let (jobs, results) = (q("jobs"), q("results"));
+    let (master, worker) = (0, 1);
+    let t = shared.uses();
+    assert!(t.may(master, jobs, U::Other) && t.may(master, jobs, U::Send));
+    assert!(!t.may(master, jobs, U::Receive) && !t.may(master, jobs, U::Select));
+    assert!(t.may(master, results, U::Select) && !t.may(master, results, U::Receive));
+    assert!(t.may(worker, jobs, U::Receive) && !t.may(worker, jobs, U::Select));
+    assert!(t.may(worker, results, U::Send) && !t.may(worker, results, U::Other));
+    uses_agree(&scn).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// The per-run table of mailbox uses answers as walking the script
+    /// does, for every generated script, queue and use.
+    #[test]
+    fn the_use_table_agrees_with_the_script((text, _seed) in generated_wide()) {
+        let scn = parse("generated.toml", &text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        uses_agree(&scn)?;
+    }
+}

@@ -995,12 +995,12 @@ impl KernelSnapshot {
     /// the stamp counter) encode the same. See DESIGN.md, "Snapshots and the
     /// canonical state".
     pub fn canonical(&self, out: &mut Vec<u8>) {
-        encode(&self.state, CanonicalOptions::default(), out);
+        encode(&self.state(), CanonicalOptions::default(), out);
     }
 
     /// [`KernelSnapshot::canonical`] with explicit options.
     pub fn canonical_with(&self, opts: CanonicalOptions, out: &mut Vec<u8>) {
-        encode(&self.state, opts, out);
+        encode(&self.state(), opts, out);
     }
 
     /// The canonical code of a name `pid` holds (its slot index and how its
@@ -1017,14 +1017,14 @@ impl KernelSnapshot {
     /// the kernel, comparing them for equality), not order them or compute
     /// with their bits; two stale names of one slot get the same code.
     pub fn canonical_name(&self, pid: Pid, name: PortName) -> u64 {
-        name_code(&self.state, pid, name)
+        name_code(&self.state(), pid, name)
     }
 
     /// The canonical code of a wait token a process holds: the wait's number
     /// in the encoding's traversal order (0 once the wait is gone) and its
     /// direction, never its id.
     pub fn canonical_wait(&self, token: WaitToken) -> u64 {
-        wait_code(&self.state, token)
+        wait_code(&self.state(), token)
     }
 
     /// Appends the canonical encoding of a message `pid` holds (its id,
@@ -1038,7 +1038,7 @@ impl KernelSnapshot {
         opts: CanonicalOptions,
         out: &mut Vec<u8>,
     ) {
-        encode_message(&self.state, opts, pid, msg, out);
+        encode_message(&self.state(), opts, pid, msg, out);
     }
 }
 

@@ -155,7 +155,7 @@ impl Kernel {
             out.push(QueueStats {
                 queue_id: id.to_raw(),
                 kind: "mailbox",
-                label: m.name.clone(),
+                label: m.name.to_string(),
                 receiver: None,
                 capacity: m.queue.capacity,
                 len: m.queue.messages.len(),
@@ -408,7 +408,7 @@ impl Holders {
             QueueId::Mailbox(m) => BlockedOn {
                 sending,
                 receiver: None,
-                mailbox: st.mailboxes.get(m).map(|mb| mb.name.clone()),
+                mailbox: st.mailboxes.get(m).map(|mb| mb.name.to_string()),
                 queue_id: m.to_raw(),
                 link: None,
                 senders,

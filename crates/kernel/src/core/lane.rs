@@ -170,13 +170,27 @@ impl Lanes {
 /// kernel's lanes, so every grant fails and is asked for again.
 impl Clone for Lanes {
     fn clone(&self) -> Lanes {
-        let mut lanes = Lanes::new();
-        lanes.epoch = self.epoch;
-        lanes
+        Lanes::with_epoch(self.epoch)
     }
     fn clone_from(&mut self, source: &Lanes) {
+        self.restored(source.epoch);
+    }
+}
+
+impl Lanes {
+    /// No lanes, at this epoch: the lanes of a kernel started from a
+    /// snapshot taken at `epoch`.
+    pub(crate) fn with_epoch(epoch: u64) -> Lanes {
+        let mut lanes = Lanes::new();
+        lanes.epoch = epoch;
+        lanes
+    }
+
+    /// A snapshot taken at `epoch` was restored: every lane is retired and
+    /// the epoch moves past both, so no grant taken before works.
+    pub(crate) fn restored(&mut self, epoch: u64) {
         self.retire_all();
-        self.epoch = self.epoch.max(source.epoch).wrapping_add(1);
+        self.epoch = self.epoch.max(epoch).wrapping_add(1);
     }
 }
 

@@ -38,7 +38,7 @@ impl Locked<'_> {
             return;
         };
         tracing::debug!(target: "mkipc::ipc", mailbox = %mb.name, "mailbox destroyed");
-        self.mailbox_names.make_mut().remove(&mb.name);
+        self.mailbox_names.make_mut().remove(&*mb.name);
         if let Some(owner) = mb.owner {
             if let Some(t) = self.task_mut(owner) {
                 t.owned_mailboxes.remove(&m);
@@ -152,7 +152,7 @@ impl Kernel {
         };
         let queue = MsgQueue::new(capacity, st.config.queue_memory_limit);
         let m = st.mailboxes.insert(Mailbox {
-            name: name.to_owned(),
+            name: name.into(),
             owner,
             acl,
             default_access: config.default_access,

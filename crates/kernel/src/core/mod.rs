@@ -412,7 +412,9 @@ clone_fields!(PortSet {
 
 /// A named mailbox with an owner and an access list.
 pub(crate) struct Mailbox {
-    pub name: String,
+    /// Shared, so that copying a mailbox on write (a step of the model
+    /// checker changes its queue) does not copy its name.
+    pub name: std::sync::Arc<str>,
     pub owner: Option<Pid>,
     pub acl: BTreeMap<Pid, Access>,
     pub default_access: Access,

@@ -16,9 +16,18 @@
 //! assert!(other.is_alive(pid));
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
-use super::{Kernel, State, WaitState, WaitToken};
+use smallvec::SmallVec;
+
+use super::lane::Lanes;
+use super::{
+    KRight, Kernel, KernelConfig, Mailbox, MailboxId, Port, PortSet, State, TaskState, WaitRec,
+    WaitState, WaitToken,
+};
+use crate::arena::{Arena, Cow, Frozen};
 use crate::name::Pid;
 
 /// A deep copy of everything a [`Kernel`] knows: tasks and their name
@@ -40,34 +49,76 @@ use crate::name::Pid;
 /// [`KernelSnapshot::canonical`] encodes the state so that equal futures
 /// encode equally as often as possible (see DESIGN.md, "Snapshots and the
 /// canonical state").
+///
+/// Inside, a snapshot is a table of handles: each object (task, port, set,
+/// mailbox, wait, the name service) is shared with the kernel it came from
+/// and with the other snapshots that have it unchanged, and the kernel
+/// copies an object when it first changes it. Taking, dropping and
+/// restoring a snapshot therefore cost a handle per object, not a copy of
+/// it; a restore replaces only the objects that differ from the
+/// snapshot's, and the objects of the kernel that are still the
+/// snapshot's ones stay as they are.
 #[derive(Clone)]
 pub struct KernelSnapshot {
-    pub(super) state: State,
+    frozen: FrozenState,
+}
+
+/// A [`State`] as a snapshot keeps it: every object by a shared handle
+/// ([`Frozen`]), nothing of what is only the live kernel's (wakers due,
+/// woken ids, open lanes).
+#[derive(Clone)]
+struct FrozenState {
+    config: KernelConfig,
+    tasks: Vec<Option<Arc<TaskState>>>,
+    ports: Frozen<Port>,
+    sets: Frozen<PortSet>,
+    mailboxes: Frozen<Mailbox>,
+    mailbox_names: Arc<BTreeMap<String, MailboxId>>,
+    services: Arc<BTreeMap<String, (Pid, KRight)>>,
+    waits: Frozen<WaitRec>,
+    next_stamp: u64,
+    graveyard: Vec<KRight>,
+    /// The lanes' epoch (a snapshot has no lanes: `lane.rs`).
+    lanes_epoch: u64,
 }
 
 impl fmt::Debug for KernelSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.frozen;
         f.debug_struct("KernelSnapshot")
-            .field("tasks", &self.state.tasks.iter().flatten().count())
-            .field("ports", &self.state.ports.len())
-            .field("mailboxes", &self.state.mailboxes.len())
-            .field("waits", &self.state.waits.len())
+            .field("tasks", &s.tasks.iter().flatten().count())
+            .field("ports", &s.ports.len())
+            .field("mailboxes", &s.mailboxes.len())
+            .field("waits", &s.waits.len())
             .finish()
     }
 }
 
-impl State {
-    /// Makes every object shareable with the snapshots cloned from here.
-    fn share(&mut self) {
-        self.ports.share();
-        self.sets.share();
-        self.mailboxes.share();
-        self.waits.share();
-        for t in self.tasks.iter_mut().flatten() {
-            t.share();
+impl KernelSnapshot {
+    /// The snapshot's state as a kernel state of its own (sharing every
+    /// object with the snapshot): what [`Kernel::from_snapshot`] starts
+    /// from, and what the snapshot's canonical encoding reads.
+    pub(super) fn state(&self) -> State {
+        let f = &self.frozen;
+        State {
+            config: f.config.clone(),
+            tasks: f
+                .tasks
+                .iter()
+                .map(|t| t.as_ref().map(|a| Cow::Shared(Arc::clone(a))))
+                .collect(),
+            ports: Arena::thawed(&f.ports),
+            sets: Arena::thawed(&f.sets),
+            mailboxes: Arena::thawed(&f.mailboxes),
+            mailbox_names: Cow::Shared(Arc::clone(&f.mailbox_names)),
+            services: Cow::Shared(Arc::clone(&f.services)),
+            waits: Arena::thawed(&f.waits),
+            next_stamp: f.next_stamp,
+            to_wake: SmallVec::new(),
+            woken: Vec::new(),
+            graveyard: f.graveyard.clone(),
+            lanes: Lanes::with_epoch(f.lanes_epoch),
         }
-        self.mailbox_names.share();
-        self.services.share();
     }
 }
 
@@ -79,35 +130,100 @@ impl Kernel {
     pub fn snapshot(&self) -> KernelSnapshot {
         let mut st = self.lock_raw();
         // From now on the kernel shares its objects with the snapshot, and
-        // copies one when it first changes it.
-        st.share();
-        let mut state = st.clone();
-        // Wakers due for calling belong to this kernel's run (none are left
-        // between operations: the lock guard calls them on release).
-        state.to_wake.clear();
-        state.woken.clear();
-        KernelSnapshot { state }
+        // copies one when it first changes it. Every field is named, so a
+        // new one cannot be forgotten here. Wakers due and woken ids
+        // belong to this kernel's run (none are due between operations:
+        // the lock guard calls them on release).
+        let State {
+            config,
+            tasks,
+            ports,
+            sets,
+            mailboxes,
+            mailbox_names,
+            services,
+            waits,
+            next_stamp,
+            to_wake: _,
+            woken: _,
+            graveyard,
+            lanes,
+        } = &mut *st;
+        KernelSnapshot {
+            frozen: FrozenState {
+                config: config.clone(),
+                tasks: tasks
+                    .iter_mut()
+                    .map(|t| t.as_mut().map(Cow::shared))
+                    .collect(),
+                ports: ports.freeze(),
+                sets: sets.freeze(),
+                mailboxes: mailboxes.freeze(),
+                mailbox_names: mailbox_names.shared(),
+                services: services.shared(),
+                waits: waits.freeze(),
+                next_stamp: *next_stamp,
+                graveyard: graveyard.clone(),
+                lanes_epoch: lanes.epoch,
+            },
+        }
     }
 
     /// Puts the state of `snap` back into this kernel: every handle to it
-    /// (tasks, clones of the `Kernel`) now sees the snapshot's state. The
-    /// kernel's allocations are reused where the shapes allow.
+    /// (tasks, clones of the `Kernel`) now sees the snapshot's state. Only
+    /// the objects that differ from the snapshot's are replaced (by the
+    /// snapshot's, shared).
     ///
     /// Nothing is woken: a wait pending in the snapshot keeps the waker it
     /// had then (see [`KernelSnapshot`]); a wait pending now and absent from
     /// the snapshot is simply gone (its token then reads as abandoned).
     pub fn restore(&self, snap: &KernelSnapshot) {
+        let f = &snap.frozen;
         let mut st = self.lock_raw();
-        let due = std::mem::take(&mut st.to_wake);
-        let woken = std::mem::take(&mut st.woken);
-        st.clone_from(&snap.state);
-        st.to_wake = due;
-        st.woken = woken;
+        let State {
+            config,
+            tasks,
+            ports,
+            sets,
+            mailboxes,
+            mailbox_names,
+            services,
+            waits,
+            next_stamp,
+            // Due wakers and woken ids stay the live kernel's.
+            to_wake: _,
+            woken: _,
+            graveyard,
+            lanes,
+        } = &mut *st;
+        config.clone_from(&f.config);
+        tasks.truncate(f.tasks.len());
+        let kept = tasks.len();
+        for (t, s) in tasks.iter_mut().zip(&f.tasks) {
+            match (t, s) {
+                (Some(t), Some(a)) => t.set_shared(a),
+                (t, s) => *t = s.as_ref().map(|a| Cow::Shared(Arc::clone(a))),
+            }
+        }
+        tasks.extend(
+            f.tasks[kept..]
+                .iter()
+                .map(|t| t.as_ref().map(|a| Cow::Shared(Arc::clone(a)))),
+        );
+        ports.thaw_from(&f.ports);
+        sets.thaw_from(&f.sets);
+        mailboxes.thaw_from(&f.mailboxes);
+        mailbox_names.set_shared(&f.mailbox_names);
+        services.set_shared(&f.services);
+        waits.thaw_from(&f.waits);
+        *next_stamp = f.next_stamp;
+        graveyard.clone_from(&f.graveyard);
+        lanes.restored(f.lanes_epoch);
     }
 
     /// A new kernel, independent of any other, in the state of `snap`.
     pub fn from_snapshot(snap: &KernelSnapshot) -> Kernel {
-        Kernel::from_state(snap.state.clone())
+        Kernel::from_state(snap.state())
     }
 
     /// Whether the wait behind `token` has completed, so that

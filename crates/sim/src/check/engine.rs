@@ -149,6 +149,11 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         judge: bool,
     ) -> Succ<M> {
         let kernel = &self.world.kernel;
+        // One thread drives this kernel: take its lock once for the whole
+        // transition, so that the dozens of kernel calls in it (the
+        // restore, the step's operations, the polls of every wait) go
+        // straight to the state (the simulator holds its kernel so too).
+        let _hold = kernel.hold();
         if self.holds != parent.id {
             snap::restore(kernel, &parent.kernel);
         }
@@ -433,6 +438,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     /// one ([`Part`]) no longer holds; the slot keeps the new one.
     pub fn encode(&mut self, slots: &mut [Slot<M>], now: u64, out: &mut Vec<u8>) {
         let kernel = &self.world.kernel;
+        // A lock for the whole encoding, not one per process and name.
+        let _hold = kernel.hold();
         out.clear();
         self.cuts.clear();
         self.known.clear();

@@ -293,6 +293,14 @@ impl Interner {
         self.len
     }
 
+    /// Where the bytes of the string stored at `offset` start in the
+    /// arena, and how many there are.
+    fn bytes_at(&self, offset: u64) -> (usize, usize) {
+        let mut at = offset as usize;
+        let n = get_varint(&self.arena, &mut at) as usize;
+        (at + 4, n)
+    }
+
     /// The number and the bytes of the string stored at `offset`.
     fn at(&self, offset: u64) -> (u32, &[u8]) {
         let mut at = offset as usize;
@@ -403,29 +411,40 @@ const RECENT_WAYS: usize = 4;
 /// one of the last few seen there. Exact: a hit is a byte-equal string.
 #[derive(Default, Clone, Copy)]
 struct Recent {
-    /// (offset in the arena, number); `u64::MAX`: empty.
-    ways: [(u64, u32); RECENT_WAYS],
+    /// (where the string's bytes start in the arena, its length, its
+    /// number): the length is compared first, and nothing is decoded.
+    /// Empty: a length no string has.
+    ways: [(usize, u32, u32); RECENT_WAYS],
     /// The way the next miss replaces (round robin).
     next: u8,
 }
 
 impl Recent {
     const EMPTY: Recent = Recent {
-        ways: [(u64::MAX, 0); RECENT_WAYS],
+        ways: [(0, u32::MAX, 0); RECENT_WAYS],
         next: 0,
     };
 
     /// The number of `bytes` if it is one of the recent strings of `table`.
     #[inline]
     fn find(&self, table: &Interner, bytes: &[u8]) -> Option<u32> {
-        self.ways.iter().find_map(|&(offset, num)| {
-            (offset != u64::MAX && table.at(offset).1 == bytes).then_some(num)
+        self.ways.iter().find_map(|&(start, len, num)| {
+            (len as usize == bytes.len()
+                && table.arena.get(start..start + bytes.len()) == Some(bytes))
+            .then_some(num)
         })
     }
 
+    /// Remembers the string stored at `offset` in `table` as number `num`.
     #[inline]
-    fn remember(&mut self, offset: u64, num: u32) {
-        self.ways[self.next as usize] = (offset, num);
+    fn remember(&mut self, table: &Interner, offset: u64, num: u32) {
+        let (start, len) = table.bytes_at(offset);
+        // A string too long for the length field is just not remembered.
+        let Ok(len) = u32::try_from(len) else { return };
+        if len == u32::MAX {
+            return;
+        }
+        self.ways[self.next as usize] = (start, len, num);
         self.next = (self.next + 1) % RECENT_WAYS as u8;
     }
 }
@@ -493,7 +512,7 @@ impl Collapse {
                             Interned::At(n, new) => {
                                 fresh |= new;
                                 known[k] = n;
-                                self.recent[table].remember(offset, n);
+                                self.recent[table].remember(&self.parts[table], offset, n);
                                 n
                             }
                         }
