@@ -57,10 +57,19 @@
 //!
 //! # Order across lanes
 //!
-//! Each pushed message takes a number from a kernel-wide clock (one counter,
-//! touched by producers only). A fence that drains several lanes merges
-//! their messages by it before stamping them, so a select over several
-//! ports still takes the oldest message first.
+//! A fence that drains several lanes merges their messages by a kernel-wide
+//! clock (one counter, touched by producers only) before stamping them, so
+//! a select over several ports still takes the oldest message first. Today
+//! at most one lane is open at a time (every grant follows a fence and
+//! opens only its own lane), and one lane needs no merge, so the clock is
+//! *armed* only when a grant opens a lane beside another open one: until
+//! then a push takes no number (0) and pays for no shared read-modify-write
+//! (it was one of the five locked instructions of each streamed message,
+//! and the costliest in `perf`). Armed, it stays armed. A push that took
+//! no number while another lane opened is concurrent with every push to
+//! that lane it did not see, so putting it first is a valid order; a push
+//! ordered after any push to the new lane sees the armed flag (it is stored
+//! before that lane is enabled) and takes a larger number.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -75,7 +84,7 @@ use crate::capacity::Capacity;
 use crate::lane::{Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
 use crate::message::{Body, Message, INLINE_BODY};
 use crate::name::{Pid, PortName};
-use crate::sync::{thread_local, Arc, AtomicU64, Ordering};
+use crate::sync::{thread_local, Arc, AtomicBool, AtomicU64, Ordering};
 use crate::Kernel;
 
 /// The largest lane a bounded port gets (its capacity, rounded down to a
@@ -111,9 +120,25 @@ pub(crate) struct LaneMsg {
     body: Body,
 }
 
-/// The kernel-wide lane clock, on a cache line of its own.
+/// The kernel-wide lane clock, on a cache line of its own, and whether it
+/// is armed (module docs).
 #[repr(align(128))]
-pub(crate) struct Clock(AtomicU64);
+pub(crate) struct Clock {
+    now: AtomicU64,
+    armed: AtomicBool,
+}
+
+impl Clock {
+    /// A pushed message's `order`: the next tick if armed, else 0.
+    #[inline(always)]
+    fn tick(&self) -> u64 {
+        if self.armed.load(Ordering::Relaxed) {
+            self.now.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        }
+    }
+}
 
 /// A lane's FIFO: a ring for a bounded port, linked blocks for an
 /// unbounded one (so a long stream never outgrows it). The two have one
@@ -206,7 +231,10 @@ pub(crate) struct Lanes {
 impl Lanes {
     pub(crate) fn new() -> Lanes {
         Lanes {
-            clock: Arc::new(Clock(AtomicU64::new(0))),
+            clock: Arc::new(Clock {
+                now: AtomicU64::new(0),
+                armed: AtomicBool::new(false),
+            }),
             by_port: BTreeMap::new(),
             open: SmallVec::new(),
             epoch: 0,
@@ -402,6 +430,10 @@ impl State {
         // what is queued into it, stamps kept, so that the lane is the whole
         // queue; then open it (`Lane::reopen` does the three in the order
         // that keeps an in-flight pop's number right).
+        if !self.lanes.open.is_empty() {
+            // Two lanes open at once: their messages need the clock.
+            self.lanes.clock.armed.store(true, Ordering::Relaxed);
+        }
         let q = &mut self.ports.get_mut(port).expect("live").queue;
         let (seqno, max_len) = (q.seqno, q.max_len);
         let queued = std::iter::from_fn(|| {
@@ -633,7 +665,7 @@ impl Kernel {
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
             let m = LaneMsg {
-                order: g.lane.clock.0.fetch_add(1, Ordering::Relaxed) + 1,
+                order: g.lane.clock.tick(),
                 id: msg.id,
                 sender: pid,
                 body: std::mem::take(&mut msg.body),

@@ -26,7 +26,8 @@
 //! and then reserved `p` with a successful compare-and-swap, read `b`: the
 //! pointer moves only while the word sits at the extra position.
 //!
-//! A slot has three flags: written (by its producer, after the value),
+//! A slot has three flags: written (by its producer, after the value, with
+//! a plain store: the one locked instruction of a push is its reservation),
 //! read (by its consumer, after taking the value) and "destroy" (see below).
 //! A consumer reserves a position only once it knows a producer reserved it
 //! (the tail is past it), then waits for the written flag; it learns the
@@ -39,8 +40,9 @@
 //!
 //! Nobody touches a block before its reservation succeeded, so a block may
 //! go once every slot in it has been read: the reader of the last slot walks
-//! the others, and where a reader is still busy it marks the slot "destroy"
-//! and leaves; that reader, seeing the mark when it sets its read flag,
+//! the others (waiting for a slot's written flag first, so that its mark is
+//! never under the producer's plain store), and where a reader is still
+//! busy it marks the slot "destroy" and leaves; that reader, seeing the mark when it sets its read flag,
 //! carries on the walk from the next slot. The one who finishes the walk
 //! owns the block: it keeps it as a spare (up to [`SPARE_BLOCKS`]) for the
 //! producers' next link, or frees it. A new lane starts with two spares, so
@@ -304,7 +306,9 @@ impl<T> ListLane<T> {
                 // SAFETY: position p is ours alone; no consumer reads it
                 // before the written flag.
                 slot.value.with_mut(|v| unsafe { (*v).write(value) });
-                slot.flags.fetch_or(WRITTEN, Ordering::Release);
+                // A plain store: nobody else writes a slot's flags before
+                // it is written (the walk waits for it: `release`).
+                slot.flags.store(WRITTEN, Ordering::Release);
                 self.note_len(ordinal(p) + 1);
                 return Ok(());
             }
@@ -398,10 +402,23 @@ impl<T> ListLane<T> {
         // SAFETY: not freed before this walk ends (contract).
         let b = unsafe { &*block };
         for slot in &b.slots[start as usize..BLOCK_CAP as usize - 1] {
-            if slot.flags.load(Ordering::Acquire) & READ == 0
-                && slot.flags.fetch_or(DESTROY, Ordering::AcqRel) & READ == 0
-            {
-                return;
+            let mut round = 0;
+            loop {
+                let flags = slot.flags.load(Ordering::Acquire);
+                if flags & READ != 0 {
+                    break;
+                }
+                if flags & WRITTEN == 0 {
+                    // Its producer is between its reservation and its
+                    // store of the written flag (a plain store, which a
+                    // mark set now would be lost under): wait for it.
+                    spin_step(&mut round);
+                    continue;
+                }
+                if slot.flags.fetch_or(DESTROY, Ordering::AcqRel) & READ == 0 {
+                    return;
+                }
+                break;
             }
         }
         // SAFETY: every slot read: nobody else reaches it.
@@ -513,7 +530,7 @@ impl<T> ListLane<T> {
         let slot = &b.slots[offset as usize];
         // SAFETY: position p is free and ours (as above).
         slot.value.with_mut(|v| unsafe { (*v).write(value) });
-        slot.flags.fetch_or(WRITTEN, Ordering::Release);
+        slot.flags.store(WRITTEN, Ordering::Release);
         Ok(())
     }
 
