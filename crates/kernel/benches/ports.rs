@@ -31,6 +31,9 @@
 //! (`MKIPC_BENCH_SUMMARY_ONLY=1 cargo bench -p mkipc-kernel --bench ports`).
 //! `MKIPC_BENCH_SUMMARY_ONLY=1` skips the criterion part, `MKIPC_BENCH_NO_SUMMARY=1`
 //! the summary (for profiling one case: `--profile-time 5 spsc/unbounded/8B/kernel`).
+//! `MKIPC_BENCH_CASES` keeps only the summary rows whose label contains one of
+//! its comma-separated words (`MKIPC_BENCH_CASES="spsc bounded1024 8B,spsc unbounded 8B"`;
+//! `step` for the unbounded step table, `rpc` for the round trips).
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -450,6 +453,18 @@ fn crossbeam_mpmc(capacity: Capacity, n: u64) -> Duration {
     })
 }
 
+/// Whether the summary row `label` is wanted (`MKIPC_BENCH_CASES`, see the
+/// module docs; unset: every row).
+fn wanted(label: &str) -> bool {
+    match std::env::var("MKIPC_BENCH_CASES") {
+        Ok(cases) => cases
+            .split(',')
+            .map(str::trim)
+            .any(|c| !c.is_empty() && label.contains(c)),
+        Err(_) => true,
+    }
+}
+
 fn summary() {
     println!();
     println!("== kernel vs crossbeam ({BATCHES} batches each, run in turn; ratio = kernel / crossbeam throughput,");
@@ -471,6 +486,10 @@ fn summary() {
                 (_, 8) => 400_000,
                 _ => 100_000,
             };
+            let label = format!("spsc {} {}B", cap_label(capacity), size);
+            if !wanted(&label) {
+                continue;
+            }
             let measured = median_rates(
                 n,
                 [
@@ -482,7 +501,7 @@ fn summary() {
             let [kf, xf, _] = measured.faults_per_k;
             println!(
                 "{:<26} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
-                format!("spsc {} {}B", cap_label(capacity), size),
+                label,
                 n,
                 measured.median(0) / 1e6,
                 measured.median(1) / 1e6,
@@ -495,6 +514,10 @@ fn summary() {
     }
     for capacity in [Capacity::Bounded(1024), Capacity::Unbounded] {
         let n = 400_000;
+        let label = format!("mpmc 2x2 {} 8B", cap_label(capacity));
+        if !wanted(&label) {
+            continue;
+        }
         let measured = median_rates(
             n,
             [&|n| kernel_mpmc(capacity, n), &|n| {
@@ -504,7 +527,7 @@ fn summary() {
         let [kf, xf] = measured.faults_per_k;
         println!(
             "{:<26} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
-            format!("mpmc 2x2 {} 8B", cap_label(capacity)),
+            label,
             n,
             measured.median(0) / 1e6,
             measured.median(1) / 1e6,
@@ -514,7 +537,12 @@ fn summary() {
             xf
         );
     }
-    unbounded_gap();
+    if wanted("unbounded 8B step by step") {
+        unbounded_gap();
+    }
+    if !wanted("rpc round trip") {
+        return;
+    }
     let n = 20_000;
     let x0 = median_rate(n, |n| crossbeam_rpc(0, n));
     let x1 = median_rate(n, |n| crossbeam_rpc(1, n));

@@ -110,10 +110,10 @@ trait BlockingExt: Blocker {
                 .lane_send(self.task_pid(), name, &mut msg, spin)
             {
                 LaneSend::Sent => return Ok(Sent::Delivered),
-                LaneSend::Locked { regrant: false, .. } => {}
-                LaneSend::Locked { grow, .. } => {
+                LaneSend::Locked { regrant: false } => {}
+                LaneSend::Locked { regrant: true } => {
                     let k = self.kernel();
-                    if k.send_fast_granting(self.task_pid(), name, &mut msg, grow) {
+                    if k.send_fast_granting(self.task_pid(), name, &mut msg) {
                         return Ok(Sent::Delivered);
                     }
                 }

@@ -4,7 +4,10 @@
 //! This module is the data structure alone; `core/lane.rs` decides when a
 //! port may use it and moves its contents into the locked state when it may
 //! not. Public (but hidden) only so that the loom tests
-//! (`crates/kernel/tests/loom.rs`) can check it directly.
+//! (`crates/kernel/tests/loom.rs`) can check it directly. A bounded port's
+//! lane is this ring; an unbounded port's is [`list::ListLane`], linked
+//! blocks with the same words, fences and numbering, which grows instead of
+//! filling up.
 //!
 //! # Shape
 //!
@@ -63,6 +66,9 @@
 use std::mem::MaybeUninit;
 
 use crate::sync::{spin_step, AtomicU64, Ordering, UnsafeCell};
+
+pub mod list;
+pub use list::ListLane;
 
 /// Bits of a head or tail word that hold the position.
 const POS_BITS: u32 = 43;

@@ -3,8 +3,11 @@
 //! A port whose state allows it (capacity `Bounded(n)` or `Unbounded`, in no
 //! port set, not a direct link, not closed, nobody blocked on it, no
 //! send-possible request, only small rights-free messages queued) can be
-//! given a [`Lane`](crate::lane::Lane): a lock-free ring whose producers and
-//! consumers touch separate cache lines. A thread-backed [`Task`](crate::Task)
+//! given a lane: a lock-free FIFO whose producers and consumers touch
+//! separate cache lines, a ring ([`Lane`](crate::lane::Lane)) for a bounded
+//! port and linked blocks ([`ListLane`](crate::lane::ListLane)) for an
+//! unbounded one, which grow with the stream up to the memory ceiling, so
+//! a producer running far ahead of its consumer never leaves the lane. A thread-backed [`Task`](crate::Task)
 //! sends a rights-free message with a body of at most
 //! [`INLINE_BODY`](crate::message::INLINE_BODY) bytes, and receives with a
 //! plain `receive` on one receive right, through the lane when it holds a
@@ -32,13 +35,13 @@
 //! is only as good as the right behind it: every change to any task's name
 //! space counts in [`Lanes::epoch`], and a lane enabled after such a change
 //! gets a new generation, which fails every older grant's push and pop (the
-//! generation is in the ring's head and tail words, so the check is part of
+//! generation is in the lane's head and tail words, so the check is part of
 //! the reserving compare-and-swap). A lane that stays open across no name
 //! change keeps its generation, so producer and consumer grants survive each
 //! other's trips through the locked path. A refused grant is cached too:
 //! the next few operations on that name and direction take the locked path
-//! without asking again, so a port that stays ineligible (an unbounded queue
-//! longer than a lane, a waiter) pays for no grant per operation.
+//! without asking again, so a port that stays ineligible (a waiter, a
+//! message the lane cannot carry) pays for no grant per operation.
 //!
 //! # Blocking
 //!
@@ -54,10 +57,19 @@
 //!
 //! # Order across lanes
 //!
-//! Each pushed message takes a number from a kernel-wide clock (one counter,
-//! touched by producers only). A fence that drains several lanes merges
-//! their messages by it before stamping them, so a select over several
-//! ports still takes the oldest message first.
+//! A fence that drains several lanes merges their messages by a kernel-wide
+//! clock (one counter, touched by producers only) before stamping them, so
+//! a select over several ports still takes the oldest message first. Today
+//! at most one lane is open at a time (every grant follows a fence and
+//! opens only its own lane), and one lane needs no merge, so the clock is
+//! *armed* only when a grant opens a lane beside another open one: until
+//! then a push takes no number (0) and pays for no shared read-modify-write
+//! (it was one of the five locked instructions of each streamed message,
+//! and the costliest in `perf`). Armed, it stays armed. A push that took
+//! no number while another lane opened is concurrent with every push to
+//! that lane it did not see, so putting it first is a valid order; a push
+//! ordered after any push to the new lane sees the armed flag (it is stored
+//! before that lane is enabled) and takes a larger number.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -69,19 +81,17 @@ use super::queue::MsgQueue;
 use super::space::Obj;
 use super::{KMessage, PortId, State};
 use crate::capacity::Capacity;
-use crate::lane::{Lane, PopError, PushError, GEN_MASK, POS_LIMIT};
+use crate::lane::{Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
 use crate::message::{Body, Message, INLINE_BODY};
 use crate::name::{Pid, PortName};
-use crate::sync::{thread_local, Arc, AtomicU64, Ordering};
+use crate::sync::{thread_local, Arc, AtomicBool, AtomicU64, Ordering};
 use crate::Kernel;
 
 /// The largest lane a bounded port gets (its capacity, rounded down to a
 /// power of two, up to this).
 const MAX_BOUNDED_LANE: usize = 4096;
-/// An unbounded port's first lane; a full one is replaced by one twice as
-/// large, up to [`MAX_UNBOUNDED_LANE`].
-const FIRST_UNBOUNDED_LANE: usize = 256;
-const MAX_UNBOUNDED_LANE: usize = 1 << 16;
+/// The smallest unbounded lane (two blocks of linked slots).
+const MIN_LIST_LANE: usize = 2 * crate::lane::list::BLOCK_CAP as usize;
 /// How many times a blocking operation yields on a full or empty lane
 /// before it takes the locked path (and maybe blocks there).
 #[cfg(not(loom))]
@@ -93,9 +103,9 @@ const CACHE_SIZE: usize = 8;
 /// After a refused grant, how many operations on that name and direction
 /// take the locked path without asking again. Asking costs a look at the
 /// name, the port and its lane under the lock; while a port stays
-/// ineligible (an unbounded queue longer than a lane, a waiter, a message
-/// the lane cannot carry) every operation asked, a fifth of an unbounded
-/// stream's samples in `perf`.
+/// ineligible (a queue longer than its lane, a waiter, a message the lane
+/// cannot carry) every operation asked, a fifth of an unbounded stream's
+/// samples in `perf` when unbounded lanes were fixed rings.
 const DENIED_SKIPS: u32 = 64;
 /// A refilled message's `order`: its original stamp, with this bit.
 const REFILLED: u64 = 1 << 63;
@@ -110,17 +120,89 @@ pub(crate) struct LaneMsg {
     body: Body,
 }
 
-/// The kernel-wide lane clock, on a cache line of its own.
+/// The kernel-wide lane clock, on a cache line of its own, and whether it
+/// is armed (module docs).
 #[repr(align(128))]
-pub(crate) struct Clock(AtomicU64);
+pub(crate) struct Clock {
+    now: AtomicU64,
+    armed: AtomicBool,
+}
+
+impl Clock {
+    /// A pushed message's `order`: the next tick if armed, else 0.
+    #[inline(always)]
+    fn tick(&self) -> u64 {
+        if self.armed.load(Ordering::Relaxed) {
+            self.now.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        }
+    }
+}
+
+/// A lane's FIFO: a ring for a bounded port, linked blocks for an
+/// unbounded one (so a long stream never outgrows it). The two have one
+/// shape; a pop's number is its message's sequence number (the FIFO
+/// numbers pops from the port's `seqno` when the lane opens).
+enum LaneFifo {
+    Ring(Lane<LaneMsg>),
+    List(ListLane<LaneMsg>),
+}
+
+/// Forwards each operation to the flavour (one predictable branch).
+macro_rules! each_flavour {
+    ($fifo:expr, $f:ident => $e:expr) => {
+        match $fifo {
+            LaneFifo::Ring($f) => $e,
+            LaneFifo::List($f) => $e,
+        }
+    };
+}
+
+impl LaneFifo {
+    #[inline(always)]
+    fn push(&self, gen: u32, m: LaneMsg) -> Result<(), PushError<LaneMsg>> {
+        each_flavour!(self, f => f.push(gen, m))
+    }
+    #[inline(always)]
+    fn pop(&self, gen: u32) -> Result<(LaneMsg, u64), PopError> {
+        each_flavour!(self, f => f.pop(gen))
+    }
+    fn fence(&self) -> bool {
+        each_flavour!(self, f => f.fence())
+    }
+    fn drain(&self, each: impl FnMut(LaneMsg, u64)) {
+        each_flavour!(self, f => f.drain(each))
+    }
+    fn reopen(
+        &self,
+        gen: u32,
+        max_len: usize,
+        next: u64,
+        values: impl IntoIterator<Item = LaneMsg>,
+    ) -> Result<(u64, u64), LaneMsg> {
+        each_flavour!(self, f => f.reopen(gen, max_len, next, values))
+    }
+    fn capacity(&self) -> usize {
+        each_flavour!(self, f => f.capacity())
+    }
+    /// Messages taken and put so far.
+    fn positions(&self) -> (u64, u64) {
+        each_flavour!(self, f => f.positions())
+    }
+    fn max_len(&self) -> usize {
+        each_flavour!(self, f => f.max_len())
+    }
+    #[inline(always)]
+    fn unbounded(&self) -> bool {
+        matches!(self, LaneFifo::List(_))
+    }
+}
 
 /// What a grant shares with the threads that hold it.
 pub(crate) struct PortLane {
-    /// The ring; a pop's number is its message's sequence number (the
-    /// ring numbers pops from the port's `seqno` when the lane opens).
-    ring: Lane<LaneMsg>,
+    fifo: LaneFifo,
     clock: Arc<Clock>,
-    unbounded: bool,
 }
 
 /// The kernel's record of one port's lane (under the lock).
@@ -149,7 +231,10 @@ pub(crate) struct Lanes {
 impl Lanes {
     pub(crate) fn new() -> Lanes {
         Lanes {
-            clock: Arc::new(Clock(AtomicU64::new(0))),
+            clock: Arc::new(Clock {
+                now: AtomicU64::new(0),
+                armed: AtomicBool::new(false),
+            }),
             by_port: BTreeMap::new(),
             open: SmallVec::new(),
             epoch: 0,
@@ -158,7 +243,7 @@ impl Lanes {
     /// Fences every lane for good (they are being forgotten).
     fn retire_all(&mut self) {
         for e in self.by_port.values() {
-            e.lane.ring.fence();
+            e.lane.fifo.fence();
         }
         self.by_port.clear();
         self.open.clear();
@@ -223,7 +308,7 @@ impl State {
         // Fence them all before draining any: from here no push completes.
         for id in &open {
             if let Some(e) = self.lanes.by_port.get(id) {
-                e.lane.ring.fence();
+                e.lane.fifo.fence();
             }
         }
         let State {
@@ -239,12 +324,12 @@ impl State {
             };
             let Some(p) = ports.get_mut(id) else {
                 e.open = false;
-                e.lane.ring.drain(|_, _| {});
+                e.lane.fifo.drain(|_, _| {});
                 return;
             };
             settle(e, &mut p.queue);
             e.lane
-                .ring
+                .fifo
                 .drain(|m, _| queue_lane_message(&mut p.queue, next_stamp, m));
             return;
         }
@@ -257,7 +342,7 @@ impl State {
                 Some(p) => settle(e, &mut p.queue),
                 None => e.open = false,
             }
-            e.lane.ring.drain(|m, _| all.push((id, m)));
+            e.lane.fifo.drain(|m, _| all.push((id, m)));
         }
         // Refilled messages (older than any pushed one) first, then by the
         // lane clock; a stable sort, so each lane keeps its own order.
@@ -270,10 +355,9 @@ impl State {
     }
 
     /// Opens (or keeps open) the lane of the port `pid`'s `name` denotes,
-    /// for sending (`send`) or receiving, if the port's state allows it;
-    /// `grow` asks an unbounded port for a larger lane (the last was full).
+    /// for sending (`send`) or receiving, if the port's state allows it.
     /// All lanes are fenced and drained (the lock was just taken).
-    fn lane_grant(&mut self, pid: Pid, name: PortName, send: bool, grow: bool) -> Option<Grant> {
+    fn lane_grant(&mut self, pid: Pid, name: PortName, send: bool) -> Option<Grant> {
         debug_assert!(self.lanes.open.is_empty(), "a grant follows a fence");
         let task = self.task(pid)?;
         let port = match task.space.get(name).ok()? {
@@ -299,26 +383,17 @@ impl State {
             .lanes
             .by_port
             .get(&port)
-            .map(|e| (e.lane.ring.capacity(), e.gen, e.lane.ring.positions().1));
+            .map(|e| (e.lane.fifo.capacity(), e.gen, e.lane.fifo.positions().1));
         let want = match q.capacity {
             Capacity::Zero => return None,
             Capacity::Bounded(n) => prev_power_of_two(n.min(MAX_BOUNDED_LANE).min(by_memory)),
-            Capacity::Unbounded => {
-                let base = existing.map_or(FIRST_UNBOUNDED_LANE, |e| e.0);
-                let grown = if grow { base * 2 } else { base };
-                // Room for as many again as is queued: a lane refilled to
-                // the brim would be full at the next push, fenced, drained
-                // and refilled with the whole queue once more.
-                let want = grown.max((2 * q.messages.len()).next_power_of_two());
-                prev_power_of_two(want.min(MAX_UNBOUNDED_LANE).min(by_memory))
-            }
+            // Linked blocks, up to the memory ceiling; a ceiling too low
+            // for two blocks leaves the port on the locked path.
+            Capacity::Unbounded if by_memory < MIN_LIST_LANE => return None,
+            Capacity::Unbounded => by_memory,
         };
         // (A ring has at least two slots: a bounded(1) port has no lane.)
-        let fits = match q.capacity {
-            Capacity::Unbounded => q.messages.len() <= want / 2,
-            _ => q.messages.len() <= want,
-        };
-        if want < 2 || !fits {
+        if want < 2 || q.messages.len() > want {
             return None;
         }
         if !q.messages.is_empty()
@@ -337,10 +412,14 @@ impl State {
                 self.lanes.by_port.retain(|id, _| ports.contains(*id));
             }
             let gen = existing.map_or(0, |(_, gen, _)| gen.wrapping_add(1) & GEN_MASK);
+            let fifo = if unbounded {
+                LaneFifo::List(ListLane::new(want))
+            } else {
+                LaneFifo::Ring(Lane::new(want))
+            };
             let lane = Arc::new(PortLane {
-                ring: Lane::new(want),
+                fifo,
                 clock: self.lanes.clock.clone(),
-                unbounded,
             });
             let entry = Entry {
                 lane,
@@ -352,7 +431,7 @@ impl State {
                 open: false,
             };
             if let Some(old) = self.lanes.by_port.insert(port, entry) {
-                old.lane.ring.fence();
+                old.lane.fifo.fence();
             }
         }
         let epoch = self.lanes.epoch;
@@ -365,6 +444,10 @@ impl State {
         // what is queued into it, stamps kept, so that the lane is the whole
         // queue; then open it (`Lane::reopen` does the three in the order
         // that keeps an in-flight pop's number right).
+        if !self.lanes.open.is_empty() {
+            // Two lanes open at once: their messages need the clock.
+            self.lanes.clock.armed.store(true, Ordering::Relaxed);
+        }
         let q = &mut self.ports.get_mut(port).expect("live").queue;
         let (seqno, max_len) = (q.seqno, q.max_len);
         let queued = std::iter::from_fn(|| {
@@ -377,8 +460,8 @@ impl State {
         });
         // The positions it opened at, not read after: other threads' grants
         // of this generation may push and pop as soon as it is open.
-        let Ok((head, tail)) = e.lane.ring.reopen(e.gen, max_len, seqno, queued) else {
-            unreachable!("the ring was sized for the queue");
+        let Ok((head, tail)) = e.lane.fifo.reopen(e.gen, max_len, seqno, queued) else {
+            unreachable!("the lane was sized for the queue");
         };
         e.head0 = head;
         e.tail0 = tail;
@@ -396,10 +479,10 @@ impl State {
 /// it, its high-water mark) over to its port's queue, before its drain.
 fn settle(e: &mut Entry, q: &mut MsgQueue) {
     e.open = false;
-    let (head, tail) = e.lane.ring.positions();
+    let (head, tail) = e.lane.fifo.positions();
     q.seqno = e.seqno0.wrapping_add(head - e.head0);
     q.accepted += tail - e.tail0;
-    q.max_len = q.max_len.max(e.lane.ring.max_len());
+    q.max_len = q.max_len.max(e.lane.fifo.max_len());
 }
 
 /// Queues a drained lane message: a pushed one gets its arrival stamp now,
@@ -474,9 +557,8 @@ pub(crate) enum LaneSend {
     /// Queued in the lane.
     Sent,
     /// Take the locked path; `regrant`: ask for a grant on the way (the
-    /// lane was missing, fenced or stale, or an unbounded one was full and
-    /// should grow).
-    Locked { regrant: bool, grow: bool },
+    /// lane was missing, fenced or stale).
+    Locked { regrant: bool },
 }
 
 /// Runs `f` on this thread's cached grant for (kernel, pid, name,
@@ -546,9 +628,9 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
 #[inline(always)]
 fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneMsg, Miss)> {
     loop {
-        match g.lane.ring.push(g.gen, m) {
+        match g.lane.fifo.push(g.gen, m) {
             Ok(()) => return Ok(()),
-            Err(PushError::Full(back)) if yields > 0 && !g.lane.unbounded => {
+            Err(PushError::Full(back)) if yields > 0 && !g.lane.fifo.unbounded() => {
                 yields -= 1;
                 m = back;
                 crate::sync::thread::yield_now();
@@ -567,7 +649,7 @@ fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneM
 #[inline(always)]
 fn pop_through(g: &Grant, mut yields: u32) -> Result<(LaneMsg, u64), Miss> {
     loop {
-        match g.lane.ring.pop(g.gen) {
+        match g.lane.fifo.pop(g.gen) {
             // The ring numbers its pops with their sequence numbers.
             Ok((m, seqno)) => return Ok((m, seqno)),
             Err(PopError::Empty) if yields > 0 => {
@@ -593,14 +675,11 @@ impl Kernel {
         spin: bool,
     ) -> LaneSend {
         if msg.carries_rights() || msg.body.len() > INLINE_BODY {
-            return LaneSend::Locked {
-                regrant: false,
-                grow: false,
-            };
+            return LaneSend::Locked { regrant: false };
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
             let m = LaneMsg {
-                order: g.lane.clock.0.fetch_add(1, Ordering::Relaxed) + 1,
+                order: g.lane.clock.tick(),
                 id: msg.id,
                 sender: pid,
                 body: std::mem::take(&mut msg.body),
@@ -609,10 +688,10 @@ impl Kernel {
                 Ok(()) => LaneSend::Sent,
                 Err((back, miss)) => {
                     msg.body = back.body;
-                    let unbounded = g.lane.unbounded;
+                    // Full (an unbounded lane at the memory ceiling): the
+                    // locked path decides, and the lane stays granted.
                     LaneSend::Locked {
-                        regrant: matches!(miss, Miss::Fenced) || unbounded,
-                        grow: matches!(miss, Miss::Busy) && unbounded,
+                        regrant: matches!(miss, Miss::Fenced),
                     }
                 }
             }
@@ -623,30 +702,18 @@ impl Kernel {
                 LaneSend::Sent
             }
             Lookup::Granted(locked) => locked,
-            Lookup::Denied => LaneSend::Locked {
-                regrant: false,
-                grow: false,
-            },
-            Lookup::Ask => LaneSend::Locked {
-                regrant: true,
-                grow: false,
-            },
+            Lookup::Denied => LaneSend::Locked { regrant: false },
+            Lookup::Ask => LaneSend::Locked { regrant: true },
         }
     }
 
     /// The locked fast path of a send that asks for a grant on the way
     /// (one lock for both): true when the message was queued.
-    pub(crate) fn send_fast_granting(
-        &self,
-        pid: Pid,
-        name: PortName,
-        msg: &mut Message,
-        grow: bool,
-    ) -> bool {
+    pub(crate) fn send_fast_granting(&self, pid: Pid, name: PortName, msg: &mut Message) -> bool {
         let mut st = self.lock_raw();
         let sent = st.try_fast_send(pid, super::Destination::Name(name), msg);
         let grant = if sent {
-            st.lane_grant(pid, name, true, grow)
+            st.lane_grant(pid, name, true)
         } else {
             None
         };
@@ -693,7 +760,7 @@ impl Kernel {
             .as_ref()
             .is_none_or(|m| m.body.len() <= INLINE_BODY && !m.carries_rights());
         let grant = if lane_sized {
-            st.lane_grant(pid, name, false, false)
+            st.lane_grant(pid, name, false)
         } else {
             None
         };
