@@ -52,7 +52,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mkipc_kernel::runtime::WaitOutcome;
-use mkipc_kernel::{Ipc, Message, Pid, PortName, SendError, Sent};
+use mkipc_kernel::{Message, Pid, PortName, SendError, Sent};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::ProcError;
 
@@ -702,7 +702,6 @@ impl ScriptMachine {
                     return Err(NoName::HandOver);
                 }
                 let n = cx
-                    .ipc()
                     .mailbox_open(&queue.name)
                     .map_err(|e| NoName::Failed(e.to_string()))?;
                 self.names[q].send = Some(n);

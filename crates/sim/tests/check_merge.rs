@@ -19,6 +19,10 @@ use mkipc_sim::{FailureReason, ProcError, ProcId};
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Proc {
     out: Option<PortName>,
+    /// Opens `out` with `Ctx::mailbox_open` (else through `Ctx::ipc`).
+    open_via_ctx: bool,
+    /// Declares it may destroy `out` ([`MailboxUse::Manage`]).
+    manages: bool,
     think: u8,
     job: Job,
 }
@@ -57,6 +61,9 @@ impl Encode for Proc {
 
 impl Machine for Proc {
     fn may_use_mailbox(&self, _mailbox: &str, how: MailboxUse) -> bool {
+        if how == MailboxUse::Manage {
+            return self.manages;
+        }
         match &self.job {
             Job::Send { sent, .. } => !sent && how == MailboxUse::Send,
             Job::Collect { left, .. } => *left > 0 && how == MailboxUse::Receive,
@@ -66,7 +73,12 @@ impl Machine for Proc {
 
     fn step<C: Ctx<Self>>(&mut self, cx: &mut C, resumed: Option<WaitOutcome>) -> Step {
         let Some(out) = self.out else {
-            return match cx.ipc().mailbox_open("out") {
+            let opened = if self.open_via_ctx {
+                cx.mailbox_open("out")
+            } else {
+                cx.ipc().mailbox_open("out")
+            };
+            return match opened {
                 Ok(n) => {
                     self.out = Some(n);
                     Step::Yield
@@ -142,6 +154,8 @@ impl Machine for Proc {
 fn proc(think: u8, job: Job) -> impl FnOnce(&[mkipc_kernel::CarriedRight]) -> Proc {
     move |_| Proc {
         out: None,
+        open_via_ctx: false,
+        manages: false,
         think,
         job,
     }
@@ -320,4 +334,69 @@ fn a_failure_after_local_steps_is_found_and_its_trail_replays() {
         shortest < shortest_full,
         "{shortest:?} vs {shortest_full:?}"
     );
+}
+
+/// An open of a world mailbox through `Ctx::mailbox_open` is a local step
+/// (it only adds a name to the opener's space), merged with the thinking
+/// after it; through `Ctx::ipc` it is global; and so it is too when some
+/// other process may destroy the mailbox (`MailboxUse::Manage`).
+#[test]
+fn a_mailbox_open_is_local_unless_someone_may_destroy_the_mailbox() {
+    let model = |via_ctx: bool, manager: bool| {
+        move |w: &mut World<Proc>| {
+            w.mailbox("out", Capacity::Bounded(2)).unwrap();
+            for v in 0..2u64 {
+                let job = Job::Send {
+                    value: v,
+                    sent: false,
+                };
+                w.spawn_with(&format!("sender{v}"), &[], move |_| Proc {
+                    out: None,
+                    open_via_ctx: via_ctx,
+                    manages: false,
+                    think: 2,
+                    job,
+                })
+                .unwrap();
+            }
+            let job = Job::Collect {
+                left: 2,
+                between: 0,
+                thought: 0,
+                log: Vec::new(),
+            };
+            w.spawn_with("collector", &[], move |_| Proc {
+                out: None,
+                open_via_ctx: via_ctx,
+                manages: manager,
+                think: 0,
+                job,
+            })
+            .unwrap();
+        }
+    };
+    let (local, local_ends) = run(Checker::new(), model(true, false));
+    let (global, global_ends) = run(Checker::new(), model(false, false));
+    let (managed, managed_ends) = run(Checker::new(), model(true, true));
+    let (full, full_ends) = run(Checker::new().reduction(false), model(true, false));
+    for out in [&local, &global, &managed, &full] {
+        out.assert_verified();
+    }
+    assert!(
+        local.stats.states_stored < global.stats.states_stored,
+        "local\n{}\nglobal\n{}",
+        local.stats,
+        global.stats
+    );
+    // The collector may destroy `out`: the senders' opens are global again
+    // (the collector's own open is still local: nobody else manages it).
+    assert!(
+        managed.stats.states_stored > local.stats.states_stored,
+        "managed\n{}\nlocal\n{}",
+        managed.stats,
+        local.stats
+    );
+    assert_eq!(local_ends, full_ends);
+    assert_eq!(global_ends, full_ends);
+    assert_eq!(managed_ends, full_ends);
 }

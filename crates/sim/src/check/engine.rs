@@ -276,7 +276,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
         let made = std::mem::take(&mut cx.made);
         let bad_choice = cx.bad_choice;
-        let local = !cx.ipc_used.get() && made.is_empty() && spawned.is_empty();
+        let opened = std::mem::take(&mut cx.opened);
+        let local = !cx.ipc_used.get()
+            && made.is_empty()
+            && spawned.is_empty()
+            && opened
+                .iter()
+                .all(|&n| opens_locally(&self.world, parent, i, pid, n));
         let started = cx.started;
         drop(cx);
         let stepped = matches!(result, Ok(Step::Yield | Step::Wait));
@@ -642,6 +648,37 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
         None
     }
+}
+
+/// Whether process `i`'s open of a mailbox, which gave it the name `name`,
+/// was local (DESIGN.md, "Partial-order reduction"): the mailbox is one of
+/// the world's, open to all ([`World::mailbox`]), and no other process
+/// still alive may destroy it or change who may use it
+/// ([`MailboxUse::Manage`](crate::machine::MailboxUse::Manage)). The open
+/// then only adds a name to `i`'s own space, which no other process's
+/// step reads or writes while `i` can step, so it commutes with every
+/// step of every other process.
+fn opens_locally<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    i: usize,
+    pid: Pid,
+    name: mkipc_kernel::PortName,
+) -> bool {
+    let Some(key) = world.kernel.object_key(pid, name) else {
+        return false;
+    };
+    let Some(label) = world.label_of(key) else {
+        return false;
+    };
+    world.open_mailboxes.contains(&key)
+        && slots.iter().enumerate().all(|(j, s)| {
+            j == i
+                || matches!(s.status, Status::Ended(_))
+                || !s
+                    .machine
+                    .may_use_mailbox(label, crate::machine::MailboxUse::Manage)
+        })
 }
 
 /// Appends a process's part of the encoding: its pid, status (timers

@@ -29,9 +29,9 @@ pub struct CheckStats {
     /// processes, not all of them
     /// ([`Checker::stubborn_sets`](super::Checker::stubborn_sets)).
     pub states_stubborn: u64,
-    /// Local steps merged into the transition of their process's next
-    /// step (statement merging, part of the partial-order reduction): the
-    /// states between them were not stored. Counted by the depth-first
+    /// Local steps merged into the transition of the local steps their
+    /// process took just before them (statement merging, part of the
+    /// partial-order reduction): the states between them were not stored. Counted by the depth-first
     /// and breadth-first searches (0 in the parallel search, which merges
     /// alike but does not count).
     pub local_steps_merged: u64,
@@ -160,7 +160,7 @@ impl fmt::Display for CheckStats {
             if self.local_steps_merged > 0 {
                 writeln!(
                     f,
-                    "  and {} local step(s) merged into the next step of their process",
+                    "  and {} local step(s) merged into the transition of the local steps before them",
                     self.local_steps_merged
                 )?;
             }
