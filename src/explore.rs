@@ -193,6 +193,12 @@ pub struct ReductionFigures {
     pub expanded: u64,
     /// Expanded states whose expansion was reduced to one step.
     pub reduced: u64,
+    /// Local steps merged into the transition of the local step of their
+    /// process before them, the states between not stored (statement
+    /// merging; 0 in reports written before it was counted, and in the
+    /// parallel search's, which merges but does not count).
+    #[serde(default)]
+    pub merged: u64,
 }
 
 /// What an exploration did.
@@ -415,6 +421,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
                     on: a.on && f.on,
                     expanded: a.expanded + f.expanded,
                     reduced: a.reduced + f.reduced,
+                    merged: a.merged + f.merged,
                 },
             }))
         })
@@ -765,6 +772,7 @@ fn stateful(scn: &Arc<Scenario>, opts: &ExploreOptions) -> Result<ExploreResult,
             on: st.reduction,
             expanded: st.states_expanded,
             reduced: st.states_reduced,
+            merged: st.local_steps_merged,
         }),
         failures,
         notes,

@@ -52,7 +52,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use mkipc_kernel::runtime::WaitOutcome;
-use mkipc_kernel::{Ipc, Message, Pid, PortName, SendError, Sent};
+use mkipc_kernel::{Message, Pid, PortName, SendError, Sent};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::ProcError;
 
@@ -570,11 +570,12 @@ struct MailboxUses {
 }
 
 impl MailboxUses {
-    const ALL: [mkipc_sim::machine::MailboxUse; 4] = [
+    const ALL: [mkipc_sim::machine::MailboxUse; 5] = [
         mkipc_sim::machine::MailboxUse::Send,
         mkipc_sim::machine::MailboxUse::Receive,
         mkipc_sim::machine::MailboxUse::Select,
         mkipc_sim::machine::MailboxUse::Other,
+        mkipc_sim::machine::MailboxUse::Manage,
     ];
 
     fn bit(how: mkipc_sim::machine::MailboxUse) -> u8 {
@@ -584,6 +585,7 @@ impl MailboxUses {
             U::Receive => 2,
             U::Select => 4,
             U::Other => 8,
+            U::Manage => 16,
         }
     }
 
@@ -772,7 +774,6 @@ impl ScriptMachine {
                     return Err(NoName::HandOver);
                 }
                 let n = cx
-                    .ipc()
                     .mailbox_open(&queue.name)
                     .map_err(|e| NoName::Failed(e.to_string()))?;
                 self.names[q].send = Some(n);

@@ -286,6 +286,33 @@ fn ports_allocated_in_either_order_encode_the_same() {
     assert_eq!(canon(&k1), canon(&k2));
 }
 
+/// Port sets are encoded by a traversal from the tasks, not by slot: tasks
+/// that exit in either order free their inbox sets in that order (the
+/// arena's free list differs, so the next sets take other slots), and
+/// still reach one canonical state, with the same future.
+#[test]
+fn tasks_exiting_in_either_order_encode_the_same() {
+    let run = |first_a: bool| {
+        let k = Kernel::new();
+        let (a, b, c) = (k.create_task(), k.create_task(), k.create_task());
+        let order = if first_a { [a, b] } else { [b, a] };
+        for t in order {
+            k.exit_task(t);
+        }
+        let before = canon(&k);
+        // The next sets take the freed slots in the free list's order.
+        let set = k.port_set_allocate(c).unwrap();
+        let d = k.create_task();
+        let port = k.port_allocate(d, Capacity::Bounded(1)).unwrap();
+        (k, before, set, port)
+    };
+    let (k1, before1, set1, port1) = run(true);
+    let (k2, before2, set2, port2) = run(false);
+    assert_eq!(before1, before2);
+    assert_eq!((set1, port1), (set2, port2));
+    assert_eq!(canon(&k1), canon(&k2));
+}
+
 /// A name's code says how its generation stands to its slot's: a live name,
 /// the same slot's older names (stale), a name just freed (behind: a failed
 /// blocked send may give it back) all differ.

@@ -172,6 +172,10 @@ pub enum MailboxUse {
     /// receive, a try, a send that fails or drops when it is full, a send
     /// carrying rights.
     Other,
+    /// Destroy it, or change who may use it (`mailbox_destroy`,
+    /// `mailbox_grant`): what another process's [`Ctx::mailbox_open`] of
+    /// it does not commute with.
+    Manage,
 }
 
 /// Whether a machine's [`Step::Yield`] is a scheduling point on the
@@ -238,6 +242,27 @@ pub trait Ctx<M> {
     type Ipc: Ipc;
     /// See the associated type.
     fn ipc(&self) -> &Self::Ipc;
+    /// Opens the mailbox called `name` ([`Ipc::mailbox_open`]), as
+    /// `self.ipc().mailbox_open(name)` does. The model checker counts an
+    /// open of a mailbox open to all that no other process may destroy or
+    /// regrant ([`MailboxUse::Manage`]) as a local step: it only adds a
+    /// name to this process's own space.
+    fn mailbox_open(&mut self, name: &str) -> Result<PortName, IpcError> {
+        self.ipc().mailbox_open(name)
+    }
+    /// The process's task (`self.ipc().pid()`; the model checker does not
+    /// count it as a use of [`Ctx::ipc`]: it changes nothing).
+    fn pid(&self) -> mkipc_kernel::Pid {
+        self.ipc().pid()
+    }
+    /// Allocates a port whose receive right this process holds
+    /// ([`Ipc::port_allocate`]), as `self.ipc().port_allocate(capacity)`
+    /// does. The model checker counts it as a local step: nobody else
+    /// holds a right to the new port, and ports are told apart by what
+    /// holds them, not by where they were allocated.
+    fn port_allocate(&mut self, capacity: Capacity) -> Result<PortName, IpcError> {
+        self.ipc().port_allocate(capacity)
+    }
     /// Time since the start of the run.
     fn now(&self) -> Duration;
     /// Starts a send (to a name or, over a direct link, to a task).

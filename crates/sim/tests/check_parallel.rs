@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
-use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
+use mkipc_kernel::{Capacity, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
 use mkipc_sim::check::{
     CheckOutcome, Checker, Encode, Encoder, EndState, ProcStatus, Shard, World,
 };

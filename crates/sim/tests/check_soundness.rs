@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use mkipc_kernel::runtime::{Destination, Source, WaitOutcome};
-use mkipc_kernel::{Capacity, Ipc, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
+use mkipc_kernel::{Capacity, Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
 use mkipc_sim::check::{Checker, Encode, Encoder, ProcStatus, Storage};
 use mkipc_sim::machine::{Ctx, Machine, MailboxUse, Op as COp, Step};
 use mkipc_sim::{

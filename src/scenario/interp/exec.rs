@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use mkipc_kernel::runtime::WaitOutcome;
-use mkipc_kernel::Ipc;
 use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::ProcError;
 
@@ -118,7 +117,7 @@ impl ScriptMachine {
     /// operation per step; `None` once every one is open.
     fn open_mailboxes<C: Ctx<Self>>(&mut self, cx: &mut C, mut k: usize) -> Option<Step> {
         if k == 0 {
-            self.shared.set_pid(self.me, cx.ipc().pid());
+            self.shared.set_pid(self.me, cx.pid());
         }
         let program = Arc::clone(&self.shared.program);
         let used = &program.mailboxes[self.me];

@@ -782,7 +782,7 @@ impl ScriptMachine {
                     if matches!(cx.ipc_point(), mkipc_sim::machine::Op::Pending) {
                         return Ok(self.select_hand_over(sel));
                     }
-                    self.notify = match cx.ipc().port_allocate(Capacity::Unbounded) {
+                    self.notify = match cx.port_allocate(Capacity::Unbounded) {
                         Ok(n) => Notify::Port(n),
                         Err(_) => Notify::Unsupported,
                     };

@@ -976,7 +976,7 @@ fn uses_agree(scn: &Scenario) -> Result<(), TestCaseError> {
     let table = super::MailboxUses::new(scn);
     for (me, p) in scn.processes.iter().enumerate() {
         for q in 0..scn.queues.len() {
-            for how in [U::Send, U::Receive, U::Select, U::Other] {
+            for how in [U::Send, U::Receive, U::Select, U::Other, U::Manage] {
                 prop_assert_eq!(
                     table.may(me, q, how),
                     super::script_may_use(&p.script, q, how),

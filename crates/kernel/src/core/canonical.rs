@@ -12,11 +12,16 @@
 //!   stamp is larger than all of them); the stamp counter is left out;
 //! * waits are numbered in traversal order (task by task in pid order, each
 //!   task's waits in order), and referred to by that number, never by id;
-//! * a reference to a set or mailbox is its slot index when it names the
-//!   live object in that slot, else "stale" (a stale id is never found in
-//!   its arena and is only ever compared with live ids, so which dead object
-//!   it named does not matter); those arenas' free lists are written in
-//!   order, since they decide the slots future objects get;
+//! * a reference to a mailbox is its slot index when it names the live
+//!   mailbox in that slot, else "stale" (a stale id is never found in its
+//!   arena and is only ever compared with live ids, so which dead mailbox
+//!   it named does not matter); the arena's free list is written in order,
+//!   since it decides the slots future mailboxes get;
+//! * port sets are numbered by a traversal from the tasks
+//!   ([`number_sets`]) and referred to by number (or "stale"): no
+//!   operation observes which slot a set occupies, so neither its slot nor
+//!   the sets' free list is written (else the order in which tasks exited,
+//!   each freeing its inbox set, would be part of the state);
 //! * ports are numbered by a traversal from the tasks ([`number_ports`]) and
 //!   referred to by number (or "stale"): no operation observes which slot a
 //!   port occupies, so neither its slot nor the ports' free list is written;
@@ -237,6 +242,7 @@ pub(crate) fn encode_parts(
     stamps.sort_unstable();
     let waits = number_waits(st);
     let (ports, port_order) = number_ports(st, &waits);
+    let (sets, set_order) = number_sets(st, &port_order);
     let mut e = Encoder {
         st,
         out,
@@ -245,6 +251,8 @@ pub(crate) fn encode_parts(
         waits,
         ports,
         port_order,
+        sets,
+        set_order,
         cuts,
     };
     e.state();
@@ -362,6 +370,58 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
     (num, order)
 }
 
+/// Numbers the live port sets (from 1) by a traversal that never looks at
+/// a set's slot, as [`number_ports`] does for ports: each task's inbox and
+/// the sets its space names (pid order, name slot order), then the sets
+/// of the ports (port number order), then the sets the waits are
+/// registered on (wait order); last, any set not reached, in slot order.
+/// No operation observes which slot a set occupies (they are named
+/// through spaces, and no walk goes by slot), so neither its slot nor the
+/// arena's free list is written: two interleavings in which tasks exit,
+/// and so free their inboxes, in different orders meet in one state.
+fn number_sets(st: &State, port_order: &[PortId]) -> (Positions, SmallVec<[SetId; 16]>) {
+    let mut num: Positions = SmallVec::from_elem(0, st.sets.slot_count());
+    let mut order: SmallVec<[SetId; 16]> = SmallVec::new();
+    let mut visit = |id: SetId| {
+        if st.sets.contains(id) && num[id.index() as usize] == 0 {
+            order.push(id);
+            num[id.index() as usize] = order.len() as u32;
+        }
+    };
+    for task in st.tasks.iter().flatten() {
+        visit(task.inbox);
+        for (_, obj) in task.space.slots() {
+            if let Some(Obj::Set(set)) = obj {
+                visit(set);
+            }
+        }
+    }
+    for &p in port_order {
+        if let Some(set) = st.ports.get(p).and_then(|p| p.set) {
+            visit(set);
+        }
+    }
+    let mut by_task: SmallVec<[WaitId; 16]> = SmallVec::new();
+    for task in st.tasks.iter().flatten() {
+        by_task.extend(task.waits.iter().copied());
+    }
+    for w in by_task {
+        if let Some(WaitState::Receiving { registrations, .. }) = st.waits.get(w).map(|w| &w.state)
+        {
+            for r in registrations {
+                if let Registration::Set(set) = *r {
+                    visit(set);
+                }
+            }
+        }
+    }
+    let rest: SmallVec<[SetId; 8]> = st.sets.iter().map(|(id, _)| id).collect();
+    for id in rest {
+        visit(id);
+    }
+    (num, order)
+}
+
 /// Writes a user message `pid` holds (names normalised as [`name_code`] does).
 pub(crate) fn encode_message(
     st: &State,
@@ -378,6 +438,8 @@ pub(crate) fn encode_message(
         waits: SmallVec::new(),
         ports: SmallVec::new(),
         port_order: SmallVec::new(),
+        sets: SmallVec::new(),
+        set_order: SmallVec::new(),
         cuts: None,
     };
     e.user_message(pid, msg);
@@ -394,6 +456,10 @@ struct Encoder<'a> {
     ports: Positions,
     /// The live ports in number order.
     port_order: SmallVec<[PortId; 32]>,
+    /// Each set slot's number ([`number_sets`]); 0 for no live set.
+    sets: Positions,
+    /// The live sets in number order.
+    set_order: SmallVec<[SetId; 16]>,
     /// Where each part ends, if asked ([`encode_parts`]).
     cuts: Option<&'a mut Vec<usize>>,
 }
@@ -445,11 +511,11 @@ impl Encoder<'_> {
 
     fn set(&mut self, id: SetId) {
         let v = if self.st.sets.contains(id) {
-            u64::from(id.index()) + 1
+            self.sets[id.index() as usize]
         } else {
             0
         };
-        self.u(v);
+        self.u(u64::from(v));
     }
 
     fn mailbox(&mut self, id: MailboxId) {
@@ -829,14 +895,10 @@ impl Encoder<'_> {
             self.cut();
         }
 
-        // Port sets.
-        self.arena_shape(&st.sets);
-        for i in 0..st.sets.slot_count() {
-            let Some(s) = st.sets.at(i) else {
-                self.out.push(0);
-                continue;
-            };
-            self.out.push(1);
+        // Port sets, in number order (their slots and the free list are not written).
+        self.u(self.set_order.len() as u64);
+        for k in 0..self.set_order.len() {
+            let s = st.sets.get(self.set_order[k]).expect("live");
             // A set of ports: in number order (not slot order).
             let mut members: SmallVec<[u32; 8]> = s
                 .members

@@ -83,6 +83,9 @@ pub struct CheckCtx<'a, M> {
     pub(crate) ipc_used: Cell<bool>,
     /// The operation it started, if any.
     pub(crate) started: Option<Started>,
+    /// The names [`Ctx::mailbox_open`] gave (not counted in `ipc_used`:
+    /// the engine judges whether each open was local).
+    pub(crate) opened: Vec<PortName>,
     pub(crate) pending: Option<Pending>,
     /// Set when the machine broke the rules (the process then fails).
     pub(crate) misuse: Option<String>,
@@ -118,6 +121,7 @@ impl<'a, M> CheckCtx<'a, M> {
             bad_choice: false,
             ipc_used: Cell::new(false),
             started: None,
+            opened: Vec::new(),
             pending: None,
             misuse: None,
             unsupported: None,
@@ -173,6 +177,27 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
     fn ipc(&self) -> &CheckIpc<'a> {
         self.ipc_used.set(true);
         &self.ipc
+    }
+
+    fn pid(&self) -> Pid {
+        self.ipc.pid
+    }
+
+    fn port_allocate(&mut self, capacity: mkipc_kernel::Capacity) -> Result<PortName, IpcError> {
+        let r = mkipc_kernel::Ipc::port_allocate(&self.ipc, capacity);
+        if r.is_err() {
+            self.ipc_used.set(true);
+        }
+        r
+    }
+
+    fn mailbox_open(&mut self, name: &str) -> Result<PortName, IpcError> {
+        let r = mkipc_kernel::Ipc::mailbox_open(&self.ipc, name);
+        match r {
+            Ok(n) => self.opened.push(n),
+            Err(_) => self.ipc_used.set(true),
+        }
+        r
     }
 
     fn now(&self) -> Duration {

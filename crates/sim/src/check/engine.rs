@@ -58,7 +58,24 @@ pub(crate) struct Succ<M> {
     /// The sender of the message the stepping process received in the
     /// step (from its completed wait or a receive that completed at once).
     pub got_from: Option<Pid>,
+    /// The (last) step was local: it started no operation, used nothing
+    /// through `Ctx::ipc`, spawned nothing, made no choice, did not fail,
+    /// took no right from its completed wait, and left its process
+    /// runnable (`Step::Yield`). Nobody else can see it; with
+    /// [`Engine::merge_local`] the process's next local steps are merged
+    /// into the same transition (statement merging, [`Engine::step`]).
+    pub local: bool,
+    /// How many local steps were merged into this transition after its
+    /// first (the states between them not stored).
+    pub merged: u32,
 }
+
+/// The most local steps merged into one transition after its first
+/// ([`Engine::step`]): a process that only ever steps locally (a loop of
+/// assignments) still ends its transition, and the state reached is
+/// stored, so a cycle of local steps closes on the visited set as any
+/// other cycle does.
+pub(crate) const MAX_MERGED_STEPS: u32 = 64;
 
 /// The transition function over a world's states.
 pub(crate) struct Engine<M> {
@@ -77,6 +94,11 @@ pub(crate) struct Engine<M> {
     /// [`Engine::initial`] (for walking a trail again after the search:
     /// module `explain`).
     pub root: Option<(State<M>, Vec<u32>, Option<FailureReason>)>,
+    /// Whether a local step is merged with its process's next local steps
+    /// into one transition ([`Engine::step`]; the partial-order
+    /// reduction's statement merging). Off with invariants, which read the
+    /// states in between.
+    pub merge_local: bool,
     /// Where the parts of the last encoding ([`Engine::encode`]) end.
     pub cuts: Vec<usize>,
     /// Per part of the last encoding, its number in the collapsed visited
@@ -112,6 +134,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             blocked: false,
             waits: None,
             got_from: None,
+            local: false,
+            merged: 0,
         }
     }
 
@@ -139,6 +163,16 @@ impl<M: Machine + Clone + Encode> Engine<M> {
     /// Steps process `i` from `parent`, making the choices `choices` (then
     /// 0s); `depth` is the new state's depth. With `judge`, says whether
     /// the step is safe for the partial-order reduction ([`Succ::safe`]).
+    ///
+    /// With [`Engine::merge_local`] (and no invariants), a step that is
+    /// *local* ([`Succ::local`]) is followed in the same transition by the
+    /// process's next steps while they are local too (statement merging;
+    /// DESIGN.md, "Partial-order reduction", says why that is sound): the
+    /// states in between are not returned, so not stored. The chain ends
+    /// before the first step that is not local (or that only blocks), so
+    /// the transition is local as a whole and the reduction's ample set of
+    /// one still applies to it; and after [`MAX_MERGED_STEPS`] merged
+    /// steps, so that a cycle of local steps ends at a stored state.
     pub fn step(
         &mut self,
         parent: &State<M>,
@@ -148,19 +182,73 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         log: bool,
         judge: bool,
     ) -> Succ<M> {
-        let kernel = &self.world.kernel;
+        self.step_chain(parent, i, choices, depth, log, judge, MAX_MERGED_STEPS)
+    }
+
+    /// [`Engine::step`] merging at most `limit` local steps.
+    #[allow(clippy::too_many_arguments)]
+    fn step_chain(
+        &mut self,
+        parent: &State<M>,
+        i: usize,
+        choices: &[u32],
+        depth: usize,
+        log: bool,
+        judge: bool,
+        limit: u32,
+    ) -> Succ<M> {
         // One thread drives this kernel: take its lock once for the whole
         // transition, so that the dozens of kernel calls in it (the
         // restore, the step's operations, the polls of every wait) go
         // straight to the state (the simulator holds its kernel so too).
+        let kernel = self.world.kernel.clone();
         let _hold = kernel.hold();
         if self.holds != parent.id {
-            snap::restore(kernel, &parent.kernel);
+            snap::restore(&self.world.kernel, &parent.kernel);
         }
         // The kernel leaves the parent's state: the step changes it.
         self.holds = 0;
-        let mut slots = parent.slots.clone();
-        let now = parent.now;
+        let mut succ = self.step_here(&parent.slots, parent.now, i, choices, depth, log, judge);
+        let merging = self.merge_local && self.world.invariants.is_empty();
+        while merging && succ.local && succ.merged < limit {
+            let mut next = self.step_here(&succ.slots, succ.now, i, choices, depth, log, judge);
+            if !next.local {
+                // The transition ends before this step, which is not local
+                // (or only blocks). The kernel is past it: take the local
+                // steps again from the parent, without it (steps are
+                // deterministic, so the same chain comes out).
+                let merged = succ.merged;
+                snap::restore(&self.world.kernel, &parent.kernel);
+                return self.step_chain(parent, i, choices, depth, log, judge, merged);
+            }
+            next.merged = succ.merged + 1;
+            // A merged step is local: it received nothing.
+            next.got_from = next.got_from.or(succ.got_from);
+            if log {
+                let mut lines = std::mem::take(&mut succ.log);
+                lines.append(&mut next.log);
+                next.log = lines;
+            }
+            succ = next;
+        }
+        succ
+    }
+
+    /// One step of process `i` from the processes `parent` at time `now`,
+    /// the working kernel in the state they go with ([`Engine::step`]).
+    #[allow(clippy::too_many_arguments)]
+    fn step_here(
+        &mut self,
+        parent: &[Slot<M>],
+        now: u64,
+        i: usize,
+        choices: &[u32],
+        depth: usize,
+        log: bool,
+        judge: bool,
+    ) -> Succ<M> {
+        let kernel = &self.world.kernel;
+        let mut slots = parent.to_vec();
         let pid = slots[i].pid;
         let mut lines = Vec::new();
         let timed_out = matches!(slots[i].status, Status::TimedOut { .. });
@@ -210,7 +298,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
         let made = std::mem::take(&mut cx.made);
         let bad_choice = cx.bad_choice;
-        let local = !cx.ipc_used.get() && made.is_empty() && spawned.is_empty();
+        let opened = std::mem::take(&mut cx.opened);
+        let local = !cx.ipc_used.get()
+            && made.is_empty()
+            && spawned.is_empty()
+            && opened
+                .iter()
+                .all(|&n| opens_locally(&self.world, parent, i, pid, n));
         let started = cx.started;
         let got_from = cx.got_from.or(resumed_from);
         drop(cx);
@@ -321,6 +415,16 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             por::Foot::Global
         };
         let safe = candidate && por::step_is_safe(&self.world, &slots, i, foot);
+        // Nothing another process can see (statement merging): what makes
+        // a step safe alone as a local step (module `por`), and its
+        // process runnable after it.
+        let merges = local
+            && started.is_none()
+            && matches!(slots[i].status, Status::Runnable)
+            && !timed_out
+            && !resumed_rights
+            && fail.is_none()
+            && unsupported.is_none();
         let mut now = now;
         let enabled = settle(&self.world.kernel, &mut slots, &mut now);
         Succ {
@@ -337,6 +441,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             blocked,
             waits,
             got_from,
+            local: merges,
+            merged: 0,
         }
     }
 
@@ -395,6 +501,8 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 blocked: false,
                 waits: None,
                 got_from: None,
+                local: false,
+                merged: 0,
             }
         };
         out.fail = fail;
@@ -585,6 +693,37 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         }
         None
     }
+}
+
+/// Whether process `i`'s open of a mailbox, which gave it the name `name`,
+/// was local (DESIGN.md, "Partial-order reduction"): the mailbox is one of
+/// the world's, open to all ([`World::mailbox`]), and no other process
+/// still alive may destroy it or change who may use it
+/// ([`MailboxUse::Manage`](crate::machine::MailboxUse::Manage)). The open
+/// then only adds a name to `i`'s own space, which no other process's
+/// step reads or writes while `i` can step, so it commutes with every
+/// step of every other process.
+fn opens_locally<M: Machine>(
+    world: &World<M>,
+    slots: &[Slot<M>],
+    i: usize,
+    pid: Pid,
+    name: mkipc_kernel::PortName,
+) -> bool {
+    let Some(key) = world.kernel.object_key(pid, name) else {
+        return false;
+    };
+    let Some(label) = world.label_of(key) else {
+        return false;
+    };
+    world.open_mailboxes.contains(&key)
+        && slots.iter().enumerate().all(|(j, s)| {
+            j == i
+                || matches!(s.status, Status::Ended(_))
+                || !s
+                    .machine
+                    .may_use_mailbox(label, crate::machine::MailboxUse::Manage)
+        })
 }
 
 /// Appends a process's part of the encoding: its pid, status (timers

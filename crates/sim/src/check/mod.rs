@@ -25,6 +25,9 @@
 //!   machines declare with [`Machine::may_use_mailbox`]) and reaches a new
 //!   state is expanded by that move alone, and a step that would only
 //!   block on a buffered mailbox is not a transition until it can go on.
+//!   A local step is merged with the local steps its process takes next
+//!   into one transition, the states in between not stored
+//!   ([`Checker::statement_merging`]).
 //!   Every end state and every failure of the full search is still found.
 //!   Moves are tried highest process index first, as SPIN does.
 //! * **Time** is the simulator's: it moves only when nobody can step, to the
@@ -152,6 +155,7 @@ pub struct Checker {
     counters: bool,
     reduction: bool,
     stubborn: bool,
+    merging: bool,
     kernel_config: KernelConfig,
     progress: Option<Progress>,
 }
@@ -167,6 +171,7 @@ impl fmt::Debug for Checker {
             .field("check_leaks", &self.check_leaks)
             .field("reduction", &self.reduction)
             .field("stubborn", &self.stubborn)
+            .field("merging", &self.merging)
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +295,7 @@ impl Checker {
             counters: false,
             reduction: true,
             stubborn: true,
+            merging: true,
             kernel_config: KernelConfig::default(),
             progress: None,
         }
@@ -372,6 +378,21 @@ impl Checker {
         self.stubborn = on;
         self
     }
+    /// Whether the partial-order reduction merges a *local* step (one that
+    /// starts no operation, uses nothing through `Ctx::ipc`, spawns
+    /// nothing, makes no choice and ends in `Step::Yield`) with the local
+    /// steps its process takes next into one transition, without storing
+    /// the states in between (default on; SPIN's statement merging). Local
+    /// steps commute with every step of every other process, so nothing
+    /// is lost (DESIGN.md, "Partial-order reduction"); at most 64 steps
+    /// are merged after the first, then the state is stored. Off: each
+    /// step a transition, for comparing. Nothing is merged without
+    /// [`Checker::reduction`], or in a model with invariants. A trail
+    /// replays with the setting it was found with.
+    pub fn statement_merging(mut self, on: bool) -> Checker {
+        self.merging = on;
+        self
+    }
     /// The kernel's settings.
     pub fn kernel_config(mut self, config: KernelConfig) -> Checker {
         self.kernel_config = config;
@@ -398,6 +419,7 @@ impl Checker {
             kernel_config: self.kernel_config.clone(),
             check_leaks: self.check_leaks,
             counters: self.counters,
+            merge_local: self.reduction && self.merging,
         }
     }
 }
@@ -409,6 +431,9 @@ pub(crate) struct EngineOptions {
     kernel_config: KernelConfig,
     check_leaks: bool,
     counters: bool,
+    /// Statement merging ([`Checker::reduction`]; the engine leaves it
+    /// off for a model with invariants).
+    merge_local: bool,
 }
 
 impl EngineOptions {
@@ -428,6 +453,7 @@ impl EngineOptions {
             last_id: 0,
             lazy_blocking: false,
             root: None,
+            merge_local: self.merge_local,
             cuts: Vec::new(),
             known: Vec::new(),
         }

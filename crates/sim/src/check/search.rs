@@ -540,6 +540,7 @@ pub(crate) fn search<M: Machine + Clone + Encode>(
         top.last = mv.clone();
         let proc = mv;
         stats.transitions += 1;
+        stats.local_steps_merged += u64::from(succ.merged);
         let mut new = false;
         let result = reached(
             cfg,

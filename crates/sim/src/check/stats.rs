@@ -29,6 +29,12 @@ pub struct CheckStats {
     /// processes, not all of them
     /// ([`Checker::stubborn_sets`](super::Checker::stubborn_sets)).
     pub states_stubborn: u64,
+    /// Local steps merged into the transition of the local steps their
+    /// process took just before them (statement merging, part of the
+    /// partial-order reduction): the states between them were not stored. Counted by the depth-first
+    /// and breadth-first searches (0 in the parallel search, which merges
+    /// alike but does not count).
+    pub local_steps_merged: u64,
     /// The deepest state reached (steps from the initial state).
     pub max_depth: usize,
     /// The depth limit.
@@ -151,6 +157,13 @@ impl fmt::Display for CheckStats {
                     0.0
                 }
             )?;
+            if self.local_steps_merged > 0 {
+                writeln!(
+                    f,
+                    "  and {} local step(s) merged into the transition of the local steps before them",
+                    self.local_steps_merged
+                )?;
+            }
             if self.states_stubborn > 0 {
                 writeln!(
                     f,
