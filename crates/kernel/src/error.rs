@@ -86,7 +86,8 @@ pub enum Unsupported {
     /// created without any, a revocation from a process that opened it, a
     /// granted mailbox in a message).
     Grants,
-    /// Changing a queue's capacity after it was created.
+    /// Changing a queue's capacity after it was created, where the backend
+    /// cannot (OS backend: a change of model, a mailbox).
     CapacityChange,
     /// The `DropOldest` policy where only the receiver can take messages out.
     DropOldest,
@@ -99,7 +100,8 @@ pub enum Unsupported {
     CallTarget,
     /// `port_status` of a FIFO, which cannot count its messages.
     FifoStatus,
-    /// A link capacity in messages (OS backend: a pipe holds bytes).
+    /// A link capacity the link kind cannot take (OS backend: `Zero`,
+    /// `Unbounded`, shared-memory and socket links).
     LinkCapacity,
     /// Looking at a queued message without taking it.
     Peek,
@@ -128,7 +130,7 @@ impl Unsupported {
                 "per-process grants: on a mailbox created without any (its POSIX queue is open by name to every process its mode allows), taking access back from a live process that already opened the mailbox with it (the OS cannot take a descriptor back), or carrying a granted mailbox in a message or at spawn (its descriptor would carry the sender's access past the list)"
             }
             Unsupported::CapacityChange => {
-                "changing a capacity: mq_maxmsg is fixed when a POSIX queue is created, and other processes' send descriptors keep pointing at that queue (a capacity shared by every holder would need shared memory per port: not built)"
+                "changing a capacity here: a bounded port can move within the mq_maxmsg its queue was made with (a capacity page every holder shares), but not to or from Zero or Unbounded, and a mailbox not at all (its senders open it by name and share no page)"
             }
             Unsupported::DropOldest => {
                 "DropOldest: only the receiver can take a message out of a pipe or a queue"
@@ -146,7 +148,7 @@ impl Unsupported {
                 "port_status of a FIFO: a pipe does not count messages"
             }
             Unsupported::LinkCapacity => {
-                "link capacity: a pipe holds 65536 bytes, not a number of messages"
+                "link capacity here: a pipe link takes Bounded(n) as n pages (F_SETPIPE_SZ), but not Zero or Unbounded, and shared-memory and socket links cannot be sized"
             }
             Unsupported::Peek => {
                 "peek: a POSIX queue or a pipe gives a message only by taking it"
