@@ -577,6 +577,54 @@ mod public_models {
         out.stats.complete.then_some((kinds, terminal))
     }
 
+    /// A sender blocked on a full mailbox is admitted when a receive makes
+    /// room, inside the receiver's step, and goes on later, in a step of
+    /// its own; a retry after the room appeared would admit it and go on in
+    /// one step. So a blocked send is not blocked lazily: here `p0`'s exit,
+    /// right after its second send, kills `q0` before `p1` sends to it only
+    /// in the retry's order, and the reduced search missed the run where
+    /// `p1`'s send comes first.
+    #[test]
+    fn a_blocked_send_goes_on_after_its_admission_in_a_step_of_its_own() {
+        use mkipc_kernel::Capacity;
+        use mkipc_sim::strategy::{Action, Policy, Program, Queue, QueueKind};
+        let send = |queue| Action::Send {
+            queue,
+            value: 0,
+            policy: Policy::Block,
+        };
+        let receive = Action::Receive {
+            queue: 1,
+            timeout: None,
+        };
+        let m = Model {
+            queues: vec![
+                Queue {
+                    kind: QueueKind::Port { receiver: 0 },
+                    capacity: Capacity::Bounded(1),
+                },
+                Queue {
+                    kind: QueueKind::Mailbox,
+                    capacity: Capacity::Bounded(1),
+                },
+            ],
+            procs: vec![
+                Program {
+                    server: false,
+                    actions: vec![send(1), send(1)],
+                },
+                Program {
+                    server: false,
+                    actions: vec![receive, receive, send(0)],
+                },
+            ],
+            faults: Vec::new(),
+        };
+        let full = kept(&m, false).expect("small");
+        assert_eq!(full.0.len(), 2, "{full:?}");
+        assert_eq!(Some(full), kept(&m, true), "\n{m}");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
 

@@ -386,7 +386,10 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             && fail.is_none()
             && unsupported.is_none()
             && match (&status, slots[i].op) {
-                (Status::Waiting { deadline: None, .. }, Some((_, Target::Name(n)))) => kernel
+                // A receive only: a blocked send is admitted inside the
+                // receiver's step and goes on later in one of its own, where
+                // a retry would do both at once (module `por`).
+                (Status::Waiting { deadline: None, .. }, Some((false, Target::Name(n)))) => kernel
                     .object_key(pid, n)
                     .is_some_and(|k| por::lazy_mailbox(&self.world, &slots, i, k)),
                 (Status::Waiting { deadline: None, .. }, Some((false, Target::AnyOf(_)))) => {
