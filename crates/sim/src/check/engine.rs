@@ -48,8 +48,8 @@ pub(crate) struct Succ<M> {
     /// What the step touched, for the partial-order reduction (module
     /// `por`; computed only when asked, else global).
     pub foot: por::Foot,
-    /// With [`Engine::lazy_blocking`]: the step only blocked, on a
-    /// buffered mailbox (module `por`): not a transition.
+    /// With [`Engine::lazy_blocking`]: the step only blocked, in a receive
+    /// on a buffered mailbox (module `por`): not a transition.
     pub blocked: bool,
     /// The wait the step left (or, when [`Succ::blocked`], would leave):
     /// a send (else a receive), on this object (`None`: several or
@@ -87,8 +87,9 @@ pub(crate) struct Engine<M> {
     pub holds: u64,
     /// The last id given.
     pub last_id: u64,
-    /// Whether a step that blocks in a plain operation on a buffered
-    /// mailbox is reported as [`Succ::blocked`] (module `por`).
+    /// Whether a step that blocks in a plain receive on a buffered mailbox
+    /// (`por::lazy_mailbox`, `por::lazy_sources`) is reported as
+    /// [`Succ::blocked`] (module `por`).
     pub lazy_blocking: bool,
     /// The initial state, its enabled processes and its failure, kept by
     /// [`Engine::initial`] (for walking a trail again after the search:
