@@ -11,12 +11,8 @@
 //! ([`LinkKind::SharedMemory`], cases named `shm/<case>`), Unix socket links
 //! (`unix/<case>`) and TCP links over the loopback (`tcp/<case>`).
 //!
-//! After the suite's cases come the [`extra`] ones (issue 21's, not in the
-//! kernel's suite yet), run on the four link kinds and on the kernel's
-//! threads (`kernel/<case>`).
-//!
 //! Every case runs today but the link capacity case on links that cannot
-//! be sized (`116 passed, 0 failed, 3 skipped`). A case a later
+//! be sized (`113 passed, 0 failed, 3 skipped`). A case a later
 //! change cannot give on os goes into `SKIPPED` with its reason (DESIGN.md,
 //! "Conformance"): it is then not run, shows as `ignored, <reason>`, and the
 //! summary counts it apart, with one `skipped <case>: <reason>` line each
@@ -290,289 +286,6 @@ impl ForkBackend {
     }
 }
 
-/// Fails the role with a message unless the condition holds.
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!("{}:{}: {}", file!(), line!(), format!($($fmt)+)));
-        }
-    };
-}
-
-/// Unwraps a result or fails the role with the error.
-macro_rules! check {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(err) => {
-                return Err(format!(
-                    "{}:{}: `{}` failed: {:?}",
-                    file!(),
-                    line!(),
-                    stringify!($e),
-                    err
-                ))
-            }
-        }
-    };
-}
-
-/// The cases issue 21 gave the OS backend that `mkipc_kernel::conformance`
-/// does not have yet (that crate is not this one's to change): written
-/// against [`Backend`] as the suite's are, and run here on the kernel's
-/// threads (`kernel/<case>`, [`conformance::ThreadBackend`]) as well as on
-/// every link kind, so the two cannot drift apart.
-mod extra {
-    use mkipc_kernel::conformance::{run_case, Backend, Role};
-    use mkipc_kernel::ipc::Owner;
-    use std::time::Duration;
-
-    use mkipc_kernel::{
-        Capacity, Disposition, Ipc, MailboxConfig, Message, Notification, NotifyKind, Pid,
-        ReceiveError, SendErrorKind,
-    };
-
-    fn role<P: Ipc, F: FnOnce(&P) -> Result<(), String> + Send + 'static>(f: F) -> Role<P> {
-        Box::new(f)
-    }
-
-    fn system_mailbox(capacity: Capacity) -> MailboxConfig {
-        MailboxConfig::new(capacity).owner(Owner::System)
-    }
-
-    /// `set_capacity` across processes: a sender in another process keeps
-    /// to the capacity the receiver set (full at once at the smaller one,
-    /// its message given back), a blocked sender is woken when it grows,
-    /// and a shrink keeps what is queued.
-    pub fn set_capacity_across_processes<B: Backend>(b: &B) {
-        let names =
-            ["cap-right", "cap-said", "cap-back"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
-        let [right, said, back] = names.clone();
-        let setup = role(move |p: &B::Process| {
-            for n in &names {
-                check!(p.mailbox_create(n, system_mailbox(Capacity::Bounded(2))));
-            }
-            Ok(())
-        });
-        let (r1, s1, b1) = (right.clone(), said.clone(), back.clone());
-        let receiver = role(move |p: &B::Process| {
-            let (right, said, back) = (
-                check!(p.mailbox_open(&r1)),
-                check!(p.mailbox_open(&s1)),
-                check!(p.mailbox_open(&b1)),
-            );
-            let port = check!(p.port_allocate(Capacity::Bounded(3)));
-            check!(p.set_capacity(port, Capacity::Bounded(1)));
-            let status = check!(p.port_status(port));
-            ensure!(
-                status.capacity == Capacity::Bounded(1),
-                "capacity {:?}",
-                status.capacity
-            );
-            check!(p.send(
-                right,
-                Message::new(1, b"port").with_right(port, Disposition::MakeSend)
-            ));
-            // The sender found the port full after one message.
-            let m = check!(p.receive(said));
-            ensure!(m.id == 2, "expected `full`, got {}", m.id);
-            ensure!(
-                check!(p.port_status(port)).queue_len == 1,
-                "one message queued"
-            );
-            // Growing wakes the sender blocked on the full port.
-            check!(p.set_capacity(port, Capacity::Bounded(3)));
-            for id in 10..13 {
-                let m = check!(p.receive(port));
-                ensure!(m.id == id, "expected {id}, got {}", m.id);
-            }
-            check!(p.send(back, Message::new(3, b"again")));
-            let m = check!(p.receive(said));
-            ensure!(m.id == 4, "expected `sent`, got {}", m.id);
-            // Shrinking keeps the queued messages; new sends find it full.
-            check!(p.set_capacity(port, Capacity::Bounded(1)));
-            ensure!(check!(p.port_status(port)).queue_len == 2, "both kept");
-            match p.try_send(port, Message::new(98, b"over")) {
-                Err(e) if e.kind() == SendErrorKind::Full => {
-                    ensure!(e.into_message().id == 98, "the message comes back")
-                }
-                other => return Err(format!("send over a shrunk capacity: {other:?}")),
-            }
-            for id in [20, 21] {
-                let m = check!(p.receive(port));
-                ensure!(m.id == id, "expected {id}, got {}", m.id);
-            }
-            Ok(())
-        });
-        let sender = role(move |p: &B::Process| {
-            let (right, said, back) = (
-                check!(p.mailbox_open(&right)),
-                check!(p.mailbox_open(&said)),
-                check!(p.mailbox_open(&back)),
-            );
-            let m = check!(p.receive(right));
-            let port = m.rights().first().map(|r| r.name).ok_or("no right came")?;
-            check!(p.send(port, Message::new(10, b"first")));
-            match p.try_send(port, Message::new(99, b"second")) {
-                Err(e) if e.kind() == SendErrorKind::Full => {
-                    ensure!(e.into_message().id == 99, "the message comes back")
-                }
-                other => return Err(format!("send over the capacity: {other:?}")),
-            }
-            check!(p.send(said, Message::new(2, b"full")));
-            // Blocks until the receiver grows the capacity.
-            check!(p.send(port, Message::new(11, b"second")));
-            check!(p.send(port, Message::new(12, b"third")));
-            let m = check!(p.receive(back));
-            ensure!(m.id == 3, "expected `again`, got {}", m.id);
-            check!(p.send(port, Message::new(20, b"a")));
-            check!(p.send(port, Message::new(21, b"b")));
-            check!(p.send(said, Message::new(4, b"sent")));
-            Ok(())
-        });
-        run_case(
-            b,
-            "set_capacity_across_processes",
-            setup,
-            vec![receiver, sender],
-        );
-    }
-
-    /// `set_link_capacity` across processes: the receiver sets the link
-    /// from the sender to one message; the sender's second `try_send_to`
-    /// finds it full (its message given back) until the first is received.
-    pub fn link_capacity_across_processes<B: Backend>(b: &B) {
-        let names = ["lc-up", "lc-down"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
-        let [up, down] = names.clone();
-        let setup = role(move |p: &B::Process| {
-            for n in &names {
-                check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
-            }
-            Ok(())
-        });
-        let (u1, d1) = (up.clone(), down.clone());
-        let sender = role(move |p: &B::Process| {
-            let (up, down) = (check!(p.mailbox_open(&u1)), check!(p.mailbox_open(&d1)));
-            check!(p.send(up, Message::from_u64(1, u64::from(p.pid().0))));
-            let to = Pid(check!(p.receive(down)).as_u64().unwrap_or(0) as u32);
-            check!(p.try_send_to(to, Message::new(10, b"fits")));
-            match p.try_send_to(to, Message::new(11, b"over")) {
-                Err(e) if e.kind() == SendErrorKind::Full => {
-                    ensure!(e.into_message().id == 11, "the message comes back")
-                }
-                other => return Err(format!("a second message on a link of one: {other:?}")),
-            }
-            check!(p.send(up, Message::new(2, b"full")));
-            let m = check!(p.receive(down));
-            ensure!(m.id == 3, "expected `room`, got {}", m.id);
-            check!(p.try_send_to(to, Message::new(11, b"now it fits")));
-            Ok(())
-        });
-        let receiver = role(move |p: &B::Process| {
-            let (up, down) = (check!(p.mailbox_open(&up)), check!(p.mailbox_open(&down)));
-            let from = Pid(check!(p.receive(up)).as_u64().unwrap_or(0) as u32);
-            check!(p.set_link_capacity(from, Capacity::Bounded(1)));
-            check!(p.send(down, Message::from_u64(1, u64::from(p.pid().0))));
-            let m = check!(p.receive(up));
-            ensure!(m.id == 2, "expected `full`, got {}", m.id);
-            ensure!(check!(p.receive_from(from)).id == 10, "the first message");
-            check!(p.send(down, Message::new(3, b"room")));
-            ensure!(check!(p.receive_from(from)).id == 11, "the second message");
-            Ok(())
-        });
-        run_case(
-            b,
-            "link_capacity_across_processes",
-            setup,
-            vec![sender, receiver],
-        );
-    }
-
-    /// A dead-name request lapses when its name's last right moves out in
-    /// a message (the kernel's `set_name` rule): when the port dies, only
-    /// the name that still holds its right is told.
-    pub fn dead_name_request_lapses_when_the_right_moves<B: Backend>(b: &B) {
-        let names = ["dn-to-watcher", "dn-to-owner"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
-        let [to_watcher, to_owner] = names.clone();
-        let setup = role(move |p: &B::Process| {
-            for n in &names {
-                check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
-            }
-            Ok(())
-        });
-        let (w1, o1) = (to_watcher.clone(), to_owner.clone());
-        let owner = role(move |p: &B::Process| {
-            let (to_watcher, to_owner) = (check!(p.mailbox_open(&w1)), check!(p.mailbox_open(&o1)));
-            // Two ports (a task has one name per port in the kernel, a
-            // process one per received right here: two ports, two names).
-            let ports = [
-                check!(p.port_allocate(Capacity::Bounded(2))),
-                check!(p.port_allocate(Capacity::Bounded(2))),
-            ];
-            for port in ports {
-                let m = Message::new(1, b"a send right").with_right(port, Disposition::MakeSend);
-                check!(p.send(to_watcher, m));
-            }
-            // The moved right comes back; then both ports die.
-            let back = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
-            ensure!(back.rights().len() == 1, "the moved right");
-            for port in ports {
-                check!(p.destroy(port));
-            }
-            check!(p.send(to_watcher, Message::new(3, b"destroyed")));
-            Ok(())
-        });
-        let watcher = role(move |p: &B::Process| {
-            let (to_watcher, to_owner) = (
-                check!(p.mailbox_open(&to_watcher)),
-                check!(p.mailbox_open(&to_owner)),
-            );
-            let moved = check!(p.receive(to_watcher))
-                .rights()
-                .first()
-                .map(|r| r.name);
-            let kept = check!(p.receive(to_watcher))
-                .rights()
-                .first()
-                .map(|r| r.name);
-            let (moved, kept) = (moved.ok_or("no right")?, kept.ok_or("no right")?);
-            ensure!(moved != kept, "two names");
-            let notify = check!(p.port_allocate(Capacity::Unbounded));
-            check!(p.request_notification(moved, NotifyKind::DeadName, notify));
-            check!(p.request_notification(kept, NotifyKind::DeadName, notify));
-            let m = Message::new(2, b"yours again").with_right(moved, Disposition::MoveSend);
-            check!(p.send(to_owner, m));
-            let said = check!(p.receive_timeout(to_watcher, Duration::from_secs(10)));
-            ensure!(said.id == 3, "`destroyed`");
-            let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
-            ensure!(
-                n.notification() == Some(Notification::DeadName(kept)),
-                "the kept name's death: {:?}",
-                n.notification()
-            );
-            let more = p.receive_timeout(notify, Duration::from_millis(300));
-            ensure!(
-                more == Err(ReceiveError::TimedOut),
-                "nothing about the moved name: {more:?}"
-            );
-            Ok(())
-        });
-        run_case(
-            b,
-            "dead_name_request_lapses_when_the_right_moves",
-            setup,
-            vec![owner, watcher],
-        );
-    }
-}
-
-/// The extra cases by name (see [`extra`]).
-const EXTRA: &[&str] = &[
-    "set_capacity_across_processes",
-    "link_capacity_across_processes",
-    "dead_name_request_lapses_when_the_right_moves",
-];
-
 fn main() {
     type Case = fn(&ForkBackend);
     let cases: &[(&str, Case)] = &[
@@ -647,36 +360,24 @@ fn main() {
             conformance::port_destroyed_notification,
         ),
         ("mailbox_grants", conformance::mailbox_grants),
+        (
+            "set_capacity_across_processes",
+            conformance::set_capacity_across_processes,
+        ),
+        (
+            "link_capacity_across_processes",
+            conformance::link_capacity_across_processes,
+        ),
+        (
+            "dead_name_request_lapses_when_the_right_moves",
+            conformance::dead_name_request_lapses_when_the_right_moves,
+        ),
     ];
     assert_eq!(
         cases.len(),
         conformance::CASES.len(),
         "a conformance case is missing here"
     );
-    type KernelCase = fn(&conformance::ThreadBackend);
-    let extra: &[(&str, Case, KernelCase)] = &[
-        (
-            "set_capacity_across_processes",
-            extra::set_capacity_across_processes,
-            extra::set_capacity_across_processes,
-        ),
-        (
-            "link_capacity_across_processes",
-            extra::link_capacity_across_processes,
-            extra::link_capacity_across_processes,
-        ),
-        (
-            "dead_name_request_lapses_when_the_right_moves",
-            extra::dead_name_request_lapses_when_the_right_moves,
-            extra::dead_name_request_lapses_when_the_right_moves,
-        ),
-    ];
-    assert_eq!(extra.len(), EXTRA.len(), "an extra case is missing here");
-    let cases: Vec<(&str, Case)> = cases
-        .iter()
-        .copied()
-        .chain(extra.iter().map(|&(n, c, _)| (n, c)))
-        .collect();
     // Every skip names a case of the suite (a renamed case must not turn a
     // skip into a run that fails, or a skip into nothing).
     for (name, kinds) in SKIPPED {
@@ -736,26 +437,6 @@ fn main() {
             Err(_) => {
                 println!("test {name} ... FAILED");
                 failed.push(name.clone());
-            }
-        }
-    }
-    // The extra cases on the kernel's threads too (`kernel/<case>`): the
-    // same expectations hold there, or the case is wrong.
-    for &(case, _, on_kernel) in extra {
-        let name = format!("kernel/{case}");
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            filtered_out += 1;
-            continue;
-        }
-        let t = Instant::now();
-        match catch_unwind(|| on_kernel(&conformance::ThreadBackend)) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({:?})", t.elapsed())
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(name);
             }
         }
     }

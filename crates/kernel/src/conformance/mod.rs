@@ -114,10 +114,12 @@ fn nothing<P: Ipc>() -> Role<P> {
 }
 
 mod across;
+mod changes;
 pub mod deadlines;
 mod single;
 
 pub use across::*;
+pub use changes::*;
 pub use single::*;
 
 /// Every case, by name.
@@ -148,6 +150,9 @@ pub const CASES: &[&str] = &[
     "no_senders_across_processes",
     "port_destroyed_notification",
     "mailbox_grants",
+    "set_capacity_across_processes",
+    "link_capacity_across_processes",
+    "dead_name_request_lapses_when_the_right_moves",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -162,7 +167,9 @@ macro_rules! conformance_tests {
             owned_mailbox_dies_with_owner, send_possible_notification,
             select_wakes_on_send_possible, peek_leaves_the_message, selective_receive,
             close_but_drain, priority_select, selective_receive_waits_for_a_match,
-            no_senders_across_processes, port_destroyed_notification, mailbox_grants);
+            no_senders_across_processes, port_destroyed_notification, mailbox_grants,
+            set_capacity_across_processes, link_capacity_across_processes,
+            dead_name_request_lapses_when_the_right_moves);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

@@ -1,0 +1,235 @@
+//! Cases on what changes while processes run: a port's capacity and a
+//! link's, set by one process and kept by the others, and a notification
+//! request that lapses when the right it names moves away.
+
+use std::time::Duration;
+
+use super::{role, run_case, system_mailbox, Backend};
+use crate::{
+    Capacity, Disposition, Ipc, Message, Notification, NotifyKind, Pid, ReceiveError, SendErrorKind,
+};
+
+/// `set_capacity` across processes: a sender in another process keeps
+/// to the capacity the receiver set (full at once at the smaller one,
+/// its message given back), a blocked sender is woken when it grows,
+/// and a shrink keeps what is queued.
+pub fn set_capacity_across_processes<B: Backend>(b: &B) {
+    let names =
+        ["cap-right", "cap-said", "cap-back"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [right, said, back] = names.clone();
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Bounded(2))));
+        }
+        Ok(())
+    });
+    let (r1, s1, b1) = (right.clone(), said.clone(), back.clone());
+    let receiver = role(move |p: &B::Process| {
+        let (right, said, back) = (
+            check!(p.mailbox_open(&r1)),
+            check!(p.mailbox_open(&s1)),
+            check!(p.mailbox_open(&b1)),
+        );
+        let port = check!(p.port_allocate(Capacity::Bounded(3)));
+        check!(p.set_capacity(port, Capacity::Bounded(1)));
+        let status = check!(p.port_status(port));
+        ensure!(
+            status.capacity == Capacity::Bounded(1),
+            "capacity {:?}",
+            status.capacity
+        );
+        check!(p.send(
+            right,
+            Message::new(1, b"port").with_right(port, Disposition::MakeSend)
+        ));
+        // The sender found the port full after one message.
+        let m = check!(p.receive(said));
+        ensure!(m.id == 2, "expected `full`, got {}", m.id);
+        ensure!(
+            check!(p.port_status(port)).queue_len == 1,
+            "one message queued"
+        );
+        // Growing wakes the sender blocked on the full port.
+        check!(p.set_capacity(port, Capacity::Bounded(3)));
+        for id in 10..13 {
+            let m = check!(p.receive(port));
+            ensure!(m.id == id, "expected {id}, got {}", m.id);
+        }
+        check!(p.send(back, Message::new(3, b"again")));
+        let m = check!(p.receive(said));
+        ensure!(m.id == 4, "expected `sent`, got {}", m.id);
+        // Shrinking keeps the queued messages; new sends find it full.
+        check!(p.set_capacity(port, Capacity::Bounded(1)));
+        ensure!(check!(p.port_status(port)).queue_len == 2, "both kept");
+        match p.try_send(port, Message::new(98, b"over")) {
+            Err(e) if e.kind() == SendErrorKind::Full => {
+                ensure!(e.into_message().id == 98, "the message comes back")
+            }
+            other => return Err(format!("send over a shrunk capacity: {other:?}")),
+        }
+        for id in [20, 21] {
+            let m = check!(p.receive(port));
+            ensure!(m.id == id, "expected {id}, got {}", m.id);
+        }
+        Ok(())
+    });
+    let sender = role(move |p: &B::Process| {
+        let (right, said, back) = (
+            check!(p.mailbox_open(&right)),
+            check!(p.mailbox_open(&said)),
+            check!(p.mailbox_open(&back)),
+        );
+        let m = check!(p.receive(right));
+        let port = m.rights().first().map(|r| r.name).ok_or("no right came")?;
+        check!(p.send(port, Message::new(10, b"first")));
+        match p.try_send(port, Message::new(99, b"second")) {
+            Err(e) if e.kind() == SendErrorKind::Full => {
+                ensure!(e.into_message().id == 99, "the message comes back")
+            }
+            other => return Err(format!("send over the capacity: {other:?}")),
+        }
+        check!(p.send(said, Message::new(2, b"full")));
+        // Blocks until the receiver grows the capacity.
+        check!(p.send(port, Message::new(11, b"second")));
+        check!(p.send(port, Message::new(12, b"third")));
+        let m = check!(p.receive(back));
+        ensure!(m.id == 3, "expected `again`, got {}", m.id);
+        check!(p.send(port, Message::new(20, b"a")));
+        check!(p.send(port, Message::new(21, b"b")));
+        check!(p.send(said, Message::new(4, b"sent")));
+        Ok(())
+    });
+    run_case(
+        b,
+        "set_capacity_across_processes",
+        setup,
+        vec![receiver, sender],
+    );
+}
+
+/// `set_link_capacity` across processes: the receiver sets the link
+/// from the sender to one message; the sender's second `try_send_to`
+/// finds it full (its message given back) until the first is received.
+pub fn link_capacity_across_processes<B: Backend>(b: &B) {
+    let names = ["lc-up", "lc-down"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [up, down] = names.clone();
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+        }
+        Ok(())
+    });
+    let (u1, d1) = (up.clone(), down.clone());
+    let sender = role(move |p: &B::Process| {
+        let (up, down) = (check!(p.mailbox_open(&u1)), check!(p.mailbox_open(&d1)));
+        check!(p.send(up, Message::from_u64(1, u64::from(p.pid().0))));
+        let to = Pid(check!(p.receive(down)).as_u64().unwrap_or(0) as u32);
+        check!(p.try_send_to(to, Message::new(10, b"fits")));
+        match p.try_send_to(to, Message::new(11, b"over")) {
+            Err(e) if e.kind() == SendErrorKind::Full => {
+                ensure!(e.into_message().id == 11, "the message comes back")
+            }
+            other => return Err(format!("a second message on a link of one: {other:?}")),
+        }
+        check!(p.send(up, Message::new(2, b"full")));
+        let m = check!(p.receive(down));
+        ensure!(m.id == 3, "expected `room`, got {}", m.id);
+        check!(p.try_send_to(to, Message::new(11, b"now it fits")));
+        Ok(())
+    });
+    let receiver = role(move |p: &B::Process| {
+        let (up, down) = (check!(p.mailbox_open(&up)), check!(p.mailbox_open(&down)));
+        let from = Pid(check!(p.receive(up)).as_u64().unwrap_or(0) as u32);
+        check!(p.set_link_capacity(from, Capacity::Bounded(1)));
+        check!(p.send(down, Message::from_u64(1, u64::from(p.pid().0))));
+        let m = check!(p.receive(up));
+        ensure!(m.id == 2, "expected `full`, got {}", m.id);
+        ensure!(check!(p.receive_from(from)).id == 10, "the first message");
+        check!(p.send(down, Message::new(3, b"room")));
+        ensure!(check!(p.receive_from(from)).id == 11, "the second message");
+        Ok(())
+    });
+    run_case(
+        b,
+        "link_capacity_across_processes",
+        setup,
+        vec![sender, receiver],
+    );
+}
+
+/// A dead-name request lapses when its name's last right moves out in
+/// a message (the kernel's `set_name` rule): when the port dies, only
+/// the name that still holds its right is told.
+pub fn dead_name_request_lapses_when_the_right_moves<B: Backend>(b: &B) {
+    let names = ["dn-to-watcher", "dn-to-owner"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [to_watcher, to_owner] = names.clone();
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+        }
+        Ok(())
+    });
+    let (w1, o1) = (to_watcher.clone(), to_owner.clone());
+    let owner = role(move |p: &B::Process| {
+        let (to_watcher, to_owner) = (check!(p.mailbox_open(&w1)), check!(p.mailbox_open(&o1)));
+        // Two ports (a task has one name per port in the kernel, a
+        // process one per received right here: two ports, two names).
+        let ports = [
+            check!(p.port_allocate(Capacity::Bounded(2))),
+            check!(p.port_allocate(Capacity::Bounded(2))),
+        ];
+        for port in ports {
+            let m = Message::new(1, b"a send right").with_right(port, Disposition::MakeSend);
+            check!(p.send(to_watcher, m));
+        }
+        // The moved right comes back; then both ports die.
+        let back = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
+        ensure!(back.rights().len() == 1, "the moved right");
+        for port in ports {
+            check!(p.destroy(port));
+        }
+        check!(p.send(to_watcher, Message::new(3, b"destroyed")));
+        Ok(())
+    });
+    let watcher = role(move |p: &B::Process| {
+        let (to_watcher, to_owner) = (
+            check!(p.mailbox_open(&to_watcher)),
+            check!(p.mailbox_open(&to_owner)),
+        );
+        let moved = check!(p.receive(to_watcher))
+            .rights()
+            .first()
+            .map(|r| r.name);
+        let kept = check!(p.receive(to_watcher))
+            .rights()
+            .first()
+            .map(|r| r.name);
+        let (moved, kept) = (moved.ok_or("no right")?, kept.ok_or("no right")?);
+        ensure!(moved != kept, "two names");
+        let notify = check!(p.port_allocate(Capacity::Unbounded));
+        check!(p.request_notification(moved, NotifyKind::DeadName, notify));
+        check!(p.request_notification(kept, NotifyKind::DeadName, notify));
+        let m = Message::new(2, b"yours again").with_right(moved, Disposition::MoveSend);
+        check!(p.send(to_owner, m));
+        let said = check!(p.receive_timeout(to_watcher, Duration::from_secs(10)));
+        ensure!(said.id == 3, "`destroyed`");
+        let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+        ensure!(
+            n.notification() == Some(Notification::DeadName(kept)),
+            "the kept name's death: {:?}",
+            n.notification()
+        );
+        let more = p.receive_timeout(notify, Duration::from_millis(300));
+        ensure!(
+            more == Err(ReceiveError::TimedOut),
+            "nothing about the moved name: {more:?}"
+        );
+        Ok(())
+    });
+    run_case(
+        b,
+        "dead_name_request_lapses_when_the_right_moves",
+        setup,
+        vec![owner, watcher],
+    );
+}
