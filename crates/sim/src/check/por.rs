@@ -52,11 +52,11 @@
 //! once and goes on with the rest of its step, while in the other order it
 //! would be the one parked, going on later (a parked sender's exit could
 //! wait until after the receiver's next operation); one that completes at
-//! once (the partner was parked) is safe. Every other step is unsafe: a timeout (its
-//! deadline races with the partner), a pause, an exit (it releases rights:
-//! ports die, notifications go out), a spawn, a port operation (a port's
-//! receiver and senders are tied by rights and notifications), a select,
-//! a choice, anything through `Ctx::ipc`.
+//! once (the partner was parked) is safe. Every other step is unsafe: a
+//! timeout (its deadline races with the partner), a pause, an exit (it
+//! releases rights: ports die, notifications go out), a spawn, a port
+//! operation (a port's receiver and senders are tied by rights and
+//! notifications), a select, a choice, anything through `Ctx::ipc`.
 //!
 //! Which move is tried first matters, since only it is judged:
 //! [`probe_first`] puts first the highest-index process whose wait has
@@ -164,19 +164,14 @@ pub(crate) fn footprint<M: Machine>(
     // kernel's global arrival order, which every send writes: with a
     // select over the mailbox anywhere, a send to it does not commute with
     // sends to the select's other sources either.
-    if op.send && selected_label(slots, label) {
+    let selected = |s: &Slot<M>| {
+        !matches!(s.status, Status::Ended(_))
+            && s.machine.may_use_mailbox(label, MailboxUse::Select)
+    };
+    if op.send && slots.iter().any(selected) {
         return Foot::Global;
     }
     Foot::Mailbox { send: op.send, key }
-}
-
-/// Whether a process alive in `slots` may, now or later, receive from the
-/// mailbox `label` names in a select.
-fn selected_label<M: Machine>(slots: &[Slot<M>], label: &str) -> bool {
-    slots.iter().any(|s| {
-        !matches!(s.status, Status::Ended(_))
-            && s.machine.may_use_mailbox(label, MailboxUse::Select)
-    })
 }
 
 /// Whether process `j`, which did not take the step of footprint `foot`,
@@ -333,8 +328,8 @@ pub(crate) fn probe_first<M>(enabled: &mut [u32], slots: &[Slot<M>]) {
 /// no other process uses otherwise than plainly ([`lazy_mailbox`]), or a
 /// port of non-zero capacity whose receive right it holds (nobody else can
 /// receive from it) and to which nobody holds a send right (only send-once
-/// rights: notifications and replies, which bypass the capacity). Then whether it waited
-/// first and was handed the first message to arrive, or received after that
+/// rights: notifications and replies, which bypass the capacity). Then
+/// whether it waited first and was handed the first message to arrive, or received after that
 /// message arrived, is the same by the machine law: the oldest message
 /// across the names is the first to have arrived since it blocked (they
 /// were all empty then), and a message handed over or queued leaves the
