@@ -197,12 +197,7 @@ impl OsProcess {
             &Entry::Link { pid } => {
                 drop(names);
                 // A closed link, or one whose peer never sent: its end.
-                let rx = self
-                    .links
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&pid)
-                    .and_then(|l| l.rx.clone());
+                let rx = self.link_rx(pid);
                 rx.map(|rx| Source::Link(pid, rx))
                     .ok_or(ReceiveError::SourceDead)
             }
@@ -682,12 +677,7 @@ impl OsProcess {
             .filter_map(|(name, m)| match m {
                 Member::Port(q) => Some((name, Source::Queue(q))),
                 Member::Link { pid, .. } => {
-                    let rx = self
-                        .links
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&pid)
-                        .and_then(|l| l.rx.clone());
+                    let rx = self.link_rx(pid);
                     if rx.is_none() {
                         set.remove_link(name);
                     }

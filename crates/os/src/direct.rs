@@ -80,12 +80,7 @@ impl OsProcess {
     }
 
     pub(crate) fn direct_receive(&self, pid: Pid, wait: Wait) -> Result<Message, ReceiveError> {
-        let rx = self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&pid.0)
-            .and_then(|l| l.rx.clone());
+        let rx = self.link_rx(pid.0);
         let rx = rx.ok_or(ReceiveError::InvalidName)?;
         let raw = receive_frame(&rx, wait)?;
         tracing::trace!(

@@ -129,13 +129,7 @@ impl Ipc for OsProcess {
             Ok(q) => set.insert(member, &q).map_err(errno::ipc_error),
             Err(pid) => {
                 // A closed link is a name for nothing to come.
-                let rx = self
-                    .links
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&pid)
-                    .and_then(|l| l.rx.clone())
-                    .ok_or(IpcError::DeadName)?;
+                let rx = self.link_rx(pid).ok_or(IpcError::DeadName)?;
                 port_set::leave_sets(&names, member);
                 set.insert_link(member, pid, &rx).map_err(errno::ipc_error)
             }
@@ -685,13 +679,7 @@ impl Ipc for OsProcess {
     /// `CAP_SYS_RESOURCE`: `NoPermission` (Linux's `EPERM`).
     fn set_link_capacity(&self, pid: Pid, capacity: Capacity) -> Result<(), IpcError> {
         capacity.validate()?;
-        let rx = self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&pid.0)
-            .and_then(|l| l.rx.clone())
-            .ok_or(IpcError::NotFound)?;
+        let rx = self.link_rx(pid.0).ok_or(IpcError::NotFound)?;
         let Capacity::Bounded(n) = capacity else {
             return Err(IpcError::Unsupported(Unsupported::LinkCapacity));
         };

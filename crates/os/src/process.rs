@@ -376,6 +376,12 @@ impl OsProcess {
 }
 
 impl OsProcess {
+    /// The receiving end of the direct link from process `pid`, if there is
+    /// one and it has not closed.
+    pub(crate) fn link_rx(&self, pid: u32) -> Option<Arc<crate::link::LinkRx>> {
+        lock(&self.links).get(&pid).and_then(|l| l.rx.clone())
+    }
+
     /// The queues this process's sends go to (where its spools are).
     fn sending_queues(&self) -> Vec<Arc<Queue>> {
         let names = lock(&self.names);
