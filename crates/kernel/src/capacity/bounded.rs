@@ -1,7 +1,8 @@
 //! Bounded capacity: at most `n` messages wait in the queue (Mach's queue limit).
 //!
-//! A send completes at once while fewer than `n` messages are queued; when `n`
-//! are queued the sender's [`OnFull`](crate::OnFull) policy decides: wait,
+//! A send completes at once while fewer than `n` messages are queued (a
+//! message handed to a waiting receiver counts as queued until the receiver
+//! takes it: [module docs](super)); when `n` are queued the sender's [`OnFull`](crate::OnFull) policy decides: wait,
 //! fail, time out, or drop. When a receiver frees a slot the longest-waiting
 //! sender's message moves into the queue and that sender is woken: wake-up
 //! order is blocking order.
@@ -19,7 +20,7 @@
 use super::{unbounded, Admission, QueueLoad};
 
 /// Admit while below the limit (or always for send-once messages) and
-/// under the memory ceiling.
+/// under the memory ceiling (which a hand-off does not fill).
 pub(crate) fn admit(limit: usize, load: QueueLoad) -> Admission {
     if load.len < limit || load.send_once {
         unbounded::admit(load)

@@ -7,6 +7,18 @@
 //! | [`Capacity::Unbounded`] | always (up to the kernel's memory ceiling) | a message is queued |
 //!
 //! One file per model holds its admission rule: [`zero`], [`bounded`], [`unbounded`].
+//!
+//! **A handed message keeps its place.** A message handed to a receiver that
+//! was waiting counts against the capacity until that receiver takes it (its
+//! process runs again), as data written to a pipe fills the pipe until it is
+//! read, and as a message stays in a Promela channel until its receive
+//! executes: on a bounded(1) queue whose receiver was just handed a message,
+//! a second send finds the queue full. So whether a receiver was already
+//! waiting when a message came, or asked for it only after, makes no
+//! difference to anyone else: what the stateful checker's reduction relies
+//! on (DESIGN.md, "A handed message keeps its place"). A hand-off is
+//! therefore admitted as a queued message is, except on a rendezvous queue,
+//! where handing over is the only way in.
 //! The queue itself (FIFO of messages, lists of blocked senders and receivers)
 //! is the same for every model; only the question "may this message enter now?"
 //! differs, which is what makes a capacity experiment a one-word change.
@@ -118,7 +130,8 @@ pub(crate) enum Admission {
 /// Facts about one queue the admission rules look at.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueLoad {
-    /// Messages queued now.
+    /// Messages queued now, and those handed to waiting receivers that have
+    /// not taken them yet (they keep their places: module docs).
     pub len: usize,
     /// Memory the queued messages cost now (entries, bodies, rights).
     pub bytes: usize,
@@ -130,11 +143,13 @@ pub(crate) struct QueueLoad {
     pub send_once: bool,
     /// The message is a kernel notification (never blocks, never dropped).
     pub kernel: bool,
+    /// The message would be handed to a waiting receiver, not buffered.
+    pub handoff: bool,
 }
 
 impl Capacity {
-    /// May a message enter the queue now? (Hand-off to a waiting receiver is
-    /// decided before this: it needs no buffer space under any model.)
+    /// May a message enter the queue now, into its buffer or (`handoff`)
+    /// into the hands of a waiting receiver?
     #[inline]
     pub(crate) fn admit(self, load: QueueLoad) -> Admission {
         if load.kernel {

@@ -9,9 +9,12 @@
 
 use super::{Admission, QueueLoad};
 
-/// Admit unless the memory ceiling would be crossed.
+/// Admit unless the memory ceiling would be crossed (a hand-off buffers
+/// nothing).
 pub(crate) fn admit(load: QueueLoad) -> Admission {
-    if load.bytes.saturating_add(load.incoming_bytes) > load.memory_limit {
+    if load.handoff {
+        Admission::Enqueue
+    } else if load.bytes.saturating_add(load.incoming_bytes) > load.memory_limit {
         Admission::OverMemoryLimit
     } else {
         Admission::Enqueue

@@ -13,9 +13,14 @@
 
 use super::{Admission, QueueLoad};
 
-/// Zero never admits a user message into its buffer.
-pub(crate) fn admit(_load: QueueLoad) -> Admission {
-    Admission::Full
+/// Zero never admits a user message into its buffer; handing one to a
+/// waiting receiver is how a rendezvous completes.
+pub(crate) fn admit(load: QueueLoad) -> Admission {
+    if load.handoff {
+        Admission::Enqueue
+    } else {
+        Admission::Full
+    }
 }
 
 /// [`OnFull::DropOldest`](crate::OnFull::DropOldest) has nothing to

@@ -322,7 +322,8 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
                     }
                 }
             }
-            WaitState::Done(_) => {}
+            WaitState::Handed(_, QueueId::Port(p)) => visit(*p, &mut num, &mut order),
+            WaitState::Done(_) | WaitState::Handed(..) => {}
         }
     }
     for (_, m) in st.mailboxes.iter() {
@@ -722,6 +723,7 @@ impl Encoder<'_> {
             self.wait(w);
         }
         self.b(q.closed);
+        self.u(u64::from(q.handed));
         // Send-possible requests: who asked, under which of its names, and
         // where the notification goes (in key order, the order they go out in).
         self.u(q.send_possible.len() as u64);
@@ -1015,6 +1017,11 @@ impl Encoder<'_> {
                 }
                 WaitState::Done(outcome) => {
                     self.out.push(2);
+                    self.outcome(task, outcome);
+                }
+                WaitState::Handed(outcome, from) => {
+                    self.out.push(3);
+                    self.queue_id(*from);
                     self.outcome(task, outcome);
                 }
             }

@@ -446,7 +446,7 @@ impl State {
                         }
                     }
                 }
-                WaitState::Done(_) => {}
+                WaitState::Done(_) | WaitState::Handed(..) => {}
             }
         }
         queues

@@ -1,8 +1,9 @@
 //! A full consistency check of the kernel's books, for fuzzing and tests:
 //! every port's counts of send and send-once rights equal the rights that
 //! exist (in name spaces, in queued and parked messages, in the name
-//! service, in notification requests), and every receive right is where the
-//! port says it is.
+//! service, in notification requests), every receive right is where the
+//! port says it is, and every queue's count of handed messages equals the
+//! completed waits holding a place in it.
 
 use std::collections::BTreeMap;
 
@@ -83,12 +84,36 @@ impl State {
                 }
             }
         }
+        let mut handed: BTreeMap<QueueId, u32> = BTreeMap::new();
         for (_, w) in self.waits.iter() {
-            if let WaitState::Sending { msg, queue, .. } = &w.state {
-                Self::count_message(&mut counts, msg);
-                if self.queue(*queue).is_none() {
-                    return Err("a blocked sender waits on a dead queue".into());
+            match &w.state {
+                WaitState::Sending { msg, queue, .. } => {
+                    Self::count_message(&mut counts, msg);
+                    if self.queue(*queue).is_none() {
+                        return Err("a blocked sender waits on a dead queue".into());
+                    }
                 }
+                WaitState::Handed(_, q) if self.queue(*q).is_some() => {
+                    *handed.entry(*q).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        let queues = self
+            .ports
+            .iter()
+            .map(|(id, p)| (QueueId::Port(id), &p.queue));
+        let mailboxes = self
+            .mailboxes
+            .iter()
+            .map(|(id, m)| (QueueId::Mailbox(id), &m.queue));
+        for (id, q) in queues.chain(mailboxes) {
+            let waits = handed.get(&id).copied().unwrap_or(0);
+            if q.handed != waits {
+                return Err(format!(
+                    "queue {id:?}: counts {} handed messages, but {waits} waits hold one",
+                    q.handed
+                ));
             }
         }
         for (_, right) in self.services.values() {

@@ -47,6 +47,7 @@ impl Locked<'_> {
                         }
                     }
                     WaitState::Done(_) => {}
+                    WaitState::Handed(_, q) => self.release_handed(q),
                 }
             }
         }
@@ -124,19 +125,32 @@ impl Kernel {
     }
 
     /// Takes the outcome of a completed wait; `None` while it is still pending.
+    /// Taking a message handed over while the receiver waited frees its
+    /// place in the queue it came from ([`capacity`](crate::capacity), "A
+    /// handed message keeps its place").
     pub fn wait_take(&self, pid: Pid, token: WaitToken) -> Option<WaitOutcome> {
-        // Only the wait's own record changes: the lanes may stay open.
+        // Only the wait's own record changes (unless it holds a place): the
+        // lanes may stay open.
         let mut st = self.lock_unfenced();
         let id = token.id();
         let Some(rec) = st.waits.get(id) else {
             return Some(token.abandoned());
         };
-        if !matches!(rec.state, WaitState::Done(_)) {
-            return None;
+        let held = match rec.state {
+            WaitState::Done(_) => None,
+            WaitState::Handed(_, q) => Some(q),
+            _ => return None,
+        };
+        if held.is_some() && !st.lanes.open.is_empty() {
+            // Freeing the place may admit a sender or answer send-possible
+            // requests, whose notifications may go to any port.
+            st.fence_lanes();
         }
         // Only the outcome moves out; the record (several times its size)
         // is dropped where it lies.
-        let WaitState::Done(outcome) = &mut st.waits.get_mut(id).expect("live wait").state else {
+        let (WaitState::Done(outcome) | WaitState::Handed(outcome, _)) =
+            &mut st.waits.get_mut(id).expect("live wait").state
+        else {
             unreachable!("checked above")
         };
         let outcome = std::mem::replace(outcome, WaitOutcome::Sent(Ok(Sent::Delivered)));
@@ -144,7 +158,27 @@ impl Kernel {
         if let Some(t) = st.task_mut(pid) {
             t.waits.retain(|w| *w != id);
         }
+        if let Some(q) = held {
+            st.release_handed(q);
+            st.reap();
+        }
         Some(outcome)
+    }
+
+    /// Whether the completed wait behind `token` holds a place in a bounded
+    /// queue: a message handed over while it waited, whose taking
+    /// ([`Kernel::wait_take`]) frees that place, and so may let a blocked
+    /// sender in. For a checker that must tell a step that only takes its
+    /// own outcome from one that changes a queue others use.
+    pub fn wait_holds_place(&self, pid: Pid, token: WaitToken) -> bool {
+        let _ = pid;
+        let st = self.lock_unfenced();
+        match st.waits.get(token.id()).map(|r| &r.state) {
+            Some(WaitState::Handed(_, q)) => st
+                .queue(*q)
+                .is_some_and(|q| matches!(q.capacity, crate::Capacity::Bounded(_))),
+            _ => false,
+        }
     }
 
     /// Gives up on a wait (its deadline passed): a pending send fails with
@@ -166,17 +200,22 @@ impl Kernel {
                 st.fail_sender(id, SendErrorKind::TimedOut);
             }
             WaitState::Receiving { .. } => st.fail_receiver(id, ReceiveError::TimedOut),
-            WaitState::Done(_) => {}
+            WaitState::Done(_) | WaitState::Handed(..) => {}
         }
-        st.reap();
         let rec = st.waits.remove(id).expect("live wait");
         if let Some(t) = st.task_mut(pid) {
             t.waits.retain(|w| *w != id);
         }
-        match rec.state {
+        let outcome = match rec.state {
             WaitState::Done(outcome) => outcome,
+            WaitState::Handed(outcome, q) => {
+                st.release_handed(q);
+                outcome
+            }
             _ => unreachable!("cancelled wait is done"),
-        }
+        };
+        st.reap();
+        outcome
     }
 
     /// Gives `to` the rights `from` names (moved or copied per their

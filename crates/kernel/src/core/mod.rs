@@ -463,6 +463,11 @@ pub(crate) enum WaitState {
         filter: Option<Box<crate::Filter>>,
     },
     Done(WaitOutcome),
+    /// A receive completed with a message handed over from queue `from`
+    /// while it waited: the message keeps its place there until the waiter
+    /// takes it ([`capacity`](crate::capacity), "A handed message keeps its
+    /// place"; `MsgQueue::handed` counts these).
+    Handed(WaitOutcome, QueueId),
 }
 
 #[derive(Clone)]

@@ -175,11 +175,10 @@ impl Locked<'_> {
         if queue.closed {
             return true;
         }
-        if queue.messages.is_empty() && self.waiting_receiver(q, None).is_some() {
-            return true;
-        }
+        let handoff = queue.messages.is_empty() && self.waiting_receiver(q, None).is_some();
         let cost = super::queue::message_cost(0, 0, false);
-        queue.admit(cost, false, false, self.config.memory_limit()) == Admission::Enqueue
+        queue.admit_as(cost, false, false, self.config.memory_limit(), handoff)
+            == Admission::Enqueue
     }
 
     /// Answers every send-possible request on `q` if it has room now (they

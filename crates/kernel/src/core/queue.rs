@@ -91,6 +91,11 @@ pub(crate) struct MsgQueue {
     /// Closed by its receiver: tasks' sends fail with `Closed`; receives
     /// drain what is queued, then fail with `Closed`.
     pub closed: bool,
+    /// Messages handed to waiting receivers that have not taken them yet
+    /// (their waits are [`WaitState::Handed`](super::WaitState::Handed)):
+    /// they keep their places in the capacity until taken
+    /// ([`capacity`](crate::capacity), "A handed message keeps its place").
+    pub handed: u32,
 }
 
 clone_fields!(MsgQueue {
@@ -105,6 +110,7 @@ clone_fields!(MsgQueue {
     max_len,
     send_possible,
     closed,
+    handed,
 });
 
 impl MsgQueue {
@@ -128,6 +134,7 @@ impl MsgQueue {
             max_len: 0,
             send_possible: BTreeMap::new(),
             closed: false,
+            handed: 0,
         }
     }
 
@@ -140,13 +147,29 @@ impl MsgQueue {
         kernel: bool,
         memory_limit: usize,
     ) -> Admission {
+        self.admit_as(cost, send_once, kernel, memory_limit, false)
+    }
+
+    /// May a message costing `cost` bytes enter now, into the buffer or
+    /// (`handoff`) into the hands of a waiting receiver? Messages handed
+    /// over and not yet taken count as queued.
+    #[inline]
+    pub(crate) fn admit_as(
+        &self,
+        cost: usize,
+        send_once: bool,
+        kernel: bool,
+        memory_limit: usize,
+        handoff: bool,
+    ) -> Admission {
         self.capacity.admit(QueueLoad {
-            len: self.messages.len(),
+            len: self.messages.len() + self.handed as usize,
             bytes: self.bytes,
             incoming_bytes: cost,
             memory_limit,
             send_once,
             kernel,
+            handoff,
         })
     }
 

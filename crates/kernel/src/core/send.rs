@@ -179,22 +179,21 @@ impl Locked<'_> {
         if queue.closed {
             return Begin::Done(Err(SendErrorKind::Closed.with(msg)));
         }
-        let admission = if queue.messages.is_empty()
+        // Handed to a waiting receiver, or queued: either way the capacity
+        // decides (a handed message keeps its place until taken).
+        let handoff = queue.messages.is_empty()
             && self
                 .waiting_receiver(q, Some((msg.id, pid, &msg.body)))
-                .is_some()
-        {
-            Admission::Enqueue
-        } else {
-            let rights = msg.rights().len() + usize::from(msg.reply().is_some());
-            let boxed = rights > 0 || target.send_once_name.is_some();
-            queue.admit(
-                super::queue::message_cost(msg.body.len(), rights, boxed),
-                target.send_once_name.is_some(),
-                false,
-                memory_limit,
-            )
-        };
+                .is_some();
+        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+        let boxed = rights > 0 || target.send_once_name.is_some();
+        let admission = queue.admit_as(
+            super::queue::message_cost(msg.body.len(), rights, boxed),
+            target.send_once_name.is_some(),
+            false,
+            memory_limit,
+            handoff,
+        );
         let capacity = queue.capacity;
         match (admission, on_full) {
             (Admission::OverMemoryLimit, _) => {
@@ -411,7 +410,8 @@ impl super::State {
     /// The common hand-off in few instructions: a message carrying no
     /// rights, sent through a send (or receive) right to a live port in no
     /// port set, with an empty queue and, first among its blocked
-    /// receivers, one that takes anything and waits on this port alone.
+    /// receivers, one that takes anything and waits on this port alone, and
+    /// room for the message (it keeps its place until taken).
     /// Completes that receive exactly as the general path does (the same
     /// arrival stamp, sequence number, trailer and woken waiter) and
     /// returns true, or leaves everything untouched and returns false when
@@ -434,7 +434,13 @@ impl super::State {
             return false;
         };
         let q = &p.queue;
-        if p.set.is_some() || q.closed || !q.messages.is_empty() {
+        let cost = super::queue::message_cost(msg.body.len(), 0, false);
+        if p.set.is_some()
+            || q.closed
+            || !q.messages.is_empty()
+            || q.admit_as(cost, false, false, self.config.queue_memory_limit, true)
+                != Admission::Enqueue
+        {
             return false;
         }
         let Some(&w) = q.blocked_receivers.front() else {
@@ -458,6 +464,7 @@ impl super::State {
         super::take_stamp(&mut self.next_stamp);
         let q = &mut self.ports.get_mut(port).expect("looked up above").queue;
         q.accepted += 1;
+        q.handed += 1;
         let seqno = q.next_seqno();
         q.blocked_receivers.pop_front();
         let message = Message::received(
@@ -468,7 +475,7 @@ impl super::State {
             seqno,
         );
         let rec = self.waits.get_mut(w).expect("looked up above");
-        rec.state = WaitState::Done(WaitOutcome::Received(Ok(message)));
+        rec.state = WaitState::Handed(WaitOutcome::Received(Ok(message)), QueueId::Port(port));
         let waker = rec.waker.clone();
         self.wake_later(waker);
         true

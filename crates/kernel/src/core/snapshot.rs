@@ -235,7 +235,7 @@ impl Kernel {
         let _ = pid;
         let st = self.lock_raw();
         match st.waits.get(token.id()) {
-            Some(rec) => matches!(rec.state, WaitState::Done(_)),
+            Some(rec) => matches!(rec.state, WaitState::Done(_) | WaitState::Handed(..)),
             None => true,
         }
     }

@@ -62,7 +62,26 @@ impl Locked<'_> {
                 QueueId::Mailbox(_) => PortName::NULL,
             });
         let message = self.copy_out(task, msg, received_on, seqno);
-        self.finish(w, WaitOutcome::Received(Ok(message)));
+        if let Some(queue) = self.queue_mut(q) {
+            queue.handed += 1;
+        }
+        if let Some(rec) = self.waits.get_mut(w) {
+            rec.state = WaitState::Handed(WaitOutcome::Received(Ok(message)), q);
+            let waker = rec.waker.clone();
+            self.wake_later(waker);
+        }
+    }
+
+    /// The waiter of a [`WaitState::Handed`] outcome took it (or is gone):
+    /// its message's place in queue `q` is free again, which may let a
+    /// blocked sender in or answer send-possible requests.
+    pub(crate) fn release_handed(&mut self, q: QueueId) {
+        let Some(queue) = self.queue_mut(q) else {
+            return;
+        };
+        debug_assert!(queue.handed > 0, "a handed place released twice");
+        queue.handed = queue.handed.saturating_sub(1);
+        self.refill(q);
     }
 
     /// Removes a receive wait from every queue and set it is registered on.
