@@ -570,10 +570,11 @@ struct MailboxUses {
 }
 
 impl MailboxUses {
-    const ALL: [mkipc_sim::machine::MailboxUse; 5] = [
+    const ALL: [mkipc_sim::machine::MailboxUse; 6] = [
         mkipc_sim::machine::MailboxUse::Send,
         mkipc_sim::machine::MailboxUse::Receive,
         mkipc_sim::machine::MailboxUse::Select,
+        mkipc_sim::machine::MailboxUse::TrySend,
         mkipc_sim::machine::MailboxUse::Other,
         mkipc_sim::machine::MailboxUse::Manage,
     ];
@@ -586,6 +587,7 @@ impl MailboxUses {
             U::Select => 4,
             U::Other => 8,
             U::Manage => 16,
+            U::TrySend => 32,
         }
     }
 
@@ -625,12 +627,13 @@ impl MailboxUses {
 fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::MailboxUse) -> bool {
     use super::{ArmKind, Dest, Op as S};
     use mkipc_sim::machine::MailboxUse as U;
-    let send = |on_full: &mkipc_kernel::OnFull| {
-        if *on_full == mkipc_kernel::OnFull::Block {
-            U::Send
-        } else {
-            U::Other
-        }
+    // No script send carries rights but a call's request.
+    let send = |on_full: &mkipc_kernel::OnFull| match on_full {
+        mkipc_kernel::OnFull::Block => U::Send,
+        mkipc_kernel::OnFull::DropOldest => U::Other,
+        mkipc_kernel::OnFull::Fail
+        | mkipc_kernel::OnFull::Timeout(_)
+        | mkipc_kernel::OnFull::DropNewest => U::TrySend,
     };
     super::walk(script).into_iter().any(|s| match &s.op {
         S::Send { queue, on_full, .. } => *queue == q && how == send(on_full),
@@ -655,8 +658,9 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
         S::Select(arms) | S::SelectAny(arms) => arms.iter().any(|a| match &a.kind {
             ArmKind::Receive { queue, .. } => *queue == q && matches!(how, U::Select | U::Other),
             ArmKind::ReceiveVia { .. } => matches!(how, U::Select | U::Other),
+            // A guarded send: taken only if there is room.
             ArmKind::Send { dest, .. } => {
-                how == U::Other
+                how == U::TrySend
                     && match dest {
                         Dest::Queue(d) => *d == q,
                         Dest::Var(_) => true,
@@ -665,7 +669,7 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
             ArmKind::Timeout(_) => false,
         }),
         S::TrySend { dest, .. } => {
-            how == U::Other
+            how == U::TrySend
                 && match dest {
                     Dest::Queue(d) => *d == q,
                     Dest::Var(_) => true,
@@ -673,19 +677,19 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
         }
         S::Call { queue, .. } => *queue == q && how == U::Send,
         // A request carries a send-once right: any use it could be.
-        S::CallVia { .. } => matches!(how, U::Send | U::Other),
+        S::CallVia { .. } => matches!(how, U::Send | U::TrySend | U::Other),
         S::Destroy(d) => *d == q,
         // A memory access takes the cell's message (a plain receive) and
-        // puts one back (a send that never waits: `Other`); a lock takes,
-        // an unlock puts; a close is any use of its pipe.
+        // puts one back (a try: `TrySend`); a lock takes, an unlock puts
+        // (a try); a close is any use of its pipe.
         S::Mech(m) => {
             m.queue() == q
                 && match m {
                     super::MechOp::Load { .. } | super::MechOp::Store { .. } => {
-                        matches!(how, U::Receive | U::Other)
+                        matches!(how, U::Receive | U::TrySend)
                     }
                     super::MechOp::Lock(_) => how == U::Receive,
-                    super::MechOp::Unlock(_) => how == U::Other,
+                    super::MechOp::Unlock(_) => how == U::TrySend,
                     super::MechOp::Close(_) => true,
                 }
         }

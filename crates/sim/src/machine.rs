@@ -167,10 +167,18 @@ pub enum MailboxUse {
     Receive,
     /// Receive from it among other sources (`Source::Any`, a select).
     Select,
+    /// A send carrying no rights that gives up on its message, or drops
+    /// it, when the mailbox is full (`OnFull::Fail`, `OnFull::Timeout`,
+    /// `OnFull::DropNewest`; a select's send arm): it learns whether the
+    /// mailbox is full, and nothing else about it.
+    TrySend,
     /// Any operation on it other than a plain send (`OnFull::Block`, no
-    /// rights carried) or a receive that waits forever: a timed send or
-    /// receive, a try, a send that fails or drops when it is full, a send
-    /// carrying rights.
+    /// rights carried), a receive that waits forever, or a
+    /// [`MailboxUse::TrySend`]: a timed receive or a try, a select that may
+    /// take from it without waiting, a send that displaces the oldest
+    /// message when full (`OnFull::DropOldest`), a send carrying rights.
+    /// (A machine may answer `true` here for its try-sends too: that is
+    /// only less precise.)
     Other,
     /// Destroy it, or change who may use it (`mailbox_destroy`,
     /// `mailbox_grant`): what another process's [`Ctx::mailbox_open`] of

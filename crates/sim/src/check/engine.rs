@@ -60,7 +60,8 @@ pub(crate) struct Succ<M> {
     pub got_from: Option<Pid>,
     /// The (last) step was local: it started no operation, used nothing
     /// through `Ctx::ipc`, spawned nothing, made no choice, did not fail,
-    /// took no right from its completed wait, and left its process
+    /// took no right and no place in a bounded queue with its completed
+    /// wait's outcome, and left its process
     /// runnable (`Step::Yield`). Nobody else can see it; with
     /// [`Engine::merge_local`] the process's next local steps are merged
     /// into the same transition (statement merging, [`Engine::step`]).
@@ -253,6 +254,20 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let pid = slots[i].pid;
         let mut lines = Vec::new();
         let timed_out = matches!(slots[i].status, Status::TimedOut { .. });
+        // Taking a message handed over while the process waited frees its
+        // place in a bounded queue, which may let a sender in: a step on
+        // that queue, not a local one (module `por`).
+        // `Some(key)`: the step frees a place in the mailbox `key` (`None`
+        // inside when that is not one mailbox the reduction knows).
+        let freed = match slots[i].status {
+            Status::Waiting { token, .. } if kernel.wait_holds_place(pid, token) => {
+                Some(match slots[i].op {
+                    Some((false, Target::Name(n))) => kernel.object_key(pid, n),
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
         let resumed: Option<WaitOutcome> = match slots[i].status {
             Status::Waiting { token, .. } => kernel.wait_take(pid, token),
             Status::TimedOut { token } => {
@@ -300,12 +315,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let made = std::mem::take(&mut cx.made);
         let bad_choice = cx.bad_choice;
         let opened = std::mem::take(&mut cx.opened);
-        let local = !cx.ipc_used.get()
+        let local_ops = !cx.ipc_used.get()
             && made.is_empty()
             && spawned.is_empty()
             && opened
                 .iter()
                 .all(|&n| opens_locally(&self.world, parent, i, pid, n));
+        let local = local_ops && freed.is_none();
         let started = cx.started;
         let got_from = cx.got_from.or(resumed_from);
         drop(cx);
@@ -406,7 +422,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             fail = self.check_invariants(&slots, now, depth);
         }
         let candidate = judge
-            && local
+            && local_ops
             && stepped
             && waits_or_runs
             && !timed_out
@@ -414,7 +430,11 @@ impl<M: Machine + Clone + Encode> Engine<M> {
             && fail.is_none()
             && unsupported.is_none();
         let foot = if candidate {
-            por::footprint(&self.world, &slots, i, started)
+            let foot = por::footprint(&self.world, &slots, i, started);
+            match freed {
+                None => foot,
+                Some(key) => por::freeing_place(&self.world, foot, key),
+            }
         } else {
             por::Foot::Global
         };

@@ -23,7 +23,11 @@
 //!   `Ctx::ipc`, spawned nothing, made no choice, and ended in
 //!   `Step::Yield`. It may take the outcome of its completed wait (that
 //!   wait belongs to `p`; nobody else can change it), unless the message
-//!   taken carries rights.
+//!   taken carries rights or holds a place in a bounded queue (a message
+//!   handed over while `p` waited keeps its place until taken: taking it
+//!   may let a blocked sender in, `Kernel::wait_holds_place`). Taking one
+//!   from a system mailbox is judged as a plain receive from it, which
+//!   frees a place too ([`freeing_place`]).
 //! * **A send by the sole sender**: a plain send (`OnFull::Block`, no
 //!   rights carried) to a system mailbox open to all (`World::mailbox`),
 //!   of any capacity, when no other live process may send to it, no
@@ -174,6 +178,26 @@ pub(crate) fn footprint<M: Machine>(
     Foot::Mailbox { send: op.send, key }
 }
 
+/// The footprint of a step of footprint `foot` that also took a message
+/// handed over while its process waited on the mailbox `key` (`None`: not
+/// one mailbox), freeing the message's place there (the kernel keeps it
+/// until taken): the same as a plain receive from that mailbox, which
+/// frees a place too, when the step did nothing else or only a plain
+/// receive from it again; otherwise global.
+pub(crate) fn freeing_place<M>(world: &World<M>, foot: Foot, key: Option<(u8, u64)>) -> Foot {
+    let Some(key) = key.filter(|k| world.open_mailboxes.contains(k)) else {
+        return Foot::Global;
+    };
+    match foot {
+        Foot::Local => Foot::Mailbox { send: false, key },
+        Foot::Mailbox {
+            send: false,
+            key: k,
+        } if k == key => foot,
+        _ => Foot::Global,
+    }
+}
+
 /// Whether process `j`, which did not take the step of footprint `foot`,
 /// may now or later, by its wait or by what it declares
 /// ([`Machine::may_use_mailbox`]), do something that does not commute
@@ -213,6 +237,7 @@ pub(crate) fn conflicts<M: Machine>(
     let m = &s.machine;
     m.may_use_mailbox(label, rival)
         || m.may_use_mailbox(label, MailboxUse::Select)
+        || m.may_use_mailbox(label, MailboxUse::TrySend)
         || m.may_use_mailbox(label, MailboxUse::Other)
 }
 
@@ -356,12 +381,14 @@ pub(crate) fn lazy_sources<M: Machine>(
 /// Whether process `i` may block lazily on the system mailbox `key`
 /// (module docs of [`lazy_sources`]; DESIGN.md, lazy blocking): it is
 /// buffered, and no other live process may use it otherwise than with a
-/// plain send or a receive that waits forever. A waiting receiver is handed
-/// a message that, lazily, stays queued until it steps: a try, a timed
-/// operation or a send that fails or drops when full would see the queue
-/// fuller than it is with the receiver waiting (a send-once message, as a
-/// notification, bypasses the capacity; so a port qualifies when nobody
-/// holds a send right to it).
+/// plain send, a receive that waits forever, or a send that gives up or
+/// drops its own message when full ([`MailboxUse::TrySend`]). A waiting
+/// receiver is handed a message that, lazily, stays queued until it steps;
+/// the message keeps its place in the capacity until taken either way (the
+/// kernel's rule: `mkipc_kernel::capacity`), so a send sees the same
+/// fullness in both; but a try or timed receive, or a select that takes
+/// without waiting, could take the message the waiting receiver was
+/// handed, and a `DropOldest` send could displace it ([`MailboxUse::Other`]).
 pub(crate) fn lazy_mailbox<M: Machine>(
     world: &World<M>,
     slots: &[Slot<M>],

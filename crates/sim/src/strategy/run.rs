@@ -409,10 +409,10 @@ impl Machine for ModelMachine {
             Action::Send {
                 queue: q, policy, ..
             } if q == queue => {
-                how == if policy == Policy::Block {
-                    MailboxUse::Send
-                } else {
-                    MailboxUse::Other
+                how == match policy {
+                    Policy::Block => MailboxUse::Send,
+                    Policy::Fail | Policy::DropNewest => MailboxUse::TrySend,
+                    Policy::DropOldest => MailboxUse::Other,
                 }
             }
             // A call's request carries a right: not a plain send.

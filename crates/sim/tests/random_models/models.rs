@@ -257,10 +257,10 @@ impl Machine for Prog {
                 policy: code,
                 ..
             } if p == port => {
-                how == if policy(code) == OnFull::Block {
-                    MailboxUse::Send
-                } else {
-                    MailboxUse::Other
+                how == match policy(code) {
+                    OnFull::Block => MailboxUse::Send,
+                    OnFull::DropOldest => MailboxUse::Other,
+                    OnFull::Fail | OnFull::DropNewest | OnFull::Timeout(_) => MailboxUse::TrySend,
                 }
             }
             MOp::Receive { port: p, wait } if p == port => {
