@@ -46,6 +46,7 @@ use crate::process::{open_with_best_access, OsProcess};
 use crate::queue::Queue;
 use crate::registry::{self, EntryOwner, Kind};
 use crate::sys;
+use crate::travel::NotifyTo;
 use crate::wire;
 
 /// The largest body on a direct link.
@@ -372,10 +373,12 @@ impl Ipc for OsProcess {
         notify: PortName,
     ) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let to = match names.get(notify)? {
+        let (to, to_send) = match names.get(notify)? {
             Entry::Port {
-                receive: Some(q), ..
-            } => Arc::clone(q),
+                receive: Some(q),
+                send,
+                ..
+            } => (Arc::clone(q), Arc::clone(send)),
             _ => {
                 return Err(IpcError::WrongRight {
                     needed: RightKind::Receive,
@@ -401,7 +404,10 @@ impl Ipc for OsProcess {
                 if Arc::ptr_eq(q, &to) {
                     return Err(IpcError::InvalidValue);
                 }
-                q.set_port_destroyed(&to);
+                q.set_port_destroyed(crate::travel::PortDestroyed::Here {
+                    receive: Arc::downgrade(&to),
+                    send: Arc::downgrade(&to_send),
+                });
                 return Ok(());
             }
             NotifyKind::DeadName => Want::DeadName,
@@ -456,7 +462,7 @@ impl Ipc for OsProcess {
         }
         let notifier = names.notifier().map_err(errno::ipc_error)?;
         notifier
-            .watch(name, want, target, to)
+            .watch(name, want, target, NotifyTo::here(&to, &to_send))
             .map_err(errno::ipc_error)
     }
 

@@ -79,6 +79,7 @@ pub mod spool;
 mod sys;
 mod sys_shm;
 mod transfer;
+mod travel;
 mod watch;
 pub mod wire;
 

@@ -134,8 +134,14 @@ impl Names {
         Ok(Arc::clone(self.notifier.as_ref().expect("made above")))
     }
 
+    /// The no-senders request on `q`'s port here, if any (`crate::travel`).
+    pub(crate) fn no_senders_request(&self, q: &Queue) -> Option<crate::travel::NotifyTo> {
+        self.notifier.as_ref()?.no_senders_request(q)
+    }
+
     /// The receive right of `send`'s port left this process: its
-    /// no-senders requests here lapse (the read ends went with the right).
+    /// no-senders requests here go (the read ends and the request went with
+    /// the right, `crate::travel`).
     pub(crate) fn receive_right_left(&self, send: &Queue) {
         send.senders.forget_watch();
         if let Some(n) = &self.notifier {

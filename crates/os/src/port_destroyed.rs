@@ -23,7 +23,7 @@
 //! notification: in those cases the port is destroyed as without a request.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use mkipc_kernel::message::Body;
 use mkipc_kernel::{Disposition, Message, Notification};
@@ -31,6 +31,7 @@ use mkipc_kernel::{Disposition, Message, Notification};
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
 use crate::sys::{self, Errno};
+use crate::travel::NotifyTo;
 use crate::wire::{self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_WATCH};
 
 impl OsProcess {
@@ -51,10 +52,10 @@ impl OsProcess {
     /// request is on it, moves it into its notify port instead. `true` if
     /// it moved (the caller must then not signal a destruction).
     pub(crate) fn move_if_port_destroyed(&self, receive: &Arc<Queue>, send: &Queue) -> bool {
-        let Some(notify) = receive.take_port_destroyed() else {
+        let Some(request) = receive.take_port_destroyed() else {
             return false;
         };
-        let Some(notify) = notify.upgrade() else {
+        let Some(notify) = request.target() else {
             tracing::warn!("port-destroyed: the notify port is gone; destroying the port");
             return false;
         };
@@ -81,8 +82,9 @@ impl OsProcess {
         &self,
         receive: &Queue,
         send: &Queue,
-        notify: &Arc<Queue>,
+        to: &NotifyTo,
     ) -> Result<(), Errno> {
+        let notify = &to.queue;
         let (desc, fds) = receive_right_descriptors(receive, send)?;
         let ticket = self.broker_client.deposit(&self.run, &fds)?;
         drop(fds);
@@ -91,7 +93,7 @@ impl OsProcess {
             stamp: Some(wire::now_stamp()),
             ticket: Some(ticket),
         };
-        let frame = wire::encode_queue(&msg, 0, 0, crate::notify::key(), pre, &[desc]);
+        let frame = wire::encode_queue(&msg, 0, 0, to.token, pre, &[desc]);
         let sent = if notify.model == Model::Unbounded {
             crate::spool::push(notify, &frame).map(drop)
         } else {
@@ -141,7 +143,3 @@ fn receive_right_descriptors(
         fds,
     ))
 }
-
-/// A port-destroyed request: the notify port's receive queue, weakly (a
-/// request does not keep its notify port alive).
-pub(crate) type Request = Weak<Queue>;

@@ -149,7 +149,7 @@ pub struct Queue {
     pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
     /// A port-destroyed request on this receive right: where it goes
     /// instead of dying (`crate::port_destroyed`).
-    port_destroyed: Mutex<Option<crate::port_destroyed::Request>>,
+    port_destroyed: Mutex<Option<crate::travel::PortDestroyed>>,
     /// A bounded port's capacity page ([`crate::capacity`]), shared by every
     /// holder of the port: the capacity every sender keeps to. `None` for
     /// other models, mailboxes and rights from programs other than mkipc.
@@ -255,19 +255,29 @@ impl Queue {
     }
 
     /// Puts a port-destroyed request on this receive right (replacing one).
-    pub(crate) fn set_port_destroyed(&self, notify: &Arc<Queue>) {
+    pub(crate) fn set_port_destroyed(&self, request: crate::travel::PortDestroyed) {
         *self
             .port_destroyed
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(notify));
+            .unwrap_or_else(|p| p.into_inner()) = Some(request);
     }
 
     /// Takes the port-destroyed request off this receive right.
-    pub(crate) fn take_port_destroyed(&self) -> Option<crate::port_destroyed::Request> {
+    pub(crate) fn take_port_destroyed(&self) -> Option<crate::travel::PortDestroyed> {
         self.port_destroyed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Where this receive right's port-destroyed request would send it now,
+    /// leaving the request in place (for a right about to move).
+    pub(crate) fn port_destroyed_target(&self) -> Option<crate::travel::NotifyTo> {
+        self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|r| r.target())
     }
 
     /// Whether this process closed the port (`Ipc::close`).

@@ -372,6 +372,10 @@ fn main() {
             "dead_name_request_lapses_when_the_right_moves",
             conformance::dead_name_request_lapses_when_the_right_moves,
         ),
+        (
+            "notification_requests_travel_with_the_receive_right",
+            conformance::notification_requests_travel_with_the_receive_right,
+        ),
     ];
     assert_eq!(
         cases.len(),

@@ -1,12 +1,14 @@
 //! Cases on what changes while processes run: a port's capacity and a
-//! link's, set by one process and kept by the others, and a notification
-//! request that lapses when the right it names moves away.
+//! link's, set by one process and kept by the others, a notification
+//! request that lapses when the right it names moves away, and the requests
+//! on a port that move with its receive right.
 
 use std::time::Duration;
 
 use super::{role, run_case, system_mailbox, Backend};
 use crate::{
-    Capacity, Disposition, Ipc, Message, Notification, NotifyKind, Pid, ReceiveError, SendErrorKind,
+    Capacity, Disposition, Ipc, Message, Notification, NotifyKind, Pid, PortName, ReceiveError,
+    SendErrorKind,
 };
 
 /// `set_capacity` across processes: a sender in another process keeps
@@ -231,5 +233,97 @@ pub fn dead_name_request_lapses_when_the_right_moves<B: Backend>(b: &B) {
         "dead_name_request_lapses_when_the_right_moves",
         setup,
         vec![owner, watcher],
+    );
+}
+
+/// No-senders and port-destroyed requests are on the *port*: they travel
+/// with its receive right. The requester moves the receive right to a
+/// holder; when the last send right (a third process's) goes, the
+/// requester's notify port is told, with the holder's name for the
+/// right; when the holder destroys it, the receive right comes back to
+/// the requester's notify port with the message still queued in it.
+pub fn notification_requests_travel_with_the_receive_right<B: Backend>(b: &B) {
+    let names = ["tr-to-req", "tr-to-holder", "tr-to-sender"]
+        .map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [to_req, to_holder, to_sender] = names.clone();
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+        }
+        Ok(())
+    });
+    let (r1, h1, s1) = (to_req.clone(), to_holder.clone(), to_sender.clone());
+    let requester = role(move |p: &B::Process| {
+        let (to_req, to_holder, to_sender) = (
+            check!(p.mailbox_open(&r1)),
+            check!(p.mailbox_open(&h1)),
+            check!(p.mailbox_open(&s1)),
+        );
+        let port = check!(p.port_allocate(Capacity::Bounded(2)));
+        let notify = check!(p.port_allocate(Capacity::Unbounded));
+        let m = Message::new(1, b"a send right").with_right(port, Disposition::MakeSend);
+        check!(p.send(to_sender, m));
+        check!(p.request_notification(port, NotifyKind::NoSenders, notify));
+        check!(p.request_notification(port, NotifyKind::PortDestroyed, notify));
+        let m = Message::new(2, b"the receive right").with_right(port, Disposition::MoveReceive);
+        check!(p.send(to_holder, m));
+        // The holder's name for the right, then the sender's release.
+        let held_as = check!(p.receive_timeout(to_req, Duration::from_secs(10)));
+        let held_as = held_as.as_u64().ok_or("expected the holder's name")?;
+        let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+        ensure!(
+            n.notification() == Some(Notification::NoSenders(PortName::from_raw(held_as))),
+            "no-senders with the holder's name {held_as:#x}: {:?}",
+            n.notification()
+        );
+        check!(p.send(to_holder, Message::new(5, b"destroy it")));
+        let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+        let Some(Notification::PortDestroyed(back)) = n.notification() else {
+            return Err(format!("expected port-destroyed, got {n:?}"));
+        };
+        let m = check!(p.receive_timeout(back, Duration::from_secs(10)));
+        ensure!(m.id == 42, "the queued message came with the right: {m:?}");
+        let more = p.receive_timeout(notify, Duration::from_millis(300));
+        ensure!(
+            more == Err(ReceiveError::TimedOut),
+            "nothing more on the notify port: {more:?}"
+        );
+        Ok(())
+    });
+    let (r2, h2, s2) = (to_req.clone(), to_holder.clone(), to_sender.clone());
+    let holder = role(move |p: &B::Process| {
+        let (to_req, to_holder, to_sender) = (
+            check!(p.mailbox_open(&r2)),
+            check!(p.mailbox_open(&h2)),
+            check!(p.mailbox_open(&s2)),
+        );
+        let m = check!(p.receive_timeout(to_holder, Duration::from_secs(10)));
+        let port = m.rights().first().map(|r| r.name).ok_or("no right came")?;
+        check!(p.send(to_sender, Message::new(3, b"held")));
+        check!(p.send(to_req, Message::from_u64(4, port.to_raw())));
+        let cue = check!(p.receive_timeout(to_holder, Duration::from_secs(10)));
+        ensure!(cue.id == 5, "expected the cue to destroy, got {cue:?}");
+        ensure!(
+            check!(p.port_status(port)).queue_len == 1,
+            "the sender's message is queued"
+        );
+        check!(p.destroy(port));
+        Ok(())
+    });
+    let sender = role(move |p: &B::Process| {
+        let to_sender = check!(p.mailbox_open(&to_sender));
+        let m = check!(p.receive_timeout(to_sender, Duration::from_secs(10)));
+        let port = m.rights().first().map(|r| r.name).ok_or("no right came")?;
+        let cue = check!(p.receive_timeout(to_sender, Duration::from_secs(10)));
+        ensure!(cue.id == 3, "expected `held`, got {cue:?}");
+        check!(p.send(port, Message::new(42, b"queued")));
+        check!(p.deallocate(port));
+        Ok(())
+    });
+    run_case(
+        b,
+        "notification_requests_travel_with_the_receive_right",
+        setup,
+        vec![requester, holder, sender],
     );
 }
