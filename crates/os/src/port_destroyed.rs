@@ -14,10 +14,13 @@
 //! new holder. The receiver of the notification claims the ticket and gets
 //! the receive right under a new name (`Notification::PortDestroyed`).
 //!
+//! A request travels with the receive right when it moves to another
+//! process (`crate::travel`): that process then moves it to the requester's
+//! notify port, with the request's token instead of its own key.
+//!
 //! What it does not cover (DESIGN.md, "Notifications"): a process killed by
 //! a signal runs no code, so its receive rights die with it (their senders
-//! get `DestinationDead` and dead-name notifications); a request lapses when
-//! the receive right moves to another process; a right with messages this
+//! get `DestinationDead` and dead-name notifications); a right with messages this
 //! process holds (a peek's, a selective receive's) cannot be moved without
 //! reordering them, and a notify port that is full or gone cannot take the
 //! notification: in those cases the port is destroyed as without a request.

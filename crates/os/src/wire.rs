@@ -720,5 +720,39 @@ mod tests {
             RightDesc::parse(&[16, 2, 2, 3]).map(|r| r.descriptors()),
             Ok(5)
         );
+        // Travelling requests: three descriptors each, after the page, and
+        // only with a receive right.
+        let travelling = RightDesc::parse(&[
+            16,
+            2,
+            1,
+            3 | LIVE_CAPACITY | LIVE_NO_SENDERS | LIVE_PORT_DESTROYED,
+        ]);
+        assert_eq!(
+            travelling.map(|r| (
+                r.descriptors(),
+                r.liveness_descriptors(),
+                r.request_descriptors()
+            )),
+            Ok((1 + 2 + 1 + 1 + 6, 3, 6))
+        );
+        for bit in [LIVE_NO_SENDERS, LIVE_PORT_DESTROYED] {
+            assert_eq!(
+                RightDesc::parse(&[17, 1, 0, 1 | bit]),
+                Err(FrameError::BadRight)
+            );
+            assert_eq!(
+                RightDesc::parse(&[18, 3, 0, 1 | bit]),
+                Err(FrameError::BadRight)
+            );
+            assert_eq!(
+                RightDesc::parse(&[17, 4, 1, bit]),
+                Err(FrameError::BadRight)
+            );
+        }
+        assert_eq!(
+            RightDesc::parse(&[16, 2, 0, 1 << 6]),
+            Err(FrameError::BadRight)
+        );
     }
 }
