@@ -34,7 +34,7 @@ use mkipc_kernel::{Disposition, Message, Notification};
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
 use crate::sys::{self, Errno};
-use crate::travel::NotifyTo;
+use crate::travel::{NotifyTo, PortDestroyed};
 use crate::wire::{self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_WATCH};
 
 impl OsProcess {
@@ -58,6 +58,8 @@ impl OsProcess {
         let Some(request) = receive.take_port_destroyed() else {
             return false;
         };
+        // Done here, one way or the other: the broker's copy goes.
+        self.withdraw_escrow(&request);
         let Some(notify) = request.target() else {
             tracing::warn!("port-destroyed: the notify port is gone; destroying the port");
             return false;
@@ -77,6 +79,50 @@ impl OsProcess {
                     "port-destroyed notification lost; destroying the port"
                 );
                 false
+            }
+        }
+    }
+
+    /// Puts the receive right `receive` (with `send`, as in a message) in
+    /// escrow with the broker for its travelling port-destroyed request `to`,
+    /// so that the right moves even if this process is killed; the escrow's
+    /// id, or `None` (logged) if the broker cannot take it.
+    pub(crate) fn escrow_port_destroyed(
+        &self,
+        receive: &Queue,
+        send: &Queue,
+        to: &NotifyTo,
+    ) -> Option<u64> {
+        let made = (|| {
+            let (desc, mut fds) = receive_right_descriptors(receive, send)?;
+            let notify = to.send.as_ref().ok_or(libc::EPROTO)?;
+            let watch = notify.live_watch.as_ref().ok_or(libc::EPROTO)?;
+            fds.push(notify.dup_fd()?);
+            fds.push(sys::dup(watch.as_fd())?);
+            let mut bytes = [0u8; 4];
+            desc.write(&mut bytes);
+            self.broker_client.escrow(&self.run, bytes, &fds, to.token)
+        })();
+        match made {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(
+                    errno = e,
+                    "port-destroyed: no escrow; a kill of this process destroys the port"
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes a request's receive right out of the broker's escrow, if it is there.
+    pub(crate) fn withdraw_escrow(&self, request: &PortDestroyed) {
+        if let PortDestroyed::There {
+            escrow: Some(id), ..
+        } = request
+        {
+            if let Err(e) = self.broker_client.withdraw(&self.run, *id) {
+                tracing::warn!(errno = e, "port-destroyed: escrow not withdrawn");
             }
         }
     }

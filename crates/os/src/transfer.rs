@@ -246,7 +246,9 @@ impl OsProcess {
                     if let Some(q) = receive.take() {
                         crate::port_set::leave_set(&q);
                         // Its requests went with it (`crate::travel`).
-                        drop(q.take_port_destroyed());
+                        if let Some(r) = q.take_port_destroyed() {
+                            self.withdraw_escrow(&r);
+                        }
                         names.receive_right_left(&q);
                     }
                     gone
@@ -347,7 +349,8 @@ impl OsProcess {
                 q.live_hold = hold;
                 send.live_watch = watch;
                 if let Some(to) = port_destroyed {
-                    q.set_port_destroyed(PortDestroyed::There(to));
+                    let escrow = self.escrow_port_destroyed(&q, &send, &to);
+                    q.set_port_destroyed(PortDestroyed::There { to, escrow });
                 }
                 q.senders = Arc::new(Senders::watching(senders_ends));
                 send.closed = Arc::clone(&q.closed);

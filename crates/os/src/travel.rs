@@ -28,6 +28,11 @@
 //! that fires it posts the frame with the token, and the requester, reading
 //! it from its notify port, finds the token in its table.
 //!
+//! A receive right with a port-destroyed request from another process is
+//! also put in *escrow* with the run's broker (`crate::broker`): if its
+//! holder is killed by a signal, the broker sees its connection close and
+//! moves the right to the notify port itself.
+//!
 //! What does not travel: a request whose notify port has no liveness pipe
 //! (a right from a program other than mkipc) lapses, logged; and the
 //! notify port's own receive right, when it moves, carries no table, so
@@ -128,8 +133,10 @@ pub(crate) enum PortDestroyed {
         receive: Weak<Queue>,
         send: Weak<Queue>,
     },
-    /// Came with the receive right.
-    There(NotifyTo),
+    /// Came with the receive right; `escrow` is the id of its copy in the
+    /// broker's escrow (`crate::broker`), which moves it if this process is
+    /// killed.
+    There { to: NotifyTo, escrow: Option<u64> },
 }
 
 impl PortDestroyed {
@@ -139,7 +146,7 @@ impl PortDestroyed {
             PortDestroyed::Here { receive, send } => {
                 Some(NotifyTo::here(&receive.upgrade()?, &send.upgrade()?))
             }
-            PortDestroyed::There(to) => (!to.gone()).then(|| to.clone()),
+            PortDestroyed::There { to, .. } => (!to.gone()).then(|| to.clone()),
         }
     }
 }
