@@ -32,6 +32,11 @@
 //! ([`crate::grants`]): their descriptors, given to each opener with the
 //! access its pid has.
 //!
+//! It keeps the **capacity pages** of bounded mailboxes
+//! ([`crate::capacity`]), by POSIX name: the creator hands its page over,
+//! every opener gets a copy, so `set_capacity` on the mailbox holds for
+//! every mkipc sender.
+//!
 //! And it holds **escrows** for port-destroyed requests that travelled with
 //! a receive right (`crate::travel`): the holder puts a copy of the
 //! receive right's descriptors, its notify port's send descriptor and
@@ -46,7 +51,8 @@
 //! Protocol: every request and its reply is one packet of 274 bytes: `op`
 //! (`D` deposit, `C` claim, `R` register, `U` unregister, `L` look up;
 //! `G` a granted mailbox created, `O` opened, `A` access granted, `F`
-//! forgotten; `E` escrow, with the token as the name, `W` withdraw), status (0 ok, 1 not found, 2 exists, 3 not the owner or no
+//! forgotten; `E` escrow, with the token as the name, `W` withdraw; `K`
+//! keep a mailbox's capacity page, none to forget it, `P` its page), status (0 ok, 1 not found, 2 exists, 3 not the owner or no
 //! access, 4 not possible here), descriptor count
 //! (u16), right descriptor (4 bytes), ticket (u64), name length (u16), name
 //! (256 bytes, zero-padded); descriptors ride with a deposit, a registration,
@@ -173,6 +179,8 @@ struct Tables {
     services: HashMap<Vec<u8>, Service>,
     /// Granted mailboxes by POSIX name ([`crate::grants`]).
     mailboxes: HashMap<Vec<u8>, Granted>,
+    /// Bounded mailboxes' capacity pages by POSIX name ([`crate::capacity`]).
+    pages: HashMap<Vec<u8>, OwnedFd>,
 }
 
 /// The broker of a run: the listening socket and the deposits.
@@ -450,6 +458,23 @@ fn serve_requests(
                     _ => reply.status = UNSUPPORTED,
                 }
             }
+            b'K' => match fds.pop() {
+                Some(page) if fds.is_empty() => {
+                    t.pages.insert(req.name.clone(), page);
+                }
+                Some(_) => reply.status = UNSUPPORTED,
+                None => {
+                    t.pages.remove(&req.name);
+                }
+            },
+            b'P' => match t.pages.get(&req.name).map(|f| sys::dup(f.as_fd())) {
+                Some(Ok(page)) => {
+                    reply.count = 1;
+                    out = vec![page.as_raw_fd()];
+                    dups = vec![page];
+                }
+                _ => reply.status = NOT_FOUND,
+            },
             b'W' => {
                 if escrows.remove(&req.ticket).is_none() {
                     reply.status = NOT_FOUND;
@@ -703,6 +728,40 @@ impl BrokerClient {
         };
         match self.ask(run, &req, fds)? {
             (r, _) if r.status == OK && r.ticket != 0 => Ok(r.ticket),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Hands a bounded mailbox's capacity page to the broker (`Some`), or
+    /// tells it the mailbox is gone (`None`).
+    pub(crate) fn keep_page(
+        &self,
+        run: &str,
+        posix: &str,
+        page: Option<OwnedFd>,
+    ) -> Result<(), Errno> {
+        let fds: Vec<OwnedFd> = page.into_iter().collect();
+        let req = Packet {
+            count: fds.len(),
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'K')
+        };
+        match self.ask(run, &req, &fds)?.0.status {
+            OK => Ok(()),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// A copy of a bounded mailbox's capacity page (`ENOENT`: the broker
+    /// keeps none, e.g. a queue made by a program other than mkipc).
+    pub(crate) fn page(&self, run: &str, posix: &str) -> Result<OwnedFd, Errno> {
+        let req = Packet {
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'P')
+        };
+        match self.ask(run, &req, &[])? {
+            (r, mut fds) if r.status == OK && fds.len() == 1 => Ok(fds.remove(0)),
+            (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
             _ => Err(libc::EPROTO),
         }
     }

@@ -244,7 +244,8 @@ impl OsProcess {
             // mailbox's mode 0000 keeps out anyway): open it by name.
             Err(_) => return Ok(None),
         };
-        let queue = granted_queue(fd, posix, access).map_err(errno::ipc_error)?;
+        let mut queue = granted_queue(fd, posix, access).map_err(errno::ipc_error)?;
+        queue.cap = self.mailbox_page(&queue, posix);
         Ok(Some(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
             access,
@@ -298,9 +299,10 @@ impl OsProcess {
         let Ok((access, fd)) = self.broker_client.mailbox_open(&self.run, &posix) else {
             return;
         };
-        let Ok(fresh) = granted_queue(fd, &posix, access) else {
+        let Ok(mut fresh) = granted_queue(fd, &posix, access) else {
             return;
         };
+        fresh.cap = queue.cap.clone();
         if let Ok(Entry::Mailbox {
             queue, access: a, ..
         }) = names.get_mut(name)

@@ -337,9 +337,22 @@ impl Ipc for OsProcess {
             Entry::Port {
                 receive: Some(q), ..
             } => Arc::clone(q),
-            Entry::Mailbox { .. } | Entry::Fifo(_) => {
-                return Err(IpcError::Unsupported(Unsupported::CapacityChange))
+            // Who may destroy it may change it (`mailbox_destroy`'s rule):
+            // its creator, or whoever has full access; its capacity page is
+            // shared by every mkipc opener through the broker
+            // (`crate::capacity`).
+            Entry::Mailbox {
+                queue,
+                access,
+                owned,
+                ..
+            } => {
+                if !*owned && *access != Access::ALL {
+                    return Err(IpcError::NoPermission);
+                }
+                Arc::clone(queue)
             }
+            Entry::Fifo(_) => return Err(IpcError::Unsupported(Unsupported::CapacityChange)),
             Entry::Dead { .. } => return Err(IpcError::DeadName),
             _ => {
                 return Err(IpcError::WrongRight {
@@ -726,7 +739,8 @@ impl Ipc for OsProcess {
         if let Some(granted) = self.open_granted(&posix)? {
             return Ok(granted);
         }
-        let (queue, access) = open_with_best_access(&posix)?;
+        let (mut queue, access) = open_with_best_access(&posix)?;
+        queue.cap = self.mailbox_page(&queue, &posix);
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
             access,
@@ -768,6 +782,7 @@ impl Ipc for OsProcess {
         names.remove(mailbox)?;
         drop(names);
         self.forget_granted(&queue);
+        self.forget_mailbox_page(&queue);
         registry::forget(&self.run, Kind::Queue, &posix);
         Ok(())
     }

@@ -469,9 +469,11 @@ impl Queue {
                 }
                 if self.live_watch.is_none() {
                     // Our own port (we hold its receive right, so no death
-                    // to watch for): wait inside `mq_send`, one system call,
-                    // which the receive hands the freed slot to directly.
-                    let sent = sys::mq_send(self.fd.as_fd(), frame, wait);
+                    // to watch for) or a mailbox (no liveness pipe; its
+                    // destruction is watched in slices): wait inside
+                    // `mq_send`, one system call, which the receive hands
+                    // the freed slot to directly.
+                    let sent = self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
                     if sent.is_err() {
                         page.release();
                     }
@@ -507,6 +509,10 @@ impl Queue {
             }
             let slice = now + crate::capacity::SLICE;
             page.wait_for_room(deadline.map_or(slice, |d| d.min(slice)))?;
+            // A mailbox another process may destroy: its name, between slices.
+            if self.watch && !self.still_named() {
+                return Err(libc::EIDRM);
+            }
         }
     }
 

@@ -442,6 +442,7 @@ impl OsProcess {
             } => {
                 let _ = sys::mq_unlink(&queue.name);
                 self.forget_granted(&queue);
+                self.forget_mailbox_page(&queue);
                 registry::forget(&self.run, Kind::Queue, &queue.name);
             }
             _ => {}

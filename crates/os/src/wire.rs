@@ -397,10 +397,6 @@ impl RightDesc {
         if kind != RightWire::Receive && b[3] & (LIVE_NO_SENDERS | LIVE_PORT_DESTROYED) != 0 {
             return Err(FrameError::BadRight);
         }
-        // A mailbox has no capacity page (its senders open it by name).
-        if kind == RightWire::Mailbox && b[3] & LIVE_CAPACITY != 0 {
-            return Err(FrameError::BadRight);
-        }
         // A receive right counts its senders read ends in `access` instead.
         if kind == RightWire::Receive && b[3] & LIVE_SENDER != 0 {
             return Err(FrameError::BadRight);
@@ -705,7 +701,11 @@ mod tests {
             RightDesc::parse(&[16, 2, 2, 11]).map(|r| (r.descriptors(), r.liveness_descriptors())),
             Ok((6, 3))
         );
-        assert_eq!(RightDesc::parse(&[17, 4, 1, 8]), Err(FrameError::BadRight));
+        // A bounded mailbox's capacity page travels with it.
+        assert_eq!(
+            RightDesc::parse(&[17, 4, 1, 8]).map(|r| r.descriptors()),
+            Ok(2)
+        );
         assert_eq!(RightDesc::parse(&[16, 2, 0, 4]), Err(FrameError::BadRight));
         assert_eq!(
             RightDesc::parse(&[17, 1, 0, 3]).map(|r| r.descriptors()),

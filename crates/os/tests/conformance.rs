@@ -376,6 +376,10 @@ fn main() {
             "notification_requests_travel_with_the_receive_right",
             conformance::notification_requests_travel_with_the_receive_right,
         ),
+        (
+            "mailbox_capacity_across_processes",
+            conformance::mailbox_capacity_across_processes,
+        ),
     ];
     assert_eq!(
         cases.len(),

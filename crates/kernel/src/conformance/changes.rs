@@ -1,14 +1,15 @@
-//! Cases on what changes while processes run: a port's capacity and a
-//! link's, set by one process and kept by the others, a notification
+//! Cases on what changes while processes run: a port's, a mailbox's and a
+//! link's capacity, set by one process and kept by the others, a notification
 //! request that lapses when the right it names moves away, and the requests
 //! on a port that move with its receive right.
 
 use std::time::Duration;
 
 use super::{role, run_case, system_mailbox, Backend};
+use crate::name::Access;
 use crate::{
-    Capacity, Disposition, Ipc, Message, Notification, NotifyKind, Pid, PortName, ReceiveError,
-    SendErrorKind,
+    Capacity, Disposition, Ipc, MailboxConfig, Message, Notification, NotifyKind, Pid, PortName,
+    ReceiveError, SendErrorKind,
 };
 
 /// `set_capacity` across processes: a sender in another process keeps
@@ -325,5 +326,98 @@ pub fn notification_requests_travel_with_the_receive_right<B: Backend>(b: &B) {
         "notification_requests_travel_with_the_receive_right",
         setup,
         vec![requester, holder, sender],
+    );
+}
+
+/// `set_capacity` on a mailbox, by its owner, across processes: a sender
+/// that opened it by name keeps to the capacity the owner set (full at
+/// once at the smaller one, its message given back), a blocked sender is
+/// woken when it grows, and a shrink keeps what is queued. (Who may change
+/// it is the kernel's rule; an OS backend running as root opens every
+/// queue read-write, so the suite does not ask.)
+pub fn mailbox_capacity_across_processes<B: Backend>(b: &B) {
+    let names = ["mcap-to-sender", "mcap-said"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [to_sender, said] = names.clone();
+    let mailbox = format!("{}-mcap", b.mailbox_prefix());
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+        }
+        Ok(())
+    });
+    let (t1, s1, m1) = (to_sender.clone(), said.clone(), mailbox.clone());
+    let owner = role(move |p: &B::Process| {
+        let (to_sender, said) = (check!(p.mailbox_open(&t1)), check!(p.mailbox_open(&s1)));
+        let config = MailboxConfig::new(Capacity::Bounded(3)).default_access(Access::SEND);
+        let mb = check!(p.mailbox_create(&m1, config));
+        check!(p.set_capacity(mb, Capacity::Bounded(1)));
+        let status = check!(p.port_status(mb));
+        ensure!(
+            status.capacity == Capacity::Bounded(1),
+            "capacity {:?}",
+            status.capacity
+        );
+        check!(p.send(to_sender, Message::new(1, b"made")));
+        let m = check!(p.receive_timeout(said, Duration::from_secs(10)));
+        ensure!(m.id == 2, "expected `full`, got {}", m.id);
+        ensure!(
+            check!(p.port_status(mb)).queue_len == 1,
+            "one message queued"
+        );
+        // Growing wakes the sender blocked on the full mailbox.
+        check!(p.set_capacity(mb, Capacity::Bounded(3)));
+        for id in 10..13 {
+            let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
+            ensure!(m.id == id, "expected {id}, got {}", m.id);
+        }
+        check!(p.send(to_sender, Message::new(3, b"again")));
+        let m = check!(p.receive_timeout(said, Duration::from_secs(10)));
+        ensure!(m.id == 4, "expected `sent`, got {}", m.id);
+        // Shrinking keeps the queued messages; new sends find it full.
+        check!(p.set_capacity(mb, Capacity::Bounded(1)));
+        ensure!(check!(p.port_status(mb)).queue_len == 2, "both kept");
+        match p.try_send(mb, Message::new(98, b"over")) {
+            Err(e) if e.kind() == SendErrorKind::Full => {
+                ensure!(e.into_message().id == 98, "the message comes back")
+            }
+            other => return Err(format!("send over a shrunk capacity: {other:?}")),
+        }
+        for id in [20, 21] {
+            let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
+            ensure!(m.id == id, "expected {id}, got {}", m.id);
+        }
+        Ok(())
+    });
+    let sender = role(move |p: &B::Process| {
+        let (to_sender, said) = (
+            check!(p.mailbox_open(&to_sender)),
+            check!(p.mailbox_open(&said)),
+        );
+        let m = check!(p.receive_timeout(to_sender, Duration::from_secs(10)));
+        ensure!(m.id == 1, "expected `made`, got {}", m.id);
+        let mb = check!(p.mailbox_open(&mailbox));
+        check!(p.send(mb, Message::new(10, b"first")));
+        match p.try_send(mb, Message::new(99, b"second")) {
+            Err(e) if e.kind() == SendErrorKind::Full => {
+                ensure!(e.into_message().id == 99, "the message comes back")
+            }
+            other => return Err(format!("send over the capacity: {other:?}")),
+        }
+        check!(p.send(said, Message::new(2, b"full")));
+        // Blocks until the owner grows the capacity.
+        check!(p.send(mb, Message::new(11, b"second")));
+        check!(p.send(mb, Message::new(12, b"third")));
+        let m = check!(p.receive_timeout(to_sender, Duration::from_secs(10)));
+        ensure!(m.id == 3, "expected `again`, got {}", m.id);
+        check!(p.send(mb, Message::new(20, b"a")));
+        check!(p.send(mb, Message::new(21, b"b")));
+        check!(p.send(said, Message::new(4, b"sent")));
+        Ok(())
+    });
+    run_case(
+        b,
+        "mailbox_capacity_across_processes",
+        setup,
+        vec![owner, sender],
     );
 }

@@ -154,6 +154,7 @@ pub const CASES: &[&str] = &[
     "link_capacity_across_processes",
     "dead_name_request_lapses_when_the_right_moves",
     "notification_requests_travel_with_the_receive_right",
+    "mailbox_capacity_across_processes",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -171,7 +172,8 @@ macro_rules! conformance_tests {
             no_senders_across_processes, port_destroyed_notification, mailbox_grants,
             set_capacity_across_processes, link_capacity_across_processes,
             dead_name_request_lapses_when_the_right_moves,
-            notification_requests_travel_with_the_receive_right);
+            notification_requests_travel_with_the_receive_right,
+            mailbox_capacity_across_processes);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
