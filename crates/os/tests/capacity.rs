@@ -297,10 +297,40 @@ fn a_capacity_the_queue_cannot_hold_is_an_error_naming_its_limit() {
     let mb = os
         .mailbox_create("capacity-mailbox", MailboxConfig::new(Capacity::Bounded(2)))
         .unwrap();
+    // A bounded mailbox has a page too (kept by the broker for its openers),
+    // with the same limit.
+    os.set_capacity(mb, Capacity::Bounded(1)).unwrap();
+    assert_eq!(os.port_status(mb).unwrap().capacity, Capacity::Bounded(1));
     assert_eq!(
-        os.set_capacity(mb, Capacity::Bounded(1)),
+        os.set_capacity(mb, Capacity::Bounded(3)),
+        Err(IpcError::Limit(Limit::MqMsgMax { max: 2 }))
+    );
+    // A queue mkipc did not make has no page: its capacity is its queue's.
+    let posix = format!("/mkipc-foreign-cap-{}", std::process::id());
+    let c = std::ffi::CString::new(posix.clone()).unwrap();
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 2;
+    attr.mq_msgsize = 64;
+    // SAFETY: a valid name and attributes that live across the call.
+    let fd = unsafe {
+        libc::mq_open(
+            c.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            0o600 as libc::c_uint,
+            &mut attr as *mut libc::mq_attr,
+        )
+    };
+    assert!(fd >= 0, "mq_open");
+    let foreign = os.mailbox_open_posix(&posix).unwrap();
+    // SAFETY: our own descriptor and name.
+    unsafe {
+        libc::mq_close(fd);
+        libc::mq_unlink(c.as_ptr());
+    }
+    assert_eq!(
+        os.set_capacity(foreign, Capacity::Bounded(1)),
         Err(IpcError::Unsupported(Unsupported::CapacityChange)),
-        "a mailbox's senders open it by name: no page"
+        "a foreign queue's senders share no page"
     );
     common::finish(os);
 }
