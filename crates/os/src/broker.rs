@@ -408,11 +408,11 @@ fn serve_requests(
             }
             b'O' => match t.mailboxes.get_mut(&req.name) {
                 Some(g) if g.exists() => match g.open(peer) {
-                    Ok((access, fd)) => {
+                    Ok((access, fd, page)) => {
                         reply.desc[0] = access_bits(access);
-                        reply.count = 1;
-                        out = vec![fd.as_raw_fd()];
-                        dups = vec![fd];
+                        reply.count = 2;
+                        out = vec![fd.as_raw_fd(), page.as_raw_fd()];
+                        dups = vec![fd, page];
                     }
                     Err(r) => reply.status = refused(r),
                 },
@@ -663,21 +663,22 @@ impl BrokerClient {
         }
     }
 
-    /// Opens a granted mailbox: this process's access and a descriptor
-    /// with it; `ENOENT` if the broker keeps no such mailbox, `EACCES` if
+    /// Opens a granted mailbox: this process's access, a descriptor with
+    /// it, and the mailbox's access page (`crate::access_page`); `ENOENT` if the broker keeps no such mailbox, `EACCES` if
     /// this process has no access.
     pub(crate) fn mailbox_open(
         &self,
         run: &str,
         posix: &str,
-    ) -> Result<(mkipc_kernel::name::Access, OwnedFd), Errno> {
+    ) -> Result<(mkipc_kernel::name::Access, OwnedFd, OwnedFd), Errno> {
         let req = Packet {
             name: posix.as_bytes().to_vec(),
             ..Packet::op(b'O')
         };
         match self.ask(run, &req, &[])? {
-            (r, mut fds) if r.status == OK && fds.len() == 1 => {
-                Ok((access_from(r.desc[0]), fds.remove(0)))
+            (r, fds) if r.status == OK && fds.len() == 2 => {
+                let [fd, page]: [OwnedFd; 2] = fds.try_into().map_err(|_| libc::EPROTO)?;
+                Ok((access_from(r.desc[0]), fd, page))
             }
             (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
             (r, _) if r.status == NOT_OWNER => Err(libc::EACCES),

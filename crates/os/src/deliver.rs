@@ -155,7 +155,7 @@ impl OsProcess {
                 token: *token,
             },
             Entry::Mailbox { queue, access, .. } => {
-                if !access.send {
+                if !access.send || queue.revoked(true) {
                     return Err(SendErrorKind::NoPermission);
                 }
                 Target::Queue {
@@ -184,7 +184,7 @@ impl OsProcess {
                 receive: Some(q), ..
             } => Ok(Source::Queue(Arc::clone(q))),
             Entry::Mailbox { queue, access, .. } => {
-                if access.receive {
+                if access.receive && !queue.revoked(false) {
                     Ok(Source::Queue(Arc::clone(queue)))
                 } else {
                     Err(ReceiveError::NoPermission)
@@ -746,6 +746,9 @@ impl OsProcess {
                 Ok(false) if slice != deadline => {
                     if !q.still_named() {
                         return Err(ReceiveError::SourceDead);
+                    }
+                    if q.revoked(false) {
+                        return Err(ReceiveError::NoPermission);
                     }
                 }
                 Ok(false) => return Err(ReceiveError::TimedOut),

@@ -49,6 +49,7 @@
 //!   [`wire`] for the bytes, so programs in other languages can join.
 //! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
+mod access_page;
 mod broker;
 pub mod capacity;
 mod deliver;

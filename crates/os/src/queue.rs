@@ -154,6 +154,9 @@ pub struct Queue {
     /// holder of the port: the capacity every sender keeps to. `None` for
     /// other models, mailboxes and rights from programs other than mkipc.
     pub(crate) cap: Option<Arc<CapacityPage>>,
+    /// A granted mailbox's access page (`crate::access_page`): what this
+    /// process may still do with the descriptor after a grant shrank.
+    pub(crate) allowed: Option<crate::access_page::Allowed>,
 }
 
 /// A message taken out of a queue by this process, not yet delivered.
@@ -251,6 +254,7 @@ impl Queue {
             in_set: Mutex::new(Weak::new()),
             port_destroyed: Mutex::new(None),
             cap: None,
+            allowed: None,
         })
     }
 
@@ -278,6 +282,12 @@ impl Queue {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(|r| r.target())
+    }
+
+    /// Whether a grant taken back forbids this process to send (`send`) or
+    /// receive on this granted mailbox now (`crate::access_page`).
+    pub(crate) fn revoked(&self, send: bool) -> bool {
+        self.allowed.as_ref().is_some_and(|a| !a.may(send))
     }
 
     /// Whether this process closed the port (`Ipc::close`).
@@ -343,6 +353,7 @@ impl Queue {
     fn watched<R>(
         &self,
         wait: MqWait,
+        send: bool,
         mut op: impl FnMut(MqWait) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         if !self.watch || matches!(wait, MqWait::NoWait) {
@@ -359,6 +370,10 @@ impl Queue {
                 Err(libc::ETIMEDOUT) if !last => {
                     if !self.still_named() {
                         return Err(libc::EIDRM);
+                    }
+                    // A grant taken back while this call waited.
+                    if self.revoked(send) {
+                        return Err(libc::EACCES);
                     }
                 }
                 other => return other,
@@ -473,7 +488,8 @@ impl Queue {
                     // destruction is watched in slices): wait inside
                     // `mq_send`, one system call, which the receive hands
                     // the freed slot to directly.
-                    let sent = self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+                    let sent =
+                        self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
                     if sent.is_err() {
                         page.release();
                     }
@@ -536,7 +552,7 @@ impl Queue {
     /// [`send`](Self::send) without the capacity page: the OS queue alone.
     fn send_os(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let Some(live) = &self.live_watch else {
-            return self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+            return self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
         };
         let deadline = match wait {
             MqWait::NoWait => None,
@@ -571,7 +587,9 @@ impl Queue {
         if buf.len() < self.msgsize {
             buf.resize(self.msgsize, 0);
         }
-        let n = self.watched(wait, |w| sys::mq_receive(self.fd.as_fd(), &mut buf, w))?;
+        let n = self.watched(wait, false, |w| {
+            sys::mq_receive(self.fd.as_fd(), &mut buf, w)
+        })?;
         // A frame left the queue: its place in the capacity page is free.
         if let Some(page) = &self.cap {
             page.release();

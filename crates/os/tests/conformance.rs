@@ -380,6 +380,10 @@ fn main() {
             "mailbox_capacity_across_processes",
             conformance::mailbox_capacity_across_processes,
         ),
+        (
+            "mailbox_grant_taken_back",
+            conformance::mailbox_grant_taken_back,
+        ),
     ];
     assert_eq!(
         cases.len(),

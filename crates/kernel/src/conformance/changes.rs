@@ -1,7 +1,8 @@
 //! Cases on what changes while processes run: a port's, a mailbox's and a
 //! link's capacity, set by one process and kept by the others, a notification
-//! request that lapses when the right it names moves away, and the requests
-//! on a port that move with its receive right.
+//! request that lapses when the right it names moves away, the requests
+//! on a port that move with its receive right, and a mailbox grant taken
+//! back.
 
 use std::time::Duration;
 
@@ -420,4 +421,83 @@ pub fn mailbox_capacity_across_processes<B: Backend>(b: &B) {
         setup,
         vec![owner, sender],
     );
+}
+
+/// A grant taken back from a process that opened the mailbox with it:
+/// its receive blocked on the mailbox fails with `NoPermission`, and so do
+/// its later sends and receives; given back, the same name works again.
+pub fn mailbox_grant_taken_back<B: Backend>(b: &B) {
+    let names = ["gtb-to-owner", "gtb-to-user"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [to_owner, to_user] = names.clone();
+    let listed = format!("{}-gtb", b.mailbox_prefix());
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+        }
+        Ok(())
+    });
+    let (o1, u1, l1) = (to_owner.clone(), to_user.clone(), listed.clone());
+    let owner = role(move |p: &B::Process| {
+        let (to_owner, to_user) = (check!(p.mailbox_open(&o1)), check!(p.mailbox_open(&u1)));
+        let config = MailboxConfig::new(Capacity::Bounded(2))
+            .default_access(Access::NONE)
+            .grant(Pid(1), Access::NONE);
+        let mb = check!(p.mailbox_create(&l1, config));
+        let asked = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
+        let user = Pid(asked.as_u64().ok_or("expected a pid")? as u32);
+        check!(p.mailbox_grant(mb, user, Access::ALL));
+        check!(p.send(to_user, Message::new(2, b"granted")));
+        let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
+        ensure!(m.id == 3, "the user's message: {m:?}");
+        let waiting = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
+        ensure!(waiting.id == 4, "expected `waiting`, got {waiting:?}");
+        check!(p.mailbox_grant(mb, user, Access::NONE));
+        let refused = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
+        ensure!(refused.id == 5, "expected `refused`, got {refused:?}");
+        check!(p.mailbox_grant(mb, user, Access::SEND));
+        check!(p.send(to_user, Message::new(6, b"send again")));
+        let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
+        ensure!(
+            m.id == 7,
+            "the user's message after the grant came back: {m:?}"
+        );
+        let done = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
+        ensure!(done.id == 8, "expected `done`, got {done:?}");
+        Ok(())
+    });
+    let user = role(move |p: &B::Process| {
+        let (to_owner, to_user) = (
+            check!(p.mailbox_open(&to_owner)),
+            check!(p.mailbox_open(&to_user)),
+        );
+        check!(p.send(to_owner, Message::from_u64(1, u64::from(p.pid().0))));
+        let m = check!(p.receive_timeout(to_user, Duration::from_secs(10)));
+        ensure!(m.id == 2, "expected `granted`, got {m:?}");
+        let mb = check!(p.mailbox_open(&listed));
+        check!(p.send(mb, Message::new(3, b"with the grant")));
+        check!(p.send(to_owner, Message::new(4, b"waiting")));
+        // Blocks (the mailbox is empty) until the grant is taken back.
+        let got = p.receive_timeout(mb, Duration::from_secs(10));
+        ensure!(
+            got == Err(ReceiveError::NoPermission),
+            "a receive after the grant was taken back: {got:?}"
+        );
+        match p.try_send(mb, Message::new(99, b"no grant")) {
+            Err(e) if e.kind() == SendErrorKind::NoPermission => {
+                ensure!(e.into_message().id == 99, "the message comes back")
+            }
+            other => return Err(format!("a send without the grant: {other:?}")),
+        }
+        check!(p.send(to_owner, Message::new(5, b"refused")));
+        let m = check!(p.receive_timeout(to_user, Duration::from_secs(10)));
+        ensure!(m.id == 6, "expected `send again`, got {m:?}");
+        check!(p.send(mb, Message::new(7, b"granted again")));
+        ensure!(
+            p.try_receive(mb) == Err(ReceiveError::NoPermission),
+            "send access only"
+        );
+        check!(p.send(to_owner, Message::new(8, b"done")));
+        Ok(())
+    });
+    run_case(b, "mailbox_grant_taken_back", setup, vec![owner, user]);
 }

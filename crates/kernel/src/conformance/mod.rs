@@ -155,6 +155,7 @@ pub const CASES: &[&str] = &[
     "dead_name_request_lapses_when_the_right_moves",
     "notification_requests_travel_with_the_receive_right",
     "mailbox_capacity_across_processes",
+    "mailbox_grant_taken_back",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -173,7 +174,7 @@ macro_rules! conformance_tests {
             set_capacity_across_processes, link_capacity_across_processes,
             dead_name_request_lapses_when_the_right_moves,
             notification_requests_travel_with_the_receive_right,
-            mailbox_capacity_across_processes);
+            mailbox_capacity_across_processes, mailbox_grant_taken_back);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
