@@ -12,12 +12,13 @@
 //! default) and gives a copy of the descriptor with exactly that access, or
 //! `NoPermission`. `mailbox_grant` changes the list in the broker; a process
 //! whose grant grew gets the new descriptor on its next send or receive
-//! that needs it.
+//! that needs it. A grant that shrinks for a process holding descriptors is
+//! written into the mailbox's access page ([`crate::access_page`]), which
+//! its sends and receives look at: a descriptor cannot be taken back, but
+//! mkipc stops using it.
 //!
-//! What the OS cannot do, and is refused with `Unsupported(Grants)`:
-//! taking access back from a live process that already opened the mailbox
-//! with it (a descriptor cannot be taken back from another process), grants
-//! on a mailbox created without any (its name is open to every process its
+//! What is refused with `Unsupported(Grants)`: grants on a mailbox created
+//! without any (its name is open to every process its
 //! mode allows), and a granted mailbox carried in a message or at spawn
 //! (the descriptor would carry the sender's access past the list). The
 //! boundary stays the Unix user (DESIGN.md, "Trust"): a process of the same
