@@ -348,13 +348,15 @@ impl OsProcess {
                 send.cap = page;
                 q.live_hold = hold;
                 send.live_watch = watch;
+                q.senders = Arc::new(Senders::watching(senders_ends));
+                send.closed = Arc::clone(&q.closed);
+                send.senders = Arc::clone(&q.senders);
+                // Whole now (liveness and senders ends): its escrow copy is
+                // the right as it arrived.
                 if let Some(to) = port_destroyed {
                     let escrow = self.escrow_port_destroyed(&q, &send, &to);
                     q.set_port_destroyed(PortDestroyed::There { to, escrow });
                 }
-                q.senders = Arc::new(Senders::watching(senders_ends));
-                send.closed = Arc::clone(&q.closed);
-                send.senders = Arc::clone(&q.senders);
                 Ok((q, Some(send)))
             });
             let name = match made {

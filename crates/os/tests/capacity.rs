@@ -592,3 +592,34 @@ fn another_user_cannot_grow_a_link_past_pipe_max_size() {
     assert_eq!(child.wait_code().unwrap(), 1, "{max} bytes are allowed");
     common::finish(os);
 }
+
+#[test]
+fn only_a_mailbox_manager_changes_its_capacity_another_user_may_not() {
+    use mkipc_kernel::name::Access;
+    use mkipc_kernel::{IpcError, MailboxConfig};
+    let os = common::os();
+    // Others may send (mode 0622), so the other user opens it write-only.
+    let mb = os
+        .mailbox_create(
+            "capacity-other-user",
+            MailboxConfig::new(Capacity::Bounded(3)).default_access(Access::SEND),
+        )
+        .unwrap();
+    let mut child = match os.spawn(
+        Spawn::new("set-mailbox-capacity")
+            .arg("capacity-other-user")
+            .uid(65534),
+    ) {
+        Ok(c) => c,
+        Err(IpcError::NoPermission) => {
+            eprintln!("only_a_mailbox_manager_changes_its_capacity_another_user_may_not: skipped, test binary not reachable by uid 65534");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(child.wait_code().unwrap(), 0, "refused: NoPermission");
+    assert_eq!(os.port_status(mb).unwrap().capacity, Capacity::Bounded(3));
+    os.set_capacity(mb, Capacity::Bounded(2)).unwrap();
+    assert_eq!(os.port_status(mb).unwrap().capacity, Capacity::Bounded(2));
+    common::finish(os);
+}

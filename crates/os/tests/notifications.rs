@@ -270,9 +270,9 @@ fn a_killed_holder_moves_a_travelling_receive_right_to_the_notify_port() {
     let os = common::os();
     let notify = os.port_allocate(Capacity::Unbounded).unwrap();
     let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    // Our send right stays under `port` while the receive right travels.
     os.make_send(port).unwrap();
     os.send(port, Message::new(1, b"queued")).unwrap();
-    os.deallocate(port).unwrap();
     os.request_notification(port, NotifyKind::PortDestroyed, notify)
         .unwrap();
     let mut child = move_receive_right_to_a_child(&os, port);
@@ -286,6 +286,22 @@ fn a_killed_holder_moves_a_travelling_receive_right_to_the_notify_port() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(&os.receive(again).unwrap().body[..], b"queued");
     let _ = child.wait();
+    // The right came back whole: it still counts our send right.
+    let senders = os.port_allocate(Capacity::Unbounded).unwrap();
+    os.request_notification(again, NotifyKind::NoSenders, senders)
+        .unwrap();
+    assert_eq!(
+        os.receive_timeout(senders, Duration::from_millis(200)),
+        Err(ReceiveError::TimedOut),
+        "we still hold a send right"
+    );
+    os.send(port, Message::new(2, b"still a sender")).unwrap();
+    assert_eq!(&os.receive(again).unwrap().body[..], b"still a sender");
+    os.deallocate(port).unwrap();
+    let n = os
+        .receive_timeout(senders, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(again)));
     os.destroy(again).unwrap();
     common::finish(os);
 }
