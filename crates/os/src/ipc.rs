@@ -227,6 +227,16 @@ impl Ipc for OsProcess {
 
     fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let (
+            RightKind::Receive,
+            Ok(Entry::Port {
+                receive: Some(q), ..
+            }),
+        ) = (right, names.get(name))
+        {
+            // It may move to its port-destroyed notify port below.
+            names.keep_no_senders_for_port_destroyed(q);
+        }
         let remove = match (right, names.get_mut(name)?) {
             (RightKind::Send, Entry::Port { .. }) => names.add_send_refs(name, delta)?,
             (
@@ -245,6 +255,8 @@ impl Ipc for OsProcess {
                     // elsewhere: our send references stay send rights.
                     let (q, send) = (receive.take().expect("matched"), Arc::clone(send));
                     if self.move_if_port_destroyed(&q, &send) {
+                        // Its requests went with it (`crate::travel`).
+                        names.receive_right_left(&q);
                         return Ok(());
                     }
                     *receive = Some(q);

@@ -117,7 +117,12 @@ impl Names {
 
     /// Removes the entry under `name`.
     pub(crate) fn remove(&mut self, name: PortName) -> Result<Entry, IpcError> {
-        self.get(name)?;
+        if let Entry::Port {
+            receive: Some(q), ..
+        } = self.get(name)?
+        {
+            self.keep_no_senders_for_port_destroyed(q);
+        }
         if let Some(n) = &self.notifier {
             n.cancel(name);
         }
@@ -205,8 +210,27 @@ impl Names {
             .for_each(&mut f);
     }
 
+    /// A receive right that may move to its port-destroyed notify port
+    /// (its name about to go, or its process): its no-senders request goes
+    /// with it, so it is kept on the right before the notifier drops it.
+    pub(crate) fn keep_no_senders_for_port_destroyed(&self, q: &Queue) {
+        if q.has_port_destroyed() {
+            if let Some(to) = self.no_senders_request(q) {
+                q.keep_moving_no_senders(to);
+            }
+        }
+    }
+
     /// Every entry, for shutdown.
     pub(crate) fn drain(&mut self) -> Vec<Entry> {
+        for slot in &self.slots {
+            if let Some(Entry::Port {
+                receive: Some(q), ..
+            }) = &slot.entry
+            {
+                self.keep_no_senders_for_port_destroyed(q);
+            }
+        }
         if let Some(n) = self.notifier.take() {
             n.stop();
         }

@@ -35,7 +35,9 @@ use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
 use crate::sys::{self, Errno};
 use crate::travel::{NotifyTo, PortDestroyed};
-use crate::wire::{self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_WATCH};
+use crate::wire::{
+    self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_NO_SENDERS, LIVE_WATCH,
+};
 
 impl OsProcess {
     /// A receive right of this process ends (destroyed, or its process
@@ -181,6 +183,16 @@ fn receive_right_descriptors(
     if let Some(page) = &receive.cap {
         fds.push(page.dup_fd()?);
         liveness |= LIVE_CAPACITY;
+    }
+    // Its no-senders request goes with it (`crate::travel`), as in the kernel.
+    if let Some(to) = receive.take_moving_no_senders() {
+        match to.carry(mkipc_kernel::Notification::NO_SENDERS_ID) {
+            Ok(more) => {
+                fds.extend(more);
+                liveness |= LIVE_NO_SENDERS;
+            }
+            Err(e) => tracing::warn!(errno = e, "a no-senders request cannot travel: it lapses"),
+        }
     }
     Ok((
         RightDesc {

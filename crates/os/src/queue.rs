@@ -150,6 +150,10 @@ pub struct Queue {
     /// A port-destroyed request on this receive right: where it goes
     /// instead of dying (`crate::port_destroyed`).
     port_destroyed: Mutex<Option<crate::travel::PortDestroyed>>,
+    /// The no-senders request on this receive right, taken off the
+    /// notifier as the right is about to move to its port-destroyed notify
+    /// port (it goes with it, as in the kernel: `crate::travel`).
+    moving_no_senders: Mutex<Option<crate::travel::NotifyTo>>,
     /// A bounded port's capacity page ([`crate::capacity`]), shared by every
     /// holder of the port: the capacity every sender keeps to. `None` for
     /// other models, mailboxes and rights from programs other than mkipc.
@@ -253,6 +257,7 @@ impl Queue {
             senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
             port_destroyed: Mutex::new(None),
+            moving_no_senders: Mutex::new(None),
             cap: None,
             allowed: None,
         })
@@ -269,6 +274,31 @@ impl Queue {
     /// Takes the port-destroyed request off this receive right.
     pub(crate) fn take_port_destroyed(&self) -> Option<crate::travel::PortDestroyed> {
         self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Whether a port-destroyed request is on this receive right.
+    pub(crate) fn has_port_destroyed(&self) -> bool {
+        self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Keeps the no-senders request `to` with this receive right while it
+    /// moves to its port-destroyed notify port.
+    pub(crate) fn keep_moving_no_senders(&self, to: crate::travel::NotifyTo) {
+        *self
+            .moving_no_senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(to);
+    }
+
+    /// The no-senders request kept by [`keep_moving_no_senders`](Self::keep_moving_no_senders).
+    pub(crate) fn take_moving_no_senders(&self) -> Option<crate::travel::NotifyTo> {
+        self.moving_no_senders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()

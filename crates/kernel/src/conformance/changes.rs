@@ -501,3 +501,65 @@ pub fn mailbox_grant_taken_back<B: Backend>(b: &B) {
     });
     run_case(b, "mailbox_grant_taken_back", setup, vec![owner, user]);
 }
+
+/// A no-senders request stays on the port when a port-destroyed request
+/// moves its receive right to the notify port: once the last send right
+/// (another process's) goes, the notify port hears of it, under the name
+/// the right came back with.
+pub fn no_senders_request_moves_with_port_destroyed<B: Backend>(b: &B) {
+    let names = ["nspd-to-req", "nspd-to-sender"].map(|n| format!("{}-{n}", b.mailbox_prefix()));
+    let [to_req, to_sender] = names.clone();
+    let setup = role(move |p: &B::Process| {
+        for n in &names {
+            check!(p.mailbox_create(n, system_mailbox(Capacity::Unbounded)));
+        }
+        Ok(())
+    });
+    let (r1, s1) = (to_req.clone(), to_sender.clone());
+    let requester = role(move |p: &B::Process| {
+        let (to_req, to_sender) = (check!(p.mailbox_open(&r1)), check!(p.mailbox_open(&s1)));
+        let port = check!(p.port_allocate(Capacity::Bounded(2)));
+        let notify = check!(p.port_allocate(Capacity::Unbounded));
+        let m = Message::new(1, b"a send right").with_right(port, Disposition::MakeSend);
+        check!(p.send(to_sender, m));
+        let held = check!(p.receive_timeout(to_req, Duration::from_secs(10)));
+        ensure!(held.id == 2, "expected `holding`, got {held:?}");
+        check!(p.request_notification(port, NotifyKind::NoSenders, notify));
+        check!(p.request_notification(port, NotifyKind::PortDestroyed, notify));
+        check!(p.destroy(port));
+        let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+        let Some(Notification::PortDestroyed(back)) = n.notification() else {
+            return Err(format!("expected port-destroyed, got {n:?}"));
+        };
+        ensure!(
+            p.try_receive(notify) == Err(ReceiveError::Empty),
+            "no-senders while another process holds a send right"
+        );
+        check!(p.send(to_sender, Message::new(3, b"let go")));
+        let n = check!(p.receive_timeout(notify, Duration::from_secs(10)));
+        ensure!(
+            n.notification() == Some(Notification::NoSenders(back)),
+            "no-senders under the name the right came back with: {n:?}"
+        );
+        Ok(())
+    });
+    let sender = role(move |p: &B::Process| {
+        let (to_req, to_sender) = (
+            check!(p.mailbox_open(&to_req)),
+            check!(p.mailbox_open(&to_sender)),
+        );
+        let m = check!(p.receive_timeout(to_sender, Duration::from_secs(10)));
+        let right = m.rights().first().map(|r| r.name).ok_or("no right came")?;
+        check!(p.send(to_req, Message::new(2, b"holding")));
+        let cue = check!(p.receive_timeout(to_sender, Duration::from_secs(10)));
+        ensure!(cue.id == 3, "expected the cue, got {cue:?}");
+        check!(p.deallocate(right));
+        Ok(())
+    });
+    run_case(
+        b,
+        "no_senders_request_moves_with_port_destroyed",
+        setup,
+        vec![requester, sender],
+    );
+}

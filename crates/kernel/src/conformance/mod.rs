@@ -156,6 +156,7 @@ pub const CASES: &[&str] = &[
     "notification_requests_travel_with_the_receive_right",
     "mailbox_capacity_across_processes",
     "mailbox_grant_taken_back",
+    "no_senders_request_moves_with_port_destroyed",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -174,7 +175,8 @@ macro_rules! conformance_tests {
             set_capacity_across_processes, link_capacity_across_processes,
             dead_name_request_lapses_when_the_right_moves,
             notification_requests_travel_with_the_receive_right,
-            mailbox_capacity_across_processes, mailbox_grant_taken_back);
+            mailbox_capacity_across_processes, mailbox_grant_taken_back,
+            no_senders_request_moves_with_port_destroyed);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
