@@ -831,8 +831,14 @@ impl Ipc for OsProcess {
                 self.commit_rights(&carrier);
                 Ok(())
             }
-            Err(libc::EEXIST) => Err(IpcError::AlreadyExists),
-            Err(e) => Err(errno::ipc_error(e)),
+            Err(e) => {
+                self.rights_not_sent(&carrier);
+                Err(if e == libc::EEXIST {
+                    IpcError::AlreadyExists
+                } else {
+                    errno::ipc_error(e)
+                })
+            }
         }
     }
 

@@ -139,6 +139,21 @@ impl Names {
         Ok(Arc::clone(self.notifier.as_ref().expect("made above")))
     }
 
+    /// The right under `name` is on its way out in a message
+    /// ([`Notifier::hold`]).
+    pub(crate) fn hold_requests(&self, name: PortName) {
+        if let Some(n) = &self.notifier {
+            n.hold(name);
+        }
+    }
+
+    /// The send that carried `name`'s right ended ([`Notifier::release`]).
+    pub(crate) fn release_requests(&self, name: PortName) {
+        if let Some(n) = &self.notifier {
+            n.release(name);
+        }
+    }
+
     /// The no-senders request on `q`'s port here, if any (`crate::travel`).
     pub(crate) fn no_senders_request(&self, q: &Queue) -> Option<crate::travel::NotifyTo> {
         self.notifier.as_ref()?.no_senders_request(q)

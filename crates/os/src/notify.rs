@@ -166,6 +166,10 @@ struct State {
     next: u64,
     requests: BTreeMap<u64, Request>,
     started: bool,
+    /// Names whose right is on its way out in a message: their dead-name
+    /// requests wait for the send to end (it lapses if the right left,
+    /// see [`Notifier::hold`]).
+    held: std::collections::BTreeSet<PortName>,
 }
 
 /// This process's outstanding notification requests and their watcher.
@@ -336,6 +340,41 @@ impl Notifier {
         Some(r)
     }
 
+    /// The right under `name` is being sent in a message: its dead-name
+    /// requests are not answered until [`release`](Self::release), so a
+    /// request whose last right moves out lapses, as in the kernel, even
+    /// if the port dies while the message is on its way (the receiver may
+    /// destroy it before the sender's name table is updated).
+    pub(crate) fn hold(&self, name: PortName) {
+        self.lock().held.insert(name);
+    }
+
+    /// The send that moved `name`'s right ended: its dead-name requests
+    /// (those still there: a right that left took them with its name) are
+    /// looked at again.
+    pub(crate) fn release(&self, name: PortName) {
+        let mut st = self.lock();
+        if !st.held.remove(&name) {
+            return;
+        }
+        let ids: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.name == name && r.want == Want::DeadName)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let gone = st
+                .requests
+                .get(&id)
+                .is_some_and(|r| r.target.receiver() == Receiver::Gone);
+            if gone {
+                let r = self.remove(&mut st, id).expect("present");
+                post_to(&r.notify, Notification::DEAD_NAME_ID, r.name);
+            }
+        }
+    }
+
     /// Drops every request about `name` (the name was released).
     pub(crate) fn cancel(&self, name: PortName) {
         let mut st = self.lock();
@@ -442,6 +481,10 @@ impl Notifier {
                 let Some(r) = st.requests.get(&id) else {
                     continue;
                 };
+                if r.want == Want::DeadName && st.held.contains(&r.name) {
+                    // Looked at again when the send ends (`release`).
+                    continue;
+                }
                 if r.want == Want::NoSenders {
                     if r.target.senders.none_left() {
                         let r = self.remove(&mut st, id).expect("present");

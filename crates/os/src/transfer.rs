@@ -205,7 +205,27 @@ impl OsProcess {
                 liveness,
             });
         }
+        // Their dead-name requests wait for the send to end (see `Notifier::hold`).
+        for r in msg.rights() {
+            if is_move(r.disposition) {
+                names.hold_requests(r.name);
+            }
+        }
         Ok((descs, fds))
+    }
+
+    /// A send whose rights [`prepare_rights`](Self::prepare_rights) took
+    /// failed: the requests it held are looked at again.
+    pub(crate) fn rights_not_sent(&self, msg: &Message) {
+        if msg.rights().is_empty() {
+            return;
+        }
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for r in msg.rights() {
+            if is_move(r.disposition) {
+                names.release_requests(r.name);
+            }
+        }
     }
 
     /// Removes moved rights from this name space after a successful send.
@@ -257,6 +277,9 @@ impl OsProcess {
             };
             if remove {
                 let _ = names.remove(r.name);
+            }
+            if is_move(r.disposition) {
+                names.release_requests(r.name);
             }
         }
     }
@@ -450,4 +473,12 @@ impl OsProcess {
             _ => {}
         }
     }
+}
+
+/// Whether a right sent with `d` leaves its name (a move form).
+fn is_move(d: Disposition) -> bool {
+    matches!(
+        d,
+        Disposition::MoveSend | Disposition::MoveSendOnce | Disposition::MoveReceive
+    )
 }

@@ -449,6 +449,8 @@ pub fn mailbox_grant_taken_back<B: Backend>(b: &B) {
         check!(p.send(to_user, Message::new(2, b"granted")));
         let m = check!(p.receive_timeout(mb, Duration::from_secs(10)));
         ensure!(m.id == 3, "the user's message: {m:?}");
+        // Taken: the mailbox is empty for the user's receive.
+        check!(p.send(to_user, Message::new(9, b"got it")));
         let waiting = check!(p.receive_timeout(to_owner, Duration::from_secs(10)));
         ensure!(waiting.id == 4, "expected `waiting`, got {waiting:?}");
         check!(p.mailbox_grant(mb, user, Access::NONE));
@@ -475,6 +477,8 @@ pub fn mailbox_grant_taken_back<B: Backend>(b: &B) {
         ensure!(m.id == 2, "expected `granted`, got {m:?}");
         let mb = check!(p.mailbox_open(&listed));
         check!(p.send(mb, Message::new(3, b"with the grant")));
+        let m = check!(p.receive_timeout(to_user, Duration::from_secs(10)));
+        ensure!(m.id == 9, "expected `got it`, got {m:?}");
         check!(p.send(to_owner, Message::new(4, b"waiting")));
         // Blocks (the mailbox is empty) until the grant is taken back.
         let got = p.receive_timeout(mb, Duration::from_secs(10));
