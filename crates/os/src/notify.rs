@@ -167,8 +167,8 @@ struct State {
     requests: BTreeMap<u64, Request>,
     started: bool,
     /// Names whose right is on its way out in a message: their dead-name
-    /// requests wait for the send to end (it lapses if the right left,
-    /// see [`Notifier::hold`]).
+    /// and no-senders requests wait for the send to end (they lapse if the
+    /// right left, see [`Notifier::hold`]).
     held: std::collections::BTreeSet<PortName>,
 }
 
@@ -227,6 +227,12 @@ impl Notifier {
         let mut watched = Vec::new();
         if want == Want::NoSenders {
             watched = self.watch_senders(id, &target)?;
+            if watched.is_empty() && target.senders.none_left() {
+                // The last sender went after the caller looked: no read end
+                // is left to wake us, so the answer is now.
+                post_to(&notify, Notification::NO_SENDERS_ID, name);
+                return Ok(());
+            }
         } else {
             if let Some(live) = &target.live_watch {
                 let dup = sys::dup(live.as_fd())?;
@@ -302,6 +308,12 @@ impl Notifier {
         }
         let target = Arc::clone(&r.target);
         match self.watch_senders(id, &target) {
+            // Every generation hung up since: nothing will wake us, answer now.
+            Ok(ends) if ends.is_empty() && target.senders.none_left() => {
+                if let Some(r) = self.remove(st, id) {
+                    post_to(&r.notify, Notification::NO_SENDERS_ID, r.name);
+                }
+            }
             Ok(ends) => {
                 if let Some(r) = st.requests.get_mut(&id) {
                     r.watched = ends;
@@ -340,11 +352,12 @@ impl Notifier {
         Some(r)
     }
 
-    /// The right under `name` is being sent in a message: its dead-name
-    /// requests are not answered until [`release`](Self::release), so a
-    /// request whose last right moves out lapses, as in the kernel, even
-    /// if the port dies while the message is on its way (the receiver may
-    /// destroy it before the sender's name table is updated).
+    /// The right under `name` is being sent in a message: its dead-name and
+    /// no-senders requests are not answered until [`release`](Self::release),
+    /// so a request whose right moves out lapses (or travels, `crate::travel`),
+    /// as in the kernel, even if what it waits for happens while the message
+    /// is on its way (its receiver may destroy the port, or let the last
+    /// send right go, before the sender's name table is updated).
     pub(crate) fn hold(&self, name: PortName) {
         self.lock().held.insert(name);
     }
@@ -356,6 +369,17 @@ impl Notifier {
         let mut st = self.lock();
         if !st.held.remove(&name) {
             return;
+        }
+        // A no-senders request parked while held watches its port again
+        // (the hang-up, if it came, fires at once).
+        let parked: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.name == name && r.want == Want::NoSenders && r.watched.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in parked {
+            self.rewatch(&mut st, id);
         }
         let ids: Vec<u64> = st
             .requests
@@ -483,6 +507,16 @@ impl Notifier {
                 };
                 if r.want == Want::DeadName && st.held.contains(&r.name) {
                     // Looked at again when the send ends (`release`).
+                    continue;
+                }
+                if r.want == Want::NoSenders && st.held.contains(&r.name) {
+                    // Parked (out of the epoll instance, which would report
+                    // a hang-up again and again) until the send ends.
+                    if let Some(r) = st.requests.get_mut(&id) {
+                        for fd in r.watched.drain(..) {
+                            let _ = epoll::delete(&self.epoll, &fd);
+                        }
+                    }
                     continue;
                 }
                 if r.want == Want::NoSenders {
