@@ -127,10 +127,10 @@ impl Unsupported {
                 "name service: this backend has none; use a named mailbox, or pass the right at spawn or in a message"
             }
             Unsupported::Grants => {
-                "per-process grants: on a mailbox created without any (its POSIX queue is open by name to every process its mode allows), taking access back from a live process that already opened the mailbox with it (the OS cannot take a descriptor back), or carrying a granted mailbox in a message or at spawn (its descriptor would carry the sender's access past the list)"
+                "per-process grants: on a mailbox created without any (its POSIX queue is open by name to every process its mode allows), or carrying a granted mailbox in a message or at spawn (its descriptor would carry the sender's access past the list)"
             }
             Unsupported::CapacityChange => {
-                "changing a capacity here: a bounded port can move within the mq_maxmsg its queue was made with (a capacity page every holder shares), but not to or from Zero or Unbounded, and a mailbox not at all (its senders open it by name and share no page)"
+                "changing a capacity here: a bounded port or mailbox can move within the mq_maxmsg its queue was made with (a capacity page every holder shares), but not to or from Zero or Unbounded, nor a queue a program other than mkipc made (its senders share no page)"
             }
             Unsupported::DropOldest => {
                 "DropOldest: only the receiver can take a message out of a pipe or a queue"

@@ -32,10 +32,27 @@
 //! ([`crate::grants`]): their descriptors, given to each opener with the
 //! access its pid has.
 //!
+//! It keeps the **capacity pages** of bounded mailboxes
+//! ([`crate::capacity`]), by POSIX name: the creator hands its page over,
+//! every opener gets a copy, so `set_capacity` on the mailbox holds for
+//! every mkipc sender.
+//!
+//! And it holds **escrows** for port-destroyed requests that travelled with
+//! a receive right (`crate::travel`): the holder puts a copy of the
+//! receive right's descriptors, its notify port's send descriptor and
+//! liveness read end and the request's token in escrow on its connection.
+//! A holder that moves or destroys the right withdraws it. A connection
+//! that ends with escrows still in it means its process died without
+//! running any code (`SIGKILL`): the OS closed the socket, and the broker
+//! (never a timeout) then moves each right to its notify port as the
+//! holder would have, or, with the notify port gone, drops its copy, so the
+//! port dies (the liveness pipe hangs up).
+//!
 //! Protocol: every request and its reply is one packet of 274 bytes: `op`
 //! (`D` deposit, `C` claim, `R` register, `U` unregister, `L` look up;
 //! `G` a granted mailbox created, `O` opened, `A` access granted, `F`
-//! forgotten), status (0 ok, 1 not found, 2 exists, 3 not the owner or no
+//! forgotten; `E` escrow, with the token as the name, `W` withdraw; `K`
+//! keep a mailbox's capacity page, none to forget it, `P` its page), status (0 ok, 1 not found, 2 exists, 3 not the owner or no
 //! access, 4 not possible here), descriptor count
 //! (u16), right descriptor (4 bytes), ticket (u64), name length (u16), name
 //! (256 bytes, zero-padded); descriptors ride with a deposit, a registration,
@@ -162,6 +179,8 @@ struct Tables {
     services: HashMap<Vec<u8>, Service>,
     /// Granted mailboxes by POSIX name ([`crate::grants`]).
     mailboxes: HashMap<Vec<u8>, Granted>,
+    /// Bounded mailboxes' capacity pages by POSIX name ([`crate::capacity`]).
+    pages: HashMap<Vec<u8>, OwnedFd>,
 }
 
 /// The broker of a run: the listening socket and the deposits.
@@ -224,8 +243,85 @@ fn serve(listener: OwnedFd, deposits: Deposits) {
     }
 }
 
+/// A port-destroyed request's receive right in escrow (see the module
+/// docs): the right as a message carries it, and where it goes.
+struct Escrow {
+    desc: [u8; 4],
+    right: Vec<OwnedFd>,
+    notify: OwnedFd,
+    notify_watch: OwnedFd,
+    token: u32,
+}
+
+impl Escrow {
+    /// The holder died: the right moves to its notify port (deposited here
+    /// for the notify port's reader to claim), or dies with this copy if the
+    /// notify port is gone or cannot take it.
+    fn fire(self, tables: &Deposits) {
+        let gone = match sys::poll_revents(self.notify_watch.as_fd(), libc::POLLIN) {
+            Ok(0) => false,
+            Ok(_) | Err(_) => true,
+        };
+        let Ok(desc) = crate::wire::RightDesc::parse(&self.desc) else {
+            return;
+        };
+        if gone {
+            tracing::debug!("escrow: the notify port is gone too; the port dies");
+            return;
+        }
+        let ticket = {
+            let mut t = tables.lock().unwrap_or_else(|p| p.into_inner());
+            let ticket = loop {
+                let t2 = random_u64();
+                if t2 != 0 && !t.deposits.contains_key(&t2) {
+                    break t2;
+                }
+            };
+            t.deposits.insert(ticket, self.right);
+            ticket
+        };
+        let msg = mkipc_kernel::Message::new(
+            mkipc_kernel::Notification::PORT_DESTROYED_ID,
+            mkipc_kernel::message::Body::new(),
+        );
+        let pre = crate::wire::Prefixes {
+            stamp: Some(crate::wire::now_stamp()),
+            ticket: Some(ticket),
+        };
+        let frame = crate::wire::encode_queue(&msg, 0, 0, self.token, pre, &[desc]);
+        // A full notify port gets a moment to make room (its reader is alive).
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        if let Err(e) = sys::mq_send(self.notify.as_fd(), &frame, sys::MqWait::Until(until)) {
+            tracing::warn!(
+                errno = e,
+                "escrow: port-destroyed notification lost; the port dies"
+            );
+            tables
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .deposits
+                .remove(&ticket);
+        }
+    }
+}
+
 fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
-    while let Ok(Some((req, fds))) = receive(&conn) {
+    let mut escrows: HashMap<u64, Escrow> = HashMap::new();
+    serve_requests(&conn, peer, &tables, &mut escrows);
+    // The connection ended: a process that still had rights in escrow died
+    // without withdrawing them.
+    for (_, e) in escrows.drain() {
+        e.fire(&tables);
+    }
+}
+
+fn serve_requests(
+    conn: &OwnedFd,
+    peer: u32,
+    tables: &Deposits,
+    escrows: &mut HashMap<u64, Escrow>,
+) {
+    while let Ok(Some((req, mut fds))) = receive(conn) {
         let mut t = tables.lock().unwrap_or_else(|p| p.into_inner());
         let mut reply = Packet::op(req.op);
         let mut out: Vec<RawFd> = Vec::new();
@@ -312,11 +408,11 @@ fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
             }
             b'O' => match t.mailboxes.get_mut(&req.name) {
                 Some(g) if g.exists() => match g.open(peer) {
-                    Ok((access, fd)) => {
+                    Ok((access, fd, page)) => {
                         reply.desc[0] = access_bits(access);
-                        reply.count = 1;
-                        out = vec![fd.as_raw_fd()];
-                        dups = vec![fd];
+                        reply.count = 2;
+                        out = vec![fd.as_raw_fd(), page.as_raw_fd()];
+                        dups = vec![fd, page];
                     }
                     Err(r) => reply.status = refused(r),
                 },
@@ -335,6 +431,55 @@ fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
                 }
                 None => reply.status = NOT_FOUND,
             },
+            b'E' => {
+                let token = <[u8; 4]>::try_from(&req.name[..]).map(u32::from_le_bytes);
+                match (token, fds.len()) {
+                    (Ok(token), n) if n >= 3 => {
+                        let notify_watch = fds.pop().expect("counted");
+                        let notify = fds.pop().expect("counted");
+                        let id = loop {
+                            let id = random_u64();
+                            if id != 0 && !escrows.contains_key(&id) {
+                                break id;
+                            }
+                        };
+                        escrows.insert(
+                            id,
+                            Escrow {
+                                desc: req.desc,
+                                right: fds,
+                                notify,
+                                notify_watch,
+                                token,
+                            },
+                        );
+                        reply.ticket = id;
+                    }
+                    _ => reply.status = UNSUPPORTED,
+                }
+            }
+            b'K' => match fds.pop() {
+                Some(page) if fds.is_empty() => {
+                    t.pages.insert(req.name.clone(), page);
+                }
+                Some(_) => reply.status = UNSUPPORTED,
+                None => {
+                    t.pages.remove(&req.name);
+                }
+            },
+            b'P' => match t.pages.get(&req.name).map(|f| sys::dup(f.as_fd())) {
+                Some(Ok(page)) => {
+                    reply.count = 1;
+                    out = vec![page.as_raw_fd()];
+                    dups = vec![page];
+                }
+                _ => reply.status = NOT_FOUND,
+            },
+            b'W' => {
+                if escrows.remove(&req.ticket).is_none() {
+                    reply.status = NOT_FOUND;
+                }
+            }
             b'F' => match t.mailboxes.get(&req.name) {
                 Some(g) if !g.may_forget(peer) => reply.status = NOT_OWNER,
                 Some(_) => {
@@ -345,7 +490,7 @@ fn serve_one(conn: OwnedFd, peer: u32, tables: Deposits) {
             _ => return,
         }
         drop(t);
-        if send(&conn, &reply, &out).is_err() {
+        if send(conn, &reply, &out).is_err() {
             return;
         }
         drop(dups);
@@ -518,21 +663,22 @@ impl BrokerClient {
         }
     }
 
-    /// Opens a granted mailbox: this process's access and a descriptor
-    /// with it; `ENOENT` if the broker keeps no such mailbox, `EACCES` if
+    /// Opens a granted mailbox: this process's access, a descriptor with
+    /// it, and the mailbox's access page (`crate::access_page`); `ENOENT` if the broker keeps no such mailbox, `EACCES` if
     /// this process has no access.
     pub(crate) fn mailbox_open(
         &self,
         run: &str,
         posix: &str,
-    ) -> Result<(mkipc_kernel::name::Access, OwnedFd), Errno> {
+    ) -> Result<(mkipc_kernel::name::Access, OwnedFd, OwnedFd), Errno> {
         let req = Packet {
             name: posix.as_bytes().to_vec(),
             ..Packet::op(b'O')
         };
         match self.ask(run, &req, &[])? {
-            (r, mut fds) if r.status == OK && fds.len() == 1 => {
-                Ok((access_from(r.desc[0]), fds.remove(0)))
+            (r, fds) if r.status == OK && fds.len() == 2 => {
+                let [fd, page]: [OwnedFd; 2] = fds.try_into().map_err(|_| libc::EPROTO)?;
+                Ok((access_from(r.desc[0]), fd, page))
             }
             (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
             (r, _) if r.status == NOT_OWNER => Err(libc::EACCES),
@@ -561,6 +707,75 @@ impl BrokerClient {
             NOT_FOUND => Err(libc::ENOENT),
             NOT_OWNER => Err(libc::EPERM),
             UNSUPPORTED => Err(libc::EBUSY),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Puts a receive right in escrow on this process's connection (see
+    /// the module docs): `desc` and `fds` as a message carries it, then the
+    /// notify port's send descriptor and liveness read end; the escrow's id.
+    pub(crate) fn escrow(
+        &self,
+        run: &str,
+        desc: [u8; 4],
+        fds: &[OwnedFd],
+        token: u32,
+    ) -> Result<u64, Errno> {
+        let req = Packet {
+            desc,
+            count: fds.len(),
+            name: token.to_le_bytes().to_vec(),
+            ..Packet::op(b'E')
+        };
+        match self.ask(run, &req, fds)? {
+            (r, _) if r.status == OK && r.ticket != 0 => Ok(r.ticket),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Hands a bounded mailbox's capacity page to the broker (`Some`), or
+    /// tells it the mailbox is gone (`None`).
+    pub(crate) fn keep_page(
+        &self,
+        run: &str,
+        posix: &str,
+        page: Option<OwnedFd>,
+    ) -> Result<(), Errno> {
+        let fds: Vec<OwnedFd> = page.into_iter().collect();
+        let req = Packet {
+            count: fds.len(),
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'K')
+        };
+        match self.ask(run, &req, &fds)?.0.status {
+            OK => Ok(()),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// A copy of a bounded mailbox's capacity page (`ENOENT`: the broker
+    /// keeps none, e.g. a queue made by a program other than mkipc).
+    pub(crate) fn page(&self, run: &str, posix: &str) -> Result<OwnedFd, Errno> {
+        let req = Packet {
+            name: posix.as_bytes().to_vec(),
+            ..Packet::op(b'P')
+        };
+        match self.ask(run, &req, &[])? {
+            (r, mut fds) if r.status == OK && fds.len() == 1 => Ok(fds.remove(0)),
+            (r, _) if r.status == NOT_FOUND => Err(libc::ENOENT),
+            _ => Err(libc::EPROTO),
+        }
+    }
+
+    /// Takes a receive right out of escrow (its holder moved or destroyed it).
+    pub(crate) fn withdraw(&self, run: &str, id: u64) -> Result<(), Errno> {
+        let req = Packet {
+            ticket: id,
+            ..Packet::op(b'W')
+        };
+        match self.ask(run, &req, &[])?.0.status {
+            OK => Ok(()),
+            NOT_FOUND => Err(libc::ENOENT),
             _ => Err(libc::EPROTO),
         }
     }

@@ -38,6 +38,11 @@
 //!   and the liveness pipe as it would without a page, holding no place
 //!   while it waits (`docs/perf/2026-12-03-oscap.md` has what each costs).
 //!
+//! A bounded *mailbox* has a page too; its senders open it by name, so the
+//! run's broker keeps the page by the mailbox's POSIX name and gives every
+//! mkipc opener a copy (`OsProcess::mailbox_page`); a mailbox right carried
+//! in a message brings its page as a port right does.
+//!
 //! Kernel notifications (and a close's wake-up frames) bypass the capacity,
 //! as in the kernel, but are counted, so their receipt gives nothing away.
 //! What the page cannot see: a frame written by a program other than mkipc

@@ -155,7 +155,7 @@ impl OsProcess {
                 token: *token,
             },
             Entry::Mailbox { queue, access, .. } => {
-                if !access.send {
+                if !access.send || queue.revoked(true) {
                     return Err(SendErrorKind::NoPermission);
                 }
                 Target::Queue {
@@ -184,7 +184,7 @@ impl OsProcess {
                 receive: Some(q), ..
             } => Ok(Source::Queue(Arc::clone(q))),
             Entry::Mailbox { queue, access, .. } => {
-                if access.receive {
+                if access.receive && !queue.revoked(false) {
                     Ok(Source::Queue(Arc::clone(queue)))
                 } else {
                     Err(ReceiveError::NoPermission)
@@ -274,6 +274,7 @@ impl OsProcess {
             }
         };
         if fds.len() > crate::link::MAX_RIGHTS {
+            self.rights_not_sent(&msg);
             return Err(SendErrorKind::Limit(Limit::DescriptorsPerMessage {
                 max: crate::link::MAX_RIGHTS,
             })
@@ -281,7 +282,10 @@ impl OsProcess {
         }
         let ticket = match self.broker_client.deposit(&self.run, &fds) {
             Ok(t) => t,
-            Err(e) => return Err(SendErrorKind::Os(e).with(msg)),
+            Err(e) => {
+                self.rights_not_sent(&msg);
+                return Err(SendErrorKind::Os(e).with(msg));
+            }
         };
         drop(fds);
         let pre = wire::Prefixes {
@@ -299,6 +303,7 @@ impl OsProcess {
             }
             Err(_) => {
                 let _ = self.broker_client.claim(&self.run, ticket);
+                self.rights_not_sent(&rights_of);
             }
         }
         sent
@@ -746,6 +751,9 @@ impl OsProcess {
                 Ok(false) if slice != deadline => {
                     if !q.still_named() {
                         return Err(ReceiveError::SourceDead);
+                    }
+                    if q.revoked(false) {
+                        return Err(ReceiveError::NoPermission);
                     }
                 }
                 Ok(false) => return Err(ReceiveError::TimedOut),

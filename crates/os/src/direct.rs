@@ -75,7 +75,10 @@ impl OsProcess {
                 );
                 Ok(Sent::Delivered)
             }
-            Err(e) => pipe_send_failed(e, on_full, msg, LINK_BODY_LIMIT),
+            Err(e) => {
+                self.rights_not_sent(&msg);
+                pipe_send_failed(e, on_full, msg, LINK_BODY_LIMIT)
+            }
         }
     }
 

@@ -12,12 +12,13 @@
 //! default) and gives a copy of the descriptor with exactly that access, or
 //! `NoPermission`. `mailbox_grant` changes the list in the broker; a process
 //! whose grant grew gets the new descriptor on its next send or receive
-//! that needs it.
+//! that needs it. A grant that shrinks for a process holding descriptors is
+//! written into the mailbox's access page ([`crate::access_page`]), which
+//! its sends and receives look at: a descriptor cannot be taken back, but
+//! mkipc stops using it.
 //!
-//! What the OS cannot do, and is refused with `Unsupported(Grants)`:
-//! taking access back from a live process that already opened the mailbox
-//! with it (a descriptor cannot be taken back from another process), grants
-//! on a mailbox created without any (its name is open to every process its
+//! What is refused with `Unsupported(Grants)`: grants on a mailbox created
+//! without any (its name is open to every process its
 //! mode allows), and a granted mailbox carried in a message or at spawn
 //! (the descriptor would carry the sender's access past the list). The
 //! boundary stays the Unix user (DESIGN.md, "Trust"): a process of the same
@@ -33,6 +34,7 @@ use mkipc_kernel::ipc::Owner;
 use mkipc_kernel::name::{Access, RightKind};
 use mkipc_kernel::{IpcError, MailboxConfig, Pid, PortName};
 
+use crate::access_page::{AccessPage, Allowed};
 use crate::errno;
 use crate::names::{Entry, Names};
 use crate::process::OsProcess;
@@ -71,6 +73,8 @@ pub(crate) struct Granted {
     posix: String,
     /// Read-write, write-only, read-only.
     fds: [OwnedFd; 3],
+    /// What each opener may still do (`crate::access_page`).
+    page: AccessPage,
 }
 
 /// Why the broker refused.
@@ -98,7 +102,9 @@ impl Granted {
         fds: Vec<OwnedFd>,
     ) -> Option<Granted> {
         let [rw, w, r]: [OwnedFd; 3] = fds.try_into().ok()?;
+        let page = AccessPage::new().ok()?;
         Some(Granted {
+            page,
             owner,
             system,
             default,
@@ -129,8 +135,9 @@ impl Granted {
         pid == self.owner || (self.system && self.access(pid) == Access::ALL)
     }
 
-    /// Opens it for `pid`: its access and a descriptor with exactly that access.
-    pub(crate) fn open(&mut self, pid: u32) -> Result<(Access, OwnedFd), Refused> {
+    /// Opens it for `pid`: its access, a descriptor with exactly that
+    /// access, and the access page.
+    pub(crate) fn open(&mut self, pid: u32) -> Result<(Access, OwnedFd, OwnedFd), Refused> {
         let access = self.access(pid);
         let fd = match (access.send, access.receive) {
             (true, true) => &self.fds[0],
@@ -139,6 +146,13 @@ impl Granted {
             (false, false) => return Err(Refused::NoPermission),
         };
         let fd = sys::dup(fd.as_fd()).map_err(|_| Refused::NotFound)?;
+        let page = self.page.dup_fd().map_err(|_| Refused::NotFound)?;
+        // Listed as it is now: an earlier descriptor of `pid` may do as much.
+        if self.opened.contains_key(&pid) {
+            self.page
+                .set(pid, access)
+                .map_err(|_| Refused::Unsupported)?;
+        }
         let was = self.opened.get(&pid).copied().unwrap_or(Access::NONE);
         self.opened.insert(
             pid,
@@ -147,7 +161,7 @@ impl Granted {
                 receive: was.receive || access.receive,
             },
         );
-        Ok((access, fd))
+        Ok((access, fd, page))
     }
 
     /// `by` sets `pid`'s access.
@@ -161,11 +175,13 @@ impl Granted {
         } else {
             access
         };
-        if !covers(next, held) {
-            if alive(pid) {
-                return Err(Refused::Unsupported);
-            }
+        if !covers(next, held) && !alive(pid) {
             self.opened.remove(&pid);
+        }
+        // A process holding descriptors learns its access from the page
+        // (taken back, or given back): `crate::access_page`.
+        if self.opened.contains_key(&pid) {
+            self.page.set(pid, next).map_err(|_| Refused::Unsupported)?;
         }
         self.acl.insert(pid, access);
         Ok(())
@@ -236,7 +252,7 @@ impl OsProcess {
     /// `mailbox_open` of a granted mailbox through the broker; `None` if
     /// the broker keeps no such mailbox (then it is opened by name).
     pub(crate) fn open_granted(&self, posix: &str) -> Result<Option<PortName>, IpcError> {
-        let (access, fd) = match self.broker_client.mailbox_open(&self.run, posix) {
+        let (access, fd, page) = match self.broker_client.mailbox_open(&self.run, posix) {
             Ok(x) => x,
             Err(libc::EACCES) => return Err(IpcError::NoPermission),
             // No such granted mailbox, no broker for this run, or one that
@@ -244,7 +260,8 @@ impl OsProcess {
             // mailbox's mode 0000 keeps out anyway): open it by name.
             Err(_) => return Ok(None),
         };
-        let queue = granted_queue(fd, posix, access).map_err(errno::ipc_error)?;
+        let mut queue = granted_queue(fd, posix, access, page).map_err(errno::ipc_error)?;
+        queue.cap = self.mailbox_page(&queue, posix);
         Ok(Some(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
             access,
@@ -295,12 +312,13 @@ impl OsProcess {
             return;
         };
         let posix = queue.name.clone();
-        let Ok((access, fd)) = self.broker_client.mailbox_open(&self.run, &posix) else {
+        let Ok((access, fd, page)) = self.broker_client.mailbox_open(&self.run, &posix) else {
             return;
         };
-        let Ok(fresh) = granted_queue(fd, &posix, access) else {
+        let Ok(mut fresh) = granted_queue(fd, &posix, access, page) else {
             return;
         };
+        fresh.cap = queue.cap.clone();
         if let Ok(Entry::Mailbox {
             queue, access: a, ..
         }) = names.get_mut(name)
@@ -318,9 +336,10 @@ impl OsProcess {
     }
 }
 
-fn granted_queue(fd: OwnedFd, posix: &str, access: Access) -> Result<Queue, Errno> {
+fn granted_queue(fd: OwnedFd, posix: &str, access: Access, page: OwnedFd) -> Result<Queue, Errno> {
     let mut q = Queue::from_fd(fd, posix.to_string(), access.receive, access.send)?;
     q.watch = true;
     q.granted = true;
+    q.allowed = Some(Allowed::new(AccessPage::adopt(page)?, access));
     Ok(q)
 }

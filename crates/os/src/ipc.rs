@@ -46,6 +46,7 @@ use crate::process::{open_with_best_access, OsProcess};
 use crate::queue::Queue;
 use crate::registry::{self, EntryOwner, Kind};
 use crate::sys;
+use crate::travel::NotifyTo;
 use crate::wire;
 
 /// The largest body on a direct link.
@@ -226,6 +227,16 @@ impl Ipc for OsProcess {
 
     fn mod_refs(&self, name: PortName, right: RightKind, delta: i32) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let (
+            RightKind::Receive,
+            Ok(Entry::Port {
+                receive: Some(q), ..
+            }),
+        ) = (right, names.get(name))
+        {
+            // It may move to its port-destroyed notify port below.
+            names.keep_no_senders_for_port_destroyed(q);
+        }
         let remove = match (right, names.get_mut(name)?) {
             (RightKind::Send, Entry::Port { .. }) => names.add_send_refs(name, delta)?,
             (
@@ -244,6 +255,8 @@ impl Ipc for OsProcess {
                     // elsewhere: our send references stay send rights.
                     let (q, send) = (receive.take().expect("matched"), Arc::clone(send));
                     if self.move_if_port_destroyed(&q, &send) {
+                        // Its requests went with it (`crate::travel`).
+                        names.receive_right_left(&q);
                         return Ok(());
                     }
                     *receive = Some(q);
@@ -336,9 +349,22 @@ impl Ipc for OsProcess {
             Entry::Port {
                 receive: Some(q), ..
             } => Arc::clone(q),
-            Entry::Mailbox { .. } | Entry::Fifo(_) => {
-                return Err(IpcError::Unsupported(Unsupported::CapacityChange))
+            // Who may destroy it may change it (`mailbox_destroy`'s rule):
+            // its creator, or whoever has full access; its capacity page is
+            // shared by every mkipc opener through the broker
+            // (`crate::capacity`).
+            Entry::Mailbox {
+                queue,
+                access,
+                owned,
+                ..
+            } => {
+                if !*owned && *access != Access::ALL {
+                    return Err(IpcError::NoPermission);
+                }
+                Arc::clone(queue)
             }
+            Entry::Fifo(_) => return Err(IpcError::Unsupported(Unsupported::CapacityChange)),
             Entry::Dead { .. } => return Err(IpcError::DeadName),
             _ => {
                 return Err(IpcError::WrongRight {
@@ -372,10 +398,12 @@ impl Ipc for OsProcess {
         notify: PortName,
     ) -> Result<(), IpcError> {
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        let to = match names.get(notify)? {
+        let (to, to_send) = match names.get(notify)? {
             Entry::Port {
-                receive: Some(q), ..
-            } => Arc::clone(q),
+                receive: Some(q),
+                send,
+                ..
+            } => (Arc::clone(q), Arc::clone(send)),
             _ => {
                 return Err(IpcError::WrongRight {
                     needed: RightKind::Receive,
@@ -401,7 +429,10 @@ impl Ipc for OsProcess {
                 if Arc::ptr_eq(q, &to) {
                     return Err(IpcError::InvalidValue);
                 }
-                q.set_port_destroyed(&to);
+                q.set_port_destroyed(crate::travel::PortDestroyed::Here {
+                    receive: Arc::downgrade(&to),
+                    send: Arc::downgrade(&to_send),
+                });
                 return Ok(());
             }
             NotifyKind::DeadName => Want::DeadName,
@@ -456,7 +487,7 @@ impl Ipc for OsProcess {
         }
         let notifier = names.notifier().map_err(errno::ipc_error)?;
         notifier
-            .watch(name, want, target, to)
+            .watch(name, want, target, NotifyTo::here(&to, &to_send))
             .map_err(errno::ipc_error)
     }
 
@@ -720,7 +751,8 @@ impl Ipc for OsProcess {
         if let Some(granted) = self.open_granted(&posix)? {
             return Ok(granted);
         }
-        let (queue, access) = open_with_best_access(&posix)?;
+        let (mut queue, access) = open_with_best_access(&posix)?;
+        queue.cap = self.mailbox_page(&queue, &posix);
         Ok(self.insert(Entry::Mailbox {
             queue: Arc::new(queue),
             access,
@@ -762,6 +794,7 @@ impl Ipc for OsProcess {
         names.remove(mailbox)?;
         drop(names);
         self.forget_granted(&queue);
+        self.forget_mailbox_page(&queue);
         registry::forget(&self.run, Kind::Queue, &posix);
         Ok(())
     }
@@ -798,8 +831,14 @@ impl Ipc for OsProcess {
                 self.commit_rights(&carrier);
                 Ok(())
             }
-            Err(libc::EEXIST) => Err(IpcError::AlreadyExists),
-            Err(e) => Err(errno::ipc_error(e)),
+            Err(e) => {
+                self.rights_not_sent(&carrier);
+                Err(if e == libc::EEXIST {
+                    IpcError::AlreadyExists
+                } else {
+                    errno::ipc_error(e)
+                })
+            }
         }
     }
 

@@ -49,6 +49,7 @@
 //!   [`wire`] for the bytes, so programs in other languages can join.
 //! * [`registry`] for run ids and [`cleanup`]; [`errno`] for the errors.
 
+mod access_page;
 mod broker;
 pub mod capacity;
 mod deliver;
@@ -79,6 +80,7 @@ pub mod spool;
 mod sys;
 mod sys_shm;
 mod transfer;
+mod travel;
 mod watch;
 pub mod wire;
 

@@ -117,7 +117,12 @@ impl Names {
 
     /// Removes the entry under `name`.
     pub(crate) fn remove(&mut self, name: PortName) -> Result<Entry, IpcError> {
-        self.get(name)?;
+        if let Entry::Port {
+            receive: Some(q), ..
+        } = self.get(name)?
+        {
+            self.keep_no_senders_for_port_destroyed(q);
+        }
         if let Some(n) = &self.notifier {
             n.cancel(name);
         }
@@ -134,8 +139,29 @@ impl Names {
         Ok(Arc::clone(self.notifier.as_ref().expect("made above")))
     }
 
+    /// The right under `name` is on its way out in a message
+    /// ([`Notifier::hold`]).
+    pub(crate) fn hold_requests(&self, name: PortName) {
+        if let Some(n) = &self.notifier {
+            n.hold(name);
+        }
+    }
+
+    /// The send that carried `name`'s right ended ([`Notifier::release`]).
+    pub(crate) fn release_requests(&self, name: PortName) {
+        if let Some(n) = &self.notifier {
+            n.release(name);
+        }
+    }
+
+    /// The no-senders request on `q`'s port here, if any (`crate::travel`).
+    pub(crate) fn no_senders_request(&self, q: &Queue) -> Option<crate::travel::NotifyTo> {
+        self.notifier.as_ref()?.no_senders_request(q)
+    }
+
     /// The receive right of `send`'s port left this process: its
-    /// no-senders requests here lapse (the read ends went with the right).
+    /// no-senders requests here go (the read ends and the request went with
+    /// the right, `crate::travel`).
     pub(crate) fn receive_right_left(&self, send: &Queue) {
         send.senders.forget_watch();
         if let Some(n) = &self.notifier {
@@ -199,8 +225,27 @@ impl Names {
             .for_each(&mut f);
     }
 
+    /// A receive right that may move to its port-destroyed notify port
+    /// (its name about to go, or its process): its no-senders request goes
+    /// with it, so it is kept on the right before the notifier drops it.
+    pub(crate) fn keep_no_senders_for_port_destroyed(&self, q: &Queue) {
+        if q.has_port_destroyed() {
+            if let Some(to) = self.no_senders_request(q) {
+                q.keep_moving_no_senders(to);
+            }
+        }
+    }
+
     /// Every entry, for shutdown.
     pub(crate) fn drain(&mut self) -> Vec<Entry> {
+        for slot in &self.slots {
+            if let Some(Entry::Port {
+                receive: Some(q), ..
+            }) = &slot.entry
+            {
+                self.keep_no_senders_for_port_destroyed(q);
+            }
+        }
         if let Some(n) = self.notifier.take() {
             n.stop();
         }

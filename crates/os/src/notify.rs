@@ -5,9 +5,11 @@
 //! (`Notification::*_ID`, the name as a `u64`), and as token this process's
 //! random *notification key*. A queue frame is otherwise always *claimed*
 //! (anyone with write access may write any pid), so only a frame with sender
-//! 0 and the key decodes as a notification ([`is_notification`]); a forger
+//! 0 and the key decodes as a notification ([`vouch`]); a forger
 //! would have to guess 32 random bits (as for reply tokens, see "Trust" in
-//! DESIGN.md).
+//! DESIGN.md). A request that travelled with a receive right is answered by
+//! the right's new holder with a token of its own instead of the key
+//! (`crate::travel`).
 //!
 //! What the OS tells, and where a request waits for it:
 //!
@@ -24,7 +26,8 @@
 //!   message, or registered with the name service, both in the broker),
 //!   holds a write end, so the read ends the receive right keeps hang up
 //!   when the last one is gone, even by `SIGKILL`. At once if there is
-//!   none; a request lapses when the receive right moves to another process.
+//!   none. The request travels with the receive right to another process
+//!   (`crate::travel`), which then watches and answers it.
 //!
 //! One `mkipc-notify` thread per process (started with the first request
 //! that must wait) waits on one `epoll` instance holding a duplicate of each
@@ -44,6 +47,7 @@ use mkipc_kernel::{Message, Notification, PortName};
 use crate::queue::{Model, Queue, Receiver};
 use crate::spool;
 use crate::sys::{self, Errno};
+use crate::travel::NotifyTo;
 use crate::wire;
 
 /// This process's notification key (random; the clock if the kernel's
@@ -90,27 +94,40 @@ pub(crate) fn wake_closed(q: &Queue) {
     }
 }
 
-/// Whether a queue frame's header is one of this process's notifications.
-pub(crate) fn is_notification(h: &wire::Header) -> bool {
-    if h.sender != 0 || h.token != key() {
+/// Whether a queue frame's header is a notification this process vouches
+/// for: sender 0 and this process's key, or the token of one of its
+/// requests that travelled with a receive right (`crate::travel`), which
+/// this uses up.
+pub(crate) fn vouch(h: &wire::Header) -> bool {
+    if h.sender != 0 {
         return false;
     }
     let flags = h.flags & !wire::FLAG_STAMPED;
-    match h.id {
+    let shaped = match h.id {
         Notification::DEAD_NAME_ID
         | Notification::NO_SENDERS_ID
         | Notification::SEND_POSSIBLE_ID => flags == 0,
         // It carries the receive right (`crate::port_destroyed`).
         Notification::PORT_DESTROYED_ID => flags == wire::FLAG_BROKERED && h.nrights == 1,
         _ => false,
-    }
+    };
+    shaped && (h.token == key() || crate::travel::vouch(h.token, h.id))
 }
 
 /// Puts one notification about `name` into the notify port's queue `to`,
 /// without waiting (an unbounded port spools it). `false` if it could not.
 pub(crate) fn post(to: &Arc<Queue>, id: u32, name: PortName) -> bool {
+    post_with(to, id, name, key())
+}
+
+/// [`post`] for a request's [`NotifyTo`]: its queue and its token.
+pub(crate) fn post_to(to: &NotifyTo, id: u32, name: PortName) -> bool {
+    post_with(&to.queue, id, name, to.token)
+}
+
+fn post_with(to: &Arc<Queue>, id: u32, name: PortName, token: u32) -> bool {
     let msg = Message::from_u64(id, name.to_raw());
-    let frame = wire::encode_stamped(&msg, 0, 0, key(), wire::now_stamp());
+    let frame = wire::encode_stamped(&msg, 0, 0, token, wire::now_stamp());
     let sent = if to.model == Model::Unbounded {
         spool::push(to, &frame).is_ok()
     } else {
@@ -138,8 +155,8 @@ struct Request {
     want: Want,
     /// The queue the request is about (a send descriptor).
     target: Arc<Queue>,
-    /// The notify port's queue.
-    notify: Arc<Queue>,
+    /// Where the notification goes, with its token.
+    notify: NotifyTo,
     /// Duplicates registered in the epoll instance.
     watched: Vec<OwnedFd>,
 }
@@ -149,6 +166,10 @@ struct State {
     next: u64,
     requests: BTreeMap<u64, Request>,
     started: bool,
+    /// Names whose right is on its way out in a message: their dead-name
+    /// and no-senders requests wait for the send to end (they lapse if the
+    /// right left, see [`Notifier::hold`]).
+    held: std::collections::BTreeSet<PortName>,
 }
 
 /// This process's outstanding notification requests and their watcher.
@@ -198,7 +219,7 @@ impl Notifier {
         name: PortName,
         want: Want,
         target: Arc<Queue>,
-        notify: Arc<Queue>,
+        notify: NotifyTo,
     ) -> Result<(), Errno> {
         let mut st = self.lock();
         let id = st.next;
@@ -206,6 +227,12 @@ impl Notifier {
         let mut watched = Vec::new();
         if want == Want::NoSenders {
             watched = self.watch_senders(id, &target)?;
+            if watched.is_empty() && target.senders.none_left() {
+                // The last sender went after the caller looked: no read end
+                // is left to wake us, so the answer is now.
+                post_to(&notify, Notification::NO_SENDERS_ID, name);
+                return Ok(());
+            }
         } else {
             if let Some(live) = &target.live_watch {
                 let dup = sys::dup(live.as_fd())?;
@@ -281,6 +308,12 @@ impl Notifier {
         }
         let target = Arc::clone(&r.target);
         match self.watch_senders(id, &target) {
+            // Every generation hung up since: nothing will wake us, answer now.
+            Ok(ends) if ends.is_empty() && target.senders.none_left() => {
+                if let Some(r) = self.remove(st, id) {
+                    post_to(&r.notify, Notification::NO_SENDERS_ID, r.name);
+                }
+            }
             Ok(ends) => {
                 if let Some(r) = st.requests.get_mut(&id) {
                     r.watched = ends;
@@ -319,6 +352,53 @@ impl Notifier {
         Some(r)
     }
 
+    /// The right under `name` is being sent in a message: its dead-name and
+    /// no-senders requests are not answered until [`release`](Self::release),
+    /// so a request whose right moves out lapses (or travels, `crate::travel`),
+    /// as in the kernel, even if what it waits for happens while the message
+    /// is on its way (its receiver may destroy the port, or let the last
+    /// send right go, before the sender's name table is updated).
+    pub(crate) fn hold(&self, name: PortName) {
+        self.lock().held.insert(name);
+    }
+
+    /// The send that moved `name`'s right ended: its dead-name requests
+    /// (those still there: a right that left took them with its name) are
+    /// looked at again.
+    pub(crate) fn release(&self, name: PortName) {
+        let mut st = self.lock();
+        if !st.held.remove(&name) {
+            return;
+        }
+        // A no-senders request parked while held watches its port again
+        // (the hang-up, if it came, fires at once).
+        let parked: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.name == name && r.want == Want::NoSenders && r.watched.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in parked {
+            self.rewatch(&mut st, id);
+        }
+        let ids: Vec<u64> = st
+            .requests
+            .iter()
+            .filter(|(_, r)| r.name == name && r.want == Want::DeadName)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            let gone = st
+                .requests
+                .get(&id)
+                .is_some_and(|r| r.target.receiver() == Receiver::Gone);
+            if gone {
+                let r = self.remove(&mut st, id).expect("present");
+                post_to(&r.notify, Notification::DEAD_NAME_ID, r.name);
+            }
+        }
+    }
+
     /// Drops every request about `name` (the name was released).
     pub(crate) fn cancel(&self, name: PortName) {
         let mut st = self.lock();
@@ -334,7 +414,7 @@ impl Notifier {
     }
 
     /// Drops the no-senders requests about `target`'s port: its receive
-    /// right left the process (see the module docs).
+    /// right left the process, and the request with it (`crate::travel`).
     pub(crate) fn lapse_no_senders(&self, target: &Queue) {
         let mut st = self.lock();
         let ids: Vec<u64> = st
@@ -346,6 +426,17 @@ impl Notifier {
         for id in ids {
             self.remove(&mut st, id);
         }
+    }
+
+    /// The no-senders request on `target`'s port, if any (the last one
+    /// made), for a receive right about to move (`crate::travel`).
+    pub(crate) fn no_senders_request(&self, target: &Queue) -> Option<NotifyTo> {
+        let st = self.lock();
+        st.requests
+            .values()
+            .filter(|r| r.want == Want::NoSenders && same_port(&r.target, target))
+            .last()
+            .map(|r| r.notify.clone())
     }
 
     /// The last send reference to the port under `name` in this process is
@@ -363,7 +454,7 @@ impl Notifier {
             .collect();
         for id in ids {
             if let Some(r) = self.remove(&mut st, id) {
-                post(&r.notify, Notification::NO_SENDERS_ID, r.name);
+                post_to(&r.notify, Notification::NO_SENDERS_ID, r.name);
             }
         }
     }
@@ -414,10 +505,24 @@ impl Notifier {
                 let Some(r) = st.requests.get(&id) else {
                     continue;
                 };
+                if r.want == Want::DeadName && st.held.contains(&r.name) {
+                    // Looked at again when the send ends (`release`).
+                    continue;
+                }
+                if r.want == Want::NoSenders && st.held.contains(&r.name) {
+                    // Parked (out of the epoll instance, which would report
+                    // a hang-up again and again) until the send ends.
+                    if let Some(r) = st.requests.get_mut(&id) {
+                        for fd in r.watched.drain(..) {
+                            let _ = epoll::delete(&self.epoll, &fd);
+                        }
+                    }
+                    continue;
+                }
                 if r.want == Want::NoSenders {
                     if r.target.senders.none_left() {
                         let r = self.remove(&mut st, id).expect("present");
-                        post(&r.notify, Notification::NO_SENDERS_ID, r.name);
+                        post_to(&r.notify, Notification::NO_SENDERS_ID, r.name);
                     } else {
                         // A generation hung up while another lives on.
                         self.rewatch(&mut st, id);
@@ -433,7 +538,7 @@ impl Notifier {
                 };
                 if let Some(n) = answer {
                     let r = self.remove(&mut st, id).expect("present");
-                    post(&r.notify, n, r.name);
+                    post_to(&r.notify, n, r.name);
                 }
             }
         }

@@ -14,16 +14,19 @@
 //! new holder. The receiver of the notification claims the ticket and gets
 //! the receive right under a new name (`Notification::PortDestroyed`).
 //!
+//! A request travels with the receive right when it moves to another
+//! process (`crate::travel`): that process then moves it to the requester's
+//! notify port, with the request's token instead of its own key.
+//!
 //! What it does not cover (DESIGN.md, "Notifications"): a process killed by
 //! a signal runs no code, so its receive rights die with it (their senders
-//! get `DestinationDead` and dead-name notifications); a request lapses when
-//! the receive right moves to another process; a right with messages this
+//! get `DestinationDead` and dead-name notifications); a right with messages this
 //! process holds (a peek's, a selective receive's) cannot be moved without
 //! reordering them, and a notify port that is full or gone cannot take the
 //! notification: in those cases the port is destroyed as without a request.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use mkipc_kernel::message::Body;
 use mkipc_kernel::{Disposition, Message, Notification};
@@ -31,7 +34,10 @@ use mkipc_kernel::{Disposition, Message, Notification};
 use crate::process::OsProcess;
 use crate::queue::{Model, Queue};
 use crate::sys::{self, Errno};
-use crate::wire::{self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_WATCH};
+use crate::travel::{NotifyTo, PortDestroyed};
+use crate::wire::{
+    self, RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_NO_SENDERS, LIVE_WATCH,
+};
 
 impl OsProcess {
     /// A receive right of this process ends (destroyed, or its process
@@ -51,10 +57,12 @@ impl OsProcess {
     /// request is on it, moves it into its notify port instead. `true` if
     /// it moved (the caller must then not signal a destruction).
     pub(crate) fn move_if_port_destroyed(&self, receive: &Arc<Queue>, send: &Queue) -> bool {
-        let Some(notify) = receive.take_port_destroyed() else {
+        let Some(request) = receive.take_port_destroyed() else {
             return false;
         };
-        let Some(notify) = notify.upgrade() else {
+        // Done here, one way or the other: the broker's copy goes.
+        self.withdraw_escrow(&request);
+        let Some(notify) = request.target() else {
             tracing::warn!("port-destroyed: the notify port is gone; destroying the port");
             return false;
         };
@@ -77,12 +85,57 @@ impl OsProcess {
         }
     }
 
+    /// Puts the receive right `receive` (with `send`, as in a message) in
+    /// escrow with the broker for its travelling port-destroyed request `to`,
+    /// so that the right moves even if this process is killed; the escrow's
+    /// id, or `None` (logged) if the broker cannot take it.
+    pub(crate) fn escrow_port_destroyed(
+        &self,
+        receive: &Queue,
+        send: &Queue,
+        to: &NotifyTo,
+    ) -> Option<u64> {
+        let made = (|| {
+            let (desc, mut fds) = receive_right_descriptors(receive, send)?;
+            let notify = to.send.as_ref().ok_or(libc::EPROTO)?;
+            let watch = notify.live_watch.as_ref().ok_or(libc::EPROTO)?;
+            fds.push(notify.dup_fd()?);
+            fds.push(sys::dup(watch.as_fd())?);
+            let mut bytes = [0u8; 4];
+            desc.write(&mut bytes);
+            self.broker_client.escrow(&self.run, bytes, &fds, to.token)
+        })();
+        match made {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(
+                    errno = e,
+                    "port-destroyed: no escrow; a kill of this process destroys the port"
+                );
+                None
+            }
+        }
+    }
+
+    /// Takes a request's receive right out of the broker's escrow, if it is there.
+    pub(crate) fn withdraw_escrow(&self, request: &PortDestroyed) {
+        if let PortDestroyed::There {
+            escrow: Some(id), ..
+        } = request
+        {
+            if let Err(e) = self.broker_client.withdraw(&self.run, *id) {
+                tracing::warn!(errno = e, "port-destroyed: escrow not withdrawn");
+            }
+        }
+    }
+
     fn post_port_destroyed(
         &self,
         receive: &Queue,
         send: &Queue,
-        notify: &Arc<Queue>,
+        to: &NotifyTo,
     ) -> Result<(), Errno> {
+        let notify = &to.queue;
         let (desc, fds) = receive_right_descriptors(receive, send)?;
         let ticket = self.broker_client.deposit(&self.run, &fds)?;
         drop(fds);
@@ -91,7 +144,7 @@ impl OsProcess {
             stamp: Some(wire::now_stamp()),
             ticket: Some(ticket),
         };
-        let frame = wire::encode_queue(&msg, 0, 0, crate::notify::key(), pre, &[desc]);
+        let frame = wire::encode_queue(&msg, 0, 0, to.token, pre, &[desc]);
         let sent = if notify.model == Model::Unbounded {
             crate::spool::push(notify, &frame).map(drop)
         } else {
@@ -131,6 +184,16 @@ fn receive_right_descriptors(
         fds.push(page.dup_fd()?);
         liveness |= LIVE_CAPACITY;
     }
+    // Its no-senders request goes with it (`crate::travel`), as in the kernel.
+    if let Some(to) = receive.take_moving_no_senders() {
+        match to.carry(mkipc_kernel::Notification::NO_SENDERS_ID) {
+            Ok(more) => {
+                fds.extend(more);
+                liveness |= LIVE_NO_SENDERS;
+            }
+            Err(e) => tracing::warn!(errno = e, "a no-senders request cannot travel: it lapses"),
+        }
+    }
     Ok((
         RightDesc {
             disposition: Disposition::MoveReceive.received_as(),
@@ -141,7 +204,3 @@ fn receive_right_descriptors(
         fds,
     ))
 }
-
-/// A port-destroyed request: the notify port's receive queue, weakly (a
-/// request does not keep its notify port alive).
-pub(crate) type Request = Weak<Queue>;

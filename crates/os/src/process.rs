@@ -32,6 +32,7 @@ use mkipc_kernel::message::Body;
 use mkipc_kernel::name::Access;
 use mkipc_kernel::{Capacity, IpcError, Pid, PortName};
 
+use crate::capacity::CapacityPage;
 use crate::ends::{LinkEnd, LinkEnds};
 use crate::errno;
 use crate::fifo::Fifo;
@@ -287,6 +288,7 @@ impl OsProcess {
         let queue = match Queue::create(&posix, capacity, mode, true, true) {
             Ok(mut q) => {
                 q.watch = true;
+                q.cap = self.new_mailbox_page(&posix, capacity);
                 q
             }
             Err(e) => {
@@ -306,6 +308,52 @@ impl OsProcess {
             owned: true,
             system,
         }))
+    }
+
+    /// A bounded mailbox's capacity page (`crate::capacity`), handed to the
+    /// run's broker so that every opener shares it; `None` (logged: its
+    /// capacity then cannot change) for other models or without a broker.
+    fn new_mailbox_page(&self, posix: &str, capacity: Capacity) -> Option<Arc<CapacityPage>> {
+        let Capacity::Bounded(n) = capacity else {
+            return None;
+        };
+        let kept = CapacityPage::new(n).and_then(|page| {
+            self.broker_client
+                .keep_page(&self.run, posix, Some(page.dup_fd()?))?;
+            Ok(page)
+        });
+        match kept {
+            Ok(page) => Some(Arc::new(page)),
+            Err(e) => {
+                tracing::warn!(errno = e, %posix, "mailbox without a capacity page");
+                None
+            }
+        }
+    }
+
+    /// The capacity page of the bounded mailbox `posix` an opener shares,
+    /// from the broker; `None` for other models and queues mkipc did not
+    /// make (nothing to share: their capacity cannot change).
+    pub(crate) fn mailbox_page(&self, q: &Queue, posix: &str) -> Option<Arc<CapacityPage>> {
+        if q.model != crate::queue::Model::Bounded {
+            return None;
+        }
+        let fd = self.broker_client.page(&self.run, posix).ok()?;
+        match CapacityPage::adopt(fd) {
+            Ok(page) => Some(Arc::new(page)),
+            Err(e) => {
+                tracing::warn!(errno = e, %posix, "a mailbox's capacity page was refused");
+                None
+            }
+        }
+    }
+
+    /// A mailbox this process destroyed or that went with its owner: the
+    /// broker forgets its page.
+    pub(crate) fn forget_mailbox_page(&self, queue: &Queue) {
+        if queue.cap.is_some() {
+            let _ = self.broker_client.keep_page(&self.run, &queue.name, None);
+        }
     }
 
     // ----- FIFOs ----------------------------------------------------------------
@@ -420,6 +468,7 @@ impl Drop for OsProcess {
                 } => {
                     let _ = sys::mq_unlink(&queue.name);
                     self.forget_granted(&queue);
+                    self.forget_mailbox_page(&queue);
                     registry::forget(&self.run, Kind::Queue, &queue.name);
                 }
                 Entry::Fifo(f) if f.owned => {

@@ -149,11 +149,18 @@ pub struct Queue {
     pub(crate) in_set: Mutex<Weak<crate::port_set::PortSet>>,
     /// A port-destroyed request on this receive right: where it goes
     /// instead of dying (`crate::port_destroyed`).
-    port_destroyed: Mutex<Option<crate::port_destroyed::Request>>,
+    port_destroyed: Mutex<Option<crate::travel::PortDestroyed>>,
+    /// The no-senders request on this receive right, taken off the
+    /// notifier as the right is about to move to its port-destroyed notify
+    /// port (it goes with it, as in the kernel: `crate::travel`).
+    moving_no_senders: Mutex<Option<crate::travel::NotifyTo>>,
     /// A bounded port's capacity page ([`crate::capacity`]), shared by every
     /// holder of the port: the capacity every sender keeps to. `None` for
     /// other models, mailboxes and rights from programs other than mkipc.
     pub(crate) cap: Option<Arc<CapacityPage>>,
+    /// A granted mailbox's access page (`crate::access_page`): what this
+    /// process may still do with the descriptor after a grant shrank.
+    pub(crate) allowed: Option<crate::access_page::Allowed>,
 }
 
 /// A message taken out of a queue by this process, not yet delivered.
@@ -250,24 +257,67 @@ impl Queue {
             senders: Arc::default(),
             in_set: Mutex::new(Weak::new()),
             port_destroyed: Mutex::new(None),
+            moving_no_senders: Mutex::new(None),
             cap: None,
+            allowed: None,
         })
     }
 
     /// Puts a port-destroyed request on this receive right (replacing one).
-    pub(crate) fn set_port_destroyed(&self, notify: &Arc<Queue>) {
+    pub(crate) fn set_port_destroyed(&self, request: crate::travel::PortDestroyed) {
         *self
             .port_destroyed
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(notify));
+            .unwrap_or_else(|p| p.into_inner()) = Some(request);
     }
 
     /// Takes the port-destroyed request off this receive right.
-    pub(crate) fn take_port_destroyed(&self) -> Option<crate::port_destroyed::Request> {
+    pub(crate) fn take_port_destroyed(&self) -> Option<crate::travel::PortDestroyed> {
         self.port_destroyed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Whether a port-destroyed request is on this receive right.
+    pub(crate) fn has_port_destroyed(&self) -> bool {
+        self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Keeps the no-senders request `to` with this receive right while it
+    /// moves to its port-destroyed notify port.
+    pub(crate) fn keep_moving_no_senders(&self, to: crate::travel::NotifyTo) {
+        *self
+            .moving_no_senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(to);
+    }
+
+    /// The no-senders request kept by [`keep_moving_no_senders`](Self::keep_moving_no_senders).
+    pub(crate) fn take_moving_no_senders(&self) -> Option<crate::travel::NotifyTo> {
+        self.moving_no_senders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Where this receive right's port-destroyed request would send it now,
+    /// leaving the request in place (for a right about to move).
+    pub(crate) fn port_destroyed_target(&self) -> Option<crate::travel::NotifyTo> {
+        self.port_destroyed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|r| r.target())
+    }
+
+    /// Whether a grant taken back forbids this process to send (`send`) or
+    /// receive on this granted mailbox now (`crate::access_page`).
+    pub(crate) fn revoked(&self, send: bool) -> bool {
+        self.allowed.as_ref().is_some_and(|a| !a.may(send))
     }
 
     /// Whether this process closed the port (`Ipc::close`).
@@ -333,6 +383,7 @@ impl Queue {
     fn watched<R>(
         &self,
         wait: MqWait,
+        send: bool,
         mut op: impl FnMut(MqWait) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         if !self.watch || matches!(wait, MqWait::NoWait) {
@@ -349,6 +400,10 @@ impl Queue {
                 Err(libc::ETIMEDOUT) if !last => {
                     if !self.still_named() {
                         return Err(libc::EIDRM);
+                    }
+                    // A grant taken back while this call waited.
+                    if self.revoked(send) {
+                        return Err(libc::EACCES);
                     }
                 }
                 other => return other,
@@ -459,9 +514,12 @@ impl Queue {
                 }
                 if self.live_watch.is_none() {
                     // Our own port (we hold its receive right, so no death
-                    // to watch for): wait inside `mq_send`, one system call,
-                    // which the receive hands the freed slot to directly.
-                    let sent = sys::mq_send(self.fd.as_fd(), frame, wait);
+                    // to watch for) or a mailbox (no liveness pipe; its
+                    // destruction is watched in slices): wait inside
+                    // `mq_send`, one system call, which the receive hands
+                    // the freed slot to directly.
+                    let sent =
+                        self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
                     if sent.is_err() {
                         page.release();
                     }
@@ -497,6 +555,10 @@ impl Queue {
             }
             let slice = now + crate::capacity::SLICE;
             page.wait_for_room(deadline.map_or(slice, |d| d.min(slice)))?;
+            // A mailbox another process may destroy: its name, between slices.
+            if self.watch && !self.still_named() {
+                return Err(libc::EIDRM);
+            }
         }
     }
 
@@ -520,7 +582,7 @@ impl Queue {
     /// [`send`](Self::send) without the capacity page: the OS queue alone.
     fn send_os(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let Some(live) = &self.live_watch else {
-            return self.watched(wait, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+            return self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
         };
         let deadline = match wait {
             MqWait::NoWait => None,
@@ -555,7 +617,9 @@ impl Queue {
         if buf.len() < self.msgsize {
             buf.resize(self.msgsize, 0);
         }
-        let n = self.watched(wait, |w| sys::mq_receive(self.fd.as_fd(), &mut buf, w))?;
+        let n = self.watched(wait, false, |w| {
+            sys::mq_receive(self.fd.as_fd(), &mut buf, w)
+        })?;
         // A frame left the queue: its place in the capacity page is free.
         if let Some(page) = &self.cap {
             page.release();

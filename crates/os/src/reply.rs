@@ -274,8 +274,9 @@ impl OsProcess {
         }));
         // The pid is what the frame says: anyone who may write the queue or
         // FIFO could have written it. Only this process's own notifications
-        // (sender 0 and its notification key) are vouched for.
-        if !crate::notify::is_notification(&header) {
+        // (sender 0 and its notification key, or a travelling request's
+        // token) are vouched for.
+        if !crate::notify::vouch(&header) {
             msg.mark_sender_claimed();
         }
         msg

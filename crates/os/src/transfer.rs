@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use mkipc_kernel::message::Trailer;
 use mkipc_kernel::name::{Access, RightKind};
-use mkipc_kernel::{Disposition, IpcError, Message, Pid, PortName};
+use mkipc_kernel::{Disposition, IpcError, Message, Notification, Pid, PortName};
 
 use crate::capacity::CapacityPage;
 use crate::link::RawFrame;
@@ -23,7 +23,11 @@ use crate::queue::Queue;
 use crate::registry::{self, Kind};
 use crate::senders::Senders;
 use crate::sys;
-use crate::wire::{RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_SENDER, LIVE_WATCH};
+use crate::travel::{NotifyTo, PortDestroyed};
+use crate::wire::{
+    RightDesc, RightWire, LIVE_CAPACITY, LIVE_HOLD, LIVE_NO_SENDERS, LIVE_PORT_DESTROYED,
+    LIVE_SENDER, LIVE_WATCH,
+};
 
 impl OsProcess {
     /// Takes the rights a message carries out of this name space, as
@@ -161,10 +165,38 @@ impl OsProcess {
                 }
                 _ => {}
             }
-            // Last, a bounded port's capacity page (`crate::capacity`).
+            // Then a bounded port's capacity page (`crate::capacity`).
             if let Some(page) = &queue.cap {
                 fds.push(page.dup_fd().map_err(os_err)?);
                 liveness |= LIVE_CAPACITY;
+            }
+            // Last, the requests on a receive right, which travel with it
+            // (`crate::travel`); one that cannot travel lapses.
+            if kind == RightWire::Receive {
+                let requests = [
+                    (
+                        names.no_senders_request(queue),
+                        Notification::NO_SENDERS_ID,
+                        LIVE_NO_SENDERS,
+                    ),
+                    (
+                        queue.port_destroyed_target(),
+                        Notification::PORT_DESTROYED_ID,
+                        LIVE_PORT_DESTROYED,
+                    ),
+                ];
+                for (request, id, bit) in requests {
+                    let Some(to) = request else { continue };
+                    match to.carry(id) {
+                        Ok(more) => {
+                            fds.extend(more);
+                            liveness |= bit;
+                        }
+                        Err(e) => {
+                            tracing::warn!(errno = e, id, "a request cannot travel: it lapses")
+                        }
+                    }
+                }
             }
             descs.push(RightDesc {
                 disposition: r.disposition.received_as(),
@@ -173,7 +205,27 @@ impl OsProcess {
                 liveness,
             });
         }
+        // Their dead-name requests wait for the send to end (see `Notifier::hold`).
+        for r in msg.rights() {
+            if is_move(r.disposition) {
+                names.hold_requests(r.name);
+            }
+        }
         Ok((descs, fds))
+    }
+
+    /// A send whose rights [`prepare_rights`](Self::prepare_rights) took
+    /// failed: the requests it held are looked at again.
+    pub(crate) fn rights_not_sent(&self, msg: &Message) {
+        if msg.rights().is_empty() {
+            return;
+        }
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for r in msg.rights() {
+            if is_move(r.disposition) {
+                names.release_requests(r.name);
+            }
+        }
     }
 
     /// Removes moved rights from this name space after a successful send.
@@ -213,6 +265,10 @@ impl OsProcess {
                     let gone = *send_refs == 0;
                     if let Some(q) = receive.take() {
                         crate::port_set::leave_set(&q);
+                        // Its requests went with it (`crate::travel`).
+                        if let Some(r) = q.take_port_destroyed() {
+                            self.withdraw_escrow(&r);
+                        }
                         names.receive_right_left(&q);
                     }
                     gone
@@ -221,6 +277,9 @@ impl OsProcess {
             };
             if remove {
                 let _ = names.remove(r.name);
+            }
+            if is_move(r.disposition) {
+                names.release_requests(r.name);
             }
         }
     }
@@ -262,13 +321,31 @@ impl OsProcess {
             let watch = (desc.liveness & LIVE_WATCH != 0)
                 .then(|| fds.next())
                 .flatten();
-            // The senders pipes' ends (`crate::senders`), then the capacity page.
+            // The senders pipes' ends (`crate::senders`), then the capacity
+            // page, then the requests that travel with a receive right.
             let has_page = desc.liveness & LIVE_CAPACITY != 0;
-            let senders_ends: Vec<OwnedFd> =
-                (0..desc.descriptors() - desc.liveness_descriptors() - usize::from(has_page))
-                    .filter_map(|_| fds.next())
-                    .collect();
+            let senders_ends: Vec<OwnedFd> = (0..desc.descriptors()
+                - desc.liveness_descriptors()
+                - usize::from(has_page)
+                - desc.request_descriptors())
+                .filter_map(|_| fds.next())
+                .collect();
             let page = has_page.then(|| fds.next()).flatten();
+            let mut request = |bit: u8| {
+                if desc.liveness & bit == 0 {
+                    return None;
+                }
+                let (t, q, w) = (fds.next(), fds.next(), fds.next());
+                match NotifyTo::adopt(t?, q?, w?) {
+                    Ok(to) => Some(to),
+                    Err(e) => {
+                        tracing::warn!(errno = e, "a travelling request did not arrive whole");
+                        None
+                    }
+                }
+            };
+            let no_senders = request(LIVE_NO_SENDERS);
+            let port_destroyed = request(LIVE_PORT_DESTROYED);
             let made = fd.ok_or(libc::EPROTO).and_then(|fd| {
                 let mut q = Queue::from_fd(fd, String::new(), readable, writable)?;
                 // A bounded port's page: a right announcing one that is not
@@ -297,12 +374,19 @@ impl OsProcess {
                 q.senders = Arc::new(Senders::watching(senders_ends));
                 send.closed = Arc::clone(&q.closed);
                 send.senders = Arc::clone(&q.senders);
+                // Whole now (liveness and senders ends): its escrow copy is
+                // the right as it arrived.
+                if let Some(to) = port_destroyed {
+                    let escrow = self.escrow_port_destroyed(&q, &send, &to);
+                    q.set_port_destroyed(PortDestroyed::There { to, escrow });
+                }
                 Ok((q, Some(send)))
             });
             let name = match made {
                 Ok((q, send)) => {
                     let q = Arc::new(q);
-                    self.insert(match desc.kind {
+                    let travelling = no_senders.map(|to| (Arc::clone(&q), to));
+                    let name = self.insert(match desc.kind {
                         RightWire::Send => Entry::Port {
                             receive: None,
                             send: q,
@@ -323,7 +407,11 @@ impl OsProcess {
                             owned: false,
                             system: false,
                         },
-                    })
+                    });
+                    if let Some((q, to)) = travelling {
+                        self.adopt_no_senders(name, &q, to);
+                    }
+                    name
                 }
                 Err(_) => PortName::DEAD,
             };
@@ -331,6 +419,26 @@ impl OsProcess {
                 name,
                 disposition: desc.disposition,
             });
+        }
+    }
+
+    /// A no-senders request came with the receive right now under `name`
+    /// (`crate::travel`): answered at once if no send right is left, else
+    /// watched here as one made here would be.
+    fn adopt_no_senders(&self, name: PortName, q: &Arc<Queue>, to: NotifyTo) {
+        if q.senders.none_left() {
+            crate::notify::post_to(&to, Notification::NO_SENDERS_ID, name);
+            return;
+        }
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let watched = names
+            .notifier()
+            .and_then(|n| n.watch(name, crate::notify::Want::NoSenders, Arc::clone(q), to));
+        if let Err(e) = watched {
+            tracing::warn!(
+                errno = e,
+                "a travelling no-senders request cannot be watched"
+            );
         }
     }
 
@@ -359,9 +467,18 @@ impl OsProcess {
             } => {
                 let _ = sys::mq_unlink(&queue.name);
                 self.forget_granted(&queue);
+                self.forget_mailbox_page(&queue);
                 registry::forget(&self.run, Kind::Queue, &queue.name);
             }
             _ => {}
         }
     }
+}
+
+/// Whether a right sent with `d` leaves its name (a move form).
+fn is_move(d: Disposition) -> bool {
+    matches!(
+        d,
+        Disposition::MoveSend | Disposition::MoveSendOnce | Disposition::MoveReceive
+    )
 }

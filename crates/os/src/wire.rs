@@ -274,7 +274,8 @@ pub enum RightWire {
 /// One carried right's 4-byte descriptor: disposition, kind, access bits
 /// (bit 0 send, bit 1 receive; for a receive right, the number of senders-pipe
 /// read ends that follow), liveness bits ([`LIVE_HOLD`], [`LIVE_WATCH`],
-/// [`LIVE_SENDER`], [`LIVE_CAPACITY`]).
+/// [`LIVE_SENDER`], [`LIVE_CAPACITY`], and with a receive right the
+/// requests that travel with it, [`LIVE_NO_SENDERS`], [`LIVE_PORT_DESTROYED`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RightDesc {
     /// How the right arrives (a move form).
@@ -286,7 +287,9 @@ pub struct RightDesc {
     pub access: u8,
     /// Which ends of the port's liveness pipe follow the queue descriptor
     /// ([`LIVE_HOLD`] first, then [`LIVE_WATCH`]), then ([`LIVE_SENDER`]) a
-    /// write end of its senders pipe, then ([`LIVE_CAPACITY`]) its capacity page.
+    /// write end of its senders pipe, then ([`LIVE_CAPACITY`]) its capacity
+    /// page, then ([`LIVE_NO_SENDERS`], [`LIVE_PORT_DESTROYED`]) three
+    /// descriptors for each request that travels with a receive right.
     pub liveness: u8,
 }
 
@@ -303,6 +306,13 @@ pub const LIVE_SENDER: u8 = 1 << 2;
 /// right's last descriptor (with a send, send-once or receive right to a
 /// bounded port).
 pub const LIVE_CAPACITY: u8 = 1 << 3;
+/// Request bit, receive rights only: a no-senders request travels with the
+/// right (`crate::travel`): a pipe holding its 4-byte token, a send
+/// descriptor of its notify port, a read end of that port's liveness pipe.
+pub const LIVE_NO_SENDERS: u8 = 1 << 4;
+/// Request bit, receive rights only: a port-destroyed request travels with
+/// the right, as three descriptors like [`LIVE_NO_SENDERS`]'s (after them).
+pub const LIVE_PORT_DESTROYED: u8 = 1 << 5;
 
 /// Disposition codes on the wire (Mach's `MACH_MSG_TYPE_*` numbers).
 pub fn disposition_code(d: Disposition) -> u8 {
@@ -338,7 +348,7 @@ impl RightDesc {
     /// How many file descriptors travel for this right: the queue's, then
     /// the liveness pipe ends its bits announce, then the senders-pipe ends
     /// (a write end with a send right, `access` read ends with a receive right),
-    /// then the capacity page.
+    /// then the capacity page, then the travelling requests.
     pub fn descriptors(&self) -> usize {
         let senders = match self.kind {
             RightWire::Receive => self.access as usize,
@@ -348,6 +358,12 @@ impl RightDesc {
             + (self.liveness & LIVE_WATCH != 0) as usize
             + senders
             + (self.liveness & LIVE_CAPACITY != 0) as usize
+            + self.request_descriptors()
+    }
+    /// How many descriptors the travelling requests take (the last ones).
+    pub fn request_descriptors(&self) -> usize {
+        3 * ((self.liveness & LIVE_NO_SENDERS != 0) as usize
+            + (self.liveness & LIVE_PORT_DESTROYED != 0) as usize)
     }
     /// How many descriptors precede the senders-pipe ends.
     pub fn liveness_descriptors(&self) -> usize {
@@ -366,11 +382,19 @@ impl RightDesc {
             4 => RightWire::Mailbox,
             _ => return Err(FrameError::BadRight),
         };
-        if b[3] & !(LIVE_HOLD | LIVE_WATCH | LIVE_SENDER | LIVE_CAPACITY) != 0 {
+        if b[3]
+            & !(LIVE_HOLD
+                | LIVE_WATCH
+                | LIVE_SENDER
+                | LIVE_CAPACITY
+                | LIVE_NO_SENDERS
+                | LIVE_PORT_DESTROYED)
+            != 0
+        {
             return Err(FrameError::BadRight);
         }
-        // A mailbox has no capacity page (its senders open it by name).
-        if kind == RightWire::Mailbox && b[3] & LIVE_CAPACITY != 0 {
+        // Requests travel only with a receive right.
+        if kind != RightWire::Receive && b[3] & (LIVE_NO_SENDERS | LIVE_PORT_DESTROYED) != 0 {
             return Err(FrameError::BadRight);
         }
         // A receive right counts its senders read ends in `access` instead.
@@ -677,7 +701,11 @@ mod tests {
             RightDesc::parse(&[16, 2, 2, 11]).map(|r| (r.descriptors(), r.liveness_descriptors())),
             Ok((6, 3))
         );
-        assert_eq!(RightDesc::parse(&[17, 4, 1, 8]), Err(FrameError::BadRight));
+        // A bounded mailbox's capacity page travels with it.
+        assert_eq!(
+            RightDesc::parse(&[17, 4, 1, 8]).map(|r| r.descriptors()),
+            Ok(2)
+        );
         assert_eq!(RightDesc::parse(&[16, 2, 0, 4]), Err(FrameError::BadRight));
         assert_eq!(
             RightDesc::parse(&[17, 1, 0, 3]).map(|r| r.descriptors()),
@@ -691,6 +719,40 @@ mod tests {
         assert_eq!(
             RightDesc::parse(&[16, 2, 2, 3]).map(|r| r.descriptors()),
             Ok(5)
+        );
+        // Travelling requests: three descriptors each, after the page, and
+        // only with a receive right.
+        let travelling = RightDesc::parse(&[
+            16,
+            2,
+            1,
+            3 | LIVE_CAPACITY | LIVE_NO_SENDERS | LIVE_PORT_DESTROYED,
+        ]);
+        assert_eq!(
+            travelling.map(|r| (
+                r.descriptors(),
+                r.liveness_descriptors(),
+                r.request_descriptors()
+            )),
+            Ok((1 + 2 + 1 + 1 + 6, 3, 6))
+        );
+        for bit in [LIVE_NO_SENDERS, LIVE_PORT_DESTROYED] {
+            assert_eq!(
+                RightDesc::parse(&[17, 1, 0, 1 | bit]),
+                Err(FrameError::BadRight)
+            );
+            assert_eq!(
+                RightDesc::parse(&[18, 3, 0, 1 | bit]),
+                Err(FrameError::BadRight)
+            );
+            assert_eq!(
+                RightDesc::parse(&[17, 4, 1, bit]),
+                Err(FrameError::BadRight)
+            );
+        }
+        assert_eq!(
+            RightDesc::parse(&[16, 2, 0, 1 << 6]),
+            Err(FrameError::BadRight)
         );
     }
 }

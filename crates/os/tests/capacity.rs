@@ -297,10 +297,40 @@ fn a_capacity_the_queue_cannot_hold_is_an_error_naming_its_limit() {
     let mb = os
         .mailbox_create("capacity-mailbox", MailboxConfig::new(Capacity::Bounded(2)))
         .unwrap();
+    // A bounded mailbox has a page too (kept by the broker for its openers),
+    // with the same limit.
+    os.set_capacity(mb, Capacity::Bounded(1)).unwrap();
+    assert_eq!(os.port_status(mb).unwrap().capacity, Capacity::Bounded(1));
     assert_eq!(
-        os.set_capacity(mb, Capacity::Bounded(1)),
+        os.set_capacity(mb, Capacity::Bounded(3)),
+        Err(IpcError::Limit(Limit::MqMsgMax { max: 2 }))
+    );
+    // A queue mkipc did not make has no page: its capacity is its queue's.
+    let posix = format!("/mkipc-foreign-cap-{}", std::process::id());
+    let c = std::ffi::CString::new(posix.clone()).unwrap();
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 2;
+    attr.mq_msgsize = 64;
+    // SAFETY: a valid name and attributes that live across the call.
+    let fd = unsafe {
+        libc::mq_open(
+            c.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            0o600 as libc::c_uint,
+            &mut attr as *mut libc::mq_attr,
+        )
+    };
+    assert!(fd >= 0, "mq_open");
+    let foreign = os.mailbox_open_posix(&posix).unwrap();
+    // SAFETY: our own descriptor and name.
+    unsafe {
+        libc::mq_close(fd);
+        libc::mq_unlink(c.as_ptr());
+    }
+    assert_eq!(
+        os.set_capacity(foreign, Capacity::Bounded(1)),
         Err(IpcError::Unsupported(Unsupported::CapacityChange)),
-        "a mailbox's senders open it by name: no page"
+        "a foreign queue's senders share no page"
     );
     common::finish(os);
 }
@@ -560,5 +590,36 @@ fn another_user_cannot_grow_a_link_past_pipe_max_size() {
         .spawn(Spawn::new("grow-parent-link").arg(&at_max).uid(65534))
         .unwrap();
     assert_eq!(child.wait_code().unwrap(), 1, "{max} bytes are allowed");
+    common::finish(os);
+}
+
+#[test]
+fn only_a_mailbox_manager_changes_its_capacity_another_user_may_not() {
+    use mkipc_kernel::name::Access;
+    use mkipc_kernel::{IpcError, MailboxConfig};
+    let os = common::os();
+    // Others may send (mode 0622), so the other user opens it write-only.
+    let mb = os
+        .mailbox_create(
+            "capacity-other-user",
+            MailboxConfig::new(Capacity::Bounded(3)).default_access(Access::SEND),
+        )
+        .unwrap();
+    let mut child = match os.spawn(
+        Spawn::new("set-mailbox-capacity")
+            .arg("capacity-other-user")
+            .uid(65534),
+    ) {
+        Ok(c) => c,
+        Err(IpcError::NoPermission) => {
+            eprintln!("only_a_mailbox_manager_changes_its_capacity_another_user_may_not: skipped, test binary not reachable by uid 65534");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(child.wait_code().unwrap(), 0, "refused: NoPermission");
+    assert_eq!(os.port_status(mb).unwrap().capacity, Capacity::Bounded(3));
+    os.set_capacity(mb, Capacity::Bounded(2)).unwrap();
+    assert_eq!(os.port_status(mb).unwrap().capacity, Capacity::Bounded(2));
     common::finish(os);
 }

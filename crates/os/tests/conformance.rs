@@ -12,7 +12,7 @@
 //! (`unix/<case>`) and TCP links over the loopback (`tcp/<case>`).
 //!
 //! Every case runs today but the link capacity case on links that cannot
-//! be sized (`113 passed, 0 failed, 3 skipped`). A case a later
+//! be sized (`129 passed, 0 failed, 3 skipped`). A case a later
 //! change cannot give on os goes into `SKIPPED` with its reason (DESIGN.md,
 //! "Conformance"): it is then not run, shows as `ignored, <reason>`, and the
 //! summary counts it apart, with one `skipped <case>: <reason>` line each
@@ -371,6 +371,22 @@ fn main() {
         (
             "dead_name_request_lapses_when_the_right_moves",
             conformance::dead_name_request_lapses_when_the_right_moves,
+        ),
+        (
+            "notification_requests_travel_with_the_receive_right",
+            conformance::notification_requests_travel_with_the_receive_right,
+        ),
+        (
+            "mailbox_capacity_across_processes",
+            conformance::mailbox_capacity_across_processes,
+        ),
+        (
+            "mailbox_grant_taken_back",
+            conformance::mailbox_grant_taken_back,
+        ),
+        (
+            "no_senders_request_moves_with_port_destroyed",
+            conformance::no_senders_request_moves_with_port_destroyed,
         ),
     ];
     assert_eq!(

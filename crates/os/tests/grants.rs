@@ -65,7 +65,7 @@ fn a_grant_that_grows_reaches_a_name_already_open() {
 }
 
 #[test]
-fn taking_access_back_from_a_process_that_opened_it_is_refused_with_the_reason() {
+fn taking_access_back_from_a_process_that_opened_it_takes_effect_and_can_be_undone() {
     let os = common::os();
     let mb = granted(&os, "grants-revoke");
     let mut child = os
@@ -76,13 +76,17 @@ fn taking_access_back_from_a_process_that_opened_it_is_refused_with_the_reason()
     os.mailbox_grant(mb, pid, Access::ALL).unwrap();
     os.mailbox_grant(mb, pid, Access::SEND).unwrap();
     assert_eq!(ask(&os, &child, "open"), "ok");
-    assert_eq!(
-        os.mailbox_grant(mb, pid, Access::NONE),
-        Err(IpcError::Unsupported(Unsupported::Grants)),
-        "its descriptor cannot be taken back"
-    );
-    assert_eq!(ask(&os, &child, "send"), "ok", "unchanged");
-    // Once it is gone, its grant may shrink.
+    assert_eq!(ask(&os, &child, "send"), "ok");
+    // Its descriptor stays, but the access page says what it may do now.
+    os.mailbox_grant(mb, pid, Access::NONE).unwrap();
+    assert_eq!(ask(&os, &child, "send"), "NoPermission");
+    assert_eq!(ask(&os, &child, "receive"), "NoPermission");
+    os.mailbox_grant(mb, pid, Access::SEND).unwrap();
+    assert_eq!(ask(&os, &child, "send"), "ok", "given back");
+    assert_eq!(os.receive(mb).unwrap().id, 9);
+    assert_eq!(os.receive(mb).unwrap().id, 9);
+    assert_eq!(os.try_receive(mb), Err(mkipc_kernel::ReceiveError::Empty));
+    // Once it is gone, its grant may shrink too.
     child.kill().unwrap();
     let _ = child.wait();
     os.mailbox_grant(mb, pid, Access::NONE).unwrap();

@@ -3,7 +3,8 @@
 //! from `POLLOUT` on the queue, no-senders from the hang-up of the port's
 //! senders pipes (send rights in other processes, released or killed, the
 //! name service's copy), port-destroyed moving the receive right into the
-//! notify port, and none forged by a frame from another writer.
+//! notify port (also from a holder killed by `SIGKILL`, through the
+//! broker's escrow), and none forged by a frame from another writer.
 
 mod common;
 role_entry!();
@@ -251,6 +252,83 @@ fn port_destroyed_moves_the_receive_right_with_its_messages_and_senders() {
         Err(ReceiveError::TimedOut)
     );
     drop(child);
+    common::finish(os);
+}
+
+/// Moves the receive right of `port` (a port-destroyed request on it) to a
+/// `hold-right-until-cue` child, and waits until it holds it.
+fn move_receive_right_to_a_child(os: &mkipc_os::OsProcess, port: PortName) -> mkipc_os::Child {
+    let child = os.spawn(Spawn::new("hold-right-until-cue")).unwrap();
+    let m = Message::new(1, b"hold this").with_right(port, Disposition::MoveReceive);
+    os.send_to(child.pid(), m).unwrap();
+    assert_eq!(&os.receive_from(child.pid()).unwrap().body[..], b"holding");
+    child
+}
+
+#[test]
+fn a_killed_holder_moves_a_travelling_receive_right_to_the_notify_port() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    // Our send right stays under `port` while the receive right travels.
+    os.make_send(port).unwrap();
+    os.send(port, Message::new(1, b"queued")).unwrap();
+    os.request_notification(port, NotifyKind::PortDestroyed, notify)
+        .unwrap();
+    let mut child = move_receive_right_to_a_child(&os, port);
+    assert_eq!(os.try_receive(notify), Err(ReceiveError::Empty), "alive");
+    // SIGKILL: the child runs no code. The broker sees its connection
+    // close (the OS closes a dead process's sockets) and moves the right
+    // it held in escrow; 10 s is a safety net, not a timeout it waits for.
+    child.kill().unwrap();
+    let t = std::time::Instant::now();
+    let again = port_destroyed(&os, notify);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(&os.receive(again).unwrap().body[..], b"queued");
+    let _ = child.wait();
+    // The right came back whole: it still counts our send right.
+    let senders = os.port_allocate(Capacity::Unbounded).unwrap();
+    os.request_notification(again, NotifyKind::NoSenders, senders)
+        .unwrap();
+    assert_eq!(
+        os.receive_timeout(senders, Duration::from_millis(200)),
+        Err(ReceiveError::TimedOut),
+        "we still hold a send right"
+    );
+    os.send(port, Message::new(2, b"still a sender")).unwrap();
+    assert_eq!(&os.receive(again).unwrap().body[..], b"still a sender");
+    os.deallocate(port).unwrap();
+    let n = os
+        .receive_timeout(senders, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(n.notification(), Some(Notification::NoSenders(again)));
+    os.destroy(again).unwrap();
+    common::finish(os);
+}
+
+#[test]
+fn a_killed_holder_whose_notify_port_is_gone_destroys_the_port() {
+    let os = common::os();
+    let notify = os.port_allocate(Capacity::Unbounded).unwrap();
+    let deaths = os.port_allocate(Capacity::Unbounded).unwrap();
+    let port = os.port_allocate(Capacity::Bounded(4)).unwrap();
+    os.make_send(port).unwrap();
+    os.request_notification(port, NotifyKind::PortDestroyed, notify)
+        .unwrap();
+    let mut child = move_receive_right_to_a_child(&os, port);
+    // Our send right stays; the port dies once nobody can move it.
+    os.request_notification(port, NotifyKind::DeadName, deaths)
+        .unwrap();
+    os.destroy(notify).unwrap();
+    assert_eq!(os.try_receive(deaths), Err(ReceiveError::Empty), "alive");
+    child.kill().unwrap();
+    let t = std::time::Instant::now();
+    let n = os.receive_timeout(deaths, Duration::from_secs(10)).unwrap();
+    assert_eq!(n.notification(), Some(Notification::DeadName(port)));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let sent = os.try_send(port, Message::new(2, b"anyone?"));
+    assert!(sent.is_err(), "a send to the dead port: {sent:?}");
+    let _ = child.wait();
     common::finish(os);
 }
 

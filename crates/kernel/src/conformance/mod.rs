@@ -153,6 +153,10 @@ pub const CASES: &[&str] = &[
     "set_capacity_across_processes",
     "link_capacity_across_processes",
     "dead_name_request_lapses_when_the_right_moves",
+    "notification_requests_travel_with_the_receive_right",
+    "mailbox_capacity_across_processes",
+    "mailbox_grant_taken_back",
+    "no_senders_request_moves_with_port_destroyed",
 ];
 
 /// Instantiates every conformance case as a `#[test]` for a backend expression.
@@ -169,7 +173,10 @@ macro_rules! conformance_tests {
             close_but_drain, priority_select, selective_receive_waits_for_a_match,
             no_senders_across_processes, port_destroyed_notification, mailbox_grants,
             set_capacity_across_processes, link_capacity_across_processes,
-            dead_name_request_lapses_when_the_right_moves);
+            dead_name_request_lapses_when_the_right_moves,
+            notification_requests_travel_with_the_receive_right,
+            mailbox_capacity_across_processes, mailbox_grant_taken_back,
+            no_senders_request_moves_with_port_destroyed);
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(

@@ -28,6 +28,7 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("write-after-close", write_after_close),
     ("exit-now", |_| 0),
     ("open-mailbox", open_mailbox),
+    ("set-mailbox-capacity", set_mailbox_capacity),
     ("exhaust-fds", exhaust_fds),
     ("exhaust-msgqueue-bytes", exhaust_msgqueue_bytes),
     ("exhaust-queues", exhaust_queues),
@@ -348,6 +349,22 @@ fn open_mailbox(os: &OsProcess) -> i32 {
         Err(e) => {
             eprintln!("open-mailbox: {e}");
             1
+        }
+    }
+}
+
+/// Opens the mailbox named args[0] and tries to set its capacity to one:
+/// exit 0 if refused with `NoPermission`, 1 if it changed, 2 otherwise.
+fn set_mailbox_capacity(os: &OsProcess) -> i32 {
+    let Ok(mb) = os.mailbox_open(&os.args()[0]) else {
+        return 2;
+    };
+    match os.set_capacity(mb, Capacity::Bounded(1)) {
+        Err(mkipc_kernel::IpcError::NoPermission) => 0,
+        Ok(()) => 1,
+        Err(e) => {
+            eprintln!("set-mailbox-capacity: {e}");
+            2
         }
     }
 }
