@@ -83,6 +83,7 @@ pub mod builder;
 pub mod check;
 pub mod conformance;
 pub mod deadlock;
+mod direct;
 pub mod exit;
 pub mod explore;
 mod lifecycle;

@@ -589,6 +589,15 @@ where
                 let switch = s.owed_switch.take().unwrap_or(Suspend::Yield);
                 return Resumed::Yield(switch);
             }
+            // The common phase without moving the whole phase out and back
+            // (it is as large as a deferred send's message).
+            if let Phase::Step(resumed) = &mut self.phase {
+                let resumed = resumed.take();
+                if let Some(handover) = self.step(resumed) {
+                    return handover;
+                }
+                continue;
+            }
             match std::mem::replace(&mut self.phase, Phase::Step(None)) {
                 Phase::Step(resumed) => {
                     if let Some(handover) = self.step(resumed) {
