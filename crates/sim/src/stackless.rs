@@ -138,18 +138,22 @@ struct Waiting {
     op: WaitingOp,
 }
 
-/// What the next resume does (after the owed scheduling points).
+/// What the next resume does (after the owed scheduling points). Its
+/// payloads wait beside it (`Runner::outcome`, [`Slots`]), so that the
+/// phase, changed several times per operation, is a few words and not a
+/// message (a machine's operation used to move ~170 bytes in and out of
+/// the phase at every change).
 enum Phase {
-    /// A step of the machine, handed this outcome.
-    Step(Option<WaitOutcome>),
-    /// Starts a deferred operation.
-    Start(Deferred),
+    /// A step of the machine, handed `Runner::outcome`.
+    Step,
+    /// Starts the deferred operation in `Slots::deferred`.
+    Start,
     /// Works or sleeps.
     Pause { time: Dist, busy: bool },
     /// Ends the process.
     Exit(ProcResult),
-    /// Waits for an operation to complete.
-    Waiting(Waiting),
+    /// Waits for the operation in `Slots::waiting` to complete.
+    Waiting,
     /// A step (handed no outcome) whose first scheduling point is taken:
     /// the one `Ctx::ipc_point` asked for.
     Granted,
@@ -161,12 +165,23 @@ enum Made<M, F> {
     Made(M),
 }
 
+/// The operation a step left, deferred or waiting, kept for the phase
+/// that goes on with it.
+#[derive(Default)]
+struct Slots {
+    deferred: Option<Deferred>,
+    waiting: Option<Waiting>,
+}
+
 /// A stackless process (module docs).
 pub(crate) struct Runner<M, F> {
     proc: Proc,
     machine: Made<M, F>,
     phase: Phase,
     yields: YieldIs,
+    /// The outcome the next step is handed (`Phase::Step`).
+    outcome: Option<WaitOutcome>,
+    slots: Slots,
 }
 
 impl<M, F> Runner<M, F>
@@ -178,8 +193,10 @@ where
         Runner {
             proc,
             machine: Made::Unmade(Some(make)),
-            phase: Phase::Step(None),
+            phase: Phase::Step,
             yields,
+            outcome: None,
+            slots: Slots::default(),
         }
     }
 }
@@ -394,35 +411,41 @@ fn wait(s: &SimCtx, token: WaitToken, timeout: Option<Duration>, op: WaitingOp) 
     }
 }
 
-/// A waiting operation, resumed: its outcome (the operation finished as
-/// the coroutine's would have), or the wait back when it goes on.
-fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
+/// The waiting operation in `slot`, resumed: its outcome (the operation
+/// finished as the coroutine's would have), or `None` with the wait (the
+/// same, or a call's next one) left in `slot` when it goes on.
+fn finish_wait(p: &Proc, slot: &mut Option<Waiting>) -> Option<WaitOutcome> {
     let s = sim(p);
     let core = &s.core;
-    let outcome = match core.kernel.wait_take(s.pid, w.token) {
+    let token = slot.as_ref().expect("a waiting operation").token;
+    let outcome = match core.kernel.wait_take(s.pid, token) {
         Some(outcome) => outcome,
         None => {
             let timed_out = std::mem::take(&mut core.procs.borrow_mut()[s.id.0 as usize].timed_out);
             if !timed_out && !core.is_killed(s.id) {
-                return Err(w);
+                return None;
             }
             if timed_out {
                 core.emit(s.id, EventKind::TimedOut);
             }
-            core.kernel.wait_cancel(s.pid, w.token)
+            core.kernel.wait_cancel(s.pid, token)
         }
     };
+    let w = slot.take().expect("a waiting operation");
     {
+        let waited = core.now().saturating_sub(w.since);
         let mut procs = core.procs.borrow_mut();
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        meta.stats.blocked = meta
-            .stats
-            .blocked
-            .saturating_add(Duration::from_nanos(core.now().saturating_sub(w.since)));
+        if waited > 0 {
+            meta.stats.blocked = meta
+                .stats
+                .blocked
+                .saturating_add(Duration::from_nanos(waited));
+        }
     }
-    Ok(match (w.op, outcome) {
+    Some(match (w.op, outcome) {
         (WaitingOp::Send { to, msg_id }, WaitOutcome::Sent(r)) => {
             p.sent_done(to, msg_id, &r);
             WaitOutcome::Sent(r)
@@ -432,7 +455,13 @@ fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
             WaitOutcome::Received(r)
         }
         (WaitingOp::CallSend { to, msg_id, reply }, WaitOutcome::Sent(r)) => {
-            return call_sent(p, to, msg_id, reply, r);
+            match call_sent(p, to, msg_id, reply, r) {
+                Ok(outcome) => outcome,
+                Err(next) => {
+                    *slot = Some(next);
+                    return None;
+                }
+            }
         }
         (WaitingOp::CallReceive { to, msg_id, reply }, WaitOutcome::Received(r)) => {
             call_replied(p, to, msg_id, reply, r)
@@ -441,13 +470,16 @@ fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
     })
 }
 
-/// What a step left for the runner.
+/// What a step left for the runner (the operation itself in [`Slots`]).
+#[derive(Clone, Copy)]
 enum Left {
     Nothing,
     /// The point before an operation through `Ctx::ipc` (`Ctx::ipc_point`).
     Point,
-    Deferred(Deferred),
-    Waiting(Waiting),
+    /// An operation deferred to its scheduling point (`Slots::deferred`).
+    Deferred,
+    /// An operation waiting in the kernel (`Slots::waiting`).
+    Waiting,
 }
 
 /// The [`Ctx`] of a stackless process's step (module docs).
@@ -455,7 +487,19 @@ pub(crate) struct StacklessCtx<'a> {
     proc: &'a Proc,
     yields: YieldIs,
     left: Left,
+    slots: &'a mut Slots,
     misuse: Option<&'static str>,
+}
+
+impl StacklessCtx<'_> {
+    fn defer(&mut self, d: Deferred) {
+        self.slots.deferred = Some(d);
+        self.left = Left::Deferred;
+    }
+    fn waiting(&mut self, w: Waiting) {
+        self.slots.waiting = Some(w);
+        self.left = Left::Waiting;
+    }
 }
 
 impl StacklessCtx<'_> {
@@ -491,13 +535,13 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         let s = sim(self.proc);
         s.owed_points.set(s.owed_points.get() + 1);
         if !s.take_owed() {
-            self.left = Left::Deferred(Deferred::Send { dest, msg, on_full });
+            self.defer(Deferred::Send { dest, msg, on_full });
             return Op::Pending;
         }
         match start_send(self.proc, dest, msg, on_full) {
             Ok(r) => Op::Done(r),
             Err(w) => {
-                self.left = Left::Waiting(w);
+                self.waiting(w);
                 Op::Pending
             }
         }
@@ -509,7 +553,7 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         let s = sim(self.proc);
         s.owed_points.set(s.owed_points.get() + 1);
         if !s.take_owed() {
-            self.left = Left::Deferred(Deferred::Receive {
+            self.defer(Deferred::Receive {
                 source: OwnedSource::of(source),
                 wait,
             });
@@ -518,7 +562,7 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         match start_receive(self.proc, source, wait) {
             Ok(r) => Op::Done(r),
             Err(w) => {
-                self.left = Left::Waiting(w);
+                self.waiting(w);
                 Op::Pending
             }
         }
@@ -532,13 +576,13 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         let s = sim(self.proc);
         s.owed_points.set(s.owed_points.get() + 1);
         if !s.take_owed() {
-            self.left = Left::Deferred(Deferred::Call { dest, msg });
+            self.defer(Deferred::Call { dest, msg });
             return CallStart::Pending;
         }
         match start_call(self.proc, dest, msg) {
             Ok(outcome) => CallStart::Done(call_outcome(outcome)),
             Err(w) => {
-                self.left = Left::Waiting(w);
+                self.waiting(w);
                 CallStart::Pending
             }
         }
@@ -589,22 +633,15 @@ where
                 let switch = s.owed_switch.take().unwrap_or(Suspend::Yield);
                 return Resumed::Yield(switch);
             }
-            // The common phase without moving the whole phase out and back
-            // (it is as large as a deferred send's message).
-            if let Phase::Step(resumed) = &mut self.phase {
-                let resumed = resumed.take();
-                if let Some(handover) = self.step(resumed) {
-                    return handover;
-                }
-                continue;
-            }
-            match std::mem::replace(&mut self.phase, Phase::Step(None)) {
-                Phase::Step(resumed) => {
+            match std::mem::replace(&mut self.phase, Phase::Step) {
+                Phase::Step => {
+                    let resumed = self.outcome.take();
                     if let Some(handover) = self.step(resumed) {
                         return handover;
                     }
                 }
-                Phase::Start(d) => {
+                Phase::Start => {
+                    let d = self.slots.deferred.take().expect("a deferred operation");
                     let started = match d {
                         Deferred::Send { dest, msg, on_full } => {
                             start_send(&self.proc, dest, msg, on_full).map(WaitOutcome::Sent)
@@ -631,9 +668,9 @@ where
                         return handover;
                     }
                 }
-                Phase::Waiting(w) => match finish_wait(&self.proc, w) {
-                    Ok(outcome) => self.resumed(outcome),
-                    Err(w) => return self.wait(w),
+                Phase::Waiting => match finish_wait(&self.proc, &mut self.slots.waiting) {
+                    Some(outcome) => self.resumed(outcome),
+                    None => return self.wait_on(),
                 },
             }
         }
@@ -647,8 +684,14 @@ where
 {
     /// Hands over while `w` waits.
     fn wait(&mut self, w: Waiting) -> Resumed {
-        let deadline = w.deadline;
-        self.phase = Phase::Waiting(w);
+        self.slots.waiting = Some(w);
+        self.wait_on()
+    }
+
+    /// Hands over while the operation in `Slots::waiting` waits.
+    fn wait_on(&mut self) -> Resumed {
+        let deadline = self.slots.waiting.as_ref().and_then(|w| w.deadline);
+        self.phase = Phase::Waiting;
         Resumed::Yield(Suspend::Block { deadline })
     }
 
@@ -665,7 +708,8 @@ where
     /// `Op::Done` (module docs).
     fn resumed(&mut self, outcome: WaitOutcome) {
         self.yield_point();
-        self.phase = Phase::Step(Some(outcome));
+        self.outcome = Some(outcome);
+        self.phase = Phase::Step;
     }
 
     /// One step of the machine; sets the phase it leaves, and says how to
@@ -692,6 +736,7 @@ where
             proc: &self.proc,
             yields: self.yields,
             left: Left::Nothing,
+            slots: &mut self.slots,
             misuse: None,
         };
         let step = machine.step(&mut cx, resumed);
@@ -700,32 +745,36 @@ where
         // carried over.
         sim(&self.proc).granted.set(false);
         if let Some(why) = misuse {
+            self.slots = Slots::default();
             self.phase = Phase::Exit(Err(ProcError::msg(why)));
             return None;
         }
-        self.phase = match (step, left) {
-            (Step::Wait, Left::Deferred(d)) => Phase::Start(d),
-            (Step::Wait, Left::Point) => Phase::Granted,
-            (Step::Wait, Left::Waiting(w)) => Phase::Waiting(w),
-            (Step::Wait, Left::Nothing) => Phase::Exit(Err(ProcError::msg(
-                "the machine waits, but none of its operations is pending",
-            ))),
-            (_, Left::Deferred(_) | Left::Waiting(_) | Left::Point) => Phase::Exit(Err(
-                ProcError::msg("the machine left an operation pending without waiting for it"),
-            )),
-            (Step::Yield, Left::Nothing) => {
-                self.yield_point();
-                Phase::Step(None)
+        let waits = matches!(step, Step::Wait);
+        self.phase = match left {
+            Left::Nothing => match step {
+                Step::Wait => Phase::Exit(Err(ProcError::msg(
+                    "the machine waits, but none of its operations is pending",
+                ))),
+                Step::Yield => {
+                    self.yield_point();
+                    Phase::Step
+                }
+                Step::Pause { time, busy } => Phase::Pause { time, busy },
+                Step::Exit(r) => Phase::Exit(r),
+            },
+            Left::Deferred | Left::Waiting | Left::Point if !waits => {
+                self.slots = Slots::default();
+                Phase::Exit(Err(ProcError::msg(
+                    "the machine left an operation pending without waiting for it",
+                )))
             }
-            (Step::Pause { time, busy }, Left::Nothing) => Phase::Pause { time, busy },
-            (Step::Exit(r), Left::Nothing) => Phase::Exit(r),
+            Left::Deferred => Phase::Start,
+            Left::Point => Phase::Granted,
+            Left::Waiting => {
+                // Started in place: the wait is in the kernel.
+                return Some(self.wait_on());
+            }
         };
-        if let Phase::Waiting(w) = &self.phase {
-            // Started in place: the wait is in the kernel.
-            return Some(Resumed::Yield(Suspend::Block {
-                deadline: w.deadline,
-            }));
-        }
         None
     }
 }
