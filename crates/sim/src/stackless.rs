@@ -2,8 +2,9 @@
 //! no coroutine and no stack of its own.
 //!
 //! A stackless process is its machine value, a [`Proc`] handle without a
-//! coroutine, and a [`Phase`]: what the loop does the next time it resumes
-//! the process. [`Runner::resume`] runs from one hand-over to the next:
+//! coroutine, and a [`Phase`] (its payload in a [`Slot`]): what the loop
+//! does the next time it resumes the process. [`Runner::resume`] runs from
+//! one hand-over to the next:
 //! it takes the scheduling points the process owes, then does what the
 //! phase says (a step of the machine, an operation to start, a pause, an
 //! exit, or the end of a wait), and returns the same [`Suspend`] requests
@@ -138,25 +139,48 @@ struct Waiting {
     op: WaitingOp,
 }
 
-/// What the next resume does (after the owed scheduling points). Its
-/// payloads wait beside it (`Runner::outcome`, [`Slots`]), so that the
-/// phase, changed several times per operation, is a few words and not a
-/// message (a machine's operation used to move ~170 bytes in and out of
-/// the phase at every change).
+/// What the next resume does (after the owed scheduling points): a tag,
+/// its payload beside it in the runner's one [`Slot`], so that changing
+/// the phase, which a machine's operation does several times, moves no
+/// message (with the payloads inside the phase, every change moved ~170
+/// bytes out and back in).
+#[derive(Clone, Copy)]
 enum Phase {
-    /// A step of the machine, handed `Runner::outcome`.
+    /// A step of the machine, handed the outcome in the slot, if any.
     Step,
-    /// Starts the deferred operation in `Slots::deferred`.
+    /// Starts the deferred operation in the slot.
     Start,
-    /// Works or sleeps.
-    Pause { time: Dist, busy: bool },
-    /// Ends the process.
-    Exit(ProcResult),
-    /// Waits for the operation in `Slots::waiting` to complete.
+    /// Works or sleeps as the slot says.
+    Pause,
+    /// Ends the process with the result in the slot.
+    Exit,
+    /// Waits for the operation in the slot to complete.
     Waiting,
     /// A step (handed no outcome) whose first scheduling point is taken:
     /// the one `Ctx::ipc_point` asked for.
     Granted,
+}
+
+/// The payload of the phase: one at a time (a step's outcome, the
+/// operation it deferred or left waiting, its pause or its end), so the
+/// runner is no larger than with the payloads inside the phase.
+enum Slot {
+    Empty,
+    /// The outcome the next step is handed.
+    Outcome(WaitOutcome),
+    Deferred(Deferred),
+    Waiting(Waiting),
+    Pause {
+        time: Dist,
+        busy: bool,
+    },
+    Exit(ProcResult),
+}
+
+impl Slot {
+    fn take(&mut self) -> Slot {
+        std::mem::replace(self, Slot::Empty)
+    }
 }
 
 /// The machine, or what builds it when the process first runs.
@@ -165,23 +189,14 @@ enum Made<M, F> {
     Made(M),
 }
 
-/// The operation a step left, deferred or waiting, kept for the phase
-/// that goes on with it.
-#[derive(Default)]
-struct Slots {
-    deferred: Option<Deferred>,
-    waiting: Option<Waiting>,
-}
-
 /// A stackless process (module docs).
 pub(crate) struct Runner<M, F> {
     proc: Proc,
     machine: Made<M, F>,
     phase: Phase,
     yields: YieldIs,
-    /// The outcome the next step is handed (`Phase::Step`).
-    outcome: Option<WaitOutcome>,
-    slots: Slots,
+    /// The phase's payload.
+    slot: Slot,
 }
 
 impl<M, F> Runner<M, F>
@@ -195,8 +210,7 @@ where
             machine: Made::Unmade(Some(make)),
             phase: Phase::Step,
             yields,
-            outcome: None,
-            slots: Slots::default(),
+            slot: Slot::Empty,
         }
     }
 }
@@ -414,10 +428,13 @@ fn wait(s: &SimCtx, token: WaitToken, timeout: Option<Duration>, op: WaitingOp) 
 /// The waiting operation in `slot`, resumed: its outcome (the operation
 /// finished as the coroutine's would have), or `None` with the wait (the
 /// same, or a call's next one) left in `slot` when it goes on.
-fn finish_wait(p: &Proc, slot: &mut Option<Waiting>) -> Option<WaitOutcome> {
+fn finish_wait(p: &Proc, slot: &mut Slot) -> Option<WaitOutcome> {
     let s = sim(p);
     let core = &s.core;
-    let token = slot.as_ref().expect("a waiting operation").token;
+    let Slot::Waiting(w) = &*slot else {
+        unreachable!("a waiting phase has its operation in the slot")
+    };
+    let token = w.token;
     let outcome = match core.kernel.wait_take(s.pid, token) {
         Some(outcome) => outcome,
         None => {
@@ -431,7 +448,9 @@ fn finish_wait(p: &Proc, slot: &mut Option<Waiting>) -> Option<WaitOutcome> {
             core.kernel.wait_cancel(s.pid, token)
         }
     };
-    let w = slot.take().expect("a waiting operation");
+    let Slot::Waiting(w) = slot.take() else {
+        unreachable!("checked above")
+    };
     {
         let waited = core.now().saturating_sub(w.since);
         let mut procs = core.procs.borrow_mut();
@@ -458,7 +477,7 @@ fn finish_wait(p: &Proc, slot: &mut Option<Waiting>) -> Option<WaitOutcome> {
             match call_sent(p, to, msg_id, reply, r) {
                 Ok(outcome) => outcome,
                 Err(next) => {
-                    *slot = Some(next);
+                    *slot = Slot::Waiting(next);
                     return None;
                 }
             }
@@ -470,15 +489,15 @@ fn finish_wait(p: &Proc, slot: &mut Option<Waiting>) -> Option<WaitOutcome> {
     })
 }
 
-/// What a step left for the runner (the operation itself in [`Slots`]).
+/// What a step left for the runner (the operation itself in the [`Slot`]).
 #[derive(Clone, Copy)]
 enum Left {
     Nothing,
     /// The point before an operation through `Ctx::ipc` (`Ctx::ipc_point`).
     Point,
-    /// An operation deferred to its scheduling point (`Slots::deferred`).
+    /// An operation deferred to its scheduling point (`Slot::Deferred`).
     Deferred,
-    /// An operation waiting in the kernel (`Slots::waiting`).
+    /// An operation waiting in the kernel (`Slot::Waiting`).
     Waiting,
 }
 
@@ -487,17 +506,17 @@ pub(crate) struct StacklessCtx<'a> {
     proc: &'a Proc,
     yields: YieldIs,
     left: Left,
-    slots: &'a mut Slots,
+    slot: &'a mut Slot,
     misuse: Option<&'static str>,
 }
 
 impl StacklessCtx<'_> {
     fn defer(&mut self, d: Deferred) {
-        self.slots.deferred = Some(d);
+        *self.slot = Slot::Deferred(d);
         self.left = Left::Deferred;
     }
     fn waiting(&mut self, w: Waiting) {
-        self.slots.waiting = Some(w);
+        *self.slot = Slot::Waiting(w);
         self.left = Left::Waiting;
     }
 }
@@ -635,13 +654,21 @@ where
             }
             match std::mem::replace(&mut self.phase, Phase::Step) {
                 Phase::Step => {
-                    let resumed = self.outcome.take();
+                    let resumed = match &self.slot {
+                        Slot::Outcome(_) => match self.slot.take() {
+                            Slot::Outcome(outcome) => Some(outcome),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
                     if let Some(handover) = self.step(resumed) {
                         return handover;
                     }
                 }
                 Phase::Start => {
-                    let d = self.slots.deferred.take().expect("a deferred operation");
+                    let Slot::Deferred(d) = self.slot.take() else {
+                        unreachable!("a starting phase has its operation in the slot")
+                    };
                     let started = match d {
                         Deferred::Send { dest, msg, on_full } => {
                             start_send(&self.proc, dest, msg, on_full).map(WaitOutcome::Sent)
@@ -657,18 +684,26 @@ where
                         Err(w) => return self.wait(w),
                     }
                 }
-                Phase::Pause { time, busy } => {
+                Phase::Pause => {
+                    let Slot::Pause { time, busy } = self.slot.take() else {
+                        unreachable!("a pausing phase has its pause in the slot")
+                    };
                     let until = self.proc.pause_begin(time, busy);
                     return Resumed::Yield(Suspend::Timer { until });
                 }
-                Phase::Exit(r) => return Resumed::Return(r),
+                Phase::Exit => {
+                    let Slot::Exit(r) = self.slot.take() else {
+                        unreachable!("an exiting phase has its result in the slot")
+                    };
+                    return Resumed::Return(r);
+                }
                 Phase::Granted => {
                     sim(&self.proc).granted.set(true);
                     if let Some(handover) = self.step(None) {
                         return handover;
                     }
                 }
-                Phase::Waiting => match finish_wait(&self.proc, &mut self.slots.waiting) {
+                Phase::Waiting => match finish_wait(&self.proc, &mut self.slot) {
                     Some(outcome) => self.resumed(outcome),
                     None => return self.wait_on(),
                 },
@@ -682,15 +717,25 @@ where
     M: Machine,
     F: FnOnce(&[CarriedRight]) -> M + 'static,
 {
+    /// The process ends with `r` when next resumed (whatever the slot held
+    /// is dropped).
+    fn exit(&mut self, r: ProcResult) {
+        self.slot = Slot::Exit(r);
+        self.phase = Phase::Exit;
+    }
+
     /// Hands over while `w` waits.
     fn wait(&mut self, w: Waiting) -> Resumed {
-        self.slots.waiting = Some(w);
+        self.slot = Slot::Waiting(w);
         self.wait_on()
     }
 
-    /// Hands over while the operation in `Slots::waiting` waits.
+    /// Hands over while the operation in the slot waits.
     fn wait_on(&mut self) -> Resumed {
-        let deadline = self.slots.waiting.as_ref().and_then(|w| w.deadline);
+        let deadline = match &self.slot {
+            Slot::Waiting(w) => w.deadline,
+            _ => None,
+        };
         self.phase = Phase::Waiting;
         Resumed::Yield(Suspend::Block { deadline })
     }
@@ -708,7 +753,7 @@ where
     /// `Op::Done` (module docs).
     fn resumed(&mut self, outcome: WaitOutcome) {
         self.yield_point();
-        self.outcome = Some(outcome);
+        self.slot = Slot::Outcome(outcome);
         self.phase = Phase::Step;
     }
 
@@ -717,7 +762,7 @@ where
     fn step(&mut self, resumed: Option<WaitOutcome>) -> Option<Resumed> {
         if let Made::Unmade(make) = &mut self.machine {
             let Some(make) = make.take() else {
-                self.phase = Phase::Exit(Err(ProcError::msg("the machine could not be built")));
+                self.exit(Err(ProcError::msg("the machine could not be built")));
                 return None;
             };
             let machine = make(self.proc.inherited());
@@ -736,7 +781,7 @@ where
             proc: &self.proc,
             yields: self.yields,
             left: Left::Nothing,
-            slots: &mut self.slots,
+            slot: &mut self.slot,
             misuse: None,
         };
         let step = machine.step(&mut cx, resumed);
@@ -745,36 +790,35 @@ where
         // carried over.
         sim(&self.proc).granted.set(false);
         if let Some(why) = misuse {
-            self.slots = Slots::default();
-            self.phase = Phase::Exit(Err(ProcError::msg(why)));
+            self.exit(Err(ProcError::msg(why)));
             return None;
         }
         let waits = matches!(step, Step::Wait);
-        self.phase = match left {
+        match left {
             Left::Nothing => match step {
-                Step::Wait => Phase::Exit(Err(ProcError::msg(
+                Step::Wait => self.exit(Err(ProcError::msg(
                     "the machine waits, but none of its operations is pending",
                 ))),
                 Step::Yield => {
                     self.yield_point();
-                    Phase::Step
+                    self.phase = Phase::Step;
                 }
-                Step::Pause { time, busy } => Phase::Pause { time, busy },
-                Step::Exit(r) => Phase::Exit(r),
+                Step::Pause { time, busy } => {
+                    self.slot = Slot::Pause { time, busy };
+                    self.phase = Phase::Pause;
+                }
+                Step::Exit(r) => self.exit(r),
             },
-            Left::Deferred | Left::Waiting | Left::Point if !waits => {
-                self.slots = Slots::default();
-                Phase::Exit(Err(ProcError::msg(
-                    "the machine left an operation pending without waiting for it",
-                )))
-            }
-            Left::Deferred => Phase::Start,
-            Left::Point => Phase::Granted,
+            Left::Deferred | Left::Waiting | Left::Point if !waits => self.exit(Err(
+                ProcError::msg("the machine left an operation pending without waiting for it"),
+            )),
+            Left::Deferred => self.phase = Phase::Start,
+            Left::Point => self.phase = Phase::Granted,
             Left::Waiting => {
                 // Started in place: the wait is in the kernel.
                 return Some(self.wait_on());
             }
-        };
+        }
         None
     }
 }
