@@ -45,7 +45,7 @@ impl SimCtx {
             Destination::Name(dest),
             msg,
             on_full,
-            &|| self.waker.clone(),
+            &|| self.waker(),
         ) {
             Begin::Done(r) => r,
             Begin::Blocked(token) => {
@@ -80,9 +80,8 @@ impl SimCtx {
             match self
                 .core
                 .kernel
-                .receive_begin(self.pid, Source::Name(source), may_wait, &|| {
-                    self.waker.clone()
-                }) {
+                .receive_begin(self.pid, Source::Name(source), may_wait, &|| self.waker())
+            {
                 Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
                     Err(ReceiveError::TimedOut)
                 }
