@@ -38,6 +38,10 @@
 //!   memory, no ping-pong, no criterion groups), e.g. to profile it;
 //!   `MKIPC_BENCH_EXPLORE_RUNS` sets the executions per batch (20,000: make
 //!   it larger where the CPU clock moves by 4 ms ticks).
+//!   `MKIPC_BENCH_PINGPONG_ONLY=1` runs only the `peer` ping-pong
+//!   comparison (no memory, no exploration, no criterion groups), e.g. to
+//!   profile it or to alternate two binaries quickly;
+//!   `MKIPC_BENCH_ROUNDS` sets its round trips per batch (250,000).
 //!
 //! Before the timings it prints the resident memory per idle process, for
 //! closures (coroutines), stackless machines and async processes, with 100,000 processes
@@ -398,41 +402,45 @@ fn rate(ops: u64, f: impl FnOnce()) -> (f64, f64) {
 
 /// The peer comparison (module docs), in `batches` interleaved batches.
 fn peer_comparison(batches: usize) {
-    const ROUNDS: u64 = 250_000;
-    let ops = ROUNDS * workload::PING_PONG_OPS_PER_ROUND;
+    let rounds = std::env::var("MKIPC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(250_000u64)
+        .max(10);
+    let ops = rounds * workload::PING_PONG_OPS_PER_ROUND;
     // NeXosim: 2 messages per round trip, 2 operations per message.
-    let messages = ROUNDS * 2;
+    let messages = rounds * 2;
     // Warm up once each.
-    pingpong(ROUNDS / 10, false);
+    pingpong(rounds / 10, false);
     nexo::ping_pong(messages / 10);
-    pingpong_machines(ROUNDS / 10, false);
-    pingpong_async(ROUNDS / 10, false);
+    pingpong_machines(rounds / 10, false);
+    pingpong_async(rounds / 10, false);
     let (mut sim, mut traced, mut peer) = (Vec::new(), Vec::new(), Vec::new());
     let (mut machines, mut machines_traced) = (Vec::new(), Vec::new());
     let (mut asyncs, mut asyncs_traced) = (Vec::new(), Vec::new());
     for _ in 0..batches {
         sim.push(rate(ops, || {
-            black_box(pingpong(ROUNDS, false));
+            black_box(pingpong(rounds, false));
         }));
         traced.push(rate(ops, || {
-            black_box(pingpong(ROUNDS, true));
+            black_box(pingpong(rounds, true));
         }));
         machines.push(rate(ops, || {
-            black_box(pingpong_machines(ROUNDS, false));
+            black_box(pingpong_machines(rounds, false));
         }));
         machines_traced.push(rate(ops, || {
-            black_box(pingpong_machines(ROUNDS, true));
+            black_box(pingpong_machines(rounds, true));
         }));
         asyncs.push(rate(ops, || {
-            black_box(pingpong_async(ROUNDS, false));
+            black_box(pingpong_async(rounds, false));
         }));
         asyncs_traced.push(rate(ops, || {
-            black_box(pingpong_async(ROUNDS, true));
+            black_box(pingpong_async(rounds, true));
         }));
         peer.push(rate(messages * 2, || nexo::ping_pong(messages)));
     }
     println!(
-        "peer ping-pong, {batches} batches of {ROUNDS} round trips, CPUs allowed: {}",
+        "peer ping-pong, {batches} batches of {rounds} round trips, CPUs allowed: {}",
         cpus_allowed()
     );
     let m = |v: f64| v / 1e6;
@@ -559,6 +567,10 @@ fn benches(c: &mut Criterion) {
         .max(1);
     if std::env::var_os("MKIPC_BENCH_EXPLORE_ONLY").is_some() {
         explore_comparison(batches);
+        std::process::exit(0);
+    }
+    if std::env::var_os("MKIPC_BENCH_PINGPONG_ONLY").is_some() {
+        peer_comparison(batches);
         std::process::exit(0);
     }
     if std::env::var_os("MKIPC_BENCH_NO_MEMORY").is_none() {

@@ -1,6 +1,9 @@
 //! The two-process ping-pong of `mkipc_sim::workload`, once, for profiling:
-//! `cargo run --release -p mkipc-sim --example pingpong -- [round trips] [traced]`
-//! (e.g. under `perf stat -e instructions:u` or `perf record -g`).
+//! `cargo run --release -p mkipc-sim --example pingpong -- [round trips] [traced] [closures|machines|async]`
+//! (e.g. under `perf stat -e instructions:u` or `perf record -g`). The
+//! kind of process: closures on coroutines (the default), stackless
+//! machines, or async processes; the same run for each, so the trace hash
+//! printed is the same too.
 
 use mkipc_sim::{workload, Sim};
 
@@ -11,13 +14,19 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let traced = args.next().is_some_and(|s| s == "traced");
+    let kind = args.next().unwrap_or_else(|| "closures".to_string());
     let mut sim = Sim::builder().seed(7).trace(traced).build();
-    workload::ping_pong(&mut sim, rounds).expect("the ports are made");
+    match kind.as_str() {
+        "machines" => workload::ping_pong_machines(&mut sim, rounds),
+        "async" => workload::ping_pong_async(&mut sim, rounds),
+        _ => workload::ping_pong(&mut sim, rounds),
+    }
+    .expect("the ports are made");
     let t = std::time::Instant::now();
     let report = sim.run().expect("ping-pong ends");
     let ops = rounds * workload::PING_PONG_OPS_PER_ROUND;
     println!(
-        "{ops} ops in {} steps, {:.2} M ops/s, trace hash {:x}",
+        "{kind}: {ops} ops in {} steps, {:.2} M ops/s, trace hash {:x}",
         report.steps,
         ops as f64 / t.elapsed().as_secs_f64() / 1e6,
         report.trace.hash()

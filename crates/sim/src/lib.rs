@@ -87,6 +87,7 @@ pub mod exit;
 pub mod explore;
 mod lifecycle;
 pub mod machine;
+mod plain_ops;
 pub mod process;
 pub mod report;
 pub mod rng;

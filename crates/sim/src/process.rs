@@ -150,6 +150,75 @@ impl SimCtx {
         true
     }
 
+    /// A send ended: the figures and the "send completed" event.
+    #[inline]
+    pub(crate) fn sent_done(&self, to: Target, msg_id: u32, r: &Result<Sent, SendError>) {
+        self.op.set(None);
+        let outcome = match r {
+            Ok(Sent::Delivered) => SendOutcome::Delivered,
+            Ok(Sent::Dropped) => SendOutcome::Dropped,
+            Ok(Sent::Displaced) => SendOutcome::Displaced,
+            Err(e) => SendOutcome::Failed(e.kind()),
+        };
+        {
+            let mut procs = self.core.procs.borrow_mut();
+            let st = &mut procs[self.id.0 as usize].stats;
+            match outcome {
+                SendOutcome::Delivered => st.sent += 1,
+                SendOutcome::Dropped | SendOutcome::Displaced => {
+                    st.sent += 1;
+                    st.drops += 1;
+                }
+                SendOutcome::Failed(_) => st.send_failures += 1,
+            }
+        }
+        self.core.emit(
+            self.id,
+            EventKind::SendCompleted {
+                to,
+                msg_id,
+                outcome,
+            },
+        );
+    }
+
+    /// A receive ended: the figures and the "received" (or "receive
+    /// failed") event.
+    #[inline]
+    pub(crate) fn received_done(&self, from: Target, r: Result<&Message, ReceiveError>) {
+        self.op.set(None);
+        match r {
+            Ok(m) => {
+                {
+                    let mut procs = self.core.procs.borrow_mut();
+                    let me = &mut procs[self.id.0 as usize];
+                    me.stats.received += 1;
+                    me.last_from = m.sender();
+                }
+                if self.core.tracing {
+                    let rights = m.rights().len() + usize::from(m.reply().is_some());
+                    let sender = m.sender().map(|p| p.0);
+                    self.core.emit(
+                        self.id,
+                        EventKind::Received {
+                            from,
+                            msg_id: m.id,
+                            sender,
+                            rights,
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                self.core.procs.borrow_mut()[self.id.0 as usize]
+                    .stats
+                    .receive_failures += 1;
+                self.core
+                    .emit(self.id, EventKind::ReceiveFailed { from, error: e });
+            }
+        }
+    }
+
     /// Under DPOR: the step resuming a blocked operation touches what the
     /// operation touches.
     fn redo_touches(&self) {
@@ -223,14 +292,17 @@ impl Blocker for SimCtx {
                 break core.kernel.wait_cancel(self.pid, token);
             }
         };
+        let waited = core.now().saturating_sub(since);
         let mut procs = core.procs.borrow_mut();
         let meta = &mut procs[self.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        meta.stats.blocked = meta
-            .stats
-            .blocked
-            .saturating_add(Duration::from_nanos(core.now().saturating_sub(since)));
+        if waited > 0 {
+            meta.stats.blocked = meta
+                .stats
+                .blocked
+                .saturating_add(Duration::from_nanos(waited));
+        }
         outcome
     }
 }
@@ -302,67 +374,15 @@ impl Proc {
 
     #[inline]
     pub(crate) fn sent_done(&self, to: Target, msg_id: u32, r: &Result<Sent, SendError>) {
-        let Some(s) = self.sim() else { return };
-        s.op.set(None);
-        let outcome = match r {
-            Ok(Sent::Delivered) => SendOutcome::Delivered,
-            Ok(Sent::Dropped) => SendOutcome::Dropped,
-            Ok(Sent::Displaced) => SendOutcome::Displaced,
-            Err(e) => SendOutcome::Failed(e.kind()),
-        };
-        {
-            let mut procs = s.core.procs.borrow_mut();
-            let st = &mut procs[self.id.0 as usize].stats;
-            match outcome {
-                SendOutcome::Delivered => st.sent += 1,
-                SendOutcome::Dropped | SendOutcome::Displaced => {
-                    st.sent += 1;
-                    st.drops += 1;
-                }
-                SendOutcome::Failed(_) => st.send_failures += 1,
-            }
+        if let Some(s) = self.sim() {
+            s.sent_done(to, msg_id, r);
         }
-        s.core.emit(
-            self.id,
-            EventKind::SendCompleted {
-                to,
-                msg_id,
-                outcome,
-            },
-        );
     }
 
     #[inline]
     pub(crate) fn received_done(&self, from: Target, r: Result<&Message, ReceiveError>) {
-        let Some(s) = self.sim() else { return };
-        s.op.set(None);
-        match r {
-            Ok(m) => {
-                {
-                    let mut procs = s.core.procs.borrow_mut();
-                    let me = &mut procs[self.id.0 as usize];
-                    me.stats.received += 1;
-                    me.last_from = m.sender();
-                }
-                let rights = m.rights().len() + usize::from(m.reply().is_some());
-                let sender = m.sender().map(|p| p.0);
-                s.core.emit(
-                    self.id,
-                    EventKind::Received {
-                        from,
-                        msg_id: m.id,
-                        sender,
-                        rights,
-                    },
-                );
-            }
-            Err(e) => {
-                s.core.procs.borrow_mut()[self.id.0 as usize]
-                    .stats
-                    .receive_failures += 1;
-                s.core
-                    .emit(self.id, EventKind::ReceiveFailed { from, error: e });
-            }
+        if let Some(s) = self.sim() {
+            s.received_done(from, r);
         }
     }
 
@@ -810,6 +830,11 @@ impl Ipc for Proc {
     }
 
     fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError> {
+        if let Backend::Sim(s) = &self.backend {
+            if s.core.dpor.is_none() {
+                return s.send_direct(dest, msg, on_full);
+            }
+        }
         self.point();
         let (to, msg_id) = (Target::Name(dest), msg.id);
         let rights = msg.rights().len() + usize::from(msg.reply().is_some());
@@ -842,6 +867,11 @@ impl Ipc for Proc {
     }
 
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
+        if let Backend::Sim(s) = &self.backend {
+            if s.core.dpor.is_none() {
+                return s.receive_direct(source, wait);
+            }
+        }
         self.point();
         let from = Target::Name(source);
         self.started(false, from, EventKind::ReceiveStarted { from });

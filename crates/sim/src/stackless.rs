@@ -2,8 +2,9 @@
 //! no coroutine and no stack of its own.
 //!
 //! A stackless process is its machine value, a [`Proc`] handle without a
-//! coroutine, and a [`Phase`]: what the loop does the next time it resumes
-//! the process. [`Runner::resume`] runs from one hand-over to the next:
+//! coroutine, and a [`Phase`] (its payload in a [`Slot`]): what the loop
+//! does the next time it resumes the process. [`Runner::resume`] runs from
+//! one hand-over to the next:
 //! it takes the scheduling points the process owes, then does what the
 //! phase says (a step of the machine, an operation to start, a pause, an
 //! exit, or the end of a wait), and returns the same [`Suspend`] requests
@@ -138,21 +139,48 @@ struct Waiting {
     op: WaitingOp,
 }
 
-/// What the next resume does (after the owed scheduling points).
+/// What the next resume does (after the owed scheduling points): a tag,
+/// its payload beside it in the runner's one [`Slot`], so that changing
+/// the phase, which a machine's operation does several times, moves no
+/// message (with the payloads inside the phase, every change moved ~170
+/// bytes out and back in).
+#[derive(Clone, Copy)]
 enum Phase {
-    /// A step of the machine, handed this outcome.
-    Step(Option<WaitOutcome>),
-    /// Starts a deferred operation.
-    Start(Deferred),
-    /// Works or sleeps.
-    Pause { time: Dist, busy: bool },
-    /// Ends the process.
-    Exit(ProcResult),
-    /// Waits for an operation to complete.
-    Waiting(Waiting),
+    /// A step of the machine, handed the outcome in the slot, if any.
+    Step,
+    /// Starts the deferred operation in the slot.
+    Start,
+    /// Works or sleeps as the slot says.
+    Pause,
+    /// Ends the process with the result in the slot.
+    Exit,
+    /// Waits for the operation in the slot to complete.
+    Waiting,
     /// A step (handed no outcome) whose first scheduling point is taken:
     /// the one `Ctx::ipc_point` asked for.
     Granted,
+}
+
+/// The payload of the phase: one at a time (a step's outcome, the
+/// operation it deferred or left waiting, its pause or its end), so the
+/// runner is no larger than with the payloads inside the phase.
+enum Slot {
+    Empty,
+    /// The outcome the next step is handed.
+    Outcome(WaitOutcome),
+    Deferred(Deferred),
+    Waiting(Waiting),
+    Pause {
+        time: Dist,
+        busy: bool,
+    },
+    Exit(ProcResult),
+}
+
+impl Slot {
+    fn take(&mut self) -> Slot {
+        std::mem::replace(self, Slot::Empty)
+    }
 }
 
 /// The machine, or what builds it when the process first runs.
@@ -167,6 +195,8 @@ pub(crate) struct Runner<M, F> {
     machine: Made<M, F>,
     phase: Phase,
     yields: YieldIs,
+    /// The phase's payload.
+    slot: Slot,
 }
 
 impl<M, F> Runner<M, F>
@@ -178,8 +208,9 @@ where
         Runner {
             proc,
             machine: Made::Unmade(Some(make)),
-            phase: Phase::Step(None),
+            phase: Phase::Step,
             yields,
+            slot: Slot::Empty,
         }
     }
 }
@@ -394,35 +425,46 @@ fn wait(s: &SimCtx, token: WaitToken, timeout: Option<Duration>, op: WaitingOp) 
     }
 }
 
-/// A waiting operation, resumed: its outcome (the operation finished as
-/// the coroutine's would have), or the wait back when it goes on.
-fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
+/// The waiting operation in `slot`, resumed: its outcome (the operation
+/// finished as the coroutine's would have), or `None` with the wait (the
+/// same, or a call's next one) left in `slot` when it goes on.
+fn finish_wait(p: &Proc, slot: &mut Slot) -> Option<WaitOutcome> {
     let s = sim(p);
     let core = &s.core;
-    let outcome = match core.kernel.wait_take(s.pid, w.token) {
+    let Slot::Waiting(w) = &*slot else {
+        unreachable!("a waiting phase has its operation in the slot")
+    };
+    let token = w.token;
+    let outcome = match core.kernel.wait_take(s.pid, token) {
         Some(outcome) => outcome,
         None => {
             let timed_out = std::mem::take(&mut core.procs.borrow_mut()[s.id.0 as usize].timed_out);
             if !timed_out && !core.is_killed(s.id) {
-                return Err(w);
+                return None;
             }
             if timed_out {
                 core.emit(s.id, EventKind::TimedOut);
             }
-            core.kernel.wait_cancel(s.pid, w.token)
+            core.kernel.wait_cancel(s.pid, token)
         }
     };
+    let Slot::Waiting(w) = slot.take() else {
+        unreachable!("checked above")
+    };
     {
+        let waited = core.now().saturating_sub(w.since);
         let mut procs = core.procs.borrow_mut();
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        meta.stats.blocked = meta
-            .stats
-            .blocked
-            .saturating_add(Duration::from_nanos(core.now().saturating_sub(w.since)));
+        if waited > 0 {
+            meta.stats.blocked = meta
+                .stats
+                .blocked
+                .saturating_add(Duration::from_nanos(waited));
+        }
     }
-    Ok(match (w.op, outcome) {
+    Some(match (w.op, outcome) {
         (WaitingOp::Send { to, msg_id }, WaitOutcome::Sent(r)) => {
             p.sent_done(to, msg_id, &r);
             WaitOutcome::Sent(r)
@@ -432,7 +474,13 @@ fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
             WaitOutcome::Received(r)
         }
         (WaitingOp::CallSend { to, msg_id, reply }, WaitOutcome::Sent(r)) => {
-            return call_sent(p, to, msg_id, reply, r);
+            match call_sent(p, to, msg_id, reply, r) {
+                Ok(outcome) => outcome,
+                Err(next) => {
+                    *slot = Slot::Waiting(next);
+                    return None;
+                }
+            }
         }
         (WaitingOp::CallReceive { to, msg_id, reply }, WaitOutcome::Received(r)) => {
             call_replied(p, to, msg_id, reply, r)
@@ -441,13 +489,16 @@ fn finish_wait(p: &Proc, w: Waiting) -> Result<WaitOutcome, Waiting> {
     })
 }
 
-/// What a step left for the runner.
+/// What a step left for the runner (the operation itself in the [`Slot`]).
+#[derive(Clone, Copy)]
 enum Left {
     Nothing,
     /// The point before an operation through `Ctx::ipc` (`Ctx::ipc_point`).
     Point,
-    Deferred(Deferred),
-    Waiting(Waiting),
+    /// An operation deferred to its scheduling point (`Slot::Deferred`).
+    Deferred,
+    /// An operation waiting in the kernel (`Slot::Waiting`).
+    Waiting,
 }
 
 /// The [`Ctx`] of a stackless process's step (module docs).
@@ -455,7 +506,19 @@ pub(crate) struct StacklessCtx<'a> {
     proc: &'a Proc,
     yields: YieldIs,
     left: Left,
+    slot: &'a mut Slot,
     misuse: Option<&'static str>,
+}
+
+impl StacklessCtx<'_> {
+    fn defer(&mut self, d: Deferred) {
+        *self.slot = Slot::Deferred(d);
+        self.left = Left::Deferred;
+    }
+    fn waiting(&mut self, w: Waiting) {
+        *self.slot = Slot::Waiting(w);
+        self.left = Left::Waiting;
+    }
 }
 
 impl StacklessCtx<'_> {
@@ -491,13 +554,13 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         let s = sim(self.proc);
         s.owed_points.set(s.owed_points.get() + 1);
         if !s.take_owed() {
-            self.left = Left::Deferred(Deferred::Send { dest, msg, on_full });
+            self.defer(Deferred::Send { dest, msg, on_full });
             return Op::Pending;
         }
         match start_send(self.proc, dest, msg, on_full) {
             Ok(r) => Op::Done(r),
             Err(w) => {
-                self.left = Left::Waiting(w);
+                self.waiting(w);
                 Op::Pending
             }
         }
@@ -509,7 +572,7 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         let s = sim(self.proc);
         s.owed_points.set(s.owed_points.get() + 1);
         if !s.take_owed() {
-            self.left = Left::Deferred(Deferred::Receive {
+            self.defer(Deferred::Receive {
                 source: OwnedSource::of(source),
                 wait,
             });
@@ -518,7 +581,7 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         match start_receive(self.proc, source, wait) {
             Ok(r) => Op::Done(r),
             Err(w) => {
-                self.left = Left::Waiting(w);
+                self.waiting(w);
                 Op::Pending
             }
         }
@@ -532,13 +595,13 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
         let s = sim(self.proc);
         s.owed_points.set(s.owed_points.get() + 1);
         if !s.take_owed() {
-            self.left = Left::Deferred(Deferred::Call { dest, msg });
+            self.defer(Deferred::Call { dest, msg });
             return CallStart::Pending;
         }
         match start_call(self.proc, dest, msg) {
             Ok(outcome) => CallStart::Done(call_outcome(outcome)),
             Err(w) => {
-                self.left = Left::Waiting(w);
+                self.waiting(w);
                 CallStart::Pending
             }
         }
@@ -589,13 +652,23 @@ where
                 let switch = s.owed_switch.take().unwrap_or(Suspend::Yield);
                 return Resumed::Yield(switch);
             }
-            match std::mem::replace(&mut self.phase, Phase::Step(None)) {
-                Phase::Step(resumed) => {
+            match std::mem::replace(&mut self.phase, Phase::Step) {
+                Phase::Step => {
+                    let resumed = match &self.slot {
+                        Slot::Outcome(_) => match self.slot.take() {
+                            Slot::Outcome(outcome) => Some(outcome),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
                     if let Some(handover) = self.step(resumed) {
                         return handover;
                     }
                 }
-                Phase::Start(d) => {
+                Phase::Start => {
+                    let Slot::Deferred(d) = self.slot.take() else {
+                        unreachable!("a starting phase has its operation in the slot")
+                    };
                     let started = match d {
                         Deferred::Send { dest, msg, on_full } => {
                             start_send(&self.proc, dest, msg, on_full).map(WaitOutcome::Sent)
@@ -611,20 +684,28 @@ where
                         Err(w) => return self.wait(w),
                     }
                 }
-                Phase::Pause { time, busy } => {
+                Phase::Pause => {
+                    let Slot::Pause { time, busy } = self.slot.take() else {
+                        unreachable!("a pausing phase has its pause in the slot")
+                    };
                     let until = self.proc.pause_begin(time, busy);
                     return Resumed::Yield(Suspend::Timer { until });
                 }
-                Phase::Exit(r) => return Resumed::Return(r),
+                Phase::Exit => {
+                    let Slot::Exit(r) = self.slot.take() else {
+                        unreachable!("an exiting phase has its result in the slot")
+                    };
+                    return Resumed::Return(r);
+                }
                 Phase::Granted => {
                     sim(&self.proc).granted.set(true);
                     if let Some(handover) = self.step(None) {
                         return handover;
                     }
                 }
-                Phase::Waiting(w) => match finish_wait(&self.proc, w) {
-                    Ok(outcome) => self.resumed(outcome),
-                    Err(w) => return self.wait(w),
+                Phase::Waiting => match finish_wait(&self.proc, &mut self.slot) {
+                    Some(outcome) => self.resumed(outcome),
+                    None => return self.wait_on(),
                 },
             }
         }
@@ -636,10 +717,26 @@ where
     M: Machine,
     F: FnOnce(&[CarriedRight]) -> M + 'static,
 {
+    /// The process ends with `r` when next resumed (whatever the slot held
+    /// is dropped).
+    fn exit(&mut self, r: ProcResult) {
+        self.slot = Slot::Exit(r);
+        self.phase = Phase::Exit;
+    }
+
     /// Hands over while `w` waits.
     fn wait(&mut self, w: Waiting) -> Resumed {
-        let deadline = w.deadline;
-        self.phase = Phase::Waiting(w);
+        self.slot = Slot::Waiting(w);
+        self.wait_on()
+    }
+
+    /// Hands over while the operation in the slot waits.
+    fn wait_on(&mut self) -> Resumed {
+        let deadline = match &self.slot {
+            Slot::Waiting(w) => w.deadline,
+            _ => None,
+        };
+        self.phase = Phase::Waiting;
         Resumed::Yield(Suspend::Block { deadline })
     }
 
@@ -656,7 +753,8 @@ where
     /// `Op::Done` (module docs).
     fn resumed(&mut self, outcome: WaitOutcome) {
         self.yield_point();
-        self.phase = Phase::Step(Some(outcome));
+        self.slot = Slot::Outcome(outcome);
+        self.phase = Phase::Step;
     }
 
     /// One step of the machine; sets the phase it leaves, and says how to
@@ -664,7 +762,7 @@ where
     fn step(&mut self, resumed: Option<WaitOutcome>) -> Option<Resumed> {
         if let Made::Unmade(make) = &mut self.machine {
             let Some(make) = make.take() else {
-                self.phase = Phase::Exit(Err(ProcError::msg("the machine could not be built")));
+                self.exit(Err(ProcError::msg("the machine could not be built")));
                 return None;
             };
             let machine = make(self.proc.inherited());
@@ -683,6 +781,7 @@ where
             proc: &self.proc,
             yields: self.yields,
             left: Left::Nothing,
+            slot: &mut self.slot,
             misuse: None,
         };
         let step = machine.step(&mut cx, resumed);
@@ -691,31 +790,34 @@ where
         // carried over.
         sim(&self.proc).granted.set(false);
         if let Some(why) = misuse {
-            self.phase = Phase::Exit(Err(ProcError::msg(why)));
+            self.exit(Err(ProcError::msg(why)));
             return None;
         }
-        self.phase = match (step, left) {
-            (Step::Wait, Left::Deferred(d)) => Phase::Start(d),
-            (Step::Wait, Left::Point) => Phase::Granted,
-            (Step::Wait, Left::Waiting(w)) => Phase::Waiting(w),
-            (Step::Wait, Left::Nothing) => Phase::Exit(Err(ProcError::msg(
-                "the machine waits, but none of its operations is pending",
-            ))),
-            (_, Left::Deferred(_) | Left::Waiting(_) | Left::Point) => Phase::Exit(Err(
+        let waits = matches!(step, Step::Wait);
+        match left {
+            Left::Nothing => match step {
+                Step::Wait => self.exit(Err(ProcError::msg(
+                    "the machine waits, but none of its operations is pending",
+                ))),
+                Step::Yield => {
+                    self.yield_point();
+                    self.phase = Phase::Step;
+                }
+                Step::Pause { time, busy } => {
+                    self.slot = Slot::Pause { time, busy };
+                    self.phase = Phase::Pause;
+                }
+                Step::Exit(r) => self.exit(r),
+            },
+            Left::Deferred | Left::Waiting | Left::Point if !waits => self.exit(Err(
                 ProcError::msg("the machine left an operation pending without waiting for it"),
             )),
-            (Step::Yield, Left::Nothing) => {
-                self.yield_point();
-                Phase::Step(None)
+            Left::Deferred => self.phase = Phase::Start,
+            Left::Point => self.phase = Phase::Granted,
+            Left::Waiting => {
+                // Started in place: the wait is in the kernel.
+                return Some(self.wait_on());
             }
-            (Step::Pause { time, busy }, Left::Nothing) => Phase::Pause { time, busy },
-            (Step::Exit(r), Left::Nothing) => Phase::Exit(r),
-        };
-        if let Phase::Waiting(w) = &self.phase {
-            // Started in place: the wait is in the kernel.
-            return Some(Resumed::Yield(Suspend::Block {
-                deadline: w.deadline,
-            }));
         }
         None
     }

@@ -1,0 +1,103 @@
+//! A simulated process's plain send and receive, straight on the kernel's
+//! non-blocking core.
+//!
+//! [`Proc`](crate::Proc)'s general operations go through the kernel's
+//! blocking layer (`Blocker`: `send_via`/`receive_via`) and carry the
+//! explorer's footprint hooks (DPOR) around the call. The two operations a
+//! message-passing model makes most, `send_with` and `receive_with` on a
+//! name, take this shorter path when the run records no footprints: the
+//! scheduling point, the "started" event, the kernel's `send_begin` or
+//! `receive_begin` (its fast paths first, under the one lock the run holds),
+//! the wait when the kernel leaves one ([`SimCtx`]'s `Blocker::block`), then
+//! the figures and the "completed" event. It is the same sequence, in the
+//! same order, the general path makes (the blocking layer's few lines,
+//! written out), so runs are identical either way (`tests/determinism.rs`,
+//! the pinned hashes); under DPOR the general path runs, hooks included.
+
+use std::time::Duration;
+
+use mkipc_kernel::runtime::{Begin, Blocker, Destination, Source, WaitOutcome};
+use mkipc_kernel::{Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
+
+use crate::process::SimCtx;
+use crate::trace::{EventKind, Target};
+
+impl SimCtx {
+    /// `Ipc::send_with` on a name, as `Proc::send_with` and the blocking
+    /// layer make it (module docs).
+    #[inline]
+    pub(crate) fn send_direct(
+        &self,
+        dest: PortName,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        self.point();
+        let (to, msg_id) = (Target::Name(dest), msg.id);
+        self.op.set(Some((true, to)));
+        if self.core.tracing {
+            let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+            self.core
+                .emit(self.id, EventKind::SendStarted { to, msg_id, rights });
+        }
+        let r = match self.core.kernel.send_begin(
+            self.pid,
+            Destination::Name(dest),
+            msg,
+            on_full,
+            &|| self.waker(),
+        ) {
+            Begin::Done(r) => r,
+            Begin::Blocked(token) => {
+                let timeout = match on_full {
+                    OnFull::Timeout(d) => Some(d),
+                    _ => None,
+                };
+                match self.block(token, timeout) {
+                    WaitOutcome::Sent(r) => r,
+                    WaitOutcome::Received(_) => unreachable!("a send wait completed as a receive"),
+                }
+            }
+        };
+        self.sent_done(to, msg_id, &r);
+        r
+    }
+
+    /// `Ipc::receive_with` on a name, as `Proc::receive_with` and the
+    /// blocking layer make it (module docs).
+    #[inline]
+    pub(crate) fn receive_direct(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        self.point();
+        let from = Target::Name(source);
+        self.op.set(Some((false, from)));
+        self.core.emit(self.id, EventKind::ReceiveStarted { from });
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let r =
+            match self
+                .core
+                .kernel
+                .receive_begin(self.pid, Source::Name(source), may_wait, &|| self.waker())
+            {
+                Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
+                    Err(ReceiveError::TimedOut)
+                }
+                Begin::Done(r) => r,
+                Begin::Blocked(token) => {
+                    let timeout = match wait {
+                        Wait::For(d) => Some(d),
+                        _ => None,
+                    };
+                    match self.block(token, timeout) {
+                        WaitOutcome::Received(r) => r,
+                        WaitOutcome::Sent(_) => unreachable!("a receive wait completed as a send"),
+                    }
+                }
+            };
+        self.received_done(from, r.as_ref().map_err(|e| *e));
+        r
+    }
+}
