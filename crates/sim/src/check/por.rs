@@ -30,7 +30,11 @@
 //!   frees a place too ([`freeing_place`]).
 //! * **A send by the sole sender**: a plain send (`OnFull::Block`, no
 //!   rights carried) to a system mailbox open to all (`World::mailbox`),
-//!   of any capacity, when no other live process may send to it, no
+//!   of any capacity, when no other live process may send to it, the
+//!   sender itself will not use it otherwise than plainly or with tries
+//!   (a `DropOldest` send could not displace a message handed to a
+//!   receiver that waited, and could one queued for a receiver that came
+//!   later), no
 //!   process at all (`p` included) may receive from it among other sources
 //!   (a select picks the oldest message by the kernel's global arrival
 //!   order, which the send writes), and the other processes only ever
@@ -173,6 +177,13 @@ pub(crate) fn footprint<M: Machine>(
             && s.machine.may_use_mailbox(label, MailboxUse::Select)
     };
     if op.send && slots.iter().any(selected) {
+        return Foot::Global;
+    }
+    // A receiver that waited is handed the message, which then keeps its
+    // place but can no longer be displaced: a later `DropOldest` send of
+    // the sender's own (or a send carrying rights) could tell that order
+    // from the one where the receiver came after the send.
+    if op.send && slots[i].machine.may_use_mailbox(label, MailboxUse::Other) {
         return Foot::Global;
     }
     Foot::Mailbox { send: op.send, key }
