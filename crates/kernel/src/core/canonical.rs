@@ -292,7 +292,12 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
                 visit(port, &mut num, &mut order);
             }
         }
-        for &p in task.links_in.values().chain(task.links_out.values()) {
+        for &p in task
+            .links()
+            .links_in
+            .values()
+            .chain(task.links().links_out.values())
+        {
             visit(p, &mut num, &mut order);
         }
     }
@@ -389,7 +394,9 @@ fn number_sets(st: &State, port_order: &[PortId]) -> (Positions, SmallVec<[SetId
         }
     };
     for task in st.tasks.iter().flatten() {
-        visit(task.inbox);
+        if let Some(inbox) = st.live_inbox(task) {
+            visit(inbox);
+        }
         for (_, obj) in task.space.slots() {
             if let Some(Obj::Set(set)) = obj {
                 visit(set);
@@ -823,24 +830,30 @@ impl Encoder<'_> {
             };
             self.out.push(1);
             self.space(&t.space);
-            self.set(t.inbox);
-            self.u(t.links_in.len() as u64);
-            for (&from, &p) in &t.links_in {
+            // An empty inbox reads as none (`links.rs`): 0, as a set
+            // that does not exist.
+            match self.st.live_inbox(t) {
+                Some(inbox) => self.set(inbox),
+                None => self.u(0),
+            }
+            let l = t.links();
+            self.u(l.links_in.len() as u64);
+            for (&from, &p) in &l.links_in {
                 self.pid(from);
                 self.port(p);
             }
-            self.u(t.links_out.len() as u64);
-            for (&to, &p) in &t.links_out {
+            self.u(l.links_out.len() as u64);
+            for (&to, &p) in &l.links_out {
                 self.pid(to);
                 self.port(p);
             }
-            self.u(t.link_capacity.len() as u64);
-            for (&to, &c) in &t.link_capacity {
+            self.u(l.link_capacity.len() as u64);
+            for (&to, &c) in &l.link_capacity {
                 self.pid(to);
                 self.capacity(c);
             }
-            self.u(t.owned_mailboxes.len() as u64);
-            for &m in &t.owned_mailboxes {
+            self.u(l.owned_mailboxes.len() as u64);
+            for &m in &l.owned_mailboxes {
                 self.mailbox(m);
             }
             self.u(t.waits.len() as u64);

@@ -26,6 +26,8 @@ mod invariants;
 mod lane;
 pub(crate) use lane::LaneSend;
 mod lifecycle;
+mod links;
+pub(crate) use links::TaskLinks;
 mod mailbox;
 mod notify;
 mod ops;
@@ -472,25 +474,19 @@ pub(crate) struct WaitRec {
     pub state: WaitState,
 }
 
-/// Per-task kernel state.
+/// Per-task kernel state: its names and its waits, and, boxed on first use,
+/// what only a task that uses direct links or owns mailboxes has
+/// ([`TaskLinks`], `links.rs`), so that a task holding one port costs
+/// 120 bytes here, not 216 and an inbox port set.
 pub(crate) struct TaskState {
     pub space: Space,
-    /// The set of direct links into this task (`receive_from_any` waits here).
-    pub inbox: SetId,
-    pub links_in: BTreeMap<Pid, PortId>,
-    pub links_out: BTreeMap<Pid, PortId>,
-    pub link_capacity: BTreeMap<Pid, Capacity>,
-    pub owned_mailboxes: BTreeSet<MailboxId>,
+    pub links: Option<Box<TaskLinks>>,
     pub waits: SmallVec<[WaitId; 2]>,
 }
 
 clone_fields!(TaskState {
     space,
-    inbox,
-    links_in,
-    links_out,
-    link_capacity,
-    owned_mailboxes,
+    links,
     waits,
 });
 

@@ -536,10 +536,10 @@ impl Locked<'_> {
         }
         if let Some((from, to)) = p.link {
             if let Some(t) = self.task_mut(to) {
-                t.links_in.remove(&from);
+                t.links_mut().links_in.remove(&from);
             }
             if let Some(t) = self.task_mut(from) {
-                t.links_out.remove(&to);
+                t.links_mut().links_out.remove(&to);
             }
         }
         let mut queue = p.queue;
