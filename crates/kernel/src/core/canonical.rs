@@ -348,11 +348,13 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
             for msg in p.queue.messages.iter() {
                 rights_of(msg, |q| visit(q, &mut num, &mut order));
             }
-            let requests = p.dead_name_requests.values();
+            let requests = p.requests();
             for r in requests
+                .dead_name_requests
+                .values()
                 .chain(p.queue.send_possible.values())
-                .chain(&p.no_senders_request)
-                .chain(&p.port_destroyed_request)
+                .chain(&requests.no_senders_request)
+                .chain(&requests.port_destroyed_request)
             {
                 if let KRight::SendOnce(q) = *r {
                     visit(q, &mut num, &mut order);
@@ -888,14 +890,15 @@ impl Encoder<'_> {
             }
             self.u(p.send_rights);
             self.u(p.send_once_rights);
-            self.u(p.dead_name_requests.len() as u64);
-            for (&(pid, super::BySlot(name)), &r) in &p.dead_name_requests {
+            let requests = p.requests();
+            self.u(requests.dead_name_requests.len() as u64);
+            for (&(pid, super::BySlot(name)), &r) in &requests.dead_name_requests {
                 self.pid(pid);
                 self.name(pid, name);
                 self.right(r);
             }
-            self.opt_right(p.no_senders_request);
-            self.opt_right(p.port_destroyed_request);
+            self.opt_right(requests.no_senders_request);
+            self.opt_right(requests.port_destroyed_request);
             match p.link {
                 None => self.out.push(0),
                 Some((from, to)) => {

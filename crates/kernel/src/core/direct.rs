@@ -35,9 +35,7 @@ impl Locked<'_> {
             set: Some(inbox),
             send_rights: 0,
             send_once_rights: 0,
-            dead_name_requests: Default::default(),
-            no_senders_request: None,
-            port_destroyed_request: None,
+            requests: None,
             link: Some((from, to)),
             writer_closed,
         });

@@ -93,3 +93,37 @@ impl Locked<'_> {
         inbox
     }
 }
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use crate::{Capacity, Ipc, Kernel};
+
+    /// A task holding one port is its name space, its waits and a pointer
+    /// in the task table; its port has no requests box. (A million tasks:
+    /// each byte here is a megabyte.)
+    #[test]
+    fn a_task_and_a_port_without_extras_stay_small() {
+        assert!(std::mem::size_of::<super::TaskState>() <= 120);
+        assert!(std::mem::size_of::<super::super::Port>() <= 272);
+    }
+
+    /// The inbox is made on first use, and counted from the start: a task
+    /// that never used a link has none made, yet `stats` counts it.
+    #[test]
+    fn the_inbox_is_made_on_first_use_and_always_counted() {
+        let kernel = Kernel::new();
+        let a = kernel.spawn_task();
+        let b = kernel.spawn_task();
+        let _ = a.port_allocate(Capacity::Bounded(1)).unwrap();
+        let made = |pid| {
+            let st = kernel.lock();
+            st.task(pid).unwrap().links().inbox.is_some()
+        };
+        assert!(!made(a.pid()) && !made(b.pid()));
+        assert_eq!(kernel.stats().port_sets, 2);
+        a.send_to(b.pid(), crate::Message::from_u64(1, 7)).unwrap();
+        assert!(made(b.pid()) && !made(a.pid()));
+        assert_eq!(kernel.stats().port_sets, 2);
+        assert_eq!(b.receive_from_any().unwrap().as_u64(), Some(7));
+    }
+}
