@@ -289,7 +289,11 @@ fn idle_memory(n: u64, kind: &str) -> (f64, [f64; 2], [f64; 2]) {
     let report = sim.run().unwrap();
     assert!(report.kernel_is_clean());
     let (rss, parked) = idle.get();
-    (rss.saturating_sub(before) as f64 / n as f64, created, parked)
+    (
+        rss.saturating_sub(before) as f64 / n as f64,
+        created,
+        parked,
+    )
 }
 
 /// Measures [`idle_memory`] in a fresh process (this bench, run again with

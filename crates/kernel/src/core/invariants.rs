@@ -59,7 +59,11 @@ impl State {
                 Self::count_message(&mut counts, m);
             }
             let requests = p.requests();
-            for (_, r) in requests.dead_name_requests.iter().chain(&p.queue.send_possible) {
+            for (_, r) in requests
+                .dead_name_requests
+                .iter()
+                .chain(&p.queue.send_possible)
+            {
                 if let KRight::SendOnce(n) = *r {
                     counts.entry(n).or_default().send_once += 1;
                 }

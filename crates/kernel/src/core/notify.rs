@@ -137,7 +137,11 @@ impl Kernel {
                 let p = st.ports.get_mut(port).expect("live");
                 let old = p.requests_mut().no_senders_request.replace(right);
                 if p.send_rights == 0 {
-                    let r = p.requests_mut().no_senders_request.take().expect("just set");
+                    let r = p
+                        .requests_mut()
+                        .no_senders_request
+                        .take()
+                        .expect("just set");
                     st.send_name_notification(r, Notification::NO_SENDERS_ID, name, Some(pid));
                 }
                 old

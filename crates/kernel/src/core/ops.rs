@@ -32,7 +32,11 @@ impl Locked<'_> {
         };
         p.send_rights = p.send_rights.saturating_sub(n);
         if p.send_rights == 0 {
-            if let Some(notify) = p.requests.as_mut().and_then(|r| r.no_senders_request.take()) {
+            if let Some(notify) = p
+                .requests
+                .as_mut()
+                .and_then(|r| r.no_senders_request.take())
+            {
                 let owner = match p.receiver {
                     super::Receiver::Task(pid) => Some(pid),
                     super::Receiver::InTransit(_) => None,

@@ -500,7 +500,11 @@ impl Locked<'_> {
         let Some(p) = self.ports.get_mut(port) else {
             return;
         };
-        if let Some(request) = p.requests.as_mut().and_then(|r| r.port_destroyed_request.take()) {
+        if let Some(request) = p
+            .requests
+            .as_mut()
+            .and_then(|r| r.port_destroyed_request.take())
+        {
             if let KRight::SendOnce(notify) = request {
                 if notify != port
                     && self.ports.contains(notify)

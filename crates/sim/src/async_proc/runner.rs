@@ -78,8 +78,7 @@ impl PollWake<'_> {
     }
 }
 
-static POLL_WAKE: RawWakerVTable =
-    RawWakerVTable::new(poll_clone, poll_wake, poll_wake, poll_drop);
+static POLL_WAKE: RawWakerVTable = RawWakerVTable::new(poll_clone, poll_wake, poll_wake, poll_drop);
 
 /// Clones a poll's waker: the shared `Arc` waker, made once per process.
 unsafe fn poll_clone(data: *const ()) -> RawWaker {
