@@ -632,7 +632,11 @@ fn a_future_woken_during_its_own_poll_runs_again() {
                     }
                     match how {
                         0 => cx.waker().wake_by_ref(),
-                        1 => cx.waker().clone().wake(),
+                        1 => {
+                            // A clone (the shared waker), woken by value.
+                            let kept = cx.waker().clone();
+                            kept.wake();
+                        }
                         2 => cx.waker().clone().wake_by_ref(),
                         _ => {
                             let a = cx.waker().clone();

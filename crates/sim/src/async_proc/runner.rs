@@ -70,7 +70,7 @@ impl PollWake<'_> {
         // SAFETY: the functions of `POLL_WAKE` take the data pointer as a
         // `&PollWake` and only read it or call `Sync` methods on what it
         // holds; the waker is only lent to the poll's `Context` (for less
-        // than `self` lives: `resume` drops the context before `self`),
+        // than `self` lives: `resume` ends the context's block before it),
         // and whoever wants to keep it must clone it, which gives a waker
         // on an `Arc` instead (`poll_clone`). It is never dropped (the
         // drop function does nothing anyway).
@@ -180,9 +180,11 @@ where
             shared: &self.wake,
         };
         let waker = poll_wake.waker();
-        let mut cx = Context::from_waker(&waker);
-        let polled = future.poll(&mut cx);
-        drop(cx);
+        // The context (and the lent waker with it) lives only in this block.
+        let polled = {
+            let mut cx = Context::from_waker(&waker);
+            future.poll(&mut cx)
+        };
         let woken = poll_wake.woken.load(Ordering::Relaxed)
             || self
                 .wake
