@@ -50,6 +50,15 @@
 //! the time to create them and the time until all are parked; set `MKIPC_BENCH_NO_MEMORY=1` to skip
 //! that (e.g. when profiling).
 //!
+//! `MKIPC_BENCH_MANY=50000:100` runs only a large run instead (no memory,
+//! no ping-pong, no criterion groups): that many pairs of async processes
+//! playing ping-pong that many rounds on two `Bounded(1)` ports of their
+//! own, the ponger working 0-2 ms of virtual time before each answer, so
+//! 100,000 processes exchange 10,000,000 messages; it prints the time to
+//! create them, the run's wall and CPU time, and the peak resident memory
+//! (`VmHWM`). `examples/many_processes.rs` is the same run with scenario
+//! scripts.
+//!
 //! `cargo bench -p mkipc-sim --bench sim`
 
 // `criterion_group!` generates an undocumented public function.
@@ -237,13 +246,16 @@ impl mkipc_sim::machine::Machine for IdleMachine {
 }
 
 /// Resident bytes per idle process, the seconds it took to create them
-/// (the spawn calls) and the seconds until all are parked: N processes
+/// (the spawn calls) and the seconds until all are parked, by wall clock
+/// and by this process's CPU time (a loaded machine makes the wall clock
+/// wait for a CPU): N processes
 /// (closures on coroutines, stackless machines, or async processes) each
 /// allocate a port and block receiving on it (timing out after a virtual
 /// second); a reporter measures at 1 ms, when all are parked.
-fn idle_memory(n: u64, kind: &str) -> (f64, f64, f64) {
+fn idle_memory(n: u64, kind: &str) -> (f64, [f64; 2], [f64; 2]) {
     use mkipc_sim::AsyncIpc;
     let start = std::time::Instant::now();
+    let cpu_start = cpu_secs();
     let mut sim = Sim::builder().seed(1).trace(false).build();
     let before = rss_bytes();
     for _ in 0..n {
@@ -267,18 +279,25 @@ fn idle_memory(n: u64, kind: &str) -> (f64, f64, f64) {
             });
         }
     }
-    let created = start.elapsed().as_secs_f64();
-    let idle = Rc::new(Cell::new((0u64, 0f64)));
+    let created = [start.elapsed().as_secs_f64(), cpu_secs() - cpu_start];
+    let idle = Rc::new(Cell::new((0u64, [0f64; 2])));
     let idle2 = Rc::clone(&idle);
     sim.spawn("reporter", move |p| {
         p.sleep(ms(1));
-        idle2.set((rss_bytes(), start.elapsed().as_secs_f64()));
+        idle2.set((
+            rss_bytes(),
+            [start.elapsed().as_secs_f64(), cpu_secs() - cpu_start],
+        ));
         Ok(())
     });
     let report = sim.run().unwrap();
     assert!(report.kernel_is_clean());
-    let (rss, secs) = idle.get();
-    (rss.saturating_sub(before) as f64 / n as f64, created, secs)
+    let (rss, parked) = idle.get();
+    (
+        rss.saturating_sub(before) as f64 / n as f64,
+        created,
+        parked,
+    )
 }
 
 /// Measures [`idle_memory`] in a fresh process (this bench, run again with
@@ -315,9 +334,9 @@ fn cpu_secs() -> f64 {
 fn idle_child(spec: &str) {
     let (kind, n) = spec.split_once(':').unwrap_or(("closure", "100000"));
     let n: u64 = n.parse().unwrap_or(100_000);
-    let (bytes, created, secs) = idle_memory(n, kind);
+    let (bytes, [created, created_cpu], [parked, parked_cpu]) = idle_memory(n, kind);
     println!(
-        "idle {kind:<8} {n:>9} processes: {bytes:>6.0} B resident each, created in {created:.2} s, parked in {secs:.2} s (whole run: {:.2} s CPU)",
+        "idle {kind:<8} {n:>9} processes: {bytes:>6.0} B resident each, created in {created:.2} s ({created_cpu:.2} s CPU), parked in {parked:.2} s ({parked_cpu:.2} s CPU; whole run: {:.2} s CPU)",
         cpu_secs()
     );
 }
@@ -555,9 +574,93 @@ fn explore_comparison(batches: usize) {
     }
 }
 
+/// A line of `/proc/self/status` in bytes (`VmHWM`, `VmRSS`).
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// `MKIPC_BENCH_MANY=pairs:rounds` (module docs): `pairs` pingers and
+/// `pairs` pongers, async, each pair on two ports of its own made by the
+/// setup task (not `Sim::port`, which watches each port for the report).
+fn many_processes(spec: &str) {
+    use mkipc_kernel::{CarriedRight, Disposition};
+    use mkipc_sim::time::Dist;
+    use mkipc_sim::AsyncIpc;
+    let (pairs, rounds) = spec.split_once(':').unwrap_or(("50000", "100"));
+    let pairs: u64 = pairs.parse().unwrap_or(50_000);
+    let rounds: u64 = rounds.parse().unwrap_or(100);
+    let start = std::time::Instant::now();
+    let cpu_start = cpu_secs();
+    // About two scheduling steps per message, and some: the default step
+    // limit is for livelocks in small models.
+    let steps = 8 * pairs * rounds + 1_000_000;
+    let mut sim = Sim::builder().seed(1).trace(false).max_steps(steps).build();
+    let init = sim.init_pid();
+    for _ in 0..pairs {
+        let k = sim.kernel();
+        let ping = k.port_allocate(init, Capacity::Bounded(1)).unwrap();
+        let pong = k.port_allocate(init, Capacity::Bounded(1)).unwrap();
+        k.make_right(init, pong, Disposition::MakeSend).unwrap();
+        let pinger = [Inherit::make_send(ping), Inherit::receive(pong)];
+        sim.spawn_async("pinger", &pinger, move |p| async move {
+            let (ping, pong) = (p.inherited()[0].name, p.inherited()[1].name);
+            for i in 0..rounds {
+                p.send(ping, Message::from_u64(1, i)).await?;
+                p.receive(pong).await?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let pong_send = CarriedRight {
+            name: pong,
+            disposition: Disposition::MoveSend,
+        };
+        let ponger = [Inherit::receive(ping), pong_send];
+        sim.spawn_async("ponger", &ponger, move |p| async move {
+            let (ping, pong) = (p.inherited()[0].name, p.inherited()[1].name);
+            let think = Dist::uniform(ms(0), ms(2));
+            for i in 0..rounds {
+                p.receive(ping).await?;
+                p.work(think).await;
+                p.send(pong, Message::from_u64(2, i)).await?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let created = start.elapsed().as_secs_f64();
+    let created_cpu = cpu_secs() - cpu_start;
+    let run_start = std::time::Instant::now();
+    let report = sim.run().unwrap();
+    let ran = run_start.elapsed().as_secs_f64();
+    let ran_cpu = cpu_secs() - cpu_start - created_cpu;
+    let summary = report.summary(10);
+    println!(
+        "many processes: {} async processes, {} messages sent ({} received), {} steps: created in {created:.2} s ({created_cpu:.2} s CPU), run {ran:.2} s ({ran_cpu:.2} s CPU; {:.2} M messages/s of CPU), peak resident {:.0} MiB, kernel clean: {}",
+        summary.processes,
+        summary.sent,
+        summary.received,
+        report.steps,
+        summary.sent as f64 / ran_cpu.max(1e-9) / 1e6,
+        status_bytes("VmHWM:") as f64 / (1u64 << 20) as f64,
+        report.kernel_is_clean()
+    );
+}
+
 fn benches(c: &mut Criterion) {
     if let Ok(spec) = std::env::var("MKIPC_BENCH_IDLE_CHILD") {
         idle_child(&spec);
+        std::process::exit(0);
+    }
+    if let Ok(spec) = std::env::var("MKIPC_BENCH_MANY") {
+        many_processes(&spec);
         std::process::exit(0);
     }
     let batches = std::env::var("MKIPC_BENCH_BATCHES")

@@ -302,7 +302,6 @@ where
     core.touch_global();
     let stack = core.stacks.take().map_err(|_| IpcError::OutOfMemory)?;
     let (id, pid, names) = new_process(core, name, parent, inherit)?;
-    let waker = core.new_waker(id);
     let canary = stack.canary();
     let core2 = Rc::clone(core);
     let inherited_count = names.len();
@@ -315,7 +314,6 @@ where
             owed_points: Cell::new(0),
             owed_switch: Cell::new(None),
             granted: Cell::new(false),
-            waker,
             op: Cell::new(None),
             redo: RefCell::default(),
         };
@@ -329,7 +327,7 @@ where
     start_process(
         core,
         id,
-        Body::Co(co),
+        Body::Co(Box::new(co)),
         Some(canary),
         parent,
         inherited_count,
@@ -359,7 +357,6 @@ pub(crate) fn spawn_stackless(
         owed_points: Cell::new(0),
         owed_switch: Cell::new(None),
         granted: Cell::new(false),
-        waker: core.new_waker(id),
         op: Cell::new(None),
         redo: RefCell::default(),
     };

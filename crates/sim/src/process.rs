@@ -70,16 +70,30 @@ pub(crate) struct SimCtx {
     /// A stackless process's next scheduling point was taken before its
     /// operation ([`Ctx::ipc_point`](crate::machine::Ctx::ipc_point)).
     pub granted: Cell<bool>,
-    pub waker: Waker,
     /// The operation in progress, for the "blocked" event: (sending, target).
     pub op: Cell<Option<(bool, Target)>>,
     /// Under DPOR: what the operation in progress touches, touched again by
     /// the step that resumes it after a block (its completion, by a peer or
-    /// a timeout, is part of that step too).
-    pub redo: RefCell<Footprint>,
+    /// a timeout, is part of that step too). Boxed when first written, so
+    /// a process that never runs under DPOR pays 16 bytes for it.
+    pub redo: RefCell<Option<Box<Footprint>>>,
 }
 
 impl SimCtx {
+    /// How the kernel wakes this process: by its index ([`Core::new_waker`]).
+    #[inline]
+    pub fn waker(&self) -> Waker {
+        self.core.new_waker(self.id)
+    }
+
+    /// What the operation in progress touches, to change (module docs of
+    /// `scheduler::dpor`): made on first use.
+    fn redo_mut(&self) -> std::cell::RefMut<'_, Footprint> {
+        std::cell::RefMut::map(self.redo.borrow_mut(), |r| {
+            &mut **r.get_or_insert_with(Box::default)
+        })
+    }
+
     fn suspend(&self, s: Suspend) {
         // SAFETY: a `SimCtx` is created inside its coroutine's body from the
         // `&Yielder` that body received, and lives only inside a `Proc` that
@@ -224,6 +238,9 @@ impl SimCtx {
     fn redo_touches(&self) {
         if let Some(d) = &self.core.dpor {
             let redo = self.redo.borrow();
+            let Some(redo) = redo.as_deref() else {
+                return;
+            };
             if redo.global {
                 d.touch_global();
             }
@@ -249,7 +266,7 @@ impl Blocker for SimCtx {
         self.pid
     }
     fn waker(&self) -> Waker {
-        self.waker.clone()
+        self.core.new_waker(self.id)
     }
     fn block(&self, token: WaitToken, timeout: Option<Duration>) -> WaitOutcome {
         let core = &self.core;
@@ -397,7 +414,7 @@ impl Proc {
     fn touch_global(&self) {
         if let Some(s) = self.dpor_core() {
             s.core.touch_global();
-            s.redo.borrow_mut().set_global();
+            s.redo_mut().set_global();
         }
     }
 
@@ -408,7 +425,7 @@ impl Proc {
     fn touch_blocking(&self, name: PortName, send: bool) {
         if let Some(s) = self.dpor_core() {
             let core = &s.core;
-            let mut redo = s.redo.borrow_mut();
+            let mut redo = s.redo_mut();
             match core.kernel.object_key(s.pid, name) {
                 Some((1, _)) => {
                     if let Some(d) = &core.dpor {
@@ -437,7 +454,7 @@ impl Proc {
             if let Some(d) = &s.core.dpor {
                 d.multi_queue();
             }
-            s.redo.borrow_mut().set_global();
+            s.redo_mut().set_global();
         }
     }
 
@@ -461,7 +478,9 @@ impl Proc {
             if received.is_some_and(|m| !m.rights().is_empty() || m.reply().is_some()) {
                 s.core.touch_global();
             }
-            *s.redo.borrow_mut() = Footprint::default();
+            if let Some(redo) = s.redo.borrow_mut().as_deref_mut() {
+                *redo = Footprint::default();
+            }
         }
     }
 

@@ -64,6 +64,10 @@ use crate::time::{to_nanos, Nanos};
 use crate::trace::{KillCause, DEFAULT_TRACE_LIMIT};
 use crate::ProcId;
 
+/// The most bodies [`Sim::adopt_spawned`]'s scratch vector keeps room for
+/// between calls.
+const ADOPTING_KEPT: usize = 1024;
+
 /// Default stack size of a simulated process.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 
@@ -687,6 +691,12 @@ impl Sim {
             }
             self.coroutines[i] = Some(co);
             self.canaries[i] = canary;
+        }
+        // Kept for the next run unless it held a whole population (a
+        // million processes spawned before the run): that much memory,
+        // written once, would stay resident for nothing.
+        if spawned.capacity() > ADOPTING_KEPT {
+            spawned = Vec::new();
         }
         self.adopting = spawned;
     }

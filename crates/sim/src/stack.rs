@@ -255,14 +255,18 @@ impl PooledStack {
     /// A handle to check this stack's canary after the stack has been moved
     /// into a coroutine (which does not give it back until it ends).
     pub fn canary(&self) -> Canary {
-        Canary { at: self.canary_at }
+        Canary {
+            // A mapped address is never zero.
+            at: std::num::NonZeroUsize::new(self.canary_at).expect("a mapped address"),
+        }
     }
 }
 
-/// Where a stack's canary lives; see [`PooledStack::canary`].
+/// Where a stack's canary lives; see [`PooledStack::canary`]. Never zero,
+/// so that the loop's `Option<Canary>` per process is one word.
 #[derive(Clone, Copy, Debug)]
 pub struct Canary {
-    at: usize,
+    at: std::num::NonZeroUsize,
 }
 
 impl Canary {
@@ -272,7 +276,7 @@ impl Canary {
     /// The [`PooledStack`] this came from must still be alive (owned by a
     /// live coroutine), and no code may be running on that stack.
     pub unsafe fn intact(&self) -> bool {
-        let words = self.at as *const u64;
+        let words = self.at.get() as *const u64;
         // SAFETY: per the contract, the slot is mapped and read-write (the
         // canary sits above any guard page), and no coroutine is writing to
         // it concurrently; volatile reads because the compiler cannot see the
@@ -290,7 +294,7 @@ impl Canary {
     pub(crate) unsafe fn smash(&self) {
         // SAFETY: per the contract, the canary words are mapped, read-write
         // and hold nothing.
-        unsafe { (self.at as *mut u64).add(3).write_volatile(0xdead) };
+        unsafe { (self.at.get() as *mut u64).add(3).write_volatile(0xdead) };
     }
 }
 

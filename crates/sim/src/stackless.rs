@@ -254,7 +254,7 @@ fn start_send(
     match s
         .core
         .kernel
-        .send_begin(s.pid, dest, msg, on_full, &|| s.waker.clone())
+        .send_begin(s.pid, dest, msg, on_full, &|| s.waker())
     {
         Begin::Done(r) => {
             p.sent_done(to, msg_id, &r);
@@ -284,7 +284,7 @@ fn start_receive(
     let r = match s
         .core
         .kernel
-        .receive_begin(s.pid, source, may_wait, &|| s.waker.clone())
+        .receive_begin(s.pid, source, may_wait, &|| s.waker())
     {
         Begin::Done(Err(ReceiveError::Empty)) if wait_for != Wait::NoWait => {
             Err(ReceiveError::TimedOut)
@@ -327,7 +327,7 @@ fn start_call(p: &Proc, dest: PortName, mut msg: Message) -> Result<WaitOutcome,
         disposition: Disposition::MakeSendOnce,
     }));
     match kernel.send_begin(s.pid, Destination::Name(dest), msg, OnFull::Block, &|| {
-        s.waker.clone()
+        s.waker()
     }) {
         Begin::Done(r) => call_sent(p, to, msg_id, reply, r),
         Begin::Blocked(token) => Err(wait(
@@ -364,7 +364,7 @@ fn call_sent(
     match s
         .core
         .kernel
-        .receive_begin(s.pid, Source::Name(reply), true, &|| s.waker.clone())
+        .receive_begin(s.pid, Source::Name(reply), true, &|| s.waker())
     {
         Begin::Done(r) => Ok(call_replied(p, to, msg_id, reply, r)),
         Begin::Blocked(token) => Err(wait(

@@ -613,6 +613,52 @@ fn futures_from_elsewhere_wake_their_process() {
     }
 }
 
+/// A future that wakes its own process while it is polled (through the
+/// waker it was lent, or a clone of it, and by value or by reference) is
+/// polled again, not left blocked: the wake came before the process
+/// blocked, so only the runner can see it. A clone of a clone wakes the
+/// same process.
+#[test]
+fn a_future_woken_during_its_own_poll_runs_again() {
+    for how in 0..4 {
+        let mut sim = Sim::builder().seed(3).build();
+        let id = sim
+            .spawn_async("self-waker", &[], move |p| async move {
+                let mut polls = 0;
+                std::future::poll_fn(|cx| {
+                    polls += 1;
+                    if polls == 3 {
+                        return Poll::Ready(());
+                    }
+                    match how {
+                        0 => cx.waker().wake_by_ref(),
+                        1 => {
+                            // A clone (the shared waker), woken by value.
+                            let kept = cx.waker().clone();
+                            kept.wake();
+                        }
+                        2 => cx.waker().clone().wake_by_ref(),
+                        _ => {
+                            let a = cx.waker().clone();
+                            let b = a.clone();
+                            assert!(a.will_wake(&b));
+                            drop(a);
+                            b.wake();
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await;
+                p.sleep(ms(1)).await;
+                Ok(())
+            })
+            .unwrap();
+        let report = sim.run().unwrap_or_else(|f| panic!("way {how}: {f}"));
+        assert!(report.procs[id.0 as usize].status.is_success(), "way {how}");
+        assert_eq!(report.end_time, ms(1), "way {how}");
+    }
+}
+
 /// Every kind of operation works on an async process: direct addressing,
 /// port sets, mailboxes and the name service, rights in messages, peek,
 /// selective receive, close, priority select.

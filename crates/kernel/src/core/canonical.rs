@@ -292,7 +292,12 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
                 visit(port, &mut num, &mut order);
             }
         }
-        for &p in task.links_in.values().chain(task.links_out.values()) {
+        for &p in task
+            .links()
+            .links_in
+            .values()
+            .chain(task.links().links_out.values())
+        {
             visit(p, &mut num, &mut order);
         }
     }
@@ -344,11 +349,13 @@ fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 
             for msg in p.queue.messages.iter() {
                 rights_of(msg, |q| visit(q, &mut num, &mut order));
             }
-            let requests = p.dead_name_requests.values();
+            let requests = p.requests();
             for r in requests
+                .dead_name_requests
+                .values()
                 .chain(p.queue.send_possible.values())
-                .chain(&p.no_senders_request)
-                .chain(&p.port_destroyed_request)
+                .chain(&requests.no_senders_request)
+                .chain(&requests.port_destroyed_request)
             {
                 if let KRight::SendOnce(q) = *r {
                     visit(q, &mut num, &mut order);
@@ -390,7 +397,9 @@ fn number_sets(st: &State, port_order: &[PortId]) -> (Positions, SmallVec<[SetId
         }
     };
     for task in st.tasks.iter().flatten() {
-        visit(task.inbox);
+        if let Some(inbox) = st.live_inbox(task) {
+            visit(inbox);
+        }
         for (_, obj) in task.space.slots() {
             if let Some(Obj::Set(set)) = obj {
                 visit(set);
@@ -825,24 +834,30 @@ impl Encoder<'_> {
             };
             self.out.push(1);
             self.space(&t.space);
-            self.set(t.inbox);
-            self.u(t.links_in.len() as u64);
-            for (&from, &p) in &t.links_in {
+            // An empty inbox reads as none (`links.rs`): 0, as a set
+            // that does not exist.
+            match self.st.live_inbox(t) {
+                Some(inbox) => self.set(inbox),
+                None => self.u(0),
+            }
+            let l = t.links();
+            self.u(l.links_in.len() as u64);
+            for (&from, &p) in &l.links_in {
                 self.pid(from);
                 self.port(p);
             }
-            self.u(t.links_out.len() as u64);
-            for (&to, &p) in &t.links_out {
+            self.u(l.links_out.len() as u64);
+            for (&to, &p) in &l.links_out {
                 self.pid(to);
                 self.port(p);
             }
-            self.u(t.link_capacity.len() as u64);
-            for (&to, &c) in &t.link_capacity {
+            self.u(l.link_capacity.len() as u64);
+            for (&to, &c) in &l.link_capacity {
                 self.pid(to);
                 self.capacity(c);
             }
-            self.u(t.owned_mailboxes.len() as u64);
-            for &m in &t.owned_mailboxes {
+            self.u(l.owned_mailboxes.len() as u64);
+            for &m in &l.owned_mailboxes {
                 self.mailbox(m);
             }
             self.u(t.waits.len() as u64);
@@ -877,14 +892,15 @@ impl Encoder<'_> {
             }
             self.u(p.send_rights);
             self.u(p.send_once_rights);
-            self.u(p.dead_name_requests.len() as u64);
-            for (&(pid, super::BySlot(name)), &r) in &p.dead_name_requests {
+            let requests = p.requests();
+            self.u(requests.dead_name_requests.len() as u64);
+            for (&(pid, super::BySlot(name)), &r) in &requests.dead_name_requests {
                 self.pid(pid);
                 self.name(pid, name);
                 self.right(r);
             }
-            self.opt_right(p.no_senders_request);
-            self.opt_right(p.port_destroyed_request);
+            self.opt_right(requests.no_senders_request);
+            self.opt_right(requests.port_destroyed_request);
             match p.link {
                 None => self.out.push(0),
                 Some((from, to)) => {

@@ -17,16 +17,16 @@ use crate::name::Pid;
 impl Locked<'_> {
     /// The link from `from` to `to` (which must be alive), created on first use.
     pub(crate) fn link_port(&mut self, from: Pid, to: Pid) -> PortId {
-        if let Some(&p) = self.task(to).expect("live receiver").links_in.get(&from) {
+        let target = self.task(to).expect("live receiver").links();
+        if let Some(&p) = target.links_in.get(&from) {
             return p;
         }
-        let target = self.task(to).expect("live receiver");
         let capacity = target
             .link_capacity
             .get(&from)
             .copied()
             .unwrap_or(self.config.link_capacity);
-        let inbox = target.inbox;
+        let inbox = self.inbox_of(to);
         let writer_closed = self.task(from).is_none();
         let queue = MsgQueue::new(capacity, self.config.queue_memory_limit);
         let port = self.ports.insert(Port {
@@ -35,9 +35,7 @@ impl Locked<'_> {
             set: Some(inbox),
             send_rights: 0,
             send_once_rights: 0,
-            dead_name_requests: Default::default(),
-            no_senders_request: None,
-            port_destroyed_request: None,
+            requests: None,
             link: Some((from, to)),
             writer_closed,
         });
@@ -46,9 +44,13 @@ impl Locked<'_> {
             .expect("live inbox")
             .members
             .insert(port);
-        self.task_mut(to).expect("live").links_in.insert(from, port);
+        self.task_mut(to)
+            .expect("live")
+            .links_mut()
+            .links_in
+            .insert(from, port);
         if let Some(t) = self.task_mut(from) {
-            t.links_out.insert(to, port);
+            t.links_mut().links_out.insert(to, port);
         }
         port
     }
@@ -95,8 +97,9 @@ impl Kernel {
         let capacity = capacity.validate()?;
         let mut st = self.lock();
         let task = st.task_mut(pid).ok_or(IpcError::TaskExited)?;
-        task.link_capacity.insert(from, capacity);
-        if let Some(&port) = task.links_in.get(&from) {
+        let links = task.links_mut();
+        links.link_capacity.insert(from, capacity);
+        if let Some(&port) = links.links_in.get(&from) {
             st.ports.get_mut(port).expect("live link").queue.capacity = capacity;
             st.refill(QueueId::Port(port));
             st.reap();

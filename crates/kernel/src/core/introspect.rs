@@ -196,7 +196,7 @@ impl Kernel {
         let mut s = KernelStats {
             tasks: st.tasks.iter().filter(|t| t.is_some()).count(),
             ports: st.ports.len(),
-            port_sets: st.sets.len(),
+            port_sets: st.sets.len() + st.inboxes_not_made(),
             mailboxes: st.mailboxes.len(),
             services: st.services.len(),
             ..KernelStats::default()

@@ -59,15 +59,20 @@ impl State {
             for m in p.queue.messages.iter() {
                 Self::count_message(&mut counts, m);
             }
-            for (_, r) in p.dead_name_requests.iter().chain(&p.queue.send_possible) {
+            let requests = p.requests();
+            for (_, r) in requests
+                .dead_name_requests
+                .iter()
+                .chain(&p.queue.send_possible)
+            {
                 if let KRight::SendOnce(n) = *r {
                     counts.entry(n).or_default().send_once += 1;
                 }
             }
-            for r in p
+            for r in requests
                 .no_senders_request
                 .iter()
-                .chain(p.port_destroyed_request.iter())
+                .chain(requests.port_destroyed_request.iter())
             {
                 if let KRight::SendOnce(n) = *r {
                     counts.entry(n).or_default().send_once += 1;

@@ -4,7 +4,7 @@
 
 use super::send::Target;
 use super::space::{Obj, Space};
-use super::{KRight, Kernel, Locked, PortSet, TaskState, WaitOutcome, WaitState, WaitToken};
+use super::{KRight, Kernel, Locked, TaskState, WaitOutcome, WaitState, WaitToken};
 use crate::capacity::Sent;
 use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::{CarriedRight, Message};
@@ -71,32 +71,30 @@ impl Locked<'_> {
             self.release_obj(obj);
             self.reap();
         }
-        for m in task.owned_mailboxes {
-            self.destroy_mailbox(m);
+        if let Some(links) = task.links {
+            let links = *links;
+            for m in links.owned_mailboxes {
+                self.destroy_mailbox(m);
+            }
+            for (_, port) in links.links_out {
+                self.close_link_writer(port);
+            }
+            for (_, port) in links.links_in {
+                self.graveyard.push(KRight::Receive(port));
+            }
+            if let Some(inbox) = links.inbox {
+                self.destroy_set(inbox);
+            }
         }
-        for (_, port) in task.links_out {
-            self.close_link_writer(port);
-        }
-        for (_, port) in task.links_in {
-            self.graveyard.push(KRight::Receive(port));
-        }
-        self.destroy_set(task.inbox);
         self.reap();
     }
 
     pub(crate) fn create_task(&mut self) -> Pid {
         let pid = Pid(u32::try_from(self.tasks.len()).expect("pid overflow"));
-        let inbox = self.sets.insert(PortSet {
-            members: Default::default(),
-            blocked_receivers: Default::default(),
-        });
+        // No inbox nor link maps yet: made on first use (`links.rs`).
         self.tasks.push(Some(crate::arena::Cow::Own(TaskState {
             space: Space::new(),
-            inbox,
-            links_in: Default::default(),
-            links_out: Default::default(),
-            link_capacity: Default::default(),
-            owned_mailboxes: Default::default(),
+            links: None,
             waits: SmallVec::new(),
         })));
         pid

@@ -41,7 +41,7 @@ impl Locked<'_> {
         self.mailbox_names.make_mut().remove(&*mb.name);
         if let Some(owner) = mb.owner {
             if let Some(t) = self.task_mut(owner) {
-                t.owned_mailboxes.remove(&m);
+                t.links_mut().owned_mailboxes.remove(&m);
             }
         }
         let mut queue = mb.queue;
@@ -160,7 +160,11 @@ impl Kernel {
         });
         st.mailbox_names.make_mut().insert(name.to_owned(), m);
         if owner.is_some() {
-            st.task_mut(pid).expect("live").owned_mailboxes.insert(m);
+            st.task_mut(pid)
+                .expect("live")
+                .links_mut()
+                .owned_mailboxes
+                .insert(m);
         }
         tracing::debug!(target: "mkipc::ipc", %pid, mailbox = name, %capacity, "mailbox created");
         Ok(st.space_mut(pid).alloc(Obj::Mailbox(m)))

@@ -26,8 +26,11 @@ mod invariants;
 mod lane;
 pub(crate) use lane::LaneSend;
 mod lifecycle;
+mod links;
+pub(crate) use links::TaskLinks;
 mod mailbox;
 mod notify;
+pub(crate) use notify::PortRequests;
 mod ops;
 mod queue;
 mod receive;
@@ -370,16 +373,9 @@ pub(crate) struct Port {
     pub send_rights: u64,
     /// Send-once rights in existence (`u64` for the same reason).
     pub send_once_rights: u64,
-    /// Dead-name requests on names for this port, by requesting task and
-    /// name, each holding its send-once right to the notify port. A request
-    /// is cancelled when its name is released (so a server's requests do not
-    /// pile up), and found by key, never by a scan. Ordered by slot index
-    /// ([`BySlot`]), so the order the notifications go out in does not
-    /// depend on name generations (see DESIGN.md, "Snapshots and the
-    /// canonical state").
-    pub dead_name_requests: BTreeMap<(Pid, BySlot), KRight>,
-    pub no_senders_request: Option<KRight>,
-    pub port_destroyed_request: Option<KRight>,
+    /// The notifications requested about this port, boxed on the first
+    /// request ([`PortRequests`], `notify.rs`): most ports never have one.
+    pub requests: Option<Box<PortRequests>>,
     /// `Some((from, to))` for a direct link.
     pub link: Option<(Pid, Pid)>,
     /// Direct links: the sending task has exited (end of stream once drained).
@@ -392,9 +388,7 @@ clone_fields!(Port {
     set,
     send_rights,
     send_once_rights,
-    dead_name_requests,
-    no_senders_request,
-    port_destroyed_request,
+    requests,
     link,
     writer_closed,
 });
@@ -477,25 +471,19 @@ pub(crate) struct WaitRec {
     pub state: WaitState,
 }
 
-/// Per-task kernel state.
+/// Per-task kernel state: its names and its waits, and, boxed on first use,
+/// what only a task that uses direct links or owns mailboxes has
+/// ([`TaskLinks`], `links.rs`), so that a task holding one port costs
+/// 120 bytes here, not 216 and an inbox port set.
 pub(crate) struct TaskState {
     pub space: Space,
-    /// The set of direct links into this task (`receive_from_any` waits here).
-    pub inbox: SetId,
-    pub links_in: BTreeMap<Pid, PortId>,
-    pub links_out: BTreeMap<Pid, PortId>,
-    pub link_capacity: BTreeMap<Pid, Capacity>,
-    pub owned_mailboxes: BTreeSet<MailboxId>,
+    pub links: Option<Box<TaskLinks>>,
     pub waits: SmallVec<[WaitId; 2]>,
 }
 
 clone_fields!(TaskState {
     space,
-    inbox,
-    links_in,
-    links_out,
-    link_capacity,
-    owned_mailboxes,
+    links,
     waits,
 });
 

@@ -15,12 +15,54 @@
 //! instead; if the requester releases the name first, the request lapses
 //! silently, as a dead-name request does.
 
+//!
+//! A port's dead-name, no-senders and port-destroyed requests are in one
+//! box, [`PortRequests`], made on the port's first request: a port that
+//! never has one (nearly all of them) pays a pointer, not 56 bytes.
+
+use std::collections::BTreeMap;
+
 use super::space::Obj;
-use super::{BySlot, KRight, Kernel, Locked, PortId, QueueId, State};
+use super::{BySlot, KRight, Kernel, Locked, Port, PortId, QueueId, State};
 use crate::capacity::Admission;
 use crate::error::IpcError;
 use crate::message::{Notification, NotifyKind};
 use crate::name::{Pid, PortName, RightKind};
+
+/// The notifications requested about one port (module docs).
+#[derive(Clone, Default)]
+pub(crate) struct PortRequests {
+    /// Dead-name requests on names for this port, by requesting task and
+    /// name, each holding its send-once right to the notify port. A request
+    /// is cancelled when its name is released (so a server's requests do not
+    /// pile up), and found by key, never by a scan. Ordered by slot index
+    /// ([`BySlot`]), so the order the notifications go out in does not
+    /// depend on name generations (see DESIGN.md, "Snapshots and the
+    /// canonical state").
+    pub dead_name_requests: BTreeMap<(Pid, BySlot), KRight>,
+    pub no_senders_request: Option<KRight>,
+    pub port_destroyed_request: Option<KRight>,
+}
+
+/// What a port without requests reads as.
+static NO_REQUESTS: PortRequests = PortRequests {
+    dead_name_requests: BTreeMap::new(),
+    no_senders_request: None,
+    port_destroyed_request: None,
+};
+
+impl Port {
+    /// The requests about this port (none, for a port never asked about).
+    #[inline]
+    pub(crate) fn requests(&self) -> &PortRequests {
+        self.requests.as_deref().unwrap_or(&NO_REQUESTS)
+    }
+
+    /// The requests about this port, to change: the box is made on first use.
+    pub(crate) fn requests_mut(&mut self) -> &mut PortRequests {
+        self.requests.get_or_insert_with(Box::default)
+    }
+}
 
 impl Kernel {
     /// How many dead-name requests the kernel holds (introspection for
@@ -30,7 +72,7 @@ impl Kernel {
         let st = self.lock();
         st.ports
             .iter()
-            .map(|(_, p)| p.dead_name_requests.len())
+            .map(|(_, p)| p.requests().dead_name_requests.len())
             .sum()
     }
 
@@ -88,13 +130,18 @@ impl Kernel {
                 .ports
                 .get_mut(port)
                 .expect("live")
+                .requests_mut()
                 .dead_name_requests
                 .insert((pid, super::BySlot(name)), right),
             (NotifyKind::NoSenders, Some(port)) => {
                 let p = st.ports.get_mut(port).expect("live");
-                let old = p.no_senders_request.replace(right);
+                let old = p.requests_mut().no_senders_request.replace(right);
                 if p.send_rights == 0 {
-                    let r = p.no_senders_request.take().expect("just set");
+                    let r = p
+                        .requests_mut()
+                        .no_senders_request
+                        .take()
+                        .expect("just set");
                     st.send_name_notification(r, Notification::NO_SENDERS_ID, name, Some(pid));
                 }
                 old
@@ -103,6 +150,7 @@ impl Kernel {
                 .ports
                 .get_mut(port)
                 .expect("live")
+                .requests_mut()
                 .port_destroyed_request
                 .replace(right),
             (NotifyKind::SendPossible, _) => unreachable!("handled above"),
@@ -275,7 +323,8 @@ impl State {
         let Some(right) = self
             .ports
             .get_mut(port)
-            .and_then(|p| p.dead_name_requests.remove(&(pid, super::BySlot(name))))
+            .and_then(|p| p.requests.as_mut())
+            .and_then(|r| r.dead_name_requests.remove(&(pid, super::BySlot(name))))
         else {
             return;
         };

@@ -32,7 +32,11 @@ impl Locked<'_> {
         };
         p.send_rights = p.send_rights.saturating_sub(n);
         if p.send_rights == 0 {
-            if let Some(notify) = p.no_senders_request.take() {
+            if let Some(notify) = p
+                .requests
+                .as_mut()
+                .and_then(|r| r.no_senders_request.take())
+            {
                 let owner = match p.receiver {
                     super::Receiver::Task(pid) => Some(pid),
                     super::Receiver::InTransit(_) => None,
@@ -86,9 +90,7 @@ impl Locked<'_> {
             set: None,
             send_rights: 0,
             send_once_rights: 0,
-            dead_name_requests: Default::default(),
-            no_senders_request: None,
-            port_destroyed_request: None,
+            requests: None,
             link: None,
             writer_closed: false,
         })

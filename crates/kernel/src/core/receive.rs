@@ -238,14 +238,17 @@ impl Locked<'_> {
                 if from.0 == 0 || from.0 as usize >= self.tasks.len() {
                     return Err(ReceiveError::InvalidName);
                 }
-                let port = match self.task(pid).and_then(|t| t.links_in.get(&from).copied()) {
+                let port = match self
+                    .task(pid)
+                    .and_then(|t| t.links().links_in.get(&from).copied())
+                {
                     Some(p) => p,
                     None if self.task(from).is_none() => return Err(ReceiveError::SourceDead),
                     None => self.link_port(from, pid),
                 };
                 regs.push(Registration::Queue(QueueId::Port(port), PortName::NULL));
             }
-            Source::AnyTask => regs.push(Registration::Set(self.task(pid).expect("live").inbox)),
+            Source::AnyTask => regs.push(Registration::Set(self.inbox_of(pid))),
         }
         Ok(regs)
     }

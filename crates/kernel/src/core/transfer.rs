@@ -500,7 +500,11 @@ impl Locked<'_> {
         let Some(p) = self.ports.get_mut(port) else {
             return;
         };
-        if let Some(request) = p.port_destroyed_request.take() {
+        if let Some(request) = p
+            .requests
+            .as_mut()
+            .and_then(|r| r.port_destroyed_request.take())
+        {
             if let KRight::SendOnce(notify) = request {
                 if notify != port
                     && self.ports.contains(notify)
@@ -536,10 +540,10 @@ impl Locked<'_> {
         }
         if let Some((from, to)) = p.link {
             if let Some(t) = self.task_mut(to) {
-                t.links_in.remove(&from);
+                t.links_mut().links_in.remove(&from);
             }
             if let Some(t) = self.task_mut(from) {
-                t.links_out.remove(&to);
+                t.links_mut().links_out.remove(&to);
             }
         }
         let mut queue = p.queue;
@@ -551,7 +555,8 @@ impl Locked<'_> {
         }
         let requests = std::mem::take(&mut queue.send_possible);
         self.send_possible_queue_died(QueueId::Port(port), requests);
-        for ((pid, super::BySlot(name)), right) in p.dead_name_requests {
+        let requests = p.requests.map(|r| *r).unwrap_or_default();
+        for ((pid, super::BySlot(name)), right) in requests.dead_name_requests {
             // Requests are cancelled when their name is released, so every
             // one left names a right to this port (checked all the same).
             let still_held = self.task(pid).is_some_and(|t| {
@@ -563,7 +568,7 @@ impl Locked<'_> {
                 self.drop_request_right(right);
             }
         }
-        if let Some(r) = p.no_senders_request {
+        if let Some(r) = requests.no_senders_request {
             self.graveyard.push(r);
         }
     }

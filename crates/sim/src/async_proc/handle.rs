@@ -385,7 +385,7 @@ impl AsyncProc {
         let begin = s
             .core
             .kernel
-            .send_begin(s.pid, dest, msg, on_full, &|| s.waker.clone());
+            .send_begin(s.pid, dest, msg, on_full, &|| s.waker());
         let r = match begin {
             Begin::Done(r) => r,
             Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full)).await),
@@ -442,7 +442,7 @@ impl AsyncProc {
             name: reply_port.name,
             disposition: Disposition::MakeSendOnce,
         }));
-        let waker = || s.waker.clone();
+        let waker = || s.waker();
         let sent = match kernel.send_begin(pid, Destination::Name(dest), msg, OnFull::Block, &waker)
         {
             Begin::Done(r) => r,
@@ -705,14 +705,14 @@ impl AsyncIpc for AsyncProc {
         self.receive_from_source(Target::Name(source), wait, move |s, may_wait| {
             s.core
                 .kernel
-                .receive_begin(s.pid, Source::Name(source), may_wait, &|| s.waker.clone())
+                .receive_begin(s.pid, Source::Name(source), may_wait, &|| s.waker())
         })
     }
     async fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
         self.receive_from_source(target_of_sources(sources), wait, |s, may_wait| {
             s.core
                 .kernel
-                .receive_begin(s.pid, Source::Any(sources), may_wait, &|| s.waker.clone())
+                .receive_begin(s.pid, Source::Any(sources), may_wait, &|| s.waker())
         })
         .await
     }
@@ -768,7 +768,7 @@ impl AsyncIpc for AsyncProc {
         self.receive_from_source(Target::Task(pid.0), wait, |s, may_wait| {
             s.core
                 .kernel
-                .receive_begin(s.pid, Source::Task(pid), may_wait, &|| s.waker.clone())
+                .receive_begin(s.pid, Source::Task(pid), may_wait, &|| s.waker())
         })
         .await
     }
@@ -776,7 +776,7 @@ impl AsyncIpc for AsyncProc {
         self.receive_from_source(Target::AnyTask, wait, |s, may_wait| {
             s.core
                 .kernel
-                .receive_begin(s.pid, Source::AnyTask, may_wait, &|| s.waker.clone())
+                .receive_begin(s.pid, Source::AnyTask, may_wait, &|| s.waker())
         })
         .await
     }
@@ -830,7 +830,7 @@ impl AsyncIpc for AsyncProc {
                 Source::Name(source),
                 filter,
                 may_wait,
-                &|| s.waker.clone(),
+                &|| s.waker(),
             )
         })
         .await
@@ -846,7 +846,7 @@ impl AsyncIpc for AsyncProc {
         self.receive_from_source(target_of_sources(sources), wait, |s, may_wait| {
             s.core
                 .kernel
-                .select_first_begin(s.pid, sources, may_wait, &|| s.waker.clone())
+                .select_first_begin(s.pid, sources, may_wait, &|| s.waker())
         })
         .await
     }

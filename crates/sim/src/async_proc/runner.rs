@@ -10,13 +10,20 @@
 //! `Context` is woken: waking it lists the process's id among the kernel's
 //! woken ids ([`Kernel::wake_id`](mkipc_kernel::Kernel::wake_id)), so it
 //! is made ready in wake order like any kernel wait completing.
+//!
+//! The `Waker` costs nothing until a future keeps it. Each poll's `Context`
+//! holds a waker that points at a [`PollWake`] on the runner's stack (no
+//! allocation); the simulator's own futures never touch it. A future that
+//! keeps the waker clones it, and the clone is the shared [`ProcWake`]
+//! (an `Arc`), made at the first clone and kept by the runner for the
+//! next ones: so an idle process holds no `Arc` and no waker of its own.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::handle::{AsyncProc, Shared};
 use crate::exit::{ProcError, ProcResult};
@@ -44,6 +51,63 @@ impl std::task::Wake for ProcWake {
     }
 }
 
+/// The waker of one poll (module docs): borrowed by the poll's `Context`
+/// only, so it may live on the stack. Everything in it is `Sync`, as a
+/// `Waker` may be used from any thread while the poll lasts.
+struct PollWake<'a> {
+    kernel: &'a mkipc_kernel::Kernel,
+    id: u64,
+    /// Woken (through this waker, not a clone) during the poll.
+    woken: AtomicBool,
+    /// The runner's shared waker, made at the first clone.
+    shared: &'a OnceLock<Arc<ProcWake>>,
+}
+
+impl PollWake<'_> {
+    /// A `Waker` pointing at this one, valid while `self` is borrowed.
+    fn waker(&self) -> std::mem::ManuallyDrop<Waker> {
+        let raw = RawWaker::new(std::ptr::from_ref(self).cast(), &POLL_WAKE);
+        // SAFETY: the functions of `POLL_WAKE` take the data pointer as a
+        // `&PollWake` and only read it or call `Sync` methods on what it
+        // holds; the waker is only lent to the poll's `Context` (for less
+        // than `self` lives: `resume` ends the context's block before it),
+        // and whoever wants to keep it must clone it, which gives a waker
+        // on an `Arc` instead (`poll_clone`). It is never dropped (the
+        // drop function does nothing anyway).
+        std::mem::ManuallyDrop::new(unsafe { Waker::from_raw(raw) })
+    }
+}
+
+static POLL_WAKE: RawWakerVTable = RawWakerVTable::new(poll_clone, poll_wake, poll_wake, poll_drop);
+
+/// Clones a poll's waker: the shared `Arc` waker, made once per process.
+unsafe fn poll_clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is the `&PollWake` of `PollWake::waker`, borrowed for
+    // as long as the waker may be used.
+    let w = unsafe { &*data.cast::<PollWake<'_>>() };
+    let shared = w.shared.get_or_init(|| {
+        Arc::new(ProcWake {
+            kernel: w.kernel.clone(),
+            id: w.id,
+            woken: AtomicBool::new(false),
+        })
+    });
+    let waker = std::mem::ManuallyDrop::new(Waker::from(Arc::clone(shared)));
+    // The clone's reference moves into the returned raw waker (not dropped).
+    RawWaker::new(waker.data(), waker.vtable())
+}
+
+/// Wakes through a poll's waker (by value or by reference: it owns nothing).
+unsafe fn poll_wake(data: *const ()) {
+    // SAFETY: as in `poll_clone`.
+    let w = unsafe { &*data.cast::<PollWake<'_>>() };
+    w.woken.store(true, Ordering::Relaxed);
+    w.kernel.wake_id(w.id);
+}
+
+/// A poll's waker owns nothing.
+unsafe fn poll_drop(_: *const ()) {}
+
 /// The future, or what makes it when the process first runs. The future
 /// lives inline, in the runner's own box (one allocation per process, not
 /// two), and is pinned there from its first poll on.
@@ -56,8 +120,8 @@ enum State<F, Fut> {
 pub(crate) struct AsyncRunner<F, Fut> {
     shared: Rc<Shared>,
     state: State<F, Fut>,
-    wake: Arc<ProcWake>,
-    waker: Waker,
+    /// The waker a future keeps, once one did (module docs).
+    wake: OnceLock<Arc<ProcWake>>,
 }
 
 impl<F, Fut> AsyncRunner<F, Fut>
@@ -66,18 +130,10 @@ where
     Fut: Future<Output = ProcResult> + 'static,
 {
     pub(crate) fn new(proc: Proc, make: F) -> AsyncRunner<F, Fut> {
-        let shared = Rc::new(Shared::new(proc));
-        let wake = Arc::new(ProcWake {
-            kernel: shared.sim().core.kernel.clone(),
-            id: u64::from(shared.sim().id.0),
-            woken: AtomicBool::new(false),
-        });
-        let waker = Waker::from(Arc::clone(&wake));
         AsyncRunner {
-            shared,
+            shared: Rc::new(Shared::new(proc)),
             state: State::Unmade(Some(make)),
-            wake,
-            waker,
+            wake: OnceLock::new(),
         }
     }
 }
@@ -114,9 +170,27 @@ where
         // after that `state` is never assigned again: the future stays
         // where it is until the runner, and so the future, is dropped.
         let future = unsafe { Pin::new_unchecked(future) };
-        self.wake.woken.store(false, Ordering::Relaxed);
-        let mut cx = Context::from_waker(&self.waker);
-        match future.poll(&mut cx) {
+        if let Some(kept) = self.wake.get() {
+            kept.woken.store(false, Ordering::Relaxed);
+        }
+        let poll_wake = PollWake {
+            kernel: &s.core.kernel,
+            id: u64::from(s.id.0),
+            woken: AtomicBool::new(false),
+            shared: &self.wake,
+        };
+        let waker = poll_wake.waker();
+        // The context (and the lent waker with it) lives only in this block.
+        let polled = {
+            let mut cx = Context::from_waker(&waker);
+            future.poll(&mut cx)
+        };
+        let woken = poll_wake.woken.load(Ordering::Relaxed)
+            || self
+                .wake
+                .get()
+                .is_some_and(|kept| kept.woken.load(Ordering::Relaxed));
+        match polled {
             Poll::Ready(r) => Resumed::Return(r),
             Poll::Pending => {
                 if let Some(why) = self.shared.misuse.take() {
@@ -125,7 +199,6 @@ where
                 if let Some(switch) = s.owed_switch.take() {
                     return Resumed::Yield(switch);
                 }
-                let woken = self.wake.woken.load(Ordering::Relaxed);
                 Resumed::Yield(match self.shared.handover.take() {
                     // Woken while it ran: it must run again to see it.
                     Some(Suspend::Block { .. }) | None if woken => Suspend::Yield,
