@@ -1142,8 +1142,10 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, json: 
 /// `mkipc explore --merge REPORTS...`: the shards' reports as one.
 fn merge_cmd(paths: &[PathBuf], json: bool) -> i32 {
     let mut reports = Vec::new();
+    // A report is a few KiB per failure; the bound is for `/dev/zero`.
+    const MAX_REPORT_SIZE: u64 = 256 << 20;
     for p in paths {
-        let text = match std::fs::read_to_string(p) {
+        let text = match scenario::read_bounded(p, MAX_REPORT_SIZE) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {}: {e}", p.display());
