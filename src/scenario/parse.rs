@@ -555,12 +555,16 @@ impl Checker<'_> {
         } else {
             Vec::new()
         });
+        let line_starts: Vec<usize> = std::iter::once(0)
+            .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         for (me, &(raw_index, id)) in origin.iter().enumerate() {
             let p = &raw.process[raw_index];
             let ctx = ScriptCtx {
                 file: self.file,
                 text: self.text,
                 offsets: source_offsets(self.text, p.script.span().start, p.script.get_ref()),
+                line_starts: &line_starts,
                 queues: &queues,
                 procs: &procs,
                 me,
