@@ -270,7 +270,7 @@ pub enum Command {
         /// Another bench instead of the quick suite.
         #[command(subcommand)]
         what: Option<crate::bench_explore::BenchWhat>,
-        /// Multiply the message counts (0.1 for a smoke run).
+        /// Multiply the message counts (0.1 for a smoke run; at most 1000).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
         /// Run the whole suite this many times; the table shows medians,
@@ -592,9 +592,16 @@ fn man(dir: Option<&Path>) -> i32 {
     }
 }
 
+/// `mkipc bench --scale` at most: a thousand times the suite's message
+/// counts already runs for hours; past it the counts saturate at `u64::MAX`
+/// and the suite would never end.
+const MAX_BENCH_SCALE: f64 = 1000.0;
+
 fn bench(scale: f64, runs: usize, json: bool) -> i32 {
-    if !(scale.is_finite() && scale > 0.0) {
-        eprintln!("error: --scale must be a number > 0, not {scale}");
+    if !(scale.is_finite() && scale > 0.0 && scale <= MAX_BENCH_SCALE) {
+        eprintln!(
+            "error: --scale must be a number > 0 and at most {MAX_BENCH_SCALE}, not {scale:?}"
+        );
         return 2;
     }
     eprintln!("running the benchmark suite {runs} time(s) (a few seconds each)...");
