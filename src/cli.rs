@@ -507,6 +507,15 @@ pub fn dispatch(cli: Cli) -> i32 {
 }
 
 fn demo(out: &Path, seed: u64, json: bool) -> i32 {
+    // Bad input, before the work: `create_dir_all` of a file said only
+    // "File exists", naming the chart's path.
+    if out.exists() && !out.is_dir() {
+        eprintln!(
+            "mkipc demo: --out {}: not a directory (the demo writes its chart into a directory, made if missing)",
+            out.display()
+        );
+        return 2;
+    }
     let exp = crate::demo::Experiment {
         seed,
         ..Default::default()
