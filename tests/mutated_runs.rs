@@ -250,5 +250,8 @@ fn mutated_scenarios_run_without_panicking() {
     }
     // The mutations must leave enough scenarios valid for this to test
     // the interpreter at all.
-    assert!(accepted * 10 >= cases, "only {accepted} of {cases} accepted");
+    assert!(
+        accepted * 10 >= cases,
+        "only {accepted} of {cases} accepted"
+    );
 }
