@@ -663,7 +663,7 @@ fn timeout_of(given: Option<f64>, default: f64) -> Result<std::time::Duration, S
     if t.is_finite() && t > 0.0 && t < 1e9 {
         Ok(std::time::Duration::from_secs_f64(t))
     } else {
-        Err("--timeout must be a number of seconds > 0".to_string())
+        Err("--timeout must be a number of seconds > 0 and below 1e9 (about 31 years)".to_string())
     }
 }
 
