@@ -41,8 +41,11 @@ impl Bundled {
 
 include!(concat!(env!("OUT_DIR"), "/bundled_scenarios.rs"));
 
-/// The bundled scenario called `name` (`capacity-zero` or `capacity-zero.toml`).
+/// The bundled scenario called `name` (`capacity-zero`, `capacity-zero.toml`,
+/// or `bundled:capacity-zero.toml`, the name errors and replay lines give it:
+/// [`Bundled::file`]).
 pub fn find(name: &str) -> Option<&'static Bundled> {
+    let name = name.strip_prefix("bundled:").unwrap_or(name);
     let name = name.strip_suffix(".toml").unwrap_or(name);
     SCENARIOS.iter().find(|b| b.name == name)
 }

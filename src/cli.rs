@@ -270,7 +270,7 @@ pub enum Command {
         /// Another bench instead of the quick suite.
         #[command(subcommand)]
         what: Option<crate::bench_explore::BenchWhat>,
-        /// Multiply the message counts (0.1 for a smoke run).
+        /// Multiply the message counts (0.1 for a smoke run; at most 1000).
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
         /// Run the whole suite this many times; the table shows medians,
@@ -507,6 +507,15 @@ pub fn dispatch(cli: Cli) -> i32 {
 }
 
 fn demo(out: &Path, seed: u64, json: bool) -> i32 {
+    // Bad input, before the work: `create_dir_all` of a file said only
+    // "File exists", naming the chart's path.
+    if out.exists() && !out.is_dir() {
+        eprintln!(
+            "mkipc demo: --out {}: not a directory (the demo writes its chart into a directory, made if missing)",
+            out.display()
+        );
+        return 2;
+    }
     let exp = crate::demo::Experiment {
         seed,
         ..Default::default()
@@ -592,9 +601,16 @@ fn man(dir: Option<&Path>) -> i32 {
     }
 }
 
+/// `mkipc bench --scale` at most: a thousand times the suite's message
+/// counts already runs for hours; past it the counts saturate at `u64::MAX`
+/// and the suite would never end.
+const MAX_BENCH_SCALE: f64 = 1000.0;
+
 fn bench(scale: f64, runs: usize, json: bool) -> i32 {
-    if !(scale.is_finite() && scale > 0.0) {
-        eprintln!("error: --scale must be a number > 0, not {scale}");
+    if !(scale.is_finite() && scale > 0.0 && scale <= MAX_BENCH_SCALE) {
+        eprintln!(
+            "error: --scale must be a number > 0 and at most {MAX_BENCH_SCALE}, not {scale:?}"
+        );
         return 2;
     }
     eprintln!("running the benchmark suite {runs} time(s) (a few seconds each)...");
@@ -647,7 +663,7 @@ fn timeout_of(given: Option<f64>, default: f64) -> Result<std::time::Duration, S
     if t.is_finite() && t > 0.0 && t < 1e9 {
         Ok(std::time::Duration::from_secs_f64(t))
     } else {
-        Err("--timeout must be a number of seconds > 0".to_string())
+        Err("--timeout must be a number of seconds > 0 and below 1e9 (about 31 years)".to_string())
     }
 }
 
@@ -1142,8 +1158,10 @@ fn explore_cmd(path: &Path, set: &[(String, i64)], opts: &ExploreOptions, json: 
 /// `mkipc explore --merge REPORTS...`: the shards' reports as one.
 fn merge_cmd(paths: &[PathBuf], json: bool) -> i32 {
     let mut reports = Vec::new();
+    // A report is a few KiB per failure; the bound is for `/dev/zero`.
+    const MAX_REPORT_SIZE: u64 = 256 << 20;
     for p in paths {
-        let text = match std::fs::read_to_string(p) {
+        let text = match scenario::read_bounded(p, MAX_REPORT_SIZE) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: {}: {e}", p.display());

@@ -287,7 +287,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
     };
     let lead = shard_of(first)?;
     let n = lead.count;
-    let mut have = vec![false; n as usize];
+    // The shards given, by index: a set, not a table of `n` entries, since
+    // `n` comes from a file and may be anything up to `u32::MAX`.
+    let mut have = std::collections::BTreeSet::new();
     for r in reports {
         if r.schema != REPORT_SCHEMA {
             return Err(format!(
@@ -305,10 +307,11 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
                 s.index, s.count, r.result.command, first.result.command
             ));
         }
-        match have.get_mut(s.index as usize) {
-            Some(seen) if !*seen => *seen = true,
-            Some(_) => return Err(format!("--merge: shard {}/{n} given twice", s.index)),
-            None => return Err(format!("--merge: shard {}/{n} out of range", s.index)),
+        if s.index >= n {
+            return Err(format!("--merge: shard {}/{n} out of range", s.index));
+        }
+        if !have.insert(s.index) {
+            return Err(format!("--merge: shard {}/{n} given twice", s.index));
         }
         if s.split_depth != lead.split_depth || s.prefix_states != lead.prefix_states {
             return Err(format!(
@@ -318,13 +321,24 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
             ));
         }
     }
-    let missing: Vec<String> = (0..n)
-        .filter(|&i| !have[i as usize])
-        .map(|i| format!("{i}/{n}"))
-        .collect();
-    if !missing.is_empty() {
+    // `have` holds distinct indices below `n`, so at most `n` of them.
+    let missing_count = u64::from(n) - have.len() as u64;
+    if missing_count > 0 {
+        // Name the first few (found among the first `have.len() + 8`
+        // indices, however large `n` is).
+        const SHOWN: usize = 8;
+        let missing: Vec<String> = (0..n)
+            .filter(|i| !have.contains(i))
+            .take(SHOWN)
+            .map(|i| format!("{i}/{n}"))
+            .collect();
+        let more = match missing_count - missing.len() as u64 {
+            0 => String::new(),
+            k => format!(" and {k} more"),
+        };
         return Err(format!(
-            "--merge: missing the report of shard(s) {}: the others do not cover the whole search",
+            "--merge: missing the report of shard(s) {}{more}: the others do not cover the whole \
+             search",
             missing.join(", ")
         ));
     }
@@ -339,11 +353,24 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
             }
         }
     }
-    let sum = |f: &dyn Fn(&ExploreResult) -> Option<u64>| -> Option<u64> {
-        results.iter().map(|r| f(r)).sum()
+    // The figures come from files: a sum that overflows is refused, not
+    // wrapped (nor a panic).
+    let overflow = |what: &str| {
+        format!("--merge: the shards' {what} overflow when summed (not the reports of one search)")
     };
+    let sum =
+        |what: &str, f: &dyn Fn(&ExploreResult) -> Option<u64>| -> Result<Option<u64>, String> {
+            let mut total = Some(0u64);
+            for r in &results {
+                total = match (total, f(r)) {
+                    (Some(t), Some(v)) => Some(t.checked_add(v).ok_or_else(|| overflow(what))?),
+                    _ => None,
+                };
+            }
+            Ok(total)
+        };
     let mut merged = ExploreResult {
-        runs: results.iter().map(|r| r.runs).sum(),
+        runs: sum("runs", &|r| Some(r.runs))?.unwrap_or_default(),
         failure: None,
         complete: results.iter().all(|r| r.complete),
         coverage: None,
@@ -367,9 +394,20 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
             .filter_map(|r| r.failure.as_ref())
             .min_by_key(|f| f.seed)
             .cloned();
-        if let (Some(f), Some((first_seed, _))) = (&failure, lead.seeds) {
+        if let (Some(f), Some((first_seed, count))) = (&failure, lead.seeds) {
             // Every seed below the first failing one was run by its shard.
-            merged.runs = f.seed - first_seed + 1;
+            merged.runs = f
+                .seed
+                .checked_sub(first_seed)
+                .filter(|&offset| offset < count)
+                .map(|offset| offset + 1)
+                .ok_or_else(|| {
+                    format!(
+                        "--merge: failing seed {} is not one of the search's {count} seeds from \
+                         {first_seed}",
+                        f.seed
+                    )
+                })?;
         }
         merged.failures = failure.iter().cloned().collect();
         merged.failure = failure;
@@ -397,35 +435,63 @@ pub fn merge(reports: &[Report]) -> Result<Report, String> {
     merged.failures = failures.into_iter().map(|(_, _, f)| f).collect();
     merged.failure = merged.failures.first().cloned();
     let split = lead.split_depth.is_some();
-    let once = |total: Option<u64>, prefix: u64| {
-        total.map(|t| {
-            if split {
-                t - prefix * u64::from(n - 1)
-            } else {
-                // No split: every shard explored everything.
-                t / u64::from(n)
-            }
-        })
+    // `n >= 1`: every report's index is below it.
+    let once = |what: &str, total: Option<u64>, prefix: u64| -> Result<Option<u64>, String> {
+        let Some(t) = total else { return Ok(None) };
+        if !split {
+            // No split: every shard explored everything.
+            return Ok(Some(t / u64::from(n)));
+        }
+        prefix
+            .checked_mul(u64::from(n - 1))
+            .and_then(|counted_again| t.checked_sub(counted_again))
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "--merge: the shards' {what} ({t} in all) are fewer than the {prefix} every \
+                     shard counts before the split (not the reports of one search)"
+                )
+            })
     };
-    merged.states = once(sum(&|r| r.states), lead.prefix_states);
-    merged.transitions = once(sum(&|r| r.transitions), lead.prefix_transitions);
-    merged.end_states = once(sum(&|r| r.end_states), lead.prefix_end_states);
-    merged.matched = once(sum(&|r| r.matched), lead.prefix_matched);
-    merged.reduction = results
-        .iter()
-        .try_fold(None::<ReductionFigures>, |acc, r| {
-            let f = r.reduction?;
-            Some(Some(match acc {
-                None => f,
-                Some(a) => ReductionFigures {
+    merged.states = once("states", sum("states", &|r| r.states)?, lead.prefix_states)?;
+    merged.transitions = once(
+        "transitions",
+        sum("transitions", &|r| r.transitions)?,
+        lead.prefix_transitions,
+    )?;
+    merged.end_states = once(
+        "end states",
+        sum("end states", &|r| r.end_states)?,
+        lead.prefix_end_states,
+    )?;
+    merged.matched = once(
+        "matched states",
+        sum("matched states", &|r| r.matched)?,
+        lead.prefix_matched,
+    )?;
+    let mut reduction: Option<ReductionFigures> = None;
+    for r in &results {
+        let Some(f) = r.reduction else {
+            reduction = None;
+            break;
+        };
+        reduction = Some(match reduction {
+            None => f,
+            Some(a) => {
+                let add = |x: u64, y: u64| {
+                    x.checked_add(y)
+                        .ok_or_else(|| overflow("reduction figures"))
+                };
+                ReductionFigures {
                     on: a.on && f.on,
-                    expanded: a.expanded + f.expanded,
-                    reduced: a.reduced + f.reduced,
-                    merged: a.merged + f.merged,
-                },
-            }))
-        })
-        .flatten();
+                    expanded: add(a.expanded, f.expanded)?,
+                    reduced: add(a.reduced, f.reduced)?,
+                    merged: add(a.merged, f.merged)?,
+                }
+            }
+        });
+    }
+    merged.reduction = reduction;
     let incomplete: Vec<String> = results
         .iter()
         .filter(|r| {

@@ -109,6 +109,68 @@ fn a_missing_file_names_the_file() {
     );
 }
 
+/// `/dev/zero` has no end and `/dev/urandom` no end nor valid UTF-8: a
+/// scenario "file" read without a bound took memory until the system
+/// refused it (or hung). Both are refused at `MAX_FILE_SIZE`, as is a
+/// regular file past it; a file at the limit is read.
+#[test]
+fn an_endless_or_oversized_file_is_refused_at_the_size_limit() {
+    use mkipc::scenario::{load, read_bounded, MAX_FILE_SIZE};
+    use std::path::Path;
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        let e = load(Path::new(dev)).unwrap_err();
+        assert_eq!(
+            e.headline(),
+            format!("{dev}: cannot read the file: larger than {MAX_FILE_SIZE} bytes, the limit")
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("mkipc-size-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.toml");
+    std::fs::write(&big, vec![b'#'; 1001]).unwrap();
+    assert_eq!(
+        read_bounded(&big, 1000).unwrap_err(),
+        "larger than 1000 bytes, the limit"
+    );
+    assert_eq!(read_bounded(&big, 1001).unwrap().len(), 1001);
+    let e = load(&dir).unwrap_err();
+    assert!(
+        e.headline()
+            .contains("cannot read the file: Is a directory"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Each member of a family parses and keeps its own copy of the script: a
+/// family of 4096 with a 20,000-line script (half a megabyte of file) was
+/// 82 million statements to parse and hold. The scripts' total size,
+/// families expanded, is limited, and the error points at the script.
+#[test]
+fn a_family_whose_scripts_add_up_past_the_limit_is_a_located_error() {
+    use mkipc::scenario::{MAX_PROCESSES, MAX_SCRIPTS_SIZE};
+    let family = |script: &str| {
+        format!(
+            "[[process]]\nname = \"a\"\ncount = {MAX_PROCESSES}\nscript = \"\"\"\n{script}\"\"\"\n"
+        )
+    };
+    // Exactly at the limit (the script as TOML reads it has no first
+    // newline); a comment keeps the test quick to parse.
+    let per_member = MAX_SCRIPTS_SIZE / MAX_PROCESSES;
+    let fits = "exit\n#".to_string() + &"-".repeat(per_member - 7) + "\n";
+    assert_eq!(fits.len() * MAX_PROCESSES, MAX_SCRIPTS_SIZE);
+    let scn = parse("ok.toml", &family(&fits)).unwrap();
+    assert_eq!(scn.processes.len(), MAX_PROCESSES);
+    let over = fits + "\n";
+    assert_eq!(
+        headline(&family(&over)),
+        format!(
+            "bad.toml:4:10: the scripts are too long: at most {MAX_SCRIPTS_SIZE} bytes in all, \
+             each member of a family (`count = N`) counting its own copy"
+        )
+    );
+}
+
 #[test]
 fn an_error_after_escapes_and_unicode_does_not_panic_and_points_at_the_word() {
     // The script is a basic string with escapes: its decoded offsets differ
@@ -335,6 +397,33 @@ fn blocks_nested_too_deeply_are_a_located_error_naming_the_limit() {
     let outcome = mkipc::scenario::run_sim(&scn, &Default::default()).unwrap();
     assert!(outcome.result.ok);
     assert_eq!(outcome.result.messages.received, 1);
+}
+
+/// Every statement's line was found by counting the newlines before it
+/// from the start of the file, so parsing a script of n lines took time in
+/// n² (40,000 lines: a minute; 100,000: a quarter of an hour, in a debug
+/// build). Now linear: 100,000 lines, and an error on the last one located
+/// exactly, well within the bound, which is generous for a loaded machine.
+#[test]
+fn a_long_script_parses_in_linear_time_with_exact_lines() {
+    let lines = 100_000;
+    let body = "work 1ms\n".repeat(lines - 1) + "frobnicate";
+    let started = std::time::Instant::now();
+    let h = headline(&script(&body));
+    assert!(
+        h.starts_with(&format!(
+            "bad.toml:{}:1: unknown statement `frobnicate`",
+            7 + lines
+        )),
+        "{h}"
+    );
+    let body = "work 1ms\n".repeat(lines);
+    let scn = parse("ok.toml", &script(&body)).unwrap();
+    let stmts = &scn.processes[0].script;
+    assert_eq!(stmts.len(), lines);
+    assert_eq!((stmts[0].line, stmts[lines - 1].line), (8, 7 + lines));
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
 }
 
 fn script(body: &str) -> String {

@@ -118,3 +118,51 @@ fn an_unknown_name_is_bad_input_with_a_hint() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mkipc scenarios"), "{err}");
 }
+
+/// A search of a bundled scenario prints its replay line with the name
+/// errors give the file, `bundled:NAME.toml`; that line, run as printed,
+/// found no such file (exit 2) instead of replaying the failure. Each
+/// replay line (a run's, which names the scenario as given, a seed
+/// search's, the stateful checker's trail) now reproduces the failure
+/// (exit 1).
+#[test]
+fn the_replay_line_of_a_bundled_scenario_replays_it() {
+    let dir = temp_dir("replay");
+    let exe = env!("CARGO_BIN_EXE_mkipc");
+    for (args, marker, command) in [
+        (
+            &["run", "deadlock", "--seed", "0"][..],
+            "replay: ",
+            "mkipc run deadlock ",
+        ),
+        (
+            &["explore", "deadlock", "--seeds", "50"][..],
+            "replay it with:\n  ",
+            "mkipc run 'bundled:deadlock.toml' ",
+        ),
+        (
+            &["explore", "deadlock", "--exhaustive"][..],
+            "replay it step by step with:\n  ",
+            "mkipc explore 'bundled:deadlock.toml' ",
+        ),
+    ] {
+        let out = mkipc(&dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let at = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("{args:?}: {text}"))
+            + marker.len();
+        let line = text[at..].lines().next().unwrap();
+        assert!(line.starts_with(command), "{line}");
+        let replay = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{exe} {}", &line["mkipc ".len()..]))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(replay.status.code(), Some(1), "{line}: {replay:?}");
+        let said = String::from_utf8_lossy(&replay.stdout);
+        assert!(said.contains("deadlock"), "{line}: {said}");
+    }
+}

@@ -54,3 +54,28 @@ fn demo_writes_to_the_directory_given() {
     assert!(text.contains(&svg.display().to_string()), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--out` naming a file (or a device) is bad input, said before the run:
+/// it was run, then failed with "cannot write FILE/queue-length.svg: File
+/// exists", naming a path that is not the problem.
+#[test]
+fn an_out_that_is_not_a_directory_is_bad_input_naming_it() {
+    let dir = temp_dir("file");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for out in [file.to_str().unwrap(), "/dev/null"] {
+        let run = Command::new(env!("CARGO_BIN_EXE_mkipc"))
+            .args(["demo", "--out", out])
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            err.contains(&format!("--out {out}: not a directory")),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -475,6 +475,12 @@ fn runtime_errors_fail_the_process_with_the_line() {
         ("x = array(100000, 0)", "is too large"),
         ("x = 9223372036854775807 + 1", "overflows"),
         ("x = 0\nwhile 1\n  x = x + 1\nend", "endless loop"),
+        // Stopped at the loop's `end`, which has no line of its own: the
+        // message named line 0, now the statement run before it.
+        (
+            "repeat 9223372036854775807\n  x = 1\nend",
+            "line 5: endless loop",
+        ),
     ] {
         let text = format!("[[process]]\nname = \"a\"\nscript = \"\"\"\n{script}\n\"\"\"\n");
         let r = run_text(&text, &[]);

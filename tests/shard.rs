@@ -52,7 +52,12 @@ fn scenario(name: &str, set: &[(&str, i64)]) -> mkipc::scenario::Scenario {
 
 /// The shards of `opts` on `scn`, each as its report, then merged.
 fn sharded(scn: &mkipc::scenario::Scenario, opts: &ExploreOptions, n: u32) -> Report {
-    let reports: Vec<Report> = (0..n)
+    merge(&shard_reports(scn, opts, n)).unwrap()
+}
+
+/// The reports of the `n` shards of `opts` on `scn`.
+fn shard_reports(scn: &mkipc::scenario::Scenario, opts: &ExploreOptions, n: u32) -> Vec<Report> {
+    (0..n)
         .map(|i| {
             let o = ExploreOptions {
                 shard: Some(Shard::new(i, n).unwrap()),
@@ -69,8 +74,7 @@ fn sharded(scn: &mkipc::scenario::Scenario, opts: &ExploreOptions, n: u32) -> Re
             };
             serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap()
         })
-        .collect();
-    merge(&reports).unwrap()
+        .collect()
 }
 
 /// The distinct failures: (reason, key) for the checker, (reason, seed)
@@ -369,4 +373,96 @@ fn the_gnu_parallel_recipe_in_readme_works() {
     }
     // The merge's exit status is the verdict: 1, a failure was found.
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+}
+
+/// Reports are files, so `--merge` may be handed anything that parses:
+/// figures that overflow when summed, a split whose prefix is larger than
+/// the totals, a failing seed outside the search, a shard count of
+/// `u32::MAX`. Each is refused with a message, never a panic (an overflow
+/// in a sum or a subtraction) nor an allocation sized by the count.
+#[test]
+fn tampered_reports_are_refused_not_panicked_on() {
+    let scn = scenario("deadlock", &[]);
+    let stateful = shard_reports(
+        &scn,
+        &ExploreOptions {
+            exhaustive: Some(10),
+            keep_going: true,
+            progress: false,
+            ..Default::default()
+        },
+        2,
+    );
+    let seeds = shard_reports(
+        &scn,
+        &ExploreOptions {
+            seeds: 20,
+            jobs: 1,
+            ..Default::default()
+        },
+        2,
+    );
+    assert!(merge(&stateful).is_ok() && merge(&seeds).is_ok());
+    type Tamper = fn(&mut Report);
+    let cases: [(&str, &[Report], Tamper, &str); 6] = [
+        (
+            "runs",
+            &seeds,
+            |r| r.result.runs = u64::MAX,
+            "runs overflow",
+        ),
+        (
+            "states",
+            &stateful,
+            |r| r.result.states = Some(u64::MAX),
+            "states overflow",
+        ),
+        (
+            "reduction",
+            &stateful,
+            |r| {
+                if let Some(f) = r.result.reduction.as_mut() {
+                    f.expanded = u64::MAX;
+                }
+            },
+            "reduction figures overflow",
+        ),
+        (
+            "prefix",
+            &stateful,
+            |r| {
+                let s = r.result.shard.as_mut().unwrap();
+                s.split_depth = Some(3);
+                s.prefix_states = u64::MAX / 2;
+            },
+            "fewer than",
+        ),
+        (
+            "seed",
+            &seeds,
+            |r| {
+                r.result.shard.as_mut().unwrap().seeds = Some((1000, 20));
+            },
+            "is not one of the search's 20 seeds from 1000",
+        ),
+        (
+            "count",
+            &stateful,
+            |r| r.result.shard.as_mut().unwrap().count = u32::MAX,
+            "missing the report of shard(s) 1/4294967295, 2/4294967295",
+        ),
+    ];
+    for (what, reports, tamper, says) in cases {
+        let mut reports = reports.to_vec();
+        for r in &mut reports {
+            tamper(r);
+        }
+        if what == "count" {
+            reports.truncate(1);
+        }
+        match merge(&reports) {
+            Ok(m) => panic!("{what}: merged: {:?}", m.result.stats),
+            Err(e) => assert!(e.contains(says), "{what}: {e}"),
+        }
+    }
 }

@@ -195,7 +195,10 @@ pub use error::ScenarioError;
 pub use expr::{Expr, Pattern, MAX_EXPR_DEPTH, MAX_EXPR_TOKENS};
 pub use mech::MechOp;
 pub use os::{check_os, run_os, run_os_traced, OsOptions, OS_ROLES, ROLE as OS_ROLE};
-pub use parse::{load, load_with, parse, parse_override, parse_with, MAX_PROCESSES};
+pub use parse::{
+    load, load_with, parse, parse_override, parse_with, read_bounded, MAX_FILE_SIZE, MAX_PROCESSES,
+    MAX_SCRIPTS_SIZE,
+};
 pub use print::from_model;
 pub use record::Recorder;
 pub use report::{

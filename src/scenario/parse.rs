@@ -82,6 +82,14 @@ struct RawProcess {
 /// At most this many processes in a scenario, families expanded.
 pub const MAX_PROCESSES: usize = 4096;
 
+/// At most this many bytes of script in a scenario (2 MiB), families
+/// expanded: each member of a family (`count = N`) parses and keeps its own
+/// copy of the script, so a file within [`MAX_FILE_SIZE`] could otherwise
+/// ask for 4096 copies of a script of megabytes. A parsed statement takes a
+/// few hundred bytes: 2 MiB of short statements is about 350,000 of them,
+/// some 130 MB.
+pub const MAX_SCRIPTS_SIZE: usize = 2 << 20;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFault {
@@ -105,12 +113,33 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     load_with(path, &[])
 }
 
+/// A scenario file is at most this many bytes (16 MiB): far more than any
+/// script within the limits needs, and a bound on what reading
+/// `/dev/zero` or `/dev/urandom` by mistake can take.
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+
 /// Reads and checks a scenario file with `[params]` overrides (`--set`).
 pub fn load_with(path: &Path, overrides: &[(String, i64)]) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = read_bounded(path, MAX_FILE_SIZE)
         .map_err(|e| ScenarioError::file(&file, format!("cannot read the file: {e}")))?;
     parse_with(&file, &text, overrides)
+}
+
+/// The text of the file at `path`, refused (not read on) past `limit`
+/// bytes: the size is checked while reading, since a device or a pipe
+/// (`/dev/zero`, `<(yes)`) has no size to ask for first.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("larger than {limit} bytes, the limit"));
+    }
+    String::from_utf8(bytes).map_err(|_| "stream did not contain valid UTF-8".to_string())
 }
 
 /// Parses and checks scenario text; `file` names it in errors.
@@ -231,6 +260,7 @@ impl Checker<'_> {
         // For each process: its `[[process]]` entry and its index in it.
         let mut origin: Vec<(usize, i64)> = Vec::new();
         let mut families: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut scripts_size: usize = 0;
         for (raw_index, p) in raw.process.iter().enumerate() {
             let base = p.name.get_ref().clone();
             if base.is_empty() || base.contains(char::is_whitespace) || base.contains(['[', ']']) {
@@ -248,6 +278,17 @@ impl Checker<'_> {
                 return Err(self.err(
                     p.name.span(),
                     format!("at most {MAX_PROCESSES} processes in all"),
+                ));
+            }
+            scripts_size =
+                scripts_size.saturating_add(p.script.get_ref().len().saturating_mul(names.len()));
+            if scripts_size > MAX_SCRIPTS_SIZE {
+                return Err(self.err(
+                    p.script.span(),
+                    format!(
+                        "the scripts are too long: at most {MAX_SCRIPTS_SIZE} bytes in all, each \
+                         member of a family (`count = N`) counting its own copy"
+                    ),
                 ));
             }
             if procs.iter().any(|(n, _)| *n == base) || families.contains_key(&base) {
@@ -514,12 +555,16 @@ impl Checker<'_> {
         } else {
             Vec::new()
         });
+        let line_starts: Vec<usize> = std::iter::once(0)
+            .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         for (me, &(raw_index, id)) in origin.iter().enumerate() {
             let p = &raw.process[raw_index];
             let ctx = ScriptCtx {
                 file: self.file,
                 text: self.text,
                 offsets: source_offsets(self.text, p.script.span().start, p.script.get_ref()),
+                line_starts: &line_starts,
                 queues: &queues,
                 procs: &procs,
                 me,

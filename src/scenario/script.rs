@@ -21,6 +21,11 @@ pub(crate) struct ScriptCtx<'a> {
     /// For each byte offset of the script (and one past its end), the byte
     /// offset in `text` it came from (escapes make the two differ).
     pub offsets: Vec<usize>,
+    /// The byte offset in `text` where each of its lines starts (the first
+    /// is 0), computed once per file: a statement's line is a binary search
+    /// here, not a count of the newlines before it, which made a script of
+    /// n lines take time in n².
+    pub line_starts: &'a [usize],
     pub queues: &'a [Queue],
     pub procs: &'a [(String, bool)],
     /// The process whose script this is.
@@ -147,18 +152,29 @@ pub(crate) fn split_word<'t>(text: &'t str, word: &str) -> (&'t str, Option<&'t 
 }
 
 impl ScriptCtx<'_> {
-    pub(crate) fn err(&self, script_offset: usize, message: impl Into<String>) -> ScenarioError {
-        let at = self
-            .offsets
+    /// The offset in the file of the script's byte `script_offset`.
+    fn file_offset(&self, script_offset: usize) -> usize {
+        self.offsets
             .get(script_offset)
             .or(self.offsets.last())
             .copied()
-            .unwrap_or(0);
-        ScenarioError::at(self.file, self.text, at, message)
+            .unwrap_or(0)
     }
 
+    pub(crate) fn err(&self, script_offset: usize, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::at(
+            self.file,
+            self.text,
+            self.file_offset(script_offset),
+            message,
+        )
+    }
+
+    /// The 1-based line of the script's byte `script_offset` in the file
+    /// (the line `err` would name).
     pub(crate) fn line_no(&self, script_offset: usize) -> usize {
-        self.err(script_offset, "").line
+        let at = self.file_offset(script_offset);
+        self.line_starts.partition_point(|&start| start <= at)
     }
 
     /// Parses a whole script.

@@ -168,14 +168,22 @@ impl ScriptMachine {
     /// operation (or the script ends).
     fn run_code<C: Ctx<Self>>(&mut self, cx: &mut C, code: &[Code]) -> Result<Step, ProcError> {
         let mut local_steps: u64 = 0;
+        // The line of the last statement run: a loop's `end` and a jump
+        // have none of their own (an endless loop stopped there named
+        // line 0).
+        let mut line = 0;
         loop {
             let Some(c) = code.get(self.state.at.pc) else {
                 return Ok(Step::Exit(Ok(())));
             };
             local_steps += 1;
+            line = match line_of(c) {
+                0 => line,
+                own => own,
+            };
             if local_steps > MAX_LOCAL_STEPS {
                 return Err(fail(
-                    line_of(c),
+                    line,
                     "endless loop",
                     format!(
                         "{MAX_LOCAL_STEPS} statements in a row without communicating or waiting"
