@@ -18,11 +18,11 @@
 //!   it named does not matter); the arena's free list is written in order,
 //!   since it decides the slots future mailboxes get;
 //! * port sets are numbered by a traversal from the tasks
-//!   ([`number_sets`]) and referred to by number (or "stale"): no
+//!   ([`Numbering::number_sets`]) and referred to by number (or "stale"): no
 //!   operation observes which slot a set occupies, so neither its slot nor
 //!   the sets' free list is written (else the order in which tasks exited,
 //!   each freeing its inbox set, would be part of the state);
-//! * ports are numbered by a traversal from the tasks ([`number_ports`]) and
+//! * ports are numbered by a traversal from the tasks ([`Numbering::number_ports`]) and
 //!   referred to by number (or "stale"): no operation observes which slot a
 //!   port occupies, so neither its slot nor the ports' free list is written;
 //! * a name's generation is written relative to its slot's current
