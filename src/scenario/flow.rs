@@ -19,6 +19,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use super::expr::Expr;
 use super::value::Value;
 use super::{ArmKind, Dest, Op, Scenario, Stmt};
@@ -137,8 +139,9 @@ pub(crate) enum Code {
 pub(crate) struct Position {
     /// Index into the flattened code.
     pub pc: usize,
-    /// The open `repeat`/`forever` loops.
-    pub loops: Vec<Frame>,
+    /// The open `repeat`/`forever` loops (inline: a step copies the
+    /// state, and most scripts nest a loop or two).
+    pub loops: SmallVec<[Frame; 2]>,
 }
 
 /// A loop being run.
@@ -160,14 +163,21 @@ pub(crate) struct Pending {
 }
 
 /// The whole state of one running script (see the module docs).
+///
+/// Its vectors keep a few items inline ([`SmallVec`]): the model checker
+/// copies the state of the script that steps at every transition (it is
+/// shared, copied on write, between the states that have it unchanged),
+/// and a copy of a small script then allocates nothing. `SmallVec` hashes
+/// and compares as the slice it holds, as `Vec` does, so the encoding is
+/// the same bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct ScriptState {
     /// Where it is.
     pub at: Position,
     /// Its variables by slot (`None`: not set yet).
-    pub vars: Vec<Option<Value>>,
+    pub vars: SmallVec<[Option<Value>; 6]>,
     /// Per queue, the messages received but not yet taken, oldest first.
-    pub pending: Vec<VecDeque<Pending>>,
+    pub pending: SmallVec<[VecDeque<Pending>; 3]>,
 }
 
 /// What is still to do while flattening.

@@ -56,6 +56,8 @@ use mkipc_kernel::{Message, Pid, PortName, SendError, Sent};
 use mkipc_sim::machine::{Ctx, Machine, Op, Step};
 use mkipc_sim::ProcError;
 
+use smallvec::{smallvec, SmallVec};
+
 use super::flow::{Position, Program, ScriptState, SELECT_POLL};
 use super::value::Value;
 use super::{QueueKind, Right, Scenario};
@@ -356,8 +358,9 @@ pub(crate) struct ScriptMachine {
     /// Position, variables and set-aside messages.
     state: ScriptState,
     /// Per queue, by index: the names it holds to receive and to send
-    /// (one vector for both: one allocation per script).
-    names: Vec<QueueNames>,
+    /// (one vector for both, inline for a few queues: copying the script
+    /// allocates nothing).
+    names: SmallVec<[QueueNames; 3]>,
     /// The last message received, which a `reply` answers (boxed: most
     /// scripts never reply, and a message is 64 bytes).
     last_request: Option<Box<Message>>,
@@ -370,7 +373,7 @@ pub(crate) struct ScriptMachine {
     /// The port a `select` waiting for room on full queues is told on.
     notify: Notify,
     /// The queues (send names) a send-possible request is out for.
-    asked: Vec<PortName>,
+    asked: SmallVec<[PortName; 2]>,
 }
 
 /// The names a script holds for one queue.
@@ -451,16 +454,16 @@ impl ScriptMachine {
             me,
             state: ScriptState {
                 at: Position::default(),
-                vars: vec![None; scenario.processes[me].vars.len().max(1)],
-                pending: vec![Default::default(); nq],
+                vars: smallvec![None; scenario.processes[me].vars.len().max(1)],
+                pending: smallvec![Default::default(); nq],
             },
-            names: vec![QueueNames::default(); nq],
+            names: smallvec![QueueNames::default(); nq],
             last_request: None,
             next_id: 1,
             resume: Resume::Opening(0),
             eof: Vec::new(),
             notify: Notify::Unasked,
-            asked: Vec::new(),
+            asked: SmallVec::new(),
         };
         m.state.vars[0] = Some(Value::Int(scenario.processes[me].id));
         for (i, (q, right)) in scenario.processes[me].rights.iter().enumerate() {

@@ -38,6 +38,7 @@ use mkipc_kernel::{
 };
 use mkipc_sim::machine::{Ctx, Step};
 use mkipc_sim::{Dist, ProcError};
+use smallvec::SmallVec;
 
 use super::{done, fail, Flow, Notify, Resume, ScriptMachine, EXPECT_FAILED, SELECT_POLL};
 use crate::scenario::expr::{Expr, Pattern};
@@ -77,7 +78,7 @@ pub(super) fn matches_value(
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Selecting {
     /// Per arm, whether its guard held when the `select` started.
-    enabled: Vec<bool>,
+    enabled: SmallVec<[bool; 4]>,
     /// The enabled `on timeout` arm, if any.
     timeout_arm: Option<usize>,
     /// When that arm is taken (time since the start of the run).
@@ -89,12 +90,12 @@ pub(crate) struct Selecting {
     /// alone, before the round in order.
     first: Option<usize>,
     /// The receive arms' names, with their queues, gathered this round.
-    sources: Vec<(PortName, usize)>,
+    sources: SmallVec<[(PortName, usize); 3]>,
     /// Whether a send arm found no room this round.
     sending: bool,
     /// The names of the queues a send arm found full this round, for the
     /// send-possible requests.
-    full: Vec<PortName>,
+    full: SmallVec<[PortName; 2]>,
     /// How many of `full` were asked to notify (one request per step).
     requested: usize,
     /// What it waits for.
@@ -503,7 +504,7 @@ impl ScriptMachine {
         any: bool,
         _line: usize,
     ) -> Result<Flow, ProcError> {
-        let mut enabled = Vec::with_capacity(arms.len());
+        let mut enabled = SmallVec::with_capacity(arms.len());
         for arm in arms {
             enabled.push(match &arm.guard {
                 None => true,
@@ -531,9 +532,9 @@ impl ScriptMachine {
             deadline: timeout.map(|(_, d)| cx.now().saturating_add(d)),
             next: 0,
             first,
-            sources: Vec::new(),
+            sources: SmallVec::new(),
             sending: false,
-            full: Vec::new(),
+            full: SmallVec::new(),
             requested: 0,
             phase: Phase::Trying,
         };
@@ -961,7 +962,7 @@ impl ScriptMachine {
                         if let Some(Notification::SendPossible(q) | Notification::DeadName(q)) =
                             msg.notification()
                         {
-                            self.asked.retain(|&a| a != q);
+                            self.asked.retain(|a| *a != q);
                         }
                         if let Some(c) = self.shared.counters().notified.get_mut(self.me) {
                             *c += 1;

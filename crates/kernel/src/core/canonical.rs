@@ -18,11 +18,11 @@
 //!   it named does not matter); the arena's free list is written in order,
 //!   since it decides the slots future mailboxes get;
 //! * port sets are numbered by a traversal from the tasks
-//!   ([`number_sets`]) and referred to by number (or "stale"): no
+//!   ([`Numbering::number_sets`]) and referred to by number (or "stale"): no
 //!   operation observes which slot a set occupies, so neither its slot nor
 //!   the sets' free list is written (else the order in which tasks exited,
 //!   each freeing its inbox set, would be part of the state);
-//! * ports are numbered by a traversal from the tasks ([`number_ports`]) and
+//! * ports are numbered by a traversal from the tasks ([`Numbering::number_ports`]) and
 //!   referred to by number (or "stale"): no operation observes which slot a
 //!   port occupies, so neither its slot nor the ports' free list is written;
 //! * a name's generation is written relative to its slot's current
@@ -172,31 +172,279 @@ fn space_name_code(space: Option<&Space>, name: PortName) -> u64 {
     }
 }
 
-/// Wait positions: `pos[slot]` is the wait's number (from 1) in traversal
-/// order, 0 for a slot with no live wait.
-type Positions = SmallVec<[u32; 32]>;
+/// The numbering of one state's objects that the encoding refers to
+/// instead of ids (see the module docs): each wait's, port's and set's
+/// number by slot (0: no live object there), the live ones in number
+/// order, and the live messages' stamps, sorted (a message's stamp is
+/// written as its rank among them).
+///
+/// The encoder reuses one per thread ([`with_numbering`]): the tables are
+/// cleared and filled again for each state, without allocating once they
+/// have grown to the model's size. Each table is filled by one traversal,
+/// in one place ([`Numbering::fill`]), so a new kind of reference is added
+/// to the traversal that reaches it and to the writer of the part that
+/// holds it, nowhere else.
+#[derive(Default)]
+struct Numbering {
+    /// The live messages' stamps, sorted.
+    stamps: Vec<u64>,
+    /// Each wait slot's number ([`Numbering::number_waits`]); 0 for no live wait.
+    waits: Vec<u32>,
+    /// The live waits in number order.
+    wait_order: Vec<WaitId>,
+    /// How many of `wait_order` some task lists (the rest come after them).
+    listed_waits: usize,
+    /// Each port slot's number ([`Numbering::number_ports`]); 0 for no live port.
+    ports: Vec<u32>,
+    /// The live ports in number order.
+    port_order: Vec<PortId>,
+    /// Each set slot's number ([`Numbering::number_sets`]); 0 for no live set.
+    sets: Vec<u32>,
+    /// The live sets in number order.
+    set_order: Vec<SetId>,
+}
 
-/// Numbers the live waits: task by task in pid order, each task's waits in
-/// the order of its list; then any wait no task lists (none, normally), in
-/// slot order.
-fn number_waits(st: &State) -> Positions {
-    let mut pos: Positions = SmallVec::from_elem(0, st.waits.slot_count());
-    let mut next = 0u32;
-    for task in st.tasks.iter().flatten() {
-        for &w in &task.waits {
-            if st.waits.contains(w) && pos[w.index() as usize] == 0 {
-                next += 1;
-                pos[w.index() as usize] = next;
+thread_local! {
+    /// The encoder's tables, reused from one state to the next.
+    static NUMBERING: std::cell::RefCell<Numbering> = std::cell::RefCell::default();
+}
+
+/// Runs `f` with this thread's [`Numbering`] (a fresh one if it is in use
+/// already, which no caller does: encodings do not nest).
+fn with_numbering<R>(f: impl FnOnce(&mut Numbering) -> R) -> R {
+    NUMBERING.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut n) => f(&mut n),
+        Err(_) => f(&mut Numbering::default()),
+    })
+}
+
+/// Clears `v` and makes it `len` zeros (no allocation once it has grown).
+fn zeroed(v: &mut Vec<u32>, len: usize) {
+    v.clear();
+    v.resize(len, 0);
+}
+
+impl Numbering {
+    /// Numbers everything `st` refers to, and sorts its stamps.
+    fn fill(&mut self, st: &State) {
+        self.stamps.clear();
+        for (_, p) in st.ports.iter() {
+            self.stamps
+                .extend(p.queue.messages.iter().map(|m| m.stamp.get()));
+        }
+        for (_, m) in st.mailboxes.iter() {
+            self.stamps
+                .extend(m.queue.messages.iter().map(|m| m.stamp.get()));
+        }
+        for (_, w) in st.waits.iter() {
+            if let WaitState::Sending { msg, .. } = &w.state {
+                self.stamps.push(msg.stamp.get());
+            }
+        }
+        self.stamps.sort_unstable();
+        self.number_waits(st);
+        self.number_ports(st);
+        self.number_sets(st);
+    }
+
+    /// Numbers the live waits: task by task in pid order, each task's waits
+    /// in the order of its list; then any wait no task lists (none,
+    /// normally), in slot order.
+    fn number_waits(&mut self, st: &State) {
+        zeroed(&mut self.waits, st.waits.slot_count());
+        self.wait_order.clear();
+        let (pos, order) = (&mut self.waits, &mut self.wait_order);
+        for task in st.tasks.iter().flatten() {
+            for &w in &task.waits {
+                if st.waits.contains(w) && pos[w.index() as usize] == 0 {
+                    order.push(w);
+                    pos[w.index() as usize] = order.len() as u32;
+                }
+            }
+        }
+        self.listed_waits = order.len();
+        for (w, _) in st.waits.iter() {
+            if pos[w.index() as usize] == 0 {
+                order.push(w);
+                pos[w.index() as usize] = order.len() as u32;
             }
         }
     }
-    for (w, _) in st.waits.iter() {
-        if pos[w.index() as usize] == 0 {
-            next += 1;
-            pos[w.index() as usize] = next;
+
+    /// Numbers the live ports (from 1) by a traversal that never looks at
+    /// a port's slot: the ports each task names (pid order, name slot
+    /// order) and its links, the name service's (name order), the waits'
+    /// (wait order), the mailboxes' queued messages' (mailbox slot order);
+    /// then, port by port in number order, the ports its queue, requests
+    /// and receiver refer to; last, any port not reached (none, normally),
+    /// in slot order. A port's slot is never observable (see DESIGN.md),
+    /// so two states that differ only in which slots their ports occupy
+    /// encode the same. Needs the waits numbered.
+    fn number_ports(&mut self, st: &State) {
+        zeroed(&mut self.ports, st.ports.slot_count());
+        self.port_order.clear();
+        let (num, order) = (&mut self.ports, &mut self.port_order);
+        let mut visit = |id: PortId| {
+            if st.ports.contains(id) && num[id.index() as usize] == 0 {
+                order.push(id);
+                num[id.index() as usize] = order.len() as u32;
+            }
+        };
+        fn rights_of(m: &KMessage, mut f: impl FnMut(PortId)) {
+            let Some(c) = &m.carried else { return };
+            for (r, _) in c.rights.iter().chain(c.reply.iter()) {
+                if let KRight::Receive(p) | KRight::Send(p) | KRight::SendOnce(p) = *r {
+                    f(p);
+                }
+            }
+            if let Some(p) = c.via_send_once {
+                f(p);
+            }
+        }
+        for task in st.tasks.iter().flatten() {
+            for (_, obj) in task.space.slots() {
+                if let Some(Obj::Port { port, .. } | Obj::SendOnce(port)) = obj {
+                    visit(port);
+                }
+            }
+            let links = task.links();
+            for &p in links.links_in.values().chain(links.links_out.values()) {
+                visit(p);
+            }
+        }
+        for (_, r) in st.services.values() {
+            if let KRight::Receive(p) | KRight::Send(p) | KRight::SendOnce(p) = *r {
+                visit(p);
+            }
+        }
+        for &w in &self.wait_order {
+            match &st.waits.get(w).expect("live wait").state {
+                WaitState::Sending { msg, queue, .. } => {
+                    if let QueueId::Port(p) = *queue {
+                        visit(p);
+                    }
+                    rights_of(msg, &mut visit);
+                }
+                WaitState::Receiving { registrations, .. } => {
+                    for r in registrations {
+                        if let Registration::Queue(QueueId::Port(p), _) = *r {
+                            visit(p);
+                        }
+                    }
+                }
+                WaitState::Handed(_, QueueId::Port(p)) => visit(*p),
+                WaitState::Done(_) | WaitState::Handed(..) => {}
+            }
+        }
+        for (_, m) in st.mailboxes.iter() {
+            for msg in m.queue.messages.iter() {
+                rights_of(msg, &mut visit);
+            }
+            for r in m.queue.send_possible.values() {
+                if let KRight::SendOnce(q) = *r {
+                    visit(q);
+                }
+            }
+        }
+        let mut next = 0;
+        loop {
+            while let Some(&id) = self.port_order.get(next) {
+                next += 1;
+                let (num, order) = (&mut self.ports, &mut self.port_order);
+                let mut visit = |id: PortId| {
+                    if st.ports.contains(id) && num[id.index() as usize] == 0 {
+                        order.push(id);
+                        num[id.index() as usize] = order.len() as u32;
+                    }
+                };
+                let p = st.ports.get(id).expect("numbered ports are live");
+                for msg in p.queue.messages.iter() {
+                    rights_of(msg, &mut visit);
+                }
+                let requests = p.requests();
+                for r in requests
+                    .dead_name_requests
+                    .values()
+                    .chain(p.queue.send_possible.values())
+                    .chain(&requests.no_senders_request)
+                    .chain(&requests.port_destroyed_request)
+                {
+                    if let KRight::SendOnce(q) = *r {
+                        visit(q);
+                    }
+                }
+                if let Receiver::InTransit(QueueId::Port(q)) = p.receiver {
+                    visit(q);
+                }
+            }
+            // Not reached by the traversal: in slot order.
+            let num = &self.ports;
+            match st
+                .ports
+                .iter()
+                .find(|(id, _)| num[id.index() as usize] == 0)
+            {
+                Some((id, _)) => {
+                    self.port_order.push(id);
+                    self.ports[id.index() as usize] = self.port_order.len() as u32;
+                }
+                None => break,
+            }
         }
     }
-    pos
+
+    /// Numbers the live port sets (from 1) by a traversal that never looks
+    /// at a set's slot, as [`Numbering::number_ports`] does for ports: each
+    /// task's inbox and the sets its space names (pid order, name slot
+    /// order), then the sets of the ports (port number order), then the
+    /// sets the waits some task lists are registered on (wait order); last,
+    /// any set not reached, in slot order. No operation observes which
+    /// slot a set occupies (they are named through spaces, and no walk goes
+    /// by slot), so neither its slot nor the arena's free list is written:
+    /// two interleavings in which tasks exit, and so free their inboxes, in
+    /// different orders meet in one state. Needs the ports numbered.
+    fn number_sets(&mut self, st: &State) {
+        zeroed(&mut self.sets, st.sets.slot_count());
+        self.set_order.clear();
+        let (num, order) = (&mut self.sets, &mut self.set_order);
+        let mut visit = |id: SetId| {
+            if st.sets.contains(id) && num[id.index() as usize] == 0 {
+                order.push(id);
+                num[id.index() as usize] = order.len() as u32;
+            }
+        };
+        for task in st.tasks.iter().flatten() {
+            if let Some(inbox) = st.live_inbox(task) {
+                visit(inbox);
+            }
+            for (_, obj) in task.space.slots() {
+                if let Some(Obj::Set(set)) = obj {
+                    visit(set);
+                }
+            }
+        }
+        for &p in &self.port_order {
+            if let Some(set) = st.ports.get(p).and_then(|p| p.set) {
+                visit(set);
+            }
+        }
+        // The waits tasks list, in the order they list them (the numbering
+        // of waits keeps that order, each wait once).
+        for &w in &self.wait_order[..self.listed_waits] {
+            if let Some(WaitState::Receiving { registrations, .. }) =
+                st.waits.get(w).map(|w| &w.state)
+            {
+                for r in registrations {
+                    if let Registration::Set(set) = *r {
+                        visit(set);
+                    }
+                }
+            }
+        }
+        for (id, _) in st.sets.iter() {
+            visit(id);
+        }
+    }
 }
 
 /// The canonical code of a wait token: the wait's traversal number (0 when
@@ -205,7 +453,10 @@ fn number_waits(st: &State) -> Positions {
 pub(crate) fn wait_code(st: &State, token: WaitToken) -> u64 {
     let id = token.id();
     let number = if st.waits.contains(id) {
-        number_waits(st)[id.index() as usize]
+        with_numbering(|n| {
+            n.number_waits(st);
+            n.waits[id.index() as usize]
+        })
     } else {
         0
     };
@@ -226,210 +477,17 @@ pub(crate) fn encode_parts(
     out: &mut Vec<u8>,
     cuts: Option<&mut Vec<usize>>,
 ) {
-    let mut stamps: SmallVec<[u64; 32]> = SmallVec::new();
-    let mut note = |m: &KMessage| stamps.push(m.stamp.get());
-    for (_, p) in st.ports.iter() {
-        p.queue.messages.iter().for_each(&mut note);
-    }
-    for (_, m) in st.mailboxes.iter() {
-        m.queue.messages.iter().for_each(&mut note);
-    }
-    for (_, w) in st.waits.iter() {
-        if let WaitState::Sending { msg, .. } = &w.state {
-            note(msg);
-        }
-    }
-    stamps.sort_unstable();
-    let waits = number_waits(st);
-    let (ports, port_order) = number_ports(st, &waits);
-    let (sets, set_order) = number_sets(st, &port_order);
-    let mut e = Encoder {
-        st,
-        out,
-        opts,
-        stamps,
-        waits,
-        ports,
-        port_order,
-        sets,
-        set_order,
-        cuts,
-    };
-    e.state();
-}
-
-/// Numbers the live ports (from 1) by a traversal that never looks at a
-/// port's slot: the ports each task names (pid order, name slot order) and
-/// its links, the name service's (name order), the waits' (wait order), the
-/// mailboxes' queued messages' (mailbox slot order); then, port by port in
-/// number order, the ports its queue, requests and receiver refer to; last,
-/// any port not reached (none, normally), in slot order. A port's slot is
-/// never observable (see DESIGN.md), so two states that differ only in which
-/// slots their ports occupy encode the same.
-fn number_ports(st: &State, waits: &Positions) -> (Positions, SmallVec<[PortId; 32]>) {
-    let mut num: Positions = SmallVec::from_elem(0, st.ports.slot_count());
-    let mut order: SmallVec<[PortId; 32]> = SmallVec::new();
-    let visit = |id: PortId, num: &mut Positions, order: &mut SmallVec<[PortId; 32]>| {
-        if st.ports.contains(id) && num[id.index() as usize] == 0 {
-            order.push(id);
-            num[id.index() as usize] = order.len() as u32;
-        }
-    };
-    fn rights_of(m: &KMessage, mut f: impl FnMut(PortId)) {
-        let Some(c) = &m.carried else { return };
-        for (r, _) in c.rights.iter().chain(c.reply.iter()) {
-            if let KRight::Receive(p) | KRight::Send(p) | KRight::SendOnce(p) = *r {
-                f(p);
-            }
-        }
-        if let Some(p) = c.via_send_once {
-            f(p);
-        }
-    }
-    for task in st.tasks.iter().flatten() {
-        for (_, obj) in task.space.slots() {
-            if let Some(Obj::Port { port, .. } | Obj::SendOnce(port)) = obj {
-                visit(port, &mut num, &mut order);
-            }
-        }
-        for &p in task
-            .links()
-            .links_in
-            .values()
-            .chain(task.links().links_out.values())
-        {
-            visit(p, &mut num, &mut order);
-        }
-    }
-    for (_, r) in st.services.values() {
-        if let KRight::Receive(p) | KRight::Send(p) | KRight::SendOnce(p) = *r {
-            visit(p, &mut num, &mut order);
-        }
-    }
-    let mut by_number: SmallVec<[(u32, WaitId); 16]> = st
-        .waits
-        .iter()
-        .map(|(id, _)| (waits[id.index() as usize], id))
-        .collect();
-    by_number.sort_unstable_by_key(|&(n, _)| n);
-    for (_, w) in by_number {
-        match &st.waits.get(w).expect("live wait").state {
-            WaitState::Sending { msg, queue, .. } => {
-                if let QueueId::Port(p) = *queue {
-                    visit(p, &mut num, &mut order);
-                }
-                rights_of(msg, |p| visit(p, &mut num, &mut order));
-            }
-            WaitState::Receiving { registrations, .. } => {
-                for r in registrations {
-                    if let Registration::Queue(QueueId::Port(p), _) = *r {
-                        visit(p, &mut num, &mut order);
-                    }
-                }
-            }
-            WaitState::Handed(_, QueueId::Port(p)) => visit(*p, &mut num, &mut order),
-            WaitState::Done(_) | WaitState::Handed(..) => {}
-        }
-    }
-    for (_, m) in st.mailboxes.iter() {
-        for msg in m.queue.messages.iter() {
-            rights_of(msg, |p| visit(p, &mut num, &mut order));
-        }
-        for r in m.queue.send_possible.values() {
-            if let KRight::SendOnce(q) = *r {
-                visit(q, &mut num, &mut order);
-            }
-        }
-    }
-    let mut next = 0;
-    loop {
-        while let Some(&id) = order.get(next) {
-            next += 1;
-            let p = st.ports.get(id).expect("numbered ports are live");
-            for msg in p.queue.messages.iter() {
-                rights_of(msg, |q| visit(q, &mut num, &mut order));
-            }
-            let requests = p.requests();
-            for r in requests
-                .dead_name_requests
-                .values()
-                .chain(p.queue.send_possible.values())
-                .chain(&requests.no_senders_request)
-                .chain(&requests.port_destroyed_request)
-            {
-                if let KRight::SendOnce(q) = *r {
-                    visit(q, &mut num, &mut order);
-                }
-            }
-            if let Receiver::InTransit(QueueId::Port(q)) = p.receiver {
-                visit(q, &mut num, &mut order);
-            }
-        }
-        // Not reached by the traversal: in slot order.
-        match st
-            .ports
-            .iter()
-            .find(|(id, _)| num[id.index() as usize] == 0)
-        {
-            Some((id, _)) => visit(id, &mut num, &mut order),
-            None => break,
-        }
-    }
-    (num, order)
-}
-
-/// Numbers the live port sets (from 1) by a traversal that never looks at
-/// a set's slot, as [`number_ports`] does for ports: each task's inbox and
-/// the sets its space names (pid order, name slot order), then the sets
-/// of the ports (port number order), then the sets the waits are
-/// registered on (wait order); last, any set not reached, in slot order.
-/// No operation observes which slot a set occupies (they are named
-/// through spaces, and no walk goes by slot), so neither its slot nor the
-/// arena's free list is written: two interleavings in which tasks exit,
-/// and so free their inboxes, in different orders meet in one state.
-fn number_sets(st: &State, port_order: &[PortId]) -> (Positions, SmallVec<[SetId; 16]>) {
-    let mut num: Positions = SmallVec::from_elem(0, st.sets.slot_count());
-    let mut order: SmallVec<[SetId; 16]> = SmallVec::new();
-    let mut visit = |id: SetId| {
-        if st.sets.contains(id) && num[id.index() as usize] == 0 {
-            order.push(id);
-            num[id.index() as usize] = order.len() as u32;
-        }
-    };
-    for task in st.tasks.iter().flatten() {
-        if let Some(inbox) = st.live_inbox(task) {
-            visit(inbox);
-        }
-        for (_, obj) in task.space.slots() {
-            if let Some(Obj::Set(set)) = obj {
-                visit(set);
-            }
-        }
-    }
-    for &p in port_order {
-        if let Some(set) = st.ports.get(p).and_then(|p| p.set) {
-            visit(set);
-        }
-    }
-    let mut by_task: SmallVec<[WaitId; 16]> = SmallVec::new();
-    for task in st.tasks.iter().flatten() {
-        by_task.extend(task.waits.iter().copied());
-    }
-    for w in by_task {
-        if let Some(WaitState::Receiving { registrations, .. }) = st.waits.get(w).map(|w| &w.state)
-        {
-            for r in registrations {
-                if let Registration::Set(set) = *r {
-                    visit(set);
-                }
-            }
-        }
-    }
-    let rest: SmallVec<[SetId; 8]> = st.sets.iter().map(|(id, _)| id).collect();
-    for id in rest {
-        visit(id);
-    }
-    (num, order)
+    with_numbering(|n| {
+        n.fill(st);
+        let mut e = Encoder {
+            st,
+            out,
+            opts,
+            n,
+            cuts,
+        };
+        e.state();
+    });
 }
 
 /// Writes a user message `pid` holds (names normalised as [`name_code`] does).
@@ -440,16 +498,13 @@ pub(crate) fn encode_message(
     msg: &Message,
     out: &mut Vec<u8>,
 ) {
+    // A user message refers to no wait, port or set by number.
+    let none = Numbering::default();
     let mut e = Encoder {
         st,
         out,
         opts,
-        stamps: SmallVec::new(),
-        waits: SmallVec::new(),
-        ports: SmallVec::new(),
-        port_order: SmallVec::new(),
-        sets: SmallVec::new(),
-        set_order: SmallVec::new(),
+        n: &none,
         cuts: None,
     };
     e.user_message(pid, msg);
@@ -459,17 +514,8 @@ struct Encoder<'a> {
     st: &'a State,
     out: &'a mut Vec<u8>,
     opts: CanonicalOptions,
-    /// The live messages' stamps, sorted.
-    stamps: SmallVec<[u64; 32]>,
-    waits: Positions,
-    /// Each port slot's number ([`number_ports`]); 0 for no live port.
-    ports: Positions,
-    /// The live ports in number order.
-    port_order: SmallVec<[PortId; 32]>,
-    /// Each set slot's number ([`number_sets`]); 0 for no live set.
-    sets: Positions,
-    /// The live sets in number order.
-    set_order: SmallVec<[SetId; 16]>,
+    /// The state's numbering (filled before the encoder starts).
+    n: &'a Numbering,
     /// Where each part ends, if asked ([`encode_parts`]).
     cuts: Option<&'a mut Vec<usize>>,
 }
@@ -512,7 +558,7 @@ impl Encoder<'_> {
     /// A port by its number, 0 when stale.
     fn port(&mut self, id: PortId) {
         let v = if self.st.ports.contains(id) {
-            u64::from(self.ports[id.index() as usize])
+            u64::from(self.n.ports[id.index() as usize])
         } else {
             0
         };
@@ -521,7 +567,7 @@ impl Encoder<'_> {
 
     fn set(&mut self, id: SetId) {
         let v = if self.st.sets.contains(id) {
-            self.sets[id.index() as usize]
+            self.n.sets[id.index() as usize]
         } else {
             0
         };
@@ -539,7 +585,7 @@ impl Encoder<'_> {
 
     fn wait(&mut self, id: WaitId) {
         let v = if self.st.waits.contains(id) {
-            u64::from(self.waits[id.index() as usize])
+            u64::from(self.n.waits[id.index() as usize])
         } else {
             0
         };
@@ -639,7 +685,7 @@ impl Encoder<'_> {
     fn kmessage(&mut self, m: &KMessage) {
         self.u(u64::from(m.id));
         self.pid(m.sender);
-        let rank = self.stamps.binary_search(&m.stamp.get()).unwrap_or(0);
+        let rank = self.n.stamps.binary_search(&m.stamp.get()).unwrap_or(0);
         self.u(rank as u64);
         let owner = m
             .carried
@@ -868,10 +914,10 @@ impl Encoder<'_> {
         }
 
         // Ports, in number order (their slots and the free list are not written).
-        self.u(self.port_order.len() as u64);
+        self.u(self.n.port_order.len() as u64);
         self.cut();
-        for k in 0..self.port_order.len() {
-            let p = st.ports.get(self.port_order[k]).expect("live");
+        for k in 0..self.n.port_order.len() {
+            let p = st.ports.get(self.n.port_order[k]).expect("live");
             self.queue(&p.queue);
             match p.receiver {
                 Receiver::Task(pid) => {
@@ -914,16 +960,16 @@ impl Encoder<'_> {
         }
 
         // Port sets, in number order (their slots and the free list are not written).
-        self.u(self.set_order.len() as u64);
-        for k in 0..self.set_order.len() {
-            let s = st.sets.get(self.set_order[k]).expect("live");
+        self.u(self.n.set_order.len() as u64);
+        for k in 0..self.n.set_order.len() {
+            let s = st.sets.get(self.n.set_order[k]).expect("live");
             // A set of ports: in number order (not slot order).
             let mut members: SmallVec<[u32; 8]> = s
                 .members
                 .iter()
                 .map(|p| {
                     if self.st.ports.contains(*p) {
-                        self.ports[p.index() as usize]
+                        self.n.ports[p.index() as usize]
                     } else {
                         0
                     }
@@ -979,15 +1025,10 @@ impl Encoder<'_> {
         self.cut();
 
         // Waits, in traversal order (their numbers).
-        let mut order: SmallVec<[(u32, WaitId); 16]> = st
-            .waits
-            .iter()
-            .map(|(id, _)| (self.waits[id.index() as usize], id))
-            .collect();
-        order.sort_unstable_by_key(|&(n, _)| n);
-        self.u(order.len() as u64);
+        let n = self.n;
+        self.u(n.wait_order.len() as u64);
         self.cut();
-        for (_, id) in order {
+        for &id in &n.wait_order {
             let rec = st.waits.get(id).expect("live wait");
             let task = rec.task;
             self.pid(task);

@@ -596,7 +596,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 let start = out.len();
                 encode_slot(kernel, s, now, out);
                 s.part = Some(Arc::new(Part {
-                    bytes: out[start..].into(),
+                    bytes: smallvec::SmallVec::from_slice(&out[start..]),
                     space_version: version,
                     now,
                     number: AtomicU32::new(u32::MAX),

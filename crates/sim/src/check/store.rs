@@ -417,22 +417,32 @@ struct Recent {
     ways: [(usize, u32, u32); RECENT_WAYS],
     /// The way the next miss replaces (round robin).
     next: u8,
+    /// The way that matched or was filled last, compared first: the part
+    /// at a position is most often the one it was in the state before.
+    last: u8,
 }
 
 impl Recent {
     const EMPTY: Recent = Recent {
         ways: [(0, u32::MAX, 0); RECENT_WAYS],
         next: 0,
+        last: 0,
     };
 
     /// The number of `bytes` if it is one of the recent strings of `table`.
     #[inline]
-    fn find(&self, table: &Interner, bytes: &[u8]) -> Option<u32> {
-        self.ways.iter().find_map(|&(start, len, num)| {
-            (len as usize == bytes.len()
-                && table.arena.get(start..start + bytes.len()) == Some(bytes))
-            .then_some(num)
-        })
+    fn find(&mut self, table: &Interner, bytes: &[u8]) -> Option<u32> {
+        let matches = |&(start, len, _): &(usize, u32, u32)| {
+            len as usize == bytes.len()
+                && table.arena.get(start..start + bytes.len()) == Some(bytes)
+        };
+        let last = self.last as usize;
+        if matches(&self.ways[last]) {
+            return Some(self.ways[last].2);
+        }
+        let k = (0..RECENT_WAYS).find(|&k| k != last && matches(&self.ways[k]))?;
+        self.last = k as u8;
+        Some(self.ways[k].2)
     }
 
     /// Remembers the string stored at `offset` in `table` as number `num`.
@@ -445,6 +455,7 @@ impl Recent {
             return;
         }
         self.ways[self.next as usize] = (start, len, num);
+        self.last = self.next;
         self.next = (self.next + 1) % RECENT_WAYS as u8;
     }
 }

@@ -60,13 +60,19 @@ pub(crate) struct Slot<M> {
 /// the clock too.
 #[derive(Debug)]
 pub(crate) struct Part {
-    pub bytes: Box<[u8]>,
+    /// Inline up to [`PART_INLINE`] bytes (a script's part is about 100):
+    /// a process that steps gets a new part at every transition, in one
+    /// allocation (the `Arc`'s), not two.
+    pub bytes: smallvec::SmallVec<[u8; PART_INLINE]>,
     pub space_version: u64,
     pub now: u64,
     /// Its number in the collapsed visited set's table of its process
     /// (`u32::MAX`: not known yet), so that it is not looked up again.
     pub number: AtomicU32,
 }
+
+/// The bytes a [`Part`] holds without an allocation of their own.
+pub(crate) const PART_INLINE: usize = 128;
 
 /// A state of the model: the kernel, every process, the clock.
 #[derive(Clone)]
