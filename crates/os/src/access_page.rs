@@ -25,17 +25,15 @@
 //! `count` entries of 8 bytes from offset 16: pid (u32), access bits
 //! (u32: bit 0 send, bit 1 receive). At most [`MAX_ENTRIES`] processes.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
 use mkipc_kernel::name::Access;
 
 use crate::grants::{access_bits, access_from};
 use crate::sys::Errno;
-use crate::sys_shm::{self, Mapping};
+use crate::sys_shm::{SealedPage, PAGE_LEN};
 
-/// The size of an access page's file.
-const PAGE_LEN: usize = 4096;
 const MAGIC: u64 = u64::from_le_bytes(*b"MKIPCACL");
 const OFF_SEQ: usize = 8;
 const OFF_COUNT: usize = 12;
@@ -45,8 +43,7 @@ pub(crate) const MAX_ENTRIES: usize = (PAGE_LEN - OFF_ENTRIES) / 8;
 
 /// One granted mailbox's access page, mapped in this process.
 pub(crate) struct AccessPage {
-    map: Mapping,
-    fd: OwnedFd,
+    page: SealedPage,
 }
 
 impl std::fmt::Debug for AccessPage {
@@ -60,44 +57,24 @@ impl std::fmt::Debug for AccessPage {
 impl AccessPage {
     /// A new, empty page (the broker's, for a mailbox created with grants).
     pub(crate) fn new() -> Result<AccessPage, Errno> {
-        let fd = sys_shm::memfd_sealed(c"mkipc-access", PAGE_LEN)?;
-        let map = Mapping::new(fd.as_fd(), PAGE_LEN)?;
-        let page = AccessPage { map, fd };
-        page.u64_at(0).store(MAGIC, SeqCst);
-        Ok(page)
+        let page = SealedPage::create(c"mkipc-access", MAGIC, |_| {})?;
+        Ok(AccessPage { page })
     }
 
     /// The page the broker passed: refused (`EPROTO`) unless it is a
     /// sealed memfd of one page holding the magic.
     pub(crate) fn adopt(fd: OwnedFd) -> Result<AccessPage, Errno> {
-        if !sys_shm::is_sealed_memfd(fd.as_fd(), PAGE_LEN)? {
-            return Err(libc::EPROTO);
-        }
-        let map = Mapping::new(fd.as_fd(), PAGE_LEN)?;
-        let page = AccessPage { map, fd };
-        if page.u64_at(0).load(SeqCst) != MAGIC {
-            return Err(libc::EPROTO);
-        }
-        Ok(page)
+        let page = SealedPage::adopt(fd, MAGIC)?;
+        Ok(AccessPage { page })
     }
 
     /// A duplicate of the page's descriptor, for an opener.
     pub(crate) fn dup_fd(&self) -> Result<OwnedFd, Errno> {
-        crate::sys::dup(self.fd.as_fd())
-    }
-
-    fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.map.len());
-        // SAFETY: `off` is an 8-aligned offset inside the mapping (one
-        // page, page-aligned), which lives as long as `self`; the word is
-        // only ever accessed atomically, here and in every other process.
-        unsafe { &*(self.map.ptr().add(off) as *const AtomicU64) }
+        self.page.dup_fd()
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= self.map.len());
-        // SAFETY: as for `u64_at`, 4-aligned.
-        unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
+        self.page.u32_at(off)
     }
 
     /// The sequence number: it moves after every change.

@@ -76,17 +76,16 @@
 //! );
 //! ```
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use crate::sys::Errno;
-use crate::sys_shm::{self, Mapping};
+use crate::sys_shm::{self, SealedPage};
 
 /// The size of a capacity page's file.
-pub const PAGE_LEN: usize = 4096;
+pub const PAGE_LEN: usize = crate::sys_shm::PAGE_LEN;
 const MAGIC: u64 = u64::from_le_bytes(*b"MKIPCCAP");
-const OFF_MAGIC: usize = 0;
 const OFF_CAPACITY: usize = 8;
 const OFF_QUEUED: usize = 12;
 const OFF_SEQ: usize = 16;
@@ -98,8 +97,7 @@ pub const SLICE: Duration = Duration::from_millis(50);
 
 /// One port's capacity page, mapped in this process.
 pub(crate) struct CapacityPage {
-    map: Mapping,
-    fd: OwnedFd,
+    page: SealedPage,
 }
 
 impl std::fmt::Debug for CapacityPage {
@@ -115,45 +113,26 @@ impl CapacityPage {
     /// A new page for a port of `capacity` messages, none queued.
     pub(crate) fn new(capacity: usize) -> Result<CapacityPage, Errno> {
         let capacity = u32::try_from(capacity).map_err(|_| libc::EINVAL)?;
-        let fd = sys_shm::memfd_sealed(c"mkipc-capacity", PAGE_LEN)?;
-        let map = Mapping::new(fd.as_fd(), PAGE_LEN)?;
-        let page = CapacityPage { map, fd };
-        page.u32_at(OFF_CAPACITY).store(capacity, SeqCst);
-        page.u64_at(OFF_MAGIC).store(MAGIC, SeqCst);
-        Ok(page)
+        let page = SealedPage::create(c"mkipc-capacity", MAGIC, |p| {
+            p.u32_at(OFF_CAPACITY).store(capacity, SeqCst);
+        })?;
+        Ok(CapacityPage { page })
     }
 
     /// The page another process passed: refused (`EPROTO`) unless it is a
     /// sealed memfd of [`PAGE_LEN`] bytes holding the magic.
     pub(crate) fn adopt(fd: OwnedFd) -> Result<CapacityPage, Errno> {
-        if !sys_shm::is_sealed_memfd(fd.as_fd(), PAGE_LEN)? {
-            return Err(libc::EPROTO);
-        }
-        let map = Mapping::new(fd.as_fd(), PAGE_LEN)?;
-        let page = CapacityPage { map, fd };
-        if page.u64_at(OFF_MAGIC).load(SeqCst) != MAGIC {
-            return Err(libc::EPROTO);
-        }
-        Ok(page)
+        let page = SealedPage::adopt(fd, MAGIC)?;
+        Ok(CapacityPage { page })
     }
 
     /// A duplicate of the page's descriptor, to pass with a right.
     pub(crate) fn dup_fd(&self) -> Result<OwnedFd, Errno> {
-        crate::sys::dup(self.fd.as_fd())
-    }
-
-    fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.map.len());
-        // SAFETY: `off` is an 8-aligned offset inside the mapping (a page,
-        // page-aligned), which lives as long as `self`; the word is only
-        // ever accessed atomically, here and in every other process.
-        unsafe { &*(self.map.ptr().add(off) as *const AtomicU64) }
+        self.page.dup_fd()
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= self.map.len());
-        // SAFETY: as for `u64_at`, 4-aligned.
-        unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
+        self.page.u32_at(off)
     }
 
     fn queued(&self) -> &AtomicU32 {

@@ -6,7 +6,7 @@
 //! a `// SAFETY:` comment, descriptors are [`OwnedFd`], errors raw `errno`.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Instant;
 
 use crate::sys::{errno, Deadline, Errno};
@@ -51,6 +51,72 @@ pub(crate) fn is_sealed_memfd(fd: BorrowedFd<'_>, len: usize) -> Result<bool, Er
     // SAFETY: `fd` is open and `st` is writable.
     check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(seals & want == want && st.st_size as u64 == len as u64)
+}
+
+/// The size of a [`SealedPage`]'s file.
+pub(crate) const PAGE_LEN: usize = 4096;
+
+/// One page of shared memory behind an unnamed, sealed `memfd` (mode
+/// 0600: nothing to guess, nothing left in `/dev/shm`), mapped here and
+/// passed to other processes by descriptor; its first word is a magic
+/// number that says what the page is. The capacity page
+/// ([`crate::capacity`]) and the access page ([`crate::access_page`]) are
+/// such pages, each with its own layout of atomic words after the magic.
+pub(crate) struct SealedPage {
+    map: Mapping,
+    fd: OwnedFd,
+}
+
+impl SealedPage {
+    /// A new page named `name` (for `/proc`), zeroed; `init` writes its
+    /// first words before the magic is stored.
+    pub(crate) fn create(
+        name: &std::ffi::CStr,
+        magic: u64,
+        init: impl FnOnce(&SealedPage),
+    ) -> Result<SealedPage, Errno> {
+        let fd = memfd_sealed(name, PAGE_LEN)?;
+        let map = Mapping::new(fd.as_fd(), PAGE_LEN)?;
+        let page = SealedPage { map, fd };
+        init(&page);
+        page.u64_at(0).store(magic, SeqCst);
+        Ok(page)
+    }
+
+    /// The page another process passed: refused (`EPROTO`) unless it is a
+    /// sealed memfd of [`PAGE_LEN`] bytes holding `magic`.
+    pub(crate) fn adopt(fd: OwnedFd, magic: u64) -> Result<SealedPage, Errno> {
+        if !is_sealed_memfd(fd.as_fd(), PAGE_LEN)? {
+            return Err(libc::EPROTO);
+        }
+        let map = Mapping::new(fd.as_fd(), PAGE_LEN)?;
+        let page = SealedPage { map, fd };
+        if page.u64_at(0).load(SeqCst) != magic {
+            return Err(libc::EPROTO);
+        }
+        Ok(page)
+    }
+
+    /// A duplicate of the page's descriptor, to pass to another process.
+    pub(crate) fn dup_fd(&self) -> Result<OwnedFd, Errno> {
+        crate::sys::dup(self.fd.as_fd())
+    }
+
+    /// The 64-bit word at byte offset `off` (8-aligned, inside the page).
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= self.map.len(), "offset {off}");
+        // SAFETY: `off` is an 8-aligned offset inside the mapping (one
+        // page, page-aligned), which lives as long as `self`; the word is
+        // only ever accessed atomically, here and in every other process.
+        unsafe { &*(self.map.ptr().add(off) as *const AtomicU64) }
+    }
+
+    /// The 32-bit word at byte offset `off` (4-aligned, inside the page).
+    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
+        assert!(off % 4 == 0 && off + 4 <= self.map.len(), "offset {off}");
+        // SAFETY: as for `u64_at`, 4-aligned.
+        unsafe { &*(self.map.ptr().add(off) as *const AtomicU32) }
+    }
 }
 
 /// A shared, read-write mapping of a whole file, unmapped on drop.
