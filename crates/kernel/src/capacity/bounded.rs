@@ -32,10 +32,18 @@ pub(crate) fn admit(limit: usize, load: QueueLoad) -> Admission {
 /// A receive takes the buffer's head while there is one: a parked sender's
 /// message moves into the buffer (behind the head) when a slot frees, so
 /// the head is older than any parked message. A parked sender is taken
-/// straight only when the buffer is empty.
+/// straight only when the buffer is empty and no place is `held` by a
+/// message handed to a waiting receiver: such a message is, to everyone
+/// else, still in the queue ahead of the parked one, which waits for its
+/// place as it would behind a queued message.
 pub(crate) fn next_message<T>(
     queued: Option<(u64, T)>,
     parked: impl FnOnce() -> Option<(u64, T)>,
+    held: bool,
 ) -> Option<(u64, T)> {
-    queued.or_else(parked)
+    match queued {
+        Some(head) => Some(head),
+        None if held => None,
+        None => parked(),
+    }
 }

@@ -165,17 +165,19 @@ impl Capacity {
     /// Which message a receive takes next from a queue of this capacity:
     /// the head of its buffer (`queued`) or the message of its
     /// longest-parked sender (`parked`, asked only when needed). Each is
-    /// the message's global stamp (its age) and where it is.
+    /// the message's global stamp (its age) and where it is. `held`: some
+    /// place is held by a message handed over and not yet taken.
     #[inline]
     pub(crate) fn next_message<T>(
         self,
         queued: Option<(u64, T)>,
         parked: impl FnOnce() -> Option<(u64, T)>,
+        held: bool,
     ) -> Option<(u64, T)> {
         match self {
             Capacity::Zero => zero::next_message(queued, parked),
-            Capacity::Bounded(_) => bounded::next_message(queued, parked),
-            Capacity::Unbounded => unbounded::next_message(queued, parked),
+            Capacity::Bounded(_) => bounded::next_message(queued, parked, held),
+            Capacity::Unbounded => unbounded::next_message(queued, parked, held),
         }
     }
 

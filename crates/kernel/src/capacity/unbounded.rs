@@ -27,6 +27,7 @@ pub(crate) fn admit(load: QueueLoad) -> Admission {
 pub(crate) fn next_message<T>(
     queued: Option<(u64, T)>,
     parked: impl FnOnce() -> Option<(u64, T)>,
+    held: bool,
 ) -> Option<(u64, T)> {
-    super::bounded::next_message(queued, parked)
+    super::bounded::next_message(queued, parked, held)
 }

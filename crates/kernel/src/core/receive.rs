@@ -271,7 +271,9 @@ impl Locked<'_> {
                 _ => None,
             }
         };
-        queue.capacity.next_message(queued, parked)
+        queue
+            .capacity
+            .next_message(queued, parked, queue.handed > 0)
     }
 
     /// The oldest message `f` passes in queue `q`: queued (in queue order,

@@ -392,8 +392,9 @@ pub(crate) fn lazy_sources<M: Machine>(
 /// Whether process `i` may block lazily on the system mailbox `key`
 /// (module docs of [`lazy_sources`]; DESIGN.md, lazy blocking): it is
 /// buffered, and no other live process may use it otherwise than with a
-/// plain send, a receive that waits forever, or a send that gives up or
-/// drops its own message when full ([`MailboxUse::TrySend`]). A waiting
+/// plain send, a receive that waits forever, or (when no other process
+/// may receive from it) a send that gives up or drops its own message
+/// when full ([`MailboxUse::TrySend`]). A waiting
 /// receiver is handed a message that, lazily, stays queued until it steps;
 /// the message keeps its place in the capacity until taken either way (the
 /// kernel's rule: `mkipc_kernel::capacity`), so a send sees the same
@@ -408,10 +409,25 @@ pub(crate) fn lazy_mailbox<M: Machine>(
 ) -> bool {
     world.buffered_mailboxes.contains(&key)
         && world.label_of(key).is_some_and(|label| {
-            slots.iter().enumerate().all(|(j, s)| {
-                j == i
-                    || matches!(s.status, Status::Ended(_))
-                    || !s.machine.may_use_mailbox(label, MailboxUse::Other)
+            let others = || {
+                slots
+                    .iter()
+                    .enumerate()
+                    .filter(move |&(j, s)| j != i && !matches!(s.status, Status::Ended(_)))
+                    .map(|(_, s)| &s.machine)
+            };
+            // With a rival receiver, a try-send tells the orders apart
+            // too: waiters are handed messages in the order they waited,
+            // and a later waiter may take its message while an earlier
+            // one's still holds its place; lazily, the first to step takes
+            // the head, and frees its place first.
+            let rival = others().any(|m| {
+                m.may_use_mailbox(label, MailboxUse::Receive)
+                    || m.may_use_mailbox(label, MailboxUse::Select)
+            });
+            others().all(|m| {
+                !m.may_use_mailbox(label, MailboxUse::Other)
+                    && !(rival && m.may_use_mailbox(label, MailboxUse::TrySend))
             })
         })
 }
