@@ -414,7 +414,7 @@ pub(crate) fn lazy_mailbox<M: Machine>(
                     .iter()
                     .enumerate()
                     .filter(move |&(j, s)| j != i && !matches!(s.status, Status::Ended(_)))
-                    .map(|(_, s)| &s.machine)
+                    .map(|(_, s)| &*s.machine)
             };
             // With a rival receiver, a try-send tells the orders apart
             // too: waiters are handed messages in the order they waited,
@@ -425,9 +425,10 @@ pub(crate) fn lazy_mailbox<M: Machine>(
                 m.may_use_mailbox(label, MailboxUse::Receive)
                     || m.may_use_mailbox(label, MailboxUse::Select)
             });
-            others().all(|m| {
-                !m.may_use_mailbox(label, MailboxUse::Other)
-                    && !(rival && m.may_use_mailbox(label, MailboxUse::TrySend))
-            })
+            let intrudes = |m: &M| {
+                m.may_use_mailbox(label, MailboxUse::Other)
+                    || (rival && m.may_use_mailbox(label, MailboxUse::TrySend))
+            };
+            !others().any(intrudes)
         })
 }
