@@ -364,6 +364,14 @@ impl Message {
             extra: None,
         }
     }
+    /// Exchanges what two received messages say (id, body, sender, sequence
+    /// number, carried rights) while each keeps the name it was received
+    /// on: the kernel's group hand-off moves plain messages between waiters
+    /// (`Locked::take_handed`).
+    pub(crate) fn exchange_keeping_received_on(&mut self, other: &mut Message) {
+        std::mem::swap(self, other);
+        std::mem::swap(&mut self.trailer.received_on, &mut other.trailer.received_on);
+    }
     /// The same message with this trailer (see [`Message::set_trailer`]).
     pub fn with_trailer(mut self, trailer: Trailer) -> Message {
         self.set_trailer(Some(trailer));

@@ -18,7 +18,10 @@
 //! difference to anyone else: what the stateful checker's reduction relies
 //! on (DESIGN.md, "A handed message keeps its place"). A hand-off is
 //! therefore admitted as a queued message is, except on a rendezvous queue,
-//! where handing over is the only way in.
+//! where handing over is the only way in. With several receivers waiting,
+//! whoever takes first takes the oldest plain message handed over (the
+//! group hand-off, DESIGN.md), so the order receivers take in decides who
+//! gets which, as if each had asked only when it took.
 //! The queue itself (FIFO of messages, lists of blocked senders and receivers)
 //! is the same for every model; only the question "may this message enter now?"
 //! differs, which is what makes a capacity experiment a one-word change.

@@ -754,6 +754,25 @@ impl Encoder<'_> {
         }
     }
 
+    /// A plain handed message ([`super::queue::HandedTo::plain`]): what
+    /// [`Self::user_message`] writes of it except the name it is received
+    /// on, which is its wait's (it carries no names).
+    fn plain_message(&mut self, m: &Message) {
+        self.u(u64::from(m.id));
+        self.body(None, m.id, &m.body);
+        match m.trailer() {
+            None => self.out.push(0),
+            Some(t) => {
+                self.out.push(1);
+                self.pid(t.sender);
+                if self.opts.seqnos {
+                    self.u(t.seqno);
+                }
+                self.b(m.sender_verified());
+            }
+        }
+    }
+
     fn queue(&mut self, q: &MsgQueue) {
         self.capacity(q.capacity);
         if self.opts.seqnos {
@@ -778,7 +797,21 @@ impl Encoder<'_> {
             self.wait(w);
         }
         self.b(q.closed);
-        self.u(u64::from(q.handed));
+        // Handed messages: the plain ones as a queue of their own, oldest
+        // first (whoever of their waits takes first takes the oldest, so
+        // which wait holds which one is not observable: `take_handed`);
+        // the others by the wait holding each, which encodes it.
+        self.u(q.handed.len() as u64);
+        for h in q.handed.iter().filter(|h| !h.plain) {
+            self.wait(h.wait);
+        }
+        self.out.push(0xfe);
+        for h in q.handed.iter().filter(|h| h.plain) {
+            match self.st.waits.get(h.wait).map(|r| &r.state) {
+                Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => self.plain_message(m),
+                _ => self.out.push(0xff),
+            }
+        }
         // Send-possible requests: who asked, under which of its names, and
         // where the notification goes (in key order, the order they go out in).
         self.u(q.send_possible.len() as u64);
@@ -1077,9 +1110,24 @@ impl Encoder<'_> {
                     self.outcome(task, outcome);
                 }
                 WaitState::Handed(outcome, from) => {
-                    self.out.push(3);
-                    self.queue_id(*from);
-                    self.outcome(task, outcome);
+                    let plain = self
+                        .st
+                        .queue(*from)
+                        .and_then(|q| q.handed.iter().find(|h| h.wait == id))
+                        .is_some_and(|h| h.plain);
+                    match outcome {
+                        // Its message is encoded with its queue's (above).
+                        WaitOutcome::Received(Ok(m)) if plain => {
+                            self.out.push(4);
+                            self.queue_id(*from);
+                            self.name(task, m.received_on().unwrap_or(PortName::NULL));
+                        }
+                        _ => {
+                            self.out.push(3);
+                            self.queue_id(*from);
+                            self.outcome(task, outcome);
+                        }
+                    }
                 }
             }
             self.cut();

@@ -5,10 +5,13 @@
 //! port says it is, and every queue's count of handed messages equals the
 //! completed waits holding a place in it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::space::Obj;
-use super::{KMessage, KRight, Kernel, PortId, QueueId, Receiver, State, WaitState};
+use super::{
+    KMessage, KRight, Kernel, PortId, QueueId, Receiver, State, WaitId, WaitOutcome, WaitRec,
+    WaitState,
+};
 
 #[derive(Default)]
 struct Count {
@@ -89,8 +92,8 @@ impl State {
                 }
             }
         }
-        let mut handed: BTreeMap<QueueId, u32> = BTreeMap::new();
-        for (_, w) in self.waits.iter() {
+        let mut handed: BTreeMap<QueueId, BTreeSet<WaitId>> = BTreeMap::new();
+        for (w_id, w) in self.waits.iter() {
             match &w.state {
                 WaitState::Sending { msg, queue, .. } => {
                     Self::count_message(&mut counts, msg);
@@ -99,7 +102,7 @@ impl State {
                     }
                 }
                 WaitState::Handed(_, q) if self.queue(*q).is_some() => {
-                    *handed.entry(*q).or_default() += 1;
+                    handed.entry(*q).or_default().insert(w_id);
                 }
                 _ => {}
             }
@@ -113,12 +116,33 @@ impl State {
             .iter()
             .map(|(id, m)| (QueueId::Mailbox(id), &m.queue));
         for (id, q) in queues.chain(mailboxes) {
-            let waits = handed.get(&id).copied().unwrap_or(0);
-            if q.handed != waits {
+            let waits = handed.remove(&id).unwrap_or_default();
+            let listed: BTreeSet<WaitId> = q.handed.iter().map(|h| h.wait).collect();
+            if listed.len() != q.handed.len() || listed != waits {
                 return Err(format!(
-                    "queue {id:?}: counts {} handed messages, but {waits} waits hold one",
-                    q.handed
+                    "queue {id:?}: lists {} handed messages, but {} waits hold one",
+                    q.handed.len(),
+                    waits.len()
                 ));
+            }
+            // Plain handed messages are listed oldest first, and are plain.
+            let mut last_seqno = None;
+            for h in q.handed.iter().filter(|h| h.plain) {
+                let Some(WaitRec {
+                    state: WaitState::Handed(WaitOutcome::Received(Ok(m)), _),
+                    ..
+                }) = self.waits.get(h.wait)
+                else {
+                    return Err(format!("queue {id:?}: a plain handed wait holds no message"));
+                };
+                if m.carries_rights() {
+                    return Err(format!("queue {id:?}: a plain handed message carries rights"));
+                }
+                let seqno = m.trailer().map(|t| t.seqno);
+                if last_seqno.is_some() && seqno <= last_seqno {
+                    return Err(format!("queue {id:?}: plain handed messages out of order"));
+                }
+                last_seqno = seqno;
             }
         }
         for (_, right) in self.services.values() {

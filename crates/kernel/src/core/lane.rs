@@ -373,7 +373,7 @@ impl State {
             || !q.blocked_senders.is_empty()
             || !q.blocked_receivers.is_empty()
             || !q.send_possible.is_empty()
-            || q.handed != 0
+            || !q.handed.is_empty()
         {
             return None;
         }

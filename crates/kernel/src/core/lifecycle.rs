@@ -18,6 +18,10 @@ impl Locked<'_> {
         };
         let task = task.into_inner();
         tracing::debug!(target: "mkipc::task", %pid, "task exits");
+        // Places held by handed messages are freed once none of the task's
+        // waits is registered anywhere: freeing one may hand a parked
+        // sender's message to the first receiver waiting, never one of these.
+        let mut held = SmallVec::<[_; 2]>::new();
         for w in task.waits {
             if let Some(rec) = self.waits.remove(w) {
                 // A thread of this task may be parked on the wait: wake it so it
@@ -47,9 +51,14 @@ impl Locked<'_> {
                         }
                     }
                     WaitState::Done(_) => {}
-                    WaitState::Handed(_, q) => self.release_handed(q),
+                    // Gone with the task: the oldest plain message handed
+                    // over (group hand-off), or its own.
+                    WaitState::Handed(outcome, q) => held.push((w, q, outcome)),
                 }
             }
+        }
+        for (w, q, mut outcome) in held {
+            self.take_handed(w, q, &mut outcome);
         }
         let named: Vec<(PortName, Obj)> = task.space.entries().collect();
         // The task's dead-name and send-possible requests go with its names.
@@ -151,13 +160,13 @@ impl Kernel {
         else {
             unreachable!("checked above")
         };
-        let outcome = std::mem::replace(outcome, WaitOutcome::Sent(Ok(Sent::Delivered)));
+        let mut outcome = std::mem::replace(outcome, WaitOutcome::Sent(Ok(Sent::Delivered)));
         st.waits.discard(id);
         if let Some(t) = st.task_mut(pid) {
             t.waits.retain(|w| *w != id);
         }
         if let Some(q) = held {
-            st.release_handed(q);
+            st.take_handed(id, q, &mut outcome);
             st.reap();
         }
         Some(outcome)
@@ -206,8 +215,8 @@ impl Kernel {
         }
         let outcome = match rec.state {
             WaitState::Done(outcome) => outcome,
-            WaitState::Handed(outcome, q) => {
-                st.release_handed(q);
+            WaitState::Handed(mut outcome, q) => {
+                st.take_handed(id, q, &mut outcome);
                 outcome
             }
             _ => unreachable!("cancelled wait is done"),

@@ -460,7 +460,8 @@ pub(crate) enum WaitState {
     /// A receive completed with a message handed over from queue `from`
     /// while it waited: the message keeps its place there until the waiter
     /// takes it ([`capacity`](crate::capacity), "A handed message keeps its
-    /// place"; `MsgQueue::handed` counts these).
+    /// place"; `MsgQueue::handed` lists these, and whoever of them takes
+    /// first takes the oldest plain one: `Locked::take_handed`).
     Handed(WaitOutcome, QueueId),
 }
 

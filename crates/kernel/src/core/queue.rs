@@ -91,11 +91,72 @@ pub(crate) struct MsgQueue {
     /// Closed by its receiver: tasks' sends fail with `Closed`; receives
     /// drain what is queued, then fail with `Closed`.
     pub closed: bool,
-    /// Messages handed to waiting receivers that have not taken them yet
-    /// (their waits are [`WaitState::Handed`](super::WaitState::Handed)):
-    /// they keep their places in the capacity until taken
-    /// ([`capacity`](crate::capacity), "A handed message keeps its place").
-    pub handed: u32,
+    /// The waits holding a message handed over from this queue that they
+    /// have not taken yet ([`WaitState::Handed`](super::WaitState::Handed)),
+    /// in the order the messages were handed over: each keeps its place in
+    /// the capacity until taken ([`capacity`](crate::capacity), "A handed
+    /// message keeps its place"), and among the plain ones whoever takes
+    /// first takes the oldest (`Locked::take_handed`, "group hand-off").
+    pub handed: HandedList,
+}
+
+/// The waits holding a queue's handed messages, oldest first: one pointer
+/// in the queue (most queues never hand over to a waiting receiver, and a
+/// million ports pay for every byte here); the list, once made, is kept
+/// for the queue's next hand-off.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct HandedList(Option<Box<Vec<HandedTo>>>);
+
+impl HandedList {
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| v.len())
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, h: HandedTo) {
+        self.0.get_or_insert_with(Default::default).push(h);
+    }
+
+    pub(crate) fn as_slice(&self) -> &[HandedTo] {
+        self.0.as_deref().map_or(&[], |v| v.as_slice())
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, HandedTo> {
+        self.as_slice().iter()
+    }
+
+    /// Makes the entries before index `end` (all: `usize::MAX`) keep
+    /// their own messages from now on (see `Locked::take_handed`).
+    pub(crate) fn freeze_before(&mut self, end: usize) {
+        if let Some(v) = self.0.as_mut() {
+            for h in v.iter_mut().take(end) {
+                h.plain = false;
+            }
+        }
+    }
+
+    /// Removes wait `w`'s entry; returns it and its index.
+    pub(crate) fn remove(&mut self, w: WaitId) -> Option<(usize, HandedTo)> {
+        let v = self.0.as_mut()?;
+        let at = v.iter().position(|h| h.wait == w)?;
+        Some((at, v.remove(at)))
+    }
+}
+
+/// A wait holding a place in a queue with a message handed to it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct HandedTo {
+    pub wait: WaitId,
+    /// The message carries no rights and is not the kernel's, and the wait
+    /// has no filter: any other plain waiter of the queue could have been
+    /// handed it instead, so plain messages go to whoever takes first.
+    pub plain: bool,
 }
 
 clone_fields!(MsgQueue {
@@ -134,7 +195,7 @@ impl MsgQueue {
             max_len: 0,
             send_possible: BTreeMap::new(),
             closed: false,
-            handed: 0,
+            handed: HandedList::default(),
         }
     }
 
@@ -163,7 +224,7 @@ impl MsgQueue {
         handoff: bool,
     ) -> Admission {
         self.capacity.admit(QueueLoad {
-            len: self.messages.len() + self.handed as usize,
+            len: self.messages.len() + self.handed.len(),
             bytes: self.bytes,
             incoming_bytes: cost,
             memory_limit,

@@ -273,7 +273,7 @@ impl Locked<'_> {
         };
         queue
             .capacity
-            .next_message(queued, parked, queue.handed > 0)
+            .next_message(queued, parked, !queue.handed.is_empty())
     }
 
     /// The oldest message `f` passes in queue `q`: queued (in queue order,
@@ -477,6 +477,7 @@ impl Locked<'_> {
         };
         if let Some(found) = found {
             let (q, msg) = self.take(found);
+            self.handed_overtaken(q);
             let seqno = self.queue_mut(q).expect("live").next_seqno();
             let received_on = regs
                 .iter()
@@ -609,6 +610,7 @@ impl super::State {
             carried,
             ..
         } = q.pop()?;
+        q.handed.freeze_before(usize::MAX);
         // Checked above; spelled out so no drop glue is called for `None`.
         if let Some(carried) = carried {
             drop(carried);

@@ -464,7 +464,11 @@ impl super::State {
         super::take_stamp(&mut self.next_stamp);
         let q = &mut self.ports.get_mut(port).expect("looked up above").queue;
         q.accepted += 1;
-        q.handed += 1;
+        // Plain: no rights, a task's message, no filter (checked above).
+        q.handed.push(super::queue::HandedTo {
+            wait: w,
+            plain: true,
+        });
         let seqno = q.next_seqno();
         q.blocked_receivers.pop_front();
         let message = Message::received(

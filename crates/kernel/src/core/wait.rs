@@ -8,7 +8,9 @@ use super::{
     KMessage, Locked, QueueId, Registration, State, WaitId, WaitOutcome, WaitState, Waker,
 };
 use crate::error::{ReceiveError, SendErrorKind};
-use crate::name::PortName;
+use super::queue::HandedTo;
+use crate::message::Message;
+use crate::name::{Pid, PortName};
 
 impl Locked<'_> {
     /// Completes a blocked sender with an error; its message goes back to it.
@@ -45,7 +47,16 @@ impl Locked<'_> {
     }
 
     /// Completes a blocked receiver with a message taken from queue `q`.
+    /// The message keeps its place in `q` until the receiver takes it
+    /// ([`WaitState::Handed`]).
     pub(crate) fn complete_receive(&mut self, w: WaitId, q: QueueId, msg: KMessage, seqno: u64) {
+        let filtered = matches!(
+            self.waits.get(w).map(|r| &r.state),
+            Some(WaitState::Receiving {
+                filter: Some(_),
+                ..
+            })
+        );
         let registrations = self.unregister(w);
         let task = self.waits.get(w).expect("live wait").task;
         let received_on = registrations
@@ -62,8 +73,9 @@ impl Locked<'_> {
                 QueueId::Mailbox(_) => PortName::NULL,
             });
         let message = self.copy_out(task, msg, received_on, seqno);
+        let plain = !filtered && is_plain(&message);
         if let Some(queue) = self.queue_mut(q) {
-            queue.handed += 1;
+            queue.handed.push(HandedTo { wait: w, plain });
         }
         if let Some(rec) = self.waits.get_mut(w) {
             rec.state = WaitState::Handed(WaitOutcome::Received(Ok(message)), q);
@@ -72,16 +84,62 @@ impl Locked<'_> {
         }
     }
 
-    /// The waiter of a [`WaitState::Handed`] outcome took it (or is gone):
-    /// its message's place in queue `q` is free again, which may let a
-    /// blocked sender in or answer send-possible requests.
-    pub(crate) fn release_handed(&mut self, q: QueueId) {
+    /// Wait `w` takes (or, exiting, gives up) the message handed to it from
+    /// queue `q`, now in `outcome` (its record's state already moved out).
+    ///
+    /// **Group hand-off:** if its message is plain ([`HandedTo::plain`]),
+    /// `w` takes the *oldest* plain message handed over from `q`, and each
+    /// plain wait handed one before it moves up by one (each keeping the
+    /// name it receives on), so what a receiver gets depends on the order
+    /// the receivers take, as if each had asked the queue only when it
+    /// took, not on the order they began to wait. Then its place in `q`
+    /// is free again, which may let a blocked sender in or answer
+    /// send-possible requests.
+    ///
+    /// A message taken out of that order (one that is not plain, taken
+    /// while older plain ones are still held; or the queue's head taken by
+    /// a receive that did not wait, [`Self::handed_overtaken`]) freezes the
+    /// older entries: each keeps its own message from then on, so no
+    /// receiver ever takes a message older than one it took before.
+    pub(crate) fn take_handed(&mut self, w: WaitId, q: QueueId, outcome: &mut WaitOutcome) {
         let Some(queue) = self.queue_mut(q) else {
             return;
         };
-        debug_assert!(queue.handed > 0, "a handed place released twice");
-        queue.handed = queue.handed.saturating_sub(1);
+        let Some((at, mine)) = queue.handed.remove(w) else {
+            debug_assert!(false, "a handed place released twice");
+            return;
+        };
+        if !mine.plain {
+            queue.handed.freeze_before(at);
+        } else {
+            let earlier: SmallVec<[WaitId; 4]> = queue.handed.as_slice()[..at]
+                .iter()
+                .filter(|h| h.plain)
+                .map(|h| h.wait)
+                .collect();
+            if let WaitOutcome::Received(Ok(message)) = outcome {
+                // Walking back from the newest: `message` ends with the
+                // oldest, each earlier wait with its successor's.
+                for e in earlier.into_iter().rev() {
+                    if let Some(WaitState::Handed(WaitOutcome::Received(Ok(theirs)), _)) =
+                        self.waits.get_mut(e).map(|r| &mut r.state)
+                    {
+                        message.exchange_keeping_received_on(theirs);
+                    }
+                }
+            }
+        }
         self.refill(q);
+    }
+
+    /// A receive took a message from `q` without waiting (the head, or a
+    /// parked sender's): every message handed over from `q` and still held
+    /// is older, and keeps its own waiter from now on (see
+    /// [`Self::take_handed`]).
+    pub(crate) fn handed_overtaken(&mut self, q: QueueId) {
+        if let Some(queue) = self.queue_mut(q) {
+            queue.handed.freeze_before(usize::MAX);
+        }
     }
 
     /// Removes a receive wait from every queue and set it is registered on.
@@ -132,4 +190,13 @@ impl State {
             Waker::Call(call) => self.to_wake.push(call),
         }
     }
+}
+
+/// Whether a handed message could as well have gone to any other plain
+/// waiter of its queue: it carries no rights (those were moved into the
+/// receiver's name space) and is not a kernel notification (whose body
+/// names ports in the receiver's space).
+fn is_plain(message: &Message) -> bool {
+    !message.carries_rights()
+        && !(message.sender_verified() && message.sender() == Some(Pid::KERNEL))
 }

@@ -392,13 +392,14 @@ pub(crate) fn lazy_sources<M: Machine>(
 /// Whether process `i` may block lazily on the system mailbox `key`
 /// (module docs of [`lazy_sources`]; DESIGN.md, lazy blocking): it is
 /// buffered, and no other live process may use it otherwise than with a
-/// plain send, a receive that waits forever, or (when no other process
-/// may receive from it) a send that gives up or drops its own message
-/// when full ([`MailboxUse::TrySend`]). A waiting
+/// plain send, a receive that waits forever, or a send that gives up or
+/// drops its own message when full ([`MailboxUse::TrySend`]). A waiting
 /// receiver is handed a message that, lazily, stays queued until it steps;
 /// the message keeps its place in the capacity until taken either way (the
 /// kernel's rule: `mkipc_kernel::capacity`), so a send sees the same
-/// fullness in both; but a try or timed receive, or a select that takes
+/// fullness in both, and among several waiting receivers whoever takes
+/// first takes the oldest (the kernel's group hand-off), as whoever steps
+/// first would lazily; but a try or timed receive, or a select that takes
 /// without waiting, could take the message the waiting receiver was
 /// handed, and a `DropOldest` send could displace it ([`MailboxUse::Other`]).
 pub(crate) fn lazy_mailbox<M: Machine>(
@@ -416,19 +417,13 @@ pub(crate) fn lazy_mailbox<M: Machine>(
                     .filter(move |&(j, s)| j != i && !matches!(s.status, Status::Ended(_)))
                     .map(|(_, s)| &*s.machine)
             };
-            // With a rival receiver, a try-send tells the orders apart
-            // too: waiters are handed messages in the order they waited,
-            // and a later waiter may take its message while an earlier
-            // one's still holds its place; lazily, the first to step takes
-            // the head, and frees its place first.
-            let rival = others().any(|m| {
-                m.may_use_mailbox(label, MailboxUse::Receive)
-                    || m.may_use_mailbox(label, MailboxUse::Select)
-            });
-            let intrudes = |m: &M| {
-                m.may_use_mailbox(label, MailboxUse::Other)
-                    || (rival && m.may_use_mailbox(label, MailboxUse::TrySend))
-            };
+            // A try-send by another process sees a handed message's place
+            // as taken, as it would the message still queued; and with
+            // rival receivers, whoever takes first takes the oldest handed
+            // message (the kernel's group hand-off), as the first to step
+            // would lazily. What could take or displace a handed message
+            // tells the orders apart.
+            let intrudes = |m: &M| m.may_use_mailbox(label, MailboxUse::Other);
             !others().any(intrudes)
         })
 }
