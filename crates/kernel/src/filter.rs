@@ -67,6 +67,11 @@ impl Filter {
     pub fn prefix(&self) -> &[u8] {
         &self.body_prefix
     }
+    /// Whether it passes every message (no condition set): a receive with
+    /// it is an unfiltered one.
+    pub fn passes_all(&self) -> bool {
+        self.ids.is_none() && self.sender.is_none() && self.body_prefix.is_empty()
+    }
     /// Whether `msg` (a received message, for a sender condition) passes.
     pub fn matches(&self, msg: &Message) -> bool {
         match (self.sender, msg.sender()) {

@@ -370,7 +370,14 @@ impl Message {
     /// (`Locked::take_handed`).
     pub(crate) fn exchange_keeping_received_on(&mut self, other: &mut Message) {
         std::mem::swap(self, other);
-        std::mem::swap(&mut self.trailer.received_on, &mut other.trailer.received_on);
+        std::mem::swap(
+            &mut self.trailer.received_on,
+            &mut other.trailer.received_on,
+        );
+    }
+    /// Sets the name a received message was received on.
+    pub(crate) fn set_received_on(&mut self, name: PortName) {
+        self.trailer.received_on = name;
     }
     /// The same message with this trailer (see [`Message::set_trailer`]).
     pub fn with_trailer(mut self, trailer: Trailer) -> Message {

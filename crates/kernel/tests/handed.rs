@@ -189,18 +189,6 @@ impl Side {
         }
     }
 
-    /// Whether receiver `r` would begin a receive while another receiver's
-    /// completed wait still holds its handed message.
-    fn newcomer_beside_handed(&self, r: usize) -> bool {
-        self.waiting[r].is_none()
-            && self.waiting.iter().enumerate().any(|(j, w)| {
-                w.is_some_and(|token| {
-                    let pid = self.tasks[self.receivers[j].0].pid();
-                    self.kernel.wait_done(pid, token)
-                })
-            })
-    }
-
     /// Asking receiver `r`: a try at the moment it takes.
     fn take_asking(&mut self, r: usize) -> Option<u64> {
         let (task, name) = self.receivers[r];
@@ -242,12 +230,6 @@ proptest! {
                     let b = asking.send(s, i as u64, on_full);
                     prop_assert_eq!(a, b, "send {} by sender {} ({:?})", i, s, on_full);
                 }
-                // A receive begun while another receiver holds a handed
-                // message takes the queue's head, where asking would take
-                // the older handed one: the group hand-off covers the
-                // receivers that waited, not newcomers (DESIGN.md, "A
-                // handed message keeps its place"), so it is not compared.
-                Op::Take(r) if r < receivers && waiting.newcomer_beside_handed(r) => {}
                 Op::Take(r) if r < receivers => {
                     if let Some(a) = waiting.take_waiting(r) {
                         let b = asking.take_asking(r);

@@ -516,6 +516,83 @@ fn the_reduction_rules_on_hand_written_models() {
             },
             false,
         ),
+        // Found by the soundness properties when the kernel's group
+        // hand-off came in (DESIGN.md, "Group hand-off"): a rendezvous
+        // waiter keeps the message its sender completed with ...
+        (
+            "a rendezvous mailbox's waiter keeps its message",
+            Model {
+                ports: vec![8],
+                procs: vec![
+                    vec![send(0, 0), recv(0)],
+                    vec![send(0, 1)],
+                    vec![recv(0), send(0, 0)],
+                ],
+                server: false,
+            },
+            false,
+        ),
+        // ... a `DropOldest` send finds handed messages not displaceable
+        // whoever takes them first ...
+        (
+            "a DropOldest send beside two handed messages and a select",
+            Model {
+                ports: vec![10],
+                procs: vec![
+                    vec![send(0, 0), send(0, 0)],
+                    vec![
+                        MOp::Send {
+                            port: 0,
+                            value: 0,
+                            policy: 4,
+                        },
+                        MOp::Select { wait: 0 },
+                    ],
+                    vec![recv(0)],
+                    vec![recv(0), send(0, 1)],
+                ],
+                server: false,
+            },
+            false,
+        ),
+        // ... and a select keeps the message it was handed, the oldest
+        // across its sources.
+        (
+            "a select handed the oldest message across two mailboxes",
+            Model {
+                ports: vec![10, 9],
+                procs: vec![
+                    vec![send(1, 0), send(0, 0)],
+                    vec![MOp::Select { wait: 0 }],
+                    vec![
+                        MOp::Send {
+                            port: 0,
+                            value: 1,
+                            policy: 2,
+                        },
+                        recv(0),
+                    ],
+                ],
+                server: false,
+            },
+            false,
+        ),
+        // ... and a message a select passed over (promised to a waiter)
+        // stays that waiter's.
+        (
+            "a select passes over a message handed to a waiter",
+            Model {
+                ports: vec![9, 10],
+                procs: vec![
+                    vec![send(1, 0), send(0, 0), send(0, 0)],
+                    vec![recv(1)],
+                    vec![send(0, 1), send(1, 1), recv(1)],
+                    vec![MOp::Select { wait: 0 }],
+                ],
+                server: false,
+            },
+            false,
+        ),
     ];
     for (what, m, reduced) in cases {
         let (full, with) = compare_reduced(&m, 100_000)

@@ -228,13 +228,15 @@ impl Numbering {
     /// Numbers everything `st` refers to, and sorts its stamps.
     fn fill(&mut self, st: &State) {
         self.stamps.clear();
-        for (_, p) in st.ports.iter() {
+        let queues = st
+            .ports
+            .iter()
+            .map(|(_, p)| &p.queue)
+            .chain(st.mailboxes.iter().map(|(_, m)| &m.queue));
+        for q in queues {
+            self.stamps.extend(q.messages.iter().map(|m| m.stamp.get()));
             self.stamps
-                .extend(p.queue.messages.iter().map(|m| m.stamp.get()));
-        }
-        for (_, m) in st.mailboxes.iter() {
-            self.stamps
-                .extend(m.queue.messages.iter().map(|m| m.stamp.get()));
+                .extend(q.handed.group(q.groups_handed()).map(|h| h.stamp));
         }
         for (_, w) in st.waits.iter() {
             if let WaitState::Sending { msg, .. } = &w.state {
@@ -756,9 +758,12 @@ impl Encoder<'_> {
 
     /// A plain handed message ([`super::queue::HandedTo::plain`]): what
     /// [`Self::user_message`] writes of it except the name it is received
-    /// on, which is its wait's (it carries no names).
-    fn plain_message(&mut self, m: &Message) {
+    /// on, which is its wait's (it carries no names), and with its arrival
+    /// stamp's rank (a select compares it with other queues' messages).
+    fn plain_message(&mut self, m: &Message, stamp: u64) {
         self.u(u64::from(m.id));
+        let rank = self.n.stamps.binary_search(&stamp).unwrap_or(0);
+        self.u(rank as u64);
         self.body(None, m.id, &m.body);
         match m.trailer() {
             None => self.out.push(0),
@@ -801,14 +806,17 @@ impl Encoder<'_> {
         // first (whoever of their waits takes first takes the oldest, so
         // which wait holds which one is not observable: `take_handed`);
         // the others by the wait holding each, which encodes it.
+        let grouped = |h: &&super::queue::HandedTo| h.plain && q.groups_handed();
         self.u(q.handed.len() as u64);
-        for h in q.handed.iter().filter(|h| !h.plain) {
+        for h in q.handed.iter().filter(|h| !grouped(h)) {
             self.wait(h.wait);
         }
         self.out.push(0xfe);
-        for h in q.handed.iter().filter(|h| h.plain) {
+        for h in q.handed.iter().filter(grouped) {
             match self.st.waits.get(h.wait).map(|r| &r.state) {
-                Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => self.plain_message(m),
+                Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => {
+                    self.plain_message(m, h.stamp)
+                }
                 _ => self.out.push(0xff),
             }
         }
@@ -1110,11 +1118,9 @@ impl Encoder<'_> {
                     self.outcome(task, outcome);
                 }
                 WaitState::Handed(outcome, from) => {
-                    let plain = self
-                        .st
-                        .queue(*from)
-                        .and_then(|q| q.handed.iter().find(|h| h.wait == id))
-                        .is_some_and(|h| h.plain);
+                    let plain = self.st.queue(*from).is_some_and(|q| {
+                        q.groups_handed() && q.handed.iter().any(|h| h.wait == id && h.plain)
+                    });
                     match outcome {
                         // Its message is encoded with its queue's (above).
                         WaitOutcome::Received(Ok(m)) if plain => {

@@ -133,10 +133,14 @@ impl State {
                     ..
                 }) = self.waits.get(h.wait)
                 else {
-                    return Err(format!("queue {id:?}: a plain handed wait holds no message"));
+                    return Err(format!(
+                        "queue {id:?}: a plain handed wait holds no message"
+                    ));
                 };
                 if m.carries_rights() {
-                    return Err(format!("queue {id:?}: a plain handed message carries rights"));
+                    return Err(format!(
+                        "queue {id:?}: a plain handed message carries rights"
+                    ));
                 }
                 let seqno = m.trailer().map(|t| t.seqno);
                 if last_seqno.is_some() && seqno <= last_seqno {

@@ -172,18 +172,27 @@ impl Kernel {
         Some(outcome)
     }
 
-    /// Whether the completed wait behind `token` holds a place in a bounded
-    /// queue: a message handed over while it waited, whose taking
-    /// ([`Kernel::wait_take`]) frees that place, and so may let a blocked
-    /// sender in. For a checker that must tell a step that only takes its
-    /// own outcome from one that changes a queue others use.
+    /// Whether taking the outcome of the completed wait behind `token`
+    /// ([`Kernel::wait_take`]) is an operation on the queue its message
+    /// came from, not only on the wait: the message holds a place in a
+    /// bounded queue, whose taking frees it (and may let a blocked sender
+    /// in); or it is a plain message handed over from a mailbox, where
+    /// whoever takes first takes the oldest (the group hand-off: another
+    /// receiver's take, or a receive that did not wait, changes what this
+    /// one gets). For a checker that must tell a step that only takes its
+    /// own outcome from one that changes a queue others use. (A port's
+    /// receivers are one task's: in a checker, one wait at a time.)
     pub fn wait_holds_place(&self, pid: Pid, token: WaitToken) -> bool {
         let _ = pid;
         let st = self.lock_unfenced();
-        match st.waits.get(token.id()).map(|r| &r.state) {
-            Some(WaitState::Handed(_, q)) => st
-                .queue(*q)
-                .is_some_and(|q| matches!(q.capacity, crate::Capacity::Bounded(_))),
+        let id = token.id();
+        match st.waits.get(id).map(|r| &r.state) {
+            Some(WaitState::Handed(_, q)) => st.queue(*q).is_some_and(|queue| {
+                matches!(queue.capacity, crate::Capacity::Bounded(_))
+                    || (matches!(q, super::QueueId::Mailbox(_))
+                        && queue.groups_handed()
+                        && queue.handed.iter().any(|h| h.wait == id && h.plain))
+            }),
             _ => false,
         }
     }

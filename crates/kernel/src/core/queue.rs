@@ -131,6 +131,24 @@ impl HandedList {
         self.as_slice().iter()
     }
 
+    /// The entries whose messages go to whoever takes first (plain, on a
+    /// queue that groups them: [`MsgQueue::groups_handed`]), oldest first.
+    pub(crate) fn group(&self, groups: bool) -> impl Iterator<Item = &HandedTo> {
+        self.iter().filter(move |h| groups && h.plain)
+    }
+
+    /// Moves the stamps of the plain entries before index `end` (all:
+    /// `usize::MAX`) by one entry towards the oldest, as the group hand-off
+    /// moves their messages: each gets the stamp of the plain entry after
+    /// it, the last of them gets `newest` (the message that joined them).
+    pub(crate) fn shift_stamps(&mut self, end: usize, newest: u64) {
+        let Some(v) = self.0.as_mut() else { return };
+        let mut carry = newest;
+        for h in v.iter_mut().take(end).filter(|h| h.plain).rev() {
+            carry = std::mem::replace(&mut h.stamp, carry);
+        }
+    }
+
     /// Makes the entries before index `end` (all: `usize::MAX`) keep
     /// their own messages from now on (see `Locked::take_handed`).
     pub(crate) fn freeze_before(&mut self, end: usize) {
@@ -154,9 +172,14 @@ impl HandedList {
 pub(crate) struct HandedTo {
     pub wait: WaitId,
     /// The message carries no rights and is not the kernel's, and the wait
-    /// has no filter: any other plain waiter of the queue could have been
-    /// handed it instead, so plain messages go to whoever takes first.
+    /// has no filter and waits on this queue alone: any other plain waiter
+    /// of the queue could have been handed it instead, so plain messages go
+    /// to whoever takes first.
     pub plain: bool,
+    /// The arrival stamp of the message this entry's wait holds now (it
+    /// moves with the message when the group hand-off moves messages), for
+    /// a select comparing it with other queues' messages.
+    pub stamp: u64,
 }
 
 clone_fields!(MsgQueue {
@@ -197,6 +220,15 @@ impl MsgQueue {
             closed: false,
             handed: HandedList::default(),
         }
+    }
+
+    /// Whether whoever takes first takes the oldest plain handed message
+    /// (`Locked::take_handed`): on every queue but a rendezvous one, where
+    /// a send completes *with* the receiver that waited, so that receiver
+    /// must be the one to get it.
+    #[inline]
+    pub(crate) fn groups_handed(&self) -> bool {
+        self.capacity != Capacity::Zero
     }
 
     /// May a message costing `cost` bytes ([`message_cost`]) enter the buffer now?

@@ -167,8 +167,26 @@ impl Locked<'_> {
             ),
         };
         let msg = msg.expect("found a message");
-        let (id, body, sender) = (msg.id, msg.body.clone(), msg.sender);
-        let seqno = self.queue(q).expect("live").seqno;
+        let (mut id, mut body, mut sender) = (msg.id, msg.body.clone(), msg.sender);
+        let mut seqno = self.queue(q).expect("live").seqno;
+        // Behind a group of plain handed messages, a receive would take the
+        // group's oldest (`take_through_group`): that is what it sees.
+        if let (Found::Queued(_), true) = (found, msg.carried.is_none() && sender != Pid::KERNEL) {
+            let queue = self.queue(q).expect("live");
+            let oldest = queue.handed.group(queue.groups_handed()).next();
+            if let Some(WaitRec {
+                state: WaitState::Handed(super::WaitOutcome::Received(Ok(m)), _),
+                ..
+            }) = oldest.and_then(|h| self.waits.get(h.wait))
+            {
+                id = m.id;
+                body = m.body.clone();
+                if let Some(t) = m.trailer() {
+                    sender = t.sender;
+                    seqno = t.seqno;
+                }
+            }
+        }
         let received_on = regs
             .iter()
             .find_map(|r| match r {
@@ -260,10 +278,15 @@ impl Locked<'_> {
             return self.oldest_matching_in(q, f);
         }
         let queue = self.queue(q)?;
-        let queued = queue
-            .messages
-            .front()
-            .map(|m| (m.stamp.get(), Found::Queued(q)));
+        // Behind a group of plain handed messages, a plain head stands for
+        // the group's oldest (`take_through_group`), and is as old.
+        let queued = queue.messages.front().map(|m| {
+            let stamp = match queue.handed.group(queue.groups_handed()).next() {
+                Some(h) if self.group_serves(q, None) => h.stamp,
+                _ => m.stamp.get(),
+            };
+            (stamp, Found::Queued(q))
+        });
         let parked = || {
             let &w = queue.blocked_senders.front()?;
             match &self.waits.get(w)?.state {
@@ -281,6 +304,12 @@ impl Locked<'_> {
     /// they parked), whichever is older.
     fn oldest_matching_in(&self, q: QueueId, f: &Filter) -> Option<(u64, Found)> {
         let queue = self.queue(q)?;
+        // The group's oldest handed message, if the filter passes it, is
+        // older than anything queued (`take_through_group` takes it).
+        if self.group_serves(q, Some(f)) {
+            let oldest = queue.handed.group(queue.groups_handed()).next()?;
+            return Some((oldest.stamp, Found::Queued(q)));
+        }
         let queued = queue
             .messages
             .iter()
@@ -354,14 +383,14 @@ impl Locked<'_> {
             .find_map(|r| self.find_oldest(std::slice::from_ref(r), filter))
     }
 
-    /// Takes the message `found` points at; refills the queue from blocked senders.
-    fn take(&mut self, found: Found) -> (QueueId, KMessage) {
-        let (q, msg) = self.take_unrefilled(found);
+    /// After taking the message `found` pointed at from `q`: refills the
+    /// queue from blocked senders (a parked sender's message taken straight
+    /// left the queue as it was: only send-possible requests may be due).
+    fn refill_after(&mut self, found: Found, q: QueueId) {
         match found {
             Found::Queued(_) | Found::QueuedAt(..) => self.refill(q),
             Found::Parked(..) => self.notify_send_possible(q),
         }
-        (q, msg)
     }
 
     /// Takes the message `found` points at: the queue's head, or a parked
@@ -476,8 +505,22 @@ impl Locked<'_> {
             self.find_oldest(&regs, opts.filter)
         };
         if let Some(found) = found {
-            let (q, msg) = self.take(found);
-            self.handed_overtaken(q);
+            // Taken before the queue is refilled, so that a parked sender
+            // let in comes after it (and after the group it may join).
+            let via_group = match found {
+                Found::Queued(q) => self.group_serves(q, opts.filter),
+                _ => false,
+            };
+            let (q, msg) = self.take_unrefilled(found);
+            let taken = match self.queue(q) {
+                Some(queue) if via_group => queue
+                    .handed
+                    .group(queue.groups_handed())
+                    .next()
+                    .map_or(msg.stamp.get(), |h| h.stamp),
+                _ => msg.stamp.get(),
+            };
+            self.skipped_groups(&regs, q, taken);
             let seqno = self.queue_mut(q).expect("live").next_seqno();
             let received_on = regs
                 .iter()
@@ -486,7 +529,19 @@ impl Locked<'_> {
                     _ => None,
                 })
                 .unwrap_or_else(|| self.receiver_name_in(pid, q));
-            let message = self.copy_out(pid, msg, received_on, seqno);
+            let through_group = if via_group {
+                self.take_through_group(q, msg, received_on, seqno)
+            } else {
+                Err(msg)
+            };
+            let message = match through_group {
+                Ok(message) => message,
+                Err(msg) => {
+                    self.handed_overtaken(q);
+                    self.copy_out(pid, msg, received_on, seqno)
+                }
+            };
+            self.refill_after(found, q);
             if let QueueId::Port(port) = q {
                 self.reclaim_link_if_drained(port);
             }
@@ -600,7 +655,8 @@ impl super::State {
             Some(head)
                 if head.carried.is_none()
                     && q.blocked_senders.is_empty()
-                    && q.send_possible.is_empty() => {}
+                    && q.send_possible.is_empty()
+                    && q.handed.is_empty() => {}
             _ => return None,
         }
         let super::KMessage {
@@ -610,7 +666,6 @@ impl super::State {
             carried,
             ..
         } = q.pop()?;
-        q.handed.freeze_before(usize::MAX);
         // Checked above; spelled out so no drop glue is called for `None`.
         if let Some(carried) = carried {
             drop(carried);

@@ -461,13 +461,14 @@ impl super::State {
             _ => return false,
         };
         // What `copy_in`, `deliver` and `complete_receive` do for it.
-        super::take_stamp(&mut self.next_stamp);
+        let stamp = super::take_stamp(&mut self.next_stamp).get();
         let q = &mut self.ports.get_mut(port).expect("looked up above").queue;
         q.accepted += 1;
         // Plain: no rights, a task's message, no filter (checked above).
         q.handed.push(super::queue::HandedTo {
             wait: w,
             plain: true,
+            stamp,
         });
         let seqno = q.next_seqno();
         q.blocked_receivers.pop_front();

@@ -4,11 +4,11 @@
 
 use smallvec::SmallVec;
 
+use super::queue::HandedTo;
 use super::{
-    KMessage, Locked, QueueId, Registration, State, WaitId, WaitOutcome, WaitState, Waker,
+    KMessage, Locked, QueueId, Registration, State, WaitId, WaitOutcome, WaitRec, WaitState, Waker,
 };
 use crate::error::{ReceiveError, SendErrorKind};
-use super::queue::HandedTo;
 use crate::message::Message;
 use crate::name::{Pid, PortName};
 
@@ -53,9 +53,9 @@ impl Locked<'_> {
         let filtered = matches!(
             self.waits.get(w).map(|r| &r.state),
             Some(WaitState::Receiving {
-                filter: Some(_),
+                filter: Some(f),
                 ..
-            })
+            }) if !f.passes_all()
         );
         let registrations = self.unregister(w);
         let task = self.waits.get(w).expect("live wait").task;
@@ -72,10 +72,20 @@ impl Locked<'_> {
                     .unwrap_or(PortName::NULL),
                 QueueId::Mailbox(_) => PortName::NULL,
             });
+        let stamp = msg.stamp.get();
+        self.skipped_groups(&registrations, q, stamp);
         let message = self.copy_out(task, msg, received_on, seqno);
-        let plain = !filtered && is_plain(&message);
+        // A wait on several sources (a select, a port set) was handed the
+        // oldest message across them: another message of this queue, handed
+        // later, could be younger than one waiting in another source.
+        let one_source = matches!(registrations[..], [Registration::Queue(..)]);
+        let plain = !filtered && one_source && is_plain(&message);
         if let Some(queue) = self.queue_mut(q) {
-            queue.handed.push(HandedTo { wait: w, plain });
+            queue.handed.push(HandedTo {
+                wait: w,
+                plain,
+                stamp,
+            });
         }
         if let Some(rec) = self.waits.get_mut(w) {
             rec.state = WaitState::Handed(WaitOutcome::Received(Ok(message)), q);
@@ -96,6 +106,9 @@ impl Locked<'_> {
     /// is free again, which may let a blocked sender in or answer
     /// send-possible requests.
     ///
+    /// Not on a rendezvous queue (`MsgQueue::groups_handed`): each
+    /// waiter there takes its own message.
+    ///
     /// A message taken out of that order (one that is not plain, taken
     /// while older plain ones are still held; or the queue's head taken by
     /// a receive that did not wait, [`Self::handed_overtaken`]) freezes the
@@ -109,7 +122,7 @@ impl Locked<'_> {
             debug_assert!(false, "a handed place released twice");
             return;
         };
-        if !mine.plain {
+        if !mine.plain || !queue.groups_handed() {
             queue.handed.freeze_before(at);
         } else {
             let earlier: SmallVec<[WaitId; 4]> = queue.handed.as_slice()[..at]
@@ -117,6 +130,7 @@ impl Locked<'_> {
                 .filter(|h| h.plain)
                 .map(|h| h.wait)
                 .collect();
+            queue.handed.shift_stamps(at, mine.stamp);
             if let WaitOutcome::Received(Ok(message)) = outcome {
                 // Walking back from the newest: `message` ends with the
                 // oldest, each earlier wait with its successor's.
@@ -130,6 +144,124 @@ impl Locked<'_> {
             }
         }
         self.refill(q);
+    }
+
+    /// Whether a receive that does not wait, with this filter, takes from
+    /// queue `q` through its group of plain handed messages
+    /// ([`Self::take_through_group`]): there is one, the queue's head is
+    /// plain (it joins the group), and the filter, if any, passes the
+    /// group's oldest message. (A selective receive that passes only a
+    /// younger one of them takes from the queue instead.)
+    pub(crate) fn group_serves(&self, q: QueueId, filter: Option<&crate::Filter>) -> bool {
+        let Some(queue) = self.queue(q) else {
+            return false;
+        };
+        let Some(head) = queue.messages.front() else {
+            return false;
+        };
+        let Some(oldest) = queue.handed.group(queue.groups_handed()).next() else {
+            return false;
+        };
+        head.carried.is_none()
+            && head.sender != Pid::KERNEL
+            && filter.is_none_or(|f| match self.waits.get(oldest.wait).map(|r| &r.state) {
+                Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => f.matches(m),
+                _ => false,
+            })
+    }
+
+    /// A receive that did not wait is about to take `k`, the
+    /// head of queue `q`, as the name `received_on` with sequence number
+    /// `seqno`. When plain messages handed over from `q` are still held
+    /// (a group: [`Self::take_handed`]) and `k` is plain too
+    /// ([`Self::group_serves`]), it takes the
+    /// oldest of them instead and `k` joins the group as its newest (each
+    /// member moving up by one), exactly as if the handed messages were
+    /// still queued ahead of `k`: so a receive that waited and was handed a
+    /// message, and one made after that message arrived, get the same.
+    /// Otherwise gives `k` back (the caller takes it, and the older handed
+    /// messages keep their receivers: [`Self::handed_overtaken`]).
+    pub(crate) fn take_through_group(
+        &mut self,
+        q: QueueId,
+        k: KMessage,
+        received_on: PortName,
+        seqno: u64,
+    ) -> Result<Message, KMessage> {
+        let Some(queue) = self.queue(q) else {
+            return Err(k);
+        };
+        let group: SmallVec<[WaitId; 4]> = queue
+            .handed
+            .group(queue.groups_handed())
+            .map(|h| h.wait)
+            .collect();
+        let newest = match group.last().and_then(|&w| self.waits.get(w)) {
+            Some(WaitRec {
+                task,
+                state: WaitState::Handed(WaitOutcome::Received(Ok(m)), _),
+                ..
+            }) if k.carried.is_none() && k.sender != Pid::KERNEL => {
+                (*task, m.received_on().unwrap_or(PortName::NULL))
+            }
+            _ => return Err(k),
+        };
+        let stamp = k.stamp.get();
+        let mut incoming = self.copy_out(newest.0, k, newest.1, seqno);
+        for e in group.into_iter().rev() {
+            if let Some(WaitState::Handed(WaitOutcome::Received(Ok(theirs)), _)) =
+                self.waits.get_mut(e).map(|r| &mut r.state)
+            {
+                incoming.exchange_keeping_received_on(theirs);
+            }
+        }
+        incoming.set_received_on(received_on);
+        if let Some(queue) = self.queue_mut(q) {
+            queue.handed.shift_stamps(usize::MAX, stamp);
+        }
+        Ok(incoming)
+    }
+
+    /// A receive on several sources (`registrations`) took, from `q`, a
+    /// message that arrived at `stamp`: a group of plain handed messages
+    /// in another of its sources whose oldest is older was passed over (it
+    /// is promised to its waiters), so it must stay theirs: frozen, each
+    /// keeps its own message from now on (else a later receive could take
+    /// it through the group, and the receive that passed it over would
+    /// have seen a message missing that nobody had taken).
+    pub(crate) fn skipped_groups(
+        &mut self,
+        registrations: &[Registration],
+        q: QueueId,
+        stamp: u64,
+    ) {
+        if registrations.len() < 2 && !matches!(registrations, [Registration::Set(_)]) {
+            return;
+        }
+        let mut others: SmallVec<[QueueId; 4]> = SmallVec::new();
+        for r in registrations {
+            match *r {
+                Registration::Queue(other, _) => others.push(other),
+                Registration::Set(set) => {
+                    if let Some(set) = self.sets.get(set) {
+                        others.extend(set.members.iter().map(|&p| QueueId::Port(p)));
+                    }
+                }
+            }
+        }
+        for other in others.into_iter().filter(|&o| o != q) {
+            if let Some(queue) = self.queue_mut(other) {
+                let groups = queue.groups_handed();
+                if queue
+                    .handed
+                    .group(groups)
+                    .next()
+                    .is_some_and(|h| h.stamp < stamp)
+                {
+                    queue.handed.freeze_before(usize::MAX);
+                }
+            }
+        }
     }
 
     /// A receive took a message from `q` without waiting (the head, or a
