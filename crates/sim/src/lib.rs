@@ -96,6 +96,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod sim;
 pub mod stack;
+mod stats;
 mod stackless;
 pub mod strategy;
 pub mod summary;

@@ -18,12 +18,11 @@ use mkipc_kernel::{CarriedRight, Disposition, IpcError, Pid};
 
 use crate::process::{Backend, ExitStatus, Proc, ProcResult, SimCtx};
 use crate::report::{PortReport, ProcReport, Report};
-use crate::runtime::{Body, Co, Core, PState, ProcMeta, Suspend};
+use crate::runtime::{Body, Co, Core, PState, ProcMeta, Stackless, Suspend};
 use crate::schedule::Schedule;
 use crate::sim::Sim;
 use crate::stack::Canary;
 use crate::stack::StackPool;
-use crate::stackless::Stackless;
 use crate::trace::{EventKind, KillCause, ProcLabel, Trace};
 use crate::ProcId;
 

@@ -39,29 +39,9 @@ use mkipc_kernel::Capacity;
 use crate::deadlock::Deadlock;
 use crate::process::ExitStatus;
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
+pub use crate::stats::ProcStats;
 use crate::trace::Trace;
 use crate::ProcId;
-
-/// Counters of one process.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct ProcStats {
-    /// Messages sent (delivered, dropped or displacing another).
-    pub sent: u64,
-    /// Of those, dropped or displacing.
-    pub drops: u64,
-    /// Sends that failed.
-    pub send_failures: u64,
-    /// Messages received.
-    pub received: u64,
-    /// Receives that failed.
-    pub receive_failures: u64,
-    /// Virtual time spent blocked in the kernel.
-    pub blocked: Duration,
-    /// Virtual time spent in `work`.
-    pub working: Duration,
-    /// Virtual time spent in `sleep`.
-    pub sleeping: Duration,
-}
 
 /// One process in the report.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -26,7 +26,7 @@ use mkipc_kernel::runtime::Waker;
 use mkipc_kernel::{Kernel, Pid, PortName};
 
 use crate::process::{ExitStatus, ProcResult};
-use crate::report::ProcStats;
+use crate::stats::ProcStats;
 use crate::rng::SimRng;
 use crate::scheduler::dpor::Obj;
 use crate::scheduler::{DporTrail, Scheduler};
@@ -61,7 +61,15 @@ pub(crate) type Co = Coroutine<(), Suspend, ProcResult, PooledStack>;
 /// process should not pay for a handle it does not have.
 pub(crate) enum Body {
     Co(Box<Co>),
-    Machine(Box<dyn crate::stackless::Stackless>),
+    Machine(Box<dyn Stackless>),
+}
+
+/// A body the loop resumes without a coroutine: a stepped machine (module
+/// `stackless`) or a polled future (module `async_proc`).
+pub(crate) trait Stackless {
+    /// Runs until the process hands over (with the [`Suspend`] request a
+    /// coroutine would have yielded) or ends.
+    fn resume(&mut self) -> Resumed;
 }
 
 /// What a process's body did when the loop resumed it: suspended with a
