@@ -17,10 +17,10 @@ use crate::rng::SimRng;
 use crate::runtime::Core;
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::{Scheduler, SchedulerKind};
-use crate::sim::Sim;
+use crate::sim::{Sim, DEFAULT_STACK_SIZE};
 use crate::stack::StackPool;
 use crate::tables::KillPlan;
-use crate::trace::TraceBuffer;
+use crate::trace::{TraceBuffer, DEFAULT_TRACE_LIMIT};
 
 /// Rights a spawned process inherits, by the creator's names.
 ///
@@ -215,6 +215,28 @@ impl SimBuilder {
 }
 
 /// Empties a map that usually is empty already.
+impl Sim {
+    /// Options: seed 0, random scheduler, tracing on (up to
+    /// [`DEFAULT_TRACE_LIMIT`] events), at most 10 million steps.
+    pub fn builder() -> SimBuilder {
+        SimBuilder {
+            seed: 0,
+            scheduler: SchedulerKind::Random,
+            stack_size: DEFAULT_STACK_SIZE,
+            trace: true,
+            trace_limit: DEFAULT_TRACE_LIMIT,
+            max_steps: 10_000_000,
+            kernel_config: KernelConfig::default(),
+        }
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::builder().build()
+    }
+}
+
 fn clear_map<K, V>(map: &mut BTreeMap<K, V>) {
     if !map.is_empty() {
         map.clear();

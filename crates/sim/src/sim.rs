@@ -47,21 +47,18 @@ use corosensei::CoroutineResult;
 use mkipc_kernel::introspect::{KernelStats, QueueStats};
 use mkipc_kernel::ipc::Owner;
 use mkipc_kernel::{
-    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Pid,
-    PortName,
+    Capacity, CarriedRight, Disposition, IpcError, Kernel, MailboxConfig, Pid, PortName,
 };
 
-use crate::builder::SimBuilder;
 use crate::deadlock;
 use crate::lifecycle::{panic_message, spawn_failed, spawn_process};
 use crate::process::{ExitStatus, Proc, ProcResult};
 use crate::report::{Failure, FailureReason, ProcStats, Report};
 use crate::runtime::{Body, Core, PState, Suspend};
-use crate::scheduler::SchedulerKind;
 use crate::stack::Canary;
 use crate::tables::KillPlan;
 use crate::time::{to_nanos, Nanos};
-use crate::trace::{KillCause, DEFAULT_TRACE_LIMIT};
+use crate::trace::KillCause;
 use crate::ProcId;
 
 /// The most bodies [`Sim::adopt_spawned`]'s scratch vector keeps room for
@@ -158,27 +155,7 @@ impl SimView<'_> {
     }
 }
 
-impl Default for Sim {
-    fn default() -> Self {
-        Sim::builder().build()
-    }
-}
-
 impl Sim {
-    /// Options: seed 0, random scheduler, tracing on (up to
-    /// [`DEFAULT_TRACE_LIMIT`] events), at most 10 million steps.
-    pub fn builder() -> SimBuilder {
-        SimBuilder {
-            seed: 0,
-            scheduler: SchedulerKind::Random,
-            stack_size: DEFAULT_STACK_SIZE,
-            trace: true,
-            trace_limit: DEFAULT_TRACE_LIMIT,
-            max_steps: 10_000_000,
-            kernel_config: KernelConfig::default(),
-        }
-    }
-
     /// The run's kernel.
     pub fn kernel(&self) -> &Kernel {
         &self.core.kernel
@@ -249,7 +226,7 @@ impl Sim {
     /// Spawns a process that inherits nothing.
     ///
     /// A process that cannot start (no memory left for its stack, say for
-    /// an absurd [`SimBuilder::stack_size`]) still gets its id; it ends at
+    /// an absurd [`SimBuilder::stack_size`](crate::SimBuilder::stack_size)) still gets its id; it ends at
     /// once with [`ExitStatus::Failed`], as the report shows.
     pub fn spawn<F>(&mut self, name: &str, f: F) -> ProcId
     where
