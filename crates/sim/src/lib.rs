@@ -87,7 +87,6 @@ pub mod exit;
 pub mod explore;
 mod lifecycle;
 pub mod machine;
-mod plain_ops;
 pub mod process;
 pub mod report;
 pub mod rng;

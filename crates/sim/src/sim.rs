@@ -51,7 +51,8 @@ use mkipc_kernel::{
 };
 
 use crate::deadlock;
-use crate::lifecycle::{panic_message, spawn_failed, spawn_process};
+use crate::lifecycle::panic_message;
+use crate::process::spawn::{spawn_failed, spawn_process};
 use crate::process::{ExitStatus, Proc, ProcResult};
 use crate::report::{Failure, FailureReason, ProcStats, Report};
 use crate::runtime::{Body, Core, PState, Suspend};
@@ -297,7 +298,7 @@ impl Sim {
                 crate::machine::run_on_proc_with(p, make(p.inherited()), yields)
             });
         }
-        crate::lifecycle::spawn_stackless(&self.core, name, None, inherit, |p| {
+        crate::process::spawn::spawn_stackless(&self.core, name, None, inherit, |p| {
             Box::new(crate::stackless::Runner::new(p, make, yields))
         })
     }

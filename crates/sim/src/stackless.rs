@@ -625,7 +625,7 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
     {
         let s = sim(self.proc);
         let yields = self.yields;
-        crate::lifecycle::spawn_stackless(&s.core, name, Some((s.id, s.pid)), inherit, |p| {
+        crate::process::spawn::spawn_stackless(&s.core, name, Some((s.id, s.pid)), inherit, |p| {
             Box::new(Runner::new(p, make, yields))
         })?;
         // As `Proc::spawn`: a scheduling point after the spawn.
