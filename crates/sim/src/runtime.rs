@@ -26,11 +26,11 @@ use mkipc_kernel::runtime::Waker;
 use mkipc_kernel::{Kernel, Pid, PortName};
 
 use crate::process::{ExitStatus, ProcResult};
-use crate::stats::ProcStats;
 use crate::rng::SimRng;
 use crate::scheduler::dpor::Obj;
 use crate::scheduler::{DporTrail, Scheduler};
 use crate::stack::{Canary, PooledStack, StackPool};
+use crate::stats::ProcStats;
 use crate::tables::{Interner, PidMap};
 use crate::time::Nanos;
 use crate::trace::{Event, EventKind, Target, TraceBuffer};

@@ -44,12 +44,12 @@ use mkipc_kernel::{
     NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
 
+use self::thread::ThreadCtx;
 pub use crate::exit::{ExitStatus, ProcError, ProcResult};
 use crate::runtime::{Core, Point, Suspend};
 use crate::scheduler::dpor::{Footprint, Obj};
 use crate::time::{to_nanos, Dist};
 use crate::trace::{EventKind, SendOutcome, Target};
-use self::thread::ThreadCtx;
 use crate::ProcId;
 
 mod plain_ops;
