@@ -13,13 +13,13 @@ use std::rc::Rc;
 use mkipc_kernel::runtime::KernelSnapshot;
 use mkipc_kernel::{CarriedRight, Disposition, Kernel, KernelConfig, PortName};
 
+use crate::driver::Driver;
 use crate::rng::SimRng;
 use crate::runtime::Core;
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::{Scheduler, SchedulerKind};
 use crate::sim::{Sim, DEFAULT_STACK_SIZE};
 use crate::stack::StackPool;
-use crate::tables::KillPlan;
 use crate::trace::{TraceBuffer, DEFAULT_TRACE_LIMIT};
 
 /// Rights a spawned process inherits, by the creator's names.
@@ -197,15 +197,8 @@ impl SimBuilder {
             dpor,
         };
         Sim {
-            core: Rc::new(core),
+            driver: Driver::new(Rc::new(core)),
             seed: self.seed,
-            coroutines: Vec::new(),
-            canaries: Vec::new(),
-            adopting: Vec::new(),
-            step_kills: KillPlan::default(),
-            time_kills: KillPlan::default(),
-            random_kills: Vec::new(),
-            stack_overflowed: false,
             setup_send_rights: Vec::new(),
             invariants: Vec::new(),
             final_checks: Vec::new(),
@@ -284,10 +277,10 @@ impl Sim {
         seed: u64,
         scheduler: &SchedulerKind,
     ) -> bool {
-        if self.stack_overflowed || self.coroutines.iter().any(Option::is_some) {
+        if self.driver.stack_overflowed || self.driver.coroutines.iter().any(Option::is_some) {
             return false;
         }
-        let Some(core) = Rc::get_mut(&mut self.core) else {
+        let Some(core) = Rc::get_mut(&mut self.driver.core) else {
             return false;
         };
         if !core.spawned.get_mut().is_empty() {
@@ -328,11 +321,11 @@ impl Sim {
         *core.world_rng.get_mut() = world_rng;
         core.dpor = scheduler.dpor();
         self.seed = seed;
-        self.coroutines.clear();
-        self.canaries.clear();
-        self.step_kills.clear();
-        self.time_kills.clear();
-        self.random_kills.clear();
+        self.driver.coroutines.clear();
+        self.driver.canaries.clear();
+        self.driver.step_kills.clear();
+        self.driver.time_kills.clear();
+        self.driver.random_kills.clear();
         self.setup_send_rights.clear();
         self.invariants.clear();
         self.final_checks.clear();
