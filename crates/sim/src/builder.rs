@@ -113,7 +113,7 @@ impl SimBuilder {
             _ => Ok(self),
         }
     }
-    /// Stack size of each process (default [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
+    /// Stack size of each process (default [`DEFAULT_STACK_SIZE`]).
     pub fn stack_size(mut self, bytes: usize) -> SimBuilder {
         self.stack_size = bytes;
         self
@@ -124,7 +124,7 @@ impl SimBuilder {
         self
     }
     /// The most events a trace keeps (default
-    /// [`DEFAULT_TRACE_LIMIT`](crate::DEFAULT_TRACE_LIMIT), 100,000). A run
+    /// [`DEFAULT_TRACE_LIMIT`], 100,000). A run
     /// that records more keeps its first `max_events - max_events / 2` events
     /// and its last `max_events / 2`, and leaves out the ones in between:
     /// [`Trace::gap`](crate::Trace::gap) says where and how many, the

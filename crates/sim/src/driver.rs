@@ -1,5 +1,5 @@
-//! The scheduler loop: the bottom of the crate, with its state ([`Core`],
-//! module `runtime`).
+//! The scheduler loop, which with its state ([`Core`], module `runtime`)
+//! is the layer every process kind runs on.
 //!
 //! A [`Driver`] owns every process's body (a coroutine, or a
 //! [`Stackless`](crate::runtime::Stackless) body the loop resumes itself)
@@ -424,7 +424,7 @@ impl Driver {
 
     /// Ends what is left (stuck processes are unwound) and releases the
     /// setup task's rights: the kernel is as the run leaves it, for the
-    /// report (`Sim::report`) or a leak check.
+    /// report (`Sim`'s) or a leak check.
     pub(crate) fn wind_up(&mut self) {
         let core = Rc::clone(&self.core);
         core.sample_watched();

@@ -1,9 +1,9 @@
 //! The state shared by the scheduler loop and the running process.
 //!
 //! A run has one [`Core`] behind an `Rc`: the kernel, the virtual clock, the
-//! ready queue, per-process bookkeeping, the trace. The scheduler loop in
-//! `sim.rs` owns the processes' bodies (coroutines, or stackless machines,
-//! [`Body`]) and resumes one at a time; the running process reaches the
+//! ready queue, per-process bookkeeping, the trace. The scheduler loop
+//! (module `driver`) owns the processes' bodies (coroutines, or stackless
+//! machines, [`Body`]) and resumes one at a time; the running process reaches the
 //! `Core` through its [`Proc`](crate::Proc) handle and hands control back
 //! with a [`Suspend`] request. Nothing here is shared
 //! between threads: only one piece of code runs at any moment, which is what

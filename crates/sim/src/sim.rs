@@ -4,12 +4,16 @@
 //! processes share ([`Sim::port`], [`Sim::mailbox`]), spawn processes with
 //! the rights they inherit, plan faults, add invariants, then [`Sim::run`].
 //!
-//! The loop in [`Sim::run`] is the whole scheduler: it moves woken processes
-//! to the ready queue, applies planned faults, asks the [`Scheduler`] which
-//! ready process runs next when there is a choice, resumes it until its next
-//! scheduling point, and checks the invariants. When nobody is ready it moves
-//! the virtual clock to the next timer; when there is no timer either, the
-//! run is over — finished if every process ended, deadlocked otherwise.
+//! [`Sim::run`] runs the scheduler loop (the crate's private module
+//! `driver`, below the process kinds and this set-up API): it moves woken
+//! processes to the ready queue, applies planned faults, asks the
+//! [`Scheduler`] which ready process runs next when there is a choice, and
+//! resumes it until its next scheduling point; this module checks the
+//! invariants after each step. When nobody is ready the loop moves the
+//! virtual clock to the next timer; when there is no timer either, the run
+//! is over — finished if every process ended, deadlocked otherwise (module
+//! [`deadlock`] tells a valid end from a deadlock) — and
+//! this module makes the [`Report`], or the [`Failure`] with it.
 //!
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Message};

@@ -1,7 +1,7 @@
 //! Threaded mode: the same process closures on real OS threads.
 //!
 //! [`Threaded`] runs each process on its own OS thread with a kernel
-//! [`Task`]: real concurrency, real time, no determinism — for embedding
+//! [`Task`](mkipc_kernel::Task): real concurrency, real time, no determinism — for embedding
 //! where the parallelism is the point, and to check that a model behaves the
 //! same outside the simulator. The closures are the ones given to
 //! [`Sim::spawn`](crate::Sim::spawn) (they must be `Send` here); `work` and
