@@ -13,7 +13,10 @@ Comments, strings and `#[cfg(test)] mod tests { .. }` are skipped.
 `--top` folds submodules into their top-level module (`check::engine` ->
 `check`) and drops edges inside one. It prints the edges, then the strongly
 connected components of more than one node (the cycles), and exits 1 if
-there is one, so it can be used as a check.
+there is one, so it can be used as a check. `--layers` prints instead every
+edge from a module to one of a higher layer (`LAYERS`, the sim crate's, as
+DESIGN.md's "Layers, one concept per file" lists them) and exits 1 if there
+is one.
 """
 
 import os
@@ -21,6 +24,17 @@ import re
 import sys
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+# The sim crate's layers, bottom first, by top-level module (DESIGN.md).
+LAYERS = {
+    "lib": 1, "exit": 1, "stats": 1, "time": 1, "rng": 1, "schedule": 1, "stack": 1,
+    "tables": 1, "trace": 1,
+    "scheduler": 2,
+    "runtime": 3, "driver": 3,
+    "process": 4, "machine": 4, "stackless": 4, "async_proc": 4,
+    "sim": 5, "builder": 5, "threaded": 5, "deadlock": 5, "report": 5, "summary": 5,
+    "explore": 6, "check": 6, "strategy": 6, "conformance": 6, "workload": 6,
+}
 
 
 def strip(text):
@@ -280,6 +294,21 @@ def main():
                     folded.setdefault(fa, set()).add(b[:1])
             folded.setdefault(fa, set())
         edges = folded
+    if "--layers" in sys.argv:
+        def layer(m):
+            return LAYERS.get(m[0] if m else "lib")
+
+        bad = 0
+        for a in sorted(edges):
+            if layer(a) is None:
+                print(f"{name(a)}: no layer (add it to LAYERS)")
+                bad += 1
+            for b in sorted(edges[a]):
+                if layer(a) is not None and layer(b) is not None and layer(b) > layer(a):
+                    print(f"up: {name(a)} (layer {layer(a)}) -> {name(b)} (layer {layer(b)})")
+                    bad += 1
+        print("no edge goes up a layer" if not bad else f"{bad} problems")
+        return 1 if bad else 0
     nodes = set(edges)
     for bs in edges.values():
         nodes |= bs
