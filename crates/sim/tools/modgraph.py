@@ -10,6 +10,9 @@ or inline. A name is followed through re-exports (`pub use`) to the module
 that defines it, so naming `crate::Sim` is an edge to `sim`, not to `lib`;
 the re-exports themselves (a facade, such as lib.rs's) are not edges.
 Comments, strings and `#[cfg(test)] mod tests { .. }` are skipped.
+Method calls are not followed: an `impl X` block in another file is an edge
+from that file to X's (it names X), not back, so keep such blocks in a file
+the one defining X never calls into (DESIGN.md's layers).
 `--top` folds submodules into their top-level module (`check::engine` ->
 `check`) and drops edges inside one. It prints the edges, then the strongly
 connected components of more than one node (the cycles), and exits 1 if
