@@ -13,14 +13,14 @@ use std::rc::Rc;
 use mkipc_kernel::runtime::KernelSnapshot;
 use mkipc_kernel::{CarriedRight, Disposition, Kernel, KernelConfig, PortName};
 
+use crate::driver::Driver;
 use crate::rng::SimRng;
 use crate::runtime::Core;
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
 use crate::scheduler::{Scheduler, SchedulerKind};
-use crate::sim::Sim;
+use crate::sim::{Sim, DEFAULT_STACK_SIZE};
 use crate::stack::StackPool;
-use crate::tables::KillPlan;
-use crate::trace::TraceBuffer;
+use crate::trace::{TraceBuffer, DEFAULT_TRACE_LIMIT};
 
 /// Rights a spawned process inherits, by the creator's names.
 ///
@@ -113,7 +113,7 @@ impl SimBuilder {
             _ => Ok(self),
         }
     }
-    /// Stack size of each process (default [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
+    /// Stack size of each process (default [`DEFAULT_STACK_SIZE`]).
     pub fn stack_size(mut self, bytes: usize) -> SimBuilder {
         self.stack_size = bytes;
         self
@@ -124,7 +124,7 @@ impl SimBuilder {
         self
     }
     /// The most events a trace keeps (default
-    /// [`DEFAULT_TRACE_LIMIT`](crate::DEFAULT_TRACE_LIMIT), 100,000). A run
+    /// [`DEFAULT_TRACE_LIMIT`], 100,000). A run
     /// that records more keeps its first `max_events - max_events / 2` events
     /// and its last `max_events / 2`, and leaves out the ones in between:
     /// [`Trace::gap`](crate::Trace::gap) says where and how many, the
@@ -197,15 +197,8 @@ impl SimBuilder {
             dpor,
         };
         Sim {
-            core: Rc::new(core),
+            driver: Driver::new(Rc::new(core)),
             seed: self.seed,
-            coroutines: Vec::new(),
-            canaries: Vec::new(),
-            adopting: Vec::new(),
-            step_kills: KillPlan::default(),
-            time_kills: KillPlan::default(),
-            random_kills: Vec::new(),
-            stack_overflowed: false,
             setup_send_rights: Vec::new(),
             invariants: Vec::new(),
             final_checks: Vec::new(),
@@ -215,6 +208,28 @@ impl SimBuilder {
 }
 
 /// Empties a map that usually is empty already.
+impl Sim {
+    /// Options: seed 0, random scheduler, tracing on (up to
+    /// [`DEFAULT_TRACE_LIMIT`] events), at most 10 million steps.
+    pub fn builder() -> SimBuilder {
+        SimBuilder {
+            seed: 0,
+            scheduler: SchedulerKind::Random,
+            stack_size: DEFAULT_STACK_SIZE,
+            trace: true,
+            trace_limit: DEFAULT_TRACE_LIMIT,
+            max_steps: 10_000_000,
+            kernel_config: KernelConfig::default(),
+        }
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::builder().build()
+    }
+}
+
 fn clear_map<K, V>(map: &mut BTreeMap<K, V>) {
     if !map.is_empty() {
         map.clear();
@@ -262,10 +277,10 @@ impl Sim {
         seed: u64,
         scheduler: &SchedulerKind,
     ) -> bool {
-        if self.stack_overflowed || self.coroutines.iter().any(Option::is_some) {
+        if self.driver.stack_overflowed || self.driver.coroutines.iter().any(Option::is_some) {
             return false;
         }
-        let Some(core) = Rc::get_mut(&mut self.core) else {
+        let Some(core) = Rc::get_mut(&mut self.driver.core) else {
             return false;
         };
         if !core.spawned.get_mut().is_empty() {
@@ -306,11 +321,11 @@ impl Sim {
         *core.world_rng.get_mut() = world_rng;
         core.dpor = scheduler.dpor();
         self.seed = seed;
-        self.coroutines.clear();
-        self.canaries.clear();
-        self.step_kills.clear();
-        self.time_kills.clear();
-        self.random_kills.clear();
+        self.driver.coroutines.clear();
+        self.driver.canaries.clear();
+        self.driver.step_kills.clear();
+        self.driver.time_kills.clear();
+        self.driver.random_kills.clear();
         self.setup_send_rights.clear();
         self.invariants.clear();
         self.final_checks.clear();

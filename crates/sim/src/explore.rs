@@ -555,7 +555,7 @@ impl Runs<'_> {
         (self.setup)(sim);
         self.explorer.add_leak_check(sim);
         let r = sim.run_here_with(self.reports);
-        (sim.core.step.get(), r)
+        (sim.driver.core.step.get(), r)
     }
 }
 

@@ -50,6 +50,36 @@
 //!   [`machine::Machine`]s.
 //! * [`Threaded`] ([`mod@threaded`]) runs the same closures on OS threads.
 //!
+//! ## Layers
+//!
+//! The modules have one direction: each uses only its own layer and those
+//! below it, so a reader can find where a step is taken and what it may
+//! touch. From the bottom (DESIGN.md, "Layers, one concept per file", has
+//! every file; `python3 crates/sim/tools/modgraph.py` prints the graph):
+//!
+//! 1. **Vocabulary**, plain data every layer shares: [`ProcId`], [`exit`]
+//!    ([`ExitStatus`], [`ProcError`]), [`ProcStats`], [`time`], [`rng`],
+//!    [`schedule`], [`stack`], the trace's events and its exporters
+//!    ([`trace`], which read only a [`Trace`]).
+//! 2. **Scheduling policies**: [`scheduler`], who runs next given the
+//!    ready queue, and the DPOR footprints.
+//! 3. **The loop and its state** (private modules `runtime` and `driver`):
+//!    the kernel, the clock, the ready queue and each process's
+//!    bookkeeping; the loop that takes a step (picks a ready process and
+//!    resumes its body until it hands control back) and ends processes.
+//! 4. **Process kinds**, what a step runs: a closure on a stackful
+//!    coroutine with its [`Proc`] handle ([`mod@process`]; also the
+//!    threaded backend), a [`machine::Machine`] stepped stackless by the
+//!    loop, an async process ([`async_proc`]).
+//! 5. **Set-up API and what a run gives back**: [`Sim`] ([`mod@sim`]),
+//!    [`SimBuilder`] ([`mod@builder`]), [`Threaded`] ([`mod@threaded`]);
+//!    the [`Report`] ([`report`], printed by [`summary`]) and the
+//!    [`deadlock`] explanation. They run before the loop or after it
+//!    stopped, never inside a step (but for invariants, after one).
+//! 6. **Built on runs**: [`Explorer`] ([`mod@explore`]), the stateful
+//!    checker ([`check`]), model [`strategy`]s, the [`conformance`]
+//!    backends, the benchmarks' [`workload`].
+//!
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Message};
 //! use mkipc_sim::{ms, Sim};
@@ -83,11 +113,10 @@ pub mod builder;
 pub mod check;
 pub mod conformance;
 pub mod deadlock;
+mod driver;
 pub mod exit;
 pub mod explore;
-mod lifecycle;
 pub mod machine;
-mod plain_ops;
 pub mod process;
 pub mod report;
 pub mod rng;
@@ -97,6 +126,7 @@ pub mod scheduler;
 pub mod sim;
 pub mod stack;
 mod stackless;
+mod stats;
 pub mod strategy;
 pub mod summary;
 mod tables;

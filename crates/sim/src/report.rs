@@ -9,6 +9,10 @@
 //! weighted by virtual time. A queue is followed through its holder; once the
 //! holder moves the receive right away in a message, its figures freeze.
 //!
+//! This module is the report's data; how a report prints (its `Display`,
+//! [`Report::summary`], [`Report::full_table`]) is module
+//! [`summary`](crate::summary)'s, which reads it.
+//!
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Message};
 //! use mkipc_sim::{ms, Inherit, Sim};
@@ -39,29 +43,9 @@ use mkipc_kernel::Capacity;
 use crate::deadlock::Deadlock;
 use crate::process::ExitStatus;
 use crate::schedule::{Schedule, ScheduleParseError, REPLAY_ENV};
+pub use crate::stats::ProcStats;
 use crate::trace::Trace;
 use crate::ProcId;
-
-/// Counters of one process.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub struct ProcStats {
-    /// Messages sent (delivered, dropped or displacing another).
-    pub sent: u64,
-    /// Of those, dropped or displacing.
-    pub drops: u64,
-    /// Sends that failed.
-    pub send_failures: u64,
-    /// Messages received.
-    pub received: u64,
-    /// Receives that failed.
-    pub receive_failures: u64,
-    /// Virtual time spent blocked in the kernel.
-    pub blocked: Duration,
-    /// Virtual time spent in `work`.
-    pub working: Duration,
-    /// Virtual time spent in `sleep`.
-    pub sleeping: Duration,
-}
 
 /// One process in the report.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -143,47 +127,6 @@ impl Report {
     /// events ([`Trace::gap`] says where). The schedule is always whole.
     pub fn events_dropped(&self) -> u64 {
         self.trace.events_dropped()
-    }
-}
-
-impl Report {
-    /// What the report adds up to, with top lists of `top` rows
-    /// ([`Summary`](crate::summary::Summary)).
-    pub fn summary(&self, top: usize) -> crate::summary::Summary {
-        crate::summary::Summary::of(self, top)
-    }
-    /// The report's rows, printed as its summary with top lists of `top`
-    /// rows (what `Display` prints for a large run).
-    pub fn summary_table(&self, top: usize) -> crate::summary::SummaryTable<'_> {
-        crate::summary::SummaryTable { report: self, top }
-    }
-    /// The report's rows, printed every one (what `Display` prints for a
-    /// run of at most [`FULL_TABLE_ROWS`](crate::summary::FULL_TABLE_ROWS)
-    /// processes and queues).
-    pub fn full_table(&self) -> crate::summary::FullTable<'_> {
-        crate::summary::FullTable { report: self }
-    }
-}
-
-/// The run's line, then every row, or for a large run its summary
-/// (module [`summary`](crate::summary)).
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::summary::{FULL_TABLE_ROWS, TOP_ROWS};
-        writeln!(
-            f,
-            "run: seed {} ({}), {} steps, virtual time {:?}",
-            self.seed, self.scheduler, self.steps, self.end_time
-        )?;
-        if self.procs.len() <= FULL_TABLE_ROWS && self.ports.len() <= FULL_TABLE_ROWS {
-            write!(f, "{}", self.full_table())?;
-        } else {
-            write!(f, "{}", self.summary_table(TOP_ROWS))?;
-        }
-        if let Some(note) = self.trace.truncation_note() {
-            writeln!(f, "{note}")?;
-        }
-        Ok(())
     }
 }
 

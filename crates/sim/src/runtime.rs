@@ -1,9 +1,9 @@
 //! The state shared by the scheduler loop and the running process.
 //!
 //! A run has one [`Core`] behind an `Rc`: the kernel, the virtual clock, the
-//! ready queue, per-process bookkeeping, the trace. The scheduler loop in
-//! `sim.rs` owns the processes' bodies (coroutines, or stackless machines,
-//! [`Body`]) and resumes one at a time; the running process reaches the
+//! ready queue, per-process bookkeeping, the trace. The scheduler loop
+//! (module `driver`) owns the processes' bodies (coroutines, or stackless
+//! machines, [`Body`]) and resumes one at a time; the running process reaches the
 //! `Core` through its [`Proc`](crate::Proc) handle and hands control back
 //! with a [`Suspend`] request. Nothing here is shared
 //! between threads: only one piece of code runs at any moment, which is what
@@ -26,11 +26,11 @@ use mkipc_kernel::runtime::Waker;
 use mkipc_kernel::{Kernel, Pid, PortName};
 
 use crate::process::{ExitStatus, ProcResult};
-use crate::report::ProcStats;
 use crate::rng::SimRng;
 use crate::scheduler::dpor::Obj;
 use crate::scheduler::{DporTrail, Scheduler};
 use crate::stack::{Canary, PooledStack, StackPool};
+use crate::stats::ProcStats;
 use crate::tables::{Interner, PidMap};
 use crate::time::Nanos;
 use crate::trace::{Event, EventKind, Target, TraceBuffer};
@@ -61,7 +61,15 @@ pub(crate) type Co = Coroutine<(), Suspend, ProcResult, PooledStack>;
 /// process should not pay for a handle it does not have.
 pub(crate) enum Body {
     Co(Box<Co>),
-    Machine(Box<dyn crate::stackless::Stackless>),
+    Machine(Box<dyn Stackless>),
+}
+
+/// A body the loop resumes without a coroutine: a stepped machine (module
+/// `stackless`) or a polled future (module `async_proc`).
+pub(crate) trait Stackless {
+    /// Runs until the process hands over (with the [`Suspend`] request a
+    /// coroutine would have yielded) or ends.
+    fn resume(&mut self) -> Resumed;
 }
 
 /// What a process's body did when the loop resumed it: suspended with a

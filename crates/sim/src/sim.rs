@@ -4,12 +4,16 @@
 //! processes share ([`Sim::port`], [`Sim::mailbox`]), spawn processes with
 //! the rights they inherit, plan faults, add invariants, then [`Sim::run`].
 //!
-//! The loop in [`Sim::run`] is the whole scheduler: it moves woken processes
-//! to the ready queue, applies planned faults, asks the [`Scheduler`] which
-//! ready process runs next when there is a choice, resumes it until its next
-//! scheduling point, and checks the invariants. When nobody is ready it moves
-//! the virtual clock to the next timer; when there is no timer either, the
-//! run is over — finished if every process ended, deadlocked otherwise.
+//! [`Sim::run`] runs the scheduler loop (the crate's private module
+//! `driver`, below the process kinds and this set-up API): it moves woken
+//! processes to the ready queue, applies planned faults, asks the
+//! [`Scheduler`] which ready process runs next when there is a choice, and
+//! resumes it until its next scheduling point; this module checks the
+//! invariants after each step. When nobody is ready the loop moves the
+//! virtual clock to the next timer; when there is no timer either, the run
+//! is over — finished if every process ended, deadlocked otherwise (module
+//! [`deadlock`] tells a valid end from a deadlock) — and
+//! this module makes the [`Report`], or the [`Failure`] with it.
 //!
 //! ```
 //! use mkipc_kernel::{Capacity, Ipc, Message};
@@ -39,34 +43,25 @@
 //!
 //! [`Scheduler`]: crate::scheduler::Scheduler
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use corosensei::CoroutineResult;
 use mkipc_kernel::introspect::{KernelStats, QueueStats};
 use mkipc_kernel::ipc::Owner;
 use mkipc_kernel::{
-    Capacity, CarriedRight, Disposition, IpcError, Kernel, KernelConfig, MailboxConfig, Pid,
-    PortName,
+    Capacity, CarriedRight, Disposition, IpcError, Kernel, MailboxConfig, Pid, PortName,
 };
 
-use crate::builder::SimBuilder;
 use crate::deadlock;
-use crate::lifecycle::{panic_message, spawn_failed, spawn_process};
+use crate::driver::{Driver, Stop};
+use crate::process::spawn::{spawn_failed, spawn_process};
 use crate::process::{ExitStatus, Proc, ProcResult};
-use crate::report::{Failure, FailureReason, ProcStats, Report};
-use crate::runtime::{Body, Core, PState, Suspend};
-use crate::scheduler::SchedulerKind;
-use crate::stack::Canary;
-use crate::tables::KillPlan;
-use crate::time::{to_nanos, Nanos};
-use crate::trace::{KillCause, DEFAULT_TRACE_LIMIT};
+use crate::report::{Failure, FailureReason, PortReport, ProcReport, ProcStats, Report};
+use crate::runtime::{Core, PState};
+use crate::schedule::Schedule;
+use crate::time::to_nanos;
+use crate::trace::{ProcLabel, Trace};
 use crate::ProcId;
-
-/// The most bodies [`Sim::adopt_spawned`]'s scratch vector keeps room for
-/// between calls.
-const ADOPTING_KEPT: usize = 1024;
 
 /// Default stack size of a simulated process.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
@@ -76,17 +71,11 @@ pub(crate) type FinalCheck = Box<dyn Fn(&Report) -> Result<(), String>>;
 
 /// A run being set up, then run (see the [module docs](crate::sim)).
 pub struct Sim {
-    pub(crate) core: Rc<Core>,
+    /// The scheduler loop, the process bodies it owns and the run's state
+    /// ([`Driver`]); first, so that it is dropped (its bodies unwound)
+    /// before the checks below.
+    pub(crate) driver: Driver,
     pub(crate) seed: u64,
-    /// Each process's body (coroutine or stackless machine) while it lives.
-    pub(crate) coroutines: Vec<Option<Body>>,
-    pub(crate) canaries: Vec<Option<Canary>>,
-    /// Scratch for [`Sim::adopt_spawned`]: always empty between calls.
-    pub(crate) adopting: Vec<(ProcId, Body, Option<Canary>)>,
-    pub(crate) step_kills: KillPlan<u64>,
-    pub(crate) time_kills: KillPlan<Nanos>,
-    pub(crate) random_kills: Vec<(ProcId, f64)>,
-    pub(crate) stack_overflowed: bool,
     pub(crate) setup_send_rights: Vec<PortName>,
     /// Invariants, and whether each is a queue invariant ([`Sim::queue_invariant`]).
     pub(crate) invariants: Vec<(String, Invariant, bool)>,
@@ -103,7 +92,7 @@ impl std::fmt::Debug for Sim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sim")
             .field("seed", &self.seed)
-            .field("procs", &self.core.procs.borrow().len())
+            .field("procs", &self.driver.core.procs.borrow().len())
             .finish()
     }
 }
@@ -158,47 +147,32 @@ impl SimView<'_> {
     }
 }
 
-impl Default for Sim {
-    fn default() -> Self {
-        Sim::builder().build()
-    }
-}
-
 impl Sim {
-    /// Options: seed 0, random scheduler, tracing on (up to
-    /// [`DEFAULT_TRACE_LIMIT`] events), at most 10 million steps.
-    pub fn builder() -> SimBuilder {
-        SimBuilder {
-            seed: 0,
-            scheduler: SchedulerKind::Random,
-            stack_size: DEFAULT_STACK_SIZE,
-            trace: true,
-            trace_limit: DEFAULT_TRACE_LIMIT,
-            max_steps: 10_000_000,
-            kernel_config: KernelConfig::default(),
-        }
-    }
-
     /// The run's kernel.
     pub fn kernel(&self) -> &Kernel {
-        &self.core.kernel
+        &self.driver.core.kernel
     }
 
     /// [`Kernel::queue_stats`], with each port made by [`Sim::port`]
     /// labelled as it was made (the kernel itself calls it `port#N`).
     pub fn queue_stats(&self) -> Vec<QueueStats> {
-        self.core.queue_stats()
+        self.driver.core.queue_stats()
     }
 
     /// The kernel pid of a spawned process.
     pub fn pid(&self, id: ProcId) -> Option<Pid> {
-        self.core.procs.borrow().get(id.0 as usize).map(|m| m.pid)
+        self.driver
+            .core
+            .procs
+            .borrow()
+            .get(id.0 as usize)
+            .map(|m| m.pid)
     }
 
     /// The pid of the simulator's setup task, which holds the rights created
     /// by [`Sim::port`] and [`Sim::mailbox`] until processes inherit them.
     pub fn init_pid(&self) -> Pid {
-        self.core.init
+        self.driver.core.init
     }
 
     /// Creates a port, held by the setup task, labelled and watched for the
@@ -209,17 +183,28 @@ impl Sim {
     /// no-senders and dead-port behaviour during the run depend only on the
     /// processes.
     pub fn port(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
-        let name = self.core.kernel.port_allocate(self.core.init, capacity)?;
-        let label = self.core.intern(label);
-        if let Some(id) = self.core.kernel.port_queue_id(self.core.init, name) {
-            self.core
+        let name = self
+            .driver
+            .core
+            .kernel
+            .port_allocate(self.driver.core.init, capacity)?;
+        let label = self.driver.core.intern(label);
+        if let Some(id) = self
+            .driver
+            .core
+            .kernel
+            .port_queue_id(self.driver.core.init, name)
+        {
+            self.driver
+                .core
                 .port_labels
                 .borrow_mut()
                 .push((id, Rc::clone(&label)));
         }
-        self.core
+        self.driver
+            .core
             .kernel
-            .make_right(self.core.init, name, Disposition::MakeSend)?;
+            .make_right(self.driver.core.init, name, Disposition::MakeSend)?;
         self.setup_send_rights.push(name);
         self.watch(label, name, false);
         Ok(name)
@@ -230,11 +215,13 @@ impl Sim {
     pub fn mailbox(&mut self, label: &str, capacity: Capacity) -> Result<PortName, IpcError> {
         let config = MailboxConfig::new(capacity).owner(Owner::System);
         let name = self
+            .driver
             .core
             .kernel
-            .mailbox_create(self.core.init, label, config)?;
-        let queue = self.watch(self.core.intern(label), name, true);
-        self.core
+            .mailbox_create(self.driver.core.init, label, config)?;
+        let queue = self.watch(self.driver.core.intern(label), name, true);
+        self.driver
+            .core
             .mailboxes
             .borrow_mut()
             .insert(label.to_string(), queue);
@@ -242,22 +229,26 @@ impl Sim {
     }
 
     fn watch(&mut self, label: Rc<str>, name: PortName, is_mailbox: bool) -> usize {
-        self.core.set_label(self.core.init, name, Rc::clone(&label));
-        self.core.watch(label, self.core.init, name, is_mailbox)
+        self.driver
+            .core
+            .set_label(self.driver.core.init, name, Rc::clone(&label));
+        self.driver
+            .core
+            .watch(label, self.driver.core.init, name, is_mailbox)
     }
 
     /// Spawns a process that inherits nothing.
     ///
     /// A process that cannot start (no memory left for its stack, say for
-    /// an absurd [`SimBuilder::stack_size`]) still gets its id; it ends at
+    /// an absurd [`SimBuilder::stack_size`](crate::SimBuilder::stack_size)) still gets its id; it ends at
     /// once with [`ExitStatus::Failed`], as the report shows.
     pub fn spawn<F>(&mut self, name: &str, f: F) -> ProcId
     where
         F: FnOnce(&Proc) -> ProcResult + 'static,
     {
-        match spawn_process(&self.core, name, None, &[], f) {
+        match spawn_process(&self.driver.core, name, None, &[], f) {
             Ok(id) => id,
-            Err(e) => spawn_failed(&self.core, name, &e),
+            Err(e) => spawn_failed(&self.driver.core, name, &e),
         }
     }
 
@@ -271,7 +262,7 @@ impl Sim {
     where
         F: FnOnce(&Proc) -> ProcResult + 'static,
     {
-        spawn_process(&self.core, name, None, inherit, f)
+        spawn_process(&self.driver.core, name, None, inherit, f)
     }
 
     /// Spawns a process that runs a [`Machine`](crate::machine::Machine)
@@ -315,12 +306,12 @@ impl Sim {
         M: crate::machine::Machine + Send,
         F: FnOnce(&[CarriedRight]) -> M + 'static,
     {
-        if self.core.dpor.is_some() {
+        if self.driver.core.dpor.is_some() {
             return self.spawn_with(name, inherit, move |p| {
                 crate::machine::run_on_proc_with(p, make(p.inherited()), yields)
             });
         }
-        crate::lifecycle::spawn_stackless(&self.core, name, None, inherit, |p| {
+        crate::process::spawn::spawn_stackless(&self.driver.core, name, None, inherit, |p| {
             Box::new(crate::stackless::Runner::new(p, make, yields))
         })
     }
@@ -355,7 +346,7 @@ impl Sim {
         F: FnOnce(crate::AsyncProc) -> Fut + 'static,
         Fut: std::future::Future<Output = ProcResult> + 'static,
     {
-        crate::async_proc::spawn_async_process(&self.core, name, None, inherit, make)
+        crate::async_proc::spawn_async_process(&self.driver.core, name, None, inherit, make)
     }
 
     /// Declares `proc` a server: a process that may wait forever for its
@@ -367,7 +358,7 @@ impl Sim {
     /// a deadlock, as is a server blocked anywhere but at a receive. An id
     /// no process has is ignored.
     pub fn server(&mut self, proc: ProcId) {
-        if let Some(m) = self.core.procs.borrow_mut().get_mut(proc.0 as usize) {
+        if let Some(m) = self.driver.core.procs.borrow_mut().get_mut(proc.0 as usize) {
             m.server = true;
         }
     }
@@ -378,24 +369,24 @@ impl Sim {
     /// error) fails the run with [`FailureReason::ProcessFailed`]. A panic
     /// always fails the run. An id no process has is ignored.
     pub fn expect_error(&mut self, proc: ProcId) {
-        if let Some(m) = self.core.procs.borrow_mut().get_mut(proc.0 as usize) {
+        if let Some(m) = self.driver.core.procs.borrow_mut().get_mut(proc.0 as usize) {
             m.expect_error = true;
         }
     }
 
     /// Kills `proc` when the run reaches scheduling step `step`.
     pub fn kill_at_step(&mut self, proc: ProcId, step: u64) {
-        self.step_kills.add(step, proc);
+        self.driver.step_kills.add(step, proc);
     }
 
     /// Kills `proc` at virtual time `at`.
     pub fn kill_at_time(&mut self, proc: ProcId, at: Duration) {
-        self.time_kills.add(to_nanos(at), proc);
+        self.driver.time_kills.add(to_nanos(at), proc);
     }
 
     /// At every step, kills `proc` with probability `p` (while it lives).
     pub fn kill_randomly(&mut self, proc: ProcId, p: f64) {
-        self.random_kills.push((proc, p));
+        self.driver.random_kills.push((proc, p));
     }
 
     /// Checks `check` after every step; a failure stops the run.
@@ -457,10 +448,10 @@ impl Sim {
         // One process runs at a time, all on this thread: the kernel lock
         // is taken once for the run and its winding up, not once per
         // operation (`Kernel::hold`).
-        let core = Rc::clone(&self.core);
+        let core = Rc::clone(&self.driver.core);
         let _hold = core.kernel.hold();
         let failure = self.run_loop();
-        if let Some(d) = &self.core.dpor {
+        if let Some(d) = &self.driver.core.dpor {
             // A run stopped by a failure before it could end (a panic, a
             // failed invariant, the step limit) is cut short: what the
             // processes still alive would have done is unknown, so each of
@@ -470,7 +461,7 @@ impl Sim {
                 .as_ref()
                 .is_some_and(|f| !matches!(f, FailureReason::Deadlock(_)));
             let live: Vec<u32> = if cut_short {
-                let procs = self.core.procs.borrow();
+                let procs = self.driver.core.procs.borrow();
                 (0..procs.len() as u32)
                     .filter(|&i| procs[i as usize].state != PState::Done)
                     .collect()
@@ -480,11 +471,11 @@ impl Sim {
             d.end_run(live);
         }
         let failure = failure.or_else(|| self.failed_process());
-        self.wind_up();
+        self.driver.wind_up();
         if failure.is_none()
             && !want_report
             && self.final_checks.is_empty()
-            && (!self.check_leaks || self.core.kernel.stats() == KernelStats::default())
+            && (!self.check_leaks || self.driver.core.kernel.stats() == KernelStats::default())
         {
             return Ok(None);
         }
@@ -527,7 +518,7 @@ impl Sim {
     /// The first process (by id) that ended with an error it did not
     /// declare expected.
     fn failed_process(&self) -> Option<FailureReason> {
-        let procs = self.core.procs.borrow();
+        let procs = self.driver.core.procs.borrow();
         procs.iter().find_map(|m| match &m.status {
             Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
                 Some(FailureReason::ProcessFailed {
@@ -539,295 +530,135 @@ impl Sim {
         })
     }
 
-    /// The loop; the caller holds the kernel (`Sim::run_here_with`).
+    /// The run's process names and labels, as a trace without events.
+    pub(crate) fn trace_names(&self) -> Trace {
+        Trace {
+            events: Vec::new(),
+            procs: self
+                .driver
+                .core
+                .procs
+                .borrow()
+                .iter()
+                .map(|m| ProcLabel {
+                    name: m.name.to_string(),
+                    pid: m.pid.0,
+                })
+                .collect(),
+            labels: self.driver.core.labels.borrow().to_labels(),
+            gap: None,
+        }
+    }
+
+    /// The report of a run [`Driver::wind_up`] ended.
+    pub(crate) fn report(&mut self) -> Report {
+        let core = Rc::clone(&self.driver.core);
+        let end = core.now();
+        let mut trace = self.trace_names();
+        (trace.events, trace.gap) = core.trace.borrow_mut().take();
+        let procs = core
+            .procs
+            .borrow()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ProcReport {
+                id: ProcId(i as u32),
+                name: m.name.to_string(),
+                pid: m.pid.0,
+                status: m.status.clone().unwrap_or(ExitStatus::Stuck),
+                stats: m.stats,
+            })
+            .collect();
+        let ports = core
+            .watched
+            .borrow()
+            .iter()
+            .map(|w| PortReport {
+                label: w.label.to_string(),
+                mailbox: w.is_mailbox,
+                capacity: w.capacity,
+                messages: w.messages,
+                drops: w.drops,
+                max_occupancy: w.max_len,
+                mean_occupancy: (end > 0).then(|| w.area as f64 / end as f64),
+            })
+            .collect();
+        // A copy: the run's vector keeps its memory for the next run
+        // (`Sim::reset`), instead of growing again from nothing.
+        let choices = core.choices.borrow().clone();
+        let sched = core.sched.borrow();
+        Report {
+            seed: self.seed,
+            scheduler: sched.name(),
+            steps: core.step.get(),
+            end_time: Duration::from_nanos(end),
+            procs,
+            ports,
+            schedule: Schedule {
+                seed: self.seed,
+                choices,
+            },
+            replay_diverged: sched.diverged(),
+            kernel_at_end: core.kernel.stats(),
+            trace,
+        }
+    }
+
+    /// The loop ([`Driver::run`]), set up for this run, with the
+    /// invariants checked after every step; how it ended, as a failure or
+    /// none. The caller holds the kernel (`Sim::run_here_with`).
     fn run_loop(&mut self) -> Option<FailureReason> {
-        let core = Rc::clone(&self.core);
+        let core = Rc::clone(&self.driver.core);
         for name in self.setup_send_rights.drain(..) {
             let _ = core.kernel.deallocate(core.init, name);
         }
-        let faults = !self.step_kills.is_empty()
-            || !self.time_kills.is_empty()
-            || !self.random_kills.is_empty();
+        let faults = self.driver.has_faults();
         core.fast_path.set(!faults && self.invariants.is_empty());
         if let Some(d) = &core.dpor {
             // Invariants see the state after every step, and faults strike
             // at a step count or at random per step: under either, no two
             // steps commute (DESIGN.md, "Exploration").
             let per_step = self.invariants.iter().any(|i| !i.2)
-                || !self.step_kills.is_empty()
-                || !self.random_kills.is_empty();
+                || !self.driver.step_kills.is_empty()
+                || !self.driver.random_kills.is_empty();
             if per_step {
                 d.set_all_global();
             }
         }
-        // A process that chose its successor at a scheduling point (see
-        // `SimCtx::point`) hands it over here; the step is already counted.
-        let mut chosen: Option<ProcId> = None;
-        loop {
-            let id = match chosen.take() {
-                Some(id) => id,
-                None => match self.next_to_run(&core) {
-                    Ok(id) => id,
-                    Err(end) => return end,
-                },
-            };
-            let body = self.coroutines[id.0 as usize]
-                .as_mut()
-                .expect("a ready process has a body");
-            let result = catch_unwind(AssertUnwindSafe(|| match body {
-                Body::Co(co) => co.resume(()),
-                Body::Machine(m) => m.resume(),
-            }));
-            // Also when the process returned: an overflow just before the end
-            // must not pass, nor its dirty slot go back to the pool (whose
-            // next user, maybe in a later run, would be blamed for it).
-            if let (Ok(CoroutineResult::Yield(_) | CoroutineResult::Return(_)), Some(canary)) =
-                (&result, self.canaries[id.0 as usize])
-            {
-                // SAFETY: the coroutine that owns this stack is alive (it just
-                // yielded or returned and sits in `self.coroutines`, which
-                // keeps the stack) and nothing runs on it.
-                if !unsafe { canary.intact() } {
-                    self.stack_overflowed = true;
-                    let proc = core.procs.borrow()[id.0 as usize].name.to_string();
-                    return Some(FailureReason::StackOverflow { proc });
+        let invariants = &self.invariants;
+        let stop = self.driver.run(|core| {
+            if invariants.is_empty() {
+                return Ok(());
+            }
+            let view = SimView { core };
+            for (name, check, _) in invariants {
+                if let Err(message) = check(&view) {
+                    return Err(FailureReason::Invariant {
+                        name: name.clone(),
+                        message,
+                        step: core.step.get(),
+                    });
                 }
             }
-            match result {
-                Ok(CoroutineResult::Yield(Suspend::SwitchTo(next))) => chosen = Some(next),
-                Ok(CoroutineResult::Yield(s)) => self.on_suspend(id, s),
-                Ok(CoroutineResult::Return(r)) => {
-                    self.coroutines[id.0 as usize] = None;
-                    let status = match r {
-                        Ok(()) => ExitStatus::Exited(0),
-                        Err(e) => e.into_status(),
-                    };
-                    self.end_process(id, status);
-                }
-                Err(payload) => {
-                    // The panic stops the run: dependent with everything.
-                    core.touch_global();
-                    self.coroutines[id.0 as usize] = None;
-                    let message = panic_message(&*payload);
-                    self.end_process(id, ExitStatus::Panicked(message.clone()));
-                    let proc = core.procs.borrow()[id.0 as usize].name.to_string();
-                    return Some(FailureReason::Panicked { proc, message });
-                }
-            }
-            if !self.invariants.is_empty() {
-                let view = SimView { core: &core };
-                for (name, check, _) in &self.invariants {
-                    if let Err(message) = check(&view) {
-                        return Some(FailureReason::Invariant {
-                            name: name.clone(),
-                            message,
-                            step: core.step.get(),
-                        });
-                    }
-                }
-            }
-        }
-    }
-
-    /// One turn of the loop's bookkeeping: spawns, kills, faults, wakes,
-    /// timers; then the process to run next (marked running, step counted),
-    /// or how the run ends.
-    fn next_to_run(&mut self, core: &Rc<Core>) -> Result<ProcId, Option<FailureReason>> {
-        loop {
-            self.adopt_spawned();
-            self.apply_kill_requests();
-            self.apply_faults();
-            // After kills: a killed task's exit wakes its peers.
-            core.apply_wakes();
-            if core.ready.borrow().is_empty() {
-                match self.next_event_time() {
-                    Some(t) => {
-                        if let Some(d) = &core.dpor {
-                            d.tick();
-                        }
-                        core.advance_clock(t);
-                        self.fire_timers();
-                        continue;
-                    }
-                    None => {
-                        if core.procs.borrow().iter().all(|m| m.state == PState::Done) {
-                            return Err(None);
-                        }
-                        // The names once, not per stuck process (a copy of
-                        // every label each time made big reports quadratic).
-                        let names = self.trace_names();
-                        let d = deadlock::analyse(core, |p, t| names.target_name(p, t));
-                        if d.is_valid_end(&core.procs.borrow()) {
-                            return Err(None);
-                        }
-                        return Err(Some(FailureReason::Deadlock(d)));
-                    }
-                }
-            }
-            if core.step.get() >= core.max_steps {
-                return Err(Some(FailureReason::StepLimit(core.max_steps)));
-            }
-            let id = core.pick();
-            core.step.set(core.step.get() + 1);
-            core.procs.borrow_mut()[id.0 as usize].state = PState::Running;
-            return Ok(id);
-        }
-    }
-
-    pub(crate) fn adopt_spawned(&mut self) {
-        if self.core.spawned.borrow().is_empty() {
-            return;
-        }
-        // Swapped with an empty vector of the loop's, so both keep their
-        // memory from one run to the next (and no borrow is held while the
-        // bodies move).
-        let mut spawned = std::mem::take(&mut self.adopting);
-        std::mem::swap(&mut spawned, &mut *self.core.spawned.borrow_mut());
-        for (id, co, canary) in spawned.drain(..) {
-            let i = id.0 as usize;
-            if self.coroutines.len() <= i {
-                self.coroutines.resize_with(i + 1, || None);
-                self.canaries.resize(i + 1, None);
-            }
-            self.coroutines[i] = Some(co);
-            self.canaries[i] = canary;
-        }
-        // Kept for the next run unless it held a whole population (a
-        // million processes spawned before the run): that much memory,
-        // written once, would stay resident for nothing.
-        if spawned.capacity() > ADOPTING_KEPT {
-            spawned = Vec::new();
-        }
-        self.adopting = spawned;
-    }
-
-    fn on_suspend(&mut self, id: ProcId, s: Suspend) {
-        let core = &self.core;
-        let i = id.0 as usize;
-        match s {
-            Suspend::Yield => {
-                core.procs.borrow_mut()[i].state = PState::Ready;
-                core.ready.borrow_mut().push_back(id);
-            }
-            Suspend::Block { deadline } => {
-                core.procs.borrow_mut()[i].state = PState::Blocked;
-                if let Some(d) = deadline {
-                    core.add_timer(id, d);
-                }
-            }
-            Suspend::Timer { until } => {
-                core.procs.borrow_mut()[i].state = PState::Timer;
-                core.add_timer(id, until);
-            }
-            Suspend::SwitchTo(_) => unreachable!("handled by the loop"),
-            Suspend::Join(target) => {
-                let mut procs = core.procs.borrow_mut();
-                if procs
-                    .get(target.0 as usize)
-                    .is_none_or(|t| t.state == PState::Done)
-                {
-                    procs[i].state = PState::Ready;
-                    core.ready.borrow_mut().push_back(id);
+            Ok(())
+        });
+        match stop {
+            Stop::Finished => None,
+            Stop::Stuck => {
+                // The names once, not per stuck process (a copy of every
+                // label each time made big reports quadratic).
+                let names = self.trace_names();
+                let d = deadlock::analyse(&core, |p, t| names.target_name(p, t));
+                if d.is_valid_end(&core.procs.borrow()) {
+                    None
                 } else {
-                    procs[i].state = PState::Joining(target);
-                    procs[target.0 as usize].joiners.push(id);
+                    Some(FailureReason::Deadlock(d))
                 }
             }
-        }
-    }
-
-    fn next_event_time(&self) -> Option<Nanos> {
-        let procs = self.core.procs.borrow();
-        let mut timers = self.core.timers.borrow_mut();
-        // Drop stale timers so they neither move the clock nor hide a deadlock.
-        while let Some(std::cmp::Reverse((_, _, id, epoch))) = timers.peek() {
-            if procs[*id as usize].epoch == *epoch {
-                break;
-            }
-            timers.pop();
-        }
-        let timer = timers.peek().map(|r| r.0 .0);
-        // A planned kill moves the clock only if it can still strike someone:
-        // a kill of processes that have all ended must neither stretch the
-        // run's end time nor delay the deadlock report.
-        let alive = |p: &ProcId| {
-            procs
-                .get(p.0 as usize)
-                .is_some_and(|m| m.state != PState::Done)
-        };
-        let kill = self
-            .time_kills
-            .iter()
-            .find(|(_, p)| alive(p))
-            .map(|&(t, _)| t);
-        match (timer, kill) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn fire_timers(&mut self) {
-        let now = self.core.now();
-        let mut procs = self.core.procs.borrow_mut();
-        let mut timers = self.core.timers.borrow_mut();
-        let mut ready = self.core.ready.borrow_mut();
-        while let Some(std::cmp::Reverse((when, _, id, epoch))) = timers.peek().copied() {
-            if when > now {
-                break;
-            }
-            timers.pop();
-            let m = &mut procs[id as usize];
-            if m.epoch != epoch {
-                continue;
-            }
-            match m.state {
-                PState::Blocked => m.timed_out = true,
-                PState::Timer => {}
-                _ => continue,
-            }
-            m.state = PState::Ready;
-            m.epoch += 1;
-            ready.push_back(ProcId(id));
-        }
-    }
-
-    fn apply_faults(&mut self) {
-        if self.step_kills.is_empty() && self.time_kills.is_empty() && self.random_kills.is_empty()
-        {
-            return;
-        }
-        let step = self.core.step.get();
-        let now = self.core.now();
-        let mut due: Vec<(ProcId, KillCause)> = Vec::new();
-        while let Some((s, p)) = self.step_kills.take_due(step) {
-            due.push((p, KillCause::AtStep(s)));
-        }
-        while let Some((t, p)) = self.time_kills.take_due(now) {
-            due.push((p, KillCause::AtTime(Duration::from_nanos(t))));
-        }
-        for &(p, prob) in &self.random_kills {
-            let alive = self
-                .core
-                .procs
-                .borrow()
-                .get(p.0 as usize)
-                .is_some_and(|m| m.state != PState::Done);
-            if alive && self.core.world_rng.borrow_mut().chance(prob) {
-                due.push((p, KillCause::Random));
-            }
-        }
-        for (p, cause) in due {
-            self.kill(p, cause);
-        }
-    }
-
-    fn apply_kill_requests(&mut self) {
-        if self.core.kill_requests.borrow().is_empty() {
-            return;
-        }
-        let requests = std::mem::take(&mut *self.core.kill_requests.borrow_mut());
-        for p in requests {
-            self.kill(p, KillCause::Requested);
+            Stop::StepLimit(limit) => Some(FailureReason::StepLimit(limit)),
+            Stop::StackOverflow { proc } => Some(FailureReason::StackOverflow { proc }),
+            Stop::Panicked { proc, message } => Some(FailureReason::Panicked { proc, message }),
+            Stop::AfterStep(reason) => Some(reason),
         }
     }
 }
@@ -838,6 +669,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
+    use crate::stack::Canary;
 
     /// A process that smashes its canary and returns before its next
     /// scheduling point overflowed all the same: the run must say so, and
@@ -856,7 +688,7 @@ mod tests {
             unsafe { canary.smash() };
             Ok(())
         });
-        let spawned = sim.core.spawned.borrow().last().and_then(|s| s.2);
+        let spawned = sim.driver.core.spawned.borrow().last().and_then(|s| s.2);
         canary.set(spawned);
         let failure = sim.run().expect_err("the overflow is reported");
         assert_eq!(

@@ -54,15 +54,9 @@ use mkipc_kernel::{
 
 use crate::machine::{call_outcome, CallStart, Ctx, Machine, Op, Step, YieldIs};
 use crate::process::{Backend, Proc, ProcError, ProcResult, SimCtx};
-use crate::runtime::{Resumed, Suspend};
+use crate::runtime::{Resumed, Stackless, Suspend};
 use crate::time::{to_nanos, Dist, Nanos};
 use crate::trace::{EventKind, Target};
-
-/// A body the loop resumes without a coroutine.
-pub(crate) trait Stackless {
-    /// Runs until the process hands over or ends (module docs).
-    fn resume(&mut self) -> Resumed;
-}
 
 /// A source of a deferred receive, owning its names.
 enum OwnedSource {
@@ -631,7 +625,7 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
     {
         let s = sim(self.proc);
         let yields = self.yields;
-        crate::lifecycle::spawn_stackless(&s.core, name, Some((s.id, s.pid)), inherit, |p| {
+        crate::process::spawn::spawn_stackless(&s.core, name, Some((s.id, s.pid)), inherit, |p| {
             Box::new(Runner::new(p, make, yields))
         })?;
         // As `Proc::spawn`: a scheduling point after the spawn.

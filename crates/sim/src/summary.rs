@@ -61,6 +61,48 @@ pub const FULL_TABLE_ROWS: usize = 40;
 /// How many rows each top list of a printed summary has.
 pub const TOP_ROWS: usize = 10;
 
+/// How a report prints: the report's data are module [`report`](crate::report)'s,
+/// the ways of showing them this module's.
+impl Report {
+    /// What the report adds up to, with top lists of `top` rows
+    /// ([`Summary`]).
+    pub fn summary(&self, top: usize) -> Summary {
+        Summary::of(self, top)
+    }
+    /// The report's rows, printed as its summary with top lists of `top`
+    /// rows (what `Display` prints for a large run).
+    pub fn summary_table(&self, top: usize) -> SummaryTable<'_> {
+        SummaryTable { report: self, top }
+    }
+    /// The report's rows, printed every one (what `Display` prints for a
+    /// run of at most [`FULL_TABLE_ROWS`]
+    /// processes and queues).
+    pub fn full_table(&self) -> FullTable<'_> {
+        FullTable { report: self }
+    }
+}
+
+/// The run's line, then every row, or for a large run its summary
+/// (this module).
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "run: seed {} ({}), {} steps, virtual time {:?}",
+            self.seed, self.scheduler, self.steps, self.end_time
+        )?;
+        if self.procs.len() <= FULL_TABLE_ROWS && self.ports.len() <= FULL_TABLE_ROWS {
+            write!(f, "{}", self.full_table())?;
+        } else {
+            write!(f, "{}", self.summary_table(TOP_ROWS))?;
+        }
+        if let Some(note) = self.trace.truncation_note() {
+            writeln!(f, "{note}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The indices of the (at most) `k` items with the largest `key`, largest
 /// first; among equal keys the lower index first.
 pub fn top_by<T, K: Ord>(items: &[T], k: usize, key: impl Fn(&T) -> K) -> Vec<usize> {

@@ -1,7 +1,7 @@
 //! Threaded mode: the same process closures on real OS threads.
 //!
 //! [`Threaded`] runs each process on its own OS thread with a kernel
-//! [`Task`]: real concurrency, real time, no determinism — for embedding
+//! [`Task`](mkipc_kernel::Task): real concurrency, real time, no determinism — for embedding
 //! where the parallelism is the point, and to check that a model behaves the
 //! same outside the simulator. The closures are the ones given to
 //! [`Sim::spawn`](crate::Sim::spawn) (they must be `Send` here); `work` and
@@ -27,33 +27,15 @@
 //! assert!(world.join_all().iter().all(|(_, s)| s.is_success()));
 //! ```
 
-use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
-use mkipc_kernel::{Capacity, CarriedRight, Ipc, IpcError, Kernel, Pid, PortName, Task};
+use mkipc_kernel::{Capacity, CarriedRight, Ipc, IpcError, Kernel, PortName};
 use parking_lot::{Condvar, Mutex};
 
-use crate::process::{run_threaded, ExitStatus, Proc, ProcResult};
-use crate::rng::SimRng;
+use crate::process::thread::{join, spawn, Shared};
+use crate::process::{ExitStatus, Proc, ProcResult};
 use crate::ProcId;
-
-struct Entry {
-    name: String,
-    pid: Pid,
-    status: Option<ExitStatus>,
-    handle: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    kernel: Kernel,
-    init: Task,
-    start: Instant,
-    procs: Mutex<Vec<Entry>>,
-    ended: Condvar,
-}
 
 /// Runs processes on OS threads (see the [module docs](crate::threaded)).
 pub struct Threaded {
@@ -72,15 +54,6 @@ impl Default for Threaded {
     fn default() -> Self {
         Threaded::new()
     }
-}
-
-/// The threaded backend of a [`Proc`].
-pub(crate) struct ThreadCtx {
-    pub task: Task,
-    pub name: String,
-    pub start: Instant,
-    pub rng: RefCell<SimRng>,
-    shared: Arc<Shared>,
 }
 
 impl Threaded {
@@ -173,109 +146,5 @@ impl Threaded {
                 )
             })
             .collect()
-    }
-}
-
-fn spawn<F>(
-    shared: &Arc<Shared>,
-    name: &str,
-    parent: Option<Pid>,
-    inherit: &[CarriedRight],
-    f: F,
-) -> Result<ProcId, IpcError>
-where
-    F: FnOnce(&Proc) -> ProcResult + Send + 'static,
-{
-    let task = shared.kernel.spawn_task();
-    let from = parent.unwrap_or(shared.init.pid());
-    let inherited = if inherit.is_empty() {
-        Vec::new()
-    } else {
-        shared.kernel.transfer_rights(from, task.pid(), inherit)?
-    };
-    let mut procs = shared.procs.lock();
-    let id = ProcId(procs.len() as u32);
-    let pid = task.pid();
-    let shared2 = Arc::clone(shared);
-    let name2 = name.to_string();
-    let handle = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            let ctx = ThreadCtx {
-                task,
-                name: name2,
-                start: shared2.start,
-                rng: RefCell::new(SimRng::new(u64::from(id.0))),
-                shared: Arc::clone(&shared2),
-            };
-            let status =
-                match catch_unwind(AssertUnwindSafe(|| run_threaded(ctx, id, inherited, f))) {
-                    Ok(Ok(())) => ExitStatus::Exited(0),
-                    Ok(Err(e)) => e.into_status(),
-                    Err(_) => ExitStatus::Panicked("process thread panicked".to_string()),
-                };
-            let mut procs = shared2.procs.lock();
-            if procs[id.0 as usize].status.is_none() {
-                procs[id.0 as usize].status = Some(status);
-            }
-            shared2.ended.notify_all();
-        })
-        .map_err(|e| IpcError::Os(e.raw_os_error().unwrap_or(0)))?;
-    procs.push(Entry {
-        name: name.to_string(),
-        pid,
-        status: None,
-        handle: Some(handle),
-    });
-    Ok(id)
-}
-
-fn join(shared: &Shared, id: ProcId) -> ExitStatus {
-    let mut procs = shared.procs.lock();
-    loop {
-        match procs.get(id.0 as usize) {
-            None => return ExitStatus::Stuck,
-            Some(e) => {
-                if let Some(s) = &e.status {
-                    return s.clone();
-                }
-            }
-        }
-        shared.ended.wait(&mut procs);
-    }
-}
-
-impl ThreadCtx {
-    pub(crate) fn spawn<F>(
-        &self,
-        name: &str,
-        parent: Option<Pid>,
-        inherit: &[CarriedRight],
-        f: F,
-    ) -> Result<ProcId, IpcError>
-    where
-        F: FnOnce(&Proc) -> ProcResult + Send + 'static,
-    {
-        spawn(&self.shared, name, parent, inherit, f)
-    }
-
-    pub(crate) fn join(&self, id: ProcId) -> ExitStatus {
-        join(&self.shared, id)
-    }
-
-    pub(crate) fn kill(&self, id: ProcId) {
-        let pid = {
-            let mut procs = self.shared.procs.lock();
-            let Some(e) = procs.get_mut(id.0 as usize) else {
-                return;
-            };
-            if e.status.is_none() {
-                e.status = Some(ExitStatus::Killed);
-            }
-            e.pid
-        };
-        // Outside the table lock: exiting wakes the victim's waits.
-        self.shared.kernel.exit_task(pid);
-        self.shared.ended.notify_all();
     }
 }

@@ -599,7 +599,8 @@ impl AsyncProc {
             return std::future::pending().await;
         };
         let s = self.sim();
-        let id = crate::lifecycle::spawn_process(&s.core, name, Some((s.id, s.pid)), inherit, f)?;
+        let id =
+            crate::process::spawn::spawn_process(&s.core, name, Some((s.id, s.pid)), inherit, f)?;
         self.point().await;
         Ok(id)
     }

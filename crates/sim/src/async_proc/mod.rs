@@ -87,7 +87,7 @@ where
     F: FnOnce(AsyncProc) -> Fut + 'static,
     Fut: Future<Output = ProcResult> + 'static,
 {
-    crate::lifecycle::spawn_stackless(core, name, parent, inherit, |p| {
+    crate::process::spawn::spawn_stackless(core, name, parent, inherit, |p| {
         Box::new(runner::AsyncRunner::new(p, make))
     })
 }

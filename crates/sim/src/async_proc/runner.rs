@@ -28,8 +28,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use super::handle::{AsyncProc, Shared};
 use crate::exit::{ProcError, ProcResult};
 use crate::process::Proc;
-use crate::runtime::{Resumed, Suspend};
-use crate::stackless::Stackless;
+use crate::runtime::{Resumed, Stackless, Suspend};
 
 /// The `Waker` an async process's future is polled with: it wakes the
 /// process through the kernel's waker (the run's wake queue), and says that

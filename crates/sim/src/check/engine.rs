@@ -15,7 +15,7 @@ use super::por;
 use super::snap;
 use super::world::{CheckView, Part, Slot, State, Status, World};
 use crate::deadlock::{queue_label, report, Stuck, StuckOn};
-use crate::lifecycle::panic_message;
+use crate::driver::panic_message;
 use crate::machine::{Machine, Step};
 use crate::process::ExitStatus;
 use crate::report::FailureReason;

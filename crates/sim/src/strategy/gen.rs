@@ -21,94 +21,11 @@
 //! with the case), so [`models`] ends its shrinking with the model passes
 //! of [`Shrinking`] (module `shrink`).
 
-use std::ops::RangeInclusive;
-
 use mkipc_kernel::Capacity;
 use proptest::prelude::*;
 
-use super::model::{Action, Kill, Model, Policy, Program, Queue, QueueKind};
+use super::model::{Action, Kill, Model, ModelConfig, Policy, Program, Queue, QueueKind};
 use super::shrink::Shrinking;
-
-/// What a generated model may contain, and how big it may be.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelConfig {
-    /// Processes (at least one).
-    pub procs: RangeInclusive<usize>,
-    /// Queues.
-    pub queues: RangeInclusive<usize>,
-    /// Actions per process.
-    pub actions: RangeInclusive<usize>,
-    /// System mailboxes (else only ports).
-    pub mailboxes: bool,
-    /// Ports (else only mailboxes).
-    pub ports: bool,
-    /// RPC: `call` and `reply` (the request carries a send-once reply right).
-    pub rpc: bool,
-    /// Receives with a timeout and sleeps (virtual time).
-    pub time: bool,
-    /// Sends that fail or drop when the queue is full.
-    pub policies: bool,
-    /// Assertions on the value received.
-    pub asserts: bool,
-    /// A server (a process looping forever, a valid end at its receive).
-    pub servers: bool,
-    /// Nondeterministic choices ([`Action::Choose`]).
-    pub choices: bool,
-    /// Faults: up to this many kills at a virtual time (the stateful
-    /// checker refuses models with any; the simulator runs them).
-    pub faults: usize,
-}
-
-impl Default for ModelConfig {
-    /// Every feature the stateful checker and the scenario language both
-    /// have (no faults), up to 3 processes, 2 queues, 3 actions each.
-    fn default() -> ModelConfig {
-        ModelConfig {
-            procs: 1..=3,
-            queues: 1..=2,
-            actions: 0..=3,
-            mailboxes: true,
-            ports: true,
-            rpc: true,
-            time: true,
-            policies: true,
-            asserts: true,
-            servers: true,
-            choices: true,
-            faults: 0,
-        }
-    }
-}
-
-impl ModelConfig {
-    /// Whether `m` is within this configuration: its counts in the ranges,
-    /// only the features it allows (what the model passes of [`Shrinking`]
-    /// keep to, so a shrunk model is one the strategy could have made).
-    pub fn allows(&self, m: &Model) -> bool {
-        let counts = self.procs.contains(&m.procs.len())
-            && self.queues.contains(&m.queues.len())
-            && m.faults.len() <= self.faults
-            && m.procs.iter().all(|p| {
-                // A server's receive may have been put first.
-                let n = p.actions.len();
-                self.actions.contains(&n) || (p.server && n <= self.actions.end() + 1)
-            });
-        let queues = m.queues.iter().all(|q| match q.kind {
-            QueueKind::Mailbox => self.mailboxes,
-            QueueKind::Port { .. } => self.ports,
-        });
-        let servers = self.servers || m.procs.iter().all(|p| !p.server);
-        let actions = m.procs.iter().flat_map(|p| &p.actions).all(|a| match *a {
-            Action::Send { policy, .. } => self.policies || policy == Policy::Block,
-            Action::Receive { timeout, .. } => self.time || timeout.is_none(),
-            Action::Call { .. } | Action::Reply { .. } => self.rpc,
-            Action::AssertNot { .. } => self.asserts,
-            Action::Sleep { .. } => self.time,
-            Action::Choose { .. } => self.choices,
-        });
-        counts && queues && servers && actions
-    }
-}
 
 /// Any capacity of a model, smallest first: 0, 1, 2, unbounded.
 pub fn capacity() -> impl Strategy<Value = Capacity> {

@@ -81,8 +81,10 @@ mod run;
 mod shrink;
 mod topology;
 
-pub use gen::{capacity, model, model_with_faults, models, policy, ModelConfig};
-pub use model::{capacity_toml, Action, Kill, Model, Policy, Program, Queue, QueueKind};
+pub use gen::{capacity, model, model_with_faults, models, policy};
+pub use model::{
+    capacity_toml, Action, Kill, Model, ModelConfig, Policy, Program, Queue, QueueKind,
+};
 pub use run::{CheckRefusal, ModelMachine, Verdict};
 pub use shrink::{ModelTree, Shrinking};
 pub use topology::{scenario, topology, Scenario, Topology};

@@ -27,8 +27,7 @@
 use proptest::strategy::{NewTree, Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 
-use super::gen::ModelConfig;
-use super::model::{Action, Kill, Model, Policy, QueueKind};
+use super::model::{Action, Kill, Model, ModelConfig, Policy, QueueKind};
 use mkipc_kernel::Capacity;
 
 /// A strategy for models whose shrinking ends with the model passes of

@@ -44,13 +44,17 @@ use mkipc_kernel::{
     NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError, Sent, Wait,
 };
 
+use self::thread::ThreadCtx;
 pub use crate::exit::{ExitStatus, ProcError, ProcResult};
 use crate::runtime::{Core, Point, Suspend};
 use crate::scheduler::dpor::{Footprint, Obj};
-use crate::threaded::ThreadCtx;
 use crate::time::{to_nanos, Dist};
 use crate::trace::{EventKind, SendOutcome, Target};
 use crate::ProcId;
+
+mod plain_ops;
+pub(crate) mod spawn;
+pub(crate) mod thread;
 
 /// The simulated backend of a [`Proc`]: a [`Blocker`] that switches coroutines.
 pub(crate) struct SimCtx {
@@ -719,7 +723,7 @@ impl SimCtx {
     where
         F: FnOnce(&Proc) -> ProcResult + 'static,
     {
-        crate::lifecycle::spawn_process(&self.core, name, Some((self.id, self.pid)), inherit, f)
+        spawn::spawn_process(&self.core, name, Some((self.id, self.pid)), inherit, f)
     }
 }
 
