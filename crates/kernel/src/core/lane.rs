@@ -45,16 +45,63 @@
 //!
 //! # Blocking
 //!
-//! The lane itself never blocks. Full, empty, fenced or stale mean "take the
-//! locked path", where blocking is the same waiter machinery as always; a
-//! lane opens only when nobody is blocked on its port, and registering a
-//! waiter is a locked operation, which fences the lane first. So a wake-up
-//! cannot be lost: a push either lands before the fence (and the drain hands
-//! it to the locked state the waiter looks at) or fails and takes the locked
+//! The lane itself never blocks. Full, fenced or stale mean "take the locked
+//! path", where blocking is the same waiter machinery as always; a lane
+//! opens only when nobody is blocked on its port, and registering a waiter
+//! is a locked operation, which fences the lane first. So a wake-up cannot
+//! be lost: a push either lands before the fence (and the drain hands it to
+//! the locked state the waiter looks at) or fails and takes the locked
 //! path, which finds the waiter. Before falling back, a blocking operation
 //! yields a few times on a full or empty lane, as crossbeam's channels spin
 //! before they park.
 //!
+//! # Waiting on an open lane
+//!
+//! The one exception: a receive without a deadline (`Wait::Forever`) that
+//! finds its open lane empty after those yields sleeps *on the lane*,
+//! without fencing it, so that a consumer catching up with its producers
+//! does not close the lane for everyone (a fence, a locked wait, a locked
+//! hand-off and a new grant per catch-up; with two consumers, a refused
+//! grant then sent whole backlogs through drain and refill on every
+//! operation). The lane keeps its sleepers (`Sleepers`, a count and a
+//! list under a mutex, on a cache line of their own):
+//!
+//! * the receiver announces itself (the list, and a SeqCst `fetch_add` of
+//!   the count), looks at the lane once more (`Lane::idle`: a SeqCst load of
+//!   the tail, then the head) and sleeps only if nothing was reserved past
+//!   the head and the lane is still open under its generation; otherwise it
+//!   takes itself out and pops again (or takes the locked path if fenced);
+//! * a push, after its reservation (a SeqCst compare-and-swap of the tail),
+//!   loads the count (SeqCst) and, if anyone sleeps, wakes one (takes it
+//!   out of the list, sets its flag, unparks it);
+//! * a fence, after marking the words (SeqCst), loads the count and wakes
+//!   them all; they find the lane fenced and take the locked path, where
+//!   they register as waiters as before.
+//!
+//! Why no wake-up is lost: the four accesses (the count's announcement, the
+//! look's tail load; the tail's reservation or mark, the push's or fence's
+//! count load) are all SeqCst, so they have one total order: either the look
+//! comes after the reservation or mark (and sees it), or the count load
+//! comes after the announcement (and wakes someone). A woken receiver that
+//! finds the message taken by another announces itself again, so every
+//! push that found sleepers leaves one awake receiver behind it. The
+//! announcement has its own word: nothing but the kernel, fenced, ever
+//! writes the tail outside a push (an earlier attempt looked with a
+//! read-modify-write of the tail itself and lost a refilled message in
+//! loom). loom models SeqCst accesses as acquire/release only but SeqCst
+//! fences fully, so under loom a fence sits between each announcement and
+//! its load (`sync::loom_sc_fence`); the real build relies on the SeqCst
+//! accesses alone, which the C++ model allows, and pays no fence per push.
+//! The models are in `tests/loom.rs` (`lane_sleeper_*`, `lane_two_sleepers_*`).
+//!
+//! A receiver sleeping on a lane is not a registered waiter: `port_status`,
+//! `blocked_on` and the statistics do not count it until a locked
+//! operation's fence wakes it. A receiver woken by a fence (or whose last
+//! look found one) takes the general path without asking for a grant, so
+//! it registers under the lock if nothing is queued, and an observer that
+//! polls sees it on a later look. A receive with a deadline keeps the
+//! locked wait, so no deadline is waited in two places.
+
 //! # Order across lanes
 //!
 //! A fence that drains several lanes merges their messages by a kernel-wide
@@ -81,10 +128,12 @@ use super::queue::MsgQueue;
 use super::space::Obj;
 use super::{KMessage, PortId, State};
 use crate::capacity::Capacity;
-use crate::lane::{Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
+use crate::lane::{Idle, Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
 use crate::message::{Body, Message, INLINE_BODY};
 use crate::name::{Pid, PortName};
-use crate::sync::{thread_local, Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{
+    loom_sc_fence, thread, thread_local, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering,
+};
 use crate::Kernel;
 
 /// The largest lane a bounded port gets (its capacity, rounded down to a
@@ -171,6 +220,9 @@ impl LaneFifo {
     fn fence(&self) -> bool {
         each_flavour!(self, f => f.fence())
     }
+    fn idle(&self, gen: u32) -> Idle {
+        each_flavour!(self, f => f.idle(gen))
+    }
     fn drain(&self, each: impl FnMut(LaneMsg, u64)) {
         each_flavour!(self, f => f.drain(each))
     }
@@ -203,6 +255,134 @@ impl LaneFifo {
 pub(crate) struct PortLane {
     fifo: LaneFifo,
     clock: Arc<Clock>,
+    sleepers: Sleepers,
+}
+
+impl PortLane {
+    fn new(fifo: LaneFifo, clock: Arc<Clock>) -> PortLane {
+        PortLane {
+            fifo,
+            clock,
+            sleepers: Sleepers {
+                count: AtomicUsize::new(0),
+                list: Mutex::new(Vec::new()),
+            },
+        }
+    }
+
+    /// Fences the lane and wakes every receiver sleeping on it (they find
+    /// it fenced and take the locked path). Returns whether it was open.
+    fn fence(&self) -> bool {
+        let was_open = self.fifo.fence();
+        loom_sc_fence();
+        if self.sleepers.count.load(Ordering::SeqCst) != 0 {
+            self.sleepers.wake_all();
+        }
+        was_open
+    }
+
+    /// After a push: wakes one sleeping receiver, if any. The load is SeqCst,
+    /// after the push's SeqCst reservation (module docs, "Waiting on an
+    /// open lane"); in a stream nobody sleeps, and it reads a line nobody
+    /// writes.
+    #[inline(always)]
+    fn pushed(&self) {
+        loom_sc_fence();
+        if self.sleepers.count.load(Ordering::SeqCst) != 0 {
+            self.sleepers.wake_one();
+        }
+    }
+}
+
+/// One receiving thread's way to sleep on a lane and be woken.
+struct Sleeper {
+    thread: thread::Thread,
+    /// Set (under the sleepers' mutex) by whoever removed it from the list.
+    woken: AtomicBool,
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    static SLEEPER: RefCell<Option<Arc<Sleeper>>> = const { RefCell::new(None) };
+}
+
+#[cfg(loom)]
+thread_local! {
+    static SLEEPER: RefCell<Option<Arc<Sleeper>>> = RefCell::new(None);
+}
+
+fn this_sleeper() -> Arc<Sleeper> {
+    SLEEPER.with(|s| {
+        s.borrow_mut()
+            .get_or_insert_with(|| {
+                Arc::new(Sleeper {
+                    thread: thread::current(),
+                    woken: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    })
+}
+
+/// The receivers sleeping on an open lane, on a cache line of their own:
+/// producers read `count` after every push, and it changes only when a
+/// receiver goes to sleep or is woken.
+#[repr(align(128))]
+struct Sleepers {
+    /// How many are in `list` (changed under its mutex, read without it).
+    count: AtomicUsize,
+    list: Mutex<Vec<Arc<Sleeper>>>,
+}
+
+impl Sleepers {
+    /// Announces `me` (the count's SeqCst read-modify-write is what the
+    /// receiver's last look orders against).
+    fn register(&self, me: &Arc<Sleeper>) {
+        let mut list = self.list.lock();
+        me.woken.store(false, Ordering::Relaxed);
+        list.push(me.clone());
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes `me` out again if nobody woke it (a last look that found work).
+    fn unregister(&self, me: &Arc<Sleeper>) {
+        let mut list = self.list.lock();
+        if let Some(i) = list.iter().position(|s| Arc::ptr_eq(s, me)) {
+            list.remove(i);
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[cold]
+    fn wake_one(&self) {
+        let woken = {
+            let mut list = self.list.lock();
+            if list.is_empty() {
+                return;
+            }
+            let s = list.remove(0);
+            self.count.fetch_sub(1, Ordering::SeqCst);
+            s.woken.store(true, Ordering::Release);
+            s
+        };
+        woken.thread.unpark();
+    }
+
+    #[cold]
+    fn wake_all(&self) {
+        let woken = {
+            let mut list = self.list.lock();
+            let all = std::mem::take(&mut *list);
+            self.count.fetch_sub(all.len(), Ordering::SeqCst);
+            for s in &all {
+                s.woken.store(true, Ordering::Release);
+            }
+            all
+        };
+        for s in woken {
+            s.thread.unpark();
+        }
+    }
 }
 
 /// The kernel's record of one port's lane (under the lock).
@@ -243,7 +423,7 @@ impl Lanes {
     /// Fences every lane for good (they are being forgotten).
     fn retire_all(&mut self) {
         for e in self.by_port.values() {
-            e.lane.fifo.fence();
+            e.lane.fence();
         }
         self.by_port.clear();
         self.open.clear();
@@ -308,7 +488,7 @@ impl State {
         // Fence them all before draining any: from here no push completes.
         for id in &open {
             if let Some(e) = self.lanes.by_port.get(id) {
-                e.lane.fifo.fence();
+                e.lane.fence();
             }
         }
         let State {
@@ -418,10 +598,7 @@ impl State {
             } else {
                 LaneFifo::Ring(Lane::new(want))
             };
-            let lane = Arc::new(PortLane {
-                fifo,
-                clock: self.lanes.clock.clone(),
-            });
+            let lane = Arc::new(PortLane::new(fifo, self.lanes.clock.clone()));
             let entry = Entry {
                 lane,
                 gen,
@@ -432,7 +609,7 @@ impl State {
                 open: false,
             };
             if let Some(old) = self.lanes.by_port.insert(port, entry) {
-                old.lane.fifo.fence();
+                old.lane.fence();
             }
         }
         let epoch = self.lanes.epoch;
@@ -551,6 +728,10 @@ enum Miss {
     Fenced,
     /// Full (send) or empty (receive).
     Busy,
+    /// A receiver that waited on the lane found it fenced: it takes the
+    /// general path and waits there, registered, without asking for a grant
+    /// (so that whoever fenced sees it as a blocked receiver on a later look).
+    Woken,
 }
 
 /// How a lane send ended.
@@ -630,7 +811,10 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
 fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneMsg, Miss)> {
     loop {
         match g.lane.fifo.push(g.gen, m) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                g.lane.pushed();
+                return Ok(());
+            }
             Err(PushError::Full(back)) if yields > 0 && !g.lane.fifo.unbounded() => {
                 yields -= 1;
                 m = back;
@@ -659,6 +843,54 @@ fn pop_through(g: &Grant, mut yields: u32) -> Result<(LaneMsg, u64), Miss> {
             }
             Err(PopError::Empty) => return Err(Miss::Busy),
             Err(PopError::Fenced) => return Err(Miss::Fenced),
+        }
+    }
+}
+
+/// Pops through a grant as [`pop_through`]; then, if `park` and the lane
+/// stayed open and empty, sleeps on it until a push or a fence wakes it,
+/// and pops again (module docs, "Waiting on an open lane").
+#[inline(always)]
+fn pop_or_park(g: &Grant, yields: u32, park: bool) -> Result<(LaneMsg, u64), Miss> {
+    let mut waited = false;
+    loop {
+        match pop_through(g, yields) {
+            Err(Miss::Busy) if park => {}
+            // Fenced while it waited: wait on the locked path, registered.
+            Err(Miss::Fenced) if waited => return Err(Miss::Woken),
+            done => return done,
+        }
+        park_on(g)?;
+        waited = true;
+    }
+}
+
+/// Sleeps on the lane of `g` (its receiver found it empty): announces
+/// itself, looks once more, and sleeps unless that look found a push or a
+/// fence. `Err(Fenced)`: take the locked path.
+#[cold]
+fn park_on(g: &Grant) -> Result<(), Miss> {
+    let me = this_sleeper();
+    let sleepers = &g.lane.sleepers;
+    sleepers.register(&me);
+    loom_sc_fence();
+    match g.lane.fifo.idle(g.gen) {
+        Idle::Empty => {
+            // Whoever sets the flag has taken us out of the list.
+            while !me.woken.load(Ordering::Acquire) {
+                thread::park();
+            }
+            Ok(())
+        }
+        Idle::Busy => {
+            sleepers.unregister(&me);
+            // A push between its reservation and its write: let it finish.
+            thread::yield_now();
+            Ok(())
+        }
+        Idle::Fenced => {
+            sleepers.unregister(&me);
+            Err(Miss::Woken)
         }
     }
 }
@@ -731,26 +963,42 @@ impl Kernel {
     /// path, asking for a grant on the way. `None`: take the general path.
     /// `spin`: yield a few times on an empty lane first (a receive that
     /// may wait).
+    /// `park`: a receive without a deadline, which may sleep on an open
+    /// empty lane instead of taking the locked path to block there.
     #[inline]
-    pub(crate) fn lane_receive(&self, pid: Pid, name: PortName, spin: bool) -> Option<Message> {
+    pub(crate) fn lane_receive(
+        &self,
+        pid: Pid,
+        name: PortName,
+        spin: bool,
+        park: bool,
+    ) -> Option<Message> {
         let yields = if spin { SPIN_YIELDS } else { 0 };
-        match with_cached(self.id(), pid, name, false, |g| pop_through(g, yields)) {
+        match with_cached(self.id(), pid, name, false, |g| {
+            pop_or_park(g, yields, park)
+        }) {
             Lookup::Granted(Ok((m, seqno))) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
                 return Some(Message::received(m.id, m.body, m.sender, name, seqno));
             }
             // Open and empty, or refused lately: the general path decides
             // (and may block).
-            Lookup::Granted(Err(Miss::Busy)) | Lookup::Denied => return None,
+            Lookup::Granted(Err(Miss::Busy | Miss::Woken)) | Lookup::Denied => return None,
             Lookup::Granted(Err(Miss::Fenced)) | Lookup::Ask => {}
         }
-        self.lane_receive_granting(pid, name, yields)
+        self.lane_receive_granting(pid, name, yields, park)
     }
 
     /// A receive whose thread holds no open grant: the locked fast path,
     /// asking for a grant on the same lock; then the lane, if granted.
     #[inline(never)]
-    fn lane_receive_granting(&self, pid: Pid, name: PortName, yields: u32) -> Option<Message> {
+    fn lane_receive_granting(
+        &self,
+        pid: Pid,
+        name: PortName,
+        yields: u32,
+        park: bool,
+    ) -> Option<Message> {
         let kernel = self.id();
         let mut st = self.lock_raw();
         let got = st.try_fast_receive(pid, super::Source::Name(name));
@@ -771,7 +1019,7 @@ impl Kernel {
             tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, "receive");
             return Some(m);
         }
-        let (m, seqno) = pop_through(&grant?, yields).ok()?;
+        let (m, seqno) = pop_or_park(&grant?, yields, park).ok()?;
         tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
         Some(Message::received(m.id, m.body, m.sender, name, seqno))
     }

@@ -75,7 +75,9 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
-use super::{gen_of, open_for, pos_of, word, Padded, PopError, PushError, MARK, POS_LIMIT};
+use super::{
+    gen_of, idle_of, open_for, pos_of, word, Idle, Padded, PopError, PushError, MARK, POS_LIMIT,
+};
 use crate::sync::{spin_step, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 /// Slots per block (63, so that with its link a block of 40-byte messages
@@ -589,6 +591,13 @@ impl<T> ListLane<T> {
     /// Whether the lane is open (not fenced).
     pub fn is_open(&self) -> bool {
         self.producers.0.tail.load(Ordering::Acquire) & MARK == 0
+    }
+
+    /// As the ring's [`idle`](super::Lane::idle). Positions count a block's
+    /// extra position too, so a head one short of the tail across a block
+    /// boundary says `Busy` (the receiver pops again and finds it empty).
+    pub fn idle(&self, gen: u32) -> Idle {
+        idle_of(&self.producers.0.tail, &self.consumers.0.head, gen)
     }
 }
 
