@@ -447,6 +447,12 @@ impl<T> Lane<T> {
         self.producers.0.tail.load(Ordering::Acquire) & MARK == 0
     }
 
+    /// Whether the lane is open under generation `gen` (a grant of that
+    /// generation may push and pop).
+    pub fn open_under(&self, gen: u32) -> bool {
+        open_for(self.producers.0.tail.load(Ordering::Acquire), gen)
+    }
+
     /// A receiver's last look before it sleeps on the lane, after it
     /// announced itself (a SeqCst read-modify-write): the tail, SeqCst, so
     /// that either this load sees a push's or a fence's read-modify-write

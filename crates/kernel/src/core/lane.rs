@@ -124,6 +124,7 @@ use std::num::NonZeroU64;
 
 use smallvec::SmallVec;
 
+use super::hold::StateGuard;
 use super::queue::MsgQueue;
 use super::space::Obj;
 use super::{KMessage, PortId, State};
@@ -244,6 +245,12 @@ impl LaneFifo {
     }
     fn max_len(&self) -> usize {
         each_flavour!(self, f => f.max_len())
+    }
+    fn is_open(&self) -> bool {
+        each_flavour!(self, f => f.is_open())
+    }
+    fn open_under(&self, gen: u32) -> bool {
+        each_flavour!(self, f => f.open_under(gen))
     }
     #[inline(always)]
     fn unbounded(&self) -> bool {
@@ -534,6 +541,15 @@ impl State {
         }
     }
 
+    /// The lane of the port `pid`'s `name` denotes, if it has one.
+    fn lane_of(&self, pid: Pid, name: PortName) -> Option<Arc<PortLane>> {
+        let port = match self.task(pid)?.space.get(name).ok()? {
+            Obj::Port { port, .. } => port,
+            _ => return None,
+        };
+        self.lanes.by_port.get(&port).map(|e| e.lane.clone())
+    }
+
     /// Opens (or keeps open) the lane of the port `pid`'s `name` denotes,
     /// for sending (`send`) or receiving, if the port's state allows it.
     /// All lanes are fenced and drained (the lock was just taken).
@@ -697,6 +713,12 @@ struct Cached {
     send: bool,
     /// `None`: the last ask was refused.
     grant: Option<Grant>,
+    /// For a refusal: the port's lane, if it has one. While another
+    /// thread's grant holds it open, a refusal is not followed: every
+    /// locked operation of this thread would fence it and drain its whole
+    /// backlog, and the other threads' next grant refill it (with two
+    /// consumers and two producers that was most of the time, at 0.02x).
+    lane: Option<Arc<PortLane>>,
     /// For a refusal: operations left that take the locked path without
     /// asking again ([`DENIED_SKIPS`]).
     skips: Cell<u32>,
@@ -765,6 +787,7 @@ fn with_cached<R>(
         };
         match &c.grant {
             Some(g) => Lookup::Granted(f(g)),
+            None if c.lane.as_ref().is_some_and(|l| l.fifo.is_open()) => Lookup::Ask,
             None => match c.skips.get() {
                 0 => Lookup::Ask,
                 left => {
@@ -776,7 +799,18 @@ fn with_cached<R>(
     })
 }
 
-fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Grant>) {
+/// Caches a grant, or a refusal (with the port's lane, if it has one).
+fn remember(
+    kernel: u64,
+    pid: Pid,
+    name: PortName,
+    send: bool,
+    grant: Result<Grant, Option<Arc<PortLane>>>,
+) {
+    let (grant, lane) = match grant {
+        Ok(g) => (Some(g), None),
+        Err(lane) => (None, lane),
+    };
     GRANTS.with(|cell| {
         let mut cache = cell.borrow_mut();
         let found = cache
@@ -786,6 +820,7 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
         match found {
             Some(i) => {
                 cache[i].grant = grant;
+                cache[i].lane = lane;
                 cache[i].skips.set(skips);
             }
             None => {
@@ -798,6 +833,7 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
                     name,
                     send,
                     grant,
+                    lane,
                     skips: Cell::new(skips),
                 });
             }
@@ -896,6 +932,30 @@ fn park_on(g: &Grant) -> Result<(), Miss> {
 }
 
 impl Kernel {
+    /// The lock for a thread whose lane operation found its lane fenced, on
+    /// its way to ask for a grant: `None` (and the lock not kept) if, once
+    /// the lock is taken, that lane is open again under the thread's grant:
+    /// another thread's grant re-opened it meanwhile, so the caller tries
+    /// the lane again instead of fencing it. Otherwise the lock, fenced as
+    /// `lock_raw`'s. Without this, threads that found the lane fenced while
+    /// one of them held the lock each fenced it in turn once they got the
+    /// lock, each draining the whole backlog and refilling it with its
+    /// grant, while the next ones found it fenced: a convoy that kept two
+    /// producers and two consumers at 0.02-0.1x of crossbeam.
+    fn lock_unless_reopened(&self, pid: Pid, name: PortName, send: bool) -> Option<StateGuard<'_>> {
+        let mut st = self.state_guard();
+        if !st.lanes.open.is_empty() {
+            let reopened = with_cached(self.id(), pid, name, send, |g| {
+                g.lane.fifo.open_under(g.gen)
+            });
+            if matches!(reopened, Lookup::Granted(true)) {
+                return None;
+            }
+            st.fence_lanes();
+        }
+        Some(st)
+    }
+
     /// Sends `msg` from `pid` to `name` through the port's lane, if this
     /// thread holds a grant for it (its body is taken when sent). `spin`:
     /// yield a few times on a full lane first (a blocking send).
@@ -943,13 +1003,31 @@ impl Kernel {
     /// The locked fast path of a send that asks for a grant on the way
     /// (one lock for both): true when the message was queued.
     pub(crate) fn send_fast_granting(&self, pid: Pid, name: PortName, msg: &mut Message) -> bool {
-        let mut st = self.lock_raw();
+        match self.lock_unless_reopened(pid, name, true) {
+            Some(st) => self.send_fast_granting_in(st, pid, name, msg),
+            // Open again under this thread's grant: push once more.
+            None => {
+                matches!(self.lane_send(pid, name, msg, false), LaneSend::Sent)
+                    || self.send_fast_granting_in(self.lock_raw(), pid, name, msg)
+            }
+        }
+    }
+
+    /// The locked fast send and the grant, under `st` (fenced).
+    fn send_fast_granting_in(
+        &self,
+        mut st: StateGuard<'_>,
+        pid: Pid,
+        name: PortName,
+        msg: &mut Message,
+    ) -> bool {
         let sent = st.try_fast_send(pid, super::Destination::Name(name), msg);
         let grant = if sent {
             st.lane_grant(pid, name, true)
         } else {
             None
         };
+        let grant = grant.ok_or_else(|| st.lane_of(pid, name));
         drop(st);
         remember(self.id(), pid, name, true, grant);
         if sent {
@@ -1000,7 +1078,20 @@ impl Kernel {
         park: bool,
     ) -> Option<Message> {
         let kernel = self.id();
-        let mut st = self.lock_raw();
+        let mut st = match self.lock_unless_reopened(pid, name, false) {
+            Some(st) => st,
+            None => {
+                // Open again under this thread's grant: pop once more.
+                match with_cached(kernel, pid, name, false, |g| pop_or_park(g, yields, park)) {
+                    Lookup::Granted(Ok((m, seqno))) => {
+                        tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
+                        return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+                    }
+                    Lookup::Granted(Err(Miss::Busy | Miss::Woken)) | Lookup::Denied => return None,
+                    Lookup::Granted(Err(Miss::Fenced)) | Lookup::Ask => self.lock_raw(),
+                }
+            }
+        };
         let got = st.try_fast_receive(pid, super::Source::Name(name));
         // A message the lane could not have carried says this port's traffic
         // takes the locked path anyway: opening its lane would only add a
@@ -1013,8 +1104,9 @@ impl Kernel {
         } else {
             None
         };
+        let cached = grant.clone().ok_or_else(|| st.lane_of(pid, name));
         drop(st);
-        remember(kernel, pid, name, false, grant.clone());
+        remember(kernel, pid, name, false, cached);
         if let Some(m) = got {
             tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, "receive");
             return Some(m);

@@ -593,6 +593,12 @@ impl<T> ListLane<T> {
         self.producers.0.tail.load(Ordering::Acquire) & MARK == 0
     }
 
+    /// Whether the lane is open under generation `gen` (a grant of that
+    /// generation may push and pop).
+    pub fn open_under(&self, gen: u32) -> bool {
+        open_for(self.producers.0.tail.load(Ordering::Acquire), gen)
+    }
+
     /// As the ring's [`idle`](super::Lane::idle). Positions count a block's
     /// extra position too, so a head one short of the tail across a block
     /// boundary says `Busy` (the receiver pops again and finds it empty).
