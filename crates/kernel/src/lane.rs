@@ -218,7 +218,7 @@ impl<T> Lane<T> {
     }
 
     /// Appends `value` if the lane is open under `gen` and has a free slot.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, gen: u32, value: T) -> Result<(), PushError<T>> {
         let tail = &self.producers.0.tail;
         let mut round = 0;

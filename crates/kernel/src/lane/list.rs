@@ -250,7 +250,7 @@ impl<T> ListLane<T> {
     }
 
     /// Appends `value` if the lane is open under `gen` and below its limit.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, gen: u32, value: T) -> Result<(), PushError<T>> {
         let side = &self.producers.0;
         let mut round = 0;
