@@ -131,7 +131,11 @@ trait BlockingExt: Blocker {
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
         if let (true, Source::Name(name)) = (self.uses_lanes(), source) {
             let spin = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
-            if let Some(message) = self.kernel().lane_receive(self.task_pid(), name, spin) {
+            let park = wait == Wait::Forever;
+            if let Some(message) = self
+                .kernel()
+                .lane_receive(self.task_pid(), name, spin, park)
+            {
                 return Ok(message);
             }
         }

@@ -155,6 +155,20 @@ pub enum PopError {
     Fenced,
 }
 
+/// What a receiver about to sleep on a lane found when it looked once more
+/// ([`Lane::idle`]): see `core/lane.rs`, "Waiting on an open lane".
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Idle {
+    /// Nothing reserved past the head: a push from now on reserves a later
+    /// position, after this look.
+    Empty,
+    /// A push has reserved a position past the head (its value may still be
+    /// being written), or the head moved: pop again.
+    Busy,
+    /// Fenced, or opened again under another generation: take the locked path.
+    Fenced,
+}
+
 /// A bounded lock-free FIFO with fences and generations (see the module docs).
 pub struct Lane<T> {
     consumers: Padded<ConsumerSide>,
@@ -204,7 +218,7 @@ impl<T> Lane<T> {
     }
 
     /// Appends `value` if the lane is open under `gen` and has a free slot.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, gen: u32, value: T) -> Result<(), PushError<T>> {
         let tail = &self.producers.0.tail;
         let mut round = 0;
@@ -431,6 +445,39 @@ impl<T> Lane<T> {
     /// Whether the lane is open (not fenced).
     pub fn is_open(&self) -> bool {
         self.producers.0.tail.load(Ordering::Acquire) & MARK == 0
+    }
+
+    /// Whether the lane is open under generation `gen` (a grant of that
+    /// generation may push and pop).
+    pub fn open_under(&self, gen: u32) -> bool {
+        open_for(self.producers.0.tail.load(Ordering::Acquire), gen)
+    }
+
+    /// A receiver's last look before it sleeps on the lane, after it
+    /// announced itself (a SeqCst read-modify-write): the tail, SeqCst, so
+    /// that either this load sees a push's or a fence's read-modify-write
+    /// of the tail, or that push or fence, reading the sleepers after it,
+    /// sees the announcement (`core/lane.rs`, "Waiting on an open lane").
+    pub fn idle(&self, gen: u32) -> Idle {
+        idle_of(&self.producers.0.tail, &self.consumers.0.head, gen)
+    }
+}
+
+/// [`Lane::idle`] over a tail and a head word (the list's are the same).
+#[inline]
+fn idle_of(tail: &AtomicU64, head: &AtomicU64, gen: u32) -> Idle {
+    let t = tail.load(Ordering::SeqCst);
+    if !open_for(t, gen) {
+        return Idle::Fenced;
+    }
+    let h = head.load(Ordering::SeqCst);
+    if !open_for(h, gen) {
+        return Idle::Fenced;
+    }
+    if pos_of(t) == pos_of(h) {
+        Idle::Empty
+    } else {
+        Idle::Busy
     }
 }
 

@@ -16,6 +16,20 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+/// Under loom, a SeqCst fence; otherwise nothing. The lane's sleepers
+/// (`core/lane.rs`) rely on SeqCst read-modify-writes and loads of two
+/// words forming one total order (the store-buffering guarantee); loom
+/// models SeqCst accesses as acquire/release only, but models SeqCst
+/// fences fully, so the models put a fence between each such
+/// read-modify-write and the load after it. The C++ model gives the same
+/// guarantee without the fences (every one of the four accesses is SeqCst),
+/// so the real build does not pay an `mfence` per push.
+#[inline(always)]
+pub(crate) fn loom_sc_fence() {
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
 /// A cell written through raw pointers, as `std`'s `UnsafeCell`, with
 /// loom's `with`/`with_mut` shape so that loom checks every access of the
 /// lane's slots (`crate::lane`) for data races.

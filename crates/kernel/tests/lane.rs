@@ -213,3 +213,45 @@ fn long_streams_through_the_lane() {
         );
     }
 }
+
+/// A receive without a deadline on an open, empty lane sleeps on the lane
+/// (not registered under the lock); an observer that polls `port_status`
+/// still sees it as a blocked receiver within a few looks (its fence wakes
+/// the receiver, which then waits on the locked path), and a send reaches
+/// it either way.
+#[test]
+fn a_receiver_sleeping_on_the_lane_shows_up_as_blocked() {
+    for capacity in [Capacity::Bounded(8), Capacity::Unbounded] {
+        let kernel = Kernel::new();
+        let rx = Arc::new(kernel.spawn_task());
+        let tx = kernel.spawn_task();
+        let port = rx.port_allocate(capacity).unwrap();
+        rx.register("rx", port).unwrap();
+        let to_rx = tx.look_up("rx").unwrap();
+        let receiver = {
+            let rx = Arc::clone(&rx);
+            thread::spawn(move || {
+                // The first takes the lane's grant; the second sleeps on it.
+                let first = rx.receive(port).unwrap().as_u64();
+                let second = rx.receive(port).unwrap().as_u64();
+                (first, second)
+            })
+        };
+        tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
+        let start = std::time::Instant::now();
+        while rx.port_status(port).unwrap().blocked_receivers != 1 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "the sleeping receiver never showed as blocked ({capacity:?})"
+            );
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
+        tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
+        assert_eq!(receiver.join().unwrap(), (Some(1), Some(2)));
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.blocked_receivers, status.queue_len, status.seqno),
+            (0, 0, 2)
+        );
+    }
+}

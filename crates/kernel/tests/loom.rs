@@ -20,9 +20,16 @@ use loom::thread;
 use mkipc_kernel::{Capacity, Ipc, IpcError, Kernel, Message, ReceiveError};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(2, f);
+}
+
+/// As [`model`], with at most `bound` preemptions unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise (for models of three threads
+/// that do not finish in minutes at 2).
+fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
+        builder.preemption_bound = Some(bound);
     }
     builder.check(f);
 }
@@ -559,6 +566,143 @@ fn lane_pop_racing_a_regrant_is_counted() {
             (status.queue_len, status.seqno, status.messages_sent),
             (0, 3, 3),
             "{status:?}"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Receivers sleeping on an open lane (`core/lane.rs`, "Waiting on an open
+// lane"): a receive without a deadline that finds its open lane empty
+// announces itself, looks once more and sleeps there, without fencing the
+// lane; a push or a fence wakes it.
+// ---------------------------------------------------------------------------
+
+/// A port whose sender and receiver both hold grants (one message sent and
+/// received through the lane), in a fresh kernel.
+fn warmed(
+    capacity: Capacity,
+) -> (
+    Kernel,
+    mkipc_kernel::Task,
+    mkipc_kernel::PortName,
+    mkipc_kernel::Task,
+    mkipc_kernel::PortName,
+) {
+    let kernel = Kernel::new();
+    let rx = kernel.spawn_task();
+    let tx = kernel.spawn_task();
+    let port = rx.port_allocate(capacity).unwrap();
+    rx.register("rx", port).unwrap();
+    let to_rx = tx.look_up("rx").unwrap();
+    tx.send(to_rx, Message::from_u64(1, 100)).unwrap();
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(100));
+    (kernel, rx, port, tx, to_rx)
+}
+
+/// The receiver sleeps on the open empty lane; the sender's pushes (the
+/// first may land before the receiver looks, after it announced itself, or
+/// after it slept) wake it: nothing is lost, order and numbers are kept,
+/// and the lane stayed open (the receiver never registered under the lock).
+#[test]
+fn lane_sleeper_woken_by_a_push() {
+    for capacity in [Capacity::Bounded(4), Capacity::Unbounded] {
+        model(move || {
+            let (kernel, rx, port, tx, to_rx) = warmed(capacity);
+            let sender = thread::spawn(move || {
+                for i in 0..2 {
+                    tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+                }
+                tx
+            });
+            for i in 0..2 {
+                let m = rx.receive(port).unwrap();
+                assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
+            }
+            drop(sender.join().unwrap());
+            let status = rx.port_status(port).unwrap();
+            assert_eq!(
+                (
+                    status.queue_len,
+                    status.seqno,
+                    status.messages_sent,
+                    status.blocked_receivers
+                ),
+                (0, 3, 3, 0)
+            );
+            drop(kernel);
+        });
+    }
+}
+
+/// Two receiving threads (one task) sleep on the lane; two pushes wake
+/// them: each message is taken once, nobody sleeps on. (One sending thread
+/// and one preemption: with two senders, or two preemptions, the model
+/// does not finish in ten minutes.)
+#[test]
+fn lane_two_sleepers_two_pushes() {
+    model_bounded(1, || {
+        let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Unbounded);
+        let rx = Arc::new(rx);
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = Arc::clone(&rx);
+                thread::spawn(move || rx.receive(port).unwrap().as_u64().unwrap())
+            })
+            .collect();
+        for i in 1..3 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        let mut got: Vec<u64> = receivers.into_iter().map(|r| r.join().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(rx.try_receive(port), Err(ReceiveError::Empty));
+    });
+}
+
+/// A receiver sleeping on the lane is woken by a fence: a message with a
+/// right (the locked path, which fences every open lane first) reaches it,
+/// as does one sent through the lane after; a locked observer in between
+/// never sees a message lost.
+#[test]
+fn lane_sleeper_woken_by_a_fence() {
+    model(|| {
+        let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Unbounded);
+        let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
+        let sender = thread::spawn(move || {
+            let with_right = Message::from_u64(2, 1).with_right(extra, Disposition::MakeSend);
+            tx.send(to_rx, with_right).unwrap();
+            tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
+            tx
+        });
+        let first = rx.receive(port).unwrap();
+        assert_eq!((first.id, first.rights().len()), (2, 1));
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(2));
+        drop(sender.join().unwrap());
+        let status = rx.port_status(port).unwrap();
+        assert_eq!((status.queue_len, status.seqno), (0, 3));
+    });
+}
+
+/// The port dies while its receiver sleeps on its lane: the death (a
+/// locked operation, so a fence) wakes it and it gets an error.
+#[test]
+fn lane_sleeper_woken_by_port_death() {
+    model(|| {
+        let kernel = Kernel::new();
+        let task = Arc::new(kernel.spawn_task());
+        let port = task.port_allocate(Capacity::Bounded(4)).unwrap();
+        let to = task.make_send(port).unwrap();
+        task.send(to, Message::from_u64(1, 0)).unwrap();
+        assert_eq!(task.receive(port).unwrap().as_u64(), Some(0));
+        let receiver = {
+            let task = Arc::clone(&task);
+            thread::spawn(move || task.receive(port))
+        };
+        task.destroy(port).unwrap();
+        let r = receiver.join().unwrap();
+        assert!(
+            matches!(r, Err(ReceiveError::SourceDead | ReceiveError::InvalidName)),
+            "{r:?}"
         );
     });
 }

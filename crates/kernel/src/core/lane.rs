@@ -45,16 +45,63 @@
 //!
 //! # Blocking
 //!
-//! The lane itself never blocks. Full, empty, fenced or stale mean "take the
-//! locked path", where blocking is the same waiter machinery as always; a
-//! lane opens only when nobody is blocked on its port, and registering a
-//! waiter is a locked operation, which fences the lane first. So a wake-up
-//! cannot be lost: a push either lands before the fence (and the drain hands
-//! it to the locked state the waiter looks at) or fails and takes the locked
+//! The lane itself never blocks. Full, fenced or stale mean "take the locked
+//! path", where blocking is the same waiter machinery as always; a lane
+//! opens only when nobody is blocked on its port, and registering a waiter
+//! is a locked operation, which fences the lane first. So a wake-up cannot
+//! be lost: a push either lands before the fence (and the drain hands it to
+//! the locked state the waiter looks at) or fails and takes the locked
 //! path, which finds the waiter. Before falling back, a blocking operation
 //! yields a few times on a full or empty lane, as crossbeam's channels spin
 //! before they park.
 //!
+//! # Waiting on an open lane
+//!
+//! The one exception: a receive without a deadline (`Wait::Forever`) that
+//! finds its open lane empty after those yields sleeps *on the lane*,
+//! without fencing it, so that a consumer catching up with its producers
+//! does not close the lane for everyone (a fence, a locked wait, a locked
+//! hand-off and a new grant per catch-up; with two consumers, a refused
+//! grant then sent whole backlogs through drain and refill on every
+//! operation). The lane keeps its sleepers (`Sleepers`, a count and a
+//! list under a mutex, on a cache line of their own):
+//!
+//! * the receiver announces itself (the list, and a SeqCst `fetch_add` of
+//!   the count), looks at the lane once more (`Lane::idle`: a SeqCst load of
+//!   the tail, then the head) and sleeps only if nothing was reserved past
+//!   the head and the lane is still open under its generation; otherwise it
+//!   takes itself out and pops again (or takes the locked path if fenced);
+//! * a push, after its reservation (a SeqCst compare-and-swap of the tail),
+//!   loads the count (SeqCst) and, if anyone sleeps, wakes one (takes it
+//!   out of the list, sets its flag, unparks it);
+//! * a fence, after marking the words (SeqCst), loads the count and wakes
+//!   them all; they find the lane fenced and take the locked path, where
+//!   they register as waiters as before.
+//!
+//! Why no wake-up is lost: the four accesses (the count's announcement, the
+//! look's tail load; the tail's reservation or mark, the push's or fence's
+//! count load) are all SeqCst, so they have one total order: either the look
+//! comes after the reservation or mark (and sees it), or the count load
+//! comes after the announcement (and wakes someone). A woken receiver that
+//! finds the message taken by another announces itself again, so every
+//! push that found sleepers leaves one awake receiver behind it. The
+//! announcement has its own word: nothing but the kernel, fenced, ever
+//! writes the tail outside a push (an earlier attempt looked with a
+//! read-modify-write of the tail itself and lost a refilled message in
+//! loom). loom models SeqCst accesses as acquire/release only but SeqCst
+//! fences fully, so under loom a fence sits between each announcement and
+//! its load (`sync::loom_sc_fence`); the real build relies on the SeqCst
+//! accesses alone, which the C++ model allows, and pays no fence per push.
+//! The models are in `tests/loom.rs` (`lane_sleeper_*`, `lane_two_sleepers_*`).
+//!
+//! A receiver sleeping on a lane is not a registered waiter: `port_status`,
+//! `blocked_on` and the statistics do not count it until a locked
+//! operation's fence wakes it. A receiver woken by a fence (or whose last
+//! look found one) takes the general path without asking for a grant, so
+//! it registers under the lock if nothing is queued, and an observer that
+//! polls sees it on a later look. A receive with a deadline keeps the
+//! locked wait, so no deadline is waited in two places.
+
 //! # Order across lanes
 //!
 //! A fence that drains several lanes merges their messages by a kernel-wide
@@ -77,14 +124,17 @@ use std::num::NonZeroU64;
 
 use smallvec::SmallVec;
 
+use super::hold::StateGuard;
 use super::queue::MsgQueue;
 use super::space::Obj;
 use super::{KMessage, PortId, State};
 use crate::capacity::Capacity;
-use crate::lane::{Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
+use crate::lane::{Idle, Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
 use crate::message::{Body, Message, INLINE_BODY};
 use crate::name::{Pid, PortName};
-use crate::sync::{thread_local, Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{
+    loom_sc_fence, thread, thread_local, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering,
+};
 use crate::Kernel;
 
 /// The largest lane a bounded port gets (its capacity, rounded down to a
@@ -171,6 +221,9 @@ impl LaneFifo {
     fn fence(&self) -> bool {
         each_flavour!(self, f => f.fence())
     }
+    fn idle(&self, gen: u32) -> Idle {
+        each_flavour!(self, f => f.idle(gen))
+    }
     fn drain(&self, each: impl FnMut(LaneMsg, u64)) {
         each_flavour!(self, f => f.drain(each))
     }
@@ -193,6 +246,12 @@ impl LaneFifo {
     fn max_len(&self) -> usize {
         each_flavour!(self, f => f.max_len())
     }
+    fn is_open(&self) -> bool {
+        each_flavour!(self, f => f.is_open())
+    }
+    fn open_under(&self, gen: u32) -> bool {
+        each_flavour!(self, f => f.open_under(gen))
+    }
     #[inline(always)]
     fn unbounded(&self) -> bool {
         matches!(self, LaneFifo::List(_))
@@ -203,6 +262,134 @@ impl LaneFifo {
 pub(crate) struct PortLane {
     fifo: LaneFifo,
     clock: Arc<Clock>,
+    sleepers: Sleepers,
+}
+
+impl PortLane {
+    fn new(fifo: LaneFifo, clock: Arc<Clock>) -> PortLane {
+        PortLane {
+            fifo,
+            clock,
+            sleepers: Sleepers {
+                count: AtomicUsize::new(0),
+                list: Mutex::new(Vec::new()),
+            },
+        }
+    }
+
+    /// Fences the lane and wakes every receiver sleeping on it (they find
+    /// it fenced and take the locked path). Returns whether it was open.
+    fn fence(&self) -> bool {
+        let was_open = self.fifo.fence();
+        loom_sc_fence();
+        if self.sleepers.count.load(Ordering::SeqCst) != 0 {
+            self.sleepers.wake_all();
+        }
+        was_open
+    }
+
+    /// After a push: wakes one sleeping receiver, if any. The load is SeqCst,
+    /// after the push's SeqCst reservation (module docs, "Waiting on an
+    /// open lane"); in a stream nobody sleeps, and it reads a line nobody
+    /// writes.
+    #[inline(always)]
+    fn pushed(&self) {
+        loom_sc_fence();
+        if self.sleepers.count.load(Ordering::SeqCst) != 0 {
+            self.sleepers.wake_one();
+        }
+    }
+}
+
+/// One receiving thread's way to sleep on a lane and be woken.
+struct Sleeper {
+    thread: thread::Thread,
+    /// Set (under the sleepers' mutex) by whoever removed it from the list.
+    woken: AtomicBool,
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    static SLEEPER: RefCell<Option<Arc<Sleeper>>> = const { RefCell::new(None) };
+}
+
+#[cfg(loom)]
+thread_local! {
+    static SLEEPER: RefCell<Option<Arc<Sleeper>>> = RefCell::new(None);
+}
+
+fn this_sleeper() -> Arc<Sleeper> {
+    SLEEPER.with(|s| {
+        s.borrow_mut()
+            .get_or_insert_with(|| {
+                Arc::new(Sleeper {
+                    thread: thread::current(),
+                    woken: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    })
+}
+
+/// The receivers sleeping on an open lane, on a cache line of their own:
+/// producers read `count` after every push, and it changes only when a
+/// receiver goes to sleep or is woken.
+#[repr(align(128))]
+struct Sleepers {
+    /// How many are in `list` (changed under its mutex, read without it).
+    count: AtomicUsize,
+    list: Mutex<Vec<Arc<Sleeper>>>,
+}
+
+impl Sleepers {
+    /// Announces `me` (the count's SeqCst read-modify-write is what the
+    /// receiver's last look orders against).
+    fn register(&self, me: &Arc<Sleeper>) {
+        let mut list = self.list.lock();
+        me.woken.store(false, Ordering::Relaxed);
+        list.push(me.clone());
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes `me` out again if nobody woke it (a last look that found work).
+    fn unregister(&self, me: &Arc<Sleeper>) {
+        let mut list = self.list.lock();
+        if let Some(i) = list.iter().position(|s| Arc::ptr_eq(s, me)) {
+            list.remove(i);
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[cold]
+    fn wake_one(&self) {
+        let woken = {
+            let mut list = self.list.lock();
+            if list.is_empty() {
+                return;
+            }
+            let s = list.remove(0);
+            self.count.fetch_sub(1, Ordering::SeqCst);
+            s.woken.store(true, Ordering::Release);
+            s
+        };
+        woken.thread.unpark();
+    }
+
+    #[cold]
+    fn wake_all(&self) {
+        let woken = {
+            let mut list = self.list.lock();
+            let all = std::mem::take(&mut *list);
+            self.count.fetch_sub(all.len(), Ordering::SeqCst);
+            for s in &all {
+                s.woken.store(true, Ordering::Release);
+            }
+            all
+        };
+        for s in woken {
+            s.thread.unpark();
+        }
+    }
 }
 
 /// The kernel's record of one port's lane (under the lock).
@@ -243,7 +430,7 @@ impl Lanes {
     /// Fences every lane for good (they are being forgotten).
     fn retire_all(&mut self) {
         for e in self.by_port.values() {
-            e.lane.fifo.fence();
+            e.lane.fence();
         }
         self.by_port.clear();
         self.open.clear();
@@ -308,7 +495,7 @@ impl State {
         // Fence them all before draining any: from here no push completes.
         for id in &open {
             if let Some(e) = self.lanes.by_port.get(id) {
-                e.lane.fifo.fence();
+                e.lane.fence();
             }
         }
         let State {
@@ -352,6 +539,15 @@ impl State {
                 queue_lane_message(&mut p.queue, next_stamp, m);
             }
         }
+    }
+
+    /// The lane of the port `pid`'s `name` denotes, if it has one.
+    fn lane_of(&self, pid: Pid, name: PortName) -> Option<Arc<PortLane>> {
+        let port = match self.task(pid)?.space.get(name).ok()? {
+            Obj::Port { port, .. } => port,
+            _ => return None,
+        };
+        self.lanes.by_port.get(&port).map(|e| e.lane.clone())
     }
 
     /// Opens (or keeps open) the lane of the port `pid`'s `name` denotes,
@@ -418,10 +614,7 @@ impl State {
             } else {
                 LaneFifo::Ring(Lane::new(want))
             };
-            let lane = Arc::new(PortLane {
-                fifo,
-                clock: self.lanes.clock.clone(),
-            });
+            let lane = Arc::new(PortLane::new(fifo, self.lanes.clock.clone()));
             let entry = Entry {
                 lane,
                 gen,
@@ -432,7 +625,7 @@ impl State {
                 open: false,
             };
             if let Some(old) = self.lanes.by_port.insert(port, entry) {
-                old.lane.fifo.fence();
+                old.lane.fence();
             }
         }
         let epoch = self.lanes.epoch;
@@ -520,6 +713,12 @@ struct Cached {
     send: bool,
     /// `None`: the last ask was refused.
     grant: Option<Grant>,
+    /// For a refusal: the port's lane, if it has one. While another
+    /// thread's grant holds it open, a refusal is not followed: every
+    /// locked operation of this thread would fence it and drain its whole
+    /// backlog, and the other threads' next grant refill it (with two
+    /// consumers and two producers that was most of the time, at 0.02x).
+    lane: Option<Arc<PortLane>>,
     /// For a refusal: operations left that take the locked path without
     /// asking again ([`DENIED_SKIPS`]).
     skips: Cell<u32>,
@@ -551,6 +750,10 @@ enum Miss {
     Fenced,
     /// Full (send) or empty (receive).
     Busy,
+    /// A receiver that waited on the lane found it fenced: it takes the
+    /// general path and waits there, registered, without asking for a grant
+    /// (so that whoever fenced sees it as a blocked receiver on a later look).
+    Woken,
 }
 
 /// How a lane send ended.
@@ -584,6 +787,7 @@ fn with_cached<R>(
         };
         match &c.grant {
             Some(g) => Lookup::Granted(f(g)),
+            None if c.lane.as_ref().is_some_and(|l| l.fifo.is_open()) => Lookup::Ask,
             None => match c.skips.get() {
                 0 => Lookup::Ask,
                 left => {
@@ -595,7 +799,18 @@ fn with_cached<R>(
     })
 }
 
-fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Grant>) {
+/// Caches a grant, or a refusal (with the port's lane, if it has one).
+fn remember(
+    kernel: u64,
+    pid: Pid,
+    name: PortName,
+    send: bool,
+    grant: Result<Grant, Option<Arc<PortLane>>>,
+) {
+    let (grant, lane) = match grant {
+        Ok(g) => (Some(g), None),
+        Err(lane) => (None, lane),
+    };
     GRANTS.with(|cell| {
         let mut cache = cell.borrow_mut();
         let found = cache
@@ -605,6 +820,7 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
         match found {
             Some(i) => {
                 cache[i].grant = grant;
+                cache[i].lane = lane;
                 cache[i].skips.set(skips);
             }
             None => {
@@ -617,6 +833,7 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
                     name,
                     send,
                     grant,
+                    lane,
                     skips: Cell::new(skips),
                 });
             }
@@ -630,7 +847,10 @@ fn remember(kernel: u64, pid: Pid, name: PortName, send: bool, grant: Option<Gra
 fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneMsg, Miss)> {
     loop {
         match g.lane.fifo.push(g.gen, m) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                g.lane.pushed();
+                return Ok(());
+            }
             Err(PushError::Full(back)) if yields > 0 && !g.lane.fifo.unbounded() => {
                 yields -= 1;
                 m = back;
@@ -663,7 +883,79 @@ fn pop_through(g: &Grant, mut yields: u32) -> Result<(LaneMsg, u64), Miss> {
     }
 }
 
+/// Pops through a grant as [`pop_through`]; then, if `park` and the lane
+/// stayed open and empty, sleeps on it until a push or a fence wakes it,
+/// and pops again (module docs, "Waiting on an open lane").
+#[inline(always)]
+fn pop_or_park(g: &Grant, yields: u32, park: bool) -> Result<(LaneMsg, u64), Miss> {
+    let mut waited = false;
+    loop {
+        match pop_through(g, yields) {
+            Err(Miss::Busy) if park => {}
+            // Fenced while it waited: wait on the locked path, registered.
+            Err(Miss::Fenced) if waited => return Err(Miss::Woken),
+            done => return done,
+        }
+        park_on(g)?;
+        waited = true;
+    }
+}
+
+/// Sleeps on the lane of `g` (its receiver found it empty): announces
+/// itself, looks once more, and sleeps unless that look found a push or a
+/// fence. `Err(Fenced)`: take the locked path.
+#[cold]
+fn park_on(g: &Grant) -> Result<(), Miss> {
+    let me = this_sleeper();
+    let sleepers = &g.lane.sleepers;
+    sleepers.register(&me);
+    loom_sc_fence();
+    match g.lane.fifo.idle(g.gen) {
+        Idle::Empty => {
+            // Whoever sets the flag has taken us out of the list.
+            while !me.woken.load(Ordering::Acquire) {
+                thread::park();
+            }
+            Ok(())
+        }
+        Idle::Busy => {
+            sleepers.unregister(&me);
+            // A push between its reservation and its write: let it finish.
+            thread::yield_now();
+            Ok(())
+        }
+        Idle::Fenced => {
+            sleepers.unregister(&me);
+            Err(Miss::Woken)
+        }
+    }
+}
+
 impl Kernel {
+    /// The lock for a thread whose lane operation found its lane fenced, on
+    /// its way to ask for a grant: `None` (and the lock not kept) if, once
+    /// the lock is taken, that lane is open again under the thread's grant:
+    /// another thread's grant re-opened it meanwhile, so the caller tries
+    /// the lane again instead of fencing it. Otherwise the lock, fenced as
+    /// `lock_raw`'s. Without this, threads that found the lane fenced while
+    /// one of them held the lock each fenced it in turn once they got the
+    /// lock, each draining the whole backlog and refilling it with its
+    /// grant, while the next ones found it fenced: a convoy that kept two
+    /// producers and two consumers at 0.02-0.1x of crossbeam.
+    fn lock_unless_reopened(&self, pid: Pid, name: PortName, send: bool) -> Option<StateGuard<'_>> {
+        let mut st = self.state_guard();
+        if !st.lanes.open.is_empty() {
+            let reopened = with_cached(self.id(), pid, name, send, |g| {
+                g.lane.fifo.open_under(g.gen)
+            });
+            if matches!(reopened, Lookup::Granted(true)) {
+                return None;
+            }
+            st.fence_lanes();
+        }
+        Some(st)
+    }
+
     /// Sends `msg` from `pid` to `name` through the port's lane, if this
     /// thread holds a grant for it (its body is taken when sent). `spin`:
     /// yield a few times on a full lane first (a blocking send).
@@ -711,13 +1003,31 @@ impl Kernel {
     /// The locked fast path of a send that asks for a grant on the way
     /// (one lock for both): true when the message was queued.
     pub(crate) fn send_fast_granting(&self, pid: Pid, name: PortName, msg: &mut Message) -> bool {
-        let mut st = self.lock_raw();
+        match self.lock_unless_reopened(pid, name, true) {
+            Some(st) => self.send_fast_granting_in(st, pid, name, msg),
+            // Open again under this thread's grant: push once more.
+            None => {
+                matches!(self.lane_send(pid, name, msg, false), LaneSend::Sent)
+                    || self.send_fast_granting_in(self.lock_raw(), pid, name, msg)
+            }
+        }
+    }
+
+    /// The locked fast send and the grant, under `st` (fenced).
+    fn send_fast_granting_in(
+        &self,
+        mut st: StateGuard<'_>,
+        pid: Pid,
+        name: PortName,
+        msg: &mut Message,
+    ) -> bool {
         let sent = st.try_fast_send(pid, super::Destination::Name(name), msg);
         let grant = if sent {
             st.lane_grant(pid, name, true)
         } else {
             None
         };
+        let grant = grant.ok_or_else(|| st.lane_of(pid, name));
         drop(st);
         remember(self.id(), pid, name, true, grant);
         if sent {
@@ -731,28 +1041,57 @@ impl Kernel {
     /// path, asking for a grant on the way. `None`: take the general path.
     /// `spin`: yield a few times on an empty lane first (a receive that
     /// may wait).
+    /// `park`: a receive without a deadline, which may sleep on an open
+    /// empty lane instead of taking the locked path to block there.
     #[inline]
-    pub(crate) fn lane_receive(&self, pid: Pid, name: PortName, spin: bool) -> Option<Message> {
+    pub(crate) fn lane_receive(
+        &self,
+        pid: Pid,
+        name: PortName,
+        spin: bool,
+        park: bool,
+    ) -> Option<Message> {
         let yields = if spin { SPIN_YIELDS } else { 0 };
-        match with_cached(self.id(), pid, name, false, |g| pop_through(g, yields)) {
+        match with_cached(self.id(), pid, name, false, |g| {
+            pop_or_park(g, yields, park)
+        }) {
             Lookup::Granted(Ok((m, seqno))) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
                 return Some(Message::received(m.id, m.body, m.sender, name, seqno));
             }
             // Open and empty, or refused lately: the general path decides
             // (and may block).
-            Lookup::Granted(Err(Miss::Busy)) | Lookup::Denied => return None,
+            Lookup::Granted(Err(Miss::Busy | Miss::Woken)) | Lookup::Denied => return None,
             Lookup::Granted(Err(Miss::Fenced)) | Lookup::Ask => {}
         }
-        self.lane_receive_granting(pid, name, yields)
+        self.lane_receive_granting(pid, name, yields, park)
     }
 
     /// A receive whose thread holds no open grant: the locked fast path,
     /// asking for a grant on the same lock; then the lane, if granted.
     #[inline(never)]
-    fn lane_receive_granting(&self, pid: Pid, name: PortName, yields: u32) -> Option<Message> {
+    fn lane_receive_granting(
+        &self,
+        pid: Pid,
+        name: PortName,
+        yields: u32,
+        park: bool,
+    ) -> Option<Message> {
         let kernel = self.id();
-        let mut st = self.lock_raw();
+        let mut st = match self.lock_unless_reopened(pid, name, false) {
+            Some(st) => st,
+            None => {
+                // Open again under this thread's grant: pop once more.
+                match with_cached(kernel, pid, name, false, |g| pop_or_park(g, yields, park)) {
+                    Lookup::Granted(Ok((m, seqno))) => {
+                        tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
+                        return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+                    }
+                    Lookup::Granted(Err(Miss::Busy | Miss::Woken)) | Lookup::Denied => return None,
+                    Lookup::Granted(Err(Miss::Fenced)) | Lookup::Ask => self.lock_raw(),
+                }
+            }
+        };
         let got = st.try_fast_receive(pid, super::Source::Name(name));
         // A message the lane could not have carried says this port's traffic
         // takes the locked path anyway: opening its lane would only add a
@@ -765,13 +1104,14 @@ impl Kernel {
         } else {
             None
         };
+        let cached = grant.clone().ok_or_else(|| st.lane_of(pid, name));
         drop(st);
-        remember(kernel, pid, name, false, grant.clone());
+        remember(kernel, pid, name, false, cached);
         if let Some(m) = got {
             tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, "receive");
             return Some(m);
         }
-        let (m, seqno) = pop_through(&grant?, yields).ok()?;
+        let (m, seqno) = pop_or_park(&grant?, yields, park).ok()?;
         tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
         Some(Message::received(m.id, m.body, m.sender, name, seqno))
     }

@@ -75,7 +75,9 @@
 use std::mem::MaybeUninit;
 use std::ptr;
 
-use super::{gen_of, open_for, pos_of, word, Padded, PopError, PushError, MARK, POS_LIMIT};
+use super::{
+    gen_of, idle_of, open_for, pos_of, word, Idle, Padded, PopError, PushError, MARK, POS_LIMIT,
+};
 use crate::sync::{spin_step, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
 /// Slots per block (63, so that with its link a block of 40-byte messages
@@ -248,7 +250,7 @@ impl<T> ListLane<T> {
     }
 
     /// Appends `value` if the lane is open under `gen` and below its limit.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, gen: u32, value: T) -> Result<(), PushError<T>> {
         let side = &self.producers.0;
         let mut round = 0;
@@ -589,6 +591,19 @@ impl<T> ListLane<T> {
     /// Whether the lane is open (not fenced).
     pub fn is_open(&self) -> bool {
         self.producers.0.tail.load(Ordering::Acquire) & MARK == 0
+    }
+
+    /// Whether the lane is open under generation `gen` (a grant of that
+    /// generation may push and pop).
+    pub fn open_under(&self, gen: u32) -> bool {
+        open_for(self.producers.0.tail.load(Ordering::Acquire), gen)
+    }
+
+    /// As the ring's [`idle`](super::Lane::idle). Positions count a block's
+    /// extra position too, so a head one short of the tail across a block
+    /// boundary says `Busy` (the receiver pops again and finds it empty).
+    pub fn idle(&self, gen: u32) -> Idle {
+        idle_of(&self.producers.0.tail, &self.consumers.0.head, gen)
     }
 }
 
