@@ -105,6 +105,8 @@ pub(crate) struct MsgQueue {
 /// million ports pay for every byte here); the list, once made, is kept
 /// for the queue's next hand-off.
 #[derive(Clone, Default, Debug)]
+// One pointer inline (a `Vec` is three words): the box is the point.
+#[allow(clippy::box_collection)]
 pub(crate) struct HandedList(Option<Box<Vec<HandedTo>>>);
 
 impl HandedList {

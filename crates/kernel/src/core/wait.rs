@@ -329,6 +329,6 @@ impl State {
 /// receiver's name space) and is not a kernel notification (whose body
 /// names ports in the receiver's space).
 fn is_plain(message: &Message) -> bool {
-    !message.carries_rights()
-        && !(message.sender_verified() && message.sender() == Some(Pid::KERNEL))
+    let notification = message.sender_verified() && message.sender() == Some(Pid::KERNEL);
+    !(message.carries_rights() || notification)
 }
