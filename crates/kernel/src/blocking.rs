@@ -55,6 +55,43 @@ pub trait Blocker {
     fn uses_lanes(&self) -> bool {
         false
     }
+    /// Waits out a send the core started ([`Kernel::send_begin`]): its
+    /// result, or, if the core left a wait, [`Blocker::block`] on it (with
+    /// the send's timeout, if it has one). For a runner that makes the
+    /// core's calls itself around its own bookkeeping (the simulator's
+    /// plain operations), so that the waiting is this one.
+    fn finish_send(
+        &self,
+        begin: Begin<Result<Sent, SendError>>,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        match begin {
+            Begin::Done(r) => r,
+            Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
+        }
+    }
+    /// Waits out a receive the core started ([`Kernel::receive_begin`] and
+    /// the like), as [`Blocker::finish_send`] a send: a timed receive that
+    /// could not start says `TimedOut`, not `Empty`.
+    fn finish_receive(
+        &self,
+        begin: Begin<Result<Message, ReceiveError>>,
+        wait: Wait,
+    ) -> Result<Message, ReceiveError> {
+        match begin {
+            Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
+                Err(ReceiveError::TimedOut)
+            }
+            Begin::Done(r) => r,
+            Begin::Blocked(token) => {
+                let timeout = match wait {
+                    Wait::For(d) => Some(d),
+                    _ => None,
+                };
+                expect_received(self.block(token, timeout))
+            }
+        }
+    }
 }
 
 /// Emits the `tracing` event every IPC operation gets (target `mkipc::ipc`):
@@ -119,13 +156,10 @@ trait BlockingExt: Blocker {
                 }
             }
         }
-        match self
+        let begin = self
             .kernel()
-            .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
-        {
-            Begin::Done(r) => r,
-            Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
-        }
+            .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker());
+        self.finish_send(begin, on_full)
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
@@ -171,28 +205,6 @@ trait BlockingExt: Blocker {
             &|| self.waker(),
         );
         self.finish_receive(begin, wait)
-    }
-
-    /// Waits out a receive the core started (a timed wait that could not
-    /// start says `TimedOut`, not `Empty`).
-    fn finish_receive(
-        &self,
-        begin: Begin<Result<Message, ReceiveError>>,
-        wait: Wait,
-    ) -> Result<Message, ReceiveError> {
-        match begin {
-            Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
-                Err(ReceiveError::TimedOut)
-            }
-            Begin::Done(r) => r,
-            Begin::Blocked(token) => {
-                let timeout = match wait {
-                    Wait::For(d) => Some(d),
-                    _ => None,
-                };
-                expect_received(self.block(token, timeout))
-            }
-        }
     }
 }
 

@@ -8,15 +8,16 @@
 //! name, take this shorter path when the run records no footprints: the
 //! scheduling point, the "started" event, the kernel's `send_begin` or
 //! `receive_begin` (its fast paths first, under the one lock the run holds),
-//! the wait when the kernel leaves one ([`SimCtx`]'s `Blocker::block`), then
-//! the figures and the "completed" event. It is the same sequence, in the
-//! same order, the general path makes (the blocking layer's few lines,
-//! written out), so runs are identical either way (`tests/determinism.rs`,
+//! the wait when the kernel leaves one (`Blocker::finish_send` and
+//! `finish_receive`, the blocking layer's own, which call [`SimCtx`]'s
+//! `Blocker::block`), then the figures and the "completed" event. It is the
+//! same sequence, in the same order, the general path makes, so runs are
+//! identical either way (`tests/determinism.rs`,
 //! the pinned hashes); under DPOR the general path runs, hooks included.
 
 use std::time::Duration;
 
-use mkipc_kernel::runtime::{Begin, Blocker, Destination, Source, WaitOutcome};
+use mkipc_kernel::runtime::{Blocker, Destination, Source};
 use mkipc_kernel::{Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
 
 use crate::process::SimCtx;
@@ -40,25 +41,13 @@ impl SimCtx {
             self.core
                 .emit(self.id, EventKind::SendStarted { to, msg_id, rights });
         }
-        let r = match self.core.kernel.send_begin(
-            self.pid,
-            Destination::Name(dest),
-            msg,
-            on_full,
-            &|| self.waker(),
-        ) {
-            Begin::Done(r) => r,
-            Begin::Blocked(token) => {
-                let timeout = match on_full {
-                    OnFull::Timeout(d) => Some(d),
-                    _ => None,
-                };
-                match self.block(token, timeout) {
-                    WaitOutcome::Sent(r) => r,
-                    WaitOutcome::Received(_) => unreachable!("a send wait completed as a receive"),
-                }
-            }
-        };
+        let begin =
+            self.core
+                .kernel
+                .send_begin(self.pid, Destination::Name(dest), msg, on_full, &|| {
+                    self.waker()
+                });
+        let r = self.finish_send(begin, on_full);
         self.sent_done(to, msg_id, &r);
         r
     }
@@ -76,27 +65,11 @@ impl SimCtx {
         self.op.set(Some((false, from)));
         self.core.emit(self.id, EventKind::ReceiveStarted { from });
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
-        let r =
-            match self
-                .core
+        let begin =
+            self.core
                 .kernel
-                .receive_begin(self.pid, Source::Name(source), may_wait, &|| self.waker())
-            {
-                Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
-                    Err(ReceiveError::TimedOut)
-                }
-                Begin::Done(r) => r,
-                Begin::Blocked(token) => {
-                    let timeout = match wait {
-                        Wait::For(d) => Some(d),
-                        _ => None,
-                    };
-                    match self.block(token, timeout) {
-                        WaitOutcome::Received(r) => r,
-                        WaitOutcome::Sent(_) => unreachable!("a receive wait completed as a send"),
-                    }
-                }
-            };
+                .receive_begin(self.pid, Source::Name(source), may_wait, &|| self.waker());
+        let r = self.finish_receive(begin, wait);
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
