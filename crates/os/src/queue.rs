@@ -183,8 +183,45 @@ pub(crate) enum Receiver {
     Gone,
 }
 
-/// How often a process blocked on a mailbox checks that it still exists.
+/// How often a process blocked on a mailbox checks that it still exists,
+/// where it cannot rely on a gone frame (see [`GONE_ID`]): a send waiting
+/// for room, a receive with a deadline, any wait on a granted mailbox.
 pub const WATCH_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The id of a *gone frame*: an empty frame from sender 0 that whoever
+/// destroys a mailbox (`mailbox_destroy`, its owner's end, the reaper of a
+/// killed owner, `mkipc.py`'s `Mailbox.destroy`) puts into it right after
+/// the `mq_unlink`, after emptying it, until it is full. `mq_unlink` wakes
+/// nobody; a gone frame wakes a receive blocked in `mq_receive`, which then
+/// checks the name: gone, the receive is `SourceDead` and puts the frame
+/// back for the next waiter; still there, the frame was forged or stale and
+/// is dropped. So a blocking receive from a mailbox waits in one
+/// `mq_receive`, with no timer (DESIGN.md, os "Mailboxes").
+pub const GONE_ID: u32 = 0xFFFF_FFF1;
+
+/// Whether a queue frame's header is a gone frame ([`GONE_ID`]).
+pub(crate) fn is_gone(h: &crate::wire::Header) -> bool {
+    h.sender == 0 && h.id == GONE_ID && h.body_len == 0 && h.nrights == 0
+}
+
+/// The bytes of a gone frame ([`GONE_ID`]).
+pub(crate) fn gone_frame() -> Vec<u8> {
+    let mut frame = Vec::with_capacity(crate::wire::HEADER_LEN);
+    crate::wire::encode_into(&mut frame, GONE_ID, &[], 0, 0, 0, &[]);
+    frame
+}
+
+/// Unlinks the mailbox queue `name` and wakes whoever waits on it (see
+/// [`GONE_ID`]): for a destruction of a mailbox this process does not hold
+/// open (the reaper's). A queue it cannot open read-write is only unlinked.
+pub(crate) fn unlink_waking(name: &str) -> Result<(), Errno> {
+    let held = Queue::open(name, true, true).ok();
+    sys::mq_unlink(name)?;
+    if let Some(q) = held {
+        q.wake_gone();
+    }
+    Ok(())
+}
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,8 +415,38 @@ impl Queue {
             )
     }
 
+    /// Empties this mailbox, which the caller has just unlinked, and fills
+    /// it with gone frames ([`GONE_ID`]), as far as this descriptor may
+    /// read and write: every receive blocked on it, in any process, wakes.
+    /// The messages it held die with the mailbox anyway.
+    pub(crate) fn wake_gone(&self) {
+        if self.readable {
+            while self.receive(MqWait::NoWait, |_| ()).is_ok() {}
+        }
+        if self.writable {
+            let frame = gone_frame();
+            while self.post_frame(&frame).is_ok() {}
+        }
+    }
+
+    /// Puts a gone frame this process took back, for the next waiter (see
+    /// [`GONE_ID`]); nothing if this descriptor may not write or it is full.
+    pub(crate) fn repost_gone(&self) {
+        if self.writable {
+            let _ = self.post_frame(&gone_frame());
+        }
+    }
+
     /// Runs a blocking queue operation; on a watched mailbox the wait is cut
     /// into slices with an existence check between them (`EIDRM` once gone).
+    ///
+    /// Except on the fast paths, which read no clock and arm no timer: a
+    /// send first tries without waiting (a queue with room takes the frame
+    /// at once, so only a send that has to sleep anyway pays for slices),
+    /// and a receive with no deadline from a mailbox without grants blocks
+    /// in one `mq_receive`: a destruction wakes it with a gone frame
+    /// ([`GONE_ID`]). A granted mailbox keeps its slices: between them a
+    /// waiter also checks its access page (a grant taken back).
     fn watched<R>(
         &self,
         wait: MqWait,
@@ -387,6 +454,14 @@ impl Queue {
         mut op: impl FnMut(MqWait) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         if !self.watch || matches!(wait, MqWait::NoWait) {
+            return op(wait);
+        }
+        if send {
+            match op(MqWait::NoWait) {
+                Err(libc::EAGAIN) => {}
+                other => return other,
+            }
+        } else if matches!(wait, MqWait::Forever) && !self.granted {
             return op(wait);
         }
         loop {

@@ -68,7 +68,31 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("send-inherited-and-report", send_inherited_and_report),
     ("try-flood-parent-on-cue", try_flood_parent_on_cue),
     ("grow-parent-link", grow_parent_link),
+    ("wait-on-mailbox", wait_on_mailbox),
 ];
+
+/// Opens mailbox args[0], says "ready" to the parent, then blocks in a
+/// receive on it with no deadline and tells the parent what ended it: the
+/// message's body, or the error (`SourceDead` once it is destroyed).
+fn wait_on_mailbox(os: &OsProcess) -> i32 {
+    let Ok(mb) = os.mailbox_open(&os.args()[0]) else {
+        return 10;
+    };
+    if os.send_to(parent(os), Message::new(1, b"ready")).is_err() {
+        return 11;
+    }
+    let said = match os.receive(mb) {
+        Ok(m) => String::from_utf8_lossy(&m.body).into_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    if os
+        .send_to(parent(os), Message::new(2, said.into_bytes()))
+        .is_err()
+    {
+        return 12;
+    }
+    0
+}
 
 /// Waits for the parent's cue, then `try_send_to`s it 1 KiB frames until
 /// one does not fit; exits with how many did (at most 250).
