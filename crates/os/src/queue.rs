@@ -419,13 +419,30 @@ impl Queue {
     /// it with gone frames ([`GONE_ID`]), as far as this descriptor may
     /// read and write: every receive blocked on it, in any process, wakes.
     /// The messages it held die with the mailbox anyway.
+    ///
+    /// A bounded mailbox's senders blocked inside `mq_send` (no timer: see
+    /// `crate::capacity`) are let in: the page says `gone` (their next send
+    /// fails with `EIDRM`), and a place is made for each until none is left
+    /// inside, for at most [`WATCH_SLICE`] (a sender killed in there is never
+    /// counted out).
     pub(crate) fn wake_gone(&self) {
-        if self.readable {
-            while self.receive(MqWait::NoWait, |_| ()).is_ok() {}
-        }
-        if self.writable {
-            let frame = gone_frame();
-            while self.post_frame(&frame).is_ok() {}
+        let frame = gone_frame();
+        let mut blocked = self.cap.as_ref().map_or(0, |page| page.set_gone());
+        let until = std::time::Instant::now() + WATCH_SLICE;
+        loop {
+            if self.readable {
+                while self.receive(MqWait::NoWait, |_| ()).is_ok() {}
+            }
+            if self.writable {
+                while self.post_frame(&frame).is_ok() {}
+            }
+            if blocked == 0 || !self.readable || std::time::Instant::now() >= until {
+                return;
+            }
+            // Let the senders the drain woke take their places and count
+            // themselves out, then look again.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            blocked = self.cap.as_ref().map_or(0, |page| page.in_send());
         }
     }
 
@@ -441,9 +458,10 @@ impl Queue {
     /// into slices with an existence check between them (`EIDRM` once gone).
     ///
     /// Except on the fast paths, which read no clock and arm no timer: a
-    /// send first tries without waiting (a queue with room takes the frame
-    /// at once, so only a send that has to sleep anyway pays for slices),
-    /// and a receive with no deadline from a mailbox without grants blocks
+    /// send that expects room (`try_first`: its capacity page gave it a
+    /// place) first tries without waiting, so only a send that has to sleep
+    /// anyway pays for slices (trying first where the queue is full would
+    /// cost a second system call), and a receive with no deadline from a mailbox without grants blocks
     /// in one `mq_receive`: a destruction wakes it with a gone frame
     /// ([`GONE_ID`]). A granted mailbox keeps its slices: between them a
     /// waiter also checks its access page (a grant taken back).
@@ -451,12 +469,13 @@ impl Queue {
         &self,
         wait: MqWait,
         send: bool,
+        try_first: bool,
         mut op: impl FnMut(MqWait) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         if !self.watch || matches!(wait, MqWait::NoWait) {
             return op(wait);
         }
-        if send {
+        if send && try_first {
             match op(MqWait::NoWait) {
                 Err(libc::EAGAIN) => {}
                 other => return other,
@@ -581,6 +600,9 @@ impl Queue {
                 Receiver::Open if self.is_closed() => return Err(libc::ESHUTDOWN),
                 Receiver::Open => {}
             }
+            if self.watch && page.gone() {
+                return Err(libc::EIDRM);
+            }
             let at_queue_limit = page.capacity() >= self.maxmsg;
             let placed = page.try_reserve();
             if placed || at_queue_limit {
@@ -593,8 +615,19 @@ impl Queue {
                     // destruction is watched in slices): wait inside
                     // `mq_send`, one system call, which the receive hands
                     // the freed slot to directly.
-                    let sent =
-                        self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+                    let sent = if self.watch
+                        && !self.granted
+                        && matches!(wait, MqWait::Forever)
+                    {
+                        // A bounded mailbox: one `mq_send` with no timer,
+                        // counted so that a destruction lets it in
+                        // (`crate::capacity`, `wake_gone`).
+                        self.send_counted(page, frame, placed)
+                    } else {
+                        self.watched(wait, true, placed, |w| {
+                            sys::mq_send(self.fd.as_fd(), frame, w)
+                        })
+                    };
                     if sent.is_err() {
                         page.release();
                     }
@@ -637,6 +670,19 @@ impl Queue {
         }
     }
 
+    /// A blocking send into a bounded mailbox without grants: first
+    /// without waiting if the page gave a place (`try_first`), then one
+    /// `mq_send` with no deadline, counted in the page's `in_send`.
+    fn send_counted(&self, page: &CapacityPage, frame: &[u8], try_first: bool) -> Result<(), Errno> {
+        if try_first {
+            match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
+                Err(libc::EAGAIN) => {}
+                other => return other,
+            }
+        }
+        page.counted_send(|| sys::mq_send(self.fd.as_fd(), frame, MqWait::Forever))
+    }
+
     /// Puts a frame the capacity does not hold back (a kernel
     /// notification, a close's wake-up) into the queue without waiting; it
     /// is counted in the capacity page all the same, as its receipt gives a
@@ -657,7 +703,9 @@ impl Queue {
     /// [`send`](Self::send) without the capacity page: the OS queue alone.
     fn send_os(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let Some(live) = &self.live_watch else {
-            return self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+            return self.watched(wait, true, false, |w| {
+                sys::mq_send(self.fd.as_fd(), frame, w)
+            });
         };
         let deadline = match wait {
             MqWait::NoWait => None,
@@ -692,7 +740,7 @@ impl Queue {
         if buf.len() < self.msgsize {
             buf.resize(self.msgsize, 0);
         }
-        let n = self.watched(wait, false, |w| {
+        let n = self.watched(wait, false, false, |w| {
             sys::mq_receive(self.fd.as_fd(), &mut buf, w)
         })?;
         // A frame left the queue: its place in the capacity page is free.

@@ -56,6 +56,33 @@ fn every_receive_blocked_on_a_destroyed_mailbox_ends_with_source_dead() {
 }
 
 #[test]
+fn a_send_blocked_on_a_full_destroyed_mailbox_ends_with_destination_dead() {
+    let os = common::os();
+    let mb = os
+        .mailbox_create("gone-full", MailboxConfig::new(Capacity::Bounded(2)))
+        .unwrap();
+    let mut child = os
+        .spawn(Spawn::new("fill-mailbox").arg("gone-full"))
+        .unwrap();
+    let ready = os.receive_from_timeout(child.pid(), Duration::from_secs(10));
+    assert_eq!(ready.map(|m| m.body.to_vec()), Ok(b"ready".to_vec()));
+    // Two go in; the third waits inside `mq_send` (nothing says when it
+    // starts to: if the destruction comes first, the send fails at once).
+    std::thread::sleep(Duration::from_millis(200));
+    os.mailbox_destroy(mb).unwrap();
+    let said = os
+        .receive_from_timeout(child.pid(), Duration::from_secs(10))
+        .map(|m| String::from_utf8_lossy(&m.body).into_owned());
+    let said = said.unwrap();
+    assert!(
+        ["DestinationDead after 2", "DestinationDead after 3"].contains(&said.as_str()),
+        "{said}"
+    );
+    assert_eq!(child.wait_code().unwrap(), 0);
+    common::finish(os);
+}
+
+#[test]
 fn a_gone_frame_into_a_mailbox_that_exists_is_never_delivered() {
     let os = common::os();
     let mb = os

@@ -69,7 +69,37 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("try-flood-parent-on-cue", try_flood_parent_on_cue),
     ("grow-parent-link", grow_parent_link),
     ("wait-on-mailbox", wait_on_mailbox),
+    ("fill-mailbox", fill_mailbox),
 ];
+
+/// Opens mailbox args[0], says "ready" to the parent, then sends into it
+/// (blocking) until a send fails, at most 100 times, and tells the parent
+/// the error and how many went in ("DestinationDead after 3").
+fn fill_mailbox(os: &OsProcess) -> i32 {
+    let Ok(mb) = os.mailbox_open(&os.args()[0]) else {
+        return 10;
+    };
+    if os.send_to(parent(os), Message::new(1, b"ready")).is_err() {
+        return 11;
+    }
+    let mut sent = 0;
+    let said = loop {
+        if sent == 100 {
+            break "no error after 100".to_string();
+        }
+        match os.send(mb, Message::new(5, b"fill")) {
+            Ok(()) => sent += 1,
+            Err(e) => break format!("{:?} after {sent}", e.kind()),
+        }
+    };
+    if os
+        .send_to(parent(os), Message::new(2, said.into_bytes()))
+        .is_err()
+    {
+        return 12;
+    }
+    0
+}
 
 /// Opens mailbox args[0], says "ready" to the parent, then blocks in a
 /// receive on it with no deadline and tells the parent what ended it: the
