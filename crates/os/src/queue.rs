@@ -615,10 +615,7 @@ impl Queue {
                     // destruction is watched in slices): wait inside
                     // `mq_send`, one system call, which the receive hands
                     // the freed slot to directly.
-                    let sent = if self.watch
-                        && !self.granted
-                        && matches!(wait, MqWait::Forever)
-                    {
+                    let sent = if self.watch && !self.granted && matches!(wait, MqWait::Forever) {
                         // A bounded mailbox: one `mq_send` with no timer,
                         // counted so that a destruction lets it in
                         // (`crate::capacity`, `wake_gone`).
@@ -673,7 +670,12 @@ impl Queue {
     /// A blocking send into a bounded mailbox without grants: first
     /// without waiting if the page gave a place (`try_first`), then one
     /// `mq_send` with no deadline, counted in the page's `in_send`.
-    fn send_counted(&self, page: &CapacityPage, frame: &[u8], try_first: bool) -> Result<(), Errno> {
+    fn send_counted(
+        &self,
+        page: &CapacityPage,
+        frame: &[u8],
+        try_first: bool,
+    ) -> Result<(), Errno> {
         if try_first {
             match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
                 Err(libc::EAGAIN) => {}

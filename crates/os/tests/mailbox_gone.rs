@@ -89,13 +89,7 @@ fn a_gone_frame_into_a_mailbox_that_exists_is_never_delivered() {
         .mailbox_create("gone-forged", MailboxConfig::new(Capacity::Bounded(4)))
         .unwrap();
     // Sender 0, the gone frame's id, empty: as a destruction writes it.
-    let forged = mkipc_os::wire::encode(
-        &Message::new(mkipc_os::queue::GONE_ID, b""),
-        0,
-        0,
-        0,
-        &[],
-    );
+    let forged = mkipc_os::wire::encode(&Message::new(mkipc_os::queue::GONE_ID, b""), 0, 0, 0, &[]);
     let name = std::ffi::CString::new(os.mailbox_posix_name("gone-forged")).unwrap();
     // SAFETY: a valid NUL-terminated name; the descriptor is closed below.
     let q = unsafe { libc::mq_open(name.as_ptr(), libc::O_WRONLY) };
@@ -109,7 +103,8 @@ fn a_gone_frame_into_a_mailbox_that_exists_is_never_delivered() {
     let m = os.receive_timeout(mb, Duration::from_secs(5)).unwrap();
     assert_eq!((m.id, &m.body[..]), (3, &b"real"[..]));
     assert_eq!(
-        os.receive_timeout(mb, Duration::from_millis(50)).map(|m| m.id),
+        os.receive_timeout(mb, Duration::from_millis(50))
+            .map(|m| m.id),
         Err(ReceiveError::TimedOut)
     );
     os.mailbox_destroy(mb).unwrap();
