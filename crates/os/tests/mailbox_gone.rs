@@ -83,6 +83,34 @@ fn a_send_blocked_on_a_full_destroyed_mailbox_ends_with_destination_dead() {
 }
 
 #[test]
+fn a_spool_for_a_destroyed_mailbox_ends_its_flusher() {
+    let os = common::os();
+    let mb = os
+        .mailbox_create("gone-spooled", MailboxConfig::new(Capacity::Unbounded))
+        .unwrap();
+    // More than the queue holds: the rest waits in this process's spool.
+    for i in 0..30 {
+        os.send(mb, Message::from_u64(1, i)).unwrap();
+    }
+    assert!(
+        common::one_spool_thread_soon(),
+        "the test would prove nothing"
+    );
+    os.mailbox_destroy(mb).unwrap();
+    // The flusher polls in 100 ms slices: give it time to notice.
+    let mut left = common::spool_threads();
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        left = common::spool_threads();
+    }
+    assert_eq!(left, 0, "a flusher outlived its destroyed mailbox");
+    common::finish(os);
+}
+
+#[test]
 fn a_gone_frame_into_a_mailbox_that_exists_is_never_delivered() {
     let os = common::os();
     let mb = os

@@ -624,7 +624,7 @@ fn create_existing_mailbox(os: &OsProcess) -> i32 {
     }
 }
 
-fn spool_threads() -> usize {
+pub fn spool_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| {
             d.flatten()
@@ -638,7 +638,7 @@ fn spool_threads() -> usize {
 }
 
 /// Whether the flusher shows up (it names itself once it runs).
-fn one_spool_thread_soon() -> bool {
+pub fn one_spool_thread_soon() -> bool {
     for _ in 0..100 {
         if spool_threads() == 1 {
             return true;
