@@ -75,6 +75,10 @@ KNOWN_FLAGS = REPLY_WANTED | ACK_WANTED | IS_REPLY | IS_ACK
 
 #: The id of the frame (sender 0) that says a server dropped a request.
 SEND_ONCE_ID = 0o107
+#: The id of a gone frame (sender 0, empty body): whoever destroys a
+#: mailbox unlinks it, empties it and fills it with these, since
+#: ``mq_unlink`` wakes nobody (``Mailbox.destroy``, DESIGN.md "Mailboxes").
+GONE_ID = 0xFFFFFFF1
 #: Atomic write size of a pipe or FIFO; a FIFO frame must fit in it.
 PIPE_BUF = 4096
 #: Longest body on a FIFO: PIPE_BUF minus the header.
@@ -97,6 +101,10 @@ class Malformed(ValueError):
 
 class Timeout(Exception):
     """A receive or send found nothing (or no room) before its deadline."""
+
+
+class MailboxGone(Exception):
+    """The mailbox was destroyed: a gone frame came and its name is gone."""
 
 
 class Frame:
@@ -509,9 +517,23 @@ class Mailbox:
 
     def receive(self, timeout=None):
         """The next frame. A frame that asks for an acknowledgement (a
-        rendezvous sender waits for it) is acknowledged at once."""
-        raw = self.queue.receive_bytes(timeout)
-        frame = decode(raw, self.queue.body_limit, allow_rights=False)
+        rendezvous sender waits for it) is acknowledged at once. Raises
+        ``MailboxGone`` once the mailbox is destroyed (a gone frame, which it
+        puts back for the next waiter; under a name that still exists a gone
+        frame is forged or stale, and skipped)."""
+        deadline = _deadline(timeout)
+        while True:
+            raw = self.queue.receive_bytes(_left(deadline))
+            frame = decode(raw, self.queue.body_limit, allow_rights=False)
+            if not (frame.sender == 0 and frame.id == GONE_ID and not frame.body):
+                break
+            if not self._named():
+                if self.queue.writable:
+                    try:
+                        self.queue.send_bytes(raw, 0)
+                    except (OSError, Timeout):
+                        pass
+                raise MailboxGone(self.queue.name)
         if frame.flags & ACK_WANTED:
             try:
                 with Queue(reply_queue_name(frame.sender, self.run), os.O_WRONLY) as q:
@@ -519,6 +541,34 @@ class Mailbox:
             except (OSError, Timeout):
                 pass  # the sender is gone, or its claim was false
         return frame
+
+    def _named(self):
+        """Whether the mailbox's name still exists."""
+        try:
+            Queue(self.queue.name, os.O_RDONLY).close()
+        except OSError as e:
+            return e.errno != errno.ENOENT
+        return True
+
+    def destroy(self):
+        """Removes the mailbox's name and wakes every receive blocked on it,
+        in any process: empties it and fills it with gone frames."""
+        if _mq().mq_unlink(self.queue.name.encode()) != 0:
+            raise _oserror(f"mq_unlink {self.queue.name}")
+        q = self.queue
+        if q.readable:
+            while True:
+                try:
+                    q.receive_bytes(0)
+                except Timeout:
+                    break
+        if q.writable:
+            gone = encode(GONE_ID, b"", sender=0)
+            while True:
+                try:
+                    q.send_bytes(gone, 0)
+                except (OSError, Timeout):
+                    break
 
     def _reply_queue(self):
         if self._reply is None:
@@ -919,7 +969,11 @@ def _main(argv):
         source = StreamReader(a.fd)
     try:
         for _ in range(a.count):
-            f = source.receive(a.timeout)
+            try:
+                f = source.receive(a.timeout)
+            except MailboxGone:
+                print("gone", flush=True)
+                return 3
             print(f.id, f.sender, "claimed", f.flags, f.body.hex() or "-", flush=True)
     finally:
         if hasattr(source, "close"):

@@ -55,8 +55,18 @@
 //! blocked inside `mq_send` on its own port, then loses its place, and the
 //! port may hold one message more, once).
 //!
+//! A mailbox's page also says when it is destroyed (`gone`) and counts the
+//! senders blocked in `mq_send` on it (`in_send`): a blocking send into a
+//! bounded mailbox waits in one `mq_send` with no timer (no watch slice),
+//! and whoever destroys the mailbox sets `gone`, then makes room until no
+//! sender is left inside `mq_send` (`Queue::wake_gone`). A sender counts
+//! itself in before it looks at `gone`, the destroyer sets `gone` before it
+//! reads the count (both `SeqCst`), so either the sender sees `gone` or the
+//! destroyer sees the sender.
+//!
 //! Layout (little-endian, offsets in bytes): 0 magic `MKIPCCAP` (u64), 8
-//! `capacity` (u32), 12 `queued` (u32), 16 `seq` (u32), 20 `waiters` (u32);
+//! `capacity` (u32), 12 `queued` (u32), 16 `seq` (u32), 20 `waiters` (u32),
+//! 24 `gone` (u32, a mailbox's: 1 once destroyed), 28 `in_send` (u32);
 //! the page is [`PAGE_LEN`] bytes.
 //!
 //! ```
@@ -90,6 +100,8 @@ const OFF_CAPACITY: usize = 8;
 const OFF_QUEUED: usize = 12;
 const OFF_SEQ: usize = 16;
 const OFF_WAITERS: usize = 20;
+const OFF_GONE: usize = 24;
+const OFF_IN_SEND: usize = 28;
 
 /// How long a sender waiting for room sleeps before it looks at the port's
 /// liveness pipe again.
@@ -191,6 +203,41 @@ impl CapacityPage {
         if self.u32_at(OFF_WAITERS).load(SeqCst) > 0 {
             self.wake_all();
         }
+    }
+
+    /// Whether the mailbox was destroyed (see the module docs).
+    pub(crate) fn gone(&self) -> bool {
+        self.u32_at(OFF_GONE).load(SeqCst) != 0
+    }
+
+    /// Says the mailbox is destroyed; how many senders are inside
+    /// `mq_send` on it now (see the module docs).
+    pub(crate) fn set_gone(&self) -> u32 {
+        self.u32_at(OFF_GONE).store(1, SeqCst);
+        self.wake_all();
+        self.in_send()
+    }
+
+    /// Senders inside a blocking `mq_send` on the mailbox now.
+    pub(crate) fn in_send(&self) -> u32 {
+        self.u32_at(OFF_IN_SEND).load(SeqCst)
+    }
+
+    /// Runs a blocking `send` counted in `in_send`, unless the mailbox is
+    /// gone (`EIDRM`): see the module docs.
+    pub(crate) fn counted_send(
+        &self,
+        send: impl FnOnce() -> Result<(), Errno>,
+    ) -> Result<(), Errno> {
+        let count = self.u32_at(OFF_IN_SEND);
+        count.fetch_add(1, SeqCst);
+        let sent = if self.gone() {
+            Err(libc::EIDRM)
+        } else {
+            send()
+        };
+        count.fetch_sub(1, SeqCst);
+        sent
     }
 
     /// Wakes every sender waiting for room (the capacity grew, or the port

@@ -409,6 +409,16 @@ impl OsProcess {
             got = q.receive(MqWait::NoWait, decode);
         }
         match got {
+            // A destruction's wake-up (see `queue::GONE_ID`): the mailbox is
+            // gone if its name is; then the next waiter gets the frame too.
+            // Under a name that is still there it is forged or stale: dropped.
+            Ok(Ok((h, ..))) if q.watch && crate::queue::is_gone(&h) => {
+                if q.still_named() {
+                    return self.take_queue(on, q, wait);
+                }
+                q.repost_gone();
+                Err(ReceiveError::SourceDead)
+            }
             // A close's wake-up (see `notify::wake_closed`): nothing to
             // deliver; what is queued behind it still is.
             Ok(Ok((h, ..))) if crate::notify::is_wake(&h) => self.take_queue(on, q, MqWait::NoWait),

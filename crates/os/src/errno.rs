@@ -7,7 +7,7 @@
 //! | `ETIMEDOUT` | `mq_timedsend` / `mq_timedreceive`, `poll` timeout | `SendErrorKind::TimedOut` / [`ReceiveError::TimedOut`] |
 //! | `EPIPE` | pipe or socket write, reader gone | [`SendErrorKind::DestinationDead`] |
 //! | read returns 0 | pipe, writer gone | [`ReceiveError::SourceDead`] |
-//! | `EIDRM` (ours) | a waited-on mailbox's name disappeared (`mq_unlink` wakes nobody, so waits are sliced) | `DestinationDead` / `SourceDead` |
+//! | `EIDRM` (ours) | a waited-on mailbox was destroyed (a gone frame, its page's `gone`, or its name missing between watch slices) | `DestinationDead` / `SourceDead` |
 //! | `EMSGSIZE` | `mq_send` of a frame over `mq_msgsize` | [`SendErrorKind::TooLarge`] (limit = `mq_msgsize` - 28, from `/proc/sys/fs/mqueue/msgsize_max`) |
 //! | `EACCES` | `mq_open`, `open` of a FIFO: mode bits | [`IpcError::NoPermission`], [`SendErrorKind::NoPermission`] |
 //! | `ENOENT` | `mq_open`/`open` of a missing name | [`IpcError::NotFound`] |

@@ -793,6 +793,8 @@ impl Ipc for OsProcess {
         sys::mq_unlink(&posix).map_err(errno::ipc_error)?;
         names.remove(mailbox)?;
         drop(names);
+        // `mq_unlink` wakes nobody: gone frames do (`queue::GONE_ID`).
+        queue.wake_gone();
         self.forget_granted(&queue);
         self.forget_mailbox_page(&queue);
         registry::forget(&self.run, Kind::Queue, &posix);

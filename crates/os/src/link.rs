@@ -203,6 +203,26 @@ impl LinkTx {
         wait: bool,
         deadline: Deadline,
     ) -> Result<(), TxError> {
+        self.send_parts(frame, &[], fds, wait, deadline)
+    }
+
+    /// [`send`](Self::send) of a frame in two pieces, `head` then `tail`
+    /// (a header and the body it was checked with, [`wire::head`]): a pipe
+    /// takes both in one `writev`, so the body is never copied into a frame
+    /// buffer. A shared-memory ring or a socket gets them joined.
+    pub(crate) fn send_parts(
+        &self,
+        head: &[u8],
+        tail: &[u8],
+        fds: &[RawFd],
+        wait: bool,
+        deadline: Deadline,
+    ) -> Result<(), TxError> {
+        if !tail.is_empty() && !matches!(self.sink, Sink::Pipe(_)) {
+            let frame = [head, tail].concat();
+            return self.send_parts(&frame, &[], fds, wait, deadline);
+        }
+        let frame = head;
         // Check what the OS would refuse before any byte goes into the pipe:
         // a frame whose descriptors cannot follow it would leave the reader
         // waiting for them (and every later frame out of step).
@@ -242,9 +262,16 @@ impl LinkTx {
             // The descriptors go with the frame's first bytes.
             return s.write_frame(frame, fds);
         }
+        // A pipe: `head` then `tail`, in as few `writev`s as the pipe takes.
+        let total = head.len() + tail.len();
         let mut done = 0;
-        while done < frame.len() {
-            match sys::writev(fd, &[IoSlice::new(&frame[done..])]) {
+        while done < total {
+            let written = if done < head.len() {
+                sys::writev(fd, &[IoSlice::new(&head[done..]), IoSlice::new(tail)])
+            } else {
+                sys::writev(fd, &[IoSlice::new(&tail[done - head.len()..])])
+            };
+            match written {
                 Ok(n) => done += n,
                 Err(libc::EPIPE) => return Err(TxError::Closed),
                 Err(e) => return Err(TxError::Os(e)),

@@ -466,7 +466,9 @@ impl Drop for OsProcess {
                     system: false,
                     ..
                 } => {
-                    let _ = sys::mq_unlink(&queue.name);
+                    if sys::mq_unlink(&queue.name).is_ok() {
+                        queue.wake_gone();
+                    }
                     self.forget_granted(&queue);
                     self.forget_mailbox_page(&queue);
                     registry::forget(&self.run, Kind::Queue, &queue.name);

@@ -183,8 +183,45 @@ pub(crate) enum Receiver {
     Gone,
 }
 
-/// How often a process blocked on a mailbox checks that it still exists.
+/// How often a process blocked on a mailbox checks that it still exists,
+/// where it cannot rely on a gone frame (see [`GONE_ID`]): a send waiting
+/// for room, a receive with a deadline, any wait on a granted mailbox.
 pub const WATCH_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The id of a *gone frame*: an empty frame from sender 0 that whoever
+/// destroys a mailbox (`mailbox_destroy`, its owner's end, the reaper of a
+/// killed owner, `mkipc.py`'s `Mailbox.destroy`) puts into it right after
+/// the `mq_unlink`, after emptying it, until it is full. `mq_unlink` wakes
+/// nobody; a gone frame wakes a receive blocked in `mq_receive`, which then
+/// checks the name: gone, the receive is `SourceDead` and puts the frame
+/// back for the next waiter; still there, the frame was forged or stale and
+/// is dropped. So a blocking receive from a mailbox waits in one
+/// `mq_receive`, with no timer (DESIGN.md, os "Mailboxes").
+pub const GONE_ID: u32 = 0xFFFF_FFF1;
+
+/// Whether a queue frame's header is a gone frame ([`GONE_ID`]).
+pub(crate) fn is_gone(h: &crate::wire::Header) -> bool {
+    h.sender == 0 && h.id == GONE_ID && h.body_len == 0 && h.nrights == 0
+}
+
+/// The bytes of a gone frame ([`GONE_ID`]).
+pub(crate) fn gone_frame() -> Vec<u8> {
+    let mut frame = Vec::with_capacity(crate::wire::HEADER_LEN);
+    crate::wire::encode_into(&mut frame, GONE_ID, &[], 0, 0, 0, &[]);
+    frame
+}
+
+/// Unlinks the mailbox queue `name` and wakes whoever waits on it (see
+/// [`GONE_ID`]): for a destruction of a mailbox this process does not hold
+/// open (the reaper's). A queue it cannot open read-write is only unlinked.
+pub(crate) fn unlink_waking(name: &str) -> Result<(), Errno> {
+    let held = Queue::open(name, true, true).ok();
+    sys::mq_unlink(name)?;
+    if let Some(q) = held {
+        q.wake_gone();
+    }
+    Ok(())
+}
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,15 +415,72 @@ impl Queue {
             )
     }
 
+    /// Empties this mailbox, which the caller has just unlinked, and fills
+    /// it with gone frames ([`GONE_ID`]), as far as this descriptor may
+    /// read and write: every receive blocked on it, in any process, wakes.
+    /// The messages it held die with the mailbox anyway.
+    ///
+    /// A bounded mailbox's senders blocked inside `mq_send` (no timer: see
+    /// `crate::capacity`) are let in: the page says `gone` (their next send
+    /// fails with `EIDRM`), and a place is made for each until none is left
+    /// inside, for at most [`WATCH_SLICE`] (a sender killed in there is never
+    /// counted out).
+    pub(crate) fn wake_gone(&self) {
+        let frame = gone_frame();
+        let mut blocked = self.cap.as_ref().map_or(0, |page| page.set_gone());
+        let until = std::time::Instant::now() + WATCH_SLICE;
+        loop {
+            if self.readable {
+                while self.receive(MqWait::NoWait, |_| ()).is_ok() {}
+            }
+            if self.writable {
+                while self.post_frame(&frame).is_ok() {}
+            }
+            if blocked == 0 || !self.readable || std::time::Instant::now() >= until {
+                return;
+            }
+            // Let the senders the drain woke take their places and count
+            // themselves out, then look again.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            blocked = self.cap.as_ref().map_or(0, |page| page.in_send());
+        }
+    }
+
+    /// Puts a gone frame this process took back, for the next waiter (see
+    /// [`GONE_ID`]); nothing if this descriptor may not write or it is full.
+    pub(crate) fn repost_gone(&self) {
+        if self.writable {
+            let _ = self.post_frame(&gone_frame());
+        }
+    }
+
     /// Runs a blocking queue operation; on a watched mailbox the wait is cut
     /// into slices with an existence check between them (`EIDRM` once gone).
+    ///
+    /// Except on the fast paths, which read no clock and arm no timer: a
+    /// send that expects room (`try_first`: its capacity page gave it a
+    /// place) first tries without waiting, so only a send that has to sleep
+    /// anyway pays for slices (trying first where the queue is full would
+    /// cost a second system call), and a receive with no deadline from a mailbox without grants blocks
+    /// in one `mq_receive`: a destruction wakes it with a gone frame
+    /// ([`GONE_ID`]). A granted mailbox keeps its slices: between them a
+    /// waiter also checks its access page (a grant taken back).
     fn watched<R>(
         &self,
         wait: MqWait,
         send: bool,
+        try_first: bool,
         mut op: impl FnMut(MqWait) -> Result<R, Errno>,
     ) -> Result<R, Errno> {
         if !self.watch || matches!(wait, MqWait::NoWait) {
+            return op(wait);
+        }
+        if send && try_first {
+            match op(MqWait::NoWait) {
+                Err(libc::EAGAIN) => {}
+                other => return other,
+            }
+        } else if matches!(wait, MqWait::Forever) && !self.granted {
             return op(wait);
         }
         loop {
@@ -506,6 +600,9 @@ impl Queue {
                 Receiver::Open if self.is_closed() => return Err(libc::ESHUTDOWN),
                 Receiver::Open => {}
             }
+            if self.watch && page.gone() {
+                return Err(libc::EIDRM);
+            }
             let at_queue_limit = page.capacity() >= self.maxmsg;
             let placed = page.try_reserve();
             if placed || at_queue_limit {
@@ -518,8 +615,16 @@ impl Queue {
                     // destruction is watched in slices): wait inside
                     // `mq_send`, one system call, which the receive hands
                     // the freed slot to directly.
-                    let sent =
-                        self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+                    let sent = if self.watch && !self.granted && matches!(wait, MqWait::Forever) {
+                        // A bounded mailbox: one `mq_send` with no timer,
+                        // counted so that a destruction lets it in
+                        // (`crate::capacity`, `wake_gone`).
+                        self.send_counted(page, frame, placed)
+                    } else {
+                        self.watched(wait, true, placed, |w| {
+                            sys::mq_send(self.fd.as_fd(), frame, w)
+                        })
+                    };
                     if sent.is_err() {
                         page.release();
                     }
@@ -562,6 +667,24 @@ impl Queue {
         }
     }
 
+    /// A blocking send into a bounded mailbox without grants: first
+    /// without waiting if the page gave a place (`try_first`), then one
+    /// `mq_send` with no deadline, counted in the page's `in_send`.
+    fn send_counted(
+        &self,
+        page: &CapacityPage,
+        frame: &[u8],
+        try_first: bool,
+    ) -> Result<(), Errno> {
+        if try_first {
+            match sys::mq_send(self.fd.as_fd(), frame, MqWait::NoWait) {
+                Err(libc::EAGAIN) => {}
+                other => return other,
+            }
+        }
+        page.counted_send(|| sys::mq_send(self.fd.as_fd(), frame, MqWait::Forever))
+    }
+
     /// Puts a frame the capacity does not hold back (a kernel
     /// notification, a close's wake-up) into the queue without waiting; it
     /// is counted in the capacity page all the same, as its receipt gives a
@@ -582,7 +705,9 @@ impl Queue {
     /// [`send`](Self::send) without the capacity page: the OS queue alone.
     fn send_os(&self, frame: &[u8], wait: MqWait) -> Result<(), Errno> {
         let Some(live) = &self.live_watch else {
-            return self.watched(wait, true, |w| sys::mq_send(self.fd.as_fd(), frame, w));
+            return self.watched(wait, true, false, |w| {
+                sys::mq_send(self.fd.as_fd(), frame, w)
+            });
         };
         let deadline = match wait {
             MqWait::NoWait => None,
@@ -617,7 +742,7 @@ impl Queue {
         if buf.len() < self.msgsize {
             buf.resize(self.msgsize, 0);
         }
-        let n = self.watched(wait, false, |w| {
+        let n = self.watched(wait, false, false, |w| {
             sys::mq_receive(self.fd.as_fd(), &mut buf, w)
         })?;
         // A frame left the queue: its place in the capacity page is free.

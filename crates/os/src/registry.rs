@@ -239,7 +239,8 @@ fn entries(run: &str) -> Vec<Entry> {
 /// already); `Err`: it is there and stays.
 fn remove_object(kind: Kind, name: &str) -> Result<bool, KeptReason> {
     match kind {
-        Kind::Queue => match sys::mq_unlink(name) {
+        // A killed owner's mailbox may have waiters: gone frames wake them.
+        Kind::Queue => match crate::queue::unlink_waking(name) {
             Ok(()) => Ok(true),
             Err(libc::ENOENT) => Ok(false),
             Err(e) => Err(KeptReason::Os(e)),

@@ -107,6 +107,13 @@ fn flush_loop(queue: &Arc<Queue>) {
             Pump::Empty => return,
             Pump::Moved => continue,
             Pump::Full => {
+                // A destroyed mailbox (its name gone, its queue filled with
+                // gone frames, `queue::GONE_ID`) takes nothing more: what is
+                // spooled for it dies with it, and the flusher ends.
+                if !queue.still_named() {
+                    discard(queue);
+                    continue;
+                }
                 // Wait for room (queue descriptors are pollable) without the lock.
                 let _ = crate::sys::poll_one(
                     queue.fd(),

@@ -379,3 +379,48 @@ fn a_rust_process_connects_to_a_python_listener() {
     );
     common::finish(os);
 }
+
+#[test]
+fn a_python_receive_blocked_on_a_mailbox_ends_when_rust_destroys_it() {
+    use std::io::BufRead;
+    let os = common::os();
+    let run = os.run_id().to_string();
+    let mb = os
+        .mailbox_create("python-gone", MailboxConfig::new(Capacity::Bounded(2)))
+        .unwrap();
+    os.send(mb, Message::new(1, b"first")).unwrap();
+    let Some(mut cmd) = python(
+        &run,
+        &[
+            "receive",
+            "--mailbox",
+            "python-gone",
+            "--count",
+            "2",
+            "--timeout",
+            "20",
+        ],
+    ) else {
+        return;
+    };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it printed the first message, the second receive waits (or is
+    // about to): the destruction must end it, long before its 20 s.
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("1 "), "{first}");
+    os.mailbox_destroy(mb).unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), rest),
+        (Some(3), vec!["gone".to_string()]),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::finish(os);
+}

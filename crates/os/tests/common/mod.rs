@@ -68,7 +68,61 @@ pub const ROLES: &[(&str, mkipc_os::Role)] = &[
     ("send-inherited-and-report", send_inherited_and_report),
     ("try-flood-parent-on-cue", try_flood_parent_on_cue),
     ("grow-parent-link", grow_parent_link),
+    ("wait-on-mailbox", wait_on_mailbox),
+    ("fill-mailbox", fill_mailbox),
 ];
+
+/// Opens mailbox args[0], says "ready" to the parent, then sends into it
+/// (blocking) until a send fails, at most 100 times, and tells the parent
+/// the error and how many went in ("DestinationDead after 3").
+fn fill_mailbox(os: &OsProcess) -> i32 {
+    let Ok(mb) = os.mailbox_open(&os.args()[0]) else {
+        return 10;
+    };
+    if os.send_to(parent(os), Message::new(1, b"ready")).is_err() {
+        return 11;
+    }
+    let mut sent = 0;
+    let said = loop {
+        if sent == 100 {
+            break "no error after 100".to_string();
+        }
+        match os.send(mb, Message::new(5, b"fill")) {
+            Ok(()) => sent += 1,
+            Err(e) => break format!("{:?} after {sent}", e.kind()),
+        }
+    };
+    if os
+        .send_to(parent(os), Message::new(2, said.into_bytes()))
+        .is_err()
+    {
+        return 12;
+    }
+    0
+}
+
+/// Opens mailbox args[0], says "ready" to the parent, then blocks in a
+/// receive on it with no deadline and tells the parent what ended it: the
+/// message's body, or the error (`SourceDead` once it is destroyed).
+fn wait_on_mailbox(os: &OsProcess) -> i32 {
+    let Ok(mb) = os.mailbox_open(&os.args()[0]) else {
+        return 10;
+    };
+    if os.send_to(parent(os), Message::new(1, b"ready")).is_err() {
+        return 11;
+    }
+    let said = match os.receive(mb) {
+        Ok(m) => String::from_utf8_lossy(&m.body).into_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    if os
+        .send_to(parent(os), Message::new(2, said.into_bytes()))
+        .is_err()
+    {
+        return 12;
+    }
+    0
+}
 
 /// Waits for the parent's cue, then `try_send_to`s it 1 KiB frames until
 /// one does not fit; exits with how many did (at most 250).
@@ -570,7 +624,7 @@ fn create_existing_mailbox(os: &OsProcess) -> i32 {
     }
 }
 
-fn spool_threads() -> usize {
+pub fn spool_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
         .map(|d| {
             d.flatten()
@@ -584,7 +638,7 @@ fn spool_threads() -> usize {
 }
 
 /// Whether the flusher shows up (it names itself once it runs).
-fn one_spool_thread_soon() -> bool {
+pub fn one_spool_thread_soon() -> bool {
     for _ in 0..100 {
         if spool_threads() == 1 {
             return true;
