@@ -25,9 +25,11 @@ use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
 use crate::core::{Begin, Destination, Kernel, LaneSend, Source, WaitOutcome, WaitToken, Waker};
-use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
+use crate::error::{
+    CallError, IpcError, ReceiveError, SendError, SendErrorKind, SmallReceiveError,
+};
 use crate::ipc::{Ipc, MailboxConfig, PortStatus};
-use crate::message::{Message, Notification, NotifyKind};
+use crate::message::{Message, Notification, NotifyKind, SmallMessage};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
 use crate::Disposition;
 
@@ -119,6 +121,17 @@ trait BlockingExt: Blocker {
                 }
             }
         }
+        self.send_locked(dest, msg, on_full)
+    }
+
+    /// The general path of a send: the core's `send_begin`, then a wait if
+    /// it left one.
+    fn send_locked(
+        &self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
         match self
             .kernel()
             .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker())
@@ -126,6 +139,68 @@ trait BlockingExt: Blocker {
             Begin::Done(r) => r,
             Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full))),
         }
+    }
+
+    /// A typed send (`Ipc::send_small_with`): the lane takes the bytes as
+    /// they are; on a miss the `Message` is built and takes the path
+    /// `send_via` would have taken after the same miss.
+    fn send_small_via(
+        &self,
+        dest: PortName,
+        id: u32,
+        body: &[u8],
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        if self.uses_lanes() {
+            let spin = on_full == OnFull::Block;
+            let k = self.kernel();
+            match k.lane_send_small(self.task_pid(), dest, id, body, spin) {
+                LaneSend::Sent => return Ok(Sent::Delivered),
+                LaneSend::Locked { regrant } => {
+                    let mut msg = Message::new(id, body);
+                    if regrant && k.send_fast_granting(self.task_pid(), dest, &mut msg) {
+                        return Ok(Sent::Delivered);
+                    }
+                    return self.send_locked(Destination::Name(dest), msg, on_full);
+                }
+            }
+        }
+        self.send_locked(Destination::Name(dest), Message::new(id, body), on_full)
+    }
+
+    /// A typed receive (`Ipc::receive_small_with`): the lane's entry is
+    /// copied straight into a `SmallMessage`; otherwise the general path,
+    /// its `Message` converted.
+    fn receive_small_via(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        let spin = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let got = if self.uses_lanes() {
+            let park = wait == Wait::Forever;
+            self.kernel().lane_receive::<Result<SmallMessage, Message>>(
+                self.task_pid(),
+                source,
+                spin,
+                park,
+            )
+        } else {
+            None
+        };
+        let got = match got {
+            Some(got) => got,
+            None => {
+                let begin = self.kernel().receive_begin(
+                    self.task_pid(),
+                    Source::Name(source),
+                    spin,
+                    &|| self.waker(),
+                );
+                SmallMessage::from_message(self.finish_receive(begin, wait)?)
+            }
+        };
+        got.map_err(|m| SmallReceiveError::NotSmall(Box::new(m)))
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
@@ -334,6 +409,24 @@ impl<B: Blocker> Ipc for B {
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("receive");
         self.receive_via(Source::Name(source), wait)
+    }
+    fn send_small_with(
+        &self,
+        dest: PortName,
+        id: u32,
+        body: &[u8],
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        self.before_ipc("send");
+        self.send_small_via(dest, id, body, on_full)
+    }
+    fn receive_small_with(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        self.before_ipc("receive");
+        self.receive_small_via(source, wait)
     }
     fn receive_matching_with(
         &self,

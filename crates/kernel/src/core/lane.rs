@@ -130,7 +130,7 @@ use super::space::Obj;
 use super::{KMessage, PortId, State};
 use crate::capacity::Capacity;
 use crate::lane::{Idle, Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
-use crate::message::{Body, Message, INLINE_BODY};
+use crate::message::{Body, Message, SmallMessage, INLINE_BODY};
 use crate::name::{Pid, PortName};
 use crate::sync::{
     loom_sc_fence, thread, thread_local, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering,
@@ -1000,6 +1000,48 @@ impl Kernel {
         }
     }
 
+    /// A typed send (`Ipc::send_small_with`) through the port's lane, if
+    /// this thread holds a grant for it: the bytes go straight into the
+    /// lane's entry, no `Message` built. On `Locked` nothing was sent and
+    /// the caller builds the `Message` for the locked path (as
+    /// [`lane_send`](Kernel::lane_send) would have left it).
+    #[inline]
+    pub(crate) fn lane_send_small(
+        &self,
+        pid: Pid,
+        name: PortName,
+        id: u32,
+        body: &[u8],
+        spin: bool,
+    ) -> LaneSend {
+        if body.len() > INLINE_BODY {
+            return LaneSend::Locked { regrant: false };
+        }
+        let sent = with_cached(self.id(), pid, name, true, |g| {
+            let m = LaneMsg {
+                order: g.lane.clock.tick(),
+                id,
+                sender: pid,
+                body: Body::from_slice(body),
+            };
+            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
+                Ok(()) => LaneSend::Sent,
+                Err((_, miss)) => LaneSend::Locked {
+                    regrant: matches!(miss, Miss::Fenced),
+                },
+            }
+        });
+        match sent {
+            Lookup::Granted(LaneSend::Sent) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, dest = ?name, sent = "delivered", lane = true, "send");
+                LaneSend::Sent
+            }
+            Lookup::Granted(locked) => locked,
+            Lookup::Denied => LaneSend::Locked { regrant: false },
+            Lookup::Ask => LaneSend::Locked { regrant: true },
+        }
+    }
+
     /// The locked fast path of a send that asks for a grant on the way
     /// (one lock for both): true when the message was queued.
     pub(crate) fn send_fast_granting(&self, pid: Pid, name: PortName, msg: &mut Message) -> bool {
@@ -1043,21 +1085,23 @@ impl Kernel {
     /// may wait).
     /// `park`: a receive without a deadline, which may sleep on an open
     /// empty lane instead of taking the locked path to block there.
+    /// `R`: what the caller wants back, a [`Message`] or (the typed
+    /// receive) a [`SmallMessage`] copied straight out of the entry.
     #[inline]
-    pub(crate) fn lane_receive(
+    pub(crate) fn lane_receive<R: Received>(
         &self,
         pid: Pid,
         name: PortName,
         spin: bool,
         park: bool,
-    ) -> Option<Message> {
+    ) -> Option<R> {
         let yields = if spin { SPIN_YIELDS } else { 0 };
         match with_cached(self.id(), pid, name, false, |g| {
             pop_or_park(g, yields, park)
         }) {
             Lookup::Granted(Ok((m, seqno))) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
-                return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+                return Some(R::from_lane(m, name, seqno));
             }
             // Open and empty, or refused lately: the general path decides
             // (and may block).
@@ -1070,13 +1114,13 @@ impl Kernel {
     /// A receive whose thread holds no open grant: the locked fast path,
     /// asking for a grant on the same lock; then the lane, if granted.
     #[inline(never)]
-    fn lane_receive_granting(
+    fn lane_receive_granting<R: Received>(
         &self,
         pid: Pid,
         name: PortName,
         yields: u32,
         park: bool,
-    ) -> Option<Message> {
+    ) -> Option<R> {
         let kernel = self.id();
         let mut st = match self.lock_unless_reopened(pid, name, false) {
             Some(st) => st,
@@ -1085,7 +1129,7 @@ impl Kernel {
                 match with_cached(kernel, pid, name, false, |g| pop_or_park(g, yields, park)) {
                     Lookup::Granted(Ok((m, seqno))) => {
                         tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
-                        return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+                        return Some(R::from_lane(m, name, seqno));
                     }
                     Lookup::Granted(Err(Miss::Busy | Miss::Woken)) | Lookup::Denied => return None,
                     Lookup::Granted(Err(Miss::Fenced)) | Lookup::Ask => self.lock_raw(),
@@ -1109,11 +1153,42 @@ impl Kernel {
         remember(kernel, pid, name, false, cached);
         if let Some(m) = got {
             tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, "receive");
-            return Some(m);
+            return Some(R::from_message(m));
         }
         let (m, seqno) = pop_or_park(&grant?, yields, park).ok()?;
         tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
-        Some(Message::received(m.id, m.body, m.sender, name, seqno))
+        Some(R::from_lane(m, name, seqno))
+    }
+}
+
+/// What a lane receive hands its caller: a [`Message`] (`receive`), or for
+/// the typed receive a [`SmallMessage`] copied out of the entry (no
+/// `Message` built), or the `Message` the locked path returned when it is
+/// not small.
+pub(crate) trait Received: Sized {
+    /// A message popped from the lane, received on `name`, numbered `seqno`.
+    fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Self;
+    /// A message the locked path received.
+    fn from_message(m: Message) -> Self;
+}
+
+impl Received for Message {
+    #[inline(always)]
+    fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Message {
+        Message::received(m.id, m.body, m.sender, name, seqno)
+    }
+    fn from_message(m: Message) -> Message {
+        m
+    }
+}
+
+impl Received for Result<SmallMessage, Message> {
+    #[inline(always)]
+    fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Self {
+        Ok(SmallMessage::received(m.id, &m.body, m.sender, name, seqno))
+    }
+    fn from_message(m: Message) -> Self {
+        SmallMessage::from_message(m)
     }
 }
 
