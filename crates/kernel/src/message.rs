@@ -139,6 +139,28 @@ impl SmallMessage {
             },
         }
     }
+    /// A lane entry's parts, its body already flat (`len` bytes of
+    /// `bytes`, zero past them): fixed-size moves only.
+    #[inline(always)]
+    pub(crate) fn from_lane(
+        id: u32,
+        len: u32,
+        bytes: [u8; INLINE_BODY],
+        sender: Pid,
+        received_on: PortName,
+        seqno: u64,
+    ) -> SmallMessage {
+        SmallMessage {
+            id,
+            len,
+            bytes,
+            trailer: Trailer {
+                sender,
+                received_on,
+                seqno,
+            },
+        }
+    }
     /// The small form of a received message, or the message back if it is
     /// not small (it carries rights, its body is longer than
     /// [`INLINE_BODY`], it has no trailer or its sender is only claimed).

@@ -160,14 +160,38 @@ const DENIED_SKIPS: u32 = 64;
 /// A refilled message's `order`: its original stamp, with this bit.
 const REFILLED: u64 = 1 << 63;
 
-/// A message in a lane.
+/// A message in a lane. The body is stored flat (a length and 16 bytes,
+/// zero past the length), not as a [`Body`]: the entry has no drop glue
+/// and the typed receive copies it out with fixed-size moves.
 pub(crate) struct LaneMsg {
     /// The kernel-wide lane clock when it was pushed, or `REFILLED | stamp`
     /// for a message moved in from the locked queue.
     order: u64,
     id: u32,
     sender: Pid,
-    body: Body,
+    len: u32,
+    bytes: [u8; INLINE_BODY],
+}
+
+impl LaneMsg {
+    /// An entry for a body of at most [`INLINE_BODY`] bytes.
+    #[inline(always)]
+    fn new(order: u64, id: u32, sender: Pid, body: &[u8]) -> LaneMsg {
+        let mut bytes = [0; INLINE_BODY];
+        bytes[..body.len()].copy_from_slice(body);
+        LaneMsg {
+            order,
+            id,
+            sender,
+            len: body.len() as u32,
+            bytes,
+        }
+    }
+    /// The body's bytes.
+    #[inline(always)]
+    fn body(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
 }
 
 /// The kernel-wide lane clock, on a cache line of its own, and whether it
@@ -645,12 +669,8 @@ impl State {
         let q = &mut self.ports.get_mut(port).expect("live").queue;
         let (seqno, max_len) = (q.seqno, q.max_len);
         let queued = std::iter::from_fn(|| {
-            q.pop().map(|m| LaneMsg {
-                order: REFILLED | m.stamp.get(),
-                id: m.id,
-                sender: m.sender,
-                body: m.body,
-            })
+            q.pop()
+                .map(|m| LaneMsg::new(REFILLED | m.stamp.get(), m.id, m.sender, &m.body))
         });
         // The positions it opened at, not read after: other threads' grants
         // of this generation may push and pop as soon as it is open.
@@ -687,12 +707,12 @@ fn queue_lane_message(q: &mut MsgQueue, next_stamp: &mut u64, m: LaneMsg) {
     } else {
         super::take_stamp(next_stamp)
     };
-    let cost = super::queue::message_cost(m.body.len(), 0, false);
+    let cost = super::queue::message_cost(m.len as usize, 0, false);
     q.push_with(cost, || KMessage {
         id: m.id,
         sender: m.sender,
         stamp,
-        body: m.body,
+        body: Body::from_slice(m.body()),
         carried: None,
     });
 }
@@ -957,7 +977,8 @@ impl Kernel {
     }
 
     /// Sends `msg` from `pid` to `name` through the port's lane, if this
-    /// thread holds a grant for it (its body is taken when sent). `spin`:
+    /// thread holds a grant for it (its body is copied into the entry; the
+    /// caller drops the message once sent). `spin`:
     /// yield a few times on a full lane first (a blocking send).
     #[inline]
     pub(crate) fn lane_send(
@@ -971,18 +992,13 @@ impl Kernel {
             return LaneSend::Locked { regrant: false };
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
-            let m = LaneMsg {
-                order: g.lane.clock.tick(),
-                id: msg.id,
-                sender: pid,
-                body: std::mem::take(&mut msg.body),
-            };
+            let m = LaneMsg::new(g.lane.clock.tick(), msg.id, pid, &msg.body);
             match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
                 Ok(()) => LaneSend::Sent,
-                Err((back, miss)) => {
-                    msg.body = back.body;
-                    // Full (an unbounded lane at the memory ceiling): the
-                    // locked path decides, and the lane stays granted.
+                Err((_, miss)) => {
+                    // The message still has its body. Full (an unbounded
+                    // lane at the memory ceiling): the locked path decides,
+                    // and the lane stays granted.
                     LaneSend::Locked {
                         regrant: matches!(miss, Miss::Fenced),
                     }
@@ -1018,12 +1034,7 @@ impl Kernel {
             return LaneSend::Locked { regrant: false };
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
-            let m = LaneMsg {
-                order: g.lane.clock.tick(),
-                id,
-                sender: pid,
-                body: Body::from_slice(body),
-            };
+            let m = LaneMsg::new(g.lane.clock.tick(), id, pid, body);
             match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
                 Ok(()) => LaneSend::Sent,
                 Err((_, miss)) => LaneSend::Locked {
@@ -1175,7 +1186,7 @@ pub(crate) trait Received: Sized {
 impl Received for Message {
     #[inline(always)]
     fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Message {
-        Message::received(m.id, m.body, m.sender, name, seqno)
+        Message::received(m.id, Body::from_slice(m.body()), m.sender, name, seqno)
     }
     fn from_message(m: Message) -> Message {
         m
@@ -1185,7 +1196,9 @@ impl Received for Message {
 impl Received for Result<SmallMessage, Message> {
     #[inline(always)]
     fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Self {
-        Ok(SmallMessage::received(m.id, &m.body, m.sender, name, seqno))
+        Ok(SmallMessage::from_lane(
+            m.id, m.len, m.bytes, m.sender, name, seqno,
+        ))
     }
     fn from_message(m: Message) -> Self {
         SmallMessage::from_message(m)
