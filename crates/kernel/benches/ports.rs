@@ -547,33 +547,35 @@ fn summary() {
                 _ => 100_000,
             };
             let label = format!("spsc {} {}B", cap_label(capacity), size);
-            if !wanted(&label) {
-                continue;
-            }
-            let measured = median_rates(
-                n,
-                [
-                    &|n| kernel_spsc(capacity, size, n),
-                    &|n| crossbeam_spsc(capacity, size, n),
-                    &|n| crossbeam_message_spsc(capacity, size, n),
-                ],
-            );
-            let [kf, xf, _] = measured.faults_per_k;
-            println!(
-                "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
-                label,
-                n,
-                measured.median(0) / 1e6,
-                measured.median(1) / 1e6,
-                measured.ratio(0, 1),
-                measured.ratio(0, 2),
-                kf,
-                xf
-            );
-            if size != 8 || !matches!(capacity, Capacity::Bounded(1024) | Capacity::Unbounded) {
-                continue;
+            if wanted(&label) {
+                let measured = median_rates(
+                    n,
+                    [
+                        &|n| kernel_spsc(capacity, size, n),
+                        &|n| crossbeam_spsc(capacity, size, n),
+                        &|n| crossbeam_message_spsc(capacity, size, n),
+                    ],
+                );
+                let [kf, xf, _] = measured.faults_per_k;
+                println!(
+                    "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+                    label,
+                    n,
+                    measured.median(0) / 1e6,
+                    measured.median(1) / 1e6,
+                    measured.ratio(0, 1),
+                    measured.ratio(0, 2),
+                    kf,
+                    xf
+                );
             }
             let label = format!("{label} typed");
+            if size != 8
+                || !matches!(capacity, Capacity::Bounded(1024) | Capacity::Unbounded)
+                || !wanted(&label)
+            {
+                continue;
+            }
             let measured = median_rates(
                 n,
                 [
@@ -599,28 +601,30 @@ fn summary() {
     for capacity in [Capacity::Bounded(1024), Capacity::Unbounded] {
         let n = 400_000;
         let label = format!("mpmc 2x2 {} 8B", cap_label(capacity));
+        if wanted(&label) {
+            let measured = median_rates(
+                n,
+                [&|n| kernel_mpmc(capacity, n), &|n| {
+                    crossbeam_mpmc(capacity, n)
+                }],
+            );
+            let [kf, xf] = measured.faults_per_k;
+            println!(
+                "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+                label,
+                n,
+                measured.median(0) / 1e6,
+                measured.median(1) / 1e6,
+                measured.ratio(0, 1),
+                "",
+                kf,
+                xf
+            );
+        }
+        let label = format!("{label} typed");
         if !wanted(&label) {
             continue;
         }
-        let measured = median_rates(
-            n,
-            [&|n| kernel_mpmc(capacity, n), &|n| {
-                crossbeam_mpmc(capacity, n)
-            }],
-        );
-        let [kf, xf] = measured.faults_per_k;
-        println!(
-            "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
-            label,
-            n,
-            measured.median(0) / 1e6,
-            measured.median(1) / 1e6,
-            measured.ratio(0, 1),
-            "",
-            kf,
-            xf
-        );
-        let label = format!("{label} typed");
         let measured = median_rates(
             n,
             [
