@@ -143,7 +143,9 @@ trait BlockingExt: Blocker {
 
     /// A typed send (`Ipc::send_small_with`): the lane takes the bytes as
     /// they are; on a miss the `Message` is built and takes the path
-    /// `send_via` would have taken after the same miss.
+    /// `send_via` would have taken after the same miss. Inlined into the
+    /// caller's loop, its miss path out of line.
+    #[inline(always)]
     fn send_small_via(
         &self,
         dest: PortName,
@@ -151,56 +153,82 @@ trait BlockingExt: Blocker {
         body: &[u8],
         on_full: OnFull,
     ) -> Result<Sent, SendError> {
-        if self.uses_lanes() {
+        let regrant = if self.uses_lanes() {
             let spin = on_full == OnFull::Block;
-            let k = self.kernel();
-            match k.lane_send_small(self.task_pid(), dest, id, body, spin) {
+            match self
+                .kernel()
+                .lane_send_small(self.task_pid(), dest, id, body, spin)
+            {
                 LaneSend::Sent => return Ok(Sent::Delivered),
-                LaneSend::Locked { regrant } => {
-                    let mut msg = Message::new(id, body);
-                    if regrant && k.send_fast_granting(self.task_pid(), dest, &mut msg) {
-                        return Ok(Sent::Delivered);
-                    }
-                    return self.send_locked(Destination::Name(dest), msg, on_full);
-                }
+                LaneSend::Locked { regrant } => regrant,
             }
+        } else {
+            false
+        };
+        self.send_small_missed(dest, Message::new(id, body), on_full, regrant)
+    }
+
+    /// A typed send the lane did not take, as its `Message`.
+    #[inline(never)]
+    fn send_small_missed(
+        &self,
+        dest: PortName,
+        mut msg: Message,
+        on_full: OnFull,
+        regrant: bool,
+    ) -> Result<Sent, SendError> {
+        if regrant
+            && self
+                .kernel()
+                .send_fast_granting(self.task_pid(), dest, &mut msg)
+        {
+            return Ok(Sent::Delivered);
         }
-        self.send_locked(Destination::Name(dest), Message::new(id, body), on_full)
+        self.send_locked(Destination::Name(dest), msg, on_full)
     }
 
     /// A typed receive (`Ipc::receive_small_with`): the lane's entry is
     /// copied straight into a `SmallMessage`; otherwise the general path,
-    /// its `Message` converted.
+    /// its `Message` converted. Inlined into the caller's loop (so the
+    /// `SmallMessage` can stay in registers), its miss path out of line.
+    #[inline(always)]
     fn receive_small_via(
         &self,
         source: PortName,
         wait: Wait,
     ) -> Result<SmallMessage, SmallReceiveError> {
-        let spin = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
-        let got = if self.uses_lanes() {
+        if self.uses_lanes() {
+            let spin = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
             let park = wait == Wait::Forever;
-            self.kernel().lane_receive::<Result<SmallMessage, Message>>(
+            match self.kernel().lane_receive::<Result<SmallMessage, Message>>(
                 self.task_pid(),
                 source,
                 spin,
                 park,
-            )
-        } else {
-            None
-        };
-        let got = match got {
-            Some(got) => got,
-            None => {
-                let begin = self.kernel().receive_begin(
-                    self.task_pid(),
-                    Source::Name(source),
-                    spin,
-                    &|| self.waker(),
-                );
-                SmallMessage::from_message(self.finish_receive(begin, wait)?)
+            ) {
+                Some(Ok(small)) => return Ok(small),
+                Some(Err(m)) => return Err(SmallReceiveError::NotSmall(Box::new(m))),
+                None => {}
             }
-        };
-        got.map_err(|m| SmallReceiveError::NotSmall(Box::new(m)))
+        }
+        self.receive_small_missed(source, wait)
+    }
+
+    /// A typed receive the lane did not serve: the general path.
+    #[inline(never)]
+    fn receive_small_missed(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let begin =
+            self.kernel()
+                .receive_begin(self.task_pid(), Source::Name(source), may_wait, &|| {
+                    self.waker()
+                });
+        SmallMessage::from_message(self.finish_receive(begin, wait)?)
+            .map_err(|m| SmallReceiveError::NotSmall(Box::new(m)))
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
@@ -410,6 +438,7 @@ impl<B: Blocker> Ipc for B {
         self.before_ipc("receive");
         self.receive_via(Source::Name(source), wait)
     }
+    #[inline(always)]
     fn send_small_with(
         &self,
         dest: PortName,
@@ -420,6 +449,7 @@ impl<B: Blocker> Ipc for B {
         self.before_ipc("send");
         self.send_small_via(dest, id, body, on_full)
     }
+    #[inline(always)]
     fn receive_small_with(
         &self,
         source: PortName,

@@ -286,25 +286,30 @@ pub trait Ipc {
     }
     /// A typed send of `body`, waiting as long as it takes (see
     /// [`send_small_with`](Ipc::send_small_with)).
+    #[inline]
     fn send_small(&self, dest: PortName, id: u32, body: &[u8]) -> Result<(), SendError> {
         self.send_small_with(dest, id, body, OnFull::Block)
             .map(drop)
     }
     /// A typed send that completes now or fails with [`SendErrorKind::Full`].
+    #[inline]
     fn try_send_small(&self, dest: PortName, id: u32, body: &[u8]) -> Result<(), SendError> {
         self.send_small_with(dest, id, body, OnFull::Fail).map(drop)
     }
     /// A typed send of `value`'s little-endian bytes: `send(dest,
     /// Message::from_u64(id, value))` without the `Message`.
+    #[inline]
     fn send_u64(&self, dest: PortName, id: u32, value: u64) -> Result<(), SendError> {
         self.send_small(dest, id, &value.to_le_bytes())
     }
     /// A typed receive, waiting as long as it takes (see
     /// [`receive_small_with`](Ipc::receive_small_with)).
+    #[inline]
     fn receive_small(&self, source: PortName) -> Result<SmallMessage, SmallReceiveError> {
         self.receive_small_with(source, Wait::Forever)
     }
     /// A typed receive of what is there now; otherwise [`ReceiveError::Empty`].
+    #[inline]
     fn try_receive_small(&self, source: PortName) -> Result<SmallMessage, SmallReceiveError> {
         self.receive_small_with(source, Wait::NoWait)
     }
