@@ -102,6 +102,30 @@
 //! polls sees it on a later look. A receive with a deadline keeps the
 //! locked wait, so no deadline is waited in two places.
 
+//! # The typed path
+//!
+//! `Ipc::send_small_with` / `receive_small_with` (a thread-backed task's
+//! typed operations) use the same grants, lanes and fallbacks as `send` and
+//! `receive`; only the value crossing the API differs. A typed send builds
+//! its entry from the bytes (`Kernel::lane_send_small`), with no `Message`;
+//! a typed receive copies the popped entry into a `SmallMessage`
+//! (`Received`, the one generic receive path): the entry's body is flat (a
+//! length and 16 bytes), so that is a few fixed-size moves and nothing to
+//! drop. On any miss the `Message` the operation stands for is built (or
+//! the one the locked path returned is converted), so order, capacity,
+//! blocking, numbers and errors are the `Message` path's.
+//!
+//! # Joining an open lane
+//!
+//! A thread that asks for a grant while the port's lane is open (a consumer
+//! arriving after its producer streamed into the lane, a second producer)
+//! is granted that lane as it is, under the lock but without fencing it
+//! (`State::join_open_lane`): an open lane has seen no locked operation
+//! since its grant checked the port, so the port is still eligible and the
+//! lane is its whole queue; only the asking task's right to the name is
+//! checked. Fencing instead drained the whole backlog into the locked queue
+//! and the grant refilled it, twice O(backlog).
+//!
 //! # Order across lanes
 //!
 //! A fence that drains several lanes merges their messages by a kernel-wide
