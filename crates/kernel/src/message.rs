@@ -47,6 +47,35 @@ impl Body {
     }
 }
 
+impl Body {
+    /// A body from flat storage (`len` bytes of `bytes`, `len` at most
+    /// [`INLINE_BODY`]): one fixed-size move, no copy loop.
+    #[inline(always)]
+    pub(crate) fn from_flat(len: u32, bytes: [u8; INLINE_BODY]) -> Body {
+        Body(SmallVec::from_buf_and_len(bytes, len as usize))
+    }
+}
+
+/// `body` (at most [`INLINE_BODY`] bytes) in flat storage, zero past its
+/// length, copied with fixed-size moves (two overlapping 8- or 4-byte
+/// copies) instead of a call to `memcpy` for a variable length.
+#[inline(always)]
+pub(crate) fn flat_body(body: &[u8]) -> [u8; INLINE_BODY] {
+    let mut b = [0; INLINE_BODY];
+    let n = body.len();
+    debug_assert!(n <= INLINE_BODY);
+    if n >= 8 {
+        b[..8].copy_from_slice(&body[..8]);
+        b[n - 8..n].copy_from_slice(&body[n - 8..]);
+    } else if n >= 4 {
+        b[..4].copy_from_slice(&body[..4]);
+        b[n - 4..n].copy_from_slice(&body[n - 4..]);
+    } else {
+        b[..n].copy_from_slice(body);
+    }
+    b
+}
+
 impl Deref for Body {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -126,8 +155,7 @@ impl SmallMessage {
         received_on: PortName,
         seqno: u64,
     ) -> SmallMessage {
-        let mut bytes = [0; INLINE_BODY];
-        bytes[..body.len()].copy_from_slice(body);
+        let bytes = flat_body(body);
         SmallMessage {
             id,
             len: body.len() as u32,

@@ -201,8 +201,7 @@ impl LaneMsg {
     /// An entry for a body of at most [`INLINE_BODY`] bytes.
     #[inline(always)]
     fn new(order: u64, id: u32, sender: Pid, body: &[u8]) -> LaneMsg {
-        let mut bytes = [0; INLINE_BODY];
-        bytes[..body.len()].copy_from_slice(body);
+        let bytes = crate::message::flat_body(body);
         LaneMsg {
             order,
             id,
@@ -210,11 +209,6 @@ impl LaneMsg {
             len: body.len() as u32,
             bytes,
         }
-    }
-    /// The body's bytes.
-    #[inline(always)]
-    fn body(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
     }
 }
 
@@ -760,7 +754,7 @@ fn queue_lane_message(q: &mut MsgQueue, next_stamp: &mut u64, m: LaneMsg) {
         id: m.id,
         sender: m.sender,
         stamp,
-        body: Body::from_slice(m.body()),
+        body: Body::from_flat(m.len, m.bytes),
         carried: None,
     });
 }
@@ -1247,7 +1241,7 @@ pub(crate) trait Received: Sized {
 impl Received for Message {
     #[inline(always)]
     fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Message {
-        Message::received(m.id, Body::from_slice(m.body()), m.sender, name, seqno)
+        Message::received(m.id, Body::from_flat(m.len, m.bytes), m.sender, name, seqno)
     }
     fn from_message(m: Message) -> Message {
         m
