@@ -20,6 +20,11 @@
 //!
 //! * MPMC: two sending threads and two receiving threads on one port, against
 //!   the same on a crossbeam channel (bounded 1024 and unbounded, 8 bytes).
+//! * Typed: the 8-byte bounded(1024) and unbounded SPSC rows and both MPMC
+//!   rows again with the kernel's typed operations (`send_u64`,
+//!   `receive_small`: no `Message` built while the lane is open), against
+//!   crossbeam carrying a `u64` and against the kernel's `Message` path, all
+//!   three in turn in the same run (rows labelled `... typed`).
 //!
 //! Criterion prints its own figures; after them a summary table gives the
 //! kernel/crossbeam throughput ratio, from batches timed here: each
@@ -95,6 +100,25 @@ fn kernel_spsc(capacity: Capacity, size: usize, n: u64) -> Duration {
         });
         for _ in 0..n {
             p.tx.send(p.to_rx, Message::new(1, &body[..])).unwrap();
+        }
+        consumer.join().unwrap();
+        start.elapsed()
+    })
+}
+
+/// The same with the typed operations (`send_u64`, `receive_small`), 8-byte
+/// bodies: no `Message` built on either side while the port's lane is open.
+fn kernel_spsc_typed(capacity: Capacity, n: u64) -> Duration {
+    let p = KernelPair::new(capacity);
+    thread::scope(|s| {
+        let start = Instant::now();
+        let consumer = s.spawn(|| {
+            for _ in 0..n {
+                black_box(p.rx.receive_small(p.port).unwrap().as_u64());
+            }
+        });
+        for i in 0..n {
+            p.tx.send_u64(p.to_rx, 1, i).unwrap();
         }
         consumer.join().unwrap();
         start.elapsed()
@@ -421,6 +445,38 @@ fn kernel_mpmc(capacity: Capacity, n: u64) -> Duration {
     })
 }
 
+/// [`kernel_mpmc`] with the typed operations.
+fn kernel_mpmc_typed(capacity: Capacity, n: u64) -> Duration {
+    let p = KernelPair::new(capacity);
+    let tx2 = p._kernel.spawn_task();
+    let to_rx2 = tx2.look_up("rx").unwrap();
+    thread::scope(|s| {
+        let start = Instant::now();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..n / 2 {
+                        black_box(p.rx.receive_small(p.port).unwrap().as_u64());
+                    }
+                })
+            })
+            .collect();
+        let second = s.spawn(|| {
+            for i in 0..n / 2 {
+                tx2.send_u64(to_rx2, 1, i).unwrap();
+            }
+        });
+        for i in 0..n / 2 {
+            p.tx.send_u64(p.to_rx, 1, i).unwrap();
+        }
+        second.join().unwrap();
+        for c in consumers {
+            c.join().unwrap();
+        }
+        start.elapsed()
+    })
+}
+
 /// The same through a crossbeam channel carrying a `u64`.
 fn crossbeam_mpmc(capacity: Capacity, n: u64) -> Duration {
     let (tx, rx) = crossbeam_channel_of::<u64>(capacity);
@@ -475,7 +531,11 @@ fn summary() {
     println!("   xbeam<Message>: crossbeam carrying the kernel's Message, the same value the kernel moves");
     println!("   faults: minor page faults per 1,000 messages, kernel / xbeam (memory taken from the OS)");
     println!(
-        "{:<26} {:>7} {:>10} {:>10} {:>20} {:>20} {:>13}",
+        "   typed rows: the kernel with send_u64/receive_small; their last ratio is typed / the"
+    );
+    println!("   kernel's send/receive of a Message (the row above), not xbeam<Message>");
+    println!(
+        "{:<30} {:>7} {:>10} {:>10} {:>20} {:>20} {:>13}",
         "case", "batch", "kernel M/s", "xbeam M/s", "ratio", "vs xbeam<Message>", "faults"
     );
     for capacity in CAPACITIES {
@@ -487,20 +547,46 @@ fn summary() {
                 _ => 100_000,
             };
             let label = format!("spsc {} {}B", cap_label(capacity), size);
-            if !wanted(&label) {
+            if wanted(&label) {
+                let measured = median_rates(
+                    n,
+                    [
+                        &|n| kernel_spsc(capacity, size, n),
+                        &|n| crossbeam_spsc(capacity, size, n),
+                        &|n| crossbeam_message_spsc(capacity, size, n),
+                    ],
+                );
+                let [kf, xf, _] = measured.faults_per_k;
+                println!(
+                    "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+                    label,
+                    n,
+                    measured.median(0) / 1e6,
+                    measured.median(1) / 1e6,
+                    measured.ratio(0, 1),
+                    measured.ratio(0, 2),
+                    kf,
+                    xf
+                );
+            }
+            let label = format!("{label} typed");
+            if size != 8
+                || !matches!(capacity, Capacity::Bounded(1024) | Capacity::Unbounded)
+                || !wanted(&label)
+            {
                 continue;
             }
             let measured = median_rates(
                 n,
                 [
-                    &|n| kernel_spsc(capacity, size, n),
+                    &|n| kernel_spsc_typed(capacity, n),
                     &|n| crossbeam_spsc(capacity, size, n),
-                    &|n| crossbeam_message_spsc(capacity, size, n),
+                    &|n| kernel_spsc(capacity, size, n),
                 ],
             );
             let [kf, xf, _] = measured.faults_per_k;
             println!(
-                "{:<26} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+                "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
                 label,
                 n,
                 measured.median(0) / 1e6,
@@ -515,24 +601,47 @@ fn summary() {
     for capacity in [Capacity::Bounded(1024), Capacity::Unbounded] {
         let n = 400_000;
         let label = format!("mpmc 2x2 {} 8B", cap_label(capacity));
+        if wanted(&label) {
+            let measured = median_rates(
+                n,
+                [&|n| kernel_mpmc(capacity, n), &|n| {
+                    crossbeam_mpmc(capacity, n)
+                }],
+            );
+            let [kf, xf] = measured.faults_per_k;
+            println!(
+                "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+                label,
+                n,
+                measured.median(0) / 1e6,
+                measured.median(1) / 1e6,
+                measured.ratio(0, 1),
+                "",
+                kf,
+                xf
+            );
+        }
+        let label = format!("{label} typed");
         if !wanted(&label) {
             continue;
         }
         let measured = median_rates(
             n,
-            [&|n| kernel_mpmc(capacity, n), &|n| {
-                crossbeam_mpmc(capacity, n)
-            }],
+            [
+                &|n| kernel_mpmc_typed(capacity, n),
+                &|n| crossbeam_mpmc(capacity, n),
+                &|n| kernel_mpmc(capacity, n),
+            ],
         );
-        let [kf, xf] = measured.faults_per_k;
+        let [kf, xf, _] = measured.faults_per_k;
         println!(
-            "{:<26} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
+            "{:<30} {:>7} {:>10.3} {:>10.3} {:>20} {:>20} {:>6.1}/{:<6.1}",
             label,
             n,
             measured.median(0) / 1e6,
             measured.median(1) / 1e6,
             measured.ratio(0, 1),
-            "",
+            measured.ratio(0, 2),
             kf,
             xf
         );

@@ -25,9 +25,11 @@ use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
 use crate::core::{Begin, Destination, Kernel, LaneSend, Source, WaitOutcome, WaitToken, Waker};
-use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
+use crate::error::{
+    CallError, IpcError, ReceiveError, SendError, SendErrorKind, SmallReceiveError,
+};
 use crate::ipc::{Ipc, MailboxConfig, PortStatus};
-use crate::message::{Message, Notification, NotifyKind};
+use crate::message::{Message, Notification, NotifyKind, SmallMessage};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
 use crate::Disposition;
 
@@ -156,10 +158,111 @@ trait BlockingExt: Blocker {
                 }
             }
         }
+        self.send_locked(dest, msg, on_full)
+    }
+
+    /// The general path of a send: the core's `send_begin`, then a wait if
+    /// it left one.
+    fn send_locked(
+        &self,
+        dest: Destination,
+        msg: Message,
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
         let begin = self
             .kernel()
             .send_begin(self.task_pid(), dest, msg, on_full, &|| self.waker());
         self.finish_send(begin, on_full)
+    }
+
+    /// A typed send (`Ipc::send_small_with`): the lane takes the bytes as
+    /// they are; on a miss the `Message` is built and takes the path
+    /// `send_via` would have taken after the same miss. Inlined into the
+    /// caller's loop, its miss path out of line.
+    #[inline(always)]
+    fn send_small_via(
+        &self,
+        dest: PortName,
+        id: u32,
+        body: &[u8],
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        let regrant = if self.uses_lanes() {
+            let spin = on_full == OnFull::Block;
+            match self
+                .kernel()
+                .lane_send_small(self.task_pid(), dest, id, body, spin)
+            {
+                LaneSend::Sent => return Ok(Sent::Delivered),
+                LaneSend::Locked { regrant } => regrant,
+            }
+        } else {
+            false
+        };
+        self.send_small_missed(dest, Message::new(id, body), on_full, regrant)
+    }
+
+    /// A typed send the lane did not take, as its `Message`.
+    #[inline(never)]
+    fn send_small_missed(
+        &self,
+        dest: PortName,
+        mut msg: Message,
+        on_full: OnFull,
+        regrant: bool,
+    ) -> Result<Sent, SendError> {
+        if regrant
+            && self
+                .kernel()
+                .send_fast_granting(self.task_pid(), dest, &mut msg)
+        {
+            return Ok(Sent::Delivered);
+        }
+        self.send_locked(Destination::Name(dest), msg, on_full)
+    }
+
+    /// A typed receive (`Ipc::receive_small_with`): the lane's entry is
+    /// copied straight into a `SmallMessage`; otherwise the general path,
+    /// its `Message` converted. Inlined into the caller's loop (so the
+    /// `SmallMessage` can stay in registers), its miss path out of line.
+    #[inline(always)]
+    fn receive_small_via(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        if self.uses_lanes() {
+            let spin = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+            let park = wait == Wait::Forever;
+            match self.kernel().lane_receive::<Result<SmallMessage, Message>>(
+                self.task_pid(),
+                source,
+                spin,
+                park,
+            ) {
+                Some(Ok(small)) => return Ok(small),
+                Some(Err(m)) => return Err(SmallReceiveError::NotSmall(Box::new(m))),
+                None => {}
+            }
+        }
+        self.receive_small_missed(source, wait)
+    }
+
+    /// A typed receive the lane did not serve: the general path.
+    #[inline(never)]
+    fn receive_small_missed(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
+        let begin =
+            self.kernel()
+                .receive_begin(self.task_pid(), Source::Name(source), may_wait, &|| {
+                    self.waker()
+                });
+        SmallMessage::from_message(self.finish_receive(begin, wait)?)
+            .map_err(|m| SmallReceiveError::NotSmall(Box::new(m)))
     }
 
     fn receive_via(&self, source: Source<'_>, wait: Wait) -> Result<Message, ReceiveError> {
@@ -346,6 +449,26 @@ impl<B: Blocker> Ipc for B {
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError> {
         self.before_ipc("receive");
         self.receive_via(Source::Name(source), wait)
+    }
+    #[inline(always)]
+    fn send_small_with(
+        &self,
+        dest: PortName,
+        id: u32,
+        body: &[u8],
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        self.before_ipc("send");
+        self.send_small_via(dest, id, body, on_full)
+    }
+    #[inline(always)]
+    fn receive_small_with(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        self.before_ipc("receive");
+        self.receive_small_via(source, wait)
     }
     fn receive_matching_with(
         &self,

@@ -404,6 +404,21 @@ pub enum ReceiveError {
     Os(i32),
 }
 
+/// Why a typed receive ([`Ipc::receive_small`](crate::Ipc::receive_small))
+/// returned no [`SmallMessage`](crate::message::SmallMessage).
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum SmallReceiveError {
+    /// The receive failed, as `receive` would have.
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    /// A message was received (it is no longer queued) but it is not small:
+    /// it carries rights, its body is longer than
+    /// [`INLINE_BODY`](crate::message::INLINE_BODY), or its sender is only
+    /// claimed. Here it is, whole.
+    #[error("received a message that is not small (id {})", .0.id)]
+    NotSmall(Box<Message>),
+}
+
 /// What was wrong with a frame that could not be decoded
 /// ([`ReceiveError::Malformed`]; the OS backend's wire format).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]

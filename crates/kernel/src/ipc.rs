@@ -30,8 +30,10 @@
 use std::time::Duration;
 
 use crate::capacity::{Capacity, OnFull, Sent, Wait};
-use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind, Unsupported};
-use crate::message::{Message, Notification, NotifyKind};
+use crate::error::{
+    CallError, IpcError, ReceiveError, SendError, SendErrorKind, SmallReceiveError, Unsupported,
+};
+use crate::message::{Message, Notification, NotifyKind, SmallMessage};
 use crate::name::{Access, Pid, PortName, RightKind, RightSet};
 
 /// Who owns a mailbox, which decides how long it lives.
@@ -172,6 +174,36 @@ pub trait Ipc {
     fn send_with(&self, dest: PortName, msg: Message, on_full: OnFull) -> Result<Sent, SendError>;
     /// Receives from a receive right, port set or mailbox, waiting per `wait`.
     fn receive_with(&self, source: PortName, wait: Wait) -> Result<Message, ReceiveError>;
+    /// Sends a rights-free message with body `body` (a typed send): the
+    /// same as `send_with(dest, Message::new(id, body), on_full)` in every
+    /// respect (order among other senders, blocking, errors; a failed send
+    /// gives that `Message` back), but a thread-backed task whose port has
+    /// an open lane moves the bytes straight into the lane's slot, building
+    /// no `Message` (`core/lane.rs`, "The typed path"). The default builds
+    /// the `Message`.
+    fn send_small_with(
+        &self,
+        dest: PortName,
+        id: u32,
+        body: &[u8],
+        on_full: OnFull,
+    ) -> Result<Sent, SendError> {
+        self.send_with(dest, Message::new(id, body), on_full)
+    }
+    /// Receives as `receive_with` does (the same message, blocking and
+    /// errors), returning it as a plain [`SmallMessage`] when it is small;
+    /// a message that is not comes back whole in
+    /// [`SmallReceiveError::NotSmall`]. On an open lane the entry is copied
+    /// straight out of the slot. The default converts what `receive_with`
+    /// returns.
+    fn receive_small_with(
+        &self,
+        source: PortName,
+        wait: Wait,
+    ) -> Result<SmallMessage, SmallReceiveError> {
+        let m = self.receive_with(source, wait)?;
+        SmallMessage::from_message(m).map_err(|m| SmallReceiveError::NotSmall(Box::new(m)))
+    }
     /// Receives the oldest message from any of `sources` (a select); the
     /// message's trailer says which name it came from.
     fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError>;
@@ -251,6 +283,35 @@ pub trait Ipc {
         timeout: Duration,
     ) -> Result<Message, ReceiveError> {
         self.receive_with(source, Wait::For(timeout))
+    }
+    /// A typed send of `body`, waiting as long as it takes (see
+    /// [`send_small_with`](Ipc::send_small_with)).
+    #[inline]
+    fn send_small(&self, dest: PortName, id: u32, body: &[u8]) -> Result<(), SendError> {
+        self.send_small_with(dest, id, body, OnFull::Block)
+            .map(drop)
+    }
+    /// A typed send that completes now or fails with [`SendErrorKind::Full`].
+    #[inline]
+    fn try_send_small(&self, dest: PortName, id: u32, body: &[u8]) -> Result<(), SendError> {
+        self.send_small_with(dest, id, body, OnFull::Fail).map(drop)
+    }
+    /// A typed send of `value`'s little-endian bytes: `send(dest,
+    /// Message::from_u64(id, value))` without the `Message`.
+    #[inline]
+    fn send_u64(&self, dest: PortName, id: u32, value: u64) -> Result<(), SendError> {
+        self.send_small(dest, id, &value.to_le_bytes())
+    }
+    /// A typed receive, waiting as long as it takes (see
+    /// [`receive_small_with`](Ipc::receive_small_with)).
+    #[inline]
+    fn receive_small(&self, source: PortName) -> Result<SmallMessage, SmallReceiveError> {
+        self.receive_small_with(source, Wait::Forever)
+    }
+    /// A typed receive of what is there now; otherwise [`ReceiveError::Empty`].
+    #[inline]
+    fn try_receive_small(&self, source: PortName) -> Result<SmallMessage, SmallReceiveError> {
+        self.receive_small_with(source, Wait::NoWait)
     }
     /// Receives from whichever of `sources` has a message first.
     fn select(&self, sources: &[PortName]) -> Result<Message, ReceiveError> {

@@ -108,9 +108,13 @@ pub mod task;
 // own module (`error::Limit`, `message::Body`, `name::Access`, `ipc::Owner`).
 pub use crate::capacity::{Capacity, OnFull, Sent, Wait};
 pub use crate::core::{Kernel, KernelConfig};
-pub use crate::error::{CallError, IpcError, ReceiveError, SendError, SendErrorKind};
+pub use crate::error::{
+    CallError, IpcError, ReceiveError, SendError, SendErrorKind, SmallReceiveError,
+};
 pub use crate::filter::Filter;
 pub use crate::ipc::{Ipc, MailboxConfig};
-pub use crate::message::{CarriedRight, Disposition, Message, Notification, NotifyKind};
+pub use crate::message::{
+    CarriedRight, Disposition, Message, Notification, NotifyKind, SmallMessage,
+};
 pub use crate::name::{Pid, PortName};
 pub use crate::task::Task;

@@ -47,6 +47,35 @@ impl Body {
     }
 }
 
+impl Body {
+    /// A body from flat storage (`len` bytes of `bytes`, `len` at most
+    /// [`INLINE_BODY`]): one fixed-size move, no copy loop.
+    #[inline(always)]
+    pub(crate) fn from_flat(len: u32, bytes: [u8; INLINE_BODY]) -> Body {
+        Body(SmallVec::from_buf_and_len(bytes, len as usize))
+    }
+}
+
+/// `body` (at most [`INLINE_BODY`] bytes) in flat storage, zero past its
+/// length, copied with fixed-size moves (two overlapping 8- or 4-byte
+/// copies) instead of a call to `memcpy` for a variable length.
+#[inline(always)]
+pub(crate) fn flat_body(body: &[u8]) -> [u8; INLINE_BODY] {
+    let mut b = [0; INLINE_BODY];
+    let n = body.len();
+    debug_assert!(n <= INLINE_BODY);
+    if n >= 8 {
+        b[..8].copy_from_slice(&body[..8]);
+        b[n - 8..n].copy_from_slice(&body[n - 8..]);
+    } else if n >= 4 {
+        b[..4].copy_from_slice(&body[..4]);
+        b[n - 4..n].copy_from_slice(&body[n - 4..]);
+    } else {
+        b[..n].copy_from_slice(body);
+    }
+    b
+}
+
 impl Deref for Body {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -88,6 +117,132 @@ impl fmt::Debug for Body {
             Ok(s) if self.0.len() <= 64 => write!(f, "{s:?}"),
             _ => write!(f, "<{} bytes>", self.0.len()),
         }
+    }
+}
+
+/// A received message small enough to travel as a plain value: no rights,
+/// a body of at most [`INLINE_BODY`] bytes, a verified sender. What the
+/// typed receives ([`Ipc::receive_small`](crate::Ipc::receive_small)) return:
+/// on a port's lane the entry is copied straight into it, with no
+/// [`Message`] built and nothing to drop.
+///
+/// ```
+/// use mkipc_kernel::{Capacity, Ipc, Kernel};
+/// let task = Kernel::new().spawn_task();
+/// let port = task.port_allocate(Capacity::Bounded(4)).unwrap();
+/// let to = task.make_send(port).unwrap();
+/// task.send_u64(to, 7, 42).unwrap();
+/// let got = task.receive_small(port).unwrap();
+/// assert_eq!((got.id, got.as_u64()), (7, Some(42)));
+/// assert_eq!(got.trailer().seqno, 0);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SmallMessage {
+    /// What kind of message this is (as [`Message::id`]).
+    pub id: u32,
+    len: u32,
+    bytes: [u8; INLINE_BODY],
+    trailer: Trailer,
+}
+
+impl SmallMessage {
+    /// A received message's parts (the kernel's lane, and the conversion).
+    #[inline(always)]
+    pub(crate) fn received(
+        id: u32,
+        body: &[u8],
+        sender: Pid,
+        received_on: PortName,
+        seqno: u64,
+    ) -> SmallMessage {
+        let bytes = flat_body(body);
+        SmallMessage {
+            id,
+            len: body.len() as u32,
+            bytes,
+            trailer: Trailer {
+                sender,
+                received_on,
+                seqno,
+            },
+        }
+    }
+    /// A lane entry's parts, its body already flat (`len` bytes of
+    /// `bytes`, zero past them): fixed-size moves only.
+    #[inline(always)]
+    pub(crate) fn from_lane(
+        id: u32,
+        len: u32,
+        bytes: [u8; INLINE_BODY],
+        sender: Pid,
+        received_on: PortName,
+        seqno: u64,
+    ) -> SmallMessage {
+        SmallMessage {
+            id,
+            len,
+            bytes,
+            trailer: Trailer {
+                sender,
+                received_on,
+                seqno,
+            },
+        }
+    }
+    /// The small form of a received message, or the message back if it is
+    /// not small (it carries rights, its body is longer than
+    /// [`INLINE_BODY`], it has no trailer or its sender is only claimed).
+    pub fn from_message(m: Message) -> Result<SmallMessage, Message> {
+        match m.trailer() {
+            Some(t)
+                if !m.carries_rights() && m.body.len() <= INLINE_BODY && m.sender_verified() =>
+            {
+                Ok(SmallMessage::received(
+                    m.id,
+                    &m.body,
+                    t.sender,
+                    t.received_on,
+                    t.seqno,
+                ))
+            }
+            _ => Err(m),
+        }
+    }
+    /// The bytes of the body.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+    /// The body as a little-endian `u64`, if it is 8 bytes long (as
+    /// [`Message::as_u64`]).
+    #[inline]
+    pub fn as_u64(&self) -> Option<u64> {
+        (self.len == 8).then(|| {
+            let mut b = [0; 8];
+            b.copy_from_slice(&self.bytes[..8]);
+            u64::from_le_bytes(b)
+        })
+    }
+    /// What the kernel wrote on receipt (always there, sender verified).
+    pub fn trailer(&self) -> Trailer {
+        self.trailer
+    }
+    /// The sending task.
+    pub fn sender(&self) -> Pid {
+        self.trailer.sender
+    }
+    /// The same message as a [`Message`] (what `receive` would have returned).
+    pub fn into_message(self) -> Message {
+        Message::new(self.id, self.body()).with_trailer(self.trailer)
+    }
+}
+
+impl fmt::Debug for SmallMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmallMessage")
+            .field("id", &self.id)
+            .field("body", &Body::from_slice(self.body()))
+            .field("trailer", &self.trailer)
+            .finish()
     }
 }
 

@@ -706,3 +706,52 @@ fn lane_sleeper_woken_by_port_death() {
         );
     });
 }
+
+/// The typed path (`send_u64`, `receive_small`) shares the lane with
+/// `Message`s: a typed push, a message with a right (the locked path, which
+/// fences the lane), a typed push again, while the receiver takes them
+/// typed (sleeping on the lane when empty) and untyped. Order, numbers and
+/// the counts are kept whatever the interleaving.
+#[test]
+fn lane_typed_stream_mixed_with_the_locked_path() {
+    model(|| {
+        let (kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(4));
+        let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
+        let sender = thread::spawn(move || {
+            tx.send_u64(to_rx, 1, 1).unwrap();
+            tx.send(
+                to_rx,
+                Message::from_u64(2, 2).with_right(extra, mkipc_kernel::Disposition::MakeSend),
+            )
+            .unwrap();
+            tx.send_u64(to_rx, 3, 3).unwrap();
+            tx
+        });
+        let first = rx.receive_small(port).unwrap();
+        assert_eq!(
+            (first.id, first.as_u64(), first.trailer().seqno),
+            (1, Some(1), 1)
+        );
+        match rx.receive_small(port) {
+            Err(mkipc_kernel::SmallReceiveError::NotSmall(m)) => {
+                assert_eq!(
+                    (m.id, m.rights().len(), m.trailer().unwrap().seqno),
+                    (2, 1, 2)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let third = rx.receive(port).unwrap();
+        assert_eq!(
+            (third.as_u64(), third.trailer().unwrap().seqno),
+            (Some(3), 3)
+        );
+        drop(sender.join().unwrap());
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.queue_len, status.seqno, status.messages_sent),
+            (0, 4, 4)
+        );
+        drop(kernel);
+    });
+}

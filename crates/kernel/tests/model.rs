@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mkipc_kernel::ipc::Owner;
+use mkipc_kernel::message::INLINE_BODY;
 use mkipc_kernel::name::{Access, RightKind};
 use mkipc_kernel::{
     Capacity, Disposition, Ipc, Kernel, KernelConfig, MailboxConfig, Message, NotifyKind, OnFull,
-    Pid, PortName, Task, Wait,
+    Pid, PortName, SmallMessage, SmallReceiveError, Task, Wait,
 };
 use proptest::prelude::*;
 use reference::{Dest, MBody, MName, Model, Received, Src, UMsg};
@@ -71,7 +72,17 @@ enum Op {
         rights: Vec<(NameSel, Disposition)>,
         on_full: OnFull,
     },
+    /// A typed send (`send_small_with`): what `Send` with no rights does.
+    SendSmall {
+        t: usize,
+        dest: NameSel,
+        id: u32,
+        body: u8,
+        on_full: OnFull,
+    },
     Receive(usize, NameSel),
+    /// A typed receive (`try_receive_small`): what `Receive` does.
+    ReceiveSmall(usize, NameSel),
     Peek(usize, NameSel),
     SelectFirst(usize, Vec<NameSel>),
     /// A selective receive: id, sender, and a prefix of the body pattern
@@ -222,6 +233,16 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         10 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Receive(t, m)),
+        6 => (t.clone(), n.clone(), 0..4u32, 0..17u8, on_full()).prop_map(
+            |(t, dest, id, body, on_full)| Op::SendSmall {
+                t,
+                dest,
+                id,
+                body,
+                on_full
+            }
+        ),
+        6 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::ReceiveSmall(t, m)),
         3 => (t.clone(), n.clone()).prop_map(|(t, m)| Op::Peek(t, m)),
         2 => (t.clone(), proptest::collection::vec(n.clone(), 0..4))
             .prop_map(|(t, v)| Op::SelectFirst(t, v)),
@@ -664,6 +685,49 @@ impl Harness {
                 let (pid, task) = self.task(*t);
                 let (mn, kn) = self.name(pid, *n);
                 let k = task.try_receive(kn);
+                let m = self.model.try_receive(pid, Src::Name(mn));
+                self.check_received(pid, m, k);
+            }
+            Op::SendSmall {
+                t,
+                dest,
+                id,
+                body,
+                on_full,
+            } => {
+                let (pid, _) = self.task(*t);
+                let (md, kd) = self.name(pid, *dest);
+                let (umsg, kmsg) = self.build_message(pid, *id, *body, &[], None);
+                let k = self.tasks[pid as usize - 1].send_small_with(kd, *id, &kmsg.body, *on_full);
+                let m = self.model.send(pid, Dest::Name(md), &umsg, *on_full);
+                self.check_sent(m, k, &kmsg);
+            }
+            Op::ReceiveSmall(t, n) => {
+                let (pid, task) = self.task(*t);
+                let (mn, kn) = self.name(pid, *n);
+                let k = match task.try_receive_small(kn) {
+                    Ok(small) => {
+                        let m = small.into_message();
+                        assert_eq!(
+                            SmallMessage::from_message(m.clone()),
+                            Ok(small),
+                            "step {}: a small message's round trip",
+                            self.step
+                        );
+                        Ok(m)
+                    }
+                    Err(SmallReceiveError::NotSmall(m)) => {
+                        assert!(
+                            m.carries_rights()
+                                || m.body.len() > INLINE_BODY
+                                || !m.sender_verified(),
+                            "step {}: a small message came back as not small: {m:?}",
+                            self.step
+                        );
+                        Ok(*m)
+                    }
+                    Err(SmallReceiveError::Receive(e)) => Err(e),
+                };
                 let m = self.model.try_receive(pid, Src::Name(mn));
                 self.check_received(pid, m, k);
             }

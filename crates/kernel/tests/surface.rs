@@ -19,7 +19,7 @@ use std::path::Path;
 use mkipc_kernel::{
     CallError, Capacity, CarriedRight, Disposition, Filter, Ipc, IpcError, Kernel, KernelConfig,
     MailboxConfig, Message, Notification, NotifyKind, OnFull, Pid, PortName, ReceiveError,
-    SendError, SendErrorKind, Sent, Task, Wait,
+    SendError, SendErrorKind, Sent, SmallMessage, SmallReceiveError, Task, Wait,
 };
 // The backend's and the statistics' names, where they live now.
 #[allow(unused_imports)]
@@ -52,6 +52,8 @@ const ROOT: &[&str] = &[
     "SendError",
     "SendErrorKind",
     "Sent",
+    "SmallMessage",
+    "SmallReceiveError",
     "Task",
     "Wait",
 ];

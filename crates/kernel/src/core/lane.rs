@@ -102,6 +102,30 @@
 //! polls sees it on a later look. A receive with a deadline keeps the
 //! locked wait, so no deadline is waited in two places.
 
+//! # The typed path
+//!
+//! `Ipc::send_small_with` / `receive_small_with` (a thread-backed task's
+//! typed operations) use the same grants, lanes and fallbacks as `send` and
+//! `receive`; only the value crossing the API differs. A typed send builds
+//! its entry from the bytes (`Kernel::lane_send_small`), with no `Message`;
+//! a typed receive copies the popped entry into a `SmallMessage`
+//! (`Received`, the one generic receive path): the entry's body is flat (a
+//! length and 16 bytes), so that is a few fixed-size moves and nothing to
+//! drop. On any miss the `Message` the operation stands for is built (or
+//! the one the locked path returned is converted), so order, capacity,
+//! blocking, numbers and errors are the `Message` path's.
+//!
+//! # Joining an open lane
+//!
+//! A thread that asks for a grant while the port's lane is open (a consumer
+//! arriving after its producer streamed into the lane, a second producer)
+//! is granted that lane as it is, under the lock but without fencing it
+//! (`State::join_open_lane`): an open lane has seen no locked operation
+//! since its grant checked the port, so the port is still eligible and the
+//! lane is its whole queue; only the asking task's right to the name is
+//! checked. Fencing instead drained the whole backlog into the locked queue
+//! and the grant refilled it, twice O(backlog).
+//!
 //! # Order across lanes
 //!
 //! A fence that drains several lanes merges their messages by a kernel-wide
@@ -130,7 +154,7 @@ use super::space::Obj;
 use super::{KMessage, PortId, State};
 use crate::capacity::Capacity;
 use crate::lane::{Idle, Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT};
-use crate::message::{Body, Message, INLINE_BODY};
+use crate::message::{Body, Message, SmallMessage, INLINE_BODY};
 use crate::name::{Pid, PortName};
 use crate::sync::{
     loom_sc_fence, thread, thread_local, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering,
@@ -160,14 +184,32 @@ const DENIED_SKIPS: u32 = 64;
 /// A refilled message's `order`: its original stamp, with this bit.
 const REFILLED: u64 = 1 << 63;
 
-/// A message in a lane.
+/// A message in a lane. The body is stored flat (a length and 16 bytes,
+/// zero past the length), not as a [`Body`]: the entry has no drop glue
+/// and the typed receive copies it out with fixed-size moves.
 pub(crate) struct LaneMsg {
     /// The kernel-wide lane clock when it was pushed, or `REFILLED | stamp`
     /// for a message moved in from the locked queue.
     order: u64,
     id: u32,
     sender: Pid,
-    body: Body,
+    len: u32,
+    bytes: [u8; INLINE_BODY],
+}
+
+impl LaneMsg {
+    /// An entry for a body of at most [`INLINE_BODY`] bytes.
+    #[inline(always)]
+    fn new(order: u64, id: u32, sender: Pid, body: &[u8]) -> LaneMsg {
+        let bytes = crate::message::flat_body(body);
+        LaneMsg {
+            order,
+            id,
+            sender,
+            len: body.len() as u32,
+            bytes,
+        }
+    }
 }
 
 /// The kernel-wide lane clock, on a cache line of its own, and whether it
@@ -550,6 +592,30 @@ impl State {
         self.lanes.by_port.get(&port).map(|e| e.lane.clone())
     }
 
+    /// A grant for the lane of the port `pid`'s `name` denotes, for sending
+    /// (`send`) or receiving, if that lane is open now (the lock held, not
+    /// fenced): the lane as it is, no fence, drain or refill. Sound because
+    /// an open lane has seen no locked operation since its grant checked
+    /// the port (every locked operation fences first): the port is still
+    /// eligible, its lane is its whole queue, and no name space changed
+    /// (the epoch is checked all the same); only this task's right to the
+    /// name is looked at, as `lane_grant` does.
+    fn join_open_lane(&self, pid: Pid, name: PortName, send: bool) -> Option<Grant> {
+        let task = self.task(pid)?;
+        let port = match task.space.get(name).ok()? {
+            Obj::Port { port, receive, .. } if send || receive => port,
+            _ => return None,
+        };
+        let e = self.lanes.by_port.get(&port)?;
+        if !e.open || e.epoch != self.lanes.epoch || !e.lane.fifo.open_under(e.gen) {
+            return None;
+        }
+        Some(Grant {
+            lane: e.lane.clone(),
+            gen: e.gen,
+        })
+    }
+
     /// Opens (or keeps open) the lane of the port `pid`'s `name` denotes,
     /// for sending (`send`) or receiving, if the port's state allows it.
     /// All lanes are fenced and drained (the lock was just taken).
@@ -645,12 +711,8 @@ impl State {
         let q = &mut self.ports.get_mut(port).expect("live").queue;
         let (seqno, max_len) = (q.seqno, q.max_len);
         let queued = std::iter::from_fn(|| {
-            q.pop().map(|m| LaneMsg {
-                order: REFILLED | m.stamp.get(),
-                id: m.id,
-                sender: m.sender,
-                body: m.body,
-            })
+            q.pop()
+                .map(|m| LaneMsg::new(REFILLED | m.stamp.get(), m.id, m.sender, &m.body))
         });
         // The positions it opened at, not read after: other threads' grants
         // of this generation may push and pop as soon as it is open.
@@ -687,12 +749,12 @@ fn queue_lane_message(q: &mut MsgQueue, next_stamp: &mut u64, m: LaneMsg) {
     } else {
         super::take_stamp(next_stamp)
     };
-    let cost = super::queue::message_cost(m.body.len(), 0, false);
+    let cost = super::queue::message_cost(m.len as usize, 0, false);
     q.push_with(cost, || KMessage {
         id: m.id,
         sender: m.sender,
         stamp,
-        body: m.body,
+        body: Body::from_flat(m.len, m.bytes),
         carried: None,
     });
 }
@@ -942,6 +1004,14 @@ impl Kernel {
     /// lock, each draining the whole backlog and refilling it with its
     /// grant, while the next ones found it fenced: a convoy that kept two
     /// producers and two consumers at 0.02-0.1x of crossbeam.
+    ///
+    /// Also `None` when the thread has no grant (or a stale one) but the
+    /// port its name denotes has an open lane it may use: it is granted
+    /// that lane as it is (`State::join_open_lane`), unfenced. Without this,
+    /// a consumer that arrived after its producer had streamed into the lane
+    /// fenced it, drained the whole backlog into the locked queue and
+    /// refilled it on its grant (twice O(backlog): a fifth of an unbounded
+    /// stream's samples in `perf`).
     fn lock_unless_reopened(&self, pid: Pid, name: PortName, send: bool) -> Option<StateGuard<'_>> {
         let mut st = self.state_guard();
         if !st.lanes.open.is_empty() {
@@ -951,13 +1021,19 @@ impl Kernel {
             if matches!(reopened, Lookup::Granted(true)) {
                 return None;
             }
+            if let Some(grant) = st.join_open_lane(pid, name, send) {
+                drop(st);
+                remember(self.id(), pid, name, send, Ok(grant));
+                return None;
+            }
             st.fence_lanes();
         }
         Some(st)
     }
 
     /// Sends `msg` from `pid` to `name` through the port's lane, if this
-    /// thread holds a grant for it (its body is taken when sent). `spin`:
+    /// thread holds a grant for it (its body is copied into the entry; the
+    /// caller drops the message once sent). `spin`:
     /// yield a few times on a full lane first (a blocking send).
     #[inline]
     pub(crate) fn lane_send(
@@ -971,22 +1047,54 @@ impl Kernel {
             return LaneSend::Locked { regrant: false };
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
-            let m = LaneMsg {
-                order: g.lane.clock.tick(),
-                id: msg.id,
-                sender: pid,
-                body: std::mem::take(&mut msg.body),
-            };
+            let m = LaneMsg::new(g.lane.clock.tick(), msg.id, pid, &msg.body);
             match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
                 Ok(()) => LaneSend::Sent,
-                Err((back, miss)) => {
-                    msg.body = back.body;
-                    // Full (an unbounded lane at the memory ceiling): the
-                    // locked path decides, and the lane stays granted.
+                Err((_, miss)) => {
+                    // The message still has its body. Full (an unbounded
+                    // lane at the memory ceiling): the locked path decides,
+                    // and the lane stays granted.
                     LaneSend::Locked {
                         regrant: matches!(miss, Miss::Fenced),
                     }
                 }
+            }
+        });
+        match sent {
+            Lookup::Granted(LaneSend::Sent) => {
+                tracing::trace!(target: "mkipc::ipc", %pid, dest = ?name, sent = "delivered", lane = true, "send");
+                LaneSend::Sent
+            }
+            Lookup::Granted(locked) => locked,
+            Lookup::Denied => LaneSend::Locked { regrant: false },
+            Lookup::Ask => LaneSend::Locked { regrant: true },
+        }
+    }
+
+    /// A typed send (`Ipc::send_small_with`) through the port's lane, if
+    /// this thread holds a grant for it: the bytes go straight into the
+    /// lane's entry, no `Message` built. On `Locked` nothing was sent and
+    /// the caller builds the `Message` for the locked path (as
+    /// [`lane_send`](Kernel::lane_send) would have left it).
+    #[inline]
+    pub(crate) fn lane_send_small(
+        &self,
+        pid: Pid,
+        name: PortName,
+        id: u32,
+        body: &[u8],
+        spin: bool,
+    ) -> LaneSend {
+        if body.len() > INLINE_BODY {
+            return LaneSend::Locked { regrant: false };
+        }
+        let sent = with_cached(self.id(), pid, name, true, |g| {
+            let m = LaneMsg::new(g.lane.clock.tick(), id, pid, body);
+            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
+                Ok(()) => LaneSend::Sent,
+                Err((_, miss)) => LaneSend::Locked {
+                    regrant: matches!(miss, Miss::Fenced),
+                },
             }
         });
         match sent {
@@ -1043,21 +1151,23 @@ impl Kernel {
     /// may wait).
     /// `park`: a receive without a deadline, which may sleep on an open
     /// empty lane instead of taking the locked path to block there.
+    /// `R`: what the caller wants back, a [`Message`] or (the typed
+    /// receive) a [`SmallMessage`] copied straight out of the entry.
     #[inline]
-    pub(crate) fn lane_receive(
+    pub(crate) fn lane_receive<R: Received>(
         &self,
         pid: Pid,
         name: PortName,
         spin: bool,
         park: bool,
-    ) -> Option<Message> {
+    ) -> Option<R> {
         let yields = if spin { SPIN_YIELDS } else { 0 };
         match with_cached(self.id(), pid, name, false, |g| {
             pop_or_park(g, yields, park)
         }) {
             Lookup::Granted(Ok((m, seqno))) => {
                 tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
-                return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+                return Some(R::from_lane(m, name, seqno));
             }
             // Open and empty, or refused lately: the general path decides
             // (and may block).
@@ -1070,13 +1180,13 @@ impl Kernel {
     /// A receive whose thread holds no open grant: the locked fast path,
     /// asking for a grant on the same lock; then the lane, if granted.
     #[inline(never)]
-    fn lane_receive_granting(
+    fn lane_receive_granting<R: Received>(
         &self,
         pid: Pid,
         name: PortName,
         yields: u32,
         park: bool,
-    ) -> Option<Message> {
+    ) -> Option<R> {
         let kernel = self.id();
         let mut st = match self.lock_unless_reopened(pid, name, false) {
             Some(st) => st,
@@ -1085,7 +1195,7 @@ impl Kernel {
                 match with_cached(kernel, pid, name, false, |g| pop_or_park(g, yields, park)) {
                     Lookup::Granted(Ok((m, seqno))) => {
                         tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
-                        return Some(Message::received(m.id, m.body, m.sender, name, seqno));
+                        return Some(R::from_lane(m, name, seqno));
                     }
                     Lookup::Granted(Err(Miss::Busy | Miss::Woken)) | Lookup::Denied => return None,
                     Lookup::Granted(Err(Miss::Fenced)) | Lookup::Ask => self.lock_raw(),
@@ -1109,11 +1219,44 @@ impl Kernel {
         remember(kernel, pid, name, false, cached);
         if let Some(m) = got {
             tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, "receive");
-            return Some(m);
+            return Some(R::from_message(m));
         }
         let (m, seqno) = pop_or_park(&grant?, yields, park).ok()?;
         tracing::trace!(target: "mkipc::ipc", %pid, source = ?name, id = m.id, lane = true, "receive");
-        Some(Message::received(m.id, m.body, m.sender, name, seqno))
+        Some(R::from_lane(m, name, seqno))
+    }
+}
+
+/// What a lane receive hands its caller: a [`Message`] (`receive`), or for
+/// the typed receive a [`SmallMessage`] copied out of the entry (no
+/// `Message` built), or the `Message` the locked path returned when it is
+/// not small.
+pub(crate) trait Received: Sized {
+    /// A message popped from the lane, received on `name`, numbered `seqno`.
+    fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Self;
+    /// A message the locked path received.
+    fn from_message(m: Message) -> Self;
+}
+
+impl Received for Message {
+    #[inline(always)]
+    fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Message {
+        Message::received(m.id, Body::from_flat(m.len, m.bytes), m.sender, name, seqno)
+    }
+    fn from_message(m: Message) -> Message {
+        m
+    }
+}
+
+impl Received for Result<SmallMessage, Message> {
+    #[inline(always)]
+    fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Self {
+        Ok(SmallMessage::from_lane(
+            m.id, m.len, m.bytes, m.sender, name, seqno,
+        ))
+    }
+    fn from_message(m: Message) -> Self {
+        SmallMessage::from_message(m)
     }
 }
 
