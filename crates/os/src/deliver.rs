@@ -405,8 +405,17 @@ impl OsProcess {
         };
         // Empty, but this process has spooled messages for the queue: move one
         // in now rather than report Empty while our own sends are pending.
-        while matches!(got, Err(libc::EAGAIN)) && spool::pump_one(q) != spool::Pump::Empty {
+        // Look once more even when the spool is empty by now: the flusher may
+        // have moved its last frame in between our look and `pump_one` (it
+        // sends under the spool's lock, which `pump_one` then took, so the
+        // frame is in the queue). Only a receive that does not wait gets
+        // `EAGAIN`, so this costs a try that finds nothing one more call.
+        while matches!(got, Err(libc::EAGAIN)) {
+            let pumped = spool::pump_one(q);
             got = q.receive(MqWait::NoWait, decode);
+            if pumped == spool::Pump::Empty {
+                break;
+            }
         }
         match got {
             // A destruction's wake-up (see `queue::GONE_ID`): the mailbox is
