@@ -284,6 +284,13 @@ const _: () = assert!(std::mem::size_of::<Carried>() == 72);
 const _: () = assert!(std::mem::size_of::<Option<KMessage>>() == std::mem::size_of::<KMessage>());
 
 impl KMessage {
+    /// Carries no rights and is not a kernel notification: once handed
+    /// over it could go to any plain waiter of its queue (the group
+    /// hand-off, `wait.rs`).
+    #[inline]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.carried.is_none() && self.sender != Pid::KERNEL
+    }
     /// The port whose send-once right this message was sent through (such
     /// messages bypass bounded limits), if any.
     pub(crate) fn via_send_once(&self) -> Option<PortId> {

@@ -171,7 +171,7 @@ impl Locked<'_> {
         let mut seqno = self.queue(q).expect("live").seqno;
         // Behind a group of plain handed messages, a receive would take the
         // group's oldest (`take_through_group`): that is what it sees.
-        if let (Found::Queued(_), true) = (found, msg.carried.is_none() && sender != Pid::KERNEL) {
+        if let (Found::Queued(_), true) = (found, msg.is_plain()) {
             let queue = self.queue(q).expect("live");
             let oldest = queue.handed.group(queue.groups_handed()).next();
             if let Some(WaitRec {

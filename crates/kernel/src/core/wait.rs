@@ -162,8 +162,7 @@ impl Locked<'_> {
         let Some(oldest) = queue.handed.group(queue.groups_handed()).next() else {
             return false;
         };
-        head.carried.is_none()
-            && head.sender != Pid::KERNEL
+        head.is_plain()
             && filter.is_none_or(|f| match self.waits.get(oldest.wait).map(|r| &r.state) {
                 Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => f.matches(m),
                 _ => false,
@@ -201,9 +200,7 @@ impl Locked<'_> {
                 task,
                 state: WaitState::Handed(WaitOutcome::Received(Ok(m)), _),
                 ..
-            }) if k.carried.is_none() && k.sender != Pid::KERNEL => {
-                (*task, m.received_on().unwrap_or(PortName::NULL))
-            }
+            }) if k.is_plain() => (*task, m.received_on().unwrap_or(PortName::NULL)),
             _ => return Err(k),
         };
         let stamp = k.stamp.get();
