@@ -554,7 +554,16 @@ impl Machine for ScriptMachine {
     fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
         let scn = &self.shared.scenario;
         match scn.queues.iter().position(|q| q.name == mailbox) {
-            Some(q) => self.shared.uses().may(self.me, q, how),
+            // A select with a send arm compares a message on its one receive
+            // queue with a notification on its notify port while it has a
+            // request out: only then (`script_may_use`, `SelectAsked`).
+            Some(q) => {
+                let uses = self.shared.uses();
+                uses.may(self.me, q, how)
+                    || (how == mkipc_sim::machine::MailboxUse::Select
+                        && !self.asked.is_empty()
+                        && uses.asked_select(self.me, q))
+            }
             None => true,
         }
     }
@@ -605,21 +614,39 @@ impl MailboxUses {
                         b |= Self::bit(how);
                     }
                 }
+                if select_asks(&p.script, q) {
+                    b |= Self::ASKED;
+                }
                 bits.push(b);
             }
         }
         MailboxUses { bits, queues }
     }
 
+    /// The bit of a queue that is the one receive queue of a `select` with
+    /// a send arm (`select_asks`).
+    const ASKED: u8 = 64;
+
     /// Whether process `me`'s script may use queue `q` so (`true` for an
     /// index it does not know: always correct).
     fn may(&self, me: usize, q: usize, how: mkipc_sim::machine::MailboxUse) -> bool {
+        self.has(me, q, Self::bit(how))
+    }
+
+    /// Whether queue `q` is the one receive queue of a `select` of process
+    /// `me` that has a send arm: a select over it with the notify port
+    /// while a request is out (`true` for an index it does not know).
+    fn asked_select(&self, me: usize, q: usize) -> bool {
+        self.has(me, q, Self::ASKED)
+    }
+
+    fn has(&self, me: usize, q: usize, bit: u8) -> bool {
         if q >= self.queues {
             return true;
         }
         self.bits
             .get(me * self.queues + q)
-            .is_none_or(|&b| b & Self::bit(how) != 0)
+            .is_none_or(|&b| b & bit != 0)
     }
 }
 
@@ -658,8 +685,22 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
                 U::Other
             }
         }
+        // A receive arm takes without waiting: `Other`. The kernel's
+        // select compares arrivals (`Select`) only across two receive
+        // queues: the wait of a select with one begins when that queue is
+        // empty (its arms are tried first, in one step on the checker), and
+        // its notify port holds a notification while the script is not
+        // waiting only when a request is out (`SelectAsked`, read at the
+        // time of asking: `ScriptMachine::may_use_mailbox`).
         S::Select(arms) | S::SelectAny(arms) => arms.iter().any(|a| match &a.kind {
-            ArmKind::Receive { queue, .. } => *queue == q && matches!(how, U::Select | U::Other),
+            ArmKind::Receive { queue, .. } => {
+                *queue == q
+                    && match how {
+                        U::Other => true,
+                        U::Select => select_compares(arms),
+                        _ => false,
+                    }
+            }
             ArmKind::ReceiveVia { .. } => matches!(how, U::Select | U::Other),
             // A guarded send: taken only if there is room.
             ArmKind::Send { dest, .. } => {
@@ -709,6 +750,40 @@ fn script_may_use(script: &[super::Stmt], q: usize, how: mkipc_sim::machine::Mai
         | S::Forever(_)
         | S::Exit(_) => false,
     })
+}
+
+/// Whether queue `q` is, somewhere in `script`, a receive queue of a
+/// `select` with a send arm: one whose wait includes its notify port.
+fn select_asks(script: &[super::Stmt], q: usize) -> bool {
+    use super::{ArmKind, Op as S};
+    super::walk(script).into_iter().any(|s| match &s.op {
+        S::Select(arms) | S::SelectAny(arms) => {
+            arms.iter().any(|a| matches!(a.kind, ArmKind::Send { .. }))
+                && arms.iter().any(|a| match &a.kind {
+                    ArmKind::Receive { queue, .. } => *queue == q,
+                    ArmKind::ReceiveVia { .. } => true,
+                    _ => false,
+                })
+        }
+        _ => false,
+    })
+}
+
+/// Whether a `select` with these arms may receive, with the kernel's
+/// select, from two queues that both hold messages, where the kernel takes
+/// the older: it has receive arms on two queues (or one on a queue held in
+/// a variable, which may be any).
+fn select_compares(arms: &[super::Arm]) -> bool {
+    use super::ArmKind;
+    let mut queues = arms.iter().filter_map(|a| match &a.kind {
+        ArmKind::Receive { queue, .. } => Some(Some(*queue)),
+        ArmKind::ReceiveVia { .. } => Some(None),
+        ArmKind::Send { .. } | ArmKind::Timeout(_) => None,
+    });
+    let Some(first) = queues.next() else {
+        return false;
+    };
+    first.is_none() || queues.any(|q| q != first)
 }
 
 fn fail(line: usize, what: &str, e: impl std::fmt::Display) -> ProcError {

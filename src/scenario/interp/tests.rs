@@ -997,7 +997,9 @@ fn uses_agree(scn: &Scenario) -> Result<(), TestCaseError> {
 /// from a select arm (a try: it is taken only when there is room) and
 /// plainly (the STOPs), never receives from `jobs`; its workers receive
 /// plainly from `jobs` and send plainly to `results`: the table says
-/// exactly that.
+/// exactly that. Its select has one receive queue, so it takes from
+/// `results` without waiting (`Other`) but compares arrivals there only
+/// with its notify port, while a request is out (`asked_select`).
 #[test]
 fn the_use_table_reads_master_worker() {
     use mkipc_sim::machine::MailboxUse as U;
@@ -1011,7 +1013,10 @@ fn the_use_table_reads_master_worker() {
     assert!(t.may(master, jobs, U::TrySend) && t.may(master, jobs, U::Send));
     assert!(!t.may(master, jobs, U::Other));
     assert!(!t.may(master, jobs, U::Receive) && !t.may(master, jobs, U::Select));
-    assert!(t.may(master, results, U::Select) && !t.may(master, results, U::Receive));
+    assert!(t.may(master, results, U::Other) && !t.may(master, results, U::Receive));
+    assert!(!t.may(master, results, U::Select) && t.may(master, results, U::Other));
+    assert!(t.asked_select(master, results) && !t.asked_select(master, jobs));
+    assert!(!t.asked_select(worker, results));
     assert!(t.may(worker, jobs, U::Receive) && !t.may(worker, jobs, U::Select));
     assert!(t.may(worker, results, U::Send) && !t.may(worker, results, U::Other));
     uses_agree(&scn).unwrap();

@@ -57,7 +57,8 @@ pub(crate) struct Pending {
 }
 
 /// The IPC operation a step started through [`Ctx::send`] or
-/// [`Ctx::receive`], as the partial-order reduction judges it.
+/// [`Ctx::receive`] (its last, when it made several), as the
+/// partial-order reduction judges it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Started {
     /// A send (else a receive).
@@ -67,6 +68,72 @@ pub(crate) struct Started {
     /// Untimed and blocking (`OnFull::Block`, `Wait::Forever`), and the
     /// message carries no right.
     pub plain: bool,
+    /// A try (`OnFull::Fail` carrying no right, `Wait::NoWait` or a zero
+    /// wait): whether it went (sent, or took a message) rather than find
+    /// no room or no message; `None` for any other operation, and for a
+    /// try that failed otherwise.
+    pub went: Option<bool>,
+    /// The operations the step made before this one: tries that did not
+    /// go, as a `select` makes them arm after arm (module `por`).
+    pub passed: Passed,
+}
+
+/// The names a step's tries found no room or no message on, and those it
+/// asked for room on ([`CheckCtx::missed`]).
+#[derive(Default, Debug)]
+pub(crate) struct Missed {
+    pub sends: Vec<PortName>,
+    pub receives: Vec<PortName>,
+    pub room: Vec<PortName>,
+}
+
+impl Missed {
+    /// Whether a wait for a message on `sources` covers every try that did
+    /// not go: each receive's names among the sources, each send's with a
+    /// room request out. Then the wait ends when one of them could go, as
+    /// a `select`'s does, and blocking lazily (module `por`) only delays
+    /// the step to when one can; a wait that leaves a try out would, taken
+    /// later, take that try's arm instead.
+    pub(crate) fn covered_by(&self, sources: &[PortName]) -> bool {
+        self.receives.iter().all(|n| sources.contains(n))
+            && self.sends.iter().all(|n| self.room.contains(n))
+    }
+}
+
+/// The tries a step made, and that did not go, before its last operation
+/// ([`Started::passed`]): what a guarded choice looked at and passed over.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Passed {
+    /// Each: a send that found no room (else a receive that found no
+    /// message), on this one name.
+    pub tries: [Option<(bool, PortName)>; Passed::MAX],
+    /// An earlier operation was something else (or there were more than
+    /// [`Passed::MAX`]): the reduction cannot judge the step.
+    pub unjudged: bool,
+}
+
+impl Passed {
+    /// The most tries a step's footprint keeps.
+    pub const MAX: usize = 3;
+
+    /// Notes the operation `prev`, which the step made before another.
+    fn note(&mut self, prev: Started) {
+        self.unjudged |= prev.passed.unjudged;
+        for t in prev.passed.tries.into_iter().flatten() {
+            self.push(t);
+        }
+        match (prev.went, prev.name) {
+            (Some(false), Some(name)) => self.push((prev.send, name)),
+            _ => self.unjudged = true,
+        }
+    }
+
+    fn push(&mut self, t: (bool, PortName)) {
+        match self.tries.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(t),
+            None => self.unjudged = true,
+        }
+    }
 }
 
 /// The context of one step of one process.
@@ -83,6 +150,10 @@ pub struct CheckCtx<'a, M> {
     pub(crate) ipc_used: Cell<bool>,
     /// The operation it started, if any.
     pub(crate) started: Option<Started>,
+    /// The names its tries found no room on (sends) or no message on
+    /// (receives), and those it asked for room on ([`Ctx::request_room`]):
+    /// whether a wait it ends in covers them (module `por`, lazy blocking).
+    pub(crate) missed: Missed,
     /// The names [`Ctx::mailbox_open`] gave (not counted in `ipc_used`:
     /// the engine judges whether each open was local).
     pub(crate) opened: Vec<PortName>,
@@ -121,6 +192,7 @@ impl<'a, M> CheckCtx<'a, M> {
             bad_choice: false,
             ipc_used: Cell::new(false),
             started: None,
+            missed: Missed::default(),
             opened: Vec::new(),
             pending: None,
             misuse: None,
@@ -140,6 +212,16 @@ impl<'a, M> CheckCtx<'a, M> {
         if let Some(log) = &mut self.log {
             log.push(f());
         }
+    }
+
+    /// What the step did before the operation it starts now
+    /// ([`Started::passed`]).
+    fn passed_before(&mut self) -> Passed {
+        let mut passed = Passed::default();
+        if let Some(prev) = self.started.take() {
+            passed.note(prev);
+        }
+        passed
     }
 
     /// A second operation while one is pending is a machine error.
@@ -216,6 +298,8 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
             ));
         }
         let id = msg.id;
+        let is_try = on_full == OnFull::Fail && !msg.carries_rights();
+        let passed = self.passed_before();
         self.started = Some(Started {
             send: true,
             name: match dest {
@@ -223,11 +307,25 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                 Destination::Task(_) => None,
             },
             plain: on_full == OnFull::Block && !msg.carries_rights(),
+            went: None,
+            passed,
         });
         let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
         // What the blocking layer's `send_via` does, without the wait.
         match kernel.send_begin(pid, dest, msg, on_full, &|| waker.clone()) {
             Begin::Done(r) => {
+                if let Some(st) = self.started.as_mut().filter(|_| is_try) {
+                    st.went = match &r {
+                        Ok(_) => Some(true),
+                        Err(e) if e.kind() == mkipc_kernel::SendErrorKind::Full => Some(false),
+                        Err(_) => None,
+                    };
+                }
+                if matches!(&r, Err(e) if e.kind() == mkipc_kernel::SendErrorKind::Full) {
+                    if let Destination::Name(n) = dest {
+                        self.missed.sends.push(n);
+                    }
+                }
                 self.note(|| {
                     format!(
                         "send #{id} to {dest:?} ({on_full:?}): {:?}",
@@ -257,6 +355,7 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
         if !self.check_idle() {
             return Op::Done(Err(ReceiveError::InvalidName));
         }
+        let passed = self.passed_before();
         self.started = Some(Started {
             send: false,
             name: match source {
@@ -264,6 +363,8 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                 _ => None,
             },
             plain: wait == Wait::Forever,
+            went: None,
+            passed,
         });
         let (kernel, pid, waker) = (self.ipc.kernel, self.ipc.pid, self.ipc.waker);
         // What the blocking layer's `receive_via` does, without the wait.
@@ -291,9 +392,39 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
                 return Op::Pending;
             }
         };
-        if matches!(&r, Ok(m) if m.carries_rights()) {
-            if let Some(st) = &mut self.started {
+        if matches!(r, Err(ReceiveError::Empty | ReceiveError::TimedOut)) {
+            match source {
+                Source::Name(n) => self.missed.receives.push(n),
+                Source::Any(names) => self.missed.receives.extend_from_slice(names),
+                Source::Task(_) | Source::AnyTask => {}
+            }
+        }
+        if let Some(st) = &mut self.started {
+            if matches!(&r, Ok(m) if m.carries_rights()) {
                 st.plain = false; // it took rights into this task's space
+            } else if !may_wait {
+                st.went = match &r {
+                    Ok(_) => Some(true),
+                    Err(ReceiveError::Empty | ReceiveError::TimedOut) => Some(false),
+                    Err(_) => None,
+                };
+            }
+            // A receive from several names that took from one, all the
+            // others inert (empty ports nobody can send to: no send or
+            // send-once right exists, as a select's notify port with no
+            // request out), is a receive from that one name.
+            if let (Source::Any(names), Ok(m)) = (source, &r) {
+                st.name = m.received_on().filter(|&n| {
+                    names.iter().all(|&k| {
+                        k == n
+                            || matches!(kernel.object_key(pid, k), Some((0, _)))
+                                && kernel.port_status(pid, k).is_ok_and(|s| {
+                                    s.queue_len == 0
+                                        && s.send_rights == 0
+                                        && s.send_once_rights == 0
+                                })
+                    })
+                });
             }
         }
         if let Ok(m) = &r {
@@ -322,6 +453,9 @@ impl<'a, M: Machine> Ctx<M> for CheckCtx<'a, M> {
         let (kernel, pid) = (self.ipc.kernel, self.ipc.pid);
         let asked = kernel.request_notification(pid, queue, NotifyKind::SendPossible, notify);
         self.note(|| format!("send-possible request on {queue:?}: {asked:?}"));
+        if asked.is_ok() {
+            self.missed.room.push(queue);
+        }
         asked.is_ok()
     }
 

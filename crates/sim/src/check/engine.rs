@@ -301,6 +301,7 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         let spawned = std::mem::take(&mut cx.spawned);
         let mut pending = cx.pending.take();
         let pending_sources = pending.as_mut().map(|p| std::mem::take(&mut p.sources));
+        let missed = std::mem::take(&mut cx.missed);
         let chose = cx.unsupported.take();
         let misuse = cx.misuse.take().or_else(|| {
             cx.blocked_outside().then(|| {
@@ -406,13 +407,18 @@ impl<M: Machine + Clone + Encode> Engine<M> {
                 // A receive only: a blocked send is admitted inside the
                 // receiver's step and goes on later in one of its own, where
                 // a retry would do both at once (module `por`).
-                (Status::Waiting { deadline: None, .. }, Some((false, Target::Name(n)))) => kernel
-                    .object_key(pid, n)
-                    .is_some_and(|k| por::lazy_mailbox(&self.world, &slots, i, k)),
+                // Its tries that did not go must be among what it waits for
+                // (`Missed::covered_by`).
+                (Status::Waiting { deadline: None, .. }, Some((false, Target::Name(n)))) => {
+                    missed.covered_by(&[n])
+                        && kernel
+                            .object_key(pid, n)
+                            .is_some_and(|k| por::lazy_mailbox(&self.world, &slots, i, k))
+                }
                 (Status::Waiting { deadline: None, .. }, Some((false, Target::AnyOf(_)))) => {
-                    pending_sources
-                        .as_deref()
-                        .is_some_and(|names| por::lazy_sources(&self.world, &slots, i, names))
+                    pending_sources.as_deref().is_some_and(|names| {
+                        missed.covered_by(names) && por::lazy_sources(&self.world, &slots, i, names)
+                    })
                 }
                 _ => false,
             };

@@ -64,7 +64,25 @@
 //! timeout (its deadline races with the partner), a pause, an exit (it
 //! releases rights: ports die, notifications go out), a spawn, a port
 //! operation (a port's receiver and senders are tied by rights and
-//! notifications), a select, a choice, anything through `Ctx::ipc`.
+//! notifications), a select over several sources, a choice, anything
+//! through `Ctx::ipc`.
+//!
+//! **Guarded choices.** A step may make tries before its last operation,
+//! as a script `select` does on the checker (one try per arm, in one
+//! step): SPIN's guarded `do`. It is judged by the operation that went (a
+//! try that went counts as the plain operation: a send that found room, a
+//! receive that found a message) together with what it saw on the way
+//! ([`Seen`]: each try that did not go, a send that found its mailbox full
+//! or a receive that found it empty). A seen try conflicts with whatever
+//! could make it go ([`seen_conflicts`]): for a full mailbox any receive
+//! from it, for an empty one any send to it, and any wait on it. So a
+//! `select` that took its first arm tried is that arm's operation alone,
+//! and one that took a later arm is dependent with whatever could have let
+//! an earlier one go. A receive from several names that took from one,
+//! the others inert (empty ports nobody holds a right to send to: a
+//! select's notify port with no request out), is judged as a receive from
+//! that name (`check::ctx`). Lazy blocking after tries that did not go
+//! needs a wait that covers them (`ctx::Missed::covered_by`).
 //!
 //! Which move is tried first matters, since only it is judged:
 //! [`probe_first`] puts first the highest-index process whose wait has
@@ -115,7 +133,7 @@
 //! reached was first found by that step, so a cycle of reduced steps
 //! would have each state found after the one before it.
 
-use super::ctx::Started;
+use super::ctx::{Passed, Started};
 use super::world::{Slot, Status, World};
 use crate::machine::{Machine, MailboxUse};
 use crate::trace::Target;
@@ -127,18 +145,65 @@ pub(crate) enum Foot {
     /// of its own completed wait.
     Local,
     /// A plain send (`send`) or a plain receive on one system mailbox open
-    /// to all (`key`); for a send, one that no process selects over.
-    Mailbox { send: bool, key: (u8, u64) },
+    /// to all (`key`), or a try that went; for a send, one that no process
+    /// selects over; after the tries in `seen` that did not go.
+    Mailbox {
+        send: bool,
+        key: (u8, u64),
+        seen: Seen,
+    },
+    /// Only tries that did not go (module docs, "Guarded choices").
+    Seen(Seen),
     /// Anything else: dependent with every step of every process.
     Global,
+}
+
+/// The tries a step made that did not go, each on a system mailbox open to
+/// all (module docs, "Guarded choices"): what the step read and passed
+/// over, so that whatever could make one of them go does not commute with
+/// the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Seen {
+    /// Each: the mailbox, and whether a send found it full (else a receive
+    /// found it empty).
+    at: [Option<((u8, u64), bool)>; Passed::MAX],
+}
+
+impl Seen {
+    /// The mailboxes of `passed`, or `None` when the step cannot be judged
+    /// so (an earlier operation was not a try that did not go, or it named
+    /// something else than an open system mailbox).
+    fn of<M>(world: &World<M>, pid: mkipc_kernel::Pid, passed: &Passed) -> Option<Seen> {
+        if passed.unjudged {
+            return None;
+        }
+        let mut seen = Seen::default();
+        for (slot, t) in seen.at.iter_mut().zip(passed.tries) {
+            if let Some((send, name)) = t {
+                let key = world.kernel.object_key(pid, name)?;
+                if !world.open_mailboxes.contains(&key) {
+                    return None;
+                }
+                *slot = Some((key, send));
+            }
+        }
+        Some(seen)
+    }
+
+    fn with(mut self, key: (u8, u64), send: bool) -> Option<Seen> {
+        *self.at.iter_mut().find(|s| s.is_none())? = Some((key, send));
+        Some(self)
+    }
 }
 
 /// The footprint of the step process `i` took, given that it passed the
 /// engine's checks for a candidate (no spawn, choice, `Ctx::ipc`, pause,
 /// exit, timeout, failure or carried right): local if it started no
-/// operation, a mailbox step if it started a plain one on a system mailbox
-/// (and, a send, no process alive may select over that mailbox), else
-/// global. `slots` is the state after the step, the kernel in it.
+/// operation; a mailbox step if its (last) operation was a plain one, or
+/// a try that went, on a system mailbox (and, a send, no process alive may
+/// select over that mailbox), after only tries that did not go on system
+/// mailboxes (`seen`); only those tries if its last one did not go either;
+/// else global. `slots` is the state after the step, the kernel in it.
 pub(crate) fn footprint<M: Machine>(
     world: &World<M>,
     slots: &[Slot<M>],
@@ -148,7 +213,30 @@ pub(crate) fn footprint<M: Machine>(
     let Some(op) = started else {
         return Foot::Local;
     };
-    let Some(name) = op.name.filter(|_| op.plain) else {
+    let Some(seen) = Seen::of(world, slots[i].pid, &op.passed) else {
+        return Foot::Global;
+    };
+    let tried = |key| {
+        op.went.is_some()
+            && op
+                .name
+                .is_some_and(|n| world.kernel.object_key(slots[i].pid, n) == Some(key))
+    };
+    if seen
+        .at
+        .iter()
+        .flatten()
+        .map(|&(k, _)| k)
+        .chain(
+            op.name
+                .and_then(|n| world.kernel.object_key(slots[i].pid, n))
+                .filter(|&k| tried(k)),
+        )
+        .any(|k| !tries_commute(world, slots, k))
+    {
+        return Foot::Global;
+    }
+    let Some(name) = op.name.filter(|_| op.plain || op.went.is_some()) else {
         return Foot::Global;
     };
     let Some(key) = world.kernel.object_key(slots[i].pid, name) else {
@@ -156,6 +244,9 @@ pub(crate) fn footprint<M: Machine>(
     };
     if !world.open_mailboxes.contains(&key) {
         return Foot::Global;
+    }
+    if op.went == Some(false) {
+        return seen.with(key, op.send).map_or(Foot::Global, Foot::Seen);
     }
     // On a rendezvous mailbox, an operation that blocks makes its partner's
     // complete at once, inside the partner's own step (the partner goes on
@@ -186,7 +277,11 @@ pub(crate) fn footprint<M: Machine>(
     if op.send && slots[i].machine.may_use_mailbox(label, MailboxUse::Other) {
         return Foot::Global;
     }
-    Foot::Mailbox { send: op.send, key }
+    Foot::Mailbox {
+        send: op.send,
+        key,
+        seen,
+    }
 }
 
 /// The footprint of a step of footprint `foot` that also took a message
@@ -200,10 +295,15 @@ pub(crate) fn freeing_place<M>(world: &World<M>, foot: Foot, key: Option<(u8, u6
         return Foot::Global;
     };
     match foot {
-        Foot::Local => Foot::Mailbox { send: false, key },
+        Foot::Local => Foot::Mailbox {
+            send: false,
+            key,
+            seen: Seen::default(),
+        },
         Foot::Mailbox {
             send: false,
             key: k,
+            ..
         } if k == key => foot,
         _ => Foot::Global,
     }
@@ -228,7 +328,9 @@ pub(crate) fn conflicts<M: Machine>(
         Foot::Local => return false,
         _ if matches!(s.status, Status::Ended(_)) => return false,
         Foot::Global => return true,
-        Foot::Mailbox { send, key } => (send, key),
+        Foot::Seen(seen) => return seen_conflicts(world, s, &seen),
+        Foot::Mailbox { seen, .. } if seen_conflicts(world, s, &seen) => return true,
+        Foot::Mailbox { send, key, .. } => (send, key),
     };
     match &s.status {
         Status::Waiting { deadline, .. } if waits_on(world, s, key, send, deadline.is_some()) => {
@@ -250,6 +352,67 @@ pub(crate) fn conflicts<M: Machine>(
         || m.may_use_mailbox(label, MailboxUse::Select)
         || m.may_use_mailbox(label, MailboxUse::TrySend)
         || m.may_use_mailbox(label, MailboxUse::Other)
+}
+
+/// Whether a try on the system mailbox `key` may be judged by what it did
+/// (module docs, "Guarded choices"): no receiver waits there eagerly now,
+/// nor may later. A receiver that waited and was handed a message holds
+/// the message's place until it takes it, so a try-send sees the mailbox
+/// full, where with the receive made after the send the place is free: a
+/// plain send and a plain receive commute only up to that (the machine
+/// law), which a try tells apart. Receivers wait eagerly only where lazy
+/// blocking does not apply: some other process may use the mailbox
+/// otherwise than plainly (`MailboxUse::Other`).
+fn tries_commute<M: Machine>(world: &World<M>, slots: &[Slot<M>], key: (u8, u64)) -> bool {
+    let Some(label) = world.label_of(key) else {
+        return false;
+    };
+    let alive = |s: &&Slot<M>| !matches!(s.status, Status::Ended(_));
+    let waiting = slots.iter().filter(alive).any(|s| {
+        matches!(s.status, Status::Waiting { .. } | Status::TimedOut { .. })
+            && waits_on(world, s, key, false, false)
+    });
+    let receivers = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| alive(s))
+        .filter(|(_, s)| {
+            s.machine.may_use_mailbox(label, MailboxUse::Receive)
+                || s.machine.may_use_mailbox(label, MailboxUse::Select)
+        });
+    let eager = receivers.clone().any(|(j, _)| {
+        slots.iter().enumerate().any(|(k, s)| {
+            k != j && alive(&s) && s.machine.may_use_mailbox(label, MailboxUse::Other)
+        })
+    });
+    drop(receivers);
+    !waiting && !eager
+}
+
+/// Whether process `s` (alive), now or later, may make one of the tries in
+/// `seen` go: by its wait on the mailbox (whichever way: a receiver waiting
+/// there holds a handed message's place, and taking it frees the place), or,
+/// for a send that found no room, by a receive from the mailbox of any kind
+/// (room), for a receive that found no message, by a send of any kind.
+fn seen_conflicts<M: Machine>(world: &World<M>, s: &Slot<M>, seen: &Seen) -> bool {
+    seen.at.iter().flatten().any(|&(key, full)| {
+        let waits = match &s.status {
+            Status::Waiting { .. } | Status::TimedOut { .. } => {
+                waits_on(world, s, key, true, true) || waits_on(world, s, key, false, true)
+            }
+            _ => false,
+        };
+        let Some(label) = world.label_of(key) else {
+            return true;
+        };
+        let m = &s.machine;
+        let makes_it_go = if full {
+            [MailboxUse::Receive, MailboxUse::Select, MailboxUse::Other]
+        } else {
+            [MailboxUse::Send, MailboxUse::TrySend, MailboxUse::Other]
+        };
+        waits || makes_it_go.iter().any(|&how| m.may_use_mailbox(label, how))
+    })
 }
 
 /// Whether the step process `i` took, of footprint `foot`, is *safe*: an

@@ -31,6 +31,12 @@ enum MOp {
     PanicIfGot(u64),
     /// A nondeterministic choice among `n`, kept as the last value.
     Choose(u8),
+    /// A guarded choice in one step, as a script's `select` on the checker:
+    /// a try of each arm in order (a send, `Some(value)`, with
+    /// `OnFull::Fail`, or a receive without waiting), the first that goes
+    /// taken; when none goes, the last arm's plain operation (blocking).
+    /// Only the checker runs it (its steps are atomic).
+    Guarded(Vec<(usize, Option<u64>)>),
 }
 
 #[derive(Clone, Debug)]
@@ -96,10 +102,12 @@ impl Prog {
         }
     }
     fn sent(&mut self, r: Result<Sent, SendError>) {
-        let MOp::Send { port, value, .. } = self.ops[self.pc] else {
-            unreachable!()
-        };
-        self.note(format!("s{port}:{value}:{:?}", r.map_err(|e| e.kind())));
+        let r = r.map_err(|e| e.kind());
+        match self.ops[self.pc] {
+            MOp::Send { port, value, .. } => self.note(format!("s{port}:{value}:{r:?}")),
+            // A guarded choice's blocking send (its last arm).
+            _ => self.note(format!("g:s:{r:?}")),
+        }
     }
     fn received(&mut self, r: Result<Message, ReceiveError>) {
         match r {
@@ -200,6 +208,65 @@ impl Machine for Prog {
                     COp::Pending => Step::Wait,
                 }
             }
+            MOp::Guarded(arms) => {
+                let Some(&(last_port, last_send)) = arms.last() else {
+                    return self.advance();
+                };
+                for &(port, send) in &arms {
+                    let r = match send {
+                        Some(value) => {
+                            let Some(to) = self.send[port] else { continue };
+                            let m = Message::from_u64(1, value);
+                            match cx.send(Destination::Name(to), m, OnFull::Fail) {
+                                COp::Done(Err(e)) if e.kind() == mkipc_kernel::SendErrorKind::Full => continue,
+                                COp::Done(r) => {
+                                    self.note(format!("g{port}:s:{:?}", r.map_err(|e| e.kind())));
+                                    return self.advance();
+                                }
+                                COp::Pending => unreachable!("a try does not wait"),
+                            }
+                        }
+                        None => {
+                            let Some(from) = self.own[port] else { continue };
+                            match cx.receive(Source::Name(from), Wait::NoWait) {
+                                COp::Done(Err(ReceiveError::Empty)) => continue,
+                                COp::Done(r) => r,
+                                COp::Pending => unreachable!("a try does not wait"),
+                            }
+                        }
+                    };
+                    self.received(r);
+                    return self.advance();
+                }
+                // No arm went: the last one's plain operation.
+                match last_send {
+                    Some(value) => {
+                        let Some(to) = self.send[last_port] else {
+                            return self.advance();
+                        };
+                        let m = Message::from_u64(1, value);
+                        match cx.send(Destination::Name(to), m, OnFull::Block) {
+                            COp::Done(r) => {
+                                self.sent(r);
+                                self.advance()
+                            }
+                            COp::Pending => Step::Wait,
+                        }
+                    }
+                    None => {
+                        let Some(from) = self.own[last_port] else {
+                            return self.advance();
+                        };
+                        match cx.receive(Source::Name(from), Wait::Forever) {
+                            COp::Done(r) => {
+                                self.received(r);
+                                self.advance()
+                            }
+                            COp::Pending => Step::Wait,
+                        }
+                    }
+                }
+            }
             MOp::Yield => self.advance(),
             MOp::Sleep(t) => {
                 self.pc += 1;
@@ -273,6 +340,14 @@ impl Machine for Prog {
             MOp::Select { wait } => {
                 how == MailboxUse::Select || (wait != 0 && how == MailboxUse::Other)
             }
+            MOp::Guarded(ref arms) => arms.iter().enumerate().any(|(k, &(p, send))| {
+                let last = k + 1 == arms.len();
+                p == port
+                    && match send {
+                        Some(_) => how == MailboxUse::TrySend || (last && how == MailboxUse::Send),
+                        None => how == MailboxUse::Other || (last && how == MailboxUse::Receive),
+                    }
+            }),
             _ => false,
         })
     }
@@ -293,12 +368,17 @@ impl Encode for Prog {
     }
 }
 
+/// One operation on `ports` ports; with `choices`, also choices and
+/// guarded choices (which only the checker's atomic steps run as one step:
+/// the simulator's explorer, which the plain models are compared with,
+/// takes a scheduling point at each try).
 fn op(ports: usize, choices: bool) -> impl Strategy<Value = MOp> {
     let choose = if choices { 1 } else { 0 };
     prop_oneof![
         4 => (0..ports, 0..3u64, 0..6u8).prop_map(|(port, value, policy)| MOp::Send { port, value, policy }),
         3 => (0..ports, 0..3u8).prop_map(|(port, wait)| MOp::Receive { port, wait }),
         1 => (0..3u8).prop_map(|wait| MOp::Select { wait }),
+        choose => guarded(ports),
         1 => Just(MOp::Yield),
         1 => (1..3u64).prop_map(MOp::Sleep),
         1 => (0..3u64).prop_map(MOp::FailIfGot),
@@ -329,9 +409,15 @@ fn shared_op(ports: usize) -> impl Strategy<Value = MOp> {
         4 => (0..ports).prop_map(|port| MOp::Receive { port, wait: 0 }),
         1 => (0..ports, 1..3u8).prop_map(|(port, wait)| MOp::Receive { port, wait }),
         1 => (0..2u8).prop_map(|wait| MOp::Select { wait: wait * 2 }),
+        2 => guarded(ports),
         1 => Just(MOp::Yield),
         1 => (0..3u64).prop_map(MOp::FailIfGot),
     ]
+}
+
+/// A guarded choice of one to three arms on `ports` ports.
+fn guarded(ports: usize) -> impl Strategy<Value = MOp> {
+    prop::collection::vec((0..ports, prop::option::of(0..3u64)), 1..=3).prop_map(MOp::Guarded)
 }
 
 /// Models where several processes share one or two mailboxes (rival
@@ -353,7 +439,7 @@ fn shared_model() -> impl Strategy<Value = Model> {
                 procs[0].insert(0, MOp::Receive { port: 0, wait: 0 });
                 procs[0].retain(|o| match o {
                     MOp::Receive { wait, .. } => *wait == 0,
-                    MOp::Send { .. } | MOp::Select { .. } | MOp::Sleep(_) => false,
+                    MOp::Send { .. } | MOp::Select { .. } | MOp::Guarded(_) | MOp::Sleep(_) => false,
                     _ => true,
                 });
             }
@@ -388,7 +474,7 @@ fn model_of(ops: usize, codes: std::ops::Range<u8>, choices: bool) -> impl Strat
                 procs[0].retain(|o| match o {
                     MOp::Receive { wait, .. } => *wait == 0,
                     MOp::Send { port, .. } => !mailbox(*port),
-                    MOp::Select { .. } | MOp::Sleep(_) => false,
+                    MOp::Select { .. } | MOp::Guarded(_) | MOp::Sleep(_) => false,
                     _ => true,
                 });
             }
