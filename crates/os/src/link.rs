@@ -234,9 +234,10 @@ impl LinkTx {
     }
 
     /// [`send`](Self::send) of a frame in two pieces, `head` then `tail`
-    /// (a header and the body it was checked with, [`wire::head`]): a pipe
-    /// takes both in one `writev`, so the body is never copied into a frame
-    /// buffer. A shared-memory ring or a socket gets them joined.
+    /// (a header and the body it goes with, [`wire::head`]): a pipe takes a
+    /// frame of up to [`JOIN_BELOW`] bytes joined in a per-thread buffer in
+    /// one `write`, a bigger one in one `writev` of both pieces, so a big
+    /// body is never copied. A shared-memory ring or a socket gets them joined.
     pub(crate) fn send_parts(
         &self,
         head: &[u8],
@@ -289,19 +290,31 @@ impl LinkTx {
             // The descriptors go with the frame's first bytes.
             return s.write_frame(frame, fds);
         }
-        // A pipe: `head` then `tail`, in as few `writev`s as the pipe takes.
-        let total = head.len() + tail.len();
-        let mut done = 0;
-        while done < total {
-            let written = if done < head.len() {
-                sys::writev(fd, &[IoSlice::new(&head[done..]), IoSlice::new(tail)])
-            } else {
-                sys::writev(fd, &[IoSlice::new(&tail[done - head.len()..])])
-            };
-            match written {
-                Ok(n) => done += n,
-                Err(libc::EPIPE) => return Err(TxError::Closed),
-                Err(e) => return Err(TxError::Os(e)),
+        // A pipe. A small frame in two pieces is joined in this thread's
+        // buffer and goes in one `write` (a `writev` costs the kernel an iovec
+        // array to import, more than the copy of up to `JOIN_BELOW` bytes); a
+        // bigger one goes as `head` then `tail`, in as few `writev`s as the
+        // pipe takes.
+        if tail.is_empty() {
+            write_all(fd, head)?;
+        } else if head.len() + tail.len() <= JOIN_BELOW {
+            JOINED.with(|cell| {
+                let mut joined = cell.borrow_mut();
+                joined.clear();
+                joined.extend_from_slice(head);
+                joined.extend_from_slice(tail);
+                write_all(fd, &joined)
+            })?;
+        } else {
+            let total = head.len() + tail.len();
+            let mut done = 0;
+            while done < total {
+                let written = if done < head.len() {
+                    sys::writev(fd, &[IoSlice::new(&head[done..]), IoSlice::new(tail)])
+                } else {
+                    sys::writev(fd, &[IoSlice::new(&tail[done - head.len()..])])
+                };
+                done += written.map_err(pipe_error)?;
             }
         }
         self.send_fds(fds)
@@ -320,6 +333,33 @@ impl LinkTx {
         }
         Ok(())
     }
+}
+
+/// Frames up to this many bytes, in two pieces, are joined before they go
+/// into a pipe ([`LinkTx::send_parts`]): a 1 KiB body's frame still is.
+const JOIN_BELOW: usize = 2048;
+
+thread_local! {
+    /// Where [`LinkTx::send_parts`] joins a small frame's two pieces.
+    static JOINED: std::cell::RefCell<Vec<u8>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A failed write to a pipe as a link-level error.
+fn pipe_error(e: Errno) -> TxError {
+    match e {
+        libc::EPIPE => TxError::Closed,
+        e => TxError::Os(e),
+    }
+}
+
+/// Writes all of `bytes` into a (blocking) pipe, in as few `write`s as it takes.
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, bytes: &[u8]) -> Result<(), TxError> {
+    let mut done = 0;
+    while done < bytes.len() {
+        done += sys::write(fd, &bytes[done..]).map_err(pipe_error)?;
+    }
+    Ok(())
 }
 
 impl LinkRx {
