@@ -467,7 +467,21 @@ pub fn encode_queue(
     pre: Prefixes,
     rights: &[RightDesc],
 ) -> Vec<u8> {
-    let words: Vec<u64> = pre.stamp.into_iter().chain(pre.ticket).collect();
+    let mut out = Vec::new();
+    encode_queue_into(&mut out, msg, sender, flags, token, pre, rights);
+    out
+}
+
+/// [`encode_queue`] appended to `out` (no allocation when `out` has room).
+pub fn encode_queue_into(
+    out: &mut Vec<u8>,
+    msg: &Message,
+    sender: u32,
+    flags: u8,
+    token: u32,
+    pre: Prefixes,
+    rights: &[RightDesc],
+) {
     let flags = flags
         | if pre.stamp.is_some() { FLAG_STAMPED } else { 0 }
         | if pre.ticket.is_some() {
@@ -475,9 +489,11 @@ pub fn encode_queue(
         } else {
             0
         };
-    let body_len = words.len() * STAMP_LEN + msg.body.len();
-    let rights_end = HEADER_LEN + rights.len() * RIGHT_LEN;
-    let mut out = Vec::with_capacity(rights_end + body_len);
+    let words = pre.stamp.into_iter().chain(pre.ticket);
+    let body_len = words.clone().count() * STAMP_LEN + msg.body.len();
+    let start = out.len();
+    let rights_end = start + HEADER_LEN + rights.len() * RIGHT_LEN;
+    out.reserve(rights_end + body_len - start);
     out.resize(rights_end, 0);
     let header = Header {
         flags,
@@ -488,18 +504,19 @@ pub fn encode_queue(
         token,
         check: 0,
     };
-    header.write(&mut out);
+    header.write(&mut out[start..]);
     for (i, r) in rights.iter().enumerate() {
-        let at = HEADER_LEN + i * RIGHT_LEN;
+        let at = start + HEADER_LEN + i * RIGHT_LEN;
         r.write(&mut out[at..at + RIGHT_LEN]);
     }
     for w in words {
         out.extend_from_slice(&w.to_le_bytes());
     }
     out.extend_from_slice(&msg.body);
-    let check = frame_check(&out);
-    out[CHECK_AT..HEADER_LEN].copy_from_slice(&check.to_le_bytes());
-    out
+    if flags & FLAG_UNCHECKED == 0 {
+        let check = frame_check(&out[start..]);
+        out[start + CHECK_AT..start + HEADER_LEN].copy_from_slice(&check.to_le_bytes());
+    }
 }
 
 /// Appends one frame to `out` (no allocation when `out` has room).
@@ -567,9 +584,46 @@ pub fn head(id: u32, body: &[u8], sender: u32, flags: u8, token: u32) -> [u8; HE
     out
 }
 
-/// Encodes one frame into this thread's scratch buffer and hands it to `f`:
-/// no allocation per message once the buffer has grown. `f` must not call
-/// `with_frame` itself.
+thread_local! {
+    /// The buffer [`Scratch`] lends out, one per thread.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's scratch buffer for encoding one frame, empty: no
+/// allocation per message once it has grown. Given back, with its capacity,
+/// when dropped; taken out meanwhile, so a nested one (a send that sends)
+/// gets a buffer of its own.
+pub(crate) struct Scratch(Vec<u8>);
+
+impl Scratch {
+    /// Borrows this thread's buffer, emptied.
+    pub(crate) fn take() -> Scratch {
+        let mut buf = SCRATCH.take();
+        buf.clear();
+        Scratch(buf)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH.set(std::mem::take(&mut self.0));
+    }
+}
+
+/// Encodes one frame into this thread's [`Scratch`] buffer and hands it to `f`.
 pub(crate) fn with_frame<R>(
     id: u32,
     body: &[u8],
@@ -579,15 +633,9 @@ pub(crate) fn with_frame<R>(
     rights: &[RightDesc],
     f: impl FnOnce(&[u8]) -> R,
 ) -> R {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.clear();
-        encode_into(&mut buf, id, body, sender, flags, token, rights);
-        f(&buf)
-    })
+    let mut buf = Scratch::take();
+    encode_into(&mut buf, id, body, sender, flags, token, rights);
+    f(&buf)
 }
 
 /// A decoded frame: header, right descriptors and the body bytes.
