@@ -71,7 +71,12 @@ REPLY_WANTED = 0x01
 ACK_WANTED = 0x02
 IS_REPLY = 0x04
 IS_ACK = 0x08
-KNOWN_FLAGS = REPLY_WANTED | ACK_WANTED | IS_REPLY | IS_ACK
+#: The frame has no check (its check field is 0). Only the writer of a
+#: direct link's pipe or shared-memory ring sets it (one writer, bytes the
+#: kernel keeps intact); readers of FIFOs, queues and socket links refuse it
+#: (``Malformed("Checksum")``). See DESIGN.md, "Wire format, version 2".
+UNCHECKED = 0x40
+KNOWN_FLAGS = REPLY_WANTED | ACK_WANTED | IS_REPLY | IS_ACK | UNCHECKED
 
 #: The id of the frame (sender 0) that says a server dropped a request.
 SEND_ONCE_ID = 0o107
@@ -141,7 +146,10 @@ def encode(msg_id, body, sender=None, flags=0, token=0, rights=b""):
         raise ValueError("rights: at most 253 descriptors of 4 bytes")
     head = _HEAD.pack(MAGIC, VERSION, flags, msg_id & 0xFFFFFFFF, len(body),
                       len(rights) // 4, 0, sender & 0xFFFFFFFF, token & 0xFFFFFFFF)
-    check = zlib.crc32(body, zlib.crc32(rights, zlib.crc32(head)))
+    if flags & UNCHECKED:
+        check = 0
+    else:
+        check = zlib.crc32(body, zlib.crc32(rights, zlib.crc32(head)))
     return head + struct.pack("<I", check) + rights + body
 
 
@@ -169,8 +177,10 @@ def parse_header(buf, max_body=LINK_BODY_LIMIT, allow_rights=True):
     return flags, msg_id, body_len, nrights, sender, token, check
 
 
-def decode(buf, max_body=LINK_BODY_LIMIT, allow_rights=True):
-    """Decodes exactly one frame (``buf`` holds nothing else)."""
+def decode(buf, max_body=LINK_BODY_LIMIT, allow_rights=True, unchecked_ok=False):
+    """Decodes exactly one frame (``buf`` holds nothing else). An
+    ``UNCHECKED`` frame (check field 0) is taken only if ``unchecked_ok``
+    (a direct link's pipe); a checked frame is always verified."""
     flags, msg_id, body_len, nrights, sender, token, check = parse_header(
         buf, max_body, allow_rights)
     want = HEADER_LEN + 4 * nrights + body_len
@@ -179,7 +189,10 @@ def decode(buf, max_body=LINK_BODY_LIMIT, allow_rights=True):
     if len(buf) > want:
         raise Malformed("Length", "bytes after the frame")
     buf = bytes(buf)
-    if zlib.crc32(buf[HEADER_LEN:], zlib.crc32(buf[:CHECK_AT])) != check:
+    if flags & UNCHECKED:
+        if not unchecked_ok or check != 0:
+            raise Malformed("Checksum", "a frame without a check here")
+    elif zlib.crc32(buf[HEADER_LEN:], zlib.crc32(buf[:CHECK_AT])) != check:
         raise Malformed("Checksum")
     rights = buf[HEADER_LEN:HEADER_LEN + 4 * nrights]
     return Frame(msg_id, buf[HEADER_LEN + 4 * nrights:], sender, flags, token, rights)
@@ -208,12 +221,17 @@ class StreamReader:
     ``shared=True`` for a FIFO that several processes write: after bad bytes
     the reader reports them once (``Malformed``) and resynchronises on the
     next place a frame may start, as mkipc's reader does. On a pipe with one
-    writer (``shared=False``) bad bytes end the stream. End of stream raises
-    ``EOFError``."""
+    writer (``shared=False``) bad bytes end the stream. ``unchecked_ok=True``
+    for a direct link's pipe, whose mkipc writer sends ``UNCHECKED`` frames
+    (never with ``shared``: a FIFO's reader needs the check). End of stream
+    raises ``EOFError``."""
 
-    def __init__(self, fd, shared=False, max_body=LINK_BODY_LIMIT):
+    def __init__(self, fd, shared=False, max_body=LINK_BODY_LIMIT, unchecked_ok=False):
+        if shared and unchecked_ok:
+            raise ValueError("a shared stream needs every frame's check")
         self.fd = fd
         self.shared = shared
+        self.unchecked_ok = unchecked_ok
         self.max_body = FIFO_BODY_LIMIT if shared else max_body
         self.buf = bytearray()
         self.eof = False
@@ -264,7 +282,8 @@ class StreamReader:
             if n is not None:
                 raw = bytes(self.buf[:n])
                 try:
-                    frame = decode(raw, self.max_body, allow_rights=not self.shared)
+                    frame = decode(raw, self.max_body, allow_rights=not self.shared,
+                                   unchecked_ok=self.unchecked_ok)
                 except Malformed as e:
                     self._skip_bad(e.what)
                 del self.buf[:n]
@@ -829,9 +848,11 @@ def self_test():
     assert f[:24] == bytes.fromhex("4d4b0200070000000200000000000000" "9210000000000000")
     assert f[24:28] == struct.pack("<I", zlib.crc32(f[:24] + b"hi")) and f[28:] == b"hi"
     assert decode(f) == Frame(7, b"hi", 4242)
-    for i, what in ((0, "Magic"), (2, "Version"), (3, "Flags"), (28, "Checksum"), (5, "Checksum")):
+    for i, what, bit in ((0, "Magic", 0x40), (2, "Version", 0x40), (3, "Flags", 0x80),
+                         (3, "Checksum", UNCHECKED), (28, "Checksum", 0x40),
+                         (5, "Checksum", 0x40)):
         bad = bytearray(f)
-        bad[i] ^= 0x40
+        bad[i] ^= bit
         try:
             decode(bytes(bad))
             raise AssertionError(f"byte {i} changed, still decoded")
@@ -842,6 +863,35 @@ def self_test():
         raise AssertionError("short frame decoded")
     except Malformed as e:
         assert e.what == "Truncated"
+    # An unchecked frame (a direct link's pipe): check field 0, taken only
+    # where the reader allows it, and only with that 0.
+    u = encode(7, b"hi", sender=4242, flags=UNCHECKED)
+    assert u[24:28] == b"\0\0\0\0" and u[:3] == f[:3] and u[3] == UNCHECKED
+    assert decode(u, unchecked_ok=True) == Frame(7, b"hi", 4242, UNCHECKED)
+    for bad, ok in ((u, False), (u[:24] + b"\1\0\0\0" + u[28:], True)):
+        try:
+            decode(bad, unchecked_ok=ok)
+            raise AssertionError("unchecked frame taken")
+        except Malformed as e:
+            assert e.what == "Checksum", e.what
+    for shared in (False, True):
+        r, w = os.pipe()
+        try:
+            write_frame(w, u)
+            write_frame(w, f)
+            s = StreamReader(r, shared=shared, unchecked_ok=not shared)
+            if shared:
+                try:
+                    s.receive(1)
+                    raise AssertionError("a FIFO reader took an unchecked frame")
+                except Malformed as e:
+                    assert e.what == "Checksum", e.what
+            else:
+                assert s.receive(1) == Frame(7, b"hi", 4242, UNCHECKED)
+            assert s.receive(1) == Frame(7, b"hi", 4242)
+        finally:
+            os.close(r)
+            os.close(w)
     # A pipe given as descriptors: frames back to back, garbage in between
     # on a shared stream is skipped.
     r, w = os.pipe()
@@ -966,7 +1016,7 @@ def _main(argv):
     elif a.fifo is not None:
         source = FifoReader(fifo_path(a.fifo, a.run))
     else:
-        source = StreamReader(a.fd)
+        source = StreamReader(a.fd, unchecked_ok=True)
     try:
         for _ in range(a.count):
             try:

@@ -235,11 +235,13 @@ impl OsProcess {
         if q.model == Model::Zero && flags & wire::FLAG_REPLY_WANTED == 0 {
             return self.rendezvous(q, msg, on_full);
         }
-        let frame = if stamped && msg.body.len() + wire::STAMP_LEN <= limit {
-            wire::encode_stamped(&msg, self.pid, flags, token, wire::now_stamp())
-        } else {
-            wire::encode(&msg, self.pid, flags, token, &[])
+        let pre = wire::Prefixes {
+            stamp: (stamped && msg.body.len() + wire::STAMP_LEN <= limit).then(wire::now_stamp),
+            ticket: None,
         };
+        // Encoded into this thread's scratch buffer: no allocation per send.
+        let mut frame = wire::Scratch::take();
+        wire::encode_queue_into(&mut frame, &msg, self.pid, flags, token, pre, &[]);
         self.put_frame(q, &frame, msg, on_full)
     }
 

@@ -60,13 +60,15 @@ impl OsProcess {
         };
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         let (wait, deadline) = pipe_wait(on_full);
+        // Unchecked on a pipe or ring (`LinkTx::frame_flags`).
+        let flags = tx.frame_flags();
         let sent = if descs.is_empty() {
             // Header and body as two pieces: a pipe takes them in one
             // `writev`, with no copy of the body.
-            let head = wire::head(msg.id, &msg.body, self.pid, 0, 0);
+            let head = wire::head(msg.id, &msg.body, self.pid, flags, 0);
             tx.send_parts(&head, &msg.body, &raw, wait, deadline)
         } else {
-            wire::with_frame(msg.id, &msg.body, self.pid, 0, 0, &descs, |frame| {
+            wire::with_frame(msg.id, &msg.body, self.pid, flags, 0, &descs, |frame| {
                 tx.send(frame, &raw, wait, deadline)
             })
         };

@@ -107,7 +107,7 @@ impl Fifo {
         Ok(Fifo {
             path: path.to_path_buf(),
             rx: None,
-            tx: Some(LinkTx::new(fd, None)),
+            tx: Some(LinkTx::fifo(fd)),
             owned: false,
         })
     }

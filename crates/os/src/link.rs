@@ -45,7 +45,7 @@ use mkipc_kernel::error::MalformedFrame;
 use crate::shm::{self, ShmRx, ShmTx};
 use crate::socket::{ReadError, SocketRead, SocketRx, SocketTx};
 use crate::sys::{self, Deadline, Errno};
-use crate::wire::{self, FrameError, Header, RightDesc};
+use crate::wire::{self, Checks, FrameError, Header, RightDesc};
 
 /// How a link-level send ended (before mapping to the API's types).
 #[derive(Debug, PartialEq, Eq)]
@@ -86,6 +86,9 @@ enum Stream {
 pub(crate) struct LinkTx {
     sink: Sink,
     rights: Option<Arc<OwnedFd>>,
+    /// The frames' flags this end adds: `UNCHECKED` on a direct link's pipe
+    /// or ring (see [`LinkTx::frame_flags`]), none on a FIFO or socket.
+    flags: u8,
     lock: Mutex<()>,
 }
 
@@ -97,6 +100,9 @@ pub(crate) struct LinkRx {
     /// announces more is malformed (not a reason to wait for, and buffer,
     /// up to 4 GiB).
     max_body: usize,
+    /// Whether frames without a check are taken: on a direct link's pipe or
+    /// ring, not on a FIFO or a socket ([`wire::Checks`]).
+    checks: Checks,
     /// Several writers share the stream (a FIFO): resynchronise after bad
     /// bytes instead of closing the link, and carry no rights.
     shared: bool,
@@ -163,27 +169,48 @@ pub(crate) enum RxError {
 }
 
 impl LinkTx {
-    /// Wraps a (blocking) pipe write end and the optional rights socket.
+    /// Wraps a direct link's (blocking) pipe write end and the optional
+    /// rights socket: its frames go unchecked.
     pub(crate) fn new(fd: OwnedFd, rights: Option<Arc<OwnedFd>>) -> LinkTx {
-        LinkTx::with_sink(Sink::Pipe(fd), rights)
+        LinkTx::with_sink(Sink::Pipe(fd), rights, wire::FLAG_UNCHECKED)
     }
 
-    /// Wraps the sending half of a shared-memory link.
+    /// Wraps a FIFO's write end: its frames carry their check, by which the
+    /// reader finds its place among several writers.
+    pub(crate) fn fifo(fd: OwnedFd) -> LinkTx {
+        LinkTx::with_sink(Sink::Pipe(fd), None, 0)
+    }
+
+    /// Wraps the sending half of a shared-memory link: its frames go unchecked.
     pub(crate) fn shm(tx: ShmTx, rights: Option<Arc<OwnedFd>>) -> LinkTx {
-        LinkTx::with_sink(Sink::Shm(tx), rights)
+        LinkTx::with_sink(Sink::Shm(tx), rights, wire::FLAG_UNCHECKED)
     }
 
-    /// Wraps the sending half of a socket link.
+    /// Wraps the sending half of a socket link: its frames carry their check
+    /// (the peer may be a foreign program, or on another machine).
     pub(crate) fn socket(tx: SocketTx) -> LinkTx {
-        LinkTx::with_sink(Sink::Socket(tx), None)
+        LinkTx::with_sink(Sink::Socket(tx), None, 0)
     }
 
-    fn with_sink(sink: Sink, rights: Option<Arc<OwnedFd>>) -> LinkTx {
+    fn with_sink(sink: Sink, rights: Option<Arc<OwnedFd>>, flags: u8) -> LinkTx {
         LinkTx {
             sink,
             rights,
+            flags,
             lock: Mutex::new(()),
         }
+    }
+
+    /// The flags every frame on this link carries besides its own:
+    /// [`wire::FLAG_UNCHECKED`] on a direct link's pipe or ring. There one
+    /// writer, the peer, writes whole frames into a channel the kernel keeps
+    /// intact and in order (a pipe; a sealed ring only the two ends map), so
+    /// a check could only find the writer's own bugs, and costs a CRC over
+    /// every byte on both sides. A FIFO (several writers: the check is how
+    /// its reader finds its place again) and a socket link (foreign peers,
+    /// other machines) keep the check.
+    pub(crate) fn frame_flags(&self) -> u8 {
+        self.flags
     }
 
     /// Whether rights can travel on this link.
@@ -207,9 +234,10 @@ impl LinkTx {
     }
 
     /// [`send`](Self::send) of a frame in two pieces, `head` then `tail`
-    /// (a header and the body it was checked with, [`wire::head`]): a pipe
-    /// takes both in one `writev`, so the body is never copied into a frame
-    /// buffer. A shared-memory ring or a socket gets them joined.
+    /// (a header and the body it goes with, [`wire::head`]): a pipe takes a
+    /// frame of up to [`JOIN_BELOW`] bytes joined in a per-thread buffer in
+    /// one `write`, a bigger one in one `writev` of both pieces, so a big
+    /// body is never copied. A shared-memory ring or a socket gets them joined.
     pub(crate) fn send_parts(
         &self,
         head: &[u8],
@@ -262,19 +290,31 @@ impl LinkTx {
             // The descriptors go with the frame's first bytes.
             return s.write_frame(frame, fds);
         }
-        // A pipe: `head` then `tail`, in as few `writev`s as the pipe takes.
-        let total = head.len() + tail.len();
-        let mut done = 0;
-        while done < total {
-            let written = if done < head.len() {
-                sys::writev(fd, &[IoSlice::new(&head[done..]), IoSlice::new(tail)])
-            } else {
-                sys::writev(fd, &[IoSlice::new(&tail[done - head.len()..])])
-            };
-            match written {
-                Ok(n) => done += n,
-                Err(libc::EPIPE) => return Err(TxError::Closed),
-                Err(e) => return Err(TxError::Os(e)),
+        // A pipe. A small frame in two pieces is joined in this thread's
+        // buffer and goes in one `write` (a `writev` costs the kernel an iovec
+        // array to import, more than the copy of up to `JOIN_BELOW` bytes); a
+        // bigger one goes as `head` then `tail`, in as few `writev`s as the
+        // pipe takes.
+        if tail.is_empty() {
+            write_all(fd, head)?;
+        } else if head.len() + tail.len() <= JOIN_BELOW {
+            JOINED.with(|cell| {
+                let mut joined = cell.borrow_mut();
+                joined.clear();
+                joined.extend_from_slice(head);
+                joined.extend_from_slice(tail);
+                write_all(fd, &joined)
+            })?;
+        } else {
+            let total = head.len() + tail.len();
+            let mut done = 0;
+            while done < total {
+                let written = if done < head.len() {
+                    sys::writev(fd, &[IoSlice::new(&head[done..]), IoSlice::new(tail)])
+                } else {
+                    sys::writev(fd, &[IoSlice::new(&tail[done - head.len()..])])
+                };
+                done += written.map_err(pipe_error)?;
             }
         }
         self.send_fds(fds)
@@ -293,6 +333,33 @@ impl LinkTx {
         }
         Ok(())
     }
+}
+
+/// Frames up to this many bytes, in two pieces, are joined before they go
+/// into a pipe ([`LinkTx::send_parts`]): a 1 KiB body's frame still is.
+const JOIN_BELOW: usize = 2048;
+
+thread_local! {
+    /// Where [`LinkTx::send_parts`] joins a small frame's two pieces.
+    static JOINED: std::cell::RefCell<Vec<u8>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A failed write to a pipe as a link-level error.
+fn pipe_error(e: Errno) -> TxError {
+    match e {
+        libc::EPIPE => TxError::Closed,
+        e => TxError::Os(e),
+    }
+}
+
+/// Writes all of `bytes` into a (blocking) pipe, in as few `write`s as it takes.
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, bytes: &[u8]) -> Result<(), TxError> {
+    let mut done = 0;
+    while done < bytes.len() {
+        done += sys::write(fd, &bytes[done..]).map_err(pipe_error)?;
+    }
+    Ok(())
 }
 
 impl LinkRx {
@@ -341,10 +408,16 @@ impl LinkRx {
             total: 0,
             fds: std::collections::VecDeque::new(),
         };
+        // One writer on a pipe or ring: frames may come without a check.
+        let checks = match &stream {
+            Stream::Pipe(_) | Stream::Shm(_) if !shared => Checks::Optional,
+            _ => Checks::Required,
+        };
         LinkRx {
             stream,
             rights,
             max_body,
+            checks,
             shared,
             state: parking_lot::Mutex::new(state),
         }
@@ -697,7 +770,8 @@ impl LinkRx {
         deadline: Deadline,
     ) -> Result<RawFrame, RxError> {
         let bytes = &st.buf[st.start..st.start + len];
-        let frame = wire::decode(bytes).map_err(|e| RxError::Malformed(e.malformed()))?;
+        let frame =
+            wire::decode_with(bytes, self.checks).map_err(|e| RxError::Malformed(e.malformed()))?;
         let header = frame.header;
         let mut fds = Vec::new();
         if let Stream::Socket(_) = &self.stream {

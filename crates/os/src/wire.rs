@@ -11,14 +11,14 @@
 //! |---:|---:|---|---|
 //! | 0 | 2 | magic | the bytes `'M' 'K'` (0x4D 0x4B) |
 //! | 2 | 1 | version | 2 |
-//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`, bit 4 `STAMPED`, bit 5 `BROKERED`; others 0 |
+//! | 3 | 1 | flags | bit 0 `REPLY_WANTED`, bit 1 `ACK_WANTED`, bit 2 `IS_REPLY`, bit 3 `IS_ACK`, bit 4 `STAMPED`, bit 5 `BROKERED`, bit 6 `UNCHECKED`; bit 7 0 |
 //! | 4 | 4 | id | the message id |
 //! | 8 | 4 | body_len | bytes of body after the right descriptors |
 //! | 12 | 2 | nrights | carried rights (0 on queues and FIFOs) |
 //! | 14 | 2 | reserved | 0 |
 //! | 16 | 4 | sender | the sender's OS process id, as *claimed* by the writer |
 //! | 20 | 4 | token | pairs a reply or an acknowledgement with its request; 0 otherwise |
-//! | 24 | 4 | check | CRC-32 (zlib's `crc32`) of bytes 0..24 followed by every byte after the header |
+//! | 24 | 4 | check | CRC-32 (zlib's `crc32`) of bytes 0..24 followed by every byte after the header; 0 if `UNCHECKED` |
 //!
 //! A frame with `STAMPED` (only mkipc senders into *ports* set it) opens
 //! its body bytes with the 8-byte send time, `CLOCK_MONOTONIC` in
@@ -33,6 +33,15 @@
 //! find its place again after bytes that are not a frame: it skips to the
 //! next `MK\x02` whose frame checks (see [`crate::link`]). It is not a
 //! signature: anyone who can write may write a valid frame.
+//!
+//! A frame with `UNCHECKED` has no check (the field is 0): only the writer
+//! of a direct link's pipe or shared-memory ring sets it, where one writer,
+//! the peer, puts frames whole and in order into a channel the kernel keeps
+//! intact, so a check would find nothing ([`Checks`]). Every other channel
+//! requires the check, and its readers refuse an unchecked frame
+//! ([`FrameError::BadCheck`]): a FIFO (the check is how its reader finds
+//! its place again), a POSIX queue (foreign programs read and write
+//! mailboxes) and a socket link (foreign peers, other machines).
 //!
 //! ```
 //! use mkipc_kernel::Message;
@@ -73,12 +82,28 @@ pub const FLAG_STAMPED: u8 = 1 << 4;
 /// The frame's rights were deposited with the run's broker: the body opens
 /// (after the stamp, if any) with the 8-byte ticket that claims them.
 pub const FLAG_BROKERED: u8 = 1 << 5;
+/// The frame carries no check (its check field is 0): written only on a
+/// direct link's pipe or ring, accepted only by readers that take
+/// [`Checks::Optional`].
+pub const FLAG_UNCHECKED: u8 = 1 << 6;
 const KNOWN_FLAGS: u8 = FLAG_REPLY_WANTED
     | FLAG_ACK_WANTED
     | FLAG_IS_REPLY
     | FLAG_IS_ACK
     | FLAG_STAMPED
-    | FLAG_BROKERED;
+    | FLAG_BROKERED
+    | FLAG_UNCHECKED;
+
+/// Whether a reader takes frames without a check ([`FLAG_UNCHECKED`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Checks {
+    /// Every frame must carry its check: FIFOs, POSIX queues, socket links.
+    Required,
+    /// A frame may say `UNCHECKED` (and then its check field must be 0):
+    /// the pipe or ring of a direct link, one writer and bytes the kernel
+    /// keeps whole and in order. Checked frames are still verified.
+    Optional,
+}
 /// Bytes of a `STAMPED` frame's send time, and of a `BROKERED` frame's ticket.
 pub const STAMP_LEN: usize = 8;
 
@@ -442,7 +467,21 @@ pub fn encode_queue(
     pre: Prefixes,
     rights: &[RightDesc],
 ) -> Vec<u8> {
-    let words: Vec<u64> = pre.stamp.into_iter().chain(pre.ticket).collect();
+    let mut out = Vec::new();
+    encode_queue_into(&mut out, msg, sender, flags, token, pre, rights);
+    out
+}
+
+/// [`encode_queue`] appended to `out` (no allocation when `out` has room).
+pub fn encode_queue_into(
+    out: &mut Vec<u8>,
+    msg: &Message,
+    sender: u32,
+    flags: u8,
+    token: u32,
+    pre: Prefixes,
+    rights: &[RightDesc],
+) {
     let flags = flags
         | if pre.stamp.is_some() { FLAG_STAMPED } else { 0 }
         | if pre.ticket.is_some() {
@@ -450,9 +489,11 @@ pub fn encode_queue(
         } else {
             0
         };
-    let body_len = words.len() * STAMP_LEN + msg.body.len();
-    let rights_end = HEADER_LEN + rights.len() * RIGHT_LEN;
-    let mut out = Vec::with_capacity(rights_end + body_len);
+    let words = pre.stamp.into_iter().chain(pre.ticket);
+    let body_len = words.clone().count() * STAMP_LEN + msg.body.len();
+    let start = out.len();
+    let rights_end = start + HEADER_LEN + rights.len() * RIGHT_LEN;
+    out.reserve(rights_end + body_len - start);
     out.resize(rights_end, 0);
     let header = Header {
         flags,
@@ -463,18 +504,19 @@ pub fn encode_queue(
         token,
         check: 0,
     };
-    header.write(&mut out);
+    header.write(&mut out[start..]);
     for (i, r) in rights.iter().enumerate() {
-        let at = HEADER_LEN + i * RIGHT_LEN;
+        let at = start + HEADER_LEN + i * RIGHT_LEN;
         r.write(&mut out[at..at + RIGHT_LEN]);
     }
     for w in words {
         out.extend_from_slice(&w.to_le_bytes());
     }
     out.extend_from_slice(&msg.body);
-    let check = frame_check(&out);
-    out[CHECK_AT..HEADER_LEN].copy_from_slice(&check.to_le_bytes());
-    out
+    if flags & FLAG_UNCHECKED == 0 {
+        let check = frame_check(&out[start..]);
+        out[start + CHECK_AT..start + HEADER_LEN].copy_from_slice(&check.to_le_bytes());
+    }
 }
 
 /// Appends one frame to `out` (no allocation when `out` has room).
@@ -504,13 +546,15 @@ pub fn encode_into(
         r.write(&mut out[at..at + RIGHT_LEN]);
     }
     out.extend_from_slice(body);
-    let check = frame_check(&out[start..]);
-    out[start + CHECK_AT..start + HEADER_LEN].copy_from_slice(&check.to_le_bytes());
+    if flags & FLAG_UNCHECKED == 0 {
+        let check = frame_check(&out[start..]);
+        out[start + CHECK_AT..start + HEADER_LEN].copy_from_slice(&check.to_le_bytes());
+    }
 }
 
 /// The header of a frame with no rights around `body`, its check computed
-/// over `body`: written before `body`, the two are the frame
-/// [`encode_into`] would make, without copying the body.
+/// over `body` (none with [`FLAG_UNCHECKED`]): written before `body`, the
+/// two are the frame [`encode_into`] would make, without copying the body.
 ///
 /// ```
 /// use mkipc_kernel::Message;
@@ -530,17 +574,56 @@ pub fn head(id: u32, body: &[u8], sender: u32, flags: u8, token: u32) -> [u8; HE
         check: 0,
     };
     header.write(&mut out);
-    let mut h = crc32fast::Hasher::new();
-    h.update(&out[..CHECK_AT]);
-    h.update(body);
-    header.check = h.finalize();
-    out[CHECK_AT..HEADER_LEN].copy_from_slice(&header.check.to_le_bytes());
+    if flags & FLAG_UNCHECKED == 0 {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&out[..CHECK_AT]);
+        h.update(body);
+        header.check = h.finalize();
+        out[CHECK_AT..HEADER_LEN].copy_from_slice(&header.check.to_le_bytes());
+    }
     out
 }
 
-/// Encodes one frame into this thread's scratch buffer and hands it to `f`:
-/// no allocation per message once the buffer has grown. `f` must not call
-/// `with_frame` itself.
+thread_local! {
+    /// The buffer [`Scratch`] lends out, one per thread.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's scratch buffer for encoding one frame, empty: no
+/// allocation per message once it has grown. Given back, with its capacity,
+/// when dropped; taken out meanwhile, so a nested one (a send that sends)
+/// gets a buffer of its own.
+pub(crate) struct Scratch(Vec<u8>);
+
+impl Scratch {
+    /// Borrows this thread's buffer, emptied.
+    pub(crate) fn take() -> Scratch {
+        let mut buf = SCRATCH.take();
+        buf.clear();
+        Scratch(buf)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH.set(std::mem::take(&mut self.0));
+    }
+}
+
+/// Encodes one frame into this thread's [`Scratch`] buffer and hands it to `f`.
 pub(crate) fn with_frame<R>(
     id: u32,
     body: &[u8],
@@ -550,15 +633,9 @@ pub(crate) fn with_frame<R>(
     rights: &[RightDesc],
     f: impl FnOnce(&[u8]) -> R,
 ) -> R {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.clear();
-        encode_into(&mut buf, id, body, sender, flags, token, rights);
-        f(&buf)
-    })
+    let mut buf = Scratch::take();
+    encode_into(&mut buf, id, body, sender, flags, token, rights);
+    f(&buf)
 }
 
 /// A decoded frame: header, right descriptors and the body bytes.
@@ -573,13 +650,36 @@ pub struct Frame<'a> {
 }
 
 /// Decodes one complete frame (exactly `bytes`, as a queue message is):
-/// header, length, check, then the right descriptors.
+/// header, length, check, then the right descriptors. The check is
+/// required: an `UNCHECKED` frame is [`FrameError::BadCheck`] (see
+/// [`decode_with`]).
 pub fn decode(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
+    decode_with(bytes, Checks::Required)
+}
+
+/// [`decode`] for a reader that may take frames without a check
+/// ([`Checks::Optional`]: a direct link's pipe or ring). An unchecked frame
+/// must have 0 in its check field; a checked one is verified as always.
+///
+/// ```
+/// use mkipc_kernel::Message;
+/// use mkipc_os::wire::{self, Checks, FrameError, FLAG_UNCHECKED};
+/// let frame = wire::encode(&Message::new(7, b"hi"), 4242, FLAG_UNCHECKED, 0, &[]);
+/// assert_eq!(&frame[24..28], &[0, 0, 0, 0]);
+/// assert_eq!(wire::decode_with(&frame, Checks::Optional).unwrap().body, b"hi");
+/// assert_eq!(wire::decode(&frame), Err(FrameError::BadCheck));
+/// ```
+pub fn decode_with(bytes: &[u8], checks: Checks) -> Result<Frame<'_>, FrameError> {
     let header = Header::parse(bytes)?;
     if bytes.len() != header.frame_len() {
         return Err(FrameError::Short);
     }
-    if frame_check(bytes) != header.check {
+    let checked = if header.flags & FLAG_UNCHECKED == 0 {
+        frame_check(bytes) == header.check
+    } else {
+        checks == Checks::Optional && header.check == 0
+    };
+    if !checked {
         return Err(FrameError::BadCheck);
     }
     let rights_end = HEADER_LEN + header.nrights as usize * RIGHT_LEN;
@@ -650,7 +750,7 @@ mod tests {
         fn a_head_and_its_body_are_the_encoded_frame(
             id in any::<u32>(),
             sender in any::<u32>(),
-            flags in 0u8..(1 << 6),
+            flags in 0u8..(1 << 7),
             token in any::<u32>(),
             body in proptest::collection::vec(any::<u8>(), 0..2000),
         ) {
@@ -658,6 +758,39 @@ mod tests {
             encode_into(&mut whole, id, &body, sender, flags, token, &[]);
             let h = head(id, &body, sender, flags, token);
             prop_assert_eq!([&h[..], &body[..]].concat(), whole);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_unchecked_frame_is_taken_only_where_checks_are_optional(
+            id in any::<u32>(),
+            sender in any::<u32>(),
+            flags in 0u8..(1 << 6),
+            body in proptest::collection::vec(any::<u8>(), 0..2000),
+        ) {
+            let unchecked = flags | FLAG_UNCHECKED;
+            let mut frame = Vec::new();
+            encode_into(&mut frame, id, &body, sender, unchecked, 3, &[]);
+            prop_assert_eq!(&frame[CHECK_AT..HEADER_LEN], &[0u8; 4][..]);
+            let h = head(id, &body, sender, unchecked, 3);
+            prop_assert_eq!([&h[..], &body[..]].concat(), frame.clone());
+            let f = decode_with(&frame, Checks::Optional).unwrap();
+            prop_assert_eq!((f.header.id, f.header.flags, f.header.sender), (id, unchecked, sender));
+            prop_assert_eq!(f.body, &body[..]);
+            prop_assert_eq!(decode(&frame), Err(FrameError::BadCheck));
+            // An unchecked frame has one encoding: a check field of 0.
+            let mut bad = frame.clone();
+            bad[CHECK_AT] = 1;
+            prop_assert_eq!(decode_with(&bad, Checks::Optional), Err(FrameError::BadCheck));
+            // A checked frame is verified by every reader, optional or not.
+            let mut checked = Vec::new();
+            encode_into(&mut checked, id, &body, sender, flags, 3, &[]);
+            prop_assert!(decode_with(&checked, Checks::Optional).is_ok());
+            if let Some(last) = checked.last_mut() {
+                *last ^= 1;
+                prop_assert_eq!(decode_with(&checked, Checks::Optional), Err(FrameError::BadCheck));
+            }
         }
     }
 

@@ -106,6 +106,56 @@ fn smoke_a_bad_frame_on_a_pipe_says_what_and_closes_the_link() {
     }
 }
 
+/// `hand_frame` from pid 2 marked `UNCHECKED` (flags 0x40), with `check`
+/// in its check field.
+fn unchecked_frame(id: u32, body: &[u8], check: u32) -> Vec<u8> {
+    unchecked_frame_from(2, id, body, check)
+}
+
+fn unchecked_frame_from(pid: u32, id: u32, body: &[u8], check: u32) -> Vec<u8> {
+    let mut f = common::hand_frame(id, body, body.len() as u32, 0, pid);
+    f[3] = 0x40;
+    f[24..28].copy_from_slice(&check.to_le_bytes());
+    f
+}
+
+#[test]
+fn a_pipe_link_sends_unchecked_frames_and_takes_them_and_checked_ones() {
+    // What mkipc writes on a pipe link: flag 0x40, check field 0.
+    let a = common::os();
+    let (near, far) = mkipc_os::new_link().unwrap();
+    a.adopt_link(Pid(2), near).unwrap();
+    a.send_to(Pid(2), Message::new(5, b"fast")).unwrap();
+    let mut got = [0u8; 64];
+    // SAFETY: far's read end stays open while `far` lives; `got` is writable.
+    let n = unsafe { libc::read(far.raw_fds()[0], got.as_mut_ptr().cast(), got.len()) };
+    assert_eq!(n, 32, "{}", std::io::Error::last_os_error());
+    let want = unchecked_frame_from(std::process::id(), 5, b"fast", 0);
+    assert_eq!(&got[..n as usize], &want[..]);
+    drop(far);
+    common::finish(a);
+
+    // What a pipe link's reader takes: unchecked frames, checked frames
+    // (verified), in any mix; and an unchecked frame only with a 0 check.
+    let (a, b, tx, _) = linked_pair();
+    write_raw(tx, &unchecked_frame(1, b"one", 0));
+    write_raw(tx, &good());
+    write_raw(tx, &unchecked_frame(3, b"three", 0));
+    for (id, body) in [(1, &b"one"[..]), (1, b"good"), (3, b"three")] {
+        let m = a
+            .receive_from_timeout(Pid(2), Duration::from_secs(2))
+            .unwrap();
+        assert_eq!((m.id, &m.body[..]), (id, body));
+    }
+    write_raw(tx, &unchecked_frame(4, b"four", 7));
+    assert_eq!(
+        a.receive_from_timeout(Pid(2), Duration::from_secs(2)),
+        Err(ReceiveError::Malformed(MalformedFrame::Checksum))
+    );
+    drop(b);
+    common::finish(a);
+}
+
 #[test]
 fn a_frame_cut_short_by_the_writer_closing_is_truncated() {
     let (a, b, tx, _) = linked_pair();
@@ -195,6 +245,12 @@ fn a_fifo_resynchronises_after_garbage_and_the_good_writer_gets_through() {
         "rights",
         common::hand_frame(1, b"", 0, 1, 2),
         MalformedFrame::RightsCount,
+    ));
+    // A FIFO's frames need their check: an unchecked one is skipped.
+    cases.push((
+        "unchecked",
+        unchecked_frame(1, b"no check", 0),
+        MalformedFrame::Checksum,
     ));
     for (what, bytes, kind) in cases {
         let (a, b, rx, tx, mut raw) = fifo_with_two_writers("resync");

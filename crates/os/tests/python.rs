@@ -6,7 +6,8 @@
 //! Socket links both ways: a Python `SocketLink` connecting to a Rust
 //! listener over Unix and TCP, a Rust process connecting to a Python
 //! `SocketListener`, and a sealed Rust listener refusing Python (which has
-//! no ChaCha20-Poly1305 in its standard library).
+//! no ChaCha20-Poly1305 in its standard library). A Python reader of a Rust
+//! pipe link takes its `UNCHECKED` frames.
 //!
 //! Every test is skipped, with a message, when `python3` is absent.
 
@@ -422,5 +423,38 @@ fn a_python_receive_blocked_on_a_mailbox_ends_when_rust_destroys_it() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    common::finish(os);
+}
+
+#[test]
+fn a_python_reader_of_a_rust_pipe_link_takes_its_unchecked_frames() {
+    // The far end of a link `os` adopted: its read end carries what `os`
+    // sends to pid 2, and becomes the Python reader's stdin.
+    let os = common::os();
+    let (near, far) = mkipc_os::new_link().unwrap();
+    os.adopt_link(Pid(2), near).unwrap();
+    os.send_to(Pid(2), Message::new(7, b"over a pipe")).unwrap();
+    os.send_to(Pid(2), Message::new(8, b"")).unwrap();
+    // SAFETY: the descriptor belongs to `far`, which stays alive past the
+    // borrow (a duplicate is made of it at once).
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(far.raw_fds()[0]) };
+    let read_end = borrowed.try_clone_to_owned().unwrap();
+    let Some(mut cmd) = python(
+        os.run_id(),
+        &["receive", "--fd", "0", "--count", "2", "--timeout", "5"],
+    ) else {
+        return;
+    };
+    let out = ok(cmd.stdin(Stdio::from(read_end)).output().unwrap());
+    let me = std::process::id();
+    // Flags 64: UNCHECKED, as a direct link's frames go.
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            format!("7 {me} claimed 64 {}", hex(b"over a pipe")),
+            format!("8 {me} claimed 64 -"),
+        ]
+    );
+    drop(far);
     common::finish(os);
 }

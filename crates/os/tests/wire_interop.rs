@@ -46,6 +46,23 @@ fn smoke_foreign_sender_and_receiver_on_a_mailbox() {
         (7, &b"from C"[..], 4242)
     );
 
+    // A queue frame needs its check: one marked UNCHECKED (flags 0x40,
+    // check 0, as only a direct link's pipe or ring carries) is refused.
+    let mut unchecked = foreign_frame(8, b"no check", 4242);
+    unchecked[3] = 0x40;
+    unchecked[24..28].copy_from_slice(&[0; 4]);
+    // SAFETY: `unchecked` is readable for its length.
+    assert_eq!(
+        unsafe { libc::mq_send(q, unchecked.as_ptr().cast(), unchecked.len(), 0) },
+        0
+    );
+    assert_eq!(
+        os.receive(mb),
+        Err(mkipc_kernel::ReceiveError::Malformed(
+            mkipc_kernel::error::MalformedFrame::Checksum
+        ))
+    );
+
     os.send(mb, Message::new(9, b"to C")).unwrap();
     let mut buf = vec![0u8; attr.mq_msgsize as usize];
     // SAFETY: `buf` is writable for mq_msgsize bytes.

@@ -11,7 +11,14 @@ use mkipc_os::wire::{self, Header, RightDesc, RightWire, HEADER_LEN, RIGHT_LEN};
 fuzz_target!(|data: &[u8]| {
     // 1. Arbitrary bytes: any answer but a panic. Whatever decodes must
     //    re-encode to exactly the same bytes.
-    if let Ok(frame) = wire::decode(data) {
+    //    A reader that takes UNCHECKED frames (a direct link's) takes at
+    //    least what a checking one does, and the same holds for it.
+    let checked = wire::decode(data);
+    let optional = wire::decode_with(data, wire::Checks::Optional);
+    if checked.is_ok() {
+        assert_eq!(optional, checked, "a checked frame reads the same everywhere");
+    }
+    if let Ok(frame) = optional {
         let h = frame.header;
         let again = wire::encode(
             &Message::new(h.id, frame.body),
