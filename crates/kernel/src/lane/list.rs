@@ -80,8 +80,8 @@ use super::{
 };
 use crate::sync::{spin_step, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
-/// Slots per block (63, so that with its link a block of 40-byte messages
-/// is about 3 KiB; 2 under loom, so the models cross block boundaries).
+/// Slots per block (63, so that with its link a block of the kernel's
+/// 32-byte slots is 2 KiB; 2 under loom, so the models cross block boundaries).
 #[cfg(not(loom))]
 pub const BLOCK_CAP: u64 = 63;
 #[cfg(loom)]
@@ -109,6 +109,9 @@ fn ordinal(p: u64) -> u64 {
     (p / LAP) * BLOCK_CAP + (p % LAP).min(BLOCK_CAP)
 }
 
+/// 32-byte aligned: a slot of a 24-byte kernel entry is 32 bytes, two to
+/// a cache line, none across two.
+#[repr(align(32))]
 struct Slot<T> {
     flags: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
