@@ -322,8 +322,9 @@ impl<T> ListLane<T> {
     }
 
     /// Takes the oldest value, with its number (module docs), if the lane
-    /// is open under `gen` and holds one.
-    #[inline]
+    /// is open under `gen` and holds one. Inlined into the receive, as the
+    /// ring's is (out of line, the entry came back through the stack).
+    #[inline(always)]
     pub fn pop(&self, gen: u32) -> Result<(T, u64), PopError> {
         let side = &self.consumers.0;
         let mut round = 0;
@@ -376,6 +377,7 @@ impl<T> ListLane<T> {
     /// # Safety
     /// The caller reserved this slot (or drains a fenced lane) and the
     /// head has moved past it.
+    #[inline(always)]
     unsafe fn take(&self, block: *mut Block<T>, offset: u64) -> T {
         // SAFETY: the block lives until this slot is marked read (contract).
         let b = unsafe { &*block };
@@ -403,6 +405,7 @@ impl<T> ListLane<T> {
     ///
     /// # Safety
     /// Every slot before `start`, and the last one, has been read.
+    #[cold]
     unsafe fn release(&self, block: *mut Block<T>, start: u64) {
         // SAFETY: not freed before this walk ends (contract).
         let b = unsafe { &*block };
