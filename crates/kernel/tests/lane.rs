@@ -255,3 +255,76 @@ fn a_receiver_sleeping_on_the_lane_shows_up_as_blocked() {
         );
     }
 }
+
+/// A blocking sender that finds its port's ring full sleeps on it, outside
+/// the lock; an observer polling `port_status` (a locked operation, whose
+/// fence wakes it onto the locked path, registered) sees it as a blocked
+/// sender within a few looks, and the receiver then takes everything in
+/// order.
+#[test]
+fn a_sender_sleeping_on_a_full_ring_shows_up_as_blocked() {
+    const CAP: u64 = 4;
+    let kernel = Kernel::new();
+    let rx = kernel.spawn_task();
+    let tx = kernel.spawn_task();
+    let port = rx.port_allocate(Capacity::Bounded(CAP as usize)).unwrap();
+    rx.register("rx", port).unwrap();
+    let to_rx = tx.look_up("rx").unwrap();
+    let sender = thread::spawn(move || {
+        for i in 0..=CAP {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+    });
+    let start = std::time::Instant::now();
+    while rx.port_status(port).unwrap().blocked_senders != 1 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the sleeping sender never showed as blocked"
+        );
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for i in 0..=CAP {
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+    }
+    sender.join().unwrap();
+    let status = rx.port_status(port).unwrap();
+    assert_eq!(
+        (status.blocked_senders, status.queue_len, status.seqno),
+        (0, 0, CAP + 1)
+    );
+}
+
+/// A bounded(3) port's ring has two slots: a blocking sender that finds
+/// them full must not sleep on the ring (the port has room for a third)
+/// but take the locked path and queue it, with no receiver running.
+#[test]
+fn a_ring_smaller_than_its_port_does_not_block_a_sender() {
+    let kernel = Kernel::new();
+    let rx = kernel.spawn_task();
+    let tx = kernel.spawn_task();
+    let port = rx.port_allocate(Capacity::Bounded(3)).unwrap();
+    rx.register("rx", port).unwrap();
+    let to_rx = tx.look_up("rx").unwrap();
+    // Warm both grants, so the sends below go through the ring.
+    tx.send(to_rx, Message::from_u64(1, 9)).unwrap();
+    assert_eq!(rx.receive(port).unwrap().as_u64(), Some(9));
+    let sender = thread::spawn(move || {
+        for i in 0..3 {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        tx
+    });
+    let start = std::time::Instant::now();
+    while !sender.is_finished() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the third send blocked on a port with room"
+        );
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    drop(sender.join().unwrap());
+    assert_eq!(rx.port_status(port).unwrap().queue_len, 3);
+    for i in 0..3 {
+        assert_eq!(rx.receive(port).unwrap().as_u64(), Some(i));
+    }
+}

@@ -707,6 +707,101 @@ fn lane_sleeper_woken_by_port_death() {
     });
 }
 
+/// A blocking sender fills the ring (bounded(2): two slots) and sleeps on
+/// it, unfenced; the receiver's pops wake it (the receiver itself may
+/// sleep on the empty lane in between): nothing lost, order and numbers
+/// kept, nobody left registered or asleep.
+#[test]
+fn lane_sender_sleeper_woken_by_a_pop() {
+    model(|| {
+        let (kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
+        let sender = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+            tx
+        });
+        for i in 0..3 {
+            let m = rx.receive(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
+        }
+        drop(sender.join().unwrap());
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (
+                status.queue_len,
+                status.seqno,
+                status.messages_sent,
+                status.blocked_senders,
+                status.blocked_receivers
+            ),
+            (0, 4, 4, 0, 0)
+        );
+        drop(kernel);
+    });
+}
+
+/// A sender sleeping on the full ring is woken by a fence (a locked
+/// observer's `port_status`): it finds the lane fenced and blocks on the
+/// locked path, registered; the receiver then takes all three in order.
+#[test]
+fn lane_sender_sleeper_woken_by_a_fence() {
+    model(|| {
+        let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
+        let sender = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send_u64(to_rx, 1, i).unwrap();
+            }
+            tx
+        });
+        let status = rx.port_status(port).unwrap();
+        assert!(status.queue_len <= 2, "{status:?}");
+        for i in 0..3 {
+            let m = rx.receive_small(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().seqno), (Some(i), i + 1));
+        }
+        drop(sender.join().unwrap());
+        let status = rx.port_status(port).unwrap();
+        assert_eq!(
+            (status.queue_len, status.seqno, status.blocked_senders),
+            (0, 4, 0)
+        );
+    });
+}
+
+/// The port dies while its sender sleeps on its full ring: the death (a
+/// locked operation, so a fence) wakes it and its send fails; every later
+/// send fails too.
+#[test]
+fn lane_sender_sleeper_woken_by_port_death() {
+    model(|| {
+        let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
+        let sender = thread::spawn(move || {
+            let sent: Vec<_> = (0..3)
+                .map(|i| {
+                    tx.send(to_rx, Message::from_u64(1, i))
+                        .map_err(|e| e.kind())
+                })
+                .collect();
+            (tx, sent)
+        });
+        rx.destroy(port).unwrap();
+        let (_tx, sent) = sender.join().unwrap();
+        let failed = sent.iter().position(|r| r.is_err()).unwrap_or(sent.len());
+        assert!(failed <= 2, "a third send fits no ring of two: {sent:?}");
+        for r in &sent[failed..] {
+            assert!(
+                matches!(
+                    r,
+                    Err(mkipc_kernel::SendErrorKind::DestinationDead
+                        | mkipc_kernel::SendErrorKind::InvalidDestination)
+                ),
+                "{sent:?}"
+            );
+        }
+    });
+}
+
 /// The typed path (`send_u64`, `receive_small`) shares the lane with
 /// `Message`s: a typed push, a message with a right (the locked path, which
 /// fences the lane), a typed push again, while the receiver takes them
