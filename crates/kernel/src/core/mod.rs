@@ -34,6 +34,7 @@ pub(crate) use notify::PortRequests;
 mod ops;
 mod queue;
 mod receive;
+pub use receive::FastReceive;
 mod send;
 mod service;
 mod snapshot;

@@ -6,8 +6,11 @@
 //! explorer's footprint hooks (DPOR) around the call. The two operations a
 //! message-passing model makes most, `send_with` and `receive_with` on a
 //! name, take this shorter path when the run records no footprints: the
-//! scheduling point, the "started" event, the kernel's `send_begin` or
-//! `receive_begin` (its fast paths first, under the one lock the run holds),
+//! scheduling point, the "started" event, the kernel's fast paths alone
+//! (`send_fast`, the message by reference and a `bool` back;
+//! `receive_fast`, no error case), then `send_begin` or `receive_begin`
+//! only when those do not apply (nothing changed; under the one lock the
+//! run holds, a second lock is a compare),
 //! the wait when the kernel leaves one (`Blocker::finish_send` and
 //! `finish_receive`, the blocking layer's own, which call [`SimCtx`]'s
 //! `Blocker::block`), then the figures and the "completed" event. It is the
@@ -17,7 +20,7 @@
 
 use std::time::Duration;
 
-use mkipc_kernel::runtime::{Blocker, Destination, Source};
+use mkipc_kernel::runtime::{Begin, Blocker, Destination, FastReceive, Source};
 use mkipc_kernel::{Message, OnFull, PortName, ReceiveError, SendError, Sent, Wait};
 
 use crate::process::SimCtx;
@@ -41,13 +44,16 @@ impl SimCtx {
             self.core
                 .emit(self.id, EventKind::SendStarted { to, msg_id, rights });
         }
-        let begin =
-            self.core
-                .kernel
-                .send_begin(self.pid, Destination::Name(dest), msg, on_full, &|| {
-                    self.waker()
-                });
-        let r = self.finish_send(begin, on_full);
+        let kernel = &self.core.kernel;
+        let mut msg = msg;
+        let r = if kernel.send_fast(self.pid, dest, &mut msg) {
+            Ok(Sent::Delivered)
+        } else {
+            let begin = kernel.send_begin(self.pid, Destination::Name(dest), msg, on_full, &|| {
+                self.waker()
+            });
+            self.finish_send(begin, on_full)
+        };
         self.sent_done(to, msg_id, &r);
         r
     }
@@ -65,11 +71,16 @@ impl SimCtx {
         self.op.set(Some((false, from)));
         self.core.emit(self.id, EventKind::ReceiveStarted { from });
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
-        let begin =
-            self.core
-                .kernel
-                .receive_begin(self.pid, Source::Name(source), may_wait, &|| self.waker());
-        let r = self.finish_receive(begin, wait);
+        let kernel = &self.core.kernel;
+        let waker = || self.waker();
+        let r = match kernel.receive_fast(self.pid, source, may_wait, &waker) {
+            FastReceive::Received(m) => Ok(m),
+            FastReceive::Blocked(token) => self.finish_receive(Begin::Blocked(token), wait),
+            FastReceive::Other => {
+                let begin = kernel.receive_begin(self.pid, Source::Name(source), may_wait, &waker);
+                self.finish_receive(begin, wait)
+            }
+        };
         self.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
