@@ -46,7 +46,7 @@
 
 use std::time::Duration;
 
-use mkipc_kernel::runtime::{Begin, Destination, Source, WaitOutcome, WaitToken};
+use mkipc_kernel::runtime::{Begin, Destination, FastReceive, Source, WaitOutcome, WaitToken};
 use mkipc_kernel::{
     CallError, Capacity, CarriedRight, Disposition, IpcError, Message, OnFull, Pid, PortName,
     ReceiveError, SendError, SendErrorKind, Sent, Wait,
@@ -245,11 +245,20 @@ fn start_send(
     let (to, msg_id) = (target_of_dest(dest), msg.id);
     let rights = msg.rights().len() + usize::from(msg.reply().is_some());
     p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
-    match s
-        .core
-        .kernel
-        .send_begin(s.pid, dest, msg, on_full, &|| s.waker())
-    {
+    let kernel = &s.core.kernel;
+    let mut msg = msg;
+    // The kernel's fast paths alone first (`Kernel::send_fast`): nothing
+    // changed when they do not apply.
+    let fast = match dest {
+        Destination::Name(name) => kernel.send_fast(s.pid, name, &mut msg),
+        Destination::Task(_) => false,
+    };
+    if fast {
+        let r = Ok(Sent::Delivered);
+        p.sent_done(to, msg_id, &r);
+        return Ok(r);
+    }
+    match kernel.send_begin(s.pid, dest, msg, on_full, &|| s.waker()) {
         Begin::Done(r) => {
             p.sent_done(to, msg_id, &r);
             Ok(r)
@@ -275,11 +284,22 @@ fn start_receive(
     let from = target_of_source(source);
     p.started(false, from, EventKind::ReceiveStarted { from });
     let may_wait = !matches!(wait_for, Wait::NoWait | Wait::For(Duration::ZERO));
-    let r = match s
-        .core
-        .kernel
-        .receive_begin(s.pid, source, may_wait, &|| s.waker())
-    {
+    let kernel = &s.core.kernel;
+    let waker = || s.waker();
+    // The kernel's fast paths alone first (`Kernel::receive_fast`): nothing
+    // changed when they do not apply.
+    let begin = match source {
+        Source::Name(name) => match kernel.receive_fast(s.pid, name, may_wait, &waker) {
+            FastReceive::Received(m) => {
+                p.received_done(from, Ok(&m));
+                return Ok(Ok(m));
+            }
+            FastReceive::Blocked(token) => Begin::Blocked(token),
+            FastReceive::Other => kernel.receive_begin(s.pid, source, may_wait, &waker),
+        },
+        _ => kernel.receive_begin(s.pid, source, may_wait, &waker),
+    };
+    let r = match begin {
         Begin::Done(Err(ReceiveError::Empty)) if wait_for != Wait::NoWait => {
             Err(ReceiveError::TimedOut)
         }

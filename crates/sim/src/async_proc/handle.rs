@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use mkipc_kernel::ipc::PortStatus;
 use mkipc_kernel::name::{Access, RightKind, RightSet};
-use mkipc_kernel::runtime::{Begin, Destination, Source, WaitOutcome, WaitToken};
+use mkipc_kernel::runtime::{Begin, Destination, FastReceive, Source, WaitOutcome, WaitToken};
 use mkipc_kernel::{
     CallError, Capacity, CarriedRight, Disposition, Filter, Ipc, IpcError, Kernel, MailboxConfig,
     Message, Notification, NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError,
@@ -382,10 +382,19 @@ impl AsyncProc {
         let msg_id = msg.id;
         let rights = msg.rights().len() + usize::from(msg.reply().is_some());
         p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
-        let begin = s
-            .core
-            .kernel
-            .send_begin(s.pid, dest, msg, on_full, &|| s.waker());
+        let kernel = &s.core.kernel;
+        let mut msg = msg;
+        // The kernel's fast paths alone first (`Kernel::send_fast`):
+        // nothing changed when they do not apply.
+        let fast = match dest {
+            Destination::Name(name) => kernel.send_fast(s.pid, name, &mut msg),
+            Destination::Task(_) => false,
+        };
+        let begin = if fast {
+            Begin::Done(Ok(Sent::Delivered))
+        } else {
+            kernel.send_begin(s.pid, dest, msg, on_full, &|| s.waker())
+        };
         let r = match begin {
             Begin::Done(r) => r,
             Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full)).await),
@@ -704,9 +713,18 @@ impl AsyncIpc for AsyncProc {
         wait: Wait,
     ) -> impl Future<Output = Result<Message, ReceiveError>> {
         self.receive_from_source(Target::Name(source), wait, move |s, may_wait| {
-            s.core
-                .kernel
-                .receive_begin(s.pid, Source::Name(source), may_wait, &|| s.waker())
+            // The kernel's fast paths alone first (`Kernel::receive_fast`):
+            // nothing changed when they do not apply.
+            let waker = || s.waker();
+            match s.core.kernel.receive_fast(s.pid, source, may_wait, &waker) {
+                FastReceive::Received(m) => Begin::Done(Ok(m)),
+                FastReceive::Blocked(token) => Begin::Blocked(token),
+                FastReceive::Other => {
+                    s.core
+                        .kernel
+                        .receive_begin(s.pid, Source::Name(source), may_wait, &waker)
+                }
+            }
         })
     }
     async fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {
