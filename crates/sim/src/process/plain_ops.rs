@@ -46,14 +46,17 @@ impl SimCtx {
         }
         let kernel = &self.core.kernel;
         let mut msg = msg;
-        let r = if kernel.send_fast(self.pid, dest, &mut msg) {
-            Ok(Sent::Delivered)
-        } else {
-            let begin = kernel.send_begin(self.pid, Destination::Name(dest), msg, on_full, &|| {
-                self.waker()
-            });
-            self.finish_send(begin, on_full)
-        };
+        if kernel.send_fast(self.pid, dest, &mut msg) {
+            // Returned from here, not through a `Result` made first and
+            // copied out (its tag written narrow, read back wide: a
+            // store-forwarding stall in `perf annotate`).
+            self.sent_done(to, msg_id, &Ok(Sent::Delivered));
+            return Ok(Sent::Delivered);
+        }
+        let begin = kernel.send_begin(self.pid, Destination::Name(dest), msg, on_full, &|| {
+            self.waker()
+        });
+        let r = self.finish_send(begin, on_full);
         self.sent_done(to, msg_id, &r);
         r
     }
@@ -74,7 +77,10 @@ impl SimCtx {
         let kernel = &self.core.kernel;
         let waker = || self.waker();
         let r = match kernel.receive_fast(self.pid, source, may_wait, &waker) {
-            FastReceive::Received(m) => Ok(m),
+            FastReceive::Received(m) => {
+                self.received_done(from, Ok(&m));
+                return Ok(m);
+            }
             FastReceive::Blocked(token) => self.finish_receive(Begin::Blocked(token), wait),
             FastReceive::Other => {
                 let begin = kernel.receive_begin(self.pid, Source::Name(source), may_wait, &waker);
