@@ -136,6 +136,18 @@ impl Kernel {
     /// place in the queue it came from ([`capacity`](crate::capacity), "A
     /// handed message keeps its place").
     pub fn wait_take(&self, pid: Pid, token: WaitToken) -> Option<WaitOutcome> {
+        self.wait_take_with(pid, token, true)
+    }
+
+    /// [`Kernel::wait_take`]; `lone` false keeps the lone handed message
+    /// on the general path (the unit tests compare the two).
+    #[inline(always)]
+    pub(crate) fn wait_take_with(
+        &self,
+        pid: Pid,
+        token: WaitToken,
+        lone: bool,
+    ) -> Option<WaitOutcome> {
         // Only the wait's own record changes (unless it holds a place): the
         // lanes may stay open.
         let mut st = self.lock_unfenced();
@@ -148,7 +160,7 @@ impl Kernel {
             WaitState::Handed(_, q) => Some(q),
             _ => return None,
         };
-        if let Some(super::QueueId::Port(port)) = held {
+        if let (Some(super::QueueId::Port(port)), true) = (held, lone) {
             if st.lone_handed(id, port) {
                 return Some(st.take_lone_handed(pid, id, port));
             }
