@@ -188,7 +188,6 @@ impl Kernel {
         }
         Some(outcome)
     }
-
 }
 
 impl super::State {

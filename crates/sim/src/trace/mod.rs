@@ -441,7 +441,11 @@ mod tests {
             }
             let last: Vec<u64> = (n - 3..n).collect();
             let kept: Vec<u64> = (0..4).chain(last).collect();
-            assert_eq!(steps(&mut b), (kept, (n > 7).then_some((4, n - 7))), "{n} events");
+            assert_eq!(
+                steps(&mut b),
+                (kept, (n > 7).then_some((4, n - 7))),
+                "{n} events"
+            );
         }
     }
 
