@@ -243,8 +243,13 @@ fn start_send(
 ) -> Result<Result<Sent, SendError>, Waiting> {
     let s = sim(p);
     let (to, msg_id) = (target_of_dest(dest), msg.id);
-    let rights = msg.rights().len() + usize::from(msg.reply().is_some());
-    p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+    // `Proc::started`'s event; what a wait reports it waits on (`op`, read
+    // only by `wait`) is set below, where a wait may start.
+    if s.core.tracing {
+        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+        s.core
+            .emit(s.id, EventKind::SendStarted { to, msg_id, rights });
+    }
     let kernel = &s.core.kernel;
     let mut msg = msg;
     // The kernel's fast paths alone first (`Kernel::send_fast`): nothing
@@ -258,6 +263,7 @@ fn start_send(
         p.sent_done(to, msg_id, &r);
         return Ok(r);
     }
+    s.op.set(Some((true, to)));
     match kernel.send_begin(s.pid, dest, msg, on_full, &|| s.waker()) {
         Begin::Done(r) => {
             p.sent_done(to, msg_id, &r);
@@ -282,7 +288,8 @@ fn start_receive(
 ) -> Result<Result<Message, ReceiveError>, Waiting> {
     let s = sim(p);
     let from = target_of_source(source);
-    p.started(false, from, EventKind::ReceiveStarted { from });
+    // `Proc::started`'s event; `op` is set below, where a wait may start.
+    s.core.emit(s.id, EventKind::ReceiveStarted { from });
     let may_wait = !matches!(wait_for, Wait::NoWait | Wait::For(Duration::ZERO));
     let kernel = &s.core.kernel;
     let waker = || s.waker();
@@ -294,10 +301,19 @@ fn start_receive(
                 p.received_done(from, Ok(&m));
                 return Ok(Ok(m));
             }
-            FastReceive::Blocked(token) => Begin::Blocked(token),
-            FastReceive::Other => kernel.receive_begin(s.pid, source, may_wait, &waker),
+            FastReceive::Blocked(token) => {
+                s.op.set(Some((false, from)));
+                Begin::Blocked(token)
+            }
+            FastReceive::Other => {
+                s.op.set(Some((false, from)));
+                kernel.receive_begin(s.pid, source, may_wait, &waker)
+            }
         },
-        _ => kernel.receive_begin(s.pid, source, may_wait, &waker),
+        _ => {
+            s.op.set(Some((false, from)));
+            kernel.receive_begin(s.pid, source, may_wait, &waker)
+        }
     };
     let r = match begin {
         Begin::Done(Err(ReceiveError::Empty)) if wait_for != Wait::NoWait => {

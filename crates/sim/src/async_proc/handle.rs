@@ -380,8 +380,13 @@ impl AsyncProc {
         self.point().await;
         let (p, s) = (&self.shared.proc, self.sim());
         let msg_id = msg.id;
-        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
-        p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+        // `Proc::started`'s event; what a wait reports it waits on (`op`,
+        // read only by `Blocked`) is set where the wait starts.
+        if s.core.tracing {
+            let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+            s.core
+                .emit(s.id, EventKind::SendStarted { to, msg_id, rights });
+        }
         let kernel = &s.core.kernel;
         let mut msg = msg;
         // The kernel's fast paths alone first (`Kernel::send_fast`):
@@ -397,7 +402,10 @@ impl AsyncProc {
         };
         let r = match begin {
             Begin::Done(r) => r,
-            Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full)).await),
+            Begin::Blocked(token) => {
+                s.op.set(Some((true, to)));
+                expect_sent(self.block(token, send_timeout_of(on_full)).await)
+            }
         };
         p.sent_done(to, msg_id, &r);
         r
@@ -416,13 +424,17 @@ impl AsyncProc {
         };
         self.point().await;
         let (p, s) = (&self.shared.proc, self.sim());
-        p.started(false, from, EventKind::ReceiveStarted { from });
+        // `Proc::started`'s event; `op` is set where the wait starts.
+        s.core.emit(s.id, EventKind::ReceiveStarted { from });
         let r = match begin(s, may_wait(wait)) {
             Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
                 Err(ReceiveError::TimedOut)
             }
             Begin::Done(r) => r,
-            Begin::Blocked(token) => expect_received(self.block(token, timeout_of(wait)).await),
+            Begin::Blocked(token) => {
+                s.op.set(Some((false, from)));
+                expect_received(self.block(token, timeout_of(wait)).await)
+            }
         };
         p.received_done(from, r.as_ref().map_err(|e| *e));
         r

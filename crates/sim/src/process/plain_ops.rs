@@ -10,7 +10,8 @@
 //! (`send_fast`, the message by reference and a `bool` back;
 //! `receive_fast`, no error case), then `send_begin` or `receive_begin`
 //! only when those do not apply (nothing changed; under the one lock the
-//! run holds, a second lock is a compare),
+//! run holds, a second lock is a compare); what a wait reports it waits on
+//! (`SimCtx::op`, read only where a wait starts) is set only where one may,
 //! the wait when the kernel leaves one (`Blocker::finish_send` and
 //! `finish_receive`, the blocking layer's own, which call [`SimCtx`]'s
 //! `Blocker::block`), then the figures and the "completed" event. It is the
@@ -38,7 +39,6 @@ impl SimCtx {
     ) -> Result<Sent, SendError> {
         self.point();
         let (to, msg_id) = (Target::Name(dest), msg.id);
-        self.op.set(Some((true, to)));
         if self.core.tracing {
             let rights = msg.rights().len() + usize::from(msg.reply().is_some());
             self.core
@@ -53,6 +53,9 @@ impl SimCtx {
             self.sent_done(to, msg_id, &Ok(Sent::Delivered));
             return Ok(Sent::Delivered);
         }
+        // What a wait reports it waits on (`op`, read only by `block`): set
+        // where a wait may start, not for every operation.
+        self.op.set(Some((true, to)));
         let begin = kernel.send_begin(self.pid, Destination::Name(dest), msg, on_full, &|| {
             self.waker()
         });
@@ -71,7 +74,6 @@ impl SimCtx {
     ) -> Result<Message, ReceiveError> {
         self.point();
         let from = Target::Name(source);
-        self.op.set(Some((false, from)));
         self.core.emit(self.id, EventKind::ReceiveStarted { from });
         let may_wait = !matches!(wait, Wait::NoWait | Wait::For(Duration::ZERO));
         let kernel = &self.core.kernel;
@@ -81,8 +83,12 @@ impl SimCtx {
                 self.received_done(from, Ok(&m));
                 return Ok(m);
             }
-            FastReceive::Blocked(token) => self.finish_receive(Begin::Blocked(token), wait),
+            FastReceive::Blocked(token) => {
+                self.op.set(Some((false, from)));
+                self.finish_receive(Begin::Blocked(token), wait)
+            }
             FastReceive::Other => {
+                self.op.set(Some((false, from)));
                 let begin = kernel.receive_begin(self.pid, Source::Name(source), may_wait, &waker);
                 self.finish_receive(begin, wait)
             }
