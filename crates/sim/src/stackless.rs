@@ -241,30 +241,56 @@ fn start_send(
     msg: Message,
     on_full: OnFull,
 ) -> Result<Result<Sent, SendError>, Waiting> {
+    let mut msg = msg;
+    if send_started_fast(p, dest, &mut msg) {
+        return Ok(Ok(Sent::Delivered));
+    }
+    send_general(p, dest, msg, on_full)
+}
+
+/// The start of a send (its "started" event), and the send itself when
+/// the kernel's fast paths make it (`Kernel::send_fast`): `true` when sent
+/// (and recorded); `false` when they do not apply and nothing changed but
+/// the event: go on with [`send_general`]. Inlined into the caller, so that
+/// a machine's `Ctx::send` answers `Op::Done(Ok(Sent::Delivered))` from
+/// here, not through `start_send`'s wide result written by the callee and
+/// read back (a store-forwarding stall at every send in `perf annotate`).
+#[inline(always)]
+fn send_started_fast(p: &Proc, dest: Destination, msg: &mut Message) -> bool {
     let s = sim(p);
     let (to, msg_id) = (target_of_dest(dest), msg.id);
     // `Proc::started`'s event; what a wait reports it waits on (`op`, read
-    // only by `wait`) is set below, where a wait may start.
+    // only by `wait`) is set in `send_general`, where a wait may start.
     if s.core.tracing {
         let rights = msg.rights().len() + usize::from(msg.reply().is_some());
         s.core
             .emit(s.id, EventKind::SendStarted { to, msg_id, rights });
     }
-    let kernel = &s.core.kernel;
-    let mut msg = msg;
-    // The kernel's fast paths alone first (`Kernel::send_fast`): nothing
-    // changed when they do not apply.
-    let fast = match dest {
-        Destination::Name(name) => kernel.send_fast(s.pid, name, &mut msg),
+    let sent = match dest {
+        Destination::Name(name) => s.core.kernel.send_fast(s.pid, name, msg),
         Destination::Task(_) => false,
     };
-    if fast {
-        let r = Ok(Sent::Delivered);
-        p.sent_done(to, msg_id, &r);
-        return Ok(r);
+    if sent {
+        p.sent_done(to, msg_id, &Ok(Sent::Delivered));
     }
+    sent
+}
+
+/// A send [`send_started_fast`] did not make: the kernel's general path.
+fn send_general(
+    p: &Proc,
+    dest: Destination,
+    msg: Message,
+    on_full: OnFull,
+) -> Result<Result<Sent, SendError>, Waiting> {
+    let s = sim(p);
+    let (to, msg_id) = (target_of_dest(dest), msg.id);
     s.op.set(Some((true, to)));
-    match kernel.send_begin(s.pid, dest, msg, on_full, &|| s.waker()) {
+    match s
+        .core
+        .kernel
+        .send_begin(s.pid, dest, msg, on_full, &|| s.waker())
+    {
         Begin::Done(r) => {
             p.sent_done(to, msg_id, &r);
             Ok(r)
@@ -587,7 +613,11 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
             self.defer(Deferred::Send { dest, msg, on_full });
             return Op::Pending;
         }
-        match start_send(self.proc, dest, msg, on_full) {
+        let mut msg = msg;
+        if send_started_fast(self.proc, dest, &mut msg) {
+            return Op::Done(Ok(Sent::Delivered));
+        }
+        match send_general(self.proc, dest, msg, on_full) {
             Ok(r) => Op::Done(r),
             Err(w) => {
                 self.waiting(w);
