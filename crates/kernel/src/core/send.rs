@@ -281,7 +281,7 @@ impl Locked<'_> {
                 Begin::Done(Ok(sent))
             }
             (Admission::Full, OnFull::Block | OnFull::Timeout(_)) => {
-                let original = msg.clone_shape();
+                let original = Box::new(msg.clone_shape());
                 let k = self.copy_in(pid, msg, &target);
                 let id = self.waits.insert(WaitRec {
                     task: pid,
