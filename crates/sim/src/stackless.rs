@@ -513,12 +513,7 @@ fn finish_wait(p: &Proc, slot: &mut Slot) -> Option<WaitOutcome> {
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        if waited > 0 {
-            meta.stats.blocked = meta
-                .stats
-                .blocked
-                .saturating_add(Duration::from_nanos(waited));
-        }
+        meta.add_blocked(waited);
     }
     Some(match (w.op, outcome) {
         (WaitingOp::Send { to, msg_id }, WaitOutcome::Sent(r)) => {

@@ -174,10 +174,7 @@ impl Blocked<'_> {
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        meta.stats.blocked = meta
-            .stats
-            .blocked
-            .saturating_add(Duration::from_nanos(core.now().saturating_sub(since)));
+        meta.add_blocked(core.now().saturating_sub(since));
     }
 }
 
@@ -426,16 +423,22 @@ impl AsyncProc {
         let (p, s) = (&self.shared.proc, self.sim());
         // `Proc::started`'s event; `op` is set where the wait starts.
         s.core.emit(s.id, EventKind::ReceiveStarted { from });
-        let r = match begin(s, may_wait(wait)) {
-            Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
-                Err(ReceiveError::TimedOut)
-            }
-            Begin::Done(r) => r,
-            Begin::Blocked(token) => {
-                s.op.set(Some((false, from)));
-                expect_received(self.block(token, timeout_of(wait)).await)
+        // The kernel's answer is matched in a statement of its own, with
+        // no await in it: held across the wait below, its 72 bytes would
+        // be part of every idle process's future.
+        let token = match begin(s, may_wait(wait)) {
+            Begin::Blocked(token) => token,
+            Begin::Done(r) => {
+                let r = match r {
+                    Err(ReceiveError::Empty) if wait != Wait::NoWait => Err(ReceiveError::TimedOut),
+                    r => r,
+                };
+                p.received_done(from, r.as_ref().map_err(|e| *e));
+                return r;
             }
         };
+        s.op.set(Some((false, from)));
+        let r = expect_received(self.block(token, timeout_of(wait)).await);
         p.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
@@ -639,7 +642,7 @@ impl AsyncProc {
         core.procs
             .borrow()
             .get(id.0 as usize)
-            .and_then(|m| m.status.clone())
+            .and_then(|m| m.status())
             .unwrap_or(ExitStatus::Stuck)
     }
 
