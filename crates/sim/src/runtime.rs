@@ -128,6 +128,8 @@ pub(crate) struct ProcMeta {
     /// How it ended, once it has (boxed: 8 bytes, not 32, while it runs).
     pub status: Option<Box<ExitStatus>>,
     /// The processes waiting for it to end, boxed at the first.
+    // One pointer inline (a `Vec` is three words): the box is the point.
+    #[allow(clippy::box_collection)]
     pub joiners: Option<Box<Vec<ProcId>>>,
     /// Declared a server ([`Sim::server`](crate::Sim::server)): may be left
     /// waiting at a receive when everyone else has finished.
