@@ -104,6 +104,6 @@
 
 pub use crate::blocking::Blocker;
 pub use crate::core::{
-    Begin, CanonicalOptions, Destination, KernelHold, KernelSnapshot, Source, WaitOutcome,
-    WaitToken, Wake, Waker,
+    Begin, CanonicalOptions, Destination, FastReceive, KernelHold, KernelSnapshot, Source,
+    WaitOutcome, WaitToken, Wake, Waker,
 };

@@ -15,7 +15,17 @@ fn main() {
         .unwrap_or(1_000_000);
     let traced = args.next().is_some_and(|s| s == "traced");
     let kind = args.next().unwrap_or_else(|| "closures".to_string());
-    let mut sim = Sim::builder().seed(7).trace(traced).build();
+    // `MKIPC_TRACE_LIMIT`: the trace's bound (`SimBuilder::trace_limit`),
+    // to see what the ring's size costs (a different limit keeps other
+    // events, so the hash differs from the default's).
+    let mut builder = Sim::builder().seed(7).trace(traced);
+    if let Some(limit) = std::env::var("MKIPC_TRACE_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        builder = builder.trace_limit(limit);
+    }
+    let mut sim = builder.build();
     match kind.as_str() {
         "machines" => workload::ping_pong_machines(&mut sim, rounds),
         "async" => workload::ping_pong_async(&mut sim, rounds),

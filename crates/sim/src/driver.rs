@@ -252,7 +252,10 @@ impl Driver {
                     core.ready.borrow_mut().push_back(id);
                 } else {
                     procs[i].state = PState::Joining(target);
-                    procs[target.0 as usize].joiners.push(id);
+                    procs[target.0 as usize]
+                        .joiners
+                        .get_or_insert_with(Box::default)
+                        .push(id);
                 }
             }
         }
@@ -410,8 +413,8 @@ impl Driver {
             let m = &mut procs[id.0 as usize];
             m.state = PState::Done;
             m.epoch += 1;
-            m.status = Some(status);
-            std::mem::take(&mut m.joiners)
+            m.status = Some(Box::new(status));
+            m.joiners.take().map_or_else(Vec::new, |j| *j)
         };
         let mut procs = core.procs.borrow_mut();
         for j in joiners {
@@ -445,10 +448,7 @@ impl Driver {
                 // Its wait never completes (the coroutine is unwound): it
                 // lasted until the end of the run.
                 if let Some(since) = m.blocked_since.take() {
-                    m.stats.blocked = m
-                        .stats
-                        .blocked
-                        .saturating_add(Duration::from_nanos(end.saturating_sub(since)));
+                    m.add_blocked(end.saturating_sub(since));
                 }
             }
             let pid = core.procs.borrow()[id.0 as usize].pid;
@@ -457,7 +457,7 @@ impl Driver {
                 let mut procs = core.procs.borrow_mut();
                 let m = &mut procs[id.0 as usize];
                 m.state = PState::Done;
-                m.status = Some(ExitStatus::Stuck);
+                m.status = Some(Box::new(ExitStatus::Stuck));
             }
             self.adopt_spawned();
             if self.stack_overflowed {

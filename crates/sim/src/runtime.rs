@@ -121,9 +121,16 @@ pub(crate) struct ProcMeta {
     /// it as a hint that the sender waits on this process (a server answers
     /// the client whose request it took last).
     pub last_from: Option<Pid>,
-    pub stats: ProcStats,
-    pub status: Option<ExitStatus>,
-    pub joiners: Vec<ProcId>,
+    /// Its counters, boxed at the first count ([`ProcMeta::stats_mut`]):
+    /// an idle process has counted nothing yet, and a million of them
+    /// should not hold 88 MB of zeros.
+    counters: Option<Box<ProcStats>>,
+    /// How it ended, once it has (boxed: 8 bytes, not 32, while it runs).
+    pub status: Option<Box<ExitStatus>>,
+    /// The processes waiting for it to end, boxed at the first.
+    // One pointer inline (a `Vec` is three words): the box is the point.
+    #[allow(clippy::box_collection)]
+    pub joiners: Option<Box<Vec<ProcId>>>,
     /// Declared a server ([`Sim::server`](crate::Sim::server)): may be left
     /// waiting at a receive when everyone else has finished.
     pub server: bool,
@@ -148,12 +155,40 @@ impl ProcMeta {
             blocked_on: None,
             blocked_since: None,
             last_from: None,
-            stats: ProcStats::default(),
-            status,
-            joiners: Vec::new(),
+            counters: None,
+            status: status.map(Box::new),
+            joiners: None,
             server: false,
             expect_error: false,
         }
+    }
+
+    /// Its counters so far (all zero until it counted something).
+    pub fn stats(&self) -> ProcStats {
+        self.counters.as_deref().copied().unwrap_or_default()
+    }
+
+    /// Its counters, to change: made at the first change.
+    #[inline]
+    pub fn stats_mut(&mut self) -> &mut ProcStats {
+        self.counters.get_or_insert_with(Box::default)
+    }
+
+    /// Credits `waited` nanoseconds of blocking, if any (a wait that took
+    /// no virtual time makes no counters).
+    #[inline]
+    pub fn add_blocked(&mut self, waited: u64) {
+        if waited > 0 {
+            let st = self.stats_mut();
+            st.blocked = st
+                .blocked
+                .saturating_add(std::time::Duration::from_nanos(waited));
+        }
+    }
+
+    /// How it ended, if it has.
+    pub fn status(&self) -> Option<ExitStatus> {
+        self.status.as_deref().cloned()
     }
 }
 

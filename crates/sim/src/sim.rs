@@ -130,7 +130,7 @@ impl SimView<'_> {
             .procs
             .borrow()
             .get(id.0 as usize)
-            .and_then(|m| m.status.clone())
+            .and_then(|m| m.status())
     }
     /// A process's counters so far.
     pub fn stats(&self, id: ProcId) -> ProcStats {
@@ -138,7 +138,7 @@ impl SimView<'_> {
             .procs
             .borrow()
             .get(id.0 as usize)
-            .map(|m| m.stats)
+            .map(|m| m.stats())
             .unwrap_or_default()
     }
     /// A process's kernel pid.
@@ -519,7 +519,7 @@ impl Sim {
     /// declare expected.
     fn failed_process(&self) -> Option<FailureReason> {
         let procs = self.driver.core.procs.borrow();
-        procs.iter().find_map(|m| match &m.status {
+        procs.iter().find_map(|m| match m.status.as_deref() {
             Some(ExitStatus::Failed { error, .. }) if !m.expect_error => {
                 Some(FailureReason::ProcessFailed {
                     proc: m.name.to_string(),
@@ -565,8 +565,8 @@ impl Sim {
                 id: ProcId(i as u32),
                 name: m.name.to_string(),
                 pid: m.pid.0,
-                status: m.status.clone().unwrap_or(ExitStatus::Stuck),
-                stats: m.stats,
+                status: m.status().unwrap_or(ExitStatus::Stuck),
+                stats: m.stats(),
             })
             .collect();
         let ports = core

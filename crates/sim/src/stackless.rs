@@ -46,7 +46,7 @@
 
 use std::time::Duration;
 
-use mkipc_kernel::runtime::{Begin, Destination, Source, WaitOutcome, WaitToken};
+use mkipc_kernel::runtime::{Begin, Destination, FastReceive, Source, WaitOutcome, WaitToken};
 use mkipc_kernel::{
     CallError, Capacity, CarriedRight, Disposition, IpcError, Message, OnFull, Pid, PortName,
     ReceiveError, SendError, SendErrorKind, Sent, Wait,
@@ -241,10 +241,51 @@ fn start_send(
     msg: Message,
     on_full: OnFull,
 ) -> Result<Result<Sent, SendError>, Waiting> {
+    let mut msg = msg;
+    if send_started_fast(p, dest, &mut msg) {
+        return Ok(Ok(Sent::Delivered));
+    }
+    send_general(p, dest, msg, on_full)
+}
+
+/// The start of a send (its "started" event), and the send itself when
+/// the kernel's fast paths make it (`Kernel::send_fast`): `true` when sent
+/// (and recorded); `false` when they do not apply and nothing changed but
+/// the event: go on with [`send_general`]. Inlined into the caller, so that
+/// a machine's `Ctx::send` answers `Op::Done(Ok(Sent::Delivered))` from
+/// here, not through `start_send`'s wide result written by the callee and
+/// read back (a store-forwarding stall at every send in `perf annotate`).
+#[inline(always)]
+fn send_started_fast(p: &Proc, dest: Destination, msg: &mut Message) -> bool {
     let s = sim(p);
     let (to, msg_id) = (target_of_dest(dest), msg.id);
-    let rights = msg.rights().len() + usize::from(msg.reply().is_some());
-    p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
+    // `Proc::started`'s event; what a wait reports it waits on (`op`, read
+    // only by `wait`) is set in `send_general`, where a wait may start.
+    if s.core.tracing {
+        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+        s.core
+            .emit(s.id, EventKind::SendStarted { to, msg_id, rights });
+    }
+    let sent = match dest {
+        Destination::Name(name) => s.core.kernel.send_fast(s.pid, name, msg),
+        Destination::Task(_) => false,
+    };
+    if sent {
+        p.sent_done(to, msg_id, &Ok(Sent::Delivered));
+    }
+    sent
+}
+
+/// A send [`send_started_fast`] did not make: the kernel's general path.
+fn send_general(
+    p: &Proc,
+    dest: Destination,
+    msg: Message,
+    on_full: OnFull,
+) -> Result<Result<Sent, SendError>, Waiting> {
+    let s = sim(p);
+    let (to, msg_id) = (target_of_dest(dest), msg.id);
+    s.op.set(Some((true, to)));
     match s
         .core
         .kernel
@@ -273,13 +314,34 @@ fn start_receive(
 ) -> Result<Result<Message, ReceiveError>, Waiting> {
     let s = sim(p);
     let from = target_of_source(source);
-    p.started(false, from, EventKind::ReceiveStarted { from });
+    // `Proc::started`'s event; `op` is set below, where a wait may start.
+    s.core.emit(s.id, EventKind::ReceiveStarted { from });
     let may_wait = !matches!(wait_for, Wait::NoWait | Wait::For(Duration::ZERO));
-    let r = match s
-        .core
-        .kernel
-        .receive_begin(s.pid, source, may_wait, &|| s.waker())
-    {
+    let kernel = &s.core.kernel;
+    let waker = || s.waker();
+    // The kernel's fast paths alone first (`Kernel::receive_fast`): nothing
+    // changed when they do not apply.
+    let begin = match source {
+        Source::Name(name) => match kernel.receive_fast(s.pid, name, may_wait, &waker) {
+            FastReceive::Received(m) => {
+                p.received_done(from, Ok(&m));
+                return Ok(Ok(m));
+            }
+            FastReceive::Blocked(token) => {
+                s.op.set(Some((false, from)));
+                Begin::Blocked(token)
+            }
+            FastReceive::Other => {
+                s.op.set(Some((false, from)));
+                kernel.receive_begin(s.pid, source, may_wait, &waker)
+            }
+        },
+        _ => {
+            s.op.set(Some((false, from)));
+            kernel.receive_begin(s.pid, source, may_wait, &waker)
+        }
+    };
+    let r = match begin {
         Begin::Done(Err(ReceiveError::Empty)) if wait_for != Wait::NoWait => {
             Err(ReceiveError::TimedOut)
         }
@@ -451,12 +513,7 @@ fn finish_wait(p: &Proc, slot: &mut Slot) -> Option<WaitOutcome> {
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        if waited > 0 {
-            meta.stats.blocked = meta
-                .stats
-                .blocked
-                .saturating_add(Duration::from_nanos(waited));
-        }
+        meta.add_blocked(waited);
     }
     Some(match (w.op, outcome) {
         (WaitingOp::Send { to, msg_id }, WaitOutcome::Sent(r)) => {
@@ -551,7 +608,11 @@ impl<M: Machine> Ctx<M> for StacklessCtx<'_> {
             self.defer(Deferred::Send { dest, msg, on_full });
             return Op::Pending;
         }
-        match start_send(self.proc, dest, msg, on_full) {
+        let mut msg = msg;
+        if send_started_fast(self.proc, dest, &mut msg) {
+            return Op::Done(Ok(Sent::Delivered));
+        }
+        match send_general(self.proc, dest, msg, on_full) {
             Ok(r) => Op::Done(r),
             Err(w) => {
                 self.waiting(w);

@@ -4,7 +4,7 @@
 
 use super::send::Target;
 use super::space::{Obj, Space};
-use super::{KRight, Kernel, Locked, TaskState, WaitOutcome, WaitState, WaitToken};
+use super::{KRight, Kernel, Locked, TaskState, WaitId, WaitOutcome, WaitState, WaitToken};
 use crate::capacity::Sent;
 use crate::error::{IpcError, ReceiveError, SendErrorKind};
 use crate::message::{CarriedRight, Message};
@@ -136,6 +136,18 @@ impl Kernel {
     /// place in the queue it came from ([`capacity`](crate::capacity), "A
     /// handed message keeps its place").
     pub fn wait_take(&self, pid: Pid, token: WaitToken) -> Option<WaitOutcome> {
+        self.wait_take_with(pid, token, true)
+    }
+
+    /// [`Kernel::wait_take`]; `lone` false keeps the lone handed message
+    /// on the general path (the unit tests compare the two).
+    #[inline(always)]
+    pub(crate) fn wait_take_with(
+        &self,
+        pid: Pid,
+        token: WaitToken,
+        lone: bool,
+    ) -> Option<WaitOutcome> {
         // Only the wait's own record changes (unless it holds a place): the
         // lanes may stay open.
         let mut st = self.lock_unfenced();
@@ -148,6 +160,11 @@ impl Kernel {
             WaitState::Handed(_, q) => Some(q),
             _ => return None,
         };
+        if let (Some(super::QueueId::Port(port)), true) = (held, lone) {
+            if st.lone_handed(id, port) {
+                return Some(st.take_lone_handed(pid, id, port));
+            }
+        }
         if held.is_some() && !st.lanes.open.is_empty() {
             // Freeing the place may admit a sender or answer send-possible
             // requests, whose notifications may go to any port.
@@ -171,7 +188,54 @@ impl Kernel {
         }
         Some(outcome)
     }
+}
 
+impl super::State {
+    /// Whether wait `id`, handed a message from `port`, may be taken in
+    /// few instructions ([`State::take_lone_handed`]): its message is the
+    /// only one held from the port, and freeing its place moves nothing
+    /// (no sender parked there, nobody asking to hear when a send is
+    /// possible, no lane open, no right waiting to be reaped).
+    #[inline]
+    fn lone_handed(&self, id: WaitId, port: super::PortId) -> bool {
+        self.lanes.open.is_empty()
+            && self.graveyard.is_empty()
+            && self.ports.get(port).is_some_and(|p| {
+                p.queue.handed.is_only(id)
+                    && p.queue.blocked_senders.is_empty()
+                    && p.queue.send_possible.is_empty()
+            })
+    }
+
+    /// [`Kernel::wait_take`] of a wait [`State::lone_handed`] says yes to,
+    /// changing what the general path changes there: the outcome moves out,
+    /// the record goes, the task forgets the wait, the queue its one handed
+    /// place (`take_handed` on a list of one moves no other message and no
+    /// stamp; `refill` and `reap` find nothing to do).
+    #[inline]
+    fn take_lone_handed(&mut self, pid: Pid, id: WaitId, port: super::PortId) -> WaitOutcome {
+        let rec = self.waits.get_mut(id).expect("checked by the caller");
+        let outcome = match &mut rec.state {
+            WaitState::Handed(outcome, _) => {
+                std::mem::replace(outcome, WaitOutcome::Sent(Ok(Sent::Delivered)))
+            }
+            _ => unreachable!("checked by the caller"),
+        };
+        self.waits.discard(id);
+        if let Some(t) = self.task_mut(pid) {
+            t.waits.retain(|w| *w != id);
+        }
+        self.ports
+            .get_mut(port)
+            .expect("checked by the caller")
+            .queue
+            .handed
+            .clear();
+        outcome
+    }
+}
+
+impl Kernel {
     /// Whether taking the outcome of the completed wait behind `token`
     /// ([`Kernel::wait_take`]) is an operation on the queue its message
     /// came from, not only on the wait: the message holds a place in a

@@ -105,6 +105,14 @@ mod tests {
     #[test]
     fn a_task_and_a_port_without_extras_stay_small() {
         assert!(std::mem::size_of::<super::TaskState>() <= 120);
+        // An idle receive's wait record: a parked sender's original
+        // message is boxed (`WaitState::Sending`), so the largest variant
+        // is a handed message's outcome.
+        assert!(
+            std::mem::size_of::<super::super::WaitRec>() <= 128,
+            "WaitRec is {} B",
+            std::mem::size_of::<super::super::WaitRec>()
+        );
         assert!(
             std::mem::size_of::<super::super::Port>() <= 288,
             "Port is {} B",

@@ -34,6 +34,7 @@ pub(crate) use notify::PortRequests;
 mod ops;
 mod queue;
 mod receive;
+pub use receive::FastReceive;
 mod send;
 mod service;
 mod snapshot;
@@ -453,8 +454,11 @@ pub(crate) enum WaitState {
     Sending {
         msg: KMessage,
         queue: QueueId,
-        /// The user message's names and dispositions, to give rights back on failure.
-        original: Message,
+        /// The user message's names and dispositions, to give rights back on
+        /// failure. Boxed: a parked send is rare next to a parked receive,
+        /// and inline this 64-byte message made every wait record (a
+        /// receive's too: every idle process has one) 48 bytes larger.
+        original: Box<Message>,
         /// The send-once destination name the send consumed, if any.
         dest_name: Option<PortName>,
     },

@@ -161,6 +161,21 @@ impl HandedList {
         }
     }
 
+    /// Whether wait `w` holds the one handed message (nobody else's is
+    /// held): then taking it changes no other entry (`Kernel::wait_take`).
+    #[inline]
+    pub(crate) fn is_only(&self, w: WaitId) -> bool {
+        matches!(self.as_slice(), [h] if h.wait == w)
+    }
+
+    /// Forgets every entry (keeping the memory).
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        if let Some(v) = self.0.as_mut() {
+            v.clear();
+        }
+    }
+
     /// Removes wait `w`'s entry; returns it and its index.
     pub(crate) fn remove(&mut self, w: WaitId) -> Option<(usize, HandedTo)> {
         let v = self.0.as_mut()?;

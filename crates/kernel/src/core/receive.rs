@@ -59,6 +59,77 @@ impl Kernel {
         trace_receive(pid, source, &result);
         result
     }
+
+    /// The fast paths of [`Kernel::receive_begin`] alone, for a runner that
+    /// makes most of its receives through them (the simulator): through a
+    /// receive right of task `pid` to a plain port, the queued head when it
+    /// carries no rights and nobody is parked behind it, or (`may_wait`) a
+    /// wait on the empty queue. The answer has no error case to carry, so
+    /// it is narrower than `receive_begin`'s
+    /// `Begin<Result<Message, ReceiveError>>`.
+    ///
+    /// [`FastReceive::Other`]: neither case applies and nothing changed:
+    /// make the receive with [`Kernel::receive_begin`], which then takes
+    /// the general path (a run calling one or the other gets the same state
+    /// and results).
+    ///
+    /// ```
+    /// use mkipc_kernel::runtime::{FastReceive, Waker};
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+    ///
+    /// let kernel = Kernel::new();
+    /// let task = kernel.spawn_task();
+    /// let port = task.port_allocate(Capacity::Bounded(1))?;
+    /// task.send(port, Message::from_u64(1, 7))?;
+    /// let waker = || Waker::Id(0);
+    /// match kernel.receive_fast(task.pid(), port, true, &waker) {
+    ///     FastReceive::Received(m) => assert_eq!(m.as_u64(), Some(7)),
+    ///     _ => unreachable!("the head is taken"),
+    /// }
+    /// // Empty now: the receive waits.
+    /// let FastReceive::Blocked(token) = kernel.receive_fast(task.pid(), port, true, &waker) else {
+    ///     unreachable!("an empty queue is waited on")
+    /// };
+    /// assert!(kernel.wait_take(task.pid(), token).is_none());
+    /// kernel.wait_cancel(task.pid(), token);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn receive_fast(
+        &self,
+        pid: Pid,
+        source: PortName,
+        may_wait: bool,
+        waker: &dyn Fn() -> Waker,
+    ) -> FastReceive {
+        let source = Source::Name(source);
+        let mut guard = self.lock_raw();
+        if let Some(message) = guard.try_fast_receive(pid, source) {
+            drop(guard);
+            tracing::trace!(target: "mkipc::ipc", %pid, ?source, id = message.id, "receive");
+            return FastReceive::Received(message);
+        }
+        if may_wait {
+            if let Some(token) = guard.try_fast_wait(pid, source, waker) {
+                drop(guard);
+                tracing::trace!(target: "mkipc::ipc", %pid, ?source, "receive blocked");
+                return FastReceive::Blocked(token);
+            }
+        }
+        FastReceive::Other
+    }
+}
+
+/// What [`Kernel::receive_fast`] did.
+#[derive(Debug)]
+pub enum FastReceive {
+    /// It took the queue's head.
+    Received(Message),
+    /// It left a wait on the empty queue, as
+    /// [`Begin::Blocked`](crate::runtime::Begin::Blocked) does.
+    Blocked(WaitToken),
+    /// Neither fast case applies; nothing changed.
+    Other,
 }
 
 /// The `tracing` event of a receive the general path made.
@@ -708,8 +779,10 @@ impl super::State {
             return None;
         }
         let queue = QueueId::Port(port);
-        let mut registrations = SmallVec::new();
-        registrations.push(Registration::Queue(queue, name));
+        // Built whole, without `push`'s capacity check and its out-of-line
+        // grow path: one registration, the second slot unused.
+        let one = Registration::Queue(queue, name);
+        let registrations = SmallVec::from_buf_and_len([one, one], 1);
         let id = self.waits.insert(WaitRec {
             task: pid,
             waker: waker(),

@@ -59,6 +59,49 @@ impl Kernel {
         trace_send(pid, dest, &result);
         result
     }
+
+    /// The fast paths of [`Kernel::send_begin`] alone, for a runner that
+    /// makes most of its sends through them (the simulator): a rights-free
+    /// message through a name of task `pid` that holds a right to a plain
+    /// port, queued where there is room and nobody waiting, or handed to
+    /// the one receiver waiting there. The message is taken by reference
+    /// and the answer is one `bool`, so nothing as wide as `send_begin`'s
+    /// `Begin<Result<Sent, SendError>>` is written and read back.
+    ///
+    /// `true`: sent, exactly as `send_begin` would have sent it
+    /// ([`Sent::Delivered`]); the message's body was moved out. `false`:
+    /// neither case applies and nothing changed (`msg` included): make the
+    /// send with [`Kernel::send_begin`], which then takes the general path
+    /// (a run calling one or the other gets the same state and results).
+    ///
+    /// ```
+    /// use mkipc_kernel::{Capacity, Ipc, Kernel, Message};
+    ///
+    /// let kernel = Kernel::new();
+    /// let task = kernel.spawn_task();
+    /// let port = task.port_allocate(Capacity::Bounded(1))?;
+    /// let mut msg = Message::from_u64(1, 7);
+    /// assert!(kernel.send_fast(task.pid(), port, &mut msg));
+    /// // The queue is full now: the fast paths do not apply.
+    /// let mut second = Message::from_u64(1, 8);
+    /// assert!(!kernel.send_fast(task.pid(), port, &mut second));
+    /// assert_eq!(second.as_u64(), Some(8));
+    /// assert_eq!(task.receive(port)?.as_u64(), Some(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn send_fast(&self, pid: Pid, dest: PortName, msg: &mut Message) -> bool {
+        let dest = Destination::Name(dest);
+        let mut guard = self.lock_raw();
+        let sent = guard.try_fast_send(pid, dest, msg) || {
+            let mut locked = self.locked(guard);
+            locked.try_fast_handoff(pid, dest, msg)
+        };
+        if sent {
+            tracing::trace!(target: "mkipc::ipc", %pid, ?dest, sent = ?Sent::Delivered, "send");
+        }
+        sent
+    }
 }
 
 /// The `tracing` event of a send the general path made.
@@ -238,7 +281,7 @@ impl Locked<'_> {
                 Begin::Done(Ok(sent))
             }
             (Admission::Full, OnFull::Block | OnFull::Timeout(_)) => {
-                let original = msg.clone_shape();
+                let original = Box::new(msg.clone_shape());
                 let k = self.copy_in(pid, msg, &target);
                 let id = self.waits.insert(WaitRec {
                     task: pid,

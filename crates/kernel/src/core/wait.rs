@@ -36,7 +36,7 @@ impl Locked<'_> {
             rec.state = state;
             return;
         };
-        let back = self.restore(task, msg, original, dest_name);
+        let back = self.restore(task, msg, *original, dest_name);
         self.finish(w, WaitOutcome::Sent(Err(kind.with(back))));
     }
 

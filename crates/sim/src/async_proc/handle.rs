@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use mkipc_kernel::ipc::PortStatus;
 use mkipc_kernel::name::{Access, RightKind, RightSet};
-use mkipc_kernel::runtime::{Begin, Destination, Source, WaitOutcome, WaitToken};
+use mkipc_kernel::runtime::{Begin, Destination, FastReceive, Source, WaitOutcome, WaitToken};
 use mkipc_kernel::{
     CallError, Capacity, CarriedRight, Disposition, Filter, Ipc, IpcError, Kernel, MailboxConfig,
     Message, Notification, NotifyKind, OnFull, Pid, PortName, ReceiveError, SendError,
@@ -174,10 +174,7 @@ impl Blocked<'_> {
         let meta = &mut procs[s.id.0 as usize];
         meta.blocked_on = None;
         meta.blocked_since = None;
-        meta.stats.blocked = meta
-            .stats
-            .blocked
-            .saturating_add(Duration::from_nanos(core.now().saturating_sub(since)));
+        meta.add_blocked(core.now().saturating_sub(since));
     }
 }
 
@@ -380,15 +377,32 @@ impl AsyncProc {
         self.point().await;
         let (p, s) = (&self.shared.proc, self.sim());
         let msg_id = msg.id;
-        let rights = msg.rights().len() + usize::from(msg.reply().is_some());
-        p.started(true, to, EventKind::SendStarted { to, msg_id, rights });
-        let begin = s
-            .core
-            .kernel
-            .send_begin(s.pid, dest, msg, on_full, &|| s.waker());
+        // `Proc::started`'s event; what a wait reports it waits on (`op`,
+        // read only by `Blocked`) is set where the wait starts.
+        if s.core.tracing {
+            let rights = msg.rights().len() + usize::from(msg.reply().is_some());
+            s.core
+                .emit(s.id, EventKind::SendStarted { to, msg_id, rights });
+        }
+        let kernel = &s.core.kernel;
+        let mut msg = msg;
+        // The kernel's fast paths alone first (`Kernel::send_fast`):
+        // nothing changed when they do not apply.
+        let fast = match dest {
+            Destination::Name(name) => kernel.send_fast(s.pid, name, &mut msg),
+            Destination::Task(_) => false,
+        };
+        let begin = if fast {
+            Begin::Done(Ok(Sent::Delivered))
+        } else {
+            kernel.send_begin(s.pid, dest, msg, on_full, &|| s.waker())
+        };
         let r = match begin {
             Begin::Done(r) => r,
-            Begin::Blocked(token) => expect_sent(self.block(token, send_timeout_of(on_full)).await),
+            Begin::Blocked(token) => {
+                s.op.set(Some((true, to)));
+                expect_sent(self.block(token, send_timeout_of(on_full)).await)
+            }
         };
         p.sent_done(to, msg_id, &r);
         r
@@ -407,14 +421,24 @@ impl AsyncProc {
         };
         self.point().await;
         let (p, s) = (&self.shared.proc, self.sim());
-        p.started(false, from, EventKind::ReceiveStarted { from });
-        let r = match begin(s, may_wait(wait)) {
-            Begin::Done(Err(ReceiveError::Empty)) if wait != Wait::NoWait => {
-                Err(ReceiveError::TimedOut)
+        // `Proc::started`'s event; `op` is set where the wait starts.
+        s.core.emit(s.id, EventKind::ReceiveStarted { from });
+        // The kernel's answer is matched in a statement of its own, with
+        // no await in it: held across the wait below, its 72 bytes would
+        // be part of every idle process's future.
+        let token = match begin(s, may_wait(wait)) {
+            Begin::Blocked(token) => token,
+            Begin::Done(r) => {
+                let r = match r {
+                    Err(ReceiveError::Empty) if wait != Wait::NoWait => Err(ReceiveError::TimedOut),
+                    r => r,
+                };
+                p.received_done(from, r.as_ref().map_err(|e| *e));
+                return r;
             }
-            Begin::Done(r) => r,
-            Begin::Blocked(token) => expect_received(self.block(token, timeout_of(wait)).await),
         };
+        s.op.set(Some((false, from)));
+        let r = expect_received(self.block(token, timeout_of(wait)).await);
         p.received_done(from, r.as_ref().map_err(|e| *e));
         r
     }
@@ -618,7 +642,7 @@ impl AsyncProc {
         core.procs
             .borrow()
             .get(id.0 as usize)
-            .and_then(|m| m.status.clone())
+            .and_then(|m| m.status())
             .unwrap_or(ExitStatus::Stuck)
     }
 
@@ -704,9 +728,18 @@ impl AsyncIpc for AsyncProc {
         wait: Wait,
     ) -> impl Future<Output = Result<Message, ReceiveError>> {
         self.receive_from_source(Target::Name(source), wait, move |s, may_wait| {
-            s.core
-                .kernel
-                .receive_begin(s.pid, Source::Name(source), may_wait, &|| s.waker())
+            // The kernel's fast paths alone first (`Kernel::receive_fast`):
+            // nothing changed when they do not apply.
+            let waker = || s.waker();
+            match s.core.kernel.receive_fast(s.pid, source, may_wait, &waker) {
+                FastReceive::Received(m) => Begin::Done(Ok(m)),
+                FastReceive::Blocked(token) => Begin::Blocked(token),
+                FastReceive::Other => {
+                    s.core
+                        .kernel
+                        .receive_begin(s.pid, Source::Name(source), may_wait, &waker)
+                }
+            }
         })
     }
     async fn select_with(&self, sources: &[PortName], wait: Wait) -> Result<Message, ReceiveError> {

@@ -209,3 +209,43 @@ where
         }
     }
 }
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+    use crate::AsyncIpc;
+    use mkipc_kernel::Capacity;
+
+    /// The sizes of the future `make` returns and of its runner.
+    fn sizes<F, Fut>(_: &F) -> (usize, usize)
+    where
+        F: FnOnce(AsyncProc) -> Fut,
+    {
+        (
+            std::mem::size_of::<Fut>(),
+            std::mem::size_of::<AsyncRunner<F, Fut>>(),
+        )
+    }
+
+    /// An idle async process (a port, a receive with a timeout: the
+    /// bench's) is its runner, its shared state and the bookkeeping every
+    /// process has; a million of them make each byte here a megabyte
+    /// (docs/perf/2026-12-03-pp2-s17.md has the breakdown).
+    #[test]
+    fn an_idle_async_process_stays_small() {
+        let make = |p: AsyncProc| async move {
+            let own = p.port_allocate(Capacity::Bounded(1)).await?;
+            let _ = p
+                .receive_timeout(own, std::time::Duration::from_secs(1))
+                .await;
+            ProcResult::Ok(())
+        };
+        let (future, runner) = sizes(&make);
+        assert!(future <= 192, "the future is {future} B");
+        assert!(runner <= 224, "the runner is {runner} B");
+        let shared = std::mem::size_of::<Shared>();
+        assert!(shared <= 152, "Shared is {shared} B");
+        let meta = std::mem::size_of::<crate::runtime::ProcMeta>();
+        assert!(meta <= 112, "ProcMeta is {meta} B");
+    }
+}

@@ -71,7 +71,7 @@ where
         let p = Proc {
             backend: Backend::Sim(ctx),
             id,
-            inherited: names,
+            inherited: names.into_boxed_slice(),
         };
         f(&p)
     });
@@ -114,7 +114,7 @@ pub(crate) fn spawn_stackless(
     let p = Proc {
         backend: Backend::Sim(ctx),
         id,
-        inherited: names,
+        inherited: names.into_boxed_slice(),
     };
     start_process(
         core,

@@ -404,3 +404,60 @@ pub(crate) fn json_str(out: &mut String, s: &str) {
     }
     out.push('"');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(step: u64) -> Event {
+        Event {
+            step,
+            time: Duration::ZERO,
+            proc: ProcId(0),
+            kind: EventKind::TimedOut,
+        }
+    }
+
+    fn steps(buffer: &mut TraceBuffer) -> (Vec<u64>, Option<(usize, u64)>) {
+        let (events, gap) = buffer.take();
+        (
+            events.iter().map(|e| e.step).collect(),
+            gap.map(|g| (g.index, g.dropped)),
+        )
+    }
+
+    #[test]
+    fn keeps_the_first_and_the_last_half_in_order() {
+        // limit 7: the first 4 and the last 3.
+        let mut b = TraceBuffer::new(7);
+        for step in 0..6 {
+            b.push(event(step));
+        }
+        assert_eq!(steps(&mut b), (vec![0, 1, 2, 3, 4, 5], None));
+        for n in [7, 8, 9, 10, 11, 25] {
+            b.clear();
+            for step in 0..n {
+                b.push(event(step));
+            }
+            let last: Vec<u64> = (n - 3..n).collect();
+            let kept: Vec<u64> = (0..4).chain(last).collect();
+            assert_eq!(
+                steps(&mut b),
+                (kept, (n > 7).then_some((4, n - 7))),
+                "{n} events"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_ring_later_events_are_counted_only() {
+        let mut b = TraceBuffer::new(1);
+        for step in 0..5 {
+            b.push(event(step));
+        }
+        assert_eq!(steps(&mut b), (vec![0], Some((1, 4))));
+        let mut b = TraceBuffer::new(0);
+        b.push(event(0));
+        assert_eq!(steps(&mut b), (vec![], Some((0, 1))));
+    }
+}
