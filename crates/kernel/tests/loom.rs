@@ -599,6 +599,29 @@ fn warmed(
     (kernel, rx, port, tx, to_rx)
 }
 
+/// `n` messages from a sending thread (`tx`) to `port` through `to_rx`,
+/// received in order with their sequence numbers (after the one `warmed`
+/// sent); returns when the sender has finished.
+fn stream(
+    rx: &mkipc_kernel::Task,
+    port: mkipc_kernel::PortName,
+    tx: mkipc_kernel::Task,
+    to_rx: mkipc_kernel::PortName,
+    n: u64,
+) {
+    let sender = thread::spawn(move || {
+        for i in 0..n {
+            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+        }
+        tx
+    });
+    for i in 0..n {
+        let m = rx.receive(port).unwrap();
+        assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
+    }
+    drop(sender.join().unwrap());
+}
+
 /// The receiver sleeps on the open empty lane; the sender's pushes (the
 /// first may land before the receiver looks, after it announced itself, or
 /// after it slept) wake it: nothing is lost, order and numbers are kept,
@@ -608,17 +631,7 @@ fn lane_sleeper_woken_by_a_push() {
     for capacity in [Capacity::Bounded(4), Capacity::Unbounded] {
         model(move || {
             let (kernel, rx, port, tx, to_rx) = warmed(capacity);
-            let sender = thread::spawn(move || {
-                for i in 0..2 {
-                    tx.send(to_rx, Message::from_u64(1, i)).unwrap();
-                }
-                tx
-            });
-            for i in 0..2 {
-                let m = rx.receive(port).unwrap();
-                assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
-            }
-            drop(sender.join().unwrap());
+            stream(&rx, port, tx, to_rx, 2);
             let status = rx.port_status(port).unwrap();
             assert_eq!(
                 (
@@ -715,17 +728,7 @@ fn lane_sleeper_woken_by_port_death() {
 fn lane_sender_sleeper_woken_by_a_pop() {
     model(|| {
         let (kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
-        let sender = thread::spawn(move || {
-            for i in 0..3 {
-                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
-            }
-            tx
-        });
-        for i in 0..3 {
-            let m = rx.receive(port).unwrap();
-            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
-        }
-        drop(sender.join().unwrap());
+        stream(&rx, port, tx, to_rx, 3);
         let status = rx.port_status(port).unwrap();
         assert_eq!(
             (
