@@ -189,7 +189,10 @@ fn shards_on_the_command_line_merge_and_their_failures_replay() {
         .map(str::trim)
         .filter(|l| l.starts_with("mkipc explore") && l.contains("--trail"))
         .collect();
-    assert_eq!(replays.len(), 6, "{out}");
+    // One deadlock, whatever order the requests stuck in the ring's queues
+    // arrived in across queues (nobody there compares it: the kernel's
+    // `cross_queue_order` is off in its states).
+    assert_eq!(replays.len(), 1, "{out}");
     for line in replays {
         let trail = line
             .split("--trail '")
@@ -214,7 +217,7 @@ fn shards_on_the_command_line_merge_and_their_failures_replay() {
     let (code, json, _) = mkipc(&args);
     assert_eq!(code, 1);
     let merged: Report = serde_json::from_str(&json).unwrap();
-    assert_eq!(merged.result.failures.len(), 6);
+    assert_eq!(merged.result.failures.len(), 1);
     assert!(merged
         .result
         .failures

@@ -551,6 +551,20 @@ impl Machine for ScriptMachine {
         self.shared.scenario.processes[self.me].expect_error
     }
 
+    fn may_compare_arrivals(&self) -> bool {
+        // A `select` over two queues, a `receive-any`, a spawn (every use
+        // is set for it): `Select` on some queue; a `select` with one
+        // receive queue and a send arm only while a request is out (its
+        // notify port beside the queue; it began waiting with the queue
+        // empty, so no message there now is compared with anything).
+        let uses = self.shared.uses();
+        let queues = self.shared.scenario.queues.len();
+        (0..queues).any(|q| {
+            uses.may(self.me, q, mkipc_sim::machine::MailboxUse::Select)
+                || (!self.asked.is_empty() && uses.asked_select(self.me, q))
+        })
+    }
+
     fn may_use_mailbox(&self, mailbox: &str, how: mkipc_sim::machine::MailboxUse) -> bool {
         let scn = &self.shared.scenario;
         match scn.queues.iter().position(|q| q.name == mailbox) {

@@ -449,6 +449,26 @@ fn states_that_can_differ_encode_differently() {
     send(&b, tb, qb, 2);
     send(&b, tb, pb, 1);
     assert_ne!(canon(&a), canon(&b));
+    // Without the order across queues, the two are one state; the order
+    // within a queue still counts, and so does whether the option was used.
+    let within = |k: &Kernel| {
+        let (mut out, mut cuts) = (Vec::new(), Vec::new());
+        let opts = CanonicalOptions {
+            cross_queue_order: false,
+            ..CanonicalOptions::EXACT
+        };
+        k.canonical_parts(opts, &mut out, &mut cuts);
+        out
+    };
+    assert_eq!(within(&a), within(&b));
+    assert_ne!(within(&a), canon(&a));
+    let (c, tc, pc, _) = setup();
+    let (d, td, pd, _) = setup();
+    send(&c, tc, pc, 1);
+    send(&c, tc, pc, 2);
+    send(&d, td, pd, 2);
+    send(&d, td, pd, 1);
+    assert_ne!(within(&c), within(&d));
     assert_ne!(received(&a, ta, &[pa, qa]), received(&b, tb, &[pb, qb]));
 
     // What a completed wait holds.

@@ -147,6 +147,20 @@ pub trait Machine: Sized + 'static {
         true
     }
 
+    /// Whether this process, or any process it starts, may from this state
+    /// on compare arrivals across queues: receive from several sources
+    /// (ports, mailboxes, a port set) two of which may hold messages at
+    /// once, where the kernel takes the one that arrived first. A process
+    /// waiting in such a receive now counts. Yes by default, which is always
+    /// correct; when no live process may, the stateful checker leaves the
+    /// order of arrivals across queues out of its states
+    /// (`CanonicalOptions::cross_queue_order`), so that two states that
+    /// differ only in which of two queues was sent to first are one. A
+    /// wrong `false` makes the checker miss states.
+    fn may_compare_arrivals(&self) -> bool {
+        true
+    }
+
     /// Whether waiting forever where it is now (at a receive) is a valid
     /// end state, as Promela's `end:` labels say: the checker asks it of
     /// every process left waiting at an end state; a machine whose answer

@@ -9,7 +9,10 @@
 //!
 //! * arrival stamps are written as their rank among the live messages'
 //!   stamps (stamps are only ever compared with each other, and the next
-//!   stamp is larger than all of them); the stamp counter is left out;
+//!   stamp is larger than all of them), or, without
+//!   [`CanonicalOptions::cross_queue_order`], as their rank within their
+//!   own queue (only a receive from several sources compares two queues'
+//!   stamps); the stamp counter is left out;
 //! * waits are numbered in traversal order (task by task in pid order, each
 //!   task's waits in order), and referred to by that number, never by id;
 //! * a reference to a mailbox is its slot index when it names the live
@@ -69,6 +72,14 @@ pub struct CanonicalOptions {
     pub seqnos: bool,
     /// Encode each queue's statistics (accepted, dropped, longest length).
     pub statistics: bool,
+    /// Encode the order in which the live messages arrived across queues
+    /// (each message's arrival rank among all of them), which a receive
+    /// from several sources compares (a select, a port set: the oldest
+    /// first). Without it only the order within each queue is written (a
+    /// message's rank among its own queue's messages, those handed from it
+    /// and those its blocked senders hold): sound for every future in which
+    /// no receive compares messages of two queues that are both there now.
+    pub cross_queue_order: bool,
 }
 
 impl CanonicalOptions {
@@ -76,11 +87,13 @@ impl CanonicalOptions {
     pub const EXACT: CanonicalOptions = CanonicalOptions {
         seqnos: true,
         statistics: true,
+        cross_queue_order: true,
     };
     /// Sequence numbers and statistics are left out.
     pub const WITHOUT_COUNTERS: CanonicalOptions = CanonicalOptions {
         seqnos: false,
         statistics: false,
+        cross_queue_order: true,
     };
 }
 
@@ -188,6 +201,11 @@ fn space_name_code(space: Option<&Space>, name: PortName) -> u64 {
 struct Numbering {
     /// The live messages' stamps, sorted.
     stamps: Vec<u64>,
+    /// Without [`CanonicalOptions::cross_queue_order`]: each live
+    /// message's stamp with its rank within its own queue, by stamp.
+    local: Vec<(u64, u32)>,
+    /// Scratch for `local`: (queue, stamp) pairs.
+    by_queue: Vec<(QueueId, u64)>,
     /// Each wait slot's number ([`Numbering::number_waits`]); 0 for no live wait.
     waits: Vec<u32>,
     /// The live waits in number order.
@@ -218,6 +236,18 @@ fn with_numbering<R>(f: impl FnOnce(&mut Numbering) -> R) -> R {
     })
 }
 
+impl Numbering {
+    /// The rank a message's arrival stamp is written as ([`Numbering::fill`]).
+    fn rank(&self, stamp: u64) -> usize {
+        if self.local.is_empty() {
+            self.stamps.binary_search(&stamp).unwrap_or(0)
+        } else {
+            let at = self.local.binary_search_by_key(&stamp, |&(s, _)| s);
+            at.map_or(0, |i| self.local[i].1 as usize)
+        }
+    }
+}
+
 /// Clears `v` and makes it `len` zeros (no allocation once it has grown).
 fn zeroed(v: &mut Vec<u32>, len: usize) {
     v.clear();
@@ -225,25 +255,47 @@ fn zeroed(v: &mut Vec<u32>, len: usize) {
 }
 
 impl Numbering {
-    /// Numbers everything `st` refers to, and sorts its stamps.
-    fn fill(&mut self, st: &State) {
-        self.stamps.clear();
+    /// Numbers everything `st` refers to, and ranks its stamps: among all
+    /// of them, or with `cross_queue_order` off within each queue.
+    fn fill(&mut self, st: &State, cross_queue_order: bool) {
+        self.by_queue.clear();
         let queues = st
             .ports
             .iter()
-            .map(|(_, p)| &p.queue)
-            .chain(st.mailboxes.iter().map(|(_, m)| &m.queue));
-        for q in queues {
-            self.stamps.extend(q.messages.iter().map(|m| m.stamp.get()));
-            self.stamps
-                .extend(q.handed.group(q.groups_handed()).map(|h| h.stamp));
+            .map(|(id, p)| (QueueId::Port(id), &p.queue))
+            .chain(
+                st.mailboxes
+                    .iter()
+                    .map(|(id, m)| (QueueId::Mailbox(id), &m.queue)),
+            );
+        for (id, q) in queues {
+            let handed = q.handed.group(q.groups_handed()).map(|h| h.stamp);
+            let stamps = q.messages.iter().map(|m| m.stamp.get()).chain(handed);
+            self.by_queue.extend(stamps.map(|s| (id, s)));
         }
         for (_, w) in st.waits.iter() {
-            if let WaitState::Sending { msg, .. } = &w.state {
-                self.stamps.push(msg.stamp.get());
+            if let WaitState::Sending { msg, queue, .. } = &w.state {
+                self.by_queue.push((*queue, msg.stamp.get()));
             }
         }
-        self.stamps.sort_unstable();
+        self.stamps.clear();
+        self.local.clear();
+        if cross_queue_order {
+            self.stamps.extend(self.by_queue.iter().map(|&(_, s)| s));
+            self.stamps.sort_unstable();
+        } else {
+            self.by_queue.sort_unstable();
+            let mut rank = 0;
+            for (i, &(q, s)) in self.by_queue.iter().enumerate() {
+                rank = if i > 0 && self.by_queue[i - 1].0 == q {
+                    rank + 1
+                } else {
+                    0
+                };
+                self.local.push((s, rank));
+            }
+            self.local.sort_unstable();
+        }
         self.number_waits(st);
         self.number_ports(st);
         self.number_sets(st);
@@ -480,7 +532,7 @@ pub(crate) fn encode_parts(
     cuts: Option<&mut Vec<usize>>,
 ) {
     with_numbering(|n| {
-        n.fill(st);
+        n.fill(st, opts.cross_queue_order);
         let mut e = Encoder {
             st,
             out,
@@ -687,7 +739,7 @@ impl Encoder<'_> {
     fn kmessage(&mut self, m: &KMessage) {
         self.u(u64::from(m.id));
         self.pid(m.sender);
-        let rank = self.n.stamps.binary_search(&m.stamp.get()).unwrap_or(0);
+        let rank = self.n.rank(m.stamp.get());
         self.u(rank as u64);
         let owner = m
             .carried
@@ -762,7 +814,7 @@ impl Encoder<'_> {
     /// stamp's rank (a select compares it with other queues' messages).
     fn plain_message(&mut self, m: &Message, stamp: u64) {
         self.u(u64::from(m.id));
-        let rank = self.n.stamps.binary_search(&stamp).unwrap_or(0);
+        let rank = self.n.rank(stamp);
         self.u(rank as u64);
         self.body(None, m.id, &m.body);
         match m.trailer() {
@@ -907,6 +959,7 @@ impl Encoder<'_> {
     fn state(&mut self) {
         let st = self.st;
         self.out.push(VERSION);
+        self.b(self.opts.cross_queue_order);
         self.u(st.config.queue_memory_limit as u64);
         self.capacity(st.config.link_capacity);
 

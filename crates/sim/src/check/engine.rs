@@ -581,7 +581,13 @@ impl<M: Machine + Clone + Encode> Engine<M> {
         out.clear();
         self.cuts.clear();
         self.known.clear();
-        snap::canonical_parts(kernel, self.canonical, out, &mut self.cuts);
+        // The order of arrivals across queues counts only while some
+        // process may compare it (`Machine::may_compare_arrivals`).
+        let mut opts = self.canonical;
+        opts.cross_queue_order &= slots
+            .iter()
+            .any(|s| !matches!(s.status, Status::Ended(_)) && s.machine.may_compare_arrivals());
+        snap::canonical_parts(kernel, opts, out, &mut self.cuts);
         self.known.resize(self.cuts.len(), u32::MAX);
         out.extend_from_slice(&(slots.len() as u32).to_le_bytes());
         for s in slots.iter_mut() {

@@ -304,6 +304,17 @@ impl Machine for Prog {
         self.server
     }
 
+    /// A select over its own ports is the only receive from several
+    /// sources: from the operations left, as below.
+    fn may_compare_arrivals(&self) -> bool {
+        let left = if self.server {
+            &self.ops[..]
+        } else {
+            &self.ops[self.pc.min(self.ops.len())..]
+        };
+        left.iter().any(|o| matches!(o, MOp::Select { .. }))
+    }
+
     /// From the operations left (all of them for a server, which loops):
     /// the declaration the reduction relies on, exactly.
     fn may_use_mailbox(&self, mailbox: &str, how: MailboxUse) -> bool {
