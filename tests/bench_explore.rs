@@ -357,7 +357,10 @@ fn a_try_past_the_limit_is_killed_and_leaves_nothing() {
     let tries = doc["models"][0]["tries"].as_array().unwrap();
     let (last, done) = tries.split_last().unwrap();
     assert_eq!(last["verdict"]["kind"], "timeout");
-    assert!(done.iter().all(|t| t["verdict"]["kind"] == "ok"), "{tries:?}");
+    assert!(
+        done.iter().all(|t| t["verdict"]["kind"] == "ok"),
+        "{tries:?}"
+    );
     match done.last() {
         Some(t) => assert_eq!(doc["models"][0]["mkipc_largest"], t["size"]),
         None => assert!(doc["models"][0]["mkipc_largest"].is_null()),
