@@ -31,7 +31,23 @@ fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(bound);
     }
-    builder.check(f);
+    // The model's own thread runs on loom's default coroutine stack (32
+    // KiB), which a debug build's deepest kernel paths (a sender sleeping
+    // on a full ring, then blocking under the lock) can overflow: the body
+    // runs in a thread of its own with a bigger one.
+    let f = Arc::new(f);
+    builder.check(move || {
+        let f = Arc::clone(&f);
+        spawn(move || f()).join().unwrap();
+    });
+}
+
+/// The most stack a model's thread may use (loom's default is 32 KiB).
+const STACK: usize = 1 << 20;
+
+/// `loom::thread::spawn` with a [`STACK`]-sized stack.
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
+    thread::Builder::new().stack_size(STACK).spawn(f).unwrap()
 }
 
 /// A blocking send meets a blocking receive on a zero-capacity port,
@@ -45,7 +61,7 @@ fn zero_port_rendezvous() {
         let port = rx.port_allocate(Capacity::Zero).unwrap();
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 7)).unwrap();
         });
         assert_eq!(rx.receive(port).unwrap().as_u64(), Some(7));
@@ -66,7 +82,7 @@ fn bounded_one_with_two_senders() {
             .map(|i| {
                 let tx = kernel.spawn_task();
                 let to_rx = tx.look_up("rx").unwrap();
-                thread::spawn(move || tx.send(to_rx, Message::from_u64(1, i)).unwrap())
+                spawn(move || tx.send(to_rx, Message::from_u64(1, i)).unwrap())
             })
             .collect();
         let mut got: Vec<u64> = (0..2)
@@ -92,7 +108,7 @@ fn try_and_timed_receive_race_a_send() {
         let port = rx.port_allocate(Capacity::Bounded(1)).unwrap();
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 9)).unwrap();
         });
         let mut got = 0;
@@ -130,7 +146,7 @@ fn port_destruction_wakes_a_blocked_receiver() {
         let port = task.port_allocate(Capacity::Unbounded).unwrap();
         let receiver = {
             let task = Arc::clone(&task);
-            thread::spawn(move || task.receive(port))
+            spawn(move || task.receive(port))
         };
         task.destroy(port).unwrap();
         let r = receiver.join().unwrap();
@@ -157,7 +173,7 @@ fn deallocate_racing_port_death() {
         owner.unregister("p").unwrap();
         let killer = {
             let owner = Arc::clone(&owner);
-            thread::spawn(move || owner.destroy(port).unwrap())
+            spawn(move || owner.destroy(port).unwrap())
         };
         assert_eq!(holder.deallocate(send), Ok(()));
         assert_eq!(holder.rights(send), Err(IpcError::InvalidName));
@@ -194,7 +210,7 @@ fn lane_spsc_order_and_full() {
         lane.enable(0, 0);
         let producer = {
             let lane = Arc::clone(&lane);
-            thread::spawn(move || {
+            spawn(move || {
                 for v in 1..=3 {
                     let mut v = v;
                     loop {
@@ -229,12 +245,12 @@ fn lane_mpmc_each_value_once() {
             .into_iter()
             .map(|v| {
                 let lane = Arc::clone(&lane);
-                thread::spawn(move || lane.push(0, v).unwrap())
+                spawn(move || lane.push(0, v).unwrap())
             })
             .collect();
         let other = {
             let lane = Arc::clone(&lane);
-            thread::spawn(move || lane.pop(0).ok().map(|(v, _)| v))
+            spawn(move || lane.pop(0).ok().map(|(v, _)| v))
         };
         let mine = lane.pop(0).ok().map(|(v, _)| v);
         let theirs = other.join().unwrap();
@@ -261,7 +277,7 @@ fn lane_fence_keeps_fifo_across_the_switch() {
         let locked = Arc::new(Mutex::new(Vec::new()));
         let producer = {
             let (lane, locked) = (Arc::clone(&lane), Arc::clone(&locked));
-            thread::spawn(move || {
+            spawn(move || {
                 for v in [1, 2] {
                     if let Err(e) = lane.push(0, v) {
                         assert!(matches!(e, PushError::Fenced(_)));
@@ -291,7 +307,7 @@ fn lane_stale_generation_never_lands() {
         lane.enable(0, 0);
         let stale = {
             let lane = Arc::clone(&lane);
-            thread::spawn(move || lane.push(0, 7).is_ok())
+            spawn(move || lane.push(0, 7).is_ok())
         };
         lane.fence();
         let mut drained = Vec::new();
@@ -319,7 +335,7 @@ fn lane_pop_numbers_survive_a_reopen() {
         lane.reopen(0, 0, 100, [1, 2]).unwrap();
         let consumer = {
             let lane = Arc::clone(&lane);
-            thread::spawn(move || [lane.pop(0).ok(), lane.pop(0).ok()])
+            spawn(move || [lane.pop(0).ok(), lane.pop(0).ok()])
         };
         lane.fence();
         let taken = lane.positions().0;
@@ -351,7 +367,7 @@ fn lane_pop_of_a_refill_gets_the_new_number() {
         lane.reopen(0, 0, 0, []).unwrap();
         let consumer = {
             let lane = Arc::clone(&lane);
-            thread::spawn(move || lane.pop(0).ok())
+            spawn(move || lane.pop(0).ok())
         };
         lane.fence();
         lane.drain(|_, _| unreachable!("empty"));
@@ -373,7 +389,7 @@ fn lane_port_full_and_empty_wake_ups() {
         let port = rx.port_allocate(Capacity::Bounded(2)).unwrap();
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             for i in 0..3 {
                 tx.send(to_rx, Message::from_u64(1, i)).unwrap();
             }
@@ -406,7 +422,7 @@ fn lane_then_locked_path_keeps_order() {
         // Warm the sender's grant so the first send takes the lane.
         tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
         assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
             tx.send(
                 to_rx,
@@ -436,7 +452,7 @@ fn lane_port_death_with_messages_in_flight() {
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
         tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             let r = tx.send(to_rx, Message::from_u64(1, 1));
             (tx, r)
         });
@@ -468,7 +484,7 @@ fn lane_close_drains_then_says_closed() {
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
         tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             let r = tx.send(to_rx, Message::from_u64(1, 1)).is_ok();
             (tx, r)
         });
@@ -506,7 +522,7 @@ fn lane_pop_racing_a_reopen_keeps_its_seqno() {
         let receiver = {
             let rx = Arc::clone(&rx);
             // The first receive is locked and granted, the second pops.
-            thread::spawn(move || {
+            spawn(move || {
                 (0..2)
                     .map(|_| {
                         let m = rx.receive(port).unwrap();
@@ -552,7 +568,7 @@ fn lane_pop_racing_a_regrant_is_counted() {
         tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
         // Another thread holds no grant: its send fences the lane, queues,
         // and re-opens it with a grant of its own.
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
             tx
         });
@@ -609,7 +625,7 @@ fn stream(
     to_rx: mkipc_kernel::PortName,
     n: u64,
 ) {
-    let sender = thread::spawn(move || {
+    let sender = spawn(move || {
         for i in 0..n {
             tx.send(to_rx, Message::from_u64(1, i)).unwrap();
         }
@@ -659,7 +675,7 @@ fn lane_two_sleepers_two_pushes() {
         let receivers: Vec<_> = (0..2)
             .map(|_| {
                 let rx = Arc::clone(&rx);
-                thread::spawn(move || rx.receive(port).unwrap().as_u64().unwrap())
+                spawn(move || rx.receive(port).unwrap().as_u64().unwrap())
             })
             .collect();
         for i in 1..3 {
@@ -681,7 +697,7 @@ fn lane_sleeper_woken_by_a_fence() {
     model(|| {
         let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Unbounded);
         let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             let with_right = Message::from_u64(2, 1).with_right(extra, Disposition::MakeSend);
             tx.send(to_rx, with_right).unwrap();
             tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
@@ -709,7 +725,7 @@ fn lane_sleeper_woken_by_port_death() {
         assert_eq!(task.receive(port).unwrap().as_u64(), Some(0));
         let receiver = {
             let task = Arc::clone(&task);
-            thread::spawn(move || task.receive(port))
+            spawn(move || task.receive(port))
         };
         task.destroy(port).unwrap();
         let r = receiver.join().unwrap();
@@ -751,7 +767,7 @@ fn lane_sender_sleeper_woken_by_a_pop() {
 fn lane_sender_sleeper_woken_by_a_fence() {
     model(|| {
         let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             for i in 0..3 {
                 tx.send_u64(to_rx, 1, i).unwrap();
             }
@@ -779,7 +795,7 @@ fn lane_sender_sleeper_woken_by_a_fence() {
 fn lane_sender_sleeper_woken_by_port_death() {
     model(|| {
         let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             let sent: Vec<_> = (0..3)
                 .map(|i| {
                     tx.send(to_rx, Message::from_u64(1, i))
@@ -815,7 +831,7 @@ fn lane_typed_stream_mixed_with_the_locked_path() {
     model(|| {
         let (kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(4));
         let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
-        let sender = thread::spawn(move || {
+        let sender = spawn(move || {
             tx.send_u64(to_rx, 1, 1).unwrap();
             tx.send(
                 to_rx,
