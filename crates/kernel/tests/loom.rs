@@ -34,16 +34,6 @@ fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-/// The stack of a thread a model spawns (loom's default coroutine stack is
-/// 32 KiB, which a debug build's deepest kernel paths, a sender sleeping on
-/// a full ring and then blocking under the lock, overflowed once).
-const STACK: usize = 1 << 20;
-
-/// `loom::thread::spawn` with a [`STACK`]-sized stack.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> thread::JoinHandle<T> {
-    thread::Builder::new().stack_size(STACK).spawn(f).unwrap()
-}
-
 /// A blocking send meets a blocking receive on a zero-capacity port,
 /// whichever arrives first.
 #[test]
@@ -55,7 +45,7 @@ fn zero_port_rendezvous() {
         let port = rx.port_allocate(Capacity::Zero).unwrap();
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 7)).unwrap();
         });
         assert_eq!(rx.receive(port).unwrap().as_u64(), Some(7));
@@ -76,7 +66,7 @@ fn bounded_one_with_two_senders() {
             .map(|i| {
                 let tx = kernel.spawn_task();
                 let to_rx = tx.look_up("rx").unwrap();
-                spawn(move || tx.send(to_rx, Message::from_u64(1, i)).unwrap())
+                thread::spawn(move || tx.send(to_rx, Message::from_u64(1, i)).unwrap())
             })
             .collect();
         let mut got: Vec<u64> = (0..2)
@@ -102,7 +92,7 @@ fn try_and_timed_receive_race_a_send() {
         let port = rx.port_allocate(Capacity::Bounded(1)).unwrap();
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 9)).unwrap();
         });
         let mut got = 0;
@@ -140,7 +130,7 @@ fn port_destruction_wakes_a_blocked_receiver() {
         let port = task.port_allocate(Capacity::Unbounded).unwrap();
         let receiver = {
             let task = Arc::clone(&task);
-            spawn(move || task.receive(port))
+            thread::spawn(move || task.receive(port))
         };
         task.destroy(port).unwrap();
         let r = receiver.join().unwrap();
@@ -167,7 +157,7 @@ fn deallocate_racing_port_death() {
         owner.unregister("p").unwrap();
         let killer = {
             let owner = Arc::clone(&owner);
-            spawn(move || owner.destroy(port).unwrap())
+            thread::spawn(move || owner.destroy(port).unwrap())
         };
         assert_eq!(holder.deallocate(send), Ok(()));
         assert_eq!(holder.rights(send), Err(IpcError::InvalidName));
@@ -204,7 +194,7 @@ fn lane_spsc_order_and_full() {
         lane.enable(0, 0);
         let producer = {
             let lane = Arc::clone(&lane);
-            spawn(move || {
+            thread::spawn(move || {
                 for v in 1..=3 {
                     let mut v = v;
                     loop {
@@ -239,12 +229,12 @@ fn lane_mpmc_each_value_once() {
             .into_iter()
             .map(|v| {
                 let lane = Arc::clone(&lane);
-                spawn(move || lane.push(0, v).unwrap())
+                thread::spawn(move || lane.push(0, v).unwrap())
             })
             .collect();
         let other = {
             let lane = Arc::clone(&lane);
-            spawn(move || lane.pop(0).ok().map(|(v, _)| v))
+            thread::spawn(move || lane.pop(0).ok().map(|(v, _)| v))
         };
         let mine = lane.pop(0).ok().map(|(v, _)| v);
         let theirs = other.join().unwrap();
@@ -271,7 +261,7 @@ fn lane_fence_keeps_fifo_across_the_switch() {
         let locked = Arc::new(Mutex::new(Vec::new()));
         let producer = {
             let (lane, locked) = (Arc::clone(&lane), Arc::clone(&locked));
-            spawn(move || {
+            thread::spawn(move || {
                 for v in [1, 2] {
                     if let Err(e) = lane.push(0, v) {
                         assert!(matches!(e, PushError::Fenced(_)));
@@ -301,7 +291,7 @@ fn lane_stale_generation_never_lands() {
         lane.enable(0, 0);
         let stale = {
             let lane = Arc::clone(&lane);
-            spawn(move || lane.push(0, 7).is_ok())
+            thread::spawn(move || lane.push(0, 7).is_ok())
         };
         lane.fence();
         let mut drained = Vec::new();
@@ -329,7 +319,7 @@ fn lane_pop_numbers_survive_a_reopen() {
         lane.reopen(0, 0, 100, [1, 2]).unwrap();
         let consumer = {
             let lane = Arc::clone(&lane);
-            spawn(move || [lane.pop(0).ok(), lane.pop(0).ok()])
+            thread::spawn(move || [lane.pop(0).ok(), lane.pop(0).ok()])
         };
         lane.fence();
         let taken = lane.positions().0;
@@ -361,7 +351,7 @@ fn lane_pop_of_a_refill_gets_the_new_number() {
         lane.reopen(0, 0, 0, []).unwrap();
         let consumer = {
             let lane = Arc::clone(&lane);
-            spawn(move || lane.pop(0).ok())
+            thread::spawn(move || lane.pop(0).ok())
         };
         lane.fence();
         lane.drain(|_, _| unreachable!("empty"));
@@ -383,7 +373,7 @@ fn lane_port_full_and_empty_wake_ups() {
         let port = rx.port_allocate(Capacity::Bounded(2)).unwrap();
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             for i in 0..3 {
                 tx.send(to_rx, Message::from_u64(1, i)).unwrap();
             }
@@ -416,7 +406,7 @@ fn lane_then_locked_path_keeps_order() {
         // Warm the sender's grant so the first send takes the lane.
         tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
         assert_eq!(rx.receive(port).unwrap().as_u64(), Some(0));
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
             tx.send(
                 to_rx,
@@ -446,7 +436,7 @@ fn lane_port_death_with_messages_in_flight() {
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
         tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             let r = tx.send(to_rx, Message::from_u64(1, 1));
             (tx, r)
         });
@@ -478,7 +468,7 @@ fn lane_close_drains_then_says_closed() {
         rx.register("rx", port).unwrap();
         let to_rx = tx.look_up("rx").unwrap();
         tx.send(to_rx, Message::from_u64(1, 0)).unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             let r = tx.send(to_rx, Message::from_u64(1, 1)).is_ok();
             (tx, r)
         });
@@ -516,7 +506,7 @@ fn lane_pop_racing_a_reopen_keeps_its_seqno() {
         let receiver = {
             let rx = Arc::clone(&rx);
             // The first receive is locked and granted, the second pops.
-            spawn(move || {
+            thread::spawn(move || {
                 (0..2)
                     .map(|_| {
                         let m = rx.receive(port).unwrap();
@@ -562,7 +552,7 @@ fn lane_pop_racing_a_regrant_is_counted() {
         tx.send(to_rx, Message::from_u64(1, 1)).unwrap();
         // Another thread holds no grant: its send fences the lane, queues,
         // and re-opens it with a grant of its own.
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
             tx
         });
@@ -609,29 +599,6 @@ fn warmed(
     (kernel, rx, port, tx, to_rx)
 }
 
-/// `n` messages from a sending thread (`tx`) to `port` through `to_rx`,
-/// received in order with their sequence numbers (after the one `warmed`
-/// sent); returns when the sender has finished.
-fn stream(
-    rx: &mkipc_kernel::Task,
-    port: mkipc_kernel::PortName,
-    tx: mkipc_kernel::Task,
-    to_rx: mkipc_kernel::PortName,
-    n: u64,
-) {
-    let sender = spawn(move || {
-        for i in 0..n {
-            tx.send(to_rx, Message::from_u64(1, i)).unwrap();
-        }
-        tx
-    });
-    for i in 0..n {
-        let m = rx.receive(port).unwrap();
-        assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
-    }
-    drop(sender.join().unwrap());
-}
-
 /// The receiver sleeps on the open empty lane; the sender's pushes (the
 /// first may land before the receiver looks, after it announced itself, or
 /// after it slept) wake it: nothing is lost, order and numbers are kept,
@@ -641,7 +608,17 @@ fn lane_sleeper_woken_by_a_push() {
     for capacity in [Capacity::Bounded(4), Capacity::Unbounded] {
         model(move || {
             let (kernel, rx, port, tx, to_rx) = warmed(capacity);
-            stream(&rx, port, tx, to_rx, 2);
+            let sender = thread::spawn(move || {
+                for i in 0..2 {
+                    tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+                }
+                tx
+            });
+            for i in 0..2 {
+                let m = rx.receive(port).unwrap();
+                assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
+            }
+            drop(sender.join().unwrap());
             let status = rx.port_status(port).unwrap();
             assert_eq!(
                 (
@@ -669,7 +646,7 @@ fn lane_two_sleepers_two_pushes() {
         let receivers: Vec<_> = (0..2)
             .map(|_| {
                 let rx = Arc::clone(&rx);
-                spawn(move || rx.receive(port).unwrap().as_u64().unwrap())
+                thread::spawn(move || rx.receive(port).unwrap().as_u64().unwrap())
             })
             .collect();
         for i in 1..3 {
@@ -691,7 +668,7 @@ fn lane_sleeper_woken_by_a_fence() {
     model(|| {
         let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Unbounded);
         let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             let with_right = Message::from_u64(2, 1).with_right(extra, Disposition::MakeSend);
             tx.send(to_rx, with_right).unwrap();
             tx.send(to_rx, Message::from_u64(1, 2)).unwrap();
@@ -719,7 +696,7 @@ fn lane_sleeper_woken_by_port_death() {
         assert_eq!(task.receive(port).unwrap().as_u64(), Some(0));
         let receiver = {
             let task = Arc::clone(&task);
-            spawn(move || task.receive(port))
+            thread::spawn(move || task.receive(port))
         };
         task.destroy(port).unwrap();
         let r = receiver.join().unwrap();
@@ -738,7 +715,17 @@ fn lane_sleeper_woken_by_port_death() {
 fn lane_sender_sleeper_woken_by_a_pop() {
     model(|| {
         let (kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
-        stream(&rx, port, tx, to_rx, 3);
+        let sender = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send(to_rx, Message::from_u64(1, i)).unwrap();
+            }
+            tx
+        });
+        for i in 0..3 {
+            let m = rx.receive(port).unwrap();
+            assert_eq!((m.as_u64(), m.trailer().unwrap().seqno), (Some(i), i + 1));
+        }
+        drop(sender.join().unwrap());
         let status = rx.port_status(port).unwrap();
         assert_eq!(
             (
@@ -761,7 +748,7 @@ fn lane_sender_sleeper_woken_by_a_pop() {
 fn lane_sender_sleeper_woken_by_a_fence() {
     model(|| {
         let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             for i in 0..3 {
                 tx.send_u64(to_rx, 1, i).unwrap();
             }
@@ -789,7 +776,7 @@ fn lane_sender_sleeper_woken_by_a_fence() {
 fn lane_sender_sleeper_woken_by_port_death() {
     model(|| {
         let (_kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(2));
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             let sent: Vec<_> = (0..3)
                 .map(|i| {
                     tx.send(to_rx, Message::from_u64(1, i))
@@ -825,7 +812,7 @@ fn lane_typed_stream_mixed_with_the_locked_path() {
     model(|| {
         let (kernel, rx, port, tx, to_rx) = warmed(Capacity::Bounded(4));
         let extra = tx.port_allocate(Capacity::Unbounded).unwrap();
-        let sender = spawn(move || {
+        let sender = thread::spawn(move || {
             tx.send_u64(to_rx, 1, 1).unwrap();
             tx.send(
                 to_rx,
