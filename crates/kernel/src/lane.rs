@@ -105,9 +105,6 @@ fn open_for(w: u64, gen: u32) -> bool {
 #[repr(align(128))]
 struct Padded<T>(T);
 
-/// 32-byte aligned: a slot of a 24-byte kernel entry is 32 bytes, two to
-/// a cache line, none across two.
-#[repr(align(32))]
 struct Slot<T> {
     stamp: AtomicU64,
     value: UnsafeCell<MaybeUninit<T>>,
@@ -158,18 +155,15 @@ pub enum PopError {
     Fenced,
 }
 
-/// What a thread about to sleep on a lane found when it looked once more:
-/// a receiver on an empty lane ([`Lane::idle`]) or a sender on a full ring
-/// ([`Lane::idle_full`]); see `core/lane.rs`, "Waiting on an open lane".
+/// What a receiver about to sleep on a lane found when it looked once more
+/// ([`Lane::idle`]): see `core/lane.rs`, "Waiting on an open lane".
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Idle {
-    /// Nothing changed: for a receiver, nothing reserved past the head (a
-    /// push from now on reserves a later position, after this look); for a
-    /// sender, the ring still full (a pop from now on comes after it).
-    Sleep,
+    /// Nothing reserved past the head: a push from now on reserves a later
+    /// position, after this look.
+    Empty,
     /// A push has reserved a position past the head (its value may still be
-    /// being written), or the head moved: pop again. For a sender: a pop
-    /// has reserved a slot (it may still be reading it): push again.
+    /// being written), or the head moved: pop again.
     Busy,
     /// Fenced, or opened again under another generation: take the locked path.
     Fenced,
@@ -467,28 +461,6 @@ impl<T> Lane<T> {
     pub fn idle(&self, gen: u32) -> Idle {
         idle_of(&self.producers.0.tail, &self.consumers.0.head, gen)
     }
-
-    /// A blocking sender's last look before it sleeps on a full ring, after
-    /// it announced itself (a SeqCst read-modify-write): the head, SeqCst,
-    /// so that either this load sees a pop's or a fence's read-modify-write
-    /// of the head, or that pop or fence, reading the sleeping senders after
-    /// it, sees the announcement (the mirror of [`idle`](Lane::idle)).
-    pub fn idle_full(&self, gen: u32) -> Idle {
-        let h = self.consumers.0.head.load(Ordering::SeqCst);
-        if !open_for(h, gen) {
-            return Idle::Fenced;
-        }
-        let t = self.producers.0.tail.load(Ordering::SeqCst);
-        if !open_for(t, gen) {
-            return Idle::Fenced;
-        }
-        // The tail, read after the head, is not behind it.
-        if pos_of(t).saturating_sub(pos_of(h)) > self.mask {
-            Idle::Sleep
-        } else {
-            Idle::Busy
-        }
-    }
 }
 
 /// [`Lane::idle`] over a tail and a head word (the list's are the same).
@@ -503,7 +475,7 @@ fn idle_of(tail: &AtomicU64, head: &AtomicU64, gen: u32) -> Idle {
         return Idle::Fenced;
     }
     if pos_of(t) == pos_of(h) {
-        Idle::Sleep
+        Idle::Empty
     } else {
         Idle::Busy
     }

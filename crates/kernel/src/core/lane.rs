@@ -46,7 +46,7 @@
 //! # Blocking
 //!
 //! The lane itself never blocks. Full, fenced or stale mean "take the locked
-//! path" (but for the two waits on an open lane below), where blocking is the same waiter machinery as always; a lane
+//! path", where blocking is the same waiter machinery as always; a lane
 //! opens only when nobody is blocked on its port, and registering a waiter
 //! is a locked operation, which fences the lane first. So a wake-up cannot
 //! be lost: a push either lands before the fence (and the drain hands it to
@@ -57,7 +57,7 @@
 //!
 //! # Waiting on an open lane
 //!
-//! The two exceptions. A receive without a deadline (`Wait::Forever`) that
+//! The one exception: a receive without a deadline (`Wait::Forever`) that
 //! finds its open lane empty after those yields sleeps *on the lane*,
 //! without fencing it, so that a consumer catching up with its producers
 //! does not close the lane for everyone (a fence, a locked wait, a locked
@@ -101,26 +101,6 @@
 //! it registers under the lock if nothing is queued, and an observer that
 //! polls sees it on a later look. A receive with a deadline keeps the
 //! locked wait, so no deadline is waited in two places.
-//!
-//! The mirror for senders: a blocking send without a deadline
-//! (`OnFull::Block`) that finds its ring full after its yields sleeps on
-//! it, in a second list (`PortLane::senders`), instead of taking the locked
-//! path, which fenced the lane, drained it, registered the sender and kept
-//! the port's stream on the locked path until the next grant. It announces
-//! itself, looks once more (`Lane::idle_full`: a SeqCst load of the head,
-//! then the tail) and sleeps only if the ring is still full and open under
-//! its generation; a pop, after its reservation (a SeqCst compare-and-swap
-//! of the head), loads the senders' count (SeqCst) and wakes one; a fence
-//! wakes them all, and they block on the locked path, registered. The
-//! argument is the one above with head for tail. A look that finds a pop
-//! reserved but not yet finished reading its slot (the ring not full by
-//! the words, though the push found the slot taken) yields and pushes
-//! again. Only a ring whose size is the port's capacity
-//! (`PortLane::full_is_port_full`, set by each grant, fenced): a bounded(3)
-//! port's ring has two slots, and a sender that finds them full takes the
-//! locked path, where the port has room for one more. An unbounded lane is
-//! full only at the memory ceiling, where the locked path decides. The
-//! models are `tests/loom.rs`'s `lane_sender_sleeper_*`.
 
 //! # The typed path
 //!
@@ -148,17 +128,19 @@
 //!
 //! # Order across lanes
 //!
-//! At most one lane is open at a time: every grant follows a fence (the
-//! lock was just taken, which drains every open lane) and opens only its
-//! own lane, and joining an open lane opens none. So a fence drains at most
-//! one lane and needs no order across lanes (`fence_lanes` asserts it).
-//! Entries carry no clock: a pushed message gets its arrival stamp when a
-//! fence drains it, and a message a grant moved in from the locked queue
-//! gets back the stamp it had, which the kernel keeps by position
-//! (`Entry::refilled`). A change that let two lanes be open at once (a
-//! select over lane ports, say) would have to bring back an order between
-//! them: a kernel-wide clock in each entry was that order once, and made a
-//! slot 48 bytes instead of 32.
+//! A fence that drains several lanes merges their messages by a kernel-wide
+//! clock (one counter, touched by producers only) before stamping them, so
+//! a select over several ports still takes the oldest message first. Today
+//! at most one lane is open at a time (every grant follows a fence and
+//! opens only its own lane), and one lane needs no merge, so the clock is
+//! *armed* only when a grant opens a lane beside another open one: until
+//! then a push takes no number (0) and pays for no shared read-modify-write
+//! (it was one of the five locked instructions of each streamed message,
+//! and the costliest in `perf`). Armed, it stays armed. A push that took
+//! no number while another lane opened is concurrent with every push to
+//! that lane it did not see, so putting it first is a valid order; a push
+//! ordered after any push to the new lane sees the armed flag (it is stored
+//! before that lane is enabled) and takes a larger number.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -175,7 +157,7 @@ use crate::lane::{Idle, Lane, ListLane, PopError, PushError, GEN_MASK, POS_LIMIT
 use crate::message::{Body, Message, SmallMessage, INLINE_BODY};
 use crate::name::{Pid, PortName};
 use crate::sync::{
-    loom_sc_fence, thread, thread_local, Arc, AtomicBool, AtomicUsize, Mutex, Ordering,
+    loom_sc_fence, thread, thread_local, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering,
 };
 use crate::Kernel;
 
@@ -199,52 +181,54 @@ const CACHE_SIZE: usize = 8;
 /// cannot carry) every operation asked, a fifth of an unbounded stream's
 /// samples in `perf` when unbounded lanes were fixed rings.
 const DENIED_SKIPS: u32 = 64;
-/// Bits of an entry's sender word that hold the body's length (0..=16).
-const LEN_BITS: u32 = 5;
-const LEN_MASK: u32 = (1 << LEN_BITS) - 1;
-/// The largest pid whose messages a lane carries: the entry's sender word
-/// holds the pid and the body's length. A task with a larger pid (the
-/// 134,217,728th) is granted no lane, and a queue holding its messages is
-/// not moved into one.
-const MAX_LANE_PID: u32 = u32::MAX >> LEN_BITS;
+/// A refilled message's `order`: its original stamp, with this bit.
+const REFILLED: u64 = 1 << 63;
 
-/// A message in a lane: 24 bytes, so a slot (with its stamp or flags) is
-/// 32, two per cache line. The body is stored flat (16 bytes, zero past
-/// its length), not as a [`Body`]: the entry has no drop glue and the typed
-/// receive copies it out with fixed-size moves. A message moved in from
-/// the locked queue keeps its arrival stamp in the kernel's [`Entry`], by
-/// position, not in the slot.
+/// A message in a lane. The body is stored flat (a length and 16 bytes,
+/// zero past the length), not as a [`Body`]: the entry has no drop glue
+/// and the typed receive copies it out with fixed-size moves.
 pub(crate) struct LaneMsg {
+    /// The kernel-wide lane clock when it was pushed, or `REFILLED | stamp`
+    /// for a message moved in from the locked queue.
+    order: u64,
     id: u32,
-    /// `sender << LEN_BITS | body length`.
-    sender_len: u32,
+    sender: Pid,
+    len: u32,
     bytes: [u8; INLINE_BODY],
 }
 
-const _: () = assert!(std::mem::size_of::<LaneMsg>() == 24);
-const _: () = assert!(INLINE_BODY <= LEN_MASK as usize);
-
 impl LaneMsg {
-    /// An entry for a body of at most [`INLINE_BODY`] bytes from a sender
-    /// whose pid is at most [`MAX_LANE_PID`] (only such a task is granted
-    /// a lane).
+    /// An entry for a body of at most [`INLINE_BODY`] bytes.
     #[inline(always)]
-    fn new(id: u32, sender: Pid, body: &[u8]) -> LaneMsg {
-        debug_assert!(sender.0 <= MAX_LANE_PID && body.len() <= INLINE_BODY);
+    fn new(order: u64, id: u32, sender: Pid, body: &[u8]) -> LaneMsg {
         let bytes = crate::message::flat_body(body);
         LaneMsg {
+            order,
             id,
-            sender_len: sender.0 << LEN_BITS | body.len() as u32,
+            sender,
+            len: body.len() as u32,
             bytes,
         }
     }
+}
+
+/// The kernel-wide lane clock, on a cache line of its own, and whether it
+/// is armed (module docs).
+#[repr(align(128))]
+pub(crate) struct Clock {
+    now: AtomicU64,
+    armed: AtomicBool,
+}
+
+impl Clock {
+    /// A pushed message's `order`: the next tick if armed, else 0.
     #[inline(always)]
-    fn sender(&self) -> Pid {
-        Pid(self.sender_len >> LEN_BITS)
-    }
-    #[inline(always)]
-    fn len(&self) -> u32 {
-        self.sender_len & LEN_MASK
+    fn tick(&self) -> u64 {
+        if self.armed.load(Ordering::Relaxed) {
+            self.now.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        }
     }
 }
 
@@ -281,13 +265,6 @@ impl LaneFifo {
     }
     fn idle(&self, gen: u32) -> Idle {
         each_flavour!(self, f => f.idle(gen))
-    }
-    /// A sleeping sender's last look; only a ring is ever full for one.
-    fn idle_full(&self, gen: u32) -> Idle {
-        match self {
-            LaneFifo::Ring(f) => f.idle_full(gen),
-            LaneFifo::List(_) => Idle::Busy,
-        }
     }
     fn drain(&self, each: impl FnMut(LaneMsg, u64)) {
         each_flavour!(self, f => f.drain(each))
@@ -326,40 +303,29 @@ impl LaneFifo {
 /// What a grant shares with the threads that hold it.
 pub(crate) struct PortLane {
     fifo: LaneFifo,
-    /// Receivers sleeping on the open lane while it is empty.
-    receivers: Sleepers,
-    /// Blocking senders sleeping on the open ring while it is full (an
-    /// unbounded lane is full only at the memory ceiling, where the locked
-    /// path decides).
-    senders: Sleepers,
-    /// Whether a full ring is a full port: its size is the port's capacity
-    /// (a power of two no larger than the memory ceiling allows). Set by
-    /// each grant, fenced, before it opens the lane. When it is not, a full
-    /// ring sends a blocking sender to the locked path, where the port may
-    /// still have room.
-    full_is_port_full: AtomicBool,
+    clock: Arc<Clock>,
+    sleepers: Sleepers,
 }
 
 impl PortLane {
-    fn new(fifo: LaneFifo) -> PortLane {
+    fn new(fifo: LaneFifo, clock: Arc<Clock>) -> PortLane {
         PortLane {
             fifo,
-            receivers: Sleepers::new(),
-            senders: Sleepers::new(),
-            full_is_port_full: AtomicBool::new(false),
+            clock,
+            sleepers: Sleepers {
+                count: AtomicUsize::new(0),
+                list: Mutex::new(Vec::new()),
+            },
         }
     }
 
-    /// Fences the lane and wakes every thread sleeping on it (they find it
-    /// fenced and take the locked path). Returns whether it was open.
+    /// Fences the lane and wakes every receiver sleeping on it (they find
+    /// it fenced and take the locked path). Returns whether it was open.
     fn fence(&self) -> bool {
         let was_open = self.fifo.fence();
         loom_sc_fence();
-        if self.receivers.count.load(Ordering::SeqCst) != 0 {
-            self.receivers.wake_all();
-        }
-        if self.senders.count.load(Ordering::SeqCst) != 0 {
-            self.senders.wake_all();
+        if self.sleepers.count.load(Ordering::SeqCst) != 0 {
+            self.sleepers.wake_all();
         }
         was_open
     }
@@ -371,22 +337,8 @@ impl PortLane {
     #[inline(always)]
     fn pushed(&self) {
         loom_sc_fence();
-        if self.receivers.count.load(Ordering::SeqCst) != 0 {
-            self.receivers.wake_one();
-        }
-    }
-
-    /// After a pop from a ring: wakes one sender sleeping on it while it was
-    /// full, if any (the mirror of [`pushed`](PortLane::pushed): a SeqCst
-    /// load after the pop's SeqCst reservation of the head).
-    #[inline(always)]
-    fn popped(&self) {
-        if self.fifo.unbounded() {
-            return;
-        }
-        loom_sc_fence();
-        if self.senders.count.load(Ordering::SeqCst) != 0 {
-            self.senders.wake_one();
+        if self.sleepers.count.load(Ordering::SeqCst) != 0 {
+            self.sleepers.wake_one();
         }
     }
 }
@@ -421,10 +373,9 @@ fn this_sleeper() -> Arc<Sleeper> {
     })
 }
 
-/// The receivers sleeping on an open empty lane, or the senders sleeping
-/// on an open full ring, on a cache line of their own: the other side reads
-/// `count` after every push (pop), and it changes only when a thread goes
-/// to sleep or is woken.
+/// The receivers sleeping on an open lane, on a cache line of their own:
+/// producers read `count` after every push, and it changes only when a
+/// receiver goes to sleep or is woken.
 #[repr(align(128))]
 struct Sleepers {
     /// How many are in `list` (changed under its mutex, read without it).
@@ -433,13 +384,6 @@ struct Sleepers {
 }
 
 impl Sleepers {
-    fn new() -> Sleepers {
-        Sleepers {
-            count: AtomicUsize::new(0),
-            list: Mutex::new(Vec::new()),
-        }
-    }
-
     /// Announces `me` (the count's SeqCst read-modify-write is what the
     /// receiver's last look orders against).
     fn register(&self, me: &Arc<Sleeper>) {
@@ -501,15 +445,11 @@ struct Entry {
     tail0: u64,
     seqno0: u64,
     open: bool,
-    /// The arrival stamps of the messages the last grant moved in from the
-    /// locked queue, which took positions `head0..` (the lane was empty):
-    /// a drain gives them back to the messages still there. (They once
-    /// rode in each entry, a word that made a slot 48 bytes.)
-    refilled: Vec<NonZeroU64>,
 }
 
 /// Every port's lane, kept in the kernel state.
 pub(crate) struct Lanes {
+    clock: Arc<Clock>,
     by_port: BTreeMap<PortId, Entry>,
     /// The open lanes (what a fence drains).
     pub(crate) open: SmallVec<[PortId; 4]>,
@@ -520,6 +460,10 @@ pub(crate) struct Lanes {
 impl Lanes {
     pub(crate) fn new() -> Lanes {
         Lanes {
+            clock: Arc::new(Clock {
+                now: AtomicU64::new(0),
+                armed: AtomicBool::new(false),
+            }),
             by_port: BTreeMap::new(),
             open: SmallVec::new(),
             epoch: 0,
@@ -590,41 +534,52 @@ impl State {
     #[cold]
     pub(crate) fn fence_lanes(&mut self) {
         let open = std::mem::take(&mut self.lanes.open);
-        // At most one lane is open (module docs, "Order across lanes"): a
-        // fence that drained two would have no order to merge them by.
-        assert!(open.len() <= 1, "two lanes open at once");
+        // Fence them all before draining any: from here no push completes.
+        for id in &open {
+            if let Some(e) = self.lanes.by_port.get(id) {
+                e.lane.fence();
+            }
+        }
         let State {
             lanes,
             ports,
             next_stamp,
             ..
         } = self;
-        for id in open {
+        if let [id] = open[..] {
+            // One lane (the usual case): straight into its queue.
+            let Some(e) = lanes.by_port.get_mut(&id) else {
+                return;
+            };
+            let Some(p) = ports.get_mut(id) else {
+                e.open = false;
+                e.lane.fifo.drain(|_, _| {});
+                return;
+            };
+            settle(e, &mut p.queue);
+            e.lane
+                .fifo
+                .drain(|m, _| queue_lane_message(&mut p.queue, next_stamp, m));
+            return;
+        }
+        let mut all: Vec<(PortId, LaneMsg)> = Vec::new();
+        for &id in &open {
             let Some(e) = lanes.by_port.get_mut(&id) else {
                 continue;
             };
-            e.lane.fence();
-            let Some(p) = ports.get_mut(id) else {
-                e.open = false;
-                e.refilled.clear();
-                e.lane.fifo.drain(|_, _| {});
-                continue;
-            };
-            settle(e, &mut p.queue);
-            let (head0, refilled) = (e.head0, &e.refilled);
-            e.lane.fifo.drain(|m, at| {
-                // A message the grant moved in keeps its stamp; a pushed
-                // one arrives now.
-                let moved_in = usize::try_from(at.wrapping_sub(head0))
-                    .ok()
-                    .and_then(|i| refilled.get(i));
-                let stamp = match moved_in {
-                    Some(&stamp) => stamp,
-                    None => super::take_stamp(next_stamp),
-                };
-                queue_lane_message(&mut p.queue, stamp, m);
-            });
-            e.refilled.clear();
+            match ports.get_mut(id) {
+                Some(p) => settle(e, &mut p.queue),
+                None => e.open = false,
+            }
+            e.lane.fifo.drain(|m, _| all.push((id, m)));
+        }
+        // Refilled messages (older than any pushed one) first, then by the
+        // lane clock; a stable sort, so each lane keeps its own order.
+        all.sort_by_key(|(_, m)| if m.order & REFILLED != 0 { 0 } else { m.order });
+        for (id, m) in all {
+            if let Some(p) = ports.get_mut(id) {
+                queue_lane_message(&mut p.queue, next_stamp, m);
+            }
         }
     }
 
@@ -646,9 +601,6 @@ impl State {
     /// (the epoch is checked all the same); only this task's right to the
     /// name is looked at, as `lane_grant` does.
     fn join_open_lane(&self, pid: Pid, name: PortName, send: bool) -> Option<Grant> {
-        if pid.0 > MAX_LANE_PID {
-            return None;
-        }
         let task = self.task(pid)?;
         let port = match task.space.get(name).ok()? {
             Obj::Port { port, receive, .. } if send || receive => port,
@@ -669,9 +621,6 @@ impl State {
     /// All lanes are fenced and drained (the lock was just taken).
     fn lane_grant(&mut self, pid: Pid, name: PortName, send: bool) -> Option<Grant> {
         debug_assert!(self.lanes.open.is_empty(), "a grant follows a fence");
-        if pid.0 > MAX_LANE_PID {
-            return None;
-        }
         let task = self.task(pid)?;
         let port = match task.space.get(name).ok()? {
             Obj::Port { port, receive, .. } if send || receive => port,
@@ -711,9 +660,10 @@ impl State {
             return None;
         }
         if !q.messages.is_empty()
-            && !q.messages.iter().all(|m| {
-                m.carried.is_none() && m.body.len() <= INLINE_BODY && m.sender.0 <= MAX_LANE_PID
-            })
+            && !q
+                .messages
+                .iter()
+                .all(|m| m.carried.is_none() && m.body.len() <= INLINE_BODY)
         {
             return None;
         }
@@ -730,7 +680,7 @@ impl State {
             } else {
                 LaneFifo::Ring(Lane::new(want))
             };
-            let lane = Arc::new(PortLane::new(fifo));
+            let lane = Arc::new(PortLane::new(fifo, self.lanes.clock.clone()));
             let entry = Entry {
                 lane,
                 gen,
@@ -739,7 +689,6 @@ impl State {
                 tail0: 0,
                 seqno0: 0,
                 open: false,
-                refilled: Vec::new(),
             };
             if let Some(old) = self.lanes.by_port.insert(port, entry) {
                 old.lane.fence();
@@ -752,30 +701,24 @@ impl State {
             e.epoch = epoch;
         }
         // Number the ring's pops from the port's sequence number and move
-        // what is queued into it (their stamps kept in `refilled`, by
-        // position), so that the lane is the whole queue; then open it
-        // (`Lane::reopen` does the three in the order that keeps an
-        // in-flight pop's number right).
+        // what is queued into it, stamps kept, so that the lane is the whole
+        // queue; then open it (`Lane::reopen` does the three in the order
+        // that keeps an in-flight pop's number right).
+        if !self.lanes.open.is_empty() {
+            // Two lanes open at once: their messages need the clock.
+            self.lanes.clock.armed.store(true, Ordering::Relaxed);
+        }
         let q = &mut self.ports.get_mut(port).expect("live").queue;
         let (seqno, max_len) = (q.seqno, q.max_len);
-        e.lane.full_is_port_full.store(
-            q.capacity == Capacity::Bounded(e.lane.fifo.capacity()),
-            Ordering::Relaxed,
-        );
-        let refilled = &mut e.refilled;
-        refilled.clear();
         let queued = std::iter::from_fn(|| {
-            q.pop().map(|m| {
-                refilled.push(m.stamp);
-                LaneMsg::new(m.id, m.sender, &m.body)
-            })
+            q.pop()
+                .map(|m| LaneMsg::new(REFILLED | m.stamp.get(), m.id, m.sender, &m.body))
         });
         // The positions it opened at, not read after: other threads' grants
         // of this generation may push and pop as soon as it is open.
         let Ok((head, tail)) = e.lane.fifo.reopen(e.gen, max_len, seqno, queued) else {
             unreachable!("the lane was sized for the queue");
         };
-        debug_assert_eq!(tail - head, e.refilled.len() as u64, "reopened empty");
         e.head0 = head;
         e.tail0 = tail;
         e.seqno0 = seqno;
@@ -800,13 +743,18 @@ fn settle(e: &mut Entry, q: &mut MsgQueue) {
 
 /// Queues a drained lane message: a pushed one gets its arrival stamp now,
 /// a refilled one keeps the stamp it had.
-fn queue_lane_message(q: &mut MsgQueue, stamp: NonZeroU64, m: LaneMsg) {
-    let cost = super::queue::message_cost(m.len() as usize, 0, false);
+fn queue_lane_message(q: &mut MsgQueue, next_stamp: &mut u64, m: LaneMsg) {
+    let stamp = if m.order & REFILLED != 0 {
+        NonZeroU64::new(m.order & !REFILLED).unwrap_or(NonZeroU64::MIN)
+    } else {
+        super::take_stamp(next_stamp)
+    };
+    let cost = super::queue::message_cost(m.len as usize, 0, false);
     q.push_with(cost, || KMessage {
         id: m.id,
-        sender: m.sender(),
+        sender: m.sender,
         stamp,
-        body: Body::from_flat(m.len(), m.bytes),
+        body: Body::from_flat(m.len, m.bytes),
         carried: None,
     });
 }
@@ -931,21 +879,17 @@ fn remember(
             .iter()
             .position(|c| c.kernel == kernel && c.pid == pid && c.name == name && c.send == send);
         let skips = if grant.is_some() { 0 } else { DENIED_SKIPS };
-        // The latest at the front, where `with_cached` looks first: a
-        // thread outlives kernels (a bench's main thread, a test's), and
-        // appended behind their stale entries, each operation of a new
-        // stream compared its way past up to seven of them.
-        let entry = match found {
+        match found {
             Some(i) => {
-                let mut c = cache.remove(i);
-                c.grant = grant;
-                c.lane = lane;
-                c.skips.set(skips);
-                c
+                cache[i].grant = grant;
+                cache[i].lane = lane;
+                cache[i].skips.set(skips);
             }
             None => {
-                cache.truncate(CACHE_SIZE - 1);
-                Cached {
+                if cache.len() >= CACHE_SIZE {
+                    cache.remove(0);
+                }
+                cache.push(Cached {
                     kernel,
                     pid,
                     name,
@@ -953,57 +897,28 @@ fn remember(
                     grant,
                     lane,
                     skips: Cell::new(skips),
-                }
+                });
             }
-        };
-        cache.insert(0, entry);
+        }
     })
 }
 
 /// Pushes through a grant, yielding up to `yields` times while a bounded
-/// lane is full; then, if `park` (a blocking send without a deadline) and
-/// the ring stayed open and full, sleeps on it until a pop or a fence wakes
-/// it, and pushes again (module docs, "Waiting on an open lane").
+/// lane is full.
 #[inline(always)]
-fn push_through(g: &Grant, mut m: LaneMsg, yields: u32, park: bool) -> Result<(), (LaneMsg, Miss)> {
-    let mut left = yields;
-    let mut waited = false;
+fn push_through(g: &Grant, mut m: LaneMsg, mut yields: u32) -> Result<(), (LaneMsg, Miss)> {
     loop {
         match g.lane.fifo.push(g.gen, m) {
             Ok(()) => {
                 g.lane.pushed();
                 return Ok(());
             }
-            Err(PushError::Full(back)) if g.lane.fifo.unbounded() => {
-                return Err((back, Miss::Busy))
-            }
-            Err(PushError::Full(back)) if left > 0 => {
-                left -= 1;
+            Err(PushError::Full(back)) if yields > 0 && !g.lane.fifo.unbounded() => {
+                yields -= 1;
                 m = back;
                 crate::sync::thread::yield_now();
             }
-            Err(PushError::Full(back))
-                if park && g.lane.full_is_port_full.load(Ordering::Relaxed) =>
-            {
-                let look = || match g.lane.fifo.idle_full(g.gen) {
-                    // Asked again after the look, whose SeqCst (so Acquire)
-                    // load of the tail read the latest opening's store or
-                    // later: the flag of the open period it saw, or later.
-                    Idle::Sleep if !g.lane.full_is_port_full.load(Ordering::Relaxed) => {
-                        Idle::Fenced
-                    }
-                    idle => idle,
-                };
-                if let Err(miss) = park_on(&g.lane.senders, look) {
-                    return Err((back, miss));
-                }
-                m = back;
-                left = yields;
-                waited = true;
-            }
             Err(PushError::Full(back)) => return Err((back, Miss::Busy)),
-            // Fenced while it waited: wait on the locked path, registered.
-            Err(PushError::Fenced(back)) if waited => return Err((back, Miss::Woken)),
             Err(PushError::Fenced(back)) => return Err((back, Miss::Fenced)),
         }
     }
@@ -1019,10 +934,7 @@ fn pop_through(g: &Grant, mut yields: u32) -> Result<(LaneMsg, u64), Miss> {
     loop {
         match g.lane.fifo.pop(g.gen) {
             // The ring numbers its pops with their sequence numbers.
-            Ok((m, seqno)) => {
-                g.lane.popped();
-                return Ok((m, seqno));
-            }
+            Ok((m, seqno)) => return Ok((m, seqno)),
             Err(PopError::Empty) if yields > 0 => {
                 yields -= 1;
                 crate::sync::thread::yield_now();
@@ -1046,22 +958,22 @@ fn pop_or_park(g: &Grant, yields: u32, park: bool) -> Result<(LaneMsg, u64), Mis
             Err(Miss::Fenced) if waited => return Err(Miss::Woken),
             done => return done,
         }
-        park_on(&g.lane.receivers, || g.lane.fifo.idle(g.gen))?;
+        park_on(g)?;
         waited = true;
     }
 }
 
-/// Sleeps among `sleepers` (a receiver that found its lane empty, or a
-/// sender that found its ring full): announces itself, looks once more
-/// (`look`), and sleeps unless that look found a push (pop) or a fence.
-/// `Err(Woken)`: fenced, take the locked path.
+/// Sleeps on the lane of `g` (its receiver found it empty): announces
+/// itself, looks once more, and sleeps unless that look found a push or a
+/// fence. `Err(Fenced)`: take the locked path.
 #[cold]
-fn park_on(sleepers: &Sleepers, look: impl FnOnce() -> Idle) -> Result<(), Miss> {
+fn park_on(g: &Grant) -> Result<(), Miss> {
     let me = this_sleeper();
+    let sleepers = &g.lane.sleepers;
     sleepers.register(&me);
     loom_sc_fence();
-    match look() {
-        Idle::Sleep => {
+    match g.lane.fifo.idle(g.gen) {
+        Idle::Empty => {
             // Whoever sets the flag has taken us out of the list.
             while !me.woken.load(Ordering::Acquire) {
                 thread::park();
@@ -1070,8 +982,7 @@ fn park_on(sleepers: &Sleepers, look: impl FnOnce() -> Idle) -> Result<(), Miss>
         }
         Idle::Busy => {
             sleepers.unregister(&me);
-            // A push (pop) between its reservation and its write (read): let
-            // it finish.
+            // A push between its reservation and its write: let it finish.
             thread::yield_now();
             Ok(())
         }
@@ -1122,9 +1033,8 @@ impl Kernel {
 
     /// Sends `msg` from `pid` to `name` through the port's lane, if this
     /// thread holds a grant for it (its body is copied into the entry; the
-    /// caller drops the message once sent). `spin`: a blocking send
-    /// (`OnFull::Block`, no deadline), which yields a few times on a full
-    /// ring and then sleeps on it, unfenced, until a pop or a fence wakes it.
+    /// caller drops the message once sent). `spin`:
+    /// yield a few times on a full lane first (a blocking send).
     #[inline]
     pub(crate) fn lane_send(
         &self,
@@ -1137,8 +1047,8 @@ impl Kernel {
             return LaneSend::Locked { regrant: false };
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
-            let m = LaneMsg::new(msg.id, pid, &msg.body);
-            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }, spin) {
+            let m = LaneMsg::new(g.lane.clock.tick(), msg.id, pid, &msg.body);
+            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
                 Ok(()) => LaneSend::Sent,
                 Err((_, miss)) => {
                     // The message still has its body. Full (an unbounded
@@ -1179,8 +1089,8 @@ impl Kernel {
             return LaneSend::Locked { regrant: false };
         }
         let sent = with_cached(self.id(), pid, name, true, |g| {
-            let m = LaneMsg::new(id, pid, body);
-            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }, spin) {
+            let m = LaneMsg::new(g.lane.clock.tick(), id, pid, body);
+            match push_through(g, m, if spin { SPIN_YIELDS } else { 0 }) {
                 Ok(()) => LaneSend::Sent,
                 Err((_, miss)) => LaneSend::Locked {
                     regrant: matches!(miss, Miss::Fenced),
@@ -1331,8 +1241,7 @@ pub(crate) trait Received: Sized {
 impl Received for Message {
     #[inline(always)]
     fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Message {
-        let (len, sender) = (m.len(), m.sender());
-        Message::received(m.id, Body::from_flat(len, m.bytes), sender, name, seqno)
+        Message::received(m.id, Body::from_flat(m.len, m.bytes), m.sender, name, seqno)
     }
     fn from_message(m: Message) -> Message {
         m
@@ -1342,9 +1251,8 @@ impl Received for Message {
 impl Received for Result<SmallMessage, Message> {
     #[inline(always)]
     fn from_lane(m: LaneMsg, name: PortName, seqno: u64) -> Self {
-        let (len, sender) = (m.len(), m.sender());
         Ok(SmallMessage::from_lane(
-            m.id, len, m.bytes, sender, name, seqno,
+            m.id, m.len, m.bytes, m.sender, name, seqno,
         ))
     }
     fn from_message(m: Message) -> Self {

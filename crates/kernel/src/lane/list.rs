@@ -80,8 +80,8 @@ use super::{
 };
 use crate::sync::{spin_step, AtomicPtr, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 
-/// Slots per block (63, so that with its link a block of the kernel's
-/// 32-byte slots is 2 KiB; 2 under loom, so the models cross block boundaries).
+/// Slots per block (63, so that with its link a block of 40-byte messages
+/// is about 3 KiB; 2 under loom, so the models cross block boundaries).
 #[cfg(not(loom))]
 pub const BLOCK_CAP: u64 = 63;
 #[cfg(loom)]
@@ -109,9 +109,6 @@ fn ordinal(p: u64) -> u64 {
     (p / LAP) * BLOCK_CAP + (p % LAP).min(BLOCK_CAP)
 }
 
-/// 32-byte aligned: a slot of a 24-byte kernel entry is 32 bytes, two to
-/// a cache line, none across two.
-#[repr(align(32))]
 struct Slot<T> {
     flags: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
@@ -322,9 +319,8 @@ impl<T> ListLane<T> {
     }
 
     /// Takes the oldest value, with its number (module docs), if the lane
-    /// is open under `gen` and holds one. Inlined into the receive, as the
-    /// ring's is (out of line, the entry came back through the stack).
-    #[inline(always)]
+    /// is open under `gen` and holds one.
+    #[inline]
     pub fn pop(&self, gen: u32) -> Result<(T, u64), PopError> {
         let side = &self.consumers.0;
         let mut round = 0;
@@ -377,7 +373,6 @@ impl<T> ListLane<T> {
     /// # Safety
     /// The caller reserved this slot (or drains a fenced lane) and the
     /// head has moved past it.
-    #[inline(always)]
     unsafe fn take(&self, block: *mut Block<T>, offset: u64) -> T {
         // SAFETY: the block lives until this slot is marked read (contract).
         let b = unsafe { &*block };
@@ -405,7 +400,6 @@ impl<T> ListLane<T> {
     ///
     /// # Safety
     /// Every slot before `start`, and the last one, has been read.
-    #[cold]
     unsafe fn release(&self, block: *mut Block<T>, start: u64) {
         // SAFETY: not freed before this walk ends (contract).
         let b = unsafe { &*block };
