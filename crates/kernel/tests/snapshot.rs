@@ -19,9 +19,12 @@ mod world;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mkipc_kernel::runtime::{Begin, CanonicalOptions, Destination, Source, Wake, Waker};
+use mkipc_kernel::runtime::{
+    Begin, CanonicalOptions, Destination, Source, WaitOutcome, Wake, Waker,
+};
 use mkipc_kernel::{
-    Capacity, Disposition, Kernel, Message, Notification, NotifyKind, OnFull, Pid, PortName,
+    Capacity, Disposition, Filter, Kernel, MailboxConfig, Message, Notification, NotifyKind,
+    OnFull, Pid, PortName,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -527,6 +530,145 @@ fn states_that_can_differ_encode_differently() {
     assert_ne!(canon(&a), canon(&b));
     let opts = CanonicalOptions::WITHOUT_COUNTERS;
     assert_eq!(canon_with(&a, opts), canon_with(&b, opts));
+}
+
+/// Two receivers wait on a mailbox, in either order, and are handed two
+/// plain messages: one state, since whoever takes first takes the oldest
+/// (the group hand-off). A selective receive that does not wait then takes
+/// a third message, passing the two over, and from then on each receiver
+/// keeps the message it holds. The two histories must still be one state
+/// with one future: before freezing the group the kernel deals its
+/// messages out again in the encoding's order of the waits (else a model
+/// checker would take two states with different futures for one; found
+/// by `check_parallel`, whose breadth-first search met them in the other
+/// order than the depth-first one).
+#[test]
+fn a_group_of_handed_messages_freezes_alike_whatever_order_its_receivers_waited_in() {
+    let run = |first: usize| {
+        let k = Kernel::new();
+        let owner = k.create_task();
+        let mb = k
+            .mailbox_create(owner, "box", MailboxConfig::new(Capacity::Bounded(3)))
+            .unwrap();
+        let receivers: Vec<(Pid, PortName)> = (0..2)
+            .map(|_| {
+                let t = k.create_task();
+                (t, k.mailbox_open(t, "box").unwrap())
+            })
+            .collect();
+        let mut tokens = [None, None];
+        for i in [first, 1 - first] {
+            let (t, n) = receivers[i];
+            match k.receive_begin(t, Source::Name(n), true, &noop) {
+                Begin::Blocked(tok) => tokens[i] = Some(tok),
+                other => panic!("{other:?}"),
+            }
+        }
+        for id in [1, 2, 3] {
+            let r = k.send_begin(
+                owner,
+                Destination::Name(mb),
+                Message::new(id, b""),
+                OnFull::Fail,
+                &noop,
+            );
+            assert!(matches!(r, Begin::Done(Ok(_))), "{r:?}");
+        }
+        let grouped = canon(&k);
+        let only_3 = Filter::any().id(3);
+        match k.receive_matching_begin(owner, Source::Name(mb), &only_3, false, &noop) {
+            Begin::Done(Ok(m)) => assert_eq!(m.id, 3),
+            other => panic!("{other:?}"),
+        }
+        let frozen = canon(&k);
+        let got: Vec<u32> = receivers
+            .iter()
+            .zip(tokens)
+            .map(|(&(t, _), tok)| match k.wait_take(t, tok.unwrap()) {
+                Some(WaitOutcome::Received(Ok(m))) => m.id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        (grouped, frozen, got)
+    };
+    let (grouped_a, frozen_a, got_a) = run(0);
+    let (grouped_b, frozen_b, got_b) = run(1);
+    assert_eq!(grouped_a, grouped_b, "the group hides who waited first");
+    assert_eq!(frozen_a, frozen_b, "frozen, still one state");
+    assert_eq!(got_a, got_b, "with one future");
+    let mut ids = got_a.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2]);
+}
+
+/// Where a group member stands in a queue's handed list among the other
+/// handed messages counts: taking one of those freezes the members handed
+/// before it and leaves the later ones grouped. Here a selective receive
+/// (not plain) waits second or third among three receivers of one
+/// mailbox, and three equal messages are handed out; once it takes its
+/// message, a receive that does not wait gets the group's oldest only
+/// where a member is left grouped. The two must encode differently.
+#[test]
+fn where_a_group_member_stands_among_the_handed_messages_counts() {
+    let run = |filtered_second: bool| {
+        let k = Kernel::new();
+        let owner = k.create_task();
+        let mb = k
+            .mailbox_create(owner, "box", MailboxConfig::new(Capacity::Bounded(4)))
+            .unwrap();
+        let open = || {
+            let t = k.create_task();
+            (t, k.mailbox_open(t, "box").unwrap())
+        };
+        let (plain1, plain2, filtered) = (open(), open(), open());
+        let order = if filtered_second {
+            [plain1, filtered, plain2]
+        } else {
+            [plain1, plain2, filtered]
+        };
+        let only_1 = Filter::any().id(1);
+        let mut filtered_token = None;
+        for (t, n) in order {
+            let begun = if t == filtered.0 {
+                k.receive_matching_begin(t, Source::Name(n), &only_1, true, &noop)
+            } else {
+                k.receive_begin(t, Source::Name(n), true, &noop)
+            };
+            match begun {
+                Begin::Blocked(tok) if t == filtered.0 => filtered_token = Some(tok),
+                Begin::Blocked(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        let send = |id| {
+            let r = k.send_begin(
+                owner,
+                Destination::Name(mb),
+                Message::new(id, b""),
+                OnFull::Fail,
+                &noop,
+            );
+            assert!(matches!(r, Begin::Done(Ok(_))), "{r:?}");
+        };
+        for _ in 0..3 {
+            send(1);
+        }
+        let handed = canon_with(&k, CanonicalOptions::WITHOUT_COUNTERS);
+        assert!(matches!(
+            k.wait_take(filtered.0, filtered_token.unwrap()),
+            Some(WaitOutcome::Received(Ok(_)))
+        ));
+        send(2);
+        let got = match k.receive_begin(owner, Source::Name(mb), false, &noop) {
+            Begin::Done(Ok(m)) => m.id,
+            other => panic!("{other:?}"),
+        };
+        (handed, got)
+    };
+    let (second, got_second) = run(true);
+    let (third, got_third) = run(false);
+    assert_ne!(got_second, got_third, "the futures differ");
+    assert_ne!(second, third, "so the states must");
 }
 
 // ----- replay after restore --------------------------------------------------------

@@ -104,7 +104,7 @@ impl Default for CanonicalOptions {
 }
 
 /// Version byte the encoding starts with.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 // Name classes (the low byte of a `name_code`).
 const NAME_NULL: u64 = 0;
@@ -857,14 +857,23 @@ impl Encoder<'_> {
         // Handed messages: the plain ones as a queue of their own, oldest
         // first (whoever of their waits takes first takes the oldest, so
         // which wait holds which one is not observable: `take_handed`);
-        // the others by the wait holding each, which encodes it.
-        let grouped = |h: &&super::queue::HandedTo| h.plain && q.groups_handed();
+        // the others by the wait holding each, which encodes it. Where in
+        // the list each group member is counts (taking one of the others
+        // freezes the members before it), which of the group's waits it is
+        // does not (freezing deals the messages out again by wait number:
+        // `freeze_handed`).
+        let grouped = |h: &super::queue::HandedTo| h.plain && q.groups_handed();
         self.u(q.handed.len() as u64);
-        for h in q.handed.iter().filter(|h| !grouped(h)) {
-            self.wait(h.wait);
+        for h in q.handed.iter() {
+            if grouped(h) {
+                self.out.push(0);
+            } else {
+                self.out.push(1);
+                self.wait(h.wait);
+            }
         }
         self.out.push(0xfe);
-        for h in q.handed.iter().filter(grouped) {
+        for h in q.handed.iter().filter(|h| grouped(h)) {
             match self.st.waits.get(h.wait).map(|r| &r.state) {
                 Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => {
                     self.plain_message(m, h.stamp)

@@ -151,6 +151,13 @@ impl HandedList {
         }
     }
 
+    /// Makes entry `at` name wait `w` (its message and stamp stay).
+    pub(crate) fn set_wait(&mut self, at: usize, w: WaitId) {
+        if let Some(h) = self.0.as_mut().and_then(|v| v.get_mut(at)) {
+            h.wait = w;
+        }
+    }
+
     /// Makes the entries before index `end` (all: `usize::MAX`) keep
     /// their own messages from now on (see `Locked::take_handed`).
     pub(crate) fn freeze_before(&mut self, end: usize) {

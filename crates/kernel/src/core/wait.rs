@@ -123,7 +123,7 @@ impl Locked<'_> {
             return;
         };
         if !mine.plain || !queue.groups_handed() {
-            queue.handed.freeze_before(at);
+            self.freeze_handed(q, at);
         } else {
             let earlier: SmallVec<[WaitId; 4]> = queue.handed.as_slice()[..at]
                 .iter()
@@ -255,7 +255,7 @@ impl Locked<'_> {
                     .next()
                     .is_some_and(|h| h.stamp < stamp)
                 {
-                    queue.handed.freeze_before(usize::MAX);
+                    self.freeze_handed(other, usize::MAX);
                 }
             }
         }
@@ -266,8 +266,104 @@ impl Locked<'_> {
     /// is older, and keeps its own waiter from now on (see
     /// [`Self::take_handed`]).
     pub(crate) fn handed_overtaken(&mut self, q: QueueId) {
+        self.freeze_handed(q, usize::MAX);
+    }
+
+    /// Makes the entries of `q`'s handed list before index `end` (all:
+    /// `usize::MAX`) keep their own messages from now on (the group
+    /// hand-off ends for them: [`Self::take_handed`]).
+    ///
+    /// While they were a group, which of its waits held which of its
+    /// messages was not observable (whoever takes first takes the oldest),
+    /// and the canonical encoding leaves it out: two histories that handed
+    /// the same messages to the same waits in different orders are one
+    /// state. Once frozen it is observable, so first the group's messages
+    /// are dealt again in an order the state decides: the oldest to the
+    /// wait the encoding numbers first (by task, then the task's own order
+    /// of its waits), and so on. (Frozen as they lay, the two histories
+    /// would go on differently from what the encoding counts as one state.)
+    pub(crate) fn freeze_handed(&mut self, q: QueueId, end: usize) {
+        let Some(queue) = self.queue(q) else {
+            return;
+        };
+        // The group's members before `end`: (index in the list, wait), the
+        // messages they hold oldest first.
+        let members: SmallVec<[(usize, WaitId); 4]> = if queue.groups_handed() {
+            queue
+                .handed
+                .iter()
+                .enumerate()
+                .take(end)
+                .filter(|(_, h)| h.plain)
+                .map(|(i, h)| (i, h.wait))
+                .collect()
+        } else {
+            SmallVec::new()
+        };
+        let holds_message = |w: WaitId| {
+            matches!(
+                self.waits.get(w).map(|r| &r.state),
+                Some(WaitState::Handed(WaitOutcome::Received(Ok(_)), _))
+            )
+        };
+        if members.len() > 1 && members.iter().all(|&(_, w)| holds_message(w)) {
+            let mut holder: SmallVec<[WaitId; 4]> = members.iter().map(|&(_, w)| w).collect();
+            let mut want = holder.clone();
+            want.sort_by_key(|&w| self.wait_order_key(w));
+            for j in 0..want.len() {
+                if holder[j] == want[j] {
+                    continue;
+                }
+                let k = (j + 1..holder.len())
+                    .find(|&k| holder[k] == want[j])
+                    .expect("a permutation");
+                self.exchange_handed(holder[j], holder[k]);
+                holder.swap(j, k);
+            }
+            // The list keeps its order of messages (and their stamps, which
+            // stay with the entries): each entry now names the wait holding
+            // its message.
+            if let Some(queue) = self.queue_mut(q) {
+                for (&(at, _), &w) in members.iter().zip(&want) {
+                    queue.handed.set_wait(at, w);
+                }
+            }
+        }
         if let Some(queue) = self.queue_mut(q) {
-            queue.handed.freeze_before(usize::MAX);
+            queue.handed.freeze_before(end);
+        }
+    }
+
+    /// Where the canonical encoding numbers wait `w`: by its task, then
+    /// its place among the task's waits.
+    fn wait_order_key(&self, w: WaitId) -> (Pid, usize) {
+        let Some(rec) = self.waits.get(w) else {
+            return (Pid(u32::MAX), usize::MAX);
+        };
+        let at = self
+            .task(rec.task)
+            .and_then(|t| t.waits.iter().position(|&x| x == w))
+            .unwrap_or(usize::MAX);
+        (rec.task, at)
+    }
+
+    /// Exchanges the messages two handed waits hold, each keeping the name
+    /// it receives on.
+    fn exchange_handed(&mut self, a: WaitId, b: WaitId) {
+        let placeholder = || WaitOutcome::Sent(Ok(crate::capacity::Sent::Delivered));
+        let Some(WaitState::Handed(taken, _)) = self.waits.get_mut(a).map(|r| &mut r.state) else {
+            return;
+        };
+        let mut outcome = std::mem::replace(taken, placeholder());
+        if let (
+            WaitOutcome::Received(Ok(mine)),
+            Some(WaitState::Handed(WaitOutcome::Received(Ok(theirs)), _)),
+        ) = (&mut outcome, self.waits.get_mut(b).map(|r| &mut r.state))
+        {
+            mine.exchange_keeping_received_on(theirs);
+        }
+        if let Some(WaitState::Handed(slot, _)) = self.waits.get_mut(a).map(|r| &mut r.state) {
+            *slot = outcome;
         }
     }
 
