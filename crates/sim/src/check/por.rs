@@ -360,32 +360,25 @@ pub(crate) fn conflicts<M: Machine>(
 /// the message's place until it takes it, so a try-send sees the mailbox
 /// full, where with the receive made after the send the place is free: a
 /// plain send and a plain receive commute only up to that (the machine
-/// law), which a try tells apart. Receivers wait eagerly only where lazy
-/// blocking does not apply: some other process may use the mailbox
-/// otherwise than plainly (`MailboxUse::Other`).
+/// law), which a try tells apart. Receivers wait eagerly wherever lazy
+/// blocking does not apply to them ([`lazy_mailbox`]): on a rendezvous
+/// mailbox, or where some process may use it otherwise than plainly or
+/// receive from it among other sources.
 fn tries_commute<M: Machine>(world: &World<M>, slots: &[Slot<M>], key: (u8, u64)) -> bool {
     let Some(label) = world.label_of(key) else {
         return false;
     };
-    let alive = |s: &&Slot<M>| !matches!(s.status, Status::Ended(_));
-    let waiting = slots.iter().filter(alive).any(|s| {
+    let alive = |s: &Slot<M>| !matches!(s.status, Status::Ended(_));
+    let waiting = slots.iter().filter(|s| alive(s)).any(|s| {
         matches!(s.status, Status::Waiting { .. } | Status::TimedOut { .. })
             && waits_on(world, s, key, false, false)
     });
-    let receivers = slots
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| alive(s))
-        .filter(|(_, s)| {
-            s.machine.may_use_mailbox(label, MailboxUse::Receive)
-                || s.machine.may_use_mailbox(label, MailboxUse::Select)
-        });
-    let eager = receivers.clone().any(|(j, _)| {
-        slots.iter().enumerate().any(|(k, s)| {
-            k != j && alive(&s) && s.machine.may_use_mailbox(label, MailboxUse::Other)
-        })
+    let eager = slots.iter().enumerate().any(|(j, s)| {
+        alive(s)
+            && (s.machine.may_use_mailbox(label, MailboxUse::Receive)
+                || s.machine.may_use_mailbox(label, MailboxUse::Select))
+            && !lazy_mailbox(world, slots, j, key)
     });
-    drop(receivers);
     !waiting && !eager
 }
 
@@ -565,6 +558,17 @@ pub(crate) fn lazy_sources<M: Machine>(
 /// first would lazily; but a try or timed receive, or a select that takes
 /// without waiting, could take the message the waiting receiver was
 /// handed, and a `DropOldest` send could displace it ([`MailboxUse::Other`]).
+///
+/// The argument needs every receiver of the mailbox to block the same way:
+/// with one lazy and one eager, the eager one can wait *behind* a message
+/// promised to the other (who waited first), a state no lazy history has
+/// (lazily, it would take the message itself), and a try sees the mailbox
+/// both empty and full there (found by the soundness test: a `select`
+/// trying a receive, then a send, both missing). So `i` may not block
+/// lazily while another live process may receive from the mailbox and `i`
+/// itself may use it otherwise than plainly (that process would wait
+/// eagerly), or may receive from it among other sources (a select waits
+/// eagerly unless all its sources allow lazy blocking).
 pub(crate) fn lazy_mailbox<M: Machine>(
     world: &World<M>,
     slots: &[Slot<M>],
@@ -586,7 +590,10 @@ pub(crate) fn lazy_mailbox<M: Machine>(
             // message (the kernel's group hand-off), as the first to step
             // would lazily. What could take or displace a handed message
             // tells the orders apart.
-            let intrudes = |m: &M| m.may_use_mailbox(label, MailboxUse::Other);
+            let uses = |m: &M, how| m.may_use_mailbox(label, how);
+            let intrudes = |m: &M| uses(m, MailboxUse::Other) || uses(m, MailboxUse::Select);
+            let receives = |m: &M| uses(m, MailboxUse::Receive) || uses(m, MailboxUse::Select);
             !others().any(intrudes)
+                && !(uses(&slots[i].machine, MailboxUse::Other) && others().any(receives))
         })
 }

@@ -356,7 +356,13 @@ impl Machine for Prog {
                 p == port
                     && match send {
                         Some(_) => how == MailboxUse::TrySend || (last && how == MailboxUse::Send),
-                        None => how == MailboxUse::Other || (last && how == MailboxUse::Receive),
+                        // The last arm's blocking receive waits eagerly
+                        // after tries it does not cover (`Missed::covered_by`):
+                        // with other arms, `Other` too.
+                        None => {
+                            (how == MailboxUse::Other && arms.len() > 1)
+                                || (last && how == MailboxUse::Receive)
+                        }
                     }
             }),
             _ => false,
