@@ -593,7 +593,8 @@ pub(crate) fn lazy_mailbox<M: Machine>(
             let uses = |m: &M, how| m.may_use_mailbox(label, how);
             let intrudes = |m: &M| uses(m, MailboxUse::Other) || uses(m, MailboxUse::Select);
             let receives = |m: &M| uses(m, MailboxUse::Receive) || uses(m, MailboxUse::Select);
-            !others().any(intrudes)
-                && !(uses(&slots[i].machine, MailboxUse::Other) && others().any(receives))
+            let eager_beside =
+                || uses(&slots[i].machine, MailboxUse::Other) && others().any(receives);
+            !others().any(intrudes) && !eager_beside()
         })
 }
