@@ -239,7 +239,7 @@ fn shards_cover(m: &Model, reduction: bool, n: u32, max_states: u64) -> Option<R
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+    #![proptest_config(model_cases(96))]
 
     #[test]
     fn every_number_of_workers_finds_the_same(m in por_model(), reduction in any::<bool>()) {

@@ -288,7 +288,7 @@ fn compare_reduced(m: &Model, max_states: u64) -> Option<Result<(u64, u64), Stri
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+    #![proptest_config(model_cases(256))]
 
     #[test]
     fn the_checker_reaches_what_plain_dfs_reaches(m in model()) {
@@ -311,7 +311,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+    #![proptest_config(model_cases(256))]
 
     /// Several processes on one or two mailboxes, where the reduction
     /// expands states by stubborn sets of several processes: the same
@@ -703,7 +703,7 @@ mod public_models {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 256, max_global_rejects: 4_000, ..ProptestConfig::default() })]
+        #![proptest_config(crate::model_cases(256))]
 
         #[test]
         fn the_reduction_keeps_every_failure_and_end_state_of_public_models(m in model()) {

@@ -51,6 +51,25 @@ struct Model {
     server: bool,
 }
 
+/// How many cases a property over these models runs: `default` (what CI
+/// affords), or `MKIPC_MODEL_CASES` when set. CI's counts are too small to
+/// find a rare unsound case: run the properties at 3,000 cases
+/// (`MKIPC_MODEL_CASES=3000 cargo test --release -p mkipc-sim --test
+/// check_soundness --test check_parallel`) after any change to the checker.
+fn model_cases(default: u32) -> ProptestConfig {
+    let cases = std::env::var("MKIPC_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases,
+        // Models too big for the comparison are rejected: room for as
+        // many rejects per case as the defaults allow.
+        max_global_rejects: cases.saturating_mul(16).max(4_000),
+        ..ProptestConfig::default()
+    }
+}
+
 fn capacity(code: u8) -> Capacity {
     match code % 4 {
         0 => Capacity::Zero,
