@@ -38,6 +38,18 @@ fn noop() -> Waker {
     Arc::new(Noop).into()
 }
 
+/// Sends an empty message `id` from `t` to `to`, which must take it at once.
+fn send(k: &Kernel, t: Pid, to: PortName, id: u32) {
+    let r = k.send_begin(
+        t,
+        Destination::Name(to),
+        Message::new(id, b""),
+        OnFull::Fail,
+        &noop,
+    );
+    assert!(matches!(r, Begin::Done(Ok(_))), "{r:?}");
+}
+
 fn canon(k: &Kernel) -> Vec<u8> {
     let mut out = Vec::new();
     k.canonical(&mut out);
@@ -406,16 +418,6 @@ fn dead_name_notifications_go_out_in_slot_order() {
 /// encodes differently, and the difference shows.
 #[test]
 fn states_that_can_differ_encode_differently() {
-    fn send(k: &Kernel, t: mkipc_kernel::Pid, to: PortName, id: u32) {
-        let r = k.send_begin(
-            t,
-            Destination::Name(to),
-            Message::new(id, b""),
-            OnFull::Fail,
-            &noop,
-        );
-        assert!(matches!(r, Begin::Done(Ok(_))));
-    }
     fn received(k: &Kernel, t: mkipc_kernel::Pid, from: &[PortName]) -> u32 {
         match k.receive_begin(t, Source::Any(from), false, &noop) {
             Begin::Done(Ok(m)) => m.id,
@@ -565,14 +567,7 @@ fn a_group_of_handed_messages_freezes_alike_whatever_order_its_receivers_waited_
             }
         }
         for id in [1, 2, 3] {
-            let r = k.send_begin(
-                owner,
-                Destination::Name(mb),
-                Message::new(id, b""),
-                OnFull::Fail,
-                &noop,
-            );
-            assert!(matches!(r, Begin::Done(Ok(_))), "{r:?}");
+            send(&k, owner, mb, id);
         }
         let grouped = canon(&k);
         let only_3 = Filter::any().id(3);
@@ -640,25 +635,15 @@ fn where_a_group_member_stands_among_the_handed_messages_counts() {
                 other => panic!("{other:?}"),
             }
         }
-        let send = |id| {
-            let r = k.send_begin(
-                owner,
-                Destination::Name(mb),
-                Message::new(id, b""),
-                OnFull::Fail,
-                &noop,
-            );
-            assert!(matches!(r, Begin::Done(Ok(_))), "{r:?}");
-        };
         for _ in 0..3 {
-            send(1);
+            send(&k, owner, mb, 1);
         }
         let handed = canon_with(&k, CanonicalOptions::WITHOUT_COUNTERS);
         assert!(matches!(
             k.wait_take(filtered.0, filtered_token.unwrap()),
             Some(WaitOutcome::Received(Ok(_)))
         ));
-        send(2);
+        send(&k, owner, mb, 2);
         let got = match k.receive_begin(owner, Source::Name(mb), false, &noop) {
             Begin::Done(Ok(m)) => m.id,
             other => panic!("{other:?}"),
