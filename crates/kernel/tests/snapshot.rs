@@ -1216,3 +1216,87 @@ fn a_closed_queue_is_in_snapshots_and_the_canonical_state() {
     );
     assert!(matches!(r, Begin::Done(Ok(_))));
 }
+
+/// The canonical parts with `groups` relabelled, and whether the state may
+/// be relabelled (`Kernel::canonical_parts_relabelled`).
+fn canon_relabelled(k: &Kernel, groups: &[Vec<Pid>]) -> (Vec<u8>, bool) {
+    let (mut out, mut cuts) = (Vec::new(), Vec::new());
+    let ok = k.canonical_parts_relabelled(CanonicalOptions::EXACT, groups, &mut out, &mut cuts);
+    (out, ok)
+}
+
+#[test]
+fn relabelling_interchangeable_tasks_makes_swapped_states_one() {
+    // Two senders put messages 1 and 2 in a mailbox, in one order or the
+    // other: each state is the other with the senders swapped.
+    let run = |first: usize| {
+        let k = Kernel::new();
+        let owner = k.create_task();
+        k.mailbox_create(owner, "box", MailboxConfig::new(Capacity::Bounded(3)))
+            .unwrap();
+        let senders: Vec<(Pid, PortName)> = (0..2)
+            .map(|_| {
+                let t = k.create_task();
+                (t, k.mailbox_open(t, "box").unwrap())
+            })
+            .collect();
+        for (id, i) in [(1, first), (2, 1 - first)] {
+            send(&k, senders[i].0, senders[i].1, id);
+        }
+        (k, senders[0].0, senders[1].0)
+    };
+    let (ka, a0, a1) = run(0);
+    let (kb, b0, b1) = run(1);
+    assert_ne!(canon(&ka), canon(&kb), "who sent which message is written");
+    let (same, ok) = canon_relabelled(&ka, &[vec![a0, a1]]);
+    assert!(ok);
+    let mut plain = (Vec::new(), Vec::new());
+    ka.canonical_parts(CanonicalOptions::EXACT, &mut plain.0, &mut plain.1);
+    assert_eq!(same, plain.0, "members in pid order: the identity encoding");
+    let (swapped, ok) = canon_relabelled(&kb, &[vec![b1, b0]]);
+    assert!(ok);
+    assert_eq!(
+        swapped, same,
+        "the swapped state relabelled is the first one"
+    );
+    let (other, _) = canon_relabelled(&ka, &[vec![a1, a0]]);
+    assert_ne!(other, same, "relabelling changes the bytes");
+}
+
+#[test]
+fn two_members_in_a_group_of_handed_messages_make_the_state_pid_ordered() {
+    // Freezing a group of handed messages deals them out by pid: a
+    // relabelled state's future may differ, and the encoder says so.
+    let k = Kernel::new();
+    let owner = k.create_task();
+    let mb = k
+        .mailbox_create(owner, "box", MailboxConfig::new(Capacity::Bounded(3)))
+        .unwrap();
+    let receivers: Vec<(Pid, PortName)> = (0..2)
+        .map(|_| {
+            let t = k.create_task();
+            (t, k.mailbox_open(t, "box").unwrap())
+        })
+        .collect();
+    let group = vec![receivers[0].0, receivers[1].0];
+    for &(t, n) in &receivers {
+        assert!(matches!(
+            k.receive_begin(t, Source::Name(n), true, &noop),
+            Begin::Blocked(_)
+        ));
+    }
+    assert!(
+        canon_relabelled(&k, std::slice::from_ref(&group)).1,
+        "waiting alone is not"
+    );
+    send(&k, owner, mb, 1);
+    assert!(
+        canon_relabelled(&k, std::slice::from_ref(&group)).1,
+        "one handed message is not"
+    );
+    send(&k, owner, mb, 2);
+    assert!(
+        !canon_relabelled(&k, &[group]).1,
+        "two members in one group are"
+    );
+}

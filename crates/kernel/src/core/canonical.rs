@@ -45,6 +45,7 @@ use smallvec::SmallVec;
 
 use super::snapshot::KernelSnapshot;
 use super::space::{Obj, Space};
+use super::symmetry::Relabel;
 use super::{
     KMessage, KRight, Kernel, MailboxId, MsgQueue, PortId, QueueId, Receiver, Registration, SetId,
     State, WaitId, WaitOutcome, WaitState, WaitToken,
@@ -220,6 +221,10 @@ struct Numbering {
     sets: Vec<u32>,
     /// The live sets in number order.
     set_order: Vec<SetId>,
+    /// The tasks' labels (the identity unless a checker relabels
+    /// interchangeable tasks: `symmetry.rs`), and the order tasks are
+    /// visited in: by label.
+    relabel: Relabel,
 }
 
 thread_local! {
@@ -246,6 +251,18 @@ impl Numbering {
             at.map_or(0, |i| self.local[i].1 as usize)
         }
     }
+}
+
+/// The live tasks of `st` in the order of their labels (pid order when
+/// nothing is relabelled).
+fn tasks_by_label<'s>(
+    st: &'s State,
+    relabel: &'s Relabel,
+) -> impl Iterator<Item = &'s super::TaskState> {
+    relabel
+        .order()
+        .iter()
+        .filter_map(|&p| st.tasks.get(p as usize).and_then(Option::as_deref))
 }
 
 /// Clears `v` and makes it `len` zeros (no allocation once it has grown).
@@ -308,7 +325,7 @@ impl Numbering {
         zeroed(&mut self.waits, st.waits.slot_count());
         self.wait_order.clear();
         let (pos, order) = (&mut self.waits, &mut self.wait_order);
-        for task in st.tasks.iter().flatten() {
+        for task in tasks_by_label(st, &self.relabel) {
             for &w in &task.waits {
                 if st.waits.contains(w) && pos[w.index() as usize] == 0 {
                     order.push(w);
@@ -355,7 +372,7 @@ impl Numbering {
                 f(p);
             }
         }
-        for task in st.tasks.iter().flatten() {
+        for task in tasks_by_label(st, &self.relabel) {
             for (_, obj) in task.space.slots() {
                 if let Some(Obj::Port { port, .. } | Obj::SendOnce(port)) = obj {
                     visit(port);
@@ -467,7 +484,7 @@ impl Numbering {
                 num[id.index() as usize] = order.len() as u32;
             }
         };
-        for task in st.tasks.iter().flatten() {
+        for task in tasks_by_label(st, &self.relabel) {
             if let Some(inbox) = st.live_inbox(task) {
                 visit(inbox);
             }
@@ -508,6 +525,7 @@ pub(crate) fn wait_code(st: &State, token: WaitToken) -> u64 {
     let id = token.id();
     let number = if st.waits.contains(id) {
         with_numbering(|n| {
+            n.relabel.identity(st.tasks.len());
             n.number_waits(st);
             n.waits[id.index() as usize]
         })
@@ -519,19 +537,27 @@ pub(crate) fn wait_code(st: &State, token: WaitToken) -> u64 {
 
 /// Writes the canonical encoding of `st` to `out` (appending).
 pub(crate) fn encode(st: &State, opts: CanonicalOptions, out: &mut Vec<u8>) {
-    encode_parts(st, opts, out, None);
+    encode_parts(st, opts, out, None, NO_GROUPS);
 }
+
+/// No interchangeable tasks.
+const NO_GROUPS: &[&[Pid]] = &[];
 
 /// [`encode`], pushing to `cuts` the end offset in `out` of each part: the
 /// header, each task, each port (in number order), the sets, the
-/// mailboxes, the name service, each wait.
-pub(crate) fn encode_parts(
+/// mailboxes, the name service, each wait. With `groups` (each group's
+/// members in the order chosen), the encoding of the state with those tasks
+/// relabelled (`symmetry.rs`); `false` when the state is pid-ordered for
+/// them, and the relabelling may not be trusted.
+pub(crate) fn encode_parts<G: AsRef<[Pid]>>(
     st: &State,
     opts: CanonicalOptions,
     out: &mut Vec<u8>,
     cuts: Option<&mut Vec<usize>>,
-) {
+    groups: &[G],
+) -> bool {
     with_numbering(|n| {
+        n.relabel.set(st.tasks.len(), groups);
         n.fill(st, opts.cross_queue_order);
         let mut e = Encoder {
             st,
@@ -539,9 +565,11 @@ pub(crate) fn encode_parts(
             opts,
             n,
             cuts,
+            pid_ordered: false,
         };
         e.state();
-    });
+        !e.pid_ordered
+    })
 }
 
 /// Writes a user message `pid` holds (names normalised as [`name_code`] does).
@@ -560,6 +588,7 @@ pub(crate) fn encode_message(
         opts,
         n: &none,
         cuts: None,
+        pid_ordered: false,
     };
     e.user_message(pid, msg);
 }
@@ -572,6 +601,9 @@ struct Encoder<'a> {
     n: &'a Numbering,
     /// Where each part ends, if asked ([`encode_parts`]).
     cuts: Option<&'a mut Vec<usize>>,
+    /// Two members of a group met in a structure ordered by pid
+    /// (`symmetry.rs`).
+    pid_ordered: bool,
 }
 
 impl Encoder<'_> {
@@ -703,8 +735,17 @@ impl Encoder<'_> {
         self.out.push(u8::from(a.send) | (u8::from(a.receive) << 1));
     }
 
+    /// A pid, as its label (itself unless relabelled).
     fn pid(&mut self, p: Pid) {
-        self.u(u64::from(p.0));
+        let l = self.n.relabel.label(p);
+        self.u(u64::from(l.0));
+    }
+
+    /// Notes the pids of a structure that orders them (`symmetry.rs`).
+    fn ordered_pids(&mut self, pids: impl Iterator<Item = Pid>) {
+        if !self.pid_ordered && self.n.relabel.two_of_a_group(pids) {
+            self.pid_ordered = true;
+        }
     }
 
     fn name(&mut self, pid: Pid, name: PortName) {
@@ -873,6 +914,13 @@ impl Encoder<'_> {
             }
         }
         self.out.push(0xfe);
+        let st = self.st;
+        self.ordered_pids(
+            q.handed
+                .iter()
+                .filter(|h| grouped(h))
+                .filter_map(|h| st.waits.get(h.wait).map(|w| w.task)),
+        );
         for h in q.handed.iter().filter(|h| grouped(h)) {
             match self.st.waits.get(h.wait).map(|r| &r.state) {
                 Some(WaitState::Handed(WaitOutcome::Received(Ok(m)), _)) => {
@@ -884,6 +932,7 @@ impl Encoder<'_> {
         // Send-possible requests: who asked, under which of its names, and
         // where the notification goes (in key order, the order they go out in).
         self.u(q.send_possible.len() as u64);
+        self.ordered_pids(q.send_possible.keys().map(|&(pid, _)| pid));
         for (&(pid, super::BySlot(name)), &r) in &q.send_possible {
             self.pid(pid);
             self.name(pid, name);
@@ -975,7 +1024,8 @@ impl Encoder<'_> {
         // Tasks.
         self.u(st.tasks.len() as u64);
         self.cut();
-        for task in &st.tasks {
+        for k in 0..self.n.relabel.order().len() {
+            let task = &st.tasks[self.n.relabel.order()[k] as usize];
             let Some(t) = task else {
                 self.out.push(0);
                 self.cut();
@@ -990,6 +1040,8 @@ impl Encoder<'_> {
                 None => self.u(0),
             }
             let l = t.links();
+            let keys = l.links_in.keys().chain(l.links_out.keys());
+            self.ordered_pids(keys.chain(l.link_capacity.keys()).copied());
             self.u(l.links_in.len() as u64);
             for (&from, &p) in &l.links_in {
                 self.pid(from);
@@ -1043,6 +1095,7 @@ impl Encoder<'_> {
             self.u(p.send_once_rights);
             let requests = p.requests();
             self.u(requests.dead_name_requests.len() as u64);
+            self.ordered_pids(requests.dead_name_requests.keys().map(|&(pid, _)| pid));
             for (&(pid, super::BySlot(name)), &r) in &requests.dead_name_requests {
                 self.pid(pid);
                 self.name(pid, name);
@@ -1109,6 +1162,7 @@ impl Encoder<'_> {
                 }
             }
             self.u(m.acl.len() as u64);
+            self.ordered_pids(m.acl.keys().copied());
             for (&pid, &a) in &m.acl {
                 self.pid(pid);
                 self.access(a);
@@ -1309,7 +1363,31 @@ impl Kernel {
         out: &mut Vec<u8>,
         cuts: &mut Vec<usize>,
     ) {
-        encode_parts(&self.lock_raw(), opts, out, Some(cuts));
+        encode_parts(&self.lock_raw(), opts, out, Some(cuts), NO_GROUPS);
+    }
+
+    /// [`Kernel::canonical_parts`] of the state with interchangeable tasks
+    /// relabelled, for a checker's symmetry reduction (module
+    /// `symmetry`): each of `groups` lists a group's members in the order
+    /// chosen for this state, and its k-th member is written as the
+    /// group's k-th smallest pid. The bytes are exactly those of the
+    /// relabelled state's [`Kernel::canonical_parts`]. Each group's pids
+    /// must be contiguous and the groups disjoint.
+    ///
+    /// Returns `false` when two members of a group meet in a structure the
+    /// kernel orders by pid (a queue's send-possible requests, a port's
+    /// dead-name requests, a group of handed messages, a task's links, an
+    /// access list): from such a state the relabelled state's future may
+    /// not be the relabelling of this one's, and the checker must not rely
+    /// on the reduction.
+    pub fn canonical_parts_relabelled<G: AsRef<[Pid]>>(
+        &self,
+        opts: CanonicalOptions,
+        groups: &[G],
+        out: &mut Vec<u8>,
+        cuts: &mut Vec<usize>,
+    ) -> bool {
+        encode_parts(&self.lock_raw(), opts, out, Some(cuts), groups)
     }
 
     /// [`KernelSnapshot::canonical_name`] on the current state.

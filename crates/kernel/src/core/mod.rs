@@ -39,6 +39,7 @@ mod send;
 mod service;
 mod snapshot;
 pub(crate) mod space;
+mod symmetry;
 #[cfg(test)]
 mod tests;
 mod transfer;
